@@ -1564,7 +1564,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PLIVO_AUTH_TOKEN", "phone", STRING, secret=True,
         shown="unset",
-        meaning="checks Plivo's V3 signatures",
+        meaning="checks Plivo's V3 signatures; with `PLIVO_AUTH_ID`, transfers Plivo calls",
+    ),
+    Setting(
+        "PLIVO_AUTH_ID", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the Plivo account's Auth ID: with `PLIVO_AUTH_TOKEN` and `PHONE_PUBLIC_URL`, the dispatcher transfers "
+            "its Plivo calls ([phone.md](phone.md#handing-a-call-to-a-person)); unset, Plivo transfers are refused"
+        ),
+    ),
+    Setting(
+        "PLIVO_API_URL", "phone", STRING, default="https://api.plivo.com",
+        meaning=(
+            "where Plivo's REST API is reached for transfers (a test's fake): the server alone, without Plivo's "
+            "`/v1` (the dispatcher adds the path); `https://`, or `http://` to a loopback host only, since each "
+            "request carries the auth token"
+        ),
     ),
     Setting(
         "EXOTEL_API_KEY", "phone", STRING, secret=True,

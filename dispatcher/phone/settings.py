@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from dispatcher.phone.carrier_recording import parse_carrier_recording
+from dispatcher.phone.plivo_calls import PLIVO_API_URL
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.telnyx_ids import TELNYX_API_URL
@@ -43,6 +44,9 @@ class PhoneSettings:
     telnyx_api_key: str | None = field(default=None, repr=False)
     telnyx_api_url: str = TELNYX_API_URL
     plivo_auth_token: str | None = field(default=None, repr=False)
+    # With the auth token, what a transfer updates Plivo calls with (dispatcher/phone/plivo_calls.py): None, none.
+    plivo_auth_id: str | None = None
+    plivo_api_url: str = PLIVO_API_URL
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
     # A Twilio stream admitted by its upgrade's signature alone (no one-time token): off unless
@@ -92,6 +96,11 @@ class PhoneSettings:
         telnyx_api_key = setting_text(env, "TELNYX_TRANSFER_API_KEY") or None
         telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
             "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
+        plivo_auth_id = setting_text(env, "PLIVO_AUTH_ID") or None
+        if plivo_auth_id is not None and not plivo_auth_id.isalnum():
+            raise SettingsError("PLIVO_AUTH_ID must be the Auth ID the Plivo console shows (letters and digits)")
+        plivo_api_url = server_only("PLIVO_API_URL", credentialed_url(
+            "PLIVO_API_URL", setting_text(env, "PLIVO_API_URL").rstrip("/"), "the auth token"))
         try:
             transfer_targets = parse_transfer_targets(setting_text(env, "PHONE_TRANSFER_TARGETS"))
         except ValueError as exc:
@@ -115,6 +124,8 @@ class PhoneSettings:
             telnyx_api_key=telnyx_api_key,
             telnyx_api_url=telnyx_api_url,
             plivo_auth_token=setting_text(env, "PLIVO_AUTH_TOKEN") or None,
+            plivo_auth_id=plivo_auth_id,
+            plivo_api_url=plivo_api_url,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
             twilio_signed_streams=setting_bool(env, "TWILIO_SIGNED_STREAMS"),
             handshake_seconds=float(setting_int(env, "PHONE_HANDSHAKE_SECONDS")),

@@ -17,6 +17,7 @@ from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
+from dispatcher.phone.plivo_calls import PlivoCalls
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
 from dispatcher.phone.telnyx_calls import ACCOUNT_SID, TelnyxCalls
@@ -93,8 +94,15 @@ def build_phone_state(
     # Telnyx calls are named by their signed webhook alone: no key to check it, no Telnyx transfers.
     telnyx = (TelnyxCalls(phone.telnyx_api_key, phone.telnyx_api_url)
               if phone.telnyx_api_key is not None and phone.telnyx_key is not None else None)
+    # Plivo fetches a transferred call's XML from this region's URL, else PHONE_PUBLIC_URL, never a request's
+    # Host (dispatcher/phone/access.py `carrier_base`, which imports this module).
+    here = regions or Regions()
+    plivo = (PlivoCalls(phone.plivo_auth_id, phone.plivo_auth_token,
+                        here.urls[here.here] if here.several else phone.public_url, phone.token_key,
+                        phone.plivo_api_url)
+             if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx)
+                          sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx, plivo=plivo)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     several = (regions or Regions()).several

@@ -24,7 +24,7 @@ def bot_transfer(
             answer = await transfers.transfer(str(link.session_id), target)
             if answer is None:
                 raise ApiError(409, "no_live_call", "this session has no live phone call at any of the dispatcher's "
-                               "replicas: transfers work on Twilio and Telnyx media-stream calls that came in "
+                               "replicas: transfers work on Twilio, Telnyx and Plivo media-stream calls that came in "
                                "through their signed webhook, and on calls through the SIP edge")
             return answer
         except ApiError as exc:

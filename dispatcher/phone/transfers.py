@@ -1,13 +1,14 @@
 """A live call handed to a person, cold: the carrier is told to ring `to` instead of streaming to the
 bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py; for Telnyx, the
-same with TeXML through its Twilio-shaped TeXML REST API, dispatcher/phone/telnyx_calls.py; for a call
+same with TeXML through its Twilio-shaped TeXML REST API, dispatcher/phone/telnyx_calls.py; for Plivo, the
+call pointed at a one-time URL whose XML dials, dispatcher/phone/plivo_calls.py; for a call
 through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
 the call's stream; the session then ends as `transferred`.
 
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
-`POST /start` token writes it), and the update redirects whichever call it names. A Telnyx call's ids
+`POST /start` token writes it), and the update redirects whichever call it names. A Telnyx (or Plivo) call's ids
 are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
 TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
 word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
@@ -35,6 +36,7 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
@@ -51,12 +53,15 @@ SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took 
 BUDGET_SECONDS = 25.0
 READ_SECONDS = 6.0  # of the budget, kept for the read back after an unanswered update
 CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's, Telnyx's ended statuses
-CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID}  # the REST-updated carriers, and their calls' ids
+# The carriers whose calls are transferred through their REST API, and their calls' ids.
+CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID, "plivo": PLIVO_CALL_UUID}
 NOT_CONFIGURED = {
     "twilio": "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so "
               "the dispatcher can update Twilio calls",
     "telnyx": "set TELNYX_TRANSFER_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in "
               "by) so the dispatcher can update Telnyx calls",
+    "plivo": "set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN (which also verifies the webhooks its calls come in by) so "
+             "the dispatcher can transfer Plivo calls",
 }
 
 
@@ -78,8 +83,9 @@ class Transfers:
     def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None, targets: TransferTargets | None,
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
-                 sip: SipTransfers | None = None, telnyx: CallsResource | None = None) -> None:
-        self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx}
+                 sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
+                 plivo: CallsResource | None = None) -> None:
+        self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
         self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -96,7 +102,7 @@ class Transfers:
         said = start.get("callSid") if carrier == "twilio" else None
         if isinstance(said, str) and said == signed_call:
             call.call_sid = said
-        if carrier == "telnyx":  # only a signed webhook mints a token that names the call
+        if carrier in ("telnyx", "plivo"):  # only a signed webhook mints a token that names the call
             call.call_sid = signed_call
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
@@ -131,8 +137,8 @@ class Transfers:
                            "(\"mode\": \"cold\") works here")
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
-                           "transfers work on Twilio and Telnyx media-stream calls and calls through the SIP edge "
-                           "(docs/phone.md)")
+                           "transfers work on Twilio, Telnyx and Plivo media-stream calls and calls through the "
+                           "SIP edge (docs/phone.md)")
         rest = self._rest[call.carrier]
         if rest is None:
             raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
@@ -141,6 +147,9 @@ class Transfers:
             raise ApiError(409, "call_not_verified", f"this call's id was not signed by {rest.carrier}: only a call "
                            f"that came in through the signed webhook (POST /phone/{call.carrier}) can be transferred, "
                            "since a stream opened with a POST /start token could name any call of the account")
+        missing = rest.missing_setting()
+        if missing is not None:
+            raise ApiError(409, "transfer_not_configured", missing)
         self._check_transferable(call)
         call.transferring = True
         try:
@@ -214,7 +223,7 @@ class Transfers:
         deadline = asyncio.get_running_loop().time() + self._budget
         try:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
-                return await rest.update(call.call_sid, target.twiml(rest.dial_time_limit(self._time_limit))), False
+                return await rest.transfer(call.call_sid, target, self._time_limit, call.session_id), False
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None
         except (Unanswered, TimeoutError) as exc:
@@ -273,16 +282,15 @@ class OutcomeUnknown(ApiError):
 
 
 CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
-               "Telnyx": "TELNYX_TRANSFER_API_KEY"}
+               "Telnyx": "TELNYX_TRANSFER_API_KEY", "Plivo": "PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN"}
 
 
-API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL"}
+API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL", "Plivo": "PLIVO_API_URL"}
 
 
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
-    """Only the carrier's own codes for a call that is over: a bare 404 comes as well from a wrong API
-    URL or another account's key, while the call goes on with its bot."""
-    return exc.code in rest.gone_codes
+    """Whether the carrier says the call is over (dispatcher/phone/twilio_calls.py `is_gone`)."""
+    return rest.is_gone(exc)
 
 
 def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiError:

@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.outbound.retry import Backoff, Transient, retry_after_of, send, with_retries
+from dispatcher.phone.transfer_target import TransferTarget
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a second
@@ -80,6 +81,22 @@ class CallsResource:
 
     def _path(self, call_sid: str) -> str:
         raise NotImplementedError
+
+    def _read_path(self, call_sid: str) -> str:
+        return self._path(call_sid)
+
+    def is_gone(self, exc: TwilioRefused) -> bool:
+        """Only the carrier's own codes for a call that is over: a bare 404 comes as well from a wrong API
+        URL or another account's key, while the call goes on with its bot."""
+        return exc.code in self.gone_codes
+
+    def missing_setting(self) -> str | None:
+        """What this carrier's transfers still need set, if anything."""
+        return None
+
+    async def transfer(self, call_sid: str, target: TransferTarget, time_limit: int, session_id: str) -> dict[str, Any]:
+        """The call updated with `<Dial>` for `target`, as the carrier answers it (session_id: Plivo's)."""
+        return await self.update(call_sid, target.twiml(self.dial_time_limit(time_limit)))
 
     def dial_time_limit(self, seconds: int) -> int:
         """`<Dial timeLimit>` as this carrier takes it."""
@@ -154,7 +171,7 @@ class CallsResource:
         """The call as the carrier has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
         self._paced()
         try:
-            response = await send(self._client, "GET", self._path(call_sid), backoff=self._backoff,
+            response = await send(self._client, "GET", self._read_path(call_sid), backoff=self._backoff,
                                   headers=self._auth())
         except Transient as exc:
             self._heard(exc.status, exc.retry_after)

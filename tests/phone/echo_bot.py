@@ -4,7 +4,8 @@ It greets the caller with a short tone as soon as the call connects (the "first 
 benchmark times), then echoes whatever it hears, so a test can send speech in and find it coming
 back out through the carrier's own protocol. It hangs up (ends its pipeline, which closes the
 socket) right after the greeting when its body says `hang_up_after_greeting`. A call to the line
-`PHONE_TEST_TRANSFER_LINE` (the number dialled, a Twilio `<Parameter>`) is handed after the greeting
+`PHONE_TEST_TRANSFER_LINE` (the number dialled, a Twilio `<Parameter>`), or every call of the carrier
+`PHONE_TEST_TRANSFER_EVERY` names (Pipecat hands a Plivo bot no number), is handed after the greeting
 to `PHONE_TEST_TRANSFER_TO` with voicefleet's `transfer_call`, as an LLM tool would, its answer written
 beside the report: the one thing here that imports from voicefleet, and only for that call.
 """
@@ -65,7 +66,9 @@ async def bot(runner_args):
 
     custom = (runner_args.call_data.body if runner_args.call_data else None) or {}
     line = os.environ.get("PHONE_TEST_TRANSFER_LINE")
-    transfer = os.environ.get("PHONE_TEST_TRANSFER_TO") if line and custom.get("to_number") == line else None
+    every = os.environ.get("PHONE_TEST_TRANSFER_EVERY")
+    handed = bool(line and custom.get("to_number") == line) or (every and every == runner_args.transport_type)
+    transfer = os.environ.get("PHONE_TEST_TRANSFER_TO") if handed else None
     await greet_echo_and_run(transport, task, runner_args, hang_up=bool(body.get("hang_up_after_greeting")),
                              transfer_to=transfer, reports=reports)
 

@@ -237,10 +237,10 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
     assert at_twilio.twiml == []
     await call.hang_up()
 
-    # A stream opened with a POST /start token names a call no signature vouches for; Plivo's calls are
-    # not transferred yet. The team's own calls, refused for what they are.
+    # A stream opened with a POST /start token names a call no signature vouches for: the team's own
+    # calls, refused for what they are.
     for carrier, code in (("twilio", "call_not_verified"), ("telnyx", "call_not_verified"),
-                          ("plivo", "transfer_unsupported")):
+                          ("plivo", "call_not_verified")):
         start = (await api.post("/start", json={"transport": carrier}, headers=TEAM)).json()
         own = CarrierCall(carrier, f"{start['wsUrl']}/{start['token']}", call_id="CA" + "f" * 32)
         await own.open()

@@ -26,7 +26,7 @@ async def transfer_session(
     summary: Annotated[Any, Body(description="warm only: what the bot says to the person (≤ 1,000 characters); "
                                  "left out, the bot's own briefing")] = None,
 ) -> dict[str, Any]:
-    """Twilio (or Telnyx) rings `to` and connects the caller when they answer; a call through the SIP edge is handed
+    """Twilio (Telnyx, Plivo) rings `to` and connects the caller when they answer; a call through the SIP edge is handed
     over by a REFER to the caller's side, or where that is refused, the edge calls `to` through its trunk
     and bridges the two. The call's stream to the bot ends and the session ends as `transferred` (its
     timeline's `transferred`, the `session.transferred` webhook). Any replica answers: the one holding
@@ -34,7 +34,7 @@ async def transfer_session(
     the caller hears hold music while the person rings, the bot says `summary` (or its own briefing) to them,
     then the two are bridged; unanswered, the caller is back with the bot (409 `person_unanswered`).
     Refused before anything changes: 422 for a bad `to`, `mode` or `summary`, 409 for a session with no
-    live Twilio, Telnyx or SIP call (a WebRTC or Daily session, another carrier, a call over), a warm one
+    live Twilio, Telnyx, Plivo or SIP call (a WebRTC or Daily session, another carrier, a call over), a warm one
     elsewhere than the SIP edge, or a SIP call that could be handed neither way (the code names why), 503 while the
     replicas' store cannot say where the call is. A 504 with `outcome: unknown` may have been done: it
     is never tried again."""
@@ -54,8 +54,8 @@ async def _no_live_call(request: Request, session_id: str, target: TransferTarge
         return not_found(session_id)
     transport = session.machine.transport
     if transport != PHONE_TRANSPORT:
-        where = (WARM_WHERE if target.mode == WARM else "transfers work on Twilio and Telnyx media-stream calls and "
-                 "calls through the SIP edge")
+        where = (WARM_WHERE if target.mode == WARM else "transfers work on Twilio, Telnyx and Plivo media-stream "
+                 "calls and calls through the SIP edge")
         return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to hand "
                         f"over: {where}")
     if not session.machine.state.is_active:

@@ -3,6 +3,7 @@
     POST /phone/twilio    TwiML   <Connect><Stream url="wss://…/ws/twilio/{token}">
     POST /phone/telnyx    TeXML   the same, bidirectionalMode="rtp"
     POST /phone/plivo     Plivo XML <Stream bidirectional="true" keepCallAlive="true">
+    POST /phone/plivo/transfer/{ticket}   a transferred Plivo call's <Dial>, once (plivo_transfer_url.py)
 
 Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries
 a one-time token and the call's session starts when the carrier opens the stream. A webhook's
@@ -47,6 +48,8 @@ from dispatcher.phone.carrier_recording import (
     recording_from_form,
     start_recording,
 )
+from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
+from dispatcher.phone.plivo_transfer_url import dial_xml, read_ticket
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.telnyx_calls import call_id as telnyx_call_id
@@ -125,25 +128,53 @@ async def telnyx_webhook(request: Request) -> Response:
 @router.post("/plivo", summary="Plivo answer URL: Plivo XML that streams the call here")
 async def plivo_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
-    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    signed_call: str | None = None  # the CallUUID Plivo signed, once per call (transfers name it)
     with _verifying("plivo"):
         if state.settings.plivo_auth_token:
-            nonce = request.headers.get("x-plivo-signature-v3-nonce")
-            presented = request.headers.get("x-plivo-signature-v3")
-            signature = plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented)
-            if signature is None:
-                raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
+            signature = _plivo_signed(request, state, base, params)
             # Keyed on the signature that matched, not the nonce nor the URL as sent: the nonce follows
             # the body's last value after a `.` (a `.` in that value moves the boundary), and the
             # query is signed sorted without empty pairs (`?&`, re-ordered: the same signature).
             await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            call = dict(params).get("CallUUID", "")
+            if PLIVO_CALL_UUID.fullmatch(call) and await _seen_first(request, f"plivo-call:{call.lower()}",
+                                                                      UNTIMED_SIGNATURE_SECONDS):
+                signed_call = call
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
-    stream = await _stream_url(request, "plivo")
+    stream, _ = await _answer(request, "plivo", call=signed_call)
     return _xml(
         '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
         f"{_text(stream)}</Stream></Response>"
     )
+
+
+@router.post("/plivo/transfer/{ticket}", include_in_schema=False)
+async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
+    """Plivo's fetch of a transferred call's XML: signed, for the call its one-time URL was minted for
+    (dispatcher/phone/plivo_transfer_url.py), answered once at any replica."""
+    state, _, params, base = await _read(request)
+    with _verifying("plivo"):
+        if not state.settings.plivo_auth_token:
+            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN is unset")
+        _plivo_signed(request, state, base, params)
+        handed = read_ticket(state.settings.token_key, ticket)
+        if dict(params).get("CallUUID") != handed.call_uuid:
+            raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
+        await first_time(request, f"plivo-transfer:{handed.mac}", UNTIMED_SIGNATURE_SECONDS)
+    log.info("phone call %s: Plivo fetched the transfer's <Dial>", handed.session_id)
+    return _xml(dial_xml(handed.target, handed.time_limit))
+
+
+def _plivo_signed(request: Request, state: PhoneState, base: str, params: list[tuple[str, str]]) -> str:
+    """The V3 signature that matched this request (its once-only key), else a 403."""
+    assert state.settings.plivo_auth_token is not None
+    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    signature = plivo_valid(state.settings.plivo_auth_token, url, request.headers.get("x-plivo-signature-v3-nonce"),
+                            params, request.headers.get("x-plivo-signature-v3"))
+    if signature is None:
+        raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
+    return signature
 
 
 @contextlib.contextmanager
@@ -214,11 +245,6 @@ async def _telnyx_vouched_call(request: Request, fields: dict[str, str]) -> str 
 def _keyless_only(state: PhoneState, variable: str) -> None:
     if not state.settings.keyless:
         raise ApiError(403, "carrier_not_configured", f"set {variable} to take this carrier's webhooks")
-
-
-async def _stream_url(request: Request, carrier: str) -> str:
-    stream, _ = await _answer(request, carrier)
-    return stream
 
 
 async def _answer(request: Request, carrier: str, call: str | None = None) -> tuple[str, str]:

@@ -1,0 +1,77 @@
+"""Plivo's Call resource, a live call handed to a person (https://www.plivo.com/docs/voice/api/call/):
+Plivo's "Transfer a call" points the call at a URL whose Plivo XML it fetches and runs, so the `<Dial>`
+is not sent in the request, as Twilio's is: the dispatcher hands Plivo a one-time `aleg_url` of its own
+(dispatcher/phone/plivo_transfer_url.py) and answers Plivo's signed fetch of it with the XML.
+
+    POST {PLIVO_API_URL}/v1/Account/{auth_id}/Call/{call_uuid}/               JSON: legs=aleg, aleg_url, aleg_method
+    GET  {PLIVO_API_URL}/v1/Account/{auth_id}/Call/{call_uuid}/?status=live   the call, while it is live
+
+HTTP Basic with the Auth ID and Auth Token. A transfer is answered 202 `{"message", "api_id"}`, a live
+call `{"call_status", "call_uuid", …}`; errors `{"api_id", "error"}` with no code of their own, and
+404 for a call that is not live (over, or never this account's): the call is over. Retries, pacing and
+the unanswered update read back are Twilio's (dispatcher/phone/twilio_calls.py `CallsResource`).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.plivo_transfer_url import transfer_url
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource, TwilioRefused
+
+PLIVO_API_URL = "https://api.plivo.com"
+CALL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class PlivoCalls(CallsResource):
+    carrier = "Plivo"
+
+    def __init__(self, auth_id: str, auth_token: str, public_url: str | None, token_key: bytes,
+                 base_url: str = PLIVO_API_URL, *, timeout: float = TIMEOUT_SECONDS,
+                 backoff: Backoff = UPDATE_BACKOFF) -> None:
+        super().__init__(base_url, timeout=timeout, backoff=backoff)
+        self._auth_id, self._auth_token = auth_id, auth_token
+        self._public_url, self._token_key = public_url, token_key
+
+    def _path(self, call_sid: str) -> str:
+        if not CALL_UUID.fullmatch(call_sid):  # it names a URL path: nothing but a call's UUID goes there
+            raise ValueError("not a Plivo call UUID")
+        return f"/v1/Account/{self._auth_id}/Call/{call_sid}/"
+
+    def _read_path(self, call_sid: str) -> str:
+        return self._path(call_sid) + "?status=live"
+
+    def _auth(self) -> dict[str, str]:
+        pair = f"{self._auth_id}:{self._auth_token}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    def _error_of(self, error: dict[str, Any]) -> tuple[int | None, str]:
+        return None, str(error.get("error") or "")
+
+    def is_gone(self, exc: TwilioRefused) -> bool:
+        """Plivo's errors carry no code: its 404 is the call not live (Basic auth names the account, so a
+        wrong Auth ID is a 401, not a 404)."""
+        return exc.status == 404
+
+    def missing_setting(self) -> str | None:
+        if self._public_url is None:
+            return ("set PHONE_PUBLIC_URL (or this region's URL in REGIONS): Plivo fetches the transferred "
+                    "call's XML from the dispatcher there")
+        return None
+
+    async def transfer(self, call_sid: str, target: TransferTarget, time_limit: int, session_id: str) -> dict[str, Any]:
+        """Plivo told to fetch the call's new XML from a one-time URL of this dispatcher's; its answer,
+        `status` being its message (`call transferred`)."""
+        assert self._public_url is not None
+        url = self._public_url + transfer_url(self._token_key, session_id, call_sid, target, time_limit)
+        answer = await self._post_json(self._path(call_sid), {"legs": "aleg", "aleg_url": url, "aleg_method": "POST"})
+        return {**answer, "status": str(answer.get("message") or "transferred")}
+
+    async def fetch(self, call_sid: str) -> dict[str, Any]:
+        """The live call, `status` its `call_status`; `TwilioRefused` 404 once it is not live."""
+        live = await super().fetch(call_sid)
+        return {**live, "status": str(live.get("call_status") or "unknown")}

@@ -1,0 +1,188 @@
+"""A fake of Plivo's Call resource, the two requests a transfer makes, and what Plivo then does
+(https://www.plivo.com/docs/voice/api/call/transfer-a-call, .../retrieve-a-live-call):
+
+    POST /v1/Account/{auth_id}/Call/{call_uuid}/              transfer a live call (JSON)
+    GET  /v1/Account/{auth_id}/Call/{call_uuid}/?status=live  read a live call
+
+Strict where Plivo is: HTTP Basic with the Auth ID and Auth Token, the path's Auth ID the same (401);
+a JSON body of the documented arguments only (`legs`, `aleg_url`, `aleg_method`, `bleg_url`,
+`bleg_method`), `legs` one of aleg, bleg, both, `aleg_url` given for aleg, methods GET or POST (400
+otherwise); a call that is not live, or another account's, 404; past `max_per_second` requests, 429.
+Errors have Plivo's body `{"api_id", "error"}`; a transfer is answered 202 `{"message": "call
+transferred", "api_id"}` and Plivo fetches `aleg_url` (here before the answer, so a test sees both in
+order) as it does any URL of the application: a
+form POST (`CallUUID`, `From`, `To`, `CallStatus`, `Direction`) signed with X-Plivo-Signature-V3 and
+its nonce, and runs the XML: a `<Response>` whose `<Dial>` holds a `<Number>` or a `<User>` is
+`redirected` (the test then ends the stream, as Plivo does); anything else is kept in `refused`.
+
+`answer_done_transfer_with(uuid, status)`: the next transfer of that call is done, then answered `status`
+(a gateway's 5xx that gave up on a backend that went on).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+AUTH_ID = "MA0001"  # tests/phone/conftest.py's: the bots' own hang-ups name the same account
+AUTH_TOKEN = "test-plivo-token"  # noqa: S105 (a test's)
+TRANSFER_FIELDS = frozenset({"legs", "aleg_url", "aleg_method", "bleg_url", "bleg_method"})
+METHODS = frozenset({"GET", "POST"})
+
+
+def plivo_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=status)
+
+
+def v3_signature(auth_token: str, url: str, nonce: str, form: dict[str, str]) -> str:
+    """Plivo's V3 signature of a form POST to `url` (no query): the URL, `?`, each key and value sorted
+    by key, then `.` and the nonce, HMAC-SHA256 keyed with the auth token, base64."""
+    signed = url + "?" + "".join(key + form[key] for key in sorted(form)) + "." + nonce
+    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha256).digest()).decode()
+
+
+@dataclass
+class PlivoCall:
+    uuid: str
+    from_number: str = "+14155550100"
+    to_number: str = "+14155550199"
+    live: bool = True
+    xml: list[str] = field(default_factory=list)  # each transfer's XML, as the aleg_url answered it
+    refused: list[tuple[int, str]] = field(default_factory=list)  # aleg_url answers that were no <Dial>
+    fetches: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)  # url, form, headers
+    redirected: threading.Event = field(default_factory=threading.Event)
+
+
+class FakePlivo(FakeApi):
+    error_body = staticmethod(lambda status: {"api_id": "injected", "error": f"injected {status}"})
+
+    def __init__(self, auth_id: str = AUTH_ID, auth_token: str = AUTH_TOKEN, max_per_second: float = 10.0) -> None:
+        super().__init__()
+        self.auth_id, self.auth_token = auth_id, auth_token
+        self.calls_by_uuid: dict[str, PlivoCall] = {}
+        self.max_per_second = max_per_second
+        self._seen: list[float] = []
+        self._gateway_errors: dict[str, int] = {}
+
+    def env(self) -> dict[str, str]:
+        """What points the dispatcher's Plivo transfers at this fake."""
+        return {"PLIVO_AUTH_ID": self.auth_id, "PLIVO_AUTH_TOKEN": self.auth_token, "PLIVO_API_URL": self.url}
+
+    def live_call(self, call_uuid: str, to_number: str = "+14155550199") -> PlivoCall:
+        self.calls_by_uuid[call_uuid] = call = PlivoCall(call_uuid, to_number=to_number)
+        return call
+
+    def answer_done_transfer_with(self, call_uuid: str, status: int) -> None:
+        self._gateway_errors[call_uuid] = status
+
+    def reset_knobs(self) -> None:
+        super().reset_knobs()
+        self._gateway_errors.clear()
+
+    def routes(self) -> list[Route]:
+        return [Route("/v1/Account/{auth_id}/Call/{uuid}/", self._call, methods=["GET", "POST"])]
+
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        self._seen = [t for t in self._seen if now - t < 1.0]
+        self._seen.append(now)
+        return len(self._seen) > self.max_per_second
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic" or request.path_params["auth_id"] != self.auth_id:
+            return False
+        try:
+            user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            return False
+        return (user, secret) == (self.auth_id, self.auth_token)
+
+    async def _call(self, request: Request) -> Response:
+        if self._over_rate():
+            return plivo_error(429, "too many requests")
+        if not self._authorized(request):
+            return plivo_error(401, "authentication failed")
+        call = self.calls_by_uuid.get(request.path_params["uuid"])
+        if request.method == "GET":
+            if request.query_params.get("status") != "live" or call is None or not call.live:
+                return plivo_error(404, "not found")
+            return JSONResponse({"api_id": str(uuid.uuid4()), "call_status": "in-progress", "call_uuid": call.uuid,
+                                 "direction": "inbound", "from": call.from_number, "to": call.to_number})
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return plivo_error(400, "the request body must be JSON (application/json)")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return plivo_error(400, "the request body is not valid JSON")
+        why = _invalid(body)
+        if why is not None:
+            return plivo_error(400, why)
+        if call is None or not call.live:
+            return plivo_error(404, "not found")
+        await self._fetch(call, body["aleg_url"], body.get("aleg_method", "POST"))
+        gateway = self._gateway_errors.pop(call.uuid, None)
+        if gateway is not None:
+            return JSONResponse(self.error_body(gateway), status_code=gateway)
+        return JSONResponse({"message": "call transferred", "api_id": str(uuid.uuid4())}, status_code=202)
+
+    async def _fetch(self, call: PlivoCall, url: str, method: str) -> None:
+        """Plivo's signed request for the call's new XML, and the XML run (a `<Dial>` redirects it)."""
+        form = {"CallUUID": call.uuid, "From": call.from_number, "To": call.to_number, "CallStatus": "in-progress",
+                "Direction": "inbound"}
+        nonce = secrets.token_hex(10)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Plivo-Signature-V3-Nonce": nonce,
+                   "X-Plivo-Signature-V3": v3_signature(self.auth_token, url, nonce, form)}
+        call.fetches.append((url, form, headers))
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.request(method, url, content=urlencode(form), headers=headers)
+        if answer.status_code == 200 and _is_dial(answer.text):
+            call.xml.append(answer.text.split("?>", 1)[-1].strip())
+            call.redirected.set()
+        else:
+            call.refused.append((answer.status_code, answer.text))
+
+
+def _invalid(body: Any) -> str | None:
+    """Why a transfer's JSON is refused (400), None when Plivo takes it."""
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object"
+    unknown = set(body) - TRANSFER_FIELDS
+    if unknown:
+        return f"unknown arguments: {', '.join(sorted(unknown))}"
+    legs = body.get("legs", "aleg")
+    if legs not in ("aleg", "bleg", "both"):
+        return "legs must be aleg, bleg or both"
+    if legs in ("aleg", "both") and not isinstance(body.get("aleg_url"), str):
+        return "aleg_url is required when legs is aleg or both"
+    if legs != "aleg":
+        return "this call is in no Dial: it has no B leg to transfer"
+    if body.get("aleg_method", "POST") not in METHODS:
+        return "aleg_method must be GET or POST"
+    return None
+
+
+def _is_dial(text: str) -> bool:
+    try:
+        root = ET.fromstring(text.split("?>", 1)[-1].strip())  # noqa: S314 (the dispatcher's answer, in a test)
+    except ET.ParseError:
+        return False
+    dial = root.find("Dial")
+    return root.tag == "Response" and dial is not None and any(child.tag in ("Number", "User") for child in dial)
