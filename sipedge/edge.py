@@ -70,13 +70,18 @@ class Edge:
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
+        slotless = over is not None and self._limits.holds_most(host)  # not its rate: the source's share of calls
         if not isinstance(decision, Refused) and over is None:
             over = self.full()
+            slotless = over is not None
         if isinstance(decision, Refused) or over is not None:
             status, why = (decision.status, decision.reason) if isinstance(decision, Refused) else (503, over or "")
             self.refusals.refused(host, info.localUri, status, why)
             retry_after = DEFAULT_RETRY_SECONDS if status == 503 else None
-            self.stack.after_hold(call, lambda: call.respond(status, retry_after))
+            # Only a worker's own want of a slot is worth the front's next worker: any other refusal
+            # (and every one the dispatcher's answer makes) would be the same there, or ask it again.
+            full = slotless and not isinstance(decision, Refused) and self.config.worker is not None
+            self.stack.after_hold(call, lambda: call.respond(status, retry_after, full=full))
             return
         self._admitted.add(call)
         self._limits.started(host)

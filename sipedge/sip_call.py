@@ -17,7 +17,7 @@ from sipedge.reinvite import offer_refusal
 from sipedge.rx_transport import came_over_tls
 from sipedge.sip_end import SipEnd, disconnected
 from sipedge.srtp_offer import offers_srtp
-from sipedge.worker_place import HEAD_END
+from sipedge.worker_place import FULL_HEADER, HEAD_END
 
 # The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
 _AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
@@ -83,12 +83,15 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # so a re-INVITE cannot let the caller hear the bot brief the person.
         self.on_hold: Callable[[pj.AudioMedia], None] | None = None
 
-    def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
+    def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None,
+                full: bool = False) -> None:
+        """`full`: a refusal for want of a free slot, marked for the edge's front (worker_place.FULL_HEADER)."""
         if self.ended:
             return
         param = pj.CallOpParam(True)
         param.statusCode = status
-        for name, value in (("Retry-After", retry_after), (SESSION_HEADER, session_id if status == 200 else None)):
+        for name, value in (("Retry-After", retry_after), (SESSION_HEADER, session_id if status == 200 else None),
+                            (FULL_HEADER, "1" if full and status >= 300 else None)):
             if value is not None:
                 header = pj.SipHeader()
                 header.hName, header.hValue = name, str(value)

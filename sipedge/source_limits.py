@@ -47,6 +47,11 @@ class SourceLimits:
             return f"source already has {self.calls} calls"
         return None
 
+    def holds_most(self, host: str) -> bool:
+        """Whether `host` has its most calls at once now."""
+        source = self._sources.get(host)
+        return source is not None and source.calls >= self.calls
+
     def started(self, host: str) -> None:
         if (source := self._sources.get(host)) is not None:
             source.calls += 1

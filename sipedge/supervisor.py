@@ -186,7 +186,11 @@ class Supervisor:
                 sys.stdout.buffer.write(line)
             raise OSError(f"{child.name} exited before it was ready")
 
-        await asyncio.wait_for(ready(), READY_SECONDS)
+        try:
+            await asyncio.wait_for(ready(), READY_SECONDS)
+        except TimeoutError:  # its own message is empty: say whose start it was, and how long it had
+            raise OSError(f"{child.name} was not ready within {READY_SECONDS:g} s (no \"sipedge: ready\" line)") \
+                from None
 
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
@@ -205,9 +209,20 @@ def front_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 async def _start_all(children: list[Child]) -> None:
-    """The workers, then Kamailio: its first probe of a worker not yet up would mark that worker inactive."""
-    await asyncio.gather(*(child.start() for child in children[:-1]))
+    """The workers, then Kamailio: its first probe of a worker not yet up would mark that worker inactive.
+    Raises OSError naming every worker that did not start, each with its own reason."""
+    started = await asyncio.gather(*(child.start() for child in children[:-1]), return_exceptions=True)
+    failed = [_why(child, error) for child, error in zip(children, started, strict=False)
+              if isinstance(error, BaseException)]
+    if failed:
+        raise OSError("; ".join(failed))
     await children[-1].start()
+
+
+def _why(child: Child, error: BaseException) -> str:
+    """Why `child` did not start, naming it (once)."""
+    said = str(error) or type(error).__name__
+    return said if child.name in said else f"{child.name}: {said}"
 
 
 def _unprivileged() -> list[str]:

@@ -16,6 +16,9 @@ WORKER_VARIABLE = "SIP_EDGE_WORKER"  # set by the edge for each worker it starts
 WORKER_HOST = "127.0.0.1"
 SOURCE_HEADER = "P-Edge-Source"  # not an X- header: those reach the bot's body (sipedge/call_data.py)
 TRANSPORT_HEADER = "P-Edge-Transport"  # the trunk's hop to the front: "udp" or "tls" (sipedge/front_tls.py)
+# On a worker's refusal for want of a free slot, the one refusal the front tries its next worker on
+# (sipedge/front_config.py); the front answers the trunk itself, so the mark never leaves the edge.
+FULL_HEADER = "P-Edge-Worker-Full"
 # Lines may end in CRLF or a bare LF (Kamailio and PJSIP take both), and so may the head.
 _SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TRANSPORT = re.compile(rf"^{TRANSPORT_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)

@@ -47,6 +47,8 @@ numbers = {{ "{number}" = "" }}
 class StandInWorker:
     sock: socket.socket
     received: list[str] = field(default_factory=list)
+    # What it answers an INVITE: each a status line's code and reason, then header lines; none: it keeps it.
+    answers: tuple[str, ...] = ()
 
     def serve(self) -> None:
         while True:
@@ -62,6 +64,17 @@ class StandInWorker:
                                  source)
             elif not text.startswith("SIP/2.0"):
                 self.received.append(text)
+                if text.startswith("INVITE "):
+                    for answer in self.answers:
+                        self.sock.sendto(_answer(text, answer).encode(), source)
+
+
+def _answer(request: str, answer: str) -> str:
+    """`answer` ("503 Service Unavailable\r\nRetry-After: 5") to `request`, as a worker's PJSIP sends it."""
+    head = request.split("\r\n\r\n", 1)[0].split("\r\n")
+    keep = [line + (";tag=worker" if line.lower().startswith("to:") else "") for line in head[1:]
+            if line.split(":", 1)[0].lower() in ANSWER_HEADERS]
+    return f"SIP/2.0 {answer}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
 
 
 @dataclass
