@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
 from sipedge.front_tls import MODULES as TLS_MODULES
-from sipedge.front_tls import tls_globals, tls_params
+from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
 from sipedge.worker_place import SOURCE_HEADER, TRANSPORT_HEADER, WORKER_HOST
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
@@ -128,6 +128,7 @@ def render(config: EdgeConfig, workers: Path, tls: Tls | None = None) -> str:
                "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
+    keep = "" if config.tls is None else keep_for_the_call()
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     return f"""#!KAMAILIO
@@ -193,7 +194,7 @@ request_route {{
         xlog("L_WARN", "INVITE $ci from $si refused 503: no worker has a free slot\n");
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-    route(TO_WORKER);
+{keep}    route(TO_WORKER);
 }}
 
 route[LIMIT_SOURCE] {{

@@ -35,7 +35,7 @@ rtp_port = 41000
 rtp_port_count = 40
 workers = 2
 worker_sip_port = {worker_port}
-
+{settings}
 [[trunk]]
 name = "carrier"
 sources = ["{trunk}/32"]
@@ -96,11 +96,12 @@ def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
 
 
 @contextlib.contextmanager
-def running_front(folder: Path) -> Iterator[Front]:
+def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
+    """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) added."""
     first, sockets = _worker_sockets(2)
     path = folder / "edge.toml"
     path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
-                                trunk=TRUNK, number=NUMBER))
+                                trunk=TRUNK, number=NUMBER, settings=settings))
     config = load({"SIP_EDGE_CONFIG": str(path)})
     workers = [StandInWorker(sock) for sock in sockets]
     for worker in workers:

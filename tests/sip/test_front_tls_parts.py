@@ -11,7 +11,8 @@ from pathlib import Path
 from sipedge.config import load
 from sipedge.front_config import CALL_SECONDS, render
 from sipedge.front_key import LOWEST_DESCRIPTOR, hand_over
-from sipedge.front_tls import IDLE_SECONDS
+from sipedge.front_tls import CALL_SECONDS as TLS_CALL_SECONDS
+from sipedge.front_tls import QUIET_SECONDS
 from sipedge.worker_place import TRANSPORT_HEADER, front_hop_was_tls
 from tests.sip.certificates import TestCa
 from tests.sip.test_edge_parts import config
@@ -32,7 +33,11 @@ def test_tls_with_several_workers_loads_and_the_front_listens_for_it(tmp_path: P
     assert 'modparam("tls", "require_certificate", 1)' in cfg and 'modparam("tls", "verify_certificate", 1)' in cfg
     assert f'modparam("tls", "ca_list", "{ca.certificate}")' in cfg
     assert "disable_core_dump=yes" in cfg
-    assert IDLE_SECONDS == CALL_SECONDS  # a quiet call keeps the connection its worker's BYE goes on
+    assert f"tcp_connection_lifetime={QUIET_SECONDS}" in cfg  # a bare connect holds a slot that long at most
+    assert TLS_CALL_SECONDS == CALL_SECONDS  # a quiet call keeps the connection its worker's BYE goes on
+    kept = f"if (proto == TLS) {{ tcp_set_connection_lifetime({CALL_SECONDS}); }}"
+    assert 'loadmodule "tcpops.so"' in cfg and kept in cfg
+    assert cfg.index("if (!(src_ip == 10.0.0.0/24))") < cfg.index(kept) < cfg.index("route[")  # a trunk's INVITE
     without = render(load(config(tmp_path, "workers = 2\n" + TRUNK)), tmp_path / "workers.list")
     assert "disable_tcp=yes" in without and "listen=tls" not in without and "tls.so" not in without  # UDP alone
 
