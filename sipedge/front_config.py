@@ -5,8 +5,10 @@ front of its PJSIP workers on loopback. Before any worker sees a request it drop
 algorithm, each worker's `maxload` its capacity), and on to the next when a worker is full (503),
 dead (408) or out of slots (486). The trunk's source travels to the worker in SOURCE_HEADER.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
-which hop a request came by in TRANSPORT_HEADER. The file holds no secret: addresses, ports, limits
-and the paths of the TLS files only."""
+which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
+for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
+only secret (the folder is private to the edge's user); the rest is addresses, ports, limits and the
+paths of the TLS files."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig, Tls
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
-from sipedge.worker_place import SOURCE_HEADER, TRANSPORT_HEADER, WORKER_HOST
+from sipedge.worker_place import SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
@@ -45,15 +47,17 @@ def worker_capacity() -> int:
     return PJSUA_CALLS - SLOTS_FOR_REFUSALS
 
 
-def write_front(config: EdgeConfig, folder: Path, capacity: int, tls: Tls | None = None) -> FrontFiles:
+def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls: Tls | None = None) -> FrontFiles:
     """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
-    Kamailio reads the TLS files by `tls`'s paths (unset: the configuration's own)."""
+    the front's requests to workers carry `token`; Kamailio reads the TLS files by `tls`'s paths (unset:
+    the configuration's own)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"
         for index in range(config.workers)))
     cfg = folder / "kamailio.cfg"
-    cfg.write_text(render(config, workers, tls or config.tls))
+    cfg.touch(mode=0o600)
+    cfg.write_text(render(config, workers, token, tls or config.tls))
     return FrontFiles(cfg, workers)
 
 
@@ -123,7 +127,7 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
             '        set_forward_no_connect();\n')
 
 
-def render(config: EdgeConfig, workers: Path, tls: Tls | None = None) -> str:
+def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None) -> str:
     modules = ("tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
                "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
@@ -169,12 +173,15 @@ request_route {{
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
     remove_hf("{TRANSPORT_HEADER}");
-    if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}"))) {{
+    remove_hf("{TOKEN_HEADER}");
+    if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}")
+                       || search_body("{_any_case(TOKEN_HEADER)}"))) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
         sl_send_reply("400", "Bad Request"); exit;
     }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
     append_hf("{TRANSPORT_HEADER}: $pr\\r\\n");
+    append_hf("{TOKEN_HEADER}: {token}\\r\\n");
 {from_trunk}    if (has_totag()) {{ route(IN_DIALOG); exit; }}
     if (is_method("CANCEL")) {{
         if (t_check_trans()) {{ ds_load_update(); t_relay(); }}

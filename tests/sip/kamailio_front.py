@@ -17,6 +17,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig, load
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO, _answers_options
+from sipedge.worker_place import new_token
 from tests.support.ports import free_port
 from tests.support.processes import terminate
 
@@ -47,6 +48,7 @@ numbers = {{ "{number}" = "" }}
 class StandInWorker:
     sock: socket.socket
     received: list[str] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)  # each received request's source, "host:port"
 
     def serve(self) -> None:
         while True:
@@ -61,6 +63,7 @@ class StandInWorker:
                 self.sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(),
                                  source)
             elif not text.startswith("SIP/2.0"):
+                self.senders.append(f"{source[0]}:{source[1]}")
                 self.received.append(text)
 
 
@@ -69,6 +72,7 @@ class Front:
     config: EdgeConfig
     workers: list[StandInWorker]
     log_path: Path
+    token: str  # what the front writes on its requests to the workers
 
     @property
     def address(self) -> tuple[str, int]:
@@ -106,7 +110,8 @@ def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
     workers = [StandInWorker(sock) for sock in sockets]
     for worker in workers:
         threading.Thread(target=worker.serve, daemon=True).start()
-    files = write_front(config, folder, 3)
+    token = new_token()
+    files = write_front(config, folder, 3, token)
     log_path = folder / "kamailio.log"
     with log_path.open("wb") as log:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(folder), "-w", str(folder)]
@@ -116,7 +121,7 @@ def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
         while not _answers_options(config.sip_address, config.sip_port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("Kamailio did not start:\n" + log_path.read_text(errors="replace"))
-        yield Front(config, workers, log_path)
+        yield Front(config, workers, log_path, token)
     finally:
         terminate(process)
         for sock in sockets:
