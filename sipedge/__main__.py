@@ -15,7 +15,7 @@ from sipedge.config import ConfigError, load
 from sipedge.control import Control
 from sipedge.edge import Edge
 from sipedge.supervisor import Supervisor
-from sipedge.worker_place import WORKER_VARIABLE, worker_index
+from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
 
 
 async def _main() -> None:
@@ -24,7 +24,8 @@ async def _main() -> None:
     if worker is None and config.workers > 1:
         await Supervisor(config).run()
         return
-    edge = Edge(dataclasses.replace(config, worker=worker), asyncio.get_running_loop())
+    edge = Edge(dataclasses.replace(config, worker=worker, front_token=os.environ.get(TOKEN_VARIABLE)),
+                asyncio.get_running_loop())
     if config.control_secret is None:
         await edge.run()
         return

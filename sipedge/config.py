@@ -219,6 +219,7 @@ class EdgeConfig:
     workers: int = 1
     worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 with one worker
     worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
+    front_token: str | None = field(default=None, repr=False)  # a worker's proof of its front's lines (ditto)
     control_address: str = "127.0.0.1"
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = None

@@ -10,8 +10,10 @@ does a call move on once a worker rang (180/183): that worker has asked for its 
 that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
 that failed). The trunk's source travels to the worker in SOURCE_HEADER.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
-which hop a request came by in TRANSPORT_HEADER. The file holds no secret: addresses, ports, limits
-and the paths of the TLS files only."""
+which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
+for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
+only secret (the folder is private to the edge's user); the rest is addresses, ports, limits and the
+paths of the TLS files."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
 from sipedge.front_tls import MODULES as TLS_MODULES
-from sipedge.front_tls import tls_globals, tls_params
-from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TRANSPORT_HEADER, WORKER_HOST
+from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
+from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
@@ -52,15 +54,17 @@ def worker_capacity() -> int:
     return PJSUA_CALLS - SLOTS_FOR_REFUSALS
 
 
-def write_front(config: EdgeConfig, folder: Path, capacity: int, tls: Tls | None = None) -> FrontFiles:
+def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls: Tls | None = None) -> FrontFiles:
     """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
-    Kamailio reads the TLS files by `tls`'s paths (unset: the configuration's own)."""
+    the front's requests to workers carry `token`; Kamailio reads the TLS files by `tls`'s paths (unset:
+    the configuration's own)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"
         for index in range(config.workers)))
     cfg = folder / "kamailio.cfg"
-    cfg.write_text(render(config, workers, tls or config.tls))
+    cfg.touch(mode=0o600)
+    cfg.write_text(render(config, workers, token, tls or config.tls))
     return FrontFiles(cfg, workers)
 
 
@@ -130,11 +134,12 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
             '        set_forward_no_connect();\n')
 
 
-def render(config: EdgeConfig, workers: Path, tls: Tls | None = None) -> str:
+def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None) -> str:
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
                "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
+    keep = "" if config.tls is None else keep_for_the_call()
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     ring_limit = int(config.answer_seconds) + 10  # seconds a worker may ring before the front gives up on it
@@ -182,12 +187,15 @@ request_route {{
     remove_hf("{SOURCE_HEADER}");
     remove_hf("{TRANSPORT_HEADER}");
     remove_hf("{FULL_HEADER}");  # a reply's mark, read from a worker's replies only
-    if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}"))) {{
+    remove_hf("{TOKEN_HEADER}");
+    if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}")
+                       || search_body("{_any_case(TOKEN_HEADER)}"))) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
         sl_send_reply("400", "Bad Request"); exit;
     }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
     append_hf("{TRANSPORT_HEADER}: $pr\\r\\n");
+    append_hf("{TOKEN_HEADER}: {token}\\r\\n");
 {from_trunk}    if (has_totag()) {{ route(IN_DIALOG); exit; }}
     if (is_method("CANCEL")) {{
         if (t_check_trans()) {{ ds_load_update(); t_relay(); }}
@@ -207,7 +215,7 @@ request_route {{
         xlog("L_WARN", "INVITE $ci from $si refused 503: no worker has a free slot\n");
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-    route(TO_WORKER);
+{keep}    route(TO_WORKER);
 }}
 
 route[LIMIT_SOURCE] {{

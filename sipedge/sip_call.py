@@ -219,8 +219,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):
             return
         # The re-INVITE itself: not the ACK of a refusal, which the transaction takes too, and which the
-        # edge's front sends itself (hop by hop), without the lines that name the trunk and its hop.
-        if _has_body(state.src.rdata.wholeMsg) or not state.src.rdata.wholeMsg.startswith("INVITE "):
+        # edge's front sends itself (hop by hop), without the lines that name the trunk and its hop. By the
+        # method PJSIP parsed: the raw text may start with a space, or have a tab after the method.
+        if _has_body(state.src.rdata.wholeMsg) or not _parsed_as(state.src.rdata, "INVITE"):
             return
         if not self.from_trunk(self.source_of(state.src.rdata)):
             log.warning("sipedge: a re-INVITE without an offer from %s, not the call's trunk: the call is ended",
@@ -261,6 +262,12 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def _heard(self, pcm: bytes) -> None:
         if self.events is not None:
             self.events.heard(pcm)
+
+
+def _parsed_as(rdata: pj.SipRxData, method: str) -> bool:
+    """Whether PJSIP parsed a received message as a request of `method` (its info reads
+    "Request msg INVITE/cseq=2 (rdata0x...)", pjsip_rx_data_get_info)."""
+    return str(rdata.info).startswith(f"Request msg {method}/")
 
 
 def _received(event: pj.SipEvent) -> str | None:

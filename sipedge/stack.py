@@ -23,7 +23,7 @@ from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
-from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source
+from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source, without_token
 
 log = logging.getLogger("sipedge")
 
@@ -120,7 +120,7 @@ class SipStack:
         call.keys_doubt = keys_doubt(prm.rdata.wholeMsg)
         self.calls[prm.callId] = call
         try:
-            self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)
+            self._on_incoming(call, self.source_of(prm.rdata), without_token(prm.rdata.wholeMsg))
         except Exception:  # a bug of the edge's: the trunk tries its next route rather than waiting
             log.exception("sipedge: an INVITE could not be handled")
             self.after_hold(call, lambda: call.respond(503, DEFAULT_RETRY_SECONDS))

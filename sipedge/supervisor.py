@@ -1,7 +1,9 @@
 """`python -m sipedge` with `workers` > 1: the edge as Kamailio in front of several PJSIP workers, all
 this process's children (docs/sip.md#capacity). The front's kamailio.cfg is written into a private
-temporary folder (no secret in it, nor on any command line: the workers read the same TOML file and
-environment as the edge). A child that exits is started again after a backoff that doubles up to
+temporary folder; its one secret is a token made at each start, which the front writes on every
+request to a worker and the workers get in their environment, so they believe only the front's own
+lines. Nothing secret goes on a command line: the workers read the same TOML file and environment as
+the edge. A child that exits is started again after a backoff that doubles up to
 RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
 STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
@@ -28,7 +30,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig
 from sipedge.front_config import write_front
 from sipedge.front_key import HandedFiles, hand_over
-from sipedge.worker_place import WORKER_VARIABLE
+from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
 
@@ -84,6 +86,7 @@ class Supervisor:
         self.failed: str | None = None
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
+        self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Holds `task` until it ends: the loop itself keeps only a weak reference."""
@@ -94,14 +97,14 @@ class Supervisor:
         from sipedge.front_config import worker_capacity
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
-        files = write_front(self.config, self._folder, worker_capacity(),
+        files = write_front(self.config, self._folder, worker_capacity(), self._token,
                             None if self._tls is None else self._tls.tls)
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
                          () if self._tls is None else self._tls.descriptors)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                         {**os.environ, WORKER_VARIABLE: str(index)}, self._worker_ready)
+                         {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
         return [*workers, kamailio]
 

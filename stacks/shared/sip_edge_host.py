@@ -70,7 +70,7 @@ def containerfile(image: str, *, kamailio: bool) -> str:
     http://deb.debian.org (every official Debian image's), and leaves through the host's network: the
     lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either."""
     install = (f"RUN {APT_OVER_HTTPS} \\\n && apt-get update -qq "
-               "&& apt-get install -y -qq --no-install-recommends kamailio kamailio-tls-modules "
+               "&& apt-get install -y -qq --no-install-recommends kamailio "
                "&& rm -rf /var/lib/apt/lists/*\n"
                ) if kamailio else ""
     return f"""FROM {image}

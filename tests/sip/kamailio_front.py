@@ -17,6 +17,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig, load
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO, _answers_options
+from sipedge.worker_place import new_token
 from tests.support.ports import free_port
 from tests.support.processes import terminate
 
@@ -35,7 +36,7 @@ rtp_port = 41000
 rtp_port_count = 40
 workers = 2
 worker_sip_port = {worker_port}
-
+{settings}
 [[trunk]]
 name = "carrier"
 sources = ["{trunk}/32"]
@@ -49,6 +50,7 @@ class StandInWorker:
     received: list[str] = field(default_factory=list)
     # What it answers an INVITE: each a status line's code and reason, then header lines; none: it keeps it.
     answers: tuple[str, ...] = ()
+    senders: list[str] = field(default_factory=list)  # each received request's source, "host:port"
 
     def serve(self) -> None:
         while True:
@@ -63,6 +65,7 @@ class StandInWorker:
                 self.sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(),
                                  source)
             elif not text.startswith("SIP/2.0"):
+                self.senders.append(f"{source[0]}:{source[1]}")
                 self.received.append(text)
                 if text.startswith("INVITE "):
                     for answer in self.answers:
@@ -82,6 +85,7 @@ class Front:
     config: EdgeConfig
     workers: list[StandInWorker]
     log_path: Path
+    token: str  # what the front writes on its requests to the workers
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,16 +113,18 @@ def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
 
 
 @contextlib.contextmanager
-def running_front(folder: Path) -> Iterator[Front]:
+def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
+    """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) added."""
     first, sockets = _worker_sockets(2)
     path = folder / "edge.toml"
     path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
-                                trunk=TRUNK, number=NUMBER))
+                                trunk=TRUNK, number=NUMBER, settings=settings))
     config = load({"SIP_EDGE_CONFIG": str(path)})
     workers = [StandInWorker(sock) for sock in sockets]
     for worker in workers:
         threading.Thread(target=worker.serve, daemon=True).start()
-    files = write_front(config, folder, 3)
+    token = new_token()
+    files = write_front(config, folder, 3, token)
     log_path = folder / "kamailio.log"
     with log_path.open("wb") as log:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(folder), "-w", str(folder)]
@@ -128,7 +134,7 @@ def running_front(folder: Path) -> Iterator[Front]:
         while not _answers_options(config.sip_address, config.sip_port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("Kamailio did not start:\n" + log_path.read_text(errors="replace"))
-        yield Front(config, workers, log_path)
+        yield Front(config, workers, log_path, token)
     finally:
         terminate(process)
         for sock in sockets:

@@ -1,7 +1,8 @@
-"""`python -m tests.sip.pjsip_offer_probe PORT`: one PJSUA2 endpoint (the edge's wheel) answers a call
+"""`python -m tests.sip.pjsip_offer_probe PORT [FORM]`: one PJSUA2 endpoint (the edge's wheel) answers a call
 from the trunk (TRUNK) with the edge's own SipCall, whose guard decides who may move the call's
 media; then the trunk and a stranger (STRANGER) send in-dialog requests with the dialog's ids. Prints
-one JSON line: for each step, PJSIP's answers and where the call's RTP goes afterwards. A process of
+one JSON line: for each step, PJSIP's answers and where the call's RTP goes afterwards. FORM (a key of
+LINE_FORMS) is how the stranger's re-INVITE without an offer writes its request line. A process of
 its own: PJSUA's library is one per process."""
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from sipedge.sip_call import SipCall
 from tests.sip.pjsip_pump import pump
 
 TRUNK, STRANGER = "127.0.0.20", "127.0.0.99"
+# A request line's text before the method, and between it and the URI: PJSIP parses all three as INVITE.
+LINE_FORMS = {"space": ("", " "), "tab": ("", "\t"), "leading space": (" ", " ")}
 
 
-def main(port: int) -> None:
+def main(port: int, form: str = "space") -> None:
     endpoint = pj.Endpoint()
     endpoint.libCreate()
     config = pj.EpConfig()
@@ -54,10 +57,10 @@ def main(port: int) -> None:
                 f"m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 
     def request(sock: socket.socket, method: str, cseq: int, to_tag: str | None, body: str = "",
-                branch: str = "") -> str:
+                branch: str = "", line: tuple[str, str] = LINE_FORMS["space"]) -> str:
         host, sport = sock.getsockname()
         branch = branch or f"z9hG4bK{time.time_ns()}"
-        lines = [f"{method} sip:edge@127.0.0.1:{port} SIP/2.0",
+        lines = [f"{line[0]}{method}{line[1]}sip:edge@127.0.0.1:{port} SIP/2.0",
                  f"Via: SIP/2.0/UDP {host}:{sport};branch={branch}", "Max-Forwards: 70",
                  f"From: <sip:+14155550100@{TRUNK}>;tag=trunk1",
                  "To: <sip:edge@127.0.0.1>" + (f";tag={to_tag}" if to_tag else ""), "Call-ID: offer-probe",
@@ -88,7 +91,7 @@ def main(port: int) -> None:
                                     ("stranger", stranger, "UPDATE", sdp(STRANGER, 32000)),
                                     ("stranger", stranger, "INVITE", sdp(STRANGER, 31000)),
                                     ("stranger", stranger, "INVITE", "")):
-        branch = request(sock, method, cseq, tag, body)
+        branch = request(sock, method, cseq, tag, body, line=LINE_FORMS["space" if body else form])
         answers = [a.split("\r\n", 1)[0] for a in pump(endpoint, sock, 1.0)]
         if method == "INVITE" and any(a.startswith("SIP/2.0 200") for a in answers):
             request(sock, "ACK", cseq, tag, "" if body else sdp(STRANGER, 33000))  # an offerless one's answer
@@ -103,4 +106,4 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), *sys.argv[2:3])

@@ -16,7 +16,8 @@ import pytest
 
 from sipedge.front_config import PIKE_REQUESTS_PER_UNIT
 from sipedge.supervisor import KAMAILIO
-from sipedge.worker_place import SOURCE_HEADER
+from sipedge.worker_place import SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, front_hop_was_tls, true_source
+from sipedge.worker_place import Front as WorkerFront
 from tests.sip.kamailio_front import NUMBER, STRANGER, TRUNK, Front, Peer, running_front, wait_for
 from tests.sip.raw_sip import GOOD_SDP
 
@@ -161,3 +162,48 @@ def test_a_workers_bye_for_a_call_the_front_brought_reaches_the_trunk(front: Fro
         assert any(message.startswith("BYE ") and call_id in message for message in trunk.messages(2.0))
     finally:
         trunk.close()
+
+
+def _at_a_worker(front: Front, call_id: str) -> tuple[str, str]:
+    """The request of `call_id` a worker received, and from where."""
+    def found() -> list[tuple[str, str]]:
+        return [(worker.senders[i], text) for worker in front.workers for i, text in enumerate(worker.received)
+                if call_id in text]
+    assert wait_for(lambda: found() != []), front.log_path.read_text(errors="replace")[-2000:]
+    return found()[0]
+
+
+def test_a_worker_believes_the_fronts_lines_and_not_a_local_process_bound_to_its_address(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A trunk's INVITE reaches a worker with the front's lines and its token (the sender's own token line
+    removed); a process on the host that binds the front's own address too (Kamailio's socket has
+    SO_REUSEADDR) and sends a worker the same lines is not believed: it cannot know the token. A front
+    of its own: the module's has its workers' slots taken by the INVITEs before."""
+    with running_front(tmp_path_factory.mktemp("token")) as front:
+        _front_and_forger(front)
+
+
+def _front_and_forger(front: Front) -> None:
+    believing = WorkerFront(f"{front.config.sip_address}:{front.config.sip_port}", front.token)
+    trunk = Peer(TRUNK, front)
+    call_id = secrets.token_hex(6)
+    try:
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp", f"{TOKEN_HEADER}: guessed"), body=GOOD_SDP)
+        sender, relayed = _at_a_worker(front, call_id)
+    finally:
+        trunk.close()
+    assert sender == believing.address and true_source(sender, relayed, believing) == f"{TRUNK}:0"
+    assert "guessed" not in relayed and relayed.count(f"{TOKEN_HEADER}: {front.token}") == 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+        forger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        forger.bind(front.address)  # the front's own address, beside Kamailio
+        forged_id = secrets.token_hex(6)
+        forger.sendto((f"INVITE sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {believing.address};branch=z9hG4bK"
+                       f"{forged_id}\r\nFrom: <sip:a@{TRUNK}>;tag=1\r\nTo: <sip:{NUMBER}@127.0.0.1>\r\n"
+                       f"Call-ID: {forged_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n{SOURCE_HEADER}: {TRUNK}\r\n"
+                       f"{TRANSPORT_HEADER}: tls\r\n{TOKEN_HEADER}: guessed\r\nContent-Length: 0\r\n\r\n").encode(),
+                      ("127.0.0.1", front.config.worker_sip_port))
+        sender, forged = _at_a_worker(front, forged_id)
+    assert sender == believing.address  # the worker cannot tell it apart by its source
+    assert true_source(sender, forged, believing) == sender and not front_hop_was_tls(sender, forged, believing)

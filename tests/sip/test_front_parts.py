@@ -15,7 +15,23 @@ import pytest
 from sipedge.config import ConfigError, EdgeConfig, load
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO, Supervisor
-from sipedge.worker_place import SOURCE_HEADER, place, true_source, worker_index
+from sipedge.worker_place import (
+    SOURCE_HEADER,
+    TOKEN_HEADER,
+    TOKEN_VARIABLE,
+    TRANSPORT_HEADER,
+    Front,
+    front_hop_was_tls,
+    new_token,
+    place,
+    true_source,
+    without_token,
+    worker_index,
+)
+
+TOKEN = new_token()
+FRONT = Front("10.0.0.5:5060", TOKEN)
+SIGNED = f"{TOKEN_HEADER}: {TOKEN}\r\n"  # the front's last line
 
 EDGE = """
 sip_address = "10.0.0.5"
@@ -39,16 +55,18 @@ def edge(tmp_path: Path, extra: str = "", trunk: str = "") -> EdgeConfig:
 
 
 def test_workers_bind_loopback_ports_of_their_own_and_share_the_rtp_range(tmp_path: Path) -> None:
-    config = edge(tmp_path, "workers = 17")
+    config = dataclasses.replace(edge(tmp_path, "workers = 17"), front_token=TOKEN)
     assert config.worker_sip_port == 5061  # sip_port + 1 unless set
     places = [place(config, index) for index in range(17)]
     assert {p.sip_host for p in places} == {"127.0.0.1"}
     assert [p.sip_port for p in places] == list(range(5061, 5078))
     assert all(p.rtp_port_count == 10 and p.rtp_port % 2 == 0 for p in places)  # 200 // 17, even
     assert places[-1].rtp_port + places[-1].rtp_port_count <= 40200
-    assert all(p.front == "10.0.0.5:5060" for p in places)
+    assert all(p.front == FRONT for p in places)
     alone = place(edge(tmp_path), None)
     assert (alone.sip_host, alone.sip_port, alone.front) == ("10.0.0.5", 5060, None)
+    with pytest.raises(ConfigError, match=f"{TOKEN_VARIABLE} is not set"):  # a worker started by hand
+        place(edge(tmp_path, "workers = 2"), 0)
 
 
 @pytest.mark.parametrize(("extra", "trunk", "names"), [
@@ -72,24 +90,40 @@ def test_a_worker_index_comes_only_from_the_edge_and_must_be_one_of_its_workers(
 
 
 def test_a_worker_takes_the_fronts_word_for_the_source_and_nobody_elses() -> None:
-    front = "10.0.0.5:5060"
-    invite = (f"INVITE sip:x@y SIP/2.0\r\nVia: a\r\n{SOURCE_HEADER}: 192.0.2.7\r\n\r\n"
+    front = FRONT.address
+    invite = (f"INVITE sip:x@y SIP/2.0\r\nVia: a\r\n{SOURCE_HEADER}: 192.0.2.7\r\n{SIGNED}\r\n"
               f"v=0\r\n{SOURCE_HEADER}: 1.2.3.4\r\n")  # the body is not the head
-    assert true_source(front, invite, front) == "192.0.2.7:0"
-    assert true_source("127.0.0.1:40000", invite, front) == "127.0.0.1:40000"  # not the front: its own address
+    assert true_source(front, invite, FRONT) == "192.0.2.7:0"
+    assert true_source("127.0.0.1:40000", invite, FRONT) == "127.0.0.1:40000"  # not the front: its own address
     assert true_source(front, invite, None) == front  # a lone edge has no front
-    assert true_source(front, "OPTIONS sip:x SIP/2.0\r\n\r\n", front) == front
-    assert true_source(front, f"BYE x SIP/2.0\r\n{SOURCE_HEADER}: 2001:db8::1\r\n\r\n", front) == "[2001:db8::1]:0"
+    assert true_source(front, f"OPTIONS sip:x SIP/2.0\r\n{SIGNED}\r\n", FRONT) == front
+    assert true_source(front, f"BYE x SIP/2.0\r\n{SOURCE_HEADER}: 2001:db8::1\r\n{SIGNED}\r\n",
+                       FRONT) == "[2001:db8::1]:0"
+
+
+@pytest.mark.parametrize("token", ["", f"{TOKEN_HEADER}: {new_token()}\r\n", f"{TOKEN_HEADER}: {TOKEN[:-1]}\r\n"])
+def test_from_the_fronts_own_address_without_its_token_a_worker_believes_no_line(token: str) -> None:
+    """A local user can bind the front's address too (SO_REUSEADDR): only the token tells the front apart."""
+    forged = f"INVITE sip:x@y SIP/2.0\r\n{SOURCE_HEADER}: 192.0.2.7\r\n{TRANSPORT_HEADER}: tls\r\n{token}\r\n"
+    assert true_source(FRONT.address, forged, FRONT) == FRONT.address
+    assert not front_hop_was_tls(FRONT.address, forged, FRONT)
+
+
+def test_the_token_is_stripped_from_what_a_worker_passes_on() -> None:
+    invite = f"INVITE sip:x@y SIP/2.0\r\nVia: a\r\n{SIGNED}\r\nv=0\r\n{TOKEN_HEADER}: in the body\r\n"
+    assert without_token(invite) == f"INVITE sip:x@y SIP/2.0\r\nVia: a\r\n\r\nv=0\r\n{TOKEN_HEADER}: in the body\r\n"
+    assert TOKEN not in without_token(invite.replace("\r\n", "\n"))
 
 
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
 def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> None:
     config = dataclasses.replace(edge(tmp_path, "workers = 3"), sip_address="127.0.0.1")  # one of this host's
-    files = write_front(config, tmp_path, 3)
+    files = write_front(config, tmp_path, 3, TOKEN)
     checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = files.config.read_text()
+    assert f'append_hf("{TOKEN_HEADER}: {TOKEN}\\r\\n");' in text and files.config.stat().st_mode & 0o077 == 0
     assert "src_ip == 192.0.2.0/24" in text  # the trunk's sources, allowed by Kamailio itself
     assert files.workers.read_text().splitlines() == [
         f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]
@@ -99,7 +133,7 @@ def test_behind_a_cloud_address_kamailio_binds_the_private_one_and_names_the_pub
     config = dataclasses.replace(edge(tmp_path, 'workers = 3\npublic_address = "203.0.113.7"'),
                                  sip_address="127.0.0.1")
     assert config.advertised == "203.0.113.7"
-    files = write_front(config, tmp_path, 3)
+    files = write_front(config, tmp_path, 3, TOKEN)
     checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -114,16 +148,24 @@ def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
     supervisor = Supervisor(edge(tmp_path, "workers = 2"))
     try:
         children = {child.name: child for child in supervisor._children()}
+        cfg = (supervisor._folder / "kamailio.cfg").read_text()
+        assert supervisor._folder.stat().st_mode & 0o077 == 0  # the token's file is the edge's user's only
     finally:
         shutil.rmtree(supervisor._folder, ignore_errors=True)
     assert children["kamailio"].env == {"PATH": os.environ["PATH"]}
     assert children["worker 1"].env["SIP_EDGE_SECRET"] == "control-secret"  # a worker is the edge: it needs them
+    token = children["worker 0"].env[TOKEN_VARIABLE]
+    assert len(token) >= 40 and children["worker 1"].env[TOKEN_VARIABLE] == token and f": {token}\\r" in cfg
+    assert token not in str(children["kamailio"].argv)
+    again = Supervisor(edge(tmp_path, "workers = 2"))
+    shutil.rmtree(again._folder, ignore_errors=True)
+    assert again._token != token  # a new one at each start
 
 
 def test_a_worker_reads_the_fronts_line_in_a_head_of_bare_lf_lines_and_never_one_in_the_body() -> None:
-    front = "10.0.0.5:5060"
-    # As Kamailio relays a sender's bare-LF message: its own line appended with CRLF, then the LF blank line.
-    relayed = (f"INVITE sip:x@y SIP/2.0\nVia: a\nContent-Type: multipart/mixed\n{SOURCE_HEADER}: 198.51.100.9\r\n\n"
-               f"v=0\n{SOURCE_HEADER}: 192.0.2.7\n")
-    assert true_source(front, relayed, front) == "198.51.100.9:0"
-    assert true_source(front, f"BYE x SIP/2.0\n{SOURCE_HEADER}: 198.51.100.9\n\n", front) == "198.51.100.9:0"
+    front = FRONT.address
+    # As Kamailio relays a sender's bare-LF message: its own lines appended with CRLF, then the LF blank line.
+    relayed = (f"INVITE sip:x@y SIP/2.0\nVia: a\nContent-Type: multipart/mixed\n{SOURCE_HEADER}: 198.51.100.9\r\n"
+               f"{SIGNED}\nv=0\n{SOURCE_HEADER}: 192.0.2.7\n")
+    assert true_source(front, relayed, FRONT) == "198.51.100.9:0"
+    assert true_source(front, f"BYE x SIP/2.0\n{SOURCE_HEADER}: 198.51.100.9\n{SIGNED}\n", FRONT) == "198.51.100.9:0"

@@ -1,7 +1,8 @@
 """Only the call's trunk moves a call's media (tests/sip/pjsip_offer_probe.py: the edge's SipCall in a
 real PJSUA2 endpoint): a stranger who knows the dialog's ids has its UPDATE's offer and its re-INVITE
 refused 488, and its re-INVITE without an offer (whose answer would come in the ACK) ends the call
-rather than taking it over."""
+rather than taking it over, however its request line is spaced (PJSIP parses a leading space and a tab
+after the method as INVITE too)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
+from tests.sip.pjsip_offer_probe import LINE_FORMS
 from tests.support.ports import free_port
 
 PROBE_SECONDS = 60
 
 
-def test_a_stranger_cannot_move_the_calls_media_by_update_or_an_offerless_reinvite() -> None:
-    run = subprocess.run([sys.executable, "-m", "tests.sip.pjsip_offer_probe", str(free_port(socket.SOCK_DGRAM))],
+@pytest.mark.parametrize("form", sorted(LINE_FORMS))
+def test_a_stranger_cannot_move_the_calls_media_by_update_or_an_offerless_reinvite(form: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "tests.sip.pjsip_offer_probe", str(free_port(socket.SOCK_DGRAM)),
+                          form],
                          capture_output=True, text=True, timeout=PROBE_SECONDS, check=False,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -27,6 +27,7 @@ import pytest
 from sipedge.config import load as load_edge
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO
+from sipedge.worker_place import new_token
 from stacks.config.sip_edge import (
     SECRET_VARIABLE,
     SipEdgeKey,
@@ -146,7 +147,7 @@ def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_
     path.write_text(render(settings, dispatcher_url="https://voice.example.com", sip_address="127.0.0.1",
                            public_address="203.0.113.10"))
     edge = load_edge({"SIP_EDGE_CONFIG": str(path), **edge_environment(settings)})
-    files = write_front(edge, tmp_path, edge.workers)
+    files = write_front(edge, tmp_path, edge.workers, new_token())
     checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -146,8 +146,8 @@ def test_kamailio_is_installed_with_several_workers_only(stack: StackRunner) -> 
                "trunks": [PBX]}
     several = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     user_data = unwrap(several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-    # Its TLS module too: the front takes SIP over TLS when the edge has tls_port (sipedge/front_tls.py).
-    assert "install -y -qq --no-install-recommends kamailio kamailio-tls-modules" in user_data
+    # Not its TLS module: no stack key sets tls_port, so no cloud edge's front would load it (docs/sip.md).
+    assert "install -y -qq --no-install-recommends kamailio &&" in user_data and "tls-modules" not in user_data
     assert "kamailio" not in unwrap(run_with_edge(stack).one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
 
 
