@@ -93,8 +93,9 @@ def build_phone_state(
     # Telnyx calls are named by their signed webhook alone: no key to check it, no Telnyx transfers.
     telnyx = (TelnyxCalls(phone.telnyx_api_key, phone.telnyx_api_url)
               if phone.telnyx_api_key is not None and phone.telnyx_key is not None else None)
+    sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx)
+                          sip=sip, telnyx=telnyx)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     several = (regions or Regions()).several
