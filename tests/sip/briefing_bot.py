@@ -24,6 +24,8 @@ RATE = 8000
 BRIEFING_HZ = 1400  # no note of the edge's hold tones (sipedge/warm_transfer.py)
 FAILED_HZ = 2000
 LINE_SECONDS = 1.6
+LONG_BRIEFING = "Long briefing: "  # a line beginning so is said for LONG_SECONDS
+LONG_SECONDS = 8.0
 UNANSWERED_LINE = "Sorry, the desk did not pick up. I am still here."
 
 
@@ -44,7 +46,7 @@ class ToneVoice(FrameProcessor):
             return
         with self._path.open("a") as said:
             said.write(frame.text.replace("\n", " ") + "\n")
-        samples = int(RATE * LINE_SECONDS)
+        samples = int(RATE * (LONG_SECONDS if frame.text.startswith(LONG_BRIEFING) else LINE_SECONDS))
         hz = FAILED_HZ if frame.text == UNANSWERED_LINE else BRIEFING_HZ
         tone = b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * hz * n / RATE))) for n in range(samples))
         await self.push_frame(TTSStartedFrame())  # as a TTS service speaks: the output transport says it spoke

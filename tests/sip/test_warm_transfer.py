@@ -2,8 +2,9 @@
 its "voice" is a BRIEFING_HZ tone, its lines written down), `python -m sipedge` with a trunk that both brings
 calls in and places them (its termination is a second SIPp, the person), and SIPp as the trunk's caller.
 `POST /sessions/{id}/transfer` with `mode: warm`: the caller hears the hold tones while the person rings, the
-person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer
-leaves the caller with the bot, which says so."""
+person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer,
+or hangs up during the briefing, leaves the caller with the bot, which says so (and the caller never hears
+the briefing); the person's leg is priced from their answer however it ends."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, UNANSWERED_LINE
+from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LONG_BRIEFING, UNANSWERED_LINE
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp
@@ -78,15 +79,16 @@ async def warm_once_answered(api: httpx.AsyncClient, session_id: str, body: dict
 
 
 async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int,
-                    person_media: int | None = None) -> tuple[str, httpx.Response, float, SippRun, SippRun]:
-    """A caller (`call_warm`) handed warm, with SUMMARY, to a person playing `callee`: the session, the
+                    person_media: int | None = None, *, scenario: str = "call_warm", summary: str = SUMMARY
+                    ) -> tuple[str, httpx.Response, float, SippRun, SippRun]:
+    """A caller (`scenario`) handed warm, with `summary`, to a person playing `callee`: the session, the
     transfer's answer and when it came (epoch seconds), then the caller's and the person's SIPp runs."""
     await wait_for_idle_bot(api)
     person = asyncio.create_task(asyncio.to_thread(run_callee, callee, line.person_port, line.edge.workdir,
                                                    media_port=person_media))
-    call = caller(line.edge, "call_warm", caller_media)
+    call = caller(line.edge, scenario, caller_media)
     session_id = await active_session(api)
-    answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
+    answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": summary})
     answered = time.time()
     return session_id, answer, answered, await call, await person
 
@@ -288,4 +290,22 @@ async def test_a_persons_reinvite_during_the_briefing_keeps_them_hearing_the_bot
             f"the person's new stream: {len(pcma)} packets, {loudness(briefing):.0f}, "
             f"{share_at(briefing, BRIEFING_HZ) if len(briefing) else 0:.2f}\n{line.edge.log()}")
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_caller_who_hangs_up_during_the_briefing_ends_the_persons_leg_which_is_priced(line: Line) -> None:
+    """The caller hangs up while the bot briefs the person (an 8 s briefing): the person's call is hung up
+    too, and their leg, from their answer to that end, is on the session's telephony line."""
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        session_id, answer, _, run, _ = await warm_call(api, line, "callee_answers", free_port_pair(2),
+                                                        scenario="call_warm_hangs_up",
+                                                        summary=f"{LONG_BRIEFING}{SUMMARY}")
+        assert (answer.status_code, answer.json()["error"]["code"]) == (409, "call_over"), answer.text
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        events = await ended_events(api, session_id)
+        consulting = one(events, "transfer_consulting")["at"]  # the caller left during the briefing
+        assert consulting < one(events, "caller_hung_up")["at"], [e["event"] for e in events]
+        telephony = await bridged_line(api, session_id, line.edge)
+        assert telephony["bridged"]["usd_per_minute"] == OUTBOUND_USD, telephony
+        assert 0.0 < telephony["bridged"]["seconds"] < 8.0, telephony  # ended with the caller's BYE
         assert await wait_active_sessions(api, 0) == 0
