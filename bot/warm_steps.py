@@ -2,7 +2,9 @@
 tells the bot to brief the person (who hears it now, the caller on hold) or that the person did not
 answer; the host names the line (bot/transfer.py `warm_line`: the request's summary, the bot's
 `on_warm_transfer` handler, else a default), says it (bot/warm_speech.py) and answers `spoken` once the
-bot stopped speaking, or `false` after the step's time. Pipecat is imported only once a session runs."""
+bot said it through, or `false` after the step's time. `stop` (the person left during the briefing): the
+line given up and the bot interrupted, `stopped` once it is quiet, before the caller hears it again.
+Pipecat is imported only once a session runs."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from loguru import logger
 
 from bot.transfer import WarmStep, default_line, warm_line
 from botchannel.contract import RequestFailed
-from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS
+from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS, STOP_SECONDS, SUMMARY_CHARS
 
 if TYPE_CHECKING:
     from bot.warm_speech import Queue, SpeechWatch
@@ -28,12 +30,16 @@ def warm_handler(speech: Callable[[], tuple[SpeechWatch, Queue] | None]
     """The channel's `call.warm_transfer` handler; `speech()` is the session's watch and queue, once running."""
     async def answer(params: Mapping[str, Any]) -> dict[str, Any]:
         event = params.get("event")
-        if event not in ("brief", "failed"):
-            raise RequestFailed(400, "invalid_request", "event must be \"brief\" or \"failed\"")
-        step = WarmStep(str(event), _text(params.get("to")), _text(params.get("reason")))
+        if event not in ("brief", "failed", "stop"):
+            raise RequestFailed(400, "invalid_request", "event must be \"brief\", \"failed\" or \"stop\"")
         running = speech()
+        if event == "stop":
+            quiet = running is None or await running[0].stop(running[1], STOP_SECONDS - SPEAK_MARGIN_SECONDS)
+            return {"stopped": quiet}
+        step = WarmStep(str(event), _text(params.get("to")), _text(params.get("reason")))
         if running is None:
             return {"spoken": False}
+        stops = running[0].stops  # a `stop` while the handler names the line: the line is not said
         seconds = (BRIEF_SECONDS if event == "brief" else FAILED_SECONDS) - SPEAK_MARGIN_SECONDS
         try:
             async with asyncio.timeout(HANDLER_SECONDS):
@@ -42,10 +48,10 @@ def warm_handler(speech: Callable[[], tuple[SpeechWatch, Queue] | None]
             logger.warning(f"warm transfer: the on_warm_transfer handler failed: {exc!r}")
             line = default_line(step.event)
         watch, queue = running
-        return {"spoken": await watch.say(queue, line, seconds)}
+        return {"spoken": await watch.say(queue, line, seconds, stops)}
 
     return answer
 
 
 def _text(value: object) -> str | None:
-    return value[:1000] if isinstance(value, str) and value else None
+    return value[:SUMMARY_CHARS] if isinstance(value, str) and value else None

@@ -26,6 +26,7 @@ from loguru import logger
 from pipecat.frames.frames import BotStartedSpeakingFrame, Frame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection
 
 from bot.answer_again import AnswerAgain
 from bot.pipeline_errors import transport_failed
@@ -94,9 +95,11 @@ class SessionWatch:
         init.watched = True  # type: ignore[attr-defined]
         PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
 
-    async def queue(self, frame: Frame) -> None:
-        """`frame` into each of the session's pipelines (a warm transfer's line: bot/warm_speech.py)."""
-        await self._queue(frame)
+    async def queue(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        """`frame` into each of the session's pipelines (a warm transfer's line: bot/warm_speech.py), or at
+        their ends, upstream (its interruption)."""
+        for worker in self.workers:
+            await worker.queue_frame(frame, direction)
 
     async def _queue(self, frame: Frame) -> None:
         for worker in self.workers:

@@ -3,10 +3,12 @@
     bot → dispatcher   request  call.transfer {to, mode, summary?}   →   reply {session_id, to, mode, at, status, …}
     dispatcher → bot   request  call.warm_transfer {event: "brief", summary?}   →   reply {spoken: bool}
     dispatcher → bot   request  call.warm_transfer {event: "failed", reason}    →   reply {spoken: bool}
+    dispatcher → bot   request  call.warm_transfer {event: "stop"}              →   reply {stopped: bool}
 
 A warm transfer's person answered: the bot now hears them and speaks to them (the caller on hold), and
 says its briefing (`summary`, else its own); once it answers, the edge bridges caller and person. The
-person did not answer: the caller is back with the bot, which says so.
+person did not answer: the caller is back with the bot, which says so. The person hung up during the
+briefing: the bot is interrupted (`stop`) before the caller is back with it, then told (`failed`).
 
 The dispatcher answers it for the session of the bot that asks (its channel names it) and nothing
 else, with the carrier's credentials it holds itself: the bot holds none for this (docs/phone.md).
@@ -21,5 +23,8 @@ TRANSFER_TIMEOUT_SECONDS = 30.0
 METHOD_WARM_TRANSFER = "call.warm_transfer"
 BRIEF_SECONDS = 20.0  # the bot's briefing, said: past this the edge bridges the two anyway
 FAILED_SECONDS = 5.0  # the bot told that the person did not answer (its line said in the background)
+STOP_SECONDS = 3.0  # the bot interrupted, the caller on hold meanwhile
+# A briefing's longest: about 18 s of a TTS voice's speech (~16 characters a second), within BRIEF_SECONDS.
+SUMMARY_CHARS = 300
 # A warm transfer's answer: the person's ring (12 s), the briefing and the bridge (the edge's WARM_SECONDS).
 WARM_TRANSFER_TIMEOUT_SECONDS = 48.0

@@ -3,8 +3,8 @@
 `joined`: the INVITE may go), `POST /edge/calls/{id}/outcome` for what the far end answered, and
 `POST /edge/calls/{id}/bridged` when the person of a bridged transfer answered and hung up (their
 leg's minutes, at the trunk's outbound price, join the session's telephony line), and
-`POST /edge/calls/{id}/warm` for a warm transfer's steps (the bot told to brief the person, or that they did
-not answer).
+`POST /edge/calls/{id}/warm` for a warm transfer's steps (the bot told to brief the person, to stop, or that
+they did not answer), each naming the transfer's request id, which the dispatcher checks is under way.
 Every request is bounded (REQUEST_SECONDS) and retried with backoff when the dispatcher cannot be
 reached or answers 5xx; an outcome that still cannot be told is logged, and the edge closes the
 call's stream, which ends the session anyway."""
@@ -24,6 +24,7 @@ ATTEMPTS = 3
 BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 POLL_SECONDS = 0.2
 WARM_STEP_SECONDS = 23.0  # the bot's briefing (its BRIEF_SECONDS, botchannel/transfer.py) and the way there
+STOP_STEP_SECONDS = 4.5  # the bot interrupted (its STOP_SECONDS) and the way there
 
 
 class CallReports:
@@ -58,18 +59,21 @@ class CallReports:
         """True once the dispatcher took the bridged person's leg's `answered` or `ended`."""
         return await self._post(session_id, "bridged", report, f"bridged leg {report.get('event')}")
 
-    async def warm(self, session_id: str, step: dict[str, Any]) -> bool:
-        """A warm transfer's step told (`brief`, `failed`), once: the bot must not say it twice. True once the
-        bot said its line, as the dispatcher answers; False when it did not, or no answer came in time."""
+    async def warm(self, session_id: str, transfer: str, step: dict[str, Any]) -> bool:
+        """A warm transfer's step told (`brief`, `stop`, `failed`), once: the bot must not say it twice. True once
+        the bot said its line (`stop`: is quiet), as the dispatcher answers; False when it did not, or no answer
+        came in time. `transfer`: the request id the dispatcher asked for the transfer with."""
+        stop = step.get("event") == "stop"
         try:
-            async with self._http.post(f"{self._url(session_id)}/warm", json=step, headers=self._headers,
-                                       timeout=aiohttp.ClientTimeout(total=WARM_STEP_SECONDS)) as answer:
+            async with self._http.post(f"{self._url(session_id)}/warm", json={**step, "transfer": transfer},
+                                       headers=self._headers, timeout=aiohttp.ClientTimeout(
+                                           total=STOP_STEP_SECONDS if stop else WARM_STEP_SECONDS)) as answer:
                 said = await answer.json(content_type=None) if answer.status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("sipedge: session %s's warm transfer step %s went unanswered: %r", session_id,
                         step.get("event"), exc)
             return False
-        return isinstance(said, dict) and said.get("spoken") is True
+        return isinstance(said, dict) and said.get("stopped" if stop else "spoken") is True
 
     async def _post(self, session_id: str, path: str, report: dict[str, Any], what: str) -> bool:
         for attempt in range(ATTEMPTS):

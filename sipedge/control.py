@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from botchannel.transfer import SUMMARY_CHARS
 from sipedge.call_reports import CallReports
 from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, InboundCall, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
@@ -97,7 +98,8 @@ class TransferAsked(BaseModel):
     time_limit: int = Field(default=DEFAULT_TIME_LIMIT_SECONDS, ge=1, le=86400)  # a bridged transfer's seconds
     mode: Literal["cold", "warm"] = "cold"
     # A warm transfer's briefing, passed back to the dispatcher for the bot to say (no control characters).
-    summary: str | None = Field(default=None, min_length=1, max_length=1000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
+    summary: str | None = Field(default=None, min_length=1, max_length=SUMMARY_CHARS,
+                                pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
@@ -240,7 +242,7 @@ class Control:
         transfer = Transfer(asked.to, asked.time_limit, asked.mode, asked.summary)
         tell = partial(self.reports.bridged, session_id)
         if asked.mode == "warm":
-            brief = partial(self.reports.warm, session_id)
+            brief = partial(self.reports.warm, session_id, asked.request_id)
             return warm_over(self.edge.stack, held, transfer, self.edge.leg, brief, tell)
         return hand_over(self.edge.stack, held, transfer, self.edge.leg, tell)
 

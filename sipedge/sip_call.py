@@ -79,8 +79,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.on_transfer_status: Callable[[int, bool], None] | None = None
         self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response
         self.bridged_to: SipCall | None = None  # the other leg once its audio and this one's are bridged
-        # A warm transfer's hold (sipedge/warm_transfer.py): a changed stream joins the hold tones, not the bot,
-        # so a re-INVITE cannot let the caller hear the bot brief the person.
+        # A warm transfer's hold (sipedge/warm_transfer.py): a changed stream of the caller's joins the hold tones,
+        # not the bot, so a re-INVITE cannot let the caller hear the bot brief the person; one of the person's
+        # during the briefing joins the bot, both ways, as their first did. The caller's keys go nowhere meanwhile.
         self.on_hold: Callable[[pj.AudioMedia], None] | None = None
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None,
@@ -142,7 +143,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 if self.bridged_to is not None:  # handed to a person: a changed stream joins theirs, not the bot's
                     self.bridged_to.join(audio)
                     continue
-                if self.on_hold is not None and self.port is not None:
+                if self.on_hold is not None:
                     self.on_hold(audio)
                     continue
                 if self.port is None:
@@ -256,7 +257,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         prm.statusCode = 603  # the edge takes no call over from another dialog
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
-        if self.events is not None:
+        if self.events is not None and self.on_hold is None:  # on hold, the bot is not the caller's to press at
             self.events.pressed(prm.digit)
 
     def _heard(self, pcm: bytes) -> None:

@@ -3,12 +3,13 @@ tones, the edge calls the person through the trunk's termination (showing the nu
 dialled), and once they answer the bot hears and speaks to them (the caller's port in PJSUA's
 conference bridge joined to the person's leg) and is told, through the dispatcher, to brief them
 (`brief`). Once the bot said its briefing (or BRIEF_WAIT_SECONDS passed) the caller and the person are
-bridged as a cold bridge does (sipedge/call_transfer.py: priced, hung up after `time_limit`) and the
-bot's stream released.
+bridged as a cold bridge does (sipedge/call_transfer.py: hung up after `time_limit`) and the bot's stream
+released. The person's leg is priced from their answer to its end, bridged or not.
 
 The person declines, is busy, does not answer within their ring time, or hangs up during the briefing:
 the hold tones stop, the caller is back with the bot, and the bot is told why (the `failed` step),
-so it says so; the control API answers 409 naming it. The caller hanging up during the hold ends it all:
+so it says so; the control API answers 409 naming it. After a briefing began, the bot is first
+interrupted (`stop`), the caller on the tones until it is quiet. The caller hanging up during the hold ends it all:
 the person's call is cancelled (409 `call_over`), and the session ends as the caller's hang-up.
 Every step is bounded: the ring, the briefing's request, the SIP thread's work; all of it within WARM_SECONDS.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from sipedge.call_reports import WARM_STEP_SECONDS
+from sipedge.call_reports import STOP_STEP_SECONDS, WARM_STEP_SECONDS
 from sipedge.call_transfer import (
     PERSON_RING_SECONDS,
     Handed,
@@ -58,7 +59,8 @@ HOLD_NOTES = ((523, 659, 260), (659, 784, 260), (784, 1047, 260), (659, 784, 260
 HOLD_PAUSE_MSEC = 900
 # The dispatcher told of a step (sipedge/call_reports.py `warm`): the bot's answer, `spoken` or not.
 Brief = Callable[[dict[str, Any]], Awaitable[bool]]
-_told: set[asyncio.Task[bool]] = set()  # the bots told that their person did not answer, kept from the collector
+_told: set[asyncio.Future[Any]] = set()  # the callers handed back to their bots, kept from the collector
+STOP_WAIT_SECONDS = STOP_STEP_SECONDS + 0.5  # the bot interrupted, the caller on hold meanwhile
 
 
 def warm_number(trunk: Trunk, to: str) -> str:
@@ -88,18 +90,18 @@ async def warm_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
     await on_sip_thread(stack, hold.start)
     log.info("sipedge: session %s: the caller on hold, %s rung for a warm transfer", held.flow.session_id, number)
     try:
-        leg = await _consulted(stack, held, asked, _Consult(number, ring, legs, account, brief), hold)
+        await _consulted(stack, held, asked, _Consult(number, ring, legs, account, brief, tell), hold)
     except NotHanded as refused:
-        stack.submit(hold.back)
-        if refused.code != "call_over":  # the caller is still there, with the bot again: it says so
-            _tell_failed(brief, refused.message)
+        if refused.code == "call_over":  # nobody to say it to: only the tones let go
+            stack.submit(hold.back)
+        else:  # the caller is still there, with the bot again once it is quiet: it says so
+            _in_background(_back_to_bot(stack, hold, brief, refused.message))
         raise
     except BaseException:
         stack.submit(hold.back)
         raise
     log.info("sipedge: session %s warm-transferred to %s for %d s at most", held.flow.session_id, number,
              asked.time_limit)
-    start_billing(held, leg, asked.time_limit, tell)
     end = SipEnd("edge", "bridged", 200, f"warm-transferred to {number}")
     return Handed("warm", target_uri(held.trunk, number), 200, once(lambda: held.flow.release(end)))
 
@@ -111,10 +113,12 @@ class _Consult:
     legs: Legs
     account: pj.Account  # the trunk's, that places calls
     brief: Brief
+    tell: Tell | None  # the person's leg, billed from their answer
 
 
-async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _Consult, hold: Hold) -> PersonLeg:
-    """The person called, briefed by the bot, then bridged with the caller; `NotHanded` why not."""
+async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _Consult, hold: Hold) -> None:
+    """The person called, briefed by the bot, then bridged with the caller; `NotHanded` why not. Their leg is
+    billed from their answer to its end, whichever way it ends (the trunk bills it from the answer)."""
     leg = PersonLeg(asyncio.get_running_loop(), stack, held.call)
     try:
         person = await invite(stack, how.account, held.trunk, how.number, held.number, leg, how.legs)
@@ -125,6 +129,7 @@ async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _
         if status != 200:
             raise NotHanded(409, unanswered_code(status), f"the person did not answer (SIP {status}, {how.ring:g} s "
                             "at most): the caller is back with the bot")
+        start_billing(held, leg, asked.time_limit, how.tell)
         await on_sip_thread(stack, lambda: hold.consult(person))
         log.info("sipedge: session %s: the person answered a warm transfer; the bot briefs them", held.flow.session_id)
         summary = {"summary": asked.summary} if asked.summary is not None else {}
@@ -136,7 +141,6 @@ async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _
     except BaseException:
         stack.submit(person.end)  # the person's call never outlives a transfer that did not happen
         raise
-    return leg
 
 
 async def _briefed(said: Awaitable[bool], leg: PersonLeg) -> None:
@@ -151,8 +155,23 @@ async def _briefed(said: Awaitable[bool], leg: PersonLeg) -> None:
             told.cancel()
 
 
-def _tell_failed(brief: Brief, why: str) -> None:
-    task = asyncio.ensure_future(brief({"event": "failed", "reason": why[:256]}))
+async def _back_to_bot(stack: SipStack, hold: Hold, brief: Brief, why: str) -> None:
+    """The caller back with the bot, which is told why. After a consult the bot was briefing the person: it is
+    cut off from them and interrupted (`stop`) first, the caller on the tones meanwhile, so that the caller
+    never hears the briefing (sipedge/playout.py's queue of it is emptied on the way)."""
+    if hold.person is not None:
+        try:
+            await on_sip_thread(stack, hold.unconsult)
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await brief({"event": "stop"})
+        except (TimeoutError, pj.Error) as exc:  # the caller is back with the bot all the same, not left on hold
+            log.warning("sipedge: the bot was not stopped after the warm transfer's briefing: %r", exc)
+    await on_sip_thread(stack, hold.back)
+    await brief({"event": "failed", "reason": why[:256]})
+
+
+def _in_background(work: Awaitable[bool] | Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
     _told.add(task)
     task.add_done_callback(_told.discard)
 
@@ -188,7 +207,7 @@ class Hold:
     def __init__(self, caller: SipCall) -> None:
         self.caller = caller
         self.tone: pj.ToneGenerator | None = None
-        self.person: SipCall | None = None
+        self.person: SipCall | None = None  # once the bot was joined to them (a consult began), kept
 
     def start(self) -> None:
         caller = self.caller
@@ -214,10 +233,20 @@ class Hold:
         if caller.ended or person.ended or caller.port is None:
             raise NotHanded(409, "call_over", "a leg hung up as the bot was joined to the person")
         caller.playout.clear()  # what the bot said to the caller before the hold is not the person's
-        theirs = person.getAudioMedia(-1)
-        caller.port.startTransmit(theirs)
-        theirs.startTransmit(caller.port)
+        self._to_bot(person.getAudioMedia(-1))
         self.person = person
+        person.on_hold = self._to_bot  # the person's re-INVITE: their new stream is the bot's too
+
+    def _to_bot(self, theirs: pj.AudioMedia) -> None:
+        port = self.caller.port
+        if port is not None and not self.caller.ended:
+            port.startTransmit(theirs)
+            theirs.startTransmit(port)
+
+    def unconsult(self) -> None:
+        """The bot off the person's leg, what it was saying to them dropped; the caller still on the tones."""
+        self._unconsult()
+        self.caller.playout.clear()
 
     def bridge(self, person: SipCall, stack: SipStack, held: InboundCall, time_limit: int) -> None:
         """Caller and person to each other, the bot out of both, as a cold bridge joins them."""
@@ -229,15 +258,18 @@ class Hold:
         join_legs(stack, held, person, time_limit)
 
     def back(self) -> None:
-        """The caller with the bot again (or, hung up, only the tones let go)."""
+        """The caller with the bot again (or, hung up, only the tones let go); none of what the bot said
+        during the hold, to the person or to nobody, is played to the caller."""
         self._unconsult()
+        self.caller.playout.clear()
         self._stop_tone()
         if not self.caller.ended and self.caller.bridged_to is None:
             self._bot_again()
 
     def _unconsult(self) -> None:
         person, port = self.person, self.caller.port
-        self.person = None
+        if person is not None:
+            person.on_hold = None
         if person is None or person.ended or port is None:
             return
         with contextlib.suppress(pj.Error):

@@ -9,7 +9,9 @@ answer, a reset connection or an edge restarting (503), within one deadline unde
 REFER the trunk accepted whose final NOTIFY the edge did not hear in time (the edge says so).
 
 A warm transfer (`mode: warm`) waits longer: the person's ring, the bot's briefing (the edge asks for it at
-`POST /edge/calls/{id}/warm`, dispatcher/phone/warm_briefing.py) and the bridge, WARM_EXTRA_SECONDS more.
+`POST /edge/calls/{id}/warm`, dispatcher/api/warm_briefing.py) and the bridge, WARM_EXTRA_SECONDS more.
+Its request id is recorded in the store for that long (`warm_key`, the first claim of it): the edge's steps
+name it, and a step naming no warm transfer under way is refused, so the route makes no other bot speak.
 
 A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
 `<Dial timeLimit>`): the edge then hangs up both legs.
@@ -21,6 +23,7 @@ is not transferred (409 naming the edge's setting)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,8 @@ from dispatcher.outbound.retry import Backoff, Transient, send
 from dispatcher.phone.sip_edges import SipEdges, json_of
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.phone.trunk_calls import TrunkCallSettings
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import FirstClaims
 
 # The edge answers within its HAND_OVER_SECONDS (22 s: the REFER's final NOTIFY, or a refused REFER and a
 # bridged call's ring, sipedge/call_transfer.py); retries share the deadline, under the bot's 30 s wait.
@@ -38,9 +43,20 @@ BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0)
 # A warm one's edge answers within its WARM_SECONDS (36 s: a 12 s ring, a 20 s briefing, the bridge).
 WARM_EXTRA_SECONDS = 14.0
 WARM_BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0 + WARM_EXTRA_SECONDS)
+log = logging.getLogger("dispatcher.phone")
 OUTCOME_UNKNOWN = "refer_outcome_unknown"  # the edge's code: the trunk took the REFER, its outcome unheard
 HANDED = ("referred", "bridged", "warm")
 SIP_EDGE_ACCOUNT = "sipedge"  # the account the edge's streams name in their `start` (sipedge/stream_frames.py)
+WARM_UNDER_WAY_SECONDS = BACKOFF.deadline + WARM_EXTRA_SECONDS + 10.0  # the edge's answer, and its `failed` step
+
+
+WARM_ASKED = "asked"  # the first claim of a warm transfer's key, by the dispatcher that asks the edge for it
+
+
+def warm_key(session_id: str, request_id: str) -> str:
+    """The store's record of a warm transfer under way: claimed `WARM_ASKED` first when asked; a key claimed
+    first by anything else (a step naming a transfer nobody asked for) never is."""
+    return f"warm-transfer:{session_id}:{request_id}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,8 @@ class SipHanded:
 
 
 class SipTransfers:
-    def __init__(self, settings: TrunkCallSettings) -> None:
+    def __init__(self, settings: TrunkCallSettings, under_way: FirstClaims | None = None) -> None:
+        self._under_way = under_way  # the warm transfers asked of the edge, for its steps (`warm_key`)
         self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=16384)
 
     def holding(self, named: object) -> str:
@@ -70,6 +87,7 @@ class SipTransfers:
         warm = target.mode == WARM
         if warm:
             body.update(mode=WARM, **({"summary": target.summary} if target.summary is not None else {}))
+            await self._record_warm(session_id, body["request_id"])
         try:
             answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
                                 backoff=WARM_BACKOFF if warm else BACKOFF,
@@ -94,6 +112,14 @@ class SipTransfers:
         if answer.status_code == 409:
             raise ApiError(409, code or "transfer_refused", message)
         raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
+
+    async def _record_warm(self, session_id: str, request_id: str) -> None:
+        if self._under_way is None:
+            return
+        try:
+            await self._under_way.first(warm_key(session_id, request_id), WARM_ASKED, WARM_UNDER_WAY_SECONDS)
+        except StoreUnavailable:  # the edge's steps are refused: the person is called, the bot says nothing
+            log.warning("phone call %s: the store did not record the warm transfer; the bot will not brief", session_id)
 
     async def aclose(self) -> None:
         await self.edges.aclose()

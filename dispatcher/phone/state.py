@@ -101,8 +101,9 @@ def build_phone_state(
                         here.urls[here.here] if here.several else phone.public_url, phone.token_key,
                         phone.plivo_api_url)
              if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
+    sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx, plivo=plivo)
+                          sip=sip, telnyx=telnyx, plivo=plivo)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     several = (regions or Regions()).several

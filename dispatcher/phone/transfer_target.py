@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from botchannel.transfer import SUMMARY_CHARS
 from dispatcher.api_error import ApiError  # not dispatcher.errors: no FastAPI for `voicefleet config check`
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -22,7 +23,7 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 SIP_PARAMS = r"(?:;(?:transport=(?:udp|tcp|tls|sctp)|user=(?:phone|ip)))*"
 SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?i:" + SIP_PARAMS + ")")
 MAX_TARGET_CHARS = 255
-MAX_SUMMARY_CHARS = 1000  # what the bot says to the person of a warm transfer: a few sentences
+MAX_SUMMARY_CHARS = SUMMARY_CHARS  # what the bot says to the person of a warm transfer: said within its time
 COLD, WARM = "cold", "warm"
 WARM_WHERE = ("a warm transfer (hold music for the caller, the bot briefs the person, then the two are bridged) "
               "works only on calls through the SIP edge whose trunk has a termination_uri (docs/sip.md)")
@@ -59,7 +60,7 @@ def transfer_target(to: object, mode: object, summary: object = None) -> Transfe
                                 or len(summary) > MAX_SUMMARY_CHARS or not _speakable(summary)):
         raise ApiError(422, "invalid_summary", f"summary must be text of 1 to {MAX_SUMMARY_CHARS} characters, no "
                        "control characters but line breaks (what the bot says to the person before the caller "
-                       "joins), or left out for the bot's own")
+                       "joins, said within its 20 s: shorten it), or left out for the bot's own")
     if not isinstance(to, str) or not to:
         raise ApiError(422, "invalid_target", "to is required: a phone number in E.164 (\"+14155550100\") "
                        "or a SIP URI (\"sip:desk@pbx.example.com\")")

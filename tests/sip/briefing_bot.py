@@ -1,6 +1,6 @@
 """A user's phone bot in Pipecat's shape for warm transfers: its "TTS" (the vendor's service stood in for,
 frames as a TTS service sends them) plays each line it is given (a `TTSSpeakFrame`, as the bot host
-queues a warm transfer's line) as a BRIEFING_HZ tone of
+queues a warm transfer's line) as a BRIEFING_HZ tone (FAILED_HZ: its line for a person who did not answer) of
 LINE_SECONDS and writes the text down, one line each, to `PHONE_TEST_REPORTS/{session}.said`. It
 names its own line for a transfer the person did not answer (`on_warm_transfer`)."""
 
@@ -22,7 +22,10 @@ from bot.transfer import WarmStep, on_warm_transfer
 
 RATE = 8000
 BRIEFING_HZ = 1400  # no note of the edge's hold tones (sipedge/warm_transfer.py)
+FAILED_HZ = 2000
 LINE_SECONDS = 1.6
+LONG_BRIEFING = "Long briefing: "  # a line beginning so is said for LONG_SECONDS
+LONG_SECONDS = 8.0
 UNANSWERED_LINE = "Sorry, the desk did not pick up. I am still here."
 
 
@@ -43,9 +46,9 @@ class ToneVoice(FrameProcessor):
             return
         with self._path.open("a") as said:
             said.write(frame.text.replace("\n", " ") + "\n")
-        samples = int(RATE * LINE_SECONDS)
-        tone = b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * BRIEFING_HZ * n / RATE)))
-                        for n in range(samples))
+        samples = int(RATE * (LONG_SECONDS if frame.text.startswith(LONG_BRIEFING) else LINE_SECONDS))
+        hz = FAILED_HZ if frame.text == UNANSWERED_LINE else BRIEFING_HZ
+        tone = b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * hz * n / RATE))) for n in range(samples))
         await self.push_frame(TTSStartedFrame())  # as a TTS service speaks: the output transport says it spoke
         await self.push_frame(TTSAudioRawFrame(audio=tone, sample_rate=RATE, num_channels=1))
         await self.push_frame(TTSStoppedFrame())

@@ -3,15 +3,20 @@ API takes, how the person's answer is named; and the bot's line for each step (b
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from bot.transfer import DEFAULT_BRIEFING, DEFAULT_FAILED, WarmStep, on_warm_transfer, warm_line
 from bot.warm_steps import warm_handler
 from botchannel.contract import RequestFailed
+from botchannel.transfer import SUMMARY_CHARS
 from sipedge.call_transfer import NotHanded
 from sipedge.config import Trunk
 from sipedge.control import TransferAsked
+from sipedge.sip_call import SipCall
 from sipedge.warm_transfer import unanswered_code, warm_number
 
 TRUNK = Trunk("carrier", (), {}, termination_uri="sip:sip.carrier.example.com:5060", destinations=("+1*",))
@@ -47,7 +52,10 @@ def test_the_control_api_takes_a_warm_mode_and_a_short_summary_without_control_c
                                           "summary": "Ana, order 1042.\nWants a refund."})
     assert (asked.mode, asked.summary) == ("warm", "Ana, order 1042.\nWants a refund.")
     assert TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1"}).mode == "cold"
-    for wrong in ({"mode": "blind"}, {"mode": "warm", "summary": "x" * 1001}, {"mode": "warm", "summary": ""},
+    assert TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1", "mode": "warm",
+                                         "summary": "x" * SUMMARY_CHARS}).summary
+    for wrong in ({"mode": "blind"}, {"mode": "warm", "summary": "x" * (SUMMARY_CHARS + 1)},
+                  {"mode": "warm", "summary": ""},
                   {"mode": "warm", "summary": "a\x1b[2Jb"}):
         with pytest.raises(ValidationError):
             TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1", **wrong})
@@ -75,3 +83,18 @@ async def test_the_bot_host_refuses_an_unknown_step_and_says_nothing_without_a_r
         await answer({"event": "shout"})
     assert refused.value.status == 400
     assert await answer({"event": "brief", "summary": "Ana wants a refund."}) == {"spoken": False}
+    assert await answer({"event": "stop"}) == {"stopped": True}  # nothing running: nothing to interrupt
+
+
+def test_the_callers_keys_do_not_reach_the_bot_while_on_hold() -> None:
+    """A caller on a warm transfer's hold presses keys: the bot, talking to the person, is not told them."""
+    keys: list[str] = []
+    # The callback alone, on a stand-in for PJSUA's call (a real one needs a SIP dialog): its two fields.
+    call: Any = SimpleNamespace(events=SimpleNamespace(pressed=keys.append), on_hold=None)
+    press = SipCall.onDtmfDigit
+    press(call, SimpleNamespace(digit="1"))
+    call.on_hold = lambda audio: None  # sipedge/warm_transfer.py's Hold.start
+    press(call, SimpleNamespace(digit="2"))
+    call.on_hold = None  # back with the bot
+    press(call, SimpleNamespace(digit="3"))
+    assert keys == ["1", "3"]

@@ -2,8 +2,9 @@
 its "voice" is a BRIEFING_HZ tone, its lines written down), `python -m sipedge` with a trunk that both brings
 calls in and places them (its termination is a second SIPp, the person), and SIPp as the trunk's caller.
 `POST /sessions/{id}/transfer` with `mode: warm`: the caller hears the hold tones while the person rings, the
-person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer
-leaves the caller with the bot, which says so."""
+person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer,
+or hangs up during the briefing, leaves the caller with the bot, which says so (and the caller never hears
+the briefing); the person's leg is priced from their answer however it ends."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ import pytest
 
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.briefing_bot import BRIEFING_HZ, UNANSWERED_LINE
+from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LONG_BRIEFING, UNANSWERED_LINE
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp
-from tests.sip.sipp import run_callee
-from tests.sip.test_transfer import EDGE_SECRET, active_session, caller, ended_events, events_of, one
+from tests.sip.sipp import SippRun, run_callee
+from tests.sip.test_transfer import EDGE_SECRET, active_session, bridged_line, caller, ended_events, events_of, one
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
 from tests.support.ports import free_port, free_port_pair
@@ -39,6 +40,7 @@ DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 SUMMARY = "Ana Lopez, order 1042, wants a refund for a broken lamp."
 ANSWERED_SECONDS = 60.0
 RATE = 8000
+OUTBOUND_USD = 0.013  # the trunk's price a minute of the person's leg
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
            "PHONE_TRANSFER_TARGETS": f"{DESK},127.0.0.1", "PHONE_TRANSFER_TIME_LIMIT_SECONDS": "60"}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
+    trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
+             f"usd_per_minute = {{ inbound = 0.0085, outbound = {OUTBOUND_USD} }}\nbilling_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("warm-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("warm-edge"), settings=settings,
                    trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
@@ -73,6 +76,21 @@ async def warm_once_answered(api: httpx.AsyncClient, session_id: str, body: dict
         if (answer.status_code, code) not in ((404, "not_found"), (409, "no_live_call")) or time.monotonic() > deadline:
             return answer
         await asyncio.sleep(0.3)
+
+
+async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int,
+                    person_media: int | None = None, *, scenario: str = "call_warm", summary: str = SUMMARY
+                    ) -> tuple[str, httpx.Response, float, SippRun, SippRun]:
+    """A caller (`scenario`) handed warm, with `summary`, to a person playing `callee`: the session, the
+    transfer's answer and when it came (epoch seconds), then the caller's and the person's SIPp runs."""
+    await wait_for_idle_bot(api)
+    person = asyncio.create_task(asyncio.to_thread(run_callee, callee, line.person_port, line.edge.workdir,
+                                                   media_port=person_media))
+    call = caller(line.edge, scenario, caller_media)
+    session_id = await active_session(api)
+    answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": summary})
+    answered = time.time()
+    return session_id, answer, answered, await call, await person
 
 
 def heard(capture: LoopbackUdp, port: int, start: float, end: float) -> np.ndarray:
@@ -169,8 +187,8 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
         # The bot was told, said its own line for it, and the caller heard it.
         assert said(line, session_id) == [UNANSWERED_LINE]
         back = heard(to_caller, caller_media, answered, answered + 4.0)
-        assert loudness(back) > 300 and share_at(back, BRIEFING_HZ) > 0.5, (
-            f"{loudness(back):.0f} {share_at(back, BRIEFING_HZ):.2f}\n{line.edge.log()}")
+        assert loudness(back) > 300 and share_at(back, FAILED_HZ) > 0.5, (
+            f"{loudness(back):.0f} {share_at(back, FAILED_HZ):.2f}\n{line.edge.log()}")
         events = await ended_events(api, session_id)
         assert not [e for e in events if e["event"] == "transferred"]
 
@@ -216,4 +234,78 @@ async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_
         assert loudness(on_hold) > 300, f"the caller heard silence on hold ({loudness(on_hold):.0f})\n{line.edge.log()}"
         assert share_at(on_hold, BRIEFING_HZ) < 0.2, (
             f"the caller overheard the briefing ({share_at(on_hold, BRIEFING_HZ):.2f})\n{line.edge.log()}")
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_person_who_hangs_up_during_the_briefing_leaves_the_caller_with_the_bot_never_hearing_it(
+        line: Line) -> None:
+    """The person hangs up 0.25 s into the bot's 1.6 s briefing: the caller stays on the hold tones until the
+    bot is interrupted, then hears its line for it, never the rest of the briefing; the person's leg, up
+    from their answer to their hang-up, is priced on the session's telephony line."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        caller_media = free_port_pair(2)
+        to_caller = LoopbackUdp({caller_media})
+        try:
+            session_id, answer, back, run, far = await warm_call(api, line, "callee_leaves_mid_briefing",
+                                                                 caller_media)
+        finally:
+            to_caller.stop()
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "person_left", (
+            f"{answer.text}\n{line.edge.log()}")
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        telephony = await bridged_line(api, session_id, line.edge)
+        assert telephony["bridged"]["usd_per_minute"] == OUTBOUND_USD, telephony
+        assert 0.0 < telephony["bridged"]["seconds"] < 3.0, telephony  # from their answer to their BYE
+        assert said(line, session_id) == [SUMMARY, UNANSWERED_LINE]
+        around = heard(to_caller, caller_media, back - 0.5, back + 4.0)
+        assert share_at(around, BRIEFING_HZ) < 0.05, (
+            f"the caller heard the briefing ({share_at(around, BRIEFING_HZ):.2f})\n{line.edge.log()}")
+        assert share_at(around, FAILED_HZ) > 0.3, f"{share_at(around, FAILED_HZ):.2f}\n{line.edge.log()}"
+
+
+async def test_a_persons_reinvite_during_the_briefing_keeps_them_hearing_the_bot(line: Line) -> None:
+    """The person's side re-INVITEs (PCMA, a new stream) just after answering: the new stream is joined to
+    the bot both ways, as the first was, so they hear the briefing in the new codec."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        caller_media, person_media = free_port_pair(2), free_port_pair(2)
+        to_person = LoopbackUdp({person_media})
+        try:
+            session_id, answer, bridged, run, far = await warm_call(api, line, "callee_reinvites_at_answer",
+                                                                    caller_media, person_media)
+        finally:
+            to_person.stop()
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        assert [m for m in far.messages.splitlines() if m.startswith("SIP/2.0 200")], far.messages[-2000:]
+        consulting = one(await events_of(api, session_id), "transfer_consulting")["at"]
+        pcma = [d for d in list(to_person.datagrams) if d.destination_port == person_media
+                and len(d.payload) >= RTP_HEADER and d.payload[1] & 0x7F == 8 and consulting <= d.at <= bridged - 0.2]
+        briefing = np.frombuffer(decode(b"".join(rtp_payload(d.payload) for d in pcma), "alaw"), dtype=np.int16)
+        assert loudness(briefing) > 300 and share_at(briefing, BRIEFING_HZ) > 0.5, (
+            f"the person's new stream: {len(pcma)} packets, {loudness(briefing):.0f}, "
+            f"{share_at(briefing, BRIEFING_HZ) if len(briefing) else 0:.2f}\n{line.edge.log()}")
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_caller_who_hangs_up_during_the_briefing_ends_the_persons_leg_which_is_priced(line: Line) -> None:
+    """The caller hangs up while the bot briefs the person (an 8 s briefing): the person's call is hung up
+    too, and their leg, from their answer to that end, is on the session's telephony line."""
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        session_id, answer, _, run, _ = await warm_call(api, line, "callee_answers", free_port_pair(2),
+                                                        scenario="call_warm_hangs_up",
+                                                        summary=f"{LONG_BRIEFING}{SUMMARY}")
+        assert (answer.status_code, answer.json()["error"]["code"]) == (409, "call_over"), answer.text
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        events = await ended_events(api, session_id)
+        consulting = one(events, "transfer_consulting")["at"]  # the caller left during the briefing
+        assert consulting < one(events, "caller_hung_up")["at"], [e["event"] for e in events]
+        telephony = await bridged_line(api, session_id, line.edge)
+        assert telephony["bridged"]["usd_per_minute"] == OUTBOUND_USD, telephony
+        assert 0.0 < telephony["bridged"]["seconds"] < 8.0, telephony  # ended with the caller's BYE
         assert await wait_active_sessions(api, 0) == 0

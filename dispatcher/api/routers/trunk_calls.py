@@ -28,7 +28,7 @@ from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.api.utf8_bodies import utf8_only
-from dispatcher.api.warm_briefing import WarmStep, tell_bot
+from dispatcher.api.warm_briefing import WarmStep, tell_bot, under_way
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import carrier_base
 from dispatcher.phone.dialer import UNANSWERED
@@ -186,9 +186,11 @@ async def call_outcome(request: Request, session_id: str, outcome: Annotated[Cal
 
 @router.post("/edge/calls/{session_id}/warm", include_in_schema=False)
 async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep, Body()]) -> dict[str, Any]:
-    """A warm transfer's step (dispatcher/api/warm_briefing.py): the bot told to brief the person, or that the
-    person did not answer; `{"spoken": bool}` once it has said its line (or could not)."""
+    """A warm transfer's step (dispatcher/api/warm_briefing.py): the bot told to brief the person, to stop, or
+    that the person did not answer; `{"spoken": bool}` once it has said its line (or could not). Only for a
+    warm transfer under way: else 409 `no_warm_transfer`."""
     state = _edge(request)
+    await under_way(state, session_id, step)
     if await state.sessions.get(session_id) is None:
         raise not_found(session_id)
     return await tell_bot(state, session_id, step)

@@ -30,18 +30,18 @@ def test_warm_is_taken_with_or_without_a_summary_and_an_unknown_mode_is_a_422() 
     assert transfer_target("+14155550123", "warm") == TransferTarget("+14155550123", "warm")
     said = "Ana, order 1042:\nwants a refund."
     assert transfer_target("+14155550123", "warm", said) == TransferTarget("+14155550123", "warm", said)
-    assert transfer_target("+14155550123", "warm", "x" * 1000).summary == "x" * 1000
+    assert transfer_target("+14155550123", "warm", "x" * 300).summary == "x" * 300  # about 18 s of speech
     with pytest.raises(ApiError) as other:
         transfer_target("+14155550123", "blind")
     assert other.value.code == "invalid_mode" and '"warm"' in other.value.message
 
 
-@pytest.mark.parametrize("summary", ["", "   ", "x" * 1001, 42, ["a"], "ring\x07me", "a\x1b[2Jb", "half \ud800"])
+@pytest.mark.parametrize("summary", ["", "   ", "x" * 301, 42, ["a"], "ring\x07me", "a\x1b[2Jb", "half \ud800"])
 def test_a_summary_that_is_not_short_speakable_text_is_a_422(summary: object) -> None:
     with pytest.raises(ApiError) as refused:
         transfer_target("+14155550123", "warm", summary)
     assert (refused.value.status, refused.value.code) == (422, "invalid_summary")
-    assert "1000" in refused.value.message
+    assert "300" in refused.value.message
 
 
 def test_a_summary_with_a_cold_transfer_is_a_422_naming_warm() -> None:
