@@ -3,7 +3,8 @@ takes it, and to the next only when one provably placed nothing (its connection 
 edge_full`), never after a timeout or a lost answer; a transfer goes to the edge holding the call, the one
 its stream's `start` names. Each edge is the edge's real control API (sipedge/control.py) on a port of its
 own, PJSIP not started (the far end's answers: tests/sip/test_outbound.py), so the orders each edge took are
-what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers."""
+what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers, a
+blackholed one (a gone cloud host) a listener whose full queue drops connection attempts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +124,23 @@ def down_edge() -> Iterator[str]:
 
 
 @contextmanager
+def blackholed_edge() -> Iterator[str]:
+    """An edge whose host is gone from a cloud subnet: its address drops connection attempts (no refusal), so
+    a connection is never made. Here, a listener whose accept queue is full: the kernel drops further SYNs."""
+    with socket.socket() as listening, ExitStack() as fillers:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        address = listening.getsockname()
+        for _ in range(3):
+            filler = fillers.enter_context(socket.socket())
+            filler.setblocking(False)
+            with suppress(BlockingIOError):
+                filler.connect(address)
+        time.sleep(0.2)  # the fillers' handshakes done: the queue is full
+        yield f"http://127.0.0.1:{address[1]}"
+
+
+@contextmanager
 def hung_edge() -> Iterator[str]:
     """An edge that takes the connection and never answers: the request may have reached it."""
     with socket.socket() as listening:
@@ -144,23 +163,34 @@ async def place(edges: str, times: int = 1) -> list[httpx.Response]:
 def test_sip_edge_url_lists_each_edge_s_control_api_and_refuses_one_that_is_not() -> None:
     assert edge_urls("http://10.0.1.5:5080, https://edge-b.internal:5080/") == (
         "http://10.0.1.5:5080", "https://edge-b.internal:5080")
+    (upper,) = edge_urls("HTTP://10.0.1.5:5080")
+    assert upper == "http://10.0.1.5:5080"  # as the edge takes its name: it refuses an upper-case scheme
+    asked = {"session_id": "s", "stream_path": "/ws/exotel/t", "to": CALL["to"], "from": CALL["from"],
+             "trunk": "far", "caller": "team-a"}
+    control.CallAsked.model_validate({**asked, "edge_url": upper})
     for bad in ("http://10.0.1.5:5080,", "ftp://edge:5080", "http://edge:5080/calls", "http://me:pw@edge:5080",
-                "edge:5080", "http://edge:5080,http://edge:5080"):
+                "edge:5080", "http://edge:5080,http://edge:5080", "http://edge:5080?", "http://edge:5080#",
+                "http://ed ge:5080"):
         with pytest.raises(SettingsError, match="SIP_EDGE_URL"):
             TrunkCallSettings.from_env({"SIP_EDGE_URL": bad, "SIP_EDGE_SECRET": EDGE_SECRET})
 
 
+@pytest.mark.parametrize(("edge_away", "why"), [
+    (down_edge, "refused a connection"),
+    (blackholed_edge, "took no connection within 1 s"),  # a gone cloud host: a second lost, not a timeout's 18
+])
 async def test_with_one_edge_down_calls_go_through_the_other_and_the_down_one_is_logged_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        edge_away: Callable[[], AbstractContextManager[str]], why: str) -> None:
     caplog.set_level(logging.WARNING, "dispatcher.phone")
     async with real_edges(tmp_path, monkeypatch, 1) as (up,):
-        with down_edge() as down:
+        with edge_away() as down:
             answers = await place(f"{down},{up.url}", times=2)
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     assert [o.session_id for o in up.taken] == [a.json()["session_id"] for a in answers]
     assert {o.edge_url for o in up.taken} == {up.url}  # the edge is told its name, for its calls' streams
     assert [r.getMessage() for r in caplog.records if down in r.getMessage()] == [
-        f"SIP edge {down} refused a connection: the other edges are tried first for 10 s"]
+        f"SIP edge {down} {why}: the other edges are tried first for 10 s"]
 
 
 async def test_a_full_edge_passes_the_call_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,15 +211,43 @@ async def test_every_edge_full_is_503_with_retry_after(tmp_path: Path, monkeypat
     assert int(answer.headers["Retry-After"]) >= 1
 
 
-async def test_an_edge_that_never_answers_is_not_followed_by_a_second_call_at_another(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trunk_calls, "REQUEST_SECONDS", 0.3)  # the hung edge's wait, short for the test
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung edge's wait, short for the tests."""
+    monkeypatch.setattr(trunk_calls, "REQUEST_SECONDS", 0.3)
     monkeypatch.setattr(trunk_calls, "BACKOFF", Backoff(attempts=2, base=0.05, cap=0.05, deadline=1.0))
+
+
+@pytest.mark.usefixtures("short_waits")
+async def test_a_hung_edge_s_list_of_trunks_is_asked_of_the_next_and_calls_go_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with real_edges(tmp_path, monkeypatch, 1) as (other,):
         with hung_edge() as hung:
             (answer,) = await place(f"{hung},{other.url}")
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "sip_edge_unavailable", answer.text
-    assert other.taken == []  # the hung edge may ring the callee: nobody else does
+    assert answer.status_code == 201, answer.text  # `GET /trunks` timed out at the hung edge: asked of the next
+    assert [o.session_id for o in other.taken] == [answer.json()["session_id"]]  # the hung one is tried last
+
+
+@pytest.mark.usefixtures("short_waits")
+async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_elsewhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with real_edges(tmp_path, monkeypatch, 1) as (other,):
+        with hung_edge() as hung:
+            calls = trunk_calls.TrunkCalls(TrunkCallSettings((hung, other.url), EDGE_SECRET), limits=None)  # type: ignore[arg-type]
+
+            async def hand_over(session_id: str) -> str:
+                return await calls.hand_over({"session_id": session_id, "stream_path": "/ws/exotel/tok",
+                                              "to": CALL["to"], "from": CALL["from"], "trunk": "far",
+                                              "caller": "team-a"})
+            with pytest.raises(ApiError) as unanswered:
+                await hand_over("session-k")
+            placed = await hand_over("session-l")  # another call: the hung edge is tried last
+            with pytest.raises(ApiError) as again:
+                await hand_over("session-k")  # its Idempotency-Key's retry: the hung edge may hold it
+            await calls.aclose()
+    assert unanswered.value.code == again.value.code == "sip_edge_unavailable"
+    assert placed == other.url
+    assert [o.session_id for o in other.taken] == ["session-l"]  # the hung edge may ring K's callee: nobody else
 
 
 @asynccontextmanager
