@@ -74,6 +74,7 @@ class SipEdges:
                                          headers={"Authorization": f"Bearer {secret}"}) for url in urls}
         self._down_until: dict[str, float] = {}
         self._bound: OrderedDict[str, str] = OrderedDict()  # session -> the edge that may hold its call
+        self._took: OrderedDict[str, str] = OrderedDict()  # session -> the edge that took its call
 
     def client(self, url: str) -> HttpClient:
         return self._clients[url]
@@ -89,10 +90,14 @@ class SipEdges:
 
     def bind(self, session_id: str, url: str) -> None:
         """`session_id`'s call may be at `url` (its request went unanswered): its retries go there alone."""
-        self._bound[session_id] = url
-        self._bound.move_to_end(session_id)
-        while len(self._bound) > BOUND_SESSIONS:
-            self._bound.popitem(last=False)
+        _remember(self._bound, session_id, url)
+
+    def took(self, session_id: str, url: str) -> None:
+        _remember(self._took, session_id, url)
+
+    def took_call(self, session_id: str) -> str | None:
+        """The edge that took `session_id`'s call from this replica, if it did (its stream may say otherwise)."""
+        return self._took.get(session_id)
 
     def failed(self, url: str, exc: BaseException) -> None:
         """A request to `url` got no answer: after a connection not made or a timeout, the other sessions'
@@ -122,6 +127,14 @@ class SipEdges:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+
+
+def _remember(sessions: OrderedDict[str, str], session_id: str, url: str) -> None:
+    """The latest BOUND_SESSIONS sessions' edges: a session's call and its retries come within minutes."""
+    sessions[session_id] = url
+    sessions.move_to_end(session_id)
+    while len(sessions) > BOUND_SESSIONS:
+        sessions.popitem(last=False)
 
 
 def json_of(answer: HttpResponse) -> Any:

@@ -137,6 +137,7 @@ class TrunkCalls:
         several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
         url, _ = await self._at_first("POST", "/calls", lambda url: {**order, "edge_url": url} if several
                                       else dict(order), session_id=str(order["session_id"]))
+        self.edges.took(str(order["session_id"]), url)  # its transfers go there (dispatcher/phone/transfers.py)
         return url
 
     async def _request(self, method: str, path: str) -> Any:

@@ -22,14 +22,16 @@ import httpx
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
+from starlette.types import Message
 
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.outbound.retry import Backoff
 from dispatcher.phone import trunk_calls
+from dispatcher.phone.relay import relay_call
 from dispatcher.phone.sip_edges import edge_urls
-from dispatcher.phone.sip_transfers import SipTransfers
+from dispatcher.phone.sip_transfers import SipTransfers, unshown_to_bot
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import Transfers
@@ -42,6 +44,7 @@ from sipedge.config import load
 from sipedge.dispatcher_link import DispatcherLink
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
+from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
 from tests.support.ports import free_port
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -149,13 +152,17 @@ def hung_edge() -> Iterator[str]:
         yield f"http://127.0.0.1:{listening.getsockname()[1]}"
 
 
-async def place(edges: str, times: int = 1) -> list[httpx.Response]:
-    """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list."""
+async def place(edges: str, times: int = 1, took: dict[str, str | None] | None = None) -> list[httpx.Response]:
+    """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list.
+    `took`: filled with the edge the dispatcher keeps for each placed session (its transfers go there)."""
     env = {"SIP_EDGE_URL": edges, "SIP_EDGE_SECRET": EDGE_SECRET, "DISPATCHER_API_KEYS": f"team-a:{KEY}"}
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         answers = [await client.post("/calls", json=CALL, headers={"Authorization": f"Bearer {KEY}"})
                    for _ in range(times)]
+    kept = app.state.voicefleet.trunk_calls.edges
+    if took is not None:
+        took.update((a.json()["session_id"], kept.took_call(a.json()["session_id"])) for a in answers)
     await app.state.voicefleet.aclose()
     return answers
 
@@ -183,11 +190,13 @@ async def test_with_one_edge_down_calls_go_through_the_other_and_the_down_one_is
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         edge_away: Callable[[], AbstractContextManager[str]], why: str) -> None:
     caplog.set_level(logging.WARNING, "dispatcher.phone")
+    took: dict[str, str | None] = {}
     async with real_edges(tmp_path, monkeypatch, 1) as (up,):
         with edge_away() as down:
-            answers = await place(f"{down},{up.url}", times=2)
+            answers = await place(f"{down},{up.url}", times=2, took=took)
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     assert [o.session_id for o in up.taken] == [a.json()["session_id"] for a in answers]
+    assert took == {o.session_id: up.url for o in up.taken}  # kept for their transfers, whatever streams say
     assert {o.edge_url for o in up.taken} == {up.url}  # the edge is told its name, for its calls' streams
     assert [r.getMessage() for r in caplog.records if down in r.getMessage()] == [
         f"SIP edge {down} {why}: the other edges are tried first for 10 s"]
@@ -312,13 +321,18 @@ async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
                                                                for f in frames])
         with pytest.raises(ApiError) as refused:
             await transfers.transfer(call, TransferTarget(DESK))
+        # A call this dispatcher handed to A, whose stream says B: A, as the hand-over said, is asked.
+        handed = transfers.opened("session-a", "exotel", None, [{"type": "websocket.receive", "text": f}
+                                                                for f in frames], handed_to=a.url)
+        with pytest.raises(ApiError):
+            await transfers.transfer(handed, TransferTarget(DESK))
         forged = transfers.opened("session-x", "exotel", None, [
             {"type": "websocket.receive", "text": f}
             for f in stream_frames.handshake("s", "c", "+1", "+2", "http://attacker.example:5080")])
         with pytest.raises(ApiError) as unknown:
             await transfers.transfer(forged, TransferTarget(DESK))
         await transfers._sip.aclose()  # type: ignore[union-attr]
-    assert b.asked_to_transfer == ["session-b"] and a.asked_to_transfer == []
+    assert b.asked_to_transfer == ["session-b"] and a.asked_to_transfer == ["session-a"]
     assert refused.value.code == "no_live_call"  # B's answer: it holds no answered call here
     assert unknown.value.code == "sip_edge_unknown"  # an unlisted edge is never asked
     assert "control_url" in unknown.value.message
@@ -334,3 +348,28 @@ async def test_an_edge_s_control_url_is_named_in_its_calls_streams(tmp_path: Pat
     assert json.loads(start)["start"]["edge_url"] == "http://10.0.1.6:5080"
     (_, plain) = stream_frames.handshake("s", "c", "+1", "+2")
     assert "edge_url" not in json.loads(plain)["start"]  # one edge: nothing to name
+
+
+async def test_the_bot_is_sent_the_edge_s_start_without_the_edge_s_control_url() -> None:
+    frames = stream_frames.handshake("stream-1", "call-1", CALL["from"], CALL["to"], "http://10.0.1.6:5080")
+    carrier, bot = Side(*[{"type": "websocket.receive", "text": f} for f in frames], DISCONNECT), Side()
+    read: list[Message] = []
+
+    async def attach() -> Side:
+        return bot
+
+    async def end(reason: str) -> None:
+        pass
+
+    def read_handshake(handshake: list[Message]) -> list[Message]:  # as the carriers' route reads it
+        read.extend(handshake)
+        return unshown_to_bot(handshake)
+
+    await relay_call(carrier, attach, end, handshake_seconds=5.0, handshake_read=read_handshake)  # type: ignore[arg-type]
+    (connected, start) = (json.loads(m["text"]) for m in bot.sent[:2])
+    assert connected == {"event": "connected"} and start["event"] == "start", bot.sent
+    assert "edge_url" not in start["start"] and start["start"]["account_sid"] == "sipedge"
+    assert start["start"]["from"] == CALL["from"] and start["stream_sid"] == "stream-1"
+    transfers = Transfers(None, None, None)
+    assert transfers.opened("s", "exotel", None, read).sip_edge == "http://10.0.1.6:5080"  # the dispatcher's own
+
