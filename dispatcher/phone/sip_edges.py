@@ -11,6 +11,7 @@ session stays bound to it (`bind`) while the other sessions go elsewhere first.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -49,7 +50,21 @@ def _edge_url(url: str) -> str:
             or named.lower() != url.lower() or not EDGE_URL.fullmatch(named):
         raise SettingsError(f"SIP_EDGE_URL: {url[:80]!r} is not an edge's control API: give each edge as "
                             "http(s)://host:port (its control_port), several separated by commas")
+    if parts.scheme == "http" and _public(parts.hostname):
+        raise SettingsError(f"SIP_EDGE_URL: {named!r} is plain HTTP to a public address, which would carry "
+                            "SIP_EDGE_SECRET across the internet: give the edge's private address (its "
+                            "control_address on the region's private network), or https:// through a TLS proxy "
+                            "in front of it (docs/security.md)")
     return named
+
+
+def _public(host: str) -> bool:
+    """Whether `host` is an address of the public internet; a name is not resolved here (an internal name is
+    the usual case, and a private network's DNS is the operator's to keep)."""
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
 
 def nothing_sent(exc: BaseException) -> bool:

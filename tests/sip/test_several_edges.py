@@ -180,6 +180,11 @@ def test_sip_edge_url_lists_each_edge_s_control_api_and_refuses_one_that_is_not(
                 "http://ed ge:5080"):
         with pytest.raises(SettingsError, match="SIP_EDGE_URL"):
             TrunkCallSettings.from_env({"SIP_EDGE_URL": bad, "SIP_EDGE_SECRET": EDGE_SECRET})
+    # The secret in the clear across the internet: refused; a private, loopback or named edge, or TLS, taken.
+    with pytest.raises(SettingsError, match="plain HTTP to a public address"):
+        edge_urls("http://10.0.1.5:5080,http://198.51.99.7:5080")
+    assert edge_urls("http://[fd00::5]:5080,http://127.0.0.1:5080,http://sip-edge-control.voice.svc:5080,"
+                     "https://198.51.99.7:5080")[3] == "https://198.51.99.7:5080"
 
 
 @pytest.mark.parametrize(("edge_away", "why"), [
