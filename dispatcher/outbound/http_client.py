@@ -125,7 +125,9 @@ class HttpClient:
         target = self._base_url + url if url.startswith("/") else url
         if json is not None:  # encoded here: orjson costs a fifth of what aiohttp's json.dumps does
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
-        per_call = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        # A call's own `timeout` replaces the whole one; the client's connect bound stays.
+        per_call = (aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout.sock_connect)
+                    if timeout is not None else None)
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
                 async with self._client().request(

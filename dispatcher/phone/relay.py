@@ -220,14 +220,15 @@ async def relay_call(
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
     silence_seconds: float | None = None,
     caller_hung_up: Callable[[float, str], None] | None = None,
-    handshake_read: Callable[[list[Message]], None] | None = None,
+    handshake_read: Callable[[list[Message]], list[Message]] | None = None,
 ) -> CallStats:
     """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
     socket; `end_session(reason)` stops the machine. The carrier socket is accepted already.
     `silence_seconds`: past the handshake, a carrier that sends nothing for this long is ended
     (dispatcher/phone/silence.py). `caller_hung_up(at, how)`: told at once when the caller hangs
     up on a bot attached (the carrier's stop, or its socket closed, before the bot's side ended).
-    `handshake_read(frames)`: the carrier's first two frames, once read (Twilio's `start` names its call)."""
+    `handshake_read(frames)`: the carrier's first two frames, once read (Twilio's `start` names its call); the
+    bot is sent what it returns in their place."""
     stats = stats or CallStats()
     heard = SilenceBound(carrier, silence_seconds)
     attached = False
@@ -265,7 +266,7 @@ async def relay_call(
                 await close_socket(carrier, 1008, "no start frame in time")
                 return stats
         if handshake_read is not None:
-            handshake_read(list(buffer.handshake))
+            buffer.handshake[:] = handshake_read(list(buffer.handshake))
 
     async def read_while_starting() -> None:
         while True:

@@ -16,18 +16,23 @@ name it, and a step naming no warm transfer under way is refused, so the route m
 A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
 `<Dial timeLimit>`): the edge then hangs up both legs.
 
-With several edges, the one holding the call is the one its stream's `start` names (`edge_url`: the
-dispatcher told it at an outbound call's hand-over, and an edge's `control_url` says it for inbound ones),
-if SIP_EDGE_URL lists it; the request goes there alone, never to every edge. A call that names none of them
-is not transferred (409 naming the edge's setting)."""
+With several edges, the one holding the call is the one this replica handed its outbound call to, else the
+one its stream's `start` names (`edge_url`: the dispatcher told it at an outbound call's hand-over, and an
+edge's `control_url` says it for inbound ones), if SIP_EDGE_URL lists it; the request goes there alone, never
+to every edge. A call that names none of them is not transferred (409 naming the edge's setting). The bot is
+sent the `start` without `edge_url` (`unshown_to_bot`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import Message
+
+from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.outbound.retry import Backoff, Transient, send
 from dispatcher.phone.sip_edges import SipEdges, json_of
@@ -123,6 +128,25 @@ class SipTransfers:
 
     async def aclose(self) -> None:
         await self.edges.aclose()
+
+
+def unshown_to_bot(handshake: list[Message]) -> list[Message]:
+    """A carrier's first frames as its bot is sent them: the SIP edge's `start` without the `edge_url` it names
+    (the edge's control API, for the dispatcher's transfers, is none of the bot's business)."""
+    return [_without_edge_url(message) for message in handshake]
+
+
+def _without_edge_url(message: Message) -> Message:
+    text = message.get("text")
+    try:
+        event = parse_json(text) if text is not None else None
+    except ValueError:
+        return message
+    start = event.get("start") if isinstance(event, dict) and event.get("event") == "start" else None
+    if not isinstance(start, dict) or "edge_url" not in start:
+        return message
+    start.pop("edge_url")
+    return {**message, "text": json.dumps(event, separators=(",", ":"))}
 
 
 def _unknown(message: str) -> ApiError:

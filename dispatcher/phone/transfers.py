@@ -94,9 +94,11 @@ class Transfers:
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
 
-    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message]) -> LiveCall:
+    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message],
+               handed_to: str | None = None) -> LiveCall:
         """The call's bot is attached: its session may be transferred from now on, its CallSid read
-        from the carrier's first messages (Twilio's `start`)."""
+        from the carrier's first messages (Twilio's `start`). `handed_to`: the SIP edge this replica handed
+        the session's outbound call to, which its stream's word does not override."""
         call = LiveCall(session_id, carrier, signed_call)
         start = _start_of(handshake)
         said = start.get("callSid") if carrier == "twilio" else None
@@ -107,7 +109,8 @@ class Transfers:
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
-        call.sip_edge = start.get("edge_url") if call.via_sip_edge else None  # a listed edge's alone is asked
+        named = handed_to or start.get("edge_url")  # another replica's hand-over: the stream's word, checked later
+        call.sip_edge = named if call.via_sip_edge else None  # a listed edge's alone is asked
         self._live[session_id] = call
         return call
 

@@ -9,10 +9,12 @@ hands each call over (`POST /calls` with the session's stream path, which the ed
 to the edge is bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
 
 With several edges (dispatcher/phone/sip_edges.py) a call goes to the first listed that takes it, and to
-the next only when one provably placed nothing: its connection refused, or its answer `503` full or not
-ready. A timeout or a lost answer stops there, since that edge may ring the callee (the session then ends
-as a call the edge never took does, its token spent); a second edge would ring them twice. The pace is
-the trunk's (`trunk:<name>`) whichever edge places the call.
+the next only when one provably placed nothing: its connection refused or not made within a second, or its
+answer `503` full or not ready. A timeout or a lost answer stops there, since that edge may ring the callee
+(the session then ends as a call the edge never took does, its token spent); a second edge would ring them
+twice, so that session's retry (its Idempotency-Key) goes back to that edge, while other calls go to the
+other edges first. `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the
+trunk's (`trunk:<name>`) whichever edge places the call.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dispatcher.outbound.http_client import HttpError, HttpResponse
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
-from dispatcher.phone.sip_edges import SipEdges, connection_refused, edge_urls, json_of
+from dispatcher.phone.sip_edges import SipEdges, edge_urls, json_of, nothing_sent
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits
 from dispatcher.usage.trunk_line import TrunkLine, line_of
@@ -130,51 +132,64 @@ class TrunkCalls:
                            code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
 
     async def hand_over(self, order: Mapping[str, Any]) -> str:
-        """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not."""
+        """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.
+        A session whose earlier hand-over an edge may hold (unanswered) goes to that edge alone."""
         several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
         url, _ = await self._at_first("POST", "/calls", lambda url: {**order, "edge_url": url} if several
-                                      else dict(order))
+                                      else dict(order), session_id=str(order["session_id"]))
+        self.edges.took(str(order["session_id"]), url)  # its transfers go there (dispatcher/phone/transfers.py)
         return url
 
     async def _request(self, method: str, path: str) -> Any:
         return (await self._at_first(method, path))[1]
 
-    async def _at_first(self, method: str, path: str,
-                        body: Callable[[str], dict[str, Any]] | None = None) -> tuple[str, Any]:
+    async def _at_first(self, method: str, path: str, body: Callable[[str], dict[str, Any]] | None = None,
+                        session_id: str | None = None) -> tuple[str, Any]:
         """The first edge that did something with the request, and its answer's JSON. An edge that provably did
-        nothing (its connection refused, its answer `503` full or not ready) passes the request to the next."""
+        nothing (no connection made, its answer `503` full or not ready) passes the request to the next; a
+        request without a body (it places nothing) passes on whatever went wrong."""
         nothing: ApiError | None = None
-        edges = list(self.edges.in_turn())
+        edges = list(self.edges.in_turn(session_id))
         for url in edges:
             try:
                 answer = await self._answer(url, method, path, json=body(url) if body is not None else None,
-                                            last=url == edges[-1])
+                                            last=url == edges[-1], session_id=session_id)
                 return url, self._read(answer, path)
             except _NothingPlaced as exc:
                 nothing = exc.error
         assert nothing is not None  # noqa: S101 - there is at least one edge
         raise nothing
 
-    async def _answer(self, url: str, method: str, path: str, *, last: bool, **kwargs: Any) -> HttpResponse:
-        """The edge's answer. A first try that may have reached it (a timeout, a reset, a 5xx other than
-        full) is retried with backoff at this edge alone, as it takes a session's call once; so is one
-        refused at the `last` edge to ask (it may be restarting)."""
+    async def _answer(self, url: str, method: str, path: str, *, last: bool, session_id: str | None,
+                      json: dict[str, Any] | None) -> HttpResponse:
+        """The edge's answer. A call's first try that may have reached it (a timeout, a reset, a 5xx other than
+        full) is retried with backoff at this edge alone, as it takes a session's call once, and binds the
+        session to it; so is one refused at the `last` edge to ask (it may be restarting)."""
         client = self.edges.client(url)
+        passes_on = json is None and not last  # a question (`GET /trunks`): the next edge answers it as well
         try:
-            answer = await client.request(method, path, timeout=REQUEST_SECONDS, **kwargs)
+            answer = await client.request(method, path, json=json, timeout=REQUEST_SECONDS)
         except HttpError as exc:
-            if connection_refused(exc):
-                self.edges.refused(url)
-                if not last:
-                    raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge could not be reached "
-                                                  f"({exc}); try again", retry_after=5.0)) from None
+            self.edges.failed(url, exc)
+            if (nothing_sent(exc) or passes_on) and not last:
+                raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge could not be reached "
+                                              f"({exc}); try again", retry_after=5.0)) from None
+            if not nothing_sent(exc) and session_id is not None:
+                self.edges.bind(session_id, url)
         else:
             self.edges.answered(url)
             if answer.status_code not in RETRYABLE_STATUSES or _code(answer) in PLACED_NOTHING:
                 return answer
+            if passes_on:
+                raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge answered HTTP "
+                                              f"{answer.status_code}; try again", retry_after=5.0))
+            if session_id is not None:
+                self.edges.bind(session_id, url)
         try:
-            return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, **kwargs)
+            return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json)
         except Transient as exc:
+            if session_id is not None and not (exc.status is None and nothing_sent(exc.__cause__ or exc)):
+                self.edges.bind(session_id, url)  # a retry may have reached it
             retry = exc.retry_after if exc.retry_after is not None else 5.0
             raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
                            retry_after=retry) from None

@@ -3,7 +3,8 @@ takes it, and to the next only when one provably placed nothing (its connection 
 edge_full`), never after a timeout or a lost answer; a transfer goes to the edge holding the call, the one
 its stream's `start` names. Each edge is the edge's real control API (sipedge/control.py) on a port of its
 own, PJSIP not started (the far end's answers: tests/sip/test_outbound.py), so the orders each edge took are
-what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers."""
+what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers, a
+blackholed one (a gone cloud host) a listener whose full queue drops connection attempts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,14 +22,16 @@ import httpx
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
+from starlette.types import Message
 
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.outbound.retry import Backoff
 from dispatcher.phone import trunk_calls
+from dispatcher.phone.relay import relay_call
 from dispatcher.phone.sip_edges import edge_urls
-from dispatcher.phone.sip_transfers import SipTransfers
+from dispatcher.phone.sip_transfers import SipTransfers, unshown_to_bot
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import Transfers
@@ -40,6 +44,7 @@ from sipedge.config import load
 from sipedge.dispatcher_link import DispatcherLink
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
+from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
 from tests.support.ports import free_port
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -122,6 +127,23 @@ def down_edge() -> Iterator[str]:
 
 
 @contextmanager
+def blackholed_edge() -> Iterator[str]:
+    """An edge whose host is gone from a cloud subnet: its address drops connection attempts (no refusal), so
+    a connection is never made. Here, a listener whose accept queue is full: the kernel drops further SYNs."""
+    with socket.socket() as listening, ExitStack() as fillers:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        address = listening.getsockname()
+        for _ in range(3):
+            filler = fillers.enter_context(socket.socket())
+            filler.setblocking(False)
+            with suppress(BlockingIOError):
+                filler.connect(address)
+        time.sleep(0.2)  # the fillers' handshakes done: the queue is full
+        yield f"http://127.0.0.1:{address[1]}"
+
+
+@contextmanager
 def hung_edge() -> Iterator[str]:
     """An edge that takes the connection and never answers: the request may have reached it."""
     with socket.socket() as listening:
@@ -130,13 +152,17 @@ def hung_edge() -> Iterator[str]:
         yield f"http://127.0.0.1:{listening.getsockname()[1]}"
 
 
-async def place(edges: str, times: int = 1) -> list[httpx.Response]:
-    """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list."""
+async def place(edges: str, times: int = 1, took: dict[str, str | None] | None = None) -> list[httpx.Response]:
+    """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list.
+    `took`: filled with the edge the dispatcher keeps for each placed session (its transfers go there)."""
     env = {"SIP_EDGE_URL": edges, "SIP_EDGE_SECRET": EDGE_SECRET, "DISPATCHER_API_KEYS": f"team-a:{KEY}"}
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         answers = [await client.post("/calls", json=CALL, headers={"Authorization": f"Bearer {KEY}"})
                    for _ in range(times)]
+    kept = app.state.voicefleet.trunk_calls.edges
+    if took is not None:
+        took.update((a.json()["session_id"], kept.took_call(a.json()["session_id"])) for a in answers)
     await app.state.voicefleet.aclose()
     return answers
 
@@ -144,23 +170,41 @@ async def place(edges: str, times: int = 1) -> list[httpx.Response]:
 def test_sip_edge_url_lists_each_edge_s_control_api_and_refuses_one_that_is_not() -> None:
     assert edge_urls("http://10.0.1.5:5080, https://edge-b.internal:5080/") == (
         "http://10.0.1.5:5080", "https://edge-b.internal:5080")
+    (upper,) = edge_urls("HTTP://10.0.1.5:5080")
+    assert upper == "http://10.0.1.5:5080"  # as the edge takes its name: it refuses an upper-case scheme
+    asked = {"session_id": "s", "stream_path": "/ws/exotel/t", "to": CALL["to"], "from": CALL["from"],
+             "trunk": "far", "caller": "team-a"}
+    control.CallAsked.model_validate({**asked, "edge_url": upper})
     for bad in ("http://10.0.1.5:5080,", "ftp://edge:5080", "http://edge:5080/calls", "http://me:pw@edge:5080",
-                "edge:5080", "http://edge:5080,http://edge:5080"):
+                "edge:5080", "http://edge:5080,http://edge:5080", "http://edge:5080?", "http://edge:5080#",
+                "http://ed ge:5080"):
         with pytest.raises(SettingsError, match="SIP_EDGE_URL"):
             TrunkCallSettings.from_env({"SIP_EDGE_URL": bad, "SIP_EDGE_SECRET": EDGE_SECRET})
+    # The secret in the clear across the internet: refused; a private, loopback or named edge, or TLS, taken.
+    with pytest.raises(SettingsError, match="plain HTTP to a public address"):
+        edge_urls("http://10.0.1.5:5080,http://198.51.99.7:5080")
+    assert edge_urls("http://[fd00::5]:5080,http://127.0.0.1:5080,http://sip-edge-control.voice.svc:5080,"
+                     "https://198.51.99.7:5080")[3] == "https://198.51.99.7:5080"
 
 
+@pytest.mark.parametrize(("edge_away", "why"), [
+    (down_edge, "refused a connection"),
+    (blackholed_edge, "took no connection within 1 s"),  # a gone cloud host: a second lost, not a timeout's 18
+])
 async def test_with_one_edge_down_calls_go_through_the_other_and_the_down_one_is_logged_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        edge_away: Callable[[], AbstractContextManager[str]], why: str) -> None:
     caplog.set_level(logging.WARNING, "dispatcher.phone")
+    took: dict[str, str | None] = {}
     async with real_edges(tmp_path, monkeypatch, 1) as (up,):
-        with down_edge() as down:
-            answers = await place(f"{down},{up.url}", times=2)
+        with edge_away() as down:
+            answers = await place(f"{down},{up.url}", times=2, took=took)
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     assert [o.session_id for o in up.taken] == [a.json()["session_id"] for a in answers]
+    assert took == {o.session_id: up.url for o in up.taken}  # kept for their transfers, whatever streams say
     assert {o.edge_url for o in up.taken} == {up.url}  # the edge is told its name, for its calls' streams
     assert [r.getMessage() for r in caplog.records if down in r.getMessage()] == [
-        f"SIP edge {down} refused a connection: the other edges are tried first for 10 s"]
+        f"SIP edge {down} {why}: the other edges are tried first for 10 s"]
 
 
 async def test_a_full_edge_passes_the_call_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,15 +225,43 @@ async def test_every_edge_full_is_503_with_retry_after(tmp_path: Path, monkeypat
     assert int(answer.headers["Retry-After"]) >= 1
 
 
-async def test_an_edge_that_never_answers_is_not_followed_by_a_second_call_at_another(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trunk_calls, "REQUEST_SECONDS", 0.3)  # the hung edge's wait, short for the test
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung edge's wait, short for the tests."""
+    monkeypatch.setattr(trunk_calls, "REQUEST_SECONDS", 0.3)
     monkeypatch.setattr(trunk_calls, "BACKOFF", Backoff(attempts=2, base=0.05, cap=0.05, deadline=1.0))
+
+
+@pytest.mark.usefixtures("short_waits")
+async def test_a_hung_edge_s_list_of_trunks_is_asked_of_the_next_and_calls_go_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with real_edges(tmp_path, monkeypatch, 1) as (other,):
         with hung_edge() as hung:
             (answer,) = await place(f"{hung},{other.url}")
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "sip_edge_unavailable", answer.text
-    assert other.taken == []  # the hung edge may ring the callee: nobody else does
+    assert answer.status_code == 201, answer.text  # `GET /trunks` timed out at the hung edge: asked of the next
+    assert [o.session_id for o in other.taken] == [answer.json()["session_id"]]  # the hung one is tried last
+
+
+@pytest.mark.usefixtures("short_waits")
+async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_elsewhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with real_edges(tmp_path, monkeypatch, 1) as (other,):
+        with hung_edge() as hung:
+            calls = trunk_calls.TrunkCalls(TrunkCallSettings((hung, other.url), EDGE_SECRET), limits=None)  # type: ignore[arg-type]
+
+            async def hand_over(session_id: str) -> str:
+                return await calls.hand_over({"session_id": session_id, "stream_path": "/ws/exotel/tok",
+                                              "to": CALL["to"], "from": CALL["from"], "trunk": "far",
+                                              "caller": "team-a"})
+            with pytest.raises(ApiError) as unanswered:
+                await hand_over("session-k")
+            placed = await hand_over("session-l")  # another call: the hung edge is tried last
+            with pytest.raises(ApiError) as again:
+                await hand_over("session-k")  # its Idempotency-Key's retry: the hung edge may hold it
+            await calls.aclose()
+    assert unanswered.value.code == again.value.code == "sip_edge_unavailable"
+    assert placed == other.url
+    assert [o.session_id for o in other.taken] == ["session-l"]  # the hung edge may ring K's callee: nobody else
 
 
 @asynccontextmanager
@@ -254,13 +326,18 @@ async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
                                                                for f in frames])
         with pytest.raises(ApiError) as refused:
             await transfers.transfer(call, TransferTarget(DESK))
+        # A call this dispatcher handed to A, whose stream says B: A, as the hand-over said, is asked.
+        handed = transfers.opened("session-a", "exotel", None, [{"type": "websocket.receive", "text": f}
+                                                                for f in frames], handed_to=a.url)
+        with pytest.raises(ApiError):
+            await transfers.transfer(handed, TransferTarget(DESK))
         forged = transfers.opened("session-x", "exotel", None, [
             {"type": "websocket.receive", "text": f}
             for f in stream_frames.handshake("s", "c", "+1", "+2", "http://attacker.example:5080")])
         with pytest.raises(ApiError) as unknown:
             await transfers.transfer(forged, TransferTarget(DESK))
         await transfers._sip.aclose()  # type: ignore[union-attr]
-    assert b.asked_to_transfer == ["session-b"] and a.asked_to_transfer == []
+    assert b.asked_to_transfer == ["session-b"] and a.asked_to_transfer == ["session-a"]
     assert refused.value.code == "no_live_call"  # B's answer: it holds no answered call here
     assert unknown.value.code == "sip_edge_unknown"  # an unlisted edge is never asked
     assert "control_url" in unknown.value.message
@@ -276,3 +353,28 @@ async def test_an_edge_s_control_url_is_named_in_its_calls_streams(tmp_path: Pat
     assert json.loads(start)["start"]["edge_url"] == "http://10.0.1.6:5080"
     (_, plain) = stream_frames.handshake("s", "c", "+1", "+2")
     assert "edge_url" not in json.loads(plain)["start"]  # one edge: nothing to name
+
+
+async def test_the_bot_is_sent_the_edge_s_start_without_the_edge_s_control_url() -> None:
+    frames = stream_frames.handshake("stream-1", "call-1", CALL["from"], CALL["to"], "http://10.0.1.6:5080")
+    carrier, bot = Side(*[{"type": "websocket.receive", "text": f} for f in frames], DISCONNECT), Side()
+    read: list[Message] = []
+
+    async def attach() -> Side:
+        return bot
+
+    async def end(reason: str) -> None:
+        pass
+
+    def read_handshake(handshake: list[Message]) -> list[Message]:  # as the carriers' route reads it
+        read.extend(handshake)
+        return unshown_to_bot(handshake)
+
+    await relay_call(carrier, attach, end, handshake_seconds=5.0, handshake_read=read_handshake)  # type: ignore[arg-type]
+    (connected, start) = (json.loads(m["text"]) for m in bot.sent[:2])
+    assert connected == {"event": "connected"} and start["event"] == "start", bot.sent
+    assert "edge_url" not in start["start"] and start["start"]["account_sid"] == "sipedge"
+    assert start["start"]["from"] == CALL["from"] and start["stream_sid"] == "stream-1"
+    transfers = Transfers(None, None, None)
+    assert transfers.opened("s", "exotel", None, read).sip_edge == "http://10.0.1.6:5080"  # the dispatcher's own
+

@@ -43,6 +43,7 @@ from dispatcher.phone.access import (
 from dispatcher.phone.calls import PhoneCall
 from dispatcher.phone.relay import MediaSocket, relay_call
 from dispatcher.phone.settings import CARRIERS
+from dispatcher.phone.sip_transfers import unshown_to_bot
 from dispatcher.phone.transfers import LiveCall
 
 log = logging.getLogger("dispatcher.phone")  # a call's lines, wherever its sockets are served
@@ -121,6 +122,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             return
         span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()
+    trunk_calls = app_state(websocket).trunk_calls  # the SIP edge each outbound call was handed to from here
     call = PhoneCall()
     handshake: list[Message] = []
     live: list[LiveCall] = []  # the call once its bot is attached: it may be transferred from then on
@@ -131,13 +133,19 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
                                        release=admitted.release, evaluation=admitted.evaluation,
                                        recording=admitted.recording, line=admitted.line)
         if call.session_id is not None:
-            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
+            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake,
+                                               handed_to=trunk_calls.edges.took_call(call.session_id)
+                                               if trunk_calls is not None else None))
         return bot
 
     async def end(reason: str) -> None:
         if live:
             state.transfers.closed(live[0])
         await state.calls.end(call, state.transfers.end_reason(live[0] if live else None, reason))
+
+    def read_handshake(frames: list[Message]) -> list[Message]:
+        handshake.extend(frames)  # as the carrier sent them: Twilio's `start` names its call, the SIP edge's its edge
+        return unshown_to_bot(frames)
 
     def hung_up(at: float, how: str) -> None:
         if state.transfers.heard_hang_up(live[0] if live else None, at, how):
@@ -153,7 +161,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,
             max_frames_per_second=state.settings.max_frames_per_second,
             caller_hung_up=hung_up,
-            handshake_read=handshake.extend,
+            handshake_read=read_handshake,
         )
         if call.session_id is not None:
             call_span.set_attribute("voicefleet.session.id", call.session_id)
