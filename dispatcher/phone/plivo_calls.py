@@ -9,7 +9,8 @@ is not sent in the request, as Twilio's is: the dispatcher hands Plivo a one-tim
 HTTP Basic with the Auth ID and Auth Token. A transfer is answered 202 `{"message", "api_id"}`, a live
 call `{"call_status", "call_uuid", …}`; errors `{"api_id", "error"}` with no code of their own, and
 404 for a call that is not live (over, or never this account's): the call is over. Retries, pacing and
-the unanswered update read back are Twilio's (dispatcher/phone/twilio_calls.py `CallsResource`).
+the unanswered update read back are Twilio's (dispatcher/phone/twilio_calls.py `CallsResource`), but
+Plivo fetches the URL after its 202, maybe late: the read back claims the ticket first (`killed_unfetched`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import re
 from typing import Any
 
 from dispatcher.outbound.retry import Backoff
-from dispatcher.phone.plivo_transfer_url import transfer_url
+from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS, claim_key, dead_key, ticket_mac, transfer_url
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource, TwilioRefused
+from dispatcher.store.coordination import OneTimeUse
 
 PLIVO_API_URL = "https://api.plivo.com"
 CALL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -32,10 +34,12 @@ class PlivoCalls(CallsResource):
 
     def __init__(self, auth_id: str, auth_token: str, public_url: str | None, token_key: bytes,
                  base_url: str = PLIVO_API_URL, *, timeout: float = TIMEOUT_SECONDS,
-                 backoff: Backoff = UPDATE_BACKOFF) -> None:
+                 backoff: Backoff = UPDATE_BACKOFF, claims: OneTimeUse | None = None) -> None:
         super().__init__(base_url, timeout=timeout, backoff=backoff)
         self._auth_id, self._auth_token = auth_id, auth_token
         self._public_url, self._token_key = public_url, token_key
+        self._claims = claims  # the tickets' once-only records, the transfer route's (webhooks.py)
+        self._tickets: dict[str, str] = {}  # a call's UUID → its last ticket's key, until read back
 
     def _path(self, call_sid: str) -> str:
         if not CALL_UUID.fullmatch(call_sid):  # it names a URL path: nothing but a call's UUID goes there
@@ -67,9 +71,22 @@ class PlivoCalls(CallsResource):
         """Plivo told to fetch the call's new XML from a one-time URL of this dispatcher's; its answer,
         `status` being its message (`call transferred`)."""
         assert self._public_url is not None
-        url = self._public_url + transfer_url(self._token_key, session_id, call_sid, target, time_limit)
+        path = transfer_url(self._token_key, session_id, call_sid, target, time_limit)
+        self._tickets[call_sid] = ticket_mac(path)
+        url = self._public_url + path
         answer = await self._post_json(self._path(call_sid), {"legs": "aleg", "aleg_url": url, "aleg_method": "POST"})
         return {**answer, "status": str(answer.get("message") or "transferred")}
+
+    async def killed_unfetched(self, call_sid: str) -> bool | None:
+        """The ticket's record claimed before Plivo's fetch did: won, the ticket is dead (True); lost, Plivo
+        fetched the `<Dial>` (False). `StoreUnavailable` when the store cannot say."""
+        mac = self._tickets.pop(call_sid, None)
+        if mac is None or self._claims is None:
+            return None
+        if not await self._claims.first_use(claim_key(mac), TICKET_SECONDS * 2):
+            return False
+        await self._claims.first_use(dead_key(mac), TICKET_SECONDS * 2)
+        return True
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
         """The live call, `status` its `call_status`; `TwilioRefused` 404 once it is not live."""

@@ -3,9 +3,14 @@
 `POST /phone/plivo/transfer/{ticket}`: the ticket names the session, the call's UUID, the target and
 the `<Dial timeLimit>`, with a random nonce, under an HMAC of the replicas' shared token key, so any
 replica can answer it and nobody without the key can mint one (a target off PHONE_TRANSFER_TARGETS
-included). Plivo signs its fetch (X-Plivo-Signature-V3), which must name the same call; the route
-spends the ticket once at every replica (dispatcher/api/routers/webhooks.py), so a captured fetch
-replayed dials no one again.
+included). Plivo signs its fetch (X-Plivo-Signature-V3), which must name the same call, and the
+ticket expires `TICKET_SECONDS` after it was minted. A captured fetch replayed only returns the XML
+to the replayer: Plivo dials what it fetched itself.
+
+Its once-only record (`claim_key`) settles one race alone: Plivo's fetch against the read-back
+after a transfer nobody answered (dispatcher/phone/transfers.py). Whoever records it first decides:
+the fetch (the call goes to the person; a repeat fetch of the same call gets the same `<Dial>`), or
+the read-back, which marks the ticket dead (`dead_key`) so a late fetch puts the call back to a bot.
 
 The XML is built here alone, `to` escaped as text: `<Number>` an E.164 number, `<User>` a SIP URI.
 No `callerId`: Plivo's `<Dial>` then presents the caller's own number to the person (its default).
@@ -18,6 +23,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -26,6 +32,9 @@ from dispatcher.phone.transfer_target import TransferTarget, transfer_target
 
 PATH = "/phone/plivo/transfer/"
 MAX_TICKET_CHARS = 1200
+# Plivo fetches the URL as it answers the transfer: a ticket is good for a minute (the whole transfer
+# request fits in 25 s), so one that was never fetched dials no one later.
+TICKET_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -35,11 +44,16 @@ class Ticket:
     target: TransferTarget
     time_limit: int
     mac: str  # the ticket's once-only key
+    expires: float  # epoch seconds
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.expires
 
 
 def transfer_url(key: bytes, session_id: str, call_uuid: str, target: TransferTarget, time_limit: int) -> str:
     """The path (under the dispatcher's public URL) Plivo fetches the call's `<Dial>` from."""
-    fields = {"s": session_id, "c": call_uuid, "t": target.to, "l": int(time_limit), "n": secrets.token_urlsafe(12)}
+    fields = {"s": session_id, "c": call_uuid, "t": target.to, "l": int(time_limit), "n": secrets.token_urlsafe(12),
+              "e": int(time.time()) + TICKET_SECONDS}
     body = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode()).decode().rstrip("=")
     return f"{PATH}{body}.{_mac(key, body)}"
 
@@ -50,7 +64,23 @@ def read_ticket(key: bytes, ticket: str) -> Ticket:
     if len(ticket) > MAX_TICKET_CHARS or not hmac.compare_digest(_mac(key, body).encode(), mac.encode()):
         raise ApiError(403, "callback_forged", "this transfer URL was not handed out by this deployment")
     fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return Ticket(str(fields["s"]), str(fields["c"]), transfer_target(fields["t"], "cold"), int(fields["l"]), mac)
+    return Ticket(str(fields["s"]), str(fields["c"]), transfer_target(fields["t"], "cold"), int(fields["l"]), mac,
+                  float(fields.get("e", 0)))  # a ticket minted before expiries: expired
+
+
+def ticket_mac(path: str) -> str:
+    """The once-only key of the ticket in a path `transfer_url` made."""
+    return path.rsplit(".", 1)[1]
+
+
+def claim_key(mac: str) -> str:
+    """The record whose first writer decides the ticket: Plivo's fetch, or the read-back that kills it."""
+    return "plivo-transfer:" + hashlib.sha256(mac.encode()).hexdigest()
+
+
+def dead_key(mac: str) -> str:
+    """Written by the read-back that won `claim_key`: the ticket dials no one."""
+    return "plivo-transfer-dead:" + hashlib.sha256(mac.encode()).hexdigest()
 
 
 def dial_xml(target: TransferTarget, time_limit: int) -> str:

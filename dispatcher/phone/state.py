@@ -99,7 +99,7 @@ def build_phone_state(
     here = regions or Regions()
     plivo = (PlivoCalls(phone.plivo_auth_id, phone.plivo_auth_token,
                         here.urls[here.here] if here.several else phone.public_url, phone.token_key,
-                        phone.plivo_api_url)
+                        phone.plivo_api_url, claims=coordination.webhooks)
              if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
     sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,

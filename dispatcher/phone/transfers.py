@@ -16,7 +16,8 @@ word of whoever opened the stream, and only the token carries the AccountSid the
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
 Over, the caller left (a stream closed by a hang-up is not a transfer); still up with its stream
-closed, it was transferred; still streaming, it was not. A read that fails leaves the outcome unknown:
+closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket,
+whose record the read back claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
 the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken. The
 whole request fits in `budget_seconds`, under the bot's wait for its answer (botchannel/transfer.py).
 """
@@ -44,6 +45,7 @@ from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -258,6 +260,8 @@ class Transfers:
                            f"{now['status']})")
         if call.ended.is_set():
             return now
+        if await _fetched(rest, call):  # Plivo's fetch comes after its 202, maybe after the settle
+            return now
         raise ApiError(504, "carrier_unanswered", f"{rest.carrier} did not answer the transfer and the call still "
                        "streams to the bot: it was not transferred; ask again", retry_after=1.0,
                        extra={"outcome": "not_transferred"})
@@ -289,6 +293,19 @@ CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_AP
 
 
 API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL", "Plivo": "PLIVO_API_URL"}
+
+
+async def _fetched(rest: CallsResource, call: LiveCall) -> bool:
+    """Whether the carrier took the transfer though the call still streams: Plivo's ticket fetched. Its
+    record is claimed here first, so a fetch that comes later dials no one (plivo_transfer_url.py)."""
+    assert call.call_sid is not None
+    try:
+        killed = await rest.killed_unfetched(call.call_sid)
+    except StoreUnavailable:
+        log.warning("phone call %s: the store did not say whether %s fetched the transfer", call.session_id,
+                    rest.carrier)
+        raise OutcomeUnknown(rest.carrier) from None
+    return killed is False
 
 
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:

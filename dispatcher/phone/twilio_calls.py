@@ -98,6 +98,11 @@ class CallsResource:
         """The call updated with `<Dial>` for `target`, as the carrier answers it (session_id: Plivo's)."""
         return await self.update(call_sid, target.twiml(self.dial_time_limit(time_limit)))
 
+    async def killed_unfetched(self, call_sid: str) -> bool | None:
+        """After an unanswered transfer: whether the carrier never took it and now never will (True), took
+        it (False), or None where the carrier's call alone can say (Twilio's, Telnyx's: the stream)."""
+        return None
+
     def dial_time_limit(self, seconds: int) -> int:
         """`<Dial timeLimit>` as this carrier takes it."""
         return seconds

@@ -9,18 +9,23 @@ a JSON body of the documented arguments only (`legs`, `aleg_url`, `aleg_method`,
 `bleg_method`), `legs` one of aleg, bleg, both, `aleg_url` given for aleg, methods GET or POST (400
 otherwise); a call that is not live, or another account's, 404; past `max_per_second` requests, 429.
 Errors have Plivo's body `{"api_id", "error"}`; a transfer is answered 202 `{"message": "call
-transferred", "api_id"}` and Plivo fetches `aleg_url` (here before the answer, so a test sees both in
-order) as it does any URL of the application: a
-form POST (`CallUUID`, `From`, `To`, `CallStatus`, `Direction`) signed with X-Plivo-Signature-V3 and
-its nonce, and runs the XML: a `<Response>` whose `<Dial>` holds a `<Number>` or a `<User>` is
-`redirected` (the test then ends the stream, as Plivo does); anything else is kept in `refused`.
+transferred", "api_id"}`; then, after the answer (Plivo queues the transfer: the 202 says it was
+accepted, not done), Plivo fetches `aleg_url` as it does any URL of the application: a form POST
+(`CallUUID`, `From`, `To`, `CallStatus`, `Direction`) signed with X-Plivo-Signature-V3 and its nonce,
+and runs the XML: a `<Response>` whose `<Dial>` holds a `<Number>` or a `<User>` is `redirected` (the
+test then ends the stream, as Plivo does); a `<Stream>` streams the call again (`streamed`). Anything
+else, a 4xx or 5xx included, is kept in `refused` and hangs the call up: Plivo's callback policy
+retries only a connect or read timeout (rc=1, rp=ct,rt), and a call whose XML failed is hung up.
+This fake never times out, so it never retries.
 
 `answer_done_transfer_with(uuid, status)`: the next transfer of that call is done, then answered `status`
-(a gateway's 5xx that gave up on a backend that went on).
+(a gateway's 5xx that gave up on a backend that went on). `fetch_late(uuid, seconds)`: that call's
+next fetch waits `seconds` after the answer (Plivo's queue, busy).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -35,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -65,7 +71,8 @@ class PlivoCall:
     to_number: str = "+14155550199"
     live: bool = True
     xml: list[str] = field(default_factory=list)  # each transfer's XML, as the aleg_url answered it
-    refused: list[tuple[int, str]] = field(default_factory=list)  # aleg_url answers that were no <Dial>
+    refused: list[tuple[int, str]] = field(default_factory=list)  # aleg_url answers run as neither: hung up
+    streamed: list[str] = field(default_factory=list)  # aleg_url answers that streamed the call again
     fetches: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)  # url, form, headers
     redirected: threading.Event = field(default_factory=threading.Event)
 
@@ -80,6 +87,7 @@ class FakePlivo(FakeApi):
         self.max_per_second = max_per_second
         self._seen: list[float] = []
         self._gateway_errors: dict[str, int] = {}
+        self._late: dict[str, float] = {}
 
     def env(self) -> dict[str, str]:
         """What points the dispatcher's Plivo transfers at this fake."""
@@ -92,9 +100,13 @@ class FakePlivo(FakeApi):
     def answer_done_transfer_with(self, call_uuid: str, status: int) -> None:
         self._gateway_errors[call_uuid] = status
 
+    def fetch_late(self, call_uuid: str, seconds: float) -> None:
+        self._late[call_uuid] = seconds
+
     def reset_knobs(self) -> None:
         super().reset_knobs()
         self._gateway_errors.clear()
+        self._late.clear()
 
     def routes(self) -> list[Route]:
         return [Route("/v1/Account/{auth_id}/Call/{uuid}/", self._call, methods=["GET", "POST"])]
@@ -137,27 +149,39 @@ class FakePlivo(FakeApi):
             return plivo_error(400, why)
         if call is None or not call.live:
             return plivo_error(404, "not found")
-        await self._fetch(call, body["aleg_url"], body.get("aleg_method", "POST"))
+        fetch = BackgroundTask(self._fetch, call, body["aleg_url"], body.get("aleg_method", "POST"),
+                               self._late.pop(call.uuid, 0.0))
         gateway = self._gateway_errors.pop(call.uuid, None)
         if gateway is not None:
-            return JSONResponse(self.error_body(gateway), status_code=gateway)
-        return JSONResponse({"message": "call transferred", "api_id": str(uuid.uuid4())}, status_code=202)
+            return JSONResponse(self.error_body(gateway), status_code=gateway, background=fetch)
+        return JSONResponse({"message": "call transferred", "api_id": str(uuid.uuid4())}, status_code=202,
+                            background=fetch)
 
-    async def _fetch(self, call: PlivoCall, url: str, method: str) -> None:
+    async def _fetch(self, call: PlivoCall, url: str, method: str, delay: float = 0.0) -> None:
         """Plivo's signed request for the call's new XML, and the XML run (a `<Dial>` redirects it)."""
+        await asyncio.sleep(delay)
         form = {"CallUUID": call.uuid, "From": call.from_number, "To": call.to_number, "CallStatus": "in-progress",
                 "Direction": "inbound"}
         nonce = secrets.token_hex(10)
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Plivo-Signature-V3-Nonce": nonce,
                    "X-Plivo-Signature-V3": v3_signature(self.auth_token, url, nonce, form)}
         call.fetches.append((url, form, headers))
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.request(method, url, content=urlencode(form), headers=headers)
-        if answer.status_code == 200 and _is_dial(answer.text):
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.request(method, url, content=urlencode(form), headers=headers)
+        except httpx.HTTPError as exc:  # Plivo's retry of a timeout would fail the same way: hung up
+            call.refused.append((0, repr(exc)))
+            call.live = False
+            return
+        verb = _verb(answer.text) if answer.status_code == 200 else None
+        if verb == "Dial":
             call.xml.append(answer.text.split("?>", 1)[-1].strip())
             call.redirected.set()
+        elif verb == "Stream":
+            call.streamed.append(answer.text)
         else:
             call.refused.append((answer.status_code, answer.text))
+            call.live = False
 
 
 def _invalid(body: Any) -> str | None:
@@ -179,10 +203,15 @@ def _invalid(body: Any) -> str | None:
     return None
 
 
-def _is_dial(text: str) -> bool:
+def _verb(text: str) -> str | None:
+    """What the XML does when run: `Dial` (a `<Dial>` of a `<Number>` or `<User>`), `Stream`, else None."""
     try:
         root = ET.fromstring(text.split("?>", 1)[-1].strip())  # noqa: S314 (the dispatcher's answer, in a test)
     except ET.ParseError:
-        return False
+        return None
+    if root.tag != "Response":
+        return None
     dial = root.find("Dial")
-    return root.tag == "Response" and dial is not None and any(child.tag in ("Number", "User") for child in dial)
+    if dial is not None and any(child.tag in ("Number", "User") for child in dial):
+        return "Dial"
+    return "Stream" if root.find("Stream") is not None else None

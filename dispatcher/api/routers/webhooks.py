@@ -3,7 +3,7 @@
     POST /phone/twilio    TwiML   <Connect><Stream url="wss://…/ws/twilio/{token}">
     POST /phone/telnyx    TeXML   the same, bidirectionalMode="rtp"
     POST /phone/plivo     Plivo XML <Stream bidirectional="true" keepCallAlive="true">
-    POST /phone/plivo/transfer/{ticket}   a transferred Plivo call's <Dial>, once (plivo_transfer_url.py)
+    POST /phone/plivo/transfer/{ticket}   a transferred Plivo call's <Dial> (plivo_transfer_url.py)
 
 Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries
 a one-time token and the call's session starts when the carrier opens the stream. A webhook's
@@ -37,7 +37,13 @@ from dispatcher.api.carrier_copy import (
 )
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
-from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, handed_out_base, public_base, websocket_url
+from dispatcher.phone.access import (
+    SIGNED_STREAM_MEMORY_SECONDS,
+    carrier_base,
+    handed_out_base,
+    public_base,
+    websocket_url,
+)
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.carrier_recording import (
     MAX_LINKED,
@@ -49,13 +55,14 @@ from dispatcher.phone.carrier_recording import (
     start_recording,
 )
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
-from dispatcher.phone.plivo_transfer_url import dial_xml, read_ticket
+from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS, claim_key, dead_key, dial_xml, read_ticket
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.telnyx_calls import call_id as telnyx_call_id
 from dispatcher.phone.telnyx_calls import is_first_voice_request
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import OneTimeUse
 
 log = logging.getLogger("dispatcher.phone")
 XML = "application/xml"
@@ -128,7 +135,7 @@ async def telnyx_webhook(request: Request) -> Response:
 @router.post("/plivo", summary="Plivo answer URL: Plivo XML that streams the call here")
 async def plivo_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
-    signed_call: str | None = None  # the CallUUID Plivo signed, once per call (transfers name it)
+    signed_call: str | None = None  # the CallUUID Plivo signed (transfers name it)
     with _verifying("plivo"):
         if state.settings.plivo_auth_token:
             signature = _plivo_signed(request, state, base, params)
@@ -136,12 +143,18 @@ async def plivo_webhook(request: Request) -> Response:
             # the body's last value after a `.` (a `.` in that value moves the boundary), and the
             # query is signed sorted without empty pairs (`?&`, re-ordered: the same signature).
             await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
-            call = dict(params).get("CallUUID", "")
-            if PLIVO_CALL_UUID.fullmatch(call) and await _seen_first(request, f"plivo-call:{call.lower()}",
-                                                                      UNTIMED_SIGNATURE_SECONDS):
-                signed_call = call
+            # Every signed ringing request of the call vouches for it: Plivo retries the answer URL (a fresh
+            # nonce) when the first answer was lost, and streams with the retry's. The URL is signed, so
+            # no other callback of the call's is taken here.
+            fields = dict(params)
+            if PLIVO_CALL_UUID.fullmatch(fields.get("CallUUID", "")) and fields.get("CallStatus") == "ringing":
+                signed_call = fields["CallUUID"]
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
+    return await _plivo_stream_xml(request, signed_call)
+
+
+async def _plivo_stream_xml(request: Request, signed_call: str | None) -> Response:
     stream, _ = await _answer(request, "plivo", call=signed_call)
     return _xml(
         '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
@@ -151,19 +164,42 @@ async def plivo_webhook(request: Request) -> Response:
 
 @router.post("/plivo/transfer/{ticket}", include_in_schema=False)
 async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
-    """Plivo's fetch of a transferred call's XML: signed, for the call its one-time URL was minted for
-    (dispatcher/phone/plivo_transfer_url.py), answered once at any replica."""
-    state, _, params, base = await _read(request)
+    """Plivo's fetch of a transferred call's XML: signed at the URL it was minted at (this region's, else
+    PHONE_PUBLIC_URL), for the call its ticket names (dispatcher/phone/plivo_transfer_url.py). Its
+    `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again."""
+    state, _, params, _ = await _read(request)
     with _verifying("plivo"):
-        if not state.settings.plivo_auth_token:
-            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN is unset")
-        _plivo_signed(request, state, base, params)
+        base = carrier_base(state.settings, app_state(request).peers.regions)
+        if not state.settings.plivo_auth_token or base is None:
+            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN or "
+                           "PHONE_PUBLIC_URL is unset")
+        signature = _plivo_signed(request, state, base, params)
         handed = read_ticket(state.settings.token_key, ticket)
         if dict(params).get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
-        await first_time(request, f"plivo-transfer:{handed.mac}", UNTIMED_SIGNATURE_SECONDS)
+    if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
+        log.warning("phone call %s: Plivo fetched a transfer given up on: the call goes back to a bot",
+                    handed.session_id)
+        with _verifying("plivo"):  # a stream token, as the answer URL's: once per signature
+            await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
+        return await _plivo_stream_xml(request, handed.call_uuid)
     log.info("phone call %s: Plivo fetched the transfer's <Dial>", handed.session_id)
     return _xml(dial_xml(handed.target, handed.time_limit))
+
+
+async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
+    """Whether the ticket still dials: its record claimed here first, or by an earlier fetch of the call
+    (Plivo's own retry); not when the read-back killed it. Plivo has already answered 202, so a store
+    that does not answer does not refuse the fetch (Plivo would drop the call): it dials."""
+    try:
+        if await claims.first_use(claim_key(mac), TICKET_SECONDS * 2):
+            return True
+        # Taken: a repeat fetch (alive), or the read-back, which writes the dead mark just after its claim.
+        # This write marks a ticket dead for any later repeat: a third fetch of one ticket rings no one.
+        return await claims.first_use(dead_key(mac), TICKET_SECONDS * 2)
+    except StoreUnavailable:
+        log.warning("a Plivo transfer fetch was answered without its record: the store did not answer")
+        return True
 
 
 def _plivo_signed(request: Request, state: PhoneState, base: str, params: list[tuple[str, str]]) -> str:

@@ -88,3 +88,14 @@ def test_the_transfer_url_is_the_dispatchers_alone_and_names_its_call_and_target
         read_ticket(b"o" * 32, path.rsplit("/", 1)[1])  # another deployment's key
     assert dial_xml(target, 3600) == ('<Response><Dial timeLimit="3600"><User>sip:desk@pbx.example.com</User>'
                                       "</Dial></Response>")
+
+
+async def test_plivo_fetches_after_its_202_and_hangs_up_a_call_whose_xml_failed(
+    make: Callable[..., Any], plivo: FakePlivo,
+) -> None:
+    transfers, call, at_plivo = make(public_url=plivo.url)  # the fake has no such route: its 404 is no XML
+    plivo.fetch_late(at_plivo.uuid, 0.3)
+    answer = await transfers.transfer(call, TransferTarget(DESK))
+    assert answer["status"] == "transferred" and at_plivo.live and not at_plivo.fetches  # the 202 came first
+    assert await FakePlivo.eventually(lambda: not at_plivo.live, timeout=10)
+    assert [status for status, _ in at_plivo.refused] == [404] and at_plivo.xml == []
