@@ -11,7 +11,8 @@ one at a time, as `voicefleet eval` does (its own `run_call`). Each RTVI message
 arrival time, each answer with when the caller began and stopped listening. Prints each run's
 failures and the load average; for each failed turn, its timeline: every RTVI message (seconds from
 the caller's end of speech) and the loud spans of the audio heard. `--out` keeps every turn's
-timeline as JSON lines, for a unit test's recorded sequence. Asserts nothing.
+timeline as JSON lines (for a unit test's recorded sequence); `--recount DIR` counts the split answers
+in those again. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import httpx
 from bench.eval_suite import BOT_FILE, ROOT, wait_for_reserve
 from tests.support.processes import run_dispatcher
 from voicefleet.evals import call
-from voicefleet.evals.answer_end import unspoken
+from voicefleet.evals.checks import words
 from voicefleet.evals.outcome import Target
 from voicefleet.evals.scenario import load_scenario
 from voicefleet.loadtest.audio import BOT_AUDIO_RMS
@@ -90,13 +91,21 @@ def loud_spans(client: WebRTCClient, after: float, until: float) -> list[tuple[f
     return [(round(a - after, 3), round(b - after, 3)) for a, b in spans]
 
 
-def split(client: TimedClient, index: int) -> bool:
-    """Whether the answer ended before the bot had spoken its whole response: its LLM's text (the
-    bot-llm-text received by then) holds words the spoken bot-output received by then does not."""
-    since, _, ended = client.heard[index]
-    messages = client.timed
-    upto = [m for at, m in zip(messages.times[since:], messages[since:], strict=True) if at <= ended]
-    return bool(unspoken(upto))
+def split(line: dict[str, Any]) -> bool:
+    """Whether an answer's timeline (`timeline`) shows it cut in two: words of the response its LLM gave
+    before the answer ended, not spoken by then, were spoken after it (before the bot's next response
+    began). A response an interruption cut short is never spoken whole, and is no split."""
+    ended = line["ended"]
+    before = [e for e in line["events"] if e["t"] <= ended]
+    after = []
+    for event in (e for e in line["events"] if e["t"] > ended):
+        if event["type"] == "bot-llm-started":
+            break
+        after.append(event)
+    generated = words("".join(e.get("text", "") for e in before if e["type"] == "bot-llm-text"))
+    spoken = words(" ".join(e["text"] for e in before if e["type"] == "bot-output" and e.get("spoken")))
+    later = [words(e["text"]) for e in after if e["type"] == "bot-output" and e.get("spoken")]
+    return any(text and text in generated and text not in spoken for text in later)
 
 
 def timeline(client: TimedClient, index: int) -> dict[str, Any]:
@@ -124,6 +133,17 @@ async def one_call(base_url: str, scenario: Any) -> tuple[list[str], TimedClient
     return problems, (TimedClient.made[0] if TimedClient.made else None)
 
 
+def recount(folder: Path) -> None:
+    """Each saved run's split answers, from its timelines."""
+    cut = answers = 0
+    for saved in sorted(folder.glob("run*.jsonl"), key=lambda path: int(path.stem[3:])):
+        lines = [json.loads(text) for text in saved.read_text().splitlines()]
+        splits = [i for i, line in enumerate(lines) if split(line)]
+        cut, answers = cut + len(splits), answers + len(lines)
+        print(f"{saved.stem}: answers heard split: {splits or 'none'}")
+    print(f"{cut} of {answers} answers heard split")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
@@ -132,7 +152,12 @@ def main() -> None:
                         help="stop the bots and the caller at random, each time for up to SECONDS")
     parser.add_argument("--scenario", default="book_a_table")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--recount", type=Path, default=None, metavar="DIR",
+                        help="count the split answers in an earlier run's --out, and place no call")
     args = parser.parse_args()
+    if args.recount:
+        recount(args.recount)
+        return
     scenario = load_scenario(SCENARIOS / f"{args.scenario}.toml")
     vars(call)["WebRTCClient"] = TimedClient  # the eval's own calls, their messages timed
     call._hear = timed_hear()
@@ -149,16 +174,13 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 problems, client = asyncio.run(one_call(dispatcher.base_url, scenario))
                 failed += bool(problems)
-                splits = [] if client is None else [i for i in range(len(client.heard)) if split(client, i)]
-                cut += len(splits)
-                answers += 0 if client is None else len(client.heard)
+                lines = [] if client is None else [timeline(client, i) for i in range(len(client.heard))]
+                splits = [i for i, line in enumerate(lines) if split(line)]
+                cut, answers = cut + len(splits), answers + len(lines)
                 print(f"run {run}: {'passed' if not problems else 'FAILED'} (load {load:.1f}); "
                       f"answers heard split: {splits or 'none'}", flush=True)
                 for problem in problems:
                     print(f"  {problem}", flush=True)
-                if client is None:
-                    continue
-                lines = [timeline(client, i) for i in range(len(client.heard))]
                 if args.out:
                     args.out.mkdir(parents=True, exist_ok=True)
                     with open(args.out / f"run{run}.jsonl", "w") as out:

@@ -40,8 +40,9 @@ def quiet_needed(messages: list[dict[str, Any]]) -> float | None:
 def under_way(messages: list[dict[str, Any]]) -> bool:
     """Whether the bot's answer is still coming by its own RTVI events since the turn: it is speaking,
     its LLM is generating or its TTS synthesising, or its response holds words not spoken yet. A
-    starved bot plays its answer slower than real time (a 2 s sentence took 9 s at a load of 15), so
-    an answer begun in time may still be playing when the turn's wait is up."""
+    starved bot plays its answer slower than real time (a 2 s sentence took 9 s at a load of 15, its
+    processes stalled up to 0.5 s at a time: bench/answer_split.py), so an answer begun in time may
+    still be playing when the turn's wait is up."""
     kinds = [str(m.get("type")) for m in messages]
 
     def open_(begun: str, ended: str) -> bool:
