@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from voicefleet.evals.answer_end import quiet_needed, texts
+from voicefleet.evals.answer_end import LONGEST_ANSWER, quiet_needed, texts, under_way
 from voicefleet.evals.bot_latency import bot_figures
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
@@ -227,18 +227,22 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     began_speaking: float | None = None
     # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
     # 50 ms late, and read the messages 20 times a second through every answer.
-    while (now := time.monotonic()) < deadline and not client.ended.is_set():  # a hang-up ends the answer
+    while not client.ended.is_set():  # a hang-up ends the answer
+        now = time.monotonic()
         count = len(client.rtvi_messages)
         messages = client.rtvi_messages[since:count]
+        # Past the turn's wait, only an answer its events say is still coming is heard on (answer_end.py).
+        if now >= deadline and not (now < deadline + LONGEST_ANSWER and under_way(messages)):
+            break
         if began_speaking is None and any(m.get("type") == "bot-started-speaking" for m in messages):
             began_speaking = now
         quiet = quiet_needed(messages)
-        wake = deadline
+        wake = deadline if now < deadline else deadline + LONGEST_ANSWER
         if quiet is not None:
             quiet_since = quiet_since or now
             if now - quiet_since >= quiet:
                 break
-            wake = min(deadline, quiet_since + quiet)
+            wake = min(wake, quiet_since + quiet)
         else:
             quiet_since = None
         if began_speaking is None and begin_by is not None:

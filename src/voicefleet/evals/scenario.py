@@ -88,7 +88,7 @@ class Turn(Strict):
         "Keys the caller presses (0-9, * and #), sent as the carrier's DTMF events: on a phone call only."))
     expect: Expect = Field(default_factory=Expect)
     listen_ms: Annotated[int, Field(gt=0, le=120_000)] = Field(
-        default=15_000, description="How long the caller waits for the answer to end.")
+        default=15_000, description="How long the caller waits for the answer; one still coming then is heard out.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Turn:
