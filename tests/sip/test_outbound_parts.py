@@ -163,7 +163,8 @@ async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
     edge.capacity = 2
     answered: list[tuple[int, int | None]] = []
     refused = ringing(1)
-    refused.respond = lambda status, retry_after=None, session_id=None: answered.append((status, retry_after))
+    refused.respond = (lambda status, retry_after=None, session_id=None, full=False:  # as SipCall.respond takes it
+                       answered.append((status, retry_after)))
     api = control.Control(edge, SECRET)
     invite = "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n"
     order = {"session_id": "s1", "stream_path": "/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
@@ -196,7 +197,7 @@ async def test_outbound_calls_of_one_key_leave_the_trunks_a_slot(tmp_path: Path,
     edge = ringing_edge(tmp_path, monkeypatch)
     answered: list[int] = []
     trunks = ringing(0)
-    trunks.respond = lambda status, retry_after=None, session_id=None: answered.append(status)
+    trunks.respond = lambda status, retry_after=None, session_id=None, full=False: answered.append(status)
     api = control.Control(edge, SECRET)
     try:
         async with TestClient(TestServer(api.app())) as client:
