@@ -32,7 +32,6 @@ import hmac
 import json
 import secrets
 import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.second_window import SecondWindow
 from tests.fakes.server import FakeApi
 
 AUTH_ID = "MA0001"  # tests/phone/conftest.py's: the bots' own hang-ups name the same account
@@ -85,7 +85,7 @@ class FakePlivo(FakeApi):
         self.auth_id, self.auth_token = auth_id, auth_token
         self.calls_by_uuid: dict[str, PlivoCall] = {}
         self.max_per_second = max_per_second
-        self._seen: list[float] = []
+        self._window = SecondWindow()
         self._gateway_errors: dict[str, int] = {}
         self._late: dict[str, float] = {}
 
@@ -112,10 +112,7 @@ class FakePlivo(FakeApi):
         return [Route("/v1/Account/{auth_id}/Call/{uuid}/", self._call, methods=["GET", "POST"])]
 
     def _over_rate(self) -> bool:
-        now = time.monotonic()
-        self._seen = [t for t in self._seen if now - t < 1.0]
-        self._seen.append(now)
-        return len(self._seen) > self.max_per_second
+        return self._window.over(self.max_per_second)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")

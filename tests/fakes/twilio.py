@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.second_window import SecondWindow
 from tests.fakes.server import FakeApi
 
 ACCOUNT_SID = "AC00000000000000000000000000000001"
@@ -78,7 +78,7 @@ class FakeTwilio(FakeApi):
         self.logins = {(account_sid, auth_token)} | ({api_key} if api_key else set())
         self.calls_by_sid: dict[str, FakeCall] = {}
         self.max_per_second = max_per_second
-        self._seen: list[float] = []
+        self._window = SecondWindow()
         self._lost: dict[str, threading.Event] = {}  # by call, the gate its next update's answer waits on
         self._gates: list[threading.Event] = []  # every gate, opened by reset_knobs
         self._gateway_errors: dict[str, int] = {}  # by call, the 5xx its next update is answered after it is done
@@ -114,10 +114,7 @@ class FakeTwilio(FakeApi):
         return [Route("/2010-04-01/Accounts/{account}/Calls/{sid}.json", self._call, methods=["GET", "POST"])]
 
     def _over_rate(self) -> bool:
-        now = time.monotonic()
-        self._seen = [t for t in self._seen if now - t < 1.0]
-        self._seen.append(now)
-        return len(self._seen) > self.max_per_second
+        return self._window.over(self.max_per_second)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
