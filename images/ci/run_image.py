@@ -9,7 +9,7 @@ anything. Checks (each failure is one line on stderr and exit 1):
   host holds its bytecode and the dataclass code cache (bot/dataclass_code.py), the project its
   bytecode, and no .venv/.git/.env came along with it; as the bot's uid, a file by a relative name
   is written in the project's folder (its working directory) while its code is not changed.
-- dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
+- dispatcher: ECS and S3 clients build from the (pruned) botocore models; GET /healthz answers 200
   inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
   SIGTERM the entrypoint exits 0.
 - all: USER is numeric and not 0; ENTRYPOINT starts with tini; the runtime closure (/opt/venv's
@@ -199,16 +199,18 @@ def _in_netns(pid: int, code: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def check_dispatcher_ecs_client(image: Image, root: Path) -> list[str]:
-    """The image keeps only the botocore models the ecs provider needs: build that client, offline."""
+def check_dispatcher_aws_clients(image: Image, root: Path) -> list[str]:
+    """The image keeps only the botocore models the dispatcher calls (ECS machines, S3 for kept calls):
+    build those clients, offline."""
     # botocore, as the dispatcher has it: the image carries no boto3.
     code = ("import botocore.session; session = botocore.session.get_session(); "
-            "c = session.create_client('ecs', region_name='us-east-1'); print(c.meta.service_model.service_name)")
+            "print(' '.join(session.create_client(name, region_name='us-east-1').meta.service_model.service_name "
+            "for name in ('ecs', 's3')))")
     probe = Image(image.name, image.user, image.env, image.workdir, ["python", "-c", code])
     result = subprocess.run(command(root, probe, []), capture_output=True, text=True, timeout=TIMEOUT)
-    print(f"dispatcher ECS client: exit {result.returncode} {result.stdout.strip()}")
-    if result.returncode != 0 or result.stdout.strip() != "ecs":
-        return [f"dispatcher image cannot build an ECS client: {result.stderr.strip()[-1500:]}"]
+    print(f"dispatcher AWS clients: exit {result.returncode} {result.stdout.strip()}")
+    if result.returncode != 0 or result.stdout.strip() != "ecs s3":
+        return [f"dispatcher image cannot build its ECS and S3 clients: {result.stderr.strip()[-1500:]}"]
     return []
 
 
@@ -296,7 +298,7 @@ def main(argv: list[str]) -> int:
             problems += check_bot_bytecode(image, root) + check_bot_writes_next_to_itself(image, root)
             problems += check_bot(image, root)
         else:
-            problems += check_dispatcher_ecs_client(image, root) + check_dispatcher(image, root)
+            problems += check_dispatcher_aws_clients(image, root) + check_dispatcher(image, root)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0

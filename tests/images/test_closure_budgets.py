@@ -54,7 +54,7 @@ def test_dispatcher_closure_is_within_its_budget(dispatcher_closure: Closure) ->
     assert over_budget("dispatcher", dispatcher_closure.site_packages) is None
     # What the image holds, not what `uv sync` put there: only the kept botocore models remain.
     models = {p.name for p in (dispatcher_closure.site_packages / "botocore" / "data").iterdir() if p.is_dir()}
-    assert models == {"ecs", "sts", "sso", "sso-oidc"}
+    assert models == {"ecs", "s3", "sts", "sso", "sso-oidc"}
 
 
 @pytest.mark.slow

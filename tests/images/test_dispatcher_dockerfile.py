@@ -61,28 +61,38 @@ def test_dispatcher_declares_no_healthcheck_because_the_platforms_probe_it(runti
     assert runtime.all("HEALTHCHECK") == []
 
 
-def test_build_keeps_only_the_botocore_models_the_ecs_provider_uses() -> None:
-    """botocore's models of every other AWS service are about 25 MB of a closure budgeted at 80;
-    images/ci/build.sh builds an ECS client in the real image to prove what is kept suffices."""
+def _kept_botocore_models() -> set[str]:
     from tests.images.closure import DISPATCHER_DOCKERFILE
     from tests.images.dockerfile import parse_file
 
     build = parse_file(DISPATCHER_DOCKERFILE).stage("build")
     (prune,) = [run.args for run in build.all("RUN") if "botocore/data" in run.args]
-    kept = set(re.findall(r"! -name (\S+)", prune))
-    assert kept == {"ecs", "sts", "sso", "sso-oidc"}
     assert "-maxdepth 1 -type d" in prune  # directories of service models only, never the top-level files
+    return set(re.findall(r"! -name (\S+)", prune))
+
+
+def test_build_keeps_only_the_botocore_models_the_dispatcher_uses() -> None:
+    """botocore's models of every other AWS service are about 25 MB of a closure budgeted at 80;
+    images/ci/build.sh builds an ECS and an S3 client in the real image to prove what is kept suffices."""
+    from tests.images.closure import DISPATCHER_DOCKERFILE
+    from tests.images.dockerfile import parse_file
+
+    assert _kept_botocore_models() == {"ecs", "s3", "sts", "sso", "sso-oidc"}
     runtime = parse_file(DISPATCHER_DOCKERFILE).final
     assert all("botocore" not in run.args for run in runtime.all("RUN"))
 
 
-def test_the_ecs_provider_uses_no_other_aws_service() -> None:
-    """The dispatcher calls ECS over its JSON API itself (dispatcher/machines/ecs/json_api.py) and builds no
-    boto3 client: botocore is left only the credential chain (sts/sso models for profiles)."""
+def test_every_aws_service_the_image_calls_keeps_its_model() -> None:
+    """ECS over the dispatcher's own JSON API (dispatcher/machines/ecs/json_api.py), S3 through a botocore
+    client (the bucket that keeps calls): a service called from code the image copies, whose model the
+    build pruned, would fail on AWS alone, at its first call."""
     from pathlib import Path
 
-    sources = [path.read_text() for path in (Path(__file__).resolve().parents[2] / "dispatcher").rglob("*.py")]
-    assert not any(re.search(r"\.client\(", source) for source in sources)
-    called = re.compile(r"AwsJsonApi\([^)]*service=\"([a-z0-9-]+)\"", re.S)
-    services = {name for source in sources for name in called.findall(source)}
-    assert services == {"ecs"}
+    root = Path(__file__).resolve().parents[2]
+    packages = ("dispatcher", "botchannel", "voicefleet_settings", "sipedge")  # what the image copies
+    sources = [path.read_text() for package in packages for path in (root / package).rglob("*.py")]
+    json_api = re.compile(r"AwsJsonApi\([^)]*service=\"([a-z0-9-]+)\"", re.S)
+    clients = re.compile(r"(?:create_client|boto3\.client)\(\s*[\"']([a-z0-9-]+)[\"']")
+    services = {name for source in sources for pattern in (json_api, clients) for name in pattern.findall(source)}
+    assert services == {"ecs", "s3"}
+    assert services <= _kept_botocore_models()
