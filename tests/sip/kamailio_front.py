@@ -70,6 +70,10 @@ class StandInWorker:
                 if text.startswith("INVITE "):
                     for answer in self.answers:
                         self.sock.sendto(_answer(text, answer).encode(), source)
+                        if answer.startswith("1"):
+                            # A worker rings, then asks the dispatcher: a ringing and a refusal sent at once
+                            # could be read by the front's two receiving processes in either order.
+                            time.sleep(RING_SECONDS)
 
 
 def _answer(request: str, answer: str) -> str:
@@ -78,6 +82,9 @@ def _answer(request: str, answer: str) -> str:
     keep = [line + (";tag=worker" if line.lower().startswith("to:") else "") for line in head[1:]
             if line.split(":", 1)[0].lower() in ANSWER_HEADERS]
     return f"SIP/2.0 {answer}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+
+
+RING_SECONDS = 0.3
 
 
 @dataclass
