@@ -33,7 +33,7 @@ SYNTHESIS = "            pcm = await asyncio.to_thread(self._engine.synthesise, 
 STARVED = (SYNTHESIS, "            if '?' in text:\n                await asyncio.sleep(5.0)\n" + SYNTHESIS)
 UNSET = ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY")  # the runs' own: no deployment of the user's
 EVAL_TIMEOUT = 300  # a safety net for one run of a scenario on a loaded machine, never what a test checks
-SLEEP_FIRST = "        await __import__('asyncio').sleep(2.5)\n        await self.start_processing_metrics()\n"
+SLEEP_FIRST = "        await __import__('asyncio').sleep(7.0)\n        await self.start_processing_metrics()\n"
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +156,19 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     for result, release in ((wrong, "wrong"), (mute, "mute"), (crash, "crash")):
         assert set(evals_listed(dispatcher, result).values()) == {release}
 
-    # 2.5 s before every reply: the stable release's own turn time plus 1.5 s is the bound, so a loaded
+    # 7 s before every reply: the stable release's own turn time plus 1.5 s is the bound, so a loaded
     # machine slows both alike and only the planted seconds tell them apart. Its median of three: one
-    # call of it slowed by a busy moment set a bound the slow release met (1.6 s under a load of 17), and
-    # with a planted 1 s over a 0.6 s margin, a stable median 0.65 s slower than the slow release's passed
-    # it (load 6–18): the margin to cover is now 1 s.
+    # call of it slowed by a busy moment set a bound the slow release met (1.6 s under a load of 17).
+    # The planted seconds are many so that the answer is later than its bot's machine can explain: with
+    # 2.5 s (1 s late), CI's busy host held each bot 2.3-2.7 s behind, and the verdict was, rightly,
+    # inconclusive (evals/bot_behind.py); 5.5 s late is more than any busy run held a bot (4.6 s).
     stable = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--repeat", "3", "--json")
     assert stable.exit_code == 0, stable.output
     bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 1500
     timed = tmp_path / "timed.toml"
     timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
                      f"expect = {{ within_ms = {bound:.0f} }}\n")
-    # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two
-    # that carry the planted second (one call alone passed at 2.30 s against a bound of 2.40 s, load 19).
+    # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two.
     slow = run_eval(dispatcher.base_url, str(timed), "--release", "slow", "--repeat", "3", "--json")
     assert slow.exit_code == 1, slow.output
     late = failures_of(slow)["timed"]
