@@ -23,6 +23,7 @@ from stacks.config import (
     channel,
     channel_capacity,
     phone,
+    plivo_account,
     reserve,
     store,
     switches,
@@ -200,7 +201,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
     *(KeySetting(key, setting, "its list, comma-separated" if key.endswith(POLICY_SUFFIXES) else AS_IS,
-                 value=_phone(setting)) for key, setting in {**calling_out.KEYS, **calling_out_telnyx.KEYS}.items()),
+                 value=_phone(setting)) for key, setting in {**calling_out.KEYS, **calling_out_telnyx.KEYS,
+                                                                  **plivo_account.KEYS}.items()),
     KeySetting(whatsapp.NUMBERS_KEY, whatsapp.NUMBERS_VARIABLE, "its phone number IDs' `ID=KEY_NAME[@RELEASE]`, "
                "comma-separated", value=_phone(whatsapp.NUMBERS_VARIABLE)),
     KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",

@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "telnyxVoicemail": "",
     "telnyxCallsPerSecond": "",
     "telnyxCallMaxWaitSeconds": "",
+    # The Plivo account the dispatcher calls Plivo's API as (stacks/config/plivo_account.py): "" = none
+    "plivoAuthId": "",
     "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
     "botChannel": False,

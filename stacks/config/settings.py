@@ -32,6 +32,7 @@ from stacks.config import (
     limits,
     load_balancer_https,
     made_secrets,
+    plivo_account,
     stack_keys,
     switches,
     whatsapp,
@@ -221,6 +222,7 @@ def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
     settings of calls placed through Twilio and Telnyx."""
     found = calling_out.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     found |= calling_out_telnyx.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
+    found |= plivo_account.load(cfg, secrets.phone)
     if (numbers := whatsapp.numbers(cfg, secrets.phone)) is not None:
         found[whatsapp.NUMBERS_VARIABLE] = numbers
     return found
