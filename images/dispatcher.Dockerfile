@@ -31,9 +31,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project
 # botocore carries the API models of every AWS service (about 25 MB of its 26 MB); the dispatcher
 # calls ECS, and S3 where calls are kept in a bucket (credentials come from the task role's
-# endpoint; STS and SSO where a developer runs it with a profile). Keeping only those models took the closure from 86.2 to 64.9 MB
-# (budget in images/budgets.py; tests/images/closure.py replays this step on the closures it
-# measures, images/ci/build.sh checks the built image and builds an ECS client in it).
+# endpoint; STS and SSO where a developer runs it with a profile). Keeping only those models took
+# the closure from 86.2 to 64.9 MB (budget in images/budgets.py; tests/images/closure.py replays
+# this step on the closures it measures, images/ci/build.sh builds ECS and S3 clients in the image).
 RUN cd /opt/venv/lib/python3.11/site-packages/botocore/data && \
     find . -mindepth 1 -maxdepth 1 -type d ! -name ecs ! -name s3 ! -name sts ! -name sso ! -name sso-oidc \
         -exec rm -rf {} +

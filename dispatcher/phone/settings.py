@@ -97,7 +97,7 @@ class PhoneSettings:
         telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
             "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
         plivo_auth_id = setting_text(env, "PLIVO_AUTH_ID") or None
-        if plivo_auth_id is not None and not plivo_auth_id.isalnum():
+        if plivo_auth_id is not None and not (plivo_auth_id.isascii() and plivo_auth_id.isalnum()):
             raise SettingsError("PLIVO_AUTH_ID must be the Auth ID the Plivo console shows (letters and digits)")
         plivo_api_url = server_only("PLIVO_API_URL", credentialed_url(
             "PLIVO_API_URL", setting_text(env, "PLIVO_API_URL").rstrip("/"), "the auth token"))

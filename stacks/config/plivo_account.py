@@ -19,7 +19,7 @@ def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
     the stack sets, which must hold the account's token."""
     if (auth_id := cfg.plain(AUTH_ID_KEY)) is None:
         return {}
-    if not auth_id.isalnum():
+    if not (auth_id.isascii() and auth_id.isalnum()):
         raise cfg.fail(AUTH_ID_KEY, f"must be the Auth ID the Plivo console shows, letters and digits "
                                     f"(got {auth_id[:40]!r})")
     if "PLIVO_AUTH_TOKEN" not in secrets_set:

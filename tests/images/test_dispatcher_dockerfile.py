@@ -88,11 +88,20 @@ def test_every_aws_service_the_image_calls_keeps_its_model() -> None:
     build pruned, would fail on AWS alone, at its first call."""
     from pathlib import Path
 
+    from tests.images.closure import DISPATCHER_DOCKERFILE
+    from tests.images.dockerfile import parse_file
+
     root = Path(__file__).resolve().parents[2]
-    packages = ("dispatcher", "botchannel", "voicefleet_settings", "sipedge")  # what the image copies
-    sources = [path.read_text() for package in packages for path in (root / package).rglob("*.py")]
+    copied = [copy.args.split()[0] for copy in parse_file(DISPATCHER_DOCKERFILE).final.all("COPY")
+              if copy.flag("from") is None]
+    sources = [path.read_text() for folder in copied for path in (root / folder).rglob("*.py")]
+    # botocore's clients only, each named by a literal: the image carries no boto3, and a name held in a
+    # variable would pass by this test unseen.
+    assert not any(re.search(r"^\s*(?:import|from) boto3\b", source, re.M) for source in sources)
+    made = sum(source.count("create_client(") for source in sources)
+    clients = re.compile(r"create_client\(\s*(?:service_name\s*=\s*)?[\"']([a-z0-9-]+)[\"']")
+    assert made == sum(len(clients.findall(source)) for source in sources), "a client named by a variable"
     json_api = re.compile(r"AwsJsonApi\([^)]*service=\"([a-z0-9-]+)\"", re.S)
-    clients = re.compile(r"(?:create_client|boto3\.client)\(\s*[\"']([a-z0-9-]+)[\"']")
     services = {name for source in sources for pattern in (json_api, clients) for name in pattern.findall(source)}
     assert services == {"ecs", "s3"}
     assert services <= _kept_botocore_models()

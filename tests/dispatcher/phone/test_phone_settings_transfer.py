@@ -49,3 +49,10 @@ def test_the_telnyx_transfer_key_has_a_name_no_bot_is_given() -> None:
     dispatcher's key, which redirects any call of the account, is read under its own name alone."""
     assert phone(TELNYX_API_KEY="the-bots-key").telnyx_api_key is None
     assert phone(TELNYX_TRANSFER_API_KEY="the-dispatchers-key").telnyx_api_key == "the-dispatchers-key"
+
+
+@pytest.mark.parametrize("auth_id", ["MA-0001", "ＭＡ１２３ä", "MA 1"])
+def test_a_plivo_auth_id_other_than_ascii_letters_and_digits_is_refused_at_start(auth_id: str) -> None:
+    # str.isalnum() alone takes full-width and accented letters, which Plivo's Basic auth never would.
+    with pytest.raises(SettingsError, match="PLIVO_AUTH_ID must be the Auth ID the Plivo console shows"):
+        phone(PLIVO_AUTH_ID=auth_id)

@@ -31,8 +31,9 @@ def test_without_the_key_no_plivo_account_is_set(stack: StackRunner) -> None:
 
 @pytest.mark.parametrize(("value", "secrets", "said"), [
     ("MA-0001", TOKEN, "voicefleet:plivoAuthId must be the Auth ID the Plivo console shows"),
+    ("ＭＡ１２３ä", TOKEN, "voicefleet:plivoAuthId must be the Auth ID the Plivo console shows"),
     (AUTH_ID, {}, "voicefleet:plivoAuthId needs plivoAuthToken.*pulumi config set --secret plivoAuthToken"),
-], ids=["not_letters_and_digits", "without_its_token"])
+], ids=["not_letters_and_digits", "not_ascii", "without_its_token"])
 def test_a_plivo_account_the_dispatcher_could_not_use_fails_the_preview(
         stack: StackRunner, value: str, secrets: dict[str, str], said: str) -> None:
     with pytest.raises(SettingsError, match=said):
