@@ -23,6 +23,7 @@ from stacks.config.ceiling import (
 )
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
+from stacks.config.k8s import millicores
 from stacks.config.model import AwsSettings, Settings
 from stacks.config.quota_reads import Refused, refused_warning, settled
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
@@ -42,6 +43,8 @@ CLOUD_QUOTAS_NEEDS = ("Turn on the Cloud Quotas API in the stack's project and i
 
 def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
     """The note and the warnings for `sessions` at once beside `reserve` reserve bots."""
+    if not found.limits:  # nothing counted (a cluster whose CPU is not stated): what the stack needs is said
+        return (f"concurrency ceiling ({found.provider}, {found.where}): not counted. {'. '.join(found.needs)}", [])
     binding = found.binding(reserve)
     each = "; ".join(f"{limit.figure_said()}: {limit.how} = {limit.sessions(reserve):,} sessions"
                      + ("" if limit.rate or not reserve else f" beside reserveMaxIdle={reserve}")
@@ -65,7 +68,7 @@ def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
 
 
 def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
-    """The program's: the stack's provider and bot size from its validated settings (k8s: none)."""
+    """The program's: the stack's provider and bot size from its validated settings."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
     if (aws := settings.aws) is not None:
         return _fargate(aws, minutes, ceiling.FargateQuotas())
@@ -79,6 +82,9 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                                      origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "")
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions + reserve_bots(settings))
+    if (k8s := settings.kubernetes) is not None:
+        return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions
+                                  + reserve_bots(settings), k8s.allocatable_millicores)
     return None
 
 
@@ -207,6 +213,12 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
+    if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
+        stated = value(ceiling.K8S_ALLOCATABLE_KEY)
+        nodes = millicores(stated)
+        if stated and nodes is None:
+            return None  # the check names the value
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")

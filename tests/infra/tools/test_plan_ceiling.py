@@ -307,3 +307,20 @@ def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys
     assert "accountQuotas" not in capsys.readouterr().out
     assert config_check(["check", "--stack", "azure-dev", "--config", "accountQuotas=true"]) == 1
     assert "accountQuotas" in capsys.readouterr().out
+
+
+def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allocatable_cpu(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, problems, notes = checked_plan("k8s-dev")
+    (note,), warnings = _ceiling(notes)
+    assert problems == [] and warnings == []
+    assert note.startswith(f"{NOTE}Kubernetes, namespace voicefleet-bots): not counted")
+    assert "must hold 7 bots × 1 core a bot (k8sBotCpu) = 7 cores" in note  # 5 sessions and 2 reserve bots
+    _, problems, notes = checked_plan("k8s-dev", {"k8sAllocatableCpu": "4000m"})
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == [] and "2 sessions at once" in note
+    assert "`pulumi config set k8sAllocatableCpu 7`" in warning
+    config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=4"])
+    assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
+    assert config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=lots"]) == 1
+    assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
