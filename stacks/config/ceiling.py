@@ -11,8 +11,9 @@ quotas are the ceiling, in two shapes:
   bot channel; without it there is no reserve).
 
 Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
-the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated, and
-one a preview read from the account (`accountQuotas`: AWS's Fargate vCPUs, Compute Engine's CPUS) as read.
+the account's, and says so; a value the stack states (`cloudRunExecutionQuota`, `k8sAllocatableCpu`) is
+used as stated, and one a preview read from the account (`accountQuotas`: AWS's Fargate vCPUs, Compute
+Engine's CPUS) as read.
 Pure arithmetic: no Pulumi here (stacks/config/ceiling_notes.py says it).
 """
 
