@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from dispatcher.serving import fly_ceiling
 from dispatcher.settings import SettingsError
 from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
 from dispatcher.settings.sources import Resolved, SourceError, resolve
@@ -189,6 +190,8 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
             print(f"configuration good (profile {resolved.profile}, size {resolved.size or 'unset'})")
             for line in session_cap_notes(resolved.env):  # said, not refused: a bot may renew its session
                 print(f"note: {line}")
+            for line in fly_ceiling.notes(resolved.env):  # said, not refused: calls may be shorter
+                print(line)
         return 1 if found else 0
     if len(argv) == 2 and argv[0] == "explain":
         name = argv[1].strip().upper()

@@ -11,8 +11,9 @@ quotas are the ceiling, in two shapes:
   bot channel; without it there is no reserve).
 
 Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
-the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated, and
-one a preview read from the account (`accountQuotas`: AWS's Fargate vCPUs, Compute Engine's CPUS) as read.
+the account's, and says so; a value the stack states (`cloudRunExecutionQuota`, `k8sAllocatableCpu`) is
+used as stated, and one a preview read from the account (`accountQuotas`: AWS's Fargate vCPUs, Compute
+Engine's CPUS) as read.
 Pure arithmetic: no Pulumi here (stacks/config/ceiling_notes.py says it).
 """
 
@@ -303,3 +304,30 @@ def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
                        how=f"{ACI_CORES_DEFAULT} cores ÷ {cores:g} a bot (botCpu={bot_cpu_units})", show=show,
                        raise_it=raise_it)
     return Ceiling("Azure Container Instances", location, (launches, groups, core_limit))
+
+
+# Kubernetes: the cluster is its owner's, with no provider quota and no published pod launch rate (the upstream
+# SLO is a start latency: sig-scalability/slos/pod_startup_latency.md), so the nodes' allocatable CPU ÷ each bot's
+# request is the ceiling, known only where the stack states it.
+K8S_ALLOCATABLE_KEY = "k8sAllocatableCpu"
+K8S_NODES_CPU = "`kubectl get nodes -o custom-columns=NAME:.metadata.name,CPU:.status.allocatable.cpu`"
+
+
+def kubernetes(namespace: str, bot_millicores: int, bots: int, allocatable_millicores: int | None = None) -> Ceiling:
+    """A cluster its owner runs: `allocatable_millicores` (what the nodes can give the bots, stated in
+    k8sAllocatableCpu) ÷ each bot's CPU request; unstated, what `bots` need of it is said instead."""
+    cores = bot_millicores / 1000
+    a_bot = f"{cores:g} {'core' if cores == 1 else 'cores'} a bot (k8sBotCpu)"
+    where = f"namespace {namespace}"
+    if allocatable_millicores is None:
+        needs = (f"Kubernetes sets no quota of its own: the nodes' allocatable CPU must hold {bots:,} bots × {a_bot} "
+                 f"= {bots * cores:,g} cores beside what else runs there; yours: {K8S_NODES_CPU}; "
+                 f"state what the bots may take in {K8S_ALLOCATABLE_KEY} to have it checked",)
+        return Ceiling("Kubernetes", where, (), needs)
+    figure = allocatable_millicores / 1000
+    nodes = Limit("Kubernetes nodes' allocatable CPU for the bots", "", figure, "cores", _cap(figure, 0, cores),
+                  rate=False, origin=STATED, per_bot=cores, how=f"{figure:,g} cores ÷ {a_bot}",
+                  show=K8S_NODES_CPU,
+                  raise_it=f"more or larger nodes (or a higher autoscaler maximum), then `pulumi config set "
+                           f"{K8S_ALLOCATABLE_KEY} {{needed}}`")
+    return Ceiling("Kubernetes", where, (nodes,))

@@ -7,6 +7,7 @@ the documented default."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import pulumi
 
@@ -22,17 +23,28 @@ from stacks.config.ceiling import (
 )
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
+from stacks.config.k8s import millicores
 from stacks.config.model import AwsSettings, Settings
+from stacks.config.quota_reads import Refused, refused_warning, settled
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
 MAX_CALL_MINUTES = 24 * 60
 # true: a preview reads the account's quota where the provider's Pulumi package can (AWS Service Quotas, GCP
 # Cloud Quotas; Azure's has no function for Container Instances' usages).
 ACCOUNT_QUOTAS_KEY = "accountQuotas"
+SERVICE_QUOTA_READ = "aws:servicequotas/getServiceQuota:getServiceQuota"  # pulumi_aws servicequotas.get_service_quota
+# What each read needs, said when it is refused.
+SERVICE_QUOTAS_NEEDS = ("Give the deployer servicequotas:GetAWSDefaultServiceQuota and servicequotas:GetServiceQuota "
+                        "(the provider's data source calls both)")
+CLOUD_QUOTAS_NEEDS = ("Turn on the Cloud Quotas API in the stack's project and in the credential's quota project "
+                      "(`gcloud services enable cloudquotas.googleapis.com`) and give the deployer "
+                      "cloudquotas.quotas.get")
 
 
 def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
     """The note and the warnings for `sessions` at once beside `reserve` reserve bots."""
+    if not found.limits:  # nothing counted (a cluster whose CPU is not stated): what the stack needs is said
+        return (f"concurrency ceiling ({found.provider}, {found.where}): not counted. {'. '.join(found.needs)}", [])
     binding = found.binding(reserve)
     each = "; ".join(f"{limit.figure_said()}: {limit.how} = {limit.sessions(reserve):,} sessions"
                      + ("" if limit.rate or not reserve else f" beside reserveMaxIdle={reserve}")
@@ -56,7 +68,7 @@ def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
 
 
 def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
-    """The program's: the stack's provider and bot size from its validated settings (k8s: none)."""
+    """The program's: the stack's provider and bot size from its validated settings."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
     if (aws := settings.aws) is not None:
         return _fargate(aws, minutes, ceiling.FargateQuotas())
@@ -70,6 +82,9 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                                      origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "")
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions + reserve_bots(settings))
+    if (k8s := settings.kubernetes) is not None:
+        return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions
+                                  + reserve_bots(settings), k8s.allocatable_millicores)
     return None
 
 
@@ -102,10 +117,14 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
         if ceiling.spot_share(aws.capacity_providers) > 0:
             codes.append(FARGATE_SPOT_VCPU_QUOTA_CODE)
 
-        def read(values: list[float | None]) -> None:
-            if None in values:  # the offline plan's mocks answer nothing: the documented defaults stand
+        def read(values: list[float | Refused | None]) -> None:
+            for code, value in zip(codes, values, strict=True):
+                if isinstance(value, Refused):
+                    what = f"the Fargate vCPU quota {code} from Service Quotas in {aws.region}"
+                    pulumi.log.warn(refused_warning(what, value, SERVICE_QUOTAS_NEEDS))
+            read_values = [float(value) for value in values if value is not None and not isinstance(value, Refused)]
+            if len(read_values) < len(values):  # refused, or the offline plan's mocks answer nothing: the defaults
                 return _log(found, settings)
-            read_values = [float(value) for value in values if value is not None]
             spot = read_values[1] if len(read_values) > 1 else ceiling.FARGATE_SPOT_VCPU_DEFAULT
             quotas = ceiling.FargateQuotas(read_values[0], spot, origin=READ)
             return _log(_fargate(aws, minutes, quotas), settings)
@@ -117,9 +136,12 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
         if quota_id is not None:
             minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
 
-            def read_cpus(value: float | None) -> None:
-                if value is None:  # the offline plan's mocks answer nothing: what the stack needs is said
-                    return _log(found, settings)
+            def read_cpus(value: float | Refused | None) -> None:
+                if isinstance(value, Refused):
+                    pulumi.log.warn(refused_warning(f"Compute Engine's {quota_id} quota from Cloud Quotas for project "
+                                                    f"{gcp.project}", value, CLOUD_QUOTAS_NEEDS))
+                if value is None or isinstance(value, Refused):  # or the offline plan's mocks answer nothing
+                    return _log(found, settings)  # what the stack needs is said
                 return _log(ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                                         settings.max_concurrent_sessions + reserve_bots(settings), cpu_quota=value),
                             settings)
@@ -129,15 +151,18 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
     return None
 
 
-def account_vcpu_quota(region: str, code: str, invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | None]:
+def account_vcpu_quota(region: str, code: str,
+                       invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | Refused | None]:
     """The account's Fargate vCPU quota `code` in `region`, read by the preview through the stack's provider
     (`invoke`). The provider's data source calls servicequotas:GetAWSDefaultServiceQuota, then
-    GetServiceQuota: the deployer needs both, and a refused read fails the preview (docs/pulumi.md,
+    GetServiceQuota: without both the read is `Refused` and the default stands (docs/pulumi.md,
     accountQuotas). Under the offline plan's mocks nothing answers: None."""
-    import pulumi_aws as aws  # only the AWS program reads it
 
-    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=code, region=region,
-                                                      opts=invoke).value
+    def value(answer: Mapping[str, Any]) -> float | None:
+        found = answer.get("value")
+        return None if found is None else float(found)
+
+    return settled(SERVICE_QUOTA_READ, {"serviceCode": "fargate", "quotaCode": code, "region": region}, invoke, value)
 
 
 def _log(found: Ceiling, settings: Settings) -> None:
@@ -188,6 +213,12 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
+    if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
+        stated = value(ceiling.K8S_ALLOCATABLE_KEY)
+        nodes = millicores(stated)
+        if stated and nodes is None:
+            return None  # the check names the value
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")

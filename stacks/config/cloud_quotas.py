@@ -12,7 +12,10 @@ from typing import Any
 
 import pulumi
 
+from stacks.config.quota_reads import Refused, settled
+
 COMPUTE_SERVICE = "compute.googleapis.com"
+QUOTA_INFO_READ = "gcp:cloudquota/getSQuotaInfo:getSQuotaInfo"  # pulumi_gcp cloudquota.get_s_quota_info
 
 
 def region_value(dimensions_infos: Sequence[Mapping[str, Any]] | None, region: str) -> float | None:
@@ -33,15 +36,12 @@ def region_value(dimensions_infos: Sequence[Mapping[str, Any]] | None, region: s
 
 
 def region_quota(project: str, region: str, quota_id: str,
-                 invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | None]:
+                 invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | Refused | None]:
     """The Compute Engine quota `quota_id` in force in `project`'s `region`, read by the preview through the
     stack's provider (`invoke`). Cloud Quotas bills the read to the credential's quota project, not to
     `project`: the API must be on there too (docs/operations.md). The data
     source calls the Cloud Quotas API before the stack makes anything, so the API must be on already
     (`gcloud services enable cloudquotas.googleapis.com`) and the deployer needs cloudquotas.quotas.get;
-    a refused read fails the preview (docs/pulumi.md, accountQuotas)."""
-    import pulumi_gcp as gcp  # only the GCP program reads it
-
-    info = gcp.cloudquota.get_s_quota_info_output(parent=f"projects/{project}", service=COMPUTE_SERVICE,
-                                                  quota_id=quota_id, opts=invoke)
-    return info.dimensions_infos.apply(lambda infos: region_value(infos, region))
+    without them the read is `Refused` and the note says what the stack needs (docs/pulumi.md, accountQuotas)."""
+    return settled(QUOTA_INFO_READ, {"parent": f"projects/{project}", "service": COMPUTE_SERVICE, "quotaId": quota_id},
+                   invoke, lambda info: region_value(info.get("dimensionsInfos"), region))

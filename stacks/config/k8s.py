@@ -22,6 +22,7 @@ from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import k8s_model, k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
+from stacks.config.ceiling import K8S_ALLOCATABLE_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.k8s_ingress import ingress_sources
 from stacks.config.reader import Reader
@@ -130,6 +131,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         bot_cpu=bot_cpu,
         bot_memory=bot_memory,
         bot_millicores=_millicores(cfg, "k8sBotCpu", bot_cpu),
+        allocatable_millicores=_allocatable(cfg),
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
         bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
@@ -271,9 +273,23 @@ def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _millicores(cfg: Reader, key: str, value: str) -> int:
+def millicores(value: str) -> int | None:
+    """CPU in the forms the stack takes (1, 0.5, 500m) as millicores; None for any other or none at all."""
     found = _CPU.match(value)
     if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) <= 0:
+        return None
+    return cores
+
+
+def _allocatable(cfg: Reader) -> int | None:
+    """`k8sAllocatableCpu`: the CPU the nodes can give the bots (stacks/config/ceiling.py), or None."""
+    stated = cfg.optional(K8S_ALLOCATABLE_KEY)
+    return None if stated is None else _millicores(cfg, K8S_ALLOCATABLE_KEY, stated)
+
+
+def _millicores(cfg: Reader, key: str, value: str) -> int:
+    cores = millicores(value)
+    if cores is None:
         raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m (got {value!r})")
     return cores
 

@@ -157,6 +157,8 @@ class KubernetesSettings:
     bot_secret: str | None = None
     # `k8sModelImage`: the shared GPU model service the stack runs (stacks/k8s/model_service.py); None: none.
     model: ModelService | None = None
+    # `k8sAllocatableCpu`: the CPU the nodes can give the bots, for the concurrency ceiling; None: not stated.
+    allocatable_millicores: int | None = None
 
 
 @dataclass(frozen=True)

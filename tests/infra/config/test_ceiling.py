@@ -117,3 +117,21 @@ def test_bots_on_fargate_spot_count_against_the_spot_vcpu_quota_by_their_share()
     starved = ceiling.fargate("us-east-1", 512, 4, ceiling.FargateQuotas(on_demand=0.25), spot=1,
                               dispatchers=ONE_DISPATCHER)
     assert starved.sessions(reserve=0) == 0  # no dispatcher, no session, whatever Spot holds
+
+
+def test_kubernetes_counts_only_a_stated_allocatable_cpu_and_otherwise_says_what_the_bots_need() -> None:
+    unstated = ceiling.kubernetes("voicefleet-bots", 1000, bots=7)
+    assert unstated.limits == ()
+    note, warnings = said(unstated, sessions=5, reserve=2)
+    assert note.startswith("concurrency ceiling (Kubernetes, namespace voicefleet-bots): not counted. ")
+    assert "must hold 7 bots × 1 core a bot (k8sBotCpu) = 7 cores" in note and "k8sAllocatableCpu" in note
+    assert "kubectl get nodes" in note and warnings == []
+    stated = ceiling.kubernetes("voicefleet-bots", 500, bots=7, allocatable_millicores=4000)
+    (nodes,) = stated.limits
+    assert (nodes.bots, nodes.origin, nodes.rate) == (8, ceiling.STATED, False)  # 4 cores ÷ 0.5
+    assert stated.sessions(reserve=2) == 6
+    note, (warning,) = said(stated, sessions=7, reserve=2)
+    assert "6 sessions at once, set by the Kubernetes nodes' allocatable CPU for the bots" in note
+    assert warning.startswith("maxConcurrentSessions=7 + reserveMaxIdle=2 = 9 bots is above the Kubernetes nodes' "
+                              "allocatable CPU for the bots of 4 cores (as the stack states it)")
+    assert "the stack needs 5 cores" in warning and "`pulumi config set k8sAllocatableCpu 5`" in warning

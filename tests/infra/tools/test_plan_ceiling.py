@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
@@ -155,28 +156,76 @@ def test_the_stack_files_no_quota_request_and_refuses_the_key_that_did_naming_th
     assert "aws service-quotas request-service-quota-increase" in refusal
 
 
-def test_a_denied_quota_read_fails_the_preview_so_the_key_names_both_permissions_it_needs(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
-    either fails the preview (no fallback), which is why the key's description says both."""
+class EngineRefusal(grpc.RpcError):
+    """How the engine answers an invoke its provider refused: a gRPC error (status UNKNOWN) whose details carry
+    the provider's message, which the program receives as an error of that invoke, not as a crash."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, token: str, message: str) -> None:
     answer = mocks.RecordingMocks.call
 
-    def denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
-        if args.token != QUOTA_TOKEN:
+    def refused(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != token:
             return answer(self, args)
-        raise RuntimeError("AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+        raise EngineRefusal(f"invocation of {token} returned an error: {message}")
 
-    monkeypatch.setattr(mocks.RecordingMocks, "call", denied)
-    with pytest.raises(Exception, match="GetAWSDefaultServiceQuota"):
-        checked_plan("aws-dev", {"accountQuotas": "true"})
+    monkeypatch.setattr(mocks.RecordingMocks, "call", refused)
+
+
+def test_a_denied_quota_read_falls_back_to_the_default_and_names_both_permissions_it_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
+    either still previews and ups, with the documented default and a warning that says what the read needs."""
+    _refusing(monkeypatch, QUOTA_TOKEN, "reading Service Quotas Default Service Quota (fargate/L-3032A538): "
+              "AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+    _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true", "maxConcurrentSessions": "12"})
+    (note,), (past,) = _ceiling(notes)
+    assert problems == []
+    assert f"{VCPU_QUOTA}: " in note and past.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
+    (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert refused.startswith(
+        "accountQuotas: the read of the Fargate vCPU quota L-3032A538 from Service Quotas in us-east-1 was refused "
+        "(reading Service Quotas Default Service Quota (fargate/L-3032A538): AccessDeniedException: not authorized to "
+        "perform: servicequotas:GetAWSDefaultServiceQuota)")
+    assert "counts the documented default instead" in refused and "`pulumi config set accountQuotas false`" in refused
     root = Path(__file__).resolve().parents[3]
     described = yaml.safe_load((root / "Pulumi.yaml").read_text())["config"]["accountQuotas"]["description"]
     table = (root / "docs/pulumi.md").read_text().splitlines()
     row = next(line for line in table if line.startswith("| `accountQuotas`"))
-    for said_it in (described, row):
+    for said_it in (described, row, refused):
         assert "servicequotas:GetAWSDefaultServiceQuota" in said_it and "servicequotas:GetServiceQuota" in said_it
+    for said_it in (described, row):
         assert "cloudquotas.googleapis.com" in said_it and "cloudquotas.quotas.get" in said_it  # GCP's read
-        assert "fails the preview" in said_it
+        assert "documented default" in said_it and "never fails the preview" in said_it
+
+
+def test_only_the_refused_read_is_said_when_the_spot_quota_is_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = mocks.RecordingMocks.call
+
+    def spot_denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        if args.args["quotaCode"] == "L-36FBB829":
+            raise EngineRefusal("AccessDeniedException: explicit deny on L-36FBB829")
+        return {"value": 100.0}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", spot_denied)
+    _, problems, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1",
+                                                  "accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "of 6 vCPUs (documented default, not your account's)" in note
+    (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert "L-36FBB829" in refused and "L-3032A538" not in refused
 
 
 CLOUD_QUOTAS_TOKEN = "gcp:cloudquota/getSQuotaInfo:getSQuotaInfo"
@@ -240,17 +289,17 @@ def test_account_quotas_on_gcp_offline_says_what_the_stack_needs_of_the_cpus_quo
     assert "CPUS quota in europe-west1 has no documented default" in note and "Cloud Quotas" not in note
 
 
-def test_a_denied_cloud_quotas_read_fails_the_gcp_preview(monkeypatch: pytest.MonkeyPatch) -> None:
-    answer = mocks.RecordingMocks.call
-
-    def denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
-        if args.token != CLOUD_QUOTAS_TOKEN:
-            return answer(self, args)
-        raise RuntimeError("Error 403: Permission 'cloudquotas.quotas.get' denied on resource")
-
-    monkeypatch.setattr(mocks.RecordingMocks, "call", denied)
-    with pytest.raises(Exception, match="cloudquotas.quotas.get"):
-        checked_plan("gcp-dev", {"accountQuotas": "true"})
+def test_a_denied_cloud_quotas_read_says_what_the_stack_needs_and_does_not_fail_the_gcp_preview(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _refusing(monkeypatch, CLOUD_QUOTAS_TOKEN, "Error 403: Permission 'cloudquotas.quotas.get' denied on resource")
+    _, problems, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "CPUS quota in us-central1 has no documented default" in note
+    (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert refused.startswith("accountQuotas: the read of Compute Engine's CPUS-per-project-region quota from Cloud "
+                              "Quotas for project voicefleet-dev was refused (")
+    assert "Permission 'cloudquotas.quotas.get' denied" in refused
+    assert "gcloud services enable cloudquotas.googleapis.com" in refused
 
 
 def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys: pytest.CaptureFixture[str]) -> None:
@@ -258,3 +307,20 @@ def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys
     assert "accountQuotas" not in capsys.readouterr().out
     assert config_check(["check", "--stack", "azure-dev", "--config", "accountQuotas=true"]) == 1
     assert "accountQuotas" in capsys.readouterr().out
+
+
+def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allocatable_cpu(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, problems, notes = checked_plan("k8s-dev")
+    (note,), warnings = _ceiling(notes)
+    assert problems == [] and warnings == []
+    assert note.startswith(f"{NOTE}Kubernetes, namespace voicefleet-bots): not counted")
+    assert "must hold 7 bots × 1 core a bot (k8sBotCpu) = 7 cores" in note  # 5 sessions and 2 reserve bots
+    _, problems, notes = checked_plan("k8s-dev", {"k8sAllocatableCpu": "4000m"})
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == [] and "2 sessions at once" in note
+    assert "`pulumi config set k8sAllocatableCpu 7`" in warning
+    config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=4"])
+    assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
+    assert config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=lots"]) == 1
+    assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
