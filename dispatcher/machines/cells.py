@@ -71,12 +71,14 @@ class Cells:
         """The cell a session's cold machine belongs in: the same at every replica, every retry."""
         return self.creates.app_of(session_id) if len(self.names) > 1 else self.names[0]
 
-    def order(self, session_id: str) -> tuple[str, ...]:
-        """The cells a session's launch tries, home first, then on round the list (stable too)."""
+    def order(self, session_id: str, prefer: str | None = None) -> tuple[str, ...]:
+        """The cells a session's launch tries, home first (or `prefer`: where its machine already
+        is), then on round the list (stable too)."""
         if not self.spread:
             return (self.home(session_id),)
         start = self.names.index(self.home(session_id))
-        return self.names[start:] + self.names[:start]
+        rotation = self.names[start:] + self.names[:start]
+        return tuple(dict.fromkeys((prefer, *rotation))) if prefer in self.names else rotation
 
     def drained(self, name: str) -> bool:
         return self._drains[name].until > self._clock()
@@ -85,12 +87,13 @@ class Cells:
         room = self._room.get(name)
         return room is None or self._running[name] < room
 
-    async def cold_turn(self, session_id: str, *, tried: Iterable[str] = ()) -> str:
+    async def cold_turn(self, session_id: str, *, tried: Iterable[str] = (), prefer: str | None = None) -> str:
         """The cell a cold launch goes to, its token taken (waited for when due within `max_wait`).
-        `tried`: cells this launch already found throttling. Refused: every cell drained (or tried)
+        `tried`: cells this launch already found throttling; `prefer`: the cell its machine is known
+        to be in, tried first. Refused: every cell drained (or tried)
         → `<provider>_cells_drained`; none with room → `<provider>_capacity`; no token soon enough
         → `<provider>_rate_limited`."""
-        candidates = [name for name in self.order(session_id) if name not in set(tried)]
+        candidates = [name for name in self.order(session_id, prefer) if name not in set(tried)]
         open_cells = [name for name in candidates if not self.drained(name)]
         if not open_cells:
             raise self._all_drained(candidates or list(self.order(session_id)))
@@ -165,3 +168,8 @@ class Cells:
                 drained_until=wall + (drain.until - now) if drained else None,
                 reason=drain.reason if drained else None))
         return views
+
+
+class CellTurnedAway(MachinesError):
+    """A cell's provider answered a launch with throttling or a quota (nothing was made): the
+    caller drains the cell and tries the next (`Cells.drain`, `cold_turn(tried=…)`)."""

@@ -1,0 +1,145 @@
+"""`MACHINES=ecs` with `ECS_CELLS`: a region's ECS launches spread over several AWS accounts.
+
+Each cell is one account: an `EcsMachines` whose calls are signed with the keys of the role the
+dispatcher assumes there (ecs/assume_role.py), with that account's cluster, task definitions and
+network. Which cell a launch goes to, each cell's RunTask bucket (`ecs:<cell>`, counted once for
+the deployment), and how a throttling cell is drained: dispatcher/machines/cells.py. A cell whose
+RunTask answers ThrottlingException, or places no task for a quota or capacity reason, turns the
+launch away at once, and the launch goes on to the next open cell in the session's order.
+
+A session's machine is looked for in the cell this replica launched it in, else its home cell (a
+stable hash of its id: where every replica launches it unless that cell was drained), else in the
+others. The warm reserve does not run over cells yet: bots dial in for cold sessions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import re
+import socket
+from typing import Any
+
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
+from dispatcher.machines.cells import Cells, CellTurnedAway, CellView
+from dispatcher.machines.ecs.assume_role import AssumedRole
+from dispatcher.machines.ecs.credentials import AwsCredentials
+from dispatcher.machines.ecs.identity import EcsTaskIdentity
+from dispatcher.machines.ecs.provider import RESERVE_STARTED_BY, EcsMachines
+from dispatcher.machines.ecs.settings import EcsSettings, sts_endpoint
+from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.retry import Backoff
+from dispatcher.store.coordination import CreateLimits
+
+ASSUME_BACKOFF = Backoff(attempts=4, base=0.3, cap=2.0, deadline=8.0)
+
+
+def session_name(host: str | None = None) -> str:
+    """The STS session the dispatcher's calls in a cell's account are made under (CloudTrail shows
+    it): `voicefleet-dispatcher-<host>`, the host being this replica's task or pod."""
+    host = re.sub(r"[^\w+=,.@-]", "-", host if host is not None else socket.gethostname())
+    return f"voicefleet-dispatcher-{host}"[:64]
+
+
+class EcsCellMachines:
+    name = "ecs"
+
+    def __init__(self, settings: EcsSettings, coordination: CreateLimits, *, own: AwsCredentials | None = None) -> None:
+        """`own`: the dispatcher's keys, which assume each cell's role (None: the credential chain)."""
+        if not settings.cells:
+            raise ValueError("EcsCellMachines needs ECS_CELLS")
+        self.settings = settings
+        self._own = own or AwsCredentials()
+        sts = settings.sts_endpoint_url or sts_endpoint({}, settings.region)
+        self._roles = {cell.name: AssumedRole(
+            role_arn=cell.role_arn, session_name=session_name(), external_id=cell.external_id, endpoint=sts,
+            region=settings.region, source=self._own, timeout=settings.read_timeout,
+            connect_timeout=settings.connect_timeout, backoff=ASSUME_BACKOFF) for cell in settings.cells}
+        self._members = {cell.name: EcsMachines(settings.for_cell(cell), coordination,
+                                                credentials=self._roles[cell.name], cell=cell.name)
+                         for cell in settings.cells}
+        self.cells = Cells(self.name, coordination, settings.run_task_rate, tuple(self._members),
+                           room={cell.name: cell.max_tasks for cell in settings.cells})
+        self._cell_of: Recent[str, str] = Recent()  # session id → the cell its machine was launched in here
+        self.lost = LostCreates(self.status, self.stop)
+        clusters = tuple(member.settings.cluster for member in self._members.values())
+        self.identity = EcsTaskIdentity(
+            region=settings.region, cluster=clusters[0], clusters=clusters,
+            container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe,
+            reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience)
+
+    def views(self) -> list[CellView]:
+        return self.cells.views()
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
+        tried: list[str] = []
+        while True:  # at most once per cell: each one that turns the launch away is not tried again
+            cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
+            try:
+                result = await self._members[cell].run(spec)
+            except CellTurnedAway as exc:
+                self.cells.drain(cell, exc.message, exc.retry_after)
+                tried.append(cell)
+                continue
+            except MachinesError as exc:
+                if exc.reason == "ecs_unauthorized":  # the cell's role cannot be assumed or may not run tasks
+                    self.cells.drain(cell, exc.message)
+                raise
+            self._cell_of[spec.session_id] = cell
+            if result.created:
+                self.cells.launched(cell)
+            return result
+
+    def _search_order(self, session_id: str) -> list[str]:
+        first = [c for c in (self._cell_of.get(session_id), self.cells.home(session_id)) if c is not None]
+        return list(dict.fromkeys((*first, *self._members)))
+
+    async def status(self, session_id: str) -> Machine | None:
+        for cell in self._search_order(session_id):
+            machine = await self._members[cell].status(session_id)
+            if machine is not None:
+                self._cell_of[session_id] = cell
+                return machine
+        return None
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def stop(self, session_id: str) -> bool:
+        if await self.status(session_id) is None:
+            return False
+        return await self._members[self._cell_of[session_id]].stop(session_id)
+
+    async def list(self) -> list[Machine]:
+        machines: list[Machine] = []
+        for cell, member in self._members.items():
+            found = await member.list()
+            self.cells.counted(cell, sum(m.state.is_active for m in found))
+            machines += found
+        return machines
+
+    async def _describe(self, task_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        """DescribeTasks in every cell's cluster (a bot's task may be in any): what the channel's
+        identity check asks."""
+        found = await asyncio.gather(*(m._describe(task_ids) for m in self._members.values()), return_exceptions=True)
+        tasks = [task for answer in found if isinstance(answer, list) for task in answer]
+        if not tasks and (failed := next((a for a in found if isinstance(a, BaseException)), None)) is not None:
+            raise failed if isinstance(failed, MachinesError) else MachinesError("ecs_unavailable", str(failed))
+        return tasks
+
+    async def aclose(self) -> None:
+        await self.lost.aclose()
+        for member in self._members.values():
+            await member.aclose()
+        for role in self._roles.values():
+            await role.aclose()
+        await self.identity.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: a cell's task finds the channel in its environment overrides, as ecs's."""

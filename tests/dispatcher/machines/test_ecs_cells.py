@@ -1,0 +1,206 @@
+"""ECS launches spread over two AWS accounts (ECS_CELLS), end to end: the dispatcher assumes each
+account's role with STS AssumeRole (moto, behind the proxy that checks every signature and
+external id: tests/fakes/ecs_cells.py), runs each session's task in its home account, and when
+one account throttles RunTask it drains that cell and the launches go to the other; both
+throttling is a 503 naming the cells.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.base import MachinesError
+from dispatcher.machines.ecs.assume_role import AssumedRole
+from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
+from dispatcher.machines.ecs.credentials import AwsCredentials
+from dispatcher.machines.ecs.settings import EcsSettings
+from dispatcher.outbound.provider_errors import as_api_error
+from dispatcher.outbound.retry import Backoff
+from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.ecs import REGION, provision
+from tests.fakes.ecs_cells import CellsProxy
+from tests.fakes.server import serve
+from tests.support.waiting import until
+
+ACCOUNTS = {"a": "111111111111", "b": "222222222222"}
+ROLES = {cell: f"arn:aws:iam::{account}:role/voicefleet-cell" for cell, account in ACCOUNTS.items()}
+EXTERNAL_ID = "vf-prod-7c1e"
+
+
+def assumed(moto_url: str, role: str) -> dict[str, str]:
+    """boto3 credentials of `role` (what the stack that built the account would hold)."""
+    import boto3
+
+    sts = boto3.client("sts", region_name=REGION, endpoint_url=moto_url)
+    keys = sts.assume_role(RoleArn=role, RoleSessionName="stack")["Credentials"]
+    return {"aws_access_key_id": keys["AccessKeyId"], "aws_secret_access_key": keys["SecretAccessKey"],
+            "aws_session_token": keys["SessionToken"]}
+
+
+@pytest.fixture(scope="module")
+def accounts(moto_ecs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each cell's account, built as a stack would: its own network, cluster and task definition."""
+    return {cell: provision(moto_ecs["MOTO_URL"], cluster=f"voicefleet-{cell}", **assumed(moto_ecs["MOTO_URL"], role))
+            for cell, role in ROLES.items()}
+
+
+@pytest.fixture
+def proxy(moto_ecs: dict[str, str]) -> Iterator[CellsProxy]:
+    with serve(CellsProxy(moto_ecs["MOTO_URL"])) as served:
+        served.external_ids[ROLES["b"]] = EXTERNAL_ID
+        yield served
+
+
+def cells_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], *,
+              external_id: str = EXTERNAL_ID) -> dict[str, str]:
+    a = accounts["a"]
+    cells = [
+        {"name": "a", "role_arn": ROLES["a"], "cluster": a["ECS_CLUSTER"]},
+        {"name": "b", "role_arn": ROLES["b"], "external_id": external_id, "cluster": accounts["b"]["ECS_CLUSTER"],
+         "subnets": [accounts["b"]["ECS_SUBNETS"]], "security_groups": [accounts["b"]["ECS_SECURITY_GROUPS"]]},
+    ]
+    # The deployment's own network is cell a's (a cell without its own takes the deployment's).
+    return {**a, "AWS_ENDPOINT_URL": proxy.url, "AWS_ENDPOINT_URL_STS": proxy.url, "ECS_CELLS": json.dumps(cells),
+            "ECS_RETRY_DEADLINE_SECONDS": "3"}
+
+
+@pytest.fixture
+async def machines(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> AsyncIterator[EcsCellMachines]:
+    provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), LocalCoordination())
+    yield provider
+    await provider.aclose()
+
+
+def homed_in(machines: EcsCellMachines, cell: str, n: int = 1) -> list[str]:
+    import secrets
+
+    found: list[str] = []
+    while len(found) < n:
+        session = f"s-{secrets.token_hex(6)}"
+        if machines.cells.home(session) == cell:
+            found.append(session)
+    return found
+
+
+def account_of_task(arn: str) -> str:
+    return arn.split(":")[4]
+
+
+async def test_each_session_runs_in_its_home_account_under_the_assumed_role(
+        machines: EcsCellMachines, proxy: CellsProxy) -> None:
+    for cell in ("a", "b"):
+        [session] = homed_in(machines, cell)
+        launched = await machines.launch(spec(session))
+        assert launched.created and account_of_task(launched.machine.machine_id) == ACCOUNTS[cell]
+        found = await machines.status(session)
+        assert found is not None and found.machine_id == launched.machine.machine_id
+    assert proxy.run_task_accounts == [ACCOUNTS["a"], ACCOUNTS["b"]]
+    # One AssumeRole per cell (the keys are kept), named for the dispatcher, with b's external id.
+    forms = {form["RoleArn"]: form for form in proxy.assumed}
+    assert set(forms) == set(ROLES.values()) and len(proxy.assumed) == 2
+    assert forms[ROLES["b"]]["ExternalId"] == EXTERNAL_ID and "ExternalId" not in forms[ROLES["a"]]
+    assert {form["RoleSessionName"] for form in proxy.assumed} == {session_name()}
+
+
+async def test_a_throttling_account_is_drained_and_its_launches_go_to_the_other(
+        machines: EcsCellMachines, proxy: CellsProxy) -> None:
+    proxy.throttle_account(ACCOUNTS["a"])
+    first, second = homed_in(machines, "a", 2)
+    launched = await machines.launch(spec(first))
+    assert account_of_task(launched.machine.machine_id) == ACCOUNTS["b"]
+    views = {view.name: view for view in machines.views()}
+    assert views["a"].drained_until is not None and "ThrottlingException" in str(views["a"].reason)
+    assert views["b"].drained_until is None and views["b"].running == 1
+    # While a is drained its sessions go straight to b: no RunTask is sent to a at all.
+    calls_to_a = proxy.requests_for("RunTask")
+    launched = await machines.launch(spec(second))
+    assert account_of_task(launched.machine.machine_id) == ACCOUNTS["b"]
+    assert len(proxy.requests_for("RunTask")) == len(calls_to_a) + 1
+    # A retry of the first session meets its task in b again (no second task anywhere).
+    again = await machines.launch(spec(first))
+    assert not again.created or again.machine.machine_id == (await machines.status(first)).machine_id  # type: ignore[union-attr]
+    assert (await machines.stop(first)) is True
+
+
+async def test_every_account_throttling_is_a_503_naming_the_cells(machines: EcsCellMachines, proxy: CellsProxy) -> None:
+    proxy.throttle_account(ACCOUNTS["a"])
+    proxy.throttle_account(ACCOUNTS["b"])
+    [session] = homed_in(machines, "b")
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(spec(session))
+    assert refused.value.reason == "ecs_cells_drained"
+    answer = as_api_error(refused.value)
+    assert answer.status == 503 and answer.retry_after is not None and answer.retry_after >= 1
+    assert "a for " in answer.message and "b for " in answer.message and "ThrottlingException" in answer.message
+    assert proxy.run_task_accounts == []
+
+
+async def test_a_role_that_refuses_the_dispatcher_drains_its_cell(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts, external_id="wrong-id")),
+                               LocalCoordination())
+    try:
+        [session] = homed_in(provider, "b")
+        with pytest.raises(MachinesError) as refused:
+            await provider.launch(spec(session))
+        assert refused.value.reason == "ecs_unauthorized"
+        views = {view.name: view for view in provider.views()}
+        assert "AccessDenied" in str(views["b"].reason)
+        # The next session homed in b goes to a meanwhile.
+        [other] = homed_in(provider, "b")
+        launched = await provider.launch(spec(other))
+        assert account_of_task(launched.machine.machine_id) == ACCOUNTS["a"]
+        assert launched.created
+    finally:
+        await provider.aclose()
+
+
+ROLE = '"role_arn": "arn:aws:iam::111111111111:role/x"'
+
+
+@pytest.mark.parametrize(("cells", "said"), [
+    ("not json", "ECS_CELLS is not JSON"),
+    ("[]", "non-empty JSON list"),
+    ('[{"name": "a"}]', "role_arn must be an IAM role ARN"),
+    ('[{"name": "A", "role_arn": "arn:aws:iam::111111111111:role/x"}]', "name must be"),
+    ('[{"name": "a", ' + ROLE + ', "region": "us-east-1"}]', "unknown field 'region'"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/x"},'
+     ' {"name": "a", "role_arn": "arn:aws:iam::222222222222:role/x"}]', "names a cell twice: a"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/x", "max_tasks": 0}]', "max_tasks"),
+    ('[{"name": "a", ' + ROLE + ', "subnets": "subnet-1"}]', "subnets must be a list"),
+])
+def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str) -> None:
+    env = {"AWS_REGION": REGION, "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1",
+           "ECS_SECURITY_GROUPS": "sg-1", "ECS_CELLS": cells}
+    with pytest.raises(SettingsError, match=said):
+        EcsSettings.from_env(env)
+
+
+async def test_assumed_keys_are_kept_then_refreshed_before_they_expire(proxy: CellsProxy,
+                                                                      accounts: dict[str, dict[str, Any]]) -> None:
+    now = [time.time()]
+    role = AssumedRole(role_arn=ROLES["a"], session_name="t", external_id=None, endpoint=proxy.url, region=REGION,
+                       source=AwsCredentials(), timeout=5.0, connect_timeout=2.0, backoff=Backoff(attempts=2),
+                       clock=lambda: now[0])
+    try:
+        first = await role.keys()
+        assert [await role.keys() for _ in range(3)] == [first] * 3 and len(proxy.assumed) == 1
+        now[0] += 3600 - 14 * 60  # the last 15 minutes: these keys still, a fresh pair fetched meanwhile
+        assert await role.keys() == first
+        refresh = role._refreshing
+        await until(lambda: refresh is not None and refresh.done(), "a refresh in the background")
+        now[0] = time.time()  # the fresh pair has its hour ahead
+        second = await role.keys()
+        assert second != first and len(proxy.assumed) == 2
+        now[0] += 3600 - 9 * 60  # the second pair's last 10 minutes: a call waits for a third
+        third = await role.keys()
+        assert third not in (first, second) and len(proxy.assumed) == 3
+    finally:
+        await role.aclose()
