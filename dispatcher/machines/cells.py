@@ -19,7 +19,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.creates import Creates
@@ -168,6 +169,13 @@ class Cells:
                 drained_until=wall + (drain.until - now) if drained else None,
                 reason=drain.reason if drained else None))
         return views
+
+
+def cells_status(machines: object) -> list[dict[str, Any]] | None:
+    """Each cell of a provider that launches over cells (Fly's apps, ECS_CELLS), for `GET /status`;
+    None for a provider without them."""
+    cells = getattr(machines, "cells", None)
+    return [asdict(view) for view in cells.views()] if isinstance(cells, Cells) else None
 
 
 class CellTurnedAway(MachinesError):

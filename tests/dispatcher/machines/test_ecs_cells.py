@@ -12,8 +12,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from dispatcher.app import create_app
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
@@ -21,17 +23,20 @@ from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.settings import EcsSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.outbound.retry import Backoff
-from dispatcher.settings import SettingsError
+from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import REGION, provision
 from tests.fakes.ecs_cells import CellsProxy
 from tests.fakes.server import serve
+from tests.support.dispatcher_server import serving
 from tests.support.waiting import until
+from voicefleet.status import report
 
 ACCOUNTS = {"a": "111111111111", "b": "222222222222"}
 ROLES = {cell: f"arn:aws:iam::{account}:role/voicefleet-cell" for cell, account in ACCOUNTS.items()}
 EXTERNAL_ID = "vf-prod-7c1e"
+ADMIN_KEY = "admin-key-0123456789"
 
 
 def assumed(moto_url: str, role: str) -> dict[str, str]:
@@ -204,3 +209,25 @@ async def test_assumed_keys_are_kept_then_refreshed_before_they_expire(proxy: Ce
         assert third not in (first, second) and len(proxy.assumed) == 3
     finally:
         await role.aclose()
+
+
+async def test_the_status_shows_each_cell_its_launches_running_count_and_drain(
+        machines: EcsCellMachines, proxy: CellsProxy) -> None:
+    proxy.throttle_account(ACCOUNTS["a"])
+    for session in homed_in(machines, "a", 2):
+        await machines.launch(spec(session))
+    in_b = sum(m.state.is_active for m in await machines.list() if account_of_task(m.machine_id) == ACCOUNTS["b"])
+    settings = Settings(api_key_hashes=frozenset(), admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
+    app = create_app(settings, env={"RESERVE_MAX_IDLE": "0"}, machines=machines, rooms=None)
+    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://127.0.0.1") as api:
+        try:
+            body = (await api.get("/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"})).json()
+        finally:
+            await app.state.voicefleet.aclose()
+    cells = {cell["name"]: cell for cell in body["cells"]}
+    assert cells["a"]["drained_until"] > time.time() and "ThrottlingException" in cells["a"]["reason"]
+    assert (cells["b"]["running"], cells["b"]["launches_per_second"], cells["b"]["drained_until"]) == (in_b, 0.2, None)
+    assert in_b >= 2
+    shown = report(body)
+    assert "CELLS" in shown and "drained until" in shown and "ThrottlingException" in shown
