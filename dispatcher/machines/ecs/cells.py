@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import re
 import socket
 from typing import Any
@@ -34,6 +35,7 @@ from dispatcher.machines.recent import Recent
 from dispatcher.outbound.retry import Backoff
 from dispatcher.store.coordination import CreateLimits
 
+log = logging.getLogger("dispatcher.machines.ecs")
 ASSUME_BACKOFF = Backoff(attempts=4, base=0.3, cap=2.0, deadline=8.0)
 
 
@@ -88,9 +90,14 @@ class EcsCellMachines:
                 tried.append(cell)
                 continue
             except MachinesError as exc:
-                if exc.reason == "ecs_unauthorized":  # the cell's role cannot be assumed or may not run tasks
-                    self.cells.drain(cell, exc.message)
-                raise
+                if exc.reason != "ecs_unauthorized":
+                    raise
+                # The cell's role cannot be assumed, or may not run tasks: the operator's to fix, and
+                # meanwhile the other cells take its starts. AWS's words (accounts, ARNs) stay in the log.
+                log.warning("ECS cell %s drained: %s", cell, exc.message)
+                self.cells.drain(cell, "its role or permissions were refused (the dispatcher's log says how)")
+                tried.append(cell)
+                continue
             self._cell_of[spec.session_id] = cell
             if result.created:
                 self.cells.launched(cell)

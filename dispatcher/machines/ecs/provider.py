@@ -212,7 +212,8 @@ class EcsMachines:
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             if self.cell and quota_failure(str(failure.get("reason"))):
-                raise CellTurnedAway("ecs_capacity", f"RunTask: {failure.get('reason')}", retry_after=10.0)
+                said = str(failure.get("reason"))[:100]  # AWS's fixed words: no account, ARN or id
+                raise CellTurnedAway("ecs_capacity", f"RunTask placed no task: {said}", retry_after=10.0)
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
             message = f"RunTask placed no task: {failure.get('reason')}"
             raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
@@ -227,7 +228,9 @@ class EcsMachines:
                 return await self._api.call("RunTask", params)
             except Transient as exc:
                 if exc.status == 429:
-                    raise CellTurnedAway("ecs_throttled", f"RunTask: {exc}", retry_after=exc.retry_after) from None
+                    # Its code alone ("ThrottlingException"): the reason is shown to callers and operators.
+                    code = str(exc).rsplit(": ", 1)[-1]
+                    raise CellTurnedAway("ecs_throttled", code, retry_after=exc.retry_after) from None
                 raise
 
         try:
