@@ -11,7 +11,9 @@ clusters and tasks, as AWS keeps them. What moto leaves out, the proxy adds as A
   STS's `AccessDenied` (HTTP 403, XML; moto checks no trust policy);
 - `throttle_account(account)`: that account's RunTask answers `ThrottlingException` "Rate
   exceeded" (HTTP 400), as ECS's request throttling does
-  (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html).
+  (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html);
+  `full_accounts[account] = reason`: it places no task, HTTP 200 with `failures[].reason`, as
+  RunTask answers a want of capacity or quota.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class CellsProxy(EcsProxy):
         super().__init__(moto_url, keys=IssuedKeys(MOTO_KEYS))
         self.external_ids: dict[str, str] = {}  # role ARN → the external id its trust policy asks for
         self.throttled_accounts: set[str] = set()
+        self.full_accounts: dict[str, str] = {}  # account → the failures[].reason its RunTask places no task for
         self.run_task_accounts: list[str] = []  # the account of every RunTask that reached ECS
         self.assumed: list[dict[str, str]] = []  # every AssumeRole's form, as sent
 
@@ -95,6 +98,10 @@ class CellsProxy(EcsProxy):
             if refused is None and account in self.throttled_accounts:
                 return JSONResponse({"__type": "ThrottlingException", "message": "Rate exceeded"}, status_code=400,
                                     media_type="application/x-amz-json-1.1")
+            if refused is None and account in self.full_accounts:  # HTTP 200, no task: as RunTask answers it
+                failure = {"arn": f"arn:aws:ecs:{REGION}:{account}:container-instance/none",
+                           "reason": self.full_accounts[account]}
+                return JSONResponse({"tasks": [], "failures": [failure]}, media_type="application/x-amz-json-1.1")
             if refused is None:
                 self.run_task_accounts.append(account)
         return await self.forward(request)

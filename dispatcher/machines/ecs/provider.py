@@ -194,13 +194,13 @@ class EcsMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        self._run_task_params(spec)  # a spec too large is refused before a token is spent
+        params = self._run_task_params(spec)  # a spec too large is refused before a token is spent
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
-        return await self.run(spec)
+        return await self.run(spec, params)
 
-    async def run(self, spec: LaunchSpec) -> LaunchResult:
-        """The session's RunTask, its launch token already taken."""
-        params = self._run_task_params(spec)
+    async def run(self, spec: LaunchSpec, params: dict[str, Any] | None = None) -> LaunchResult:
+        """The session's RunTask (`params`: its parameters, when already built), its launch token already taken."""
+        params = params if params is not None else self._run_task_params(spec)
         try:
             result = await (self._run_in_cell(params) if self.cell else self._call("RunTask", **params))
         except AwsError as exc:

@@ -172,3 +172,28 @@ async def test_each_cells_bucket_is_counted_once_for_the_deployment_across_repli
     with pytest.raises(MachinesError) as refused:
         await one.cold_turn(session)
     assert refused.value.reason == "ecs_rate_limited"
+
+
+@pytest.mark.parametrize("drained", [tuple(n for i, n in enumerate(NAMES) if mask >> i & 1) for mask in range(8)])
+@pytest.mark.parametrize("home", NAMES)
+async def test_every_mix_of_drained_cells_sends_a_start_to_the_first_open_one_in_its_order(
+        home: str, drained: tuple[str, ...]) -> None:
+    group = cells()
+    session = session_homed_in(group, home)
+    for name in drained:
+        group.drain(name, "ThrottlingException")
+    open_in_order = [name for name in group.order(session) if name not in drained]
+    assert group.order(session)[0] == home and sorted(group.order(session)) == sorted(NAMES)
+    if open_in_order:
+        assert await group.cold_turn(session) == open_in_order[0]
+    else:
+        with pytest.raises(MachinesError, match="every ecs cell is drained"):
+            await group.cold_turn(session)
+
+
+async def test_a_session_whose_machine_is_known_elsewhere_goes_back_there_first() -> None:
+    group = cells()
+    session = session_homed_in(group, "a")
+    assert await group.cold_turn(session, prefer="c") == "c"
+    assert group.order(session, prefer="c") == ("c", "a", "b")
+    assert group.order(session, prefer="gone") == ("a", "b", "c")

@@ -21,6 +21,7 @@ from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
 from dispatcher.machines.ecs.credentials import AwsCredentials
+from dispatcher.machines.ecs.provider import quota_failure
 from dispatcher.machines.ecs.settings import EcsSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.outbound.retry import Backoff
@@ -237,3 +238,25 @@ async def test_the_status_shows_each_cell_its_launches_running_count_and_drain(
     assert in_b >= 2
     shown = report(body)
     assert "CELLS" in shown and "drained until" in shown and "ThrottlingException" in shown
+
+
+@pytest.mark.parametrize(("reason", "quota"), [
+    ("RESOURCE:ENI", True), ("RESOURCE:CPU", True), ("RESOURCE:MEMORY", True),
+    ("Capacity is unavailable at this time. Please try again later or in a different availability zone", True),
+    ("You've reached the limit on the number of tasks you can run concurrently", True),
+    ("You've reached the limit on the number of vCPUs you can run concurrently", True),
+    ("MISSING", False), ("ATTRIBUTE", False), ("AGENT", False), ("None", False),
+])
+def test_which_runtask_failures_drain_a_cell(reason: str, quota: bool) -> None:
+    assert quota_failure(reason) is quota
+
+
+async def test_an_account_out_of_capacity_is_drained_like_a_throttling_one(
+        machines: EcsCellMachines, proxy: CellsProxy) -> None:
+    proxy.full_accounts[ACCOUNTS["b"]] = "Capacity is unavailable at this time. Please try again later"
+    [session] = homed_in(machines, "b")
+    launched = await machines.launch(spec(session))
+    assert account_of_task(launched.machine.machine_id) == ACCOUNTS["a"]
+    views = {view.name: view for view in machines.views()}
+    assert views["b"].reason == "RunTask placed no task: Capacity is unavailable at this time. Please try again later"
+    assert views["b"].drained_until is not None and views["b"].drained_until >= time.time() + 9  # RunTask's 10 s hint
