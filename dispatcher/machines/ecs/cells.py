@@ -7,15 +7,18 @@ the deployment), and how a throttling cell is drained: dispatcher/machines/cells
 RunTask answers ThrottlingException, or places no task for a quota or capacity reason, turns the
 launch away at once, and the launch goes on to the next open cell in the session's order.
 
-A session's machine is looked for in the cell this replica launched it in, else its home cell (a
-stable hash of its id: where every replica launches it unless that cell was drained), else in the
-others. The warm reserve does not run over cells yet: bots dial in for cold sessions only.
+A session's launch is recorded in the store before its RunTask (`FirstClaims`, `ecs-cell:<session>`),
+so a replay at any replica meets the cell it went to, even after a drain sent it off its home cell
+(a stable hash of its id); a cell that turns it away lets the record go. A session's machine is
+looked for in the cell this replica launched it in, else its home cell, else in the others. The
+warm reserve does not run over cells yet: bots dial in for cold sessions only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import re
 import socket
@@ -33,9 +36,12 @@ from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.retry import Backoff
-from dispatcher.store.coordination import CreateLimits
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.machines.ecs")
+HOLDER = "ecs-cell:"  # + session id: the cell its launch went to (`FirstClaims`)
+HOLD_MARGIN = 600  # seconds a record outlives the session's longest life: a late replay still finds it
 ASSUME_BACKOFF = Backoff(attempts=4, base=0.3, cap=2.0, deadline=8.0)
 
 
@@ -49,7 +55,7 @@ def session_name(host: str | None = None) -> str:
 class EcsCellMachines:
     name = "ecs"
 
-    def __init__(self, settings: EcsSettings, coordination: CreateLimits, *, own: AwsCredentials | None = None) -> None:
+    def __init__(self, settings: EcsSettings, coordination: Coordination, *, own: AwsCredentials | None = None) -> None:
         """`own`: the dispatcher's keys, which assume each cell's role (None: the credential chain)."""
         if not settings.cells:
             raise ValueError("EcsCellMachines needs ECS_CELLS")
@@ -66,6 +72,7 @@ class EcsCellMachines:
         self.cells = Cells(self.name, coordination, settings.run_task_rate, tuple(self._members),
                            room={cell.name: cell.max_tasks for cell in settings.cells})
         self._cell_of: Recent[str, str] = Recent()  # session id → the cell its machine was launched in here
+        self._holders = coordination.key_holders
         self.lost = LostCreates(self.status, self.stop)
         clusters = tuple(member.settings.cluster for member in self._members.values())
         self.identity = EcsTaskIdentity(
@@ -83,10 +90,14 @@ class EcsCellMachines:
         tried: list[str] = []
         while True:  # at most once per cell: each one that turns the launch away is not tried again
             cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
+            holder = await self._holder(spec, cell)
             try:
-                result = await self._members[cell].run(spec)
+                result = await self._members[holder].run(spec)
             except CellTurnedAway as exc:
-                self.cells.drain(cell, exc.message, exc.retry_after)
+                self.cells.drain(holder, exc.message, exc.retry_after)
+                if holder != cell:  # an earlier launch of the session went there: its task may be there
+                    raise
+                await self._let_go(spec, cell)  # nothing was made: a replay may go elsewhere
                 tried.append(cell)
                 continue
             except MachinesError as exc:
@@ -94,14 +105,34 @@ class EcsCellMachines:
                     raise
                 # The cell's role cannot be assumed, or may not run tasks: the operator's to fix, and
                 # meanwhile the other cells take its starts. AWS's words (accounts, ARNs) stay in the log.
-                log.warning("ECS cell %s drained: %s", cell, exc.message)
-                self.cells.drain(cell, "its role or permissions were refused (the dispatcher's log says how)")
+                log.warning("ECS cell %s drained: %s", holder, exc.message)
+                self.cells.drain(holder, "its role or permissions were refused (the dispatcher's log says how)")
+                if holder != cell:
+                    raise
+                await self._let_go(spec, cell)
                 tried.append(cell)
                 continue
-            self._cell_of[spec.session_id] = cell
+            self._cell_of[spec.session_id] = holder
             if result.created:
-                self.cells.launched(cell)
+                self.cells.launched(holder)
             return result
+
+    async def _holder(self, spec: LaunchSpec, cell: str) -> str:
+        """The cell the session's launch goes to: `cell`, unless an earlier launch of it (a replay, at
+        any replica) went elsewhere first, recorded in the store. ECS's idempotency token is per
+        cluster, so a replay sent to another cell would make a second task."""
+        try:
+            holder = await self._holders.first(HOLDER + spec.session_id, cell, spec.max_session_seconds + HOLD_MARGIN)
+        except StoreUnavailable:
+            error = MachinesError("ecs_store_unavailable", "the store does not answer, so the ECS cell this session "
+                                  "launches in cannot be known: retry in a moment", retry_after=1.0)
+            error.public_message = error.message
+            raise error from None
+        return holder if holder in self._members else cell
+
+    async def _let_go(self, spec: LaunchSpec, cell: str) -> None:
+        with contextlib.suppress(StoreUnavailable):  # kept at worst: a replay goes to that cell again
+            await self._holders.let_go(HOLDER + spec.session_id, cell)
 
     def _search_order(self, session_id: str) -> list[str]:
         first = [c for c in (self._cell_of.get(session_id), self.cells.home(session_id)) if c is not None]

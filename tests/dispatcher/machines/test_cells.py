@@ -197,3 +197,15 @@ async def test_a_session_whose_machine_is_known_elsewhere_goes_back_there_first(
     assert await group.cold_turn(session, prefer="c") == "c"
     assert group.order(session, prefer="c") == ("c", "a", "b")
     assert group.order(session, prefer="gone") == ("a", "b", "c")
+
+
+async def test_a_sessions_cell_record_is_let_go_only_by_the_cell_holding_it(
+        replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:  # noqa: F811
+    for one, two in (replica_pair, (LocalCoordination(),) * 2):
+        holders_one, holders_two = one.key_holders, two.key_holders
+        assert await holders_one.first("ecs-cell:s-1", "a", 60) == "a"
+        assert await holders_two.first("ecs-cell:s-1", "b", 60) == "a"  # another replica meets a
+        await holders_two.let_go("ecs-cell:s-1", "b")  # not b's to let go
+        assert await holders_two.first("ecs-cell:s-1", "b", 60) == "a"
+        await holders_one.let_go("ecs-cell:s-1", "a")  # a made nothing: the next launch may go elsewhere
+        assert await holders_two.first("ecs-cell:s-1", "b", 60) == "b"

@@ -79,8 +79,15 @@ def cells_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], *,
 
 
 @pytest.fixture
-async def machines(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> AsyncIterator[EcsCellMachines]:
-    provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), LocalCoordination())
+def coordination() -> LocalCoordination:
+    """The deployment's store, in this process: what every replica of the test shares."""
+    return LocalCoordination()
+
+
+@pytest.fixture
+async def machines(proxy: CellsProxy, accounts: dict[str, dict[str, Any]],
+                   coordination: LocalCoordination) -> AsyncIterator[EcsCellMachines]:
+    provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), coordination)
     yield provider
     await provider.aclose()
 
@@ -117,10 +124,11 @@ async def test_each_session_runs_in_its_home_account_under_the_assumed_role(
 
 
 async def test_a_throttling_account_is_drained_and_its_launches_go_to_the_other(
-        machines: EcsCellMachines, proxy: CellsProxy) -> None:
+        machines: EcsCellMachines, proxy: CellsProxy, accounts: dict[str, dict[str, Any]],
+        coordination: LocalCoordination) -> None:
     proxy.throttle_account(ACCOUNTS["a"])
     first, second = homed_in(machines, "a", 2)
-    launched = await machines.launch(spec(first))
+    first_launch = launched = await machines.launch(spec(first))
     assert account_of_task(launched.machine.machine_id) == ACCOUNTS["b"]
     views = {view.name: view for view in machines.views()}
     assert views["a"].drained_until is not None and "ThrottlingException" in str(views["a"].reason)
@@ -130,10 +138,18 @@ async def test_a_throttling_account_is_drained_and_its_launches_go_to_the_other(
     launched = await machines.launch(spec(second))
     assert account_of_task(launched.machine.machine_id) == ACCOUNTS["b"]
     assert len(proxy.requests_for("RunTask")) == len(calls_to_a) + 1
-    # A retry of the first session meets its task in b again (no second task anywhere).
-    again = await machines.launch(spec(first))
-    assert not again.created or again.machine.machine_id == (await machines.status(first)).machine_id  # type: ignore[union-attr]
-    assert (await machines.stop(first)) is True
+    # A replay of the first session at another replica, once a answers again, meets its task in b: no
+    # second task in a, its home.
+    proxy.throttled_accounts.clear()
+    other = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), coordination)
+    try:
+        runs = len(proxy.run_task_accounts)
+        again = await other.launch(spec(first))
+        assert (again.created, again.machine.machine_id) == (False, first_launch.machine.machine_id)
+        assert proxy.run_task_accounts[runs:] == [ACCOUNTS["b"]]  # asked in b (ConflictException: the replay)
+        assert (await other.stop(first)) is True
+    finally:
+        await other.aclose()
 
 
 async def test_every_account_throttling_is_a_503_naming_the_cells(machines: EcsCellMachines, proxy: CellsProxy) -> None:
