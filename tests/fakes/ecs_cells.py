@@ -1,5 +1,6 @@
 """ECS over several AWS accounts, for tests: the ECS proxy (tests/fakes/ecs.py) in front of one moto
-server, also answering STS's AssumeRole, with throttling per account.
+server, with throttling per account, and one STS (`proxy.sts`) answering the dispatcher's AssumeRole
+through moto and the bots' presigned GetCallerIdentity as tests/fakes/sts.py does.
 
 moto answers AssumeRole for a role in any account and files the calls made with the keys it hands
 out under that account (moto/iam/models.py, `get_account_id_from`): each account has its own
@@ -30,6 +31,7 @@ from starlette.routing import Route
 
 from tests.fakes.ecs import MOTO_KEYS, REGION, EcsProxy, action_of
 from tests.fakes.sigv4_check import KnownKey, check
+from tests.fakes.sts import FakeSts
 
 XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -73,9 +75,25 @@ def account_of(headers: Mapping[str, str]) -> str:
     return str(get_account_id_from(access_key))
 
 
+class CellsSts(FakeSts):
+    """One STS endpoint, as AWS has: the bots' presigned GetCallerIdentity (FakeSts) and the
+    dispatcher's AssumeRole (the proxy's, before moto)."""
+
+    def __init__(self, proxy: CellsProxy) -> None:
+        super().__init__(proxy.task_roles, region=REGION)
+        self.proxy = proxy
+
+    def routes(self) -> list[Route]:
+        return [*super().routes(), Route("/", self.assume, methods=["POST"])]
+
+    async def assume(self, request: Request) -> Response:
+        return await self.proxy.assume_role(request)
+
+
 class CellsProxy(EcsProxy):
     def __init__(self, moto_url: str) -> None:
         super().__init__(moto_url, keys=IssuedKeys(MOTO_KEYS))
+        self.sts = CellsSts(self)  # serve it (and `task_credentials`) beside the proxy
         self.external_ids: dict[str, str] = {}  # role ARN → the external id its trust policy asks for
         self.throttled_accounts: set[str] = set()
         self.full_accounts: dict[str, str] = {}  # account → the failures[].reason its RunTask places no task for

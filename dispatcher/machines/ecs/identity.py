@@ -202,7 +202,7 @@ class EcsTaskIdentity:
             return f"ECS task identity not checked: DescribeTasks failed ({exc})"
         if not tasks:
             # Under 200 characters, the log's limit: the session STS named is what an operator needs.
-            cluster = self.cluster.rsplit("/", 1)[-1]
+            cluster = " or ".join(c.rsplit("/", 1)[-1] for c in self.clusters)
             return (f"ECS task identity refused: STS names session {shown(session_name, 64)!r}, which is no task id"
                     f" in {cluster} (want {wanted}'s task)")
         task = tasks[0]

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from botchannel.contract import Hello
 from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
@@ -28,7 +30,7 @@ from dispatcher.outbound.retry import Backoff
 from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
-from tests.fakes.ecs import REGION, provision
+from tests.fakes.ecs import CHANNEL_AUDIENCE, REGION, provision
 from tests.fakes.ecs_cells import CellsProxy
 from tests.fakes.server import serve
 from tests.support.dispatcher_server import serving
@@ -60,7 +62,7 @@ def accounts(moto_ecs: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def proxy(moto_ecs: dict[str, str]) -> Iterator[CellsProxy]:
-    with serve(CellsProxy(moto_ecs["MOTO_URL"])) as served:
+    with serve(CellsProxy(moto_ecs["MOTO_URL"])) as served, serve(served.sts), serve(served.task_credentials):
         served.external_ids[ROLES["b"]] = EXTERNAL_ID
         yield served
 
@@ -74,8 +76,9 @@ def cells_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], *,
          "subnets": [accounts["b"]["ECS_SUBNETS"]], "security_groups": [accounts["b"]["ECS_SECURITY_GROUPS"]]},
     ]
     # The deployment's own network is cell a's (a cell without its own takes the deployment's).
-    return {**a, "AWS_ENDPOINT_URL": proxy.url, "AWS_ENDPOINT_URL_STS": proxy.url, "ECS_CELLS": json.dumps(cells),
-            "ECS_RETRY_DEADLINE_SECONDS": "3"}
+    return {**a, "AWS_ENDPOINT_URL": proxy.url, "AWS_ENDPOINT_URL_STS": proxy.sts.url, "ECS_CELLS": json.dumps(cells),
+            "ECS_RETRY_DEADLINE_SECONDS": "3", "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn,
+            "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE}
 
 
 @pytest.fixture
@@ -276,3 +279,20 @@ async def test_an_account_out_of_capacity_is_drained_like_a_throttling_one(
     views = {view.name: view for view in machines.views()}
     assert views["b"].reason == "RunTask placed no task: Capacity is unavailable at this time. Please try again later"
     assert views["b"].drained_until is not None and views["b"].drained_until >= time.time() + 9  # RunTask's 10 s hint
+
+
+async def test_a_bot_in_any_account_proves_its_task_and_only_its_own(machines: EcsCellMachines,
+                                                                     proxy: CellsProxy) -> None:
+    launched = {}
+    for cell in ("a", "b"):
+        [session] = homed_in(machines, cell)
+        launched[session] = (await machines.launch(spec(session))).machine.machine_id
+    for session, arn in launched.items():
+        identity = await proxy.task_identity(arn)  # its task role's presign, as bot/identity.py makes it
+        grant = BotGrant("session", session, int(time.time()) + 60)
+        assert await machines.identity.refusal(grant, Hello(machine_id=arn, identity=identity)) is None
+    (one, arn_one), (other, _) = launched.items()
+    identity = await proxy.task_identity(arn_one)
+    refused = await machines.identity.refusal(BotGrant("session", other, int(time.time()) + 60),
+                                              Hello(machine_id=arn_one, identity=identity))
+    assert refused is not None and f"not session {other}" in refused
