@@ -150,9 +150,14 @@ class EcsCellMachines:
         return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
 
     async def stop(self, session_id: str) -> bool:
-        if await self.status(session_id) is None:
+        machine = await self.status(session_id)
+        if machine is None:
             return False
-        return await self._members[self._cell_of[session_id]].stop(session_id)
+        cell = self._cell_of[session_id]
+        stopped = await self._members[cell].stop(session_id)
+        if machine.state.is_active:
+            self.cells.ended(cell)  # counted out now, not at the next list
+        return stopped
 
     async def list(self) -> list[Machine]:
         machines: list[Machine] = []

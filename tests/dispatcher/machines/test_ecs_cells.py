@@ -118,6 +118,9 @@ async def test_each_session_runs_in_its_home_account_under_the_assumed_role(
         assert launched.created and account_of_task(launched.machine.machine_id) == ACCOUNTS[cell]
         found = await machines.status(session)
         assert found is not None and found.machine_id == launched.machine.machine_id
+        assert {view.name: view.running for view in machines.views()}[cell] == 1
+        assert await machines.stop(session) is True
+        assert {view.name: view.running for view in machines.views()}[cell] == 0
     assert proxy.run_task_accounts == [ACCOUNTS["a"], ACCOUNTS["b"]]
     # One AssumeRole per cell (the keys are kept), named for the dispatcher, with b's external id.
     forms = {form["RoleArn"]: form for form in proxy.assumed}
