@@ -88,34 +88,31 @@ class EcsCellMachines:
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         tried: list[str] = []
+        turned: MachinesError
         while True:  # at most once per cell: each one that turns the launch away is not tried again
             cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
             holder = await self._holder(spec, cell)
             try:
                 result = await self._members[holder].run(spec)
             except CellTurnedAway as exc:
-                self.cells.drain(holder, exc.message, exc.retry_after)
-                if holder != cell:  # an earlier launch of the session went there: its task may be there
-                    raise
-                await self._let_go(spec, cell)  # nothing was made: a replay may go elsewhere
-                tried.append(cell)
-                continue
+                turned, reason = exc, exc.message
             except MachinesError as exc:
                 if exc.reason != "ecs_unauthorized":
                     raise
                 # The cell's role cannot be assumed, or may not run tasks: the operator's to fix, and
                 # meanwhile the other cells take its starts. AWS's words (accounts, ARNs) stay in the log.
                 log.warning("ECS cell %s drained: %s", holder, exc.message)
-                self.cells.drain(holder, "its role or permissions were refused (the dispatcher's log says how)")
-                if holder != cell:
-                    raise
-                await self._let_go(spec, cell)
-                tried.append(cell)
-                continue
-            self._cell_of[spec.session_id] = holder
-            if result.created:
-                self.cells.launched(holder)
-            return result
+                turned, reason = exc, "its role or permissions were refused (the dispatcher's log says how)"
+            else:
+                self._cell_of[spec.session_id] = holder
+                if result.created:
+                    self.cells.launched(holder)
+                return result
+            self.cells.drain(holder, reason, turned.retry_after)
+            if holder != cell:  # an earlier launch of the session went there: its task may be there
+                raise turned
+            await self._let_go(spec, cell)  # nothing was made: a replay may go elsewhere
+            tried.append(cell)
 
     async def _holder(self, spec: LaunchSpec, cell: str) -> str:
         """The cell the session's launch goes to: `cell`, unless an earlier launch of it (a replay, at
