@@ -19,7 +19,8 @@ import pytest
 from botchannel.contract import Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import MachinesError
+from dispatcher.factory import build_machines, configuration_problems
+from dispatcher.machines.base import Machines, MachinesError, WarmMachines
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
 from dispatcher.machines.ecs.credentials import AwsCredentials
@@ -299,3 +300,18 @@ async def test_a_bot_in_any_account_proves_its_task_and_only_its_own(machines: E
     refused = await machines.identity.refusal(BotGrant("session", other, int(time.time()) + 60),
                                               Hello(machine_id=arn_one, identity=identity))
     assert refused is not None and f"not session {other}" in refused
+
+
+async def test_ecs_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    env = cells_env(proxy, accounts)
+    machines = build_machines(Settings(machines="ecs"), {**env, "BOT_CHANNEL_URL": CHANNEL_AUDIENCE},
+                              LocalCoordination())
+    try:
+        assert isinstance(machines, EcsCellMachines) and isinstance(machines, Machines)
+        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
+        assert [view.name for view in machines.views()] == ["a", "b"]
+    finally:
+        await machines.aclose()
+    problems = configuration_problems({**env, "MACHINES": "ecs", "DAILY_API_KEY": "k", "ECS_CELLS": '[{"name": "a"}]'})
+    assert any("ECS_CELLS[0] (a): role_arn must be an IAM role ARN" in problem for problem in problems)
