@@ -9,7 +9,8 @@ jittered backoff (this replica's view), its starts going to the next open cell i
 stable order. A start goes to the first open cell that gives a launch token within the rate's
 `max_wait`. Every cell drained: `<provider>_cells_drained`, a 503 whose Retry-After is the soonest
 end of a backoff and whose message names each cell and its backoff. A provider whose machines must
-stay in their home cell (Fly: a bot's identity token names its app) passes `spread=False`.
+stay in their home cell (Fly: a bot's identity token names its app) passes `spread=False`, and
+drains nothing: its starts could go nowhere else.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ create limit is counted once for the deployment (`Coordination.create_limit`, `f
   with the same key meets its machine's name again in the same app (409, then found) instead of
   creating a second machine in another app. It never goes elsewhere (`spread=False`): the bot's
   Machine OIDC token names its app, and the channel expects the session's own.
-- An app whose create answers 429 past the retries is drained for a backoff; its sessions are
-  refused 503 (`fly_cells_drained`, naming the app) until it ends.
+- An app is never drained: its sessions could go nowhere else, and a create that answers 429 is
+  retried with backoff as every Fly call is (then `fly_throttled`, 503), so a retry once Fly
+  recovers creates at once.
 - A reserve machine goes to whichever app has a spare token (its name is a fresh bot id): a refill
   takes the token, and the launch that follows creates its machine in that app.
 - What a cold launch would wait (for the honest quote) is the slowest app's wait, the refills'

@@ -320,12 +320,7 @@ class FlyMachines:
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         app = await self.cells.cold_turn(spec.session_id)
-        try:
-            response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
-        except MachinesError as exc:
-            if exc.reason == "fly_throttled":  # 429 past the retries: the app is set aside a while
-                self.cells.drain(app, "HTTP 429 to create", exc.retry_after)
-            raise
+        response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
         if response.status_code in (200, 201):
             self.cells.launched(app)
             machine = self._seen(response.json(), app)

@@ -104,7 +104,7 @@ async def test_a_drain_grows_exponentially_with_jitter_up_to_its_cap_and_resets_
 async def test_a_home_only_provider_never_spreads_a_session_elsewhere() -> None:
     group = cells(spread=False)
     session = session_homed_in(group, "a")
-    group.drain("a", "HTTP 429 to create")
+    group.drain("a", "ThrottlingException")
     with pytest.raises(MachinesError) as refused:
         await group.cold_turn(session)
     assert refused.value.reason == "ecs_cells_drained"
