@@ -56,15 +56,17 @@ class Cells:
     def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, names: tuple[str, ...], *,
                  groups: bool = True, spread: bool = True, room: Mapping[str, int | None] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 jitter: Callable[[float, float], float] = random.uniform) -> None:
-        """`groups` False (one cell): its bucket keeps the provider's own name, `<provider>`."""
+                 jitter: Callable[[float, float], float] = random.uniform,
+                 drain_base: float = DRAIN_BASE_SECONDS) -> None:
+        """`groups` False (one cell): its bucket keeps the provider's own name, `<provider>`;
+        `drain_base`: a cell's first backoff (doubling from there up to `DRAIN_CAP_SECONDS`)."""
         if not names or (len(names) > 1 and not groups):
             raise ValueError("cells need at least one name, and a bucket each when there are several")
         self.provider, self.rate, self.spread = provider, rate, spread
         self.creates = Creates(provider, coordination, rate, groups=names if groups else ())
         self.names = names
         self._room = dict(room or {})
-        self._clock, self._wall, self._jitter = clock, wall, jitter
+        self._clock, self._wall, self._jitter, self._drain_base = clock, wall, jitter, drain_base
         self._drains = {name: _Drain() for name in names}
         self._running = dict.fromkeys(names, 0)
         self._launches: dict[str, deque[float]] = {name: deque() for name in names}
@@ -133,7 +135,7 @@ class Cells:
         come back together), never less than the provider's own Retry-After, never past the cap."""
         drain = self._drains[name]
         drain.failures += 1
-        ceiling = min(DRAIN_CAP_SECONDS, DRAIN_BASE_SECONDS * 2 ** (drain.failures - 1))
+        ceiling = min(DRAIN_CAP_SECONDS, self._drain_base * 2 ** (drain.failures - 1))
         seconds = min(DRAIN_CAP_SECONDS, max(self._jitter(ceiling / 2, ceiling), retry_after or 0.0))
         drain.until, drain.reason = self._clock() + seconds, reason[:200]
         return seconds

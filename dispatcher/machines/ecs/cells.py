@@ -26,7 +26,7 @@ from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.cells import Cells, CellTurnedAway, CellView
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway, CellView
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.identity import EcsTaskIdentity
@@ -55,8 +55,10 @@ def session_name(host: str | None = None) -> str:
 class EcsCellMachines:
     name = "ecs"
 
-    def __init__(self, settings: EcsSettings, coordination: Coordination, *, own: AwsCredentials | None = None) -> None:
-        """`own`: the dispatcher's keys, which assume each cell's role (None: the credential chain)."""
+    def __init__(self, settings: EcsSettings, coordination: Coordination, *, own: AwsCredentials | None = None,
+                 drain_base: float = DRAIN_BASE_SECONDS) -> None:
+        """`own`: the dispatcher's keys, which assume each cell's role (None: the credential chain);
+        `drain_base`: a throttling cell's first backoff (dispatcher/machines/cells.py)."""
         if not settings.cells:
             raise ValueError("EcsCellMachines needs ECS_CELLS")
         self.settings = settings
@@ -70,7 +72,7 @@ class EcsCellMachines:
                                                 credentials=self._roles[cell.name], cell=cell.name)
                          for cell in settings.cells}
         self.cells = Cells(self.name, coordination, settings.run_task_rate, tuple(self._members),
-                           room={cell.name: cell.max_tasks for cell in settings.cells})
+                           room={cell.name: cell.max_tasks for cell in settings.cells}, drain_base=drain_base)
         self._cell_of: Recent[str, str] = Recent()  # session id → the cell its machine was launched in here
         self._holders = coordination.key_holders
         self.lost = LostCreates(self.status, self.stop)
@@ -88,21 +90,17 @@ class EcsCellMachines:
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         tried: list[str] = []
-        turned: MachinesError
         while True:  # at most once per cell: each one that turns the launch away is not tried again
             cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
             holder = await self._holder(spec, cell)
-            try:
-                result = await self._members[holder].run(spec)
-            except CellTurnedAway as exc:
-                turned, reason = exc, exc.message
+            elsewhere = [c for c in self.cells.order(spec.session_id) if c not in (*tried, holder) and not
+                         self.cells.drained(c)]
+            try:  # with nowhere else to go (or its task already there), a throttled RunTask is retried here
+                result = await self._members[holder].run(spec, turn_away=holder == cell and bool(elsewhere))
             except MachinesError as exc:
-                if exc.reason != "ecs_unauthorized":
+                if (reason := _drain_reason(exc, holder)) is None:
                     raise
-                # The cell's role cannot be assumed, or may not run tasks: the operator's to fix, and
-                # meanwhile the other cells take its starts. AWS's words (accounts, ARNs) stay in the log.
-                log.warning("ECS cell %s drained: %s", holder, exc.message)
-                turned, reason = exc, "its role or permissions were refused (the dispatcher's log says how)"
+                turned = exc
             else:
                 self._cell_of[spec.session_id] = holder
                 if result.created:
@@ -183,3 +181,17 @@ class EcsCellMachines:
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: a cell's task finds the channel in its environment overrides, as ecs's."""
+
+
+def _drain_reason(exc: MachinesError, cell: str) -> str | None:
+    """Why a launch's failure drains its cell (None: it does not): throttling, or no room, said by
+    its code alone; a role or permissions refused (the operator's to fix; AWS's words, naming
+    accounts and ARNs, stay in the log: the reason reaches callers)."""
+    if isinstance(exc, CellTurnedAway):
+        return exc.message
+    if exc.reason == "ecs_throttled":  # the last open cell, still throttling after its retries
+        return exc.message.rsplit(": ", 1)[-1]
+    if exc.reason == "ecs_unauthorized":
+        log.warning("ECS cell %s drained: %s", cell, exc.message)
+        return "its role or permissions were refused (the dispatcher's log says how)"
+    return None

@@ -198,11 +198,14 @@ class EcsMachines:
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         return await self.run(spec, params)
 
-    async def run(self, spec: LaunchSpec, params: dict[str, Any] | None = None) -> LaunchResult:
-        """The session's RunTask (`params`: its parameters, when already built), its launch token already taken."""
+    async def run(self, spec: LaunchSpec, params: dict[str, Any] | None = None, *,
+                  turn_away: bool = True) -> LaunchResult:
+        """The session's RunTask (`params`: its parameters, when already built), its launch token
+        already taken. A cell's throttling turns the launch away at once only with `turn_away`: the
+        last open cell retries it with backoff, as one account does."""
         params = params if params is not None else self._run_task_params(spec)
         try:
-            result = await (self._run_in_cell(params) if self.cell else self._call("RunTask", **params))
+            result = await (self._run_in_cell(params) if self.cell and turn_away else self._call("RunTask", **params))
         except AwsError as exc:
             if exc.code == "ConflictException":  # this session's token, other params
                 existing = await self.status(spec.session_id)
