@@ -27,12 +27,17 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "ecs":
         from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
+        ecs = EcsSettings.from_env(env)
+        if ecs.cells:  # several accounts (ECS_CELLS): cold launches spread over them, no reserve yet
+            from dispatcher.machines.ecs.cells import EcsCellMachines
+
+            return EcsCellMachines(ecs, coordination)
         if channel_url := setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.ecs.reserve import EcsWarmMachines
 
-            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0],
+            return EcsWarmMachines(ecs, channel_url=channel_url, transport=settings.transports[0],
                                    coordination=coordination)
-        return EcsMachines(EcsSettings.from_env(env), coordination)
+        return EcsMachines(ecs, coordination)
     if settings.machines == "gce":
         from dispatcher.machines.gce.provider import GceMachines, GceSettings
 

@@ -1936,6 +1936,17 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="`?wait=started` polls DescribeTasks this often",
     ),
     Setting(
+        "ECS_CELLS", "ecs", STRING,
+        shown="unset (one account: the dispatcher's own credentials')",
+        example='`[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]`',
+        meaning=(
+            "the AWS accounts launches spread over, a JSON list of cells: each a `name`, the `role_arn` the "
+            "dispatcher assumes there (with its `external_id`, if the trust policy asks for one), and optionally "
+            "that account's `cluster`, `task_definition`, `task_definition_webrtc`, `subnets`, `security_groups` "
+            "and `max_tasks`; a throttling cell's launches go to the others ([operations.md](operations.md#cells))"
+        ),
+    ),
+    Setting(
         "ECS_BOT_TASK_ROLE_ARNS", "ecs", STRING,
         shown="— (required with a channel)",
         example="`arn:aws:iam::123456789012:role/voicefleet-prod-bot-task`",

@@ -379,6 +379,16 @@ class StatusRegion(BaseModel):
     reserve: int | None
 
 
+class StatusCell(BaseModel):
+    name: str = Field(description="The cell: a Fly app (`FLY_APPS`), an AWS account (`ECS_CELLS`).")
+    launches_per_second: float = Field(description="Machines created there by this replica, over the last 10 s.")
+    running: int = Field(description="Its running machines, as last listed (and launched since) here.")
+    room: int | None = Field(description="The most it may run (`max_tasks`); null: its own quotas.")
+    drained_until: float | None = Field(description="Epoch seconds until which its starts go elsewhere after it "
+                                        "throttled; null: open.")
+    reason: str | None = Field(description="What it answered when drained (ThrottlingException, a quota).")
+
+
 class StatusReplica(BaseModel):
     id: str
     sessions: int = Field(description="Sessions whose bot's channel ends at this replica.")
@@ -402,6 +412,9 @@ class StatusOut(BaseModel):
         "(their heartbeat's lease ran out without a drain), each `id` and `last_seen` (epoch seconds); named "
         "for an hour.")
     regions: list[StatusRegion]
+    cells: list[StatusCell] | None = Field(
+        default=None, description="Where the provider launches over cells (docs/operations.md, \"Cells\"), each "
+        "cell as this replica sees it; absent otherwise.")
     recordings: dict[str, Any] | None = Field(
         default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `audio`, "
         "`transcript`, `retention_days`, `required`, `rules` (`RECORDING_RULES`), `unknown_releases` (those the "

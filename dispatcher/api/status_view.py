@@ -19,6 +19,7 @@ from dispatcher.api.replica_roll import ReplicaRoll
 from dispatcher.api.running_everywhere import RunningEverywhere
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import FrozenMachines, Machines
+from dispatcher.machines.cells import cells_status
 from dispatcher.observability.activity import SLOT_SECONDS, Activity
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.regions.peers import Peers
@@ -146,6 +147,7 @@ class StatusView:
             "replicas_not_answering": self._roll.missing([v.replica_id for v in views], await self._live(),
                                                          time.time()),
             "regions": regions,
+            **({"cells": cells} if (cells := cells_status(self._machines)) is not None else {}),
         }
 
     async def _live(self) -> dict[str, str]:

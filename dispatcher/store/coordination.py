@@ -320,6 +320,10 @@ class FirstClaims(Protocol):
         """Keeps `what` recorded for `seconds` from now if `value` is what it holds (else nothing)."""
         ...
 
+    async def let_go(self, what: str, value: str) -> None:
+        """Forgets `what` if `value` is what it holds (a record whose holder made nothing after all)."""
+        ...
+
 
 class SessionValues(Protocol):
     """Where a cold session's values wait for its bot's hello (dispatcher/store/secrets_vault.py)."""

@@ -29,3 +29,6 @@ class StoreFirstClaims:
 
     async def keep(self, what: str, value: str, seconds: float) -> bool:
         return await self._leases.renew(self._store.key("home", what), value, seconds)
+
+    async def let_go(self, what: str, value: str) -> None:
+        await self._leases.release(self._store.key("home", what), value)

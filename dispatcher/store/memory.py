@@ -212,6 +212,10 @@ class LocalFirstClaims:
         self._held[what] = (value, self._clock() + seconds)
         return True
 
+    async def let_go(self, what: str, value: str) -> None:
+        if (held := self._held.get(what)) is not None and held[0] == value:
+            del self._held[what]
+
 
 class LocalOnce:
     def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:

@@ -69,7 +69,7 @@ def report(body: Mapping[str, Any]) -> str:
     parts += ["", f"STARTS  at replica {body.get('replica')}", _starts(body.get("starts", {})), "",
               f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
               f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
-              *_recordings(body.get("recordings")), "", _places(body)]
+              *_recordings(body.get("recordings")), "", _places(body), *_cells(body.get("cells"))]
     if body.get("capacity"):
         parts += ["", "CAPACITY  each value beside what is in use (`voicefleet capacity`)",
                   _indented(capacity_table(body["capacity"]))]
@@ -85,6 +85,18 @@ def _recordings(recordings: Mapping[str, Any] | None) -> list[str]:
     if recordings.get("error"):
         lines.append(f"  not kept, calls run unrecorded: {recordings['error']}")
     return lines
+
+
+def _cells(cells: list[Mapping[str, Any]] | None) -> list[str]:
+    """CELLS: each cell's launches a second, running count, and how long it is drained for, and why."""
+    if not cells:
+        return []
+    rows = [[str(c.get("name")), f"{c.get('launches_per_second', 0):g}",
+             f"{c.get('running', 0)}" + (f"/{c['room']}" if c.get("room") is not None else ""),
+             "open" if c.get("drained_until") is None else f"drained until {moment(c.get('drained_until'))}",
+             str(c.get("reason") or "-")] for c in cells]
+    return ["", "CELLS  launches spread over", _indented(table(["CELL", "LAUNCHES/S", "RUNNING", "STATE", "REASON"],
+                                                                rows))]
 
 
 def _breakdown(part: Mapping[str, Any], groups: tuple[str, ...], counted: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def action_of(request_headers: dict[str, str]) -> str:
 
 
 class EcsProxy(FakeApi):
-    def __init__(self, moto_url: str, *, keys: dict[str, KnownKey] | None = None) -> None:
+    def __init__(self, moto_url: str, *, keys: Mapping[str, KnownKey] | None = None) -> None:
         super().__init__()
         self.moto_url = moto_url
         self.keys = MOTO_KEYS if keys is None else keys
@@ -219,17 +220,18 @@ def register_release(endpoint: str, family: str, image: str) -> str:
     return str(registered["taskDefinition"]["taskDefinitionArn"])
 
 
-def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot") -> dict[str, Any]:
+def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot", **credentials: str) -> dict[str, Any]:
     """What the Pulumi stack would have made: a VPC with DNS hostnames, a subnet, a security
-    group, a cluster and the bot task definition. Returns the ECS_* environment for it."""
+    group, a cluster and the bot task definition. Returns the ECS_* environment for it.
+    `credentials` (boto3's aws_access_key_id, …): another account's, e.g. a role assumed there."""
     import boto3
 
-    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint, **credentials)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="bot", Description="bot egress", VpcId=vpc)["GroupId"]
-    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint)
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint, **credentials)
     ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
     ecs.register_task_definition(
         family=family,

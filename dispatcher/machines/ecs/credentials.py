@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from dispatcher.machines.ecs.sigv4 import AwsKeys
 from dispatcher.outbound.retry import Transient
@@ -23,6 +23,13 @@ from dispatcher.outbound.retry import Transient
 ADVISORY_SECONDS = 15 * 60  # botocore's own windows (credentials._DEFAULT_*_REFRESH_TIMEOUT)
 MANDATORY_SECONDS = 10 * 60
 CHECK_EVERY = 5.0
+
+
+class KeySource(Protocol):
+    """Where a signer takes its keys: the credential chain (`AwsCredentials`), or a cell's assumed
+    role (ecs/assume_role.py)."""
+
+    async def keys(self) -> AwsKeys: ...
 
 
 class NoCredentials(Exception):

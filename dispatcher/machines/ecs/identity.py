@@ -67,10 +67,12 @@ class Presign:
 class EcsTaskIdentity:
     def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
                  describe: Callable[[list[str]], Awaitable[list[dict[str, Any]]]], container: str,
-                 reserve_marker: str, audience: str | None) -> None:
+                 reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = ()) -> None:
         """`describe(task ids)`: DescribeTasks on the bots' cluster (with its own retries);
-        `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL."""
+        `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL;
+        `clusters`: every cluster bots run in, where there are several (ECS_CELLS), `cluster` among them."""
         self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
+        self.clusters = clusters or (cluster,)
         self.audience = audience
         self._reserve_marker = reserve_marker
         parts = urlsplit(endpoint)
@@ -200,7 +202,7 @@ class EcsTaskIdentity:
             return f"ECS task identity not checked: DescribeTasks failed ({exc})"
         if not tasks:
             # Under 200 characters, the log's limit: the session STS named is what an operator needs.
-            cluster = self.cluster.rsplit("/", 1)[-1]
+            cluster = " or ".join(c.rsplit("/", 1)[-1] for c in self.clusters)
             return (f"ECS task identity refused: STS names session {shown(session_name, 64)!r}, which is no task id"
                     f" in {cluster} (want {wanted}'s task)")
         task = tasks[0]
@@ -217,7 +219,7 @@ class EcsTaskIdentity:
 
     def _ours(self, task: Mapping[str, Any]) -> bool:
         cluster = str(task.get("clusterArn", ""))
-        return self.cluster in (cluster, cluster.rsplit("/", 1)[-1])
+        return any(ours in (cluster, cluster.rsplit("/", 1)[-1]) for ours in self.clusters)
 
     def _machine_id(self, task: Mapping[str, Any]) -> str:
         """The bot id the reserve's RunTask gave the task (its environment override)."""

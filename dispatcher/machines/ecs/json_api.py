@@ -21,18 +21,19 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from dispatcher.machines.ecs.credentials import AwsCredentials, NoCredentials
+from dispatcher.machines.ecs.credentials import AwsCredentials, KeySource, NoCredentials
 from dispatcher.machines.ecs.sigv4 import SigV4Signer
 from dispatcher.outbound.http_client import DEFAULT_CONNECTIONS, HttpClient, HttpError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
-THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "Throttling"})
 SERVER = frozenset({"ServerException", "InternalFailure", "ServiceUnavailable"})
 # AWS answers a denied call with HTTP 400 and one of these codes, not 401/403.
 UNAUTHORIZED = frozenset({
-    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
+    "ExpiredTokenException",
     "IncompleteSignatureException", "MissingAuthenticationTokenException", "NoCredentials",
 })  # fmt: skip
 
@@ -85,14 +86,14 @@ class AwsJsonApi:
         endpoint: str | None,
         timeout: float,
         connect_timeout: float,
-        credentials: AwsCredentials | None = None,
+        credentials: KeySource | None = None,
         connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         self.endpoint = (endpoint or default_endpoint(service, region)).rstrip("/")
         self._host = signing_host(self.endpoint)
         self._target_prefix = target_prefix
         self._signer = SigV4Signer(service, region)
-        self._credentials = credentials or AwsCredentials()
+        self._credentials: KeySource = credentials or AwsCredentials()
         self._client = HttpClient(self.endpoint, timeout=timeout, connect_timeout=connect_timeout,
                                   connections=connections)
 

@@ -23,7 +23,9 @@ from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.cells import CellTurnedAway
 from dispatcher.machines.creates import Creates
+from dispatcher.machines.ecs.credentials import KeySource
 from dispatcher.machines.ecs.identity import EcsTaskIdentity
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
 from dispatcher.machines.ecs.settings import (
@@ -96,8 +98,13 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
 class EcsMachines:
     name = "ecs"
 
-    def __init__(self, settings: EcsSettings, coordination: CreateLimits) -> None:
+    def __init__(self, settings: EcsSettings, coordination: CreateLimits, *, credentials: KeySource | None = None,
+                 cell: str | None = None) -> None:
+        """`credentials`: the keys calls are signed with (None: the credential chain's); `cell`: this
+        provider is one cell of several (ecs/cells.py), whose RunTask throttling and quota answers
+        turn the launch away at once (`CellTurnedAway`), for another cell to take it."""
         self.settings = settings
+        self.cell = cell
         # Every RunTask, a session's or the reserve's, takes its token from the deployment's one
         # count of the RunTask rate (this process's when there is no store: LocalCoordination).
         self.creates = Creates(self.name, coordination, settings.run_task_rate)
@@ -117,6 +124,7 @@ class EcsMachines:
             endpoint=settings.endpoint_url,
             timeout=settings.read_timeout,
             connect_timeout=settings.connect_timeout,
+            credentials=credentials,
         )
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
         self._arns: Recent[str, str] = Recent()  # session id -> task ARN; a cache, the tags are the record
@@ -186,10 +194,18 @@ class EcsMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        params = self._run_task_params(spec)
+        params = self._run_task_params(spec)  # a spec too large is refused before a token is spent
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        return await self.run(spec, params)
+
+    async def run(self, spec: LaunchSpec, params: dict[str, Any] | None = None, *,
+                  turn_away: bool = True) -> LaunchResult:
+        """The session's RunTask (`params`: its parameters, when already built), its launch token
+        already taken. A cell's throttling turns the launch away at once only with `turn_away`: the
+        last open cell retries it with backoff, as one account does."""
+        params = params if params is not None else self._run_task_params(spec)
         try:
-            result = await self._call("RunTask", **params)
+            result = await (self._run_in_cell(params) if self.cell and turn_away else self._call("RunTask", **params))
         except AwsError as exc:
             if exc.code == "ConflictException":  # this session's token, other params
                 existing = await self.status(spec.session_id)
@@ -198,12 +214,32 @@ class EcsMachines:
             raise self.refused_run(exc, spec.image, spec.release) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
+            if self.cell and quota_failure(str(failure.get("reason"))):
+                said = str(failure.get("reason"))[:100]  # AWS's fixed words: no account, ARN or id
+                raise CellTurnedAway("ecs_capacity", f"RunTask placed no task: {said}", retry_after=10.0)
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
             message = f"RunTask placed no task: {failure.get('reason')}"
             raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
         machine = to_machine(result["tasks"][0])
         self._arns[spec.session_id] = machine.machine_id
         return LaunchResult(machine, created=True)
+
+    async def _run_in_cell(self, params: dict[str, Any]) -> dict[str, Any]:
+        """RunTask whose throttling is not retried here: another cell takes the launch at once."""
+        async def attempt() -> dict[str, Any]:
+            try:
+                return await self._api.call("RunTask", params)
+            except Transient as exc:
+                if exc.status == 429:
+                    # Its code alone ("ThrottlingException"): the reason is shown to callers and operators.
+                    code = str(exc).rsplit(": ", 1)[-1]
+                    raise CellTurnedAway("ecs_throttled", code, retry_after=exc.retry_after) from None
+                raise
+
+        try:
+            return await with_retries(attempt, self._backoff)
+        except Transient as exc:
+            raise MachinesError("ecs_unavailable", f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
 
     @staticmethod
     def refused_run(exc: AwsError, image: str | None, release: str) -> MachinesError:
@@ -296,6 +332,15 @@ class EcsMachines:
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: An ECS task's bot finds the channel in its task's environment overrides
         (`BOT_CHANNEL_URL`), and its credential travels with each launch."""
+
+
+def quota_failure(reason: str) -> bool:
+    """RunTask's `failures[].reason` for want of capacity or a quota, which another account may have:
+    `RESOURCE:*` (CPU, MEMORY, ENI), Fargate's "Capacity is unavailable at this time", and "You've
+    reached the limit on the number of tasks/vCPUs you can run concurrently"
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html)."""
+    return (reason.startswith("RESOURCE:") or "capacity is unavailable" in reason.lower()
+            or "reached the limit" in reason.lower())
 
 
 def _no_task_definition(exc: AwsError) -> bool:

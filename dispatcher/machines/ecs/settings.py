@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.ecs.cell_settings import EcsCell, ecs_cells
 from dispatcher.machines.releases import release_references
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
@@ -98,6 +99,17 @@ class EcsSettings:
     # The task definitions (revision or ARN) the deployment's releases name (RELEASES): their
     # tasks are this deployment's too, whatever family a release's definition has.
     release_task_definitions: tuple[str, ...] = ()
+    # ECS_CELLS: the AWS accounts launches spread over (ecs/cells.py); empty: the one account the
+    # dispatcher's own credentials reach.
+    cells: tuple[EcsCell, ...] = ()
+
+    def for_cell(self, cell: EcsCell) -> EcsSettings:
+        """The settings of one cell's account: its own cluster, task definitions and network, else the deployment's."""
+        return replace(
+            self, cluster=cell.cluster or self.cluster, task_definition=cell.task_definition or self.task_definition,
+            task_definition_webrtc=cell.task_definition_webrtc or self.task_definition_webrtc,
+            subnets=cell.subnets or self.subnets, security_groups=cell.security_groups or self.security_groups,
+            cells=())
 
     @property
     def family(self) -> str:
@@ -143,6 +155,7 @@ class EcsSettings:
             sts_endpoint_url=sts_endpoint(env, required["AWS_REGION"]),
             identity_audience=identity_audience(env),
             release_task_definitions=release_references(env),
+            cells=ecs_cells(setting_text(env, "ECS_CELLS")),
         )
 
 

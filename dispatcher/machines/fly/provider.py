@@ -34,7 +34,7 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.creates import Creates
-from dispatcher.machines.fly.creates import app_creates
+from dispatcher.machines.fly.creates import app_cells
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.machines.lost_creates import LostCreates
@@ -219,7 +219,8 @@ class FlyMachines:
                                          timeout=settings.timeout) for app in apps}
         self._app_of: Recent[str, str] = Recent()  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
-        self.creates = app_creates(apps, coordination, settings.create_rate)
+        self.cells = app_cells(apps, coordination, settings.create_rate)
+        self.creates = self.cells.creates  # the reserve's refills take their tokens from the same buckets
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
         # Lists are app-wide at Fly (1/s, burst 3): each app's counted once for the deployment, as creates are.
         self.lists = Creates("fly", coordination, settings.list_rate, groups=apps, action="list")
@@ -318,9 +319,10 @@ class FlyMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        app = await self.creates.cold_turn(self.creates.app_of(spec.session_id))
+        app = await self.cells.cold_turn(spec.session_id)
         response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
         if response.status_code in (200, 201):
+            self.cells.launched(app)
             machine = self._seen(response.json(), app)
             self._ids[spec.session_id] = machine.machine_id
             self._remember_launch(machine)
@@ -420,8 +422,13 @@ class FlyMachines:
         return True
 
     async def list(self) -> list[Machine]:
-        raw = [m for m in await self._list_all() if META_SESSION in ((m.get("config") or {}).get("metadata") or {})]
-        return [to_machine(m) for m in raw]
+        machines: list[Machine] = []
+        for app in self._clients:  # each app's own, so each cell's running count is known
+            found = [to_machine(m) for m in await self._list_in(app)
+                     if META_SESSION in ((m.get("config") or {}).get("metadata") or {})]
+            self.cells.counted(app, sum(m.state.is_active for m in found))
+            machines += found
+        return machines
 
     async def aclose(self) -> None:
         await self.lost.aclose()

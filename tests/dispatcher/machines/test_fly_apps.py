@@ -162,3 +162,18 @@ async def test_a_reserve_bot_proved_by_its_hello_is_claimed_at_another_replica_w
         finally:
             await launcher.aclose()
             await holder.aclose()
+
+
+async def test_each_app_is_a_cell_shown_with_its_launches_and_running_machines(fly: FakeFly) -> None:
+    machines = provider(fly)
+    try:
+        homes = [next(s for s in (f"s-{i}" for i in range(500)) if machines.cells.home(s) == app) for app in APPS[:2]]
+        for session in homes:
+            await machines.launch(spec(session))
+        await machines.list()
+        views = {view.name: view for view in machines.cells.views()}
+        assert [views[app].running for app in APPS] == [1, 1, 0]
+        assert [views[app].launches_per_second for app in APPS] == [0.1, 0.1, 0]
+        assert all(view.drained_until is None and view.room is None for view in views.values())
+    finally:
+        await machines.aclose()
