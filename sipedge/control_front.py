@@ -92,7 +92,7 @@ class ControlFront:
         return _not_ready()
 
     async def _transfer(self, request: web.Request) -> web.Response:
-        body, path = await request.read(), request.path
+        body, path = await request.read(), request.raw_path  # as it came: the worker decodes it as this would
         answers = await asyncio.gather(*(self._ask(port, "POST", path, body) for _, port in self._up()))
         heard = [answer for answer in answers if answer is not None]
         held = [answer for answer in heard if answer.status != 404]
