@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.phone.conftest import wait_active_sessions, wait_for_idle_bot
+from tests.sip.loopback_rtp import can_capture
 from tests.sip.test_transfer import (
     DESK,
     EDGE_SECRET,
@@ -20,8 +21,10 @@ from tests.sip.test_transfer import (
     OUTBOUND_USD,
     Line,
     active_session,
+    bridged_call,
     caller,
     ended_events,
+    listed_end_reason,
     one,
     running_line,
     transfer_once_answered,
@@ -70,6 +73,24 @@ async def test_a_call_held_by_the_second_worker_is_handed_over_by_refer(line: Li
         events = await ended_events(api, session_id)
         assert one(events, "transferred")["to"] == DESK
         assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_refused_refer_bridges_the_caller_to_the_person_called_through_the_front(line: Line) -> None:
+    """The worker holding the call calls the person itself: its INVITE leaves through the front to the trunk's
+    termination (the worker's only way there), and each side hears the other."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        session_id = await bridged_call(api, line)
+        assert await listed_end_reason(api, session_id) == "transferred"
+        assert await wait_active_sessions(api, 0) == 0
+    log = line.edge.log()
+    assert re.search(rf"\[worker \d\] .*session {session_id} bridged to ", log), log[-6000:]
+    assert "is not a trunk's termination" not in log
+    # The person's SIPp got the INVITE from the front, which recorded its route.
+    person = (line.edge.workdir / "callee_answers.messages").read_text(errors="replace")
+    invite = person[person.index("INVITE sip:"):]
+    assert re.search(rf"^Record-Route: <sip:127\.0\.0\.1:{line.edge.sip_port};lr", invite, re.MULTILINE), invite[:2000]
 
 
 async def test_a_session_no_worker_holds_is_404_and_each_control_api_wants_the_secret(line: Line) -> None:
