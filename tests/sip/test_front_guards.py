@@ -233,6 +233,14 @@ def test_a_workers_own_call_goes_to_a_trunks_termination_and_nowhere_else(
             worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{port}", call_id=called,
                         extra=(f"Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr>",))
             relayed = termination.recv(65535).decode(errors="replace")
+            # The far end's BYE, even one that ignores the recorded route, comes back to that worker.
+            bye = (f"BYE sip:edge@{front.config.sip_address}:{front.config.sip_port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP {TERMINATION_HOST}:{port};branch=z9hG4bK{called}bye\r\nMax-Forwards: 70\r\n"
+                   f"From: <sip:+14155550100@{TERMINATION_HOST}>;tag=far\r\nTo: <sip:{NUMBER}@127.0.0.1>;tag=caller\r\n"
+                   f"Call-ID: {called}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n")
+            termination.sendto(bye.encode(), front.address)
+            assert wait_for(lambda: any(text.startswith("BYE ") and called in text
+                                        for text in front.workers[0].received)), front.log_path.read_text()[-2000:]
     assert relayed.startswith(f"INVITE sip:+14155550100@{TERMINATION_HOST}:{port} ") and called in relayed
     assert f"Record-Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr" in relayed, relayed
     assert got == []
