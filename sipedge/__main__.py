@@ -13,6 +13,7 @@ import sys
 
 from sipedge.config import ConfigError, load
 from sipedge.control import Control
+from sipedge.control_front import CONTROL_LINE
 from sipedge.edge import Edge
 from sipedge.supervisor import Supervisor
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
@@ -29,8 +30,10 @@ async def _main() -> None:
     if config.control_secret is None:
         await edge.run()
         return
-    control = Control(edge, config.control_secret)  # outbound calls, handed over by the dispatcher
-    await control.start()
+    control = Control(edge, config.control_secret)  # outbound calls and transfers, handed over by the dispatcher
+    port = await control.start()
+    if worker is not None:  # the supervisor's control API passes requests on to it (sipedge/control_front.py)
+        print(f"{CONTROL_LINE}{port}", flush=True)
     try:
         await edge.run()
     finally:

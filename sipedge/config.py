@@ -261,7 +261,7 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
                         control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
                         tls=_tls(path, parsed), public_address=parsed.public_address or sip_address)
-    _check_workers(path, config)
+    check_workers(path, config)
     return config
 
 
@@ -361,7 +361,7 @@ def _worker_sip_port(parsed: EdgeFile) -> int:
     return parsed.worker_sip_port if parsed.worker_sip_port is not None else parsed.sip_port + 1
 
 
-def _check_workers(path: str, config: EdgeConfig) -> None:
+def check_workers(path: str, config: EdgeConfig) -> None:
     """What several workers need: their own RTP ports and SIP ports clear of the edge's own."""
     if config.workers == 1:
         return
@@ -372,9 +372,12 @@ def _check_workers(path: str, config: EdgeConfig) -> None:
     if last > 65535 or config.worker_sip_port <= config.sip_port <= last:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: worker_sip_port: the workers' ports {config.worker_sip_port}-"
                           f"{last} must be valid ports apart from sip_port {config.sip_port}")
-    if config.control_port is not None:
-        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: outbound calls (control_port) need workers = 1 "
-                          "(placing calls through the workers' front is not supported yet)")
+    if (tls := next((t.name for t in config.trunks if _tls_uri(t.termination_uri)), None)) is not None:
+        # A worker's calls leave through the front, which never dials out over TLS: it could not check the
+        # callee's certificate as a client (docs/sip.md#tls-with-several-workers).
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: trunk {tls!r} places calls over TLS (a sips: or "
+                          "transport=tls termination_uri), which needs workers = 1: the workers' front does not "
+                          "call out over TLS")
     if any(t.registrar is not None for t in config.trunks):
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs workers = 1 "
                           "(registering through the workers' front is not supported yet)")

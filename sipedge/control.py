@@ -26,7 +26,6 @@ side's public one)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Coroutine
 from functools import partial
@@ -39,17 +38,18 @@ from botchannel.transfer import SUMMARY_CHARS
 from sipedge.call_reports import CallReports
 from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, InboundCall, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
+from sipedge.control_auth import MAX_BODY_BYTES, control_app, error
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
 from sipedge.warm_transfer import warm_over
+from sipedge.worker_place import WORKER_HOST
 from voicefleet_settings.call_policy import refusal
 
 log = logging.getLogger("sipedge")
 
 E164 = r"^\+[1-9][0-9]{1,14}$"
-MAX_BODY_BYTES = 8192
 REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
 FINISH_SECONDS = 2.0  # a handed call's stream is let go this long after at most, answered or not
 # A person: a number, or a SIP URI (user@host[:port][;params], nothing that could end a header or start another).
@@ -102,11 +102,6 @@ class TransferAsked(BaseModel):
                                 pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
 
 
-def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
-
-
 Asked = TypeVar("Asked", bound=BaseModel)
 
 
@@ -115,16 +110,16 @@ async def _read(request: web.Request, model: type[Asked], what: str) -> Asked | 
     try:
         return model.model_validate_json(await request.read())
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, "body_too_large", f"{what} is at most {MAX_BODY_BYTES} bytes")
+        return error(413, "body_too_large", f"{what} is at most {MAX_BODY_BYTES} bytes")
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return _error(422, "invalid_request", problems)
+        return error(422, "invalid_request", problems)
 
 
 class Control:
     def __init__(self, edge: Edge, secret: str) -> None:
         self.edge = edge
-        self._secret = secret.encode()
+        self._secret = secret
         self.reports = CallReports(edge.config.dispatcher_url, secret)
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
         self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
@@ -134,19 +129,20 @@ class Control:
         return {t.name: t for t in self.edge.config.trunks if t.termination_uri is not None}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._authenticated])
-        app.router.add_get("/trunks", self._trunks)
-        app.router.add_post("/calls", self._calls)
-        app.router.add_post("/calls/{session_id}/transfer", self._transfer)
-        return app
+        return control_app(self._secret, self._trunks, self._calls, self._transfer)
 
-    async def start(self) -> None:
+    async def start(self) -> int:
+        """Serves the API on the configured address and port, or, as one of several workers, on a loopback
+        port the kernel picks (sipedge/control_front.py): the port it serves on."""
+        worker = self.edge.config.worker is not None
+        address = WORKER_HOST if worker else self.edge.config.control_address
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.edge.config.control_address, self.edge.config.control_port)
+        site = web.TCPSite(self._runner, address, 0 if worker else self.edge.config.control_port)
         await site.start()
-        log.info("sipedge: control API on http://%s:%s", self.edge.config.control_address,
-                 self.edge.config.control_port)
+        port = int(self._runner.addresses[0][1])
+        log.info("sipedge: control API on http://%s:%s", address, port)
+        return port
 
     async def close(self) -> None:
         for task in [*self.edge.placing, *(task for _, task in self._handing.values())]:
@@ -155,16 +151,6 @@ class Control:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.reports.close()
-
-    @web.middleware
-    async def _authenticated(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        token = given.removeprefix("Bearer ").encode() if given.startswith("Bearer ") else b""
-        if not hmac.compare_digest(token, self._secret):
-            return _error(401, "unauthorized", "present the edge's control secret as `Authorization: Bearer` "
-                          "(the dispatcher's SIP_EDGE_SECRET)")
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def _trunks(self, request: web.Request) -> web.Response:
         trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers),
@@ -179,25 +165,25 @@ class Control:
         trunks = self.outbound()
         trunk = trunks.get(asked.trunk)
         if trunk is None:
-            return _error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
+            return error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
                           f"trunks: {', '.join(sorted(trunks)) or 'none (give a trunk a termination_uri)'}")
         try:
             stream_url = asked.stream(self.edge.config.dispatcher_url)
         except NotAtDispatcher as exc:
             log.warning("sipedge: call for session %s refused: %s", asked.session_id, exc)
-            return _error(422, "stream_not_at_dispatcher", str(exc))
+            return error(422, "stream_not_at_dispatcher", str(exc))
         refused = refusal(trunk, asked.caller, asked.to, asked.caller_id)
         if refused is not None:
             log.warning("sipedge: call to %s through trunk %s refused: %s", asked.to, trunk.name, refused)
-            return _error(403, "call_not_allowed", refused)
+            return error(403, "call_not_allowed", refused)
         # The dispatcher's retry of a hand-over whose answer was lost: taken already, however full the
         # edge is now (a 503 would end the session of a call that is ringing).
         if asked.session_id in self._taken:
             return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
-            return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
+            return error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
         if (full := self.edge.outbound_full()) is not None:
-            return _error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
+            return error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
         order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name, asked.edge_url)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))
@@ -216,11 +202,11 @@ class Control:
             return asked
         under_way = self._handing.get(session_id)
         if under_way is not None and under_way[0] != asked.request_id and not under_way[1].done():
-            return _error(409, "already_transferring", "this call is already being handed to a person")
+            return error(409, "already_transferring", "this call is already being handed to a person")
         if under_way is None or under_way[0] != asked.request_id:
             held = self.edge.answered(session_id)
             if held is None:
-                return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
+                return error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
                               "(not answered yet, over, or already handed over)")
             task = asyncio.create_task(self._hand_over(session_id, held, asked))
             under_way = self._handing[session_id] = (asked.request_id, task)
@@ -228,9 +214,9 @@ class Control:
         try:
             handed = await asyncio.shield(under_way[1])  # a request that goes away leaves the transfer to finish
         except NotHanded as refused:
-            return _error(refused.status, refused.code, refused.message)
+            return error(refused.status, refused.code, refused.message)
         except Exception:  # a bug of the edge's: said as such, the edge's log has the rest
-            return _error(500, "transfer_failed", "the edge failed handing the call over; its log says why")
+            return error(500, "transfer_failed", "the edge failed handing the call over; its log says why")
         answer = web.json_response({"session_id": session_id, "how": handed.how, "to": handed.to,
                                     "sip_status": handed.sip_status})
         await answer.prepare(request)

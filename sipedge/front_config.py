@@ -8,7 +8,8 @@ front's own 503). Any other refusal goes to the trunk as the worker gave it: it 
 dispatcher's sake (its refusal, no bot in time), and another worker would only ask it again. Nor
 does a call move on once a worker rang (180/183): that worker has asked for its session. A call
 that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
-that failed). The trunk's source travels to the worker in SOURCE_HEADER.
+that failed). The trunk's source travels to the worker in SOURCE_HEADER. A worker's own INVITE (an
+outbound call, a person for a transfer) goes to a trunk's termination alone, never elsewhere.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
 which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
 for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
@@ -17,6 +18,7 @@ paths of the TLS files."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +110,29 @@ def _is_worker(uri: str, config: EdgeConfig) -> str:
     return f'$({uri[1:]}{{uri.host}}) == "{WORKER_HOST}" && $({uri[1:]}{{uri.port}}) =~ "^({ports})$"'
 
 
+def _terminations(config: EdgeConfig) -> str:
+    """A Kamailio condition: the Request-URI is at a trunk's termination (its host, and its port or the
+    scheme's), where a worker's own calls go (sipedge/outbound_sip.py); false with no trunk that places calls."""
+    places = []
+    for trunk in config.trunks:
+        if trunk.termination_uri is None:
+            continue
+        scheme, rest = trunk.termination_uri.split(":", 1)
+        host, port = _host_port(rest.split("@", 1)[-1].split(";", 1)[0], 5061 if scheme == "sips" else 5060)
+        if host is not None:
+            places.append(f'($rd == "{host}" && $rp == {port})')
+    return " || ".join(places) or "0 == 1"
+
+
+def _host_port(hostport: str, default: int) -> tuple[str | None, int]:
+    """`hostport`'s host and port; None for a host that is no name or address (never written into kamailio.cfg,
+    whose strings it could end)."""
+    found = re.fullmatch(r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?", hostport)
+    if found is None:
+        return None, default
+    return found[1], int(found[2]) if found[2] else default
+
+
 def _advertise(config: EdgeConfig) -> str:
     """Record-Route and Via name the public address when the host's interface holds a private one."""
     if config.advertised == config.sip_address:
@@ -165,6 +190,7 @@ modparam("pike", "reqs_density_per_unit", {PIKE_REQUESTS_PER_UNIT})
 modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
+modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: the host it called
 modparam("dispatcher", "list_file", "{workers}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_hash_size", 9)
@@ -265,23 +291,54 @@ route[IN_DIALOG] {{
 }}
 
 route[FROM_WORKER] {{
-    # A worker's BYE (its bot hung up) or its answer to Kamailio's OPTIONS probe: within a call the
-    # front knows, and only to a trunk's address (the dialog's remote target, within its sources).
+    # A worker's request within a call (a BYE, a REFER) or its answer to Kamailio's OPTIONS probe: within a
+    # call the front knows, and only to a trunk's address (the dialog's remote target, within its sources,
+    # or the host the worker's own call went to).
     if (!is_method("ACK")) {{ t_check_trans(); }}
     if (is_method("BYE")) {{ ds_load_update(); }}
     if (has_totag() && loose_route()) {{
 {to_trunk}        route(NEXT_HOP);
-        if ($sht(calls=>$ci) == $null || !is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")) {{
+        if ($sht(calls=>$ci) == $null || !(is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")
+                                           || ($sht(peers=>$ci) != $null
+                                               && $(var(next){{uri.host}}) == $sht(peers=>$ci)))) {{
             xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
             sl_send_reply("403", "Forbidden");
             exit;
         }}
-        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
+        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; $sht(peers=>$ci) = $null; }}
         t_relay();
         exit;
     }}
     if (is_method("ACK") && t_check_trans()) {{ t_relay(); exit; }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}  # its own call, given up ringing
+    if (is_method("INVITE") && !has_totag()) {{ route(WORKER_CALL); exit; }}
     sl_send_reply("404", "Not Here");
+}}
+
+route[WORKER_CALL] {{
+    # A worker's own call (an outbound call, a bridged or consulted person) goes to a trunk's termination
+    # and nowhere else: the front is no relay for whoever took a worker's port, nor for a URI a worker was
+    # handed. The trunk's requests within the call come back by the front's Route to this worker.
+    if (!({_terminations(config)})) {{
+        xlog("L_WARN", "INVITE $ci from worker $si:$sp refused 403: $rd:$rp is not a trunk's termination\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
+    record_route();
+    $sht(calls=>$ci) = "sip:" + $si + ":" + $sp;
+    $sht(peers=>$ci) = $rd;
+    t_on_failure("WORKER_CALL_FAILED");
+    if (!t_relay()) {{
+        $sht(calls=>$ci) = $null;
+        $sht(peers=>$ci) = $null;
+        sl_reply_error();
+    }}
+}}
+
+failure_route[WORKER_CALL_FAILED] {{
+    # Not answered (refused, challenged, cancelled): the call is no call the front knows until it is asked again.
+    $sht(calls=>$ci) = $null;
+    $sht(peers=>$ci) = $null;
 }}
 
 route[NEXT_HOP] {{

@@ -246,6 +246,10 @@ class SipStack:
             secure_media(config.mediaConfig, "optional" if wanted else "off", SIGNALLING_ANY)
         if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
+        if trunk is not None and not registers and self.place.front is not None:
+            # A worker's own calls leave through its front (the only way off loopback), which lets them go to
+            # the trunk's termination alone (sipedge/front_config.py).
+            config.sipConfig.proxies.append(f"sip:{self.place.front.address};lr")
         if trunk is not None and trunk.digest_password is not None:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))

@@ -7,7 +7,8 @@ the edge. A child that exits is started again after a backoff that doubles up to
 RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
 STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
-their sessions; Kamailio's probes skip it until its replacement answers."""
+their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
+one control API is served here and passes requests on to the workers' own (sipedge/control_front.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from sipedge.config import EdgeConfig
+from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
@@ -58,6 +60,7 @@ class Child:
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
         self.failures = 0
+        self.control_port: int | None = None  # a worker's control API on loopback, while it is up
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -148,12 +151,26 @@ class Supervisor:
             tls = f", tls {self.config.tls.port}" if self.config.tls is not None else ""
             log.info("sipedge: Kamailio on udp %s:%d%s in front of %d workers", self.config.sip_address,
                      self.config.sip_port, tls, self.config.workers)
+            control = self._control(children[:-1])
+            if control is not None:
+                await control.start()
             watchers = [asyncio.create_task(self._watch(child)) for child in children]
-            await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
-            for task in watchers:
-                task.cancel()
+            try:
+                await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in watchers:
+                    task.cancel()
+                if control is not None:
+                    await control.close()
         finally:
             stop.cancel()
+
+    def _control(self, workers: list[Child]) -> ControlFront | None:
+        """The edge's one control API, passing requests on to the workers' own (sipedge/control_front.py)."""
+        if self.config.control_port is None or self.config.control_secret is None:
+            return None
+        return ControlFront(self.config.control_address, self.config.control_port, self.config.control_secret,
+                            lambda: [worker.control_port for worker in workers])
 
     async def _watch(self, child: Child) -> None:
         """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
@@ -161,6 +178,7 @@ class Supervisor:
             assert child.process is not None
             started = time.monotonic()
             code = await child.process.wait()
+            child.control_port = None
             if self._stopping.is_set():
                 return
             child.failures = 1 if time.monotonic() - started >= STEADY_SECONDS else child.failures + 1
@@ -182,6 +200,9 @@ class Supervisor:
 
         async def ready() -> None:
             while line := await stdout.readline():
+                if line.startswith(CONTROL_LINE.encode()):  # its control API's port: the supervisor's to know
+                    child.control_port = int(line.removeprefix(CONTROL_LINE.encode()))
+                    continue
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
                     self._keep(asyncio.get_running_loop().create_task(_relay(stdout)))

@@ -276,7 +276,7 @@ def capacity_note(edge: SipEdgeSettings) -> str:
     """What the plan says the edge holds (docs/sip.md#capacity: 3 calls a PJSIP process, 17 workers 50 calls
     at 1.2-1.8 % of a core a call and ~65 MB a worker)."""
     more = ("; more take another stack's edge on other nodes (a Kubernetes edge runs one worker)" if edge.cloud == "k8s"
-            else "; more take workers (3 calls each; outbound calls need workers = 1) or a second edge"
+            else "; more take workers (3 calls each) or a second edge"
             if edge.key.workers == 1 else "")
     return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "

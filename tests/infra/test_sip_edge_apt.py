@@ -54,7 +54,6 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 BOOT = {"aws": ("aws:ec2/instance:Instance", "userData"),
         "gcp": ("gcp:compute/instance:Instance", "metadataStartupScript"),
         "azure": ("azure-native:compute:VirtualMachine", "osProfile")}
-# Inbound only: outbound calls need one worker.
 SEVERAL_WORKERS = {"enabled": True, "workers": 4, "trunks": [PBX]}
 
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
                                 reason="Kamailio is not installed (.ci/run installs it)")
 
 FAR_HOST = "127.0.0.77"
+TERMINATION_HOST = "127.0.0.78"
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +208,39 @@ def _front_and_forger(front: Front) -> None:
         sender, forged = _at_a_worker(front, forged_id)
     assert sender == believing.address  # the worker cannot tell it apart by its source
     assert true_source(sender, forged, believing) == sender and not front_hop_was_tls(sender, forged, believing)
+
+
+def test_a_workers_own_call_goes_to_a_trunks_termination_and_nowhere_else(
+        tmp_path_factory: pytest.TempPathFactory, far_host: tuple[socket.socket, list[str]]) -> None:
+    """A worker's INVITE with no To tag (an outbound call, a person bridged) leaves through the front to a
+    trunk's termination, the front recording its route; to any other host it is refused 403, never relayed."""
+    sock, got = far_host
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as termination:
+        termination.bind((TERMINATION_HOST, 0))
+        termination.settimeout(3.0)
+        port = termination.getsockname()[1]
+        trunk = (f'[[trunk]]\nname = "far"\ntermination_uri = "sip:{TERMINATION_HOST}:{port}"\n'
+                 'callers = ["team-a"]\n')
+        with running_front(tmp_path_factory.mktemp("termination"), trunk) as front:
+            worker = Peer("127.0.0.1", front)
+            worker.sock.close()  # from a worker's own port
+            worker.sock, worker.port = front.workers[0].sock, front.config.worker_sip_port
+            elsewhere, called = secrets.token_hex(6), secrets.token_hex(6)
+            worker.send("INVITE", f"sip:+14155550100@{FAR_HOST}:{sock.getsockname()[1]}", call_id=elsewhere,
+                        extra=(f"Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr>",))
+            assert wait_for(lambda: f"INVITE {elsewhere} from worker" in front.log_path.read_text(errors="replace")
+                            and "is not a trunk's termination" in front.log_path.read_text(errors="replace"))
+            worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{port}", call_id=called,
+                        extra=(f"Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr>",))
+            relayed = termination.recv(65535).decode(errors="replace")
+            # The far end's BYE, even one that ignores the recorded route, comes back to that worker.
+            bye = (f"BYE sip:edge@{front.config.sip_address}:{front.config.sip_port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP {TERMINATION_HOST}:{port};branch=z9hG4bK{called}bye\r\nMax-Forwards: 70\r\n"
+                   f"From: <sip:+14155550100@{TERMINATION_HOST}>;tag=far\r\nTo: <sip:{NUMBER}@127.0.0.1>;tag=caller\r\n"
+                   f"Call-ID: {called}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n")
+            termination.sendto(bye.encode(), front.address)
+            assert wait_for(lambda: any(text.startswith("BYE ") and called in text
+                                        for text in front.workers[0].received)), front.log_path.read_text()[-2000:]
+    assert relayed.startswith(f"INVITE sip:+14155550100@{TERMINATION_HOST}:{port} ") and called in relayed
+    assert f"Record-Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr" in relayed, relayed
+    assert got == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sipedge.config import ConfigError, EdgeConfig, load
+from sipedge.config import ConfigError, EdgeConfig, check_workers, load
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO, Supervisor
 from sipedge.worker_place import (
@@ -79,6 +79,16 @@ def test_workers_bind_loopback_ports_of_their_own_and_share_the_rtp_range(tmp_pa
 def test_workers_that_cannot_work_say_what_to_change(tmp_path: Path, extra: str, trunk: str, names: str) -> None:
     with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
         edge(tmp_path, extra, trunk)
+
+
+def test_calls_over_tls_need_one_worker_since_the_front_never_dials_out_over_tls(tmp_path: Path) -> None:
+    config = edge(tmp_path, "workers = 2")
+    calling = dataclasses.replace(config, trunks=(dataclasses.replace(
+        config.trunks[0], termination_uri="sip:pbx.example.com;transport=tls"),))
+    with pytest.raises(ConfigError, match=r"trunk 'carrier' places calls over TLS .* needs workers = 1"):
+        check_workers("edge.toml", calling)
+    check_workers("edge.toml", dataclasses.replace(config, trunks=(dataclasses.replace(
+        config.trunks[0], termination_uri="sip:pbx.example.com"),)))  # over UDP: through the front
 
 
 def test_a_worker_index_comes_only_from_the_edge_and_must_be_one_of_its_workers(tmp_path: Path) -> None:

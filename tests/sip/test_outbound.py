@@ -119,6 +119,24 @@ async def place(api: httpx.AsyncClient, out: Outbound, trunk: str, scenario: str
     return answer.json()["session_id"], callee
 
 
+async def answered_and_ended(api: httpx.AsyncClient, out: Outbound, capture: LoopbackRtp, media_port: int,
+                             ) -> tuple[str, SippRun]:
+    """A call through the far trunk, answered, held until the parrot said the callee's words back, then ended
+    from the bot's side (the edge sends BYE): its session and the callee's run; `capture` stopped."""
+    try:
+        session_id, callee = await place(api, out, "far", "callee_answers", media_port=media_port)
+        outcome = await outcome_of(api, out, session_id)
+        assert outcome["outcome"] == "answered", outcome
+        await echo_heard(capture)  # only then the bot's side ends: the echo is whole, however late it came
+        stopped = await api.delete(f"/sessions/{session_id}")  # the bot's side ends: the edge sends BYE
+        assert stopped.status_code in (202, 204), stopped.text
+        call = await callee
+        capture.wait_quiet()
+    finally:
+        capture.stop()
+    return session_id, call
+
+
 async def events_of(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
     answer = await api.get(f"/sessions/{session_id}/timeline")
     return list(answer.json()["events"]) if answer.status_code == 200 else []
@@ -172,17 +190,7 @@ async def test_an_answered_call_goes_out_once_its_bot_joined_and_the_callee_hear
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         capture = LoopbackRtp(media_port)
-        try:
-            session_id, callee = await place(api, outbound, "far", "callee_answers", media_port=media_port)
-            outcome = await outcome_of(api, outbound, session_id)
-            assert outcome["outcome"] == "answered", outcome
-            await echo_heard(capture)  # only then the bot's side ends: the echo is whole, however late it came
-            stopped = await api.delete(f"/sessions/{session_id}")  # the bot's side ends: the edge sends BYE
-            assert stopped.status_code in (202, 204), stopped.text
-            call = await callee
-            capture.wait_quiet()
-        finally:
-            capture.stop()
+        session_id, call = await answered_and_ended(api, outbound, capture, media_port)
         assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
         events = {e["event"]: e["at"] for e in reversed(await events_of(api, session_id))}
         invited = first_received(call, "INVITE")

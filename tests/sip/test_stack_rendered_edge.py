@@ -140,8 +140,6 @@ async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_strang
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
 def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_path: Path) -> None:
     key = carrier_key("40000-40399", workers=3)
-    key = key.model_copy(update={"trunks": tuple(t.model_copy(update={"termination_uri": None, "destinations": None})
-                                                 for t in key.trunks)})  # outbound calls need workers = 1
     settings = settings_of(key)
     path = tmp_path / "edge.toml"
     path.write_text(render(settings, dispatcher_url="https://voice.example.com", sip_address="127.0.0.1",

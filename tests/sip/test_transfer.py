@@ -57,8 +57,8 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
 
 
 @contextmanager
-def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str) -> Iterator[Line]:
-    """The dispatcher and the edge, its trunk priced `usd_per_minute` (the edge file's TOML value)."""
+def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str, workers: int = 1) -> Iterator[Line]:
+    """The dispatcher and the edge (of `workers`), its trunk priced `usd_per_minute` (the edge file's TOML value)."""
     control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
@@ -70,7 +70,7 @@ def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str) 
              "billing_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
-                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
+                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}, workers=workers) as edge):
         yield Line(dispatcher, edge, person_port, f"http://127.0.0.1:{control_port}")
 
 

@@ -106,7 +106,6 @@ def _trunk(**changes: Any) -> dict[str, Any]:
     (_trunk(sources=["sip.twilio.com"]), "is not a CIDR block"),
     (_trunk(numbers={"+14155550199": "Team A"}), "must name a dispatcherApiKeys key"),
     (_trunk(port=5061), "trunks.0.port: Extra inputs are not permitted"),
-    ({**EDGE, "workers": 2}, "the edge would refuse it: workers: outbound calls (control_port) need workers = 1"),
     ({**EDGE, "workers": 17, "rtpPorts": "40000-40099"}, "the edge would refuse it"),
     ({**EDGE, "rtpPorts": "40001-40100"}, "rtpPorts: must be a range"),
     ({**EDGE, "instanceType": "c7g.large"}, "x86_64 instanceType"),

@@ -65,8 +65,8 @@ def test_the_plan_says_how_many_calls_the_edge_holds(tmp_path: Path, monkeypatch
 
 def test_the_plan_refuses_what_the_edge_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([_stack(tmp_path, monkeypatch, 2)]) == 2
-    assert "outbound calls (control_port) need workers = 1" in capsys.readouterr().err
+    assert main([_stack(tmp_path, monkeypatch, 64)]) == 2  # the default 400 RTP ports hold 50 workers at most
+    assert "rtp_port_count: 64 workers need at least 512 RTP ports" in capsys.readouterr().err
 
 
 EDGE: dict[str, Any] = {"enabled": True, "trunks": [
