@@ -182,21 +182,29 @@ def _refusing(monkeypatch: pytest.MonkeyPatch, token: str, message: str) -> None
     monkeypatch.setattr(mocks.RecordingMocks, "call", refused)
 
 
+# A real denial as the AWS SDK words it, inside the Terraform bridge's layers (about 450 characters).
+AWS_DENIAL = ("getting Default Service Quota for (fargate/L-3032A538): operation error Service Quotas: "
+              "GetAWSDefaultServiceQuota, https response error StatusCode: 400, RequestID: "
+              "5b1c2f0e-8f5d-4a8e-9c1e-0d2a7f3b9e11, api error AccessDeniedException: User: "
+              "arn:aws:sts::123456789012:assumed-role/deployer/ci is not authorized to perform: "
+              "servicequotas:GetAWSDefaultServiceQuota because no identity-based policy allows the "
+              "servicequotas:GetAWSDefaultServiceQuota action")
+
+
 def test_a_denied_quota_read_falls_back_to_the_default_and_names_both_permissions_it_needs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
     either still previews and ups, with the documented default and a warning that says what the read needs."""
-    _refusing(monkeypatch, QUOTA_TOKEN, "reading Service Quotas Default Service Quota (fargate/L-3032A538): "
-              "AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+    # The bridge's own layers around the AWS error: its `invoking <token>: ` and its multierror's list.
+    _refusing(monkeypatch, QUOTA_TOKEN, f"invoking {QUOTA_TOKEN}: 1 error occurred:\n\t* {AWS_DENIAL}\n\n")
     _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true", "maxConcurrentSessions": "12"})
     (note,), (past,) = _ceiling(notes)
     assert problems == []
     assert f"{VCPU_QUOTA}: " in note and past.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
     (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
-    assert refused.startswith(
+    assert refused.startswith(  # the AWS error itself, whole, and none of the layers around it
         "accountQuotas: the read of the Fargate vCPU quota L-3032A538 from Service Quotas in us-east-1 was refused "
-        "(reading Service Quotas Default Service Quota (fargate/L-3032A538): AccessDeniedException: not authorized to "
-        "perform: servicequotas:GetAWSDefaultServiceQuota)")
+        f"({AWS_DENIAL}): ")
     assert "counts the documented default instead" in refused and "`pulumi config set accountQuotas false`" in refused
     root = Path(__file__).resolve().parents[3]
     described = yaml.safe_load((root / "Pulumi.yaml").read_text())["config"]["accountQuotas"]["description"]
@@ -300,6 +308,35 @@ def test_a_denied_cloud_quotas_read_says_what_the_stack_needs_and_does_not_fail_
                               "Quotas for project voicefleet-dev was refused (")
     assert "Permission 'cloudquotas.quotas.get' denied" in refused
     assert "gcloud services enable cloudquotas.googleapis.com" in refused
+
+
+def test_a_cloud_quotas_answer_with_an_empty_value_is_said_unread_and_does_not_fail_the_preview(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API leaves an int64 0 out of its JSON, and the provider's flatten keeps the detail with an empty value."""
+    _cloud_quotas(monkeypatch, [{"dimensions": {"region": "us-central1"}, "details": [{"value": ""}],
+                                 "applicableLocations": ["us-central1"]}])
+    _, problems, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "CPUS quota in us-central1 has no documented default" in note
+    (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert unread.startswith("accountQuotas: the read of Compute Engine's CPUS-per-project-region quota from Cloud "
+                             "Quotas for project voicefleet-dev answered no value it could read (ValueError: ")
+    assert "cloudquotas.quotas.get" not in unread and "`pulumi config set accountQuotas false`" in unread
+
+
+def test_a_service_quotas_answer_of_no_number_is_said_unread_and_the_default_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = mocks.RecordingMocks.call
+
+    def not_a_number(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        return {"value": "lots"} if args.token == QUOTA_TOKEN else answer(self, args)
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", not_a_number)
+    _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and f"{VCPU_QUOTA}: " in note
+    (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert "L-3032A538 from Service Quotas in us-east-1 answered no value it could read (ValueError: " in unread
 
 
 def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys: pytest.CaptureFixture[str]) -> None:
