@@ -181,7 +181,8 @@ class FargateQuotas:
 
     on_demand: float = FARGATE_VCPU_DEFAULT
     spot: float = FARGATE_SPOT_VCPU_DEFAULT
-    origin: str = ""  # where both figures come from; "": ACCOUNT_DEFAULT
+    origin: str = ""  # where `on_demand` comes from; "": ACCOUNT_DEFAULT
+    spot_origin: str = ""  # and `spot`: each read on its own, so one refused leaves the other read
 
 
 def _vcpu_limit(quota: str, code: str, region: str, figure: float, per_bot: float, held: float, how: str,
@@ -218,7 +219,7 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     if spot > 0:
         limits.append(_vcpu_limit("Fargate Spot vCPU resource count", FARGATE_SPOT_VCPU_QUOTA_CODE, region, quotas.spot,
                                   vcpus * spot, 0, f"{quotas.spot:g} vCPUs ÷ {bot} × the {spot:.0%} of bots "
-                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.origin))
+                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.spot_origin))
     return Ceiling("Fargate", region, tuple(limits))
 
 

@@ -217,7 +217,8 @@ def test_a_denied_quota_read_falls_back_to_the_default_and_names_both_permission
         assert "documented default" in said_it and "never fails the preview" in said_it
 
 
-def test_only_the_refused_read_is_said_when_the_spot_quota_is_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_denied_spot_quota_read_counts_its_default_and_keeps_the_on_demand_value_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     answer = mocks.RecordingMocks.call
 
     def spot_denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
@@ -231,7 +232,10 @@ def test_only_the_refused_read_is_said_when_the_spot_quota_is_denied(monkeypatch
     _, problems, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1",
                                                   "accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == [] and "of 6 vCPUs (documented default, not your account's)" in note
+    assert problems == []
+    # Spot's quota falls back to its default; the On-Demand value read still counts
+    assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in note
+    assert f"Fargate On-Demand vCPU resource count (L-3032A538) of 100 vCPUs ({ceiling.READ})" in note
     (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert "L-36FBB829" in refused and "L-3032A538" not in refused
 
