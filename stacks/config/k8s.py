@@ -50,8 +50,9 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A Secret's name: a DNS-1123 subdomain (apimachinery IsDNS1123Subdomain).
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The forms the stack takes (a subset of resource.Quantity it can multiply for the quota):
-# CPU as whole or decimal cores or millicores, memory in Mi or Gi.
-_CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
+# CPU as whole or decimal cores or millicores, memory in Mi or Gi. CPU stays under a million cores (no
+# cluster comes near), so no figure overflows the ceiling's float arithmetic.
+_CPU = re.compile(r"^(?:(\d{1,9})m|(\d{1,6}(?:\.\d{1,3})?))$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 # Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
 # resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
@@ -290,7 +291,9 @@ def _allocatable(cfg: Reader) -> int | None:
 def _millicores(cfg: Reader, key: str, value: str) -> int:
     cores = millicores(value)
     if cores is None:
-        raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m (got {value!r})")
+        shown = value if len(value) <= 40 else f"{value[:20]}… ({len(value)} characters)"
+        raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m, under a million "
+                            f"cores (got {shown!r})")
     return cores
 
 

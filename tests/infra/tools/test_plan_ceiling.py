@@ -12,6 +12,7 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks.config import ceiling
+from stacks.config.reader import SettingsError
 from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
 from stacks.tools.plan import checked_plan
@@ -364,4 +365,14 @@ def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allo
     config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=4"])
     assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
     assert config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=lots"]) == 1
+    assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["9" * 401, "9" * 5000, "1000000", f"{'9' * 30}m"])
+def test_a_k8s_allocatable_cpu_past_a_million_cores_is_refused_by_name_not_overflowed(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:k8sAllocatableCpu must be CPU as cores or millicores.*under a "
+                                            "million cores"):
+        checked_plan("k8s-dev", {"k8sAllocatableCpu": value})
+    assert config_check(["check", "--stack", "k8s-dev", "--config", f"k8sAllocatableCpu={value}"]) == 1
     assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
