@@ -84,7 +84,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                            settings.max_concurrent_sessions + reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions
-                                  + reserve_bots(settings), k8s.allocatable_millicores)
+                                  + reserve_bots(settings), k8s.allocatable_millicores,
+                                  runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
     return None
 
 
@@ -222,9 +223,11 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)
         nodes = millicores(stated)
-        if stated and nodes is None:
+        overhead = millicores(value(ceiling.K8S_OVERHEAD_KEY) or "0", zero=True)
+        if (stated and nodes is None) or overhead is None:
             return None  # the check names the value
-        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes)
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes,
+                                  runtime_class=value("k8sRuntimeClass") or None, overhead_millicores=overhead)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")

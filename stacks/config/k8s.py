@@ -23,6 +23,7 @@ from stacks.config import k8s_model, k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.ceiling import K8S_ALLOCATABLE_KEY
+from stacks.config.ceiling import K8S_OVERHEAD_KEY as OVERHEAD_CPU_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.k8s_ingress import ingress_sources
 from stacks.config.reader import Reader
@@ -39,6 +40,7 @@ INSTALLED_CONTROLLER = ("agent-sandbox-system", "agent-sandbox-controller")
 STORE_URL_KEY = "k8sStoreUrl"
 BOT_SECRET_KEY = "k8sBotSecret"  # noqa: S105 - a key: the team's own Secret of the bots' keys, for botSecrets
 STORE_KEY = "k8sStore"
+OVERHEAD_MEMORY_KEY = "k8sPodOverheadMemory"
 CHANNEL_TLS_KEY = "k8sChannelTls"
 STACK_TLS, MESH_TLS = "stack", "mesh"
 # The meshes that encrypt pod traffic without changing the bots' pods (stacks/k8s/mesh.py).
@@ -135,6 +137,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         allocatable_millicores=_allocatable(cfg),
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
+        overhead=pod_overhead(cfg, runtime_class),
         bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
         dns_addresses=_dns_addresses(cfg),
         ingress_class=ingress_class,
@@ -274,12 +277,32 @@ def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def millicores(value: str) -> int | None:
-    """CPU in the forms the stack takes (1, 0.5, 500m) as millicores; None for any other or none at all."""
+def millicores(value: str, *, zero: bool = False) -> int | None:
+    """CPU in the forms the stack takes (1, 0.5, 500m) as millicores; None for any other or none at all
+    (none is a figure where `zero`: a Pod Overhead of none)."""
     found = _CPU.match(value)
-    if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) <= 0:
+    if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) < (0 if zero else 1):
         return None
     return cores
+
+
+def pod_overhead(cfg: Reader, runtime_class: str | None) -> tuple[int, int]:
+    """`k8sPodOverheadCpu` and `k8sPodOverheadMemory`: the bots' RuntimeClass's `overhead.podFixed` (millicores,
+    MiB). Kubernetes adds it to each pod's requests and limits for scheduling and the ResourceQuota (kubernetes.io,
+    "Pod Overhead"), so the stack counts it in both; without a runtime class there is none to count."""
+    cpu, memory = cfg.string(OVERHEAD_CPU_KEY), cfg.string(OVERHEAD_MEMORY_KEY)
+    found = millicores(cpu, zero=True)
+    if found is None:
+        raise cfg.fail(OVERHEAD_CPU_KEY, f"must be the RuntimeClass's overhead.podFixed.cpu as cores or millicores, "
+                                         f"like 250m, or 0 (got {cpu!r})")
+    mebibytes = 0 if memory == "0" else _mebibytes(cfg, OVERHEAD_MEMORY_KEY, memory,
+                                                    "the RuntimeClass's overhead.podFixed.memory (or 0)")
+    if runtime_class is None and (found or mebibytes):
+        key = OVERHEAD_CPU_KEY if found else OVERHEAD_MEMORY_KEY
+        raise cfg.fail(key, "is set without k8sRuntimeClass: a Pod Overhead is a RuntimeClass's, and the bots run on "
+                            f"the nodes' default runtime; pulumi config set k8sRuntimeClass <its name>, or pulumi "
+                            f"config rm {key}")
+    return found, mebibytes
 
 
 def _allocatable(cfg: Reader) -> int | None:

@@ -376,3 +376,33 @@ def test_a_k8s_allocatable_cpu_past_a_million_cores_is_refused_by_name_not_overf
         checked_plan("k8s-dev", {"k8sAllocatableCpu": value})
     assert config_check(["check", "--stack", "k8s-dev", "--config", f"k8sAllocatableCpu={value}"]) == 1
     assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
+
+
+def test_k8s_counts_the_runtime_class_pod_overhead_in_the_plan_and_config_check(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    kata = {"k8sRuntimeClass": "kata-qemu", "k8sAllocatableCpu": "7"}
+    _, problems, notes = checked_plan("k8s-dev", kata)
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "5 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
+    _, problems, notes = checked_plan("k8s-dev", {**kata, "k8sPodOverheadCpu": "250m"})
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == [] and "3 sessions at once" in note and "not counted" not in note  # 7 ÷ 1.25, less 2
+    assert "`pulumi config set k8sAllocatableCpu 9`" in warning  # 7 bots × 1.25 cores
+    config_check(["check", "--stack", "k8s-dev", "--config", "k8sRuntimeClass=kata-qemu", "--config",
+                  "k8sAllocatableCpu=7", "--config", "k8sPodOverheadCpu=250m"])
+    assert "k8s-dev: note: concurrency ceiling (Kubernetes, namespace voicefleet-bots): 3 sessions at once" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("config", "said"), [
+    ({"k8sPodOverheadCpu": "250m"}, "voicefleet:k8sPodOverheadCpu is set without k8sRuntimeClass"),
+    ({"k8sPodOverheadMemory": "160Mi"}, "voicefleet:k8sPodOverheadMemory is set without k8sRuntimeClass"),
+    ({"k8sRuntimeClass": "kata-qemu", "k8sPodOverheadCpu": "lots"},
+     "voicefleet:k8sPodOverheadCpu must be the RuntimeClass's overhead.podFixed.cpu"),
+    ({"k8sRuntimeClass": "kata-qemu", "k8sPodOverheadMemory": "160M"},
+     "voicefleet:k8sPodOverheadMemory must be the RuntimeClass's overhead.podFixed.memory"),
+])
+def test_a_pod_overhead_without_a_runtime_class_or_of_no_quantity_is_refused_by_name(
+        config: dict[str, str], said: str) -> None:
+    with pytest.raises(SettingsError, match=said):
+        checked_plan("k8s-dev", config)
