@@ -35,8 +35,11 @@ def notes(env: Mapping[str, str]) -> list[str]:
              "to raise it\")"]
     sessions = setting_int(env, "MAX_CONCURRENT_SESSIONS")
     if sessions > ceiling:
-        more = (f"Each app in FLY_APPS adds {per_app:,}: list {math.ceil(sessions / per_app):,} apps" if per_app
-                else "Raise FLY_CREATE_RATE")
+        # FLY_APP is one of the apps counted: say the total and how many more to list, never a bare count
+        # one could read as FLY_APPS's alone.
+        needed = math.ceil(sessions / per_app) if per_app else 0
+        more = (f"Each app adds {per_app:,}: FLY_APP and FLY_APPS together must name {needed:,} different apps "
+                f"(list {needed - apps:,} more in FLY_APPS)" if per_app else "Raise FLY_CREATE_RATE")
         lines.append(f"warning: MAX_CONCURRENT_SESSIONS={sessions:,} is above the {ceiling:,} sessions Fly's creates "
                      f"hold at once: past it starts wait for a create and fail. {more}, or lower "
                      "MAX_CONCURRENT_SESSIONS")

@@ -116,7 +116,8 @@ class Ceiling:
     provider: str  # "Fargate", "Cloud Run jobs", …
     where: str  # the account's scope: the region, the project and region
     limits: tuple[Limit, ...]
-    needs: tuple[str, ...] = ()  # quotas with no documented default: what the stack needs of them
+    # quotas with no documented default: what the stack needs of them; and what the ceiling cannot count
+    needs: tuple[str, ...] = ()
 
     def sessions(self, reserve: int) -> int:
         return min(limit.sessions(reserve) for limit in self.limits)
@@ -181,7 +182,8 @@ class FargateQuotas:
 
     on_demand: float = FARGATE_VCPU_DEFAULT
     spot: float = FARGATE_SPOT_VCPU_DEFAULT
-    origin: str = ""  # where both figures come from; "": ACCOUNT_DEFAULT
+    origin: str = ""  # where `on_demand` comes from; "": ACCOUNT_DEFAULT
+    spot_origin: str = ""  # and `spot`: each read on its own, so one refused leaves the other read
 
 
 def _vcpu_limit(quota: str, code: str, region: str, figure: float, per_bot: float, held: float, how: str,
@@ -218,7 +220,7 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     if spot > 0:
         limits.append(_vcpu_limit("Fargate Spot vCPU resource count", FARGATE_SPOT_VCPU_QUOTA_CODE, region, quotas.spot,
                                   vcpus * spot, 0, f"{quotas.spot:g} vCPUs ÷ {bot} × the {spot:.0%} of bots "
-                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.origin))
+                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.spot_origin))
     return Ceiling("Fargate", region, tuple(limits))
 
 
@@ -310,24 +312,35 @@ def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
 # SLO is a start latency: sig-scalability/slos/pod_startup_latency.md), so the nodes' allocatable CPU ÷ each bot's
 # request is the ceiling, known only where the stack states it.
 K8S_ALLOCATABLE_KEY = "k8sAllocatableCpu"
+K8S_OVERHEAD_KEY = "k8sPodOverheadCpu"  # a runtime class's Pod Overhead, added to each bot's request
 K8S_NODES_CPU = "`kubectl get nodes -o custom-columns=NAME:.metadata.name,CPU:.status.allocatable.cpu`"
 
 
-def kubernetes(namespace: str, bot_millicores: int, bots: int, allocatable_millicores: int | None = None) -> Ceiling:
+def kubernetes(namespace: str, bot_millicores: int, bots: int, allocatable_millicores: int | None = None, *,
+               runtime_class: str | None = None, overhead_millicores: int = 0) -> Ceiling:
     """A cluster its owner runs: `allocatable_millicores` (what the nodes can give the bots, stated in
-    k8sAllocatableCpu) ÷ each bot's CPU request; unstated, what `bots` need of it is said instead."""
-    cores = bot_millicores / 1000
-    a_bot = f"{cores:g} {'core' if cores == 1 else 'cores'} a bot (k8sBotCpu)"
+    k8sAllocatableCpu) ÷ each bot pod's CPU, its request and `runtime_class`'s Pod Overhead (which the
+    scheduler adds to it); unstated, what `bots` need of it is said instead. A runtime class without its
+    overhead stated is said not counted."""
+    cores = (bot_millicores + overhead_millicores) / 1000
+    a_bot = (f"{cores:g} {'core' if cores == 1 else 'cores'} a bot ("
+             + (f"k8sBotCpu {bot_millicores / 1000:g} + {K8S_OVERHEAD_KEY} {overhead_millicores / 1000:g}, "
+                f"{runtime_class}'s Pod Overhead)" if overhead_millicores else "k8sBotCpu)"))
     where = f"namespace {namespace}"
+    unset = () if runtime_class is None or overhead_millicores else (
+        f"k8sRuntimeClass {runtime_class}'s Pod Overhead is not counted: where its RuntimeClass sets "
+        f"overhead.podFixed, Kubernetes adds it to each bot pod's CPU for scheduling and the namespace's quota, so "
+        f"fewer bots fit; yours: `kubectl get runtimeclass {runtime_class} -o jsonpath='{{.overhead.podFixed}}'`, "
+        f"then `pulumi config set {K8S_OVERHEAD_KEY} <its cpu>` (and k8sPodOverheadMemory <its memory>)",)
     if allocatable_millicores is None:
         needs = (f"Kubernetes sets no quota of its own: the nodes' allocatable CPU must hold {bots:,} bots × {a_bot} "
                  f"= {bots * cores:,g} cores beside what else runs there; yours: {K8S_NODES_CPU}; "
                  f"state what the bots may take in {K8S_ALLOCATABLE_KEY} to have it checked",)
-        return Ceiling("Kubernetes", where, (), needs)
+        return Ceiling("Kubernetes", where, (), needs + unset)
     figure = allocatable_millicores / 1000
     nodes = Limit("Kubernetes nodes' allocatable CPU for the bots", "", figure, "cores", _cap(figure, 0, cores),
                   rate=False, origin=STATED, per_bot=cores, how=f"{figure:,g} cores ÷ {a_bot}",
                   show=K8S_NODES_CPU,
                   raise_it=f"more or larger nodes (or a higher autoscaler maximum), then `pulumi config set "
                            f"{K8S_ALLOCATABLE_KEY} {{needed}}`")
-    return Ceiling("Kubernetes", where, (nodes,))
+    return Ceiling("Kubernetes", where, (nodes,), unset)

@@ -84,7 +84,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                            settings.max_concurrent_sessions + reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions
-                                  + reserve_bots(settings), k8s.allocatable_millicores)
+                                  + reserve_bots(settings), k8s.allocatable_millicores,
+                                  runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
     return None
 
 
@@ -122,11 +123,12 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
                 if isinstance(value, Refused):
                     what = f"the Fargate vCPU quota {code} from Service Quotas in {aws.region}"
                     pulumi.log.warn(refused_warning(what, value, SERVICE_QUOTAS_NEEDS))
-            read_values = [float(value) for value in values if value is not None and not isinstance(value, Refused)]
-            if len(read_values) < len(values):  # refused, or the offline plan's mocks answer nothing: the defaults
-                return _log(found, settings)
-            spot = read_values[1] if len(read_values) > 1 else ceiling.FARGATE_SPOT_VCPU_DEFAULT
-            quotas = ceiling.FargateQuotas(read_values[0], spot, origin=READ)
+            # Each quota on its own: one refused (or unanswered, as under the offline plan's mocks) counts its
+            # documented default, and the other its value read.
+            answers = dict(zip(codes, values, strict=True))
+            on_demand, on_demand_origin = _read_or(answers.get(FARGATE_VCPU_QUOTA_CODE), ceiling.FARGATE_VCPU_DEFAULT)
+            spot, spot_origin = _read_or(answers.get(FARGATE_SPOT_VCPU_QUOTA_CODE), ceiling.FARGATE_SPOT_VCPU_DEFAULT)
+            quotas = ceiling.FargateQuotas(on_demand, spot, origin=on_demand_origin, spot_origin=spot_origin)
             return _log(_fargate(aws, minutes, quotas), settings)
 
         return lambda invoke: pulumi.Output.all(
@@ -149,6 +151,11 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
             return lambda invoke: cloud_quotas.region_quota(gcp.project, gcp.region, quota_id, invoke).apply(read_cpus)
     _log(found, settings)
     return None
+
+
+def _read_or(value: float | Refused | None, default: float) -> tuple[float, str]:
+    """A quota's figure and origin: the value read (READ), else the documented default ("")."""
+    return (default, "") if value is None or isinstance(value, Refused) else (float(value), READ)
 
 
 def account_vcpu_quota(region: str, code: str,
@@ -216,9 +223,11 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)
         nodes = millicores(stated)
-        if stated and nodes is None:
+        overhead = millicores(value(ceiling.K8S_OVERHEAD_KEY) or "0", zero=True)
+        if (stated and nodes is None) or overhead is None:
             return None  # the check names the value
-        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes)
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes,
+                                  runtime_class=value("k8sRuntimeClass") or None, overhead_millicores=overhead)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")

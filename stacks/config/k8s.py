@@ -23,6 +23,7 @@ from stacks.config import k8s_model, k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.ceiling import K8S_ALLOCATABLE_KEY
+from stacks.config.ceiling import K8S_OVERHEAD_KEY as OVERHEAD_CPU_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.k8s_ingress import ingress_sources
 from stacks.config.reader import Reader
@@ -39,6 +40,7 @@ INSTALLED_CONTROLLER = ("agent-sandbox-system", "agent-sandbox-controller")
 STORE_URL_KEY = "k8sStoreUrl"
 BOT_SECRET_KEY = "k8sBotSecret"  # noqa: S105 - a key: the team's own Secret of the bots' keys, for botSecrets
 STORE_KEY = "k8sStore"
+OVERHEAD_MEMORY_KEY = "k8sPodOverheadMemory"
 CHANNEL_TLS_KEY = "k8sChannelTls"
 STACK_TLS, MESH_TLS = "stack", "mesh"
 # The meshes that encrypt pod traffic without changing the bots' pods (stacks/k8s/mesh.py).
@@ -50,8 +52,9 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A Secret's name: a DNS-1123 subdomain (apimachinery IsDNS1123Subdomain).
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The forms the stack takes (a subset of resource.Quantity it can multiply for the quota):
-# CPU as whole or decimal cores or millicores, memory in Mi or Gi.
-_CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
+# CPU as whole or decimal cores or millicores, memory in Mi or Gi. CPU stays under a million cores (no
+# cluster comes near), so no figure overflows the ceiling's float arithmetic.
+_CPU = re.compile(r"^(?:(\d{1,9})m|(\d{1,6}(?:\.\d{1,3})?))$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 # Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
 # resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
@@ -134,6 +137,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         allocatable_millicores=_allocatable(cfg),
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
+        overhead=pod_overhead(cfg, runtime_class),
         bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
         dns_addresses=_dns_addresses(cfg),
         ingress_class=ingress_class,
@@ -273,12 +277,32 @@ def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def millicores(value: str) -> int | None:
-    """CPU in the forms the stack takes (1, 0.5, 500m) as millicores; None for any other or none at all."""
+def millicores(value: str, *, zero: bool = False) -> int | None:
+    """CPU in the forms the stack takes (1, 0.5, 500m) as millicores; None for any other or none at all
+    (none is a figure where `zero`: a Pod Overhead of none)."""
     found = _CPU.match(value)
-    if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) <= 0:
+    if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) < (0 if zero else 1):
         return None
     return cores
+
+
+def pod_overhead(cfg: Reader, runtime_class: str | None) -> tuple[int, int]:
+    """`k8sPodOverheadCpu` and `k8sPodOverheadMemory`: the bots' RuntimeClass's `overhead.podFixed` (millicores,
+    MiB). Kubernetes adds it to each pod's requests and limits for scheduling and the ResourceQuota (kubernetes.io,
+    "Pod Overhead"), so the stack counts it in both; without a runtime class there is none to count."""
+    cpu, memory = cfg.string(OVERHEAD_CPU_KEY), cfg.string(OVERHEAD_MEMORY_KEY)
+    found = millicores(cpu, zero=True)
+    if found is None:
+        raise cfg.fail(OVERHEAD_CPU_KEY, f"must be the RuntimeClass's overhead.podFixed.cpu as cores or millicores, "
+                                         f"like 250m, or 0 (got {cpu!r})")
+    mebibytes = 0 if memory == "0" else _mebibytes(cfg, OVERHEAD_MEMORY_KEY, memory,
+                                                    "the RuntimeClass's overhead.podFixed.memory (or 0)")
+    if runtime_class is None and (found or mebibytes):
+        key = OVERHEAD_CPU_KEY if found else OVERHEAD_MEMORY_KEY
+        raise cfg.fail(key, "is set without k8sRuntimeClass: a Pod Overhead is a RuntimeClass's, and the bots run on "
+                            f"the nodes' default runtime; pulumi config set k8sRuntimeClass <its name>, or pulumi "
+                            f"config rm {key}")
+    return found, mebibytes
 
 
 def _allocatable(cfg: Reader) -> int | None:
@@ -290,7 +314,9 @@ def _allocatable(cfg: Reader) -> int | None:
 def _millicores(cfg: Reader, key: str, value: str) -> int:
     cores = millicores(value)
     if cores is None:
-        raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m (got {value!r})")
+        shown = value if len(value) <= 40 else f"{value[:20]}… ({len(value)} characters)"
+        raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m, under a million "
+                            f"cores (got {shown!r})")
     return cores
 
 

@@ -159,6 +159,19 @@ class KubernetesSettings:
     model: ModelService | None = None
     # `k8sAllocatableCpu`: the CPU the nodes can give the bots, for the concurrency ceiling; None: not stated.
     allocatable_millicores: int | None = None
+    # `k8sPodOverheadCpu`, `k8sPodOverheadMemory`: what runtime_class's Pod Overhead adds to each bot pod beside
+    # bot_millicores and bot_mebibytes (millicores, MiB), counted in the quota and the ceiling.
+    overhead: tuple[int, int] = (0, 0)
+
+    @property
+    def pod_millicores(self) -> int:
+        """A bot pod's CPU as the scheduler and the ResourceQuota count it: its container's request (the
+        dispatcher's K8S_BOT_CPU, dispatcher/machines/k8s/pods.py) plus the runtime class's Pod Overhead."""
+        return self.bot_millicores + self.overhead[0]
+
+    @property
+    def pod_mebibytes(self) -> int:
+        return self.bot_mebibytes + self.overhead[1]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ through the runtime's own invoke, and only its settled answer becomes an output.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,16 +19,23 @@ from typing import Any
 import pulumi
 import pulumi.runtime
 
-MAX_REASON_CHARS = 300  # the provider's message: enough to name the permission or the API
-# What the SDK and the engine put before the provider's own message.
-WRAPPERS = re.compile(r"^(?:invoke of \S+ failed: |invocation of \S+ returned an error: )+")
+# The cloud's own error, whole: AWS's names the caller's ARN, the action and why (about 450 characters).
+MAX_REASON_CHARS = 600
+# What the SDK, the engine and the Terraform bridge put before the cloud's own error: the SDK's and the
+# engine's invoke, the bridge's `invoking <token>: ` and its multierror's `1 error occurred: * ` (whitespace
+# folded), so the warning starts at the AWS or GCP error itself.
+WRAPPERS = re.compile(r"^(?:invoke of \S+ failed: |invocation of \S+ returned an error: |invoking \S+: "
+                      r"|\d+ errors? occurred: \* )+")
+# What an answer's parse may raise: a value missing, empty or of another type.
+MALFORMED = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
 
 
 @dataclass(frozen=True)
 class Refused:
-    """The provider's answer to a refused read: its reason, shortened."""
+    """A read that gave no quota: the provider refused it, or answered what cannot be read (`unread`)."""
 
     reason: str
+    unread: bool = False  # the provider answered, but with no number the ceiling can count
 
 
 def settled(token: str, args: Mapping[str, object], invoke: pulumi.InvokeOptions,
@@ -41,13 +49,20 @@ def settled(token: str, args: Mapping[str, object], invoke: pulumi.InvokeOptions
         except Exception as error:  # noqa: BLE001 - any refusal: the default stands and the warning says why
             said = WRAPPERS.sub("", " ".join(str(error).split())) or type(error).__name__
             return Refused(said[:MAX_REASON_CHARS])
-        return value(answer or {})
+        try:  # an answer of a shape the function's schema does not promise is a read that says nothing
+            found = value(answer or {})
+        except MALFORMED as error:
+            return Refused(f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS], unread=True)
+        if found is not None and not math.isfinite(found):
+            return Refused(f"the answer's value is {found}", unread=True)
+        return found
 
     return pulumi.Output.from_input(asyncio.ensure_future(settle()))
 
 
 def refused_warning(what: str, refused: Refused, needs: str) -> str:
     """The preview's warning for a refused read of `what`: the reason, the fallback, and the way out."""
-    return (f"accountQuotas: the read of {what} was refused ({refused.reason}): the concurrency ceiling counts the "
-            f"documented default instead. {needs}, or `pulumi config set accountQuotas false` to stop reading it "
+    how, way_out = ("answered no value it could read", "Run") if refused.unread else ("was refused", f"{needs}, or run")
+    return (f"accountQuotas: the read of {what} {how} ({refused.reason}): the concurrency ceiling counts the "
+            f"documented default instead. {way_out} `pulumi config set accountQuotas false` to stop reading it "
             "(docs/operations.md, \"Your ceiling and how to raise it\")")

@@ -167,6 +167,8 @@ DEFAULTS: dict[str, Any] = {
     "k8sBotCpu": "1",
     "k8sBotMemory": "1Gi",
     "k8sRuntimeClass": "",  # the nodes' default runtime
+    "k8sPodOverheadCpu": "0",  # the runtime class's Pod Overhead, none by default (stacks/config/k8s.py)
+    "k8sPodOverheadMemory": "0",
     "k8sAllocatableCpu": "",  # not stated: the ceiling says what the bots need of it (stacks/config/ceiling.py)
     "k8sBotEgressExcept": [],  # none beyond the private and reserved ranges (stacks/k8s/network_policies.py)
     "k8sIngressSources": [],  # only k8sIngressNamespace's pods (stacks/k8s/network_policies.py)

@@ -3,8 +3,9 @@
 Both namespaces enforce Pod Security `restricted` (the pods provider builds every bot pod for it,
 dispatcher/machines/k8s/pods.py; the dispatcher's and the store's pods meet it), and audit and warn at
 the same level so a refused pod is said too. The bots' ResourceQuota is the hard cap on bots: `pods`,
-and CPU and memory as that many bots' requests and limits (equal: each bot pod is Guaranteed); a create
-past it is the dispatcher's `503 k8s_capacity` (docs/kubernetes.md, "Errors").
+and CPU and memory as that many bots' requests and limits (equal: each bot pod is Guaranteed), each with
+the runtime class's Pod Overhead, which Kubernetes charges to the quota too; a create past it is the
+dispatcher's `503 k8s_capacity` (docs/kubernetes.md, "Errors").
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class NamespacesArgs:
     bots: str
     labels: dict[str, str]
     bot_pods: int  # the quota: sessions plus the reserve's idle bots
-    bot_millicores: int  # each bot's CPU
-    bot_mebibytes: int  # each bot's memory
+    pod_millicores: int  # each bot pod's CPU: its container's and the Pod Overhead (KubernetesSettings.pod_millicores)
+    pod_mebibytes: int  # each bot pod's memory, the same way
     protect: bool
     # what enrols both in the mesh (stacks/k8s/mesh.py), written by `enrol` after the NetworkPolicies
     mesh_labels: dict[str, str] = field(default_factory=dict)
@@ -51,7 +52,7 @@ class Namespaces(pulumi.ComponentResource):
         dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={"name": args.dispatcher, "labels": enrolled},
                                            opts=kept)
         bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={"name": args.bots, "labels": enrolled}, opts=kept)
-        cpu, memory = f"{args.bot_pods * args.bot_millicores}m", f"{args.bot_pods * args.bot_mebibytes}Mi"
+        cpu, memory = f"{args.bot_pods * args.pod_millicores}m", f"{args.bot_pods * args.pod_mebibytes}Mi"
         k8s.core.v1.ResourceQuota(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": bots.metadata.name, "labels": args.labels},
             spec={"hard": {"pods": str(args.bot_pods), "requests.cpu": cpu, "limits.cpu": cpu,

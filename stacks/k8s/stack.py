@@ -240,7 +240,7 @@ class K8sStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
-            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
+            pod_millicores=cfg.pod_millicores, pod_mebibytes=cfg.pod_mebibytes, protect=settings.protect,
             mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
         # This `up`'s Secret from botSecrets, and the earlier ones kept while their replicas drain.

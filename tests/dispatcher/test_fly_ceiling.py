@@ -28,11 +28,12 @@ def test_sessions_past_it_are_warned_with_the_apps_that_would_hold_them(capsys: 
     note, warning = _check({**FLY, "FLY_APPS": "bots-b", "MAX_CONCURRENT_SESSIONS": "500"}, capsys)
     assert ": 480 sessions at once: 2 apps" in note
     assert warning == ("warning: MAX_CONCURRENT_SESSIONS=500 is above the 480 sessions Fly's creates hold at once: "
-                       "past it starts wait for a create and fail. Each app in FLY_APPS adds 240: list 3 apps, or "
-                       "lower MAX_CONCURRENT_SESSIONS")
+                       "past it starts wait for a create and fail. Each app adds 240: FLY_APP and FLY_APPS together "
+                       "must name 3 different apps (list 1 more in FLY_APPS), or lower MAX_CONCURRENT_SESSIONS")
     note, warning = _check({**FLY, "FLY_CREATE_RATE": "0.5", "MAX_CONCURRENT_SESSIONS": "500"}, capsys)
     assert "120 sessions at once: 1 app (FLY_APP, FLY_APPS) × 0.5 creates a second (FLY_CREATE_RATE)" in note
-    assert "Each app in FLY_APPS adds 120: list 5 apps" in warning
+    assert "Each app adds 120: FLY_APP and FLY_APPS together must name 5 different apps (list 4 more in FLY_APPS)" \
+        in warning
 
 
 def test_other_providers_get_no_fly_note(capsys: pytest.CaptureFixture[str]) -> None:

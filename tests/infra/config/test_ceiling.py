@@ -135,3 +135,27 @@ def test_kubernetes_counts_only_a_stated_allocatable_cpu_and_otherwise_says_what
     assert warning.startswith("maxConcurrentSessions=7 + reserveMaxIdle=2 = 9 bots is above the Kubernetes nodes' "
                               "allocatable CPU for the bots of 4 cores (as the stack states it)")
     assert "the stack needs 5 cores" in warning and "`pulumi config set k8sAllocatableCpu 5`" in warning
+
+
+def test_kubernetes_counts_a_runtime_class_pod_overhead_per_bot_and_says_when_it_is_not_stated() -> None:
+    """Kubernetes adds a RuntimeClass's overhead.podFixed to each pod's requests for scheduling (Kata's 250m)."""
+    kata = ceiling.kubernetes("voicefleet-bots", 1000, bots=7, allocatable_millicores=7000, runtime_class="kata-qemu",
+                              overhead_millicores=250)
+    (nodes,) = kata.limits
+    assert (nodes.bots, nodes.per_bot) == (5, 1.25) and kata.sessions(reserve=2) == 3  # 7 ÷ 1.25, less 2 reserve
+    note, (warning,) = said(kata, sessions=5, reserve=2)
+    assert "1.25 cores a bot (k8sBotCpu 1 + k8sPodOverheadCpu 0.25, kata-qemu's Pod Overhead)" in note
+    assert "not counted" not in note and "the stack needs 9 cores" in warning  # 7 bots × 1.25, rounded up
+    unstated = ceiling.kubernetes("voicefleet-bots", 1000, bots=7, allocatable_millicores=7000,
+                                  runtime_class="kata-qemu")
+    assert unstated.sessions(reserve=2) == 5
+    note, _ = said(unstated, sessions=5, reserve=2)
+    assert "k8sRuntimeClass kata-qemu's Pod Overhead is not counted" in note
+    assert "kubectl get runtimeclass kata-qemu -o jsonpath='{.overhead.podFixed}'" in note
+    assert "pulumi config set k8sPodOverheadCpu" in note
+    note, _ = said(ceiling.kubernetes("voicefleet-bots", 1000, bots=7, runtime_class="gvisor",
+                                      overhead_millicores=100), sessions=5, reserve=2)
+    assert "must hold 7 bots × 1.1 cores a bot (k8sBotCpu 1 + k8sPodOverheadCpu 0.1, gvisor's Pod Overhead) = 7.7 " \
+           "cores" in note
+    assert "not counted" not in note.split("not counted. ", 1)[1]
+    assert "Pod Overhead" not in said(ceiling.kubernetes("voicefleet-bots", 1000, bots=7), 5, 2)[0]

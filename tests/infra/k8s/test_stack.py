@@ -165,11 +165,13 @@ def test_drain_scales_the_dispatcher_to_zero(k8s_stack: K8sRunner) -> None:
 
 
 def test_the_bots_options_reach_the_provider(k8s_stack: K8sRunner) -> None:
-    run = k8s_stack(k8sBotCpu="500m", k8sBotMemory="2Gi", k8sRuntimeClass="gvisor", maxConcurrentSessions="4",
-                    reserveMaxIdle="2", reserveMinIdle="1")
+    run = k8s_stack(k8sBotCpu="500m", k8sBotMemory="2Gi", k8sRuntimeClass="kata-qemu", k8sPodOverheadCpu="250m",
+                    k8sPodOverheadMemory="160Mi", maxConcurrentSessions="4", reserveMaxIdle="2", reserveMinIdle="1")
     env = container_env(run)
+    # The container asks for k8sBotCpu; the RuntimeClass admission adds its overhead to the pod, and the
+    # quota charges both (kubernetes.io, "Pod Overhead"): 6 pods × (500m + 250m), × (2Gi + 160Mi).
     assert (env["K8S_BOT_CPU"]["value"], env["K8S_BOT_MEMORY"]["value"]) == ("500m", "2Gi")
-    assert env["K8S_RUNTIME_CLASS"]["value"] == "gvisor"
+    assert env["K8S_RUNTIME_CLASS"]["value"] == "kata-qemu"
     assert spec(run.one("kubernetes:core/v1:ResourceQuota"))["hard"] == {
-        "pods": "6", "requests.cpu": "3000m", "limits.cpu": "3000m", "requests.memory": "12288Mi",
-        "limits.memory": "12288Mi"}
+        "pods": "6", "requests.cpu": "4500m", "limits.cpu": "4500m", "requests.memory": "13248Mi",
+        "limits.memory": "13248Mi"}

@@ -12,6 +12,7 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks.config import ceiling
+from stacks.config.reader import SettingsError
 from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
 from stacks.tools.plan import checked_plan
@@ -182,21 +183,29 @@ def _refusing(monkeypatch: pytest.MonkeyPatch, token: str, message: str) -> None
     monkeypatch.setattr(mocks.RecordingMocks, "call", refused)
 
 
+# A real denial as the AWS SDK words it, inside the Terraform bridge's layers (about 450 characters).
+AWS_DENIAL = ("getting Default Service Quota for (fargate/L-3032A538): operation error Service Quotas: "
+              "GetAWSDefaultServiceQuota, https response error StatusCode: 400, RequestID: "
+              "5b1c2f0e-8f5d-4a8e-9c1e-0d2a7f3b9e11, api error AccessDeniedException: User: "
+              "arn:aws:sts::123456789012:assumed-role/deployer/ci is not authorized to perform: "
+              "servicequotas:GetAWSDefaultServiceQuota because no identity-based policy allows the "
+              "servicequotas:GetAWSDefaultServiceQuota action")
+
+
 def test_a_denied_quota_read_falls_back_to_the_default_and_names_both_permissions_it_needs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
     either still previews and ups, with the documented default and a warning that says what the read needs."""
-    _refusing(monkeypatch, QUOTA_TOKEN, "reading Service Quotas Default Service Quota (fargate/L-3032A538): "
-              "AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+    # The bridge's own layers around the AWS error: its `invoking <token>: ` and its multierror's list.
+    _refusing(monkeypatch, QUOTA_TOKEN, f"invoking {QUOTA_TOKEN}: 1 error occurred:\n\t* {AWS_DENIAL}\n\n")
     _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true", "maxConcurrentSessions": "12"})
     (note,), (past,) = _ceiling(notes)
     assert problems == []
     assert f"{VCPU_QUOTA}: " in note and past.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
     (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
-    assert refused.startswith(
+    assert refused.startswith(  # the AWS error itself, whole, and none of the layers around it
         "accountQuotas: the read of the Fargate vCPU quota L-3032A538 from Service Quotas in us-east-1 was refused "
-        "(reading Service Quotas Default Service Quota (fargate/L-3032A538): AccessDeniedException: not authorized to "
-        "perform: servicequotas:GetAWSDefaultServiceQuota)")
+        f"({AWS_DENIAL}): ")
     assert "counts the documented default instead" in refused and "`pulumi config set accountQuotas false`" in refused
     root = Path(__file__).resolve().parents[3]
     described = yaml.safe_load((root / "Pulumi.yaml").read_text())["config"]["accountQuotas"]["description"]
@@ -209,7 +218,8 @@ def test_a_denied_quota_read_falls_back_to_the_default_and_names_both_permission
         assert "documented default" in said_it and "never fails the preview" in said_it
 
 
-def test_only_the_refused_read_is_said_when_the_spot_quota_is_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_denied_spot_quota_read_counts_its_default_and_keeps_the_on_demand_value_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     answer = mocks.RecordingMocks.call
 
     def spot_denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
@@ -223,7 +233,10 @@ def test_only_the_refused_read_is_said_when_the_spot_quota_is_denied(monkeypatch
     _, problems, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1",
                                                   "accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == [] and "of 6 vCPUs (documented default, not your account's)" in note
+    assert problems == []
+    # Spot's quota falls back to its default; the On-Demand value read still counts
+    assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in note
+    assert f"Fargate On-Demand vCPU resource count (L-3032A538) of 100 vCPUs ({ceiling.READ})" in note
     (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert "L-36FBB829" in refused and "L-3032A538" not in refused
 
@@ -302,6 +315,35 @@ def test_a_denied_cloud_quotas_read_says_what_the_stack_needs_and_does_not_fail_
     assert "gcloud services enable cloudquotas.googleapis.com" in refused
 
 
+def test_a_cloud_quotas_answer_with_an_empty_value_is_said_unread_and_does_not_fail_the_preview(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API leaves an int64 0 out of its JSON, and the provider's flatten keeps the detail with an empty value."""
+    _cloud_quotas(monkeypatch, [{"dimensions": {"region": "us-central1"}, "details": [{"value": ""}],
+                                 "applicableLocations": ["us-central1"]}])
+    _, problems, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "CPUS quota in us-central1 has no documented default" in note
+    (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert unread.startswith("accountQuotas: the read of Compute Engine's CPUS-per-project-region quota from Cloud "
+                             "Quotas for project voicefleet-dev answered no value it could read (ValueError: ")
+    assert "cloudquotas.quotas.get" not in unread and "`pulumi config set accountQuotas false`" in unread
+
+
+def test_a_service_quotas_answer_of_no_number_is_said_unread_and_the_default_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = mocks.RecordingMocks.call
+
+    def not_a_number(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        return {"value": "lots"} if args.token == QUOTA_TOKEN else answer(self, args)
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", not_a_number)
+    _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and f"{VCPU_QUOTA}: " in note
+    (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert "L-3032A538 from Service Quotas in us-east-1 answered no value it could read (ValueError: " in unread
+
+
 def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys: pytest.CaptureFixture[str]) -> None:
     config_check(["check", "--stack", "gcp-dev", "--config", "accountQuotas=true"])
     assert "accountQuotas" not in capsys.readouterr().out
@@ -324,3 +366,43 @@ def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allo
     assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
     assert config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=lots"]) == 1
     assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["9" * 401, "9" * 5000, "1000000", f"{'9' * 30}m"])
+def test_a_k8s_allocatable_cpu_past_a_million_cores_is_refused_by_name_not_overflowed(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:k8sAllocatableCpu must be CPU as cores or millicores.*under a "
+                                            "million cores"):
+        checked_plan("k8s-dev", {"k8sAllocatableCpu": value})
+    assert config_check(["check", "--stack", "k8s-dev", "--config", f"k8sAllocatableCpu={value}"]) == 1
+    assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
+
+
+def test_k8s_counts_the_runtime_class_pod_overhead_in_the_plan_and_config_check(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    kata = {"k8sRuntimeClass": "kata-qemu", "k8sAllocatableCpu": "7"}
+    _, problems, notes = checked_plan("k8s-dev", kata)
+    (note,), _ = _ceiling(notes)
+    assert problems == [] and "5 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
+    _, problems, notes = checked_plan("k8s-dev", {**kata, "k8sPodOverheadCpu": "250m"})
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == [] and "3 sessions at once" in note and "not counted" not in note  # 7 ÷ 1.25, less 2
+    assert "`pulumi config set k8sAllocatableCpu 9`" in warning  # 7 bots × 1.25 cores
+    config_check(["check", "--stack", "k8s-dev", "--config", "k8sRuntimeClass=kata-qemu", "--config",
+                  "k8sAllocatableCpu=7", "--config", "k8sPodOverheadCpu=250m"])
+    assert "k8s-dev: note: concurrency ceiling (Kubernetes, namespace voicefleet-bots): 3 sessions at once" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("config", "said"), [
+    ({"k8sPodOverheadCpu": "250m"}, "voicefleet:k8sPodOverheadCpu is set without k8sRuntimeClass"),
+    ({"k8sPodOverheadMemory": "160Mi"}, "voicefleet:k8sPodOverheadMemory is set without k8sRuntimeClass"),
+    ({"k8sRuntimeClass": "kata-qemu", "k8sPodOverheadCpu": "lots"},
+     "voicefleet:k8sPodOverheadCpu must be the RuntimeClass's overhead.podFixed.cpu"),
+    ({"k8sRuntimeClass": "kata-qemu", "k8sPodOverheadMemory": "160M"},
+     "voicefleet:k8sPodOverheadMemory must be the RuntimeClass's overhead.podFixed.memory"),
+])
+def test_a_pod_overhead_without_a_runtime_class_or_of_no_quantity_is_refused_by_name(
+        config: dict[str, str], said: str) -> None:
+    with pytest.raises(SettingsError, match=said):
+        checked_plan("k8s-dev", config)
