@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge import frame_trace
-from sipedge.byte_vector import vector_bytes
+from sipedge.byte_vector import fill_frame, vector_bytes
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -50,5 +50,5 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         frame.type = pj.PJMEDIA_TYPE_AUDIO
-        frame.buf = pj.ByteVector(self._playout.take(FRAME_BYTES))
+        fill_frame(frame, self._playout.take(FRAME_BYTES))
         frame.size = FRAME_BYTES

@@ -8,7 +8,7 @@ import pjsua2 as pj
 import pytest
 
 from sipedge import byte_vector
-from sipedge.byte_vector import vector_bytes
+from sipedge.byte_vector import fill_frame, vector_bytes
 from sipedge.media_port import MediaPort
 from sipedge.playout import Playout
 
@@ -47,3 +47,27 @@ def test_the_copy_outlives_the_vector() -> None:
 def test_swigs_way_where_the_layout_is_not_the_one_known(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(byte_vector, "_LAYOUT_KNOWN", False)
     assert vector_bytes(pj.ByteVector(b"\x07\x08" * 160)) == b"\x07\x08" * 160
+
+
+def test_the_bots_frame_is_written_into_pjsuas_buffer_not_built_byte_by_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    playout = Playout()
+    playout.add(b"\x01\x02" * 100)  # 12.5 ms: the rest of the 20 ms frame is silence
+    port = MediaPort(lambda pcm: None, playout)
+    frame = pj.MediaFrame()
+
+    def one_by_one(self: pj.ByteVector, *args: object) -> None:
+        raise AssertionError("the audio went through SWIG's conversion, a Python call per byte")
+
+    monkeypatch.setattr(pj.ByteVector, "__init__", one_by_one)
+    port.onFrameRequested(frame)
+    assert (frame.type, frame.size) == (pj.PJMEDIA_TYPE_AUDIO, 320)
+    assert vector_bytes(frame.buf) == b"\x01\x02" * 100 + bytes(120)
+
+
+@pytest.mark.parametrize("layout_known", [True, False])
+def test_a_frame_filled_holds_the_bytes_whatever_it_held(monkeypatch: pytest.MonkeyPatch, layout_known: bool) -> None:
+    monkeypatch.setattr(byte_vector, "_LAYOUT_KNOWN", layout_known)
+    frame = pj.MediaFrame()
+    for data in (b"\x09" * 640, b"\x03\x04" * 160, b"\x05" * 320):
+        fill_frame(frame, data)
+        assert bytes(frame.buf) == data
