@@ -3,8 +3,8 @@
 The edge's frame trace (sipedge/frame_trace.py) stamps each 20 ms frame of the caller's audio
 when PJSIP's media clock hands it to Python (`heard`) and once its send on the stream has returned
 (`sent`). Each caller RTP packet into the edge, read off `lo` with the kernel's time, is looked for
-in the audio sent: PJSIP's conference bridge re-cuts the audio into frames of its own, so a
-packet's 160 samples are found anywhere in it, not frame by frame. A packet whose samples occur
+in the audio sent, anywhere in it rather than frame by frame: a packet's 160 samples need not
+start a frame (they did not while PJSIP's packet loss concealment held 5 ms of each back). A packet whose samples occur
 more than once (silence) is left out.
 """
 

@@ -1,10 +1,11 @@
 """The caller's audio on its way through the edge, each 20 ms frame stamped twice: when PJSIP's media
 clock hands it to Python (`heard`) and once its send on the call's stream has returned (`sent`). Off
-unless SIPEDGE_FRAME_TRACE names a file, for bench/sip_calls.py only: a line per stamp, "<epoch ns>
-heard|sent <the frame's PCM in hex>". The bench finds each caller RTP packet's samples, read off
-the wire, in this audio (PJSIP's conference bridge does not keep the packets' frame boundaries) to
-tell what PJSIP's jitter buffer and media clock add from what the hand-over to the event loop and
-the send add. The file holds what callers said: never set it on an edge that takes real calls."""
+unless SIPEDGE_FRAME_TRACE names a file, for bench/sip_calls.py and tests/sip/test_media_frames.py
+only: a line per stamp, "<epoch ns> heard|sent <the frame's PCM in hex>". Each caller RTP packet's
+samples, read off the wire, are found in this audio by their content (nothing else ties a frame to
+its packet), to tell what PJSIP's jitter buffer and media clock add from what the hand-over to the
+event loop and the send add, and whether a packet's audio went out whole in one frame. The file
+holds what callers said: never set it on an edge that takes real calls."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge import frame_trace
+from sipedge.byte_vector import fill_frame, vector_bytes
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -43,11 +44,11 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
         if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
-            pcm = bytes(frame.buf)
+            pcm = vector_bytes(frame.buf)
             frame_trace.heard(pcm)
             self._heard(pcm)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         frame.type = pj.PJMEDIA_TYPE_AUDIO
-        frame.buf = pj.ByteVector(self._playout.take(FRAME_BYTES))
+        fill_frame(frame, self._playout.take(FRAME_BYTES))
         frame.size = FRAME_BYTES

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import pjsua2 as pj
 
+from sipedge.listening_media import cap_jitter_buffer
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
@@ -134,6 +135,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         if getattr(self, "this", None) is not None:
             pj.Call.__swig_destroy__(self)
             self.this = None
+
+    def onStreamPreCreate(self, prm: pj.OnStreamPreCreateParam) -> None:  # noqa: N802
+        cap_jitter_buffer(prm.streamInfo)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()  # kept: its media vector is freed with it

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge.config import EdgeConfig, Trunk
+from sipedge.listening_media import without_concealment
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
@@ -195,6 +196,7 @@ class SipStack:
             wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
             endpoint.codecSetPriority(codec.codecId, 255 - CODECS.index(codec.codecId.rsplit("/", 1)[0])
                                       if wanted else 0)
+        without_concealment(endpoint, CODECS)
         self._accounts.append(self._account(f"sip:edge@{self.place.sip_host}:{self.place.sip_port}", None))
         for trunk in self.config.trunks:
             if trunk.registrar is not None:

@@ -1,0 +1,55 @@
+"""A PJSUA2 ByteVector's bytes (a C++ std::vector<unsigned char>) copied out, or in, in one go.
+
+SWIG's own conversions go one element at a time through Python: `bytes(vector)` took about 0.5 ms
+for a 20 ms frame of the caller's audio, on PJSIP's media thread and holding the GIL (half the
+edge's CPU per call), and `ByteVector(data)` for the bot's 30-50 µs. The vector's storage is instead
+used where the vector says it is: libstdc++ keeps its begin and end pointers first. That layout is
+checked once against SWIG's own reading and then on every use against `size()`; where either
+disagrees, SWIG's way is used."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pjsua2 as pj
+
+_BeginEnd = ctypes.c_void_p * 2
+
+
+def _storage(vector: pj.ByteVector) -> int | None:
+    """The address of `vector`'s first byte, where its layout is the one known and it holds any."""
+    size = vector.size()
+    begin, end = _BeginEnd.from_address(int(vector.this))
+    if not size or begin is None or end is None or end - begin != size:
+        return None
+    return int(begin)
+
+
+def _read_storage(vector: pj.ByteVector) -> bytes | None:
+    begin = _storage(vector)
+    return None if begin is None else ctypes.string_at(begin, vector.size())
+
+
+def _layout_checked() -> bool:
+    probe = pj.ByteVector(bytes(range(256)) * 2)
+    return _read_storage(probe) == bytes(probe)
+
+
+_LAYOUT_KNOWN = _layout_checked()
+
+
+def vector_bytes(vector: pj.ByteVector) -> bytes:
+    """`vector`'s bytes, valid after the vector itself is gone."""
+    if _LAYOUT_KNOWN and (data := _read_storage(vector)) is not None:
+        return data
+    return bytes(vector)
+
+
+def fill_frame(frame: pj.MediaFrame, data: bytes) -> None:
+    """`frame`'s buffer (PJSUA2's, lent to a callback) holding `data`."""
+    vector = frame.buf
+    vector.resize(len(data))
+    if _LAYOUT_KNOWN and (begin := _storage(vector)) is not None:
+        ctypes.memmove(begin, data, len(data))
+    else:
+        frame.buf = pj.ByteVector(data)
