@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dispatcher.machines.base import MachinesError
+from dispatcher.machines.base import Machine, MachinesError
 from dispatcher.machines.creates import Creates
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import CreateLimits
@@ -188,6 +188,15 @@ def cells_status(machines: object) -> list[dict[str, Any]] | None:
     None for a provider without them."""
     cells = getattr(machines, "cells", None)
     return [asdict(view) for view in cells.views()] if isinstance(cells, Cells) else None
+
+
+class PartialListing(list[Machine]):
+    """A listing that left out the cells that did not answer (`missing`): what runs there is not in
+    it, so nothing may be judged gone for want of it (the reaper's orphan rooms)."""
+
+    def __init__(self, machines: list[Machine], missing: tuple[str, ...]) -> None:
+        super().__init__(machines)
+        self.missing = missing
 
 
 class CellTurnedAway(MachinesError):

@@ -30,7 +30,7 @@ from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway, CellView
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway, CellView, PartialListing
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.identity import EcsTaskIdentity
@@ -185,8 +185,8 @@ class EcsCellMachines:
 
     async def list(self) -> list[Machine]:
         """Every cell's machines; a cell that does not answer is logged, shown on `/status` and left
-        out (its running count the last one read), so one account's outage stops nobody else's
-        starts or reaping. Raises only when no cell answered."""
+        out (its running count the last one read; the listing a `PartialListing`), so one account's
+        outage stops nobody else's starts or reaping. Raises only when no cell answered."""
         found = await asyncio.gather(*(member.list() for member in self._members.values()), return_exceptions=True)
         machines: list[Machine] = []
         for cell, answer in zip(self._members, found, strict=True):
@@ -198,9 +198,11 @@ class EcsCellMachines:
                 continue
             self.cells.counted(cell, sum(m.state.is_active for m in answer))
             machines += answer
-        if all(isinstance(answer, BaseException) for answer in found):
+        missing = tuple(cell for cell, answer in zip(self._members, found, strict=True)
+                        if isinstance(answer, BaseException))
+        if len(missing) == len(self._members):
             raise next(a for a in found if isinstance(a, MachinesError))
-        return machines
+        return PartialListing(machines, missing) if missing else machines
 
     async def _describe(self, task_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
         """DescribeTasks in every cell's cluster (a bot's task may be in any): what the channel's

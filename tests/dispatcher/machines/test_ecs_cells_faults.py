@@ -24,7 +24,9 @@ from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.cells import EcsCellMachines
 from dispatcher.machines.ecs.settings import EcsSettings
+from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.provider_errors import as_api_error
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.unavailable import StoreUnavailable
@@ -40,6 +42,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
     machines,
     proxy,
 )
+from tests.dispatcher.sessions.test_reaper import RecordingRooms
 from tests.fakes.ecs import REGION
 from tests.fakes.ecs_cells import CellsProxy, account_of
 from tests.fakes.fixtures import moto_ecs  # noqa: F401 - the moto server
@@ -95,6 +98,24 @@ async def test_a_cell_whose_reads_fail_stops_no_other_cells_listing_looks_or_sta
             with pytest.raises(MachinesError) as unknown:
                 await look(in_b)
             assert unknown.value.reason == "ecs_cell_unavailable" and as_api_error(unknown.value).status == 503
+    finally:
+        await broken.aclose()
+
+
+async def test_the_reaper_ends_no_room_of_a_cell_it_could_not_list(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]], coordination: LocalCoordination) -> None:
+    good = cells(cells_env(proxy, accounts), coordination)
+    [in_b] = homed_in(good, "b")
+    try:
+        await good.launch(spec(in_b))
+    finally:
+        await good.aclose()
+    broken = cells(cells_env(proxy, accounts, external_id="wrong-id"), coordination)
+    rooms = RecordingRooms(existing={in_b: time.time() - 3600})  # the live call's room, past any grace
+    sweeper = Reaper(broken, rooms, Metrics("ecs"), max_session_seconds=3600,  # type: ignore[arg-type]
+                     settings=ReaperSettings(grace_seconds=30))
+    try:
+        assert "orphan_room" not in await sweeper.sweep() and rooms.deleted == []
     finally:
         await broken.aclose()
 
