@@ -21,9 +21,10 @@ from typing import Any
 from dispatcher.settings import SettingsError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-# IAM's role path and name characters, and STS's ExternalId pattern and length: ASCII, as AWS's
-# patterns are (Python's \w alone would let any letter through, refused by STS at run time).
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+# IAM's role path (printable ASCII from ! to ~) and name ([\w+=,.@-]) characters, and STS's
+# ExternalId pattern and length: ASCII, as AWS's patterns are (Python's \w alone would let any
+# letter through, refused by STS at run time).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[!-.0-~]+/)*[\w+=,.@-]{1,64}", re.ASCII)
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 _TASK_DEFINITION_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:(\d{12}):task-definition/.+")
 MAX_CELLS = 50  # each cell holds its own connections and keys; past this, a list is a mistake

@@ -215,7 +215,8 @@ ROLE = '"role_arn": "arn:aws:iam::111111111111:role/x"'
     ('[{"name": "a", ' + ROLE + ', "subnets": "subnet-1"}]', "subnets must be a list"),
     (json.dumps([{"name": f"c{i}", "role_arn": f"arn:aws:iam::{i:012d}:role/r"} for i in range(51)]), "at most 50"),
     ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/\u00fcn\u00ef"}]', "role_arn must be"),
-    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/a path?&/x"}]', "role_arn must be"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/a path/x"}]', "role_arn must be"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/p\u00e4th/x"}]', "role_arn must be"),
     ('[{"name": "a", ' + ROLE + ', "external_id": "\u00efd-\u00fc"}]', "external_id must be"),
     ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/x"},'
      ' {"name": "b", "role_arn": "arn:aws:iam::111111111111:role/y"}]', "names an account twice: 111111111111"),
@@ -226,6 +227,13 @@ def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str
            "ECS_SECURITY_GROUPS": "sg-1", "ECS_CELLS": cells}
     with pytest.raises(SettingsError, match=said):
         EcsSettings.from_env(env)
+
+
+def test_a_role_path_may_hold_what_iam_allows() -> None:
+    env = {"AWS_REGION": REGION, "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1",
+           "ECS_SECURITY_GROUPS": "sg-1",
+           "ECS_CELLS": '[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/team_1/v!f~/cell+a"}]'}
+    assert EcsSettings.from_env(env).cells[0].account == "111111111111"
 
 
 def test_the_dispatchers_sts_session_name_is_ascii_as_sts_asks() -> None:
