@@ -14,7 +14,8 @@ clusters and tasks, as AWS keeps them. What moto leaves out, the proxy adds as A
   exceeded" (HTTP 400), as ECS's request throttling does
   (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html);
   `full_accounts[account] = reason`: it places no task, HTTP 200 with `failures[].reason`, as
-  RunTask answers a want of capacity or quota;
+  RunTask answers a want of capacity or quota; `denied_accounts`: its RunTask answers
+  `AccessDeniedException`, as a role without the permission gets;
 - a task's role is its own account's (`AccountTaskRoles`): a bot's STS identity names the account
   its task runs in, as it does in AWS.
 """
@@ -118,6 +119,7 @@ class CellsProxy(EcsProxy):
         self.sts = CellsSts(self)  # serve it (and `task_credentials`) beside the proxy
         self.external_ids: dict[str, str] = {}  # role ARN → the external id its trust policy asks for
         self.throttled_accounts: set[str] = set()
+        self.denied_accounts: set[str] = set()  # accounts whose RunTask answers AccessDeniedException
         self.full_accounts: dict[str, str] = {}  # account → the failures[].reason its RunTask places no task for
         self.run_task_accounts: list[str] = []  # the account of every RunTask that reached ECS
         self.assumed: list[dict[str, str]] = []  # every AssumeRole's form, as sent
@@ -138,6 +140,9 @@ class CellsProxy(EcsProxy):
             if refused is None and account in self.throttled_accounts:
                 return JSONResponse({"__type": "ThrottlingException", "message": "Rate exceeded"}, status_code=400,
                                     media_type="application/x-amz-json-1.1")
+            if refused is None and account in self.denied_accounts:  # its role's RunTask permission taken away
+                return JSONResponse({"__type": "AccessDeniedException", "message": "not authorized to perform: "
+                                     "ecs:RunTask"}, status_code=400, media_type="application/x-amz-json-1.1")
             if refused is None and account in self.full_accounts:  # HTTP 200, no task: as RunTask answers it
                 failure = {"arn": f"arn:aws:ecs:{REGION}:{account}:container-instance/none",
                            "reason": self.full_accounts[account]}

@@ -247,6 +247,11 @@ class EcsMachines:
                     code = str(exc).rsplit(": ", 1)[-1]
                     raise CellTurnedAway("ecs_throttled", code, retry_after=exc.retry_after) from None
                 raise
+            except AwsError as exc:  # a refusal after a lost answer: the first attempt may still have run
+                if reached and exc.code != "ConflictException":  # (a conflict names that task: the caller's)
+                    raise MachinesError("ecs_unavailable", f"ECS RunTask after an answer was lost: {exc}",
+                                        retry_after=1.0) from None
+                raise
             if reached and not result.get("tasks"):  # an earlier attempt may still have made the task
                 raise MachinesError("ecs_unavailable", "ECS RunTask placed no task after an answer was lost",
                                     retry_after=1.0)

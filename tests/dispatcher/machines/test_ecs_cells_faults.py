@@ -141,17 +141,18 @@ async def test_keyed_and_unkeyed_starts_go_on_while_one_cell_refuses_the_dispatc
     assert set(proxy.run_task_accounts) == {ACCOUNTS["a"]}
 
 
-def lose_the_first_runtask_answer_then_throttle(proxy: CellsProxy) -> asyncio.Task[None]:
+def lose_the_first_runtask_answer_then_throttle(proxy: CellsProxy, *, deny: bool = False) -> asyncio.Task[None]:
     """The next RunTask's answer is lost (past ECS_READ_TIMEOUT_SECONDS=0.5) though ECS still runs its
-    task 1.5 s later; every RunTask in account a after it meets ThrottlingException."""
+    task 1.5 s later; every RunTask in account a after it meets ThrottlingException (`deny`:
+    AccessDeniedException)."""
     proxy.delay_action("RunTask", 1.5, times=1)
 
-    async def throttle_a_once_the_first_runtask_is_in() -> None:
+    async def refuse_a_once_the_first_runtask_is_in() -> None:
         while not proxy.run_task_accounts:
             await asyncio.sleep(0.02)
-        proxy.throttle_account(ACCOUNTS["a"])
+        (proxy.denied_accounts if deny else proxy.throttled_accounts).add(ACCOUNTS["a"])
 
-    return asyncio.create_task(throttle_a_once_the_first_runtask_is_in())
+    return asyncio.create_task(refuse_a_once_the_first_runtask_is_in())
 
 
 LOST_ANSWER = {"ECS_READ_TIMEOUT_SECONDS": "0.5", "ECS_RETRY_DEADLINE_SECONDS": "3"}
@@ -186,14 +187,15 @@ async def test_a_runtask_whose_answer_was_lost_stays_in_its_cell_though_the_retr
         await there.aclose()
 
 
-async def test_in_the_last_open_cell_a_lost_answer_then_throttling_keeps_the_sessions_cell_record(
-        proxy: CellsProxy, accounts: dict[str, dict[str, Any]], coordination: LocalCoordination) -> None:
+@pytest.mark.parametrize("deny", [False, True], ids=["throttled", "denied"])
+async def test_in_the_last_open_cell_a_lost_answer_then_a_refusal_keeps_the_sessions_cell_record(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]], coordination: LocalCoordination, deny: bool) -> None:
     provider = cells({**cells_env(proxy, accounts), **LOST_ANSWER}, coordination)
     try:
         [session] = homed_in(provider, "a")
         await provider.list()
         provider.cells.drain("b", "ThrottlingException")  # a is the last open cell
-        throttler = lose_the_first_runtask_answer_then_throttle(proxy)
+        throttler = lose_the_first_runtask_answer_then_throttle(proxy, deny=deny)
         try:
             launched = await provider.launch(spec(session))
             assert account_of_task(launched.machine.machine_id) == ACCOUNTS["a"]
@@ -201,6 +203,7 @@ async def test_in_the_last_open_cell_a_lost_answer_then_throttling_keeps_the_ses
             assert refused.reason == "ecs_unavailable"  # looked for in a, not "every cell is drained"
         await throttler
         proxy.throttled_accounts.clear()
+        proxy.denied_accounts.clear()
         # The record stays: a retry at any replica goes to a, where the task may be, never to b.
         assert await coordination.key_holders.held("ecs-cell:" + session) == "a"
         assert "a" not in {view.name for view in provider.views() if view.drained_until is not None}
