@@ -83,8 +83,7 @@ class EcsCellMachines:
         clusters = tuple(member.settings.cluster for member in self._members.values())
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=clusters[0], clusters=clusters,
-            container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe,
-            describe_in=self._describe_in,
+            container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe_in,
             reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience)
 
     def views(self) -> list[CellView]:
@@ -152,7 +151,7 @@ class EcsCellMachines:
         except StoreUnavailable:
             recorded, store_down = None, True
         cells = [recorded] if recorded is not None else [*near, *self._members] if store_down else near
-        failed: MachinesError | None = None
+        failed: tuple[str, MachinesError] | None = None
         for cell in dict.fromkeys(c for c in cells if c is not None):
             member = self._member(session_id, cell)  # a recorded cell no longer listed: refused
             try:
@@ -161,13 +160,13 @@ class EcsCellMachines:
                 if cell == recorded:
                     raise _unknown(session_id, f"ECS cell {cell}", exc) from None
                 log.warning("ECS cell %s did not answer a look for session %s: %s", cell, session_id, exc)
-                failed = exc
+                failed = cell, exc
                 continue
             if machine is not None:
                 self._cell_of[session_id] = cell
                 return cell, machine
         if failed is not None and store_down:  # nothing can say where it is
-            raise _unknown(session_id, "the store, and an ECS cell,", failed)
+            raise _unknown(session_id, f"the store and ECS cell {failed[0]}", failed[1])
         return None
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
@@ -204,15 +203,6 @@ class EcsCellMachines:
             raise next(a for a in found if isinstance(a, MachinesError))
         return PartialListing(machines, missing) if missing else machines
 
-    async def _describe(self, task_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
-        """DescribeTasks in every cell's cluster (a bot's task may be in any): what the channel's
-        identity check asks."""
-        found = await asyncio.gather(*(m._describe(task_ids) for m in self._members.values()), return_exceptions=True)
-        tasks = [task for answer in found if isinstance(answer, list) for task in answer]
-        if not tasks and (failed := next((a for a in found if isinstance(a, BaseException)), None)) is not None:
-            raise failed if isinstance(failed, MachinesError) else MachinesError("ecs_unavailable", str(failed))
-        return tasks
-
     async def _describe_in(self, task_ids: builtins.list[str], account: str) -> builtins.list[dict[str, Any]]:
         """DescribeTasks in the cells of `account` alone (a bot's task is in its role's account)."""
         cells = [cell.name for cell in self.settings.cells if cell.account == account]
@@ -241,7 +231,7 @@ def _store_unavailable() -> MachinesError:
 def _unknown(session_id: str, where: str, exc: MachinesError) -> MachinesError:
     """The session's machine cannot be known now (its cell does not answer): a 503, not "not found"."""
     log.warning("session %s: %s did not answer: %s", session_id, where, exc)
-    error = MachinesError("ecs_cell_unavailable", f"{where} does not answer, so session {session_id}'s task "
+    error = MachinesError("ecs_cell_unavailable", f"{where} did not answer, so session {session_id}'s task "
                           "cannot be known: retry in a moment", retry_after=max(exc.retry_after or 0.0, 1.0),
                           nothing_sent=True)
     error.public_message = error.message

@@ -67,11 +67,10 @@ class Presign:
 
 class EcsTaskIdentity:
     def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
-                 describe: Callable[[list[str]], Awaitable[list[dict[str, Any]]]], container: str,
-                 reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = (),
-                 describe_in: Callable[[list[str], str], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
-        """`describe(task ids)`: DescribeTasks on the bots' cluster (with its own retries);
-        `describe_in(task ids, account)`: in that account's cluster alone, where there are several;
+                 describe: Callable[[list[str], str], Awaitable[list[dict[str, Any]]]], container: str,
+                 reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = ()) -> None:
+        """`describe(task ids, account)`: DescribeTasks on the bots' cluster in that account (with its
+        own retries; where there are several accounts, in that account's cells alone);
         `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL;
         `clusters`: every cluster bots run in, where there are several (ECS_CELLS), `cluster` among them."""
         self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
@@ -81,7 +80,7 @@ class EcsTaskIdentity:
         parts = urlsplit(endpoint)
         self._scheme, self._host = parts.scheme, parts.netloc
         self.endpoint = f"{parts.scheme}://{parts.netloc}/"
-        self._describe_in = describe_in or (lambda ids, account: describe(ids))
+        self._describe = describe
         self._session: aiohttp.ClientSession | None = None
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
@@ -200,7 +199,7 @@ class EcsTaskIdentity:
         `account` (the task role's)."""
         wanted = f"{'reserve bot' if grant.kind == 'idle' else 'session'} {grant.subject}"
         try:  # DescribeTasks matches ids loosely in some implementations: only an exact id counts
-            tasks = [t for t in await self._describe_in([session_name], account)
+            tasks = [t for t in await self._describe([session_name], account)
                      if str(t.get("taskArn", "")).rsplit("/", 1)[-1] == session_name and self._ours(t)
                      and str(t.get("taskArn", "")).split(":")[4:5] == [account]]
         except MachinesError as exc:

@@ -116,7 +116,8 @@ class EcsMachines:
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=settings.cluster, container=settings.container_name,
             endpoint=settings.sts_endpoint_url or sts_endpoint({}, settings.region), roles=settings.bot_task_roles,
-            describe=self._describe, reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience,
+            describe=self._describe_for_identity, reserve_marker=RESERVE_STARTED_BY,
+            audience=settings.identity_audience,
         )
         self._api = AwsJsonApi(
             service="ecs",
@@ -279,6 +280,10 @@ class EcsMachines:
             )
             tasks += result.get("tasks", [])
         return tasks
+
+    async def _describe_for_identity(self, arns: list[str], account: str) -> list[dict[str, Any]]:
+        """The identity check's DescribeTasks: one account's (its task's ARN names it, checked there)."""
+        return await self._describe(arns)
 
     async def _list_arns(self, **filters: str) -> list[str]:
         """Every page of one ListTasks query. ListTasks shows tasks whose desired status is
