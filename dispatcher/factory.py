@@ -158,7 +158,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     if machines == "ecs":
         from dispatcher.machines.ecs.settings import EcsSettings  # the settings alone: no client
 
-        checks.append(lambda: EcsSettings.from_env(env))
+        checks += [lambda: EcsSettings.from_env(env), lambda: _cells_store(env)]
     elif machines == "gce":
         from dispatcher.machines.gce.settings import GceSettings  # the settings alone: no client
 
@@ -227,6 +227,14 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
             lambda: dashboard_enabled(env, local=machines == "local"),
             lambda: ArtifactSettings.from_env(env),
             lambda: ModelServiceSettings.from_env(env)]
+
+
+def _cells_store(env: Mapping[str, str]) -> None:
+    """ECS_CELLS records each session's cell in the shared store, so that a replay at any replica, or
+    after a restart, meets its task there: without a store a restart would launch a second task."""
+    if setting_text(env, "ECS_CELLS") and not setting_text(env, "REDIS_URL"):
+        raise SettingsError("ECS_CELLS needs the shared store: set REDIS_URL (each session's cell is recorded "
+                            "there, so a replay after a restart meets its task instead of launching a second)")
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

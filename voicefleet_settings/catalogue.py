@@ -1942,8 +1942,10 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the AWS accounts launches spread over, a JSON list of cells: each a `name`, the `role_arn` the "
             "dispatcher assumes there (with its `external_id`, if the trust policy asks for one), and optionally "
-            "that account's `cluster`, `task_definition`, `task_definition_webrtc`, `subnets`, `security_groups` "
-            "and `max_tasks`; a throttling cell's launches go to the others ([operations.md](operations.md#cells))"
+            "that account's `cluster`, `task_definition`, `task_definition_webrtc`, `task_definitions` (a release's "
+            "task definition → this account's own), `subnets`, `security_groups` and `max_tasks` (each replica's "
+            "own cap); at most 50 cells, one per account; needs `REDIS_URL`; a throttling cell's launches go to the "
+            "others ([operations.md](operations.md#cells))"
         ),
     ),
     Setting(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dispatcher.machines.base import MachinesError
+from dispatcher.machines.base import Machine, MachinesError
 from dispatcher.machines.creates import Creates
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import CreateLimits
@@ -31,6 +31,7 @@ from dispatcher.store.coordination import CreateLimits
 DRAIN_BASE_SECONDS = 2.0  # the first backoff of a cell that throttles
 DRAIN_CAP_SECONDS = 120.0  # never set aside longer: a quota raised meanwhile is seen within two minutes
 LAUNCH_WINDOW_SECONDS = 10.0  # launches a second are counted over this window
+CELLS_NAMED = 8  # an answer names at most this many cells (the rest counted): its message stays short
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class CellView:
     room: int | None
     drained_until: float | None  # epoch seconds; None: open
     reason: str | None
+    unreadable: str | None = None  # why its last listing failed (its tasks then go uncounted); None: read
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Cells:
         self._drains = {name: _Drain() for name in names}
         self._running = dict.fromkeys(names, 0)
         self._launches: dict[str, deque[float]] = {name: deque() for name in names}
+        self._unreadable: dict[str, str | None] = dict.fromkeys(names)
 
     def home(self, session_id: str) -> str:
         """The cell a session's cold machine belongs in: the same at every replica, every retry."""
@@ -123,8 +126,9 @@ class Cells:
         now = self._clock()
         waits = {name: max(self._drains[name].until - now, 0.0) for name in self.names if name in names}
         said = "; ".join(f"{name} for {waits[name]:.0f}s ({self._drains[name].reason or 'throttled'})"
-                         for name in waits)
-        message = f"every {self.provider} cell is drained: {said}"
+                         for name in list(waits)[:CELLS_NAMED])
+        more = f"; and {len(waits) - CELLS_NAMED} more" if len(waits) > CELLS_NAMED else ""
+        message = f"every {self.provider} cell is drained: {said}{more}"
         error = MachinesError(f"{self.provider}_cells_drained", message, retry_after=max(min(waits.values()), 1.0))
         error.public_message = message  # the operator's own cell names and reasons, no provider words
         return error
@@ -151,6 +155,11 @@ class Cells:
     def counted(self, name: str, running: int) -> None:
         """The cell's running machines as its provider listed them."""
         self._running[name] = running
+        self._unreadable[name] = None
+
+    def unreadable(self, name: str, reason: str) -> None:
+        """The cell's listing failed (its running count is the last one read): shown until it answers."""
+        self._unreadable[name] = reason[:200]
 
     def ended(self, name: str) -> None:
         self._running[name] = max(self._running[name] - 1, 0)
@@ -170,7 +179,7 @@ class Cells:
                 name=name, launches_per_second=round(len(self._launches[name]) / LAUNCH_WINDOW_SECONDS, 2),
                 running=self._running[name], room=self._room.get(name),
                 drained_until=wall + (drain.until - now) if drained else None,
-                reason=drain.reason if drained else None))
+                reason=drain.reason if drained else None, unreadable=self._unreadable[name]))
         return views
 
 
@@ -179,6 +188,15 @@ def cells_status(machines: object) -> list[dict[str, Any]] | None:
     None for a provider without them."""
     cells = getattr(machines, "cells", None)
     return [asdict(view) for view in cells.views()] if isinstance(cells, Cells) else None
+
+
+class PartialListing(list[Machine]):
+    """A listing that left out the cells that did not answer (`missing`): what runs there is not in
+    it, so nothing may be judged gone for want of it (the reaper's orphan rooms)."""
+
+    def __init__(self, machines: list[Machine], missing: tuple[str, ...]) -> None:
+        super().__init__(machines)
+        self.missing = missing
 
 
 class CellTurnedAway(MachinesError):

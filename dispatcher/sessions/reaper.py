@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dispatcher.machines.base import Machine, Machines
+from dispatcher.machines.cells import PartialListing
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 
@@ -90,7 +91,10 @@ class Reaper:
             outcome = reason if ok else f"{reason}_failed"
             done[outcome] += 1
             self._metrics.reaped(outcome)
-        if self._rooms is not None:
+        if isinstance(machines, PartialListing):  # a room's machine may run in a cell that did not answer
+            log.warning("reaper: cells %s not listed: no room is ended as an orphan this sweep",
+                        ", ".join(machines.missing))
+        elif self._rooms is not None:
             active = {m.session_id for m in machines if m.state.is_active}
             await self._end_orphan_rooms(active, now, done)
         if done:

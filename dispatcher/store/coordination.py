@@ -316,6 +316,10 @@ class FirstClaims(Protocol):
         every replica; raises `StoreUnavailable` when the store does not answer (never guessed)."""
         ...
 
+    async def held(self, what: str) -> str | None:
+        """The value recorded for `what` (None: nothing is); raises `StoreUnavailable` as `first` does."""
+        ...
+
     async def keep(self, what: str, value: str, seconds: float) -> bool:
         """Keeps `what` recorded for `seconds` from now if `value` is what it holds (else nothing)."""
         ...

@@ -27,6 +27,10 @@ class StoreFirstClaims:
             return value
         return earlier.decode() if isinstance(earlier, bytes) else str(earlier)
 
+    async def held(self, what: str) -> str | None:
+        found = await self._store.call(lambda: self._store.redis.get(self._store.key("home", what)))
+        return found.decode() if isinstance(found, bytes) else found
+
     async def keep(self, what: str, value: str, seconds: float) -> bool:
         return await self._leases.renew(self._store.key("home", what), value, seconds)
 

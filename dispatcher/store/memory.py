@@ -205,6 +205,10 @@ class LocalFirstClaims:
         self._held[what] = (value, now + seconds)
         return value
 
+    async def held(self, what: str) -> str | None:
+        held = self._held.get(what)
+        return held[0] if held is not None and held[1] > self._clock() else None
+
     async def keep(self, what: str, value: str, seconds: float) -> bool:
         held = self._held.get(what)
         if held is None or held[0] != value or held[1] <= self._clock():

@@ -14,7 +14,10 @@ clusters and tasks, as AWS keeps them. What moto leaves out, the proxy adds as A
   exceeded" (HTTP 400), as ECS's request throttling does
   (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html);
   `full_accounts[account] = reason`: it places no task, HTTP 200 with `failures[].reason`, as
-  RunTask answers a want of capacity or quota.
+  RunTask answers a want of capacity or quota; `denied_accounts`: its RunTask answers
+  `AccessDeniedException`, as a role without the permission gets;
+- a task's role is its own account's (`AccountTaskRoles`): a bot's STS identity names the account
+  its task runs in, as it does in AWS.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from starlette.routing import Route
 
 from tests.fakes.ecs import MOTO_KEYS, REGION, EcsProxy, action_of
 from tests.fakes.sigv4_check import KnownKey, check
-from tests.fakes.sts import FakeSts
+from tests.fakes.sts import FakeSts, FakeTaskCredentials, TaskRoleSessions
 
 XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -75,6 +78,24 @@ def account_of(headers: Mapping[str, str]) -> str:
     return str(get_account_id_from(access_key))
 
 
+def bot_task_role(account: str) -> str:
+    """The bots' task role in `account` (each cell's stack makes its own)."""
+    return f"arn:aws:iam::{account}:role/voicefleet/bot-task"
+
+
+class AccountTaskRoles(TaskRoleSessions):
+    """Each task's role session is of its own account's bot role (a role is one account's).
+    `forged_account`: that account's role instead, as an admin there could assume it with a chosen
+    session name (a task id of another account)."""
+
+    forged_account: str | None = None
+
+    def credentials(self, credential_id: str) -> dict[str, str] | None:
+        if (task_arn := self.by_credential_id.get(credential_id)) is not None:
+            self.role_arn = bot_task_role(self.forged_account or task_arn.split(":")[4])
+        return super().credentials(credential_id)
+
+
 class CellsSts(FakeSts):
     """One STS endpoint, as AWS has: the bots' presigned GetCallerIdentity (FakeSts) and the
     dispatcher's AssumeRole (the proxy's, before moto)."""
@@ -93,9 +114,12 @@ class CellsSts(FakeSts):
 class CellsProxy(EcsProxy):
     def __init__(self, moto_url: str) -> None:
         super().__init__(moto_url, keys=IssuedKeys(MOTO_KEYS))
+        self.account_roles = self.task_roles = AccountTaskRoles()
+        self.task_credentials = FakeTaskCredentials(self.task_roles)
         self.sts = CellsSts(self)  # serve it (and `task_credentials`) beside the proxy
         self.external_ids: dict[str, str] = {}  # role ARN → the external id its trust policy asks for
         self.throttled_accounts: set[str] = set()
+        self.denied_accounts: set[str] = set()  # accounts whose RunTask answers AccessDeniedException
         self.full_accounts: dict[str, str] = {}  # account → the failures[].reason its RunTask places no task for
         self.run_task_accounts: list[str] = []  # the account of every RunTask that reached ECS
         self.assumed: list[dict[str, str]] = []  # every AssumeRole's form, as sent
@@ -116,6 +140,9 @@ class CellsProxy(EcsProxy):
             if refused is None and account in self.throttled_accounts:
                 return JSONResponse({"__type": "ThrottlingException", "message": "Rate exceeded"}, status_code=400,
                                     media_type="application/x-amz-json-1.1")
+            if refused is None and account in self.denied_accounts:  # its role's RunTask permission taken away
+                return JSONResponse({"__type": "AccessDeniedException", "message": "not authorized to perform: "
+                                     "ecs:RunTask"}, status_code=400, media_type="application/x-amz-json-1.1")
             if refused is None and account in self.full_accounts:  # HTTP 200, no task: as RunTask answers it
                 failure = {"arn": f"arn:aws:ecs:{REGION}:{account}:container-instance/none",
                            "reason": self.full_accounts[account]}

@@ -4,7 +4,10 @@ Each cell names the role the dispatcher assumes in that account (`role_arn`, wit
 `external_id` its trust policy asks for, if any) and may name that account's own `cluster`,
 `task_definition`, `task_definition_webrtc`, `subnets` and `security_groups`; what a cell leaves
 out is the deployment's own (ECS_CLUSTER, ECS_TASK_DEFINITION, …: accounts a stack made alike).
-`max_tasks` caps the tasks the dispatcher runs there (unset: the account's own quotas).
+`task_definitions` maps each release's task definition (as `RELEASES` names it) to this account's
+own: a task definition belongs to one account, so a release named by an ARN of another account
+needs one here (refused at start-up without it). `max_tasks` caps the tasks each dispatcher replica
+runs there (its own count: a soft cap, unset: the account's own quotas).
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ from typing import Any
 from dispatcher.settings import SettingsError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:[^/]+/)*[\w+=,.@-]{1,64}")
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")  # AssumeRole's ExternalId pattern and length
-FIELDS = ("name", "role_arn", "external_id", "cluster", "task_definition", "task_definition_webrtc", "subnets",
-          "security_groups", "max_tasks")
+# IAM's role path (printable ASCII from ! to ~) and name ([\w+=,.@-]) characters, and STS's
+# ExternalId pattern and length: ASCII, as AWS's patterns are (Python's \w alone would let any
+# letter through, refused by STS at run time).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[!-.0-~]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_TASK_DEFINITION_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:(\d{12}):task-definition/.+")
+MAX_CELLS = 50  # each cell holds its own connections and keys; past this, a list is a mistake
+FIELDS = ("name", "role_arn", "external_id", "cluster", "task_definition", "task_definition_webrtc",
+          "task_definitions", "subnets", "security_groups", "max_tasks")
 EXAMPLE = '[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]'
 
 
@@ -36,6 +44,16 @@ class EcsCell:
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
     max_tasks: int | None = None
+    task_definitions: tuple[tuple[str, str], ...] = ()  # a release's task definition → this account's own
+
+    @property
+    def account(self) -> str:
+        """The AWS account the cell is: its role's."""
+        return self.role_arn.split(":")[4]
+
+    def own(self, task_definition: str) -> str:
+        """What this account runs for a task definition the deployment or a release names."""
+        return dict(self.task_definitions).get(task_definition, task_definition)
 
 
 def ecs_cells(raw: str) -> tuple[EcsCell, ...]:
@@ -48,12 +66,25 @@ def ecs_cells(raw: str) -> tuple[EcsCell, ...]:
         raise SettingsError(f"ECS_CELLS is not JSON: write a list of cells, e.g. {EXAMPLE}") from None
     if not isinstance(listed, list) or not listed:
         raise SettingsError(f"ECS_CELLS must be a non-empty JSON list of cells, e.g. {EXAMPLE}")
+    if len(listed) > MAX_CELLS:
+        raise SettingsError(f"ECS_CELLS lists {len(listed)} cells: at most {MAX_CELLS} (one per AWS account)")
     cells = tuple(_cell(item, i) for i, item in enumerate(listed))
-    names = [cell.name for cell in cells]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise SettingsError(f"ECS_CELLS names a cell twice: {', '.join(twice)} (each cell's name is its own)")
+    for what, seen in (("a cell", [c.name for c in cells]), ("an account", [c.account for c in cells])):
+        if twice := sorted({n for n in seen if seen.count(n) > 1}):
+            raise SettingsError(f"ECS_CELLS names {what} twice: {', '.join(twice)} (each cell is one AWS account, "
+                                "with its own name: one account's RunTask rate is not doubled by listing it twice)")
     return cells
+
+
+def foreign_task_definition(cell: EcsCell, runs: str, named: str, key: str) -> None:
+    """Refuses a cell that would be sent (`runs`) a task definition ARN of another account: ECS
+    runs only an account's own. `named`: the setting that names it; `key`: the cell's key to set."""
+    match = _TASK_DEFINITION_ARN.fullmatch(runs)
+    if match is not None and match[1] != cell.account:
+        example = f'{{"{runs}": "bot:1"}}' if key == "task_definitions" else '"bot:1"'
+        raise SettingsError(f"ECS_CELLS cell {cell.name} (account {cell.account}) cannot run the task definition "
+                            f"{runs} that {named} names (account {match[1]}): set the cell's \"{key}\" to the same "
+                            f"bot's task definition in account {cell.account}, e.g. \"{key}\": {example}")
 
 
 def _cell(item: Any, index: int) -> EcsCell:
@@ -77,7 +108,16 @@ def _cell(item: Any, index: int) -> EcsCell:
                    task_definition=_text(item, "task_definition", where),
                    task_definition_webrtc=_text(item, "task_definition_webrtc", where),
                    subnets=_texts(item, "subnets", where), security_groups=_texts(item, "security_groups", where),
-                   max_tasks=max_tasks)
+                   max_tasks=max_tasks, task_definitions=_mapping(item, "task_definitions", where))
+
+
+def _mapping(item: Mapping[str, Any], key: str, where: str) -> tuple[tuple[str, str], ...]:
+    value = item.get(key, {})
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                                 for k, v in value.items()):
+        raise SettingsError(f"{where}: {key} must map each release's task definition to this account's own, "
+                            "e.g. {\"arn:aws:ecs:eu-west-1:111111111111:task-definition/bot:7\": \"bot:3\"}")
+    return tuple((k.strip(), v.strip()) for k, v in value.items())
 
 
 def _text(item: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -9,9 +9,13 @@ launch away at once, and the launch goes on to the next open cell in the session
 
 A session's launch is recorded in the store before its RunTask (`FirstClaims`, `ecs-cell:<session>`),
 so a replay at any replica meets the cell it went to, even after a drain sent it off its home cell
-(a stable hash of its id); a cell that turns it away lets the record go. A session's machine is
-looked for in the cell this replica launched it in, else its home cell, else in the others. The
-warm reserve does not run over cells yet: bots dial in for cold sessions only.
+(a stable hash of its id); a cell that turns it away lets the record go, but only when no attempt
+there may have made the task (provider.py `_run_in_cell`). A session's machine is looked for in the
+cell its record names, and only there (a cell that does not answer then makes the look a 503, never
+a "not found" that would launch it twice); without a record, in the cell this replica launched it
+in and its home cell. One cell that does not answer its reads is skipped by the listing (shown on
+`/status`), so the others' starts, counts and reaping go on. The warm reserve does not run over
+cells yet: bots dial in for cold sessions only.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway, CellView
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway, CellView, PartialListing
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.identity import EcsTaskIdentity
@@ -48,7 +52,7 @@ ASSUME_BACKOFF = Backoff(attempts=4, base=0.3, cap=2.0, deadline=8.0)
 def session_name(host: str | None = None) -> str:
     """The STS session the dispatcher's calls in a cell's account are made under (CloudTrail shows
     it): `voicefleet-dispatcher-<host>`, the host being this replica's task or pod."""
-    host = re.sub(r"[^\w+=,.@-]", "-", host if host is not None else socket.gethostname())
+    host = re.sub(r"[^\w+=,.@-]", "-", host if host is not None else socket.gethostname(), flags=re.ASCII)
     return f"voicefleet-dispatcher-{host}"[:64]
 
 
@@ -79,7 +83,7 @@ class EcsCellMachines:
         clusters = tuple(member.settings.cluster for member in self._members.values())
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=clusters[0], clusters=clusters,
-            container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe,
+            container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe_in,
             reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience)
 
     def views(self) -> list[CellView]:
@@ -119,57 +123,90 @@ class EcsCellMachines:
         try:
             holder = await self._holders.first(HOLDER + spec.session_id, cell, spec.max_session_seconds + HOLD_MARGIN)
         except StoreUnavailable:
-            error = MachinesError("ecs_store_unavailable", "the store does not answer, so the ECS cell this session "
-                                  "launches in cannot be known: retry in a moment", retry_after=1.0)
-            error.public_message = error.message
-            raise error from None
-        return holder if holder in self._members else cell
+            raise _store_unavailable() from None
+        self._member(spec.session_id, holder)  # a cell no longer listed: refused, never launched elsewhere
+        return holder
+
+    def _member(self, session_id: str, cell: str) -> EcsMachines:
+        if (member := self._members.get(cell)) is not None:
+            return member
+        raise _removed(session_id, cell)
 
     async def _let_go(self, spec: LaunchSpec, cell: str) -> None:
         with contextlib.suppress(StoreUnavailable):  # kept at worst: a replay goes to that cell again
             await self._holders.let_go(HOLDER + spec.session_id, cell)
 
-    def _search_order(self, session_id: str) -> list[str]:
-        first = [c for c in (self._cell_of.get(session_id), self.cells.home(session_id)) if c is not None]
-        return list(dict.fromkeys((*first, *self._members)))
-
     async def status(self, session_id: str) -> Machine | None:
-        for cell in self._search_order(session_id):
-            machine = await self._members[cell].status(session_id)
+        found = await self._find(session_id)
+        return found[1] if found is not None else None
+
+    async def _find(self, session_id: str) -> tuple[str, Machine] | None:
+        """The session's machine and its cell. Its recorded cell is asked alone: a launch goes there
+        only, so its answer is the answer (and one that fails is a 503, never a wrong "not found").
+        Without a record, nothing was launched since its record ran out: this replica's and the home
+        cell are asked. The store out of reach: every cell, and none found while one did not answer is a 503."""
+        near = [self._cell_of.get(session_id), self.cells.home(session_id)]
+        try:
+            recorded, store_down = await self._holders.held(HOLDER + session_id), False
+        except StoreUnavailable:
+            recorded, store_down = None, True
+        cells = [recorded] if recorded is not None else [*near, *self._members] if store_down else near
+        failed: tuple[str, MachinesError] | None = None
+        for cell in dict.fromkeys(c for c in cells if c is not None):
+            member = self._member(session_id, cell)  # a recorded cell no longer listed: refused
+            try:
+                machine = await member.status(session_id)
+            except MachinesError as exc:
+                if cell == recorded:
+                    raise _unknown(session_id, f"ECS cell {cell}", exc) from None
+                log.warning("ECS cell %s did not answer a look for session %s: %s", cell, session_id, exc)
+                failed = cell, exc
+                continue
             if machine is not None:
                 self._cell_of[session_id] = cell
-                return machine
+                return cell, machine
+        if failed is not None and store_down:  # nothing can say where it is
+            raise _unknown(session_id, f"the store and ECS cell {failed[0]}", failed[1])
         return None
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
 
     async def stop(self, session_id: str) -> bool:
-        machine = await self.status(session_id)
-        if machine is None:
+        found = await self._find(session_id)
+        if found is None:
             return False
-        cell = self._cell_of[session_id]
+        cell, machine = found
         stopped = await self._members[cell].stop(session_id)
         if machine.state.is_active:
             self.cells.ended(cell)  # counted out now, not at the next list
         return stopped
 
     async def list(self) -> list[Machine]:
+        """Every cell's machines; a cell that does not answer is logged, shown on `/status` and left
+        out (its running count the last one read; the listing a `PartialListing`), so one account's
+        outage stops nobody else's starts or reaping. Raises only when no cell answered."""
+        found = await asyncio.gather(*(member.list() for member in self._members.values()), return_exceptions=True)
         machines: list[Machine] = []
-        for cell, member in self._members.items():
-            found = await member.list()
-            self.cells.counted(cell, sum(m.state.is_active for m in found))
-            machines += found
-        return machines
+        for cell, answer in zip(self._members, found, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, MachinesError):
+                    raise answer
+                log.warning("ECS cell %s could not be listed: %s", cell, answer)
+                self.cells.unreadable(cell, f"its tasks could not be listed ({answer.reason})")
+                continue
+            self.cells.counted(cell, sum(m.state.is_active for m in answer))
+            machines += answer
+        missing = tuple(cell for cell, answer in zip(self._members, found, strict=True)
+                        if isinstance(answer, BaseException))
+        if len(missing) == len(self._members):
+            raise next(a for a in found if isinstance(a, MachinesError))
+        return PartialListing(machines, missing) if missing else machines
 
-    async def _describe(self, task_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
-        """DescribeTasks in every cell's cluster (a bot's task may be in any): what the channel's
-        identity check asks."""
-        found = await asyncio.gather(*(m._describe(task_ids) for m in self._members.values()), return_exceptions=True)
-        tasks = [task for answer in found if isinstance(answer, list) for task in answer]
-        if not tasks and (failed := next((a for a in found if isinstance(a, BaseException)), None)) is not None:
-            raise failed if isinstance(failed, MachinesError) else MachinesError("ecs_unavailable", str(failed))
-        return tasks
+    async def _describe_in(self, task_ids: builtins.list[str], account: str) -> builtins.list[dict[str, Any]]:
+        """DescribeTasks in the cells of `account` alone (a bot's task is in its role's account)."""
+        cells = [cell.name for cell in self.settings.cells if cell.account == account]
+        return [task for cell in cells for task in await self._members[cell]._describe(task_ids)]
 
     async def aclose(self) -> None:
         await self.lost.aclose()
@@ -181,6 +218,34 @@ class EcsCellMachines:
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: a cell's task finds the channel in its environment overrides, as ecs's."""
+
+
+def _store_unavailable() -> MachinesError:
+    """Nothing was sent: answered at once, never looked for as a create whose answer was lost."""
+    error = MachinesError("ecs_store_unavailable", "the store does not answer, so the ECS cell this session "
+                          "launches in cannot be known: retry in a moment", retry_after=1.0, nothing_sent=True)
+    error.public_message = error.message
+    return error
+
+
+def _unknown(session_id: str, where: str, exc: MachinesError) -> MachinesError:
+    """The session's machine cannot be known now (its cell does not answer): a 503, not "not found"."""
+    log.warning("session %s: %s did not answer: %s", session_id, where, exc)
+    error = MachinesError("ecs_cell_unavailable", f"{where} did not answer, so session {session_id}'s task "
+                          "cannot be known: retry in a moment", retry_after=max(exc.retry_after or 0.0, 1.0),
+                          nothing_sent=True)
+    error.public_message = error.message
+    return error
+
+
+def _removed(session_id: str, cell: str) -> MachinesError:
+    """A session recorded in a cell ECS_CELLS no longer lists: refused, never launched in another
+    (its task may still run there, unseen by this replica)."""
+    error = MachinesError("ecs_cell_removed", f"session {session_id} was launched in ECS cell {cell}, which "
+                          "ECS_CELLS no longer lists: put the cell back until its sessions have ended (drain a "
+                          "cell, then remove it)", retry_after=60.0, nothing_sent=True)
+    error.public_message = error.message
+    return error
 
 
 def _drain_reason(exc: MachinesError, cell: str) -> str | None:

@@ -6,8 +6,9 @@ dispatcher call another URL), valid for at most `MAX_PRESIGN_SECONDS` and signed
 `x-voicefleet-channel`; sends it to STS with this deployment's channel URL in that header (a
 presign for another audience fails STS's own check); and admits the hello only when STS names a
 session of one of `ECS_BOT_TASK_ROLE_ARNS` whose name is a task this dispatcher launched for the
-credential's subject (DescribeTasks). Each presign is admitted once. The assumption that ECS names
-the session by the task id, and how to check an account: docs/security.md.
+credential's subject (DescribeTasks), in the role's own account (a task's role is its account's:
+an admin of one account cannot vouch for a task of another). Each presign is admitted once. The
+assumption that ECS names the session by the task id, and how to check an account: docs/security.md.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class Presign:
 
 class EcsTaskIdentity:
     def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
-                 describe: Callable[[list[str]], Awaitable[list[dict[str, Any]]]], container: str,
+                 describe: Callable[[list[str], str], Awaitable[list[dict[str, Any]]]], container: str,
                  reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = ()) -> None:
-        """`describe(task ids)`: DescribeTasks on the bots' cluster (with its own retries);
+        """`describe(task ids, account)`: DescribeTasks on the bots' cluster in that account (with its
+        own retries; where there are several accounts, in that account's cells alone);
         `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL;
         `clusters`: every cluster bots run in, where there are several (ECS_CELLS), `cluster` among them."""
         self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
@@ -100,7 +102,7 @@ class EcsTaskIdentity:
         if role not in self.roles:
             return (f"ECS task identity refused: STS names role {shown(role.name, 64)!r} of account {role.account},"
                     " not a bots' task role (ECS_BOT_TASK_ROLE_ARNS)")
-        return await self._task_refusal(assumed["session"], grant)
+        return await self._task_refusal(assumed["session"], grant, role.account)
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:
         """The presign's signature, remembered while STS could still honour it (a query reordered or
@@ -192,19 +194,21 @@ class EcsTaskIdentity:
             raise IdentityRefused(f"STS's answer exceeds {MAX_ANSWER_BYTES} bytes")
         return status, body
 
-    async def _task_refusal(self, session_name: str, grant: BotGrant) -> str | None:
-        """None when `session_name` is the task the dispatcher launched for `grant`'s subject."""
+    async def _task_refusal(self, session_name: str, grant: BotGrant, account: str) -> str | None:
+        """None when `session_name` is the task the dispatcher launched for `grant`'s subject, in
+        `account` (the task role's)."""
         wanted = f"{'reserve bot' if grant.kind == 'idle' else 'session'} {grant.subject}"
         try:  # DescribeTasks matches ids loosely in some implementations: only an exact id counts
-            tasks = [t for t in await self._describe([session_name])
-                     if str(t.get("taskArn", "")).rsplit("/", 1)[-1] == session_name and self._ours(t)]
+            tasks = [t for t in await self._describe([session_name], account)
+                     if str(t.get("taskArn", "")).rsplit("/", 1)[-1] == session_name and self._ours(t)
+                     and str(t.get("taskArn", "")).split(":")[4:5] == [account]]
         except MachinesError as exc:
             return f"ECS task identity not checked: DescribeTasks failed ({exc})"
         if not tasks:
             # Under 200 characters, the log's limit: the session STS named is what an operator needs.
             cluster = " or ".join(c.rsplit("/", 1)[-1] for c in self.clusters)
             return (f"ECS task identity refused: STS names session {shown(session_name, 64)!r}, which is no task id"
-                    f" in {cluster} (want {wanted}'s task)")
+                    f" in {cluster} of account {account} (want {wanted}'s task)")
         task = tasks[0]
         started_by = str(task.get("startedBy", ""))
         if grant.kind == "idle":

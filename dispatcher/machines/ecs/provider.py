@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -115,7 +116,8 @@ class EcsMachines:
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=settings.cluster, container=settings.container_name,
             endpoint=settings.sts_endpoint_url or sts_endpoint({}, settings.region), roles=settings.bot_task_roles,
-            describe=self._describe, reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience,
+            describe=self._describe_for_identity, reserve_marker=RESERVE_STARTED_BY,
+            audience=settings.identity_audience,
         )
         self._api = AwsJsonApi(
             service="ecs",
@@ -151,7 +153,9 @@ class EcsMachines:
         return {
             "cluster": s.cluster,
             # The session's release's task definition revision; None: the deployment's own.
-            "taskDefinition": spec.image or s.task_definition_for(spec.transport),
+            # (in a cell: that account's own for the release, ECS_CELLS `task_definitions`).
+            "taskDefinition": s.release_task_definition(spec.image) if spec.image else s.task_definition_for(
+                spec.transport),
             # One task per call, never a batch of up to 10: RunTask applies one `overrides` to every
             # task of a call, and each machine's overrides carry its own channel credential (and a
             # session's its own values), so a batch would hand several machines one credential.
@@ -205,7 +209,8 @@ class EcsMachines:
         last open cell retries it with backoff, as one account does."""
         params = params if params is not None else self._run_task_params(spec)
         try:
-            result = await (self._run_in_cell(params) if self.cell and turn_away else self._call("RunTask", **params))
+            result = await (self._run_in_cell(params, turn_away=turn_away) if self.cell
+                            else self._call("RunTask", **params))
         except AwsError as exc:
             if exc.code == "ConflictException":  # this session's token, other params
                 existing = await self.status(spec.session_id)
@@ -214,9 +219,8 @@ class EcsMachines:
             raise self.refused_run(exc, spec.image, spec.release) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
-            if self.cell and quota_failure(str(failure.get("reason"))):
-                said = str(failure.get("reason"))[:100]  # AWS's fixed words: no account, ARN or id
-                raise CellTurnedAway("ecs_capacity", f"RunTask placed no task: {said}", retry_after=10.0)
+            if self.cell and (code := quota_code(str(failure.get("reason")))) is not None:
+                raise CellTurnedAway("ecs_capacity", f"RunTask placed no task: {code}", retry_after=10.0)
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
             message = f"RunTask placed no task: {failure.get('reason')}"
             raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
@@ -224,22 +228,41 @@ class EcsMachines:
         self._arns[spec.session_id] = machine.machine_id
         return LaunchResult(machine, created=True)
 
-    async def _run_in_cell(self, params: dict[str, Any]) -> dict[str, Any]:
-        """RunTask whose throttling is not retried here: another cell takes the launch at once."""
+    async def _run_in_cell(self, params: dict[str, Any], *, turn_away: bool) -> dict[str, Any]:
+        """RunTask in one cell. Its throttling turns the launch away at once (`turn_away`: another
+        cell takes it) only while every attempt was refused: once one may have reached ECS (its
+        answer lost, or a 5xx), the task may exist here, so the launch stays in this cell, retried
+        with the same clientToken, and if it still fails it is `ecs_unavailable` (looked for here,
+        never launched elsewhere: dispatcher/machines/lost_creates.py)."""
+        reached = False
+
         async def attempt() -> dict[str, Any]:
+            nonlocal reached
             try:
-                return await self._api.call("RunTask", params)
+                result = await self._api.call("RunTask", params)
             except Transient as exc:
-                if exc.status == 429:
+                if exc.status != 429:
+                    reached = True
+                elif turn_away and not reached:
                     # Its code alone ("ThrottlingException"): the reason is shown to callers and operators.
                     code = str(exc).rsplit(": ", 1)[-1]
                     raise CellTurnedAway("ecs_throttled", code, retry_after=exc.retry_after) from None
                 raise
+            except AwsError as exc:  # a refusal after a lost answer: the first attempt may still have run
+                if reached and exc.code != "ConflictException":  # (a conflict names that task: the caller's)
+                    raise MachinesError("ecs_unavailable", f"ECS RunTask after an answer was lost: {exc}",
+                                        retry_after=1.0) from None
+                raise
+            if reached and not result.get("tasks"):  # an earlier attempt may still have made the task
+                raise MachinesError("ecs_unavailable", "ECS RunTask placed no task after an answer was lost",
+                                    retry_after=1.0)
+            return result
 
         try:
             return await with_retries(attempt, self._backoff)
         except Transient as exc:
-            raise MachinesError("ecs_unavailable", f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
+            reason = "ecs_unavailable" if reached or exc.status != 429 else "ecs_throttled"
+            raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
 
     @staticmethod
     def refused_run(exc: AwsError, image: str | None, release: str) -> MachinesError:
@@ -257,6 +280,10 @@ class EcsMachines:
             )
             tasks += result.get("tasks", [])
         return tasks
+
+    async def _describe_for_identity(self, arns: list[str], account: str) -> list[dict[str, Any]]:
+        """The identity check's DescribeTasks: one account's (its task's ARN names it, checked there)."""
+        return await self._describe(arns)
 
     async def _list_arns(self, **filters: str) -> list[str]:
         """Every page of one ListTasks query. ListTasks shows tasks whose desired status is
@@ -335,12 +362,22 @@ class EcsMachines:
 
 
 def quota_failure(reason: str) -> bool:
-    """RunTask's `failures[].reason` for want of capacity or a quota, which another account may have:
-    `RESOURCE:*` (CPU, MEMORY, ENI), Fargate's "Capacity is unavailable at this time", and "You've
-    reached the limit on the number of tasks/vCPUs you can run concurrently"
-    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html)."""
-    return (reason.startswith("RESOURCE:") or "capacity is unavailable" in reason.lower()
-            or "reached the limit" in reason.lower())
+    return quota_code(reason) is not None
+
+
+def quota_code(reason: str) -> str | None:
+    """RunTask's `failures[].reason` for want of capacity or a quota, which another account may have,
+    as a short code of ours (what callers and /status are shown, never AWS's sentence):
+    `RESOURCE:*` (CPU, MEMORY, ENI) as it is, Fargate's "Capacity is unavailable at this time", and
+    "You've reached the limit on the number of tasks/vCPUs you can run concurrently"
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html); None: neither."""
+    if (resource := re.fullmatch(r"RESOURCE:[A-Z_]{1,20}", reason.strip())) is not None:
+        return resource[0]
+    if "capacity is unavailable" in reason.lower():
+        return "CAPACITY_UNAVAILABLE"
+    if "reached the limit" in reason.lower():
+        return "TASK_LIMIT_REACHED"
+    return None
 
 
 def _no_task_definition(exc: AwsError) -> bool:

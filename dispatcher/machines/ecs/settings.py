@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.channel.identity import identity_audience
-from dispatcher.machines.ecs.cell_settings import EcsCell, ecs_cells
+from dispatcher.machines.ecs.cell_settings import EcsCell, ecs_cells, foreign_task_definition
 from dispatcher.machines.releases import release_references
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
@@ -102,6 +102,8 @@ class EcsSettings:
     # ECS_CELLS: the AWS accounts launches spread over (ecs/cells.py); empty: the one account the
     # dispatcher's own credentials reach.
     cells: tuple[EcsCell, ...] = ()
+    # One cell's own task definition for each a release names (ECS_CELLS `task_definitions`).
+    release_map: tuple[tuple[str, str], ...] = ()
 
     def for_cell(self, cell: EcsCell) -> EcsSettings:
         """The settings of one cell's account: its own cluster, task definitions and network, else the deployment's."""
@@ -109,7 +111,23 @@ class EcsSettings:
             self, cluster=cell.cluster or self.cluster, task_definition=cell.task_definition or self.task_definition,
             task_definition_webrtc=cell.task_definition_webrtc or self.task_definition_webrtc,
             subnets=cell.subnets or self.subnets, security_groups=cell.security_groups or self.security_groups,
-            cells=())
+            release_task_definitions=tuple(map(cell.own, self.release_task_definitions)),
+            release_map=cell.task_definitions, cells=())
+
+    def release_task_definition(self, image: str) -> str:
+        """What RunTask is sent for a release's task definition: this account's own (one cell's map)."""
+        return dict(self.release_map).get(image, image)
+
+    def check_cells(self) -> EcsSettings:
+        """Refuses a cell that would be sent another account's task definition: at start-up, not at launch."""
+        for cell in self.cells:
+            foreign_task_definition(cell, cell.task_definition or self.task_definition, "ECS_TASK_DEFINITION",
+                                    "task_definition")
+            if webrtc := cell.task_definition_webrtc or self.task_definition_webrtc:
+                foreign_task_definition(cell, webrtc, "ECS_TASK_DEFINITION_WEBRTC", "task_definition_webrtc")
+            for release in self.release_task_definitions:
+                foreign_task_definition(cell, cell.own(release), "RELEASES", "task_definitions")
+        return self
 
     @property
     def family(self) -> str:
@@ -156,7 +174,7 @@ class EcsSettings:
             identity_audience=identity_audience(env),
             release_task_definitions=release_references(env),
             cells=ecs_cells(setting_text(env, "ECS_CELLS")),
-        )
+        ).check_cells()
 
 
 def task_family(task_definition: str) -> str:

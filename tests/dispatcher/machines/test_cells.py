@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.machines.base import MachinesError
-from dispatcher.machines.cells import DRAIN_BASE_SECONDS, DRAIN_CAP_SECONDS, Cells
+from dispatcher.machines.cells import CELLS_NAMED, DRAIN_BASE_SECONDS, DRAIN_CAP_SECONDS, Cells
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import CreateLimits
 from dispatcher.store.local import LocalCoordination
@@ -203,9 +203,22 @@ async def test_a_sessions_cell_record_is_let_go_only_by_the_cell_holding_it(
         replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:  # noqa: F811
     for one, two in (replica_pair, (LocalCoordination(),) * 2):
         holders_one, holders_two = one.key_holders, two.key_holders
+        assert await holders_two.held("ecs-cell:s-1") is None
         assert await holders_one.first("ecs-cell:s-1", "a", 60) == "a"
+        assert await holders_two.held("ecs-cell:s-1") == "a"  # what a look reads: the cell it was sent to
         assert await holders_two.first("ecs-cell:s-1", "b", 60) == "a"  # another replica meets a
         await holders_two.let_go("ecs-cell:s-1", "b")  # not b's to let go
         assert await holders_two.first("ecs-cell:s-1", "b", 60) == "a"
         await holders_one.let_go("ecs-cell:s-1", "a")  # a made nothing: the next launch may go elsewhere
         assert await holders_two.first("ecs-cell:s-1", "b", 60) == "b"
+
+
+async def test_the_all_drained_answer_names_a_few_cells_and_counts_the_rest() -> None:
+    names = tuple(f"c{i}" for i in range(20))
+    group = cells(names=names)
+    for name in names:
+        group.drain(name, "ThrottlingException")
+    with pytest.raises(MachinesError) as refused:
+        await group.cold_turn("s-1")
+    message = refused.value.message
+    assert message.count("ThrottlingException") == CELLS_NAMED and message.endswith(f"and {20 - CELLS_NAMED} more")

@@ -32,7 +32,7 @@ from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import CHANNEL_AUDIENCE, REGION, provision
-from tests.fakes.ecs_cells import CellsProxy
+from tests.fakes.ecs_cells import CellsProxy, bot_task_role
 from tests.fakes.server import serve
 from tests.support.dispatcher_server import serving
 from tests.support.waiting import until
@@ -79,8 +79,8 @@ def cells_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], *,
     ]
     # The deployment's own network is cell a's (a cell without its own takes the deployment's).
     return {**a, "AWS_ENDPOINT_URL": proxy.url, "AWS_ENDPOINT_URL_STS": proxy.sts.url, "ECS_CELLS": json.dumps(cells),
-            "ECS_RETRY_DEADLINE_SECONDS": "1", "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn,
-            "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE}
+            "ECS_RETRY_DEADLINE_SECONDS": "1", "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
+            "ECS_BOT_TASK_ROLE_ARNS": ",".join(map(bot_task_role, ACCOUNTS.values()))}  # each account's own
 
 
 @pytest.fixture
@@ -213,12 +213,31 @@ ROLE = '"role_arn": "arn:aws:iam::111111111111:role/x"'
      ' {"name": "a", "role_arn": "arn:aws:iam::222222222222:role/x"}]', "names a cell twice: a"),
     ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/x", "max_tasks": 0}]', "max_tasks"),
     ('[{"name": "a", ' + ROLE + ', "subnets": "subnet-1"}]', "subnets must be a list"),
+    (json.dumps([{"name": f"c{i}", "role_arn": f"arn:aws:iam::{i:012d}:role/r"} for i in range(51)]), "at most 50"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/\u00fcn\u00ef"}]', "role_arn must be"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/a path/x"}]', "role_arn must be"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/p\u00e4th/x"}]', "role_arn must be"),
+    ('[{"name": "a", ' + ROLE + ', "external_id": "\u00efd-\u00fc"}]', "external_id must be"),
+    ('[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/x"},'
+     ' {"name": "b", "role_arn": "arn:aws:iam::111111111111:role/y"}]', "names an account twice: 111111111111"),
+    ('[{"name": "a", ' + ROLE + ', "task_definitions": ["bot:1"]}]', "task_definitions must map"),
 ])
 def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str) -> None:
     env = {"AWS_REGION": REGION, "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1",
            "ECS_SECURITY_GROUPS": "sg-1", "ECS_CELLS": cells}
     with pytest.raises(SettingsError, match=said):
         EcsSettings.from_env(env)
+
+
+def test_a_role_path_may_hold_what_iam_allows() -> None:
+    env = {"AWS_REGION": REGION, "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1",
+           "ECS_SECURITY_GROUPS": "sg-1",
+           "ECS_CELLS": '[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/team_1/v!f~/cell+a"}]'}
+    assert EcsSettings.from_env(env).cells[0].account == "111111111111"
+
+
+def test_the_dispatchers_sts_session_name_is_ascii_as_sts_asks() -> None:
+    assert session_name("h\u00f6st-\u00fc") == "voicefleet-dispatcher-h-st--"
 
 
 async def test_assumed_keys_are_kept_then_refreshed_before_they_expire(proxy: CellsProxy,
@@ -285,7 +304,7 @@ async def test_an_account_out_of_capacity_is_drained_like_a_throttling_one(
     launched = await machines.launch(spec(session))
     assert account_of_task(launched.machine.machine_id) == ACCOUNTS["a"]
     views = {view.name: view for view in machines.views()}
-    assert views["b"].reason == "RunTask placed no task: Capacity is unavailable at this time. Please try again later"
+    assert views["b"].reason == "RunTask placed no task: CAPACITY_UNAVAILABLE"  # our code, never AWS's sentence
     assert views["b"].drained_until is not None and views["b"].drained_until >= time.time() + 9  # RunTask's 10 s hint
 
 

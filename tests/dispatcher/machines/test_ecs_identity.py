@@ -34,7 +34,7 @@ class Scripted(FakeApi):
 
 
 def identity(endpoint: str) -> EcsTaskIdentity:
-    async def describe(ids: list[str]) -> list[dict[str, Any]]:
+    async def describe(ids: list[str], account: str) -> list[dict[str, Any]]:
         return []
 
     return EcsTaskIdentity(region="eu-west-1", cluster="c", endpoint=endpoint, roles=(), describe=describe,
