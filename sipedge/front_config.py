@@ -335,6 +335,13 @@ route[WORKER_CALL] {{
     # A worker's own call (an outbound call, a bridged or consulted person) goes to a trunk's termination
     # and nowhere else: the front is no relay for whoever took a worker's port, nor for a URI a worker was
     # handed. The trunk's requests within the call come back by the front's Route to this worker.
+    if ($hdr({TOKEN_HEADER}) != "{token}") {{
+        # Not the worker's: a process that bound a dead or restarting worker's port cannot know the token.
+        xlog("L_WARN", "INVITE $ci from worker port $si:$sp refused 403: without the edge's token\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
+    remove_hf("{TOKEN_HEADER}");  # the edge's alone: never to the trunk
     if (!({_terminations(config)})) {{
         xlog("L_WARN", "INVITE $ci from worker $si:$sp refused 403: $rd:$rp is not a trunk's termination\n");
         sl_send_reply("403", "Forbidden");

@@ -1,7 +1,7 @@
 """A worker's own call through the edge's Kamailio front (real Kamailio on the kamailio.cfg the edge
-writes, stand-in workers, raw UDP sockets as the trunk): the INVITE reaches the termination without the
-front's own Route, the worker's ACK and BYE reach the far end wherever it answered from, and the ACK of
-a refusal is taken by the front rather than refused."""
+writes, stand-in workers, raw UDP sockets as the trunk): the INVITE reaches the termination only with
+the edge's token, and without that token or the front's own Route; the worker's ACK and BYE reach the
+far end wherever it answered from, and the ACK of a refusal is taken by the front rather than refused."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sipedge.supervisor import KAMAILIO
+from sipedge.worker_place import TOKEN_HEADER
 from tests.sip.kamailio_front import Front, Peer, running_front, wait_for
 
 pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
@@ -96,11 +97,11 @@ def front_route(front: Front) -> str:
 
 
 def invite(front: Front, far_end: FarEnd) -> tuple[Peer, str, str]:
-    """The worker's INVITE to the termination, through the front: the worker, the Call-ID, and the INVITE
-    as the termination received it."""
+    """The worker's INVITE to the termination, through the front, with the edge's token as a worker sends
+    it: the worker, the Call-ID, and the INVITE as the termination received it."""
     worker, call_id = as_worker(front), secrets.token_hex(6)
     worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{far_end.port}", call_id=call_id,
-                extra=(front_route(front),))
+                extra=(front_route(front), f"{TOKEN_HEADER}: {front.token}"))
     assert wait_for(lambda: far_end.requests("INVITE", call_id) != []), front.log_path.read_text()[-2000:]
     return worker, call_id, far_end.requests("INVITE", call_id)[0]
 
@@ -110,10 +111,11 @@ def replied(front: Front, call_id: str, status: str) -> list[str]:
     return [reply for reply in front.workers[0].replies if reply.startswith(f"SIP/2.0 {status} ") and call_id in reply]
 
 
-def test_the_termination_gets_no_route_naming_the_front(front: Front, far_end: FarEnd) -> None:
+def test_the_termination_gets_no_route_naming_the_front_nor_the_edges_token(front: Front, far_end: FarEnd) -> None:
     _, _, relayed = invite(front, far_end)
     front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
     assert not re.search(r"^Route:", relayed, re.MULTILINE | re.IGNORECASE), relayed
+    assert TOKEN_HEADER.lower() not in relayed.lower() and front.token not in relayed, relayed
     assert f"Record-Route: <sip:{front_uri};lr" in relayed, relayed  # the trunk's way back to the worker
 
 
@@ -153,3 +155,14 @@ def test_the_workers_ack_of_a_refusal_is_taken_by_the_front(front: Front, far_en
     time.sleep(2.0)  # the front resends its 486 at 0.5 s, 1 s, ... until the worker's ACK reaches its transaction
     assert len(replied(front, call_id, "486")) == 1
     assert "refused 403" not in front.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("token", [None, "guessed"])
+def test_an_invite_from_a_workers_port_without_the_edges_token_is_refused(
+        front: Front, far_end: FarEnd, token: str | None) -> None:
+    """Whoever binds a dead or restarting worker's port cannot have the front call out for it."""
+    worker, call_id = as_worker(front), secrets.token_hex(6)
+    worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{far_end.port}", call_id=call_id,
+                extra=(front_route(front), *((f"{TOKEN_HEADER}: {token}",) if token else ())))
+    assert wait_for(lambda: replied(front, call_id, "403") != []), front.log_path.read_text()[-2000:]
+    assert far_end.requests("INVITE", call_id) == []
