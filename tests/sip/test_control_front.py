@@ -109,3 +109,15 @@ async def test_the_edge_s_control_api_takes_only_the_secret(edge: tuple[str, lis
         wrong = await stranger.get("/trunks", headers={"Authorization": "Bearer wrong"})
         assert wrong.status_code == 401
     assert [w.asked for w in workers] == [[], []]
+
+
+async def test_a_call_passes_a_worker_that_cannot_be_connected_to(
+        edge: tuple[str, list[StandIn], list[int | None]]) -> None:
+    """No connection, nothing placed: the next worker takes the call (a worker sent it and silent keeps
+    it: tests/sip/test_control_front_stall.py)."""
+    url, workers, ports = edge
+    workers[1].answers["/calls"] = (202, "taken")
+    ports[0] = free_port()  # nothing listens there: the worker died before the supervisor noticed
+    async with client(url) as control:
+        assert (await control.post("/calls", json=CALL)).status_code == 202
+    assert [len(w.asked) for w in workers] == [0, 1]
