@@ -4,9 +4,12 @@ own on a loopback port the kernel picks, told to the supervisor on its standard 
 is ready, and takes only requests that present the control secret, as the edge's own does: a local
 user who reaches that port gets nothing without it, and the SIP side never reaches it.
 A transfer goes to every worker at once: those that hold no answered call of the session say 404
-at once, and the one that holds it answers as one process does. A call goes to a worker with a
-free slot: its session's worker, should it be asked again, else each in turn from the one after
-the last that took one, past those that answer 503 (full, or not ready)."""
+at once, and the first other answer (the holder's) is the edge's, the rest no longer waited for. A
+call goes to a worker with a free slot: its session's worker, should it be asked again, else each in
+turn from the one after the last that took one, past those that answer 503 (full, or not ready) or
+cannot be reached. Every wait on a worker ends before the dispatcher's own (a frozen worker stalls
+nothing else); a worker that was sent a call and did not answer may have placed it, so that session
+stays with that worker (504), never tried on another, which could ring the callee twice."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -24,29 +28,52 @@ from sipedge.refusals import DEFAULT_RETRY_SECONDS
 log = logging.getLogger("sipedge")
 
 CONTROL_LINE = "sipedge: control on port "  # a worker's line to the supervisor, before "sipedge: ready"
-CONNECT_SECONDS = 2.0
-# A transfer's answer comes once the person answered or refused, a REFER's NOTIFYs included: minutes at most.
-ANSWER_SECONDS = 600.0
+CONNECT_SECONDS = 1.0  # loopback: a worker up accepts at once
 REMEMBERED_CALLS = 1000  # as the worker's own control API: a retried hand-over comes within seconds
 FORWARDED_HEADERS = ("Content-Type", "Retry-After")
 
 
+@dataclass(frozen=True)
+class Waits:
+    """How long the front waits on its workers, each below what the dispatcher waits on the edge
+    (dispatcher/phone/trunk_calls.py, sip_transfers.py: 5 s for a call or the trunks, 24 s for a
+    transfer, 38 s for a warm one), so that the dispatcher hears the front's answer, never its own timeout."""
+
+    calls: float = 4.0  # every worker a call is tried on, together; a worker answers at once
+    # The holder answers within its own HAND_OVER_SECONDS (22 s, sipedge/call_transfer.py) or, warm, its
+    # WARM_SECONDS (36 s, sipedge/warm_transfer.py).
+    transfer: float = 23.0
+    warm_transfer: float = 37.0
+
+
+@dataclass(frozen=True)
 class Answer:
     """A worker's answer, as it is passed on."""
 
-    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.status, self.body, self.headers = status, body, headers
+    status: int
+    body: bytes
+    headers: dict[str, str]
 
     def response(self) -> web.Response:
         return web.Response(status=self.status, body=self.body, headers=self.headers)
 
 
+@dataclass(frozen=True)
+class NoAnswer:
+    """A worker that gave no answer; `reached`: the request may have reached it (sent, then no answer in
+    time, or the connection lost), rather than no connection made."""
+
+    reached: bool
+
+
 class ControlFront:
-    def __init__(self, address: str, port: int, secret: str, workers: Callable[[], list[int | None]]) -> None:
+    def __init__(self, address: str, port: int, secret: str, workers: Callable[[], list[int | None]],
+                 waits: Waits = Waits()) -> None:
         """`workers()`: each worker's control port on loopback, None for one not up (starting again)."""
         self._address, self._port = address, port
         self._secret = secret
         self._workers = workers
+        self._waits = waits
         self._placed: dict[str, int] = {}  # session → the worker index that took its call, oldest first
         self._next = 0
         self._client: aiohttp.ClientSession | None = None
@@ -56,8 +83,7 @@ class ControlFront:
         return control_app(self._secret, self._trunks, self._calls, self._transfer)
 
     async def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=ANSWER_SECONDS, sock_connect=CONNECT_SECONDS)
-        self._client = aiohttp.ClientSession(timeout=timeout, headers={"Authorization": f"Bearer {self._secret}"})
+        self._client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self._secret}"})
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._address, self._port).start()
@@ -73,34 +99,50 @@ class ControlFront:
         """The workers up now: (index, control port)."""
         return [(index, port) for index, port in enumerate(self._workers()) if port is not None]
 
-    async def _ask(self, port: int, method: str, path: str, body: bytes | None) -> Answer | None:
-        """The worker's answer; None when it gave none (not up, or gone while answering)."""
+    async def _ask(self, port: int, method: str, path: str, body: bytes | None, seconds: float) -> Answer | NoAnswer:
+        """The worker's answer within `seconds`."""
         assert self._client is not None
+        timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, CONNECT_SECONDS))
         try:
-            async with self._client.request(method, f"http://127.0.0.1:{port}{path}", data=body,
+            async with self._client.request(method, f"http://127.0.0.1:{port}{path}", data=body, timeout=timeout,
                                             headers={"Content-Type": "application/json"}) as answer:
                 kept = {name: answer.headers[name] for name in FORWARDED_HEADERS if name in answer.headers}
                 return Answer(answer.status, await answer.read(), kept)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("sipedge: the worker with control port %d did not answer %s %s: %r", port, method, path, exc)
-            return None
+            log.warning("sipedge: the worker with control port %d did not answer %s %s within %.0f s: %r", port,
+                        method, path, seconds, exc)
+            return NoAnswer(reached=not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError))
 
     async def _trunks(self, request: web.Request) -> web.Response:
-        for _, port in self._up():
-            if (answer := await self._ask(port, "GET", "/trunks", None)) is not None:
+        deadline = asyncio.get_running_loop().time() + self._waits.calls
+        for _, port in self._up():  # any worker's list is the edge's: a silent one passes it on to the next
+            left = deadline - asyncio.get_running_loop().time()
+            if left > 0 and isinstance(answer := await self._ask(port, "GET", "/trunks", None, left), Answer):
                 return answer.response()
         return _not_ready()
 
     async def _transfer(self, request: web.Request) -> web.Response:
         body, path = await request.read(), request.raw_path  # as it came: the worker decodes it as this would
-        answers = await asyncio.gather(*(self._ask(port, "POST", path, body) for _, port in self._up()))
-        heard = [answer for answer in answers if answer is not None]
-        held = [answer for answer in heard if answer.status != 404]
-        if held:
-            return held[0].response()
-        if heard:
-            return heard[0].response()  # no worker holds it: the worker's own 404, naming the session
-        return _not_ready()
+        seconds = self._waits.warm_transfer if _is_warm(body) else self._waits.transfer
+        asked = [asyncio.create_task(self._ask(port, "POST", path, body, seconds)) for _, port in self._up()]
+        nobody: Answer | None = None
+        silent = False
+        try:
+            for next_answer in asyncio.as_completed(asked):
+                answer = await next_answer
+                if isinstance(answer, NoAnswer):
+                    silent = silent or answer.reached
+                elif answer.status != 404:
+                    return answer.response()  # the holder's: the others hold nothing, and are not waited for
+                else:
+                    nobody = answer
+        finally:
+            for task in asked:
+                task.cancel()
+        if silent:  # a worker that did not answer may hold the call and be handing it over
+            return error(504, "transfer_unanswered", "a worker of the edge did not answer the transfer in time: the "
+                         "call may have been handed over; the edge's log says where it went")
+        return nobody.response() if nobody is not None else _not_ready()  # the worker's own 404 names the session
 
     async def _calls(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -108,17 +150,29 @@ class ControlFront:
         up = self._up()
         if not up:
             return _not_ready()
-        taken_by = self._placed.get(session_id) if session_id is not None else None
         ports = dict(up)
-        if taken_by is not None and taken_by in ports:  # a retried hand-over: its worker says 202 again
+        taken_by = self._placed.get(session_id) if session_id is not None else None
+        if taken_by is not None:  # a retried hand-over: its worker alone says how it went
+            if taken_by not in ports:
+                return error(503, "call_worker_starting", "the edge's worker that has this session's call is "
+                             "starting again; ask again with the same session_id", DEFAULT_RETRY_SECONDS)
             order = [taken_by]
         else:
             order = sorted(ports, key=lambda index: (index - self._next) % len(self._workers()))
+        deadline = asyncio.get_running_loop().time() + self._waits.calls
         full: Answer | None = None
         for index in order:
-            answer = await self._ask(ports[index], "POST", "/calls", body)
-            if answer is None:
-                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            answer = await self._ask(ports[index], "POST", "/calls", body, left)
+            if isinstance(answer, NoAnswer):
+                if not answer.reached:
+                    continue  # no connection: nothing was placed there
+                if session_id is not None:
+                    self._remember(session_id, index)  # it may place the call: no other worker will
+                return error(504, "call_unanswered", "the edge's worker did not answer in time and may have "
+                             "placed the call; ask again with the same session_id for its answer")
             if answer.status == 503:  # this worker's slots are taken (or it is not ready): the next
                 full = answer
                 continue
@@ -132,6 +186,14 @@ class ControlFront:
         self._next = index + 1
         while len(self._placed) > REMEMBERED_CALLS:
             self._placed.pop(next(iter(self._placed)))
+
+
+def _is_warm(body: bytes) -> bool:
+    """Whether a transfer asks for a warm one (the worker checks the rest)."""
+    try:
+        return bool(json.loads(body).get("mode") == "warm")
+    except (ValueError, AttributeError):
+        return False
 
 
 def _session_of(body: bytes) -> str | None:

@@ -133,6 +133,20 @@ def _host_port(hostport: str, default: int) -> tuple[str | None, int]:
     return found[1], int(found[2]) if found[2] else default
 
 
+# A worker's own call's peers, by Call-ID: the host it called, and its answer's source and Contact host.
+PEER_KEYS = ("$ci", "$ci::source", "$ci::contact")
+
+
+def _a_peer(host: str) -> str:
+    """A Kamailio condition: `host` is a peer of the worker's own call of this Call-ID."""
+    return "(" + " || ".join(f"($sht(peers=>{key}) != $null && {host} == $sht(peers=>{key}))"
+                             for key in PEER_KEYS) + ")"
+
+
+def _forget_peers() -> str:
+    return " ".join(f"$sht(peers=>{key}) = $null;" for key in PEER_KEYS)
+
+
 def _advertise(config: EdgeConfig) -> str:
     """Record-Route and Via name the public address when the host's interface holds a private one."""
     if config.advertised == config.sip_address:
@@ -190,7 +204,7 @@ modparam("pike", "reqs_density_per_unit", {PIKE_REQUESTS_PER_UNIT})
 modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
-modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: the host it called
+modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: PEER_KEYS
 modparam("dispatcher", "list_file", "{workers}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_hash_size", 9)
@@ -268,7 +282,7 @@ route[IN_DIALOG] {{
     # front recorded when it leads to a worker, else (a caller that ignores Record-Route) by its
     # Call-ID. A Route that leads anywhere else would have the front relay a stranger's requests.
     if (!is_method("ACK")) {{ t_check_trans(); }}  # a retransmission: its transaction answers it
-    if (is_method("BYE")) {{ ds_load_update(); }}
+    if (is_method("BYE") && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # not a worker's own call
     $var(routed) = 0;
     if (loose_route()) {{
         route(NEXT_HOP);
@@ -277,7 +291,7 @@ route[IN_DIALOG] {{
     }}
     if ($sht(calls=>$ci) != $null) {{
         $du = $sht(calls=>$ci);
-        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
+        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; {_forget_peers()} }}
         t_relay();
         exit;
     }}
@@ -292,20 +306,22 @@ route[IN_DIALOG] {{
 
 route[FROM_WORKER] {{
     # A worker's request within a call (a BYE, a REFER) or its answer to Kamailio's OPTIONS probe: within a
-    # call the front knows, and only to a trunk's address (the dialog's remote target, within its sources,
-    # or the host the worker's own call went to).
+    # call the front knows, and only to a trunk's address (the dialog's remote target, within its sources),
+    # or, for the worker's own call, to the host it called or the far end that answered (PEER_KEYS).
     if (!is_method("ACK")) {{ t_check_trans(); }}
-    if (is_method("BYE")) {{ ds_load_update(); }}
+    # The ACK of a refusal of the worker's own call (a challenge, a busy): the front's transaction takes it,
+    # before the in-dialog check below, which no longer knows the call (WORKER_CALL_FAILED forgot it).
+    if (is_method("ACK") && $sht(calls=>$ci) == $null) {{ t_check_trans(); exit; }}
+    if (is_method("BYE") && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # a call the front brought in
     if (has_totag() && loose_route()) {{
 {to_trunk}        route(NEXT_HOP);
         if ($sht(calls=>$ci) == $null || !(is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")
-                                           || ($sht(peers=>$ci) != $null
-                                               && $(var(next){{uri.host}}) == $sht(peers=>$ci)))) {{
+                                           || {_a_peer("$(var(next){uri.host})")})) {{
             xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
             sl_send_reply("403", "Forbidden");
             exit;
         }}
-        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; $sht(peers=>$ci) = $null; }}
+        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; {_forget_peers()} }}
         t_relay();
         exit;
     }}
@@ -319,26 +335,47 @@ route[WORKER_CALL] {{
     # A worker's own call (an outbound call, a bridged or consulted person) goes to a trunk's termination
     # and nowhere else: the front is no relay for whoever took a worker's port, nor for a URI a worker was
     # handed. The trunk's requests within the call come back by the front's Route to this worker.
+    if ($hdr({TOKEN_HEADER}) != "{token}") {{
+        # Not the worker's: a process that bound a dead or restarting worker's port cannot know the token.
+        xlog("L_WARN", "INVITE $ci from worker port $si:$sp refused 403: without the edge's token\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
+    remove_hf("{TOKEN_HEADER}");  # the edge's alone: never to the trunk
     if (!({_terminations(config)})) {{
         xlog("L_WARN", "INVITE $ci from worker $si:$sp refused 403: $rd:$rp is not a trunk's termination\n");
         sl_send_reply("403", "Forbidden");
         exit;
     }}
+    # The front's own Route, preloaded by the worker, ends here (RFC 3261 16.4): a trunk that routes by it
+    # would send the call back to the front, or to the host's private address. A worker names no other hop.
+    remove_hf("Route");
     record_route();
     $sht(calls=>$ci) = "sip:" + $si + ":" + $sp;
     $sht(peers=>$ci) = $rd;
+    t_on_reply("WORKER_CALL_REPLY");
     t_on_failure("WORKER_CALL_FAILED");
     if (!t_relay()) {{
         $sht(calls=>$ci) = $null;
-        $sht(peers=>$ci) = $null;
+        {_forget_peers()}
         sl_reply_error();
+    }}
+}}
+
+onreply_route[WORKER_CALL_REPLY] {{
+    # The far end that answered is a peer of the call too, wherever it answers from and whatever its Contact
+    # names (a termination given by name never matches an address): the worker's ACK and BYE go there.
+    if (status =~ "^2[0-9][0-9]$") {{
+        $sht(peers=>$ci::source) = $si;
+        $var(contact) = $(ct{{nameaddr.uri}}{{uri.host}});
+        if ($var(contact) != $null && $var(contact) != "") {{ $sht(peers=>$ci::contact) = $var(contact); }}
     }}
 }}
 
 failure_route[WORKER_CALL_FAILED] {{
     # Not answered (refused, challenged, cancelled): the call is no call the front knows until it is asked again.
     $sht(calls=>$ci) = $null;
-    $sht(peers=>$ci) = $null;
+    {_forget_peers()}
 }}
 
 route[NEXT_HOP] {{

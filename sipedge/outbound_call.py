@@ -163,11 +163,12 @@ async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, ca
     """A call to `to` through `trunk` as `caller_id`, its INVITE sent on the SIP thread; `pj.Error` if PJSIP
     would not send it. `counted` sends it there, within the edge's capacity (or raises why not)."""
     sent: concurrent.futures.Future[SipCall] = concurrent.futures.Future()
+    front_token = stack.place.front.token if stack.place.front is not None else None
 
     def send() -> None:
         try:
             sent.set_result(counted(lambda: stack.outgoing(lambda on_end: place(
-                account, trunk, to, caller_id, stack.config.advertised, on_end, events))))
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events, front_token))))
         except Exception as exc:  # (PJSIP's refusal, or `counted`'s: the awaiting side raises it)
             sent.set_exception(exc)
 

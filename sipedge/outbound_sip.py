@@ -12,6 +12,7 @@ import pjsua2 as pj
 
 from sipedge.config import Trunk
 from sipedge.sip_call import CallEvents, SipCall
+from sipedge.worker_place import TOKEN_HEADER
 
 
 class OutboundEvents(CallEvents, Protocol):
@@ -35,8 +36,10 @@ def target_uri(trunk: Trunk, number: str) -> str:
 
 
 def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: str,
-          on_end: Callable[[SipCall], None], events: OutboundEvents) -> OutboundSipCall:
-    """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it."""
+          on_end: Callable[[SipCall], None], events: OutboundEvents, front_token: str | None = None) -> OutboundSipCall:
+    """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it. A worker's carries its
+    front's token (`front_token`), without which the front relays no INVITE from a worker's port (whoever
+    bound a dead worker's port cannot know it); the front takes it off before the trunk."""
     call = OutboundSipCall(account, pj.PJSUA_INVALID_ID, on_end)
     call.events = events
     # An in-dialog request (a re-INVITE moving the media) is taken from the trunk's own addresses only.
@@ -44,6 +47,10 @@ def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: s
     call.from_trunk = lambda source: _host_of(source) == far_host
     param = pj.CallOpParam(True)
     param.txOption.localUri = f"<sip:{caller_id}@{address}>"  # From: the number the call comes from
+    if front_token is not None:
+        header = pj.SipHeader()
+        header.hName, header.hValue = TOKEN_HEADER, front_token
+        param.txOption.headers.append(header)  # kept on the INVITE PJSIP sends again with the digest
     call.makeCall(target_uri(trunk, to), param)
     call.call_id = call.getId()
     return call

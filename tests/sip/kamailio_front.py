@@ -51,6 +51,7 @@ class StandInWorker:
     # What it answers an INVITE: each a status line's code and reason, then header lines; none: it keeps it.
     answers: tuple[str, ...] = ()
     senders: list[str] = field(default_factory=list)  # each received request's source, "host:port"
+    replies: list[str] = field(default_factory=list)  # each reply the front sent it (to a request it sent)
 
     def serve(self) -> None:
         while True:
@@ -64,7 +65,9 @@ class StandInWorker:
                 keep = [line for line in head[1:] if line.split(":", 1)[0].lower() in ANSWER_HEADERS]
                 self.sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(),
                                  source)
-            elif not text.startswith("SIP/2.0"):
+            elif text.startswith("SIP/2.0"):
+                self.replies.append(text)
+            else:
                 self.senders.append(f"{source[0]}:{source[1]}")
                 self.received.append(text)
                 if text.startswith("INVITE "):
@@ -162,8 +165,9 @@ class Peer:
         self.sock.close()
 
     def send(self, method: str, uri: str, *, call_id: str, to_tag: str | None = None, extra: tuple[str, ...] = (),
-             body: str = "", eol: str = "\r\n", cseq: int = 1) -> None:
-        self._branch += 1
+             body: str = "", eol: str = "\r\n", cseq: int = 1, same_branch: bool = False) -> None:
+        """`same_branch`: the last request's branch (a non-2xx ACK's, which is its INVITE's)."""
+        self._branch += 0 if same_branch else 1
         to = f"<sip:{NUMBER}@{self.front.config.sip_address}>" + (f";tag={to_tag}" if to_tag else "")
         branch = f"z9hG4bK{call_id}{self._branch}"
         lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch}",
