@@ -174,10 +174,11 @@ def _inputs(stack: str, config: Mapping[str, str], modules: Iterable[Path]) -> d
 def imported_modules() -> list[Path]:
     """The checkout's modules this process imported (those outside FOLDERS among them: botchannel/, bot/)."""
     found, folders = [], dict[str, str]()
+    inside = os.path.join(REPOSITORY, "")  # compared as text: a Path of each of some 2,000 modules cost 0.03 s
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if file and (path := Path(_real(file, folders))).is_relative_to(REPOSITORY) and ".venv" not in path.parts:
-            found.append(path)
+        if file and (real := _real(file, folders)).startswith(inside) and ".venv" not in real.split(os.sep):
+            found.append(Path(real))
     return found
 
 
