@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[3]
 # aws-prod's program (pulumi-aws under mocks) imports none of these itself: what is here, the check brought.
 NOT_FOR_A_CHECK = ("fastapi", "starlette", "aiohttp", "google.auth", "cryptography", "prometheus_client", "redis",
                    # the SIP edge key's models, for a stack with no edge (0.07 s); the plan's preflight rules (0.02 s)
-                   "pydantic", "stacks.config.sip_edge_keys", "stacks.tools.preflight.stack")
+                   "pydantic", "stacks.config.sip_edge_keys", "stacks.tools.preflight.stack",
+                   "dispatcher.reserve.planner")  # the reserve planner, for a stack of several regions
 SCRIPT = """import json, runpy, sys
 sys.argv = ["config_check", "check", "--stack", "aws-prod"]
 try:
