@@ -186,10 +186,22 @@ def _real(file: str, folders: dict[str, str]) -> str:
     """os.path.realpath(file), each folder resolved once (`folders`, shared by the calls): a process of the
     program imports thousands of modules from a few hundred folders, and realpath checks every part of a path."""
     folder, name = os.path.split(file)
-    if (real_folder := folders.get(folder)) is None:
-        real_folder = folders[folder] = os.path.realpath(folder)
-    path = os.path.join(real_folder, name)
+    path = os.path.join(_real_folder(folder, folders), name)
     return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def _real_folder(folder: str, folders: dict[str, str]) -> str:
+    """os.path.realpath(folder), from its parent's (kept in `folders`): one check of its own name, not one of
+    every part of its path again (0.01 s over a program's few hundred folders)."""
+    if (real := folders.get(folder)) is None:
+        parent, name = os.path.split(folder)
+        if name in ("", ".", "..") or not os.path.isabs(folder):  # a root, or a path realpath must normalise
+            real = os.path.realpath(folder)
+        else:
+            path = os.path.join(_real_folder(parent, folders), name)
+            real = os.path.realpath(path) if os.path.islink(path) else path
+        folders[folder] = real
+    return real
 
 
 def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
