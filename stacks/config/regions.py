@@ -26,7 +26,6 @@ from types import MappingProxyType
 import pulumi
 
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE, MIN_REGION_SECRET_CHARS, Regions
-from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config.reader import DEFAULTS, Reader
 
@@ -83,6 +82,10 @@ def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]
 
 def _planner(cfg: Reader) -> dict[str, str]:
     """The planner's regional variables, refused at preview as the dispatcher would refuse them."""
+    # The reserve's planner (its forecast, demand and neighbours with it): imported by a stack of several
+    # regions only, which alone sets these; a stack's config check of one region never needs it.
+    from dispatcher.reserve.planner import PlannerSettings
+
     budget = str(cfg.integer("regionSpillBudgetMs", minimum=0))  # whole milliseconds, as Pulumi.yaml declares
     env = {"REGION_SPILL_BUDGET_MS": budget, "REGION_HOLD_FOR_NEIGHBOURS": "1" if cfg.boolean("regionHoldForNeighbours")
            else "0"}

@@ -31,10 +31,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from stacks.config import made_secrets
@@ -43,6 +42,9 @@ from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
 from voicefleet_settings.call_policy import ANY_NUMBER
+
+if TYPE_CHECKING:
+    from stacks.config.sip_edge_keys import PriceKey, SipEdgeKey, TrunkKey
 
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
@@ -58,14 +60,10 @@ TWILIO_MEDIA = "168.86.128.0/18"
 # The widest network a trunk's sources or mediaSources may name without its opt-in: a carrier's published
 # ranges are narrower (Twilio's media range is a /18), and 0.0.0.0/1 + 128.0.0.0/1 is the internet.
 WIDEST_PREFIX = 16
-_TRUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
 _ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")  # n2-standard-2, c2d-highcpu-4, custom-2-4096
 # Compute Engine's Arm series (Tau T2A, Axion C4A and N4A): PJSIP's wheel and the image are x86_64.
 _GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")
-_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 # Azure's Arm sizes carry a `p` among their features (Standard_D2ps_v5, Standard_E4pds_v6, Standard_B2pts_v2).
 _AZURE_ARM = re.compile(r"^Standard_[A-Z]+\d+[a-oq-z]*p[a-z]*_")
 HOSTS = ("aws", "gcp", "azure", "k8s")  # the clouds whose stacks run the edge
@@ -75,55 +73,6 @@ SIZE_KEYS = {"aws": ("instanceType", "instance_type", _ARM), "gcp": ("machineTyp
 # The keys only one cloud's edge has: the host's size on a VM cloud, the nodes and their address on Kubernetes.
 CLOUD_KEYS = {**{cloud: (size[0],) for cloud, size in SIZE_KEYS.items()},
               "k8s": ("nodeSelector", "nodeTaint", "publicAddress")}
-
-
-class _Key(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class PriceKey(_Key):
-    """A trunk's price a minute by direction (the edge's `usd_per_minute = {inbound, outbound}`)."""
-
-    inbound: float | None = Field(default=None, ge=0, le=10)
-    outbound: float | None = Field(default=None, ge=0, le=10)
-
-
-class TrunkKey(_Key):
-    name: str = Field(pattern=_TRUNK_NAME.pattern)
-    sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
-    allow_any_source: bool = Field(default=False, alias="allowAnySource")
-    media_sources: tuple[str, ...] = Field(default=(), alias="mediaSources")  # CIDRs its calls' RTP comes from
-    allow_any_media_source: bool = Field(default=False, alias="allowAnyMediaSource")
-    numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
-    registrar: str | None = None
-    digest_username: str | None = Field(default=None, alias="digestUsername")
-    termination_uri: str | None = Field(default=None, alias="terminationUri")
-    cps: float | None = None
-    ring_seconds: float | None = Field(default=None, alias="ringSeconds")
-    callers: tuple[str, ...] = ()
-    destinations: tuple[str, ...] | None = None
-    allow_any_destination: bool = Field(default=False, alias="allowAnyDestination")
-    caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
-    # What its carrier charges a minute (USD), both ways or {inbound, outbound}; the calls' costs show it.
-    usd_per_minute: float | PriceKey | None = Field(default=None, alias="usdPerMinute", union_mode="left_to_right")
-    billing_increment_seconds: int | None = Field(default=None, alias="billingIncrementSeconds", ge=1, le=60)
-
-
-class SipEdgeKey(_Key):
-    enabled: bool = False
-    instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=_INSTANCE_TYPE.pattern)  # AWS
-    machine_type: str = Field(default="n2-standard-2", alias="machineType", pattern=_MACHINE_TYPE.pattern)  # GCP
-    # Azure: 2 vCPUs, 8 GiB, x86_64, Trusted Launch
-    vm_size: str = Field(default="Standard_D2s_v5", alias="vmSize", pattern=_VM_SIZE.pattern)
-    workers: int = Field(default=1, ge=1, le=64)
-    rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
-    answer_seconds: float | None = Field(default=None, alias="answerSeconds")
-    trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
-    # Kubernetes: the nodes the edge's pod may run on (their labels, and the taint that keeps others off),
-    # and the address the trunks reach them by (stacks/config/sip_edge_nodes.py).
-    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
-    node_taint: str | None = Field(default=None, alias="nodeTaint")
-    public_address: str | None = Field(default=None, alias="publicAddress")
 
 
 @dataclass(frozen=True)
@@ -213,6 +162,10 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
             raw = None
     if not isinstance(raw, dict):
         raise cfg.fail(KEY, f"must be a map ({{enabled, trunks: [...]}}; {DOCS})")
+    from pydantic import ValidationError  # with the models: only a stack that sets the key pays for them
+
+    from stacks.config.sip_edge_keys import SipEdgeKey
+
     try:
         key = SipEdgeKey.model_validate(raw)
     except ValidationError as exc:
@@ -240,6 +193,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
 
 def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, ...]) -> None:
     """The host in this cloud's words only, and an x86_64 one (the image's and PJSIP's wheel's build)."""
+    from stacks.config.sip_edge_keys import SipEdgeKey
+
     given = {SipEdgeKey.model_fields[f].alias or f for f in key.model_fields_set}
     for other, keys in CLOUD_KEYS.items():
         if other != cloud and (found := sorted(given & set(keys))):
@@ -437,6 +392,8 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
 
 def _price(price: float | PriceKey | None) -> object:
     """The edge's `usd_per_minute`: a number, or an inline table of the directions priced."""
+    from stacks.config.sip_edge_keys import PriceKey
+
     if isinstance(price, PriceKey):
         return _Inline({name: value for name, value in (("inbound", price.inbound), ("outbound", price.outbound))
                         if value is not None})

@@ -7,7 +7,7 @@ would deploy it, read offline.
 
 The environment is the one `python -m stacks.plan NAME` registers for the dispatcher's container(s)
 (stacks/tools/dispatcher_env.py), read with the dispatcher's own check, explanation and diff
-(dispatcher/serving/config_command.py). A secret the stack keeps as a Pulumi secret is set but never
+(dispatcher/serving/config_report.py). A secret the stack keeps as a Pulumi secret is set but never
 shown. A source names the stack key a value came from (stacks/config/dispatcher_keys.py). A stack file
 the program refuses (a wrong value, a missing provider setting, an unknown key, a secret given with
 --config) is one line and exit 1. `--config-stdin` reads the --config items from stdin, as
@@ -27,7 +27,8 @@ from dataclasses import replace
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
-from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
+from dispatcher.serving.config_command import CONFIG_STDIN, overrides_apart
+from dispatcher.serving.config_report import diff, explain, faults
 from dispatcher.settings.derived import DEFAULT_PROFILE
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest, spelt_as_key

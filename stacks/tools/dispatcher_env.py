@@ -8,7 +8,7 @@ second derivation to drift. A variable the container takes by reference (a Secre
 a Pulumi secret is present but masked: its name is kept, never its value.
 
 `refusals` is what the plan adds to its violations: what the dispatcher's own check
-(dispatcher/serving/config_command.py `faults`, the one `voicefleet config check` runs) refuses in
+(dispatcher/serving/config_report.py `faults`, the one `voicefleet config check` runs) refuses in
 that environment, with each masked secret standing in as set.
 """
 
@@ -118,7 +118,7 @@ def _text(value: Any) -> str:
 
 def refusals(registrations: Iterable[Registration]) -> list[str]:
     """What the dispatcher would refuse at start-up in each dispatcher container's environment, one line each."""
-    from dispatcher.serving.config_command import faults
+    from dispatcher.serving.config_report import faults
     from dispatcher.settings.sources import SourceError, resolve
 
     found: list[str] = []

@@ -30,12 +30,12 @@ from sipedge.supervisor import KAMAILIO
 from sipedge.worker_place import new_token
 from stacks.config.sip_edge import (
     SECRET_VARIABLE,
-    SipEdgeKey,
     SipEdgeSettings,
     api_key_variable,
     edge_environment,
     render,
 )
+from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.sip.conftest import NUMBER, RTP_PORTS, started_edge

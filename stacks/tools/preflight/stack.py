@@ -6,7 +6,6 @@ A stack file's header lists the `pulumi config set [--secret] KEY VALUE` lines i
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
@@ -14,7 +13,7 @@ import yaml
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
-from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_document, stack_file
+from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_document
 from stacks.tools.preflight import (
     bot_runtime,
     cli_version,
@@ -36,13 +35,7 @@ from stacks.tools.preflight import (
     toolchain,
 )
 from stacks.tools.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
-
-DOCUMENTED_SET = re.compile(r"^#\s+pulumi config set (--secret )?(\w+) (\S+)", re.MULTILINE)
-
-
-def documented_commands(stack: str) -> list[tuple[bool, str, str]]:
-    """(secret?, key, value) of each `pulumi config set` line in the stack file's header."""
-    return [(bool(secret), key, value) for secret, key, value in DOCUMENTED_SET.findall(stack_file(stack).read_text())]
+from stacks.tools.preflight.documented import documented_commands
 
 
 def documented_values(stack: str) -> dict[str, StackValue]:

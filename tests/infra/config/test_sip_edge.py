@@ -13,7 +13,8 @@ import pytest
 from sipedge.config import TrunkPrice
 from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
-from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, edge_environment, render
+from stacks.config.sip_edge import SipEdgeSettings, edge_environment, render
+from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import API_KEY, EDGE, EDGE_SECRETS, HTTPS, NAME, run_with_edge
 from tests.infra.conftest import StackRunner

@@ -14,7 +14,8 @@ import pytest
 from sipedge.config import load as load_edge
 from sipedge.node_fence import ENDPOINTS
 from stacks.config.reader import SettingsError
-from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, capacity_note
+from stacks.config.sip_edge import SipEdgeSettings, capacity_note
+from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.fakes.k8s_schema import schema_problems

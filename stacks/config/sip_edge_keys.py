@@ -1,0 +1,64 @@
+"""The SIP edge's stack key (`sipEdge`) as pydantic models: its trunks, their prices, the host's size.
+
+Apart from stacks/config/sip_edge.py, which reads the key, because pydantic and these models cost a
+check a tenth of a second of CPU (docs/performance.md) and a stack without an edge never needs them: the
+reader imports this module only when the key is set.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TRUNK_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
+INSTANCE_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+MACHINE_TYPE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"  # n2-standard-2, c2d-highcpu-4, custom-2-4096
+VM_SIZE = r"^Standard_[A-Za-z0-9_]+$"
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PriceKey(_Key):
+    """A trunk's price a minute by direction (the edge's `usd_per_minute = {inbound, outbound}`)."""
+
+    inbound: float | None = Field(default=None, ge=0, le=10)
+    outbound: float | None = Field(default=None, ge=0, le=10)
+
+
+class TrunkKey(_Key):
+    name: str = Field(pattern=TRUNK_NAME)
+    sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
+    allow_any_source: bool = Field(default=False, alias="allowAnySource")
+    media_sources: tuple[str, ...] = Field(default=(), alias="mediaSources")  # CIDRs its calls' RTP comes from
+    allow_any_media_source: bool = Field(default=False, alias="allowAnyMediaSource")
+    numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
+    registrar: str | None = None
+    digest_username: str | None = Field(default=None, alias="digestUsername")
+    termination_uri: str | None = Field(default=None, alias="terminationUri")
+    cps: float | None = None
+    ring_seconds: float | None = Field(default=None, alias="ringSeconds")
+    callers: tuple[str, ...] = ()
+    destinations: tuple[str, ...] | None = None
+    allow_any_destination: bool = Field(default=False, alias="allowAnyDestination")
+    caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
+    # What its carrier charges a minute (USD), both ways or {inbound, outbound}; the calls' costs show it.
+    usd_per_minute: float | PriceKey | None = Field(default=None, alias="usdPerMinute", union_mode="left_to_right")
+    billing_increment_seconds: int | None = Field(default=None, alias="billingIncrementSeconds", ge=1, le=60)
+
+
+class SipEdgeKey(_Key):
+    enabled: bool = False
+    instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=INSTANCE_TYPE)  # AWS
+    machine_type: str = Field(default="n2-standard-2", alias="machineType", pattern=MACHINE_TYPE)  # GCP
+    # Azure: 2 vCPUs, 8 GiB, x86_64, Trusted Launch
+    vm_size: str = Field(default="Standard_D2s_v5", alias="vmSize", pattern=VM_SIZE)
+    workers: int = Field(default=1, ge=1, le=64)
+    rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
+    answer_seconds: float | None = Field(default=None, alias="answerSeconds")
+    trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
+    # Kubernetes: the nodes the edge's pod may run on (their labels, and the taint that keeps others off),
+    # and the address the trunks reach them by (stacks/config/sip_edge_nodes.py).
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    node_taint: str | None = Field(default=None, alias="nodeTaint")
+    public_address: str | None = Field(default=None, alias="publicAddress")
