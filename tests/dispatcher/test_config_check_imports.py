@@ -48,7 +48,8 @@ THE_READING = ("dispatcher.serving.config_report", "dispatcher.settings", "voice
 def test_a_stack_checks_own_process_imports_none_of_the_reading() -> None:
     script = ("import json, subprocess, sys\nimport dispatcher.serving.config_command as command\n"
               "started = []\n"  # the stack tool's process is not this test's: its command line is kept instead
-              "command.subprocess.run = lambda args, **kw: started.append(args) or subprocess.CompletedProcess(args, 0)\n"
+              "command.subprocess.run = lambda args, **kw: (started.append(args)\n"
+              "                                             or subprocess.CompletedProcess(args, 0))\n"
               "code = command.main(['check', '--stack', 'aws-prod'])\n"
               f"print(json.dumps([code, len(started), [n for n in {THE_READING!r} if n in sys.modules]]))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
