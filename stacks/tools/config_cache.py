@@ -172,6 +172,13 @@ def _inputs(stack: str, config: Mapping[str, str], modules: Iterable[Path]) -> d
     return {path.removeprefix(inside): _digest(path) for path in sorted(files) if os.path.isfile(path)}
 
 
+def files_read(stack: str, config: Mapping[str, str]) -> dict[str, str]:
+    """The digests of the files a run reads before it imports anything of theirs (the stack file, Pulumi.yaml,
+    the program's folders and the bot project), taken before the run: `store` keeps these, so a file
+    edited while the program ran is seen as changed by the next check."""
+    return _inputs(stack, config, ())
+
+
 def imported_modules() -> list[Path]:
     """The checkout's modules this process imported (those outside FOLDERS among them: botchannel/, bot/)."""
     found, folders = [], dict[str, str]()
@@ -228,13 +235,15 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
 
 
 def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
-          registrations: Iterable[Registration] = (), environ: Mapping[str, str] = os.environ) -> None:
+          registrations: Iterable[Registration] = (), environ: Mapping[str, str] = os.environ, *,
+          read: Mapping[str, str] | None = None) -> None:
     """Keep `envs` (plain values and masked names only) for the next run, with the inputs of the run
-    that gave them (its `registrations`' image contexts among them); a folder that cannot be written
-    leaves the check as it was, uncached."""
+    that gave them (its `registrations`' image contexts among them; `read`: files_read's digests from
+    before the run, which stand for those files); a folder that cannot be written leaves the check as it
+    was, uncached."""
     entry: dict[str, Any] = {
         "version": CACHE_VERSION,
-        "inputs": _inputs(stack, config, imported_modules()),
+        "inputs": {**_inputs(stack, config, imported_modules()), **(read or {})},
         "contexts": image_contexts(registrations),
         "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
                   "platform": dict(env.platform)} for env in envs]}

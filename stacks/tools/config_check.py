@@ -70,14 +70,18 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached
         secret_keys = [name for name in secret_keys if name != full]
     config = {key: value for key, value in config.items() if key not in without}
     secret_keys = [name for name in secret_keys if name not in without]
+    # A run with keys left out answers another question than the stack file asks: an entry named by the
+    # stack and its --config alone would serve it to the next plain check, the refused key passed.
+    cached = cached and not without
     if cached and (kept := config_cache.load(stack, config, overrides)) is not None:
         return kept
     from stacks.tools.mocks import run_program  # the cloud's SDK and Pulumi's engine: only for a run
 
+    read = config_cache.files_read(stack, config)  # before the run: an edit during it is no input of its answer
     registrations = run_program(config, secret_keys, stack=stack).registrations
     envs = dispatcher_envs(registrations)
     if cached:
-        config_cache.store(stack, config, overrides, envs, registrations)
+        config_cache.store(stack, config, overrides, envs, registrations, read=read)
     return envs
 
 

@@ -266,3 +266,26 @@ def test_a_large_file_of_the_bot_project_is_hashed_in_chunks(tree: Path, monkeyp
     config_cache.store("one", _config(tree), {}, ENVS)
     assert config_cache.load("one", _config(tree), {}) == ENVS
     assert config_cache._digest(model) == hashlib.sha256(b"\0" * (1 << 20)).hexdigest()
+
+
+def test_a_run_with_a_refused_key_left_out_is_never_kept(_own_cache: Path) -> None:
+    """The check runs the program again without each key it refused, to find the others: that answer is
+    not the stack file's, and kept it would pass the refused key on the next check."""
+    from stacks.config.reader import SettingsError
+
+    config_check.stack_envs("aws-dev", {"maxConcurrentSessions": "lots"}, without=frozenset(
+        {"voicefleet:maxConcurrentSessions"}))
+    assert not list((_own_cache / "voicefleet" / "config-check").glob("aws-dev-*.json"))
+    with pytest.raises(SettingsError, match="maxConcurrentSessions"):
+        config_check.stack_envs("aws-dev", {"maxConcurrentSessions": "lots"})
+
+
+def test_a_stack_file_edited_while_the_program_ran_misses(tree: Path) -> None:
+    """The answer is the file's as the run read it: an edit saved during the run is no input of it."""
+    stack = tree / "stacks" / "Pulumi.one.yaml"
+    read = config_cache.files_read("one", _config(tree))  # before the run
+    stack.write_text(stack.read_text() + "  voicefleet:maxConcurrentSessions: lots\n")  # saved mid-run
+    config_cache.store("one", _config(tree), {}, ENVS, read=read)
+    assert config_cache.load("one", _config(tree), {}) is None
+    config_cache.store("one", _config(tree), {}, ENVS, read=config_cache.files_read("one", _config(tree)))
+    assert config_cache.load("one", _config(tree), {}) == ENVS
