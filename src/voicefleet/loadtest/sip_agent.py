@@ -26,17 +26,13 @@ from typing import Any
 
 import pjsua2 as pj
 
+from voicefleet.loadtest.latest_frames import LatestFrames
 from voicefleet.loadtest.sip_eval_token import ENV
 from voicefleet.loadtest.sip_uri import SESSION_HEADER, SipUri, sip_uri
 
 RATE = 8000
 FRAME_BYTES = 320  # 20 ms of 16-bit PCM at 8 kHz
 FRAME_USEC = 20_000
-# The caller's frames waiting for PJSIP's media clock, at most: its parent sends one every 20 ms, but a
-# parent short of CPU catches up in a burst, and a clock that takes one a tick would keep that burst as a
-# standing delay, every later word played (and its answer timed) late by it. So a frame later than this is
-# dropped, as a jitter buffer drops a late packet (the parent's own lag says when it fell behind).
-MAX_QUEUED = 3
 EVENT_POLL_MS = 10
 CODECS = {"PCMU/8000": 255, "PCMA/8000": 254}  # G.711 only, as a trunk offers it
 RTP_PORTS = 64  # from a random even base, so that many callers on one machine seldom try the same ports
@@ -66,13 +62,10 @@ class Line(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no type
 
     def __init__(self) -> None:
         super().__init__()
-        self.speech: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self.speech = LatestFrames()
 
     def play(self, pcm: bytes) -> None:
-        """A frame of the caller's speech (or silence) to play; the oldest dropped past MAX_QUEUED."""
-        while self.speech.qsize() >= MAX_QUEUED:
-            with contextlib.suppress(queue.Empty):
-                self.speech.get_nowait()
+        """A frame of the caller's speech (or silence) to play (latest_frames.py keeps the newest few)."""
         self.speech.put(pcm)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
@@ -80,10 +73,7 @@ class Line(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no type
             say("media", media={"payload": base64.b64encode(bytes(frame.buf)).decode()})
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
-        try:
-            pcm = self.speech.get_nowait()
-        except queue.Empty:
-            pcm = bytes(FRAME_BYTES)
+        pcm = self.speech.take() or bytes(FRAME_BYTES)
         frame.type = pj.PJMEDIA_TYPE_AUDIO
         frame.buf = pj.ByteVector(pcm.ljust(FRAME_BYTES, b"\0")[:FRAME_BYTES])
         frame.size = FRAME_BYTES
