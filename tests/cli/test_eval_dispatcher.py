@@ -23,6 +23,7 @@ from tests.fakes.server import serve
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.evals.call import GREETING_WAIT
+from voicefleet.evals.verdict import BOT_BEHIND_VARIABLE, INCONCLUSIVE
 from voicefleet.main import voicefleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech over WebRTC
@@ -76,10 +77,13 @@ class EvalRun:
     output: str
 
 
-def evals_at_once(url: str, *runs: list[str]) -> list[EvalRun]:
+def evals_at_once(url: str, *runs: list[str], bot_behind: float | None = None) -> list[EvalRun]:
     """Each of `runs` (the arguments after `voicefleet eval`) as a process of its own, all at once:
-    click's CliRunner swaps the process's own stdout, so two cannot run in one process."""
+    click's CliRunner swaps the process's own stdout, so two cannot run in one process. `bot_behind`:
+    the runs' VOICEFLEET_EVAL_BOT_BEHIND."""
     env = {name: value for name, value in os.environ.items() if name not in UNSET}
+    if bot_behind is not None:
+        env[BOT_BEHIND_VARIABLE] = str(bot_behind)
     command = "from voicefleet.main import voicefleet; voicefleet(prog_name='voicefleet')"
     processes = [subprocess.Popen([sys.executable, "-c", command,
                                    "eval", *run, "--url", url], env=env, stdout=subprocess.PIPE,
@@ -130,8 +134,14 @@ def evals_listed(dispatcher: DispatcherProcess, result: Result | EvalRun) -> dic
 def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
     report = tmp_path / "eval.xml"
     result = run_eval(dispatcher.base_url, str(SUITE), "--junit", str(report), "--json")
-    assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    if result.exit_code == INCONCLUSIVE:
+        # Calls whose bot's host fell too far behind real time (the full suite beside other work on 2
+        # cores, load 20-34): no verdict on the bot, which is what the command says; none may have failed.
+        assert summary["calls"]["failed"] == 0 and summary["calls"]["inconclusive"] >= 1, result.output
+        assert re.search(r'<testsuite name="voicefleet eval" tests="\d+" failures="0"', report.read_text())
+        pytest.skip(f"inconclusive: {summary['calls']['inconclusive']} call(s) whose bot's host fell behind")
+    assert result.exit_code == 0, result.output
     assert summary["passed"] == summary["runs"] == len(list(SUITE.glob("*.toml"))), summary
     assert summary["release"] == "stable"
     assert all(s["turn_latency_ms"]["p50"] for s in summary["scenarios"]), summary
@@ -141,10 +151,12 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
 
 def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
     # Three runs of the command at once, each its own process: one call each, on releases of their own.
+    # A fault's answer not heard is inconclusive where its bot's host fell over 2 s behind (the full suite
+    # at load 20-34 held the mute bot so): this test is of the faults, so only a host held a minute counts.
     wrong, mute, crash = evals_at_once(
         dispatcher.base_url, [str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"],
         [str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json"],
-        [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"])
+        [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"], bot_behind=60)
     assert wrong.exit_code == 1, wrong.output
     assert failures_of(wrong)["opening hours"].startswith(
         "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed")
