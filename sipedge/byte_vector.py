@@ -16,18 +16,21 @@ import pjsua2 as pj
 _BeginEnd = ctypes.c_void_p * 2
 
 
-def _storage(vector: pj.ByteVector) -> int | None:
-    """The address of `vector`'s first byte, where its layout is the one known and it holds any."""
+def _storage(vector: pj.ByteVector) -> tuple[int, int] | None:
+    """Where `vector`'s bytes are and how many, read together (address, size), where its layout is the one
+    known and it holds any. Whoever copies takes this size, never a second `size()`: SWIG's wrappers let
+    go of the GIL, so another thread may resize the vector in between, and the second size would be read
+    from storage that may already be freed."""
     size = vector.size()
     begin, end = _BeginEnd.from_address(int(vector.this))
     if not size or begin is None or end is None or end - begin != size:
         return None
-    return int(begin)
+    return int(begin), size
 
 
 def _read_storage(vector: pj.ByteVector) -> bytes | None:
-    begin = _storage(vector)
-    return None if begin is None else ctypes.string_at(begin, vector.size())
+    storage = _storage(vector)
+    return None if storage is None else ctypes.string_at(*storage)
 
 
 def _layout_checked() -> bool:
@@ -49,7 +52,7 @@ def fill_frame(frame: pj.MediaFrame, data: bytes) -> None:
     """`frame`'s buffer (PJSUA2's, lent to a callback) holding `data`."""
     vector = frame.buf
     vector.resize(len(data))
-    if _LAYOUT_KNOWN and (begin := _storage(vector)) is not None:
-        ctypes.memmove(begin, data, len(data))
+    if _LAYOUT_KNOWN and (storage := _storage(vector)) is not None and storage[1] == len(data):
+        ctypes.memmove(storage[0], data, len(data))
     else:
         frame.buf = pj.ByteVector(data)

@@ -248,7 +248,7 @@ async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused
         raise NotHanded(409, "transfer_no_route", f"trunk {held.trunk.name!r} places no calls here")
     leg = PersonLeg(asyncio.get_running_loop(), stack, held.call)
     try:
-        person = await invite(stack, account, held.trunk, to, held.number, leg, how.legs)
+        person = await invite(stack, account, held.trunk, to, held.number, leg, how.legs, for_person=True)
     except pj.Error as exc:
         raise NotHanded(503, "transfer_failed", f"the REFER was refused ({refused}) and the call to the person "
                         f"could not be placed: {exc.reason}") from None

@@ -1,14 +1,22 @@
 """PJSIP's media tuned for a listener that is a bot, not a person: the caller's audio reaches the
-call's stream as soon as its packet is in, rather than smoothed for a loudspeaker.
+call's stream soon after its packet is in, without giving up the audio a jittery trunk delivers late.
 
-- No packet loss concealment on G.711: PJSIP's (WSOLA) holds back the last 5 ms of every packet
-  to blend a concealed gap, so each packet's end rode the next 20 ms tick of the bridge. A lost
-  packet is silence to the bot's speech recognition instead of an invented continuation.
-- A jitter buffer of at most two packets (40 ms at the usual 20 ms): PJSIP's adaptive one keeps
-  what a burst built up and sheds it a frame a second or so, so one late packet on a busy host held
-  the call's audio back by 20–200 ms for seconds. Capped, a packet waits at most one packet's time;
-  a later one costs the oldest 10 ms frame instead of a lasting delay.
-A person's leg (a warm transfer) shares both: their phone has its own jitter buffer and concealment."""
+- A bounded prefetch: PJSIP's adaptive jitter buffer may grow its prefetch to 4/5 of its size (400 ms)
+  and keeps what a burst built up, shedding it a frame a second or so: one late packet on a busy host
+  held a call's audio back by 20-200 ms for seconds. Here the prefetch grows to four packets at most
+  (80 ms at least), which covers 0-60 ms of jitter; on a steady trunk it stays at its least.
+- Room for a burst: a trunk whose packets arrive late and then together fills the buffer past the
+  prefetch. A buffer capped at two packets dropped them and played their gap as silence (14 % of the
+  caller's audio at 0-60 ms jitter); this one keeps eight packets (160 ms at least).
+Both floors are in milliseconds: the packet length PJSIP knows (`frmPerPkt`) is the ptime the trunk
+asked the edge to send, and a trunk may send longer packets than that.
+A person's leg (a transfer's call to a person) keeps PJSIP's own buffer: the bridge re-times their
+audio into the caller's packets, so what is late there cannot be concealed by the caller's phone.
+No packet loss concealment on G.711: PJSIP's (WSOLA) holds back the last 5 ms of every packet to blend
+a concealed gap, so each packet's end rides the next 20 ms tick of the bridge (+20 ms on every packet,
+measured with this buffer too). A lost packet is silence to the bot's speech recognition instead of an
+invented continuation. PJSUA2 sets concealment per codec for the whole endpoint, not per call, so a
+person's leg goes without it too."""
 
 from __future__ import annotations
 
@@ -16,15 +24,20 @@ from collections.abc import Iterable
 
 import pjsua2 as pj
 
-PACKETS_BUFFERED = 2
+PREFETCH_PACKETS, PREFETCH_FLOOR_MS = 4, 80
+BURST_PACKETS, BURST_FLOOR_MS = 8, 160
 
 
-def cap_jitter_buffer(stream: pj.StreamInfo) -> None:
-    """Before PJSUA creates a call's audio stream: its jitter buffer holds `PACKETS_BUFFERED` of the
-    trunk's packets at most (their length is the ptime the trunk asked for, in 10 ms G.711 frames)."""
+def tune_jitter_buffer(stream: pj.StreamInfo) -> None:
+    """Before PJSUA creates a bot's call's audio stream: a prefetch of four packets at most, room for eight
+    (each at least its floor in milliseconds, whatever the ptime)."""
     setting, info = stream.audCodecParam.setting, stream.audCodecParam.info
-    if stream.type == pj.PJMEDIA_TYPE_AUDIO and setting.frmPerPkt and info.frameLen:
-        stream.jbMax = PACKETS_BUFFERED * setting.frmPerPkt * info.frameLen
+    if stream.type != pj.PJMEDIA_TYPE_AUDIO or not info.frameLen:
+        return
+    packet_ms = max(1, setting.frmPerPkt) * info.frameLen
+    stream.jbMaxPre = max(PREFETCH_PACKETS * packet_ms, PREFETCH_FLOOR_MS)
+    stream.jbMax = max(BURST_PACKETS * packet_ms, BURST_FLOOR_MS)
+
 
 
 def without_concealment(endpoint: pj.Endpoint, codecs: Iterable[str]) -> None:

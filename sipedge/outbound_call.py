@@ -159,16 +159,18 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
 
 async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, caller_id: str,
                  events: OutboundEvents,
-                 counted: Callable[[Callable[[], SipCall]], SipCall] = lambda send: send()) -> SipCall:
+                 counted: Callable[[Callable[[], SipCall]], SipCall] = lambda send: send(),
+                 for_person: bool = False) -> SipCall:
     """A call to `to` through `trunk` as `caller_id`, its INVITE sent on the SIP thread; `pj.Error` if PJSIP
-    would not send it. `counted` sends it there, within the edge's capacity (or raises why not)."""
+    would not send it. `counted` sends it there, within the edge's capacity (or raises why not). A call
+    `for_person` is a transfer's: what is heard on it goes to a person, not only to the bot."""
     sent: concurrent.futures.Future[SipCall] = concurrent.futures.Future()
     front_token = stack.place.front.token if stack.place.front is not None else None
 
     def send() -> None:
         try:
             sent.set_result(counted(lambda: stack.outgoing(lambda on_end: place(
-                account, trunk, to, caller_id, stack.config.advertised, on_end, events, front_token))))
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events, front_token, for_person))))
         except Exception as exc:  # (PJSIP's refusal, or `counted`'s: the awaiting side raises it)
             sent.set_exception(exc)
 

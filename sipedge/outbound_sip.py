@@ -36,12 +36,15 @@ def target_uri(trunk: Trunk, number: str) -> str:
 
 
 def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: str,
-          on_end: Callable[[SipCall], None], events: OutboundEvents, front_token: str | None = None) -> OutboundSipCall:
+          on_end: Callable[[SipCall], None], events: OutboundEvents, front_token: str | None = None,
+          for_person: bool = False) -> OutboundSipCall:
     """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it. A worker's carries its
     front's token (`front_token`), without which the front relays no INVITE from a worker's port (whoever
-    bound a dead worker's port cannot know it); the front takes it off before the trunk."""
+    bound a dead worker's port cannot know it); the front takes it off before the trunk. A call `for_person`
+    (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
     call = OutboundSipCall(account, pj.PJSUA_INVALID_ID, on_end)
     call.events = events
+    call.for_person = for_person
     # An in-dialog request (a re-INVITE moving the media) is taken from the trunk's own addresses only.
     far_host = _host_of(target_uri(trunk, to).split("@", 1)[-1])
     call.from_trunk = lambda source: _host_of(source) == far_host

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import pjsua2 as pj
 
-from sipedge.listening_media import cap_jitter_buffer
+from sipedge.listening_media import tune_jitter_buffer
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
@@ -50,6 +50,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.created = time.monotonic()
         self.playout = Playout()
         self.events: CallEvents | None = None
+        # A transfer's call to a person: its stream keeps PJSIP's own jitter buffer (sipedge/listening_media.py).
+        self.for_person = False
         self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
         # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
         # matches dialogs by their identifiers alone, which the bot and the log both know.
@@ -137,7 +139,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             self.this = None
 
     def onStreamPreCreate(self, prm: pj.OnStreamPreCreateParam) -> None:  # noqa: N802
-        cap_jitter_buffer(prm.streamInfo)
+        if not self.for_person:
+            tune_jitter_buffer(prm.streamInfo)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()  # kept: its media vector is freed with it

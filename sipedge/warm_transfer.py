@@ -121,7 +121,7 @@ async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _
     billed from their answer to its end, whichever way it ends (the trunk bills it from the answer)."""
     leg = PersonLeg(asyncio.get_running_loop(), stack, held.call)
     try:
-        person = await invite(stack, how.account, held.trunk, how.number, held.number, leg, how.legs)
+        person = await invite(stack, how.account, held.trunk, how.number, held.number, leg, how.legs, for_person=True)
     except pj.Error as exc:
         raise NotHanded(503, "transfer_failed", f"the call to the person could not be placed: {exc.reason}") from None
     try:

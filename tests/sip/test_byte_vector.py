@@ -71,3 +71,12 @@ def test_a_frame_filled_holds_the_bytes_whatever_it_held(monkeypatch: pytest.Mon
     for data in (b"\x09" * 640, b"\x03\x04" * 160, b"\x05" * 320):
         fill_frame(frame, data)
         assert bytes(frame.buf) == data
+
+
+def test_the_copy_takes_the_size_it_checked_not_a_later_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if another thread grew the vector between the layout check and the copy (SWIG's calls let go of
+    the GIL): a second `size()` would have the copy run past the storage the check vouched for."""
+    vector = pj.ByteVector(b"\x06" * 320)
+    sizes = iter([320])
+    monkeypatch.setattr(pj.ByteVector, "size", lambda self: next(sizes, 320 + 64))
+    assert vector_bytes(vector) == b"\x06" * 320
