@@ -387,6 +387,8 @@ class StatusCell(BaseModel):
     drained_until: float | None = Field(description="Epoch seconds until which its starts go elsewhere after it "
                                         "throttled; null: open.")
     reason: str | None = Field(description="What it answered when drained (ThrottlingException, a quota).")
+    unreadable: str | None = Field(default=None, description="Why its tasks could not be listed last time (they "
+                                   "then go uncounted here); null: listed.")
 
 
 class StatusReplica(BaseModel):

@@ -88,13 +88,15 @@ def _recordings(recordings: Mapping[str, Any] | None) -> list[str]:
 
 
 def _cells(cells: list[Mapping[str, Any]] | None) -> list[str]:
-    """CELLS: each cell's launches a second, running count, and how long it is drained for, and why."""
+    """CELLS: each cell's launches a second, running count, how long it is drained for, and why; a cell
+    whose tasks could not be listed is said so (its running count is then not known here)."""
     if not cells:
         return []
     rows = [[str(c.get("name")), f"{c.get('launches_per_second', 0):g}",
              f"{c.get('running', 0)}" + (f"/{c['room']}" if c.get("room") is not None else ""),
-             "open" if c.get("drained_until") is None else f"drained until {moment(c.get('drained_until'))}",
-             str(c.get("reason") or "-")] for c in cells]
+             ("open" if c.get("drained_until") is None else f"drained until {moment(c.get('drained_until'))}")
+             + (", unreadable" if c.get("unreadable") else ""),
+             "; ".join(str(r) for r in (c.get("reason"), c.get("unreadable")) if r) or "-"] for c in cells]
     return ["", "CELLS  launches spread over", _indented(table(["CELL", "LAUNCHES/S", "RUNNING", "STATE", "REASON"],
                                                                 rows))]
 

@@ -222,3 +222,14 @@ async def test_the_all_drained_answer_names_a_few_cells_and_counts_the_rest() ->
         await group.cold_turn("s-1")
     message = refused.value.message
     assert message.count("ThrottlingException") == CELLS_NAMED and message.endswith(f"and {20 - CELLS_NAMED} more")
+
+
+def test_a_cell_whose_tasks_could_not_be_listed_is_shown_so_by_the_status_and_the_command() -> None:
+    from dispatcher.api.schemas import StatusCell
+    from voicefleet.status import _cells
+
+    cell = {"name": "b", "launches_per_second": 0.0, "running": 0, "room": None, "drained_until": None,
+            "reason": None, "unreadable": "its tasks could not be listed (ecs_unauthorized)"}
+    assert StatusCell.model_validate(cell).model_dump() == cell  # GET /status keeps it, not only the view
+    shown = "\n".join(_cells([cell]))
+    assert "open, unreadable" in shown and "its tasks could not be listed (ecs_unauthorized)" in shown
