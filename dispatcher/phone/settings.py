@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.plivo_calls import PLIVO_API_URL
+from dispatcher.phone.plivo_ids import AUTH_ID, AUTH_ID_RULE
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.telnyx_ids import TELNYX_API_URL
@@ -97,8 +98,8 @@ class PhoneSettings:
         telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
             "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
         plivo_auth_id = setting_text(env, "PLIVO_AUTH_ID") or None
-        if plivo_auth_id is not None and not (plivo_auth_id.isascii() and plivo_auth_id.isalnum()):
-            raise SettingsError("PLIVO_AUTH_ID must be the Auth ID the Plivo console shows (letters and digits)")
+        if plivo_auth_id is not None and not AUTH_ID.fullmatch(plivo_auth_id):
+            raise SettingsError(f"PLIVO_AUTH_ID must be {AUTH_ID_RULE}")
         plivo_api_url = server_only("PLIVO_API_URL", credentialed_url(
             "PLIVO_API_URL", setting_text(env, "PLIVO_API_URL").rstrip("/"), "the auth token"))
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from dispatcher.phone.plivo_ids import AUTH_ID, AUTH_ID_RULE
 from stacks.config.reader import Reader
 
 AUTH_ID_KEY = "plivoAuthId"
@@ -19,9 +20,8 @@ def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
     the stack sets, which must hold the account's token."""
     if (auth_id := cfg.plain(AUTH_ID_KEY)) is None:
         return {}
-    if not (auth_id.isascii() and auth_id.isalnum()):
-        raise cfg.fail(AUTH_ID_KEY, f"must be the Auth ID the Plivo console shows, letters and digits "
-                                    f"(got {auth_id[:40]!r})")
+    if not AUTH_ID.fullmatch(auth_id):
+        raise cfg.fail(AUTH_ID_KEY, f"must be {AUTH_ID_RULE} (got {auth_id[:40]!r})")
     if "PLIVO_AUTH_TOKEN" not in secrets_set:
         raise cfg.fail(AUTH_ID_KEY, "needs plivoAuthToken, the account's credential, to call Plivo's API: "
                                     "pulumi config set --secret plivoAuthToken …")
