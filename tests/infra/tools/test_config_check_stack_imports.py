@@ -36,3 +36,32 @@ def test_a_stack_check_imports_no_client(tmp_path: Path) -> None:
                           check=False)
     answer = json.loads(done.stdout.splitlines()[-1]) if done.stdout else pytest.fail(done.stderr[-2000:])
     assert answer == {"code": 1, "imported": []}  # 1: aws-prod's values its first `up` still needs, named
+
+
+# Modules of each cloud's service packages that no example stack uses: a check imports the modules of the
+# resources and functions its program names (stacks/tools/lazy_sdk.py), never the whole package (0.5 s).
+UNUSED = {"gcp-prod": ("pulumi_gcp", "pulumi_gcp.compute.vpn_tunnel"),
+          "azure-prod": ("pulumi_azure_native", "pulumi_azure_native.network.vpn_gateway")}
+SDK_SCRIPT = """import json, runpy, sys
+sys.argv = ["config_check", "check", "--stack", STACK]
+try:
+    runpy.run_module("stacks.tools.config_check", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": [name for name in sys.modules if name.startswith(SDK + ".")]}))
+"""
+
+
+@pytest.mark.parametrize("stack", sorted(UNUSED))
+def test_a_stack_check_imports_only_the_sdk_modules_its_program_uses(stack: str, tmp_path: Path) -> None:
+    sdk, unused = UNUSED[stack]
+    script = SDK_SCRIPT.replace("STACK", repr(stack)).replace("SDK", repr(sdk))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ) | {"PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path)},
+                          check=False)
+    answer = json.loads(done.stdout.splitlines()[-1]) if done.stdout else pytest.fail(done.stderr[-2000:])
+    assert answer["code"] == 1  # the values its first `up` still needs, named
+    modules = {name for name in answer["modules"] if name.count(".") >= 2}  # the service packages' modules
+    # The program's resources and functions are a few modules of each package it uses: whole, gcp-prod's
+    # packages were some 500 modules, azure-prod's 680 (pulumi's lazy_import leaves the unused ones empty).
+    assert unused not in modules and 0 < len(modules) < 120, sorted(modules)
