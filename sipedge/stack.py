@@ -151,6 +151,7 @@ class SipStack:
         except pj.Error as exc:  # handed to the main thread, which exits with it
             tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
             self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port}{tls})"
+            self._wake.close()
             self.started.set()
             return
         self.started.set()
