@@ -17,7 +17,8 @@ wire's, not SIPp's log:
    the caller's frames when SIPEDGE_FRAME_TRACE is set (sipedge/frame_trace.py);
    bench/sip_edge_frames.py matches them with the packets.
 4. The edge's CPU per call (/proc/<pid>/stat over each call, INVITE to the BYE's answer), and idle;
-   with `--no-trace`, without the frame trace's writes (and without figure 3).
+   with `--no-trace`, without the frame trace's writes (and without figure 3); each thread's share
+   of it (/proc/<pid>/task, bench/thread_cpu.py) at the median.
 
 Prints each call, then p50/p95 with N and the load average before and after; asserts nothing.
 """
@@ -38,6 +39,7 @@ import numpy as np
 from bench.local_session import proc_usage
 from bench.phone_calls import pct
 from bench.sip_edge_frames import EdgeLatency, edge_latency, read_trace
+from bench.thread_cpu import ThreadSampler
 from sipedge.frame_trace import TRACE_ENV
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.sip.conftest import NUMBER, run_edge
@@ -60,6 +62,7 @@ class CallFigures:
     edge: EdgeLatency
     cpu_seconds: float
     call_seconds: float  # INVITE to the BYE's answer
+    threads: dict[str, float]  # each of the edge's threads' share of a core over the call (%)
 
 
 def sip_time(datagrams: list[Datagram], sip_port: int, start: bytes, *, from_edge: bool) -> float | None:
@@ -86,12 +89,14 @@ async def one_call(api: httpx.AsyncClient, edge_pid: int, sip_port: int, workdir
     media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     capture = LoopbackUdp({sip_port, media_port})
     _, cpu_before = proc_usage(edge_pid)
+    threads = ThreadSampler(edge_pid)
     try:
         call = await asyncio.to_thread(run_sipp, "call_echo", NUMBER, sip_port, workdir, media_port=media_port)
         await asyncio.sleep(0.5)  # the last frames' trace lines
     finally:
         capture.stop()
     _, cpu_after = proc_usage(edge_pid)
+    threads.stop()
     if call.returncode != 0:
         raise RuntimeError(f"SIPp's call failed:\n{call.output}")
     datagrams = list(capture.datagrams)
@@ -105,7 +110,13 @@ async def one_call(api: httpx.AsyncClient, edge_pid: int, sip_port: int, workdir
     stamps = [] if trace is None else read_trace(trace, invite, ended + 1)
     edge = edge_latency(datagrams, media_port, sip_port, stamps)
     return CallFigures(ringing - invite, answer - invite, None if audio is None else audio - answer, edge,
-                       cpu_after - cpu_before, ended - invite)
+                       cpu_after - cpu_before, ended - invite,
+                       threads.shares(ended - invite))
+
+
+def _threads(figures: CallFigures) -> str:
+    """The call's threads over 0.05 % of a core, by name/id (the event loop's is "loop")."""
+    return ", ".join(f"{name} {share:.2f} %" for name, share in figures.threads.items() if share >= 0.05)
 
 
 def summary(values: list[float]) -> str:
@@ -145,7 +156,8 @@ async def main() -> int:
                     print(f"call {number + 1}: 180 after {figures.invite_to_180 * 1000:.0f} ms, 200 after "
                           f"{figures.invite_to_200 * 1000:.0f} ms, first audio {audio} after the answer; edge "
                           f"{summary(figures.edge.whole)} over {figures.edge.packets} caller packets; CPU "
-                          f"{figures.cpu_seconds:.2f} s in {figures.call_seconds:.1f} s", flush=True)
+                          f"{figures.cpu_seconds:.2f} s in {figures.call_seconds:.1f} s ({_threads(figures)})",
+                          flush=True)
     load_after = os.getloadavg()
     print()
     print(f"load average (1/5/15 min) before {'/'.join(f'{x:.2f}' for x in load_before)}, "

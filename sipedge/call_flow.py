@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from sipedge import frame_trace, stream_frames
 from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
+from sipedge.handover import handover
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal, unavailable
 from sipedge.sip_end import SipEnd, edge_hung_up
@@ -36,9 +37,11 @@ class CallFlow:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, playout: Playout) -> None:
         self._loop = loop
+        self._handover = handover(loop)  # the caller's audio and keys, with every other call's, to the loop
         self.playout = playout
         # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
         self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
+        self._queued_at = loop.time()  # the last item put in caller_audio, for the keepalive
         self.caller_gone = asyncio.Event()
         self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
@@ -53,7 +56,7 @@ class CallFlow:
         self.released.set()
 
     def heard(self, pcm: bytes) -> None:
-        self._loop.call_soon_threadsafe(self._queue_heard, pcm)
+        self._handover.put(self._queue_heard, pcm)
 
     def sip_ended(self, end: SipEnd) -> None:
         """How PJSUA ended the call: told just before `hung_up`, and so handed over before it."""
@@ -66,12 +69,32 @@ class CallFlow:
         self._loop.call_soon_threadsafe(self.caller_gone.set)
 
     def pressed(self, digit: str) -> None:
-        self._loop.call_soon_threadsafe(self._queue_heard, digit)
+        self._handover.put(self._queue_heard, digit)  # in order with the audio around it
 
     def _queue_heard(self, pcm: bytes | str) -> None:
         if self.answered and not self.caller_gone.is_set():
-            with contextlib.suppress(asyncio.QueueFull):  # a stalled stream: drop the caller's newest
-                self.caller_audio.put_nowait(pcm)
+            self._queue(pcm)
+
+    def _queue(self, item: bytes | str) -> None:
+        self._queued_at = self._loop.time()
+        with contextlib.suppress(asyncio.QueueFull):  # a stalled stream: drop the caller's newest
+            self.caller_audio.put_nowait(item)
+
+    def keep_alive(self) -> Callable[[], None]:
+        """Silence for the stream whenever nothing was queued for it for KEEPALIVE_SECONDS (before the answer,
+        the caller's audio is not); returns what stops it. One timer a second, not one per frame."""
+        timer: list[asyncio.TimerHandle] = []
+
+        def check() -> None:
+            idle = self._loop.time() - self._queued_at
+            if idle >= KEEPALIVE_SECONDS:
+                self._queue(SILENCE)
+                idle = 0.0
+            timer[:] = [self._loop.call_later(KEEPALIVE_SECONDS - idle, check)]
+
+        self._queued_at = self._loop.time()
+        timer.append(self._loop.call_later(KEEPALIVE_SECONDS, check))
+        return lambda: timer[0].cancel()
 
 
 async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, body: dict[str, Any],
@@ -190,20 +213,19 @@ async def _bot_to_caller(stream: ClientConnection, playout: Playout, spoke: asyn
 
 
 async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: str) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            try:
-                # Not asyncio.wait_for: on Python 3.11 it loses a cancel that comes as a frame does,
-                # and this loop would then outlive its call, holding the call's stream open.
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    heard = await flow.caller_audio.get()
-            except TimeoutError:
-                heard = SILENCE
-            if isinstance(heard, str):
-                await stream.send(stream_frames.dtmf(stream_id, heard))
-            else:
-                await stream.send(stream_frames.media(stream_id, heard))
-                frame_trace.sent(heard)
+    media = stream_frames.media_frames(stream_id)
+    stop_keepalive = flow.keep_alive()
+    try:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                heard = await flow.caller_audio.get()
+                if isinstance(heard, str):
+                    await stream.send(stream_frames.dtmf(stream_id, heard))
+                else:
+                    await stream.send(media(heard))
+                    frame_trace.sent(heard)
+    finally:
+        stop_keepalive()
 
 
 async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge import frame_trace
-from sipedge.byte_vector import fill_frame, vector_bytes
+from sipedge.byte_vector import FrameBuffer, vector_bytes
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -31,6 +31,7 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
         super().__init__()
         self._heard = heard
         self._playout = playout
+        self._frames = FrameBuffer(FRAME_BYTES)
 
     def release(self) -> None:
         """Takes the port out of the bridge now, while this object is whole (on the SIP thread). PJSIP's
@@ -49,6 +50,10 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
             self._heard(pcm)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
-        frame.type = pj.PJMEDIA_TYPE_AUDIO
-        fill_frame(frame, self._playout.take(FRAME_BYTES))
-        frame.size = FRAME_BYTES
+        # PJSUA2 has set the frame's size to what the bridge asks for (a frame of this port's format) and
+        # copies min(size, the buffer's) back: the size needs no SWIG call here.
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        if self._playout.empty():
+            self._frames.silence(frame)
+        else:
+            self._frames.fill(frame, self._playout.take(FRAME_BYTES))

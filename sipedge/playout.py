@@ -32,6 +32,10 @@ class Playout:
         with self._lock:
             self._audio.clear()
 
+    def empty(self) -> bool:
+        """Whether nothing waits (no lock: a frame added meanwhile is taken next time)."""
+        return not self._audio
+
     def take(self, size: int) -> bytes:
         """`size` bytes: the bot's audio, padded with silence when it has sent less."""
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -23,13 +24,14 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
+from sipedge.sip_wake import POLL_MS, SipWake
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
 from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source, without_token
 
 log = logging.getLogger("sipedge")
 
 CODECS = ("PCMU/8000", "PCMA/8000")  # G.711 μ-law first, as carriers offer it
-EVENT_POLL_MS = 10
+EVENT_POLL_MS = 10  # while stopping: the BYEs' answers
 PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner would write one per packet)
 # PJSUA gives every INVITE its RTP and RTCP sockets before the edge sees it, and PJSIP's ioqueue
 # (64 sockets in the pjsua2 wheel) keeps a closed socket's slot 0.5 s longer: an INVITE refused at
@@ -78,12 +80,15 @@ class SipStack:
         self._accounts: list[_Account] = []
         self.outbound_accounts: dict[str, pj.Account] = {}  # trunk name → the account its calls go out by
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self._wake = SipWake(self.place.sip_host, self.place.sip_port)  # PJSIP's poll waits up to POLL_MS
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, work: Callable[[], None]) -> None:
         self._work.put(work)
+        if threading.get_ident() != self._thread.ident:  # the SIP thread does its work before it polls again
+            self._wake.wake()
 
     def submit_at(self, when: float, work: Callable[[], None]) -> None:
         """`work` on the SIP thread once `time.monotonic()` reaches `when`; on the SIP thread only."""
@@ -97,6 +102,7 @@ class SipStack:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
+        self._wake.wake()
         self._thread.join(timeout)
 
     def outgoing(self, make: Callable[[Ended], SipCall]) -> SipCall:
@@ -145,12 +151,13 @@ class SipStack:
         except pj.Error as exc:  # handed to the main thread, which exits with it
             tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
             self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port}{tls})"
+            self._wake.close()
             self.started.set()
             return
         self.started.set()
         try:
             while not self._stopping.is_set():
-                endpoint.libHandleEvents(EVENT_POLL_MS)
+                endpoint.libHandleEvents(self._poll_ms())
                 self._do_work()
                 self._do_due()
                 self._forget_ended()
@@ -167,6 +174,7 @@ class SipStack:
             self.calls.clear()
             self._accounts.clear()
             endpoint.libDestroy()
+            self._wake.close()
 
     def _start(self, endpoint: pj.Endpoint) -> None:
         config = pj.EpConfig()
@@ -262,6 +270,15 @@ class SipStack:
     def max_calls(self) -> int:
         """Each call takes two RTP ports (RTP and RTCP) of the configured range."""
         return min(PJSUA_CALLS, self.place.rtp_port_count // 2)
+
+    def _poll_ms(self) -> int:
+        """How long PJSIP's poll may wait: POLL_MS (work handed over wakes it), less while work is queued
+        or the edge's own next timed work (submit_at) comes sooner."""
+        if not self._work.empty():
+            return 0
+        if not self._later:
+            return POLL_MS
+        return max(0, min(POLL_MS, math.ceil((self._later[0][0] - time.monotonic()) * 1000)))
 
     def _do_work(self) -> None:
         while True:

@@ -10,8 +10,9 @@ API (Twilio's and Telnyx's would need those credentials in the bot). docs/sip.md
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,20 @@ def handshake(stream_id: str, call_id: str, from_uri: str, to_uri: str, edge_url
 
 
 def media(stream_id: str, pcm: bytes) -> str:
-    return json.dumps({"event": "media", "stream_sid": stream_id,
-                       "media": {"payload": base64.b64encode(pcm).decode("ascii")}})
+    return media_frames(stream_id)(pcm)
+
+
+def media_frames(stream_id: str) -> Callable[[bytes], str]:
+    """What makes a call's `media` frames, fifty a second: the text `json.dumps` gives for
+    {"event": "media", "stream_sid": stream_id, "media": {"payload": <base64 of the PCM>}}, the part
+    that never changes encoded once (the stream id JSON-quoted as json.dumps quotes it), the base64
+    put in as it is (its alphabet needs no escape in JSON) instead of a dict dumped each frame."""
+    head = f'{{"event": "media", "stream_sid": {json.dumps(stream_id)}, "media": {{"payload": "'
+
+    def frame(pcm: bytes) -> str:
+        return head + binascii.b2a_base64(pcm, newline=False).decode("ascii") + '"}}'
+
+    return frame
 
 
 def dtmf(stream_id: str, digit: str) -> str:

@@ -59,6 +59,7 @@ def test_the_bots_frame_is_written_into_pjsuas_buffer_not_built_byte_by_byte(mon
         raise AssertionError("the audio went through SWIG's conversion, a Python call per byte")
 
     monkeypatch.setattr(pj.ByteVector, "__init__", one_by_one)
+    frame.size = 320  # PJSUA2 sets the size the bridge asks for before it calls the port
     port.onFrameRequested(frame)
     assert (frame.type, frame.size) == (pj.PJMEDIA_TYPE_AUDIO, 320)
     assert vector_bytes(frame.buf) == b"\x01\x02" * 100 + bytes(120)
@@ -80,3 +81,38 @@ def test_the_copy_takes_the_size_it_checked_not_a_later_one(monkeypatch: pytest.
     sizes = iter([320])
     monkeypatch.setattr(pj.ByteVector, "size", lambda self: next(sizes, 320 + 64))
     assert vector_bytes(vector) == b"\x06" * 320
+
+
+def test_a_frame_buffer_hands_each_frame_its_own_bytes_and_silence_as_zeros() -> None:
+    """The buffer's vector is reused frame after frame: a frame already handed keeps what it was given
+    (PJSUA2's assignment copies), and silence after audio is zeros, not the last audio."""
+    frames = byte_vector.FrameBuffer(320)
+    first, second, quiet = pj.MediaFrame(), pj.MediaFrame(), pj.MediaFrame()
+    frames.fill(first, b"\x01\x02" * 160)
+    frames.fill(second, b"\x03" * 320)
+    frames.silence(quiet)
+    assert (bytes(first.buf), bytes(second.buf), bytes(quiet.buf)) == (b"\x01\x02" * 160, b"\x03" * 320, bytes(320))
+
+
+@pytest.mark.parametrize("layout_known", [True, False])
+def test_a_frame_buffer_takes_a_frame_of_another_size_as_fill_frame_does(monkeypatch: pytest.MonkeyPatch,
+                                                                        layout_known: bool) -> None:
+    monkeypatch.setattr(byte_vector, "_LAYOUT_KNOWN", layout_known)
+    frames, frame = byte_vector.FrameBuffer(320), pj.MediaFrame()
+    for data in (b"\x09" * 640, b"\x05" * 320, b"\x07" * 160):
+        frames.fill(frame, data)
+        assert bytes(frame.buf) == data
+
+
+def test_the_port_gives_silence_while_the_bot_says_nothing_then_its_audio() -> None:
+    playout = Playout()
+    port = MediaPort(lambda pcm: None, playout)
+    frames = []
+    for audio in (b"", b"\x04\x05" * 160, b""):
+        playout.add(audio)
+        frame = pj.MediaFrame()
+        frame.size = 320
+        port.onFrameRequested(frame)
+        frames.append((frame.type, bytes(frame.buf)))
+    assert frames == [(pj.PJMEDIA_FRAME_TYPE_AUDIO, bytes(320)), (pj.PJMEDIA_FRAME_TYPE_AUDIO, b"\x04\x05" * 160),
+                      (pj.PJMEDIA_FRAME_TYPE_AUDIO, bytes(320))]
