@@ -48,8 +48,10 @@ class EdgeProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    """One for every file's edges in a test process (each file's own edge in front of it): its calls end with
+    each test, so a later file finds it as a new one would be, its reserve bot already up."""
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py")}
     with run_dispatcher(tmp_path_factory.mktemp("sip-dispatcher"), env) as running:
         yield running

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 GOOD_SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -80,11 +81,19 @@ class RawSip:
 
     def final_answer(self, seconds: float) -> str | None:
         """The first final (non-1xx) response within `seconds`, whole."""
+        return self.first_answer(seconds, lambda message: status_of(message) >= 200)
+
+    def first_answer(self, seconds: float, wanted: Callable[[str], bool]) -> str | None:
+        """The first message received within `seconds` that is `wanted`, as soon as it comes; None if none did."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            for message in self.answers(min(left, 1.0)):
-                if status_of(message) >= 200:
-                    return message
+            self.sock.settimeout(left)
+            try:
+                message = self.sock.recv(65535).decode(errors="replace")
+            except TimeoutError:
+                return None
+            if wanted(message):
+                return message
         return None
 
 

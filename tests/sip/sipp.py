@@ -39,6 +39,18 @@ class SippRun:
     def statuses(self) -> list[int]:
         return [int(code) for code in re.findall(r"^SIP/2\.0 (\d{3}) ", self.messages, re.MULTILINE)]
 
+    def answered(self, status: int) -> set[tuple[str, str]]:
+        """The requests (Call-ID, CSeq) that got a `status` response, each once: a response the far end sent
+        again (its 200 to an INVITE whose ACK came late, or to a BYE SIPp sent again after 500 ms) counts once."""
+        return {(call_id, cseq) for call_id, cseq in (
+            (_header(message, "Call-ID"), _header(message, "CSeq")) for message in self.messages.split(
+                "\n-----") if re.search(rf"^SIP/2\.0 {status} ", message, re.MULTILINE))}
+
+
+def _header(message: str, name: str) -> str:
+    found = re.search(rf"^{name}: *([^\r\n]*)", message, re.MULTILINE | re.IGNORECASE)
+    return found.group(1).strip() if found else ""
+
 
 def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
              media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1,

@@ -14,7 +14,6 @@ import pytest
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.raw_sip import GOOD_SDP, TRUNCATED_SDP, RawSip, status_of
 from tests.support.ports import free_port
-from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # the edge, a real PJSIP process
 
@@ -38,9 +37,17 @@ def answer_to(source: str, edge: EdgeProcess, number: str, body: str | None = No
         sip.close()
 
 
+@pytest.fixture(scope="module")
+def refusing_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    """The edge in front of a closed port: an admitted call is refused 503 once it asks. One for the module's
+    tests that send an INVITE or two (each is answered alone); the burst's takes its own (its sources cool down)."""
+    with run_edge(f"http://127.0.0.1:{free_port()}", tmp_path_factory.mktemp("sip-refusing-edge")) as running:
+        yield running
+
+
 @pytest.fixture
-def edge(tmp_path: Path) -> Iterator[EdgeProcess]:
-    """The edge in front of a closed port: an admitted call is refused 503 once it asks."""
+def own_edge(tmp_path: Path) -> Iterator[EdgeProcess]:
+    """The edge in front of a closed port, for one test."""
     with run_edge(f"http://127.0.0.1:{free_port()}", tmp_path) as running:
         yield running
 
@@ -50,8 +57,9 @@ def edge(tmp_path: Path) -> Iterator[EdgeProcess]:
     (TRUNK, UNSERVED, TRUNCATED_SDP, 400),
 ], ids=["no-sdp-unserved", "no-sdp-stranger", "truncated-stranger", "truncated-unserved"])
 def test_an_invite_without_a_usable_offer_is_refused_and_the_edge_stays_up(
-    edge: EdgeProcess, source: str, number: str, body: str, status: int,
+    refusing_edge: EdgeProcess, source: str, number: str, body: str, status: int,
 ) -> None:
+    edge = refusing_edge
     answer = answer_to(source, edge, number, body)
     assert answer is not None and status_of(answer) == status, f"{answer}\n{edge.log()}"
     again = answer_to(TRUNK, edge, UNSERVED)  # still serving
@@ -59,14 +67,16 @@ def test_an_invite_without_a_usable_offer_is_refused_and_the_edge_stays_up(
     assert alive(edge), edge.log()
 
 
-def test_a_late_offer_from_the_trunk_rings_then_is_refused_cleanly(edge: EdgeProcess) -> None:
+def test_a_late_offer_from_the_trunk_rings_then_is_refused_cleanly(refusing_edge: EdgeProcess) -> None:
+    edge = refusing_edge
     answer = answer_to(TRUNK, edge, NUMBER, "")
     assert answer is not None and status_of(answer) == 503, f"{answer}\n{edge.log()}"
     assert "Retry-After: " in answer
     assert alive(edge), edge.log()
 
 
-def test_hundreds_of_invites_back_to_back_leave_the_edge_up_and_its_log_short(edge: EdgeProcess) -> None:
+def test_hundreds_of_invites_back_to_back_leave_the_edge_up_and_its_log_short(own_edge: EdgeProcess) -> None:
+    edge = own_edge
     before = len(edge.log().splitlines())
     for source, numbers in ((STRANGER, (NUMBER, UNSERVED)), (TRUNK, (NUMBER, UNSERVED))):
         sip = RawSip(source, edge.sip_port)
@@ -82,7 +92,8 @@ def test_hundreds_of_invites_back_to_back_leave_the_edge_up_and_its_log_short(ed
     assert len(edge.log().splitlines()) - before < 60, edge.log()[-3000:]  # counted, not one line each
 
 
-def test_options_from_anyone_do_not_name_the_software(edge: EdgeProcess) -> None:
+def test_options_from_anyone_do_not_name_the_software(refusing_edge: EdgeProcess) -> None:
+    edge = refusing_edge
     sip = RawSip(STRANGER, edge.sip_port)
     try:
         sip.options(NUMBER)
@@ -113,29 +124,23 @@ def test_calls_beyond_the_edges_capacity_are_unavailable_at_once_with_retry_afte
     try:
         for sip in ringing:
             sip.invite(NUMBER)
-            assert any(status_of(m) == 180 for m in sip.answers(3.0)), silent_edge.log()
+            assert sip.first_answer(3.0, lambda m: status_of(m) == 180) is not None, silent_edge.log()
         for sip in over:  # together, while the first two still ring
             sip.invite(NUMBER)
-        for sip in over:
-            answers = sip.answers(3.0)
-            assert [status_of(m) for m in answers if status_of(m) >= 180][:1] == [503], \
-                f"{answers}\n{silent_edge.log()}"
-            assert "Retry-After: " in next(m for m in answers if status_of(m) == 503)
+        for sip in over:  # refused, not rung first
+            answer = sip.first_answer(3.0, lambda m: status_of(m) >= 180)
+            assert answer is not None and status_of(answer) == 503, f"{answer}\n{silent_edge.log()}"
+            assert "Retry-After: " in answer
         assert alive(silent_edge), silent_edge.log()
     finally:
         for sip in ringing + over:
             sip.close()
 
 
-@pytest.fixture
-def answering_edge(parrot_dispatcher: DispatcherProcess, tmp_path: Path) -> Iterator[EdgeProcess]:
-    with run_edge(parrot_dispatcher, tmp_path) as running:
-        yield running
-
-
 def test_a_stranger_with_a_calls_ids_cannot_move_its_media_and_no_one_can_transfer_it(
-    answering_edge: EdgeProcess,
+    edge: EdgeProcess,
 ) -> None:
+    answering_edge = edge  # tests/sip/conftest.py's, in front of the parrot
     trunk, stranger = RawSip(TRUNK, answering_edge.sip_port), RawSip(STRANGER, answering_edge.sip_port)
     try:
         dialog = trunk.invite(NUMBER)
@@ -167,7 +172,7 @@ def test_behind_a_cloud_address_the_edge_binds_its_own_and_names_the_public_one(
         sip = RawSip(TRUNK, running.sip_port)
         try:
             sip.invite(NUMBER)
-            ringing = next((a for a in sip.answers(ANSWER_SECONDS / 2) if status_of(a) == 180), None)
+            ringing = sip.first_answer(ANSWER_SECONDS / 2, lambda a: status_of(a) == 180)
         finally:
             sip.close()
         assert ringing is not None, running.log()

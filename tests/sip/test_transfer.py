@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
+from sipedge.call_transfer import MIN_RING_SECONDS
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
@@ -38,7 +39,7 @@ EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
 DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
 ANSWERED_SECONDS = 60.0
-TIME_LIMIT_SECONDS = 15  # a bridged call's longest: past the bridged test's caller, who hangs up 11 s in
+TIME_LIMIT_SECONDS = 11  # a bridged call's longest: past the bridged test's caller, who hangs up 10 s in
 INBOUND_USD, OUTBOUND_USD = 0.0085, 0.013  # the trunk's prices a minute, billed by the second
 
 
@@ -65,7 +66,9 @@ def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str, 
            "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com,127.0.0.1",  # the last: the trunk's
            "PHONE_TRANSFER_TIME_LIMIT_SECONDS": str(TIME_LIMIT_SECONDS)}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
+    # ring_seconds: the least a bridged person is rung (MIN_RING_SECONDS); a REFER's outcome is waited for 4 + 8 s.
+    trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = {MIN_RING_SECONDS:g}\n'
+             'destinations = ["+1*"]\n'
              f"usd_per_minute = {usd_per_minute}\n"
              "billing_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
@@ -158,6 +161,12 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
         session_id = await active_session(api)
         off_list = await transfer_once_answered(api, session_id, "+14155550999")
         assert off_list.status_code == 403 and off_list.json()["error"]["code"] == "target_not_allowed", off_list.text
+        # Listed, but a number the trunk does not call (its `destinations`): refused before any REFER; as a SIP URI
+        # at the trunk's termination host it is a call the trunk places just as well, refused alike.
+        for abroad in (ABROAD, f"sip:{ABROAD}@127.0.0.1:{line.person_port}"):
+            unrouted = await transfer_once_answered(api, session_id, abroad)
+            assert unrouted.status_code == 409 and unrouted.json()["error"]["code"] == "target_not_routed", (
+                unrouted.text)
         answer = await transfer_once_answered(api, session_id, DESK)
         run = await call
         assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
@@ -166,9 +175,9 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
         refer_to = [h for h in run.messages.splitlines() if h.lower().startswith("refer-to:")]
         assert refer_to and f"sip:{DESK}@127.0.0.1:{line.person_port}" in refer_to[0], refer_to
-        assert run.messages.count("\nREFER ") == 1  # the one REFER; the off-list target sent none
-        # The 180 NOTIFY left the person ringing for 10 s: the edge waited for the final one and never
-        # called the person itself (a second call to them).
+        assert run.messages.count("\nREFER ") == 1  # the one REFER; the refused targets sent none
+        # The 180 NOTIFY left the person ringing for 5 s, past the trunk's ring_seconds: the edge waited for the
+        # final one and never called the person itself (a second call to them).
         edge_log = line.edge.log()[before:]
         assert "handed to" in edge_log and "bridged" not in edge_log and "refused" not in edge_log, edge_log
         events = await ended_events(api, session_id)
@@ -181,7 +190,7 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
 
 async def bridged_call(api: httpx.AsyncClient, line: Line) -> str:
     """A call whose REFER the caller's side refuses, bridged to the person (audio both ways) until the caller
-    hangs up 11 s in: its session."""
+    hangs up 10 s in: its session."""
     await wait_for_idle_bot(api)
     caller_media, person_media = free_port_pair(2), free_port_pair(2)
     to_caller, to_person = LoopbackRtp(caller_media), LoopbackRtp(person_media)
@@ -220,36 +229,13 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         telephony = await bridged_line(api, session_id, line.edge)
         legs = {e.get("leg"): e["at"] for e in await events_of(api, session_id) if e["event"] == "bridged_leg"}
         assert telephony["bridged"]["seconds"] == pytest.approx(legs["ended"] - legs["answered"], abs=0.01)
-        assert 2.0 < telephony["bridged"]["seconds"] < 11.0, telephony  # the caller hangs up 11 s in
+        assert 2.0 < telephony["bridged"]["seconds"] < 10.0, telephony  # the caller hangs up 10 s in
         assert (telephony["bridged"]["direction"], telephony["bridged"]["usd_per_minute"]) == ("outbound", OUTBOUND_USD)
         own, leg = telephony["usd"], telephony["bridged"]["usd"]
         assert leg == pytest.approx(math.ceil(telephony["bridged"]["seconds"]) / 60 * OUTBOUND_USD, abs=1e-6)
         cost = (await api.get(f"/sessions/{session_id}")).json()["cost"]
-        assert cost["telephony_usd"] == pytest.approx(own + leg, abs=1e-6), cost
-
-
-async def test_a_trunk_priced_outbound_only_prices_the_bridged_leg_and_says_the_callers_own_is_not_priced(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
-    """`usd_per_minute = { outbound = … }`: the edge gives the inbound call no price, yet bridges the person at
-    the outbound one; the session's cost carries that leg, and the caller's own as not priced (never $0)."""
-    if (why := can_capture()) is not None:
-        pytest.skip(why)
-    with running_line(tmp_path_factory, f"{{ outbound = {OUTBOUND_USD} }}") as line:
-        async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-            session_id = await bridged_call(api, line)
-            await ended_events(api, session_id)
-            assert not [e for e in await events_of(api, session_id) if e["event"] == "telephony"]
-            telephony = await bridged_line(api, session_id, line.edge)
-            cost = (await api.get(f"/sessions/{session_id}")).json()["cost"]
-    leg = telephony["bridged"]
-    assert 2.0 < leg["seconds"] < 11.0 and leg["usd"] == pytest.approx(math.ceil(leg["seconds"]) / 60 * OUTBOUND_USD,
-                                                                       abs=1e-6), telephony
-    assert (telephony["direction"], telephony["answered"], telephony["priced"]) == ("inbound", True, "not priced")
-    assert "usd" not in telephony and "usd_per_minute" not in telephony, telephony
-    assert cost["telephony_usd"] == leg["usd"] and cost["total"] == pytest.approx(
-        cost["machine_usd"] + cost.get("services", {}).get("usd", 0.0) + cost.get("relay_usd", 0.0) + leg["usd"],
-        abs=2e-6), cost
-    assert any(said.startswith("the SIP call's own minutes: trunk ") for said in cost["not_counted"]), cost
+        # Each of the three is rounded to the micro-dollar on its own: their sum may be off by 1.5e-6.
+        assert cost["telephony_usd"] == pytest.approx(own + leg, abs=2e-6), cost
 
 
 async def test_a_bridged_call_is_hung_up_once_its_time_limit_is_up(line: Line) -> None:
@@ -325,24 +311,6 @@ async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: L
         assert one(events, "sip_ended")["how"] == "bye"
 
 
-async def test_a_number_the_trunk_does_not_call_is_refused_before_any_refer(line: Line) -> None:
-    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        call = caller(line.edge, "call_echo")
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, ABROAD)
-        assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_not_routed", answer.text
-        # The same number as a SIP URI at the trunk's termination host is a call the trunk places just as well.
-        at_trunk = f"sip:{ABROAD}@127.0.0.1:{line.person_port}"
-        uri = await api.post(f"/sessions/{session_id}/transfer", json={"to": at_trunk})
-        assert uri.status_code == 409 and uri.json()["error"]["code"] == "target_not_routed", uri.text
-        run = await call
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-        assert "\nREFER " not in run.messages  # nothing changed: the call went on with its bot to its BYE
-        events = await ended_events(api, session_id)
-        assert not [e for e in events if e["event"] == "transferred"]
-
-
 async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line, tmp_path: Path) -> None:
     async with httpx.AsyncClient(base_url=line.control, timeout=10) as edge:
         body = {"to": DESK, "request_id": "r1"}
@@ -355,19 +323,3 @@ async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line,
         header = await edge.post("/calls/s1/transfer", headers=right,
                                  json={"to": "sip:a@b.example.com>\r\nX-Evil: 1", "request_id": "r2"})
         assert header.status_code == 422, header.text
-
-
-
-async def test_without_the_edges_control_api_a_sip_call_is_not_transferred(
-    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
-) -> None:
-    # tests/sip/conftest.py's pair: a dispatcher with no SIP_EDGE_URL, an edge with no control API.
-    async with api_client(base_url=parrot_dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        call = caller(edge, "call_echo")
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, DESK)
-        assert answer.status_code == 409 and answer.json()["error"]["code"] == "transfer_not_configured", answer.text
-        assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
-        run = await call
-        assert run.returncode == 0, f"{run.output}\n{edge.log()}"

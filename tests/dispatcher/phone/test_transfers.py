@@ -16,6 +16,7 @@ import pytest
 from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
 from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import BUDGET_SECONDS, READ_SECONDS, SETTLE_SECONDS, LiveCall, Transfers
@@ -233,3 +234,15 @@ async def test_twilios_error_text_which_names_the_account_is_logged_and_not_answ
     for error in (gone, bad):
         assert ACCOUNT_SID not in error.message and "Accounts" not in error.message
     assert sum(ACCOUNT_SID in record.getMessage() for record in caplog.records) == 2  # for the operator
+
+
+async def test_a_sip_edge_call_with_no_edge_configured_is_refused_naming_the_settings() -> None:
+    # A dispatcher without SIP_EDGE_URL (dispatcher/phone/state.py passes no `sip`) asked to hand over a call whose
+    # stream the edge opened: refused with what to set, nothing sent (tests/sip/test_transfer.py runs the edge's).
+    transfers = Transfers(None, Notes(), ALLOWED)
+    start = {"event": "start", "start": {"account_sid": SIP_EDGE_ACCOUNT, "call_sid": "1@trunk", "stream_sid": "s"}}
+    call = transfers.opened("session-sip", "exotel", None, [{"type": "websocket.receive", "text": json.dumps(start)}])
+    error = await refused(transfers, call, DESK)
+    assert (error.status, error.code) == (409, "transfer_not_configured") and "SIP_EDGE_URL" in error.message
+    assert not call.transferring
+    await transfers.aclose()
