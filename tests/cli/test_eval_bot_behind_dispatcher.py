@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.loop_lag import waited_for_cpu
-from tests.cli.test_eval_dispatcher import run_eval, with_releases
+from tests.cli.test_eval_dispatcher import evals_at_once, run_eval, with_releases
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.evals.verdict import INCONCLUSIVE
@@ -45,9 +45,12 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
 
 def test_a_starved_bot_host_reads_inconclusive_while_a_bot_slow_by_design_still_fails(
         dispatcher: DispatcherProcess) -> None:
-    for release in ("asleep", "blocked"):
-        late = run_eval(dispatcher.base_url, str(HOURS), "--release", release, "--json")
-        assert late.exit_code == 1, late.output
+    # The two late by their own doing at once, each a process of its own; the starved one alone after
+    # them, its seven busy processes no part of their calls.
+    runs = evals_at_once(dispatcher.base_url, *([str(HOURS), "--release", release, "--json"]
+                                                for release in ("asleep", "blocked")))
+    for release, late in zip(("asleep", "blocked"), runs, strict=True):
+        assert late.exit_code == 1, (release, late.output)
         summary = json.loads(late.stdout)
         assert summary["verdict"] == "failed" and summary["calls"]["failed"] == 1, summary
         failure = summary["scenarios"][0]["failures"][0]["failure"]

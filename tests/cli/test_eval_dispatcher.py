@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,10 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
         "quiet": planted(root, "quiet", "bot.py", '        transport.add_event_handler("on_client_connected", greet)\n',
                          ""),
     }
-    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), with_releases(releases)) as running:
+    # Two warm bots of the stable release, as a deployment keeps them: the suite's calls (two at once)
+    # meet a bot ready, not one importing its pipeline; each taken is replaced while the calls talk.
+    warm = {"RESERVE_MIN_IDLE": "2", "RESERVE_MAX_IDLE": "2", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), {**with_releases(releases), **warm}) as running:
         yield running
 
 
@@ -77,24 +81,35 @@ class EvalRun:
     output: str
 
 
-def evals_at_once(url: str, *runs: list[str], bot_behind: float | None = None) -> list[EvalRun]:
+def evals_at_once(url: str, *runs: list[str], bot_behind: float | None = None,
+                  env: dict[str, str] | None = None) -> list[EvalRun]:
     """Each of `runs` (the arguments after `voicefleet eval`) as a process of its own, all at once:
     click's CliRunner swaps the process's own stdout, so two cannot run in one process. `bot_behind`:
-    the runs' VOICEFLEET_EVAL_BOT_BEHIND."""
-    env = {name: value for name, value in os.environ.items() if name not in UNSET}
+    the runs' VOICEFLEET_EVAL_BOT_BEHIND; `env`: more of their environment."""
+    env = {**{name: value for name, value in os.environ.items() if name not in UNSET}, **(env or {})}
     if bot_behind is not None:
         env[BOT_BEHIND_VARIABLE] = str(bot_behind)
     command = "from voicefleet.main import voicefleet; voicefleet(prog_name='voicefleet')"
-    processes = [subprocess.Popen([sys.executable, "-c", command,
-                                   "eval", *run, "--url", url], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for run in runs]
+    # Each run writes to files, not pipes: a run whose pipe waits to be read (after another run's end)
+    # would block once it is full, and its calls with it.
+    outputs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in runs]
+    processes = [subprocess.Popen([sys.executable, "-c", command, "eval", *run, "--url", url], env=env,
+                                  stdout=stdout, stderr=stderr, text=True)
+                 for run, (stdout, stderr) in zip(runs, outputs, strict=True)]
     done = []
-    for process in processes:
-        try:
-            stdout, stderr = process.communicate(timeout=EVAL_TIMEOUT)
-        finally:
+    try:
+        for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+            process.wait(timeout=EVAL_TIMEOUT)
+            stdout.seek(0)
+            stderr.seek(0)
+            out = stdout.read()
+            done.append(EvalRun(process.returncode, out, out + stderr.read()))
+    finally:
+        for process, files in zip(processes, outputs, strict=True):
             process.kill()  # a run past its bound (or a failure reading another) leaves no process behind
-        done.append(EvalRun(process.returncode, stdout, stdout + stderr))
+            process.wait()
+            for file in files:
+                file.close()
     return done
 
 
@@ -174,14 +189,18 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     # The planted seconds are many so that the answer is later than its bot's machine can explain: with
     # 2.5 s (1 s late), CI's busy host held each bot 2.3-2.7 s behind, and the verdict was, rightly,
     # inconclusive (evals/bot_behind.py); 5.5 s late is more than any busy run held a bot (4.6 s).
-    stable = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--repeat", "3", "--json")
+    # Each release's three calls at once (the default two at a time would take two rounds): the stable's
+    # bound and the slow release's calls are each timed beside two of their own alike.
+    stable = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--repeat", "3", "--concurrency", "3",
+                      "--json")
     assert stable.exit_code == 0, stable.output
     bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 1500
     timed = tmp_path / "timed.toml"
     timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
                      f"expect = {{ within_ms = {bound:.0f} }}\n")
     # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two.
-    slow = run_eval(dispatcher.base_url, str(timed), "--release", "slow", "--repeat", "3", "--json")
+    slow = run_eval(dispatcher.base_url, str(timed), "--release", "slow", "--repeat", "3", "--concurrency", "3",
+                    "--json")
     assert slow.exit_code == 1, slow.output
     late = failures_of(slow)["timed"]
     assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
@@ -189,73 +208,61 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     assert running(dispatcher) == []
 
 
-def test_a_rubric_is_judged_by_the_named_judge_and_a_no_fails_its_turn(dispatcher: DispatcherProcess,
-                                                                       tmp_path: Path) -> None:
-    """The optional LLM judge, an OpenAI-compatible fake that answers from what the bot said: the turn's
-    rubric it passes leaves the call passing, the call's rubric it fails fails it, with the judge's reason."""
-    def verdict(messages: list[dict[str, object]]) -> str:
-        call = str(messages[-1]["content"]).split("Conversation:", 1)[1].lower()
-        rubric = str(messages[-1]["content"]).split("\n", 1)[0]
-        passed = "eleven at night" in call if "closing time" in rubric else "sunday" in call
-        return json.dumps({"pass": passed, "reason": "it named eleven at night" if passed else "no word of Sunday"})
-
-    scenario = tmp_path / "hours.toml"
-    scenario.write_text('name = "hours"\ncall = { rubric = "Does the bot say it is open on Sundays?" }\n'
-                        '[[turns]]\nsay = "What are your opening hours"\n'
-                        'expect = { contains = ["open every day"], rubric = "Does the bot name a closing time?" }\n')
-    judge = FakeOpenAIChat("sk-judge", answer=verdict)
-    with serve(judge, "/v1") as server:
-        result = CliRunner().invoke(
-            voicefleet, ["eval", str(scenario), "--json", "--url", dispatcher.base_url, "--judge-url", server.url,
-                         "--judge-model", "judge-1"], prog_name="voicefleet",
-            env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_JUDGE_API_KEY": "sk-judge"})
-    assert result.exit_code == 1, result.output
-    assert failures_of(result)["hours"] == "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"
-    asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
-    assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
-    assert running(dispatcher) == []
+def judged(messages: list[dict[str, object]]) -> str:
+    """The fake judge's verdict, from what the bot said: a rubric on the closing time passes where it
+    named eleven at night, any other (the call's, on Sundays) where it said "Sunday"."""
+    call = str(messages[-1]["content"]).split("Conversation:", 1)[1].lower()
+    rubric = str(messages[-1]["content"]).split("\n", 1)[0]
+    passed = "eleven at night" in call if "closing time" in rubric else "sunday" in call
+    return json.dumps({"pass": passed, "reason": "it named eleven at night" if passed else "no word of Sunday"})
 
 
-def test_the_first_example_in_the_docs_passes_against_the_booking_line(dispatcher: DispatcherProcess,
-                                                                       tmp_path: Path) -> None:
-    """What a team copies first works as written: the docs' first scenario, run as it stands there."""
+def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatcher: DispatcherProcess,
+                                                                         tmp_path: Path) -> None:
+    """Five calls, three runs of the command at once (each a process of its own), each call a promise
+    of docs/evals.md on a bot of its own:
+    - the docs' first example, run as it stands there: what a team copies first works as written;
+    - 2.5 s of digital silence after an answered turn sends no loud block, so the caller's last speech
+      is the previous turn's, and that turn's answer is no reply to the silence: the silent turn passes;
+    - the optional LLM judge (an OpenAI-compatible fake answering from what the bot said): the turn's
+      rubric it passes leaves the call passing, the call's rubric it fails fails it, with its reason;
+    - a bot that waits to be spoken to is spoken to once it has said nothing for
+      `--speak-first-after`, not after the whole wait a greeting is given (GREETING_WAIT);
+    - a bot whose voice pauses seconds before its answer's second sentence (the starved release): the
+      answer is both sentences, and the next turn's answer is its own, not the first one's tail."""
     example = re.search(r"```toml\n(.*?)```", (DOCS / "evals.md").read_text(), re.DOTALL)
     assert example is not None
-    scenario = tmp_path / "example.toml"
-    scenario.write_text(example.group(1))
-    result = run_eval(dispatcher.base_url, str(scenario), "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["passed"] == 1
-
-
-def test_a_silent_turn_after_an_answer_passes_when_the_bot_says_nothing(dispatcher: DispatcherProcess,
-                                                                        tmp_path: Path) -> None:
-    """2.5 s of digital silence sends no loud block, so the caller's last speech is the previous turn's;
-    that turn's answer is no reply to the silence."""
-    result = run_eval(dispatcher.base_url, str(silence_after_a_turn(tmp_path)), "--json")
-    assert result.exit_code == 0, result.output
-
-
-def test_a_bot_that_waits_to_be_spoken_to_is_spoken_to_first(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """The caller speaks once the bot has said nothing for `--speak-first-after`, not after the whole
-    wait a greeting is given (GREETING_WAIT); the bot then answers as to any first turn."""
-    scenario = tmp_path / "first.toml"
-    scenario.write_text('name = "caller first"\n[[turns]]\nsay = "What are your opening hours"\n'
-                        'expect = { contains = ["open every day"] }\n')
-    result = run_eval(dispatcher.base_url, str(scenario), "--release", "quiet", "--speak-first-after", "2", "--json")
-    assert result.exit_code == 0, result.output
-    phases = json.loads(result.stdout)["scenarios"][0]["timings"][0]["phases"]
+    stable = tmp_path / "stable"
+    stable.mkdir()
+    (stable / "example.toml").write_text(example.group(1))
+    silence_after_a_turn(stable)
+    (stable / "hours.toml").write_text(
+        'name = "hours"\ncall = { rubric = "Does the bot say it is open on Sundays?" }\n'
+        '[[turns]]\nsay = "What are your opening hours"\n'
+        'expect = { contains = ["open every day"], rubric = "Does the bot name a closing time?" }\n')
+    first = tmp_path / "first.toml"
+    first.write_text('name = "caller first"\n[[turns]]\nsay = "What are your opening hours"\n'
+                     'expect = { contains = ["open every day"] }\n')
+    pause = tmp_path / "pause.toml"
+    pause.write_text('name = "pause"\n[[turns]]\nsay = "I would like to book a table for two people tomorrow '
+                     'at seven"\nexpect = { contains = ["table for two", "shall i book it"] }\n'
+                     '[[turns]]\nsay = "Yes please"\n'
+                     'expect = { contains = ["booked", "is there anything else"], not_contains = ["shall i"] }\n')
+    judge = FakeOpenAIChat("sk-judge", answer=judged)
+    with serve(judge, "/v1") as server:
+        docs, quiet, starved = evals_at_once(
+            dispatcher.base_url,
+            [str(stable), "--concurrency", "3", "--judge-url", server.url, "--judge-model", "judge-1", "--json"],
+            [str(first), "--release", "quiet", "--speak-first-after", "2", "--json"],
+            [str(pause), "--release", "starved", "--json"], env={"VOICEFLEET_JUDGE_API_KEY": "sk-judge"})
+    assert docs.exit_code == 1, docs.output  # the call's rubric failed, and nothing else
+    passed = {s["scenario"]: s["passed"] for s in json.loads(docs.stdout)["scenarios"]}
+    assert passed == {"book a table": 1, "silence after a turn": 1, "hours": 0}, docs.output
+    assert failures_of(docs) == {"hours": "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"}
+    asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
+    assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
+    assert quiet.exit_code == 0, quiet.output
+    phases = json.loads(quiet.stdout)["scenarios"][0]["timings"][0]["phases"]
     assert phases["greeting_wait"] < GREETING_WAIT, phases
-
-
-def test_an_answer_with_a_pause_between_its_sentences_is_heard_whole(dispatcher: DispatcherProcess,
-                                                                     tmp_path: Path) -> None:
-    """A bot whose voice pauses seconds before its answer's second sentence (a starved bot): the
-    answer is both sentences, and the next turn's answer is its own, not the first one's tail."""
-    scenario = tmp_path / "pause.toml"
-    scenario.write_text('name = "pause"\n[[turns]]\nsay = "I would like to book a table for two people tomorrow '
-                        'at seven"\nexpect = { contains = ["table for two", "shall i book it"] }\n'
-                        '[[turns]]\nsay = "Yes please"\n'
-                        'expect = { contains = ["booked", "is there anything else"], not_contains = ["shall i"] }\n')
-    result = run_eval(dispatcher.base_url, str(scenario), "--release", "starved", "--json")
-    assert result.exit_code == 0, result.output
+    assert starved.exit_code == 0, starved.output
+    assert running(dispatcher) == []

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_eval_dispatcher import evals_listed, run_eval, running, silence_after_a_turn
+from tests.cli.test_eval_dispatcher import (
+    evals_at_once,
+    evals_listed,
+    failures_of,
+    run_eval,
+    running,
+    silence_after_a_turn,
+)
 from tests.phone.conftest import phone_env
 from tests.support.examples import BOOKING
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -48,38 +55,39 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
         yield process
 
 
-def test_the_keypad_scenario_passes_over_a_twilio_stream(dispatcher: DispatcherProcess) -> None:
-    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--json")
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    scenario = summary["scenarios"][0]
-    assert scenario["passed"] == 1 and scenario["turn_latency_ms"]["p50"], scenario
-    assert scenario["bot_turn_latency_ms"]["p50"], scenario  # the bot host's own figure, from the session's end
-    assert summary["release"] == "stable"  # an eval's session runs the stable release, never a canary's share
-    assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # marked as an eval's session
-    assert running(dispatcher) == []
-
-
-def test_keys_the_bot_does_not_take_fail_the_turn_that_pressed_them(dispatcher: DispatcherProcess,
-                                                                    tmp_path: Path) -> None:
-    """The same turn with `9` pressed where the line asks for the size: a party of nine is no answer
-    the scenario wants, so the turn fails naming the keys, what was expected and what the bot said."""
-    wrong = tmp_path / "nine.toml"
-    wrong.write_text((PHONE_SUITE / "party_size_on_the_keypad.toml").read_text().replace(
-        'dtmf = "4#"', 'dtmf = "9#"').replace('name = "party size on the keypad"', 'name = "nine"'))
-    result = run_eval(dispatcher.base_url, str(wrong), "--json")
-    assert result.exit_code == 1, result.output
-    failure = json.loads(result.stdout)["scenarios"][0]["failures"][0]["failure"]
+def test_the_keypad_scenario_passes_over_a_twilio_stream_on_the_release_it_names(dispatcher: DispatcherProcess,
+                                                                                tmp_path: Path) -> None:
+    """Four calls over Twilio streams, two runs of the command at once (each a process of its own):
+    - the keypad scenario passes, timed by the caller and by the bot host (from the session's end), on
+      the stable release: an eval's session is marked as an eval's, never a canary's share;
+    - the same turn with `9` pressed where the line asks for the size: a party of nine is no answer
+      the scenario wants, so the turn fails naming the keys, what was expected and what the bot said;
+    - 2.5 s of digital silence on the line sends no loud frame: the turn is timed from its own end, so
+      the previous turn's answer is no reply to it;
+    - the suite run with `--release next`: its call token carries the pin and the eval mark to the
+      session the call opens."""
+    folder = tmp_path / "stable"
+    folder.mkdir()
+    (folder / KEYPAD.name).write_text(KEYPAD.read_text())
+    (folder / "nine.toml").write_text(KEYPAD.read_text().replace('dtmf = "4#"', 'dtmf = "9#"').replace(
+        'name = "party size on the keypad"', 'name = "nine"'))
+    silence_after_a_turn(folder, "twilio")
+    stable, pinned = evals_at_once(dispatcher.base_url, [str(folder), "--concurrency", "3", "--json"],
+                                   [str(PHONE_SUITE), "--release", "next", "--json"])
+    assert stable.exit_code == 1, stable.output  # the nine's turn failed, and nothing else
+    summary = json.loads(stable.stdout)
+    scenarios = {s["scenario"]: s for s in summary["scenarios"]}
+    assert {name: s["passed"] for name, s in scenarios.items()} == {
+        "party size on the keypad": 1, "nine": 0, "silence after a turn": 1}, stable.output
+    keypad = scenarios["party size on the keypad"]
+    assert keypad["turn_latency_ms"]["p50"] and keypad["bot_turn_latency_ms"]["p50"], keypad
+    failure = failures_of(stable)["nine"]
     assert failure.startswith("turn 3 ('At eight'): expected 'table for four', heard 'A table for nine"), failure
-    assert running(dispatcher) == []
-
-
-def test_a_phone_suite_runs_pinned_to_the_release_it_names(dispatcher: DispatcherProcess) -> None:
-    # Its call token carries the pin and the eval mark to the session the call opens.
-    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--release", "next", "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["release"] == "next"
-    assert set(evals_listed(dispatcher, result).values()) == {"next"}
+    assert summary["release"] == "stable"  # an eval's session runs the stable release, never a canary's share
+    assert set(evals_listed(dispatcher, stable).values()) == {"stable"}  # marked as an eval's session
+    assert pinned.exit_code == 0, pinned.output
+    assert json.loads(pinned.stdout)["release"] == "next"
+    assert set(evals_listed(dispatcher, pinned).values()) == {"next"}
     assert running(dispatcher) == []
 
 
@@ -105,11 +113,3 @@ def test_the_keypad_scenario_passes_over_telnyx_plivo_and_exotel_and_a_wrong_wor
         session = scenarios[f"keypad over {carrier}"]["sessions"][0]
         assert re.search(rf"\[{session}\].*telephony provider: {carrier}\b", log), (carrier, session)
     assert running(dispatcher) == []
-
-
-def test_a_silent_turn_after_an_answer_passes_when_the_bot_says_nothing(dispatcher: DispatcherProcess,
-                                                                        tmp_path: Path) -> None:
-    """2.5 s of digital silence on the line sends no loud frame: the turn is timed from its own end, so
-    the previous turn's answer is no reply to it."""
-    result = run_eval(dispatcher.base_url, str(silence_after_a_turn(tmp_path, "twilio")), "--json")
-    assert result.exit_code == 0, result.output

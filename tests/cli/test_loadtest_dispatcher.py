@@ -26,9 +26,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    # Two releases, all the weight on the parrot; `quiet` is the parrot without its greeting tone, a bot
+    # that says nothing until the caller speaks (as a speech-to-speech bot may), reached by a pinned run.
     # The carrier's REST credentials Pipecat's Twilio serializer wants before it takes a call (made up: it
     # calls Twilio only to hang up itself).
-    env = {"BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": CLIENT_KEY, "RESERVE_MAX_IDLE": "0",
+    quiet = tmp_path_factory.mktemp("quiet") / "parrot"
+    shutil.copytree(PARROT, quiet, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (quiet / "bot.py").read_text()
+    tone = "        await worker.queue_frames([greeting_frame(sample_rate(runner_args))])\n"
+    assert tone in source
+    (quiet / "bot.py").write_text(source.replace(tone, "        pass\n"))
+    env = {"BOT_RELEASES": f"stable={PARROT / 'bot.py'},quiet={quiet / 'bot.py'}", "RELEASE_WEIGHTS": "stable=100",
+           "DISPATCHER_API_KEYS": CLIENT_KEY, "RESERVE_MAX_IDLE": "0",
            "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000001", "TWILIO_AUTH_TOKEN": "test-twilio-auth-token",
            "LOCAL_BOT_ENV": "TWILIO_ACCOUNT_SID,TWILIO_AUTH_TOKEN"}
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
@@ -136,21 +145,13 @@ def test_a_run_over_the_session_cap_is_refused_before_any_start(dispatcher: Disp
     assert not (tmp_path / "capped").exists()
 
 
-def test_a_bot_that_waits_to_be_spoken_to_is_spoken_to_first(tmp_path: Path) -> None:
-    """A bot that says nothing until the caller speaks (as a speech-to-speech bot may): the caller speaks
-    first after `--speak-first-after` (its default here) and the session is measured, not failed
-    `no_first_audio`. The parrot without its greeting tone is such a bot."""
-    quiet = tmp_path / "quiet"
-    shutil.copytree(PARROT, quiet, ignore=shutil.ignore_patterns("__pycache__"))
-    source = (quiet / "bot.py").read_text()
-    tone = "        await worker.queue_frames([greeting_frame(sample_rate(runner_args))])\n"
-    assert tone in source
-    (quiet / "bot.py").write_text(source.replace(tone, "        pass\n"))
-    logs, out = tmp_path / "dispatcher", tmp_path / "run"
-    logs.mkdir()
-    with run_dispatcher(logs, {"BOT_FILE": str(quiet / "bot.py"), "RESERVE_MAX_IDLE": "0"}) as running:
-        result = loadtest(running.base_url, "--rate", "60/min", "--duration", "1s", "--turns", "1",
-                          "--out", str(out), key=None)
+def test_a_bot_that_waits_to_be_spoken_to_is_spoken_to_first(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """A bot that says nothing until the caller speaks (the `quiet` release): the caller speaks first
+    after `--speak-first-after` (its default here) and the session is measured, not failed
+    `no_first_audio`."""
+    out = tmp_path / "run"
+    result = loadtest(dispatcher.base_url, "--rate", "60/min", "--duration", "1s", "--turns", "1",
+                      "--release", "quiet", "--out", str(out))
     assert result.exit_code == 0, result.output
     session, = json.loads((out / "result.json").read_text())["sessions"]
     assert session["outcome"] == "ok" and session["caller_spoke_first"] is True, session

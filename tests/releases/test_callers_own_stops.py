@@ -1,5 +1,5 @@
 """A release is judged on what its bot did, not on what its callers did, with real processes: a
-dispatcher with two releases of real bot files and callers that stop their sessions themselves
+dispatcher with releases of real bot files and callers that stop their sessions themselves
 (`DELETE /sessions/{id}`), as clients with a timeout, or a key out to sink a canary, do.
 
 - A caller who hangs up on the canary as soon as its bot greets it, session after session, leaves a
@@ -48,16 +48,17 @@ def _at(events: Events, name: str) -> float | None:
     return next((float(e["at"]) for e in events if e.get("event") == name), None)
 
 
-async def _judged(api: httpx.AsyncClient, headers: dict[str, str] | None = None) -> dict[str, Any]:
+async def _judged(api: httpx.AsyncClient, headers: dict[str, str] | None = None,
+                  canary: str = "next") -> dict[str, Any]:
     """The canary's entry in `GET /releases` once the judge has its sample (no longer `watching`)."""
     seen: dict[str, Any] = {}
 
     async def settled() -> bool:
         listed = (await api.get("/releases", headers=headers)).json()["releases"]
-        seen.update(next(r for r in listed if r["name"] == "next"))
+        seen.update(next(r for r in listed if r["name"] == canary))
         return bool(seen["health"]["state"] != "watching")
 
-    await until(settled, "the canary judged", timeout=2 * WAIT)
+    await until(settled, f"the canary {canary} judged", timeout=2 * WAIT)
     return seen
 
 
@@ -75,51 +76,47 @@ async def _hang_up_once_greeted(api: httpx.AsyncClient, session_id: str, *, stop
     await session_over(api, session_id)
 
 
-async def _hung_up_on_every_canary_session(tmp_path: Path, *, stop: bool) -> tuple[dict[str, Any], list[Events]]:
-    """Two releases of the same good bot, 50/50: a key hangs up on each canary session once greeted.
-    The canary's entry in `GET /releases` once judged, and its sessions' timelines."""
-    env = {**rollback_env(BOTS / "greeter.py", BOTS / "greeter.py", warm=WARM),
+async def test_keys_hanging_up_on_every_canary_session_once_greeted_leave_a_healthy_canary_healthy(
+        tmp_path: Path) -> None:
+    """Three releases of the same good bot, a third of the starts each: the callers of the canary
+    `stopped` stop each of its sessions once greeted, those of the canary `left` close their peer
+    connection then (each canary is judged against the stable release alone, as any canary is)."""
+    bot = BOTS / "greeter.py"
+    env = {**rollback_env(bot, bot, warm=WARM), "BOT_RELEASES": f"stable={bot},stopped={bot},left={bot}",
+           "RELEASE_WEIGHTS": "stable=34,stopped=33,left=33",
            "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
            # A stable session nobody joins ends after this, no fault of its bot, and not "within 5 s".
            "BOT_CONNECT_TIMEOUT_SECONDS": "6"}
     with run_dispatcher(tmp_path, env) as dispatcher:
         async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
-            drawn: dict[str, list[str]] = {"stable": [], "next": []}
-            callers: list[asyncio.Task[None]] = []  # the canary's callers, each on the line as the next start comes
+            drawn: dict[str, list[str]] = {"stable": [], "stopped": [], "left": []}
+            callers: list[asyncio.Task[None]] = []  # the canaries' callers, each on the line as the next start comes
             n = 0
-            while len(drawn["stable"]) < SAMPLE or len(drawn["next"]) < SAMPLE:
+            while any(len(sessions) < SAMPLE for sessions in drawn.values()):
                 if len(on_the_line := [caller for caller in callers if not caller.done()]) >= CALLERS_AT_ONCE:
                     await asyncio.wait(on_the_line, return_when=asyncio.FIRST_COMPLETED)
                 session_id, release = await drawn_start(api, n := n + 1)
                 drawn[release].append(session_id)
-                if release == "next":
-                    callers.append(asyncio.create_task(_hang_up_once_greeted(api, session_id, stop=stop)))
+                if release != "stable":
+                    callers.append(asyncio.create_task(
+                        _hang_up_once_greeted(api, session_id, stop=release == "stopped")))
             await asyncio.gather(*callers, *(session_over(api, s) for s in drawn["stable"]))
-            return await _judged(api), [await _timeline(api, s) for s in drawn["next"]]
-
-
-async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_healthy_canary_healthy(
-        tmp_path: Path) -> None:
-    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=True)
-    # What each canary session was: a bot ready and greeting, its caller's stop, the bot's end on it,
+            judged = {canary: await _judged(api, canary=canary) for canary in ("stopped", "left")}
+            timelines = {canary: [await _timeline(api, s) for s in drawn[canary]] for canary in judged}
+    # What each stopped session was: a bot ready and greeting, its caller's stop, the bot's end on it,
     # all within seconds of joining (judged "ended early", a failure of the release, were it the bot's doing).
-    for events in timelines:
+    for events in timelines["stopped"]:
         joined, stop, ended = _at(events, "joined"), _at(events, "stop_requested"), _at(events, "ended")
         assert joined is not None and stop is not None and ended is not None, events
         assert joined <= stop <= ended and ended - joined < GAVE_UP_FLOOR, events
-    assert canary["weight"] == 50 and canary["health"] == {"state": "healthy", "reason": None}, canary["health"]
-
-
-async def test_a_key_hanging_up_over_the_transport_on_every_canary_session_leaves_a_healthy_canary_healthy(
-        tmp_path: Path) -> None:
-    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=False)
-    # Each canary session: greeted, then over within seconds of joining on the peer's leaving, no stop.
-    for events in timelines:
+    # Each left session: greeted, then over within seconds of joining on the peer's leaving, no stop.
+    for events in timelines["left"]:
         joined, ended = _at(events, "joined"), _at(events, "ended")
         assert joined is not None and ended is not None and _at(events, "stop_requested") is None, events
         reasons = [e.get("reason") for e in events if e.get("event") == "ended"]
         assert reasons == ["peer_disconnected"] and ended - joined < GAVE_UP_FLOOR, events
-    assert canary["weight"] == 50 and canary["health"] == {"state": "healthy", "reason": None}, canary["health"]
+    for canary in judged.values():
+        assert canary["weight"] == 33 and canary["health"] == {"state": "healthy", "reason": None}, canary
 
 
 async def _give_up(api: httpx.AsyncClient, session_id: str, after: float) -> Events:

@@ -1,8 +1,9 @@
-"""A canary whose machines die before their bot reports (a crash at boot, a bot file gone) is rolled
-back by the automatic rollback like one whose bot raises: a real dispatcher, real bot processes, the
-stable release's sessions real too. The canary's sessions are never read by the test (a read of a
-session is one of the ways the dispatcher sees its machine's end): the provider's own word on the
-process's exit is what has them judged."""
+"""Canaries whose machines die before their bot reports (a crash at boot, a bot file gone) are rolled
+back by the automatic rollback like one whose bot raises: a real dispatcher with both as canaries
+beside the stable release, real bot processes, the stable release's sessions real too. The canaries'
+sessions are never read by the test before their rollback (a read of a session is one of the ways the
+dispatcher sees its machine's end): the provider's own word on the process's exit is what has them
+judged."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -27,14 +29,18 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 SAMPLE = 6  # RELEASE_HEALTH_MIN_CANARY and _MIN_STABLE: 6 of 6 failed against 0 of 6 breaches (as in
 # test_automatic_rollback.py)
 SECRET = "whsec_" + base64.b64encode(b"dying-canary-webhook-secret-32by").decode()
+CANARIES = ("crash", "gone")  # each judged against the stable release alone, as any canary is
 
 
-Seen = tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any], dict[str, Any]]
+async def _out(api: httpx.AsyncClient, canary: str) -> bool:
+    listed = (await api.get("/releases")).json()["releases"]
+    return bool(next(r["weight"] for r in listed if r["name"] == canary) == 0)
 
 
-async def _rolled_back(tmp_path: Path, canary_bot: Path, *, gone: bool = False) -> Seen:
-    """Drawn starts until the canary `next` has its sample (the stable release's sessions end on their
-    own, no fault of their bot's); then what the dispatcher says once the canary is at 0."""
+async def test_canaries_whose_bot_crashes_at_boot_or_whose_bot_file_is_gone_are_rolled_back(tmp_path: Path) -> None:
+    gone = tmp_path / "gone" / "bot.py"
+    gone.parent.mkdir()
+    shutil.copy(BOTS / "greeter.py", gone)
     hooks: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -42,67 +48,55 @@ async def _rolled_back(tmp_path: Path, canary_bot: Path, *, gone: bool = False) 
         return web.Response(status=204)
 
     async with hook_receiver(hook) as url:
-        env = {**rollback_env(BOTS / "greeter.py", canary_bot),
+        env = {**rollback_env(BOTS / "greeter.py", BOTS / "crash_at_boot.py"),
+               "BOT_RELEASES": f"stable={BOTS / 'greeter.py'},crash={BOTS / 'crash_at_boot.py'},gone={gone}",
+               "RELEASE_WEIGHTS": "stable=34,crash=33,gone=33",
                "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
                "BOT_CONNECT_TIMEOUT_SECONDS": "6", "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET}
         with run_dispatcher(tmp_path, env) as dispatcher:
-            if gone:  # the release was fine when configured; its file is gone since
-                canary_bot.unlink()
+            gone.unlink()  # the release was fine when configured; its file is gone since
             async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
-                drawn: dict[str, list[str]] = {"stable": [], "next": []}
+                drawn: dict[str, list[str]] = {"stable": [], **{canary: [] for canary in CANARIES}}
                 n = 0
                 while len(drawn["stable"]) < SAMPLE:  # the stable release's sample first
                     session_id, release = await drawn_start(api, n := n + 1)
                     drawn[release].append(session_id)
-
-                async def canary_out() -> bool:
-                    listed = (await api.get("/releases")).json()["releases"]
-                    return bool(next(r["weight"] for r in listed if r["name"] == "next") == 0)
-
                 await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
-                # The canary's sessions drawn beside the stable's may hold its sample already: then it is
+                # A canary's sessions drawn beside the stable's may hold its sample already: then it is
                 # rolled back as the stable's sample completes, and no start is drawn to it any more.
-                first_canary = len(drawn["next"])
-                while (len(drawn["next"]) <= SAMPLE or len(drawn["next"]) == first_canary) and not await canary_out():
+                first = {canary: len(drawn[canary]) for canary in CANARIES}
+
+                async def judging(canary: str) -> bool:
+                    return (len(drawn[canary]) <= SAMPLE or len(drawn[canary]) == first[canary]) and not await _out(
+                        api, canary)
+
+                while any([await judging(canary) for canary in CANARIES]):
                     session_id, release = await drawn_start(api, n := n + 1)
                     drawn[release].append(session_id)
 
-                await until(canary_out, "the canary's automatic rollback", timeout=120)
-                await until(lambda: any(h.get("type") == "release.rolled_back" for h in hooks),
-                            "the release.rolled_back webhook", timeout=60)
-                releases = (await api.get("/releases")).json()
+                async def both_out() -> bool:
+                    return all([await _out(api, canary) for canary in CANARIES])
+
+                await until(both_out, "both canaries' automatic rollback", timeout=120)
+                rolled: dict[str, dict[str, Any]] = {}
+
+                def both_hooks() -> bool:
+                    rolled.update({h["data"]["release"]: h for h in hooks if h.get("type") == "release.rolled_back"})
+                    return set(rolled) == set(CANARIES)
+
+                await until(both_hooks, "both release.rolled_back webhooks", timeout=60)
+                by_name = {r["name"]: r for r in (await api.get("/releases")).json()["releases"]}
                 history = (await api.get("/releases/history")).json()["changes"]
-                one = drawn["next"][0]
-                session = (await api.get(f"/sessions/{one}")).json()
-                timeline = (await api.get(f"/sessions/{one}/timeline")).json()
-    by_name = {r["name"]: r for r in releases["releases"]}
-    rolled = next(h for h in hooks if h.get("type") == "release.rolled_back")
-    return by_name, history, rolled, session, timeline
-
-
-def _events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(timeline["events"])
-
-
-async def test_a_canary_whose_bot_crashes_at_boot_is_rolled_back(tmp_path: Path) -> None:
-    by_name, history, rolled, session, timeline = await _rolled_back(tmp_path, BOTS / "crash_at_boot.py")
-    assert by_name["stable"]["weight"] == 100 and by_name["next"]["weight"] == 0
-    assert by_name["next"]["health"]["state"] == "breached"
-    assert "failed to start" in by_name["next"]["health"]["reason"], by_name["next"]["health"]
-    assert history[0]["by"] == "automatic rollback" and history[0]["to"] == {"stable": 100, "next": 0}
-    assert rolled["data"]["release"] == "next" and rolled["data"]["stable"] == "stable"
-    assert session["status"] == "failed"
-    ended = [e for e in _events(timeline) if e["event"] == "machine_ended"]
-    assert len(ended) == 1 and ended[0]["state"] == "failed", _events(timeline)
-
-
-async def test_a_canary_whose_bot_file_is_gone_is_rolled_back(tmp_path: Path) -> None:
-    canary = tmp_path / "next" / "bot.py"
-    canary.parent.mkdir()
-    shutil.copy(BOTS / "greeter.py", canary)
-    by_name, history, rolled, session, timeline = await _rolled_back(tmp_path, canary, gone=True)
-    assert by_name["next"]["weight"] == 0 and by_name["next"]["health"]["state"] == "breached"
-    assert history[0]["by"] == "automatic rollback"
-    assert rolled["data"]["release"] == "next"
-    assert session["status"] == "failed" and "no such file" in (session.get("detail") or ""), session
-    assert [e["state"] for e in _events(timeline) if e["event"] == "machine_ended"] == ["failed"]
+                sessions = {c: (await api.get(f"/sessions/{drawn[c][0]}")).json() for c in CANARIES}
+                timelines = {c: (await api.get(f"/sessions/{drawn[c][0]}/timeline")).json() for c in CANARIES}
+    assert by_name["stable"]["weight"] == 100 and by_name["stable"]["health"]["state"] == "healthy", by_name
+    for canary in CANARIES:
+        assert by_name[canary]["weight"] == 0 and by_name[canary]["health"]["state"] == "breached", by_name[canary]
+        assert "failed to start" in by_name[canary]["health"]["reason"], by_name[canary]["health"]
+        assert rolled[canary]["data"]["stable"] == "stable", rolled[canary]
+        assert sessions[canary]["status"] == "failed", sessions[canary]
+        ended = [e["state"] for e in timelines[canary]["events"] if e["event"] == "machine_ended"]
+        assert ended == ["failed"], timelines[canary]
+    assert [change["by"] for change in history[:2]] == ["automatic rollback"] * 2, history
+    assert history[0]["to"] == {"stable": 100, "crash": 0, "gone": 0}, history
+    assert "no such file" in (sessions["gone"].get("detail") or ""), sessions["gone"]

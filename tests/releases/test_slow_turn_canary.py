@@ -30,9 +30,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # ~30 real calls, eac
 
 ROOT = Path(__file__).resolve().parents[2]
 PARROT, SLOW_PARROT = ROOT / "examples" / "parrot" / "bot.py", ROOT / "tests" / "bots" / "slow_reply_parrot.py"
-# RELEASE_HEALTH_MIN_CANARY and _MIN_STABLE: 12, the fewest sessions whose order statistics bound a
-# median at the rule's 99.95 % (at 12 against 12: the canary's quickest turn against the stable's slowest).
-SAMPLE = 12
+# RELEASE_HEALTH_MIN_CANARY and _MIN_STABLE: 11, the fewest sessions whose order statistics bound a
+# median at the rule's 99.95 % (0.5 ** 11 = 0.049 %; at 11 against 11: the canary's quickest turn against
+# the stable's slowest), swept at unit level in tests/dispatcher/releases/test_conversation_health.py.
+# A stable turn slow enough to hide the canary costs calls, not the test: the rule judges again at
+# each later session, within MOST_CANARY_CALLS.
+SAMPLE = 11
 CALLS_AT_ONCE = 4  # two cores shared with other work: a handful of bots and callers at a time
 # Idle bots the reserve keeps, half for each release: the next callers' bots import Pipecat while these
 # callers talk. Both releases start warm alike; the turns, not the starts, tell them apart.

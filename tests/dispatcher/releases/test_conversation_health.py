@@ -150,3 +150,20 @@ def test_a_deployment_sets_the_conversation_margins_and_a_share_past_1_is_refuse
     assert health_rule({}) == HealthRule()  # the catalogue's defaults are the rule's own
     with pytest.raises(ValueError, match="RELEASE_HEALTH_CONVERSATION_MARGIN"):
         health_rule({"RELEASE_HEALTH_CONVERSATION_MARGIN": "5"})
+
+
+@pytest.mark.parametrize(("sample", "breached"), [(11, True), (10, False)])
+def test_11_sessions_each_are_the_fewest_that_judge_a_canary_slower_at_every_turn(sample: int, breached: bool) -> None:
+    """RELEASE_HEALTH_MIN_CANARY and _MIN_STABLE at 11, the fewest whose order statistics bound a median
+    at the rule's 99.95 % (0.5 ** 11 = 0.049 %: the canary's quickest turn against the stable's slowest),
+    as tests/releases/test_slow_turn_canary.py sets them: a canary 1 s slower at every turn, its turns
+    spread as the stable's are, is breached on its 11th session; at 10 each no median is bounded."""
+    health = ReleaseHealth(HealthRule(min_canary=sample, min_stable=sample))
+    for n in range(sample):
+        for release, slower in (("stable", 0.0), ("canary", 1.0)):
+            turn = Talk(turn_latency=0.9 + slower + 0.02 * n, unanswered=False, cut_off=0.0, left_early=False)
+            health.observe(SessionOutcome(release, False, False, 1.5, 120.0, 0.8, turn))
+    breach = health.verdict("canary", "stable")
+    assert (breach is not None) is breached, breach
+    if breach is not None:
+        assert breach.reason == f"median turn latency 2.0 s over {sample} sessions (stable: 1.0 s over {sample})"
