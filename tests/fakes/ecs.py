@@ -252,6 +252,20 @@ def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot"
     }
 
 
+def own_cluster(endpoint: str) -> str:
+    """A new cluster in the moto server, for one test's tasks: the server outlives the test (a session's),
+    and a cluster that held every earlier test's tasks would make each whole-cluster look (an unknown
+    session's status, the admission's recount, the reaper's list) slower with every test."""
+    import uuid
+
+    import boto3
+
+    name = f"voicefleet-{uuid.uuid4().hex[:12]}"
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint)
+    ecs.create_cluster(clusterName=name, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    return name
+
+
 def moto_task(cluster: str, arn: str) -> Any:
     """The moto model of a task, for tests that move its state as ECS would."""
     from moto.ecs.models import ecs_backends

@@ -16,7 +16,7 @@ from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
-from tests.fakes.ecs import EcsProxy, provision
+from tests.fakes.ecs import EcsProxy, own_cluster, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.k8s import TOKEN as K8S_TOKEN
@@ -123,11 +123,13 @@ def moto_ecs() -> Iterator[dict[str, str]]:
 def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
     """The ECS proxy (clientToken idempotency, throttling knobs) in front of the moto server;
     `fake.env` is the provider environment, with AWS_ENDPOINT_URL at the proxy and
-    AWS_ENDPOINT_URL_STS at the fake STS the bots' task identities are checked with."""
+    AWS_ENDPOINT_URL_STS at the fake STS the bots' task identities are checked with; ECS_CLUSTER
+    names a cluster of the test's own (the moto server is the session's)."""
     proxy = EcsProxy(moto_ecs["MOTO_URL"])
     with serve(proxy.sts), serve(proxy.task_credentials):
         for served in _serve(proxy):
             env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
+            env["ECS_CLUSTER"] = own_cluster(moto_ecs["MOTO_URL"])
             # The dispatcher checks bots' task identities against the bots' task role, at the fake STS.
             served.env = {**env, "AWS_ENDPOINT_URL": served.url, "AWS_ENDPOINT_URL_STS": proxy.sts.url,
                           "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn,

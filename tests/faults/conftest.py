@@ -22,7 +22,7 @@ from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import ecs_harness, fly_harness, gce_harness, modal_harness
 from tests.fakes.daily import FakeDaily
-from tests.fakes.ecs import EcsProxy
+from tests.fakes.ecs import EcsProxy, own_cluster
 from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
@@ -96,9 +96,17 @@ def daily(served_daily: FakeDaily) -> FakeDaily:
 
 @pytest.fixture(params=["fly", "gce", "ecs", "modal"])
 def fleet(request: pytest.FixtureRequest) -> Fleet:
-    fake = _fresh(request.getfixturevalue(f"served_{request.param}"))
-    builders = {"fly": fly_harness, "gce": gce_harness, "ecs": ecs_harness, "modal": modal_harness}
-    return builders[request.param](fake).with_env(**fault_env(request.param))  # type: ignore[operator]
+    """The provider against its fake, which the session shares. Where the provider looks at all its
+    machines (an unknown session's status, the admission's recount, the reaper's list), the test has
+    a scope of its own, an ECS cluster or a Modal App: over every earlier test's machines those looks
+    grew with each test, loading the fake (in this process) until a create's answer missed its timeout."""
+    name = request.param
+    fake = _fresh(request.getfixturevalue(f"served_{name}"))
+    if isinstance(fake, EcsProxy):
+        return ecs_harness(fake, own_cluster(fake.moto_url)).with_env(**fault_env(name))
+    harness: Fleet = {"fly": fly_harness, "gce": gce_harness, "modal": modal_harness}[name](fake)  # type: ignore[operator]
+    own = {"MODAL_APP": f"voicefleet-{uuid.uuid4().hex[:12]}"} if name == "modal" else {}
+    return harness.with_env(**fault_env(name), **own)
 
 
 @dataclass(repr=False)
@@ -108,7 +116,7 @@ class Stack:
     daily: FakeDaily
     machines: Machines
     rooms: DailyRooms
-    # Unique per test: moto is shared by the whole run, and ECS remembers a clientToken for 24 h.
+    # Unique per test: the fakes are shared by the whole run, and ECS remembers a clientToken for 24 h.
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -168,7 +176,7 @@ async def stack(fleet: Fleet, daily: FakeDaily) -> AsyncIterator[Stack]:
         machines=fleet.name,
         api_key_hashes=frozenset({hash_api_key(KEY)}),
         max_session_seconds=MAX_SESSION,
-        max_concurrent_sessions=100_000,  # the shared moto server holds other tests' tasks
+        max_concurrent_sessions=100_000,
         reaper_interval_seconds=0,  # the tests sweep when they mean to
     )
     machines = fleet.make()

@@ -16,10 +16,8 @@ __all__ = ["CALL_TIMEOUT", "DEADLINE", "Fleet", "fault_env", "settle"]
 
 Fleet = Harness
 
-# Per HTTP call. A held call costs this much per attempt. moto is the slow one: the session-wide
-# server holds every test's tasks, and ListTasks/DescribeTasks over them took over 1 s under load.
+# Per HTTP call. A held call costs this much per attempt.
 CALL_TIMEOUT = 1.0
-CALL_TIMEOUTS = {"ecs": 3.0}
 
 
 def deadline_for(timeout: float) -> float:
@@ -32,8 +30,7 @@ DEADLINE = deadline_for(CALL_TIMEOUT)
 
 
 def fault_env(name: str) -> dict[str, str]:
-    call_timeout = CALL_TIMEOUTS.get(name, CALL_TIMEOUT)
-    timeout, deadline = str(call_timeout), str(deadline_for(call_timeout))
+    timeout, deadline = str(CALL_TIMEOUT), str(deadline_for(CALL_TIMEOUT))
     return {
         "fly": {
             "FLY_TIMEOUT_SECONDS": timeout,

@@ -1,5 +1,8 @@
-"""`POST /start` when the machines API answers 429, 5xx, or hangs: for Fly, Compute Engine and
-ECS (moto), each against its fake, through the dispatcher app, with the fake Daily.
+"""`POST /start` when the machines API answers 429, 5xx, or hangs, through the dispatcher app with
+the fake Daily: each fault once, on one provider against its fake, every provider family (Fly, Compute
+Engine, ECS on moto, Modal) among them. That each provider's own launch meets every fault alike is
+test_create_faults.py's, at the provider's level (and tests/dispatcher/machines/test_lost_creates.py's
+for the machine a late create makes).
 
 What every test checks in the fake itself: the client gets a clean answer after a bounded number
 of attempts (a hanging call is answered while the fake still holds it), no machine or room is left
@@ -16,7 +19,7 @@ import pytest
 from tests.faults.conftest import Stack
 from tests.support.waiting import within
 
-pytestmark = pytest.mark.slow  # real client timeouts against held calls: minutes in all
+pytestmark = pytest.mark.slow  # real client timeouts against held calls
 
 CODES = {429: "throttled", 503: "unavailable"}
 # Every provider's Backoff(attempts=5): a failing create is tried at most this often per start.
@@ -28,10 +31,11 @@ def creates(stack: Stack) -> int:
     return len(stack.fleet.received(stack.session_id))
 
 
-# The sweep lists every task in the shared moto server (all tests' sessions): seconds on ECS.
-FLY_GCE = pytest.mark.parametrize("fleet", ["fly", "gce"], indirect=True)
+def on(*providers: str) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("fleet", providers, indirect=True)
 
 
+@on("modal")
 async def test_a_throttled_create_is_retried_and_starts_one_machine(stack: Stack) -> None:
     stack.fleet.fail_create(429, 1)
     response = await stack.start()
@@ -40,6 +44,7 @@ async def test_a_throttled_create_is_retried_and_starts_one_machine(stack: Stack
     assert stack.room in stack.daily.rooms
 
 
+@on("ecs")
 async def test_a_create_that_fails_with_5xx_once_is_retried_and_starts_one_machine(stack: Stack) -> None:
     stack.fleet.fail_create(503, 1)
     response = await stack.start()
@@ -47,7 +52,7 @@ async def test_a_create_that_fails_with_5xx_once_is_retried_and_starts_one_machi
     assert stack.fleet.created(stack.session_id) == 1
 
 
-@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(("fleet", "status"), [("fly", 429), ("gce", 503)], indirect=["fleet"])
 async def test_a_create_that_keeps_failing_answers_503_with_retry_after_and_leaves_nothing(
     stack: Stack, status: int
 ) -> None:
@@ -62,6 +67,7 @@ async def test_a_create_that_keeps_failing_answers_503_with_retry_after_and_leav
     assert await stack.daily.eventually(lambda: stack.room not in stack.daily.rooms)
 
 
+@on("ecs")
 async def test_a_retry_once_the_provider_recovers_starts_exactly_one_machine(stack: Stack) -> None:
     stack.fleet.fail_create(429, 1000)
     assert (await stack.start()).status_code == 503
@@ -73,6 +79,7 @@ async def test_a_retry_once_the_provider_recovers_starts_exactly_one_machine(sta
     assert stack.room in stack.daily.rooms
 
 
+@on("modal")
 async def test_a_hanging_create_is_answered_503_without_waiting_for_it(stack: Stack) -> None:
     hold = stack.fleet.hold_create(MAX_ATTEMPTS)
     response = await stack.start()
@@ -86,6 +93,7 @@ async def test_a_hanging_create_is_answered_503_without_waiting_for_it(stack: St
     hold.release()
 
 
+@on("gce")
 async def test_a_create_that_hangs_once_is_retried_and_the_late_answer_adds_no_machine(stack: Stack) -> None:
     hold = stack.fleet.hold_create(1)
     response = await stack.start()
@@ -97,6 +105,7 @@ async def test_a_create_that_hangs_once_is_retried_and_the_late_answer_adds_no_m
     assert stack.fleet.live(stack.session_id) == 1
 
 
+@on("fly")
 async def test_a_machine_created_after_the_client_gave_up_is_removed_not_left_running(stack: Stack) -> None:
     """The start was refused: the machine a held create makes afterwards is looked for and removed
     (dispatcher/machines/lost_creates.py), not left to bill until its bot gives up."""
@@ -109,7 +118,7 @@ async def test_a_machine_created_after_the_client_gave_up_is_removed_not_left_ru
     assert await stack.daily.eventually(lambda: stack.room not in stack.daily.rooms)
 
 
-@FLY_GCE
+@on("gce")
 async def test_a_machine_created_after_the_client_gave_up_is_removed_by_the_reaper(stack: Stack) -> None:
     hold = stack.fleet.hold_create(MAX_ATTEMPTS)
     assert (await stack.start()).status_code == 503

@@ -472,10 +472,11 @@ def _sandbox_claims(fake: FakeAgentSandbox, env: dict[str, str]) -> Machines:
     return SandboxClaims.from_env(env)
 
 
-def ecs_harness(fake: EcsProxy) -> Harness:
+def ecs_harness(fake: EcsProxy, cluster: str | None = None) -> Harness:
+    """`cluster`: the test's own, where the proxy's environment names another (a proxy the session shares)."""
     import boto3
 
-    cluster = fake.env["ECS_CLUSTER"]
+    cluster = cluster or fake.env["ECS_CLUSTER"]
     # Read moto directly, not through the proxy: the proxy's call record stays the dispatcher's.
     moto = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.moto_url)
 
@@ -492,7 +493,7 @@ def ecs_harness(fake: EcsProxy) -> Harness:
     def set_state(session_id: str, state: str) -> None:
         runs = [r for r in fake.requests_for("RunTask") if r["startedBy"] == session_id]
         assert runs, f"no RunTask for {session_id}"
-        arns = [t["taskArn"] for t in _ecs_tasks(fake, session_id)]
+        arns = [t["taskArn"] for t in _ecs_tasks(fake, session_id, cluster)]
         task = moto_task(cluster, arns[-1])
         if state == "starting":
             task.last_status = "PENDING"
@@ -505,7 +506,7 @@ def ecs_harness(fake: EcsProxy) -> Harness:
     return Harness(
         name="ecs",
         fake=fake,
-        env={**fake.env, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"},
+        env={**fake.env, "ECS_CLUSTER": cluster, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: EcsMachines(EcsSettings.from_env(env), LocalCoordination()),
         set_state=set_state,
         fail_create=fail_create,
@@ -595,11 +596,11 @@ def _session_values(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _ecs_tasks(fake: EcsProxy, session_id: str) -> list[dict[str, Any]]:
+def _ecs_tasks(fake: EcsProxy, session_id: str, cluster: str | None = None) -> list[dict[str, Any]]:
     import boto3
 
+    cluster = cluster or fake.env["ECS_CLUSTER"]
     ecs = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.env["AWS_ENDPOINT_URL"])
-    cluster = fake.env["ECS_CLUSTER"]
     arns = ecs.list_tasks(cluster=cluster, startedBy=session_id)["taskArns"]
     return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
 

@@ -31,6 +31,11 @@ KEY = "dispatch-test-key-0123456789"
 # them over the channel (test_cold_session_secrets.py), which the mode requires.
 NO_LAUNCH_VALUES = "the agent-sandbox mode hands its bots nothing at launch: it needs the channel"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+# What the session service alone decides (tokens, rooms, Daily's presence, its clean-ups, its close), the
+# same whichever provider launched the machine: on two providers, each a different API. What each provider
+# does (its launch values, idempotency, body digest, stop, refusals, states) stays on all of them, here and
+# in test_contract.py.
+SERVICE_ONLY = pytest.mark.parametrize("harness", ["fly", "gce"], indirect=True)
 
 
 @dataclass
@@ -73,6 +78,7 @@ async def test_start_launches_the_bot_with_its_room_and_token(
     assert f"vf-{session['session_id']}" in fake_daily.rooms
 
 
+@SERVICE_ONLY
 async def test_the_caller_gets_a_non_owner_token_not_the_bots(
     dispatcher: Dispatcher,
     harness: Harness,
@@ -101,6 +107,7 @@ async def test_a_replayed_start_launches_one_machine(
                                                         f"user-{first.json()['session_id']}", False)
 
 
+@SERVICE_ONLY
 async def test_a_failing_presence_check_still_answers_the_session(
     dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
 ) -> None:
@@ -173,6 +180,7 @@ async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Di
     assert int(response.headers["Retry-After"]) >= 1
 
 
+@SERVICE_ONLY
 async def test_session_is_joined_once_the_bot_is_in_the_room(
     dispatcher: Dispatcher,
     harness: Harness,
@@ -185,6 +193,7 @@ async def test_session_is_joined_once_the_bot_is_in_the_room(
     assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "joined"
 
 
+@SERVICE_ONLY
 async def test_get_shows_the_room_but_never_a_token(dispatcher: Dispatcher, harness: Harness) -> None:
     started = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()
     got = (await dispatcher.http.get(f"/sessions/{started['session_id']}", headers=AUTH)).json()
@@ -226,6 +235,7 @@ async def test_a_start_stopped_half_way_asks_for_a_new_key_and_a_retry_launches_
     assert fresh.status_code == 201
 
 
+@SERVICE_ONLY
 async def test_a_failed_start_answers_without_waiting_for_dailys_slow_room_delete(
     dispatcher: Dispatcher,
     harness: Harness,
@@ -263,6 +273,7 @@ async def test_no_secret_reaches_the_logs_or_an_error_response(
     assert [s for s in secrets if s in shown] == []
 
 
+@SERVICE_ONLY
 async def test_an_offer_to_a_cloud_session_is_404_at_once(dispatcher: Dispatcher, harness: Harness) -> None:
     sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
     calls = len(harness.fake.calls)
@@ -274,6 +285,7 @@ async def test_an_offer_to_a_cloud_session_is_404_at_once(dispatcher: Dispatcher
     assert len(harness.fake.calls) == calls
 
 
+@SERVICE_ONLY
 async def test_a_replay_gives_a_running_session_back_the_room_it_lost(
     dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
 ) -> None:
@@ -311,6 +323,7 @@ async def failed_start_with_its_room_delete_held(harness: Harness, fake_daily: F
     return app, hold
 
 
+@SERVICE_ONLY
 async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
     harness: Harness, fake_daily: FakeDaily
 ) -> None:
@@ -325,6 +338,7 @@ async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
     await app.state.voicefleet.aclose()
 
 
+@SERVICE_ONLY
 async def test_an_ended_session_reads_ended_though_dailys_presence_still_lists_its_bot(
     dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
 ) -> None:
@@ -335,6 +349,7 @@ async def test_an_ended_session_reads_ended_though_dailys_presence_still_lists_i
     assert got["status"] == "ended" and "room_url" not in got
 
 
+@SERVICE_ONLY
 async def test_a_clean_up_still_pending_after_the_grace_is_dropped(harness: Harness, fake_daily: FakeDaily) -> None:
     app, hold = await failed_start_with_its_room_delete_held(harness, fake_daily)
     assert await fake_daily.eventually(lambda: hold.caught == 1)
@@ -346,11 +361,12 @@ async def test_a_clean_up_still_pending_after_the_grace_is_dropped(harness: Harn
     await app.state.voicefleet.aclose()
 
 
+# The clean-up is the session service's, the same for every provider; the fake Fly holds a machine in
+# `created` until the test moves it (moto runs an ECS task at once).
+@pytest.mark.parametrize("harness", ["fly"], indirect=True)
 async def test_a_waiting_start_whose_bot_fails_first_ends_its_room(
     dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
 ) -> None:
-    if harness.name != "fly":  # the clean-up is the session service's, the same for every provider
-        pytest.skip("moto runs an ECS task at once: only the fake Fly holds a machine for the test to fail")
     key = "fails-before-it-runs"
     sid = new_session_id(Authenticator(frozenset({hash_api_key(KEY)})).identify(f"Bearer {KEY}").owner_key, key)
     starting = asyncio.create_task(

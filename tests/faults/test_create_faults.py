@@ -1,0 +1,94 @@
+"""Each cloud provider's own launch (dispatcher/machines/<provider>) when its create call fails with a
+5xx, keeps failing, or hangs: once per provider (`fleet`: Fly, Compute Engine, ECS on moto, Modal), each
+against its fake, with the fault tests' client timeouts. What the dispatcher answers its client for each
+fault, and that no room is left, is test_provider_faults.py's, end to end, once per fault; a throttled
+create retried is the machines contract's (tests/dispatcher/machines/test_contract.py), and the machine
+a late create makes, removed, is tests/dispatcher/machines/test_lost_creates.py's.
+
+A refused launch whose create may still have made its machine looks for it before it answers
+(dispatcher/machines/lost_creates.py): those looks are made quick here, as test_lost_creates.py does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.machines.base import Machines, MachinesError
+from dispatcher.machines.lost_creates import LostCreates
+from tests.dispatcher.machines.test_contract import spec
+from tests.faults.fleet import Fleet
+
+pytestmark = pytest.mark.slow  # real client timeouts against held calls
+
+CODES = {429: "throttled", 503: "unavailable"}
+MAX_ATTEMPTS = 5  # every provider's Backoff(attempts=5): a failing create is tried at most this often
+
+
+@pytest.fixture
+async def machines(fleet: Fleet) -> AsyncIterator[Machines]:
+    provider = fleet.make()
+    lost: LostCreates = provider.lost  # type: ignore[attr-defined]
+    lost.look_pauses = (0.05, 0.1)
+    yield provider
+    await provider.aclose()
+
+
+async def test_a_create_that_fails_with_5xx_once_is_retried_and_makes_one_machine(
+        fleet: Fleet, machines: Machines) -> None:
+    fleet.fail_create(503, 1)
+    s = spec()
+    result = await machines.launch(s)
+    assert result.created and len(fleet.received(s.session_id)) >= 2  # retried
+    assert fleet.created(s.session_id) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_create_that_keeps_failing_is_refused_after_bounded_tries_and_a_retry_once_recovered_makes_one(
+        fleet: Fleet, machines: Machines, status: int) -> None:
+    fleet.fail_create(status, 1000)
+    s = spec()
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(s)
+    assert refused.value.reason == f"{fleet.name}_{CODES[status]}"
+    assert 2 <= len(fleet.received(s.session_id)) <= MAX_ATTEMPTS  # retried, and gave up: bounded
+    assert fleet.created(s.session_id) == 0
+    fleet.recover()
+    retried = await machines.launch(s)
+    again = await machines.launch(s)
+    # One machine for the session, whichever launch made it: Modal's client may still send a throttled
+    # create after the refusal (it waits out Modal's hint), which the retry then finds.
+    assert retried.machine.session_id == s.session_id and again.machine.machine_id == retried.machine.machine_id
+    assert not again.created and fleet.created(s.session_id) == 1
+
+
+async def test_a_hanging_create_is_refused_while_the_fake_still_holds_it(fleet: Fleet, machines: Machines) -> None:
+    hold = fleet.hold_create(MAX_ATTEMPTS)
+    s = spec()
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(s)
+        assert refused.value.reason == f"{fleet.name}_unavailable"
+        # Refused while every create it sent is still held: the client's timeout and retry deadline
+        # ended the wait, not the server; and it gave up after a bounded number of tries.
+        assert fleet.fake.in_flight() >= hold.caught >= 2
+        assert hold.caught == len(fleet.received(s.session_id)) <= MAX_ATTEMPTS
+    finally:
+        hold.release()
+
+
+async def test_a_create_that_hangs_once_is_retried_and_its_late_answer_adds_no_machine(
+        fleet: Fleet, machines: Machines) -> None:
+    hold = fleet.hold_create(1)
+    s = spec()
+    try:
+        result = await machines.launch(s)
+        assert result.created
+        # Retried (a slow answer on a busy machine may be retried again).
+        assert hold.caught == 1 and len(fleet.received(s.session_id)) >= 2
+    finally:
+        hold.release()
+    fleet.settle()  # the held create has now been served too
+    assert fleet.created(s.session_id) == 1
+    assert fleet.live(s.session_id) == 1
