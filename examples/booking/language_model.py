@@ -55,3 +55,12 @@ def _discounted(count: int, context_count: int) -> float:
 
 def vocabulary(sentences: Iterable[str]) -> set[str]:
     return {word for sentence in sentences for word in sentence.split()}
+
+
+def word_pairs(sentences: Iterable[str]) -> set[tuple[str, str]]:
+    """Each pair of neighbouring words in these sentences, their start and end included."""
+    pairs: set[tuple[str, str]] = set()
+    for sentence in sentences:
+        words = [START, *sentence.split(), END]
+        pairs.update(zip(words, words[1:], strict=False))
+    return pairs

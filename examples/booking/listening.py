@@ -3,6 +3,8 @@ language model and dictionary of the booking line's own words (language_model.py
 
 A Pipecat `SegmentedSTTService`: the VAD delimits each utterance, and the whole segment is
 decoded in a worker thread once the caller stops, so the event loop never waits on the decoder.
+Of the decoder's n-best sentences, the first made only of word pairs the phrases have is the
+transcript (a near miss the bigram model's back-off let win by a hair loses to it).
 The decoder is loaded once per process (at import of bot.py), which a warm bot has done before
 its session is assigned.
 """
@@ -10,6 +12,7 @@ its session is assigned.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 import threading
 from collections.abc import AsyncGenerator, Iterable
@@ -17,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from language_model import arpa, vocabulary
+from language_model import arpa, vocabulary, word_pairs
 from pipecat.frames.frames import Frame, TranscriptionFrame
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
@@ -27,6 +30,9 @@ from pocketsphinx import Decoder, get_model_path
 
 MODEL_RATE = 16000  # PocketSphinx's bundled en-us model is wideband
 MODEL_DIR = Path(get_model_path()) / "en-us"
+# How many of the decoder's best sentences are looked through for one the booking line's phrases
+# allow: past 20 the alternatives only vary the same wrong words.
+N_BEST = 20
 
 
 class Recogniser:
@@ -45,6 +51,7 @@ class Recogniser:
             samprate=MODEL_RATE,
             loglevel="ERROR",
         )
+        self._pairs = word_pairs(phrases)
         self._lock = threading.Lock()
 
     def transcribe(self, pcm: bytes, sample_rate: int) -> str:
@@ -58,7 +65,21 @@ class Recogniser:
             self._decoder.process_raw(samples.tobytes(), no_search=False, full_utt=True)
             self._decoder.end_utt()
             hypothesis = self._decoder.hyp()
-        return hypothesis.hypstr.strip() if hypothesis is not None else ""
+            if hypothesis is None:
+                return ""
+            return self._likeliest_allowed(hypothesis.hypstr.strip())
+
+    def _likeliest_allowed(self, best: str) -> str:
+        """The best of the decoder's n-best sentences made only of word pairs the phrases have.
+
+        The bigram model backs off to any word after any other, so a near miss like "yes that is
+        all eight" (for "yes that is right") can win by a hair; a sentence callers say is often
+        close behind it. With none in the n-best, the decoder's own best stands."""
+        for candidate in itertools.islice(self._decoder.nbest(), N_BEST):
+            text: str = candidate.hypstr.strip()
+            if text and word_pairs([text]) <= self._pairs:
+                return text
+        return best
 
 
 def _pronunciations(words: set[str]) -> str:
