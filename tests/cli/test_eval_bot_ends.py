@@ -2,7 +2,12 @@
 `voicefleet eval` and `voicefleet releases smoke --suite` against a real `python -m dispatcher` whose
 releases are the booking line, a copy that ends the call after its first answer and a copy that raises
 3 s into the call, on WebRTC and on a Plivo stream; each prints its table, writes its JUnit file (and
-the release's verdict) and exits 1, with no traceback and no call left running."""
+the release's verdict) and exits 1, with no traceback and no call left running.
+
+The evals run as the user runs them, each a `voicefleet eval` process of its own (all four at once:
+they are independent), so that what the process prints on its way out is read too: a library task of
+the caller that failed after the call ended is printed by asyncio as a traceback under a correct
+verdict, which a run inside the test's own process never shows."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.cli.test_eval_dispatcher import run_eval, running, with_releases
+from tests.cli.test_eval_dispatcher import EvalRun, evals_at_once, running, with_releases
 from tests.phone.conftest import phone_env
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -66,39 +71,58 @@ def scenario(folder: Path, *, phone: bool = False) -> Path:
     return path
 
 
-def reported(result: Result, junit: Path) -> str:
-    """The run's first failure, as its table and its JUnit file both say it; the run ended as a run does."""
+# What asyncio prints of a task's error nobody awaited, and of any other uncaught exception.
+TRACEBACKS = ("Traceback", "exception was never retrieved")
+
+
+def reported(result: Result | EvalRun, junit: Path) -> str:
+    """The run's first failure, as its table and its JUnit file both say it; the run ended as a run does,
+    printing no traceback (an EvalRun's output holds its process's stderr)."""
     assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output, result.output
+    if isinstance(result, Result):
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert not any(sign in result.output for sign in TRACEBACKS), result.output
     assert "SCENARIO" in result.stdout and "two turns" in result.stdout, result.stdout  # the table
     failure = result.stdout.split("two turns", 1)[1].split("\n", 1)[0]
     assert failure.strip() and failure.strip().split("  ")[-1].strip() in junit.read_text(), junit.read_text()
     return failure
 
 
-def test_a_bot_that_hangs_up_fails_the_turn_it_hung_up_on(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    junit = tmp_path / "eval.xml"
-    result = run_eval(dispatcher.base_url, str(scenario(tmp_path)), "--release", "hangup", "--junit", str(junit))
-    assert "turn 2 ('For four people'): the bot ended the call at turn 2" in reported(result, junit), result.output
+@pytest.fixture(scope="module")
+def evals(dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[EvalRun, Path]]:
+    """Each release's call on WebRTC and on a Plivo stream, each a `voicefleet eval` process, all at once:
+    its run and its JUnit file, by name ("hangup", "crash", "hangup by phone", "crash by phone")."""
+    web, phone = scenario(tmp_path_factory.mktemp("web")), scenario(tmp_path_factory.mktemp("phone"), phone=True)
+    folder = tmp_path_factory.mktemp("junit")
+    cases = {f"{release}{by}": (release, path, folder / f"{release}{by}.xml".replace(" ", "_"))
+             for release in ("hangup", "crash") for by, path in (("", web), (" by phone", phone))}
+    runs = evals_at_once(dispatcher.base_url, *([str(path), "--release", release, "--junit", str(junit)]
+                                                for release, path, junit in cases.values()))
     assert running(dispatcher) == []
+    return {name: (run, junit) for (name, (_, _, junit)), run in zip(cases.items(), runs, strict=True)}
 
 
-def test_a_bot_that_crashes_fails_with_its_sessions_error(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    junit = tmp_path / "eval.xml"
-    result = run_eval(dispatcher.base_url, str(scenario(tmp_path)), "--release", "crash", "--junit", str(junit))
+def test_a_bot_that_hangs_up_fails_the_turn_it_hung_up_on(evals: dict[str, tuple[EvalRun, Path]]) -> None:
+    result, junit = evals["hangup"]
+    assert "turn 2 ('For four people'): the bot ended the call at turn 2" in reported(result, junit), result.output
+
+
+def test_a_bot_that_crashes_fails_with_its_sessions_error(evals: dict[str, tuple[EvalRun, Path]]) -> None:
+    result, junit = evals["crash"]
     failure = reported(result, junit)
     assert "the bot's session failed: " in failure and "the booking system is down" in failure, result.output
-    assert running(dispatcher) == []
 
 
-def test_a_bot_that_hangs_up_before_a_keypad_turn_fails_that_turn(dispatcher: DispatcherProcess,
-                                                                  tmp_path: Path) -> None:
-    junit = tmp_path / "eval.xml"
-    result = run_eval(dispatcher.base_url, str(scenario(tmp_path, phone=True)), "--release", "hangup",
-                      "--junit", str(junit))
+def test_a_bot_that_hangs_up_before_a_keypad_turn_fails_that_turn(evals: dict[str, tuple[EvalRun, Path]]) -> None:
+    result, junit = evals["hangup by phone"]
     assert "turn 2 ('keys 4#'): the bot ended the call at turn 2" in reported(result, junit), result.output
-    assert running(dispatcher) == []
+
+
+def test_a_bot_that_crashes_on_a_phone_call_fails_with_its_sessions_error(
+        evals: dict[str, tuple[EvalRun, Path]]) -> None:
+    result, junit = evals["crash by phone"]
+    failure = reported(result, junit)
+    assert "the bot's session failed: " in failure and "the booking system is down" in failure, result.output
 
 
 def test_a_suite_smoke_of_a_crashing_release_records_its_failure(dispatcher: DispatcherProcess,

@@ -56,6 +56,7 @@ from av import AudioFrame, Packet
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
 from voicefleet.loadtest.lag import LagTrace
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
+from voicefleet.loadtest.sctp_gone import drop_chunks_once_gone
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
@@ -304,6 +305,7 @@ class WebRTCClient:
     def _open_channel(self) -> None:
         """Pipecat's client's data channel: RTVI messages, and a ping every 0.5 s."""
         channel = self._channel = self.pc.createDataChannel("chat")
+        drop_chunks_once_gone(channel.transport)
 
         channel.on("open", self._channel_open.set)
 
@@ -458,8 +460,8 @@ class WebRTCClient:
                     self.recording.add(frame)
 
     async def _ping(self, channel: Any) -> None:
-        while True:
-            if channel.readyState == "open":
+        while not self.ended.is_set():  # a call that has ended is not pinged: its association is going
+            if channel.readyState == "open" and self.pc.connectionState == "connected":
                 channel.send(f"ping: {time.time()}")
             await asyncio.sleep(0.5)
 
