@@ -60,13 +60,18 @@ class CallFlow:
 
     def sip_ended(self, end: SipEnd) -> None:
         """How PJSUA ended the call: told just before `hung_up`, and so handed over before it."""
-        self._loop.call_soon_threadsafe(self._sip_ended, end)
+        self._handover.put(self._sip_ended, end)
 
     def _sip_ended(self, end: SipEnd) -> None:
         self.sip_end = self.sip_end or end
 
     def hung_up(self, status: int) -> None:
-        self._loop.call_soon_threadsafe(self.caller_gone.set)
+        # Through the same hand-over as the caller's audio and keys: a key pressed just before the BYE is
+        # queued before the call is gone (a hang-up scheduled apart could overtake a batch being scheduled).
+        self._handover.put(self._hung_up, status)
+
+    def _hung_up(self, status: int) -> None:
+        self.caller_gone.set()
 
     def pressed(self, digit: str) -> None:
         self._handover.put(self._queue_heard, digit)  # in order with the audio around it

@@ -267,19 +267,31 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
 
 def _address(path: str, parsed: EdgeFile, env: Mapping[str, str], key: str) -> str:
     """`key`'s address: the file's, or the one its `key`_env variable holds (an IP address, checked now
-    rather than when PJSIP or the control API fails to bind it)."""
+    rather than when PJSIP or the control API fails to bind it). The file's sip_address is an IP address
+    too: PJSIP would bind a host name, but the SIP thread's wake-up (sip_wake.py) would then resolve it
+    each time, on the event loop."""
     variable: str | None = getattr(parsed, f"{key}_env")
     if variable is None:
-        return str(getattr(parsed, key))
+        value = str(getattr(parsed, key))
+        if key == "sip_address" and not _is_ip(value):
+            raise ConfigError(f"{CONFIG_VARIABLE}={path}: sip_address {value!r} is not an IP address: give the "
+                              "address to bind (this host's, or \"0.0.0.0\" for all of them), or sip_address_env")
+        return value
     if key in parsed.model_fields_set:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: give {key} or {key}_env, not both")
     value = _secret(env, variable, f"{key}_env")
+    if not _is_ip(value):
+        raise ConfigError(f"{key}_env: the environment variable {variable} holds {value!r}, not an IP address "
+                          "of this host")
+    return value
+
+
+def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ConfigError(f"{key}_env: the environment variable {variable} holds {value!r}, not an IP address "
-                          "of this host") from None
-    return value
+        return False
+    return True
 
 
 def _tls(path: str, parsed: EdgeFile) -> Tls | None:

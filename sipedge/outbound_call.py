@@ -72,10 +72,7 @@ class OutboundFlow(CallFlow):
     def picked_up(self) -> None:
         self._loop.call_soon_threadsafe(self.picked.set)
 
-    def hung_up(self, status: int) -> None:
-        self._loop.call_soon_threadsafe(self._ended, status)
-
-    def _ended(self, status: int) -> None:
+    def _hung_up(self, status: int) -> None:
         self.final_status = status
         self.caller_gone.set()
 

@@ -2,7 +2,8 @@
 re-INVITE's offer itself (hold and back, a codec change between μ-law and A-law, a session timer's
 refresh: docs/sip.md#re-invites), but an offer without G.711 fails its negotiation with
 `500 SDP negotiation failed`; the edge answers `488 Not Acceptable Here` first (RFC 3261 §14.2),
-and the call goes on as it was."""
+and the call goes on as it was. (PJSUA sends 488 whatever refusal onCallRxReinvite sets: 500 and
+403 set there both went out as 488; what matters is refusing before PJSIP negotiates.)"""
 
 from __future__ import annotations
 

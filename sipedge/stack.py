@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,11 @@ from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true
 log = logging.getLogger("sipedge")
 
 CODECS = ("PCMU/8000", "PCMA/8000")  # G.711 μ-law first, as carriers offer it
-EVENT_POLL_MS = 10  # while stopping: the BYEs' answers
+EVENT_POLL_MS = 10  # while stopping (the BYEs' answers), and always where wake-ups do not arrive
+# A wake-up sent just before PJSIP's poll ends it within this, a loaded host's scheduling included; one
+# that does not arrive leaves the poll to its end (POLL_MS, or a timer of PJSIP's: hence the median of 3).
+WAKE_PROOF_MS = 20
+WAKE_PROOF_TRIES = 3
 PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner would write one per packet)
 # PJSUA gives every INVITE its RTP and RTCP sockets before the edge sees it, and PJSIP's ioqueue
 # (64 sockets in the pjsua2 wheel) keeps a closed socket's slot 0.5 s longer: an INVITE refused at
@@ -148,6 +153,7 @@ class SipStack:
         try:
             endpoint.libCreate()
             self._start(endpoint)
+            self._prove_wake(endpoint)
         except pj.Error as exc:  # handed to the main thread, which exits with it
             tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
             self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port}{tls})"
@@ -175,6 +181,22 @@ class SipStack:
             self._accounts.clear()
             endpoint.libDestroy()
             self._wake.close()
+
+    def _prove_wake(self, endpoint: pj.Endpoint) -> None:
+        """That a wake-up ends PJSIP's poll, which a host firewall's filter by source on the SIP port prevents,
+        silently where it drops: else the SIP thread polls every EVENT_POLL_MS (`_poll_ms`)."""
+        took: list[float] = []
+        for _ in range(WAKE_PROOF_TRIES):
+            endpoint.libHandleEvents(0)  # what is pending now: only the wake-up (or a timer) ends the next poll
+            began = time.monotonic()
+            self._wake.wake()
+            if self._wake.failed is not None:  # refused as it was sent: said already
+                return
+            endpoint.libHandleEvents(POLL_MS)
+            took.append((time.monotonic() - began) * 1000)
+        if statistics.median(took) > WAKE_PROOF_MS:
+            self._wake.fail(f"a wake-up sent to the SIP port did not end PJSIP's poll (it waited "
+                            f"{statistics.median(took):.0f} ms of {POLL_MS}), so it does not arrive")
 
     def _start(self, endpoint: pj.Endpoint) -> None:
         config = pj.EpConfig()
@@ -272,13 +294,14 @@ class SipStack:
         return min(PJSUA_CALLS, self.place.rtp_port_count // 2)
 
     def _poll_ms(self) -> int:
-        """How long PJSIP's poll may wait: POLL_MS (work handed over wakes it), less while work is queued
-        or the edge's own next timed work (submit_at) comes sooner."""
+        """How long PJSIP's poll may wait: POLL_MS (work handed over wakes it; EVENT_POLL_MS where wake-ups
+        do not arrive), less while work is queued or the edge's own next timed work (submit_at) comes sooner."""
         if not self._work.empty():
             return 0
+        longest = POLL_MS if self._wake.failed is None else EVENT_POLL_MS
         if not self._later:
-            return POLL_MS
-        return max(0, min(POLL_MS, math.ceil((self._later[0][0] - time.monotonic()) * 1000)))
+            return longest
+        return max(0, min(longest, math.ceil((self._later[0][0] - time.monotonic()) * 1000)))
 
     def _do_work(self) -> None:
         while True:

@@ -39,6 +39,12 @@ class SippRun:
     def statuses(self) -> list[int]:
         return [int(code) for code in re.findall(r"^SIP/2\.0 (\d{3}) ", self.messages, re.MULTILINE)]
 
+    def final_answers(self, cseq: str) -> set[int]:
+        """The final statuses the request with `cseq` ("4 INVITE") received, each once."""
+        return {int(found.group(1)) for message in self.messages.split("\n-----")
+                if (found := re.search(r"^SIP/2\.0 ([2-6]\d\d) ", message, re.MULTILINE))
+                and _header(message, "CSeq") == cseq}
+
     def answered(self, status: int) -> set[tuple[str, str]]:
         """The requests (Call-ID, CSeq) that got a `status` response, each once: a response the far end sent
         again (its 200 to an INVITE whose ACK came late, or to a BYE SIPp sent again after 500 ms) counts once."""

@@ -69,8 +69,10 @@ def test_a_hosts_address_known_only_at_start_is_read_from_the_variable_the_file_
     (NODE_ADDRESSES + TRUNK, {"NODE_IP": "node-1"}, "NODE_IP holds 'node-1', not an IP address"),
     ('sip_address = "10.0.0.1"\n' + NODE_ADDRESSES + TRUNK, {"NODE_IP": "10.1.2.3"},
      "give sip_address or sip_address_env, not both"),
+    ('sip_address = "edge.example.com"\n' + TRUNK, {},
+     "sip_address 'edge.example.com' is not an IP address: give the address to bind"),
 ])
-def test_an_address_variable_unset_not_an_address_or_beside_the_address_is_refused(
+def test_an_address_variable_unset_not_an_address_or_beside_the_address_or_a_host_name_is_refused(
     tmp_path: Path, text: str, env: dict[str, str], said: str,
 ) -> None:
     with pytest.raises(ConfigError, match=said):

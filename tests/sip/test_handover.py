@@ -11,8 +11,9 @@ import pytest
 
 from sipedge import call_flow
 from sipedge.call_flow import SILENCE, CallFlow
-from sipedge.handover import handover
+from sipedge.handover import Handover, handover
 from sipedge.playout import Playout
+from sipedge.sip_end import SipEnd
 
 
 async def test_what_is_put_while_the_loop_is_busy_is_delivered_in_order_with_one_wake_up(
@@ -74,6 +75,48 @@ async def test_a_flow_hands_the_callers_audio_and_keys_over_in_the_order_they_ca
     threading.Thread(target=media_thread).start()
     got = [await asyncio.wait_for(flow.caller_audio.get(), 5) for _ in range(3)]
     assert got == [b"\x01" * 320, "5", b"\x02" * 320]
+
+
+class _HeldScheduling:
+    """The loop, but the media thread's wake-up of it (its batch's scheduling) waits until the SIP thread is
+    done: the preemption, made certain, of the media thread between its put's append and its scheduling."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.media_scheduling = threading.Event()
+        self.sip_done = threading.Event()
+
+    def call_soon_threadsafe(self, callback: object, *args: object) -> asyncio.Handle:
+        if threading.current_thread().name == "media":
+            self.media_scheduling.set()
+            self.sip_done.wait(5)
+        return self._loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
+
+
+async def test_a_key_pressed_just_before_the_hang_up_is_queued_before_the_call_is_gone() -> None:
+    loop = asyncio.get_running_loop()
+    held = _HeldScheduling(loop)
+    flow = CallFlow(loop, Playout())
+    flow._handover = Handover(held)  # type: ignore[arg-type]  # only call_soon_threadsafe is used
+    flow.answered = True
+    gone = SipEnd("caller", "bye")
+
+    def sip_thread() -> None:  # the key joins the media thread's batch, then the BYE comes
+        held.media_scheduling.wait(5)
+        flow.pressed("5")
+        flow.sip_ended(gone)
+        flow.hung_up(200)
+        held.sip_done.set()
+
+    threads = [threading.Thread(target=flow.heard, args=(b"\x01" * 320,), name="media"),
+               threading.Thread(target=sip_thread, name="sip")]
+    for thread in threads:
+        thread.start()
+    await asyncio.wait_for(flow.caller_gone.wait(), 5)
+    for thread in threads:
+        thread.join()
+    assert flow.sip_end == gone  # told before the hang-up, as the flow relies on
+    assert [flow.caller_audio.get_nowait() for _ in range(flow.caller_audio.qsize())] == [b"\x01" * 320, "5"]
 
 
 async def test_silence_keeps_a_quiet_stream_alive_and_none_is_sent_while_the_caller_is_heard(
