@@ -5,6 +5,7 @@ import name by name in processes of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -101,6 +102,60 @@ def test_a_package_imported_before_stays_as_it_was(fake_sdk: Path) -> None:
     assert storage is vf_fake_sdk.storage and "shadowing" in vars(storage)
 
 
+def test_a_module_that_names_all_again_has_its_package_imported_whole(fake_sdk: Path) -> None:
+    (fake_sdk / "get_bucket.py").write_text(MODULES["get_bucket.py"] + "__all__ += ['Later']\nLater = 'added'\n")
+    assert lazy_sdk.exported(fake_sdk / "get_bucket.py") is None
+    with lazy_sdk.lazy_sdks():
+        from vf_fake_sdk import storage
+    assert storage.Later == "added" and f"{SDK}.storage.shadowing" in sys.modules
+
+
+# The top package as pulumi generates it: each service package made by pulumi's lazy_import, run on first use.
+LAZY_TOP = "from pulumi._utils import lazy_import\nstorage = lazy_import('vf_fake_sdk.storage')\n"
+
+
+def _outcome(program: str, lazy: bool) -> str:
+    """What `program` leaves in `result`, or the error it raises, run as a program does (a fresh import of
+    vf_fake_sdk), plainly or inside lazy_sdks()."""
+    for name in [name for name in sys.modules if name == SDK or name.startswith(f"{SDK}.")]:
+        del sys.modules[name]
+    scope: dict[str, object] = {}
+    try:
+        with lazy_sdk.lazy_sdks() if lazy else contextlib.nullcontext():
+            exec(program, scope)  # noqa: S102 - the test's own program text
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return f"{type(error).__name__}: {error}"
+    return repr(scope["result"])
+
+
+@pytest.mark.parametrize("program", [
+    # A star import after one name was used: every name, not those bound so far.
+    "from vf_fake_sdk import storage\nstorage.Access\nfrom vf_fake_sdk.storage import *\n"
+    "result = sorted(name for name in dir() if not name.startswith('__'))",
+    "from vf_fake_sdk import storage\nstorage.Access\nresult = dir(storage)",
+    # The resource's module first: its `from . import outputs` runs the package while it is half-run, so
+    # the package lacks its names (AttributeError) or keeps another module's (here _enums' Bucket).
+    "from vf_fake_sdk.storage.bucket import Bucket\nimport vf_fake_sdk\nresult = vf_fake_sdk.storage.Bucket",
+    "import vf_fake_sdk.storage.bucket\nimport vf_fake_sdk\nresult = vf_fake_sdk.storage.Lifecycle",
+], ids=["star import", "dir", "resource imported first", "module imported first"])
+def test_a_program_sees_what_it_sees_without_lazy_sdks(fake_sdk: Path, program: str) -> None:
+    (fake_sdk.parent / "__init__.py").write_text(LAZY_TOP)
+    # A resource as generated: `from . import outputs` before its __all__, and a name only it exports.
+    (fake_sdk / "bucket.py").write_text("import warnings\nfrom . import outputs\nfrom ._inputs import *\n\n"
+                                        "__all__ = ['BucketArgs', 'Bucket', 'Lifecycle']\n"
+                                        "class BucketArgs: ...\nclass Bucket: ...\nclass Lifecycle: ...\n")
+    print(eager := _outcome(program, lazy=False))
+    assert _outcome(program, lazy=True) == eager
+
+
+def test_a_package_first_used_after_lazy_sdks_is_imported_whole(fake_sdk: Path) -> None:
+    (fake_sdk.parent / "__init__.py").write_text(LAZY_TOP)
+    with lazy_sdk.lazy_sdks():
+        import vf_fake_sdk  # makes vf_fake_sdk.storage, not yet run
+    assert vf_fake_sdk.storage.Access == "enum"
+    assert "get_bucket" in vars(vf_fake_sdk.storage)  # every star import ran
+
+
 # Each name of the package, accessed last name first (a function's _output variant before it), described
 # by what it is: a module's name, a class's or function's module and qualified name, another value's repr.
 PROBE = """
@@ -128,11 +183,16 @@ print(json.dumps({"names": found, "bound": sorted(name for name in vars(package)
 """
 
 
-def _probe(package: str, how: str, names: list[str] | None = None) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", PROBE, package, how], input=json.dumps(names or []), text=True,
+def _run(script: str, *args: str, given: str) -> str:
+    """What `script` prints, run with `args` and `given` on its stdin in a process of its own."""
+    done = subprocess.run([sys.executable, "-c", script, *args], input=given, text=True,
                           capture_output=True, cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    return dict(json.loads(done.stdout))
+    return done.stdout
+
+
+def _probe(package: str, how: str, names: list[str] | None = None) -> dict[str, object]:
+    return dict(json.loads(_run(PROBE, package, how, given=json.dumps(names or []))))
 
 
 # The example stacks' largest service packages, and one whose functions are named as their modules.
@@ -145,3 +205,28 @@ def test_a_real_service_package_binds_what_its_eager_import_binds(package: str) 
     lazy = _probe(package, "lazy", sorted(names))
     assert lazy["names"] == names
     assert lazy["bound"] == eager["bound"]  # and nothing else: every name asked for, every module imported
+
+
+# A program (its stdin) run as `pulumi up` runs it, or as the check does: what it leaves in `result`, or its error.
+PROGRAM = """
+import contextlib, sys
+from stacks.tools.lazy_sdk import lazy_sdks
+scope = {}
+try:
+    with lazy_sdks() if sys.argv[1] == "lazy" else contextlib.nullcontext():
+        exec(sys.stdin.read(), scope)
+    print(repr(scope["result"]))
+except Exception as error:
+    print(f"{type(error).__name__}: {error}")
+"""
+
+
+@pytest.mark.parametrize("program", [
+    "from pulumi_gcp.compute import *\nresult = (Network, Firewall)",
+    # pulumi's lazy_import runs pulumi_gcp.compute from network.py's `from . import outputs`: no Network.
+    "from pulumi_gcp.compute.network import Network\nimport pulumi_gcp as gcp\nresult = gcp.compute.Network",
+], ids=["star import", "resource imported first"])
+def test_a_program_of_the_real_sdk_sees_what_it_sees_without_lazy_sdks(program: str) -> None:
+    eager = _run(PROGRAM, "eager", given=program)
+    assert "pulumi_gcp.compute" in eager
+    assert _run(PROGRAM, "lazy", given=program) == eager
