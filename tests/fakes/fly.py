@@ -10,7 +10,7 @@ the documented requirements: at most 2 GB of memory, no swap, no schedule (400 o
 bigger ones "discouraged", this fake refuses them, never more lenient). `POST …/start` resumes a
 suspended machine (`starting`, then `started` after `resume_seconds`) or boots a stopped one; any
 other state is 412. Stopping a suspended machine discards its snapshot. Per-machine actions
-(suspend, start, stop, metadata writes) keep Fly's limit of 1 request/s per action per machine,
+(suspend, start, stop, metadata writes, wait) keep Fly's limit of 1 request/s per action per machine,
 burst 3 (429). `on_suspend`/`on_resume` let a test pause and continue the process it runs for a
 machine (tests/replicas/fly_bots.py: SIGSTOP/SIGCONT), as a snapshot keeps the process. Machines stay in
 `created` until a test moves them (`set_state`) or `boot_after` seconds pass. A destroyed machine
@@ -319,6 +319,8 @@ class FakeFly(FakeApi):
         machine = self._machine(request)
         if machine is None:
             return _error(404, "machine not found")
+        if limited := self._limited("wait", machine):
+            return limited
         state = request.query_params.get("state", "started")
         if state not in ("started", "stopped", "suspended", "destroyed"):
             return _error(400, f"invalid state {state!r}: one of started, stopped, suspended, destroyed")

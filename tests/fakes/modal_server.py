@@ -58,6 +58,7 @@ from google.protobuf import empty_pb2
 from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.server import Server, Stream
+from modal._utils.grpc_utils import CustomProtoStatusDetailsCodec
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
@@ -110,6 +111,7 @@ class _Knob:
     status: Status
     message: str
     times: int
+    retry_after: float | None = None  # Modal's throttle hint: an `RPCRetryPolicy` in the error's details
 
 
 class FakeModal:
@@ -198,7 +200,8 @@ class FakeModal:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             self._loop = loop
-            self._server = Server([_service(self)])
+            # Error details (a throttle's retry hint) as Modal's server encodes them for its client.
+            self._server = Server([_service(self)], status_details_codec=CustomProtoStatusDetailsCodec())
             loop.run_until_complete(self._server.start("127.0.0.1", self.port))
             ready.set()
             loop.run_forever()
@@ -226,10 +229,13 @@ class FakeModal:
             self._oidc.__exit__(None, None, None)
 
     # -- knobs ---------------------------------------------------------------------------------
-    def fail(self, rpc: str, status: Status, message: str = "", *, times: int = 1) -> None:
-        """The next `times` calls of `rpc` (V1 or V2 alike: "SandboxCreate") answer `status`."""
+    def fail(self, rpc: str, status: Status, message: str = "", *, times: int = 1,
+             retry_after: float | None = None) -> None:
+        """The next `times` calls of `rpc` (V1 or V2 alike: "SandboxCreate") answer `status`; with
+        `retry_after`, carrying Modal's retry hint, which the client waits out and retries on its own
+        (modal/_utils/grpc_utils.py `_retry_transient_errors`: "Server side instruction for retries")."""
         with self._lock:
-            self._knobs.append(_Knob(rpc, status, message or status.name, times))
+            self._knobs.append(_Knob(rpc, status, message or status.name, times, retry_after))
 
     def hold_creates(self, times: int) -> Hold:
         """Hold the next `times` creates until `release()`, then serve them."""
@@ -345,7 +351,9 @@ class FakeModal:
             for knob in self._knobs:
                 if knob.rpc == rpc.removesuffix("V2") and knob.times > 0:
                     knob.times -= 1
-                    raise GRPCError(knob.status, knob.message)
+                    hint = None if knob.retry_after is None else [
+                        api_pb2.RPCRetryPolicy(retry_after_secs=knob.retry_after)]
+                    raise GRPCError(knob.status, knob.message, hint)
 
     def _app_id(self, name: str) -> str:
         if name not in self.apps:

@@ -11,12 +11,14 @@ A refused launch whose create may still have made its machine looks for it befor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from dispatcher.machines.base import Machines, MachinesError
 from dispatcher.machines.lost_creates import LostCreates
+from tests.dispatcher.machines.harness import MODAL_RETRY_HINT
 from tests.dispatcher.machines.test_contract import spec
 from tests.faults.fleet import Fleet
 
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.slow  # real client timeouts against held calls
 
 CODES = {429: "throttled", 503: "unavailable"}
 MAX_ATTEMPTS = 5  # every provider's Backoff(attempts=5): a failing create is tried at most this often
+LATE = 5 * MODAL_RETRY_HINT  # seconds a late create is given to reach the fake
 
 
 @pytest.fixture
@@ -54,13 +57,16 @@ async def test_a_create_that_keeps_failing_is_refused_after_bounded_tries_and_a_
     assert refused.value.reason == f"{fleet.name}_{CODES[status]}"
     assert 2 <= len(fleet.received(s.session_id)) <= MAX_ATTEMPTS  # retried, and gave up: bounded
     assert fleet.created(s.session_id) == 0
+    sent = len(fleet.received(s.session_id))
     fleet.recover()
+    # Nothing of the refused launch is still pending in a client: no create reaches the provider after
+    # the refusal, however long it is given (several times Modal's retry hint), so no machine appears.
+    await asyncio.sleep(LATE)
+    assert len(fleet.received(s.session_id)) == sent and fleet.created(s.session_id) == 0
     retried = await machines.launch(s)
     again = await machines.launch(s)
-    # One machine for the session, whichever launch made it: Modal's client may still send a throttled
-    # create after the refusal (it waits out Modal's hint), which the retry then finds.
-    assert retried.machine.session_id == s.session_id and again.machine.machine_id == retried.machine.machine_id
-    assert not again.created and fleet.created(s.session_id) == 1
+    assert retried.created and not again.created and again.machine.machine_id == retried.machine.machine_id
+    assert fleet.created(s.session_id) == 1
 
 
 async def test_a_hanging_create_is_refused_while_the_fake_still_holds_it(fleet: Fleet, machines: Machines) -> None:

@@ -54,6 +54,11 @@ DEFAULT_API_HOST = "https://api.machines.dev"
 DEFAULT_CREATE_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 DEFAULT_LIST_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
+# `/wait` takes one state and answers only when it is reached or its timeout passes: a machine that
+# fails, stops or is destroyed instead is never `started`, and one long wait would hold the start for
+# its whole timeout. Waits this long (whole seconds), each followed by a state read, notice it within
+# one; every machine's wait stays under Fly's 1 request/s per action per machine.
+WAIT_SLICE = 2
 LAUNCHED_KEPT = 1024
 NAME_PREFIX = "vf-"
 IDLE_NAME_PREFIX = "vf-idle-"  # reserve machines: named by bot id, tagged with a session when claimed
@@ -377,9 +382,11 @@ class FlyMachines:
         return to_machine(response.json())
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
-        """Fly's own `/wait` blocks until the machine is `started`. A machine this replica has just
-        launched is waited on at once (its state is known: `created`), and a 200 from `/wait` is
-        the answer: no status read before or after it."""
+        """Fly's own `/wait` blocks until the machine is `started`, in waits of `WAIT_SLICE` with its
+        state read after each 408: a machine that can no longer start (failed, stopped, destroyed)
+        ends the wait with its own reason within one. A machine this replica has just launched is
+        waited on at once (its state is known: `created`), and a 200 from `/wait` is the answer: no
+        status read before or after it."""
         deadline = time.monotonic() + timeout
         machine = self._launched.pop(session_id, None) or await self.status(session_id)
         while True:
@@ -391,7 +398,7 @@ class FlyMachines:
             if remaining <= 0:
                 raise WaitTimeout(session_id, timeout)
             # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
-            wait = max(1, min(WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
+            wait = max(1, min(WAIT_SLICE, WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
             response = await self._request(
                 "GET",
                 f"/machines/{machine.machine_id}/wait",
@@ -404,7 +411,7 @@ class FlyMachines:
                 raise self._failed(response, "wait for a machine")
             if time.monotonic() >= deadline:
                 raise WaitTimeout(session_id, timeout)
-            machine = await self.status(session_id)  # 408 with time left: has it ended meanwhile?
+            machine = await self.status(session_id)  # 408 with time left: can it still start?
 
     async def stop(self, session_id: str) -> bool:
         machine = await self.status(session_id)

@@ -9,6 +9,14 @@ within `MODAL_RETRY_DEADLINE_SECONDS`: RESOURCE_EXHAUSTED (a concurrency cap or 
 `MODAL_TIMEOUT_SECONDS` (the client puts no deadline on a create: a hung call would hang the start;
 then `modal_unavailable`). A retried create is safe: its Sandbox's name makes a second one
 ALREADY_EXISTS.
+
+A RESOURCE_EXHAUSTED that carries Modal's retry hint (an `RPCRetryPolicy`) the client would wait out
+and send again by itself, with no limit (`max_throttle_wait`, default none), inside the call: the
+dispatcher would see a call that hangs, and its give-up cancels that loop only when the cancellation
+reaches the client's own event loop thread (synchronicity drops a cancellation that finds the call not
+yet scheduled there within 1 s, on a loaded host): a throttled create could then be sent after the
+start was refused, and make a Sandbox nobody watches. So the client is told never to wait out a hint
+(`max_throttle_wait` 0: it raises the throttle at once), and the hint is this module's backoff delay.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import TypeVar
 
 import modal
 import modal.exception as modal_errors
+from modal.config import config as modal_config
 from modal_proto import api_pb2
 
 from dispatcher.machines.base import MachinesError
@@ -33,8 +42,16 @@ THROTTLED_RETRY_AFTER = 5.0
 def open_client(settings: ModalSettings) -> modal.Client:
     """A client for this deployment's workspace and server (the constructor `from_credentials` uses,
     with the server named by the settings rather than the process's `MODAL_SERVER_URL`): the
-    connection opens on the first call."""
+    connection opens on the first call. Throttles come back to the caller, never waited out inside a
+    call (the module's docstring); the client reads that setting process-wide, at each retry."""
+    modal_config.override_locally("max_throttle_wait", "0")
     return modal.Client(settings.server_url, api_pb2.CLIENT_TYPE_CLIENT, (settings.token_id, settings.token_secret))
+
+
+def retry_hint(exc: modal_errors.Error) -> float | None:
+    """The seconds Modal asked a throttled call to wait (its `RPCRetryPolicy` detail), None without one."""
+    details = getattr(exc, "_grpc_details", None) or ()
+    return next((max(d.retry_after_secs, 0.1) for d in details if isinstance(d, api_pb2.RPCRetryPolicy)), None)
 
 
 class ModalCalls:
@@ -52,8 +69,9 @@ class ModalCalls:
         except (modal_errors.NotFoundError, modal_errors.AlreadyExistsError) as exc:
             raise refusal(MachinesError, "modal", 404, f"Modal refused to {what}: {exc}") from None
         except modal_errors.ResourceExhaustedError as exc:
-            # No hint to wait for: the backoff's own delays, then the caller is told THROTTLED_RETRY_AFTER.
-            raise Transient(f"modal: {what}: {exc}", status=429) from exc
+            # Modal's hint, when it gave one, is the next try's delay; without one, the backoff's own
+            # delays, then the caller is told THROTTLED_RETRY_AFTER.
+            raise Transient(f"modal: {what}: {exc}", status=429, retry_after=retry_hint(exc)) from exc
         except modal_errors.AuthError as exc:
             raise refusal(MachinesError, "modal", 401, f"Modal refused the token to {what}: {exc}") from None
         except modal_errors.PermissionDeniedError as exc:
@@ -67,10 +85,23 @@ class ModalCalls:
 
     async def call(self, what: str, call: Callable[[], Awaitable[T]], passed: tuple[type[Exception], ...] = ()) -> T:
         """`once`, with RESOURCE_EXHAUSTED and unanswered attempts retried within the backoff's attempts
-        and deadline."""
+        and deadline. Throttled only when every try was: a try that got no answer may still be served
+        (a create: its Sandbox made late), so its give-up is `modal_unavailable`, reconciled as such."""
+        unanswered: list[Transient] = []
+
+        async def attempt() -> T:
+            try:
+                return await self.once(what, call, passed)
+            except Transient as exc:
+                if exc.status is None:
+                    unanswered.append(exc)
+                raise
+
         try:
-            return await with_retries(lambda: self.once(what, call, passed), self.backoff)
+            return await with_retries(attempt, self.backoff)
         except Transient as exc:
-            if exc.status == 429:
-                raise MachinesError("modal_throttled", str(exc), retry_after=THROTTLED_RETRY_AFTER) from None
-            raise MachinesError("modal_unavailable", str(exc), retry_after=1.0) from None
+            if exc.status == 429 and not unanswered:
+                raise MachinesError("modal_throttled", str(exc),
+                                    retry_after=max(exc.retry_after or 0.0, THROTTLED_RETRY_AFTER)) from None
+            lost = f"{unanswered[0]}; then {exc}" if unanswered and unanswered[0] is not exc else str(exc)
+            raise MachinesError("modal_unavailable", lost, retry_after=1.0) from None

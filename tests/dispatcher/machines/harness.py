@@ -50,6 +50,7 @@ from tests.support.processes import signal_once_caught
 from tests.support.waiting import until
 
 FAST = {"RETRY_DEADLINE_SECONDS": "3"}
+MODAL_RETRY_HINT = 0.4  # seconds: a throttled Sandbox create's hint, shorter than any test's call timeout
 
 
 @dataclass
@@ -305,7 +306,10 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
             fake.set_state(f"vf-{session_id}", state)
 
     def fail_create(status: int, times: int) -> None:
-        fake.fail("SandboxCreate", Status.RESOURCE_EXHAUSTED if status == 429 else Status.UNAVAILABLE, times=times)
+        if status == 429:  # with Modal's retry hint, as the other fakes' 429s carry a Retry-After
+            fake.fail("SandboxCreate", Status.RESOURCE_EXHAUSTED, times=times, retry_after=MODAL_RETRY_HINT)
+        else:
+            fake.fail("SandboxCreate", Status.UNAVAILABLE, times=times)
 
     def of(sid: str) -> list[modal_fake.FakeSandbox]:
         return [s for s in list(fake.creates) if s.tags.get("voicefleet_session") == sid]

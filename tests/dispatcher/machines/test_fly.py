@@ -10,12 +10,13 @@ import pytest
 
 from bench.fly_cpu_quota import BOT_CPU_OURS, BOT_CPU_TELEPHONY, Size, smallest_within, verdict
 from dispatcher.machines.base import MachineState, WaitTimeout
-from dispatcher.machines.fly.provider import FlyMachines, FlySettings, to_machine
+from dispatcher.machines.fly.provider import WAIT_SLICE, FlyMachines, FlySettings, to_machine
 from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.harness import fly_harness
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.fly import FakeFly
 from tests.support.unclosed import unclosed_reports
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -192,13 +193,30 @@ async def test_stopping_a_machine_that_vanished_meanwhile_is_success(fly: FlyMac
     assert await fly.stop(s.session_id) is True
 
 
-async def test_a_long_wait_asks_fly_for_its_maximum_of_60_seconds(fly: FlyMachines, fake_fly: FakeFly) -> None:
+async def test_a_long_wait_asks_fly_in_short_waits_and_a_machine_that_starts_meanwhile_costs_one(
+        fly: FlyMachines, fake_fly: FakeFly) -> None:
     s = spec()
     await fly.launch(s)
     fake_fly.boot_after = 0.2  # it starts while Fly waits
     machine = await fly.wait_started(s.session_id, timeout=300)
     assert machine.state is MachineState.STARTED
-    assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == ["60"]
+    assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == [str(WAIT_SLICE)]
+
+
+@pytest.mark.parametrize(("fly_state", "code", "reason"), [("stopped", 3, "exit code 3"),
+                                                            ("failed", None, "fly state failed")])
+async def test_a_machine_that_fails_while_waited_on_ends_the_start_at_once_with_its_own_reason(
+        fly: FlyMachines, fake_fly: FakeFly, fly_state: str, code: int | None, reason: str) -> None:
+    # Fly's `/wait?state=started` answers only `started` or its timeout: a machine that can never
+    # start must not hold the start for the whole of it (60 s here, Fly's maximum for one wait).
+    s = spec()
+    await fly.launch(s)
+    waiting = asyncio.create_task(fly.wait_started(s.session_id, timeout=60))
+    await until(lambda: fake_fly.calls_to("GET", "/wait"), "a wait at Fly")  # the failure comes while Fly holds it
+    fake_fly.set_state(f"vf-{s.session_id}", fly_state, exit_code=code)
+    machine = await asyncio.wait_for(waiting, 20)  # a third of the start's timeout, however loaded
+    assert machine.state is MachineState.FAILED and machine.detail == reason
+    assert all(int(w.query["timeout"]) <= WAIT_SLICE for w in fake_fly.calls_to("GET", "/wait"))
 
 
 async def test_a_session_s_age_counts_from_its_launch_as_recorded_in_metadata(

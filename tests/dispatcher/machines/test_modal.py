@@ -4,14 +4,17 @@ values travel, and the warm reserve's idle Sandboxes; the real `modal` client ag
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import sys
 from pathlib import Path
 
 import pytest
+from grpclib.const import Status
 
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.modal.provider import ModalMachines
 from dispatcher.machines.modal.reserve import ModalWarmMachines
 from dispatcher.machines.modal.settings import DEFAULT_BOT_COMMAND, ModalSettings
@@ -109,6 +112,52 @@ async def test_at_the_concurrency_cap_a_start_is_throttled_with_a_retry_hint_aft
     assert refused.reason == "modal_throttled" and refused.retry_after is not None
     assert 2 <= len(fake.create_calls) - 1 <= 5  # retried with backoff, then given up
     assert len(fake.running()) == 1
+
+
+async def test_a_throttle_with_modals_retry_hint_is_waited_out_by_the_dispatcher_and_nothing_is_sent_after_it(
+    fake_modal: FakeModal,
+) -> None:
+    # Left to the client, a hinted throttle is sent again inside the call, with no limit, and may still
+    # be sent after the dispatcher gave up: a Sandbox for a refused start. Here every try is one create.
+    hint = 0.3
+    fake_modal.fail("SandboxCreate", Status.RESOURCE_EXHAUSTED, times=1000, retry_after=hint)
+    machines = provider(fake_modal, MODAL_TIMEOUT_SECONDS="1")
+    s = spec()
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(s)
+        sent = len(fake_modal.create_calls)
+        fake_modal.reset_knobs()  # Modal has room again
+        await asyncio.sleep(5 * hint)  # several hints: what a create still pending in the client would wait
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "modal_throttled" and (refused.value.retry_after or 0) >= hint
+    assert 2 <= sent <= 5  # the dispatcher's own bounded tries, each waiting at least the hint
+    assert len(fake_modal.create_calls) == sent and fake_modal.creates == []
+
+
+async def test_a_create_that_got_no_answer_then_throttles_is_maybe_made_and_its_late_sandbox_removed(
+    fake_modal: FakeModal,
+) -> None:
+    # The first try is held (no answer within the call's timeout), the next ones throttled: the held
+    # create may still land, so the refusal is not "throttled, nothing made" but reconciled as lost.
+    hold = fake_modal.hold_creates(1)
+    machines = provider(fake_modal, MODAL_TIMEOUT_SECONDS="0.5")
+    lost: LostCreates = machines.lost
+    lost.look_pauses, lost.watch_pauses = (0.05,), (0.1,) * 100
+    s = spec()
+    try:
+        launching = asyncio.create_task(machines.launch(s))
+        await until(lambda: hold.caught == 1, "the first create held")
+        fake_modal.fail("SandboxCreate", Status.RESOURCE_EXHAUSTED, times=1000, retry_after=0.2)
+        with pytest.raises(MachinesError) as refused:
+            await launching
+        assert refused.value.reason == "modal_unavailable" and "no answer" in str(refused.value)
+        fake_modal.reset_knobs()  # the held create is served: its Sandbox lands after the refusal
+        await until(lambda: len(fake_modal.creates) == 1, "the late Sandbox")
+        await until(lambda: all(box.finished for box in fake_modal.creates), "the late Sandbox removed")
+    finally:
+        await machines.aclose()
 
 
 async def test_a_sandbox_modal_ends_mid_session_is_failed_and_one_the_dispatcher_stops_ended(
