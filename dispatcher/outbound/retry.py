@@ -4,6 +4,11 @@ Every provider retries the same way: a call that fails transiently (429, 5xx, a 
 connection, AWS `ThrottlingException`) raises `Transient`; `with_retries` sleeps and tries again
 until it runs out of attempts OR of time, whichever comes first, then re-raises the last
 `Transient` so the provider can turn it into a `MachinesError` with a `retry_after` hint.
+
+A give-up reads "throttled" (`Transient.throttled`: a 429 made nothing) only when every try was
+throttled: a try that got no answer, or a 5xx, may still have been served (a create: its machine
+made late), so it makes the give-up `<provider>_unavailable` however the last try ended, and the
+launch looks for that machine (dispatcher/machines/lost_creates.py).
 """
 
 from __future__ import annotations
@@ -36,6 +41,24 @@ class Transient(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        # Set by `with_retries` on the failure it gives up with: the first earlier try's, when that
+        # one may have been served and this last one was not.
+        self.served_before: Transient | None = None
+
+    @property
+    def may_be_served(self) -> bool:
+        """Whether the provider may have done this try's call after all: no answer, or a 5xx (the
+        server may fail after doing it). Only a 429 says it did nothing."""
+        return self.status != 429
+
+    @property
+    def throttled(self) -> bool:
+        """Every try was throttled (429): nothing the call asked for was done."""
+        return not self.may_be_served and self.served_before is None
+
+    def account(self) -> str:
+        """The give-up in words: the earlier try that may have been served first, then the last."""
+        return f"{self.served_before}; then {self}" if self.served_before is not None else str(self)
 
 
 @dataclass(frozen=True)
@@ -63,13 +86,19 @@ async def with_retries(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run `call` until it returns; retry `Transient` failures within attempts and deadline."""
+    """Run `call` until it returns; retry `Transient` failures within attempts and deadline. The
+    failure given up with carries the first earlier one that may have been served (`served_before`)."""
     started = clock()
     attempt = 0
+    served: Transient | None = None  # the first try that may have been served
     while True:
         try:
             return await call()
         except Transient as exc:
+            if exc.may_be_served:
+                served = served or exc
+            elif served is not None:
+                exc.served_before = served  # read if this try is the last
             attempt += 1
             if attempt >= backoff.attempts:
                 raise
@@ -155,8 +184,14 @@ async def provider_request(
     except RateLimited as exc:
         raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
     except Transient as exc:
-        reason = f"{provider}_throttled" if exc.status == 429 else f"{provider}_unavailable"
-        raise error(reason, f"{provider}: {exc}", retry_after=exc.retry_after or 1.0) from None
+        raise error(gave_up(provider, exc), f"{provider}: {exc.account()}",
+                    retry_after=exc.retry_after or 1.0) from None
+
+
+def gave_up(provider: str, exc: Transient) -> str:
+    """The reason of a call given up after its retries: `<provider>_throttled` only when every try
+    was throttled (nothing was done), else `<provider>_unavailable` (it may have been)."""
+    return f"{provider}_throttled" if exc.throttled else f"{provider}_unavailable"
 
 
 async def create_request(

@@ -40,7 +40,7 @@ from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, Transient, with_retries
+from dispatcher.outbound.retry import Backoff, Transient, gave_up, with_retries
 from dispatcher.store.coordination import CreateLimits
 
 # botocore resolves the credentials (and its DEBUG log would print them being fetched): whatever
@@ -137,8 +137,7 @@ class EcsMachines:
         try:
             return await with_retries(lambda: self._api.call(operation, params), self._backoff)
         except Transient as exc:
-            reason = "ecs_throttled" if exc.status == 429 else "ecs_unavailable"
-            raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
+            raise _gave_up(exc) from None
 
     def _run_task_params(self, spec: LaunchSpec) -> dict[str, Any]:
         s = self.settings
@@ -261,8 +260,7 @@ class EcsMachines:
         try:
             return await with_retries(attempt, self._backoff)
         except Transient as exc:
-            reason = "ecs_unavailable" if reached or exc.status != 429 else "ecs_throttled"
-            raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
+            raise _gave_up(exc) from None
 
     @staticmethod
     def refused_run(exc: AwsError, image: str | None, release: str) -> MachinesError:
@@ -363,6 +361,11 @@ class EcsMachines:
 
 def quota_failure(reason: str) -> bool:
     return quota_code(reason) is not None
+
+
+def _gave_up(exc: Transient) -> MachinesError:
+    """A call given up after its retries: `ecs_throttled` only when every try was throttled."""
+    return MachinesError(gave_up("ecs", exc), f"ECS {exc.account()}", retry_after=exc.retry_after or 1.0)
 
 
 def quota_code(reason: str) -> str | None:

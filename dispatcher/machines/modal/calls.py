@@ -87,21 +87,10 @@ class ModalCalls:
         """`once`, with RESOURCE_EXHAUSTED and unanswered attempts retried within the backoff's attempts
         and deadline. Throttled only when every try was: a try that got no answer may still be served
         (a create: its Sandbox made late), so its give-up is `modal_unavailable`, reconciled as such."""
-        unanswered: list[Transient] = []
-
-        async def attempt() -> T:
-            try:
-                return await self.once(what, call, passed)
-            except Transient as exc:
-                if exc.status is None:
-                    unanswered.append(exc)
-                raise
-
         try:
-            return await with_retries(attempt, self.backoff)
+            return await with_retries(lambda: self.once(what, call, passed), self.backoff)
         except Transient as exc:
-            if exc.status == 429 and not unanswered:
+            if exc.throttled:
                 raise MachinesError("modal_throttled", str(exc),
                                     retry_after=max(exc.retry_after or 0.0, THROTTLED_RETRY_AFTER)) from None
-            lost = f"{unanswered[0]}; then {exc}" if unanswered and unanswered[0] is not exc else str(exc)
-            raise MachinesError("modal_unavailable", lost, retry_after=1.0) from None
+            raise MachinesError("modal_unavailable", exc.account(), retry_after=1.0) from None

@@ -30,6 +30,7 @@ from tests.fakes.cerebrium import OTHER_PROJECT_KEY, FakeCerebrium, FakeRun, bot
 from tests.support.cold_bot import channel_url
 from tests.support.dispatcher_server import serving
 from tests.support.ports import free_port
+from tests.support.waiting import until, within
 
 KEY = "cerebrium-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -302,34 +303,69 @@ async def test_a_process_full_of_run_records_refuses_a_start_with_a_retry_hint(f
     assert len(fake_cerebrium.runs) == 1
 
 
-async def test_a_bot_that_dials_after_its_session_was_stopped_is_told_to_stop(fake_cerebrium: FakeCerebrium) -> None:
-    """A stop before the bot dialled finds no channel to tell; the bot is told when it arrives, so its
-    function returns instead of the run waiting out the bot's connect timeout (and being billed)."""
-    from dispatcher.channel.credentials import BotCredentials, BotGrant
+def channelled(fake: FakeCerebrium, **env: str) -> tuple[BotChannels, CerebriumMachines]:
+    """A provider that hears its bots' channel (as a replica's BotChannels hands it their events)."""
+    from dispatcher.channel.credentials import BotCredentials
     from dispatcher.channel.identity import Unverified
-    from tests.dispatcher.machines.test_cerebrium_replicas import StoppableBot
 
     coordination = LocalCoordination()
     channels = BotChannels(BotCredentials(CEREBRIUM_CHANNEL["BOT_CHANNEL_TOKEN"]), claims=coordination.claims,
                            identity=Unverified("test"))
-    machines = CerebriumMachines(CerebriumSettings.from_env({**fake_cerebrium.env, **CEREBRIUM_CHANNEL}),
-                                 coordination)
+    machines = CerebriumMachines(CerebriumSettings.from_env({**fake.env, **CEREBRIUM_CHANNEL, **env}), coordination)
     machines.watch_channels(channels)
+    return channels, machines
+
+
+async def asked_of_a_bot_that_dials(channels: BotChannels, machines: CerebriumMachines, session_id: str) -> list[str]:
+    """What the session's bot is asked when it dials in (its run begun): the methods, in order."""
+    from dispatcher.channel.credentials import BotGrant
+    from tests.dispatcher.machines.test_cerebrium_replicas import StoppableBot
+
+    bot = StoppableBot("here", session_id)
+    serving = asyncio.create_task(channels.serve(bot, BotGrant("session", session_id, 2**40)))
+    await within(lambda: bot.asked, 4, interval=0.02)
+    bot.closed.set()
+    await serving
+    await machines.settled()
+    return bot.asked
+
+
+async def test_a_bot_that_dials_after_its_session_was_stopped_is_told_to_stop(fake_cerebrium: FakeCerebrium) -> None:
+    """A stop before the bot dialled finds no channel to tell; the bot is told when it arrives, so its
+    function returns instead of the run waiting out the bot's connect timeout (and being billed)."""
+    channels, machines = channelled(fake_cerebrium)
     s = spec()
     try:
         await machines.launch(s)
         assert await machines.stop(s.session_id) is True  # nobody to tell yet
-        bot = StoppableBot("here", s.session_id)
-        serving = asyncio.create_task(channels.serve(bot, BotGrant("session", s.session_id, 2**40)))
-        for _ in range(200):
-            if bot.asked:
-                break
-            await asyncio.sleep(0.02)
-        bot.closed.set()
-        await serving
-        await machines.settled()
+        assert await asked_of_a_bot_that_dials(channels, machines, s.session_id) == [METHOD_STOP]
+        machine = await machines.status(s.session_id)
     finally:
         await machines.aclose()
-    assert bot.asked == [METHOD_STOP]
-    machine = await machines.status(s.session_id)
     assert machine is not None and (machine.state, machine.detail) == (MachineState.ENDED, "stopped")
+
+
+async def test_a_call_that_got_no_answer_then_was_throttled_is_unavailable_and_its_late_bot_told_to_stop(
+    fake_cerebrium: FakeCerebrium,
+) -> None:
+    """The first call is held past its timeout, the retries are throttled: that call may still start a
+    run, so the refusal is `cerebrium_unavailable`, not `_throttled` (which made nothing); the session's
+    run is failed, so the late run's bot, when it dials, is told to stop."""
+    channels, machines = channelled(fake_cerebrium, CEREBRIUM_TIMEOUT_SECONDS="0.5",
+                                    CEREBRIUM_RETRY_DEADLINE_SECONDS="3")
+    hold = fake_cerebrium.hold(times=1, method="POST", path_suffix="/start_bot")
+    s = spec()
+    try:
+        launching = asyncio.create_task(machines.launch(s))
+        await until(lambda: hold.caught, "the first call held")
+        fake_cerebrium.fail(429, times=1000, retry_after=0.05, method="POST", path_suffix="/start_bot")
+        with pytest.raises(MachinesError) as refused:
+            await launching
+        assert refused.value.reason == "cerebrium_unavailable" and "; then " in refused.value.message
+        fake_cerebrium.reset_knobs()  # the held call is served now: Cerebrium starts its run
+        await until(lambda: fake_cerebrium.of(s.session_id), "the late run")
+        assert await asked_of_a_bot_that_dials(channels, machines, s.session_id) == [METHOD_STOP]
+    finally:
+        hold.release()
+        await machines.aclose()
+    assert len(fake_cerebrium.of(s.session_id)) == 1

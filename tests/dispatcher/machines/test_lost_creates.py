@@ -69,6 +69,31 @@ async def test_a_create_that_lands_after_its_start_was_refused_leaves_no_machine
         await machines.aclose()
 
 
+
+async def test_a_create_that_got_no_answer_then_was_throttled_is_maybe_made_and_its_machine_removed(
+        harness: Harness) -> None:
+    """The first create is held past the call's timeout and the retries are throttled: that create may
+    still land, so the give-up is not "throttled", which made nothing and is answered without a look,
+    but `_unavailable`: the launch looks, and the machine the held create makes late is removed.
+    (Cloud Run's run and ARM's PUT are never sent again once unanswered: theirs is so at once.)"""
+    machines = quick(harness)
+    s = spec()
+    hold = harness.hold_create(1)
+    try:
+        launching = asyncio.create_task(machines.launch(s))
+        assert await within(lambda: hold.caught == 1, 20, interval=0.02) is not None
+        harness.throttle(HELD * HELD)  # every try after the held one
+        with pytest.raises(MachinesError) as refused:
+            await launching
+        assert refused.value.reason == f"{harness.name}_unavailable"
+        harness.recover()  # the held create is served now, after the refusal
+        harness.settle()
+        assert harness.created(s.session_id) >= 1  # the held create did make a machine…
+        assert await within(lambda: harness.live(s.session_id) == 0, 20, interval=0.05) is not None  # …removed
+    finally:
+        hold.release()
+        await machines.aclose()
+
 async def test_a_machine_a_retried_start_may_own_is_left_to_it(harness: Harness) -> None:
     """The client retried (at another replica behind the balancer): the session was asked for again
     after the refusal, so the machine that appears is that start's to adopt, not the watch's to remove."""

@@ -70,6 +70,32 @@ async def test_retries_sleep_while_the_deadline_allows_then_give_up() -> None:
     assert call.calls == 3
 
 
+
+class Answers:
+    """Each try fails with the next of `statuses` (None: no answer at all)."""
+
+    def __init__(self, *statuses: int | None) -> None:
+        self.statuses = list(statuses)
+
+    async def __call__(self) -> str:
+        status = self.statuses.pop(0)
+        raise Transient("no answer" if status is None else f"HTTP {status}", status=status)
+
+
+@pytest.mark.parametrize(("statuses", "throttled", "account"), [
+    ((429, 429, 429), True, "HTTP 429"),
+    ((None, 429, 429), False, "no answer; then HTTP 429"),
+    ((429, 503, 429), False, "HTTP 503; then HTTP 429"),
+    ((None, 503, 429), False, "no answer; then HTTP 429"),  # the first that may have been served
+    ((429, 429, None), False, "no answer"),
+])
+async def test_a_give_up_is_throttled_only_when_every_try_was(
+        statuses: tuple[int | None, ...], throttled: bool, account: str) -> None:
+    """A try that got no answer, or a 5xx, may have been served: a later 429 does not undo it."""
+    with pytest.raises(Transient) as gave_up:
+        await with_retries(Answers(*statuses), Backoff(attempts=len(statuses), base=0.001))
+    assert gave_up.value.throttled is throttled and gave_up.value.account() == account
+
 async def test_retry_after_is_a_floor_on_the_delay() -> None:
     sleeps: list[float] = []
 
