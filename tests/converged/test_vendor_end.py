@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from tests.bot.conftest import SPEECH_WAV
 from tests.fakes.openai_realtime import EXPIRED, FakeOpenAIRealtime
 from tests.support.http_client import api_client
+from tests.support.processes import DispatcherProcess
 from tests.support.realtime_turns import KEY, realtime_fleet, session_error
 from tests.support.waiting import until
 from voicefleet.loadtest.audio import read_wav
@@ -24,16 +26,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 SOON = 10.0  # "at once": well under any idle timeout, with room for a busy machine
 
 
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpenAIRealtime, DispatcherProcess]]:
+    """One fake and one dispatcher for every way of ending: each call ends only its own session (the
+    one session open at the fake), and the dispatcher warms a fresh bot for the next."""
+    fake = FakeOpenAIRealtime(KEY, delay_seconds=0.2, answer_seconds=0.4)
+    with realtime_fleet(tmp_path_factory.mktemp("vendor-end"), fake) as dispatcher:
+        yield fake, dispatcher
+
+
 @pytest.mark.parametrize(("code", "reason", "error", "words"), [
     (1000, "", EXPIRED, "Your session hit the maximum duration of 60 minutes"),
     (1011, "Deadline expired", None, "Deadline expired"),
     (1000, "", None, "received 1000 (OK)"),
 ])  # fmt: skip
 def test_the_vendors_end_of_a_session_reaches_its_timeline_and_error_at_once(
-        tmp_path: Path, code: int, reason: str, error: dict[str, str] | None, words: str) -> None:
-    fake = FakeOpenAIRealtime(KEY, delay_seconds=0.2, answer_seconds=0.4)
-    with realtime_fleet(tmp_path, fake) as dispatcher:
-        asyncio.run(_call_ended_by_the_vendor(dispatcher.base_url, fake, code, reason, error, words))
+        fleet: tuple[FakeOpenAIRealtime, DispatcherProcess], code: int, reason: str, error: dict[str, str] | None,
+        words: str) -> None:
+    fake, dispatcher = fleet
+    asyncio.run(_call_ended_by_the_vendor(dispatcher.base_url, fake, code, reason, error, words))
 
 
 async def _call_ended_by_the_vendor(base_url: str, fake: FakeOpenAIRealtime, code: int, reason: str,

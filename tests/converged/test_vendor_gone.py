@@ -2,13 +2,15 @@
 saying so, the session ends, and its timeline names the case in one `error` event. Each way the
 vendors end a session, against their fakes, with the real bot host and examples/realtime under a
 local dispatcher: OpenAI at its cap (`session_expired`, close 1001), Gemini refusing a resumption after
-its `goAway` and close, and either vendor unreachable as the session starts."""
+its `goAway` and close, and either vendor unreachable as the session starts (its fake stopped before
+the fleet's next session: the next call's connect is refused)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,13 @@ import pytest
 from tests.bot.conftest import SPEECH_WAV
 from tests.fakes.gemini_live import FakeGeminiLive
 from tests.fakes.openai_realtime import EXPIRED, FakeOpenAIRealtime
+from tests.fakes.server import FakeServer
+from tests.support.channel_certs import channel_certs
 from tests.support.gemini_live import KEY as GEMINI_KEY
-from tests.support.gemini_live import gemini_env, gemini_fleet
+from tests.support.gemini_live import gemini_env
 from tests.support.http_client import api_client
-from tests.support.ports import free_port
-from tests.support.realtime_turns import KEY, REALTIME_BOT, realtime_fleet, warm_fleet
+from tests.support.processes import DispatcherProcess
+from tests.support.realtime_turns import KEY, realtime_env, warm_fleet
 from tests.support.waiting import until
 from voicefleet.loadtest.audio import loud_segments, read_wav
 from voicefleet.loadtest.rail import offer_url
@@ -35,46 +39,64 @@ REFUSED = (1007, "Request contains an invalid argument.")
 Fault = Callable[[], Awaitable[None]]
 
 
-def test_openai_at_its_cap_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
+@contextmanager
+def fleet_whose_vendor_goes(log_dir: Path, fake: FakeOpenAIRealtime | FakeGeminiLive
+                            ) -> Iterator[tuple[DispatcherProcess, FakeServer]]:
+    """The vendor's fake served (Gemini's over TLS) and a dispatcher holding one warm bot pointed at it;
+    yields the fake's server too, for the test to stop: the vendor gone for the sessions after."""
+    if isinstance(fake, FakeOpenAIRealtime):
+        server = FakeServer(fake.app())
+        with server:
+            fake.url = server.url.replace("http://", "ws://")
+            with warm_fleet(log_dir, realtime_env(fake.url)) as dispatcher:
+                yield dispatcher, server
+    else:
+        certs = channel_certs(log_dir, "gemini")
+        server = FakeServer(fake.app(), tls=(certs.cert, certs.key))
+        with server:
+            fake.url, fake.ca = server.url, certs.ca
+            with warm_fleet(log_dir, gemini_env(fake.url, GEMINI_KEY, certs.ca)) as dispatcher:
+                yield dispatcher, server
+
+
+def unreachable_at_the_next_start(dispatcher: DispatcherProcess, server: FakeServer) -> None:
+    """The vendor's fake stopped: the fleet's next session cannot reach it, and says so and ends."""
+    server.__exit__(None, None, None)
+    errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, None))
+    assert [e["reason"] for e in errors] == ["vendor_unreachable"], errors
+    assert "Connect call failed" in errors[0]["detail"] or "Connection refused" in errors[0]["detail"], errors
+    assert ended["reason"] == "vendor_ended", ended
+
+
+def test_openai_at_its_cap_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
     fake = FakeOpenAIRealtime(KEY, delay_seconds=0.2, answer_seconds=0.4)
 
     async def cap() -> None:
         assert await asyncio.to_thread(fake.end_sessions, 1001, "", EXPIRED) == 1
 
-    with realtime_fleet(tmp_path, fake) as dispatcher:
+    with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, server):
         errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, cap))
-    assert [e["reason"] for e in errors] == ["vendor_cap"], errors
-    assert "session_expired" in errors[0]["detail"] and "maximum duration" in errors[0]["detail"]
-    assert ended["reason"] == "vendor_ended", ended
+        assert [e["reason"] for e in errors] == ["vendor_cap"], errors
+        assert "session_expired" in errors[0]["detail"] and "maximum duration" in errors[0]["detail"]
+        assert ended["reason"] == "vendor_ended", ended
+        unreachable_at_the_next_start(dispatcher, server)
 
 
-def test_gemini_refusing_a_resumption_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
+def test_gemini_refusing_a_resumption_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(
+        tmp_path: Path) -> None:
     fake = FakeGeminiLive(GEMINI_KEY, delay_seconds=0.2, answer_seconds=0.4)
 
     async def refused() -> None:
         fake.refuse_resumption = REFUSED
         assert await asyncio.to_thread(fake.go_away, 0.2) == 1
 
-    with gemini_fleet(tmp_path, fake) as dispatcher:
+    with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, server):
         errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, refused))
-    assert fake.refused == [REFUSED]
-    assert [e["reason"] for e in errors] == ["vendor_resumption_refused"], errors
-    assert REFUSED[1] in errors[0]["detail"] and "Deadline expired" in errors[0]["detail"], errors
-    assert ended["reason"] == "vendor_ended", ended
-
-
-@pytest.mark.parametrize("vendor", ["openai", "gemini"])
-def test_a_vendor_unreachable_at_the_start_is_said_to_the_caller_and_ends_the_session(
-        tmp_path: Path, vendor: str) -> None:
-    nowhere = f"127.0.0.1:{free_port()}"
-    env = gemini_env(f"https://{nowhere}") if vendor == "gemini" else {
-        "BOT_FILE": str(REALTIME_BOT), "OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": f"ws://{nowhere}/v1/realtime",
-        "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL"}
-    with warm_fleet(tmp_path, env) as dispatcher:
-        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, None))
-    assert [e["reason"] for e in errors] == ["vendor_unreachable"], errors
-    assert "Connect call failed" in errors[0]["detail"] or "Connection refused" in errors[0]["detail"], errors
-    assert ended["reason"] == "vendor_ended", ended
+        assert fake.refused == [REFUSED]
+        assert [e["reason"] for e in errors] == ["vendor_resumption_refused"], errors
+        assert REFUSED[1] in errors[0]["detail"] and "Deadline expired" in errors[0]["detail"], errors
+        assert ended["reason"] == "vendor_ended", ended
+        unreachable_at_the_next_start(dispatcher, server)
 
 
 async def _vendor_gone(base_url: str, fault: Fault | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -64,14 +64,18 @@ def realtime_fleet(log_dir: Path, fake: FakeOpenAIRealtime) -> Iterator[Dispatch
     """The fake served, and a dispatcher holding one warm realtime bot pointed at it."""
     with FakeServer(fake.app()) as server:
         fake.url = server.url.replace("http://", "ws://")
-        env = {
-            "BOT_FILE": str(REALTIME_BOT),
-            "OPENAI_API_KEY": KEY,
-            "OPENAI_REALTIME_URL": f"{fake.url}/v1/realtime",
-            "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL",
-        }
-        with warm_fleet(log_dir, env) as dispatcher:
+        with warm_fleet(log_dir, realtime_env(fake.url)) as dispatcher:
             yield dispatcher
+
+
+def realtime_env(url: str) -> dict[str, str]:
+    """A dispatcher's environment for the converged example bot on OpenAI Realtime at `url` (ws://host:port)."""
+    return {
+        "BOT_FILE": str(REALTIME_BOT),
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_REALTIME_URL": f"{url}/v1/realtime",
+        "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL",
+    }
 
 
 @contextmanager

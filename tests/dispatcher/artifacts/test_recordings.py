@@ -210,6 +210,17 @@ async def test_a_bot_may_ask_only_for_the_parts_its_sessions_longest_call_fills(
         await kept.part_url(SESSION, {"part": 4})
 
 
+async def test_a_deployment_that_sets_no_checkpoint_has_its_bots_upload_the_filling_part_every_20_s(
+        tmp_path: Path, timeline: Timeline) -> None:
+    """What a stack leaves unset: a bot killed 40 s into a call keeps at least its first 20 s (the bot's
+    checkpoints at the plan's interval are proven end to end in tests/e2e/test_recording.py)."""
+    kept = SessionRecordings(ArtifactSettings.from_env({"RECORDING": "on"}),
+                             LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)), note=timeline.note,
+                             events=timeline.read, region="eu", provider="local")
+    plan = await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    assert plan is not None and plan.checkpoint_seconds == 20.0
+
+
 def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
     full, small = MIN_PART_BYTES, 1000
     assert kept_parts([Part(2, full), Part(1, full), Part(3, small)]) == [Part(1, full), Part(2, full), Part(3, small)]
