@@ -29,7 +29,7 @@ from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.audio import first_reply
-from voicefleet.loadtest.lag import own_latency
+from voicefleet.loadtest.lag import SpeechLate, own_latency
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
 from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
@@ -66,6 +66,9 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
                     result.problems.append(f"the session recorded an error: {recorded}")
                 if target.judge is not None and not result.problems:
                     await _judge(target.judge, scenario, http, result)
+    except SpeechLate as late:  # the caller's own lag: inconclusive (CallResult.keeps_time), not the bot's fault
+        result.caller_behind = max(result.caller_behind, late.behind)
+        result.problems.append(f"the caller fell behind real time: {late}"[:300])
     except Exception as error:  # the caller's own fault: this call's failure, never the run's end
         result.problems.append(f"the caller failed: {type(error).__name__}: {error}"[:300])
     except asyncio.CancelledError:  # Ctrl-C: reported as what it is, once the session is stopped below

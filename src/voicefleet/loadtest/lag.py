@@ -12,6 +12,16 @@ STEP_SECONDS = 0.01
 MAX_NOTES = 10_000  # past it (a call behind and catching up for hours) the oldest are dropped
 
 
+class SpeechLate(TimeoutError):
+    """The caller could not send its speech in time: its own process fell behind real time (a WebRTC
+    mic is drained by the caller's own sender at the caller's pace, whatever the bot does), so the call
+    says nothing about the bot."""
+
+    def __init__(self, message: str, behind: float) -> None:
+        super().__init__(message)
+        self.behind = behind  # seconds the caller's audio was behind real time when it gave up
+
+
 class LagTrace:
     def __init__(self) -> None:
         self._times: list[float] = []  # monotonic

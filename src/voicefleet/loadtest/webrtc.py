@@ -54,7 +54,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, Packet
 
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
-from voicefleet.loadtest.lag import LagTrace
+from voicefleet.loadtest.lag import LagTrace, SpeechLate
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
 from voicefleet.loadtest.sctp_gone import drop_chunks_once_gone
 
@@ -356,7 +356,9 @@ class WebRTCClient:
         if not self.mic.drained.is_set():
             if self.ended.is_set():
                 raise CallEnded(f"the call ended (connection {self.pc.connectionState}) before the speech was sent")
-            raise TimeoutError(f"the caller's speech was not all sent within {timeout:g} s")
+            behind = self.mic.behind()
+            raise SpeechLate(f"the caller's speech was not all sent within {timeout:g} s ({behind:.1f} s behind)",
+                             behind)
 
     def _reply_heard(self) -> bool:
         return reply_heard(self.recording.times, self.recording.levels, self.mic.last_speech_at, time.monotonic())
