@@ -3,7 +3,8 @@
 is set to weight 0, with the reason in `GET /releases`, a `release.rolled_back` webhook and a log line.
 
 A session is judged once, when its timeline ends (its bot's `ended` report, the start's `failed`,
-or its machine's end as the provider showed it, `machine_ended`: sessions/machine_ends.py), from
+its machine's end as the provider showed it, `machine_ended`: sessions/machine_ends.py, or its
+caller's stop, `stop_requested`, after a moment's grace for its bot's report), from
 the whole timeline (read from the store with several replicas: the start and the bot's reports may
 be recorded at two replicas). Its outcome goes into the deployment's sample (release_sample.py),
 once whichever replicas see its end.
@@ -36,10 +37,14 @@ log = logging.getLogger("dispatcher.releases.watch")
 AUTOMATIC = "automatic rollback"
 # A session's end: its bot's report, its start's failure, or its machine's end as the provider showed it
 # (machine_ends.py: a machine that died before its bot could report leaves only that).
-TERMINAL = ("ended", "failed", MACHINE_ENDED)
+# A caller's stop ends it too: its bot's report of that end may never come (a bot killed at its provider's
+# grace, stuck on the signal, its link dropped), and a judge waiting on it alone would count the failures
+# bots report and miss the good sessions callers hung up, a sample skewed by how sessions end.
+TERMINAL = ("ended", "failed", MACHINE_ENDED, "stop_requested")
 JUDGED_KEPT = 10_000  # sessions already judged, remembered so that a second terminal event is not a second outcome
-# A machine seen ended while its bot was up (it reported `ready`) but had not said why: its own `ended`
-# report, on its channel, may be a moment behind the provider's word, and says more (a caller who left).
+# A machine seen ended while its bot was up (it reported `ready`) but had not said why, or a caller's stop
+# before the bot's word: its own `ended` report, on its channel, may be a moment behind, and says more (a
+# caller who left, the conversation's figures).
 REPORT_GRACE_SECONDS = 2.0
 # How often each replica judges on the sessions other replicas recorded (as often as it reads the traffic:
 # a breach completed anywhere is acted on within it, and seen everywhere within the traffic's next read).
@@ -154,7 +159,8 @@ class ReleaseWatch:
         await asyncio.sleep(0)  # the terminal event's own write was started first: let it run
         try:
             events = await self._timeline(session_id, last)
-            if last.get("event") == MACHINE_ENDED and _bot_up_unheard(events):
+            if (last.get("event") == MACHINE_ENDED and _bot_up_unheard(events)) or (
+                    last.get("event") == "stop_requested" and _stopped_unheard(events)):
                 await asyncio.sleep(REPORT_GRACE_SECONDS)
                 events = await self._timeline(session_id, last)
             waited = 0.0
@@ -248,6 +254,11 @@ def _told_to_stop_unheard(events: list[dict[str, Any]]) -> bool:
     kinds = {e.get("event") for e in events}
     signalled = any(e.get("event") == "ended" and e.get("reason") == "signal" for e in events)
     return signalled and "stop_requested" not in kinds and MACHINE_ENDED not in kinds
+
+
+def _stopped_unheard(events: list[dict[str, Any]]) -> bool:
+    """Its caller stopped it, and neither its bot's report nor its machine's end is written down yet."""
+    return not {e.get("event") for e in events} & {"ended", "failed", MACHINE_ENDED}
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:

@@ -1,0 +1,91 @@
+"""Sessions their callers stop, as the release watch judges them (the real watch, judge, traffic and
+sample): the caller's stop ends the session for the judge, whether or not its bot's own `ended`
+report ever comes (a bot killed at its provider's grace, stuck on the signal, its link dropped). A
+judge that waited on that report alone counted the failures bots report and missed the good sessions
+callers hung up: a failing canary stayed `watching` against a stable release whose ended sessions it
+never saw ("stable: 0 of 100"), and whoever holds the traffic could sink or keep a canary by how its
+sessions end. A report that comes within a moment of the stop is still the one judged (its figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.health import ReleaseHealth
+from dispatcher.releases.live import LiveReleases
+from dispatcher.sessions import release_watch
+from dispatcher.sessions.release_sample import SharedSample
+from dispatcher.sessions.release_watch import ReleaseWatch
+from dispatcher.store.release_book import MemoryReleaseBook
+from dispatcher.store.release_samples import MemoryReleaseSamples
+from tests.support.releases import release_env
+
+Timeline = list[dict[str, Any]]
+FIGURES = {"caller_turns": 3, "unanswered": 0, "bot_turns": 4, "cut_off": 0, "latencies": [0.7, 0.8, 0.9],
+           "left_in_first_turn": False}
+
+
+def _stopped(release: str, at: float = 1000.0) -> Timeline:
+    """A session drawn for `release`, warm and ready, stopped by its caller a minute in: its bot's
+    report of that end never came."""
+    return [{"event": "requested", "at": at, "release": release, "release_chosen_by": "weight"},
+            {"event": "claimed", "at": at + 0.1}, {"event": "ready", "at": at + 0.6},
+            {"event": "joined", "at": at + 1.0}, {"event": "stop_requested", "at": at + 60.0}]
+
+
+def _failed(at: float = 1000.0) -> Timeline:
+    """A canary session whose bot() raised: its bot's report came."""
+    return [{"event": "requested", "at": at, "release": "next", "release_chosen_by": "weight"},
+            {"event": "claimed", "at": at + 0.1}, {"event": "error", "at": at + 0.3},
+            {"event": "ended", "at": at + 0.4, "reason": "bot_failed"}]
+
+
+async def _watch(tmp_path: Path, read: Any) -> tuple[ReleaseWatch, LiveReleases, MemoryReleaseSamples]:
+    releases = LiveReleases(Catalogue.from_env(release_env(tmp_path, "stable=50,next=50"), local=True),
+                            MemoryReleaseBook())
+    await releases.refresh()
+    samples = MemoryReleaseSamples()
+    return ReleaseWatch(releases, SharedSample(ReleaseHealth(), samples), read), releases, samples
+
+
+@pytest.fixture(autouse=True)
+def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.01)  # the bot's report, waited for a moment
+
+
+async def test_sessions_their_callers_stopped_are_judged_and_a_failing_canary_is_rolled_back(tmp_path: Path) -> None:
+    timelines = {f"stable-{n}": _stopped("stable", 1000.0 + n) for n in range(120)}
+    timelines |= {f"next-{n}": _failed(1000.0 + n) for n in range(30)}
+
+    async def read(session_id: str) -> Timeline:
+        return timelines[session_id]
+
+    watch, releases, samples = await _watch(tmp_path, read)
+    for session_id, events in timelines.items():
+        watch.timeline_event(session_id, events[-1])
+        await watch.settled()
+    stable = [entry for _, entry in (await samples.read("stable", 0)).entries]
+    assert len(stable) == 120 and all(entry[1] is None and round(entry[2], 3) == 0.6 for entry in stable)
+    assert releases.traffic.weights["next"] == 0  # at its 20th failure, the rule's minimum sample
+    assert releases.traffic.held["next"] == "20 of 20 sessions failed (20 bot error) (stable: 0 of 120)"
+
+
+async def test_a_bots_report_that_follows_its_callers_stop_within_a_moment_is_the_one_judged(
+        tmp_path: Path) -> None:
+    stopped = _stopped("next")
+    reported = [*stopped, {"event": "ended", "at": 1060.2, "reason": "signal", "conversation": FIGURES}]
+    reads = [stopped, reported]  # the stop's own write first; the bot's report a moment later
+
+    async def read(session_id: str) -> Timeline:
+        return reads.pop(0) if len(reads) > 1 else reads[0]
+
+    watch, _, samples = await _watch(tmp_path, read)
+    watch.timeline_event("s", stopped[-1])
+    await watch.settled()
+    watch.timeline_event("s", reported[-1])  # judged once: at the stop, with its bot's report
+    await watch.settled()
+    [(_, entry)] = (await samples.read("next", 0)).entries
+    assert entry[1] is None and entry[4] is not None  # a good session, the conversation's figures kept
