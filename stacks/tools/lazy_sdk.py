@@ -85,11 +85,11 @@ class _Package:
         """Imports `source` and binds the names the package takes from it, the first time."""
         loaded = importlib.import_module(f"{self.module.__name__}.{source}")
         if source not in self.bound:
-            self.bound.add(source)
             held = vars(self.module)
             for each in self.exports.get(source, ()):
                 if each not in held:
                     held[each] = getattr(loaded, each)
+            self.bound.add(source)  # after: another thread that finds it bound finds its names
         return loaded
 
     def bind_all(self) -> None:
