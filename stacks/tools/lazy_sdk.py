@@ -7,11 +7,15 @@ all: `pulumi_gcp.compute` is 287 modules and 1.1 s of CPU, of which the resource
 package's shared `_inputs` and `outputs` are 0.5 s. Under `lazy_sdks()` such a package starts empty, and
 a name is bound from the module its `__init__.py` would have taken it from: the last of its star imports
 whose `__all__` (read from the module, not imported) names it; a star import of the package or `dir()`
-binds them all first. A package of another shape, one whose module has no single `__all__` to read, or one
-whose own module is half-run when the package is first used (a program that imports
-`pulumi_gcp.compute.network` first: Python's star import then binds that module's names so far) is
-imported whole, as without this, so a name means the same object either way (tests/infra/tools/test_lazy_sdk.py).
-A module the program never uses is never imported, so one that fails to import fails only `pulumi up`.
+binds them all first. Each module's names are bound once and never over a name the program replaced or
+deleted, and a function's module the program imports later (`from pulumi_gcp.compute.get_network import
+GetNetworkResult`) leaves the function on the package, as the eager package, filled before the program ran,
+has them. A package of another shape, one whose module has no single `__all__` to read, or one whose own
+module is half-run when the package is first used (a program that imports `pulumi_gcp.compute.network`
+first: Python's star import then binds that module's names so far) is imported whole, as without this, so a
+name means the same object either way (tests/infra/tools/test_lazy_sdk.py). What differs: a module the
+program never uses is never imported, so one that fails to import fails only `pulumi up`; and `vars()` of
+the package holds only the names bound so far, and its `__getattr__` and `__dir__`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
+import threading
 import typing
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -61,30 +67,38 @@ def sources(folder: Path, star: Sequence[str]) -> dict[str, str] | None:
 
 class _Package:
     """One service package's names, each bound from its module on first use (the package's `__getattr__`),
-    all of them when a star import or `dir()` asks for every name."""
+    all of them when a star import or `dir()` asks for every name. A module's names are bound once, and
+    never over a name the package holds by then: one the program replaced or deleted stays so, as it would
+    in the package its `__init__.py` filled before the program ran."""
 
     def __init__(self, module: ModuleType, sources: dict[str, str], submodules: Sequence[str]) -> None:
         self.module, self.sources, self.submodules = module, sources, tuple(submodules)
         self.exports: dict[str, list[str]] = {}
         for name, source in sources.items():
             self.exports.setdefault(source, []).append(name)
+        self.bound: set[str] = set()  # the modules whose names were bound
+        self.attached: set[str] = set()  # the submodules Python has set on the package
         self.whole = False
+        self.lock = threading.RLock()  # a second thread's dir() waits for every name; re-entry is safe
 
     def bind(self, source: str) -> ModuleType:
-        """Imports `source` and binds the names the package takes from it."""
+        """Imports `source` and binds the names the package takes from it, the first time."""
         loaded = importlib.import_module(f"{self.module.__name__}.{source}")
-        # Importing it bound its own name (`get_project`) on the package; its exports come after, as
-        # `from .get_project import *` does, and the function of that name wins.
-        for each in self.exports.get(source, ()):
-            setattr(self.module, each, getattr(loaded, each))
+        if source not in self.bound:
+            held = vars(self.module)
+            for each in self.exports.get(source, ()):
+                if each not in held:
+                    held[each] = getattr(loaded, each)
+            self.bound.add(source)  # after: another thread that finds it bound finds its names
         return loaded
 
     def bind_all(self) -> None:
         """Every module imported and every name bound, in the order of the package's `__init__.py`."""
-        if not self.whole:
-            self.whole = True
-            for each in self.submodules:
-                self.bind(each)
+        with self.lock:
+            if not self.whole:
+                for each in self.submodules:
+                    self.bind(each)
+                self.whole = True
 
     def attribute(self, name: str) -> Any:
         package = self.module.__name__
@@ -92,12 +106,25 @@ class _Package:
             # A star import asks first; as the eager package, this one has none, and Python then reads the
             # package's __dict__, which must hold every name by then.
             self.bind_all()
-        elif name in self.sources:
+        elif name in self.sources and self.sources[name] not in self.bound:
             self.bind(self.sources[name])
             return getattr(self.module, name)
-        elif name in self.submodules:
+        elif name in self.submodules and name not in self.attached:
             return importlib.import_module(f"{package}.{name}")  # binds itself on the package
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def attach(self, name: str, value: object) -> object:
+        """What the package holds for `name` once `value` is set: _KEEP where it keeps what it holds. Python
+        sets a submodule on its package once, when it is first imported; the eager package had every one
+        imported and bound over by its own exports (`get_project`'s function) before the program could
+        replace one, so the later import of one leaves what the package holds or the export."""
+        submodule = sys.modules.get(f"{self.module.__name__}.{name}", _KEEP)
+        if name in self.attached or value is not submodule:
+            return value
+        self.attached.add(name)
+        if name in vars(self.module):
+            return _KEEP
+        return getattr(value, name) if self.sources.get(name) == name else value
 
     def names(self) -> list[str]:
         """The package's `dir()`: every name, as the eager package's, without this one's own hooks."""
@@ -106,6 +133,25 @@ class _Package:
 
 
 _HOOKS = ("__getattr__", "__dir__")
+_KEEP = object()
+_PACKAGES: weakref.WeakKeyDictionary[ModuleType, _Package] = weakref.WeakKeyDictionary()
+
+
+class _LazyPackage(ModuleType):
+    """A service package run lazily: what is set on it or deleted goes through its _Package. (Its
+    `__getattr__` and `__dir__` are in its __dict__, where `ModuleType.__getattribute__` called by name, as
+    pulumi's lazy_import does, finds them too.)"""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        held = _PACKAGES[self].attach(name, value)
+        if held is not _KEEP:
+            super().__setattr__(name, held)
+
+    def __delattr__(self, name: str) -> None:
+        if name not in vars(self):  # the eager package holds every name: one not yet bound is bound first
+            with contextlib.suppress(AttributeError):
+                _PACKAGES[self].attribute(name)
+        super().__delattr__(name)
 
 
 def _half_run(package: str, modules: Sequence[str]) -> bool:
@@ -150,7 +196,9 @@ class _Loader(importlib.abc.Loader):
         # A star import of a half-run module binds the names it has so far, not its __all__: only running
         # the __init__.py gives the package Python gives the program (it lacks that module's names).
         found = sources(origin.parent, star) if star and above and not _half_run(module.__name__, star) else None
-        if found is None:
+        # A submodule's name exported by another module is the export or the submodule by the order of their
+        # lines; no generated package has one, so such a package is imported whole.
+        if found is None or any(found.get(name, name) != name for name in submodules):
             self.eager.exec_module(module)
             return
         # What the generated __init__.py binds beside its star imports, and what running it would add.
@@ -159,9 +207,10 @@ class _Loader(importlib.abc.Loader):
         module.typing = typing  # type: ignore[attr-defined]
         module._utilities = importlib.import_module(  # type: ignore[attr-defined]
             importlib.util.resolve_name(above, module.__name__) + "._utilities")
-        package = _Package(module, found, submodules)
+        package = _PACKAGES[module] = _Package(module, found, submodules)
         module.__getattr__ = package.attribute  # type: ignore[method-assign]
         module.__dir__ = package.names  # type: ignore[method-assign]
+        module.__class__ = _LazyPackage  # it holds after lazy_sdks(): a submodule imported then still binds so
 
 
 class _Finder(importlib.abc.MetaPathFinder):

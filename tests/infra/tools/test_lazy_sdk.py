@@ -6,9 +6,11 @@ import name by name in processes of their own."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,16 +130,41 @@ def _outcome(program: str, lazy: bool) -> str:
     return repr(scope["result"])
 
 
+# A program that has used the package: pulumi's lazy_import runs it on its first use.
+USED = "from vf_fake_sdk import storage\nstorage.Access\n"
+
+
 @pytest.mark.parametrize("program", [
     # A star import after one name was used: every name, not those bound so far.
-    "from vf_fake_sdk import storage\nstorage.Access\nfrom vf_fake_sdk.storage import *\n"
+    USED + "from vf_fake_sdk.storage import *\n"
     "result = sorted(name for name in dir() if not name.startswith('__'))",
-    "from vf_fake_sdk import storage\nstorage.Access\nresult = dir(storage)",
+    USED + "result = dir(storage)",
     # The resource's module first: its `from . import outputs` runs the package while it is half-run, so
     # the package lacks its names (AttributeError) or keeps another module's (here _enums' Bucket).
     "from vf_fake_sdk.storage.bucket import Bucket\nimport vf_fake_sdk\nresult = vf_fake_sdk.storage.Bucket",
     "import vf_fake_sdk.storage.bucket\nimport vf_fake_sdk\nresult = vf_fake_sdk.storage.Lifecycle",
-], ids=["star import", "dir", "resource imported first", "module imported first"])
+    # A function's module imported by its dotted name after the package ran (a result type for an
+    # annotation): Python binds the module on the package, where the package holds the function.
+    USED + "from vf_fake_sdk.storage.get_bucket import get_bucket_output\n"
+    "result = type(storage.get_bucket).__name__",
+    USED + "storage.get_bucket = 'wrapped'\nimport vf_fake_sdk.storage.get_bucket\n"
+    "result = storage.get_bucket",
+    # A name the program replaced (a policy wrapper) stays replaced through dir(), a star import, and the
+    # binding of another name of its module.
+    USED + "storage.Bucket = 'wrapped'\ndir(storage)\nresult = storage.Bucket",
+    USED + "storage.Bucket = 'wrapped'\nfrom vf_fake_sdk.storage import *\n"
+    "result = (Bucket, storage.Bucket)",
+    USED + "storage.RuleArgs = 'mine'\nstorage.BucketArgs\nresult = storage.RuleArgs",
+    "from vf_fake_sdk import storage\nfrom unittest import mock\n"
+    "with mock.patch('vf_fake_sdk.storage.Bucket') as patched:\n    dir(storage)\n"
+    "    inside = storage.Bucket is patched\n"
+    "result = (inside, storage.Bucket.__name__)",
+    # A name deleted is gone, bound or not before.
+    "from vf_fake_sdk import storage\ndel storage.Access\nresult = hasattr(storage, 'Access')",
+    USED + "del storage.Access\nresult = hasattr(storage, 'Access')",
+], ids=["star import", "dir", "resource imported first", "module imported first", "function module imported after",
+        "function module imported after its name was replaced", "replaced then dir", "replaced then star import",
+        "replaced then its module bound", "mock.patch then dir", "deleted", "deleted after use"])
 def test_a_program_sees_what_it_sees_without_lazy_sdks(fake_sdk: Path, program: str) -> None:
     (fake_sdk.parent / "__init__.py").write_text(LAZY_TOP)
     # A resource as generated: `from . import outputs` before its __all__, and a name only it exports.
@@ -154,6 +181,41 @@ def test_a_package_first_used_after_lazy_sdks_is_imported_whole(fake_sdk: Path) 
         import vf_fake_sdk  # makes vf_fake_sdk.storage, not yet run
     assert vf_fake_sdk.storage.Access == "enum"
     assert "get_bucket" in vars(vf_fake_sdk.storage)  # every star import ran
+
+
+def test_a_function_module_imported_after_lazy_sdks_leaves_the_function(fake_sdk: Path) -> None:
+    with lazy_sdk.lazy_sdks():
+        from vf_fake_sdk import storage
+        _ = storage.Bucket
+    importlib.import_module(f"{SDK}.storage.get_bucket")  # as a plan in the process that ran a check would
+    assert callable(storage.get_bucket) and storage.get_bucket is sys.modules[f"{SDK}.storage.get_bucket"].get_bucket
+
+
+def test_dir_in_another_thread_waits_for_every_name(fake_sdk: Path) -> None:
+    # slow.py's import holds the first dir() inside its binding until the second dir() has been started.
+    (fake_sdk.parent.parent / "vf_gate.py").write_text("import threading\n"
+                                                      "entered, release = threading.Event(), threading.Event()\n")
+    (fake_sdk / "slow.py").write_text("import vf_gate\nvf_gate.entered.set()\nvf_gate.release.wait(30)\n"
+                                      "__all__ = ['Slow']\nSlow = 1\n")
+    (fake_sdk / "__init__.py").write_text(GENERATED.replace("from ._enums", "from .slow import *\nfrom ._enums"))
+    vf_gate = importlib.import_module("vf_gate")
+
+    with lazy_sdk.lazy_sdks():
+        from vf_fake_sdk import storage
+    seen: dict[str, list[str]] = {}
+    first = threading.Thread(target=lambda: seen.setdefault("first", dir(storage)))
+    second = threading.Thread(target=lambda: seen.setdefault("second", dir(storage)))
+    try:
+        first.start()
+        assert vf_gate.entered.wait(30)
+        second.start()
+        second.join(0.5)  # where it does not wait, it is done by now with the names bound so far
+    finally:
+        vf_gate.release.set()
+        first.join(30)
+        second.join(30)
+        del sys.modules["vf_gate"]
+    assert "Slow" in seen["first"] and seen["second"] == seen["first"]
 
 
 # Each name of the package, accessed last name first (a function's _output variant before it), described
