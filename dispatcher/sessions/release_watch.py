@@ -4,7 +4,7 @@ is set to weight 0, with the reason in `GET /releases`, a `release.rolled_back` 
 
 A session is judged once, when its timeline ends (its bot's `ended` report, the start's `failed`,
 its machine's end as the provider showed it, `machine_ended`: sessions/machine_ends.py, or its
-caller's stop, `stop_requested`, after a moment's grace for its bot's report), from
+caller's stop, `stop_requested`, once its bot's report comes or a minute has passed without it), from
 the whole timeline (read from the store with several replicas: the start and the bot's reports may
 be recorded at two replicas). Its outcome goes into the deployment's sample (release_sample.py),
 once whichever replicas see its end.
@@ -42,10 +42,15 @@ AUTOMATIC = "automatic rollback"
 # bots report and miss the good sessions callers hung up, a sample skewed by how sessions end.
 TERMINAL = ("ended", "failed", MACHINE_ENDED, "stop_requested")
 JUDGED_KEPT = 10_000  # sessions already judged, remembered so that a second terminal event is not a second outcome
-# A machine seen ended while its bot was up (it reported `ready`) but had not said why, or a caller's stop
-# before the bot's word: its own `ended` report, on its channel, may be a moment behind, and says more (a
-# caller who left, the conversation's figures).
+# A machine seen ended while its bot was up (it reported `ready`) but had not said why: its bot's own
+# `ended` report, on its channel, may be a moment behind, and says more (a caller who left, the
+# conversation's figures).
 REPORT_GRACE_SECONDS = 2.0
+# A caller's stop before the bot's word: its report (a failure, the conversation's figures) can come many
+# seconds later (a bot slow to tear down, a provider whose stop returns at once), and a bare stop judged
+# first would hide it. Looked for at these times after the stop, spaced so that a burst of stops costs a
+# few reads each; the bare stop is judged after the last.
+STOPPED_LOOKS_SECONDS = (2.0, 5.0, 10.0, 30.0, 60.0)
 # How often each replica judges on the sessions other replicas recorded (as often as it reads the traffic:
 # a breach completed anywhere is acted on within it, and seen everywhere within the traffic's next read).
 JUDGE_SECONDS = 1.0
@@ -159,10 +164,11 @@ class ReleaseWatch:
         await asyncio.sleep(0)  # the terminal event's own write was started first: let it run
         try:
             events = await self._timeline(session_id, last)
-            if (last.get("event") == MACHINE_ENDED and _bot_up_unheard(events)) or (
-                    last.get("event") == "stop_requested" and _stopped_unheard(events)):
+            if last.get("event") == MACHINE_ENDED and _bot_up_unheard(events):
                 await asyncio.sleep(REPORT_GRACE_SECONDS)
                 events = await self._timeline(session_id, last)
+            if last.get("event") == "stop_requested":
+                events = await self._after_stop(session_id, last, events)
             waited = 0.0
             while _told_to_stop_unheard(events) and waited < STOP_WAIT_SECONDS:
                 await asyncio.sleep(STOP_LOOK_SECONDS)
@@ -181,6 +187,19 @@ class ReleaseWatch:
             return
         # A stable session can complete a canary's breach as well as a canary's own session can.
         await self.judge()
+
+    async def _after_stop(self, session_id: str, last: dict[str, Any],
+                          events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A stopped session's timeline once its bot's report (or its machine's end) is in it, or the
+        last of STOPPED_LOOKS_SECONDS has passed without it."""
+        looked = 0.0
+        for look in STOPPED_LOOKS_SECONDS:
+            if not _stopped_unheard(events):
+                break
+            await asyncio.sleep(look - looked)
+            looked = look
+            events = await self._timeline(session_id, last)
+        return events
 
     async def _timeline(self, session_id: str, last: dict[str, Any]) -> list[dict[str, Any]]:
         events = await self._read(session_id)

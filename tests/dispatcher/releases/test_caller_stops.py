@@ -4,10 +4,12 @@ report ever comes (a bot killed at its provider's grace, stuck on the signal, it
 judge that waited on that report alone counted the failures bots report and missed the good sessions
 callers hung up: a failing canary stayed `watching` against a stable release whose ended sessions it
 never saw ("stable: 0 of 100"), and whoever holds the traffic could sink or keep a canary by how its
-sessions end. A report that comes within a moment of the stop is still the one judged (its figures)."""
+sessions end. A report that comes after the stop is still the one judged (its failure, its figures),
+however many seconds the bot takes to tear down, at whichever replica it lands."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +45,20 @@ def _failed(at: float = 1000.0) -> Timeline:
             {"event": "ended", "at": at + 0.4, "reason": "bot_failed"}]
 
 
-async def _watch(tmp_path: Path, read: Any) -> tuple[ReleaseWatch, LiveReleases, MemoryReleaseSamples]:
+async def _watch(tmp_path: Path, read: Any, samples: MemoryReleaseSamples | None = None,
+                 ) -> tuple[ReleaseWatch, LiveReleases, MemoryReleaseSamples]:
+    """A replica's watch; `samples`: the store's samples, shared with other replicas."""
     releases = LiveReleases(Catalogue.from_env(release_env(tmp_path, "stable=50,next=50"), local=True),
                             MemoryReleaseBook())
     await releases.refresh()
-    samples = MemoryReleaseSamples()
+    samples = MemoryReleaseSamples() if samples is None else samples
     return ReleaseWatch(releases, SharedSample(ReleaseHealth(), samples), read), releases, samples
 
 
 @pytest.fixture(autouse=True)
 def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.01)  # the bot's report, waited for a moment
+    monkeypatch.setattr(release_watch, "STOPPED_LOOKS_SECONDS", (0.01,))
 
 
 async def test_sessions_their_callers_stopped_are_judged_and_a_failing_canary_is_rolled_back(tmp_path: Path) -> None:
@@ -89,3 +94,31 @@ async def test_a_bots_report_that_follows_its_callers_stop_within_a_moment_is_th
     await watch.settled()
     [(_, entry)] = (await samples.read("next", 0)).entries
     assert entry[1] is None and entry[4] is not None  # a good session, the conversation's figures kept
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+async def test_a_bots_failure_reported_seconds_after_its_callers_stop_is_judged_a_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replicas: int) -> None:
+    """A canary's bot() raised; its caller's client stopped the session as the peer dropped, and the
+    bot's `ended bot_failed` report, sent after a slow teardown, lands well after the first look
+    (scaled: looks at 0.2, 0.5, 1, 3, 6 s; the report 0.5 s after the stop), at this replica or another."""
+    monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(release_watch, "STOPPED_LOOKS_SECONDS", (0.2, 0.5, 1.0, 3.0, 6.0))
+    timeline = _stopped("next")[:-1]
+
+    async def read(session_id: str) -> Timeline:
+        return list(timeline)
+
+    stopping, _, samples = await _watch(tmp_path, read)
+    reporting = stopping if replicas == 1 else (await _watch(tmp_path, read, samples))[0]
+    stop = {"event": "stop_requested", "at": 1030.0}
+    timeline.append(stop)
+    stopping.timeline_event("s", stop)
+    await asyncio.sleep(0.5)
+    ended = {"event": "ended", "at": 1030.9, "reason": "bot_failed", "exit_code": 4, "detail": "bot.py: boom"}
+    timeline.append(ended)
+    reporting.timeline_event("s", ended)
+    await stopping.settled()
+    await reporting.settled()
+    [(_, entry)] = (await samples.read("next", 0)).entries
+    assert entry[1] == "bot error"
