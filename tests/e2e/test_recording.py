@@ -12,11 +12,9 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 import pytest
@@ -25,7 +23,7 @@ from dispatcher.artifacts.building import build_store
 from dispatcher.artifacts.settings import ArtifactSettings
 from tests.e2e.conftest import SPEECH
 from tests.e2e.recording_checks import Stereo, artifacts_when_kept, loud_seconds, read_stereo, timeline_event
-from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
+from tests.support.cloud_stores import CloudStore, s3_store
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
@@ -94,27 +92,6 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
     assert report["kept"] == {"recording.wav": True, "transcript.jsonl": True, "logs.jsonl": True}
 
 
-@dataclass(frozen=True)
-class CloudStore:
-    """A cloud store's emulator as the dispatcher records into it: its environment, and what a bot
-    must never be handed (the names of the dispatcher's credential variables, a secret's value)."""
-
-    env: dict[str, str]
-    credential_names: tuple[str, ...]
-    secret: str
-
-
-@contextmanager
-def s3_store() -> Iterator[CloudStore]:
-    """moto's S3 behind the pre-signed URL check."""
-    keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
-    # The test's own client, and the server's check, see the dispatcher's credentials.
-    with mock.patch.dict(os.environ, keys), s3_server() as url:
-        s3_client(url).create_bucket(Bucket="team-calls")
-        yield CloudStore({"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys},
-                         ("AWS_",), SECRET_KEY)
-
-
 @pytest.fixture(scope="module")
 def cloud_recording_dispatcher(tmp_path_factory: pytest.TempPathFactory
                                ) -> Iterator[tuple[DispatcherProcess, CloudStore]]:
@@ -123,14 +100,6 @@ def cloud_recording_dispatcher(tmp_path_factory: pytest.TempPathFactory
         env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_CHECKPOINT_SECONDS": "2", **store.env}
         with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
             yield running, store
-
-
-def s3_client(url: str) -> Any:
-    import botocore.session
-    from botocore.config import Config
-
-    return botocore.session.get_session().create_client("s3", region_name=REGION, endpoint_url=url,
-                                                        config=Config(s3={"addressing_style": "path"}))
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from unittest import mock
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.test_recording import s3_client
 from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
 from tests.replicas.conftest import call, start_fleet
+from tests.support.cloud_stores import s3_client
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 from voicefleet.main import voicefleet

@@ -15,8 +15,8 @@ import httpx
 
 from dispatcher.artifacts.names_secret import SECRET_FILE
 from dispatcher.settings import Settings, hash_api_key
-from tests.e2e.test_recording import s3_client, s3_store
 from tests.security.conftest import MakeDispatcher
+from tests.support.cloud_stores import s3_client, s3_store
 
 KEY, ADMIN = "named-client-key-0123456789abc", "admin-key-0123456789abcdef"
 MINE, ADMINS = {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"Bearer {ADMIN}"}

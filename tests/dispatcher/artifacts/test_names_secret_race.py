@@ -18,7 +18,7 @@ import pytest
 from dispatcher.artifacts import building, names_secret
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.signed_paths import SignedPaths
-from tests.e2e.test_recording import CloudStore, azure_store, gs_store, s3_store
+from tests.support.cloud_stores import CloudStore, azure_store, gs_store, s3_store
 
 pytestmark = pytest.mark.slow  # moto's S3 server, the GCS fake or azurite, each in a process of its own
 
