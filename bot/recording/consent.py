@@ -51,7 +51,6 @@ class ConsentAnnouncer(BaseObserver):
             self._playout.seen(data)
 
     async def _play(self, output: BaseOutputTransport) -> None:
-        began = time.time()
         try:
             played = await self._playout.play(output, self._announcement, PLAYOUT_LIMIT_SECONDS)
         except Exception:  # never the call: the session stays unrecorded, and its report says so
@@ -61,4 +60,7 @@ class ConsentAnnouncer(BaseObserver):
             logger.warning(f"recording: {output} had not played the consent announcement out after "
                            f"{self._announcement.seconds + PLAYOUT_LIMIT_SECONDS:.1f} s; the call is not recorded")
             return
-        self._announced(began, self._announcement.seconds)
+        # Counted back from when the caller had heard it all, however late the transport played it:
+        # the dispatcher keeps the session (its bot's log lines too) from `began + seconds`.
+        seconds = self._announcement.seconds
+        self._announced(time.time() - seconds, seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ class Speaker(BaseOutputTransport):
                                          audio_out_write_timeout_secs=60.0))
         self.slowness = slowness
         self.heard = 0
+        self.written_at = 0.0  # epoch seconds: when the caller had heard the last frame written
         self.started = asyncio.Event()
 
     async def start(self, frame: StartFrame) -> None:
@@ -48,6 +50,7 @@ class Speaker(BaseOutputTransport):
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         await asyncio.sleep(self.slowness * len(frame.audio) / 2 / RATE)  # its time, then it is heard
         self.heard += sum(1 for (value,) in struct.iter_unpack("<h", frame.audio) if value == WORD)
+        self.written_at = time.time()
         return True
 
 

@@ -79,11 +79,18 @@ async def test_the_announcement_is_queued_once_the_caller_is_heard_uninterruptib
 async def test_the_recording_starts_only_once_the_caller_has_heard_the_whole_announcement(slowness: float) -> None:
     speaker = Speaker(slowness)
     heard_at_consent: list[tuple[int, float]] = []
-    announcer = ConsentAnnouncer(line(), lambda at, seconds: heard_at_consent.append((speaker.heard, seconds)))
+    ends: list[float] = []  # when the dispatcher counts it ended (it keeps the bot's log lines from then)
+
+    def announced(at: float, seconds: float) -> None:
+        heard_at_consent.append((speaker.heard, seconds))
+        ends.append(at + seconds)
+
+    announcer = ConsentAnnouncer(line(), announced)
     async with caller_on_the_line(announcer, speaker):
         assert announcer._playing is not None
         await asyncio.wait_for(announcer._playing, 30)
     assert heard_at_consent == [(LINE_SAMPLES, LINE_SAMPLES / RATE)]  # its last part-chunk too
+    assert ends[0] >= speaker.written_at  # not before the caller had heard it all
 
 
 async def test_a_transport_that_never_plays_the_announcement_out_never_starts_the_recording(
