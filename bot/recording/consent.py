@@ -4,8 +4,11 @@ An observer the host adds to the user's pipeline worker beside the recording's t
 is unchanged). When the caller's first audio arrives (they are on the line and hear what is
 played), the announcement is queued into the output transport the pipeline plays through, as
 uninterruptible audio: a barge-in does not cut it, and speech the bot queues meanwhile follows it.
-Once it has played, the recorder starts keeping the call (audio and turns) and the dispatcher is
-told (`recording.consent`: when, how long), which notes `recording_consent` on the timeline.
+Once the transport has played it out (bot/recording/playout.py: not after its length in wall time,
+which a busy host's slow transport outlasts), the recorder starts keeping the call (audio and turns)
+and the dispatcher is told (`recording.consent`: when, how long), which notes `recording_consent` on
+the timeline. A transport stuck past the announcement's length and a limit never counts as played:
+the call goes on unrecorded, as one whose announcement cannot be played does.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ import time
 from collections.abc import Callable
 
 from loguru import logger
-from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame, StartFrame
+from pipecat.frames.frames import InputAudioRawFrame, StartFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 
 from bot.recording.announcement import Announcement
+from bot.recording.playout import Playout
 
-PLAYOUT_MARGIN_SECONDS = 0.3  # the transport's own buffer: consent counts from when the caller has heard it all
+PLAYOUT_LIMIT_SECONDS = 10.0  # past the announcement's length: a transport stuck this long never plays it, unrecorded
 
 
 class ConsentAnnouncer(BaseObserver):
@@ -34,6 +37,7 @@ class ConsentAnnouncer(BaseObserver):
         self._output: BaseOutputTransport | None = None
         self._started = False
         self._playing: asyncio.Task[None] | None = None
+        self._playout = Playout()
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame, source = data.frame, data.source
@@ -43,16 +47,20 @@ class ConsentAnnouncer(BaseObserver):
               and isinstance(source, BaseInputTransport)):
             self._started = True
             self._playing = asyncio.get_running_loop().create_task(self._play(self._output), name="consent")
+        else:
+            self._playout.seen(data)
 
     async def _play(self, output: BaseOutputTransport) -> None:
-        began = time.time()
         try:
-            for piece in self._announcement.frames():
-                frame = OutputAudioRawFrame(piece, sample_rate=self._announcement.sample_rate, num_channels=1)
-                frame.interruptible = False
-                await output.queue_frame(frame, FrameDirection.DOWNSTREAM)
-            await asyncio.sleep(self._announcement.seconds + PLAYOUT_MARGIN_SECONDS)
+            played = await self._playout.play(output, self._announcement, PLAYOUT_LIMIT_SECONDS)
         except Exception:  # never the call: the session stays unrecorded, and its report says so
             logger.exception("recording: the consent announcement could not be played; the call is not recorded")
             return
-        self._announced(began, self._announcement.seconds)
+        if not played:  # the caller may not have heard it all: nothing they say may be kept
+            logger.warning(f"recording: {output} had not played the consent announcement out after "
+                           f"{self._announcement.seconds + PLAYOUT_LIMIT_SECONDS:.1f} s; the call is not recorded")
+            return
+        # Counted back from when the caller had heard it all, however late the transport played it:
+        # the dispatcher keeps the session (its bot's log lines too) from `began + seconds`.
+        seconds = self._announcement.seconds
+        self._announced(time.time() - seconds, seconds)
