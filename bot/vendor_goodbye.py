@@ -22,11 +22,10 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 
 from bot.recording.announcement import Announcement, load_announcement
-from bot.recording.playout import Playout
+from bot.recording.playout import PLAYOUT_LIMIT_SECONDS, Playout
 
 GONE = Path(__file__).with_name("vendor_gone.wav")  # "Sorry, the assistant has left this call. …"
 UNREACHABLE = Path(__file__).with_name("vendor_unreachable.wav")  # "Sorry, the assistant cannot be reached. …"
-PLAYOUT_LIMIT_SECONDS = 10.0  # past the line's length: a transport stuck this long still ends the session
 CALLER_WAIT_SECONDS = 30.0  # a caller not yet on the line: the session's join deadline ends it before
 
 

@@ -24,9 +24,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 
 from bot.recording.announcement import Announcement
-from bot.recording.playout import Playout
-
-PLAYOUT_LIMIT_SECONDS = 10.0  # past the announcement's length: a transport stuck this long never plays it, unrecorded
+from bot.recording.playout import PLAYOUT_LIMIT_SECONDS, Playout
 
 
 class ConsentAnnouncer(BaseObserver):

@@ -20,6 +20,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 
 from bot.recording.announcement import Announcement
 
+PLAYOUT_LIMIT_SECONDS = 10.0  # past the line's length: a transport stuck this long has not played it
 PLAYOUT_MARGIN_SECONDS = 0.3  # the caller's own buffer after the last frame left: heard it all by then
 
 
