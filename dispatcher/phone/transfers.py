@@ -12,6 +12,10 @@ the same call: the stream's own `start` message could name any call of the accou
 are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
 TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
 word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
+A call this dispatcher placed out (`POST /calls`) has no signed webhook: its token is minted before the
+call exists, so its id is the one the carrier named to the dispatcher itself (Twilio's create answer, a
+Telnyx call's first signed callback), kept by its dialer (dispatcher/phone/dialer.py `placed_call`) and
+read at its first transfer; a Twilio stream must still name that same call in its `start`.
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
@@ -28,9 +32,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Message
 
@@ -67,6 +71,12 @@ NOT_CONFIGURED = {
 }
 
 
+class PlacedCalls(Protocol):
+    """A carrier's calls placed out (dispatcher/phone/dialer.py `Dialer`): the call placed for a session."""
+
+    async def placed_call(self, session_id: str) -> str | None: ...
+
+
 @dataclass
 class LiveCall:
     session_id: str
@@ -79,6 +89,7 @@ class LiveCall:
     held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
     via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
     sip_edge: object = None  # the edge holding it, as its stream's `start` named it (`edge_url`), unchecked
+    stream_said: str | None = None  # the call its stream's `start` named (Twilio's `callSid`), unchecked
 
 
 class Transfers:
@@ -86,8 +97,9 @@ class Transfers:
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
-                 plivo: CallsResource | None = None) -> None:
+                 plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
+        self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -104,6 +116,7 @@ class Transfers:
         call = LiveCall(session_id, carrier, signed_call)
         start = _start_of(handshake)
         said = start.get("callSid") if carrier == "twilio" else None
+        call.stream_said = said if isinstance(said, str) else None
         if isinstance(said, str) and said == signed_call:
             call.call_sid = said
         if carrier in ("telnyx", "plivo"):  # only a signed webhook mints a token that names the call
@@ -148,10 +161,13 @@ class Transfers:
         if rest is None:
             raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
         self._check_allowed(target)
+        if call.call_sid is None and call.signed_call is None:
+            await self._placed_here(call)
         if call.call_sid is None or not CALL_IDS[call.carrier].fullmatch(call.call_sid):
             raise ApiError(409, "call_not_verified", f"this call's id was not signed by {rest.carrier}: only a call "
-                           f"that came in through the signed webhook (POST /phone/{call.carrier}) can be transferred, "
-                           "since a stream opened with a POST /start token could name any call of the account")
+                           f"that came in through the signed webhook (POST /phone/{call.carrier}), or one this "
+                           "dispatcher placed (POST /calls) once the carrier named it, can be transferred, since a "
+                           "stream opened with a POST /start token could name any call of the account")
         missing = rest.missing_setting()
         if missing is not None:
             raise ApiError(409, "transfer_not_configured", missing)
@@ -166,6 +182,21 @@ class Transfers:
             raise
         return self._transferred(call, target, call.carrier, str(answer.get("status") or "unknown"),
                                  reconciled=reconciled or None)
+
+    async def _placed_here(self, call: LiveCall) -> None:
+        """The call's id where this dispatcher placed it (its session's kept call): Twilio's only if the stream's
+        `start` named the same call."""
+        placed = self._placed.get(call.carrier)
+        if placed is None:
+            return
+        try:
+            sid = await placed.placed_call(call.session_id)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot read which call "
+                           "this dispatcher placed for the session; nothing was transferred, try again",
+                           retry_after=2.0) from None
+        if sid is not None and (call.carrier != "twilio" or sid == call.stream_said):
+            call.call_sid = sid
 
     async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
         """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py)."""
