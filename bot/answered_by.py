@@ -6,8 +6,8 @@
 
 With asynchronous answering-machine detection (Twilio's `AsyncAmd`, Telnyx's TeXML AMD) the bot already
 talks when the verdict comes, seconds after the pickup. The dispatcher tells this bot over its channel
-(botchannel/answered_by.py `call.answered_by`) whenever the call stays with it: `human`, `unknown`, or
-`machine_start` while a `message` call waits for the beep. The handler gets an `AnsweredBy` (`answered_by`,
+(botchannel/answered_by.py `call.answered_by`) whenever the call stays with it: `human` or `unknown`
+(a machine's call is hung up, or handed to a fresh bot that finds `answered_by` in its body). The handler gets an `AnsweredBy` (`answered_by`,
 `carrier`, `.human`, `.machine`) and may be async; it runs on its own, so a slow one holds nothing up. A
 verdict that came before the handler was registered is handed to it at registration, so registering it
 inside `bot(runner_args)` misses nothing. `answered_by()` is the verdict so far (None: none yet).

@@ -177,6 +177,10 @@ class Transfers:
             answer, reconciled = await self._update(rest, call, target)
         except OutcomeUnknown:
             raise  # still `transferring`: the carrier may hold the first TwiML, a second one must not follow
+        except Exception:
+            await _ticket_given_up(rest, call)  # Plivo's ticket, if any, dials no one from now on
+            self._not_transferred(call)
+            raise
         except BaseException:
             self._not_transferred(call)
             raise
@@ -337,6 +341,21 @@ async def _fetched(rest: CallsResource, call: LiveCall) -> bool:
                     rest.carrier)
         raise OutcomeUnknown(rest.carrier) from None
     return killed is False
+
+
+async def _ticket_given_up(rest: CallsResource, call: LiveCall) -> None:
+    """A transfer given up (refused, the call over, not taken): a ticket the carrier may still fetch (Plivo's
+    `aleg_url`, after a read back that found the call over, say) is killed, so its late fetch rings no one
+    for a call the dispatcher answered as not transferred."""
+    assert call.call_sid is not None
+    try:
+        killed = await rest.killed_unfetched(call.call_sid)
+    except StoreUnavailable:
+        log.warning("phone call %s: the store did not record the given-up transfer's ticket as dead",
+                    call.session_id)
+        return
+    if killed is False:
+        log.warning("phone call %s: %s fetched the transfer before it was given up", call.session_id, rest.carrier)
 
 
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
