@@ -2,15 +2,16 @@
 
     from bot.answered_by import on_answered_by
 
-    on_answered_by(lambda verdict: task.queue_frame(EndFrame()) if verdict.machine else None)
+    on_answered_by(lambda verdict: task.queue_frame(EndFrame()) if not verdict.human else None)
 
 With asynchronous answering-machine detection (Twilio's `AsyncAmd`, Telnyx's TeXML AMD) the bot already
 talks when the verdict comes, seconds after the pickup. The dispatcher tells this bot over its channel
-(botchannel/answered_by.py `call.answered_by`) whenever the call stays with it: `human` or `unknown`
-(a machine's call is hung up, or handed to a fresh bot that finds `answered_by` in its body). The handler gets an `AnsweredBy` (`answered_by`,
-`carrier`, `.human`, `.machine`) and may be async; it runs on its own, so a slow one holds nothing up. A
-verdict that came before the handler was registered is handed to it at registration, so registering it
-inside `bot(runner_args)` misses nothing. `answered_by()` is the verdict so far (None: none yet).
+(botchannel/answered_by.py `call.answered_by`) whenever the call stays with it: `human` or `unknown` (a
+machine's call is hung up, or handed to a fresh bot that finds `answered_by` in its body). The handler
+gets an `AnsweredBy` (`answered_by`, `carrier`, `.human`, `.machine`) and may be async; it runs on its
+own, so a slow one holds nothing up. A verdict that came before the handler was registered is handed to
+it at registration, so registering it inside `bot(runner_args)` misses nothing. `answered_by()` is the
+verdict so far (None: none yet).
 """
 
 from __future__ import annotations

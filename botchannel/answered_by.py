@@ -4,8 +4,9 @@
 
 The carrier's asynchronous answering-machine detection (Twilio's `AsyncAmd`, Telnyx's TeXML AMD) gives
 its verdict seconds after the callee picked up, while the bot already speaks. A verdict that leaves the
-call with its bot (a person, or no verdict) is sent to it; `heard` says whether the bot had a handler for it (bot/answered_by.py). A machine hung up on, or
-handed to a fresh bot for its message, never reaches the first bot: its stream ends.
+call with its bot (a person, or no verdict) is sent to it; `heard` says whether the bot had a handler for
+it (bot/answered_by.py). A machine hung up on, or handed to a fresh bot for its message, never reaches
+the first bot: its stream ends.
 """
 
 from __future__ import annotations

@@ -11,17 +11,14 @@ the same call: the stream's own `start` message could name any call of the accou
 `POST /start` token writes it), and the update redirects whichever call it names. A Telnyx (or Plivo) call's ids
 are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
 TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
-word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
-A call this dispatcher placed out (`POST /calls`) has no signed webhook: its token is minted before the
-call exists, so its id is the one the carrier named to the dispatcher itself (Twilio's create answer, a
-Telnyx call's first signed callback), kept by its dialer (dispatcher/phone/dialer.py `placed_call`) and
-read at its first transfer; a Twilio stream must still name that same call in its `start`.
+word of whoever opened the stream, and only the token carries the AccountSid the REST path needs. A call
+placed out (`POST /calls`): the id its carrier named to the dispatcher (dialer.py `placed_call`).
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
 Over, the caller left (a stream closed by a hang-up is not a transfer); still up with its stream
-closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket,
-whose record the read back claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
+closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket, whose
+record a give-up claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
 the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken. The
 whole request fits in `budget_seconds`, under the bot's wait for its answer (botchannel/transfer.py).
 """
@@ -188,8 +185,9 @@ class Transfers:
                                  reconciled=reconciled or None)
 
     async def _placed_here(self, call: LiveCall) -> None:
-        """The call's id where this dispatcher placed it (its session's kept call): Twilio's only if the stream's
-        `start` named the same call."""
+        """The call's id where this dispatcher placed it: its token was minted before the call existed, so the id
+        is the one the carrier named to the dispatcher itself (Twilio's create answer, a Telnyx call's first
+        signed callback), kept with the call's values; Twilio's only if the stream's `start` named it too."""
         placed = self._placed.get(call.carrier)
         if placed is None:
             return

@@ -132,19 +132,25 @@ async def test_a_late_fetch_after_the_read_back_gave_up_dials_no_one_and_the_ret
     assert dials(await at.fetch(at.asked[1]))
 
 
+def taken_unanswered(_url: str) -> dict[str, Any]:
+    """Plivo took the transfer, but its gateway answered 502."""
+    raise Unanswered("Plivo answered 502: it may have been done")
+
+
+async def given_up(at: Plivo) -> ApiError:
+    """The transfer asked of Plivo, its answer lost, the call read back and the transfer given up: why."""
+    at.transfers._settle = 0.2
+    at.answer = taken_unanswered
+    with pytest.raises(ApiError) as caught:
+        await at.transfers.transfer(at.call, TransferTarget(DESK))
+    return caught.value
+
+
 async def test_a_given_up_ticket_fetched_after_its_session_ended_hangs_the_call_up(
     plivo: Callable[..., Plivo],
 ) -> None:
     at = plivo()
-    at.transfers._settle = 0.2
-
-    def gateway_gave_up(url: str) -> dict[str, Any]:
-        raise Unanswered("Plivo answered 502: it may have been done")
-
-    at.answer = gateway_gave_up
-    with pytest.raises(ApiError) as caught:
-        await at.transfers.transfer(at.call, TransferTarget(DESK))
-    assert caught.value.extra == {"outcome": "not_transferred"}
+    assert (await given_up(at)).extra == {"outcome": "not_transferred"}
     await session_ended(at, "caller_hung_up")  # the bot, told, ended the call; Plivo's queue fetches late
     late = await at.fetch(at.asked[0])
     assert hangs_up(late), late.text  # no person rung, no new session started for a call already over
@@ -154,18 +160,12 @@ async def test_a_transfer_given_up_as_the_call_over_never_dials_when_plivo_fetch
     plivo: Callable[..., Plivo],
 ) -> None:
     at = plivo()
-    at.transfers._settle = 0.2
-
-    def gateway_gave_up(url: str) -> dict[str, Any]:
-        raise Unanswered("Plivo answered 502: it may have been done")
 
     async def not_live(_call_sid: str) -> dict[str, Any]:  # Plivo's read back: 404, the call not live
         raise TwilioRefused(404, None, "call not found", carrier="Plivo")
 
-    at.answer, at.rest.fetch = gateway_gave_up, not_live
-    with pytest.raises(ApiError) as caught:
-        await at.transfers.transfer(at.call, TransferTarget(DESK))
-    assert caught.value.code == "call_over"
+    at.rest.fetch = not_live
+    assert (await given_up(at)).code == "call_over"
     await session_ended(at, "caller_hung_up")
     late = await at.fetch(at.asked[0])  # Plivo ran the transfer after all (its read and its queue disagreed)
     assert not dials(late) and hangs_up(late), late.text

@@ -6,6 +6,7 @@ with its `call.answered_by` handler (bot/answered_by.py), dialled in for the cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -64,16 +65,21 @@ async def place(dispatcher: InProcess, twilio: FakeTwilioCalls, **change: Any) -
     return answer.json()["session_id"], sid
 
 
-async def bot_for(dispatcher: InProcess, session_id: str) -> tuple[BotChannel, asyncio.Task[None]]:
-    """The session's bot on its channel, as the bot host dials it, answering `call.answered_by`."""
+@contextlib.asynccontextmanager
+async def bot_for(dispatcher: InProcess, session_id: str) -> AsyncIterator[None]:
+    """The session's bot on its channel while it lasts, as the bot host dials it, answering `call.answered_by`."""
     url = f"ws://127.0.0.1:{dispatcher.port}{CHANNEL_PATH}"
     credential = dispatcher.state.channels.credentials.issue("session", session_id, 600)
     channel = BotChannel(url, credential, Hello(machine_id="amd-bot", image="dev", session_id=session_id),
                          {METHOD_ANSWERED_BY: heard_verdict}, MachineIdentity(None, url, {}))
     await channel.connect()
     serving = asyncio.create_task(channel.serve())
-    assert await dispatcher.state.channels.wait_link(session_id, 10) is not None
-    return channel, serving
+    try:
+        assert await dispatcher.state.channels.wait_link(session_id, 10) is not None
+        yield
+    finally:
+        await channel.close()
+        serving.cancel()
 
 
 def verdicts(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -85,8 +91,7 @@ async def test_a_person_s_verdict_reaches_the_running_bot_s_handler_and_the_time
     session_id, sid = await place(dispatcher, twilio)
     heard: asyncio.Queue[AnsweredBy] = asyncio.Queue()
     on_answered_by(heard.put_nowait)
-    channel, serving = await bot_for(dispatcher, session_id)
-    try:
+    async with bot_for(dispatcher, session_id):
         answer = await twilio.detect(sid, "human")
         assert answer is not None and answer.status_code == 204, answer
         verdict = await asyncio.wait_for(heard.get(), 10)
@@ -94,24 +99,17 @@ async def test_a_person_s_verdict_reaches_the_running_bot_s_handler_and_the_time
         assert bot_verdicts.answered_by() == verdict
         assert verdicts(await events(dispatcher.client, session_id)) == [("human", "heard")]
         assert twilio.calls_by_sid[sid].status == "in-progress"  # the call goes on with this bot
-    finally:
-        await channel.close()
-        serving.cancel()
 
 
 async def test_a_verdict_told_before_the_bot_s_handler_is_registered_still_reaches_it(
         dispatcher: InProcess, twilio: FakeTwilioCalls) -> None:
     session_id, sid = await place(dispatcher, twilio)
-    channel, serving = await bot_for(dispatcher, session_id)
-    try:
+    async with bot_for(dispatcher, session_id):
         assert (await twilio.detect(sid, "unknown")) is not None
         assert verdicts(await events(dispatcher.client, session_id)) == [("unknown", "no_handler")]
         heard: asyncio.Queue[AnsweredBy] = asyncio.Queue()
         on_answered_by(heard.put_nowait)  # the bot's code registers after the verdict came
         assert (await asyncio.wait_for(heard.get(), 10)) == AnsweredBy("unknown", "twilio")
-    finally:
-        await channel.close()
-        serving.cancel()
 
 
 async def test_a_verdict_with_no_bot_connected_is_on_the_timeline_and_hangs_nothing_up(
@@ -127,14 +125,10 @@ async def test_a_machine_hung_up_on_is_never_sent_to_the_bot(dispatcher: InProce
     session_id, sid = await place(dispatcher, twilio)  # voicemail: hang_up
     heard: asyncio.Queue[AnsweredBy] = asyncio.Queue()
     on_answered_by(heard.put_nowait)
-    channel, serving = await bot_for(dispatcher, session_id)
-    try:
+    async with bot_for(dispatcher, session_id):
         assert (await twilio.detect(sid, "machine_start")) is not None
         assert verdicts(await events(dispatcher.client, session_id)) == [("machine_start", None)]
         assert heard.empty() and twilio.calls_by_sid[sid].status == "completed"
-    finally:
-        await channel.close()
-        serving.cancel()
 
 
 async def test_the_bot_refuses_a_verdict_its_contract_does_not_name() -> None:
