@@ -71,6 +71,13 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
         assert await line.next_bot_audio(timeout=60)  # the bot's greeting, on the call the carrier placed
         session = (await api.get(f"/sessions/{session_id}")).json()
         assert session["status"] in ("started", "joined"), session
+        # The carrier's detection says a person answered: the bot host takes the verdict (this bot registered
+        # no handler for it: bot/answered_by.py), and the timeline says so.
+        verdict = await fake.detect(placed.sid, "human")
+        assert verdict is not None and verdict.status_code == 204, verdict
+        told = [e.get("bot") for e in (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+                if e["event"] == "answered_by"]
+        assert told == ["no_handler"], told
     finally:
         await line.hang_up()
     for _ in range(300):
