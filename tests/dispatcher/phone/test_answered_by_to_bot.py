@@ -21,14 +21,12 @@ from botchannel.answered_by import METHOD_ANSWERED_BY, AnsweredBy
 from botchannel.contract import CHANNEL_PATH, Hello
 from dispatcher.app import create_app
 from dispatcher.settings import Settings
-from tests.dispatcher.phone.placed_calls import calls_allowed, events
+from tests.dispatcher.phone.placed_calls import events, twilio_placing
 from tests.fakes.server import serve
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls
 from tests.support.dispatcher_server import InProcess, in_process
 from tests.support.hand_dialled import hand_dialled
 
-PUBLIC = "https://calls.example.com"
 CHANNEL_SECRET = "answered-by-channel-secret-0123456789abcdef"
 CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio"}
 
@@ -41,9 +39,8 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 @pytest.fixture
 async def dispatcher(twilio: FakeTwilioCalls) -> AsyncIterator[InProcess]:
-    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50", **calls_allowed("twilio")}
-    app = create_app(Settings(bot_channel_token=CHANNEL_SECRET), env=env, machines=hand_dialled(), rooms=None)
+    app = create_app(Settings(bot_channel_token=CHANNEL_SECRET), env=twilio_placing(twilio.url),
+                     machines=hand_dialled(), rooms=None)
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with in_process(app) as running:
         running.client.app = app  # type: ignore[attr-defined]  # what tests/dispatcher/phone/placed_calls.py reads

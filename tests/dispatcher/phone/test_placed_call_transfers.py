@@ -19,13 +19,11 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import transfer_target
 from dispatcher.settings import Settings
-from tests.dispatcher.phone.placed_calls import calls_allowed
+from tests.dispatcher.phone.placed_calls import PUBLIC, calls_allowed, twilio_placing
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 
-PUBLIC = "https://calls.example.com"
 DESK = "+14155550123"
 
 
@@ -37,9 +35,9 @@ def carrier(request: pytest.FixtureRequest) -> Iterator[tuple[str, FakeTwilioCal
 
 
 def env_for(name: str, fake: FakeTwilioCalls) -> dict[str, str]:
-    own = ({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": fake.url}
-           if name == "twilio" else fake.env())  # type: ignore[attr-defined]  # FakeTelnyxCalls.env
-    return {**own, "PHONE_PUBLIC_URL": PUBLIC, f"{name.upper()}_CALLS_PER_SECOND": "50",
+    if name == "twilio":
+        return {**twilio_placing(fake.url), "PHONE_TRANSFER_TARGETS": DESK}
+    return {**fake.env(), "PHONE_PUBLIC_URL": PUBLIC, "TELNYX_CALLS_PER_SECOND": "50",
             "PHONE_TRANSFER_TARGETS": DESK, **calls_allowed(name)}
 
 
