@@ -101,7 +101,7 @@ def build_phone_state(
                         here.urls[here.here] if here.several else phone.public_url, phone.token_key,
                         phone.plivo_api_url, claims=coordination.webhooks)
              if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
-    sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
+    sip = SipTransfers(edge, coordination.key_holders) if edge is not None else None
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
                           sip=sip, telnyx=telnyx, plivo=plivo)
     handing = TransfersAnywhere(transfers, coordination)
