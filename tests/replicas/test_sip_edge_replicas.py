@@ -79,5 +79,6 @@ def _replica(stack: ExitStack, tmp_path: Path, store: RedisServer, name: str, ed
     log_dir = tmp_path / name
     log_dir.mkdir()
     env = replica_env(store, str(tmp_path), name, DISPATCHER_API_KEYS=f"team-a:{KEY}", SIP_EDGE_URL=edges,
-                      SIP_EDGE_SECRET=EDGE_SECRET, BOT_CHANNEL_TOKEN="c" * 40, LOG_LEVEL="info")
+                      SIP_EDGE_SECRET=EDGE_SECRET, BOT_CHANNEL_TOKEN="c" * 40, LOG_LEVEL="info",
+                      RESERVE_MIN_IDLE="0", RESERVE_MAX_IDLE="0")  # no bot answers: the edges place nothing
     return stack.enter_context(run_dispatcher(log_dir, env))
