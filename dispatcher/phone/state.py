@@ -101,7 +101,7 @@ def build_phone_state(
                         here.urls[here.here] if here.several else phone.public_url, phone.token_key,
                         phone.plivo_api_url, claims=coordination.webhooks)
              if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
-    sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
+    sip = SipTransfers(edge, coordination.key_holders) if edge is not None else None
     several = (regions or Regions()).several
     dialers: dict[str, Dialer] = {}
     no_dialer: dict[str, str] = {}

@@ -85,7 +85,7 @@ class LiveCall:
     transferred: dict[str, Any] | None = None
     held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
     via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
-    sip_edge: object = None  # the edge holding it, as its stream's `start` named it (`edge_url`), unchecked
+    sip_edge: object = None  # the edge its stream's `start` named (`edge_url`), unchecked
     stream_said: str | None = None  # the call its stream's `start` named (Twilio's `callSid`), unchecked
 
 
@@ -105,11 +105,9 @@ class Transfers:
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
 
-    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message],
-               handed_to: str | None = None) -> LiveCall:
+    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message]) -> LiveCall:
         """The call's bot is attached: its session may be transferred from now on, its CallSid read
-        from the carrier's first messages (Twilio's `start`). `handed_to`: the SIP edge this replica handed
-        the session's outbound call to, which its stream's word does not override."""
+        from the carrier's first messages (Twilio's `start`)."""
         call = LiveCall(session_id, carrier, signed_call)
         start = _start_of(handshake)
         said = start.get("callSid") if carrier == "twilio" else None
@@ -121,8 +119,8 @@ class Transfers:
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
-        named = handed_to or start.get("edge_url")  # another replica's hand-over: the stream's word, checked later
-        call.sip_edge = named if call.via_sip_edge else None  # a listed edge's alone is asked
+        # The edge the stream names, checked later: the store's record of an outbound call's edge comes first.
+        call.sip_edge = start.get("edge_url") if call.via_sip_edge else None
         self._live[session_id] = call
         return call
 
@@ -207,7 +205,7 @@ class Transfers:
                            "can ask the SIP edge to hand its calls over (docs/sip.md)")
         self._check_allowed(target)
         self._check_transferable(call)
-        edge = self._sip.holding(call.sip_edge)
+        edge = await self._sip.holding(call.session_id, call.sip_edge)
         call.transferring = True
         try:
             handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
