@@ -1,0 +1,193 @@
+"""Campaigns (`POST /campaigns`, docs/phone.md#campaigns) through Twilio's Calls API: the dispatcher in-process
+with its campaign worker running, Twilio the strict fake on a real port (tests/fakes/twilio_outbound.py) whose
+signed callbacks reach the app through its ASGI transport; the test plays each far end. Strict validation,
+the do-not-call list, a retry after its delay, stop and resume, and the results as JSON and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import inspect
+import io
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.campaigns.worker import CampaignWorker
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.settings import Settings
+from tests.dispatcher.phone.placed_calls import calls_allowed
+from tests.fakes.server import serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
+
+PUBLIC = "https://calls.example.com"
+FROM = "+14155550199"
+NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
+DO_NOT_CALL = "+14155550666"
+WAIT = 30.0  # bounds every wait below: generous, for a loaded machine
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioCalls]:
+    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "20", "CALLS_DO_NOT_CALL": DO_NOT_CALL,
+           **calls_allowed("twilio", (FROM,))}
+    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    state = app.state.voicefleet
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
+                                                watch_seconds=0.05).run())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        yield client
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    await state.aclose()
+
+
+def campaign(numbers: list[str] = NUMBERS, **change: Any) -> dict[str, Any]:
+    return {"rows": [{"to": n, "body": {"row": i}} for i, n in enumerate(numbers)], "from": FROM,
+            "carrier": "twilio", **change}
+
+
+async def until(what: str, check: Any) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {WAIT} s: {what}")
+
+
+async def shown(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
+    answer = await api.get(f"/campaigns/{campaign_id}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+async def created(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    answer = await api.post("/campaigns", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def placed_to(twilio: FakeTwilioCalls, number: str) -> list[PlacedCall]:
+    return [call for call in twilio.placed if call.one("To") == number]
+
+
+@pytest.mark.parametrize(("change", "status", "code", "named"), [
+    ({"rows": [{"to": "0044"}]}, 422, "invalid_request", "rows.0.to"),
+    ({"rows": []}, 422, "invalid_request", "rows"),
+    ({"pace": 21}, 422, "pace_above_carrier", "TWILIO_CALLS_PER_SECOND"),
+    ({"concurrency": 0}, 422, "invalid_request", "concurrency"),
+    ({"retry": {"on": ["busy"], "after_seconds": 10, "attempts": 0}}, 422, "invalid_request", "retry.attempts"),
+    ({"retry": {"on": ["answered"], "after_seconds": 10, "attempts": 2}}, 422, "invalid_request", "retry.on"),
+    ({"trunk": "far"}, 422, "trunk_not_used", "trunk"),
+    ({"from": "+14155550111"}, 403, "call_not_allowed", "TWILIO_CALLER_IDS"),
+    ({"rows": [{"to": NUMBERS[0], "body": {"x": "y" * 5000}}]}, 413, "body_too_large", "rows[0].body"),
+    ({"colour": "blue"}, 422, "invalid_request", "colour"),
+])
+async def test_a_campaign_is_checked_before_anything_is_kept(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, change: dict[str, Any], status: int, code: str,
+        named: str) -> None:
+    answer = await api.post("/campaigns", json=campaign(**change))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code and named in answer.json()["error"]["message"], answer.text
+    assert (await api.get("/campaigns")).json()["campaigns"] == []
+    assert twilio.placed == []
+
+
+async def test_rows_past_the_bound_are_refused_naming_it(api: httpx.AsyncClient,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dispatcher.campaigns.create.MAX_ROWS", 3)
+    cid = await created(api, campaign(start=False))
+    more = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[0]}]})
+    assert more.status_code == 422 and more.json()["error"]["code"] == "too_many_rows", more.text
+    assert (await shown(api, cid))["rows"] == 3
+
+
+async def test_a_number_on_the_do_not_call_list_is_skipped_counted_and_never_placed(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    cid = await created(api, campaign([NUMBERS[0], DO_NOT_CALL]))
+    call = (await until("the first row's call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    await twilio.finish(call.sid, "no-answer")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["skipped"] == 1 and done["outcomes"] == {"no_answer": 1} and done["placed"] == 1, done
+    assert placed_to(twilio, DO_NOT_CALL) == []
+    results = (await api.get(f"/campaigns/{cid}/results")).json()["results"]
+    assert [(r["to"], r["outcome"], r["attempts"]) for r in results] == [
+        (NUMBERS[0], "no_answer", 1), (DO_NOT_CALL, "skipped", 0)]
+
+
+async def test_a_busy_row_is_called_again_after_its_delay_with_its_data_and_the_results_say_so(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    retry = {"on": ["busy", "no_answer"], "after_seconds": 1.0, "attempts": 2}
+    cid = await created(api, campaign([NUMBERS[0]], retry=retry))
+    first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    busy_at = time.monotonic()  # before the busy: the retry's delay runs from its end, a moment later
+    await twilio.finish(first.sid, "busy")
+    assert (await until("the row waiting for its retry", lambda: _retrying(api, cid)))["retries"] == 1
+    calls = await until("the second call", lambda: placed_to(twilio, NUMBERS[0])[1:] and placed_to(twilio, NUMBERS[0]))
+    assert twilio.created_at[1] - busy_at >= 1.0 - 0.01  # not before its delay (the fake's clock: monotonic)
+    assert len(calls) == 2 and calls[0].one("StatusCallback") != calls[1].one("StatusCallback")  # its own session
+    await twilio.finish(calls[1].sid, "busy")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["outcomes"] == {"busy": 1} and done["placed"] == 2 and done["retries"] == 1, done
+    assert len(placed_to(twilio, NUMBERS[0])) == 2  # attempts: 2, no third
+    table = (await api.get(f"/campaigns/{cid}/results", params={"format": "csv"}))
+    assert table.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert [(r["to"], r["outcome"], r["attempts"], r["status"]) for r in rows] == [(NUMBERS[0], "busy", "2", "done")]
+    assert f"/calls/{rows[0]['session_id']}/" in (calls[1].one("StatusCallback") or "")  # the last call's session
+
+
+async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stopped(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    cid = await created(api, campaign(concurrency=1))
+    first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    stopped = await api.post(f"/campaigns/{cid}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped", stopped.text
+    await twilio.finish(first.sid, "failed")  # the call under way goes on to its end
+    await until("the first row settled", lambda: _done(api, cid, 1))
+    await asyncio.sleep(0.5)  # ten of the worker's looks: a stopped campaign claims no row
+    assert len(twilio.placed) == 1
+    assert (await shown(api, cid))["pending"] == 2
+    assert (await api.post(f"/campaigns/{cid}/resume")).json()["status"] == "running"
+    for number in NUMBERS[1:]:
+        call = (await until(f"the call to {number}", lambda n=number: placed_to(twilio, n)))[0]
+        await twilio.finish(call.sid, "no-answer")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["outcomes"] == {"failed": 1, "no_answer": 2} and done["in_progress"] == 0, done
+    assert [c.one("To") for c in twilio.placed] == NUMBERS  # each once, in the file's order
+
+
+async def test_another_key_s_campaign_is_not_found(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/campaigns/cmp_0123456789abcdef")).status_code == 404
+    assert (await api.post("/campaigns/nope/stop")).status_code == 404
+
+
+async def _finished(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
+    found = await shown(api, campaign_id)
+    return found if found["status"] == "finished" else None
+
+
+async def _retrying(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
+    found = await shown(api, campaign_id)
+    return found if found["retrying"] == 1 else None
+
+
+async def _done(api: httpx.AsyncClient, campaign_id: str, count: int) -> bool:
+    return int((await shown(api, campaign_id))["done"]) >= count
