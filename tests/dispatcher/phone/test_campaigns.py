@@ -6,6 +6,8 @@ the do-not-call list, a retry after its delay, stop and resume, and the results 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import csv
 import inspect
 import io
@@ -15,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
 
 from dispatcher.app import create_app
 from dispatcher.campaigns.worker import CampaignWorker
@@ -24,6 +28,7 @@ from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
+from tests.support.hook_receiver import hook_receiver
 
 PUBLIC = "https://calls.example.com"
 FROM = "+14155550199"
@@ -38,21 +43,30 @@ def twilio() -> Iterator[FakeTwilioCalls]:
         yield fake
 
 
-@pytest.fixture
-async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def running(twilio: FakeTwilioCalls, **more: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, its campaign worker running, and a client of it."""
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
            "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "20", "CALLS_DO_NOT_CALL": DO_NOT_CALL,
-           **calls_allowed("twilio", (FROM,))}
+           **calls_allowed("twilio", (FROM,)), **more}
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     state = app.state.voicefleet
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
                                                 watch_seconds=0.05).run())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            yield client
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await state.aclose()
+
+
+@pytest.fixture
+async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(twilio) as client:
         yield client
-    worker.cancel()
-    await asyncio.gather(worker, return_exceptions=True)
-    await state.aclose()
 
 
 def campaign(numbers: list[str] = NUMBERS, **change: Any) -> dict[str, Any]:
@@ -177,6 +191,34 @@ async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stoppe
 async def test_another_key_s_campaign_is_not_found(api: httpx.AsyncClient) -> None:
     assert (await api.get("/campaigns/cmp_0123456789abcdef")).status_code == 404
     assert (await api.post("/campaigns/nope/stop")).status_code == 404
+
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+async def test_campaign_finished_is_pushed_once_signed_by_whoever_ends_it(twilio: FakeTwilioCalls) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url, running(twilio, WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET) as api:
+        skipped = await created(api, campaign([DO_NOT_CALL]))  # nothing to call: finished as it is made
+        called = await created(api, campaign([NUMBERS[0]]))
+        call = (await until("the call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+        await twilio.finish(call.sid, "busy")
+        await until("both webhooks", lambda: len(_of(received, "campaign.finished")) >= 2)
+        await asyncio.sleep(0.3)  # a second push of either would come by now
+    finished = _of(received, "campaign.finished")
+    by_campaign = {event["data"]["campaign_id"]: event for event in finished}
+    assert len(finished) == 2 and set(by_campaign) == {skipped, called}, finished
+    assert by_campaign[skipped]["data"]["skipped"] == 1 and by_campaign[skipped]["data"]["outcomes"] == {}
+    assert by_campaign[called]["data"]["outcomes"] == {"busy": 1} and by_campaign[called]["data"]["rows"] == 1
+
+
+def _of(received: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [event for event in received if event["type"] == kind]
 
 
 async def _finished(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
