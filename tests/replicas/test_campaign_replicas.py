@@ -19,6 +19,7 @@ from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls
 from tests.replicas.conftest import start_fleet
+from tests.support.far_end import ToReplica, closest_to_pace, unanswered_after
 from tests.support.redis_server import RedisServer
 
 KEY = "vf_campaign_replicas_key_0123456789ab"
@@ -29,34 +30,6 @@ PACE = 3.0
 SLACK = 0.25  # a create's own trip to the fake, under load
 RING_SECONDS = 0.8  # how long the far end lets each call ring before it is `no-answer`
 WAIT = 180.0  # bounds every wait: generous, for a loaded machine
-
-
-class ToReplica(httpx.AsyncBaseTransport):
-    """Twilio's callbacks, signed for the public URL (PHONE_PUBLIC_URL), delivered to a replica still alive."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base = httpx.URL(base_url)
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(scheme=self._base.scheme, host=self._base.host, port=self._base.port)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-async def far_end(twilio: FakeTwilioCalls) -> None:
-    """Each call placed rings `RING_SECONDS`, then ends unanswered."""
-    finished: set[str] = set()
-    while True:
-        for call in list(twilio.placed):
-            due = twilio.created_at[twilio.placed.index(call)] + RING_SECONDS
-            if call.sid not in finished and time.monotonic() >= due:
-                finished.add(call.sid)
-                answers = await twilio.finish(call.sid, "no-answer")
-                assert all(a.status_code == 204 for a in answers), [a.text for a in answers]
-        await asyncio.sleep(0.05)
 
 
 async def test_a_campaign_across_two_replicas_keeps_its_pace_and_loses_no_row_when_one_is_killed(
@@ -70,7 +43,7 @@ async def test_a_campaign_across_two_replicas_keeps_its_pace_and_loses_no_row_wh
         with start_fleet(tmp_path, store, 2, **env) as fleet:
             survivor, doomed = fleet.replicas
             twilio.deliver = lambda: httpx.AsyncClient(transport=ToReplica(survivor.base_url), timeout=30)
-            playing = asyncio.create_task(far_end(twilio))
+            playing = asyncio.create_task(unanswered_after(twilio, RING_SECONDS))
             async with httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=30) as api:
                 created = await api.post("/campaigns", json={
                     "rows": [{"to": n} for n in ROWS], "from": FROM, "carrier": "twilio", "concurrency": 6,
@@ -93,10 +66,7 @@ async def test_a_campaign_across_two_replicas_keeps_its_pace_and_loses_no_row_wh
             await asyncio.gather(playing, return_exceptions=True)
         called = Counter(call.one("To") for call in twilio.placed)
         assert called == Counter(ROWS), {n: c for n, c in called.items() if c != 1}  # each row once, none lost
-        created_at = sorted(twilio.created_at)
-        too_close = [(i, j) for i in range(len(created_at)) for j in range(i + 1, len(created_at))
-                     if created_at[j] - created_at[i] < (j - i) / PACE - SLACK]
-        assert not too_close, [(created_at[i], created_at[j]) for i, j in too_close[:5]]
+        assert closest_to_pace(twilio.created_at, PACE) >= -SLACK, sorted(twilio.created_at)  # never above the pace
         assert held, "the killed replica held no row"
         assert shown["outcomes"] == {"no_answer": len(ROWS)} and shown["placed"] == len(ROWS), shown
         assert (shown["in_progress"], shown["pending"], shown["retrying"]) == (0, 0, 0), shown
