@@ -111,10 +111,12 @@ class CampaignWorker:
                 spec = Spec.of(record.meta["spec"])
                 if record.meta["status"] == RUNNING and record.pending + record.retrying > 0 and \
                         record.in_progress < int(record.meta["concurrency"]):
-                    try:  # the campaign's own pace, across every replica (the carrier's comes with the call)
-                        await pace_turn(self._state.region_paces or self._state.replication.coordination,
-                                        f"campaign:{campaign_id}", spec.pace, self._lease / 3, code="campaign_paced",
-                                        what=f"campaign {campaign_id}", setting="its pace")
+                    # The campaign's own pace, across this region's replicas (its store's: a campaign is its region's);
+                    # the carrier's, across every region, comes with each call (`order_call`).
+                    try:
+                        await pace_turn(self._state.replication.coordination, f"campaign:{campaign_id}", spec.pace,
+                                        self._lease / 3, code="campaign_paced", what=f"campaign {campaign_id}",
+                                        setting="its pace")
                     except ApiError:
                         return  # its turns are taken by other replicas' feeders: looked at again next poll
                 claimed = await self._book.claim(campaign_id, self.holder, time.time(), self._lease)
