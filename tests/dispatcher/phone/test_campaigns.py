@@ -44,7 +44,7 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 
 @contextlib.asynccontextmanager
-async def running(twilio: FakeTwilioCalls, **more: str) -> AsyncIterator[httpx.AsyncClient]:
+async def running(twilio: FakeTwilioCalls, *, working: bool = True, **more: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app, its campaign worker running, and a client of it."""
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
            "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "20", "CALLS_DO_NOT_CALL": DO_NOT_CALL,
@@ -53,9 +53,10 @@ async def running(twilio: FakeTwilioCalls, **more: str) -> AsyncIterator[httpx.A
     state = app.state.voicefleet
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
-                                                watch_seconds=0.05).run())
+                                                watch_seconds=0.05).run() if working else asyncio.sleep(0))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            client.state = state  # type: ignore[attr-defined]
             yield client
     finally:
         worker.cancel()
@@ -191,6 +192,29 @@ async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stoppe
 async def test_another_key_s_campaign_is_not_found(api: httpx.AsyncClient) -> None:
     assert (await api.get("/campaigns/cmp_0123456789abcdef")).status_code == 404
     assert (await api.post("/campaigns/nope/stop")).status_code == 404
+
+
+async def test_a_row_whose_worker_died_mid_call_is_followed_by_another_after_its_lease_never_placed_again(
+        twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        first = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        working = asyncio.create_task(first.run())
+        cid = await created(api, campaign([NUMBERS[0]]))
+        call = (await until("the call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+        working.cancel()  # its replica gone, mid-call: the row's lease is left to run out
+        await asyncio.gather(working, return_exceptions=True)
+        assert (await shown(api, cid))["in_progress"] == 1
+        second = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        taking = asyncio.create_task(second.run())
+        try:
+            await twilio.finish(call.sid, "busy")
+            done = await until("the campaign's end", lambda: _finished(api, cid))
+        finally:
+            taking.cancel()
+            await asyncio.gather(taking, return_exceptions=True)
+    assert done["outcomes"] == {"busy": 1} and done["placed"] == 1, done
+    assert len(twilio.placed) == 1  # followed by the second worker, never placed again
 
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
