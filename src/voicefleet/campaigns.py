@@ -96,7 +96,7 @@ def start(file: Path, caller_id: str, trunk: str | None, carrier: str | None, vo
     if wants_json(ctx):
         print_json(shown)
     else:
-        click.echo(_summary(shown))
+        click.echo(_progress(shown))
 
 
 @campaign.command("show")
@@ -206,10 +206,6 @@ def _progress(shown: dict[str, Any]) -> str:
     return f"campaign {shown['id']} {shown['status']}  " + "  ".join(figures) + (f"  {outcomes}" if outcomes else "")
 
 
-def _summary(shown: dict[str, Any]) -> str:
-    return _progress(shown)
-
-
 def _said(shown: dict[str, Any]) -> None:
     if wants_json(click.get_current_context()):
         print_json(shown)
@@ -218,26 +214,6 @@ def _said(shown: dict[str, Any]) -> None:
 
 
 def _write_results(api: Api, campaign_id: str, file: Path) -> None:
-    """Every row, a page at a time, as CSV: the columns the dispatcher gives, in its order."""
-    offset: int | None = 0
-    with file.open("w", newline="", encoding="utf-8") as handle:
-        writer: csv.DictWriter[str] | None = None
-        while offset is not None:
-            page = api.call("GET", path("campaigns", campaign_id, "results"), params={"offset": offset})
-            for row in page["results"]:
-                if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
-                    writer.writeheader()
-                writer.writerow({k: _cell(v) for k, v in row.items()})
-            offset = page["next_offset"]
+    """Every row, as the dispatcher writes them (`GET /campaigns/{id}/results?format=csv`)."""
+    file.write_text(api.text(path("campaigns", campaign_id, "results"), {"format": "csv"}), encoding="utf-8")
     click.echo(f"results: {file}", err=True)
-
-
-def _cell(value: Any) -> Any:
-    """Empty for none; text a spreadsheet would run as a formula kept as text (`'=…`)."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text[:1] in ("=", "@") or (text[:1] in ("+", "-") and not text[1:].replace(".", "", 1).isdigit()):
-        return "'" + text
-    return value
