@@ -29,6 +29,7 @@ from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 from tests.support.hook_receiver import hook_receiver
+from tests.support.ports import free_port
 
 PUBLIC = "https://calls.example.com"
 FROM = "+14155550199"
@@ -215,6 +216,16 @@ async def test_a_row_whose_worker_died_mid_call_is_followed_by_another_after_its
             await asyncio.gather(taking, return_exceptions=True)
     assert done["outcomes"] == {"busy": 1} and done["placed"] == 1, done
     assert len(twilio.placed) == 1  # followed by the second worker, never placed again
+
+
+async def test_a_store_that_does_not_answer_is_503_with_retry_after_never_a_500(twilio: FakeTwilioCalls) -> None:
+    nowhere = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}", "REDIS_TIMEOUT_SECONDS": "1",
+               "REDIS_MESSAGE_SECRET": "m" * 40, "REDIS_PASSWORD": "p" * 24}  # a port nothing listens on
+    async with running(twilio, working=False, **nowhere) as api:
+        for answer in (await api.post("/campaigns", json=campaign()), await api.get("/campaigns"),
+                       await api.get("/campaigns/cmp_0123456789abcdef")):
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable", answer.text
+            assert answer.headers["retry-after"] == "5"
 
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
