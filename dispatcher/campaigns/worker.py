@@ -108,6 +108,8 @@ class CampaignWorker:
         """Claims the campaign's rows while there are some to claim, one pace turn each."""
         try:
             while (record := await self._book.read(campaign_id)) is not None and record.meta["status"] != FINISHED:
+                if record.meta["status"] != RUNNING and record.in_progress == 0:
+                    return  # stopped, no call of its under way: nothing to claim until it is resumed
                 spec = Spec.of(record.meta["spec"])
                 if record.meta["status"] == RUNNING and record.pending + record.retrying > 0 and \
                         record.in_progress < int(record.meta["concurrency"]):
