@@ -26,6 +26,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
+from tests.fakes.telnyx_outbound import FakeTelnyxCalls
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 from tests.support.hook_receiver import hook_receiver
@@ -188,6 +189,19 @@ async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stoppe
     done = await until("the campaign's end", lambda: _finished(api, cid))
     assert done["outcomes"] == {"failed": 1, "no_answer": 2} and done["in_progress"] == 0, done
     assert [c.one("To") for c in twilio.placed] == NUMBERS  # each once, in the file's order
+
+
+async def test_a_campaign_through_telnyx_places_each_row_through_telnyx() -> None:
+    with serve(FakeTelnyxCalls(create_per_second=50)) as telnyx:
+        async with running(telnyx, **telnyx.env(), TELNYX_CALLS_PER_SECOND="20",
+                           **calls_allowed("telnyx", (FROM,))) as api:
+            cid = await created(api, campaign(NUMBERS[:2], carrier="telnyx", concurrency=2))
+            calls = await until("both calls", lambda: len(telnyx.placed) == 2 and telnyx.placed)
+            for call in calls:
+                await telnyx.finish(call.sid, "no-answer")
+            done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["carrier"] == "telnyx" and done["outcomes"] == {"no_answer": 2}, done
+    assert sorted(c.one("To") for c in calls) == NUMBERS[:2]
 
 
 async def test_another_key_s_campaign_is_not_found(api: httpx.AsyncClient) -> None:
