@@ -40,7 +40,9 @@ class CampaignGroup(click.Group):
 
 @click.group(cls=CampaignGroup)
 def campaign() -> None:
-    """Call a list of numbers: `campaign FILE.csv --from NUMBER`; `campaign show|stop|resume ID`."""
+    """Call a list of numbers: `campaign FILE.csv --from NUMBER`; `campaign show|stop|resume ID`.
+
+    `campaign FILE.csv --help` lists a campaign's options (pace, concurrency, retries, results file)."""
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -113,22 +115,19 @@ def show(campaign_id: str, results_file: Path | None) -> None:
     _said(shown)
 
 
-@campaign.command("stop")
-@click.argument("campaign_id", metavar="ID")
-@common_options
-def stop(campaign_id: str) -> None:
-    """No new calls (those under way go on); `resume ID` goes on where it stopped."""
-    with Api(target_of(click.get_current_context()), client=True) as api:
-        _said(api.call("POST", path("campaigns", campaign_id, "stop")))
+def _step(name: str, summary: str) -> None:
+    """`campaign stop ID`, `campaign resume ID`: `POST /campaigns/{id}/<name>`, its progress said."""
+
+    @campaign.command(name, help=summary)
+    @click.argument("campaign_id", metavar="ID")
+    @common_options
+    def step(campaign_id: str) -> None:
+        with Api(target_of(click.get_current_context()), client=True) as api:
+            _said(api.call("POST", path("campaigns", campaign_id, name)))
 
 
-@campaign.command("resume")
-@click.argument("campaign_id", metavar="ID")
-@common_options
-def resume(campaign_id: str) -> None:
-    """Place a stopped campaign's calls again."""
-    with Api(target_of(click.get_current_context()), client=True) as api:
-        _said(api.call("POST", path("campaigns", campaign_id, "resume")))
+_step("stop", "No new calls (those under way go on); `resume ID` goes on where it stopped.")
+_step("resume", "Place a stopped campaign's calls again.")
 
 
 def _rows(file: Path) -> list[dict[str, Any]]:
