@@ -35,6 +35,8 @@ from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.api.usage_days import BURST_DAYS, DAYS_PER_MINUTE, USAGE_DAYS, UsageDays
 from dispatcher.artifacts.building import build_artifacts
 from dispatcher.artifacts.names_secret import kept_names_secret
+from dispatcher.campaigns.settings import CampaignSettings
+from dispatcher.campaigns.worker import CampaignWorker
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
@@ -93,6 +95,7 @@ from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.budget_ledger import budget_ledger
+from dispatcher.store.campaign_records import campaign_book
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.live_sessions import StoreLiveSessions
@@ -328,6 +331,9 @@ def build_state(
         model_service=sessions.model_service,
         trunk_calls=trunk_calls,
         sip_edge=EdgeSecret.from_env(env),
+        campaigns=campaign_book(coordination),
+        campaign_settings=CampaignSettings.from_env(env),
+        push_webhook=webhooks.push if webhooks is not None else None,
         whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth,
                            RegionsElsewhere(peers) if regions.several else None),
     )
@@ -372,10 +378,17 @@ async def running(state: AppState) -> AsyncIterator[None]:
     # WhatsApp hang-ups Meta never answered, sent again from any replica.
     reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
         if state.whatsapp is not None else None
+    # Every live campaign's rows, claimed and called from every replica (dispatcher/campaigns/worker.py).
+    campaigning = asyncio.create_task(CampaignWorker(state, state.campaigns,
+                                                     lease_seconds=state.campaign_settings.lease_seconds).run(),
+                                      name="campaigns")
     try:
         yield
     finally:
         await state.replication.drain()
+        campaigning.cancel()  # its rows' leases run out and another replica follows their calls
+        with contextlib.suppress(asyncio.CancelledError):
+            await campaigning
         if pool_sizing is not None and sizing is not None:
             sizing.cancel()
             await pool_sizing.drain()  # the planning lease goes to another replica at once

@@ -39,7 +39,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.sessions",),
     ("dispatcher.usage",),
     ("dispatcher.phone", "dispatcher.whatsapp"),
-    ("dispatcher.api",),
+    ("dispatcher.api", "dispatcher.campaigns"),  # a campaign's rows are placed as `POST /calls` places a call
     ("dispatcher.app", "dispatcher.wiring", "dispatcher.factory", "dispatcher.__main__", "dispatcher.serving",
      "dispatcher"),
 ]

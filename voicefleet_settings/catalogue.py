@@ -1683,6 +1683,29 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *_calls_out("TWILIO", "Twilio", "through Twilio's API (the account's CPS, Twilio's default 1)"),
     Setting(
+        "CALLS_DO_NOT_CALL", "phone", LIST,
+        shown="none", example="`+14155550100,+14155550101`",
+        meaning=(
+            "numbers (E.164) no campaign calls: their rows are skipped and counted `skipped`, never placed "
+            "([phone.md](phone.md#campaigns)); with `CALLS_DO_NOT_CALL_FILE`, both lists count"
+        ),
+    ),
+    Setting(
+        "CALLS_DO_NOT_CALL_FILE", "phone", STRING,
+        shown="unset", example="`/etc/voicefleet/do-not-call.txt`",
+        meaning=(
+            "a file of numbers no campaign calls, one E.164 number a line (`#` begins a comment), read at start-up: "
+            "a line that is no number stops the dispatcher with its line number"
+        ),
+    ),
+    Setting(
+        "CAMPAIGN_LEASE_SECONDS", "phone", NUMBER, minimum=2, maximum=600, default="30",
+        meaning=(
+            "how long a replica holds a campaign's row it is calling without renewing it (every third of it): a "
+            "replica that dies gives its rows to another one after this long, their calls followed, never placed twice"
+        ),
+    ),
+    Setting(
         "TELNYX_ACCOUNT_SID", "phone", STRING,
         shown="unset",
         meaning=(

@@ -18,6 +18,7 @@ from dispatcher.api.usage_answers import RecentAnswers
 from dispatcher.api.usage_days import UsageDays
 from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.artifacts.building import Artifacts
+from dispatcher.campaigns.settings import CampaignSettings
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.remote import StoreRemote
@@ -50,6 +51,7 @@ from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
 from dispatcher.store.audit_trail import MemoryTrail
+from dispatcher.store.campaign_book import CampaignBook, MemoryCampaignBook
 from dispatcher.store.coordination import AuditTrail
 from dispatcher.usage.daily_files import UsageFiles
 from dispatcher.usage.usage_count import UsageCount
@@ -108,6 +110,12 @@ class AppState:
     trunk_calls: TrunkCalls | None = None  # calls placed through the SIP edge's trunks (SIP_EDGE_URL)
     sip_edge: EdgeSecret | None = None  # SIP_EDGE_SECRET: the edge's proof on an inbound call's priced start
     whatsapp: WhatsAppCalls | None = None  # WhatsApp Business calls (WHATSAPP_NUMBERS and its credentials)
+    # Campaigns of calls out (dispatcher/campaigns/): their rows (the store's, with several replicas), the numbers
+    # none calls and how long a replica's hold on a row lasts.
+    campaigns: CampaignBook = field(default_factory=MemoryCampaignBook)
+    campaign_settings: CampaignSettings = field(default_factory=CampaignSettings)
+    # A lifecycle webhook of no session (`campaign.finished`): the outbox's push (None: WEBHOOK_URL unset).
+    push_webhook: Callable[[str, str, dict[str, Any]], None] | None = None
 
     @property
     def releases(self) -> LiveReleases:

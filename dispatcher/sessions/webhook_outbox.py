@@ -31,6 +31,8 @@ KINDS = frozenset({"session.started", "session.ready", "session.ended", "session
 RELEASE_KINDS = frozenset({"release.rolled_back", "release.smoke_passed", "release.smoke_failed"})
 # A key's budget crossed (budget_usage.py): they name the key.
 KEY_KINDS = frozenset({"key.budget.warning", "key.budget.reached"})
+# A campaign's last row settled (dispatcher/campaigns/worker.py): it names the campaign.
+CAMPAIGN_KINDS = frozenset({"campaign.finished"})
 REFUSED_AS = "webhooks.outbox"  # its refusals' label in the store messages' refusal count
 
 
@@ -182,10 +184,12 @@ class StoreOutbox:
 
 def _well_formed(entry: object) -> Entry | None:
     """`entry` if it is a lifecycle event as the deliverer writes it."""
-    if not isinstance(entry, dict) or entry.get("kind") not in KINDS | RELEASE_KINDS | KEY_KINDS:
+    if not isinstance(entry, dict) or entry.get("kind") not in KINDS | RELEASE_KINDS | KEY_KINDS | CAMPAIGN_KINDS:
         return None
     data, attempts, expires = entry.get("data"), entry.get("attempts"), entry.get("expires")
-    named = "session_id" if entry["kind"] in KINDS else "key" if entry["kind"] in KEY_KINDS else "release"
+    kind = entry["kind"]
+    named = ("session_id" if kind in KINDS else "key" if kind in KEY_KINDS
+             else "campaign_id" if kind in CAMPAIGN_KINDS else "release")
     if not (isinstance(data, dict) and isinstance(data.get(named), str)):
         return None
     if type(attempts) is not int or attempts < 0 or not isinstance(expires, int | float) or isinstance(expires, bool):

@@ -84,6 +84,10 @@ class Api:
                           f"one with --url or {URL_VARIABLE}")
         return body
 
+    def text(self, route: str, params: dict[str, Any] | None = None) -> str:
+        """A GET's answer as text (a CSV the dispatcher writes); failures as `call`."""
+        return self._answer("GET", route, None, params).text
+
     def send(self, method: str, route: str) -> int:
         """The status of a success that has no body to read (a DELETE's 202 or 204); failures as `call`."""
         return self._answer(method, route, None, None).status_code

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from voicefleet.api import Api, path
+from voicefleet.campaigns import campaign
 from voicefleet.errors import Failed, Refused, UsageLine
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.tables import printable
@@ -25,7 +26,8 @@ POLL_SECONDS = 1.0
 @click.group()
 @common_options
 def calls() -> None:
-    """Calls placed out: `voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio|telnyx)`."""
+    """Calls placed out: `voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio|telnyx)`;
+    a list of them: `voicefleet calls campaign FILE.csv --from NUMBER`."""
 
 
 @calls.command("place")
@@ -119,3 +121,6 @@ def _said(outcome: dict[str, Any]) -> str:
     if outcome.get("detail"):
         words += f": {outcome['detail']}"
     return words
+
+
+calls.add_command(campaign)

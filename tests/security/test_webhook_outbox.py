@@ -193,3 +193,17 @@ async def test_an_entry_sealed_under_another_message_secret_is_refused_as_forged
     assert await StoreOutbox(store, seal).claim(time.time(), 10.0, 16) == []
     assert _refused(seal) == {"forged": 1.0}
     assert await _waiting(admin, store) == (0, 0)
+
+
+@pytest.mark.parametrize(("kind", "data", "kept"), [
+    ("campaign.finished", {"campaign_id": "cmp_0123456789abcdef", "outcomes": {"busy": 1}}, True),
+    ("campaign.finished", {"session_id": "s-1"}, False),  # a campaign's event names its campaign
+    ("campaign.started", {"campaign_id": "cmp_0123456789abcdef"}, False),  # no such event is pushed
+])
+async def test_a_campaign_s_event_comes_back_from_the_store_outbox_and_only_as_pushed(
+        store: Store, kind: str, data: dict[str, Any], kept: bool) -> None:  # noqa: F811
+    outbox = StoreOutbox(store, MessageSeal(store.settings.message_secret))
+    entry = {"kind": kind, "data": data, "attempts": 0, "expires": time.time() + 600}
+    assert await outbox.put("m-1", entry, 0.0, 100, 600.0)
+    claimed = await outbox.claim(time.time(), 30.0, 10)
+    assert [message_id for message_id, _ in claimed] == (["m-1"] if kept else [])

@@ -2,29 +2,24 @@
 p50 of time to first audio over every session placed, those in flight included: one still waiting
 for its first audio counts as its time so far (a lower bound, so the p50 is marked `≥` while any
 does), else a slow run shows the few fast sessions that finished. A terminal gets one line
-rewritten each second; a log (not a terminal) a line every ten seconds."""
+rewritten each second; a log (not a terminal) a line every ten seconds (voicefleet/status_line.py)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from voicefleet.loadtest.record import DROPPED, FAILED, OK, REFUSED, SessionRecord
 from voicefleet.loadtest.summary import percentile, values_of
-
-TERMINAL_EVERY = 1.0
-LOG_EVERY = 10.0
+from voicefleet.status_line import StatusLine
 
 
 class Progress:
     def __init__(self, planned: int, duration: float, stream: TextIO | None = None) -> None:
         self.planned, self.duration = planned, duration
-        self.stream = stream or sys.stderr  # at run time: whatever stderr is then
-        self.terminal = self.stream.isatty()
+        self.status = StatusLine(stream)
         self.began = time.monotonic()
-        self._last = -LOG_EVERY
 
     def line(self, done: Sequence[SessionRecord], in_flight: Sequence[tuple[SessionRecord, float]]) -> str:
         """`done`: the sessions that ended (their outcome final); `in_flight`: those under way, each with
@@ -52,16 +47,8 @@ class Progress:
 
     def show(self, done: Sequence[SessionRecord], in_flight: Sequence[tuple[SessionRecord, float]], *,
              final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self._last < (TERMINAL_EVERY if self.terminal else LOG_EVERY):
-            return
-        self._last = now
-        text = self.line(done, in_flight)
-        if self.terminal:
-            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        if final or self.status.due():
+            self.status.show(self.line(done, in_flight), final=final)
 
 
 def _clock(seconds: float) -> str:

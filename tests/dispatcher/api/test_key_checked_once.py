@@ -17,6 +17,7 @@ from dispatcher.api.routers import (
     artifacts,
     audit,
     bots,
+    campaigns,
     capacity,
     carriers,
     connect_hint,
@@ -71,7 +72,7 @@ async def test_a_start_a_read_and_a_stop_each_check_the_key_once(make_api, monke
 
 KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first, as a span of its own
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, connect_hint.router,
-               sip_end.router, transfer.router, sip_eval_tokens.router, whatsapp_eval.router)
+               sip_end.router, transfer.router, sip_eval_tokens.router, whatsapp_eval.router, campaigns.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
 # the admin keys (releases, status, the audit trails, capacity and runtime keys: checked in each route,

@@ -1,0 +1,136 @@
+"""Campaigns of calls out (docs/phone.md#campaigns): `POST /campaigns` (any key that may place calls, as
+`POST /calls`), its progress, stop and resume, rows added, and its results as JSON or CSV. A campaign is its
+creator's: another key is answered 404, as for a session. The calls are placed by every replica's worker
+(dispatcher/campaigns/worker.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.schemas import ERRORS
+from dispatcher.api.state import AppState
+from dispatcher.campaigns.create import add_rows, create_campaign
+from dispatcher.campaigns.schemas import CampaignRequest, MoreRows
+from dispatcher.campaigns.views import progress, results, results_csv
+from dispatcher.campaigns.worker import finished
+from dispatcher.errors import ApiError
+from dispatcher.sessions.ids import Caller
+from dispatcher.store.campaign_book import RUNNING, STOPPED, CampaignRecord
+from dispatcher.store.client import StoreUnavailable
+
+router = APIRouter(responses=ERRORS)
+MAX_LISTED = 100
+MAX_PAGE = 1000
+CAMPAIGN_ID = re.compile(r"cmp_[0-9a-f]{16}")
+
+
+@contextlib.contextmanager
+def _store_answers() -> Iterator[None]:
+    """A store that does not answer: 503 with Retry-After, never a 500 (a campaign's records are the store's)."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "the deployment's store does not answer, where campaigns are kept; "
+                       "try again after Retry-After", retry_after=5) from None
+
+
+async def _own(state: AppState, who: Caller, campaign_id: str) -> CampaignRecord:
+    record = await state.campaigns.read(campaign_id) if CAMPAIGN_ID.fullmatch(campaign_id) else None
+    if record is None or record.meta.get("owner") != who.id:
+        raise ApiError(404, "not_found", f"no campaign {campaign_id[:64]!r} of this key (`GET /campaigns` lists "
+                       "them)")
+    return record
+
+
+@router.post("/campaigns", status_code=201, summary="Start a campaign: a list of numbers called, paced")
+async def create(request: Request, who: Annotated[Caller, Depends(authenticated)],
+                 payload: Annotated[CampaignRequest, Body()]) -> dict[str, Any]:
+    state = app_state(request)
+    with _store_answers():
+        campaign_id, status = await create_campaign(state, who, payload)
+        if status == "finished":  # every row skipped: nothing to call
+            await finished(state, state.campaigns, campaign_id)
+        return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+@router.get("/campaigns", summary="This key's campaigns, newest first")
+async def listed(request: Request, who: Annotated[Caller, Depends(authenticated)]) -> dict[str, Any]:
+    state = app_state(request)
+    found = []
+    with _store_answers():
+        for campaign_id in await state.campaigns.listed(MAX_LISTED * 10):
+            record = await state.campaigns.read(campaign_id)
+            if record is None:
+                await state.campaigns.forget(campaign_id)
+            elif record.meta.get("owner") == who.id:
+                found.append(progress(campaign_id, record))
+            if len(found) >= MAX_LISTED:
+                break
+    return {"campaigns": found}
+
+
+@router.get("/campaigns/{campaign_id}", summary="A campaign's progress")
+async def show(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)]) -> dict[str, Any]:
+    state = app_state(request)
+    with _store_answers():
+        return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/stop", summary="Stop placing a campaign's calls (those under way go on)")
+async def stop(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)]) -> dict[str, Any]:
+    return await _set(app_state(request), who, campaign_id, STOPPED)
+
+
+@router.post("/campaigns/{campaign_id}/resume", summary="Place a stopped campaign's calls again")
+async def resume(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)]) -> dict[str, Any]:
+    return await _set(app_state(request), who, campaign_id, RUNNING)
+
+
+async def _set(state: AppState, who: Caller, campaign_id: str, status: str) -> dict[str, Any]:
+    with _store_answers():
+        await _own(state, who, campaign_id)
+        said = await state.campaigns.set_status(campaign_id, status, time.time())
+        if said is not None and said[1]:  # nothing was left to call: it finished now
+            await finished(state, state.campaigns, campaign_id)
+        return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/rows", summary="Add rows to a campaign not finished")
+async def more_rows(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
+                    payload: Annotated[MoreRows, Body()]) -> dict[str, Any]:
+    state = app_state(request)
+    with _store_answers():
+        record = await _own(state, who, campaign_id)
+        await add_rows(state, who, campaign_id, json.loads(record.meta["spec"]), int(record.meta.get("total", 0)),
+                       payload.rows)
+        return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+@router.get("/campaigns/{campaign_id}/results", summary="A row per number: outcome, session, attempts, duration, cost",
+            response_model=None)
+async def campaign_results(
+    request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
+    format: Annotated[Literal["json", "csv"], Query(description="`csv`: every row, with a header")] = "json",
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+) -> dict[str, Any] | StreamingResponse:
+    state = app_state(request)
+    with _store_answers():
+        record = await _own(state, who, campaign_id)
+        total = int(record.meta.get("total", 0))
+        if format == "csv":
+            return StreamingResponse(results_csv(state.campaigns, campaign_id, total), media_type="text/csv",
+                                     headers={"content-disposition": f'attachment; filename="{campaign_id}.csv"'})
+        rows = await results(state.campaigns, campaign_id, offset, limit)
+    following = offset + len(rows)
+    return {"id": campaign_id, "status": record.meta["status"], "rows": total, "offset": offset, "results": rows,
+            "next_offset": following if following < total else None}

@@ -1,0 +1,214 @@
+"""A campaign's rows and their progress (dispatcher/campaigns/): in this process's memory (one dispatcher) or
+in the store (several replicas: campaign_records.py), the same contract.
+
+Each row waits in `ready` (due at once, or a retry's time) until a replica claims it: the claim moves it to
+`active` under a lease held by one holder (a replica's worker), which renews it while its call goes on and
+settles the row once the call ended: done, or back to `ready` for a retry. A row whose lease ran out (its
+replica died) is claimed again by whoever looks next, first of all, whatever the campaign's status: its
+call may be under way, and is followed, never placed twice (its Idempotency-Key is the same). A write by a
+holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing.
+At most `concurrency` rows are active at once; a stopped campaign claims no new row."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+RUNNING, STOPPED, FINISHED = "running", "stopped", "finished"
+# What `settle` says: the holder's lease was lost (nothing written), the row is settled, or it was the
+# campaign's last (the campaign has just finished: its webhook is the settler's to send, once).
+LOST, SETTLED, LAST = "lost", "settled", "last"
+KEEP_SECONDS = 30 * 86_400.0  # a campaign's records are kept 30 days from its creation
+
+
+def row_id(index: int) -> str:
+    """Zero-padded, so the store's order of rows due together is the file's."""
+    return f"{index:06d}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    row: str
+    call: dict[str, Any]  # `to`, `body`: as given
+    state: dict[str, Any]  # its progress: attempts, session ids, outcome
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    meta: dict[str, str]  # `spec` (JSON text), `status`, `created`, `finished`, `concurrency`, `owner`
+    counts: dict[str, int]
+    pending: int  # rows never claimed yet
+    retrying: int  # rows waiting for a retry's time
+    in_progress: int  # rows claimed: being placed, or their call under way
+
+
+class CampaignBook(Protocol):
+    async def open(self, campaign_id: str, meta: Mapping[str, Any]) -> None:
+        """A new campaign, `stopped` until `set_status` starts it (its rows are added meanwhile)."""
+        ...
+
+    async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
+                     ready: Sequence[bool], skipped: int) -> int | None:
+        """Rows added after the campaign's last (`ready`: each row's, False for one skipped); its rows in all
+        now, or None when it is unknown or finished (nothing added)."""
+        ...
+
+    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None: ...
+
+    async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool: ...
+
+    async def note(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any],
+                   counts: Sequence[str]) -> bool:
+        """The row's state while its lease is held (its call placed), `counts` each counted once more."""
+        ...
+
+    async def settle(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any], due: float | None,
+                     counts: Sequence[str], now: float) -> str:
+        """The row's lease given up: done (`due` None) or ready again at `due`; LOST, SETTLED or LAST."""
+        ...
+
+    async def set_status(self, campaign_id: str, status: str, now: float) -> tuple[str, bool] | None:
+        """`running` or `stopped` (a finished campaign stays finished): its status now, and whether this
+        finished it (no row left to call); None if unknown."""
+        ...
+
+    async def read(self, campaign_id: str) -> CampaignRecord | None: ...
+
+    async def listed(self, limit: int) -> list[str]:
+        """The newest campaigns' ids first."""
+        ...
+
+    async def live(self) -> list[str]:
+        """The campaigns not finished: each replica's worker looks at them."""
+        ...
+
+    async def rows(self, campaign_id: str, start: int, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Rows `start`…: each (call, state)."""
+        ...
+
+    async def forget(self, campaign_id: str) -> None:
+        """A campaign whose records expired, out of the indexes."""
+        ...
+
+
+@dataclass
+class _Campaign:
+    meta: dict[str, Any]
+    rows: list[dict[str, Any]]
+    states: dict[str, dict[str, Any]]
+    ready: dict[str, float] = field(default_factory=dict)  # row → due
+    active: dict[str, float] = field(default_factory=dict)  # row → lease end
+    holders: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryCampaignBook:
+    """One dispatcher's campaigns, in its memory (gone with the process, as its sessions are)."""
+
+    def __init__(self) -> None:
+        self._campaigns: dict[str, _Campaign] = {}
+
+    async def open(self, campaign_id: str, meta: Mapping[str, Any]) -> None:
+        self._campaigns[campaign_id] = _Campaign(meta={**{k: str(v) for k, v in meta.items()}, "status": STOPPED,
+                                                       "total": "0"}, rows=[], states={}, counts={"skipped": 0})
+
+    async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
+                     ready: Sequence[bool], skipped: int) -> int | None:
+        c = self._campaigns.get(campaign_id)
+        if c is None or c.meta["status"] == FINISHED:
+            return None
+        for call, state, due in zip(rows, states, ready, strict=True):
+            row = row_id(len(c.rows))
+            c.rows.append(copy.deepcopy(dict(call)))
+            c.states[row] = copy.deepcopy(dict(state))
+            if due:
+                c.ready[row] = 0.0
+        c.counts["skipped"] += skipped
+        c.meta["total"] = str(len(c.rows))
+        return len(c.rows)
+
+    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None:
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            return None
+        expired = sorted((until, row) for row, until in c.active.items() if until <= now)
+        if expired:
+            row = expired[0][1]
+        elif c.meta["status"] == RUNNING and len(c.active) < int(c.meta["concurrency"]):
+            due = sorted((at, row) for row, at in c.ready.items() if at <= now)
+            if not due:
+                return None
+            row = due[0][1]
+            del c.ready[row]
+        else:
+            return None
+        c.active[row], c.holders[row] = now + lease_seconds, holder
+        return Claimed(row, copy.deepcopy(c.rows[int(row)]), copy.deepcopy(c.states[row]))
+
+    async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
+        c = self._campaigns.get(campaign_id)
+        if c is None or c.holders.get(row) != holder:
+            return False
+        c.active[row] = until
+        return True
+
+    async def note(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any],
+                   counts: Sequence[str]) -> bool:
+        c = self._campaigns.get(campaign_id)
+        if c is None or c.holders.get(row) != holder:
+            return False
+        c.states[row] = copy.deepcopy(dict(state))
+        for name in counts:
+            c.counts[name] = c.counts.get(name, 0) + 1
+        return True
+
+    async def settle(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any], due: float | None,
+                     counts: Sequence[str], now: float) -> str:
+        c = self._campaigns.get(campaign_id)
+        if c is None or not await self.note(campaign_id, row, holder, state, counts):
+            return LOST
+        del c.holders[row], c.active[row]
+        if due is not None:
+            c.ready[row] = due
+        if not c.ready and not c.active and c.meta["status"] != FINISHED:
+            c.meta |= {"status": FINISHED, "finished": str(now)}
+            return LAST
+        return SETTLED
+
+    async def set_status(self, campaign_id: str, status: str, now: float) -> tuple[str, bool] | None:
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            return None
+        if c.meta["status"] == FINISHED:
+            return FINISHED, False
+        if not c.ready and not c.active:
+            c.meta |= {"status": FINISHED, "finished": str(now)}
+            return FINISHED, True
+        c.meta["status"] = status
+        return status, False
+
+    async def read(self, campaign_id: str) -> CampaignRecord | None:
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            return None
+        return CampaignRecord(copy.deepcopy(c.meta), dict(c.counts), sum(1 for at in c.ready.values() if at == 0),
+                              sum(1 for at in c.ready.values() if at > 0), len(c.active))
+
+    async def listed(self, limit: int) -> list[str]:
+        newest = sorted(self._campaigns.items(), key=lambda item: -float(item[1].meta["created"]))
+        return [campaign_id for campaign_id, _ in newest[:limit]]
+
+    async def live(self) -> list[str]:
+        return [campaign_id for campaign_id, c in self._campaigns.items() if c.meta["status"] != FINISHED]
+
+    async def rows(self, campaign_id: str, start: int, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            return []
+        return [(copy.deepcopy(c.rows[n]), copy.deepcopy(c.states[row_id(n)]))
+                for n in range(start, min(start + count, len(c.rows)))]
+
+    async def forget(self, campaign_id: str) -> None:
+        self._campaigns.pop(campaign_id, None)

@@ -1,0 +1,284 @@
+"""Campaigns (`POST /campaigns`, docs/phone.md#campaigns) through Twilio's Calls API: the dispatcher in-process
+with its campaign worker running, Twilio the strict fake on a real port (tests/fakes/twilio_outbound.py) whose
+signed callbacks reach the app through its ASGI transport; the test plays each far end. Strict validation,
+the do-not-call list, a retry after its delay, stop and resume, and the results as JSON and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import csv
+import inspect
+import io
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+from dispatcher.app import create_app
+from dispatcher.campaigns.worker import CampaignWorker
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.settings import Settings
+from tests.dispatcher.phone.placed_calls import calls_allowed
+from tests.fakes.server import serve
+from tests.fakes.telnyx_outbound import FakeTelnyxCalls
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
+from tests.support.hook_receiver import hook_receiver
+from tests.support.ports import free_port
+
+PUBLIC = "https://calls.example.com"
+FROM = "+14155550199"
+NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
+DO_NOT_CALL = "+14155550666"
+WAIT = 30.0  # bounds every wait below: generous, for a loaded machine
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioCalls]:
+    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
+        yield fake
+
+
+@contextlib.asynccontextmanager
+async def running(twilio: FakeTwilioCalls, *, working: bool = True, **more: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, its campaign worker running, and a client of it."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "20", "CALLS_DO_NOT_CALL": DO_NOT_CALL,
+           **calls_allowed("twilio", (FROM,)), **more}
+    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    state = app.state.voicefleet
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
+                                                watch_seconds=0.05).run() if working else asyncio.sleep(0))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            client.state = state  # type: ignore[attr-defined]
+            yield client
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await state.aclose()
+
+
+@pytest.fixture
+async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(twilio) as client:
+        yield client
+
+
+def campaign(numbers: list[str] = NUMBERS, **change: Any) -> dict[str, Any]:
+    return {"rows": [{"to": n, "body": {"row": i}} for i, n in enumerate(numbers)], "from": FROM,
+            "carrier": "twilio", **change}
+
+
+async def until(what: str, check: Any) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {WAIT} s: {what}")
+
+
+async def shown(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
+    answer = await api.get(f"/campaigns/{campaign_id}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+async def created(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    answer = await api.post("/campaigns", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def placed_to(twilio: FakeTwilioCalls, number: str) -> list[PlacedCall]:
+    return [call for call in twilio.placed if call.one("To") == number]
+
+
+@pytest.mark.parametrize(("change", "status", "code", "named"), [
+    ({"rows": [{"to": "0044"}]}, 422, "invalid_request", "rows.0.to"),
+    ({"rows": []}, 422, "invalid_request", "rows"),
+    ({"pace": 21}, 422, "pace_above_carrier", "TWILIO_CALLS_PER_SECOND"),
+    ({"concurrency": 0}, 422, "invalid_request", "concurrency"),
+    ({"retry": {"on": ["busy"], "after_seconds": 10, "attempts": 0}}, 422, "invalid_request", "retry.attempts"),
+    ({"retry": {"on": ["answered"], "after_seconds": 10, "attempts": 2}}, 422, "invalid_request", "retry.on"),
+    ({"trunk": "far"}, 422, "trunk_not_used", "trunk"),
+    ({"from": "+14155550111"}, 403, "call_not_allowed", "TWILIO_CALLER_IDS"),
+    ({"rows": [{"to": NUMBERS[0], "body": {"x": "y" * 5000}}]}, 413, "body_too_large", "rows[0].body"),
+    ({"colour": "blue"}, 422, "invalid_request", "colour"),
+])
+async def test_a_campaign_is_checked_before_anything_is_kept(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, change: dict[str, Any], status: int, code: str,
+        named: str) -> None:
+    answer = await api.post("/campaigns", json=campaign(**change))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code and named in answer.json()["error"]["message"], answer.text
+    assert (await api.get("/campaigns")).json()["campaigns"] == []
+    assert twilio.placed == []
+
+
+async def test_rows_past_the_bound_are_refused_naming_it(api: httpx.AsyncClient,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dispatcher.campaigns.create.MAX_ROWS", 3)
+    cid = await created(api, campaign(start=False))
+    more = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[0]}]})
+    assert more.status_code == 422 and more.json()["error"]["code"] == "too_many_rows", more.text
+    assert (await shown(api, cid))["rows"] == 3
+
+
+async def test_a_number_on_the_do_not_call_list_is_skipped_counted_and_never_placed(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    cid = await created(api, campaign([NUMBERS[0], DO_NOT_CALL]))
+    call = (await until("the first row's call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    await twilio.finish(call.sid, "no-answer")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["skipped"] == 1 and done["outcomes"] == {"no_answer": 1} and done["placed"] == 1, done
+    assert placed_to(twilio, DO_NOT_CALL) == []
+    results = (await api.get(f"/campaigns/{cid}/results")).json()["results"]
+    assert [(r["to"], r["outcome"], r["attempts"]) for r in results] == [
+        (NUMBERS[0], "no_answer", 1), (DO_NOT_CALL, "skipped", 0)]
+
+
+async def test_a_busy_row_is_called_again_after_its_delay_with_its_data_and_the_results_say_so(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    retry = {"on": ["busy", "no_answer"], "after_seconds": 1.0, "attempts": 2}
+    cid = await created(api, campaign([NUMBERS[0]], retry=retry))
+    first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    busy_at = time.monotonic()  # before the busy: the retry's delay runs from its end, a moment later
+    await twilio.finish(first.sid, "busy")
+    assert (await until("the row waiting for its retry", lambda: _retrying(api, cid)))["retries"] == 1
+    calls = await until("the second call", lambda: placed_to(twilio, NUMBERS[0])[1:] and placed_to(twilio, NUMBERS[0]))
+    assert twilio.created_at[1] - busy_at >= 1.0 - 0.01  # not before its delay (the fake's clock: monotonic)
+    assert len(calls) == 2 and calls[0].one("StatusCallback") != calls[1].one("StatusCallback")  # its own session
+    await twilio.finish(calls[1].sid, "busy")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["outcomes"] == {"busy": 1} and done["placed"] == 2 and done["retries"] == 1, done
+    assert len(placed_to(twilio, NUMBERS[0])) == 2  # attempts: 2, no third
+    table = (await api.get(f"/campaigns/{cid}/results", params={"format": "csv"}))
+    assert table.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert [(r["to"], r["outcome"], r["attempts"], r["status"]) for r in rows] == [(NUMBERS[0], "busy", "2", "done")]
+    assert f"/calls/{rows[0]['session_id']}/" in (calls[1].one("StatusCallback") or "")  # the last call's session
+
+
+async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stopped(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    cid = await created(api, campaign(concurrency=1))
+    first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+    stopped = await api.post(f"/campaigns/{cid}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped", stopped.text
+    await twilio.finish(first.sid, "failed")  # the call under way goes on to its end
+    await until("the first row settled", lambda: _done(api, cid, 1))
+    await asyncio.sleep(0.5)  # ten of the worker's looks: a stopped campaign claims no row
+    assert len(twilio.placed) == 1
+    assert (await shown(api, cid))["pending"] == 2
+    assert (await api.post(f"/campaigns/{cid}/resume")).json()["status"] == "running"
+    for number in NUMBERS[1:]:
+        call = (await until(f"the call to {number}", lambda n=number: placed_to(twilio, n)))[0]
+        await twilio.finish(call.sid, "no-answer")
+    done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["outcomes"] == {"failed": 1, "no_answer": 2} and done["in_progress"] == 0, done
+    assert [c.one("To") for c in twilio.placed] == NUMBERS  # each once, in the file's order
+
+
+async def test_a_campaign_through_telnyx_places_each_row_through_telnyx() -> None:
+    with serve(FakeTelnyxCalls(create_per_second=50)) as telnyx:
+        async with running(telnyx, **telnyx.env(), TELNYX_CALLS_PER_SECOND="20",
+                           **calls_allowed("telnyx", (FROM,))) as api:
+            cid = await created(api, campaign(NUMBERS[:2], carrier="telnyx", concurrency=2))
+            calls = await until("both calls", lambda: len(telnyx.placed) == 2 and telnyx.placed)
+            for call in calls:
+                await telnyx.finish(call.sid, "no-answer")
+            done = await until("the campaign's end", lambda: _finished(api, cid))
+    assert done["carrier"] == "telnyx" and done["outcomes"] == {"no_answer": 2}, done
+    assert sorted(c.one("To") for c in calls) == NUMBERS[:2]
+
+
+async def test_another_key_s_campaign_is_not_found(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/campaigns/cmp_0123456789abcdef")).status_code == 404
+    assert (await api.post("/campaigns/nope/stop")).status_code == 404
+
+
+async def test_a_row_whose_worker_died_mid_call_is_followed_by_another_after_its_lease_never_placed_again(
+        twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        first = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        working = asyncio.create_task(first.run())
+        cid = await created(api, campaign([NUMBERS[0]]))
+        call = (await until("the call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+        working.cancel()  # its replica gone, mid-call: the row's lease is left to run out
+        await asyncio.gather(working, return_exceptions=True)
+        assert (await shown(api, cid))["in_progress"] == 1
+        second = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        taking = asyncio.create_task(second.run())
+        try:
+            await twilio.finish(call.sid, "busy")
+            done = await until("the campaign's end", lambda: _finished(api, cid))
+        finally:
+            taking.cancel()
+            await asyncio.gather(taking, return_exceptions=True)
+    assert done["outcomes"] == {"busy": 1} and done["placed"] == 1, done
+    assert len(twilio.placed) == 1  # followed by the second worker, never placed again
+
+
+async def test_a_store_that_does_not_answer_is_503_with_retry_after_never_a_500(twilio: FakeTwilioCalls) -> None:
+    nowhere = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}", "REDIS_TIMEOUT_SECONDS": "1",
+               "REDIS_MESSAGE_SECRET": "m" * 40, "REDIS_PASSWORD": "p" * 24}  # a port nothing listens on
+    async with running(twilio, working=False, **nowhere) as api:
+        for answer in (await api.post("/campaigns", json=campaign()), await api.get("/campaigns"),
+                       await api.get("/campaigns/cmp_0123456789abcdef")):
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable", answer.text
+            assert answer.headers["retry-after"] == "5"
+
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+async def test_campaign_finished_is_pushed_once_signed_by_whoever_ends_it(twilio: FakeTwilioCalls) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url, running(twilio, WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET) as api:
+        skipped = await created(api, campaign([DO_NOT_CALL]))  # nothing to call: finished as it is made
+        called = await created(api, campaign([NUMBERS[0]]))
+        call = (await until("the call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+        await twilio.finish(call.sid, "busy")
+        await until("both webhooks", lambda: len(_of(received, "campaign.finished")) >= 2)
+        await asyncio.sleep(0.3)  # a second push of either would come by now
+    finished = _of(received, "campaign.finished")
+    by_campaign = {event["data"]["campaign_id"]: event for event in finished}
+    assert len(finished) == 2 and set(by_campaign) == {skipped, called}, finished
+    assert by_campaign[skipped]["data"]["skipped"] == 1 and by_campaign[skipped]["data"]["outcomes"] == {}
+    assert by_campaign[called]["data"]["outcomes"] == {"busy": 1} and by_campaign[called]["data"]["rows"] == 1
+
+
+def _of(received: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [event for event in received if event["type"] == kind]
+
+
+async def _finished(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
+    found = await shown(api, campaign_id)
+    return found if found["status"] == "finished" else None
+
+
+async def _retrying(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
+    found = await shown(api, campaign_id)
+    return found if found["retrying"] == 1 else None
+
+
+async def _done(api: httpx.AsyncClient, campaign_id: str, count: int) -> bool:
+    return int((await shown(api, campaign_id))["done"]) >= count

@@ -1,0 +1,105 @@
+"""A campaign's rows (dispatcher/store/campaign_book.py): the memory book and the store's (a real redis-server,
+as the dispatcher's store user) hold one contract: a row claimed by one holder at a time under a lease, at
+most `concurrency` at once, none new once stopped; a lease run out goes to the next claimer, first, whatever
+the status, and the holder it was taken from writes nothing; a retry comes due at its time; the last row
+settled finishes the campaign once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from dispatcher.store.campaign_book import (
+    FINISHED,
+    LAST,
+    LOST,
+    RUNNING,
+    SETTLED,
+    STOPPED,
+    CampaignBook,
+    MemoryCampaignBook,
+)
+from dispatcher.store.campaign_records import StoreCampaignBook
+from dispatcher.store.client import Store
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import RedisServer
+
+NOW = 1_000_000.0
+LEASE = 30.0
+
+
+@pytest.fixture(params=["memory", "store"])
+async def book(request: pytest.FixtureRequest) -> AsyncIterator[CampaignBook]:
+    if request.param == "memory":
+        yield MemoryCampaignBook()
+        return
+    server: RedisServer = request.getfixturevalue("redis")
+    store = Store(settings_for(server, "r-a", request.getfixturevalue("prefix")))
+    yield StoreCampaignBook(store)
+    await store.aclose()
+
+
+async def campaign(book: CampaignBook, numbers: list[str], *, concurrency: int = 2,
+                   skipped: frozenset[str] = frozenset(), status: str = RUNNING) -> str:
+    await book.open("cmp_1", {"spec": "{}", "created": NOW, "concurrency": concurrency, "owner": "k"})
+    states: list[dict[str, Any]] = [{"status": "skipped" if n in skipped else "pending"} for n in numbers]
+    ready = [n not in skipped for n in numbers]
+    assert await book.append("cmp_1", [{"to": n} for n in numbers], states, ready, ready.count(False)) == len(numbers)
+    assert await book.set_status("cmp_1", status, NOW) is not None
+    return "cmp_1"
+
+
+async def test_rows_are_claimed_in_order_at_most_concurrency_at_once(book: CampaignBook) -> None:
+    cid = await campaign(book, ["+1", "+2", "+3"], concurrency=2)
+    first = await book.claim(cid, "a", NOW, LEASE)
+    second = await book.claim(cid, "b", NOW, LEASE)
+    assert first is not None and second is not None
+    assert (first.call["to"], second.call["to"]) == ("+1", "+2")
+    assert await book.claim(cid, "a", NOW, LEASE) is None  # two in progress: the concurrency
+    record = await book.read(cid)
+    assert record is not None and (record.pending, record.in_progress) == (1, 2)
+
+
+async def test_a_lease_run_out_goes_to_the_next_claimer_and_its_first_holder_writes_nothing(
+        book: CampaignBook) -> None:
+    cid = await campaign(book, ["+1", "+2"], concurrency=1)
+    held = await book.claim(cid, "a", NOW, LEASE)
+    assert held is not None
+    assert await book.note(cid, held.row, "a", {"status": "calling", "attempts": 1}, ("placed",))
+    assert await book.claim(cid, "b", NOW + LEASE - 1, LEASE) is None  # still held
+    assert await book.set_status(cid, STOPPED, NOW) == (STOPPED, False)
+    taken = await book.claim(cid, "b", NOW + LEASE + 1, LEASE)  # stopped, yet its call is followed
+    assert taken is not None and taken.row == held.row and taken.state["status"] == "calling"
+    assert not await book.renew(cid, held.row, "a", NOW + 100)
+    assert await book.settle(cid, held.row, "a", {"status": "done"}, None, ("outcome:busy",), NOW) == LOST
+    assert await book.claim(cid, "c", NOW + LEASE + 2, LEASE) is None  # stopped: no new row
+    record = await book.read(cid)
+    assert record is not None and record.counts.get("outcome:busy") is None and record.counts["placed"] == 1
+
+
+async def test_a_retry_comes_due_at_its_time_and_the_last_row_finishes_the_campaign_once(book: CampaignBook) -> None:
+    cid = await campaign(book, ["+1", "+2"], concurrency=2, skipped=frozenset({"+2"}))
+    held = await book.claim(cid, "a", NOW, LEASE)
+    assert held is not None and await book.claim(cid, "a", NOW, LEASE) is None  # +2 skipped: never claimed
+    assert await book.settle(cid, held.row, "a", {"status": "retrying"}, NOW + 60, ("retries",), NOW) == SETTLED
+    record = await book.read(cid)
+    assert record is not None and (record.retrying, record.in_progress, record.counts["skipped"]) == (1, 0, 1)
+    assert await book.claim(cid, "a", NOW + 59, LEASE) is None
+    again = await book.claim(cid, "b", NOW + 61, LEASE)
+    assert again is not None and again.row == held.row
+    assert await book.settle(cid, again.row, "b", {"status": "done"}, None, ("outcome:busy",), NOW + 62) == LAST
+    record = await book.read(cid)
+    assert record is not None and record.meta["status"] == FINISHED and record.counts["outcome:busy"] == 1
+    assert cid not in await book.live()
+    assert await book.append(cid, [{"to": "+3"}], [{}], [True], 0) is None  # finished: nothing added
+    assert await book.set_status(cid, RUNNING, NOW) == (FINISHED, False)
+    rows = await book.rows(cid, 0, 10)
+    assert [(call["to"], state["status"]) for call, state in rows] == [("+1", "done"), ("+2", "skipped")]
+
+
+async def test_a_campaign_of_skipped_rows_alone_finishes_when_started(book: CampaignBook) -> None:
+    await book.open("cmp_1", {"spec": "{}", "created": NOW, "concurrency": 1, "owner": "k"})
+    await book.append("cmp_1", [{"to": "+1"}], [{"status": "skipped"}], [False], 1)
+    assert await book.set_status("cmp_1", RUNNING, NOW) == (FINISHED, True)
