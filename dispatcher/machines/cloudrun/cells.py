@@ -58,8 +58,10 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
         member = self._members[cell]
         try:  # a retry (at any replica) meets the execution an earlier run made here
             existing = await member.existing(spec.session_id)
-        except MachinesError as exc:  # unknown whether it runs: never run a second, never move it
-            raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None
+        except MachinesError as exc:
+            if turn_away and self.drain_reason(exc, cell) is not None:
+                raise  # no launch of the session was sent anywhere yet: the project is drained, the start moves on
+            raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None  # never run a second
         return existing or await member.run_session(spec, turn_away=turn_away)
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:

@@ -131,6 +131,21 @@ async def test_a_project_throttling_runs_is_drained_at_its_first_429(
     assert {view.name: view.reason for view in machines.views()}["b"] == "RESOURCE_EXHAUSTED"
 
 
+async def test_a_project_that_refuses_the_dispatcher_is_drained_and_its_starts_go_on(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    fake.projects[PROJECTS["a"]].permissions = set()  # the dispatcher was never granted in a
+    first, second = homed_in(machines, "a", 2)
+    await machines.launch(spec(first))
+    assert project_of_session(fake, first) == [PROJECTS["b"]]
+    views = {view.name: view for view in machines.views()}
+    assert views["a"].drained_until is not None and views["a"].reason == (
+        "its grant was refused (the dispatcher's log says how)")
+    asked = len(fake.calls_to("GET", f"/projects/{PROJECTS['a']}/"))
+    await machines.launch(spec(second))  # meanwhile a is not asked again
+    assert project_of_session(fake, second) == [PROJECTS["b"]]
+    assert len(fake.calls_to("GET", f"/projects/{PROJECTS['a']}/")) == asked and runs_in(fake, "a") == 0
+
+
 async def test_every_project_refusing_is_a_503_naming_the_cells(
         machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
     for project in PROJECTS.values():
