@@ -48,15 +48,22 @@ class CloudRunSettings:
     release_jobs: tuple[str, ...] = ()  # the jobs the deployment's releases name (RELEASES)
     # CLOUDRUN_CELLS: the GCP projects executions spread over (cloudrun/cells.py); empty: CLOUDRUN_PROJECT alone.
     cells: tuple[CloudRunCell, ...] = ()
+    # A cell's: the deployment's own project's jobs path (`/projects/P/locations/R/jobs/`), whose jobs
+    # (a release's, as the stack names it) are this project's jobs of the same name.
+    same_name_from: str = ""
 
     @property
     def job_path(self) -> str:
         return self.path_of(self.job)
 
     def path_of(self, job: str) -> str:
-        """A job's API path: a bare name is a job of this project and region; a path is kept."""
+        """A job's API path: a bare name is a job of this project and region; a path is kept (one of
+        the deployment's own project, for a cell: the job of that name in the cell's project)."""
         if "/" in job:
-            return "/" + job.strip("/")
+            path = "/" + job.strip("/")
+            if not self.same_name_from or not path.startswith(self.same_name_from):
+                return path
+            job = path.removeprefix(self.same_name_from)
         return f"/projects/{self.project}/locations/{self.region}/jobs/{job}"
 
     @property
@@ -66,16 +73,19 @@ class CloudRunSettings:
 
     def for_cell(self, cell: CloudRunCell) -> CloudRunSettings:
         """One cell's settings: its project, and its own region, job and bots' service account where
-        it names them. A release's job named by path must be of the cell's project and region: a
-        session runs in its cell, whose quota and service accounts are its project's."""
+        it names them. A release's job is the job of its name in the cell's project (the stack names
+        it by a path in the deployment's own project); one named by a path of another project must
+        be of the cell's: a session runs in its cell, whose quota and service accounts are its project's."""
         own = replace(self, project=cell.project, region=cell.region or self.region, job=cell.job or self.job,
-                      bot_service_account_id=cell.bot_service_account_id or self.bot_service_account_id, cells=())
+                      bot_service_account_id=cell.bot_service_account_id or self.bot_service_account_id, cells=(),
+                      same_name_from=f"/projects/{self.project}/locations/{self.region}/jobs/")
         prefix = f"/projects/{own.project}/locations/{own.region}/jobs/"
         for job in own.release_jobs:
             if not own.path_of(job).startswith(prefix):
                 raise SettingsError(f"CLOUDRUN_CELLS cell {cell.name} (project {own.project}, {own.region}) cannot run "
                                     f"the release job {job} of another project or region: name a release's job by its "
-                                    "name alone in RELEASES, and make a job of that name in each cell's project")
+                                    f"name alone in RELEASES (or by its path in {self.project}, {self.region}), and "
+                                    "make a job of that name in each cell's project")
         return own
 
     @classmethod

@@ -320,13 +320,15 @@ def test_a_cell_takes_the_deployments_job_region_and_account_unless_it_names_its
 
 
 def test_a_release_job_of_another_project_is_refused_for_a_cell() -> None:
-    elsewhere = "projects/vf-test/locations/europe-west1/jobs/v2"  # the deployment's own project's job
+    elsewhere = "projects/vf-other/locations/europe-west1/jobs/v2"  # neither the cell's project nor the deployment's
     releases = json.dumps({"releases": [{"name": "v2", "images": {"*": elsewhere}}]})
     env = {"CLOUDRUN_PROJECT": "vf-test", "CLOUDRUN_REGION": "europe-west1", "CLOUDRUN_JOB": "vf-bot",
            "RELEASES": releases, "CLOUDRUN_CELLS": '[{"name": "a", "project": "vf-cell-a"}]'}
     with pytest.raises(SettingsError, match="name a release's job by its name alone"):
         CloudRunSettings.from_env(env)
-    bare = json.dumps({"releases": [{"name": "v2", "images": {"*": "v2"}}]})
-    settings = CloudRunSettings.from_env({**env, "RELEASES": bare})
-    assert settings.for_cell(settings.cells[0]).jobs[1] == "/projects/vf-cell-a/locations/europe-west1/jobs/v2"
+    for named in ("v2", "projects/vf-test/locations/europe-west1/jobs/v2"):  # as the stack names it: the same name
+        listed = json.dumps({"releases": [{"name": "v2", "images": {"*": named}}]})
+        settings = CloudRunSettings.from_env({**env, "RELEASES": listed})
+        cell = settings.for_cell(settings.cells[0])
+        assert cell.jobs[1] == cell.path_of(named) == "/projects/vf-cell-a/locations/europe-west1/jobs/v2"
 
