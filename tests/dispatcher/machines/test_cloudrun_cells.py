@@ -32,6 +32,7 @@ from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
 from tests.fakes.server import Delay
+from tests.support.cells import homed_in
 from tests.support.dispatcher_server import serving
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
@@ -69,15 +70,6 @@ async def machines(fake: FakeCloudRunJobs, coordination: LocalCoordination) -> A
     provider = replica(fake, coordination)
     yield provider
     await provider.aclose()
-
-
-def homed_in(machines: CloudRunCellMachines, cell: str, n: int = 1) -> list[str]:
-    found: list[str] = []
-    while len(found) < n:
-        session = f"s-{secrets.token_hex(6)}"
-        if machines.cells.home(session) == cell:
-            found.append(session)
-    return found
 
 
 def runs_in(fake: FakeCloudRunJobs, cell: str) -> int:

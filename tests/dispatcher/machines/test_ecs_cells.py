@@ -34,6 +34,7 @@ from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import CHANNEL_AUDIENCE, REGION, provision
 from tests.fakes.ecs_cells import CellsProxy, bot_task_role
 from tests.fakes.server import serve
+from tests.support.cells import homed_in
 from tests.support.dispatcher_server import serving
 from tests.support.waiting import until
 from voicefleet.status import report
@@ -97,17 +98,6 @@ async def machines(proxy: CellsProxy, accounts: dict[str, dict[str, Any]],
     provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), coordination, drain_base=LONG_DRAIN)
     yield provider
     await provider.aclose()
-
-
-def homed_in(machines: EcsCellMachines, cell: str, n: int = 1) -> list[str]:
-    import secrets
-
-    found: list[str] = []
-    while len(found) < n:
-        session = f"s-{secrets.token_hex(6)}"
-        if machines.cells.home(session) == cell:
-            found.append(session)
-    return found
 
 
 def account_of_task(arn: str) -> str:
