@@ -14,6 +14,8 @@ must carry that execution's nonce (`#<nonce>.<dial's own>`), which the dispatche
 its run's env: a bot of another execution holding a stolen credential has its own nonce, not this
 one's, and is refused. What remains: whoever may read an execution's env (`run.executions.get`)
 reads its nonce with its credential, and from a task of the job could pair them (docs/security.md).
+With CLOUDRUN_CELLS each project has its own bots' account: the token must be that of the project
+the session's execution runs in (`project_accounts`), never another project's bots'.
 """
 
 from __future__ import annotations
