@@ -15,3 +15,23 @@ def homed_in(machines: Any, cell: str, n: int = 1) -> list[str]:
         if machines.cells.home(session) == cell:
             found.append(session)
     return found
+
+
+async def admin_status(machines: Any) -> dict[str, Any]:
+    """The dispatcher's `GET /status` over `machines`, as an admin reads it."""
+    import httpx
+
+    from dispatcher.app import create_app
+    from dispatcher.settings import Settings, hash_api_key
+    from tests.support.dispatcher_server import serving
+
+    key = "admin-key-0123456789"
+    settings = Settings(api_key_hashes=frozenset(), admin_key_hashes=frozenset({hash_api_key(key)}))
+    app = create_app(settings, env={"RESERVE_MAX_IDLE": "0"}, machines=machines, rooms=None)
+    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://127.0.0.1") as api:
+        try:
+            body: dict[str, Any] = (await api.get("/status", headers={"Authorization": f"Bearer {key}"})).json()
+        finally:
+            await app.state.voicefleet.aclose()
+    return body

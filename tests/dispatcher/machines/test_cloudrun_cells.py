@@ -14,11 +14,9 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from botchannel.contract import Hello
-from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import build_machines, configuration_problems
 from dispatcher.machines.base import Machines, MachinesError, WarmMachines
@@ -26,19 +24,17 @@ from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
 from dispatcher.machines.cloudrun.settings import CloudRunSettings
 from dispatcher.outbound.provider_errors import as_api_error
-from dispatcher.settings import Settings, SettingsError, hash_api_key
+from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
 from tests.fakes.server import Delay
-from tests.support.cells import homed_in
-from tests.support.dispatcher_server import serving
+from tests.support.cells import admin_status, homed_in
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
 ACCOUNTS = {"a": "104000000000000000111", "b": "104000000000000000222"}  # each project's bots' service account
 LONG_DRAIN = 30.0  # a drained project stays so 15-30 s: past anything a test does after it
-ADMIN_KEY = "admin-key-0123456789"
 
 
 def cells_env(fake: FakeCloudRunJobs) -> dict[str, str]:
@@ -244,14 +240,7 @@ async def test_the_status_shows_each_project_cell(machines: CloudRunCellMachines
     fake.projects[PROJECTS["a"]].max_running = 0
     for session in homed_in(machines, "a", 2):
         await machines.launch(spec(session))
-    settings = Settings(api_key_hashes=frozenset(), admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
-    app = create_app(settings, env={"RESERVE_MAX_IDLE": "0"}, machines=machines, rooms=None)
-    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                               base_url="http://127.0.0.1") as api:
-        try:
-            body = (await api.get("/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"})).json()
-        finally:
-            await app.state.voicefleet.aclose()
+    body = await admin_status(machines)
     cells = {cell["name"]: cell for cell in body["cells"]}
     assert cells["a"]["drained_until"] > time.time() and cells["a"]["reason"] == (
         "the project's quota of running executions")
