@@ -52,15 +52,20 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "cloudrun":
         from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 
+        cloudrun = CloudRunSettings.from_env(env)
+        if cloudrun.cells:  # several projects (CLOUDRUN_CELLS): cold launches spread over them, no reserve yet
+            from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
+
+            return CloudRunCellMachines(cloudrun, coordination)
         if setting_text(env, "BOT_CHANNEL_URL") and (secret := setting_text(env, "BOT_CHANNEL_TOKEN")):
             from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
-            return CloudRunWarmMachines(CloudRunSettings.from_env(env), coordination=coordination,
+            return CloudRunWarmMachines(cloudrun, coordination=coordination,
                                         channel_secret=secret,
                                         max_idle_seconds=ReserveSettings.from_env(env, "cloudrun").max_idle_seconds,
                                         max_session_seconds=settings.max_session_seconds)
-        return CloudRunMachines(CloudRunSettings.from_env(env), coordination=coordination)
+        return CloudRunMachines(cloudrun, coordination=coordination)
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 
@@ -166,7 +171,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "cloudrun":
         from dispatcher.machines.cloudrun.settings import CloudRunSettings  # the settings alone: no client
 
-        checks.append(lambda: CloudRunSettings.from_env(env))
+        checks += [lambda: CloudRunSettings.from_env(env), lambda: _cells_store(env)]
     elif machines == "fly":
         from dispatcher.machines.fly.provider import FlySettings
 
@@ -230,11 +235,12 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
 
 
 def _cells_store(env: Mapping[str, str]) -> None:
-    """ECS_CELLS records each session's cell in the shared store, so that a replay at any replica, or
-    after a restart, meets its task there: without a store a restart would launch a second task."""
-    if setting_text(env, "ECS_CELLS") and not setting_text(env, "REDIS_URL"):
-        raise SettingsError("ECS_CELLS needs the shared store: set REDIS_URL (each session's cell is recorded "
-                            "there, so a replay after a restart meets its task instead of launching a second)")
+    """ECS_CELLS and CLOUDRUN_CELLS record each session's cell in the shared store, so that a replay at
+    any replica, or after a restart, meets its machine there: without a store a restart would launch a second."""
+    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS"):
+        if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
+            raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
+                                "there, so a replay after a restart meets its machine instead of launching a second)")
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

@@ -2094,6 +2094,18 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "CLOUDRUN_CELLS", "cloudrun", STRING,
+        shown="unset (one project: `CLOUDRUN_PROJECT`)",
+        example='`[{"name": "a", "project": "voicefleet-cell-a"}, {"name": "b", "project": "voicefleet-cell-b"}]`',
+        meaning=(
+            "the GCP projects executions spread over, a JSON list of cells: each a `name` and its `project`, and "
+            "optionally that project's own `region`, `job`, `bot_service_account_id` (its bots' service account, "
+            "which a bot's identity token is checked against) and `max_executions` (each replica's own cap); at "
+            "most 50 cells, one per project and region; needs `REDIS_URL`; no warm reserve; a project answering "
+            "429 or a quota has its starts go to the others ([operations.md](operations.md#cells))"
+        ),
+    ),
+    Setting(
         "VOICEFLEET_BODY_DIGEST", "cloudrun", STRING,
         shown="set by the provider",
         example="",

@@ -1,4 +1,4 @@
-"""A region's launches spread over several cells (Fly apps, AWS accounts): the one implementation.
+"""A region's launches spread over several cells (Fly apps, AWS accounts, GCP projects): the one implementation.
 
 A cell has a name, its own launch bucket (dispatcher/machines/creates.py: `<provider>:<cell>`,
 counted once for the deployment in the store), its running count, an optional room (the most
@@ -184,7 +184,7 @@ class Cells:
 
 
 def cells_status(machines: object) -> list[dict[str, Any]] | None:
-    """Each cell of a provider that launches over cells (Fly's apps, ECS_CELLS), for `GET /status`;
+    """Each cell of a provider that launches over cells (Fly's apps, ECS_CELLS, CLOUDRUN_CELLS), for `GET /status`;
     None for a provider without them."""
     cells = getattr(machines, "cells", None)
     return [asdict(view) for view in cells.views()] if isinstance(cells, Cells) else None

@@ -224,19 +224,29 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     return Ceiling("Fargate", region, tuple(limits))
 
 
-def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "") -> Ceiling:
-    """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota."""
+def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "",
+              projects: int = 1) -> Ceiling:
+    """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota, in each of
+    `projects` (`cloudRunCells`: each project its own quota and the dispatcher's own pace of runs)."""
+    rate = CLOUD_RUN_RUN_RATE.per_second * projects
     launches = _rate_limit(
-        "Cloud Run job runs (no published rate; the dispatcher paces them)", "", CLOUD_RUN_RUN_RATE.per_second,
-        CLOUD_RUN_RUN_RATE.per_second, call_minutes, show="cloud.google.com/run/quotas",
+        "Cloud Run job runs (no published rate; the dispatcher paces them)", "", rate, rate, call_minutes,
+        show="cloud.google.com/run/quotas",
         raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
+    total = execution_quota * projects
+    spread = f" × {projects} projects (cloudRunCells)" if projects > 1 else ""
     executions = Limit(
-        "Cloud Run running job executions", "", execution_quota, "executions", execution_quota, rate=False,
+        "Cloud Run running job executions", "", total, "executions", total, rate=False,
         origin=origin or ACCOUNT_DEFAULT, per_bot=1,
-        how=f"{execution_quota:,} executions per project and region",
-        show=f"Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, project {project}, {region}",
-        raise_it="a quota increase request there, then `pulumi config set cloudRunExecutionQuota {needed}`")
-    return Ceiling("Cloud Run jobs", f"project {project}, {region}", (launches, executions))
+        how=f"{execution_quota:,} executions per project and region{spread}",
+        show=f"Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, project {project}, {region}"
+             + (" and each cell's project" if projects > 1 else ""),
+        raise_it=("a quota increase request there, then `pulumi config set cloudRunExecutionQuota {needed}`"
+                  if projects == 1 else "a quota increase request in each project ({needed} executions in all), "
+                  "then `pulumi config set cloudRunExecutionQuota` to each project's") + ", or more projects in "
+                 "cloudRunCells")
+    where = f"project {project}, {region}" if projects == 1 else f"{projects} projects (cloudRunCells), {region}"
+    return Ceiling("Cloud Run jobs", where, (launches, executions))
 
 
 def gce_vcpus(machine_type: str) -> int | None:

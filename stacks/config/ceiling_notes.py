@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling, cloud_quotas
+from stacks.config import ceiling, cloud_quotas, cloud_run
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
     FARGATE_SPOT_VCPU_QUOTA_CODE,
@@ -79,7 +79,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
         if gcp.bot_runtime == "cloudrun":
             quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
-                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "")
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "",
+                                     projects=gcp.cloud_run_projects)
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions + reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
@@ -233,6 +234,8 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")
     if value("botRuntime") == "cloudrun":
         quota = number(EXECUTION_QUOTA_KEY) or DEFAULT_EXECUTION_QUOTA
-        return ceiling.cloud_run(project, region, minutes, quota,
+        if (projects := cloud_run.projects_listed(value(cloud_run.CELLS_KEY), region)) is None:
+            return None  # the check names the value
+        return ceiling.cloud_run(project, region, minutes, quota, projects=projects,
                                  origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
     return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, bots)

@@ -14,20 +14,27 @@
   (cloud.google.com/run/quotas). Every session and every reserve bot is one running execution, so a
   stack whose sessions and reserve can exceed the project's quota would preview fine and refuse
   starts past it (`503 cloudrun_capacity`): refused here instead, unless `cloudRunExecutionQuota`
-  states the raised quota Google granted.
+  states the raised quota Google granted, or `cloudRunCells` spreads the executions over several
+  projects (the dispatcher's CLOUDRUN_CELLS, each project with that quota). The stack passes the
+  cells on and turns on the store they need; it makes nothing in their projects.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from botchannel.contract import DIAL_TIMEOUT_SECONDS, FIRST_DIAL_DELAYS_SECONDS
 from dispatcher.machines import cloudrun
+from dispatcher.machines.cloudrun.cell_settings import CloudRunCell, cloudrun_cells
+from dispatcher.settings import SettingsError
 from stacks.config.reader import Reader
 
 # Google's lower bound for Cloud NAT with Direct VPC egress (the module docstring): a floor, not a measurement.
 DIRECT_VPC_NAT_DELAY_SECONDS = 30.0
 EXECUTION_QUOTA_KEY = "cloudRunExecutionQuota"
+CELLS_KEY = "cloudRunCells"  # the dispatcher's CLOUDRUN_CELLS: the projects executions spread over
 DEFAULT_EXECUTION_QUOTA = 1000  # cloud.google.com/run/quotas: running job executions per project and region
 
 
@@ -60,15 +67,50 @@ def cold_start_prior(*, direct_vpc_nat: bool) -> float:
     return start + wait
 
 
-def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int) -> int:
+def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int, projects: int = 1) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
-    the stack may run at once: every session and every idle or warming reserve bot."""
+    the stack may run at once: every session and every idle or warming reserve bot, over `projects`
+    (the Cloud Run cells, each with that quota)."""
     quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
-    if sessions + reserve_max_idle > quota:
+    if sessions + reserve_max_idle > quota * projects:
+        over = f"{projects} projects ({CELLS_KEY}) × {quota}" if projects > 1 else f"{quota} per project and region"
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
             f"is {quota}, but botRuntime cloudrun may run maxConcurrentSessions={sessions} + "
             f"reserveMaxIdle={reserve_max_idle} = {sessions + reserve_max_idle} job executions at once: Cloud Run "
-            f"runs at most {quota} per project and region and refuses the rest. Lower maxConcurrentSessions or "
+            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions or "
             "reserveMaxIdle, or request a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run "
-            f"Admin API, running job executions) and, once granted, set {EXECUTION_QUOTA_KEY} to it"))
+            f"Admin API, running job executions) and, once granted, set {EXECUTION_QUOTA_KEY} to it, or spread the "
+            f"executions over more projects ({CELLS_KEY})"))
     return quota
+
+
+def cells(cfg: Reader, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
+    """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser)."""
+    raw = cfg.plain(CELLS_KEY)
+    if raw is None or raw == "[]":  # Pulumi.yaml's own `default: []`
+        return ()
+    if bot_runtime != "cloudrun":
+        raise cfg.fail(CELLS_KEY, "is for botRuntime cloudrun only: Compute Engine bots run in the stack's project")
+    try:
+        return cloudrun_cells(raw, region)
+    except SettingsError as exc:
+        raise cfg.fail(CELLS_KEY, f"is not a list of cells the dispatcher takes: {exc}") from None
+
+
+def projects_listed(text: str, region: str) -> int | None:
+    """How many projects a stack file's `cloudRunCells` spreads executions over (1: none listed);
+    None: a list the dispatcher would refuse (the check names it)."""
+    if not text.strip() or text.strip() == "[]":
+        return 1
+    try:
+        return len(cloudrun_cells(text, region))
+    except SettingsError:
+        return None
+
+
+def cells_setting(listed: tuple[CloudRunCell, ...]) -> str:
+    """CLOUDRUN_CELLS for the dispatcher: the cells as JSON, each with the fields it set."""
+    if not listed:
+        return ""
+    return json.dumps([{k: v for k, v in asdict(cell).items() if v is not None} for cell in listed],
+                      separators=(",", ":"))

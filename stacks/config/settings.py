@@ -393,11 +393,13 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
                                                  "health from its running instances' readiness (got 0)")
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
-    # Several instances with the channel: bots' channels land on any instance, so they share a store.
-    store = channel_settings.enabled(settings) and maximum > 1
+    bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
+    cells = cloud_run.cells(cfg, region, bot_runtime=bot_runtime)
+    # Several instances with the channel: bots' channels land on any instance, so they share a store;
+    # so do the Cloud Run cells (each session's project is recorded there).
+    store = (channel_settings.enabled(settings) and maximum > 1) or bool(cells)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
-    bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
     if bot_runtime == "cloudrun" and not channel_settings.enabled(settings):
         # Without the channel, a session's Daily token and body travel in the run's env overrides,
         # which every retained execution shows to anyone with run.executions.get.
@@ -405,7 +407,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
                                      "makes its token): without it a session's secrets would sit in its execution")
     if bot_runtime == "cloudrun":
         cloud_run.execution_quota(cfg, sessions=settings.max_concurrent_sessions,
-                                  reserve_max_idle=settings.reserve.max_idle)
+                                  reserve_max_idle=settings.reserve.max_idle, projects=max(len(cells), 1))
     return GcpSettings(
         project=project,
         region=region,
@@ -419,6 +421,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         alarm_channels=alarms.notification_channels(cfg, project),
         alert_policies=cfg.boolean("alertPolicies"),
         bot_runtime=bot_runtime,
+        cloud_run_cells=cloud_run.cells_setting(cells),
     )
 
 

@@ -142,6 +142,7 @@ class Drain:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
+        self.cell_machines: list[CloudRunMachines] = []  # CLOUDRUN_CELLS: each project's own, swept in turn
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
         self.container_app: ContainerAppReplicas | None = None
@@ -154,8 +155,10 @@ class Drain:
                                             coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
-            self.machines = CloudRunMachines(every_job(CloudRunSettings.from_env(env), outputs),
-                                             coordination=DrainCreates())
+            settings = every_job(CloudRunSettings.from_env(env), outputs)
+            self.machines = CloudRunMachines(settings, coordination=DrainCreates())
+            self.cell_machines = [CloudRunMachines(settings.for_cell(cell), coordination=DrainCreates())
+                                  for cell in settings.cells]
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
             aci = aci_machines(env)
@@ -173,11 +176,13 @@ class Drain:
                 await self._cloud_run_gone(started, self.cloud_run)
             if self.container_app is not None:
                 await self._container_app_gone(started, self.container_app)
-            await self._sweep(started)
+            for machines in (self.machines, *self.cell_machines):
+                await self._sweep(started, machines)
             if self.ecs is not None:
                 await asyncio.to_thread(self._deregister_task_definitions)
         finally:
-            await self.machines.aclose()
+            for machines in (self.machines, *self.cell_machines):
+                await machines.aclose()
             if self.cloud_run is not None:
                 await self.cloud_run.aclose()
             if self.container_app is not None:
@@ -221,26 +226,27 @@ class Drain:
             self._check_deadline(started, f"the dispatcher service {service} still runs {running} task(s)")
             await self.sleep(self.poll)
 
-    async def _sweep(self, started: float) -> None:
+    async def _sweep(self, started: float,
+                     machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines) -> None:
         # A VM stays listed (TERMINATED) until deleted, and so does an ACI group (Terminated).
-        gce = isinstance(self.machines, (GceWarmMachines, AciWarmMachines))
+        gce = isinstance(machines, (GceWarmMachines, AciWarmMachines))
         while True:
-            sessions = [m for m in await self.machines.list() if gce or m.state.is_active]
+            sessions = [m for m in await machines.list() if gce or m.state.is_active]
             # Cloud Run: no reserve to retire (the dispatcher holds none there)
-            idle = [] if isinstance(self.machines, CloudRunMachines) else await self.machines.idle_machines()
+            idle = [] if isinstance(machines, CloudRunMachines) else await machines.idle_machines()
             if not sessions and not idle:
                 return
             self._check_deadline(started, f"{len(sessions)} session and {len(idle)} idle machine(s) remain")
             for bot in idle:
-                assert not isinstance(self.machines, CloudRunMachines)
-                await self.machines.retire(bot.bot_id)
+                assert not isinstance(machines, CloudRunMachines)
+                await machines.retire(bot.bot_id)
                 self.report.retired_idle.add(bot.bot_id)
             in_grace = self.clock() - started < self.grace
             for machine in sessions:
                 if in_grace and machine.state.is_active:
                     continue  # may still end on its own (the bot's own timer ends it at the latest)
                 if machine.state is not MachineState.ENDED or gce:
-                    await self.machines.stop(machine.session_id)
+                    await machines.stop(machine.session_id)
                     self.report.stopped_sessions.add(machine.session_id)
             await self.sleep(self.poll)
 

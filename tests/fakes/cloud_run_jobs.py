@@ -22,6 +22,12 @@ machines_apis.md §3, §8), never more lenient:
 - `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed) once
   its task has stopped (its process has exited after SIGTERM), not at the call;
   a finished one is 400 `FAILED_PRECONDITION` (the API documents no answer: the stricter one).
+- Projects: the deployment's own (`project`, `region`) and any `add_project` made (another cell's,
+  `CLOUDRUN_CELLS`), each with its own job of the deployment's containers, its own quota of running
+  executions (`max_running`: a run counts its project's alone), its own IAM grants to the dispatcher
+  (`permissions`) and its own bots' service account (the identity tokens its executions' metadata
+  servers mint name it). A project the fake does not hold is 403 `PERMISSION_DENIED` "(or it may
+  not exist)": the dispatcher holds no grant there; a region other than the project's holds no job (404).
 - Jobs: the deployment's own (`job`) and any `add_job` made (a release's, with its own image). A job
   that does not exist is 404 `NOT_FOUND` ("Resource … of kind 'JOB' … does not exist."), with the
   permissions held on the project; `granted_jobs` set: they are held on those jobs alone (the
@@ -62,6 +68,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +105,19 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DISPATCHER_ACCOUNT = "vf-dispatcher@vf-test.iam.gserviceaccount.com"
 
 
+@dataclass
+class FakeProject:
+    """One GCP project's own: its region, its job of the deployment's containers, its quota of running
+    executions, the permissions the dispatcher holds there, its bots' service account."""
+
+    name: str
+    region: str
+    job: str
+    max_running: int = 1000
+    permissions: set[str] = field(default_factory=lambda: set(PERMISSIONS))
+    service_account_id: str = SERVICE_ACCOUNT_ID
+
+
 def _invalid(message: str) -> JSONResponse:
     return google_error(400, "INVALID_ARGUMENT", message)
 
@@ -130,14 +150,13 @@ class FakeCloudRunJobs(FakeApi):
     def __init__(self, project: str = PROJECT, region: str = REGION, job: str = JOB) -> None:
         super().__init__()
         self.project, self.region, self.job = project, region, job
+        self.projects = {project: FakeProject(project, region, job)}
         self.containers: list[dict[str, Any]] = [{
             "name": "bot", "image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64,
             "env": [{"name": "BOT_CHANNEL_URL", "value": CHANNEL_AUDIENCE}]}]
         self.max_retries = 0
         self.etag = '"job-etag-1"'
-        self.permissions = set(PERMISSIONS)
         self.pending_seconds = 0.1  # a run's task is scheduled this long after the run (the execution: starting)
-        self.max_running = 1000
         self.max_page_size = 100
         self.tokens: set[str] = set()  # access tokens the token endpoint issued
         self.token_failure: int | None = None  # set: the token endpoint answers this status
@@ -155,25 +174,58 @@ class FakeCloudRunJobs(FakeApi):
         self.other_jobs: dict[str, list[dict[str, Any]]] = {}  # job name → its containers (`add_job`)
         self.granted_jobs: set[str] | None = None  # None: the permissions hold on the project
 
+    # The deployment's own project's quota and grants, as the tests of one project set them.
+    @property
+    def max_running(self) -> int:
+        return self.projects[self.project].max_running
+
+    @max_running.setter
+    def max_running(self, value: int) -> None:
+        self.projects[self.project].max_running = value
+
+    @property
+    def permissions(self) -> set[str]:
+        return self.projects[self.project].permissions
+
+    @permissions.setter
+    def permissions(self, value: set[str]) -> None:
+        self.projects[self.project].permissions = value
+
+    def add_project(self, name: str, *, region: str | None = None, job: str | None = None, max_running: int = 1000,
+                    service_account_id: str = SERVICE_ACCOUNT_ID) -> FakeProject:
+        """Another project (a cell), with its own job of the deployment's containers."""
+        self.projects[name] = FakeProject(name, region or self.region, job or self.job, max_running,
+                                          service_account_id=service_account_id)
+        return self.projects[name]
+
     def add_job(self, name: str, image: str) -> str:
         """Another job of the project and region, like the deployment's but running `image` (a
         release's); returns its path, as a release's `images` names it."""
         self.other_jobs[name] = [dict(self.containers[0], image=image)]
         return f"projects/{self.project}/locations/{self.region}/jobs/{name}"
 
-    def _containers(self, job: str) -> list[dict[str, Any]] | None:
-        return self.containers if job == self.job else self.other_jobs.get(job)
+    def _containers(self, project: str, region: str, job: str) -> list[dict[str, Any]] | None:
+        own = self.projects[project]
+        if region != own.region:
+            return None
+        if job == own.job:
+            return self.containers
+        return self.other_jobs.get(job) if project == self.project else None
 
-    def _job_refusal(self, job: str, permission: str) -> JSONResponse | None:
-        """IAM first (on the project, or on `granted_jobs` only), then whether the job exists."""
-        if self.granted_jobs is not None and job not in self.granted_jobs:
-            return google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource "
-                                f"'projects/{self.project}/locations/{self.region}/jobs/{job}' (or it may not exist).")
-        if (refused := self._denied(permission)) is not None:
+    def _job_refusal(self, request: Request, permission: str) -> JSONResponse | None:
+        """IAM first (in a project the dispatcher is granted on, on `granted_jobs` only there), then
+        whether the job exists."""
+        project, region, job = (request.path_params[k] for k in ("project", "region", "job"))
+        resource = f"projects/{project}/locations/{region}/jobs/{job}"
+        refused = google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource "
+                               f"'{resource}' (or it may not exist).")
+        if project not in self.projects or permission not in self.projects[project].permissions:
             return refused
-        if self._containers(job) is None:
-            return google_error(404, "NOT_FOUND", f"Resource '{job}' of kind 'JOB' in region '{self.region}' "
-                                                  f"in project '{self.project}' does not exist.")
+        if project == self.project and self.granted_jobs is not None and job not in self.granted_jobs:
+            return refused
+        if self._containers(project, region, job) is None:
+            return google_error(404, "NOT_FOUND", f"Resource '{job}' of kind 'JOB' in region '{region}' "
+                                                  f"in project '{project}' does not exist.")
         return None
 
     @property
@@ -184,8 +236,8 @@ class FakeCloudRunJobs(FakeApi):
     def grant_overrides(self, granted: bool) -> None:
         (self.permissions.add if granted else self.permissions.discard)("run.jobs.runWithOverrides")
 
-    def _denied(self, permission: str) -> JSONResponse | None:
-        if permission in self.permissions:
+    def _denied(self, project: str, permission: str) -> JSONResponse | None:
+        if permission in self.projects[project].permissions:
             return None
         return google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource '{self.job}' "
                                                       "(or it may not exist).")
@@ -196,7 +248,7 @@ class FakeCloudRunJobs(FakeApi):
 
     @property
     def jobs_path(self) -> str:
-        return f"/v2/projects/{self.project}/locations/{self.region}/jobs/{{job}}"
+        return "/v2/projects/{project}/locations/{region}/jobs/{job}"
 
     @property
     def root(self) -> str:
@@ -260,8 +312,14 @@ class FakeCloudRunJobs(FakeApi):
     def env_of(execution: Mapping[str, Any]) -> dict[str, str]:
         return {i["name"]: i.get("value", "") for c in execution["template"]["containers"] for i in c.get("env", [])}
 
-    def running(self) -> int:
-        return sum(1 for e in self.executions.values() if not e.get("completionTime"))
+    def running(self, project: str | None = None) -> int:
+        """Running executions, of every project or of `project`'s alone."""
+        return sum(1 for e in self.executions.values()
+                   if not e.get("completionTime") and project in (None, self.project_of(e)))
+
+    @staticmethod
+    def project_of(execution: Mapping[str, Any]) -> str:
+        return str(execution["name"]).split("/")[1]
 
     def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
         """starting | started | succeeded | failed (exit_code) | cancelled: as the API would report it."""
@@ -321,15 +379,15 @@ class FakeCloudRunJobs(FakeApi):
     # --- the API ---
     async def run(self, request: Request) -> Response:
         body = await request.json() if await request.body() else {}
-        job = request.path_params["job"]
-        if (refused := self._job_refusal(job, "run.jobs.run")) or (refused := _unknown_fields(body)):
+        project, region, job = (request.path_params[k] for k in ("project", "region", "job"))
+        if (refused := self._job_refusal(request, "run.jobs.run")) or (refused := _unknown_fields(body)):
             return refused
         if body.get("etag") not in (None, "", self.etag):
             return google_error(409, "ABORTED", "The etag of the job does not match: it changed")
         overrides = body.get("overrides") or {}
-        if overrides and (refused := self._denied("run.jobs.runWithOverrides")):
+        if overrides and (refused := self._denied(project, "run.jobs.runWithOverrides")):
             return refused
-        containers = [dict(c, env=list(c.get("env", []))) for c in self._containers(job) or []]
+        containers = [dict(c, env=list(c.get("env", []))) for c in self._containers(project, region, job) or []]
         for given in overrides.get("containerOverrides") or []:
             target = next((c for c in containers if c["name"] == given.get("name")), None)
             if target is None:
@@ -358,15 +416,16 @@ class FakeCloudRunJobs(FakeApi):
         if not re.fullmatch(r"\d+s", timeout) or not 1 <= int(timeout[:-1]) <= MAX_TIMEOUT:
             return _invalid(f"timeout {timeout!r}: whole seconds, at most {MAX_TIMEOUT}s")
         with self._lock:
-            if self.running() >= self.max_running:
+            limit = self.projects[project].max_running  # the quota is the project's (and region's) own
+            if self.running(project) >= limit:
                 return JSONResponse({"error": {
                     "code": 429, "status": "RESOURCE_EXHAUSTED",
                     "message": "Quota exceeded for running job executions per project per region",
                     "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                        "subject": f"projects/{self.project}/locations/{self.region}",
-                        "description": f"running executions: limit {self.max_running}"}]}]}}, status_code=429)
+                        "subject": f"projects/{project}/locations/{region}",
+                        "description": f"running executions: limit {limit}"}]}]}}, status_code=429)
             name = f"{job}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))  # noqa: S311
-            full = f"projects/{self.project}/locations/{self.region}/jobs/{job}/executions/{name}"
+            full = f"projects/{project}/locations/{region}/jobs/{job}/executions/{name}"
             execution: dict[str, Any] = {
                 "name": full, "uid": str(uuid.uuid4()), "job": job, "createTime": rfc3339(datetime.now(UTC)),
                 "taskCount": task_count, "parallelism": task_count,
@@ -377,7 +436,7 @@ class FakeCloudRunJobs(FakeApi):
             timer = threading.Timer(self.pending_seconds, self._start, (name, containers[0]))
             timer.daemon = True
             timer.start()
-        operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
+        operation = {"name": f"projects/{project}/locations/{region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **execution}, "done": False}
         return JSONResponse(operation)
 
@@ -403,17 +462,15 @@ class FakeCloudRunJobs(FakeApi):
 
         threading.Thread(target=watch, daemon=True).start()
 
-    def _not_found(self, name: str) -> JSONResponse:
-        return google_error(404, "NOT_FOUND", f"Resource '{name}' of kind 'EXECUTION' in region '{self.region}' "
-                                              f"in project '{self.project}' does not exist.")
-
     def _execution_refusal(self, request: Request, permission: str) -> JSONResponse | None:
-        """The job's refusal, else 404 for an execution that is not of this job."""
-        job, name = request.path_params["job"], request.path_params["name"]
-        if refused := self._job_refusal(job, permission):
+        """The job's refusal, else 404 for an execution that is not of this job (in this project)."""
+        project, region, job, name = (request.path_params[k] for k in ("project", "region", "job", "name"))
+        if refused := self._job_refusal(request, permission):
             return refused
-        if name not in self.executions or self.executions[name]["job"] != job:
-            return self._not_found(name)
+        execution = self.executions.get(name)
+        if execution is None or execution["job"] != job or self.project_of(execution) != project:
+            return google_error(404, "NOT_FOUND", f"Resource '{name}' of kind 'EXECUTION' in region '{region}' "
+                                                  f"in project '{project}' does not exist.")
         return None
 
     async def get(self, request: Request) -> Response:
@@ -423,11 +480,11 @@ class FakeCloudRunJobs(FakeApi):
         return JSONResponse(self.executions[name])
 
     async def list_executions(self, request: Request) -> Response:
-        job = request.path_params["job"]
-        if refused := self._job_refusal(job, "run.executions.list"):
+        project, job = request.path_params["project"], request.path_params["job"]
+        if refused := self._job_refusal(request, "run.executions.list"):
             return refused
-        items = sorted((e for e in self.executions.values() if e["job"] == job), key=lambda e: e["createTime"],
-                       reverse=True)
+        items = sorted((e for e in self.executions.values() if e["job"] == job and self.project_of(e) == project),
+                       key=lambda e: e["createTime"], reverse=True)
         size = min(self.max_page_size, int(request.query_params.get("pageSize", "100") or 100))
         start = int(request.query_params.get("pageToken", "0") or 0)
         page: dict[str, Any] = {"executions": items[start:start + size]}
@@ -449,7 +506,8 @@ class FakeCloudRunJobs(FakeApi):
                 self.set_state(name, "cancelled")
         if name in self.cancelling:
             os.kill(process.pid, signal.SIGTERM)
-        operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
+        project, region = request.path_params["project"], request.path_params["region"]
+        operation = {"name": f"projects/{project}/locations/{region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **self.executions[name]}, "done": False}
         return JSONResponse(operation)
 
@@ -470,7 +528,8 @@ class FakeCloudRunJobs(FakeApi):
         execution = self.executions.get(name)
         if execution is None or execution.get("completionTime") or not execution.get("runningCount"):
             return Response("not found", status_code=404)
-        return Response(self.identity_token(audience), media_type="text/html")
+        account = self.projects[self.project_of(execution)].service_account_id  # its project's bots' own
+        return Response(self.identity_token(audience, subject=account), media_type="text/html")
 
     def identity_token(self, audience: str, *, lifetime: int = 3600, subject: str = SERVICE_ACCOUNT_ID) -> str:
         now = int(time.time())

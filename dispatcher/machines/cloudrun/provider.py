@@ -29,7 +29,8 @@ from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
-from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
+from dispatcher.machines.cells import CellTurnedAway
+from dispatcher.machines.cloudrun.errors import QUOTA_RETRY_AFTER, failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
     EXECUTION_NONCE,
@@ -51,7 +52,7 @@ from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
-from dispatcher.outbound.retry import Backoff, create_request, provider_request
+from dispatcher.outbound.retry import Backoff, create_request, provider_request, retry_after_of
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 
@@ -184,17 +185,24 @@ class CloudRunMachines:
         return secrets.token_urlsafe(24)
 
     async def run(self, env: Mapping[str, str], seconds: int, *, image: str | None = None,
-                  release: str = DEFAULT_RELEASE) -> dict[str, Any]:
+                  release: str = DEFAULT_RELEASE, turn_away: bool = False) -> dict[str, Any]:
         """`jobs.run` of the deployment's job, or of `image` (the job of the release `release`); the
-        execution it made. A 429 made nothing and is retried; a run whose answer was lost (a
+        execution it made. A 429 made nothing and is retried (`turn_away`, one project of several:
+        `CellTurnedAway` at once, for another to take the run); a run whose answer was lost (a
         timeout, a 5xx) may have made one, so it is never run again: it fails
         `cloudrun_unavailable`, and the launch looks for its execution (machines/lost_creates.py)."""
         job = self.settings.job_path if image is None else self.settings.path_of(image)
         body = self.run_body(env, seconds)
         headers = await self._auth.headers()
         response = await create_request("cloudrun", self._client, "POST", f"{job}:run", backoff=self._backoff,
-                                        error=MachinesError, retry_throttled=lambda r: not is_quota(r),
+                                        error=MachinesError,
+                                        retry_throttled=lambda r: not turn_away and not is_quota(r),
                                         json=body, headers=headers)
+        if turn_away and response.status_code == 429:  # every attempt refused: nothing was made
+            quota = is_quota(response)
+            raise CellTurnedAway("cloudrun_capacity" if quota else "cloudrun_throttled",
+                                 "the project's quota of running executions" if quota else "RESOURCE_EXHAUSTED",
+                                 retry_after=QUOTA_RETRY_AFTER if quota else retry_after_of(response.headers))
         if image is not None and response.status_code in (403, 404):
             # 404: no such job; 403: none the dispatcher may run (a missing job reads so to a caller
             # granted on some jobs only, "or it may not exist"). Either way: not this release's.
@@ -211,11 +219,20 @@ class CloudRunMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        if (existing := await self._find(spec.session_id)) is not None:
-            return LaunchResult(await self._machine(existing), created=False)
+        if (existing := await self.existing(spec.session_id)) is not None:
+            return existing
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        return await self.run_session(spec)
+
+    async def existing(self, session_id: str) -> LaunchResult | None:
+        """The session's execution, made already (`jobs.run` has no idempotency key: looked for first)."""
+        raw = await self._find(session_id)
+        return None if raw is None else LaunchResult(await self._machine(raw), created=False)
+
+    async def run_session(self, spec: LaunchSpec, *, turn_away: bool = False) -> LaunchResult:
+        """The session's run, its token taken (`turn_away`: `run`'s)."""
         execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds,
-                                   image=spec.image, release=spec.release)
+                                   image=spec.image, release=spec.release, turn_away=turn_away)
         self._executions[spec.session_id] = str(execution["name"])
         machine = to_machine(execution, session_id=spec.session_id)
         return LaunchResult(Machine(session_id=spec.session_id, machine_id=machine.machine_id, state=machine.state,
@@ -257,7 +274,10 @@ class CloudRunMachines:
 
     async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
         """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
-        if kind != "session" or (raw := await self._find(subject)) is None:
+        return await self.running_execution(subject) if kind == "session" else None
+
+    async def running_execution(self, session_id: str) -> dict[str, Any] | None:
+        if (raw := await self._find(session_id)) is None:
             return None
         return raw if to_machine(raw).state.is_active else None
 

@@ -12,22 +12,20 @@ runs there (its own count: a soft cap, unset: the account's own quotas).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.machines.cell_list import cell_fields, cell_items, named_once, text_field, whole_number
 from dispatcher.settings import SettingsError
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # IAM's role path (printable ASCII from ! to ~) and name ([\w+=,.@-]) characters, and STS's
 # ExternalId pattern and length: ASCII, as AWS's patterns are (Python's \w alone would let any
 # letter through, refused by STS at run time).
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[!-.0-~]+/)*[\w+=,.@-]{1,64}", re.ASCII)
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 _TASK_DEFINITION_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:(\d{12}):task-definition/.+")
-MAX_CELLS = 50  # each cell holds its own connections and keys; past this, a list is a mistake
 FIELDS = ("name", "role_arn", "external_id", "cluster", "task_definition", "task_definition_webrtc",
           "task_definitions", "subnets", "security_groups", "max_tasks")
 EXAMPLE = '[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]'
@@ -58,21 +56,9 @@ class EcsCell:
 
 def ecs_cells(raw: str) -> tuple[EcsCell, ...]:
     """The cells `ECS_CELLS` lists (empty: the one account the dispatcher's own credentials reach)."""
-    if not raw.strip():
-        return ()
-    try:
-        listed = json.loads(raw)
-    except ValueError:
-        raise SettingsError(f"ECS_CELLS is not JSON: write a list of cells, e.g. {EXAMPLE}") from None
-    if not isinstance(listed, list) or not listed:
-        raise SettingsError(f"ECS_CELLS must be a non-empty JSON list of cells, e.g. {EXAMPLE}")
-    if len(listed) > MAX_CELLS:
-        raise SettingsError(f"ECS_CELLS lists {len(listed)} cells: at most {MAX_CELLS} (one per AWS account)")
-    cells = tuple(_cell(item, i) for i, item in enumerate(listed))
-    for what, seen in (("a cell", [c.name for c in cells]), ("an account", [c.account for c in cells])):
-        if twice := sorted({n for n in seen if seen.count(n) > 1}):
-            raise SettingsError(f"ECS_CELLS names {what} twice: {', '.join(twice)} (each cell is one AWS account, "
-                                "with its own name: one account's RunTask rate is not doubled by listing it twice)")
+    cells = tuple(_cell(item, i) for i, item in enumerate(cell_items("ECS_CELLS", raw, EXAMPLE, "AWS account")))
+    named_once("ECS_CELLS", {"a cell": [c.name for c in cells], "an account": [c.account for c in cells]},
+               "AWS account", "one account's RunTask rate is not doubled by listing it twice")
     return cells
 
 
@@ -89,24 +75,17 @@ def foreign_task_definition(cell: EcsCell, runs: str, named: str, key: str) -> N
 
 def _cell(item: Any, index: int) -> EcsCell:
     where = f"ECS_CELLS[{index}]"
-    if not isinstance(item, Mapping):
-        raise SettingsError(f"{where} must be an object with at least name and role_arn, e.g. {EXAMPLE}")
-    if unknown := sorted(set(item) - set(FIELDS)):
-        raise SettingsError(f"{where}: unknown field {unknown[0]!r} (a cell has {', '.join(FIELDS)})")
-    name, role = item.get("name"), item.get("role_arn")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SettingsError(f"{where}: name must be 1-32 lower-case letters, digits or '-' (got {str(name)[:40]!r})")
+    item = cell_fields(item, where, FIELDS, EXAMPLE, "name and role_arn")
+    name, role = item["name"], item.get("role_arn")
     if not isinstance(role, str) or not _ROLE_ARN.fullmatch(role):
         raise SettingsError(f"{where} ({name}): role_arn must be an IAM role ARN, arn:aws:iam::<account>:role/<name>")
     external = item.get("external_id")
     if external is not None and (not isinstance(external, str) or not _EXTERNAL_ID.fullmatch(external)):
         raise SettingsError(f"{where} ({name}): external_id must be 2-1224 characters of letters, digits and +=,.@:/-")
-    max_tasks = item.get("max_tasks")
-    if max_tasks is not None and (not isinstance(max_tasks, int) or isinstance(max_tasks, bool) or max_tasks < 1):
-        raise SettingsError(f"{where} ({name}): max_tasks must be a whole number of at least 1")
-    return EcsCell(name=name, role_arn=role, external_id=external, cluster=_text(item, "cluster", where),
-                   task_definition=_text(item, "task_definition", where),
-                   task_definition_webrtc=_text(item, "task_definition_webrtc", where),
+    max_tasks = whole_number(item, "max_tasks", f"{where} ({name})")
+    return EcsCell(name=name, role_arn=role, external_id=external, cluster=text_field(item, "cluster", where),
+                   task_definition=text_field(item, "task_definition", where),
+                   task_definition_webrtc=text_field(item, "task_definition_webrtc", where),
                    subnets=_texts(item, "subnets", where), security_groups=_texts(item, "security_groups", where),
                    max_tasks=max_tasks, task_definitions=_mapping(item, "task_definitions", where))
 
@@ -118,13 +97,6 @@ def _mapping(item: Mapping[str, Any], key: str, where: str) -> tuple[tuple[str, 
         raise SettingsError(f"{where}: {key} must map each release's task definition to this account's own, "
                             "e.g. {\"arn:aws:ecs:eu-west-1:111111111111:task-definition/bot:7\": \"bot:3\"}")
     return tuple((k.strip(), v.strip()) for k, v in value.items())
-
-
-def _text(item: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = item.get(key)
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise SettingsError(f"{where}: {key} must be a non-empty string")
-    return value.strip() if value is not None else None
 
 
 def _texts(item: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:

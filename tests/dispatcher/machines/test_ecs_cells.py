@@ -13,11 +13,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from botchannel.contract import Hello
-from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import build_machines, configuration_problems
 from dispatcher.machines.base import Machines, MachinesError, WarmMachines
@@ -28,20 +26,19 @@ from dispatcher.machines.ecs.provider import quota_failure
 from dispatcher.machines.ecs.settings import EcsSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.outbound.retry import Backoff
-from dispatcher.settings import Settings, SettingsError, hash_api_key
+from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import CHANNEL_AUDIENCE, REGION, provision
 from tests.fakes.ecs_cells import CellsProxy, bot_task_role
 from tests.fakes.server import serve
-from tests.support.dispatcher_server import serving
+from tests.support.cells import admin_status, homed_in
 from tests.support.waiting import until
 from voicefleet.status import report
 
 ACCOUNTS = {"a": "111111111111", "b": "222222222222"}
 ROLES = {cell: f"arn:aws:iam::{account}:role/voicefleet-cell" for cell, account in ACCOUNTS.items()}
 EXTERNAL_ID = "vf-prod-7c1e"
-ADMIN_KEY = "admin-key-0123456789"
 LONG_DRAIN = 30.0
 
 
@@ -97,17 +94,6 @@ async def machines(proxy: CellsProxy, accounts: dict[str, dict[str, Any]],
     provider = EcsCellMachines(EcsSettings.from_env(cells_env(proxy, accounts)), coordination, drain_base=LONG_DRAIN)
     yield provider
     await provider.aclose()
-
-
-def homed_in(machines: EcsCellMachines, cell: str, n: int = 1) -> list[str]:
-    import secrets
-
-    found: list[str] = []
-    while len(found) < n:
-        session = f"s-{secrets.token_hex(6)}"
-        if machines.cells.home(session) == cell:
-            found.append(session)
-    return found
 
 
 def account_of_task(arn: str) -> str:
@@ -270,14 +256,7 @@ async def test_the_status_shows_each_cell_its_launches_running_count_and_drain(
     for session in homed_in(machines, "a", 2):
         await machines.launch(spec(session))
     in_b = sum(m.state.is_active for m in await machines.list() if account_of_task(m.machine_id) == ACCOUNTS["b"])
-    settings = Settings(api_key_hashes=frozenset(), admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
-    app = create_app(settings, env={"RESERVE_MAX_IDLE": "0"}, machines=machines, rooms=None)
-    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                               base_url="http://127.0.0.1") as api:
-        try:
-            body = (await api.get("/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"})).json()
-        finally:
-            await app.state.voicefleet.aclose()
+    body = await admin_status(machines)
     cells = {cell["name"]: cell for cell in body["cells"]}
     assert cells["a"]["drained_until"] > time.time() and cells["a"]["reason"] == "RunTask placed no task: RESOURCE:ENI"
     assert (cells["b"]["running"], cells["b"]["launches_per_second"], cells["b"]["drained_until"]) == (in_b, 0.2, None)

@@ -211,6 +211,23 @@ async def test_in_the_last_open_cell_a_lost_answer_then_a_refusal_keeps_the_sess
         await provider.aclose()
 
 
+async def test_a_replay_that_finds_its_cell_recorded_stays_there_when_the_cell_throttles(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]], coordination: LocalCoordination) -> None:
+    """An earlier launch of the session (any replica) recorded a and sent its RunTask, whose answer
+    was lost: the task may be in a. A replay that a throttles is refused, never run in b."""
+    provider = cells(cells_env(proxy, accounts), coordination)
+    try:
+        [session] = homed_in(provider, "a")
+        await coordination.key_holders.first("ecs-cell:" + session, "a", 3600)  # the earlier launch's record
+        proxy.throttle_account(ACCOUNTS["a"])
+        with pytest.raises(MachinesError) as refused:
+            await provider.launch(spec(session))
+        assert refused.value.reason == "ecs_throttled" and ACCOUNTS["b"] not in proxy.run_task_accounts
+        assert await coordination.key_holders.held("ecs-cell:" + session) == "a"
+    finally:
+        await provider.aclose()
+
+
 def release_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], release_arn: str,
                 mapped: dict[str, str] | None) -> dict[str, str]:
     env = cells_env(proxy, accounts)

@@ -162,6 +162,42 @@ def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
     assert fake_cloud_run_jobs.running() == 0 and len(report.stopped_sessions) == 2
 
 
+def test_the_cloudrun_drain_cancels_the_executions_in_every_project_of_its_cells(
+    fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    """cloudRunCells: sessions run in the cells' projects, not the stack's own; the drain reads
+    CLOUDRUN_CELLS from machinesEnvironment and cancels them in each project."""
+    from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
+
+    fake = fake_cloud_run_jobs
+    for project in ("vf-cell-a", "vf-cell-b"):
+        fake.add_project(project)
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)
+    cells = json.dumps([{"name": "a", "project": "vf-cell-a"}, {"name": "b", "project": "vf-cell-b"}])
+    env = {**fake.env, **fake_cloud_run.env, "MACHINES": "cloudrun", "CLOUDRUN_CELLS": cells}
+
+    async def launch() -> None:
+        machines = CloudRunCellMachines(CloudRunSettings.from_env(env), LocalCoordination())
+        try:
+            while {fake.project_of(e) for e in fake.executions.values()} != {"vf-cell-a", "vf-cell-b"}:
+                await machines.launch(spec(f"{len(fake.executions):024x}"))
+        finally:
+            await machines.aclose()
+
+    asyncio.run(launch())
+    assert fake.running(fake.project) == 0 and fake.running() >= 2
+    job = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"  # as the stack names its one job
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
+               contract.BOT_JOBS_OUTPUT: [job]}
+    launched = fake.running()
+    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
+                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    assert fake.running() == 0 and len(report.stopped_sessions) == launched
+
+
 def test_the_cloudrun_drain_cancels_the_executions_of_every_releases_job_a_retiring_ones_too(
     fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
 ) -> None:

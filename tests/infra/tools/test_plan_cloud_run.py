@@ -5,6 +5,8 @@ prior is Cloud Run's with what the bots' Direct VPC egress and Cloud NAT add, no
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dispatcher.machines import cloudrun, gce
@@ -45,3 +47,38 @@ def test_a_stated_raised_quota_plans_with_an_unprotected_job_and_cloud_runs_cold
 def test_one_execution_fewer_than_the_stack_may_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gcp-prod", *CLOUD_RUN, "--config", "cloudRunExecutionQuota=2899"]) == 2
     assert "cloudRunExecutionQuota is 2899" in capsys.readouterr().err
+
+
+THREE_CELLS = json.dumps([{"name": c, "project": f"voicefleet-cell-{c}"} for c in "abc"])
+
+
+def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() -> None:
+    """2900 executions: past one project's 1000, within three projects' (cloudRunCells)."""
+    text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
+    assert problems == []  # among them the dispatcher's own reading of its environment
+    cells = text.split("- name: CLOUDRUN_CELLS", 1)[1].split("- name: CLOUDRUN_JOB", 1)[0]
+    assert [line.strip() for line in cells.splitlines() if "project:" in line] == [
+        f"project: voicefleet-cell-{c}" for c in "abc"]
+    [ceiling] = [note for note in notes if "Cloud Run running job executions" in note]
+    assert "1,000 executions per project and region × 3 projects (cloudRunCells)" in ceiling, ceiling
+
+
+def test_cloud_run_cells_make_the_store_even_for_one_dispatcher_instance() -> None:
+    small = {"botRuntime": "cloudrun", "dispatcherMaxInstances": "1", "maxConcurrentSessions": "20",
+             "reserveMaxIdle": "5"}
+    alone, problems, _ = checked_plan("gcp-prod", small)
+    assert problems == [] and "gcp:memorystore/instance:Instance" not in alone  # one instance: no store
+    text, problems, _ = checked_plan("gcp-prod", {**small, "cloudRunCells": THREE_CELLS})
+    assert problems == [] and "gcp:memorystore/instance:Instance" in text  # each session's project is recorded there
+
+
+@pytest.mark.parametrize(("config", "said"), [
+    ({"cloudRunCells": THREE_CELLS}, "is for botRuntime cloudrun only"),
+    ({"botRuntime": "cloudrun", "cloudRunCells": '[{"name": "a"}]'}, "CLOUDRUN_CELLS[0] (a): project must be"),
+])
+def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    args = [arg for key, value in config.items() for arg in ("--config", f"{key}={value}")]
+    assert main(["gcp-prod", *args]) == 2
+    err = capsys.readouterr().err
+    assert "voicefleet:cloudRunCells" in err and said in err, err

@@ -1,0 +1,70 @@
+"""`CLOUDRUN_CELLS`: the GCP projects a deployment's Cloud Run executions spread over, as a JSON list.
+
+Each cell names its `project` and may name its own `region` and `job` (what a cell leaves out is the
+deployment's: CLOUDRUN_REGION, CLOUDRUN_JOB, projects a stack made alike), the unique id of its
+bots' service account (`bot_service_account_id`, else CLOUDRUN_BOT_SERVICE_ACCOUNT_ID: a bot's
+identity token is checked against the project its execution runs in) and `max_executions`, the
+most executions each dispatcher replica runs there (its own count: a soft cap under the project's
+quota of 1000 running executions per region; unset: the quota alone).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.machines.cell_list import cell_fields, cell_items, named_once, text_field, whole_number
+from dispatcher.settings import SettingsError
+
+# Google's own rules: a project id is 6-30 lower-case letters, digits or hyphens, from a letter, not
+# ending in a hyphen; a job name up to 63 of them, from a letter; a service account's unique id, digits.
+_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+_JOB = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
+FIELDS = ("name", "project", "region", "job", "bot_service_account_id", "max_executions")
+EXAMPLE = '[{"name": "a", "project": "voicefleet-cell-a"}, {"name": "b", "project": "voicefleet-cell-b"}]'
+
+
+@dataclass(frozen=True)
+class CloudRunCell:
+    name: str
+    project: str
+    region: str | None = None
+    job: str | None = None
+    bot_service_account_id: str | None = None
+    max_executions: int | None = None
+
+
+def cloudrun_cells(raw: str, region: str) -> tuple[CloudRunCell, ...]:
+    """The cells `CLOUDRUN_CELLS` lists (empty: the one project CLOUDRUN_PROJECT names). `region`:
+    the deployment's, where a cell names none."""
+    items = cell_items("CLOUDRUN_CELLS", raw, EXAMPLE, "GCP project and region")
+    cells = tuple(_cell(item, i) for i, item in enumerate(items))
+    named_once("CLOUDRUN_CELLS", {"a cell": [c.name for c in cells],
+                                  "a project and region": [f"{c.project} {c.region or region}" for c in cells]},
+               "GCP project and region", "a project's quota of running executions in a region is not doubled "
+               "by listing it twice")
+    return cells
+
+
+def _cell(item: Any, index: int) -> CloudRunCell:
+    where = f"CLOUDRUN_CELLS[{index}]"
+    item = cell_fields(item, where, FIELDS, EXAMPLE, "name and project")
+    name, project = item["name"], item.get("project")
+    if not isinstance(project, str) or not _PROJECT.fullmatch(project):
+        raise SettingsError(f"{where} ({name}): project must be a GCP project id (6-30 lower-case letters, digits "
+                            f"or '-', from a letter), e.g. \"voicefleet-cell-a\" (got {str(project)[:40]!r})")
+    region, job = text_field(item, "region", where), text_field(item, "job", where)
+    if region is not None and not _REGION.fullmatch(region):
+        raise SettingsError(f"{where} ({name}): region must be a Cloud Run region, e.g. \"europe-west1\"")
+    if job is not None and not _JOB.fullmatch(job):
+        raise SettingsError(f"{where} ({name}): job must be a job's name in the project (not its path), "
+                            "e.g. \"voicefleet-bot\"")
+    account = text_field(item, "bot_service_account_id", where)
+    if account is not None and not _ACCOUNT_ID.fullmatch(account):
+        raise SettingsError(f"{where} ({name}): bot_service_account_id must be the bots' service account's unique "
+                            "id (digits: `gcloud iam service-accounts describe <email> --format='value(uniqueId)'`)")
+    return CloudRunCell(name=name, project=project, region=region, job=job, bot_service_account_id=account,
+                        max_executions=whole_number(item, "max_executions", f"{where} ({name})"))

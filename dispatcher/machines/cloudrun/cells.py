@@ -1,0 +1,92 @@
+"""`MACHINES=cloudrun` with `CLOUDRUN_CELLS`: a deployment's executions spread over several GCP projects.
+
+Cloud Run runs at most 1000 executions at once per project and region (machines_apis.md §3.2):
+each cell is one project (and region), a `CloudRunMachines` of that project's job, called with the
+dispatcher's one service account, granted in each project. Which cell a session's execution goes
+to, each cell's `jobs.run` bucket (`cloudrun:<cell>`, counted once for the deployment) and how a
+project answering 429 is drained: dispatcher/machines/cells.py; the record of a session's cell in
+the store before its run, look-ups and listing over the projects: dispatcher/machines/cell_launches.py.
+
+`jobs.run` has no idempotency key, so in its cell a session's execution is looked for before it is
+run (a retry at any replica meets it), and a run turns the launch away to another project only when
+every attempt was answered 429 (rate or quota: nothing was made); a run whose answer was lost stays
+in its cell, looked for there (machines/lost_creates.py). A bot's identity token must be of the
+service account of the project its execution runs in. The warm reserve does not run over cells yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.cell_launches import CellLaunches
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.provider import CloudRunMachines
+from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE, CloudRunSettings
+from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.releases import ReleaseImageMissing
+from dispatcher.store.coordination import Coordination
+
+log = logging.getLogger("dispatcher.machines.cloudrun")
+
+
+class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
+    name, label, setting, thing = "cloudrun", "Cloud Run", "CLOUDRUN_CELLS", "execution"
+
+    def __init__(self, settings: CloudRunSettings, coordination: Coordination, *,
+                 drain_base: float = DRAIN_BASE_SECONDS) -> None:
+        """`drain_base`: a throttling cell's first backoff (dispatcher/machines/cells.py)."""
+        if not settings.cells:
+            raise ValueError("CloudRunCellMachines needs CLOUDRUN_CELLS")
+        self.settings = settings
+        self._auth = GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE, provider=self.name)
+        members = {cell.name: CloudRunMachines(settings.for_cell(cell), coordination=coordination, auth=self._auth)
+                   for cell in settings.cells}
+        cells = Cells(self.name, coordination, settings.run_rate, tuple(members),
+                      room={cell.name: cell.max_executions for cell in settings.cells}, drain_base=drain_base)
+        super().__init__(members, cells, coordination, settings.poll_seconds)
+        self.identity = CloudRunIdentity(
+            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
+            certs_url=settings.identity_certs_url, running=self._serves,
+            project_accounts={f"projects/{m.settings.project}/locations/{m.settings.region}/":
+                              m.settings.bot_service_account_id for m in members.values()})
+
+    async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
+        member = self._members[cell]
+        try:  # a retry (at any replica) meets the execution an earlier run made here
+            existing = await member.existing(spec.session_id)
+        except MachinesError as exc:
+            if turn_away and self.drain_reason(exc, cell) is not None:
+                raise  # no launch of the session was sent anywhere yet: the project is drained, the start moves on
+            raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None  # never run a second
+        return existing or await member.run_session(spec, turn_away=turn_away)
+
+    def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
+        """Throttling or the quota (nothing was made), said by its code alone; a grant refused (the
+        operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
+        if isinstance(exc, CellTurnedAway):
+            return exc.message
+        if exc.reason == "cloudrun_throttled":  # the last open cell, still throttling after its retries
+            return "RESOURCE_EXHAUSTED"
+        if exc.reason == "cloudrun_capacity":
+            return "the project's quota of running executions"
+        if exc.reason == "cloudrun_unauthorized" and not isinstance(exc, ReleaseImageMissing):
+            log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
+            return "its grant was refused (the dispatcher's log says how)"
+        return None
+
+    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+        """The running execution of a credential's session, read in its own cell (cloudrun/identity.py)."""
+        if kind != "session" or (found := await self.find(subject)) is None:
+            return None
+        return await self._members[found[0]].running_execution(subject)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.identity.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: a Cloud Run bot finds the channel in its job's env, as cloudrun's."""
