@@ -5,11 +5,14 @@ port in the call's dialog (its Call-ID); the edge never sees it, and SIPp answer
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import uuid
 from dataclasses import dataclass, field
 
+from tests.sip.conftest import NUMBER, EdgeProcess
+from tests.sip.sipp import SippRun, run_sipp
 from tests.support.ports import free_port
 
 _cseqs = itertools.count(100)
@@ -21,6 +24,12 @@ class CuedCaller:
     sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     call_id: str = field(default_factory=lambda: f"cued-{uuid.uuid4().hex}@127.0.0.1")
     cued: bool = False
+
+    def calling(self, edge: EdgeProcess, scenario: str, media_port: int | None = None) -> asyncio.Task[SippRun]:
+        """SIPp the trunk's caller playing `scenario` to `edge`, listening where `cue` sends: its run, to its end."""
+        return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir,
+                                                     media_port=media_port, sip_port=self.sip_port,
+                                                     call_id=self.call_id))
 
     def cue(self) -> None:
         """Sends the caller its INFO, once (a second, where the scenario waits for none, would fail the

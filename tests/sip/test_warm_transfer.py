@@ -28,7 +28,7 @@ from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp
-from tests.sip.sipp import SippRun, run_callee, run_sipp
+from tests.sip.sipp import SippRun, run_callee
 from tests.sip.test_transfer import EDGE_SECRET, active_session, bridged_line, ended_events, events_of, one
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
@@ -81,14 +81,6 @@ async def warm_once_answered(api: httpx.AsyncClient, session_id: str, body: dict
         await asyncio.sleep(0.3)
 
 
-def cued_caller(edge: EdgeProcess, scenario: str, cued: CuedCaller, media_port: int | None = None
-                ) -> asyncio.Task[SippRun]:
-    """SIPp the trunk's caller playing `scenario`, listening where `cued` sends its cue."""
-    return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir,
-                                                 media_port=media_port, sip_port=cued.sip_port,
-                                                 call_id=cued.call_id))
-
-
 @dataclass
 class WarmCall:
     session_id: str
@@ -112,7 +104,7 @@ async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_medi
     await wait_for_idle_bot(api)
     person = asyncio.create_task(asyncio.to_thread(run_callee, callee, line.person_port, line.edge.workdir,
                                                    media_port=person_media))
-    call = cued_caller(line.edge, scenario, cued, caller_media)
+    call = cued.calling(line.edge, scenario, caller_media)
     session_id = await active_session(api)
     answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": summary})
     return WarmCall(session_id, answer, time.time(), cued, call, person)
@@ -161,7 +153,7 @@ async def test_a_warm_transfer_holds_the_caller_briefs_the_person_then_bridges_t
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
                                                            line.edge.workdir, media_port=person_media))
-            call = cued_caller(line.edge, "call_warm", cued, caller_media)
+            call = cued.calling(line.edge, "call_warm", caller_media)
             session_id = await active_session(api)
             asked = time.time()
             answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
@@ -210,7 +202,7 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_rings", line.person_port,
                                                            line.edge.workdir))
-            call = cued_caller(line.edge, "call_warm_until_cued", cued, caller_media)
+            call = cued.calling(line.edge, "call_warm_until_cued", caller_media)
             session_id = await active_session(api)
             answer = await warm_once_answered(api, session_id, {"to": DESK})
             answered = time.time()
@@ -255,7 +247,7 @@ async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers_late", line.person_port,
                                                            line.edge.workdir))
-            call = cued_caller(line.edge, "call_warm_reinvite", cued, caller_media)
+            call = cued.calling(line.edge, "call_warm_reinvite", caller_media)
             session_id = await active_session(api)
             answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
             bridged = time.time()
