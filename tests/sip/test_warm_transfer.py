@@ -97,7 +97,7 @@ class WarmCall:
 
 
 async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int, cued: CuedCaller,
-                    person_media: int | None = None, *, scenario: str = "call_warm_until_cued",
+                    person_media: int | None = None, *, scenario: str = "call_until_cued",
                     summary: str = SUMMARY) -> WarmCall:
     """A caller (`scenario`, cued by `cued`) handed warm, with `summary`, to a person playing `callee`, up to
     the transfer's answer."""
@@ -202,7 +202,7 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_rings", line.person_port,
                                                            line.edge.workdir))
-            call = cued.calling(line.edge, "call_warm_until_cued", caller_media)
+            call = cued.calling(line.edge, "call_until_cued", caller_media)
             session_id = await active_session(api)
             answer = await warm_once_answered(api, session_id, {"to": DESK})
             answered = time.time()
