@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from bot import tracing
+from bot.answered_by import heard_verdict
 from bot.channel_client import BotChannel, ChannelError
 from bot.config import BotConfig, ChannelSettings
 from bot.events import EventWriter, tag_logs
@@ -47,6 +48,7 @@ from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.transfer import serve_transfers
 from bot.warm_steps import warm_handler
+from botchannel.answered_by import METHOD_ANSWERED_BY
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
     FIRST_DIAL_DELAYS_SECONDS,
@@ -132,6 +134,7 @@ class ChannelSession:
         cold = self.config.session_id if self.settings.cold else None
         handlers = {METHOD_ASSIGN: self._assign, METHOD_FREEZE: self._freeze, METHOD_STOP: self._stop,
                     METHOD_WARM_TRANSFER: warm_handler(_speech),  # a warm transfer's lines (bot/warm_speech.py)
+                    METHOD_ANSWERED_BY: heard_verdict,  # who answered a call placed out (bot/answered_by.py)
                     **{m: self._guarded(h) for m, h in self.signalling.items()}}
         self.channel = BotChannel(
             self.settings.url,

@@ -3,12 +3,15 @@ first sighting are checked (Twilio's: dispatcher/api/routers/twilio_dial.py; Tel
 dispatcher/api/routers/telnyx_dial.py). Both carriers speak Twilio's words (`CallStatus`, `AnsweredBy`), so
 one implementation records the outcome as the trunk path records it (dispatcher/api/call_outcomes.py), and
 does what a machine's answer asks: hang up; or hand the call to a fresh stream whose bot finds `answered_by`
-in its body (`message`: at the beep; `flag`: at once), the first session ending `voicemail`."""
+in its body (`message`: at the beep; `flag`: at once), the first session ending `voicemail`. A verdict that
+leaves the call with its bot (a person, none, a machine whose beep is awaited) is told to that bot
+(dispatcher/phone/verdict_to_bot.py), and the timeline's `answered_by` says what it heard (`bot`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from botchannel.answered_by import ANSWERED_BY, AnsweredBy
 from dispatcher.api.call_outcomes import record_outcome
 from dispatcher.api.call_place import placed_base
 from dispatcher.api.phone_start import phone_start
@@ -16,9 +19,8 @@ from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.twilio_calls import TwilioRefused, Unanswered
-from dispatcher.phone.twilio_dial import MACHINE, NOT_ANSWERED, voicemail_action
-
-ANSWERED_BY = ("human", *MACHINE, "fax", "unknown")
+from dispatcher.phone.twilio_dial import NOT_ANSWERED, voicemail_action
+from dispatcher.phone.verdict_to_bot import tell_bot
 
 
 async def status_event(state: AppState, dialer: Dialer, session_id: str, form: dict[str, str],
@@ -40,8 +42,11 @@ async def amd_event(state: AppState, dialer: Dialer, session_id: str, form: dict
     if answered_by not in ANSWERED_BY:
         raise ApiError(400, "invalid_form", f"AnsweredBy is one of {', '.join(ANSWERED_BY)}")
     carrier = dialer.carrier
-    state.sessions.timeline.note(session_id, "answered_by", answered_by=answered_by, carrier=carrier)
     action = voicemail_action(str(kept.get("voicemail")), answered_by)
+    heard: dict[str, Any] = {}
+    if action is None:  # the call stays with the bot already talking on it: it hears who answered
+        heard["bot"] = await tell_bot(state.channels, state.remote, session_id, AnsweredBy(answered_by, carrier))
+    state.sessions.timeline.note(session_id, "answered_by", answered_by=answered_by, carrier=carrier, **heard)
     fields: dict[str, Any] = {"carrier": carrier, "call_sid": call_sid, "answered_by": answered_by}
     owner = state.phone.owners(str(kept.get("owner")))
     try:

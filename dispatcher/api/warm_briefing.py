@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS, METHOD_WARM_TRANSFER, STOP_SECONDS
 from dispatcher.api.state import AppState
+from dispatcher.channel.remote import ask_bot
 from dispatcher.errors import ApiError
 from dispatcher.phone.sip_transfers import WARM_ASKED, WARM_UNDER_WAY_SECONDS, warm_key
 from dispatcher.phone.transfer_target import MAX_SUMMARY_CHARS
@@ -73,7 +74,4 @@ async def tell_bot(state: AppState, session_id: str, step: WarmStep) -> dict[str
 
 async def _ask(state: AppState, session_id: str, params: Mapping[str, Any], timeout: float
                ) -> Mapping[str, Any] | None:
-    link = state.channels.link_for(session_id)
-    if link is not None:
-        return await link.request(METHOD_WARM_TRANSFER, params, timeout=timeout)
-    return await state.remote.ask(session_id, METHOD_WARM_TRANSFER, params, timeout=timeout)
+    return await ask_bot(state.channels, state.remote, session_id, METHOD_WARM_TRANSFER, params, timeout)

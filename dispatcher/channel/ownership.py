@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from botchannel.answered_by import METHOD_ANSWERED_BY
 from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER, METHOD_STOP
 from botchannel.transfer import METHOD_WARM_TRANSFER
 from dispatcher.channel.bots import BotChannels, BotLink
@@ -28,9 +29,11 @@ log = logging.getLogger("dispatcher.channel.ownership")
 
 # What another replica may relay to a bot here: signalling, and where a phone call's media is (the
 # call's carrier socket at the asking replica), a stop where the platform has none (Cerebrium), and a warm
-# transfer's step (the SIP edge's report reached another replica).
+# transfer's step (the SIP edge's report reached another replica), and who answered a call placed out (the
+# carrier's callback reached another replica).
 # `assign` is only ever sent by the replica holding the bot.
-RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_STOP, METHOD_WARM_TRANSFER})
+RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_STOP, METHOD_WARM_TRANSFER,
+                       METHOD_ANSWERED_BY})
 MAX_PENDING_WRITES = 10_000
 
 

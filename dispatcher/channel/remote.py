@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
@@ -33,3 +34,14 @@ class StoreRemote:
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the "
                            "session's bot", retry_after=2.0) from None
+
+
+async def ask_bot(channels: BotChannels, remote: StoreRemote, session_id: str, method: str,
+                  params: Mapping[str, Any], timeout: float) -> Mapping[str, Any] | None:
+    """The answer of the session's bot, its channel here or at another replica; None when no replica holds
+    it. An `ApiError` when the bot refused or did not answer (`BotRequestFailed`, `RelayRefused`), or the
+    store could not be asked."""
+    link = channels.link_for(session_id)
+    if link is not None:
+        return await link.request(method, params, timeout=timeout)
+    return await remote.ask(session_id, method, params, timeout=timeout)

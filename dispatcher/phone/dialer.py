@@ -5,6 +5,7 @@ One implementation; a carrier says how its create is sent, how its refusals read
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from dispatcher.errors import ApiError
@@ -14,8 +15,11 @@ from dispatcher.phone.twilio_dial import KEPT_SECONDS, DialSettings
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
+from dispatcher.store.unavailable import StoreUnavailable
 
-CALL_SID_KEPT = "call_sid"  # a kept call's own SID, where its first signed callback named it (Telnyx's)
+log = logging.getLogger("dispatcher.phone")
+
+CALL_SID_KEPT = "call_sid"  # a kept call's SID: named by the create's answer (Twilio), or the first signed callback
 UNANSWERED = "_unanswered"  # the ending of the code of a create whose answer never came: it may ring yet
 
 
@@ -56,7 +60,31 @@ class Dialer:
                            f"have been placed; follow its session {session_id} (`GET /sessions/{session_id}`) before "
                            "placing it again, or ask again with the same Idempotency-Key",
                            extra={"session_id": session_id}) from None
-        return self._sid_of(answer)
+        sid = self._sid_of(answer)
+        if sid is not None:  # the carrier named the call to this dispatcher: its bot may hand it to a person
+            await self._keep_sid(session_id, kept, sid)
+        return sid
+
+    async def _keep_sid(self, session_id: str, kept: dict[str, Any], sid: str) -> None:
+        """The call's SID kept beside its values. The call is placed by now: a store that cannot keep it leaves
+        the call as it is, which its bot then cannot transfer (`call_not_verified`)."""
+        try:
+            await self.keep_call(session_id, {**kept, CALL_SID_KEPT: sid})
+        except (ApiError, StoreUnavailable) as exc:
+            log.warning("placed call %s: its %s SID was not kept, so it cannot be transferred: %s", session_id,
+                        self.title, exc)
+
+    async def placed_call(self, session_id: str) -> str | None:
+        """The call placed for `session_id` as a transfer names it, where the carrier named it to this dispatcher
+        (Twilio: the create's answer; Telnyx: the first signed callback); None for a session this dispatcher
+        placed no call for, or whose call the carrier did not name yet. `StoreUnavailable` when the store
+        cannot say."""
+        sid = (await self.kept_call(session_id) or {}).get(CALL_SID_KEPT)
+        return self._transfer_id(sid) if isinstance(sid, str) else None
+
+    def _transfer_id(self, sid: str) -> str | None:
+        """A kept SID as this carrier's transfer names the call (Twilio's: the SID itself)."""
+        return sid
 
     async def kept_call(self, session_id: str) -> dict[str, Any] | None:
         return await self._kept.get(self._kept_key(session_id))

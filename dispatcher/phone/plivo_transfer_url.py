@@ -7,10 +7,12 @@ included). Plivo signs its fetch (X-Plivo-Signature-V3), which must name the sam
 ticket expires `TICKET_SECONDS` after it was minted. A captured fetch replayed only returns the XML
 to the replayer: Plivo dials what it fetched itself.
 
-Its once-only record (`claim_key`) settles one race alone: Plivo's fetch against the read-back
-after a transfer nobody answered (dispatcher/phone/transfers.py). Whoever records it first decides:
-the fetch (the call goes to the person; a repeat fetch of the same call gets the same `<Dial>`), or
-the read-back, which marks the ticket dead (`dead_key`) so a late fetch puts the call back to a bot.
+Its once-only record (`claim_key`) settles one race: Plivo's fetch against the dispatcher giving the
+transfer up (the read-back after a transfer nobody answered, or any other failure of it:
+dispatcher/phone/transfers.py). Whoever records it first decides: the fetch (the call goes to the
+person; a repeat fetch of the same call gets the same `<Dial>`), or the give-up, which marks the ticket
+dead (`dead_key`) so a late fetch rings no one: it puts the call back to a bot while its session lasts,
+and hangs it up (`hang_up_xml`) once the session is over (dispatcher/api/plivo_late_fetch.py).
 
 The XML is built here alone, `to` escaped as text: `<Number>` an E.164 number, `<User>` a SIP URI.
 No `callerId`: Plivo's `<Dial>` then presents the caller's own number to the person (its default).
@@ -87,6 +89,11 @@ def dial_xml(target: TransferTarget, time_limit: int) -> str:
     """`<Response><Dial timeLimit=…><Number>+14155550123</Number></Dial></Response>` (or `<User>sip:…`)."""
     noun = "User" if target.is_sip else "Number"
     return f'<Response><Dial timeLimit="{int(time_limit)}"><{noun}>{escape(target.to)}</{noun}></Dial></Response>'
+
+
+def hang_up_xml() -> str:
+    """A dead ticket's answer once its session is over: the call ends, nobody is rung, no session starts."""
+    return "<Response><Hangup/></Response>"
 
 
 def _mac(key: bytes, body: str) -> str:

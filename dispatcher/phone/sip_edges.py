@@ -4,32 +4,43 @@ comma-separated, each presenting the same `SIP_EDGE_SECRET` (docs/sip.md#outboun
 One client each, its connection bounded by CONNECT_SECONDS apart from the answer's wait: a host that is
 gone (its address drops the connection attempt, as a stopped cloud instance's does) costs a second, not
 the request's whole timeout. An edge that provably got nothing (its connection refused or never made) or
-that timed out is tried last for SKIP_SECONDS, logged once until it answers again. An edge that answered
-late or not at all may hold the call (dispatcher/phone/trunk_calls.py says why that matters), so the
-session stays bound to it (`bind`) while the other sessions go elsewhere first.
+that timed out is tried last for SKIP_SECONDS, logged once until it answers again (this replica's own
+preference: nothing rides on it).
+
+Which edge a session's call went to is recorded in the shared store before the request is sent (`claim`,
+`sip-edge:<session>`, as ECS cells record a launch's cell), so that every replica sends that session's retry
+to that edge alone (an edge that answered late or not at all may ring the callee: dispatcher/phone/
+trunk_calls.py) and its transfers to the edge holding the call. A store that does not answer refuses the call
+(503) rather than guess.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import re
 import time
-from collections import OrderedDict
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.settings import SettingsError
+from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
 SKIP_SECONDS = 10.0  # how long an edge that refused a connection (or timed out) is tried after the others
 CONNECT_SECONDS = 1.0  # an edge is on the region's private network: a connection takes milliseconds
-BOUND_SESSIONS = 1000  # sessions an edge may hold after a timeout; a retry comes within seconds
+RECORD = "sip-edge:"  # + session id: the edge its call was sent to (`FirstClaims`, the store's `home:` records)
+HOLD_MARGIN = 600.0  # seconds a record outlives the session's longest life: a late retry or transfer still finds it
 EDGE_URL = re.compile(r"https?://[^\s/]+")  # the edge's own check of the name it is told (sipedge/control.py)
 
 
@@ -81,38 +92,71 @@ def timed_out(exc: BaseException) -> bool:
     return isinstance(cause, TimeoutError) and not nothing_sent(exc)
 
 
+@dataclass(frozen=True)
+class EdgeClaim:
+    url: str  # the edge the session's call goes to
+    value: str  # the record: the URL and the try that made it
+    mine: bool  # whether this try made it (else an earlier try's, at any replica: that edge may hold its call)
+
+
 class SipEdges:
-    def __init__(self, urls: tuple[str, ...], secret: str, *, timeout: float, max_answer_bytes: int) -> None:
+    def __init__(self, urls: tuple[str, ...], secret: str, *, timeout: float, max_answer_bytes: int,
+                 records: FirstClaims) -> None:
+        """`records`: the store's first claims, shared by every replica (which edge each session's call went to)."""
         self.urls = urls
         self._clients = {url: HttpClient(url, timeout=timeout, connect_timeout=CONNECT_SECONDS,
                                          follow_redirects=False, max_answer_bytes=max_answer_bytes,
                                          headers={"Authorization": f"Bearer {secret}"}) for url in urls}
         self._down_until: dict[str, float] = {}
-        self._bound: OrderedDict[str, str] = OrderedDict()  # session -> the edge that may hold its call
-        self._took: OrderedDict[str, str] = OrderedDict()  # session -> the edge that took its call
+        self._records = records
 
     def client(self, url: str) -> HttpClient:
         return self._clients[url]
 
-    def in_turn(self, session_id: str | None = None) -> Iterator[str]:
-        """The edges in their listed order, those that failed lately last; for a session an edge may hold
-        (`bind`), that edge alone."""
-        if session_id is not None and (bound := self._bound.get(session_id)) is not None:
-            yield bound
-            return
+    def in_turn(self) -> Iterator[str]:
+        """The edges in their listed order, those that failed lately last."""
         now = time.monotonic()
         yield from sorted(self.urls, key=lambda url: self._down_until.get(url, 0.0) > now)
 
-    def bind(self, session_id: str, url: str) -> None:
-        """`session_id`'s call may be at `url` (its request went unanswered): its retries go there alone."""
-        _remember(self._bound, session_id, url)
+    async def claim(self, session_id: str, url: str, seconds: float) -> EdgeClaim:
+        """Records `url` for `seconds` as the edge `session_id`'s call is sent to, before it is sent: the edge recorded
+        first (by any replica, an earlier try's), which the call then goes to alone. 503 when the store does
+        not answer, or when the recorded edge is no longer listed: never another edge, which might ring the
+        callee a second time."""
+        mine = f"{url} {uuid.uuid4().hex[:16]}"  # this try's own: an earlier try's record at `url` is kept
+        try:
+            value = await self._records.first(RECORD + session_id, mine, seconds)
+        except StoreUnavailable:
+            raise ApiError(503, "sip_edge_unrecorded", "the shared store (REDIS_URL) did not answer, so the "
+                           "dispatcher cannot record which SIP edge places this call (without it, a retry at "
+                           "another replica could ring the callee twice): nothing was placed, try again",
+                           retry_after=5.0) from None
+        holder = value.split(" ", 1)[0]
+        if holder not in self._clients:
+            raise ApiError(503, "sip_edge_unlisted", f"an earlier try of this call went to the SIP edge "
+                           f"{holder[:80]!r}, which SIP_EDGE_URL no longer lists: it may hold the call, so no other "
+                           "edge places it; list that edge again, or place the call with another Idempotency-Key",
+                           retry_after=60.0)
+        return EdgeClaim(holder, value, mine=value == mine)
 
-    def took(self, session_id: str, url: str) -> None:
-        _remember(self._took, session_id, url)
+    async def let_go(self, session_id: str, claim: EdgeClaim) -> None:
+        """The edge of this try's `claim` provably placed nothing: another edge may take the call (a store that
+        does not answer keeps the record, at worst sending a retry to that edge again)."""
+        if claim.mine:
+            with contextlib.suppress(StoreUnavailable):
+                await self._records.let_go(RECORD + session_id, claim.value)
 
-    def took_call(self, session_id: str) -> str | None:
-        """The edge that took `session_id`'s call from this replica, if it did (its stream may say otherwise)."""
-        return self._took.get(session_id)
+    async def recorded(self, session_id: str) -> str | None:
+        """The listed edge `session_id`'s call was sent to, as the store recorded it; None when none is (an
+        inbound call, one edge) or the store does not answer."""
+        try:
+            value = await self._records.held(RECORD + session_id)
+        except StoreUnavailable:
+            log.warning("phone call %s: the store did not say which SIP edge holds it; its stream's word is taken",
+                        session_id)
+            return None
+        holder = value.split(" ", 1)[0] if value is not None else None
+        return holder if holder in self._clients else None
 
     def failed(self, url: str, exc: BaseException) -> None:
         """A request to `url` got no answer: after a connection not made or a timeout, the other sessions'
@@ -142,14 +186,6 @@ class SipEdges:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
-
-
-def _remember(sessions: OrderedDict[str, str], session_id: str, url: str) -> None:
-    """The latest BOUND_SESSIONS sessions' edges: a session's call and its retries come within minutes."""
-    sessions[session_id] = url
-    sessions.move_to_end(session_id)
-    while len(sessions) > BOUND_SESSIONS:
-        sessions.popitem(last=False)
 
 
 def json_of(answer: HttpResponse) -> Any:

@@ -16,11 +16,12 @@ name it, and a step naming no warm transfer under way is refused, so the route m
 A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
 `<Dial timeLimit>`): the edge then hangs up both legs.
 
-With several edges, the one holding the call is the one this replica handed its outbound call to, else the
-one its stream's `start` names (`edge_url`: the dispatcher told it at an outbound call's hand-over, and an
-edge's `control_url` says it for inbound ones), if SIP_EDGE_URL lists it; the request goes there alone, never
-to every edge. A call that names none of them is not transferred (409 naming the edge's setting). The bot is
-sent the `start` without `edge_url` (`unshown_to_bot`)."""
+With several edges, the one holding the call is the one the store records for an outbound call (whichever
+replica handed it over: dispatcher/phone/sip_edges.py), else the one its stream's `start` names (`edge_url`:
+the dispatcher told it at an outbound call's hand-over, and an edge's `control_url` says it for inbound ones),
+if SIP_EDGE_URL lists it; the request goes there alone, never to every edge. A call that names none of them
+is not transferred (409 naming the edge's setting). The bot is sent the `start` without `edge_url`
+(`unshown_to_bot`)."""
 
 from __future__ import annotations
 
@@ -72,13 +73,15 @@ class SipHanded:
 
 
 class SipTransfers:
-    def __init__(self, settings: TrunkCallSettings, under_way: FirstClaims | None = None) -> None:
-        self._under_way = under_way  # the warm transfers asked of the edge, for its steps (`warm_key`)
-        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=16384)
+    def __init__(self, settings: TrunkCallSettings, records: FirstClaims) -> None:
+        self._under_way = records  # the warm transfers asked of the edge, for its steps (`warm_key`)
+        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=16384,
+                              records=records)
 
-    def holding(self, named: object) -> str:
-        """The edge that holds a call whose stream named `named` as its edge; 409 when none listed is named."""
-        edge = self.edges.holding(named)
+    async def holding(self, session_id: str, named: object) -> str:
+        """The edge that holds `session_id`'s call: the one the store recorded its outbound call at, else the
+        one its stream named as its edge (`named`); 409 when neither is listed."""
+        edge = await self.edges.recorded(session_id) or self.edges.holding(named)
         if edge is None:
             raise ApiError(409, "sip_edge_unknown", "this call's stream did not name its SIP edge as SIP_EDGE_URL "
                            "lists it, so the dispatcher cannot tell which of the edges holds it: set each edge's "
@@ -119,8 +122,6 @@ class SipTransfers:
         raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
 
     async def _record_warm(self, session_id: str, request_id: str) -> None:
-        if self._under_way is None:
-            return
         try:
             await self._under_way.first(warm_key(session_id, request_id), WARM_ASKED, WARM_UNDER_WAY_SECONDS)
         except StoreUnavailable:  # the edge's steps are refused: the person is called, the bot says nothing

@@ -101,11 +101,7 @@ def build_phone_state(
                         here.urls[here.here] if here.several else phone.public_url, phone.token_key,
                         phone.plivo_api_url, claims=coordination.webhooks)
              if phone.plivo_auth_id is not None and phone.plivo_auth_token is not None else None)
-    sip = SipTransfers(edge, under_way=coordination.key_holders) if edge is not None else None
-    transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=sip, telnyx=telnyx, plivo=plivo)
-    handing = TransfersAnywhere(transfers, coordination)
-    channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
+    sip = SipTransfers(edge, coordination.key_holders) if edge is not None else None
     several = (regions or Regions()).several
     dialers: dict[str, Dialer] = {}
     no_dialer: dict[str, str] = {}
@@ -116,6 +112,10 @@ def build_phone_state(
             dialers[carrier] = dialer
         else:
             no_dialer[carrier] = why_not
+    transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
+                          sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers)  # the calls placed out, too
+    handing = TransfersAnywhere(transfers, coordination)
+    channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,

@@ -25,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.dialer import Dialer
-from dispatcher.phone.telnyx_calls import TelnyxCalls
+from dispatcher.phone.telnyx_calls import TelnyxCalls, call_id
 from dispatcher.phone.twilio_calls import TwilioRefused
 from dispatcher.phone.twilio_dial import STATUS_EVENTS
 
@@ -73,6 +73,9 @@ class TelnyxDialer(Dialer):
 
     def _sid_of(self, answer: dict[str, Any]) -> str | None:
         return None  # documented as {from, to, status}: the call is named by its signed callbacks alone
+
+    def _transfer_id(self, sid: str) -> str | None:
+        return call_id(self.account, sid)  # TeXML's REST path names the account and the call
 
     def _refusal(self, exc: TwilioRefused) -> ApiError:
         """Telnyx's 422 is its refusal of the request's values (the numbers, above all): the caller's to fix."""

@@ -11,13 +11,14 @@ the same call: the stream's own `start` message could name any call of the accou
 `POST /start` token writes it), and the update redirects whichever call it names. A Telnyx (or Plivo) call's ids
 are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
 TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
-word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
+word of whoever opened the stream, and only the token carries the AccountSid the REST path needs. A call
+placed out (`POST /calls`): the id its carrier named to the dispatcher (dialer.py `placed_call`).
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
 Over, the caller left (a stream closed by a hang-up is not a transfer); still up with its stream
-closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket,
-whose record the read back claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
+closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket, whose
+record a give-up claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
 the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken. The
 whole request fits in `budget_seconds`, under the bot's wait for its answer (botchannel/transfer.py).
 """
@@ -28,9 +29,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Message
 
@@ -67,6 +68,12 @@ NOT_CONFIGURED = {
 }
 
 
+class PlacedCalls(Protocol):
+    """A carrier's calls placed out (dispatcher/phone/dialer.py `Dialer`): the call placed for a session."""
+
+    async def placed_call(self, session_id: str) -> str | None: ...
+
+
 @dataclass
 class LiveCall:
     session_id: str
@@ -78,7 +85,8 @@ class LiveCall:
     transferred: dict[str, Any] | None = None
     held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
     via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
-    sip_edge: object = None  # the edge holding it, as its stream's `start` named it (`edge_url`), unchecked
+    sip_edge: object = None  # the edge its stream's `start` named (`edge_url`), unchecked
+    stream_said: str | None = None  # the call its stream's `start` named (Twilio's `callSid`), unchecked
 
 
 class Transfers:
@@ -86,8 +94,9 @@ class Transfers:
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
-                 plivo: CallsResource | None = None) -> None:
+                 plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
+        self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -96,14 +105,13 @@ class Transfers:
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
 
-    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message],
-               handed_to: str | None = None) -> LiveCall:
+    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message]) -> LiveCall:
         """The call's bot is attached: its session may be transferred from now on, its CallSid read
-        from the carrier's first messages (Twilio's `start`). `handed_to`: the SIP edge this replica handed
-        the session's outbound call to, which its stream's word does not override."""
+        from the carrier's first messages (Twilio's `start`)."""
         call = LiveCall(session_id, carrier, signed_call)
         start = _start_of(handshake)
         said = start.get("callSid") if carrier == "twilio" else None
+        call.stream_said = said if isinstance(said, str) else None
         if isinstance(said, str) and said == signed_call:
             call.call_sid = said
         if carrier in ("telnyx", "plivo"):  # only a signed webhook mints a token that names the call
@@ -111,8 +119,8 @@ class Transfers:
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
-        named = handed_to or start.get("edge_url")  # another replica's hand-over: the stream's word, checked later
-        call.sip_edge = named if call.via_sip_edge else None  # a listed edge's alone is asked
+        # The edge the stream names, checked later: the store's record of an outbound call's edge comes first.
+        call.sip_edge = start.get("edge_url") if call.via_sip_edge else None
         self._live[session_id] = call
         return call
 
@@ -148,10 +156,13 @@ class Transfers:
         if rest is None:
             raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
         self._check_allowed(target)
+        if call.call_sid is None and call.signed_call is None:
+            await self._placed_here(call)
         if call.call_sid is None or not CALL_IDS[call.carrier].fullmatch(call.call_sid):
             raise ApiError(409, "call_not_verified", f"this call's id was not signed by {rest.carrier}: only a call "
-                           f"that came in through the signed webhook (POST /phone/{call.carrier}) can be transferred, "
-                           "since a stream opened with a POST /start token could name any call of the account")
+                           f"that came in through the signed webhook (POST /phone/{call.carrier}), or one this "
+                           "dispatcher placed (POST /calls) once the carrier named it, can be transferred, since a "
+                           "stream opened with a POST /start token could name any call of the account")
         missing = rest.missing_setting()
         if missing is not None:
             raise ApiError(409, "transfer_not_configured", missing)
@@ -161,11 +172,31 @@ class Transfers:
             answer, reconciled = await self._update(rest, call, target)
         except OutcomeUnknown:
             raise  # still `transferring`: the carrier may hold the first TwiML, a second one must not follow
+        except Exception:
+            await _ticket_given_up(rest, call)  # Plivo's ticket, if any, dials no one from now on
+            self._not_transferred(call)
+            raise
         except BaseException:
             self._not_transferred(call)
             raise
         return self._transferred(call, target, call.carrier, str(answer.get("status") or "unknown"),
                                  reconciled=reconciled or None)
+
+    async def _placed_here(self, call: LiveCall) -> None:
+        """The call's id where this dispatcher placed it: its token was minted before the call existed, so the id
+        is the one the carrier named to the dispatcher itself (Twilio's create answer, a Telnyx call's first
+        signed callback), kept with the call's values; Twilio's only if the stream's `start` named it too."""
+        placed = self._placed.get(call.carrier)
+        if placed is None:
+            return
+        try:
+            sid = await placed.placed_call(call.session_id)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot read which call "
+                           "this dispatcher placed for the session; nothing was transferred, try again",
+                           retry_after=2.0) from None
+        if sid is not None and (call.carrier != "twilio" or sid == call.stream_said):
+            call.call_sid = sid
 
     async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
         """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py)."""
@@ -174,7 +205,7 @@ class Transfers:
                            "can ask the SIP edge to hand its calls over (docs/sip.md)")
         self._check_allowed(target)
         self._check_transferable(call)
-        edge = self._sip.holding(call.sip_edge)
+        edge = await self._sip.holding(call.session_id, call.sip_edge)
         call.transferring = True
         try:
             handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
@@ -306,6 +337,21 @@ async def _fetched(rest: CallsResource, call: LiveCall) -> bool:
                     rest.carrier)
         raise OutcomeUnknown(rest.carrier) from None
     return killed is False
+
+
+async def _ticket_given_up(rest: CallsResource, call: LiveCall) -> None:
+    """A transfer given up (refused, the call over, not taken): a ticket the carrier may still fetch (Plivo's
+    `aleg_url`, after a read back that found the call over, say) is killed, so its late fetch rings no one
+    for a call the dispatcher answered as not transferred."""
+    assert call.call_sid is not None
+    try:
+        killed = await rest.killed_unfetched(call.call_sid)
+    except StoreUnavailable:
+        log.warning("phone call %s: the store did not record the given-up transfer's ticket as dead",
+                    call.session_id)
+        return
+    if killed is False:
+        log.warning("phone call %s: %s fetched the transfer before it was given up", call.session_id, rest.carrier)
 
 
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:

@@ -12,16 +12,17 @@ With several edges (dispatcher/phone/sip_edges.py) a call goes to the first list
 the next only when one provably placed nothing: its connection refused or not made within a second, or its
 answer `503` full or not ready. A timeout or a lost answer stops there, since that edge may ring the callee
 (the session then ends as a call the edge never took does, its token spent); a second edge would ring them
-twice, so that session's retry (its Idempotency-Key) goes back to that edge, while other calls go to the
-other edges first. `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the
-trunk's (`trunk:<name>`) whichever edge places the call.
+twice, so that session's retry (its Idempotency-Key) goes back to that edge, at whichever replica it comes
+(the edge is recorded in the store before it is asked), while other calls go to the other edges first.
+`GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the trunk's
+(`trunk:<name>`) whichever edge places the call.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,9 @@ from dispatcher.outbound.http_client import HttpError, HttpResponse
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
-from dispatcher.phone.sip_edges import SipEdges, edge_urls, json_of, nothing_sent
+from dispatcher.phone.sip_edges import HOLD_MARGIN, SipEdges, edge_urls, json_of, nothing_sent
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
-from dispatcher.store.coordination import CreateLimits
+from dispatcher.store.coordination import CreateLimits, FirstClaims
 from dispatcher.usage.trunk_line import TrunkLine, line_of
 from voicefleet_settings.read import setting_float, setting_text
 
@@ -84,10 +85,15 @@ def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
 
 
 class TrunkCalls:
-    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces) -> None:
+    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces, records: FirstClaims, *,
+                 max_session_seconds: float) -> None:
+        """`records`: the store's, where each session's edge is recorded for its longest life and HOLD_MARGIN
+        (its retries and transfers come within it)."""
         self.settings = settings
         self._limits = limits
-        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=65536)
+        self._hold_seconds = max_session_seconds + HOLD_MARGIN
+        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=65536,
+                              records=records)
         self._trunks: dict[str, TrunkInfo] = {}
         self._trunks_at = -math.inf
         self.joins_paths = False  # the edge's `GET /trunks` says it takes a call's stream as a path
@@ -133,40 +139,53 @@ class TrunkCalls:
 
     async def hand_over(self, order: Mapping[str, Any]) -> str:
         """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.
-        A session whose earlier hand-over an edge may hold (unanswered) goes to that edge alone."""
+        Each edge is recorded in the store as the session's before it is asked (`SipEdges.claim`): a session
+        an earlier try recorded at an edge (at any replica) goes to that edge alone, and a record is let go
+        only when the edge this try recorded provably placed nothing."""
+        session_id = str(order["session_id"])
         several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
-        url, _ = await self._at_first("POST", "/calls", lambda url: {**order, "edge_url": url} if several
-                                      else dict(order), session_id=str(order["session_id"]))
-        self.edges.took(str(order["session_id"]), url)  # its transfers go there (dispatcher/phone/transfers.py)
-        return url
+        nothing: ApiError | None = None
+        edges = list(self.edges.in_turn())
+        for url in edges:
+            claim = await self.edges.claim(session_id, url, self._hold_seconds)
+            body = {**order, "edge_url": claim.url} if several else dict(order)
+            try:
+                answer = await self._answer(claim.url, "POST", "/calls", json=body,
+                                            last=not claim.mine or url == edges[-1])
+                self._read(answer, "/calls")
+            except (_NothingPlaced, _Refused) as exc:
+                await self.edges.let_go(session_id, claim)  # this try's record alone: an earlier try's edge keeps it
+                if isinstance(exc, _Refused):
+                    raise
+                if not claim.mine:
+                    raise exc.error from None
+                nothing = exc.error
+                continue
+            return claim.url
+        assert nothing is not None  # noqa: S101 - there is at least one edge
+        raise nothing
 
     async def _request(self, method: str, path: str) -> Any:
-        return (await self._at_first(method, path))[1]
-
-    async def _at_first(self, method: str, path: str, body: Callable[[str], dict[str, Any]] | None = None,
-                        session_id: str | None = None) -> tuple[str, Any]:
-        """The first edge that did something with the request, and its answer's JSON. An edge that provably did
-        nothing (no connection made, its answer `503` full or not ready) passes the request to the next; a
-        request without a body (it places nothing) passes on whatever went wrong."""
+        """A question any edge answers (`GET /trunks`, which places nothing): the first edge's that does."""
         nothing: ApiError | None = None
-        edges = list(self.edges.in_turn(session_id))
+        edges = list(self.edges.in_turn())
         for url in edges:
             try:
-                answer = await self._answer(url, method, path, json=body(url) if body is not None else None,
-                                            last=url == edges[-1], session_id=session_id)
-                return url, self._read(answer, path)
+                return self._read(await self._answer(url, method, path, json=None, last=url == edges[-1]), path)
             except _NothingPlaced as exc:
                 nothing = exc.error
         assert nothing is not None  # noqa: S101 - there is at least one edge
         raise nothing
 
-    async def _answer(self, url: str, method: str, path: str, *, last: bool, session_id: str | None,
+    async def _answer(self, url: str, method: str, path: str, *, last: bool,
                       json: dict[str, Any] | None) -> HttpResponse:
         """The edge's answer. A call's first try that may have reached it (a timeout, a reset, a 5xx other than
-        full) is retried with backoff at this edge alone, as it takes a session's call once, and binds the
-        session to it; so is one refused at the `last` edge to ask (it may be restarting)."""
+        full) is retried with backoff at this edge alone, as it takes a session's call once; so is one refused
+        at the `last` edge to ask (it may be restarting). `_NothingPlaced` when the edge provably got nothing
+        (or, for a question, whatever went wrong short of the last edge); an `ApiError` when it may hold it."""
         client = self.edges.client(url)
         passes_on = json is None and not last  # a question (`GET /trunks`): the next edge answers it as well
+        reached = False  # whether a try may have reached the edge
         try:
             answer = await client.request(method, path, json=json, timeout=REQUEST_SECONDS)
         except HttpError as exc:
@@ -174,8 +193,7 @@ class TrunkCalls:
             if (nothing_sent(exc) or passes_on) and not last:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge could not be reached "
                                               f"({exc}); try again", retry_after=5.0)) from None
-            if not nothing_sent(exc) and session_id is not None:
-                self.edges.bind(session_id, url)
+            reached = not nothing_sent(exc)
         else:
             self.edges.answered(url)
             if answer.status_code not in RETRYABLE_STATUSES or _code(answer) in PLACED_NOTHING:
@@ -183,16 +201,16 @@ class TrunkCalls:
             if passes_on:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge answered HTTP "
                                               f"{answer.status_code}; try again", retry_after=5.0))
-            if session_id is not None:
-                self.edges.bind(session_id, url)
+            reached = True
         try:
             return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json)
         except Transient as exc:
-            if session_id is not None and not (exc.status is None and nothing_sent(exc.__cause__ or exc)):
-                self.edges.bind(session_id, url)  # a retry may have reached it
             retry = exc.retry_after if exc.retry_after is not None else 5.0
-            raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
-                           retry_after=retry) from None
+            error = ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
+                             retry_after=retry)
+            if reached or not (exc.status is None and nothing_sent(exc.__cause__ or exc)):
+                raise error from None  # a try may have reached it: it may hold the call
+            raise _NothingPlaced(error) from None
 
     def _read(self, answer: HttpResponse, path: str) -> Any:
         data = json_of(answer)
@@ -206,11 +224,15 @@ class TrunkCalls:
                                               "try again", retry_after=retry_after_of(answer.headers) or 5.0))
             status = answer.status_code if answer.status_code in (403, 404, 422) else 502
             code = "call_not_allowed" if status == 403 else "sip_edge_refused"
-            raise ApiError(status, code, f"the SIP edge refused the call: {message}")
+            raise _Refused(status, code, f"the SIP edge refused the call: {message}")
         return data
 
     async def aclose(self) -> None:
         await self.edges.aclose()
+
+
+class _Refused(ApiError):
+    """The edge answered that it will not place the call (a final answer, not one to retry): it holds nothing."""
 
 
 class _NothingPlaced(Exception):

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from botchannel.answered_by import MACHINE
 from dispatcher.phone.transfer_target import E164
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
 from voicefleet_settings.read import SettingsError, setting_choice, setting_float, setting_int, setting_list
 
 VOICEMAIL_CHOICES = ("hang_up", "message", "flag")
-MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
 # The final CallStatus (Twilio's, and Telnyx's TeXML, which copies it) of a call never answered → the outcome
 # the trunk path records too.
 NOT_ANSWERED = {"busy": "busy", "no-answer": "no_answer", "failed": "failed", "canceled": "canceled"}

@@ -27,6 +27,7 @@ from voicefleet.main import voicefleet
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports: seconds per call
 
 TO, FROM = "+14155550100", "+14155550199"
+DESK = "+14155550123"  # the person a placed call is handed to
 FAKES = {"twilio": FakeTwilioCalls, "telnyx": FakeTelnyxCalls}
 
 
@@ -42,7 +43,8 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory,
                carrier: tuple[str, FakeTwilioCalls]) -> Iterator[DispatcherProcess]:
     port = free_port()  # the carrier is told the dispatcher's own address (PHONE_PUBLIC_URL), never a request's Host
     env = {**phone_env(tmp_path_factory.mktemp("calls")), **carrier[1].env(),
-           "PHONE_PUBLIC_URL": f"http://127.0.0.1:{port}", **calls_allowed(carrier[0], (FROM,))}
+           "PHONE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PHONE_TRANSFER_TARGETS": DESK,
+           **calls_allowed(carrier[0], (FROM,))}
     with run_dispatcher(tmp_path_factory.mktemp(f"{carrier[0]}-out"), env, port=port) as running:
         yield running
 
@@ -69,6 +71,13 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
         assert await line.next_bot_audio(timeout=60)  # the bot's greeting, on the call the carrier placed
         session = (await api.get(f"/sessions/{session_id}")).json()
         assert session["status"] in ("started", "joined"), session
+        # The carrier's detection says a person answered: the bot host takes the verdict (this bot registered
+        # no handler for it: bot/answered_by.py), and the timeline says so.
+        verdict = await fake.detect(placed.sid, "human")
+        assert verdict is not None and verdict.status_code == 204, verdict
+        told = [e.get("bot") for e in (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+                if e["event"] == "answered_by"]
+        assert told == ["no_handler"], told
     finally:
         await line.hang_up()
     for _ in range(300):
@@ -78,6 +87,27 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
         await asyncio.sleep(0.1)
     called = [(e.get("outcome"), e.get("call_sid"), e.get("carrier")) for e in events if e["event"] == "call_outcome"]
     assert called == [("answered", placed.sid, name)], events
+
+
+async def test_a_placed_call_is_handed_to_a_person_by_the_key_that_placed_it(
+        api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> None:
+    name, fake = carrier
+    await wait_for_idle_bot(api)
+    answer = await api.post("/calls", json={"to": TO, "from": FROM, "carrier": name})
+    assert answer.status_code == 201, answer.text
+    session_id, placed = answer.json()["session_id"], fake.placed[-1]
+    assert all(a.status_code == 204 for a in await fake.answer(placed.sid))
+    line = CarrierCall(name, placed.stream_url, call_id=placed.sid)
+    await line.open()
+    await line.handshake()
+    try:
+        assert await line.next_bot_audio(timeout=60)  # the bot talks on the call the carrier placed
+        handed = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})
+        assert handed.status_code == 200, handed.text
+        assert handed.json()["status"] == "transferred" and handed.json()["carrier"] == name
+        assert len(placed.twiml) == 1 and f"<Number>{DESK}</Number>" in placed.twiml[0], placed.twiml
+    finally:
+        await line.hang_up()
 
 
 async def test_the_command_places_a_call_and_follows_it_to_its_outcome(

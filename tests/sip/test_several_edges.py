@@ -30,13 +30,17 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.outbound.retry import Backoff
 from dispatcher.phone import trunk_calls
 from dispatcher.phone.relay import relay_call
-from dispatcher.phone.sip_edges import edge_urls
+from dispatcher.phone.sip_edges import SipEdges, edge_urls
 from dispatcher.phone.sip_transfers import SipTransfers, unshown_to_bot
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.client import Store
+from dispatcher.store.first_claims import StoreFirstClaims
+from dispatcher.store.memory import LocalFirstClaims
+from dispatcher.store.store_settings import StoreSettings
 from sipedge import control, stream_frames
 from sipedge.call_reports import CallReports
 from sipedge.call_transfer import InboundCall
@@ -154,7 +158,7 @@ def hung_edge() -> Iterator[str]:
 
 async def place(edges: str, times: int = 1, took: dict[str, str | None] | None = None) -> list[httpx.Response]:
     """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list.
-    `took`: filled with the edge the dispatcher keeps for each placed session (its transfers go there)."""
+    `took`: filled with the edge the dispatcher's store records for each placed session (its transfers go there)."""
     env = {"SIP_EDGE_URL": edges, "SIP_EDGE_SECRET": EDGE_SECRET, "DISPATCHER_API_KEYS": f"team-a:{KEY}"}
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
@@ -162,7 +166,7 @@ async def place(edges: str, times: int = 1, took: dict[str, str | None] | None =
                    for _ in range(times)]
     kept = app.state.voicefleet.trunk_calls.edges
     if took is not None:
-        took.update((a.json()["session_id"], kept.took_call(a.json()["session_id"])) for a in answers)
+        took.update([(a.json()["session_id"], await kept.recorded(a.json()["session_id"])) for a in answers])
     await app.state.voicefleet.aclose()
     return answers
 
@@ -247,7 +251,8 @@ async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_else
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with real_edges(tmp_path, monkeypatch, 1) as (other,):
         with hung_edge() as hung:
-            calls = trunk_calls.TrunkCalls(TrunkCallSettings((hung, other.url), EDGE_SECRET), limits=None)  # type: ignore[arg-type]
+            calls = trunk_calls.TrunkCalls(TrunkCallSettings((hung, other.url), EDGE_SECRET), limits=None,  # type: ignore[arg-type]
+                                           records=LocalFirstClaims(), max_session_seconds=1800)
 
             async def hand_over(session_id: str) -> str:
                 return await calls.hand_over({"session_id": session_id, "stream_path": "/ws/exotel/tok",
@@ -262,6 +267,25 @@ async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_else
     assert unanswered.value.code == again.value.code == "sip_edge_unavailable"
     assert placed == other.url
     assert [o.session_id for o in other.taken] == ["session-l"]  # the hung edge may ring K's callee: nobody else
+
+
+async def test_a_call_whose_edge_the_store_cannot_record_is_refused_and_no_edge_is_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the record a retry at another replica could go to a second edge: the call is refused 503 rather."""
+    silent = Store(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-silent"))  # nothing listens
+    async with real_edges(tmp_path, monkeypatch, 2) as edges:
+        calls = trunk_calls.TrunkCalls(TrunkCallSettings(tuple(e.url for e in edges), EDGE_SECRET), limits=None,  # type: ignore[arg-type]
+                                       records=StoreFirstClaims(silent), max_session_seconds=1800)
+        try:
+            with pytest.raises(ApiError) as refused:
+                await calls.hand_over({"session_id": "session-s", "stream_path": "/ws/exotel/tok", "to": CALL["to"],
+                                       "from": CALL["from"], "trunk": "far", "caller": "team-a"})
+        finally:
+            await calls.aclose()
+            await silent.aclose()
+    assert (refused.value.status, refused.value.code) == (503, "sip_edge_unrecorded")
+    assert "REDIS_URL" in refused.value.message and refused.value.retry_after
+    assert [e.taken for e in edges] == [[], []]
 
 
 @asynccontextmanager
@@ -319,16 +343,19 @@ async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with real_edges(tmp_path, monkeypatch, 2) as (a, b):
         settings = TrunkCallSettings((a.url, b.url), EDGE_SECRET)
-        transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=SipTransfers(settings))
+        records = LocalFirstClaims()  # as the store records an outbound call's edge (dispatcher/phone/sip_edges.py)
+        transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=SipTransfers(settings, records))
         # The frames edge B's outbound call opens its stream with (as the test above shows), named B.
         frames = stream_frames.handshake("stream-1", "call-1", CALL["from"], CALL["to"], b.url)
         call = transfers.opened("session-b", "exotel", None, [{"type": "websocket.receive", "text": f}
                                                                for f in frames])
         with pytest.raises(ApiError) as refused:
             await transfers.transfer(call, TransferTarget(DESK))
-        # A call this dispatcher handed to A, whose stream says B: A, as the hand-over said, is asked.
+        # A call handed to A (by any replica: the store's record), whose stream says B: A, as recorded, is asked.
+        await SipEdges((a.url, b.url), EDGE_SECRET, timeout=1.0, max_answer_bytes=1024,
+                       records=records).claim("session-a", a.url, 60.0)
         handed = transfers.opened("session-a", "exotel", None, [{"type": "websocket.receive", "text": f}
-                                                                for f in frames], handed_to=a.url)
+                                                                for f in frames])
         with pytest.raises(ApiError):
             await transfers.transfer(handed, TransferTarget(DESK))
         forged = transfers.opened("session-x", "exotel", None, [

@@ -13,6 +13,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,14 @@ class Line:
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    with warm_line(tmp_path_factory) as started:
+        yield started
+
+
+@contextmanager
+def warm_line(tmp_path_factory: pytest.TempPathFactory, workers: int = 1) -> Iterator[Line]:
+    """The dispatcher running the briefing bot, and the edge (with `workers`) whose trunk's termination is the
+    person's SIPp."""
     control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
     reports = tmp_path_factory.mktemp("warm-calls")
     env = {**phone_env(reports), "BOT_FILE": str(BRIEFING_BOT),
@@ -65,7 +74,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
              f"usd_per_minute = {{ inbound = 0.0085, outbound = {OUTBOUND_USD} }}\nbilling_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("warm-dispatcher"), env) as dispatcher,
-          run_edge(dispatcher, tmp_path_factory.mktemp("warm-edge"), settings=settings,
+          run_edge(dispatcher, tmp_path_factory.mktemp("warm-edge"), settings=settings, workers=workers,
                    trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
         yield Line(dispatcher, edge, person_port, reports)
 
@@ -143,6 +152,12 @@ def said(line: Line, session_id: str) -> list[str]:
 
 
 async def test_a_warm_transfer_holds_the_caller_briefs_the_person_then_bridges_them(line: Line) -> None:
+    await held_briefed_bridged(line)
+
+
+async def held_briefed_bridged(line: Line) -> str:
+    """A warm transfer's whole course, checked by what each side heard: the caller the hold tones while the
+    person rang, the person the bot's briefing (the summary said), then the caller's voice. Its session."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
@@ -189,6 +204,7 @@ async def test_a_warm_transfer_holds_the_caller_briefs_the_person_then_bridges_t
         assert (transferred["mode"], transferred["carrier_status"], transferred["to"]) == ("warm", "warm", DESK)
         assert one(events, "sip_ended")["how"] == "bridged"
         assert await wait_active_sessions(api, 0) == 0
+    return session_id
 
 
 async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which_says_so(line: Line) -> None:

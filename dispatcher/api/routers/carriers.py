@@ -122,7 +122,6 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             return
         span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()
-    trunk_calls = app_state(websocket).trunk_calls  # the SIP edge each outbound call was handed to from here
     call = PhoneCall()
     handshake: list[Message] = []
     live: list[LiveCall] = []  # the call once its bot is attached: it may be transferred from then on
@@ -133,9 +132,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
                                        release=admitted.release, evaluation=admitted.evaluation,
                                        recording=admitted.recording, line=admitted.line)
         if call.session_id is not None:
-            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake,
-                                               handed_to=trunk_calls.edges.took_call(call.session_id)
-                                               if trunk_calls is not None else None))
+            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
         return bot
 
     async def end(reason: str) -> None:

@@ -36,6 +36,7 @@ from dispatcher.api.carrier_copy import (
     requested_release,
 )
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.plivo_late_fetch import session_over
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import (
     SIGNED_STREAM_MEMORY_SECONDS,
@@ -55,7 +56,14 @@ from dispatcher.phone.carrier_recording import (
     start_recording,
 )
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
-from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS, claim_key, dead_key, dial_xml, read_ticket
+from dispatcher.phone.plivo_transfer_url import (
+    TICKET_SECONDS,
+    claim_key,
+    dead_key,
+    dial_xml,
+    hang_up_xml,
+    read_ticket,
+)
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.telnyx_calls import call_id as telnyx_call_id
@@ -166,7 +174,8 @@ async def _plivo_stream_xml(request: Request, signed_call: str | None) -> Respon
 async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
     """Plivo's fetch of a transferred call's XML: signed at the URL it was minted at (this region's, else
     PHONE_PUBLIC_URL), for the call its ticket names (dispatcher/phone/plivo_transfer_url.py). Its
-    `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again."""
+    `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again, or hangs it
+    up once its session is over (dispatcher/api/plivo_late_fetch.py)."""
     state, _, params, _ = await _read(request)
     with _verifying("plivo"):
         base = carrier_base(state.settings, app_state(request).peers.regions)
@@ -178,6 +187,10 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
         if dict(params).get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
     if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
+        if await session_over(app_state(request), handed.session_id):
+            log.warning("phone call %s: Plivo fetched a transfer given up on after the session ended: hung up",
+                        handed.session_id)
+            return _xml(hang_up_xml())
         log.warning("phone call %s: Plivo fetched a transfer given up on: the call goes back to a bot",
                     handed.session_id)
         with _verifying("plivo"):  # a stream token, as the answer URL's: once per signature

@@ -20,7 +20,7 @@ import pytest
 from dispatcher.api_error import ApiError
 from dispatcher.app import create_app
 from dispatcher.phone.transfer_target import TransferTarget
-from dispatcher.phone.twilio_calls import Unanswered
+from dispatcher.phone.twilio_calls import TwilioRefused, Unanswered
 from dispatcher.settings import Settings
 from dispatcher.store.unavailable import StoreUnavailable
 from tests.fakes.plivo import v3_signature
@@ -89,6 +89,17 @@ def streams_again(answer: httpx.Response) -> bool:
     return answer.status_code == 200 and "<Dial" not in answer.text and STREAM.search(answer.text) is not None
 
 
+def hangs_up(answer: httpx.Response) -> bool:
+    return answer.status_code == 200 and answer.text.endswith("<Response><Hangup/></Response>")
+
+
+async def session_ended(at: Plivo, reason: str) -> None:
+    """The session's end on its timeline, as the dispatcher writes it once its call's stream closed."""
+    at.state.sessions.timeline.note("session-1", "requested")  # what opens a session's timeline, at its start
+    at.state.sessions.timeline.note("session-1", "ended", reason=reason)
+    await at.state.sessions.timeline.settled()
+
+
 async def test_behind_a_shared_front_door_the_fetch_is_checked_at_the_regions_own_url(
     plivo: Callable[..., Plivo],
 ) -> None:
@@ -119,6 +130,45 @@ async def test_a_late_fetch_after_the_read_back_gave_up_dials_no_one_and_the_ret
     assert streams_again(late), late.text  # the caller is streamed to a bot, not rung through
     await at.transfers.transfer(at.call, TransferTarget(DESK))
     assert dials(await at.fetch(at.asked[1]))
+
+
+def taken_unanswered(_url: str) -> dict[str, Any]:
+    """Plivo took the transfer, but its gateway answered 502."""
+    raise Unanswered("Plivo answered 502: it may have been done")
+
+
+async def given_up(at: Plivo) -> ApiError:
+    """The transfer asked of Plivo, its answer lost, the call read back and the transfer given up: why."""
+    at.transfers._settle = 0.2
+    at.answer = taken_unanswered
+    with pytest.raises(ApiError) as caught:
+        await at.transfers.transfer(at.call, TransferTarget(DESK))
+    return caught.value
+
+
+async def test_a_given_up_ticket_fetched_after_its_session_ended_hangs_the_call_up(
+    plivo: Callable[..., Plivo],
+) -> None:
+    at = plivo()
+    assert (await given_up(at)).extra == {"outcome": "not_transferred"}
+    await session_ended(at, "caller_hung_up")  # the bot, told, ended the call; Plivo's queue fetches late
+    late = await at.fetch(at.asked[0])
+    assert hangs_up(late), late.text  # no person rung, no new session started for a call already over
+
+
+async def test_a_transfer_given_up_as_the_call_over_never_dials_when_plivo_fetches_it_after_all(
+    plivo: Callable[..., Plivo],
+) -> None:
+    at = plivo()
+
+    async def not_live(_call_sid: str) -> dict[str, Any]:  # Plivo's read back: 404, the call not live
+        raise TwilioRefused(404, None, "call not found", carrier="Plivo")
+
+    at.rest.fetch = not_live
+    assert (await given_up(at)).code == "call_over"
+    await session_ended(at, "caller_hung_up")
+    late = await at.fetch(at.asked[0])  # Plivo ran the transfer after all (its read and its queue disagreed)
+    assert not dials(late) and hangs_up(late), late.text
 
 
 async def test_a_fetch_that_beat_the_read_back_is_the_transfer_though_the_stream_lasts(

@@ -7,6 +7,10 @@ from typing import Any
 
 import httpx
 
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+PUBLIC = "https://calls.example.com"  # the dispatcher's PHONE_PUBLIC_URL: where the carrier sends callbacks
+
 
 async def events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
     state = api.app.state.voicefleet  # type: ignore[attr-defined]
@@ -40,3 +44,10 @@ def calls_allowed(carrier: str, numbers: tuple[str, ...] = ("+14155550199",), ca
     `carrier` as `numbers`: without them every such call is refused (voicefleet_settings/call_policy.py)."""
     prefix = carrier.upper()
     return {f"{prefix}_CALLERS": caller, f"{prefix}_CALLER_IDS": ",".join(numbers)}
+
+
+def twilio_placing(api_url: str, numbers: tuple[str, ...] = ("+14155550199",)) -> dict[str, str]:
+    """A dispatcher's settings that place calls as `numbers` through the Twilio fake at `api_url`, paced well
+    above the tests' rate, its callbacks addressed to `PUBLIC`."""
+    return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": api_url,
+            "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50", **calls_allowed("twilio", numbers)}

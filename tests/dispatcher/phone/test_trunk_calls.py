@@ -143,7 +143,9 @@ def test_a_short_edge_secret_is_refused_at_start() -> None:
 
 
 async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refused_with_the_wait() -> None:
-    calls = TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=0.6), LocalCoordination())
+    here = LocalCoordination()
+    calls = TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=0.6), here,
+                       here.key_holders, max_session_seconds=1800)
     trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
     try:
         began = time.monotonic()
@@ -172,7 +174,8 @@ async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(re
     between them, however the calls are spread, and refuses the other with the wait (about 10 s)."""
     prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
     replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
-    calls = [TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=1.0), c) for c in replicas]
+    calls = [TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=1.0), c, c.key_holders,
+                        max_session_seconds=1800) for c in replicas]
     trunk = TrunkInfo("twilio", cps=0.1)
     try:
         assert (await calls[0].pace(trunk)).wait == 0

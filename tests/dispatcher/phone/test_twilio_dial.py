@@ -24,7 +24,13 @@ from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
-from tests.dispatcher.phone.placed_calls import calls_allowed, events, outcomes, placed_once_though_unanswered
+from tests.dispatcher.phone.placed_calls import (
+    calls_allowed,
+    events,
+    outcomes,
+    placed_once_though_unanswered,
+    twilio_placing,
+)
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -43,9 +49,7 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 @pytest.fixture
 async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
-    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50",
-           **calls_allowed("twilio", ("+14155550199", "+14155550111"))}  # the second: Twilio's refusal of it
+    env = twilio_placing(twilio.url, ("+14155550199", "+14155550111"))  # the second: Twilio's refusal of it
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:

@@ -36,7 +36,7 @@ async def test_a_warm_step_needs_the_edges_secret_a_transfer_under_way_a_session
         holders = running.state.replication.coordination.key_holders
         edge = TrunkCallSettings.from_env(ENV)
         assert edge is not None
-        asked = SipTransfers(edge, under_way=holders)
+        asked = SipTransfers(edge, holders)
         sent: list[str] = []
         at = edge.edge_urls[0]
         client = asked.edges.client(at)
