@@ -27,6 +27,9 @@ TOLERANCE = 0.1  # seconds between a gap in the recording and the same gap as th
 RATE = 8000
 COLD_SILENCE = 4.0  # a cold call speaks after this: within the dispatcher's 10 s of held frames
 SLOW_PARROT = Path(__file__).parents[1] / "bots" / "slow_parrot.py"  # the parrot, 4 s to import
+# The speech fixture's first words, to the pause between two at 1.68 s: the parrot echoes each utterance
+# whole, so a turn lasts about twice its words, and the whole fixture (3.6 s) only made each call longer.
+WORDS_SECONDS = 1.68
 
 
 @pytest.fixture(scope="module", params=["warm", "cold"])
@@ -45,7 +48,8 @@ async def test_each_reply_is_as_far_after_the_callers_words_as_heard_and_no_word
         phone_call: tuple[str, DispatcherProcess]) -> None:
     kind, dispatcher = phone_call
     # Warm, the first words are said while the bot is claimed; cold, while it starts: held, then handed over at once.
-    recorded = await recorded_call(dispatcher, [speech_8k()] * 3, warm=kind == "warm",
+    words = speech_8k()[: 2 * int(WORDS_SECONDS * RATE)]
+    recorded = await recorded_call(dispatcher, [words] * 3, warm=kind == "warm",
                                    silence_first=COLD_SILENCE if kind == "cold" else 0.0)
     call, report = recorded.call, recorded.report
     assert report["recording"]["status"] == "complete", (kind, report["recording"])  # its why names a cause

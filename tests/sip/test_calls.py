@@ -22,6 +22,7 @@ import pytest
 
 from tests.phone.conftest import speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import SippRun, run_sipp
@@ -139,12 +140,13 @@ async def next_answered(edge: EdgeProcess, seen: int, pattern: re.Pattern[str] =
 
 
 async def answered_sipp_call(edge: EdgeProcess, scenario: str, pattern: re.Pattern[str] = ANSWERED_SESSION,
-                             media_port: int | None = None) -> tuple[str, asyncio.Task[SippRun]]:
-    """SIPp calling with `scenario`, under way once the edge answered: what `pattern` takes from the
-    edge's line of the answer (the session by default), and SIPp's run, to its end."""
+                             media_port: int | None = None, cued: CuedCaller | None = None
+                             ) -> tuple[str, asyncio.Task[SippRun]]:
+    """SIPp calling with `scenario` (that `cued` cues, if given), under way once the edge answered: what
+    `pattern` takes from the edge's line of the answer (the session by default), and SIPp's run, to its end."""
     seen = len(pattern.findall(edge.log()))
-    calling = asyncio.create_task(asyncio.to_thread(
-        run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port))
+    calling = cued.calling(edge, scenario, media_port) if cued is not None else asyncio.create_task(
+        asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port))
     return await next_answered(edge, seen, pattern), calling
 
 

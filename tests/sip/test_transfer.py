@@ -24,6 +24,7 @@ import pytest
 from sipedge.call_transfer import MIN_RING_SECONDS
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import SippRun, run_callee, run_sipp
@@ -276,15 +277,19 @@ async def test_a_refer_taken_whose_outcome_never_comes_is_an_unknown_outcome_nev
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
         before = len(line.edge.log())
-        call = caller(line.edge, "call_refer_unheard")  # 202, NOTIFY 100, then nothing until its BYE
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, DESK)
-        assert answer.status_code == 504, answer.text
-        error = answer.json()["error"]
-        assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), answer.text
-        assert "may yet reach" in error["message"], answer.text  # the edge's own words
-        again = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})
-        assert again.status_code == 409 and again.json()["error"]["code"] == "already_transferring", again.text
+        cued = CuedCaller()
+        call = cued.calling(line.edge, "call_refer_unheard")  # 202, NOTIFY 100, then nothing until its BYE
+        try:
+            session_id = await active_session(api)
+            answer = await transfer_once_answered(api, session_id, DESK)
+            assert answer.status_code == 504, answer.text
+            error = answer.json()["error"]
+            assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), answer.text
+            assert "may yet reach" in error["message"], answer.text  # the edge's own words
+            again = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})
+            assert again.status_code == 409 and again.json()["error"]["code"] == "already_transferring", again.text
+        finally:
+            cued.cue()  # the caller hangs up
         run = await call
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
         assert run.messages.count("\nREFER ") == 1
@@ -296,13 +301,17 @@ async def test_a_refer_taken_whose_outcome_never_comes_is_an_unknown_outcome_nev
 async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
-        call = caller(line.edge, "call_refer_refused")
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
-        assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_refused", answer.text
-        assert "603" in answer.json()["error"]["message"]
-        session = (await api.get(f"/sessions/{session_id}")).json()
-        assert session["status"] == "joined", session  # still the bot's
+        cued = CuedCaller()
+        call = cued.calling(line.edge, "call_refer_refused_until_cued")
+        try:
+            session_id = await active_session(api)
+            answer = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
+            assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_refused", answer.text
+            assert "603" in answer.json()["error"]["message"]
+            session = (await api.get(f"/sessions/{session_id}")).json()
+            assert session["status"] == "joined", session  # still the bot's
+        finally:
+            cued.cue()  # the caller hangs up
         run = await call
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
         events = await ended_events(api, session_id)

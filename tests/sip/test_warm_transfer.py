@@ -4,7 +4,8 @@ calls in and places them (its termination is a second SIPp, the person), and SIP
 `POST /sessions/{id}/transfer` with `mode: warm`: the caller hears the hold tones while the person rings, the
 person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer,
 or hangs up during the briefing, leaves the caller with the bot, which says so (and the caller never hears
-the briefing); the person's leg is priced from their answer however it ends."""
+the briefing); the person's leg is priced from their answer however it ends. The caller stays on the line
+until the test has what it waits for, then is cued (tests/sip/caller_cue.py) to speak or hang up."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ import pytest
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LONG_BRIEFING, UNANSWERED_LINE
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp
 from tests.sip.sipp import SippRun, run_callee
-from tests.sip.test_transfer import EDGE_SECRET, active_session, bridged_line, caller, ended_events, events_of, one
+from tests.sip.test_transfer import EDGE_SECRET, active_session, bridged_line, ended_events, events_of, one
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
 from tests.support.ports import free_port, free_port_pair
@@ -40,6 +42,7 @@ BRIEFING_BOT = Path(__file__).with_name("briefing_bot.py")
 DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 SUMMARY = "Ana Lopez, order 1042, wants a refund for a broken lamp."
 ANSWERED_SECONDS = 60.0
+HEARD_SECONDS = 60.0  # for the edge's audio to reach the end of a window the test listens to, on a loaded machine
 RATE = 8000
 OUTBOUND_USD = 0.013  # the trunk's price a minute of the person's leg
 
@@ -87,19 +90,42 @@ async def warm_once_answered(api: httpx.AsyncClient, session_id: str, body: dict
         await asyncio.sleep(0.3)
 
 
-async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int,
-                    person_media: int | None = None, *, scenario: str = "call_warm", summary: str = SUMMARY
-                    ) -> tuple[str, httpx.Response, float, SippRun, SippRun]:
-    """A caller (`scenario`) handed warm, with `summary`, to a person playing `callee`: the session, the
-    transfer's answer and when it came (epoch seconds), then the caller's and the person's SIPp runs."""
+@dataclass
+class WarmCall:
+    session_id: str
+    answer: httpx.Response  # the transfer's
+    at: float  # when it came, epoch seconds
+    caller: CuedCaller
+    call: asyncio.Task[SippRun]
+    person: asyncio.Task[SippRun]
+
+    async def runs(self) -> tuple[SippRun, SippRun]:
+        """The caller's and the person's SIPp runs, once over: the caller cued first (a no-op once cued)."""
+        self.caller.cue()
+        return await self.call, await self.person
+
+
+async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int, cued: CuedCaller,
+                    person_media: int | None = None, *, scenario: str = "call_until_cued",
+                    summary: str = SUMMARY) -> WarmCall:
+    """A caller (`scenario`, cued by `cued`) handed warm, with `summary`, to a person playing `callee`, up to
+    the transfer's answer."""
     await wait_for_idle_bot(api)
     person = asyncio.create_task(asyncio.to_thread(run_callee, callee, line.person_port, line.edge.workdir,
                                                    media_port=person_media))
-    call = caller(line.edge, scenario, caller_media)
+    call = cued.calling(line.edge, scenario, caller_media)
     session_id = await active_session(api)
     answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": summary})
-    answered = time.time()
-    return session_id, answer, answered, await call, await person
+    return WarmCall(session_id, answer, time.time(), cued, call, person)
+
+
+async def heard_past(capture: LoopbackUdp, port: int, until: float) -> None:
+    """Once the edge has sent `port` audio past `until` (epoch seconds): a window up to it is all heard."""
+    deadline = time.monotonic() + HEARD_SECONDS
+    while not any(d.destination_port == port and d.at > until for d in list(capture.datagrams)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no audio to {port} after {until:.2f} within {HEARD_SECONDS:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 def heard(capture: LoopbackUdp, port: int, start: float, end: float) -> np.ndarray:
@@ -138,16 +164,19 @@ async def held_briefed_bridged(line: Line) -> str:
         await wait_for_idle_bot(api)
         caller_media, person_media = free_port_pair(2), free_port_pair(2)
         to_caller, to_person = LoopbackUdp({caller_media}), LoopbackUdp({person_media})
+        cued = CuedCaller()
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
                                                            line.edge.workdir, media_port=person_media))
-            call = caller(line.edge, "call_warm", caller_media)
+            call = cued.calling(line.edge, "call_warm", caller_media)
             session_id = await active_session(api)
             asked = time.time()
             answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
             bridged = time.time()
+            cued.cue()  # bridged (or not, and the checks below say so): the caller speaks, and hangs up 6 s later
             run, far = await call, await person
         finally:
+            cued.cue()
             to_caller.stop()
             to_person.stop()
         assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}\n{line.dispatcher.log()[-6000:]}"
@@ -185,18 +214,22 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
         await wait_for_idle_bot(api)
         caller_media = free_port_pair(2)
         to_caller = LoopbackUdp({caller_media})
+        cued = CuedCaller()
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_rings", line.person_port,
                                                            line.edge.workdir))
-            call = caller(line.edge, "call_warm", caller_media)
+            call = cued.calling(line.edge, "call_until_cued", caller_media)
             session_id = await active_session(api)
             answer = await warm_once_answered(api, session_id, {"to": DESK})
             answered = time.time()
             assert answer.status_code == 409, f"{answer.text}\n{line.edge.log()}"
             assert answer.json()["error"]["code"] == "person_unanswered", answer.text
             assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
+            await heard_past(to_caller, caller_media, answered + 4.0)  # the window listened to below
+            cued.cue()
             run, far = await call, await person
         finally:
+            cued.cue()
             to_caller.stop()
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
         assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # rang, then the edge's CANCEL
@@ -226,15 +259,18 @@ async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_
         await wait_for_idle_bot(api)
         caller_media = free_port_pair(2)
         to_caller, signalling = LoopbackUdp({caller_media}), LoopbackUdp({line.edge.sip_port, line.person_port})
+        cued = CuedCaller()
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers_late", line.person_port,
                                                            line.edge.workdir))
-            call = caller(line.edge, "call_warm_reinvite", caller_media)
+            call = cued.calling(line.edge, "call_warm_reinvite", caller_media)
             session_id = await active_session(api)
             answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
             bridged = time.time()
+            cued.cue()  # the hold is over: the caller hangs up
             run, far = await call, await person
         finally:
+            cued.cue()
             to_caller.stop()
             signalling.stop()
         assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
@@ -263,10 +299,14 @@ async def test_a_person_who_hangs_up_during_the_briefing_leaves_the_caller_with_
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
         caller_media = free_port_pair(2)
         to_caller = LoopbackUdp({caller_media})
+        cued = CuedCaller()
         try:
-            session_id, answer, back, run, far = await warm_call(api, line, "callee_leaves_mid_briefing",
-                                                                 caller_media)
+            warm = await warm_call(api, line, "callee_leaves_mid_briefing", caller_media, cued)
+            session_id, answer, back = warm.session_id, warm.answer, warm.at
+            await heard_past(to_caller, caller_media, back + 4.0)  # the window listened to below
+            run, far = await warm.runs()
         finally:
+            cued.cue()
             to_caller.stop()
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "person_left", (
             f"{answer.text}\n{line.edge.log()}")
@@ -290,10 +330,13 @@ async def test_a_persons_reinvite_during_the_briefing_keeps_them_hearing_the_bot
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
         caller_media, person_media = free_port_pair(2), free_port_pair(2)
         to_person = LoopbackUdp({person_media})
+        cued = CuedCaller()
         try:
-            session_id, answer, bridged, run, far = await warm_call(api, line, "callee_reinvites_at_answer",
-                                                                    caller_media, person_media)
+            warm = await warm_call(api, line, "callee_reinvites_at_answer", caller_media, cued, person_media)
+            session_id, answer, bridged = warm.session_id, warm.answer, warm.at
+            run, far = await warm.runs()  # bridged: the caller hangs up
         finally:
+            cued.cue()
             to_person.stop()
         assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
         assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
@@ -313,9 +356,10 @@ async def test_a_caller_who_hangs_up_during_the_briefing_ends_the_persons_leg_wh
     """The caller hangs up while the bot briefs the person (an 8 s briefing): the person's call is hung up
     too, and their leg, from their answer to that end, is on the session's telephony line."""
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
-        session_id, answer, _, run, _ = await warm_call(api, line, "callee_answers", free_port_pair(2),
-                                                        scenario="call_warm_hangs_up",
-                                                        summary=f"{LONG_BRIEFING}{SUMMARY}")
+        warm = await warm_call(api, line, "callee_answers", free_port_pair(2), CuedCaller(),
+                               scenario="call_warm_hangs_up", summary=f"{LONG_BRIEFING}{SUMMARY}")
+        session_id, answer = warm.session_id, warm.answer
+        run, _ = await warm.call, await warm.person  # its scenario hangs up by itself, never cued
         assert (answer.status_code, answer.json()["error"]["code"]) == (409, "call_over"), answer.text
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
         events = await ended_events(api, session_id)

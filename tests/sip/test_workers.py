@@ -26,6 +26,7 @@ from sipedge.front_config import PROBE_SECONDS
 from sipedge.worker_place import WORKER_VARIABLE
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions
 from tests.phone.test_parrot_websocket import voiced
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.raw_sip import GOOD_SDP
@@ -145,12 +146,16 @@ async def test_a_dead_workers_call_ends_its_session_it_is_started_again_and_the_
         pytest.skip(why)
     async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
         before = await wait_for_workers(fronted_edge)
-        answered_by, calling = await answered_sipp_call(fronted_edge, "call_echo", ANSWERED_BY,
-                                                        media_port=free_port_pair(2))
+        cued = CuedCaller()
+        answered_by, calling = await answered_sipp_call(fronted_edge, "call_until_cued", ANSWERED_BY,
+                                                        media_port=free_port_pair(2), cued=cued)
         holder = int(answered_by)
-        os.kill(before[holder], signal.SIGKILL)  # no BYE can come from it
-        # Its call's stream closed with it: the session ended long before the caller's BYE (17 s in).
-        assert await wait_active_sessions(api, 0, timeout=10) == 0, fronted_edge.log()[-6000:]
+        try:
+            os.kill(before[holder], signal.SIGKILL)  # no BYE can come from it
+            # Its call's stream closed with it: the session ended before the caller's BYE.
+            assert await wait_active_sessions(api, 0, timeout=10) == 0, fronted_edge.log()[-6000:]
+        finally:
+            cued.cue()  # the caller hangs up
         # The caller's BYE then reaches no worker that knows the call: no matter; it ends the call's dialog
         # in the front, which counted it on the dead worker.
         await calling
