@@ -7,7 +7,8 @@ hangs up (voicemail `hang_up`, the default) or redirects to a fresh bot's stream
 by then connected to the person, and records a `voicemail` outcome for a session that ended `transferred`.
 Async AMD runs in the background of the call (Twilio: up to MachineDetectionTimeout, 30 s by default, longer
 with DetectMessageEnd), while the bot or the client may transfer as soon as the callee picks up (Twilio's
-own AMD best practice: "connect the callee to the agent").
+own AMD best practice: "connect the callee to the agent"). The other order races too: a first session whose
+verdict (`flag`) handed the call to a fresh bot can still transfer it until its own stream closes.
 
 These tests fail until the product is fixed (xfail, strict: drop the mark with the fix).
 """
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import transfer_target
 from dispatcher.settings import Settings
@@ -95,3 +97,26 @@ async def test_a_flag_verdict_after_the_transfer_does_not_pull_the_call_away_fro
     _, call = await placed_and_transferred(app, fake, name, "flag")
     await fake.detect(call.sid, "machine_start")
     assert len(call.twiml) == 1, f"the call was redirected after its transfer: {call.twiml[1:]}"
+
+
+async def test_a_call_its_verdict_handed_to_a_fresh_bot_is_not_transferred_by_the_first_session(
+        app: Any, carrier: tuple[str, FakeTwilioCalls]) -> None:
+    """The other order: `flag` moved the call to a fresh session's stream, and the first session's stream has not
+    closed yet (the carrier ends it a moment after the update). A transfer of the first session still takes the
+    call the fresh bot was given (the first session then ends both `voicemail`, continued_in, and `transferred`)."""
+    name, fake = carrier
+    api = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+    async with api:
+        answer = await api.post("/calls", json={"to": "+14155550100", "from": "+14155550199", "carrier": name,
+                                                "voicemail": "flag"})
+    assert answer.status_code == 201, answer.text
+    session_id, call = answer.json()["session_id"], fake.placed[-1]
+    assert all(a.status_code == 204 for a in await fake.answer(call.sid))
+    start = {"event": "start", "start": {"callSid": call.sid, "streamSid": "MZ" + "0" * 32}}
+    state = app.state.voicefleet
+    state.phone.transfers.opened(session_id, name, None, [{"type": "websocket.receive", "text": json.dumps(start)}])
+    await fake.detect(call.sid, "machine_start")
+    assert len(call.twiml) == 1 and "<Stream" in call.twiml[0], call.twiml  # handed to the fresh bot
+    with pytest.raises(ApiError):  # any refusal: the call is no longer this session's
+        await state.phone.handing.transfer(session_id, transfer_target(DESK, "cold"))
+    assert len(call.twiml) == 1, f"the fresh bot's call was taken by the first session's transfer: {call.twiml[1:]}"
