@@ -1,0 +1,33 @@
+"""Who acts on a placed call first: a transfer to a person, or the carrier's answering-machine verdict (its
+hang-up, or its hand-over to a fresh bot). Each would undo the other: a verdict's hang-up after a transfer
+ends the call the callee now has with the person; a transfer after a verdict's hand-over takes the call from
+the fresh bot. So each claims the call's one record before it changes the call, and the loser does nothing.
+
+The record is the store's first claim (`FirstClaims`: set once, across every replica, since the carrier's
+callback and the call's stream may be at two of them), kept as long as a placed call's values. A transfer
+that did not happen gives the call back, so a later verdict may still act; a verdict whose change the
+carrier refused gives it back too. A store that cannot say raises `StoreUnavailable` (never guessed).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from dispatcher.phone.twilio_dial import KEPT_SECONDS
+from dispatcher.store.coordination import FirstClaims
+
+RECORD = "placed-turn:"  # + session id: who acted on the placed call first
+Actor = Literal["transfer", "verdict"]
+
+
+class PlacedTurns:
+    def __init__(self, records: FirstClaims) -> None:
+        self._records = records
+
+    async def take(self, session_id: str, actor: Actor) -> bool:
+        """Whether `actor` may change the call: it is the first to ask (or asks again)."""
+        return await self._records.first(RECORD + session_id, actor, KEPT_SECONDS) == actor
+
+    async def give_back(self, session_id: str, actor: Actor) -> None:
+        """`actor` changed nothing after all: the other may act."""
+        await self._records.let_go(RECORD + session_id, actor)
