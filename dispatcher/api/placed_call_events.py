@@ -52,6 +52,7 @@ async def amd_event(state: AppState, dialer: Dialer, session_id: str, form: dict
     action = voicemail_action(str(kept.get("voicemail")), answered_by)
     heard: dict[str, Any] = {}
     if action is None:  # the call stays with the bot already talking on it: it hears who answered
+        await _keep_for_bot(dialer, session_id, answered_by)  # first: a bot attached meanwhile reads it
         heard["bot"] = await tell_bot(state.channels, state.remote, session_id, AnsweredBy(answered_by, carrier))
     elif (ignored := await _not_ours(state.phone.turns, session_id)) is not None:
         heard["ignored"], action = ignored, None
@@ -72,6 +73,29 @@ async def amd_event(state: AppState, dialer: Dialer, session_id: str, form: dict
         raise ApiError(502, f"{carrier}_refused", f"the call could not be changed at {dialer.title}: {exc}") from None
     if action is not None:
         await record_outcome(state, session_id, "voicemail", **fields)
+
+
+async def told_on_attach(state: AppState, dialer: Dialer, session_id: str) -> None:
+    """The call's bot just attached: a verdict that came before (its `answered_by` event said `no_bot`) is told
+    to it now, and the timeline's `answered_by_told` says what it heard. Told twice in a race with the callback
+    (both read the kept verdict), the bot runs its handler once (bot/answered_by.py)."""
+    try:
+        answered_by = await dialer.kept_verdict(session_id)
+    except StoreUnavailable:
+        log.warning("placed call %s: the store did not say whether a verdict awaits its bot", session_id)
+        return
+    if answered_by not in ANSWERED_BY:
+        return
+    heard = await tell_bot(state.channels, state.remote, session_id, AnsweredBy(answered_by, dialer.carrier))
+    state.sessions.timeline.note(session_id, "answered_by_told", answered_by=answered_by, carrier=dialer.carrier,
+                                 bot=heard)
+
+
+async def _keep_for_bot(dialer: Dialer, session_id: str, answered_by: str) -> None:
+    try:
+        await dialer.keep_verdict(session_id, answered_by)
+    except (ApiError, StoreUnavailable) as exc:
+        log.warning("placed call %s: its verdict was not kept for a bot attached later: %s", session_id, exc)
 
 
 async def _not_ours(turns: PlacedTurns | None, session_id: str) -> str | None:

@@ -89,6 +89,34 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
     assert called == [("answered", placed.sid, name)], events
 
 
+async def test_a_verdict_that_came_before_the_bot_is_told_to_it_once_it_attaches(
+        api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> None:
+    """The carrier's detection may decide before the session's bot is on the call (a cold start): the verdict
+    waits with the call's values and reaches the bot when its stream attaches, at whichever replica."""
+    name, fake = carrier
+    await wait_for_idle_bot(api)
+    answer = await api.post("/calls", json={"to": TO, "from": FROM, "carrier": name})
+    assert answer.status_code == 201, answer.text
+    session_id, placed = answer.json()["session_id"], fake.placed[-1]
+    assert all(a.status_code == 204 for a in await fake.answer(placed.sid))
+    verdict = await fake.detect(placed.sid, "human")  # before the carrier opened the stream: no bot yet
+    assert verdict is not None and verdict.status_code == 204, verdict
+    line = CarrierCall(name, placed.stream_url, call_id=placed.sid)
+    await line.open()
+    await line.handshake()
+    try:
+        assert await line.next_bot_audio(timeout=60)
+        for _ in range(300):
+            events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+            if any(e["event"] == "answered_by_told" for e in events):
+                break
+            await asyncio.sleep(0.1)
+        told = [(e["event"], e["answered_by"], e.get("bot")) for e in events if e["event"].startswith("answered_by")]
+        assert told == [("answered_by", "human", "no_bot"), ("answered_by_told", "human", "no_handler")], told
+    finally:
+        await line.hang_up()
+
+
 async def test_a_placed_call_is_handed_to_a_person_by_the_key_that_placed_it(
         api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> None:
     name, fake = carrier
