@@ -152,3 +152,19 @@ async def test_a_call_its_verdict_handed_to_a_fresh_bot_is_not_transferred_by_th
         await state.phone.handing.transfer(session_id, transfer_target(DESK, "cold"))
     assert (refused.value.status, refused.value.code) == (409, "answered_by_machine"), refused.value
     assert len(call.twiml) == 1, f"the fresh bot's call was taken by the first session's transfer: {call.twiml[1:]}"
+
+
+async def test_a_transfer_the_carrier_refused_leaves_the_call_to_a_later_verdict(
+        app: Any, carrier: tuple[str, FakeTwilioCalls]) -> None:
+    """A transfer that did not happen claims nothing: the machine's verdict still hangs the call up."""
+    name, fake = carrier
+    session_id, call = await place(app, fake, name, "hang_up")
+    state = app.state.voicefleet
+    state.phone.transfers.opened(session_id, name, None, stream_start(call.sid))
+    fake.fail(401, method="POST", path_contains=call.sid)  # the dispatcher's credential, refused once
+    with pytest.raises(ApiError) as refused:
+        await state.phone.handing.transfer(session_id, transfer_target(DESK, "cold"))
+    assert (refused.value.status, refused.value.code) == (502, "carrier_refused"), refused.value
+    verdict = await fake.detect(call.sid, "machine_start")
+    assert verdict is not None and verdict.status_code == 204, verdict
+    assert call.status == "completed" and call.twiml == [], (call.status, call.twiml)
