@@ -53,6 +53,8 @@ async def heard_verdict(params: Mapping[str, Any]) -> dict[str, Any]:
         verdict = parse_verdict(params)
     except VerdictInvalid as exc:
         raise RequestFailed(400, "invalid_request", str(exc)) from None
+    if _verdict == [verdict]:  # told again (the dispatcher's callback and the bot's attach raced): run once
+        return {"heard": bool(_handler)}
     _verdict[:] = [verdict]
     logger.info(f"the carrier says the call was answered by: {verdict.answered_by}")
     if not _handler:

@@ -20,10 +20,10 @@ from typing import Any
 from botchannel.answered_by import METHOD_ANSWERED_BY
 from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER, METHOD_STOP
 from botchannel.transfer import METHOD_WARM_TRANSFER
-from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.channel.bots import REQUEST_TIMEOUT_SECONDS, BotChannels, BotLink
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.relay import NotHere
+from dispatcher.store.relay import NotHere, asker_waits
 
 log = logging.getLogger("dispatcher.channel.ownership")
 
@@ -56,7 +56,8 @@ class Ownership:
         link = self._channels.link_for(session_id)
         if link is None:
             raise NotHere(session_id)
-        return await link.request(method, params)
+        waits = asker_waits() or REQUEST_TIMEOUT_SECONDS  # the bot gets no longer than the asker waits for it
+        return await link.request(method, params, timeout=min(waits, REQUEST_TIMEOUT_SECONDS))
 
     def _on_session(self, link: BotLink) -> None:
         assert link.session_id is not None

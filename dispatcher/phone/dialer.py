@@ -20,6 +20,7 @@ from dispatcher.store.unavailable import StoreUnavailable
 log = logging.getLogger("dispatcher.phone")
 
 CALL_SID_KEPT = "call_sid"  # a kept call's SID: named by the create's answer (Twilio), or the first signed callback
+ANSWERED_BY_KEPT = "answered_by"  # the verdict its bot is told, kept for a bot attached after it came
 UNANSWERED = "_unanswered"  # the ending of the code of a create whose answer never came: it may ring yet
 
 
@@ -96,6 +97,18 @@ class Dialer:
         except VaultFull:
             raise ApiError(503, "calls_full", f"too many calls are waiting on {self.title} right now; try again",
                            retry_after=5) from None
+
+    async def keep_verdict(self, session_id: str, answered_by: str) -> None:
+        """The answering-machine verdict told to the call's bot, kept beside the call's values (read afresh: a
+        Telnyx call's first callback may have added its SID), so a bot attached after it came is told too."""
+        kept = await self.kept_call(session_id)
+        if kept is not None:
+            await self.keep_call(session_id, {**kept, ANSWERED_BY_KEPT: answered_by})
+
+    async def kept_verdict(self, session_id: str) -> str | None:
+        """The verdict kept for the call's bot, if one came. `StoreUnavailable` when the store cannot say."""
+        verdict = (await self.kept_call(session_id) or {}).get(ANSWERED_BY_KEPT)
+        return verdict if isinstance(verdict, str) else None
 
     async def hang_up(self, call_sid: str) -> None:
         """Ends a live call (`Status=completed`); a call already over is left as it is."""

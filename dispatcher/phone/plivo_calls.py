@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from dispatcher.outbound.retry import Backoff
@@ -34,12 +36,16 @@ class PlivoCalls(CallsResource):
 
     def __init__(self, auth_id: str, auth_token: str, public_url: str | None, token_key: bytes,
                  base_url: str = PLIVO_API_URL, *, timeout: float = TIMEOUT_SECONDS,
-                 backoff: Backoff = UPDATE_BACKOFF, claims: OneTimeUse | None = None) -> None:
+                 backoff: Backoff = UPDATE_BACKOFF, claims: OneTimeUse | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(base_url, timeout=timeout, backoff=backoff)
         self._auth_id, self._auth_token = auth_id, auth_token
         self._public_url, self._token_key = public_url, token_key
         self._claims = claims  # the tickets' once-only records, the transfer route's (webhooks.py)
-        self._tickets: dict[str, str] = {}  # a call's UUID → its last ticket's key, until read back
+        # A call's UUID → its last ticket's key and when it was minted, while a transfer Plivo did not answer may
+        # still need it dead (read back, given up); an answered one's goes at once, any past its records' life too.
+        self._tickets: dict[str, tuple[str, float]] = {}
+        self._clock = clock
 
     def _path(self, call_sid: str) -> str:
         if not CALL_UUID.fullmatch(call_sid):  # it names a URL path: nothing but a call's UUID goes there
@@ -72,17 +78,28 @@ class PlivoCalls(CallsResource):
         `status` being its message (`call transferred`)."""
         assert self._public_url is not None
         path = transfer_url(self._token_key, session_id, call_sid, target, time_limit)
-        self._tickets[call_sid] = ticket_mac(path)
+        self._forget_spent()
+        self._tickets[call_sid] = (ticket_mac(path), self._clock())
         url = self._public_url + path
         answer = await self._post_json(self._path(call_sid), {"legs": "aleg", "aleg_url": url, "aleg_method": "POST"})
+        self._tickets.pop(call_sid, None)  # answered: the transfer is done, never given up or read back
         return {**answer, "status": str(answer.get("message") or "transferred")}
+
+    def _forget_spent(self) -> None:
+        """Tickets past their claims' records (an outcome never learnt, a request cancelled): nothing can kill
+        them any more, and they would otherwise stay for the replica's life."""
+        oldest = self._clock() - TICKET_SECONDS * 2
+        for call_sid, (_, minted) in list(self._tickets.items()):
+            if minted < oldest:
+                del self._tickets[call_sid]
 
     async def killed_unfetched(self, call_sid: str) -> bool | None:
         """The ticket's record claimed before Plivo's fetch did: won, the ticket is dead (True); lost, Plivo
         fetched the `<Dial>` (False). `StoreUnavailable` when the store cannot say."""
-        mac = self._tickets.pop(call_sid, None)
-        if mac is None or self._claims is None:
+        ticket = self._tickets.pop(call_sid, None)
+        if ticket is None or self._claims is None:
             return None
+        mac = ticket[0]
         if not await self._claims.first_use(claim_key(mac), TICKET_SECONDS * 2):
             return False
         await self._claims.first_use(dead_key(mac), TICKET_SECONDS * 2)

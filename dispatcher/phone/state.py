@@ -17,6 +17,7 @@ from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
+from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import PlivoCalls
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
@@ -63,6 +64,8 @@ class PhoneState:
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
     # A token's owner (a caller id) → that API key's caller: the API's keys (`Authenticator.by_id`).
     owners: Callable[[str], Caller | None] = field(default=lambda _caller_id: None)
+    # A placed call's transfer and its answering-machine verdict: whichever comes first acts (placed_turns.py).
+    turns: PlacedTurns | None = None
 
     def start_draining(self) -> None:
         self.draining = True
@@ -112,8 +115,9 @@ def build_phone_state(
             dialers[carrier] = dialer
         else:
             no_dialer[carrier] = why_not
+    turns = PlacedTurns(coordination.key_holders)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers)  # the calls placed out, too
+                          sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns)  # placed out, too
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
@@ -136,6 +140,7 @@ def build_phone_state(
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         eval_tokens=EvalTokens(phone.token_key, coordination.spent, region=settings.region),
         owners=owners,
+        turns=turns,
     )
 
 

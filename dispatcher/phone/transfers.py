@@ -38,6 +38,7 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
@@ -87,6 +88,7 @@ class LiveCall:
     via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
     sip_edge: object = None  # the edge its stream's `start` named (`edge_url`), unchecked
     stream_said: str | None = None  # the call its stream's `start` named (Twilio's `callSid`), unchecked
+    placed: bool = False  # a call this dispatcher placed out: its answering-machine verdict may act on it too
 
 
 class Transfers:
@@ -94,9 +96,11 @@ class Transfers:
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
-                 plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None) -> None:
+                 plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None,
+                 turns: PlacedTurns | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
+        self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -167,6 +171,7 @@ class Transfers:
         if missing is not None:
             raise ApiError(409, "transfer_not_configured", missing)
         self._check_transferable(call)
+        await self._take_turn(call)
         call.transferring = True
         try:
             answer, reconciled = await self._update(rest, call, target)
@@ -174,6 +179,7 @@ class Transfers:
             raise  # still `transferring`: the carrier may hold the first TwiML, a second one must not follow
         except Exception:
             await _ticket_given_up(rest, call)  # Plivo's ticket, if any, dials no one from now on
+            await self._give_turn_back(call)
             self._not_transferred(call)
             raise
         except BaseException:
@@ -196,7 +202,33 @@ class Transfers:
                            "this dispatcher placed for the session; nothing was transferred, try again",
                            retry_after=2.0) from None
         if sid is not None and (call.carrier != "twilio" or sid == call.stream_said):
-            call.call_sid = sid
+            call.call_sid, call.placed = sid, True
+
+    async def _take_turn(self, call: LiveCall) -> None:
+        """A placed call is claimed for its transfer, unless its answering-machine verdict already acted on it
+        (hung it up, or handed it to a fresh bot): then it is no longer this session's call to hand over."""
+        if not call.placed or self._turns is None:
+            return
+        try:
+            taken = await self._turns.take(call.session_id, "transfer")
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot record the placed "
+                           "call's transfer before its answering-machine verdict acts; nothing was transferred, try "
+                           "again", retry_after=2.0) from None
+        if not taken:
+            raise ApiError(409, "answered_by_machine", "the carrier's answering-machine verdict already acted on "
+                           "this placed call (it hung up, or handed the call to a fresh bot: the timeline's "
+                           "`call_outcome` says which); it is no longer this session's to transfer")
+
+    async def _give_turn_back(self, call: LiveCall) -> None:
+        """The placed call was not transferred: its answering-machine verdict may act on it again."""
+        if not call.placed or self._turns is None:
+            return
+        try:
+            await self._turns.give_back(call.session_id, "transfer")
+        except StoreUnavailable:
+            log.warning("phone call %s: the store did not forget the transfer that was not made: a later "
+                        "answering-machine verdict is only noted", call.session_id)
 
     async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
         """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py)."""

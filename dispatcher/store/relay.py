@@ -14,6 +14,9 @@ At most `MAX_WORKING` relayed requests are answered at once; past that the newes
 (counted as `busy`) rather than queued: those in progress already hold a bot's attention, and the
 dropped one's asker sees what a lost message costs, a timeout, instead of this replica's memory
 growing with a consumer that cannot keep up.
+
+A request says how long its asker waits (`wait`, seconds); its handler reads it (`asker_waits`) so the work it
+asks of a bot is bounded as it would be at the asker (a verdict's 3 s), not by this replica's own default.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import Redis
@@ -51,6 +55,13 @@ class NotHere(Exception):
 
 
 Handler = Callable[[str, str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+_ASKER_WAITS: ContextVar[float | None] = ContextVar("relay_asker_waits", default=None)
+
+
+def asker_waits() -> float | None:
+    """In a relayed request's handler: how long its asker waits for the answer, from the request's arrival;
+    None outside one, or for a request from a replica of a version that does not say."""
+    return _ASKER_WAITS.get()
 
 
 class Relay:
@@ -84,7 +95,8 @@ class Relay:
             raise RelayRefused(503, "relay_busy", "too many requests relayed to other replicas at once")
         request_id = secrets.token_hex(8)
         message = self._encode(replica_id, {"id": request_id, "reply_to": self._store.replica_id,
-                                            "session_id": session_id, "method": method, "params": dict(params)})
+                                            "session_id": session_id, "method": method, "params": dict(params),
+                                            "wait": timeout})
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = reply
         try:
@@ -150,6 +162,9 @@ class Relay:
 
     async def _answer(self, frame: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"reply": frame["id"]}
+        wait = frame.get("wait")
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0:
+            _ASKER_WAITS.set(float(wait))  # this request's own task: its handler alone reads it
         try:
             reply["result"] = dict(await self._handler(frame["session_id"], frame["method"], frame["params"]))
         except NotHere:

@@ -17,7 +17,7 @@ from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.carriers import CarrierCall
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
-from tests.fakes.twilio_outbound import FakeTwilioCalls
+from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.support.http_client import api_client
 from tests.support.ports import free_port
@@ -55,6 +55,25 @@ async def api(dispatcher: DispatcherProcess) -> AsyncIterator[httpx.AsyncClient]
         yield client
 
 
+async def placed_and_answered(api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> tuple[str, PlacedCall]:
+    """A call placed through `carrier` once a bot is idle, answered by the callee: its session and the call."""
+    name, fake = carrier
+    await wait_for_idle_bot(api)
+    answer = await api.post("/calls", json={"to": TO, "from": FROM, "carrier": name})
+    assert answer.status_code == 201, answer.text
+    placed = fake.placed[-1]
+    assert all(a.status_code == 204 for a in await fake.answer(placed.sid))
+    return answer.json()["session_id"], placed
+
+
+async def streamed(name: str, placed: PlacedCall) -> CarrierCall:
+    """The stream the carrier opens for the answered call, its handshake sent."""
+    line = CarrierCall(name, placed.stream_url, call_id=placed.sid)
+    await line.open()
+    await line.handshake()
+    return line
+
+
 async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClient,
                                                            carrier: tuple[str, FakeTwilioCalls]) -> None:
     name, fake = carrier
@@ -89,17 +108,33 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
     assert called == [("answered", placed.sid, name)], events
 
 
+async def test_a_verdict_that_came_before_the_bot_is_told_to_it_once_it_attaches(
+        api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> None:
+    """The carrier's detection may decide before the session's bot is on the call (a cold start): the verdict
+    waits with the call's values and reaches the bot when its stream attaches, at whichever replica."""
+    name, fake = carrier
+    session_id, placed = await placed_and_answered(api, carrier)
+    verdict = await fake.detect(placed.sid, "human")  # before the carrier opened the stream: no bot yet
+    assert verdict is not None and verdict.status_code == 204, verdict
+    line = await streamed(name, placed)
+    try:
+        assert await line.next_bot_audio(timeout=60)
+        for _ in range(300):
+            events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+            if any(e["event"] == "answered_by_told" for e in events):
+                break
+            await asyncio.sleep(0.1)
+        told = [(e["event"], e["answered_by"], e.get("bot")) for e in events if e["event"].startswith("answered_by")]
+        assert told == [("answered_by", "human", "no_bot"), ("answered_by_told", "human", "no_handler")], told
+    finally:
+        await line.hang_up()
+
+
 async def test_a_placed_call_is_handed_to_a_person_by_the_key_that_placed_it(
         api: httpx.AsyncClient, carrier: tuple[str, FakeTwilioCalls]) -> None:
-    name, fake = carrier
-    await wait_for_idle_bot(api)
-    answer = await api.post("/calls", json={"to": TO, "from": FROM, "carrier": name})
-    assert answer.status_code == 201, answer.text
-    session_id, placed = answer.json()["session_id"], fake.placed[-1]
-    assert all(a.status_code == 204 for a in await fake.answer(placed.sid))
-    line = CarrierCall(name, placed.stream_url, call_id=placed.sid)
-    await line.open()
-    await line.handshake()
+    name = carrier[0]
+    session_id, placed = await placed_and_answered(api, carrier)
+    line = await streamed(name, placed)
     try:
         assert await line.next_bot_audio(timeout=60)  # the bot talks on the call the carrier placed
         handed = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})

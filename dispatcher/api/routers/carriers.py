@@ -18,6 +18,7 @@ A call is one trace: `phone.call` (the carrier, how it was let in, the session, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -30,6 +31,7 @@ from dispatcher.api import carrier_refusals
 from dispatcher.api.cross_site import cross_site_refusal
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.origins import allowed_origins
+from dispatcher.api.placed_call_events import told_on_attach
 from dispatcher.phone.access import (
     Refused,
     admit_upgrade,
@@ -125,6 +127,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
     call = PhoneCall()
     handshake: list[Message] = []
     live: list[LiveCall] = []  # the call once its bot is attached: it may be transferred from then on
+    telling: list[asyncio.Task[None]] = []  # a placed call's verdict that came before its bot, told to it now
 
     async def attach() -> MediaSocket:
         bot = await state.calls.attach(call, carrier, admitted.session_key, body, owner,
@@ -133,9 +136,14 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
                                        recording=admitted.recording, line=admitted.line)
         if call.session_id is not None:
             live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
+            dialer = state.dialers.get(carrier) if admitted.call is None else None  # placed: the carrier signed none
+            if dialer is not None:  # in the background: the caller's audio waits for no store read
+                telling.append(asyncio.ensure_future(told_on_attach(app_state(websocket), dialer, call.session_id)))
         return bot
 
     async def end(reason: str) -> None:
+        for task in telling:
+            task.cancel()
         if live:
             state.transfers.closed(live[0])
         await state.calls.end(call, state.transfers.end_reason(live[0] if live else None, reason))

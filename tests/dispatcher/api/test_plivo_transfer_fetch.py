@@ -19,6 +19,7 @@ import pytest
 
 from dispatcher.api_error import ApiError
 from dispatcher.app import create_app
+from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import TwilioRefused, Unanswered
 from dispatcher.settings import Settings
@@ -210,6 +211,39 @@ async def test_a_store_blip_after_the_202_still_dials_and_plivos_repeat_gets_the
     assert dials(first) and first.text == repeat.text
     other = await at.fetch(at.asked[0], call_uuid=str(uuid.uuid4()))
     assert (other.status_code, other.json()["error"]["code"]) == (403, "callback_forged")
+
+
+async def test_a_transfer_plivo_answered_leaves_no_ticket_behind(plivo: Callable[..., Plivo]) -> None:
+    """Only a transfer Plivo did not answer may need its ticket killed later: an answered one's is dropped, or
+    the replica would keep one per transferred call for its life."""
+    at = plivo()
+    answer = await at.transfers.transfer(at.call, TransferTarget(DESK))
+    assert (answer["status"], answer["carrier_status"]) == ("transferred", "call transferred"), answer
+    assert at.rest._tickets == {}, f"kept for the replica's life: {at.rest._tickets}"
+    assert dials(await at.fetch(at.asked[0]))  # dropped from memory, the ticket itself still dials
+
+
+async def test_a_ticket_whose_outcome_was_never_learnt_is_dropped_past_its_records_life(
+    plivo: Callable[..., Plivo],
+) -> None:
+    at = plivo()
+    now = [1000.0]
+    at.rest._clock = lambda: now[0]
+    at.transfers._settle = 0.2
+
+    async def read_back_unanswered(_call_sid: str) -> dict[str, Any]:
+        raise Unanswered("Plivo did not answer the read back")
+
+    at.answer, at.rest.fetch = taken_unanswered, read_back_unanswered
+    with pytest.raises(ApiError) as caught:
+        await at.transfers.transfer(at.call, TransferTarget(DESK))
+    assert caught.value.code == "transfer_outcome_unknown"
+    assert list(at.rest._tickets) == [at.uuid]  # still killable while its records last
+    now[0] += 2 * TICKET_SECONDS + 1
+    at.answer = lambda _url: {"message": "call transferred", "api_id": "x"}
+    other = at.transfers.opened("session-2", "plivo", str(uuid.uuid4()), [])
+    await at.transfers.transfer(other, TransferTarget(DESK))
+    assert at.rest._tickets == {}, at.rest._tickets
 
 
 async def test_every_signed_ringing_answer_request_binds_the_call(plivo: Callable[..., Plivo]) -> None:

@@ -136,3 +136,18 @@ async def test_the_bot_refuses_a_verdict_its_contract_does_not_name() -> None:
             await heard_verdict(params)
         assert refused.value.status == 400
     assert bot_verdicts.answered_by() is None
+
+
+async def test_a_verdict_told_twice_runs_the_bot_s_handler_once() -> None:
+    """The callback and the bot's attach may both tell the bot (each read the kept verdict): one handling."""
+    heard: asyncio.Queue[AnsweredBy] = asyncio.Queue()
+    on_answered_by(heard.put_nowait)
+    told = {"answered_by": "human", "carrier": "twilio"}
+    assert await heard_verdict(told) == {"heard": True}
+    assert await heard_verdict(told) == {"heard": True}
+    assert (await asyncio.wait_for(heard.get(), 10)) == AnsweredBy("human", "twilio")
+    for _ in range(3):  # the handler's task had its turns: a second run would have queued by now
+        await asyncio.sleep(0)
+    assert heard.empty()
+    assert await heard_verdict({"answered_by": "unknown", "carrier": "twilio"}) == {"heard": True}  # a new verdict
+    assert (await asyncio.wait_for(heard.get(), 10)) == AnsweredBy("unknown", "twilio")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from botchannel.answered_by import METHOD_ANSWERED_BY
+from dispatcher.channel.bots import REQUEST_TIMEOUT_SECONDS
+from dispatcher.channel.ownership import Ownership
 from dispatcher.errors import ApiError
 from dispatcher.store.relay import NotHere, RelayRefused
 from tests.dispatcher.store.conftest import LEASE_SECONDS
@@ -86,3 +90,38 @@ async def test_a_replica_announces_serving_then_draining_and_leaves(replica_pair
     assert await b.replicas.state_of("r-a") == "draining"
     await a.aclose()
     assert await b.replicas.state_of("r-a") is None
+
+
+class SlowBotLinks:
+    """A replica's bot channels as the relay's handler (`Ownership.answer`) reads them: one session's link, whose
+    bot never answers within the time it is given (the time is recorded)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id, self.given = session_id, []
+        self.session_listeners, self.close_listeners, self.unbind_listeners = [], [], []
+
+    def link_for(self, session_id: str):
+        return self if session_id == self.session_id else None
+
+    async def request(self, method: str, params: Mapping[str, Any],
+                      timeout: float = REQUEST_TIMEOUT_SECONDS) -> Mapping[str, Any]:  # BotLink.request's default
+        self.given.append(timeout)
+        await asyncio.sleep(timeout)
+        raise ApiError(502, "bot_timeout", "the bot did not answer in time")
+
+
+async def test_a_relayed_bot_request_is_bounded_by_the_askers_own_wait(replica_pair):
+    """A verdict told to a bot at another replica waits 3 s at the asker: the owner gives the bot as long, not its
+    own 15 s default, so nothing is still asked of the bot after the asker gave up."""
+    a, b = replica_pair
+    links = SlowBotLinks("s1")
+    await a.start(Ownership(links, a).answer, held=lambda: ["s1"])  # type: ignore[arg-type]
+    await b.start(bot_of({}), held=lambda: [])
+    assert await a.relay.wait_subscribed(60) and await b.relay.wait_subscribed(60)
+    with pytest.raises(TimeoutError):
+        await b.relay.ask("r-a", "s1", METHOD_ANSWERED_BY, {"answered_by": "human", "carrier": "twilio"}, timeout=0.5)
+    for _ in range(200):
+        if links.given:
+            break
+        await asyncio.sleep(0.05)
+    assert links.given == [0.5], links.given
