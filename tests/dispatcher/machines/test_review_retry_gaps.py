@@ -1,6 +1,6 @@
 """Hostile review of the retry/give-up path (retrygap merge 6a5a8288, 94f12013): findings as failing
-tests, each marked `xfail(strict=True)` so the suite stays green until the finding is fixed (then the
-marker must go: a strict xfail that passes fails the run).
+tests, each marked `xfail` so the suite stays green until the finding is fixed (then the marker must
+go: a strict xfail that passes fails the run; finding 5's, bound to timing and jitter, is not strict).
 
 3. Cerebrium's call (`POST …/<function>?async=true`) has no idempotency key, yet it goes through
    `provider_request`, whose `send` resends a call that got no answer (retry.py `send`: an HttpError
@@ -55,7 +55,7 @@ async def test_a_cerebrium_call_that_got_no_answer_is_not_sent_again(fake_cerebr
     assert len(fake_cerebrium.of(s.session_id)) == 1, "two runs (two bots) for one session"
 
 
-@pytest.mark.xfail(strict=False, reason="review finding 5 (timing: jitter may let it pass): Fly /wait slices from 5 replicas exceed 1 req/s per machine")
+@pytest.mark.xfail(strict=False, reason="review finding 5 (timing-bound, not strict): /wait slices throttled")
 async def test_five_replicas_waiting_on_one_slow_fly_machine_are_not_throttled(fake_fly: FakeFly) -> None:
     """A machine stuck in `created` (Fly: seen for hours) waited on by five replicas for 8 s: each
     wait ends in WaitTimeout (the start's own deadline), none in `fly_throttled`."""
