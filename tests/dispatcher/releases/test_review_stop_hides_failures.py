@@ -6,7 +6,13 @@ marker must go: a strict xfail that passes fails the run).
    is forgotten once its caller stops the session AFTER it failed: `outcome_of` drops the machine's
    end whenever `stop_requested` is anywhere in the timeline (release_outcome.py:41), without looking
    at which came first. A client that DELETEs its session when the call goes dead (every ordinary
-   client) thus has every crash of the canary counted as a good session.
+   client) thus has every crash of the canary counted as a good session; so does the dispatcher's
+   own stop at a phone or WhatsApp call's end (phone/calls.py:267, whatsapp/calls.py:306), which
+   follows a crashed bot's closed media socket. The stop is written for a machine already ended
+   (Fly's and the local provider's `stop` answer True for it: fly/provider.py:420, local/provider.py:358),
+   and a crash first seen by the stop's own read is written after the stop (machine_ends.py), so
+   the order alone cannot say it either: the stop should record whether the machine was still
+   running when it was asked.
 2. The looks after a stop (a27a3bee, `_after_stop`) stop at the machine's end: `_stopped_unheard`
    counts `machine_ended` as the bot's word (release_watch.py:280), but the outcome then ignores that
    machine end (the caller stopped it), so the bot's own failure report, landing a moment after the
