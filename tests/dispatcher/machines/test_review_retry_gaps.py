@@ -28,6 +28,7 @@ go: a strict xfail that passes fails the run; finding 5's, bound to timing and j
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -103,9 +104,10 @@ async def test_a_fly_create_whose_answer_was_lost_and_whose_409_could_not_be_loo
         fake_fly.reset_knobs()
         # The retry was answered 409 (the name is taken) and the look-up that followed was throttled.
         assert len(fake_fly.calls_to("POST")) >= 2 and refused.value.reason == "fly_throttled"
-        live = lambda: [m for m in fake_fly.machines.values()  # noqa: E731
-                        if m["config"]["metadata"].get("voicefleet_session") == s.session_id
-                        and m["state"] != "destroyed"]
+        def live() -> list[dict[str, Any]]:
+            return [m for m in fake_fly.machines.values()
+                    if m["config"]["metadata"].get("voicefleet_session") == s.session_id and m["state"] != "destroyed"]
+
         assert live(), "the first create made the machine"
         await asyncio.sleep(2.0)  # the lost create's watch, if there is one, removes it
         assert not live(), f"a refused start's machine runs unwatched ({refused.value})"
