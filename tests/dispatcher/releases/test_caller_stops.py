@@ -122,3 +122,55 @@ async def test_a_bots_failure_reported_seconds_after_its_callers_stop_is_judged_
     await reporting.settled()
     [(_, entry)] = (await samples.read("next", 0)).entries
     assert entry[1] == "bot error"
+
+
+async def test_a_canary_crash_its_caller_stopped_afterwards_is_judged_a_bot_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A canary's bot crashed (no report; the provider shows the machine failed, exit code 1) and its
+    caller's client stopped the session 2 s later, as every client does when the call goes dead. The
+    machine's end is judged first (a moment's grace for the bot's report, its bot was up), and the
+    stop, of a machine that no longer ran, lands within that grace."""
+    monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.05)
+    timeline: Timeline = [{"event": "requested", "at": 1000.0, "release": "next", "release_chosen_by": "weight"},
+                          {"event": "launched", "at": 1000.5}, {"event": "ready", "at": 1004.0},
+                          {"event": "joined", "at": 1005.0},
+                          {"event": "machine_ended", "at": 1020.0, "state": "failed", "detail": "exit code 1"}]
+
+    async def read(session_id: str) -> Timeline:
+        return list(timeline)
+
+    watch, _, samples = await _watch(tmp_path, read)
+    watch.timeline_event("s", timeline[-1])
+    await asyncio.sleep(0.01)
+    stop = {"event": "stop_requested", "at": 1022.0, "machine_running": False}
+    timeline.append(stop)
+    watch.timeline_event("s", stop)  # the client's clean-up DELETE
+    await watch.settled()
+    [(_, entry)] = (await samples.read("next", 0)).entries
+    assert entry[1] == "bot error"
+
+
+async def test_a_bots_failure_report_after_its_machines_end_under_a_stop_is_judged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop, then at once the machine's end (a local process's exit is told before its stop
+    returns: sessions/machine_ends.py), then the bot's `ended bot_failed` report 0.3 s later. The
+    machine's end is not the bot's word (the judge drops it under the stop): the looks go on for the
+    report, a moment's grace past the machine's end (scaled: 0.5 s)."""
+    monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(release_watch, "STOPPED_LOOKS_SECONDS", (0.2, 0.5, 1.0, 3.0, 6.0))
+    timeline = _stopped("next")[:-1]
+
+    async def read(session_id: str) -> Timeline:
+        return list(timeline)
+
+    watch, _, samples = await _watch(tmp_path, read)
+    stop = {"event": "stop_requested", "at": 1030.0, "machine_running": True}
+    timeline += [stop, {"event": "machine_ended", "at": 1030.05, "state": "ended", "detail": None}]
+    watch.timeline_event("s", stop)
+    await asyncio.sleep(0.3)
+    ended = {"event": "ended", "at": 1030.4, "reason": "bot_failed", "exit_code": 4, "detail": "bot.py: boom"}
+    timeline.append(ended)
+    watch.timeline_event("s", ended)
+    await watch.settled()
+    [(_, entry)] = (await samples.read("next", 0)).entries
+    assert entry[1] == "bot error"
