@@ -37,7 +37,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.fly.creates import app_cells
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
-from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -333,9 +333,8 @@ class FlyMachines:
             self._remember_launch(machine)
             return LaunchResult(machine, created=True)
         if response.status_code == 409:  # the name is taken: this session already has its machine
-            existing = await self._find(spec.session_id)
-            if existing is None:
-                raise MachinesError("fly_conflict", f"machine {machine_name(spec.session_id)} exists but was not found")
+            existing = await found_after_conflict("fly", f"machine {machine_name(spec.session_id)}",
+                                                  self._find(spec.session_id))
             return LaunchResult(existing, created=False)
         raise self._create_failed(response, "create a machine", spec.image, spec.release)
 
