@@ -390,24 +390,26 @@ class FlyMachines:
         stopped, destroyed) ends the wait with its own reason within one; each later wait is twice
         as long (to WAIT_MAX), so a machine slow to boot costs a few waits, not one every 2 s per
         waiter (Fly allows 1 `/wait` a second per machine, shared by every waiter at every replica).
-        A throttled `/wait` is no news of the machine: waited out and sent again, never past the
-        wait's own deadline, which ends it as `WaitTimeout`. A machine this replica has just
+        A throttled `/wait` or state read is no news of the machine: waited out and sent again,
+        never past the wait's own deadline, which ends it as `WaitTimeout`. A machine this replica has just
         launched is waited on at once (its state is known: `created`), and a 200 from `/wait` is
         the answer: no status read before or after it."""
         deadline = time.monotonic() + timeout
-        machine = self._launched.pop(session_id, None) or await self.status(session_id)
+        machine = self._launched.pop(session_id, None)
         slice_ = WAIT_SLICE
         while True:
-            if machine is None:
-                raise MachinesError("not_found", f"session {session_id} has no machine")
-            if machine.state is not MachineState.STARTING:
-                return machine
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(session_id, timeout)
-            # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
-            wait = max(1, min(slice_, WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
             try:
+                if machine is None:  # not known here yet, or a 408 with time left: can it still start?
+                    machine = await self.status(session_id)
+                    if machine is None:
+                        raise MachinesError("not_found", f"session {session_id} has no machine")
+                if machine.state is not MachineState.STARTING:
+                    return machine
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(session_id, timeout)
+                # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
+                wait = max(1, min(slice_, WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
                 response = await self._request(
                     "GET",
                     f"/machines/{machine.machine_id}/wait",
@@ -416,8 +418,9 @@ class FlyMachines:
                     backoff=replace(self._backoff, deadline=min(self._backoff.deadline, remaining)),
                 )
             except MachinesError as exc:
-                if exc.reason != "fly_throttled":
+                if exc.reason not in ("fly_throttled", "fly_rate_limited"):
                     raise
+                # No news of the machine (Fly's limits, or our own list bucket, shared by every waiter).
                 pause = (exc.retry_after or 1.0) * random.uniform(1.0, 2.0)  # noqa: S311 - spreads the waiters
                 if time.monotonic() + pause >= deadline:
                     raise WaitTimeout(session_id, timeout) from None
@@ -430,7 +433,7 @@ class FlyMachines:
             if time.monotonic() >= deadline:
                 raise WaitTimeout(session_id, timeout)
             slice_ = min(WAIT_MAX, slice_ * 2)
-            machine = await self.status(session_id)  # 408 with time left: can it still start?
+            machine = None
 
     async def stop(self, session_id: str) -> bool:
         machine = await self.status(session_id)
