@@ -22,10 +22,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from dispatcher.machines.base import LaunchResult, Machine, MachinesError
 
 log = logging.getLogger("dispatcher.machines.lost_creates")
+T = TypeVar("T")
 
 # Pauses between looks before the launch answers (about 7 s in all), and after a refusal (about
 # two minutes more: past any provider's seen delay between a create's answer and its machine).
@@ -34,10 +36,28 @@ WATCH_PAUSES: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
 
 
 def maybe_made(exc: MachinesError) -> bool:
-    """A failure after which the provider may still make the machine: a lost answer or a 5xx
-    (`<provider>_unavailable`). A 429, a refusal, a local limit or a create never sent (its
-    sign-in failed first) made nothing, and is answered without looking."""
+    """A failure after which the provider may still make the machine (or has made it): a lost
+    answer or a 5xx, or a 409 whose machine could not be looked up (`<provider>_unavailable`). A
+    429, a refusal, a local limit or a create never sent (its sign-in failed first) made nothing,
+    and is answered without looking."""
     return exc.reason.endswith("_unavailable") and not exc.nothing_sent
+
+
+async def found_after_conflict(provider: str, name: str, look: Awaitable[T | None]) -> T:
+    """The look-up that follows a create answered 409 (the name is taken: the session's machine
+    exists, a replay's or this very create's, its first try served and its answer lost). A look
+    that fails (a list throttled) or does not show it yet is `<provider>_unavailable`, never a
+    reason read as "made nothing": the machine may be this launch's, so it is looked for again,
+    and removed if the start is refused."""
+    try:
+        found = await look
+    except MachinesError as exc:
+        raise MachinesError(f"{provider}_unavailable", f"{name} exists, but looking it up failed: {exc}",
+                            retry_after=exc.retry_after or 1.0) from exc
+    if found is None:
+        raise MachinesError(f"{provider}_unavailable", f"{name} exists but was not found yet; try again",
+                            retry_after=1.0)
+    return found
 
 
 class LostCreates:

@@ -3,7 +3,8 @@ start that failed, a bot that failed, a machine that died before its bot could s
 at once), how long they waited, and how the conversation went, in the figures the bot host reported
 with its end (docs/releases.md, "What is compared").
 
-What the caller did is not the bot's doing: an end that followed the caller's own stop, or the
+What the caller did is not the bot's doing: an end that followed the caller's own stop (of a machine
+that still ran: a crash the caller then hung up on is the bot's failure), or the
 caller hanging up over the transport before any exchange with the bot was over (a phone caller's:
 the relay's `caller_hung_up`, at or before the bot's end), is no early end (the bot's own early ends
 still count), and a stop before the bot was ready speaks only once the caller had waited longer than
@@ -38,7 +39,7 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     at = {e["event"]: float(e["at"]) for e in reversed(events) if isinstance(e.get("at"), int | float)}
     launched = "launched" in at or "claimed" in at
     # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
-    machine = _machine_end(events) if "ended" not in at and "stop_requested" not in at else None
+    machine = _machine_end(events) if "ended" not in at and not _stopped_it(events, at) else None
     never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
     stopped, ready = at.get("stop_requested"), at.get("ready")
     # How long the caller waited for a bot that was not ready when it stopped (None: no such stop).
@@ -78,6 +79,20 @@ def _talk(events: list[dict[str, Any]]) -> Talk | None:
     """The conversation's figures the bot host reported with its end (a caller who joined)."""
     ended = next((e for e in events if e.get("event") == "ended" and isinstance(e.get("conversation"), dict)), None)
     return talk_of(ended["conversation"]) if ended is not None else None
+
+
+def _stopped_it(events: list[dict[str, Any]], at: dict[str, float]) -> bool:
+    """A stop asked while the session's machine still ran, so the machine's end is the stop's doing.
+    A stop of a machine already over (a crashed bot whose caller then hung up) is not: the stop says
+    `machine_running` false; a stop written without it is read by its time, before the machine's end."""
+    ended_at = at.get(MACHINE_ENDED)
+    for stop in (e for e in events if e.get("event") == "stop_requested"):
+        running, stopped_at = stop.get("machine_running"), stop.get("at")
+        if running is None:  # older: before the machine's end (or with none seen) is a stop of it running
+            running = ended_at is None or not isinstance(stopped_at, int | float) or stopped_at <= ended_at
+        if running:
+            return True
+    return False
 
 
 def _machine_end(events: list[dict[str, Any]]) -> str | None:

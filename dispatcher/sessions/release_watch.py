@@ -190,11 +190,19 @@ class ReleaseWatch:
 
     async def _after_stop(self, session_id: str, last: dict[str, Any],
                           events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A stopped session's timeline once its bot's report (or its machine's end) is in it, or the
-        last of STOPPED_LOOKS_SECONDS has passed without it."""
+        """A stopped session's timeline once its bot's report is in it, or the last of
+        STOPPED_LOOKS_SECONDS has passed without it. Its machine's end is not the bot's word: the
+        judge drops it under a stop of a running machine, and the bot's report (a failure, its
+        figures) may land a moment after it (a local process's exit is told before its stop
+        returns), so it is looked for once more, REPORT_GRACE_SECONDS on."""
         looked = 0.0
-        for look in STOPPED_LOOKS_SECONDS:
-            if not _stopped_unheard(events):
+        looks = iter(STOPPED_LOOKS_SECONDS)
+        while not _reported(events):
+            if any(e.get("event") == MACHINE_ENDED for e in events):
+                await asyncio.sleep(REPORT_GRACE_SECONDS)
+                return await self._timeline(session_id, last)
+            look = next(looks, None)
+            if look is None:
                 break
             await asyncio.sleep(look - looked)
             looked = look
@@ -275,9 +283,9 @@ def _told_to_stop_unheard(events: list[dict[str, Any]]) -> bool:
     return signalled and "stop_requested" not in kinds and MACHINE_ENDED not in kinds
 
 
-def _stopped_unheard(events: list[dict[str, Any]]) -> bool:
-    """Its caller stopped it, and neither its bot's report nor its machine's end is written down yet."""
-    return not {e.get("event") for e in events} & {"ended", "failed", MACHINE_ENDED}
+def _reported(events: list[dict[str, Any]]) -> bool:
+    """Its bot's report of its end, or its start's failure, is written down."""
+    return bool({e.get("event") for e in events} & {"ended", "failed"})
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:

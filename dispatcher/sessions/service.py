@@ -581,16 +581,21 @@ class SessionService:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
         the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
         aged out) or never did. A machine the provider forgets as it stops counts as gone."""
-        # Whether there is a room to end is recorded with the machine: read it before the
-        # machine goes (a deleted VM has no labels left to read).
-        before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
+        # Read before the machine goes: whether there is a room to end is recorded with it (a deleted
+        # VM has no labels left to read), and whether it still ran says whose doing its end is. A
+        # provider's stop answers True for a machine already over, and its own read may be the first
+        # to see a crash: that end is written after the stop, and only `machine_running` tells the
+        # judge it was the bot's failure, not the caller's stop (sessions/release_outcome.py).
+        before = self._with_transport(await self._call(self._machines.status(session_id)))
+        self.ends.observed(before)  # a machine already over: its end is its own, written now
         asked_at = time.time()
         with self.ends.stopping(session_id):  # its machine's end, if seen meanwhile, is written after this stop
             stopped = await self._call(self._machines.stop(session_id))
             if stopped:
                 # Recorded only for a session there was: a stop of an id that never started (any id a
                 # key can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
-                self.timeline.note(session_id, "stop_requested", at=asked_at)
+                self.timeline.note(session_id, "stop_requested", at=asked_at,
+                                   machine_running=before.state.is_active if before is not None else None)
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
         if not stopped:

@@ -10,13 +10,13 @@ the documented requirements: at most 2 GB of memory, no swap, no schedule (400 o
 bigger ones "discouraged", this fake refuses them, never more lenient). `POST …/start` resumes a
 suspended machine (`starting`, then `started` after `resume_seconds`) or boots a stopped one; any
 other state is 412. Stopping a suspended machine discards its snapshot. Per-machine actions
-(suspend, start, stop, metadata writes, wait) keep Fly's limit of 1 request/s per action per machine,
-burst 3 (429). `on_suspend`/`on_resume` let a test pause and continue the process it runs for a
-machine (tests/replicas/fly_bots.py: SIGSTOP/SIGCONT), as a snapshot keeps the process. Machines stay in
-`created` until a test moves them (`set_state`) or `boot_after` seconds pass. A destroyed machine
-is listed (with `include_deleted`) and readable for `destroyed_ttl` seconds, then answers 404 as
-the real API's do once they age out (None: never; 0: at once). `machines` keeps every record
-for the tests to inspect.
+(suspend, start, stop, metadata writes, wait) keep Fly's limit of 1 request/s per action per
+machine, burst 3, and Get Machine its own, 5 requests/s, burst 10 (429). `on_suspend`/`on_resume`
+let a test pause and continue the process it runs for a machine (tests/replicas/fly_bots.py:
+SIGSTOP/SIGCONT), as a snapshot keeps the process. Machines stay in `created` until a test moves
+them (`set_state`) or `boot_after` seconds pass. A destroyed machine is listed (with
+`include_deleted`) and readable for `destroyed_ttl` seconds, then answers 404 as the real API's do
+once they age out (None: never; 0: at once). `machines` keeps every record for the tests to inspect.
 
 Images: a create runs only an image its registry holds (`registry`: the deployment's `BOT_IMAGE`
 to begin with; a test adds a release's). Another is refused as Fly refuses a create it cannot
@@ -311,7 +311,11 @@ class FakeFly(FakeApi):
         if denied := self._denied(request):
             return denied
         machine = self._machine(request)
-        return _error(404, "machine not found") if machine is None else JSONResponse(self._tick(machine))
+        if machine is None:
+            return _error(404, "machine not found")
+        if limited := self._limited("get", machine, per_second=5, burst=10):
+            return limited
+        return JSONResponse(self._tick(machine))
 
     async def wait(self, request: Request) -> Response:
         if denied := self._denied(request):
@@ -371,12 +375,14 @@ class FakeFly(FakeApi):
         machine["config"].setdefault("metadata", {})[request.path_params["key"]] = body["value"]
         return Response(status_code=204)
 
-    def _limited(self, action: str, machine: dict[str, Any]) -> Response | None:
-        """Fly's 1 request/s per action per machine, burst 3: 429 once the burst is spent."""
+    def _limited(self, action: str, machine: dict[str, Any], *, per_second: float = 1.0,
+                 burst: int = 3) -> Response | None:
+        """Fly's 1 request/s per action per machine, burst 3 (Get Machine: 5/s, burst 10): 429 once
+        the burst is spent. Counted over the burst's window, never more lenient than a token bucket."""
         now = time.monotonic()
         key = (action, machine["id"])
-        recent = [t for t in self._actions.get(key, []) if now - t < 3.0]
-        if len(recent) >= 3:  # the burst is spent; it refills at 1/s
+        recent = [t for t in self._actions.get(key, []) if now - t < burst / per_second]
+        if len(recent) >= burst:  # the burst is spent; it refills at `per_second`
             return _error(429, f"rate limit exceeded for {action} on this machine")
         self._actions[key] = [*recent, now]
         return None

@@ -45,7 +45,7 @@ from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.outbound.retry import Backoff, create_request
 from dispatcher.settings import SettingsError, require
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, SessionValues
@@ -151,7 +151,11 @@ class CerebriumMachines:
             return LaunchResult(self._machine(spec.session_id, existing), created=False)
         self._known[spec.session_id] = run.created_at
         try:
-            response = await provider_request(
+            # No idempotency key: a call that got no answer (or a 5xx) may have started a run, and a
+            # second call would start another (two bots, two billed runs). Never sent again: refused
+            # `cerebrium_unavailable`, the run failed below, and a bot of that run that dials in
+            # anyway is told to stop (`_stop_if_ended`).
+            response = await create_request(
                 "cerebrium", self._client, "POST", self.function_path(spec.image), backoff=self._backoff,
                 error=MachinesError, params={"async": "true"}, json=self.call_body(spec),
                 headers={"Authorization": f"Bearer {self.settings.api_key}"},

@@ -20,6 +20,8 @@ Lists are app-wide too (1/s, burst 3) and counted the same way, once for the dep
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -37,7 +39,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.fly.creates import app_cells
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
-from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -56,8 +58,8 @@ DEFAULT_LIST_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
 # `/wait` takes one state and answers only when it is reached or its timeout passes: a machine that
 # fails, stops or is destroyed instead is never `started`, and one long wait would hold the start for
-# its whole timeout. Waits this long (whole seconds), each followed by a state read, notice it within
-# one; every machine's wait stays under Fly's 1 request/s per action per machine.
+# its whole timeout. The first wait is this long (whole seconds), followed by a state read, so a
+# machine that fails at boot is noticed within it; later waits double (docs/providers.md).
 WAIT_SLICE = 2
 LAUNCHED_KEPT = 1024
 NAME_PREFIX = "vf-"
@@ -269,14 +271,16 @@ class FlyMachines:
         if grant.kind == "session":
             self._ids.setdefault(grant.subject, machine_id)
 
-    async def _request(self, method: str, path: str, *, app: str | None = None, **kw: Any) -> HttpResponse:
+    async def _request(self, method: str, path: str, *, app: str | None = None, backoff: Backoff | None = None,
+                       **kw: Any) -> HttpResponse:
         """A call to `app`'s Machines API; without one, to the app holding the machine the path names
-        (`/machines/<id>…`), as created or listed here (FLY_APP's otherwise)."""
+        (`/machines/<id>…`), as created or listed here (FLY_APP's otherwise). `backoff`: its retries,
+        where not the provider's (a wait's, bounded by the wait's own deadline)."""
         if app is None:
             parts = path.split("/")
             app = self._app_of.get(parts[2], self.settings.app) if len(parts) > 2 else self.settings.app
         return await provider_request(
-            "fly", self._clients[app], method, path, backoff=self._backoff, error=MachinesError, **kw)
+            "fly", self._clients[app], method, path, backoff=backoff or self._backoff, error=MachinesError, **kw)
 
     def _seen(self, raw: Mapping[str, Any], app: str) -> Machine:
         """A machine as Fly answered it from `app`: later calls about it go to that app."""
@@ -333,9 +337,8 @@ class FlyMachines:
             self._remember_launch(machine)
             return LaunchResult(machine, created=True)
         if response.status_code == 409:  # the name is taken: this session already has its machine
-            existing = await self._find(spec.session_id)
-            if existing is None:
-                raise MachinesError("fly_conflict", f"machine {machine_name(spec.session_id)} exists but was not found")
+            existing = await found_after_conflict("fly", f"machine {machine_name(spec.session_id)}",
+                                                  self._find(spec.session_id))
             return LaunchResult(existing, created=False)
         raise self._create_failed(response, "create a machine", spec.image, spec.release)
 
@@ -382,36 +385,55 @@ class FlyMachines:
         return to_machine(response.json())
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
-        """Fly's own `/wait` blocks until the machine is `started`, in waits of `WAIT_SLICE` with its
-        state read after each 408: a machine that can no longer start (failed, stopped, destroyed)
-        ends the wait with its own reason within one. A machine this replica has just launched is
-        waited on at once (its state is known: `created`), and a 200 from `/wait` is the answer: no
-        status read before or after it."""
+        """Fly's own `/wait` blocks until the machine is `started`. The first wait is `WAIT_SLICE`
+        long, its state read after the 408, so a machine that can no longer start (failed at boot,
+        stopped, destroyed) ends the wait with its own reason within one; each later wait is twice
+        as long (to WAIT_MAX), so a machine slow to boot costs a few waits, not one every 2 s per
+        waiter (Fly allows 1 `/wait` a second per machine, shared by every waiter at every replica).
+        A throttled `/wait` or state read is no news of the machine: waited out and sent again,
+        never past the wait's own deadline, which ends it as `WaitTimeout`. A machine this replica has just
+        launched is waited on at once (its state is known: `created`), and a 200 from `/wait` is
+        the answer: no status read before or after it."""
         deadline = time.monotonic() + timeout
-        machine = self._launched.pop(session_id, None) or await self.status(session_id)
+        machine = self._launched.pop(session_id, None)
+        slice_ = WAIT_SLICE
         while True:
-            if machine is None:
-                raise MachinesError("not_found", f"session {session_id} has no machine")
-            if machine.state is not MachineState.STARTING:
-                return machine
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(session_id, timeout)
-            # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
-            wait = max(1, min(WAIT_SLICE, WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
-            response = await self._request(
-                "GET",
-                f"/machines/{machine.machine_id}/wait",
-                params={"state": "started", "timeout": str(wait)},
-                timeout=self.settings.timeout + wait,
-            )
+            try:
+                if machine is None:  # not known here yet, or a 408 with time left: can it still start?
+                    machine = await self.status(session_id)
+                    if machine is None:
+                        raise MachinesError("not_found", f"session {session_id} has no machine")
+                if machine.state is not MachineState.STARTING:
+                    return machine
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(session_id, timeout)
+                # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
+                wait = max(1, min(slice_, WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
+                response = await self._request(
+                    "GET",
+                    f"/machines/{machine.machine_id}/wait",
+                    params={"state": "started", "timeout": str(wait)},
+                    timeout=self.settings.timeout + wait,
+                    backoff=replace(self._backoff, deadline=min(self._backoff.deadline, remaining)),
+                )
+            except MachinesError as exc:
+                if exc.reason not in ("fly_throttled", "fly_rate_limited"):
+                    raise
+                # No news of the machine (Fly's limits, or our own list bucket, shared by every waiter).
+                pause = (exc.retry_after or 1.0) * random.uniform(1.0, 2.0)  # noqa: S311 - spreads the waiters
+                if time.monotonic() + pause >= deadline:
+                    raise WaitTimeout(session_id, timeout) from None
+                await asyncio.sleep(pause)
+                continue
             if response.status_code == 200:
                 return replace(machine, state=MachineState.STARTED)
             if response.status_code != 408:
                 raise self._failed(response, "wait for a machine")
             if time.monotonic() >= deadline:
                 raise WaitTimeout(session_id, timeout)
-            machine = await self.status(session_id)  # 408 with time left: can it still start?
+            slice_ = min(WAIT_MAX, slice_ * 2)
+            machine = None
 
     async def stop(self, session_id: str) -> bool:
         machine = await self.status(session_id)

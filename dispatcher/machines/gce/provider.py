@@ -34,7 +34,7 @@ from dispatcher.machines.gce.labels import (
 from dispatcher.machines.gce.settings import DEFAULT_API_URL as DEFAULT_API_URL  # its importers name it here
 from dispatcher.machines.gce.settings import DEFAULT_INSERT_RATE as DEFAULT_INSERT_RATE  # so do theirs
 from dispatcher.machines.gce.settings import GceSettings as GceSettings  # and the settings too
-from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -228,9 +228,8 @@ class GceMachines:
             json=self._insert_body(spec, template_items, template_labels),
         )
         if response.status_code == 409 and _error_reason(response) == "alreadyExists":
-            existing = await self.status(spec.session_id)
-            if existing is not None:
-                return LaunchResult(existing, created=False)
+            existing = await found_after_conflict("gce", f"instance {name}", self.status(spec.session_id))
+            return LaunchResult(existing, created=False)
         if response.status_code != 200:
             raise self._template_refused(response, f"create instance {name} from {template}", release)
         # An accepted insert may still fail (no capacity, quota): the operation says so later,

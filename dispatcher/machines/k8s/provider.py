@@ -58,7 +58,7 @@ from dispatcher.machines.k8s.pods import (
 from dispatcher.machines.k8s.session_pods import SessionPodIdentity
 from dispatcher.machines.k8s.settings import MODEL_SERVICE_VARIABLE, K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
-from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.machines.recent import Recent
 
 STRICT = {"fieldValidation": "Strict"}  # a field the API server does not know is refused, never dropped
@@ -134,11 +134,9 @@ class K8sMachines:
             self.remember(spec.session_id, response.json())
             return LaunchResult(to_machine(response.json()), created=True)
         if response.status_code == 409:  # AlreadyExists: this session's pod (a replay, or a lost answer)
-            existing = await self.read_pod(name)
-            if existing is not None:
-                self.remember(spec.session_id, existing)
-                return LaunchResult(to_machine(existing), created=made_by(existing, launch_id))
-            raise MachinesError("k8s_conflict", f"pod {name} exists but could not be read; try again", retry_after=1.0)
+            existing = await found_after_conflict("k8s", f"pod {name}", self.read_pod(name))
+            self.remember(spec.session_id, existing)
+            return LaunchResult(to_machine(existing), created=made_by(existing, launch_id))
         raise self.api.failed(response, f"create pod {name}")
 
     def session_values(self, spec: LaunchSpec) -> dict[str, str]:

@@ -60,6 +60,7 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, 
 from dispatcher.machines.k8s.release_pools import ReleasePools
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
+from dispatcher.machines.lost_creates import found_after_conflict
 from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff
 
@@ -127,10 +128,8 @@ class SandboxClaims(K8sMachines):
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
             raise self._failed(response, f"create sandboxclaim {name}")
-        existing = await self.read_claim(spec.session_id)  # AlreadyExists: a replay, or a lost answer
-        if existing is None:
-            raise MachinesError("k8s_conflict", f"sandboxclaim {name} exists but could not be read; try again",
-                                retry_after=1.0)
+        # AlreadyExists: a replay, or a lost answer
+        existing = await found_after_conflict("k8s", f"sandboxclaim {name}", self.read_claim(spec.session_id))
         pool = ((existing.get("spec") or {}).get("warmPoolRef") or {}).get("name")
         if pool != own_pool or (existing.get("metadata") or {}).get("deletionTimestamp"):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "

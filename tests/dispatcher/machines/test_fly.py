@@ -203,6 +203,35 @@ async def test_a_long_wait_asks_fly_in_short_waits_and_a_machine_that_starts_mea
     assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == [str(WAIT_SLICE)]
 
 
+async def test_a_machine_slow_to_boot_is_waited_on_in_ever_longer_waits(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    """Only the first wait is short (a machine that fails at boot is noticed within it): each later one
+    is twice as long, so a machine stuck in `created` costs a few `/wait` calls, not one every 2 s."""
+    s = spec()
+    await fly.launch(s)
+    with pytest.raises(WaitTimeout):
+        await fly.wait_started(s.session_id, timeout=9)
+    timeouts = [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")]
+    assert timeouts[:2] == [str(WAIT_SLICE), str(2 * WAIT_SLICE)] and len(timeouts) <= 4, timeouts
+
+
+async def test_five_replicas_waiting_on_one_slow_machine_are_not_throttled(fake_fly: FakeFly) -> None:
+    """A machine stuck in `created` (Fly: seen for hours) waited on by five replicas for 8 s (a start's
+    `?wait=started` at one, long-polls and event streams at others): Fly allows 1 `/wait` a second per
+    machine (burst 3) for all of them. Each wait ends in WaitTimeout, the start's own deadline, none in
+    `fly_throttled` (a start refused while its machine is merely slow to boot)."""
+    harness = fly_harness(fake_fly)
+    replicas = [harness.make(FLY_RETRY_DEADLINE_SECONDS="10") for _ in range(5)]  # the default deadline
+    s = spec()
+    try:
+        await replicas[0].launch(s)
+        results = await asyncio.gather(*(r.wait_started(s.session_id, 8.0) for r in replicas),
+                                       return_exceptions=True)
+    finally:
+        for r in replicas:
+            await r.aclose()
+    assert all(isinstance(r, WaitTimeout) for r in results), results
+
+
 @pytest.mark.parametrize(("fly_state", "code", "reason"), [("stopped", 3, "exit code 3"),
                                                             ("failed", None, "fly state failed")])
 async def test_a_machine_that_fails_while_waited_on_ends_the_start_at_once_with_its_own_reason(

@@ -9,6 +9,7 @@ test releases: nothing here races a sleep.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -242,3 +243,48 @@ async def test_with_the_store_down_a_late_machine_is_kept_for_a_retry_the_watch_
         await service.aclose()
         await machines.aclose()
         await down.aclose()
+
+
+# Per provider whose create is resent after a lost answer and answered 409 (the name taken): its create
+# call, and the look-up of the session's machine that follows the 409 (Fly: a list of the app).
+CONFLICTS: dict[str, tuple[dict[str, str], Callable[[str], dict[str, str]]]] = {
+    "fly": ({"method": "POST", "path_suffix": "/machines"}, lambda sid: {"method": "GET", "path_suffix": "/machines"}),
+    "k8s": ({"method": "POST", "path_suffix": "/pods"}, lambda sid: {"method": "GET", "path_suffix": f"/vf-{sid}"}),
+}
+
+
+@pytest.fixture(params=sorted(CONFLICTS))
+def conflicted(request: pytest.FixtureRequest) -> Harness:
+    from tests.dispatcher.machines.conftest import harness_for
+
+    return harness_for(request)
+
+
+async def test_a_409_after_a_lost_create_whose_machine_could_not_be_looked_up_is_maybe_made_and_removed(
+        conflicted: Harness) -> None:
+    """The first create is served but its answer lost (the client timed out); the retry's 409 proves
+    the session's machine exists, but the look-up that would find it is throttled (Fly's lists are
+    1/s per app, deployment-wide). Refused with a reason read as "made nothing" (`_throttled`,
+    `_conflict`), nothing looked for it or removed it: the machine ran unwatched. The refusal is
+    `_unavailable`, so the launch looks, and the watch removes the machine once it can see it."""
+    harness, (create, read) = conflicted, CONFLICTS[conflicted.name]
+    machines = quick(harness)
+    fake, s = harness.fake, spec()
+    hold = fake.hold(times=1, **create)
+    try:
+        launching = asyncio.create_task(machines.launch(s))
+        assert await within(lambda: hold.caught == 1, 20, interval=0.02) is not None
+        fake.delay(0.3, times=1, **create)  # the retry lands after the held create
+        fake.fail(429, times=10_000, retry_after=0.05, **read(s.session_id))  # its look-ups throttled
+        await asyncio.sleep(0.55)  # the client gave up on the first create
+        hold.release()  # ... which the provider serves now: the machine exists
+        with pytest.raises(MachinesError) as refused:
+            await launching
+        assert len(fake.calls_to("POST")) >= 2 and refused.value.reason == f"{harness.name}_unavailable", refused.value
+        assert harness.live(s.session_id) == 1  # the first create made the machine
+        harness.recover()  # the look-ups answer again
+        assert await within(lambda: harness.live(s.session_id) == 0, 20, interval=0.05) is not None, \
+            "a refused start's machine runs unwatched"
+    finally:
+        hold.release()
+        await machines.aclose()

@@ -143,6 +143,24 @@ def test_the_bots_own_account_or_the_callers_stop_outweighs_the_machines_end() -
     assert stopped.ready_seconds is not None and round(stopped.ready_seconds, 3) == 0.5
 
 
+def test_a_machine_that_failed_before_its_callers_stop_is_a_bot_error() -> None:
+    """A canary's bot crashed (no report of its own; the provider shows the machine failed), then its
+    caller's client stopped the session as the call went dead: the stop of a machine already over is
+    not what ended it. Whether the crash was written before the stop, or first seen by the stop's own
+    read and written after it, the stop says the machine no longer ran."""
+    began = (REQUESTED, ("launched", 100.5, {}), ("ready", 104.0, {}), ("joined", 105.0, {}))
+    crashed = ("machine_ended", 120.0, {"state": "failed", "detail": "exit code 1"})
+    seen_by_the_stop = ("machine_ended", 122.4, {"state": "failed", "detail": "exit code 1"})
+    for events in ((*began, crashed, ("stop_requested", 122.0, {"machine_running": False})),
+                   (*began, ("stop_requested", 122.0, {"machine_running": False}), seen_by_the_stop),
+                   (*began, crashed, ("stop_requested", 122.0, {}))):  # a stop written before it said
+        outcome = outcome_of(timeline(*events))
+        assert outcome is not None and outcome.failure == "bot error", events
+    # A stop of the machine while it ran is what ended it, whenever its end was written.
+    running = outcome_of(timeline(*began, ("stop_requested", 122.0, {"machine_running": True}), seen_by_the_stop))
+    assert running is not None and running.failure is None
+
+
 def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release() -> None:
     # The caller's own hang-up (DELETE) a second after ready: its choice, not its bot's failure.
     stopped = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 101.2, {}), ("joined", 101.3, {}),

@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.observability.metrics import Metrics
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.health import ReleaseHealth
 from dispatcher.releases.live import LiveReleases
+from dispatcher.sessions import release_watch
 from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
@@ -54,28 +57,41 @@ class EndsAsItStops(ListedMachines):
                     listener(ended)
 
 
-async def test_a_session_its_caller_stops_before_its_bot_is_ready_is_no_failure_of_its_release(
-        tmp_path: Path) -> None:
-    booting = Machine(session_id=SESSION, machine_id="m-1", state=MachineState.STARTING, created_at=0.0)
-    machines = EndsAsItStops([booting])
+async def _judged(tmp_path: Path, machines: ListedMachines, *events: str,
+                  ) -> tuple[SessionService, SessionTimeline, ReleaseWatch, MemoryReleaseSamples]:
+    """The real session service over `machines`, its timeline judged by the real release watch: a
+    canary session drawn by weight, with `events` on its timeline."""
     coordination = LocalCoordination()
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     releases = LiveReleases(Catalogue.from_env(release_env(tmp_path), local=True), coordination.releases)
     await releases.refresh()
     service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=coordination,
                              timeline=timeline, releases=releases)
-    machines.end_listeners.append(service.ends.observed)
     samples = MemoryReleaseSamples()
     watch = ReleaseWatch(releases, SharedSample(ReleaseHealth(), samples), timeline.read)
     timeline.listeners.append(watch.timeline_event)
     timeline.note(SESSION, "requested", release="next", release_chosen_by="weight")
-    timeline.note(SESSION, "launched", machine_id="m-1")
+    for event in events:
+        timeline.note(SESSION, event)
     await timeline.settled()
+    return service, timeline, watch, samples
 
+
+async def _stop(service: SessionService, timeline: SessionTimeline, watch: ReleaseWatch) -> None:
+    """The caller's stop, and everything it set off written down and judged."""
     await service.stop(SESSION)
     await service.ends.settled()
     await timeline.settled()
     await watch.settled()
+
+
+async def test_a_session_its_caller_stops_before_its_bot_is_ready_is_no_failure_of_its_release(
+        tmp_path: Path) -> None:
+    booting = Machine(session_id=SESSION, machine_id="m-1", state=MachineState.STARTING, created_at=0.0)
+    machines = EndsAsItStops([booting])
+    service, timeline, watch, samples = await _judged(tmp_path, machines, "launched")
+    machines.end_listeners.append(service.ends.observed)
+    await _stop(service, timeline, watch)
 
     events = [e["event"] for e in await timeline.read(SESSION)]
     assert "machine_ended" in events and "stop_requested" in events, events
@@ -100,3 +116,24 @@ async def test_the_bots_a_closing_dispatcher_stops_are_no_failures_of_their_rele
     await service.ends.settled()
     await timeline.settled()
     assert [e["event"] for e in await timeline.read(SESSION)] == ["requested"]
+
+
+async def test_a_stop_of_a_machine_its_bot_crashed_leaves_the_crash_a_failure_of_its_release(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The canary's bot crashed; its caller's client stops the session as the call goes dead, and the
+    provider's stop answers True for the machine already over (as Fly's and local processes' do).
+    The stop says the machine no longer ran, so its end is the bot's failure, not the caller's stop."""
+    monkeypatch.setattr(release_watch, "REPORT_GRACE_SECONDS", 0.05)
+    monkeypatch.setattr(release_watch, "STOPPED_LOOKS_SECONDS", (0.05, 0.1, 0.5, 2.0))
+    crashed = Machine(session_id=SESSION, machine_id="m-1", state=MachineState.FAILED, created_at=0.0,
+                      detail="exit code 1")
+    service, timeline, watch, samples = await _judged(tmp_path, ListedMachines([crashed]), "launched", "ready",
+                                                      "joined")
+    await _stop(service, timeline, watch)
+
+    events = await timeline.read(SESSION)
+    [stop] = [e for e in events if e["event"] == "stop_requested"]
+    assert stop["machine_running"] is False and any(e["event"] == "machine_ended" for e in events), events
+    failures = [entry[1] for _, entry in (await samples.read("next", 0)).entries]
+    assert failures == ["bot error"], failures
+    await service.aclose()
