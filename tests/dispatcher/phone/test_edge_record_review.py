@@ -7,6 +7,7 @@ These tests fail on the reviewed code (xfail, strict: drop the mark with the fix
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,12 +17,18 @@ import pytest
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpError, HttpResponse
 from dispatcher.phone.sip_edges import RECORD
+from dispatcher.phone.sip_transfers import SipTransfers
+from dispatcher.phone.transfer_allow import parse_transfer_targets
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.store.memory import LocalFirstClaims
 from dispatcher.store.unavailable import StoreUnavailable
+from sipedge import stream_frames
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 A, B = "http://10.0.0.1:8081", "http://10.0.0.2:8081"
+DESK = "+14155550123"
 ORDER = {"session_id": "session-r", "stream_path": "/ws/exotel/tok", "to": "+14155550100",
          "from": "+14155550199", "trunk": "far", "caller": "team-a"}
 
@@ -170,3 +177,59 @@ async def test_a_retry_held_at_an_edge_that_stays_down_names_the_way_out() -> No
         await replica((B, A), records, edges).hand_over(ORDER)
     assert edges[B].asked == 0  # right: A may hold it
     assert held.value.code != "sip_edge_unavailable" and "Idempotency-Key" in held.value.message, held.value.message
+
+
+class StoreReads(LocalFirstClaims):
+    """A store's read yields to the event loop, as a redis GET does (`LocalFirstClaims.held` never does)."""
+
+    async def held(self, what: str) -> str | None:
+        await asyncio.sleep(0.05)
+        return await super().held(what)
+
+
+class EdgeTransfers(Scripted):
+    """An edge's `POST /calls/<session>/transfer`: the first is handed over once `done` is set; one asked while
+    it is under way is refused `409 already_transferring`, as sipedge/control.py `_transfer` answers."""
+
+    def __init__(self) -> None:
+        super().__init__([answer(202)])
+        self.done = asyncio.Event()
+        self.under_way = False
+
+    async def request(self, method: str, path: str, **_: Any) -> HttpResponse:
+        self.asked += 1
+        if self.under_way:
+            return answer(409, "already_transferring")
+        self.under_way = True
+        await self.done.wait()
+        return HttpResponse(200, {}, b'{"session_id": "session-t", "how": "referred", "to": "%s", "sip_status": 202}'
+                            % DESK.encode())
+
+
+@pytest.mark.xfail(strict=True, reason="review_edgebind finding 5: `await holding()` between the check and "
+                   "`transferring = True`: two transfers pass, the loser resets `transferring` mid-transfer")
+async def test_a_second_transfer_asked_while_the_store_is_read_is_refused_here_and_leaves_the_first_alone() -> None:
+    """Finding 5: `Transfers._through_edge` now awaits the store (`SipTransfers.holding` -> `SipEdges.recorded`)
+    between `_check_transferable` and `call.transferring = True`; before edgebind nothing yielded there. Two
+    transfers of one call (a client's retry after its own timeout, the bot's tool and an API call) both pass
+    the check and both reach the edge; the edge refuses the second 409, and its `_not_transferred` sets
+    `transferring` False while the first is under way: the carrier's stop that the transfer causes is then
+    taken for the caller's hang-up (`heard_hang_up`), and a third transfer passes the check."""
+    records = StoreReads()
+    sip = SipTransfers(TrunkCallSettings((A, B), SECRET), records)
+    edge = EdgeTransfers()
+    sip.edges._clients = {A: edge, B: Scripted([answer(404, "no_call")])}  # type: ignore[dict-item]
+    await records.first(RECORD + "session-t", f"{A} placing-try", 2400)  # an outbound call placed at A
+    transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=sip)
+    frames = stream_frames.handshake("stream-1", "call-1", "+14155550199", "+14155550100", A)
+    call = transfers.opened("session-t", "exotel", None, [{"type": "websocket.receive", "text": f} for f in frames])
+    first = asyncio.create_task(transfers.transfer(call, TransferTarget(DESK)))
+    second = asyncio.create_task(transfers.transfer(call, TransferTarget(DESK)))
+    with pytest.raises(ApiError) as refused:
+        await second
+    under_way = call.transferring
+    edge.done.set()
+    await first
+    assert refused.value.code == "already_transferring"
+    assert edge.asked == 1, "the second transfer passed the dispatcher's check and reached the edge"
+    assert under_way, "the refused second transfer marked the first, still under way, as not transferring"
