@@ -105,7 +105,8 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
         if calls is not None and trunk is not None:
             stream = {"stream_path" if base is None else "stream_url": stream_url}
             await calls.hand_over({"session_id": session_id, **stream, "to": payload.to,
-                                   "from": payload.caller_id, "trunk": trunk.name, "caller": caller})
+                                   "from": payload.caller_id, "trunk": trunk.name, "caller": caller},
+                                  keyed=idempotency_key is not None)
         else:
             shown["call_sid"] = await place_out(state, dialer_of(state, carrier), payload, who, session_id,
                                                 stream_url, bot_body)

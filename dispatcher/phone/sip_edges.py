@@ -11,7 +11,8 @@ Which edge a session's call went to is recorded in the shared store before the r
 `sip-edge:<session>`, as ECS cells record a launch's cell), so that every replica sends that session's retry
 to that edge alone (an edge that answered late or not at all may ring the callee: dispatcher/phone/
 trunk_calls.py) and its transfers to the edge holding the call. A store that does not answer refuses the call
-(503) rather than guess.
+(503) rather than guess, unless the record cannot change where a retry goes: one edge listed, or a call
+without an Idempotency-Key (no retry shares its session).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import math
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.memory import ClaimsFull
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
@@ -40,13 +42,14 @@ log = logging.getLogger("dispatcher.phone")
 SKIP_SECONDS = 10.0  # how long an edge that refused a connection (or timed out) is tried after the others
 CONNECT_SECONDS = 1.0  # an edge is on the region's private network: a connection takes milliseconds
 RECORD = "sip-edge:"  # + session id: the edge its call was sent to (`FirstClaims`, the store's `home:` records)
+UNRECORDED_LOG_SECONDS = 60.0  # a call placed unrecorded (one edge, a store blink) is logged once in this long
 HOLD_MARGIN = 600.0  # seconds a record outlives the session's longest life: a late retry or transfer still finds it
 EDGE_URL = re.compile(r"https?://[^\s/]+")  # the edge's own check of the name it is told (sipedge/control.py)
 
 
 def edge_urls(value: str) -> tuple[str, ...]:
-    """`SIP_EDGE_URL`'s edges, each `http(s)://host[:port]` (its scheme lower-cased, as the edge expects the
-    name it is told), or a `SettingsError` naming the bad one."""
+    """`SIP_EDGE_URL`'s edges, each `http(s)://host[:port]` (lower-cased, as the edge expects the name it is
+    told and as a record or a stream names it), or a `SettingsError` naming the bad one."""
     urls = tuple(_edge_url(url.strip().rstrip("/")) for url in value.split(","))
     if len(set(urls)) != len(urls):
         raise SettingsError("SIP_EDGE_URL names an edge twice: list each edge's control API once")
@@ -55,7 +58,7 @@ def edge_urls(value: str) -> tuple[str, ...]:
 
 def _edge_url(url: str) -> str:
     parts = urlsplit(url)
-    named = f"{parts.scheme}://{parts.netloc}"
+    named = f"{parts.scheme}://{parts.netloc.lower()}"  # a host's case means nothing: one edge, one name
     # What urlsplit drops (a bare `?` or `#`) or the edge refuses (a space) is refused here, not at each call.
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password \
             or named.lower() != url.lower() or not EDGE_URL.fullmatch(named):
@@ -95,8 +98,8 @@ def timed_out(exc: BaseException) -> bool:
 @dataclass(frozen=True)
 class EdgeClaim:
     url: str  # the edge the session's call goes to
-    value: str  # the record: the URL and the try that made it
-    mine: bool  # whether this try made it (else an earlier try's, at any replica: that edge may hold its call)
+    value: str  # the record: the URL and the token of the hand-over that made it
+    mine: bool  # whether this hand-over made it (else an earlier one's, at any replica: that edge may hold its call)
 
 
 class SipEdges:
@@ -109,6 +112,7 @@ class SipEdges:
                                          headers={"Authorization": f"Bearer {secret}"}) for url in urls}
         self._down_until: dict[str, float] = {}
         self._records = records
+        self._unrecorded_logged = -math.inf
 
     def client(self, url: str) -> HttpClient:
         return self._clients[url]
@@ -118,29 +122,45 @@ class SipEdges:
         now = time.monotonic()
         yield from sorted(self.urls, key=lambda url: self._down_until.get(url, 0.0) > now)
 
-    async def claim(self, session_id: str, url: str, seconds: float) -> EdgeClaim:
+    async def claim(self, session_id: str, url: str, seconds: float, token: str, *, needed: bool) -> EdgeClaim:
         """Records `url` for `seconds` as the edge `session_id`'s call is sent to, before it is sent: the edge recorded
-        first (by any replica, an earlier try's), which the call then goes to alone. 503 when the store does
-        not answer, or when the recorded edge is no longer listed: never another edge, which might ring the
-        callee a second time."""
-        mine = f"{url} {uuid.uuid4().hex[:16]}"  # this try's own: an earlier try's record at `url` is kept
+        first (by any replica, an earlier hand-over's), which the call then goes to alone. `token`: the hand-over's
+        own, the same for each edge it asks: its own record read back (an edge that provably got nothing, its
+        `let_go` lost to a store blink) is moved to `url`, never taken for an earlier hand-over's. 503 when the
+        recorded edge is no longer listed (never another edge, which might ring the callee a second time), or
+        when the store does not answer and the record is `needed` (else the call goes to `url` unrecorded)."""
+        mine = f"{url} {token}"
         try:
             value = await self._records.first(RECORD + session_id, mine, seconds)
-        except StoreUnavailable:
-            raise ApiError(503, "sip_edge_unrecorded", "the shared store (REDIS_URL) did not answer, so the "
-                           "dispatcher cannot record which SIP edge places this call (without it, a retry at "
-                           "another replica could ring the callee twice): nothing was placed, try again",
-                           retry_after=5.0) from None
-        holder = value.split(" ", 1)[0]
+            if value != mine and value.endswith(f" {token}"):
+                await self._records.let_go(RECORD + session_id, value)
+                value = await self._records.first(RECORD + session_id, mine, seconds)
+        except StoreUnavailable as exc:
+            if not needed:
+                self._placed_unrecorded(session_id, exc)
+                return EdgeClaim(url, mine, mine=True)
+            raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
+                           "which SIP edge places this call (without it, a retry at another replica could ring the "
+                           "callee twice): nothing was placed, try again", retry_after=5.0) from None
+        holder = value.split(" ", 1)[0].lower()
         if holder not in self._clients:
             raise ApiError(503, "sip_edge_unlisted", f"an earlier try of this call went to the SIP edge "
                            f"{holder[:80]!r}, which SIP_EDGE_URL no longer lists: it may hold the call, so no other "
-                           "edge places it; list that edge again, or place the call with another Idempotency-Key",
-                           retry_after=60.0)
+                           "edge places it. List that edge in SIP_EDGE_URL again and retry with this Idempotency-Key; "
+                           "a new key would place the call again and may ring the callee twice (see whether that "
+                           "edge placed it first: its log names the session)", retry_after=60.0)
         return EdgeClaim(holder, value, mine=value == mine)
 
+    def _placed_unrecorded(self, session_id: str, exc: StoreUnavailable) -> None:
+        """A call the store could not record, placed all the same: logged once in UNRECORDED_LOG_SECONDS."""
+        now = time.monotonic()
+        if now - self._unrecorded_logged >= UNRECORDED_LOG_SECONDS:
+            self._unrecorded_logged = now
+            log.warning("phone call %s placed without recording its SIP edge (%s): a retry can go only to the "
+                        "edge it went to (one edge listed, or no Idempotency-Key)", session_id, _store_failure(exc))
+
     async def let_go(self, session_id: str, claim: EdgeClaim) -> None:
-        """The edge of this try's `claim` provably placed nothing: another edge may take the call (a store that
+        """The edge of this hand-over's `claim` provably placed nothing: another edge may take the call (a store that
         does not answer keeps the record, at worst sending a retry to that edge again)."""
         if claim.mine:
             with contextlib.suppress(StoreUnavailable):
@@ -155,7 +175,7 @@ class SipEdges:
             log.warning("phone call %s: the store did not say which SIP edge holds it; its stream's word is taken",
                         session_id)
             return None
-        holder = value.split(" ", 1)[0] if value is not None else None
+        holder = value.split(" ", 1)[0].lower() if value is not None else None
         return holder if holder in self._clients else None
 
     def failed(self, url: str, exc: BaseException) -> None:
@@ -179,13 +199,20 @@ class SipEdges:
 
     def holding(self, named: object) -> str | None:
         """The edge a call's stream named as its own, if it is one of these; with one edge, that one."""
-        if isinstance(named, str) and named.rstrip("/") in self._clients:
-            return named.rstrip("/")
+        if isinstance(named, str) and named.rstrip("/").lower() in self._clients:
+            return named.rstrip("/").lower()
         return self.urls[0] if len(self.urls) == 1 else None
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+
+
+def _store_failure(exc: StoreUnavailable) -> str:
+    """Why the store did not record: its own words, naming REDIS_URL only where one is set."""
+    if isinstance(exc, ClaimsFull):
+        return f"this replica keeps the records in its memory (no REDIS_URL is set) and holds as many as it may ({exc})"
+    return f"the shared store (REDIS_URL) did not record it ({exc})"
 
 
 def json_of(answer: HttpResponse) -> Any:

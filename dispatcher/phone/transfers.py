@@ -237,9 +237,9 @@ class Transfers:
                            "can ask the SIP edge to hand its calls over (docs/sip.md)")
         self._check_allowed(target)
         self._check_transferable(call)
-        edge = await self._sip.holding(call.session_id, call.sip_edge)
-        call.transferring = True
+        call.transferring = True  # before the store is read: a second transfer asked meanwhile is refused here
         try:
+            edge = await self._sip.holding(call.session_id, call.sip_edge)
             handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
         except ApiError as exc:
             if exc.code != "transfer_outcome_unknown":  # unknown: it stays `transferring`, never sent again

@@ -14,6 +14,8 @@ answer `503` full or not ready. A timeout or a lost answer stops there, since th
 (the session then ends as a call the edge never took does, its token spent); a second edge would ring them
 twice, so that session's retry (its Idempotency-Key) goes back to that edge, at whichever replica it comes
 (the edge is recorded in the store before it is asked), while other calls go to the other edges first.
+The record is let go (and the next edge asked) only on the first request's own answer: a refusal with the
+edge's error code, or its 503 full; once a try may have reached the edge, whatever follows keeps it.
 `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the trunk's
 (`trunk:<name>`) whichever edge places the call.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,33 +140,48 @@ class TrunkCalls:
         return await pace_turn(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
                            code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
 
-    async def hand_over(self, order: Mapping[str, Any]) -> str:
+    async def hand_over(self, order: Mapping[str, Any], *, keyed: bool = True) -> str:
         """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.
         Each edge is recorded in the store as the session's before it is asked (`SipEdges.claim`): a session
-        an earlier try recorded at an edge (at any replica) goes to that edge alone, and a record is let go
-        only when the edge this try recorded provably placed nothing."""
+        an earlier hand-over recorded at an edge (at any replica) goes to that edge alone, and a record is let
+        go only when the edge this hand-over recorded provably placed nothing. `keyed`: the session may be
+        retried (an Idempotency-Key); without one, or with one edge, a store blink does not refuse the call."""
         session_id = str(order["session_id"])
         several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
+        token = uuid.uuid4().hex[:16]  # this hand-over's, in its record at whichever edge it asks
         nothing: ApiError | None = None
         edges = list(self.edges.in_turn())
         for url in edges:
-            claim = await self.edges.claim(session_id, url, self._hold_seconds)
+            claim = await self.edges.claim(session_id, url, self._hold_seconds, token, needed=several and keyed)
             body = {**order, "edge_url": claim.url} if several else dict(order)
             try:
-                answer = await self._answer(claim.url, "POST", "/calls", json=body,
-                                            last=not claim.mine or url == edges[-1])
-                self._read(answer, "/calls")
+                answer, first = await self._answer(claim.url, "POST", "/calls", json=body,
+                                                   last=not claim.mine or url == edges[-1])
+                self._read(answer, "/calls", first=first)
             except (_NothingPlaced, _Refused) as exc:
-                await self.edges.let_go(session_id, claim)  # this try's record alone: an earlier try's edge keeps it
+                await self.edges.let_go(session_id, claim)  # this hand-over's record alone: an earlier one's stays
                 if isinstance(exc, _Refused):
                     raise
                 if not claim.mine:
-                    raise exc.error from None
+                    raise self._holding(claim.url, exc.error) from None
                 nothing = exc.error
                 continue
+            except ApiError as exc:
+                if not claim.mine and exc.code == "sip_edge_unavailable":
+                    raise self._holding(claim.url, exc) from None
+                raise
             return claim.url
         assert nothing is not None  # noqa: S101 - there is at least one edge
         raise nothing
+
+    def _holding(self, url: str, error: ApiError) -> ApiError:
+        """A retry held at the edge an earlier try of its session went to, which did not take it now."""
+        minutes = self._hold_seconds / 60
+        return ApiError(503, "sip_edge_holding", f"an earlier try of this call (its Idempotency-Key) went to the SIP "
+                        f"edge {url}, which did not take this one ({error.message}). That edge may hold the call, so "
+                        f"no other edge places it: retry with this Idempotency-Key once it is back (its record lasts "
+                        f"up to {minutes:.0f} minutes from that try). A new Idempotency-Key places the call at another "
+                        "edge, and rings the callee twice if that edge placed it", retry_after=error.retry_after or 5.0)
 
     async def _request(self, method: str, path: str) -> Any:
         """A question any edge answers (`GET /trunks`, which places nothing): the first edge's that does."""
@@ -171,17 +189,19 @@ class TrunkCalls:
         edges = list(self.edges.in_turn())
         for url in edges:
             try:
-                return self._read(await self._answer(url, method, path, json=None, last=url == edges[-1]), path)
+                answer, first = await self._answer(url, method, path, json=None, last=url == edges[-1])
+                return self._read(answer, path, first=first)
             except _NothingPlaced as exc:
                 nothing = exc.error
         assert nothing is not None  # noqa: S101 - there is at least one edge
         raise nothing
 
     async def _answer(self, url: str, method: str, path: str, *, last: bool,
-                      json: dict[str, Any] | None) -> HttpResponse:
-        """The edge's answer. A call's first try that may have reached it (a timeout, a reset, a 5xx other than
-        full) is retried with backoff at this edge alone, as it takes a session's call once; so is one refused
-        at the `last` edge to ask (it may be restarting). `_NothingPlaced` when the edge provably got nothing
+                      json: dict[str, Any] | None) -> tuple[HttpResponse, bool]:
+        """The edge's answer, and whether it is the first request's own (else a retry's). A call's first try that
+        may have reached it (a timeout, a reset, a 5xx other than full) is retried with backoff at this edge
+        alone, as it takes a session's call once; so is one refused at the `last` edge to ask (it may be
+        restarting). `_NothingPlaced` when the edge provably got nothing
         (or, for a question, whatever went wrong short of the last edge); an `ApiError` when it may hold it."""
         client = self.edges.client(url)
         passes_on = json is None and not last  # a question (`GET /trunks`): the next edge answers it as well
@@ -197,13 +217,13 @@ class TrunkCalls:
         else:
             self.edges.answered(url)
             if answer.status_code not in RETRYABLE_STATUSES or _code(answer) in PLACED_NOTHING:
-                return answer
+                return answer, True
             if passes_on:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge answered HTTP "
                                               f"{answer.status_code}; try again", retry_after=5.0))
             reached = True
         try:
-            return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json)
+            return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json), False
         except Transient as exc:
             retry = exc.retry_after if exc.retry_after is not None else 5.0
             error = ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
@@ -212,19 +232,26 @@ class TrunkCalls:
                 raise error from None  # a try may have reached it: it may hold the call
             raise _NothingPlaced(error) from None
 
-    def _read(self, answer: HttpResponse, path: str) -> Any:
+    def _read(self, answer: HttpResponse, path: str, *, first: bool) -> Any:
+        """The answer's JSON, or why not: `_NothingPlaced` or `_Refused` only for the `first` request's own
+        answer that says so in the edge's words (its error code); else an `ApiError` (the edge may hold it)."""
         data = json_of(answer)
         if answer.status_code == 404 and path == "/calls":  # the edge's list changed since it was read
             self._trunks_at = -math.inf
         if answer.status_code >= 300:
             error = data.get("error") if isinstance(data, dict) else None
             message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
-            if answer.status_code == 503 and _code(answer) in PLACED_NOTHING:
+            said = first and bool(_code(answer))  # the edge's own answer to the first request, not a proxy's
+            if answer.status_code == 503 and _code(answer) in PLACED_NOTHING and first:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"no SIP edge took the call ({message}); "
                                               "try again", retry_after=retry_after_of(answer.headers) or 5.0))
-            status = answer.status_code if answer.status_code in (403, 404, 422) else 502
-            code = "call_not_allowed" if status == 403 else "sip_edge_refused"
-            raise _Refused(status, code, f"the SIP edge refused the call: {message}")
+            if path != "/calls" or (answer.status_code < 500 and said):  # a question places nothing
+                status = answer.status_code if answer.status_code in (403, 404, 422) else 502
+                code = "call_not_allowed" if status == 403 else "sip_edge_refused"
+                raise _Refused(status, code, f"the SIP edge refused the call: {message}")
+            raise ApiError(502, "sip_edge_failed", f"the SIP edge answered HTTP {answer.status_code} ({message}), "
+                           "which does not prove it placed nothing (a try may have reached it): it may hold the "
+                           "call, so this session's retries go to that edge alone", retry_after=5.0)
         return data
 
     async def aclose(self) -> None:

@@ -3,14 +3,17 @@
 `SET NX GET` in one step: the first region recorded for a key stays its holder for as long as the
 key may be replayed, whichever replica is asked and however many regions ask at once. A store
 that does not answer raises: a start that cannot learn its key's holder is refused, never
-started twice (docs/regions.md).
+started twice (docs/regions.md). `SET NX GET` needs Redis 7.0 or later (docs/replicas.md): an older
+server's syntax error is named so.
 """
 
 from __future__ import annotations
 
 import math
 
-from dispatcher.store.client import Store
+from redis.exceptions import ResponseError
+
+from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.leases import Leases
 
 
@@ -22,7 +25,13 @@ class StoreFirstClaims:
     async def first(self, what: str, value: str, seconds: float) -> str:
         key = self._store.key("home", what)
         ttl = max(1, math.ceil(seconds))
-        earlier = await self._store.call(lambda: self._store.redis.set(key, value, nx=True, get=True, ex=ttl))
+        try:
+            earlier = await self._store.call(lambda: self._store.redis.set(key, value, nx=True, get=True, ex=ttl))
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, ResponseError) and "syntax" in str(exc.__cause__).lower():
+                raise StoreUnavailable("the store refused `SET NX GET`, which needs Redis 7.0 or later (or Valkey): "
+                                       "upgrade the server REDIS_URL names (docs/replicas.md)") from exc
+            raise
         if earlier is None:
             return value
         return earlier.decode() if isinstance(earlier, bytes) else str(earlier)

@@ -176,6 +176,9 @@ def test_sip_edge_url_lists_each_edge_s_control_api_and_refuses_one_that_is_not(
         "http://10.0.1.5:5080", "https://edge-b.internal:5080")
     (upper,) = edge_urls("HTTP://10.0.1.5:5080")
     assert upper == "http://10.0.1.5:5080"  # as the edge takes its name: it refuses an upper-case scheme
+    assert edge_urls("https://Edge-B.Internal:5080") == ("https://edge-b.internal:5080",)  # a host's case: one name
+    with pytest.raises(SettingsError, match="names an edge twice"):
+        edge_urls("http://EDGE-A.internal:5080,http://edge-a.internal:5080")
     asked = {"session_id": "s", "stream_path": "/ws/exotel/t", "to": CALL["to"], "from": CALL["from"],
              "trunk": "far", "caller": "team-a"}
     control.CallAsked.model_validate({**asked, "edge_url": upper})
@@ -264,7 +267,8 @@ async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_else
             with pytest.raises(ApiError) as again:
                 await hand_over("session-k")  # its Idempotency-Key's retry: the hung edge may hold it
             await calls.aclose()
-    assert unanswered.value.code == again.value.code == "sip_edge_unavailable"
+    assert unanswered.value.code == "sip_edge_unavailable"
+    assert again.value.code == "sip_edge_holding" and hung in again.value.message  # held there: the way out named
     assert placed == other.url
     assert [o.session_id for o in other.taken] == ["session-l"]  # the hung edge may ring K's callee: nobody else
 
@@ -353,7 +357,7 @@ async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
             await transfers.transfer(call, TransferTarget(DESK))
         # A call handed to A (by any replica: the store's record), whose stream says B: A, as recorded, is asked.
         await SipEdges((a.url, b.url), EDGE_SECRET, timeout=1.0, max_answer_bytes=1024,
-                       records=records).claim("session-a", a.url, 60.0)
+                       records=records).claim("session-a", a.url, 60.0, "placing-try", needed=True)
         handed = transfers.opened("session-a", "exotel", None, [{"type": "websocket.receive", "text": f}
                                                                 for f in frames])
         with pytest.raises(ApiError):

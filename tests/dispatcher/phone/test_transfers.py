@@ -15,12 +15,18 @@ import pytest
 
 from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff
-from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT
+from dispatcher.phone.sip_edges import RECORD
+from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import BUDGET_SECONDS, READ_SECONDS, SETTLE_SECONDS, LiveCall, Transfers
+from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, TwilioCalls, TwilioCredentials
+from dispatcher.store.memory import LocalFirstClaims
+from sipedge import stream_frames
+from tests.dispatcher.phone.test_sip_edge_records import SECRET, A, B, Scripted, answer
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeCall, FakeTwilio
 
@@ -246,3 +252,55 @@ async def test_a_sip_edge_call_with_no_edge_configured_is_refused_naming_the_set
     assert (error.status, error.code) == (409, "transfer_not_configured") and "SIP_EDGE_URL" in error.message
     assert not call.transferring
     await transfers.aclose()
+
+
+class StoreReads(LocalFirstClaims):
+    """A store's read yields to the event loop, as a redis GET does (`LocalFirstClaims.held` never does)."""
+
+    async def held(self, what: str) -> str | None:
+        await asyncio.sleep(0.05)
+        return await super().held(what)
+
+
+class EdgeTransfers(Scripted):
+    """An edge's `POST /calls/<session>/transfer`: the first is handed over once `done` is set; one asked while
+    it is under way is refused `409 already_transferring`, as sipedge/control.py `_transfer` answers."""
+
+    def __init__(self) -> None:
+        super().__init__([answer(202)])
+        self.done = asyncio.Event()
+        self.under_way = False
+
+    async def request(self, method: str, path: str, **_: Any) -> HttpResponse:
+        self.asked += 1
+        if self.under_way:
+            return answer(409, "already_transferring")
+        self.under_way = True
+        await self.done.wait()
+        return HttpResponse(200, {}, b'{"session_id": "session-t", "how": "referred", "to": "%s", "sip_status": 202}'
+                            % DESK.encode())
+
+
+async def test_a_second_transfer_asked_while_the_store_is_read_is_refused_here_and_leaves_the_first_alone() -> None:
+    """`Transfers._through_edge` awaits the store (`SipTransfers.holding` -> `SipEdges.recorded`) to learn the
+    call's edge: a second transfer of one call asked meanwhile (a client's retry after its own timeout, the
+    bot's tool and an API call) is refused here, never reaching the edge, and leaves the first `transferring`
+    (else the carrier's stop that the transfer causes would be taken for the caller's hang-up)."""
+    records = StoreReads()
+    sip = SipTransfers(TrunkCallSettings((A, B), SECRET), records)
+    edge = EdgeTransfers()
+    sip.edges._clients = {A: edge, B: Scripted([answer(404, "no_call")])}  # type: ignore[dict-item]
+    await records.first(RECORD + "session-t", f"{A} placing-try", 2400)  # an outbound call placed at A
+    transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=sip)
+    frames = stream_frames.handshake("stream-1", "call-1", "+14155550199", "+14155550100", A)
+    call = transfers.opened("session-t", "exotel", None, [{"type": "websocket.receive", "text": f} for f in frames])
+    first = asyncio.create_task(transfers.transfer(call, TransferTarget(DESK)))
+    second = asyncio.create_task(transfers.transfer(call, TransferTarget(DESK)))
+    with pytest.raises(ApiError) as refused:
+        await second
+    under_way = call.transferring
+    edge.done.set()
+    await first
+    assert refused.value.code == "already_transferring"
+    assert edge.asked == 1, "the second transfer passed the dispatcher's check and reached the edge"
+    assert under_way, "the refused second transfer marked the first, still under way, as not transferring"

@@ -10,6 +10,7 @@ import pytest
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.first_claims import StoreFirstClaims
 from dispatcher.store.memory import LocalFirstClaims
+from dispatcher.store.store_settings import StoreSettings
 from tests.support.redis_server import RedisServer
 
 
@@ -47,3 +48,57 @@ async def test_one_process_remembers_the_first_until_it_expires() -> None:
     assert await holders.first("k", "us", 10) == "eu"
     now[0] = 11
     assert await holders.first("k", "us", 10) == "us"
+
+
+class OlderRedis:
+    """A Redis 6.2 as a client meets it, on a loopback port: RESP3 `HELLO` and `PING` answered, and `SET` with
+    both NX and GET refused `ERR syntax error`, as servers before 7.0 refuse it (anything else: OK)."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.serving: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self.serving:
+            task.cancel()
+        await asyncio.gather(*self.serving, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.serving.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while (head := await reader.readline()).startswith(b"*"):
+                words = []
+                for _ in range(int(head[1:])):
+                    size = int((await reader.readline())[1:])
+                    words.append((await reader.readexactly(size + 2))[:-2].upper())
+                if words[0] == b"HELLO":
+                    writer.write(b"%3\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n6.2.14\r\n"
+                                 b"$5\r\nproto\r\n:3\r\n")
+                elif words[0] == b"PING":
+                    writer.write(b"+PONG\r\n")
+                elif words[0] == b"SET" and b"NX" in words and b"GET" in words:
+                    writer.write(b"-ERR syntax error\r\n")
+                else:
+                    writer.write(b"+OK\r\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_server_older_than_redis_7_is_named_as_such() -> None:
+    """`SET NX GET` came with Redis 7.0: an older server's syntax error says so, not that the store is away."""
+    async with OlderRedis() as url:
+        store = Store(StoreSettings(url=url, replica_id="r-old"))
+        try:
+            with pytest.raises(StoreUnavailable, match=r"needs Redis 7\.0 or later"):
+                await StoreFirstClaims(store).first("k1", "eu", 60)
+        finally:
+            await store.aclose()
