@@ -313,3 +313,17 @@ def test_a_release_job_of_another_project_is_refused_for_a_cell() -> None:
         cell = settings.for_cell(settings.cells[0])
         assert cell.jobs[1] == cell.path_of(named) == "/projects/vf-cell-a/locations/europe-west1/jobs/v2"
 
+
+
+def test_a_deployment_job_named_by_a_path_of_another_project_is_refused_with_cells() -> None:
+    """CLOUDRUN_JOB as a path outside CLOUDRUN_PROJECT would be kept as is for every cell: every
+    execution in one other project, its quota counted once per cell, every bot refused."""
+    cells = [{"name": "a", "project": "vf-cell-a"}, {"name": "b", "project": "vf-cell-b", "region": "us-central1"}]
+    env = {"CLOUDRUN_PROJECT": "vf-test", "CLOUDRUN_REGION": "europe-west1",
+           "CLOUDRUN_JOB": "projects/vf-other/locations/europe-west1/jobs/vf-bot", "CLOUDRUN_CELLS": json.dumps(cells)}
+    with pytest.raises(SettingsError, match="CLOUDRUN_JOB .* of another project or region"):
+        CloudRunSettings.from_env(env)
+    settings = CloudRunSettings.from_env({**env, "CLOUDRUN_JOB": "projects/vf-test/locations/europe-west1/jobs/vf-bot"})
+    assert [settings.for_cell(cell).job_path for cell in settings.cells] == [
+        "/projects/vf-cell-a/locations/europe-west1/jobs/vf-bot",
+        "/projects/vf-cell-b/locations/us-central1/jobs/vf-bot"]

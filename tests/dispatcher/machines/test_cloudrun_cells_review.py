@@ -5,7 +5,6 @@ Each test states what breaks; see the review report for the suggested fix."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 import time
 from typing import Any
@@ -15,8 +14,6 @@ import pytest
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
-from dispatcher.machines.cloudrun.settings import CloudRunSettings
-from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_cloudrun_cells import coordination, fake, machines  # noqa: F401
 from tests.dispatcher.machines.test_contract import spec
@@ -54,28 +51,6 @@ async def test_a_bot_of_the_cell_its_execution_was_found_in_passes_whatever_form
 
     machines.identity._running = as_google_may_name_it
     assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
-
-
-@pytest.mark.xfail(strict=True, reason="review finding 2: for_cell holds release jobs to the cell's project, not "
-                   "CLOUDRUN_JOB itself")
-def test_a_deployment_job_named_by_a_path_of_another_project_is_refused_with_cells() -> None:
-    """settings.py `for_cell` refuses a release job of another project ("a session runs in its cell,
-    whose quota and service accounts are its project's") but never looks at the deployment's own
-    job: CLOUDRUN_JOB may be a path (`path_of` keeps it), and a path outside CLOUDRUN_PROJECT is kept
-    as is for every cell. Here cells a and b (b declaring us-central1) both run every execution in
-    vf-other's europe-west1 job: one project's quota counted as two, `named_once`'s project check
-    defeated, and every bot refused by the identity check (its execution's name is under
-    projects/vf-other/, no cell's prefix). It must be refused at start-up, as a release job is."""
-    cells = [{"name": "a", "project": "vf-cell-a"}, {"name": "b", "project": "vf-cell-b", "region": "us-central1"}]
-    env = {"CLOUDRUN_PROJECT": "vf-test", "CLOUDRUN_REGION": "europe-west1",
-           "CLOUDRUN_JOB": "projects/vf-other/locations/europe-west1/jobs/vf-bot", "CLOUDRUN_CELLS": json.dumps(cells)}
-    try:
-        settings = CloudRunSettings.from_env(env)
-    except SettingsError:
-        return
-    paths = [settings.for_cell(cell).job_path for cell in settings.cells]
-    assert paths == ["/projects/vf-cell-a/locations/europe-west1/jobs/vf-bot",
-                     "/projects/vf-cell-b/locations/us-central1/jobs/vf-bot"], paths
 
 
 @pytest.mark.xfail(strict=True, reason="review finding 3: a cell without the new release's job fails its sessions "
