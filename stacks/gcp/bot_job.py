@@ -43,13 +43,11 @@ from stacks.shared.release_builds import Build
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
 RUN_PERMISSIONS = (
-    "run.jobs.get",
     "run.jobs.run",
     "run.jobs.runWithOverrides",  # a session's env, task count and timeout are overrides
     "run.executions.get",
     "run.executions.list",
     "run.executions.cancel",
-    "run.tasks.get",
     "run.tasks.list",  # a failed execution's exit code is its task's
 )
 CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
