@@ -59,6 +59,8 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
         try:  # a retry (at any replica) meets the execution an earlier run made here
             existing = await member.existing(spec.session_id)
         except MachinesError as exc:
+            if exc.nothing_sent:  # the dispatcher's own sign-in failed: no cell was asked, none is to blame
+                raise
             if turn_away and self.drain_reason(exc, cell) is not None:
                 raise  # no launch of the session was sent anywhere yet: the project is drained, the start moves on
             raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None  # never run a second
@@ -73,7 +75,9 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
             return "RESOURCE_EXHAUSTED"
         if exc.reason == "cloudrun_capacity":
             return "the project's quota of running executions"
-        if exc.reason == "cloudrun_unauthorized" and not isinstance(exc, ReleaseImageMissing):
+        # A refusal in the cell's own answer only: the dispatcher's own sign-in refused (nothing sent)
+        # is every cell's alike, and the operator's to fix at the dispatcher, not a cell to avoid.
+        if exc.reason == "cloudrun_unauthorized" and not exc.nothing_sent and not isinstance(exc, ReleaseImageMissing):
             log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
             return "its grant was refused (the dispatcher's log says how)"
         return None

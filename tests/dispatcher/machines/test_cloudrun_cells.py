@@ -327,3 +327,19 @@ def test_a_deployment_job_named_by_a_path_of_another_project_is_refused_with_cel
     assert [settings.for_cell(cell).job_path for cell in settings.cells] == [
         "/projects/vf-cell-a/locations/europe-west1/jobs/vf-bot",
         "/projects/vf-cell-b/locations/us-central1/jobs/vf-bot"]
+
+
+async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """The cells share one sign-in: a key Google refuses fails before any call, every cell alike. It
+    is the dispatcher's to fix, not a cell's grant: no cell is drained, and once the key is fixed the
+    next start runs at once."""
+    fake.key_deleted = True  # Google answers the dispatcher's sign-in 400 invalid_grant
+    first, second = homed_in(machines, "a", 2)
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(spec(first))
+    assert refused.value.reason == "cloudrun_unauthorized" and "dispatcher's credentials" in refused.value.message
+    fake.key_deleted = False
+    assert all(view.drained_until is None for view in machines.views()), [
+        (view.name, view.reason) for view in machines.views()]
+    assert (await machines.launch(spec(second))).created

@@ -87,25 +87,3 @@ async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_
     [session] = homed_in(machines, "a")
     launched = await machines.launch(spec(session))
     assert launched.created and [fake.project_of(e) for e in fake.of_session(session)] == ["vf-cell-b"]
-
-
-@pytest.mark.xfail(strict=True, reason="review finding 5: the dispatcher's own sign-in refused drains cells "
-                   "as 'its grant was refused'")
-async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
-        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:  # noqa: F811
-    """The cells share one GceAuth (cloudrun/cells.py): a key Google refuses (deleted, disabled
-    account) raises `cloudrun_unauthorized` from `headers()` before any call, for every cell alike.
-    `drain_reason` reads that code as the cell's grant refused, so one start drains every cell but the
-    last in turn, `/status` blames each project's grant, and once the key is fixed those cells still
-    take no start until their drains run out (2 s doubling to 120 s in production), their sessions
-    crowding the last cell. Only a
-    refusal from the cell's own API answer may drain it. (In this test a is drained, then b, the
-    last open cell, answers `cloudrun_cell_unavailable`, "did not answer", although nothing was asked.)"""
-    fake.key_deleted = True  # Google answers the dispatcher's sign-in 400 invalid_grant
-    first, second = homed_in(machines, "a", 2)
-    with pytest.raises(Exception):  # noqa: PT011, B017
-        await machines.launch(spec(first))  # a is drained, then b (the last open cell) answers 503
-    fake.key_deleted = False  # the key fixed: the next start must run
-    assert all(view.drained_until is None for view in machines.views()), [
-        (view.name, view.reason) for view in machines.views()]
-    assert (await machines.launch(spec(second))).created
