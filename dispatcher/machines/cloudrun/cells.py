@@ -67,14 +67,17 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
         return existing or await member.run_session(spec, turn_away=turn_away)
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
-        """Throttling or the quota (nothing was made), said by its code alone; a grant refused (the
-        operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
+        """Throttling or the quota (nothing was made), said by its code alone; a grant refused or the
+        job missing (the operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
         if isinstance(exc, CellTurnedAway):
             return exc.message
         if exc.reason == "cloudrun_throttled":  # the last open cell, still throttling after its retries
             return "RESOURCE_EXHAUSTED"
         if exc.reason == "cloudrun_capacity":
             return "the project's quota of running executions"
+        if exc.reason == "cloudrun_job_missing":  # read before any run: nothing was sent there
+            log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
+            return "its job is missing (the dispatcher's log names it)"
         # A refusal in the cell's own answer only: the dispatcher's own sign-in refused (nothing sent)
         # is every cell's alike, and the operator's to fix at the dispatcher, not a cell to avoid.
         if exc.reason == "cloudrun_unauthorized" and not exc.nothing_sent and not isinstance(exc, ReleaseImageMissing):

@@ -116,6 +116,9 @@ class CloudRunMachines:
                     self._unlisted.add(job)
                     log.warning("cannot list the executions of release job %s (HTTP %s)", job, response.status_code)
                 return found
+            if response.status_code == 404:  # the deployment's own job is not there (never made, deleted, misnamed)
+                raise MachinesError("cloudrun_job_missing", f"Cloud Run has no job {job.strip('/')}: make it there "
+                                    "(or name the job that exists in CLOUDRUN_JOB, or the cell's `job`)")
             if response.status_code != 200:
                 raise failed(response, "list executions")
             page = response.json()

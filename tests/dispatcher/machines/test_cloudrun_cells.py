@@ -343,3 +343,17 @@ async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
     assert all(view.drained_until is None for view in machines.views()), [
         (view.name, view.reason) for view in machines.views()]
     assert (await machines.launch(spec(second))).created
+
+
+async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_other(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """A cell whose job was never made, was deleted or is misnamed answers the pre-run read 404 (the
+    dispatcher granted on the project, as roles/run.developer would be): nothing was sent there, so
+    the project is drained and the start goes on, as for a 403."""
+    fake.projects[PROJECTS["a"]].job = "some-other-job"  # a's project holds no job of the deployment's name
+    [session] = homed_in(machines, "a")
+    launched = await machines.launch(spec(session))
+    assert launched.created and project_of_session(fake, session) == [PROJECTS["b"]]
+    views = {view.name: view for view in machines.views()}
+    assert views["a"].drained_until is not None
+    assert views["a"].reason == "its job is missing (the dispatcher's log names it)"
