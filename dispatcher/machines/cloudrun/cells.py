@@ -17,13 +17,12 @@ service account of the project its execution runs in. The warm reserve does not 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
-from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity, RunningExecution
 from dispatcher.machines.cloudrun.provider import CloudRunMachines
 from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE, CloudRunSettings
 from dispatcher.machines.gce.auth import GceAuth
@@ -49,10 +48,8 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
                       room={cell.name: cell.max_executions for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self.identity = CloudRunIdentity(
-            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
-            certs_url=settings.identity_certs_url, running=self._serves,
-            project_accounts={f"projects/{m.settings.project}/locations/{m.settings.region}/":
-                              m.settings.bot_service_account_id for m in members.values()})
+            audience=settings.identity_audience, certs_url=settings.identity_certs_url, running=self._serves,
+            accounts=tuple(m.settings.bot_service_account_id for m in members.values()))
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         member = self._members[cell]
@@ -85,11 +82,13 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
             return "its grant was refused (the dispatcher's log says how)"
         return None
 
-    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
-        """The running execution of a credential's session, read in its own cell (cloudrun/identity.py)."""
+    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
+        """The running execution of a credential's session, read in its own cell, with that cell's
+        bots' account (cloudrun/identity.py)."""
         if kind != "session" or (found := await self.find(subject)) is None:
             return None
-        return await self._members[found[0]].running_execution(subject)
+        member = self._members[found[0]]
+        return member.read_here(await member.running_execution(subject))
 
     async def aclose(self) -> None:
         await super().aclose()

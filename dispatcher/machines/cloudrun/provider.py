@@ -40,7 +40,7 @@ from dispatcher.machines.cloudrun.executions import (
     execution_env,
     to_machine,
 )
-from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity, RunningExecution
 from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE
 from dispatcher.machines.cloudrun.settings import DEFAULT_API_URL as DEFAULT_API_URL  # its importers name it here
 from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as DEFAULT_RUN_RATE  # so do theirs
@@ -77,7 +77,7 @@ class CloudRunMachines:
         self._unlisted: set[str] = set()  # releases' jobs the API would not list (warned once each)
         self.lost = LostCreates(self.status, self.stop)  # a run whose answer was lost, reconciled
         self.identity = CloudRunIdentity(
-            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
+            audience=settings.identity_audience, accounts=(settings.bot_service_account_id,),
             certs_url=settings.identity_certs_url, running=self._serves,
         )
 
@@ -275,9 +275,13 @@ class CloudRunMachines:
         return [await self._machine(raw) for raw in await self.executions()
                 if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
-    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
         """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
-        return await self.running_execution(subject) if kind == "session" else None
+        return self.read_here(await self.running_execution(subject) if kind == "session" else None)
+
+    def read_here(self, raw: Mapping[str, Any] | None) -> RunningExecution | None:
+        """A running execution read in this project, with its bots' account."""
+        return None if raw is None else RunningExecution(raw, self.settings.bot_service_account_id)
 
     async def running_execution(self, session_id: str) -> dict[str, Any] | None:
         if (raw := await self._find(session_id)) is None:

@@ -357,3 +357,23 @@ async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_
     views = {view.name: view for view in machines.views()}
     assert views["a"].drained_until is not None
     assert views["a"].reason == "its job is missing (the dispatcher's log names it)"
+
+
+async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_whatever_its_name_says(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """Google documents `Execution.name` as output only, with no format, and may name the project by
+    its number: the account a bot's token must be is that of the cell the execution was read in."""
+    b = fake.projects[PROJECTS["b"]]
+    b.number, b.names_by_number = "123456789012", True
+    [session] = homed_in(machines, "b")
+    s = dataclasses.replace(spec(session), channel_token="cred." + secrets.token_hex(8))
+    name = (await machines.launch(s)).machine.machine_id
+    assert fake.executions[name]["name"].startswith("projects/123456789012/")  # as Google may name it
+    fake.set_state(name, "started")
+    grant = BotGrant("session", session, int(time.time()) + 60)
+    own = await bot_token(fake, name)  # b's metadata server: b's bots' own service account
+    assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
+    nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+    of_a = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS["a"])  # a's bots: not b's
+    assert "not the service account of the bots" in str(
+        await machines.identity.refusal(grant, Hello(machine_id=name, identity=of_a)))

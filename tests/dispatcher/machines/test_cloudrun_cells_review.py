@@ -5,52 +5,16 @@ Each test states what breaks; see the review report for the suggested fix."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import time
-from typing import Any
 
 import pytest
 
-from botchannel.contract import Hello
-from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
-from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_cloudrun_cells import coordination, fake, machines  # noqa: F401
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
 from tests.support.cells import homed_in
 
 PROJECT_NUMBER = "123456789012"  # the cell project vf-cell-b's number
-
-
-@pytest.mark.xfail(strict=True, reason="review finding 1: the cell's bots' account is picked by parsing an "
-                   "output-only name whose format Google does not document")
-async def test_a_bot_of_the_cell_its_execution_was_found_in_passes_whatever_form_the_execution_name_takes(
-        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:  # noqa: F811
-    """identity.py `_account_of` picks the project's bots' account by parsing the execution's
-    resource name (`projects/<project id>/locations/<region>/`). Google documents Execution.name as
-    "Output only. The unique name of this Execution." with no format, and Google APIs answer with the
-    project *number* in many names. The execution was read from cell b (`CellLaunches.find` knows
-    the cell): the account to check is b's, whatever the name says. Today a name carrying the project
-    number matches no prefix, `_account_of` is None, and every bot of every cell is refused."""
-    [session] = homed_in(machines, "b")
-    s = dataclasses.replace(spec(session), channel_token="cred." + secrets.token_hex(8))
-    name = (await machines.launch(s)).machine.machine_id
-    fake.set_state(name, "started")
-    grant = BotGrant("session", session, int(time.time()) + 60)
-    own = await bot_token(fake, name)  # b's metadata server: b's bots' own service account
-
-    running = machines.identity._running
-
-    async def as_google_may_name_it(kind: str, subject: str) -> dict[str, Any] | None:
-        execution = await running(kind, subject)
-        if execution is None:
-            return None
-        return {**execution, "name": str(execution["name"]).replace("projects/vf-cell-b/",
-                                                                     f"projects/{PROJECT_NUMBER}/")}
-
-    machines.identity._running = as_google_may_name_it
-    assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
 
 
 @pytest.mark.xfail(strict=True, reason="review finding 3: a cell without the new release's job fails its sessions "
