@@ -209,13 +209,23 @@ class CloudRunMachines:
         if image is not None and response.status_code in (403, 404):
             # 404: no such job; 403: none the dispatcher may run (a missing job reads so to a caller
             # granted on some jobs only, "or it may not exist"). Either way: not this release's.
-            raise ReleaseImageMissing(release, "Cloud Run", str(failed(response, f"run job {job}")))
+            raise ReleaseImageMissing(release, "Cloud Run", str(failed(response, f"run job {job}")),
+                                      **self._remedy(job))
         if response.status_code != 200:
             raise failed(response, f"run job {job}")
         execution = (response.json().get("metadata") or {})
         if not execution.get("name"):
             raise MachinesError("cloudrun_rejected", f"run job {job}: no execution in the operation")
         return dict(execution)
+
+    def _remedy(self, job: str) -> dict[str, str]:
+        """In a cell (CLOUDRUN_CELLS) no `pulumi up` makes a release's job: the operator makes it in the
+        cell's project, as the stack's notes say (stacks/gcp/cell_jobs.py)."""
+        if not self.settings.same_name_from:
+            return {}
+        return {"remedy": f"make its job {job.rsplit('/', 1)[-1]} in the cell's project {self.settings.project} "
+                          f"({self.settings.region}) from the stack's, with the dispatcher's run grant on it, as "
+                          "the stack's notes for cloudRunCells say"}
 
     # --- the contract ---
     async def launch(self, spec: LaunchSpec) -> LaunchResult:

@@ -377,3 +377,19 @@ async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_what
     of_a = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS["a"])  # a's bots: not b's
     assert "not the service account of the bots" in str(
         await machines.identity.refusal(grant, Hello(machine_id=name, identity=of_a)))
+
+
+async def test_a_release_job_a_cell_lacks_names_the_cells_project_and_the_job_to_make_there(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """The stack makes a release's job in its own project only; a cell runs the job of that name in
+    its own project. Where the cell lacks it, no `pulumi up` makes it: the answer names the cell's
+    project and the job to make there (the stack's notes say how)."""
+    path = fake.add_job("voicefleet-bot-r-0123456789", "europe-docker.pkg.dev/p/r/bot@sha256:" + "1" * 64)
+    [session] = homed_in(machines, "a")
+    s = dataclasses.replace(spec(session), image=path, release="r-0123456789")
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(s)
+    assert refused.value.reason == "release_image_missing" and fake.executions == {}
+    said = str(refused.value.public_message)
+    assert "pulumi up" not in said, said
+    assert f"make its job voicefleet-bot-r-0123456789 in the cell's project {PROJECTS['a']} ({fake.region})" in said
