@@ -88,6 +88,8 @@ def table(provider: str, plan: PlannedCell, cells: int, planned: int, regions: i
         ("provider", f"{provider} ({plan.provider.name}); one cell: {plan.sessions:,} sessions ({plan.how})"),
         ("regions × cells", f"{regions} × {cells} (the plan: {planned:,} a region)"
          + (f"; one cell lost at {PEAK_SECONDS / 3600:g}:00, {found.dropped:,} calls with it" if lost else "")),
+        ("counted", f"one region start by start, × {regions} for the fleet"
+         + (" (as if every region lost a cell: an upper bound on the loss's refusals)" if lost else "")),
         ("starts in the day", f"{found.starts:,}"),
         ("peak concurrent calls", f"{reached:,}"),
         ("starts/s at the busiest minute (asked)", f"{found.offered_per_second:,.1f}"),
