@@ -1,0 +1,156 @@
+"""Hostile review of campaigns through the API (dispatcher/api/routers/campaigns.py, dispatcher/campaigns/):
+each test fails today and names what breaks (review_campaigns). The app in-process, Twilio the strict fake,
+as tests/dispatcher/phone/test_campaigns.py runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from dispatcher.campaigns import create
+from dispatcher.campaigns import worker as worker_module
+from dispatcher.campaigns.create import add_rows
+from dispatcher.campaigns.schemas import CampaignRow
+from dispatcher.campaigns.settings import CampaignSettings
+from dispatcher.campaigns.views import _safe
+from dispatcher.campaigns.worker import CampaignWorker
+from dispatcher.errors import ApiError
+from tests.dispatcher.phone.test_campaigns import (
+    FROM,
+    NUMBERS,
+    _finished,
+    campaign,
+    created,
+    placed_to,
+    running,
+    until,
+)
+from tests.dispatcher.phone.test_campaigns import twilio as twilio  # noqa: PLC0414 - the fixture, shared
+from tests.fakes.twilio_outbound import FakeTwilioCalls
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: GET /campaigns reads the 1000 newest of every key's")
+async def test_another_key_s_newer_campaigns_do_not_hide_this_key_s(twilio: FakeTwilioCalls) -> None:
+    """`GET /campaigns` reads the deployment's 1000 newest campaigns (`listed(MAX_LISTED * 10)`,
+    routers/campaigns.py:71) and keeps this key's among them: another key that makes 1000 campaigns (`"start":
+    false`, nothing placed, nothing spent) empties every other key's list; each request also costs up to
+    1000 store reads, with no read limit."""
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        mine = await created(api, campaign([NUMBERS[0]], start=False))
+        for n in range(1000):  # another key's, newer: as `POST /campaigns` would open them
+            await state.campaigns.open(f"cmp_{n:016x}", {"spec": "{}", "created": time.time() + 1 + n,
+                                                         "concurrency": 1, "owner": "another-key"})
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert mine in [c["id"] for c in listed]
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: the do-not-call list is read only when a row is added")
+async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_never_called(
+        twilio: FakeTwilioCalls) -> None:
+    """The list is checked once, when a row is added (create.py:227-231), never when its call is placed
+    (worker.py:205-220): a number added to CALLS_DO_NOT_CALL(_FILE) and the replicas restarted is still called
+    by every campaign that held it (kept 30 days, stopped ones resumed, retries up to 63 days later)."""
+    async with running(twilio) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        # The number asked not to be called; the replicas restart with the list that holds it.
+        object.__setattr__(state, "campaign_settings", CampaignSettings(do_not_call=frozenset({NUMBERS[0]})))
+        assert (await api.post(f"/campaigns/{cid}/resume")).status_code == 200
+        await asyncio.sleep(1.0)  # the worker polls every 0.05 s here
+    assert placed_to(twilio, NUMBERS[0]) == []
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: MAX_ROWS is checked against a total read before")
+async def test_two_requests_adding_rows_at_once_stay_within_max_rows(twilio: FakeTwilioCalls,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`POST /campaigns/{id}/rows` reads the campaign's total (routers/campaigns.py:113-114), checks it plus the
+    new rows against MAX_ROWS in Python (create.py:209), then appends in a script that bounds nothing
+    (campaign_records.py:48-63): requests at once, each reading the same total (the store's answer is awaited
+    in between), all pass. Shown with MAX_ROWS 3 and the stale total both requests read."""
+    monkeypatch.setattr(create, "MAX_ROWS", 3)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        record = await state.campaigns.read(cid)
+        assert record is not None
+        who, spec = state.auth.identify(None), json.loads(record.meta["spec"])
+        rows = [CampaignRow(to=n) for n in NUMBERS[1:3]]
+        read_by_both = int(record.meta["total"])  # 1: both requests read it before either appended
+        await add_rows(state, who, cid, spec, read_by_both, rows)
+        with pytest.raises(ApiError):
+            await add_rows(state, who, cid, spec, read_by_both, rows)
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: a tab or CR before a formula is not quoted")
+@pytest.mark.parametrize("cell", ["\t=HYPERLINK(\"https://evil.example\",\"x\")", "\r=1+1"])
+def test_a_formula_behind_a_tab_or_carriage_return_is_written_as_text(cell: str) -> None:
+    """OWASP's CSV-injection list includes a leading tab (0x09) and carriage return (0x0D) besides = + - @
+    (https://owasp.org/www-community/attacks/CSV_Injection); `_safe` (views.py:356-362) quotes only the four."""
+    assert str(_safe(cell)).startswith("'")
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: POST /campaigns and /rows ignore Idempotency-Key")
+async def test_a_campaign_asked_for_again_with_its_idempotency_key_calls_no_number_twice(
+        twilio: FakeTwilioCalls) -> None:
+    """`POST /calls` answers a retried request (same Idempotency-Key) with the first call (call_order.py:92-95);
+    `POST /campaigns` and `POST /campaigns/{id}/rows` ignore the header: a client that retries after a timeout
+    (a proxy's 504 while the rows are written, in chunks of 1000, campaign_records.py:178-184) makes a second
+    campaign, or appends the rows again, and every number in it is called twice."""
+    async with running(twilio, working=False) as api:
+        once = {"Idempotency-Key": "renewals-2026-11-29"}
+        first = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        again = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        assert first.status_code == 201, first.text
+        cid = first.json()["id"]
+        more = {"Idempotency-Key": "renewals-2026-11-29-batch-2"}
+        for _ in range(2):
+            await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}]}, headers=more)
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert again.json().get("id") == cid or again.status_code == 409, again.text
+    assert len(listed) == 1 and listed[0]["rows"] == 2, listed
+
+
+@pytest.mark.xfail(strict=True, reason="review_campaigns: a stale holder's call is placed without its lease checked")
+async def test_a_replica_paused_past_its_lease_places_no_call_for_a_row_another_settled(
+        twilio: FakeTwilioCalls, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replica A notes its row `calling`, then stalls (GC, SIGSTOP) before its create, past its lease. Replica
+    B claims the row, asks for the same call (same Idempotency-Key); Twilio refuses it (`not_placed`: its
+    session ended, `handed_over` false) and B settles the campaign finished. A resumes inside `order_call`:
+    `_earlier` (call_order.py:136) lets a key whose tries all ended unhanded place again, and nothing between
+    the worker's claim and the carrier's create checks the lease (worker.py:168-176; the fence guards the
+    store's writes only). A's note is then refused (LOST), but its call is out: to a row whose outcome says
+    `not_placed`, beside the campaign's concurrency, counts and retries."""
+    stalled, resumed = asyncio.Event(), asyncio.Event()
+    real, asked = worker_module.order_call, []  # type: ignore[attr-defined]
+
+    async def order(*args: object, **kwargs: object) -> object:
+        asked.append(args)
+        if len(asked) == 1:  # replica A: stopped between noting the row `calling` and its create
+            stalled.set()
+            await resumed.wait()
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module, "order_call", order)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        a = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=3600, watch_seconds=0.05)
+        a._renew = lambda *_: asyncio.sleep(3600)  # type: ignore[method-assign]  # stopped: it renews nothing
+        a_running = asyncio.create_task(a.run())
+        cid = await created(api, campaign([NUMBERS[0]]))
+        await until("A holding the row, stalled", stalled.is_set)
+        twilio.numbers.discard(FROM)  # B's create refused by Twilio: not placed
+        b = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        b_running = asyncio.create_task(b.run())
+        done = await until("B settling the row", lambda: _finished(api, cid))
+        twilio.numbers.add(FROM)
+        resumed.set()  # A goes on where it stopped
+        await asyncio.sleep(1.0)
+        for task in (a_running, b_running):
+            task.cancel()
+        await asyncio.gather(a_running, b_running, return_exceptions=True)
+    assert done["outcomes"] == {"not_placed": 1}, done
+    assert placed_to(twilio, NUMBERS[0]) == []  # the stale holder must place nothing
