@@ -42,6 +42,7 @@ WATCH_SECONDS = 1.0  # a call's session read this often until it ended
 UNSEEN_SECONDS = 300.0
 LATER = (429, 503)  # refusals that ask again later: the row waits, its attempt not spent
 ENDS = ("ended", "machine_ended")
+LEASE_LOST = "campaign_lease_lost"  # the fence before the carrier's create: this claim is no longer the row's
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class CampaignWorker:
 
     async def _call(self, campaign_id: str, meta: dict[str, str], spec: Spec, claimed: Claimed) -> None:
         """One row's call, from its claim to its settling, its lease renewed meanwhile."""
-        renewing = asyncio.create_task(self._renew(campaign_id, claimed.row))
+        renewing = asyncio.create_task(self._renew(campaign_id, claimed))
         try:
             await self._called(campaign_id, meta, spec, claimed, renewing)
         except StoreUnavailable:
@@ -149,13 +150,20 @@ class CampaignWorker:
         finally:
             renewing.cancel()
 
-    async def _renew(self, campaign_id: str, row: str) -> None:
+    async def _renew(self, campaign_id: str, claimed: Claimed) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(StoreUnavailable):
-                if not await self._book.renew(campaign_id, row, self.holder, time.time() + self._lease):
-                    log.warning("campaign %s row %s: its lease went to another replica", campaign_id, row)
+                if not await self._book.renew(campaign_id, claimed.row, claimed.lease, time.time() + self._lease):
+                    log.warning("campaign %s row %s: its lease went to another replica", campaign_id, claimed.row)
                     return
+
+    async def _fence(self, campaign_id: str, claimed: Claimed) -> None:
+        """Just before the carrier's create: the lease renewed under this claim's fence, or nothing placed. A
+        replica paused past its lease (another has settled or taken the row since) places no call."""
+        if not await self._book.renew(campaign_id, claimed.row, claimed.lease, time.time() + self._lease):
+            raise ApiError(409, LEASE_LOST, f"campaign {campaign_id} row {claimed.row}: its lease went to another "
+                           "replica before the call was placed; that replica places or settles it")
 
     async def _called(self, campaign_id: str, meta: dict[str, str], spec: Spec, claimed: Claimed,
                       renewing: asyncio.Task[None]) -> None:
@@ -165,7 +173,7 @@ class CampaignWorker:
         attempt = int(state.get("attempts", 0)) - (1 if following else 0)
         if not following:
             state |= {"status": "calling", "attempts": attempt + 1}
-            if not await self._book.note(campaign_id, row, self.holder, state, ()):
+            if not await self._book.note(campaign_id, row, claimed.lease, state, ()):
                 return
         owner = owner_of(self._state, meta["owner"])
         session_id, detail = None, None
@@ -173,22 +181,25 @@ class CampaignWorker:
             detail = "the key that created the campaign is no longer one of this deployment's"
         else:
             try:
-                session_id = await self._placed(campaign_id, row, spec, claimed.call, owner, attempt)
+                session_id = await self._placed(campaign_id, claimed, spec, owner, attempt)
             except ApiError as exc:
+                if exc.code == LEASE_LOST:  # another replica holds the row now: it is that one's
+                    log.warning("%s", exc.message)
+                    return
                 if exc.status in LATER:  # not placed: the row waits, its attempt not spent
                     state |= {"status": "retrying" if sessions else "pending", "attempts": attempt}
-                    await self._settle(campaign_id, row, state, time.time() + (exc.retry_after or 1.0), ())
+                    await self._settle(campaign_id, claimed, state, time.time() + (exc.retry_after or 1.0), ())
                     return
                 detail = exc.message
         if session_id is None:
             state |= {"status": "done", "outcome": "not_placed", "detail": detail}
-            await self._settle(campaign_id, row, state, None, ("outcome:not_placed",))
+            await self._settle(campaign_id, claimed, state, None, ("outcome:not_placed",))
             return
         counts = () if len(sessions) > attempt else ("placed",)  # counted once, whoever placed it
         if len(sessions) <= attempt:
             sessions.append(session_id)
         state |= {"session_id": session_id, "sessions": sessions}
-        if not await self._book.note(campaign_id, row, self.holder, state, counts):
+        if not await self._book.note(campaign_id, row, claimed.lease, state, counts):
             return
         outcome, events = await self._followed(session_id, renewing)
         if outcome is None:  # the lease went elsewhere: that replica follows the call now
@@ -197,14 +208,15 @@ class CampaignWorker:
         state["cost_usd"] = await self._cost(session_id, events)
         if outcome in spec.retry_on and attempt + 1 < spec.attempts:
             state |= {"status": "retrying"}
-            await self._settle(campaign_id, row, state, time.time() + spec.retry_after, ("retries",))
+            await self._settle(campaign_id, claimed, state, time.time() + spec.retry_after, ("retries",))
             return
         state |= {"status": "done"}
-        await self._settle(campaign_id, row, state, None, (f"outcome:{outcome}",))
+        await self._settle(campaign_id, claimed, state, None, (f"outcome:{outcome}",))
 
-    async def _placed(self, campaign_id: str, row: str, spec: Spec, call: dict[str, Any], owner: Caller,
+    async def _placed(self, campaign_id: str, claimed: Claimed, spec: Spec, owner: Caller,
                       attempt: int) -> str | None:
         """The call's session (placed now, before, or under way at the carrier); an `ApiError` when not placed."""
+        row, call = claimed.row, claimed.call
         try:
             payload = CallRequest.model_validate({
                 "to": call["to"], "from": spec.caller_id, "trunk": spec.trunk, "carrier": spec.carrier,
@@ -212,7 +224,8 @@ class CampaignWorker:
         except ValidationError as exc:
             raise ApiError(422, "invalid_row", f"the row is not a call: {exc.errors()[0].get('msg')}") from None
         try:
-            placed = await order_call(self._state, owner, payload, f"campaign-{campaign_id}-{row}-{attempt}")
+            placed = await order_call(self._state, owner, payload, f"campaign-{campaign_id}-{row}-{attempt}",
+                                      fence=lambda: self._fence(campaign_id, claimed))
         except ApiError as exc:
             if exc.code == "call_in_progress" or exc.code.endswith("_unanswered"):  # placed, or may ring: follow it
                 return str((exc.extra or {}).get("session_id") or "") or None
@@ -243,11 +256,12 @@ class CampaignWorker:
         total = cost.as_json().get("total") if cost is not None else None
         return float(total) if isinstance(total, int | float) else None
 
-    async def _settle(self, campaign_id: str, row: str, state: dict[str, Any], due: float | None,
+    async def _settle(self, campaign_id: str, claimed: Claimed, state: dict[str, Any], due: float | None,
                       counts: tuple[str, ...]) -> None:
-        said = await self._book.settle(campaign_id, row, self.holder, state, due, counts, time.time())
+        said = await self._book.settle(campaign_id, claimed.row, claimed.lease, state, due, counts, time.time())
         if said == LOST:
-            log.warning("campaign %s row %s: settled by the replica that took its lease over", campaign_id, row)
+            log.warning("campaign %s row %s: settled by the replica that took its lease over", campaign_id,
+                        claimed.row)
         elif said == LAST:
             await finished(self._state, self._book, campaign_id)
 

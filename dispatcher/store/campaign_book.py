@@ -6,12 +6,15 @@ Each row waits in `ready` (due at once, or a retry's time) until a replica claim
 settles the row once the call ended: done, or back to `ready` for a retry. A row whose lease ran out (its
 replica died) is claimed again by whoever looks next, first of all, whatever the campaign's status: its
 call may be under way, and is followed, never placed twice (its Idempotency-Key is the same). A write by a
-holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing.
+holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing. The
+lease's fence is one per claim (`Claimed.lease`: the holder and a fresh token), so a replica that re-claims
+its own expired row after a pause still has its old claim's writes refused.
 At most `concurrency` rows are active at once; a stopped campaign claims no new row."""
 
 from __future__ import annotations
 
 import copy
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,9 +31,15 @@ def row_id(index: int) -> str:
     return f"{index:06d}"
 
 
+def lease_token(holder: str) -> str:
+    """The fence of one claim: the holder's name (for logs) and a token no other claim has."""
+    return f"{holder}:{secrets.token_hex(8)}"
+
+
 @dataclass(frozen=True)
 class Claimed:
     row: str
+    lease: str  # this claim's fence: every later write about the row names it (`holder` below)
     call: dict[str, Any]  # `to`, `body`: as given
     state: dict[str, Any]  # its progress: attempts, session ids, outcome
 
@@ -55,7 +64,9 @@ class CampaignBook(Protocol):
         now, or None when it is unknown or finished (nothing added)."""
         ...
 
-    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None: ...
+    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None:
+        """A row's lease: a new fence (`Claimed.lease`) that `renew`, `note` and `settle` then name as `holder`."""
+        ...
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool: ...
 
@@ -144,8 +155,9 @@ class MemoryCampaignBook:
             del c.ready[row]
         else:
             return None
-        c.active[row], c.holders[row] = now + lease_seconds, holder
-        return Claimed(row, copy.deepcopy(c.rows[int(row)]), copy.deepcopy(c.states[row]))
+        lease = lease_token(holder)
+        c.active[row], c.holders[row] = now + lease_seconds, lease
+        return Claimed(row, lease, copy.deepcopy(c.rows[int(row)]), copy.deepcopy(c.states[row]))
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
         c = self._campaigns.get(campaign_id)

@@ -26,6 +26,7 @@ from dispatcher.store.campaign_book import (
     CampaignRecord,
     Claimed,
     MemoryCampaignBook,
+    lease_token,
     row_id,
 )
 from dispatcher.store.client import Store
@@ -186,11 +187,12 @@ class StoreCampaignBook:
 
     async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None:
         keys = self._keys(campaign_id, "meta", "rows", "state", "ready", "active", "holders")
-        found = await self._run("claim", keys, [now, now + lease_seconds, holder, _keep()])
+        lease = lease_token(holder)
+        found = await self._run("claim", keys, [now, now + lease_seconds, lease, _keep()])
         if not found:
             return None
         row, call, state = found
-        return Claimed(str(row), json.loads(call), json.loads(state))
+        return Claimed(str(row), lease, json.loads(call), json.loads(state))
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
         return bool(await self._run("renew", self._keys(campaign_id, "active", "holders"), [row, holder, until]))

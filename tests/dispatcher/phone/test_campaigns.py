@@ -21,6 +21,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from dispatcher.app import create_app
+from dispatcher.campaigns import worker
 from dispatcher.campaigns.worker import CampaignWorker
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
@@ -282,3 +283,42 @@ async def _retrying(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] 
 
 async def _done(api: httpx.AsyncClient, campaign_id: str, count: int) -> bool:
     return int((await shown(api, campaign_id))["done"]) >= count
+
+
+async def test_a_replica_paused_past_its_lease_places_no_call_for_a_row_another_settled(
+        twilio: FakeTwilioCalls, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replica A notes its row `calling`, then stalls (GC, SIGSTOP) before its create, past its lease. Replica
+    B claims the row, asks for the same call (same Idempotency-Key); Twilio refuses it (`not_placed`) and B
+    settles the campaign finished. A resumes inside `order_call`, whose Idempotency-Key lets a call whose tries
+    all ended unhanded be placed again: the lease renewed under A's claim just before the create is refused,
+    and A places nothing."""
+    stalled, resumed = asyncio.Event(), asyncio.Event()
+    real, asked = worker.order_call, []  # type: ignore[attr-defined]
+
+    async def order(*args: object, **kwargs: object) -> object:
+        asked.append(args)
+        if len(asked) == 1:  # replica A: stopped between noting the row `calling` and its create
+            stalled.set()
+            await resumed.wait()
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker, "order_call", order)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        a = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=3600, watch_seconds=0.05)
+        a._renew = lambda *_: asyncio.sleep(3600)  # type: ignore[method-assign]  # stopped: it renews nothing
+        a_running = asyncio.create_task(a.run())
+        cid = await created(api, campaign([NUMBERS[0]]))
+        await until("A holding the row, stalled", stalled.is_set)
+        twilio.numbers.discard(FROM)  # B's create refused by Twilio: not placed
+        b = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        b_running = asyncio.create_task(b.run())
+        done = await until("B settling the row", lambda: _finished(api, cid))
+        twilio.numbers.add(FROM)
+        resumed.set()  # A goes on where it stopped
+        await asyncio.sleep(1.0)
+        for task in (a_running, b_running):
+            task.cancel()
+        await asyncio.gather(a_running, b_running, return_exceptions=True)
+    assert done["outcomes"] == {"not_placed": 1}, done
+    assert placed_to(twilio, NUMBERS[0]) == []  # the stale holder must place nothing

@@ -67,13 +67,13 @@ async def test_a_lease_run_out_goes_to_the_next_claimer_and_its_first_holder_wri
     cid = await campaign(book, ["+1", "+2"], concurrency=1)
     held = await book.claim(cid, "a", NOW, LEASE)
     assert held is not None
-    assert await book.note(cid, held.row, "a", {"status": "calling", "attempts": 1}, ("placed",))
+    assert await book.note(cid, held.row, held.lease, {"status": "calling", "attempts": 1}, ("placed",))
     assert await book.claim(cid, "b", NOW + LEASE - 1, LEASE) is None  # still held
     assert await book.set_status(cid, STOPPED, NOW) == (STOPPED, False)
     taken = await book.claim(cid, "b", NOW + LEASE + 1, LEASE)  # stopped, yet its call is followed
     assert taken is not None and taken.row == held.row and taken.state["status"] == "calling"
-    assert not await book.renew(cid, held.row, "a", NOW + 100)
-    assert await book.settle(cid, held.row, "a", {"status": "done"}, None, ("outcome:busy",), NOW) == LOST
+    assert not await book.renew(cid, held.row, held.lease, NOW + 100)
+    assert await book.settle(cid, held.row, held.lease, {"status": "done"}, None, ("outcome:busy",), NOW) == LOST
     assert await book.claim(cid, "c", NOW + LEASE + 2, LEASE) is None  # stopped: no new row
     record = await book.read(cid)
     assert record is not None and record.counts.get("outcome:busy") is None and record.counts["placed"] == 1
@@ -83,13 +83,13 @@ async def test_a_retry_comes_due_at_its_time_and_the_last_row_finishes_the_campa
     cid = await campaign(book, ["+1", "+2"], concurrency=2, skipped=frozenset({"+2"}))
     held = await book.claim(cid, "a", NOW, LEASE)
     assert held is not None and await book.claim(cid, "a", NOW, LEASE) is None  # +2 skipped: never claimed
-    assert await book.settle(cid, held.row, "a", {"status": "retrying"}, NOW + 60, ("retries",), NOW) == SETTLED
+    assert await book.settle(cid, held.row, held.lease, {"status": "retrying"}, NOW + 60, ("retries",), NOW) == SETTLED
     record = await book.read(cid)
     assert record is not None and (record.retrying, record.in_progress, record.counts["skipped"]) == (1, 0, 1)
     assert await book.claim(cid, "a", NOW + 59, LEASE) is None
     again = await book.claim(cid, "b", NOW + 61, LEASE)
     assert again is not None and again.row == held.row
-    assert await book.settle(cid, again.row, "b", {"status": "done"}, None, ("outcome:busy",), NOW + 62) == LAST
+    assert await book.settle(cid, again.row, again.lease, {"status": "done"}, None, ("outcome:busy",), NOW + 62) == LAST
     record = await book.read(cid)
     assert record is not None and record.meta["status"] == FINISHED and record.counts["outcome:busy"] == 1
     assert cid not in await book.live()
@@ -103,3 +103,18 @@ async def test_a_campaign_of_skipped_rows_alone_finishes_when_started(book: Camp
     await book.open("cmp_1", {"spec": "{}", "created": NOW, "concurrency": 1, "owner": "k"})
     await book.append("cmp_1", [{"to": "+1"}], [{"status": "skipped"}], [False], 1)
     assert await book.set_status("cmp_1", RUNNING, NOW) == (FINISHED, True)
+
+
+async def test_a_claim_taken_over_by_the_same_worker_still_fences_the_old_one(book: CampaignBook) -> None:
+    """The lease's fence is one per claim, not one per worker: a replica paused (GC, SIGSTOP) past its lease
+    re-claims its own expired row on resume (its feeder wakes too); the stale task's writes are refused."""
+    cid = await campaign(book, ["+14155550100"])
+    stale = await book.claim(cid, "replica-a", NOW, LEASE)
+    fresh = await book.claim(cid, "replica-a", NOW + LEASE + 1, LEASE)  # the same worker, after a pause
+    assert stale is not None and fresh is not None and stale.row == fresh.row and stale.lease != fresh.lease
+    # The stale task's write (its call ended busy long ago: retry) is refused: its claim was taken over.
+    said = await book.settle(cid, stale.row, stale.lease, {"status": "retrying"}, NOW + 99, ("retries",),
+                             NOW + LEASE + 2)
+    assert said == LOST
+    assert not await book.renew(cid, stale.row, stale.lease, NOW + 200)
+    assert await book.renew(cid, fresh.row, fresh.lease, NOW + 200)

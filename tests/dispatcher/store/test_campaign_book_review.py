@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher.campaigns.schemas import MAX_ATTEMPTS, MAX_RETRY_AFTER_SECONDS
-from dispatcher.store.campaign_book import KEEP_SECONDS, LOST, RUNNING, CampaignBook, MemoryCampaignBook
+from dispatcher.store.campaign_book import KEEP_SECONDS, RUNNING, CampaignBook
 from dispatcher.store.campaign_records import StoreCampaignBook
 from dispatcher.store.client import Store
 from tests.dispatcher.store.conftest import settings_for
@@ -67,29 +67,3 @@ def test_a_row_s_retries_fit_in_the_time_its_campaign_is_kept() -> None:
     records expire 30 days after creation (campaign_book.py:23): its later retries are never placed, it never
     finishes and `campaign.finished` is never sent."""
     assert MAX_RETRY_AFTER_SECONDS * (MAX_ATTEMPTS - 1) <= KEEP_SECONDS
-
-
-@pytest.fixture(params=["memory", "store"])
-async def book(request: pytest.FixtureRequest) -> AsyncIterator[CampaignBook]:
-    if request.param == "memory":
-        yield MemoryCampaignBook()
-        return
-    store = Store(settings_for(request.getfixturevalue("redis"), "r-a", request.getfixturevalue("prefix")))
-    yield StoreCampaignBook(store)
-    await store.aclose()
-
-
-@pytest.mark.xfail(strict=True, reason="review_campaigns: the fence is the worker's holder, not the claim's")
-async def test_a_claim_taken_over_by_the_same_worker_still_fences_the_old_one(book: CampaignBook) -> None:
-    """The lease's fence is the holder string (campaign_records.py:85,92), which is one per worker
-    (worker.py:83), not one per claim. A replica paused (GC, SIGSTOP) past its lease re-claims its own expired
-    row on resume (its feeder wakes too): two `_call` tasks then hold one row, both writes accepted, and the
-    stale task settles (or retries) the row under the live claim, which is the one refused afterwards."""
-    await _campaign(book, "cmp_fence", ["+14155550100"])
-    stale = await book.claim("cmp_fence", "replica-a", NOW, LEASE)
-    fresh = await book.claim("cmp_fence", "replica-a", NOW + LEASE + 1, LEASE)  # the same worker, after a pause
-    assert stale is not None and fresh is not None and stale.row == fresh.row
-    # The stale task's write (its call ended busy long ago: retry) must be refused: its claim was taken over.
-    said = await book.settle("cmp_fence", stale.row, "replica-a", {"status": "retrying"}, NOW + 99, ("retries",),
-                             NOW + LEASE + 2)
-    assert said == LOST
