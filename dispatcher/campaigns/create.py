@@ -22,7 +22,7 @@ from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.campaigns.schemas import MAX_ROWS, CampaignRequest, CampaignRow
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.campaign_book import RUNNING, STOPPED
+from dispatcher.store.campaign_book import RUNNING, STOPPED, Limits, OverLimit
 
 SKIPPED = "do_not_call"
 
@@ -49,9 +49,17 @@ async def create_campaign(state: AppState, who: Caller, request: CampaignRequest
     spec = {"name": request.name, "from": request.caller_id, "carrier": carrier, "trunk": request.trunk,
             "voicemail": request.voicemail, "pace": pace,
             "retry": request.retry.model_dump() if request.retry is not None else None}
-    await state.campaigns.open(campaign_id, {"spec": json.dumps(spec, separators=(",", ":")), "created": time.time(),
-                                             "concurrency": request.concurrency, "owner": who.id})
-    await _append(state, campaign_id, request.rows)
+    try:
+        await state.campaigns.open(campaign_id, {"spec": json.dumps(spec, separators=(",", ":")),
+                                                 "created": time.time(), "concurrency": request.concurrency,
+                                                 "owner": who.id}, _limits(state))
+    except OverLimit as exc:
+        raise _refused(exc) from None
+    try:
+        await _append(state, campaign_id, request.rows)
+    except ApiError:  # none of its rows kept: finished now, so it counts against none of the key's bounds
+        await state.campaigns.set_status(campaign_id, STOPPED, time.time())
+        raise
     said = await state.campaigns.set_status(campaign_id, RUNNING if request.start else STOPPED, time.time())
     assert said is not None
     return campaign_id, said[0]
@@ -68,11 +76,32 @@ async def add_rows(state: AppState, who: Caller, campaign_id: str, spec: dict[st
     return added
 
 
+def _limits(state: AppState) -> Limits:
+    settings = state.campaign_settings
+    return Limits(live=settings.max_live_per_key, key_rows=settings.max_rows_per_key, rows=MAX_ROWS)
+
+
+def _refused(exc: OverLimit) -> ApiError:
+    if exc.which == "live":
+        return ApiError(429, "too_many_campaigns", f"this key has {exc.have} campaigns not finished, the most it may "
+                        f"have (CAMPAIGN_MAX_LIVE_PER_KEY={exc.most}): add rows to one of them, or stop one for good "
+                        "by letting it finish, then create another", retry_after=60)
+    if exc.which == "key_rows":
+        return ApiError(429, "too_many_rows_kept", f"this key's campaigns hold {exc.have} rows, and at most {exc.most} "
+                        "are kept (CAMPAIGN_MAX_ROWS_PER_KEY), finished campaigns' included until their records "
+                        "expire 30 days after their last rows: ask for fewer rows, or later", retry_after=3600)
+    return ApiError(422, "too_many_rows", f"a campaign calls at most {exc.most} rows ({exc.have} already)")
+
+
+def _too_many_rows(before: int, asked: int) -> ApiError:
+    return ApiError(422, "too_many_rows", f"a campaign calls at most {MAX_ROWS} rows ({before} already, "
+                    f"{asked} more asked): split the list into several campaigns")
+
+
 def _check_rows(state: AppState, who: Caller, rows: Sequence[CampaignRow], carrier: str, caller_id: str,
                 before: int) -> None:
-    if before + len(rows) > MAX_ROWS:
-        raise ApiError(422, "too_many_rows", f"a campaign calls at most {MAX_ROWS} rows ({before} already, "
-                       f"{len(rows)} more asked): split the list into several campaigns")
+    if before + len(rows) > MAX_ROWS:  # at once, before the rows are checked; the store checks it again as it writes
+        raise _too_many_rows(before, len(rows))
     utf8_only([row.model_dump(exclude_none=True) for row in rows], "the campaign's rows")
     bound = state.settings.max_body_bytes
     dialer = dialer_of(state, carrier) if carrier != "sip" else None
@@ -93,4 +122,9 @@ async def _append(state: AppState, campaign_id: str, rows: Sequence[CampaignRow]
     states = [{"status": "skipped", "outcome": "skipped", "detail": SKIPPED} if row.to in skip
               else {"status": "pending", "attempts": 0} for row in rows]
     ready = [row.to not in skip for row in rows]
-    return await state.campaigns.append(campaign_id, calls, states, ready, ready.count(False))
+    try:
+        return await state.campaigns.append(campaign_id, calls, states, ready, ready.count(False), _limits(state))
+    except OverLimit as exc:
+        if exc.which == "rows":
+            raise _too_many_rows(exc.have, len(rows)) from None
+        raise _refused(exc) from None

@@ -96,10 +96,10 @@ class CampaignWorker:
             await self.aclose()
 
     async def look(self) -> None:
-        live = await self._book.live()
-        for campaign_id in [c for c, task in self._feeding.items() if task.done() and c not in live]:
+        due = await self._book.live(time.time())  # those with something to do now: idle ones cost nothing
+        for campaign_id in [c for c, task in self._feeding.items() if task.done()]:
             del self._feeding[campaign_id]
-        for campaign_id in live:
+        for campaign_id in due:
             feeding = self._feeding.get(campaign_id)
             if feeding is None or feeding.done():
                 self._feeding[campaign_id] = asyncio.create_task(self._feed(campaign_id),

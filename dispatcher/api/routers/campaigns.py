@@ -68,14 +68,12 @@ async def listed(request: Request, who: Annotated[Caller, Depends(authenticated)
     state = app_state(request)
     found = []
     with _store_answers():
-        for campaign_id in await state.campaigns.listed(MAX_LISTED * 10):
+        for campaign_id in await state.campaigns.listed(who.id, MAX_LISTED):
             record = await state.campaigns.read(campaign_id)
-            if record is None:
-                await state.campaigns.forget(campaign_id)
+            if record is None:  # its records expired: out of the key's index
+                await state.campaigns.forget(campaign_id, who.id)
             elif record.meta.get("owner") == who.id:
                 found.append(progress(campaign_id, record))
-            if len(found) >= MAX_LISTED:
-                break
     return {"campaigns": found}
 
 

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import inspect
 import io
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -21,10 +22,14 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from dispatcher.app import create_app
-from dispatcher.campaigns import worker
+from dispatcher.campaigns import create, worker
+from dispatcher.campaigns.create import add_rows
+from dispatcher.campaigns.schemas import CampaignRow
 from dispatcher.campaigns.worker import CampaignWorker
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
+from dispatcher.store.campaign_book import Limits
 from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
@@ -322,3 +327,46 @@ async def test_a_replica_paused_past_its_lease_places_no_call_for_a_row_another_
         await asyncio.gather(a_running, b_running, return_exceptions=True)
     assert done["outcomes"] == {"not_placed": 1}, done
     assert placed_to(twilio, NUMBERS[0]) == []  # the stale holder must place nothing
+
+
+async def test_another_key_s_newer_campaigns_do_not_hide_this_key_s(twilio: FakeTwilioCalls) -> None:
+    """`GET /campaigns` reads this key's own index: another key's 1000 newer campaigns hide none of its."""
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        mine = await created(api, campaign([NUMBERS[0]], start=False))
+        for n in range(1000):  # another key's, newer: as `POST /campaigns` would open them
+            await state.campaigns.open(f"cmp_{n:016x}", {"spec": "{}", "created": time.time() + 1 + n,
+                                                         "concurrency": 1, "owner": "another-key"},
+                                        Limits(live=2000))
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert mine in [c["id"] for c in listed]
+
+
+async def test_two_requests_adding_rows_at_once_stay_within_max_rows(twilio: FakeTwilioCalls,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests adding rows at once each read the same total before appending: the store checks MAX_ROWS again
+    as it writes, against the total then. Shown with MAX_ROWS 3 and the stale total both requests read."""
+    monkeypatch.setattr(create, "MAX_ROWS", 3)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        record = await state.campaigns.read(cid)
+        assert record is not None
+        who, spec = state.auth.identify(None), json.loads(record.meta["spec"])
+        rows = [CampaignRow(to=n) for n in NUMBERS[1:3]]
+        read_by_both = int(record.meta["total"])  # 1: both requests read it before either appended
+        await add_rows(state, who, cid, spec, read_by_both, rows)
+        with pytest.raises(ApiError) as refused:
+            await add_rows(state, who, cid, spec, read_by_both, rows)
+        assert (refused.value.status, refused.value.code) == (422, "too_many_rows")
+        record = await state.campaigns.read(cid)
+        assert record is not None and record.meta["total"] == "3"
+
+
+async def test_a_key_past_its_campaigns_not_finished_is_refused_naming_the_setting(twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False, CAMPAIGN_MAX_LIVE_PER_KEY="1") as api:
+        await created(api, campaign([NUMBERS[0]], start=False))
+        refused = await api.post("/campaigns", json=campaign([NUMBERS[1]], start=False))
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "too_many_campaigns"
+        assert "CAMPAIGN_MAX_LIVE_PER_KEY" in refused.json()["error"]["message"]
