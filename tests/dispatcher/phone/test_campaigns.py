@@ -25,6 +25,7 @@ from dispatcher.app import create_app
 from dispatcher.campaigns import create, worker
 from dispatcher.campaigns.create import add_rows
 from dispatcher.campaigns.schemas import CampaignRow
+from dispatcher.campaigns.views import _safe
 from dispatcher.campaigns.worker import CampaignWorker
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
@@ -118,6 +119,7 @@ def placed_to(twilio: FakeTwilioCalls, number: str) -> list[PlacedCall]:
     ({"concurrency": 0}, 422, "invalid_request", "concurrency"),
     ({"retry": {"on": ["busy"], "after_seconds": 10, "attempts": 0}}, 422, "invalid_request", "retry.attempts"),
     ({"retry": {"on": ["answered"], "after_seconds": 10, "attempts": 2}}, 422, "invalid_request", "retry.on"),
+    ({"retry": {"on": ["busy"], "after_seconds": 7 * 86_400, "attempts": 10}}, 422, "invalid_request", "29 days"),
     ({"trunk": "far"}, 422, "trunk_not_used", "trunk"),
     ({"from": "+14155550111"}, 403, "call_not_allowed", "TWILIO_CALLER_IDS"),
     ({"rows": [{"to": NUMBERS[0], "body": {"x": "y" * 5000}}]}, 413, "body_too_large", "rows[0].body"),
@@ -370,3 +372,10 @@ async def test_a_key_past_its_campaigns_not_finished_is_refused_naming_the_setti
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "too_many_campaigns"
         assert "CAMPAIGN_MAX_LIVE_PER_KEY" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("cell", ["\t=HYPERLINK(\"https://evil.example\",\"x\")", "\r=1+1"])
+def test_a_formula_behind_a_tab_or_carriage_return_is_written_as_text(cell: str) -> None:
+    """OWASP's CSV-injection list includes a leading tab (0x09) and carriage return (0x0D) besides = + - @
+    (https://owasp.org/www-community/attacks/CSV_Injection)."""
+    assert str(_safe(cell)).startswith("'")

@@ -9,7 +9,6 @@ import asyncio
 import pytest
 
 from dispatcher.campaigns.settings import CampaignSettings
-from dispatcher.campaigns.views import _safe
 from tests.dispatcher.phone.test_campaigns import (
     NUMBERS,
     campaign,
@@ -35,14 +34,6 @@ async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_n
         assert (await api.post(f"/campaigns/{cid}/resume")).status_code == 200
         await asyncio.sleep(1.0)  # the worker polls every 0.05 s here
     assert placed_to(twilio, NUMBERS[0]) == []
-
-
-@pytest.mark.xfail(strict=True, reason="review_campaigns: a tab or CR before a formula is not quoted")
-@pytest.mark.parametrize("cell", ["\t=HYPERLINK(\"https://evil.example\",\"x\")", "\r=1+1"])
-def test_a_formula_behind_a_tab_or_carriage_return_is_written_as_text(cell: str) -> None:
-    """OWASP's CSV-injection list includes a leading tab (0x09) and carriage return (0x0D) besides = + - @
-    (https://owasp.org/www-community/attacks/CSV_Injection); `_safe` (views.py:356-362) quotes only the four."""
-    assert str(_safe(cell)).startswith("'")
 
 
 @pytest.mark.xfail(strict=True, reason="review_campaigns: POST /campaigns and /rows ignore Idempotency-Key")

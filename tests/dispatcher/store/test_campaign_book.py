@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher.campaigns.schemas import MAX_RETRY_SPAN_SECONDS
 from dispatcher.store.campaign_book import (
     FINISHED,
+    KEEP_SECONDS,
     LAST,
     LOST,
     RUNNING,
@@ -189,3 +191,8 @@ async def test_rows_added_late_expire_with_their_campaign(store_book: StoreCampa
     await store_book.append("cmp_late", [{"to": "+14155550101"}], [{"status": "pending"}], [True], 0)
     assert abs(await admin.pttl(rows) - await admin.pttl(meta)) <= 1000
     assert abs(await admin.pttl(counts) - await admin.pttl(meta)) <= 1000
+
+
+def test_a_row_s_retries_fit_in_the_time_its_campaign_is_kept() -> None:
+    """Retries spanning past the records' keep would never be placed: the campaign would never finish."""
+    assert MAX_RETRY_SPAN_SECONDS < KEEP_SECONDS
