@@ -4,7 +4,7 @@ Checked before anything is kept, each refusal naming the field and the way out: 
 here and lets the key call out as `from` to every row's number (as `POST /calls` would check each call), the
 pace is within the carrier account's (or trunk's) own, each row's `body` within `POST /calls`' bound, the rows
 within `MAX_ROWS`. A number on the do-not-call list (CALLS_DO_NOT_CALL) is kept as a row `skipped`, counted,
-never placed."""
+never placed (the worker checks the list again before each call: a number listed since is skipped then)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,10 @@ from dispatcher.api.call_place import check_policy, dialer_of
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.utf8_bodies import utf8_only
-from dispatcher.campaigns.schemas import MAX_ROWS, CampaignRequest, CampaignRow
+from dispatcher.campaigns.schemas import DO_NOT_CALL, MAX_ROWS, CampaignRequest, CampaignRow
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.campaign_book import RUNNING, STOPPED, Limits, OverLimit
-
-SKIPPED = "do_not_call"
 
 
 async def create_campaign(state: AppState, who: Caller, request: CampaignRequest) -> tuple[str, str]:
@@ -119,7 +117,7 @@ def _check_rows(state: AppState, who: Caller, rows: Sequence[CampaignRow], carri
 async def _append(state: AppState, campaign_id: str, rows: Sequence[CampaignRow]) -> int | None:
     skip = state.campaign_settings.do_not_call
     calls = [row.model_dump(exclude_none=True) for row in rows]
-    states = [{"status": "skipped", "outcome": "skipped", "detail": SKIPPED} if row.to in skip
+    states = [{"status": "skipped", "outcome": "skipped", "detail": DO_NOT_CALL} if row.to in skip
               else {"status": "pending", "attempts": 0} for row in rows]
     ready = [row.to not in skip for row in rows]
     try:

@@ -15,6 +15,7 @@ MAX_CONCURRENCY = 1000
 MAX_PACE = 1000.0  # calls started a second (the carrier's or trunk's own pace bounds it lower)
 RETRYABLE = ("busy", "no_answer", "failed", "canceled", "voicemail", "rejected", "not_placed")
 MAX_ATTEMPTS = 10
+DO_NOT_CALL = "do_not_call"  # the detail of a row skipped: its number is on the do-not-call list
 MAX_RETRY_AFTER_SECONDS = 7 * 86_400
 # A row's retries, from its first call to its last, fit within the time its campaign's records are kept
 # (KEEP_SECONDS, 30 days from its last rows added), with a day to spare for the calls themselves.

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from dispatcher.api.call_order import order_call
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.api.state import AppState
+from dispatcher.campaigns.schemas import DO_NOT_CALL
 from dispatcher.errors import ApiError
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.sessions.ids import Caller
@@ -171,6 +172,11 @@ class CampaignWorker:
         sessions: list[str] = list(state.get("sessions", []))
         following = state.get("status") == "calling"  # a replica gone mid-call held it: its call is asked again
         attempt = int(state.get("attempts", 0)) - (1 if following else 0)
+        if not following and claimed.call.get("to") in self._state.campaign_settings.do_not_call:
+            # Put on the list since its row was added (the list is read at start-up): never placed.
+            state |= {"status": "skipped", "outcome": "skipped", "detail": DO_NOT_CALL}
+            await self._settle(campaign_id, claimed, state, None, ("skipped",))
+            return
         if not following:
             state |= {"status": "calling", "attempts": attempt + 1}
             if not await self._book.note(campaign_id, row, claimed.lease, state, ()):

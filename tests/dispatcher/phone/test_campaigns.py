@@ -25,6 +25,7 @@ from dispatcher.app import create_app
 from dispatcher.campaigns import create, worker
 from dispatcher.campaigns.create import add_rows
 from dispatcher.campaigns.schemas import CampaignRow
+from dispatcher.campaigns.settings import CampaignSettings
 from dispatcher.campaigns.views import _safe
 from dispatcher.campaigns.worker import CampaignWorker
 from dispatcher.errors import ApiError
@@ -379,3 +380,18 @@ def test_a_formula_behind_a_tab_or_carriage_return_is_written_as_text(cell: str)
     """OWASP's CSV-injection list includes a leading tab (0x09) and carriage return (0x0D) besides = + - @
     (https://owasp.org/www-community/attacks/CSV_Injection)."""
     assert str(_safe(cell)).startswith("'")
+
+
+async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_never_called(
+        twilio: FakeTwilioCalls) -> None:
+    """The list is checked again before each call: a number added to CALLS_DO_NOT_CALL(_FILE) and the replicas
+    restarted is never called by a campaign that held it, its row skipped then."""
+    async with running(twilio) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        # The number asked not to be called; the replicas restart with the list that holds it.
+        object.__setattr__(state, "campaign_settings", CampaignSettings(do_not_call=frozenset({NUMBERS[0]})))
+        assert (await api.post(f"/campaigns/{cid}/resume")).status_code == 200
+        done = await until("the row skipped", lambda: _finished(api, cid))
+    assert placed_to(twilio, NUMBERS[0]) == []
+    assert done["skipped"] == 1 and done["placed"] == 0, done

