@@ -25,7 +25,12 @@ from dispatcher.sessions.ids import Caller
 from dispatcher.store.campaign_book import RUNNING, STOPPED, Limits, OverLimit
 
 
-async def create_campaign(state: AppState, who: Caller, request: CampaignRequest) -> tuple[str, str]:
+def new_campaign_id() -> str:
+    return f"cmp_{secrets.token_hex(8)}"
+
+
+async def create_campaign(state: AppState, who: Caller, request: CampaignRequest,
+                          campaign_id: str | None = None) -> tuple[str, str]:
     """The new campaign's id and status (`running`, `stopped`, or `finished` when every row was skipped)."""
     first = CallRequest.model_validate({"to": request.rows[0].to, "from": request.caller_id, "trunk": request.trunk,
                                         "carrier": request.carrier, "voicemail": request.voicemail})
@@ -43,7 +48,7 @@ async def create_campaign(state: AppState, who: Caller, request: CampaignRequest
         raise ApiError(422, "pace_above_carrier", f"`pace` {pace:g} is above the {whose} ({most:g} calls a second), "
                        f"which holds across every replica: give a `pace` of at most {most:g}, or leave it out")
     _check_rows(state, who, request.rows, carrier, request.caller_id, 0)
-    campaign_id = f"cmp_{secrets.token_hex(8)}"
+    campaign_id = campaign_id or new_campaign_id()
     spec = {"name": request.name, "from": request.caller_id, "carrier": carrier, "trunk": request.trunk,
             "voicemail": request.voicemail, "pace": pace,
             "retry": request.retry.model_dump() if request.retry is not None else None}

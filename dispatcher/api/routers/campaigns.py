@@ -12,14 +12,15 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
-from dispatcher.campaigns.create import add_rows, create_campaign
+from dispatcher.campaigns.create import add_rows, create_campaign, new_campaign_id
+from dispatcher.campaigns.replays import checked, first_or_earlier
 from dispatcher.campaigns.schemas import CampaignRequest, MoreRows
 from dispatcher.campaigns.views import progress, results, results_csv
 from dispatcher.campaigns.worker import finished
@@ -53,14 +54,30 @@ async def _own(state: AppState, who: Caller, campaign_id: str) -> CampaignRecord
 
 
 @router.post("/campaigns", status_code=201, summary="Start a campaign: a list of numbers called, paced")
-async def create(request: Request, who: Annotated[Caller, Depends(authenticated)],
+async def create(request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
                  payload: Annotated[CampaignRequest, Body()]) -> dict[str, Any]:
     state = app_state(request)
+    key = checked(request.headers.get("idempotency-key"))
     with _store_answers():
-        campaign_id, status = await create_campaign(state, who, payload)
-        if status == "finished":  # every row skipped: nothing to call
-            await finished(state, state.campaigns, campaign_id)
-        return progress(campaign_id, await _own(state, who, campaign_id))
+        if key is None:
+            return await _created(state, who, payload, new_campaign_id())
+        mine = new_campaign_id()
+        async with first_or_earlier(state, who, f"create:{key}", mine) as campaign_id:
+            if campaign_id == mine:  # the first request with this key
+                return await _created(state, who, payload, campaign_id)
+        record = await state.campaigns.read(campaign_id)
+        if record is None:
+            raise ApiError(409, "campaign_being_created", "this Idempotency-Key's campaign is being created by an "
+                           "earlier request: ask again in a moment", retry_after=1)
+        response.status_code = 200  # the Idempotency-Key's campaign, made before: nothing made now
+        return progress(campaign_id, record)
+
+
+async def _created(state: AppState, who: Caller, payload: CampaignRequest, campaign_id: str) -> dict[str, Any]:
+    campaign_id, status = await create_campaign(state, who, payload, campaign_id)
+    if status == "finished":  # every row skipped: nothing to call
+        await finished(state, state.campaigns, campaign_id)
+    return progress(campaign_id, await _own(state, who, campaign_id))
 
 
 @router.get("/campaigns", summary="This key's campaigns, newest first")
@@ -107,11 +124,22 @@ async def _set(state: AppState, who: Caller, campaign_id: str, status: str) -> d
 async def more_rows(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
                     payload: Annotated[MoreRows, Body()]) -> dict[str, Any]:
     state = app_state(request)
+    key = checked(request.headers.get("idempotency-key"))
     with _store_answers():
         record = await _own(state, who, campaign_id)
-        await add_rows(state, who, campaign_id, json.loads(record.meta["spec"]), int(record.meta.get("total", 0)),
-                       payload.rows)
+        if key is None:
+            await _add(state, who, campaign_id, record, payload)
+        else:
+            request_id = new_campaign_id()  # a value only this request holds
+            async with first_or_earlier(state, who, f"rows:{campaign_id}:{key}", request_id) as first:
+                if first == request_id:
+                    await _add(state, who, campaign_id, record, payload)
         return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+async def _add(state: AppState, who: Caller, campaign_id: str, record: CampaignRecord, payload: MoreRows) -> None:
+    await add_rows(state, who, campaign_id, json.loads(record.meta["spec"]), int(record.meta.get("total", 0)),
+                   payload.rows)
 
 
 @router.get("/campaigns/{campaign_id}/results", summary="A row per number: outcome, session, attempts, duration, cost",

@@ -395,3 +395,21 @@ async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_n
         done = await until("the row skipped", lambda: _finished(api, cid))
     assert placed_to(twilio, NUMBERS[0]) == []
     assert done["skipped"] == 1 and done["placed"] == 0, done
+
+
+async def test_a_campaign_asked_for_again_with_its_idempotency_key_calls_no_number_twice(
+        twilio: FakeTwilioCalls) -> None:
+    """As `POST /calls`, a retried request (same Idempotency-Key, a client's retry after a timeout) is answered
+    with what the first made: no second campaign, no rows appended twice."""
+    async with running(twilio, working=False) as api:
+        once = {"Idempotency-Key": "renewals-2026-11-29"}
+        first = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        again = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        assert first.status_code == 201, first.text
+        cid = first.json()["id"]
+        more = {"Idempotency-Key": "renewals-2026-11-29-batch-2"}
+        for _ in range(2):
+            await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}]}, headers=more)
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert again.status_code == 200 and again.json()["id"] == cid, again.text
+    assert len(listed) == 1 and listed[0]["rows"] == 2, listed
