@@ -100,6 +100,8 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
     # A call refused here was never asked for: its retry is a first try.
     turn = (await calls.pace(trunk) if calls is not None and trunk is not None
             else await dialer_of(state, carrier).pace())
+    if who.name is not None:  # a key over its budget places nothing (its session would be refused at its start,
+        state.sessions.budgets.check(who.name)  # after the carrier's create had rung the callee): 429 over_budget
     if fence is not None:
         await fence()
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(

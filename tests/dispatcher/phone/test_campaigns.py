@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import csv
+import dataclasses
 import inspect
 import io
 import json
@@ -21,6 +22,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from dispatcher.api import call_order
+from dispatcher.api.call_schemas import CallRequest
 from dispatcher.app import create_app
 from dispatcher.campaigns import create, worker
 from dispatcher.campaigns.create import add_rows
@@ -413,3 +416,18 @@ async def test_a_campaign_asked_for_again_with_its_idempotency_key_calls_no_numb
         listed = (await api.get("/campaigns")).json()["campaigns"]
     assert again.status_code == 200 and again.json()["id"] == cid, again.text
     assert len(listed) == 1 and listed[0]["rows"] == 2, listed
+
+
+async def test_a_key_over_its_budget_places_no_call(twilio: FakeTwilioCalls) -> None:
+    """The key's budget is checked in `order_call` (`POST /calls`' path and each campaign row's) before the
+    carrier's create: a session refused at its start would come after the callee's phone rang. 429
+    `over_budget`, which a campaign's row takes as "later": it waits, its attempt not spent."""
+    async with running(twilio) as api:
+        state = api.state  # type: ignore[attr-defined]
+        state.sessions.budgets.limit({"budget.local.sessions": 0})  # the keyless dispatcher's key, `local`
+        who = dataclasses.replace(state.auth.identify(None), name="local")
+        call = CallRequest.model_validate({"to": NUMBERS[0], "from": FROM})
+        with pytest.raises(ApiError) as refused:
+            await call_order.order_call(state, who, call, None)
+        assert (refused.value.status, refused.value.code) == (429, "over_budget")
+        assert twilio.placed == []
