@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
@@ -148,14 +147,15 @@ async def campaign_results(
     request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
     format: Annotated[Literal["json", "csv"], Query(description="`csv`: every row, with a header")] = "json",
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
-) -> dict[str, Any] | StreamingResponse:
+) -> dict[str, Any] | Response:
     state = app_state(request)
     with _store_answers():
         record = await _own(state, who, campaign_id)
         total = int(record.meta.get("total", 0))
-        if format == "csv":
-            return StreamingResponse(results_csv(state.campaigns, campaign_id, total), media_type="text/csv",
-                                     headers={"content-disposition": f'attachment; filename="{campaign_id}.csv"'})
+        if format == "csv":  # read whole before the answer starts: a store gone mid-way is a 503, never a cut file
+            table = "".join([line async for line in results_csv(state.campaigns, campaign_id, total)])
+            return Response(table, media_type="text/csv",
+                            headers={"content-disposition": f'attachment; filename="{campaign_id}.csv"'})
         rows = await results(state.campaigns, campaign_id, offset, limit)
     following = offset + len(rows)
     return {"id": campaign_id, "status": record.meta["status"], "rows": total, "offset": offset, "results": rows,

@@ -35,6 +35,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from dispatcher.store.campaign_book import Limits
+from dispatcher.store.client import StoreUnavailable
 from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
@@ -431,3 +432,16 @@ async def test_a_key_over_its_budget_places_no_call(twilio: FakeTwilioCalls) -> 
             await call_order.order_call(state, who, call, None)
         assert (refused.value.status, refused.value.code) == (429, "over_budget")
         assert twilio.placed == []
+
+
+async def test_results_as_csv_from_a_store_gone_mid_way_are_a_503_never_a_cut_file(twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+
+        async def gone(*_: object) -> None:
+            raise StoreUnavailable("the store did not answer")
+
+        state.campaigns.rows = gone  # the campaign read, then its rows' page not
+        answer = await api.get(f"/campaigns/{cid}/results", params={"format": "csv"})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable", answer.text
