@@ -279,14 +279,16 @@ class CampaignWorker:
 
 
 async def finished(state: AppState, book: CampaignBook, campaign_id: str) -> None:
-    """`campaign.finished`, pushed once: by whoever settled its last row (or stopped it with none left)."""
+    """`campaign.finished`, pushed once: by whoever settled its last row (or stopped it with none left). It
+    names the key that owns the campaign (`key_id`: one receiver may serve several keys)."""
     log.info("campaign %s finished", campaign_id)
     if state.push_webhook is None:
         return
     record = await book.read(campaign_id)
     counts = record.counts if record is not None else {}
     state.push_webhook(f"msg_{campaign_id}_campaign.finished", "campaign.finished", {
-        "campaign_id": campaign_id, "at": time.time(), "rows": int(record.meta.get("total", 0)) if record else None,
+        "campaign_id": campaign_id, "key_id": record.meta.get("owner") if record else None, "at": time.time(),
+        "rows": int(record.meta.get("total", 0)) if record else None,
         "outcomes": {k.removeprefix("outcome:"): v for k, v in counts.items() if k.startswith("outcome:")},
         "skipped": counts.get("skipped", 0)})
 

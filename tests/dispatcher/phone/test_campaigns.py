@@ -275,6 +275,8 @@ async def test_campaign_finished_is_pushed_once_signed_by_whoever_ends_it(twilio
     finished = _of(received, "campaign.finished")
     by_campaign = {event["data"]["campaign_id"]: event for event in finished}
     assert len(finished) == 2 and set(by_campaign) == {skipped, called}, finished
+    owner = api.state.auth.identify(None).id  # type: ignore[attr-defined]
+    assert {event["data"]["key_id"] for event in finished} == {owner}, finished
     assert by_campaign[skipped]["data"]["skipped"] == 1 and by_campaign[skipped]["data"]["outcomes"] == {}
     assert by_campaign[called]["data"]["outcomes"] == {"busy": 1} and by_campaign[called]["data"]["rows"] == 1
 
