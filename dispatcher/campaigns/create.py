@@ -22,7 +22,7 @@ from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.campaigns.schemas import DO_NOT_CALL, MAX_ROWS, CampaignRequest, CampaignRow
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.campaign_book import RUNNING, STOPPED, Limits, OverLimit
+from dispatcher.store.campaign_book import RUNNING, STOPPED, DuplicateNumber, Limits, OverLimit
 
 
 def new_campaign_id() -> str:
@@ -106,6 +106,11 @@ def _check_rows(state: AppState, who: Caller, rows: Sequence[CampaignRow], carri
     if before + len(rows) > MAX_ROWS:  # at once, before the rows are checked; the store checks it again as it writes
         raise _too_many_rows(before, len(rows))
     utf8_only([row.model_dump(exclude_none=True) for row in rows], "the campaign's rows")
+    first: dict[str, int] = {}
+    for n, row in enumerate(rows):
+        if (earlier := first.setdefault(row.to, n)) != n:
+            raise ApiError(422, "duplicate_number", f"rows[{n}] ({row.to}) repeats rows[{earlier}]: a campaign calls "
+                           "a number once; leave the repeat out (or put both rows' data in one)")
     bound = state.settings.max_body_bytes
     dialer = dialer_of(state, carrier) if carrier != "sip" else None
     for n, row in enumerate(rows):
@@ -131,3 +136,6 @@ async def _append(state: AppState, campaign_id: str, rows: Sequence[CampaignRow]
         if exc.which == "rows":
             raise _too_many_rows(exc.have, len(rows)) from None
         raise _refused(exc) from None
+    except DuplicateNumber as exc:
+        raise ApiError(422, "duplicate_number", f"{exc.number} is in the campaign already (its row {int(exc.row)}): a "
+                       "campaign calls a number once; leave it out (none of these rows were added)") from None

@@ -39,6 +39,14 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+class DuplicateNumber(Exception):
+    """Nothing written: `number` is the campaign's row `row` already (a number is called once a campaign)."""
+
+    def __init__(self, number: str, row: str) -> None:
+        super().__init__(f"{number} is row {row}")
+        self.number, self.row = number, row
+
+
 class OverLimit(Exception):
     """Nothing written: `which` (`live`, `key_rows` or `rows`) would pass its `most`; `have` already."""
 
@@ -84,7 +92,8 @@ class CampaignBook(Protocol):
                      ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
         """Rows added after the campaign's last (`ready`: each row's, False for one skipped); its rows in all
         now, or None when it is unknown or finished (nothing added). `OverLimit` (`rows`, `key_rows`): the
-        campaign's or its key's rows would pass their bound, checked with the total as it is when written.
+        campaign's or its key's rows would pass their bound, checked with the total as it is when written;
+        `DuplicateNumber`: a row's `to` is in the campaign already (the request's rows are distinct).
         Every record of the campaign is kept KEEP_SECONDS from now."""
         ...
 
@@ -138,6 +147,7 @@ class _Campaign:
     active: dict[str, float] = field(default_factory=dict)  # row → lease end
     holders: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)  # each row's `to` → its row
 
 
 class MemoryCampaignBook:
@@ -164,10 +174,14 @@ class MemoryCampaignBook:
         key_rows = sum(len(o.rows) for o in self._campaigns.values() if o.meta["owner"] == c.meta["owner"])
         if key_rows + len(rows) > limits.key_rows:
             raise OverLimit("key_rows", limits.key_rows, key_rows)
+        for call in rows:
+            if (earlier := c.numbers.get(str(call["to"]))) is not None:
+                raise DuplicateNumber(str(call["to"]), earlier)
         for call, state, due in zip(rows, states, ready, strict=True):
             row = row_id(len(c.rows))
             c.rows.append(copy.deepcopy(dict(call)))
             c.states[row] = copy.deepcopy(dict(state))
+            c.numbers[str(call["to"])] = row
             if due:
                 c.ready[row] = 0.0
         c.counts["skipped"] += skipped

@@ -30,6 +30,7 @@ from dispatcher.store.campaign_book import (
     CampaignBook,
     CampaignRecord,
     Claimed,
+    DuplicateNumber,
     Limits,
     MemoryCampaignBook,
     OverLimit,
@@ -38,7 +39,7 @@ from dispatcher.store.campaign_book import (
 )
 from dispatcher.store.client import Store
 
-PARTS = ("meta", "rows", "state", "ready", "active", "holders", "counts")
+PARTS = ("meta", "rows", "state", "ready", "active", "holders", "counts", "numbers")
 CHUNK = 1000  # rows written (or read) per script: no call holds the store long
 PAGE = 1000  # campaigns read from an index per call
 # Shared by the scripts. `now_ms`: the store's clock. `keep`: every key of the campaign expires together, at
@@ -102,10 +103,12 @@ for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 keep(KEYS[1], {KEYS[1], KEYS[2]})
 return 1
 """
-# KEYS: meta, rows, state, ready, counts, active, holders, live. ARGV: keep (ms), skipped, id, the most rows a
-# campaign may have, the most its key's campaigns may have together, the rows checked against both (the
-# request's in its first chunk), then per row its call, state and '1' (ready) or '0'. Row ids follow the
-# campaign's last. Its rows in all; false when it is gone or finished; {'rows' | 'key_rows', how many already}.
+# KEYS: meta, rows, state, ready, counts, active, holders, live, numbers. ARGV: keep (ms), skipped, id, the most
+# rows a campaign may have, the most its key's campaigns may have together, the rows checked against both (the
+# request's in its first chunk), how many numbers follow to check (the request's, in its first chunk), those
+# numbers, then per row its call, state, '1' (ready) or '0', and its number. Row ids follow the campaign's
+# last. Its rows in all; false when it is gone or finished; {'rows' | 'key_rows', how many already}; or
+# {'duplicate', number, its row} when a number is in the campaign already.
 _APPEND = _COMMON + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'finished' then return false end
@@ -117,12 +120,18 @@ local index, open = redis.call('HGET', KEYS[1], 'owner_index'), redis.call('HGET
 prune(index, open, owner_rows, now_ms() / 1000)
 local key_total = tonumber(redis.call('HGET', owner_rows, 'total')) or 0
 if key_total + checked > tonumber(ARGV[5]) then return {'key_rows', key_total} end
+local numbers = tonumber(ARGV[7])
+for i = 8, 7 + numbers do
+  local earlier = redis.call('HGET', KEYS[9], ARGV[i])
+  if earlier then return {'duplicate', ARGV[i], earlier} end
+end
 local added = 0
-for i = 7, #ARGV, 3 do
+for i = 8 + numbers, #ARGV, 4 do
   local row = string.format('%06d', total)
   redis.call('HSET', KEYS[2], row, ARGV[i])
   redis.call('HSET', KEYS[3], row, ARGV[i + 1])
   if ARGV[i + 2] == '1' then redis.call('ZADD', KEYS[4], 0, row) end
+  redis.call('HSET', KEYS[9], ARGV[i + 3], row)
   total = total + 1
   added = added + 1
 end
@@ -135,7 +144,7 @@ redis.call('HSET', KEYS[1], 'kept_until', until_ms)
 redis.call('ZADD', index, 'XX', until_ms / 1000, ARGV[3])
 redis.call('ZADD', open, 'XX', until_ms / 1000, ARGV[3])
 for _, key in ipairs({index, open, owner_rows}) do redis.call('PEXPIRE', key, ARGV[1]) end
-keep(KEYS[1], {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]})
+keep(KEYS[1], {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9]})
 reindex(KEYS[1], KEYS[4], KEYS[6], KEYS[8], ARGV[3])
 return total
 """
@@ -267,16 +276,21 @@ class StoreCampaignBook:
     async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
                      ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
         total = None
-        keys = [*self._keys(campaign_id, "meta", "rows", "state", "ready", "counts", "active", "holders"), self._live]
+        keys = [*self._keys(campaign_id, "meta", "rows", "state", "ready", "counts", "active", "holders"), self._live,
+                *self._keys(campaign_id, "numbers")]
         for start in range(0, len(rows), CHUNK):
             args: list[Any] = []
             for n in range(start, min(start + CHUNK, len(rows))):
-                args += [_text(rows[n]), _text(states[n]), "1" if ready[n] else "0"]
-            checked = len(rows) if start == 0 else len(args) // 3
+                args += [_text(rows[n]), _text(states[n]), "1" if ready[n] else "0", str(rows[n]["to"])]
+            # The whole request is checked in its first chunk: bounds and numbers already in the campaign.
+            checked = [str(row["to"]) for row in rows] if start == 0 else []
             total = await self._run("append", keys, [_keep(), skipped if start == 0 else 0, campaign_id, limits.rows,
-                                                     limits.key_rows, checked, *args])
+                                                     limits.key_rows, len(checked) or len(args) // 4, len(checked),
+                                                     *checked, *args])
             if isinstance(total, list):
                 which = str(total[0])
+                if which == "duplicate":
+                    raise DuplicateNumber(str(total[1]), str(total[2]))
                 raise OverLimit(which, limits.rows if which == "rows" else limits.key_rows, int(total[1]))
             if not total:
                 return None

@@ -447,3 +447,13 @@ async def test_results_as_csv_from_a_store_gone_mid_way_are_a_503_never_a_cut_fi
         state.campaigns.rows = gone  # the campaign read, then its rows' page not
         answer = await api.get(f"/campaigns/{cid}/results", params={"format": "csv"})
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable", answer.text
+
+
+async def test_a_number_is_called_once_a_campaign_a_repeat_refused_naming_both_rows(api: httpx.AsyncClient) -> None:
+    twice = await api.post("/campaigns", json=campaign([NUMBERS[0], NUMBERS[1], NUMBERS[0]], start=False))
+    assert twice.status_code == 422 and twice.json()["error"]["code"] == "duplicate_number", twice.text
+    assert "rows[2]" in twice.json()["error"]["message"] and "rows[0]" in twice.json()["error"]["message"]
+    cid = await created(api, campaign([NUMBERS[0]], start=False))
+    again = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}, {"to": NUMBERS[0]}]})
+    assert again.status_code == 422 and again.json()["error"]["code"] == "duplicate_number", again.text
+    assert (await shown(api, cid))["rows"] == 1  # none of the request's rows added

@@ -22,6 +22,7 @@ from dispatcher.store.campaign_book import (
     SETTLED,
     STOPPED,
     CampaignBook,
+    DuplicateNumber,
     Limits,
     MemoryCampaignBook,
     OverLimit,
@@ -196,3 +197,14 @@ async def test_rows_added_late_expire_with_their_campaign(store_book: StoreCampa
 def test_a_row_s_retries_fit_in_the_time_its_campaign_is_kept() -> None:
     """Retries spanning past the records' keep would never be placed: the campaign would never finish."""
     assert MAX_RETRY_SPAN_SECONDS < KEEP_SECONDS
+
+
+async def test_a_number_already_in_the_campaign_is_refused_and_nothing_of_the_request_added(
+        book: CampaignBook) -> None:
+    cid = await campaign(book, ["+1", "+2"])
+    with pytest.raises(DuplicateNumber) as refused:
+        await book.append(cid, [{"to": "+3"}, {"to": "+2"}], [{}, {}], [True, True], 0)
+    assert (refused.value.number, refused.value.row) == ("+2", "000001")
+    record = await book.read(cid)
+    assert record is not None and record.meta["total"] == "2"
+    assert await book.append(cid, [{"to": "+3"}], [{}], [True], 0) == 3
