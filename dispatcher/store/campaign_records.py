@@ -115,11 +115,15 @@ if not status or status == 'finished' then return false end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
 local checked = tonumber(ARGV[6])
 if total + checked > tonumber(ARGV[4]) then return {'rows', total} end
+-- A campaign opened before its key's indexes were kept has none: its rows are bounded per campaign only.
 local owner_rows = redis.call('HGET', KEYS[1], 'rows_index')
 local index, open = redis.call('HGET', KEYS[1], 'owner_index'), redis.call('HGET', KEYS[1], 'open_index')
-prune(index, open, owner_rows, now_ms() / 1000)
-local key_total = tonumber(redis.call('HGET', owner_rows, 'total')) or 0
-if key_total + checked > tonumber(ARGV[5]) then return {'key_rows', key_total} end
+local key_total = 0
+if owner_rows then
+  prune(index, open, owner_rows, now_ms() / 1000)
+  key_total = tonumber(redis.call('HGET', owner_rows, 'total')) or 0
+  if key_total + checked > tonumber(ARGV[5]) then return {'key_rows', key_total} end
+end
 local numbers = tonumber(ARGV[7])
 for i = 8, 7 + numbers do
   local earlier = redis.call('HGET', KEYS[9], ARGV[i])
@@ -137,13 +141,15 @@ for i = 8 + numbers, #ARGV, 4 do
 end
 redis.call('HSET', KEYS[1], 'total', total)
 redis.call('HSET', KEYS[5], 'skipped', tonumber(redis.call('HGET', KEYS[5], 'skipped')) + tonumber(ARGV[2]))
-redis.call('HSET', owner_rows, ARGV[3], (tonumber(redis.call('HGET', owner_rows, ARGV[3])) or 0) + added)
-redis.call('HSET', owner_rows, 'total', key_total + added)
 local until_ms = now_ms() + tonumber(ARGV[1])
 redis.call('HSET', KEYS[1], 'kept_until', until_ms)
-redis.call('ZADD', index, 'XX', until_ms / 1000, ARGV[3])
-redis.call('ZADD', open, 'XX', until_ms / 1000, ARGV[3])
-for _, key in ipairs({index, open, owner_rows}) do redis.call('PEXPIRE', key, ARGV[1]) end
+if owner_rows then
+  redis.call('HSET', owner_rows, ARGV[3], (tonumber(redis.call('HGET', owner_rows, ARGV[3])) or 0) + added)
+  redis.call('HSET', owner_rows, 'total', key_total + added)
+  redis.call('ZADD', index, 'XX', until_ms / 1000, ARGV[3])
+  redis.call('ZADD', open, 'XX', until_ms / 1000, ARGV[3])
+  for _, key in ipairs({index, open, owner_rows}) do redis.call('PEXPIRE', key, ARGV[1]) end
+end
 keep(KEYS[1], {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9]})
 reindex(KEYS[1], KEYS[4], KEYS[6], KEYS[8], ARGV[3])
 return total

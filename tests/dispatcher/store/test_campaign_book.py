@@ -208,3 +208,16 @@ async def test_a_number_already_in_the_campaign_is_refused_and_nothing_of_the_re
     record = await book.read(cid)
     assert record is not None and record.meta["total"] == "2"
     assert await book.append(cid, [{"to": "+3"}], [{}], [True], 0) == 3
+
+
+async def test_a_campaign_opened_before_the_key_s_indexes_takes_rows_and_is_worked(
+        store_book: StoreCampaignBook, admin: Redis, prefix: str) -> None:
+    """A campaign a dispatcher of the version before opened (its meta names no key index) still takes rows,
+    bounded per campaign, and is claimed as before."""
+    meta = f"{prefix}campaign:cmp_old:meta"
+    await admin.hset(meta, mapping={"status": "running", "total": 0, "spec": "{}", "created": NOW, "concurrency": 1,
+                                    "owner": "k"})
+    await admin.hset(f"{prefix}campaign:cmp_old:counts", "skipped", 0)
+    assert await store_book.append("cmp_old", [{"to": "+1"}], [{"status": "pending"}], [True], 0) == 1
+    assert "cmp_old" in await store_book.live(NOW)
+    assert await store_book.claim("cmp_old", "a", NOW, LEASE) is not None
