@@ -457,3 +457,27 @@ async def test_a_number_is_called_once_a_campaign_a_repeat_refused_naming_both_r
     again = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}, {"to": NUMBERS[0]}]})
     assert again.status_code == 422 and again.json()["error"]["code"] == "duplicate_number", again.text
     assert (await shown(api, cid))["rows"] == 1  # none of the request's rows added
+
+
+async def test_a_replica_s_look_reads_no_idle_campaign(twilio: FakeTwilioCalls) -> None:
+    """Stopped campaigns (as a key's many `"start": false` ones) cost a replica's look no store read: it
+    feeds only those with something due."""
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        for _ in range(50):
+            await created(api, campaign([NUMBERS[0]], start=False))
+        reads: list[str] = []
+        read = state.campaigns.read
+
+        async def counted(campaign_id: str) -> Any:
+            reads.append(campaign_id)
+            return await read(campaign_id)
+
+        state.campaigns.read = counted
+        looking = CampaignWorker(state, state.campaigns, lease_seconds=10.0)
+        try:
+            await looking.look()
+            await asyncio.sleep(0.2)  # any feeder it started would have read its campaign by now
+        finally:
+            await looking.aclose()
+    assert reads == []
