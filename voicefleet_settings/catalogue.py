@@ -1706,6 +1706,22 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "CAMPAIGN_MAX_LIVE_PER_KEY", "phone", INTEGER, minimum=1, maximum=100_000, default="100",
+        meaning=(
+            "campaigns one key may have not finished (running or stopped) at once: `POST /campaigns` past it is "
+            "answered `429 too_many_campaigns`; a campaign stopped and never resumed counts until it finishes or "
+            "its records expire (30 days after its last rows were added)"
+        ),
+    ),
+    Setting(
+        "CAMPAIGN_MAX_ROWS_PER_KEY", "phone", INTEGER, minimum=1, maximum=100_000_000, default="1000000",
+        meaning=(
+            "rows one key's campaigns may hold in the store together (finished ones included, until their records "
+            "expire 30 days after their last rows were added): rows past it are refused `429 too_many_rows_kept`; "
+            "it bounds the store's memory one key can take"
+        ),
+    ),
+    Setting(
         "TELNYX_ACCOUNT_SID", "phone", STRING,
         shown="unset",
         meaning=(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,11 @@ def carrier_of(payload: CallRequest) -> str:
     return carrier
 
 
-async def order_call(state: AppState, who: Caller, payload: CallRequest, idempotency_key: str | None) -> Placed:
-    """Places the call (an `ApiError` when it was not placed, or may have been: 504 `…_unanswered`)."""
+async def order_call(state: AppState, who: Caller, payload: CallRequest, idempotency_key: str | None, *,
+                     fence: Callable[[], Awaitable[None]] | None = None) -> Placed:
+    """Places the call (an `ApiError` when it was not placed, or may have been: 504 `…_unanswered`). `fence`,
+    awaited after the pace's wait and just before the call is marked placed and created, raises an `ApiError`
+    when the asker may no longer place it (a campaign row's lease taken over meanwhile): nothing is placed."""
     carrier = carrier_of(payload)
     calls = trunk_calls_of(state) if carrier == "sip" else None
     if carrier != "sip":
@@ -96,6 +100,10 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
     # A call refused here was never asked for: its retry is a first try.
     turn = (await calls.pace(trunk) if calls is not None and trunk is not None
             else await dialer_of(state, carrier).pace())
+    if who.name is not None:  # a key over its budget places nothing (its session would be refused at its start,
+        state.sessions.budgets.check(who.name)  # after the carrier's create had rung the callee): 429 over_budget
+    if fence is not None:
+        await fence()
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
             f"call:{session_id}:{attempt}", REPLAY_SECONDS):
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "

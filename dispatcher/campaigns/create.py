@@ -4,7 +4,7 @@ Checked before anything is kept, each refusal naming the field and the way out: 
 here and lets the key call out as `from` to every row's number (as `POST /calls` would check each call), the
 pace is within the carrier account's (or trunk's) own, each row's `body` within `POST /calls`' bound, the rows
 within `MAX_ROWS`. A number on the do-not-call list (CALLS_DO_NOT_CALL) is kept as a row `skipped`, counted,
-never placed."""
+never placed (the worker checks the list again before each call: a number listed since is skipped then)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,18 @@ from dispatcher.api.call_place import check_policy, dialer_of
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.utf8_bodies import utf8_only
-from dispatcher.campaigns.schemas import MAX_ROWS, CampaignRequest, CampaignRow
+from dispatcher.campaigns.schemas import DO_NOT_CALL, MAX_ROWS, CampaignRequest, CampaignRow
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.campaign_book import RUNNING, STOPPED
-
-SKIPPED = "do_not_call"
+from dispatcher.store.campaign_book import RUNNING, STOPPED, DuplicateNumber, Limits, OverLimit
 
 
-async def create_campaign(state: AppState, who: Caller, request: CampaignRequest) -> tuple[str, str]:
+def new_campaign_id() -> str:
+    return f"cmp_{secrets.token_hex(8)}"
+
+
+async def create_campaign(state: AppState, who: Caller, request: CampaignRequest,
+                          campaign_id: str | None = None) -> tuple[str, str]:
     """The new campaign's id and status (`running`, `stopped`, or `finished` when every row was skipped)."""
     first = CallRequest.model_validate({"to": request.rows[0].to, "from": request.caller_id, "trunk": request.trunk,
                                         "carrier": request.carrier, "voicemail": request.voicemail})
@@ -45,13 +48,21 @@ async def create_campaign(state: AppState, who: Caller, request: CampaignRequest
         raise ApiError(422, "pace_above_carrier", f"`pace` {pace:g} is above the {whose} ({most:g} calls a second), "
                        f"which holds across every replica: give a `pace` of at most {most:g}, or leave it out")
     _check_rows(state, who, request.rows, carrier, request.caller_id, 0)
-    campaign_id = f"cmp_{secrets.token_hex(8)}"
+    campaign_id = campaign_id or new_campaign_id()
     spec = {"name": request.name, "from": request.caller_id, "carrier": carrier, "trunk": request.trunk,
             "voicemail": request.voicemail, "pace": pace,
             "retry": request.retry.model_dump() if request.retry is not None else None}
-    await state.campaigns.open(campaign_id, {"spec": json.dumps(spec, separators=(",", ":")), "created": time.time(),
-                                             "concurrency": request.concurrency, "owner": who.id})
-    await _append(state, campaign_id, request.rows)
+    try:
+        await state.campaigns.open(campaign_id, {"spec": json.dumps(spec, separators=(",", ":")),
+                                                 "created": time.time(), "concurrency": request.concurrency,
+                                                 "owner": who.id}, _limits(state))
+    except OverLimit as exc:
+        raise _refused(exc) from None
+    try:
+        await _append(state, campaign_id, request.rows)
+    except ApiError:  # none of its rows kept: finished now, so it counts against none of the key's bounds
+        await state.campaigns.set_status(campaign_id, STOPPED, time.time())
+        raise
     said = await state.campaigns.set_status(campaign_id, RUNNING if request.start else STOPPED, time.time())
     assert said is not None
     return campaign_id, said[0]
@@ -68,12 +79,38 @@ async def add_rows(state: AppState, who: Caller, campaign_id: str, spec: dict[st
     return added
 
 
+def _limits(state: AppState) -> Limits:
+    settings = state.campaign_settings
+    return Limits(live=settings.max_live_per_key, key_rows=settings.max_rows_per_key, rows=MAX_ROWS)
+
+
+def _refused(exc: OverLimit) -> ApiError:
+    if exc.which == "live":
+        return ApiError(429, "too_many_campaigns", f"this key has {exc.have} campaigns not finished, the most it may "
+                        f"have (CAMPAIGN_MAX_LIVE_PER_KEY={exc.most}): add rows to one of them, or stop one for good "
+                        "by letting it finish, then create another", retry_after=60)
+    if exc.which == "key_rows":
+        return ApiError(429, "too_many_rows_kept", f"this key's campaigns hold {exc.have} rows, and at most {exc.most} "
+                        "are kept (CAMPAIGN_MAX_ROWS_PER_KEY), finished campaigns' included until their records "
+                        "expire 30 days after their last rows: ask for fewer rows, or later", retry_after=3600)
+    return ApiError(422, "too_many_rows", f"a campaign calls at most {exc.most} rows ({exc.have} already)")
+
+
+def _too_many_rows(before: int, asked: int) -> ApiError:
+    return ApiError(422, "too_many_rows", f"a campaign calls at most {MAX_ROWS} rows ({before} already, "
+                    f"{asked} more asked): split the list into several campaigns")
+
+
 def _check_rows(state: AppState, who: Caller, rows: Sequence[CampaignRow], carrier: str, caller_id: str,
                 before: int) -> None:
-    if before + len(rows) > MAX_ROWS:
-        raise ApiError(422, "too_many_rows", f"a campaign calls at most {MAX_ROWS} rows ({before} already, "
-                       f"{len(rows)} more asked): split the list into several campaigns")
+    if before + len(rows) > MAX_ROWS:  # at once, before the rows are checked; the store checks it again as it writes
+        raise _too_many_rows(before, len(rows))
     utf8_only([row.model_dump(exclude_none=True) for row in rows], "the campaign's rows")
+    first: dict[str, int] = {}
+    for n, row in enumerate(rows):
+        if (earlier := first.setdefault(row.to, n)) != n:
+            raise ApiError(422, "duplicate_number", f"rows[{n}] ({row.to}) repeats rows[{earlier}]: a campaign calls "
+                           "a number once; leave the repeat out (or put both rows' data in one)")
     bound = state.settings.max_body_bytes
     dialer = dialer_of(state, carrier) if carrier != "sip" else None
     for n, row in enumerate(rows):
@@ -90,7 +127,15 @@ def _check_rows(state: AppState, who: Caller, rows: Sequence[CampaignRow], carri
 async def _append(state: AppState, campaign_id: str, rows: Sequence[CampaignRow]) -> int | None:
     skip = state.campaign_settings.do_not_call
     calls = [row.model_dump(exclude_none=True) for row in rows]
-    states = [{"status": "skipped", "outcome": "skipped", "detail": SKIPPED} if row.to in skip
+    states = [{"status": "skipped", "outcome": "skipped", "detail": DO_NOT_CALL} if row.to in skip
               else {"status": "pending", "attempts": 0} for row in rows]
     ready = [row.to not in skip for row in rows]
-    return await state.campaigns.append(campaign_id, calls, states, ready, ready.count(False))
+    try:
+        return await state.campaigns.append(campaign_id, calls, states, ready, ready.count(False), _limits(state))
+    except OverLimit as exc:
+        if exc.which == "rows":
+            raise _too_many_rows(exc.have, len(rows)) from None
+        raise _refused(exc) from None
+    except DuplicateNumber as exc:
+        raise ApiError(422, "duplicate_number", f"{exc.number} is in the campaign already (its row {int(exc.row)}): a "
+                       "campaign calls a number once; leave it out (none of these rows were added)") from None

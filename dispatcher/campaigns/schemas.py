@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatcher.api.call_schemas import E164
 
@@ -15,7 +15,11 @@ MAX_CONCURRENCY = 1000
 MAX_PACE = 1000.0  # calls started a second (the carrier's or trunk's own pace bounds it lower)
 RETRYABLE = ("busy", "no_answer", "failed", "canceled", "voicemail", "rejected", "not_placed")
 MAX_ATTEMPTS = 10
+DO_NOT_CALL = "do_not_call"  # the detail of a row skipped: its number is on the do-not-call list
 MAX_RETRY_AFTER_SECONDS = 7 * 86_400
+# A row's retries, from its first call to its last, fit within the time its campaign's records are kept
+# (KEEP_SECONDS, 30 days from its last rows added), with a day to spare for the calls themselves.
+MAX_RETRY_SPAN_SECONDS = 29 * 86_400
 
 
 class CampaignRow(BaseModel):
@@ -33,6 +37,15 @@ class Retry(BaseModel):
         min_length=1, description="The outcomes a row is called again after.")
     after_seconds: float = Field(ge=0, le=MAX_RETRY_AFTER_SECONDS, description="How long after the outcome.")
     attempts: int = Field(ge=1, le=MAX_ATTEMPTS, description="Calls to a row at most, the first included.")
+
+    @model_validator(mode="after")
+    def _fits_in_the_time_kept(self) -> Retry:
+        span = self.after_seconds * (self.attempts - 1)
+        if span > MAX_RETRY_SPAN_SECONDS:
+            raise ValueError(f"`after_seconds` × (`attempts` − 1) is {span:g} s, past the {MAX_RETRY_SPAN_SECONDS} s "
+                             "(29 days) a campaign's retries may span: its records are kept 30 days, and a retry due "
+                             "later would never be placed; give fewer attempts or a shorter `after_seconds`")
+        return self
 
 
 class CampaignRequest(BaseModel):

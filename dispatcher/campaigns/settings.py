@@ -1,6 +1,7 @@
 """A deployment's campaign settings: the numbers no campaign calls (`CALLS_DO_NOT_CALL`, and
-`CALLS_DO_NOT_CALL_FILE`, one number a line), and how long a replica's hold on a row lasts unrenewed
-(`CAMPAIGN_LEASE_SECONDS`). A number that is not E.164 stops the start with where it is."""
+`CALLS_DO_NOT_CALL_FILE`, one number a line), how long a replica's hold on a row lasts unrenewed
+(`CAMPAIGN_LEASE_SECONDS`), and what one key may keep (`CAMPAIGN_MAX_LIVE_PER_KEY`,
+`CAMPAIGN_MAX_ROWS_PER_KEY`). A number that is not E.164 stops the start with where it is."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicefleet_settings.read import SettingsError, setting_float, setting_list, setting_text
+from dispatcher.store.campaign_book import DEFAULT_LIMITS
+from voicefleet_settings.read import SettingsError, setting_float, setting_int, setting_list, setting_text
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
@@ -18,6 +20,8 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 class CampaignSettings:
     do_not_call: frozenset[str] = frozenset()
     lease_seconds: float = 30.0
+    max_live_per_key: int = DEFAULT_LIMITS.live
+    max_rows_per_key: int = DEFAULT_LIMITS.key_rows
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CampaignSettings:
@@ -28,7 +32,8 @@ class CampaignSettings:
             numbers.add(number)
         if path := setting_text(env, "CALLS_DO_NOT_CALL_FILE"):
             numbers |= _numbers_in(Path(path))
-        return cls(frozenset(numbers), setting_float(env, "CAMPAIGN_LEASE_SECONDS"))
+        return cls(frozenset(numbers), setting_float(env, "CAMPAIGN_LEASE_SECONDS"),
+                   setting_int(env, "CAMPAIGN_MAX_LIVE_PER_KEY"), setting_int(env, "CAMPAIGN_MAX_ROWS_PER_KEY"))
 
 
 def _numbers_in(path: Path) -> set[str]:

@@ -58,9 +58,10 @@ def _line(values: tuple[Any, ...]) -> str:
 
 
 def _safe(value: Any) -> Any:
-    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) is quoted as text with a `'`;
-    a number (`+14155550100` included) stays as it is written."""
+    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or carriage return before
+    one, first: OWASP's CSV-injection list) is quoted as text with a `'`; a number (`+14155550100` included)
+    stays as it is written."""
     text = str(value)
-    if text[:1] in ("=", "@") or (text[:1] in ("+", "-") and not text[1:].replace(".", "", 1).isdigit()):
+    if text[:1] in ("=", "@", "\t", "\r") or (text[:1] in ("+", "-") and not text[1:].replace(".", "", 1).isdigit()):
         return "'" + text
     return value

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from dispatcher.api.call_order import order_call
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.api.state import AppState
+from dispatcher.campaigns.schemas import DO_NOT_CALL
 from dispatcher.errors import ApiError
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.sessions.ids import Caller
@@ -42,6 +43,7 @@ WATCH_SECONDS = 1.0  # a call's session read this often until it ended
 UNSEEN_SECONDS = 300.0
 LATER = (429, 503)  # refusals that ask again later: the row waits, its attempt not spent
 ENDS = ("ended", "machine_ended")
+LEASE_LOST = "campaign_lease_lost"  # the fence before the carrier's create: this claim is no longer the row's
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,10 @@ class CampaignWorker:
             await self.aclose()
 
     async def look(self) -> None:
-        live = await self._book.live()
-        for campaign_id in [c for c, task in self._feeding.items() if task.done() and c not in live]:
+        due = await self._book.live(time.time())  # those with something to do now: idle ones cost nothing
+        for campaign_id in [c for c, task in self._feeding.items() if task.done()]:
             del self._feeding[campaign_id]
-        for campaign_id in live:
+        for campaign_id in due:
             feeding = self._feeding.get(campaign_id)
             if feeding is None or feeding.done():
                 self._feeding[campaign_id] = asyncio.create_task(self._feed(campaign_id),
@@ -136,7 +138,7 @@ class CampaignWorker:
 
     async def _call(self, campaign_id: str, meta: dict[str, str], spec: Spec, claimed: Claimed) -> None:
         """One row's call, from its claim to its settling, its lease renewed meanwhile."""
-        renewing = asyncio.create_task(self._renew(campaign_id, claimed.row))
+        renewing = asyncio.create_task(self._renew(campaign_id, claimed))
         try:
             await self._called(campaign_id, meta, spec, claimed, renewing)
         except StoreUnavailable:
@@ -149,13 +151,20 @@ class CampaignWorker:
         finally:
             renewing.cancel()
 
-    async def _renew(self, campaign_id: str, row: str) -> None:
+    async def _renew(self, campaign_id: str, claimed: Claimed) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(StoreUnavailable):
-                if not await self._book.renew(campaign_id, row, self.holder, time.time() + self._lease):
-                    log.warning("campaign %s row %s: its lease went to another replica", campaign_id, row)
+                if not await self._book.renew(campaign_id, claimed.row, claimed.lease, time.time() + self._lease):
+                    log.warning("campaign %s row %s: its lease went to another replica", campaign_id, claimed.row)
                     return
+
+    async def _fence(self, campaign_id: str, claimed: Claimed) -> None:
+        """Just before the carrier's create: the lease renewed under this claim's fence, or nothing placed. A
+        replica paused past its lease (another has settled or taken the row since) places no call."""
+        if not await self._book.renew(campaign_id, claimed.row, claimed.lease, time.time() + self._lease):
+            raise ApiError(409, LEASE_LOST, f"campaign {campaign_id} row {claimed.row}: its lease went to another "
+                           "replica before the call was placed; that replica places or settles it")
 
     async def _called(self, campaign_id: str, meta: dict[str, str], spec: Spec, claimed: Claimed,
                       renewing: asyncio.Task[None]) -> None:
@@ -163,9 +172,14 @@ class CampaignWorker:
         sessions: list[str] = list(state.get("sessions", []))
         following = state.get("status") == "calling"  # a replica gone mid-call held it: its call is asked again
         attempt = int(state.get("attempts", 0)) - (1 if following else 0)
+        if not following and claimed.call.get("to") in self._state.campaign_settings.do_not_call:
+            # Put on the list since its row was added (the list is read at start-up): never placed.
+            state |= {"status": "skipped", "outcome": "skipped", "detail": DO_NOT_CALL}
+            await self._settle(campaign_id, claimed, state, None, ("skipped",))
+            return
         if not following:
             state |= {"status": "calling", "attempts": attempt + 1}
-            if not await self._book.note(campaign_id, row, self.holder, state, ()):
+            if not await self._book.note(campaign_id, row, claimed.lease, state, ()):
                 return
         owner = owner_of(self._state, meta["owner"])
         session_id, detail = None, None
@@ -173,22 +187,25 @@ class CampaignWorker:
             detail = "the key that created the campaign is no longer one of this deployment's"
         else:
             try:
-                session_id = await self._placed(campaign_id, row, spec, claimed.call, owner, attempt)
+                session_id = await self._placed(campaign_id, claimed, spec, owner, attempt)
             except ApiError as exc:
+                if exc.code == LEASE_LOST:  # another replica holds the row now: it is that one's
+                    log.warning("%s", exc.message)
+                    return
                 if exc.status in LATER:  # not placed: the row waits, its attempt not spent
                     state |= {"status": "retrying" if sessions else "pending", "attempts": attempt}
-                    await self._settle(campaign_id, row, state, time.time() + (exc.retry_after or 1.0), ())
+                    await self._settle(campaign_id, claimed, state, time.time() + (exc.retry_after or 1.0), ())
                     return
                 detail = exc.message
         if session_id is None:
             state |= {"status": "done", "outcome": "not_placed", "detail": detail}
-            await self._settle(campaign_id, row, state, None, ("outcome:not_placed",))
+            await self._settle(campaign_id, claimed, state, None, ("outcome:not_placed",))
             return
         counts = () if len(sessions) > attempt else ("placed",)  # counted once, whoever placed it
         if len(sessions) <= attempt:
             sessions.append(session_id)
         state |= {"session_id": session_id, "sessions": sessions}
-        if not await self._book.note(campaign_id, row, self.holder, state, counts):
+        if not await self._book.note(campaign_id, row, claimed.lease, state, counts):
             return
         outcome, events = await self._followed(session_id, renewing)
         if outcome is None:  # the lease went elsewhere: that replica follows the call now
@@ -197,14 +214,15 @@ class CampaignWorker:
         state["cost_usd"] = await self._cost(session_id, events)
         if outcome in spec.retry_on and attempt + 1 < spec.attempts:
             state |= {"status": "retrying"}
-            await self._settle(campaign_id, row, state, time.time() + spec.retry_after, ("retries",))
+            await self._settle(campaign_id, claimed, state, time.time() + spec.retry_after, ("retries",))
             return
         state |= {"status": "done"}
-        await self._settle(campaign_id, row, state, None, (f"outcome:{outcome}",))
+        await self._settle(campaign_id, claimed, state, None, (f"outcome:{outcome}",))
 
-    async def _placed(self, campaign_id: str, row: str, spec: Spec, call: dict[str, Any], owner: Caller,
+    async def _placed(self, campaign_id: str, claimed: Claimed, spec: Spec, owner: Caller,
                       attempt: int) -> str | None:
         """The call's session (placed now, before, or under way at the carrier); an `ApiError` when not placed."""
+        row, call = claimed.row, claimed.call
         try:
             payload = CallRequest.model_validate({
                 "to": call["to"], "from": spec.caller_id, "trunk": spec.trunk, "carrier": spec.carrier,
@@ -212,7 +230,8 @@ class CampaignWorker:
         except ValidationError as exc:
             raise ApiError(422, "invalid_row", f"the row is not a call: {exc.errors()[0].get('msg')}") from None
         try:
-            placed = await order_call(self._state, owner, payload, f"campaign-{campaign_id}-{row}-{attempt}")
+            placed = await order_call(self._state, owner, payload, f"campaign-{campaign_id}-{row}-{attempt}",
+                                      fence=lambda: self._fence(campaign_id, claimed))
         except ApiError as exc:
             if exc.code == "call_in_progress" or exc.code.endswith("_unanswered"):  # placed, or may ring: follow it
                 return str((exc.extra or {}).get("session_id") or "") or None
@@ -243,11 +262,12 @@ class CampaignWorker:
         total = cost.as_json().get("total") if cost is not None else None
         return float(total) if isinstance(total, int | float) else None
 
-    async def _settle(self, campaign_id: str, row: str, state: dict[str, Any], due: float | None,
+    async def _settle(self, campaign_id: str, claimed: Claimed, state: dict[str, Any], due: float | None,
                       counts: tuple[str, ...]) -> None:
-        said = await self._book.settle(campaign_id, row, self.holder, state, due, counts, time.time())
+        said = await self._book.settle(campaign_id, claimed.row, claimed.lease, state, due, counts, time.time())
         if said == LOST:
-            log.warning("campaign %s row %s: settled by the replica that took its lease over", campaign_id, row)
+            log.warning("campaign %s row %s: settled by the replica that took its lease over", campaign_id,
+                        claimed.row)
         elif said == LAST:
             await finished(self._state, self._book, campaign_id)
 
@@ -259,14 +279,16 @@ class CampaignWorker:
 
 
 async def finished(state: AppState, book: CampaignBook, campaign_id: str) -> None:
-    """`campaign.finished`, pushed once: by whoever settled its last row (or stopped it with none left)."""
+    """`campaign.finished`, pushed once: by whoever settled its last row (or stopped it with none left). It
+    names the key that owns the campaign (`key_id`: one receiver may serve several keys)."""
     log.info("campaign %s finished", campaign_id)
     if state.push_webhook is None:
         return
     record = await book.read(campaign_id)
     counts = record.counts if record is not None else {}
     state.push_webhook(f"msg_{campaign_id}_campaign.finished", "campaign.finished", {
-        "campaign_id": campaign_id, "at": time.time(), "rows": int(record.meta.get("total", 0)) if record else None,
+        "campaign_id": campaign_id, "key_id": record.meta.get("owner") if record else None, "at": time.time(),
+        "rows": int(record.meta.get("total", 0)) if record else None,
         "outcomes": {k.removeprefix("outcome:"): v for k, v in counts.items() if k.startswith("outcome:")},
         "skipped": counts.get("skipped", 0)})
 

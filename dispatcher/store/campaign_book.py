@@ -6,12 +6,15 @@ Each row waits in `ready` (due at once, or a retry's time) until a replica claim
 settles the row once the call ended: done, or back to `ready` for a retry. A row whose lease ran out (its
 replica died) is claimed again by whoever looks next, first of all, whatever the campaign's status: its
 call may be under way, and is followed, never placed twice (its Idempotency-Key is the same). A write by a
-holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing.
+holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing. The
+lease's fence is one per claim (`Claimed.lease`: the holder and a fresh token), so a replica that re-claims
+its own expired row after a pause still has its old claim's writes refused.
 At most `concurrency` rows are active at once; a stopped campaign claims no new row."""
 
 from __future__ import annotations
 
 import copy
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,7 +23,36 @@ RUNNING, STOPPED, FINISHED = "running", "stopped", "finished"
 # What `settle` says: the holder's lease was lost (nothing written), the row is settled, or it was the
 # campaign's last (the campaign has just finished: its webhook is the settler's to send, once).
 LOST, SETTLED, LAST = "lost", "settled", "last"
-KEEP_SECONDS = 30 * 86_400.0  # a campaign's records are kept 30 days from its creation
+KEEP_SECONDS = 30 * 86_400.0  # a campaign's records are kept 30 days from its creation or its last rows added
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one key may keep in the book: its campaigns not finished, the rows of its campaigns kept (within
+    KEEP_SECONDS), and one campaign's rows. Checked in the same atomic step that writes."""
+
+    live: int = 100
+    key_rows: int = 1_000_000
+    rows: int = 100_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class DuplicateNumber(Exception):
+    """Nothing written: `number` is the campaign's row `row` already (a number is called once a campaign)."""
+
+    def __init__(self, number: str, row: str) -> None:
+        super().__init__(f"{number} is row {row}")
+        self.number, self.row = number, row
+
+
+class OverLimit(Exception):
+    """Nothing written: `which` (`live`, `key_rows` or `rows`) would pass its `most`; `have` already."""
+
+    def __init__(self, which: str, most: int, have: int) -> None:
+        super().__init__(f"{which}: {have} of {most}")
+        self.which, self.most, self.have = which, most, have
 
 
 def row_id(index: int) -> str:
@@ -28,9 +60,15 @@ def row_id(index: int) -> str:
     return f"{index:06d}"
 
 
+def lease_token(holder: str) -> str:
+    """The fence of one claim: the holder's name (for logs) and a token no other claim has."""
+    return f"{holder}:{secrets.token_hex(8)}"
+
+
 @dataclass(frozen=True)
 class Claimed:
     row: str
+    lease: str  # this claim's fence: every later write about the row names it (`holder` below)
     call: dict[str, Any]  # `to`, `body`: as given
     state: dict[str, Any]  # its progress: attempts, session ids, outcome
 
@@ -45,17 +83,23 @@ class CampaignRecord:
 
 
 class CampaignBook(Protocol):
-    async def open(self, campaign_id: str, meta: Mapping[str, Any]) -> None:
-        """A new campaign, `stopped` until `set_status` starts it (its rows are added meanwhile)."""
+    async def open(self, campaign_id: str, meta: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
+        """A new campaign of `meta["owner"]`, `stopped` until `set_status` starts it (its rows are added
+        meanwhile); `OverLimit` (`live`) when its key has `limits.live` campaigns not finished."""
         ...
 
     async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
-                     ready: Sequence[bool], skipped: int) -> int | None:
+                     ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
         """Rows added after the campaign's last (`ready`: each row's, False for one skipped); its rows in all
-        now, or None when it is unknown or finished (nothing added)."""
+        now, or None when it is unknown or finished (nothing added). `OverLimit` (`rows`, `key_rows`): the
+        campaign's or its key's rows would pass their bound, checked with the total as it is when written;
+        `DuplicateNumber`: a row's `to` is in the campaign already (the request's rows are distinct).
+        Every record of the campaign is kept KEEP_SECONDS from now."""
         ...
 
-    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None: ...
+    async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None:
+        """A row's lease: a new fence (`Claimed.lease`) that `renew`, `note` and `settle` then name as `holder`."""
+        ...
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool: ...
 
@@ -76,20 +120,21 @@ class CampaignBook(Protocol):
 
     async def read(self, campaign_id: str) -> CampaignRecord | None: ...
 
-    async def listed(self, limit: int) -> list[str]:
-        """The newest campaigns' ids first."""
+    async def listed(self, owner: str, limit: int) -> list[str]:
+        """The key's campaigns, the newest (created or given rows) first."""
         ...
 
-    async def live(self) -> list[str]:
-        """The campaigns not finished: each replica's worker looks at them."""
+    async def live(self, now: float) -> list[str]:
+        """The campaigns with something due by `now`: a row to claim (running, below its concurrency), a
+        retry come due, a lease run out. A stopped campaign with no call under way is not among them."""
         ...
 
     async def rows(self, campaign_id: str, start: int, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Rows `start`…: each (call, state)."""
         ...
 
-    async def forget(self, campaign_id: str) -> None:
-        """A campaign whose records expired, out of the indexes."""
+    async def forget(self, campaign_id: str, owner: str | None = None) -> None:
+        """A campaign whose records expired, out of the indexes (its key's too, when named)."""
         ...
 
 
@@ -102,6 +147,7 @@ class _Campaign:
     active: dict[str, float] = field(default_factory=dict)  # row → lease end
     holders: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)  # each row's `to` → its row
 
 
 class MemoryCampaignBook:
@@ -110,19 +156,32 @@ class MemoryCampaignBook:
     def __init__(self) -> None:
         self._campaigns: dict[str, _Campaign] = {}
 
-    async def open(self, campaign_id: str, meta: Mapping[str, Any]) -> None:
+    async def open(self, campaign_id: str, meta: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
+        owner = str(meta["owner"])
+        live = sum(1 for c in self._campaigns.values() if c.meta["owner"] == owner and c.meta["status"] != FINISHED)
+        if live >= limits.live:
+            raise OverLimit("live", limits.live, live)
         self._campaigns[campaign_id] = _Campaign(meta={**{k: str(v) for k, v in meta.items()}, "status": STOPPED,
                                                        "total": "0"}, rows=[], states={}, counts={"skipped": 0})
 
     async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
-                     ready: Sequence[bool], skipped: int) -> int | None:
+                     ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
         c = self._campaigns.get(campaign_id)
         if c is None or c.meta["status"] == FINISHED:
             return None
+        if len(c.rows) + len(rows) > limits.rows:
+            raise OverLimit("rows", limits.rows, len(c.rows))
+        key_rows = sum(len(o.rows) for o in self._campaigns.values() if o.meta["owner"] == c.meta["owner"])
+        if key_rows + len(rows) > limits.key_rows:
+            raise OverLimit("key_rows", limits.key_rows, key_rows)
+        for call in rows:
+            if (earlier := c.numbers.get(str(call["to"]))) is not None:
+                raise DuplicateNumber(str(call["to"]), earlier)
         for call, state, due in zip(rows, states, ready, strict=True):
             row = row_id(len(c.rows))
             c.rows.append(copy.deepcopy(dict(call)))
             c.states[row] = copy.deepcopy(dict(state))
+            c.numbers[str(call["to"])] = row
             if due:
                 c.ready[row] = 0.0
         c.counts["skipped"] += skipped
@@ -144,8 +203,9 @@ class MemoryCampaignBook:
             del c.ready[row]
         else:
             return None
-        c.active[row], c.holders[row] = now + lease_seconds, holder
-        return Claimed(row, copy.deepcopy(c.rows[int(row)]), copy.deepcopy(c.states[row]))
+        lease = lease_token(holder)
+        c.active[row], c.holders[row] = now + lease_seconds, lease
+        return Claimed(row, lease, copy.deepcopy(c.rows[int(row)]), copy.deepcopy(c.states[row]))
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
         c = self._campaigns.get(campaign_id)
@@ -196,12 +256,14 @@ class MemoryCampaignBook:
         return CampaignRecord(copy.deepcopy(c.meta), dict(c.counts), sum(1 for at in c.ready.values() if at == 0),
                               sum(1 for at in c.ready.values() if at > 0), len(c.active))
 
-    async def listed(self, limit: int) -> list[str]:
-        newest = sorted(self._campaigns.items(), key=lambda item: -float(item[1].meta["created"]))
+    async def listed(self, owner: str, limit: int) -> list[str]:
+        newest = sorted(((campaign_id, c) for campaign_id, c in self._campaigns.items() if c.meta["owner"] == owner),
+                        key=lambda item: -float(item[1].meta["created"]))
         return [campaign_id for campaign_id, _ in newest[:limit]]
 
-    async def live(self) -> list[str]:
-        return [campaign_id for campaign_id, c in self._campaigns.items() if c.meta["status"] != FINISHED]
+    async def live(self, now: float) -> list[str]:
+        return [campaign_id for campaign_id, c in self._campaigns.items()
+                if (due := _due(c)) is not None and due <= now]
 
     async def rows(self, campaign_id: str, start: int, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         c = self._campaigns.get(campaign_id)
@@ -210,5 +272,15 @@ class MemoryCampaignBook:
         return [(copy.deepcopy(c.rows[n]), copy.deepcopy(c.states[row_id(n)]))
                 for n in range(start, min(start + count, len(c.rows)))]
 
-    async def forget(self, campaign_id: str) -> None:
+    async def forget(self, campaign_id: str, owner: str | None = None) -> None:
         self._campaigns.pop(campaign_id, None)
+
+
+def _due(c: _Campaign) -> float | None:
+    """When a replica should next look at the campaign (None: nothing to do), as the store's live index says."""
+    if c.meta["status"] == FINISHED:
+        return None
+    times = list(c.active.values())
+    if c.meta["status"] == RUNNING and len(c.active) < int(c.meta["concurrency"]):
+        times += c.ready.values()
+    return min(times, default=None)

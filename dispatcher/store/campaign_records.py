@@ -4,8 +4,12 @@ Per campaign: `campaign:<id>:meta` (a hash: spec, status, concurrency, …), `:r
 row id: the call as given; its progress), `:ready` (a sorted set by due time: 0 for a row never claimed, a
 retry's time), `:active` (a sorted set by lease end), `:holders` (row → the holder of its lease) and
 `:counts` (a hash of counts). Every claim, renewal and settlement is one Lua script, atomic in the store,
-and every write by a holder compares its lease first, so two replicas never hold one row. `campaigns`
-and `campaigns:live` index them. Each campaign's keys expire `KEEP_SECONDS` after its creation.
+and every write by a holder compares its claim's lease first, so two replicas never hold one row.
+`campaigns:live` holds the campaigns a replica has something to do for, each at the time it is next due
+(a replica's look costs the store calls of the campaigns due, never of those idle or stopped);
+`campaigns:owner:<key>:all`, `:open` and `:rows` are a key's campaigns, those not finished, and its rows per
+campaign, which bound what one key keeps in the store (`Limits`). A campaign's keys all expire together,
+`KEEP_SECONDS` after it was opened or last given rows; its key's indexes drop it then.
 Only commands the store user is granted (stacks/shared/store_access.py)."""
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.store.campaign_book import (
+    DEFAULT_LIMITS,
     KEEP_SECONDS,
     LAST,
     LOST,
@@ -25,73 +30,165 @@ from dispatcher.store.campaign_book import (
     CampaignBook,
     CampaignRecord,
     Claimed,
+    DuplicateNumber,
+    Limits,
     MemoryCampaignBook,
+    OverLimit,
+    lease_token,
     row_id,
 )
 from dispatcher.store.client import Store
 
-PARTS = ("meta", "rows", "state", "ready", "active", "holders", "counts")
+PARTS = ("meta", "rows", "state", "ready", "active", "holders", "counts", "numbers")
 CHUNK = 1000  # rows written (or read) per script: no call holds the store long
-# KEYS: meta, counts, campaigns, live. ARGV: id, created, keep (ms), then meta's field/value pairs.
-_OPEN = """
-redis.call('HSET', KEYS[1], 'status', 'stopped', 'total', 0)
+PAGE = 1000  # campaigns read from an index per call
+# Shared by the scripts. `now_ms`: the store's clock. `keep`: every key of the campaign expires together, at
+# its meta's `kept_until` (set when it is opened and each time rows are added). `reindex`: the campaign's
+# place in `campaigns:live`, the time a replica should next look at it (0: a row due now; a retry's time; a
+# lease's end), or out of it when there is nothing to do (stopped with no call under way, finished, gone).
+# `finish`: out of the live index and of its key's count of campaigns not finished. `prune`: a key's
+# campaigns whose records expired, out of its indexes and its count of rows (at most PAGE a call).
+_COMMON = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function keep(meta, keys)
+  local left = (tonumber(redis.call('HGET', meta, 'kept_until')) or 0) - now_ms()
+  if left <= 0 then return end
+  for _, key in ipairs(keys) do redis.call('PEXPIRE', key, left) end
+end
+local function reindex(meta, ready, active, live, id)
+  local status = redis.call('HGET', meta, 'status')
+  if not status or status == 'finished' then redis.call('ZREM', live, id) return end
+  local at = redis.call('ZRANGE', active, 0, 0, 'WITHSCORES')[2]
+  at = at and tonumber(at)
+  if status == 'running' and redis.call('ZCARD', active) < tonumber(redis.call('HGET', meta, 'concurrency')) then
+    local due = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')[2]
+    if due and (not at or tonumber(due) < at) then at = tonumber(due) end
+  end
+  if at then redis.call('ZADD', live, at, id) else redis.call('ZREM', live, id) end
+end
+local function finish(meta, live, id, now)
+  redis.call('HSET', meta, 'status', 'finished', 'finished', now)
+  redis.call('ZREM', live, id)
+  local open = redis.call('HGET', meta, 'open_index')
+  if open then redis.call('ZREM', open, id) end
+end
+local function prune(index, open, rows, now)
+  for _, gone in ipairs(redis.call('ZRANGE', index, '-inf', '(' .. now, 'BYSCORE', 'LIMIT', 0, PAGE)) do
+    local total = (tonumber(redis.call('HGET', rows, 'total')) or 0) - (tonumber(redis.call('HGET', rows, gone)) or 0)
+    redis.call('HSET', rows, 'total', math.max(total, 0))
+    redis.call('HDEL', rows, gone)
+    redis.call('ZREM', index, gone)
+    redis.call('ZREM', open, gone)
+  end
+end
+""".replace("PAGE", str(PAGE))
+# KEYS: meta, counts, the owner's index, its campaigns not finished, its rows. ARGV: id, keep (ms), the most
+# campaigns not finished a key may have, then meta's field/value pairs. 1, or {'live', how many}.
+_OPEN = _COMMON + """
+local until_ms = now_ms() + tonumber(ARGV[2])
+prune(KEYS[3], KEYS[4], KEYS[5], now_ms() / 1000)
+local open = redis.call('ZCARD', KEYS[4])
+if open >= tonumber(ARGV[3]) then return {'live', open} end
+redis.call('HSET', KEYS[1], 'status', 'stopped', 'total', 0, 'kept_until', until_ms, 'open_index', KEYS[4],
+           'rows_index', KEYS[5], 'owner_index', KEYS[3])
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[2], 'skipped', 0)
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], until_ms / 1000, ARGV[1])
+redis.call('ZADD', KEYS[4], until_ms / 1000, ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], 0)
+for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+keep(KEYS[1], {KEYS[1], KEYS[2]})
 return 1
 """
-# KEYS: meta, rows, state, ready, counts. ARGV: keep (ms), skipped, then per row its call, state and '1' (ready)
-# or '0'. Row ids follow the campaign's last; its rows in all, or false when it is gone or finished.
-_APPEND = """
+# KEYS: meta, rows, state, ready, counts, active, holders, live, numbers. ARGV: keep (ms), skipped, id, the most
+# rows a campaign may have, the most its key's campaigns may have together, the rows checked against both (the
+# request's in its first chunk), how many numbers follow to check (the request's, in its first chunk), those
+# numbers, then per row its call, state, '1' (ready) or '0', and its number. Row ids follow the campaign's
+# last. Its rows in all; false when it is gone or finished; {'rows' | 'key_rows', how many already}; or
+# {'duplicate', number, its row} when a number is in the campaign already.
+_APPEND = _COMMON + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'finished' then return false end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
-for i = 3, #ARGV, 3 do
+local checked = tonumber(ARGV[6])
+if total + checked > tonumber(ARGV[4]) then return {'rows', total} end
+-- A campaign opened before its key's indexes were kept has none: its rows are bounded per campaign only.
+local owner_rows = redis.call('HGET', KEYS[1], 'rows_index')
+local index, open = redis.call('HGET', KEYS[1], 'owner_index'), redis.call('HGET', KEYS[1], 'open_index')
+local key_total = 0
+if owner_rows then
+  prune(index, open, owner_rows, now_ms() / 1000)
+  key_total = tonumber(redis.call('HGET', owner_rows, 'total')) or 0
+  if key_total + checked > tonumber(ARGV[5]) then return {'key_rows', key_total} end
+end
+local numbers = tonumber(ARGV[7])
+for i = 8, 7 + numbers do
+  local earlier = redis.call('HGET', KEYS[9], ARGV[i])
+  if earlier then return {'duplicate', ARGV[i], earlier} end
+end
+local added = 0
+for i = 8 + numbers, #ARGV, 4 do
   local row = string.format('%06d', total)
   redis.call('HSET', KEYS[2], row, ARGV[i])
   redis.call('HSET', KEYS[3], row, ARGV[i + 1])
   if ARGV[i + 2] == '1' then redis.call('ZADD', KEYS[4], 0, row) end
+  redis.call('HSET', KEYS[9], ARGV[i + 3], row)
   total = total + 1
+  added = added + 1
 end
 redis.call('HSET', KEYS[1], 'total', total)
 redis.call('HSET', KEYS[5], 'skipped', tonumber(redis.call('HGET', KEYS[5], 'skipped')) + tonumber(ARGV[2]))
-for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+local until_ms = now_ms() + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'kept_until', until_ms)
+if owner_rows then
+  redis.call('HSET', owner_rows, ARGV[3], (tonumber(redis.call('HGET', owner_rows, ARGV[3])) or 0) + added)
+  redis.call('HSET', owner_rows, 'total', key_total + added)
+  redis.call('ZADD', index, 'XX', until_ms / 1000, ARGV[3])
+  redis.call('ZADD', open, 'XX', until_ms / 1000, ARGV[3])
+  for _, key in ipairs({index, open, owner_rows}) do redis.call('PEXPIRE', key, ARGV[1]) end
+end
+keep(KEYS[1], {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9]})
+reindex(KEYS[1], KEYS[4], KEYS[6], KEYS[8], ARGV[3])
 return total
 """
-# KEYS: meta, rows, state, ready, active, holders. ARGV: now, lease end, holder.
-_CLAIM = """
+# KEYS: meta, rows, state, ready, active, holders, live. ARGV: now, lease end, the claim's lease, id.
+_CLAIM = _COMMON + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
+if not status then redis.call('ZREM', KEYS[7], ARGV[4]) return false end
 local row = redis.call('ZRANGE', KEYS[5], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1)[1]
 if not row then
   if status ~= 'running' or redis.call('ZCARD', KEYS[5]) >= tonumber(redis.call('HGET', KEYS[1], 'concurrency')) then
+    reindex(KEYS[1], KEYS[4], KEYS[5], KEYS[7], ARGV[4])
     return false
   end
   row = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1)[1]
-  if not row then return false end
+  if not row then
+    reindex(KEYS[1], KEYS[4], KEYS[5], KEYS[7], ARGV[4])
+    return false
+  end
   redis.call('ZREM', KEYS[4], row)
 end
 redis.call('ZADD', KEYS[5], ARGV[2], row)
 redis.call('HSET', KEYS[6], row, ARGV[3])
-redis.call('PEXPIRE', KEYS[5], ARGV[4])
-redis.call('PEXPIRE', KEYS[6], ARGV[4])
+keep(KEYS[1], {KEYS[5], KEYS[6]})
+reindex(KEYS[1], KEYS[4], KEYS[5], KEYS[7], ARGV[4])
 return {row, redis.call('HGET', KEYS[2], row), redis.call('HGET', KEYS[3], row)}
 """
-# KEYS: active, holders. ARGV: row, holder, lease end.
+# KEYS: active, holders. ARGV: row, the claim's lease, lease end.
 _RENEW = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
-# KEYS: meta, state, ready, active, holders, counts, live. ARGV: row, holder, state, due ('' none, '-': a note,
-# the lease kept), now, id, keep (ms), the counts' names.
-_SETTLE = """
+# KEYS: meta, state, ready, active, holders, counts, live. ARGV: row, the claim's lease, state, due ('' none,
+# '-': a note, the lease kept), now, id, the counts' names.
+_SETTLE = _COMMON + """
 if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[2] then return 'lost' end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-for i = 8, #ARGV do
+for i = 7, #ARGV do
   redis.call('HSET', KEYS[6], ARGV[i], (tonumber(redis.call('HGET', KEYS[6], ARGV[i])) or 0) + 1)
 end
 if ARGV[4] == '-' then return 'settled' end
@@ -99,27 +196,27 @@ redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  keep(KEYS[1], {KEYS[3]})
 end
 if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('ZCARD', KEYS[4]) == 0
     and redis.call('HGET', KEYS[1], 'status') ~= 'finished' then
-  redis.call('HSET', KEYS[1], 'status', 'finished', 'finished', ARGV[5])
-  redis.call('ZREM', KEYS[7], ARGV[6])
+  finish(KEYS[1], KEYS[7], ARGV[6], ARGV[5])
   return 'last'
 end
+reindex(KEYS[1], KEYS[3], KEYS[4], KEYS[7], ARGV[6])
 return 'settled'
 """
 # KEYS: meta, ready, active, live. ARGV: status, now, id. {status, 1 when this finished it}.
-_STATUS = """
+_STATUS = _COMMON + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status == 'finished' then return {status, 0} end
 if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
-  redis.call('HSET', KEYS[1], 'status', 'finished', 'finished', ARGV[2])
-  redis.call('ZREM', KEYS[4], ARGV[3])
+  finish(KEYS[1], KEYS[4], ARGV[3], ARGV[2])
   return {'finished', 1}
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
+reindex(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3])
 return {ARGV[1], 0}
 """
 # KEYS: meta, counts, ready, active.
@@ -127,9 +224,13 @@ _READ = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('ZCOUNT', KEYS[3], 0, 0),
         redis.call('ZCOUNT', KEYS[3], '(0', '+inf'), redis.call('ZCARD', KEYS[4])}
 """
-# KEYS: an index. ARGV: limit.
+# KEYS: an owner's index. ARGV: limit. Its newest first.
 _NEWEST = """
 return redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+# KEYS: the live index. ARGV: now, offset, count. The campaigns due by now, soonest first.
+_DUE = """
+return redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
 # KEYS: rows, state. ARGV: row ids. Each row's call and state (false where none).
 _ROWS = """
@@ -145,7 +246,7 @@ return found
 class StoreCampaignBook:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._index, self._live = store.key("campaigns"), store.key("campaigns", "live")
+        self._live = store.key("campaigns", "live")
         redis = store.redis
         self._scripts = {
             "open": redis.register_script(_OPEN),
@@ -156,41 +257,59 @@ class StoreCampaignBook:
             "status": redis.register_script(_STATUS),
             "read": redis.register_script(_READ),
             "newest": redis.register_script(_NEWEST),
+            "due": redis.register_script(_DUE),
             "rows": redis.register_script(_ROWS),
         }
 
     def _keys(self, campaign_id: str, *parts: str) -> list[str]:
         return [self._store.key("campaign", campaign_id, part) for part in parts]
 
+    def _owner(self, owner: str) -> list[str]:
+        """A key's campaigns (newest kept first), those of them not finished, and its rows by campaign."""
+        return [self._store.key("campaigns", "owner", owner, part) for part in ("all", "open", "rows")]
+
     async def _run(self, name: str, keys: list[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
         return await self._store.call(lambda: script(keys=keys, args=list(args)))
 
-    async def open(self, campaign_id: str, meta: Mapping[str, Any]) -> None:
+    async def open(self, campaign_id: str, meta: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
         pairs = [str(v) for item in meta.items() for v in item]
-        await self._run("open", [*self._keys(campaign_id, "meta", "counts"), self._index, self._live],
-                        [campaign_id, meta["created"], _keep(), *pairs])
+        said = await self._run("open", [*self._keys(campaign_id, "meta", "counts"), *self._owner(str(meta["owner"]))],
+                               [campaign_id, _keep(), limits.live, *pairs])
+        if isinstance(said, list):
+            raise OverLimit("live", limits.live, int(said[1]))
 
     async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
-                     ready: Sequence[bool], skipped: int) -> int | None:
+                     ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
         total = None
-        keys = self._keys(campaign_id, "meta", "rows", "state", "ready", "counts")
+        keys = [*self._keys(campaign_id, "meta", "rows", "state", "ready", "counts", "active", "holders"), self._live,
+                *self._keys(campaign_id, "numbers")]
         for start in range(0, len(rows), CHUNK):
             args: list[Any] = []
             for n in range(start, min(start + CHUNK, len(rows))):
-                args += [_text(rows[n]), _text(states[n]), "1" if ready[n] else "0"]
-            total = await self._run("append", keys, [_keep(), skipped if start == 0 else 0, *args])
+                args += [_text(rows[n]), _text(states[n]), "1" if ready[n] else "0", str(rows[n]["to"])]
+            # The whole request is checked in its first chunk: bounds and numbers already in the campaign.
+            checked = [str(row["to"]) for row in rows] if start == 0 else []
+            total = await self._run("append", keys, [_keep(), skipped if start == 0 else 0, campaign_id, limits.rows,
+                                                     limits.key_rows, len(checked) or len(args) // 4, len(checked),
+                                                     *checked, *args])
+            if isinstance(total, list):
+                which = str(total[0])
+                if which == "duplicate":
+                    raise DuplicateNumber(str(total[1]), str(total[2]))
+                raise OverLimit(which, limits.rows if which == "rows" else limits.key_rows, int(total[1]))
             if not total:
                 return None
         return int(total) if total is not None else None
 
     async def claim(self, campaign_id: str, holder: str, now: float, lease_seconds: float) -> Claimed | None:
-        keys = self._keys(campaign_id, "meta", "rows", "state", "ready", "active", "holders")
-        found = await self._run("claim", keys, [now, now + lease_seconds, holder, _keep()])
+        keys = [*self._keys(campaign_id, "meta", "rows", "state", "ready", "active", "holders"), self._live]
+        lease = lease_token(holder)
+        found = await self._run("claim", keys, [now, now + lease_seconds, lease, campaign_id])
         if not found:
             return None
         row, call, state = found
-        return Claimed(str(row), json.loads(call), json.loads(state))
+        return Claimed(str(row), lease, json.loads(call), json.loads(state))
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
         return bool(await self._run("renew", self._keys(campaign_id, "active", "holders"), [row, holder, until]))
@@ -206,7 +325,7 @@ class StoreCampaignBook:
     async def _settle(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any], due: float | str,
                       counts: Sequence[str], now: float) -> str:
         keys = [*self._keys(campaign_id, "meta", "state", "ready", "active", "holders", "counts"), self._live]
-        args = [row, holder, _text(state), due, now, campaign_id, _keep(), *counts]
+        args = [row, holder, _text(state), due, now, campaign_id, *counts]
         said = str(await self._run("settle", keys, args))
         return said if said in (LOST, SETTLED, LAST) else LOST
 
@@ -225,16 +344,21 @@ class StoreCampaignBook:
         return CampaignRecord(fields, {k: int(v) for k, v in zip(counts[::2], counts[1::2], strict=True)},
                               int(pending), int(retrying), int(active))
 
-    async def listed(self, limit: int) -> list[str]:
-        return [str(found) for found in await self._run("newest", [self._index], [limit])]
+    async def listed(self, owner: str, limit: int) -> list[str]:
+        return [str(found) for found in await self._run("newest", self._owner(owner)[:1], [limit])]
 
-    async def live(self) -> list[str]:
-        return [str(found) for found in await self._run("newest", [self._live], [10_000])]
+    async def live(self, now: float) -> list[str]:
+        due: list[str] = []
+        while len(page := await self._run("due", [self._live], [now, len(due), PAGE])) == PAGE:
+            due += [str(found) for found in page]
+        return due + [str(found) for found in page]
 
-    async def forget(self, campaign_id: str) -> None:
+    async def forget(self, campaign_id: str, owner: str | None = None) -> None:
         """A campaign whose records expired, out of the indexes."""
-        await self._store.call(lambda: self._store.redis.zrem(self._index, campaign_id))
         await self._store.call(lambda: self._store.redis.zrem(self._live, campaign_id))
+        if owner is not None:
+            for index in self._owner(owner)[:2]:
+                await self._store.call(lambda index=index: self._store.redis.zrem(index, campaign_id))  # type: ignore[misc]
 
     async def rows(self, campaign_id: str, start: int, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         found = await self._run("rows", self._keys(campaign_id, "rows", "state"),

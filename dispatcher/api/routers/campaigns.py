@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
-from dispatcher.campaigns.create import add_rows, create_campaign
+from dispatcher.campaigns.create import add_rows, create_campaign, new_campaign_id
+from dispatcher.campaigns.replays import checked, first_or_earlier
 from dispatcher.campaigns.schemas import CampaignRequest, MoreRows
 from dispatcher.campaigns.views import progress, results, results_csv
 from dispatcher.campaigns.worker import finished
@@ -53,14 +53,30 @@ async def _own(state: AppState, who: Caller, campaign_id: str) -> CampaignRecord
 
 
 @router.post("/campaigns", status_code=201, summary="Start a campaign: a list of numbers called, paced")
-async def create(request: Request, who: Annotated[Caller, Depends(authenticated)],
+async def create(request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
                  payload: Annotated[CampaignRequest, Body()]) -> dict[str, Any]:
     state = app_state(request)
+    key = checked(request.headers.get("idempotency-key"))
     with _store_answers():
-        campaign_id, status = await create_campaign(state, who, payload)
-        if status == "finished":  # every row skipped: nothing to call
-            await finished(state, state.campaigns, campaign_id)
-        return progress(campaign_id, await _own(state, who, campaign_id))
+        if key is None:
+            return await _created(state, who, payload, new_campaign_id())
+        mine = new_campaign_id()
+        async with first_or_earlier(state, who, f"create:{key}", mine) as campaign_id:
+            if campaign_id == mine:  # the first request with this key
+                return await _created(state, who, payload, campaign_id)
+        record = await state.campaigns.read(campaign_id)
+        if record is None:
+            raise ApiError(409, "campaign_being_created", "this Idempotency-Key's campaign is being created by an "
+                           "earlier request: ask again in a moment", retry_after=1)
+        response.status_code = 200  # the Idempotency-Key's campaign, made before: nothing made now
+        return progress(campaign_id, record)
+
+
+async def _created(state: AppState, who: Caller, payload: CampaignRequest, campaign_id: str) -> dict[str, Any]:
+    campaign_id, status = await create_campaign(state, who, payload, campaign_id)
+    if status == "finished":  # every row skipped: nothing to call
+        await finished(state, state.campaigns, campaign_id)
+    return progress(campaign_id, await _own(state, who, campaign_id))
 
 
 @router.get("/campaigns", summary="This key's campaigns, newest first")
@@ -68,14 +84,12 @@ async def listed(request: Request, who: Annotated[Caller, Depends(authenticated)
     state = app_state(request)
     found = []
     with _store_answers():
-        for campaign_id in await state.campaigns.listed(MAX_LISTED * 10):
+        for campaign_id in await state.campaigns.listed(who.id, MAX_LISTED):
             record = await state.campaigns.read(campaign_id)
-            if record is None:
-                await state.campaigns.forget(campaign_id)
+            if record is None:  # its records expired: out of the key's index
+                await state.campaigns.forget(campaign_id, who.id)
             elif record.meta.get("owner") == who.id:
                 found.append(progress(campaign_id, record))
-            if len(found) >= MAX_LISTED:
-                break
     return {"campaigns": found}
 
 
@@ -109,11 +123,22 @@ async def _set(state: AppState, who: Caller, campaign_id: str, status: str) -> d
 async def more_rows(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
                     payload: Annotated[MoreRows, Body()]) -> dict[str, Any]:
     state = app_state(request)
+    key = checked(request.headers.get("idempotency-key"))
     with _store_answers():
         record = await _own(state, who, campaign_id)
-        await add_rows(state, who, campaign_id, json.loads(record.meta["spec"]), int(record.meta.get("total", 0)),
-                       payload.rows)
+        if key is None:
+            await _add(state, who, campaign_id, record, payload)
+        else:
+            request_id = new_campaign_id()  # a value only this request holds
+            async with first_or_earlier(state, who, f"rows:{campaign_id}:{key}", request_id) as first:
+                if first == request_id:
+                    await _add(state, who, campaign_id, record, payload)
         return progress(campaign_id, await _own(state, who, campaign_id))
+
+
+async def _add(state: AppState, who: Caller, campaign_id: str, record: CampaignRecord, payload: MoreRows) -> None:
+    await add_rows(state, who, campaign_id, json.loads(record.meta["spec"]), int(record.meta.get("total", 0)),
+                   payload.rows)
 
 
 @router.get("/campaigns/{campaign_id}/results", summary="A row per number: outcome, session, attempts, duration, cost",
@@ -122,14 +147,15 @@ async def campaign_results(
     request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
     format: Annotated[Literal["json", "csv"], Query(description="`csv`: every row, with a header")] = "json",
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
-) -> dict[str, Any] | StreamingResponse:
+) -> dict[str, Any] | Response:
     state = app_state(request)
     with _store_answers():
         record = await _own(state, who, campaign_id)
         total = int(record.meta.get("total", 0))
-        if format == "csv":
-            return StreamingResponse(results_csv(state.campaigns, campaign_id, total), media_type="text/csv",
-                                     headers={"content-disposition": f'attachment; filename="{campaign_id}.csv"'})
+        if format == "csv":  # read whole before the answer starts: a store gone mid-way is a 503, never a cut file
+            table = "".join([line async for line in results_csv(state.campaigns, campaign_id, total)])
+            return Response(table, media_type="text/csv",
+                            headers={"content-disposition": f'attachment; filename="{campaign_id}.csv"'})
         rows = await results(state.campaigns, campaign_id, offset, limit)
     following = offset + len(rows)
     return {"id": campaign_id, "status": record.meta["status"], "rows": total, "offset": offset, "results": rows,

@@ -9,8 +9,10 @@ import asyncio
 import base64
 import contextlib
 import csv
+import dataclasses
 import inspect
 import io
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,10 +22,20 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from dispatcher.api import call_order
+from dispatcher.api.call_schemas import CallRequest
 from dispatcher.app import create_app
+from dispatcher.campaigns import create, worker
+from dispatcher.campaigns.create import add_rows
+from dispatcher.campaigns.schemas import CampaignRow
+from dispatcher.campaigns.settings import CampaignSettings
+from dispatcher.campaigns.views import _safe
 from dispatcher.campaigns.worker import CampaignWorker
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
+from dispatcher.store.campaign_book import Limits
+from dispatcher.store.client import StoreUnavailable
 from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
@@ -112,6 +124,7 @@ def placed_to(twilio: FakeTwilioCalls, number: str) -> list[PlacedCall]:
     ({"concurrency": 0}, 422, "invalid_request", "concurrency"),
     ({"retry": {"on": ["busy"], "after_seconds": 10, "attempts": 0}}, 422, "invalid_request", "retry.attempts"),
     ({"retry": {"on": ["answered"], "after_seconds": 10, "attempts": 2}}, 422, "invalid_request", "retry.on"),
+    ({"retry": {"on": ["busy"], "after_seconds": 7 * 86_400, "attempts": 10}}, 422, "invalid_request", "29 days"),
     ({"trunk": "far"}, 422, "trunk_not_used", "trunk"),
     ({"from": "+14155550111"}, 403, "call_not_allowed", "TWILIO_CALLER_IDS"),
     ({"rows": [{"to": NUMBERS[0], "body": {"x": "y" * 5000}}]}, 413, "body_too_large", "rows[0].body"),
@@ -262,6 +275,8 @@ async def test_campaign_finished_is_pushed_once_signed_by_whoever_ends_it(twilio
     finished = _of(received, "campaign.finished")
     by_campaign = {event["data"]["campaign_id"]: event for event in finished}
     assert len(finished) == 2 and set(by_campaign) == {skipped, called}, finished
+    owner = api.state.auth.identify(None).id  # type: ignore[attr-defined]
+    assert {event["data"]["key_id"] for event in finished} == {owner}, finished
     assert by_campaign[skipped]["data"]["skipped"] == 1 and by_campaign[skipped]["data"]["outcomes"] == {}
     assert by_campaign[called]["data"]["outcomes"] == {"busy": 1} and by_campaign[called]["data"]["rows"] == 1
 
@@ -282,3 +297,187 @@ async def _retrying(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] 
 
 async def _done(api: httpx.AsyncClient, campaign_id: str, count: int) -> bool:
     return int((await shown(api, campaign_id))["done"]) >= count
+
+
+async def test_a_replica_paused_past_its_lease_places_no_call_for_a_row_another_settled(
+        twilio: FakeTwilioCalls, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replica A notes its row `calling`, then stalls (GC, SIGSTOP) before its create, past its lease. Replica
+    B claims the row, asks for the same call (same Idempotency-Key); Twilio refuses it (`not_placed`) and B
+    settles the campaign finished. A resumes inside `order_call`, whose Idempotency-Key lets a call whose tries
+    all ended unhanded be placed again: the lease renewed under A's claim just before the create is refused,
+    and A places nothing."""
+    stalled, resumed = asyncio.Event(), asyncio.Event()
+    real, asked = worker.order_call, []  # type: ignore[attr-defined]
+
+    async def order(*args: object, **kwargs: object) -> object:
+        asked.append(args)
+        if len(asked) == 1:  # replica A: stopped between noting the row `calling` and its create
+            stalled.set()
+            await resumed.wait()
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker, "order_call", order)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        a = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=3600, watch_seconds=0.05)
+        a._renew = lambda *_: asyncio.sleep(3600)  # type: ignore[method-assign]  # stopped: it renews nothing
+        a_running = asyncio.create_task(a.run())
+        cid = await created(api, campaign([NUMBERS[0]]))
+        await until("A holding the row, stalled", stalled.is_set)
+        twilio.numbers.discard(FROM)  # B's create refused by Twilio: not placed
+        b = CampaignWorker(state, state.campaigns, lease_seconds=1.0, poll_seconds=0.05, watch_seconds=0.05)
+        b_running = asyncio.create_task(b.run())
+        done = await until("B settling the row", lambda: _finished(api, cid))
+        twilio.numbers.add(FROM)
+        resumed.set()  # A goes on where it stopped
+        await asyncio.sleep(1.0)
+        for task in (a_running, b_running):
+            task.cancel()
+        await asyncio.gather(a_running, b_running, return_exceptions=True)
+    assert done["outcomes"] == {"not_placed": 1}, done
+    assert placed_to(twilio, NUMBERS[0]) == []  # the stale holder must place nothing
+
+
+async def test_another_key_s_newer_campaigns_do_not_hide_this_key_s(twilio: FakeTwilioCalls) -> None:
+    """`GET /campaigns` reads this key's own index: another key's 1000 newer campaigns hide none of its."""
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        mine = await created(api, campaign([NUMBERS[0]], start=False))
+        for n in range(1000):  # another key's, newer: as `POST /campaigns` would open them
+            await state.campaigns.open(f"cmp_{n:016x}", {"spec": "{}", "created": time.time() + 1 + n,
+                                                         "concurrency": 1, "owner": "another-key"},
+                                        Limits(live=2000))
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert mine in [c["id"] for c in listed]
+
+
+async def test_two_requests_adding_rows_at_once_stay_within_max_rows(twilio: FakeTwilioCalls,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests adding rows at once each read the same total before appending: the store checks MAX_ROWS again
+    as it writes, against the total then. Shown with MAX_ROWS 3 and the stale total both requests read."""
+    monkeypatch.setattr(create, "MAX_ROWS", 3)
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        record = await state.campaigns.read(cid)
+        assert record is not None
+        who, spec = state.auth.identify(None), json.loads(record.meta["spec"])
+        rows = [CampaignRow(to=n) for n in NUMBERS[1:3]]
+        read_by_both = int(record.meta["total"])  # 1: both requests read it before either appended
+        await add_rows(state, who, cid, spec, read_by_both, rows)
+        with pytest.raises(ApiError) as refused:
+            await add_rows(state, who, cid, spec, read_by_both, rows)
+        assert (refused.value.status, refused.value.code) == (422, "too_many_rows")
+        record = await state.campaigns.read(cid)
+        assert record is not None and record.meta["total"] == "3"
+
+
+async def test_a_key_past_its_campaigns_not_finished_is_refused_naming_the_setting(twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False, CAMPAIGN_MAX_LIVE_PER_KEY="1") as api:
+        await created(api, campaign([NUMBERS[0]], start=False))
+        refused = await api.post("/campaigns", json=campaign([NUMBERS[1]], start=False))
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "too_many_campaigns"
+        assert "CAMPAIGN_MAX_LIVE_PER_KEY" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("cell", ["\t=HYPERLINK(\"https://evil.example\",\"x\")", "\r=1+1"])
+def test_a_formula_behind_a_tab_or_carriage_return_is_written_as_text(cell: str) -> None:
+    """OWASP's CSV-injection list includes a leading tab (0x09) and carriage return (0x0D) besides = + - @
+    (https://owasp.org/www-community/attacks/CSV_Injection)."""
+    assert str(_safe(cell)).startswith("'")
+
+
+async def test_a_number_put_on_the_do_not_call_list_after_its_row_was_added_is_never_called(
+        twilio: FakeTwilioCalls) -> None:
+    """The list is checked again before each call: a number added to CALLS_DO_NOT_CALL(_FILE) and the replicas
+    restarted is never called by a campaign that held it, its row skipped then."""
+    async with running(twilio) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+        # The number asked not to be called; the replicas restart with the list that holds it.
+        object.__setattr__(state, "campaign_settings", CampaignSettings(do_not_call=frozenset({NUMBERS[0]})))
+        assert (await api.post(f"/campaigns/{cid}/resume")).status_code == 200
+        done = await until("the row skipped", lambda: _finished(api, cid))
+    assert placed_to(twilio, NUMBERS[0]) == []
+    assert done["skipped"] == 1 and done["placed"] == 0, done
+
+
+async def test_a_campaign_asked_for_again_with_its_idempotency_key_calls_no_number_twice(
+        twilio: FakeTwilioCalls) -> None:
+    """As `POST /calls`, a retried request (same Idempotency-Key, a client's retry after a timeout) is answered
+    with what the first made: no second campaign, no rows appended twice."""
+    async with running(twilio, working=False) as api:
+        once = {"Idempotency-Key": "renewals-2026-11-29"}
+        first = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        again = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=once)
+        assert first.status_code == 201, first.text
+        cid = first.json()["id"]
+        more = {"Idempotency-Key": "renewals-2026-11-29-batch-2"}
+        for _ in range(2):
+            await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}]}, headers=more)
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert again.status_code == 200 and again.json()["id"] == cid, again.text
+    assert len(listed) == 1 and listed[0]["rows"] == 2, listed
+
+
+async def test_a_key_over_its_budget_places_no_call(twilio: FakeTwilioCalls) -> None:
+    """The key's budget is checked in `order_call` (`POST /calls`' path and each campaign row's) before the
+    carrier's create: a session refused at its start would come after the callee's phone rang. 429
+    `over_budget`, which a campaign's row takes as "later": it waits, its attempt not spent."""
+    async with running(twilio) as api:
+        state = api.state  # type: ignore[attr-defined]
+        state.sessions.budgets.limit({"budget.local.sessions": 0})  # the keyless dispatcher's key, `local`
+        who = dataclasses.replace(state.auth.identify(None), name="local")
+        call = CallRequest.model_validate({"to": NUMBERS[0], "from": FROM})
+        with pytest.raises(ApiError) as refused:
+            await call_order.order_call(state, who, call, None)
+        assert (refused.value.status, refused.value.code) == (429, "over_budget")
+        assert twilio.placed == []
+
+
+async def test_results_as_csv_from_a_store_gone_mid_way_are_a_503_never_a_cut_file(twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        cid = await created(api, campaign([NUMBERS[0]], start=False))
+
+        async def gone(*_: object) -> None:
+            raise StoreUnavailable("the store did not answer")
+
+        state.campaigns.rows = gone  # the campaign read, then its rows' page not
+        answer = await api.get(f"/campaigns/{cid}/results", params={"format": "csv"})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable", answer.text
+
+
+async def test_a_number_is_called_once_a_campaign_a_repeat_refused_naming_both_rows(api: httpx.AsyncClient) -> None:
+    twice = await api.post("/campaigns", json=campaign([NUMBERS[0], NUMBERS[1], NUMBERS[0]], start=False))
+    assert twice.status_code == 422 and twice.json()["error"]["code"] == "duplicate_number", twice.text
+    assert "rows[2]" in twice.json()["error"]["message"] and "rows[0]" in twice.json()["error"]["message"]
+    cid = await created(api, campaign([NUMBERS[0]], start=False))
+    again = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}, {"to": NUMBERS[0]}]})
+    assert again.status_code == 422 and again.json()["error"]["code"] == "duplicate_number", again.text
+    assert (await shown(api, cid))["rows"] == 1  # none of the request's rows added
+
+
+async def test_a_replica_s_look_reads_no_idle_campaign(twilio: FakeTwilioCalls) -> None:
+    """Stopped campaigns (as a key's many `"start": false` ones) cost a replica's look no store read: it
+    feeds only those with something due."""
+    async with running(twilio, working=False) as api:
+        state = api.state  # type: ignore[attr-defined]
+        for _ in range(50):
+            await created(api, campaign([NUMBERS[0]], start=False))
+        reads: list[str] = []
+        read = state.campaigns.read
+
+        async def counted(campaign_id: str) -> Any:
+            reads.append(campaign_id)
+            return await read(campaign_id)
+
+        state.campaigns.read = counted
+        looking = CampaignWorker(state, state.campaigns, lease_seconds=10.0)
+        try:
+            await looking.look()
+            await asyncio.sleep(0.2)  # any feeder it started would have read its campaign by now
+        finally:
+            await looking.aclose()
+    assert reads == []
