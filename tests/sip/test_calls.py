@@ -22,7 +22,7 @@ import pytest
 
 from tests.phone.conftest import speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.caller_cue import CuedCaller
+from tests.sip.caller_cue import CuedCaller, goes_on_uncued_after
 from tests.sip.conftest import NUMBER, EdgeProcess
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import SippRun, run_sipp
@@ -74,17 +74,38 @@ async def sip_ended(api: httpx.AsyncClient, session_id: str, timeout: float = 10
     raise AssertionError(f"no sip_ended on {session_id}'s timeline: {events}")
 
 
-async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str) -> tuple[SippRun, LoopbackRtp]:
-    """One call of `scenario` to a warm bot, with what the edge sent the caller read off loopback."""
+def words_came_back(pcm: bytes) -> float:
+    """How much of the caller's words (speech_8k, as SIPp plays them) `pcm` (8 kHz) holds, 0..1."""
+    speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
+    return echo_similarity(voiced(speech), np.frombuffer(pcm, dtype=np.int16), 8000)
+
+
+CUE_MARGIN_SECONDS = 1.0  # before the scenario would hang up by itself: the cue must find it still waiting
+
+
+async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str, echoed_above: float
+                     ) -> tuple[SippRun, LoopbackRtp]:
+    """One call of `scenario` to a warm bot, with what the edge sent the caller read off loopback. The caller
+    hangs up on the test's cue once its words came back above `echoed_above` (the test's own bar), so the call
+    lasts as long as its echo takes; where they did not (yet) by the time the scenario goes on by itself, it
+    hangs up then, uncued (tests/sip/caller_cue.py)."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
     capture = LoopbackRtp(media_port)
+    cued = CuedCaller()
+    cue_by = time.monotonic() + goes_on_uncued_after(scenario) - CUE_MARGIN_SECONDS
     try:
-        call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
-        capture.wait_quiet()
+        calling = cued.calling(edge, scenario, media_port)
+        while not calling.done() and time.monotonic() < cue_by:
+            if words_came_back(capture.pcm_as_sent()) > echoed_above:
+                cued.cue()
+                break
+            await asyncio.sleep(0.25)
+        call = await calling
+        await asyncio.to_thread(capture.wait_quiet)
     finally:
         capture.stop()
     assert call.returncode == 0, f"{call.output}\n{call.messages[-4000:]}\n{edge.log()[-3000:]}"
@@ -97,7 +118,7 @@ async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_w
     """μ-law, as carriers offer it; A-law's way through the edge is tests/sip/test_reinvites.py's codec change
     (the edge then sends A-law and the words come back), its offers tests/sip/test_reinvite_offer.py's."""
     law = "ulaw"
-    call, capture = await heard_call(parrot_dispatcher, edge, "call_echo")
+    call, capture = await heard_call(parrot_dispatcher, edge, "call_echo", echoed_above=0.7)
     async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
         session_id = session_of(edge, call_id_of(call.messages))
         assert session_id is not None, edge.log()
