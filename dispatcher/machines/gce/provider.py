@@ -302,6 +302,9 @@ class GceMachines:
         try:
             response = await with_retries(once, self._backoff)
         except Transient as exc:
+            if exc.throttled:  # every try answered 429: nothing was made, the project's own answer
+                raise GceRefused("gce_throttled", f"gce: {exc.account()}", status=429, api_reason="",
+                                 retry_after=exc.retry_after or 1.0) from None
             raise MachinesError(gave_up("gce", exc), f"gce: {exc.account()}",
                                 retry_after=exc.retry_after or 1.0) from None
         if served and response.status_code not in (200, 409):

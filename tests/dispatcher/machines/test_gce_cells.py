@@ -165,6 +165,17 @@ async def test_every_project_refusing_is_a_503_naming_the_cells(machines: GceCel
     assert (inserts_in(fake, "a"), inserts_in(fake, "b")) == (1, 1)
 
 
+async def test_the_last_open_project_retries_its_429s_then_is_drained(
+        machines: GceCellMachines, fake: FakeGce) -> None:
+    fake.projects[PROJECTS["a"]].max_instances = 0
+    fake.fail(429, method="POST", path_contains=f"/projects/{PROJECTS['b']}/", times=100)
+    [session] = homed_in(machines, "a")
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(spec(session))
+    assert refused.value.reason == "gce_cells_drained" and inserts_in(fake, "b") > 1  # retried: nowhere else
+    assert views(machines)["b"].reason == "rateLimitExceeded" and fake.instances == {}  # type: ignore[attr-defined]
+
+
 async def test_an_insert_answered_with_a_5xx_then_a_quota_is_never_sent_to_another_project(
         machines: GceCellMachines, fake: FakeGce, coordination: LocalCoordination) -> None:
     """The 5xx try may have made the VM: the quota that answers its retry proves nothing."""
