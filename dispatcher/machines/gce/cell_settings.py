@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.machines.cell_list import cell_fields, cell_items, named_once, text_field, whole_number
+from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, named_once, text_field, whole_number
 from dispatcher.settings import SettingsError
 
-# Google's own rules: a project id is 6-30 lower-case letters, digits or hyphens, from a letter, not
-# ending in a hyphen; a zone is a region and a letter; a template name up to 63 of them, from a letter.
-_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+# Google's own rules: a zone is a region and a letter; a template name up to 63 lower-case letters,
+# digits or hyphens, from a letter.
 _ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
 _TEMPLATE = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 FIELDS = ("name", "project", "zone", "instance_template", "max_instances")
@@ -47,10 +46,8 @@ def gce_cells(raw: str, zone: str) -> tuple[GceCell, ...]:
 def _cell(item: Any, index: int) -> GceCell:
     where = f"GCE_CELLS[{index}]"
     item = cell_fields(item, where, FIELDS, EXAMPLE, "name and project")
-    name, project = item["name"], item.get("project")
-    if not isinstance(project, str) or not _PROJECT.fullmatch(project):
-        raise SettingsError(f"{where} ({name}): project must be a GCP project id (6-30 lower-case letters, digits "
-                            f"or '-', from a letter), e.g. \"voicefleet-cell-a\" (got {str(project)[:40]!r})")
+    name = item["name"]
+    project = gcp_project(item, f"{where} ({name})")
     zone, template = text_field(item, "zone", where), text_field(item, "instance_template", where)
     if zone is not None and not _ZONE.fullmatch(zone):
         raise SettingsError(f"{where} ({name}): zone must be a Compute Engine zone, e.g. \"europe-west1-b\"")
