@@ -24,9 +24,11 @@ class ReleaseImageMissing(MachinesError):
     """A session's (or an idle bot's) release names what its provider does not have: a task
     definition, template or job deleted, or never made. Not retried: the same launch fails again."""
 
-    def __init__(self, release: str, provider: str, detail: str) -> None:
+    def __init__(self, release: str, provider: str, detail: str, *,
+                 remedy: str = "run `pulumi up` so the stack makes it again") -> None:
+        """`remedy`: what makes it again, where the stack does not (a cell's project)."""
         super().__init__("release_image_missing", f"release {release!r}: {detail}")
         self.release = release
         # The caller is told the release, never the provider's words (they name accounts and roles).
         self.public_message = (f"release {release!r} cannot start: {provider} does not have its bot image; "
-                               "start with another release, or run `pulumi up` so the stack makes it again")
+                               f"start with another release, or {remedy}")

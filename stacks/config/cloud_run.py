@@ -97,6 +97,11 @@ def cells(cfg: Reader, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, 
         raise cfg.fail(CELLS_KEY, f"is not a list of cells the dispatcher takes: {exc}") from None
 
 
+def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
+    """The cells of a CLOUDRUN_CELLS value the stack's settings hold (`cells_setting`'s, checked: "" none)."""
+    return cloudrun_cells(setting, region) if setting else ()
+
+
 def projects_listed(text: str, region: str) -> int | None:
     """How many projects a stack file's `cloudRunCells` spreads executions over (1: none listed);
     None: a list the dispatcher would refuse (the check names it)."""

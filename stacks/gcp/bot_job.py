@@ -35,21 +35,21 @@ import pulumi_gcp as gcp
 
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun import GRACE_SECONDS
+from dispatcher.machines.cloudrun.cell_settings import CloudRunCell
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.bot_template import team_roles
+from stacks.gcp.cell_jobs import cell_job_note
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
 from stacks.shared.release_builds import Build
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
 RUN_PERMISSIONS = (
-    "run.jobs.get",
     "run.jobs.run",
     "run.jobs.runWithOverrides",  # a session's env, task count and timeout are overrides
     "run.executions.get",
     "run.executions.list",
     "run.executions.cancel",
-    "run.tasks.get",
     "run.tasks.list",  # a failed execution's exit code is its task's
 )
 CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
@@ -85,6 +85,8 @@ class BotJobArgs:
     memory: str = "2Gi"
     grace_seconds: int = GRACE_SECONDS  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
     subnetwork_id: pulumi.Input[str] | None = None  # the bots' (Direct VPC egress); None: Google's own egress
+    cells: tuple[CloudRunCell, ...] = ()  # cloudRunCells: the projects that must hold each release's job too
+    repository: str = ""  # the stack's Artifact Registry repository id, which the cells pull from
 
 
 def job_name(prefix: str, release: str) -> str:
@@ -171,9 +173,20 @@ class BotJob(pulumi.ComponentResource):
             f"{self._name}-{release.name}-runner-{grantee}", project=args.project, location=args.region,
             name=job.name, role=self._runner_role().name, member=member, opts=pulumi.ResourceOptions(parent=self))
             for grantee, member in self._runners]
+        if args.cells:
+            self._note_cells(release.name, job_name(args.prefix, release.name), image)
         path = pulumi.Output.concat("projects/", args.project, "/locations/", args.region, "/jobs/", job.name)
         # The path waits for the run grants: whoever launches from it (the dispatcher) can run the job.
         return pulumi.Output.all(path, *(binding.etag for binding in bindings)).apply(lambda values: str(values[0]))
+
+    def _note_cells(self, release: str, job: str, image: str) -> None:
+        """Says what each cell's project must hold for this release (stacks/gcp/cell_jobs.py)."""
+        args = self._args
+        members = pulumi.Output.all(*(member for _, member in self._runners))
+        members.apply(lambda found: pulumi.log.warn(cell_job_note(
+            release=release, job=job, image=image, cells=args.cells, project=args.project, region=args.region,
+            dispatcher=", ".join(map(str, found)) or "the dispatcher's service account",
+            repository=args.repository), resource=self))
 
     def grant_run(self, grantee: str, member: pulumi.Input[str]) -> list[pulumi.Resource]:
         """Let `member` run the release jobs' executions with overrides, read and cancel them: bound on

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
-from stacks.config import rotation_last_up
+from stacks.config import cloud_run, rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.dispatcher_keys import plain_environment
@@ -261,7 +261,8 @@ class GcpStack(pulumi.ComponentResource):
             region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
-            roles=settings.bot_permissions.gcp_roles)
+            roles=settings.bot_permissions.gcp_roles, cells=cloud_run.listed(cfg.cloud_run_cells, cfg.region),
+            repository=settings.prefix)
 
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:

@@ -142,7 +142,8 @@ class Drain:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
-        self.cell_machines: list[CloudRunMachines] = []  # CLOUDRUN_CELLS: each project's own, swept in turn
+        # CLOUDRUN_CELLS: each project's own, swept in turn, by the cell's name and project
+        self.cell_machines: dict[str, CloudRunMachines] = {}
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
         self.container_app: ContainerAppReplicas | None = None
@@ -157,8 +158,8 @@ class Drain:
         elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
             settings = every_job(CloudRunSettings.from_env(env), outputs)
             self.machines = CloudRunMachines(settings, coordination=DrainCreates())
-            self.cell_machines = [CloudRunMachines(settings.for_cell(cell), coordination=DrainCreates())
-                                  for cell in settings.cells]
+            self.cell_machines = {f"cell {cell.name} ({cell.project})": CloudRunMachines(
+                settings.for_cell(cell), coordination=DrainCreates()) for cell in settings.cells}
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
             aci = aci_machines(env)
@@ -176,18 +177,32 @@ class Drain:
                 await self._cloud_run_gone(started, self.cloud_run)
             if self.container_app is not None:
                 await self._container_app_gone(started, self.container_app)
-            for machines in (self.machines, *self.cell_machines):
-                await self._sweep(started, machines)
+            await self._sweep(started, self.machines)
+            await self._sweep_cells(started)
             if self.ecs is not None:
                 await asyncio.to_thread(self._deregister_task_definitions)
         finally:
-            for machines in (self.machines, *self.cell_machines):
+            for machines in (self.machines, *self.cell_machines.values()):
                 await machines.aclose()
             if self.cloud_run is not None:
                 await self.cloud_run.aclose()
             if self.container_app is not None:
                 await self.container_app.aclose()
         return self.report
+
+    async def _sweep_cells(self, started: float) -> None:
+        """Each cell's project in turn: one that refuses or does not answer is reported, and the
+        later ones are still swept (a destroy waits for every project, so each must be known)."""
+        failed = []
+        for cell, machines in self.cell_machines.items():
+            try:
+                await self._sweep(started, machines)
+            except ProviderError as exc:
+                failed.append(f"{cell}: {exc.reason}: {exc}")
+        if failed:
+            raise DrainError(f"{len(failed)} of {len(self.cell_machines)} Cloud Run cells not drained "
+                             f"({'; '.join(failed)}); the others were ({len(self.report.stopped_sessions)} session "
+                             "machine(s) stopped): fix each one named and run the drain again")
 
     async def _cloud_run_gone(self, started: float, cloud_run: CloudRunInstances) -> None:
         """GCP: `drain: true` scaled Cloud Run to zero; wait until its last instance is gone

@@ -28,6 +28,9 @@ machines_apis.md §3, §8), never more lenient:
   (`permissions`) and its own bots' service account (the identity tokens its executions' metadata
   servers mint name it). A project the fake does not hold is 403 `PERMISSION_DENIED` "(or it may
   not exist)": the dispatcher holds no grant there; a region other than the project's holds no job (404).
+  A path may name a project by its id or, as Google's APIs take either, its `number`; a project
+  given one (`names_by_number`) names its executions by it (`projects/<number>/…`): Google documents
+  `Execution.name` as output only, with no format, so the dispatcher must not rely on either form.
 - Jobs: the deployment's own (`job`) and any `add_job` made (a release's, with its own image). A job
   that does not exist is 404 `NOT_FOUND` ("Resource … of kind 'JOB' … does not exist."), with the
   permissions held on the project; `granted_jobs` set: they are held on those jobs alone (the
@@ -116,6 +119,8 @@ class FakeProject:
     max_running: int = 1000
     permissions: set[str] = field(default_factory=lambda: set(PERMISSIONS))
     service_account_id: str = SERVICE_ACCOUNT_ID
+    number: str | None = None  # the project's number, which a path may name it by
+    names_by_number: bool = False  # its executions' names carry the number, not the id
 
 
 def _invalid(message: str) -> JSONResponse:
@@ -192,10 +197,10 @@ class FakeCloudRunJobs(FakeApi):
         self.projects[self.project].permissions = value
 
     def add_project(self, name: str, *, region: str | None = None, job: str | None = None, max_running: int = 1000,
-                    service_account_id: str = SERVICE_ACCOUNT_ID) -> FakeProject:
+                    service_account_id: str = SERVICE_ACCOUNT_ID, number: str | None = None) -> FakeProject:
         """Another project (a cell), with its own job of the deployment's containers."""
         self.projects[name] = FakeProject(name, region or self.region, job or self.job, max_running,
-                                          service_account_id=service_account_id)
+                                          service_account_id=service_account_id, number=number)
         return self.projects[name]
 
     def add_job(self, name: str, image: str) -> str:
@@ -297,6 +302,8 @@ class FakeCloudRunJobs(FakeApi):
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
+            if "project" in request.path_params:  # a project named by its number is that project
+                request.path_params["project"] = self._project_id(request.path_params["project"])
             api_call = request.url.path.startswith("/v2/")
             if api_call and request.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
                 return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
@@ -317,9 +324,12 @@ class FakeCloudRunJobs(FakeApi):
         return sum(1 for e in self.executions.values()
                    if not e.get("completionTime") and project in (None, self.project_of(e)))
 
-    @staticmethod
-    def project_of(execution: Mapping[str, Any]) -> str:
-        return str(execution["name"]).split("/")[1]
+    def project_of(self, execution: Mapping[str, Any]) -> str:
+        """The id of the project an execution runs in, its name carrying the id or the number."""
+        return self._project_id(str(execution["name"]).split("/")[1])
+
+    def _project_id(self, named: str) -> str:
+        return next((p.name for p in self.projects.values() if p.number is not None and p.number == named), named)
 
     def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
         """starting | started | succeeded | failed (exit_code) | cancelled: as the API would report it."""
@@ -425,7 +435,9 @@ class FakeCloudRunJobs(FakeApi):
                         "subject": f"projects/{project}/locations/{region}",
                         "description": f"running executions: limit {limit}"}]}]}}, status_code=429)
             name = f"{job}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))  # noqa: S311
-            full = f"projects/{project}/locations/{region}/jobs/{job}/executions/{name}"
+            own = self.projects[project]
+            named = own.number if own.names_by_number and own.number else project
+            full = f"projects/{named}/locations/{region}/jobs/{job}/executions/{name}"
             execution: dict[str, Any] = {
                 "name": full, "uid": str(uuid.uuid4()), "job": job, "createTime": rfc3339(datetime.now(UTC)),
                 "taskCount": task_count, "parallelism": task_count,

@@ -17,13 +17,12 @@ service account of the project its execution runs in. The warm reserve does not 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
-from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity, RunningExecution
 from dispatcher.machines.cloudrun.provider import CloudRunMachines
 from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE, CloudRunSettings
 from dispatcher.machines.gce.auth import GceAuth
@@ -49,40 +48,47 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
                       room={cell.name: cell.max_executions for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self.identity = CloudRunIdentity(
-            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
-            certs_url=settings.identity_certs_url, running=self._serves,
-            project_accounts={f"projects/{m.settings.project}/locations/{m.settings.region}/":
-                              m.settings.bot_service_account_id for m in members.values()})
+            audience=settings.identity_audience, certs_url=settings.identity_certs_url, running=self._serves,
+            accounts=tuple(m.settings.bot_service_account_id for m in members.values()))
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         member = self._members[cell]
         try:  # a retry (at any replica) meets the execution an earlier run made here
             existing = await member.existing(spec.session_id)
         except MachinesError as exc:
+            if exc.nothing_sent:  # the dispatcher's own sign-in failed: no cell was asked, none is to blame
+                raise
             if turn_away and self.drain_reason(exc, cell) is not None:
                 raise  # no launch of the session was sent anywhere yet: the project is drained, the start moves on
             raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None  # never run a second
         return existing or await member.run_session(spec, turn_away=turn_away)
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
-        """Throttling or the quota (nothing was made), said by its code alone; a grant refused (the
-        operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
+        """Throttling or the quota (nothing was made), said by its code alone; a grant refused or the
+        job missing (the operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
         if isinstance(exc, CellTurnedAway):
             return exc.message
         if exc.reason == "cloudrun_throttled":  # the last open cell, still throttling after its retries
             return "RESOURCE_EXHAUSTED"
         if exc.reason == "cloudrun_capacity":
             return "the project's quota of running executions"
-        if exc.reason == "cloudrun_unauthorized" and not isinstance(exc, ReleaseImageMissing):
+        if exc.reason == "cloudrun_job_missing":  # read before any run: nothing was sent there
+            log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
+            return "its job is missing (the dispatcher's log names it)"
+        # A refusal in the cell's own answer only: the dispatcher's own sign-in refused (nothing sent)
+        # is every cell's alike, and the operator's to fix at the dispatcher, not a cell to avoid.
+        if exc.reason == "cloudrun_unauthorized" and not exc.nothing_sent and not isinstance(exc, ReleaseImageMissing):
             log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
             return "its grant was refused (the dispatcher's log says how)"
         return None
 
-    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
-        """The running execution of a credential's session, read in its own cell (cloudrun/identity.py)."""
+    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
+        """The running execution of a credential's session, read in its own cell, with that cell's
+        bots' account (cloudrun/identity.py)."""
         if kind != "session" or (found := await self.find(subject)) is None:
             return None
-        return await self._members[found[0]].running_execution(subject)
+        member = self._members[found[0]]
+        return member.read_here(await member.running_execution(subject))
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -15,13 +15,16 @@ its run's env: a bot of another execution holding a stolen credential has its ow
 one's, and is refused. What remains: whoever may read an execution's env (`run.executions.get`)
 reads its nonce with its credential, and from a task of the job could pair them (docs/security.md).
 With CLOUDRUN_CELLS each project has its own bots' account: the token must be that of the project
-the session's execution runs in (`project_accounts`), never another project's bots'.
+the session's execution was read in (its cell's), never another project's bots'. The project is the
+one the execution was found in, never parsed from its name: Google documents `Execution.name` as
+output only, with no format, and may name the project by its number.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botchannel.contract import EXECUTION_NONCE_VARIABLE, Hello
@@ -31,33 +34,31 @@ from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.cloudrun.executions import execution_env
 from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GOOGLE_ISSUERS
 
-__all__ = ["DEFAULT_CERTS_URL", "CloudRunIdentity"]
+__all__ = ["DEFAULT_CERTS_URL", "CloudRunIdentity", "RunningExecution"]
+
+
+@dataclass(frozen=True)
+class RunningExecution:
+    """The execution run for a grant, still running, and the bots' service account of the project
+    (the cell) it was read in: the one account its bot's token may be."""
+
+    raw: Mapping[str, Any]
+    bots_account: str | None
 
 
 class CloudRunIdentity:
-    def __init__(self, *, audience: str | None, service_account_id: str | None, certs_url: str,
-                 running: Callable[[str, str], Awaitable[Mapping[str, Any] | None]],
-                 project_accounts: Mapping[str, str | None] | None = None) -> None:
-        """`running(kind, subject)`: the execution run for the grant, if it still runs.
-        `project_accounts`: where executions run in several projects (CLOUDRUN_CELLS), each one's
-        bots' service account, by its resource names' prefix (`projects/P/locations/R/`): a token
-        must be the account of the project its execution runs in, not of any of them."""
-        self.audience, self.service_account_id = audience, service_account_id
+    def __init__(self, *, audience: str | None, accounts: Sequence[str | None], certs_url: str,
+                 running: Callable[[str, str], Awaitable[RunningExecution | None]]) -> None:
+        """`accounts`: every project's bots' service account (one, or each cell's); `running(kind,
+        subject)`: the execution run for the grant, if it still runs, with its own project's account."""
+        self.audience, self.accounts = audience, tuple(accounts)
         self.keys = JsonWebKeys(certs_url)
         self._running = running
-        self._accounts = dict(project_accounts) if project_accounts is not None else None
-
-    def _account_of(self, execution: str) -> str | None:
-        """The bots' service account of the project execution `execution` (its resource name) runs in."""
-        if self._accounts is None:
-            return self.service_account_id
-        return next((account for prefix, account in self._accounts.items() if execution.startswith(prefix)), None)
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if self.audience is None:
             return "no audience to check identity tokens against (set BOT_CHANNEL_URL)"
-        accounts = [self.service_account_id] if self._accounts is None else list(self._accounts.values())
-        if None in accounts:
+        if not self.accounts or None in self.accounts:
             return "no bot service account to check identity tokens against (set CLOUDRUN_BOT_SERVICE_ACCOUNT_ID)"
         if hello.identity is None:
             return "no identity token (a Cloud Run bot sends its service account's)"
@@ -65,15 +66,16 @@ class CloudRunIdentity:
             claims = await verified_claims(hello.identity, self.keys, issuers=GOOGLE_ISSUERS, audience=self.audience)
         except IdentityRefused as exc:
             return f"identity token refused: {exc}"
-        if claims.get("sub") not in accounts:
+        if claims.get("sub") not in self.accounts:
             return "identity token is not the bots' service account's"
-        execution = await self._running(grant.kind, grant.subject)
+        found = await self._running(grant.kind, grant.subject)
         whose = "reserve bot" if grant.kind == "idle" else "session"
-        if execution is None:
+        if found is None:
             return f"no running execution for {whose} {grant.subject}"
+        execution = found.raw
         full = str(execution.get("name", "")).strip("/")
         name = full.rsplit("/", 1)[-1]
-        if claims.get("sub") != self._account_of(full):  # another project's bot: its own cell's account only
+        if claims.get("sub") != found.bots_account:  # another project's bot: its own cell's account only
             return f"identity token is not the service account of the bots of {full.partition('/jobs/')[0]}"
         # A reserve bot's hello names its bot id (its run's BOT_MACHINE_ID), which found its execution.
         named = grant.subject if grant.kind == "idle" else name

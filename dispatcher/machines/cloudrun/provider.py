@@ -40,7 +40,7 @@ from dispatcher.machines.cloudrun.executions import (
     execution_env,
     to_machine,
 )
-from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity, RunningExecution
 from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE
 from dispatcher.machines.cloudrun.settings import DEFAULT_API_URL as DEFAULT_API_URL  # its importers name it here
 from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as DEFAULT_RUN_RATE  # so do theirs
@@ -77,7 +77,7 @@ class CloudRunMachines:
         self._unlisted: set[str] = set()  # releases' jobs the API would not list (warned once each)
         self.lost = LostCreates(self.status, self.stop)  # a run whose answer was lost, reconciled
         self.identity = CloudRunIdentity(
-            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
+            audience=settings.identity_audience, accounts=(settings.bot_service_account_id,),
             certs_url=settings.identity_certs_url, running=self._serves,
         )
 
@@ -116,6 +116,9 @@ class CloudRunMachines:
                     self._unlisted.add(job)
                     log.warning("cannot list the executions of release job %s (HTTP %s)", job, response.status_code)
                 return found
+            if response.status_code == 404:  # the deployment's own job is not there (never made, deleted, misnamed)
+                raise MachinesError("cloudrun_job_missing", f"Cloud Run has no job {job.strip('/')}: make it there "
+                                    "(or name the job that exists in CLOUDRUN_JOB, or the cell's `job`)")
             if response.status_code != 200:
                 raise failed(response, "list executions")
             page = response.json()
@@ -206,13 +209,23 @@ class CloudRunMachines:
         if image is not None and response.status_code in (403, 404):
             # 404: no such job; 403: none the dispatcher may run (a missing job reads so to a caller
             # granted on some jobs only, "or it may not exist"). Either way: not this release's.
-            raise ReleaseImageMissing(release, "Cloud Run", str(failed(response, f"run job {job}")))
+            raise ReleaseImageMissing(release, "Cloud Run", str(failed(response, f"run job {job}")),
+                                      **self._remedy(job))
         if response.status_code != 200:
             raise failed(response, f"run job {job}")
         execution = (response.json().get("metadata") or {})
         if not execution.get("name"):
             raise MachinesError("cloudrun_rejected", f"run job {job}: no execution in the operation")
         return dict(execution)
+
+    def _remedy(self, job: str) -> dict[str, str]:
+        """In a cell (CLOUDRUN_CELLS) no `pulumi up` makes a release's job: the operator makes it in the
+        cell's project, as the stack's notes say (stacks/gcp/cell_jobs.py)."""
+        if not self.settings.same_name_from:
+            return {}
+        return {"remedy": f"make its job {job.rsplit('/', 1)[-1]} in the cell's project {self.settings.project} "
+                          f"({self.settings.region}) from the stack's, with the dispatcher's run grant on it, as "
+                          "the stack's notes for cloudRunCells say"}
 
     # --- the contract ---
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
@@ -272,9 +285,13 @@ class CloudRunMachines:
         return [await self._machine(raw) for raw in await self.executions()
                 if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
-    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
         """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
-        return await self.running_execution(subject) if kind == "session" else None
+        return self.read_here(await self.running_execution(subject) if kind == "session" else None)
+
+    def read_here(self, raw: Mapping[str, Any] | None) -> RunningExecution | None:
+        """A running execution read in this project, with its bots' account."""
+        return None if raw is None else RunningExecution(raw, self.settings.bot_service_account_id)
 
     async def running_execution(self, session_id: str) -> dict[str, Any] | None:
         if (raw := await self._find(session_id)) is None:

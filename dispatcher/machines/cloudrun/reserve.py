@@ -28,6 +28,7 @@ from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, IMAGE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID
 from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, RELEASE, execution_env, to_machine
+from dispatcher.machines.cloudrun.identity import RunningExecution
 from dispatcher.machines.cloudrun.provider import MAX_TIMEOUT_SECONDS, CloudRunMachines, CloudRunSettings
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
@@ -151,8 +152,8 @@ class CloudRunWarmMachines(CloudRunMachines):
                                           if execution_env(raw).get(SESSION_ID) or execution_env(raw).get(IDLE_BOT)))
         return [m for m in machines if m.session_id]
 
-    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
         if kind != "idle":
             return await super()._serves(kind, subject)
         raw = await self.idle_execution(subject)
-        return raw if raw is not None and to_machine(raw).state.is_active else None
+        return self.read_here(raw if raw is not None and to_machine(raw).state.is_active else None)

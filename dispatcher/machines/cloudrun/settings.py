@@ -75,11 +75,17 @@ class CloudRunSettings:
         """One cell's settings: its project, and its own region, job and bots' service account where
         it names them. A release's job is the job of its name in the cell's project (the stack names
         it by a path in the deployment's own project); one named by a path of another project must
-        be of the cell's: a session runs in its cell, whose quota and service accounts are its project's."""
+        be of the cell's, and so must the deployment's own job (CLOUDRUN_JOB): a session runs in its cell,
+        whose quota and service accounts are its project's."""
         own = replace(self, project=cell.project, region=cell.region or self.region, job=cell.job or self.job,
                       bot_service_account_id=cell.bot_service_account_id or self.bot_service_account_id, cells=(),
                       same_name_from=f"/projects/{self.project}/locations/{self.region}/jobs/")
         prefix = f"/projects/{own.project}/locations/{own.region}/jobs/"
+        if not own.job_path.startswith(prefix):
+            raise SettingsError(f"CLOUDRUN_CELLS cell {cell.name} (project {own.project}, {own.region}) cannot run "
+                                f"CLOUDRUN_JOB {own.job}, a job of another project or region: set CLOUDRUN_JOB to the "
+                                f"job's name alone (or its path in {self.project}, {self.region}), or give the cell "
+                                "its own `job`, and make a job of that name in each cell's project")
         for job in own.release_jobs:
             if not own.path_of(job).startswith(prefix):
                 raise SettingsError(f"CLOUDRUN_CELLS cell {cell.name} (project {own.project}, {own.region}) cannot run "

@@ -46,7 +46,7 @@ class GceAuth:
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise MachinesError(f"{self._provider}_unauthorized", f"{self._provider}: no Google credentials "
                                     f"({type(exc).__name__}): give the dispatcher a service account, or set "
-                                    "GOOGLE_APPLICATION_CREDENTIALS") from None
+                                    "GOOGLE_APPLICATION_CREDENTIALS", nothing_sent=True) from None
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise self._sign_in_failed(exc) from None
         return {"Authorization": f"Bearer {self._credentials.token}"}
@@ -60,7 +60,8 @@ class GceAuth:
                                  f"answer ({type(exc).__name__})", retry_after=SIGN_IN_RETRY_AFTER,
                                  nothing_sent=True)
         return MachinesError(f"{self._provider}_unauthorized", f"{self._provider}: Google refused the dispatcher's "
-                             f"credentials ({type(exc).__name__}): check its service account and its key")
+                             f"credentials ({type(exc).__name__}): check its service account and its key",
+                             nothing_sent=True)
 
     def _refresh(self) -> None:
         # urllib3 is in the dispatcher's closure already (botocore); `requests` is not.

@@ -313,3 +313,83 @@ def test_a_release_job_of_another_project_is_refused_for_a_cell() -> None:
         cell = settings.for_cell(settings.cells[0])
         assert cell.jobs[1] == cell.path_of(named) == "/projects/vf-cell-a/locations/europe-west1/jobs/v2"
 
+
+
+def test_a_deployment_job_named_by_a_path_of_another_project_is_refused_with_cells() -> None:
+    """CLOUDRUN_JOB as a path outside CLOUDRUN_PROJECT would be kept as is for every cell: every
+    execution in one other project, its quota counted once per cell, every bot refused."""
+    cells = [{"name": "a", "project": "vf-cell-a"}, {"name": "b", "project": "vf-cell-b", "region": "us-central1"}]
+    env = {"CLOUDRUN_PROJECT": "vf-test", "CLOUDRUN_REGION": "europe-west1",
+           "CLOUDRUN_JOB": "projects/vf-other/locations/europe-west1/jobs/vf-bot", "CLOUDRUN_CELLS": json.dumps(cells)}
+    with pytest.raises(SettingsError, match="CLOUDRUN_JOB .* of another project or region"):
+        CloudRunSettings.from_env(env)
+    settings = CloudRunSettings.from_env({**env, "CLOUDRUN_JOB": "projects/vf-test/locations/europe-west1/jobs/vf-bot"})
+    assert [settings.for_cell(cell).job_path for cell in settings.cells] == [
+        "/projects/vf-cell-a/locations/europe-west1/jobs/vf-bot",
+        "/projects/vf-cell-b/locations/us-central1/jobs/vf-bot"]
+
+
+async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """The cells share one sign-in: a key Google refuses fails before any call, every cell alike. It
+    is the dispatcher's to fix, not a cell's grant: no cell is drained, and once the key is fixed the
+    next start runs at once."""
+    fake.key_deleted = True  # Google answers the dispatcher's sign-in 400 invalid_grant
+    first, second = homed_in(machines, "a", 2)
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(spec(first))
+    assert refused.value.reason == "cloudrun_unauthorized" and "dispatcher's credentials" in refused.value.message
+    fake.key_deleted = False
+    assert all(view.drained_until is None for view in machines.views()), [
+        (view.name, view.reason) for view in machines.views()]
+    assert (await machines.launch(spec(second))).created
+
+
+async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_other(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """A cell whose job was never made, was deleted or is misnamed answers the pre-run read 404 (the
+    dispatcher granted on the project, as roles/run.developer would be): nothing was sent there, so
+    the project is drained and the start goes on, as for a 403."""
+    fake.projects[PROJECTS["a"]].job = "some-other-job"  # a's project holds no job of the deployment's name
+    [session] = homed_in(machines, "a")
+    launched = await machines.launch(spec(session))
+    assert launched.created and project_of_session(fake, session) == [PROJECTS["b"]]
+    views = {view.name: view for view in machines.views()}
+    assert views["a"].drained_until is not None
+    assert views["a"].reason == "its job is missing (the dispatcher's log names it)"
+
+
+async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_whatever_its_name_says(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """Google documents `Execution.name` as output only, with no format, and may name the project by
+    its number: the account a bot's token must be is that of the cell the execution was read in."""
+    b = fake.projects[PROJECTS["b"]]
+    b.number, b.names_by_number = "123456789012", True
+    [session] = homed_in(machines, "b")
+    s = dataclasses.replace(spec(session), channel_token="cred." + secrets.token_hex(8))
+    name = (await machines.launch(s)).machine.machine_id
+    assert fake.executions[name]["name"].startswith("projects/123456789012/")  # as Google may name it
+    fake.set_state(name, "started")
+    grant = BotGrant("session", session, int(time.time()) + 60)
+    own = await bot_token(fake, name)  # b's metadata server: b's bots' own service account
+    assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
+    nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+    of_a = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS["a"])  # a's bots: not b's
+    assert "not the service account of the bots" in str(
+        await machines.identity.refusal(grant, Hello(machine_id=name, identity=of_a)))
+
+
+async def test_a_release_job_a_cell_lacks_names_the_cells_project_and_the_job_to_make_there(
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+    """The stack makes a release's job in its own project only; a cell runs the job of that name in
+    its own project. Where the cell lacks it, no `pulumi up` makes it: the answer names the cell's
+    project and the job to make there (the stack's notes say how)."""
+    path = fake.add_job("voicefleet-bot-r-0123456789", "europe-docker.pkg.dev/p/r/bot@sha256:" + "1" * 64)
+    [session] = homed_in(machines, "a")
+    s = dataclasses.replace(spec(session), image=path, release="r-0123456789")
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(s)
+    assert refused.value.reason == "release_image_missing" and fake.executions == {}
+    said = str(refused.value.public_message)
+    assert "pulumi up" not in said, said
+    assert f"make its job voicefleet-bot-r-0123456789 in the cell's project {PROJECTS['a']} ({fake.region})" in said

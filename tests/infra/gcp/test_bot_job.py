@@ -11,6 +11,7 @@ from dispatcher.machines.cloudrun.provider import CloudRunSettings
 from stacks.gcp import bot_job
 from stacks.shared.release_builds import Build
 from stacks.tools.mocks import Registration, unwrap
+from tests.fakes.cloud_run_jobs import PERMISSIONS as CALLS_NEED
 from tests.infra.helpers import of_type, run_component
 
 IMAGE = "europe-docker.pkg.dev/p/r/bot@sha256:" + "a" * 64
@@ -55,6 +56,9 @@ def test_the_runner_grant_is_on_this_job_only_with_only_the_providers_calls(job:
     (role,) = of_type(job, "gcp:projects/iAMCustomRole:IAMCustomRole")
     assert sorted(unwrap(role.inputs)["permissions"]) == sorted(bot_job.RUN_PERMISSIONS)
     assert "run.jobs.runWithOverrides" in bot_job.RUN_PERMISSIONS
+    # Exactly what the fake API asks of each call the provider makes (a run, an execution read, listed
+    # and cancelled, its tasks listed), under which the dispatcher's tests pass: nothing more.
+    assert set(bot_job.RUN_PERMISSIONS) == CALLS_NEED
     (binding,) = of_type(job, "gcp:cloudrunv2/jobIamMember:JobIamMember")
     assert unwrap(binding.inputs)["member"] == DISPATCHER
     project_bindings = [unwrap(r.inputs) for r in of_type(job, "gcp:projects/iAMMember:IAMMember")]

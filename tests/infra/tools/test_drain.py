@@ -257,6 +257,41 @@ def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher
             assert service["scaling"] == {"scalingMode": "MANUAL", "manualInstanceCount": 0}
 
 
+def test_a_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_still_drained(
+    fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
+
+    fake = fake_cloud_run_jobs
+    for project in ("vf-cell-a", "vf-cell-b", "vf-cell-c"):
+        fake.add_project(project)
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)
+    cells = json.dumps([{"name": c, "project": f"vf-cell-{c}"} for c in "abc"])
+    env = {**fake.env, **fake_cloud_run.env, "MACHINES": "cloudrun", "CLOUDRUN_CELLS": cells}
+
+    async def launch() -> None:
+        machines = CloudRunCellMachines(CloudRunSettings.from_env(env), LocalCoordination())
+        try:
+            while len({fake.project_of(e) for e in fake.executions.values()}) < 3:
+                await machines.launch(spec(f"{len(fake.executions):024x}"))
+        finally:
+            await machines.aclose()
+
+    asyncio.run(launch())
+    fake.projects["vf-cell-a"].permissions = set()  # the first cell refuses the drain's reads
+    job = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
+               contract.BOT_JOBS_OUTPUT: [job]}
+    with pytest.raises(DrainError, match=r"1 of 3 Cloud Run cells not drained \(cell a \(vf-cell-a\): "
+                                         "cloudrun_unauthorized"):
+        asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
+                          sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    assert fake.running("vf-cell-b") == fake.running("vf-cell-c") == 0 and fake.running("vf-cell-a") > 0
+
+
 def test_the_command_line_says_why_it_did_not_drain(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     outputs = tmp_path / "outputs.json"
     outputs.write_text('{"machinesEnvironment": {"MACHINES": "gce"}, "drained": false}')

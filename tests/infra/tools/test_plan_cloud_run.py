@@ -63,6 +63,22 @@ def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() ->
     assert "1,000 executions per project and region × 3 projects (cloudRunCells)" in ceiling, ceiling
 
 
+def test_a_stack_with_cells_is_told_the_job_each_cell_project_must_hold_for_this_build() -> None:
+    """Each build names a new release job (`<prefix>-r-<digest>`), which each cell runs by that name in
+    its own project: the stack makes it in its own project only, so the plan names, for this build,
+    the job each cell must hold, its image and the grants."""
+    text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
+    assert problems == []
+    job = _value_after(text, "CLOUDRUN_JOB")
+    assert job.startswith("voicefleet-gcp-prod-r-")  # this build's release job: a new name each build
+    [told] = [note for note in notes if f"job {job} " in note]
+    assert all(f"voicefleet-cell-{c} (europe-west1)" in told for c in "abc"), told
+    image = text.split("gcp:cloudrunv2/job:Job  ", 1)[1].split("image: ", 1)[1].split()[0]
+    assert f"(image {image})" in told and "@sha256:" in image
+    assert "add-iam-policy-binding " + job in told and "roles/artifactregistry.reader" in told, told
+    assert "serviceAccount:" in told.split("--member ", 1)[1], told  # the dispatcher's account, named
+
+
 def test_cloud_run_cells_make_the_store_even_for_one_dispatcher_instance() -> None:
     small = {"botRuntime": "cloudrun", "dispatcherMaxInstances": "1", "maxConcurrentSessions": "20",
              "reserveMaxIdle": "5"}
