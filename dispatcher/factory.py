@@ -41,14 +41,19 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "gce":
         from dispatcher.machines.gce.provider import GceMachines, GceSettings
 
+        gce = GceSettings.from_env(env)
+        if gce.cells:  # several projects (GCE_CELLS): cold launches spread over them, no reserve yet
+            from dispatcher.machines.gce.cells import GceCellMachines
+
+            return GceCellMachines(gce, coordination)
         if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in (the template tells them where)
             from dispatcher.machines.gce.reserve import GceWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
-            return GceWarmMachines(GceSettings.from_env(env), max_session_seconds=settings.max_session_seconds,
+            return GceWarmMachines(gce, max_session_seconds=settings.max_session_seconds,
                                    max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds,
                                    coordination=coordination)
-        return GceMachines(GceSettings.from_env(env), coordination=coordination)
+        return GceMachines(gce, coordination=coordination)
     if settings.machines == "cloudrun":
         from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 
@@ -167,7 +172,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "gce":
         from dispatcher.machines.gce.settings import GceSettings  # the settings alone: no client
 
-        checks.append(lambda: GceSettings.from_env(env))
+        checks += [lambda: GceSettings.from_env(env), lambda: _cells_store(env)]
     elif machines == "cloudrun":
         from dispatcher.machines.cloudrun.settings import CloudRunSettings  # the settings alone: no client
 
@@ -235,9 +240,10 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
 
 
 def _cells_store(env: Mapping[str, str]) -> None:
-    """ECS_CELLS and CLOUDRUN_CELLS record each session's cell in the shared store, so that a replay at
-    any replica, or after a restart, meets its machine there: without a store a restart would launch a second."""
-    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS"):
+    """ECS_CELLS, CLOUDRUN_CELLS and GCE_CELLS record each session's cell in the shared store, so that a
+    replay at any replica, or after a restart, meets its machine there: without a store a restart would
+    launch a second."""
+    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS", "GCE_CELLS"):
         if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
             raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
                                 "there, so a replay after a restart meets its machine instead of launching a second)")

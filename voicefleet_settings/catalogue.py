@@ -2232,6 +2232,18 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "GCE_CELLS", "gce", STRING,
+        shown="unset (one project: `GCE_PROJECT`)",
+        example='`[{"name": "a", "project": "voicefleet-cell-a"}, {"name": "b", "project": "voicefleet-cell-b"}]`',
+        meaning=(
+            "the GCP projects VMs spread over, a JSON list of cells: each a `name` and its `project`, and "
+            "optionally that project's own `zone`, `instance_template` (a global template's name there; else "
+            "`GCE_INSTANCE_TEMPLATE`'s, in the cell's project) and `max_instances` (each replica's own cap); at most "
+            "50 cells, one per project and zone; needs `REDIS_URL`; no warm reserve; a project answering "
+            "`rateLimitExceeded` or a quota has its starts go to the others ([operations.md](operations.md#cells))"
+        ),
+    ),
+    Setting(
         "BOT_IDENTITY_AUDIENCE", "gce", STRING,
         shown="BOT_CHANNEL_URL's value",
         example="`wss://voice.example.com/bots/channel`",

@@ -381,7 +381,7 @@ class StatusRegion(BaseModel):
 
 class StatusCell(BaseModel):
     name: str = Field(description="The cell: a Fly app (`FLY_APPS`), an AWS account (`ECS_CELLS`), a GCP project "
-                      "(`CLOUDRUN_CELLS`).")
+                      "(`CLOUDRUN_CELLS`, `GCE_CELLS`).")
     launches_per_second: float = Field(description="Machines created there by this replica, over the last 10 s.")
     running: int = Field(description="Its running machines, as last listed (and launched since) here.")
     room: int | None = Field(description="The most it may run (`max_tasks`); null: its own quotas.")

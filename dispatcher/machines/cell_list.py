@@ -11,6 +11,8 @@ from typing import Any
 from dispatcher.settings import SettingsError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# Google's rule: a project id is 6-30 lower-case letters, digits or hyphens, from a letter, not ending in a hyphen.
+_GCP_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 MAX_CELLS = 50  # each cell holds its own connections and keys; past this, a list is a mistake
 
 
@@ -61,3 +63,12 @@ def text_field(item: Mapping[str, Any], key: str, where: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise SettingsError(f"{where}: {key} must be a non-empty string")
     return value.strip() if value is not None else None
+
+
+def gcp_project(item: Mapping[str, Any], where: str) -> str:
+    """A GCP cell's `project`: a project id, or refused naming the form it takes."""
+    project = item.get("project")
+    if not isinstance(project, str) or not _GCP_PROJECT.fullmatch(project):
+        raise SettingsError(f"{where}: project must be a GCP project id (6-30 lower-case letters, digits or '-', "
+                            f"from a letter), e.g. \"voicefleet-cell-a\" (got {str(project)[:40]!r})")
+    return project

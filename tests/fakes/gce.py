@@ -21,6 +21,16 @@ templates are global (`global/instanceTemplates/<name>`) or regional
 `add_template` makes another global template (a release's, with its own metadata items); a
 template that does not exist is 404 `notFound`, read or inserted from, as the real API answers.
 
+Projects (GCE_CELLS): `add_project` makes another project with its own zone, instances, operations,
+templates and quotas, served at its own `projects/<id>/` paths by the same server. A project the
+fake does not hold, or one whose grant is taken away (`denied`), answers 403 `forbidden`, as the
+real API answers a caller without the permission there; another zone than the project's is 404
+`notFound`. A template is its own project's: inserting from another project's is 404. A
+project's `max_instances` is its resource quota: an insert past it is 403 `quotaExceeded`
+(nothing made); `rate_limit_body()` is the documented 403 `rateLimitExceeded` of a spent rate quota
+(https://cloud.google.com/compute/api-quota), for `fail(403, body=…)`. Its VMs' metadata servers
+are under `/metadata/<project>/<instance>`, their tokens naming that project and zone.
+
 The metadata server's instance identity token
 (https://cloud.google.com/compute/docs/instances/verifying-instance-identity): each instance's
 metadata server is served under `/metadata/<instance>` (`metadata_host(name)` is what that VM's bot
@@ -43,6 +53,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +80,12 @@ def gce_error(status: int, reason: str, message: str) -> JSONResponse:
         }
     }
     return JSONResponse(body, status_code=status)
+
+
+def rate_limit_body() -> dict[str, Any]:
+    """Compute Engine's answer to a call past a rate quota (403; the quota refills within the minute)."""
+    return {"error": {"code": 403, "message": "Rate Limit Exceeded", "errors": [
+        {"message": "Rate Limit Exceeded", "domain": "usageLimits", "reason": "rateLimitExceeded"}]}}
 
 
 def metadata_refusal(request: Request) -> Response | None:
@@ -114,6 +131,18 @@ class FakeGce(FakeApi):
         self._ids = itertools.count(1)
         self.signing_key = SigningKey()
         self.identity_requests: list[tuple[str, str]] = []  # (instance, audience) asked of metadata servers
+        self.projects: dict[str, FakeGce] = {project: self}  # every project this fake holds, by id
+        self.denied = False  # True: the caller's grant in this project is gone (every call 403)
+        self.max_instances: int | None = None  # the project's resource quota (None: none reached)
+        self._metadata_root = "/metadata"
+
+    def add_project(self, project: str, zone: str = ZONE) -> FakeGce:
+        """Another project, served by this fake at its own paths, with its own state (see above)."""
+        other = FakeGce(project, zone)
+        other.url, other.signing_key = self.url, self.signing_key
+        other._metadata_root = f"/metadata/{project}"
+        self.projects[project] = other
+        return other
 
     @property
     def zone_path(self) -> str:
@@ -135,7 +164,7 @@ class FakeGce(FakeApi):
 
     def metadata_host(self, name: str) -> str:
         """`GCE_METADATA_HOST` for the bot on instance `name` (its own metadata server)."""
-        return f"{self.root.removeprefix('http://')}/metadata/{name}"
+        return f"{self.root.removeprefix('http://')}{self._metadata_root}/{name}"
 
     @property
     def root(self) -> str:
@@ -143,21 +172,43 @@ class FakeGce(FakeApi):
         return self.url.removesuffix("/compute/v1")
 
     def routes(self) -> list[Route]:
-        z = self.zone_path
+        z, each = "/compute/v1/projects/{project}/zones/{zone}", self._in_project
         return [
-            Route(f"{z}/instances", self.insert, methods=["POST"]),
-            Route(f"{z}/instances", self.list_instances, methods=["GET"]),
-            Route(z + "/instances/{name}", self.get, methods=["GET"]),
-            Route(z + "/instances/{name}", self.delete, methods=["DELETE"]),
-            Route(z + "/instances/{name}/setLabels", self.set_labels, methods=["POST"]),
-            Route(f"{z}/operations", self.list_operations, methods=["GET"]),
+            Route(f"{z}/instances", each(FakeGce.insert), methods=["POST"]),
+            Route(f"{z}/instances", each(FakeGce.list_instances), methods=["GET"]),
+            Route(z + "/instances/{name}", each(FakeGce.get), methods=["GET"]),
+            Route(z + "/instances/{name}", each(FakeGce.delete), methods=["DELETE"]),
+            Route(z + "/instances/{name}/setLabels", each(FakeGce.set_labels), methods=["POST"]),
+            Route(f"{z}/operations", each(FakeGce.list_operations), methods=["GET"]),
             Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
+            Route("/metadata/{project}/{name}" + IDENTITY_PATH, self._project_identity, methods=["GET"]),
             Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
-            Route(f"/compute/v1/projects/{self.project}/global/instanceTemplates/{{name}}", self.template,
+            Route("/compute/v1/projects/{project}/global/instanceTemplates/{name}", each(FakeGce.template),
                   methods=["GET"]),
-            Route(f"/compute/v1/projects/{self.project}/regions/{{region}}/instanceTemplates/{{name}}",
-                  self.template, methods=["GET"]),
+            Route("/compute/v1/projects/{project}/regions/{region}/instanceTemplates/{name}",
+                  each(FakeGce.template), methods=["GET"]),
         ]
+
+    def _in_project(self, endpoint: Callable[[FakeGce, Request], Awaitable[Response]]) -> Handler:
+        """`endpoint` answered by the project the path names, as the caller's grants there allow."""
+        async def answer(request: Request) -> Response:
+            project = self.projects.get(request.path_params["project"])
+            if project is None or project.denied:
+                return gce_error(403, "forbidden", f"Required 'compute.instances.list' permission for "
+                                 f"'projects/{request.path_params['project']}'")
+            zone = request.path_params.get("zone")
+            if zone is not None and zone != project.zone:
+                return gce_error(404, "notFound", f"The resource 'projects/{project.project}/zones/{zone}' "
+                                 "was not found")
+            return await endpoint(project, request)
+
+        return answer
+
+    async def _project_identity(self, request: Request) -> Response:
+        project = self.projects.get(request.path_params["project"])
+        if project is None or project is self:
+            return Response("not found", status_code=404)
+        return await project.identity(request)
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
@@ -230,6 +281,9 @@ class FakeGce(FakeApi):
             )
         if refused := self._gpu_refusal(body):
             return refused
+        if self.max_instances is not None and len(self.instances) >= self.max_instances:
+            return gce_error(403, "quotaExceeded", f"Quota 'INSTANCES' exceeded. Limit: {self.max_instances:.1f} "
+                             f"in region {self.zone.rsplit('-', 1)[0]}.")
         if self.insert_error:
             failed = self._operation("insert", name, self.insert_error)
             # The caller sees the operation as accepted; its error is recorded for operations.list.

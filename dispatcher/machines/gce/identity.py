@@ -11,12 +11,13 @@ channel (`aud`), and names the VM the dispatcher inserted for the credential: `<
 for a cold bot, `<prefix>-idle-<bot id>` for a reserve bot (whose name it keeps once claimed).
 Instance names are unique in a zone while the VM exists, and a session id is never reused, so the
 name binds the token to that launch; someone who read the VM's metadata from elsewhere holds the
-credential but no such token.
+credential but no such token. With GCE_CELLS the VM's project and zone are those of the cell the
+session's VM was found in (`locate`, gce/cells.py), never read from its name or the token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from botchannel.contract import Hello
@@ -31,11 +32,18 @@ from dispatcher.machines.gce.settings import (
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")  # as google-auth's id_token accepts
 
 
+Locate = Callable[[BotGrant], Awaitable[tuple[str, str] | None]]  # a grant's VM → its (project, zone), or None
+
+
 class GceInstanceIdentity:
-    def __init__(self, *, project: str, zone: str, prefix: str, audience: str | None, certs_url: str) -> None:
+    def __init__(self, *, project: str, zone: str, prefix: str, audience: str | None, certs_url: str,
+                 locate: Locate | None = None) -> None:
+        """`locate`: where VMs run in several projects (GCE_CELLS), the project and zone of the cell the
+        grant's VM was found in (None: none found); the token must name that one, not any cell's."""
         self.project, self.zone, self.prefix = project, zone, prefix
         self.audience = audience
         self.keys = JsonWebKeys(certs_url)
+        self._locate = locate
 
     def instance_for(self, grant: BotGrant) -> str:
         """The VM the dispatcher inserted for the credential's bot id or session."""
@@ -51,7 +59,11 @@ class GceInstanceIdentity:
             claims = await verified_claims(hello.identity, self.keys, issuers=GOOGLE_ISSUERS, audience=self.audience)
         except IdentityRefused as exc:
             return f"instance identity token refused: {exc}"
-        expected = {"project_id": self.project, "zone": self.zone, "instance_name": self.instance_for(grant)}
+        where = (self.project, self.zone) if self._locate is None else await self._locate(grant)
+        if where is None:
+            whose = "reserve bot" if grant.kind == "idle" else "session"
+            return f"no instance of {whose} {grant.subject} in any cell"
+        expected = {"project_id": where[0], "zone": where[1], "instance_name": self.instance_for(grant)}
         return mismatch("instance identity token", _compute_engine(claims), expected)
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

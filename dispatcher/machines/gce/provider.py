@@ -37,12 +37,22 @@ from dispatcher.machines.gce.settings import GceSettings as GceSettings  # and t
 from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.releases import ReleaseImageMissing
-from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.outbound.retry import (
+    RETRYABLE_STATUSES,
+    Backoff,
+    Transient,
+    gave_up,
+    provider_request,
+    retry_after_of,
+    with_retries,
+)
 from dispatcher.store.coordination import CreateLimits
 
 _STARTING = {"PROVISIONING", "STAGING"}
+THROTTLE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+RATE_QUOTA_RETRY_AFTER = 60.0  # Google: "wait a minute then try your request again"
 _STARTED = {"RUNNING", "REPAIRING"}
 
 
@@ -81,6 +91,23 @@ def _error_reason(response: HttpResponse) -> str:
         return str(errors[0].get("reason", ""))
     except (ValueError, KeyError, AttributeError, TypeError):
         return ""
+
+
+def throttled(response: HttpResponse) -> bool:
+    """A rate quota's answer: 403 `rateLimitExceeded` (https://cloud.google.com/compute/api-quota),
+    or a 429. Nothing was made; the quota refills within the minute."""
+    return response.status_code == 429 or (
+        response.status_code == 403 and _error_reason(response) in THROTTLE_REASONS)
+
+
+class GceRefused(MachinesError):
+    """Compute Engine's own answer refused a call (not the dispatcher's sign-in, nor a lost answer):
+    `status` and Google's `errors[0].reason` say why (gce/cells.py drains a project by them)."""
+
+    def __init__(self, reason: str, message: str, *, status: int, api_reason: str,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason, message, retry_after=retry_after)
+        self.status, self.api_reason = status, api_reason
 
 
 class GceMachines:
@@ -126,12 +153,16 @@ class GceMachines:
             message = str(response.json()["error"].get("message"))
         except (ValueError, KeyError, AttributeError, TypeError):
             message = f"HTTP {response.status_code}"
+        said = f"Compute Engine refused to {what}: {message}"
+        if throttled(response):  # a rate quota, not a missing grant: it refills within the minute
+            return GceRefused("gce_throttled", said, status=response.status_code, api_reason=reason,
+                              retry_after=retry_after_of(response.headers) or RATE_QUOTA_RETRY_AFTER)
         # No capacity or quota in the zone: worth trying again later.
         capacity = "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper()
-        return refusal(
-            MachinesError, "gce", response.status_code, f"Compute Engine refused to {what}: {message}",
-            capacity_retry_after=30.0 if capacity else None,
-        )
+        error = refusal(MachinesError, "gce", response.status_code, said,
+                        capacity_retry_after=30.0 if capacity else None)
+        return GceRefused(error.reason, said, status=response.status_code, api_reason=reason,
+                          retry_after=error.retry_after)
 
     def template_of(self, image: str | None) -> str:
         """The template to insert from: a release's (`image`), else the deployment's own."""
@@ -211,22 +242,22 @@ class GceMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
+        await self._template_parts(self.template_of(spec.image), spec.release if spec.image is not None else None)
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        return await self.insert_session(spec)
+
+    async def insert_session(self, spec: LaunchSpec, *, turn_away: bool = False) -> LaunchResult:
+        """The session's insert, its token taken. `turn_away` (one project of several, gce/cells.py):
+        a rate quota's answer to the first try is returned at once, unretried, for another project."""
         name = self.instance_name(spec.session_id)
         template = self.template_of(spec.image)
         release = spec.release if spec.image is not None else None
         template_items, template_labels = await self._template_parts(template, release)
-        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
-        response = await self._request(
-            "POST",
-            "/instances",
-            params={
-                "sourceInstanceTemplate": template,
-                # One id per launch call: its own retries are one operation; another launch of
-                # the session gets 409 alreadyExists (and so created=False).
-                "requestId": str(uuid.uuid4()),
-            },
-            json=self._insert_body(spec, template_items, template_labels),
-        )
+        # One id per launch call: its own retries are one operation; another launch of the session
+        # gets 409 alreadyExists (and so created=False).
+        params = {"sourceInstanceTemplate": template, "requestId": str(uuid.uuid4())}
+        response = await self._insert(params, self._insert_body(spec, template_items, template_labels),
+                                      turn_away=turn_away)
         if response.status_code == 409 and _error_reason(response) == "alreadyExists":
             existing = await found_after_conflict("gce", f"instance {name}", self.status(spec.session_id))
             return LaunchResult(existing, created=False)
@@ -244,6 +275,42 @@ class GceMachines:
             release=spec.release,
         )
         return LaunchResult(machine, created=True)
+
+    async def _insert(self, params: dict[str, str], body: dict[str, Any], *, turn_away: bool) -> HttpResponse:
+        """`instances.insert`, retried with its one `requestId` (the same operation: idempotent) on a
+        429, a 5xx or no answer. A refusal after a try that may have been served (no answer, a 5xx)
+        is no proof that nothing was made: `gce_unavailable`, and the launch looks for the VM
+        (machines/lost_creates.py), never sends it to another project."""
+        headers = await self._auth.headers()
+        served: list[Transient] = []
+
+        async def once() -> HttpResponse:
+            try:
+                response = await self._client.request("POST", "/instances", params=params, json=body, headers=headers)
+            except HttpError as exc:
+                served.append(Transient(f"POST /instances: {exc}"))
+                raise served[-1] from exc
+            wait = retry_after_of(response.headers)
+            if response.status_code == 429 and not (turn_away and not served):
+                raise Transient("POST /instances: HTTP 429", retry_after=wait, status=429)
+            if response.status_code in RETRYABLE_STATUSES and response.status_code != 429:
+                served.append(Transient(f"POST /instances: HTTP {response.status_code}", retry_after=wait,
+                                        status=response.status_code))
+                raise served[-1]
+            return response
+
+        try:
+            response = await with_retries(once, self._backoff)
+        except Transient as exc:
+            if exc.throttled:  # every try answered 429: nothing was made, the project's own answer
+                raise GceRefused("gce_throttled", f"gce: {exc.account()}", status=429, api_reason="",
+                                 retry_after=exc.retry_after or 1.0) from None
+            raise MachinesError(gave_up("gce", exc), f"gce: {exc.account()}",
+                                retry_after=exc.retry_after or 1.0) from None
+        if served and response.status_code not in (200, 409):
+            raise MachinesError("gce_unavailable", f"gce: {served[0]}, then HTTP {response.status_code}: the insert "
+                                "may have been made", retry_after=1.0)
+        return response
 
     async def status(self, session_id: str) -> Machine | None:
         name = self._claimed.name(session_id) or self.instance_name(session_id)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gce import GRACE_SECONDS
+from dispatcher.machines.gce.cell_settings import GceCell, gce_cells
 from dispatcher.machines.gpu import GceGpu, gpu_from_env, gpu_problem
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, require
@@ -49,16 +50,31 @@ class GceSettings:
     identity_certs_url: str = DEFAULT_CERTS_URL
     gpu: GceGpu | None = None  # BOT_GPU: attached (N1) or the machine type's own (G2, A2, A3)
     gpu_count: int = 1
+    # GCE_CELLS: the GCP projects VMs spread over (gce/cells.py); empty: GCE_PROJECT alone.
+    cells: tuple[GceCell, ...] = ()
+    # A cell's: the deployment's own project (`projects/P/`), whose templates (a release's, as the
+    # stack names them) are the cell's project's templates of the same name.
+    same_name_from: str = ""
 
     @property
     def template_path(self) -> str:
         return self.path_of(self.instance_template)
 
     def path_of(self, template: str) -> str:
-        """A bare template name is global in this project; a path (regional template) is kept."""
+        """A bare template name is global in this project; a path (regional template) is kept (one
+        in the deployment's own project, for a cell: the template of that path in the cell's project)."""
         if "/" in template:
+            if self.same_name_from and template.startswith(self.same_name_from):
+                return f"projects/{self.project}/" + template.removeprefix(self.same_name_from)
             return template
         return f"projects/{self.project}/global/instanceTemplates/{template}"
+
+    def for_cell(self, cell: GceCell) -> GceSettings:
+        """One cell's settings: its project, and its own zone and template where it names them (else
+        the deployment's template's name, or path, in the cell's project: each project has its own)."""
+        return replace(self, project=cell.project, zone=cell.zone or self.zone,
+                       instance_template=cell.instance_template or self.instance_template, cells=(),
+                       same_name_from=f"projects/{self.project}/")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GceSettings:
@@ -80,6 +96,7 @@ class GceSettings:
             identity_audience=identity_audience(env),
             identity_certs_url=setting_text(env, "GCE_IDENTITY_CERTS_URL"),
             **_gpu(env),
+            cells=gce_cells(setting_text(env, "GCE_CELLS"), required["GCE_ZONE"]),
         )
 
 

@@ -142,12 +142,14 @@ def test_instance_statuses_map_to_session_states(status: str, state: MachineStat
 @pytest.mark.parametrize(
     ("reason", "code", "retry_after"),
     [("ZONE_RESOURCE_POOL_EXHAUSTED", "gce_capacity", 30.0), ("quotaExceeded", "gce_capacity", 30.0),
-     ("invalid", "gce_rejected", None)],
+     ("invalid", "gce_rejected", None),
+     ("rateLimitExceeded", "gce_throttled", 60.0)],  # a rate quota (403): it refills within the minute
 )
 async def test_no_capacity_or_quota_is_worth_a_retry_later(
     gce: GceMachines, fake_gce: FakeGce, reason: str, code: str, retry_after: float | None
 ) -> None:
-    fake_gce.fail(403 if reason == "quotaExceeded" else 400, method="POST", path_suffix="/instances",
+    status = 403 if reason in ("quotaExceeded", "rateLimitExceeded") else 400
+    fake_gce.fail(status, method="POST", path_suffix="/instances",
                   body={"error": {"code": 400, "message": "no", "errors": [{"reason": reason}]}})
     with pytest.raises(MachinesError) as caught:
         await gce.launch(spec())

@@ -1,0 +1,116 @@
+"""`MACHINES=gce` with `GCE_CELLS`: a deployment's VMs spread over several GCP projects.
+
+Each cell is one project (and zone): a `GceMachines` of that project's instance template, called
+with the dispatcher's one service account, granted in each project. Which cell a session's VM goes
+to, each cell's insert bucket (`gce:<cell>`, counted once for the deployment) and how a project
+answering a rate or resource quota is drained: dispatcher/machines/cells.py; the record of a
+session's cell in the store before its insert, look-ups and listing over the projects:
+dispatcher/machines/cell_launches.py.
+
+An insert carries a `requestId`, so its own retries are one operation, and a VM's name is the
+session's, so a retry at any replica meets it (409 `alreadyExists`). A project turns a launch away
+(drained, the launch going on to the next) only when its own answer refused the insert and nothing
+can have been made: 403 `rateLimitExceeded` or a 429 (a rate quota), `quotaExceeded` or an exhausted
+zone (a resource quota), its grant refused, or its instance template missing. An insert whose answer
+was lost stays in its project, looked for there (machines/lost_creates.py); the dispatcher's own
+sign-in failing drains nothing. An insert accepted and failed later for a quota (the operation's
+`QUOTA_EXCEEDED`) fails its session and drains the project for the next starts. A bot's instance
+identity token must name the project and zone of the cell its VM was found in. The warm reserve
+does not run over cells yet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.machines.cell_launches import CellLaunches
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
+from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.gce.identity import GceInstanceIdentity
+from dispatcher.machines.gce.provider import GceMachines, GceRefused
+from dispatcher.machines.gce.settings import GceSettings
+from dispatcher.machines.recent import Recent
+from dispatcher.store.coordination import Coordination
+
+log = logging.getLogger("dispatcher.machines.gce")
+FAILED_INSERT_DRAIN = 30.0  # an insert failed for a quota: VMs end with their sessions, some every few seconds
+
+
+class GceCellMachines(CellLaunches[GceMachines]):
+    name, label, setting, thing = "gce", "Compute Engine", "GCE_CELLS", "instance"
+
+    def __init__(self, settings: GceSettings, coordination: Coordination, *,
+                 drain_base: float = DRAIN_BASE_SECONDS) -> None:
+        """`drain_base`: a throttling cell's first backoff (dispatcher/machines/cells.py)."""
+        if not settings.cells:
+            raise ValueError("GceCellMachines needs GCE_CELLS")
+        self.settings = settings
+        self._auth = GceAuth(anonymous=settings.anonymous)
+        members = {cell.name: GceMachines(settings.for_cell(cell), coordination=coordination, auth=self._auth)
+                   for cell in settings.cells}
+        cells = Cells(self.name, coordination, settings.insert_rate, tuple(members),
+                      room={cell.name: cell.max_instances for cell in settings.cells}, drain_base=drain_base)
+        super().__init__(members, cells, coordination, settings.poll_seconds)
+        self._failed_seen: Recent[str, str] = Recent()  # sessions whose failed insert drained their cell here
+        self.identity = GceInstanceIdentity(
+            project=settings.project, zone=settings.zone, prefix=settings.prefix,
+            audience=settings.identity_audience, certs_url=settings.identity_certs_url, locate=self._located)
+
+    async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
+        try:
+            return await self._members[cell].insert_session(spec, turn_away=turn_away)
+        except GceRefused as exc:
+            if (why := _turned_away(exc)) is None:
+                raise
+            log.warning("Compute Engine cell %s refused a launch: %s", cell, exc.message)
+            raise CellTurnedAway(exc.reason, why, retry_after=exc.retry_after) from None
+
+    def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
+        """Only the project's own refusal that made nothing (`run_in`): never a lost answer, nor the
+        dispatcher's own sign-in (the same for every project)."""
+        return exc.message if isinstance(exc, CellTurnedAway) else None
+
+    async def status(self, session_id: str) -> Machine | None:
+        """The session's VM; an insert its project accepted and then failed for a quota or an
+        exhausted zone drains that project, once per session here (it is polled)."""
+        found = await self.find(session_id)
+        if found is None:
+            return None
+        cell, machine = found
+        code = machine.detail or ""
+        if (machine.state is MachineState.FAILED and ("QUOTA" in code or "EXHAUSTED" in code)
+                and self._failed_seen.get(session_id) is None):
+            self._failed_seen[session_id] = cell
+            self.cells.drain(cell, code, FAILED_INSERT_DRAIN)
+        return machine
+
+    async def _located(self, grant: BotGrant) -> tuple[str, str] | None:
+        """The project and zone of the cell a credential's VM was found in (gce/identity.py)."""
+        if grant.kind != "session" or (found := await self.find(grant.subject)) is None:
+            return None
+        settings = self._members[found[0]].settings
+        return settings.project, settings.zone
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.identity.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: a cell's bot finds the channel in its template's metadata, as gce's."""
+
+
+def _turned_away(exc: GceRefused) -> str | None:
+    """Why the project's refusal of a launch drains it, in the dispatcher's own words (they reach
+    callers; Google's, naming projects and accounts, stay in the log). None: not the project's."""
+    if exc.reason == "gce_throttled":
+        return "rateLimitExceeded"
+    if exc.reason == "gce_capacity":
+        return exc.api_reason or "a quota or the zone's capacity"
+    if exc.status in (401, 403):
+        return "its grant was refused (the dispatcher's log says how)"
+    if exc.status == 404:
+        return "its instance template was not found (the dispatcher's log says how)"
+    return None
