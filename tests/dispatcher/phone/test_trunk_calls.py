@@ -23,6 +23,7 @@ from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
+from dispatcher.store.memory import LocalCreateLimit
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.redis_server import RedisServer, redis_server
@@ -142,22 +143,37 @@ def test_a_short_edge_secret_is_refused_at_start() -> None:
         TrunkCallSettings.from_env({"SIP_EDGE_URL": "http://edge:5080", "SIP_EDGE_SECRET": "short"})
 
 
+class SteppedBuckets:
+    """The store's real bucket (`LocalCreateLimit`) read by a clock the test steps: what a call waits is
+    decided by when the test says it came, never by how long a loaded machine took to get there."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._buckets: dict[str, LocalCreateLimit] = {}
+
+    def create_limit(self, name: str, per_second: float, burst: int) -> LocalCreateLimit:
+        return self._buckets.setdefault(name, LocalCreateLimit(per_second, burst, lambda: self.now))
+
+
 async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refused_with_the_wait() -> None:
-    here = LocalCoordination()
-    calls = TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=0.6), here,
-                       here.key_holders, max_session_seconds=1800)
+    buckets = SteppedBuckets()
+    calls = TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=0.6), buckets,
+                       LocalCoordination().key_holders, max_session_seconds=1800)
     trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
     try:
-        began = time.monotonic()
         assert (await calls.pace(trunk)).wait == 0  # the first goes at once
-        waited = (await calls.pace(trunk)).wait  # the next waits for its turn
-        assert 0.3 <= waited <= 0.5 and time.monotonic() - began >= 0.3
+        buckets.now += 0.1
+        began = time.monotonic()
+        waited = (await calls.pace(trunk)).wait  # the next, 0.1 s later, waits the rest of the turn
+        assert waited == pytest.approx(0.4)
+        assert time.monotonic() - began >= 0.3  # and really waited it
+        buckets.now += 0.4  # its turn
         # Two at once: one takes the next turn (0.5 s), the other's (1 s) is past the bound.
         results = await asyncio.gather(calls.pace(trunk), calls.pace(trunk), return_exceptions=True)
         refused = [r for r in results if isinstance(r, ApiError)]
         assert len(refused) == 1 and refused[0].status == 429, results
-        assert refused[0].retry_after is not None and refused[0].retry_after >= 1
-        assert "would wait" in refused[0].message
+        assert refused[0].retry_after == 1
+        assert "would wait 1.0 s" in refused[0].message
         assert (await calls.pace(TrunkInfo("other", cps=2.0))).wait == 0  # each trunk has its own pace
     finally:
         await calls.aclose()
@@ -178,11 +194,13 @@ async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(re
                         max_session_seconds=1800) for c in replicas]
     trunk = TrunkInfo("twilio", cps=0.1)
     try:
+        began = time.monotonic()
         assert (await calls[0].pace(trunk)).wait == 0
         with pytest.raises(ApiError) as refused:
             await calls[1].pace(trunk)  # the other replica: the same bucket
+        between = time.monotonic() - began  # however long a loaded machine took between the two
         assert refused.value.status == 429 and refused.value.retry_after is not None
-        assert 8 <= refused.value.retry_after <= 10, refused.value.retry_after
+        assert 10 - between - 0.01 <= refused.value.retry_after <= 10, (refused.value.retry_after, between)
     finally:
         for each in calls:
             await each.aclose()
