@@ -24,6 +24,7 @@ from dispatcher.machines.base import Machines, MachinesError, MachineState, Warm
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.local import LocalCoordination
@@ -320,27 +321,33 @@ def test_a_cell_takes_the_deployments_zone_and_template_name_in_its_own_project_
     assert settings.cells[1].max_instances == 900
 
 
-# --- review_gcecells: hostile review findings (xfail strict until fixed) ---
-
-@pytest.mark.xfail(strict=True, reason="review_gcecells: a 401 (the dispatcher's own access token refused, the same "
-                   "for every project) is read by gce/cells.py _turned_away as 'its grant was refused' and drains "
-                   "each project in turn")
-async def test_review_a_401_for_the_dispatchers_own_token_drains_no_project(
+async def test_a_401_for_the_dispatchers_own_token_drains_no_project(
         machines: GceCellMachines, fake: FakeGce) -> None:
     fake.fail(401, path_contains="/compute/v1/projects/", times=100)  # the one token, refused by every project
     [session] = homed_in(machines, "a")
-    with pytest.raises(MachinesError):
+    with pytest.raises(MachinesError) as refused:
         await machines.launch(spec(session))
+    assert refused.value.reason == "gce_unauthorized"
     assert all(view.drained_until is None for view in machines.views())
 
 
-@pytest.mark.xfail(strict=True, reason="review_gcecells: a release's template missing in the home project "
-                   "(the stack makes it only in GCE_PROJECT) fails the start with ReleaseImageMissing instead of "
-                   "trying a project that has it, while the deployment's own template in that project drains it")
-async def test_review_a_release_template_missing_in_one_project_goes_to_a_project_that_has_it(
+async def test_a_release_template_missing_in_one_project_goes_to_a_project_that_has_it(
         machines: GceCellMachines, fake: FakeGce) -> None:
     fake.projects[PROJECTS["b"]].add_template("voicefleet-bot-r2", **{"bot-image": "r2"})
     [session] = homed_in(machines, "a")
     release = dataclasses.replace(spec(session), image="voicefleet-bot-r2", release="r2")
     launched = await machines.launch(release)
     assert launched.created and projects_of(fake, session) == [PROJECTS["b"]]
+    assert all(view.drained_until is None for view in machines.views())  # project a still serves other releases
+
+
+async def test_a_release_template_in_no_project_names_them_and_what_to_make(
+        machines: GceCellMachines, fake: FakeGce) -> None:
+    [session] = homed_in(machines, "a")
+    release = dataclasses.replace(spec(session), image="voicefleet-bot-r2", release="r2")
+    with pytest.raises(ReleaseImageMissing) as missing:
+        await machines.launch(release)
+    assert all(project in str(missing.value) for project in PROJECTS.values())
+    assert "voicefleet-bot-r2" in missing.value.public_message
+    assert all(view.drained_until is None for view in machines.views())
+    assert projects_of(fake, session) == []
