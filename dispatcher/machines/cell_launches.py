@@ -74,6 +74,16 @@ class CellLaunches(Generic[M]):
         """Why a launch's failure in `cell` drains it (None: it does not)."""
         raise NotImplementedError
 
+    def lacks(self, exc: MachinesError) -> bool:
+        """Whether a failure says the cell lacks what this one launch needs (a release's own template)
+        and made nothing: the launch goes on to another cell, the cell is not drained (other launches
+        may find all they need there)."""
+        return False
+
+    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError) -> MachinesError:
+        """The error when every cell tried lacked what the launch needs (`lacks`)."""
+        return exc
+
     @property
     def _holder_key(self) -> str:
         return f"{self.name}-cell:"
@@ -86,6 +96,7 @@ class CellLaunches(Generic[M]):
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         tried: list[str] = []
+        lacking: list[str] = []  # cells that lacked what this launch needs (`lacks`), not drained
         while True:  # at most once per cell: each one that turns the launch away is not tried again
             cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
             holder, earlier = await self._holder(spec, cell)
@@ -95,6 +106,13 @@ class CellLaunches(Generic[M]):
             try:  # with nowhere else to go (or its machine maybe there), a throttled create is retried here
                 result = await self.run_in(holder, spec, turn_away=moves and bool(elsewhere))
             except MachinesError as exc:
+                if moves and self.lacks(exc):
+                    lacking.append(holder)
+                    if not elsewhere:
+                        raise self.lacking_everywhere(spec, lacking, exc) from None
+                    await self._let_go(spec, cell)
+                    tried.append(cell)
+                    continue
                 if (reason := self.drain_reason(exc, holder)) is None:
                     raise
                 turned = exc

@@ -53,7 +53,6 @@ LAUNCH_PERMISSIONS = (
     "compute.instances.setTags",  # the firewall's target tag
     "compute.subnetworks.use",
     "compute.subnetworks.useExternalIp",  # bots get an ephemeral public address
-    "compute.zoneOperations.get",  # wait for the insert operation
     "compute.zoneOperations.list",  # find an insert refused after acceptance (quota): review item 3
 )
 # What a bot VM may do to itself at the end of its session (stacks/gcp/startup.py).

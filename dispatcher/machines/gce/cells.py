@@ -11,7 +11,10 @@ An insert carries a `requestId`, so its own retries are one operation, and a VM'
 session's, so a retry at any replica meets it (409 `alreadyExists`). A project turns a launch away
 (drained, the launch going on to the next) only when its own answer refused the insert and nothing
 can have been made: 403 `rateLimitExceeded` or a 429 (a rate quota), `quotaExceeded` or an exhausted
-zone (a resource quota), its grant refused, or its instance template missing. An insert whose answer
+zone (a resource quota), its grant refused (its own 403; a 401 refuses the dispatcher's token, the
+same in every project, and drains none), or its instance template missing. A release's template
+missing in one project (the stack makes it in GCE_PROJECT only) sends the start on to a project that
+has it, draining none; with none, the start fails `ReleaseImageMissing` naming the projects. An insert whose answer
 was lost stays in its project, looked for there (machines/lost_creates.py); the dispatcher's own
 sign-in failing drains nothing. An insert accepted and failed later for a quota (the operation's
 `QUOTA_EXCEEDED`) fails its session and drains the project for the next starts. A bot's instance
@@ -33,6 +36,7 @@ from dispatcher.machines.gce.identity import GceInstanceIdentity
 from dispatcher.machines.gce.provider import GceMachines, GceRefused
 from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.gce")
@@ -73,6 +77,20 @@ class GceCellMachines(CellLaunches[GceMachines]):
         dispatcher's own sign-in (the same for every project)."""
         return exc.message if isinstance(exc, CellTurnedAway) else None
 
+    def lacks(self, exc: MachinesError) -> bool:
+        """A release's template missing in this project (read, or refused by the insert, before
+        anything was made): the stack makes release templates in GCE_PROJECT only."""
+        return isinstance(exc, ReleaseImageMissing)
+
+    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError) -> MachinesError:
+        """No project tried has the release's template: name them, and the template to make there."""
+        template = self._members[cells[0]].template_of(spec.image).rsplit("/", 1)[-1]
+        projects = ", ".join(f"{cell} ({self._members[cell].settings.project})" for cell in cells)
+        return ReleaseImageMissing(
+            spec.release, "Compute Engine", f"instance template {template} is in none of the cells {projects}",
+            remedy=f"make its instance template {template} in each cell's project, as docs/operations.md says "
+                   "(Setting up Compute Engine cells)")
+
     async def status(self, session_id: str) -> Machine | None:
         """The session's VM; an insert its project accepted and then failed for a quota or an
         exhausted zone drains that project, once per session here (it is polled)."""
@@ -109,7 +127,9 @@ def _turned_away(exc: GceRefused) -> str | None:
         return "rateLimitExceeded"
     if exc.reason == "gce_capacity":
         return exc.api_reason or "a quota or the zone's capacity"
-    if exc.status in (401, 403):
+    # 403: this project refused the dispatcher's grant. A 401 is Google refusing the dispatcher's own
+    # token, the same in every project: `gce_unauthorized`, the operator's to fix, no project drained.
+    if exc.status == 403:
         return "its grant was refused (the dispatcher's log says how)"
     if exc.status == 404:
         return "its instance template was not found (the dispatcher's log says how)"

@@ -8,6 +8,7 @@ against the project its VM was found in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -23,6 +24,7 @@ from dispatcher.machines.base import Machines, MachinesError, MachineState, Warm
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.local import LocalCoordination
@@ -317,3 +319,35 @@ def test_a_cell_takes_the_deployments_zone_and_template_name_in_its_own_project_
     release = "projects/vf-test/global/instanceTemplates/v2"  # as the stack names a release's: the same name there
     assert a.path_of(release) == "projects/vf-cell-a/global/instanceTemplates/v2"
     assert settings.cells[1].max_instances == 900
+
+
+async def test_a_401_for_the_dispatchers_own_token_drains_no_project(
+        machines: GceCellMachines, fake: FakeGce) -> None:
+    fake.fail(401, path_contains="/compute/v1/projects/", times=100)  # the one token, refused by every project
+    [session] = homed_in(machines, "a")
+    with pytest.raises(MachinesError) as refused:
+        await machines.launch(spec(session))
+    assert refused.value.reason == "gce_unauthorized"
+    assert all(view.drained_until is None for view in machines.views())
+
+
+async def test_a_release_template_missing_in_one_project_goes_to_a_project_that_has_it(
+        machines: GceCellMachines, fake: FakeGce) -> None:
+    fake.projects[PROJECTS["b"]].add_template("voicefleet-bot-r2", **{"bot-image": "r2"})
+    [session] = homed_in(machines, "a")
+    release = dataclasses.replace(spec(session), image="voicefleet-bot-r2", release="r2")
+    launched = await machines.launch(release)
+    assert launched.created and projects_of(fake, session) == [PROJECTS["b"]]
+    assert all(view.drained_until is None for view in machines.views())  # project a still serves other releases
+
+
+async def test_a_release_template_in_no_project_names_them_and_what_to_make(
+        machines: GceCellMachines, fake: FakeGce) -> None:
+    [session] = homed_in(machines, "a")
+    release = dataclasses.replace(spec(session), image="voicefleet-bot-r2", release="r2")
+    with pytest.raises(ReleaseImageMissing) as missing:
+        await machines.launch(release)
+    assert all(project in str(missing.value) for project in PROJECTS.values())
+    assert "voicefleet-bot-r2" in missing.value.public_message
+    assert all(view.drained_until is None for view in machines.views())
+    assert projects_of(fake, session) == []

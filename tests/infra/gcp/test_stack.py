@@ -75,6 +75,8 @@ def test_dispatcher_can_launch_bots_and_act_as_the_bot_account_only(gcp: Run) ->
                for p in role.inputs["permissions"])
     # Review item 3: the provider lists zone operations to see an insert refused after acceptance.
     assert "compute.zoneOperations.list" in role.inputs["permissions"]
+    # …and never reads one operation (every call in dispatcher/machines/gce): least privilege.
+    assert "compute.zoneOperations.get" not in role.inputs["permissions"]
     dispatcher = "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
     grants = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
               and r.inputs["member"] == dispatcher]
