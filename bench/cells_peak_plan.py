@@ -51,8 +51,8 @@ def _said(found: ceiling.Ceiling) -> tuple[int, str]:
 def fargate() -> PlannedCell:
     vcpus = FARGATE_BOT_CPU_UNITS / ceiling.FARGATE_CPU_UNITS
     none = ceiling.Dispatchers(0, 0)  # a cell's account runs bots only: the dispatcher is elsewhere
-    rate_held = ceiling.fargate("<region>", FARGATE_BOT_CPU_UNITS, CALL_MINUTES, dispatchers=none).limits[0]
-    quota = math.ceil(rate_held.sessions(0) * vcpus)  # the figure the plan's warning asks for
+    launches, vcpu_quota = ceiling.fargate("<region>", FARGATE_BOT_CPU_UNITS, CALL_MINUTES, dispatchers=none).limits
+    quota = int(vcpu_quota.needed(launches.sessions(0), 0))  # the figure the plan's warning asks for
     sessions, how = _said(ceiling.fargate("<region>", FARGATE_BOT_CPU_UNITS, CALL_MINUTES,
                                           ceiling.FargateQuotas(on_demand=quota), dispatchers=none))
     return PlannedCell(BY_NAME["ecs-fargate"], DEFAULT_RUN_TASK_RATE, True, sessions,
@@ -66,8 +66,8 @@ def cloud_run() -> PlannedCell:
 
 def gce() -> PlannedCell:
     vcpus = ceiling.gce_vcpus(GCE_MACHINE_TYPE) or 2
-    rate_held = ceiling.gce("<project>", "<region>", GCE_MACHINE_TYPE, CALL_MINUTES, 0).limits[0]
-    quota = rate_held.sessions(0) * vcpus
+    launches, cpus = ceiling.gce("<project>", "<region>", GCE_MACHINE_TYPE, CALL_MINUTES, 0, cpu_quota=0).limits
+    quota = int(cpus.needed(launches.sessions(0), 0))  # the figure the plan's warning asks for
     sessions, how = _said(ceiling.gce("<project>", "<region>", GCE_MACHINE_TYPE, CALL_MINUTES, 0, cpu_quota=quota))
     return PlannedCell(BY_NAME["gce"], DEFAULT_INSERT_RATE, True, sessions, f"{how}; CPUS quota stated at {quota:,}",
                        lambda: quotas.gce(quota, vcpus))

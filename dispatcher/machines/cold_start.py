@@ -9,6 +9,7 @@ settings through dispatcher/reserve/policy.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -16,3 +17,9 @@ from dataclasses import dataclass
 class ColdStart:
     median_seconds: float
     sigma: float  # spread of log(seconds)
+
+    @property
+    def mean_seconds(self) -> float:
+        """The lognormal's mean, median·exp(σ²/2): what a steady count of booting machines wants
+        (Little's law), above the median by the long tail."""
+        return self.median_seconds * math.exp(self.sigma**2 / 2)

@@ -82,10 +82,10 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                                      origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "",
                                      projects=gcp.cloud_run_projects)
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
-                           settings.max_concurrent_sessions + reserve_bots(settings))
+                           settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
-        return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions
-                                  + reserve_bots(settings), k8s.allocatable_millicores,
+        return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions,
+                                  k8s.allocatable_millicores, call_minutes=minutes, reserve=reserve_bots(settings),
                                   runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
     return None
 
@@ -146,7 +146,8 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
                 if value is None or isinstance(value, Refused):  # or the offline plan's mocks answer nothing
                     return _log(found, settings)  # what the stack needs is said
                 return _log(ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
-                                        settings.max_concurrent_sessions + reserve_bots(settings), cpu_quota=value),
+                                        settings.max_concurrent_sessions, reserve=reserve_bots(settings),
+                                        cpu_quota=value),
                             settings)
 
             return lambda invoke: cloud_quotas.region_quota(gcp.project, gcp.region, quota_id, invoke).apply(read_cpus)
@@ -202,7 +203,7 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
     reserve = (reserve or 0) if channel else 0
-    found = _of_config(config, value, number, minutes, sessions + reserve)
+    found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
         return []
     note, warnings = said(found, sessions, reserve)
@@ -210,7 +211,7 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
 
 
 def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],
-               minutes: int, bots: int) -> Ceiling | None:
+               minutes: int, sessions: int, reserve: int) -> Ceiling | None:
     cloud = value("cloud")
     if cloud == "aws" and (cpu := number("botCpu")) is not None:
         dispatchers = ceiling.Dispatchers(number("dispatcherCount") or 1, number("dispatcherCpu") or 256)
@@ -227,8 +228,9 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         overhead = millicores(value(ceiling.K8S_OVERHEAD_KEY) or "0", zero=True)
         if (stated and nodes is None) or overhead is None:
             return None  # the check names the value
-        return ceiling.kubernetes(value("k8sBotNamespace"), bot, bots, nodes,
-                                  runtime_class=value("k8sRuntimeClass") or None, overhead_millicores=overhead)
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, sessions, nodes, call_minutes=minutes,
+                                  reserve=reserve, runtime_class=value("k8sRuntimeClass") or None,
+                                  overhead_millicores=overhead)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")
@@ -238,4 +240,4 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
             return None  # the check names the value
         return ceiling.cloud_run(project, region, minutes, quota, projects=projects,
                                  origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
-    return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, bots)
+    return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, sessions, reserve=reserve)

@@ -110,3 +110,13 @@ def test_more_cells_than_the_dispatcher_takes_is_refused_with_the_way_forward(ca
     assert main(["--provider", "cloudrun", "--plan"]) == 2
     said = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "1 to 50" in said and "--cells 50" in said
+
+
+def test_the_plan_raises_each_cap_to_hold_the_launch_rate_s_sessions_and_their_boots() -> None:
+    """A cell's cap is raised to what the plan's warning names: the launch rate's sessions × (1 + the mean
+    cold start ÷ the call), by hand: Fargate 4,800 × (1 + 42.53 s ÷ 240 s) = 5,650.5 bots × 0.5 vCPU = 2,825.3;
+    Compute Engine 2,400 × (1 + 31.38 s ÷ 240 s) = 2,713.8 VMs × 2 vCPUs (e2-small) = 5,427.6; each rounded up."""
+    fargate, gce = PLANS["ecs"](), PLANS["gce"]()
+    assert fargate.sessions == 4800 and "vCPU quota raised to 2,826" in fargate.how
+    assert gce.sessions == 2400 and "CPUS quota stated at 5,428" in gce.how
+    assert [quota for _, quota, _ in fargate.quotas().caps] == [2826]  # the cell the simulator runs has it
