@@ -14,12 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.machines.cell_list import cell_fields, cell_items, named_once, text_field, whole_number
+from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, named_once, text_field, whole_number
 from dispatcher.settings import SettingsError
 
-# Google's own rules: a project id is 6-30 lower-case letters, digits or hyphens, from a letter, not
-# ending in a hyphen; a job name up to 63 of them, from a letter; a service account's unique id, digits.
-_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+# Google's own rules (a project id: cell_list.gcp_project): a region; a job name up to 63 lower-case
+# letters, digits or hyphens, from a letter; a service account's unique id, digits.
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _JOB = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
@@ -52,10 +51,8 @@ def cloudrun_cells(raw: str, region: str) -> tuple[CloudRunCell, ...]:
 def _cell(item: Any, index: int) -> CloudRunCell:
     where = f"CLOUDRUN_CELLS[{index}]"
     item = cell_fields(item, where, FIELDS, EXAMPLE, "name and project")
-    name, project = item["name"], item.get("project")
-    if not isinstance(project, str) or not _PROJECT.fullmatch(project):
-        raise SettingsError(f"{where} ({name}): project must be a GCP project id (6-30 lower-case letters, digits "
-                            f"or '-', from a letter), e.g. \"voicefleet-cell-a\" (got {str(project)[:40]!r})")
+    name = item["name"]
+    project = gcp_project(item, f"{where} ({name})")
     region, job = text_field(item, "region", where), text_field(item, "job", where)
     if region is not None and not _REGION.fullmatch(region):
         raise SettingsError(f"{where} ({name}): region must be a Cloud Run region, e.g. \"europe-west1\"")
