@@ -43,6 +43,12 @@ def trunk_calls_of(state: AppState) -> TrunkCalls:
     return state.trunk_calls
 
 
+def checked_idempotency_key(idempotency_key: str | None) -> str | None:
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    return idempotency_key
+
+
 def carrier_of(payload: CallRequest) -> str:
     """`sip` with a trunk, else `twilio`: a trunk names the SIP edge's way out, and a carrier's API needs none."""
     carrier = payload.carrier or ("sip" if payload.trunk else "twilio")
@@ -71,8 +77,7 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
     user_body = payload.body or {}
     if len(json.dumps(user_body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    checked_idempotency_key(idempotency_key)
     await state.start_limit.check(who.id)
     caller = who.name or who.id  # the key's name: the edge's trunks name the keys that may use them
     trunk = await calls.trunk(str(payload.trunk)) if calls is not None else None

@@ -11,15 +11,9 @@ from contextlib import asynccontextmanager
 
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+from dispatcher.sessions.ids import Caller
 from dispatcher.store.campaign_book import KEEP_SECONDS
 from dispatcher.store.memory import ClaimsFull
-
-
-def checked(idempotency_key: str | None) -> str | None:
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
-    return idempotency_key
 
 
 @asynccontextmanager

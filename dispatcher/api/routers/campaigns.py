@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.campaigns.create import add_rows, create_campaign, new_campaign_id
-from dispatcher.campaigns.replays import checked, first_or_earlier
+from dispatcher.campaigns.replays import first_or_earlier
 from dispatcher.campaigns.schemas import CampaignRequest, MoreRows
 from dispatcher.campaigns.views import progress, results, results_csv
 from dispatcher.campaigns.worker import finished
@@ -56,7 +57,7 @@ async def _own(state: AppState, who: Caller, campaign_id: str) -> CampaignRecord
 async def create(request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
                  payload: Annotated[CampaignRequest, Body()]) -> dict[str, Any]:
     state = app_state(request)
-    key = checked(request.headers.get("idempotency-key"))
+    key = checked_idempotency_key(request.headers.get("idempotency-key"))
     with _store_answers():
         if key is None:
             return await _created(state, who, payload, new_campaign_id())
@@ -123,7 +124,7 @@ async def _set(state: AppState, who: Caller, campaign_id: str, status: str) -> d
 async def more_rows(request: Request, campaign_id: str, who: Annotated[Caller, Depends(authenticated)],
                     payload: Annotated[MoreRows, Body()]) -> dict[str, Any]:
     state = app_state(request)
-    key = checked(request.headers.get("idempotency-key"))
+    key = checked_idempotency_key(request.headers.get("idempotency-key"))
     with _store_answers():
         record = await _own(state, who, campaign_id)
         if key is None:
