@@ -421,6 +421,19 @@ async def test_a_campaign_asked_for_again_with_its_idempotency_key_calls_no_numb
     assert len(listed) == 1 and listed[0]["rows"] == 2, listed
 
 
+async def test_a_malformed_idempotency_key_is_refused_and_makes_no_campaign(twilio: FakeTwilioCalls) -> None:
+    async with running(twilio, working=False) as api:
+        bad = {"Idempotency-Key": "k" * 256}  # over its 255 characters
+        refused = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False), headers=bad)
+        made = await api.post("/campaigns", json=campaign([NUMBERS[0]], start=False))
+        cid = made.json()["id"]
+        rows = await api.post(f"/campaigns/{cid}/rows", json={"rows": [{"to": NUMBERS[1]}]}, headers=bad)
+        listed = (await api.get("/campaigns")).json()["campaigns"]
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_idempotency_key"), refused.text
+    assert (rows.status_code, rows.json()["error"]["code"]) == (400, "invalid_idempotency_key"), rows.text
+    assert len(listed) == 1 and listed[0]["rows"] == 1, listed
+
+
 async def test_a_key_over_its_budget_places_no_call(twilio: FakeTwilioCalls) -> None:
     """The key's budget is checked in `order_call` (`POST /calls`' path and each campaign row's) before the
     carrier's create: a session refused at its start would come after the callee's phone rang. 429
