@@ -95,10 +95,7 @@ def start(file: Path, caller_id: str, trunk: str | None, carrier: str | None, vo
         shown = _followed(api, campaign_id)
         if results_file is not None:
             _write_results(api, campaign_id, results_file)
-    if wants_json(ctx):
-        print_json(shown)
-    else:
-        click.echo(_progress(shown))
+    _said(shown)
 
 
 @campaign.command("show")
