@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dispatcher.phone.transfer_target import E164
 from dispatcher.store.campaign_book import DEFAULT_LIMITS
 from voicefleet_settings.read import SettingsError, setting_float, setting_int, setting_list, setting_text
-
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 @dataclass(frozen=True)
