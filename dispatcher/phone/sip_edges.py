@@ -142,7 +142,7 @@ class SipEdges:
             raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
                            "which SIP edge places this call (without it, a retry at another replica could ring the "
                            "callee twice): nothing was placed, try again", retry_after=5.0) from None
-        holder = value.split(" ", 1)[0].lower()
+        holder = _edge_of(value)
         if holder not in self._clients:
             raise ApiError(503, "sip_edge_unlisted", f"an earlier try of this call went to the SIP edge "
                            f"{holder[:80]!r}, which SIP_EDGE_URL no longer lists: it may hold the call, so no other "
@@ -175,7 +175,7 @@ class SipEdges:
             log.warning("phone call %s: the store did not say which SIP edge holds it; its stream's word is taken",
                         session_id)
             return None
-        holder = value.split(" ", 1)[0].lower() if value is not None else None
+        holder = _edge_of(value) if value is not None else None
         return holder if holder in self._clients else None
 
     def failed(self, url: str, exc: BaseException) -> None:
@@ -206,6 +206,11 @@ class SipEdges:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+
+
+def _edge_of(record: str) -> str:
+    """The edge URL a `sip-edge:` record names (`<url> <token>`, as `claim` writes it)."""
+    return record.split(" ", 1)[0].lower()
 
 
 def _store_failure(exc: StoreUnavailable) -> str:

@@ -10,6 +10,7 @@ import httpx
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 PUBLIC = "https://calls.example.com"  # the dispatcher's PHONE_PUBLIC_URL: where the carrier sends callbacks
+TWILIO_CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio"}
 
 
 async def events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:

@@ -21,20 +21,12 @@ from botchannel.answered_by import METHOD_ANSWERED_BY, AnsweredBy
 from botchannel.contract import CHANNEL_PATH, Hello
 from dispatcher.app import create_app
 from dispatcher.settings import Settings
-from tests.dispatcher.phone.placed_calls import events, twilio_placing
-from tests.fakes.server import serve
+from tests.dispatcher.phone.placed_calls import TWILIO_CALL, events, twilio_placing
 from tests.fakes.twilio_outbound import FakeTwilioCalls
 from tests.support.dispatcher_server import InProcess, in_process
 from tests.support.hand_dialled import hand_dialled
 
 CHANNEL_SECRET = "answered-by-channel-secret-0123456789abcdef"
-CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio"}
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioCalls]:
-    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def fresh_bot() -> Iterator[None]:
 
 
 async def place(dispatcher: InProcess, twilio: FakeTwilioCalls, **change: Any) -> tuple[str, str]:
-    answer = await dispatcher.client.post("/calls", json={**CALL, **change})
+    answer = await dispatcher.client.post("/calls", json={**TWILIO_CALL, **change})
     assert answer.status_code == 201, answer.text
     sid = answer.json()["call_sid"]
     assert all(a.status_code == 204 for a in await twilio.answer(sid))

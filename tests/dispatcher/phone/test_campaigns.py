@@ -14,7 +14,7 @@ import inspect
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -49,12 +49,6 @@ FROM = "+14155550199"
 NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
 DO_NOT_CALL = "+14155550666"
 WAIT = 30.0  # bounds every wait below: generous, for a loaded machine
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioCalls]:
-    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
-        yield fake
 
 
 @contextlib.asynccontextmanager

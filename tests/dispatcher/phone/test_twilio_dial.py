@@ -25,6 +25,7 @@ from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.phone.placed_calls import (
+    TWILIO_CALL,
     calls_allowed,
     events,
     outcomes,
@@ -38,13 +39,6 @@ from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall, sign
 from tests.support.redis_server import RedisServer, redis_server
 
 PUBLIC = "https://calls.example.com"
-CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio"}
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioCalls]:
-    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def placed(api: httpx.AsyncClient, twilio: FakeTwilioCalls, **change: Any) -> tuple[str, PlacedCall]:
-    answer = await api.post("/calls", json={**CALL, **change})
+    answer = await api.post("/calls", json={**TWILIO_CALL, **change})
     assert answer.status_code == 201, answer.text
     call = twilio.calls_by_sid[answer.json()["call_sid"]]
     assert isinstance(call, PlacedCall)
@@ -68,12 +62,13 @@ async def placed(api: httpx.AsyncClient, twilio: FakeTwilioCalls, **change: Any)
 
 async def test_a_twilio_call_is_created_with_its_stream_its_signed_callbacks_and_async_amd(
         api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
-    answer = await api.post("/calls", json=CALL)
+    answer = await api.post("/calls", json=TWILIO_CALL)
     assert answer.status_code == 201, answer.text
     shown = answer.json()
     assert shown["carrier"] == "twilio" and shown["status"] == "starting" and shown["call_sid"].startswith("CA")
     call = twilio.placed[0]
-    assert call.one("To") == CALL["to"] and call.one("From") == CALL["from"] and call.one("Timeout") == "30"
+    assert call.one("To") == TWILIO_CALL["to"] and call.one("From") == TWILIO_CALL["from"]
+    assert call.one("Timeout") == "30"
     assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
     callbacks = f"{PUBLIC}/phone/twilio/calls/{shown['session_id']}/"
     assert (call.one("StatusCallback") or "").startswith(callbacks)
@@ -106,7 +101,7 @@ async def test_an_answered_call_records_answered_and_its_session_goes_on(
     ({"to": "+1415"}, "invalid_to", "21211"), ({"from": "+14155550111"}, "invalid_from", "21210")])
 async def test_a_number_twilio_refuses_is_422_with_its_error_and_the_session_ends_not_placed(
         api: httpx.AsyncClient, twilio: FakeTwilioCalls, change: dict[str, str], code: str, twilio_code: str) -> None:
-    answer = await api.post("/calls", json={**CALL, **change}, headers={"Idempotency-Key": f"refused-{code}"})
+    answer = await api.post("/calls", json={**TWILIO_CALL, **change}, headers={"Idempotency-Key": f"refused-{code}"})
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == code and twilio_code in answer.json()["error"]["message"]
     assert twilio.placed == []
@@ -116,7 +111,7 @@ async def test_twilio_s_429_is_answered_429_with_retry_after_and_not_retried_wit
         api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
     twilio.create_per_second = 1  # the fake's CPS below the dispatcher's setting: Twilio refuses the second
     await placed(api, twilio)
-    refused = await api.post("/calls", json=CALL)
+    refused = await api.post("/calls", json=TWILIO_CALL)
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "twilio_throttled" and int(refused.headers["Retry-After"]) >= 1
     # Its retry, within Twilio's wait, was held back unsent: Twilio saw the two creates only.
@@ -185,8 +180,8 @@ async def test_a_machine_with_message_or_flag_hands_the_call_to_a_bot_told_who_a
 async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to_set() -> None:
     app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-        answer = await client.post("/calls", json={k: v for k, v in CALL.items() if k != "carrier"})
-        mixed = await client.post("/calls", json={**CALL, "trunk": "far"})
+        answer = await client.post("/calls", json={k: v for k, v in TWILIO_CALL.items() if k != "carrier"})
+        mixed = await client.post("/calls", json={**TWILIO_CALL, "trunk": "far"})
     await app.state.voicefleet.aclose()
     assert answer.status_code == 503 and "TWILIO_ACCOUNT_SID" in answer.json()["error"]["message"], answer.text
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
@@ -198,7 +193,7 @@ async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_wit
     """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
     the outcome is unknown, as a create with no answer at all."""
     twilio.queued_but_answered = status
-    session_id = await placed_once_though_unanswered(api, CALL, status, "twilio_unanswered")
+    session_id = await placed_once_though_unanswered(api, TWILIO_CALL, status, "twilio_unanswered")
     assert len(twilio.calls_to("POST", "Calls.json")) == 1 and len(twilio.placed) == 1
     timeline = await events(api, session_id)
     assert [e.get("placed") for e in timeline if e["event"] == "requested"][-1] == "unknown", timeline
@@ -219,7 +214,7 @@ async def keyed_call(twilio: FakeTwilioCalls, **env: str) -> httpx.Response:
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-        answer = await client.post("/calls", json=CALL, headers=ELSEWHERE)
+        answer = await client.post("/calls", json=TWILIO_CALL, headers=ELSEWHERE)
         if answer.status_code == 201:
             answer.extensions["callbacks"] = await twilio.finish(answer.json()["call_sid"], "busy")
     await app.state.voicefleet.aclose()
