@@ -19,18 +19,17 @@ import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.factory import build_machines, configuration_problems
-from dispatcher.machines.base import Machines, MachinesError, MachineState, WarmMachines
+from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import as_api_error
-from dispatcher.settings import Settings, SettingsError
+from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import admin_status
+from tests.support.cells import admin_status, check_cells_mode
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
 LONG_DRAIN = 30.0  # a drained project stays so 15-30 s: past anything a test does after it
@@ -273,19 +272,7 @@ async def test_the_status_shows_each_project_cell(machines: GceCellMachines, fak
 
 async def test_gce_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         fake: FakeGce) -> None:
-    env = {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE, "BOT_CHANNEL_TOKEN": "t" * 32}
-    machines = build_machines(Settings(machines="gce"), env, LocalCoordination())
-    try:
-        assert isinstance(machines, GceCellMachines) and isinstance(machines, Machines)
-        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
-        assert [view.name for view in machines.views()] == ["a", "b"]
-    finally:
-        await machines.aclose()
-    base = {**cells_env(fake), "MACHINES": "gce", "DAILY_API_KEY": "k"}
-    problems = configuration_problems({**base, "GCE_CELLS": '[{"name": "a"}]'})
-    assert any("GCE_CELLS[0] (a): project must be a GCP project id" in problem for problem in problems)
-    assert any("GCE_CELLS needs the shared store: set REDIS_URL" in problem
-               for problem in configuration_problems(base)), configuration_problems(base)
+    await check_cells_mode("gce", "GCE_CELLS", GceCellMachines, cells_env(fake), CHANNEL_AUDIENCE)
 
 
 @pytest.mark.parametrize(("cells", "said"), [
