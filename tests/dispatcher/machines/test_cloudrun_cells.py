@@ -333,7 +333,7 @@ async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
 
 
 async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_other(
-        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs, caplog: pytest.LogCaptureFixture) -> None:
     """A cell whose job was never made, was deleted or is misnamed answers the pre-run read 404 (the
     dispatcher granted on the project, as roles/run.developer would be): nothing was sent there, so
     the project is drained and the start goes on, as for a 403."""
@@ -344,6 +344,8 @@ async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_
     views = {view.name: view for view in machines.views()}
     assert views["a"].drained_until is not None
     assert views["a"].reason == "its job is missing (the dispatcher's log names it)"
+    drained = [r for r in caplog.records if r.getMessage().startswith("Cloud Run cell a drained:")]
+    assert len(drained) == 1, drained  # logged once, though the run and the launch both ask why
 
 
 async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_whatever_its_name_says(
