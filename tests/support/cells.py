@@ -8,11 +8,11 @@ from typing import Any
 
 
 def homed_in(machines: Any, cell: str, n: int = 1) -> list[str]:
-    """`n` new session ids whose home in `machines.cells` is `cell`."""
+    """`n` new session ids (24 hex digits, as the dispatcher makes them) whose home in `machines.cells`
+    is `cell`."""
     found: list[str] = []
     while len(found) < n:
-        session = f"s-{secrets.token_hex(6)}"
-        if machines.cells.home(session) == cell:
+        if machines.cells.home(session := secrets.token_hex(12)) == cell:
             found.append(session)
     return found
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -29,7 +28,7 @@ from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import admin_status, check_cells_mode
+from tests.support.cells import admin_status, check_cells_mode, homed_in
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
 LONG_DRAIN = 30.0  # a drained project stays so 15-30 s: past anything a test does after it
@@ -62,15 +61,6 @@ async def machines(fake: FakeGce, coordination: LocalCoordination) -> AsyncItera
     provider = replica(fake, coordination)
     yield provider
     await provider.aclose()
-
-
-def homed_in(machines: GceCellMachines, cell: str, n: int = 1) -> list[str]:
-    """`n` new session ids (24 hex digits, as the dispatcher makes them) whose home is `cell`."""
-    found: list[str] = []
-    while len(found) < n:
-        if machines.cells.home(session := secrets.token_hex(12)) == cell:
-            found.append(session)
-    return found
 
 
 def inserts_in(fake: FakeGce, cell: str) -> int:
