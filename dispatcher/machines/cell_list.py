@@ -1,4 +1,4 @@
-"""Reading a JSON list of cells (`ECS_CELLS`, `CLOUDRUN_CELLS`): the list, each cell's name and
+"""Reading a JSON list of cells (`ECS_CELLS`, `CLOUDRUN_CELLS`, `GCE_CELLS`): the list, each cell's name and
 fields, and the same cell listed twice, refused alike with a message naming the way forward."""
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def text_field(item: Mapping[str, Any], key: str, where: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise SettingsError(f"{where}: {key} must be a non-empty string")
     return value.strip() if value is not None else None
+
+
+def matching_field(item: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str], must: str) -> str | None:
+    """A text field that, when set, must match `pattern`; refused as "`key` must be `must`"."""
+    value = text_field(item, key, where)
+    if value is not None and not pattern.fullmatch(value):
+        raise SettingsError(f"{where} ({item['name']}): {key} must be {must}")
+    return value
 
 
 def gcp_project(item: Mapping[str, Any], where: str) -> str:

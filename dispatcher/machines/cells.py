@@ -184,8 +184,8 @@ class Cells:
 
 
 def cells_status(machines: object) -> list[dict[str, Any]] | None:
-    """Each cell of a provider that launches over cells (Fly's apps, ECS_CELLS, CLOUDRUN_CELLS), for `GET /status`;
-    None for a provider without them."""
+    """Each cell of a provider that launches over cells (Fly's apps, ECS_CELLS, CLOUDRUN_CELLS,
+    GCE_CELLS), for `GET /status`; None for a provider without them."""
     cells = getattr(machines, "cells", None)
     return [asdict(view) for view in cells.views()] if isinstance(cells, Cells) else None
 

@@ -1,5 +1,5 @@
 """Sessions whose home is a given cell (dispatcher/machines/cells.py), for the tests of providers
-that launch over cells (ECS_CELLS, CLOUDRUN_CELLS)."""
+that launch over cells (ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 
 def homed_in(machines: Any, cell: str, n: int = 1) -> list[str]:
-    """`n` new session ids whose home in `machines.cells` is `cell`."""
+    """`n` new session ids (24 hex digits, as the dispatcher makes them) whose home in `machines.cells`
+    is `cell`."""
     found: list[str] = []
     while len(found) < n:
-        session = f"s-{secrets.token_hex(6)}"
-        if machines.cells.home(session) == cell:
+        if machines.cells.home(session := secrets.token_hex(12)) == cell:
             found.append(session)
     return found
 
@@ -35,3 +35,26 @@ async def admin_status(machines: Any) -> dict[str, Any]:
         finally:
             await app.state.voicefleet.aclose()
     return body
+
+
+async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str) -> None:
+    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) builds `machines_type`, cold
+    (no reserve over cells), and the config check names a cell without a project and a missing store."""
+    from dispatcher.factory import build_machines, configuration_problems
+    from dispatcher.machines.base import Machines, WarmMachines
+    from dispatcher.settings import Settings
+    from dispatcher.store.local import LocalCoordination
+
+    channel = {"BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32}
+    machines = build_machines(Settings(machines=mode), {**env, **channel}, LocalCoordination())
+    try:
+        assert isinstance(machines, machines_type) and isinstance(machines, Machines)
+        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
+        assert [view.name for view in machines.views()] == ["a", "b"]
+    finally:
+        await machines.aclose()
+    base = {**env, "MACHINES": mode, "DAILY_API_KEY": "k"}
+    problems = configuration_problems({**base, setting: '[{"name": "a"}]'})
+    assert any(f"{setting}[0] (a): project must be a GCP project id" in problem for problem in problems)
+    assert any(f"{setting} needs the shared store: set REDIS_URL" in problem
+               for problem in configuration_problems(base)), configuration_problems(base)

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, named_once, text_field, whole_number
-from dispatcher.settings import SettingsError
+from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, matching_field, named_once, whole_number
 
 # Google's own rules (a project id: cell_list.gcp_project): a region; a job name up to 63 lower-case
 # letters, digits or hyphens, from a letter; a service account's unique id, digits.
@@ -53,15 +52,11 @@ def _cell(item: Any, index: int) -> CloudRunCell:
     item = cell_fields(item, where, FIELDS, EXAMPLE, "name and project")
     name = item["name"]
     project = gcp_project(item, f"{where} ({name})")
-    region, job = text_field(item, "region", where), text_field(item, "job", where)
-    if region is not None and not _REGION.fullmatch(region):
-        raise SettingsError(f"{where} ({name}): region must be a Cloud Run region, e.g. \"europe-west1\"")
-    if job is not None and not _JOB.fullmatch(job):
-        raise SettingsError(f"{where} ({name}): job must be a job's name in the project (not its path), "
-                            "e.g. \"voicefleet-bot\"")
-    account = text_field(item, "bot_service_account_id", where)
-    if account is not None and not _ACCOUNT_ID.fullmatch(account):
-        raise SettingsError(f"{where} ({name}): bot_service_account_id must be the bots' service account's unique "
-                            "id (digits: `gcloud iam service-accounts describe <email> --format='value(uniqueId)'`)")
+    region = matching_field(item, "region", where, _REGION, "a Cloud Run region, e.g. \"europe-west1\"")
+    job = matching_field(item, "job", where, _JOB,
+                         "a job's name in the project (not its path), e.g. \"voicefleet-bot\"")
+    account = matching_field(item, "bot_service_account_id", where, _ACCOUNT_ID, "the bots' service account's "
+                             "unique id (digits: `gcloud iam service-accounts describe <email> "
+                             "--format='value(uniqueId)'`)")
     return CloudRunCell(name=name, project=project, region=region, job=job, bot_service_account_id=account,
                         max_executions=whole_number(item, "max_executions", f"{where} ({name})"))

@@ -58,29 +58,17 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
         except MachinesError as exc:
             if exc.nothing_sent:  # the dispatcher's own sign-in failed: no cell was asked, none is to blame
                 raise
-            if turn_away and self.drain_reason(exc, cell) is not None:
+            if turn_away and _why_drained(exc) is not None:
                 raise  # no launch of the session was sent anywhere yet: the project is drained, the start moves on
             raise self.unknown(spec.session_id, f"Cloud Run cell {cell}", exc) from None  # never run a second
         return existing or await member.run_session(spec, turn_away=turn_away)
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
-        """Throttling or the quota (nothing was made), said by its code alone; a grant refused or the
-        job missing (the operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
-        if isinstance(exc, CellTurnedAway):
-            return exc.message
-        if exc.reason == "cloudrun_throttled":  # the last open cell, still throttling after its retries
-            return "RESOURCE_EXHAUSTED"
-        if exc.reason == "cloudrun_capacity":
-            return "the project's quota of running executions"
-        if exc.reason == "cloudrun_job_missing":  # read before any run: nothing was sent there
+        """Why the cell is drained (`_why_drained`), Google's words for the operator's to fix logged once."""
+        why = _why_drained(exc)
+        if why is not None and not isinstance(exc, CellTurnedAway) and exc.reason in _OPERATORS_TO_FIX:
             log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
-            return "its job is missing (the dispatcher's log names it)"
-        # A refusal in the cell's own answer only: the dispatcher's own sign-in refused (nothing sent)
-        # is every cell's alike, and the operator's to fix at the dispatcher, not a cell to avoid.
-        if exc.reason == "cloudrun_unauthorized" and not exc.nothing_sent and not isinstance(exc, ReleaseImageMissing):
-            log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
-            return "its grant was refused (the dispatcher's log says how)"
-        return None
+        return why
 
     async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
         """The running execution of a credential's session, read in its own cell, with that cell's
@@ -96,3 +84,24 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: a Cloud Run bot finds the channel in its job's env, as cloudrun's."""
+
+
+_OPERATORS_TO_FIX = ("cloudrun_job_missing", "cloudrun_unauthorized")
+
+
+def _why_drained(exc: MachinesError) -> str | None:
+    """Throttling or the quota (nothing was made), said by its code alone; a grant refused or the
+    job missing (the operator's to fix; Google's words, naming projects and accounts, stay in the log)."""
+    if isinstance(exc, CellTurnedAway):
+        return exc.message
+    if exc.reason == "cloudrun_throttled":  # the last open cell, still throttling after its retries
+        return "RESOURCE_EXHAUSTED"
+    if exc.reason == "cloudrun_capacity":
+        return "the project's quota of running executions"
+    if exc.reason == "cloudrun_job_missing":  # read before any run: nothing was sent there
+        return "its job is missing (the dispatcher's log names it)"
+    # A refusal in the cell's own answer only: the dispatcher's own sign-in refused (nothing sent)
+    # is every cell's alike, and the operator's to fix at the dispatcher, not a cell to avoid.
+    if exc.reason == "cloudrun_unauthorized" and not exc.nothing_sent and not isinstance(exc, ReleaseImageMissing):
+        return "its grant was refused (the dispatcher's log says how)"
+    return None

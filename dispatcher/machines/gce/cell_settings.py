@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, named_once, text_field, whole_number
-from dispatcher.settings import SettingsError
+from dispatcher.machines.cell_list import cell_fields, cell_items, gcp_project, matching_field, named_once, whole_number
 
 # Google's own rules: a zone is a region and a letter; a template name up to 63 lower-case letters,
 # digits or hyphens, from a letter.
@@ -48,11 +47,8 @@ def _cell(item: Any, index: int) -> GceCell:
     item = cell_fields(item, where, FIELDS, EXAMPLE, "name and project")
     name = item["name"]
     project = gcp_project(item, f"{where} ({name})")
-    zone, template = text_field(item, "zone", where), text_field(item, "instance_template", where)
-    if zone is not None and not _ZONE.fullmatch(zone):
-        raise SettingsError(f"{where} ({name}): zone must be a Compute Engine zone, e.g. \"europe-west1-b\"")
-    if template is not None and not _TEMPLATE.fullmatch(template):
-        raise SettingsError(f"{where} ({name}): instance_template must be a global instance template's name in "
-                            "the cell's project (not its path), e.g. \"voicefleet-bot\"")
+    zone = matching_field(item, "zone", where, _ZONE, "a Compute Engine zone, e.g. \"europe-west1-b\"")
+    template = matching_field(item, "instance_template", where, _TEMPLATE, "a global instance template's name in "
+                              "the cell's project (not its path), e.g. \"voicefleet-bot\"")
     return GceCell(name=name, project=project, zone=zone, instance_template=template,
                    max_instances=whole_number(item, "max_instances", f"{where} ({name})"))

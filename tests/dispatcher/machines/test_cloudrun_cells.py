@@ -18,19 +18,18 @@ import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.factory import build_machines, configuration_problems
-from dispatcher.machines.base import Machines, MachinesError, WarmMachines
+from dispatcher.machines.base import MachinesError
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
 from dispatcher.machines.cloudrun.settings import CloudRunSettings
 from dispatcher.outbound.provider_errors import as_api_error
-from dispatcher.settings import Settings, SettingsError
+from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
 from tests.fakes.server import Delay
-from tests.support.cells import admin_status, homed_in
+from tests.support.cells import admin_status, check_cells_mode, homed_in
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
 ACCOUNTS = {"a": "104000000000000000111", "b": "104000000000000000222"}  # each project's bots' service account
@@ -249,19 +248,7 @@ async def test_the_status_shows_each_project_cell(machines: CloudRunCellMachines
 
 async def test_cloudrun_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         fake: FakeCloudRunJobs) -> None:
-    env = {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE, "BOT_CHANNEL_TOKEN": "t" * 32}
-    machines = build_machines(Settings(machines="cloudrun"), env, LocalCoordination())
-    try:
-        assert isinstance(machines, CloudRunCellMachines) and isinstance(machines, Machines)
-        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
-        assert [view.name for view in machines.views()] == ["a", "b"]
-    finally:
-        await machines.aclose()
-    base = {**cells_env(fake), "MACHINES": "cloudrun", "DAILY_API_KEY": "k"}
-    problems = configuration_problems({**base, "CLOUDRUN_CELLS": '[{"name": "a"}]'})
-    assert any("CLOUDRUN_CELLS[0] (a): project must be a GCP project id" in problem for problem in problems)
-    assert any("CLOUDRUN_CELLS needs the shared store: set REDIS_URL" in problem
-               for problem in configuration_problems(base)), configuration_problems(base)
+    await check_cells_mode("cloudrun", "CLOUDRUN_CELLS", CloudRunCellMachines, cells_env(fake), CHANNEL_AUDIENCE)
 
 
 @pytest.mark.parametrize(("cells", "said"), [
@@ -346,7 +333,7 @@ async def test_the_dispatchers_own_credentials_refused_drain_no_cell(
 
 
 async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_other(
-        machines: CloudRunCellMachines, fake: FakeCloudRunJobs) -> None:
+        machines: CloudRunCellMachines, fake: FakeCloudRunJobs, caplog: pytest.LogCaptureFixture) -> None:
     """A cell whose job was never made, was deleted or is misnamed answers the pre-run read 404 (the
     dispatcher granted on the project, as roles/run.developer would be): nothing was sent there, so
     the project is drained and the start goes on, as for a 403."""
@@ -357,6 +344,8 @@ async def test_a_project_without_the_job_is_drained_and_its_sessions_run_in_the_
     views = {view.name: view for view in machines.views()}
     assert views["a"].drained_until is not None
     assert views["a"].reason == "its job is missing (the dispatcher's log names it)"
+    drained = [r for r in caplog.records if r.getMessage().startswith("Cloud Run cell a drained:")]
+    assert len(drained) == 1, drained  # logged once, though the run and the launch both ask why
 
 
 async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_whatever_its_name_says(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -19,18 +18,17 @@ import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.factory import build_machines, configuration_problems
-from dispatcher.machines.base import Machines, MachinesError, MachineState, WarmMachines
+from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import as_api_error
-from dispatcher.settings import Settings, SettingsError
+from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import admin_status
+from tests.support.cells import admin_status, check_cells_mode, homed_in
 
 PROJECTS = {"a": "vf-cell-a", "b": "vf-cell-b"}
 LONG_DRAIN = 30.0  # a drained project stays so 15-30 s: past anything a test does after it
@@ -63,15 +61,6 @@ async def machines(fake: FakeGce, coordination: LocalCoordination) -> AsyncItera
     provider = replica(fake, coordination)
     yield provider
     await provider.aclose()
-
-
-def homed_in(machines: GceCellMachines, cell: str, n: int = 1) -> list[str]:
-    """`n` new session ids (24 hex digits, as the dispatcher makes them) whose home is `cell`."""
-    found: list[str] = []
-    while len(found) < n:
-        if machines.cells.home(session := secrets.token_hex(12)) == cell:
-            found.append(session)
-    return found
 
 
 def inserts_in(fake: FakeGce, cell: str) -> int:
@@ -273,19 +262,7 @@ async def test_the_status_shows_each_project_cell(machines: GceCellMachines, fak
 
 async def test_gce_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         fake: FakeGce) -> None:
-    env = {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE, "BOT_CHANNEL_TOKEN": "t" * 32}
-    machines = build_machines(Settings(machines="gce"), env, LocalCoordination())
-    try:
-        assert isinstance(machines, GceCellMachines) and isinstance(machines, Machines)
-        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
-        assert [view.name for view in machines.views()] == ["a", "b"]
-    finally:
-        await machines.aclose()
-    base = {**cells_env(fake), "MACHINES": "gce", "DAILY_API_KEY": "k"}
-    problems = configuration_problems({**base, "GCE_CELLS": '[{"name": "a"}]'})
-    assert any("GCE_CELLS[0] (a): project must be a GCP project id" in problem for problem in problems)
-    assert any("GCE_CELLS needs the shared store: set REDIS_URL" in problem
-               for problem in configuration_problems(base)), configuration_problems(base)
+    await check_cells_mode("gce", "GCE_CELLS", GceCellMachines, cells_env(fake), CHANNEL_AUDIENCE)
 
 
 @pytest.mark.parametrize(("cells", "said"), [
