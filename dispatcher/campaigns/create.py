@@ -93,7 +93,8 @@ def _refused(exc: OverLimit) -> ApiError:
         return ApiError(429, "too_many_rows_kept", f"this key's campaigns hold {exc.have} rows, and at most {exc.most} "
                         "are kept (CAMPAIGN_MAX_ROWS_PER_KEY), finished campaigns' included until their records "
                         "expire 30 days after their last rows: ask for fewer rows, or later", retry_after=3600)
-    return ApiError(422, "too_many_rows", f"a campaign calls at most {exc.most} rows ({exc.have} already)")
+    return ApiError(422, "too_many_rows", f"a campaign calls at most {exc.most} rows ({exc.have} already): split "
+                    "the list into several campaigns")
 
 
 def _too_many_rows(before: int, asked: int) -> ApiError:
