@@ -60,7 +60,9 @@ def documented(mode: str) -> list[tuple[str, str | None, str | None]]:
         names = _quoted(cells[0])
         # `FLY_CREATE_RATE` / `_BURST` / `_MAX_WAIT`: a suffix shares the first name's prefix
         names = [n if not n.startswith("_") else names[0].rsplit("_", 1)[0] + n for n in names]
-        defaults, examples = _quoted(cells[1]), _quoted(cells[2])
+        # "unset (one project: `GCE_PROJECT`)": the quoted name is the fallback, not a value to set
+        defaults = [] if cells[1].startswith("unset") else _quoted(cells[1])
+        examples = _quoted(cells[2])
         for i, name in enumerate(names):
             default = defaults[i] if len(defaults) == len(names) else None
             example = examples[i] if len(examples) == len(names) else None
