@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 import dispatcher.observability.tracing as tracing
 from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
+from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.edge_line import edge_line
 from dispatcher.api.eval_mark import eval_mark
@@ -33,7 +34,7 @@ from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.sessions.failure import shown_status
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
+from dispatcher.sessions.ids import Caller, owned_by
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
 from dispatcher.sessions.watch import Watch, changes
@@ -92,8 +93,7 @@ async def start(
     recording = asked_recording(state, who, payload)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    checked_idempotency_key(idempotency_key)
     placed = await _placed(request, state, who, plan.transport, payload.maxWaitSeconds if payload else None,
                            payload.region if payload is not None else None, idempotency_key)
     if isinstance(placed, Response):
