@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sipedge.front_config import worker_capacity
 from tests.sip.conftest import run_edge
 from tests.sip.raw_sip import RawSip, status_of
 from tests.sip.sipp import HERE, SIPP_SECONDS
@@ -25,12 +26,20 @@ WAIT_SECONDS = 60.0
 
 
 def _status(control: str, secret: str) -> tuple[int, dict[str, Any]]:
+    """The edge's answer; its control API may open just after its "ready" line (a front's does), so a refused
+    connection is tried again for a while."""
     request = urllib.request.Request(f"{control}/status", headers={"Authorization": f"Bearer {secret}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+        except urllib.error.URLError as failed:
+            if not isinstance(failed.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusals(tmp_path: Path) -> None:
@@ -71,3 +80,15 @@ def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusal
     assert body["refused_last_minute"] == 1, body
     assert time.time() - WAIT_SECONDS - 60 < body["up_since"] <= time.time(), body
     assert SECRET not in json.dumps(body) and "+1415" not in json.dumps(body)
+
+
+def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path: Path) -> None:
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET}, workers=2):
+        code, body = _status(f"http://127.0.0.1:{control_port}", SECRET)
+    assert code == 200, body
+    assert body["workers"] == {"total": 2, "answering": 2} and body["ready"] is True, body
+    assert body["calls"]["in_progress"] == 0
+    assert body["calls"]["free"] == body["calls"]["total"] == 2 * worker_capacity(), body
+    assert body["trunks"] == [{"name": "loopback", "registration": "not_registering"}], body
