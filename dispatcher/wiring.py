@@ -54,6 +54,8 @@ from dispatcher.observability.metric_lines import MetricLines, MetricLineSetting
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.own_paces import own_rates
+from dispatcher.phone.sip_edge_gauges import SipEdgeGauges
+from dispatcher.phone.sip_edge_status import SipEdgeStatus
 from dispatcher.phone.state import build_phone_state
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
@@ -330,6 +332,9 @@ def build_state(
         capacity_floors=floors,
         model_service=sessions.model_service,
         trunk_calls=trunk_calls,
+        # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
+        sip_edge_status=SipEdgeStatus(trunk_calls.edges, SipEdgeGauges(metrics.registry))
+        if trunk_calls is not None else None,
         sip_edge=EdgeSecret.from_env(env),
         campaigns=campaign_book(coordination),
         campaign_settings=CampaignSettings.from_env(env),

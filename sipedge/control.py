@@ -1,5 +1,7 @@
 """The edge's control API, where the dispatcher hands it outbound calls (docs/sip.md#outbound-calls):
 
+- `GET /status`: the edge at a glance (sipedge/edge_status.py): up since, its code, its calls and free slots,
+  each trunk's registration, its refusals over the last minute;
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
   `increment_seconds` (the call's session prices its minutes by them); and `stream_path: true`, which
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -40,6 +43,7 @@ from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, InboundCal
 from sipedge.config import Trunk
 from sipedge.control_auth import MAX_BODY_BYTES, control_app, error
 from sipedge.edge import Edge
+from sipedge.edge_status import edge_status
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
@@ -124,12 +128,13 @@ class Control:
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
         self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
         self._runner: web.AppRunner | None = None
+        self._up_since = time.time()
 
     def outbound(self) -> dict[str, Trunk]:
         return {t.name: t for t in self.edge.config.trunks if t.termination_uri is not None}
 
     def app(self) -> web.Application:
-        return control_app(self._secret, self._trunks, self._calls, self._transfer)
+        return control_app(self._secret, self._trunks, self._calls, self._transfer, self._status)
 
     async def start(self) -> int:
         """Serves the API on the configured address and port, or, as one of several workers, on a loopback
@@ -151,6 +156,9 @@ class Control:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.reports.close()
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(edge_status(self.edge, self._up_since))
 
     async def _trunks(self, request: web.Request) -> web.Response:
         trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers),

@@ -14,9 +14,11 @@ MAX_BODY_BYTES = 8192
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def control_app(secret: str, trunks: Handler, calls: Handler, transfer: Handler) -> web.Application:
-    """`GET /trunks`, `POST /calls` and `POST /calls/{session_id}/transfer`, each for `secret` alone."""
+def control_app(secret: str, trunks: Handler, calls: Handler, transfer: Handler, status: Handler) -> web.Application:
+    """`GET /trunks`, `POST /calls`, `POST /calls/{session_id}/transfer` and `GET /status`, each for `secret`
+    alone."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[authenticated(secret)])
+    app.router.add_get("/status", status)
     app.router.add_get("/trunks", trunks)
     app.router.add_post("/calls", calls)
     app.router.add_post("/calls/{session_id}/transfer", transfer)

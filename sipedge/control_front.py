@@ -9,20 +9,26 @@ call goes to a worker with a free slot: its session's worker, should it be asked
 turn from the one after the last that took one, past those that answer 503 (full, or not ready) or
 cannot be reached. Every wait on a worker ends before the dispatcher's own (a frozen worker stalls
 nothing else); a worker that was sent a call and did not answer may have placed it, so that session
-stays with that worker (504), never tried on another, which could ring the callee twice."""
+stays with that worker (504), never tried on another, which could ring the callee twice. The edge's status
+is every worker's asked at once and added up (sipedge/edge_status.py), a worker that does not answer
+within `Waits.status` counted as such."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from sipedge.config import Trunk
 from sipedge.control_auth import control_app, error
+from sipedge.edge_status import workers_status
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 
 log = logging.getLogger("sipedge")
@@ -44,6 +50,7 @@ class Waits:
     # WARM_SECONDS (36 s, sipedge/warm_transfer.py).
     transfer: float = 23.0
     warm_transfer: float = 37.0
+    status: float = 1.5  # the dispatcher's GET /status waits 2 s on an edge
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,11 @@ class NoAnswer:
 
 class ControlFront:
     def __init__(self, address: str, port: int, secret: str, workers: Callable[[], list[int | None]],
-                 waits: Waits = Waits()) -> None:
-        """`workers()`: each worker's control port on loopback, None for one not up (starting again)."""
+                 waits: Waits = Waits(), *, worker_calls: int = 0, trunks: Sequence[Trunk] = ()) -> None:
+        """`workers()`: each worker's control port on loopback, None for one not up (starting again);
+        `worker_calls`: each worker's call slots and `trunks` the edge's, for its status."""
+        self._up_since = time.time()
+        self._worker_calls, self._trunks_configured = worker_calls, tuple(trunks)
         self._address, self._port = address, port
         self._secret = secret
         self._workers = workers
@@ -80,7 +90,7 @@ class ControlFront:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        return control_app(self._secret, self._trunks, self._calls, self._transfer)
+        return control_app(self._secret, self._trunks, self._calls, self._transfer, self._status)
 
     async def start(self) -> None:
         self._client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self._secret}"})
@@ -112,6 +122,24 @@ class ControlFront:
             log.warning("sipedge: the worker with control port %d did not answer %s %s within %.0f s: %r", port,
                         method, path, seconds, exc)
             return NoAnswer(reached=not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError))
+
+    async def _status(self, request: web.Request) -> web.Response:
+        answers = await asyncio.gather(*(self._worker_status(port) for port in self._workers()))
+        return web.json_response(workers_status(answers, self._worker_calls, self._trunks_configured,
+                                                self._up_since))
+
+    async def _worker_status(self, port: int | None) -> dict[str, Any] | None:
+        """A worker's own status; None for one not up, or that did not answer it in time."""
+        if port is None:
+            return None
+        answer = await self._ask(port, "GET", "/status", None, self._waits.status)
+        if not isinstance(answer, Answer) or answer.status != 200:
+            return None
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
     async def _trunks(self, request: web.Request) -> web.Response:
         deadline = asyncio.get_running_loop().time() + self._waits.calls

@@ -1,6 +1,7 @@
 """Refused INVITEs, and in-dialog requests ignored as a stranger's, in the edge's log, bounded: the
 first of each source and answer in a period is logged in full, the rest only counted, and each period
-ends with one line of totals. A scanner's thousands of INVITEs cost a few lines, not one each."""
+ends with one line of totals. A scanner's thousands of INVITEs cost a few lines, not one each. The last
+minute's count (the edge's `GET /status`) is kept in one counter a second, so reading it never waits on them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ log = logging.getLogger("sipedge")
 
 PERIOD_SECONDS = 60.0
 LOGGED_PER_PERIOD = 20  # refusals logged in full per period, whatever their sources
+RECENT_SECONDS = 60  # `last_minute()`: the refusals of the last this many whole seconds and the current one
 
 
 class RefusalLog:
@@ -24,6 +26,9 @@ class RefusalLog:
         self._seen: set[tuple[str, int | str]] = set()
         self._by_status: Counter[int | str] = Counter()  # an INVITE's status, or "NOTIFY ignored"
         self.total = 0  # every refusal since the edge started
+        # One count a second, for the last minute's: each slot's second, and its count then.
+        self._second_of = [-1] * RECENT_SECONDS
+        self._count_of = [0] * RECENT_SECONDS
 
     def refused(self, host: str, to_uri: str, status: int, reason: str) -> None:
         if self._first(host, status):
@@ -39,13 +44,25 @@ class RefusalLog:
 
     def _first(self, host: str, answer: int | str) -> bool:
         """Counts one; whether it is the first of `host` and `answer` this period to be logged."""
+        second = int(self._clock())
+        slot = second % RECENT_SECONDS
         with self._lock:
             self.total += 1
             self._by_status[answer] += 1
+            if self._second_of[slot] != second:
+                self._second_of[slot], self._count_of[slot] = second, 0
+            self._count_of[slot] += 1
             first = (host, answer) not in self._seen and len(self._seen) < LOGGED_PER_PERIOD
             if first:
                 self._seen.add((host, answer))
         return first
+
+    def last_minute(self) -> int:
+        """The requests refused (and ignored) over the last RECENT_SECONDS."""
+        now = int(self._clock())
+        with self._lock:
+            return sum(count for second, count in zip(self._second_of, self._count_of, strict=True)
+                       if now - second < RECENT_SECONDS)
 
     def end_period(self) -> None:
         with self._lock:

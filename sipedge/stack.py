@@ -21,6 +21,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.listening_media import without_concealment
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.registrations import Registrations
 from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
@@ -52,13 +53,19 @@ Unplayable = Callable[[str, str, str], None]  # the source address, the request 
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
-    def __init__(self, stack: SipStack, srtp_mandatory: bool = False) -> None:
+    def __init__(self, stack: SipStack, srtp_mandatory: bool = False, registers_for: str | None = None) -> None:
         super().__init__()
         self._stack = stack
         self.srtp_mandatory = srtp_mandatory  # a number's own account: PJSIP's SRTP MANDATORY, over TLS only
+        self._registers_for = registers_for  # the trunk whose registrar this account registers with
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
         self._stack.incoming(self, prm)
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802  (PJSUA2's name)
+        if self._registers_for is not None:
+            self._stack.registrations.answered(self._registers_for, int(prm.code), str(prm.reason),
+                                               int(prm.expiration))
 
 
 class _Log(pj.LogWriter):  # type: ignore[misc]
@@ -84,6 +91,7 @@ class SipStack:
         self._ended: list[SipCall] = []
         self._accounts: list[_Account] = []
         self.outbound_accounts: dict[str, pj.Account] = {}  # trunk name → the account its calls go out by
+        self.registrations = Registrations()  # each registering trunk's, as its registrar last answered
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
         self._wake = SipWake(self.place.sip_host, self.place.sip_port)  # PJSIP's poll waits up to POLL_MS
 
@@ -285,7 +293,8 @@ class SipStack:
         if trunk is not None and trunk.digest_password is not None:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
-        account = _Account(self, srtp_mandatory)
+        registers_for = trunk.name if trunk is not None and registers and trunk.registrar is not None else None
+        account = _Account(self, srtp_mandatory, registers_for)
         account.create(config, trunk is None and not srtp_mandatory)  # the local account is the default one
         return account
 

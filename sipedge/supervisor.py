@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
-from sipedge.front_config import write_front
+from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
@@ -97,7 +97,6 @@ class Supervisor:
         task.add_done_callback(self._relays.discard)
 
     def _children(self) -> list[Child]:
-        from sipedge.front_config import worker_capacity
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
@@ -170,7 +169,8 @@ class Supervisor:
         if self.config.control_port is None or self.config.control_secret is None:
             return None
         return ControlFront(self.config.control_address, self.config.control_port, self.config.control_secret,
-                            lambda: [worker.control_port for worker in workers])
+                            lambda: [worker.control_port for worker in workers], worker_calls=worker_capacity(),
+                            trunks=self.config.trunks)
 
     async def _watch(self, child: Child) -> None:
         """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatcher.phone.sip_edge_status import SipEdgeOut
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY
 
 # POST /start's query and header, read by the route itself (FastAPI's parameter solving cost a
@@ -428,6 +429,9 @@ class StatusOut(BaseModel):
         "without it): `url`, `state` (`ok`, or `unknown`: a failed or stale read, an answer that is no capacity), "
         "`free` and `total` streams by its last read (null when unknown), `read_seconds_ago`, `problem` (why "
         "unknown) and `starting_here` (starts admitted here not yet in its count).")
+    sip_edges: list[SipEdgeOut] | None = Field(
+        default=None, description="Each SIP edge SIP_EDGE_URL lists (absent without it), asked at most every 5 s, "
+        "each within 2 s (docs/sip.md, \"Is the edge up?\").")
 
 
 class StatusSample(BaseModel):

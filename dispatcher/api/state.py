@@ -30,6 +30,7 @@ from dispatcher.models.admission import ModelServiceAdmission
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.sip_edge_status import SipEdgeStatus
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.regions.calls import CallHandoffs
@@ -108,6 +109,7 @@ class AppState:
     usage_files: UsageFiles | None = None  # the daily usage files in the team's bucket (USAGE_FILES)
     model_service: ModelServiceAdmission | None = None  # the converged bots' shared model (MODEL_SERVICE_URL)
     trunk_calls: TrunkCalls | None = None  # calls placed through the SIP edge's trunks (SIP_EDGE_URL)
+    sip_edge_status: SipEdgeStatus | None = None  # each SIP edge's own status, for GET /status and /metrics
     sip_edge: EdgeSecret | None = None  # SIP_EDGE_SECRET: the edge's proof on an inbound call's priced start
     whatsapp: WhatsAppCalls | None = None  # WhatsApp Business calls (WHATSAPP_NUMBERS and its credentials)
     # Campaigns of calls out (dispatcher/campaigns/): their rows (the store's, with several replicas), the numbers

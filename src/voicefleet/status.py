@@ -69,7 +69,8 @@ def report(body: Mapping[str, Any]) -> str:
     parts += ["", f"STARTS  at replica {body.get('replica')}", _starts(body.get("starts", {})), "",
               f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
               f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
-              *_recordings(body.get("recordings")), "", _places(body), *_cells(body.get("cells"))]
+              *_recordings(body.get("recordings")), "", _places(body), *_cells(body.get("cells")),
+              *_sip_edges(body.get("sip_edges"))]
     if body.get("capacity"):
         parts += ["", "CAPACITY  each value beside what is in use (`voicefleet capacity`)",
                   _indented(capacity_table(body["capacity"]))]
@@ -85,6 +86,35 @@ def _recordings(recordings: Mapping[str, Any] | None) -> list[str]:
     if recordings.get("error"):
         lines.append(f"  not kept, calls run unrecorded: {recordings['error']}")
     return lines
+
+
+def _sip_edges(edges: list[Mapping[str, Any]] | None) -> list[str]:
+    """SIP EDGES: one line each, `answering` with its calls over its slots and each registering trunk's state, or
+    why it did not answer (docs/sip.md, "Is the edge up?")."""
+    if not edges:
+        return []
+    answering = sum(1 for edge in edges if edge.get("answering"))
+    return ["", f"SIP EDGES  {answering} of {len(edges)} answering", *(f"  {_sip_edge(edge)}" for edge in edges)]
+
+
+def _sip_edge(edge: Mapping[str, Any]) -> str:
+    if not edge.get("answering"):
+        return f"sip edge {edge.get('url')}  {edge.get('error') or 'not answering'}"
+    calls = edge.get("calls") or {}
+    parts = [f"sip edge {edge.get('url')}", "answering" if edge.get("ready") else "answering, its SIP not up yet",
+             f"{calls.get('in_progress', 0)}/{calls.get('total', 0)} calls"]
+    workers = edge.get("workers")
+    if workers:
+        parts.append(f"{workers.get('answering')}/{workers.get('total')} workers")
+    for trunk in edge.get("trunks") or []:
+        state = trunk.get("registration")
+        if state == "refused":
+            parts.append(f"trunk {trunk.get('name')} refused {trunk.get('code')} {trunk.get('reason') or ''}".rstrip())
+        elif state != "not_registering":
+            parts.append(f"trunk {trunk.get('name')} {state}")
+    if edge.get("refused_last_minute"):
+        parts.append(f"{edge['refused_last_minute']} refused in the last minute")
+    return "  ".join(parts)
 
 
 def _cells(cells: list[Mapping[str, Any]] | None) -> list[str]:

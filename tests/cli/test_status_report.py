@@ -60,3 +60,25 @@ def test_each_capacity_value_is_shown_beside_what_is_in_use() -> None:
     assert ["sessions", "200", "50", "200", "37"] in lines
     assert ["key.acme", "0.5", "0.5", "-", "-"] in lines
     assert not any(line and line[0] == "CAPACITY" for line in (x.split() for x in report(BODY).splitlines()))
+
+
+def test_each_sip_edge_is_one_line_and_one_not_answering_says_why() -> None:
+    edges = [
+        {"url": "http://10.0.0.5:5080", "answering": True, "ready": True, "version": "sipedge-0123456789ab",
+         "calls": {"in_progress": 3, "free": 51, "total": 54}, "refused_last_minute": 0,
+         "trunks": [{"name": "twilio", "registration": "registered", "code": 200, "reason": "OK"},
+                    {"name": "telnyx", "registration": "not_registering"}]},
+        {"url": "http://10.0.0.6:5080", "answering": True, "ready": True, "refused_last_minute": 12,
+         "calls": {"in_progress": 0, "free": 3, "total": 3},
+         "trunks": [{"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}]},
+        {"url": "http://10.0.0.7:5080", "answering": False,
+         "error": "not answering: connection refused: nothing listens there (ClientConnectorError)"},
+    ]
+    lines = report({**BODY, "sip_edges": edges}).splitlines()
+    assert "SIP EDGES  2 of 3 answering" in lines
+    assert "  sip edge http://10.0.0.5:5080  answering  3/54 calls  trunk twilio registered" in lines
+    assert ("  sip edge http://10.0.0.6:5080  answering  0/3 calls  trunk pbx refused 403 Forbidden  "
+            "12 refused in the last minute") in lines
+    assert ("  sip edge http://10.0.0.7:5080  not answering: connection refused: nothing listens there "
+            "(ClientConnectorError)") in lines
+    assert not any("SIP EDGES" in line for line in report(BODY).splitlines())  # no SIP_EDGE_URL: no part

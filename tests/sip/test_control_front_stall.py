@@ -2,7 +2,8 @@
 (SIGSTOP: its kernel still accepts connections, nothing answers): stand-in workers as processes of their
 own (tests/sip/control_stand_in.py). A transfer gets its holder's answer without waiting for the frozen
 one, a call sent to the frozen one is answered 504 and stays with it (never placed by a second worker),
-and the next call goes to a worker that answers. The front's waits are shortened here; that its own
+and the next call goes to a worker that answers; the edge's status counts the frozen one as not answering.
+The front's waits are shortened here; that its own
 stay under the dispatcher's is checked against the dispatcher's figures."""
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from dispatcher.phone import sip_transfers, trunk_calls
+from dispatcher.phone import sip_edge_status, sip_transfers, trunk_calls
 from sipedge.control_front import ControlFront, Waits
-from tests.sip.control_stand_in import TOOK
+from tests.sip.control_stand_in import STATUS_CALLS, TOOK
 from tests.support.ports import free_port
 from tests.support.processes import listens, terminate
 
@@ -75,7 +76,7 @@ async def test_a_frozen_worker_stalls_no_transfer_and_no_call_is_placed_by_two_w
         stand_ins: list[StandIn]) -> None:
     ports: list[int | None] = [worker.port for worker in stand_ins]
     port = free_port()
-    front = ControlFront("127.0.0.1", port, SECRET, lambda: ports, WAITS)
+    front = ControlFront("127.0.0.1", port, SECRET, lambda: ports, WAITS, worker_calls=STATUS_CALLS)
     await front.start()
     # The dispatcher's wait, as it stands to the front's (WAITS: shortened alike).
     control = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAITS.transfer + 5,
@@ -92,6 +93,10 @@ async def test_a_frozen_worker_stalls_no_transfer_and_no_call_is_placed_by_two_w
         stalled = await control.post("/calls", json=call("B"))
         assert (stalled.status_code, stalled.json()["error"]["code"]) == (504, "call_unanswered")
         assert (await control.post("/calls", json=call("C"))).status_code == 202  # past the frozen one
+        status = (await control.get("/status")).json()  # the frozen worker's slots: neither free nor in use
+        assert status["workers"] == {"total": 2, "answering": 1}, status
+        assert status["calls"] == {"in_progress": 1, "free": STATUS_CALLS - 1, "total": 2 * STATUS_CALLS}, status
+        assert status["refused_last_minute"] == 2, status
         os.kill(stand_ins[1].process.pid, signal.SIGCONT)
         assert (await control.post("/calls", json=call("B"))).status_code == 202  # the retry: its worker's answer
     finally:
@@ -111,3 +116,4 @@ def test_the_fronts_waits_end_after_the_holders_own_and_before_the_dispatchers()
     assert waits.calls < trunk_calls.REQUEST_SECONDS
     assert waits.transfer < sip_transfers.REQUEST_SECONDS
     assert waits.warm_transfer < sip_transfers.REQUEST_SECONDS + sip_transfers.WARM_EXTRA_SECONDS
+    assert waits.status < sip_edge_status.ASK_SECONDS

@@ -13,6 +13,7 @@ from sipedge import stream_frames
 from sipedge.admission import Admitted, Refused, admit, dialled_number, source_host
 from sipedge.call_data import MAX_EVAL_TOKEN, MAX_HEADERS, body_bytes, call_body, eval_token
 from sipedge.config import ConfigError, load
+from sipedge.edge_status import workers_status
 from sipedge.playout import Playout
 from sipedge.refusal_log import RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS, from_http
@@ -240,3 +241,30 @@ def test_a_strangers_ignored_notify_is_counted_and_logged_as_a_refusal(caplog: p
                         "this period are only counted)"), lines
     assert len(lines) == 3 and "{403: 1, 'NOTIFY ignored': 3}" in lines[-1], lines
     assert refusals.total == 4
+
+
+def test_the_last_minutes_refusals_are_those_of_the_last_60_seconds() -> None:
+    now = [1000.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    for _ in range(3):
+        refusals.refused("192.0.2.7", "<sip:+14155550199@edge>", 403, "no trunk allows this source")
+    now[0] = 1030.5
+    refusals.ignored("192.0.2.7", "NOTIFY", "not from the call's trunk 'twilio'")
+    refusals.end_period()  # the log's period ends: the last minute's count does not
+    assert refusals.last_minute() == 4
+    now[0] = 1060.0  # the first three were 60 s ago
+    assert refusals.last_minute() == 1
+    now[0] = 1000.0 + 3600  # an hour on, the same second's slot again: counted afresh
+    refusals.refused("192.0.2.7", "<sip:+14155550199@edge>", 403, "no trunk allows this source")
+    assert refusals.last_minute() == 1
+
+
+def test_an_edge_with_workers_counts_each_answering_workers_calls_and_every_workers_slots(tmp_path: Path) -> None:
+    trunks = load(config(tmp_path, TRUNK, SALES_KEY="k")).trunks
+    worker = {"ready": True, "calls": {"in_progress": 2, "free": 1, "total": 3}, "refused_last_minute": 4}
+    body = workers_status([worker, None, {**worker, "ready": False}], 3, trunks, 1000.0)
+    assert body["calls"] == {"in_progress": 4, "free": 2, "total": 9}  # the silent worker's slots are not free
+    assert body["workers"] == {"total": 3, "answering": 2} and body["ready"] is True
+    assert body["refused_last_minute"] == 8
+    assert body["trunks"] == [{"name": "office", "registration": "not_registering"}]
+    assert workers_status([None, None], 3, trunks, 1000.0)["ready"] is False

@@ -68,4 +68,6 @@ async def prometheus(request: Request) -> Response:
                        "load: scrape it with an admin key (DISPATCHER_ADMIN_KEYS) as its bearer; a client key "
                        "reads its own key's figures at GET /usage", extra={})
     callers, evals = await state.sessions.active_by_release()
+    if state.sip_edge_status is not None:  # the edges' gauges as they answer now (or within a few seconds)
+        await state.sip_edge_status.read()
     return Response(state.metrics.render(callers, evals), media_type=CONTENT_TYPE)

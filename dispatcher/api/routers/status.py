@@ -1,6 +1,7 @@
 """The deployment at a glance, behind the admin key (dispatcher/api/admin_auth.py):
 
-    GET /status            sessions, reserve, recent starts and refusals, cost per hour (api/status_view.py)
+    GET /status            sessions, reserve, recent starts and refusals, cost per hour (api/status_view.py);
+                           each SIP edge's own status (phone/sip_edge_status.py)
     GET /status/history    this replica's last hour, a sample a minute, for the charts
     GET /dashboard         the page showing both, live (web/src/dashboard.js), with the sessions, the
                            releases and a session's transcript and recording; served locally, and in
@@ -51,6 +52,8 @@ async def status(request: Request, _: Admin) -> dict[str, Any]:
     snapshot = await _view(request).snapshot()
     if (model_service := app_state(request).model_service) is not None:
         snapshot = {**snapshot, "model_service": model_service.status()}
+    if (sip_edges := app_state(request).sip_edge_status) is not None:
+        snapshot = {**snapshot, "sip_edges": await sip_edges.read()}
     artifacts = app_state(request).artifacts
     if artifacts is None:
         return snapshot

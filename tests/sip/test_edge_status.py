@@ -1,0 +1,94 @@
+"""The edge's `GET /status` on a real `python -m sipedge` (docs/sip.md, "Is the edge up?"): its calls and
+slots, each trunk's registration as its registrar answered (SIPp's registrar, refusing the edge's password),
+the INVITEs it refused over the last minute, and nothing without the control secret."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from sipedge.front_config import worker_capacity
+from tests.sip.conftest import run_edge
+from tests.sip.raw_sip import RawSip, status_of
+from tests.sip.sipp import HERE, SIPP_SECONDS
+from tests.support.ports import free_port
+from tests.support.processes import terminate
+
+SECRET = "edge-control-secret-for-the-tests-0123456789"
+REGISTERED_NUMBER = "+14155550198"
+WAIT_SECONDS = 60.0
+
+
+def _status(control: str, secret: str) -> tuple[int, dict[str, Any]]:
+    """The edge's answer; its control API may open just after its "ready" line (a front's does), so a refused
+    connection is tried again for a while."""
+    request = urllib.request.Request(f"{control}/status", headers={"Authorization": f"Bearer {secret}"})
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+        except urllib.error.URLError as failed:
+            if not isinstance(failed.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusals(tmp_path: Path) -> None:
+    registrar_port, control_port = free_port(socket.SOCK_DGRAM), free_port()
+    registrar = subprocess.Popen(  # refuses the edge's wrong password with 403 (registrar.xml)
+        ["sipp", "-sf", str(HERE / "registrar.xml"), "-i", "127.0.0.1", "-p", str(registrar_port), "-m", "1",
+         "-nostdin", "-timeout", str(SIPP_SECONDS)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    pbx = (f'[[trunk]]\nname = "pbx"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{REGISTERED_NUMBER}" = "" }}\n'
+           f'registrar = "sip:127.0.0.1:{registrar_port}"\ndigest_username = "edge"\n'
+           'digest_password_env = "PBX_PASSWORD"\n')
+    control = f"http://127.0.0.1:{control_port}"
+    try:
+        with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, trunks=pbx,
+                      env={"EDGE_SECRET": SECRET, "PBX_PASSWORD": "not-the-password"}) as edge:
+            assert _status(control, "another-secret")[0] == 401
+            stranger = RawSip("127.0.0.2", edge.sip_port)  # no trunk allows this source: refused 403
+            try:
+                stranger.invite(REGISTERED_NUMBER)
+                answer = stranger.final_answer(SIPP_SECONDS)
+                assert answer is not None and status_of(answer) == 403, answer
+            finally:
+                stranger.close()
+            deadline = time.monotonic() + WAIT_SECONDS
+            while True:
+                code, body = _status(control, SECRET)
+                assert code == 200, body
+                pbx_state = next(t for t in body["trunks"] if t["name"] == "pbx")
+                if pbx_state["registration"] != "registering" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+    finally:
+        terminate(registrar)
+    assert pbx_state == {"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}, body
+    assert {"name": "loopback", "registration": "not_registering"} in body["trunks"]
+    assert body["ready"] is True and body["version"].startswith("sipedge-")
+    assert body["calls"]["in_progress"] == 0 and body["calls"]["free"] == body["calls"]["total"] > 0, body
+    assert body["refused_last_minute"] == 1, body
+    assert time.time() - WAIT_SECONDS - 60 < body["up_since"] <= time.time(), body
+    assert SECRET not in json.dumps(body) and "+1415" not in json.dumps(body)
+
+
+def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path: Path) -> None:
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET}, workers=2):
+        code, body = _status(f"http://127.0.0.1:{control_port}", SECRET)
+    assert code == 200, body
+    assert body["workers"] == {"total": 2, "answering": 2} and body["ready"] is True, body
+    assert body["calls"]["in_progress"] == 0
+    assert body["calls"]["free"] == body["calls"]["total"] == 2 * worker_capacity(), body
+    assert body["trunks"] == [{"name": "loopback", "registration": "not_registering"}], body
