@@ -5,6 +5,7 @@ One implementation; a carrier says how its create is sent, how its refusals read
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,14 +14,22 @@ from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.twilio_calls import CallsResource, TwilioRefused, Unanswered
 from dispatcher.phone.twilio_dial import KEPT_SECONDS, DialSettings
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
-from dispatcher.store.coordination import CreateLimits, SessionValues
+from dispatcher.store.coordination import CreateLimits, FirstClaims, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
-CALL_SID_KEPT = "call_sid"  # a kept call's SID: named by the create's answer (Twilio), or the first signed callback
-ANSWERED_BY_KEPT = "answered_by"  # the verdict its bot is told, kept for a bot attached after it came
+# What arrives after the create is recorded beside the call's values, each once under a record of its own (the
+# store's first claim, across replicas): a read-modify-write of the values would let one replica's write drop
+# another's. The first word is kept: a call's SID is named once (Twilio: the create's answer; Telnyx: the first
+# signed callback), and its carrier sends one verdict (a repeat cannot change what a bot was told).
+SID_RECORD = "call-sid"
+VERDICT_RECORD = "call-verdict"
+# An earlier version kept both inside the call's values: read there still for a call it placed.
+CALL_SID_KEPT = "call_sid"
+ANSWERED_BY_KEPT = "answered_by"
+SID_RETRY_DELAYS_SECONDS = (0.25, 1.0)  # the SID is the only way to hand the call to a person: worth a wait
 UNANSWERED = "_unanswered"  # the ending of the code of a create whose answer never came: it may ring yet
 
 
@@ -32,12 +41,13 @@ class Dialer:
 
     def __init__(self, settings: DialSettings, resource: CallsResource, account_sid: str,
                  limits: CreateLimits | RegionPaces,
-                 kept: SessionValues) -> None:
+                 kept: SessionValues, records: FirstClaims) -> None:
         self.settings = settings
         self._resource = resource
         self.account = account_sid
         self._limits = limits
-        self._kept = kept
+        self._kept = kept  # the call's values, sealed: written once, before the create
+        self._records = records  # its SID and verdict, each recorded once
 
     async def pace(self) -> PaceTurn:
         """Waits for the account's next turn (its calls a second, across every replica and region); 429 past
@@ -51,7 +61,7 @@ class Dialer:
         """Creates the call, its values kept first (a callback may come before the create's answer); the
         call's SID where the answer names one. `ApiError` when it was not placed, or (504) when the
         carrier's answer never came."""
-        await self.keep_call(session_id, kept)
+        await self._keep_values(session_id, kept)
         try:
             answer = await self._create(create)
         except TwilioRefused as exc:
@@ -63,25 +73,36 @@ class Dialer:
                            extra={"session_id": session_id}) from None
         sid = self._sid_of(answer)
         if sid is not None:  # the carrier named the call to this dispatcher: its bot may hand it to a person
-            await self._keep_sid(session_id, kept, sid)
+            await self._keep_sid(session_id, sid)
         return sid
 
-    async def _keep_sid(self, session_id: str, kept: dict[str, Any], sid: str) -> None:
-        """The call's SID kept beside its values. The call is placed by now: a store that cannot keep it leaves
-        the call as it is, which its bot then cannot transfer (`call_not_verified`)."""
-        try:
-            await self.keep_call(session_id, {**kept, CALL_SID_KEPT: sid})
-        except (ApiError, StoreUnavailable) as exc:
-            log.warning("placed call %s: its %s SID was not kept, so it cannot be transferred: %s", session_id,
-                        self.title, exc)
+    async def _keep_sid(self, session_id: str, sid: str) -> None:
+        """The call's SID recorded beside its values, asked again through a store's blink. The call is placed by
+        now: a store that cannot keep it leaves the call as it is, which its bot then cannot transfer
+        (`call_not_verified`)."""
+        for delay in (*SID_RETRY_DELAYS_SECONDS, None):
+            try:
+                await self.bind_call(session_id, sid)
+                return
+            except StoreUnavailable as exc:
+                if delay is None:
+                    log.warning("placed call %s: its %s SID was not kept, so it cannot be transferred: %s",
+                                session_id, self.title, exc)
+                    return
+            await asyncio.sleep(delay)
+
+    async def bind_call(self, session_id: str, sid: str) -> str:
+        """The SID recorded first for the session's call (`sid` when it is the first named), across replicas.
+        `StoreUnavailable` when the store cannot say."""
+        return await self._records.first(self._record(SID_RECORD, session_id), sid, KEPT_SECONDS)
 
     async def placed_call(self, session_id: str) -> str | None:
         """The call placed for `session_id` as a transfer names it, where the carrier named it to this dispatcher
         (Twilio: the create's answer; Telnyx: the first signed callback); None for a session this dispatcher
         placed no call for, or whose call the carrier did not name yet. `StoreUnavailable` when the store
         cannot say."""
-        sid = (await self.kept_call(session_id) or {}).get(CALL_SID_KEPT)
-        return self._transfer_id(sid) if isinstance(sid, str) else None
+        sid = await self._recorded(session_id, SID_RECORD, CALL_SID_KEPT)
+        return self._transfer_id(sid) if sid is not None else None
 
     def _transfer_id(self, sid: str) -> str | None:
         """A kept SID as this carrier's transfer names the call (Twilio's: the SID itself)."""
@@ -90,8 +111,8 @@ class Dialer:
     async def kept_call(self, session_id: str) -> dict[str, Any] | None:
         return await self._kept.get(self._kept_key(session_id))
 
-    async def keep_call(self, session_id: str, kept: dict[str, Any]) -> None:
-        """The call's values, kept for the call's life (again, changed, once its SID is known)."""
+    async def _keep_values(self, session_id: str, kept: dict[str, Any]) -> None:
+        """The call's values, kept for the call's life; never written again (what comes later has its record)."""
         try:
             await self._kept.put(self._kept_key(session_id), kept, KEPT_SECONDS)
         except VaultFull:
@@ -99,16 +120,23 @@ class Dialer:
                            retry_after=5) from None
 
     async def keep_verdict(self, session_id: str, answered_by: str) -> None:
-        """The answering-machine verdict told to the call's bot, kept beside the call's values (read afresh: a
-        Telnyx call's first callback may have added its SID), so a bot attached after it came is told too."""
-        kept = await self.kept_call(session_id)
-        if kept is not None:
-            await self.keep_call(session_id, {**kept, ANSWERED_BY_KEPT: answered_by})
+        """The answering-machine verdict told to the call's bot, recorded beside the call's values (the first
+        one the carrier sent), so a bot attached after it came is told too. `StoreUnavailable` when the store
+        cannot keep it."""
+        await self._records.first(self._record(VERDICT_RECORD, session_id), answered_by, KEPT_SECONDS)
 
     async def kept_verdict(self, session_id: str) -> str | None:
         """The verdict kept for the call's bot, if one came. `StoreUnavailable` when the store cannot say."""
-        verdict = (await self.kept_call(session_id) or {}).get(ANSWERED_BY_KEPT)
-        return verdict if isinstance(verdict, str) else None
+        return await self._recorded(session_id, VERDICT_RECORD, ANSWERED_BY_KEPT)
+
+    async def _recorded(self, session_id: str, record: str, earlier_field: str) -> str | None:
+        if (found := await self._records.held(self._record(record, session_id))) is not None:
+            return found
+        earlier = (await self.kept_call(session_id) or {}).get(earlier_field)
+        return earlier if isinstance(earlier, str) else None
+
+    def _record(self, record: str, session_id: str) -> str:
+        return f"{self.carrier}-{record}:{session_id}"
 
     async def hang_up(self, call_sid: str) -> None:
         """Ends a live call (`Status=completed`); a call already over is left as it is."""

@@ -160,7 +160,7 @@ def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | 
         return None, ("set PHONE_PUBLIC_URL to the https:// address Twilio reaches this dispatcher at: a call's "
                       "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"twilio calls kept", hashlib.sha256).digest())
-    return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, limits, kept), ""
+    return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, limits, kept, coordination.key_holders), ""
 
 
 def _telnyx_dialer(env: Mapping[str, str], phone: PhoneSettings, telnyx: TelnyxCalls | None,
@@ -184,4 +184,5 @@ def _telnyx_dialer(env: Mapping[str, str], phone: PhoneSettings, telnyx: TelnyxC
         return None, ("set PHONE_PUBLIC_URL to the https:// address Telnyx reaches this dispatcher at: a call's "
                       "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"telnyx calls kept", hashlib.sha256).digest())
-    return TelnyxDialer(settings, telnyx, account, limits, kept, application_sid=application), ""
+    return TelnyxDialer(settings, telnyx, account, limits, kept, coordination.key_holders,
+                        application_sid=application), ""

@@ -191,7 +191,7 @@ class Transfers:
     async def _placed_here(self, call: LiveCall) -> None:
         """The call's id where this dispatcher placed it: its token was minted before the call existed, so the id
         is the one the carrier named to the dispatcher itself (Twilio's create answer, a Telnyx call's first
-        signed callback), kept with the call's values; Twilio's only if the stream's `start` named it too."""
+        signed callback), recorded beside the call's values; Twilio's only if the stream's `start` named it too."""
         placed = self._placed.get(call.carrier)
         if placed is None:
             return

@@ -538,7 +538,8 @@ class Coordination(Protocol):
     spent: OneTimeUse  # a phone call's one-time token
     webhooks: OneTimeUse  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
-    key_holders: FirstClaims  # which region holds an Idempotency-Key this region is home to (not forgiven)
+    # Which region holds an Idempotency-Key this region is home to; a placed call's turn, SID, verdict (not forgiven).
+    key_holders: FirstClaims
     calls: CallMedia
     pool: ReservePool
     key_sessions: KeySessions  # each API key's share of the session cap

@@ -27,7 +27,7 @@ import hmac
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -93,6 +93,9 @@ class FakeTwilioCalls(FakeTwilio):
         self._auth_token = next(secret for user, secret in self.logins if user == self.account_sid)
         # How callbacks reach the dispatcher: over the network, or (an in-process app) its ASGI transport.
         self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)
+        # What the far end does before the create's answer reaches the dispatcher (the network may hold an answer
+        # while the call rings, is picked up and its verdict's callback is taken): run once the call is queued.
+        self.before_answer: Callable[[PlacedCall], Awaitable[None]] | None = None
 
     def routes(self) -> list[Route]:
         return [Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"]), *super().routes()]
@@ -122,6 +125,8 @@ class FakeTwilioCalls(FakeTwilio):
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
         self.created_at.append(time.monotonic())
+        if self.before_answer is not None:
+            await self.before_answer(call)
         if self.queued_but_answered is not None:
             status, self.queued_but_answered = self.queued_but_answered, None
             return lost_answer(status) or error(status, 20500, "the call was queued; its answer was lost")

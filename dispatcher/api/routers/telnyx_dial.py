@@ -24,7 +24,7 @@ from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.dialer import CALL_SID_KEPT, Dialer
 from dispatcher.phone.telnyx_calls import call_id
-from dispatcher.phone.twilio_dial import KEPT_SECONDS, mac_valid
+from dispatcher.phone.twilio_dial import mac_valid
 
 router = APIRouter(prefix="/phone/telnyx/calls", include_in_schema=False)
 
@@ -69,23 +69,16 @@ async def _verified(request: Request, session_id: str,
     kept = await dialer.kept_call(session_id)
     if kept is None:
         raise ApiError(404, "not_found", f"no call placed through Telnyx is known for session {session_id}")
-    await _same_call(state, dialer, session_id, kept, form["CallSid"])
+    await _same_call(dialer, session_id, kept, form["CallSid"])
     return state, form, kept, dialer, call
 
 
-async def _same_call(state: AppState, dialer: Dialer, session_id: str, kept: dict[str, Any], call_sid: str) -> None:
+async def _same_call(dialer: Dialer, session_id: str, kept: dict[str, Any], call_sid: str) -> None:
     """The session's call is the one its first callback named. The URL's MAC binds the session, not the call,
     and Telnyx's signature does not cover the URL: a signed body of another call of the account, posted at
-    this session's URL, is refused. The first callback claims the session once across replicas."""
-    bound = kept.get(CALL_SID_KEPT)
-    if bound is None and await state.replication.coordination.spent.first_use(f"telnyx-call-of:{session_id}",
-                                                                              KEPT_SECONDS):
-        await dialer.keep_call(session_id, {**kept, CALL_SID_KEPT: call_sid})
-        return
-    if bound is None:  # another replica's first callback is keeping its call right now
-        bound = (await dialer.kept_call(session_id) or {}).get(CALL_SID_KEPT)
-    if bound is None:
-        raise ApiError(409, "callback_early", "this session's first callback is being recorded: send it again",
-                       retry_after=1)
+    this session's URL, is refused. The first callback names the call once across replicas (the store's first
+    claim: a callback at another replica at the same moment reads the same call)."""
+    earlier = kept.get(CALL_SID_KEPT)  # named inside the values by an earlier version
+    bound = earlier if isinstance(earlier, str) else await dialer.bind_call(session_id, call_sid)
     if bound != call_sid:
         raise ApiError(403, "callback_forged", "this callback names another call than the one placed for that session")

@@ -272,7 +272,7 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
     settings = DialSettings(calls_per_second=2.0, max_wait_seconds=5.0)
     with serve(FakeTwilioCalls(create_per_second=100)) as fake:  # Twilio queues past its CPS: times show it
         clients = [TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), fake.url) for _ in replicas]
-        dialers = [TwilioDialer(settings, client, ACCOUNT_SID, c, c.session_values(b"k" * 32))
+        dialers = [TwilioDialer(settings, client, ACCOUNT_SID, c, c.session_values(b"k" * 32), c.key_holders)
                    for client, c in zip(clients, replicas, strict=True)]
 
         async def place(n: int) -> str | None:
