@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks.config.ceiling_notes import stack_notes
+from stacks.tools import mocks
 from stacks.tools.mocks import Run
 from stacks.tools.plan import checked_plan
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import component_outputs
 from tests.infra.tools.plan_cells import THREE_CELLS, listed_projects, refused, value_after
-from tests.infra.tools.test_plan_ceiling import _ceiling, _cloud_quotas
+from tests.infra.tools.test_plan_ceiling import CLOUD_QUOTAS_TOKEN, EngineRefusal, _ceiling, _cloud_quotas
 
 CELLS = {"gceCells": THREE_CELLS}
 
@@ -81,6 +83,28 @@ def test_account_quotas_reads_each_cells_cpus_quota_and_counts_them_together(mon
     assert warning.startswith("maxConcurrentSessions=2,500 is above the Compute Engine CPUS quotas of the cells' "
                               "projects"), warning  # no reserveMaxIdle: the dispatcher runs none with cells
     assert "a quota increase request in each cell's project" in warning, warning
+
+
+def test_a_cell_whose_quota_read_is_refused_is_named_and_the_cells_quotas_are_not_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = mocks.RecordingMocks.call
+
+    def cell_b_refuses(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != CLOUD_QUOTAS_TOKEN:
+            return answer(self, args)
+        if args.args["parent"] == "projects/voicefleet-cell-b":
+            raise EngineRefusal("Error 403: Permission 'cloudquotas.quotas.get' denied on resource")
+        return {"dimensionsInfos": [{"dimensions": {"region": "europe-west1"}, "details": [{"value": "1500"}]}]}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", cell_b_refuses)
+    _, problems, notes = checked_plan("gcp-prod", {**CELLS, "accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert problems == []  # said, never a failed preview
+    (refused_read,) = [n for n in notes if n.startswith("accountQuotas: ")]
+    assert "for cell b's project voicefleet-cell-b was refused" in refused_read, refused_read
+    # a and c read, b unknown: a sum would count b's share as nothing, so what the cells need is said instead
+    assert "this plan knows not all of the cells' quotas (unread: b)" in note, note
+    assert "quotas of the cells' projects" not in note, note
 
 
 @pytest.mark.parametrize(("config", "said"), [
