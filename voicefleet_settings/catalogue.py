@@ -2240,7 +2240,9 @@ SETTINGS: tuple[Setting, ...] = (
             "optionally that project's own `zone`, `instance_template` (a global template's name there; else "
             "`GCE_INSTANCE_TEMPLATE`'s, in the cell's project) and `max_instances` (each replica's own cap); at most "
             "50 cells, one per project and zone; needs `REDIS_URL`; no warm reserve; a project answering "
-            "`rateLimitExceeded` or a quota has its starts go to the others ([operations.md](operations.md#cells))"
+            "`rateLimitExceeded` or a quota has its starts go to the others ([operations.md](operations.md#cells)); "
+            "a GCP stack sets it from its `gceCells` key, and makes the store for it "
+            "([pulumi.md](pulumi.md#gcp-gcpproject-and-gcpregion-are-required))"
         ),
     ),
     Setting(

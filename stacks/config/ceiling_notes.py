@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling, cloud_quotas, cloud_run
+from stacks.config import ceiling, ceiling_cells, cloud_quotas, cloud_run, gce_cells
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
     FARGATE_SPOT_VCPU_QUOTA_CODE,
@@ -24,7 +24,7 @@ from stacks.config.ceiling import (
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.k8s import millicores
-from stacks.config.model import AwsSettings, Settings
+from stacks.config.model import AwsSettings, GcpSettings, Settings
 from stacks.config.quota_reads import Refused, refused_warning, settled
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
@@ -81,6 +81,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
                                      origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "",
                                      projects=gcp.cloud_run_projects)
+        if gcp.gce_cells:
+            return _cells_ceiling(cfg, settings, gcp, {})
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
@@ -95,8 +97,15 @@ def _fargate(aws: AwsSettings, minutes: int, quotas: ceiling.FargateQuotas) -> C
                            dispatchers=ceiling.Dispatchers(aws.dispatcher_count, aws.dispatcher_cpu))
 
 
+def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
+    return gce_cells.places(gce_cells.listed(gcp.gce_cells, gcp.zone), gcp.zone)
+
+
 def reserve_bots(settings: Settings) -> int:
-    """The reserve's bots at most: none without the bot channel (no warm reserve then)."""
+    """The reserve's bots at most: none without the bot channel (no warm reserve then), nor with
+    Compute Engine cells (the dispatcher runs none over them: dispatcher/machines/gce/cells.py)."""
+    if settings.gcp is not None and settings.gcp.gce_cells:
+        return 0
     return settings.reserve.max_idle if settings.secrets.bot_channel_token is not None else 0
 
 
@@ -134,6 +143,8 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
 
         return lambda invoke: pulumi.Output.all(
             *(account_vcpu_quota(aws.region, code, invoke) for code in codes)).apply(read)
+    if (gcp := settings.gcp) is not None and gcp.gce_cells and cfg.boolean(ACCOUNT_QUOTAS_KEY):
+        return _cells_cpu_read(cfg, settings, gcp)
     if (gcp := settings.gcp) is not None and gcp.bot_runtime != "cloudrun" and cfg.boolean(ACCOUNT_QUOTAS_KEY):
         quota_id = ceiling.GCE_CPU_QUOTA_IDS.get(ceiling.gce_cpu_metric(gcp.bot_machine_type))
         if quota_id is not None:
@@ -153,6 +164,35 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
             return lambda invoke: cloud_quotas.region_quota(gcp.project, gcp.region, quota_id, invoke).apply(read_cpus)
     _log(found, settings)
     return None
+
+
+def _cells_cpu_read(cfg: Reader, settings: Settings, gcp: GcpSettings) -> QuotaRead | None:
+    """`gceCells` with `accountQuotas`: each cell's project's CPU quota in its region, as Cloud Quotas answers
+    the preview; a cell's read refused is said, and the ceiling then says what the cells need instead."""
+    quota_id = ceiling.GCE_CPU_QUOTA_IDS.get(ceiling.gce_cpu_metric(gcp.bot_machine_type))
+    if quota_id is None:  # a family whose quota id is undocumented: nothing read, what is needed said
+        _log(_cells_ceiling(cfg, settings, gcp, {}), settings)
+        return None
+    places = _cell_places(gcp)
+
+    def read(values: list[float | Refused | None]) -> None:
+        for place, value in zip(places, values, strict=True):
+            if isinstance(value, Refused):
+                pulumi.log.warn(refused_warning(f"Compute Engine's {quota_id} quota from Cloud Quotas for cell "
+                                                f"{place.name}'s project {place.project}", value, CLOUD_QUOTAS_NEEDS))
+        found = {place.name: value for place, value in zip(places, values, strict=True)
+                 if value is not None and not isinstance(value, Refused)}
+        return _log(_cells_ceiling(cfg, settings, gcp, found), settings)
+
+    return lambda invoke: pulumi.Output.all(*(cloud_quotas.region_quota(place.project, place.region, quota_id, invoke)
+                                              for place in places)).apply(read)
+
+
+def _cells_ceiling(cfg: Reader, settings: Settings, gcp: GcpSettings, read: Mapping[str, float]) -> Ceiling:
+    """The cells' ceiling with the CPU quotas `read` (by cell name)."""
+    minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
+    cells = [ceiling_cells.CellQuota(place, read.get(place.name)) for place in _cell_places(gcp)]
+    return ceiling_cells.gce_cells(cells, gcp.bot_machine_type, minutes, settings.max_concurrent_sessions)
 
 
 def _read_or(value: float | Refused | None, default: float) -> tuple[float, str]:
@@ -240,4 +280,10 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
             return None  # the check names the value
         return ceiling.cloud_run(project, region, minutes, quota, projects=projects,
                                  origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
-    return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, sessions, reserve=reserve)
+    machine_type = value("botMachineType") or "e2-small"
+    if (places := gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a")) is None:
+        return None  # the check names the value
+    if places:
+        return ceiling_cells.gce_cells([ceiling_cells.CellQuota(place) for place in places], machine_type, minutes,
+                                       sessions)
+    return ceiling.gce(project, region, machine_type, minutes, sessions, reserve=reserve)

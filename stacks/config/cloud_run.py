@@ -21,14 +21,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from botchannel.contract import DIAL_TIMEOUT_SECONDS, FIRST_DIAL_DELAYS_SECONDS
 from dispatcher.machines import cloudrun
 from dispatcher.machines.cloudrun.cell_settings import CloudRunCell, cloudrun_cells
-from dispatcher.settings import SettingsError
+from stacks.config import cells as stack_cells
 from stacks.config.reader import Reader
 
 # Google's lower bound for Cloud NAT with Direct VPC egress (the module docstring): a floor, not a measurement.
@@ -86,15 +84,8 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int, projec
 
 def cells(cfg: Reader, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
     """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser)."""
-    raw = cfg.plain(CELLS_KEY)
-    if raw is None or raw == "[]":  # Pulumi.yaml's own `default: []`
-        return ()
-    if bot_runtime != "cloudrun":
-        raise cfg.fail(CELLS_KEY, "is for botRuntime cloudrun only: Compute Engine bots run in the stack's project")
-    try:
-        return cloudrun_cells(raw, region)
-    except SettingsError as exc:
-        raise cfg.fail(CELLS_KEY, f"is not a list of cells the dispatcher takes: {exc}") from None
+    return stack_cells.read(cfg, CELLS_KEY, lambda raw: cloudrun_cells(raw, region), runtime="cloudrun",
+                            bot_runtime=bot_runtime, otherwise="Compute Engine bots spread over gceCells")
 
 
 def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
@@ -105,17 +96,10 @@ def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
 def projects_listed(text: str, region: str) -> int | None:
     """How many projects a stack file's `cloudRunCells` spreads executions over (1: none listed);
     None: a list the dispatcher would refuse (the check names it)."""
-    if not text.strip() or text.strip() == "[]":
-        return 1
-    try:
-        return len(cloudrun_cells(text, region))
-    except SettingsError:
-        return None
+    found = stack_cells.from_file(text, lambda raw: cloudrun_cells(raw, region))
+    return None if found is None else max(len(found), 1)
 
 
 def cells_setting(listed: tuple[CloudRunCell, ...]) -> str:
     """CLOUDRUN_CELLS for the dispatcher: the cells as JSON, each with the fields it set."""
-    if not listed:
-        return ""
-    return json.dumps([{k: v for k, v in asdict(cell).items() if v is not None} for cell in listed],
-                      separators=(",", ":"))
+    return stack_cells.setting(listed)

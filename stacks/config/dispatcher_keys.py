@@ -228,6 +228,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("botMachineType", "GCE_MACHINE_TYPE", clouds=("gcp",), value=_gce(lambda gcp: gcp.bot_machine_type)),
     KeySetting("cloudRunCells", "CLOUDRUN_CELLS", "the list, as JSON", clouds=("gcp",),
                value=lambda s: _gcp(s).cloud_run_cells or None),
+    KeySetting("gceCells", "GCE_CELLS", "the list, as JSON", clouds=("gcp",),
+               value=lambda s: _gcp(s).gce_cells or None),
     # Azure
     KeySetting("azure-native:location", "AZURE_LOCATION", clouds=("azure",), value=lambda s: _azure(s).location),
     KeySetting("azure-native:subscriptionId", "AZURE_SUBSCRIPTION_ID", clouds=("azure",),

@@ -94,6 +94,7 @@ class GcpSettings:
     alert_policies: bool = False  # set once the log-based metrics exist (stacks/gcp/observability.py)
     bot_runtime: str = "gce"  # "gce": a VM per session; "cloudrun": a Cloud Run job execution per session
     cloud_run_cells: str = ""  # CLOUDRUN_CELLS, as the dispatcher reads it ("": the stack's own project alone)
+    gce_cells: str = ""  # GCE_CELLS, as the dispatcher reads it ("": the stack's own project alone)
 
     @property
     def cloud_run_projects(self) -> int:

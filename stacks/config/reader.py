@@ -133,6 +133,7 @@ DEFAULTS: dict[str, Any] = {
     "botRuntime": "gce",  # or "cloudrun": a Cloud Run job execution per session (stacks/gcp/bot_job.py)
     "cloudRunExecutionQuota": 1000,  # running job executions per project and region (stacks/config/cloud_run.py)
     "cloudRunCells": [],  # none: the stack's own project alone runs the executions (stacks/config/cloud_run.py)
+    "gceCells": [],  # none: the stack's own project alone runs the VMs (stacks/config/gce_cells.py)
     "botMachineType": "e2-small",
     "botDiskGb": 10,
     "dispatcherMinInstances": 0,

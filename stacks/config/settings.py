@@ -28,6 +28,7 @@ from stacks.config import (
     ceiling_notes,
     channel_capacity,
     cloud_run,
+    gce_cells,
     k8s_registry,
     limits,
     load_balancer_https,
@@ -395,9 +396,10 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
     cells = cloud_run.cells(cfg, region, bot_runtime=bot_runtime)
+    vm_cells = gce_cells.cells(cfg, zone, bot_runtime=bot_runtime)
     # Several instances with the channel: bots' channels land on any instance, so they share a store;
-    # so do the Cloud Run cells (each session's project is recorded there).
-    store = (channel_settings.enabled(settings) and maximum > 1) or bool(cells)
+    # so do the Cloud Run and Compute Engine cells (each session's project is recorded there).
+    store = (channel_settings.enabled(settings) and maximum > 1) or bool(cells) or bool(vm_cells)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     if bot_runtime == "cloudrun" and not channel_settings.enabled(settings):
@@ -422,6 +424,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         alert_policies=cfg.boolean("alertPolicies"),
         bot_runtime=bot_runtime,
         cloud_run_cells=cloud_run.cells_setting(cells),
+        gce_cells=gce_cells.cells_setting(vm_cells),
     )
 
 

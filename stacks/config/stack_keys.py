@@ -40,7 +40,7 @@ CLOUD_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
                      "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
                      "turnInstanceType"), ("aws",)),
-    **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "cloudRunCells",
+    **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "cloudRunCells", "gceCells",
                      "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
                      "alertPolicies", "turnMachineType"), ("gcp",)),

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from dispatcher.machines.gce.cell_settings import GceCell
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
+from stacks.gcp.cell_templates import cell_template_note
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
 from stacks.gcp.startup import STARTUP_SCRIPT
@@ -82,6 +84,7 @@ class BotTemplateArgs:
     # Its settings (stacks/config/observability.py: LOG_FORMAT, the trace collector's endpoint), as
     # `KEY=value,…` in the template's metadata; the startup script writes them into its env file.
     environment: Mapping[str, str] = field(default_factory=dict)
+    cells: tuple[GceCell, ...] = ()  # gceCells: the projects that must hold each release's template too
 
 
 def template_prefix(prefix: str) -> str:
@@ -137,6 +140,7 @@ class BotTemplate(pulumi.ComponentResource):
             secret_refs = args.secrets.version_names(args.secret_names)
 
         self._args, self._secret_refs, self._template_grants = args, secret_refs, grants
+        self._launchers: list[pulumi.Output[str]] = []  # grant_launch's members, named in the cells' note
         self.grants += self._own_vms_only("self-delete", "voicefleet bot self-delete",
                                           "A bot VM deletes itself when its session ends", SELF_DELETE_PERMISSIONS,
                                           member)
@@ -184,7 +188,18 @@ class BotTemplate(pulumi.ComponentResource):
                                       "enable_integrity_monitoring": True},
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._template_grants),
         )
+        if args.cells:
+            self._note_cells(release.name, template.name)
         return pulumi.Output.concat("projects/", args.project, "/global/instanceTemplates/", template.name)
+
+    def _note_cells(self, release: str, template: pulumi.Output[str]) -> None:
+        """Says what each cell's project must hold for this release (stacks/gcp/cell_templates.py)."""
+        args = self._args
+        pulumi.Output.all(template, args.repository_id, *self._launchers).apply(
+            lambda found: pulumi.log.warn(cell_template_note(
+                release=release, template=str(found[0]), cells=args.cells, project=args.project, zone=args.zone,
+                dispatcher=", ".join(map(str, found[2:])) or "the dispatcher's service account",
+                repository=str(found[1])), resource=self))
 
     def _own_vms_only(self, suffix: str, title: str, description: str, permissions: tuple[str, ...],
                       member: pulumi.Input[str], grantee: str = "") -> list[pulumi.Resource]:
@@ -221,7 +236,8 @@ class BotTemplate(pulumi.ComponentResource):
 
     def grant_launch(self, grantee: str, member: pulumi.Output[str]) -> list[pulumi.Resource]:
         """Let `member` create bot VMs from this template (and act as the bot account only); the
-        grants, for the launcher to wait for."""
+        grants, for the launcher to wait for. Call it before the release templates are made."""
+        self._launchers.append(member)
         granted = self._own_vms_only("launcher", "voicefleet bot launcher",
                                      "Create, watch and delete voicefleet bot VMs from the instance template",
                                      LAUNCH_PERMISSIONS, member, grantee)

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
-from stacks.config import cloud_run, rotation_last_up
+from stacks.config import cloud_run, gce_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.dispatcher_keys import plain_environment
@@ -249,6 +249,7 @@ class GcpStack(pulumi.ComponentResource):
             channel_url=self._bot_channel_url,
             environment=settings.observability.bot_environment(),
             roles=settings.bot_permissions.gcp_roles,
+            cells=gce_cells.listed(cfg.gce_cells, cfg.zone),
         )
 
     def _job_args(self, network: Network, secrets: SecretStore) -> BotJobArgs:

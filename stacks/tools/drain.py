@@ -15,8 +15,10 @@ Cloud Run and Container Apps no instance; the stack output `drained` says it is 
 this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
-waits until none is left. On AWS it also deregisters the bot task definitions, which the stack
-keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
+waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS) it does so in each cell's project
+in turn, and names every cell it could not drain once it has drained the others. On AWS it also
+deregisters the bot task definitions, which the stack keeps on replacement (`skip_destroy`) and a
+destroy would leave ACTIVE.
 Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
 `az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
 """
@@ -121,6 +123,12 @@ def every_job(settings: CloudRunSettings, outputs: Mapping[str, Any]) -> CloudRu
     return replace(settings, release_jobs=tuple(dict.fromkeys((*settings.release_jobs, *jobs))))
 
 
+def _vms(settings: GceSettings) -> GceWarmMachines:
+    """A project's VMs as the dispatcher lists them (its labels and name prefix), reserve ones too. The drain
+    launches nothing: a reserve VM's lifetime does not matter here."""
+    return GceWarmMachines(settings, max_idle_seconds=0, max_session_seconds=0, coordination=DrainCreates())
+
+
 def _ecs_client(settings: EcsSettings) -> Any:
     import boto3
     from botocore.config import Config
@@ -142,8 +150,9 @@ class Drain:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
-        # CLOUDRUN_CELLS: each project's own, swept in turn, by the cell's name and project
-        self.cell_machines: dict[str, CloudRunMachines] = {}
+        # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept in turn, by the cell's name and project
+        self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines] = {}
+        self.cells_label = ""  # the provider's name, said of the cells not drained
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
         self.container_app: ContainerAppReplicas | None = None
@@ -151,15 +160,19 @@ class Drain:
             self.ecs = EcsSettings.from_env(env)
             self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL, coordination=DrainCreates())
         elif env["MACHINES"] == "gce":
-            # The drain launches nothing: a reserve VM's lifetime does not matter here.
-            self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0,
-                                            coordination=DrainCreates())
+            gce = GceSettings.from_env(env)
+            self.machines = _vms(gce)
+            # GCE_CELLS: each cell's project, by the same labels and names (the stack's own is swept first, listed
+            # or not: its VMs from before the cells, or a reserve's).
+            self.cell_machines = {f"cell {cell.name} ({cell.project})": _vms(gce.for_cell(cell)) for cell in gce.cells}
+            self.cells_label = "Compute Engine"
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
             settings = every_job(CloudRunSettings.from_env(env), outputs)
             self.machines = CloudRunMachines(settings, coordination=DrainCreates())
             self.cell_machines = {f"cell {cell.name} ({cell.project})": CloudRunMachines(
                 settings.for_cell(cell), coordination=DrainCreates()) for cell in settings.cells}
+            self.cells_label = "Cloud Run"
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
             aci = aci_machines(env)
@@ -200,7 +213,7 @@ class Drain:
             except ProviderError as exc:
                 failed.append(f"{cell}: {exc.reason}: {exc}")
         if failed:
-            raise DrainError(f"{len(failed)} of {len(self.cell_machines)} Cloud Run cells not drained "
+            raise DrainError(f"{len(failed)} of {len(self.cell_machines)} {self.cells_label} cells not drained "
                              f"({'; '.join(failed)}); the others were ({len(self.report.stopped_sessions)} session "
                              "machine(s) stopped): fix each one named and run the drain again")
 

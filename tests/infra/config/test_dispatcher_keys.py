@@ -125,6 +125,8 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("cloudRunCells", "CLOUDRUN_CELLS"): ("gcp-prod", {"botRuntime": "cloudrun", "cloudRunExecutionQuota": "2900"},
                                           '[{"name": "a", "project": "voicefleet-cell-a"}]',
                                           '[{"name": "b", "project": "voicefleet-cell-b"}]'),
+    ("gceCells", "GCE_CELLS"): ("gcp-prod", {}, '[{"name": "a", "project": "voicefleet-cell-a"}]',
+                                '[{"name": "b", "project": "voicefleet-cell-b"}]'),
 }
 
 

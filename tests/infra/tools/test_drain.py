@@ -103,6 +103,24 @@ def test_aws_drain_refuses_while_the_dispatcher_may_still_launch(ecs_stack: dict
         asyncio.run(Drain(outputs, env, grace=0, deadline=600, poll=0, sleep=no_wait).run())
 
 
+def scaled_to_zero(fake_cloud_run: FakeCloudRun) -> None:  # noqa: F811 - a fixture's value
+    """The GCP dispatcher after `drain: true`: no instance left, long enough ago that no count reported means none."""
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)
+
+
+def gcp_outputs(env: dict[str, str], fake_cloud_run: FakeCloudRun, **more: object) -> dict[str, Any]:  # noqa: F811
+    """A drained GCP stack's outputs, its machinesEnvironment from `env` as the stack exports it."""
+    return {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+            "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service, **more}
+
+
+def drain_gcp(outputs: dict[str, Any], env: dict[str, str], fake_cloud_run: FakeCloudRun) -> Any:  # noqa: F811
+    return asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
+                             sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+
+
 async def launch_on_gce(env: dict[str, str]) -> None:
     machines = GceWarmMachines(GceSettings.from_env(env),
         coordination=LocalCoordination(), max_idle_seconds=900, max_session_seconds=900)
@@ -117,28 +135,73 @@ async def launch_on_gce(env: dict[str, str]) -> None:
 def test_gcp_drain_deletes_session_reserve_and_powered_off_vms(
     fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
 ) -> None:
-    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)  # drained, no instance left
-    fake_cloud_run.settle()
-    fake_cloud_run.advance(300)  # long enough that no count reported means none
+    scaled_to_zero(fake_cloud_run)
     env = {**fake_gce.env, **fake_cloud_run.env, "MACHINES": "gce", "GCE_INSTANCE_PREFIX": "vf-drain-"}
     asyncio.run(launch_on_gce(env))
     assert len(fake_gce.instances) == 3
     ended = next(name for name in fake_gce.instances if name.endswith("89abcdef"))
     fake_gce.set_status(ended, "TERMINATED")  # its bot powered off (no self-delete grant): disk and IP stay
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service}
-    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
-                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    outputs = gcp_outputs(env, fake_cloud_run)
+    report = drain_gcp(outputs, env, fake_cloud_run)
     assert fake_gce.instances == {}  # nothing left in the subnetwork: its delete can succeed
     assert report.retired_idle == {"rsv-0123456789ab"} and len(report.stopped_sessions) == 2
+
+
+GCE_CELLS = json.dumps([{"name": c, "project": f"vf-cell-{c}"} for c in "abc"])
+
+
+def gce_cells_stack(fake_gce: FakeGce, fake_cloud_run: FakeCloudRun) -> dict[str, str]:  # noqa: F811
+    """gceCells over three projects, each running some of the sessions' VMs, launched as the dispatcher does."""
+    from dispatcher.machines.gce.cells import GceCellMachines
+
+    for cell in "abc":
+        fake_gce.add_project(f"vf-cell-{cell}")
+    scaled_to_zero(fake_cloud_run)
+    env = {**fake_gce.env, **fake_cloud_run.env, "MACHINES": "gce", "GCE_CELLS": GCE_CELLS}
+
+    def running() -> dict[str, int]:
+        return {project: len(found.instances) for project, found in fake_gce.projects.items() if found.instances}
+
+    async def launch() -> None:
+        machines = GceCellMachines(GceSettings.from_env(env), LocalCoordination())
+        try:
+            while len(running()) < 3:
+                await machines.launch(spec(f"{sum(running().values()):024x}"))
+        finally:
+            await machines.aclose()
+
+    asyncio.run(launch())
+    assert fake_gce.projects[fake_gce.project].instances == {}  # the stack's own project runs none with cells
+    return env
+
+
+def test_the_gce_drain_deletes_the_vms_in_every_project_of_its_cells(
+    fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    """gceCells: sessions' VMs run in the cells' projects, not the stack's own; the drain reads GCE_CELLS from
+    machinesEnvironment and deletes them in each project, as a destroy leaves them running and billing."""
+    env = gce_cells_stack(fake_gce, fake_cloud_run)
+    launched = sum(len(project.instances) for project in fake_gce.projects.values())
+    report = drain_gcp(gcp_outputs(env, fake_cloud_run), env, fake_cloud_run)
+    assert {p: found.instances for p, found in fake_gce.projects.items() if found.instances} == {}
+    assert len(report.stopped_sessions) == launched
+
+
+def test_a_gce_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_still_drained(
+    fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    env = gce_cells_stack(fake_gce, fake_cloud_run)
+    fake_gce.projects["vf-cell-a"].denied = True  # the first cell's grant is gone: every call there 403
+    with pytest.raises(DrainError, match=r"1 of 3 Compute Engine cells not drained \(cell a \(vf-cell-a\): gce_"):
+        drain_gcp(gcp_outputs(env, fake_cloud_run), env, fake_cloud_run)
+    assert fake_gce.projects["vf-cell-b"].instances == fake_gce.projects["vf-cell-c"].instances == {}
+    assert fake_gce.projects["vf-cell-a"].instances  # left, and named
 
 
 def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
     fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
 ) -> None:
-    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
-    fake_cloud_run.settle()
-    fake_cloud_run.advance(300)
+    scaled_to_zero(fake_cloud_run)
     env = {**fake_cloud_run_jobs.env, **fake_cloud_run.env, "MACHINES": "cloudrun"}
 
     async def launch() -> None:
@@ -153,12 +216,8 @@ def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
     assert fake_cloud_run_jobs.running() == 2
     jobs = fake_cloud_run_jobs
     job = f"projects/{jobs.project}/locations/{jobs.region}/jobs/{jobs.job}"  # the stack's botJobs: its one job
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
-               contract.BOT_JOBS_OUTPUT: [job]}
-    drain = Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0, sleep=no_wait,
-                  now=lambda: fake_cloud_run.now)
-    report = asyncio.run(drain.run())
+    outputs = gcp_outputs(env, fake_cloud_run, **{contract.BOT_JOBS_OUTPUT: [job]})
+    report = drain_gcp(outputs, env, fake_cloud_run)
     assert fake_cloud_run_jobs.running() == 0 and len(report.stopped_sessions) == 2
 
 
@@ -172,9 +231,7 @@ def test_the_cloudrun_drain_cancels_the_executions_in_every_project_of_its_cells
     fake = fake_cloud_run_jobs
     for project in ("vf-cell-a", "vf-cell-b"):
         fake.add_project(project)
-    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
-    fake_cloud_run.settle()
-    fake_cloud_run.advance(300)
+    scaled_to_zero(fake_cloud_run)
     cells = json.dumps([{"name": "a", "project": "vf-cell-a"}, {"name": "b", "project": "vf-cell-b"}])
     env = {**fake.env, **fake_cloud_run.env, "MACHINES": "cloudrun", "CLOUDRUN_CELLS": cells}
 
@@ -189,12 +246,9 @@ def test_the_cloudrun_drain_cancels_the_executions_in_every_project_of_its_cells
     asyncio.run(launch())
     assert fake.running(fake.project) == 0 and fake.running() >= 2
     job = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"  # as the stack names its one job
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
-               contract.BOT_JOBS_OUTPUT: [job]}
+    outputs = gcp_outputs(env, fake_cloud_run, **{contract.BOT_JOBS_OUTPUT: [job]})
     launched = fake.running()
-    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
-                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    report = drain_gcp(outputs, env, fake_cloud_run)
     assert fake.running() == 0 and len(report.stopped_sessions) == launched
 
 
@@ -206,9 +260,7 @@ def test_the_cloudrun_drain_cancels_the_executions_of_every_releases_job_a_retir
     ended). The stack names the listed ones in machinesEnvironment (RELEASES) and every kept one in
     `botJobs`; the drain cancels them all, not only CLOUDRUN_JOB's."""
     fake = fake_cloud_run_jobs
-    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
-    fake_cloud_run.settle()
-    fake_cloud_run.advance(300)
+    scaled_to_zero(fake_cloud_run)
     image = "europe-docker.pkg.dev/p/r/bot@sha256:" + "9" * 64
     listed, retiring = fake.add_job("vf-bot-r-listed", image), fake.add_job("vf-bot-r-retiring", image)
     current = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"
@@ -229,11 +281,8 @@ def test_the_cloudrun_drain_cancels_the_executions_of_every_releases_job_a_retir
     asyncio.run(launch(earlier, "r-retiring", retiring, "fedcba9876543210fedcba98"))  # the last `up`'s dispatcher
     assert fake.running() == 3 and {e["job"] for e in fake.executions.values()} == {
         fake.job, "vf-bot-r-listed", "vf-bot-r-retiring"}
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
-               contract.BOT_JOBS_OUTPUT: [current, listed, retiring]}
-    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
-                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    outputs = gcp_outputs(env, fake_cloud_run, **{contract.BOT_JOBS_OUTPUT: [current, listed, retiring]})
+    report = drain_gcp(outputs, env, fake_cloud_run)
     assert fake.running() == 0 and len(report.stopped_sessions) == 3
     # A stack last deployed by a program that did not export botJobs: refused, not drained in part.
     earlier_outputs = {k: v for k, v in outputs.items() if k != contract.BOT_JOBS_OUTPUT}
@@ -265,9 +314,7 @@ def test_a_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_still_
     fake = fake_cloud_run_jobs
     for project in ("vf-cell-a", "vf-cell-b", "vf-cell-c"):
         fake.add_project(project)
-    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
-    fake_cloud_run.settle()
-    fake_cloud_run.advance(300)
+    scaled_to_zero(fake_cloud_run)
     cells = json.dumps([{"name": c, "project": f"vf-cell-{c}"} for c in "abc"])
     env = {**fake.env, **fake_cloud_run.env, "MACHINES": "cloudrun", "CLOUDRUN_CELLS": cells}
 
@@ -282,13 +329,10 @@ def test_a_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_still_
     asyncio.run(launch())
     fake.projects["vf-cell-a"].permissions = set()  # the first cell refuses the drain's reads
     job = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
-               contract.BOT_JOBS_OUTPUT: [job]}
+    outputs = gcp_outputs(env, fake_cloud_run, **{contract.BOT_JOBS_OUTPUT: [job]})
     with pytest.raises(DrainError, match=r"1 of 3 Cloud Run cells not drained \(cell a \(vf-cell-a\): "
                                          "cloudrun_unauthorized"):
-        asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
-                          sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+        drain_gcp(outputs, env, fake_cloud_run)
     assert fake.running("vf-cell-b") == fake.running("vf-cell-c") == 0 and fake.running("vf-cell-a") > 0
 
 

@@ -5,22 +5,14 @@ prior is Cloud Run's with what the bots' Direct VPC egress and Cloud NAT add, no
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from dispatcher.machines import cloudrun, gce
 from stacks.config.cloud_run import cold_start_prior
 from stacks.tools.plan import checked_plan, main
+from tests.infra.tools.plan_cells import THREE_CELLS, listed_projects, refused, value_after
 
 CLOUD_RUN = ["--config", "botRuntime=cloudrun"]
-
-
-def _value_after(text: str, name: str) -> str:
-    """The `value:` line after `- name: <name>` in a rendered plan."""
-    lines = text.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.strip() == f"- name: {name}")
-    return lines[at + 1].strip().removeprefix("value: ")
 
 
 def test_sessions_and_reserve_past_cloud_runs_quota_are_refused_naming_the_ways_out(
@@ -38,7 +30,7 @@ def test_a_stated_raised_quota_plans_with_an_unprotected_job_and_cloud_runs_cold
     assert problems == []  # among them the preflight's: no protected bot job to block a switch to gce
     job = text.split("gcp:cloudrunv2/job:Job  ", 1)[1].split("\n\n", 1)[0]
     assert "  deletionProtection: false" in job.splitlines()
-    prior = float(_value_after(text, "RESERVE_COLD_START_SECONDS"))
+    prior = float(value_after(text, "RESERVE_COLD_START_SECONDS"))
     assert prior == cold_start_prior(direct_vpc_nat=True) > cloudrun.COLD_START.median_seconds
     assert prior != gce.COLD_START.median_seconds
     assert any("needs one `up` on cloudrun first" in note for note in notes)
@@ -49,16 +41,11 @@ def test_one_execution_fewer_than_the_stack_may_run_is_refused(capsys: pytest.Ca
     assert "cloudRunExecutionQuota is 2899" in capsys.readouterr().err
 
 
-THREE_CELLS = json.dumps([{"name": c, "project": f"voicefleet-cell-{c}"} for c in "abc"])
-
-
 def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() -> None:
     """2900 executions: past one project's 1000, within three projects' (cloudRunCells)."""
     text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
     assert problems == []  # among them the dispatcher's own reading of its environment
-    cells = text.split("- name: CLOUDRUN_CELLS", 1)[1].split("- name: CLOUDRUN_JOB", 1)[0]
-    assert [line.strip() for line in cells.splitlines() if "project:" in line] == [
-        f"project: voicefleet-cell-{c}" for c in "abc"]
+    assert listed_projects(text, "CLOUDRUN_CELLS") == [f"voicefleet-cell-{c}" for c in "abc"]
     [ceiling, past] = [note for note in notes if "Cloud Run running job executions" in note]
     assert ceiling.startswith("concurrency ceiling") and past.startswith("maxConcurrentSessions=")
     assert "1,000 executions per project and region × 3 projects (cloudRunCells)" in ceiling, ceiling
@@ -73,7 +60,7 @@ def test_a_stack_with_cells_is_told_the_job_each_cell_project_must_hold_for_this
     the job each cell must hold, its image and the grants."""
     text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
     assert problems == []
-    job = _value_after(text, "CLOUDRUN_JOB")
+    job = value_after(text, "CLOUDRUN_JOB")
     assert job.startswith("voicefleet-gcp-prod-r-")  # this build's release job: a new name each build
     [told] = [note for note in notes if f"job {job} " in note]
     assert all(f"voicefleet-cell-{c} (europe-west1)" in told for c in "abc"), told
@@ -98,7 +85,5 @@ def test_cloud_run_cells_make_the_store_even_for_one_dispatcher_instance() -> No
 ])
 def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    args = [arg for key, value in config.items() for arg in ("--config", f"{key}={value}")]
-    assert main(["gcp-prod", *args]) == 2
-    err = capsys.readouterr().err
+    err = refused("gcp-prod", config, capsys)
     assert "voicefleet:cloudRunCells" in err and said in err, err
