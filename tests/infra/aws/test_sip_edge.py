@@ -69,28 +69,25 @@ def test_sip_and_rtp_come_from_the_trunks_sources_only_control_from_the_dispatch
     assert dispatcher_out == [("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 5080, 5080, f"{NAME}-id")]
 
 
-def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_is_told_nothing(
-        stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [PBX]}
-    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
+@pytest.mark.parametrize("trunk", [PBX, {**PBX, "usdPerMinute": {"inbound": 0.0085}}], ids=["free", "priced"])
+def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_alone(
+        stack: StackRunner, trunk: dict[str, Any]) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge: its control API on
+    the private address, open to the dispatcher's tasks only, and the dispatcher told it with the secret."""
+    run = run_with_edge(stack, {"enabled": True, "trunks": [trunk]},
+                        secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    assert _rules(run, "securityGroupIngressRule", f"{NAME}-id") == [
+        ("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"), ("udp", 5060, 5060, PBX["sources"][0]),
+        ("udp", 40000, 40399, PBX["mediaSources"][0])]
+    assert ("tcp", 5080, 5080, f"{NAME}-id") in _rules(run, "securityGroupEgressRule",
+                                                       "voicefleet-aws-test-dispatcher-app-id")
     dispatcher = container(run, "-dispatcher")
-    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
-    assert "SIP_EDGE_SECRET" not in {s["name"] for s in dispatcher["secrets"]}
-    assert "control_port" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-
-
-def test_a_priced_inbound_trunk_shares_the_secret_with_the_dispatcher_yet_keeps_the_control_port_shut(
-        stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [{**PBX, "usdPerMinute": {"inbound": 0.0085}}]}
-    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
-    dispatcher = container(run, "-dispatcher")
-    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
-    assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}  # it vouches for the edge's price
+    assert {e["name"]: e["value"] for e in dispatcher["environment"]}["SIP_EDGE_URL"] == "http://10.0.0.10:5080"
+    assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}
     script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-    assert 'control_secret_env = "SIP_EDGE_SECRET"' in script and "control_port" not in script
-    assert "usd_per_minute = { inbound = 0.0085 }" in script
+    assert 'control_address = "10.0.0.10"\ncontrol_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in script
+    assert "termination_uri" not in script
+    assert ("usd_per_minute = { inbound = 0.0085 }" in script) == ("usdPerMinute" in trunk)
 
 
 def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_image(edge_run: Run) -> None:
@@ -288,7 +285,7 @@ def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_whe
     two = {"enabled": True, "workers": 3, "trunks": [PBX, {**PBX, "name": "carrier", "numbers": {"300": "team-a"},
                                                            "mediaSources": ["203.0.113.0/24", "198.51.100.7/32"]}]}
     run = run_with_edge(stack, two, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[1] != 5060]
+    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[0] == "udp" and r[1] != 5060]
     assert rtp == [("udp", 40000, 40395, "198.51.100.7/32"), ("udp", 40000, 40395, "203.0.113.0/24")]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "mediaSources": ["0.0.0.0/0"],
                                                         "allowAnyMediaSource": True}]})

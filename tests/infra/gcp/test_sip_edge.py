@@ -112,15 +112,20 @@ def test_the_dispatcher_reaches_the_control_api_on_the_internal_address_through_
     assert len(grants) == 1
 
 
-def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_stays_out(stack: StackRunner) -> None:
+def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_alone(stack: StackRunner) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge: the control port open
+    to the dispatcher's egress subnetwork alone, which the dispatcher joins, told the edge and its secret."""
     run = run_gcp_edge(stack, {"enabled": True, "trunks": [PBX]},
                        secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert sorted(_firewall(run)) == ["deny-out", "https-out", "rtp", "sip", "udp-out"]
-    names = {e["name"] for e in unwrap(dispatcher_container(run)["envs"])}
-    assert not names & {"SIP_EDGE_URL", "SIP_EDGE_SECRET"}
+    control = _firewall(run)["control"]
+    assert (control["allows"], control["sourceRanges"]) == ([{"protocol": "tcp", "ports": ["5080"]}], [EGRESS_CIDR])
+    env = {e["name"]: e for e in unwrap(dispatcher_container(run)["envs"])}
+    (interface,) = unwrap(run.one(INSTANCE, NAME).inputs)["networkInterfaces"]
+    assert env["SIP_EDGE_URL"]["value"] == f"http://{interface['networkIp']}:5080"
+    assert "valueSource" in env["SIP_EDGE_SECRET"]  # by reference
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
-    assert "vpcAccess" not in unwrap(service.inputs)["template"]  # no store, nothing to reach
-    assert "control_port" not in _startup(run)
+    assert unwrap(service.inputs)["template"]["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"  # no store, the edge
+    assert 'control_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in _startup(run)
 
 
 def test_the_vms_account_reads_the_edges_secrets_and_pulls_the_repository_and_nothing_project_wide(
