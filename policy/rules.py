@@ -45,6 +45,10 @@ SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
+# The widest private range the control API may admit on GCP and Azure, where no identity of the dispatcher's
+# can be named: its own subnet (Azure's Container Apps environment's /23, GCP's egress /24), never the network
+# around it, whose bots and VMs would reach the edge's control secret's door.
+SIP_EDGE_CONTROL_WIDEST_PREFIX = 23
 SIP_EDGE_ROLE = "sip-edge"  # the Azure edge's tag `role` (stacks/azure/sip_edge.py)
 SIP_EDGE_RULE = "sip edge: "  # how every rule of the edge's describes itself (stacks/gcp/sip_edge.py's firewall)
 # What keeps a TURN server from being an open relay into the network (coturn options).
@@ -307,6 +311,7 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
                         "cidrIpv4": cidr, "description": props.get("description")}
                 if rule["ipProtocol"] == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT \
                         and _private(cidr):
+                    yield from _control_range(cidr)
                     continue
                 if (problem := _sip_edge_rule(rule)) is not None:
                     yield f"the SIP edge's rule {problem}"
@@ -331,9 +336,17 @@ def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
                     "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
                     "description": found.get("description")}
             if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
+                yield from _control_range(cidr)
                 continue
             if (problem := _sip_edge_rule(rule)) is not None:
                 yield f"the SIP edge's rule {problem}"
+
+
+def _control_range(cidr: Any) -> Iterator[str]:
+    """The control API's private source: the dispatcher's subnet, no wider."""
+    if ipaddress.ip_network(str(cidr), strict=False).prefixlen < SIP_EDGE_CONTROL_WIDEST_PREFIX:
+        yield (f"the SIP edge's rule opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {cidr}, wider than "
+               f"/{SIP_EDGE_CONTROL_WIDEST_PREFIX}: admit the dispatcher's own subnet only")
 
 
 def _private(cidr: Any) -> bool:

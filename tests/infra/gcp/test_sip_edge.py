@@ -313,6 +313,11 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     found = _pack_found(ssh, open_sip, open_control, everyone)
     assert len(found) == 4 and "tcp 22-22" in found[0] and "opens SIP to 0.0.0.0/1" in found[1]
     assert "tcp 5080-5080 from 0.0.0.0/0" in found[2] and "reaches every VM" in found[3]
+    # The control API from the whole private network (its bots' VMs too), not the dispatcher's subnetwork alone.
+    (control,) = [rule for rule in declared if rule["description"] == "sip edge: control"]
+    assert _pack_found({**control, "sourceRanges": ["10.0.0.0/8"]}) == [
+        "the SIP edge's rule opens the control API (TCP 5080) to 10.0.0.0/8, wider than /23: admit the "
+        "dispatcher's own subnet only"]
     anyone = run_gcp_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                        "allowAnySource": True, "mediaSources": ["0.0.0.0/0"],
                                                        "allowAnyMediaSource": True}]})
