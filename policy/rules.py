@@ -42,6 +42,7 @@ TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"
 # The SIP edge (stacks/aws/sip_edge.py, stacks/config/sip_edge.py), repeated for the same reason.
 SIP_EDGE_SG_DESCRIPTION = "voicefleet SIP edge: SIP from the trunks, RTP, control from the dispatcher"
 SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
+DISPATCHER_SG_DESCRIPTION = "voicefleet dispatcher tasks"  # stacks/aws/balancer.py: the control API admits it alone
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
@@ -427,10 +428,25 @@ def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolati
     """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks
     no wider than a /16 (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from
     networks no wider than a /16 (unless the rule says the trunk allows any media source), and the
-    control API (TCP 5080) from another security group only; nothing else (no SSH)."""
+    control API (TCP 5080) from the dispatcher's tasks' security group only (not the bots', not one the
+    pack cannot see); nothing else (no SSH)."""
     for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
-        if (problem := _sip_edge_rule(resource.props)) is not None:
+        if (problem := _sip_edge_rule(resource.props) or _control_group(resource)) is not None:
             report_violation(f"{resource.name} {problem} on the SIP edge", resource.urn)
+
+
+def _control_group(resource: PolicyResource) -> str | None:
+    """A control rule's group: the dispatcher's tasks', as the rule's dependency shows it."""
+    props = resource.props
+    if props.get("ipProtocol") != "tcp" or props.get("fromPort") != SIP_EDGE_CONTROL_PORT \
+            or props.get("referencedSecurityGroupId") is None:
+        return None
+    groups = resource.property_dependencies.get("referencedSecurityGroupId", [])
+    if groups and all(group.props.get("description") == DISPATCHER_SG_DESCRIPTION for group in groups):
+        return None
+    named = ", ".join(str(group.props.get("description")) for group in groups) or "a group this stack does not make"
+    return (f"opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {named}: the dispatcher's tasks' group "
+            f"({DISPATCHER_SG_DESCRIPTION!r}) only")
 
 
 def _wide(cidr: Any) -> bool:

@@ -250,13 +250,19 @@ def _policy_found(run: Run, *extra: dict[str, Any]) -> list[str]:
     def resource(typ: str, props: dict[str, Any], deps: dict[str, Any] | None = None) -> PolicyResource:
         return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
 
-    group = resource("aws:ec2/securityGroup:SecurityGroup", unwrap(run.one("aws:ec2/securityGroup:SecurityGroup",
-                                                                           NAME).inputs))
+    groups = {f"{r.name}-id": resource("aws:ec2/securityGroup:SecurityGroup", unwrap(r.inputs))
+              for r in run.of_type("aws:ec2/securityGroup:SecurityGroup")}  # the mocks' ids: name-id
+    group = groups[f"{NAME}-id"]
     typ = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
     declared = [unwrap(r.inputs) for r in run.of_type(typ) if r.inputs["securityGroupId"] == f"{NAME}-id"]
+
+    def depends(props: dict[str, Any]) -> dict[str, Any]:  # as the engine shows a rule's groups
+        other = groups.get(str(props.get("referencedSecurityGroupId")))
+        return {"securityGroupId": [group], **({"referencedSecurityGroupId": [other]} if other else {})}
+
     found: list[str] = []
     rules.sip_edge_sg_ports(StackValidationArgs(
-        [group, *(resource(typ, props, {"securityGroupId": [group]}) for props in [*declared, *extra])]),
+        [group, *(resource(typ, props, depends(props)) for props in [*declared, *extra])]),
         lambda message, urn=None: found.append(message))
     return found
 
@@ -271,6 +277,14 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     found = _policy_found(edge_run, ssh, open_sip, control)
     assert len(found) == 3 and "tcp 22-22" in found[0] and "tcp 5080" in found[2]
     assert "opens SIP to 0.0.0.0/0" in found[1]
+    # The control API from another group of the stack's (the bots') or one the pack cannot see: not the dispatcher's.
+    from_group = {"ipProtocol": "tcp", "fromPort": 5080, "toPort": 5080}
+    assert _policy_found(edge_run, {**from_group, "referencedSecurityGroupId": "voicefleet-aws-test-bot-id"},
+                         {**from_group, "referencedSecurityGroupId": "sg-0123456789abcdef0"}) == [
+        "r opens the control API (TCP 5080) to voicefleet bots: no ingress: the dispatcher's tasks' group "
+        "('voicefleet dispatcher tasks') only on the SIP edge",
+        "r opens the control API (TCP 5080) to a group this stack does not make: the dispatcher's tasks' group "
+        "('voicefleet dispatcher tasks') only on the SIP edge"]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
