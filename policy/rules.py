@@ -42,9 +42,14 @@ TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"
 # The SIP edge (stacks/aws/sip_edge.py, stacks/config/sip_edge.py), repeated for the same reason.
 SIP_EDGE_SG_DESCRIPTION = "voicefleet SIP edge: SIP from the trunks, RTP, control from the dispatcher"
 SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
+DISPATCHER_SG_DESCRIPTION = "voicefleet dispatcher tasks"  # stacks/aws/balancer.py: the control API admits it alone
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
+# The widest private range the control API may admit on GCP and Azure, where no identity of the dispatcher's
+# can be named: its own subnet (Azure's Container Apps environment's /23, GCP's egress /24), never the network
+# around it, whose bots and VMs would reach the edge's control secret's door.
+SIP_EDGE_CONTROL_WIDEST_PREFIX = 23
 SIP_EDGE_ROLE = "sip-edge"  # the Azure edge's tag `role` (stacks/azure/sip_edge.py)
 SIP_EDGE_RULE = "sip edge: "  # how every rule of the edge's describes itself (stacks/gcp/sip_edge.py's firewall)
 # What keeps a TURN server from being an open relay into the network (coturn options).
@@ -307,6 +312,7 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
                         "cidrIpv4": cidr, "description": props.get("description")}
                 if rule["ipProtocol"] == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT \
                         and _private(cidr):
+                    yield from _control_range(cidr)
                     continue
                 if (problem := _sip_edge_rule(rule)) is not None:
                     yield f"the SIP edge's rule {problem}"
@@ -331,9 +337,17 @@ def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
                     "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
                     "description": found.get("description")}
             if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
+                yield from _control_range(cidr)
                 continue
             if (problem := _sip_edge_rule(rule)) is not None:
                 yield f"the SIP edge's rule {problem}"
+
+
+def _control_range(cidr: Any) -> Iterator[str]:
+    """The control API's private source: the dispatcher's subnet, no wider."""
+    if ipaddress.ip_network(str(cidr), strict=False).prefixlen < SIP_EDGE_CONTROL_WIDEST_PREFIX:
+        yield (f"the SIP edge's rule opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {cidr}, wider than "
+               f"/{SIP_EDGE_CONTROL_WIDEST_PREFIX}: admit the dispatcher's own subnet only")
 
 
 def _private(cidr: Any) -> bool:
@@ -414,10 +428,25 @@ def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolati
     """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks
     no wider than a /16 (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from
     networks no wider than a /16 (unless the rule says the trunk allows any media source), and the
-    control API (TCP 5080) from another security group only; nothing else (no SSH)."""
+    control API (TCP 5080) from the dispatcher's tasks' security group only (not the bots', not one the
+    pack cannot see); nothing else (no SSH)."""
     for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
-        if (problem := _sip_edge_rule(resource.props)) is not None:
+        if (problem := _sip_edge_rule(resource.props) or _control_group(resource)) is not None:
             report_violation(f"{resource.name} {problem} on the SIP edge", resource.urn)
+
+
+def _control_group(resource: PolicyResource) -> str | None:
+    """A control rule's group: the dispatcher's tasks', as the rule's dependency shows it."""
+    props = resource.props
+    if props.get("ipProtocol") != "tcp" or props.get("fromPort") != SIP_EDGE_CONTROL_PORT \
+            or props.get("referencedSecurityGroupId") is None:
+        return None
+    groups = resource.property_dependencies.get("referencedSecurityGroupId", [])
+    if groups and all(group.props.get("description") == DISPATCHER_SG_DESCRIPTION for group in groups):
+        return None
+    named = ", ".join(str(group.props.get("description")) for group in groups) or "a group this stack does not make"
+    return (f"opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {named}: the dispatcher's tasks' group "
+            f"({DISPATCHER_SG_DESCRIPTION!r}) only")
 
 
 def _wide(cidr: Any) -> bool:

@@ -4,8 +4,10 @@
   each trunk's registration, its refusals over the last minute;
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
-  `increment_seconds` (the call's session prices its minutes by them); and `stream_path: true`, which
-  tells the dispatcher to hand a call's stream over as a path;
+  `increment_seconds` (the call's session prices its minutes by them); `inbound_only`, the names of the
+  trunks that take calls in and place none (no `termination_uri`), so that the dispatcher refuses a call
+  named through one saying so; and `stream_path: true`, which tells the dispatcher to hand a call's
+  stream over as a path;
 - `POST /calls/{session_id}/transfer` `{to, request_id, time_limit, mode, summary}`: the answered inbound call
   of that session handed to a person (sipedge/call_transfer.py; `mode: warm`, sipedge/warm_transfer.py; a
   bridged one hung up after `time_limit` seconds): `200` `{how: referred|bridged|warm, to, sip_status}` once
@@ -15,7 +17,8 @@
   the same outcome (a retried request transfers nothing twice); another one while one is under way is `409`;
 - `POST /calls` `{session_id, stream_path, to, from, trunk, caller, edge_url?}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
-  placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
+  placed twice), `404` naming the trunks for an unknown one, `409 trunk_inbound_only` naming the setting
+  for a trunk that takes calls in only, `403` naming the trunk's setting when
   the key `caller` may not call `to` as `from` through it (voicefleet_settings/call_policy.py),
   `503` with `Retry-After` while the edge is full or not ready. The stream opens at the edge's own
   `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole `stream_url` instead of
@@ -49,7 +52,7 @@ from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
 from sipedge.warm_transfer import warm_over
 from sipedge.worker_place import WORKER_HOST
-from voicefleet_settings.call_policy import refusal
+from voicefleet_settings.call_policy import INBOUND_ONLY, inbound_only, refusal
 
 log = logging.getLogger("sipedge")
 
@@ -164,7 +167,8 @@ class Control:
         trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers),
                    **_price(t)} for t in self.outbound().values()]
         # `stream_path`: a call's stream is handed over as a path (older edges took a whole URL).
-        return web.json_response({"trunks": trunks, "stream_path": True})
+        inbound = sorted(t.name for t in self.edge.config.trunks if t.termination_uri is None)
+        return web.json_response({"trunks": trunks, "inbound_only": inbound, "stream_path": True})
 
     async def _calls(self, request: web.Request) -> web.Response:
         asked = await _read(request, CallAsked, "a call's hand-over")
@@ -172,6 +176,8 @@ class Control:
             return asked
         trunks = self.outbound()
         trunk = trunks.get(asked.trunk)
+        if trunk is None and any(t.name == asked.trunk for t in self.edge.config.trunks):
+            return error(409, INBOUND_ONLY, inbound_only(asked.trunk, trunks))
         if trunk is None:
             return error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
                           f"trunks: {', '.join(sorted(trunks)) or 'none (give a trunk a termination_uri)'}")

@@ -9,11 +9,13 @@ closely as RISKY_PREFIXES do; `caller_ids` are the `from` numbers a call may sho
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 DESTINATION = re.compile(r"^\+[0-9]*\*?$")
 ANY_NUMBER = "+*"
+INBOUND_ONLY = "trunk_inbound_only"  # the error code of a call through a trunk without a termination URI
 # Emergency short numbers written as E.164 (+911, +112, …: dialled through a trunk they reach a real
 # emergency centre, and a carrier bills a call from a number without an emergency address), premium
 # rate (+1900, +1976) and international networks billed at satellite rates (+881, +882, +883, +870, +979).
@@ -84,3 +86,12 @@ def refusal(trunk: Trunk, caller: str, to: str, caller_id: str) -> str | None:
     words = Wording(f"trunk {trunk.name!r}", "the trunk's `callers` in the edge's file", "its `destinations`",
                     "its `caller_ids` (by default the trunk's own `numbers`)")
     return policy_refusal(trunk, words, caller, to, caller_id)
+
+
+def inbound_only(name: str, outbound: Iterable[str]) -> str:
+    """Why a call through trunk `name`, which takes calls in only, is refused, and the way out: the edge's
+    words (sipedge/control.py) and the dispatcher's, which refuses it before asking the edge."""
+    others = ", ".join(sorted(outbound)) or "none yet"
+    return (f"trunk {name!r} takes calls in only: no call goes out through it until it has a termination_uri "
+            "(in a stack's sipEdge key, the trunk's terminationUri; docs/sip.md#outbound-calls). The trunks that "
+            f"place calls: {others}")

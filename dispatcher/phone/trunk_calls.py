@@ -38,6 +38,7 @@ from dispatcher.phone.sip_edges import HOLD_MARGIN, SipEdges, edge_urls, json_of
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits, FirstClaims
 from dispatcher.usage.trunk_line import TrunkLine, line_of
+from voicefleet_settings.call_policy import INBOUND_ONLY, inbound_only
 from voicefleet_settings.read import setting_float, setting_text
 
 REQUEST_SECONDS = 5.0
@@ -98,6 +99,7 @@ class TrunkCalls:
         self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=65536,
                               records=records)
         self._trunks: dict[str, TrunkInfo] = {}
+        self._inbound_only: frozenset[str] = frozenset()  # the edge's trunks that place no calls (none: older edge)
         self._trunks_at = -math.inf
         self.joins_paths = False  # the edge's `GET /trunks` says it takes a call's stream as a path
 
@@ -106,17 +108,24 @@ class TrunkCalls:
         return EdgeSecret(self.settings.secret).presented(authorization)
 
     async def trunk(self, name: str) -> TrunkInfo:
-        """The trunk `name` places calls through; 404 naming the trunks there are, 503 if the edge is away."""
-        if time.monotonic() - self._trunks_at > TRUNKS_SECONDS or name not in self._trunks:
+        """The trunk `name` places calls through; 404 naming the trunks there are, 409 naming the setting for
+        one that takes calls in only (an edge of an inbound-only stack is listed for its status and
+        transfers), 503 if the edge is away."""
+        known = name in self._trunks or name in self._inbound_only
+        if time.monotonic() - self._trunks_at > TRUNKS_SECONDS or not known:
             answer = await self._request("GET", "/trunks")
             listed = answer.get("trunks") if isinstance(answer, dict) else None
             if not isinstance(listed, list):
                 raise ApiError(502, "sip_edge_failed", "the SIP edge's list of trunks could not be read")
             self._trunks = {str(t["name"]): _trunk_info(t) for t in listed
                             if isinstance(t, dict) and "name" in t and "cps" in t}
+            inbound = answer.get("inbound_only")
+            self._inbound_only = frozenset(str(t) for t in inbound) if isinstance(inbound, list) else frozenset()
             self._trunks_at = time.monotonic()
             self.joins_paths = answer.get("stream_path") is True
         found = self._trunks.get(name)
+        if found is None and name in self._inbound_only:
+            raise ApiError(409, INBOUND_ONLY, inbound_only(name, self._trunks))
         if found is None:
             names = ", ".join(sorted(self._trunks)) or "none (give a trunk a termination_uri in the edge's file)"
             raise ApiError(404, "unknown_trunk", f"no trunk named {name!r} places calls; the trunks: {names}")
@@ -246,8 +255,8 @@ class TrunkCalls:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"no SIP edge took the call ({message}); "
                                               "try again", retry_after=retry_after_of(answer.headers) or 5.0))
             if path != "/calls" or (answer.status_code < 500 and said):  # a question places nothing
-                status = answer.status_code if answer.status_code in (403, 404, 422) else 502
-                code = "call_not_allowed" if status == 403 else "sip_edge_refused"
+                status = answer.status_code if answer.status_code in (403, 404, 409, 422) else 502
+                code = {403: "call_not_allowed", 409: _code(answer)}.get(status, "sip_edge_refused")
                 raise _Refused(status, code, f"the SIP edge refused the call: {message}")
             raise ApiError(502, "sip_edge_failed", f"the SIP edge answered HTTP {answer.status_code} ({message}), "
                            "which does not prove it placed nothing (a try may have reached it): it may hold the "

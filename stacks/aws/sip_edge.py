@@ -5,8 +5,8 @@ an address of its own (docs/sip.md#in-the-cloud).
 Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the workers' RTP ports
 from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
 signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
-new one creates one rule and moves none, and, when a trunk places calls,
-the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP to the
+new one creates one rule and moves none, and the control API (TCP 5080; every edge's, for the dispatcher's
+status and transfers as well as calls out) from the dispatcher's security group only; no SSH. Egress: UDP to the
 trunks' sources and mediaSources (SIP, RTP), DNS and NTP, TCP 443 (the dispatcher's HTTPS
 API, ECR, Secrets Manager, PyPI) and TCP 80 (Debian's package mirror). The instance role may read
 the edge's secrets and pull the dispatcher image, nothing else; IMDSv2 only.
@@ -67,7 +67,7 @@ class SipEdge(pulumi.ComponentResource):
 
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
-    control_url: pulumi.Output[str] | None
+    control_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:SipEdge", name, None, opts)
@@ -106,19 +106,18 @@ class SipEdge(pulumi.ComponentResource):
                                opts=child)
         self.public_ip = address.public_ip
         self.private_ip = self._interface.private_ip
-        self.control_url = (pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
-                            if edge.outbound else None)
+        self.control_url = pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
 
     def run(self, *, dispatcher_url: pulumi.Input[str], dispatcher_security_group_id: pulumi.Input[str],
             image: pulumi.Input[str], repository_arn: pulumi.Input[str]) -> None:
         """The host: its role, its boot script and the instance on the edge's interface."""
         name, args, edge = self._name, self._args, self._args.edge
         child = pulumi.ResourceOptions(parent=self)
-        if edge.outbound:  # the dispatcher's tasks to the control API, and nothing else to it
-            _rule(name, self._group.id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT), self,
-                  other_group=dispatcher_security_group_id)
-            _rule(f"{name}-dispatcher", dispatcher_security_group_id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT),
-                  self, other_group=self._group.id, egress=True)
+        # The dispatcher's tasks to the control API, and nothing else to it.
+        _rule(name, self._group.id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT), self,
+              other_group=dispatcher_security_group_id)
+        _rule(f"{name}-dispatcher", dispatcher_security_group_id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT),
+              self, other_group=self._group.id, egress=True)
         role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                             description="voicefleet SIP edge: read its own secrets, pull the dispatcher image",
                             opts=child)

@@ -92,10 +92,8 @@ class AwsStack(pulumi.ComponentResource):
         dispatcher_args = self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
             store, releases)
-        if sip_edge is not None and sip_edge.control_url is not None:  # a trunk places calls through the edge
-            dispatcher_args = replace(dispatcher_args, sip_edge_url=sip_edge.control_url)
-        if settings.sip_edge is not None and settings.sip_edge.shares_secret:  # the control API, a trunk's price
-            dispatcher_args = replace(dispatcher_args,
+        if sip_edge is not None:  # its status, transfers, calls out; the secret also vouches for a trunk's price
+            dispatcher_args = replace(dispatcher_args, sip_edge_url=sip_edge.control_url,
                                       secret_names=(*dispatcher_args.secret_names, SIP_EDGE_SECRET))
         if recordings is not None and settings.recording is not None:
             dispatcher_args = replace(dispatcher_args, recording=settings.recording.environment(recordings.destination),

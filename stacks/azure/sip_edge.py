@@ -94,10 +94,9 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
     inbound = [rule("sip-in", 100, "Inbound", "Allow", "Udp", str(SIP_PORT), sources=sorted(edge.sources),
                     wide=edge.sources, opt_in="allowAnySource"),
                rule("rtp-in", 110, "Inbound", "Allow", "Udp", f"{low}-{high}", sources=sorted(edge.media_sources),
-                    wide=edge.media_sources, opt_in="allowAnyMediaSource")]
-    if edge.outbound:  # the dispatcher's calls to the control API, and nothing else to it
-        inbound.append(rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT),
-                            sources=[dispatcher_range]))
+                    wide=edge.media_sources, opt_in="allowAnyMediaSource"),
+               # The dispatcher's calls to the control API, and nothing else to it.
+               rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT), sources=[dispatcher_range])]
     # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to their
     # media), HTTPS to the internet and Key Vault's endpoint: a compromised edge reaches nothing else in the
     # network (the store's endpoint, the bots, the relay).
@@ -115,7 +114,7 @@ class SipEdge(pulumi.ComponentResource):
 
     public_ip: pulumi.Output[str]
     private_ip: str
-    control_url: str | None
+    control_url: str
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:SipEdge", name, None, opts)
@@ -143,7 +142,7 @@ class SipEdge(pulumi.ComponentResource):
         self._identity = azure.managedidentity.UserAssignedIdentity(
             name, resource_name_=args.identity_name, **self._common, opts=child)
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")
-        self.control_url = f"http://{self.private_ip}:{CONTROL_PORT}" if edge.outbound else None
+        self.control_url = f"http://{self.private_ip}:{CONTROL_PORT}"
 
     def run(self, *, dispatcher_url: pulumi.Input[str], image: pulumi.Input[str], registry_id: pulumi.Input[str],
             registry: pulumi.Input[str]) -> None:

@@ -120,7 +120,7 @@ class AzureStack(pulumi.ComponentResource):
         # The table's secrets the vault holds, and the managed store's own key (a resource's, no stack key).
         dispatcher_secrets = dispatcher_secret_names(settings, values, *([PASSWORD_VARIABLE] if store else []))
         edge = settings.sip_edge
-        if edge is not None and edge.shares_secret and SIP_EDGE_SECRET not in dispatcher_secrets:
+        if edge is not None and SIP_EDGE_SECRET not in dispatcher_secrets:
             dispatcher_secrets = (*dispatcher_secrets, SIP_EDGE_SECRET)  # the control API's, a trunk's price's
         ranges = subnet_ranges(cfg.vnet_cidr)
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
@@ -128,7 +128,7 @@ class AzureStack(pulumi.ComponentResource):
             subnet_id=network.subnet_ids["sip"], subnet_range=ranges["sip"], dispatcher_range=ranges["dispatcher"],
             vault_range=ranges["store"], secrets=secrets, identity_name=f"{settings.prefix}-sip-edge", tags=tags,
             protect=settings.protect), opts=child) if edge is not None else None
-        edge_url = {SIP_EDGE_URL: sip_edge.control_url} if sip_edge is not None and sip_edge.control_url else {}
+        edge_url = {SIP_EDGE_URL: sip_edge.control_url} if sip_edge is not None else {}
         # The dispatcher reads its own secrets and, to hand them to each bot, the bots' (by reference).
         grants = secrets.grant_access("dispatcher", identities.dispatcher.principal_id,
                                       tuple(sorted({*dispatcher_secrets, *bot_secret_names})))

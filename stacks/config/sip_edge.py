@@ -51,7 +51,7 @@ DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
 SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's and the edge's
 URL_VARIABLE = "SIP_EDGE_URL"
 MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
-CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), on its private address only
+CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), every edge's, on its private address only
 SIP_PORT = 5060
 DOCS = "docs/sip.md#in-the-cloud"
 # Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
@@ -92,17 +92,6 @@ class SipEdgeSettings:
         if self.cloud == "k8s":
             return "node labelled " + ", ".join(f"{k}={v}" for k, v in sorted(self.key.node_selector.items()))
         return str(getattr(self.key, SIZE_KEYS[self.cloud][1]))
-
-    @property
-    def outbound(self) -> bool:
-        """A trunk places calls: the dispatcher hands them to the edge's control API."""
-        return any(t.termination_uri is not None for t in self.key.trunks)
-
-    @property
-    def shares_secret(self) -> bool:
-        """The edge and the dispatcher share SIP_EDGE_SECRET: for the control API, or to vouch for a
-        trunk's price on its calls' starts (the dispatcher takes a price from the edge alone)."""
-        return self.outbound or any(t.usd_per_minute is not None for t in self.key.trunks)
 
     @property
     def sources(self) -> dict[str, bool]:
@@ -183,9 +172,10 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
+    # The control API's (every edge has one: the dispatcher's status, transfers, calls out) and a price's proof,
+    # shared with the dispatcher.
+    secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud)
-    if found.shares_secret:  # the control API's and a price's proof, shared with the dispatcher
-        secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     _check_with_the_edge(cfg, found)
     pulumi.log.info(capacity_note(found))
     return found
@@ -365,13 +355,13 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
              f"workers = {key.workers}"]
     if key.answer_seconds is not None:
         lines.append(f"answer_seconds = {key.answer_seconds}")
-    if settings.outbound:
-        # On the private address: the dispatcher reaches it inside the VPC, and the SG admits it alone.
-        control = (f"control_address = {_toml(sip_address)}" if address_variable is None
-                   else f"control_address_env = {_toml(address_variable)}")
-        lines += [control, f"control_port = {control_port}"]
-    if settings.shares_secret:
-        lines.append(f"control_secret_env = {_toml(SECRET_VARIABLE)}")
+    # The control API, whether or not a trunk places calls: the dispatcher's status asks every edge it lists
+    # (an inbound-only edge that failed its boot shows there, not only as callers no one answers), and hands
+    # it transfers. On the private address: the dispatcher reaches it inside the network, the firewall admits
+    # it alone.
+    control = (f"control_address = {_toml(sip_address)}" if address_variable is None
+               else f"control_address_env = {_toml(address_variable)}")
+    lines += [control, f"control_port = {control_port}", f"control_secret_env = {_toml(SECRET_VARIABLE)}"]
     for trunk in key.trunks:
         lines += ["", "[[trunk]]", f"name = {_toml(trunk.name)}"]
         if trunk.sources:

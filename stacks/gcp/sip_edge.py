@@ -64,7 +64,7 @@ class SipEdge(pulumi.ComponentResource):
 
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
-    control_url: pulumi.Output[str] | None
+    control_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:SipEdge", name, None, opts)
@@ -89,17 +89,16 @@ class SipEdge(pulumi.ComponentResource):
                                              opts=child)
         self.public_ip = self._external.address
         self.private_ip = self._internal.address
-        self.control_url = (pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
-                            if edge.outbound else None)
+        self.control_url = pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
 
     def _firewall(self, edge: SipEdgeSettings) -> None:
         name, args = self._name, self._args
         low, high = edge.rtp_ports_used
         ingress = [("sip", "udp", [str(SIP_PORT)], sorted(edge.sources), "allowAnySource", edge.sources),
                    ("rtp", "udp", [f"{low}-{high}"], sorted(edge.media_sources), "allowAnyMediaSource",
-                    edge.media_sources)]
-        if edge.outbound:  # the dispatcher's Cloud Run instances to the control API, and nothing else to it
-            ingress.append(("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], "", {}))
+                    edge.media_sources),
+                   # The dispatcher's Cloud Run instances to the control API, and nothing else to it.
+                   ("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], "", {})]
         for rule, protocol, ports, ranges, opt_in, wide in ingress:
             # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does.
             note = f" (a trunk's {opt_in})" if any(wide.values()) else ""

@@ -116,14 +116,13 @@ class GcpStack(pulumi.ComponentResource):
                                   regions=settings.regions is not None))
         releases = Releases(before, builds, bot, settings.releases, self._job_image_role(images), now=now,
                             life=longest_bot)
-        # A trunk that places calls: the dispatcher reaches the edge's control API through its egress network.
-        control_url = sip_edge.control_url if sip_edge is not None else None
+        # The dispatcher reaches the edge's control API (its status, transfers, calls out) through its egress
+        # network; the secret also vouches for a trunk's price.
         args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls,
-                                     egress if store is not None or control_url is not None else None, store)
-        if control_url is not None:
-            args = replace(args, sip_edge_url=control_url)
-        if settings.sip_edge is not None and settings.sip_edge.shares_secret:  # the control API, a trunk's price
-            args = replace(args, secret_names=(*args.secret_names, SIP_EDGE_SECRET))
+                                     egress if store is not None or sip_edge is not None else None, store)
+        if sip_edge is not None:
+            args = replace(args, sip_edge_url=sip_edge.control_url,
+                           secret_names=(*args.secret_names, SIP_EDGE_SECRET))
         recordings = RecordingBucket(
             f"{name}-recordings", settings.recording, bucket_name=f"{cfg.project}-{settings.stack}-rec",
             project=cfg.project, location=cfg.region, account=account,

@@ -87,10 +87,9 @@ def node_firewall(edge: SipEdgeSettings) -> list[str]:
     makes none, and says what to make instead."""
     low, high = edge.rtp_ports_used
     rules = [f"in: UDP {SIP_PORT} from {', '.join(edge.sources)} only (the trunks' signalling)",
-             f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)"]
-    if edge.outbound:
-        rules.append(f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet "
-                     "(the control API)")
+             f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)",
+             f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet or the trunks "
+             "(the control API)"]
     rules.append(f"out: uid {EDGE_UID} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
                  "(the node's cloud credentials and daemons), as the nftables table in docs/sip.md#on-kubernetes does: "
                  "the edge's pod does not start on a node where any answers")
@@ -130,7 +129,7 @@ def pjsip_install() -> list[str]:
 
 
 class SipEdge(pulumi.ComponentResource):
-    control_url: str | None
+    control_url: str
     secret_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -168,7 +167,7 @@ class SipEdge(pulumi.ComponentResource):
                *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
                  for variable in sorted(edge.secrets))]
         ports = [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"},
-                 *([{"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}] if edge.outbound else [])]
+                 {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
         scratch = {"name": "tmp", "mount_path": SCRATCH}
         pod = {
             "service_account_name": account.metadata.name,
@@ -212,16 +211,15 @@ class SipEdge(pulumi.ComponentResource):
                                    "replicas": 1, "selector": {"match_labels": selector},
                                    "strategy": {"type": "Recreate"},
                                    "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
-        self.control_url = None
-        if edge.outbound:
-            # Not awaited (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's
-            # pod is Ready, which the Deployment's own await reports already.
-            k8s.core.v1.Service(f"{name}-control", metadata={
-                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels,
-                "annotations": {"pulumi.com/skipAwait": "true"}}, spec={
-                "type": "ClusterIP", "selector": selector,
-                "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
-                opts=child)
-            # From the names, known before anything exists: the dispatcher's deploy does not wait on the Service.
-            self.control_url = f"http://{CONTROL_SERVICE}.{args.namespace}.svc:{CONTROL_PORT}"
+        # The control API, every edge's (the dispatcher's status, transfers, calls out). Not awaited
+        # (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's pod is
+        # Ready, which the Deployment's own await reports already.
+        k8s.core.v1.Service(f"{name}-control", metadata={
+            "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels,
+            "annotations": {"pulumi.com/skipAwait": "true"}}, spec={
+            "type": "ClusterIP", "selector": selector,
+            "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
+            opts=child)
+        # From the names, known before anything exists: the dispatcher's deploy does not wait on the Service.
+        self.control_url = f"http://{CONTROL_SERVICE}.{args.namespace}.svc:{CONTROL_PORT}"
         self.register_outputs({})

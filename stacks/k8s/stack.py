@@ -278,7 +278,7 @@ class K8sStack(pulumi.ComponentResource):
         stored = {**stored_secrets(settings, store=True, store_password=store is not None), **external_url}
         edge = settings.sip_edge
         # The edge's control API's and a trunk's price's proof, shared with the dispatcher: none of its other secrets.
-        shared = (SIP_EDGE_SECRET,) if edge is not None and edge.shares_secret else ()
+        shared = (SIP_EDGE_SECRET,) if edge is not None else ()
         # The table's secrets (stacks/config/dispatcher_keys.py), each a key of the Secret, by reference (valueFrom).
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher,
                                   {key: stored[key] for key in dispatcher_secret_names(settings, stored, *shared)},
@@ -347,8 +347,7 @@ class K8sStack(pulumi.ComponentResource):
             environment={**environment, "BOT_IMAGE": bot_image, **releases,
                          **({bot_secret.VARIABLE: keys.after(keys_name)} if keys_name is not None else {}),
                          **({URL_VARIABLE: store.url} if store is not None else {}),
-                         **({SIP_EDGE_URL: sip_edge.control_url}
-                            if sip_edge is not None and sip_edge.control_url is not None else {}),
+                         **({SIP_EDGE_URL: sip_edge.control_url} if sip_edge is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
             replicas=cfg.dispatcher_replicas,

@@ -69,28 +69,25 @@ def test_sip_and_rtp_come_from_the_trunks_sources_only_control_from_the_dispatch
     assert dispatcher_out == [("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 5080, 5080, f"{NAME}-id")]
 
 
-def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_is_told_nothing(
-        stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [PBX]}
-    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
+@pytest.mark.parametrize("trunk", [PBX, {**PBX, "usdPerMinute": {"inbound": 0.0085}}], ids=["free", "priced"])
+def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_alone(
+        stack: StackRunner, trunk: dict[str, Any]) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge: its control API on
+    the private address, open to the dispatcher's tasks only, and the dispatcher told it with the secret."""
+    run = run_with_edge(stack, {"enabled": True, "trunks": [trunk]},
+                        secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    assert _rules(run, "securityGroupIngressRule", f"{NAME}-id") == [
+        ("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"), ("udp", 5060, 5060, PBX["sources"][0]),
+        ("udp", 40000, 40399, PBX["mediaSources"][0])]
+    assert ("tcp", 5080, 5080, f"{NAME}-id") in _rules(run, "securityGroupEgressRule",
+                                                       "voicefleet-aws-test-dispatcher-app-id")
     dispatcher = container(run, "-dispatcher")
-    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
-    assert "SIP_EDGE_SECRET" not in {s["name"] for s in dispatcher["secrets"]}
-    assert "control_port" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-
-
-def test_a_priced_inbound_trunk_shares_the_secret_with_the_dispatcher_yet_keeps_the_control_port_shut(
-        stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [{**PBX, "usdPerMinute": {"inbound": 0.0085}}]}
-    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
-    dispatcher = container(run, "-dispatcher")
-    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
-    assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}  # it vouches for the edge's price
+    assert {e["name"]: e["value"] for e in dispatcher["environment"]}["SIP_EDGE_URL"] == "http://10.0.0.10:5080"
+    assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}
     script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-    assert 'control_secret_env = "SIP_EDGE_SECRET"' in script and "control_port" not in script
-    assert "usd_per_minute = { inbound = 0.0085 }" in script
+    assert 'control_address = "10.0.0.10"\ncontrol_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in script
+    assert "termination_uri" not in script
+    assert ("usd_per_minute = { inbound = 0.0085 }" in script) == ("usdPerMinute" in trunk)
 
 
 def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_image(edge_run: Run) -> None:
@@ -253,13 +250,19 @@ def _policy_found(run: Run, *extra: dict[str, Any]) -> list[str]:
     def resource(typ: str, props: dict[str, Any], deps: dict[str, Any] | None = None) -> PolicyResource:
         return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
 
-    group = resource("aws:ec2/securityGroup:SecurityGroup", unwrap(run.one("aws:ec2/securityGroup:SecurityGroup",
-                                                                           NAME).inputs))
+    groups = {f"{r.name}-id": resource("aws:ec2/securityGroup:SecurityGroup", unwrap(r.inputs))
+              for r in run.of_type("aws:ec2/securityGroup:SecurityGroup")}  # the mocks' ids: name-id
+    group = groups[f"{NAME}-id"]
     typ = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
     declared = [unwrap(r.inputs) for r in run.of_type(typ) if r.inputs["securityGroupId"] == f"{NAME}-id"]
+
+    def depends(props: dict[str, Any]) -> dict[str, Any]:  # as the engine shows a rule's groups
+        other = groups.get(str(props.get("referencedSecurityGroupId")))
+        return {"securityGroupId": [group], **({"referencedSecurityGroupId": [other]} if other else {})}
+
     found: list[str] = []
     rules.sip_edge_sg_ports(StackValidationArgs(
-        [group, *(resource(typ, props, {"securityGroupId": [group]}) for props in [*declared, *extra])]),
+        [group, *(resource(typ, props, depends(props)) for props in [*declared, *extra])]),
         lambda message, urn=None: found.append(message))
     return found
 
@@ -274,6 +277,14 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     found = _policy_found(edge_run, ssh, open_sip, control)
     assert len(found) == 3 and "tcp 22-22" in found[0] and "tcp 5080" in found[2]
     assert "opens SIP to 0.0.0.0/0" in found[1]
+    # The control API from another group of the stack's (the bots') or one the pack cannot see: not the dispatcher's.
+    from_group = {"ipProtocol": "tcp", "fromPort": 5080, "toPort": 5080}
+    assert _policy_found(edge_run, {**from_group, "referencedSecurityGroupId": "voicefleet-aws-test-bot-id"},
+                         {**from_group, "referencedSecurityGroupId": "sg-0123456789abcdef0"}) == [
+        "r opens the control API (TCP 5080) to voicefleet bots: no ingress: the dispatcher's tasks' group "
+        "('voicefleet dispatcher tasks') only on the SIP edge",
+        "r opens the control API (TCP 5080) to a group this stack does not make: the dispatcher's tasks' group "
+        "('voicefleet dispatcher tasks') only on the SIP edge"]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
@@ -288,7 +299,7 @@ def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_whe
     two = {"enabled": True, "workers": 3, "trunks": [PBX, {**PBX, "name": "carrier", "numbers": {"300": "team-a"},
                                                            "mediaSources": ["203.0.113.0/24", "198.51.100.7/32"]}]}
     run = run_with_edge(stack, two, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[1] != 5060]
+    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[0] == "udp" and r[1] != 5060]
     assert rtp == [("udp", 40000, 40395, "198.51.100.7/32"), ("udp", 40000, 40395, "203.0.113.0/24")]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "mediaSources": ["0.0.0.0/0"],
                                                         "allowAnyMediaSource": True}]})

@@ -114,14 +114,20 @@ def test_the_dispatcher_reaches_the_control_api_on_the_static_private_address(ed
     assert [r.name for r in dispatcher] == ["voicefleet-azure-test-sip-edge-secret-dispatcher"]
 
 
-def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_stays_out(stack: StackRunner) -> None:
+def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_alone(stack: StackRunner) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge: the control port open
+    to the dispatcher's subnet alone, the dispatcher told the edge and its secret."""
     run = run_azure_edge(stack, {"enabled": True, "trunks": [PBX]},
                          secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert "control-in" not in _rules(run)
+    control = _rules(run)["control-in"]
+    assert (control["protocol"], control["destinationPortRange"], control["sourceAddressPrefix"]) == (
+        "Tcp", "5080", RANGES["dispatcher"])
     (app,) = run.of_type("azure-native:app:ContainerApp")
     (container,) = unwrap(app.inputs)["template"]["containers"]
-    assert not {e["name"] for e in container["env"]} & {"SIP_EDGE_URL", "SIP_EDGE_SECRET"}
-    assert "control_port" not in _script(run)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SIP_EDGE_URL"]["value"] == "http://10.60.10.4:5080"
+    assert env["SIP_EDGE_SECRET"]["secretRef"] == "sip-edge-secret"  # by reference, from Key Vault
+    assert 'control_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in _script(run)
 
 
 def test_the_identity_reads_the_edges_secrets_and_pulls_the_registry_and_nothing_subscription_wide(
@@ -305,6 +311,11 @@ def test_the_policy_pack_takes_the_edges_group_and_refuses_ssh_or_sip_from_anyon
     found = _pack_found({**group, "securityRules": [ssh, open_sip, open_control]})
     assert len(found) == 3 and "tcp 22-22" in found[0] and "opens SIP to 0.0.0.0/1" in found[1]
     assert "tcp 5080-5080 from 0.0.0.0/0" in found[2]
+    # The control API from the whole virtual network (its bots' subnet too), not the dispatcher's subnet alone.
+    wide_control = {**_rules(edge_run)["control-in"], "sourceAddressPrefix": "10.60.0.0/16"}
+    assert _pack_found({**group, "securityRules": [wide_control]}) == [
+        "the SIP edge's rule opens the control API (TCP 5080) to 10.60.0.0/16, wider than /23: admit the "
+        "dispatcher's own subnet only"]
     anyone = run_azure_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                          "allowAnySource": True, "mediaSources": ["0.0.0.0/0"],
                                                          "allowAnyMediaSource": True}]})

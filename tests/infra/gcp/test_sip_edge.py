@@ -112,15 +112,20 @@ def test_the_dispatcher_reaches_the_control_api_on_the_internal_address_through_
     assert len(grants) == 1
 
 
-def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_stays_out(stack: StackRunner) -> None:
+def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_alone(stack: StackRunner) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge: the control port open
+    to the dispatcher's egress subnetwork alone, which the dispatcher joins, told the edge and its secret."""
     run = run_gcp_edge(stack, {"enabled": True, "trunks": [PBX]},
                        secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert sorted(_firewall(run)) == ["deny-out", "https-out", "rtp", "sip", "udp-out"]
-    names = {e["name"] for e in unwrap(dispatcher_container(run)["envs"])}
-    assert not names & {"SIP_EDGE_URL", "SIP_EDGE_SECRET"}
+    control = _firewall(run)["control"]
+    assert (control["allows"], control["sourceRanges"]) == ([{"protocol": "tcp", "ports": ["5080"]}], [EGRESS_CIDR])
+    env = {e["name"]: e for e in unwrap(dispatcher_container(run)["envs"])}
+    (interface,) = unwrap(run.one(INSTANCE, NAME).inputs)["networkInterfaces"]
+    assert env["SIP_EDGE_URL"]["value"] == f"http://{interface['networkIp']}:5080"
+    assert "valueSource" in env["SIP_EDGE_SECRET"]  # by reference
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
-    assert "vpcAccess" not in unwrap(service.inputs)["template"]  # no store, nothing to reach
-    assert "control_port" not in _startup(run)
+    assert unwrap(service.inputs)["template"]["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"  # no store, the edge
+    assert 'control_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in _startup(run)
 
 
 def test_the_vms_account_reads_the_edges_secrets_and_pulls_the_repository_and_nothing_project_wide(
@@ -308,6 +313,11 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     found = _pack_found(ssh, open_sip, open_control, everyone)
     assert len(found) == 4 and "tcp 22-22" in found[0] and "opens SIP to 0.0.0.0/1" in found[1]
     assert "tcp 5080-5080 from 0.0.0.0/0" in found[2] and "reaches every VM" in found[3]
+    # The control API from the whole private network (its bots' VMs too), not the dispatcher's subnetwork alone.
+    (control,) = [rule for rule in declared if rule["description"] == "sip edge: control"]
+    assert _pack_found({**control, "sourceRanges": ["10.0.0.0/8"]}) == [
+        "the SIP edge's rule opens the control API (TCP 5080) to 10.0.0.0/8, wider than /23: admit the "
+        "dispatcher's own subnet only"]
     anyone = run_gcp_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                        "allowAnySource": True, "mediaSources": ["0.0.0.0/0"],
                                                        "allowAnyMediaSource": True}]})

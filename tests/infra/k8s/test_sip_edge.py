@@ -233,10 +233,17 @@ def test_the_manifests_are_valid_for_the_api_server(edge_run: Run) -> None:
         assert schema_problems(schema, body) == ([], []), name
 
 
-def test_an_inbound_only_edge_has_no_control_service_and_the_dispatcher_is_told_nothing(stack: StackRunner) -> None:
+def test_an_edge_that_only_takes_calls_has_its_control_service_and_the_dispatcher_is_told_it(
+        stack: StackRunner) -> None:
+    """No trunk places calls, yet the dispatcher's status (and transfers) ask the edge through its Service."""
     run = run_k8s_edge(stack, {**K8S_EDGE, "trunks": [PBX]}, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert not [r for r in run.of_type(SERVICE) if "sip-edge" in r.name]
-    assert not {"SIP_EDGE_URL", "SIP_EDGE_SECRET"} & set(container_env(run))
+    service = unwrap(_named(run, SERVICE, "sip-edge-control").inputs)["spec"]
+    assert service["ports"] == [{"name": "control", "port": 5080, "targetPort": "control", "protocol": "TCP"}]
+    (edge,) = [c for c in unwrap(_named(run, DEPLOYMENT, "sip-edge").inputs)["spec"]["template"]["spec"]["containers"]]
+    assert {"name": "control", "containerPort": 5080, "protocol": "TCP"} in edge["ports"]
+    env = container_env(run)
+    assert env["SIP_EDGE_URL"]["value"] == f"http://sip-edge-control.{NAMESPACE}.svc:5080"
+    assert "secretKeyRef" in env["SIP_EDGE_SECRET"]["valueFrom"]
 
 
 @pytest.mark.parametrize(("edge", "said"), [
