@@ -110,3 +110,35 @@ def test_inline_ingress_on_the_aws_edge_group_opening_the_control_port_is_refuse
     edge = _resource(SG, {"description": rules.SIP_EDGE_SG_DESCRIPTION, "ingress": [
         {"protocol": "tcp", "fromPort": 5080, "toPort": 5080, "cidrBlocks": ["0.0.0.0/0"]}]})
     assert _pack(edge, dispatcher, bots) != []
+
+
+NSG = "azure-native:network:NetworkSecurityGroup"
+DISPATCHER_SUBNET = "10.60.0.0/23"  # stacks/azure/network.py subnet_ranges: the Container Apps environment's
+
+
+def _nsg(*, deny_in: bool) -> dict[str, Any]:
+    """The Azure edge's group as stacks/azure/sip_edge.py security_rules makes it (its inbound half)."""
+    def rule(name: str, priority: int, access: str, protocol: str, ports: str, source: str) -> dict[str, Any]:
+        return {"name": name, "priority": priority, "direction": "Inbound", "access": access, "protocol": protocol,
+                "sourcePortRange": "*", "destinationPortRange": ports, "sourceAddressPrefix": source,
+                "destinationAddressPrefix": "*", "description": f"sip edge: {name}"}
+
+    rules_in = [rule("sip-in", 100, "Allow", "Udp", "5060", "203.0.113.0/24"),
+                rule("rtp-in", 110, "Allow", "Udp", "40000-40399", "203.0.113.0/24"),
+                rule("control-in", 120, "Allow", "Tcp", "5080", DISPATCHER_SUBNET)]
+    if deny_in:
+        rules_in.append(rule("deny-other-in", 4096, "Deny", "*", "*", "*"))
+    return {"tags": {"role": rules.SIP_EDGE_ROLE}, "securityRules": rules_in}
+
+
+def test_baseline_the_shipped_azure_edge_group_passes_the_pack() -> None:
+    assert _pack(_resource(NSG, _nsg(deny_in=True))) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Azure puts AllowVnetInBound (priority 65000: every port from the VirtualNetwork tag, peered networks too) "
+    "under every group's own rules (learn.microsoft.com REST default-security-rules/get); policy/rules.py "
+    "azure_sip_edge_rules reads the Allow rules only, so the edge's group without its deny-other-in passes and "
+    "the control API (and SIP, RTP) open to the whole network: the TURN relay's VM, the store's endpoints"))
+def test_the_azure_edge_group_without_its_inbound_deny_is_refused() -> None:
+    assert _pack(_resource(NSG, _nsg(deny_in=False))) != []
