@@ -33,17 +33,19 @@ def _resource(typ: str, props: dict[str, Any], deps: dict[str, Any] | None = Non
 def _pack(*resources: PolicyResource) -> list[str]:
     """Every violation the whole pack reports: each resource check on each resource, then each stack check."""
     found: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(message)
+
     for policy in rules.POLICIES:
         if policy.name == "required-tags":  # another concern: these fixtures carry no tags
             continue
         if isinstance(policy, StackValidationPolicy):
-            policy.validate(StackValidationArgs(list(resources)),  # type: ignore[misc, union-attr]
-                            lambda message, urn=None: found.append(message))
+            policy.validate(StackValidationArgs(list(resources)), report)
             continue
         for r in resources:
-            policy.validate(ResourceValidationArgs(r.resource_type, r.props, r.urn, r.name,  # type: ignore[misc]
-                                                   options(), None),
-                            lambda message, urn=None: found.append(message))
+            args = ResourceValidationArgs(r.resource_type, r.props, r.urn, r.name, options(), None)
+            policy.validate(args, report)  # type: ignore[attr-defined]
     return found
 
 
