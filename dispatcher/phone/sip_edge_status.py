@@ -55,8 +55,8 @@ class SipEdgeOut(BaseModel):
                               "`not answering: no answer within 2 s`, `401: SIP_EDGE_SECRET differs…`, `404: …` "
                               "(an edge older than this dispatcher).")
     up_since: float | None = Field(default=None, description="When its process started (epoch seconds).")
-    version: str | None = Field(default=None, max_length=64, description="Its code: `sipedge-` and a digest of its "
-                                "source; edges running the same code show the same.")
+    version: str | None = Field(default=None, max_length=64, description="Its code: `sipedge-` and a digest of the "
+                                "source it runs, read at its start; edges running the same code show the same.")
     ready: bool | None = Field(default=None, description="Its SIP stack is up (with workers: at least one's).")
     calls: EdgeCalls | None = None
     trunks: list[EdgeTrunk] | None = Field(default=None, max_length=MAX_TRUNKS, description=f"Its trunks, the first "
