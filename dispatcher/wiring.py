@@ -260,9 +260,6 @@ def build_state(
     # Keys of DISPATCHER_API_KEYS revoked at runtime: refused from the record's next read on.
     runtime.listeners.append(lambda record: setattr(auth, "revoked_settings", revoked_ids(record["entries"])))
 
-    async def refresh_gauges() -> None:
-        metrics.set_active(*await sessions.active_by_release())
-
     def store_up() -> bool | None:  # what /healthz says of the store; none for one process
         health = coordination.health()
         return health["status"] == "ok" if "status" in health else None
@@ -274,6 +271,17 @@ def build_state(
     trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds)
     if paces is not None:  # as a pace's home, its own settings bound what another region asks
         paces.own_rate = own_rates(phone.dialers, trunk_calls)
+    # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
+    sip_edge_status = SipEdgeStatus(trunk_calls.edges, SipEdgeGauges(metrics.registry)) \
+        if trunk_calls is not None else None
+
+    async def refresh_gauges() -> None:
+        # The edges' gauges on the metric lines' own schedule, for the stacks' alarms (within the status's few
+        # seconds of cache, so no edge is asked more often); its read never raises: an edge down is shown so.
+        if sip_edge_status is not None:
+            await sip_edge_status.read()
+        metrics.set_active(*await sessions.active_by_release())
+
     return AppState(
         settings=settings,
         machines=machines,
@@ -332,9 +340,7 @@ def build_state(
         capacity_floors=floors,
         model_service=sessions.model_service,
         trunk_calls=trunk_calls,
-        # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
-        sip_edge_status=SipEdgeStatus(trunk_calls.edges, SipEdgeGauges(metrics.registry))
-        if trunk_calls is not None else None,
+        sip_edge_status=sip_edge_status,
         sip_edge=EdgeSecret.from_env(env),
         campaigns=campaign_book(coordination),
         campaign_settings=CampaignSettings.from_env(env),

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 
+from sipedge.code_version import code_version
 from sipedge.config import ConfigError, load
 from sipedge.control import Control
 from sipedge.control_front import CONTROL_LINE
@@ -21,6 +22,7 @@ from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
 
 async def _main() -> None:
     config = load(os.environ)
+    code_version()  # read now: `version` names the code this process loaded, whatever the disk holds later
     worker = worker_index(os.environ, config)
     if worker is None and config.workers > 1:
         await Supervisor(config).run()

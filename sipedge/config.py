@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 import stat
 import tomllib
@@ -71,7 +72,8 @@ class TrunkFile(_Strict):
     # The number (To's user part) → the environment variable holding the API key its calls run as
     # ("" for none: a keyless local dispatcher only), or a table naming that variable and a release.
     numbers: dict[str, NumberEntry] = Field(default_factory=dict)
-    registrar: str | None = None  # sip:pbx.example.com: the edge registers there with the digest below
+    # sip:pbx.example.com: the edge registers there with the digest below (over UDP; sips: with tls_port)
+    registrar: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
     digest_username: str | None = None
     digest_password_env: str | None = None
     # Outbound calls (docs/sip.md#outbound-calls): where their INVITEs go, how many a second the
@@ -253,6 +255,7 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
     names = [t.name for t in parsed.trunk]
     if len(set(names)) != len(names):
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk names must differ (outbound calls name their trunk)")
+    _check_transports(path, parsed)
     sip_address = _address(path, parsed, env, "sip_address")
     config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), sip_address, parsed.sip_port, parsed.rtp_port,
                         parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
@@ -292,6 +295,31 @@ def _is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# The transports the edge opens (sipedge/stack.py): UDP, and TLS with tls_port. PJSUA fails a request to a URI
+# naming another one before sending it, and a registration so failed is never tried again nor reported.
+OPENED_TRANSPORTS = ("udp", "tls")
+
+
+def _check_transports(path: str, parsed: EdgeFile) -> None:
+    """Each trunk's registrar and termination_uri over a transport the edge opens."""
+    where = f"{CONFIG_VARIABLE}={path}"
+    for trunk in parsed.trunk:
+        for key in ("registrar", "termination_uri"):
+            uri: str | None = getattr(trunk, key)
+            if uri is None:
+                continue
+            named = re.search(r";transport=([^;?>]*)", uri, re.IGNORECASE)
+            if named and named.group(1).lower() not in OPENED_TRANSPORTS:
+                raise ConfigError(f"{where}: trunk {trunk.name!r}: {key} {uri}: the edge speaks SIP over UDP (and "
+                                  f"TLS with tls_port), not {named.group(1).upper()}: give the trunk's UDP address "
+                                  "(without ;transport=), or its TLS one (sips:) with tls_port (docs/sip.md#tls-and-"
+                                  "srtp)")
+        if _tls_uri(trunk.registrar) and parsed.tls_port is None:
+            raise ConfigError(f"{where}: trunk {trunk.name!r}: registrar {trunk.registrar} is over TLS, which the edge "
+                              "opens only with tls_port: register over UDP (sip: without ;transport=tls), or turn "
+                              "TLS on (docs/sip.md#tls-and-srtp)")
 
 
 def _tls(path: str, parsed: EdgeFile) -> Tls | None:
@@ -336,11 +364,11 @@ def _tls(path: str, parsed: EdgeFile) -> Tls | None:
                           "give only your trunks' CAs (the one root each provider names)")
     # The trunks' servers are checked against tls_ca_file only: PJSIP's listener names each CA of its list
     # to every client, and with the system's whole bundle (~140) no handshake ever completed.
-    calling = [t.name for t in parsed.trunk if _tls_uri(t.termination_uri)]
+    calling = [t.name for t in parsed.trunk if _tls_uri(t.termination_uri) or _tls_uri(t.registrar)]
     if calling and not parsed.tls_ca_file:
-        raise ConfigError(f"{where}: trunk {calling[0]!r}: calls over TLS need tls_ca_file, the CA (PEM) the "
-                          "trunk's certificate chains to (the one root its provider names, not the system's "
-                          "bundle): the edge never calls out unchecked")
+        raise ConfigError(f"{where}: trunk {calling[0]!r}: calls and registrations over TLS need tls_ca_file, the "
+                          "CA (PEM) the trunk's certificate chains to (the one root its provider names, not the "
+                          "system's bundle): the edge never calls out unchecked")
     return Tls(parsed.tls_port, parsed.tls_certificate_file, parsed.tls_private_key_file, parsed.tls_ca_file,
                parsed.tls_verify_client)
 

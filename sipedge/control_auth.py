@@ -37,7 +37,10 @@ def authenticated(secret: str) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Any) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
-        token = given.removeprefix("Bearer ").encode() if given.startswith("Bearer ") else b""
+        # aiohttp decodes header bytes with surrogateescape: encoding them back the same way compares the
+        # bytes the caller sent, where a plain encode() would raise on a non-UTF-8 byte (a 500, not a 401)
+        token = given.removeprefix("Bearer ").encode("utf-8", "surrogateescape") if given.startswith("Bearer ") \
+            else b""
         if not hmac.compare_digest(token, expected):
             return error(401, "unauthorized", "present the edge's control secret as `Authorization: Bearer` "
                          "(the dispatcher's SIP_EDGE_SECRET)")

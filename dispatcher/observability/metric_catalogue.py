@@ -64,6 +64,12 @@ METRICS: tuple[LineMetric, ...] = (
     LineMetric("LaunchSeconds", "voicefleet_launch_seconds", "histogram", "Seconds"),
     # Its Count is the phone calls whose bot spoke in the interval.
     LineMetric("PhoneFirstAudio", "voicefleet_phone_first_bot_audio_seconds", "histogram", "Seconds"),
+    # The SIP edges SIP_EDGE_URL lists, as last asked (dispatcher/phone/sip_edge_gauges.py, read again before
+    # each line): those answering, those not, and their trunks' registrations refused (docs/sip.md, "Is the
+    # edge up?", says how to alarm on them).
+    LineMetric("SipEdgesAnswering", "voicefleet_sip_edge_answering", "gauge", "Count"),
+    LineMetric("SipEdgesNotAnswering", "voicefleet_sip_edges_not_answering", "gauge", "Count"),
+    LineMetric("SipEdgeRegistrationsRefused", "voicefleet_sip_edge_registrations_refused", "gauge", "Count"),
 )
 # Failures are also written per reason, one line each, under the (Provider, Reason) dimensions.
 FAILURES_BY_REASON = LineMetric("StartFailures", "voicefleet_session_start_failures", "counter", "Count")

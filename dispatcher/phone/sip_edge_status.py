@@ -14,13 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpError
 from dispatcher.phone.sip_edge_gauges import SipEdgeGauges
 from dispatcher.phone.sip_edges import SipEdges, json_of, timed_out
 
 ASK_SECONDS = 2.0
 FRESH_SECONDS = 5.0
-MAX_TRUNKS = 100  # an edge's file lists a handful; more is shown cut
+MAX_TRUNKS = 100  # an edge's file lists a handful; more is shown cut, `trunks_cut` saying how many
 
 
 class EdgeCalls(BaseModel):
@@ -54,11 +55,14 @@ class SipEdgeOut(BaseModel):
                               "`not answering: no answer within 2 s`, `401: SIP_EDGE_SECRET differs…`, `404: …` "
                               "(an edge older than this dispatcher).")
     up_since: float | None = Field(default=None, description="When its process started (epoch seconds).")
-    version: str | None = Field(default=None, max_length=64, description="Its code: `sipedge-` and a digest of its "
-                                "source; edges running the same code show the same.")
+    version: str | None = Field(default=None, max_length=64, description="Its code: `sipedge-` and a digest of the "
+                                "source it runs, read at its start; edges running the same code show the same.")
     ready: bool | None = Field(default=None, description="Its SIP stack is up (with workers: at least one's).")
     calls: EdgeCalls | None = None
-    trunks: list[EdgeTrunk] | None = Field(default=None, max_length=MAX_TRUNKS)
+    trunks: list[EdgeTrunk] | None = Field(default=None, max_length=MAX_TRUNKS, description=f"Its trunks, the first "
+                                           f"{MAX_TRUNKS} of them.")
+    trunks_cut: int | None = Field(default=None, gt=0, description=f"How many trunks past the first {MAX_TRUNKS} "
+                                   "are not shown (absent when none).")
     refused_last_minute: int | None = Field(default=None, ge=0, description="INVITEs it refused (and strangers' "
                                             "requests it ignored) over the last 60 s.")
     workers: EdgeWorkers | None = Field(default=None, description="With several workers behind Kamailio: how many, "
@@ -108,13 +112,22 @@ class SipEdgeStatus:
         if answer.status_code != 200 or not isinstance(body, dict):
             said = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(
                 body.get("error"), dict) else None
-            return _failed(url, f"{answer.status_code}: {str(said)[:200] if said else 'not a status the edge sends'}")
+            # any server at that address chose these words: one escaped line, so none forges a line of its own
+            return _failed(url, f"{answer.status_code}: {shown(said) if said else 'not a status the edge sends'}")
         try:
-            return SipEdgeOut.model_validate({**body, "url": url, "answering": True, "error": None}).model_dump(
-                exclude_none=True)
+            return SipEdgeOut.model_validate({**_trunks_cut(body), "url": url, "answering": True, "error": None}
+                                             ).model_dump(exclude_none=True)
         except ValidationError as exc:
             return _failed(url, f"its status could not be read ({exc.error_count()} fields wrong): is the URL "
                            "the edge's control API?")
+
+
+def _trunks_cut(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with its first MAX_TRUNKS trunks and how many more it listed: an edge with more is still answering."""
+    trunks = body.get("trunks")
+    if not isinstance(trunks, list) or len(trunks) <= MAX_TRUNKS:
+        return {**body, "trunks_cut": None}
+    return {**body, "trunks": trunks[:MAX_TRUNKS], "trunks_cut": len(trunks) - MAX_TRUNKS}
 
 
 def _failed(url: str, why: str) -> dict[str, Any]:

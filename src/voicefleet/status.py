@@ -15,7 +15,7 @@ from voicefleet.api import call, path
 from voicefleet.capacity import capacity_table
 from voicefleet.errors import Refused
 from voicefleet.options import common_options, print_json, wants_json
-from voicefleet.tables import moment, printable_lines, table
+from voicefleet.tables import moment, printable, printable_lines, table
 
 
 @click.command()
@@ -94,7 +94,9 @@ def _sip_edges(edges: list[Mapping[str, Any]] | None) -> list[str]:
     if not edges:
         return []
     answering = sum(1 for edge in edges if edge.get("answering"))
-    return ["", f"SIP EDGES  {answering} of {len(edges)} answering", *(f"  {_sip_edge(edge)}" for edge in edges)]
+    # what an edge says (or any server at its address) is escaped as one line: none prints a line of its own
+    return ["", f"SIP EDGES  {answering} of {len(edges)} answering",
+            *(f"  {printable(_sip_edge(edge))}" for edge in edges)]
 
 
 def _sip_edge(edge: Mapping[str, Any]) -> str:
@@ -112,6 +114,8 @@ def _sip_edge(edge: Mapping[str, Any]) -> str:
             parts.append(f"trunk {trunk.get('name')} refused {trunk.get('code')} {trunk.get('reason') or ''}".rstrip())
         elif state != "not_registering":
             parts.append(f"trunk {trunk.get('name')} {state}")
+    if edge.get("trunks_cut"):
+        parts.append(f"{edge['trunks_cut']} more trunks not shown")
     if edge.get("refused_last_minute"):
         parts.append(f"{edge['refused_last_minute']} refused in the last minute")
     return "  ".join(parts)

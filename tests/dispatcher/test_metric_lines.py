@@ -15,6 +15,7 @@ from dispatcher.observability.metric_catalogue import METRICS, READY_BUCKETS, me
 from dispatcher.observability.metric_lines import MAX_SAMPLES, MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.metrics import PhoneMetrics
+from dispatcher.phone.sip_edge_gauges import SipEdgeGauges
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.settings import SettingsError
 
@@ -74,12 +75,13 @@ def check_emf(line: dict) -> None:
 
 
 class App:
-    """The registry as the dispatcher builds it: its own metrics, the reserve's and the phone's."""
+    """The registry as the dispatcher builds it: its own metrics, the reserve's, the phone's and the SIP edges'."""
 
     def __init__(self, mode: str = "emf") -> None:
         self.metrics = Metrics("ecs")
         self.reserve = ReserveMetrics(self.metrics.registry, "ecs")
         self.phone = PhoneMetrics(self.metrics.registry, "ecs")
+        self.sip_edges = SipEdgeGauges(self.metrics.registry)
         self.out = io.StringIO()
         self.store = True
         self.lines = MetricLines(self.metrics.registry, "ecs",

@@ -96,7 +96,7 @@ def test_calling_a_trunk_over_tls_needs_its_ca_in_tls_ca_file(tmp_path: Path) ->
     """Never unchecked, and never against the system's whole bundle, which the listener would name to
     every client (no handshake then completes)."""
     text = files(tmp_path) + TRUNK + 'termination_uri = "sips:sip.telnyx.com"\n'
-    with pytest.raises(ConfigError, match=r"trunk 'office': calls over TLS need tls_ca_file"):
+    with pytest.raises(ConfigError, match=r"trunk 'office': calls and registrations over TLS need tls_ca_file"):
         load(config(tmp_path, text))
 
 

@@ -33,10 +33,10 @@ EDGE_STATUS = {  # the edge's own shape (tests/sip/test_edge_status.py reads it 
 
 
 class StandInEdge:
-    """An edge's control API on a loopback port: `GET /status` answers `body`, or never (`silent`)."""
+    """An edge's control API on a loopback port: `GET /status` answers `body` (with `code`), or never (`silent`)."""
 
-    def __init__(self, secret: str, body: dict[str, Any], *, silent: bool = False) -> None:
-        self.secret, self.body, self.silent = secret, body, silent
+    def __init__(self, secret: str, body: dict[str, Any], *, silent: bool = False, code: int = 200) -> None:
+        self.secret, self.body, self.silent, self.code = secret, body, silent, code
         self.asked = 0
         self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -46,7 +46,7 @@ class StandInEdge:
         self.asked += 1
         if self.silent:
             await self._released.wait()
-        return web.json_response(self.body)
+        return web.json_response(self.body, status=self.code)
 
     async def _none(self, request: web.Request) -> web.Response:
         return error(404, "not_here", "not served by this stand-in")

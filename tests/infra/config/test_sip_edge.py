@@ -108,6 +108,9 @@ def _trunk(**changes: Any) -> dict[str, Any]:
     (_trunk(numbers={"+14155550199": "Team A"}), "must name a dispatcherApiKeys key"),
     (_trunk(port=5061), "trunks.0.port: Extra inputs are not permitted"),
     ({**EDGE, "workers": 17, "rtpPorts": "40000-40099"}, "the edge would refuse it"),
+    (_trunk(terminationUri="sip:example.pstn.twilio.com;transport=tcp"),
+     "the edge would refuse it: trunk 'twilio': termination_uri sip:example.pstn.twilio.com;transport=tcp: the edge "
+     "speaks SIP over UDP"),
     ({**EDGE, "rtpPorts": "40001-40100"}, "rtpPorts: must be a range"),
     ({**EDGE, "instanceType": "c7g.large"}, "x86_64 instanceType"),
     ({**EDGE, "machineType": "n2-standard-2"}, "machineType: this aws stack's edge has no such key; its host's size "
