@@ -81,6 +81,16 @@ def test_the_session_record_says_whose_end_it_was() -> None:
         "the bot's session failed: exit code 4: bot.py:87: bot() raised RuntimeError: down")
 
 
+def test_a_bots_close_the_caller_sees_after_its_host_reported_it_is_the_bots_end() -> None:
+    """A busy caller reads the bot's close late: its host's report came first, then the close."""
+    async def read() -> CallEnd | None:
+        caller_end = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.2, caller_end.set)
+        async with session_record({"status": "ended"}, {"reason": "peer_disconnected", "exit_code": 0}) as http:
+            return await ended_reason(Target(BASE, None, None), http, "s1", 1, hung_up=False, caller_end=caller_end)
+    assert asyncio.run(read()) == CallEnd("the bot ended the call at turn 1 (it closed the connection)")
+
+
 def test_a_session_still_up_while_the_caller_saw_no_end_is_no_end() -> None:
     """The turn failed on its own: its bot neither ended the call nor lost it."""
     assert reason_for({"status": "joined"}, None, hung_up=False) is None

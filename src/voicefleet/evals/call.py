@@ -178,7 +178,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                                     turn_began=turn_began)
             problems = failures(turn.expect, heard)
             if problems and (end := await ended_reason(target, http, result.session_id, number,
-                                                       hung_up=client.ended.is_set())):
+                                                       hung_up=client.ended.is_set(), caller_end=client.ended)):
                 problems, ended_at = [end.reason, *problems], number
                 result.lost_at = number if end.lost else None
             spoken = client.mic.last_speech_at  # the answer's first audio, on the wall clock (bot_behind.py)

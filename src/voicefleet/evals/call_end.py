@@ -17,6 +17,7 @@ Who can end a call mid-scenario, and what each leaves:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ OVER = ("ended", "failed")
 # bot exits, and a crashed bot's error comes with that report. Generous for a loaded machine.
 END_WAIT = 20.0
 POLL_SECONDS = 0.5
+CLOSE_WAIT = 5.0  # a bot's close reaches its caller in milliseconds; a loaded caller reads it later
 NOT_TAKEN = "not taken: the call had ended"
 # The bot host's end reason (bot/lifecycle.py) for a WebRTC connection whose ICE consent expired.
 CONNECTION_LOST = "connection_lost"
@@ -55,9 +57,10 @@ class CallEnd:
 
 
 async def ended_reason(target: Target, http: httpx.AsyncClient, session_id: str | None, turn: int, *,
-                       hung_up: bool) -> CallEnd | None:
+                       hung_up: bool, caller_end: asyncio.Event | None = None) -> CallEnd | None:
     """A failed turn's end when the call ended under it; None when the caller saw no end and the
-    session is still up (the turn failed on its own). `hung_up`: the caller saw its connection end.
+    session is still up (the turn failed on its own). `hung_up`: the caller saw its connection end
+    (`caller_end`, set when it does: a busy caller may see a bot's close after its host reported it).
     Waits for the session's end only when the caller saw the call end."""
     session = await _session_once_over(target, http, session_id, END_WAIT if hung_up else 0.0)
     over = session.get("status") in OVER
@@ -69,6 +72,10 @@ async def ended_reason(target: Target, http: httpx.AsyncClient, session_id: str 
     if over and session_id is not None:  # the bot host's report is on the timeline by now
         events = await timeline_once_ended(http, target.base_url, session_id, target.headers(), 0.0)
         ended = next((e for e in events or [] if e.get("event") == "ended"), None)
+    if (ended or {}).get("reason") == PEER_GONE and not hung_up and caller_end is not None:
+        with contextlib.suppress(TimeoutError):  # the bot's close, still on its way to a caller behind
+            await asyncio.wait_for(caller_end.wait(), CLOSE_WAIT)
+        hung_up = caller_end.is_set()
     return end_of(turn, ended, hung_up=hung_up)
 
 
