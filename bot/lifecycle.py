@@ -16,7 +16,8 @@ from loguru import logger
 
 
 class EndReason(enum.StrEnum):
-    PEER_DISCONNECTED = "peer_disconnected"  # webrtc: the peer closed or stopped answering
+    PEER_DISCONNECTED = "peer_disconnected"  # webrtc: the peer closed the connection (or the bot did)
+    CONNECTION_LOST = "connection_lost"  # webrtc: its ICE consent expired, no check answered (bot/ice_consent.py)
     PARTICIPANT_LEFT = "participant_left"  # daily: the user left the room
     IDLE_TIMEOUT = "idle_timeout"
     MAX_DURATION = "max_duration"

@@ -27,6 +27,8 @@ from bot.channel_session import ChannelSession, assigned_ice, report_first_audio
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import loopback_requested, use_loopback_candidates
+from bot.ice_consent import install as answer_late_consent_checks
+from bot.ice_consent import lost_consent
 from bot.jitter import audio_prefetch, install
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
@@ -63,6 +65,7 @@ async def check(config: BotConfig, user_bot: UserBot, events: EventWriter) -> in
 async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> SessionLifecycle:
     if loopback_requested(os.environ):
         use_loopback_candidates()
+    answer_late_consent_checks()
     try:
         prefetch = audio_prefetch(os.environ)
     except ValueError as exc:
@@ -101,7 +104,9 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             @connection.event_handler("closed")
             async def _on_closed(connection: SmallWebRTCConnection) -> None:
                 events.emit("disconnected", pc_id=connection.pc_id)
-                if session.connected:
+                if (lost := lost_consent(connection.pc)) is not None:  # neither side closed it: the caller is told so
+                    lifecycle.end(EndReason.CONNECTION_LOST, lost)
+                elif session.connected:
                     lifecycle.end(EndReason.PEER_DISCONNECTED)
                 else:
                     lifecycle.end(EndReason.CONNECT_FAILED, "the peer connection closed before it was up")

@@ -102,8 +102,8 @@ def test_a_few_inconclusive_calls_pass_a_run_and_say_so_too_many_make_it_inconcl
                                                 "calls": {"passed": 3, "inconclusive": 1, "failed": 0}}
     assert table(few, rules).splitlines()[-1] == (
         "inconclusive: in 1 of 4 calls the bot's host fell behind real time where they failed (by more than "
-        "1.0 s): not counted as failures (up to 25% of a run's calls may be, while each scenario passes a call). "
-        "Run the suite where the bot's host has the CPU it needs")
+        "1.0 s), or their connection was lost: not counted as failures (up to 25% of a run's calls may be, while "
+        "each scenario passes a call). Run the suite where the bot's host and the caller have the CPU they need")
     assert verdict_body("suite", few, rules)["failed"] == []
 
     many = [*few, call("s2", (2,), STARVED_IN_TURN_2)]

@@ -177,9 +177,10 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                 heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases,
                                     turn_began=turn_began)
             problems = failures(turn.expect, heard)
-            if problems and (reason := await ended_reason(target, http, result.session_id, number,
-                                                          hung_up=client.ended.is_set())):
-                problems, ended_at = [reason, *problems], number
+            if problems and (end := await ended_reason(target, http, result.session_id, number,
+                                                       hung_up=client.ended.is_set(), caller_end=client.ended)):
+                problems, ended_at = [end.reason, *problems], number
+                result.lost_at = number if end.lost else None
             spoken = client.mic.last_speech_at  # the answer's first audio, on the wall clock (bot_behind.py)
             replied_at = None if heard.latency_ms is None or spoken is None or spoken < turn_began \
                 else wall_clock(spoken) + heard.latency_ms / 1000

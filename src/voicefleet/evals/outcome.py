@@ -52,6 +52,7 @@ class CallResult:
     caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
     bot_latencies_ms: list[float] | None = None  # the bot host's own, from the session's end (bot_latency.py)
     bot_stalls: list[Stall] | None = None  # where the bot host's machine held it back, from the session's end
+    lost_at: int | None = None  # the turn under which the call's connection was lost, not ended (call_end.py)
 
     def keeps_time(self) -> bool:
         """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its

@@ -100,9 +100,10 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     _judge_turns(scenario, heard, latencies, began, result)
     if ended_at is not None:  # the first turn that failed once the bot had ended the call says why
         failed = next((n for n, t in enumerate(result.turns[ended_at - 1:], ended_at) if t.problems), None)
-        if failed is not None and (reason := await ended_reason(target, http, result.session_id, failed,
-                                                                hung_up=True)):
-            result.turns[failed - 1].problems.insert(0, reason)
+        if failed is not None and (end := await ended_reason(target, http, result.session_id, failed,
+                                                             hung_up=True)):
+            result.turns[failed - 1].problems.insert(0, end.reason)
+            result.lost_at = failed if end.lost else None
     if ended is not None and ended != scenario.call.bot_ends and not (ended and result.turns[-1].problems):
         result.problems.append("the bot ended the call, which it should not" if ended
                                else "expected the bot to end the call after its last answer")

@@ -1,6 +1,7 @@
 """A run's verdict: each call passed, failed, or inconclusive (failed where its bot host fell behind
-real time, bot_behind.py), and the run as a whole. Any call that failed fails the run; more
-inconclusive calls than `max_inconclusive` of them make it inconclusive (exit 4, and a suite smoke
+real time, bot_behind.py, or where its connection was lost, lost_connection.py), and the run as a
+whole. Any call that failed fails the run; more inconclusive calls than `max_inconclusive` of them
+make it inconclusive (exit 4, and a suite smoke
 records nothing: the release's gate stays as it was), and so does a scenario none of whose calls
 passed (a fault in one scenario fails each of its calls: a busy machine must not hide it as a few
 inconclusive ones); otherwise it passes, and the report says how many were inconclusive.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from voicefleet.evals.bot_behind import DEFAULT_BOT_BEHIND_LIMIT, inconclusive_reason
+from voicefleet.evals.lost_connection import lost_connection_reason
 from voicefleet.evals.outcome import CallResult
 
 INCONCLUSIVE = 4  # the exit code of a run with too many inconclusive calls to say anything
@@ -40,7 +42,7 @@ class Rules:
 
     def reason(self, result: CallResult) -> str | None:
         """Why the call is inconclusive, or None when it is not."""
-        return inconclusive_reason(result, self.bot_behind_limit)
+        return lost_connection_reason(result) or inconclusive_reason(result, self.bot_behind_limit)
 
     def outcome(self, result: CallResult) -> Outcome:
         if result.passed:
@@ -69,8 +71,8 @@ class Verdict:
                  f"not counted as failures (up to {rules.max_inconclusive:.0%} of a run's calls may be, while each "
                  "scenario passes a call)")
         return (f"inconclusive: in {self.inconclusive} of {calls} calls the bot's host fell behind real time where "
-                f"they failed (by more than {rules.bot_behind_limit:.1f} s): {whole}. Run the suite where the "
-                "bot's host has the CPU it needs")
+                f"they failed (by more than {rules.bot_behind_limit:.1f} s), or their connection was lost: {whole}. "
+                "Run the suite where the bot's host and the caller have the CPU they need")
 
 
 DEFAULT_RULES = Rules()

@@ -293,6 +293,7 @@ class WebRTCClient:
             if self.pc.connectionState == "connected" and not self._connected.is_set():
                 self.connected_at = time.monotonic()
                 self._connected.set()
+                self._keep_consent()
             elif self.pc.connectionState in ("closed", "failed"):
                 self._end()
 
@@ -301,6 +302,20 @@ class WebRTCClient:
         self.pc_id = answer.get("pc_id")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+
+    def _keep_consent(self) -> None:
+        """Stops the caller's own ICE consent checks (RFC 7675) once connected: the far end decides.
+        aioice, under aiortc, gives each check 0.5 s and no retransmission, and drops the connection
+        after 6 unanswered in a row; a caller on a busy machine reads its answers late, and so dropped
+        calls that were fine, ~30 s after they connected (docs/evals.md, "When the call's connection
+        is lost"). A caller measures the bot: its own lag must not end the call. The bot's host checks
+        consent as the RFC has it (bot/ice_consent.py), ends a session whose caller went quiet for 30 s
+        (`connection_lost`), and the session's end then says so."""
+        for ice in ice_transports(self.pc):
+            connection = getattr(ice, "_connection", None)
+            checks = getattr(connection, "_query_consent_task", None)
+            if isinstance(checks, asyncio.Task):
+                checks.cancel()
 
     def _open_channel(self) -> None:
         """Pipecat's client's data channel: RTVI messages, and a ping every 0.5 s."""
@@ -466,6 +481,14 @@ class WebRTCClient:
             if channel.readyState == "open" and self.pc.connectionState == "connected":
                 channel.send(f"ping: {time.time()}")
             await asyncio.sleep(0.5)
+
+
+def ice_transports(pc: RTCPeerConnection) -> set[Any]:
+    """The connection's ICE transports (aiortc's `RTCIceTransport`: one, bundled)."""
+    transports = {t.receiver.transport.transport for t in pc.getTransceivers()}
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport.transport)
+    return transports
 
 
 def rtc_configuration(ice_config: dict[str, Any] | None) -> RTCConfiguration | None:

@@ -1,0 +1,88 @@
+"""ICE consent freshness (RFC 7675) as the RFC has it: consent lasts 30 s from the last answer.
+
+aioice, the ICE agent under aiortc, checks consent every 4-6 s with a single STUN request that it
+gives 0.5 s and never retransmits, and closes the connection after 6 unanswered in a row. An answer
+that takes longer than 0.5 s, from a caller's machine or to this one's loop, counts as none: beside a
+CPU hog on 2 cores (load 15) the eval's caller answered the booking line's checks 0.8 s to 16 s late,
+and those calls were dropped ~30 s after they connected, mid-conversation (docs/evals.md, "When the
+call's connection is lost"). RFC 7675 §5.1 keeps consent while a response to one of the checks sent
+in the last 30 s has come. `install()` makes aioice do that: a check every 4-6 s as before, each a
+STUN transaction retransmitted over 31.5 s (0.5, 1, 2, 4, 8, 16 s), so its answer counts however late
+it comes; consent lost only when none came for `CONSENT_TIMEOUT` seconds. A connection that loses it
+is marked, so the session's end can say so (`lost_consent`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from aioice import ice
+from loguru import logger
+
+CONSENT_TIMEOUT = 30.0  # RFC 7675 §5.1: seconds without an answer before consent expires
+CONSENT_RETRANSMISSIONS = 5  # a STUN request's RTO doubles from 0.5 s: its answer counts within 31.5 s
+_LOST = "_voicefleet_consent_lost"  # set on an aioice Connection whose consent expired: the seconds unanswered
+
+
+async def query_consent(self: ice.Connection) -> None:
+    """aioice's `Connection.query_consent`, as RFC 7675 §5.1 has it (replaces it: `install`)."""
+    assert self.remote_password is not None  # consent checks start once connect() has it, as aioice's do
+    key = self.remote_password.encode("utf8")
+    loop = asyncio.get_running_loop()
+    answered = loop.time()
+    checks: set[asyncio.Task[Any]] = set()
+
+    def done(check: asyncio.Task[Any]) -> None:
+        nonlocal answered
+        checks.discard(check)
+        if not check.cancelled() and check.exception() is None:  # TransactionError: unanswered
+            answered = loop.time()
+
+    try:
+        while True:
+            # aioice's own spread of the checks (RFC 7675 §5.1), not a secret: random is right here
+            await asyncio.sleep(ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))  # noqa: S311
+            if (unanswered := loop.time() - answered) >= CONSENT_TIMEOUT:
+                logger.warning(f"ICE consent expired: no answer to its consent checks for {unanswered:.0f} s")
+                setattr(self, _LOST, unanswered)
+                self._query_consent_task = None
+                await self.close()
+                return
+            for pair in list(self._nominated.values()):  # each check waits for its answer while the next go out
+                check = asyncio.ensure_future(pair.protocol.request(
+                    self.build_request(pair, nominate=False), pair.remote_addr, integrity_key=key,
+                    retransmissions=CONSENT_RETRANSMISSIONS))
+                checks.add(check)
+                check.add_done_callback(done)
+    finally:
+        for check in list(checks):
+            check.cancel()
+
+
+def install() -> None:
+    """aioice checks consent as RFC 7675 has it, for every connection made from now on in this process.
+    A version of aioice without what it relies on is an error now, not a call dropped later."""
+    if not all(hasattr(ice.Connection, name) for name in ("query_consent", "build_request", "close")):
+        raise RuntimeError("aioice's Connection changed: cannot make its consent checks wait for late answers")
+    ice.Connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
+def lost_consent(pc: Any) -> str | None:
+    """Why the peer connection `pc` was lost, where its ICE consent expired; None otherwise (its peer
+    closed it, or it was closed here)."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in transports:
+        if (unanswered := expired_after(getattr(getattr(dtls, "transport", None), "_connection", None))) is not None:
+            return (f"ICE consent expired: the caller answered none of its consent checks for {unanswered:.0f} s "
+                    "(a machine too busy to answer them, the caller's or this one)")
+    return None
+
+
+def expired_after(connection: object) -> float | None:
+    """The seconds an aioice connection went unanswered before its consent expired; None if it did not."""
+    unanswered = getattr(connection, _LOST, None)
+    return unanswered if isinstance(unanswered, float) else None
