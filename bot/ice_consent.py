@@ -15,6 +15,7 @@ is marked, so the session's end can say so (`lost_consent`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from typing import Any
 
@@ -61,12 +62,18 @@ async def query_consent(self: ice.Connection) -> None:
             check.cancel()
 
 
-def install() -> None:
+def install() -> bool:
     """aioice checks consent as RFC 7675 has it, for every connection made from now on in this process.
-    A version of aioice without what it relies on is an error now, not a call dropped later."""
-    if not all(hasattr(ice.Connection, name) for name in ("query_consent", "build_request", "close")):
-        raise RuntimeError("aioice's Connection changed: cannot make its consent checks wait for late answers")
+    A version of aioice (the project's lock chooses it) without what this relies on keeps aioice's own
+    checks, with a warning: a bot that starts and may drop a late caller beats a bot that cannot start."""
+    request = getattr(getattr(ice, "StunProtocol", None), "request", None)
+    if not all(hasattr(ice.Connection, name) for name in ("query_consent", "build_request", "close")) \
+            or request is None or "retransmissions" not in inspect.signature(request).parameters:
+        logger.warning("aioice's Connection differs from the one this bot host knows: its own ICE consent checks "
+                       "stay, which drop a caller that answers them over 0.5 s late (docs/bot.md, ICE consent)")
+        return False
     ice.Connection.query_consent = query_consent  # type: ignore[method-assign]
+    return True
 
 
 def lost_consent(pc: Any) -> str | None:

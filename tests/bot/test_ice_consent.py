@@ -134,3 +134,15 @@ def test_a_peer_connection_whose_consent_expired_says_so_one_its_peer_closed_doe
         await bot.close()
 
     asyncio.run(run())
+
+
+def test_an_aioice_it_does_not_know_keeps_its_own_checks_and_the_bot_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's lock may pin another aioice: the bot still starts, on aioice's own consent checks."""
+    own = aioice.ice.Connection.query_consent
+    monkeypatch.setattr(aioice.ice.Connection, "query_consent", own)  # restored after
+
+    async def request(self: object, message: object, addr: object) -> None: ...  # no `retransmissions`
+
+    monkeypatch.setattr(aioice.ice.StunProtocol, "request", request)
+    assert ice_consent.install() is False
+    assert aioice.ice.Connection.query_consent is own
