@@ -36,8 +36,8 @@ MAX_PENDING = 1_000
 # added this long after it, so the bot's own report, with its services' usage, is the one added when
 # it comes: both name the same session, and the rollups add a session once.
 MACHINE_END_GRACE_SECONDS = 3.0
-# A closing replica waits this long for the additions in flight. One whose grace outlasts it could not be
-# added by this replica anyway (its store closes next): it is dropped at once, not waited on.
+# A closing replica waits this long for the additions in flight. One whose grace outlasts it was never
+# added by this replica (its process ends with the close): it is dropped at once, not waited on.
 CLOSE_WAIT_SECONDS = 2.0
 ENDS = ("ended", "machine_ended")
 UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is gone (the store lost it)
