@@ -36,6 +36,9 @@ MAX_PENDING = 1_000
 # added this long after it, so the bot's own report, with its services' usage, is the one added when
 # it comes: both name the same session, and the rollups add a session once.
 MACHINE_END_GRACE_SECONDS = 3.0
+# A closing replica waits this long for the additions in flight. One whose grace outlasts it was never
+# added by this replica (its process ends with the close): it is dropped at once, not waited on.
+CLOSE_WAIT_SECONDS = 2.0
 ENDS = ("ended", "machine_ended")
 UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is gone (the store lost it)
 # A caller without a key name (an unnamed key, a phone call, a keyless local dispatcher) is filed under
@@ -54,7 +57,7 @@ class UsageCount:
         self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
         self.rollups = rollups
         self._metrics = metrics
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: dict[asyncio.Task[None], float] = {}  # each addition's end of grace, on the loop's clock
         self.spent: Spent | None = None  # set by the wiring where keys have budgets
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
@@ -66,11 +69,15 @@ class UsageCount:
             return
         try:
             wait = MACHINE_END_GRACE_SECONDS if record.get("event") == "machine_ended" else 0.0
-            task = asyncio.get_running_loop().create_task(self._add(session_id, record.get("at"), wait))
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self._add(session_id, record.get("at"), wait))
         except RuntimeError:  # no loop (a synchronous caller at shutdown)
             return
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending[task] = loop.time() + wait
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.pop(task, None)
 
     async def _add(self, session_id: str, ended_at: object, wait: float) -> None:
         try:
@@ -117,8 +124,14 @@ class UsageCount:
             await asyncio.wait(set(self._pending))
 
     async def aclose(self) -> None:
+        """Waits up to CLOSE_WAIT_SECONDS for the additions in flight; one still in its grace past that
+        bound could not be added before the close: it is cancelled at once, not waited on for nothing."""
+        bound = asyncio.get_running_loop().time() + CLOSE_WAIT_SECONDS
+        for task, grace_end in list(self._pending.items()):
+            if grace_end > bound:
+                task.cancel()
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=2.0)
+            await asyncio.wait(set(self._pending), timeout=CLOSE_WAIT_SECONDS)
 
 
 def amounts(cost: SessionCost) -> tuple[Amount, ...]:
