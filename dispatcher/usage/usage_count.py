@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,8 +37,8 @@ MAX_PENDING = 1_000
 # added this long after it, so the bot's own report, with its services' usage, is the one added when
 # it comes: both name the same session, and the rollups add a session once.
 MACHINE_END_GRACE_SECONDS = 3.0
-# A closing replica waits this long for the additions in flight. One whose grace outlasts it was never
-# added by this replica (its process ends with the close): it is dropped at once, not waited on.
+# A closing replica waits this long for the additions in flight. One whose grace outlasts it is added at
+# once, from what the session holds then (as for a bot killed before its end), not waited on nor lost.
 CLOSE_WAIT_SECONDS = 2.0
 ENDS = ("ended", "machine_ended")
 UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is gone (the store lost it)
@@ -51,13 +52,24 @@ Spent = Callable[[str, str, SessionCost, float], Awaitable[None]]
 Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An addition in flight: a session's end, added once its grace (`wait`) is over."""
+
+    session_id: str
+    ended_at: object  # the end's `at`, as the timeline recorded it
+    machine_end: bool  # a machine's end: its bot's own report, should it come, is the session's end
+    wait: float  # seconds of grace before the addition
+    grace_ends: float = 0.0  # on the loop's clock, once started
+
+
 class UsageCount:
     def __init__(self, costs: SessionCosts, timeline: SessionTimeline, entry: Entry, rollups: Rollups,
                  metrics: KeyUsageMetrics, note: Note | None = None) -> None:
         self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
         self.rollups = rollups
         self._metrics = metrics
-        self._pending: dict[asyncio.Task[None], float] = {}  # each addition's end of grace, on the loop's clock
+        self._pending: dict[asyncio.Task[None], Pending] = {}
         self.spent: Spent | None = None  # set by the wiring where keys have budgets
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
@@ -67,30 +79,35 @@ class UsageCount:
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: its usage is not added (%d additions pending)", session_id, MAX_PENDING)
             return
+        machine_end = record.get("event") == "machine_ended"
         try:
-            wait = MACHINE_END_GRACE_SECONDS if record.get("event") == "machine_ended" else 0.0
-            loop = asyncio.get_running_loop()
-            task = loop.create_task(self._add(session_id, record.get("at"), wait))
+            self._start(Pending(session_id, record.get("at"), machine_end,
+                                MACHINE_END_GRACE_SECONDS if machine_end else 0.0))
         except RuntimeError:  # no loop (a synchronous caller at shutdown)
             return
-        self._pending[task] = loop.time() + wait
+
+    def _start(self, pending: Pending) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._add(pending))
+        self._pending[task] = replace(pending, grace_ends=loop.time() + pending.wait)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._pending.pop(task, None)
 
-    async def _add(self, session_id: str, ended_at: object, wait: float) -> None:
+    async def _add(self, pending: Pending) -> None:
+        session_id, ended_at = pending.session_id, pending.ended_at
         try:
-            if wait:
-                await asyncio.sleep(wait)
+            if pending.wait:
+                await asyncio.sleep(pending.wait)
             await self._timeline.settled()
             events = await self._timeline.read(session_id)
             evaluation = is_eval(events)
             at = ended_at if isinstance(ended_at, int | float) else None
             # A machine's end: its bot's report, when it came meanwhile, is the session's end.
             # A bot killed before its end: its services counted up to its last report during the call.
-            cost = await self._costs.of_session(session_id, events, running=False, ended_at=None if wait else at,
-                                                strict=True)
+            cost = await self._costs.of_session(session_id, events, running=False,
+                                                ended_at=None if pending.machine_end else at, strict=True)
             if cost is None:
                 return
             entry = await self._entry(session_id) or {}
@@ -125,11 +142,13 @@ class UsageCount:
 
     async def aclose(self) -> None:
         """Waits up to CLOSE_WAIT_SECONDS for the additions in flight; one still in its grace past that
-        bound could not be added before the close: it is cancelled at once, not waited on for nothing."""
+        bound has its grace cut short: added now, from what the session holds (its bot's report if it came)."""
         bound = asyncio.get_running_loop().time() + CLOSE_WAIT_SECONDS
-        for task, grace_end in list(self._pending.items()):
-            if grace_end > bound:
+        for task, pending in list(self._pending.items()):
+            if pending.grace_ends > bound:
                 task.cancel()
+                self._pending.pop(task, None)
+                self._start(replace(pending, wait=0.0))
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=CLOSE_WAIT_SECONDS)
 
