@@ -68,6 +68,7 @@ PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": 
 # A bot killed before its `ended` report still ends its session: its machine's end (`machine_ended`,
 # written once) is pushed as `session.ended` when no report came within this (docs/http-api.md).
 MACHINE_END_GRACE_SECONDS = 3.0
+CLOSE_WAIT_SECONDS = 2.0  # how long a closing replica waits for its events' writes to the outbox
 BOT_ENDS = ("ended", "failed")  # a session with either has had its end (or its failure) pushed
 # `session.ended` is pushed once per session across replicas (a bot's late `ended` after its machine's
 # end was pushed would be a second payload under the same webhook-id); kept as long as an event is.
@@ -166,6 +167,7 @@ class LifecycleWebhooks:
         self._keep = keep_seconds(settings)
         self._puts: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._closing = asyncio.Event()  # set by the close: a machine's end still in its grace is looked at now
         self._deliverer: asyncio.Task[None] | None = None
         self.delivered = 0
         self.dropped = 0  # past WEBHOOK_MAX_QUEUE, never attempted
@@ -208,7 +210,8 @@ class LifecycleWebhooks:
 
     async def _machine_ended(self, session_id: str, record: dict[str, Any]) -> None:
         """`session.ended` for a session whose machine ended without its bot's report (killed, lost)."""
-        await asyncio.sleep(MACHINE_END_GRACE_SECONDS)
+        with contextlib.suppress(TimeoutError):  # a close cuts the grace short: pushed now, not lost with the process
+            await asyncio.wait_for(self._closing.wait(), MACHINE_END_GRACE_SECONDS)
         for attempt in range(READ_TRIES):
             try:
                 events = await self._read(session_id)
@@ -342,8 +345,13 @@ class LifecycleWebhooks:
                 **({"whatsapp": whatsapp} if whatsapp is not None else {})}
 
     async def aclose(self) -> None:
-        if self._puts:  # this replica's last events reach the outbox, where another replica finds them
-            await asyncio.wait(set(self._puts), timeout=2.0)
+        self._closing.set()
+        # This replica's last events reach the outbox, where another replica finds them; a machine's end
+        # looked at now may hand one more write over meanwhile, so the writes are waited for until none is left.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_WAIT_SECONDS
+        while self._puts and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._puts), timeout=left)
         if self._deliverer is not None:
             self._deliverer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -410,3 +410,19 @@ async def test_a_call_handed_to_a_person_is_pushed_signed_as_session_transferred
     assert received[0]["type"] == "session.transferred"
     assert {k: received[0]["data"][k] for k in ("session_id", "to", "mode", "carrier_status")} == {
         "session_id": "s1", "to": "+14155550123", "mode": "cold", "carrier_status": "in-progress"}
+
+
+async def test_a_machines_end_still_in_its_grace_at_the_close_reaches_the_outbox():
+    # A replica stopped within the grace of a machine's end: its `session.ended` is looked at and written
+    # to the outbox by the close, where another replica delivers it (it was lost with the process).
+    outbox = MemoryOutbox()
+
+    async def no_timeline(session_id: str) -> list[dict]:
+        return []
+
+    hooks = LifecycleWebhooks(WebhookSettings("http://127.0.0.1:9/hook", secret_key(SECRET), timeout_seconds=2.0),
+                              no_timeline, outbox)
+    hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})
+    await asyncio.sleep(0)  # its grace has begun
+    await hooks.aclose()
+    assert [message_id for message_id, _ in await outbox.claim(time.time() + 60, 30, 10)] == ["msg_s1_session.ended"]
