@@ -29,6 +29,7 @@ from botchannel.contract import DIAL_TIMEOUT_SECONDS, FIRST_DIAL_DELAYS_SECONDS
 from dispatcher.machines import cloudrun
 from dispatcher.machines.cloudrun.cell_settings import CloudRunCell, cloudrun_cells
 from dispatcher.settings import SettingsError
+from stacks.config import ceiling
 from stacks.config.reader import Reader
 
 # Google's lower bound for Cloud NAT with Direct VPC egress (the module docstring): a floor, not a measurement.
@@ -67,34 +68,55 @@ def cold_start_prior(*, direct_vpc_nat: bool) -> float:
     return start + wait
 
 
-def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int, projects: int = 1) -> int:
+def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
+                    cells: Sequence[CloudRunCell] = ()) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
-    the stack may run at once: every session and every idle or warming reserve bot, over `projects`
-    (the Cloud Run cells, each with that quota)."""
+    the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
+    `cells` (each project with that quota, or its cell's `max_executions` below it; the dispatcher runs
+    no reserve over cells, so none is counted there)."""
     quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
-    if sessions + reserve_max_idle > quota * projects:
-        over = f"{projects} projects ({CELLS_KEY}) × {quota}" if projects > 1 else f"{quota} per project and region"
+    reserve = 0 if cells else reserve_max_idle
+    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells])
+    if sessions + reserve > sum(held):
+        capped = [f"{cell.name} {cell.max_executions}" for cell in cells
+                  if cell.max_executions is not None and cell.max_executions < quota]
+        over = f"{len(cells)} projects ({CELLS_KEY}) × {quota}" if cells else f"{quota} per project and region"
+        if capped:
+            over += f", less the cells' max_executions ({', '.join(capped)}): {sum(held)}"
+        asked = (f"maxConcurrentSessions={sessions} (no warm reserve runs over {CELLS_KEY})" if cells else
+                 f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
-            f"is {quota}, but botRuntime cloudrun may run maxConcurrentSessions={sessions} + "
-            f"reserveMaxIdle={reserve_max_idle} = {sessions + reserve_max_idle} job executions at once: Cloud Run "
-            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions or "
-            "reserveMaxIdle, or request a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run "
-            f"Admin API, running job executions) and, once granted, set {EXECUTION_QUOTA_KEY} to it, or spread the "
-            f"executions over more projects ({CELLS_KEY})"))
+            f"is {quota}, but botRuntime cloudrun may run {asked} job executions at once: Cloud Run "
+            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions"
+            + ("" if cells else " or reserveMaxIdle") + ", or request a quota increase (Google Cloud console, IAM & "
+            f"Admin > Quotas, Cloud Run Admin API, running job executions) and, once granted, set "
+            f"{EXECUTION_QUOTA_KEY} to it" + (", raise the cells' max_executions" if capped else "")
+            + f", or spread the executions over more projects ({CELLS_KEY})"))
     return quota
 
 
-def cells(cfg: Reader, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
-    """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser)."""
+def cells(cfg: Reader, project: str, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
+    """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser). A
+    cell of another project than the stack's (`project`) names its bots' account: the stack passes its
+    own bot job's as CLOUDRUN_BOT_SERVICE_ACCOUNT_ID, which the dispatcher would hold that cell's bots to."""
     raw = cfg.plain(CELLS_KEY)
     if raw is None or raw == "[]":  # Pulumi.yaml's own `default: []`
         return ()
     if bot_runtime != "cloudrun":
         raise cfg.fail(CELLS_KEY, "is for botRuntime cloudrun only: Compute Engine bots run in the stack's project")
     try:
-        return cloudrun_cells(raw, region)
+        listed = cloudrun_cells(raw, region)
     except SettingsError as exc:
         raise cfg.fail(CELLS_KEY, f"is not a list of cells the dispatcher takes: {exc}") from None
+    for cell in listed:
+        if cell.project != project and cell.bot_service_account_id is None:
+            raise cfg.fail(CELLS_KEY, (
+                f"cell {cell.name} (project {cell.project}) names no bot_service_account_id: its job runs as that "
+                f"project's own bots' service account (docs/operations.md, Cells), and without its unique id the "
+                f"dispatcher holds the cell's bots to the stack's own, refusing every one. Add "
+                f"\"bot_service_account_id\": the digits `gcloud iam service-accounts describe BOTS_EMAIL --project "
+                f"{cell.project} --format='value(uniqueId)'` prints"))
+    return listed
 
 
 def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
@@ -102,13 +124,13 @@ def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
     return cloudrun_cells(setting, region) if setting else ()
 
 
-def projects_listed(text: str, region: str) -> int | None:
-    """How many projects a stack file's `cloudRunCells` spreads executions over (1: none listed);
-    None: a list the dispatcher would refuse (the check names it)."""
+def cells_listed(text: str, region: str) -> tuple[CloudRunCell, ...] | None:
+    """The cells a stack file's `cloudRunCells` lists (none: the stack's own project alone); None: a
+    list the dispatcher would refuse (the check names it)."""
     if not text.strip() or text.strip() == "[]":
-        return 1
+        return ()
     try:
-        return len(cloudrun_cells(text, region))
+        return cloudrun_cells(text, region)
     except SettingsError:
         return None
 

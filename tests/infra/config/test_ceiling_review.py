@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from dispatcher.machines.base import MachineState
 from stacks.config import ceiling
 from stacks.config.ceiling_notes import said, stack_notes
@@ -23,8 +21,6 @@ def _cloud_run_stack(sessions: int, cells: list[dict[str, object]], **more: str)
             "voicefleet:cloudRunCells": json.dumps(cells), **{f"voicefleet:{k}": v for k, v in more.items()}}
 
 
-@pytest.mark.xfail(strict=True, reason="a cap's warning counts each session's boot twice: maxConcurrentSessions "
-                                       "already counts a session's machine from its launch, boot included")
 def test_a_cap_is_asked_for_max_concurrent_sessions_machines_and_the_reserve_no_more() -> None:
     """The dispatcher admits a start while its active machines, booting ones included, are fewer than
     MAX_CONCURRENT_SESSIONS (dispatcher/sessions/service.py `active_count`, admission.py), so at most
@@ -42,8 +38,6 @@ def test_a_cap_is_asked_for_max_concurrent_sessions_machines_and_the_reserve_no_
     assert executions.sessions(reserve=100) == 900 and executions.needed(900, 100) == "1000"
 
 
-@pytest.mark.xfail(strict=True, reason="a Cloud Run cell's max_executions is not counted: the ceiling says each "
-                                       "cell holds the project's whole quota")
 def test_each_cells_max_executions_holds_what_runs_there() -> None:
     """Three cells capped at 100 executions each (CLOUDRUN_CELLS `max_executions`) hold 300 sessions, not the
     720 the runs' pace allows nor the 3,000 executions of three projects' quotas."""
@@ -53,8 +47,6 @@ def test_each_cells_max_executions_holds_what_runs_there() -> None:
     assert any("max_executions" in warning and "is above" in warning for warning in warnings), warnings
 
 
-@pytest.mark.xfail(strict=True, reason="with cloudRunCells the dispatcher runs no warm reserve, but the ceiling "
-                                       "counts reserveMaxIdle bots in the cells' executions")
 def test_cloud_run_cells_count_no_reserve_bots() -> None:
     """The dispatcher runs no warm reserve over cells (dispatcher/factory.py: CloudRunCellMachines, "no
     reserve yet"), so 2,900 sessions fit three projects' 3,000 executions whatever reserveMaxIdle says."""

@@ -21,8 +21,6 @@ def _args(config: dict[str, str]) -> list[str]:
     return [arg for key, value in config.items() for arg in ("--config", f"{key}={value}")]
 
 
-@pytest.mark.xfail(strict=True, reason="a Cloud Run cell's max_executions is not counted: the preview passes "
-                                       "sessions three cells capped at 100 executions cannot run")
 def test_sessions_past_the_cells_max_executions_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     config = {"botRuntime": "cloudrun", "maxConcurrentSessions": "500", "reserveMaxIdle": "5",
               "cloudRunCells": _cells(bot_service_account_id=ACCOUNT, max_executions=100)}
@@ -31,19 +29,16 @@ def test_sessions_past_the_cells_max_executions_are_refused(capsys: pytest.Captu
     assert "voicefleet:cloudRunExecutionQuota" in err and "max_executions" in err and "300" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="with cloudRunCells the dispatcher runs no warm reserve, but the preview "
-                                       "refuses reserveMaxIdle's executions past the cells' quotas")
 def test_cloud_run_cells_hold_the_sessions_alone_to_the_projects_quotas() -> None:
-    """2,700 sessions fit three projects' 3,000 executions; the 400 reserve bots the stack file states are
-    never run over cells (dispatcher/factory.py)."""
-    _, problems, _ = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "maxConcurrentSessions": "2700",
-                                               "cloudRunCells": _cells(bot_service_account_id=ACCOUNT)})
+    """3,700 sessions fit four projects' 4,000 executions; the 400 reserve bots the stack file states are
+    never run over cells (dispatcher/factory.py). The stack's own project, listed as a cell, runs the stack's
+    own bot job's account, which CLOUDRUN_BOT_SERVICE_ACCOUNT_ID names: it needs no bot_service_account_id."""
+    cells = [*json.loads(_cells(bot_service_account_id=ACCOUNT)), {"name": "home", "project": "voicefleet-prod"}]
+    _, problems, _ = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "maxConcurrentSessions": "3700",
+                                               "cloudRunCells": json.dumps(cells)})
     assert problems == [], problems
 
 
-@pytest.mark.xfail(strict=True, reason="a cell of another project without bot_service_account_id is accepted: "
-                                       "the dispatcher then holds its bots to the stack's own bot account and "
-                                       "refuses every one of them")
 def test_a_cell_of_another_project_must_name_its_bots_account(capsys: pytest.CaptureFixture[str]) -> None:
     """The stack passes its own bot job's account as CLOUDRUN_BOT_SERVICE_ACCOUNT_ID, which a cell without
     `bot_service_account_id` takes (cloudrun/settings.py `for_cell`); the stack's notes have each cell's job
