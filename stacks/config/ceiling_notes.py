@@ -21,7 +21,7 @@ from stacks.config.ceiling import (
     STATED,
     Ceiling,
 )
-from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
+from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY, MAX_EXECUTION_QUOTA
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.k8s import millicores
 from stacks.config.model import AwsSettings, Settings
@@ -77,7 +77,7 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     if settings.gcp is not None:
         gcp = settings.gcp
         if gcp.bot_runtime == "cloudrun":
-            quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
+            quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
             caps = [cell.max_executions for cell in cloud_run.listed(gcp.cloud_run_cells, gcp.region)]
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
                                      origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps)

@@ -37,6 +37,8 @@ DIRECT_VPC_NAT_DELAY_SECONDS = 30.0
 EXECUTION_QUOTA_KEY = "cloudRunExecutionQuota"
 CELLS_KEY = "cloudRunCells"  # the dispatcher's CLOUDRUN_CELLS: the projects executions spread over
 DEFAULT_EXECUTION_QUOTA = 1000  # cloud.google.com/run/quotas: running job executions per project and region
+# Far past what Google grants a project (thousands), and within the ceiling's float arithmetic.
+MAX_EXECUTION_QUOTA = 1_000_000
 
 
 def first_dial_seconds(network_delay: float, *, failed_dial_seconds: float = 0.0,
@@ -74,7 +76,7 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
     the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
     `cells` (each project with that quota, or its cell's `max_executions` below it; the dispatcher runs
     no reserve over cells, so none is counted there)."""
-    quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
+    quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
     reserve = 0 if cells else reserve_max_idle
     held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells])
     if sessions + reserve > sum(held):

@@ -100,3 +100,10 @@ def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str,
     assert main(["gcp-prod", *args]) == 2
     err = capsys.readouterr().err
     assert "voicefleet:cloudRunCells" in err and said in err, err
+
+
+def test_a_quota_past_any_google_grants_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 400-digit quota overflowed the ceiling's float arithmetic into a traceback in the plan and preview."""
+    assert main(["gcp-prod", *CLOUD_RUN, "--config", "cloudRunExecutionQuota=" + "9" * 400]) == 2
+    err = capsys.readouterr().err
+    assert "voicefleet:cloudRunExecutionQuota" in err and "Traceback" not in err, err
