@@ -84,7 +84,7 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
                   if cell.max_executions is not None and cell.max_executions < quota]
         over = f"{len(cells)} projects ({CELLS_KEY}) × {quota}" if cells else f"{quota} per project and region"
         if capped:
-            over += f", less the cells' max_executions ({', '.join(capped)}): {sum(held)}"
+            over += f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}),"
         asked = (f"maxConcurrentSessions={sessions} (no warm reserve runs over {CELLS_KEY})" if cells else
                  f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
