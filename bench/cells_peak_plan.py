@@ -4,7 +4,9 @@ the figure the plan's warning names, and the cells a region's peak needs.
 
 A cell's ceiling is its binding limit once each cap quota is raised to what that launch rate holds (the
 launch rate is fixed per account or project; a cap is a support request away): so the cells a peak
-needs are its sessions ÷ the rate-set ceiling, rounded up.
+needs are its calls ÷ the rate-set ceiling, rounded up. The rate holds calls (launches a second × the
+call), and the machines those calls hold at once count each one's boot too (`held_through_boot`): the
+simulator offers calls, with no admission cap counting booting machines as maxConcurrentSessions does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 
 from bench import cells_peak_quotas as quotas
 from bench.reserve_sim_providers import BY_NAME, Provider
+from dispatcher.machines import ecs
+from dispatcher.machines import gce as gce_machines
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
 from dispatcher.machines.ecs.settings import DEFAULT_RUN_TASK_RATE
@@ -52,7 +56,8 @@ def fargate() -> PlannedCell:
     vcpus = FARGATE_BOT_CPU_UNITS / ceiling.FARGATE_CPU_UNITS
     none = ceiling.Dispatchers(0, 0)  # a cell's account runs bots only: the dispatcher is elsewhere
     launches, vcpu_quota = ceiling.fargate("<region>", FARGATE_BOT_CPU_UNITS, CALL_MINUTES, dispatchers=none).limits
-    quota = int(vcpu_quota.needed(launches.sessions(0), 0))  # the figure the plan's warning asks for
+    machines = ceiling.held_through_boot(ecs.COLD_START, CALL_MINUTES).machines(launches.sessions(0))
+    quota = int(vcpu_quota.needed(machines, 0))  # the figure the plan's warning asks for those machines
     sessions, how = _said(ceiling.fargate("<region>", FARGATE_BOT_CPU_UNITS, CALL_MINUTES,
                                           ceiling.FargateQuotas(on_demand=quota), dispatchers=none))
     return PlannedCell(BY_NAME["ecs-fargate"], DEFAULT_RUN_TASK_RATE, True, sessions,
@@ -67,7 +72,8 @@ def cloud_run() -> PlannedCell:
 def gce() -> PlannedCell:
     vcpus = ceiling.gce_vcpus(GCE_MACHINE_TYPE) or 2
     launches, cpus = ceiling.gce("<project>", "<region>", GCE_MACHINE_TYPE, CALL_MINUTES, 0, cpu_quota=0).limits
-    quota = int(cpus.needed(launches.sessions(0), 0))  # the figure the plan's warning asks for
+    machines = ceiling.held_through_boot(gce_machines.COLD_START, CALL_MINUTES).machines(launches.sessions(0))
+    quota = int(cpus.needed(machines, 0))  # the figure the plan's warning asks for those machines
     sessions, how = _said(ceiling.gce("<project>", "<region>", GCE_MACHINE_TYPE, CALL_MINUTES, 0, cpu_quota=quota))
     return PlannedCell(BY_NAME["gce"], DEFAULT_INSERT_RATE, True, sessions, f"{how}; CPUS quota stated at {quota:,}",
                        lambda: quotas.gce(quota, vcpus))

@@ -8,9 +8,11 @@ quotas are the ceiling, in two shapes:
   the dispatcher's own pacing for it (its defaults; the stacks set no other).
 - **A cap on what runs** (executions, container groups, vCPUs or cores ÷ the bot's) holds every
   running bot: each session's and each idle or warming reserve bot's (`reserveMaxIdle`, with the
-  bot channel; without it there is no reserve). A cold-started machine holds its share of a cap while it
-  boots too, so at a steady rate each session holds 1 + boot ÷ call machines (Little's law over boot
-  and call, with the provider's mean cold start: `held_through_boot`); a reserve bot is already up.
+  bot channel; without it there is no reserve). A session is counted as `maxConcurrentSessions` counts
+  it, the dispatcher's admission: from its machine's launch, its boot included, so a cap holds
+  `maxConcurrentSessions` + `reserveMaxIdle` machines however long each boots. The calls in progress
+  are fewer: at a steady rate each call holds 1 + boot ÷ call machines (`held_through_boot`, which a
+  peak of calls is planned with, bench/cells_peak_plan.py).
 
 Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
 the account's, and says so; a value the stack states (`cloudRunExecutionQuota`, `k8sAllocatableCpu`) is
@@ -23,13 +25,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dispatcher.machines import aci as aci_machines
-from dispatcher.machines import cloudrun as cloudrun_machines
-from dispatcher.machines import ecs as ecs_machines
-from dispatcher.machines import gce as gce_machines
-from dispatcher.machines import k8s as k8s_machines
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
 from dispatcher.machines.cold_start import ColdStart
@@ -103,17 +101,16 @@ class Limit:
     show: str  # the command or page that shows the account's value
     raise_it: str  # how to raise it; `{needed}` stands for the figure the stack needs
     taken: float = 0  # what the stack's other tasks (the dispatcher's) hold of a cap
-    held: float = 1  # a cap: the machines a session holds at once, its boot's share included (held_through_boot)
 
     def sessions(self, reserve: int) -> int:
         """Sessions at once it allows, beside `reserve` reserve bots (a rate holds no reserve bot)."""
-        return self.bots if self.rate else max(0, math.floor((self.bots - reserve) / self.held + 1e-9))
+        return self.bots if self.rate else max(0, self.bots - reserve)
 
     def needed(self, sessions: int, reserve: int) -> str:
         """The figure that would hold `sessions` beside `reserve` reserve bots."""
         if self.rate:
             return f"{sessions * self.per_bot:.3g}"
-        return f"{math.ceil((sessions * self.held + reserve) * self.per_bot + self.taken - 1e-9)}"
+        return f"{math.ceil((sessions + reserve) * self.per_bot + self.taken - 1e-9)}"
 
     def figure_said(self) -> str:
         value = f"{self.figure:,g}" if self.figure >= 1 else f"{self.figure:.3g}"
@@ -137,23 +134,22 @@ class Ceiling:
 
 @dataclass(frozen=True)
 class Boot:
-    """What a cold start adds to a cap: each session holds `held` machines at once, said as `said`."""
+    """What a cold start adds to a peak of calls: each call in progress holds `held` machines at once."""
 
     held: float
-    said: str
 
-    def machines(self, sessions: int) -> int:
-        """Machines `sessions` at once hold, booting ones included."""
-        return math.ceil(sessions * self.held - 1e-9)
+    def machines(self, calls: int) -> int:
+        """Machines `calls` in progress at once hold, booting ones included."""
+        return math.ceil(calls * self.held - 1e-9)
 
 
 def held_through_boot(cold_start: ColdStart, call_minutes: float) -> Boot:
     """At a steady rate of cold starts, machines at once = starts a second × (boot + call), so each
-    session at once holds 1 + boot ÷ call of them; the boot is the lognormal's mean, which Little's law
-    wants, not its median (docs/operations.md, "Your ceiling and how to raise it")."""
-    boot = cold_start.mean_seconds
-    return Boot(1 + boot / (call_minutes * 60),
-                f"÷ (1 + {boot:.3g} s mean boot ÷ {call_minutes:g}-minute calls: a machine holds it while it boots)")
+    call in progress holds 1 + boot ÷ call of them; the boot is the lognormal's mean, which Little's law
+    wants, not its median. For planning a peak of calls (bench/cells_peak_plan.py): the ceiling counts
+    sessions as maxConcurrentSessions does, from the launch, whose boot is inside them already
+    (docs/operations.md, "Your ceiling and how to raise it")."""
+    return Boot(1 + cold_start.mean_seconds / (call_minutes * 60))
 
 
 def sustained(per_second: float, call_minutes: float) -> int:
@@ -217,12 +213,11 @@ class FargateQuotas:
 
 
 def _vcpu_limit(quota: str, code: str, region: str, figure: float, per_bot: float, held: float, how: str,
-                origin: str, boot: Boot) -> Limit:
-    """A Fargate vCPU quota: `figure` less what the dispatcher holds of it, ÷ what a bot takes of it, ÷ the
-    machines a session holds with its boot."""
+                origin: str) -> Limit:
+    """A Fargate vCPU quota: `figure` less what the dispatcher holds of it, ÷ what a bot takes of it."""
     return Limit(quota, code, figure, "vCPUs", _cap(figure, held, per_bot) if per_bot else 0, rate=False,
-                 origin=origin or ACCOUNT_DEFAULT, per_bot=per_bot, taken=held, held=boot.held,
-                 how=f"{how} {boot.said}; {FARGATE_SHARED}",
+                 origin=origin or ACCOUNT_DEFAULT, per_bot=per_bot, taken=held,
+                 how=f"{how}; {FARGATE_SHARED}",
                  show=f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} "
                       f"--region {region}",
                  raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate --quota-code "
@@ -237,7 +232,6 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     share of bots on FARGATE_SPOT. Each quota counts every Fargate task in the account and region."""
     vcpus = bot_cpu_units / FARGATE_CPU_UNITS
     held = dispatchers.vcpus
-    boot = held_through_boot(ecs_machines.COLD_START, call_minutes)
     kind = "On-Demand" if spot == 0 else "Spot" if spot == 1 else "On-Demand and Spot (each)"
     launches = _rate_limit(
         f"Fargate {kind} task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
@@ -249,37 +243,46 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
         share = "" if spot == 0 else f" × the {1 - spot:.0%} of bots ecsCapacityProviders puts on FARGATE"
         limits.append(_vcpu_limit("Fargate On-Demand vCPU resource count", FARGATE_VCPU_QUOTA_CODE, region,
                                   quotas.on_demand, vcpus * (1 - spot), held,
-                                  f"({quotas.on_demand:g} vCPUs - {dispatchers.said()}) ÷ {bot}{share}", quotas.origin,
-                                  boot))
+                                  f"({quotas.on_demand:g} vCPUs - {dispatchers.said()}) ÷ {bot}{share}", quotas.origin))
     if spot > 0:
         limits.append(_vcpu_limit("Fargate Spot vCPU resource count", FARGATE_SPOT_VCPU_QUOTA_CODE, region, quotas.spot,
                                   vcpus * spot, 0, f"{quotas.spot:g} vCPUs ÷ {bot} × the {spot:.0%} of bots "
-                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.spot_origin, boot))
+                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.spot_origin))
     return Ceiling("Fargate", region, tuple(limits))
 
 
+def cell_executions(execution_quota: int, caps: Sequence[int | None]) -> list[int]:
+    """The running executions each project holds: its quota, or its cell's `max_executions` below it
+    (`caps`, one a `cloudRunCells` cell, None where it sets none; none listed: the stack's own project)."""
+    return [execution_quota if cap is None else min(cap, execution_quota) for cap in caps] or [execution_quota]
+
+
 def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "",
-              projects: int = 1) -> Ceiling:
-    """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota, in each of
-    `projects` (`cloudRunCells`: each project its own quota and the dispatcher's own pace of runs)."""
+              caps: Sequence[int | None] = ()) -> Ceiling:
+    """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota, in each project
+    (`caps`: each `cloudRunCells` cell's max_executions, its project with its own quota and the
+    dispatcher's own pace of runs; none: the stack's own project)."""
+    projects = max(len(caps), 1)
     rate = CLOUD_RUN_RUN_RATE.per_second * projects
     launches = _rate_limit(
         "Cloud Run job runs (no published rate; the dispatcher paces them)", "", rate, rate, call_minutes,
         show="cloud.google.com/run/quotas",
         raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
-    total = execution_quota * projects
+    held = cell_executions(execution_quota, caps)
+    total = sum(held)
     spread = f" × {projects} projects (cloudRunCells)" if projects > 1 else ""
-    boot = held_through_boot(cloudrun_machines.COLD_START, call_minutes)
+    if capped := sum(1 for cap in caps if cap is not None and cap < execution_quota):
+        spread += f", {capped} of them held to their cell's max_executions: {total:,} in all"
     executions = Limit(
         "Cloud Run running job executions", "", total, "executions", total, rate=False,
-        origin=origin or ACCOUNT_DEFAULT, per_bot=1, held=boot.held,
-        how=f"{execution_quota:,} executions per project and region{spread} {boot.said}",
+        origin=origin or ACCOUNT_DEFAULT, per_bot=1,
+        how=f"{execution_quota:,} executions per project and region{spread}",
         show=f"Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, project {project}, {region}"
              + (" and each cell's project" if projects > 1 else ""),
         raise_it=("a quota increase request there, then `pulumi config set cloudRunExecutionQuota {needed}`"
                   if projects == 1 else "a quota increase request in each project ({needed} executions in all), "
-                  "then `pulumi config set cloudRunExecutionQuota` to each project's") + ", or more projects in "
-                 "cloudRunCells")
+                  "then `pulumi config set cloudRunExecutionQuota` to each project's"
+                  + (", and the cells' max_executions" if capped else "")) + ", or more projects in cloudRunCells")
     where = f"project {project}, {region}" if projects == 1 else f"{projects} projects (cloudRunCells), {region}"
     return Ceiling("Cloud Run jobs", where, (launches, executions))
 
@@ -301,7 +304,7 @@ def gce(project: str, region: str, machine_type: str, call_minutes: float, sessi
         paced: float = GCE_INSERT_RATE.per_second, cpu_quota: float | None = None) -> Ceiling:
     """Compute Engine: the project's mutation rate (an insert and a delete a session) and the dispatcher's
     insert pacing (`paced`); the region's CPU quota has no documented default, so it counts only as a
-    preview read it (`cpu_quota`), and otherwise what `sessions` (their VMs booting too) and `reserve`
+    preview read it (`cpu_quota`), and otherwise what `sessions` and `reserve`
     reserve VMs need of it is said instead."""
     launches = _rate_limit(
         "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, paced, call_minutes,
@@ -313,18 +316,16 @@ def gce(project: str, region: str, machine_type: str, call_minutes: float, sessi
             f"--filter=quotas.metric={metric} --format='value(quotas.limit,quotas.usage)'`")
     raise_it = "a quota increase request in the console, IAM & Admin > Quotas (Compute Engine API, {quota}, {region})"
     where = f"project {project}, {region}"
-    boot = held_through_boot(gce_machines.COLD_START, call_minutes)
     if cpu_quota is not None and vcpus is not None:
         cpus = Limit(f"Compute Engine {metric} quota", metric, cpu_quota, "vCPUs", _cap(cpu_quota, 0, vcpus),
-                     rate=False, origin=READ_CLOUD_QUOTAS, per_bot=vcpus, held=boot.held,
-                     how=f"{cpu_quota:,g} vCPUs ÷ {vcpus} vCPUs a bot ({machine_type}) {boot.said}; every VM in the "
-                         "project and region on this quota takes from it, other stacks' too",
+                     rate=False, origin=READ_CLOUD_QUOTAS, per_bot=vcpus,
+                     how=f"{cpu_quota:,g} vCPUs ÷ {vcpus} vCPUs a bot ({machine_type}); every VM in the project and "
+                         "region on this quota takes from it, other stacks' too",
                      show=show, raise_it=raise_it.format(quota=GCE_CPU_QUOTA_IDS.get(metric, metric), region=region)
                      + " for {needed} vCPUs")
         return Ceiling("Compute Engine", where, (launches, cpus))
-    bots = boot.machines(sessions) + reserve
-    count = f"{bots:,} VMs ({sessions:,} sessions × {boot.held:.3g}, a VM held through its boot too"
-    count += f", + {reserve:,} reserve)" if reserve else ")"
+    bots = sessions + reserve
+    count = f"{bots:,} VMs ({sessions:,} sessions + {reserve:,} reserve)" if reserve else f"{bots:,} VMs"
     need = (f"{count} × {vcpus} vCPUs ({machine_type}) = {bots * vcpus:,}" if vcpus is not None
             else f"{count}' vCPUs ({machine_type})")
     needs = (f"Compute Engine's {metric} quota in {region} has no documented default (it varies by project): "
@@ -347,16 +348,13 @@ def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
                            raise_it=f"{raise_it} for the creates and the deletes an hour and per 5 minutes, then the "
                                     "dispatcher's ACI_CREATE_RATE, which spends one budget on both; or spread sessions "
                                     "over more regions (docs/regions.md)")
-    boot = held_through_boot(aci_machines.COLD_START, call_minutes)
     groups = Limit("Container Instances container groups per region", "ContainerGroups", ACI_CONTAINER_GROUPS_DEFAULT,
                    "groups", ACI_CONTAINER_GROUPS_DEFAULT, rate=False, origin=ACCOUNT_DEFAULT, per_bot=1,
-                   held=boot.held,
-                   how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot, {boot.said}", show=show, raise_it=raise_it)
+                   how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot", show=show, raise_it=raise_it)
     cores = bot_cpu_units / ACI_CPU_UNITS
     core_limit = Limit("Container Instances standard cores per region", "StandardCores", ACI_CORES_DEFAULT, "cores",
                        math.floor(ACI_CORES_DEFAULT / cores), rate=False, origin=ACCOUNT_DEFAULT, per_bot=cores,
-                       held=boot.held, how=f"{ACI_CORES_DEFAULT} cores ÷ {cores:g} a bot (botCpu={bot_cpu_units}) "
-                                           f"{boot.said}", show=show,
+                       how=f"{ACI_CORES_DEFAULT} cores ÷ {cores:g} a bot (botCpu={bot_cpu_units})", show=show,
                        raise_it=raise_it)
     return Ceiling("Azure Container Instances", location, (launches, groups, core_limit))
 
@@ -370,15 +368,13 @@ K8S_NODES_CPU = "`kubectl get nodes -o custom-columns=NAME:.metadata.name,CPU:.s
 
 
 def kubernetes(namespace: str, bot_millicores: int, sessions: int, allocatable_millicores: int | None = None, *,
-               call_minutes: float, reserve: int = 0, runtime_class: str | None = None,
-               overhead_millicores: int = 0) -> Ceiling:
+               reserve: int = 0, runtime_class: str | None = None, overhead_millicores: int = 0) -> Ceiling:
     """A cluster its owner runs: `allocatable_millicores` (what the nodes can give the bots, stated in
     k8sAllocatableCpu) ÷ each bot pod's CPU, its request and `runtime_class`'s Pod Overhead (which the
-    scheduler adds to it), ÷ the pods a session holds with its boot; unstated, what `sessions` and `reserve`
+    scheduler adds to it); unstated, what `sessions` and `reserve`
     reserve pods need of it is said instead. A runtime class without its overhead stated is said not
     counted."""
-    boot = held_through_boot(k8s_machines.COLD_START, call_minutes)
-    bots = boot.machines(sessions) + reserve
+    bots = sessions + reserve
     cores = (bot_millicores + overhead_millicores) / 1000
     a_bot = (f"{cores:g} {'core' if cores == 1 else 'cores'} a bot ("
              + (f"k8sBotCpu {bot_millicores / 1000:g} + {K8S_OVERHEAD_KEY} {overhead_millicores / 1000:g}, "
@@ -390,17 +386,16 @@ def kubernetes(namespace: str, bot_millicores: int, sessions: int, allocatable_m
         f"fewer bots fit; yours: `kubectl get runtimeclass {runtime_class} -o jsonpath='{{.overhead.podFixed}}'`, "
         f"then `pulumi config set {K8S_OVERHEAD_KEY} <its cpu>` (and k8sPodOverheadMemory <its memory>)",)
     if allocatable_millicores is None:
-        held = f"{sessions:,} sessions × {boot.held:.3g}, a pod held through its start too"
-        held += f", + {reserve:,} reserve" if reserve else ""
-        needs = (f"Kubernetes sets no quota of its own: the nodes' allocatable CPU must hold {bots:,} bots ({held}) "
+        held = f" ({sessions:,} sessions + {reserve:,} reserve)" if reserve else ""
+        needs = (f"Kubernetes sets no quota of its own: the nodes' allocatable CPU must hold {bots:,} bots{held} "
                  f"× {a_bot} "
                  f"= {bots * cores:,g} cores beside what else runs there; yours: {K8S_NODES_CPU}; "
                  f"state what the bots may take in {K8S_ALLOCATABLE_KEY} to have it checked",)
         return Ceiling("Kubernetes", where, (), needs + unset)
     figure = allocatable_millicores / 1000
     nodes = Limit("Kubernetes nodes' allocatable CPU for the bots", "", figure, "cores", _cap(figure, 0, cores),
-                  rate=False, origin=STATED, per_bot=cores, held=boot.held,
-                  how=f"{figure:,g} cores ÷ {a_bot} {boot.said}",
+                  rate=False, origin=STATED, per_bot=cores,
+                  how=f"{figure:,g} cores ÷ {a_bot}",
                   show=K8S_NODES_CPU,
                   raise_it=f"more or larger nodes (or a higher autoscaler maximum), then `pulumi config set "
                            f"{K8S_ALLOCATABLE_KEY} {{needed}}`")

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from dispatcher.machines import gce as gce_machines
 from stacks.config import ceiling
 from stacks.config.ceiling import READ_CLOUD_QUOTAS, Ceiling, Limit
 from stacks.config.gce_cells import CELLS_KEY, CellPlace
@@ -54,7 +53,6 @@ def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float
     where = f"{spread}, {', '.join(regions)}"
     metric = ceiling.gce_cpu_metric(machine_type)
     vcpus = ceiling.gce_vcpus(machine_type)
-    boot = ceiling.held_through_boot(gce_machines.COLD_START, call_minutes)
     quotas = [found.limits[1] for found in each if len(found.limits) > 1]
     if len(quotas) == count:  # every cell's quota read: they add up
         assert vcpus is not None  # ceiling.gce counts a read quota only with a known shape
@@ -62,18 +60,16 @@ def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float
         read = " + ".join(f"{c.place.name}: {limit.figure:,g}" for c, limit in zip(cells, quotas, strict=True))
         cpus = Limit(f"Compute Engine {metric} quotas of the cells' projects", metric, figure, "vCPUs",
                      sum(limit.bots for limit in quotas), rate=False, origin=READ_CLOUD_QUOTAS, per_bot=vcpus,
-                     held=boot.held,
-                     how=f"{read} vCPUs, each cell's project's ÷ {vcpus} vCPUs a bot ({machine_type}) {boot.said}; "
+                     how=f"{read} vCPUs, each cell's project's ÷ {vcpus} vCPUs a bot ({machine_type}); "
                          "every VM in a project and region on this quota takes from it, other stacks' too",
                      show=_first([_show(c.place, metric) for c in cells]),
                      raise_it=f"a quota increase request in each cell's project, in the console, IAM & Admin > "
                               f"Quotas (Compute Engine API, {ceiling.GCE_CPU_QUOTA_IDS.get(metric, metric)}), "
                               "{needed} vCPUs in all, or more projects in " + CELLS_KEY)
         return Ceiling("Compute Engine", where, (launches, cpus))
-    machines = boot.machines(sessions)
-    need = (f"{machines:,} VMs ({sessions:,} sessions × {boot.held:.3g}, a VM held through its boot too; no reserve "
-            f"with cells) × {vcpus} vCPUs ({machine_type}) = {machines * vcpus:,}" if vcpus is not None
-            else f"{machines:,} VMs' vCPUs ({machine_type})")
+    # A session is counted as maxConcurrentSessions counts it: one VM, booting or not (stacks/config/ceiling.py).
+    need = (f"{sessions:,} VMs (no reserve with cells) × {vcpus} vCPUs ({machine_type}) = {sessions * vcpus:,}"
+            if vcpus is not None else f"{sessions:,} VMs' vCPUs ({machine_type})")
     unread = [c.place for c, found in zip(cells, each, strict=True) if len(found.limits) == 1]
     needs = (f"Compute Engine's {metric} quota of each cell's project has no documented default (it varies by "
              f"project), and this plan knows {'none' if len(unread) == count else 'not all'} of the cells' quotas "

@@ -21,7 +21,7 @@ from stacks.config.ceiling import (
     STATED,
     Ceiling,
 )
-from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
+from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY, MAX_EXECUTION_QUOTA
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.k8s import millicores
 from stacks.config.model import AwsSettings, GcpSettings, Settings
@@ -77,17 +77,17 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     if settings.gcp is not None:
         gcp = settings.gcp
         if gcp.bot_runtime == "cloudrun":
-            quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
+            quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
+            caps = [cell.max_executions for cell in cloud_run.listed(gcp.cloud_run_cells, gcp.region)]
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
-                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "",
-                                     projects=gcp.cloud_run_projects)
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps)
         if gcp.gce_cells:
             return _cells_ceiling(cfg, settings, gcp, {})
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions,
-                                  k8s.allocatable_millicores, call_minutes=minutes, reserve=reserve_bots(settings),
+                                  k8s.allocatable_millicores, reserve=reserve_bots(settings),
                                   runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
     return None
 
@@ -102,11 +102,14 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 
 def reserve_bots(settings: Settings) -> int:
-    """The reserve's bots at most: none without the bot channel (no warm reserve then), nor with
-    Compute Engine cells (the dispatcher runs none over them: dispatcher/machines/gce/cells.py)."""
-    if settings.gcp is not None and settings.gcp.gce_cells:
+    """The reserve's bots at most: none without the bot channel (no warm reserve then), nor over Cloud Run
+    or Compute Engine cells (the dispatcher runs none over them: dispatcher/factory.py,
+    dispatcher/machines/gce/cells.py)."""
+    if settings.secrets.bot_channel_token is None:
         return 0
-    return settings.reserve.max_idle if settings.secrets.bot_channel_token is not None else 0
+    if settings.gcp is not None and (settings.gcp.cloud_run_cells or settings.gcp.gce_cells):
+        return 0
+    return settings.reserve.max_idle
 
 
 # The stack's quota read, made once its explicit provider exists (Pulumi.yaml disables the default ones, and the
@@ -242,12 +245,23 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    reserve = (reserve or 0) if channel else 0
+    # No reserve without the channel, nor over cells (the dispatcher runs none there).
+    reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
         return []
     note, warnings = said(found, sessions, reserve)
     return [f"note: {note}", *(f"warning: {warning}" for warning in warnings)]
+
+
+def _cells_listed(config: Mapping[str, str], value: Callable[[str], str]) -> bool:
+    """Whether a stack file's GCP bots spread over cells (cloudRunCells or gceCells, by botRuntime)."""
+    if value("cloud") != "gcp":
+        return False
+    region = config.get("gcp:region", "<region>")
+    if value("botRuntime") == "cloudrun":
+        return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), region))
+    return bool(gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a"))
 
 
 def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],
@@ -268,17 +282,17 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         overhead = millicores(value(ceiling.K8S_OVERHEAD_KEY) or "0", zero=True)
         if (stated and nodes is None) or overhead is None:
             return None  # the check names the value
-        return ceiling.kubernetes(value("k8sBotNamespace"), bot, sessions, nodes, call_minutes=minutes,
-                                  reserve=reserve, runtime_class=value("k8sRuntimeClass") or None,
+        return ceiling.kubernetes(value("k8sBotNamespace"), bot, sessions, nodes, reserve=reserve,
+                                  runtime_class=value("k8sRuntimeClass") or None,
                                   overhead_millicores=overhead)
     if cloud != "gcp":
         return None
     project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")
     if value("botRuntime") == "cloudrun":
         quota = number(EXECUTION_QUOTA_KEY) or DEFAULT_EXECUTION_QUOTA
-        if (projects := cloud_run.projects_listed(value(cloud_run.CELLS_KEY), region)) is None:
+        if (cells := cloud_run.cells_listed(value(cloud_run.CELLS_KEY), region)) is None:
             return None  # the check names the value
-        return ceiling.cloud_run(project, region, minutes, quota, projects=projects,
+        return ceiling.cloud_run(project, region, minutes, quota, caps=[cell.max_executions for cell in cells],
                                  origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
     machine_type = value("botMachineType") or "e2-small"
     if (places := gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a")) is None:

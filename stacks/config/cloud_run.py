@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from botchannel.contract import DIAL_TIMEOUT_SECONDS, FIRST_DIAL_DELAYS_SECONDS
 from dispatcher.machines import cloudrun
 from dispatcher.machines.cloudrun.cell_settings import CloudRunCell, cloudrun_cells
+from stacks.config import ceiling
 from stacks.config import cells as stack_cells
 from stacks.config.reader import Reader
 
@@ -34,6 +35,8 @@ DIRECT_VPC_NAT_DELAY_SECONDS = 30.0
 EXECUTION_QUOTA_KEY = "cloudRunExecutionQuota"
 CELLS_KEY = "cloudRunCells"  # the dispatcher's CLOUDRUN_CELLS: the projects executions spread over
 DEFAULT_EXECUTION_QUOTA = 1000  # cloud.google.com/run/quotas: running job executions per project and region
+# Far past what Google grants a project (thousands), and within the ceiling's float arithmetic.
+MAX_EXECUTION_QUOTA = 1_000_000
 
 
 def first_dial_seconds(network_delay: float, *, failed_dial_seconds: float = 0.0,
@@ -65,27 +68,48 @@ def cold_start_prior(*, direct_vpc_nat: bool) -> float:
     return start + wait
 
 
-def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int, projects: int = 1) -> int:
+def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
+                    cells: Sequence[CloudRunCell] = ()) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
-    the stack may run at once: every session and every idle or warming reserve bot, over `projects`
-    (the Cloud Run cells, each with that quota)."""
-    quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
-    if sessions + reserve_max_idle > quota * projects:
-        over = f"{projects} projects ({CELLS_KEY}) × {quota}" if projects > 1 else f"{quota} per project and region"
+    the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
+    `cells` (each project with that quota, or its cell's `max_executions` below it; the dispatcher runs
+    no reserve over cells, so none is counted there)."""
+    quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
+    reserve = 0 if cells else reserve_max_idle
+    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells])
+    if sessions + reserve > sum(held):
+        capped = [f"{cell.name} {cell.max_executions}" for cell in cells
+                  if cell.max_executions is not None and cell.max_executions < quota]
+        over = f"{len(cells)} projects ({CELLS_KEY}) × {quota}" if cells else f"{quota} per project and region"
+        if capped:
+            over += f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}),"
+        asked = (f"maxConcurrentSessions={sessions} (no warm reserve runs over {CELLS_KEY})" if cells else
+                 f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
-            f"is {quota}, but botRuntime cloudrun may run maxConcurrentSessions={sessions} + "
-            f"reserveMaxIdle={reserve_max_idle} = {sessions + reserve_max_idle} job executions at once: Cloud Run "
-            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions or "
-            "reserveMaxIdle, or request a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run "
-            f"Admin API, running job executions) and, once granted, set {EXECUTION_QUOTA_KEY} to it, or spread the "
-            f"executions over more projects ({CELLS_KEY})"))
+            f"is {quota}, but botRuntime cloudrun may run {asked} job executions at once: Cloud Run "
+            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions"
+            + ("" if cells else " or reserveMaxIdle") + ", or request a quota increase (Google Cloud console, IAM & "
+            f"Admin > Quotas, Cloud Run Admin API, running job executions) and, once granted, set "
+            f"{EXECUTION_QUOTA_KEY} to it" + (", raise the cells' max_executions" if capped else "")
+            + f", or spread the executions over more projects ({CELLS_KEY})"))
     return quota
 
 
-def cells(cfg: Reader, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
-    """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser)."""
-    return stack_cells.read(cfg, CELLS_KEY, lambda raw: cloudrun_cells(raw, region), runtime="cloudrun",
-                            bot_runtime=bot_runtime, otherwise="Compute Engine bots spread over gceCells")
+def cells(cfg: Reader, project: str, region: str, *, bot_runtime: str) -> tuple[CloudRunCell, ...]:
+    """The projects `cloudRunCells` lists, read as the dispatcher reads CLOUDRUN_CELLS (one parser). A
+    cell of another project than the stack's (`project`) names its bots' account: the stack passes its
+    own bot job's as CLOUDRUN_BOT_SERVICE_ACCOUNT_ID, which the dispatcher would hold that cell's bots to."""
+    listed = stack_cells.read(cfg, CELLS_KEY, lambda raw: cloudrun_cells(raw, region), runtime="cloudrun",
+                              bot_runtime=bot_runtime, otherwise="Compute Engine bots spread over gceCells")
+    for cell in listed:
+        if cell.project != project and cell.bot_service_account_id is None:
+            raise cfg.fail(CELLS_KEY, (
+                f"cell {cell.name} (project {cell.project}) names no bot_service_account_id: its job runs as that "
+                f"project's own bots' service account (docs/operations.md, Cells), and without its unique id the "
+                f"dispatcher holds the cell's bots to the stack's own, refusing every one. Add "
+                f"\"bot_service_account_id\": the digits `gcloud iam service-accounts describe BOTS_EMAIL --project "
+                f"{cell.project} --format='value(uniqueId)'` prints"))
+    return listed
 
 
 def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
@@ -93,11 +117,10 @@ def listed(setting: str, region: str) -> tuple[CloudRunCell, ...]:
     return cloudrun_cells(setting, region) if setting else ()
 
 
-def projects_listed(text: str, region: str) -> int | None:
-    """How many projects a stack file's `cloudRunCells` spreads executions over (1: none listed);
-    None: a list the dispatcher would refuse (the check names it)."""
-    found = stack_cells.from_file(text, lambda raw: cloudrun_cells(raw, region))
-    return None if found is None else max(len(found), 1)
+def cells_listed(text: str, region: str) -> tuple[CloudRunCell, ...] | None:
+    """The cells a stack file's `cloudRunCells` lists (none: the stack's own project alone); None: a
+    list the dispatcher would refuse (the check names it)."""
+    return stack_cells.from_file(text, lambda raw: cloudrun_cells(raw, region))
 
 
 def cells_setting(listed: tuple[CloudRunCell, ...]) -> str:

@@ -6,7 +6,6 @@ settings) can name these types without importing the loader back (imports point 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -95,11 +94,6 @@ class GcpSettings:
     bot_runtime: str = "gce"  # "gce": a VM per session; "cloudrun": a Cloud Run job execution per session
     cloud_run_cells: str = ""  # CLOUDRUN_CELLS, as the dispatcher reads it ("": the stack's own project alone)
     gce_cells: str = ""  # GCE_CELLS, as the dispatcher reads it ("": the stack's own project alone)
-
-    @property
-    def cloud_run_projects(self) -> int:
-        """The projects Cloud Run executions spread over, each with its own quota."""
-        return len(json.loads(self.cloud_run_cells)) if self.cloud_run_cells else 1
 
 
 @dataclass(frozen=True)

@@ -395,7 +395,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
-    cells = cloud_run.cells(cfg, region, bot_runtime=bot_runtime)
+    cells = cloud_run.cells(cfg, project, region, bot_runtime=bot_runtime)
     vm_cells = gce_cells.cells(cfg, zone, bot_runtime=bot_runtime)
     # Several instances with the channel: bots' channels land on any instance, so they share a store;
     # so do the Cloud Run and Compute Engine cells (each session's project is recorded there).
@@ -409,7 +409,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
                                      "makes its token): without it a session's secrets would sit in its execution")
     if bot_runtime == "cloudrun":
         cloud_run.execution_quota(cfg, sessions=settings.max_concurrent_sessions,
-                                  reserve_max_idle=settings.reserve.max_idle, projects=max(len(cells), 1))
+                                  reserve_max_idle=settings.reserve.max_idle, cells=cells)
     return GcpSettings(
         project=project,
         region=region,

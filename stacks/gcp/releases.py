@@ -52,6 +52,8 @@ class Releases:
     definition declared in an apply on an unknown value is missing from the preview, shown deleted)."""
 
     current: pulumi.Output[str]  # the current build's template or job path: GCE_INSTANCE_TEMPLATE, CLOUDRUN_JOB
+    # The oldest listed release's: with cloudRunCells, CLOUDRUN_JOB (a job each cell has held since that release's `up`)
+    oldest: pulumi.Output[str]
     document: pulumi.Output[str]  # RELEASES
     kept: pulumi.Output[list[str]]  # every kept release's template or job path, the retiring ones' too
 
@@ -74,6 +76,7 @@ class Releases:
             lambda found: kept_paths(found[2], {**found[0], **found[1]}))
         both = pulumi.Output.all(builds, paths)
         self.current = both.apply(lambda found: found[1][found[0].current_name])
+        self.oldest = both.apply(lambda found: found[1][found[0].listed[0].name])
         self.document = both.apply(lambda found: releases_document(found[0], found[1], settings))
         self.kept = paths.apply(lambda found: sorted(found.values()))
 

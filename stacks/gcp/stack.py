@@ -264,6 +264,14 @@ class GcpStack(pulumi.ComponentResource):
             roles=settings.bot_permissions.gcp_roles, cells=cloud_run.listed(cfg.cloud_run_cells, cfg.region),
             repository=settings.prefix)
 
+    def _cloud_run_job(self, releases: Releases) -> pulumi.Output[str]:
+        """CLOUDRUN_JOB: the current build's job; with cloudRunCells, the oldest listed release's. The
+        dispatcher lists that job's executions in every cell and drains a cell lacking it for every start,
+        while a cell's copy of a new build's job is made by hand after the `up` that adds it
+        (stacks/gcp/cell_jobs.py): the oldest has been in every cell since its own `up`."""
+        job = releases.oldest if self._cfg.cloud_run_cells else releases.current
+        return job.apply(lambda path: path.rsplit("/", 1)[-1])
+
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:
         cfg = self._cfg
@@ -308,7 +316,7 @@ class GcpStack(pulumi.ComponentResource):
             releases=releases.document,
             cloudrun=None if isinstance(bot, BotTemplate) else {
                 "CLOUDRUN_PROJECT": cfg.project, "CLOUDRUN_REGION": cfg.region,
-                "CLOUDRUN_JOB": releases.current.apply(lambda path: path.rsplit("/", 1)[-1]),
+                "CLOUDRUN_JOB": self._cloud_run_job(releases),
                 "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": bot.service_account_unique_id},
             instance_prefix=instance_prefix(settings.stack),
             secrets=secrets,

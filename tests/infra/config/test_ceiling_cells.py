@@ -1,6 +1,6 @@
 """The ceiling of Compute Engine bots over cells (stacks/config/ceiling_cells.py): each project's rate and CPU
-quota are its own, so they add up; a CPU quota counts only where every cell's was read. Compute Engine's
-mean cold start is 31.38 s, so a session holds 1.1308 VMs with 4-minute calls (tests/infra/config/test_ceiling.py)."""
+quota are its own, so they add up; a CPU quota counts only where every cell's was read. A session is counted
+as maxConcurrentSessions counts it, its VM's boot included: one VM a session, whatever the boot."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_each_cells_read_cpu_quota_holds_its_own_vms_and_the_cells_hold_their_su
     assert launches.rate and launches.bots == 2 * 10 * 240  # each project paced at 10 inserts a second
     # 24 ÷ 2 = 12 VMs in a, 3,001 ÷ 2 = 1,500 in b (a VM is never split over projects): 1,512, not 3,025 ÷ 2
     assert (cpus.figure, cpus.bots, cpus.code) == (3025, 1512, "CPUS")
-    assert found.sessions(reserve=0) == 1337  # 1,512 ÷ 1.1308
+    assert found.sessions(reserve=0) == 1512  # one VM a session, not 1,512 ÷ a boot factor
     assert found.where == "2 projects (gceCells), europe-west1, europe-west4"
     assert "a: 24 + b: 3,001 vCPUs" in cpus.how
 
@@ -26,7 +26,7 @@ def test_a_cell_unread_leaves_the_cpu_quotas_uncounted_and_says_what_they_need_t
     found = gce_cells([CellQuota(A, 24), CellQuota(B)], "e2-standard-2", 4, 100)
     (launches,) = found.limits
     (need,) = found.needs
-    # 100 sessions × 1.1308 = 114 VMs (rounded up) × 2 vCPUs
+    # 100 sessions, one VM each, × 2 vCPUs
     assert "this plan knows not all of the cells' quotas (unread: b)" in need
-    assert "114 VMs (100 sessions × 1.13, a VM held through its boot too; no reserve with cells) × 2 vCPUs" in need
-    assert "= 228" in need and "--project voicefleet-cell-b" in need and "--project voicefleet-cell-a" not in need
+    assert "100 VMs (no reserve with cells) × 2 vCPUs" in need
+    assert "= 200" in need and "--project voicefleet-cell-b" in need and "--project voicefleet-cell-a" not in need

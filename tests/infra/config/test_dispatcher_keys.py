@@ -123,8 +123,10 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("telnyxDestinations", "TELNYX_DESTINATIONS"): ("azure-prod", {}, '["+49*"]', '["+49*", "+33*"]'),
     ("telnyxCallerIds", "TELNYX_CALLER_IDS"): ("aws-prod", {}, '["+4930901820"]', '["+4930901821"]'),
     ("cloudRunCells", "CLOUDRUN_CELLS"): ("gcp-prod", {"botRuntime": "cloudrun", "cloudRunExecutionQuota": "2900"},
-                                          '[{"name": "a", "project": "voicefleet-cell-a"}]',
-                                          '[{"name": "b", "project": "voicefleet-cell-b"}]'),
+                                          '[{"name": "a", "project": "voicefleet-cell-a", '
+                                          '"bot_service_account_id": "104000000000000000111"}]',
+                                          '[{"name": "b", "project": "voicefleet-cell-b", '
+                                          '"bot_service_account_id": "104000000000000000222"}]'),
     ("gceCells", "GCE_CELLS"): ("gcp-prod", {}, '[{"name": "a", "project": "voicefleet-cell-a"}]',
                                 '[{"name": "b", "project": "voicefleet-cell-b"}]'),
 }

@@ -9,6 +9,10 @@ import pytest
 from stacks.tools.plan import main
 
 THREE_CELLS = json.dumps([{"name": c, "project": f"voicefleet-cell-{c}"} for c in "abc"])
+# A Cloud Run cell of another project names its bots' account (the stack refuses one that does not).
+THREE_CLOUD_RUN_CELLS = json.dumps([{"name": c, "project": f"voicefleet-cell-{c}",
+                                     "bot_service_account_id": f"10400000000000000011{n}"}
+                                    for n, c in enumerate("abc")])
 
 
 def value_after(text: str, name: str) -> str:

@@ -41,9 +41,7 @@ def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vc
     assert "20 launches a second (the provider's rate) × 4-minute calls (expectedCallMinutes) = 4,800 sessions" in note
     assert warning.startswith(f"maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the "
                               f"{VCPU_QUOTA}")
-    # 2,500 sessions × 1.1772 (each holds its next machine's 42.5 s mean boot ÷ 240 s) = 2,943.0, + 400 reserve bots,
-    # × 1 vCPU, + 3 dispatcher vCPUs = 3,346.0, rounded up
-    assert "--quota-code L-3032A538 --desired-value 3346 --region us-east-1" in warning
+    assert "--quota-code L-3032A538 --desired-value 2903 --region us-east-1" in warning  # + 3 dispatcher vCPUs
     assert "3 vCPUs for the dispatcher (3 × 512 CPU units × 200 % during a deploy)" in note
 
 
@@ -51,8 +49,8 @@ def test_aws_dev_notes_its_ceiling_and_warns_only_past_it() -> None:
     _, problems, notes = checked_plan("aws-dev")
     (note,), warnings = _ceiling(notes)
     assert problems == [] and warnings == []
-    # (6 vCPUs - the dispatcher's 0.25 × 2 during a deploy) ÷ 0.5 = 11 bots, no reserve, ÷ 1.1772 = 9.3
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 9 sessions at once")
+    # (6 vCPUs - the dispatcher's 0.25 × 2 during a deploy) ÷ 0.5, no reserve
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 11 sessions at once")
     _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "12"})
     (_,), (warning,) = _ceiling(notes)
     assert problems == [] and warning.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
@@ -77,13 +75,12 @@ def test_config_check_says_the_note_and_the_warnings_and_refuses_nothing(capsys:
     warnings = [line for line in out.splitlines() if line.startswith("azure-prod: warning: ")]
     assert len(warnings) == 3  # the creates, the container groups and the cores
     assert any("Container Instances container groups per region (ContainerGroups) of 100 groups (documented "
-               "default, not your account's)" in line and "the stack needs 280 groups" in line for line in warnings)
-    # 200 sessions × 1.1993 (47.8 s mean boot ÷ 240 s) = 239.9, + 40 reserve bots = 279.9, rounded up
-    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=9"])
+               "default, not your account's)" in line and "the stack needs 240 groups" in line for line in warnings)
+    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=11"])
     out = capsys.readouterr().out
-    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 9 sessions at once" in out and ": warning: " not in out
+    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 11 sessions at once" in out and ": warning: " not in out
     config_check(["check", "--stack", "aws-prod"])  # the stack file's dispatchers, as the plan counts them
-    assert "--desired-value 3346 --region us-east-1" in capsys.readouterr().out
+    assert "--desired-value 2903 --region us-east-1" in capsys.readouterr().out
 
 
 def test_a_bad_expected_call_length_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,27 +100,25 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
         if args.token != QUOTA_TOKEN:
             return answer(self, args)
         asked.append(dict(args.args))
-        return {"serviceCode": "fargate", "quotaCode": "L-3032A538", "value": 3500.0}
+        return {"serviceCode": "fargate", "quotaCode": "L-3032A538", "value": 3000.0}
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
     _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
-    assert problems == [] and warnings == []  # the 3,346 vCPUs aws-prod needs fit in 3,500
+    assert problems == [] and warnings == []  # 2,900 bots and 3 dispatcher vCPUs fit in 3,000 vCPUs
     assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
-    assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,500 vCPUs (your account's, read from Service "
+    assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
             "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
-    # 3,500 - 3 - 400 reserve bots = 3,097, ÷ 1.1772 = 2,630.8
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,630 sessions at once")
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,597 sessions at once")  # 3,000 - 3 - 400 reserve bots
 
 
 def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_reads_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    spot = {"ecsCapacityProviders": "FARGATE_SPOT", "maxConcurrentSessions": "11"}
+    spot = {"ecsCapacityProviders": "FARGATE_SPOT", "maxConcurrentSessions": "13"}
     _, problems, notes = checked_plan("aws-dev", spot)
     (note,), (warning,) = _ceiling(notes)
     assert problems == []
-    # 6 vCPUs ÷ 0.5 = 12 bots, ÷ 1.1772 = 10.2; 11 sessions ask 11 × 1.1772 × 0.5 = 6.5 vCPUs, rounded up
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 10 sessions at once, set by the Fargate Spot vCPU")
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once, set by the Fargate Spot vCPU")
     assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in warning
     assert "--quota-code L-36FBB829 --desired-value 7 --region us-east-1" in warning
     asked: list[str] = []
@@ -140,8 +135,7 @@ def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_read
     (note,), _ = _ceiling(notes)
     assert set(asked) == {"L-3032A538", "L-36FBB829"}
     assert "Fargate Spot vCPU resource count (L-36FBB829) of 20 vCPUs (your account's" in note
-    # 20 ÷ (0.5 × half the bots) = 80 bots, ÷ 1.1772 = 67.96
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 67 sessions at once")
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 80 sessions at once")  # 20 ÷ (0.5 × half the bots)
 
 
 def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
@@ -280,13 +274,12 @@ def test_account_quotas_reads_the_projects_cpus_quota_in_the_region_and_warns_pa
             "quotaId": "CPUS-per-project-region"}.items() <= asked[-1].items()
     assert ("Compute Engine CPUS quota (CPUS) of 3,000 vCPUs (your project's, read from Cloud Quotas by this "
             "preview)") in note and "has no documented default" not in note
-    # e2-standard-2 counts 2 vCPUs: 3,000 ÷ 2 = 1,500 bots, 400 of them the reserve's; 1,100 ÷ (1 + 31.4 s mean
-    # boot ÷ 300 s calls = 1.1046) = 995.8
-    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-prod, europe-west1): 995 sessions at once, "
+    # e2-standard-2 counts 2 vCPUs: 3,000 ÷ 2 = 1,500 bots, 400 of them the reserve's
+    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-prod, europe-west1): 1,100 sessions at once, "
                            "set by the Compute Engine CPUS quota")
     assert warning.startswith("maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the Compute "
                               "Engine CPUS quota (CPUS) of 3,000 vCPUs")
-    assert "the stack needs 6324 vCPUs" in warning  # (2,500 × 1.1046 = 2,761.5, + 400) × 2 vCPUs = 6,323.0
+    assert "the stack needs 5800 vCPUs" in warning  # 2,900 bots × 2 vCPUs
     assert "IAM & Admin > Quotas (Compute Engine API, CPUS-per-project-region, europe-west1)" in warning
 
 
@@ -299,9 +292,8 @@ def test_account_quotas_on_gcp_takes_the_projects_default_where_no_entry_names_t
     _, _, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
     assert "Compute Engine CPUS quota (CPUS) of 24 vCPUs (your project's" in note
-    # 24 ÷ 2 = 12 VMs, less 2 reserve, ÷ (1 + 31.4 s ÷ 240 s = 1.1308) = 8.8
-    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-dev, us-central1): 8 sessions at once")
-    assert warnings == []  # gcp-dev's 5 sessions fit
+    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-dev, us-central1): 10 sessions at once")  # 12 - 2
+    assert warnings == []  # gcp-dev's 5 sessions fit in 12 e2-small VMs
 
 
 def test_account_quotas_on_gcp_offline_says_what_the_stack_needs_of_the_cpus_quota() -> None:
@@ -365,13 +357,11 @@ def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allo
     (note,), warnings = _ceiling(notes)
     assert problems == [] and warnings == []
     assert note.startswith(f"{NOTE}Kubernetes, namespace voicefleet-bots): not counted")
-    # 5 sessions × (1 + 9.1 s mean start ÷ 240 s = 1.0378) = 5.2 pods, rounded up, and 2 reserve bots
-    assert ("must hold 8 bots (5 sessions × 1.04, a pod held through its start too, + 2 reserve) × 1 core a bot "
-            "(k8sBotCpu) = 8 cores") in note
+    assert "must hold 7 bots (5 sessions + 2 reserve) × 1 core a bot (k8sBotCpu) = 7 cores" in note
     _, problems, notes = checked_plan("k8s-dev", {"k8sAllocatableCpu": "4000m"})
     (note,), (warning,) = _ceiling(notes)
-    assert problems == [] and ": 1 sessions at once" in note  # 4 bots, less 2 reserve, ÷ 1.0378 = 1.9
-    assert "`pulumi config set k8sAllocatableCpu 8`" in warning  # 5 × 1.0378 + 2 = 7.2 cores, rounded up
+    assert problems == [] and "2 sessions at once" in note
+    assert "`pulumi config set k8sAllocatableCpu 7`" in warning
     config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=4"])
     assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
     assert config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=lots"]) == 1
@@ -393,16 +383,14 @@ def test_k8s_counts_the_runtime_class_pod_overhead_in_the_plan_and_config_check(
     kata = {"k8sRuntimeClass": "kata-qemu", "k8sAllocatableCpu": "7"}
     _, problems, notes = checked_plan("k8s-dev", kata)
     (note,), _ = _ceiling(notes)
-    # 7 bots, less 2 reserve, ÷ 1.0378 = 4.8
-    assert problems == [] and "4 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
+    assert problems == [] and "5 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
     _, problems, notes = checked_plan("k8s-dev", {**kata, "k8sPodOverheadCpu": "250m"})
     (note,), (warning,) = _ceiling(notes)
-    # 7 ÷ 1.25 = 5 bots, less 2, ÷ 1.0378 = 2.9
-    assert problems == [] and "2 sessions at once" in note and "not counted" not in note
-    assert "`pulumi config set k8sAllocatableCpu 9`" in warning  # (5 × 1.0378 + 2) × 1.25 = 8.99 cores
+    assert problems == [] and "3 sessions at once" in note and "not counted" not in note  # 7 ÷ 1.25, less 2
+    assert "`pulumi config set k8sAllocatableCpu 9`" in warning  # 7 bots × 1.25 cores
     config_check(["check", "--stack", "k8s-dev", "--config", "k8sRuntimeClass=kata-qemu", "--config",
                   "k8sAllocatableCpu=7", "--config", "k8sPodOverheadCpu=250m"])
-    assert "k8s-dev: note: concurrency ceiling (Kubernetes, namespace voicefleet-bots): 2 sessions at once" in \
+    assert "k8s-dev: note: concurrency ceiling (Kubernetes, namespace voicefleet-bots): 3 sessions at once" in \
         capsys.readouterr().out
 
 

@@ -10,7 +10,8 @@ import pytest
 from dispatcher.machines import cloudrun, gce
 from stacks.config.cloud_run import cold_start_prior
 from stacks.tools.plan import checked_plan, main
-from tests.infra.tools.plan_cells import THREE_CELLS, listed_projects, refused, value_after
+from tests.infra.tools.plan_cells import THREE_CLOUD_RUN_CELLS as THREE_CELLS
+from tests.infra.tools.plan_cells import listed_projects, refused, value_after
 
 CLOUD_RUN = ["--config", "botRuntime=cloudrun"]
 
@@ -46,12 +47,9 @@ def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() ->
     text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
     assert problems == []  # among them the dispatcher's own reading of its environment
     assert listed_projects(text, "CLOUDRUN_CELLS") == [f"voicefleet-cell-{c}" for c in "abc"]
-    [ceiling, past] = [note for note in notes if "Cloud Run running job executions" in note]
-    assert ceiling.startswith("concurrency ceiling") and past.startswith("maxConcurrentSessions=")
-    assert "1,000 executions per project and region × 3 projects (cloudRunCells)" in ceiling, ceiling
-    # each execution held through its job's start too: 2,500 sessions × (1 + 22.7 s mean ÷ 240 s) = 2,736.1,
-    # + 400 reserve = 3,136.1, past the three projects' 3,000
-    assert "the stack needs 3137 executions" in past, past
+    [ceiling] = [note for note in notes if "Cloud Run running job executions" in note]
+    assert ceiling.startswith("concurrency ceiling")  # and no warning: 2,500 sessions (no reserve over cells)
+    assert "1,000 executions per project and region × 3 projects (cloudRunCells) = 3,000 sessions" in ceiling, ceiling
 
 
 def test_a_stack_with_cells_is_told_the_job_each_cell_project_must_hold_for_this_build() -> None:
@@ -87,3 +85,10 @@ def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     err = refused("gcp-prod", config, capsys)
     assert "voicefleet:cloudRunCells" in err and said in err, err
+
+
+def test_a_quota_past_any_google_grants_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 400-digit quota overflowed the ceiling's float arithmetic into a traceback in the plan and preview."""
+    assert main(["gcp-prod", *CLOUD_RUN, "--config", "cloudRunExecutionQuota=" + "9" * 400]) == 2
+    err = capsys.readouterr().err
+    assert "voicefleet:cloudRunExecutionQuota" in err and "Traceback" not in err, err

@@ -32,7 +32,7 @@ def test_gce_cells_reach_the_dispatcher_and_count_each_projects_rate() -> None:
     assert "in each of 3 projects (gceCells)" in note, note
     # no project's CPUS quota is known offline: what they need together is said (no reserve with cells), per cell
     assert "this plan knows none of the cells' quotas (unread: a, b, c)" in note, note
-    assert "2,827 VMs (2,500 sessions × 1.13, a VM held through its boot too; no reserve with cells)" in note, note
+    assert "2,500 VMs (no reserve with cells) × 2 vCPUs (e2-standard-2) = 5,000" in note, note
     assert all(f"--project voicefleet-cell-{c} " in note for c in "abc"), note
 
 
@@ -76,9 +76,9 @@ def test_account_quotas_reads_each_cells_cpus_quota_and_counts_them_together(mon
     (note,), (warning,) = _ceiling(notes)
     assert problems == []  # said, not refused
     assert sorted({str(a["parent"]) for a in asked}) == [f"projects/voicefleet-cell-{c}" for c in "abc"]
-    # each project 1,500 vCPUs ÷ 2 (e2-standard-2) = 750 VMs; 3 × 750 = 2,250 VMs ÷ (1 + 30.3 s mean boot ÷ 240 s)
+    # each project 1,500 vCPUs ÷ 2 (e2-standard-2) = 750 VMs; 3 × 750 = 2,250 sessions, one VM each
     assert "Compute Engine CPUS quotas of the cells' projects (CPUS) of 4,500 vCPUs" in note, note
-    assert "a: 1,500 + b: 1,500 + c: 1,500 vCPUs" in note, note
+    assert "a: 1,500 + b: 1,500 + c: 1,500 vCPUs" in note and "= 2,250 sessions" in note, note
     assert "has no documented default" not in note, note
     assert warning.startswith("maxConcurrentSessions=2,500 is above the Compute Engine CPUS quotas of the cells' "
                               "projects"), warning  # no reserveMaxIdle: the dispatcher runs none with cells

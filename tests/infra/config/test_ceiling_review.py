@@ -1,0 +1,56 @@
+"""Review of the concurrency ceiling (stacks/config/ceiling.py, ceiling_notes.py) against what the dispatcher
+enforces: `maxConcurrentSessions` is the dispatcher's MAX_CONCURRENT_SESSIONS, whose admission counts every
+active machine, a booting (STARTING) one included, and with `cloudRunCells` each cell's `max_executions`
+holds what runs there, and no warm reserve runs (dispatcher/factory.py)."""
+
+from __future__ import annotations
+
+import json
+
+from dispatcher.machines.base import MachineState
+from stacks.config import ceiling
+from stacks.config.ceiling_notes import said, stack_notes
+
+ONE_DISPATCHER = ceiling.Dispatchers(1, 256)
+REGION = "europe-west1"
+
+
+def _cloud_run_stack(sessions: int, cells: list[dict[str, object]], **more: str) -> dict[str, str]:
+    return {"voicefleet:cloud": "gcp", "voicefleet:botRuntime": "cloudrun", "gcp:project": "voicefleet-prod",
+            "gcp:region": REGION, "voicefleet:maxConcurrentSessions": str(sessions),
+            "voicefleet:cloudRunCells": json.dumps(cells), **{f"voicefleet:{k}": v for k, v in more.items()}}
+
+
+def test_a_cap_is_asked_for_max_concurrent_sessions_machines_and_the_reserve_no_more() -> None:
+    """The dispatcher admits a start while its active machines, booting ones included, are fewer than
+    MAX_CONCURRENT_SESSIONS (dispatcher/sessions/service.py `active_count`, admission.py), so at most
+    maxConcurrentSessions + reserveMaxIdle bots run at once, however long each boots."""
+    assert MachineState.STARTING.is_active  # a booting machine is one of the sessions admission counts
+    # (6 vCPUs - 0.5 for the dispatcher in a deploy) ÷ 0.5 = 11 bots: 10 sessions take 5 + 0.5 ≤ 6 vCPUs
+    found = ceiling.fargate("us-east-1", 512, 4, dispatchers=ONE_DISPATCHER)
+    _, warnings = said(found, 10, 0)
+    assert warnings == [], warnings
+    # aws-prod: 2,500 sessions + 400 reserve bots × 1 vCPU + 3 dispatcher vCPUs
+    prod = ceiling.fargate("us-east-1", 1024, 4, dispatchers=ceiling.Dispatchers(3, 512)).limits[1]
+    assert prod.needed(2500, 400) == "2903"
+    # Cloud Run: 900 sessions and 100 reserve bots are 1,000 executions, the preview's own refusal's arithmetic
+    executions = ceiling.cloud_run("p", REGION, 4, 1000).limits[1]
+    assert executions.sessions(reserve=100) == 900 and executions.needed(900, 100) == "1000"
+
+
+def test_each_cells_max_executions_holds_what_runs_there() -> None:
+    """Three cells capped at 100 executions each (CLOUDRUN_CELLS `max_executions`) hold 300 sessions, not the
+    720 the runs' pace allows nor the 3,000 executions of three projects' quotas."""
+    cells = [{"name": c, "project": f"voicefleet-cell-{c}", "max_executions": 100} for c in "abc"]
+    note, *warnings = stack_notes(_cloud_run_stack(500, cells))
+    assert "300 sessions at once" in note, note
+    assert any("max_executions" in warning and "is above" in warning for warning in warnings), warnings
+
+
+def test_cloud_run_cells_count_no_reserve_bots() -> None:
+    """The dispatcher runs no warm reserve over cells (dispatcher/factory.py: CloudRunCellMachines, "no
+    reserve yet"), so 2,900 sessions fit three projects' 3,000 executions whatever reserveMaxIdle says."""
+    cells = [{"name": c, "project": f"voicefleet-cell-{c}"} for c in "abc"]
+    config = _cloud_run_stack(2900, cells, reserveMaxIdle="400", botChannel="true")
+    note, *warnings = stack_notes(config)
+    assert "reserveMaxIdle" not in note and not [w for w in warnings if "executions" in w], (note, warnings)

@@ -1,0 +1,49 @@
+"""Review of `cloudRunCells` as the program reads it (stacks/config/cloud_run.py, settings.py), planned
+through `stacks.plan` on gcp-prod with Cloud Run bots: what the preview holds the sessions to, and what a
+cell must name for the dispatcher to accept its bots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.tools.plan import checked_plan, main
+
+ACCOUNT = "104000000000000000111"
+
+
+def _cells(**more: object) -> str:
+    return json.dumps([{"name": c, "project": f"voicefleet-cell-{c}", **more} for c in "abc"])
+
+
+def _args(config: dict[str, str]) -> list[str]:
+    return [arg for key, value in config.items() for arg in ("--config", f"{key}={value}")]
+
+
+def test_sessions_past_the_cells_max_executions_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"botRuntime": "cloudrun", "maxConcurrentSessions": "500", "reserveMaxIdle": "5",
+              "cloudRunCells": _cells(bot_service_account_id=ACCOUNT, max_executions=100)}
+    assert main(["gcp-prod", *_args(config)]) == 2
+    err = capsys.readouterr().err
+    assert "voicefleet:cloudRunExecutionQuota" in err and "max_executions" in err and "300" in err, err
+
+
+def test_cloud_run_cells_hold_the_sessions_alone_to_the_projects_quotas() -> None:
+    """3,700 sessions fit four projects' 4,000 executions; the 400 reserve bots the stack file states are
+    never run over cells (dispatcher/factory.py). The stack's own project, listed as a cell, runs the stack's
+    own bot job's account, which CLOUDRUN_BOT_SERVICE_ACCOUNT_ID names: it needs no bot_service_account_id."""
+    cells = [*json.loads(_cells(bot_service_account_id=ACCOUNT)), {"name": "home", "project": "voicefleet-prod"}]
+    _, problems, _ = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "maxConcurrentSessions": "3700",
+                                               "cloudRunCells": json.dumps(cells)})
+    assert problems == [], problems
+
+
+def test_a_cell_of_another_project_must_name_its_bots_account(capsys: pytest.CaptureFixture[str]) -> None:
+    """The stack passes its own bot job's account as CLOUDRUN_BOT_SERVICE_ACCOUNT_ID, which a cell without
+    `bot_service_account_id` takes (cloudrun/settings.py `for_cell`); the stack's notes have each cell's job
+    run as the cell's own bots' account, whose identity tokens the dispatcher would then refuse."""
+    config = {"botRuntime": "cloudrun", "maxConcurrentSessions": "900", "cloudRunCells": _cells()}
+    assert main(["gcp-prod", *_args(config)]) == 2
+    err = capsys.readouterr().err
+    assert "voicefleet:cloudRunCells" in err and "bot_service_account_id" in err and "cell a" in err, err
