@@ -50,8 +50,15 @@ SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's
 # can be named: its own subnet (Azure's Container Apps environment's /23, GCP's egress /24), never the network
 # around it, whose bots and VMs would reach the edge's control secret's door.
 SIP_EDGE_CONTROL_WIDEST_PREFIX = 23
+SIP_EDGE_CONTROL_WIDEST_PREFIX_V6 = 64  # an IPv6 subnet is a /64: no wider
 SIP_EDGE_ROLE = "sip-edge"  # the Azure edge's tag `role` (stacks/azure/sip_edge.py)
 SIP_EDGE_RULE = "sip edge: "  # how every rule of the edge's describes itself (stacks/gcp/sip_edge.py's firewall)
+# The GCP edge's service account, every edge rule's target (stacks/gcp/naming.py account_id(stack, "sip")): a rule
+# is the edge's by whom it reaches, whatever it calls itself.
+SIP_EDGE_ACCOUNT = re.compile(r"^vf-[a-z0-9-]+-sip@")
+# Azure's AllowVnetInBound (priority 65000) admits the whole network and its peers on every port under a group's
+# own rules; the edge's group denies everything else inbound above it (stacks/azure/sip_edge.py deny-other-in).
+AZURE_LOWEST_CUSTOM_PRIORITY = 4096
 # What keeps a TURN server from being an open relay into the network (coturn options).
 TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
                  "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
@@ -191,6 +198,14 @@ def bot_sg_inline_ingress(resource_type: str, props: Props) -> Iterator[str]:
             yield "the bot security group must not allow any ingress"
 
 
+def sip_edge_sg_inline_ingress(resource_type: str, props: Props) -> Iterator[str]:
+    """The edge's security group takes its ingress as separate rules, each of which sip_edge_sg_ports reads."""
+    if resource_type == "aws:ec2/securityGroup:SecurityGroup" and props.get("description") == SIP_EDGE_SG_DESCRIPTION:
+        if props.get("ingress"):
+            yield ("the SIP edge's security group must not hold inline ingress: declare each rule as an "
+                   "aws.vpc.SecurityGroupIngressRule, which the pack checks")
+
+
 def gcp_bot_ingress(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type != "gcp:compute/firewall:Firewall" or props.get("direction", "INGRESS") != "INGRESS":
         return
@@ -297,10 +312,15 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
     range (the dispatcher's egress subnetwork: Cloud Run's Direct VPC egress has no tag or account a rule
     could name), each rule aimed at the edge itself, not at every VM of its network."""
     if resource_type != "gcp:compute/firewall:Firewall" or props.get("direction", "INGRESS") != "INGRESS" \
-            or not str(props.get("description", "")).startswith(SIP_EDGE_RULE):
+            or not _aimed_at_the_edge(props):
         return
     if not props.get("targetServiceAccounts") and not props.get("targetTags"):
         yield "a SIP edge rule reaches every VM of its network: aim it at the edge's service account"
+    for key in ("sourceTags", "sourceServiceAccounts"):
+        if props.get(key):
+            # GCP admits a source in sourceRanges OR one with those tags/accounts: a VM of the network.
+            yield (f"the SIP edge's rule also admits the network's VMs by {key} {props[key]}: name the trunks' "
+                   "or the dispatcher's networks in sourceRanges only")
     for allow in props.get("allows") or []:
         for port in allow.get("ports") or ["0-65535"]:
             low, _, high = str(port).partition("-")
@@ -318,13 +338,25 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
                     yield f"the SIP edge's rule {problem}"
 
 
+def _aimed_at_the_edge(props: Props) -> bool:
+    """A rule the edge's (its description) or one that reaches the edge (its service account as a target)."""
+    accounts = props.get("targetServiceAccounts") or []
+    return str(props.get("description", "")).startswith(SIP_EDGE_RULE) \
+        or any(isinstance(a, str) and SIP_EDGE_ACCOUNT.match(a) for a in accounts)
+
+
 def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
     """The Azure edge's network security group (tag `role: sip-edge`): the GCP edge's rules, each inbound allow
     of the group read as one rule per source network."""
     if resource_type != "azure-native:network:NetworkSecurityGroup" \
             or (props.get("tags") or {}).get("role") != SIP_EDGE_ROLE:
         return
-    for found in props.get("securityRules") or []:
+    rules = props.get("securityRules") or []
+    if not any(_denies_all_inbound(found) for found in rules):
+        yield (f"the SIP edge's group needs an inbound Deny of every source, protocol and port (priority at most "
+               f"{AZURE_LOWEST_CUSTOM_PRIORITY}): without it Azure's AllowVnetInBound (65000) admits the whole "
+               "network and its peers to SIP, RTP and the control API")
+    for found in rules:
         if found.get("direction") != "Inbound" or found.get("access") != "Allow":
             continue
         protocol, port = str(found.get("protocol", "")).lower(), str(found.get("destinationPortRange", "*"))
@@ -343,11 +375,22 @@ def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
                 yield f"the SIP edge's rule {problem}"
 
 
+def _denies_all_inbound(rule: Props) -> bool:
+    priority = rule.get("priority")
+    sources = rule.get("sourceAddressPrefixes") or [rule.get("sourceAddressPrefix")]
+    return rule.get("direction") == "Inbound" and rule.get("access") == "Deny" and rule.get("protocol") == "*" \
+        and str(rule.get("destinationPortRange")) == "*" and "*" in sources \
+        and rule.get("destinationAddressPrefix", "*") == "*" \
+        and isinstance(priority, (int, float)) and priority <= AZURE_LOWEST_CUSTOM_PRIORITY
+
+
 def _control_range(cidr: Any) -> Iterator[str]:
-    """The control API's private source: the dispatcher's subnet, no wider."""
-    if ipaddress.ip_network(str(cidr), strict=False).prefixlen < SIP_EDGE_CONTROL_WIDEST_PREFIX:
+    """The control API's private source: the dispatcher's subnet, no wider (an IPv4 /23, an IPv6 /64)."""
+    network = ipaddress.ip_network(str(cidr), strict=False)
+    widest = SIP_EDGE_CONTROL_WIDEST_PREFIX if network.version == 4 else SIP_EDGE_CONTROL_WIDEST_PREFIX_V6
+    if network.prefixlen < widest:
         yield (f"the SIP edge's rule opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {cidr}, wider than "
-               f"/{SIP_EDGE_CONTROL_WIDEST_PREFIX}: admit the dispatcher's own subnet only")
+               f"/{widest}: admit the dispatcher's own subnet only")
 
 
 def _private(cidr: Any) -> bool:
@@ -369,6 +412,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "bot-channel-token-by-reference": ("The bot channel credential reaches containers and VMs by secret reference only",
                                        channel_token_by_reference),
     "no-bot-sg-inline-ingress": ("The bot security group has no inline ingress", bot_sg_inline_ingress),
+    "no-sip-edge-sg-inline-ingress": ("The SIP edge's security group has no inline ingress",
+                                      sip_edge_sg_inline_ingress),
     "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
     "sip-edge-gcp-edge-ports-only": ("The GCP SIP edge's firewall opens SIP from the trunks, RTP and control only",
                                      gcp_sip_edge_firewall),
@@ -395,18 +440,20 @@ def _resource_validator(check: Check) -> Callable[[ResourceValidationArgs, Repor
 
 def bot_sg_standalone_ingress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Standalone ingress rules attached to the bot SG (found through property dependencies)."""
-    for resource in args.resources:
-        if resource.resource_type != "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-            continue
-        for group in resource.property_dependencies.get("securityGroupId", []):
-            if group.props.get("description") == BOT_SG_DESCRIPTION:
-                report_violation(f"{resource.name} opens the bot security group to inbound traffic", resource.urn)
+    for resource in _ingress_into(args, BOT_SG_DESCRIPTION):
+        report_violation(f"{resource.name} opens the bot security group to inbound traffic", resource.urn)
+
+
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"  # `type` ingress or egress, older fields
 
 
 def _ingress_into(args: StackValidationArgs, description: str) -> Iterator[PolicyResource]:
-    """The ingress rules on the security group of that description (found through dependencies)."""
+    """The ingress rules on the security group of that description (found through dependencies), in
+    either resource type: a legacy one the callers refuse rather than read (its fields differ)."""
     for resource in args.resources:
-        if resource.resource_type != "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+        legacy_ingress = resource.resource_type == LEGACY_RULE and resource.props.get("type") != "egress"
+        if resource.resource_type != INGRESS_RULE and not legacy_ingress:
             continue
         groups = resource.property_dependencies.get("securityGroupId", [])
         if any(group.props.get("description") == description for group in groups):
@@ -416,6 +463,9 @@ def _ingress_into(args: StackValidationArgs, description: str) -> Iterator[Polic
 def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Ingress rules on the relay's security group open TURN ports only."""
     for resource in _ingress_into(args, TURN_SG_DESCRIPTION):
+        if resource.resource_type == LEGACY_RULE:
+            report_violation(f"{resource.name} {_LEGACY} on the TURN relay", resource.urn)
+            continue
         props = resource.props
         protocol, low, high = props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
         port = f"{low}" if low == high else f"{low}-{high}"
@@ -431,8 +481,14 @@ def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolati
     control API (TCP 5080) from the dispatcher's tasks' security group only (not the bots', not one the
     pack cannot see); nothing else (no SSH)."""
     for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
-        if (problem := _sip_edge_rule(resource.props) or _control_group(resource)) is not None:
+        if resource.resource_type == LEGACY_RULE:
+            report_violation(f"{resource.name} {_LEGACY} on the SIP edge", resource.urn)
+        elif (problem := _sip_edge_rule(resource.props) or _control_group(resource)) is not None:
             report_violation(f"{resource.name} {problem} on the SIP edge", resource.urn)
+
+
+_LEGACY = ("is an aws.ec2.SecurityGroupRule, which the pack does not read: declare it as an "
+           "aws.vpc.SecurityGroupIngressRule")
 
 
 def _control_group(resource: PolicyResource) -> str | None:

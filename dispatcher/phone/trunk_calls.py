@@ -23,6 +23,7 @@ edge's error code, or its 503 full; once a try may have reached the edge, whatev
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.errors import ApiError
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpError, HttpResponse
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
@@ -46,6 +48,7 @@ BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
 TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
 OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
 PLACED_NOTHING = ("edge_full", "not_ready")  # an edge's 503 codes for a call it did not take
+CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an error code as the edge writes one (sipedge/control_auth.py)
 
 
 @dataclass(frozen=True)
@@ -245,18 +248,19 @@ class TrunkCalls:
         """The answer's JSON, or why not: `_NothingPlaced` or `_Refused` only for the `first` request's own
         answer that says so in the edge's words (its error code); else an `ApiError` (the edge may hold it)."""
         data = json_of(answer)
-        if answer.status_code == 404 and path == "/calls":  # the edge's list changed since it was read
-            self._trunks_at = -math.inf
+        if path == "/calls" and (answer.status_code == 404 or _code(answer) == INBOUND_ONLY):
+            self._trunks_at = -math.inf  # the edge's list changed since it was read: a trunk gone or inbound-only
         if answer.status_code >= 300:
             error = data.get("error") if isinstance(data, dict) else None
-            message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
+            # The edge's words reach the caller's answer and the logs: one printable line, bounded.
+            message = shown(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
             said = first and bool(_code(answer))  # the edge's own answer to the first request, not a proxy's
             if answer.status_code == 503 and _code(answer) in PLACED_NOTHING and first:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"no SIP edge took the call ({message}); "
                                               "try again", retry_after=retry_after_of(answer.headers) or 5.0))
             if path != "/calls" or (answer.status_code < 500 and said):  # a question places nothing
                 status = answer.status_code if answer.status_code in (403, 404, 409, 422) else 502
-                code = {403: "call_not_allowed", 409: _code(answer)}.get(status, "sip_edge_refused")
+                code = {403: "call_not_allowed", 409: _conflict_code(answer)}.get(status, "sip_edge_refused")
                 raise _Refused(status, code, f"the SIP edge refused the call: {message}")
             raise ApiError(502, "sip_edge_failed", f"the SIP edge answered HTTP {answer.status_code} ({message}), "
                            "which does not prove it placed nothing (a try may have reached it): it may hold the "
@@ -278,6 +282,13 @@ class _NothingPlaced(Exception):
         super().__init__(error.message)
         self.error = error
 
+
+
+def _conflict_code(answer: HttpResponse) -> str:
+    """A 409's code: the edge's (`trunk_inbound_only`, say) when it is one, else `sip_edge_conflict`, never an
+    empty or made-up one (a proxy's 409, an older edge's)."""
+    code = _code(answer)
+    return code if CODE.fullmatch(code) else "sip_edge_conflict"
 
 
 def _code(answer: HttpResponse) -> str:

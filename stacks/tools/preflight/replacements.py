@@ -16,7 +16,9 @@ when its boot script changes and stopped and started by a changed `instanceType`
 restarts it; a Compute Engine VM's `metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew),
 its `networkInterfaces` stop or replace it, its `machineType` stops and starts it. None is refused (a new
 image or a trunk's edit must go out), but `host_notes` says so in the plan: each ends what runs on the
-host (docs/sip.md and docs/pulumi.md say which change does which).
+host (docs/sip.md and docs/pulumi.md say which change does which). A Kubernetes stack's edge is a `Recreate`
+Deployment of one pod on its node's ports: any change of its pod template stops that pod first, which
+`host_notes` says too.
 """
 
 from __future__ import annotations
@@ -80,11 +82,17 @@ HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbo
               "turn": "ends every WebRTC session relayed through TURN"}
 
 
+# A Kubernetes stack's edge: its Deployment (stacks/k8s/sip_edge.py NAME) by its `app.kubernetes.io/name` label.
+K8S_EDGE_LABEL = ("app.kubernetes.io/name", "sip-edge")
+
+
 def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]) -> list[str]:
     """A note for each role-tagged EC2, Compute Engine or Azure host the change replaces (its boot script, a VM's
     zone, boot disk or network interface) or stops (its size). GCE's `metadataStartupScript`
-    and Azure's `customData` always replace the VM; EC2's `userData` does when `userDataReplaceOnChange` says so."""
-    notes = []
+    and Azure's `customData` always replace the VM; EC2's `userData` does when `userDataReplaceOnChange` says so.
+    A Kubernetes edge's Deployment (`Recreate`) stops its one pod for any change of its pod template."""
+    deployed, planned = list(deployed), list(planned)
+    notes = _edge_pod_notes(deployed, planned)
     paths = [(typ, path) for typ, (script, size, _) in HOST_PROPERTIES.items() for path in (script, size)]
     paths += [(typ, path) for typ, replacing in HOST_REPLACING.items() for path in replacing]
     for reg, path, old, new in changed(deployed, planned, paths):
@@ -102,4 +110,18 @@ def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]
         else:
             continue
         notes.append(f"{reg.name}: {how}; this {HOST_ROLES[role]}: apply it when few are in progress")
+    return notes
+
+
+def _edge_pod_notes(deployed: list[Registration], planned: list[Registration]) -> list[str]:
+    """The edge's pod holds its node's ports, so its Deployment is `Recreate`: a new pod template (a new image,
+    a trunk's edit: a new Secret) stops the old pod, its calls with it, before the new one starts."""
+    notes = []
+    for reg, _, old, new in changed(deployed, planned, [(DEPLOYMENT, "spec.template")]):
+        inputs = unwrap(reg.inputs)
+        label, value = K8S_EDGE_LABEL
+        recreate = ((inputs.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate"
+        if old != new and recreate and ((inputs.get("metadata") or {}).get("labels") or {}).get(label) == value:
+            notes.append(f"{reg.name}: its pod template changes, which stops its pod before the new one starts "
+                         f"(Recreate); this {HOST_ROLES['sip-edge']}: apply it when few are in progress")
     return notes

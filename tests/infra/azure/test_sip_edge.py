@@ -308,12 +308,13 @@ def test_the_policy_pack_takes_the_edges_group_and_refuses_ssh_or_sip_from_anyon
     open_sip = {**sip, "name": "open", "sourceAddressPrefixes": ["0.0.0.0/1"]}
     open_control = {**sip, "name": "control", "protocol": "Tcp", "destinationPortRange": "5080",
                     "sourceAddressPrefixes": None, "sourceAddressPrefix": "Internet"}
-    found = _pack_found({**group, "securityRules": [ssh, open_sip, open_control]})
+    deny = _rules(edge_run)["deny-other-in"]  # kept: a group without it is refused on its own account
+    found = _pack_found({**group, "securityRules": [ssh, open_sip, open_control, deny]})
     assert len(found) == 3 and "tcp 22-22" in found[0] and "opens SIP to 0.0.0.0/1" in found[1]
     assert "tcp 5080-5080 from 0.0.0.0/0" in found[2]
     # The control API from the whole virtual network (its bots' subnet too), not the dispatcher's subnet alone.
     wide_control = {**_rules(edge_run)["control-in"], "sourceAddressPrefix": "10.60.0.0/16"}
-    assert _pack_found({**group, "securityRules": [wide_control]}) == [
+    assert _pack_found({**group, "securityRules": [wide_control, deny]}) == [
         "the SIP edge's rule opens the control API (TCP 5080) to 10.60.0.0/16, wider than /23: admit the "
         "dispatcher's own subnet only"]
     anyone = run_azure_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],

@@ -278,3 +278,17 @@ def test_with_the_registrys_credentials_the_edges_account_pulls_with_a_copy_in_i
 def test_a_dispatcher_namespace_too_long_for_the_edges_beside_it_is_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="shorten it to 54 or fewer"):
         run_k8s_edge(stack, k8sDispatcherNamespace="d" * 55)
+
+
+def test_the_plan_says_a_new_pod_template_ends_the_edges_calls(edge_run: Run, stack: StackRunner) -> None:
+    """The edge's Deployment is `Recreate` (two pods never hold the node's ports): a trunk's edit (a new Secret,
+    so a new pod template) stops the pod with its calls before the new one starts, as a VM's replacement does."""
+    from stacks.tools.preflight.replacements import host_notes
+
+    same = run_k8s_edge(stack, dict(reversed(K8S_EDGE.items())))  # the same edge, run again (another cache key)
+    assert host_notes(edge_run.registrations, same.registrations) == []
+    edited = run_k8s_edge(stack, {**K8S_EDGE, "trunks": [{**EDGE["trunks"][0], "numbers": {
+        **EDGE["trunks"][0]["numbers"], "+14155550198": "team-a"}}, *EDGE["trunks"][1:]]})
+    (note,) = host_notes(edge_run.registrations, edited.registrations)
+    assert "its pod template changes, which stops its pod before the new one starts (Recreate); this ends every " \
+           "call in progress on the SIP edge" in note

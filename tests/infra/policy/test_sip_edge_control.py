@@ -53,10 +53,6 @@ def test_baseline_the_shipped_gcp_control_rule_passes_the_pack() -> None:
     assert _pack(_resource(FIREWALL, GCP_CONTROL)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GCP admits a source in sourceRanges OR in sourceTags/sourceServiceAccounts (pulumi_gcp compute/firewall.py "
-    "`source_tags` doc: 'sourceRanges OR the source IP that belongs to a tag'); policy/rules.py "
-    "gcp_sip_edge_firewall reads sourceRanges only, so a control rule that also names a tag or account passes"))
 @pytest.mark.parametrize("extra", [{"sourceTags": ["any-vm"]},
                                    {"sourceServiceAccounts": ["vf-prod-bot@project.iam.gserviceaccount.com"]}],
                          ids=["tags", "accounts"])
@@ -64,10 +60,6 @@ def test_a_gcp_control_rule_that_also_admits_tags_or_accounts_is_refused(extra: 
     assert _pack(_resource(FIREWALL, {**GCP_CONTROL, **extra})) != []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy/rules.py gcp_sip_edge_firewall picks the edge's rules by their own description ('sip edge: '), so a "
-    "rule aimed at the edge's service account under any other description opens 5080 to the internet unseen "
-    "(the edge has an external address); select by target (the edge's account/role) instead"))
 def test_a_gcp_rule_aimed_at_the_edge_under_another_description_is_refused() -> None:
     debug = {**GCP_CONTROL, "sourceRanges": ["0.0.0.0/0"], "description": "ops: temporary debug access"}
     assert _pack(_resource(FIREWALL, debug)) != []
@@ -91,10 +83,6 @@ def test_baseline_the_shipped_aws_control_rule_passes_and_one_from_the_bots_is_r
     assert len(_pack(edge, dispatcher, bots, from_bots)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy/rules.py _ingress_into (sip_edge_sg_ports) reads aws:vpc SecurityGroupIngressRule only: the same "
-    "opening written as an aws.ec2.SecurityGroupRule (type ingress, sourceSecurityGroupId = the bots') passes "
-    "the pack, which the brief's tightened 'dispatcher tasks' group only' rule was meant to stop"))
 def test_an_aws_legacy_rule_opening_the_control_port_to_the_bots_is_refused() -> None:
     edge, dispatcher, bots = _aws_edge()
     legacy = _resource(LEGACY_RULE, {"type": "ingress", "protocol": "tcp", "fromPort": 5080, "toPort": 5080,
@@ -103,10 +91,6 @@ def test_an_aws_legacy_rule_opening_the_control_port_to_the_bots_is_refused() ->
     assert _pack(edge, dispatcher, bots, legacy) != []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the edge's security group's inline `ingress` is read by no check (bot_sg_inline_ingress looks at the bots' "
-    "group alone): TCP 5080 from 0.0.0.0/0 inline on the edge's group passes the pack, and the Elastic IP's 1:1 "
-    "NAT delivers it to the private address the control API binds"))
 def test_inline_ingress_on_the_aws_edge_group_opening_the_control_port_is_refused() -> None:
     _, dispatcher, bots = _aws_edge()
     edge = _resource(SG, {"description": rules.SIP_EDGE_SG_DESCRIPTION, "ingress": [
@@ -137,18 +121,61 @@ def test_baseline_the_shipped_azure_edge_group_passes_the_pack() -> None:
     assert _pack(_resource(NSG, _nsg(deny_in=True))) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Azure puts AllowVnetInBound (priority 65000: every port from the VirtualNetwork tag, peered networks too) "
-    "under every group's own rules (learn.microsoft.com REST default-security-rules/get); policy/rules.py "
-    "azure_sip_edge_rules reads the Allow rules only, so the edge's group without its deny-other-in passes and "
-    "the control API (and SIP, RTP) open to the whole network: the TURN relay's VM, the store's endpoints"))
 def test_the_azure_edge_group_without_its_inbound_deny_is_refused() -> None:
     assert _pack(_resource(NSG, _nsg(deny_in=False))) != []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy/rules.py _control_range compares any family's prefix with /23: an IPv6 private /24 (fc00::/24, 2**104 "
-    "addresses, every dual-stack subnet of the network) passes as 'no wider than the dispatcher's subnet'; an IPv6 "
-    "subnet is a /64, so IPv6 wants its own bound"))
 def test_a_gcp_control_rule_from_a_wide_ipv6_private_range_is_refused() -> None:
     assert _pack(_resource(FIREWALL, {**GCP_CONTROL, "sourceRanges": ["fc00::/24"]})) != []
+
+
+def test_each_refusal_names_its_way_forward() -> None:
+    """What the pack says for each case above, so a refusal for an unrelated reason cannot pass for it."""
+    debug = {**GCP_CONTROL, "sourceRanges": ["0.0.0.0/0"], "description": "ops: temporary debug access"}
+    assert _pack(_resource(FIREWALL, debug)) == [
+        "the SIP edge's rule opens tcp 5080-5080 from 0.0.0.0/0 (SIP, RTP and the control API only)"]
+    (tags,) = _pack(_resource(FIREWALL, {**GCP_CONTROL, "sourceTags": ["any-vm"]}))
+    assert "sourceTags ['any-vm']" in tags and "sourceRanges only" in tags
+    (deny,) = _pack(_resource(NSG, _nsg(deny_in=False)))
+    assert "inbound Deny" in deny and "AllowVnetInBound" in deny
+    (v6,) = _pack(_resource(FIREWALL, {**GCP_CONTROL, "sourceRanges": ["fc00::/24"]}))
+    assert "wider than /64" in v6
+    _, dispatcher, bots = _aws_edge()
+    inline = _resource(SG, {"description": rules.SIP_EDGE_SG_DESCRIPTION, "ingress": [{"protocol": "tcp"}]})
+    assert _pack(inline, dispatcher, bots) == [
+        "the SIP edge's security group must not hold inline ingress: declare each rule as an "
+        "aws.vpc.SecurityGroupIngressRule, which the pack checks"]
+
+
+def test_another_rule_of_the_network_is_not_read_as_the_edges() -> None:
+    """Selection by target: a rule aimed at another account is not the edge's (the dispatcher's, say)."""
+    other = {**GCP_CONTROL, "sourceRanges": ["0.0.0.0/0"], "description": "ops: dispatcher health",
+             "targetServiceAccounts": ["vf-prod-dispatcher@project.iam.gserviceaccount.com"]}
+    assert _pack(_resource(FIREWALL, other)) == []
+
+
+def test_an_ipv6_control_range_as_wide_as_one_subnet_passes() -> None:
+    assert _pack(_resource(FIREWALL, {**GCP_CONTROL, "sourceRanges": ["fd00:0:0:1::/64"]})) == []
+    assert _pack(_resource(FIREWALL, {**GCP_CONTROL, "sourceRanges": ["fd00::/63"]})) != []
+
+
+@pytest.mark.parametrize("deny", [{"sourceAddressPrefix": "VirtualNetwork"}, {"destinationPortRange": "5080"},
+                                  {"protocol": "Tcp"}, {"direction": "Outbound"}, {"access": "Allow"}],
+                         ids=["vnet-only", "one-port", "tcp-only", "outbound", "allow"])
+def test_an_azure_deny_narrower_than_everything_inbound_does_not_count(deny: dict[str, Any]) -> None:
+    group = _nsg(deny_in=True)
+    *allows, last = group["securityRules"]
+    found = _pack(_resource(NSG, {**group, "securityRules": [*allows, {**last, **deny}]}))
+    assert any("inbound Deny" in message for message in found)
+
+
+@pytest.mark.parametrize("description", [rules.SIP_EDGE_SG_DESCRIPTION, rules.TURN_SG_DESCRIPTION,
+                                         rules.BOT_SG_DESCRIPTION])
+def test_a_legacy_ingress_rule_is_refused_on_each_guarded_group(description: str) -> None:
+    group = _resource(SG, {"description": description})
+    ingress = {"protocol": "udp", "fromPort": 3478, "toPort": 3478, "securityGroupId": "g",
+               "cidrBlocks": ["10.0.0.0/8"]}
+    legacy = _resource(LEGACY_RULE, {"type": "ingress", **ingress}, {"securityGroupId": [group]})
+    assert len(_pack(group, legacy)) == 1
+    egress = _resource(LEGACY_RULE, {"type": "egress", **ingress}, {"securityGroupId": [group]})
+    assert _pack(group, egress) == []
