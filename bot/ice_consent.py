@@ -1,4 +1,4 @@
-"""ICE consent freshness (RFC 7675) as the RFC has it: consent lasts 30 s from the last answer.
+"""ICE consent freshness (RFC 7675) as the RFC has it: consent lasts 30 s from the last answered check's sending.
 
 aioice, the ICE agent under aiortc, checks consent every 4-6 s with a single STUN request that it
 gives 0.5 s and never retransmits, and closes the connection after 6 unanswered in a row. An answer
@@ -8,13 +8,15 @@ and those calls were dropped ~30 s after they connected, mid-conversation (docs/
 call's connection is lost"). RFC 7675 §5.1 keeps consent while a response to one of the checks sent
 in the last 30 s has come. `install()` makes aioice do that: a check every 4-6 s as before, each a
 STUN transaction retransmitted over 31.5 s (0.5, 1, 2, 4, 8, 16 s), so its answer counts however late
-it comes; consent lost only when none came for `CONSENT_TIMEOUT` seconds. A connection that loses it
-is marked, so the session's end can say so (`lost_consent`).
+it comes; consent lost when no request sent in the last `CONSENT_TIMEOUT` seconds got an answer (a
+late answer to an older request renews nothing past that request's age), looked at every second. A
+connection that loses it is marked, so the session's end can say so (`lost_consent`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import random
 from typing import Any
@@ -23,6 +25,7 @@ from aioice import ice
 from loguru import logger
 
 CONSENT_TIMEOUT = 30.0  # RFC 7675 §5.1: seconds without an answer before consent expires
+EXPIRY_TICK = 1.0  # seconds between looks at whether consent expired
 CONSENT_RETRANSMISSIONS = 5  # a STUN request's RTO doubles from 0.5 s: its answer counts within 31.5 s
 _LOST = "_voicefleet_consent_lost"  # set on an aioice Connection whose consent expired: the seconds unanswered
 
@@ -32,31 +35,36 @@ async def query_consent(self: ice.Connection) -> None:
     assert self.remote_password is not None  # consent checks start once connect() has it, as aioice's do
     key = self.remote_password.encode("utf8")
     loop = asyncio.get_running_loop()
-    answered = loop.time()
+    answered = loop.time()  # when the latest request that got an answer was SENT (RFC 7675 §5.1)
     checks: set[asyncio.Task[Any]] = set()
 
-    def done(check: asyncio.Task[Any]) -> None:
+    def done(sent: float, check: asyncio.Task[Any]) -> None:
         nonlocal answered
         checks.discard(check)
         if not check.cancelled() and check.exception() is None:  # TransactionError: unanswered
-            answered = loop.time()
+            answered = max(answered, sent)  # an old request's late answer does not renew consent past its age
 
     try:
+        next_check = loop.time() + ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())  # noqa: S311
         while True:
-            # aioice's own spread of the checks (RFC 7675 §5.1), not a secret: random is right here
-            await asyncio.sleep(ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))  # noqa: S311
+            # Expiry is looked at every EXPIRY_TICK, not only when checks go out (every 4-6 s).
+            await asyncio.sleep(max(0.0, min(EXPIRY_TICK, next_check - loop.time())))
             if (unanswered := loop.time() - answered) >= CONSENT_TIMEOUT:
                 logger.warning(f"ICE consent expired: no answer to its consent checks for {unanswered:.0f} s")
                 setattr(self, _LOST, unanswered)
                 self._query_consent_task = None
                 await self.close()
                 return
+            if loop.time() < next_check:
+                continue
+            # aioice's own spread of the checks (RFC 7675 §5.1), not a secret: random is right here
+            next_check = loop.time() + ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())  # noqa: S311
             for pair in list(self._nominated.values()):  # each check waits for its answer while the next go out
                 check = asyncio.ensure_future(pair.protocol.request(
                     self.build_request(pair, nominate=False), pair.remote_addr, integrity_key=key,
                     retransmissions=CONSENT_RETRANSMISSIONS))
                 checks.add(check)
-                check.add_done_callback(done)
+                check.add_done_callback(functools.partial(done, loop.time()))
     finally:
         for check in list(checks):
             check.cancel()

@@ -34,8 +34,6 @@ def answering_slower_and_slower(connection: Connection) -> None:
 
 
 @pytest.mark.usefixtures("consent")
-@pytest.mark.xfail(strict=True, reason="consent is dated from an answer's arrival, not from its request's sending: "
-                   "answers to requests older than the consent timeout keep consent (RFC 7675 §5.1 expires it)")
 def test_answers_only_to_requests_older_than_the_consent_timeout_let_consent_expire(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ice_consent, "CONSENT_TIMEOUT", 1.0)
