@@ -43,9 +43,9 @@ sys.exit(main())
 def test_a_local_start_imports_neither_the_http_client_nor_the_store_client(tmp_path: Path) -> None:
     # The environment a local start gets with the defaults (the bench's): no store, no provider.
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     script = f"NAMES = {NOT_AT_A_LOCAL_START!r}\n{PROBE}"
     done = subprocess.run([sys.executable, "-c", script, str(free_port())], capture_output=True, text=True,
-                          cwd=tmp_path, env=env | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
-                          timeout=300, check=False)
+                          cwd=tmp_path, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
