@@ -19,14 +19,16 @@ import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.outbound import http_failure
+
+if TYPE_CHECKING:  # imported by the first call: a dispatcher that calls out to nothing never loads it (its start)
+    import aiohttp
 
 # Connections per client (per provider): bounded, so a burst cannot open sockets without limit;
 # 100 in flight at 50 ms is 2000 calls/s, above any provider's documented rate.
@@ -90,7 +92,7 @@ class HttpClient:
         self._max_answer_bytes = max_answer_bytes
         self._path_traced = path_traced  # False: spans name the host only (a URL whose path is a secret)
         self._headers = dict(headers or {})
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._total, self._connect_timeout = timeout, connect_timeout
         self._connections = connections
         # A private CA (a test's self-signed fake, Azure Stack Hub's ARM) instead of the system's.
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
@@ -98,10 +100,12 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=self._total, sock_connect=self._connect_timeout),
                 connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl),
                 # Not `trust_env`: it reads the proxy variables and ~/.netrc in a thread on
                 # every request (a fifth of the CPU under a burst); the proxy is resolved once.
@@ -122,21 +126,24 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> HttpResponse:
+        import aiohttp
+
         target = self._base_url + url if url.startswith("/") else url
         if json is not None:  # encoded here: orjson costs a fifth of what aiohttp's json.dumps does
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         # A call's own `timeout` replaces the whole one; the client's connect bound stays.
-        per_call = (aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout.sock_connect)
+        per_call = (aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
                     if timeout is not None else None)
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
-                async with self._client().request(
+                session = self._client()
+                async with session.request(
                     method,
                     target,
                     params=params,
                     data=content,  # bytes sent as they are (a signed body must not be re-encoded)
                     headers=headers,
-                    timeout=per_call or self._timeout,
+                    timeout=per_call or session.timeout,
                     proxy=self._proxy,
                     allow_redirects=self._follow_redirects,
                 ) as response:
@@ -163,6 +170,8 @@ class HttpClient:
     ) -> AsyncIterator[StreamedAnswer]:
         """An answer read as it arrives, one line at a time (`StreamedAnswer.lines`), within `timeout`
         for the whole stream; a line past `max_line_bytes`, a reset or the timeout is an `HttpError`."""
+        import aiohttp
+
         target = self._base_url + url if url.startswith("/") else url
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.settings import SettingsError
@@ -85,6 +83,8 @@ def nothing_sent(exc: BaseException) -> bool:
     """Whether a failed request provably never reached the edge: no connection was made (refused, no such
     host, a TLS handshake that failed, or not made within the connect timeout), so nothing was sent. A
     timeout past the connection, or a reset, may have delivered it."""
+    import aiohttp  # loaded already: the failed request used it
+
     cause = exc.__cause__ if isinstance(exc, HttpError) else exc
     return isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 
@@ -181,6 +181,8 @@ class SipEdges:
     def failed(self, url: str, exc: BaseException) -> None:
         """A request to `url` got no answer: after a connection not made or a timeout, the other sessions'
         requests go to the other edges first for SKIP_SECONDS (a reset alone does not say it is away)."""
+        import aiohttp  # loaded already: the failed request used it
+
         cause = exc.__cause__ if isinstance(exc, HttpError) else exc
         if isinstance(cause, aiohttp.ClientConnectorError):
             self._push_back(url, "refused a connection")

@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RELAYED_BY, RegionSigner, signed_path
+
+if TYPE_CHECKING:  # imported by the first relay: a single region never loads it (the start's CPU)
+    import aiohttp
 
 # The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here. What only a
 # region may say (that a start spilled) is never a caller's header passed on: `forward`'s `marks`.
@@ -52,6 +55,8 @@ class RegionRelay:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             # `connect` bounds waiting for a free connection as well as opening one: a full pool is
             # a 503 at once, never a request left waiting.
@@ -67,6 +72,8 @@ class RegionRelay:
         once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass.
         `path`: read decoded, apart from its `query` (as it came); `headers`: the caller's (those the
         API reads pass on); `marks`: this region's own word."""
+        import aiohttp
+
         sent: dict[str, str] = {}
         for name, value in headers.items():  # a repeated header: its first value, as the API reads it
             if name.lower() in FORWARDED_REQUEST and name.lower() not in sent:

@@ -17,20 +17,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.maint_notifications import MaintNotificationsConfig
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # StoreSettings and DEFAULT_PREFIX: read without redis-py (dispatcher/store/store_settings.py); callers import them here
 from dispatcher.store.store_settings import DEFAULT_PREFIX as DEFAULT_PREFIX
 from dispatcher.store.store_settings import StoreSettings as StoreSettings
 from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
 
 log = logging.getLogger("dispatcher.store")
 T = TypeVar("T")
@@ -63,7 +58,7 @@ class Store:
         try:
             async with asyncio.timeout(timeout or self.settings.timeout_seconds):
                 result = await make()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _failures() as exc:  # evaluated only as an exception passes
             self._failed(exc)
             raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
         if not self.health.ok:
@@ -86,11 +81,25 @@ class Store:
         await self.redis.aclose()
 
 
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a store call raises when the store does not answer (redis-py is loaded by then: a call ran)."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, TimeoutError)
+
+
 def connect(settings: StoreSettings, *, decode_responses: bool, max_connections: int | None = None,
             retries: int = 1) -> Redis:
     """A client on its own bounded pool; `decode_responses=False` for what must stay bytes (a
     call's audio frames, dispatcher/store/media_bus.py); `retries=0` for a subscription's
     (dispatcher/store/subscription.py)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.maint_notifications import MaintNotificationsConfig
+
     return Redis(
         connection_pool=BlockingConnectionPool.from_url(
             settings.url,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-from redis.exceptions import ResponseError
-
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.leases import Leases
 
@@ -28,6 +26,8 @@ class StoreFirstClaims:
         try:
             earlier = await self._store.call(lambda: self._store.redis.set(key, value, nx=True, get=True, ex=ttl))
         except StoreUnavailable as exc:
+            from redis.exceptions import ResponseError  # loaded: the store was called
+
             if isinstance(exc.__cause__, ResponseError) and "syntax" in str(exc.__cause__).lower():
                 raise StoreUnavailable("the store refused `SET NX GET`, which needs Redis 7.0 or later (or Valkey): "
                                        "upgrade the server REDIS_URL names (docs/replicas.md)") from exc

@@ -21,15 +21,16 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.store.client import Store, StoreUnavailable, connect
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.publisher import Publisher
 from dispatcher.store.subscription import listen_forever, subscriber
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 log = logging.getLogger("dispatcher.store.media")
 

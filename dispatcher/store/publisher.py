@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-
-from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
+from typing import TYPE_CHECKING
 
 from dispatcher.store.client import StoreUnavailable
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import AbstractConnection
 
 MAX_IN_FLIGHT = 10_000
 

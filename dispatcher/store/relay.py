@@ -30,14 +30,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.errors import ApiError
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.subscription import listen_forever, subscriber
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
 
 log = logging.getLogger("dispatcher.store.relay")
 

@@ -20,15 +20,16 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.store.audit_trail import MemoryTrail, StoreTrail
 from dispatcher.store.client import Store
 from dispatcher.store.release_book import READ_WITH_VERSION, WRITE_AT_VERSION
 from dispatcher.store.subscription import listen_forever, subscriber
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 _USED = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.store.client import StoreSettings, connect
+
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 log = logging.getLogger("dispatcher.store")
 

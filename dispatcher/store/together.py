@@ -16,15 +16,15 @@ import asyncio
 import weakref
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
-
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.store.client import Store, StoreUnavailable
 
+if TYPE_CHECKING:  # redis-py only where a store is configured: a local start never loads it (its CPU)
+    from redis.commands.core import AsyncScript
+
 # A script with its keys and arguments, or (no script) a SET's key, value and milliseconds as its arguments.
-Queued = tuple[AsyncScript | None, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
+Queued = tuple["AsyncScript | None", Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
 
 class Together:
@@ -74,6 +74,8 @@ class Together:
                 if not answer.done():
                     answer.set_exception(exc)
             return
+        from redis.exceptions import NoScriptError, RedisError  # loaded: the store answered
+
         for (script, keys, args, answer), found in zip(queued, answers, strict=True):
             if isinstance(found, NoScriptError):  # not loaded yet: on its own, which loads it
                 try:

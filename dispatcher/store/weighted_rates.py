@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from redis.exceptions import ReadOnlyError, ResponseError
-
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
 
@@ -83,6 +81,8 @@ class SharedWeightedRate:
     async def take(self, caller: str, cost: int) -> float:
         key = self._store.key(self._name, caller)
         args = [self._interval_ms, self._burst, checked_cost(cost, self._burst)]
+
+        from redis.exceptions import ReadOnlyError, ResponseError  # loaded: this store's client has
 
         async def run() -> float:
             try:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import aiohttp
-
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.outbound.retry import Backoff, Transient, retry_after_of, with_retries
 
@@ -62,6 +60,8 @@ class GraphCalls:
             try:
                 response = await self._client.request("POST", path, timeout=REQUEST_SECONDS, json=body)
             except HttpError as exc:
+                import aiohttp  # loaded already: the failed call used it
+
                 if repeatable or isinstance(exc.__cause__, aiohttp.ClientConnectorError):  # never reached Meta
                     raise Transient(f"POST {path}: {exc}") from exc
                 raise GraphRefused(0, None, f"{action}: no answer ({exc})", maybe_done=True) from None
