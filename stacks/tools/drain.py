@@ -150,7 +150,7 @@ class Drain:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
-        # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept together with the stack's, by the cell's name and project
+        # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept with the stack's, by the cell's name and project
         self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines] = {}
         self.cells_label = ""  # the provider's name, said of the cells not drained
         self.ecs: EcsSettings | None = None
