@@ -54,7 +54,8 @@ def test_a_cells_max_executions_is_each_dispatcher_replicas_own() -> None:
     assert ceiling.cell_executions(1000, [100, 900, None], replicas=4) == [400, 1000, 1000]
     cells = [{"name": c, "project": f"voicefleet-cell-{c}", "max_executions": 100} for c in "abc"]
     note, *_ = stack_notes(_cloud_run_stack(500, cells, dispatcherMaxInstances="4"))
-    assert "held to their cell's max_executions × 4 dispatcher replica(s) (dispatcherMaxInstances): 1,200 in all" in note
+    held = "held to their cell's max_executions × 4 dispatcher replica(s) (dispatcherMaxInstances): 1,200 in all"
+    assert held in note, note
 
 
 def test_cloud_run_cells_count_no_reserve_bots() -> None:
