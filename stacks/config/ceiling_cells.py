@@ -1,8 +1,8 @@
 """The concurrency ceiling of Compute Engine bots spread over cells (`gceCells`), from each cell's own.
 
 Each cell is a project with its own mutation rate and CPU quota, and the dispatcher paces each
-cell's inserts on its own (its `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so both add
-up over the cells: a session goes to the cell its id hashes to and, that one full or refusing, on to
+project's inserts on its own (its first cell's `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so
+both add up over the projects: a session goes to the cell its id hashes to and, that one full or refusing, on to
 the next, so the sessions spread over them all. Each cell's figures are stacks/config/ceiling.py's
 `gce`, for its project and region; its CPU quota counts only where a preview read it
 (`accountQuotas`), and with any cell's unknown what the sessions need of them together is said
