@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
+from collections.abc import Mapping
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.outbound.ratelimit import Rate
@@ -24,17 +25,19 @@ from dispatcher.store.coordination import CreateLimit, CreateLimits, CreateTurn
 
 class Creates:
     def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, groups: tuple[str, ...] = (),
-                 action: str = "create") -> None:
+                 action: str = "create", shared: Mapping[str, str] | None = None) -> None:
         """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`.
-        An `action` other than create counts under `<provider>-<action>` instead of `<provider>`."""
+        An `action` other than create counts under `<provider>-<action>` instead of `<provider>`.
+        `shared`: a group -> the group whose count it takes from (one limit the cloud counts for both)."""
         self.provider = provider
         self.action = action
         self.rate = rate
         self.apps = groups or (provider,)
         name = provider if action == "create" else f"{provider}-{action}"
-        self._limits: dict[str, CreateLimit] = {
-            group: coordination.create_limit(f"{name}:{group}" if groups else name, rate.per_second, rate.burst)
-            for group in self.apps}
+        owner = {group: (shared or {}).get(group, group) for group in self.apps}
+        counts = {group: coordination.create_limit(f"{name}:{group}" if groups else name, rate.per_second, rate.burst)
+                  for group in dict.fromkeys(owner.values())}
+        self._limits: dict[str, CreateLimit] = {group: counts[owner[group]] for group in self.apps}
         self._refilled: deque[str] = deque()  # groups whose refill token was taken, for the launches that follow
 
     def app_of(self, session_id: str) -> str:

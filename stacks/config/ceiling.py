@@ -251,28 +251,33 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     return Ceiling("Fargate", region, tuple(limits))
 
 
-def cell_executions(execution_quota: int, caps: Sequence[int | None]) -> list[int]:
+def cell_executions(execution_quota: int, caps: Sequence[int | None], replicas: int = 1) -> list[int]:
     """The running executions each project holds: its quota, or its cell's `max_executions` below it
-    (`caps`, one a `cloudRunCells` cell, None where it sets none; none listed: the stack's own project)."""
-    return [execution_quota if cap is None else min(cap, execution_quota) for cap in caps] or [execution_quota]
+    (`caps`, one a `cloudRunCells` cell, None where it sets none; none listed: the stack's own project).
+    A cell's `max_executions` is each dispatcher replica's own cap: `replicas` (dispatcherMaxInstances,
+    the most the stack runs) of them hold that many each."""
+    return ([execution_quota if cap is None else min(cap * replicas, execution_quota) for cap in caps]
+            or [execution_quota])
 
 
 def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "",
-              caps: Sequence[int | None] = ()) -> Ceiling:
+              caps: Sequence[int | None] = (), replicas: int = 1) -> Ceiling:
     """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota, in each project
     (`caps`: each `cloudRunCells` cell's max_executions, its project with its own quota and the
-    dispatcher's own pace of runs; none: the stack's own project)."""
+    dispatcher's own pace of runs; none: the stack's own project; `replicas`: dispatcherMaxInstances, each
+    replica holding a cell's max_executions)."""
     projects = max(len(caps), 1)
     rate = CLOUD_RUN_RUN_RATE.per_second * projects
     launches = _rate_limit(
         "Cloud Run job runs (no published rate; the dispatcher paces them)", "", rate, rate, call_minutes,
         show="cloud.google.com/run/quotas",
         raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
-    held = cell_executions(execution_quota, caps)
+    held = cell_executions(execution_quota, caps, replicas)
     total = sum(held)
     spread = f" × {projects} projects (cloudRunCells)" if projects > 1 else ""
-    if capped := sum(1 for cap in caps if cap is not None and cap < execution_quota):
-        spread += f", {capped} of them held to their cell's max_executions: {total:,} in all"
+    if capped := sum(1 for cap in caps if cap is not None and cap * replicas < execution_quota):
+        spread += (f", {capped} of them held to their cell's max_executions × {replicas} dispatcher replica(s) "
+                   f"(dispatcherMaxInstances): {total:,} in all")
     executions = Limit(
         "Cloud Run running job executions", "", total, "executions", total, rate=False,
         origin=origin or ACCOUNT_DEFAULT, per_bot=1,

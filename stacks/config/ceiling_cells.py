@@ -1,13 +1,15 @@
 """The concurrency ceiling of Compute Engine bots spread over cells (`gceCells`), from each cell's own.
 
 Each cell is a project with its own mutation rate and CPU quota, and the dispatcher paces each
-cell's inserts on its own (its `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so both add
-up over the cells: a session goes to the cell its id hashes to and, that one full or refusing, on to
+project's inserts on its own (its first cell's `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so
+both add up over the projects: a session goes to the cell its id hashes to and, that one full or refusing, on to
 the next, so the sessions spread over them all. Each cell's figures are stacks/config/ceiling.py's
 `gce`, for its project and region; its CPU quota counts only where a preview read it
 (`accountQuotas`), and with any cell's unknown what the sessions need of them together is said
 instead. With cells the dispatcher runs no warm reserve (every start is cold), so none is counted.
-A cell's `max_instances`, each dispatcher replica's own cap below its quota, is not counted.
+A cell's `max_instances`, each dispatcher replica's own cap below its quota, is not counted. A project's
+API rate is per project and its CPUS quota per project and region: cells in two zones of one project
+(for its zones' capacity) count them once.
 """
 
 from __future__ import annotations
@@ -41,13 +43,18 @@ def _show(place: CellPlace, metric: str) -> str:
 
 
 def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float, sessions: int) -> Ceiling:
-    """Compute Engine over `cells` (at least one): the rates and, where every cell's was read, the CPU quotas, added."""
+    """Compute Engine over `cells` (at least one): the rates and, where every cell's was read, the CPU quotas,
+    added once per project (rate) and per project and region (CPUS): cells in two zones of one project share both."""
+    listed = len(cells)
+    cells = list({(c.place.project, c.place.region): c for c in reversed(cells)}.values())[::-1]
     each = [ceiling.gce(c.place.project, c.place.region, machine_type, call_minutes, sessions, cpu_quota=c.cpu_quota)
             for c in cells]
     count = len(cells)
-    spread = f"{count} projects ({CELLS_KEY})"
+    by_project = list({c.place.project: found for c, found in zip(cells, each, strict=True)}.values())
+    projects = len(by_project)
+    spread = f"{projects} projects ({CELLS_KEY}" + (f", {listed} cells)" if listed > projects else ")")
     rate = each[0].limits[0]
-    launches = replace(rate, figure=rate.figure * count, bots=sum(found.limits[0].bots for found in each),
+    launches = replace(rate, figure=rate.figure * projects, bots=sum(found.limits[0].bots for found in by_project),
                        how=f"{rate.how}, in each of {spread}: each its own rate, the dispatcher pacing each on its own")
     regions = sorted({c.place.region for c in cells})
     where = f"{spread}, {', '.join(regions)}"

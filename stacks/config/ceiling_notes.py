@@ -80,7 +80,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
             quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
             caps = [cell.max_executions for cell in cloud_run.listed(gcp.cloud_run_cells, gcp.region)]
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
-                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps)
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps,
+                                     replicas=gcp.dispatcher_max_instances)
         if gcp.gce_cells:
             return _cells_ceiling(cfg, settings, gcp, {})
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
@@ -293,7 +294,8 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         if (cells := cloud_run.cells_listed(value(cloud_run.CELLS_KEY), region)) is None:
             return None  # the check names the value
         return ceiling.cloud_run(project, region, minutes, quota, caps=[cell.max_executions for cell in cells],
-                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
+                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "",
+                                 replicas=number("dispatcherMaxInstances") or 1)
     machine_type = value("botMachineType") or "e2-small"
     if (places := gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a")) is None:
         return None  # the check names the value

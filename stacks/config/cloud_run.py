@@ -69,20 +69,22 @@ def cold_start_prior(*, direct_vpc_nat: bool) -> float:
 
 
 def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
-                    cells: Sequence[CloudRunCell] = ()) -> int:
+                    cells: Sequence[CloudRunCell] = (), replicas: int = 1) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
     the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
     `cells` (each project with that quota, or its cell's `max_executions` below it; the dispatcher runs
-    no reserve over cells, so none is counted there)."""
+    no reserve over cells, so none is counted there; a cell's cap is each of the `replicas`' own,
+    dispatcherMaxInstances of them at most)."""
     quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
     reserve = 0 if cells else reserve_max_idle
-    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells])
+    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells], replicas)
     if sessions + reserve > sum(held):
         capped = [f"{cell.name} {cell.max_executions}" for cell in cells
-                  if cell.max_executions is not None and cell.max_executions < quota]
+                  if cell.max_executions is not None and cell.max_executions * replicas < quota]
         over = f"{len(cells)} projects ({CELLS_KEY}) × {quota}" if cells else f"{quota} per project and region"
         if capped:
-            over += f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}),"
+            over += (f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}) "
+                     f"× {replicas} replica(s) (dispatcherMaxInstances),")
         asked = (f"maxConcurrentSessions={sessions} (no warm reserve runs over {CELLS_KEY})" if cells else
                  f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (

@@ -21,6 +21,22 @@ from stacks.gcp.network import BOT_TAG
 LAUNCHER_ROLE = "voicefleet_bot_launcher"  # the role docs/operations.md (Cells) has made in each cell's project
 
 
+def copy_command(template: str, project: str) -> str:
+    """The commands that make `template` (its name) of `project` in a cell's project, whole: gcloud's
+    `instance-templates create` takes flags, not a template (its `--source-instance` is a VM), so the REST insert
+    is sent the template's own `properties` (its scheduling: maxRunDuration, termination DELETE, no automatic
+    restart; its shielded VM; its metadata, block-project-ssh-keys among them), with only the bots' account and
+    subnetwork changed to the cell's (the network follows from the subnetwork)."""
+    edit = ("'{name, description, properties: (.properties | .serviceAccounts[0].email = $account "
+            "| .networkInterfaces[0].subnetwork = $subnet | del(.networkInterfaces[0].network, "
+            ".networkInterfaces[0].name, .networkInterfaces[0].fingerprint, .metadata.fingerprint))}'")
+    return (f"gcloud compute instance-templates describe {template} --project {project} --format json "
+            "| jq --arg account CELL_BOTS_EMAIL --arg subnet projects/CELL_PROJECT/regions/REGION/subnetworks/"
+            f"CELL_SUBNET {edit} | curl --fail-with-body -sS -X POST -H \"Authorization: Bearer "
+            "$(gcloud auth print-access-token)\" -H 'Content-Type: application/json' --data @- "
+            "https://compute.googleapis.com/compute/v1/projects/CELL_PROJECT/global/instanceTemplates")
+
+
 def cell_template_note(*, release: str, template: str, cells: Sequence[GceCell], project: str, zone: str,
                        dispatcher: str, repository: str) -> str:
     """The operator's note for one release's instance template `template` (its name), made by the stack in
@@ -30,13 +46,12 @@ def cell_template_note(*, release: str, template: str, cells: Sequence[GceCell],
     return (f"gceCells: release {release}'s instance template {template} is made in {project} only; each cell "
             f"inserts its VMs from the template of that name in its own project, which this stack does not make. "
             f"Until a cell's project holds it, that cell takes none of {release}'s sessions, and with no cell "
-            f"holding it they fail release_image_missing. Make it in every cell [{where}] from this one (`gcloud "
-            f"compute instance-templates describe {template} --project {project} --format json`, then `gcloud "
-            "compute instance-templates create` of that name in the cell's project, with the cell's own bots' "
-            f"service account, a subnetwork of the cell's own whose firewall holds the bots' egress rules (tag "
-            f"{BOT_TAG}: UDP and TCP 443 out, everything else denied) and the secrets the template's metadata "
-            f"names readable by that account). Once per cell: the dispatcher ({dispatcher}) holds the role "
-            f"{LAUNCHER_ROLE} on the project (held to this stack's VMs and templates by its condition) and "
-            "roles/iam.serviceAccountUser on the bots' account; the bots' account pulls the images "
-            f"(roles/artifactregistry.reader on {repository} in {project}), writes logs and deletes its own VM "
-            "(docs/operations.md, Setting up Compute Engine cells)")
+            f"holding it they fail release_image_missing. Make it in every cell [{where}] as a whole copy of this "
+            f"one, with the cell's own bots' service account and a subnetwork of the cell's own (in its zone's "
+            f"region) whose firewall holds the bots' egress rules (tag {BOT_TAG}: UDP and TCP 443 out, everything "
+            f"else denied), the secrets the template's metadata names readable by that account: "
+            f"`{copy_command(template, project)}`. Once per cell: the dispatcher ({dispatcher}) holds the role "
+            f"{LAUNCHER_ROLE} on the project (held to this stack's VMs, disks, templates and bots' subnetwork by "
+            "its condition) and roles/iam.serviceAccountUser on the bots' account; the bots' account pulls the "
+            f"images (roles/artifactregistry.reader on {repository} in {project}), writes logs and deletes its own "
+            "VM (docs/operations.md, Setting up Compute Engine cells)")

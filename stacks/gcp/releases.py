@@ -52,7 +52,7 @@ class Releases:
     definition declared in an apply on an unknown value is missing from the preview, shown deleted)."""
 
     current: pulumi.Output[str]  # the current build's template or job path: GCE_INSTANCE_TEMPLATE, CLOUDRUN_JOB
-    # The oldest listed release's: with cloudRunCells, CLOUDRUN_JOB (a job each cell has held since that release's `up`)
+    # The oldest listed release's: with cells, CLOUDRUN_JOB or GCE_INSTANCE_TEMPLATE (every cell holds it)
     oldest: pulumi.Output[str]
     document: pulumi.Output[str]  # RELEASES
     kept: pulumi.Output[list[str]]  # every kept release's template or job path, the retiring ones' too

@@ -272,6 +272,13 @@ class GcpStack(pulumi.ComponentResource):
         job = releases.oldest if self._cfg.cloud_run_cells else releases.current
         return job.apply(lambda path: path.rsplit("/", 1)[-1])
 
+    def _instance_template(self, releases: Releases) -> pulumi.Output[str]:
+        """GCE_INSTANCE_TEMPLATE: the current build's template; with gceCells, the oldest listed release's. A
+        cell lacking the default template is drained for every start that uses it, while a cell's copy of a new
+        build's template is made by hand after the `up` that adds it (stacks/gcp/cell_templates.py): the
+        oldest has been in every cell since its own `up`."""
+        return releases.oldest if self._cfg.gce_cells else releases.current
+
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:
         cfg = self._cfg
@@ -312,7 +319,7 @@ class GcpStack(pulumi.ComponentResource):
             region=cfg.region,
             image=image,
             service_account_email=account_email,
-            instance_template=releases.current if isinstance(bot, BotTemplate) else "",
+            instance_template=self._instance_template(releases) if isinstance(bot, BotTemplate) else "",
             releases=releases.document,
             cloudrun=None if isinstance(bot, BotTemplate) else {
                 "CLOUDRUN_PROJECT": cfg.project, "CLOUDRUN_REGION": cfg.region,

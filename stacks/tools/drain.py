@@ -15,8 +15,8 @@ Cloud Run and Container Apps no instance; the stack output `drained` says it is 
 this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
-waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS) it does so in each cell's project
-in turn, and names every cell it could not drain once it has drained the others. On AWS it also
+waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS) it does so in the stack's own project
+and each cell's at once, and names every project it could not drain once it has drained the others. On AWS it also
 deregisters the bot task definitions, which the stack keeps on replacement (`skip_destroy`) and a
 destroy would leave ACTIVE.
 Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
@@ -150,7 +150,7 @@ class Drain:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
-        # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept in turn, by the cell's name and project
+        # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept with the stack's, by the cell's name and project
         self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines] = {}
         self.cells_label = ""  # the provider's name, said of the cells not drained
         self.ecs: EcsSettings | None = None
@@ -162,7 +162,7 @@ class Drain:
         elif env["MACHINES"] == "gce":
             gce = GceSettings.from_env(env)
             self.machines = _vms(gce)
-            # GCE_CELLS: each cell's project, by the same labels and names (the stack's own is swept first, listed
+            # GCE_CELLS: each cell's project, by the same labels and names (the stack's own is swept too, listed
             # or not: its VMs from before the cells, or a reserve's).
             self.cell_machines = {f"cell {cell.name} ({cell.project})": _vms(gce.for_cell(cell)) for cell in gce.cells}
             self.cells_label = "Compute Engine"
@@ -190,8 +190,10 @@ class Drain:
                 await self._cloud_run_gone(started, self.cloud_run)
             if self.container_app is not None:
                 await self._container_app_gone(started, self.container_app)
-            await self._sweep(started, self.machines)
-            await self._sweep_cells(started)
+            if self.cell_machines:
+                await self._sweep_cells(started)
+            else:
+                await self._sweep(started, self.machines)
             if self.ecs is not None:
                 await asyncio.to_thread(self._deregister_task_definitions)
         finally:
@@ -204,16 +206,25 @@ class Drain:
         return self.report
 
     async def _sweep_cells(self, started: float) -> None:
-        """Each cell's project in turn: one that refuses or does not answer is reported, and the
-        later ones are still swept (a destroy waits for every project, so each must be known)."""
-        failed = []
-        for cell, machines in self.cell_machines.items():
+        """The stack's own project and every cell's, swept together: each one's stops are sent at once and
+        their waits overlap, so the deadline bounds the slowest project, not their sum. One that refuses,
+        does not answer or still holds machines at the deadline is reported, and the others are still swept
+        (a destroy waits for every project, so each must be known)."""
+        projects = {"the stack's own project": self.machines, **self.cell_machines}
+
+        async def swept(machines: GceWarmMachines | CloudRunMachines | EcsWarmMachines | AciWarmMachines
+                        ) -> str | None:
             try:
                 await self._sweep(started, machines)
             except ProviderError as exc:
-                failed.append(f"{cell}: {exc.reason}: {exc}")
-        if failed:
-            raise DrainError(f"{len(failed)} of {len(self.cell_machines)} {self.cells_label} cells not drained "
+                return f"{exc.reason}: {exc}"
+            except DrainError as exc:  # its deadline: the others' own sweeps end at theirs
+                return str(exc)
+            return None
+
+        found = await asyncio.gather(*(swept(machines) for machines in projects.values()))
+        if failed := [f"{name}: {why}" for name, why in zip(projects, found, strict=True) if why is not None]:
+            raise DrainError(f"{len(failed)} of {len(projects)} {self.cells_label} projects not drained "
                              f"({'; '.join(failed)}); the others were ({len(self.report.stopped_sessions)} session "
                              "machine(s) stopped): fix each one named and run the drain again")
 

@@ -2,7 +2,8 @@
 
 Each cell is one project (and zone): a `GceMachines` of that project's instance template, called
 with the dispatcher's one service account, granted in each project. Which cell a session's VM goes
-to, each cell's insert bucket (`gce:<cell>`, counted once for the deployment) and how a project
+to, each cell's insert bucket (`gce:<cell>`, counted once for the deployment; one project's cells in
+several zones share its first cell's: the API rate is the project's) and how a project
 answering a rate or resource quota is drained: dispatcher/machines/cells.py; the record of a
 session's cell in the store before its insert, look-ups and listing over the projects:
 dispatcher/machines/cell_launches.py.
@@ -55,8 +56,11 @@ class GceCellMachines(CellLaunches[GceMachines]):
         self._auth = GceAuth(anonymous=settings.anonymous)
         members = {cell.name: GceMachines(settings.for_cell(cell), coordination=coordination, auth=self._auth)
                    for cell in settings.cells}
+        # Compute Engine's API rate is the project's: cells in two zones of one project take one bucket's tokens
+        first = {cell.project: cell.name for cell in reversed(settings.cells)}
         cells = Cells(self.name, coordination, settings.insert_rate, tuple(members),
-                      room={cell.name: cell.max_instances for cell in settings.cells}, drain_base=drain_base)
+                      room={cell.name: cell.max_instances for cell in settings.cells}, drain_base=drain_base,
+                      shared={cell.name: first[cell.project] for cell in settings.cells})
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self._failed_seen: Recent[str, str] = Recent()  # sessions whose failed insert drained their cell here
         self.identity = GceInstanceIdentity(

@@ -328,3 +328,25 @@ async def test_a_release_template_in_no_project_names_them_and_what_to_make(
     assert "voicefleet-bot-r2" in missing.value.public_message
     assert all(view.drained_until is None for view in machines.views())
     assert projects_of(fake, session) == []
+
+
+
+async def test_two_zones_of_one_project_share_its_insert_pace(fake: FakeGce, coordination: LocalCoordination) -> None:
+    """Compute Engine's API rate is the project's, whichever zone an insert names: the dispatcher paces the
+    inserts of every cell of one project together (one bucket), not each zone's at the project's full rate."""
+    cells = [{"name": "b", "project": PROJECTS["a"], "zone": "europe-west1-b"},
+             {"name": "c", "project": PROJECTS["a"], "zone": "europe-west1-c"},
+             {"name": "d", "project": PROJECTS["b"]}]
+    machines = GceCellMachines(GceSettings.from_env({
+        **cells_env(fake), "GCE_CELLS": json.dumps(cells),
+        "GCE_INSERT_RATE": "0.01", "GCE_INSERT_BURST": "2", "GCE_INSERT_MAX_WAIT": "0"}), coordination)
+    try:
+        [session] = homed_in(machines, "b")
+        # b's two tokens are the project's: the next start finds c's spent too, and goes on to d's project
+        assert [await machines.cells.cold_turn(session, tried=["d"]) for _ in range(2)] == ["b", "b"]
+        with pytest.raises(MachinesError) as refused:
+            await machines.cells.cold_turn(session, tried=["d"])
+        assert refused.value.reason == "gce_rate_limited"
+        assert await machines.cells.cold_turn(session) == "d"
+    finally:
+        await machines.aclose()

@@ -39,12 +39,23 @@ def test_a_cap_is_asked_for_max_concurrent_sessions_machines_and_the_reserve_no_
 
 
 def test_each_cells_max_executions_holds_what_runs_there() -> None:
-    """Three cells capped at 100 executions each (CLOUDRUN_CELLS `max_executions`) hold 300 sessions, not the
-    720 the runs' pace allows nor the 3,000 executions of three projects' quotas."""
+    """Three cells capped at 100 executions each (CLOUDRUN_CELLS `max_executions`) and one dispatcher replica
+    hold 300 sessions, not the 720 the runs' pace allows nor the 3,000 executions of three projects' quotas."""
     cells = [{"name": c, "project": f"voicefleet-cell-{c}", "max_executions": 100} for c in "abc"]
-    note, *warnings = stack_notes(_cloud_run_stack(500, cells))
+    note, *warnings = stack_notes(_cloud_run_stack(500, cells, dispatcherMaxInstances="1"))
     assert "300 sessions at once" in note, note
     assert any("max_executions" in warning and "is above" in warning for warning in warnings), warnings
+
+
+def test_a_cells_max_executions_is_each_dispatcher_replicas_own() -> None:
+    """`max_executions` caps each replica's own executions in the cell (dispatcher/machines/cloudrun/cell_settings.py,
+    docs/configuration.md): with up to 4 replicas (dispatcherMaxInstances) a cell capped at 100 runs up to 400, and
+    one capped at 900 runs its project's 1,000 at most."""
+    assert ceiling.cell_executions(1000, [100, 900, None], replicas=4) == [400, 1000, 1000]
+    cells = [{"name": c, "project": f"voicefleet-cell-{c}", "max_executions": 100} for c in "abc"]
+    note, *_ = stack_notes(_cloud_run_stack(500, cells, dispatcherMaxInstances="4"))
+    held = "held to their cell's max_executions × 4 dispatcher replica(s) (dispatcherMaxInstances): 1,200 in all"
+    assert held in note, note
 
 
 def test_cloud_run_cells_count_no_reserve_bots() -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from dispatcher.machines.gce.cell_settings import gce_cells as parse
 from dispatcher.settings import SettingsError
 from stacks.config import ceiling
@@ -24,8 +22,6 @@ ONE_PROJECT_TWO_ZONES = json.dumps([{"name": "b", "project": "voicefleet-cell", 
                                     {"name": "c", "project": "voicefleet-cell", "zone": "europe-west1-c"}])
 
 
-@pytest.mark.xfail(strict=True, reason="a project listed in two zones of one region counts its regional CPU quota "
-                                       "and its per-project API rate twice (ceiling_cells.gce_cells sums per cell)")
 def test_one_projects_regional_cpu_quota_and_api_rate_are_counted_once_however_many_zones_list_it() -> None:
     try:
         cells = parse(ONE_PROJECT_TWO_ZONES, "europe-west1-b")

@@ -192,7 +192,7 @@ def test_a_gce_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_st
 ) -> None:
     env = gce_cells_stack(fake_gce, fake_cloud_run)
     fake_gce.projects["vf-cell-a"].denied = True  # the first cell's grant is gone: every call there 403
-    with pytest.raises(DrainError, match=r"1 of 3 Compute Engine cells not drained \(cell a \(vf-cell-a\): gce_"):
+    with pytest.raises(DrainError, match=r"1 of 4 Compute Engine projects not drained \(cell a \(vf-cell-a\): gce_"):
         drain_gcp(gcp_outputs(env, fake_cloud_run), env, fake_cloud_run)
     assert fake_gce.projects["vf-cell-b"].instances == fake_gce.projects["vf-cell-c"].instances == {}
     assert fake_gce.projects["vf-cell-a"].instances  # left, and named
@@ -330,7 +330,7 @@ def test_a_cell_the_drain_cannot_read_is_reported_and_the_later_cells_are_still_
     fake.projects["vf-cell-a"].permissions = set()  # the first cell refuses the drain's reads
     job = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"
     outputs = gcp_outputs(env, fake_cloud_run, **{contract.BOT_JOBS_OUTPUT: [job]})
-    with pytest.raises(DrainError, match=r"1 of 3 Cloud Run cells not drained \(cell a \(vf-cell-a\): "
+    with pytest.raises(DrainError, match=r"1 of 4 Cloud Run projects not drained \(cell a \(vf-cell-a\): "
                                          "cloudrun_unauthorized"):
         drain_gcp(outputs, env, fake_cloud_run)
     assert fake.running("vf-cell-b") == fake.running("vf-cell-c") == 0 and fake.running("vf-cell-a") > 0

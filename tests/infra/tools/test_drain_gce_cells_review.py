@@ -14,9 +14,6 @@ from tests.fakes.gce import FakeGce
 from tests.infra.tools.test_drain import drain_gcp, gce_cells_stack, gcp_outputs
 
 
-@pytest.mark.xfail(strict=True, reason="Drain.run sweeps the stack's own project outside _sweep_cells' try: a refusal "
-                                       "there (403, or gce_unavailable after retries) ends the drain before any cell "
-                                       "is listed, though with cells that project runs no VM")
 def test_the_stacks_own_project_refusing_still_leaves_every_cell_drained(
     fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
 ) -> None:
@@ -45,9 +42,6 @@ class DeletesTakeTime:
         self.now = max(self.now, wake)
 
 
-@pytest.mark.xfail(strict=True, reason="Drain._sweep_cells sweeps the cells one after another under one deadline: the "
-                                       "deletes' waits add up over the cells (50 allowed), and the deadline's "
-                                       "DrainError is not caught per cell, so the later cells are never even stopped")
 def test_the_cells_deletes_overlap_so_the_deadline_bounds_the_slowest_cell_not_their_sum(
     fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
 ) -> None:

@@ -63,6 +63,12 @@ def test_a_stack_with_gce_cells_is_told_the_template_each_cell_project_must_hold
     [told] = [note for note in notes if f"instance template {template} " in note]
     assert all(f"voicefleet-cell-{c} (europe-west1-b)" in told for c in "abc"), told
     assert f"instance-templates describe {template} --project voicefleet-prod" in told, told
+    # gcloud's `instance-templates create` takes no template whole: the REST insert takes its properties as
+    # they are (scheduling, shielded VM, metadata), only the account and subnetwork changed to the cell's
+    assert "instance-templates create" not in told, told
+    copy = told.split("--format json", 1)[1]
+    assert "properties: (.properties | .serviceAccounts[0].email = $account" in copy, told
+    assert "/compute/v1/projects/CELL_PROJECT/global/instanceTemplates" in copy, told
     assert "serviceAccount:" in told.split("the dispatcher (", 1)[1], told  # the dispatcher's account, named
     assert "roles/artifactregistry.reader on voicefleet-gcp-prod in voicefleet-prod" in told, told
 
