@@ -1,4 +1,4 @@
-"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, four alarms.
+"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, six alarms.
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=emf`):
 CloudWatch Logs extracts embedded-metric-format lines from the task's `awslogs` stream itself (the
@@ -13,6 +13,10 @@ Alarms (docs/operations.md says what to check when one fires):
   reserve empty           starts that found no idle bot (cold misses) in 3 of 5 minutes; stacks with
                           a reserve only (the bot channel)
   store down              the store unreachable as `/healthz` reports it; stacks with a store only
+  sip edge not answering  an edge in SIP_EDGE_URL did not answer its status for 3 minutes; stacks with
+                          a SIP edge (`sipEdge`) only
+  sip edge registration   a trunk's registrar refused the edge's REGISTER (or never answered) for 3
+  refused                 minutes; stacks with a SIP edge only
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pulumi_aws as aws
 
 from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 PROVIDER = "ecs"  # the lines' `Provider` dimension: the machines provider's name
 PERIOD = 60  # seconds: the lines are written every METRIC_LINES_SECONDS (60)
@@ -55,6 +60,7 @@ class ObservabilityArgs:
     reserve: bool  # the stack keeps a warm reserve (it has the bot channel)
     store: bool  # several replicas share a coordination store
     alarm_topic_arn: str | None = None
+    sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
 
 
 class Observability(pulumi.ComponentResource):
@@ -183,4 +189,18 @@ def alarm_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
             # No lines at all means no dispatcher (drained, or down: the balancer's health shows that),
             # which says nothing of the store: the alarm goes to INSUFFICIENT_DATA, not ALARM.
             treat_missing_data="missing")
+    if args.sip_edge:
+        for edge_alarm in SIP_EDGE_ALARMS:
+            specs[edge_alarm.key] = _alarm(
+                args, edge_alarm.key, edge_alarm.description,
+                namespace=args.namespace, metric_name=metric(edge_alarm.metric), dimensions=_dimensions(),
+                # The most any replica reported: each asks every edge itself.
+                statistic="Maximum", period=PERIOD, evaluation_periods=edge_alarm.minutes,
+                datapoints_to_alarm=edge_alarm.minutes,
+                comparison_operator="GreaterThanThreshold", threshold=0,
+                # As the store's: no lines is no dispatcher, which says nothing of the edge. `missing`
+                # moves the alarm to INSUFFICIENT_DATA, never to OK (no OK action tells the on-call the edge
+                # is back); `breaching` would page an edge fault for a dispatcher's.
+                treat_missing_data="missing")
     return specs
+

@@ -1,4 +1,4 @@
-"""What an operator looks at on Azure: one Log Analytics workspace, a workbook, four log alerts.
+"""What an operator looks at on Azure: one Log Analytics workspace, a workbook, up to six log alerts.
 
 The dispatcher writes its metrics as JSON log lines (`METRIC_LINES=json`,
 dispatcher/observability/metric_lines.py); the Container Apps environment sends its console logs
@@ -22,6 +22,7 @@ import pulumi_azure_native as azure
 
 from stacks.azure import naming
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 TABLE = "ContainerAppConsoleLogs"
 
@@ -43,6 +44,7 @@ class ObservabilityArgs:
     store: bool
     tags: dict[str, str]
     action_group_id: str | None = None
+    sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
 
 
 def lines(args: ObservabilityArgs) -> str:
@@ -68,6 +70,13 @@ def queries(args: ObservabilityArgs) -> dict[str, str]:
     if args.store:
         found["store-down"] = (f"{base} | where isnotempty(tostring(m.StoreUp)) "
                                "| summarize value = min(todouble(m.StoreUp)) by bin(TimeGenerated, 1m)")
+    if args.sip_edge:
+        # The most any replica reported (each asks every edge itself), as the store's: lines without the
+        # member (no edge answered with its trunks) are no row, not a 0.
+        for edge_alarm in SIP_EDGE_ALARMS:
+            found[edge_alarm.key] = (f"{base} | where isnotempty(tostring(m.{edge_alarm.metric})) "
+                                     f"| summarize value = max(todouble(m.{edge_alarm.metric})) "
+                                     "by bin(TimeGenerated, 1m)")
     return found
 
 
@@ -83,6 +92,8 @@ def alert_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
                           "Starts found no idle bot (cold misses) in 3 of 5 minutes."),
         "store-down": ("LessThan", 1, "Minimum", 2, 2,
                        "A replica found the coordination store unreachable for 2 minutes (docs/replicas.md)."),
+        **{edge_alarm.key: ("GreaterThan", 0, "Maximum", edge_alarm.minutes, edge_alarm.minutes,
+                            edge_alarm.description) for edge_alarm in SIP_EDGE_ALARMS},
     }
     return {key: {"operator": op, "threshold": float(threshold), "time_aggregation": aggregation,
                   "evaluations": evaluations, "failing": failing, "description": description, "query": query}

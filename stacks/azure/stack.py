@@ -136,7 +136,8 @@ class AzureStack(pulumi.ComponentResource):
             prefix=settings.prefix, resource_group=group.name, location=cfg.location,
             namespace=settings.metric_namespace, retention_days=cfg.log_retention_days,
             app_name=naming.container_app_name(settings.stack), reserve=bool(channel_secrets(settings)),
-            store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags), opts=child)
+            store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags,
+            sip_edge=edge is not None), opts=child)
         app_name = naming.container_app_name(settings.stack)
         rolled_releases = self._releases(images)
         releases = rolled_releases.apply(lambda found: catalogue(found.after, settings.releases))

@@ -1,5 +1,5 @@
 """What an operator looks at on GCP: the dispatcher's metrics in Cloud Monitoring, one dashboard,
-four alert policies.
+up to six alert policies (the AWS stack's alarms, stacks/aws/observability.py).
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=json`):
 Cloud Run writes a JSON stdout line to Cloud Logging as `jsonPayload`, and one log-based
@@ -44,6 +44,7 @@ from dispatcher.observability.metric_catalogue import (
     LineMetric,
 )
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 # The histograms' buckets are the dispatcher's own, so a p95 here and on /metrics agree.
 BUCKETS: Mapping[str, Sequence[float]] = {
@@ -71,6 +72,7 @@ class ObservabilityArgs:
     notification_channels: tuple[str, ...] = ()
     alert_policies: bool = False  # off until the log-based metrics are older than Monitoring's ~10 min
     depends_on: tuple[pulumi.Resource, ...] = ()  # the Logging API
+    sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
 
 
 def log_metric_id(prefix: str, name: str) -> str:
@@ -269,4 +271,12 @@ def alert_policy_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
             "would (docs/replicas.md). /healthz names the store's error.",
             # The mean of what the instances reported: below 1 when one of them lost the store.
             f"{_mean(args, STORE_UP.name)} < 1", "120s")
+    if args.sip_edge:
+        for edge_alarm in SIP_EDGE_ALARMS:
+            # The mean of what the instances reported: above 0 once one of them counted an edge down (or a
+            # trunk refused). No lines (no dispatcher) is no series: nothing fires, and an open incident is
+            # not closed by it before the policy's auto-close duration; the dispatcher's own health is Cloud
+            # Run's metrics'.
+            specs[edge_alarm.key] = _policy(args, edge_alarm.key, edge_alarm.description,
+                                            f"{_mean(args, edge_alarm.metric)} > 0", f"{edge_alarm.minutes * 60}s")
     return specs

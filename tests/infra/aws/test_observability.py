@@ -10,6 +10,7 @@ import pytest
 from dispatcher.observability.metric_catalogue import DIMENSION, metric_names
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Run, unwrap
+from tests.infra.aws.test_sip_edge import run_with_edge
 from tests.infra.aws.test_store import two_replicas
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
@@ -80,3 +81,23 @@ def test_alarms_notify_the_configured_topic(stack: StackRunner) -> None:
 def test_a_topic_elsewhere_or_not_a_topic_is_refused(stack: StackRunner, arn: str) -> None:
     with pytest.raises(SettingsError, match="alarmTopicArn"):
         stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS}, alarmTopicArn=arn, **CHANNEL["aws"])
+
+
+def test_a_stack_with_a_sip_edge_alarms_when_an_edge_stops_answering_or_a_trunk_is_refused(
+        stack: StackRunner) -> None:
+    run = run_with_edge(stack, alarmTopicArn=TOPIC)
+    found = alarms(run)
+    for key, name in (("sip-edge-not-answering", "SipEdgesNotAnswering"),
+                      ("sip-edge-registration-refused", "SipEdgeRegistrationsRefused")):
+        alarm = found[f"voicefleet-aws-test-{key}"]
+        assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+            "voicefleet/aws-test", name, {DIMENSION: "ecs"})
+        # The most any replica reported, above 0 in each of 3 minutes.
+        assert (alarm["statistic"], alarm["period"], alarm["evaluationPeriods"], alarm["datapointsToAlarm"],
+                alarm["comparisonOperator"], alarm["threshold"]) == ("Maximum", 60, 3, 3, "GreaterThanThreshold", 0)
+        # A dispatcher gone quiet leaves it without data: never OK (no OK notification), never an edge page.
+        assert alarm["treatMissingData"] == "missing"
+        assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC]
+        assert "docs/sip.md#is-the-edge-up" in alarm["alarmDescription"]
+    outputs = unwrap(run.completed[run.one("voicefleet:aws:AwsStack").urn])
+    assert sorted(outputs["alarmNames"]) == sorted(found)

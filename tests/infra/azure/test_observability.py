@@ -7,9 +7,13 @@ import re
 
 from dispatcher.observability.metric_catalogue import metric_names
 from stacks.tools.mocks import Run, unwrap
+from tests.infra.azure.test_sip_edge import run_azure_edge
 from tests.infra.conftest import StackRunner
 
 WORKBOOK = "azure-native:applicationinsights:Workbook"
+RULE = "azure-native:monitor:ScheduledQueryRule"
+ACTION_GROUP = ("/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b/resourceGroups/ops/providers/"
+                "microsoft.insights/actionGroups/voicefleet-alarms")
 
 
 def charts(run: Run) -> dict[str, str]:
@@ -25,3 +29,24 @@ def test_the_workbook_reads_only_members_the_dispatcher_writes_and_charts_the_se
     (cost,) = (query for title, query in queries.items() if "cost" in title)
     assert set(re.findall(r"\bm\.(\w+)", cost)) >= {"SessionCostDollars", "SessionMachineSeconds",
                                                     "SessionIdleMachineSeconds"}
+
+
+def test_a_stack_with_a_sip_edge_alerts_when_an_edge_stops_answering_or_a_trunk_is_refused(
+        stack: StackRunner) -> None:
+    run = run_azure_edge(stack, alarmActionGroupId=ACTION_GROUP)
+    rules = {unwrap(r.inputs)["ruleName"]: unwrap(r.inputs) for r in run.of_type(RULE)}
+    for key, name in (("sip-edge-not-answering", "SipEdgesNotAnswering"),
+                      ("sip-edge-registration-refused", "SipEdgeRegistrationsRefused")):
+        rule = rules[f"voicefleet-azure-test-{key}"]
+        (criterion,) = rule["criteria"]["allOf"]
+        # The most any replica reported in each minute, above 0 in 3 minutes running.
+        assert set(re.findall(r"\bm\.(\w+)", criterion["query"])) == {"metricNamespace", name}
+        assert f"value = max(todouble(m.{name}))" in criterion["query"]
+        assert (criterion["operator"], criterion["threshold"], criterion["timeAggregation"],
+                criterion["metricMeasureColumn"]) == ("GreaterThan", 0, "Maximum", "value")
+        assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 3, "minFailingPeriodsToAlert": 3}
+        assert (rule["evaluationFrequency"], rule["windowSize"]) == ("PT1M", "PT1M")
+        assert rule["actions"] == {"actionGroups": [ACTION_GROUP]}
+        assert "docs/sip.md#is-the-edge-up" in rule["description"]
+    assert not any("sip-edge" in name for name in
+                   (unwrap(r.inputs)["ruleName"] for r in stack("azure").of_type(RULE)))

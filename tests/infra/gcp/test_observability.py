@@ -19,6 +19,7 @@ from stacks.gcp.observability import (
 )
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.gcp.test_sip_edge import run_gcp_edge
 
 LOG_METRIC = "gcp:logging/metric:Metric"
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
@@ -147,3 +148,21 @@ def test_the_dashboard_holds_no_member_the_api_would_leave_out() -> None:
 def test_a_channel_elsewhere_or_misnamed_is_refused(stack: StackRunner, channel: str) -> None:
     with pytest.raises(SettingsError, match="alarmNotificationChannels"):
         stack("gcp", alarmNotificationChannels=json.dumps([channel]))
+
+
+def test_a_stack_with_a_sip_edge_alerts_when_an_edge_stops_answering_or_a_trunk_is_refused(
+        stack: StackRunner) -> None:
+    run = run_gcp_edge(stack, alertPolicies="true", alarmNotificationChannels=json.dumps([CHANNEL]))
+    found = policies(run)
+    for key, name in (("sip-edge-not-answering", "SipEdgesNotAnswering"),
+                      ("sip-edge-registration-refused", "SipEdgeRegistrationsRefused")):
+        policy = found[f"{PREFIX}-{key}"]
+        (condition,) = policy["conditions"]
+        promql = condition["conditionPrometheusQueryLanguage"]
+        # The instances' mean is above 0 once one of them counted an edge down, for 3 minutes.
+        assert queried(promql["query"]) == {name} and promql["query"].endswith(" > 0")
+        assert (promql["duration"], promql["evaluationInterval"]) == ("180s", "60s")
+        assert policy["notificationChannels"] == [CHANNEL]
+        assert "docs/sip.md#is-the-edge-up" in policy["documentation"]["content"]
+    outputs = unwrap(run.completed[run.one("voicefleet:gcp:GcpStack").urn])
+    assert sorted(outputs["alarmNames"]) == sorted(found)
