@@ -45,6 +45,7 @@ PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner woul
 # REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
 # are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
 PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
+REGISTER_RETRY_SECONDS = 30  # after a refused or unanswered REGISTER (PJSUA's own: 300)
 PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', outbound ones, SRTP numbers'
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
@@ -286,6 +287,10 @@ class SipStack:
             secure_media(config.mediaConfig, "optional" if wanted else "off", SIGNALLING_ANY)
         if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
+            # PJSUA waits 300 s after a refused REGISTER before trying again: two 503s would leave the trunk's
+            # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute.
+            config.regConfig.retryIntervalSec = REGISTER_RETRY_SECONDS
+            config.regConfig.firstRetryIntervalSec = REGISTER_RETRY_SECONDS
         if trunk is not None and not registers and self.place.front is not None:
             # A worker's own calls leave through its front (the only way off loopback), which lets them go to
             # the trunk's termination alone (sipedge/front_config.py).
