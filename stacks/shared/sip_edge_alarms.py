@@ -20,8 +20,9 @@ SIP_EDGE_ALARMS: tuple[SipEdgeAlarm, ...] = (
     SipEdgeAlarm(
         "sip-edge-not-answering", "SipEdgesNotAnswering", 3,
         "A SIP edge the dispatcher lists (SIP_EDGE_URL) has not answered its status for 3 minutes: calls in, "
-        "out and transfers through it fail. `voicefleet status` names the edge and why; what to do: "
-        "docs/sip.md#is-the-edge-up."),
+        "out and transfers through it fail. An `up` that replaces the edge's host (a new dispatcher image, a "
+        "changed trunk: the plan says so) takes it down for minutes and raises this too. `voicefleet status` names "
+        "the edge and why; what to do: docs/sip.md#is-the-edge-up."),
     SipEdgeAlarm(
         "sip-edge-registration-refused", "SipEdgeRegistrationsRefused", 3,
         "A trunk's registrar has refused the SIP edge's REGISTER (or never answered: 408) for 3 minutes: no "
