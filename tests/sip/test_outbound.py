@@ -326,8 +326,9 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
             assert (await edge.post("/calls", json=order, headers=given)).status_code == 401
             assert (await edge.get("/trunks", headers=given)).status_code == 401
         signed = {"Authorization": f"Bearer {EDGE_SECRET}"}
-        unknown = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
-        assert unknown.status_code == 404 and "far, guarded, others, slow" in unknown.json()["error"]["message"]
+        inbound = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
+        assert inbound.status_code == 409 and inbound.json()["error"]["code"] == "trunk_inbound_only", inbound.text
+        assert "far, guarded, others, slow" in inbound.json()["error"]["message"]  # the trunks that place calls
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
         # A hand-over retried (its answer lost) places nothing twice. Its stream's token is no call's:
