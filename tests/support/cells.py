@@ -37,22 +37,28 @@ async def admin_status(machines: Any) -> dict[str, Any]:
     return body
 
 
-async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str) -> None:
-    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) builds `machines_type`, cold
-    (no reserve over cells), and the config check names a cell without a project and a missing store."""
-    from dispatcher.factory import build_machines, configuration_problems
+async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str]) -> None:
+    """`MACHINES=mode` over `env`'s cells `a` and `b` builds `machines_type`, cold (no reserve over cells)."""
+    from dispatcher.factory import build_machines
     from dispatcher.machines.base import Machines, WarmMachines
     from dispatcher.settings import Settings
     from dispatcher.store.local import LocalCoordination
 
-    channel = {"BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32}
-    machines = build_machines(Settings(machines=mode), {**env, **channel}, LocalCoordination())
+    machines = build_machines(Settings(machines=mode), env, LocalCoordination())
     try:
         assert isinstance(machines, machines_type) and isinstance(machines, Machines)
         assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
         assert [view.name for view in machines.views()] == ["a", "b"]
     finally:
         await machines.aclose()
+
+
+async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str) -> None:
+    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) builds `machines_type`, cold
+    (no reserve over cells), and the config check names a cell without a project and a missing store."""
+    from dispatcher.factory import configuration_problems
+
+    await check_cold_cells(mode, machines_type, {**env, "BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32})
     base = {**env, "MACHINES": mode, "DAILY_API_KEY": "k"}
     problems = configuration_problems({**base, setting: '[{"name": "a"}]'})
     assert any(f"{setting}[0] (a): project must be a GCP project id" in problem for problem in problems)

@@ -17,8 +17,8 @@ import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.factory import build_machines, configuration_problems
-from dispatcher.machines.base import Machines, MachinesError, WarmMachines
+from dispatcher.factory import configuration_problems
+from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.assume_role import AssumedRole
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
 from dispatcher.machines.ecs.credentials import AwsCredentials
@@ -26,13 +26,13 @@ from dispatcher.machines.ecs.provider import quota_failure
 from dispatcher.machines.ecs.settings import EcsSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.outbound.retry import Backoff
-from dispatcher.settings import Settings, SettingsError
+from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import CHANNEL_AUDIENCE, REGION, provision
 from tests.fakes.ecs_cells import CellsProxy, bot_task_role
 from tests.fakes.server import serve
-from tests.support.cells import admin_status, homed_in
+from tests.support.cells import admin_status, check_cold_cells, homed_in
 from tests.support.waiting import until
 from voicefleet.status import report
 
@@ -307,14 +307,7 @@ async def test_a_bot_in_any_account_proves_its_task_and_only_its_own(machines: E
 async def test_ecs_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     env = cells_env(proxy, accounts)
-    machines = build_machines(Settings(machines="ecs"), {**env, "BOT_CHANNEL_URL": CHANNEL_AUDIENCE},
-                              LocalCoordination())
-    try:
-        assert isinstance(machines, EcsCellMachines) and isinstance(machines, Machines)
-        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
-        assert [view.name for view in machines.views()] == ["a", "b"]
-    finally:
-        await machines.aclose()
+    await check_cold_cells("ecs", EcsCellMachines, {**env, "BOT_CHANNEL_URL": CHANNEL_AUDIENCE})
     problems = configuration_problems({**env, "MACHINES": "ecs", "DAILY_API_KEY": "k", "ECS_CELLS": '[{"name": "a"}]'})
     assert any("ECS_CELLS[0] (a): role_arn must be an IAM role ARN" in problem for problem in problems)
 
