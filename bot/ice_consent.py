@@ -1,16 +1,9 @@
-"""ICE consent freshness (RFC 7675) as the RFC has it: consent lasts 30 s from the last answered check's sending.
+"""ICE consent freshness (RFC 7675 §5.1) as the RFC has it, in place of aioice's own checks.
 
-aioice, the ICE agent under aiortc, checks consent every 4-6 s with a single STUN request that it
-gives 0.5 s and never retransmits, and closes the connection after 6 unanswered in a row. An answer
-that takes longer than 0.5 s, from a caller's machine or to this one's loop, counts as none: beside a
-CPU hog on 2 cores (load 15) the eval's caller answered the booking line's checks 0.8 s to 16 s late,
-and those calls were dropped ~30 s after they connected, mid-conversation (docs/evals.md, "When the
-call's connection is lost"). RFC 7675 §5.1 keeps consent while a response to one of the checks sent
-in the last 30 s has come. `install()` makes aioice do that: a check every 4-6 s as before, each a
-STUN transaction retransmitted over 31.5 s (0.5, 1, 2, 4, 8, 16 s), so its answer counts however late
-it comes; consent lost when no request sent in the last `CONSENT_TIMEOUT` seconds got an answer (a
-late answer to an older request renews nothing past that request's age), looked at every second. A
-connection that loses it is marked, so the session's end can say so (`lost_consent`).
+aioice gives each consent check 0.5 s, never resends it, and drops the connection after 6 late answers: a
+caller (or this host) too busy to answer in time lost calls that were fine. Here each check is retransmitted
+so a late answer still counts, and consent expires when no check sent in the last `CONSENT_TIMEOUT` seconds
+was answered; a connection that loses it is marked (`lost_consent`). Figures: docs/bot.md, "ICE consent".
 """
 
 from __future__ import annotations

@@ -304,13 +304,9 @@ class WebRTCClient:
         await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
 
     def _keep_consent(self) -> None:
-        """Stops the caller's own ICE consent checks (RFC 7675) once connected: the far end decides.
-        aioice, under aiortc, gives each check 0.5 s and no retransmission, and drops the connection
-        after 6 unanswered in a row; a caller on a busy machine reads its answers late, and so dropped
-        calls that were fine, ~30 s after they connected (docs/evals.md, "When the call's connection
-        is lost"). A caller measures the bot: its own lag must not end the call. The bot's host checks
-        consent as the RFC has it (bot/ice_consent.py), ends a session whose caller went quiet for 30 s
-        (`connection_lost`), and the session's end then says so."""
+        """Stops the caller's own ICE consent checks once connected: a caller measures the bot, and its own
+        lag must not end the call. The bot's host keeps consent (bot/ice_consent.py; docs/evals.md, "When the
+        call's connection is lost")."""
         for ice in ice_transports(self.pc):
             connection = getattr(ice, "_connection", None)
             checks = getattr(connection, "_query_consent_task", None)
