@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,14 +23,9 @@ from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp
 from tests.phone.test_whatsapp_faults import sent, standin_answers
 from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
+from tests.support.ports import free_port
 
 __all__ = ["standin_answers"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 REGIONS = {"REGION": "eu", "REGIONS": f"eu=http://127.0.0.1:{free_port()},us=http://127.0.0.1:{free_port()}",

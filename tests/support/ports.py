@@ -1,10 +1,12 @@
-"""A free loopback port for a test's own server, chosen by the kernel (port 0), so tests running
-at once on one machine never collide.
+"""A free loopback port for a test's own server, below the kernel's ephemeral range, so tests
+running at once on one machine never collide.
 
-A server that binds one number for both TCP and UDP (coturn's `listening-port`) gets a port below
-the kernel's ephemeral range instead: the kernel hands out ephemeral ports to every other test's
-port-0 bind and outgoing connection, so a number free for UDP could be taken for TCP a moment later
-(and coturn, failing its TCP bind, retries forever without ever answering on UDP).
+A port the kernel hands out (a port-0 bind) is free when asked but lies in the ephemeral range, from
+which the kernel also picks every other test's outgoing connection's source port: a server started
+seconds later (a dispatcher process importing Pipecat on a busy host) found its number taken
+("Address already in use", seen in CI). Below that range only servers given explicit numbers bind,
+and each of those is checked free when picked. A server that binds one number for both TCP and UDP
+(coturn's `listening-port`) gets a number free for both.
 """
 
 from __future__ import annotations
@@ -15,10 +17,25 @@ from pathlib import Path
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_UNPRIVILEGED = 10000  # below: well-known and registered services of the host
+# Its own generator: a test that seeds `random` (a model's seed) would give every worker the same numbers.
+_PICK = random.SystemRandom()
+MIN_NUMBERS_BELOW = 1000  # fewer between LOWEST_UNPRIVILEGED and the ephemeral range: let the kernel pick
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A TCP port (`socket.SOCK_DGRAM`: a UDP one) free on 127.0.0.1 when asked."""
+    """A TCP port (`socket.SOCK_DGRAM`: a UDP one) free on 127.0.0.1 when asked, below the ephemeral
+    range (the kernel's pick where a host's range leaves too few numbers below it)."""
+    high = ephemeral_low()
+    if high - LOWEST_UNPRIVILEGED < MIN_NUMBERS_BELOW:
+        return _kernel_port(kind)
+    for _ in range(200):
+        port = _PICK.randrange(LOWEST_UNPRIVILEGED, high)  # noqa: S311 - a port, not a secret
+        if _free(port, kind):
+            return port
+    return _kernel_port(kind)
+
+
+def _kernel_port(kind: socket.SocketKind) -> int:
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -37,7 +54,7 @@ def free_port_pair(span: int = 1) -> int:
     both TCP and UDP when asked; only servers given explicit numbers could take them."""
     high = ephemeral_low() - span
     for _ in range(200):
-        first = random.randrange(LOWEST_UNPRIVILEGED, high)  # noqa: S311 - a port, not a secret
+        first = _PICK.randrange(LOWEST_UNPRIVILEGED, high)  # noqa: S311 - a port, not a secret
         if all(_free(first + offset, kind) for offset in range(span)
                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)):
             return first

@@ -148,6 +148,10 @@ class DispatcherProcess:
 READY_TIMEOUT = 150.0
 
 
+PORT_TAKEN = "Address already in use"
+PORT_TRIES = 3  # a number another test's server took between the pick and the bind: pick again
+
+
 @contextmanager
 def run_dispatcher(
     log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = READY_TIMEOUT,
@@ -155,8 +159,27 @@ def run_dispatcher(
 ) -> Iterator[DispatcherProcess]:
     """`python -m dispatcher` on a loopback port (a free one unless given), killed (with its bots) on
     exit; `command_prefix` runs it through another command that execs it (its pid stays the dispatcher's)."""
-    port = port or free_port()
-    log_path = log_dir / log_name
+    for attempt in range(1, PORT_TRIES + 1):
+        chosen = port or free_port()
+        process, running = _launch(log_dir / log_name, env, command_prefix, chosen)
+        try:
+            came_up = _wait_until_ready(running, chosen, ready_timeout)
+        except BaseException:
+            terminate(process, grace=15)
+            raise
+        if came_up:
+            break
+        terminate(process, grace=15)
+        if port is not None or attempt == PORT_TRIES or PORT_TAKEN not in running.log():
+            raise RuntimeError(f"dispatcher did not come up:\n{running.log()}")
+    try:
+        yield running
+    finally:
+        terminate(process, grace=15)
+
+
+def _launch(log_path: Path, env: Mapping[str, str] | None, command_prefix: Sequence[str],
+            port: int) -> tuple[subprocess.Popen[bytes], DispatcherProcess]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*command_prefix, sys.executable, "-m", "dispatcher"],
@@ -164,19 +187,21 @@ def run_dispatcher(
             stdout=log,
             stderr=log,
         )
-        running = DispatcherProcess(process, f"http://127.0.0.1:{port}", log_path)
+    return process, DispatcherProcess(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def _wait_until_ready(running: DispatcherProcess, port: int, ready_timeout: float) -> bool:
+    """True once it answers /healthz on its port; False if it exited first; raises past the timeout."""
+    deadline = time.monotonic() + ready_timeout
+    while True:
         try:
-            deadline = time.monotonic() + ready_timeout
-            while True:
-                try:
-                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200 and listens(
-                            process, port):
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dispatcher did not come up:\n{running.log()}")
-                time.sleep(0.05)
-            yield running
-        finally:
-            terminate(process, grace=15)
+            if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200 and listens(
+                    running.process, port):
+                return True
+        except httpx.TransportError:
+            pass
+        if running.process.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dispatcher did not come up:\n{running.log()}")
+        time.sleep(0.05)
