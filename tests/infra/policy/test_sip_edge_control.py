@@ -179,3 +179,32 @@ def test_a_legacy_ingress_rule_is_refused_on_each_guarded_group(description: str
     assert len(_pack(group, legacy)) == 1
     egress = _resource(LEGACY_RULE, {"type": "egress", **ingress}, {"securityGroupId": [group]})
     assert _pack(group, egress) == []
+
+
+SECURITY_RULE = "azure-native:network:SecurityRule"  # a rule of its own on a group (pulumi_azure_native network)
+TURN_SUBNET = "10.60.9.0/24"  # stacks/azure/network.py subnet_ranges("10.60.0.0/16")["turn"]: the relay's
+
+
+@pytest.mark.xfail(strict=True, reason="azure_sip_edge_rules reads the edge group's inline securityRules only: a "
+                                       "standalone azure-native SecurityRule on that group, ahead of its deny, opens "
+                                       "the control API to the internet and the pack says nothing")
+def test_a_standalone_azure_rule_on_the_edge_group_opening_the_control_port_is_refused() -> None:
+    group = _resource(NSG, {**_nsg(deny_in=True), "networkSecurityGroupName": "edge"})
+    assert _pack(group) == []  # the shipped group alone passes: a refusal below is the extra rule's
+    opened = _resource(SECURITY_RULE, {
+        "networkSecurityGroupName": "edge", "resourceGroupName": "rg", "securityRuleName": "debug", "priority": 90,
+        "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "*",
+        "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "5080"},
+        {"networkSecurityGroupName": [group]})
+    assert _pack(group, opened) != []
+
+
+@pytest.mark.xfail(strict=True, reason="_control_range checks the control source's width only (/23), not that it is "
+                                       "the dispatcher's subnet: the TURN relay's /24 (a host that faces the "
+                                       "internet) reaching the control API passes")
+def test_an_azure_control_rule_from_another_subnet_of_the_network_is_refused() -> None:
+    group = _nsg(deny_in=True)
+    *others, control, deny = group["securityRules"]
+    assert control["sourceAddressPrefix"] == DISPATCHER_SUBNET
+    from_turn = {**control, "sourceAddressPrefix": TURN_SUBNET}
+    assert _pack(_resource(NSG, {**group, "securityRules": [*others, from_turn, deny]})) != []

@@ -1,0 +1,54 @@
+"""Review of "one project's cells in several zones share its first cell's insert bucket": the pace is now the
+project's, but a project's refusal still drains only the cell whose insert it answered. Compute Engine's
+rateLimitExceeded is the project's (the very reason the bucket is shared), so the project's other zone stays
+open and the next session homed there sends its insert to the same refusing project: an extra failed insert
+(and a slower cold start) per cell of that project, every time the drain runs out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dispatcher.machines.gce.cells import GceCellMachines
+from dispatcher.machines.gce.settings import GceSettings
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_contract import spec
+from tests.dispatcher.machines.test_gce_cells import LONG_DRAIN, PROJECTS, cells_env
+from tests.fakes.gce import FakeGce, rate_limit_body
+from tests.support.cells import homed_in
+
+SHARED = PROJECTS["a"]  # listed twice: two zones of one project
+
+
+@pytest.fixture
+def fake(fake_gce: FakeGce) -> FakeGce:
+    for project in PROJECTS.values():
+        fake_gce.add_project(project)
+    return fake_gce
+
+
+def _inserts_in(gce: FakeGce, project: str) -> int:
+    return len([c for c in gce.calls_to("POST", "/instances") if f"/projects/{project}/" in c.path
+                and not c.path.endswith("/setLabels")])
+
+
+@pytest.mark.xfail(strict=True, reason="a project's rateLimitExceeded drains only the cell that met it: the same "
+                                       "project's other zone's cell is still sent inserts the project refuses")
+async def test_a_project_refusing_for_its_rate_is_drained_in_every_zone_it_is_listed(fake: FakeGce) -> None:
+    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
+             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
+             {"name": "d", "project": PROJECTS["b"]}]
+    machines = GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
+                               LocalCoordination(), drain_base=LONG_DRAIN)
+    try:
+        fake.fail(403, body=rate_limit_body(), method="POST", path_contains=f"/projects/{SHARED}/", times=5)
+        [first] = homed_in(machines, "b")
+        [second] = homed_in(machines, "c")
+        await machines.launch(spec(first))
+        assert _inserts_in(fake, PROJECTS["b"]) == 1  # the first ran in the other project
+        await machines.launch(spec(second))
+        assert _inserts_in(fake, PROJECTS["b"]) == 2  # and so did the second
+        assert _inserts_in(fake, SHARED) == 1, "the refusing project was sent another insert through its other zone"
+    finally:
+        await machines.aclose()
