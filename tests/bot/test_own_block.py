@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from bot.loop_lag import LoopLag
-from bot.own_block import OWN_CPU_SECONDS
+from bot.own_block import OWN_CPU_SECONDS, OwnBlocks
+from botchannel.conversation import MAX_BLOCKS, conversation_figures
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bots"))
 from cpu_starved import starved  # noqa: E402 - the test bots' folder, as a planted bot imports it
@@ -56,3 +57,16 @@ async def test_a_bot_that_runs_the_cpu_on_its_loop_blocks_it_and_a_paused_or_sta
     blocks, stalls = await blocks_while(asyncio.ensure_future(starved(0.3)))
     assert blocks == [] and stalls, (blocks, stalls)
 
+
+
+def test_blocks_reach_the_channel_whole_and_a_malformed_list_drops_the_figures() -> None:
+    """The dispatcher keeps what the host reports (botchannel/conversation.py bounds it)."""
+    own = OwnBlocks()
+    own.note(1_000_031.5, 31.2, 30.9)
+    own.note(1_000_040.0, 0.4, 0.3)  # a gap too light to be a block
+    figures = {"caller_turns": 1, "unanswered": 1, "bot_turns": 1, "cut_off": 0, "latencies": [],
+               "left_in_first_turn": False, "blocked": own.report()}
+    assert own.report() == [[1_000_000.3, 31.2, 30.9]]
+    assert conversation_figures(figures) == figures
+    for malformed in ([[1.0, 2.0]], [[1.0, -2.0, 1.0]], [[0.0, 1.0, 1.0]] * (MAX_BLOCKS + 1), "31 s"):
+        assert conversation_figures({**figures, "blocked": malformed}) is None, malformed
