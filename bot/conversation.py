@@ -99,4 +99,5 @@ class ConversationWatch(BaseObserver):
         self.lag.stop()
         if not self.heard_any:
             return None
-        return {**self.log.figures(time.monotonic(), reason), "behind": self.lag.report()}
+        return {**self.log.figures(time.monotonic(), reason), "behind": self.lag.report(),
+                "blocked": self.lag.own_blocks.report()}

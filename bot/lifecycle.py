@@ -16,8 +16,10 @@ from loguru import logger
 
 
 class EndReason(enum.StrEnum):
-    PEER_DISCONNECTED = "peer_disconnected"  # webrtc: the peer closed the connection (or the bot did)
+    PEER_DISCONNECTED = "peer_disconnected"  # webrtc: the peer closed the connection
+    BOT_CLOSED = "bot_closed"  # webrtc: the bot's own code closed it (its transport's disconnect, its pipeline's end)
     CONNECTION_LOST = "connection_lost"  # webrtc: its ICE consent expired, no check answered (bot/ice_consent.py)
+    BOT_BLOCKED = "bot_blocked"  # webrtc: consent expired while the bot's own code blocked the loop (bot/own_block.py)
     PARTICIPANT_LEFT = "participant_left"  # daily: the user left the room
     IDLE_TIMEOUT = "idle_timeout"
     MAX_DURATION = "max_duration"

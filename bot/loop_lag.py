@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from bot.own_block import OwnBlocks
 from botchannel.conversation import MAX_STALLS
 
 TICK_SECONDS = 0.05
@@ -75,6 +76,7 @@ class WorkerWaits:
 class LoopLag:
     def __init__(self) -> None:
         self.stalls: list[list[float]] = []  # [wall-clock second, seconds late, seconds waited for a CPU]
+        self.own_blocks = OwnBlocks()  # those the bot's own code made (bot/own_block.py)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -105,10 +107,14 @@ class LoopLag:
             before = waited_for_cpu()  # one read a tick: each tick's end is the next one's start
             workers = WorkerWaits(threading.get_native_id())
             workers.longest()
+            ticked, ran = time.monotonic(), time.thread_time()  # the loop's thread's own CPU time
             while True:
                 due = time.monotonic() + TICK_SECONDS
                 await asyncio.sleep(TICK_SECONDS)
-                after, late = waited_for_cpu(), max(0.0, time.monotonic() - due)
+                now, running = time.monotonic(), time.thread_time()
+                self.own_blocks.note(time.time(), now - ticked, running - ran)
+                ticked, ran = now, running
+                after, late = waited_for_cpu(), max(0.0, now - due)
                 waited = 0.0 if before is None or after is None else max(0.0, after - before)
                 before = after
                 worker = workers.longest()  # a worker's work was as late as it waited

@@ -25,6 +25,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from bot.channel_session import ChannelSession, assigned_ice, report_first_audio, session_config
 from bot.config import BotConfig, ConfigError
+from bot.connection_end import ClosedHere, consent_end
 from bot.events import EventWriter
 from bot.ice import loopback_requested, use_loopback_candidates
 from bot.ice_consent import install as answer_late_consent_checks
@@ -85,6 +86,8 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             # The answer is set, so the receivers exist, and no media has flowed yet.
             install(connection.pc, prefetch)
+            closed_here = ClosedHere(lifecycle)
+            closed_here.watch(connection)
 
             @connection.event_handler("connected")
             async def _on_connected(connection: SmallWebRTCConnection) -> None:
@@ -105,7 +108,10 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             async def _on_closed(connection: SmallWebRTCConnection) -> None:
                 events.emit("disconnected", pc_id=connection.pc_id)
                 if (lost := lost_consent(connection.pc)) is not None:  # neither side closed it: the caller is told so
-                    lifecycle.end(EndReason.CONNECTION_LOST, lost)
+                    conversation = channel.conversation if channel is not None else None
+                    lifecycle.end(*consent_end(lost, conversation.lag.own_blocks if conversation else None))
+                elif closed_here.closed:
+                    lifecycle.end(EndReason.BOT_CLOSED)
                 elif session.connected:
                     lifecycle.end(EndReason.PEER_DISCONNECTED)
                 else:

@@ -11,7 +11,9 @@ ended for one of `CALLER_ENDS`) before any of their turns was answered by a bot 
 end; `behind` (optional: older bot hosts send none): the bot host's event loop's stalls, each as
 [a wall-clock second, the seconds its loop woke late in it, the seconds its thread waited for a CPU
 in it], the first `MAX_STALLS` (bot/loop_lag.py), which an eval reads to tell a host short of CPU from
-a slow bot. Bounded,
+a slow bot; `blocked` (optional, as `behind`): the times the bot's own code blocked that loop, each as
+[the wall-clock second the block began, the seconds it lasted, the seconds of CPU the loop's thread ran
+in it], the first `MAX_BLOCKS` (bot/own_block.py), which an eval reads as the bot's failure. Bounded,
 whatever the bot sends: a figure set that is not this shape is dropped whole
 (`conversation_figures` answers None), never the report it came with.
 """
@@ -25,8 +27,9 @@ MAX_LATENCIES = 100
 MAX_COUNT = 1_000_000
 MAX_LATENCY_SECONDS = 3_600.0
 MAX_STALLS = 600  # a stall per second: ten minutes of a starved call
+MAX_BLOCKS = 100  # the bot's own blocks of its loop: one is enough to fail a call
 # The bot host's end reasons (bot/lifecycle.py) for a caller who hung up, or a pipeline the bot ended.
-CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished")
+CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished", "bot_closed")
 _COUNTS = ("caller_turns", "unanswered", "bot_turns", "cut_off")
 
 
@@ -52,11 +55,16 @@ def conversation_figures(raw: object) -> dict[str, Any] | None:
         if (behind := _stalls(raw["behind"])) is None:
             return None
         figures["behind"] = behind
+    if "blocked" in raw:
+        if (blocked := _stalls(raw["blocked"], MAX_BLOCKS)) is None:
+            return None
+        figures["blocked"] = blocked
     return figures
 
 
-def _stalls(raw: object) -> list[list[float]] | None:
-    if not isinstance(raw, list) or len(raw) > MAX_STALLS:
+def _stalls(raw: object, most: int = MAX_STALLS) -> list[list[float]] | None:
+    """`[wall-clock second, seconds, seconds]` triples, at most `most` of them; None for anything else."""
+    if not isinstance(raw, list) or len(raw) > most:
         return None
     stalls = []
     for stall in raw:

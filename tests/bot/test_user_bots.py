@@ -227,3 +227,12 @@ def test_the_recipe_a_file_with_main_and_no_bot_is_pointed_at_is_a_section_of_th
     headings = [line.lstrip("#").strip().replace("`", "") for line in (REPO / page).read_text().splitlines()
                 if line.startswith("#")]
     assert heading.strip('"') in headings
+
+
+async def test_a_bot_that_ends_its_own_pipeline_is_reported_closing_its_connection(spawn_bot: SpawnBot) -> None:
+    """Its own close, not its peer's: an eval fails the turn it ended under, whether or not its caller saw
+    the close arrive (docs/evals.md, "A bot's own end")."""
+    bot = spawn_user_bot(spawn_bot, "hangs_up")
+    async with WebRTCClient(bot.offer_url):
+        assert bot.wait(HEARD_WITHIN) == 0  # it ended while its caller stayed on
+    assert bot.next_event("ended", 5)["reason"] == "bot_closed"

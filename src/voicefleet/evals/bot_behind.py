@@ -34,14 +34,18 @@ from voicefleet.evals.outcome import CallResult, TurnResult
 DEFAULT_BOT_BEHIND_LIMIT = 2.0
 
 
+def part_of(result: CallResult, at: float) -> int:
+    """The part of the call wall second `at` falls in: 0 before its first turn, then each turn's number."""
+    starts = [*(t.began_at if t.began_at is not None else math.inf for t in result.turns), math.inf]
+    return next(i for i, start in enumerate(starts) if at < start)
+
+
 def behind_by_part(result: CallResult) -> list[float]:
     """Seconds the bot's machine held it behind real time in each part of the call: before its first
     turn, then each turn's."""
-    starts = [-math.inf, *(t.began_at if t.began_at is not None else math.inf for t in result.turns), math.inf]
-    behind = [0.0] * (len(starts) - 1)
+    behind = [0.0] * (len(result.turns) + 1)
     for stall in result.bot_stalls or []:
-        index = next(i for i in range(len(behind)) if stall.at < starts[i + 1])
-        behind[index] += min(stall.late, stall.waited)
+        behind[part_of(result, stall.at)] += min(stall.late, stall.waited)
     return behind
 
 

@@ -7,37 +7,54 @@ loop fell behind real time (`conversation.behind`), which bot_behind.py lays on 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
-from voicefleet.evals.outcome import Stall, Target
+from voicefleet.evals.outcome import Block, Stall, Target
 from voicefleet.loadtest.session_calls import timeline_once_ended
+
+T = TypeVar("T")
 
 # The call's end → the bot host's `ended` report at the dispatcher: seconds, even on a loaded machine.
 END_WAIT = 15.0
 
 
+class BotFigures(NamedTuple):
+    latencies_ms: list[float] | None = None
+    stalls: list[Stall] | None = None
+    blocks: list[Block] | None = None
+
+
 async def bot_figures(target: Target, http: httpx.AsyncClient, session_id: str | None,
-                      wait: float = END_WAIT) -> tuple[list[float] | None, list[Stall] | None]:
-    """The bot's turn latencies in ms, its answered turns in order, and its host's stalls (a wall-clock
-    second, how late its loop woke in it and how long it waited for a CPU: bot/loop_lag.py); either None when
-    its session's end carried none within `wait` seconds (a bot host that reports no figures, or an
-    older one, a timeline not readable)."""
+                      wait: float = END_WAIT) -> BotFigures:
+    """The bot's turn latencies in ms, its answered turns in order, its host's stalls (a wall-clock
+    second, how late its loop woke in it and how long it waited for a CPU: bot/loop_lag.py) and the
+    blocks its own code made of that loop (bot/own_block.py); each None when its session's end carried
+    none within `wait` seconds (a bot host that reports no figures, or an older one, a timeline not
+    readable)."""
     if session_id is None:
-        return None, None
+        return BotFigures()
     events = await timeline_once_ended(http, target.base_url, session_id, target.headers(), wait)
     ended = next((e for e in events or [] if e.get("event") == "ended"), None)
     if ended is None:
-        return None, None
-    return _latencies(ended.get("conversation")), _stalls(ended.get("conversation"))
+        return BotFigures()
+    conversation = ended.get("conversation")
+    return BotFigures(_latencies(conversation), _triples(conversation, "behind", Stall),
+                      _triples(conversation, "blocked", Block))
 
 
-def _stalls(conversation: Any) -> list[Stall] | None:
-    raw = conversation.get("behind") if isinstance(conversation, dict) else None
+def blocks_of(ended: dict[str, Any] | None) -> list[Block]:
+    """The blocks of its loop the bot's own code made, from the session's `ended` event."""
+    return _triples((ended or {}).get("conversation"), "blocked", Block) or []
+
+
+def _triples(conversation: Any, name: str, kind: Callable[..., T]) -> list[T] | None:
+    raw = conversation.get(name) if isinstance(conversation, dict) else None
     if not isinstance(raw, list):
         return None
-    return [Stall(*(float(v) for v in s)) for s in raw
+    return [kind(*(float(v) for v in s)) for s in raw
             if isinstance(s, list) and len(s) == 3 and all(isinstance(v, int | float) for v in s)]
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 
 from voicefleet.evals.answer_end import LONGEST_ANSWER, quiet_needed, texts, under_way
+from voicefleet.evals.bot_blocked import blame_blocks
 from voicefleet.evals.bot_latency import bot_figures
-from voicefleet.evals.call_end import ended_reason, not_taken
-from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.call_end import ended_reason, not_taken, went_quiet
+from voicefleet.evals.checks import Answer, failures, unheard
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phases import Phases, audible
@@ -80,7 +81,9 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
             await _stop(target, http, result)
             if not result.interrupted:  # the bot host reports its figures as its session ends
                 with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C now: the call is reported without them
-                    result.bot_latencies_ms, result.bot_stalls = await bot_figures(target, http, result.session_id)
+                    figures = await bot_figures(target, http, result.session_id)
+                    result.bot_latencies_ms, result.bot_stalls, result.bot_blocks = figures
+                    blame_blocks(result)
         result.seconds = time.monotonic() - phases.began
     return result
 
@@ -177,7 +180,9 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                 heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases,
                                     turn_began=turn_began)
             problems = failures(turn.expect, heard)
-            if problems and (end := await ended_reason(target, http, result.session_id, number,
+            quiet = (lambda since=turn_began: went_quiet(client.recording.times, since)) \
+                if any(unheard(p) for p in problems) else None  # a lost connection is told ~30 s on
+            if problems and (end := await ended_reason(target, http, result.session_id, number, quiet=quiet,
                                                        hung_up=client.ended.is_set(), caller_end=client.ended)):
                 problems, ended_at = [end.reason, *problems], number
                 result.lost_at = number if end.lost else None

@@ -27,6 +27,14 @@ class Stall(NamedTuple):
     waited: float  # seconds its loop's thread (or a worker thread) waited for a CPU in it: its machine was busy
 
 
+class Block(NamedTuple):
+    """A time the bot's own code blocked its host's event loop (bot/own_block.py)."""
+
+    at: float  # the wall-clock second it began
+    seconds: float  # how long it lasted
+    cpu: float  # seconds of CPU the loop's thread ran in it: the bot's code, not a busy machine
+
+
 @dataclass
 class TurnResult:
     said: str
@@ -52,6 +60,7 @@ class CallResult:
     caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
     bot_latencies_ms: list[float] | None = None  # the bot host's own, from the session's end (bot_latency.py)
     bot_stalls: list[Stall] | None = None  # where the bot host's machine held it back, from the session's end
+    bot_blocks: list[Block] | None = None  # where the bot's own code blocked its host's loop (bot_blocked.py)
     lost_at: int | None = None  # the turn under which the call's connection was lost, not ended (call_end.py)
 
     def keeps_time(self) -> bool:

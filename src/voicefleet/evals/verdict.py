@@ -1,10 +1,11 @@
 """A run's verdict: each call passed, failed, or inconclusive (failed where its bot host fell behind
-real time, bot_behind.py, or where its connection was lost, lost_connection.py), and the run as a
-whole. Any call that failed fails the run; more inconclusive calls than `max_inconclusive` of them
-make it inconclusive (exit 4, and a suite smoke
-records nothing: the release's gate stays as it was), and so does a scenario none of whose calls
-passed (a fault in one scenario fails each of its calls: a busy machine must not hide it as a few
-inconclusive ones); otherwise it passes, and the report says how many were inconclusive.
+real time, bot_behind.py, or where its connection was lost, lost_connection.py, unless its bot
+blocked its own host's loop there, bot_blocked.py, or closed its connection, call_end.py), and the
+run as a whole. Any call that failed fails the run; more inconclusive calls than `max_inconclusive`
+of them make it inconclusive (exit 4, and a suite smoke records nothing: the release's gate stays as
+it was), and so does a scenario none of whose calls passed (a fault in one scenario fails each of its
+calls: a busy machine must not hide it as a few inconclusive ones); otherwise it passes, and the
+report says how many were inconclusive.
 
 Both rules are settings (docs/evals.md): `VOICEFLEET_EVAL_BOT_BEHIND` (seconds, default 2.0) and
 `VOICEFLEET_EVAL_MAX_INCONCLUSIVE` (a share of the calls, default 0.1).
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from voicefleet.evals.bot_behind import DEFAULT_BOT_BEHIND_LIMIT, inconclusive_reason
+from voicefleet.evals.bot_blocked import blocked_reason
+from voicefleet.evals.call_end import own_end
 from voicefleet.evals.lost_connection import lost_connection_reason
 from voicefleet.evals.outcome import CallResult
 
@@ -41,7 +44,10 @@ class Rules:
                    _number(env, MAX_INCONCLUSIVE_VARIABLE, DEFAULT_MAX_INCONCLUSIVE, 0.0, 1.0, "a share of the calls"))
 
     def reason(self, result: CallResult) -> str | None:
-        """Why the call is inconclusive, or None when it is not."""
+        """Why the call is inconclusive, or None when it is not: never when its bot blocked its own loop
+        where it failed, whatever else its host saw (bot_blocked.py)."""
+        if blocked_reason(result) is not None or any(own_end(t.problems) for t in result.turns):
+            return None
         return lost_connection_reason(result) or inconclusive_reason(result, self.bot_behind_limit)
 
     def outcome(self, result: CallResult) -> Outcome:
