@@ -1,4 +1,4 @@
-"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to six alarms.
+"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to seven alarms.
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=emf`):
 CloudWatch Logs extracts embedded-metric-format lines from the task's `awslogs` stream itself (the
