@@ -45,6 +45,9 @@ class Balancer:
     url: pulumi.Output[str]
     dns_name: pulumi.Output[str]  # what dispatcherDomain's DNS record points at
     target_group_arn: pulumi.Output[str]
+    # CloudWatch's dimensions of the target group's metrics (HealthyHostCount: the dispatcher-down alarm).
+    target_group_arn_suffix: pulumi.Output[str]
+    balancer_arn_suffix: pulumi.Output[str]
     app_security_group_id: pulumi.Output[str]  # the dispatcher's tasks: reachable from the ALB only
     ready: list[pulumi.Resource]  # what the service waits for: the forwarding listener, the DNS record
 
@@ -81,6 +84,8 @@ class Balancer:
         listener = self._listeners(name, args, balancer, targets, child)
         self.dns_name = balancer.dns_name
         self.target_group_arn = targets.arn
+        self.target_group_arn_suffix = targets.arn_suffix
+        self.balancer_arn_suffix = balancer.arn_suffix
         self.app_security_group_id = app_sg.id
         self.ready = [listener, *self._record(name, args, balancer, child)]
 

@@ -114,6 +114,9 @@ class Dispatcher(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     machines_environment: dict[str, pulumi.Input[str]]  # what stacks/tools/drain.py needs (contract.MACHINES_ENV)
+    # The ALB's metrics of its tasks (AWS/ApplicationELB, dimensions TargetGroup and LoadBalancer).
+    target_group_dimensions: dict[str, pulumi.Output[str]]
+    service: aws.ecs.Service  # steady once `up` has waited for its tasks' health
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
@@ -153,6 +156,9 @@ class Dispatcher(pulumi.ComponentResource):
         )
         self.url = front.url
         self.alb_dns_name = front.dns_name
+        self.target_group_dimensions = {"TargetGroup": front.target_group_arn_suffix,
+                                        "LoadBalancer": front.balancer_arn_suffix}
+        self.service = service
         self.service_name = service.name
         # How long a replaced task drains: `python -m stacks.drain` waits at least this long by default.
         self.deregistration_delay_seconds = deregistration_delay(args.max_session_seconds)

@@ -1,4 +1,4 @@
-"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to six alarms.
+"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to seven alarms.
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=emf`):
 CloudWatch Logs extracts embedded-metric-format lines from the task's `awslogs` stream itself (the
@@ -17,6 +17,9 @@ Alarms (docs/operations.md says what to check when one fires):
                           a SIP edge (`sipEdge`) only
   sip edge registration   a trunk's registrar refused the edge's REGISTER (or never answered) for 3
   refused                 minutes; stacks with a SIP edge only
+  dispatcher down         the balancer counted no healthy dispatcher task for 3 minutes (AWS/ApplicationELB
+                          HealthyHostCount, which the balancer reports while health checks are on, whatever
+                          the dispatcher writes); stacks not drained
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ import pulumi_aws as aws
 
 from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.dispatcher_alarm import DISPATCHER_DOWN, dispatcher_down_description
 from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 PROVIDER = "ecs"  # the lines' `Provider` dimension: the machines provider's name
 PERIOD = 60  # seconds: the lines are written every METRIC_LINES_SECONDS (60)
 ALARM_PERIOD = 300
+BALANCER_NAMESPACE = "AWS/ApplicationELB"
+DOWN_MINUTES = 3  # the balancer marks a task unhealthy after 3 failed checks 15 s apart; then 3 minutes at 0
 
 _NAMES = frozenset(metric_names())
 
@@ -61,6 +67,12 @@ class ObservabilityArgs:
     store: bool  # several replicas share a coordination store
     alarm_topic_arn: str | None = None
     sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
+    # The dispatcher's target group and balancer (CloudWatch's TargetGroup and LoadBalancer dimensions);
+    # None where no task is meant to run (a drained stack): the dispatcher-down alarm is made with them.
+    dispatcher_targets: Mapping[str, pulumi.Input[str]] | None = None
+    # What the dispatcher-down alarm is made after: the service, steady once its tasks passed their checks,
+    # so a new stack's alarm does not fire over the minutes its first task takes to start.
+    dispatcher_ready: Sequence[pulumi.Resource] = ()
 
 
 class Observability(pulumi.ComponentResource):
@@ -73,7 +85,9 @@ class Observability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         dashboard = aws.cloudwatch.Dashboard(name, dashboard_name=args.prefix,
                                              dashboard_body=json.dumps(dashboard_body(args)), opts=child)
-        alarms = [aws.cloudwatch.MetricAlarm(f"{name}-{key}", **spec, opts=child)
+        after_dispatcher = pulumi.ResourceOptions(parent=self, depends_on=list(args.dispatcher_ready))
+        alarms = [aws.cloudwatch.MetricAlarm(f"{name}-{key}", **spec,
+                                             opts=after_dispatcher if key == DISPATCHER_DOWN else child)
                   for key, spec in alarm_specs(args).items()]
         self.dashboard_url = pulumi.Output.concat(
             "https://", args.region, ".console.aws.amazon.com/cloudwatch/home?region=", args.region,
@@ -202,5 +216,17 @@ def alarm_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
                 # moves the alarm to INSUFFICIENT_DATA, never to OK (no OK action tells the on-call the edge
                 # is back); `breaching` would page an edge fault for a dispatcher's.
                 treat_missing_data="missing")
+    if args.dispatcher_targets is not None:
+        specs[DISPATCHER_DOWN] = _alarm(
+            args, DISPATCHER_DOWN,
+            dispatcher_down_description("the load balancer counted no healthy task", DOWN_MINUTES),
+            namespace=BALANCER_NAMESPACE, metric_name="HealthyHostCount", dimensions=dict(args.dispatcher_targets),
+            # The fewest healthy tasks in each minute: none in every minute of 3 is no dispatcher. One replica
+            # of several down is not a page: the others answer (deployments keep 100% healthy while replacing).
+            statistic="Minimum", period=PERIOD, evaluation_periods=DOWN_MINUTES, datapoints_to_alarm=DOWN_MINUTES,
+            comparison_operator="LessThanThreshold", threshold=1,
+            # The balancer reports this metric while health checks are on, traffic or not; none at all means
+            # nothing reports it, which is no healthy dispatcher either.
+            treat_missing_data="breaching")
     return specs
 

@@ -1,4 +1,4 @@
-"""What an operator looks at on Azure: one Log Analytics workspace, a workbook, up to six log alerts.
+"""What an operator looks at on Azure: one Log Analytics workspace, a workbook, up to seven log alerts.
 
 The dispatcher writes its metrics as JSON log lines (`METRIC_LINES=json`,
 dispatcher/observability/metric_lines.py); the Container Apps environment sends its console logs
@@ -7,6 +7,8 @@ resource-specific table `ContainerAppConsoleLogs` whose `Log` column holds the l
 and the alerts read the lines with KQL (`parse_json(Log)`): counters summed per bin, time to ready
 from the lines' per-observation samples. The thresholds are the AWS stack's
 (stacks/aws/observability.py says why). Each alert notifies `alarmActionGroupId` when set.
+The dispatcher-down alert counts the lines themselves: none in 5 minutes from a dispatcher always meant to
+run is a dispatcher down, which every other alert (reading values on the lines) cannot see.
 No query here has run against a real workspace (docs/pulumi.md, "What is not verified on Azure").
 """
 
@@ -22,9 +24,14 @@ import pulumi_azure_native as azure
 
 from stacks.azure import naming
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.dispatcher_alarm import DISPATCHER_DOWN, LINES_MISSING_MINUTES, dispatcher_down_description
 from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 TABLE = "ContainerAppConsoleLogs"
+# An edge alert fired stays fired this long after its query last met the condition: a dispatcher gone
+# quiet leaves the query without rows (which is "healthy" to a log alert), and by then the
+# dispatcher-down alert (5 minutes without a line) has fired, so the edge's is never resolved unexplained.
+EDGE_TIME_TO_RESOLVE = "PT10M"
 
 
 def metric_environment(namespace: str) -> dict[str, str]:
@@ -45,6 +52,9 @@ class ObservabilityArgs:
     tags: dict[str, str]
     action_group_id: str | None = None
     sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
+    # A replica is always meant to run (dispatcherMinReplicas ≥ 1, not drained), so a line arrives every
+    # minute: none is a dispatcher down. Scaled to zero, no line is also the idle state.
+    always_running: bool = False
 
 
 def lines(args: ObservabilityArgs) -> str:
@@ -95,10 +105,24 @@ def alert_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
         **{edge_alarm.key: ("GreaterThan", 0, "Maximum", edge_alarm.minutes, edge_alarm.minutes,
                             edge_alarm.description) for edge_alarm in SIP_EDGE_ALARMS},
     }
-    return {key: {"operator": op, "threshold": float(threshold), "time_aggregation": aggregation,
-                  "evaluations": evaluations, "failing": failing, "description": description, "query": query}
-            for key, query in queries(args).items()
-            for op, threshold, aggregation, evaluations, failing, description in [specs[key]]}
+    slow = ("start-failure-rate", "time-to-ready-p95")  # 5-minute bins
+    found = {key: {"operator": op, "threshold": float(threshold), "time_aggregation": aggregation,
+                   "evaluations": evaluations, "failing": failing, "description": description, "query": query,
+                   "measure": "value", "frequency": "PT5M" if key in slow else "PT1M",
+                   "window": "PT5M" if key in slow else "PT1M",
+                   "resolve": EDGE_TIME_TO_RESOLVE if key in {a.key for a in SIP_EDGE_ALARMS} else None}
+             for key, query in queries(args).items()
+             for op, threshold, aggregation, evaluations, failing, description in [specs[key]]}
+    if args.always_running:
+        # The rows themselves counted (no measure column): fewer than 1 line in the last 5 minutes, asked
+        # every minute. A log alert has no missing-data setting, so "no rows" is the condition itself.
+        found[DISPATCHER_DOWN] = {
+            "operator": "LessThan", "threshold": 1.0, "time_aggregation": "Count", "evaluations": 1, "failing": 1,
+            "description": dispatcher_down_description("Log Analytics received no metric line from its Container "
+                                                       "App", LINES_MISSING_MINUTES),
+            "query": lines(args), "measure": None, "frequency": "PT1M", "window": f"PT{LINES_MISSING_MINUTES}M",
+            "resolve": None}
+    return found
 
 
 def workbook(args: ObservabilityArgs) -> str:
@@ -158,16 +182,19 @@ class Observability(pulumi.ComponentResource):
                 severity=2,
                 enabled=True,
                 scopes=[workspace.id],
-                evaluation_frequency="PT5M" if key in ("start-failure-rate", "time-to-ready-p95") else "PT1M",
-                window_size="PT5M" if key in ("start-failure-rate", "time-to-ready-p95") else "PT1M",
+                evaluation_frequency=spec["frequency"],
+                window_size=spec["window"],
                 criteria=cast(azure.monitor.ScheduledQueryRuleCriteriaArgsDict, {"all_of": [{
                     "query": spec["query"], "time_aggregation": spec["time_aggregation"],
-                    "metric_measure_column": "value", "operator": spec["operator"], "threshold": spec["threshold"],
+                    **({"metric_measure_column": spec["measure"]} if spec["measure"] else {}),
+                    "operator": spec["operator"], "threshold": spec["threshold"],
                     "failing_periods": {"number_of_evaluation_periods": spec["evaluations"],
                                         "min_failing_periods_to_alert": spec["failing"]}}]}),
                 # The table exists only once the environment has written to it: skip the create-time check.
                 skip_query_validation=True,
                 auto_mitigate=True,
+                resolve_configuration=cast(azure.monitor.RuleResolveConfigurationArgsDict, {
+                    "auto_resolved": True, "time_to_resolve": spec["resolve"]}) if spec["resolve"] else None,
                 actions=actions,
                 **common,
                 opts=child,

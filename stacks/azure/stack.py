@@ -137,7 +137,8 @@ class AzureStack(pulumi.ComponentResource):
             namespace=settings.metric_namespace, retention_days=cfg.log_retention_days,
             app_name=naming.container_app_name(settings.stack), reserve=bool(channel_secrets(settings)),
             store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags,
-            sip_edge=edge is not None), opts=child)
+            sip_edge=edge is not None, always_running=cfg.dispatcher_min_replicas >= 1 and not settings.drain),
+            opts=child)
         app_name = naming.container_app_name(settings.stack)
         rolled_releases = self._releases(images)
         releases = rolled_releases.apply(lambda found: catalogue(found.after, settings.releases))

@@ -1,5 +1,5 @@
 """What an operator looks at on GCP: the dispatcher's metrics in Cloud Monitoring, one dashboard,
-up to six alert policies (the AWS stack's alarms, stacks/aws/observability.py).
+up to seven alert policies (the AWS stack's alarms, stacks/aws/observability.py).
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=json`):
 Cloud Run writes a JSON stdout line to Cloud Logging as `jsonPayload`, and one log-based
@@ -44,6 +44,7 @@ from dispatcher.observability.metric_catalogue import (
     LineMetric,
 )
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.shared.dispatcher_alarm import DISPATCHER_DOWN, LINES_MISSING_MINUTES, dispatcher_down_description
 from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
 # The histograms' buckets are the dispatcher's own, so a p95 here and on /metrics agree.
@@ -51,9 +52,16 @@ BUCKETS: Mapping[str, Sequence[float]] = {
     "TimeToReady": READY_BUCKETS, "LaunchSeconds": LAUNCH_BUCKETS, "PhoneFirstAudio": FIRST_AUDIO_BUCKETS}
 RESOURCE = 'monitored_resource="cloud_run_revision"'  # log-based metrics may map to several resource types
 FAILURES_BY_REASON = "StartFailuresByReason"
+# Every line the dispatcher writes, counted (a line each 60 s per instance, whatever it holds): the
+# dispatcher-down policy fires when none arrives.
+LINES = "MetricLines"
 NO_POLICIES = ("no alert policies: set `pulumi config set voicefleet:alertPolicies true` and `up` again at "
                "least 10 minutes after this stack's log-based metrics were created (docs/pulumi.md, "
                "First deploy on GCP)")
+NO_DISPATCHER_DOWN = ("no dispatcher-down policy: with dispatcherMinInstances 0 Cloud Run may keep no instance, "
+                      "and an idle dispatcher writes no line, so nothing tells a dispatcher down from one idle; set "
+                      "`pulumi config set voicefleet:dispatcherMinInstances 1` for one (docs/operations.md, "
+                      "The alarms)")
 
 
 def metric_environment(namespace: str) -> dict[str, str]:
@@ -73,6 +81,11 @@ class ObservabilityArgs:
     alert_policies: bool = False  # off until the log-based metrics are older than Monitoring's ~10 min
     depends_on: tuple[pulumi.Resource, ...] = ()  # the Logging API
     sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
+    # An instance is always meant to run (dispatcherMinInstances ≥ 1, not drained), its CPU always on, so
+    # it writes a line every minute: lines missing then is a dispatcher down (the dispatcher-down policy).
+    # Scaled to zero, no line is the normal idle state, and no policy can tell it from a dispatcher down.
+    always_running: bool = False
+    drained: bool = False  # before a destroy: no instance, and no policy to miss
 
 
 def log_metric_id(prefix: str, name: str) -> str:
@@ -106,6 +119,8 @@ class Observability(pulumi.ComponentResource):
                     for key, spec in alert_policy_specs(args).items()] if args.alert_policies else []
         if not args.alert_policies:
             pulumi.log.warn(NO_POLICIES, resource=self)
+        elif not args.always_running and not args.drained:
+            pulumi.log.warn(NO_DISPATCHER_DOWN, resource=self)
         self.dashboard_url = dashboard.id.apply(
             lambda path: f"https://console.cloud.google.com/monitoring/dashboards/builder/{path.rsplit('/', 1)[-1]}"
                          f"?project={args.project}")
@@ -152,6 +167,10 @@ def log_metric_specs(args: ObservabilityArgs) -> dict[str, dict[str, Any]]:
             specs.append(_distribution(args, metric.name, unit, description,
                                        _filter(args, f"jsonPayload.{metric.name}:*", *only_totals),
                                        f"EXTRACT(jsonPayload.{metric.name})", _value_bounds(metric)))
+    specs.append({
+        "name": log_metric_id(args.prefix, LINES), "project": args.project,
+        "description": "voicefleet dispatcher metric lines written (any), for the dispatcher-down policy",
+        "filter": _filter(args), "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1"}})
     specs.append(_distribution(
         args, FAILURES_BY_REASON, "1", "voicefleet POST /start failures by reason, from its metric lines",
         _filter(args, f"jsonPayload.{REASON}:*"), "EXTRACT(jsonPayload.StartFailures)", (1, 10, 100, 1000),
@@ -233,13 +252,33 @@ def _without_defaults(value: Any) -> Any:
 
 
 def _policy(args: ObservabilityArgs, name: str, documentation: str, query: str, duration: str) -> dict[str, Any]:
+    return _policy_on(args, name, documentation, {"condition_prometheus_query_language": {
+        "query": query, "duration": duration, "evaluation_interval": "60s"}})
+
+
+def _policy_on(args: ObservabilityArgs, name: str, documentation: str, condition: dict[str, Any]) -> dict[str, Any]:
     return {
         "project": args.project, "display_name": f"{args.prefix}-{name}", "combiner": "OR",
         "notification_channels": list(args.notification_channels),
         "documentation": {"content": documentation, "mime_type": "text/markdown"},
-        "conditions": [{"display_name": name, "condition_prometheus_query_language": {
-            "query": query, "duration": duration, "evaluation_interval": "60s"}}],
+        "conditions": [{"display_name": name, **condition}],
     }
+
+
+def dispatcher_down_policy(args: ObservabilityArgs) -> dict[str, Any]:
+    """No metric line from any instance for LINES_MISSING_MINUTES: a metric-absence condition
+    (`condition_absent`), since a PromQL query without data returns no series and fires nothing. Every
+    instance's and revision's series are summed into one first (`cross_series_reducer`), so a release,
+    whose old revision's series stops, is not an absence while the new revision writes."""
+    metric = f"logging.googleapis.com/user/{log_metric_id(args.prefix, LINES)}"
+    return _policy_on(args, DISPATCHER_DOWN, dispatcher_down_description(
+        "Cloud Logging received no metric line from its Cloud Run service", LINES_MISSING_MINUTES),
+        {"condition_absent": {
+            "filter": f'metric.type="{metric}" AND resource.type="cloud_run_revision"',
+            "duration": f"{LINES_MISSING_MINUTES * 60}s",
+            "aggregations": [{"alignment_period": "60s", "per_series_aligner": "ALIGN_SUM",
+                              "cross_series_reducer": "REDUCE_SUM"}],
+            "trigger": {"count": 1}}})
 
 
 def alert_policy_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
@@ -279,4 +318,6 @@ def alert_policy_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
             # Run's metrics'.
             specs[edge_alarm.key] = _policy(args, edge_alarm.key, edge_alarm.description,
                                             f"{_mean(args, edge_alarm.metric)} > 0", f"{edge_alarm.minutes * 60}s")
+    if args.always_running:
+        specs[DISPATCHER_DOWN] = dispatcher_down_policy(args)
     return specs

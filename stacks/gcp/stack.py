@@ -143,7 +143,9 @@ class GcpStack(pulumi.ComponentResource):
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
             service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
             store=store is not None, notification_channels=cfg.alarm_channels, alert_policies=cfg.alert_policies,
-            depends_on=tuple(apis), sip_edge=sip_edge is not None), opts=child)
+            depends_on=tuple(apis), sip_edge=sip_edge is not None,
+            always_running=cfg.dispatcher_min_instances >= 1 and not settings.drain, drained=settings.drain),
+            opts=child)
 
         region_url = self._region_url()
         self.outputs = {

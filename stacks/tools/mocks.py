@@ -229,6 +229,11 @@ class RecordingMocks(pulumi_mocks.Mocks):
             state["privateIp"] = "10.0.0.10"
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
+            # The ARN's part after `loadbalancer/`, which CloudWatch's `LoadBalancer` dimension names.
+            state["arnSuffix"] = f"app/{name}/{_digest(f'{self.generation}:{args.name}')[:16]}"
+        elif typ == "aws:lb/targetGroup:TargetGroup":
+            # CloudWatch's `TargetGroup` dimension: `targetgroup/<name>/<id>`.
+            state["arnSuffix"] = f"targetgroup/{name}/{_digest(f'{self.generation}:{args.name}')[:16]}"
         elif typ == "pulumi:pulumi:StackReference":
             return args.resource_id or name, {"name": inputs.get("name"), "outputs": dict(self.deployed.outputs),
                                               "secretOutputNames": []}

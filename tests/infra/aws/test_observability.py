@@ -35,11 +35,12 @@ def test_the_dispatcher_writes_emf_into_the_stacks_namespace(aws: Run) -> None:
 
 
 def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: StackRunner) -> None:
-    run = two_replicas(stack)  # reserve (channel) and store: all four alarms
+    run = two_replicas(stack)  # reserve (channel) and store: all four alarms on the lines, and the balancer's
     found = alarms(run)
-    assert sorted(found) == [f"voicefleet-aws-test-{n}" for n in
-                             ("reserve-empty", "start-failure-rate", "store-down", "time-to-ready-p95")]
-    for alarm in found.values():
+    assert sorted(found) == [f"voicefleet-aws-test-{n}" for n in ("dispatcher-down", "reserve-empty",
+                                                                  "start-failure-rate", "store-down",
+                                                                  "time-to-ready-p95")]
+    for alarm in (a for name, a in found.items() if not name.endswith("-dispatcher-down")):
         assert named_metrics(alarm) and named_metrics(alarm) <= set(metric_names())
         for query in [alarm, *(q["metric"] for q in alarm.get("metricQueries", []) if "metric" in q)]:
             if "metricName" in query:
@@ -59,7 +60,8 @@ def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: Sta
 
 
 def test_a_stack_without_reserve_or_store_gets_only_the_alarms_that_can_fire(aws: Run) -> None:
-    assert sorted(alarms(aws)) == ["voicefleet-aws-test-start-failure-rate", "voicefleet-aws-test-time-to-ready-p95"]
+    assert sorted(alarms(aws)) == ["voicefleet-aws-test-dispatcher-down", "voicefleet-aws-test-start-failure-rate",
+                                   "voicefleet-aws-test-time-to-ready-p95"]
     # Every start is cold there: only a slow cold start is news.
     assert alarms(aws)["voicefleet-aws-test-time-to-ready-p95"]["threshold"] == 90
 
@@ -101,3 +103,33 @@ def test_a_stack_with_a_sip_edge_alarms_when_an_edge_stops_answering_or_a_trunk_
         assert "docs/sip.md#is-the-edge-up" in alarm["alarmDescription"]
     outputs = unwrap(run.completed[run.one("voicefleet:aws:AwsStack").urn])
     assert sorted(outputs["alarmNames"]) == sorted(found)
+
+
+def test_a_dispatcher_with_no_healthy_task_pages_whatever_its_lines_say(stack: StackRunner) -> None:
+    """The one alarm that does not read the dispatcher's lines: the balancer's count of healthy tasks, which it
+    reports while health checks run, so a dispatcher down (and an edge down with it) still pages someone."""
+    run = run_with_edge(stack, alarmTopicArn=TOPIC)
+    alarm = alarms(run)["voicefleet-aws-test-dispatcher-down"]
+    balancer = unwrap(run.one("aws:lb/loadBalancer:LoadBalancer").outputs)
+    (targets,) = [unwrap(t.outputs) for t in run.of_type("aws:lb/targetGroup:TargetGroup")]
+    assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+        "AWS/ApplicationELB", "HealthyHostCount",
+        {"TargetGroup": targets["arnSuffix"], "LoadBalancer": balancer["arnSuffix"]})
+    assert targets["arnSuffix"].startswith("targetgroup/") and balancer["arnSuffix"].startswith("app/")
+    # No healthy task in each of 3 minutes; no datapoint at all is no healthy task either.
+    assert (alarm["statistic"], alarm["period"], alarm["evaluationPeriods"], alarm["datapointsToAlarm"],
+            alarm["comparisonOperator"], alarm["threshold"], alarm["treatMissingData"]) == (
+        "Minimum", 60, 3, 3, "LessThanThreshold", 1, "breaching")
+    assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC]
+    assert "docs/operations.md#the-alarms" in alarm["alarmDescription"]
+    # Made once the service is steady (its first task healthy), not over a new stack's first minutes.
+    made = run.one(ALARM, "voicefleet-aws-test-observability-dispatcher-down")
+    assert run.one("aws:ecs/service:Service").urn in made.depends_on
+
+
+def test_a_drained_stack_has_no_dispatcher_down_alarm(stack: StackRunner) -> None:
+    """Drained before a destroy, no task is meant to run: the alarm would page for the drain itself."""
+    assert "voicefleet-aws-test-dispatcher-down" in alarms(stack("aws"))
+    drained = stack("aws", drain="true")
+    assert unwrap(drained.one("aws:ecs/service:Service").inputs)["desiredCount"] == 0
+    assert "voicefleet-aws-test-dispatcher-down" not in alarms(drained)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from dispatcher.observability.metric_catalogue import metric_names
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.azure.test_sip_edge import run_azure_edge
@@ -48,5 +50,37 @@ def test_a_stack_with_a_sip_edge_alerts_when_an_edge_stops_answering_or_a_trunk_
         assert (rule["evaluationFrequency"], rule["windowSize"]) == ("PT1M", "PT1M")
         assert rule["actions"] == {"actionGroups": [ACTION_GROUP]}
         assert "docs/sip.md#is-the-edge-up" in rule["description"]
+        # A dispatcher gone quiet leaves the query without rows, which a log alert counts healthy: the edge's
+        # alert stays fired 10 minutes more, past the dispatcher-down alert's 5 minutes without a line.
+        assert rule["autoMitigate"] is True
+        assert rule["resolveConfiguration"] == {"autoResolved": True, "timeToResolve": "PT10M"}
     assert not any("sip-edge" in name for name in
                    (unwrap(r.inputs)["ruleName"] for r in stack("azure").of_type(RULE)))
+
+
+def rules(run: Run) -> dict[str, dict]:
+    return {unwrap(r.inputs)["ruleName"]: unwrap(r.inputs) for r in run.of_type(RULE)}
+
+
+def test_a_dispatcher_always_running_that_writes_no_line_for_5_minutes_is_alerted(stack: StackRunner) -> None:
+    """A log alert has no missing-data setting: the dispatcher-down alert counts this dispatcher's lines
+    themselves, and fewer than 1 in 5 minutes (a replica writes one a minute) is the condition."""
+    run = run_azure_edge(stack, alarmActionGroupId=ACTION_GROUP, dispatcherMinReplicas="1")
+    rule = rules(run)["voicefleet-azure-test-dispatcher-down"]
+    (criterion,) = rule["criteria"]["allOf"]
+    assert criterion["query"] == ("ContainerAppConsoleLogs | where ContainerAppName == 'azure-test-dispatcher' "
+                                  "| extend m = parse_json(Log) "
+                                  "| where tostring(m.metricNamespace) == 'voicefleet/azure-test'")
+    assert "metricMeasureColumn" not in criterion  # the rows counted, not a column's value
+    assert (criterion["operator"], criterion["threshold"], criterion["timeAggregation"]) == ("LessThan", 1, "Count")
+    assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 1, "minFailingPeriodsToAlert": 1}
+    assert (rule["evaluationFrequency"], rule["windowSize"]) == ("PT1M", "PT5M")
+    assert rule["actions"] == {"actionGroups": [ACTION_GROUP]}
+    assert "docs/operations.md#the-alarms" in rule["description"]
+
+
+@pytest.mark.parametrize("config", [{"dispatcherMinReplicas": "0"}, {"dispatcherMinReplicas": "1", "drain": "true"}],
+                         ids=["scaled-to-zero", "drained"])
+def test_no_dispatcher_down_alert_where_no_replica_is_meant_to_run(stack: StackRunner, config: dict[str, str]) -> None:
+    assert "voicefleet-azure-test-dispatcher-down" in rules(stack("azure", dispatcherMinReplicas="1"))
+    assert "voicefleet-azure-test-dispatcher-down" not in rules(stack("azure", **config))

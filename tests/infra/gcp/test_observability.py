@@ -12,6 +12,8 @@ from dispatcher.observability.metric_catalogue import METRICS, READY_BUCKETS, SA
 from stacks.config.reader import SettingsError
 from stacks.gcp.observability import (
     FAILURES_BY_REASON,
+    LINES,
+    NO_DISPATCHER_DOWN,
     ObservabilityArgs,
     dashboard_body,
     log_metric_id,
@@ -52,7 +54,7 @@ def test_the_dispatcher_writes_json_lines_into_the_stacks_namespace(gcp: Run) ->
 
 def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None:
     found = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in gcp.of_type(LOG_METRIC)}
-    assert set(found) == {log_metric_id(PREFIX, n) for n in (*metric_names(), FAILURES_BY_REASON)}
+    assert set(found) == {log_metric_id(PREFIX, n) for n in (*metric_names(), FAILURES_BY_REASON, LINES)}
     for spec in found.values():  # the dispatcher's stdout on Cloud Run only, never a bot VM's log
         assert spec["filter"].startswith(
             'logName="projects/vf-test/logs/run.googleapis.com%2Fstdout" AND resource.type="cloud_run_revision" AND '
@@ -72,11 +74,11 @@ def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None
 
 
 def test_dashboard_and_policies_read_only_those_metrics(stack: StackRunner) -> None:
-    run = with_reserve_and_store(stack)
+    run = with_reserve_and_store(stack, dispatcherMinInstances="1")  # an instance always kept: dispatcher-down too
     found = policies(run)
-    assert sorted(found) == [f"{PREFIX}-{n}" for n in
-                             ("reserve-empty", "start-failure-rate", "store-down", "time-to-ready-p95")]
-    for policy in found.values():
+    assert sorted(found) == [f"{PREFIX}-{n}" for n in ("dispatcher-down", "reserve-empty", "start-failure-rate",
+                                                       "store-down", "time-to-ready-p95")]
+    for policy in (p for name, p in found.items() if not name.endswith("-dispatcher-down")):
         (condition,) = policy["conditions"]
         read = queried(condition["conditionPrometheusQueryLanguage"]["query"])
         assert read and read <= set(metric_names())
@@ -166,3 +168,44 @@ def test_a_stack_with_a_sip_edge_alerts_when_an_edge_stops_answering_or_a_trunk_
         assert "docs/sip.md#is-the-edge-up" in policy["documentation"]["content"]
     outputs = unwrap(run.completed[run.one("voicefleet:gcp:GcpStack").urn])
     assert sorted(outputs["alarmNames"]) == sorted(found)
+
+
+def test_a_dispatcher_always_running_that_writes_no_line_for_5_minutes_is_paged(stack: StackRunner) -> None:
+    """With an instance always kept (and its CPU always on) a line arrives every minute: none from any
+    instance for 5 minutes is a dispatcher down, which the edge's and store's policies cannot see (a PromQL
+    query without data fires nothing). The lines are counted by a log-based metric of their own."""
+    run = run_gcp_edge(stack, alertPolicies="true", dispatcherMinInstances="1",
+                       alarmNotificationChannels=json.dumps([CHANNEL]))
+    metrics = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in run.of_type(LOG_METRIC)}
+    lines = metrics[f"{PREFIX}-metric-lines"]
+    # Every line of this dispatcher's (the others' filter, with no member required), counted.
+    assert lines["filter"] == ('logName="projects/vf-test/logs/run.googleapis.com%2Fstdout" AND '
+                               'resource.type="cloud_run_revision" AND '
+                               'resource.labels.service_name="voicefleet-gcp-test-dispatcher" AND '
+                               'jsonPayload.metricNamespace="voicefleet/gcp-test"')
+    assert lines["metricDescriptor"] == {"metricKind": "DELTA", "valueType": "INT64", "unit": "1"}
+    assert "valueExtractor" not in lines
+    policy = policies(run)[f"{PREFIX}-dispatcher-down"]
+    (condition,) = policy["conditions"]
+    absent = condition["conditionAbsent"]
+    assert absent["filter"] == (f'metric.type="logging.googleapis.com/user/{PREFIX}-metric-lines" AND '
+                                'resource.type="cloud_run_revision"')
+    assert absent["duration"] == "300s" and absent["trigger"] == {"count": 1}
+    # One series of all instances and revisions: a release's old revision going quiet is not an absence.
+    assert absent["aggregations"] == [{"alignmentPeriod": "60s", "perSeriesAligner": "ALIGN_SUM",
+                                       "crossSeriesReducer": "REDUCE_SUM"}]
+    assert policy["notificationChannels"] == [CHANNEL]
+    assert "docs/operations.md#the-alarms" in policy["documentation"]["content"]
+
+
+@pytest.mark.parametrize("config", [{}, {"dispatcherMinInstances": "1", "drain": "true"}],
+                         ids=["scaled-to-zero", "drained"])
+def test_no_dispatcher_down_policy_where_no_instance_is_meant_to_run(
+        stack: StackRunner, config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scaled to zero an idle dispatcher writes no line, as a dispatcher down does; drained, none runs.
+    Scaled to zero, `up` says so and how to have one; drained, it says nothing of it."""
+    assert f"{PREFIX}-dispatcher-down" in policies(stack("gcp", alertPolicies="true", dispatcherMinInstances="1"))
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    assert f"{PREFIX}-dispatcher-down" not in policies(stack("gcp", alertPolicies="true", **config))
+    assert (NO_DISPATCHER_DOWN in warned) == ("drain" not in config)
