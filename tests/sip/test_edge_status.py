@@ -92,3 +92,26 @@ def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path
     assert body["calls"]["in_progress"] == 0
     assert body["calls"]["free"] == body["calls"]["total"] == 2 * worker_capacity(), body
     assert body["trunks"] == [{"name": "loopback", "registration": "not_registering"}], body
+
+
+def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp_path: Path) -> None:
+    """A registrar at an IPv6 address passes the edge's file (a UDP URI), yet the edge opens UDP over IPv4 alone:
+    PJSUA finds no Contact for it and sends no REGISTER, ever, reporting nothing. The status says `failed`
+    with PJSUA's status and reason, not `registering` for good."""
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    pbx = (f'[[trunk]]\nname = "pbx6"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{REGISTERED_NUMBER}" = "" }}\n'
+           'registrar = "sip:[::1]:5060"\ndigest_username = "edge"\ndigest_password_env = "PBX_PASSWORD"\n')
+    control = f"http://127.0.0.1:{control_port}"
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, trunks=pbx,
+                  env={"EDGE_SECRET": SECRET, "PBX_PASSWORD": "a-password"}):
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            code, body = _status(control, SECRET)
+            assert code == 200, body
+            state = next(t for t in body["trunks"] if t["name"] == "pbx6")
+            if (state["registration"] != "registering" and body["ready"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert state["registration"] == "failed", body
+    assert state["status"] == 171060 and "PJSIP_EUNSUPTRANSPORT" in state["reason"], state
