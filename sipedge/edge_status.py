@@ -8,7 +8,8 @@
                           (no answer yet), `registered`, `refused` with the registrar's `code` and `reason`
                           (PJSIP's own 408 when none answered), `failed` with PJSUA's `status` (its pj_status_t)
                           and `reason` (no REGISTER sent: PJSUA does not try again), `unregistered` (stopping)
-    refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s
+    refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s (with workers, Kamailio's
+                          own refusals too: sipedge/front_refusals.py)
     workers               with several workers only: `total`, and `answering` the front's question
 
 Built from what the edge keeps already (its sets of calls, the refusal counts, the registrations PJSUA

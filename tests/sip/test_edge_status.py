@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from sipedge.front_config import worker_capacity
+from sipedge.front_config import PIKE_REQUESTS_PER_UNIT, worker_capacity
 from tests.sip.conftest import run_edge
 from tests.sip.raw_sip import RawSip, status_of
 from tests.sip.sipp import HERE, SIPP_SECONDS
@@ -115,3 +115,37 @@ def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp
             time.sleep(0.2)
     assert state["registration"] == "failed", body
     assert state["status"] == 171060 and "PJSIP_EUNSUPTRANSPORT" in state["reason"], state
+
+
+def test_an_edge_with_workers_counts_what_its_front_refused_itself(tmp_path: Path) -> None:
+    """Kamailio answers a source no trunk allows 403 itself, and drops a flooding source's requests (pike): no
+    worker sees them, yet the edge's `refused_last_minute` counts each 403 and each flooding source once, and
+    its log says each once (later ones from that source only counted)."""
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    control = f"http://127.0.0.1:{control_port}"
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET},
+                  workers=2) as edge:
+        assert _status(control, SECRET)[1]["refused_last_minute"] == 0
+        for _ in range(2):
+            stranger = RawSip("127.0.0.2", edge.sip_port)
+            try:
+                stranger.invite(REGISTERED_NUMBER)
+                answer = stranger.final_answer(SIPP_SECONDS)
+                assert answer is not None and status_of(answer) == 403, answer
+            finally:
+                stranger.close()
+        flood = RawSip("127.0.0.3", edge.sip_port)  # past pike's density: dropped, counted once, not per packet
+        try:
+            for _ in range(3 * PIKE_REQUESTS_PER_UNIT):
+                flood.options(REGISTERED_NUMBER)
+        finally:
+            flood.close()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (body := _status(control, SECRET)[1])["refused_last_minute"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = edge.log()
+    assert body["refused_last_minute"] == 3, body
+    assert log.count("refused by the front (403): no trunk allows this source") == 1, log[-3000:]
+    assert log.count("127.0.0.3 refused by the front (dropped)") == 1, log[-3000:]
+    assert "sipedge-front-refused" not in log  # Kamailio's own lines are counted, not passed on one by one
