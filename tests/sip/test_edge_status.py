@@ -42,6 +42,19 @@ def _status(control: str, secret: str) -> tuple[int, dict[str, Any]]:
             time.sleep(0.1)
 
 
+def _answered(control: str, trunk: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge's status once `trunk`'s registration is no longer `registering` and its SIP is up (or
+    WAIT_SECONDS passed), and that trunk's part of it."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        code, body = _status(control, SECRET)
+        assert code == 200, body
+        state = next(t for t in body["trunks"] if t["name"] == trunk)
+        if (state["registration"] != "registering" and body["ready"]) or time.monotonic() > deadline:
+            return body, state
+        time.sleep(0.2)
+
+
 def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusals(tmp_path: Path) -> None:
     registrar_port, control_port = free_port(socket.SOCK_DGRAM), free_port()
     registrar = subprocess.Popen(  # refuses the edge's wrong password with 403 (registrar.xml)
@@ -63,14 +76,7 @@ def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusal
                 assert answer is not None and status_of(answer) == 403, answer
             finally:
                 stranger.close()
-            deadline = time.monotonic() + WAIT_SECONDS
-            while True:
-                code, body = _status(control, SECRET)
-                assert code == 200, body
-                pbx_state = next(t for t in body["trunks"] if t["name"] == "pbx")
-                if pbx_state["registration"] != "registering" or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            body, pbx_state = _answered(control, "pbx")
     finally:
         terminate(registrar)
     assert pbx_state == {"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}, body
@@ -105,14 +111,7 @@ def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp
     control = f"http://127.0.0.1:{control_port}"
     with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, trunks=pbx,
                   env={"EDGE_SECRET": SECRET, "PBX_PASSWORD": "a-password"}):
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            code, body = _status(control, SECRET)
-            assert code == 200, body
-            state = next(t for t in body["trunks"] if t["name"] == "pbx6")
-            if (state["registration"] != "registering" and body["ready"]) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        body, state = _answered(control, "pbx6")
     assert state["registration"] == "failed", body
     assert state["status"] == 171060 and "PJSIP_EUNSUPTRANSPORT" in state["reason"], state
 

@@ -4,6 +4,8 @@
 // reason), the requests it refused over the last minute and the code it runs. Text only, never HTML: an
 // edge's answer (a registrar's reason, an error) is inserted as text.
 
+import { headedTable } from "./dom.js";
+
 export const SIP_EDGE_TITLES = ["edge", "answering", "calls", "registrations", "refused (1 min)", "version"];
 
 function answering(edge) {
@@ -28,23 +30,19 @@ export function sipEdgeRows(edges) {
   });
 }
 
-// Draws `edges` into `table` (rows of text, each edge not answering marked), and `note` says how many answer;
+// Draws `edges` into `box` (a table of text, each edge not answering marked), and `note` says how many answer;
 // `section` is hidden when the dispatcher lists no edge.
-export function showSipEdges(section, table, note, edges) {
+export function showSipEdges(section, box, note, edges) {
   section.hidden = !Array.isArray(edges);
-  table.replaceChildren();
+  box.replaceChildren();
   if (!Array.isArray(edges)) return;
-  const head = table.createTHead().insertRow();
-  for (const title of SIP_EDGE_TITLES) {
-    const cell = document.createElement("th");
-    cell.textContent = title;
-    head.appendChild(cell);
-  }
-  const body = table.createTBody();
+  const { table, body } = headedTable(SIP_EDGE_TITLES);
+  table.setAttribute("aria-label", "each SIP edge: answering, calls, registrations, refusals, version");
   sipEdgeRows(edges).forEach((line, i) => {
     const row = body.insertRow();
     if (!edges[i].answering) row.className = "failed";
     for (const text of line) row.insertCell().textContent = text;
   });
+  box.appendChild(table);
   note.textContent = `${edges.filter((e) => e.answering).length} of ${edges.length} answering`;
 }

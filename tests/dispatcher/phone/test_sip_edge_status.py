@@ -150,7 +150,7 @@ async def test_a_registration_pjsua_sent_no_register_for_counts_as_refused() -> 
     (the alarm's metric line)."""
     failed = {"name": "pbx6", "registration": "failed", "status": 171060,
               "reason": "Unsupported transport (PJSIP_EUNSUPTRANSPORT)"}
-    body = {**EDGE_STATUS, "trunks": [*EDGE_STATUS["trunks"], failed]}  # type: ignore[list-item]
+    body = {**EDGE_STATUS, "trunks": [*EDGE_STATUS["trunks"], failed]}  # type: ignore[misc]
     async with StandInEdge(SECRET, body) as edge, dispatcher(
             {"SIP_EDGE_URL": edge.url, "SIP_EDGE_SECRET": SECRET}) as api:
         answer = await api.get("/status")
