@@ -75,9 +75,12 @@ class NoAnswer:
 
 class ControlFront:
     def __init__(self, address: str, port: int, secret: str, workers: Callable[[], list[int | None]],
-                 waits: Waits = Waits(), *, worker_calls: int = 0, trunks: Sequence[Trunk] = ()) -> None:
+                 waits: Waits = Waits(), *, worker_calls: int = 0, trunks: Sequence[Trunk] = (),
+                 front_refused: Callable[[], int] = lambda: 0) -> None:
         """`workers()`: each worker's control port on loopback, None for one not up (starting again);
-        `worker_calls`: each worker's call slots and `trunks` the edge's, for its status."""
+        `worker_calls`: each worker's call slots and `trunks` the edge's, for its status; `front_refused()`: the
+        requests Kamailio refused itself over the last minute (sipedge/front_refusals.py), added to the workers'."""
+        self._front_refused = front_refused
         self._up_since = time.time()
         self._worker_calls, self._trunks_configured = worker_calls, tuple(trunks)
         self._address, self._port = address, port
@@ -125,8 +128,9 @@ class ControlFront:
 
     async def _status(self, request: web.Request) -> web.Response:
         answers = await asyncio.gather(*(self._worker_status(port) for port in self._workers()))
-        return web.json_response(workers_status(answers, self._worker_calls, self._trunks_configured,
-                                                self._up_since))
+        status = workers_status(answers, self._worker_calls, self._trunks_configured, self._up_since)
+        status["refused_last_minute"] += self._front_refused()
+        return web.json_response(status)
 
     async def _worker_status(self, port: int | None) -> dict[str, Any] | None:
         """A worker's own status; None for one not up, or that did not answer it in time."""

@@ -6,8 +6,10 @@
     calls                 `in_progress`, `free` and `total` call slots, both directions together
     trunks                each trunk's `name` and `registration`: `not_registering` (no registrar), `registering`
                           (no answer yet), `registered`, `refused` with the registrar's `code` and `reason`
-                          (PJSIP's own 408 when none answered), `unregistered` (stopping)
-    refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s
+                          (PJSIP's own 408 when none answered), `failed` with PJSUA's `status` (its pj_status_t)
+                          and `reason` (no REGISTER sent: PJSUA does not try again), `unregistered` (stopping)
+    refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s (with workers, Kamailio's
+                          own refusals too: sipedge/front_refusals.py)
     workers               with several workers only: `total`, and `answering` the front's question
 
 Built from what the edge keeps already (its sets of calls, the refusal counts, the registrations PJSUA
@@ -51,6 +53,8 @@ def trunk_states(trunks: Sequence[Trunk], registrations: Registrations | None) -
         state: dict[str, Any] = {"name": trunk.name, "registration": registration.state}
         if registration.code is not None:
             state |= {"code": registration.code, "reason": registration.reason}
+        if registration.status is not None:
+            state |= {"status": registration.status, "reason": registration.reason}
         states.append(state)
     return states
 

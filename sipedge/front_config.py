@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
+from sipedge.front_refusals import line as refused
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
 from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST
@@ -91,7 +92,7 @@ def _trunk_limits(config: EdgeConfig, retry: str) -> str:
     for index, trunk in enumerate(t for t in config.trunks if t.sources):
         blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
         if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
-            xlog("L_WARN", "$rm $ci from $si refused 503: trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s\\n");
+            {refused("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s")}
             {retry} sl_send_reply("503", "Service Unavailable"); exit;
         }}
         return;
@@ -220,8 +221,10 @@ modparam("dispatcher", "ds_inactive_threshold", 2)
 modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}"){tls_lines}
 
 request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (!sanity_check("17895", "7")) {{ exit; }}
+    if (!mf_process_maxfwd_header("10")) {{
+        {refused("483", "too many hops")} sl_send_reply("483", "Too Many Hops"); exit;
+    }}
+    if (!sanity_check("17895", "7")) {{ {refused("sanity", "malformed, answered by the sanity checks")} exit; }}
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
@@ -231,7 +234,7 @@ request_route {{
     if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}")
                        || search_body("{_any_case(TOKEN_HEADER)}"))) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
-        sl_send_reply("400", "Bad Request"); exit;
+        {refused("400", "a body naming the front's own headers")} sl_send_reply("400", "Bad Request"); exit;
     }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
     append_hf("{TRANSPORT_HEADER}: $pr\\r\\n");
@@ -244,15 +247,19 @@ request_route {{
     if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
     if (is_method("OPTIONS")) {{ sl_send_reply("200", "OK"); exit; }}
-    if (!is_method("INVITE")) {{ sl_send_reply("405", "Method Not Allowed"); exit; }}
-    if (!({_trunk_sources(config)})) {{ sl_send_reply("403", "Forbidden"); exit; }}
+    if (!is_method("INVITE")) {{
+        {refused("405", "not an invite, outside a call")} sl_send_reply("405", "Method Not Allowed"); exit;
+    }}
+    if (!({_trunk_sources(config)})) {{
+        {refused("403", "no trunk allows this source")} sl_send_reply("403", "Forbidden"); exit;
+    }}
     if (!pl_check("invites", "TAILDROP", {INVITES_PER_SECOND})) {{
-        xlog("L_WARN", "INVITE $ci from $si refused 503: over {INVITES_PER_SECOND} INVITEs a second\n");
+        {refused("503", f"over {INVITES_PER_SECOND} invites a second")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
     record_route();
     if (!ds_select_dst("{WORKER_SET}", "10")) {{
-        xlog("L_WARN", "INVITE $ci from $si refused 503: no worker has a free slot\n");
+        {refused("503", "no worker has a free slot")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
 {keep}    route(TO_WORKER);
@@ -262,7 +269,12 @@ route[LIMIT_SOURCE] {{
     # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
     # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
 {_trunk_limits(config, retry)}
-    if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
+    # A flooding source: dropped, unanswered, until it calms down; counted once, when pike first finds it
+    # (-2; then -1 for each request dropped), so a flood writes a line per source, not per packet.
+    pike_check_req();
+    $var(pike) = $rc;
+    if ($var(pike) == -2) {{ {refused("dropped", "flooding, dropped until it calms down")} }}
+    if ($var(pike) < 0) {{ exit; }}
 }}
 
 route[TO_WORKER] {{
@@ -297,11 +309,11 @@ route[IN_DIALOG] {{
     }}
     if (is_method("ACK")) {{ t_check_trans(); exit; }}  # a refusal's ACK: the front's transaction takes it
     if ($var(routed) == 1) {{
-        xlog("L_WARN", "$rm $ci from $si refused 403: its Route leads to $var(next), not a worker\n");
+        {refused("403", "its route leads to no worker")}
         sl_send_reply("403", "Forbidden");
         exit;
     }}
-    sl_send_reply("481", "Call/Transaction Does Not Exist");
+    {refused("481", "no call here")} sl_send_reply("481", "Call/Transaction Does Not Exist");
 }}
 
 route[FROM_WORKER] {{

@@ -1,4 +1,5 @@
-"""Refused INVITEs, and in-dialog requests ignored as a stranger's, in the edge's log, bounded: the
+"""Refused INVITEs, in-dialog requests ignored as a stranger's, and the requests Kamailio's front refused itself
+(sipedge/front_refusals.py), in the edge's log, bounded: the
 first of each source and answer in a period is logged in full, the rest only counted, and each period
 ends with one line of totals. A scanner's thousands of INVITEs cost a few lines, not one each. The last
 minute's count (the edge's `GET /status`) is kept in one counter a second, so reading it never waits on them."""
@@ -41,6 +42,12 @@ class RefusalLog:
         if self._first(host, f"{method} ignored"):
             log.warning("sipedge: %s from %s ignored: %s (more from it this period are only counted)",
                         method, host, reason)
+
+    def front_refused(self, host: str, answer: int | str, why: str) -> None:
+        """A request Kamailio, in front of the workers, answered (or dropped) itself (sipedge/front_refusals.py)."""
+        if self._first(host, f"front {answer}"):
+            log.warning("sipedge: a request from %s refused by the front (%s): %s (more from it this period are "
+                        "only counted)", host, answer, why)
 
     def _first(self, host: str, answer: int | str) -> bool:
         """Counts one; whether it is the first of `host` and `answer` this period to be logged."""

@@ -13,10 +13,12 @@ REASON_CHARS = 80  # the registrar's reason phrase, as shown: a registrar's text
 @dataclass(frozen=True)
 class Registration:
     # "registering" (no answer yet), "registered", "unregistered" (its registration ended: the edge stopping),
-    # "refused" (the registrar's code, or PJSIP's own 408 or 503 when none answered)
+    # "refused" (the registrar's code, or PJSIP's own 408 or 503 when none answered), "failed" (PJSUA gave up
+    # before sending a REGISTER: `status` is its pj_status_t, `reason` its text; it does not try again)
     state: str
     code: int | None = None
     reason: str | None = None
+    status: int | None = None
 
 
 REGISTERING = Registration("registering")  # asked, no answer yet
@@ -29,7 +31,7 @@ class Registrations:
 
     def answered(self, trunk: str, code: int, reason: str, expiration: int) -> None:
         """On the SIP thread: the registrar's (or PJSIP's own) answer to a REGISTER of `trunk`'s."""
-        shown = "".join(c if c.isprintable() else "?" for c in reason[:REASON_CHARS])
+        shown = _shown(reason)
         if 200 <= code < 300:
             state = Registration("registered" if expiration > 0 else "unregistered", code, shown)
         else:
@@ -37,6 +39,18 @@ class Registrations:
         with self._lock:
             self._by_trunk[trunk] = state
 
+    def gave_up(self, trunk: str, status: int, reason: str) -> None:
+        """On the SIP thread: PJSUA did not send `trunk`'s REGISTER (`Account.setRegistration` raised its
+        `pj.Error`), and tells no `onRegState` of it. An answer already told (a failure PJSUA both reports and
+        raises) stands."""
+        with self._lock:
+            if trunk not in self._by_trunk:
+                self._by_trunk[trunk] = Registration("failed", None, _shown(reason), status)
+
     def of(self, trunk: str) -> Registration:
         with self._lock:
             return self._by_trunk.get(trunk, REGISTERING)
+
+
+def _shown(reason: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in reason[:REASON_CHARS])

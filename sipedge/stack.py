@@ -291,6 +291,9 @@ class SipStack:
             # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute.
             config.regConfig.retryIntervalSec = REGISTER_RETRY_SECONDS
             config.regConfig.firstRetryIntervalSec = REGISTER_RETRY_SECONDS
+            # Registered below, where a REGISTER PJSUA gives up on before sending (a registrar it has no
+            # transport or Contact for) raises: on add, PJSUA logs it and reports nothing, ever.
+            config.regConfig.registerOnAdd = False
         if trunk is not None and not registers and self.place.front is not None:
             # A worker's own calls leave through its front (the only way off loopback), which lets them go to
             # the trunk's termination alone (sipedge/front_config.py).
@@ -301,6 +304,13 @@ class SipStack:
         registers_for = trunk.name if trunk is not None and registers and trunk.registrar is not None else None
         account = _Account(self, srtp_mandatory, registers_for)
         account.create(config, trunk is None and not srtp_mandatory)  # the local account is the default one
+        if registers_for is not None:
+            try:
+                account.setRegistration(True)
+            except pj.Error as failed:
+                log.warning("sipedge: trunk %s: PJSUA sent no REGISTER to %s: %s (status %d)", registers_for,
+                            config.regConfig.registrarUri, failed.reason, failed.status)
+                self.registrations.gave_up(registers_for, int(failed.status), str(failed.reason))
         return account
 
     def max_calls(self) -> int:

@@ -32,6 +32,8 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
+from sipedge.front_refusals import read_front_log
+from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
@@ -55,8 +57,10 @@ class Child:
     """One supervised process: Kamailio or a worker."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]],
-                 pass_fds: tuple[int, ...] = ()):
+                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False):
+        """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on."""
         self.name, self.argv, self.env, self.pass_fds = name, argv, env, pass_fds
+        self._stderr = asyncio.subprocess.PIPE if reads_stderr else None
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
         self.failures = 0
@@ -65,7 +69,7 @@ class Child:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
+            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
         await self._ready(self)
 
     async def stop(self) -> None:
@@ -90,6 +94,7 @@ class Supervisor:
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
         self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
+        self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Holds `task` until it ends: the loop itself keeps only a weak reference."""
@@ -104,7 +109,7 @@ class Supervisor:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
-                         () if self._tls is None else self._tls.descriptors)
+                         () if self._tls is None else self._tls.descriptors, reads_stderr=True)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -154,6 +159,7 @@ class Supervisor:
             if control is not None:
                 await control.start()
             watchers = [asyncio.create_task(self._watch(child)) for child in children]
+            watchers.append(asyncio.create_task(self._end_periods()))
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -164,13 +170,19 @@ class Supervisor:
         finally:
             stop.cancel()
 
+    async def _end_periods(self) -> None:
+        """The front's refusals' totals line each PERIOD_SECONDS, as a worker ends its own (sipedge/edge.py)."""
+        while True:
+            await asyncio.sleep(PERIOD_SECONDS)
+            self.front_refusals.end_period()
+
     def _control(self, workers: list[Child]) -> ControlFront | None:
         """The edge's one control API, passing requests on to the workers' own (sipedge/control_front.py)."""
         if self.config.control_port is None or self.config.control_secret is None:
             return None
         return ControlFront(self.config.control_address, self.config.control_port, self.config.control_secret,
                             lambda: [worker.control_port for worker in workers], worker_calls=worker_capacity(),
-                            trunks=self.config.trunks)
+                            trunks=self.config.trunks, front_refused=self.front_refusals.last_minute)
 
     async def _watch(self, child: Child) -> None:
         """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
@@ -218,8 +230,9 @@ class Supervisor:
 
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
-        assert child.process is not None and child.process.stdout is not None
+        assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
         self._keep(asyncio.get_running_loop().create_task(_relay(child.process.stdout)))
+        self._keep(asyncio.get_running_loop().create_task(read_front_log(child.process.stderr, self.front_refusals)))
         deadline = time.monotonic() + READY_SECONDS
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:

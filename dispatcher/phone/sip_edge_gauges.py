@@ -13,6 +13,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
+# Registrations that bring no inbound call: the registrar refused (or never answered), or PJSUA sent nothing.
+NOT_REGISTERED = frozenset({"refused", "failed"})
+
 
 class SipEdgeGauges:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -27,7 +30,8 @@ class SipEdgeGauges:
         self._not_answering = Gauge("voicefleet_sip_edges_not_answering", "The SIP edges that did not answer their "
                                     "status when last asked.", registry=registry)
         self._refused = Gauge("voicefleet_sip_edge_registrations_refused", "The SIP edge's trunks whose registrar "
-                              "refused its REGISTER (or never answered: 408).", ["edge"], registry=registry)
+                              "refused its REGISTER (or never answered: 408), or to which PJSUA sent none (failed).",
+                              ["edge"], registry=registry)
         self._trunks: dict[str, set[str]] = {}  # each edge's registering trunks shown, for their removal
 
     def show(self, edges: Sequence[dict[str, Any]]) -> None:
@@ -42,7 +46,7 @@ class SipEdgeGauges:
                 self._calls.labels(url).set(calls["in_progress"])
                 self._slots.labels(url).set(calls["total"])
             if (trunks := edge.get("trunks")) is not None:
-                self._refused.labels(url).set(sum(1 for trunk in trunks if trunk["registration"] == "refused"))
+                self._refused.labels(url).set(sum(1 for trunk in trunks if trunk["registration"] in NOT_REGISTERED))
             for trunk in edge.get("trunks") or []:
                 if trunk["registration"] != "not_registering":
                     self._registered.labels(url, trunk["name"]).set(1 if trunk["registration"] == "registered" else 0)

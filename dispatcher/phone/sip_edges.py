@@ -32,6 +32,7 @@ from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.first_read_back import first_read_back
 from dispatcher.store.memory import ClaimsFull
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -131,14 +132,16 @@ class SipEdges:
         when the store does not answer and the record is `needed` (else the call goes to `url` unrecorded)."""
         mine = f"{url} {token}"
         try:
-            value = await self._records.first(RECORD + session_id, mine, seconds)
+            value = await first_read_back(self._records, RECORD + session_id, mine, seconds)
             if value != mine and value.endswith(f" {token}"):
                 await self._records.let_go(RECORD + session_id, value)
-                value = await self._records.first(RECORD + session_id, mine, seconds)
+                value = await first_read_back(self._records, RECORD + session_id, mine, seconds)
         except StoreUnavailable as exc:
             if not needed:
                 self._placed_unrecorded(session_id, exc)
                 return EdgeClaim(url, mine, mine=True)
+            with contextlib.suppress(StoreUnavailable):  # a write that landed unseen: nothing was sent to `url`
+                await self._records.let_go(RECORD + session_id, mine)
             raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
                            "which SIP edge places this call (without it, a retry at another replica could ring the "
                            "callee twice): nothing was placed, try again", retry_after=5.0) from None

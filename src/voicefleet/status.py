@@ -112,6 +112,8 @@ def _sip_edge(edge: Mapping[str, Any]) -> str:
         state = trunk.get("registration")
         if state == "refused":
             parts.append(f"trunk {trunk.get('name')} refused {trunk.get('code')} {trunk.get('reason') or ''}".rstrip())
+        elif state == "failed":
+            parts.append(f"trunk {trunk.get('name')} failed: {trunk.get('reason') or 'no REGISTER sent'}")
         elif state != "not_registering":
             parts.append(f"trunk {trunk.get('name')} {state}")
     if edge.get("trunks_cut"):

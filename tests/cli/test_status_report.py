@@ -70,7 +70,9 @@ def test_each_sip_edge_is_one_line_and_one_not_answering_says_why() -> None:
                     {"name": "telnyx", "registration": "not_registering"}]},
         {"url": "http://10.0.0.6:5080", "answering": True, "ready": True, "refused_last_minute": 12,
          "calls": {"in_progress": 0, "free": 3, "total": 3},
-         "trunks": [{"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}]},
+         "trunks": [{"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"},
+                    {"name": "pbx6", "registration": "failed", "status": 171060,
+                     "reason": "Unsupported transport (PJSIP_EUNSUPTRANSPORT)"}]},
         {"url": "http://10.0.0.7:5080", "answering": False,
          "error": "not answering: connection refused: nothing listens there (ClientConnectorError)"},
     ]
@@ -78,7 +80,7 @@ def test_each_sip_edge_is_one_line_and_one_not_answering_says_why() -> None:
     assert "SIP EDGES  2 of 3 answering" in lines
     assert "  sip edge http://10.0.0.5:5080  answering  3/54 calls  trunk twilio registered" in lines
     assert ("  sip edge http://10.0.0.6:5080  answering  0/3 calls  trunk pbx refused 403 Forbidden  "
-            "12 refused in the last minute") in lines
+            "trunk pbx6 failed: Unsupported transport (PJSIP_EUNSUPTRANSPORT)  12 refused in the last minute") in lines
     assert ("  sip edge http://10.0.0.7:5080  not answering: connection refused: nothing listens there "
             "(ClientConnectorError)") in lines
     assert not any("SIP EDGES" in line for line in report(BODY).splitlines())  # no SIP_EDGE_URL: no part

@@ -26,4 +26,4 @@ def test_the_dashboards_session_parts_render_as_the_api_gives_them(tmp_path: Pat
         env={"PATH": os.environ.get("PATH", ""), "CHROMIUM": chromium_path() or "", "HOME": str(tmp_path)},
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "# fail 0" in run.stdout and "# pass 11" in run.stdout, run.stdout[-3000:]
+    assert "# fail 0" in run.stdout and "# pass 12" in run.stdout, run.stdout[-3000:]

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from sipedge.front_config import worker_capacity
+from sipedge.front_config import PIKE_REQUESTS_PER_UNIT, worker_capacity
 from tests.sip.conftest import run_edge
 from tests.sip.raw_sip import RawSip, status_of
 from tests.sip.sipp import HERE, SIPP_SECONDS
@@ -42,6 +42,19 @@ def _status(control: str, secret: str) -> tuple[int, dict[str, Any]]:
             time.sleep(0.1)
 
 
+def _answered(control: str, trunk: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge's status once `trunk`'s registration is no longer `registering` and its SIP is up (or
+    WAIT_SECONDS passed), and that trunk's part of it."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        code, body = _status(control, SECRET)
+        assert code == 200, body
+        state = next(t for t in body["trunks"] if t["name"] == trunk)
+        if (state["registration"] != "registering" and body["ready"]) or time.monotonic() > deadline:
+            return body, state
+        time.sleep(0.2)
+
+
 def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusals(tmp_path: Path) -> None:
     registrar_port, control_port = free_port(socket.SOCK_DGRAM), free_port()
     registrar = subprocess.Popen(  # refuses the edge's wrong password with 403 (registrar.xml)
@@ -63,14 +76,7 @@ def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusal
                 assert answer is not None and status_of(answer) == 403, answer
             finally:
                 stranger.close()
-            deadline = time.monotonic() + WAIT_SECONDS
-            while True:
-                code, body = _status(control, SECRET)
-                assert code == 200, body
-                pbx_state = next(t for t in body["trunks"] if t["name"] == "pbx")
-                if pbx_state["registration"] != "registering" or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            body, pbx_state = _answered(control, "pbx")
     finally:
         terminate(registrar)
     assert pbx_state == {"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}, body
@@ -92,3 +98,53 @@ def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path
     assert body["calls"]["in_progress"] == 0
     assert body["calls"]["free"] == body["calls"]["total"] == 2 * worker_capacity(), body
     assert body["trunks"] == [{"name": "loopback", "registration": "not_registering"}], body
+
+
+def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp_path: Path) -> None:
+    """A registrar at an IPv6 address passes the edge's file (a UDP URI), yet the edge opens UDP over IPv4 alone:
+    PJSUA finds no Contact for it and sends no REGISTER, ever, reporting nothing. The status says `failed`
+    with PJSUA's status and reason, not `registering` for good."""
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    pbx = (f'[[trunk]]\nname = "pbx6"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{REGISTERED_NUMBER}" = "" }}\n'
+           'registrar = "sip:[::1]:5060"\ndigest_username = "edge"\ndigest_password_env = "PBX_PASSWORD"\n')
+    control = f"http://127.0.0.1:{control_port}"
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, trunks=pbx,
+                  env={"EDGE_SECRET": SECRET, "PBX_PASSWORD": "a-password"}):
+        body, state = _answered(control, "pbx6")
+    assert state["registration"] == "failed", body
+    assert state["status"] == 171060 and "PJSIP_EUNSUPTRANSPORT" in state["reason"], state
+
+
+def test_an_edge_with_workers_counts_what_its_front_refused_itself(tmp_path: Path) -> None:
+    """Kamailio answers a source no trunk allows 403 itself, and drops a flooding source's requests (pike): no
+    worker sees them, yet the edge's `refused_last_minute` counts each 403 and each flooding source once, and
+    its log says each once (later ones from that source only counted)."""
+    control_port = free_port()
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    control = f"http://127.0.0.1:{control_port}"
+    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET},
+                  workers=2) as edge:
+        assert _status(control, SECRET)[1]["refused_last_minute"] == 0
+        for _ in range(2):
+            stranger = RawSip("127.0.0.2", edge.sip_port)
+            try:
+                stranger.invite(REGISTERED_NUMBER)
+                answer = stranger.final_answer(SIPP_SECONDS)
+                assert answer is not None and status_of(answer) == 403, answer
+            finally:
+                stranger.close()
+        flood = RawSip("127.0.0.3", edge.sip_port)  # past pike's density: dropped, counted once, not per packet
+        try:
+            for _ in range(3 * PIKE_REQUESTS_PER_UNIT):
+                flood.options(REGISTERED_NUMBER)
+        finally:
+            flood.close()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (body := _status(control, SECRET)[1])["refused_last_minute"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = edge.log()
+    assert body["refused_last_minute"] == 3, body
+    assert log.count("refused by the front (403): no trunk allows this source") == 1, log[-3000:]
+    assert log.count("127.0.0.3 refused by the front (dropped)") == 1, log[-3000:]
+    assert "sipedge-front-refused" not in log  # Kamailio's own lines are counted, not passed on one by one

@@ -1,4 +1,4 @@
-// The deployment at a glance (GET /dashboard): GET /status, GET /status/history, GET /releases and GET
+// The deployment at a glance (GET /dashboard): GET /status (its SIP edges: sip_edges.js), GET /status/history, GET /releases and GET
 // /capacity, polled while the tab is visible, one request at a time, slower after each failure; the sessions
 // (GET /sessions) and one session's reason, cost, timeline, transcript, recording and bot logs
 // (dashboard_sessions.js); for the admin (GET /status answered the key), a session's stop and the
@@ -8,6 +8,7 @@
 import uPlot from "uplot";
 import { actionButton, confirmer, rollBack, rolledBackFrom } from "./admin_actions.js";
 import { sessionList } from "./dashboard_sessions.js";
+import { showSipEdges } from "./sip_edges.js";
 
 const POLL_MS = 5000;
 const MAX_BACKOFF_MS = 60000;
@@ -120,6 +121,7 @@ function showStatus(status) {
     ...status.regions.map((r) => ["region", r.name, r.reserve ?? "–",
       r.here ? "here" : r.reachable ? "reachable" : "unreachable"]),
   ]);
+  showSipEdges($("sip-edges"), $("sip-edges-table"), $("sip-edges-note"), status.sip_edges);
   $("updated").textContent = new Date(status.at * 1000).toLocaleTimeString();
 }
 

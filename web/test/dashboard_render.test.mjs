@@ -18,7 +18,8 @@ let page;
 before(async () => {
   const bundled = await build({
     stdin: { contents: 'export * from "./session_cost.js"; export * from "./session_logs.js";'
-      + ' export * from "./admin_actions.js";', resolveDir: src },
+      + ' export * from "./admin_actions.js";'
+      + ' export * from "./sip_edges.js";', resolveDir: src },
     bundle: true, write: false, format: "iife", globalName: "dash", target: "es2022", logLevel: "warning",
   });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -289,4 +290,29 @@ test("a stop asked about a session that is no longer the one shown is withdrawn,
   });
   assert.deepEqual(seen, { hidden: true, buttons: 0, said: "Cancelled (what was asked about is no longer shown): nothing was changed.",
     sent: [] });
+});
+
+test("the SIP edges: each answering or why not, its registrations (refused, failed), refusals and version", async () => {
+  const edges = [
+    { url: "http://10.0.1.5:5080", answering: true, ready: true, version: "sipedge-0123456789ab",
+      calls: { in_progress: 3, free: 51, total: 54 }, refused_last_minute: 12,
+      trunks: [{ name: "twilio", registration: "not_registering" },
+        { name: "pbx", registration: "refused", code: 403, reason: "Forbidden" },
+        { name: "pbx6", registration: "failed", status: 171060, reason: "Unsupported transport (PJSIP_EUNSUPTRANSPORT)" }] },
+    { url: "http://10.0.1.6:5080", answering: false, error: `not answering: connection refused ${MARKUP}` },
+  ];
+  const shown = await drawn(`(() => { const s = document.createElement("section"), t = document.createElement("div"),
+    n = document.createElement("p"); box.append(s, n); s.appendChild(t); s.hidden = true;
+    dash.showSipEdges(s, t, n, arg); })()`, edges);
+  assert.deepEqual(shown.rows, [
+    ["edge", "answering", "calls", "registrations", "refused (1 min)", "version"],
+    ["http://10.0.1.5:5080", "yes", "3/54",
+      "pbx refused 403 Forbidden; pbx6 failed: Unsupported transport (PJSIP_EUNSUPTRANSPORT)", "12", "sipedge-0123456789ab"],
+    ["http://10.0.1.6:5080", `not answering: connection refused ${MARKUP}`, "–", "–", "–", "–"],
+  ]);
+  assert.match(shown.text, /1 of 2 answering/);
+  assert.equal(shown.elements, 0);  // an edge's words are text, never markup
+  const none = await drawn(`(() => { const s = document.createElement("section"), t = document.createElement("div");
+    box.append(s); s.appendChild(t); dash.showSipEdges(s, t, document.createElement("p"), null); })()`, null);
+  assert.equal(none.html, '<section hidden=""><div></div></section>');  // no SIP_EDGE_URL: no part
 });

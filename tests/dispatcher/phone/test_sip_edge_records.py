@@ -92,6 +92,19 @@ async def test_a_refusal_that_does_not_prove_nothing_was_placed_keeps_the_record
     assert (kept or "").startswith(A), "the record of the edge that may hold the call was let go"
 
 
+async def placed_at_most_on_retry(calls: TrunkCalls) -> str:
+    """The edge `calls` placed the order at: at once, or at its retry (the store answering again); a retry
+    refused fails the test, as A, which refuses connections, never got the call."""
+    try:
+        return await calls.hand_over(ORDER)
+    except ApiError:
+        pass
+    try:
+        return await calls.hand_over(ORDER)
+    except ApiError as exc:
+        pytest.fail(f"A never got the call, yet its retry is refused: {exc.code}: {exc.message}")
+
+
 class LetGoFailsOnce(LocalFirstClaims):
     """The store blinks once, at a `let_go` (`SipEdges.let_go` suppresses it)."""
 
@@ -112,17 +125,7 @@ async def test_a_record_whose_let_go_failed_does_not_pin_the_call_to_an_edge_tha
     earlier try's and pinning the call, and every retry, to A, which never got it."""
     records = LetGoFailsOnce()
     edges = {A: Scripted([refused()]), B: Scripted([answer(202)])}
-    calls = replica((A, B), records, edges)
-    try:
-        placed: str | None = await calls.hand_over(ORDER)
-    except ApiError:
-        placed = None
-    if placed is None:  # the store is back: the retry
-        try:
-            placed = await calls.hand_over(ORDER)
-        except ApiError as exc:
-            pytest.fail(f"A never got the call, yet its retry is refused: {exc.code}: {exc.message}")
-    assert placed == B
+    assert await placed_at_most_on_retry(replica((A, B), records, edges)) == B
 
 
 class Silent:
@@ -220,3 +223,39 @@ async def test_a_replica_without_a_store_whose_memory_is_full_says_so_rather_tha
         await replica((A, B), LocalFirstClaims(most=0), edges).hand_over(ORDER)
     assert refused.value.code == "sip_edge_unrecorded" and edges[A].asked == 0
     assert "no REDIS_URL is set" in refused.value.message and "did not answer" not in refused.value.message
+
+
+class ReplyLost(LocalFirstClaims):
+    """A store that applies the first `lost` writes and loses each one's reply (a timeout or a reset after the
+    `SET`), as `StoreFirstClaims` raises then: the record is there, its writer told the store did not answer."""
+
+    def __init__(self, lost: int = 1) -> None:
+        super().__init__()
+        self.lost = lost
+
+    async def first(self, what: str, value: str, seconds: float) -> str:
+        recorded = await super().first(what, value, seconds)
+        if self.lost:
+            self.lost -= 1
+            raise StoreUnavailable("the store did not answer: TimeoutError (the reply lost after the write)")
+        return recorded
+
+
+async def test_a_record_whose_reply_was_lost_is_read_back_and_does_not_pin_the_session_to_a_gone_edge() -> None:
+    """The record of A landed but its reply was lost; A is gone (it refuses connections). Taken for "not
+    recorded", the call was refused and the record stayed, pinning every retry to A, which never got the
+    call. Read back, it is this hand-over's own: A is asked, provably gets nothing, and the call goes to B."""
+    records = ReplyLost()
+    edges = {A: Scripted([refused()]), B: Scripted([answer(202)])}
+    assert await placed_at_most_on_retry(replica((A, B), records, edges)) == B
+    assert (await records.held(RECORD + "session-r") or "").startswith(B)
+
+
+async def test_a_lost_reply_read_back_keeps_the_earlier_record_that_won() -> None:
+    """First write wins: an earlier try's record (A may hold the call) read back after this write's reply was
+    lost is the record, and the retry goes to A alone, never to B."""
+    records = ReplyLost()
+    await LocalFirstClaims.first(records, RECORD + "session-r", f"{A} earlier-try", 2400)
+    edges = {A: Scripted([answer(202)]), B: Scripted([answer(202)])}
+    assert await replica((B, A), records, edges).hand_over(ORDER) == A
+    assert edges[B].asked == 0

@@ -142,3 +142,19 @@ async def test_an_answer_that_is_not_an_edges_status_is_said_so() -> None:
         finally:
             await edges.aclose()
     assert read["answering"] is False and "could not be read" in read["error"], read
+
+
+async def test_a_registration_pjsua_sent_no_register_for_counts_as_refused() -> None:
+    """A trunk whose REGISTER PJSUA gave up on before sending (`failed`, its status and reason) takes no inbound
+    call, as a refused one: it is shown with PJSUA's words and counted in the refused registrations' gauge
+    (the alarm's metric line)."""
+    failed = {"name": "pbx6", "registration": "failed", "status": 171060,
+              "reason": "Unsupported transport (PJSIP_EUNSUPTRANSPORT)"}
+    body = {**EDGE_STATUS, "trunks": [*EDGE_STATUS["trunks"], failed]}  # type: ignore[misc]
+    async with StandInEdge(SECRET, body) as edge, dispatcher(
+            {"SIP_EDGE_URL": edge.url, "SIP_EDGE_SECRET": SECRET}) as api:
+        answer = await api.get("/status")
+        metrics = (await api.get("/metrics")).text
+    assert failed in without_nulls(answer.json()["sip_edges"][0]["trunks"]), answer.text
+    assert f'voicefleet_sip_edge_registrations_refused{{edge="{edge.url}"}} 2.0' in metrics
+    assert f'voicefleet_sip_edge_trunk_registered{{edge="{edge.url}",trunk="pbx6"}} 0.0' in metrics
