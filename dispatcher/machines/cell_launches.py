@@ -28,6 +28,7 @@ from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.first_read_back import first_read_back
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.machines.cells")
@@ -135,7 +136,8 @@ class CellLaunches(Generic[M]):
         key = self._holder_key + spec.session_id
         try:
             recorded = await self._holders.held(key)
-            holder = recorded or await self._holders.first(key, cell, spec.max_session_seconds + HOLD_MARGIN)
+            holder = recorded or await first_read_back(self._holders, key, cell,
+                                                       spec.max_session_seconds + HOLD_MARGIN)
         except StoreUnavailable:
             raise self._store_unavailable() from None
         self.member(spec.session_id, holder)  # a cell no longer listed: refused, never launched elsewhere

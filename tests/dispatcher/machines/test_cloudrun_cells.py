@@ -25,6 +25,7 @@ from dispatcher.machines.cloudrun.settings import CloudRunSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
+from dispatcher.store.unavailable import StoreUnavailable
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
@@ -382,3 +383,28 @@ async def test_a_release_job_a_cell_lacks_names_the_cells_project_and_the_job_to
     said = str(refused.value.public_message)
     assert "pulumi up" not in said, said
     assert f"make its job voicefleet-bot-r-0123456789 in the cell's project {PROJECTS['a']} ({fake.region})" in said
+
+
+async def test_a_cell_record_whose_reply_was_lost_is_read_back_and_the_run_goes_on_in_its_cell(
+        fake: FakeCloudRunJobs, coordination: LocalCoordination, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's cell record landed but its reply was lost: read back, it is this launch's own, so the
+    run is made in its home project rather than the start refused 503 with a record left pinning replays."""
+    holders = coordination.key_holders
+    write = holders.first
+    lost = [1]
+
+    async def reply_lost_once(what: str, value: str, seconds: float) -> str:
+        recorded = await write(what, value, seconds)
+        if lost:
+            lost.pop()
+            raise StoreUnavailable("the store did not answer: TimeoutError (the reply lost after the write)")
+        return recorded
+
+    monkeypatch.setattr(holders, "first", reply_lost_once)
+    machines = replica(fake, coordination)
+    try:
+        [session] = homed_in(machines, "a")
+        await machines.launch(spec(session))
+        assert project_of_session(fake, session) == [PROJECTS["a"]] and not lost
+    finally:
+        await machines.aclose()
