@@ -3,8 +3,9 @@ each session's id and when its grace ends, for whichever replica's sweep finds i
 
 With several replicas (`StoreHandedOverEnds`) they are one sorted set in the store, scored by the grace's
 end (epoch seconds, which the replicas share). A sweep claims due ones by moving their score a lease ahead
-in one script, so one replica finalises each at a time; a replica that dies holding a claim only delays
-it by the lease, and the finalisers' own once-only marks make a second finalisation add nothing. The set
+in one script (store/due_claims.py), so one replica finalises each at a time; a replica that dies holding
+a claim only delays it by the lease, and the finalisers' own once-only marks make a second finalisation add
+nothing. The set
 expires once nothing was handed over for `KEEP_SECONDS`. One process (`MemoryHandedOverEnds`) has no
 other replica to hand over to: it is not `shared`, and its close finalises what it holds.
 """
@@ -15,6 +16,7 @@ import math
 from typing import Protocol
 
 from dispatcher.store.client import Store
+from dispatcher.store.due_claims import CLAIM_DUE
 
 KEEP_SECONDS = 3_600.0  # far past any grace and lease: a set nobody claims from (every replica gone) lapses
 
@@ -60,14 +62,6 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-# KEYS: the sorted set. ARGV: now, the lease's end, limit. Returns the claimed ids.
-_CLAIM = """
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-end
-return ids
-"""
 
 
 class StoreHandedOverEnds:
@@ -79,7 +73,7 @@ class StoreHandedOverEnds:
         self._store = store
         self._key = store.key("machine-ends", "handed-over")
         self._hand_over = store.redis.register_script(_HAND_OVER)
-        self._claim = store.redis.register_script(_CLAIM)
+        self._claim = store.redis.register_script(CLAIM_DUE)
 
     async def hand_over(self, session_id: str, grace_ends: float) -> None:
         args: list[str | float | int] = [session_id, grace_ends, math.ceil(KEEP_SECONDS * 1000)]
