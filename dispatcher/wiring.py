@@ -84,6 +84,7 @@ from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
 from dispatcher.sessions.ids import Caller
+from dispatcher.sessions.machine_end_grace import MachineEndGrace
 from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
@@ -100,6 +101,7 @@ from dispatcher.store.budget_ledger import budget_ledger
 from dispatcher.store.campaign_records import campaign_book
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.handed_over_ends import handed_over_ends
 from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
@@ -162,6 +164,9 @@ def build_state(
     # The reserve's price table for machines, the services' own for what the bots' services used (docs/operations.md).
     costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env),
                          relay=relay_price(env, machines.name))
+    # A machine's end waits its grace for the bot's report; a closing replica hands it to the store (docs/replicas.md).
+    grace = MachineEndGrace(timeline.read, handed_over_ends(coordination))
+    timeline.closers.append(grace.aclose)  # before its finalisers' own closes
     webhook_settings = WebhookSettings.from_env(env)
     webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs,
                                   once=coordination.spent)
@@ -169,11 +174,14 @@ def build_state(
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
+        grace.finalisers.append(webhooks.machine_ended)
     cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
     usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
                         coordination.session_index.noted, channels)
+    grace.finalisers.append(usage.machine_ended)
+    timeline.listeners.append(grace.timeline_event)
     # The deployment's secret, the same at every replica and region: it binds key names' sessions and keys the draw.
     deployment_secret = regions.secret or (settings.bot_channel_token or "").encode() or (
         kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes else None)
@@ -296,6 +304,7 @@ def build_state(
         replication=replication,
         waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
         usage=usage,
+        machine_end_grace=grace,
         usage_files=build_usage_files(env, usage.rollups, coordination, artifacts.recordings.store,
                                       region=regions.here if regions.several else ""),
         metric_lines=MetricLines(metrics.registry, machines.name, MetricLineSettings.from_env(env),
@@ -386,6 +395,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     # The daily usage files, today's and yesterday's rewritten from the rollups (USAGE_FILES).
     filing = asyncio.create_task(state.usage_files.run(), name="usage-files") \
         if state.usage_files is not None else None
+    # Machine ends a closing replica handed over in their grace, finalised by any replica (one process: returns).
+    grace = state.machine_end_grace
+    sweeping = asyncio.create_task(grace.run(), name="machine-end-grace") if grace is not None else None
     # WhatsApp hang-ups Meta never answered, sent again from any replica.
     reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
         if state.whatsapp is not None else None
@@ -424,6 +436,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             model_reading.cancel()
         if reconciling is not None:
             reconciling.cancel()
+        if sweeping is not None:
+            sweeping.cancel()
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

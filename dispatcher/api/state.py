@@ -46,6 +46,7 @@ from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.pool_sizing import PoolSizing
 from dispatcher.reserve.reserve import Reserve
+from dispatcher.sessions.machine_end_grace import MachineEndGrace
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
@@ -103,6 +104,8 @@ class AppState:
     capacity_floors: Floors | None = None
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
     usage: UsageCount | None = None  # ended sessions' use, rolled up per day (GET /usage)
+    # A machine's end, finalised once its grace for its bot's report is over (a closing replica's, swept up here).
+    machine_end_grace: MachineEndGrace | None = None
     usage_slots: UsageQuerySlots = field(default_factory=UsageQuerySlots)  # GET /usage queries in flight
     usage_days: UsageDays = field(default_factory=UsageDays)  # the days each client key reads a minute
     usage_answers: RecentAnswers = field(default_factory=RecentAnswers)  # the same query again, a few seconds

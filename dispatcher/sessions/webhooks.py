@@ -43,6 +43,7 @@ from dispatcher.observability.sip_end import sip_end_of
 from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
+from dispatcher.sessions.machine_end_grace import CLOSE_WAIT_SECONDS
 from dispatcher.sessions.timeline import is_eval
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError
@@ -65,10 +66,6 @@ PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": 
           "ended": "session.ended", "failed": "session.failed", "transferred": "session.transferred",
           "recording_ready": "session.recording.ready", "recording_partial": "session.recording.partial"}
 
-# A bot killed before its `ended` report still ends its session: its machine's end (`machine_ended`,
-# written once) is pushed as `session.ended` when no report came within this (docs/http-api.md).
-MACHINE_END_GRACE_SECONDS = 3.0
-CLOSE_WAIT_SECONDS = 2.0  # how long a closing replica waits for its events' writes to the outbox
 BOT_ENDS = ("ended", "failed")  # a session with either has had its end (or its failure) pushed
 # `session.ended` is pushed once per session across replicas (a bot's late `ended` after its machine's
 # end was pushed would be a second payload under the same webhook-id); kept as long as an event is.
@@ -167,17 +164,14 @@ class LifecycleWebhooks:
         self._keep = keep_seconds(settings)
         self._puts: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._closing = asyncio.Event()  # set by the close: a machine's end still in its grace is looked at now
         self._deliverer: asyncio.Task[None] | None = None
         self.delivered = 0
         self.dropped = 0  # past WEBHOOK_MAX_QUEUE, never attempted
         self.given_up = 0  # not taken within the retries
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
-        """A timeline listener: hands the events that are pushed to the outbox, never waits."""
-        if record.get("event") == "machine_ended":
-            self._later(self._machine_ended(session_id, dict(record)))
-            return
+        """A timeline listener: hands the events that are pushed to the outbox, never waits (a machine's end,
+        once its grace is over, comes through `machine_ended`)."""
         kind = PUSHED.get(str(record.get("event")))
         if kind is None:
             return
@@ -208,10 +202,10 @@ class LifecycleWebhooks:
         if first:
             self.push(f"msg_{session_id}_session.ended", "session.ended", data)
 
-    async def _machine_ended(self, session_id: str, record: dict[str, Any]) -> None:
-        """`session.ended` for a session whose machine ended without its bot's report (killed, lost)."""
-        with contextlib.suppress(TimeoutError):  # a close cuts the grace short: pushed now, not lost with the process
-            await asyncio.wait_for(self._closing.wait(), MACHINE_END_GRACE_SECONDS)
+    async def machine_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """`session.ended` for a session whose machine ended without its bot's report (killed, lost), its grace
+        over (sessions/machine_end_grace.py: here, or at the replica that swept it up after a close). A bot
+        killed before its `ended` report still ends its session (docs/http-api.md)."""
         for attempt in range(READ_TRIES):
             try:
                 events = await self._read(session_id)
@@ -345,8 +339,7 @@ class LifecycleWebhooks:
                 **({"whatsapp": whatsapp} if whatsapp is not None else {})}
 
     async def aclose(self) -> None:
-        self._closing.set()
-        # This replica's last events reach the outbox, where another replica finds them; a machine's end
+        # This replica's last events reach the outbox, where another replica finds them; a session's end
         # looked at now may hand one more write over meanwhile, so the writes are waited for until none is left.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_WAIT_SECONDS

@@ -33,6 +33,7 @@ from functools import partial
 from typing import Any, Literal, Protocol
 
 from dispatcher.store.client import Store, StoreUnavailable
+from dispatcher.store.due_claims import CLAIM_DUE
 from dispatcher.store.message_seal import MessageSeal
 
 log = logging.getLogger("dispatcher.store.whatsapp_book")
@@ -67,14 +68,6 @@ if not redis.call('HGET', KEYS[1], 'owed') then
   redis.call('HSET', KEYS[1], 'owed', ARGV[2])
 end
 return redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-"""
-# Due entries are claimed by moving them a claim ahead: ARGV now, the claim's end, how many at most.
-_DUE = """
-local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-end
-return due
 """
 _FORGET_OWED = "return redis.call('ZREM', KEYS[1], ARGV[1])"
 _CLOSE = """
@@ -185,7 +178,7 @@ class StoreWhatsAppBook:
         self._fields = store.redis.register_script(_FIELDS)
         self._mark = store.redis.register_script(_MARK)
         self._owe = store.redis.register_script(_OWE)
-        self._due = store.redis.register_script(_DUE)
+        self._due = store.redis.register_script(CLAIM_DUE)  # due entries, claimed a claim ahead
         self._close = store.redis.register_script(_CLOSE)
         self._forget_owed = store.redis.register_script(_FORGET_OWED)
 

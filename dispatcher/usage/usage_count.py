@@ -2,8 +2,8 @@
 per-key counters in `/metrics` (dispatcher/usage/key_metrics.py).
 
 A timeline listener, as the cost's count in `/metrics` is (dispatcher/sessions/cost_count.py): the
-bot's `ended` report (or, without one, its machine's end, a few seconds later) is recorded at the
-replica whose channel holds the bot (or that saw the machine end), which reads back the
+bot's `ended` report is recorded at the replica whose channel holds the bot (without one, its machine's
+end is finalised once its grace is over, sessions/machine_end_grace.py: `machine_ended`), which reads back the
 session's timeline (its release, its machine, its services' usage) and its listed entry (its key)
 in the background, at most `MAX_PENDING` at once, adds it, and notes its cost beside its listed
 entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
@@ -21,11 +21,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from dispatcher.sessions.cost import SessionCost, SessionCosts
+from dispatcher.sessions.machine_end_grace import CLOSE_WAIT_SECONDS
 from dispatcher.sessions.timeline import SessionTimeline, is_eval
 from dispatcher.usage.key_metrics import KeyUsageMetrics
 from dispatcher.usage.rollups import Amount, Rollups, SessionUse
@@ -33,14 +34,6 @@ from dispatcher.usage.rollups import Amount, Rollups, SessionUse
 log = logging.getLogger("dispatcher.usage")
 
 MAX_PENDING = 1_000
-# A machine's end (`machine_ended`) without its bot's report (killed, stopped before it said so) is
-# added this long after it, so the bot's own report, with its services' usage, is the one added when
-# it comes: both name the same session, and the rollups add a session once.
-MACHINE_END_GRACE_SECONDS = 3.0
-# A closing replica waits this long for the additions in flight. One whose grace outlasts it is added at
-# once, from what the session holds then (as for a bot killed before its end), not waited on nor lost.
-CLOSE_WAIT_SECONDS = 2.0
-ENDS = ("ended", "machine_ended")
 UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is gone (the store lost it)
 # A caller without a key name (an unnamed key, a phone call, a keyless local dispatcher) is filed under
 # its id behind this prefix, which no key name can take: a key named like a caller id, `phone` or
@@ -54,13 +47,11 @@ Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 @dataclass(frozen=True)
 class Pending:
-    """An addition in flight: a session's end, added once its grace (`wait`) is over."""
+    """An addition in flight: a session's end."""
 
     session_id: str
     ended_at: object  # the end's `at`, as the timeline recorded it
-    machine_end: bool  # a machine's end: its bot's own report, should it come, is the session's end
-    wait: float  # seconds of grace before the addition
-    grace_ends: float = 0.0  # on the loop's clock, once started
+    machine_end: bool  # a machine's end, its grace over: its bot's report, if it came, is the session's end
 
 
 class UsageCount:
@@ -74,23 +65,22 @@ class UsageCount:
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: adds a session when its bot's end is recorded; never waits."""
-        if record.get("event") not in ENDS:
+        if record.get("event") != "ended":
             return
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: its usage is not added (%d additions pending)", session_id, MAX_PENDING)
             return
-        machine_end = record.get("event") == "machine_ended"
         try:
-            self._start(Pending(session_id, record.get("at"), machine_end,
-                                MACHINE_END_GRACE_SECONDS if machine_end else 0.0))
+            task = asyncio.get_running_loop().create_task(self._add(Pending(session_id, record.get("at"), False)))
         except RuntimeError:  # no loop (a synchronous caller at shutdown)
             return
-
-    def _start(self, pending: Pending) -> None:
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._add(pending))
-        self._pending[task] = replace(pending, grace_ends=loop.time() + pending.wait)
+        self._pending[task] = Pending(session_id, record.get("at"), False)
         task.add_done_callback(self._done)
+
+    async def machine_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """A machine's end whose grace is over (sessions/machine_end_grace.py), at the replica that saw it or at
+        the one that swept it up after a close: its bot's report, if it came meanwhile, is the end added."""
+        await self._add(Pending(session_id, record.get("at"), True))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._pending.pop(task, None)
@@ -98,8 +88,6 @@ class UsageCount:
     async def _add(self, pending: Pending) -> None:
         session_id, ended_at = pending.session_id, pending.ended_at
         try:
-            if pending.wait:
-                await asyncio.sleep(pending.wait)
             await self._timeline.settled()
             events = await self._timeline.read(session_id)
             evaluation = is_eval(events)
@@ -141,14 +129,8 @@ class UsageCount:
             await asyncio.wait(set(self._pending))
 
     async def aclose(self) -> None:
-        """Waits up to CLOSE_WAIT_SECONDS for the additions in flight; one still in its grace past that
-        bound has its grace cut short: added now, from what the session holds (its bot's report if it came)."""
-        bound = asyncio.get_running_loop().time() + CLOSE_WAIT_SECONDS
-        for task, pending in list(self._pending.items()):
-            if pending.grace_ends > bound:
-                task.cancel()
-                self._pending.pop(task, None)
-                self._start(replace(pending, wait=0.0))
+        """Waits up to CLOSE_WAIT_SECONDS for the additions in flight (a machine's end still in its grace is the
+        grace's to hand over, sessions/machine_end_grace.py)."""
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=CLOSE_WAIT_SECONDS)
 

@@ -17,10 +17,12 @@ from standardwebhooks.webhooks import Webhook
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.sessions import webhooks
+from dispatcher.sessions.machine_end_grace import MachineEndGrace
 from dispatcher.sessions.timeline import MAX_PENDING, SessionTimeline
 from dispatcher.sessions.webhook_outbox import MemoryOutbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings, secret_key
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.handed_over_ends import MemoryHandedOverEnds
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import in_process
 from tests.support.hook_receiver import hook_receiver
@@ -354,8 +356,7 @@ async def test_a_bot_gone_without_its_end_is_pushed_as_session_ended_with_the_co
     assert [e["type"] for e in received].count("session.ended") == 1
 
 
-async def test_a_bots_end_after_its_machines_end_was_pushed_is_not_pushed_again(monkeypatch):
-    monkeypatch.setattr(webhooks, "MACHINE_END_GRACE_SECONDS", 0.01)
+async def test_a_bots_end_after_its_machines_end_was_pushed_is_not_pushed_again():
     received: list[tuple[str, str]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -364,7 +365,7 @@ async def test_a_bots_end_after_its_machines_end_was_pushed_is_not_pushed_again(
 
     async with hook_receiver(hook) as url:
         hooks = lone_webhooks(url)
-        hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})
+        await hooks.machine_ended("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})  # grace over
         assert await within(lambda: len(received) == 1, timeout=30)
         # The bot's own end comes late (a child process that kept its channel), after a recording's.
         hooks.timeline_event("s1", {"event": "ended", "at": time.time(), "reason": "peer_left"})
@@ -376,7 +377,6 @@ async def test_a_bots_end_after_its_machines_end_was_pushed_is_not_pushed_again(
 
 
 async def test_a_machines_end_whose_timeline_read_fails_once_is_read_again_and_pushed(monkeypatch):
-    monkeypatch.setattr(webhooks, "MACHINE_END_GRACE_SECONDS", 0.01)
     monkeypatch.setattr(webhooks, "READ_BACKOFF_SECONDS", 0.01)
     received: list[str] = []
     reads = Counter[str]()
@@ -394,7 +394,7 @@ async def test_a_machines_end_whose_timeline_read_fails_once_is_read_again_and_p
     async with hook_receiver(hook) as url:
         hooks = LifecycleWebhooks(WebhookSettings(url, secret_key(SECRET), timeout_seconds=2.0), blinking_timeline,
                                   MemoryOutbox())
-        hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "failed"})
+        await hooks.machine_ended("s1", {"event": "machine_ended", "at": time.time(), "state": "failed"})
         assert await within(lambda: received == ["msg_s1_session.ended"], timeout=30), received
         await hooks.aclose()
 
@@ -413,8 +413,8 @@ async def test_a_call_handed_to_a_person_is_pushed_signed_as_session_transferred
 
 
 async def test_a_machines_end_still_in_its_grace_at_the_close_reaches_the_outbox():
-    # A replica stopped within the grace of a machine's end: its `session.ended` is looked at and written
-    # to the outbox by the close, where another replica delivers it (it was lost with the process).
+    # One process (no store to hand it over to) stopped within the grace of a machine's end: its
+    # `session.ended` is looked at and written to the outbox by the close (it was lost with the process).
     outbox = MemoryOutbox()
 
     async def no_timeline(session_id: str) -> list[dict]:
@@ -422,7 +422,10 @@ async def test_a_machines_end_still_in_its_grace_at_the_close_reaches_the_outbox
 
     hooks = LifecycleWebhooks(WebhookSettings("http://127.0.0.1:9/hook", secret_key(SECRET), timeout_seconds=2.0),
                               no_timeline, outbox)
-    hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})
+    grace = MachineEndGrace(no_timeline, MemoryHandedOverEnds())
+    grace.finalisers.append(hooks.machine_ended)
+    grace.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})
     await asyncio.sleep(0)  # its grace has begun
+    await grace.aclose()
     await hooks.aclose()
     assert [message_id for message_id, _ in await outbox.claim(time.time() + 60, 30, 10)] == ["msg_s1_session.ended"]

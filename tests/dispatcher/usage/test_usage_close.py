@@ -1,6 +1,6 @@
-"""A closing dispatcher's usage count: the additions in flight are waited for (up to its bound), and one
-still in its machine-end grace past that bound is added at once rather than waited on (a close within
-3 s of a machine's end used to wait 2 s, then lose the session's usage with the process)."""
+"""A closing dispatcher's usage count: the additions in flight are waited for (up to its bound), and, with
+no store to hand it to (one process), a machine's end still in its grace is added at once rather than waited
+on (a close within 3 s of a machine's end used to wait 2 s, then lose the session's usage with the process)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import pytest
 from fastapi import FastAPI
 
 from dispatcher.app import create_app
+from dispatcher.sessions import machine_end_grace
 from dispatcher.settings import Settings
-from dispatcher.usage import usage_count
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
 
 SESSION = "usage-close-1"
 
 
+ADDING = ("UsageCount._add", "MachineEndGrace._after_grace", "MachineEndGrace._finalise")
+
+
 def additions() -> list[asyncio.Task[object]]:
-    """The usage count's additions still running in this loop."""
-    return [t for t in asyncio.all_tasks() if not t.done() and t.get_coro().__qualname__ == "UsageCount._add"]
+    """The usage count's additions (and machine ends in their grace) still running in this loop."""
+    return [t for t in asyncio.all_tasks() if not t.done() and t.get_coro().__qualname__ in ADDING]
 
 
 async def ended(event: str) -> FastAPI:
@@ -52,7 +55,7 @@ async def test_a_machine_end_still_in_its_grace_is_added_at_the_close_not_waited
 
 async def test_an_end_past_its_grace_is_still_added_before_the_close_returns(monkeypatch: pytest.MonkeyPatch) -> None:
     # A grace that ends well within the close's bound: the addition is waited for, as before.
-    monkeypatch.setattr(usage_count, "MACHINE_END_GRACE_SECONDS", 0.05)
+    monkeypatch.setattr(machine_end_grace, "MACHINE_END_GRACE_SECONDS", 0.05)
     for event in ("ended", "machine_ended"):
         app = await ended(event)
         await app.state.voicefleet.aclose()

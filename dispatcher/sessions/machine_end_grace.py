@@ -1,0 +1,145 @@
+"""A machine's end waits a grace for its bot's own report: the one mechanism the usage count and the
+lifecycle webhooks finalise a machine's end through.
+
+A bot killed before its `ended` report still ends its session: its machine's end (`machine_ended`,
+sessions/machine_ends.py) is handed to each finaliser (the usage count's addition, `session.ended`
+pushed with `reason: machine_ended`) `MACHINE_END_GRACE_SECONDS` after it, so the bot's own report, with
+its services' usage and its reason, is the session's end when it comes meanwhile (the finalisers' own
+once-only marks, in the store, refuse the second end).
+
+A replica that closes within a session's grace does not finalise it: that would spend the once-only
+marks, and the bot's report, still on its way, would be refused at the replica it reaches. It hands the
+pending end to the store instead (store/handed_over_ends.py), and any replica's sweep (`run`) finalises
+it once its grace is over: the bot's report, if it came meanwhile at any replica, is then the end already
+counted and pushed, and the machine's end adds nothing. With no store (one process) nobody else would
+ever finalise it, so the close finalises it at once, from what the session holds then. docs/replicas.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from dispatcher.store.handed_over_ends import HandedOverEnds
+
+log = logging.getLogger("dispatcher.sessions.machine_end_grace")
+
+MACHINE_END_GRACE_SECONDS = 3.0
+CLOSE_WAIT_SECONDS = 2.0  # how long a closing replica waits for the finalisations (and hand-overs) in flight
+SWEEP_SECONDS = 1.0  # how soon a handed-over end is finalised once its grace is over
+LEASE_SECONDS = 30.0  # a claimed hand-over another replica takes again, should its finaliser die
+BATCH = 64  # handed-over ends claimed per look
+EVENT = "machine_ended"
+
+Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+Finaliser = Callable[[str, Mapping[str, Any]], Awaitable[None]]  # a session's machine end, its grace over
+
+
+class MachineEndGrace:
+    def __init__(self, read: Reader, handed_over: HandedOverEnds, clock: Callable[[], float] = time.time) -> None:
+        self._read = read  # the session's timeline: a handed-over end's record is read back from it
+        self.handed_over = handed_over
+        self.clock = clock  # epoch seconds, as the replicas share them
+        self.finalisers: list[Finaliser] = []
+        self._waiting: dict[asyncio.Task[None], tuple[str, dict[str, Any], float]] = {}  # in their grace
+        self._finalising: set[asyncio.Task[None]] = set()
+
+    def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """A timeline listener: a machine's end is finalised once its grace is over; never waits."""
+        if record.get("event") != EVENT:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._after_grace(session_id, dict(record)))
+        except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to finalise with
+            return
+        self._waiting[task] = (session_id, dict(record), self.clock() + MACHINE_END_GRACE_SECONDS)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._waiting.pop(task, None)
+        self._finalising.discard(task)
+
+    async def _after_grace(self, session_id: str, record: dict[str, Any]) -> None:
+        await asyncio.sleep(MACHINE_END_GRACE_SECONDS)
+        task = asyncio.current_task()
+        if task is not None:  # its grace is over: a close waits for it rather than handing it over
+            self._waiting.pop(task, None)
+            self._finalising.add(task)
+        await self._finalise(session_id, record)
+
+    async def _finalise(self, session_id: str, record: Mapping[str, Any]) -> None:
+        for finalise in self.finalisers:
+            try:
+                await finalise(session_id, record)
+            except Exception as exc:  # one finaliser's failure is said, the others still run
+                log.warning("session %s: its machine's end not finalised: %s", session_id, type(exc).__name__)
+
+    def _later(self, session_id: str, record: Mapping[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._finalise(session_id, record))
+        self._finalising.add(task)
+        task.add_done_callback(self._forget)
+
+    async def sweep(self) -> int:
+        """Finalises the handed-over ends whose grace is over (any replica's), once each; how many."""
+        finalised = 0
+        while claimed := await self.handed_over.due(self.clock(), LEASE_SECONDS, BATCH):
+            for session_id in claimed:
+                events = await self._read(session_id)
+                record = next((e for e in reversed(events) if e.get("event") == EVENT), None)
+                if record is None:  # its timeline expired (or was erased): nothing left to finalise from
+                    log.warning("session %s: a handed-over machine end whose timeline holds none", session_id)
+                else:
+                    await self._finalise(session_id, record)
+                    finalised += 1
+                await self.handed_over.done(session_id)
+            if len(claimed) < BATCH:
+                break
+        return finalised
+
+    async def run(self) -> None:
+        """Sweeps every `SWEEP_SECONDS` where the replicas share a store (nothing is handed over otherwise)."""
+        if not self.handed_over.shared:
+            return
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:  # the store: the next sweep tries again, the claims' leases run out
+                log.warning("handed-over machine ends: the sweep failed: %s", type(exc).__name__)
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def settled(self) -> None:
+        """Waits for the ends in their grace and their finalisations (a test)."""
+        while pending := set(self._waiting) | self._finalising:
+            await asyncio.wait(pending)
+
+    async def aclose(self) -> None:
+        """The ends still in their grace are handed over to the store (finalised here without one, or when the
+        store does not take them); the finalisations already under way are waited for, up to CLOSE_WAIT_SECONDS."""
+        waiting = list(self._waiting.values())
+        for task in list(self._waiting):
+            task.cancel()
+            self._waiting.pop(task, None)
+        handed = await asyncio.gather(*(self._hand_over(session_id, grace_ends)
+                                        for session_id, _, grace_ends in waiting))
+        for (session_id, record, _), was_handed in zip(waiting, handed, strict=True):
+            if not was_handed:
+                self._later(session_id, record)
+        if self._finalising:
+            await asyncio.wait(set(self._finalising), timeout=CLOSE_WAIT_SECONDS)
+
+    async def _hand_over(self, session_id: str, grace_ends: float) -> bool:
+        """Whether another replica now finalises the session's end (False: none would, or the store did not
+        take it; it is finalised here, from what it holds, counted rather than lost)."""
+        if not self.handed_over.shared:
+            return False
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                await self.handed_over.hand_over(session_id, grace_ends)
+        except Exception as exc:
+            log.warning("session %s: its machine's end not handed over (%s): finalised now", session_id,
+                        type(exc).__name__)
+            return False
+        return True
