@@ -223,10 +223,11 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
         assert (answer.status_code, answer.json()["error"]["code"]) == (403, "target_not_allowed"), off_list
     # The webhook's call belongs to the dispatcher: a team's key does not reach it.
     assert (await api.post(path, json={"to": DESK}, headers=TEAM)).status_code == 404
-    # Warm works through the SIP edge only; a summary is bounded before anything is looked up.
+    # Warm on Twilio needs the address its call to the person reports to (this dispatcher has none); a
+    # summary is bounded before anything is looked up.
     warm = await api.post(path, json={"to": DESK, "mode": "warm"}, headers=ADMIN)
-    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "warm_unsupported"), warm.text
-    assert "SIP edge" in warm.json()["error"]["message"]
+    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "transfer_not_configured"), warm.text
+    assert "PHONE_PUBLIC_URL" in warm.json()["error"]["message"]
     long = await api.post(path, json={"to": DESK, "mode": "warm", "summary": "x" * 301}, headers=ADMIN)
     assert (long.status_code, long.json()["error"]["code"]) == (422, "invalid_summary"), long.text
     assert not twilio.calls_to("POST", at_twilio.sid)  # nothing was sent to Twilio
