@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 
-from dispatcher.api.call_place import placed_base
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
 from dispatcher.api.state import AppState
+from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.signatures import twilio_valid
-from dispatcher.phone.twilio_calls import CALL_SID
 from dispatcher.phone.twilio_warm import GIVEN_UP, RINGING, TwilioWarm, briefed, mac_valid, record_status
 from dispatcher.store.client import StoreUnavailable
 
@@ -63,19 +60,8 @@ async def _verified(request: Request, session_id: str, transfer: str,
     warm, settings = state.phone.twilio_warm, state.phone.settings
     if warm is None or not settings.twilio_auth_token:
         raise ApiError(404, "not_found", "this dispatcher makes no warm transfers through Twilio")
-    try:
-        params = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
-    url = placed_base(state, "twilio") + request.url.path  # the address the create gave Twilio, which it signed
-    url += f"?{request.url.query}" if request.url.query else ""
-    signature = request.headers.get("x-twilio-signature")
-    if not twilio_valid(settings.twilio_auth_token, url, params, signature):
-        raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
+    form, signature = await signed_form(request, state, settings.twilio_auth_token)
     if not TRANSFER.fullmatch(transfer) or not mac_valid(settings.token_key, session_id, transfer, mac):
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
-    form = dict(params)
-    if not CALL_SID.fullmatch(form.get("CallSid", "")):
-        raise ApiError(400, "invalid_form", "CallSid is not a Twilio call SID (CA and 32 hex digits)")
     await first_time(request, f"twilio-warm:{signature}", UNTIMED_SIGNATURE_SECONDS)
     return state, form, warm
