@@ -86,6 +86,8 @@ async def webhook_call(
 ) -> tuple[CarrierCall, FakeCall]:
     """A call as Twilio places it: the signed webhook, then the stream its TwiML names, with the call's SID."""
     sid = f"CA{next(_calls):032x}"
+    at_twilio = twilio.live_call(sid)  # before its stream: a bot that transfers at once finds it at Twilio
+    at_twilio.to = to
     form = {"CallSid": sid, "AccountSid": twilio.account_sid, "From": "+14155550100", "To": to}
     url = str(api.base_url).rstrip("/") + "/phone/twilio"
     answer = await api.post("/phone/twilio", content=urlencode(form), headers={
@@ -98,7 +100,7 @@ async def webhook_call(
                        custom={"from_number": form["From"], "to_number": to})
     await call.open()
     await call.handshake()
-    return call, twilio.live_call(sid)
+    return call, at_twilio
 
 
 async def answered_call(
