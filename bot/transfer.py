@@ -39,12 +39,15 @@ from botchannel.transfer import (
 Ask = Callable[[str, Mapping[str, Any], float], Awaitable[Mapping[str, Any]]]
 _ask: list[Ask] = []  # this process's channel to the dispatcher: one bot, one session
 DEFAULT_FAILED = "I'm sorry, nobody could take your call right now. I'm still here: how can I help?"
+DEFAULT_RINGING = "I'm calling someone who can help you now. Please stay on the line."
+DEFAULTS = {"brief": DEFAULT_BRIEFING, "ringing": DEFAULT_RINGING}
 
 
 @dataclass(frozen=True)
 class WarmStep:
-    """A warm transfer's step: `brief` (the person answered: what to tell them) or `failed` (they did not:
-    what to tell the caller, `reason` says why)."""
+    """A warm transfer's step: `brief` (the person answered: what to tell them), `failed` (they did not:
+    what to tell the caller, `reason` says why) or, on a Twilio call, `ringing` (the person is being
+    called and the caller is still with the bot: what to tell the caller meanwhile)."""
     event: str
     to: str | None = None
     reason: str | None = None
@@ -74,7 +77,7 @@ async def warm_line(step: WarmStep, summary: str | None = None) -> str:
 
 
 def default_line(event: str) -> str:
-    return DEFAULT_BRIEFING if event == "brief" else DEFAULT_FAILED
+    return DEFAULTS.get(event, DEFAULT_FAILED)
 
 
 class TransferFailed(Exception):

@@ -4,7 +4,8 @@ answer; the host names the line (bot/transfer.py `warm_line`: the request's summ
 `on_warm_transfer` handler, else a default), says it (bot/warm_speech.py) and answers `spoken` once the
 bot said it through, or `false` after the step's time. `stop` (the person left during the briefing): the
 line given up and the bot interrupted, `stopped` once it is quiet, before the caller hears it again.
-`line` (a Twilio call's warm transfer): the briefing's text alone, said by nobody here (Twilio reads it).
+`line` (a Twilio call's warm transfer): the briefing's text alone, said by nobody here (Twilio reads it);
+`ringing` (the same): the caller, still with the bot, told that the person is being called.
 Pipecat is imported only once a session runs."""
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def warm_handler(speech: Callable[[], tuple[SpeechWatch, Queue] | None]
     """The channel's `call.warm_transfer` handler; `speech()` is the session's watch and queue, once running."""
     async def answer(params: Mapping[str, Any]) -> dict[str, Any]:
         event = params.get("event")
-        if event not in ("brief", "failed", "stop", "line"):
-            raise RequestFailed(400, "invalid_request", "event must be \"brief\", \"failed\", \"stop\" or \"line\"")
+        if event not in ("brief", "failed", "stop", "line", "ringing"):
+            raise RequestFailed(400, "invalid_request", "event must be \"brief\", \"failed\", \"stop\", \"line\" "
+                                "or \"ringing\"")
         if event == "line":
             return {"line": (await _named_line(WarmStep("brief", _text(params.get("to"))), None))[:SUMMARY_CHARS]}
         running = speech()

@@ -5,13 +5,15 @@
     dispatcher → bot   request  call.warm_transfer {event: "failed", reason}    →   reply {spoken: bool}
     dispatcher → bot   request  call.warm_transfer {event: "stop"}              →   reply {stopped: bool}
     dispatcher → bot   request  call.warm_transfer {event: "line", to}          →   reply {line: str}
+    dispatcher → bot   request  call.warm_transfer {event: "ringing", to}       →   reply {spoken: bool}
 
 A warm transfer's person answered: the bot now hears them and speaks to them (the caller on hold), and
 says its briefing (`summary`, else its own); once it answers, the edge bridges caller and person. The
 person did not answer: the caller is back with the bot, which says so. The person hung up during the
 briefing: the bot is interrupted (`stop`) before the caller is back with it, then told (`failed`).
 On a Twilio call the bot is asked for its briefing's text alone (`line`, said by nobody yet: Twilio's
-`<Say>` reads it to the person while the caller goes on talking with the bot; dispatcher/phone/twilio_warm.py).
+`<Say>` reads it to the person while the caller goes on talking with the bot; dispatcher/phone/twilio_warm.py),
+and told once the person's phone is called (`ringing`): it tells the caller, who stays with it meanwhile.
 
 The dispatcher answers it for the session of the bot that asks (its channel names it) and nothing
 else, with the carrier's credentials it holds itself: the bot holds none for this (docs/phone.md).

@@ -129,7 +129,7 @@ class TwilioWarm:
         self._rest, self._records, self._callbacks = rest, records, callbacks
         self._ask_bot = ask_bot
         self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
-        self._telling: set[asyncio.Task[None]] = set()
+        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
 
     async def consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
                       wait_until: float) -> Consulted:
@@ -139,7 +139,7 @@ class TwilioWarm:
             return await self._consult(caller_sid, session_id, target, time_limit, wait_until)
         except ApiError as exc:
             if exc.code.startswith("person_"):
-                self._tell_failed(session_id, exc.code)
+                self._tell(session_id, {"event": "failed", "reason": exc.code})
             raise
 
     async def _consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
@@ -172,6 +172,7 @@ class TwilioWarm:
                            retry_after=1.0) from None
         sid = str(created.get("sid") or "")
         log.info("phone call %s: warm transfer %s: calling the person (%s)", session_id, transfer, sid)
+        self._tell(session_id, {"event": "ringing", "to": target.to})  # the bot keeps the caller company
         await self._wait(transfer, sid, session_id, wait_until)
         return Consulted(transfer, sid)
 
@@ -185,14 +186,15 @@ class TwilioWarm:
         line = answer.get("line") if answer is not None else None
         return line[:SUMMARY_CHARS] if isinstance(line, str) and line.strip() else DEFAULT_BRIEFING
 
-    def _tell_failed(self, session_id: str, reason: str) -> None:
-        """The bot says the person could not take the call (its `failed` line), while the 409 goes back."""
+    def _tell(self, session_id: str, step: dict[str, str]) -> None:
+        """The bot says its line for `step` to the caller, who is with it (`ringing`: the person is being called;
+        `failed`: they could not take the call, while the 409 goes back), the transfer not waiting on it."""
         async def tell() -> None:
             try:
-                await self._ask_bot(session_id, METHOD_WARM_TRANSFER, {"event": "failed", "reason": reason},
-                                    FAILED_SECONDS)
+                await self._ask_bot(session_id, METHOD_WARM_TRANSFER, step, FAILED_SECONDS)
             except (ApiError, TimeoutError) as exc:
-                log.warning("phone call %s: the bot was not told the warm transfer failed: %s", session_id, exc)
+                log.warning("phone call %s: the bot was not told the warm transfer's %s: %s", session_id,
+                            step["event"], exc)
 
         task = asyncio.create_task(tell())
         self._telling.add(task)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot import transfer
-from bot.transfer import DEFAULT_BRIEFING, WarmStep, on_warm_transfer
+from bot.transfer import DEFAULT_BRIEFING, DEFAULT_RINGING, WarmStep, on_warm_transfer, warm_line
 from bot.warm_steps import warm_handler
 from botchannel.transfer import SUMMARY_CHARS
 
@@ -34,3 +34,11 @@ async def test_the_line_is_the_bot_s_handler_s_text_without_a_running_pipeline()
 async def test_a_handler_that_fails_gives_the_default_line() -> None:
     on_warm_transfer(lambda step: 1 / 0)  # type: ignore[arg-type,return-value]
     assert await warm_handler(lambda: None)({"event": "line"}) == {"line": DEFAULT_BRIEFING}
+
+
+async def test_ringing_is_a_step_the_caller_hears_the_handler_s_line_else_a_default_of_its_own() -> None:
+    assert await warm_line(WarmStep("ringing", "+14155550123")) == DEFAULT_RINGING
+    on_warm_transfer(lambda step: "One moment, Ana." if step.event == "ringing" else None)
+    assert await warm_line(WarmStep("ringing", "+14155550123")) == "One moment, Ana."
+    # Nothing running: nothing said, and the step is no refusal.
+    assert await warm_handler(lambda: None)({"event": "ringing", "to": "+14155550123"}) == {"spoken": False}

@@ -115,7 +115,8 @@ async def test_the_person_hears_the_summary_then_both_calls_are_in_one_conferenc
     rooms = [room for room in setup.twilio.conferences.values() if room == {person.sid, setup.caller.sid}]
     assert len(rooms) == 1, setup.twilio.conferences
     assert 'endConferenceOnExit="true"' in setup.caller.twiml[-1] and "timeLimit=" in setup.caller.twiml[-1]
-    assert setup.bot.asked == []  # a summary was given: the bot was asked nothing
+    # A summary was given: the bot was asked no line, only told the person is being called.
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK})]
 
 
 async def test_without_a_summary_the_person_hears_the_bot_s_own_line(setup: Setup) -> None:
@@ -126,7 +127,8 @@ async def test_without_a_summary_the_person_hears_the_bot_s_own_line(setup: Setu
     async with asyncio.timeout(WAIT):
         await task
     assert person.said == [setup.bot.line]
-    assert setup.bot.asked == [("call.warm_transfer", {"event": "line", "to": DESK})]
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "line", "to": DESK}),
+                               ("call.warm_transfer", {"event": "ringing", "to": DESK})]
 
 
 @pytest.mark.parametrize(("status", "code"), [("no-answer", "person_unanswered"), ("busy", "person_busy"),
@@ -141,9 +143,10 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
     assert setup.caller.twiml == [] and setup.caller.status == "in-progress"  # untouched
     assert not setup.call.transferring and setup.call.transferred is None
     async with asyncio.timeout(WAIT):
-        while not setup.bot.asked:
+        while len(setup.bot.asked) < 2:
             await asyncio.sleep(0.02)
-    assert setup.bot.asked == [("call.warm_transfer", {"event": "failed", "reason": code})]
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK}),
+                               ("call.warm_transfer", {"event": "failed", "reason": code})]
 
 
 async def test_the_person_hanging_up_during_the_briefing_is_person_left(setup: Setup) -> None:
@@ -211,6 +214,7 @@ async def test_a_person_still_ringing_when_the_wait_ends_is_cancelled_and_the_bo
     assert (caught.value.status, caught.value.code) == (409, "person_unanswered")
     assert twilio.placed[0].status == "canceled" and caller.twiml == []
     async with asyncio.timeout(WAIT):
-        while not bot.asked:
+        while len(bot.asked) < 2:
             await asyncio.sleep(0.02)
-    assert bot.asked == [("call.warm_transfer", {"event": "failed", "reason": "person_unanswered"})]
+    assert bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK}),
+                         ("call.warm_transfer", {"event": "failed", "reason": "person_unanswered"})]
