@@ -21,7 +21,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks
+from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks, record_status
 from dispatcher.settings import Settings
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.placed_calls import PUBLIC, twilio_placing
@@ -218,3 +218,27 @@ async def test_a_person_still_ringing_when_the_wait_ends_is_cancelled_and_the_bo
             await asyncio.sleep(0.02)
     assert bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK}),
                          ("call.warm_transfer", {"event": "failed", "reason": "person_unanswered"})]
+
+
+async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_to_the_room(
+        twilio: FakeTwilioCalls) -> None:
+    """As the SIP edge bridges once its briefing's time is up: the person's call is moved to the conference."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    records = LocalFirstClaims()
+    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    caller = twilio.live_call("CA" + "e" * 32)
+    loop = asyncio.get_running_loop()
+    try:
+        task = asyncio.create_task(consult.consult(caller.sid, "s-long", TransferTarget(DESK, "warm", SUMMARY), 3600,
+                                                   loop.time() + 1.0))
+        person = await consult_call(twilio)
+        person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
+        transfer = (person.one("StatusCallback") or "").split("/")[-3]
+        await record_status(records, transfer, person.sid, "in-progress")
+        async with asyncio.timeout(WAIT):
+            consulted = await task
+    finally:
+        await rest.aclose()
+    assert consulted.sid == person.sid
+    assert person.twiml and "<Conference" in person.twiml[-1] and f"vf-warm-{consulted.transfer}" in person.twiml[-1]
+    assert twilio.conferences == {f"vf-warm-{consulted.transfer}": {person.sid}}  # the caller's update follows
