@@ -5,12 +5,14 @@
     await transfer_call("+14155550100")              # or "sip:desk@pbx.example.com"
     await transfer_call("+14155550100", mode="warm", summary="Ana, order 1042, wants a refund.")
 
-A warm transfer (calls through the SIP edge): the caller hears hold music while the person rings; once
+A warm transfer through the SIP edge: the caller hears hold music while the person rings; once
 they answer, this bot hears them and says `summary` to them (or, without one, what your
 `on_warm_transfer` handler returns for the `brief` step, else a default line), then the caller and the
 person are bridged. Unanswered, the caller is back with this bot, which says so (the `failed` step:
 your handler's line, else a default one) and `transfer_call` raises `TransferFailed`
-(`person_unanswered`, `person_busy`, `person_declined`).
+(`person_unanswered`, `person_busy`, `person_declined`, `person_left`). On a Twilio call the caller
+stays with this bot while the person rings (`transfer_call` is still waiting: keep them company), and
+Twilio's own `<Say>` voice reads the briefing (the same text) to the person before the two are joined.
 
 The dispatcher does it with the carrier's credentials it holds (the bot holds none for this): Twilio
 rings the person, the call's stream to this bot ends, and the session ends as `transferred`. Do not
@@ -27,18 +29,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from botchannel.contract import RequestFailed
-from botchannel.transfer import METHOD_CALL_TRANSFER, TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
+from botchannel.transfer import (
+    DEFAULT_BRIEFING,
+    METHOD_CALL_TRANSFER,
+    TRANSFER_TIMEOUT_SECONDS,
+    WARM_TRANSFER_TIMEOUT_SECONDS,
+)
 
 Ask = Callable[[str, Mapping[str, Any], float], Awaitable[Mapping[str, Any]]]
 _ask: list[Ask] = []  # this process's channel to the dispatcher: one bot, one session
-DEFAULT_BRIEFING = "Hello, I have a caller for you who asked to speak with a person. I'm connecting you now."
 DEFAULT_FAILED = "I'm sorry, nobody could take your call right now. I'm still here: how can I help?"
+DEFAULT_RINGING = "I'm calling someone who can help you now. Please stay on the line."
+DEFAULTS = {"brief": DEFAULT_BRIEFING, "ringing": DEFAULT_RINGING}
 
 
 @dataclass(frozen=True)
 class WarmStep:
-    """A warm transfer's step: `brief` (the person answered: what to tell them) or `failed` (they did not:
-    what to tell the caller, `reason` says why)."""
+    """A warm transfer's step: `brief` (the person answered: what to tell them), `failed` (they did not:
+    what to tell the caller, `reason` says why) or, on a Twilio call, `ringing` (the person is being
+    called and the caller is still with the bot: what to tell the caller meanwhile)."""
     event: str
     to: str | None = None
     reason: str | None = None
@@ -68,7 +77,7 @@ async def warm_line(step: WarmStep, summary: str | None = None) -> str:
 
 
 def default_line(event: str) -> str:
-    return DEFAULT_BRIEFING if event == "brief" else DEFAULT_FAILED
+    return DEFAULTS.get(event, DEFAULT_FAILED)
 
 
 class TransferFailed(Exception):

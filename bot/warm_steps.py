@@ -4,6 +4,8 @@ answer; the host names the line (bot/transfer.py `warm_line`: the request's summ
 `on_warm_transfer` handler, else a default), says it (bot/warm_speech.py) and answers `spoken` once the
 bot said it through, or `false` after the step's time. `stop` (the person left during the briefing): the
 line given up and the bot interrupted, `stopped` once it is quiet, before the caller hears it again.
+`line` (a Twilio call's warm transfer): the briefing's text alone, said by nobody here (Twilio reads it);
+`ringing` (the same): the caller, still with the bot, told that the person is being called.
 Pipecat is imported only once a session runs."""
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ def warm_handler(speech: Callable[[], tuple[SpeechWatch, Queue] | None]
     """The channel's `call.warm_transfer` handler; `speech()` is the session's watch and queue, once running."""
     async def answer(params: Mapping[str, Any]) -> dict[str, Any]:
         event = params.get("event")
-        if event not in ("brief", "failed", "stop"):
-            raise RequestFailed(400, "invalid_request", "event must be \"brief\", \"failed\" or \"stop\"")
+        if event not in ("brief", "failed", "stop", "line", "ringing"):
+            raise RequestFailed(400, "invalid_request", "event must be \"brief\", \"failed\", \"stop\", \"line\" "
+                                "or \"ringing\"")
+        if event == "line":
+            return {"line": (await _named_line(WarmStep("brief", _text(params.get("to"))), None))[:SUMMARY_CHARS]}
         running = speech()
         if event == "stop":
             quiet = running is None or await running[0].stop(running[1], STOP_SECONDS - SPEAK_MARGIN_SECONDS)
@@ -41,16 +46,20 @@ def warm_handler(speech: Callable[[], tuple[SpeechWatch, Queue] | None]
             return {"spoken": False}
         stops = running[0].stops  # a `stop` while the handler names the line: the line is not said
         seconds = (BRIEF_SECONDS if event == "brief" else FAILED_SECONDS) - SPEAK_MARGIN_SECONDS
-        try:
-            async with asyncio.timeout(HANDLER_SECONDS):
-                line = await warm_line(step, _text(params.get("summary")))
-        except Exception as exc:  # the bot's handler failed or hung: logged, and the default line said instead
-            logger.warning(f"warm transfer: the on_warm_transfer handler failed: {exc!r}")
-            line = default_line(step.event)
+        line = await _named_line(step, _text(params.get("summary")))
         watch, queue = running
         return {"spoken": await watch.say(queue, line, seconds, stops)}
 
     return answer
+
+
+async def _named_line(step: WarmStep, summary: str | None) -> str:
+    try:
+        async with asyncio.timeout(HANDLER_SECONDS):
+            return await warm_line(step, summary)
+    except Exception as exc:  # the bot's handler failed or hung: logged, and the default line said instead
+        logger.warning(f"warm transfer: the on_warm_transfer handler failed: {exc!r}")
+        return default_line(step.event)
 
 
 def _text(value: object) -> str | None:

@@ -43,6 +43,7 @@ from dispatcher.api.routers import (
     transfer,
     trunk_calls,
     twilio_dial,
+    twilio_warm,
     usage,
     webhooks,
     whatsapp,
@@ -55,7 +56,8 @@ ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
            connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router, transfer.router,
-           sip_end.router, whatsapp.router, whatsapp_eval.router, sip_eval_tokens.router, campaigns.router)
+           twilio_warm.router, sip_end.router, whatsapp.router, whatsapp_eval.router, sip_eval_tokens.router,
+           campaigns.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

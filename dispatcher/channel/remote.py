@@ -9,7 +9,7 @@ has no other replica: the answer is always "not here" (dispatcher/store/local.py
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
@@ -36,7 +36,14 @@ class StoreRemote:
                            "session's bot", retry_after=2.0) from None
 
 
-async def ask_bot(channels: BotChannels, remote: StoreRemote, session_id: str, method: str,
+class BotRelay(Protocol):
+    """`StoreRemote`, as its callers see it (dispatcher/phone/calls.py `OwnerRelay`)."""
+
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float = ...) -> Mapping[str, Any] | None: ...
+
+
+async def ask_bot(channels: BotChannels, remote: BotRelay, session_id: str, method: str,
                   params: Mapping[str, Any], timeout: float) -> Mapping[str, Any] | None:
     """The answer of the session's bot, its channel here or at another replica; None when no replica holds
     it. An `ApiError` when the bot refused or did not answer (`BotRequestFailed`, `RelayRefused`), or the

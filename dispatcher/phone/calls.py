@@ -76,7 +76,8 @@ class Timeline(Protocol):
 class OwnerRelay(Protocol):
     """dispatcher/channel/remote.py's `StoreRemote`: the answer of the replica holding the bot's channel."""
 
-    async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float = ...) -> Mapping[str, Any] | None: ...
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.remote import ask_bot
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
 from dispatcher.phone.dialer import Dialer
@@ -31,6 +33,7 @@ from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.phone.twilio_dial import dial_settings_from_env
 from dispatcher.phone.twilio_dialer import TwilioDialer
+from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks
 from dispatcher.regions.config import Regions
 from dispatcher.regions.pace_homes import RegionPaces
 from dispatcher.sessions.ids import Caller
@@ -53,6 +56,7 @@ class PhoneState:
     handed: HeldPlaces
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
+    twilio_warm: TwilioWarm | None = None  # a Twilio call's warm transfer, for its callbacks' routes
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -116,8 +120,14 @@ def build_phone_state(
         else:
             no_dialer[carrier] = why_not
     turns = PlacedTurns(coordination.key_holders)
+    # A warm transfer's call to the person reports to this dispatcher's own address, signed (twilio_warm.py).
+    warm_base = here.urls[here.here] if here.several else phone.public_url
+    twilio_warm = (TwilioWarm(twilio, coordination.key_holders, WarmCallbacks(warm_base, phone.token_key),
+                              functools.partial(ask_bot, channels, owner_relay))
+                   if twilio is not None and warm_base is not None and phone.twilio_auth_token else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns)  # placed out, too
+                          sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns,  # placed out, too
+                          twilio_warm=twilio_warm)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
@@ -135,6 +145,7 @@ def build_phone_state(
         handed=coordination.held_places,
         transfers=transfers,
         handing=handing,
+        twilio_warm=twilio_warm,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

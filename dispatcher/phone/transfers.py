@@ -40,12 +40,13 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
 from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
-from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
+from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, WARM_EXTRA_SECONDS, SipTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
 from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
+from dispatcher.phone.twilio_warm import TwilioWarm, conference_twiml
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -56,6 +57,7 @@ SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took 
 # One request, all of it: the update (5 s a try), the settle and one read back, under the bot's 30 s.
 BUDGET_SECONDS = 25.0
 READ_SECONDS = 6.0  # of the budget, kept for the read back after an unanswered update
+UPDATE_SECONDS = 5.0  # a warm transfer's: of its budget, kept for the caller's update (one try and a 429's retry)
 CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's, Telnyx's ended statuses
 # The carriers whose calls are transferred through their REST API, and their calls' ids.
 CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID, "plivo": PLIVO_CALL_UUID}
@@ -97,8 +99,9 @@ class Transfers:
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
                  plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None,
-                 turns: PlacedTurns | None = None) -> None:
+                 turns: PlacedTurns | None = None, twilio_warm: TwilioWarm | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
+        self._twilio_warm = twilio_warm  # a Twilio call's warm transfer (twilio_warm.py); None: not configured
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
@@ -149,9 +152,13 @@ class Transfers:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
         if call.via_sip_edge:
             return await self._through_edge(call, target)
-        if target.mode == WARM:
+        if target.mode == WARM and call.carrier != "twilio":
             raise ApiError(409, "warm_unsupported", f"this is a {call.carrier} call: {WARM_WHERE}; a cold transfer "
                            "(\"mode\": \"cold\") works here")
+        if target.mode == WARM and self._twilio_warm is None and self._rest["twilio"] is not None:
+            raise ApiError(409, "transfer_not_configured", "set PHONE_PUBLIC_URL and TWILIO_AUTH_TOKEN: a warm "
+                           "transfer's call to the person reports back to the dispatcher there, signed with the "
+                           "token (docs/phone.md)")
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
                            "transfers work on Twilio, Telnyx and Plivo media-stream calls and calls through the "
@@ -174,7 +181,10 @@ class Transfers:
         await self._take_turn(call)
         call.transferring = True
         try:
-            answer, reconciled = await self._update(rest, call, target)
+            if target.mode == WARM:
+                answer, reconciled = await self._warm(rest, call, target)
+            else:
+                answer, reconciled = await self._update(rest, call, target)
         except OutcomeUnknown:
             raise  # still `transferring`: the carrier may hold the first TwiML, a second one must not follow
         except Exception:
@@ -185,8 +195,8 @@ class Transfers:
         except BaseException:
             self._not_transferred(call)
             raise
-        return self._transferred(call, target, call.carrier, str(answer.get("status") or "unknown"),
-                                 reconciled=reconciled or None)
+        status = WARM if target.mode == WARM else str(answer.get("status") or "unknown")
+        return self._transferred(call, target, call.carrier, status, reconciled=reconciled or None)
 
     async def _placed_here(self, call: LiveCall) -> None:
         """The call's id where this dispatcher placed it: its token was minted before the call existed, so the id
@@ -285,12 +295,40 @@ class Transfers:
             raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {TARGETS_SETTING}, the "
                            "numbers and SIP hosts this deployment hands calls to")
 
-    async def _update(self, rest: CallsResource, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
-        """The carrier's answer to the update, and whether it was found by reading the call back."""
+    async def _warm(self, rest: CallsResource, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
+        """A Twilio call's warm transfer: the person called and briefed while the caller stays with the bot
+        (twilio_warm.py), then the caller's call joins them in the conference; the person's call ended if not."""
+        assert call.call_sid is not None and self._twilio_warm is not None
+        deadline = asyncio.get_running_loop().time() + self._budget + WARM_EXTRA_SECONDS
+        wait_until = deadline - self._settle - self._read - UPDATE_SECONDS
+        try:
+            consulted = await self._twilio_warm.consult(call.call_sid, call.session_id, target, self._time_limit,
+                                                        wait_until)
+        except TwilioRefused as exc:
+            raise _refusal(exc, call.session_id, rest) from None
+        except Unanswered:
+            raise ApiError(503, "carrier_unavailable", "Twilio did not answer a read of the call: nothing was "
+                           "transferred, try again", retry_after=1.0) from None
+        try:
+            return await self._update(rest, call, target, conference_twiml(consulted.transfer, self._time_limit),
+                                      deadline)
+        except OutcomeUnknown:
+            raise  # the caller may be in the room already: the person stays there for them
+        except BaseException:
+            await self._twilio_warm.hang_up(consulted.sid, answered=True)
+            raise
+
+    async def _update(self, rest: CallsResource, call: LiveCall, target: TransferTarget, document: str | None = None,
+                      deadline: float | None = None) -> tuple[dict[str, Any], bool]:
+        """The carrier's answer to the update (`<Dial>` for `target`, else `document`), and whether it was found
+        by reading the call back."""
         assert call.call_sid is not None
-        deadline = asyncio.get_running_loop().time() + self._budget
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._budget
         try:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
+                if document is not None:
+                    return await rest.update(call.call_sid, document), False
                 return await rest.transfer(call.call_sid, target, self._time_limit, call.session_id), False
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None

@@ -5,6 +5,7 @@ created, and ended or redirected once its answering machine is detected.
     POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls.json             form: To, From, Twiml, …
     POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   form: Twiml=<Response>…
     GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json
+    GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls.json?To=…&From=…   (a lost create's call)
 
 HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (a key can be revoked
 alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
@@ -41,6 +42,7 @@ TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a s
 UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
 THROTTLED_SECONDS = 1.0  # how long a 429 without Retry-After holds the account's requests
 PACING_SLACK_SECONDS = 0.01
+LIST_PAGE = 20  # a create's lost answer: its call is among the newest few from that number to that person
 POST_RETRIED = frozenset({429})  # the carrier did nothing; any other answer to a POST may have been acted on
 
 
@@ -174,10 +176,14 @@ class CallsResource:
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
         """The call as the carrier has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
+        return await self._get(self._read_path(call_sid))
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """A read (safe to repeat: retried on every failure); `TwilioRefused`, `Unanswered`."""
         self._paced()
         try:
-            response = await send(self._client, "GET", self._read_path(call_sid), backoff=self._backoff,
-                                  headers=self._auth())
+            response = await send(self._client, "GET", path, backoff=self._backoff, headers=self._auth(),
+                                  params=params)
         except Transient as exc:
             self._heard(exc.status, exc.retry_after)
             if exc.status is not None:
@@ -224,3 +230,11 @@ class TwilioCalls(CallsResource):
         """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
         `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
         return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form)
+
+    async def recent_calls(self, to: str, sender: str) -> list[dict[str, Any]]:
+        """The account's latest calls from `sender` to `to` (`GET .../Calls.json?To=…&From=…`, newest first,
+        one page of `LIST_PAGE`): how a create whose answer never came is found."""
+        page = await self._get(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json",
+                               {"To": to, "From": sender, "PageSize": str(LIST_PAGE)})
+        calls = page.get("calls")
+        return [call for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +57,10 @@ class FakeCall:
     status: str = "in-progress"
     twiml: list[str] = field(default_factory=list)  # each update's TwiML, in order
     redirected: threading.Event = field(default_factory=threading.Event)
+    direction: str = "inbound"  # a caller's call to the account's number
+    to: str = "+14155550199"  # the account's number it reached
+    sender: str = "+14155550100"  # the caller's
+    created: float = field(default_factory=time.time)
 
 
 class FakeTwilio(FakeApi):
@@ -158,6 +164,7 @@ class FakeTwilio(FakeApi):
             if call.status != "in-progress":
                 return self.refuse("not_in_progress", "Call is not in-progress. Cannot redirect.")
             call.twiml.append(twiml)
+            self.joined(call, root)
             call.redirected.set()
             gate = self._lost.pop(sid, None)
             while gate is not None and not gate.is_set():  # the fake's loop runs in its own thread: poll
@@ -173,6 +180,10 @@ class FakeTwilio(FakeApi):
                 call.status = status
         return JSONResponse(self._resource(call))
 
+    def joined(self, call: FakeCall, root: ET.Element) -> None:
+        """A `<Dial><Conference>` in force: the call is in that room (tests/fakes/twilio_outbound.py runs it)."""
+
     def _resource(self, call: FakeCall) -> dict[str, Any]:
-        return {"sid": call.sid, "account_sid": self.account_sid, "status": call.status, "direction": "inbound",
+        return {"sid": call.sid, "account_sid": self.account_sid, "status": call.status, "direction": call.direction,
+                "to": call.to, "from": call.sender, "date_created": email.utils.formatdate(call.created),
                 "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json"}

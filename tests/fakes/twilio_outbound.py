@@ -54,6 +54,18 @@ ANSWERED_BY = {"Enable": ("human", "machine_start", "fax", "unknown"),
 NOT_ANSWERED = ("busy", "no-answer", "failed", "canceled")
 DIALABLE = re.compile(r"\+[1-9][0-9]{7,14}")  # what the fake's network rings: E.164, 8 to 15 digits
 PHONE = re.compile(r"\+[1-9][0-9]{1,14}")
+LIST_FILTERS = frozenset({"To", "From", "ParentCallSid", "Status", "StartTime", "StartTime<", "StartTime>", "EndTime",
+                          "EndTime<", "EndTime>", "PageSize", "Page", "PageToken"})
+# https://www.twilio.com/docs/voice/twiml/conference#attributes
+CONFERENCE_ATTRIBUTES = frozenset({
+    "muted", "beep", "startConferenceOnEnter", "endConferenceOnExit", "waitUrl", "waitMethod", "maxParticipants",
+    "record", "region", "coach", "trim", "participantLabel", "jitterBufferSize", "statusCallbackEvent",
+    "statusCallback", "statusCallbackMethod", "recordingStatusCallback", "recordingStatusCallbackMethod",
+    "recordingStatusCallbackEvent", "eventCallbackUrl"})
+# https://www.twilio.com/docs/voice/twiml: the voice verbs
+VERBS = frozenset({"Connect", "Dial", "Enqueue", "Gather", "Hangup", "Leave", "Pause", "Play", "Record", "Redirect",
+                   "Refer", "Reject", "Say", "Sms", "Start", "Stop", "Pay", "Prompt"})
+BOOLEAN_ATTRIBUTES = frozenset({"muted", "startConferenceOnEnter", "endConferenceOnExit"})
 STREAM_URL = re.compile(r'<Stream url="([^"]+)"')
 
 
@@ -67,6 +79,7 @@ def sign(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
 class PlacedCall(FakeCall):
     form: list[tuple[str, str]] = field(default_factory=list)
     sequence: int = 0
+    said: list[str] = field(default_factory=list)  # each `<Say>` the far end heard (`brief`)
 
     def one(self, name: str) -> str | None:
         return next((value for key, value in self.form if key == name), None)
@@ -86,6 +99,7 @@ class FakeTwilioCalls(FakeTwilio):
         self.create_per_second = create_per_second
         self.created_at: list[float] = []  # time.monotonic() of every create Twilio took
         self.placed: list[PlacedCall] = []
+        self.conferences: dict[str, set[str]] = {}  # by room name, the calls in it
         self._creates: list[float] = []
         # The next create's answer instead of its 201, the call queued all the same (a gateway that timed out;
         # a 2xx: a proxy's page, not the API's JSON).
@@ -98,7 +112,31 @@ class FakeTwilioCalls(FakeTwilio):
         self.before_answer: Callable[[PlacedCall], Awaitable[None]] | None = None
 
     def routes(self) -> list[Route]:
-        return [Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"]), *super().routes()]
+        return [Route("/2010-04-01/Accounts/{account}/Calls.json", self._calls, methods=["GET", "POST"]),
+                *super().routes()]
+
+    async def _calls(self, request: Request) -> Response:
+        return await (self._list(request) if request.method == "GET" else self._create(request))
+
+    async def _list(self, request: Request) -> Response:
+        """Read multiple calls: filtered by `To`, `From`, `Status`, newest first, `PageSize` of them (at most 1000)."""
+        if not self._authorized(request):
+            return error(401, 20003, "Authenticate")
+        if request.path_params["account"] != self.account_sid:
+            return error(404, 20404, f"The requested resource {request.url.path} was not found")
+        query = dict(request.query_params)
+        unknown = set(query) - LIST_FILTERS
+        if unknown:
+            return error(400, 20001, f"Unknown parameters: {', '.join(sorted(unknown))}")
+        size = query.get("PageSize", "50")
+        if not size.isdigit() or not 1 <= int(size) <= 1000:
+            return error(400, 20001, "PageSize must be between 1 and 1000")
+        found = [call for call in reversed(list(self.calls_by_sid.values()))
+                 if all(query.get(name) in (None, value) for name, value in
+                        (("To", call.to), ("From", call.sender), ("Status", call.status)))][:int(size)]
+        return JSONResponse({"calls": [self._resource(call) for call in found], "page": 0, "page_size": int(size),
+                             "uri": request.url.path, "first_page_uri": request.url.path, "next_page_uri": None,
+                             "previous_page_uri": None, "start": 0, "end": max(0, len(found) - 1)})
 
     def _over_cps(self) -> bool:
         now = time.monotonic()
@@ -121,7 +159,9 @@ class FakeTwilioCalls(FakeTwilio):
             return refused
         if self._over_cps():
             return error(429, 20429, "Too Many Requests")
-        call = PlacedCall(f"CA{len(self.calls_by_sid) + 1:032x}", status="queued", form=form)
+        single = dict(form)
+        call = PlacedCall(f"CA{len(self.calls_by_sid) + 1:032x}", status="queued", form=form, direction="outbound-api",
+                          to=single["To"], sender=single["From"])
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
         self.created_at.append(time.monotonic())
@@ -184,6 +224,44 @@ class FakeTwilioCalls(FakeTwilio):
         return await self._callback(call, call.one("AsyncAmdStatusCallback"),
                                     {"AnsweredBy": answered_by, "MachineDetectionDuration": "2400"})
 
+    async def brief(self, sid: str) -> None:
+        """The answered call runs its TwiML as Twilio does: each `<Say>` heard (`said`), a `<Redirect>` POSTed
+        signed to its URL (the answer is the TwiML run next), `<Dial><Conference>` joins that room."""
+        call = self._placed(sid)
+        assert call.status == "in-progress", f"{sid} is {call.status}: only an answered call runs its TwiML"
+        document = call.one("Twiml") or ""
+        for _ in range(5):  # Twilio stops a chain of redirects too; five is plenty for a test's
+            root = ET.fromstring(document)  # noqa: S314 (the dispatcher's own output, under test)
+            redirect = None
+            for verb in root:
+                if verb.tag == "Say":
+                    call.said.append(verb.text or "")
+                elif verb.tag == "Hangup":
+                    call.status = "completed"
+                    return
+                elif verb.tag == "Redirect":
+                    redirect = verb.text or ""
+                    break
+            self.joined(call, root)
+            if redirect is None:
+                return
+            answered = await self._callback(call, redirect, {"CallStatus": call.status, **self._status_fields(),
+                                                             "From": call.sender, "To": call.to})
+            assert answered is not None and answered.status_code == 200, answered and answered.text
+            assert answered.headers["content-type"].startswith(("application/xml", "text/xml")), answered.headers
+            refused = twiml_refusal(answered.text)
+            assert refused is None, bytes(refused.body)
+            document = answered.text
+
+    def joined(self, call: FakeCall, root: ET.Element) -> None:
+        for conference in root.iterfind("Dial/Conference"):
+            for name, value in conference.attrib.items():
+                assert name in CONFERENCE_ATTRIBUTES, f"<Conference {name}> is not one of Twilio's attributes"
+                assert name not in BOOLEAN_ATTRIBUTES or value in ("true", "false"), f"{name}={value!r}"
+            for room in self.conferences.values():
+                room.discard(call.sid)
+            self.conferences.setdefault(conference.text or "", set()).add(call.sid)
+
     def _placed(self, sid: str) -> PlacedCall:
         call = self.calls_by_sid[sid]
         assert isinstance(call, PlacedCall), sid
@@ -237,4 +315,7 @@ def twiml_refusal(twiml: str | None) -> Response | None:
         root = ET.fromstring(twiml)  # noqa: S314 (the dispatcher's own output, under test)
     except ET.ParseError:
         return error(400, 20001, "Twiml is not a valid XML document")
-    return None if root.tag == "Response" else error(400, 20001, "Twiml must be a <Response> document")
+    if root.tag != "Response":
+        return error(400, 20001, "Twiml must be a <Response> document")
+    unknown = [verb.tag for verb in root if verb.tag not in VERBS]
+    return error(400, 20001, f"<{unknown[0]}> is not a TwiML verb") if unknown else None

@@ -6,8 +6,9 @@ back out through the carrier's own protocol. It hangs up (ends its pipeline, whi
 socket) right after the greeting when its body says `hang_up_after_greeting`. A call to the line
 `PHONE_TEST_TRANSFER_LINE` (the number dialled, a Twilio `<Parameter>`), or every call of the carrier
 `PHONE_TEST_TRANSFER_EVERY` names (Pipecat hands a Plivo bot no number), is handed after the greeting
-to `PHONE_TEST_TRANSFER_TO` with voicefleet's `transfer_call`, as an LLM tool would, its answer written
-beside the report: the one thing here that imports from voicefleet, and only for that call.
+to `PHONE_TEST_TRANSFER_TO` with voicefleet's `transfer_call` (warm when `PHONE_TEST_TRANSFER_MODE` says
+so), as an LLM tool would, its answer written beside the report: the one thing here that imports from
+voicefleet, and only for that call.
 """
 
 import asyncio
@@ -92,7 +93,7 @@ async def greet_echo_and_run(transport, task: PipelineWorker, runner_args, hang_
         from bot.transfer import TransferFailed, transfer_call
 
         try:
-            answer = await transfer_call(to)
+            answer = await transfer_call(to, mode=os.environ.get("PHONE_TEST_TRANSFER_MODE") or "cold")
         except TransferFailed as exc:
             answer = {"failed": exc.code, "message": exc.message}
         if reports:

@@ -86,6 +86,8 @@ async def webhook_call(
 ) -> tuple[CarrierCall, FakeCall]:
     """A call as Twilio places it: the signed webhook, then the stream its TwiML names, with the call's SID."""
     sid = f"CA{next(_calls):032x}"
+    at_twilio = twilio.live_call(sid)  # before its stream: a bot that transfers at once finds it at Twilio
+    at_twilio.to = to
     form = {"CallSid": sid, "AccountSid": twilio.account_sid, "From": "+14155550100", "To": to}
     url = str(api.base_url).rstrip("/") + "/phone/twilio"
     answer = await api.post("/phone/twilio", content=urlencode(form), headers={
@@ -98,7 +100,7 @@ async def webhook_call(
                        custom={"from_number": form["From"], "to_number": to})
     await call.open()
     await call.handshake()
-    return call, twilio.live_call(sid)
+    return call, at_twilio
 
 
 async def answered_call(
@@ -223,10 +225,11 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
         assert (answer.status_code, answer.json()["error"]["code"]) == (403, "target_not_allowed"), off_list
     # The webhook's call belongs to the dispatcher: a team's key does not reach it.
     assert (await api.post(path, json={"to": DESK}, headers=TEAM)).status_code == 404
-    # Warm works through the SIP edge only; a summary is bounded before anything is looked up.
+    # Warm on Twilio needs the address its call to the person reports to (this dispatcher has none); a
+    # summary is bounded before anything is looked up.
     warm = await api.post(path, json={"to": DESK, "mode": "warm"}, headers=ADMIN)
-    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "warm_unsupported"), warm.text
-    assert "SIP edge" in warm.json()["error"]["message"]
+    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "transfer_not_configured"), warm.text
+    assert "PHONE_PUBLIC_URL" in warm.json()["error"]["message"]
     long = await api.post(path, json={"to": DESK, "mode": "warm", "summary": "x" * 301}, headers=ADMIN)
     assert (long.status_code, long.json()["error"]["code"]) == (422, "invalid_summary"), long.text
     assert not twilio.calls_to("POST", at_twilio.sid)  # nothing was sent to Twilio

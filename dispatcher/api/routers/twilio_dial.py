@@ -10,24 +10,20 @@ call webhook's is). What each then does: dispatcher/api/placed_call_events.py.
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 
-from dispatcher.api.call_place import placed_base
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.placed_call_events import amd_event, status_event
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
 from dispatcher.api.state import AppState
+from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.dialer import Dialer
-from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.twilio_dial import mac_valid
 
 router = APIRouter(prefix="/phone/twilio/calls", include_in_schema=False)
-CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
 
 @router.post("/{session_id}/{mac}/status")
@@ -50,20 +46,9 @@ async def _verified(request: Request, session_id: str,
     dialer, settings = state.phone.dialers.get("twilio"), state.phone.settings
     if dialer is None or not settings.twilio_auth_token:
         raise ApiError(404, "not_found", "this dispatcher places no calls through Twilio")
-    try:
-        params = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
-    url = placed_base(state, "twilio") + request.url.path  # the address the create gave Twilio, which it signed
-    url += f"?{request.url.query}" if request.url.query else ""
-    signature = request.headers.get("x-twilio-signature")
-    if not twilio_valid(settings.twilio_auth_token, url, params, signature):
-        raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
+    form, signature = await signed_form(request, state, settings.twilio_auth_token)
     if not mac_valid(settings.token_key, session_id, mac):
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that session")
-    form = dict(params)
-    if not CALL_SID.fullmatch(form.get("CallSid", "")):
-        raise ApiError(400, "invalid_form", "CallSid is not a Twilio call SID (CA and 32 hex digits)")
     await first_time(request, f"twilio-call:{signature}", UNTIMED_SIGNATURE_SECONDS)
     kept = await dialer.kept_call(session_id)
     if kept is None:

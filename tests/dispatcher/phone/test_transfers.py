@@ -111,13 +111,13 @@ async def test_a_target_off_the_list_is_refused_before_twilio_hears_of_it(
     await setup.transfers.transfer(setup.call, TransferTarget("sip:desk@pbx.example.com"))  # still transferable
 
 
-async def test_a_warm_transfer_of_a_twilio_call_is_refused_naming_where_warm_works(
+async def test_a_warm_transfer_of_a_twilio_call_without_its_callbacks_address_is_refused_naming_the_settings(
     setup: Setup, twilio: FakeTwilio,
 ) -> None:
     with pytest.raises(ApiError) as caught:
         await setup.transfers.transfer(setup.call, TransferTarget(DESK, "warm", "Ana wants a refund."))
-    assert (caught.value.status, caught.value.code) == (409, "warm_unsupported")
-    assert "SIP edge" in caught.value.message and "termination_uri" in caught.value.message
+    assert (caught.value.status, caught.value.code) == (409, "transfer_not_configured")
+    assert "PHONE_PUBLIC_URL" in caught.value.message and "TWILIO_AUTH_TOKEN" in caught.value.message
     assert not twilio.calls_to("POST") and not setup.call.transferring
     await setup.transfers.transfer(setup.call, TransferTarget(DESK))  # cold still works
 

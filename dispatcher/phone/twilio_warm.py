@@ -1,0 +1,317 @@
+"""A warm transfer of a Twilio call: the person is called while the caller stays with the bot, briefed by
+Twilio's `<Say>`, then both calls are joined in one conference (docs/phone.md, "Handing a call to a person").
+
+1. The consult call is created (`POST .../Calls.json`, https://www.twilio.com/docs/voice/api/call-resource):
+   `To` the person, `From` the number the caller reached (an inbound call's `to`, a placed call's `from`),
+   `Timeout` the SIP edge's ring (12 s), `TimeLimit` the transfer's, a signed `StatusCallback` for
+   `initiated ringing answered completed`, and TwiML that, once answered, says the briefing (`<Say>`)
+   and then `<Redirect>`s to the dispatcher: that request marks the person briefed.
+2. The briefed request is answered with `<Dial><Conference startConferenceOnEnter="true"
+   endConferenceOnExit="true">` (https://www.twilio.com/docs/voice/twiml/conference): the person waits
+   in the room; whoever of the two leaves ends it for both.
+3. The caller's call is updated to the same conference: its stream to the bot ends and the session ends
+   as `transferred` (`carrier_status: "warm"`).
+
+The callbacks may reach any replica, so what they say is kept in the store (`FirstClaims`, by the
+transfer's id) and the replica waiting on the transfer reads it there. Who decides is the first claim of
+the transfer's `outcome`: `briefed` (the `<Redirect>` came) or `given_up` (the wait ended first): a
+`<Redirect>` that comes after a give-up is answered `<Hangup/>`, and a status callback of a given-up
+transfer's call still ringing cancels it, so no person is left ringing for a caller who is no longer there.
+
+Unanswered (`no-answer`, `canceled`, `failed`), `busy`, or hung up before the briefing ended: the consult
+call is ended (`Status=canceled` while it rings, `completed` once answered), the caller never left the bot,
+and the request answers 409 `person_unanswered`, `person_busy` or `person_left`. An answered person still
+hearing the briefing when the wait ends is joined anyway (as the SIP edge bridges past its briefing's
+time): the consult call is updated to the conference.
+
+A create whose answer never came (a timeout, a 5xx: Twilio may have placed it) is looked for at once: the
+call its status callback named, else the newest calls from that number to that person created since the
+ask (`GET .../Calls.json?To=…&From=…`), each cancelled; then the request answers 503 (try again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from botchannel.transfer import DEFAULT_BRIEFING, FAILED_SECONDS, LINE_SECONDS, METHOD_WARM_TRANSFER, SUMMARY_CHARS
+from dispatcher.errors import ApiError
+from dispatcher.phone.transfer_target import E164, TransferTarget
+from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import FirstClaims
+
+log = logging.getLogger("dispatcher.phone")
+
+RING_SECONDS = 12  # the person's ring, as the SIP edge's warm transfer (sipedge/call_transfer.py PERSON_RING_SECONDS)
+POLL_SECONDS = 0.2  # the waiting replica reads the callbacks' records this often
+CREATE_SECONDS = 6.0  # the create, its one retry on a 429 included
+FOUND_SECONDS = 2.0  # after a lost create: how long its `initiated` callback may take to name the call
+KEPT_SECONDS = 120.0  # a transfer's records: past its whole wait, and a late callback's
+RECENT_SECONDS = 60.0  # a lost create's call was created this close to the ask (clocks apart included)
+STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
+RINGING = frozenset({"queued", "initiated", "ringing"})
+ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+BRIEFED, GIVEN_UP = "briefed", "given_up"
+PATH = "/phone/twilio/warm/{session_id}/{transfer}/{mac}/{what}"
+HANG_UP = "<Response><Hangup/></Response>"
+
+# The session's bot, wherever its channel is (dispatcher/channel/remote.py `ask_bot`): (session, method, params,
+# timeout) → its answer, None where no replica holds it.
+AskBot = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
+
+
+def transfer_mac(key: bytes, session_id: str, transfer: str) -> str:
+    digest = hmac.new(key, f"twilio-warm|{session_id}|{transfer}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def mac_valid(key: bytes, session_id: str, transfer: str, presented: str) -> bool:
+    return hmac.compare_digest(transfer_mac(key, session_id, transfer).encode(), presented.encode())
+
+
+def record_key(transfer: str, what: str) -> str:
+    """The store's record of what a transfer's callbacks said: `sid`, `answered`, `ended`, `outcome`."""
+    return f"twilio-warm:{transfer}:{what}"
+
+
+def conference_twiml(transfer: str, time_limit: int | None = None) -> str:
+    """Both calls' TwiML: the room is the transfer's (a random id: no personal data names it, as Twilio asks)."""
+    limit = f' timeLimit="{int(time_limit)}"' if time_limit is not None else ""
+    return (f'<Response><Dial{limit}><Conference startConferenceOnEnter="true" endConferenceOnExit="true" '
+            f'beep="false">vf-warm-{escape(transfer)}</Conference></Dial></Response>')
+
+
+def consult_twiml(line: str, briefed_url: str) -> str:
+    """The person's call: the briefing, then the dispatcher's word on what follows (the conference, or a hang-up)."""
+    return f'<Response><Say>{escape(line)}</Say><Redirect method="POST">{escape(briefed_url)}</Redirect></Response>'
+
+
+def our_number(call: dict[str, Any]) -> str | None:
+    """The number the caller reached (an inbound call's `to`) or was called from (a placed call's `from`)."""
+    number = call.get("to") if call.get("direction") == "inbound" else call.get("from")
+    return number if isinstance(number, str) and E164.fullmatch(number) else None
+
+
+@dataclass(frozen=True)
+class Consulted:
+    transfer: str  # the transfer's id, its conference's name
+    sid: str  # the call to the person
+
+
+@dataclass(frozen=True)
+class WarmCallbacks:
+    base: str  # where Twilio reaches this dispatcher (PHONE_PUBLIC_URL, or this region's URL)
+    key: bytes  # the MAC key of the callbacks' URLs (the call tokens' key)
+
+    def url(self, session_id: str, transfer: str, what: str) -> str:
+        mac = transfer_mac(self.key, session_id, transfer)
+        return self.base + PATH.format(session_id=session_id, transfer=transfer, mac=mac, what=what)
+
+
+class TwilioWarm:
+    """The consult call and its wait; `bridge` (the caller's update) is the transfer's own (transfers.py)."""
+
+    def __init__(self, rest: TwilioCalls, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
+                 *, ring_seconds: int = RING_SECONDS, poll_seconds: float = POLL_SECONDS,
+                 found_seconds: float = FOUND_SECONDS) -> None:
+        self._rest, self._records, self._callbacks = rest, records, callbacks
+        self._ask_bot = ask_bot
+        self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
+        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
+
+    async def consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
+                      wait_until: float) -> Consulted:
+        """The person called, briefed and waiting in the conference. An `ApiError` otherwise (409 `person_*`:
+        the consult call is over, the caller still with the bot, which is told: the `failed` step)."""
+        try:
+            return await self._consult(caller_sid, session_id, target, time_limit, wait_until)
+        except ApiError as exc:
+            if exc.code.startswith("person_"):
+                self._tell(session_id, {"event": "failed", "reason": exc.code})
+            raise
+
+    async def _consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
+                       wait_until: float) -> Consulted:
+        caller = await self._rest.fetch(caller_sid)
+        if caller.get("status") != "in-progress":
+            raise ApiError(409, "call_over", "the caller's call is no longer in progress "
+                           f"(Twilio: {caller.get('status')})")
+        sender = our_number(caller)
+        if sender is None:
+            raise ApiError(409, "warm_unsupported", "this call's own number (the one the caller reached, or a placed "
+                           "call's caller id) is not a phone number Twilio can call the person from: a cold "
+                           "transfer (\"mode\": \"cold\") works here")
+        line = target.summary or await self._bot_line(session_id, target.to)
+        transfer = uuid.uuid4().hex
+        form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
+                ("Twiml", consult_twiml(line, self._callbacks.url(session_id, transfer, "briefed"))),
+                ("StatusCallback", self._callbacks.url(session_id, transfer, "status")),
+                ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
+        asked_at = time.time()
+        try:
+            async with asyncio.timeout(CREATE_SECONDS):
+                created = await self._rest.create(form)
+        except (Unanswered, TimeoutError) as exc:
+            log.warning("phone call %s: Twilio did not answer the warm transfer's call (%s): cancelling whatever it "
+                        "placed", session_id, str(exc) or "out of time")
+            await self._lost_create(transfer, target.to, sender, asked_at)
+            raise ApiError(503, "carrier_unavailable", "Twilio did not answer the call to the person; any call it "
+                           "placed was cancelled and the caller is still with the bot: try again",
+                           retry_after=1.0) from None
+        sid = str(created.get("sid") or "")
+        log.info("phone call %s: warm transfer %s: calling the person (%s)", session_id, transfer, sid)
+        self._tell(session_id, {"event": "ringing", "to": target.to})  # the bot keeps the caller company
+        await self._wait(transfer, sid, session_id, wait_until)
+        return Consulted(transfer, sid)
+
+    async def _bot_line(self, session_id: str, to: str) -> str:
+        """The bot's own briefing (its `on_warm_transfer` handler's), else the default one."""
+        try:
+            answer = await self._ask_bot(session_id, METHOD_WARM_TRANSFER, {"event": "line", "to": to}, LINE_SECONDS)
+        except (ApiError, TimeoutError) as exc:  # an older bot refuses `line`; a busy one may not answer in time
+            log.info("phone call %s: the bot gave no briefing (%s): the default one is said", session_id, exc)
+            return DEFAULT_BRIEFING
+        line = answer.get("line") if answer is not None else None
+        return line[:SUMMARY_CHARS] if isinstance(line, str) and line.strip() else DEFAULT_BRIEFING
+
+    def _tell(self, session_id: str, step: dict[str, str]) -> None:
+        """The bot says its line for `step` to the caller, who is with it (`ringing`: the person is being called;
+        `failed`: they could not take the call, while the 409 goes back), the transfer not waiting on it."""
+        async def tell() -> None:
+            try:
+                await self._ask_bot(session_id, METHOD_WARM_TRANSFER, step, FAILED_SECONDS)
+            except (ApiError, TimeoutError) as exc:
+                log.warning("phone call %s: the bot was not told the warm transfer's %s: %s", session_id,
+                            step["event"], exc)
+
+        task = asyncio.create_task(tell())
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    async def _wait(self, transfer: str, sid: str, session_id: str, wait_until: float) -> None:
+        """Until the person is briefed (returns), or the call to them is over or out of time (`ApiError`)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                ended = await self._records.held(record_key(transfer, "ended"))
+                outcome = await self._records.held(record_key(transfer, "outcome"))
+                answered = await self._records.held(record_key(transfer, "answered"))
+            except StoreUnavailable:
+                ended = outcome = answered = None  # asked again until the wait ends
+            if ended is not None:
+                await self._decide(transfer, GIVEN_UP)
+                raise _person_gone(ended, answered is not None)
+            if outcome == BRIEFED:
+                return
+            if loop.time() >= wait_until:
+                break
+            await asyncio.sleep(self._poll)
+        decided = await self._decide(transfer, BRIEFED if answered else GIVEN_UP)
+        if decided == BRIEFED and answered:
+            # Still hearing the briefing: joined now, as the SIP edge bridges once its briefing's time is up.
+            with contextlib.suppress(TwilioRefused, Unanswered, TimeoutError):
+                async with asyncio.timeout(CREATE_SECONDS):
+                    await self._rest.update(sid, conference_twiml(transfer))
+                log.info("phone call %s: warm transfer %s: the briefing cut short, joined", session_id, transfer)
+                return
+        elif decided == BRIEFED:
+            return  # the `<Redirect>` came just now
+        await self.hang_up(sid, answered=answered is not None)
+        raise ApiError(409, "person_unanswered", "the person was not reached in time (their call is ended); the "
+                       "caller is still with the bot")
+
+    async def _decide(self, transfer: str, outcome: str) -> str | None:
+        """The transfer's outcome, claimed first here or by its `<Redirect>` (None: the store did not answer)."""
+        try:
+            return await self._records.first(record_key(transfer, "outcome"), outcome, KEPT_SECONDS)
+        except StoreUnavailable:
+            return None
+
+    async def hang_up(self, sid: str, *, answered: bool) -> None:
+        """The consult call ended: `canceled` while it rings, `completed` once answered (Twilio's update takes
+        these two: https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource)."""
+        if not CALL_SID.fullmatch(sid):
+            return
+        for status in (("completed",) if answered else ("canceled", "completed")):
+            try:
+                async with asyncio.timeout(CREATE_SECONDS):
+                    now = await self._rest.update(sid, status=status)
+            except (TwilioRefused, Unanswered, TimeoutError) as exc:
+                log.warning("warm transfer: ending the call to the person (%s) failed: %s", sid, exc)
+                continue
+            if now.get("status") in ENDED:
+                return
+
+    async def _lost_create(self, transfer: str, to: str, sender: str, asked_at: float) -> None:
+        """Whatever a create whose answer was lost placed is cancelled: the call its callback named, else the
+        newest ones from `sender` to `to` since the ask. A late callback of it cancels it too (`given_up`)."""
+        await self._decide(transfer, GIVEN_UP)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._found
+        sid = None
+        while sid is None and loop.time() < until:
+            with contextlib.suppress(StoreUnavailable):
+                sid = await self._records.held(record_key(transfer, "sid"))
+            if sid is None:
+                await asyncio.sleep(self._poll)
+        found = [sid] if sid is not None else await self._recent(to, sender, asked_at)
+        for each in found:
+            await self.hang_up(each, answered=False)
+
+    async def _recent(self, to: str, sender: str, asked_at: float) -> list[str]:
+        try:
+            async with asyncio.timeout(CREATE_SECONDS):
+                calls = await self._rest.recent_calls(to, sender)
+        except (TwilioRefused, Unanswered, TimeoutError) as exc:
+            log.warning("warm transfer: the calls to the person could not be listed (%s): one may still ring", exc)
+            return []
+        return [str(call["sid"]) for call in calls
+                if str(call.get("status")) in RINGING | {"in-progress"} and _created_since(call, asked_at)]
+
+
+def _created_since(call: dict[str, Any], asked_at: float) -> bool:
+    """Twilio's `date_created` (RFC 2822) within `RECENT_SECONDS` of the ask, or unreadable (then cancelled too)."""
+    try:
+        created = parsedate_to_datetime(str(call.get("date_created"))).timestamp()
+    except (TypeError, ValueError):
+        return True
+    return created >= asked_at - RECENT_SECONDS
+
+
+def _person_gone(status: str, answered: bool) -> ApiError:
+    """Why the call to the person ended before the briefing did (its final CallStatus)."""
+    if status == "busy":
+        return ApiError(409, "person_busy", "the person's line was busy; the caller is still with the bot")
+    if answered:
+        return ApiError(409, "person_left", "the person hung up during the briefing; the caller is still with the bot")
+    return ApiError(409, "person_unanswered", f"the person did not answer (Twilio: {status}); the caller is still "
+                    "with the bot")
+
+
+async def record_status(records: FirstClaims, transfer: str, sid: str, status: str) -> str | None:
+    """A signed status callback of the consult call, kept for the waiting replica; the transfer's outcome."""
+    await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS)
+    if status == "in-progress":
+        await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
+    if status in ENDED:
+        await records.first(record_key(transfer, "ended"), status, KEPT_SECONDS)
+    return await records.held(record_key(transfer, "outcome"))
+
+
+async def briefed(records: FirstClaims, transfer: str) -> str:
+    """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first."""
+    outcome = await records.first(record_key(transfer, "outcome"), BRIEFED, KEPT_SECONDS)
+    return conference_twiml(transfer) if outcome == BRIEFED else HANG_UP
+

@@ -1,0 +1,244 @@
+"""A warm transfer of a Twilio call: the dispatcher in-process, Twilio a strict fake on a real port
+(tests/fakes/twilio_outbound.py) playing the person: it rings, answers, runs the consult call's TwiML
+(its `<Say>`, the signed `<Redirect>` to the dispatcher, the conference it is answered with) or ends
+unanswered, busy or hung up, each step's status callback signed and sent to the app's ASGI transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.errors import ApiError
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.transfers import LiveCall, Transfers
+from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
+from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks, record_status
+from dispatcher.settings import Settings
+from dispatcher.store.memory import LocalFirstClaims
+from tests.dispatcher.phone.placed_calls import PUBLIC, twilio_placing
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeCall
+from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall, sign
+
+DESK = "+14155550123"
+SUMMARY = "Ana Ruiz, order 1042, wants a refund for a damaged parcel."
+WAIT = 20.0  # generous: a busy machine
+
+
+@dataclass
+class Bot:
+    """The session's bot as its channel answers the dispatcher: the requests it was sent, and its line."""
+    line: str = "Hi, this is the assistant: a caller about a late delivery."
+    asked: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float) -> Mapping[str, Any] | None:
+        self.asked.append((method, dict(params)))
+        return {"line": self.line} if params.get("event") == "line" else {"spoken": True}
+
+
+@dataclass
+class Setup:
+    transfers: Transfers
+    call: LiveCall
+    caller: FakeCall
+    bot: Bot
+    twilio: FakeTwilioCalls
+    app: Any
+
+
+@pytest.fixture
+async def setup(twilio: FakeTwilioCalls) -> AsyncIterator[Setup]:
+    env = {**twilio_placing(twilio.url), "PHONE_TRANSFER_TARGETS": DESK}
+    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    phone = app.state.voicefleet.phone
+    bot = Bot()
+    assert phone.twilio_warm is not None
+    # The bot's channel (dispatcher/channel/remote.py `ask_bot`) stood in by what the bot answers on it; the
+    # bot's side of `line` and `failed` is tested in tests/bot/test_warm_steps.py.
+    phone.twilio_warm._ask_bot = bot.ask  # noqa: SLF001
+    caller = twilio.live_call("CA" + "c" * 32)
+    start = {"event": "start", "start": {"callSid": caller.sid, "streamSid": "MZ1"}}
+    call = phone.transfers.opened("s-warm", "twilio", caller.sid, [{"type": "websocket.receive",
+                                                                     "text": json.dumps(start)}])
+    yield Setup(phone.transfers, call, caller, bot, twilio, app)
+    twilio.reset_knobs()
+    await app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+async def api(setup: Setup) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+async def consult_call(twilio: FakeTwilioCalls) -> PlacedCall:
+    async with asyncio.timeout(WAIT):
+        while not twilio.placed:
+            await asyncio.sleep(0.02)
+    return twilio.placed[0]
+
+
+async def refused(task: asyncio.Task[dict[str, Any]]) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        async with asyncio.timeout(WAIT):
+            await task
+    return caught.value
+
+
+def warm(setup: Setup, summary: str | None = SUMMARY) -> asyncio.Task[dict[str, Any]]:
+    return asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK, "warm", summary)))
+
+
+async def test_the_person_hears_the_summary_then_both_calls_are_in_one_conference(setup: Setup) -> None:
+    task = warm(setup)
+    person = await consult_call(setup.twilio)
+    assert (person.one("To"), person.one("From"), person.one("Timeout")) == (DESK, "+14155550199", "12")
+    assert [v for k, v in person.form if k == "StatusCallbackEvent"] == ["initiated", "ringing", "answered",
+                                                                         "completed"]
+    assert all(a.status_code == 204 for a in await setup.twilio.answer(person.sid))
+    assert setup.caller.twiml == []  # the caller is still with the bot while the person hears the briefing
+    await setup.twilio.brief(person.sid)
+    async with asyncio.timeout(WAIT):
+        answer = await task
+    assert answer["status"] == "transferred" and answer["mode"] == "warm" and answer["carrier_status"] == "warm"
+    assert person.said == [SUMMARY]
+    rooms = [room for room in setup.twilio.conferences.values() if room == {person.sid, setup.caller.sid}]
+    assert len(rooms) == 1, setup.twilio.conferences
+    assert 'endConferenceOnExit="true"' in setup.caller.twiml[-1] and "timeLimit=" in setup.caller.twiml[-1]
+    # A summary was given: the bot was asked no line, only told the person is being called.
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK})]
+
+
+async def test_without_a_summary_the_person_hears_the_bot_s_own_line(setup: Setup) -> None:
+    task = warm(setup, summary=None)
+    person = await consult_call(setup.twilio)
+    await setup.twilio.answer(person.sid)
+    await setup.twilio.brief(person.sid)
+    async with asyncio.timeout(WAIT):
+        await task
+    assert person.said == [setup.bot.line]
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "line", "to": DESK}),
+                               ("call.warm_transfer", {"event": "ringing", "to": DESK})]
+
+
+@pytest.mark.parametrize(("status", "code"), [("no-answer", "person_unanswered"), ("busy", "person_busy"),
+                                              ("failed", "person_unanswered")])
+async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which_is_told(
+        setup: Setup, status: str, code: str) -> None:
+    task = warm(setup)
+    person = await consult_call(setup.twilio)
+    assert all(a.status_code == 204 for a in await setup.twilio.finish(person.sid, status))
+    error = await refused(task)
+    assert (error.status, error.code) == (409, code)
+    assert setup.caller.twiml == [] and setup.caller.status == "in-progress"  # untouched
+    assert not setup.call.transferring and setup.call.transferred is None
+    async with asyncio.timeout(WAIT):
+        while len(setup.bot.asked) < 2:
+            await asyncio.sleep(0.02)
+    assert setup.bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK}),
+                               ("call.warm_transfer", {"event": "failed", "reason": code})]
+
+
+async def test_the_person_hanging_up_during_the_briefing_is_person_left(setup: Setup) -> None:
+    task = warm(setup)
+    person = await consult_call(setup.twilio)
+    await setup.twilio.answer(person.sid)
+    await setup.twilio.finish(person.sid, "completed")
+    error = await refused(task)
+    assert (error.status, error.code) == (409, "person_left")
+    assert setup.caller.twiml == [] and setup.twilio.conferences == {}
+
+
+async def test_a_create_whose_answer_was_lost_is_found_and_cancelled_never_left_ringing(setup: Setup) -> None:
+    setup.twilio.queued_but_answered = 504  # Twilio placed the call; its answer never came back
+    error = await refused(warm(setup))
+    assert (error.status, error.code) == (503, "carrier_unavailable")
+    person = setup.twilio.placed[0]
+    assert person.status == "canceled" and setup.twilio.calls_to("GET", "Calls.json")
+    assert setup.caller.twiml == []
+
+
+async def test_a_warm_transfer_of_a_telnyx_call_is_still_refused(setup: Setup) -> None:
+    call = setup.transfers.opened("s-telnyx", "telnyx", None, [])
+    with pytest.raises(ApiError) as caught:
+        await setup.transfers.transfer(call, TransferTarget(DESK, "warm"))
+    assert (caught.value.status, caught.value.code) == (409, "warm_unsupported")
+    assert "Twilio" in caught.value.message
+
+
+async def test_a_briefing_that_ends_after_the_transfer_was_given_up_is_hung_up_and_forgeries_are_refused(
+        setup: Setup, api: httpx.AsyncClient) -> None:
+    task = warm(setup)
+    person = await consult_call(setup.twilio)
+    await setup.twilio.answer(person.sid)
+    await setup.twilio.finish(person.sid, "completed")
+    await refused(task)
+    url = re.search(r"<Redirect[^>]*>([^<]+)</Redirect>", person.one("Twiml") or "")
+    assert url is not None
+    briefed = url.group(1).replace("&amp;", "&")
+    form = [("AccountSid", ACCOUNT_SID), ("CallSid", person.sid), ("CallStatus", "in-progress")]
+    path = briefed.removeprefix(PUBLIC)
+    forged = await api.post(path, data=dict(form), headers={"X-Twilio-Signature": sign("not-the-token", briefed, form)})
+    assert forged.status_code == 403, forged.text
+    other = briefed.replace("/s-warm/", "/s-other/")  # the MAC names the session and the transfer
+    elsewhere = await api.post(other.removeprefix(PUBLIC), data=dict(form),
+                               headers={"X-Twilio-Signature": sign(AUTH_TOKEN, other, form)})
+    assert elsewhere.status_code == 403, elsewhere.text
+    late = await api.post(path, data=dict(form), headers={"X-Twilio-Signature": sign(AUTH_TOKEN, briefed, form)})
+    assert late.status_code == 200 and late.text == "<Response><Hangup/></Response>", late.text
+
+
+async def test_a_person_still_ringing_when_the_wait_ends_is_cancelled_and_the_bot_told(
+        twilio: FakeTwilioCalls) -> None:
+    """The dispatcher's own bound (Twilio's `Timeout` aside): its wait over, the ringing call is cancelled."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    bot = Bot()
+    consult = TwilioWarm(rest, LocalFirstClaims(), WarmCallbacks(PUBLIC, b"k" * 32), bot.ask)
+    caller = twilio.live_call("CA" + "d" * 32)
+    try:
+        with pytest.raises(ApiError) as caught:
+            await consult.consult(caller.sid, "s-ring", TransferTarget(DESK, "warm", SUMMARY), 3600,
+                                  asyncio.get_running_loop().time() + 0.5)
+    finally:
+        await rest.aclose()
+    assert (caught.value.status, caught.value.code) == (409, "person_unanswered")
+    assert twilio.placed[0].status == "canceled" and caller.twiml == []
+    async with asyncio.timeout(WAIT):
+        while len(bot.asked) < 2:
+            await asyncio.sleep(0.02)
+    assert bot.asked == [("call.warm_transfer", {"event": "ringing", "to": DESK}),
+                         ("call.warm_transfer", {"event": "failed", "reason": "person_unanswered"})]
+
+
+async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_to_the_room(
+        twilio: FakeTwilioCalls) -> None:
+    """As the SIP edge bridges once its briefing's time is up: the person's call is moved to the conference."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    records = LocalFirstClaims()
+    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    caller = twilio.live_call("CA" + "e" * 32)
+    loop = asyncio.get_running_loop()
+    try:
+        task = asyncio.create_task(consult.consult(caller.sid, "s-long", TransferTarget(DESK, "warm", SUMMARY), 3600,
+                                                   loop.time() + 1.0))
+        person = await consult_call(twilio)
+        person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
+        transfer = (person.one("StatusCallback") or "").split("/")[-3]
+        await record_status(records, transfer, person.sid, "in-progress")
+        async with asyncio.timeout(WAIT):
+            consulted = await task
+    finally:
+        await rest.aclose()
+    assert consulted.sid == person.sid
+    assert person.twiml and "<Conference" in person.twiml[-1] and f"vf-warm-{consulted.transfer}" in person.twiml[-1]
+    assert twilio.conferences == {f"vf-warm-{consulted.transfer}": {person.sid}}  # the caller's update follows
