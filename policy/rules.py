@@ -357,22 +357,32 @@ def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
                f"{AZURE_LOWEST_CUSTOM_PRIORITY}): without it Azure's AllowVnetInBound (65000) admits the whole "
                "network and its peers to SIP, RTP and the control API")
     for found in rules:
-        if found.get("direction") != "Inbound" or found.get("access") != "Allow":
+        yield from _azure_edge_rule(found)
+
+
+def _azure_edge_rule(found: Props) -> Iterator[str]:
+    """One rule of the Azure edge's group, inline or standalone: each inbound allow read as one rule per source
+    network."""
+    if found.get("direction") != "Inbound" or found.get("access") != "Allow":
+        return
+    protocol, port = str(found.get("protocol", "")).lower(), str(found.get("destinationPortRange", "*"))
+    low, _, high = port.partition("-")
+    if protocol not in ("udp", "tcp") or not low.isdigit() or not (high or low).isdigit():
+        yield f"the SIP edge's rule opens {protocol} {port} (SIP, RTP and the control API only)"
+        return
+    for cidr in _azure_sources(found):
+        rule = {"ipProtocol": protocol, "fromPort": int(low), "toPort": int(high or low),
+                "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
+                "description": found.get("description")}
+        if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
+            yield from _control_range(cidr)
             continue
-        protocol, port = str(found.get("protocol", "")).lower(), str(found.get("destinationPortRange", "*"))
-        low, _, high = port.partition("-")
-        if protocol not in ("udp", "tcp") or not low.isdigit() or not (high or low).isdigit():
-            yield f"the SIP edge's rule opens {protocol} {port} (SIP, RTP and the control API only)"
-            continue
-        for cidr in found.get("sourceAddressPrefixes") or [found.get("sourceAddressPrefix", "*")]:
-            rule = {"ipProtocol": protocol, "fromPort": int(low), "toPort": int(high or low),
-                    "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
-                    "description": found.get("description")}
-            if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
-                yield from _control_range(cidr)
-                continue
-            if (problem := _sip_edge_rule(rule)) is not None:
-                yield f"the SIP edge's rule {problem}"
+        if (problem := _sip_edge_rule(rule)) is not None:
+            yield f"the SIP edge's rule {problem}"
+
+
+def _azure_sources(rule: Props) -> list[Any]:
+    return list(rule.get("sourceAddressPrefixes") or [rule.get("sourceAddressPrefix", "*")])
 
 
 def _denies_all_inbound(rule: Props) -> bool:
@@ -532,6 +542,133 @@ def _sip_edge_rule(props: Props) -> str | None:
     return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"
 
 
+AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
+AZURE_SECURITY_RULE = "azure-native:network:SecurityRule"  # a rule of its own on a group
+AZURE_VNET, AZURE_SUBNET = "azure-native:network:VirtualNetwork", "azure-native:network:Subnet"
+# Container Apps' infrastructure subnet is delegated to its environments (stacks/azure/network.py `dispatcher`):
+# the one subnet an app's calls to a private address leave from.
+CONTAINER_APPS_DELEGATION = "Microsoft.App/environments"
+GCP_FIREWALL, GCP_SUBNETWORK = "gcp:compute/firewall:Firewall", "gcp:compute/subnetwork:Subnetwork"
+CLOUD_RUN_SERVICE = "gcp:cloudrunv2/service:Service"  # its template's Direct VPC egress names its subnetwork
+
+
+def _azure_edge_group(resource: PolicyResource) -> bool:
+    return resource.resource_type == AZURE_NSG and (resource.props.get("tags") or {}).get("role") == SIP_EDGE_ROLE
+
+
+def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> bool:
+    """A standalone rule on one of the Azure edge's groups: through its dependency on the group, or by the
+    group's name (in the same resource group, where both are known)."""
+    if rule.resource_type != AZURE_SECURITY_RULE:
+        return False
+    if any(_azure_edge_group(group) for group in rule.property_dependencies.get("networkSecurityGroupName", [])):
+        return True
+    name, home = rule.props.get("networkSecurityGroupName"), rule.props.get("resourceGroupName")
+    return isinstance(name, str) and any(
+        group.props.get("networkSecurityGroupName") == name
+        and (not isinstance(home, str) or group.props.get("resourceGroupName") in (None, home)) for group in groups)
+
+
+def azure_sip_edge_standalone_rules(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """A standalone SecurityRule on the Azure edge's group opens the edge as an inline one does (Azure reads the
+    group's rules and its standalone ones as one list): read each as the group's own rules are."""
+    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    for resource in args.resources:
+        if _on_an_edge_group(resource, groups):
+            for problem in _azure_edge_rule(resource.props):
+                report_violation(f"{resource.name}: {problem}", resource.urn)
+
+
+def sip_edge_control_sources(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every private source the GCP or Azure edge's control API (TCP 5080) admits lies in the dispatcher's own
+    subnet as this stack declares it (Azure: the subnet delegated to Container Apps' environments; GCP: the
+    subnetwork the Cloud Run service's Direct VPC egress sends from). Another subnet of the network (the TURN
+    relay's, which faces the internet; the edge's own) is as private and as narrow, and must not reach it."""
+    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    azure = [*((group, rule) for group in groups for rule in group.props.get("securityRules") or []),
+             *((rule, rule.props) for rule in args.resources if _on_an_edge_group(rule, groups))]
+    azure_subnets = _azure_dispatcher_subnets(args.resources)
+    for resource, rule in azure:
+        if _azure_control(rule):
+            for cidr in _azure_sources(rule):
+                if (problem := _control_outside(cidr, azure_subnets, "the Container Apps environment's")) is not None:
+                    report_violation(f"{resource.name}: {problem}", resource.urn)
+    gcp_subnets = _gcp_dispatcher_subnets(args.resources)
+    for resource in args.resources:
+        props = resource.props
+        if resource.resource_type != GCP_FIREWALL or props.get("direction", "INGRESS") != "INGRESS" \
+                or not _aimed_at_the_edge(props):
+            continue
+        if any(allow.get("protocol") == "tcp" and str(SIP_EDGE_CONTROL_PORT) in (allow.get("ports") or [])
+               for allow in props.get("allows") or []):
+            for cidr in props.get("sourceRanges") or []:
+                if (problem := _control_outside(cidr, gcp_subnets, "the Cloud Run egress")) is not None:
+                    report_violation(f"{resource.name}: {problem}", resource.urn)
+
+
+def _azure_control(rule: Props) -> bool:
+    return rule.get("direction") == "Inbound" and rule.get("access") == "Allow" \
+        and str(rule.get("protocol", "")).lower() == "tcp" \
+        and str(rule.get("destinationPortRange")) == str(SIP_EDGE_CONTROL_PORT)
+
+
+def _azure_dispatcher_subnets(resources: list[PolicyResource]) -> list[Network]:
+    found: list[Network] = []
+    for resource in resources:
+        subnets = resource.props.get("subnets") or [] if resource.resource_type == AZURE_VNET \
+            else [resource.props] if resource.resource_type == AZURE_SUBNET else []
+        for subnet in subnets:
+            delegations = subnet.get("delegations") or [] if isinstance(subnet, Mapping) else []
+            if any(isinstance(d, Mapping) and d.get("serviceName") == CONTAINER_APPS_DELEGATION for d in delegations):
+                found += _networks(subnet.get("addressPrefixes") or [subnet.get("addressPrefix")])
+    return found
+
+
+def _gcp_dispatcher_subnets(resources: list[PolicyResource]) -> list[Network]:
+    found: list[Network] = []
+    for resource in resources:
+        if resource.resource_type == CLOUD_RUN_SERVICE:
+            for subnetwork in resource.property_dependencies.get("template", []):
+                if subnetwork.resource_type == GCP_SUBNETWORK:
+                    props = subnetwork.props
+                    found += _networks([props.get("ipCidrRange"), props.get("internalIpv6Prefix")])
+    return found
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(values: list[Any]) -> list[Network]:
+    found: list[Network] = []
+    for value in values:
+        try:
+            found.append(ipaddress.ip_network(str(value), strict=False))
+        except ValueError:
+            continue  # none, or unknown at preview
+    return found
+
+
+def _within(network: Network, subnet: Network) -> bool:
+    if isinstance(network, ipaddress.IPv4Network) and isinstance(subnet, ipaddress.IPv4Network):
+        return network.subnet_of(subnet)
+    if isinstance(network, ipaddress.IPv6Network) and isinstance(subnet, ipaddress.IPv6Network):
+        return network.subnet_of(subnet)
+    return False
+
+
+def _control_outside(cidr: Any, subnets: list[Network], whose: str) -> str | None:
+    """Why a private control source is not the dispatcher's subnet (None: it is, or it is not private, which the
+    edge's rule checks refuse on their own)."""
+    if not _private(cidr):
+        return None
+    network = ipaddress.ip_network(str(cidr), strict=False)
+    if any(_within(network, subnet) for subnet in subnets):
+        return None
+    declared = ", ".join(map(str, subnets)) or "this stack declares none"
+    return (f"the SIP edge's rule opens the control API (TCP {SIP_EDGE_CONTROL_PORT}) to {cidr}, outside the "
+            f"dispatcher's own subnet ({whose}: {declared}): admit that subnet only")
+
+
 POLICIES = [
     *(ResourceValidationPolicy(name=name, description=description, validate=_resource_validator(check),
                                enforcement_level=EnforcementLevel.MANDATORY)
@@ -541,6 +678,12 @@ POLICIES = [
     StackValidationPolicy(name="sip-edge-sg-edge-ports-only",
                           description="The SIP edge's security group opens SIP from the trunks, RTP and control only",
                           validate=sip_edge_sg_ports, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="sip-edge-azure-standalone-rules",
+                          description="A standalone rule on the Azure SIP edge's group is checked as its own rules are",
+                          validate=azure_sip_edge_standalone_rules, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="sip-edge-control-from-the-dispatcher",
+                          description="The GCP and Azure SIP edge's control API admits the dispatcher's subnet only",
+                          validate=sip_edge_control_sources, enforcement_level=EnforcementLevel.MANDATORY),
     StackValidationPolicy(name="turn-sg-turn-ports-only",
                           description="The TURN relay's security group opens TURN ports only",
                           validate=turn_sg_ports, enforcement_level=EnforcementLevel.MANDATORY),

@@ -21,6 +21,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.listening_media import without_concealment
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.register_retry import RETRY_BASE_SECONDS, RegisterRetry
 from sipedge.registrations import Registrations
 from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
@@ -45,7 +46,9 @@ PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner woul
 # REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
 # are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
 PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
-REGISTER_RETRY_SECONDS = 30  # after a refused or unanswered REGISTER (PJSUA's own: 300)
+# After an unanswered REGISTER or a server's trouble (PJSUA's own: 300); any other refusal, PJSUA never
+# retries: the edge does (register_retry.py), from the same 30 s, slowing down.
+REGISTER_RETRY_SECONDS = int(RETRY_BASE_SECONDS)
 PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', outbound ones, SRTP numbers'
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
@@ -59,14 +62,26 @@ class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type in
         self._stack = stack
         self.srtp_mandatory = srtp_mandatory  # a number's own account: PJSIP's SRTP MANDATORY, over TLS only
         self._registers_for = registers_for  # the trunk whose registrar this account registers with
+        self._retry = RegisterRetry()  # its refusals in a row, for the edge's own retry of them
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
         self._stack.incoming(self, prm)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802  (PJSUA2's name)
-        if self._registers_for is not None:
-            self._stack.registrations.answered(self._registers_for, int(prm.code), str(prm.reason),
-                                               int(prm.expiration))
+        if self._registers_for is None:
+            return
+        code = int(prm.code)
+        self._stack.registrations.answered(self._registers_for, code, str(prm.reason), int(prm.expiration))
+        wait = self._retry.answered(code, str(prm.rdata.wholeMsg))
+        if wait is not None:  # a refusal PJSUA would leave standing until the edge restarts (register_retry.py)
+            log.warning("sipedge: trunk %s's registrar refused its REGISTER (%d %s): registering again in %.0f s",
+                        self._registers_for, code, str(prm.reason)[:80], wait)
+            generation = self._retry.generation
+            self._stack.submit_at(time.monotonic() + wait, lambda: self._register_again(generation))
+
+    def _register_again(self, generation: int) -> None:
+        if self._retry.due(generation):  # no answer since: nothing else registered it meanwhile
+            self.setRegistration(True)
 
 
 class _Log(pj.LogWriter):  # type: ignore[misc]

@@ -75,6 +75,11 @@ class CellLaunches(Generic[M]):
         """Why a launch's failure in `cell` drains it (None: it does not)."""
         raise NotImplementedError
 
+    def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]:
+        """The cells a refusal met in `cell` drains: `cell` alone, unless its provider refused for what
+        other cells share with it (gce/cells.py: a project's rate, over every zone it is listed in)."""
+        return (cell,)
+
     def lacks(self, exc: MachinesError) -> bool:
         """Whether a failure says the cell lacks what this one launch needs (a release's own template)
         and made nothing: the launch goes on to another cell, the cell is not drained (other launches
@@ -122,7 +127,8 @@ class CellLaunches(Generic[M]):
                 if result.created:
                     self.cells.launched(holder)
                 return result
-            self.cells.drain(holder, reason, turned.retry_after)
+            for drained in self.drained_with(turned, holder):
+                self.cells.drain(drained, reason, turned.retry_after)
             if not moves:  # an earlier launch of the session went there: its machine may be there, or land there
                 raise turned
             await self._let_go(spec, cell)  # nothing was made: a replay may go elsewhere

@@ -27,7 +27,7 @@ import orjson
 import dispatcher.observability.tracing as tracing
 from dispatcher.outbound import http_failure
 
-if TYPE_CHECKING:  # imported by the first call: a dispatcher that calls out to nothing never loads it (its start)
+if TYPE_CHECKING:  # imported where a client is built: a dispatcher that builds none never loads it (its start)
     import aiohttp
 
 # Connections per client (per provider): bounded, so a burst cannot open sockets without limit;
@@ -68,7 +68,9 @@ class HttpClient:
     """One connection pool. `base_url` is prefixed to paths that start with `/`.
 
     The aiohttp session is made on first use, inside the running event loop, so a client can be
-    built before the loop (the app is created before uvicorn starts it).
+    built before the loop (the app is created before uvicorn starts it). aiohttp itself is imported
+    here, where the client is built (before the loop, as wiring builds providers): imported by the
+    first call, its ~0.14 s would stall every request in flight on the loop.
     """
 
     def __init__(
@@ -84,6 +86,8 @@ class HttpClient:
         path_traced: bool = True,
         ca_file: str | None = None,
     ) -> None:
+        import aiohttp  # noqa: F401 - loaded off the event loop (above); the methods below find it loaded
+
         self._base_url = base_url.rstrip("/")
         # False: a 3xx is the answer (its status returned), never a request sent on to its Location.
         self._follow_redirects = follow_redirects

@@ -154,7 +154,9 @@ class Peers:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.regions = regions
         self._signer = RegionSigner(regions)
-        self._client = client or region_client(max_answer_bytes=STATE_ANSWER_BYTES)
+        # Built only where there is a peer to poll, and here, before the event loop runs (the import of its
+        # HTTP library would stall the loop): a single region (every local dispatcher) never loads it.
+        self._client = client or (region_client(max_answer_bytes=STATE_ANSWER_BYTES) if regions.peers else None)
         self._clock = clock
         self.by_name: dict[str, Peer] = {name: Peer(name, url) for name, url in regions.peers.items()}
         self._warned: set[str] = set()
@@ -173,6 +175,8 @@ class Peers:
         """Read one peer's state; the conflicts it shows (an unreachable peer shows none)."""
         path = STATE_PATH
         started = self._clock()
+        if self._client is None:
+            raise LookupError(f"{peer.name} is not a peer of this region's REGIONS: there is nothing to poll")
         headers = self._signer.headers(peer.name, "GET", path)
         try:
             answer = await self._client.request("GET", peer.url + path, timeout=ANSWER_SECONDS, headers=headers)
@@ -236,7 +240,8 @@ class Peers:
             await asyncio.sleep(POLL_SECONDS)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 async def conflicts_at_start(regions: Regions) -> list[str]:

@@ -27,21 +27,25 @@ class Pushes:
     def __init__(self, peers: Peers, client: HttpClient | None = None) -> None:
         self._peers = peers
         self._signer = RegionSigner(peers.regions)
-        self._client = client or region_client()
+        # Built only where there is a peer to push to (Peers says why): a single region never loads its library.
+        self._client = client or (region_client() if peers.by_name else None)
         self._under_way: set[asyncio.Task[None]] = set()
 
     def to_every_peer(self, path: str, payload: object, what: str) -> None:
         """Sends `payload` to `path` at every peer, each in a task of its own (`what`: the change, for the log)."""
+        client = self._client
+        if client is None:
+            return  # a single region: no peer to tell
         for peer in self._peers.by_name.values():
-            task = asyncio.get_running_loop().create_task(self._push(peer.name, peer.url, path, payload, what),
+            task = asyncio.get_running_loop().create_task(self._push(client, peer.name, peer.url, path, payload, what),
                                                           name=f"push-to-{peer.name}")
             self._under_way.add(task)
             task.add_done_callback(self._under_way.discard)
 
-    async def _push(self, peer: str, url: str, path: str, payload: object, what: str) -> None:
+    async def _push(self, client: HttpClient, peer: str, url: str, path: str, payload: object, what: str) -> None:
         delay = PUSH_BACKOFF_SECONDS
         for attempt in range(1, PUSH_ATTEMPTS + 1):
-            data, why = await signed_post(self._client, self._signer, self._peers.regions, peer, url, path, payload)
+            data, why = await signed_post(client, self._signer, self._peers.regions, peer, url, path, payload)
             if data is not None or why.startswith("answered 4"):  # taken, or refused for good
                 return
             if attempt < PUSH_ATTEMPTS:
@@ -52,4 +56,5 @@ class Pushes:
     async def aclose(self) -> None:
         for task in list(self._under_way):
             task.cancel()
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

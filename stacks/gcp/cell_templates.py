@@ -26,14 +26,15 @@ def copy_command(template: str, project: str) -> str:
     `instance-templates create` takes flags, not a template (its `--source-instance` is a VM), so the REST insert
     is sent the template's own `properties` (its scheduling: maxRunDuration, termination DELETE, no automatic
     restart; its shielded VM; its metadata, block-project-ssh-keys among them), with only the bots' account and
-    subnetwork changed to the cell's (the network follows from the subnetwork)."""
+    subnetwork changed to the cell's (the network follows from the subnetwork). Bash: the access token reaches curl
+    as a header file (`-H @<(…)`, printf being bash's own), never on a command line other local users can read."""
     edit = ("'{name, description, properties: (.properties | .serviceAccounts[0].email = $account "
             "| .networkInterfaces[0].subnetwork = $subnet | del(.networkInterfaces[0].network, "
             ".networkInterfaces[0].name, .networkInterfaces[0].fingerprint, .metadata.fingerprint))}'")
     return (f"gcloud compute instance-templates describe {template} --project {project} --format json "
             "| jq --arg account CELL_BOTS_EMAIL --arg subnet projects/CELL_PROJECT/regions/REGION/subnetworks/"
-            f"CELL_SUBNET {edit} | curl --fail-with-body -sS -X POST -H \"Authorization: Bearer "
-            "$(gcloud auth print-access-token)\" -H 'Content-Type: application/json' --data @- "
+            f"CELL_SUBNET {edit} | curl --fail-with-body -sS -X POST -H @<(printf 'Authorization: Bearer %s\\n' "
+            "\"$(gcloud auth print-access-token)\") -H 'Content-Type: application/json' --data @- "
             "https://compute.googleapis.com/compute/v1/projects/CELL_PROJECT/global/instanceTemplates")
 
 

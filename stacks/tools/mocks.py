@@ -50,6 +50,8 @@ class Registration:
     parent: str
     protect: bool
     dependencies: tuple[str, ...] = ()  # URNs of explicit `depends_on` (and input dependencies)
+    # An input's name -> the URNs its value came from (what a policy pack's `property_dependencies` holds).
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()  # those no input carries: what `depends_on` alone adds
     ignore_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
@@ -450,6 +452,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=rpc.deserialize_properties(request.object), custom=bool(request.custom),
                 provider=request.provider, parent=request.parent, protect=bool(request.protect),
                 dependencies=tuple(sorted(request.dependencies)),
+                property_dependencies={key: tuple(sorted(urns.urns))
+                                       for key, urns in request.propertyDependencies.items()},
                 depends_on=tuple(sorted(set(request.dependencies) - {
                     urn for urns in request.propertyDependencies.values() for urn in urns.urns})),
                 ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace),

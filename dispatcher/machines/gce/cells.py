@@ -62,6 +62,7 @@ class GceCellMachines(CellLaunches[GceMachines]):
                       room={cell.name: cell.max_instances for cell in settings.cells}, drain_base=drain_base,
                       shared={cell.name: first[cell.project] for cell in settings.cells})
         super().__init__(members, cells, coordination, settings.poll_seconds)
+        self._where = {name: (member.settings.project, member.settings.zone) for name, member in members.items()}
         self._failed_seen: Recent[str, str] = Recent()  # sessions whose failed insert drained their cell here
         self.identity = GceInstanceIdentity(
             project=settings.project, zone=settings.zone, prefix=settings.prefix,
@@ -80,6 +81,20 @@ class GceCellMachines(CellLaunches[GceMachines]):
         """Only the project's own refusal that made nothing (`run_in`): never a lost answer, nor the
         dispatcher's own sign-in (the same for every project)."""
         return exc.message if isinstance(exc, CellTurnedAway) else None
+
+    def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]:
+        return self._sharing(cell, exc.message) if isinstance(exc, CellTurnedAway) else (cell,)
+
+    def _sharing(self, cell: str, why: str) -> tuple[str, ...]:
+        """The cells a refusal met in `cell` holds for as well: a zone's exhausted capacity is that zone's
+        alone, a quota (regional: CPUs, addresses) is the project's in that region, and its rate, its grant
+        and its templates are the whole project's, whatever zone a cell names (one bucket: `shared` above)."""
+        project, zone = self._where[cell]
+        if "EXHAUSTED" in why.upper() or why == _CAPACITY:
+            return (cell,)
+        regional = "QUOTA" in why.upper()
+        return tuple(name for name, (other, at) in self._where.items()
+                     if other == project and (not regional or _region(at) == _region(zone)))
 
     def lacks(self, exc: MachinesError) -> bool:
         """A release's template missing in this project (read, or refused by the insert, before
@@ -106,7 +121,8 @@ class GceCellMachines(CellLaunches[GceMachines]):
         if (machine.state is MachineState.FAILED and ("QUOTA" in code or "EXHAUSTED" in code)
                 and self._failed_seen.get(session_id) is None):
             self._failed_seen[session_id] = cell
-            self.cells.drain(cell, code, FAILED_INSERT_DRAIN)
+            for drained in self._sharing(cell, code):
+                self.cells.drain(drained, code, FAILED_INSERT_DRAIN)
         return machine
 
     async def _located(self, grant: BotGrant) -> tuple[str, str] | None:
@@ -124,13 +140,20 @@ class GceCellMachines(CellLaunches[GceMachines]):
         """Nothing to attach: a cell's bot finds the channel in its template's metadata, as gce's."""
 
 
+_CAPACITY = "a quota or the zone's capacity"  # a capacity refusal that names neither: the zone's alone
+
+
+def _region(zone: str) -> str:
+    return zone.rsplit("-", 1)[0]  # europe-west1-b: europe-west1
+
+
 def _turned_away(exc: GceRefused) -> str | None:
     """Why the project's refusal of a launch drains it, in the dispatcher's own words (they reach
     callers; Google's, naming projects and accounts, stay in the log). None: not the project's."""
     if exc.reason == "gce_throttled":
         return "rateLimitExceeded"
     if exc.reason == "gce_capacity":
-        return exc.api_reason or "a quota or the zone's capacity"
+        return exc.api_reason or _CAPACITY
     # 403: this project refused the dispatcher's grant. A 401 is Google refusing the dispatcher's own
     # token, the same in every project: `gce_unauthorized`, the operator's to fix, no project drained.
     if exc.status == 403:

@@ -33,8 +33,6 @@ def _inserts_in(gce: FakeGce, project: str) -> int:
                 and not c.path.endswith("/setLabels")])
 
 
-@pytest.mark.xfail(strict=True, reason="a project's rateLimitExceeded drains only the cell that met it: the same "
-                                       "project's other zone's cell is still sent inserts the project refuses")
 async def test_a_project_refusing_for_its_rate_is_drained_in_every_zone_it_is_listed(fake: FakeGce) -> None:
     cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
              {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
@@ -50,5 +48,29 @@ async def test_a_project_refusing_for_its_rate_is_drained_in_every_zone_it_is_li
         await machines.launch(spec(second))
         assert _inserts_in(fake, PROJECTS["b"]) == 2  # and so did the second
         assert _inserts_in(fake, SHARED) == 1, "the refusing project was sent another insert through its other zone"
+    finally:
+        await machines.aclose()
+
+
+@pytest.mark.parametrize(("failure", "drained"), [("ZONE_RESOURCE_POOL_EXHAUSTED", {"b"}),
+                                                  ("QUOTA_EXCEEDED", {"b", "c"})],
+                         ids=["zone-capacity", "regional-quota"])
+async def test_a_failed_insert_drains_the_cells_that_share_what_failed(
+        fake: FakeGce, failure: str, drained: set[str]) -> None:
+    """A zone's exhausted capacity is that zone's alone; a quota is the project's in its region, so the
+    project's cell in another region stays open."""
+    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
+             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
+             {"name": "e", "project": SHARED, "zone": "us-east1-b"},
+             {"name": "d", "project": PROJECTS["b"]}]
+    machines = GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
+                               LocalCoordination(), drain_base=LONG_DRAIN)
+    try:
+        fake.projects[SHARED].insert_error = failure
+        [session] = homed_in(machines, "b")
+        assert (await machines.launch(spec(session))).created  # accepted: the operation fails later
+        failed = await machines.status(session)
+        assert failed is not None and failed.detail == failure
+        assert {name for name in machines.cells.names if machines.cells.drained(name)} == drained
     finally:
         await machines.aclose()

@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[3]
 # A fresh interpreter (aiohttp not loaded), a local HTTP server on a thread (standard library), one request.
 PROBE = """
@@ -57,8 +55,6 @@ print(json.dumps({"status": status, "before": "aiohttp" in sys.modules, "on_loop
 """
 
 
-@pytest.mark.xfail(strict=True, reason="HttpClient imports aiohttp inside its first request, on the running event "
-                                       "loop: a serving dispatcher's first call out blocks the loop for the import")
 def test_the_first_call_out_does_not_import_aiohttp_on_the_event_loop(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=25, check=False)
