@@ -53,6 +53,8 @@ class RegionRelay:
         self._signer = RegionSigner(regions)
         self._connections = connections  # above the waits a replica holds (SESSION_WAITS), which relays take too
         self._session: aiohttp.ClientSession | None = None
+        if regions.peers:  # imported here, before the loop runs: at the first relay it would stall every request
+            import aiohttp  # noqa: F401
 
     def _client(self) -> aiohttp.ClientSession:
         import aiohttp
