@@ -1,4 +1,4 @@
-"""Pulumi.yaml's `config:` block, parsed once per content.
+"""Pulumi.yaml's `config:` block, parsed once per content (and the whole file, by the same parser).
 
 The program's key checks (stacks/config/stack_keys.py), the mocks' default providers
 (stacks/tools/mocks.py) and the tools all read the same 45 kB file; PyYAML's pure-Python parser takes
@@ -31,3 +31,9 @@ def _parsed(content: bytes) -> Mapping[str, Any]:
     document = yaml.load(content, Loader=_LOADER)  # noqa: S506 - a SafeLoader (libyaml's parser)
     config = document.get("config") if isinstance(document, dict) else None
     return config if isinstance(config, dict) else {}
+
+
+def project_document(path: Path = PROJECT_FILE) -> Any:
+    """The whole file, parsed anew (the caller's own copy) by the C parser: the preflight reads it several
+    times in every plan."""
+    return yaml.load(path.read_bytes(), Loader=_LOADER)  # noqa: S506 - a SafeLoader (libyaml's parser)

@@ -13,9 +13,8 @@ import shlex
 import sys
 from typing import Any
 
-import yaml
-
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
+from stacks.config.project_file import project_document
 from stacks.tools.paths import PROJECT_FILE, stack_document, stack_names
 
 KEYS = {"botProject": "bot_project", "botImageBudgetMb": "budget", "turn": "turn"}
@@ -23,7 +22,7 @@ KEYS = {"botProject": "bot_project", "botImageBudgetMb": "budget", "turn": "turn
 
 def stack_values(stack: str) -> dict[str, str]:
     """botProject, botImageBudgetMb and turn of the stack: its file's, else Pulumi.yaml's default."""
-    project: dict[str, Any] = yaml.safe_load(PROJECT_FILE.read_text())
+    project: dict[str, Any] = project_document(PROJECT_FILE)
     name = str(project["name"])
     config: dict[str, Any] = stack_document(stack).get("config") or {}
     size, profile = config.get(f"{name}:size"), config.get(f"{name}:profile")

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
+from stacks.config.project_file import project_document
 from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
 from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_document
@@ -62,7 +61,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
                recreated: list[Registration] | None = None, outputs: dict[str, Any] | None = None) -> list[str]:
     """Every check on one run of the program; `recreated` is a second run standing for the same stack
     created again after a destroy (the cloud's assigned ids differ)."""
-    project = yaml.safe_load(PROJECT_FILE.read_text())
+    project = project_document(PROJECT_FILE)
     values = documented_values(stack)
     found = project_errors(project) + stack_errors(project, stack, values)
     found += toolchain.violations(REPOSITORY) + toolchain.build_context_violations(REPOSITORY, registrations)

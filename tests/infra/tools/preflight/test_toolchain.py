@@ -82,6 +82,18 @@ def test_pulumis_uv_sync_installs_every_pulumi_package_the_program_imports() -> 
     assert toolchain.violations(ROOT) == []
 
 
+def test_an_edited_program_source_is_read_again_and_a_pulumi_import_it_gains_counted(tmp_path: Path) -> None:
+    """Each plan reads the sources again (one parse per content is kept): a file edited between two plans
+    in one process (a test's, an editor's) is what the second counts, and Pulumi.yaml's `main` too."""
+    tree = old_arrangement(tmp_path)
+    assert toolchain.imported_pulumi_packages(tree) == PULUMI_PACKAGES
+    source = tree / "stacks" / "config" / "limits.py"
+    source.write_text(source.read_text() + "\nimport pulumi_vault  # noqa: E402\n")
+    assert toolchain.imported_pulumi_packages(tree) == PULUMI_PACKAGES | {"pulumi-vault"}
+    (tree / "Pulumi.yaml").write_text("main: stacks/\n" + (tree / "Pulumi.yaml").read_text())
+    assert toolchain.program_dir(tree) == tree / "stacks"
+
+
 def test_the_dispatchers_default_install_stays_free_of_pulumi() -> None:
     """`uv sync` at the root (what the dispatcher image and `uv run python -m dispatcher` use)."""
     installed = toolchain.synced(ROOT)
