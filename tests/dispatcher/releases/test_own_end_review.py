@@ -5,6 +5,7 @@ mid-call passes. Strict xfail: fails on the code as merged, passes once fixed.""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ T0 = 1_800_000_000.0
 BLOCKED = {**FIGURES, "blocked": [[T0 + 12.0, 31.2, 30.9]]}
 
 
-def _canary_dropping(reason: str) -> list[list[dict]]:
+def _canary_dropping(reason: str) -> list[list[dict[str, Any]]]:
     rng = random.Random(11)
     sessions = []
     for release in _drawn(rng, 3000):
