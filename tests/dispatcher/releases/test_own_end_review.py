@@ -43,3 +43,25 @@ def test_the_same_canary_ending_its_sessions_as_an_error_is_rolled_back() -> Non
 def test_a_canary_whose_own_blocks_drop_its_callers_is_rolled_back() -> None:
     breach = _judge(_canary_dropping("bot_blocked")).verdict("next", "stable")
     assert breach is not None and breach.signal == "failures", breach
+
+
+# What the host reports for a bot that closed its own connection before answering anyone: its closes
+# count as "left within the first turn" (botchannel CALLER_ENDS now holds `bot_closed`), a caller-led signal.
+CLOSED_FIRST = {**FIGURES, "caller_turns": 1, "bot_turns": 0, "latencies": [], "left_in_first_turn": True}
+
+
+@pytest.mark.xfail(strict=True, reason="CALLER_ENDS holds `bot_closed`, so the bot's own close before any answer "
+                   "is `left_in_first_turn`, a CALLER-led signal (one_key.py drops a large key's sessions from it), "
+                   "and 8 s is no early end: a canary that hangs up on one big key's callers (that key's start "
+                   "body, say) passes as 'one key's doing', though the host said the bot closed it")
+def test_a_canary_that_hangs_up_on_one_keys_callers_before_answering_is_rolled_back() -> None:
+    rng = random.Random(13)
+    sessions = []
+    for release in _drawn(rng, 3000):
+        key = "big" if rng.random() < 0.4 else rng.choice(["a", "b", "c"])
+        if release == "next" and key == "big":  # the canary's bot closes on every one of that key's calls
+            sessions.append(_timeline(release, key, end=8.0, reason="bot_closed", figures=CLOSED_FIRST))
+        else:
+            sessions.append(_timeline(release, key))
+    breach = _judge(sessions).verdict("next", "stable")
+    assert breach is not None, "a canary that hung up on 40 % of its callers before answering passed"
