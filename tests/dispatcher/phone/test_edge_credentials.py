@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -54,3 +57,17 @@ def test_the_shared_secret_an_older_edge_presents_is_told_apart_with_the_way_out
     secret = EdgeSecret(SECRET)
     assert secret.is_shared_secret(f"Bearer {SECRET}") and not secret.is_shared_secret(secret.edge_credential(A))
     assert "edge_credential_env" in secret.refusal(SECRET) and "docs/sip.md#edge-credentials" in secret.refusal(SECRET)
+
+
+def test_the_command_prints_an_edge_s_two_values_from_the_secret_in_its_environment() -> None:
+    env = {**os.environ, "SIP_EDGE_SECRET": SECRET}
+    done = subprocess.run([sys.executable, "-m", "dispatcher.phone.edge_credentials", A], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    secret = EdgeSecret(SECRET)
+    assert done.stdout == (f"SIP_EDGE_CONTROL_KEY={secret.control_credential(A)}\n"
+                           f"SIP_EDGE_CREDENTIAL={secret.edge_credential(A)}\n")
+    short = subprocess.run([sys.executable, "-m", "dispatcher.phone.edge_credentials", A],
+                           env={**os.environ, "SIP_EDGE_SECRET": "short"}, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert short.returncode == 2 and "at least 32 characters" in short.stderr and not short.stdout
