@@ -24,6 +24,7 @@ from sipedge.stream_address import origin
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
 
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
+EDGE_CREDENTIAL_PREFIX = "vfe1."  # an edge's credential, as the dispatcher derives it (dispatcher/phone/edge_secret.py)
 MAX_WORKERS = 64
 WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an RTCP port
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -138,7 +139,11 @@ class EdgeFile(_Strict):
     control_address: str = "127.0.0.1"
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = Field(default=None, ge=1, le=65535)
-    control_secret_env: str | None = None  # the variable holding the secret the dispatcher presents
+    control_secret_env: str | None = None  # the variable holding the control key the dispatcher presents
+    # The variable holding this edge's own credential, which it presents to the dispatcher
+    # (docs/sip.md#edge-credentials); unset: it presents the control key, as an edge of an earlier release did
+    # (a dispatcher now refuses that, naming the way out).
+    edge_credential_env: str | None = None
     # This edge's control API as the dispatcher's SIP_EDGE_URL lists it (several edges): its calls' streams
     # name it, so that a transfer comes here. Unset: the dispatcher knows it only with one edge.
     control_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$", max_length=512)
@@ -226,9 +231,15 @@ class EdgeConfig:
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = None
     control_secret: str | None = field(default=None, repr=False)
+    edge_credential: str | None = field(default=None, repr=False)  # what it presents to the dispatcher
     control_url: str | None = None  # this edge in the dispatcher's SIP_EDGE_URL, for its calls' transfers
     tls: Tls | None = None
     public_address: str = ""  # what SDP, Contact and Via name; `sip_address` when the file leaves it unset
+
+    @property
+    def dispatcher_credential(self) -> str | None:
+        """What the edge presents to the dispatcher: its own credential, else (an older file) the control key."""
+        return self.edge_credential or self.control_secret
 
     @property
     def advertised(self) -> str:
@@ -262,6 +273,7 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
                         control_address=_address(path, parsed, env, "control_address"),
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
+                        edge_credential=_edge_credential(parsed, env),
                         control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
                         tls=_tls(path, parsed), public_address=parsed.public_address or sip_address)
     check_workers(path, config)
@@ -424,19 +436,30 @@ def check_workers(path: str, config: EdgeConfig) -> None:
 
 
 def _control_secret(parsed: EdgeFile, env: Mapping[str, str]) -> str | None:
-    """The secret the edge and the dispatcher share: for the control API, and to vouch for a trunk's price
-    on each inbound call's start (the dispatcher takes a price from the edge alone)."""
+    """The control key the dispatcher presents to this edge's control API (derived for it from SIP_EDGE_SECRET);
+    needed too with a priced trunk, whose calls' starts the edge vouches for with its credential."""
     priced = next((t.name for t in parsed.trunk if t.usd_per_minute is not None), None)
     if parsed.control_port is None and priced is None:
         return None
     if not parsed.control_secret_env:
         needs = "control_port" if parsed.control_port is not None else f"trunk {priced!r}'s usd_per_minute"
-        raise ConfigError(f"{needs} needs control_secret_env: the variable holding the secret the dispatcher "
-                          "knows the edge by (its SIP_EDGE_SECRET)")
+        raise ConfigError(f"{needs} needs control_secret_env: the variable holding the control key the "
+                          "dispatcher presents to this edge (docs/sip.md#edge-credentials)")
     secret = _secret(env, parsed.control_secret_env, "the control API's secret")
     if len(secret) < 32:
         raise ConfigError(f"the control API's secret ({parsed.control_secret_env}) must be at least 32 characters")
     return secret
+
+
+def _edge_credential(parsed: EdgeFile, env: Mapping[str, str]) -> str | None:
+    """The edge's own credential, derived from the dispatcher's SIP_EDGE_SECRET for this edge alone."""
+    if not parsed.edge_credential_env:
+        return None
+    credential = _secret(env, parsed.edge_credential_env, "the edge's credential")
+    if not credential.startswith(EDGE_CREDENTIAL_PREFIX):
+        raise ConfigError(f"the edge's credential ({parsed.edge_credential_env}) is not one derived for an edge: "
+                          f"it starts {EDGE_CREDENTIAL_PREFIX!r} (docs/sip.md#edge-credentials)")
+    return credential
 
 
 def _secret(env: Mapping[str, str], variable: str, what: str) -> str:

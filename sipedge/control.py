@@ -24,7 +24,7 @@
   `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole `stream_url` instead of
   `stream_path` is taken at that origin only, else `422 stream_not_at_dispatcher`.
 
-Every request presents the control secret (`Authorization: Bearer`, compared in constant time); it
+Every request presents the control key derived for this edge (`Authorization: Bearer`, compared in constant time); it
 is served on `control_address` (loopback by default: put it on a private network, never the SIP
 side's public one)."""
 
@@ -127,7 +127,7 @@ class Control:
     def __init__(self, edge: Edge, secret: str) -> None:
         self.edge = edge
         self._secret = secret
-        self.reports = CallReports(edge.config.dispatcher_url, secret)
+        self.reports = CallReports(edge.config.dispatcher_url, edge.config.dispatcher_credential or secret)
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
         self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
         self._runner: web.AppRunner | None = None

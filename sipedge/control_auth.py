@@ -43,7 +43,7 @@ def authenticated(secret: str) -> Any:
             else b""
         if not hmac.compare_digest(token, expected):
             return error(401, "unauthorized", "present the edge's control secret as `Authorization: Bearer` "
-                         "(the dispatcher's SIP_EDGE_SECRET)")
+                         "(the key derived for this edge from the dispatcher's SIP_EDGE_SECRET)")
         response: web.StreamResponse = await handler(request)
         return response
 

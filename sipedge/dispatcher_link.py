@@ -5,7 +5,7 @@ call can be answered). Every request is bounded (REQUEST_SECONDS) and retried on
 failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk. A retried
 `POST /start` carries the first try's Idempotency-Key, so an answer lost on the way makes no second
 session. A call through a priced trunk also names its trunk and price (`sip_trunk`), vouched for by
-the secret the edge shares with the dispatcher (`X-Voicefleet-Edge-Secret`): the dispatcher takes a
+the edge's own credential (`X-Voicefleet-Edge-Secret`, docs/sip.md#edge-credentials): the dispatcher takes a
 price from the edge alone."""
 
 from __future__ import annotations

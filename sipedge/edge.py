@@ -40,7 +40,7 @@ class Edge:
     def __init__(self, config: EdgeConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self._loop = loop
-        self.link = DispatcherLink(config.dispatcher_url, config.control_secret, config.control_url)
+        self.link = DispatcherLink(config.dispatcher_url, config.dispatcher_credential, config.control_url)
         self.stack = SipStack(config, self._incoming, self._ended)
         self._flows: set[asyncio.Future[None]] = set()
         self._held: set[InboundCall] = set()  # the inbound calls whose flows run, on the event loop

@@ -1660,18 +1660,20 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the SIP edge's control API (`http://10.0.1.5:5080`, its `control_port`): `POST /calls` hands it the "
             "calls to place through its trunks ([sip.md](sip.md#outbound-calls)); several edges comma-separated, "
-            "each with the same `SIP_EDGE_SECRET`: a call goes to the first that takes it, a transfer to the edge "
-            "holding the call ([sip.md](sip.md#several-edges)); unset: `POST /calls` answers 503"
+            "each with credentials of its own derived for its URL ([sip.md](sip.md#edge-credentials)): a call goes "
+            "to the first that takes it, a transfer to the edge holding the call ([sip.md](sip.md#several-edges)); "
+            "unset: `POST /calls` answers 503"
         ),
     ),
     Setting(
         "SIP_EDGE_SECRET", "phone", STRING, secret=True,
         shown="unset",
         meaning=(
-            "the secret (≥ 32 characters) the dispatcher and the SIP edge present to each other: the edge's "
-            "`control_secret_env` names the variable holding the same value. Needed for outbound calls and for "
-            "a trunk's price on its calls' costs, which the dispatcher takes from the edge alone "
-            "([sip.md](sip.md#what-a-call-costs))"
+            "the deployment secret (≥ 32 characters) each SIP edge's two credentials are derived from, for its "
+            "control URL: the dispatcher alone holds it, an edge holds its own credential and control key "
+            "(`python -m dispatcher.phone.edge_credentials URL`: [sip.md](sip.md#edge-credentials)). Needed for "
+            "outbound calls and for a trunk's price on its calls' costs, which the dispatcher takes from the edge "
+            "alone ([sip.md](sip.md#what-a-call-costs))"
         ),
     ),
     Setting(

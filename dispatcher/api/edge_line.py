@@ -1,6 +1,7 @@
 """An inbound SIP call's trunk and price on its `POST /start` (`sip_trunk`), taken from the SIP edge
-alone: the number's API key that start carries is a client's key too, so the edge also presents
-`SIP_EDGE_SECRET` in `X-Voicefleet-Edge-Secret`. From anyone else the field is refused, never
+alone: the number's API key that start carries is a client's key too, so the edge also presents its
+own credential (derived from `SIP_EDGE_SECRET` for it: dispatcher/phone/edge_secret.py) in
+`X-Voicefleet-Edge-Secret`. From anyone else the field is refused, never
 quietly dropped, so a client learns at once that it cannot set what its calls cost. A start another
 region relayed here is taken on that region's signed word that it checked its own edge's secret
 (`EDGE_VOUCHED`): each region's edge has a secret of its own, and a relay carries none."""
@@ -31,9 +32,11 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
         return line
     if state.sip_edge is None:
         raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it to the value of the "
-                       "edge's control_secret_env (docs/sip.md#what-a-call-costs)")
-    if not state.sip_edge.presented(request.headers.get(HEADER)):
+                       "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it, and give the edge the "
+                       "credentials derived from it (docs/sip.md#edge-credentials)")
+    given = request.headers.get(HEADER)
+    if state.sip_edge.edge_of(given) is None:
+        why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
         raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       f"edge, with SIP_EDGE_SECRET in {HEADER}: leave it out of your start")
+                       f"edge ({why}): leave it out of your start")
     return line

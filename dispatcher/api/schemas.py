@@ -97,7 +97,8 @@ class StartRequest(BaseModel):
     sip_trunk: SipTrunkAsked | None = Field(
         default=None,
         description="The SIP edge's own: an inbound call's trunk and its price a minute, taken only with the edge's "
-        "`X-Voicefleet-Edge-Secret` (`SIP_EDGE_SECRET`); from anyone else, 403 `sip_edge_only`.",
+        "own credential in `X-Voicefleet-Edge-Secret` (derived from `SIP_EDGE_SECRET`); from anyone else, 403 "
+        "`sip_edge_only`.",
     )
     eval: bool | None = Field(
         default=None,

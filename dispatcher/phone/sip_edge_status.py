@@ -54,7 +54,7 @@ class SipEdgeOut(BaseModel):
     url: str = Field(description="The edge's control API, as SIP_EDGE_URL lists it.")
     answering: bool = Field(description="Whether it answered its status; false: `error` says why.")
     error: str | None = Field(default=None, description="Why it did not: `not answering: connection refused…`, "
-                              "`not answering: no answer within 2 s`, `401: SIP_EDGE_SECRET differs…`, `404: …` "
+                              "`not answering: no answer within 2 s`, `401: the edge's control key…`, `404: …` "
                               "(an edge older than this dispatcher).")
     up_since: float | None = Field(default=None, description="When its process started (epoch seconds).")
     version: str | None = Field(default=None, max_length=64, description="Its code: `sipedge-` and a digest of the "
@@ -106,8 +106,9 @@ class SipEdgeStatus:
             return _failed(url, f"not answering: {why}")
         body = json_of(answer)
         if answer.status_code == 401:
-            return _failed(url, "401: SIP_EDGE_SECRET differs from the edge's control secret (the variable its "
-                           "control_secret_env names): set the same on both")
+            return _failed(url, "401: the edge's control key (the variable its control_secret_env names) is not the "
+                           "one derived from SIP_EDGE_SECRET for this URL: give it that edge's own "
+                           "(docs/sip.md#edge-credentials)")
         if answer.status_code == 404:
             return _failed(url, "404: the edge has no GET /status: it runs code older than this dispatcher's; "
                            "replace it with the dispatcher's image (docs/sip.md, \"In the cloud\")")

@@ -1,5 +1,5 @@
 """A region's SIP edges as the dispatcher reaches them: `SIP_EDGE_URL`, one control API or several,
-comma-separated, each presenting the same `SIP_EDGE_SECRET` (docs/sip.md#outbound-calls).
+comma-separated, each with credentials of its own derived from `SIP_EDGE_SECRET` (docs/sip.md#edge-credentials).
 
 One client each, its connection bounded by CONNECT_SECONDS apart from the answer's wait: a host that is
 gone (its address drops the connection attempt, as a stopped cloud instance's does) costs a second, not
@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import FirstClaims
 from dispatcher.store.first_read_back import first_read_back
@@ -104,13 +105,15 @@ class EdgeClaim:
 
 
 class SipEdges:
-    def __init__(self, urls: tuple[str, ...], secret: str, *, timeout: float, max_answer_bytes: int,
+    def __init__(self, urls: tuple[str, ...], secret: EdgeSecret, *, timeout: float, max_answer_bytes: int,
                  records: FirstClaims) -> None:
         """`records`: the store's first claims, shared by every replica (which edge each session's call went to)."""
         self.urls = urls
         self._clients = {url: HttpClient(url, timeout=timeout, connect_timeout=CONNECT_SECONDS,
                                          follow_redirects=False, max_answer_bytes=max_answer_bytes,
-                                         headers={"Authorization": f"Bearer {secret}"}) for url in urls}
+                                         # each edge's own control key: it speaks for this dispatcher to it alone
+                                         headers={"Authorization": f"Bearer {secret.control_credential(url)}"})
+                         for url in urls}
         self._down_until: dict[str, float] = {}
         self._records = records
         self._unrecorded_logged = -math.inf

@@ -36,6 +36,7 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.sip_edges import SipEdges, json_of
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.phone.trunk_calls import TrunkCallSettings
@@ -75,7 +76,8 @@ class SipHanded:
 class SipTransfers:
     def __init__(self, settings: TrunkCallSettings, records: FirstClaims) -> None:
         self._under_way = records  # the warm transfers asked of the edge, for its steps (`warm_key`)
-        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=16384,
+        self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
+                              max_answer_bytes=16384,
                               records=records)
 
     async def holding(self, session_id: str, named: object) -> str:

@@ -6,7 +6,8 @@ replica with the store's deployment-wide bucket (the one a provider's create lim
 reserve the next turn, waiting at most `max_wait_seconds`, else it is refused with the wait), and
 hands each call over (`POST /calls` with the session's stream path, which the edge opens at its own
 `dispatcher_url`: the dispatcher it trusts, never an address a client's request names). Every request
-to the edge is bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
+to the edge is bounded and retried with backoff; each side presents a credential derived from `SIP_EDGE_SECRET`
+for that edge alone (dispatcher/phone/edge_secret.py).
 
 With several edges (dispatcher/phone/sip_edges.py) a call goes to the first listed that takes it, and to
 the next only when one provably placed nothing: its connection refused or not made within a second, or its
@@ -99,16 +100,26 @@ class TrunkCalls:
         self.settings = settings
         self._limits = limits
         self._hold_seconds = max_session_seconds + HOLD_MARGIN
-        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=65536,
+        self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
+                              max_answer_bytes=65536,
                               records=records)
         self._trunks: dict[str, TrunkInfo] = {}
         self._inbound_only: frozenset[str] = frozenset()  # the edge's trunks that place no calls (none: older edge)
         self._trunks_at = -math.inf
         self.joins_paths = False  # the edge's `GET /trunks` says it takes a call's stream as a path
 
-    def is_edge(self, authorization: str | None) -> bool:
-        """Whether a request presents the edge's secret (compared in constant time)."""
-        return EdgeSecret(self.settings.secret).presented(authorization)
+    def edge_of(self, authorization: str | None) -> str:
+        """The listed edge whose own credential a request presents (its tag compared in constant time); 401
+        naming the way out for anything else, 403 for an edge SIP_EDGE_URL does not list."""
+        secret = EdgeSecret(self.settings.secret)
+        edge = secret.edge_of(authorization)
+        if edge is None:
+            raise ApiError(401, "unauthorized", f"the SIP edge's routes take its credential as a Bearer token: "
+                           f"{secret.refusal(authorization)}")
+        if edge not in self.edges.urls:
+            raise ApiError(403, "sip_edge_unlisted", f"the SIP edge {edge[:80]!r} is not one SIP_EDGE_URL lists: "
+                           "list its control URL there (its credential is derived for that URL)")
+        return edge
 
     async def trunk(self, name: str) -> TrunkInfo:
         """The trunk `name` places calls through; 404 naming the trunks there are, 409 naming the setting for

@@ -42,7 +42,6 @@ class SipEdgeArgs:
     vpc_id: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     region: str
-    secrets: SecretStore
     protect: bool = False  # the stack's `protect`: the address every trunk names, and its interface
 
 
@@ -108,8 +107,9 @@ class SipEdge(pulumi.ComponentResource):
         self.private_ip = self._interface.private_ip
         self.control_url = pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
 
-    def run(self, *, dispatcher_url: pulumi.Input[str], dispatcher_security_group_id: pulumi.Input[str],
-            image: pulumi.Input[str], repository_arn: pulumi.Input[str]) -> None:
+    def run(self, *, secrets: SecretStore, dispatcher_url: pulumi.Input[str],
+            dispatcher_security_group_id: pulumi.Input[str], image: pulumi.Input[str],
+            repository_arn: pulumi.Input[str]) -> None:
         """The host: its role, its boot script and the instance on the edge's interface."""
         name, args, edge = self._name, self._args, self._args.edge
         child = pulumi.ResourceOptions(parent=self)
@@ -121,7 +121,7 @@ class SipEdge(pulumi.ComponentResource):
         role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                             description="voicefleet SIP edge: read its own secrets, pull the dispatcher image",
                             opts=child)
-        readable = args.secrets.grant_read("sip-edge", role, edge.secret_names())
+        readable = secrets.grant_read("sip-edge", role, edge.secret_names())
         pull = aws.iam.RolePolicy(f"{name}-pull", role=role.id, policy=policy_document(
             statement(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),  # has no resource-level form
             statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
@@ -129,7 +129,7 @@ class SipEdge(pulumi.ComponentResource):
         profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
         ami = debian_ami(self)
         names = edge.secret_names()
-        refs = [part for env in names for part in args.secrets.version(env)]
+        refs = [part for env in names for part in secrets.version(env)]
 
         def script(values: list[Any]) -> str:
             url, private_ip, public_ip, image_ref, flat = values[0], values[1], values[2], values[3], values[4:]

@@ -68,7 +68,12 @@ class AwsStack(pulumi.ComponentResource):
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(),
                                          bot_compression="zstd", **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
-        self._stored = stored_secrets(settings, store=cfg.store, store_password=True)
+        # The edge's address first: its credentials, in the secret store, are derived for its control URL.
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=settings.sip_edge, vpc_id=network.vpc_id, subnet_id=network.public_subnet_ids[0], region=cfg.region,
+            protect=settings.protect), opts=child) if settings.sip_edge is not None else None
+        self._stored = stored_secrets(settings, store=cfg.store, store_password=True,
+                                      sip_edge_url=sip_edge.control_url if sip_edge is not None else None)
         secrets = SecretStore(name, SecretStoreArgs(
             path=f"/{settings.project}/{settings.stack}",
             values=self._stored,
@@ -86,9 +91,6 @@ class AwsStack(pulumi.ComponentResource):
         store = self._store(network)
         recordings = RecordingBucket(f"{name}-recordings", settings.recording, bucket_prefix=f"{settings.prefix}-rec",
                                      opts=child) if settings.recording is not None else None
-        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
-            edge=settings.sip_edge, vpc_id=network.vpc_id, subnet_id=network.public_subnet_ids[0], region=cfg.region,
-            secrets=secrets, protect=settings.protect), opts=child) if settings.sip_edge is not None else None
         dispatcher_args = self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
             store, releases)
@@ -104,8 +106,9 @@ class AwsStack(pulumi.ComponentResource):
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         if sip_edge is not None:
-            sip_edge.run(dispatcher_url=dispatcher.url, dispatcher_security_group_id=dispatcher.security_group_id,
-                         image=images.dispatcher, repository_arn=registry.arn("dispatcher"))
+            sip_edge.run(secrets=secrets, dispatcher_url=dispatcher.url,
+                         dispatcher_security_group_id=dispatcher.security_group_id, image=images.dispatcher,
+                         repository_arn=registry.arn("dispatcher"))
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, namespace=settings.metric_namespace, region=cfg.region,
             reserve=self._bot_channel_url is not None, store=store is not None,

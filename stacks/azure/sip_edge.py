@@ -73,6 +73,12 @@ def private_address(subnet_range: str) -> str:
     return str(ipaddress.ip_network(subnet_range).network_address + 4)
 
 
+def control_url_of(subnet_range: str) -> str:
+    """The edge's control API on its static private address: known before the vault, which holds the edge's
+    credentials derived for it."""
+    return f"http://{private_address(subnet_range)}:{CONTROL_PORT}"
+
+
 def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: str) -> list[dict[str, Any]]:
     """The edge's rules, in and out (the module's docstring)."""
     low, high = edge.rtp_ports_used
@@ -142,7 +148,7 @@ class SipEdge(pulumi.ComponentResource):
         self._identity = azure.managedidentity.UserAssignedIdentity(
             name, resource_name_=args.identity_name, **self._common, opts=child)
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")
-        self.control_url = f"http://{self.private_ip}:{CONTROL_PORT}"
+        self.control_url = control_url_of(args.subnet_range)
 
     def run(self, *, dispatcher_url: pulumi.Input[str], image: pulumi.Input[str], registry_id: pulumi.Input[str],
             registry: pulumi.Input[str]) -> None:

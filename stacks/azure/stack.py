@@ -31,7 +31,7 @@ from stacks.azure.recordings import RecordingStore
 from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
-from stacks.azure.sip_edge import SipEdge, SipEdgeArgs
+from stacks.azure.sip_edge import SipEdge, SipEdgeArgs, control_url_of
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import rotation_last_up
 from stacks.config.bot import image_args, web_transports
@@ -99,8 +99,10 @@ class AzureStack(pulumi.ComponentResource):
             location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],
             sku="Balanced_B1" if prod else "Balanced_B0", high_availability=prod, protect=settings.protect,
             tags=tags), opts=child) if cfg.store else None
+        # The edge's credentials in the vault are derived for its control URL, on its static private address.
+        sip_edge_url = control_url_of(subnet_ranges(cfg.vnet_cidr)["sip"]) if settings.sip_edge is not None else None
         values: dict[str, pulumi.Input[str]] = {
-            **stored_secrets(settings, store=cfg.store, store_password=False),
+            **stored_secrets(settings, store=cfg.store, store_password=False, sip_edge_url=sip_edge_url),
             **({PASSWORD_VARIABLE: store.password} if store is not None else {})}
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         secrets = SecretStore(name, SecretStoreArgs(

@@ -19,16 +19,18 @@ from stacks.config.store import store_secrets
 from stacks.config.turn import turn_secrets
 
 
-def stored_secrets(settings: Settings, *, store: bool, store_password: bool) -> dict[str, pulumi.Output[str]]:
+def stored_secrets(settings: Settings, *, store: bool, store_password: bool,
+                   sip_edge_url: pulumi.Input[str] | None = None) -> dict[str, pulumi.Output[str]]:
     """Environment variable name -> secret value: the dispatcher's keys (its clients' and its admin
     surface's), the bot's, the TURN relay's, the SIP edge's,
     the channel's, with a store (`store`) its password (`store_password`: an AWS store, which signs
     in with one) and the replicas' message key, the carriers', and the trace collector's headers and
-    the webhook secret, and the regions' shared secret."""
+    the webhook secret, and the regions' shared secret. `sip_edge_url`: the edge's control URL, which its
+    credentials are derived for (stacks/config/sip_edge.py `secrets_of`)."""
     return {"DAILY_API_KEY": settings.secrets.daily_api_key,
             "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys,
             "DISPATCHER_ADMIN_KEYS": settings.secrets.dispatcher_admin_keys, **settings.secrets.bot,
-            **turn_secrets(settings), **sip_edge_secrets(settings), **channel_secrets(settings),
+            **turn_secrets(settings), **sip_edge_secrets(settings, sip_edge_url), **channel_secrets(settings),
             **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone,
             **settings.secrets.observability, **region_secrets(settings.regions, settings.secrets.region_secret,
                                                               settings.secrets.region_accepted_secret)}

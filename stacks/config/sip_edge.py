@@ -9,9 +9,11 @@ trunk's opt-in; an outbound trunk's `destinations`; and an HTTPS dispatcher the 
 
 The file holds no secret, and neither does the key: a number names the dispatcher API key its calls
 run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is a secret of
-`sipEdgeDigestPasswords` (by trunk name), and the control API's secret, shared with the dispatcher
-(its SIP_EDGE_SECRET), is made by the stack (stacks/config/made_secrets.py). All three reach the
-edge's host only through the stack's secret store, read at boot by the host's own role.
+`sipEdgeDigestPasswords` (by trunk name), and the edge's two credentials (its own, which it presents to
+the dispatcher, and the control key the dispatcher presents to it) are derived for its control URL from
+the dispatcher's SIP_EDGE_SECRET, which the stack makes (stacks/config/made_secrets.py) and hands to the
+dispatcher alone (docs/sip.md#edge-credentials). They reach the edge's host only through the stack's
+secret store, read at boot by the host's own role.
 
 AWS (stacks/aws/sip_edge.py), GCP (stacks/gcp/sip_edge.py) and Azure (stacks/azure/sip_edge.py) run the edge
 on a host of its own: RTP needs an address of its own per edge, a port range a load balancer's listeners do
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
@@ -48,7 +51,10 @@ if TYPE_CHECKING:
 
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
-SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's and the edge's
+SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's alone
+EDGE_CREDENTIAL_VARIABLE = "SIP_EDGE_CREDENTIAL"  # the edge's, presented to the dispatcher (edge_credential_env)
+CONTROL_KEY_VARIABLE = "SIP_EDGE_CONTROL_KEY"  # the edge's, what the dispatcher presents to it (control_secret_env)
+CREDENTIALS = (CONTROL_KEY_VARIABLE, EDGE_CREDENTIAL_VARIABLE)
 URL_VARIABLE = "SIP_EDGE_URL"
 MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), every edge's, on its private address only
@@ -80,10 +86,22 @@ class SipEdgeSettings:
     key: SipEdgeKey
     rtp_port: int
     rtp_port_count: int
-    # Secret store entries (variable -> value), none of them the dispatcher's but SIP_EDGE_SECRET.
+    # The edge's own secret store entries (variable -> value): its numbers' keys and trunks' digest passwords.
     secrets: Mapping[str, pulumi.Output[str]] = field(repr=False)
 
     cloud: str = "aws"  # the cloud whose stack runs the edge (HOSTS)
+    # SIP_EDGE_SECRET, the dispatcher's alone: the edge gets only what `credentials` derives from it.
+    deployment_secret: pulumi.Output[str] | None = field(default=None, repr=False)
+
+    def credentials(self, control_url: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
+        """The edge's two credentials, derived from the deployment secret for the URL the dispatcher lists it by."""
+        if self.deployment_secret is None:
+            raise ValueError("the SIP edge's credentials need the deployment secret (load makes it)")
+        both = pulumi.Output.all(self.deployment_secret, control_url)
+        control = both.apply(lambda v: EdgeSecret(v[0]).control_credential(v[1]))
+        own = both.apply(lambda v: EdgeSecret(v[0]).edge_credential(v[1]))
+        return {CONTROL_KEY_VARIABLE: pulumi.Output.secret(control),
+                EDGE_CREDENTIAL_VARIABLE: pulumi.Output.secret(own)}
 
     @property
     def host_type(self) -> str:
@@ -118,7 +136,8 @@ class SipEdgeSettings:
         return 3 * self.key.workers
 
     def secret_names(self) -> list[str]:
-        return sorted(self.secrets)
+        """What the edge's host reads: its own secrets and its two credentials, never SIP_EDGE_SECRET."""
+        return sorted({*self.secrets, *CREDENTIALS})
 
 
 def _networks(lists: Iterable[tuple[str, ...]]) -> dict[str, bool]:
@@ -172,10 +191,9 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
-    # The control API's (every edge has one: the dispatcher's status, transfers, calls out) and a price's proof,
-    # shared with the dispatcher.
-    secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
-    found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud)
+    # The dispatcher's, from which the edge's credentials (its control API's, a price's proof) are derived.
+    made = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
+    found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud, deployment_secret=made)
     _check_with_the_edge(cfg, found)
     pulumi.log.info(capacity_note(found))
     return found
@@ -361,7 +379,8 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
     # it alone.
     control = (f"control_address = {_toml(sip_address)}" if address_variable is None
                else f"control_address_env = {_toml(address_variable)}")
-    lines += [control, f"control_port = {control_port}", f"control_secret_env = {_toml(SECRET_VARIABLE)}"]
+    lines += [control, f"control_port = {control_port}", f"control_secret_env = {_toml(CONTROL_KEY_VARIABLE)}",
+              f"edge_credential_env = {_toml(EDGE_CREDENTIAL_VARIABLE)}"]
     for trunk in key.trunks:
         lines += ["", "[[trunk]]", f"name = {_toml(trunk.name)}"]
         if trunk.sources:
@@ -410,7 +429,9 @@ def edge_environment(settings: SipEdgeSettings) -> dict[str, str]:
     """Every variable the rendered file names, with a stand-in value of the right shape (on Kubernetes the
     node's address among them)."""
     node = {NODE_ADDRESS_VARIABLE: STAND_IN_PRIVATE} if settings.cloud == "k8s" else {}
-    return {**{name: "x" * 48 for name in settings.secrets}, **node}
+    stand_ins = {name: "x" * 48 for name in settings.secret_names()}
+    derived = EdgeSecret("x" * 48).edge_credential(f"http://{STAND_IN_PRIVATE}:{CONTROL_PORT}")
+    return {**stand_ins, EDGE_CREDENTIAL_VARIABLE: derived, **node}
 
 
 STAND_IN_PRIVATE, STAND_IN_PUBLIC = "10.0.0.10", "203.0.113.10"
@@ -447,7 +468,12 @@ def origination_uri(public_ip: str) -> str:
     return f"sip:{public_ip}:{SIP_PORT}"
 
 
-def secrets_of(settings: object) -> dict[str, pulumi.Output[str]]:
-    """What goes into the stack's secret store for the edge (nothing without one)."""
+def secrets_of(settings: object, control_url: pulumi.Input[str] | None) -> dict[str, pulumi.Output[str]]:
+    """What goes into the stack's secret store for the edge (nothing without one): the dispatcher's SIP_EDGE_SECRET,
+    and the edge's own secrets and credentials, derived for `control_url` (the URL SIP_EDGE_URL lists it by)."""
     edge: SipEdgeSettings | None = getattr(settings, "sip_edge", None)
-    return dict(edge.secrets) if edge is not None else {}
+    if edge is None:
+        return {}
+    if control_url is None or edge.deployment_secret is None:
+        raise ValueError("a stack with a SIP edge stores its credentials, derived for its control URL")
+    return {SECRET_VARIABLE: edge.deployment_secret, **edge.secrets, **edge.credentials(control_url)}

@@ -54,7 +54,6 @@ class SipEdgeArgs:
     account_id: str
     network_id: pulumi.Input[str]  # the dispatcher's egress network
     dispatcher_range: str  # the subnetwork Cloud Run's Direct VPC egress sends from
-    secrets: SecretStore
     protect: bool = False  # the stack's `protect`: the address every trunk names
 
 
@@ -122,20 +121,20 @@ class SipEdge(pulumi.ComponentResource):
                                  allows=allows, denies=denies, description=f"sip edge: {rule}",
                                  opts=pulumi.ResourceOptions(parent=self))
 
-    def run(self, *, dispatcher_url: pulumi.Input[str], image: pulumi.Input[str],
+    def run(self, *, secrets: SecretStore, dispatcher_url: pulumi.Input[str], image: pulumi.Input[str],
             repository_id: pulumi.Input[str]) -> None:
         """The VM: its grants, its boot script and the instance on the edge's two addresses."""
         name, args, edge = self._name, self._args, self._args.edge
         child = pulumi.ResourceOptions(parent=self)
         member = pulumi.Output.concat("serviceAccount:", self._account.email)
         names = edge.secret_names()
-        readable = args.secrets.grant_access("sip-edge", member, names)
+        readable = secrets.grant_access("sip-edge", member, names)
         # Artifact Registry grants a repository, not an image: the stack's one repository (the bots'
         # images are in it too, and hold no secret: a bot's keys are Secret Manager's).
         pull = gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id,
                                                         location=args.region, role="roles/artifactregistry.reader",
                                                         member=member, opts=child)
-        versions = [args.secrets.versions[env].name for env in names]
+        versions = [secrets.versions[env].name for env in names]
 
         def script(values: list[str]) -> str:
             url, private_ip, public_ip, image_ref, refs = values[0], values[1], values[2], values[3], values[4:]

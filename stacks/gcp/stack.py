@@ -85,7 +85,18 @@ class GcpStack(pulumi.ComponentResource):
                                             serverless_bots=cfg.bot_runtime == "cloudrun",
                                             name=f"{settings.prefix}-bots" if cfg.bot_runtime == "cloudrun" else None),
                           opts=child)
-        self._stored = stored_secrets(settings, store=cfg.store, store_password=False)  # Memorystore signs in with IAM
+        # The dispatcher's egress network: its store's endpoints, and the SIP edge it may reach.
+        egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, name=f"{settings.prefix}-egress",
+                                                                  depends_on=apis),
+                               opts=child) if cfg.store or settings.sip_edge is not None else None
+        # The edge's address before the secret store: its credentials there are derived for its control URL.
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=settings.sip_edge, project=cfg.project, region=cfg.region, zone=cfg.zone,
+            account_id=account_id(settings.stack, "sip"), network_id=egress.network_id, dispatcher_range=EGRESS_CIDR,
+            protect=settings.protect), opts=after_apis) \
+            if egress is not None and settings.sip_edge is not None else None
+        self._stored = stored_secrets(settings, store=cfg.store, store_password=False,  # Memorystore signs in with IAM
+                                      sip_edge_url=sip_edge.control_url if sip_edge is not None else None)
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=settings.prefix,
             values=self._stored,
@@ -98,16 +109,7 @@ class GcpStack(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
-        # The dispatcher's egress network: its store's endpoints, and the SIP edge it may reach.
-        egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, name=f"{settings.prefix}-egress",
-                                                                  depends_on=apis),
-                               opts=child) if cfg.store or settings.sip_edge is not None else None
         store = self._store(egress, member, apis, after_apis) if egress is not None and cfg.store else None
-        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
-            edge=settings.sip_edge, project=cfg.project, region=cfg.region, zone=cfg.zone,
-            account_id=account_id(settings.stack, "sip"), network_id=egress.network_id, dispatcher_range=EGRESS_CIDR,
-            secrets=secrets, protect=settings.protect), opts=after_apis) \
-            if egress is not None and settings.sip_edge is not None else None
         # The launch grants come first: each release's job binds them (BotJob.grant_run).
         launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
             else bot.grant_run("dispatcher", member)
@@ -137,7 +139,7 @@ class GcpStack(pulumi.ComponentResource):
         dispatcher = Dispatcher(f"{name}-dispatcher", replace(args, depends_on=(*grants, *args.depends_on)),
                                 opts=after_apis)
         if sip_edge is not None:
-            sip_edge.run(dispatcher_url=dispatcher.url, image=images.dispatcher,
+            sip_edge.run(secrets=secrets, dispatcher_url=dispatcher.url, image=images.dispatcher,
                          repository_id=registry.repository.repository_id)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,

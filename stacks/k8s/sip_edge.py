@@ -76,6 +76,12 @@ def namespace_of(dispatcher_namespace: str) -> str:
     return name
 
 
+def control_url_of(namespace: str) -> str:
+    """The edge's control API, by its Service's name: known before anything exists (the dispatcher's deploy does not
+    wait on the Service, and the edge's credentials are derived for it)."""
+    return f"http://{CONTROL_SERVICE}.{namespace}.svc:{CONTROL_PORT}"
+
+
 def sip_edge_ranges(edge: SipEdgeSettings | None) -> list[str]:
     """The edge's public address as a range the bots' egress leaves out (their egress is the internet)."""
     return [] if edge is None or edge.key.public_address is None else [f"{edge.key.public_address}/32"]
@@ -155,9 +161,11 @@ class SipEdge(pulumi.ComponentResource):
         config = pulumi.Output.from_input(args.dispatcher_url).apply(lambda url: render(
             edge, dispatcher_url=url, sip_address=None, public_address=str(edge.key.public_address),
             address_variable=NODE_ADDRESS_VARIABLE))
-        # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it.
+        # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it. Its own secrets
+        # and the credentials derived for its control URL: never the dispatcher's SIP_EDGE_SECRET.
+        own = {**edge.secrets, **edge.credentials(control_url_of(args.namespace))}
         data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
-            variable: pulumi.Output.secret(value) for variable, value in sorted(edge.secrets.items())}}
+            variable: pulumi.Output.secret(value) for variable, value in sorted(own.items())}}
         secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data=data, opts=child)
         self.secret_name = secret.metadata.name
@@ -165,7 +173,7 @@ class SipEdge(pulumi.ComponentResource):
                {"name": "PYTHONPATH", "value": PJSIP_FOLDER},
                {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}},
                *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
-                 for variable in sorted(edge.secrets))]
+                 for variable in sorted(own))]
         ports = [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"},
                  {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
         scratch = {"name": "tmp", "mount_path": SCRATCH}
@@ -220,6 +228,5 @@ class SipEdge(pulumi.ComponentResource):
             "type": "ClusterIP", "selector": selector,
             "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
             opts=child)
-        # From the names, known before anything exists: the dispatcher's deploy does not wait on the Service.
-        self.control_url = f"http://{CONTROL_SERVICE}.{args.namespace}.svc:{CONTROL_PORT}"
+        self.control_url = control_url_of(args.namespace)
         self.register_outputs({})

@@ -72,6 +72,7 @@ from stacks.k8s.recordings import (
 from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.sip_edge import SipEdge, SipEdgeArgs, node_firewall, sip_edge_ranges
+from stacks.k8s.sip_edge import control_url_of as sip_edge_control_url
 from stacks.k8s.sip_edge import namespace_of as sip_edge_namespace
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -275,9 +276,11 @@ class K8sStack(pulumi.ComponentResource):
         # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
         # password the stack's storePassword.
         external_url = {URL_VARIABLE: cfg.store_url} if cfg.store_url is not None else {}
-        stored = {**stored_secrets(settings, store=True, store_password=store is not None), **external_url}
         edge = settings.sip_edge
-        # The edge's control API's and a trunk's price's proof, shared with the dispatcher: none of its other secrets.
+        edge_url = sip_edge_control_url(sip_edge_namespace(cfg.dispatcher_namespace)) if edge is not None else None
+        stored = {**stored_secrets(settings, store=True, store_password=store is not None, sip_edge_url=edge_url),
+                  **external_url}
+        # The deployment secret the edge's credentials are derived from: the dispatcher's alone.
         shared = (SIP_EDGE_SECRET,) if edge is not None else ()
         # The table's secrets (stacks/config/dispatcher_keys.py), each a key of the Secret, by reference (valueFrom).
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher,

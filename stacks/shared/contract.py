@@ -62,8 +62,8 @@ PROFILE_ENV: tuple[str, ...] = ("VOICEFLEET_PROFILE",)
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
                                       REGION_ACCEPTED_SECRET_VARIABLE, *WHATSAPP_SECRET_KEYS.values())
 # And the SIP edge's (stacks/config/sip_edge.py: SIP_EDGE_API_KEY_<name>, SIP_EDGE_DIGEST_<trunk>,
-# SIP_EDGE_SECRET), copies of other keys or made by the stack: removing a trunk, re-mapping a number
-# or turning the edge off deletes them.
+# SIP_EDGE_SECRET and the edge's SIP_EDGE_CREDENTIAL and SIP_EDGE_CONTROL_KEY), copies of other keys or
+# made by the stack: removing a trunk, re-mapping a number or turning the edge off deletes them.
 REMOVABLE_SECRET_PREFIXES: tuple[str, ...] = ("SIP_EDGE_",)
 
 

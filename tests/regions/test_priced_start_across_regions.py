@@ -1,7 +1,7 @@
-"""A SIP call's priced start (the edge's `sip_trunk`, with its SIP_EDGE_SECRET) that the region it reached
-relays to another region (pinned here; a spill or a key's home relays the same way) is taken there on the
-arriving region's signed word: each region's edge has its own secret, and a relay carries none. A
-caller's own copy of that word is believed nowhere."""
+"""A SIP call's priced start (the edge's `sip_trunk`, with its credential derived from SIP_EDGE_SECRET)
+that the region it reached relays to another region (pinned here; a spill or a key's home relays the
+same way) is taken there on the arriving region's signed word: each region's edge has its own secret,
+and a relay carries none. A caller's own copy of that word is believed nowhere."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.regions.signing import EDGE_VOUCHED
 from tests.regions.test_region_peers import regions
 from tests.regions.test_spill_over import AUTH
@@ -31,7 +32,7 @@ def test_a_priced_start_relayed_to_another_region_keeps_its_price_and_a_callers_
         tmp_path: Path) -> None:
     env = {name: {"SIP_EDGE_SECRET": secret} for name, secret in SECRETS.items()}
     with regions(tmp_path, ("eu", "us"), env) as (urls, _):
-        edge = {**AUTH, "X-Voicefleet-Edge-Secret": SECRETS["eu"]}
+        edge = {**AUTH, "X-Voicefleet-Edge-Secret": EdgeSecret(SECRETS["eu"]).edge_credential("http://10.0.0.5:5080")}
         for _ in range(100):  # until eu's polling has found us
             answer = httpx.post(f"{urls['eu']}/start", json={**PRICED, "region": "us"}, headers=edge, timeout=10)
             if answer.status_code != 503:

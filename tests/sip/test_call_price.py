@@ -16,6 +16,7 @@ import pytest
 
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.sipp import run_sipp
 from tests.sip.test_calls import call_id_of, session_of
 from tests.support.http_client import api_client
@@ -32,8 +33,8 @@ TOLERANCE_SECONDS = 1.0  # the dispatcher's answer (the bot's join) and end (the
 def priced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, EdgeProcess]]:
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "SIP_EDGE_SECRET": SECRET}
     with run_dispatcher(tmp_path_factory.mktemp("sip-priced-dispatcher"), env) as dispatcher, \
-            run_edge(dispatcher, tmp_path_factory.mktemp("sip-priced-edge"), env={"EDGE_SECRET": SECRET},
-                     settings='control_secret_env = "EDGE_SECRET"',
+            run_edge(dispatcher, tmp_path_factory.mktemp("sip-priced-edge"), env=edge_keys(SECRET, "http://127.0.0.1:5080"),
+                     settings=KEY_SETTINGS,
                      trunk_settings=f"usd_per_minute = {{ inbound = {USD_PER_MINUTE} }}\n"
                                     "billing_increment_seconds = 1") as edge:
         yield dispatcher, edge

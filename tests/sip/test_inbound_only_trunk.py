@@ -23,7 +23,9 @@ from sipedge import control
 from sipedge.config import load
 from sipedge.edge import Edge
 from tests.dispatcher.phone.test_trunk_calls import listed
+from tests.sip.edge_keys import edge_keys
 from tests.sip.test_outbound_parts import config
+from tests.support.ports import free_port
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 EDGE = """
@@ -46,10 +48,12 @@ CALL = {"to": "+14155550100", "from": "+14155550199", "trunk": "pbx"}
 
 
 async def edge_at(tmp_path: Path, text: str) -> AsyncIterator[str]:
-    edge = Edge(load(config(tmp_path, text, EDGE_SECRET=SECRET)), asyncio.get_running_loop())
+    port = free_port()
+    key = edge_keys(SECRET, f"http://127.0.0.1:{port}")["EDGE_CONTROL_KEY"]  # the one the dispatcher presents it
+    edge = Edge(load(config(tmp_path, text, EDGE_SECRET=key)), asyncio.get_running_loop())
     edge.stack.started.set()  # PJSIP itself is not started: no call could go out
-    api = control.Control(edge, SECRET)
-    server = TestServer(api.app(), host="127.0.0.1")
+    api = control.Control(edge, key)
+    server = TestServer(api.app(), host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")

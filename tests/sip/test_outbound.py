@@ -31,6 +31,7 @@ from click.testing import CliRunner
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import EdgeProcess, run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import RECEIVED, SippRun, run_callee
 from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
@@ -80,11 +81,12 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
               'digest_password_env = "GUARDED_PASSWORD"\n'
               f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n'
               f'\n[[trunk]]\nname = "others"\ntermination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["team-b"]\n')
-    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    settings = f'control_port = {control_port}\n{KEY_SETTINGS}'
+    keys = edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}")  # derived for the URL the dispatcher lists
     try:
         with (run_dispatcher(tmp_path_factory.mktemp("sip-out-dispatcher"), env) as dispatcher,
               run_edge(dispatcher, tmp_path_factory.mktemp("sip-out-edge"), settings=settings, trunks=trunks,
-                       env={"EDGE_SECRET": EDGE_SECRET, "GUARDED_PASSWORD": DIGEST[1]}) as edge):
+                       env={**keys, "GUARDED_PASSWORD": DIGEST[1]}) as edge):
             yield Outbound(dispatcher, edge, callee_port, hooks, control_port)
     finally:
         terminate(receiver)
@@ -325,7 +327,7 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
         for given in ({}, {"Authorization": "Bearer not-the-secret"}):
             assert (await edge.post("/calls", json=order, headers=given)).status_code == 401
             assert (await edge.get("/trunks", headers=given)).status_code == 401
-        signed = {"Authorization": f"Bearer {EDGE_SECRET}"}
+        signed = {"Authorization": f"Bearer {edge_keys(EDGE_SECRET, outbound.control)['EDGE_CONTROL_KEY']}"}
         inbound = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
         assert inbound.status_code == 409 and inbound.json()["error"]["code"] == "trunk_inbound_only", inbound.text
         assert "far, guarded, others, slow" in inbound.json()["error"]["message"]  # the trunks that place calls

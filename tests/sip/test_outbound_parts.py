@@ -49,6 +49,21 @@ def test_an_outbound_trunk_reads_its_password_and_the_control_secret_from_the_en
     assert not trunk.api_keys and not trunk.sources  # it brings no calls in
 
 
+def test_the_edge_presents_its_own_credential_to_the_dispatcher_and_checks_the_control_key(tmp_path: Path) -> None:
+    """Two values, each derived for this edge (docs/sip.md#edge-credentials); a file of an earlier release names
+    the control key alone, which the edge then presents (and a dispatcher refuses, naming edge_credential_env)."""
+    text = OUT.replace('control_secret_env = "EDGE_SECRET"\n',
+                       'control_secret_env = "EDGE_SECRET"\nedge_credential_env = "EDGE_CREDENTIAL"\n')
+    credential = "vfe1." + "c" * 60
+    edge = load(config(tmp_path, text, EDGE_SECRET=SECRET, EDGE_CREDENTIAL=credential, TWILIO_SIP_PASSWORD="pw"))
+    assert (edge.control_secret, edge.dispatcher_credential) == (SECRET, credential)
+    assert credential not in repr(edge)
+    older = load(config(tmp_path, OUT, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw"))
+    assert older.dispatcher_credential == SECRET
+    with pytest.raises(ConfigError, match="not one derived for an edge"):
+        load(config(tmp_path, text, EDGE_SECRET=SECRET, EDGE_CREDENTIAL=SECRET, TWILIO_SIP_PASSWORD="pw"))
+
+
 @pytest.mark.parametrize(("text", "env", "said"), [
     (OUT, {"TWILIO_SIP_PASSWORD": "pw"}, "EDGE_SECRET is unset"),
     (OUT, {"TWILIO_SIP_PASSWORD": "pw", "EDGE_SECRET": "short"}, "at least 32 characters"),

@@ -25,6 +25,8 @@ from sipedge import control
 from sipedge.config import ConfigError, load
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder
+from tests.sip.edge_keys import edge_keys
+from tests.support.ports import free_port
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
 KEY = "vf_trunk_stream_key_0123456789abcdef"
@@ -44,7 +46,11 @@ callers = ["team-a"]
 caller_ids = ["+14155550199"]
 """
 ORDER = {"session_id": "s1", "to": "+14155550100", "from": "+14155550199", "trunk": "far", "caller": "team-a"}
-SIGNED = {"Authorization": f"Bearer {EDGE_SECRET}"}
+
+
+def signed(edge_url: str) -> dict[str, str]:
+    """What the dispatcher presents to the edge at `edge_url`: the control key derived for it."""
+    return {"Authorization": f"Bearer {edge_keys(EDGE_SECRET, edge_url)['EDGE_CONTROL_KEY']}"}
 
 
 @asynccontextmanager
@@ -58,11 +64,13 @@ async def edge_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     monkeypatch.setattr(control, "run_outbound", rings)
     path = tmp_path / "edge.toml"
     path.write_text(EDGE_FILE.format(dispatcher=DISPATCHER))
-    edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+    port = free_port()
+    key = edge_keys(EDGE_SECRET, f"http://127.0.0.1:{port}")["EDGE_CONTROL_KEY"]  # the one the dispatcher presents
+    edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": key}), asyncio.get_running_loop())
     edge.stack.started.set()  # PJSIP itself is not started: no call goes out
-    api = control.Control(edge, EDGE_SECRET)
+    api = control.Control(edge, key)
     try:
-        async with TestServer(api.app(), host="127.0.0.1") as server:
+        async with TestServer(api.app(), host="127.0.0.1", port=port) as server:
             yield str(server.make_url("")).rstrip("/"), taken
     finally:
         await api.close()
@@ -136,9 +144,9 @@ async def test_an_older_edge_without_phone_public_url_is_refused_naming_the_ways
 async def test_the_edge_takes_a_stream_path_or_a_whole_url_at_its_own_dispatcher(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: dict[str, str], opened: str) -> None:
     async with edge_api(tmp_path, monkeypatch) as (edge_url, taken), httpx.AsyncClient(base_url=edge_url) as edge:
-        answer = await edge.post("/calls", json={**ORDER, **given}, headers=SIGNED)
+        answer = await edge.post("/calls", json={**ORDER, **given}, headers=signed(edge_url))
         assert answer.status_code == 202, answer.text
-        listed = await edge.get("/trunks", headers=SIGNED)
+        listed = await edge.get("/trunks", headers=signed(edge_url))
     assert [order.stream_url for order in taken] == [opened]
     assert listed.json()["stream_path"] is True  # the dispatcher hands this edge paths
 
@@ -149,7 +157,7 @@ async def test_the_edge_takes_a_stream_path_or_a_whole_url_at_its_own_dispatcher
 async def test_the_edge_refuses_a_whole_url_at_another_origin_naming_the_origins_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     async with edge_api(tmp_path, monkeypatch) as (edge_url, taken), httpx.AsyncClient(base_url=edge_url) as edge:
-        answer = await edge.post("/calls", json={**ORDER, "stream_url": url}, headers=SIGNED)
+        answer = await edge.post("/calls", json={**ORDER, "stream_url": url}, headers=signed(edge_url))
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "stream_not_at_dispatcher", answer.text
     message = answer.json()["error"]["message"]
     assert "http://dispatcher.internal:8080" in message and "stream_path" in message
@@ -165,7 +173,7 @@ async def test_the_edge_refuses_a_whole_url_at_another_origin_naming_the_origins
 async def test_a_hand_over_without_one_call_stream_is_422(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: dict[str, str]) -> None:
     async with edge_api(tmp_path, monkeypatch) as (edge_url, taken), httpx.AsyncClient(base_url=edge_url) as edge:
-        answer = await edge.post("/calls", json={**ORDER, **given}, headers=SIGNED)
+        answer = await edge.post("/calls", json={**ORDER, **given}, headers=signed(edge_url))
     assert answer.status_code == 422, answer.text
     assert "stream" in answer.json()["error"]["message"]
     assert taken == []

@@ -15,6 +15,7 @@ import pytest
 
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.sip.conftest import run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.test_outbound import (
     DIGEST,
@@ -42,10 +43,11 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
     trunks = (f'\n[[trunk]]\nname = "far"\n{far}\ncps = 50\nring_seconds = 3\n'
               f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 50\ndigest_username = "{DIGEST[0]}"\n'
               'digest_password_env = "GUARDED_PASSWORD"\n')
-    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    settings = f'control_port = {control_port}\n{KEY_SETTINGS}'
+    keys = edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}")  # derived for the URL the dispatcher lists
     with (run_dispatcher(tmp_path_factory.mktemp("sip-out-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-out-edge"), settings=settings, trunks=trunks,
-                   env={"EDGE_SECRET": EDGE_SECRET, "GUARDED_PASSWORD": DIGEST[1]}, workers=2) as edge):
+                   env={**keys, "GUARDED_PASSWORD": DIGEST[1]}, workers=2) as edge):
         yield Outbound(dispatcher, edge, callee_port, tmp_path_factory.mktemp("hooks") / "none.jsonl", control_port)
 
 

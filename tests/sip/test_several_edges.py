@@ -29,6 +29,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.outbound.retry import Backoff
 from dispatcher.phone import trunk_calls
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.relay import relay_call
 from dispatcher.phone.sip_edges import SipEdges, edge_urls
 from dispatcher.phone.sip_transfers import SipTransfers, unshown_to_bot
@@ -49,6 +50,7 @@ from sipedge.dispatcher_link import DispatcherLink
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
 from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
+from tests.sip.edge_keys import edge_keys
 from tests.support.ports import free_port
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -90,10 +92,12 @@ async def real_edges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
         for index in range(count):
             path = tmp_path / f"edge{index}.toml"
             path.write_text(EDGE_FILE.format(control_url=""))
-            edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+            port = free_port()
+            key = edge_keys(EDGE_SECRET, f"http://127.0.0.1:{port}")["EDGE_CONTROL_KEY"]  # the dispatcher's to it
+            edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": key}), asyncio.get_running_loop())
             edge.stack.started.set()  # PJSIP itself is not started: no call goes out
-            api = control.Control(edge, EDGE_SECRET)
-            server = await stack.enter_async_context(TestServer(api.app(), host="127.0.0.1"))
+            api = control.Control(edge, key)
+            server = await stack.enter_async_context(TestServer(api.app(), host="127.0.0.1", port=port))
             stack.push_async_callback(edge.link.close)
             stack.push_async_callback(api.close)
             real = RealEdge(str(server.make_url("")).rstrip("/"), edge)
@@ -356,7 +360,7 @@ async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
         with pytest.raises(ApiError) as refused:
             await transfers.transfer(call, TransferTarget(DESK))
         # A call handed to A (by any replica: the store's record), whose stream says B: A, as recorded, is asked.
-        await SipEdges((a.url, b.url), EDGE_SECRET, timeout=1.0, max_answer_bytes=1024,
+        await SipEdges((a.url, b.url), EdgeSecret(EDGE_SECRET), timeout=1.0, max_answer_bytes=1024,
                        records=records).claim("session-a", a.url, 60.0, "placing-try", needed=True)
         handed = transfers.opened("session-a", "exotel", None, [{"type": "websocket.receive", "text": f}
                                                                 for f in frames])

@@ -24,12 +24,14 @@ from typing import Any
 
 import pytest
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from sipedge.config import load as load_edge
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO
 from sipedge.worker_place import new_token
 from stacks.config.sip_edge import (
-    SECRET_VARIABLE,
+    CONTROL_KEY_VARIABLE,
+    EDGE_CREDENTIAL_VARIABLE,
     SipEdgeSettings,
     api_key_variable,
     edge_environment,
@@ -53,7 +55,7 @@ pytestmark = pytest.mark.slow  # a real dispatcher, the edge, a bot process and 
 
 KEY_NAME = "team-a"  # the dispatcherApiKeys name the number runs as: the edge reads its key from a variable
 KEY = "stack-rendered-edge-key-0123456789"
-SECRET = "stack-rendered-edge-secret-0123456789"  # SIP_EDGE_SECRET, the edge's and the dispatcher's
+SECRET = "stack-rendered-edge-secret-0123456789"  # SIP_EDGE_SECRET, the dispatcher's alone
 USD_PER_MINUTE = 0.6  # inbound; billed by the edge's default increment, a whole minute
 
 
@@ -68,7 +70,7 @@ def carrier_key(rtp_ports: str, **more: Any) -> SipEdgeKey:
 def settings_of(key: SipEdgeKey) -> SipEdgeSettings:
     """The settings `stacks.config.sip_edge.load` makes of `key` (its secret store's variables by name)."""
     low, high = (int(port) for port in key.rtp_ports.split("-"))
-    named: Any = dict.fromkeys((api_key_variable(KEY_NAME), SECRET_VARIABLE))
+    named: Any = dict.fromkeys((api_key_variable(KEY_NAME),))
     return SipEdgeSettings(key, low, high - low + 1, named)
 
 
@@ -106,12 +108,16 @@ async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_strang
     dispatcher = key_dispatcher
     config = tmp_path / "edge.toml"
     variable = NODE_ADDRESS_VARIABLE if form == "node-variable" else None
+    control_port = free_port()
     config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
                              sip_address=None if variable else stranger.host_address,
-                             public_address=stranger.host_address, sip_port=sip_port, control_port=free_port(),
+                             public_address=stranger.host_address, sip_port=sip_port, control_port=control_port,
                              address_variable=variable))
     assert ("sip_address_env" in config.read_text()) == (variable is not None)
-    secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET,  # the stack's secret store's
+    # The stack's secret store's: the edge's credentials derived for its control URL, never SIP_EDGE_SECRET.
+    derived, url = EdgeSecret(SECRET), f"http://{stranger.host_address}:{control_port}"
+    secrets = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
+               CONTROL_KEY_VARIABLE: derived.control_credential(url),
                **({variable: stranger.host_address} if variable else {})}
     with started_edge(config, sip_port, tmp_path, secrets) as edge:
         async with api_client(base_url=dispatcher.base_url, timeout=30,

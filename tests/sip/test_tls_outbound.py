@@ -21,6 +21,7 @@ from tests.phone.test_parrot_websocket import voiced
 from tests.sip.baresip_agent import Baresip, run_baresip
 from tests.sip.certificates import TestCa
 from tests.sip.conftest import EdgeProcess, run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.test_baresip import CALL_SECONDS, RATE, write_caller_wav
 from tests.support.audio import echo_similarity, read_wav
 from tests.support.examples import PARROT
@@ -52,7 +53,7 @@ def secure_trunk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureTru
     control_port, ports = free_port(), {name: free_port_pair(2) for name in ("secure", "pinned")}
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET}
-    settings = (f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"\n'
+    settings = (f'control_port = {control_port}\n{KEY_SETTINGS}\n'
                 f'tls_port = {free_port()}\ntls_certificate_file = "{server.certificate}"\n'
                 f'tls_private_key_file = "{server.private_key}"\ntls_ca_file = "{ca.certificate}"\n'
                 "tls_port_firewalled = true")  # loopback only
@@ -61,7 +62,7 @@ def secure_trunk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureTru
                      for name, port in ports.items())
     with (run_dispatcher(tmp_path_factory.mktemp("sip-tls-out-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-tls-out-edge"), settings=settings, trunks=trunks,
-                   env={"EDGE_SECRET": EDGE_SECRET}) as edge):
+                   env={**edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}")}) as edge):
         yield SecureTrunk(dispatcher, edge, ca, ports)
 
 

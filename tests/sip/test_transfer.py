@@ -26,6 +26,7 @@ from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wai
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import SippRun, run_callee, run_sipp
 from tests.support.audio import Pcm, echo_similarity
@@ -66,7 +67,7 @@ def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str, 
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
            "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com,127.0.0.1",  # the last: the trunk's
            "PHONE_TRANSFER_TIME_LIMIT_SECONDS": str(TIME_LIMIT_SECONDS)}
-    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    settings = f'control_port = {control_port}\n{KEY_SETTINGS}'
     # ring_seconds: the least a bridged person is rung (MIN_RING_SECONDS); a REFER's outcome is waited for 4 + 8 s.
     trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = {MIN_RING_SECONDS:g}\n'
              'destinations = ["+1*"]\n'
@@ -74,7 +75,8 @@ def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str, 
              "billing_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
-                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}, workers=workers) as edge):
+                   trunk_settings=trunk, env=edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}"),
+                   workers=workers) as edge):
         yield Line(dispatcher, edge, person_port, f"http://127.0.0.1:{control_port}")
 
 
@@ -326,7 +328,7 @@ async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line,
         assert (await edge.post("/calls/s1/transfer", json=body)).status_code == 401
         wrong = {"Authorization": "Bearer " + "x" * len(EDGE_SECRET)}
         assert (await edge.post("/calls/s1/transfer", json=body, headers=wrong)).status_code == 401
-        right = {"Authorization": f"Bearer {EDGE_SECRET}"}
+        right = {"Authorization": f"Bearer {edge_keys(EDGE_SECRET, line.control)['EDGE_CONTROL_KEY']}"}
         unknown = await edge.post("/calls/s1/transfer", json=body, headers=right)
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_call", unknown.text
         header = await edge.post("/calls/s1/transfer", headers=right,

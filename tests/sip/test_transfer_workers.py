@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.phone.conftest import wait_active_sessions, wait_for_idle_bot
+from tests.sip.edge_keys import edge_keys
 from tests.sip.loopback_rtp import can_capture
 from tests.sip.test_transfer import (
     DESK,
@@ -96,8 +97,9 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_called_through_t
 async def test_a_session_no_worker_holds_is_404_and_each_control_api_wants_the_secret(line: Line) -> None:
     body = {"to": DESK, "request_id": "r1"}
     async with httpx.AsyncClient(base_url=line.control, timeout=30) as control:
+        key = edge_keys(EDGE_SECRET, line.control)["EDGE_CONTROL_KEY"]  # what the dispatcher presents this edge
         unknown = await control.post("/calls/no-such-session/transfer", json=body,
-                                     headers={"Authorization": f"Bearer {EDGE_SECRET}"})
+                                     headers={"Authorization": f"Bearer {key}"})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_call", unknown.text
         stranger = await control.post("/calls/no-such-session/transfer", json=body)
         assert stranger.status_code == 401, stranger.text

@@ -27,6 +27,7 @@ from tests.phone.test_parrot_websocket import voiced
 from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LONG_BRIEFING, UNANSWERED_LINE
 from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
 from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp
 from tests.sip.sipp import SippRun, run_callee
@@ -70,12 +71,12 @@ def warm_line(tmp_path_factory: pytest.TempPathFactory, workers: int = 1) -> Ite
     env = {**phone_env(reports), "BOT_FILE": str(BRIEFING_BOT),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
            "PHONE_TRANSFER_TARGETS": f"{DESK},127.0.0.1", "PHONE_TRANSFER_TIME_LIMIT_SECONDS": "60"}
-    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    settings = f'control_port = {control_port}\n{KEY_SETTINGS}'
     trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
              f"usd_per_minute = {{ inbound = 0.0085, outbound = {OUTBOUND_USD} }}\nbilling_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("warm-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("warm-edge"), settings=settings, workers=workers,
-                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
+                   trunk_settings=trunk, env={**edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}")}) as edge):
         yield Line(dispatcher, edge, person_port, reports)
 
 

@@ -1,8 +1,8 @@
 """`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or a carrier's Calls API
 (Twilio's, Telnyx's TeXML: docs/phone.md#calling-out), and the SIP edge's two routes for it
-(`SIP_EDGE_SECRET`, never a client's key): the session's status, the outcome, and a bridged transfer's
-person's leg (answered, ended), which the session's telephony line prices, and a warm transfer's steps
-(dispatcher/api/warm_briefing.py). The carriers' callbacks:
+(each edge's own credential, derived from `SIP_EDGE_SECRET`; never a client's key): the session's
+status, the outcome, and a bridged transfer's person's leg (answered, ended), which the session's
+telephony line prices, and a warm transfer's steps (dispatcher/api/warm_briefing.py). The carriers' callbacks:
 dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
 
 The call is placed by dispatcher/api/call_order.py (a campaign's rows are placed there too). The edge
@@ -45,17 +45,25 @@ async def place_call(
     return placed.shown
 
 
-def _edge(request: Request) -> AppState:
+async def _edge(request: Request, session_id: str) -> AppState:
+    """The state, for a request that presents a listed edge's own credential; 403 when the store recorded the
+    session's call at another edge: one edge's credential drives no other edge's calls."""
     state = app_state(request)
-    if state.trunk_calls is None or not state.trunk_calls.is_edge(request.headers.get("authorization")):
-        raise ApiError(401, "unauthorized", "the SIP edge's routes take its secret (SIP_EDGE_SECRET) as a Bearer token")
+    if state.trunk_calls is None:
+        raise ApiError(401, "unauthorized", "the SIP edge's routes need SIP_EDGE_URL and SIP_EDGE_SECRET set "
+                       "(docs/sip.md#edge-credentials)")
+    edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
+    holder = await state.trunk_calls.edges.recorded(session_id)
+    if holder is not None and holder != edge:
+        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call went to another SIP edge: "
+                       "only that edge's credential reports on it")
     return state
 
 
 @router.get("/edge/calls/{session_id}", include_in_schema=False)
 async def call_status(request: Request, session_id: str) -> dict[str, Any]:
     """The session's status for the edge: its INVITE waits for `joined`."""
-    state = _edge(request)
+    state = await _edge(request, session_id)
     session = await state.sessions.get(session_id)
     if session is None:
         raise not_found(session_id)
@@ -65,7 +73,7 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
 @router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
 async def call_outcome(request: Request, session_id: str, outcome: Annotated[CallOutcome, Body()]) -> Response:
     """What the far end answered. Not answered: the session ends, with the outcome as its reason."""
-    state = _edge(request)
+    state = await _edge(request, session_id)
     fields = outcome.model_dump(exclude_none=True)
     if outcome.outcome == "not_placed" and await state.sessions.get(session_id) is None:
         await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
@@ -79,7 +87,7 @@ async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep,
     """A warm transfer's step (dispatcher/api/warm_briefing.py): the bot told to brief the person, to stop, or
     that the person did not answer; `{"spoken": bool}` once it has said its line (or could not). Only for a
     warm transfer under way: else 409 `no_warm_transfer`."""
-    state = _edge(request)
+    state = await _edge(request, session_id)
     await under_way(state, session_id, step)
     if await state.sessions.get(session_id) is None:
         raise not_found(session_id)
@@ -90,7 +98,7 @@ async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep,
 async def bridged_leg(request: Request, session_id: str, leg: Annotated[BridgedLeg, Body()]) -> Response:
     """A bridged transfer's person answered, or hung up: on the session's timeline, after its end (the session
     ended `transferred` at the bridge), so that its cost prices the leg's minutes (usage/telephony_cost.py)."""
-    state = _edge(request)
+    state = await _edge(request, session_id)
     if not await state.sessions.timeline.read(session_id):
         raise not_found(session_id)
     fields = leg.model_dump(exclude_none=True)

@@ -6,6 +6,7 @@ down (nothing listens), one never answers (past the dispatcher's 2 s)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.sip_edge_status import ASK_SECONDS, FRESH_SECONDS, SipEdgeStatus
 from dispatcher.phone.sip_edges import SipEdges
 from dispatcher.settings import Settings
@@ -33,7 +35,8 @@ EDGE_STATUS = {  # the edge's own shape (tests/sip/test_edge_status.py reads it 
 
 
 class StandInEdge:
-    """An edge's control API on a loopback port: `GET /status` answers `body` (with `code`), or never (`silent`)."""
+    """An edge's control API on a loopback port: `GET /status` answers `body` (with `code`), or never (`silent`),
+    to the control key derived from the deployment `secret` for its URL, as an edge of a stack holds."""
 
     def __init__(self, secret: str, body: dict[str, Any], *, silent: bool = False, code: int = 200) -> None:
         self.secret, self.body, self.silent, self.code = secret, body, silent, code
@@ -52,11 +55,13 @@ class StandInEdge:
         return error(404, "not_here", "not served by this stand-in")
 
     async def __aenter__(self) -> StandInEdge:
-        self._runner = web.AppRunner(control_app(self.secret, self._none, self._none, self._none, self._status))
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"  # its key is derived for its URL: known first
+        key = EdgeSecret(self.secret).control_credential(self.url)
+        self._runner = web.AppRunner(control_app(key, self._none, self._none, self._none, self._status))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        await web.SockSite(self._runner, listening).start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -99,7 +104,7 @@ async def test_each_edge_is_answering_with_its_figures_or_says_why_not() -> None
     edges = answer.json()["sip_edges"]
     assert [edge["url"] for edge in edges] == [good.url, other.url, down, slow.url]  # as SIP_EDGE_URL lists them
     assert without_nulls(edges[0]) == {"url": good.url, "answering": True, **EDGE_STATUS}
-    assert edges[1]["answering"] is False and edges[1]["error"].startswith("401: SIP_EDGE_SECRET differs"), edges[1]
+    assert edges[1]["answering"] is False and edges[1]["error"].startswith("401: the edge's control key"), edges[1]
     assert edges[2]["answering"] is False and edges[2]["error"].startswith("not answering: connection refused")
     assert without_nulls(edges[3]) == {"url": slow.url, "answering": False,
                                        "error": f"not answering: no answer within {ASK_SECONDS:g} s"}
@@ -120,7 +125,8 @@ async def test_without_sip_edge_url_the_status_has_no_sip_edges() -> None:
 async def test_the_edges_are_asked_once_in_a_few_seconds_however_often_the_status_is_read() -> None:
     now = [0.0]
     async with StandInEdge(SECRET, EDGE_STATUS) as good:
-        edges = SipEdges((good.url,), SECRET, timeout=5.0, max_answer_bytes=65536, records=LocalFirstClaims())
+        edges = SipEdges((good.url,), EdgeSecret(SECRET), timeout=5.0, max_answer_bytes=65536,
+                         records=LocalFirstClaims())
         view = SipEdgeStatus(edges, clock=lambda: now[0])
         try:
             together = await asyncio.gather(*(view.read() for _ in range(5)))  # a dashboard's pages at once
@@ -136,7 +142,8 @@ async def test_the_edges_are_asked_once_in_a_few_seconds_however_often_the_statu
 
 async def test_an_answer_that_is_not_an_edges_status_is_said_so() -> None:
     async with StandInEdge(SECRET, {"calls": {"in_progress": -1}}) as odd:
-        edges = SipEdges((odd.url,), SECRET, timeout=5.0, max_answer_bytes=65536, records=LocalFirstClaims())
+        edges = SipEdges((odd.url,), EdgeSecret(SECRET), timeout=5.0, max_answer_bytes=65536,
+                         records=LocalFirstClaims())
         try:
             (read,) = await SipEdgeStatus(edges).read()
         finally:

@@ -18,6 +18,7 @@ from dispatcher.api.auth import LOCAL_CALLER
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings, TrunkInfo
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings, SettingsError
@@ -29,6 +30,8 @@ from tests.dispatcher.store.conftest import settings_for
 from tests.support.redis_server import RedisServer, redis_server
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
+EDGE = "http://127.0.0.1:9"
+SIGNED = {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential(EDGE)}"}  # the edge's own credential
 GOOD = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
 
 
@@ -130,8 +133,38 @@ async def test_the_edge_s_routes_refuse_a_request_without_its_secret(api: httpx.
         assert (await api.post("/edge/calls/abc/bridged", json=leg, headers=given)).status_code == 401
 
 
+async def test_the_shared_secret_an_older_edge_presents_is_refused_naming_the_way_out(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/edge/calls/abc", headers={"Authorization": f"Bearer {SECRET}"})
+    assert answer.status_code == 401, answer.text
+    assert "no SIP edge holds any longer" in answer.json()["error"]["message"]
+    assert "edge_credential_env" in answer.json()["error"]["message"]
+
+
+async def test_one_edge_s_credential_drives_no_other_edge_s_call() -> None:
+    """Two listed edges: a session whose call the store recorded at edge A takes A's credential, never B's;
+    a credential derived for an edge SIP_EDGE_URL does not list is refused, however genuine."""
+    a, b = "http://127.0.0.1:9", "http://127.0.0.1:10"
+    app = create_app(Settings(), env={"SIP_EDGE_URL": f"{a},{b}", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    state = app.state.voicefleet
+    await state.trunk_calls.edges.claim("vf_at_a", a, 600, "token", needed=True)
+    secret = EdgeSecret(SECRET)
+    as_edge = {url: {"Authorization": f"Bearer {secret.edge_credential(url)}"} for url in (a, b, "http://10.9.9.9:5080")}
+    outcome = {"outcome": "busy", "trunk": "far"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        by_b = await api.post("/edge/calls/vf_at_a/outcome", json=outcome, headers=as_edge[b])
+        status_by_b = await api.get("/edge/calls/vf_at_a", headers=as_edge[b])
+        status_by_a = await api.get("/edge/calls/vf_at_a", headers=as_edge[a])
+        unlisted = await api.get("/edge/calls/vf_at_a", headers=as_edge["http://10.9.9.9:5080"])
+    await state.aclose()
+    assert by_b.status_code == 403 and by_b.json()["error"]["code"] == "sip_edge_not_holding", by_b.text
+    assert status_by_b.status_code == 403
+    assert status_by_a.status_code == 404, status_by_a.text  # taken as A's: the session itself is unknown here
+    assert unlisted.status_code == 403 and "SIP_EDGE_URL" in unlisted.json()["error"]["message"]
+
+
 async def test_a_bridged_leg_is_taken_from_the_edge_for_a_known_session_only(api: httpx.AsyncClient) -> None:
-    signed = {"Authorization": f"Bearer {SECRET}"}
+    signed = SIGNED
     unknown = await api.post("/edge/calls/abc/bridged", json={"event": "ended", "trunk": "far"}, headers=signed)
     assert unknown.status_code == 404, unknown.text
     priced_too_high = {"event": "answered", "trunk": "far", "usd_per_minute": 25.0}

@@ -1,7 +1,7 @@
 """A SIP call's trunk price is the SIP edge's word alone: `POST /start`'s `sip_trunk` is taken only with
-`SIP_EDGE_SECRET` in `X-Voicefleet-Edge-Secret` (the number's API key it carries is a client's key
-too), refused `403 sip_edge_only` from anyone else, and then rides in the call's signed token; an
-outbound call's price is read from the edge's own list of trunks."""
+the edge's own credential (derived from `SIP_EDGE_SECRET`) in `X-Voicefleet-Edge-Secret` (the number's
+API key it carries is a client's key too), refused `403 sip_edge_only` from anyone else, and then rides
+in the call's signed token; an outbound call's price is read from the edge's own list of trunks."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.trunk_calls import _trunk_info
 from dispatcher.settings import Settings
 from dispatcher.usage.trunk_line import TrunkLine
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
+EDGE = {"X-Voicefleet-Edge-Secret": EdgeSecret(SECRET).edge_credential("http://10.0.0.5:5080")}
 PRICED: dict[str, Any] = {"transport": "exotel", "body": {"call_id": "1@trunk"},
                           "sip_trunk": {"trunk": "twilio", "usd_per_minute": 0.0085}}
 
@@ -33,14 +35,15 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_the_edges_start_with_its_secret_puts_the_trunk_and_price_in_the_calls_token(
         api: httpx.AsyncClient) -> None:
-    answer = await api.post("/start", json=PRICED, headers={"X-Voicefleet-Edge-Secret": SECRET})
+    answer = await api.post("/start", json=PRICED, headers=EDGE)
     assert answer.status_code == 201, answer.text
     grant = api.app.state.voicefleet.phone.tokens.check(answer.json()["token"], "exotel")  # type: ignore[attr-defined]
     assert grant.line == TrunkLine("twilio", "inbound", 0.0085, 60)
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Voicefleet-Edge-Secret": "x" * 44},
-                                     {"Authorization": f"Bearer {SECRET}"}])
+                                     {"Authorization": EDGE["X-Voicefleet-Edge-Secret"]},
+                                     {"X-Voicefleet-Edge-Secret": EdgeSecret(SECRET).control_credential("http://e:1")}])
 async def test_a_price_without_the_edges_secret_is_refused_whoever_sends_it(
         api: httpx.AsyncClient, headers: dict[str, str]) -> None:
     answer = await api.post("/start", json=PRICED, headers=headers)
@@ -49,9 +52,15 @@ async def test_a_price_without_the_edges_secret_is_refused_whoever_sends_it(
     assert error["code"] == "sip_edge_only" and "leave it out" in error["message"]
 
 
+async def test_an_older_edge_s_shared_secret_is_refused_naming_the_way_out(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/start", json=PRICED, headers={"X-Voicefleet-Edge-Secret": SECRET})
+    assert answer.status_code == 403, answer.text
+    assert "no SIP edge holds any longer" in answer.json()["error"]["message"]
+
+
 async def test_a_price_on_a_start_that_is_no_phone_call_is_422(api: httpx.AsyncClient) -> None:
     answer = await api.post("/start", json={**PRICED, "transport": "webrtc"},
-                            headers={"X-Voicefleet-Edge-Secret": SECRET})
+                            headers=EDGE)
     assert answer.status_code == 422, answer.text
     assert "sip_trunk" in answer.json()["error"]["message"]
 
@@ -59,7 +68,7 @@ async def test_a_price_on_a_start_that_is_no_phone_call_is_422(api: httpx.AsyncC
 async def test_a_dispatcher_without_the_edges_secret_refuses_every_price_naming_the_setting() -> None:
     app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
-        answer = await api.post("/start", json=PRICED, headers={"X-Voicefleet-Edge-Secret": SECRET})
+        answer = await api.post("/start", json=PRICED, headers=EDGE)
         plain = await api.post("/start", json={k: v for k, v in PRICED.items() if k != "sip_trunk"})
     await app.state.voicefleet.aclose()
     assert answer.status_code == 403, answer.text
@@ -71,7 +80,7 @@ async def test_a_dispatcher_without_the_edges_secret_refuses_every_price_naming_
                                    {"trunk": "twilio", "usd_per_minute": 0.01, "increment_seconds": 0},
                                    {"trunk": "twilio", "usd_per_minute": 0.01, "other": 1}])
 async def test_a_malformed_price_is_422(api: httpx.AsyncClient, asked: dict[str, Any]) -> None:
-    answer = await api.post("/start", json={**PRICED, "sip_trunk": asked}, headers={"X-Voicefleet-Edge-Secret": SECRET})
+    answer = await api.post("/start", json={**PRICED, "sip_trunk": asked}, headers=EDGE)
     assert answer.status_code == 422, answer.text
 
 

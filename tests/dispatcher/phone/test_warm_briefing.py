@@ -10,6 +10,7 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.sip_transfers import SipTransfers
 from dispatcher.phone.transfer_target import transfer_target
 from dispatcher.phone.trunk_calls import TrunkCallSettings
@@ -18,7 +19,7 @@ from tests.support.dispatcher_server import in_process
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 ENV = {"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET}
-SIGNED = {"Authorization": f"Bearer {SECRET}"}
+SIGNED = {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential('http://127.0.0.1:9')}"}
 
 
 async def test_a_warm_step_needs_the_edges_secret_a_transfer_under_way_a_session_and_a_known_step() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import in_process
@@ -36,7 +37,7 @@ async def test_a_leg_bridged_from_an_unpriced_call_is_in_its_telephony_usd_and_t
             return answer.get("status") in ("ended", "failed") and "cost" in answer
 
         await until(ended, "the session's end", timeout=30)
-        signed = {"Authorization": f"Bearer {SECRET}"}
+        signed = {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential('http://127.0.0.1:9')}"}
         answered = {"event": "answered", "trunk": "twilio", "direction": "outbound", "usd_per_minute": OUTBOUND_USD,
                     "increment_seconds": 60, "time_limit_seconds": 7200}
         for leg in (answered, {"event": "ended", "trunk": "twilio"}):

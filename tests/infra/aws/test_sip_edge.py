@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from stacks.tools.mocks import Run, unwrap
 from stacks.tools.preflight import lifecycle
 from tests.infra.conftest import SECRETS, StackRunner
@@ -85,7 +86,8 @@ def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_al
     assert {e["name"]: e["value"] for e in dispatcher["environment"]}["SIP_EDGE_URL"] == "http://10.0.0.10:5080"
     assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}
     script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
-    assert 'control_address = "10.0.0.10"\ncontrol_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in script
+    assert ('control_address = "10.0.0.10"\ncontrol_port = 5080\ncontrol_secret_env = "SIP_EDGE_CONTROL_KEY"\n'
+            'edge_credential_env = "SIP_EDGE_CREDENTIAL"') in script
     assert "termination_uri" not in script
     assert ("usd_per_minute = { inbound = 0.0085 }" in script) == ("usdPerMinute" in trunk)
 
@@ -106,7 +108,7 @@ def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_i
     (read,) = statements["voicefleet-aws-test-read-sip-edge"]
     assert read["Action"] == ["secretsmanager:GetSecretValue"]
     assert sorted(arn.split(":secret:/voicefleet/aws-test/")[1].rsplit("-", 2)[0] for arn in read["Resource"]) == [
-        "sip-edge-api-key-team-a", "sip-edge-digest-twilio", "sip-edge-secret"]
+        "sip-edge-api-key-team-a", "sip-edge-control-key", "sip-edge-credential", "sip-edge-digest-twilio"]
     login, pull = statements[f"{NAME}-pull"]
     assert (login["Action"], login["Resource"]) == (["ecr:GetAuthorizationToken"], "*")
     assert pull["Resource"].endswith(":repository/voicefleet-aws-test-dispatcher")
@@ -116,13 +118,31 @@ def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_i
 def test_the_store_holds_the_edges_secrets_and_the_dispatcher_takes_only_the_control_one(edge_run: Run) -> None:
     stored = {unwrap(r.inputs["secretString"]) for r in edge_run.of_type(
         "aws:secretsmanager/secretVersion:SecretVersion") if "sip-edge" in r.name}
-    assert {API_KEY, DIGEST} < stored and len(stored) == 3
+    assert {API_KEY, DIGEST} < stored and len(stored) == 5  # and SIP_EDGE_SECRET, the edge's two credentials
     dispatcher = container(edge_run, "-dispatcher")
     env = {e["name"]: e["value"] for e in dispatcher["environment"]}
     assert env["SIP_EDGE_URL"] == "http://10.0.0.10:5080"  # the edge's own interface, inside the VPC
     secrets = {s["name"] for s in dispatcher["secrets"]}
     assert "SIP_EDGE_SECRET" in secrets and not any(s.startswith(("SIP_EDGE_API_KEY", "SIP_EDGE_DIGEST"))
                                                      for s in secrets)
+
+
+def test_the_edge_holds_credentials_derived_for_its_url_and_never_the_deployment_secret(edge_run: Run) -> None:
+    """The host's role reads its own credentials, derived for the URL the dispatcher lists it by; the deployment
+    secret (the dispatcher's SIP_EDGE_SECRET) is in no grant, boot script or credential of the edge's."""
+    versions = {r.name: unwrap(r.inputs["secretString"]) for r in edge_run.of_type(
+        "aws:secretsmanager/secretVersion:SecretVersion")}
+    made = unwrap(next(r for r in edge_run.registrations if r.name == f"{NAME}-secret"
+                       and r.type.endswith("SecretVersion")).inputs)["secretString"]
+    url = {e["name"]: e["value"] for e in container(edge_run, "-dispatcher")["environment"]}["SIP_EDGE_URL"]
+    derived = EdgeSecret(made)
+    assert derived.edge_of(versions["voicefleet-aws-test-sip-edge-credential"]) == url
+    assert versions["voicefleet-aws-test-sip-edge-control-key"] == derived.control_credential(url)
+    (read,) = [json.loads(unwrap(r.inputs["policy"]))["Statement"][0] for r in edge_run.of_type(
+        "aws:iam/rolePolicy:RolePolicy") if r.name == "voicefleet-aws-test-read-sip-edge"]
+    assert not any("/sip-edge-secret" in arn for arn in read["Resource"])
+    instance = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)
+    assert made not in instance["userData"] and "read_secret SIP_EDGE_SECRET" not in instance["userData"]
 
 
 def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_outputs(edge_run: Run) -> None:
@@ -192,7 +212,7 @@ def test_a_secret_read_on_a_later_try_boots_the_edge(edge_run: Run, tmp_path: Pa
              '[ "$n" -ge 2 ] || return 254; echo "value-of-$1"; }')
     booted = _boot_secrets(edge_run, tmp_path, flaky)
     assert booted.returncode == 0 and "the unit is written and started" in booted.stdout, booted.stderr
-    names = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")
+    names = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_CONTROL_KEY", "SIP_EDGE_CREDENTIAL", "SIP_EDGE_DIGEST_TWILIO")
     assert (tmp_path / "secrets.env").read_text() == "".join(f"{name}=value-of-{name}\n" for name in names)
 
 
@@ -234,7 +254,7 @@ def test_a_protected_stack_keeps_the_edges_address_and_may_drop_its_secrets(stac
     secrets, which Pulumi refuses for a protected resource; the Elastic IP every trunk names is kept."""
     run = run_with_edge(stack, protect="true")
     edge_secrets = [r for r in run.of_type("aws:secretsmanager/secret:Secret") if "sip-edge" in r.name]
-    assert len(edge_secrets) == 3 and not any(r.protect for r in edge_secrets)
+    assert len(edge_secrets) == 5 and not any(r.protect for r in edge_secrets)
     assert run.one("aws:ec2/eip:Eip", NAME).protect
     assert run.one("aws:ec2/networkInterface:NetworkInterface", NAME).protect
     assert not run.one("aws:ec2/instance:Instance", NAME).protect  # replaced when its boot script changes

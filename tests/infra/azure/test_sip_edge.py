@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from stacks.azure.network import subnet_ranges
 from stacks.azure.sip_edge import TRIES
 from stacks.shared import sip_edge_host
@@ -127,7 +128,8 @@ def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_al
     env = {e["name"]: e for e in container["env"]}
     assert env["SIP_EDGE_URL"]["value"] == "http://10.60.10.4:5080"
     assert env["SIP_EDGE_SECRET"]["secretRef"] == "sip-edge-secret"  # by reference, from Key Vault
-    assert 'control_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in _script(run)
+    assert ('control_port = 5080\ncontrol_secret_env = "SIP_EDGE_CONTROL_KEY"\n'
+            'edge_credential_env = "SIP_EDGE_CREDENTIAL"') in _script(run)
 
 
 def test_the_identity_reads_the_edges_secrets_and_pulls_the_registry_and_nothing_subscription_wide(
@@ -140,8 +142,9 @@ def test_the_identity_reads_the_edges_secrets_and_pulls_the_registry_and_nothing
     user = "4633458b-17de-408a-b874-0445c86b69e6"  # Key Vault Secrets User
     ids = {r.outputs["id"]: r.name for r in edge_run.of_type("azure-native:keyvault:Secret")}
     secrets = sorted(ids[a["scope"]] for a in mine if a["roleDefinitionId"].endswith(user))
-    assert secrets == ["voicefleet-azure-test-sip-edge-api-key-team-a", "voicefleet-azure-test-sip-edge-digest-twilio",
-                       "voicefleet-azure-test-sip-edge-secret"]
+    # its own two credentials, never the deployment secret they are derived from
+    assert secrets == ["voicefleet-azure-test-sip-edge-api-key-team-a", "voicefleet-azure-test-sip-edge-control-key",
+                       "voicefleet-azure-test-sip-edge-credential", "voicefleet-azure-test-sip-edge-digest-twilio"]
     (pull,) = [a for a in mine if a["roleDefinitionId"].endswith("7f951dda-4ed3-4680-a7ca-43fe172d538d")]  # AcrPull
     assert pull["scope"] == edge_run.one("azure-native:containerregistry:Registry").outputs["id"]
     # Nothing else: no subscription, resource group or vault-wide grant.
@@ -149,6 +152,15 @@ def test_the_identity_reads_the_edges_secrets_and_pulls_the_registry_and_nothing
     # The VM boots once its grants exist (it still retries while they propagate).
     grants = {r.urn for r in edge_run.of_type(ASSIGNMENT) if unwrap(r.inputs)["principalId"] == principal}
     assert grants <= set(edge_run.one(VM, NAME).dependencies)
+
+
+def test_the_edge_holds_credentials_derived_for_its_url_and_never_the_deployment_secret(edge_run: Run) -> None:
+    vault = {r.name: unwrap(r.inputs)["properties"]["value"] for r in edge_run.of_type("azure-native:keyvault:Secret")}
+    made = vault["voicefleet-azure-test-sip-edge-secret"]
+    url = "http://10.60.10.4:5080"  # SIP_EDGE_URL, the dispatcher's (the test above)
+    assert EdgeSecret(made).edge_of(vault["voicefleet-azure-test-sip-edge-credential"]) == url
+    assert vault["voicefleet-azure-test-sip-edge-control-key"] == EdgeSecret(made).control_credential(url)
+    assert "SIP_EDGE_SECRET" not in _script(edge_run)
 
 
 def test_the_vm_is_trusted_launch_without_password_or_ssh_and_holds_no_secret(edge_run: Run) -> None:
@@ -178,7 +190,9 @@ def test_the_edges_file_loads_with_the_edges_own_loader(edge_run: Run, tmp_path:
 
     config = _script(edge_run).split("<<'EDGE'\n", 1)[1].split("EDGE\n", 1)[0]
     (tmp_path / "edge.toml").write_text(config)
-    environment = {name: "x" * 48 for name in ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")}
+    environment = {**{name: "x" * 48 for name in ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_CONTROL_KEY",
+                                                  "SIP_EDGE_DIGEST_TWILIO")},
+                   "SIP_EDGE_CREDENTIAL": EdgeSecret("x" * 48).edge_credential("http://10.60.10.4:5080")}
     loaded = load_edge({CONFIG_VARIABLE: str(tmp_path / "edge.toml"), **environment})
     address = unwrap(edge_run.one("azure-native:network:PublicIPAddress", NAME).outputs)
     assert loaded.sip_address == "10.60.10.4" and loaded.public_address == address["ipAddress"]
@@ -195,7 +209,7 @@ def test_a_protected_stack_keeps_the_static_address_and_may_drop_the_edges_secre
     assert unwrap(address.inputs)["sku"] == {"name": "Standard"}
     assert unwrap(address.inputs)["publicIPAllocationMethod"] == "Static"
     edge_secrets = [r for r in run.of_type("azure-native:keyvault:Secret") if "sip-edge" in r.name]
-    assert len(edge_secrets) == 3 and not any(r.protect for r in edge_secrets)
+    assert len(edge_secrets) == 5 and not any(r.protect for r in edge_secrets)
     vm = run.one(VM, NAME)
     assert not vm.protect and vm.delete_before_replace  # the interface, with both addresses, is one VM's
     unprotected = run_azure_edge(stack)
@@ -249,7 +263,7 @@ def test_fetch_sends_the_token_through_stdin_and_fails_on_a_refusal(edge_run: Ru
     curl = (f'curl() {{ printf "%s\\n" "$*" >> {tmp_path}/args; case "$*" in *Metadata:true*) '
             "echo '{\"access_token\": \"TOKEN-abc\"}';; *) cat > " + f"{tmp_path}/stdin; "
             '[ -n "${REFUSE:-}" ] && return 22; echo \'{"value": "the-secret"}\';; esac; }')
-    body = "\n".join(["set -euo pipefail", curl, functions, 'value=$(fetch SIP_EDGE_SECRET) && echo "got $value"'])
+    body = "\n".join(["set -euo pipefail", curl, functions, 'value=$(fetch SIP_EDGE_CREDENTIAL) && echo "got $value"'])
     read = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=30, check=False)
     assert read.returncode == 0 and read.stdout == "got the-secret\n", read.stderr
     assert (tmp_path / "stdin").read_text() == "Authorization: Bearer TOKEN-abc\n"

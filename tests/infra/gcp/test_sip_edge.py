@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from stacks.gcp.egress_network import EGRESS_CIDR
 from stacks.gcp.sip_edge import EDGE_CIDR, TRIES
 from stacks.shared import sip_edge_host
@@ -32,6 +33,10 @@ from tests.infra.aws.test_sip_edge import (
 )
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.gcp.test_stack import dispatcher_container
+
+# What the edge's host reads: never SIP_EDGE_SECRET.
+NAMES = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_CONTROL_KEY", "SIP_EDGE_CREDENTIAL", "SIP_EDGE_DIGEST_TWILIO")
+CREDENTIAL = EdgeSecret("x" * 48).edge_credential("http://10.0.0.9:5080")  # a stand-in of the right shape
 
 NAME = "voicefleet-gcp-test-sip-edge"
 INSTANCE = "gcp:compute/instance:Instance"
@@ -125,7 +130,8 @@ def test_an_edge_that_only_takes_calls_has_its_control_api_for_the_dispatcher_al
     assert "valueSource" in env["SIP_EDGE_SECRET"]  # by reference
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
     assert unwrap(service.inputs)["template"]["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"  # no store, the edge
-    assert 'control_port = 5080\ncontrol_secret_env = "SIP_EDGE_SECRET"' in _startup(run)
+    assert ('control_port = 5080\ncontrol_secret_env = "SIP_EDGE_CONTROL_KEY"\n'
+            'edge_credential_env = "SIP_EDGE_CREDENTIAL"') in _startup(run)
 
 
 def test_the_vms_account_reads_the_edges_secrets_and_pulls_the_repository_and_nothing_project_wide(
@@ -135,7 +141,9 @@ def test_the_vms_account_reads_the_edges_secrets_and_pulls_the_repository_and_no
     mine = [r for r in edge_run.registrations if unwrap(r.inputs).get("member") == MEMBER]
     secrets = sorted(r.name.removeprefix("voicefleet-gcp-test-").removesuffix("-sip-edge") for r in mine
                      if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember")
-    assert secrets == ["sip-edge-api-key-team-a", "sip-edge-digest-twilio", "sip-edge-secret"]
+    # its own two credentials, never the deployment secret they are derived from
+    assert secrets == ["sip-edge-api-key-team-a", "sip-edge-control-key", "sip-edge-credential",
+                       "sip-edge-digest-twilio"]
     assert {unwrap(r.inputs)["role"] for r in mine if "secretIamMember" in r.type} == {
         "roles/secretmanager.secretAccessor"}
     (pull,) = [unwrap(r.inputs) for r in mine if r.type.endswith("repositoryIamMember:RepositoryIamMember")]
@@ -144,6 +152,19 @@ def test_the_vms_account_reads_the_edges_secrets_and_pulls_the_repository_and_no
     # The VM boots once its grants exist (it still retries while they propagate).
     grants = [r.urn for r in edge_run.registrations if unwrap(r.inputs).get("member") == MEMBER]
     assert set(grants) <= set(edge_run.one(INSTANCE, NAME).dependencies)
+
+
+def test_the_edge_holds_credentials_derived_for_its_url_and_never_the_deployment_secret(edge_run: Run) -> None:
+    made = unwrap(next(r for r in edge_run.registrations if r.name == "voicefleet-gcp-test-sip-edge-secret"
+                       and r.type.endswith("SecretVersion")).inputs)["secretData"]
+    stored = {r.name: unwrap(r.inputs)["secretData"] for r in edge_run.registrations
+              if r.type.endswith("SecretVersion")}
+    url = {e["name"]: e for e in unwrap(dispatcher_container(edge_run)["envs"])}["SIP_EDGE_URL"]["value"]
+    assert EdgeSecret(made).edge_of(stored["voicefleet-gcp-test-sip-edge-credential"]) == url
+    assert stored["voicefleet-gcp-test-sip-edge-control-key"] == EdgeSecret(made).control_credential(url)
+    granted = [r.name for r in edge_run.registrations if unwrap(r.inputs).get("member") == MEMBER]
+    assert granted and not any("sip-edge-secret" in name for name in granted)
+    assert "SIP_EDGE_SECRET" not in _startup(edge_run)
 
 
 def test_the_vm_is_shielded_reached_by_os_login_only_and_holds_no_secret(edge_run: Run) -> None:
@@ -168,7 +189,7 @@ def test_the_edges_file_loads_with_the_edges_own_loader(edge_run: Run, tmp_path:
 
     config = _startup(edge_run).split("<<'EDGE'\n", 1)[1].split("EDGE\n", 1)[0]
     (tmp_path / "edge.toml").write_text(config)
-    environment = {name: "x" * 48 for name in ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")}
+    environment = {**{name: "x" * 48 for name in NAMES}, "SIP_EDGE_CREDENTIAL": CREDENTIAL}
     loaded = load_edge({CONFIG_VARIABLE: str(tmp_path / "edge.toml"), **environment})
     instance = unwrap(edge_run.one(INSTANCE, NAME).inputs)
     (interface,) = instance["networkInterfaces"]
@@ -184,7 +205,7 @@ def test_a_protected_stack_keeps_the_static_address_and_may_drop_the_edges_secre
     run = run_gcp_edge(stack, protect="true")
     assert run.one("gcp:compute/address:Address", NAME).protect
     edge_secrets = [r for r in run.of_type("gcp:secretmanager/secret:Secret") if "sip-edge" in r.name]
-    assert len(edge_secrets) == 3 and not any(r.protect for r in edge_secrets)
+    assert len(edge_secrets) == 5 and not any(r.protect for r in edge_secrets)
     instance = run.one(INSTANCE, NAME)
     assert not instance.protect and instance.delete_before_replace  # each address is one VM's at a time
     unprotected = run_gcp_edge(stack)
@@ -261,12 +282,12 @@ def test_a_reboot_that_cannot_read_a_secret_leaves_the_running_edges_file_whole(
     first = boot_secrets(script, tmp_path, 'fetch() { echo "first-$1"; }')
     assert first.returncode == 0, first.stderr
     booted = (tmp_path / "secrets.env").read_text()
-    names = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")
+    names = NAMES
     assert booted == "".join(f"{name}=first-{name}\n" for name in names)
-    # The next boot reads the first two, then Secret Manager answers 503 for the rest of the retries.
-    outage = 'fetch() { [ "$1" = SIP_EDGE_SECRET ] && return 22; echo "second-$1"; }'
+    # The next boot reads the first three, then Secret Manager answers 503 for the rest of the retries.
+    outage = 'fetch() { [ "$1" = SIP_EDGE_DIGEST_TWILIO ] && return 22; echo "second-$1"; }'
     rebooted = boot_secrets(script, tmp_path, outage)
-    assert rebooted.returncode == 1 and "SIP_EDGE_SECRET could not be read" in rebooted.stderr
+    assert rebooted.returncode == 1 and "SIP_EDGE_DIGEST_TWILIO could not be read" in rebooted.stderr
     assert (tmp_path / "secrets.env").read_text() == booted
     again = boot_secrets(script, tmp_path, 'fetch() { echo "second-$1"; }')  # a boot that reads every one
     assert again.returncode == 0, again.stderr

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.phone.edge_secret import EdgeSecret
 from sipedge.config import load as load_edge
 from sipedge.node_fence import ENDPOINTS
 from stacks.config.reader import SettingsError
@@ -152,9 +153,23 @@ def test_every_secret_reaches_the_edge_by_reference_and_none_is_in_the_pod_spec(
     env = {entry["name"]: entry for entry in edge["env"]}
     assert env[NODE_ADDRESS_VARIABLE]["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
     by_reference = sorted(name for name, entry in env.items() if "secretKeyRef" in entry.get("valueFrom", {}))
-    assert by_reference == ["SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET"]
+    assert by_reference == ["SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_CONTROL_KEY", "SIP_EDGE_CREDENTIAL",
+                            "SIP_EDGE_DIGEST_TWILIO"]
     deployment = json.dumps(unwrap(_named(edge_run, DEPLOYMENT, "sip-edge").inputs))
     assert API_KEY not in deployment and DIGEST not in deployment
+
+
+def test_the_edge_holds_credentials_derived_for_its_url_and_never_the_deployment_secret(edge_run: Run) -> None:
+    """The dispatcher's SIP_EDGE_SECRET is in the dispatcher's Secret alone; the edge's holds the two credentials
+    derived from it for the control URL the dispatcher lists the edge by."""
+    (made,) = {str(unwrap(r.inputs)["stringData"]["SIP_EDGE_SECRET"]) for r in edge_run.of_type(SECRET)
+               if "SIP_EDGE_SECRET" in unwrap(r.inputs).get("stringData", {})}
+    data = _edge_secret(edge_run)
+    url = container_env(edge_run)["SIP_EDGE_URL"]["value"]
+    assert "SIP_EDGE_SECRET" not in data and made not in json.dumps(data)
+    assert EdgeSecret(made).edge_of(data["SIP_EDGE_CREDENTIAL"]) == url
+    assert data["SIP_EDGE_CONTROL_KEY"] == EdgeSecret(made).control_credential(url)
+    assert made not in json.dumps(unwrap(_named(edge_run, DEPLOYMENT, "sip-edge").inputs))
 
 
 def test_the_secret_holds_the_rendered_file_which_the_edges_own_loader_takes(edge_run: Run, tmp_path: Path) -> None:
