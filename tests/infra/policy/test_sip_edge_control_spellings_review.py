@@ -77,3 +77,20 @@ def test_baseline_an_azure_rule_opening_everything_is_refused_as_azure_spells_it
                    "'Allow'/'Inbound'; ARM applies 'allow'/'inbound' as the same rule")
 def test_an_azure_rule_opening_everything_in_lower_case_is_refused() -> None:
     assert _azure_control(**OPEN, access="allow", direction="inbound") != []
+
+
+NIC = "azure-native:network:NetworkInterface"
+
+
+@pytest.mark.xfail(strict=True, reason="the Azure checks select the edge's group by its tag role=sip-edge, not by "
+                   "what the edge's NIC uses: a NIC tagged as the edge's on an untagged group is not read")
+def test_the_azure_edges_nic_on_a_group_the_pack_does_not_read_is_refused() -> None:
+    """stacks/azure/sip_edge.py tags the NIC role=sip-edge too (`_common`) and attaches the group by its id: a
+    group shared with another role, or made without the tag, opens the edge to anyone, and no check looks."""
+    untagged = _resource(NSG, {**_nsg(deny_in=True), "tags": {"role": "shared"}})
+    untagged.props["securityRules"][2] = {**untagged.props["securityRules"][2], **OPEN}
+    nic = _resource(NIC, {"tags": {"role": "sip-edge"}, "networkSecurityGroup": {"id": "group-id"}},
+                    {"networkSecurityGroup": [untagged]})
+    tagged = _resource(NSG, {**untagged.props, "tags": {"role": "sip-edge"}})
+    assert _pack(tagged, nic, _azure_network()) != []  # the same rules on the tagged group are refused (baseline)
+    assert _pack(untagged, nic, _azure_network()) != []
