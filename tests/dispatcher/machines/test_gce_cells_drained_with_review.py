@@ -17,17 +17,10 @@ from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cells import LONG_DRAIN, PROJECTS, cells_env
+from tests.dispatcher.machines.test_gce_cells_shared_project_review import SHARED
+from tests.dispatcher.machines.test_gce_cells_shared_project_review import fake as fake  # noqa: F401  (fixture)
 from tests.fakes.gce import FakeGce
 from tests.support.cells import homed_in
-
-SHARED = PROJECTS["a"]  # listed twice: two zones of one project
-
-
-@pytest.fixture
-def fake(fake_gce: FakeGce) -> FakeGce:
-    for project in PROJECTS.values():
-        fake_gce.add_project(project)
-    return fake_gce
 
 
 def _machines(fake: FakeGce) -> GceCellMachines:
