@@ -29,7 +29,9 @@ MAX_LATENCY_SECONDS = 3_600.0
 MAX_STALLS = 600  # a stall per second: ten minutes of a starved call
 MAX_BLOCKS = 100  # the bot's own blocks of its loop: one is enough to fail a call
 # The bot host's end reasons (bot/lifecycle.py) for a caller who hung up, or a pipeline the bot ended.
-CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished", "bot_closed")
+# Not `bot_closed`: the bot's own close before it answered anyone is its failure (the release judge's
+# dispatcher/sessions/release_outcome.py), not a caller who left.
+CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished")
 _COUNTS = ("caller_turns", "unanswered", "bot_turns", "cut_off")
 
 
