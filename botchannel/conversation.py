@@ -13,8 +13,8 @@ end; `behind` (optional: older bot hosts send none): the bot host's event loop's
 in it], the first `MAX_STALLS` (bot/loop_lag.py), which an eval reads to tell a host short of CPU from
 a slow bot; `blocked` (optional, as `behind`): the times the bot's own code blocked that loop, each as
 [the wall-clock second the block began, the seconds it lasted, the seconds of CPU the loop's thread ran
-in it], the first `MAX_BLOCKS` (bot/own_block.py), which an eval reads as the bot's failure. Bounded,
-whatever the bot sends: a figure set that is not this shape is dropped whole
+in it], at most `MAX_BLOCKS`: the newest and the longest (bot/own_block.py), which an eval reads as the
+bot's failure. Bounded, whatever the bot sends: a figure set that is not this shape is dropped whole
 (`conversation_figures` answers None), never the report it came with.
 """
 
