@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,13 @@ class WorkerWaits:
         return longest
 
 
+def own_cpu_seconds() -> float:
+    """The calling thread's user CPU time: the bot's code running on it. Not `time.thread_time()`, which
+    adds the kernel's time on the thread, and a starved host makes that (page faults, reclaim, run-queue
+    work charged to whoever is on the CPU) without any code of the bot's asking for it."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_utime
+
+
 class LoopLag:
     def __init__(self) -> None:
         self.stalls: list[list[float]] = []  # [wall-clock second, seconds late, seconds waited for a CPU]
@@ -107,11 +115,11 @@ class LoopLag:
             before = waited_for_cpu()  # one read a tick: each tick's end is the next one's start
             workers = WorkerWaits(threading.get_native_id())
             workers.longest()
-            ticked, ran = time.monotonic(), time.thread_time()  # the loop's thread's own CPU time
+            ticked, ran = time.monotonic(), own_cpu_seconds()
             while True:
                 due = time.monotonic() + TICK_SECONDS
                 await asyncio.sleep(TICK_SECONDS)
-                now, running = time.monotonic(), time.thread_time()
+                now, running = time.monotonic(), own_cpu_seconds()
                 self.own_blocks.note(time.time(), now - ticked, running - ran)
                 ticked, ran = now, running
                 after, late = waited_for_cpu(), max(0.0, now - due)

@@ -13,8 +13,8 @@ end; `behind` (optional: older bot hosts send none): the bot host's event loop's
 in it], the first `MAX_STALLS` (bot/loop_lag.py), which an eval reads to tell a host short of CPU from
 a slow bot; `blocked` (optional, as `behind`): the times the bot's own code blocked that loop, each as
 [the wall-clock second the block began, the seconds it lasted, the seconds of CPU the loop's thread ran
-in it], the first `MAX_BLOCKS` (bot/own_block.py), which an eval reads as the bot's failure. Bounded,
-whatever the bot sends: a figure set that is not this shape is dropped whole
+in it], at most `MAX_BLOCKS`: the newest and the longest (bot/own_block.py), which an eval reads as the
+bot's failure. Bounded, whatever the bot sends: a figure set that is not this shape is dropped whole
 (`conversation_figures` answers None), never the report it came with.
 """
 
@@ -29,7 +29,9 @@ MAX_LATENCY_SECONDS = 3_600.0
 MAX_STALLS = 600  # a stall per second: ten minutes of a starved call
 MAX_BLOCKS = 100  # the bot's own blocks of its loop: one is enough to fail a call
 # The bot host's end reasons (bot/lifecycle.py) for a caller who hung up, or a pipeline the bot ended.
-CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished", "bot_closed")
+# Not `bot_closed`: the bot's own close before it answered anyone is its failure (the release judge's
+# dispatcher/sessions/release_outcome.py), not a caller who left.
+CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished")
 _COUNTS = ("caller_turns", "unanswered", "bot_turns", "cut_off")
 
 

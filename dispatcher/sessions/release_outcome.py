@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from botchannel.conversation import conversation_figures
 from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
@@ -101,8 +102,11 @@ def _machine_end(events: list[dict[str, Any]]) -> str | None:
 
 
 # The bot host's own end reasons for a failure of the bot (bot/lifecycle.py): a caller who hung up or
-# never connected is no fault of the release, and happens to every release alike.
-BOT_FAULTS = ("error", "bot_failed", "config_error")
+# never connected is no fault of the release, and happens to every release alike. `bot_blocked`: the
+# bot's own code held its loop until the caller's connection expired (bot/own_block.py).
+BOT_FAULTS = ("error", "bot_failed", "config_error", "bot_blocked")
+# The bot's own code closed its connection (bot/lifecycle.py): its designed goodbye, or a hang-up on its caller.
+BOT_CLOSED = "bot_closed"
 
 
 # The bot host's end reasons for a caller who hung up over the transport (a WebRTC peer gone, a Daily
@@ -121,4 +125,15 @@ def _hung_up_in_first_turn(events: list[dict[str, Any]], talk: Talk | None) -> b
 
 
 def _ended_badly(events: list[dict[str, Any]]) -> bool:
-    return any(e.get("event") == "ended" and e.get("reason") in BOT_FAULTS for e in events)
+    return any(e.get("event") == "ended" and (e.get("reason") in BOT_FAULTS or _closed_unanswered(e))
+               for e in events)
+
+
+def _closed_unanswered(ended: dict[str, Any]) -> bool:
+    """The bot closed the call itself before it answered any caller turn: to a caller who spoke, or
+    without a word of its own. The bot's doing, never the caller's (one key's callers cannot hide it).
+    A goodbye after an answered turn, or an announcement to a caller who never spoke, is its design."""
+    figures = conversation_figures(ended.get("conversation")) if ended.get("reason") == BOT_CLOSED else None
+    if figures is None:
+        return False
+    return not figures["latencies"] and (figures["caller_turns"] > 0 or figures["bot_turns"] == 0)

@@ -19,7 +19,7 @@ Alarms (docs/operations.md says what to check when one fires):
   refused                 minutes; stacks with a SIP edge only
   dispatcher down         the balancer counted no healthy dispatcher task for 3 minutes (AWS/ApplicationELB
                           HealthyHostCount, which the balancer reports while health checks are on, whatever
-                          the dispatcher writes); stacks not drained
+                          the dispatcher writes); a drained stack keeps it with its actions off
 """
 
 from __future__ import annotations
@@ -67,12 +67,16 @@ class ObservabilityArgs:
     store: bool  # several replicas share a coordination store
     alarm_topic_arn: str | None = None
     sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
-    # The dispatcher's target group and balancer (CloudWatch's TargetGroup and LoadBalancer dimensions);
-    # None where no task is meant to run (a drained stack): the dispatcher-down alarm is made with them.
+    # The dispatcher's target group and balancer (CloudWatch's TargetGroup and LoadBalancer dimensions): the
+    # dispatcher-down alarm is made with them.
     dispatcher_targets: Mapping[str, pulumi.Input[str]] | None = None
     # What the dispatcher-down alarm is made after: the service, steady once its tasks passed their checks,
     # so a new stack's alarm does not fire over the minutes its first task takes to start.
     dispatcher_ready: Sequence[pulumi.Resource] = ()
+    # Before a destroy no task is meant to run: the dispatcher-down alarm stays, its actions off, and is
+    # not made after the service. Left out, Pulumi would delete it last, once the service's scale to 0 had
+    # waited for steady state (its tasks draining for minutes, counted unhealthy): it would page meanwhile.
+    drained: bool = False
 
 
 class Observability(pulumi.ComponentResource):
@@ -85,7 +89,8 @@ class Observability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         dashboard = aws.cloudwatch.Dashboard(name, dashboard_name=args.prefix,
                                              dashboard_body=json.dumps(dashboard_body(args)), opts=child)
-        after_dispatcher = pulumi.ResourceOptions(parent=self, depends_on=list(args.dispatcher_ready))
+        after_dispatcher = pulumi.ResourceOptions(parent=self, depends_on=[] if args.drained
+                                                  else list(args.dispatcher_ready))
         alarms = [aws.cloudwatch.MetricAlarm(f"{name}-{key}", **spec,
                                              opts=after_dispatcher if key == DISPATCHER_DOWN else child)
                   for key, spec in alarm_specs(args).items()]
@@ -227,6 +232,8 @@ def alarm_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
             comparison_operator="LessThanThreshold", threshold=1,
             # The balancer reports this metric while health checks are on, traffic or not; none at all means
             # nothing reports it, which is no healthy dispatcher either.
-            treat_missing_data="breaching")
+            treat_missing_data="breaching",
+            # Drained: silent while the tasks drain, and until an `up` without `drain` has a task steady again.
+            **({"actions_enabled": False} if args.drained else {}))
     return specs
 

@@ -113,9 +113,9 @@ class AwsStack(pulumi.ComponentResource):
             prefix=settings.prefix, namespace=settings.metric_namespace, region=cfg.region,
             reserve=self._bot_channel_url is not None, store=store is not None,
             alarm_topic_arn=cfg.alarm_topic_arn, sip_edge=sip_edge is not None,
-            # Drained (before a destroy), no task is meant to answer: no dispatcher-down alarm to page.
-            dispatcher_targets=None if settings.drain else dispatcher.target_group_dimensions,
-            dispatcher_ready=[dispatcher.service]), opts=child)
+            dispatcher_targets=dispatcher.target_group_dimensions, dispatcher_ready=[dispatcher.service],
+            # Drained (before a destroy), no task is meant to answer: the dispatcher-down alarm is silenced.
+            drained=settings.drain), opts=child)
 
         self.outputs = {
             "cloud": "aws",

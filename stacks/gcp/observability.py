@@ -44,6 +44,7 @@ from dispatcher.observability.metric_catalogue import (
     LineMetric,
 )
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.gcp import log_metrics_last_up
 from stacks.shared.dispatcher_alarm import DISPATCHER_DOWN, LINES_MISSING_MINUTES, dispatcher_down_description
 from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
@@ -58,6 +59,9 @@ LINES = "MetricLines"
 NO_POLICIES = ("no alert policies: set `pulumi config set voicefleet:alertPolicies true` and `up` again at "
                "least 10 minutes after this stack's log-based metrics were created (docs/pulumi.md, "
                "First deploy on GCP)")
+NO_DISPATCHER_DOWN_YET = ("no dispatcher-down policy yet: its log-based metric {metric} is new in this `up`, and "
+                          "Cloud Monitoring refuses a policy on a log-based metric younger than about 10 minutes; "
+                          "the next `up`, 10 minutes or more after this one, makes it (docs/operations.md, The alarms)")
 NO_DISPATCHER_DOWN = ("no dispatcher-down policy: with dispatcherMinInstances 0 Cloud Run may keep no instance, "
                       "and an idle dispatcher writes no line, so nothing tells a dispatcher down from one idle; set "
                       "`pulumi config set voicefleet:dispatcherMinInstances 1` for one (docs/operations.md, "
@@ -101,6 +105,7 @@ def promql_name(prefix: str, name: str) -> str:
 class Observability(pulumi.ComponentResource):
     dashboard_url: pulumi.Output[str]
     alert_policy_names: pulumi.Output[list[str]]
+    log_metric_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:Observability", name, None, opts)
@@ -115,8 +120,15 @@ class Observability(pulumi.ComponentResource):
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[monitoring, *metrics])
         dashboard = gcp.monitoring.Dashboard(name, project=args.project,
                                              dashboard_json=json.dumps(dashboard_body(args)), opts=after_metrics)
-        policies = [gcp.monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics)
-                    for key, spec in alert_policy_specs(args).items()] if args.alert_policies else []
+        specs = dict(alert_policy_specs(args)) if args.alert_policies else {}
+        down = specs.pop(DISPATCHER_DOWN, None)
+        names: list[pulumi.Input[str | None]] = [
+            gcp.monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics).display_name
+            for key, spec in specs.items()]
+        if down is not None:
+            # Declared from the last `up`'s outputs, known at a preview (stacks/gcp/log_metrics_last_up.py).
+            names.append(log_metrics_last_up.read(name, self).apply(
+                lambda last: self._dispatcher_down(f"{name}-{DISPATCHER_DOWN}", down, last, after_metrics)))
         if not args.alert_policies:
             pulumi.log.warn(NO_POLICIES, resource=self)
         elif not args.always_running and not args.drained:
@@ -124,8 +136,20 @@ class Observability(pulumi.ComponentResource):
         self.dashboard_url = dashboard.id.apply(
             lambda path: f"https://console.cloud.google.com/monitoring/dashboards/builder/{path.rsplit('/', 1)[-1]}"
                          f"?project={args.project}")
-        self.alert_policy_names = pulumi.Output.all(*[p.display_name for p in policies]).apply(list)
-        self.register_outputs({"dashboard_url": self.dashboard_url, "alert_policy_names": self.alert_policy_names})
+        self.alert_policy_names = pulumi.Output.all(*names).apply(lambda found: [n for n in found if n is not None])
+        # Read back by the next `up`: a policy on a log-based metric waits until it is older than this `up`.
+        self.log_metric_names = pulumi.Output.all(*[m.name for m in metrics]).apply(sorted)
+        self.register_outputs({"dashboard_url": self.dashboard_url, "alert_policy_names": self.alert_policy_names,
+                               "log_metric_names": self.log_metric_names})
+
+    def _dispatcher_down(self, name: str, spec: dict[str, Any], last: log_metrics_last_up.LastUp,
+                         opts: pulumi.ResourceOptions) -> pulumi.Output[str] | None:
+        """The dispatcher-down policy, once its log-based metric is older than this `up`; None before."""
+        metric = log_metric_id(self._args.prefix, LINES)
+        if not last.may_read(metric, spec["display_name"]):
+            pulumi.log.warn(NO_DISPATCHER_DOWN_YET.format(metric=metric), resource=self)
+            return None
+        return gcp.monitoring.AlertPolicy(name, **spec, opts=opts).display_name
 
 
 def _filter(args: ObservabilityArgs, *clauses: str) -> str:

@@ -28,6 +28,7 @@ from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
 from stacks.config.sip_edge import origination_uri
 from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.gcp import log_metrics_last_up
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_job import BotJob, BotJobArgs
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate, BotTemplateArgs
@@ -174,6 +175,8 @@ class GcpStack(pulumi.ComponentResource):
             "drained": settings.drain,
             "dashboardUrl": observability.dashboard_url,
             "alarmNames": observability.alert_policy_names,
+            # Read back by the next `up` (stacks/gcp/log_metrics_last_up.py).
+            log_metrics_last_up.OUTPUT: observability.log_metric_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
             **({"sipEdgeAddress": sip_edge.public_ip,

@@ -70,6 +70,9 @@ def test_a_caller_who_hangs_up_before_an_answer_plays_to_its_end_left_within_the
     assert answered.figures(4.5, "peer_disconnected")["left_in_first_turn"] is False
     unheard = ConversationLog()  # the bot ended it (its idle timeout), not the caller
     assert unheard.figures(30.0, "idle_timeout")["left_in_first_turn"] is False
+    hung_up_on = ConversationLog()  # the bot's own code closed it: no caller who left
+    caller(hung_up_on, 2.0, 3.0)
+    assert hung_up_on.figures(4.0, "bot_closed")["left_in_first_turn"] is False
 
 
 def test_the_figures_travel_with_ended_and_a_malformed_set_is_dropped_not_the_report() -> None:

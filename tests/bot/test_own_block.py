@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 
-from bot.loop_lag import LoopLag
+from bot.loop_lag import LoopLag, own_cpu_seconds
 from bot.own_block import OWN_CPU_SECONDS, OwnBlocks
 from botchannel.conversation import MAX_BLOCKS, conversation_figures
 
@@ -32,9 +31,9 @@ async def blocks_while(hold: asyncio.Future[None] | None = None, *, busy: float 
     lag.start()
     await asyncio.sleep(0.2)
     if busy:  # the planted fault: the bot's own code runs the CPU without yielding to its loop
-        done = time.thread_time() + busy
-        while time.thread_time() < done:
-            pass
+        done = own_cpu_seconds() + busy
+        while own_cpu_seconds() < done:  # Python's own work between reads: user time, as a bot's is
+            sum(range(100_000))
     if hold is not None:
         await hold
     await asyncio.sleep(0.3)
@@ -70,3 +69,16 @@ def test_blocks_reach_the_channel_whole_and_a_malformed_list_drops_the_figures()
     assert conversation_figures(figures) == figures
     for malformed in ([[1.0, 2.0]], [[1.0, -2.0, 1.0]], [[0.0, 1.0, 1.0]] * (MAX_BLOCKS + 1), "31 s"):
         assert conversation_figures({**figures, "blocked": malformed}) is None, malformed
+
+
+def test_a_full_report_keeps_the_longest_and_the_newest_blocks_in_their_order() -> None:
+    """Past MAX_BLOCKS the shortest goes: a long block among many short ones, and the newest, stay."""
+    own = OwnBlocks()
+    for n in range(MAX_BLOCKS):
+        own.note(1_000.0 + 5.0 * n, 1.2 if n != MAX_BLOCKS // 2 else 31.0, 1.1)
+    for n in range(MAX_BLOCKS):  # as many again, a little longer than the first ones
+        own.note(2_000.0 + 5.0 * n, 1.3, 1.2)
+    report = own.report()
+    assert len(report) == MAX_BLOCKS and report == sorted(report)
+    assert [r[1] for r in report].count(31.0) == 1 and report[-1] == [2_000.0 + 5.0 * (MAX_BLOCKS - 1) - 1.3, 1.3, 1.2]
+    assert sum(1 for r in report if r[1] == 1.2) == 0

@@ -1,10 +1,8 @@
 """Review of how the eval lays the bot's own blocks on the call (src/voicefleet/evals/bot_blocked.py): a
 block the bot host reports for after the call was over still turns a lost connection into the bot's
-failure. Strict xfail: fails on the code as merged, passes once fixed."""
+failure. It failed on the code as merged (the last turn owned every second after its start)."""
 
 from __future__ import annotations
-
-import pytest
 
 from voicefleet.evals.bot_blocked import blame_blocks
 from voicefleet.evals.outcome import Block, CallResult, Stall, TurnResult
@@ -26,9 +24,6 @@ def lost_at_turn_two(blocks: list[Block]) -> CallResult:
                                                            began_at=FIRST + 40.0)])
 
 
-@pytest.mark.xfail(strict=True, reason="part_of() gives the last turn every second after its start, with no end: "
-                   "a block the bot host ran after the call was over (its teardown, once the starved connection "
-                   "was already lost) is blamed on that turn, and a starved host's lost connection fails the call")
 def test_a_block_after_the_call_was_over_does_not_fail_a_lost_connection() -> None:
     rules = Rules()
     assert rules.outcome(lost_at_turn_two([])) == "inconclusive"  # the machine alone: nothing proven
@@ -37,3 +32,18 @@ def test_a_block_after_the_call_was_over_does_not_fail_a_lost_connection() -> No
     blame_blocks(after)
     assert after.turns[1].problems == [LOST, HEARD_NOTHING]
     assert rules.outcome(after) == "inconclusive"
+
+
+def test_the_last_turn_ends_at_the_calls_stop_and_a_block_within_it_still_fails_the_call() -> None:
+    """The runner's stop (`ended_at`) ends the last part where it is known: a block in the last turn
+    before it is the bot's failure; one after it, though within the call's length, is no turn's."""
+    rules = Rules()
+    within = lost_at_turn_two([Block(FIRST + 50.0, 31.0, 30.5)])
+    blame_blocks(within)
+    assert within.turns[1].problems[0].startswith("the bot blocked its event loop for 31 s at turn 2")
+    assert rules.outcome(within) == "failed"
+    stopped = lost_at_turn_two([Block(FIRST + 75.0, 1.5, 1.4)])
+    stopped.ended_at = FIRST + 72.0
+    blame_blocks(stopped)
+    assert stopped.turns[1].problems == [LOST, HEARD_NOTHING]
+    assert rules.outcome(stopped) == "inconclusive"

@@ -8,8 +8,9 @@ blocks its own loop (`time.sleep`) runs it late without waiting for a CPU. (A lo
 loaded host waits for a CPU often, a few ms at a time, yet wakes on time: the wait alone says little.)
 A worker thread's wait (a recogniser's, its VAD's) counts in both: its work came that much later.
 
-Each of the call's turns owns the seconds from the caller's start of it to the start of the next (the
-greeting, those before the first turn), laid on the caller's wall clock. A turn's failure is inconclusive
+Each of the call's turns owns the seconds from the caller's start of it to the start of the next, the
+last one's to the call's end (the greeting, those before the first turn), laid on the caller's wall
+clock. A turn's failure is inconclusive
 - an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
   at least as long as the answer was late by; without the wait it may have been in time, while a bot
   slow by design is late by more than its machine held it back, and fails;
@@ -34,10 +35,22 @@ from voicefleet.evals.outcome import CallResult, TurnResult
 DEFAULT_BOT_BEHIND_LIMIT = 2.0
 
 
-def part_of(result: CallResult, at: float) -> int:
-    """The part of the call wall second `at` falls in: 0 before its first turn, then each turn's number."""
+def part_of(result: CallResult, at: float) -> int | None:
+    """The part of the call wall second `at` falls in: 0 before its first turn, then each turn's number;
+    None once the call was over (what its bot host did after, its teardown, is no turn's)."""
+    if at >= call_over_at(result):
+        return None
     starts = [*(t.began_at if t.began_at is not None else math.inf for t in result.turns), math.inf]
     return next(i for i, start in enumerate(starts) if at < start)
+
+
+def call_over_at(result: CallResult) -> float:
+    """The wall second the call was over: its stop (`ended_at`), else, at the latest, its first turn's start
+    plus the call's whole length (which began before it); unknown (never) without either."""
+    if result.ended_at is not None:
+        return result.ended_at
+    began = [t.began_at for t in result.turns if t.began_at is not None]
+    return min(began) + result.seconds if began and result.seconds > 0 else math.inf
 
 
 def behind_by_part(result: CallResult) -> list[float]:
@@ -45,7 +58,8 @@ def behind_by_part(result: CallResult) -> list[float]:
     turn, then each turn's."""
     behind = [0.0] * (len(result.turns) + 1)
     for stall in result.bot_stalls or []:
-        behind[part_of(result, stall.at)] += min(stall.late, stall.waited)
+        if (part := part_of(result, stall.at)) is not None:
+            behind[part] += min(stall.late, stall.waited)
     return behind
 
 

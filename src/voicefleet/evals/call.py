@@ -79,6 +79,7 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
         _free(phases, talked)
         with phases.timed("stop"):
             await _stop(target, http, result)
+            result.ended_at = wall_clock(time.monotonic())
             if not result.interrupted:  # the bot host reports its figures as its session ends
                 with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C now: the call is reported without them
                     figures = await bot_figures(target, http, result.session_id)

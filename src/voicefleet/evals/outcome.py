@@ -62,6 +62,7 @@ class CallResult:
     bot_stalls: list[Stall] | None = None  # where the bot host's machine held it back, from the session's end
     bot_blocks: list[Block] | None = None  # where the bot's own code blocked its host's loop (bot_blocked.py)
     lost_at: int | None = None  # the turn under which the call's connection was lost, not ended (call_end.py)
+    ended_at: float | None = None  # the wall-clock second the call's session was stopped: its last part's end
 
     def keeps_time(self) -> bool:
         """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its

@@ -7,8 +7,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import pytest
-
 from tests.dispatcher.releases.test_caller_hang_ups import FIGURES, _drawn, _judge, _timeline
 
 T0 = 1_800_000_000.0
@@ -36,10 +34,6 @@ def test_the_same_canary_ending_its_sessions_as_an_error_is_rolled_back() -> Non
     assert breach is not None and breach.signal == "failures"
 
 
-@pytest.mark.xfail(strict=True, reason="release_outcome.BOT_FAULTS is ('error', 'bot_failed', 'config_error'): "
-                   "`bot_blocked`, which the host now reports only when the bot's OWN code held the loop, is no bot "
-                   "error, a 45-s session is not 'ended early' (< 5 s) and nothing was left unanswered, so a canary "
-                   "dropping 30 % of its callers mid-call is healthy")
 def test_a_canary_whose_own_blocks_drop_its_callers_is_rolled_back() -> None:
     breach = _judge(_canary_dropping("bot_blocked")).verdict("next", "stable")
     assert breach is not None and breach.signal == "failures", breach
@@ -50,10 +44,6 @@ def test_a_canary_whose_own_blocks_drop_its_callers_is_rolled_back() -> None:
 CLOSED_FIRST = {**FIGURES, "caller_turns": 1, "bot_turns": 0, "latencies": [], "left_in_first_turn": True}
 
 
-@pytest.mark.xfail(strict=True, reason="CALLER_ENDS holds `bot_closed`, so the bot's own close before any answer "
-                   "is `left_in_first_turn`, a CALLER-led signal (one_key.py drops a large key's sessions from it), "
-                   "and 8 s is no early end: a canary that hangs up on one big key's callers (that key's start "
-                   "body, say) passes as 'one key's doing', though the host said the bot closed it")
 def test_a_canary_that_hangs_up_on_one_keys_callers_before_answering_is_rolled_back() -> None:
     rng = random.Random(13)
     sessions = []

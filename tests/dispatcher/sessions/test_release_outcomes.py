@@ -105,6 +105,25 @@ def test_a_hang_up_after_the_first_exchange_was_over_is_still_an_early_end() -> 
     assert outcome is not None and outcome.failure == "ended early"
 
 
+def test_the_bots_own_close_before_it_answered_anyone_is_its_failure_and_its_goodbye_is_not() -> None:
+    """`bot_closed` is the bot's own code: before any answer (a caller who spoke, or no word of its
+    own) it is the bot's failure, whatever the host's figures say of the caller; after an answered
+    turn it is the bot's designed goodbye, judged as any end (here long after joining)."""
+    unanswered = {**FIRST_TURN, "caller_turns": 1, "bot_turns": 0}
+    for figures in (unanswered, {**unanswered, "caller_turns": 0}, {**unanswered, "left_in_first_turn": False}):
+        outcome = outcome_of(_hung_up("bot_closed", figures))
+        assert outcome is not None and outcome.failure == "bot error", figures
+    exchanged = {**FIRST_TURN, "caller_turns": 2, "bot_turns": 3, "latencies": [0.5, 0.6],
+                 "left_in_first_turn": False}
+    goodbye = [dict(e, at=130.0) if e["event"] in ("ended", "machine_ended") else e
+               for e in _hung_up("bot_closed", exchanged)]
+    announced = [dict(e, at=130.0) if e["event"] in ("ended", "machine_ended") else e
+                 for e in _hung_up("bot_closed", {**FIRST_TURN, "left_in_first_turn": False})]
+    for events in (goodbye, announced):
+        outcome = outcome_of(events)
+        assert outcome is not None and outcome.failure is None
+
+
 def test_a_timeline_without_a_release_is_not_judged() -> None:
     assert outcome_of(timeline(("requested", 1.0, {}), ("ended", 9.0, {}))) is None
 

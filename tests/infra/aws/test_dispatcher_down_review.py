@@ -1,9 +1,7 @@
 """Review of the AWS dispatcher-down alarm (stacks/aws/observability.py): the drain `up` before a destroy
-pages it. Strict xfail: fails on the code as merged, passes once fixed."""
+paged it. It failed on the code as merged (the alarm left out of a drained program)."""
 
 from __future__ import annotations
-
-import pytest
 
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_observability import ALARM, alarms
@@ -12,10 +10,6 @@ from tests.infra.conftest import StackRunner
 DOWN = "voicefleet-aws-test-dispatcher-down"
 
 
-@pytest.mark.xfail(strict=True, reason="drain leaves the alarm out of the program, so Pulumi deletes it only after "
-                   "every other step, i.e. after the ECS service's scale to 0 has waited for steady state (its "
-                   "targets draining for the deregistration delay, maxSessionSeconds + 60): HealthyHostCount is 0 "
-                   "from the first second of the drain, treat_missing_data=breaching, so it pages after 3 minutes")
 def test_a_drain_up_cannot_page_dispatcher_down_while_its_tasks_drain(stack: StackRunner) -> None:
     drained = stack("aws", drain="true")
     service = drained.one("aws:ecs/service:Service")

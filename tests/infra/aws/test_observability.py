@@ -127,9 +127,11 @@ def test_a_dispatcher_with_no_healthy_task_pages_whatever_its_lines_say(stack: S
     assert run.one("aws:ecs/service:Service").urn in made.depends_on
 
 
-def test_a_drained_stack_has_no_dispatcher_down_alarm(stack: StackRunner) -> None:
-    """Drained before a destroy, no task is meant to run: the alarm would page for the drain itself."""
-    assert "voicefleet-aws-test-dispatcher-down" in alarms(stack("aws"))
-    drained = stack("aws", drain="true")
+def test_a_drained_stack_keeps_its_dispatcher_down_alarm_silent(stack: StackRunner) -> None:
+    """Drained before a destroy, no task is meant to run: the alarm would page for the drain itself, so its
+    actions are off; an `up` without `drain` turns them on again."""
+    up = alarms(stack("aws", alarmTopicArn=TOPIC))["voicefleet-aws-test-dispatcher-down"]
+    assert up.get("actionsEnabled", True) is True and up["alarmActions"] == [TOPIC]
+    drained = stack("aws", drain="true", alarmTopicArn=TOPIC)
     assert unwrap(drained.one("aws:ecs/service:Service").inputs)["desiredCount"] == 0
-    assert "voicefleet-aws-test-dispatcher-down" not in alarms(drained)
+    assert alarms(drained)["voicefleet-aws-test-dispatcher-down"]["actionsEnabled"] is False

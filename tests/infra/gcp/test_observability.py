@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -34,6 +35,13 @@ def with_reserve_and_store(stack: StackRunner, **overrides: str) -> Run:
     # The channel gives a reserve; more than one instance with it, a shared store (Memorystore).
     return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, dispatcherMaxInstances="2",
                  **{"alertPolicies": "true", **overrides})
+
+
+def second_up(up: Callable[..., Run]) -> Run:
+    """The stack's second `up` (`up` run again with the first's outputs as its last): a policy on a log-based
+    metric waits for the metric to be older than the `up` (stacks/gcp/log_metrics_last_up.py)."""
+    first = up()
+    return up(previous=unwrap(first.completed[first.one("voicefleet:gcp:GcpStack").urn]))
 
 
 def policies(run: Run) -> dict[str, dict]:
@@ -74,7 +82,8 @@ def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None
 
 
 def test_dashboard_and_policies_read_only_those_metrics(stack: StackRunner) -> None:
-    run = with_reserve_and_store(stack, dispatcherMinInstances="1")  # an instance always kept: dispatcher-down too
+    # An instance always kept: dispatcher-down too, at the second `up`.
+    run = second_up(lambda **last: with_reserve_and_store(stack, dispatcherMinInstances="1", **last))
     found = policies(run)
     assert sorted(found) == [f"{PREFIX}-{n}" for n in ("dispatcher-down", "reserve-empty", "start-failure-rate",
                                                        "store-down", "time-to-ready-p95")]
@@ -174,8 +183,8 @@ def test_a_dispatcher_always_running_that_writes_no_line_for_5_minutes_is_paged(
     """With an instance always kept (and its CPU always on) a line arrives every minute: none from any
     instance for 5 minutes is a dispatcher down, which the edge's and store's policies cannot see (a PromQL
     query without data fires nothing). The lines are counted by a log-based metric of their own."""
-    run = run_gcp_edge(stack, alertPolicies="true", dispatcherMinInstances="1",
-                       alarmNotificationChannels=json.dumps([CHANNEL]))
+    run = second_up(lambda **last: run_gcp_edge(stack, alertPolicies="true", dispatcherMinInstances="1",
+                                                alarmNotificationChannels=json.dumps([CHANNEL]), **last))
     metrics = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in run.of_type(LOG_METRIC)}
     lines = metrics[f"{PREFIX}-metric-lines"]
     # Every line of this dispatcher's (the others' filter, with no member required), counted.
@@ -204,8 +213,10 @@ def test_no_dispatcher_down_policy_where_no_instance_is_meant_to_run(
         stack: StackRunner, config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Scaled to zero an idle dispatcher writes no line, as a dispatcher down does; drained, none runs.
     Scaled to zero, `up` says so and how to have one; drained, it says nothing of it."""
-    assert f"{PREFIX}-dispatcher-down" in policies(stack("gcp", alertPolicies="true", dispatcherMinInstances="1"))
+    assert f"{PREFIX}-dispatcher-down" in policies(second_up(
+        lambda **last: stack("gcp", alertPolicies="true", dispatcherMinInstances="1", **last)))
     warned: list[str] = []
     monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
-    assert f"{PREFIX}-dispatcher-down" not in policies(stack("gcp", alertPolicies="true", **config))
+    assert f"{PREFIX}-dispatcher-down" not in policies(second_up(
+        lambda **last: stack("gcp", alertPolicies="true", **config, **last)))
     assert (NO_DISPATCHER_DOWN in warned) == ("drain" not in config)
