@@ -6,6 +6,7 @@ unanswered, busy or hung up, each step's status callback signed and sent to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -21,7 +22,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks, record_status
+from dispatcher.phone.twilio_warm import HANG_UP, TwilioWarm, WarmCallbacks, briefed, record_status
 from dispatcher.settings import Settings
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.placed_calls import PUBLIC, twilio_placing
@@ -159,13 +160,27 @@ async def test_the_person_hanging_up_during_the_briefing_is_person_left(setup: S
     assert setup.caller.twiml == [] and setup.twilio.conferences == {}
 
 
-async def test_a_create_whose_answer_was_lost_is_found_and_cancelled_never_left_ringing(setup: Setup) -> None:
+async def test_a_create_whose_answer_was_lost_is_found_by_its_callback_and_cancelled(setup: Setup) -> None:
+    async def rings(call: PlacedCall) -> None:  # its status callbacks reach the dispatcher before the create's 504
+        assert all(a.status_code == 204 for a in await setup.twilio.ring(call.sid))
+
+    setup.twilio.before_answer = rings
     setup.twilio.queued_but_answered = 504  # Twilio placed the call; its answer never came back
     error = await refused(warm(setup))
     assert (error.status, error.code) == (503, "carrier_unavailable")
     person = setup.twilio.placed[0]
-    assert person.status == "canceled" and setup.twilio.calls_to("GET", "Calls.json")
-    assert setup.caller.twiml == []
+    assert person.status == "canceled" and setup.caller.twiml == []
+    assert not setup.twilio.calls_to("GET", "Calls.json")  # never looked for by its numbers: another's may match
+
+
+async def test_a_lost_create_s_call_whose_first_callback_comes_late_is_cancelled_then(setup: Setup) -> None:
+    setup.twilio.queued_but_answered = 504
+    error = await refused(warm(setup))
+    assert (error.status, error.code) == (503, "carrier_unavailable")
+    person = setup.twilio.placed[0]
+    assert person.status == "queued"  # nothing named it yet: no call is ended on a guess
+    assert all(a.status_code == 204 for a in await setup.twilio.ring(person.sid))  # its callbacks, late
+    assert person.status == "canceled"  # the transfer was given up: the status route ended it
 
 
 async def test_a_warm_transfer_of_a_telnyx_call_is_still_refused(setup: Setup) -> None:
@@ -242,3 +257,27 @@ async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_
     assert consulted.sid == person.sid
     assert person.twiml and "<Conference" in person.twiml[-1] and f"vf-warm-{consulted.transfer}" in person.twiml[-1]
     assert twilio.conferences == {f"vf-warm-{consulted.transfer}": {person.sid}}  # the caller's update follows
+
+
+async def test_an_answered_person_whose_transfer_is_cancelled_mid_wait_is_hung_up(twilio: FakeTwilioCalls) -> None:
+    """The replica stops while the person hears the briefing: nobody will join the caller, so their call is ended.
+    An answered call takes `completed` only (Twilio's `canceled` leaves it up: the strict fake does the same)."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    records = LocalFirstClaims()
+    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    caller = twilio.live_call("CA" + "f" * 32)
+    task = asyncio.create_task(consult.consult(caller.sid, "s-stop", TransferTarget(DESK, "warm", SUMMARY), 3600,
+                                               asyncio.get_running_loop().time() + WAIT))
+    try:
+        person = await consult_call(twilio)
+        person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
+        transfer = (person.one("StatusCallback") or "").split("/")[-3]
+        await record_status(records, transfer, person.sid, "in-progress")
+        assert (await rest.update(person.sid, status="canceled"))["status"] == "in-progress"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await rest.aclose()
+    assert person.status == "completed"
+    assert await briefed(records, transfer) == HANG_UP  # its briefing's <Redirect>, at any replica: hung up
