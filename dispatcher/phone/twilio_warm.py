@@ -17,6 +17,8 @@ transfer's id) and the replica waiting on the transfer reads it there. Who decid
 the transfer's `outcome`: `briefed` (the `<Redirect>` came) or `given_up` (the wait ended first): a
 `<Redirect>` that comes after a give-up is answered `<Hangup/>`, and a status callback of a given-up
 transfer's call still ringing cancels it, so no person is left ringing for a caller who is no longer there.
+The waiting replica renews a short mark (`waiting`, `WAITING_SECONDS`) every poll: a callback or `<Redirect>`
+that finds it gone (that replica was killed) gives the transfer up itself.
 
 Unanswered (`no-answer`, `canceled`, `failed`), `busy`, or hung up before the briefing ended: the consult
 call is ended (`Status=canceled` while it rings, `completed` once answered), the caller never left the bot,
@@ -59,10 +61,11 @@ POLL_SECONDS = 0.2  # the waiting replica reads the callbacks' records this ofte
 CREATE_SECONDS = 6.0  # the create, its one retry on a 429 included
 FOUND_SECONDS = 2.0  # after a lost create: how long its `initiated` callback may take to name the call
 KEPT_SECONDS = 120.0  # a transfer's records: past its whole wait, and a late callback's
+WAITING_SECONDS = 5.0  # the waiter's mark, renewed every poll: a replica silent this long waits no more
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 RINGING = frozenset({"queued", "initiated", "ringing"})
 ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-BRIEFED, GIVEN_UP = "briefed", "given_up"
+BRIEFED, GIVEN_UP, WAITING = "briefed", "given_up", "waiting"
 PATH = "/phone/twilio/warm/{session_id}/{transfer}/{mac}/{what}"
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -160,6 +163,12 @@ class TwilioWarm:
                 ("Twiml", consult_twiml(line, self._callbacks.url(session_id, transfer, "briefed"))),
                 ("StatusCallback", self._callbacks.url(session_id, transfer, "status")),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
+        try:  # marked before the call exists, so that its every callback finds someone waiting for it
+            await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the store did not answer, so the call to the person could not "
+                           "be followed: nobody was called and the caller is still with the bot; try again",
+                           retry_after=1.0) from None
         sid: str | None = None
         try:
             try:
@@ -239,6 +248,8 @@ class TwilioWarm:
                 raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
                                "to the person is ended")
             try:
+                if not await self._records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS):
+                    await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
                 ended = await self._records.held(record_key(transfer, "ended"))
                 outcome = await self._records.held(record_key(transfer, "outcome"))
                 answered = await self._records.held(record_key(transfer, "answered"))
@@ -249,6 +260,10 @@ class TwilioWarm:
                 raise _person_gone(ended, answered is not None)
             if outcome == BRIEFED:
                 return
+            if outcome == GIVEN_UP:  # by a callback that found no mark: the store lost this wait's for a while
+                await self.hang_up(sid, answered=answered is not None)
+                raise ApiError(409, "person_unanswered", "the transfer was given up while the store did not answer; "
+                               "the call to the person is ended and the caller is still with the bot")
             if loop.time() >= wait_until:
                 break
             await asyncio.sleep(self._poll)
@@ -323,11 +338,22 @@ async def record_status(records: FirstClaims, transfer: str, sid: str, status: s
         await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
     if status in ENDED:
         await records.first(record_key(transfer, "ended"), status, KEPT_SECONDS)
-    return await records.held(record_key(transfer, "outcome"))
+    outcome = await records.held(record_key(transfer, "outcome"))
+    return outcome if outcome is not None else await _unless_abandoned(records, transfer)
 
 
 async def briefed(records: FirstClaims, transfer: str) -> str:
-    """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first."""
+    """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first (or its
+    waiter is gone: nobody would join the person there)."""
+    await _unless_abandoned(records, transfer)
     outcome = await records.first(record_key(transfer, "outcome"), BRIEFED, KEPT_SECONDS)
     return conference_twiml(transfer) if outcome == BRIEFED else HANG_UP
+
+
+async def _unless_abandoned(records: FirstClaims, transfer: str) -> str | None:
+    """The transfer given up (its outcome, as first claimed) when no replica renews its mark of waiting for it
+    (killed mid-wait); None while one does."""
+    if await records.held(record_key(transfer, "waiting")) is not None:
+        return None
+    return await records.first(record_key(transfer, "outcome"), GIVEN_UP, KEPT_SECONDS)
 

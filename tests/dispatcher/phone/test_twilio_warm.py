@@ -22,7 +22,17 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_warm import HANG_UP, TwilioWarm, WarmCallbacks, briefed, record_status
+from dispatcher.phone.twilio_warm import (
+    GIVEN_UP,
+    HANG_UP,
+    WAITING,
+    WAITING_SECONDS,
+    TwilioWarm,
+    WarmCallbacks,
+    briefed,
+    record_key,
+    record_status,
+)
 from dispatcher.settings import Settings
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.placed_calls import PUBLIC, twilio_placing
@@ -281,3 +291,17 @@ async def test_an_answered_person_whose_transfer_is_cancelled_mid_wait_is_hung_u
         await rest.aclose()
     assert person.status == "completed"
     assert await briefed(records, transfer) == HANG_UP  # its briefing's <Redirect>, at any replica: hung up
+
+
+async def test_a_transfer_whose_waiting_replica_was_killed_is_given_up_at_its_next_callback() -> None:
+    """A replica killed mid-wait renews its mark no more: the person's next status callback (the route then ends
+    the call) or their briefing's `<Redirect>` (answered with a hang-up), at any replica, gives the transfer up."""
+    now = [0.0]
+    records = LocalFirstClaims(clock=lambda: now[0])
+    transfer, sid = "a" * 32, "CA" + "1" * 32
+    await records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # as the waiter marks it
+    assert await record_status(records, transfer, sid, "ringing") is None  # someone waits: nothing decided
+    assert await records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # its poll renews it
+    now[0] += WAITING_SECONDS + 1.0  # killed: nobody renews it
+    assert await record_status(records, transfer, sid, "in-progress") == GIVEN_UP
+    assert await briefed(records, transfer) == HANG_UP
