@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from dispatcher.phone.twilio_warm import (
     HANG_UP,
     WAITING,
     WAITING_SECONDS,
+    Consulted,
     TwilioWarm,
     WarmCallbacks,
     briefed,
@@ -97,6 +99,17 @@ async def consult_call(twilio: FakeTwilioCalls) -> PlacedCall:
         while not twilio.placed:
             await asyncio.sleep(0.02)
     return twilio.placed[0]
+
+
+def consulting(twilio: FakeTwilioCalls, records: LocalFirstClaims,
+               session_id: str) -> tuple[TwilioCalls, asyncio.Task[Consulted]]:
+    """A new caller's warm transfer straight through `TwilioWarm` (no app): its REST client, for the test to
+    close, and the consult under way."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    caller = twilio.live_call("CA" + uuid.uuid4().hex)
+    return rest, asyncio.create_task(consult.consult(caller.sid, session_id, TransferTarget(DESK, "warm", SUMMARY),
+                                                     3600, asyncio.get_running_loop().time() + WAIT))
 
 
 async def refused(task: asyncio.Task[dict[str, Any]]) -> ApiError:
@@ -272,12 +285,8 @@ async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_
 async def test_an_answered_person_whose_transfer_is_cancelled_mid_wait_is_hung_up(twilio: FakeTwilioCalls) -> None:
     """The replica stops while the person hears the briefing: nobody will join the caller, so their call is ended.
     An answered call takes `completed` only (Twilio's `canceled` leaves it up: the strict fake does the same)."""
-    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
     records = LocalFirstClaims()
-    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
-    caller = twilio.live_call("CA" + "f" * 32)
-    task = asyncio.create_task(consult.consult(caller.sid, "s-stop", TransferTarget(DESK, "warm", SUMMARY), 3600,
-                                               asyncio.get_running_loop().time() + WAIT))
+    rest, task = consulting(twilio, records, "s-stop")
     try:
         person = await consult_call(twilio)
         person.status = "in-progress"  # answered, its status callback kept (what the route does with it)

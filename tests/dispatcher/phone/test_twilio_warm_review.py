@@ -26,6 +26,7 @@ from tests.dispatcher.phone.test_twilio_warm import (  # noqa: F401 (setup: the 
     Bot,
     Setup,
     consult_call,
+    consulting,
     setup,
     warm,
 )
@@ -68,11 +69,8 @@ async def test_a_lost_create_never_ends_another_transfers_call_to_the_same_perso
 
 async def test_a_consult_cancelled_while_the_person_rings_leaves_nobody_briefed_into_an_empty_room(
         twilio: FakeTwilioCalls) -> None:
-    rest, records = rest_of(twilio), LocalFirstClaims()
-    warm = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
-    caller = twilio.live_call("CA" + "3" * 32)
-    task = asyncio.create_task(warm.consult(caller.sid, "s-cut", TransferTarget(DESK, "warm", SUMMARY), 3600,
-                                            asyncio.get_running_loop().time() + WAIT))
+    records = LocalFirstClaims()
+    rest, task = consulting(twilio, records, "s-cut")
     try:
         person = await consult_call(twilio)
         transfer = (person.one("StatusCallback") or "").split("/")[-3]
