@@ -24,9 +24,9 @@ the stream's close ends the pipeline as a hang-up does.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from botchannel.contract import RequestFailed
 from botchannel.transfer import (
@@ -54,21 +54,44 @@ class WarmStep:
 
 
 WarmHandler = Callable[[WarmStep], "Awaitable[str | None] | str | None"]
-_warm: list[WarmHandler] = []
+# The steps a handler is asked for unless it names its own: the contract's first two. A later step (`ringing`) is
+# asked only of a handler that declares it, so one written for these two (an `else` as its failure line) never
+# says that line to a caller whose person is still ringing: it gets the step's default line instead.
+HANDLER_STEPS = ("brief", "failed")
+WARM_STEPS = frozenset({"brief", "failed", "ringing"})
+_warm: list[tuple[WarmHandler, frozenset[str]]] = []
 
 
-def on_warm_transfer(handler: WarmHandler) -> WarmHandler:
+@overload
+def on_warm_transfer(handler: WarmHandler, *, steps: Iterable[str] = HANDLER_STEPS) -> WarmHandler: ...
+@overload
+def on_warm_transfer(*, steps: Iterable[str] = HANDLER_STEPS) -> Callable[[WarmHandler], WarmHandler]: ...
+
+
+def on_warm_transfer(handler: WarmHandler | None = None, *, steps: Iterable[str] = HANDLER_STEPS
+                     ) -> WarmHandler | Callable[[WarmHandler], WarmHandler]:
     """Registers what this bot says at a warm transfer's steps: the text (None: the default line). Usable
-    as a decorator; a later one replaces an earlier one."""
-    _warm[:] = [handler]
-    return handler
+    as a decorator, bare or as `@on_warm_transfer(steps=("brief", "ringing", "failed"))`: the handler is asked
+    only for the `steps` it takes (by default `brief` and `failed`), the others get their default line. A
+    later one replaces an earlier one."""
+    taken = frozenset(steps)
+    unknown = taken - WARM_STEPS
+    if unknown:
+        raise ValueError(f"on_warm_transfer: unknown steps {sorted(unknown)}: the steps are {sorted(WARM_STEPS)}")
+
+    def register(chosen: WarmHandler) -> WarmHandler:
+        _warm[:] = [(chosen, taken)]
+        return chosen
+
+    return register(handler) if handler is not None else register
 
 
 async def warm_line(step: WarmStep, summary: str | None = None) -> str:
-    """What to say at `step`: the request's summary, else the bot's handler's text, else the default."""
+    """What to say at `step`: the request's summary, else the bot's handler's text (a step it takes), else
+    the step's default."""
     if step.event == "brief" and summary:
         return summary
-    said = _warm[0](step) if _warm else None
+    said = _warm[0][0](step) if _warm and step.event in _warm[0][1] else None
     if inspect.isawaitable(said):
         said = await said
     if isinstance(said, str) and said.strip():

@@ -57,7 +57,7 @@ def transfer_target(to: object, mode: object, summary: object = None) -> Transfe
         raise ApiError(422, "invalid_summary", "summary is the briefing of a warm transfer: send it with "
                        "\"mode\": \"warm\", or leave it out")
     if summary is not None and (not isinstance(summary, str) or not summary.strip()
-                                or len(summary) > MAX_SUMMARY_CHARS or not _speakable(summary)):
+                                or len(summary) > MAX_SUMMARY_CHARS or not speakable(summary)):
         raise ApiError(422, "invalid_summary", f"summary must be text of 1 to {MAX_SUMMARY_CHARS} characters, no "
                        "control characters but line breaks (what the bot says to the person before the caller "
                        "joins, said within its 20 s: shorten it), or left out for the bot's own")
@@ -74,6 +74,6 @@ def transfer_target(to: object, mode: object, summary: object = None) -> Transfe
     return TransferTarget(to, str(mode), summary if isinstance(summary, str) else None)
 
 
-def _speakable(text: str) -> bool:
+def speakable(text: str) -> bool:
     """Printable text and line breaks, as UTF-8 can carry it (no lone surrogate)."""
     return all(c in "\n\t" or (c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF) for c in text)

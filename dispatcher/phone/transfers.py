@@ -303,7 +303,7 @@ class Transfers:
         wait_until = deadline - self._settle - self._read - UPDATE_SECONDS
         try:
             consulted = await self._twilio_warm.consult(call.call_sid, call.session_id, target, self._time_limit,
-                                                        wait_until)
+                                                        wait_until, call.ended)  # the caller's hang-up ends it
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None
         except Unanswered:

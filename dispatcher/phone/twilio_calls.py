@@ -42,7 +42,6 @@ TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a s
 UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
 THROTTLED_SECONDS = 1.0  # how long a 429 without Retry-After holds the account's requests
 PACING_SLACK_SECONDS = 0.01
-LIST_PAGE = 20  # a create's lost answer: its call is among the newest few from that number to that person
 POST_RETRIED = frozenset({429})  # the carrier did nothing; any other answer to a POST may have been acted on
 
 
@@ -230,11 +229,3 @@ class TwilioCalls(CallsResource):
         """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
         `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
         return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form)
-
-    async def recent_calls(self, to: str, sender: str) -> list[dict[str, Any]]:
-        """The account's latest calls from `sender` to `to` (`GET .../Calls.json?To=…&From=…`, newest first,
-        one page of `LIST_PAGE`): how a create whose answer never came is found."""
-        page = await self._get(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json",
-                               {"To": to, "From": sender, "PageSize": str(LIST_PAGE)})
-        calls = page.get("calls")
-        return [call for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []

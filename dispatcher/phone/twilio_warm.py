@@ -17,6 +17,8 @@ transfer's id) and the replica waiting on the transfer reads it there. Who decid
 the transfer's `outcome`: `briefed` (the `<Redirect>` came) or `given_up` (the wait ended first): a
 `<Redirect>` that comes after a give-up is answered `<Hangup/>`, and a status callback of a given-up
 transfer's call still ringing cancels it, so no person is left ringing for a caller who is no longer there.
+The waiting replica renews a short mark (`waiting`, `WAITING_SECONDS`) every poll: a callback or `<Redirect>`
+that finds it gone (that replica was killed) gives the transfer up itself.
 
 Unanswered (`no-answer`, `canceled`, `failed`), `busy`, or hung up before the briefing ended: the consult
 call is ended (`Status=canceled` while it rings, `completed` once answered), the caller never left the bot,
@@ -24,9 +26,11 @@ and the request answers 409 `person_unanswered`, `person_busy` or `person_left`.
 hearing the briefing when the wait ends is joined anyway (as the SIP edge bridges past its briefing's
 time): the consult call is updated to the conference.
 
-A create whose answer never came (a timeout, a 5xx: Twilio may have placed it) is looked for at once: the
-call its status callback named, else the newest calls from that number to that person created since the
-ask (`GET .../Calls.json?To=…&From=…`), each cancelled; then the request answers 503 (try again).
+A create whose answer never came (a timeout, a 5xx: Twilio may have placed it) is given up at once: the call
+its status callback named (the callback's URL carries the transfer's id) is cancelled, now or when that
+callback comes; a call is never looked for by its numbers, which another transfer's live call to the same
+person shares. Then the request answers 503 (try again). A consult cancelled mid-wait (the replica stopping)
+gives the transfer up and ends the person's call the same way, and so does the caller hanging up meanwhile.
 """
 
 from __future__ import annotations
@@ -37,17 +41,15 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
 from botchannel.transfer import DEFAULT_BRIEFING, FAILED_SECONDS, LINE_SECONDS, METHOD_WARM_TRANSFER, SUMMARY_CHARS
 from dispatcher.errors import ApiError
-from dispatcher.phone.transfer_target import E164, TransferTarget
+from dispatcher.phone.transfer_target import E164, TransferTarget, speakable
 from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
@@ -59,11 +61,11 @@ POLL_SECONDS = 0.2  # the waiting replica reads the callbacks' records this ofte
 CREATE_SECONDS = 6.0  # the create, its one retry on a 429 included
 FOUND_SECONDS = 2.0  # after a lost create: how long its `initiated` callback may take to name the call
 KEPT_SECONDS = 120.0  # a transfer's records: past its whole wait, and a late callback's
-RECENT_SECONDS = 60.0  # a lost create's call was created this close to the ask (clocks apart included)
+WAITING_SECONDS = 5.0  # the waiter's mark, renewed every poll: a replica silent this long waits no more
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 RINGING = frozenset({"queued", "initiated", "ringing"})
 ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-BRIEFED, GIVEN_UP = "briefed", "given_up"
+BRIEFED, GIVEN_UP, WAITING = "briefed", "given_up", "waiting"
 PATH = "/phone/twilio/warm/{session_id}/{transfer}/{mac}/{what}"
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -130,20 +132,22 @@ class TwilioWarm:
         self._ask_bot = ask_bot
         self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
+        self._ending: set[asyncio.Future[None]] = set()  # a cancelled transfer's give-up, shielded
 
     async def consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
-                      wait_until: float) -> Consulted:
+                      wait_until: float, caller_ended: asyncio.Event | None = None) -> Consulted:
         """The person called, briefed and waiting in the conference. An `ApiError` otherwise (409 `person_*`:
-        the consult call is over, the caller still with the bot, which is told: the `failed` step)."""
+        the consult call is over, the caller still with the bot, which is told: the `failed` step; 409
+        `call_over`: `caller_ended` was set, the caller hung up, and the call to the person is ended)."""
         try:
-            return await self._consult(caller_sid, session_id, target, time_limit, wait_until)
+            return await self._consult(caller_sid, session_id, target, time_limit, wait_until, caller_ended)
         except ApiError as exc:
             if exc.code.startswith("person_"):
                 self._tell(session_id, {"event": "failed", "reason": exc.code})
             raise
 
     async def _consult(self, caller_sid: str, session_id: str, target: TransferTarget, time_limit: int,
-                       wait_until: float) -> Consulted:
+                       wait_until: float, caller_ended: asyncio.Event | None) -> Consulted:
         caller = await self._rest.fetch(caller_sid)
         if caller.get("status") != "in-progress":
             raise ApiError(409, "call_over", "the caller's call is no longer in progress "
@@ -159,22 +163,47 @@ class TwilioWarm:
                 ("Twiml", consult_twiml(line, self._callbacks.url(session_id, transfer, "briefed"))),
                 ("StatusCallback", self._callbacks.url(session_id, transfer, "status")),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
-        asked_at = time.time()
-        try:
-            async with asyncio.timeout(CREATE_SECONDS):
-                created = await self._rest.create(form)
-        except (Unanswered, TimeoutError) as exc:
-            log.warning("phone call %s: Twilio did not answer the warm transfer's call (%s): cancelling whatever it "
-                        "placed", session_id, str(exc) or "out of time")
-            await self._lost_create(transfer, target.to, sender, asked_at)
-            raise ApiError(503, "carrier_unavailable", "Twilio did not answer the call to the person; any call it "
-                           "placed was cancelled and the caller is still with the bot: try again",
+        try:  # marked before the call exists, so that its every callback finds someone waiting for it
+            await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the store did not answer, so the call to the person could not "
+                           "be followed: nobody was called and the caller is still with the bot; try again",
                            retry_after=1.0) from None
-        sid = str(created.get("sid") or "")
-        log.info("phone call %s: warm transfer %s: calling the person (%s)", session_id, transfer, sid)
-        self._tell(session_id, {"event": "ringing", "to": target.to})  # the bot keeps the caller company
-        await self._wait(transfer, sid, session_id, wait_until)
+        sid: str | None = None
+        try:
+            try:
+                async with asyncio.timeout(CREATE_SECONDS):
+                    created = await self._rest.create(form)
+            except (Unanswered, TimeoutError) as exc:
+                log.warning("phone call %s: Twilio did not answer the warm transfer's call (%s): cancelling whatever "
+                            "it placed", session_id, str(exc) or "out of time")
+                await self._lost_create(transfer)
+                raise ApiError(503, "carrier_unavailable", "Twilio did not answer the call to the person; any call "
+                               "it placed is cancelled and the caller is still with the bot: try again",
+                               retry_after=1.0) from None
+            sid = str(created.get("sid") or "")
+            log.info("phone call %s: warm transfer %s: calling the person (%s)", session_id, transfer, sid)
+            self._tell(session_id, {"event": "ringing", "to": target.to})  # the bot keeps the caller company
+            await self._wait(transfer, sid, session_id, wait_until, caller_ended)
+        except asyncio.CancelledError:
+            # This replica stops (or the request was dropped) mid-transfer: nobody will join the caller to the
+            # person, so the transfer is given up and the person's call ended, whatever cancels this meanwhile.
+            ending = asyncio.ensure_future(self._abandon(transfer, sid))
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+            await asyncio.shield(ending)
+            raise
         return Consulted(transfer, sid)
+
+    async def _abandon(self, transfer: str, sid: str | None) -> None:
+        """The transfer given up (a `<Redirect>` still to come is answered `<Hangup/>`, a later status callback
+        ends the call) and the person's call, when known, ended: ringing or answered, it is nobody's now."""
+        await self._decide(transfer, GIVEN_UP)
+        if sid is None:
+            with contextlib.suppress(StoreUnavailable):
+                sid = await self._records.held(record_key(transfer, "sid"))
+        if sid:
+            await self.hang_up(sid, answered=False)  # `canceled`, else (answered) `completed`
 
     async def _bot_line(self, session_id: str, to: str) -> str:
         """The bot's own briefing (its `on_warm_transfer` handler's), else the default one."""
@@ -184,7 +213,13 @@ class TwilioWarm:
             log.info("phone call %s: the bot gave no briefing (%s): the default one is said", session_id, exc)
             return DEFAULT_BRIEFING
         line = answer.get("line") if answer is not None else None
-        return line[:SUMMARY_CHARS] if isinstance(line, str) and line.strip() else DEFAULT_BRIEFING
+        if not isinstance(line, str) or not line.strip() or not speakable(line[:SUMMARY_CHARS]):
+            # Held to the summary's rule: a control character would make the `<Say>` invalid XML (no call at all).
+            if isinstance(line, str) and line.strip():
+                log.info("phone call %s: the bot's briefing holds a control character: the default one is said",
+                         session_id)
+            return DEFAULT_BRIEFING
+        return line[:SUMMARY_CHARS]
 
     def _tell(self, session_id: str, step: dict[str, str]) -> None:
         """The bot says its line for `step` to the caller, who is with it (`ringing`: the person is being called;
@@ -200,11 +235,21 @@ class TwilioWarm:
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 
-    async def _wait(self, transfer: str, sid: str, session_id: str, wait_until: float) -> None:
-        """Until the person is briefed (returns), or the call to them is over or out of time (`ApiError`)."""
+    async def _wait(self, transfer: str, sid: str, session_id: str, wait_until: float,
+                    caller_ended: asyncio.Event | None) -> None:
+        """Until the person is briefed (returns), or the call to them is over or out of time, or the caller
+        hung up (`ApiError`)."""
         loop = asyncio.get_running_loop()
         while True:
+            if caller_ended is not None and caller_ended.is_set():
+                log.info("phone call %s: the caller hung up during warm transfer %s: ending the call to the person",
+                         session_id, transfer)
+                await self._abandon(transfer, sid)
+                raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
+                               "to the person is ended")
             try:
+                if not await self._records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS):
+                    await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
                 ended = await self._records.held(record_key(transfer, "ended"))
                 outcome = await self._records.held(record_key(transfer, "outcome"))
                 answered = await self._records.held(record_key(transfer, "answered"))
@@ -215,6 +260,10 @@ class TwilioWarm:
                 raise _person_gone(ended, answered is not None)
             if outcome == BRIEFED:
                 return
+            if outcome == GIVEN_UP:  # by a callback that found no mark: the store lost this wait's for a while
+                await self.hang_up(sid, answered=answered is not None)
+                raise ApiError(409, "person_unanswered", "the transfer was given up while the store did not answer; "
+                               "the call to the person is ended and the caller is still with the bot")
             if loop.time() >= wait_until:
                 break
             await asyncio.sleep(self._poll)
@@ -254,9 +303,11 @@ class TwilioWarm:
             if now.get("status") in ENDED:
                 return
 
-    async def _lost_create(self, transfer: str, to: str, sender: str, asked_at: float) -> None:
-        """Whatever a create whose answer was lost placed is cancelled: the call its callback named, else the
-        newest ones from `sender` to `to` since the ask. A late callback of it cancels it too (`given_up`)."""
+    async def _lost_create(self, transfer: str) -> None:
+        """Whatever a create whose answer was lost placed is cancelled: the call its status callback names as this
+        transfer's, never one found by its numbers (another transfer's or another call's to the same person may
+        be live). The transfer is given up first: a callback that comes later has its call ended by the status
+        route (dispatcher/api/routers/twilio_warm.py)."""
         await self._decide(transfer, GIVEN_UP)
         loop = asyncio.get_running_loop()
         until = loop.time() + self._found
@@ -266,28 +317,8 @@ class TwilioWarm:
                 sid = await self._records.held(record_key(transfer, "sid"))
             if sid is None:
                 await asyncio.sleep(self._poll)
-        found = [sid] if sid is not None else await self._recent(to, sender, asked_at)
-        for each in found:
-            await self.hang_up(each, answered=False)
-
-    async def _recent(self, to: str, sender: str, asked_at: float) -> list[str]:
-        try:
-            async with asyncio.timeout(CREATE_SECONDS):
-                calls = await self._rest.recent_calls(to, sender)
-        except (TwilioRefused, Unanswered, TimeoutError) as exc:
-            log.warning("warm transfer: the calls to the person could not be listed (%s): one may still ring", exc)
-            return []
-        return [str(call["sid"]) for call in calls
-                if str(call.get("status")) in RINGING | {"in-progress"} and _created_since(call, asked_at)]
-
-
-def _created_since(call: dict[str, Any], asked_at: float) -> bool:
-    """Twilio's `date_created` (RFC 2822) within `RECENT_SECONDS` of the ask, or unreadable (then cancelled too)."""
-    try:
-        created = parsedate_to_datetime(str(call.get("date_created"))).timestamp()
-    except (TypeError, ValueError):
-        return True
-    return created >= asked_at - RECENT_SECONDS
+        if sid is not None:
+            await self.hang_up(sid, answered=False)
 
 
 def _person_gone(status: str, answered: bool) -> ApiError:
@@ -307,11 +338,22 @@ async def record_status(records: FirstClaims, transfer: str, sid: str, status: s
         await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
     if status in ENDED:
         await records.first(record_key(transfer, "ended"), status, KEPT_SECONDS)
-    return await records.held(record_key(transfer, "outcome"))
+    outcome = await records.held(record_key(transfer, "outcome"))
+    return outcome if outcome is not None else await _unless_abandoned(records, transfer)
 
 
 async def briefed(records: FirstClaims, transfer: str) -> str:
-    """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first."""
+    """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first (or its
+    waiter is gone: nobody would join the person there)."""
+    await _unless_abandoned(records, transfer)
     outcome = await records.first(record_key(transfer, "outcome"), BRIEFED, KEPT_SECONDS)
     return conference_twiml(transfer) if outcome == BRIEFED else HANG_UP
+
+
+async def _unless_abandoned(records: FirstClaims, transfer: str) -> str | None:
+    """The transfer given up (its outcome, as first claimed) when no replica renews its mark of waiting for it
+    (killed mid-wait); None while one does."""
+    if await records.held(record_key(transfer, "waiting")) is not None:
+        return None
+    return await records.first(record_key(transfer, "outcome"), GIVEN_UP, KEPT_SECONDS)
 

@@ -35,7 +35,9 @@ BATCH = 64  # handed-over ends claimed per look
 EVENT = "machine_ended"
 
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
-Finaliser = Callable[[str, Mapping[str, Any]], Awaitable[None]]  # a session's machine end, its grace over
+# A session's machine end, its grace over; raises when it could not finalise it (the store did not answer), so
+# that a handed-over end is kept and offered again: the finalisers' once-only marks make a second try harmless.
+Finaliser = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 
 
 class MachineEndGrace:
@@ -45,7 +47,7 @@ class MachineEndGrace:
         self.clock = clock  # epoch seconds, as the replicas share them
         self.finalisers: list[Finaliser] = []
         self._waiting: dict[asyncio.Task[None], tuple[str, dict[str, Any], float]] = {}  # in their grace
-        self._finalising: set[asyncio.Task[None]] = set()
+        self._finalising: set[asyncio.Task[Any]] = set()
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: a machine's end is finalised once its grace is over; never waits."""
@@ -58,7 +60,7 @@ class MachineEndGrace:
         self._waiting[task] = (session_id, dict(record), self.clock() + MACHINE_END_GRACE_SECONDS)
         task.add_done_callback(self._forget)
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
+    def _forget(self, task: asyncio.Task[Any]) -> None:
         self._waiting.pop(task, None)
         self._finalising.discard(task)
 
@@ -70,12 +72,16 @@ class MachineEndGrace:
             self._finalising.add(task)
         await self._finalise(session_id, record)
 
-    async def _finalise(self, session_id: str, record: Mapping[str, Any]) -> None:
+    async def _finalise(self, session_id: str, record: Mapping[str, Any]) -> bool:
+        """Whether every finaliser finalised the end (one's failure is said, the others still run)."""
+        finalised = True
         for finalise in self.finalisers:
             try:
                 await finalise(session_id, record)
-            except Exception as exc:  # one finaliser's failure is said, the others still run
+            except Exception as exc:
                 log.warning("session %s: its machine's end not finalised: %s", session_id, type(exc).__name__)
+                finalised = False
+        return finalised
 
     def _later(self, session_id: str, record: Mapping[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._finalise(session_id, record))
@@ -83,7 +89,9 @@ class MachineEndGrace:
         task.add_done_callback(self._forget)
 
     async def sweep(self) -> int:
-        """Finalises the handed-over ends whose grace is over (any replica's), once each; how many."""
+        """Finalises the handed-over ends whose grace is over (any replica's), once each; how many. A timeline
+        that could not be read (the store: the read raises) or a finaliser that failed leaves the end claimed:
+        its lease runs out and a sweep, here or at another replica, takes it again."""
         finalised = 0
         while claimed := await self.handed_over.due(self.clock(), LEASE_SECONDS, BATCH):
             for session_id in claimed:
@@ -91,9 +99,12 @@ class MachineEndGrace:
                 record = next((e for e in reversed(events) if e.get("event") == EVENT), None)
                 if record is None:  # its timeline expired (or was erased): nothing left to finalise from
                     log.warning("session %s: a handed-over machine end whose timeline holds none", session_id)
-                else:
-                    await self._finalise(session_id, record)
+                elif await self._finalise(session_id, record):
                     finalised += 1
+                else:
+                    log.warning("session %s: its handed-over machine end is offered again after its lease",
+                                session_id)
+                    continue
                 await self.handed_over.done(session_id)
             if len(claimed) < BATCH:
                 break

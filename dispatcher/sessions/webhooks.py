@@ -213,10 +213,10 @@ class LifecycleWebhooks:
             except Exception as exc:  # the store: a bot's end may be in it; read again before giving up
                 failure = exc
             await asyncio.sleep(READ_BACKOFF_SECONDS * 2 ** attempt)
-        else:
+        else:  # raised: a handed-over end is offered again (sessions/machine_end_grace.py), the mark refusing a twin
             log.warning("session %s: its machine's end not pushed (its timeline could not be read: %s)", session_id,
                         type(failure).__name__)
-            return
+            raise failure
         if any(e.get("event") in BOT_ENDS for e in events):
             return
         data = {"session_id": session_id, "at": record.get("at"), "replica": record.get("replica"),

@@ -79,38 +79,43 @@ class UsageCount:
 
     async def machine_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A machine's end whose grace is over (sessions/machine_end_grace.py), at the replica that saw it or at
-        the one that swept it up after a close: its bot's report, if it came meanwhile, is the end added."""
-        await self._add(Pending(session_id, record.get("at"), True))
+        the one that swept it up after a close: its bot's report, if it came meanwhile, is the end added. Raises
+        when it could not be added (the store), so that a handed-over end is offered again (the rollups' marker
+        makes that harmless)."""
+        await self._added(Pending(session_id, record.get("at"), True))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._pending.pop(task, None)
 
     async def _add(self, pending: Pending) -> None:
-        session_id, ended_at = pending.session_id, pending.ended_at
         try:
-            await self._timeline.settled()
-            events = await self._timeline.read(session_id)
-            evaluation = is_eval(events)
-            at = ended_at if isinstance(ended_at, int | float) else None
-            # A machine's end: its bot's report, when it came meanwhile, is the session's end.
-            # A bot killed before its end: its services counted up to its last report during the call.
-            cost = await self._costs.of_session(session_id, events, running=False,
-                                                ended_at=None if pending.machine_end else at, strict=True)
-            if cost is None:
-                return
-            entry = await self._entry(session_id) or {}
-            await self._spend(entry.get("key"), session_id, cost, at)
-            key = usage_key(entry.get("key"), entry.get("caller"))
-            release = next((str(e["release"]) for e in events
-                            if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
-            day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
-            billed = amounts(cost) + (eval_amounts(cost) if evaluation else ())
-            if await self.rollups.add(SessionUse(session_id, day, key, release, billed)):
-                self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.billed_usd)
-                if self._note is not None and cost.total is not None:  # the listing's COST
-                    await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
+            await self._added(pending)
         except Exception as exc:  # the store: the session goes uncounted, said
-            log.warning("session %s: its usage is not added: %s", session_id, type(exc).__name__)
+            log.warning("session %s: its usage is not added: %s", pending.session_id, type(exc).__name__)
+
+    async def _added(self, pending: Pending) -> None:
+        session_id, ended_at = pending.session_id, pending.ended_at
+        await self._timeline.settled()
+        events = await self._timeline.read(session_id)
+        evaluation = is_eval(events)
+        at = ended_at if isinstance(ended_at, int | float) else None
+        # A machine's end: its bot's report, when it came meanwhile, is the session's end.
+        # A bot killed before its end: its services counted up to its last report during the call.
+        cost = await self._costs.of_session(session_id, events, running=False,
+                                            ended_at=None if pending.machine_end else at, strict=True)
+        if cost is None:
+            return
+        entry = await self._entry(session_id) or {}
+        await self._spend(entry.get("key"), session_id, cost, at)
+        key = usage_key(entry.get("key"), entry.get("caller"))
+        release = next((str(e["release"]) for e in events
+                        if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
+        day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
+        billed = amounts(cost) + (eval_amounts(cost) if evaluation else ())
+        if await self.rollups.add(SessionUse(session_id, day, key, release, billed)):
+            self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.billed_usd)
+            if self._note is not None and cost.total is not None:  # the listing's COST
+                await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
 
     async def _spend(self, name: object, session_id: str, cost: SessionCost, at: float | None) -> None:
         """A named key's session: its billed spend counted in the key's spend, with a once-only mark of

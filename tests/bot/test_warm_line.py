@@ -38,7 +38,18 @@ async def test_a_handler_that_fails_gives_the_default_line() -> None:
 
 async def test_ringing_is_a_step_the_caller_hears_the_handler_s_line_else_a_default_of_its_own() -> None:
     assert await warm_line(WarmStep("ringing", "+14155550123")) == DEFAULT_RINGING
-    on_warm_transfer(lambda step: "One moment, Ana." if step.event == "ringing" else None)
+    on_warm_transfer(lambda step: "One moment, Ana." if step.event == "ringing" else None, steps=("ringing",))
     assert await warm_line(WarmStep("ringing", "+14155550123")) == "One moment, Ana."
     # Nothing running: nothing said, and the step is no refusal.
     assert await warm_handler(lambda: None)({"event": "ringing", "to": "+14155550123"}) == {"spoken": False}
+
+
+async def test_a_handler_that_declares_ringing_is_asked_for_it_and_an_unknown_step_is_refused() -> None:
+    @on_warm_transfer(steps=("brief", "ringing", "failed"))
+    def lines(step: WarmStep) -> str:
+        return {"brief": "A caller about order 1042.", "ringing": "Calling the desk now."}.get(step.event, "Sorry.")
+
+    assert await warm_line(WarmStep("ringing", "+14155550123")) == "Calling the desk now."
+    assert await warm_line(WarmStep("failed", reason="person_busy")) == "Sorry."
+    with pytest.raises(ValueError, match="ringnig"):
+        on_warm_transfer(lines, steps=("ringnig",))

@@ -1,7 +1,7 @@
 """A hostile review of the `ringing` step (a Twilio call's warm transfer): a bot's `on_warm_transfer` handler
 written to the contract as it stood (two steps: `brief` for the person, `failed` for the caller, so an `else`
-is the failure line) is now asked for `ringing` too, and its failure line is said to the caller while the
-person is being called. A strict xfail until the step is opt-in (or the handler's contract is versioned)."""
+is the failure line) is not asked for `ringing`, a step it never declared: the caller hears the default line,
+not its failure line, while the person is being called."""
 
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ def no_handler() -> Iterator[None]:
     transfer._warm.clear()  # noqa: SLF001 - the module's one handler, registered by a test
 
 
-@pytest.mark.xfail(strict=True, reason="warm_line hands `ringing` to every registered handler: one written for "
-                   "brief/failed answers it with its failure line")
 async def test_a_two_step_handler_does_not_tell_the_ringing_caller_that_nobody_answered() -> None:
     @on_warm_transfer
     def lines(step: WarmStep) -> str:

@@ -176,7 +176,9 @@ class FakeTwilio(FakeApi):
         if status is not None:
             if status not in ("completed", "canceled"):
                 return self.refuse("invalid", "Status must be completed or canceled")
-            if call.status in LIVE:
+            # `canceled` ends a call only while it is queued or ringing; an answered one goes on (`completed`
+            # hangs it up): https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource
+            if call.status in LIVE and not (status == "canceled" and call.status == "in-progress"):
                 call.status = status
         return JSONResponse(self._resource(call))
 

@@ -196,6 +196,12 @@ class FakeTwilioCalls(FakeTwilio):
         return {"Direction": "outbound-api", "ApiVersion": "2010-04-01",
                 "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000")}
 
+    async def ring(self, sid: str) -> list[httpx.Response]:
+        """Twilio dials and the far end rings: `initiated`, `ringing` (not answered yet)."""
+        call = self._placed(sid)
+        sent = [await self._status(call, "initiated", "initiated"), await self._status(call, "ringing", "ringing")]
+        return [s for s in sent if s is not None]
+
     async def answer(self, sid: str) -> list[httpx.Response]:
         """The far end picks up: `initiated`, `ringing`, `answered` (CallStatus `in-progress`)."""
         call = self._placed(sid)

@@ -6,8 +6,10 @@ unanswered, busy or hung up, each step's status callback signed and sent to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,18 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks, record_status
+from dispatcher.phone.twilio_warm import (
+    GIVEN_UP,
+    HANG_UP,
+    WAITING,
+    WAITING_SECONDS,
+    Consulted,
+    TwilioWarm,
+    WarmCallbacks,
+    briefed,
+    record_key,
+    record_status,
+)
 from dispatcher.settings import Settings
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.placed_calls import PUBLIC, twilio_placing
@@ -86,6 +99,17 @@ async def consult_call(twilio: FakeTwilioCalls) -> PlacedCall:
         while not twilio.placed:
             await asyncio.sleep(0.02)
     return twilio.placed[0]
+
+
+def consulting(twilio: FakeTwilioCalls, records: LocalFirstClaims,
+               session_id: str) -> tuple[TwilioCalls, asyncio.Task[Consulted]]:
+    """A new caller's warm transfer straight through `TwilioWarm` (no app): its REST client, for the test to
+    close, and the consult under way."""
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    consult = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    caller = twilio.live_call("CA" + uuid.uuid4().hex)
+    return rest, asyncio.create_task(consult.consult(caller.sid, session_id, TransferTarget(DESK, "warm", SUMMARY),
+                                                     3600, asyncio.get_running_loop().time() + WAIT))
 
 
 async def refused(task: asyncio.Task[dict[str, Any]]) -> ApiError:
@@ -159,13 +183,27 @@ async def test_the_person_hanging_up_during_the_briefing_is_person_left(setup: S
     assert setup.caller.twiml == [] and setup.twilio.conferences == {}
 
 
-async def test_a_create_whose_answer_was_lost_is_found_and_cancelled_never_left_ringing(setup: Setup) -> None:
+async def test_a_create_whose_answer_was_lost_is_found_by_its_callback_and_cancelled(setup: Setup) -> None:
+    async def rings(call: PlacedCall) -> None:  # its status callbacks reach the dispatcher before the create's 504
+        assert all(a.status_code == 204 for a in await setup.twilio.ring(call.sid))
+
+    setup.twilio.before_answer = rings
     setup.twilio.queued_but_answered = 504  # Twilio placed the call; its answer never came back
     error = await refused(warm(setup))
     assert (error.status, error.code) == (503, "carrier_unavailable")
     person = setup.twilio.placed[0]
-    assert person.status == "canceled" and setup.twilio.calls_to("GET", "Calls.json")
-    assert setup.caller.twiml == []
+    assert person.status == "canceled" and setup.caller.twiml == []
+    assert not setup.twilio.calls_to("GET", "Calls.json")  # never looked for by its numbers: another's may match
+
+
+async def test_a_lost_create_s_call_whose_first_callback_comes_late_is_cancelled_then(setup: Setup) -> None:
+    setup.twilio.queued_but_answered = 504
+    error = await refused(warm(setup))
+    assert (error.status, error.code) == (503, "carrier_unavailable")
+    person = setup.twilio.placed[0]
+    assert person.status == "queued"  # nothing named it yet: no call is ended on a guess
+    assert all(a.status_code == 204 for a in await setup.twilio.ring(person.sid))  # its callbacks, late
+    assert person.status == "canceled"  # the transfer was given up: the status route ended it
 
 
 async def test_a_warm_transfer_of_a_telnyx_call_is_still_refused(setup: Setup) -> None:
@@ -242,3 +280,37 @@ async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_
     assert consulted.sid == person.sid
     assert person.twiml and "<Conference" in person.twiml[-1] and f"vf-warm-{consulted.transfer}" in person.twiml[-1]
     assert twilio.conferences == {f"vf-warm-{consulted.transfer}": {person.sid}}  # the caller's update follows
+
+
+async def test_an_answered_person_whose_transfer_is_cancelled_mid_wait_is_hung_up(twilio: FakeTwilioCalls) -> None:
+    """The replica stops while the person hears the briefing: nobody will join the caller, so their call is ended.
+    An answered call takes `completed` only (Twilio's `canceled` leaves it up: the strict fake does the same)."""
+    records = LocalFirstClaims()
+    rest, task = consulting(twilio, records, "s-stop")
+    try:
+        person = await consult_call(twilio)
+        person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
+        transfer = (person.one("StatusCallback") or "").split("/")[-3]
+        await record_status(records, transfer, person.sid, "in-progress")
+        assert (await rest.update(person.sid, status="canceled"))["status"] == "in-progress"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await rest.aclose()
+    assert person.status == "completed"
+    assert await briefed(records, transfer) == HANG_UP  # its briefing's <Redirect>, at any replica: hung up
+
+
+async def test_a_transfer_whose_waiting_replica_was_killed_is_given_up_at_its_next_callback() -> None:
+    """A replica killed mid-wait renews its mark no more: the person's next status callback (the route then ends
+    the call) or their briefing's `<Redirect>` (answered with a hang-up), at any replica, gives the transfer up."""
+    now = [0.0]
+    records = LocalFirstClaims(clock=lambda: now[0])
+    transfer, sid = "a" * 32, "CA" + "1" * 32
+    await records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # as the waiter marks it
+    assert await record_status(records, transfer, sid, "ringing") is None  # someone waits: nothing decided
+    assert await records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # its poll renews it
+    now[0] += WAITING_SECONDS + 1.0  # killed: nobody renews it
+    assert await record_status(records, transfer, sid, "in-progress") == GIVEN_UP
+    assert await briefed(records, transfer) == HANG_UP

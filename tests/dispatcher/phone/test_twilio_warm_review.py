@@ -1,13 +1,13 @@
 """A hostile review of the Twilio warm transfer (dispatcher/phone/twilio_warm.py): what it leaves behind when a
 create's answer is lost while another transfer to the same person is under way, when its request is cancelled
 mid-wait, when the caller hangs up while the person rings, and when the bot's own briefing carries a character
-XML cannot hold. Each is a strict xfail: the
-finding, until the product is fixed (then the mark goes)."""
+XML cannot hold: each leaves nobody called for nothing, and no other call touched."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import xml.etree.ElementTree as ET
 
@@ -16,7 +16,7 @@ import pytest
 from dispatcher.errors import ApiError
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_warm import HANG_UP, TwilioWarm, WarmCallbacks, briefed, record_status
+from dispatcher.phone.twilio_warm import HANG_UP, TwilioWarm, WarmCallbacks, briefed
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.placed_calls import PUBLIC
 from tests.dispatcher.phone.test_twilio_warm import (  # noqa: F401 (setup: the fixture)
@@ -26,6 +26,7 @@ from tests.dispatcher.phone.test_twilio_warm import (  # noqa: F401 (setup: the 
     Bot,
     Setup,
     consult_call,
+    consulting,
     setup,
     warm,
 )
@@ -37,46 +38,39 @@ def rest_of(twilio: FakeTwilioCalls) -> TwilioCalls:
     return TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
 
 
-@pytest.mark.xfail(strict=True, reason="a lost create's reconcile lists every call From our number To the person "
-                   "(twilio_warm.py `_recent`) and ends them all, another transfer's live call included")
-async def test_a_lost_create_never_ends_another_transfers_call_to_the_same_person(twilio: FakeTwilioCalls) -> None:
+async def test_a_lost_create_never_ends_another_transfers_call_to_the_same_person(setup: Setup) -> None:  # noqa: F811
     """One support number, one desk: two callers' warm transfers at once. The second's create times out (Twilio
-    placed it all the same); the reconcile must cancel that call, not the first transfer's person, who is
-    answering (hearing the briefing, or already in the room with the first caller)."""
-    rest, records = rest_of(twilio), LocalFirstClaims()
-    warm = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask, found_seconds=0.2)
-    first, second = twilio.live_call("CA" + "1" * 32), twilio.live_call("CA" + "2" * 32)
-    assert first.to == second.to  # both reached the account's one number
-    loop = asyncio.get_running_loop()
-    other = asyncio.create_task(warm.consult(first.sid, "s-first", TransferTarget(DESK, "warm", SUMMARY), 3600,
-                                             loop.time() + WAIT))
+    placed it all the same); its call is cancelled once its own status callback names it, never the first
+    transfer's person, who is answering (hearing the briefing, or already in the room with the first caller)."""
+    first = warm(setup)
     try:
-        person = await consult_call(twilio)
-        person.status = "in-progress"  # the first transfer's person answered; its status callback kept
-        transfer = (person.one("StatusCallback") or "").split("/")[-3]
-        await record_status(records, transfer, person.sid, "in-progress")
-        twilio.queued_but_answered = 504  # the second create: placed, its answer lost
+        person = await consult_call(setup.twilio)
+        assert all(a.status_code == 204 for a in await setup.twilio.answer(person.sid))  # the first's person
+        caller = setup.twilio.live_call("CA" + "2" * 32)
+        assert caller.to == setup.caller.to  # both reached the account's one number
+        start = {"event": "start", "start": {"callSid": caller.sid, "streamSid": "MZ2"}}
+        second = setup.transfers.opened("s-second", "twilio", caller.sid,
+                                        [{"type": "websocket.receive", "text": json.dumps(start)}])
+        setup.twilio.queued_but_answered = 504  # the second create: placed, its answer lost
         with pytest.raises(ApiError) as caught:
-            await warm.consult(second.sid, "s-second", TransferTarget(DESK, "warm", SUMMARY), 3600, loop.time() + WAIT)
+            async with asyncio.timeout(WAIT):
+                await setup.transfers.transfer(second, TransferTarget(DESK, "warm", SUMMARY))
         assert caught.value.code == "carrier_unavailable"
-        assert twilio.placed[1].status == "canceled"  # its own call is found and cancelled
         assert person.status == "in-progress", "the other transfer's person was hung up"
+        lost = setup.twilio.placed[1]
+        assert all(a.status_code == 204 for a in await setup.twilio.ring(lost.sid))  # its callbacks name it
+        assert lost.status == "canceled"  # its own call, ended
+        assert person.status == "in-progress"
     finally:
-        other.cancel()
+        first.cancel()
         with contextlib.suppress(asyncio.CancelledError, ApiError):
-            await other
-        await rest.aclose()
+            await first
 
 
-@pytest.mark.xfail(strict=True, reason="a cancelled consult (the replica shutting down mid-wait) neither cancels "
-                   "the ringing call nor claims `given_up`: the person who answers is briefed into an empty room")
 async def test_a_consult_cancelled_while_the_person_rings_leaves_nobody_briefed_into_an_empty_room(
         twilio: FakeTwilioCalls) -> None:
-    rest, records = rest_of(twilio), LocalFirstClaims()
-    warm = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
-    caller = twilio.live_call("CA" + "3" * 32)
-    task = asyncio.create_task(warm.consult(caller.sid, "s-cut", TransferTarget(DESK, "warm", SUMMARY), 3600,
-                                            asyncio.get_running_loop().time() + WAIT))
+    records = LocalFirstClaims()
+    rest, task = consulting(twilio, records, "s-cut")
     try:
         person = await consult_call(twilio)
         transfer = (person.one("StatusCallback") or "").split("/")[-3]
@@ -89,8 +83,6 @@ async def test_a_consult_cancelled_while_the_person_rings_leaves_nobody_briefed_
     assert await briefed(records, transfer) == HANG_UP
 
 
-@pytest.mark.xfail(strict=True, reason="the bot's `line` is not held to the summary's rule (transfer_target.py "
-                   "`_speakable`): a control character makes the consult call's TwiML invalid XML")
 async def test_a_bot_line_with_a_control_character_still_calls_the_person(twilio: FakeTwilioCalls) -> None:
     """An LLM-written briefing with a form feed: the summary's own check would refuse it with a 422; the bot's
     line goes into `<Say>` as it is, and Twilio refuses the create (or the person hears an application error)."""
@@ -108,8 +100,6 @@ async def test_a_bot_line_with_a_control_character_still_calls_the_person(twilio
     ET.fromstring(twilio.placed[0].one("Twiml") or "")  # noqa: S314 (the dispatcher's own output)
 
 
-@pytest.mark.xfail(strict=True, reason="the consult's wait never looks at the caller: one who hangs up while the "
-                   "person rings leaves the person called, briefed about nobody, then cut off")
 async def test_a_caller_who_hangs_up_while_the_person_rings_ends_the_call_to_the_person(
         setup: Setup) -> None:  # noqa: F811
     task = warm(setup)

@@ -1,7 +1,6 @@
 """A hostile review of the handed-over machine ends (sessions/machine_end_grace.py): a sweep whose finaliser
 failed (a store blip while the usage is added or `session.ended` is written), or whose timeline read met the
-store down, still removes the entry, so that end is never counted nor pushed, though the lease is there to
-offer it again. Strict xfails until fixed."""
+store down, keeps the entry: its lease runs out and a sweep offers it again, so that end is counted and pushed."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dispatcher.app import create_app
 from dispatcher.sessions.machine_end_grace import LEASE_SECONDS, MachineEndGrace
@@ -24,8 +21,6 @@ from tests.support.redis_server import redis_server
 SESSION = "s-handed-1"
 
 
-@pytest.mark.xfail(strict=True, reason="sweep() calls `done` whatever its finalisers did: a failed finalisation "
-                   "removes the handed-over end, which no replica offers again")
 async def test_a_handed_over_end_whose_finaliser_failed_is_offered_again_after_its_lease() -> None:
     now = [1_000.0]
     ends = MemoryHandedOverEnds(shared=True)  # the replicas' store's contract (store/handed_over_ends.py)
@@ -49,9 +44,6 @@ async def test_a_handed_over_end_whose_finaliser_failed_is_offered_again_after_i
     assert tries == [SESSION, SESSION], "the failed finalisation was never tried again"
 
 
-@pytest.mark.xfail(strict=True, reason="the sweep reads the timeline with `timeline.read`, which answers from this "
-                   "replica's memory when the store blips (store/timelines.py ForgivingTimelines): the end is found "
-                   "empty and removed; `read_shared` would raise and leave the claim to lapse")
 async def test_a_sweep_whose_timeline_read_fails_keeps_the_handed_over_end(tmp_path: Path) -> None:
     with redis_server(tmp_path) as store:
         app = create_app(Settings(reaper_interval_seconds=0), env=store.env, machines=ListedMachines([]), rooms=None)
