@@ -59,9 +59,11 @@ class Child:
     """One supervised process: Kamailio or a worker."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]],
-                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False):
-        """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on."""
-        self.name, self.argv, self.env, self.pass_fds = name, argv, env, pass_fds
+                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False, own_group: bool = False):
+        """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on.
+        `own_group`: it runs in a process group of its own, killed whole: Kamailio's children outlive a killed
+        main process, still bound to its port, where the next start could not bind."""
+        self.name, self.argv, self.env, self.pass_fds, self.own_group = name, argv, env, pass_fds, own_group
         self._stderr = asyncio.subprocess.PIPE if reads_stderr else None
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
@@ -71,7 +73,7 @@ class Child:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
+            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds, start_new_session=self.own_group)
         await self._ready(self)
 
     async def stop(self) -> None:
@@ -82,9 +84,16 @@ class Child:
         try:
             await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+            self.kill(self.process)
             await self.process.wait()
+
+    def kill(self, process: asyncio.subprocess.Process) -> None:
+        """Kills `process` (one start of this child's), its whole group with `own_group`."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.own_group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
 
 
 class Supervisor:
@@ -115,7 +124,7 @@ class Supervisor:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
-                         () if self._tls is None else self._tls.descriptors, reads_stderr=True)
+                         () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -244,13 +253,13 @@ class Supervisor:
                                                  self._front_log))
         self._keep(reader)
         process = child.process  # this start's: a later one has a reader of its own
-        reader.add_done_callback(lambda _: self._keep(loop.create_task(self._log_read_ended(process))))
+        reader.add_done_callback(lambda _: self._keep(loop.create_task(self._log_read_ended(child, process))))
         deadline = time.monotonic() + READY_SECONDS
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:
                 raise OSError(f"Kamailio did not answer on udp {self.config.sip_address}:{self.config.sip_port}")
 
-    async def _log_read_ended(self, process: asyncio.subprocess.Process) -> None:
+    async def _log_read_ended(self, child: Child, process: asyncio.subprocess.Process) -> None:
         """Kamailio's log no longer read while it runs would leave it blocked on its next log write, answering no
         SIP: it is stopped, and `_watch` starts it again. Its log ends when it exits, so a Kamailio still
         running STOP_SECONDS later is one whose reader failed."""
@@ -260,8 +269,7 @@ class Supervisor:
             await asyncio.wait_for(asyncio.shield(process.wait()), STOP_SECONDS)
         except TimeoutError:
             log.error("sipedge: Kamailio's log is no longer read while it runs; stopping it to start it again")
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            child.kill(process)
 
 
 def front_env(env: Mapping[str, str]) -> dict[str, str]:

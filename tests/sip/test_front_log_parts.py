@@ -90,11 +90,20 @@ def test_a_stalled_output_never_holds_the_caller_up() -> None:
     assert b"of its log left out" in out.getvalue()
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 async def _ready(_: Child) -> None:
     return None
 
 
-@pytest.mark.parametrize(("argv", "stopped"), [(["sleep", "60"], True), (["true"], False)])
+# Still running, with a child of its own (as Kamailio's main process has), or already exited.
+@pytest.mark.parametrize(("argv", "stopped"), [(["sh", "-c", "sleep 60 & echo $!; wait"], True), (["true"], False)])
 def test_a_kamailio_whose_log_is_no_longer_read_is_stopped_to_start_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, argv: list[str],
         stopped: bool) -> None:
@@ -102,11 +111,19 @@ def test_a_kamailio_whose_log_is_no_longer_read_is_stopped_to_start_again(
     supervisor = Supervisor(edge(tmp_path, "workers = 2"))
 
     async def run() -> int | None:
-        child = Child("kamailio", argv, {"PATH": "/usr/bin:/bin"}, _ready)
+        child = Child("kamailio", argv, {"PATH": "/usr/bin:/bin"}, _ready, own_group=True)
         await child.start()
-        assert child.process is not None
-        await supervisor._log_read_ended(child.process)  # its reader ended: it still runs (sleep), or it has exited
-        return await asyncio.wait_for(child.process.wait(), WAIT_SECONDS)
+        assert child.process is not None and child.process.stdout is not None
+        grandchild = (await child.process.stdout.readline()).strip()
+        await supervisor._log_read_ended(child, child.process)  # its reader ended: it still runs, or it exited
+        code = await asyncio.wait_for(child.process.wait(), WAIT_SECONDS)
+        if grandchild:  # killed with its group: nothing of it is left holding what it held
+            deadline = time.monotonic() + WAIT_SECONDS
+            while Path(f"/proc/{int(grandchild)}").exists() and _alive(int(grandchild)) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not _alive(int(grandchild))
+        return code
 
     with caplog.at_level(logging.ERROR, "sipedge"):
         code = asyncio.run(run())
