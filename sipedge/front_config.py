@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
-from sipedge.front_refusals import line as refused
+from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
 from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST
@@ -42,6 +42,9 @@ SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
 # How often a worker is sent OPTIONS: one that misses two answers is skipped until it answers again.
 PROBE_SECONDS = 2
+# A request's text in the config's own log lines, percent-encoded: a folded header's CR/LF would otherwise
+# write lines of the sender's into Kamailio's log (sipedge/front_refusals.py).
+CALL_ID, NEXT_HOP, DOMAIN = "$(ci{s.urlencode.param})", "$(var(next){s.urlencode.param})", "$(rd{s.urlencode.param})"
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,18 @@ def worker_capacity() -> int:
     return PJSUA_CALLS - SLOTS_FOR_REFUSALS
 
 
-def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls: Tls | None = None) -> FrontFiles:
+def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls: Tls | None = None, *,
+                mark: str | None = None) -> FrontFiles:
     """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
     the front's requests to workers carry `token`; Kamailio reads the TLS files by `tls`'s paths (unset:
-    the configuration's own)."""
+    the configuration's own); its refusal lines carry `mark` (sipedge/front_refusals.py; none: a new one)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"
         for index in range(config.workers)))
     cfg = folder / "kamailio.cfg"
     cfg.touch(mode=0o600)
-    cfg.write_text(render(config, workers, token, tls or config.tls))
+    cfg.write_text(render(config, workers, token, tls or config.tls, mark=mark))
     return FrontFiles(cfg, workers)
 
 
@@ -87,12 +91,12 @@ def _trunk_networks(config: EdgeConfig) -> str:
     return ",".join(_networks(config))
 
 
-def _trunk_limits(config: EdgeConfig, retry: str) -> str:
+def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
     blocks = []
     for index, trunk in enumerate(t for t in config.trunks if t.sources):
         blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
         if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
-            {refused("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s")}
+            {line("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s", mark)}
             {retry} sl_send_reply("503", "Service Unavailable"); exit;
         }}
         return;
@@ -174,7 +178,13 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
             '        set_forward_no_connect();\n')
 
 
-def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None) -> str:
+def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None) -> str:
+    """The kamailio.cfg; its refusal lines carry `mark` (none: a new one, which nobody reads back)."""
+    mark = mark or new_mark()
+
+    def refused(answer: str, why: str) -> str:
+        return line(answer, why, mark)
+
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
                "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
@@ -268,7 +278,7 @@ request_route {{
 route[LIMIT_SOURCE] {{
     # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
     # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
-{_trunk_limits(config, retry)}
+{_trunk_limits(config, retry, mark)}
     # A flooding source: dropped, unanswered, until it calms down; counted once, when pike first finds it
     # (-2; then -1 for each request dropped), so a flood writes a line per source, not per packet.
     pike_check_req();
@@ -329,7 +339,7 @@ route[FROM_WORKER] {{
 {to_trunk}        route(NEXT_HOP);
         if ($sht(calls=>$ci) == $null || !(is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")
                                            || {_a_peer("$(var(next){uri.host})")})) {{
-            xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
+            xlog("L_WARN", "$rm {CALL_ID} from worker $si:$sp refused 403: {NEXT_HOP} is not a trunk of a call here\n");
             sl_send_reply("403", "Forbidden");
             exit;
         }}
@@ -349,13 +359,13 @@ route[WORKER_CALL] {{
     # handed. The trunk's requests within the call come back by the front's Route to this worker.
     if ($hdr({TOKEN_HEADER}) != "{token}") {{
         # Not the worker's: a process that bound a dead or restarting worker's port cannot know the token.
-        xlog("L_WARN", "INVITE $ci from worker port $si:$sp refused 403: without the edge's token\n");
+        xlog("L_WARN", "INVITE {CALL_ID} from worker port $si:$sp refused 403: without the edge's token\n");
         sl_send_reply("403", "Forbidden");
         exit;
     }}
     remove_hf("{TOKEN_HEADER}");  # the edge's alone: never to the trunk
     if (!({_terminations(config)})) {{
-        xlog("L_WARN", "INVITE $ci from worker $si:$sp refused 403: $rd:$rp is not a trunk's termination\n");
+        xlog("L_WARN", "INVITE {CALL_ID} from worker $si:$sp refused 403: {DOMAIN}:$rp is not a trunk's termination\n");
         sl_send_reply("403", "Forbidden");
         exit;
     }}
@@ -412,7 +422,7 @@ failure_route[NEXT_WORKER] {{
     }}
     ds_load_unset();
     $sht(calls=>$ci) = $null;
-    if ($var(full) == 1) {{ xlog("L_WARN", "INVITE $ci from $si refused 503: every worker is full\n"); }}
+    if ($var(full) == 1) {{ xlog("L_WARN", "INVITE {CALL_ID} from $si refused 503: every worker is full\n"); }}
     if (t_check_status("503")) {{
         # Relayed, a worker's 503 would reach the trunk as 500 (tm acts as RFC 3261 16.7 bids a proxy),
         # which no trunk takes for "try your next route": the front answers the 503 itself, with the

@@ -25,15 +25,17 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
-from sipedge.front_refusals import read_front_log
+from sipedge.front_refusals import new_mark, read_front_log, relayed
+from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
+from sipedge.stream_lines import lines
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
@@ -57,9 +59,11 @@ class Child:
     """One supervised process: Kamailio or a worker."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]],
-                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False):
-        """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on."""
-        self.name, self.argv, self.env, self.pass_fds = name, argv, env, pass_fds
+                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False, own_group: bool = False):
+        """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on.
+        `own_group`: it runs in a process group of its own, killed whole: Kamailio's children outlive a killed
+        main process, still bound to its port, where the next start could not bind."""
+        self.name, self.argv, self.env, self.pass_fds, self.own_group = name, argv, env, pass_fds, own_group
         self._stderr = asyncio.subprocess.PIPE if reads_stderr else None
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
@@ -69,7 +73,7 @@ class Child:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
+            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds, start_new_session=self.own_group)
         await self._ready(self)
 
     async def stop(self) -> None:
@@ -80,9 +84,16 @@ class Child:
         try:
             await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+            self.kill(self.process)
             await self.process.wait()
+
+    def kill(self, process: asyncio.subprocess.Process) -> None:
+        """Kills `process` (one start of this child's), its whole group with `own_group`."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.own_group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
 
 
 class Supervisor:
@@ -95,6 +106,10 @@ class Supervisor:
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
         self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
         self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
+        self._mark = new_mark()  # the front's refusal lines' (sipedge/front_refusals.py): never the workers' token
+        # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
+        self._front_log = LogRelay(lambda: sys.stderr.buffer, "kamailio")
+        self._front_output = LogRelay(lambda: sys.stdout.buffer, "kamailio")
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Holds `task` until it ends: the loop itself keeps only a weak reference."""
@@ -105,11 +120,11 @@ class Supervisor:
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
-                            None if self._tls is None else self._tls.tls)
+                            None if self._tls is None else self._tls.tls, mark=self._mark)
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
-                         () if self._tls is None else self._tls.descriptors, reads_stderr=True)
+                         () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -211,13 +226,14 @@ class Supervisor:
         stdout = child.process.stdout
 
         async def ready() -> None:
-            while line := await stdout.readline():
+            output = lines(stdout)  # one reader to the end: its chunk may hold the lines after "ready"
+            async for line in output:
                 if line.startswith(CONTROL_LINE.encode()):  # its control API's port: the supervisor's to know
                     child.control_port = int(line.removeprefix(CONTROL_LINE.encode()))
                     continue
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
-                    self._keep(asyncio.get_running_loop().create_task(_relay(stdout)))
+                    self._keep(asyncio.get_running_loop().create_task(_relay(output)))
                     return
                 sys.stdout.buffer.write(line)
             raise OSError(f"{child.name} exited before it was ready")
@@ -231,12 +247,29 @@ class Supervisor:
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
-        self._keep(asyncio.get_running_loop().create_task(_relay(child.process.stdout)))
-        self._keep(asyncio.get_running_loop().create_task(read_front_log(child.process.stderr, self.front_refusals)))
+        loop = asyncio.get_running_loop()
+        self._keep(loop.create_task(_relay_front(lines(child.process.stdout), self._front_output)))
+        reader = loop.create_task(read_front_log(child.process.stderr, self.front_refusals, self._mark,
+                                                 self._front_log))
+        self._keep(reader)
+        process = child.process  # this start's: a later one has a reader of its own
+        reader.add_done_callback(lambda _: self._keep(loop.create_task(self._log_read_ended(child, process))))
         deadline = time.monotonic() + READY_SECONDS
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:
                 raise OSError(f"Kamailio did not answer on udp {self.config.sip_address}:{self.config.sip_port}")
+
+    async def _log_read_ended(self, child: Child, process: asyncio.subprocess.Process) -> None:
+        """Kamailio's log no longer read while it runs would leave it blocked on its next log write, answering no
+        SIP: it is stopped, and `_watch` starts it again. Its log ends when it exits, so a Kamailio still
+        running STOP_SECONDS later is one whose reader failed."""
+        if self._stopping.is_set():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), STOP_SECONDS)
+        except TimeoutError:
+            log.error("sipedge: Kamailio's log is no longer read while it runs; stopping it to start it again")
+            child.kill(process)
 
 
 def front_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -274,10 +307,16 @@ def _unprivileged() -> list[str]:
     return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
 
 
-async def _relay(stream: asyncio.StreamReader) -> None:
-    while line := await stream.readline():
+async def _relay(output: AsyncIterator[bytes]) -> None:
+    async for line in output:
         sys.stdout.buffer.write(line)
         sys.stdout.flush()
+
+
+async def _relay_front(output: AsyncIterator[bytes], relay: LogRelay) -> None:
+    """Kamailio's standard output (its start's banner), as its log is passed on."""
+    async for line in output:
+        relay.put(relayed(line))
 
 
 def _answers_options(host: str, port: int) -> bool:

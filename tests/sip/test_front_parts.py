@@ -138,6 +138,10 @@ def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> N
     text = files.config.read_text()
     assert f'append_hf("{TOKEN_HEADER}: {TOKEN}\\r\\n");' in text and files.config.stat().st_mode & 0o077 == 0
     assert "src_ip == 192.0.2.0/24" in text  # the trunk's sources, allowed by Kamailio itself
+    # A sender's Call-ID (a folded header's CR/LF) is never written raw into a log line of the config's.
+    logged = [line for line in text.splitlines() if "xlog(" in line]
+    assert logged and not [line for line in logged if "$ci " in line or "$ci:" in line], logged
+    assert any("$(ci{s.urlencode.param})" in line for line in logged)
     assert files.workers.read_text().splitlines() == [
         f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]
 
@@ -173,6 +177,11 @@ def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
     again = Supervisor(edge(tmp_path, "workers = 2"))
     shutil.rmtree(again._folder, ignore_errors=True)
     assert again._token != token  # a new one at each start
+    # The refusal lines' mark: in the private file alone, neither the workers' token nor in their environment.
+    mark = supervisor._mark
+    assert f"sipedge-front-refused {mark} 403 from $si" in cfg and mark != token and again._mark != mark
+    assert mark not in str(children["kamailio"].argv)
+    assert all(mark not in value for child in children.values() for value in child.env.values())
 
 
 def test_a_worker_reads_the_fronts_line_in_a_head_of_bare_lf_lines_and_never_one_in_the_body() -> None:

@@ -1,0 +1,71 @@
+"""Lines passed on to the edge's own output without the event loop ever waiting on it: a thread of
+its own writes them from a bounded queue, at most `bytes_per_second`. What is over that (a flood of
+malformed requests, each of which Kamailio's parser logs in full) is left out, and said so in one
+line a second, so a sender cannot make the edge's log grow faster than that, nor slow its loop."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+BYTES_PER_SECOND = 65536
+QUEUED_LINES = 1024  # a writer slower than the budget (a stalled terminal): lines past these are left out
+
+
+class LogRelay:
+    def __init__(self, out: Callable[[], BinaryIO], name: str, bytes_per_second: int = BYTES_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`out`: where lines go (read at each write: a test may swap sys.stderr); `name` starts the summary."""
+        self._out, self._name, self._budget, self._clock = out, name, bytes_per_second, clock
+        self._queue: queue.Queue[bytes] = queue.Queue(QUEUED_LINES)
+        self._lock = threading.Lock()  # the loop counts, the writer reports
+        self._second, self._spent = -1, 0
+        self._left_lines, self._left_bytes = 0, 0
+        threading.Thread(target=self._write, name=f"{name} log", daemon=True).start()
+
+    def put(self, line: bytes) -> None:
+        """Queues `line` (never blocks); past this second's budget, or with the queue full, only counts it."""
+        second = int(self._clock())
+        with self._lock:
+            if second != self._second:
+                self._second, self._spent = second, 0
+            if self._spent + len(line) > self._budget:
+                self._left_out(line)
+                return
+            self._spent += len(line)
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            with self._lock:
+                self._left_out(line)
+
+    def _left_out(self, line: bytes) -> None:
+        self._left_lines += 1
+        self._left_bytes += len(line)
+
+    def _write(self) -> None:
+        while True:
+            try:
+                line: bytes | None = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                line = None
+            left = left_bytes = 0
+            if self._queue.empty():  # said after the lines queued before those left out
+                with self._lock:
+                    left, self._left_lines = self._left_lines, 0
+                    left_bytes, self._left_bytes = self._left_bytes, 0
+            if not left and line is None:
+                continue
+            out = self._out()
+            try:
+                if line is not None:
+                    out.write(line)
+                if left:
+                    out.write(f"{self._name}: {left} lines ({left_bytes} bytes) of its log left out: over "
+                              f"{self._budget} bytes a second, or our output stalled\n".encode())
+                out.flush()
+            except (OSError, ValueError):  # our own output closed: nothing to tell, and the loop must not wait
+                continue
