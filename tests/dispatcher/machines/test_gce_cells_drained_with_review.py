@@ -35,8 +35,6 @@ def _drained(machines: GceCellMachines) -> set[str]:
     return {name for name in machines.cells.names if machines.cells.drained(name)}
 
 
-@pytest.mark.xfail(strict=True, reason="drained_with drains every cell of the project for a 404 on one cell's own "
-                   "template (gce/cells.py _sharing: neither QUOTA nor EXHAUSTED means the whole project)")
 async def test_one_cells_missing_template_drains_that_cell_alone(fake: FakeGce) -> None:
     machines = _machines(fake)
     try:
@@ -44,5 +42,37 @@ async def test_one_cells_missing_template_drains_that_cell_alone(fake: FakeGce) 
         assert (await machines.launch(spec(session))).created  # it went on to a cell whose template is there
         assert "c" in _drained(machines)  # the cell that lacks its template is set aside (baseline)
         assert _drained(machines) == {"c"}, "cell b, whose template is there, was drained for cell c's template"
+    finally:
+        await machines.aclose()
+
+
+def _forbidden(message: str) -> dict[str, object]:
+    """Compute Engine's 403 for a permission the caller lacks on one resource of the insert."""
+    return {"error": {"code": 403, "message": message, "errors": [{"reason": "forbidden", "message": message}]}}
+
+
+@pytest.mark.parametrize(("message", "drained"), [
+    (f"Required 'compute.subnetworks.use' permission for 'projects/{SHARED}/regions/europe-west1/subnetworks/bots'",
+     {"b", "c"}),
+    (f"Required 'compute.instances.create' permission for 'projects/{SHARED}/zones/europe-west1-b/instances/x'",
+     {"b"}),
+], ids=["names-its-region", "names-none"])
+async def test_a_refused_grant_drains_its_cell_or_the_region_it_names(
+        fake: FakeGce, message: str, drained: set[str]) -> None:
+    """A grant refused on a region's subnetwork is every cell's of the project in that region; one refused
+    otherwise is that cell's: the project's cells in another region, and other projects, stay open."""
+    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
+             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
+             {"name": "e", "project": SHARED, "zone": "us-east1-b"},
+             {"name": "d", "project": PROJECTS["b"]}]
+    machines = GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
+                               LocalCoordination(), drain_base=LONG_DRAIN)
+    try:
+        fake.fail(403, body=_forbidden(message), method="POST", path_contains="/zones/europe-west1-b/", times=1)
+        [session] = homed_in(machines, "b")
+        assert (await machines.launch(spec(session))).created
+        refused = {view.name for view in machines.views() if view.drained_until is not None
+                   and view.reason == "its grant was refused (the dispatcher's log says how)"}
+        assert refused == drained  # (the launch going on may drain others for their own answers)
     finally:
         await machines.aclose()
