@@ -397,10 +397,13 @@ def _aimed_at_the_edge(props: Props) -> bool:
 
 def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
     """The Azure edge's network security group (tag `role: sip-edge`): the GCP edge's rules, each inbound allow
-    of the group read as one rule per source network."""
-    if resource_type != "azure-native:network:NetworkSecurityGroup" \
-            or (props.get("tags") or {}).get("role") != SIP_EDGE_ROLE:
-        return
+    of the group read as one rule per source network. A group the edge's NIC uses without the tag: the stack
+    check `azure_sip_edge_nic_groups`."""
+    if resource_type == AZURE_NSG and _edge_tagged(props):
+        yield from _azure_edge_group_problems(props)
+
+
+def _azure_edge_group_problems(props: Props) -> Iterator[str]:
     rules = props.get("securityRules") or []
     if not any(_denies_all_inbound(found) for found in rules):
         yield (f"the SIP edge's group needs an inbound Deny of every source, protocol and port (priority at most "
@@ -588,6 +591,7 @@ def _sip_edge_rule(props: Props) -> str | None:
 
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 AZURE_SECURITY_RULE = "azure-native:network:SecurityRule"  # a rule of its own on a group
+AZURE_NIC = "azure-native:network:NetworkInterface"
 AZURE_VNET, AZURE_SUBNET = "azure-native:network:VirtualNetwork", "azure-native:network:Subnet"
 # Container Apps' infrastructure subnet is delegated to its environments (stacks/azure/network.py `dispatcher`):
 # the one subnet an app's calls to a private address leave from.
@@ -596,8 +600,45 @@ GCP_FIREWALL, GCP_SUBNETWORK = "gcp:compute/firewall:Firewall", "gcp:compute/sub
 CLOUD_RUN_SERVICE = "gcp:cloudrunv2/service:Service"  # its template's Direct VPC egress names its subnetwork
 
 
-def _azure_edge_group(resource: PolicyResource) -> bool:
-    return resource.resource_type == AZURE_NSG and (resource.props.get("tags") or {}).get("role") == SIP_EDGE_ROLE
+def _edge_tagged(props: Props) -> bool:
+    """Tagged as the Azure edge's (stacks/azure/sip_edge.py tags each of its resources, its group and NIC too)."""
+    return (props.get("tags") or {}).get("role") == SIP_EDGE_ROLE
+
+
+def _azure_edge_nics(resources: list[PolicyResource]) -> list[PolicyResource]:
+    return [resource for resource in resources if resource.resource_type == AZURE_NIC and _edge_tagged(resource.props)]
+
+
+def _nic_groups(nic: PolicyResource) -> list[PolicyResource]:
+    """The groups a NIC uses, as the dependency of its `networkSecurityGroup` input records them."""
+    return [group for group in nic.property_dependencies.get("networkSecurityGroup", [])
+            if group.resource_type == AZURE_NSG]
+
+
+def _azure_edge_groups(resources: list[PolicyResource]) -> list[PolicyResource]:
+    """The Azure edge's groups: those tagged as the edge's, and whatever group the edge's NIC uses, tagged or not
+    (shared with another role, made without the tag: the edge's door all the same)."""
+    found = {resource.urn: resource for resource in resources
+             if resource.resource_type == AZURE_NSG and _edge_tagged(resource.props)}
+    for nic in _azure_edge_nics(resources):
+        for group in _nic_groups(nic):
+            found.setdefault(group.urn, group)  # the stack's own, where it holds it
+    return list(found.values())
+
+
+def azure_sip_edge_nic_groups(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The Azure edge's NIC is on a group of this stack, which the pack reads as the edge's: one without the tag
+    (which `azure_sip_edge_rules` reads) is read here; a NIC on no group the stack makes is refused."""
+    for nic in _azure_edge_nics(args.resources):
+        groups = _nic_groups(nic)
+        if not groups:
+            report_violation(f"{nic.name}: the SIP edge's NIC is on no network security group this stack makes, "
+                             "which the pack cannot read: attach the edge's group (stacks/azure/sip_edge.py) by "
+                             "its id", nic.urn)
+        for group in groups:
+            if not _edge_tagged(group.props):
+                for problem in _azure_edge_group_problems(group.props):
+                    report_violation(f"{group.name} (the SIP edge's NIC {nic.name} uses it): {problem}", group.urn)
 
 
 def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> bool:
@@ -605,7 +646,8 @@ def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> boo
     group's name (in the same resource group, where both are known)."""
     if rule.resource_type != AZURE_SECURITY_RULE:
         return False
-    if any(_azure_edge_group(group) for group in rule.property_dependencies.get("networkSecurityGroupName", [])):
+    edge = {group.urn for group in groups}
+    if any(group.urn in edge for group in rule.property_dependencies.get("networkSecurityGroupName", [])):
         return True
     name, home = rule.props.get("networkSecurityGroupName"), rule.props.get("resourceGroupName")
     return isinstance(name, str) and any(
@@ -616,7 +658,7 @@ def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> boo
 def azure_sip_edge_standalone_rules(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """A standalone SecurityRule on the Azure edge's group opens the edge as an inline one does (Azure reads the
     group's rules and its standalone ones as one list): read each as the group's own rules are."""
-    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    groups = _azure_edge_groups(args.resources)
     for resource in args.resources:
         if _on_an_edge_group(resource, groups):
             for problem in _azure_edge_rule(resource.props):
@@ -628,7 +670,7 @@ def sip_edge_control_sources(args: StackValidationArgs, report_violation: Report
     subnet as this stack declares it (Azure: the subnet delegated to Container Apps' environments; GCP: the
     subnetwork the Cloud Run service's Direct VPC egress sends from). Another subnet of the network (the TURN
     relay's, which faces the internet; the edge's own) is as private and as narrow, and must not reach it."""
-    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    groups = _azure_edge_groups(args.resources)
     azure = [*((group, rule) for group in groups for rule in group.props.get("securityRules") or []),
              *((rule, rule.props) for rule in args.resources if _on_an_edge_group(rule, groups))]
     azure_subnets = _azure_dispatcher_subnets(args.resources)
@@ -723,6 +765,9 @@ POLICIES = [
     StackValidationPolicy(name="sip-edge-azure-standalone-rules",
                           description="A standalone rule on the Azure SIP edge's group is checked as its own rules are",
                           validate=azure_sip_edge_standalone_rules, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="sip-edge-azure-nic-groups",
+                          description="The Azure SIP edge's NIC is on a group of this stack, read as the edge's",
+                          validate=azure_sip_edge_nic_groups, enforcement_level=EnforcementLevel.MANDATORY),
     StackValidationPolicy(name="sip-edge-control-from-the-dispatcher",
                           description="The GCP and Azure SIP edge's control API admits the dispatcher's subnet only",
                           validate=sip_edge_control_sources, enforcement_level=EnforcementLevel.MANDATORY),

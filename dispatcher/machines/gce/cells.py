@@ -90,8 +90,9 @@ class GceCellMachines(CellLaunches[GceMachines]):
     def _refused_with(self, cell: str, exc: GceRefused, why: str) -> tuple[str, ...]:
         """The cells a refusal met in `cell` holds for as well. The API rate is the whole project's, whatever
         zone a cell names (one bucket: `shared` above); a missing template is every cell's that inserts from
-        that path (a cell may name its own), another resource's (a zone) that cell's; a refused grant is that cell's, or its region's when Google names
-        the region (a subnetwork's, say); a quota or an exhausted zone: `_capacity_sharing`."""
+        that path (a cell may name its own); another resource missing (a zone) is that cell's; a refused grant
+        is that cell's, or its region's when Google names the region (a subnetwork's, say); a quota or an
+        exhausted zone: `_capacity_sharing`."""
         if exc.reason == "gce_throttled":
             return self._in_project(cell)
         if exc.reason == "gce_capacity":

@@ -157,7 +157,8 @@ class GceMachines:
         said = f"Compute Engine refused to {what}: {message}"
         if throttled(response):  # a rate quota, not a missing grant: it refills within the minute
             return GceRefused("gce_throttled", said, status=response.status_code, api_reason=reason,
-                              api_message=message, retry_after=retry_after_of(response.headers) or RATE_QUOTA_RETRY_AFTER)
+                              api_message=message,
+                              retry_after=retry_after_of(response.headers) or RATE_QUOTA_RETRY_AFTER)
         # No capacity or quota in the zone: worth trying again later.
         capacity = "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper()
         error = refusal(MachinesError, "gce", response.status_code, said,

@@ -12,14 +12,15 @@ network (the TURN relay's, which faces the internet) or open the whole edge, whi
   prowler PR #3808 met rules written `allow`/`TCP` that Azure applied), and `_azure_edge_rule` skips any rule
   whose `access`/`direction` is not spelled exactly "Allow"/"Inbound" (`protocol` alone is lower-cased).
 
-Each case is strict-xfail until the pack refuses it, beside a baseline the pack refuses already, so an xfail
-cannot pass for a broken fixture."""
+Each case is refused now, beside a baseline the pack refused already, so a case cannot pass for a broken
+fixture; and the edge's network interface is read for the group it uses, tagged or not."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from pulumi_policy import PolicyResource
 
 from policy import rules
 from tests.infra.policy.test_sip_edge_control import (
@@ -112,8 +113,6 @@ def test_the_azure_turn_relays_group_is_read_whatever_the_case() -> None:
 NIC = "azure-native:network:NetworkInterface"
 
 
-@pytest.mark.xfail(strict=True, reason="the Azure checks select the edge's group by its tag role=sip-edge, not by "
-                   "what the edge's NIC uses: a NIC tagged as the edge's on an untagged group is not read")
 def test_the_azure_edges_nic_on_a_group_the_pack_does_not_read_is_refused() -> None:
     """stacks/azure/sip_edge.py tags the NIC role=sip-edge too (`_common`) and attaches the group by its id: a
     group shared with another role, or made without the tag, opens the edge to anyone, and no check looks."""
@@ -124,3 +123,28 @@ def test_the_azure_edges_nic_on_a_group_the_pack_does_not_read_is_refused() -> N
     tagged = _resource(NSG, {**untagged.props, "tags": {"role": "sip-edge"}})
     assert _pack(tagged, nic, _azure_network()) != []  # the same rules on the tagged group are refused (baseline)
     assert _pack(untagged, nic, _azure_network()) != []
+
+
+def _edge_nic(*groups: PolicyResource, **props: Any) -> PolicyResource:
+    return _resource(NIC, {"tags": {"role": "sip-edge"}, "networkSecurityGroup": {"id": "group-id"}, **props},
+                     {"networkSecurityGroup": list(groups)})
+
+
+def test_the_shipped_edge_nic_on_its_tagged_group_passes_once_read() -> None:
+    group = _resource(NSG, _nsg(deny_in=True))
+    assert _pack(group, _edge_nic(group), _azure_network()) == []
+
+
+def test_an_edge_nic_on_no_group_of_the_stack_is_refused() -> None:
+    """A group id from elsewhere (or none): Azure applies a group the pack never sees."""
+    (refused,) = _pack(_edge_nic(), _azure_network())
+    assert "on no network security group this stack makes" in refused
+
+
+def test_the_control_sources_of_an_untagged_group_the_edge_nic_uses_are_checked() -> None:
+    group = _nsg(deny_in=True)
+    *others, control, deny = group["securityRules"]
+    untagged = _resource(NSG, {"tags": {"role": "shared"},
+                               "securityRules": [*others, {**control, "sourceAddressPrefix": TURN_SUBNET}, deny]})
+    assert any("outside the dispatcher's own subnet" in found
+               for found in _pack(untagged, _edge_nic(untagged), _azure_network()))
