@@ -4,7 +4,9 @@ cause were the project's. A cell may name its own instance template (GCE_CELLS `
 template of the cell's project: gce/cell_settings.py): one cell whose template is missing (deleted, mistyped)
 answers 404 for its own launches alone, yet each of them drains the project's other cells, whose templates
 are there, for the drain's growing backoff: a deployment listing one project in several zones (the shared-bucket
-case this change serves) loses every zone to one cell's mistake. Before the change only that cell was drained."""
+case this change serves) loses every zone to one cell's mistake. Before the change only that cell was drained.
+Now only the rate drains the whole project; a missing template the cells inserting from it; a refused grant
+its cell, or the region Google names."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cells import LONG_DRAIN, PROJECTS, cells_env
-from tests.dispatcher.machines.test_gce_cells_shared_project_review import SHARED
+from tests.dispatcher.machines.test_gce_cells_shared_project_review import SHARED, in_two_regions
 from tests.dispatcher.machines.test_gce_cells_shared_project_review import fake as fake  # noqa: F401  (fixture)
 from tests.fakes.gce import FakeGce
 from tests.support.cells import homed_in
@@ -61,12 +63,7 @@ async def test_a_refused_grant_drains_its_cell_or_the_region_it_names(
         fake: FakeGce, message: str, drained: set[str]) -> None:
     """A grant refused on a region's subnetwork is every cell's of the project in that region; one refused
     otherwise is that cell's: the project's cells in another region, and other projects, stay open."""
-    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
-             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
-             {"name": "e", "project": SHARED, "zone": "us-east1-b"},
-             {"name": "d", "project": PROJECTS["b"]}]
-    machines = GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
-                               LocalCoordination(), drain_base=LONG_DRAIN)
+    machines = in_two_regions(fake)
     try:
         fake.fail(403, body=_forbidden(message), method="POST", path_contains="/zones/europe-west1-b/", times=1)
         [session] = homed_in(machines, "b")
