@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -277,9 +278,8 @@ def azure_turn_ports(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type != "azure-native:network:NetworkSecurityGroup" or tags.get("role") != TURN_ROLE:
         return
     for rule in props.get("securityRules") or []:
-        port = str(rule.get("destinationPortRange"))
-        if rule.get("direction") == "Inbound" and rule.get("access") == "Allow" \
-                and not _allowed_turn_port(str(rule.get("protocol", "")).lower(), port):
+        if _azure_inbound(rule, "allow") and not all(
+                _allowed_turn_port(_word(rule.get("protocol")), str(port)) for port in _azure_ports(rule)):
             yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {rule}"
 
 
@@ -322,20 +322,70 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
             yield (f"the SIP edge's rule also admits the network's VMs by {key} {props[key]}: name the trunks' "
                    "or the dispatcher's networks in sourceRanges only")
     for allow in props.get("allows") or []:
-        for port in allow.get("ports") or ["0-65535"]:
-            low, _, high = str(port).partition("-")
-            if not low.isdigit() or not (high or low).isdigit():
-                yield f"the SIP edge's rule opens {allow} (SIP, RTP and the control API only)"
-                continue
-            for cidr in props.get("sourceRanges") or ["0.0.0.0/0"]:
-                rule = {"ipProtocol": allow.get("protocol"), "fromPort": int(low), "toPort": int(high or low),
-                        "cidrIpv4": cidr, "description": props.get("description")}
-                if rule["ipProtocol"] == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT \
-                        and _private(cidr):
-                    yield from _control_range(cidr)
-                    continue
-                if (problem := _sip_edge_rule(rule)) is not None:
-                    yield f"the SIP edge's rule {problem}"
+        protocol, ranges = _word(allow.get("protocol")), _port_ranges(_gcp_ports(allow))
+        if ranges is None:
+            yield f"the SIP edge's rule opens {allow} (SIP, RTP and the control API only)"
+            continue
+        for (low, high), cidr in itertools.product(ranges, props.get("sourceRanges") or ["0.0.0.0/0"]):
+            yield from _edge_rule_problems(protocol, low, high, cidr, props.get("description"))
+
+
+def _edge_rule_problems(protocol: str, low: int, high: int, cidr: Any, description: Any) -> Iterator[str]:
+    """One port range of a GCP or Azure edge rule from one source: the control API alone (TCP, that one port)
+    from a private range is held to the dispatcher's subnet's width; anything else is read as AWS's rules are."""
+    if protocol == "tcp" and low == high == SIP_EDGE_CONTROL_PORT and _private(cidr):
+        yield from _control_range(cidr)
+        return
+    rule = {"ipProtocol": protocol, "fromPort": low, "toPort": high, "cidrIpv4": cidr, "description": description}
+    if (problem := _sip_edge_rule(rule)) is not None:
+        yield f"the SIP edge's rule {problem}"
+
+
+PortRange = tuple[int, int]
+ALL_PORTS: PortRange = (0, 65535)
+
+
+def _port_ranges(values: list[Any]) -> list[PortRange] | None:
+    """Ports as the providers take them, as integer ranges: "5080", "5080-5080", "5000-5100", "*" (every port).
+    None: one is no port (unknown at preview, or malformed), which the callers refuse or skip."""
+    found: list[PortRange] = []
+    for value in values:
+        text = str(value).strip()
+        if text == "*":
+            found.append(ALL_PORTS)
+            continue
+        low, dash, high = (part.strip() for part in text.partition("-"))
+        high = high if dash else low
+        if not low.isdigit() or not high.isdigit():
+            return None
+        found.append((int(low), int(high)))
+    return found
+
+
+def _opens_control(protocol: Any, ranges: list[PortRange] | None) -> bool:
+    """Whether a rule's protocol and ports reach the edge's control API (TCP 5080): one port, a range holding
+    it, every port, TCP or every protocol. The one test of it, whatever the rule's spelling."""
+    return _word(protocol) in ("tcp", "6", "all", "*") and ranges is not None \
+        and any(low <= SIP_EDGE_CONTROL_PORT <= high for low, high in ranges)
+
+
+def _gcp_ports(allow: Props) -> list[Any]:
+    return list(allow.get("ports") or ["0-65535"])  # no ports: every port of the protocol
+
+
+def _word(value: Any) -> str:
+    """An enum value as the providers compare it: Azure's network provider takes `Allow`, `allow` and `ALLOW`
+    alike (the SDK's enums are plain strings), GCP its protocols in either case."""
+    return str(value if value is not None else "").strip().lower()
+
+
+def _azure_inbound(rule: Props, access: str) -> bool:
+    return _word(rule.get("direction")) == "inbound" and _word(rule.get("access")) == access
+
+
+def _azure_ports(rule: Props, missing: Any = "*") -> list[Any]:
+    """A rule's destination ports: its list (`destinationPortRanges`) or its one port or range."""
+    return list(rule.get("destinationPortRanges") or [rule.get("destinationPortRange", missing)])
 
 
 def _aimed_at_the_edge(props: Props) -> bool:
@@ -347,10 +397,13 @@ def _aimed_at_the_edge(props: Props) -> bool:
 
 def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
     """The Azure edge's network security group (tag `role: sip-edge`): the GCP edge's rules, each inbound allow
-    of the group read as one rule per source network."""
-    if resource_type != "azure-native:network:NetworkSecurityGroup" \
-            or (props.get("tags") or {}).get("role") != SIP_EDGE_ROLE:
-        return
+    of the group read as one rule per source network. A group the edge's NIC uses without the tag: the stack
+    check `azure_sip_edge_nic_groups`."""
+    if resource_type == AZURE_NSG and _edge_tagged(props):
+        yield from _azure_edge_group_problems(props)
+
+
+def _azure_edge_group_problems(props: Props) -> Iterator[str]:
     rules = props.get("securityRules") or []
     if not any(_denies_all_inbound(found) for found in rules):
         yield (f"the SIP edge's group needs an inbound Deny of every source, protocol and port (priority at most "
@@ -363,22 +416,16 @@ def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
 def _azure_edge_rule(found: Props) -> Iterator[str]:
     """One rule of the Azure edge's group, inline or standalone: each inbound allow read as one rule per source
     network."""
-    if found.get("direction") != "Inbound" or found.get("access") != "Allow":
+    if not _azure_inbound(found, "allow"):
         return
-    protocol, port = str(found.get("protocol", "")).lower(), str(found.get("destinationPortRange", "*"))
-    low, _, high = port.partition("-")
-    if protocol not in ("udp", "tcp") or not low.isdigit() or not (high or low).isdigit():
-        yield f"the SIP edge's rule opens {protocol} {port} (SIP, RTP and the control API only)"
+    protocol, ports = _word(found.get("protocol")), _azure_ports(found)
+    ranges = _port_ranges(ports)
+    if protocol not in ("udp", "tcp") or ranges is None:
+        yield f"the SIP edge's rule opens {protocol} {','.join(map(str, ports))} (SIP, RTP and the control API only)"
         return
-    for cidr in _azure_sources(found):
-        rule = {"ipProtocol": protocol, "fromPort": int(low), "toPort": int(high or low),
-                "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
-                "description": found.get("description")}
-        if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
-            yield from _control_range(cidr)
-            continue
-        if (problem := _sip_edge_rule(rule)) is not None:
-            yield f"the SIP edge's rule {problem}"
+    for (low, high), cidr in itertools.product(ranges, _azure_sources(found)):
+        source = "0.0.0.0/0" if _word(cidr) in ("*", "internet") else cidr
+        yield from _edge_rule_problems(protocol, low, high, source, found.get("description"))
 
 
 def _azure_sources(rule: Props) -> list[Any]:
@@ -388,8 +435,8 @@ def _azure_sources(rule: Props) -> list[Any]:
 def _denies_all_inbound(rule: Props) -> bool:
     priority = rule.get("priority")
     sources = rule.get("sourceAddressPrefixes") or [rule.get("sourceAddressPrefix")]
-    return rule.get("direction") == "Inbound" and rule.get("access") == "Deny" and rule.get("protocol") == "*" \
-        and str(rule.get("destinationPortRange")) == "*" and "*" in sources \
+    return _azure_inbound(rule, "deny") and _word(rule.get("protocol")) == "*" \
+        and _port_ranges(_azure_ports(rule, None)) == [ALL_PORTS] and "*" in sources \
         and rule.get("destinationAddressPrefix", "*") == "*" \
         and isinstance(priority, (int, float)) and priority <= AZURE_LOWEST_CUSTOM_PRIORITY
 
@@ -544,6 +591,7 @@ def _sip_edge_rule(props: Props) -> str | None:
 
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"
 AZURE_SECURITY_RULE = "azure-native:network:SecurityRule"  # a rule of its own on a group
+AZURE_NIC = "azure-native:network:NetworkInterface"
 AZURE_VNET, AZURE_SUBNET = "azure-native:network:VirtualNetwork", "azure-native:network:Subnet"
 # Container Apps' infrastructure subnet is delegated to its environments (stacks/azure/network.py `dispatcher`):
 # the one subnet an app's calls to a private address leave from.
@@ -552,8 +600,45 @@ GCP_FIREWALL, GCP_SUBNETWORK = "gcp:compute/firewall:Firewall", "gcp:compute/sub
 CLOUD_RUN_SERVICE = "gcp:cloudrunv2/service:Service"  # its template's Direct VPC egress names its subnetwork
 
 
-def _azure_edge_group(resource: PolicyResource) -> bool:
-    return resource.resource_type == AZURE_NSG and (resource.props.get("tags") or {}).get("role") == SIP_EDGE_ROLE
+def _edge_tagged(props: Props) -> bool:
+    """Tagged as the Azure edge's (stacks/azure/sip_edge.py tags each of its resources, its group and NIC too)."""
+    return (props.get("tags") or {}).get("role") == SIP_EDGE_ROLE
+
+
+def _azure_edge_nics(resources: list[PolicyResource]) -> list[PolicyResource]:
+    return [resource for resource in resources if resource.resource_type == AZURE_NIC and _edge_tagged(resource.props)]
+
+
+def _nic_groups(nic: PolicyResource) -> list[PolicyResource]:
+    """The groups a NIC uses, as the dependency of its `networkSecurityGroup` input records them."""
+    return [group for group in nic.property_dependencies.get("networkSecurityGroup", [])
+            if group.resource_type == AZURE_NSG]
+
+
+def _azure_edge_groups(resources: list[PolicyResource]) -> list[PolicyResource]:
+    """The Azure edge's groups: those tagged as the edge's, and whatever group the edge's NIC uses, tagged or not
+    (shared with another role, made without the tag: the edge's door all the same)."""
+    found = {resource.urn: resource for resource in resources
+             if resource.resource_type == AZURE_NSG and _edge_tagged(resource.props)}
+    for nic in _azure_edge_nics(resources):
+        for group in _nic_groups(nic):
+            found.setdefault(group.urn, group)  # the stack's own, where it holds it
+    return list(found.values())
+
+
+def azure_sip_edge_nic_groups(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """The Azure edge's NIC is on a group of this stack, which the pack reads as the edge's: one without the tag
+    (which `azure_sip_edge_rules` reads) is read here; a NIC on no group the stack makes is refused."""
+    for nic in _azure_edge_nics(args.resources):
+        groups = _nic_groups(nic)
+        if not groups:
+            report_violation(f"{nic.name}: the SIP edge's NIC is on no network security group this stack makes, "
+                             "which the pack cannot read: attach the edge's group (stacks/azure/sip_edge.py) by "
+                             "its id", nic.urn)
+        for group in groups:
+            if not _edge_tagged(group.props):
+                for problem in _azure_edge_group_problems(group.props):
+                    report_violation(f"{group.name} (the SIP edge's NIC {nic.name} uses it): {problem}", group.urn)
 
 
 def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> bool:
@@ -561,7 +646,8 @@ def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> boo
     group's name (in the same resource group, where both are known)."""
     if rule.resource_type != AZURE_SECURITY_RULE:
         return False
-    if any(_azure_edge_group(group) for group in rule.property_dependencies.get("networkSecurityGroupName", [])):
+    edge = {group.urn for group in groups}
+    if any(group.urn in edge for group in rule.property_dependencies.get("networkSecurityGroupName", [])):
         return True
     name, home = rule.props.get("networkSecurityGroupName"), rule.props.get("resourceGroupName")
     return isinstance(name, str) and any(
@@ -572,7 +658,7 @@ def _on_an_edge_group(rule: PolicyResource, groups: list[PolicyResource]) -> boo
 def azure_sip_edge_standalone_rules(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """A standalone SecurityRule on the Azure edge's group opens the edge as an inline one does (Azure reads the
     group's rules and its standalone ones as one list): read each as the group's own rules are."""
-    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    groups = _azure_edge_groups(args.resources)
     for resource in args.resources:
         if _on_an_edge_group(resource, groups):
             for problem in _azure_edge_rule(resource.props):
@@ -584,7 +670,7 @@ def sip_edge_control_sources(args: StackValidationArgs, report_violation: Report
     subnet as this stack declares it (Azure: the subnet delegated to Container Apps' environments; GCP: the
     subnetwork the Cloud Run service's Direct VPC egress sends from). Another subnet of the network (the TURN
     relay's, which faces the internet; the edge's own) is as private and as narrow, and must not reach it."""
-    groups = [resource for resource in args.resources if _azure_edge_group(resource)]
+    groups = _azure_edge_groups(args.resources)
     azure = [*((group, rule) for group in groups for rule in group.props.get("securityRules") or []),
              *((rule, rule.props) for rule in args.resources if _on_an_edge_group(rule, groups))]
     azure_subnets = _azure_dispatcher_subnets(args.resources)
@@ -599,7 +685,7 @@ def sip_edge_control_sources(args: StackValidationArgs, report_violation: Report
         if resource.resource_type != GCP_FIREWALL or props.get("direction", "INGRESS") != "INGRESS" \
                 or not _aimed_at_the_edge(props):
             continue
-        if any(allow.get("protocol") == "tcp" and str(SIP_EDGE_CONTROL_PORT) in (allow.get("ports") or [])
+        if any(_opens_control(allow.get("protocol"), _port_ranges(_gcp_ports(allow)))
                for allow in props.get("allows") or []):
             for cidr in props.get("sourceRanges") or []:
                 if (problem := _control_outside(cidr, gcp_subnets, "the Cloud Run egress")) is not None:
@@ -607,9 +693,7 @@ def sip_edge_control_sources(args: StackValidationArgs, report_violation: Report
 
 
 def _azure_control(rule: Props) -> bool:
-    return rule.get("direction") == "Inbound" and rule.get("access") == "Allow" \
-        and str(rule.get("protocol", "")).lower() == "tcp" \
-        and str(rule.get("destinationPortRange")) == str(SIP_EDGE_CONTROL_PORT)
+    return _azure_inbound(rule, "allow") and _opens_control(rule.get("protocol"), _port_ranges(_azure_ports(rule)))
 
 
 def _azure_dispatcher_subnets(resources: list[PolicyResource]) -> list[Network]:
@@ -681,6 +765,9 @@ POLICIES = [
     StackValidationPolicy(name="sip-edge-azure-standalone-rules",
                           description="A standalone rule on the Azure SIP edge's group is checked as its own rules are",
                           validate=azure_sip_edge_standalone_rules, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="sip-edge-azure-nic-groups",
+                          description="The Azure SIP edge's NIC is on a group of this stack, read as the edge's",
+                          validate=azure_sip_edge_nic_groups, enforcement_level=EnforcementLevel.MANDATORY),
     StackValidationPolicy(name="sip-edge-control-from-the-dispatcher",
                           description="The GCP and Azure SIP edge's control API admits the dispatcher's subnet only",
                           validate=sip_edge_control_sources, enforcement_level=EnforcementLevel.MANDATORY),

@@ -26,6 +26,7 @@ does not run over cells yet.
 from __future__ import annotations
 
 import logging
+import re
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.credentials import BotGrant
@@ -75,7 +76,8 @@ class GceCellMachines(CellLaunches[GceMachines]):
             if (why := _turned_away(exc)) is None:
                 raise
             log.warning("Compute Engine cell %s refused a launch: %s", cell, exc.message)
-            raise CellTurnedAway(exc.reason, why, retry_after=exc.retry_after) from None
+            raise GceTurnedAway(exc.reason, why, sharing=self._refused_with(cell, exc, why),
+                                retry_after=exc.retry_after) from None
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
         """Only the project's own refusal that made nothing (`run_in`): never a lost answer, nor the
@@ -83,18 +85,36 @@ class GceCellMachines(CellLaunches[GceMachines]):
         return exc.message if isinstance(exc, CellTurnedAway) else None
 
     def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]:
-        return self._sharing(cell, exc.message) if isinstance(exc, CellTurnedAway) else (cell,)
+        return exc.sharing if isinstance(exc, GceTurnedAway) else (cell,)
 
-    def _sharing(self, cell: str, why: str) -> tuple[str, ...]:
-        """The cells a refusal met in `cell` holds for as well: a zone's exhausted capacity is that zone's
-        alone, a quota (regional: CPUs, addresses) is the project's in that region, and its rate, its grant
-        and its templates are the whole project's, whatever zone a cell names (one bucket: `shared` above)."""
-        project, zone = self._where[cell]
-        if "EXHAUSTED" in why.upper() or why == _CAPACITY:
-            return (cell,)
-        regional = "QUOTA" in why.upper()
-        return tuple(name for name, (other, at) in self._where.items()
-                     if other == project and (not regional or _region(at) == _region(zone)))
+    def _refused_with(self, cell: str, exc: GceRefused, why: str) -> tuple[str, ...]:
+        """The cells a refusal met in `cell` holds for as well. The API rate is the whole project's, whatever
+        zone a cell names (one bucket: `shared` above); a missing template is every cell's that inserts from
+        that path (a cell may name its own); another resource missing (a zone) is that cell's; a refused grant
+        is that cell's, or its region's when Google names the region (a subnetwork's, say); a quota or an
+        exhausted zone: `_capacity_sharing`."""
+        if exc.reason == "gce_throttled":
+            return self._in_project(cell)
+        if exc.reason == "gce_capacity":
+            return self._capacity_sharing(cell, why)
+        path = self._members[cell].settings.template_path
+        if exc.status == 404 and path.rsplit("/", 1)[-1] in exc.api_message:  # not another resource (a zone)
+            return tuple(name for name, member in self._members.items() if member.settings.template_path == path)
+        if exc.status == 403 and (named := _REGION_NAMED.search(exc.api_message)) is not None:
+            return self._in_project(cell, region=named[1])
+        return (cell,)
+
+    def _capacity_sharing(self, cell: str, why: str) -> tuple[str, ...]:
+        """A zone's exhausted capacity is that zone's alone, a quota (regional: CPUs, addresses) is the
+        project's in that region."""
+        if "QUOTA" in why.upper() and "EXHAUSTED" not in why.upper():
+            return self._in_project(cell, region=_region(self._where[cell][1]))
+        return (cell,)
+
+    def _in_project(self, cell: str, *, region: str | None = None) -> tuple[str, ...]:
+        project = self._where[cell][0]
+        return tuple(name for name, (other, zone) in self._where.items()
+                     if other == project and region in (None, _region(zone)))
 
     def lacks(self, exc: MachinesError) -> bool:
         """A release's template missing in this project (read, or refused by the insert, before
@@ -121,7 +141,7 @@ class GceCellMachines(CellLaunches[GceMachines]):
         if (machine.state is MachineState.FAILED and ("QUOTA" in code or "EXHAUSTED" in code)
                 and self._failed_seen.get(session_id) is None):
             self._failed_seen[session_id] = cell
-            for drained in self._sharing(cell, code):
+            for drained in self._capacity_sharing(cell, code):
                 self.cells.drain(drained, code, FAILED_INSERT_DRAIN)
         return machine
 
@@ -141,6 +161,16 @@ class GceCellMachines(CellLaunches[GceMachines]):
 
 
 _CAPACITY = "a quota or the zone's capacity"  # a capacity refusal that names neither: the zone's alone
+_REGION_NAMED = re.compile(r"/regions/([a-z]+-[a-z]+[0-9]+)/")  # projects/P/regions/europe-west1/subnetworks/S
+
+
+class GceTurnedAway(CellTurnedAway):
+    """A cell's refusal, with the cells it holds for as well (`sharing`: decided from Google's answer, which
+    the dispatcher's words in the message leave out)."""
+
+    def __init__(self, reason: str, why: str, *, sharing: tuple[str, ...], retry_after: float | None) -> None:
+        super().__init__(reason, why, retry_after=retry_after)
+        self.sharing = sharing
 
 
 def _region(zone: str) -> str:

@@ -102,12 +102,13 @@ def throttled(response: HttpResponse) -> bool:
 
 class GceRefused(MachinesError):
     """Compute Engine's own answer refused a call (not the dispatcher's sign-in, nor a lost answer):
-    `status` and Google's `errors[0].reason` say why (gce/cells.py drains a project by them)."""
+    `status`, Google's `errors[0].reason` and its own message (`api_message`: the resource it names) say why
+    (gce/cells.py drains a project, a region, a template's cells or one cell by them)."""
 
-    def __init__(self, reason: str, message: str, *, status: int, api_reason: str,
+    def __init__(self, reason: str, message: str, *, status: int, api_reason: str, api_message: str = "",
                  retry_after: float | None = None) -> None:
         super().__init__(reason, message, retry_after=retry_after)
-        self.status, self.api_reason = status, api_reason
+        self.status, self.api_reason, self.api_message = status, api_reason, api_message
 
 
 class GceMachines:
@@ -156,13 +157,14 @@ class GceMachines:
         said = f"Compute Engine refused to {what}: {message}"
         if throttled(response):  # a rate quota, not a missing grant: it refills within the minute
             return GceRefused("gce_throttled", said, status=response.status_code, api_reason=reason,
+                              api_message=message,
                               retry_after=retry_after_of(response.headers) or RATE_QUOTA_RETRY_AFTER)
         # No capacity or quota in the zone: worth trying again later.
         capacity = "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper()
         error = refusal(MachinesError, "gce", response.status_code, said,
                         capacity_retry_after=30.0 if capacity else None)
         return GceRefused(error.reason, said, status=response.status_code, api_reason=reason,
-                          retry_after=error.retry_after)
+                          api_message=message, retry_after=error.retry_after)
 
     def template_of(self, image: str | None) -> str:
         """The template to insert from: a release's (`image`), else the deployment's own."""

@@ -52,6 +52,16 @@ async def test_a_project_refusing_for_its_rate_is_drained_in_every_zone_it_is_li
         await machines.aclose()
 
 
+def in_two_regions(fake: FakeGce) -> GceCellMachines:
+    """The shared project in two zones of one region and one of another, and another project."""
+    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
+             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
+             {"name": "e", "project": SHARED, "zone": "us-east1-b"},
+             {"name": "d", "project": PROJECTS["b"]}]
+    return GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
+                           LocalCoordination(), drain_base=LONG_DRAIN)
+
+
 @pytest.mark.parametrize(("failure", "drained"), [("ZONE_RESOURCE_POOL_EXHAUSTED", {"b"}),
                                                   ("QUOTA_EXCEEDED", {"b", "c"})],
                          ids=["zone-capacity", "regional-quota"])
@@ -59,12 +69,7 @@ async def test_a_failed_insert_drains_the_cells_that_share_what_failed(
         fake: FakeGce, failure: str, drained: set[str]) -> None:
     """A zone's exhausted capacity is that zone's alone; a quota is the project's in its region, so the
     project's cell in another region stays open."""
-    cells = [{"name": "b", "project": SHARED, "zone": "europe-west1-b"},
-             {"name": "c", "project": SHARED, "zone": "europe-west1-c"},
-             {"name": "e", "project": SHARED, "zone": "us-east1-b"},
-             {"name": "d", "project": PROJECTS["b"]}]
-    machines = GceCellMachines(GceSettings.from_env({**cells_env(fake), "GCE_CELLS": json.dumps(cells)}),
-                               LocalCoordination(), drain_base=LONG_DRAIN)
+    machines = in_two_regions(fake)
     try:
         fake.projects[SHARED].insert_error = failure
         [session] = homed_in(machines, "b")
