@@ -4,9 +4,10 @@ token's WebSocket, then `GET /sessions/{id}` for the bot's `joined` (its media s
 call can be answered). Every request is bounded (REQUEST_SECONDS) and retried on a connection
 failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk. A retried
 `POST /start` carries the first try's Idempotency-Key, so an answer lost on the way makes no second
-session. A call through a priced trunk also names its trunk and price (`sip_trunk`), vouched for by
-the edge's own credential (`X-Voicefleet-Edge-Secret`, docs/sip.md#edge-credentials): the dispatcher takes a
-price from the edge alone."""
+session. Each start presents the edge's own credential (`X-Voicefleet-Edge-Secret`, docs/sip.md#edge-credentials),
+by which the dispatcher records the call as this edge's (its transfers' reports are then taken from this edge
+alone); a call through a priced trunk also names its trunk and price (`sip_trunk`), which the dispatcher takes
+from the edge alone."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class DispatcherLink:
     def __init__(self, base_url: str, edge_secret: str | None = None, edge_url: str | None = None) -> None:
         self.base_url = base_url
         self.edge_url = edge_url  # the file's `control_url`: named in each call's stream, for its transfers
-        self._edge_secret = edge_secret  # the control secret: it vouches for a trunk's price
+        self._edge_secret = edge_secret  # the edge's credential: it names the edge and vouches for a trunk's price
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
 
     async def close(self) -> None:
@@ -55,9 +56,10 @@ class DispatcherLink:
         if eval_token is not None:
             payload["eval_token"] = eval_token  # refused there: 403 `eval_token_refused` (refusals.py)
         headers = {**_auth(api_key), "Idempotency-Key": uuid.uuid4().hex}
-        if line is not None and self._edge_secret is not None:
-            payload["sip_trunk"] = {k: v for k, v in line.items() if k != "direction"}
+        if self._edge_secret is not None:  # priced or not: the dispatcher records the call as this edge's
             headers[EDGE_SECRET_HEADER] = self._edge_secret
+            if line is not None:
+                payload["sip_trunk"] = {k: v for k, v in line.items() if k != "direction"}
         for attempt in range(ATTEMPTS):
             try:
                 async with self._http.post(f"{self.base_url}/start", json=payload, headers=headers) as answer:

@@ -20,7 +20,8 @@ from dispatcher.usage.trunk_line import TrunkLine
 
 
 def edge_line(request: Request, state: AppState, payload: StartRequest | None) -> TrunkLine | None:
-    """The start's line, or None when it names none; 403 `sip_edge_only` when the edge did not send it."""
+    """The start's line, or None when it names none; 403 `sip_edge_only` when the edge did not send it, 403
+    `sip_edge_unlisted` when an edge SIP_EDGE_URL does not list did (one taken out of it, its host distrusted)."""
     asked = payload.sip_trunk if payload is not None else None
     if asked is None:
         return None
@@ -35,8 +36,21 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
                        "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it, and give the edge the "
                        "credentials derived from it (docs/sip.md#edge-credentials)")
     given = request.headers.get(HEADER)
-    if state.sip_edge.edge_of(given) is None:
+    edge = state.sip_edge.edge_of(given)
+    if edge is None:
         why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
         raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
                        f"edge ({why}): leave it out of your start")
+    if state.trunk_calls is not None:  # else no list to check (an edge that takes calls in only)
+        state.trunk_calls.listed(edge)
     return line
+
+
+def start_edge(request: Request, state: AppState) -> str | None:
+    """The listed SIP edge whose own credential this start presents (in HEADER, priced or not): the edge its
+    inbound call came in at, recorded for its session (dispatcher/phone/sip_edges.py `took_inbound`). None for
+    anything else: a start without it (a client's, an edge without a credential) is not refused for it."""
+    if state.trunk_calls is None or state.sip_edge is None or relayed_by(request.scope) is not None:
+        return None
+    edge = state.sip_edge.edge_of(request.headers.get(HEADER))
+    return edge if edge in state.trunk_calls.edges.urls else None

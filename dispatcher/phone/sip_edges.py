@@ -12,7 +12,8 @@ Which edge a session's call went to is recorded in the shared store before the r
 to that edge alone (an edge that answered late or not at all may ring the callee: dispatcher/phone/
 trunk_calls.py) and its transfers to the edge holding the call. A store that does not answer refuses the call
 (503) rather than guess, unless the record cannot change where a retry goes: one edge listed, or a call
-without an Idempotency-Key (no retry shares its session).
+without an Idempotency-Key (no retry shares its session). An inbound call's edge is recorded at its start
+(`took_inbound`). The edge routes take an edge's report only on a call recorded at that edge (`reporter`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
-from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.edge_secret import MAX_NAME_CHARS, EdgeSecret
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import FirstClaims
 from dispatcher.store.first_read_back import first_read_back
@@ -64,6 +65,10 @@ def _edge_url(url: str) -> str:
             or named.lower() != url.lower() or not EDGE_URL.fullmatch(named):
         raise SettingsError(f"SIP_EDGE_URL: {url[:80]!r} is not an edge's control API: give each edge as "
                             "http(s)://host:port (its control_port), several separated by commas")
+    if len(named) > MAX_NAME_CHARS:  # an edge's credentials name its URL, and no longer one
+        raise SettingsError(f"SIP_EDGE_URL: {named[:80]!r}… is {len(named)} characters, past the "
+                            f"{MAX_NAME_CHARS} an edge's credentials can name: give the edge a shorter "
+                            "address (its private IP address and control_port)")
     if parts.scheme == "http" and _public(parts.hostname):
         raise SettingsError(f"SIP_EDGE_URL: {named!r} is plain HTTP to a public address, which would carry "
                             "SIP_EDGE_SECRET across the internet: give the edge's private address (its "
@@ -173,16 +178,42 @@ class SipEdges:
                 await self._records.let_go(RECORD + session_id, claim.value)
 
     async def recorded(self, session_id: str) -> str | None:
-        """The listed edge `session_id`'s call was sent to, as the store recorded it; None when none is (an
-        inbound call, one edge) or the store does not answer."""
+        """The listed edge `session_id`'s call was sent to (or came in at), as the store recorded it; None when
+        none is (a call placed unrecorded) or the store does not answer: a transfer then goes by its stream's word."""
         try:
-            value = await self._records.held(RECORD + session_id)
+            holder = await self._holder(session_id)
         except StoreUnavailable:
             log.warning("phone call %s: the store did not say which SIP edge holds it; its stream's word is taken",
                         session_id)
             return None
-        holder = _edge_of(value) if value is not None else None
         return holder if holder in self._clients else None
+
+    async def reporter(self, session_id: str) -> str | None:
+        """The edge recorded as holding `session_id`'s call (listed or not), for that edge's own reports on it;
+        None when the store records none. 503 with Retry-After when the store does not answer: which edge may
+        report on the call is not guessed."""
+        try:
+            return await self._holder(session_id)
+        except StoreUnavailable as exc:
+            raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}: the dispatcher cannot tell which "
+                           f"SIP edge holds session {session_id}'s call, so it takes no edge's report on it now: "
+                           "try again", retry_after=1.0) from None
+
+    async def took_inbound(self, session_id: str, url: str, seconds: float) -> None:
+        """Records `url` for `seconds` as the edge an inbound call's session came in at (its start presented that
+        edge's credential), so that the edge's reports on the call (a transfer's bridged leg, its warm steps) are
+        taken from it alone. A record already there stays (first claim). 503 with Retry-After when the store does
+        not answer: the start is refused (the trunk tries its next route) rather than left to no edge's word."""
+        try:
+            await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
+        except StoreUnavailable as exc:
+            raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
+                           "which SIP edge this call came in at: nothing was started, try again",
+                           retry_after=5.0) from None
+
+    async def _holder(self, session_id: str) -> str | None:
+        value = await self._records.held(RECORD + session_id)
+        return _edge_of(value) if value is not None else None
 
     def failed(self, url: str, exc: BaseException) -> None:
         """A request to `url` got no answer: after a connection not made or a timeout, the other sessions'

@@ -116,10 +116,20 @@ class TrunkCalls:
         if edge is None:
             raise ApiError(401, "unauthorized", f"the SIP edge's routes take its credential as a Bearer token: "
                            f"{secret.refusal(authorization)}")
+        return self.listed(edge)
+
+    def listed(self, edge: str) -> str:
+        """`edge`, one SIP_EDGE_URL lists; 403 for any other (an edge taken out of it: its credential, still
+        genuine, speaks for nothing)."""
         if edge not in self.edges.urls:
             raise ApiError(403, "sip_edge_unlisted", f"the SIP edge {edge[:80]!r} is not one SIP_EDGE_URL lists: "
                            "list its control URL there (its credential is derived for that URL)")
         return edge
+
+    async def took_inbound(self, session_id: str, edge: str) -> None:
+        """Records `edge` as the one an inbound call's session came in at, for the session's longest life and
+        HOLD_MARGIN (its transfers' reports come within it); 503 when the store does not answer."""
+        await self.edges.took_inbound(session_id, edge, self._hold_seconds)
 
     async def trunk(self, name: str) -> TrunkInfo:
         """The trunk `name` places calls through; 404 naming the trunks there are, 409 naming the setting for

@@ -98,11 +98,11 @@ async def test_a_priced_calls_start_names_its_trunk_and_price_with_the_edges_sec
         await priced.close()
         await plain.close()
         await server.close()
-    (first, secret), (second, none), (third, also_none) = fake.starts
+    (first, secret), (second, unpriced), (third, none) = fake.starts
     assert first["sip_trunk"] == {"trunk": "twilio", "usd_per_minute": 0.0085, "increment_seconds": 6}
     assert secret == SECRET
-    assert "sip_trunk" not in second and none is None
-    assert "sip_trunk" not in third and also_none is None
+    assert "sip_trunk" not in second and unpriced == SECRET  # an unpriced start names its edge all the same
+    assert "sip_trunk" not in third and none is None
 
 
 def test_the_control_api_lists_a_trunks_outbound_price_only(tmp_path: Path) -> None:

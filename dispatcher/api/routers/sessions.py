@@ -15,7 +15,7 @@ from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
-from dispatcher.api.edge_line import edge_line
+from dispatcher.api.edge_line import edge_line, start_edge
 from dispatcher.api.eval_mark import eval_mark
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
@@ -199,7 +199,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
     A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
-    `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py)."""
+    `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py). A start that presents a
+    listed SIP edge's credential records that edge as its session's (`took_inbound`)."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
@@ -213,6 +214,9 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=mark.release,
                                 evaluation=mark.evaluation, recording=recording, line=line)
+    edge = start_edge(request, state)
+    if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
+        await state.trunk_calls.took_inbound(answer["sessionId"], edge)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

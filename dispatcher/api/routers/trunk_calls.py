@@ -46,16 +46,21 @@ async def place_call(
 
 
 async def _edge(request: Request, session_id: str) -> AppState:
-    """The state, for a request that presents a listed edge's own credential; 403 when the store recorded the
-    session's call at another edge: one edge's credential drives no other edge's calls."""
+    """The state, for a request that presents a listed edge's own credential on a session the store recorded
+    at that edge (its outbound call's hand-over, or its inbound call's start): one edge's credential drives no
+    other edge's calls, nor any session no edge holds (a web session, a carrier's call). 404 naming nothing of a
+    session without a record, 403 one recorded at another edge (or at an edge no longer listed), 503 while the
+    store does not answer (the edge retries its reports)."""
     state = app_state(request)
     if state.trunk_calls is None:
         raise ApiError(401, "unauthorized", "the SIP edge's routes need SIP_EDGE_URL and SIP_EDGE_SECRET set "
                        "(docs/sip.md#edge-credentials)")
     edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
-    holder = await state.trunk_calls.edges.recorded(session_id)
-    if holder is not None and holder != edge:
-        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call went to another SIP edge: "
+    holder = await state.trunk_calls.edges.reporter(session_id)
+    if holder is None:
+        raise not_found(session_id)
+    if holder != edge:
+        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge: "
                        "only that edge's credential reports on it")
     return state
 

@@ -1,6 +1,6 @@
 """A hostile review of each SIP edge's own credential (dispatcher/phone/edge_secret.py): what one edge's
-credential still reaches that its edge holds no call of. Each test is a strict xfail naming the gap: it passes
-once the dispatcher scopes the credential as docs/sip.md#edge-credentials says it is scoped."""
+credential must not reach: a session its edge holds no call of, a price once its edge is no longer listed, a
+call while the store cannot say which edge holds it (docs/sip.md#edge-credentials)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,6 @@ def bearer(url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential(url)}"}
 
 
-@pytest.mark.xfail(strict=True, reason="edge_line takes any genuine credential, listed or not: an edge taken out of "
-                   "SIP_EDGE_URL (a host found compromised) still prices every inbound start; only rotating "
-                   "SIP_EDGE_SECRET for every edge revokes it")
 async def test_a_credential_of_an_edge_sip_edge_url_does_not_list_sets_no_price() -> None:
     app = create_app(Settings(), env={"SIP_EDGE_URL": A, "SIP_EDGE_SECRET": SECRET},
                      machines=LocalMachines(LocalSettings()), rooms=None)
@@ -43,9 +40,6 @@ async def test_a_credential_of_an_edge_sip_edge_url_does_not_list_sets_no_price(
     assert answer.status_code == 403, answer.text  # as the edge routes answer it: 403 sip_edge_unlisted
 
 
-@pytest.mark.xfail(strict=True, reason="_edge lets any listed edge act on a session no `sip-edge:` record names: "
-                   "not only another edge's inbound calls but every session (WebRTC, Twilio, any team's): "
-                   "one edge's credential ends it (`outcome`) and bills a bridged leg on it at $10 a minute")
 async def test_an_edge_s_credential_ends_and_prices_no_session_that_is_no_call_of_its_own(
         standin_mode: Callable[[str], None]) -> None:
     standin_mode("serve")
@@ -69,8 +63,6 @@ async def test_an_edge_s_credential_ends_and_prices_no_session_that_is_no_call_o
     assert status not in ("ended", "stopping"), status
 
 
-@pytest.mark.xfail(strict=True, reason="SipEdges.recorded answers None when the store does not answer, and _edge "
-                   "then takes any listed edge's word: during a store blink edge B ends edge A's outbound call")
 async def test_a_store_that_does_not_answer_lets_no_edge_report_on_another_edge_s_call(
         monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(Settings(), env={"SIP_EDGE_URL": f"{A},{B}", "SIP_EDGE_SECRET": SECRET},
@@ -90,9 +82,6 @@ async def test_a_store_that_does_not_answer_lets_no_edge_report_on_another_edge_
     assert by_b.status_code in (403, 503), by_b.text  # refused, or "cannot tell which edge holds it: retry"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="edge_urls takes an entry past the 512 characters "
-                   "a credential is derived for, and SipEdges' control_credential then raises a bare ValueError "
-                   "at start: a traceback, not a SettingsError naming SIP_EDGE_URL")
 def test_an_edge_url_longer_than_a_credential_names_is_a_settings_error_naming_it() -> None:
     long_url = "http://" + "a" * 600 + ":5080"
     try:

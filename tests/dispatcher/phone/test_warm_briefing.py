@@ -30,6 +30,10 @@ async def test_a_warm_step_needs_the_edges_secret_a_transfer_under_way_a_session
         assert (await api.post("/edge/calls/s1/warm", json=step)).status_code == 401
         wrong = {"Authorization": "Bearer " + "x" * len(SECRET)}
         assert (await api.post("/edge/calls/s1/warm", json=step, headers=wrong)).status_code == 401
+        unheld = await api.post("/edge/calls/s1/warm", json=step, headers=SIGNED)
+        assert unheld.status_code == 404, unheld.text  # no call of this edge's: nothing of the session is told
+        for session_id in ("s1", "s2"):  # calls that came in at the edge (its inbound starts recorded them)
+            await running.state.trunk_calls.took_inbound(session_id, "http://127.0.0.1:9")
         refused = await api.post("/edge/calls/s1/warm", json=step, headers=SIGNED)
         assert (refused.status_code, refused.json()["error"]["code"]) == (409, "no_warm_transfer"), refused.text
         # The dispatcher asks the edge for a warm transfer of s1 (the edge is not there: the request fails),

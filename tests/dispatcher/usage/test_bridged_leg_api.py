@@ -31,6 +31,8 @@ async def test_a_leg_bridged_from_an_unpriced_call_is_in_its_telephony_usd_and_t
         start = await api.post("/start", json={})
         assert start.status_code == 201, start.text
         session_id = start.json()["session_id"]
+        # The call came in at the edge, as its inbound start through the edge records it: its reports are the edge's.
+        await running.state.trunk_calls.took_inbound(session_id, "http://127.0.0.1:9")
 
         async def ended() -> bool:
             answer: dict[str, Any] = (await api.get(f"/sessions/{session_id}")).json()

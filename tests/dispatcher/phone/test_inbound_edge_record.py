@@ -1,0 +1,119 @@
+"""An inbound call's SIP edge, recorded at its start: the start that presents a listed edge's own credential
+(`X-Voicefleet-Edge-Secret`, priced or not) records that edge as its session's (`sip-edge:<session>`), and the
+edge routes take reports on the session from that edge alone; a store that does not answer refuses, never
+guesses (docs/sip.md#edge-credentials)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import HEADER, EdgeSecret
+from dispatcher.settings import Settings
+from dispatcher.store.unavailable import StoreUnavailable
+
+SECRET = "edge-control-secret-for-the-tests-0123456789"
+A, B = "http://127.0.0.1:9", "http://127.0.0.1:10"  # two listed edges at ports nothing listens on
+UNPRICED: dict[str, Any] = {"transport": "exotel", "body": {"call_id": "1@trunk"}}
+PRICED: dict[str, Any] = {**UNPRICED, "sip_trunk": {"trunk": "twilio", "usd_per_minute": 0.0085}}
+NOT_PLACED = {"outcome": "not_placed", "trunk": "twilio"}
+
+
+def presenting(url: str) -> dict[str, str]:
+    return {HEADER: EdgeSecret(SECRET).edge_credential(url)}
+
+
+def bearer(url: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential(url)}"}
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[FastAPI]:
+    app = create_app(Settings(), env={"SIP_EDGE_URL": f"{A},{B}", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    yield app
+    await app.state.voicefleet.aclose()
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+
+
+@pytest.mark.parametrize("start", [UNPRICED, PRICED])
+async def test_an_inbound_start_through_an_edge_is_that_edge_s_call_alone(app: FastAPI, start: dict[str, Any]) -> None:
+    async with client(app) as api:
+        answer = await api.post("/start", json=start, headers=presenting(A))
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["sessionId"]
+        assert await app.state.voicefleet.trunk_calls.edges.recorded(session_id) == A
+        by_b = await api.post(f"/edge/calls/{session_id}/outcome", json=NOT_PLACED, headers=bearer(B))
+        by_a = await api.post(f"/edge/calls/{session_id}/outcome", json=NOT_PLACED, headers=bearer(A))
+    assert (by_b.status_code, by_b.json()["error"]["code"]) == (403, "sip_edge_not_holding"), by_b.text
+    assert by_a.status_code == 204, by_a.text  # its own call's report is taken
+
+
+async def test_a_start_without_an_edge_s_credential_is_no_edge_s_to_report_on(app: FastAPI) -> None:
+    async with client(app) as api:
+        answer = await api.post("/start", json=UNPRICED)  # a client's own call token: no edge presented itself
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["sessionId"]
+        reports = [await api.post(f"/edge/calls/{session_id}/outcome", json=NOT_PLACED, headers=bearer(url))
+                   for url in (A, B)]
+        status = await api.get(f"/edge/calls/{session_id}", headers=bearer(A))
+    for refused in (*reports, status):
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["error"] == {"code": "not_found", "message": f"no session {session_id}"}
+
+
+async def test_an_inbound_start_the_store_cannot_record_is_refused_with_a_retry(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = app.state.voicefleet.trunk_calls.edges._records
+
+    async def not_answering(*args: object) -> str:
+        raise StoreUnavailable("the store did not answer: TimeoutError")
+
+    monkeypatch.setattr(records, "first", not_answering)
+    monkeypatch.setattr(records, "held", not_answering)
+    async with client(app) as api:
+        answer = await api.post("/start", json=UNPRICED, headers=presenting(A))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "sip_edge_unrecorded"), answer.text
+    assert answer.headers["Retry-After"]
+
+
+async def test_an_edge_s_report_the_store_cannot_place_is_503_with_a_retry(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = app.state.voicefleet
+    await state.trunk_calls.took_inbound("vf_at_a", A)
+
+    async def not_answering(key: str) -> str | None:
+        raise StoreUnavailable("the store did not answer: TimeoutError")
+
+    monkeypatch.setattr(state.trunk_calls.edges._records, "held", not_answering)
+    async with client(app) as api:
+        answer = await api.post("/edge/calls/vf_at_a/outcome", json=NOT_PLACED, headers=bearer(A))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "sip_edge_unrecorded"), answer.text
+    assert answer.headers["Retry-After"]  # the edge's reporter tries again on a 5xx
+
+
+async def test_a_call_recorded_at_an_edge_no_longer_listed_takes_no_listed_edge_s_report(app: FastAPI) -> None:
+    state = app.state.voicefleet
+    await state.trunk_calls.edges.took_inbound("vf_at_c", "http://127.0.0.1:11", 600)  # C, since delisted
+    async with client(app) as api:
+        answer = await api.post("/edge/calls/vf_at_c/outcome", json=NOT_PLACED, headers=bearer(B))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "sip_edge_not_holding"), answer.text
+
+
+async def test_an_unlisted_edge_s_price_is_refused_naming_sip_edge_url(app: FastAPI) -> None:
+    async with client(app) as api:
+        answer = await api.post("/start", json=PRICED, headers=presenting("http://10.9.9.9:5080"))
+        unpriced = await api.post("/start", json=UNPRICED, headers=presenting("http://10.9.9.9:5080"))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "sip_edge_unlisted"), answer.text
+    assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
+    assert unpriced.status_code == 201, unpriced.text  # a call token as a client's: recorded at no edge
+    assert await app.state.voicefleet.trunk_calls.edges.recorded(unpriced.json()["sessionId"]) is None
