@@ -1,36 +1,22 @@
 """A warm transfer of a Twilio call: the person is called while the caller stays with the bot, briefed by
 Twilio's `<Say>`, then both calls are joined in one conference (docs/phone.md, "Handing a call to a person").
 
-1. The consult call is created (`POST .../Calls.json`, https://www.twilio.com/docs/voice/api/call-resource):
-   `To` the person, `From` the number the caller reached (an inbound call's `to`, a placed call's `from`),
-   `Timeout` the SIP edge's ring (12 s), `TimeLimit` the transfer's, a signed `StatusCallback` for
-   `initiated ringing answered completed`, and TwiML that, once answered, says the briefing (`<Say>`)
-   and then `<Redirect>`s to the dispatcher: that request marks the person briefed.
-2. The briefed request is answered with `<Dial><Conference startConferenceOnEnter="true"
-   endConferenceOnExit="true">` (https://www.twilio.com/docs/voice/twiml/conference): the person waits
-   in the room; whoever of the two leaves ends it for both.
-3. The caller's call is updated to the same conference: its stream to the bot ends and the session ends
-   as `transferred` (`carrier_status: "warm"`).
+1. The consult call is created (https://www.twilio.com/docs/voice/api/call-resource): `To` the person, `From`
+   the number the caller reached, `Timeout` the SIP edge's ring (12 s), a signed `StatusCallback`, and TwiML
+   that says the briefing and then `<Redirect>`s to the dispatcher: that request marks the person briefed.
+2. The briefed request is answered with `<Dial><Conference>` (https://www.twilio.com/docs/voice/twiml/conference);
+   whoever of the two leaves ends it for both.
+3. The caller's call is updated to the same conference: the session ends `transferred` (`carrier_status: "warm"`).
 
-The callbacks may reach any replica, so what they say is kept in the store (`FirstClaims`, by the
-transfer's id) and the replica waiting on the transfer reads it there. Who decides is the first claim of
-the transfer's `outcome`: `briefed` (the `<Redirect>` came) or `given_up` (the wait ended first): a
-`<Redirect>` that comes after a give-up is answered `<Hangup/>`, and a status callback of a given-up
-transfer's call still ringing cancels it, so no person is left ringing for a caller who is no longer there.
-The waiting replica renews a short mark (`waiting`, `WAITING_SECONDS`) every poll: a callback or `<Redirect>`
-that finds it gone (that replica was killed) gives the transfer up itself.
+Callbacks may reach any replica, so what they say is kept in the store by the transfer's id; the first claim
+of its `outcome` decides: `briefed` or `given_up` (a late `<Redirect>` is answered `<Hangup/>`, a given-up
+transfer's ringing call is cancelled). The waiting replica renews a short `waiting` mark: a callback that finds
+it gone (that replica was killed) gives the transfer up itself.
 
-Unanswered (`no-answer`, `canceled`, `failed`), `busy`, or hung up before the briefing ended: the consult
-call is ended (`Status=canceled` while it rings, `completed` once answered), the caller never left the bot,
-and the request answers 409 `person_unanswered`, `person_busy` or `person_left`. An answered person still
-hearing the briefing when the wait ends is joined anyway (as the SIP edge bridges past its briefing's
-time): the consult call is updated to the conference.
-
-A create whose answer never came (a timeout, a 5xx: Twilio may have placed it) is given up at once: the call
-its status callback named (the callback's URL carries the transfer's id) is cancelled, now or when that
-callback comes; a call is never looked for by its numbers, which another transfer's live call to the same
-person shares. Then the request answers 503 (try again). A consult cancelled mid-wait (the replica stopping)
-gives the transfer up and ends the person's call the same way, and so does the caller hanging up meanwhile.
+Unanswered, busy, or hung up during the briefing: the consult call is ended, the caller never left the bot, and
+the request answers 409 `person_unanswered`, `person_busy` or `person_left`. A create whose answer never came is
+given up at once and the call its status callback names is cancelled, now or when that callback comes: a call
+is never looked for by its numbers, which another transfer's live call to the same person shares.
 """
 
 from __future__ import annotations
