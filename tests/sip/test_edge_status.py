@@ -55,6 +55,17 @@ def _answered(control: str, trunk: str) -> tuple[dict[str, Any], dict[str, Any]]
         time.sleep(0.2)
 
 
+
+def invite_refused_as_stranger(sip_port: int) -> None:
+    """An INVITE from 127.0.0.2, a source no trunk allows, answered 403."""
+    stranger = RawSip("127.0.0.2", sip_port)
+    try:
+        stranger.invite(REGISTERED_NUMBER)
+        answer = stranger.final_answer(SIPP_SECONDS)
+        assert answer is not None and status_of(answer) == 403, answer
+    finally:
+        stranger.close()
+
 def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusals(tmp_path: Path) -> None:
     registrar_port, control_port = free_port(socket.SOCK_DGRAM), free_port()
     registrar = subprocess.Popen(  # refuses the edge's wrong password with 403 (registrar.xml)
@@ -69,13 +80,7 @@ def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusal
         with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, trunks=pbx,
                       env={"EDGE_SECRET": SECRET, "PBX_PASSWORD": "not-the-password"}) as edge:
             assert _status(control, "another-secret")[0] == 401
-            stranger = RawSip("127.0.0.2", edge.sip_port)  # no trunk allows this source: refused 403
-            try:
-                stranger.invite(REGISTERED_NUMBER)
-                answer = stranger.final_answer(SIPP_SECONDS)
-                assert answer is not None and status_of(answer) == 403, answer
-            finally:
-                stranger.close()
+            invite_refused_as_stranger(edge.sip_port)  # no trunk allows this source: refused 403
             body, pbx_state = _answered(control, "pbx")
     finally:
         terminate(registrar)
@@ -127,13 +132,7 @@ def test_an_edge_with_workers_counts_what_its_front_refused_itself(tmp_path: Pat
                   workers=2) as edge:
         assert _status(control, SECRET)[1]["refused_last_minute"] == 0
         for _ in range(2):
-            stranger = RawSip("127.0.0.2", edge.sip_port)
-            try:
-                stranger.invite(REGISTERED_NUMBER)
-                answer = stranger.final_answer(SIPP_SECONDS)
-                assert answer is not None and status_of(answer) == 403, answer
-            finally:
-                stranger.close()
+            invite_refused_as_stranger(edge.sip_port)
         flood = RawSip("127.0.0.3", edge.sip_port)  # past pike's density: dropped, counted once, not per packet
         try:
             for _ in range(3 * PIKE_REQUESTS_PER_UNIT):

@@ -25,8 +25,7 @@ from sipedge.front_refusals import new_mark, read_front_log
 from sipedge.refusal_log import LOGGED_PER_PERIOD, RefusalLog
 from tests.sip.conftest import run_edge
 from tests.sip.raw_sip import RawSip, status_of
-from tests.sip.sipp import SIPP_SECONDS
-from tests.sip.test_edge_status import REGISTERED_NUMBER, SECRET, _status
+from tests.sip.test_edge_status import REGISTERED_NUMBER, SECRET, _status, invite_refused_as_stranger
 from tests.support.ports import free_port
 
 UDP_MOST = 65507  # the largest UDP payload over IPv4
@@ -76,13 +75,7 @@ def test_a_senders_text_in_kamailios_log_is_neither_counted_nor_logged_as_a_refu
                   workers=2) as edge:
         assert _status(control, SECRET)[1]["refused_last_minute"] == 0
         _send(edge.sip_port, f"OPTIONS sip:x SIP/2.0\r\nVia: garbage{forged}\r\n\r\n")  # from a stranger, once
-        stranger = RawSip("127.0.0.2", edge.sip_port)  # then a real refusal: 403, no trunk allows 127.0.0.2
-        try:
-            stranger.invite(REGISTERED_NUMBER)
-            answer = stranger.final_answer(SIPP_SECONDS)
-            assert answer is not None and status_of(answer) == 403, answer
-        finally:
-            stranger.close()
+        invite_refused_as_stranger(edge.sip_port)  # then a real refusal: 403, no trunk allows 127.0.0.2
         deadline = time.monotonic() + WAIT_SECONDS
         while (body := _status(control, SECRET)[1])["refused_last_minute"] < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
