@@ -276,7 +276,8 @@ def build_state(
     phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
                               owners=auth.by_id, timeline=timeline, regions=regions, paces=paces)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
-    trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds)
+    trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds,
+                               phone.settings.transfer_time_limit)
     if paces is not None:  # as a pace's home, its own settings bound what another region asks
         paces.own_rate = own_rates(phone.dialers, trunk_calls)
     # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
@@ -494,12 +495,12 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
 
 
 def _trunk_calls(env: Mapping[str, str], paces: Coordination | RegionPaces, coordination: Coordination,
-                 max_session_seconds: int) -> TrunkCalls | None:
+                 max_session_seconds: int, transfer_seconds: int) -> TrunkCalls | None:
     """`POST /calls` through the SIP edge, when SIP_EDGE_URL names one (docs/sip.md#outbound-calls): each call's
     edge recorded in the store, for its retries and transfers at any replica."""
     settings = TrunkCallSettings.from_env(env)
-    return (TrunkCalls(settings, paces, coordination.key_holders, max_session_seconds=max_session_seconds)
-            if settings is not None else None)
+    return (TrunkCalls(settings, paces, coordination.key_holders, max_session_seconds=max_session_seconds,
+                       transfer_seconds=transfer_seconds) if settings is not None else None)
 
 
 def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionService, channels: BotChannels,

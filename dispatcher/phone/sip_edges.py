@@ -44,7 +44,7 @@ SKIP_SECONDS = 10.0  # how long an edge that refused a connection (or timed out)
 CONNECT_SECONDS = 1.0  # an edge is on the region's private network: a connection takes milliseconds
 RECORD = "sip-edge:"  # + session id: the edge its call was sent to (`FirstClaims`, the store's `home:` records)
 UNRECORDED_LOG_SECONDS = 60.0  # a call placed unrecorded (one edge, a store blink) is logged once in this long
-HOLD_MARGIN = 600.0  # seconds a record outlives the session's longest life: a late retry or transfer still finds it
+HOLD_MARGIN = 600.0  # seconds a record outlives its call's longest life (a bridged leg's too): a late report finds it
 EDGE_URL = re.compile(r"https?://[^\s/]+")  # the edge's own check of the name it is told (sipedge/control.py)
 
 

@@ -94,12 +94,13 @@ def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
 
 class TrunkCalls:
     def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces, records: FirstClaims, *,
-                 max_session_seconds: float) -> None:
-        """`records`: the store's, where each session's edge is recorded for its longest life and HOLD_MARGIN
-        (its retries and transfers come within it)."""
+                 max_session_seconds: float, transfer_seconds: float) -> None:
+        """`records`: the store's, where each session's edge is recorded for its longest life, then a bridged
+        transfer's person's leg's (`transfer_seconds`, PHONE_TRANSFER_TIME_LIMIT_SECONDS: the edge reports its
+        end, which prices it), and HOLD_MARGIN (its retries and reports come within it)."""
         self.settings = settings
         self._limits = limits
-        self._hold_seconds = max_session_seconds + HOLD_MARGIN
+        self._hold_seconds = max_session_seconds + transfer_seconds + HOLD_MARGIN
         self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
                               max_answer_bytes=65536,
                               records=records)
@@ -127,8 +128,8 @@ class TrunkCalls:
         return edge
 
     async def took_inbound(self, session_id: str, edge: str) -> None:
-        """Records `edge` as the one an inbound call's session came in at, for the session's longest life and
-        HOLD_MARGIN (its transfers' reports come within it); 503 when the store does not answer."""
+        """Records `edge` as the one an inbound call's session came in at, for as long as its reports may come
+        (the session's longest life, a bridged leg's and HOLD_MARGIN): `SipEdges.took_inbound`."""
         await self.edges.took_inbound(session_id, edge, self._hold_seconds)
 
     async def trunk(self, name: str) -> TrunkInfo:

@@ -259,7 +259,7 @@ async def test_a_call_an_edge_never_answered_stays_there_and_other_calls_go_else
     async with real_edges(tmp_path, monkeypatch, 1) as (other,):
         with hung_edge() as hung:
             calls = trunk_calls.TrunkCalls(TrunkCallSettings((hung, other.url), EDGE_SECRET), limits=None,  # type: ignore[arg-type]
-                                           records=LocalFirstClaims(), max_session_seconds=1800)
+                                           records=LocalFirstClaims(), max_session_seconds=1800, transfer_seconds=3600)
 
             async def hand_over(session_id: str) -> str:
                 return await calls.hand_over({"session_id": session_id, "stream_path": "/ws/exotel/tok",
@@ -283,7 +283,8 @@ async def test_a_call_whose_edge_the_store_cannot_record_is_refused_and_no_edge_
     silent = Store(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-silent"))  # nothing listens
     async with real_edges(tmp_path, monkeypatch, 2) as edges:
         calls = trunk_calls.TrunkCalls(TrunkCallSettings(tuple(e.url for e in edges), EDGE_SECRET), limits=None,  # type: ignore[arg-type]
-                                       records=StoreFirstClaims(silent), max_session_seconds=1800)
+                                       records=StoreFirstClaims(silent), max_session_seconds=1800,
+                                       transfer_seconds=3600)
         try:
             with pytest.raises(ApiError) as refused:
                 await calls.hand_over({"session_id": "session-s", "stream_path": "/ws/exotel/tok", "to": CALL["to"],

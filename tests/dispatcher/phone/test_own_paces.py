@@ -22,7 +22,8 @@ async def trunks(_request: Request) -> JSONResponse:
 async def test_a_trunk_s_own_rate_is_its_edge_s_cps_and_none_where_this_region_has_no_such_pace() -> None:
     with FakeServer(Starlette(routes=[Route("/trunks", trunks)])) as edge:
         here = LocalCoordination()
-        calls = TrunkCalls(TrunkCallSettings((edge.url,), "s" * 32), here, here.key_holders, max_session_seconds=1800)
+        calls = TrunkCalls(TrunkCallSettings((edge.url,), "s" * 32), here, here.key_holders,
+                           max_session_seconds=1800, transfer_seconds=3600)
         own = own_rates({}, calls)
         try:
             assert [await own(b) for b in ("trunk:main", "trunk:elsewhere", "twilio:AC1")] == [10.0, None, None]

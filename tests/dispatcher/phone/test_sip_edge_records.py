@@ -60,7 +60,7 @@ class Scripted:
 
 def replica(urls: tuple[str, ...], records: Any, edges: dict[str, Scripted]) -> TrunkCalls:
     calls = TrunkCalls(TrunkCallSettings(urls, SECRET), limits=None, records=records,  # type: ignore[arg-type]
-                       max_session_seconds=1800)
+                       max_session_seconds=1800, transfer_seconds=3600)
     calls.edges._clients = edges  # type: ignore[assignment]
     return calls
 

@@ -191,7 +191,7 @@ class SteppedBuckets:
 async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refused_with_the_wait() -> None:
     buckets = SteppedBuckets()
     calls = TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=0.6), buckets,
-                       LocalCoordination().key_holders, max_session_seconds=1800)
+                       LocalCoordination().key_holders, max_session_seconds=1800, transfer_seconds=3600)
     trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
     try:
         assert (await calls.pace(trunk)).wait == 0  # the first goes at once
@@ -224,7 +224,7 @@ async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(re
     prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
     replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
     calls = [TrunkCalls(TrunkCallSettings(("http://127.0.0.1:9",), SECRET, max_wait_seconds=1.0), c, c.key_holders,
-                        max_session_seconds=1800) for c in replicas]
+                        max_session_seconds=1800, transfer_seconds=3600) for c in replicas]
     trunk = TrunkInfo("twilio", cps=0.1)
     try:
         began = time.monotonic()
