@@ -46,5 +46,10 @@ def phone_start(
     return {
         "wsUrl": websocket_url(base, path) if base is not None else path,
         "token": token,
-        "sessionId": new_session_id(who.owner_key, grant.session_key, region),
+        "sessionId": phone_session_id(who, grant.session_key, region),
     }, grant
+
+
+def phone_session_id(who: Caller, session_key: str, region: str = "") -> str:
+    """The session id a call token minted with `session_key` starts (known before the token is)."""
+    return new_session_id(who.owner_key, session_key, region)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from dispatcher.phone.relay import (
     over_rate_reason,
 )
 from dispatcher.phone.store_hop import StoreHop
+from dispatcher.phone.tokens import fresh_session_key
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
@@ -149,7 +149,7 @@ class PhoneCalls:
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
-        session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
+        session_key = session_key or fresh_session_key()
         if owner is None and handed_from is None:  # a handed call's start was taken when its token was minted
             await self.take_start()
         owner = owner or Caller.named(PHONE_CALLER)

@@ -13,7 +13,9 @@ to that edge alone (an edge that answered late or not at all may ring the callee
 trunk_calls.py) and its transfers to the edge holding the call. A store that does not answer refuses the call
 (503) rather than guess, unless the record cannot change where a retry goes: one edge listed, or a call
 without an Idempotency-Key (no retry shares its session). An inbound call's edge is recorded at its start
-(`took_inbound`). The edge routes take an edge's report only on a call recorded at that edge (`reporter`).
+(`took_inbound`), which a store that does not answer never refuses: the call goes on unrecorded. The edge
+routes take an edge's report only on a call recorded at that edge (`reporter`), so an unrecorded call's reports
+are refused, even with one edge listed: a session without a record may be a web session no edge holds.
 """
 
 from __future__ import annotations
@@ -163,12 +165,16 @@ class SipEdges:
         return EdgeClaim(holder, value, mine=value == mine)
 
     def _placed_unrecorded(self, session_id: str, exc: StoreUnavailable) -> None:
-        """A call the store could not record, placed all the same: logged once in UNRECORDED_LOG_SECONDS."""
+        self._unrecorded(f"phone call {session_id} placed without recording its SIP edge ({_store_failure(exc)}): a "
+                         "retry can go only to the edge it went to (one edge listed, or no Idempotency-Key)")
+
+    def _unrecorded(self, what: str) -> None:
+        """A call the store could not record, placed or started all the same: logged once in UNRECORDED_LOG_SECONDS
+        (a store that is down would otherwise log every call)."""
         now = time.monotonic()
         if now - self._unrecorded_logged >= UNRECORDED_LOG_SECONDS:
             self._unrecorded_logged = now
-            log.warning("phone call %s placed without recording its SIP edge (%s): a retry can go only to the "
-                        "edge it went to (one edge listed, or no Idempotency-Key)", session_id, _store_failure(exc))
+            log.warning("%s", what)
 
     async def let_go(self, session_id: str, claim: EdgeClaim) -> None:
         """The edge of this hand-over's `claim` provably placed nothing: another edge may take the call (a store that
@@ -202,14 +208,21 @@ class SipEdges:
     async def took_inbound(self, session_id: str, url: str, seconds: float) -> None:
         """Records `url` for `seconds` as the edge an inbound call's session came in at (its start presented that
         edge's credential), so that the edge's reports on the call (a transfer's bridged leg, its warm steps) are
-        taken from it alone. A record already there stays (first claim). 503 with Retry-After when the store does
-        not answer: the start is refused (the trunk tries its next route) rather than left to no edge's word."""
+        taken from it alone. A store that does not answer, or this replica's memory full of records, does not
+        refuse the start (nothing a retry shares rides on the record): the call goes on unrecorded, logged once
+        in UNRECORDED_LOG_SECONDS, and its reports are refused as a call placed unrecorded's are. 409 when the
+        session is recorded at another edge already (a session id two calls share): its reports are that edge's."""
         try:
-            await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
+            value = await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
         except StoreUnavailable as exc:
-            raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
-                           "which SIP edge this call came in at: nothing was started, try again",
-                           retry_after=5.0) from None
+            self._unrecorded(f"inbound call {session_id} started without recording its SIP edge ({_store_failure(exc)})"
+                             ": that edge's reports on it (its outcome, a bridged leg's minutes) are refused")
+            return
+        holder = _edge_of(value)
+        if holder != url:
+            raise ApiError(409, "sip_edge_not_holding", f"session {session_id} is recorded at another SIP edge "
+                           f"({holder[:80]!r}), whose reports on it are taken alone: nothing was started, start "
+                           "the call again (it gets a session of its own)")
 
     async def _holder(self, session_id: str) -> str | None:
         value = await self._records.held(RECORD + session_id)

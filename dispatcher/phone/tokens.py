@@ -68,6 +68,11 @@ class CallGrant:
     line: TrunkLine | None = None  # a SIP call's trunk and its price, as the SIP edge said it (trunk_line.py)
 
 
+
+def fresh_session_key() -> str:
+    """A call's own session key, when no Idempotency-Key names one: its session id follows from it."""
+    return f"phone-{secrets.token_urlsafe(16)}"
+
 class CallTokens:
     def __init__(
         self, key: bytes, *, seconds: int = TOKEN_SECONDS, clock: Callable[[], float] = time.time, region: str = ""
@@ -92,7 +97,7 @@ class CallTokens:
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
             carrier=carrier,
-            session_key=session_key or f"phone-{secrets.token_urlsafe(16)}",
+            session_key=session_key or fresh_session_key(),
             expires=float(int(self._clock()) + self._seconds),
             body=dict(body or {}),
             owner=owner,

@@ -17,7 +17,7 @@ from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.edge_line import edge_line, start_edge
 from dispatcher.api.eval_mark import eval_mark
-from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
+from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_session_id, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
 from dispatcher.api.region_relay import relayed_by
@@ -33,6 +33,7 @@ from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.phone.tokens import fresh_session_key
 from dispatcher.sessions.failure import shown_status
 from dispatcher.sessions.ids import Caller, owned_by
 from dispatcher.sessions.ready_estimate import ReadyEstimate
@@ -200,23 +201,26 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
     A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
     `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py). A start that presents a
-    listed SIP edge's credential records that edge as its session's (`took_inbound`)."""
+    listed SIP edge's credential records that edge as its session's (`took_inbound`), before a SIP eval's token
+    is spent, so that a start refused there may present the token again."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
                            edge_vouched=line is not None)
     if isinstance(placed, Response):
         return placed
+    session_key = fresh_session_key()
+    edge = start_edge(request, state)
+    if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
+        # Before the eval token is spent: a start refused here may present it again.
+        await state.trunk_calls.took_inbound(phone_session_id(who, session_key, state.settings.region), edge)
     mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
     if mark.release is not None:
         state.sessions.releases.choose("", pinned=mark.release, caller_id=who.id)
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=mark.release,
-                                evaluation=mark.evaluation, recording=recording, line=line)
-    edge = start_edge(request, state)
-    if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
-        await state.trunk_calls.took_inbound(answer["sessionId"], edge)
+                                evaluation=mark.evaluation, recording=recording, line=line, session_key=session_key)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

@@ -1,7 +1,7 @@
 """An inbound call's SIP edge, recorded at its start: the start that presents a listed edge's own credential
 (`X-Voicefleet-Edge-Secret`, priced or not) records that edge as its session's (`sip-edge:<session>`), and the
-edge routes take reports on the session from that edge alone; a store that does not answer refuses, never
-guesses (docs/sip.md#edge-credentials)."""
+edge routes take reports on the session from that edge alone. A store that does not answer refuses no start:
+the call goes on unrecorded, and no edge's report on it is taken (docs/sip.md#edge-credentials)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from dispatcher.api.routers import sessions as sessions_router
 from dispatcher.app import create_app
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
+from dispatcher.phone.tokens import fresh_session_key
 from dispatcher.settings import Settings
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -71,8 +74,9 @@ async def test_a_start_without_an_edge_s_credential_is_no_edge_s_to_report_on(ap
         assert refused.json()["error"] == {"code": "not_found", "message": f"no session {session_id}"}
 
 
-async def test_an_inbound_start_the_store_cannot_record_is_refused_with_a_retry(
-        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("start", [UNPRICED, PRICED])
+async def test_an_inbound_start_the_store_cannot_record_goes_on_unrecorded_and_takes_no_report(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, start: dict[str, Any]) -> None:
     records = app.state.voicefleet.trunk_calls.edges._records
 
     async def not_answering(*args: object) -> str:
@@ -81,9 +85,53 @@ async def test_an_inbound_start_the_store_cannot_record_is_refused_with_a_retry(
     monkeypatch.setattr(records, "first", not_answering)
     monkeypatch.setattr(records, "held", not_answering)
     async with client(app) as api:
+        answers = [await api.post("/start", json=start, headers=presenting(A)) for _ in range(2)]
+        monkeypatch.undo()  # the store answers again: it holds no record of those calls
+        assert answers[0].status_code == 201, answers[0].text
+        report = await api.post(f"/edge/calls/{answers[0].json()['sessionId']}/outcome", json=NOT_PLACED,
+                                headers=bearer(A))
+    assert answers[1].status_code == 201, answers[1].text
+    warned = [r for r in caplog.records if "started without recording its SIP edge" in r.getMessage()]
+    assert len(warned) == 1, warned  # once a minute, not once a call
+    assert "REDIS_URL" in warned[0].getMessage()
+    assert report.status_code == 404, report.text  # two edges listed: no edge's word is taken for it
+
+
+async def test_an_inbound_start_a_full_memory_cannot_record_goes_on_never_told_to_retry(
+        app: FastAPI, caplog: pytest.LogCaptureFixture) -> None:
+    state = app.state.voicefleet
+    await state.trunk_calls.took_inbound("vf_earlier", A)
+    state.trunk_calls.edges._records._most = 1  # this replica's memory holds as many records as it may
+    async with client(app) as api:
         answer = await api.post("/start", json=UNPRICED, headers=presenting(A))
-    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "sip_edge_unrecorded"), answer.text
-    assert answer.headers["Retry-After"]
+    assert answer.status_code == 201, answer.text  # a full memory is no blink: a retry in 5 s would fare no better
+    assert any("no REDIS_URL is set" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_inbound_start_on_a_session_another_edge_holds_is_refused_naming_that_edge(app: FastAPI) -> None:
+    edges = app.state.voicefleet.trunk_calls.edges
+    await app.state.voicefleet.trunk_calls.took_inbound("vf_at_b", B)
+    with pytest.raises(ApiError) as refused:
+        await app.state.voicefleet.trunk_calls.took_inbound("vf_at_b", A)
+    assert (refused.value.status, refused.value.code) == (409, "sip_edge_not_holding")
+    assert B in str(refused.value)
+    assert await edges.recorded("vf_at_b") == B  # the first record stands
+
+
+async def test_a_start_refused_for_its_edge_record_leaves_its_eval_token_for_the_retry(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = iter(["phone-one-key-for-two-calls"] * 2)  # two starts given one session: the second is refused
+    monkeypatch.setattr(sessions_router, "fresh_session_key", lambda: next(keys, None) or fresh_session_key())
+    async with client(app) as api:
+        at_b = await api.post("/start", json=UNPRICED, headers=presenting(B))
+        asked = await api.post("/sip/eval_tokens", json={})
+        assert asked.status_code == 201, asked.text
+        evaluated = {**UNPRICED, "eval_token": asked.json()["token"]}
+        refused = await api.post("/start", json=evaluated, headers=presenting(A))
+        retried = await api.post("/start", json=evaluated, headers=presenting(A))
+    assert at_b.status_code == 201, at_b.text
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "sip_edge_not_holding"), refused.text
+    assert retried.status_code == 201, retried.text  # not 403 `replayed`: the refused start spent nothing
 
 
 async def test_an_edge_s_report_the_store_cannot_place_is_503_with_a_retry(
