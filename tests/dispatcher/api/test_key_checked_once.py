@@ -38,6 +38,7 @@ from dispatcher.api.routers import (
     transfer,
     trunk_calls,
     twilio_dial,
+    twilio_warm,
     usage,
     webhooks,
     whatsapp,
@@ -79,11 +80,13 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, the usage, and a session's
 # artifacts, checked in the route; their files and a bot's recording parts: a signed path,
 # dispatcher/artifacts/signed_paths.py), a client's key or the SIP edge's secret (`POST /calls`, the key in
-# its route; the edge's routes for its calls, SIP_EDGE_SECRET), Meta's signature (WhatsApp's webhook), Twilio's
-# or Telnyx's signature and the session's MAC in the URL (the callbacks of a call placed through them).
+# its route; the edge's routes for its calls, the edge's own credential), Meta's signature (WhatsApp's webhook),
+# Twilio's or Telnyx's signature and the session's MAC in the URL (the callbacks of a call placed through them, and
+# of a warm transfer's call to the person).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
              releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
-             keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router, telnyx_dial.router)
+             keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router, telnyx_dial.router,
+             twilio_warm.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
