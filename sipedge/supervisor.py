@@ -46,6 +46,7 @@ READY_SECONDS = 60.0  # a worker imports PJSIP and the edge's code: seconds on a
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
 RESTART_LIMIT, STEADY_SECONDS = 8, 60.0
 STOP_SECONDS = 10.0
+EXIT_POLL_SECONDS = 0.1  # how often a child's exit is looked for (its returncode: see `Child.exited`)
 PROBE_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
 
@@ -77,15 +78,30 @@ class Child:
         await self._ready(self)
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
+        process = self.process
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(_main_exit(process), STOP_SECONDS)
+            except TimeoutError:
+                self.kill(process)
+        await self.exited(process)
+
+    async def exited(self, process: asyncio.subprocess.Process) -> int:
+        """Waits for `process` (one start of this child's) to exit, then kills what is left of its group
+        (`own_group`) and waits for its pipes' end; its exit status. asyncio's `wait()` returns only once every
+        pipe is closed as well, and Kamailio's children, outliving a crashed main process, hold them open."""
+        code = await _main_exit(process)
+        if self.own_group:
+            self.kill(process)
         try:
-            await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
-        except TimeoutError:
-            self.kill(self.process)
-            await self.process.wait()
+            await asyncio.wait_for(asyncio.shield(process.wait()), STOP_SECONDS)
+        except TimeoutError:  # a process of another group holds its pipes: this start's readers go on
+            log.error("sipedge: %s exited, yet its output is still held open after %g s", self.name, STOP_SECONDS)
+        return code
 
     def kill(self, process: asyncio.subprocess.Process) -> None:
         """Kills `process` (one start of this child's), its whole group with `own_group`."""
@@ -94,6 +110,14 @@ class Child:
                 os.killpg(process.pid, signal.SIGKILL)
             else:
                 process.kill()
+
+
+async def _main_exit(process: asyncio.subprocess.Process) -> int:
+    """`process`'s own exit status once it has exited, whoever still holds its pipes. Polled: asyncio has no
+    public event for the exit alone (its child watcher sets `returncode`; `wait()` also waits for the pipes)."""
+    while (code := process.returncode) is None:  # noqa: ASYNC110 - no event to wait on, as said above
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+    return code
 
 
 class Supervisor:
@@ -204,7 +228,7 @@ class Supervisor:
         while True:
             assert child.process is not None
             started = time.monotonic()
-            code = await child.process.wait()
+            code = await child.exited(child.process)
             child.control_port = None
             if self._stopping.is_set():
                 return

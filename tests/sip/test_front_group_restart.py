@@ -23,7 +23,6 @@ RESTART_SECONDS = 3.0  # the first restart is due after RESTART_FIRST_SECONDS, s
 WAIT_SECONDS = 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="a Kamailio whose main process exited is neither killed whole nor restarted")
 def test_a_kamailio_whose_main_process_exited_is_started_again_with_nothing_of_it_left(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervised, "RESTART_FIRST_SECONDS", 0.01)
