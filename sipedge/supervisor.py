@@ -32,10 +32,10 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
-from sipedge.front_refusals import new_mark, read_front_log, relayed
+from sipedge.front_refusals import in_group, new_mark, read_front_log, relayed
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
-from sipedge.stream_lines import lines
+from sipedge.stream_lines import cut_lines, lines
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
@@ -272,9 +272,10 @@ class Supervisor:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
         loop = asyncio.get_running_loop()
-        self._keep(loop.create_task(_relay_front(lines(child.process.stdout), self._front_output)))
+        own = in_group(child.process.pid)  # its own group: its processes' entries are told by their ids
+        self._keep(loop.create_task(_relay_front(cut_lines(child.process.stdout), self._front_output, own)))
         reader = loop.create_task(read_front_log(child.process.stderr, self.front_refusals, self._mark,
-                                                 self._front_log))
+                                                 self._front_log, own))
         self._keep(reader)
         process = child.process  # this start's: a later one has a reader of its own
         reader.add_done_callback(lambda _: self._keep(loop.create_task(self._log_read_ended(child, process))))
@@ -337,10 +338,11 @@ async def _relay(output: AsyncIterator[bytes]) -> None:
         sys.stdout.flush()
 
 
-async def _relay_front(output: AsyncIterator[bytes], relay: LogRelay) -> None:
+async def _relay_front(output: AsyncIterator[tuple[bytes, int]], relay: LogRelay,
+                       own: Callable[[int], bool]) -> None:
     """Kamailio's standard output (its start's banner), as its log is passed on."""
-    async for line in output:
-        relay.put(relayed(line))
+    async for line, over in output:
+        relay.put(relayed(line, own, over))
 
 
 def _answers_options(host: str, port: int) -> bool:
