@@ -12,8 +12,9 @@ import re
 from sipedge.stream_lines import LINE_BYTES
 
 # Surrogates stand for the bytes that were no UTF-8 (decoded with "surrogateescape").
-UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
-PIECES = re.compile(f"{UNSAFE.pattern}|[^{UNSAFE.pattern[1:-1]}]+")
+_UNSAFE_CHARACTERS = "\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff"
+UNSAFE = re.compile(f"[{_UNSAFE_CHARACTERS}]")
+PIECES = re.compile(f"[{_UNSAFE_CHARACTERS}]|[^{_UNSAFE_CHARACTERS}]+")  # one to escape, or a run to keep
 
 
 def text_of(raw: bytes) -> str:
@@ -47,7 +48,7 @@ def shown(prefix: bytes, text: str, over: int = 0, most: int = LINE_BYTES) -> by
 
 def _escaped(found: re.Match[str]) -> str:
     code = ord(found[0])
-    if code >= 0xDC80 and code <= 0xDCFF:
+    if 0xDC80 <= code <= 0xDCFF:
         return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
