@@ -92,15 +92,12 @@ class Child:
 
     async def exited(self, process: asyncio.subprocess.Process) -> int:
         """Waits for `process` (one start of this child's) to exit, then kills what is left of its group
-        (`own_group`) and waits for its pipes' end; its exit status. asyncio's `wait()` returns only once every
-        pipe is closed as well, and Kamailio's children, outliving a crashed main process, hold them open."""
+        (`own_group`); its exit status. Not `process.wait()` alone: asyncio's, called before the exit, returns only
+        once every pipe is closed as well, and Kamailio's children, outliving a crashed main process, hold them
+        open. Once they are killed, this start's readers reach their pipes' end on their own."""
         code = await _main_exit(process)
         if self.own_group:
             self.kill(process)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), STOP_SECONDS)
-        except TimeoutError:  # a process of another group holds its pipes: this start's readers go on
-            log.error("sipedge: %s exited, yet its output is still held open after %g s", self.name, STOP_SECONDS)
         return code
 
     def kill(self, process: asyncio.subprocess.Process) -> None:
