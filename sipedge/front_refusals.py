@@ -9,28 +9,33 @@ lines into that log. A refusal's line carries a mark made at each start (`new_ma
 private kamailio.cfg and sent to no peer: a line without it is never counted, whatever it looks like. Nor
 does a line name anything the sender wrote (no Call-ID, URI or method): only the answer, the source
 address Kamailio saw and the config's fixed reason. Every other line is passed on behind `kamailio: `,
-a line that does not start as Kamailio's own entries do (a request's text) behind `kamailio: | `, so
-none reads as a line of the edge's own."""
+a line that is not an entry of Kamailio's own behind `kamailio: | `, so none reads as a line of the
+edge's own. An entry starts with its process's rank and id: a line that starts so with an id that is not
+one of Kamailio's processes (a request's text laid out as an entry) is no entry. Each line is escaped and
+cut to one line of at most 4 KiB (sipedge/log_line.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import re
 import secrets
+from collections.abc import Callable
 
+from sipedge.log_line import shown, text_of
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import RefusalLog
-from sipedge.stream_lines import lines
+from sipedge.stream_lines import cut_lines
 
 log = logging.getLogger("sipedge")
 
 MARK = "sipedge-front-refused"
 XLOG_PREFIX = "<script>: "  # what Kamailio's xlog writes before a line of the config's (its `prefix` default)
 # The start of each of Kamailio's own entries with -E and log_stderror: its process's rank, pid and level.
-ENTRY = re.compile(rb" *\d+\(\d+\) [A-Z]+: ")
-CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+ENTRY = re.compile(r" *[0-9]+\(([0-9]{1,10})\) [A-Z]+: ")
 
 
 def new_mark() -> str:
@@ -67,24 +72,37 @@ def counted(text: str, refusals: RefusalLog, mark: str) -> bool:
     return True
 
 
-def relayed(text: bytes) -> bytes:
-    """`text` (one line of Kamailio's log) as the edge's log carries it: behind `kamailio: `, a line that is
-    no entry of Kamailio's own (a request's text its parser logged) behind `kamailio: | `, control characters
-    escaped."""
-    body = CONTROL.sub(lambda found: b"\\x%02x" % found[0][0], text.rstrip(b"\r\n"))
-    return (b"kamailio: " if ENTRY.match(body) else b"kamailio: | ") + body + b"\n"
+def relayed(text: bytes, own: Callable[[int], bool], over: int = 0) -> bytes:
+    """`text` (one line of Kamailio's log, `over` more bytes of it cut off) as the edge's log carries it: behind
+    `kamailio: `, a line that is no entry of one of Kamailio's processes (`own`, given a process id) behind
+    `kamailio: | `, escaped and cut (sipedge/log_line.py)."""
+    body = text_of(text.rstrip(b"\r\n"))
+    entry = ENTRY.match(body)
+    return shown(b"kamailio: " if entry is not None and own(int(entry[1])) else b"kamailio: | ", body, over)
+
+
+def in_group(group: int) -> Callable[[int], bool]:
+    """Whether a process id is one of process group `group`'s (Kamailio's own, which it runs in alone)."""
+    def own(pid: int) -> bool:
+        if pid == group:
+            return True
+        with contextlib.suppress(OSError):  # gone since, or never there
+            return pid > 0 and os.getpgid(pid) == group
+        return False
+
+    return own
 
 
 async def read_front_log(stream: asyncio.StreamReader, refusals: RefusalLog, mark: str,
-                         relay: LogRelay | None = None) -> None:
+                         relay: LogRelay | None = None, own: Callable[[int], bool] = lambda _: False) -> None:
     """Kamailio's standard error until it closes: refusals counted, the rest passed on to `relay` (none:
-    dropped). Reads on whatever one line holds: a reader that stopped would leave Kamailio blocked on its
-    next log write."""
+    dropped), its entries told by `own` (`in_group`). Reads on whatever one line holds: a reader that stopped
+    would leave Kamailio blocked on its next log write."""
     said = False
-    async for text in lines(stream):
+    async for text, over in cut_lines(stream):
         try:
             if not counted(text.decode(errors="replace"), refusals, mark) and relay is not None:
-                relay.put(relayed(text))
+                relay.put(relayed(text, own, over))
         except Exception:  # noqa: BLE001 - the next line must still be read
             if not said:
                 log.exception("sipedge: a line of Kamailio's log could not be read (its later errors are not "

@@ -1,7 +1,8 @@
 """Lines passed on to the edge's own output without the event loop ever waiting on it: a thread of
 its own writes them from a bounded queue, at most `bytes_per_second`. What is over that (a flood of
 malformed requests, each of which Kamailio's parser logs in full) is left out, and said so in one
-line a second, so a sender cannot make the edge's log grow faster than that, nor slow its loop."""
+line a second (after the lines queued before, or while a flood keeps the queue from emptying), so a
+sender cannot make the edge's log grow faster than that, nor slow its loop."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import BinaryIO
 
 BYTES_PER_SECOND = 65536
 QUEUED_LINES = 1024  # a writer slower than the budget (a stalled terminal): lines past these are left out
+SAID_SECONDS = 1.0  # while lines are left out, how often at least the summary is written
 
 
 class LogRelay:
@@ -24,6 +26,7 @@ class LogRelay:
         self._lock = threading.Lock()  # the loop counts, the writer reports
         self._second, self._spent = -1, 0
         self._left_lines, self._left_bytes = 0, 0
+        self._said_at = clock()  # the writer's last summary
         threading.Thread(target=self._write, name=f"{name} log", daemon=True).start()
 
     def put(self, line: bytes) -> None:
@@ -53,7 +56,9 @@ class LogRelay:
             except queue.Empty:
                 line = None
             left = left_bytes = 0
-            if self._queue.empty():  # said after the lines queued before those left out
+            # Said after the lines queued before those left out, or at least each SAID_SECONDS under a flood.
+            if self._queue.empty() or self._clock() - self._said_at >= SAID_SECONDS:
+                self._said_at = self._clock()
                 with self._lock:
                     left, self._left_lines = self._left_lines, 0
                     left_bytes, self._left_bytes = self._left_bytes, 0

@@ -14,17 +14,24 @@ LINE_BYTES = 4096  # a line's bytes kept: a Kamailio entry of its own is a few h
 
 async def lines(stream: asyncio.StreamReader, most: int = LINE_BYTES) -> AsyncIterator[bytes]:
     """Each line of `stream` until it closes, ending in one newline; one cut short says how many bytes it lost."""
+    async for kept, over in cut_lines(stream, most):
+        yield _finished(kept, over)
+
+
+async def cut_lines(stream: asyncio.StreamReader, most: int = LINE_BYTES) -> AsyncIterator[tuple[bytes, int]]:
+    """Each line of `stream` until it closes, without its newline: its first `most` bytes, and how many more
+    it had (for a reader that shows the line otherwise, and cuts it again: sipedge/log_line.py)."""
     head, over = bytearray(), 0
     while chunk := await stream.read(CHUNK_BYTES):
         *ended, rest = chunk.split(b"\n")
         for part in ended:
             over += _add(head, part, most)
-            yield _finished(head, over)
+            yield bytes(head), over
             head.clear()
             over = 0
         over += _add(head, rest, most)
     if head or over:
-        yield _finished(head, over)
+        yield bytes(head), over
 
 
 def _add(head: bytearray, part: bytes, most: int) -> int:
@@ -34,5 +41,5 @@ def _add(head: bytearray, part: bytes, most: int) -> int:
     return max(0, len(part) - room)
 
 
-def _finished(head: bytearray, over: int) -> bytes:
-    return bytes(head) + (f" [cut: {over} bytes more]".encode() if over else b"") + b"\n"
+def _finished(head: bytes, over: int) -> bytes:
+    return head + (f" [cut: {over} bytes more]".encode() if over else b"") + b"\n"

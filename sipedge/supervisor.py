@@ -32,10 +32,10 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
-from sipedge.front_refusals import new_mark, read_front_log, relayed
+from sipedge.front_refusals import in_group, new_mark, read_front_log, relayed
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
-from sipedge.stream_lines import lines
+from sipedge.stream_lines import cut_lines, lines
 from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
@@ -46,6 +46,7 @@ READY_SECONDS = 60.0  # a worker imports PJSIP and the edge's code: seconds on a
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
 RESTART_LIMIT, STEADY_SECONDS = 8, 60.0
 STOP_SECONDS = 10.0
+EXIT_POLL_SECONDS = 0.1  # how often a child's exit is looked for (its returncode: see `Child.exited`)
 PROBE_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
 
@@ -77,15 +78,27 @@ class Child:
         await self._ready(self)
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
+        process = self.process
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
-        except TimeoutError:
-            self.kill(self.process)
-            await self.process.wait()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(_main_exit(process), STOP_SECONDS)
+            except TimeoutError:
+                self.kill(process)
+        await self.exited(process)
+
+    async def exited(self, process: asyncio.subprocess.Process) -> int:
+        """Waits for `process` (one start of this child's) to exit, then kills what is left of its group
+        (`own_group`); its exit status. Not `process.wait()` alone: asyncio's, called before the exit, returns only
+        once every pipe is closed as well, and Kamailio's children, outliving a crashed main process, hold them
+        open. Once they are killed, this start's readers reach their pipes' end on their own."""
+        code = await _main_exit(process)
+        if self.own_group:
+            self.kill(process)
+        return code
 
     def kill(self, process: asyncio.subprocess.Process) -> None:
         """Kills `process` (one start of this child's), its whole group with `own_group`."""
@@ -94,6 +107,14 @@ class Child:
                 os.killpg(process.pid, signal.SIGKILL)
             else:
                 process.kill()
+
+
+async def _main_exit(process: asyncio.subprocess.Process) -> int:
+    """`process`'s own exit status once it has exited, whoever still holds its pipes. Polled: asyncio has no
+    public event for the exit alone (its child watcher sets `returncode`; `wait()` also waits for the pipes)."""
+    while (code := process.returncode) is None:  # noqa: ASYNC110 - no event to wait on, as said above
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+    return code
 
 
 class Supervisor:
@@ -204,7 +225,7 @@ class Supervisor:
         while True:
             assert child.process is not None
             started = time.monotonic()
-            code = await child.process.wait()
+            code = await child.exited(child.process)
             child.control_port = None
             if self._stopping.is_set():
                 return
@@ -248,9 +269,10 @@ class Supervisor:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
         loop = asyncio.get_running_loop()
-        self._keep(loop.create_task(_relay_front(lines(child.process.stdout), self._front_output)))
+        own = in_group(child.process.pid)  # its own group: its processes' entries are told by their ids
+        self._keep(loop.create_task(_relay_front(cut_lines(child.process.stdout), self._front_output, own)))
         reader = loop.create_task(read_front_log(child.process.stderr, self.front_refusals, self._mark,
-                                                 self._front_log))
+                                                 self._front_log, own))
         self._keep(reader)
         process = child.process  # this start's: a later one has a reader of its own
         reader.add_done_callback(lambda _: self._keep(loop.create_task(self._log_read_ended(child, process))))
@@ -313,10 +335,11 @@ async def _relay(output: AsyncIterator[bytes]) -> None:
         sys.stdout.flush()
 
 
-async def _relay_front(output: AsyncIterator[bytes], relay: LogRelay) -> None:
+async def _relay_front(output: AsyncIterator[tuple[bytes, int]], relay: LogRelay,
+                       own: Callable[[int], bool]) -> None:
     """Kamailio's standard output (its start's banner), as its log is passed on."""
-    async for line in output:
-        relay.put(relayed(line))
+    async for line, over in output:
+        relay.put(relayed(line, own, over))
 
 
 def _answers_options(host: str, port: int) -> bool:

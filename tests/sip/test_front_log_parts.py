@@ -90,6 +90,36 @@ def test_a_stalled_output_never_holds_the_caller_up() -> None:
     assert b"of its log left out" in out.getvalue()
 
 
+class _SlowOutput(io.BytesIO):
+    """The edge's output, slower than the lines put (a terminal or log shipper behind a flood)."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        time.sleep(0.005)
+        return super().write(data)
+
+
+def test_lines_left_out_under_a_sustained_flood_are_said_so_while_it_lasts() -> None:
+    out = _SlowOutput()
+    relay = LogRelay(lambda: out, "kamailio", bytes_per_second=10**9)  # left out only by the full queue
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood() -> None:  # never lets the queue run empty, until the test ends it
+        deadline = time.monotonic() + 3 * WAIT_SECONDS
+        while flooding.is_set() and time.monotonic() < deadline:
+            relay.put(b"x\n")
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        _eventually(lambda: b"of its log left out" in out.getvalue())
+        assert b"of its log left out" in out.getvalue()
+        assert flooder.is_alive()
+    finally:
+        flooding.clear()
+        flooder.join(WAIT_SECONDS)
+
+
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, dead but not yet reaped by init, does not)."""
     try:

@@ -86,6 +86,12 @@ def test_a_senders_text_in_kamailios_log_is_neither_counted_nor_logged_as_a_refu
     assert not [line for line in supervisor_lines if "198.51.100." in line], supervisor_lines[:5]
     assert any("127.0.0.2 refused by the front (403)" in line for line in supervisor_lines), supervisor_lines[:25]
     assert body["refused_last_minute"] <= 2, body  # the stranger's 403, and at most one for the malformed datagram
+    # Passed on as the request's text it is, not as entries of Kamailio's own (no process of its has id 1).
+    forged_lines = [line for line in log.splitlines() if "198.51.100." in line and "refused by the front" not in line]
+    assert forged_lines and all(line.startswith("kamailio: | ") for line in forged_lines), forged_lines[:5]
+    # While the parser's own entry on that request, by one of Kamailio's processes, is passed on as its own.
+    assert [line for line in log.splitlines() if line.startswith("kamailio: ")
+            and not line.startswith("kamailio: | ") and "parse_via" in line], log[-3000:]
 
 
 def test_the_front_log_reader_reads_on_past_a_line_over_its_limit() -> None:
