@@ -104,7 +104,8 @@ def evals(dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactor
 
 def test_a_bot_that_hangs_up_fails_the_turn_it_hung_up_on(evals: dict[str, tuple[EvalRun, Path]]) -> None:
     result, junit = evals["hangup"]
-    assert "turn 2 ('For four people'): the bot closed its connection at turn 2" in reported(result, junit), result.output
+    said = "turn 2 ('For four people'): the bot closed its connection at turn 2"
+    assert said in reported(result, junit), result.output
 
 
 def test_a_bot_that_crashes_fails_with_its_sessions_error(evals: dict[str, tuple[EvalRun, Path]]) -> None:
