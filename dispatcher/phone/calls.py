@@ -245,7 +245,9 @@ class PhoneCalls:
     async def end(self, call: PhoneCall, reason: str) -> None:
         """The call is over: release the bot's media route; stop the machine once its bot has
         had a moment to exit by itself (it sees its socket close). A side closed for its frame rate
-        is the session's timeline's `media_closed`."""
+        is the session's timeline's `media_closed`. The stop is the call's clean-up, not a caller's:
+        it carries when the call's media ended, which the release judge reads as the call's end."""
+        over_at = time.time()
         if reason in OVER_RATE and call.session_id is not None and self._timeline is not None:
             side = "caller" if reason == CARRIER_OVER_RATE else "bot"
             self._timeline.note(call.session_id, "media_closed", side=side, reason="frame_rate",
@@ -267,7 +269,7 @@ class PhoneCalls:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(link.closed.wait(), BOT_EXIT_SECONDS)
         try:
-            await self._sessions.stop(call.session_id, caller=call.owner)
+            await self._sessions.stop(call.session_id, caller=call.owner, call_ended_at=over_at)
         except Exception as exc:  # the reaper ends what is left
             log.warning("phone call %s: stopping its machine failed (%s)", call.session_id, exc)
         log.info("phone call %s ended (%s)", call.session_id, reason)

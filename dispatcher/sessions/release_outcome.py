@@ -42,7 +42,7 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
     machine = _machine_end(events) if "ended" not in at and not _stopped_it(events, at) else None
     never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
-    stopped, ready = at.get("stop_requested"), at.get("ready")
+    stopped, ready = _caller_stop(events), at.get("ready")
     # How long the caller waited for a bot that was not ready when it stopped (None: no such stop).
     waited = stopped - began if stopped is not None and (ready is None or ready > stopped) else None
     hung = waited is not None and waited > gave_up_after  # longer than the stable release takes to be ready
@@ -54,6 +54,9 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     censored = waited is not None
     joined = at.get("joined")
     ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
+    call_over = _call_ended_at(events)
+    if ended is not None and call_over is not None:  # the caller lost the bot when the call's media ended
+        ended = min(ended, call_over)
     if ended is not None and stopped is not None and stopped <= ended:
         ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
     talk = _talk(events) if joined is not None else None
@@ -87,13 +90,31 @@ def _stopped_it(events: list[dict[str, Any]], at: dict[str, float]) -> bool:
     A stop of a machine already over (a crashed bot whose caller then hung up) is not: the stop says
     `machine_running` false; a stop written without it is read by its time, before the machine's end."""
     ended_at = at.get(MACHINE_ENDED)
-    for stop in (e for e in events if e.get("event") == "stop_requested"):
+    for stop in _caller_stops(events):
         running, stopped_at = stop.get("machine_running"), stop.get("at")
         if running is None:  # older: before the machine's end (or with none seen) is a stop of it running
             running = ended_at is None or not isinstance(stopped_at, int | float) or stopped_at <= ended_at
         if running:
             return True
     return False
+
+
+def _caller_stops(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stops a caller asked for. A phone call's clean-up stop, after its media ended (it carries
+    `call_ended_at`), is none: whoever ended that call (the caller's `caller_hung_up`, the bot's own
+    end) is told by the other events, and a bot slow to report its own hang-up must not pass as stopped."""
+    return [e for e in events if e.get("event") == "stop_requested" and "call_ended_at" not in e]
+
+
+def _caller_stop(events: list[dict[str, Any]]) -> float | None:
+    """When a caller first asked to stop the session, if one did."""
+    return next((float(e["at"]) for e in _caller_stops(events) if isinstance(e.get("at"), int | float)), None)
+
+
+def _call_ended_at(events: list[dict[str, Any]]) -> float | None:
+    """When the session's phone call's media ended, as its clean-up stop says."""
+    return next((float(e["call_ended_at"]) for e in events if e.get("event") == "stop_requested"
+                 and isinstance(e.get("call_ended_at"), int | float)), None)
 
 
 def _machine_end(events: list[dict[str, Any]]) -> str | None:

@@ -577,10 +577,13 @@ class SessionService:
             return True
         return await self._call(self._machines.status(session_id)) is not None
 
-    async def stop(self, session_id: str, caller: str | None = None) -> Machine | None:
+    async def stop(self, session_id: str, caller: str | None = None,
+                   call_ended_at: float | None = None) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
         the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
-        aged out) or never did. A machine the provider forgets as it stops counts as gone."""
+        aged out) or never did. A machine the provider forgets as it stops counts as gone.
+        `call_ended_at`: a clean-up after the session's call was over (epoch seconds: when its
+        media ended), not a caller's stop; the stop says so, for the release judge."""
         # Read before the machine goes: whether there is a room to end is recorded with it (a deleted
         # VM has no labels left to read), and whether it still ran says whose doing its end is. A
         # provider's stop answers True for a machine already over, and its own read may be the first
@@ -594,8 +597,9 @@ class SessionService:
             if stopped:
                 # Recorded only for a session there was: a stop of an id that never started (any id a
                 # key can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
+                over = {} if call_ended_at is None else {"call_ended_at": round(call_ended_at, 3)}
                 self.timeline.note(session_id, "stop_requested", at=asked_at,
-                                   machine_running=before.state.is_active if before is not None else None)
+                                   machine_running=before.state.is_active if before is not None else None, **over)
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
         if not stopped:

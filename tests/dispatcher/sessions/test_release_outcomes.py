@@ -194,6 +194,35 @@ def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release()
     assert by_itself is not None and by_itself.failure == "ended early"
 
 
+def test_a_phone_bots_own_hang_up_reported_after_the_calls_clean_up_stop_is_still_its_early_end() -> None:
+    # The bot hung up 1.2 s into its call; on a busy machine its report came after the relay's clean-up
+    # stop (which waits 5 s for it). That stop is no caller's: the call ended when its media did.
+    late = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.2, {}), ("joined", 100.3, {}),
+                               ("stop_requested", 106.6, {"machine_running": True, "call_ended_at": 101.5}),
+                               ("ended", 107.9, {"reason": "signal"}),
+                               ("machine_ended", 108.0, {"state": "ended", "detail": "stopped"})))
+    assert late is not None and late.failure == "ended early"
+    assert late.ended_within_seconds is not None and round(late.ended_within_seconds, 3) == 1.2
+    # A bot never heard from, its machine ended by the clean-up: the same early end.
+    unheard = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.2, {}), ("joined", 100.3, {}),
+                                  ("stop_requested", 106.6, {"machine_running": True, "call_ended_at": 101.5}),
+                                  ("machine_ended", 108.0, {"state": "ended", "detail": "stopped"})))
+    assert unheard is not None and unheard.failure == "ended early"
+    # A call that went on for a minute is no early end, whenever its report came.
+    long = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.2, {}), ("joined", 100.3, {}),
+                               ("stop_requested", 166.6, {"machine_running": True, "call_ended_at": 161.5}),
+                               ("ended", 167.9, {"reason": "pipeline_finished"})))
+    assert long is not None and long.failure is None
+
+
+def test_a_callers_own_stop_still_excuses_the_end_when_a_clean_up_stop_follows() -> None:
+    stopped = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.2, {}), ("joined", 100.3, {}),
+                                  ("stop_requested", 101.0, {"machine_running": True}),
+                                  ("stop_requested", 101.2, {"machine_running": True, "call_ended_at": 101.1}),
+                                  ("ended", 101.3, {"reason": "signal"})))
+    assert stopped is not None and stopped.failure is None
+
+
 def test_a_caller_who_gave_up_on_a_bot_never_ready_after_the_bound_is_a_failed_start_censored_at_its_wait() -> None:
     hung = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 118.1, {}),
                                ("machine_ended", 118.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
