@@ -56,13 +56,8 @@ async def test_inbound_starts_refused_for_a_forged_eval_token_leave_no_records_t
                    "never priced on the session (nor its warm steps taken); before, the start was refused 503")
 async def test_a_store_blink_at_an_inbound_start_either_refuses_it_or_leaves_its_edge_able_to_report(
         app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    records = app.state.voicefleet.trunk_calls.edges._records
-
-    async def not_answering(*args: object) -> str:
-        raise StoreUnavailable("the store did not answer: TimeoutError")
-
-    monkeypatch.setattr(records, "first", not_answering)
-    monkeypatch.setattr(records, "held", not_answering)
+    for method in ("first", "held"):  # every write and read-back of the start's record fails
+        monkeypatch.setattr(app.state.voicefleet.trunk_calls.edges._records, method, _blink)
     async with client(app) as api:
         start = await api.post("/start", json=UNPRICED, headers=presenting(A))
         monkeypatch.undo()  # the blink is over
@@ -75,3 +70,7 @@ async def test_a_store_blink_at_an_inbound_start_either_refuses_it_or_leaves_its
         await timeline.settled()
         leg = await api.post(f"/edge/calls/{session_id}/bridged", json=ANSWERED_LEG, headers=bearer(A))
     assert leg.status_code == 204, f"the edge holding the call could not report its bridged leg: {leg.text}"
+
+
+async def _blink(*args: object) -> str:
+    raise StoreUnavailable("the store did not answer: TimeoutError")
