@@ -40,9 +40,10 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     at = {e["event"]: float(e["at"]) for e in reversed(events) if isinstance(e.get("at"), int | float)}
     launched = "launched" in at or "claimed" in at
     # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
-    machine = _machine_end(events) if "ended" not in at and not _stopped_it(events, at) else None
+    machine = _machine_end(events) if "ended" not in at and not _stopped_it(events, at, "joined" in at) else None
     never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
-    stopped, ready = _caller_stop(events), at.get("ready")
+    joined = at.get("joined")
+    stopped, ready = _caller_stop(events, joined is not None), at.get("ready")
     # How long the caller waited for a bot that was not ready when it stopped (None: no such stop).
     waited = stopped - began if stopped is not None and (ready is None or ready > stopped) else None
     hung = waited is not None and waited > gave_up_after  # longer than the stable release takes to be ready
@@ -52,11 +53,13 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     # Stopped before its bot could serve, and soon: nothing for or against its failures, but the
     # bot was not ready by then (a time to ready of at least that long, `censored`).
     censored = waited is not None
-    joined = at.get("joined")
     ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
     call_over = _call_ended_at(events)
-    if ended is not None and call_over is not None:  # the caller lost the bot when the call's media ended
-        ended = min(ended, call_over)
+    if ended is not None and call_over is not None and joined is not None:
+        # The caller lost the bot when the call's media ended (never before it joined: two replicas' clocks).
+        ended = max(joined, min(ended, call_over))
+    if _callee_never_answered(events):
+        ended = None  # a placed call's busy line or refusal is the callee's doing, not its bot's early end
     if ended is not None and stopped is not None and stopped <= ended:
         ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
     talk = _talk(events) if joined is not None else None
@@ -85,12 +88,12 @@ def _talk(events: list[dict[str, Any]]) -> Talk | None:
     return talk_of(ended["conversation"]) if ended is not None else None
 
 
-def _stopped_it(events: list[dict[str, Any]], at: dict[str, float]) -> bool:
+def _stopped_it(events: list[dict[str, Any]], at: dict[str, float], joined: bool) -> bool:
     """A stop asked while the session's machine still ran, so the machine's end is the stop's doing.
     A stop of a machine already over (a crashed bot whose caller then hung up) is not: the stop says
     `machine_running` false; a stop written without it is read by its time, before the machine's end."""
     ended_at = at.get(MACHINE_ENDED)
-    for stop in _caller_stops(events):
+    for stop in _caller_stops(events, joined):
         running, stopped_at = stop.get("machine_running"), stop.get("at")
         if running is None:  # older: before the machine's end (or with none seen) is a stop of it running
             running = ended_at is None or not isinstance(stopped_at, int | float) or stopped_at <= ended_at
@@ -99,16 +102,24 @@ def _stopped_it(events: list[dict[str, Any]], at: dict[str, float]) -> bool:
     return False
 
 
-def _caller_stops(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _caller_stops(events: list[dict[str, Any]], joined: bool) -> list[dict[str, Any]]:
     """The stops a caller asked for. A phone call's clean-up stop, after its media ended (it carries
-    `call_ended_at`), is none: whoever ended that call (the caller's `caller_hung_up`, the bot's own
-    end) is told by the other events, and a bot slow to report its own hang-up must not pass as stopped."""
-    return [e for e in events if e.get("event") == "stop_requested" and "call_ended_at" not in e]
+    `call_ended_at`), is one only where the call never reached its bot (a caller who hung up while it
+    booted: their wait says the rest). Once the bot joined, whoever ended the call (the caller's
+    `caller_hung_up`, the bot's own end) is told by the other events, and a bot slow to report its own
+    hang-up must not pass as stopped."""
+    return [e for e in events if e.get("event") == "stop_requested" and not (joined and "call_ended_at" in e)]
 
 
-def _caller_stop(events: list[dict[str, Any]]) -> float | None:
+def _caller_stop(events: list[dict[str, Any]], joined: bool) -> float | None:
     """When a caller first asked to stop the session, if one did."""
-    return next((float(e["at"]) for e in _caller_stops(events) if isinstance(e.get("at"), int | float)), None)
+    return next((float(e["at"]) for e in _caller_stops(events, joined) if isinstance(e.get("at"), int | float)),
+                None)
+
+
+def _callee_never_answered(events: list[dict[str, Any]]) -> bool:
+    """A placed call whose callee did not answer (busy, refused, not placed: dispatcher/api/call_outcomes.py)."""
+    return any(e.get("event") == "call_outcome" and e.get("outcome") != "answered" for e in events)
 
 
 def _call_ended_at(events: list[dict[str, Any]]) -> float | None:

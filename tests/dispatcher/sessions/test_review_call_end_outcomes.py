@@ -1,6 +1,6 @@
-"""A hostile review of the release judge's reading of a phone call's clean-up stop (`call_ended_at`,
-dispatcher/sessions/release_outcome.py) and of the other calls' clean-up stops: each test is a case the
-judge gets wrong, marked strict-xfail until it is fixed."""
+"""A hostile review's cases of the release judge's reading of a phone call's clean-up stop (`call_ended_at`,
+dispatcher/sessions/release_outcome.py) and of a placed call's clean-up: the caller's hang-up at boot, two
+replicas' clocks, a callee who never answered."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from dispatcher.sessions.release_outcome import outcome_of
 from tests.dispatcher.sessions.test_release_outcomes import REQUESTED, timeline
 
 
-@pytest.mark.xfail(strict=True, reason="a phone caller who hangs up while the bot boots is read as the release's "
-                   "failed start: the relay's clean-up stop (call_ended_at) is no caller's stop any more, so the "
-                   "machine's end it caused speaks as 'never served' (release_outcome.py _stopped_it/_caller_stop)")
 def test_a_phone_caller_who_hangs_up_while_the_bot_boots_is_no_failed_start_of_its_release() -> None:
     # The caller hung up 2 s into a cold start; the relay's end waited for the start, then stopped the machine.
     # Before the clean-up stop carried call_ended_at this was a stop before ready, judged by the caller's wait
@@ -26,8 +23,6 @@ def test_a_phone_caller_who_hangs_up_while_the_bot_boots_is_no_failed_start_of_i
     assert outcome.ready_censored  # the bot was not ready by then: a time to ready of at least the wait
 
 
-@pytest.mark.xfail(strict=True, reason="a phone caller's hang-up while the bot boots, its bot killed by the clean-up "
-                   "stop and reporting its end, counts as the release's early end")
 def test_a_booting_bot_stopped_after_its_caller_hung_up_is_no_early_end() -> None:
     outcome = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}),
                                   ("stop_requested", 103.0, {"machine_running": True, "call_ended_at": 102.0}),
@@ -37,9 +32,6 @@ def test_a_booting_bot_stopped_after_its_caller_hung_up_is_no_early_end() -> Non
     assert outcome is not None and outcome.failure is None, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="call_ended_at (the relay replica's clock) is compared with `joined` (the "
-                   "bot's channel's replica's clock) with no bound: a call whose media ended as its bot joined has "
-                   "a negative length")
 def test_a_call_whose_media_ended_as_its_bot_joined_never_lasts_less_than_nothing() -> None:
     outcome = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.2, {}), ("joined", 100.3, {}),
                                   ("stop_requested", 105.4, {"machine_running": True, "call_ended_at": 100.25}),
@@ -48,9 +40,6 @@ def test_a_call_whose_media_ended_as_its_bot_joined_never_lasts_less_than_nothin
     assert outcome.ended_within_seconds is None or outcome.ended_within_seconds >= 0, outcome.ended_within_seconds
 
 
-@pytest.mark.xfail(strict=True, reason="a placed call its callee did not answer (busy, rejected) is ended by "
-                   "record_outcome with the outcome as its `ended` reason before its clean-up stop: the judge reads "
-                   "the callee's busy line as the release's early end (dispatcher/api/call_outcomes.py)")
 @pytest.mark.parametrize("outcome_name", ["busy", "rejected", "not_placed"])
 def test_a_placed_call_its_callee_did_not_answer_is_no_early_end_of_the_release(outcome_name: str) -> None:
     outcome = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.5, {}),
