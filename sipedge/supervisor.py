@@ -51,6 +51,9 @@ STOP_SECONDS = 10.0
 EXIT_POLL_SECONDS = 0.1  # how often a child's exit is looked for (its returncode: see `Child.exited`)
 PROBE_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
+# Kamailio's parent-death signal: its main process ends its children on SIGTERM (its main.c, handle_sigs);
+# SIGKILL would leave them bound to the SIP port.
+FRONT_PARENT_DEATH = signal.SIGTERM
 
 
 def _die_with_parent(signum: signal.Signals) -> Callable[[], None]:
@@ -160,7 +163,7 @@ class Supervisor:
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
-                         parent_death=signal.SIGTERM)
+                         parent_death=FRONT_PARENT_DEATH)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]

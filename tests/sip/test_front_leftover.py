@@ -90,6 +90,52 @@ def test_kamailio_ends_with_an_edge_killed_outright(tmp_path: Path) -> None:
             assert _gone(group, GONE_SECONDS), f"Kamailio's processes outlived the edge: {group_processes(group)}"
 
 
+# Starts Kamailio as the supervisor does (sipedge/supervisor.py's Child, with its parent-death signal), without
+# dropping to another user: that signal alone, no watcher. Prints Kamailio's id, then waits to be killed.
+PARENT = """
+import asyncio, sys
+from sipedge.supervisor import FRONT_PARENT_DEATH, Child
+
+async def main() -> None:
+    async def ready(child: Child) -> None:
+        print(child.process.pid, flush=True)
+    await Child("kamailio", sys.argv[1:], {"PATH": "/usr/bin:/bin"}, ready, own_group=True,
+                parent_death=FRONT_PARENT_DEATH).start()
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_kamailio_gets_sigterm_from_the_kernel_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
+    """As the edge runs it unprivileged (so the kernel keeps the signal through Kamailio's start): its main
+    process ends its children on SIGTERM, where SIGKILL would leave them bound to the port."""
+    _needs_kamailio()
+    port = free_port(socket.SOCK_DGRAM)
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE.format(port=port, rtp=free_port_pair(40), workers=free_port_pair(2)))
+    config = load({"SIP_EDGE_CONFIG": str(path)})
+    files = write_front(config, tmp_path, 3, new_token())
+    argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(tmp_path), "-w", str(tmp_path)]
+    with (tmp_path / "kamailio.log").open("wb") as log:
+        parent = subprocess.Popen([sys.executable, "-c", PARENT, *argv], stdout=subprocess.PIPE, stderr=log,
+                                  cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        group = int(parent.stdout.readline())
+        with _ended(group):
+            deadline = time.monotonic() + READY_SECONDS
+            while not _answers_options(config.sip_address, port):
+                assert time.monotonic() < deadline, (tmp_path / "kamailio.log").read_text()
+            assert len(group_processes(group)) > 1  # its main process and its children
+            parent.kill()
+            parent.wait()
+            assert _gone(group, GONE_SECONDS), f"Kamailio's processes outlived their parent: {group_processes(group)}"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_the_next_edge_ends_a_front_left_running_then_binds_its_port(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _needs_kamailio()
