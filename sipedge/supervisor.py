@@ -32,7 +32,9 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
+from sipedge.front_leftover import end_leftover, record_file, write_record
 from sipedge.front_refusals import in_group, new_mark, read_front_log, relayed
+from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.stream_lines import cut_lines, lines
@@ -49,22 +51,32 @@ STOP_SECONDS = 10.0
 EXIT_POLL_SECONDS = 0.1  # how often a child's exit is looked for (its returncode: see `Child.exited`)
 PROBE_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
+# Kamailio's parent-death signal: its main process ends its children on SIGTERM (its main.c, handle_sigs);
+# SIGKILL would leave them bound to the SIP port.
+FRONT_PARENT_DEATH = signal.SIGTERM
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel kills it if the edge dies, however it dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent(signum: signal.Signals) -> Callable[[], None]:
+    """In the child before exec: the kernel sends it `signum` if the edge dies, however it dies. The kernel
+    sends it when the thread that forked the child ends: asyncio forks on the event loop's thread, which
+    `python -m sipedge` runs as its main thread (asyncio.run), so that is the edge's own end."""
+    def set_signal() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+    return set_signal
 
 
 class Child:
     """One supervised process: Kamailio or a worker."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]],
-                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False, own_group: bool = False):
+                 pass_fds: tuple[int, ...] = (), *, reads_stderr: bool = False, own_group: bool = False,
+                 parent_death: signal.Signals = signal.SIGKILL):
         """`reads_stderr`: its standard error is the supervisor's to read (Kamailio's log), not passed straight on.
         `own_group`: it runs in a process group of its own, killed whole: Kamailio's children outlive a killed
-        main process, still bound to its port, where the next start could not bind."""
+        main process, still bound to its port, where the next start could not bind. `parent_death`: the signal the
+        kernel sends it when the edge dies (Kamailio's main process ends its children on SIGTERM, not on SIGKILL)."""
         self.name, self.argv, self.env, self.pass_fds, self.own_group = name, argv, env, pass_fds, own_group
+        self.parent_death = parent_death
         self._stderr = asyncio.subprocess.PIPE if reads_stderr else None
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
@@ -74,7 +86,8 @@ class Child:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr, preexec_fn=_die_with_parent, pass_fds=self.pass_fds, start_new_session=self.own_group)
+            stderr=self._stderr, preexec_fn=_die_with_parent(self.parent_death), pass_fds=self.pass_fds,
+            start_new_session=self.own_group)
         await self._ready(self)
 
     async def stop(self) -> None:
@@ -131,6 +144,9 @@ class Supervisor:
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
         self._front_log = LogRelay(lambda: sys.stderr.buffer, "kamailio")
         self._front_output = LogRelay(lambda: sys.stdout.buffer, "kamailio")
+        self._front_config: Path | None = None  # the kamailio.cfg written for this run
+        self._front_record: Path | None = None  # where this run's front is recorded (sipedge/front_leftover.py)
+        self._front_watch: FrontWatch | None = None  # ends the front should the edge die (sipedge/front_watch.py)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Holds `task` until it ends: the loop itself keeps only a weak reference."""
@@ -142,10 +158,12 @@ class Supervisor:
             self._tls = hand_over(self.config.tls)
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
                             None if self._tls is None else self._tls.tls, mark=self._mark)
+        self._front_config = files.config
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
-                         () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True)
+                         () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
+                         parent_death=FRONT_PARENT_DEATH)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -159,6 +177,15 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        # Before anything binds: a front an earlier edge left running would hold the SIP port.
+        try:
+            record = record_file(self.config.sip_address, self.config.sip_port)
+            await asyncio.to_thread(end_leftover, record, KAMAILIO)
+        except OSError as error:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise SystemExit(f"sipedge: a Kamailio front left by an earlier edge: {error}") from None
+        self._front_record = record
+        self._front_watch = FrontWatch()
         children = self._children()
         try:
             await self._serve(children)
@@ -168,6 +195,8 @@ class Supervisor:
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
+            record.unlink(missing_ok=True)
+            self._front_watch.close()
             shutil.rmtree(self._folder, ignore_errors=True)
             if self._tls is not None:
                 self._tls.close()
@@ -268,6 +297,10 @@ class Supervisor:
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
+        if self._front_record is not None and self._front_config is not None:  # before it binds
+            write_record(self._front_record, child.process.pid, self._front_config)
+        if self._front_watch is not None:
+            self._front_watch.tell(child.process.pid)
         loop = asyncio.get_running_loop()
         own = in_group(child.process.pid)  # its own group: its processes' entries are told by their ids
         self._keep(loop.create_task(_relay_front(cut_lines(child.process.stdout), self._front_output, own)))
