@@ -2,7 +2,8 @@
 `voicefleet eval` and `voicefleet releases smoke --suite` against a real `python -m dispatcher` whose
 releases are the booking line, a copy that ends the call after its first answer and a copy that raises
 3 s into the call, on WebRTC and on a Plivo stream; each prints its table, writes its JUnit file (and
-the release's verdict) and exits 1, with no traceback and no call left running.
+the release's verdict) and exits 1, with no traceback and no call left running. Ctrl-C inside a call
+of a copy that hears the caller and never answers still prints the table and writes the JUnit file.
 
 The evals run as the user runs them, each a `voicefleet eval` process of its own (all four at once:
 they are independent), so that what the process prints on its way out is read too: a library task of
@@ -41,6 +42,14 @@ expect = {{ contains = ["how many people"] }}
 {second}
 expect = {{ contains = ["what time"] }}
 """
+# A call that cannot end by itself: the bot hears the caller's turn, writes it down (the test's sign that
+# the call is under way) and never answers, while the caller waits two minutes for that answer.
+HELD_CALL = """name = "held call"
+[[turns]]
+say = "I want to make a booking"
+listen_ms = 120000
+expect = { contains = ["how many people"] }
+"""
 CRASH_LATER = ("    await runner.run()\n",
                "    async def crash() -> None:\n"
                "        await __import__('asyncio').sleep(3.0)\n"
@@ -49,13 +58,23 @@ CRASH_LATER = ("    await runner.run()\n",
 
 
 @pytest.fixture(scope="module")
-def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+def heard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the mute release writes down the first thing it hears."""
+    return tmp_path_factory.mktemp("mute") / "heard.txt"
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory, heard: Path) -> Iterator[DispatcherProcess]:
     root = tmp_path_factory.mktemp("ends")
     releases = with_releases({
         "stable": BOOKING / "bot.py",
         # Every answer ends the call once it is spoken, as a goodbye does.
         "hangup": planted(root, "hangup", "responder.py", "        if reply.ends_call:\n", "        if True:\n"),
         "crash": planted(root, "crash", "bot.py", *CRASH_LATER),
+        "mute": planted(root, "mute", "responder.py",
+                        "            await self._answer(self.flow.reply(_last_user_text(frame.context)))\n",
+                        f"            __import__('pathlib').Path({str(heard)!r}).write_text(\n"
+                        "                _last_user_text(frame.context))\n"),
     })
     env = {**phone_env(tmp_path_factory.mktemp("calls")), **releases, "BOT_FILE": str(BOOKING / "bot.py"),
            "RECORDING": "off", "RECORDING_TRANSCRIPT": "on",
@@ -141,27 +160,33 @@ def test_a_suite_smoke_of_a_crashing_release_records_its_failure(dispatcher: Dis
     assert running(dispatcher) == []
 
 
-def test_ctrl_c_still_writes_the_table_and_junit(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """SIGINT once the call's session is live: the call is stopped, reported as interrupted, and the
-    run's report written before the command exits."""
-    junit = tmp_path / "eval.xml"
+def test_ctrl_c_still_writes_the_table_and_junit(dispatcher: DispatcherProcess, heard: Path,
+                                                 tmp_path: Path) -> None:
+    """SIGINT inside a call that cannot end by itself (the mute release hears the caller and never answers,
+    the caller waits two minutes for it): the call is stopped, reported as interrupted, and the run's
+    report written before the command exits. The signal is sent once the bot has written down the
+    caller's words, so the call is under way, whatever the machine's load."""
+    junit, held = tmp_path / "eval.xml", tmp_path / "held_call.toml"
+    held.write_text(HELD_CALL)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for name in ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY"):
         env.pop(name, None)
-    command = [sys.executable, "-c", "from voicefleet.main import main; main()", "eval", str(scenario(tmp_path)),
-               "--url", dispatcher.base_url, "--junit", str(junit)]
+    command = [sys.executable, "-c", "from voicefleet.main import main; main()", "eval", str(held),
+               "--release", "mute", "--url", dispatcher.base_url, "--junit", str(junit)]
+    heard.unlink(missing_ok=True)
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
-            deadline = time.monotonic() + 120
-            while not running(dispatcher):
+            deadline = time.monotonic() + 150  # for the call to begin; its listening starts after the turn
+            while not heard.exists():
                 assert process.poll() is None and time.monotonic() < deadline, process.communicate()
                 time.sleep(0.2)
+            assert process.poll() is None, process.communicate()  # the call cannot have ended by itself
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=120)
         finally:
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 130, (out, err)
-    assert "Traceback" not in err and "two turns" in out and "interrupted" in out, (out, err)
+    assert "Traceback" not in err and "held call" in out and "interrupted" in out, (out, err)
     assert 'failures="1"' in junit.read_text() and "interrupted" in junit.read_text()
     assert running(dispatcher) == []

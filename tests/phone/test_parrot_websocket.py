@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -23,10 +24,18 @@ from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
-pytestmark = pytest.mark.slow  # a real dispatcher, a real bot process importing Pipecat and Silero
+# A real dispatcher, a real bot process importing Pipecat and Silero; room for the dispatcher's start and
+# a cold bot's on a busy machine (their safety nets: 150 s and GREETING_TIMEOUT).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 RATE = 16000  # the parrot's pipeline rate off a phone line (examples/parrot/bot.py sample_rate)
 FRAME = RATE // 50  # 20 ms
+# The greeting follows the bot's start, which is not always a warm bot's: an idle bot starved of CPU on a
+# busy machine that does not take its assignment within the dispatcher's 2 s is skipped (by design:
+# dispatcher/reserve/claim.py ASSIGN_TIMEOUT_SECONDS) and the session's bot starts cold, importing
+# Pipecat and Silero, which took over 26 s at a load average of 14 (docs/testing.md). A safety net, as
+# the dispatcher's own start's is; a failure's message says which start it was (call_log).
+GREETING_TIMEOUT = 120.0
 
 
 class ProtobufClient:
@@ -40,12 +49,18 @@ class ProtobufClient:
         self.speech: asyncio.Queue[bytes] = asyncio.Queue()
         self.heard: asyncio.Queue[bytes | str] = asyncio.Queue()  # audio, or an RTVI event's type
         self.events: list[str] = []  # every RTVI event's type, for a failure's message
+        # For a failure's message: the call as this client lived it, seconds from its connection on.
+        self.opened, self.opened_at = asyncio.get_running_loop().time(), datetime.now().strftime("%H:%M:%S,%f")[:-3]
+        self.timeline: list[str] = []
+        self.behind = 0.0  # the most the microphone fell behind its 20 ms cadence (a busy machine)
         self.tasks = [asyncio.create_task(self._microphone()), asyncio.create_task(self._speaker())]
 
     async def say(self, pcm16: bytes) -> None:
+        self.mark("speaking")
         for offset in range(0, len(pcm16) - FRAME * 2 + 1, FRAME * 2):
             self.speech.put_nowait(pcm16[offset : offset + FRAME * 2])
         await self.speech.join()
+        self.mark("spoke")
 
     async def bot_audio(self, seconds: float, timeout: float) -> bytes:
         """At least `seconds` of the bot's audio."""
@@ -54,6 +69,14 @@ class ProtobufClient:
             item = await asyncio.wait_for(self.heard.get(), timeout)
             audio += item if isinstance(item, bytes) else b""
         return audio
+
+    def mark(self, what: str) -> None:
+        self.timeline.append(f"{asyncio.get_running_loop().time() - self.opened:.2f} s {what}")
+
+    def told(self) -> str:
+        """What this client lived of the call, for a failure's message."""
+        return (f"client, connected at {self.opened_at}: {self.timeline}; "
+                f"microphone at most {self.behind:.2f} s behind; RTVI events: {self.events}")
 
     async def reply(self, timeout: float) -> bytes:
         """The bot's audio from the user's turn on, to the stop after the reply's `bot-started-speaking`
@@ -95,6 +118,7 @@ class ProtobufClient:
                 if chunk is not None:
                     self.speech.task_done()
                 sent += 1
+                self.behind = max(self.behind, loop.time() - (began + sent * 0.02))
                 await asyncio.sleep(max(0.0, began + sent * 0.02 - loop.time()))
 
     async def _speaker(self) -> None:
@@ -104,10 +128,14 @@ class ProtobufClient:
                 frame = await self.serializer.deserialize(message)
                 if isinstance(frame, InputAudioRawFrame):
                     assert (frame.sample_rate, frame.num_channels) == (RATE, 1)
+                    if not self.timeline or not self.timeline[-1].endswith("bot audio"):
+                        self.mark("bot audio")
                     self.heard.put_nowait(frame.audio)
                 elif isinstance(frame, InputTransportMessageFrame) and frame.message.get("label") == "rtvi-ai":
+                    self.mark(frame.message["type"])
                     self.events.append(frame.message["type"])
                     self.heard.put_nowait(frame.message["type"])
+        self.mark(f"socket closed: {self.ws.close_code} {self.ws.close_reason!r}")
 
 
 def voiced(speech: Pcm) -> Pcm:
@@ -124,6 +152,24 @@ def turns_heard(dispatcher: DispatcherProcess, session_id: str, reply_seconds: f
             if f"[{session_id}]" in line and ("parrot:" in line or "forcing speech stop" in line
                                                or re.search(r"(Bot|User) (started|stopped) speaking", line))]
     return f"a {reply_seconds:.2f} s reply; the bot said: {said}"
+
+
+def call_log(dispatcher: DispatcherProcess, session_id: str, last: int = 60) -> str:
+    """This call's lines of the dispatcher's log, its bot's among them (the tests share one log): its bot
+    claimed warm or started cold, the relay's account of the call (frames each way, a side closed for
+    its rate) and the bot's pipeline."""
+    lines = [f"{line[:23]} bot: {line.rsplit(' - ', 1)[-1]}" if "dispatcher.bot:" in line else line
+             for line in dispatcher.log_path.read_text(errors="replace").splitlines()
+             if session_id in line or "dispatcher.phone: phone call:" in line]  # the relay's lines name no call
+    return "\n".join(lines[-last:])
+
+
+async def greeted(client: ProtobufClient, dispatcher: DispatcherProcess, session_id: str) -> bytes:
+    """The first 0.1 s of the parrot's greeting (its tone), or a failure telling the call's story."""
+    try:
+        return await client.bot_audio(0.1, timeout=GREETING_TIMEOUT)
+    except TimeoutError:
+        pytest.fail(f"no greeting within {GREETING_TIMEOUT:g} s; {client.told()}\n{call_log(dispatcher, session_id)}")
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +194,7 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
         ws = await connect(f"{started['wsUrl']}/{started['token']}", proxy=None, open_timeout=10)
         client = ProtobufClient(ws)
         try:
-            greeting = await client.bot_audio(0.1, timeout=30)
+            greeting = await greeted(client, parrot_dispatcher, started["sessionId"])
             assert rms(np.frombuffer(greeting, dtype=np.int16)) > BOT_AUDIO_RMS  # the tone: it listens
 
             speech = read_wav(SPEECH)
@@ -157,8 +203,8 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
             try:
                 reply = await client.reply(timeout=30)
             except TimeoutError:
-                pytest.fail(f"no reply within 30 s; events: {client.events}; "
-                            f"{turns_heard(parrot_dispatcher, started['sessionId'], 0)}")
+                pytest.fail(f"no reply within 30 s; {client.told()}\n"
+                            f"{call_log(parrot_dispatcher, started['sessionId'])}")
             similarity = echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE)
             assert similarity > 0.7, turns_heard(parrot_dispatcher, started["sessionId"], len(reply) / 2 / RATE)
         finally:
@@ -177,15 +223,15 @@ async def test_a_reply_soon_after_the_greeting_is_told_as_speech_of_its_own(
         started = (await api.post("/start", json={"transport": "websocket"})).json()
         client = ProtobufClient(await connect(f"{started['wsUrl']}/{started['token']}", proxy=None, open_timeout=10))
         try:
-            await client.bot_audio(0.1, timeout=30)  # the greeting
+            await greeted(client, parrot_dispatcher, started["sessionId"])
             speech = read_wav(SPEECH)
             short = Pcm(speech.samples[: RATE * 3 // 2], speech.sample_rate)  # its first words, 1.5 s
             await client.say(short.samples.astype(np.int16).tobytes())
             try:
                 reply = await client.reply(timeout=10)
             except TimeoutError:
-                pytest.fail(f"no reply of its own within 10 s; events: {client.events}; "
-                            f"{turns_heard(parrot_dispatcher, started['sessionId'], 0)}")
+                pytest.fail(f"no reply of its own within 10 s; {client.told()}\n"
+                            f"{call_log(parrot_dispatcher, started['sessionId'])}")
             assert echo_similarity(voiced(short), np.frombuffer(reply, dtype=np.int16), RATE) > 0.7, \
                 turns_heard(parrot_dispatcher, started["sessionId"], len(reply) / 2 / RATE)
         finally:
