@@ -84,10 +84,11 @@ class OwedEdgeRecords:
 
     async def settle(self, session_id: str) -> str:
         """The edge holding `session_id`'s call, which is owed here (`owed`): the store's record once the owed one
-        is written (or found naming another edge), else the edge owed while the store does not answer."""
+        is written (or found naming another edge), else the edge owed while the store does not answer. One write,
+        not read back: a report waits one store call at most (a reply lost is `run`'s to read back)."""
         owed = self._owed[session_id]
         try:
-            return await self._write(session_id, owed)
+            return await self._write(session_id, owed, once=True)
         except StoreUnavailable:
             return owed.url
 
@@ -110,13 +111,17 @@ class OwedEdgeRecords:
                 await asyncio.sleep(MOST_DELAY)
             self._changed()
 
-    async def _write(self, session_id: str, owed: Owed) -> str:
-        """Writes `owed` (first write wins) and forgets it: the edge the store records. Raises StoreUnavailable."""
+    async def _write(self, session_id: str, owed: Owed, *, once: bool = False) -> str:
+        """Writes `owed` (first write wins; `once`: a single try, else `first_read_back`'s) and forgets it: the edge
+        the store records. Raises StoreUnavailable."""
         left = owed.until - self._clock()
         if left <= 0:
             self._done(session_id, owed, "expired")
             return owed.url
-        holder = edge_of(await first_read_back(self._records, record_key(session_id), owed.value, left))
+        key = record_key(session_id)
+        written = await (self._records.first(key, owed.value, left) if once
+                         else first_read_back(self._records, key, owed.value, left))
+        holder = edge_of(written)
         if holder != owed.url:
             log.warning("session %s was recorded at SIP edge %s while its record at %s was owed here: that record "
                         "is kept, so that edge's reports on it are taken and %s's are not", session_id,
