@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
+DROPPED_LOG_SECONDS = 60.0  # records dropped past MOST are logged once in this long (an outage drops many)
 MOST = 10_000  # records owed at once: a long outage at a busy replica is bounded, its oldest dropped first
 FIRST_DELAY = 0.5  # seconds before the store is asked again after it did not answer, doubling…
 MOST_DELAY = 10.0  # …up to this, each wait drawn from its upper half (replicas back from one blink spread out)
@@ -50,6 +52,7 @@ class OwedEdgeRecords:
         self._clock = clock
         self._owed: dict[str, Owed] = {}  # in the order owed: the oldest first
         self._waiting = asyncio.Event()  # set while any is owed
+        self._dropped_logged = -math.inf
         registry = registry if registry is not None else CollectorRegistry()
         self._gauge = Gauge("voicefleet_sip_edge_records_owed", "SIP edge records this replica owes the store: calls "
                             "started or placed while it did not answer, written once it does.", registry=registry)
@@ -65,8 +68,11 @@ class OwedEdgeRecords:
             oldest = next(iter(self._owed))
             del self._owed[oldest]
             self._settled.labels("dropped").inc()
-            log.warning("SIP edge record of session %s dropped unwritten: %d are owed here at once, as many as "
-                        "are kept (its edge's reports on it are refused)", oldest, self._most)
+            if self._clock() - self._dropped_logged >= DROPPED_LOG_SECONDS:
+                self._dropped_logged = self._clock()
+                log.warning("SIP edge record of session %s dropped unwritten: %d are owed here at once, as many as "
+                            "are kept (its edge's reports on it are refused; all dropped are counted in "
+                            "voicefleet_sip_edge_records_owed_settled_total{outcome=\"dropped\"})", oldest, self._most)
         self._owed[session_id] = Owed(url, value, self._clock() + seconds)
         self._changed()
 

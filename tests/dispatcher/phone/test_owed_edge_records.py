@@ -170,3 +170,17 @@ async def test_shutdown_with_records_owed_stops_the_task_cleanly(
     del task
     gc.collect()
     assert not [r for r in caplog.records if "destroyed" in r.getMessage()]
+
+
+async def test_while_the_store_still_blinks_this_replica_takes_the_owed_edge_s_report_alone(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = app.state.voicefleet
+    records = state.trunk_calls.edges._records
+    blink(monkeypatch, records)
+    await state.trunk_calls.took_inbound("vf_owed", A)
+    async with client(app) as api:
+        by_b = await api.post("/edge/calls/vf_owed/outcome", json=NOT_PLACED, headers=bearer(B))
+        by_a = await api.post("/edge/calls/vf_owed/outcome", json=NOT_PLACED, headers=bearer(A))
+    assert (by_b.status_code, by_b.json()["error"]["code"]) == (403, "sip_edge_not_holding"), by_b.text
+    assert by_a.status_code == 204, by_a.text  # before: 503, the store cannot say which edge holds it
+    assert state.trunk_calls.edges.owed.owed("vf_owed") == A  # still owed: written once the store answers
