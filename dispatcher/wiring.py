@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from dispatcher.api import runtime_entries
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.dashboard_setting import dashboard_enabled
@@ -277,7 +279,7 @@ def build_state(
                               owners=auth.by_id, timeline=timeline, regions=regions, paces=paces)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds,
-                               phone.settings.transfer_time_limit)
+                               phone.settings.transfer_time_limit, metrics.registry)
     if paces is not None:  # as a pace's home, its own settings bound what another region asks
         paces.own_rate = own_rates(phone.dialers, trunk_calls)
     # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
@@ -403,6 +405,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
         if state.whatsapp is not None else None
     # Every live campaign's rows, claimed and called from every replica (dispatcher/campaigns/worker.py).
+    # SIP edge records owed (calls started while the store did not answer), written once it does.
+    owing = asyncio.create_task(state.trunk_calls.edges.owed.run(), name="sip-edge-records-owed") \
+        if state.trunk_calls is not None else None
     campaigning = asyncio.create_task(CampaignWorker(state, state.campaigns,
                                                      lease_seconds=state.campaign_settings.lease_seconds).run(),
                                       name="campaigns")
@@ -439,6 +444,10 @@ async def running(state: AppState) -> AsyncIterator[None]:
             reconciling.cancel()
         if sweeping is not None:
             sweeping.cancel()
+        if owing is not None:  # what is still owed is lost with this replica (docs/sip.md#edge-credentials)
+            owing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await owing
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -495,12 +504,13 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
 
 
 def _trunk_calls(env: Mapping[str, str], paces: Coordination | RegionPaces, coordination: Coordination,
-                 max_session_seconds: int, transfer_seconds: int) -> TrunkCalls | None:
+                 max_session_seconds: int, transfer_seconds: int,
+                 registry: CollectorRegistry) -> TrunkCalls | None:
     """`POST /calls` through the SIP edge, when SIP_EDGE_URL names one (docs/sip.md#outbound-calls): each call's
     edge recorded in the store, for its retries and transfers at any replica."""
     settings = TrunkCallSettings.from_env(env)
     return (TrunkCalls(settings, paces, coordination.key_holders, max_session_seconds=max_session_seconds,
-                       transfer_seconds=transfer_seconds) if settings is not None else None)
+                       transfer_seconds=transfer_seconds, registry=registry) if settings is not None else None)
 
 
 def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionService, channels: BotChannels,

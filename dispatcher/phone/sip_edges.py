@@ -13,9 +13,10 @@ to that edge alone (an edge that answered late or not at all may ring the callee
 trunk_calls.py) and its transfers to the edge holding the call. A store that does not answer refuses the call
 (503) rather than guess, unless the record cannot change where a retry goes: one edge listed, or a call
 without an Idempotency-Key (no retry shares its session). An inbound call's edge is recorded at its start
-(`took_inbound`), which a store that does not answer never refuses: the call goes on unrecorded. The edge
-routes take an edge's report only on a call recorded at that edge (`reporter`), so an unrecorded call's reports
-are refused, even with one edge listed: a session without a record may be a web session no edge holds.
+(`took_inbound`), which a store that does not answer never refuses. A call that goes on unrecorded so (placed
+or started) is owed its record, written once the store answers again (`OwedEdgeRecords`, this replica's). The
+edge routes take an edge's report only on a call recorded at that edge, or owed its record at this replica
+(`reporter`): a session without either may be a web session no edge holds, even with one edge listed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CollectorRegistry
+
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.phone.edge_record import RECORD, edge_of
 from dispatcher.phone.edge_secret import MAX_NAME_CHARS, EdgeSecret
+from dispatcher.phone.owed_edge_records import OwedEdgeRecords
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import FirstClaims
 from dispatcher.store.first_read_back import first_read_back
@@ -44,7 +49,6 @@ log = logging.getLogger("dispatcher.phone")
 
 SKIP_SECONDS = 10.0  # how long an edge that refused a connection (or timed out) is tried after the others
 CONNECT_SECONDS = 1.0  # an edge is on the region's private network: a connection takes milliseconds
-RECORD = "sip-edge:"  # + session id: the edge its call was sent to (`FirstClaims`, the store's `home:` records)
 UNRECORDED_LOG_SECONDS = 60.0  # a call placed unrecorded (one edge, a store blink) is logged once in this long
 HOLD_MARGIN = 600.0  # seconds a record outlives its call's longest life (a bridged leg's too): a late report finds it
 EDGE_URL = re.compile(r"https?://[^\s/]+")  # the edge's own check of the name it is told (sipedge/control.py)
@@ -113,8 +117,9 @@ class EdgeClaim:
 
 class SipEdges:
     def __init__(self, urls: tuple[str, ...], secret: EdgeSecret, *, timeout: float, max_answer_bytes: int,
-                 records: FirstClaims) -> None:
-        """`records`: the store's first claims, shared by every replica (which edge each session's call went to)."""
+                 records: FirstClaims, registry: CollectorRegistry | None = None) -> None:
+        """`records`: the store's first claims, shared by every replica (which edge each session's call went to);
+        `registry`: where the records owed are counted."""
         self.urls = urls
         self._clients = {url: HttpClient(url, timeout=timeout, connect_timeout=CONNECT_SECONDS,
                                          follow_redirects=False, max_answer_bytes=max_answer_bytes,
@@ -123,6 +128,7 @@ class SipEdges:
                          for url in urls}
         self._down_until: dict[str, float] = {}
         self._records = records
+        self.owed = OwedEdgeRecords(records, registry=registry)  # `run` by the app's lifespan
         self._unrecorded_logged = -math.inf
 
     def client(self, url: str) -> HttpClient:
@@ -149,13 +155,15 @@ class SipEdges:
         except StoreUnavailable as exc:
             if not needed:
                 self._placed_unrecorded(session_id, exc)
+                if not isinstance(exc, ClaimsFull):  # a full memory (no store) would be as full later
+                    self.owed.owe(session_id, url, mine, seconds)
                 return EdgeClaim(url, mine, mine=True)
             with contextlib.suppress(StoreUnavailable):  # a write that landed unseen: nothing was sent to `url`
                 await self._records.let_go(RECORD + session_id, mine)
             raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
                            "which SIP edge places this call (without it, a retry at another replica could ring the "
                            "callee twice): nothing was placed, try again", retry_after=5.0) from None
-        holder = _edge_of(value)
+        holder = edge_of(value)
         if holder not in self._clients:
             raise ApiError(503, "sip_edge_unlisted", f"an earlier try of this call went to the SIP edge "
                            f"{holder[:80]!r}, which SIP_EDGE_URL no longer lists: it may hold the call, so no other "
@@ -166,7 +174,8 @@ class SipEdges:
 
     def _placed_unrecorded(self, session_id: str, exc: StoreUnavailable) -> None:
         self._unrecorded(f"phone call {session_id} placed without recording its SIP edge ({_store_failure(exc)}): a "
-                         "retry can go only to the edge it went to (one edge listed, or no Idempotency-Key)")
+                         "retry can go only to the edge it went to (one edge listed, or no Idempotency-Key); "
+                         f"{_owed_or_not(exc)}")
 
     def _unrecorded(self, what: str) -> None:
         """A call the store could not record, placed or started all the same: logged once in UNRECORDED_LOG_SECONDS
@@ -180,6 +189,7 @@ class SipEdges:
         """The edge of this hand-over's `claim` provably placed nothing: another edge may take the call (a store that
         does not answer keeps the record, at worst sending a retry to that edge again)."""
         if claim.mine:
+            self.owed.forget(session_id, claim.value)
             with contextlib.suppress(StoreUnavailable):
                 await self._records.let_go(RECORD + session_id, claim.value)
 
@@ -196,8 +206,11 @@ class SipEdges:
 
     async def reporter(self, session_id: str) -> str | None:
         """The edge recorded as holding `session_id`'s call (listed or not), for that edge's own reports on it;
-        None when the store records none. 503 with Retry-After when the store does not answer: which edge may
-        report on the call is not guessed."""
+        None when the store records none. A call whose record this replica owes is its owed edge's (the record
+        written first when the store answers now: `OwedEdgeRecords.settle`). 503 with Retry-After when the store
+        does not answer: which edge may report on the call is not guessed."""
+        if self.owed.owed(session_id) is not None:
+            return await self.owed.settle(session_id)
         try:
             return await self._holder(session_id)
         except StoreUnavailable as exc:
@@ -210,15 +223,18 @@ class SipEdges:
         edge's credential), so that the edge's reports on the call (a transfer's bridged leg, its warm steps) are
         taken from it alone. A store that does not answer, or this replica's memory full of records, does not
         refuse the start (nothing a retry shares rides on the record): the call goes on unrecorded, logged once
-        in UNRECORDED_LOG_SECONDS, and its reports are refused as a call placed unrecorded's are. 409 when the
+        in UNRECORDED_LOG_SECONDS, its record owed (written once the store answers: `OwedEdgeRecords`), save
+        where a full memory (no store) refused it, whose reports are refused. 409 when the
         session is recorded at another edge already (a session id two calls share): its reports are that edge's."""
         try:
             value = await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
         except StoreUnavailable as exc:
             self._unrecorded(f"inbound call {session_id} started without recording its SIP edge ({_store_failure(exc)})"
-                             ": that edge's reports on it (its outcome, a bridged leg's minutes) are refused")
+                             f": {_owed_or_not(exc)}")
+            if not isinstance(exc, ClaimsFull):
+                self.owed.owe(session_id, url, f"{url} inbound", seconds)
             return
-        holder = _edge_of(value)
+        holder = edge_of(value)
         if holder != url:
             raise ApiError(409, "sip_edge_not_holding", f"session {session_id} is recorded at another SIP edge "
                            f"({holder[:80]!r}), whose reports on it are taken alone: nothing was started, start "
@@ -226,7 +242,7 @@ class SipEdges:
 
     async def _holder(self, session_id: str) -> str | None:
         value = await self._records.held(RECORD + session_id)
-        return _edge_of(value) if value is not None else None
+        return edge_of(value) if value is not None else None
 
     def failed(self, url: str, exc: BaseException) -> None:
         """A request to `url` got no answer: after a connection not made or a timeout, the other sessions'
@@ -260,9 +276,12 @@ class SipEdges:
             await client.aclose()
 
 
-def _edge_of(record: str) -> str:
-    """The edge URL a `sip-edge:` record names (`<url> <token>`, as `claim` writes it)."""
-    return record.split(" ", 1)[0].lower()
+def _owed_or_not(exc: StoreUnavailable) -> str:
+    """What becomes of the edge's reports on a call the store did not record."""
+    if isinstance(exc, ClaimsFull):
+        return "that edge's reports on it (its outcome, a bridged leg's minutes) are refused"
+    return ("its record is written once the store answers again (until then this replica alone takes that edge's "
+            "reports on it)")
 
 
 def _store_failure(exc: StoreUnavailable) -> str:

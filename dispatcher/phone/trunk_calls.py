@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpError, HttpResponse
@@ -94,16 +96,18 @@ def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
 
 class TrunkCalls:
     def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces, records: FirstClaims, *,
-                 max_session_seconds: float, transfer_seconds: float) -> None:
+                 max_session_seconds: float, transfer_seconds: float,
+                 registry: CollectorRegistry | None = None) -> None:
         """`records`: the store's, where each session's edge is recorded for its longest life, then a bridged
         transfer's person's leg's (`transfer_seconds`, PHONE_TRANSFER_TIME_LIMIT_SECONDS: the edge reports its
-        end, which prices it), and HOLD_MARGIN (its retries and reports come within it)."""
+        end, which prices it), and HOLD_MARGIN (its retries and reports come within it). `registry`: where
+        the edge records owed (`SipEdges.owed`) are counted."""
         self.settings = settings
         self._limits = limits
         self._hold_seconds = max_session_seconds + transfer_seconds + HOLD_MARGIN
         self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
                               max_answer_bytes=65536,
-                              records=records)
+                              records=records, registry=registry)
         self._trunks: dict[str, TrunkInfo] = {}
         self._inbound_only: frozenset[str] = frozenset()  # the edge's trunks that place no calls (none: older edge)
         self._trunks_at = -math.inf

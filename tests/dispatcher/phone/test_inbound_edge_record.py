@@ -1,7 +1,7 @@
 """An inbound call's SIP edge, recorded at its start: the start that presents a listed edge's own credential
 (`X-Voicefleet-Edge-Secret`, priced or not) records that edge as its session's (`sip-edge:<session>`), and the
 edge routes take reports on the session from that edge alone. A store that does not answer refuses no start:
-the call goes on unrecorded, and no edge's report on it is taken (docs/sip.md#edge-credentials)."""
+the call goes on, its record owed and written once the store answers (docs/sip.md#edge-credentials)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ async def test_a_start_without_an_edge_s_credential_is_no_edge_s_to_report_on(ap
 
 
 @pytest.mark.parametrize("start", [UNPRICED, PRICED])
-async def test_an_inbound_start_the_store_cannot_record_goes_on_unrecorded_and_takes_no_report(
+async def test_an_inbound_start_the_store_cannot_record_goes_on_and_is_recorded_once_it_answers(
         app: FastAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, start: dict[str, Any]) -> None:
     records = app.state.voicefleet.trunk_calls.edges._records
 
@@ -86,15 +86,19 @@ async def test_an_inbound_start_the_store_cannot_record_goes_on_unrecorded_and_t
     monkeypatch.setattr(records, "held", not_answering)
     async with client(app) as api:
         answers = [await api.post("/start", json=start, headers=presenting(A)) for _ in range(2)]
-        monkeypatch.undo()  # the store answers again: it holds no record of those calls
+        monkeypatch.undo()  # the store answers again: the record it missed is owed to it
         assert answers[0].status_code == 201, answers[0].text
-        report = await api.post(f"/edge/calls/{answers[0].json()['sessionId']}/outcome", json=NOT_PLACED,
-                                headers=bearer(A))
+        session_id = answers[0].json()["sessionId"]
+        assert await records.held("sip-edge:" + session_id) is None
+        by_b = await api.post(f"/edge/calls/{session_id}/outcome", json=NOT_PLACED, headers=bearer(B))
+        report = await api.post(f"/edge/calls/{session_id}/outcome", json=NOT_PLACED, headers=bearer(A))
     assert answers[1].status_code == 201, answers[1].text
     warned = [r for r in caplog.records if "started without recording its SIP edge" in r.getMessage()]
     assert len(warned) == 1, warned  # once a minute, not once a call
     assert "REDIS_URL" in warned[0].getMessage()
-    assert report.status_code == 404, report.text  # two edges listed: no edge's word is taken for it
+    assert (by_b.status_code, by_b.json()["error"]["code"]) == (403, "sip_edge_not_holding"), by_b.text
+    assert report.status_code == 204, report.text  # the edge it came in at: its record, owed, written first
+    assert await records.held("sip-edge:" + session_id) == f"{A} inbound"
 
 
 async def test_an_inbound_start_a_full_memory_cannot_record_goes_on_never_told_to_retry(
