@@ -160,9 +160,12 @@ class SipEdges:
                 return EdgeClaim(url, mine, mine=True)
             with contextlib.suppress(StoreUnavailable):  # a write that landed unseen: nothing was sent to `url`
                 await self._records.let_go(RECORD + session_id, mine)
+            full = isinstance(exc, ClaimsFull)  # its records last past an hour: a retry in seconds would meet it full
             raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
                            "which SIP edge places this call (without it, a retry at another replica could ring the "
-                           "callee twice): nothing was placed, try again", retry_after=5.0) from None
+                           "callee twice): nothing was placed, " + ("set REDIS_URL to a shared store (replicas.md), "
+                           "or place it without an Idempotency-Key" if full else "try again"),
+                           retry_after=None if full else 5.0) from None
         holder = edge_of(value)
         if holder not in self._clients:
             raise ApiError(503, "sip_edge_unlisted", f"an earlier try of this call went to the SIP edge "
@@ -239,6 +242,13 @@ class SipEdges:
             raise ApiError(409, "sip_edge_not_holding", f"session {session_id} is recorded at another SIP edge "
                            f"({holder[:80]!r}), whose reports on it are taken alone: nothing was started, start "
                            "the call again (it gets a session of its own)")
+
+    async def forget_inbound(self, session_id: str, url: str) -> None:
+        """An inbound start refused after `took_inbound` (a forged eval token): its record let go, so refused
+        starts never fill a replica's memory of records and crowd out real calls."""
+        self.owed.forget(session_id, f"{url} inbound")
+        with contextlib.suppress(StoreUnavailable):  # else it expires with its time
+            await self._records.let_go(RECORD + session_id, f"{url} inbound")
 
     async def _holder(self, session_id: str) -> str | None:
         value = await self._records.held(RECORD + session_id)

@@ -136,6 +136,10 @@ class TrunkCalls:
         (the session's longest life, a bridged leg's and HOLD_MARGIN): `SipEdges.took_inbound`."""
         await self.edges.took_inbound(session_id, edge, self._hold_seconds)
 
+    async def refused_inbound(self, session_id: str, edge: str) -> None:
+        """An inbound start refused after `took_inbound`: its record let go (`SipEdges.forget_inbound`)."""
+        await self.edges.forget_inbound(session_id, edge)
+
     async def trunk(self, name: str) -> TrunkInfo:
         """The trunk `name` places calls through; 404 naming the trunks there are, 409 naming the setting for
         one that takes calls in only (an edge of an inbound-only stack is listed for its status and

@@ -211,10 +211,16 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
         return placed
     session_key = fresh_session_key()
     edge = start_edge(request, state)
+    session_id = phone_session_id(who, session_key, state.settings.region)
     if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
         # Before the eval token is spent: a start refused here may present it again.
-        await state.trunk_calls.took_inbound(phone_session_id(who, session_key, state.settings.region), edge)
-    mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
+        await state.trunk_calls.took_inbound(session_id, edge)
+    try:
+        mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
+    except ApiError:
+        if edge is not None and state.trunk_calls is not None:  # a refused start keeps no record
+            await state.trunk_calls.refused_inbound(session_id, edge)
+        raise
     if mark.release is not None:
         state.sessions.releases.choose("", pinned=mark.release, caller_id=who.id)
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)

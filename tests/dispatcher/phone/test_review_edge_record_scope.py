@@ -1,6 +1,6 @@
 """A hostile review of the SIP edge records' scope (dispatcher/phone/sip_edges.py `took_inbound`, `claim`;
 dispatcher/api/routers/sessions.py, the inbound start recorded before its eval token is spent): each test is a
-case the records get wrong, marked strict-xfail until it is fixed."""
+case the records got wrong: a full memory's retry advice, a refused start's record, a store blink at a start."""
 
 from __future__ import annotations
 
@@ -21,9 +21,6 @@ ANSWERED_LEG: dict[str, Any] = {"event": "answered", "trunk": "twilio", "directi
                                 "usd_per_minute": 0.014, "time_limit_seconds": 3600}
 
 
-@pytest.mark.xfail(strict=True, reason="a replica's full memory of records (no REDIS_URL) refuses a placed call "
-                   "with Retry-After 5 s, which the commit before says a retry in 5 s would not fix: the records "
-                   "last the session's life, a bridged leg's and 600 s (sip_edges.py `claim`)")
 async def test_a_full_memory_of_records_gives_no_retry_advice_a_retry_cannot_meet() -> None:
     edges = {"http://10.0.0.1:8081": Scripted([answer(202)]), "http://10.0.0.2:8081": Scripted([answer(202)])}
     with pytest.raises(ApiError) as refused:
@@ -33,10 +30,6 @@ async def test_a_full_memory_of_records_gives_no_retry_advice_a_retry_cannot_mee
     assert refused.value.retry_after is None or refused.value.retry_after >= 60, refused.value.retry_after
 
 
-@pytest.mark.xfail(strict=True, reason="an inbound start refused for its eval token leaves its edge record behind "
-                   "for the session's life, a bridged leg's and 600 s (record made before the token is spent, "
-                   "never let go): a caller's INVITEs with a forged X-Voicefleet-Eval fill a replica's memory of "
-                   "records, and every later inbound call then goes on unrecorded, its edge's reports refused")
 async def test_inbound_starts_refused_for_a_forged_eval_token_leave_no_records_to_crowd_out_real_calls(
         app: FastAPI) -> None:
     state = app.state.voicefleet
@@ -51,9 +44,6 @@ async def test_inbound_starts_refused_for_a_forged_eval_token_leave_no_records_t
         "a real call went unrecorded: the refused starts' records filled the memory"
 
 
-@pytest.mark.xfail(strict=True, reason="a store blink at an inbound start now lets the call go on unrecorded, and "
-                   "its edge's later reports are refused 404 once the store answers: a bridged leg's answer is "
-                   "never priced on the session (nor its warm steps taken); before, the start was refused 503")
 async def test_a_store_blink_at_an_inbound_start_either_refuses_it_or_leaves_its_edge_able_to_report(
         app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     for method in ("first", "held"):  # every write and read-back of the start's record fails
