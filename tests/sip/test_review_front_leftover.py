@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +173,58 @@ def test_a_second_edge_on_the_port_leaves_a_running_edges_front_alone(
         ended = end_leftover(record, KAMAILIO)
         assert ended is None, f"a running edge's front (group {ended.group if ended else '?'}) was ended"
         assert edge.process.poll() is None
+
+
+@pytest.mark.xfail(strict=True, reason="without $RUNTIME_DIRECTORY and $XDG_RUNTIME_DIR (sudo drops the latter) the "
+                   "record folder is /tmp/sipedge-UID, a name any local user can take first with one mkdir: the edge "
+                   "then refuses to start at all, a denial of service by anyone on the host")
+def test_a_folder_another_user_made_under_the_name_does_not_stop_the_edge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a folder owned by another user")
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # /tmp, sticky and writable by everyone
+    squatted = tmp_path / f"sipedge-{os.geteuid()}"
+    squatted.mkdir()
+    os.chown(squatted, 65534, 65534)  # nobody's, made before the edge's first start
+    path = record_file("127.0.0.1", 5060)
+    assert squatted not in path.parents
+
+
+# An edge whose watcher is killed on its own (the OOM killer's pick, an operator's kill), then whose Kamailio is
+# started again (the supervisor's crash restart), then which is killed outright.
+EDGE_AFTER_WATCHER = """
+import sys, time
+from sipedge.front_watch import FrontWatch
+watch = FrontWatch()
+print(watch._process.pid, flush=True)
+sys.stdin.readline()  # the test has killed the watcher
+watch.tell(int(sys.argv[1]))  # Kamailio started again
+print("told", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="a watcher that dies on its own is never started again: FrontWatch.tell only "
+                   "logs the broken pipe, so from then on a killed root edge leaves its front running until the next "
+                   "start (and none comes by hand)")
+def test_a_watcher_killed_on_its_own_is_replaced(tmp_path: Path) -> None:
+    front = _fake_front(tmp_path / "kamailio.cfg")
+    with _ended(front.pid):
+        edge = subprocess.Popen([sys.executable, "-c", EDGE_AFTER_WATCHER, str(front.pid)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
+        with _ended(edge.pid):
+            assert edge.stdout is not None and edge.stdin is not None
+            watcher = int(edge.stdout.readline())
+            os.kill(watcher, signal.SIGKILL)
+            assert _wait_gone(watcher, GONE_SECONDS)
+            edge.stdin.write(b"go\n")
+            edge.stdin.flush()
+            assert edge.stdout.readline() == b"told\n"
+            edge.kill()
+            edge.wait(GONE_SECONDS)
+            deadline = time.monotonic() + GONE_SECONDS + 2 * END_SECONDS
+            while group_processes(front.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not group_processes(front.pid), "the front outlived an edge whose watcher had died"
