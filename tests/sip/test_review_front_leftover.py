@@ -168,10 +168,12 @@ def test_a_second_edge_on_the_port_leaves_a_running_edges_front_alone(
     with run_edge("http://127.0.0.1:9", tmp_path, env=env, workers=2) as edge:
         record = record_file("127.0.0.1", edge.sip_port)
         assert record.exists()
-        assert group_processes(json.loads(record.read_text())["group"])  # the running edge's own front
+        group = int(json.loads(record.read_text())["group"])
+        assert group_processes(group)  # the running edge's own front
         # What the second edge's start does first (sipedge/supervisor.py's run), before it would fail to bind.
-        ended = end_leftover(record, KAMAILIO)
-        assert ended is None, f"a running edge's front (group {ended.group if ended else '?'}) was ended"
+        with contextlib.suppress(OSError):  # refusing to start next to a running edge is a fix too
+            end_leftover(record, KAMAILIO)
+        assert group_processes(group), f"a running edge's front (group {group}) was ended"
         assert edge.process.poll() is None
 
 
