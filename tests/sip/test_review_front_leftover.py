@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,11 @@ import pytest
 from sipedge.front_leftover import END_SECONDS, end_leftover, group_processes, record_file, write_record
 from sipedge.supervisor import KAMAILIO
 from tests.sip.conftest import run_edge
+from tests.sip.test_front_leftover import _ended
 
 REPO = Path(__file__).resolve().parents[2]
 GONE_SECONDS = 30.0  # generous on a loaded host: what a process is given to exit once signalled
 PAUSE = f'{sys.executable} -c "import time; time.sleep(300)"'
-
-
-@contextlib.contextmanager
-def _ended(group: int) -> Iterator[None]:
-    """Whatever the test leaves of `group` (the test's own processes) is killed."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
 
 
 def _fake_front(config: Path) -> subprocess.Popen[bytes]:
