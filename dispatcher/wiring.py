@@ -115,6 +115,7 @@ from dispatcher.whatsapp.elsewhere import RegionsElsewhere
 from dispatcher.whatsapp.settings import WhatsAppSettings
 from voicefleet_settings.read import setting_text
 
+OWED_LAST_PASS_SECONDS = 2.0  # a stop's last try at the SIP edge records owed: a drain's budget is not spent on it
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
 
 
@@ -448,6 +449,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             owing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await owing
+            if state.trunk_calls is not None:
+                await state.trunk_calls.edges.owed.last_pass(OWED_LAST_PASS_SECONDS)
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

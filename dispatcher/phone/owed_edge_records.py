@@ -34,6 +34,7 @@ DROPPED_LOG_SECONDS = 60.0  # records dropped past MOST are logged once in this 
 MOST = 10_000  # records owed at once: a long outage at a busy replica is bounded, its oldest dropped first
 FIRST_DELAY = 0.5  # seconds before the store is asked again after it did not answer, doubling…
 MOST_DELAY = 10.0  # …up to this, each wait drawn from its upper half (replicas back from one blink spread out)
+INBOUND = "inbound"  # an inbound record's mark where a hand-over's has its token (sip_edges.py `took_inbound`)
 OUTCOMES = ("written", "other_edge", "expired", "dropped")
 
 
@@ -127,6 +128,13 @@ class OwedEdgeRecords:
         key = record_key(session_id)
         written = await (self._records.first(key, owed.value, left) if once
                          else first_read_back(self._records, key, owed.value, left))
+        if _same_hand_over(written, owed.value):  # an edge of this hand-over that placed nothing: the call is owed's
+            await self._records.let_go(key, written)
+            written = await self._records.first(key, owed.value, left)
+        if self._owed.get(session_id) is not owed and written == owed.value:
+            # Forgotten (a refused start) or owed anew (the hand-over's next edge) while this write was in flight.
+            await self._records.let_go(key, written)
+            return owed.url
         holder = edge_of(written)
         if holder != owed.url:
             log.warning("session %s was recorded at SIP edge %s while its record at %s was owed here: that record "
@@ -134,6 +142,20 @@ class OwedEdgeRecords:
                         holder[:80], owed.url, owed.url)
         self._done(session_id, owed, "written" if holder == owed.url else "other_edge")
         return holder
+
+    async def last_pass(self, seconds: float) -> None:
+        """At shutdown: one bounded try at what is owed (the store may answer again while `run` waits in its
+        backoff), then a warning naming how many records are lost with this replica."""
+        try:
+            async with asyncio.timeout(seconds):
+                for session_id, owed in list(self._owed.items()):
+                    await self._write(session_id, owed, once=True)
+        except (StoreUnavailable, TimeoutError):
+            pass
+        if self._owed:
+            log.warning("%d SIP edge records owed are lost with this replica's stop: the store did not take them "
+                        "within %.0f s; their edges' reports on those calls are refused (docs/sip.md#edge-credentials)",
+                        len(self._owed), seconds)
 
     def _done(self, session_id: str, owed: Owed, outcome: str) -> None:
         if self._owed.get(session_id) is owed:  # not one owed again since (a hand-over's next edge)
@@ -147,3 +169,10 @@ class OwedEdgeRecords:
             self._waiting.set()
         else:
             self._waiting.clear()
+
+
+def _same_hand_over(written: str, value: str) -> bool:
+    """`written` is another edge's record of the same hand-over (its token: `claim`'s own rule), which that edge's
+    refusal left behind when its let-go met the store's blink. An inbound record (`<url> inbound`) has no token."""
+    mark = value.rpartition(" ")[2]  # the hand-over's token, or "inbound"
+    return written != value and mark != INBOUND and written.endswith(f" {mark}")

@@ -216,11 +216,18 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
         # Before the eval token is spent: a start refused here may present it again.
         await state.trunk_calls.took_inbound(session_id, edge)
     try:
-        mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
+        return await _mint_call_token(request, state, payload, who, placed, recording, line, session_key)
     except ApiError:
         if edge is not None and state.trunk_calls is not None:  # a refused start keeps no record
             await state.trunk_calls.refused_inbound(session_id, edge)
         raise
+
+
+async def _mint_call_token(request: Request, state: AppState, payload: StartRequest, who: Caller,
+                           placed: tuple[str, str] | None, recording: Wanted | None, line: TrunkLine | None,
+                           session_key: str) -> dict[str, Any]:
+    """The call's token once its start is taken: a SIP eval's token spent, the release chosen, a place held."""
+    mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
     if mark.release is not None:
         state.sessions.releases.choose("", pinned=mark.release, caller_id=who.id)
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)

@@ -1,6 +1,6 @@
 """A hostile review of the SIP edge records owed while the store blinked (dispatcher/phone/owed_edge_records.py,
-sip_edges.py `claim`/`took_inbound`/`forget_inbound`/`reporter`). Each test states what should hold and is a
-strict xfail while the code does otherwise: it starts passing (and so fails as XPASS) once the finding is fixed."""
+sip_edges.py `claim`/`took_inbound`/`forget_inbound`/`reporter`): each test states what must hold, a case the
+first version got wrong."""
 
 from __future__ import annotations
 
@@ -60,8 +60,6 @@ class Blinking(LocalFirstClaims):
         await super().let_go(what, value)
 
 
-@pytest.mark.xfail(strict=True, reason="the owed write skips claim's own-token rule: a record of the same hand-over "
-                   "at an edge that provably placed nothing wins over the edge that placed the call")
 async def test_an_owed_hand_over_record_is_the_edge_that_placed_the_call_not_one_that_refused_it() -> None:
     """No Idempotency-Key, edges A and B, a store blink. A's record lands (its reply lost), A refuses the
     connection (nothing placed), its `let_go` is lost to the blink; B places the call, its record owed. Once
@@ -98,8 +96,6 @@ class Slow(LocalFirstClaims):
             self.over.set()
 
 
-@pytest.mark.xfail(strict=True, reason="forget_inbound does not stop the owed task's write in flight: the refused "
-                   "start's record lands after its let_go and stays for the record's whole life")
 async def test_a_refused_start_s_record_is_not_written_by_the_owed_task_after_it_was_let_go() -> None:
     records = Slow()
     edges = SipEdges((A, B), EdgeSecret(SECRET), timeout=1.0, max_answer_bytes=4096, records=records)
@@ -119,8 +115,6 @@ async def test_a_refused_start_s_record_is_not_written_by_the_owed_task_after_it
     assert await records.held(record_key("vf_refused")) is None  # a refused start keeps no record
 
 
-@pytest.mark.xfail(strict=True, reason="only an eval-token refusal lets the owed record go: a start refused later "
-                   "(413 body_too_large, hold_place's 429/503) keeps it owed, then written, for hours")
 async def test_an_inbound_start_refused_after_its_record_was_owed_owes_nothing(
         app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     """An edge's start in a blink whose body is past MAX_TOKEN_BODY_BYTES is refused 413 after `took_inbound`:
@@ -140,8 +134,6 @@ async def test_an_inbound_start_refused_after_its_record_was_owed_owes_nothing(
     assert not app.state.voicefleet.trunk_calls.edges.owed._owed  # nothing started: nothing owed
 
 
-@pytest.mark.xfail(strict=True, reason="the lifespan cancels the owed task mid-backoff with no last write and no "
-                   "log: records a store that answers again could take are lost silently at a deploy")
 async def test_a_replica_stopping_once_the_store_answers_again_writes_what_it_owes_or_says_it_lost_it(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A deploy a few seconds after a blink: the store answers, the task sleeps in its backoff (up to 10 s).
@@ -174,8 +166,6 @@ async def test_a_replica_stopping_once_the_store_answers_again_writes_what_it_ow
     assert written == f"{A} inbound" or lost_said
 
 
-@pytest.mark.xfail(strict=True, reason="docs/replicas.md says other replicas refuse an owed call's reports 404 "
-                   "while the store does not answer; they answer 503 sip_edge_unrecorded (retried)")
 async def test_the_replicas_doc_says_what_another_replica_answers_an_owed_call_s_report_in_a_blink() -> None:
     records = Blinking()
     owing = replica((A, B), records, {A: Scripted([answer(202)]), B: Scripted([answer(202)])})
