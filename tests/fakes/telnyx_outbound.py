@@ -55,9 +55,12 @@ WHOLE_FIELDS = {"Timeout": (5, 120), "TimeLimit": (30, 14_400), "MachineDetectio
                 "MachineDetectionSpeechEndThreshold": (0, 10**6), "RecordingTimeout": (0, 10**6)}
 MACHINE_DETECTION = ("Enable", "Disable", "DetectMessageEnd")
 METHODS = ("GET", "POST")
+# https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/conference (the attributes used here)
+CONFERENCE_ATTRIBUTES = frozenset({"muted", "startConferenceOnEnter", "endConferenceOnExit", "maxParticipants", "beep"})
 
 
 class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
+    conference_attributes = CONFERENCE_ATTRIBUTES
     def __init__(self, *, numbers: tuple[str, ...] = ("+14155550199",), create_per_second: float = 1.0,
                  application_sid: str = APPLICATION_SID, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # FakeTelnyx's account and key, then FakeTwilioCalls' calls placed

@@ -235,7 +235,7 @@ class FakeTwilioCalls(FakeTwilio):
         signed to its URL (the answer is the TwiML run next), `<Dial><Conference>` joins that room."""
         call = self._placed(sid)
         assert call.status == "in-progress", f"{sid} is {call.status}: only an answered call runs its TwiML"
-        document = call.one("Twiml") or ""
+        document = call.one(self.document) or ""
         for _ in range(5):  # Twilio stops a chain of redirects too; five is plenty for a test's
             root = ET.fromstring(document)  # noqa: S314 (the dispatcher's own output, under test)
             redirect = None
@@ -259,10 +259,12 @@ class FakeTwilioCalls(FakeTwilio):
             assert refused is None, bytes(refused.body)
             document = answered.text
 
+    conference_attributes = CONFERENCE_ATTRIBUTES
+
     def joined(self, call: FakeCall, root: ET.Element) -> None:
         for conference in root.iterfind("Dial/Conference"):
             for name, value in conference.attrib.items():
-                assert name in CONFERENCE_ATTRIBUTES, f"<Conference {name}> is not one of Twilio's attributes"
+                assert name in self.conference_attributes, f"<Conference {name}> is not one of its attributes"
                 assert name not in BOOLEAN_ATTRIBUTES or value in ("true", "false"), f"{name}={value!r}"
             for room in self.conferences.values():
                 room.discard(call.sid)
