@@ -70,6 +70,11 @@ class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
         self.documents: list[dict[str, Any]] = []  # every create's JSON, as sent
 
     @property
+    def signer(self) -> Ed25519PrivateKey:
+        """The key its webhooks are signed with: a test's own (the call's first webhook) signs as Telnyx would."""
+        return self._key
+
+    @property
     def public_key(self) -> str:
         return base64.b64encode(self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
