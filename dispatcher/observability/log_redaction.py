@@ -48,7 +48,8 @@ SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in i
     # A placed call's and a carrier recording's callback URL: its MAC of the session stands in for the
     # carrier's signature where that does not cover the URL (Telnyx's); the session id is kept.
     re.compile(rf"(/phone/{_SEGMENT}/(?:calls|recordings)/{_SEGMENT}/)[^/?#\s\"]+"),
-    re.compile(rf"(/phone/(?:twilio|telnyx)/warm/{_SEGMENT}/{_SEGMENT}/)[^/?#\s\"]+"),  # a warm transfer's, of its transfer
+    # A warm transfer's, of its transfer.
+    re.compile(rf"(/phone/(?:twilio|telnyx)/warm/{_SEGMENT}/{_SEGMENT}/)[^/?#\s\"]+"),
 )
 SECRET_QUERY_NAMES = frozenset({"body", "token"})
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"]*)=([^&#\s\"]*)")

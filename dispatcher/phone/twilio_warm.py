@@ -144,12 +144,12 @@ class TwilioWarm:
         caller = await self._rest.fetch(caller_sid)
         if caller.get("status") != "in-progress":
             raise ApiError(409, "call_over", "the caller's call is no longer in progress "
-                           f"(Twilio: {caller.get('status')})")
+                           f"({self.carrier}: {caller.get('status')})")
         sender = our_number(caller)
         if sender is None:
             raise ApiError(409, "warm_unsupported", "this call's own number (the one the caller reached, or a placed "
-                           "call's caller id) is not a phone number Twilio can call the person from: a cold "
-                           "transfer (\"mode\": \"cold\") works here")
+                           f"call's caller id) is not a phone number {self.carrier} can call the person from: a "
+                           "cold transfer (\"mode\": \"cold\") works here")
         line = target.summary or await self._bot_line(session_id, target.to)
         transfer = uuid.uuid4().hex
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
@@ -257,7 +257,7 @@ class TwilioWarm:
                 ended = outcome = answered = None  # asked again until the wait ends
             if ended is not None:
                 await self._decide(transfer, GIVEN_UP)
-                raise _person_gone(ended, answered is not None)
+                raise _person_gone(ended, answered is not None, self.carrier)
             if outcome == BRIEFED and sid:
                 return sid
             if outcome == GIVEN_UP:  # by a callback that found no mark: the store lost this wait's for a while
@@ -297,7 +297,8 @@ class TwilioWarm:
 
     async def hang_up(self, sid: str, *, answered: bool) -> None:
         """The consult call ended: `canceled` while it rings, `completed` once answered (Twilio's update takes
-        these two: https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource)."""
+        these two: https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource; Telnyx's,
+        `completed` alone)."""
         if not self.call_id.fullmatch(sid):
             return
         for status in (("completed",) if answered else self.ringing_ends):
@@ -338,13 +339,13 @@ class TwilioWarm:
             await self.hang_up(sid, answered=False)
 
 
-def _person_gone(status: str, answered: bool) -> ApiError:
+def _person_gone(status: str, answered: bool, carrier: str) -> ApiError:
     """Why the call to the person ended before the briefing did (its final CallStatus)."""
     if status == "busy":
         return ApiError(409, "person_busy", "the person's line was busy; the caller is still with the bot")
     if answered:
         return ApiError(409, "person_left", "the person hung up during the briefing; the caller is still with the bot")
-    return ApiError(409, "person_unanswered", f"the person did not answer (Twilio: {status}); the caller is still "
+    return ApiError(409, "person_unanswered", f"the person did not answer ({carrier}: {status}); the caller is still "
                     "with the bot")
 
 

@@ -67,4 +67,5 @@ class FakeTelnyx(FakeTwilio):
 
     def _resource(self, call: FakeCall) -> dict[str, Any]:
         return {"sid": call.sid, "account_sid": self.account_sid, "status": call.status, "direction": "inbound",
-                "from": call.sender, "to": call.to, "uri": f"/v2/texml/Accounts/{self.account_sid}/Calls/{call.sid}.json"}
+                "from": call.sender, "to": call.to,
+                "uri": f"/v2/texml/Accounts/{self.account_sid}/Calls/{call.sid}.json"}

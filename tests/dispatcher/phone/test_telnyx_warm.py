@@ -19,14 +19,17 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.telnyx_calls import TelnyxCalls
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
+from dispatcher.phone.twilio_calls import TwilioRefused
 from dispatcher.settings import Settings
 from tests.dispatcher.phone.placed_calls import PUBLIC
 from tests.dispatcher.phone.test_twilio_warm import DESK, SUMMARY, WAIT, Bot
 from tests.fakes.server import serve
-from tests.fakes.twilio import FakeCall
+from tests.fakes.telnyx import API_KEY
 from tests.fakes.telnyx_outbound import APPLICATION_SID, FakeTelnyxCalls, PlacedCall
+from tests.fakes.twilio import FakeCall
 
 CALLER = "v3:" + "c" * 40  # the caller's TeXML CallSid
 
@@ -210,3 +213,20 @@ async def test_a_warm_transfer_needs_the_texml_application_that_places_the_perso
         assert "TELNYX_APPLICATION_SID" in caught.value.message and not telnyx.placed
     finally:
         await app.state.voicefleet.aclose()
+
+
+async def test_the_fake_ends_a_call_with_telnyx_s_one_status_and_reads_it_with_its_numbers(
+        telnyx: FakeTelnyxCalls) -> None:
+    """What the transfer relies on, as Telnyx documents it (texml-rest-commands/update-call, fetch-a-call)."""
+    rest = TelnyxCalls(API_KEY, telnyx.url)
+    caller = telnyx.live_call(CALLER)
+    call = f"{telnyx.account_sid}/{CALLER}"
+    try:
+        read = await rest.fetch(call)
+        assert (read["status"], read["to"], read["from"]) == ("in-progress", caller.to, caller.sender)
+        with pytest.raises(TwilioRefused) as caught:
+            await rest.update(call, status="canceled")  # Twilio's word, not Telnyx's
+        assert caught.value.status == 422 and caller.status == "in-progress"
+        assert (await rest.update(call, status="completed"))["status"] == "completed"
+    finally:
+        await rest.aclose()
