@@ -116,7 +116,8 @@ class TwilioWarm:
 
     carrier = "Twilio"
     call_id = CALL_SID  # the ids the consult call's updates may name (a URL path)
-    ringing_ends = ("canceled", "completed")  # the update's `Status` that ends a call still ringing, in order
+    # The update's `Status` that ends a call still ringing, in order.
+    ringing_ends: tuple[str, ...] = ("canceled", "completed")
 
     def __init__(self, rest: CallsResource, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
                  *, ring_seconds: int = RING_SECONDS, poll_seconds: float = POLL_SECONDS,
