@@ -11,16 +11,14 @@ route. What each then does is the Twilio routes' (routers/twilio_warm.py).
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.twilio_warm import TRANSFER, briefed_answer, heard_status
 from dispatcher.api.routers.webhooks import TELNYX_SECONDS, first_time, telnyx_once
 from dispatcher.api.state import AppState
+from dispatcher.api.telnyx_signed import telnyx_signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.telnyx_calls import call_id
 from dispatcher.phone.twilio_warm import TwilioWarm, mac_valid
 
 router = APIRouter(prefix="/phone/telnyx/warm", include_in_schema=False)
@@ -45,20 +43,9 @@ async def _verified(request: Request, session_id: str, transfer: str,
     warm, key = state.phone.telnyx_warm, state.phone.settings.telnyx_key
     if warm is None or key is None:
         raise ApiError(404, "not_found", "this dispatcher makes no warm transfers through Telnyx")
-    raw = await request.body()
-    signature = request.headers.get("telnyx-signature-ed25519")
-    why = key.valid(raw, signature, request.headers.get("telnyx-timestamp"))
-    if why is not None:
-        raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+    form, call, signature = await telnyx_signed_form(request, key)
     if not TRANSFER.fullmatch(transfer) or not mac_valid(state.phone.settings.token_key, session_id, transfer, mac,
                                                          "telnyx"):
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
-    try:
-        form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
-    call = call_id(form.get("AccountSid", ""), form.get("CallSid", ""))
-    if call is None:
-        raise ApiError(400, "invalid_form", "AccountSid or CallSid is not of a Telnyx call")
     await first_time(request, telnyx_once(signature), TELNYX_SECONDS)  # spent at every Telnyx-signed route
     return state, form, warm, call
