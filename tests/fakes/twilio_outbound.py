@@ -160,7 +160,10 @@ class FakeTwilioCalls(FakeTwilio):
         if self._over_cps():
             return error(429, 20429, "Too Many Requests")
         single = dict(form)
-        call = PlacedCall(f"CA{len(self.calls_by_sid) + 1:032x}", status="queued", form=form, direction="outbound-api",
+        number = len(self.calls_by_sid) + 1
+        while f"CA{number:032x}" in self.calls_by_sid:  # a SID is never another call's (a live caller's, say)
+            number += 1
+        call = PlacedCall(f"CA{number:032x}", status="queued", form=form, direction="outbound-api",
                           to=single["To"], sender=single["From"])
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
