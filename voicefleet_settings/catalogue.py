@@ -1737,7 +1737,8 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
         meaning=(
             "the TeXML application a call placed through Telnyx goes out with (its outbound voice profile "
-            "places it): the create's `ApplicationSid`"
+            "places it): the create's `ApplicationSid`; a Telnyx call's warm transfer calls the person with it "
+            "too (unset: `409 transfer_not_configured`)"
         ),
     ),
     *_calls_out("TELNYX", "Telnyx", "through Telnyx's TeXML API (what the account's outbound voice profile "

@@ -25,6 +25,7 @@ from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
 from dispatcher.phone.telnyx_calls import ACCOUNT_SID, TelnyxCalls
 from dispatcher.phone.telnyx_dial import TelnyxDialer
+from dispatcher.phone.telnyx_warm import TelnyxWarm
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_asks import bot_transfer
@@ -57,6 +58,7 @@ class PhoneState:
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
     twilio_warm: TwilioWarm | None = None  # a Twilio call's warm transfer, for its callbacks' routes
+    telnyx_warm: TelnyxWarm | None = None  # a Telnyx call's (telnyx_warm.py)
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -125,9 +127,14 @@ def build_phone_state(
     twilio_warm = (TwilioWarm(twilio, coordination.key_holders, WarmCallbacks(warm_base, phone.token_key),
                               functools.partial(ask_bot, channels, owner_relay))
                    if twilio is not None and warm_base is not None and phone.twilio_auth_token else None)
+    # Telnyx's consult call is placed by the TeXML application calls out use (TELNYX_APPLICATION_SID).
+    telnyx_application = setting_text(env, "TELNYX_APPLICATION_SID")
+    telnyx_warm = (TelnyxWarm(telnyx, coordination.key_holders, WarmCallbacks(warm_base, phone.token_key, "telnyx"),
+                              functools.partial(ask_bot, channels, owner_relay), application_sid=telnyx_application)
+                   if telnyx is not None and warm_base is not None and telnyx_application else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
                           sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns,  # placed out, too
-                          twilio_warm=twilio_warm)
+                          twilio_warm=twilio_warm, telnyx_warm=telnyx_warm)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
@@ -146,6 +153,7 @@ def build_phone_state(
         transfers=transfers,
         handing=handing,
         twilio_warm=twilio_warm,
+        telnyx_warm=telnyx_warm,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

@@ -99,9 +99,11 @@ class Transfers:
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
                  plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None,
-                 turns: PlacedTurns | None = None, twilio_warm: TwilioWarm | None = None) -> None:
+                 turns: PlacedTurns | None = None, twilio_warm: TwilioWarm | None = None,
+                 telnyx_warm: TwilioWarm | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
-        self._twilio_warm = twilio_warm  # a Twilio call's warm transfer (twilio_warm.py); None: not configured
+        # A call's warm transfer by carrier (twilio_warm.py, telnyx_warm.py); None: not configured.
+        self._warms: dict[str, TwilioWarm | None] = {"twilio": twilio_warm, "telnyx": telnyx_warm}
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
@@ -152,13 +154,11 @@ class Transfers:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
         if call.via_sip_edge:
             return await self._through_edge(call, target)
-        if target.mode == WARM and call.carrier != "twilio":
+        if target.mode == WARM and call.carrier not in self._warms:
             raise ApiError(409, "warm_unsupported", f"this is a {call.carrier} call: {WARM_WHERE}; a cold transfer "
                            "(\"mode\": \"cold\") works here")
-        if target.mode == WARM and self._twilio_warm is None and self._rest["twilio"] is not None:
-            raise ApiError(409, "transfer_not_configured", "set PHONE_PUBLIC_URL and TWILIO_AUTH_TOKEN: a warm "
-                           "transfer's call to the person reports back to the dispatcher there, signed with the "
-                           "token (docs/phone.md)")
+        if target.mode == WARM and self._warms[call.carrier] is None and self._rest[call.carrier] is not None:
+            raise ApiError(409, "transfer_not_configured", WARM_NOT_CONFIGURED[call.carrier])
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
                            "transfers work on Twilio, Telnyx and Plivo media-stream calls and calls through the "
@@ -296,26 +296,27 @@ class Transfers:
                            "numbers and SIP hosts this deployment hands calls to")
 
     async def _warm(self, rest: CallsResource, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
-        """A Twilio call's warm transfer: the person called and briefed while the caller stays with the bot
-        (twilio_warm.py), then the caller's call joins them in the conference; the person's call ended if not."""
-        assert call.call_sid is not None and self._twilio_warm is not None
+        """A Twilio or Telnyx call's warm transfer: the person called and briefed while the caller stays with the
+        bot (twilio_warm.py), then the caller's call joins them in the conference; the person's call ended if not."""
+        warm = self._warms[call.carrier]
+        assert call.call_sid is not None and warm is not None
         deadline = asyncio.get_running_loop().time() + self._budget + WARM_EXTRA_SECONDS
         wait_until = deadline - self._settle - self._read - UPDATE_SECONDS
         try:
-            consulted = await self._twilio_warm.consult(call.call_sid, call.session_id, target, self._time_limit,
+            consulted = await warm.consult(call.call_sid, call.session_id, target, self._time_limit,
                                                         wait_until, call.ended)  # the caller's hang-up ends it
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None
         except Unanswered:
-            raise ApiError(503, "carrier_unavailable", "Twilio did not answer a read of the call: nothing was "
-                           "transferred, try again", retry_after=1.0) from None
+            raise ApiError(503, "carrier_unavailable", f"{rest.carrier} did not answer a read of the call: nothing "
+                           "was transferred, try again", retry_after=1.0) from None
+        room = conference_twiml(consulted.transfer, rest.dial_time_limit(self._time_limit))
         try:
-            return await self._update(rest, call, target, conference_twiml(consulted.transfer, self._time_limit),
-                                      deadline)
+            return await self._update(rest, call, target, room, deadline)
         except OutcomeUnknown:
             raise  # the caller may be in the room already: the person stays there for them
         except BaseException:
-            await self._twilio_warm.hang_up(consulted.sid, answered=True)
+            await warm.hang_up(consulted.sid, answered=True)
             raise
 
     async def _update(self, rest: CallsResource, call: LiveCall, target: TransferTarget, document: str | None = None,
@@ -389,6 +390,12 @@ class OutcomeUnknown(ApiError):
                          extra={"outcome": "unknown"})
 
 
+WARM_NOT_CONFIGURED = {
+    "twilio": "set PHONE_PUBLIC_URL and TWILIO_AUTH_TOKEN: a warm transfer's call to the person reports back to the "
+              "dispatcher there, signed with the token (docs/phone.md)",
+    "telnyx": "set PHONE_PUBLIC_URL (or REGIONS) and TELNYX_APPLICATION_SID: a warm transfer's call to the person is "
+              "placed by that TeXML application and reports back to the dispatcher there, signed (docs/phone.md)",
+}
 CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
                "Telnyx": "TELNYX_TRANSFER_API_KEY", "Plivo": "PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN"}
 

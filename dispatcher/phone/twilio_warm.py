@@ -36,7 +36,7 @@ from xml.sax.saxutils import escape
 from botchannel.transfer import DEFAULT_BRIEFING, FAILED_SECONDS, LINE_SECONDS, METHOD_WARM_TRANSFER, SUMMARY_CHARS
 from dispatcher.errors import ApiError
 from dispatcher.phone.transfer_target import E164, TransferTarget, speakable
-from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
+from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
 
@@ -60,13 +60,13 @@ HANG_UP = "<Response><Hangup/></Response>"
 AskBot = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
 
 
-def transfer_mac(key: bytes, session_id: str, transfer: str) -> str:
-    digest = hmac.new(key, f"twilio-warm|{session_id}|{transfer}".encode(), hashlib.sha256).digest()
+def transfer_mac(key: bytes, session_id: str, transfer: str, carrier: str = "twilio") -> str:
+    digest = hmac.new(key, f"{carrier}-warm|{session_id}|{transfer}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
-def mac_valid(key: bytes, session_id: str, transfer: str, presented: str) -> bool:
-    return hmac.compare_digest(transfer_mac(key, session_id, transfer).encode(), presented.encode())
+def mac_valid(key: bytes, session_id: str, transfer: str, presented: str, carrier: str = "twilio") -> bool:
+    return hmac.compare_digest(transfer_mac(key, session_id, transfer, carrier).encode(), presented.encode())
 
 
 def record_key(transfer: str, what: str) -> str:
@@ -100,18 +100,26 @@ class Consulted:
 
 @dataclass(frozen=True)
 class WarmCallbacks:
-    base: str  # where Twilio reaches this dispatcher (PHONE_PUBLIC_URL, or this region's URL)
+    base: str  # where the carrier reaches this dispatcher (PHONE_PUBLIC_URL, or this region's URL)
     key: bytes  # the MAC key of the callbacks' URLs (the call tokens' key)
+    carrier: str = "twilio"  # whose routes: /phone/{carrier}/warm/…, each checking its carrier's signature
 
     def url(self, session_id: str, transfer: str, what: str) -> str:
-        mac = transfer_mac(self.key, session_id, transfer)
-        return self.base + PATH.format(session_id=session_id, transfer=transfer, mac=mac, what=what)
+        mac = transfer_mac(self.key, session_id, transfer, self.carrier)
+        path = PATH.replace("/twilio/", f"/{self.carrier}/")
+        return self.base + path.format(session_id=session_id, transfer=transfer, mac=mac, what=what)
 
 
 class TwilioWarm:
-    """The consult call and its wait; `bridge` (the caller's update) is the transfer's own (transfers.py)."""
+    """The consult call and its wait; `bridge` (the caller's update) is the transfer's own (transfers.py).
+    Telnyx's TeXML calls are driven by the same steps (telnyx_warm.py overrides the create and the ids)."""
 
-    def __init__(self, rest: TwilioCalls, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
+    carrier = "Twilio"
+    call_id = CALL_SID  # the ids the consult call's updates may name (a URL path)
+    # The update's `Status` that ends a call still ringing, in order.
+    ringing_ends: tuple[str, ...] = ("canceled", "completed")
+
+    def __init__(self, rest: CallsResource, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
                  *, ring_seconds: int = RING_SECONDS, poll_seconds: float = POLL_SECONDS,
                  found_seconds: float = FOUND_SECONDS) -> None:
         self._rest, self._records, self._callbacks = rest, records, callbacks
@@ -137,12 +145,12 @@ class TwilioWarm:
         caller = await self._rest.fetch(caller_sid)
         if caller.get("status") != "in-progress":
             raise ApiError(409, "call_over", "the caller's call is no longer in progress "
-                           f"(Twilio: {caller.get('status')})")
+                           f"({self.carrier}: {caller.get('status')})")
         sender = our_number(caller)
         if sender is None:
             raise ApiError(409, "warm_unsupported", "this call's own number (the one the caller reached, or a placed "
-                           "call's caller id) is not a phone number Twilio can call the person from: a cold "
-                           "transfer (\"mode\": \"cold\") works here")
+                           f"call's caller id) is not a phone number {self.carrier} can call the person from: a "
+                           "cold transfer (\"mode\": \"cold\") works here")
         line = target.summary or await self._bot_line(session_id, target.to)
         transfer = uuid.uuid4().hex
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
@@ -159,18 +167,17 @@ class TwilioWarm:
         try:
             try:
                 async with asyncio.timeout(CREATE_SECONDS):
-                    created = await self._rest.create(form)
+                    sid = await self._create(caller_sid, form)
             except (Unanswered, TimeoutError) as exc:
-                log.warning("phone call %s: Twilio did not answer the warm transfer's call (%s): cancelling whatever "
-                            "it placed", session_id, str(exc) or "out of time")
+                log.warning("phone call %s: %s did not answer the warm transfer's call (%s): cancelling whatever "
+                            "it placed", session_id, self.carrier, str(exc) or "out of time")
                 await self._lost_create(transfer)
-                raise ApiError(503, "carrier_unavailable", "Twilio did not answer the call to the person; any call "
-                               "it placed is cancelled and the caller is still with the bot: try again",
+                raise ApiError(503, "carrier_unavailable", f"{self.carrier} did not answer the call to the person; "
+                               "any call it placed is cancelled and the caller is still with the bot: try again",
                                retry_after=1.0) from None
-            sid = str(created.get("sid") or "")
             log.info("phone call %s: warm transfer %s: calling the person (%s)", session_id, transfer, sid)
             self._tell(session_id, {"event": "ringing", "to": target.to})  # the bot keeps the caller company
-            await self._wait(transfer, sid, session_id, wait_until, caller_ended)
+            sid = await self._wait(transfer, sid, session_id, wait_until, caller_ended)
         except asyncio.CancelledError:
             # This replica stops (or the request was dropped) mid-transfer: nobody will join the caller to the
             # person, so the transfer is given up and the person's call ended, whatever cancels this meanwhile.
@@ -181,11 +188,18 @@ class TwilioWarm:
             raise
         return Consulted(transfer, sid)
 
+    async def _create(self, caller_sid: str, form: list[tuple[str, str]]) -> str | None:
+        """The consult call placed: its id, or None where the create's answer names none (Telnyx's: its status
+        callbacks name it, kept as the transfer's `sid` record)."""
+        assert isinstance(self._rest, TwilioCalls)
+        created = await self._rest.create(form)
+        return str(created.get("sid") or "") or None
+
     async def _abandon(self, transfer: str, sid: str | None) -> None:
         """The transfer given up (a `<Redirect>` still to come is answered `<Hangup/>`, a later status callback
         ends the call) and the person's call, when known, ended: ringing or answered, it is nobody's now."""
         await self._decide(transfer, GIVEN_UP)
-        if sid is None:
+        if not sid:
             with contextlib.suppress(StoreUnavailable):
                 sid = await self._records.held(record_key(transfer, "sid"))
         if sid:
@@ -221,10 +235,10 @@ class TwilioWarm:
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 
-    async def _wait(self, transfer: str, sid: str, session_id: str, wait_until: float,
-                    caller_ended: asyncio.Event | None) -> None:
-        """Until the person is briefed (returns), or the call to them is over or out of time, or the caller
-        hung up (`ApiError`)."""
+    async def _wait(self, transfer: str, sid: str | None, session_id: str, wait_until: float,
+                    caller_ended: asyncio.Event | None) -> str:
+        """Until the person is briefed (returns the consult call's id: the create's, else the one its first
+        status callback named), or the call to them is over or out of time, or the caller hung up (`ApiError`)."""
         loop = asyncio.get_running_loop()
         while True:
             if caller_ended is not None and caller_ended.is_set():
@@ -236,6 +250,7 @@ class TwilioWarm:
             try:
                 if not await self._records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS):
                     await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
+                sid = sid or await self._records.held(record_key(transfer, "sid"))
                 ended = await self._records.held(record_key(transfer, "ended"))
                 outcome = await self._records.held(record_key(transfer, "outcome"))
                 answered = await self._records.held(record_key(transfer, "answered"))
@@ -243,29 +258,36 @@ class TwilioWarm:
                 ended = outcome = answered = None  # asked again until the wait ends
             if ended is not None:
                 await self._decide(transfer, GIVEN_UP)
-                raise _person_gone(ended, answered is not None)
-            if outcome == BRIEFED:
-                return
+                raise _person_gone(ended, answered is not None, self.carrier)
+            if outcome == BRIEFED and sid:
+                return sid
             if outcome == GIVEN_UP:  # by a callback that found no mark: the store lost this wait's for a while
-                await self.hang_up(sid, answered=answered is not None)
+                await self._end(transfer, sid, answered=answered is not None)
                 raise ApiError(409, "person_unanswered", "the transfer was given up while the store did not answer; "
                                "the call to the person is ended and the caller is still with the bot")
             if loop.time() >= wait_until:
                 break
             await asyncio.sleep(self._poll)
-        decided = await self._decide(transfer, BRIEFED if answered else GIVEN_UP)
-        if decided == BRIEFED and answered:
+        decided = await self._decide(transfer, BRIEFED if answered and sid else GIVEN_UP)
+        if decided == BRIEFED and answered and sid:
             # Still hearing the briefing: joined now, as the SIP edge bridges once its briefing's time is up.
             with contextlib.suppress(TwilioRefused, Unanswered, TimeoutError):
                 async with asyncio.timeout(CREATE_SECONDS):
                     await self._rest.update(sid, conference_twiml(transfer))
                 log.info("phone call %s: warm transfer %s: the briefing cut short, joined", session_id, transfer)
-                return
-        elif decided == BRIEFED:
-            return  # the `<Redirect>` came just now
-        await self.hang_up(sid, answered=answered is not None)
+                return sid
+        elif decided == BRIEFED and sid:
+            return sid  # the `<Redirect>` came just now
+        await self._end(transfer, sid, answered=answered is not None)
         raise ApiError(409, "person_unanswered", "the person was not reached in time (their call is ended); the "
                        "caller is still with the bot")
+
+    async def _end(self, transfer: str, sid: str | None, *, answered: bool) -> None:
+        """The consult call ended, by its id, else by the one its status callback names by then (if any)."""
+        if sid:
+            await self.hang_up(sid, answered=answered)
+        else:
+            await self._abandon(transfer, None)
 
     async def _decide(self, transfer: str, outcome: str) -> str | None:
         """The transfer's outcome, claimed first here or by its `<Redirect>` (None: the store did not answer)."""
@@ -276,10 +298,11 @@ class TwilioWarm:
 
     async def hang_up(self, sid: str, *, answered: bool) -> None:
         """The consult call ended: `canceled` while it rings, `completed` once answered (Twilio's update takes
-        these two: https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource)."""
-        if not CALL_SID.fullmatch(sid):
+        these two: https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource; Telnyx's,
+        `completed` alone)."""
+        if not self.call_id.fullmatch(sid):
             return
-        for status in (("completed",) if answered else ("canceled", "completed")):
+        for status in (("completed",) if answered else self.ringing_ends):
             try:
                 async with asyncio.timeout(CREATE_SECONDS):
                     now = await self._rest.update(sid, status=status)
@@ -288,6 +311,16 @@ class TwilioWarm:
                 continue
             if now.get("status") in ENDED:
                 return
+
+    async def heard(self, session_id: str, transfer: str, sid: str, status: str) -> None:
+        """A signed status callback of the consult call (either carrier's route): kept for the waiting replica;
+        a given-up transfer's call still ringing or answered is ended now. `StoreUnavailable`: the carrier
+        retries."""
+        outcome = await record_status(self._records, transfer, sid, status)
+        if outcome == GIVEN_UP and status in RINGING | {"in-progress"}:
+            log.info("phone call %s: warm transfer %s was given up: ending its call to the person", session_id,
+                     transfer)
+            await self.hang_up(sid, answered=status == "in-progress")
 
     async def _lost_create(self, transfer: str) -> None:
         """Whatever a create whose answer was lost placed is cancelled: the call its status callback names as this
@@ -307,13 +340,13 @@ class TwilioWarm:
             await self.hang_up(sid, answered=False)
 
 
-def _person_gone(status: str, answered: bool) -> ApiError:
+def _person_gone(status: str, answered: bool, carrier: str) -> ApiError:
     """Why the call to the person ended before the briefing did (its final CallStatus)."""
     if status == "busy":
         return ApiError(409, "person_busy", "the person's line was busy; the caller is still with the bot")
     if answered:
         return ApiError(409, "person_left", "the person hung up during the briefing; the caller is still with the bot")
-    return ApiError(409, "person_unanswered", f"the person did not answer (Twilio: {status}); the caller is still "
+    return ApiError(409, "person_unanswered", f"the person did not answer ({carrier}: {status}); the caller is still "
                     "with the bot")
 
 

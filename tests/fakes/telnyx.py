@@ -8,7 +8,8 @@ Twilio's resource in shape, so the rules are FakeTwilio's with Telnyx's own: `Au
 {API key}` (401, error 10009); a form body of the update's documented fields only (`Status`, `Url`,
 `Method`, `FallbackUrl`, `FallbackMethod`, `StatusCallback`, `StatusCallbackMethod`, `Texml`), anything
 else 422 (10015); an unknown call (or another account's) 404 (10005); new TeXML for a call that is no
-longer in progress 422 (90018, "Call has already ended"); past `max_per_second`, 429 (10011). Errors
+longer in progress 422 (90018, "Call has already ended"); a `Status` other than `completed` (the one value
+documented: "Setting the status to completed ends the call") 422; past `max_per_second`, 429 (10011). Errors
 have Telnyx's body `{"errors": [{"code", "title", "detail"}]}`, the code a string
 (https://developers.telnyx.com/development/api-fundamentals/api-errors).
 """
@@ -41,6 +42,7 @@ class FakeTelnyx(FakeTwilio):
         "code": "10011" if status == 429 else "10007", "title": "Too many requests" if status == 429 else "injected"}]})
     update_fields = UPDATE_FIELDS
     document = "Texml"
+    update_statuses = ("completed",)
     refusals = {"throttled": (429, 10011), "unauthenticated": (401, 10009), "no_call": (404, 10005),
                 "invalid": (422, 10015), "not_in_progress": (422, 90018)}
 
@@ -65,4 +67,5 @@ class FakeTelnyx(FakeTwilio):
 
     def _resource(self, call: FakeCall) -> dict[str, Any]:
         return {"sid": call.sid, "account_sid": self.account_sid, "status": call.status, "direction": "inbound",
+                "from": call.sender, "to": call.to,
                 "uri": f"/v2/texml/Accounts/{self.account_sid}/Calls/{call.sid}.json"}

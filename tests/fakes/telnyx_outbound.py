@@ -55,9 +55,12 @@ WHOLE_FIELDS = {"Timeout": (5, 120), "TimeLimit": (30, 14_400), "MachineDetectio
                 "MachineDetectionSpeechEndThreshold": (0, 10**6), "RecordingTimeout": (0, 10**6)}
 MACHINE_DETECTION = ("Enable", "Disable", "DetectMessageEnd")
 METHODS = ("GET", "POST")
+# https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/conference (the attributes used here)
+CONFERENCE_ATTRIBUTES = frozenset({"muted", "startConferenceOnEnter", "endConferenceOnExit", "maxParticipants", "beep"})
 
 
 class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
+    conference_attributes = CONFERENCE_ATTRIBUTES
     def __init__(self, *, numbers: tuple[str, ...] = ("+14155550199",), create_per_second: float = 1.0,
                  application_sid: str = APPLICATION_SID, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # FakeTelnyx's account and key, then FakeTwilioCalls' calls placed
@@ -65,6 +68,11 @@ class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
         self.application_sid = application_sid
         self._key = Ed25519PrivateKey.generate()
         self.documents: list[dict[str, Any]] = []  # every create's JSON, as sent
+
+    @property
+    def signer(self) -> Ed25519PrivateKey:
+        """The key its webhooks are signed with: a test's own (the call's first webhook) signs as Telnyx would."""
+        return self._key
 
     @property
     def public_key(self) -> str:

@@ -174,13 +174,15 @@ class FakeTwilio(FakeApi):
                 return JSONResponse(self.error_body(gateway), status_code=gateway)
         status = form.get("Status")
         if status is not None:
-            if status not in ("completed", "canceled"):
-                return self.refuse("invalid", "Status must be completed or canceled")
+            if status not in self.update_statuses:
+                return self.refuse("invalid", f"Status must be {' or '.join(self.update_statuses)}")
             # `canceled` ends a call only while it is queued or ringing; an answered one goes on (`completed`
             # hangs it up): https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource
             if call.status in LIVE and not (status == "canceled" and call.status == "in-progress"):
                 call.status = status
         return JSONResponse(self._resource(call))
+
+    update_statuses: tuple[str, ...] = ("completed", "canceled")  # what an update's `Status` may set
 
     def joined(self, call: FakeCall, root: ET.Element) -> None:
         """A `<Dial><Conference>` in force: the call is in that room (tests/fakes/twilio_outbound.py runs it)."""

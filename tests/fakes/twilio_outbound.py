@@ -160,7 +160,10 @@ class FakeTwilioCalls(FakeTwilio):
         if self._over_cps():
             return error(429, 20429, "Too Many Requests")
         single = dict(form)
-        call = PlacedCall(f"CA{len(self.calls_by_sid) + 1:032x}", status="queued", form=form, direction="outbound-api",
+        number = len(self.calls_by_sid) + 1
+        while f"CA{number:032x}" in self.calls_by_sid:  # a SID is never another call's (a live caller's, say)
+            number += 1
+        call = PlacedCall(f"CA{number:032x}", status="queued", form=form, direction="outbound-api",
                           to=single["To"], sender=single["From"])
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
@@ -235,7 +238,7 @@ class FakeTwilioCalls(FakeTwilio):
         signed to its URL (the answer is the TwiML run next), `<Dial><Conference>` joins that room."""
         call = self._placed(sid)
         assert call.status == "in-progress", f"{sid} is {call.status}: only an answered call runs its TwiML"
-        document = call.one("Twiml") or ""
+        document = call.one(self.document) or ""
         for _ in range(5):  # Twilio stops a chain of redirects too; five is plenty for a test's
             root = ET.fromstring(document)  # noqa: S314 (the dispatcher's own output, under test)
             redirect = None
@@ -259,10 +262,12 @@ class FakeTwilioCalls(FakeTwilio):
             assert refused is None, bytes(refused.body)
             document = answered.text
 
+    conference_attributes = CONFERENCE_ATTRIBUTES
+
     def joined(self, call: FakeCall, root: ET.Element) -> None:
         for conference in root.iterfind("Dial/Conference"):
             for name, value in conference.attrib.items():
-                assert name in CONFERENCE_ATTRIBUTES, f"<Conference {name}> is not one of Twilio's attributes"
+                assert name in self.conference_attributes, f"<Conference {name}> is not one of its attributes"
                 assert name not in BOOLEAN_ATTRIBUTES or value in ("true", "false"), f"{name}={value!r}"
             for room in self.conferences.values():
                 room.discard(call.sid)

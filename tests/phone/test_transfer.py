@@ -255,14 +255,16 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
     assert await wait_active_sessions(api, 0, timeout=60) == 0
 
 
-async def telnyx_webhook_call(api: httpx.AsyncClient, telnyx: FakeTelnyx) -> tuple[CarrierCall, FakeCall, str]:
-    """A call as Telnyx answers it with TeXML: the signed webhook, the stream its TeXML names (whose
-    `start` carries the call's control id), then the bot's greeting; its call at the fake, its session."""
+async def telnyx_webhook_call(api: httpx.AsyncClient, telnyx: FakeTelnyx,
+                              signer: Ed25519PrivateKey = TELNYX_SIGNER) -> tuple[CarrierCall, FakeCall, str]:
+    """A call as Telnyx answers it with TeXML: the signed webhook (by `signer`, the key whose public half is
+    TELNYX_PUBLIC_KEY), the stream its TeXML names (whose `start` carries the call's control id), then the bot's
+    greeting; its call at the fake, its session."""
     sid = f"v3:telnyx-call-{next(_calls)}_x"
     body = urlencode({"AccountSid": telnyx.account_sid, "CallSid": sid, "From": "+14155550100",
                       "To": "+14155550199", "CallStatus": "ringing"}).encode()
     sent = str(int(time.time()))
-    signature = base64.b64encode(TELNYX_SIGNER.sign(sent.encode() + b"|" + body)).decode()
+    signature = base64.b64encode(signer.sign(sent.encode() + b"|" + body)).decode()
     answer = await api.post("/phone/telnyx", content=body, headers={
         "Content-Type": "application/x-www-form-urlencoded", "telnyx-signature-ed25519": signature,
         "telnyx-timestamp": sent})

@@ -13,7 +13,6 @@ What each then does: dispatcher/api/placed_call_events.py, the code Twilio's cal
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 
@@ -21,9 +20,9 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.placed_call_events import amd_event, status_event
 from dispatcher.api.routers.webhooks import TELNYX_SECONDS, first_time, telnyx_once
 from dispatcher.api.state import AppState
+from dispatcher.api.telnyx_signed import telnyx_signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.dialer import CALL_SID_KEPT, Dialer
-from dispatcher.phone.telnyx_calls import call_id
 from dispatcher.phone.twilio_dial import mac_valid
 
 router = APIRouter(prefix="/phone/telnyx/calls", include_in_schema=False)
@@ -50,21 +49,11 @@ async def _verified(request: Request, session_id: str,
     dialer, key = state.phone.dialers.get("telnyx"), state.phone.settings.telnyx_key
     if dialer is None or key is None:
         raise ApiError(404, "not_found", "this dispatcher places no calls through Telnyx")
-    raw = await request.body()
-    signature = request.headers.get("telnyx-signature-ed25519")
-    why = key.valid(raw, signature, request.headers.get("telnyx-timestamp"))
-    if why is not None:
-        raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+    form, call, signature = await telnyx_signed_form(request, key)
     if not mac_valid(state.phone.settings.token_key, session_id, mac, "telnyx"):
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that session")
-    try:
-        form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
-    call = call_id(form.get("AccountSid", ""), form.get("CallSid", ""))
-    if call is None or form["AccountSid"] != dialer.account:
-        raise ApiError(400, "invalid_form", "AccountSid is not this dispatcher's Telnyx account, or CallSid is not "
-                       "a Telnyx call SID")
+    if form["AccountSid"] != dialer.account:
+        raise ApiError(400, "invalid_form", "AccountSid is not this dispatcher's Telnyx account")
     await first_time(request, telnyx_once(signature), TELNYX_SECONDS)  # spent at every Telnyx-signed route
     kept = await dialer.kept_call(session_id)
     if kept is None:

@@ -11,7 +11,6 @@ for the replica waiting on the transfer, whichever replica Twilio reached.
 
 from __future__ import annotations
 
-import logging
 import re
 
 from fastapi import APIRouter, Request, Response
@@ -21,32 +20,37 @@ from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_tim
 from dispatcher.api.state import AppState
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.twilio_warm import GIVEN_UP, RINGING, TwilioWarm, briefed, mac_valid, record_status
+from dispatcher.phone.twilio_warm import TwilioWarm, briefed, mac_valid
 from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter(prefix="/phone/twilio/warm", include_in_schema=False)
 TRANSFER = re.compile(r"[0-9a-f]{32}")
-log = logging.getLogger("dispatcher.phone")
 
 
 @router.post("/{session_id}/{transfer}/{mac}/status")
 async def consult_status(request: Request, session_id: str, transfer: str, mac: str) -> Response:
     state, form, warm = await _verified(request, session_id, transfer, mac)
-    sid, status = form["CallSid"], form.get("CallStatus", "")
-    try:
-        outcome = await record_status(state.replication.coordination.key_holders, transfer, sid, status)
-    except StoreUnavailable:
-        raise ApiError(503, "store_unavailable", "the store did not keep the call's status: Twilio retries",
-                       retry_after=1) from None
-    if outcome == GIVEN_UP and status in RINGING | {"in-progress"}:
-        log.info("phone call %s: warm transfer %s was given up: ending its call to the person", session_id, transfer)
-        await warm.hang_up(sid, answered=status == "in-progress")
-    return Response(status_code=204)
+    return await heard_status(warm, session_id, transfer, form["CallSid"], form.get("CallStatus", ""))
 
 
 @router.post("/{session_id}/{transfer}/{mac}/briefed")
 async def consult_briefed(request: Request, session_id: str, transfer: str, mac: str) -> Response:
     state, _, _ = await _verified(request, session_id, transfer, mac)
+    return await briefed_answer(state, transfer)
+
+
+async def heard_status(warm: TwilioWarm, session_id: str, transfer: str, sid: str, status: str) -> Response:
+    """A verified status callback of the consult call, Twilio's or Telnyx's (routers/telnyx_warm.py)."""
+    try:
+        await warm.heard(session_id, transfer, sid, status)
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "the store did not keep the call's status: the carrier retries",
+                       retry_after=1) from None
+    return Response(status_code=204)
+
+
+async def briefed_answer(state: AppState, transfer: str) -> Response:
+    """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
     try:
         twiml = await briefed(state.replication.coordination.key_holders, transfer)
     except StoreUnavailable:

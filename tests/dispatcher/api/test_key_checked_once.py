@@ -34,6 +34,7 @@ from dispatcher.api.routers import (
     sip_eval_tokens,
     status,
     telnyx_dial,
+    telnyx_warm,
     timeline,
     transfer,
     trunk_calls,
@@ -86,7 +87,7 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
              releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
              keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router, telnyx_dial.router,
-             twilio_warm.router)
+             twilio_warm.router, telnyx_warm.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
