@@ -120,8 +120,6 @@ def _members(group: int) -> list[int]:
     return members
 
 
-@pytest.mark.xfail(strict=True, reason="the relay's writer is a daemon thread that nothing drains: what is queued "
-                   "when the edge exits (Kamailio's last lines, the reason it stopped) is lost without a word")
 def test_lines_queued_when_the_process_exits_are_written_or_said_left_out() -> None:
     program = textwrap.dedent("""
         import sys, time
