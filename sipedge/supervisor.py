@@ -144,6 +144,7 @@ class Supervisor:
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
         self._front_log = LogRelay(lambda: sys.stderr.buffer, "kamailio")
         self._front_output = LogRelay(lambda: sys.stdout.buffer, "kamailio")
+        self._worker_output = LogRelay(lambda: sys.stdout.buffer, "a worker")  # the workers' standard output
         self._front_config: Path | None = None  # the kamailio.cfg written for this run
         self._front_record: Path | None = None  # where this run's front is recorded (sipedge/front_leftover.py)
         self._front_watch: FrontWatch | None = None  # ends the front should the edge die (sipedge/front_watch.py)
@@ -195,7 +196,7 @@ class Supervisor:
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
-            for relay in (self._front_log, self._front_output):  # their last lines (why Kamailio stopped)
+            for relay in (self._front_log, self._front_output, self._worker_output):  # their last lines
                 await asyncio.to_thread(relay.close)
             record.unlink(missing_ok=True)
             self._front_watch.close()
@@ -225,8 +226,9 @@ class Supervisor:
             control = self._control(children[:-1])
             if control is not None:
                 await control.start()
-            watchers = [asyncio.create_task(self._watch(child)) for child in children]
-            watchers.append(asyncio.create_task(self._end_periods()))
+            watchers = [asyncio.create_task(self._guarded(f"watching {child.name}", self._watch(child)))
+                        for child in children]
+            watchers.append(asyncio.create_task(self._guarded("the front's refusals' periods", self._end_periods())))
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -236,6 +238,15 @@ class Supervisor:
                     await control.close()
         finally:
             stop.cancel()
+
+    async def _guarded(self, what: str, work: Awaitable[None]) -> None:
+        """`work`, one of the edge's watchers: an error none foresaw is logged and stops the edge with a non-zero
+        exit (`failed`), so that whatever runs it restarts it, rather than leaving it running unwatched."""
+        try:
+            await work
+        except Exception as error:
+            log.exception("sipedge: %s failed; the edge stops", what)
+            self.failed = f"{what} failed: {error!r}"
 
     async def _end_periods(self) -> None:
         """The front's refusals' totals line each PERIOD_SECONDS, as a worker ends its own (sipedge/edge.py)."""
@@ -267,10 +278,15 @@ class Supervisor:
             delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (child.failures - 1))
             log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
             await asyncio.sleep(delay)
+            before = child.process
             try:
                 await child.start()
             except (OSError, TimeoutError) as exc:
-                log.error("sipedge: %s did not start again: %s", child.name, exc)
+                # A start that runs but never became ready (Kamailio answering no OPTIONS, a worker with no ready
+                # line) is ended, its whole group: its exit, just above, is then counted as a failed start.
+                log.error("sipedge: %s did not start again (%s); ending that start", child.name, exc)
+                if child.process is not None and child.process is not before:
+                    child.kill(child.process)
 
     async def _worker_ready(self, child: Child) -> None:
         """Its "sipedge: ready" line; what else it prints is passed on."""
@@ -285,9 +301,9 @@ class Supervisor:
                     continue
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
-                    self._keep(asyncio.get_running_loop().create_task(_relay(output)))
+                    self._keep(asyncio.get_running_loop().create_task(_relay(output, self._worker_output)))
                     return
-                sys.stdout.buffer.write(line)
+                self._worker_output.put(line)
             raise OSError(f"{child.name} exited before it was ready")
 
         try:
@@ -364,10 +380,10 @@ def _unprivileged() -> list[str]:
     return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
 
 
-async def _relay(output: AsyncIterator[bytes]) -> None:
+async def _relay(output: AsyncIterator[bytes], relay: LogRelay) -> None:
+    """A worker's standard output, passed on off the event loop: a stalled output of ours never holds it."""
     async for line in output:
-        sys.stdout.buffer.write(line)
-        sys.stdout.flush()
+        relay.put(line)
 
 
 async def _relay_front(output: AsyncIterator[tuple[bytes, int]], relay: LogRelay,

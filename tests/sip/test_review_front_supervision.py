@@ -27,9 +27,6 @@ from tests.sip.test_front_parts import edge
 WAIT_SECONDS = 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="a restart whose child runs but is never ready (Kamailio not answering its "
-                   "OPTIONS within READY_SECONDS, a worker that never prints its ready line) is logged, then "
-                   "_watch waits for that child's exit forever: never killed, counted or started again")
 def test_a_restart_whose_child_runs_but_is_never_ready_is_killed_and_tried_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervised, "RESTART_FIRST_SECONDS", 0.01)
