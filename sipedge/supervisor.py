@@ -33,7 +33,7 @@ from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import end_leftover, record_file, write_record
-from sipedge.front_refusals import in_group, new_mark, read_front_log, relayed
+from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, relayed
 from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
@@ -160,8 +160,8 @@ class Supervisor:
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
                             None if self._tls is None else self._tls.tls, mark=self._mark)
         self._front_config = files.config
-        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
-                *_unprivileged()]
+        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", LOG_ENGINE, "-Y", str(self._folder), "-w",
+                str(self._folder), *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
