@@ -1,5 +1,5 @@
 """A hostile review of the SIP front's supervision (sipedge/supervisor.py, front_refusals.py, log_relay.py): each
-test is a case it gets wrong, marked strict-xfail until it is fixed."""
+test is a case it got wrong (each was a strict xfail until it was fixed)."""
 
 from __future__ import annotations
 
