@@ -196,8 +196,8 @@ class Supervisor:
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
-            for relay in (self._front_log, self._front_output, self._worker_output):  # their last lines
-                await asyncio.to_thread(relay.close)
+            await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
+                                   for relay in (self._front_log, self._front_output, self._worker_output)))
             record.unlink(missing_ok=True)
             self._front_watch.close()
             shutil.rmtree(self._folder, ignore_errors=True)
