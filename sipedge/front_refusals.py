@@ -4,26 +4,31 @@ pike first finds it) never reaches a worker, so no worker counts it. The front's
 line on its standard error (`line`), which the supervisor reads (`read_front_log`): those lines counted, in
 the edge's bounded log, never relayed one by one; Kamailio's other lines passed on (sipedge/log_relay.py).
 
-Kamailio's parser logs a malformed request's text itself, newlines and all, so a sender can write whole
-lines into that log. A refusal's line carries a mark made at each start (`new_mark`), written into the
-private kamailio.cfg and sent to no peer: a line without it is never counted, whatever it looks like. Nor
-does a line name anything the sender wrote (no Call-ID, URI or method): only the answer, the source
-address Kamailio saw and the config's fixed reason. Every other line is passed on behind `kamailio: `,
-a line that is not an entry of Kamailio's own behind `kamailio: | `, so none reads as a line of the
-edge's own. An entry starts with its process's rank and id: a line that starts so with an id that is not
-one of Kamailio's processes (a request's text laid out as an entry) is no entry. Each line is escaped and
-cut to one line of at most 4 KiB (sipedge/log_line.py)."""
+Kamailio's parser logs a malformed request's text itself, newlines and all. So Kamailio writes its log
+with its JSON log engine (`LOG_ENGINE`): each entry one line, one JSON object whose message has every line
+break, quote and control character of a sender's text escaped (Kamailio's src/core/dprint.c,
+`ksr_slog_json`): a sender's text never starts a line of its own. A line that is no such object (Kamailio's
+few plain lines, a line cut short) is no entry; nor is an object passed on as one whose process id is not
+one of Kamailio's processes (`own`), for defence in depth. A refusal's line is an xlog entry whose whole
+message carries a mark made at each start (`new_mark`), written into the private kamailio.cfg and sent to
+no peer: no other is counted. Nor does a refusal name anything the sender wrote (no Call-ID, URI or
+method): only the answer, the source address Kamailio saw and the config's fixed reason. Every other line
+is passed on: an entry behind `kamailio: `, as Kamailio's plain log shows it; a line that is no entry
+behind `kamailio: | `, so none reads as a line of the edge's own. Each line is escaped and cut to one line
+of at most 4 KiB (sipedge/log_line.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sipedge.log_line import shown, text_of
 from sipedge.log_relay import LogRelay
@@ -33,9 +38,42 @@ from sipedge.stream_lines import cut_lines
 log = logging.getLogger("sipedge")
 
 MARK = "sipedge-front-refused"
-XLOG_PREFIX = "<script>: "  # what Kamailio's xlog writes before a line of the config's (its `prefix` default)
-# The start of each of Kamailio's own entries with -E and log_stderror: its process's rank, pid and level.
-ENTRY = re.compile(r" *[0-9]+\(([0-9]{1,10})\) [A-Z]+: ")
+# Kamailio's command-line option: its JSON log engine, each message's own trailing newline left out (`M`).
+LOG_ENGINE = "--log-engine=json:M"
+_ENTRY_FIELDS = {"idx": int, "pid": int, "level": str, "module": str, "file": str, "line": int, "function": str,
+                 "message": str}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of Kamailio's log, as its JSON log engine writes it."""
+    idx: int  # its process's rank
+    pid: int
+    level: str
+    module: str
+    file: str
+    line: int
+    function: str
+    message: str
+
+    def text(self) -> str:
+        """As Kamailio's plain log writes it: ` 1(8150) ERROR: <core> [core/receive.c:376]: receive_msg(): …`."""
+        function = f"{self.function}(): " if self.function else ""
+        return (f"{self.idx:2d}({self.pid}) {self.level}: <{self.module}> [{self.file}:{self.line}]: "
+                f"{function}{self.message}")
+
+
+def entry_of(text: str) -> Entry | None:
+    """`text` (one line of Kamailio's standard error) as an entry of its JSON log engine's; None if it is none."""
+    if not text.startswith("{"):
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError:  # a plain line starting with a brace, or an entry cut short
+        return None
+    if not isinstance(fields, dict) or any(type(fields.get(name)) is not kind for name, kind in _ENTRY_FIELDS.items()):
+        return None
+    return Entry(**{name: fields[name] for name in _ENTRY_FIELDS})
 
 
 def new_mark() -> str:
@@ -60,12 +98,11 @@ def line(answer: str, why: str, mark: str) -> str:
     return f'xlog("L_WARN", "{MARK} {mark} {answer} from $si: {why}\\n");'
 
 
-def counted(text: str, refusals: RefusalLog, mark: str) -> bool:
-    """Counts `text` (one line of Kamailio's log) in `refusals` if it is a front refusal's with `mark`; whether
-    it was."""
-    text = text.rstrip("\r\n")
-    found = _pattern(mark).search(text)
-    if found is None or not text[:found.start()].endswith(XLOG_PREFIX):
+def counted(entry: Entry, refusals: RefusalLog, mark: str) -> bool:
+    """Counts `entry` (one of Kamailio's log) in `refusals` if it is a front refusal's (the config's xlog, with
+    `mark`); whether it was."""
+    found = _pattern(mark).fullmatch(entry.message.rstrip("\r\n"))
+    if found is None or entry.module != "xlog":
         return False
     answer, host, why = found.groups()
     refusals.front_refused(host, int(answer) if answer.isdigit() else answer, why)
@@ -73,12 +110,14 @@ def counted(text: str, refusals: RefusalLog, mark: str) -> bool:
 
 
 def relayed(text: bytes, own: Callable[[int], bool], over: int = 0) -> bytes:
-    """`text` (one line of Kamailio's log, `over` more bytes of it cut off) as the edge's log carries it: behind
-    `kamailio: `, a line that is no entry of one of Kamailio's processes (`own`, given a process id) behind
-    `kamailio: | `, escaped and cut (sipedge/log_line.py)."""
+    """`text` (one line of Kamailio's standard error or output, `over` more bytes of it cut off) as the edge's log
+    carries it: an entry of one of Kamailio's processes (`own`, given a process id) behind `kamailio: `, as its
+    plain log shows it; any other line behind `kamailio: | `; escaped and cut (sipedge/log_line.py)."""
     body = text_of(text.rstrip(b"\r\n"))
-    entry = ENTRY.match(body)
-    return shown(b"kamailio: " if entry is not None and own(int(entry[1])) else b"kamailio: | ", body, over)
+    entry = entry_of(body) if not over else None
+    if entry is not None and own(entry.pid):
+        return shown(b"kamailio: ", entry.text())
+    return shown(b"kamailio: | ", body, over)
 
 
 def in_group(group: int) -> Callable[[int], bool]:
@@ -101,7 +140,10 @@ async def read_front_log(stream: asyncio.StreamReader, refusals: RefusalLog, mar
     said = False
     async for text, over in cut_lines(stream):
         try:
-            if not counted(text.decode(errors="replace"), refusals, mark) and relay is not None:
+            entry = None if over else entry_of(text_of(text.rstrip(b"\r\n")))
+            if entry is not None and counted(entry, refusals, mark):
+                continue
+            if relay is not None:
                 relay.put(relayed(text, own, over))
         except Exception:  # noqa: BLE001 - the next line must still be read
             if not said:

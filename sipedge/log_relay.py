@@ -2,10 +2,14 @@
 its own writes them from a bounded queue, at most `bytes_per_second`. What is over that (a flood of
 malformed requests, each of which Kamailio's parser logs in full) is left out, and said so in one
 line a second (after the lines queued before, or while a flood keeps the queue from emptying), so a
-sender cannot make the edge's log grow faster than that, nor slow its loop."""
+sender cannot make the edge's log grow faster than that, nor slow its loop. At the edge's stop, and at
+its exit whatever ends it (atexit), what is queued is written within CLOSE_SECONDS; what a stalled
+output keeps back past that is said left out, never lost without a word."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import queue
 import threading
 import time
@@ -15,6 +19,8 @@ from typing import BinaryIO
 BYTES_PER_SECOND = 65536
 QUEUED_LINES = 1024  # a writer slower than the budget (a stalled terminal): lines past these are left out
 SAID_SECONDS = 1.0  # while lines are left out, how often at least the summary is written
+CLOSE_SECONDS = 5.0  # at the stop, how long the queued lines have to be written (a full queue: about 1 s)
+_CLOSED = b""  # put by `close`: the writer writes what is queued before it, then its last summary, and ends
 
 
 class LogRelay:
@@ -27,12 +33,48 @@ class LogRelay:
         self._second, self._spent = -1, 0
         self._left_lines, self._left_bytes = 0, 0
         self._said_at = clock()  # the writer's last summary
-        threading.Thread(target=self._write, name=f"{name} log", daemon=True).start()
+        self._closed = False
+        # A daemon, so that a stalled output never holds the process; drained at exit by `close` instead.
+        self._writer = threading.Thread(target=self._write, name=f"{name} log", daemon=True)
+        self._writer.start()
+        atexit.register(self.close)
+
+    def close(self, seconds: float = CLOSE_SECONDS) -> None:
+        """Writes what is queued, within `seconds`; what is still queued then is said left out (if the output
+        takes even that line). Lines put later are only counted. Safe to call again."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_CLOSED, timeout=seconds)
+        self._writer.join(max(0.0, deadline - time.monotonic()))
+        if not self._writer.is_alive():
+            return
+        while True:  # the output stalled: what is still queued is counted, so the writer says so if it can
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                if left != _CLOSED:
+                    self._left_out(left)
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_CLOSED)
+        self._writer.join(min(1.0, seconds))
 
     def put(self, line: bytes) -> None:
-        """Queues `line` (never blocks); past this second's budget, or with the queue full, only counts it."""
+        """Queues `line` (never blocks); past this second's budget, with the queue full or once closed, only
+        counts it."""
+        if not line:
+            return
         second = int(self._clock())
         with self._lock:
+            if self._closed:
+                self._left_out(line)
+                return
             if second != self._second:
                 self._second, self._spent = second, 0
             if self._spent + len(line) > self._budget:
@@ -55,14 +97,19 @@ class LogRelay:
                 line: bytes | None = self._queue.get(timeout=1.0)
             except queue.Empty:
                 line = None
+            closing = line == _CLOSED
+            if closing:
+                line = None
             left = left_bytes = 0
             # Said after the lines queued before those left out, or at least each SAID_SECONDS under a flood.
-            if self._queue.empty() or self._clock() - self._said_at >= SAID_SECONDS:
+            if closing or self._queue.empty() or self._clock() - self._said_at >= SAID_SECONDS:
                 self._said_at = self._clock()
                 with self._lock:
                     left, self._left_lines = self._left_lines, 0
                     left_bytes, self._left_bytes = self._left_bytes, 0
             if not left and line is None:
+                if closing:
+                    return
                 continue
             out = self._out()
             try:
@@ -73,4 +120,6 @@ class LogRelay:
                               f"{self._budget} bytes a second, or our output stalled\n".encode())
                 out.flush()
             except (OSError, ValueError):  # our own output closed: nothing to tell, and the loop must not wait
-                continue
+                pass
+            if closing:
+                return

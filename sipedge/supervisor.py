@@ -33,7 +33,7 @@ from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import end_leftover, record_file, write_record
-from sipedge.front_refusals import in_group, new_mark, read_front_log, relayed
+from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, relayed
 from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
@@ -144,6 +144,7 @@ class Supervisor:
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
         self._front_log = LogRelay(lambda: sys.stderr.buffer, "kamailio")
         self._front_output = LogRelay(lambda: sys.stdout.buffer, "kamailio")
+        self._worker_output = LogRelay(lambda: sys.stdout.buffer, "a worker")  # the workers' standard output
         self._front_config: Path | None = None  # the kamailio.cfg written for this run
         self._front_record: Path | None = None  # where this run's front is recorded (sipedge/front_leftover.py)
         self._front_watch: FrontWatch | None = None  # ends the front should the edge die (sipedge/front_watch.py)
@@ -159,8 +160,8 @@ class Supervisor:
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
                             None if self._tls is None else self._tls.tls, mark=self._mark)
         self._front_config = files.config
-        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
-                *_unprivileged()]
+        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", LOG_ENGINE, "-Y", str(self._folder), "-w",
+                str(self._folder), *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
@@ -195,6 +196,8 @@ class Supervisor:
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
+            await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
+                                   for relay in (self._front_log, self._front_output, self._worker_output)))
             record.unlink(missing_ok=True)
             self._front_watch.close()
             shutil.rmtree(self._folder, ignore_errors=True)
@@ -223,8 +226,9 @@ class Supervisor:
             control = self._control(children[:-1])
             if control is not None:
                 await control.start()
-            watchers = [asyncio.create_task(self._watch(child)) for child in children]
-            watchers.append(asyncio.create_task(self._end_periods()))
+            watchers = [asyncio.create_task(self._guarded(f"watching {child.name}", self._watch(child)))
+                        for child in children]
+            watchers.append(asyncio.create_task(self._guarded("the front's refusals' periods", self._end_periods())))
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -234,6 +238,15 @@ class Supervisor:
                     await control.close()
         finally:
             stop.cancel()
+
+    async def _guarded(self, what: str, work: Awaitable[None]) -> None:
+        """`work`, one of the edge's watchers: an error none foresaw is logged and stops the edge with a non-zero
+        exit (`failed`), so that whatever runs it restarts it, rather than leaving it running unwatched."""
+        try:
+            await work
+        except Exception as error:
+            log.exception("sipedge: %s failed; the edge stops", what)
+            self.failed = f"{what} failed: {error!r}"
 
     async def _end_periods(self) -> None:
         """The front's refusals' totals line each PERIOD_SECONDS, as a worker ends its own (sipedge/edge.py)."""
@@ -265,10 +278,15 @@ class Supervisor:
             delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (child.failures - 1))
             log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
             await asyncio.sleep(delay)
+            before = child.process
             try:
                 await child.start()
             except (OSError, TimeoutError) as exc:
-                log.error("sipedge: %s did not start again: %s", child.name, exc)
+                # A start that runs but never became ready (Kamailio answering no OPTIONS, a worker with no ready
+                # line) is ended, its whole group: its exit, just above, is then counted as a failed start.
+                log.error("sipedge: %s did not start again (%s); ending that start", child.name, exc)
+                if child.process is not None and child.process is not before:
+                    child.kill(child.process)
 
     async def _worker_ready(self, child: Child) -> None:
         """Its "sipedge: ready" line; what else it prints is passed on."""
@@ -283,9 +301,9 @@ class Supervisor:
                     continue
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
-                    self._keep(asyncio.get_running_loop().create_task(_relay(output)))
+                    self._keep(asyncio.get_running_loop().create_task(_relay(output, self._worker_output)))
                     return
-                sys.stdout.buffer.write(line)
+                self._worker_output.put(line)
             raise OSError(f"{child.name} exited before it was ready")
 
         try:
@@ -362,10 +380,10 @@ def _unprivileged() -> list[str]:
     return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
 
 
-async def _relay(output: AsyncIterator[bytes]) -> None:
+async def _relay(output: AsyncIterator[bytes], relay: LogRelay) -> None:
+    """A worker's standard output, passed on off the event loop: a stalled output of ours never holds it."""
     async for line in output:
-        sys.stdout.buffer.write(line)
-        sys.stdout.flush()
+        relay.put(line)
 
 
 async def _relay_front(output: AsyncIterator[tuple[bytes, int]], relay: LogRelay,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,21 @@ def test_a_stalled_output_never_holds_the_caller_up() -> None:
     out.held.set()
     _eventually(lambda: b"of its log left out" in out.getvalue())
     assert b"of its log left out" in out.getvalue()
+
+
+def test_lines_a_stalled_output_keeps_back_at_the_stop_are_said_left_out() -> None:
+    out = _Output()
+    out.held.clear()
+    relay = LogRelay(lambda: out, "kamailio", bytes_per_second=10**9)
+    for index in range(10):
+        relay.put(f"line {index}\n".encode())
+    relay.close(seconds=0.2)  # the writer is held in its first line's write past the bound
+    relay.put(b"after the stop\n")
+    out.held.set()
+    _eventually(lambda: b"left out" in out.getvalue())
+    written = out.getvalue().count(b"line ")
+    said = re.findall(rb"^kamailio: (\d+) lines", out.getvalue(), re.MULTILINE)
+    assert said and written + int(said[0]) == 11, out.getvalue()  # the line put after the stop is counted too
 
 
 class _SlowOutput(io.BytesIO):

@@ -1,5 +1,5 @@
 """A hostile review of the SIP front's supervision (sipedge/supervisor.py, front_refusals.py, log_relay.py): each
-test is a case it gets wrong, marked strict-xfail until it is fixed."""
+test is a case it got wrong (each was a strict xfail until it was fixed)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,6 @@ from tests.sip.test_front_parts import edge
 WAIT_SECONDS = 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="a restart whose child runs but is never ready (Kamailio not answering its "
-                   "OPTIONS within READY_SECONDS, a worker that never prints its ready line) is logged, then "
-                   "_watch waits for that child's exit forever: never killed, counted or started again")
 def test_a_restart_whose_child_runs_but_is_never_ready_is_killed_and_tried_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervised, "RESTART_FIRST_SECONDS", 0.01)
@@ -76,10 +73,6 @@ class Relayed:
         self.lines.append(line)
 
 
-@pytest.mark.xfail(strict=True, reason="the pid check of an entry is guessable: Kamailio's processes have a few "
-                   "consecutive ids, and one datagram logged by the parser (newlines and all) can carry a line "
-                   "for each id in a range, so the ones that hit pass as Kamailio's own entries (front_refusals.py "
-                   "`relayed`); Kamailio's --log-engine=json writes each entry as one JSON line, its text escaped")
 def test_a_senders_text_laid_out_as_entries_for_a_range_of_ids_never_passes_as_kamailios_own() -> None:
     group = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], start_new_session=True)  # Kamailio's stand-in
     try:
@@ -120,8 +113,6 @@ def _members(group: int) -> list[int]:
     return members
 
 
-@pytest.mark.xfail(strict=True, reason="the relay's writer is a daemon thread that nothing drains: what is queued "
-                   "when the edge exits (Kamailio's last lines, the reason it stopped) is lost without a word")
 def test_lines_queued_when_the_process_exits_are_written_or_said_left_out() -> None:
     program = textwrap.dedent("""
         import sys, time
