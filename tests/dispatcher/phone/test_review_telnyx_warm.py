@@ -185,3 +185,23 @@ async def test_a_signed_body_of_another_call_at_the_briefed_url_never_marks_the_
                              f"({setup.caller.twiml}) though the person never answered") from None
     assert (error.status, error.code) == (409, "person_unanswered")
     assert setup.caller.twiml == [], "the caller was moved into a conference the person never joined"
+
+
+@pytest.mark.xfail(strict=True, reason="a given-up transfer's status route ends whatever call the signed body names "
+                   "(heard → hang_up(sid of the body)), and its URL never expires")
+async def test_an_old_transfer_s_status_url_never_ends_another_call_a_signed_body_names(setup: Setup) -> None:
+    """No race needed: once a transfer is over (the person was busy), its status URL still takes any Telnyx-signed
+    body, and for a given-up transfer ends the call that body names `in-progress`. The URL's MAC has no expiry, so
+    whoever holds one old URL (an ingress log keeps paths whole) and one unspent signed body ends a live call."""
+    other = setup.telnyx.live_call(OTHER_CALL)
+    task = warm(setup)
+    person = await consult_call(setup.telnyx)
+    status_url = setup.telnyx.documents[0]["StatusCallback"]
+    assert all(a.status_code == 204 for a in await setup.telnyx.finish(person.sid, "busy"))
+    error = await refused(task)
+    assert (error.status, error.code) == (409, "person_busy")
+    body, headers = signed(setup.telnyx, {
+        "AccountSid": setup.telnyx.account_sid, "CallSid": other.sid, "CallStatus": "in-progress",
+        "CallbackSource": "call-progress-events", "From": other.sender, "To": other.to})
+    answered = await post(setup.app, status_url, body, headers)
+    assert other.status == "in-progress", f"an old transfer's URL ended another live call ({answered.status_code})"
