@@ -32,7 +32,7 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
-from sipedge.front_leftover import end_leftover, record_file, write_record
+from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
 from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, relayed
 from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
@@ -60,8 +60,12 @@ def _die_with_parent(signum: signal.Signals) -> Callable[[], None]:
     """In the child before exec: the kernel sends it `signum` if the edge dies, however it dies. The kernel
     sends it when the thread that forked the child ends: asyncio forks on the event loop's thread, which
     `python -m sipedge` runs as its main thread (asyncio.run), so that is the edge's own end."""
+    parent = os.getpid()
+
     def set_signal() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:  # the edge died before the signal was set: it would never come
+            os._exit(1)
     return set_signal
 
 
@@ -146,7 +150,7 @@ class Supervisor:
         self._front_output = LogRelay(lambda: sys.stdout.buffer, "kamailio")
         self._worker_output = LogRelay(lambda: sys.stdout.buffer, "a worker")  # the workers' standard output
         self._front_config: Path | None = None  # the kamailio.cfg written for this run
-        self._front_record: Path | None = None  # where this run's front is recorded (sipedge/front_leftover.py)
+        self._front_record: RecordClaim | None = None  # this run's front's record (sipedge/front_leftover.py)
         self._front_watch: FrontWatch | None = None  # ends the front should the edge die (sipedge/front_watch.py)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
@@ -176,17 +180,20 @@ class Supervisor:
             raise SystemExit(f"sipedge: workers = {self.config.workers} needs Kamailio at {KAMAILIO} (Debian's "
                              "kamailio package), or set workers = 1")
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a hang-up too: a clean stop
             loop.add_signal_handler(signum, self._stopping.set)
         # Before anything binds: a front an earlier edge left running would hold the SIP port.
         try:
-            record = record_file(self.config.sip_address, self.config.sip_port)
-            await asyncio.to_thread(end_leftover, record, KAMAILIO)
+            path = record_file(self.config.sip_address, self.config.sip_port)
+            record = None if path is None else await asyncio.to_thread(claim_record, path, KAMAILIO)
+        except EdgeRunning as error:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise SystemExit(f"sipedge: {error}") from None
         except OSError as error:
             shutil.rmtree(self._folder, ignore_errors=True)
-            raise SystemExit(f"sipedge: a Kamailio front left by an earlier edge: {error}") from None
+            raise SystemExit(f"sipedge: the check for a Kamailio front left by an earlier edge: {error}") from None
         self._front_record = record
-        self._front_watch = FrontWatch()
+        self._front_watch = FrontWatch(KAMAILIO)
         children = self._children()
         try:
             await self._serve(children)
@@ -198,7 +205,9 @@ class Supervisor:
             await children[-1].stop()
             await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
                                    for relay in (self._front_log, self._front_output, self._worker_output)))
-            record.unlink(missing_ok=True)
+            self._front_watch.forget()
+            if record is not None:
+                record.close()
             self._front_watch.close()
             shutil.rmtree(self._folder, ignore_errors=True)
             if self._tls is not None:
@@ -268,6 +277,8 @@ class Supervisor:
             assert child.process is not None
             started = time.monotonic()
             code = await child.exited(child.process)
+            if child.own_group and self._front_watch is not None:  # its group killed: its id may pass to another
+                self._front_watch.forget()
             child.control_port = None
             if self._stopping.is_set():
                 return
@@ -315,10 +326,12 @@ class Supervisor:
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None and child.process.stderr is not None
-        if self._front_record is not None and self._front_config is not None:  # before it binds
-            write_record(self._front_record, child.process.pid, self._front_config)
-        if self._front_watch is not None:
-            self._front_watch.tell(child.process.pid)
+        if self._front_config is not None:  # before it binds
+            record = FrontRecord.of(child.process.pid, self._front_config)
+            if self._front_record is not None:
+                self._front_record.write(record)
+            if self._front_watch is not None:
+                self._front_watch.tell(record)
         loop = asyncio.get_running_loop()
         own = in_group(child.process.pid)  # its own group: its processes' entries are told by their ids
         self._keep(loop.create_task(_relay_front(cut_lines(child.process.stdout), self._front_output, own)))

@@ -1,5 +1,5 @@
 """A hostile review of how the edge ends its Kamailio front when it dies (sipedge/front_watch.py,
-sipedge/front_leftover.py, docs/sip.md#supervision): each test is a case the change gets wrong, marked strict-xfail
+sipedge/front_leftover.py, docs/sip.md#supervision): each test is a case the change got wrong, marked strict-xfail
 until it is fixed. The fronts here are stand-ins with Kamailio's command line (`exec -a`, as the leftover check
 reads only /proc's cmdline and start time), or the real edge where the case needs one."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sipedge.front_leftover import END_SECONDS, end_leftover, group_processes, record_file, write_record
+from sipedge.front_leftover import END_SECONDS, end_leftover, group_processes, record_file, start_time, write_record
 from sipedge.supervisor import KAMAILIO
 from tests.sip.conftest import run_edge
-from tests.sip.test_front_leftover import _ended
+from tests.sip.test_front_leftover import _ended, record_path
 
 REPO = Path(__file__).resolve().parents[2]
 GONE_SECONDS = 30.0  # generous on a loaded host: what a process is given to exit once signalled
@@ -55,14 +55,10 @@ def _wait_gone(pid: int, seconds: float) -> bool:
     return True
 
 
-@pytest.mark.xfail(strict=True, reason="the watcher signals whatever group holds the id it was last told, with no "
-                   "check that it is still that Kamailio (front_leftover's _members does that check; front_watch.py's "
-                   "main does not): an id reused after a crash of Kamailio, during the restart's backoff, is killed "
-                   "by a watcher that may run as root")
 def test_the_watcher_spares_a_group_whose_id_is_now_another_programs() -> None:
     victim = subprocess.Popen(["bash", "-c", PAUSE], start_new_session=True)  # took the last front's id
     with _ended(victim.pid):
-        watcher = subprocess.Popen([sys.executable, "-m", "sipedge.front_watch"], stdin=subprocess.PIPE,
+        watcher = subprocess.Popen([sys.executable, "-m", "sipedge.front_watch", KAMAILIO], stdin=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=REPO)
         _, stderr = watcher.communicate(f"{victim.pid}\n".encode(), timeout=GONE_SECONDS)  # then the edge is gone
         assert victim.poll() is None, stderr.decode(errors="replace")
@@ -71,22 +67,22 @@ def test_the_watcher_spares_a_group_whose_id_is_now_another_programs() -> None:
 # The edge's side as the supervisor has it: a FrontWatch told one front's group, then waiting to be killed.
 EDGE = """
 import sys, time
+from pathlib import Path
+from sipedge.front_leftover import FrontRecord
 from sipedge.front_watch import FrontWatch
-watch = FrontWatch()
-watch.tell(int(sys.argv[1]))
+from sipedge.supervisor import KAMAILIO
+watch = FrontWatch(KAMAILIO)
+watch.tell(FrontRecord.of(int(sys.argv[1]), Path(sys.argv[2])))
 print(watch._process.pid, flush=True)
 time.sleep(300)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the watcher runs in the edge's process group with SIGHUP's (and SIGTERM's) "
-                   "default action: a hang-up of the terminal an edge was started from (the docs' own 'edge run by "
-                   "hand' case) kills the edge, which has no SIGHUP handler, and the watcher with it, so a root "
-                   "edge's Kamailio (its parent-death signal cleared by its drop to nobody) keeps the SIP port")
 def test_the_watcher_outlives_a_hangup_of_the_edges_process_group(tmp_path: Path) -> None:
     front = _fake_front(tmp_path / "kamailio.cfg")
     with _ended(front.pid):
-        edge = subprocess.Popen([sys.executable, "-c", EDGE, str(front.pid)], stdout=subprocess.PIPE, cwd=REPO,
+        edge = subprocess.Popen([sys.executable, "-c", EDGE, str(front.pid), str(tmp_path / "kamailio.cfg")],
+                                stdout=subprocess.PIPE, cwd=REPO,
                                 start_new_session=True)  # its own group, as a terminal's job has
         with _ended(edge.pid):
             assert edge.stdout is not None
@@ -110,9 +106,6 @@ def _shared_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return shared
 
 
-@pytest.mark.xfail(strict=True, reason="record_file checks the folder's owner with stat(), which follows a link, and "
-                   "never its mode: a link named sipedge-0 in /tmp to /tmp itself (root's, mode 1777) passes for a "
-                   "root edge's own folder where fs.protected_symlinks is 0 (the kernel's default)")
 def test_the_record_folder_is_no_link_to_a_folder_everyone_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _shared_runtime(tmp_path, monkeypatch)
@@ -120,23 +113,20 @@ def test_the_record_folder_is_no_link_to_a_folder_everyone_writes(
         record_file("127.0.0.1", 5060)
 
 
-@pytest.mark.xfail(strict=True, reason="through that link, a record any local user writes names any Kamailio on "
-                   "the host (its group, start time and config are in world-readable /proc): the next edge ends the "
-                   "host's own Kamailio service, or another edge's front")
 def test_a_record_planted_in_a_shared_folder_ends_no_other_kamailio(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shared = _shared_runtime(tmp_path, monkeypatch)
     other = _fake_front(tmp_path / "etc-kamailio.cfg")  # say /etc/kamailio/kamailio.cfg's service
     with _ended(other.pid):
         planted = shared / "front-127.0.0.1-5060.json"
-        write_record(planted, other.pid, tmp_path / "etc-kamailio.cfg")  # what the attacker reads from /proc
+        # What the attacker reads from /proc (write_record itself refuses such a folder).
+        planted.write_text(json.dumps({"group": other.pid, "started": start_time(other.pid),
+                                       "config": str(tmp_path / "etc-kamailio.cfg")}))
         with contextlib.suppress(OSError):  # refusing the folder is the fix
-            end_leftover(record_file("127.0.0.1", 5060), KAMAILIO)
+            end_leftover(record_path("127.0.0.1", 5060), KAMAILIO)
         assert other.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason="write_record writes FILE.new with write_text, which follows a link planted "
-                   "under that name: through a shared folder a root edge truncates and overwrites any file it names")
 def test_the_record_is_not_written_through_a_planted_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shared = _shared_runtime(tmp_path, monkeypatch)
     target = tmp_path / "victim"  # say /etc/shadow
@@ -147,16 +137,12 @@ def test_the_record_is_not_written_through_a_planted_link(tmp_path: Path, monkey
     assert target.read_text() == "root:x:keep me\n"
 
 
-@pytest.mark.xfail(strict=True, reason="the record names the front but not its edge: a second edge started on the "
-                   "same address and port (by hand next to the service, or a unit's restart racing a slow stop) "
-                   "takes a live, healthy edge's front for a leftover and SIGTERMs it, where before it failed to bind "
-                   "and left production alone")
 def test_a_second_edge_on_the_port_leaves_a_running_edges_front_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
     env = {"RUNTIME_DIRECTORY": str(tmp_path), "TMPDIR": str(tmp_path)}
     with run_edge("http://127.0.0.1:9", tmp_path, env=env, workers=2) as edge:
-        record = record_file("127.0.0.1", edge.sip_port)
+        record = record_path("127.0.0.1", edge.sip_port)
         assert record.exists()
         group = int(json.loads(record.read_text())["group"])
         assert group_processes(group)  # the running edge's own front
@@ -167,9 +153,6 @@ def test_a_second_edge_on_the_port_leaves_a_running_edges_front_alone(
         assert edge.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason="without $RUNTIME_DIRECTORY and $XDG_RUNTIME_DIR (sudo drops the latter) the "
-                   "record folder is /tmp/sipedge-UID, a name any local user can take first with one mkdir: the edge "
-                   "then refuses to start at all, a denial of service by anyone on the host")
 def test_a_folder_another_user_made_under_the_name_does_not_stop_the_edge(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.geteuid() != 0:
@@ -180,7 +163,7 @@ def test_a_folder_another_user_made_under_the_name_does_not_stop_the_edge(
     squatted = tmp_path / f"sipedge-{os.geteuid()}"
     squatted.mkdir()
     os.chown(squatted, 65534, 65534)  # nobody's, made before the edge's first start
-    path = record_file("127.0.0.1", 5060)
+    path = record_path("127.0.0.1", 5060)
     assert squatted not in path.parents
 
 
@@ -188,23 +171,24 @@ def test_a_folder_another_user_made_under_the_name_does_not_stop_the_edge(
 # started again (the supervisor's crash restart), then which is killed outright.
 EDGE_AFTER_WATCHER = """
 import sys, time
+from pathlib import Path
+from sipedge.front_leftover import FrontRecord
 from sipedge.front_watch import FrontWatch
-watch = FrontWatch()
+from sipedge.supervisor import KAMAILIO
+watch = FrontWatch(KAMAILIO)
 print(watch._process.pid, flush=True)
 sys.stdin.readline()  # the test has killed the watcher
-watch.tell(int(sys.argv[1]))  # Kamailio started again
+watch.tell(FrontRecord.of(int(sys.argv[1]), Path(sys.argv[2])))  # Kamailio started again
 print("told", flush=True)
 time.sleep(300)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a watcher that dies on its own is never started again: FrontWatch.tell only "
-                   "logs the broken pipe, so from then on a killed root edge leaves its front running until the next "
-                   "start (and none comes by hand)")
 def test_a_watcher_killed_on_its_own_is_replaced(tmp_path: Path) -> None:
     front = _fake_front(tmp_path / "kamailio.cfg")
     with _ended(front.pid):
-        edge = subprocess.Popen([sys.executable, "-c", EDGE_AFTER_WATCHER, str(front.pid)], stdin=subprocess.PIPE,
+        edge = subprocess.Popen([sys.executable, "-c", EDGE_AFTER_WATCHER, str(front.pid),
+                                 str(tmp_path / "kamailio.cfg")], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
         with _ended(edge.pid):
             assert edge.stdout is not None and edge.stdin is not None
