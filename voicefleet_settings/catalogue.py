@@ -1729,7 +1729,8 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the Telnyx account (its id, a UUID) `POST /calls` places calls through with `carrier: telnyx` "
             "([phone.md](phone.md#calling-out)), with `TELNYX_APPLICATION_SID`, `TELNYX_TRANSFER_API_KEY` and "
-            "`TELNYX_PUBLIC_KEY`; unset, such calls are refused `503`"
+            "`TELNYX_PUBLIC_KEY`; unset, such calls are refused `503`. Set, a Telnyx warm transfer's callbacks "
+            "that name another account are refused `400` (unset: their account is not checked)"
         ),
     ),
     Setting(

@@ -130,7 +130,8 @@ def build_phone_state(
     # Telnyx's consult call is placed by the TeXML application calls out use (TELNYX_APPLICATION_SID).
     telnyx_application = setting_text(env, "TELNYX_APPLICATION_SID")
     telnyx_warm = (TelnyxWarm(telnyx, coordination.key_holders, WarmCallbacks(warm_base, phone.token_key, "telnyx"),
-                              functools.partial(ask_bot, channels, owner_relay), application_sid=telnyx_application)
+                              functools.partial(ask_bot, channels, owner_relay), application_sid=telnyx_application,
+                              account_sid=setting_text(env, "TELNYX_ACCOUNT_SID") or None)
                    if telnyx is not None and warm_base is not None and telnyx_application else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
                           sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns,  # placed out, too

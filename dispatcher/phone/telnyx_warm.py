@@ -33,9 +33,10 @@ class TelnyxWarm(TwilioWarm):
     ringing_ends = ("completed",)  # https://developers.telnyx.com/api-reference/texml-rest-commands/update-call
 
     def __init__(self, rest: TelnyxCalls, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
-                 *, application_sid: str, **kwargs: Any) -> None:
+                 *, application_sid: str, account_sid: str | None = None, **kwargs: Any) -> None:
         super().__init__(rest, records, callbacks, ask_bot, **kwargs)
         self._telnyx, self._application = rest, application_sid
+        self.account = account_sid  # TELNYX_ACCOUNT_SID: its callbacks name no other account (None: unset)
 
     async def _create(self, caller_sid: str, form: list[tuple[str, str]]) -> str | None:
         """The consult call, placed in the caller's call's account; None: Telnyx's answer names no call."""

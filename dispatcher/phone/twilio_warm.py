@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 RINGING = frozenset({"queued", "initiated", "ringing"})
 ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 BRIEFED, GIVEN_UP, WAITING = "briefed", "given_up", "waiting"
+ABANDONED = "abandoned"  # the record of a transfer given up, whatever its outcome reads
 PATH = "/phone/twilio/warm/{session_id}/{transfer}/{mac}/{what}"
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -60,13 +62,49 @@ HANG_UP = "<Response><Hangup/></Response>"
 AskBot = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
 
 
-def transfer_mac(key: bytes, session_id: str, transfer: str, carrier: str = "twilio") -> str:
-    digest = hmac.new(key, f"{carrier}-warm|{session_id}|{transfer}".encode(), hashlib.sha256).digest()
+def callback_token(key: bytes, carrier: str, session_id: str, transfer: str, created: int, to: str,
+                   sender: str) -> str:
+    """The URL's last secret segment: `{created}.{parties}.{mac}`. The carrier signs the body (Telnyx) or the
+    URL (Twilio), never what the URL was handed out for: the MAC binds session, transfer and creation time (a
+    URL expires), `parties` the create's `To`/`From` (keyed: the numbers never show in a path)."""
+    parties = _parties(key, transfer, to, sender)
+    return f"{created}.{parties}.{_mac(key, carrier, session_id, transfer, created, parties)}"
+
+
+@dataclass(frozen=True)
+class CallbackUrl:
+    """What a callback URL's MAC vouches for: when its transfer was created, and a MAC of its call's numbers."""
+    created: int
+    parties: str
+
+    def expired(self, now: float) -> bool:
+        return now - self.created > KEPT_SECONDS  # no transfer's callback is heard later (its records are gone)
+
+    def names(self, key: bytes, transfer: str, to: str, sender: str) -> bool:
+        """Whether a body's `To`/`From` are the create's: only then may it be the transfer's own call."""
+        return hmac.compare_digest(_parties(key, transfer, to, sender).encode(), self.parties.encode())
+
+
+def callback_url(key: bytes, carrier: str, session_id: str, transfer: str, presented: str) -> CallbackUrl | None:
+    """The URL's segment checked against its MAC; None when it was not handed out for that session and transfer."""
+    created, _, rest = presented.partition(".")
+    parties, _, mac = rest.partition(".")
+    if not created.isdigit() or len(created) > 12:
+        return None
+    if not hmac.compare_digest(_mac(key, carrier, session_id, transfer, int(created), parties).encode(), mac.encode()):
+        return None
+    return CallbackUrl(int(created), parties)
+
+
+def _mac(key: bytes, carrier: str, session_id: str, transfer: str, created: int, parties: str) -> str:
+    digest = hmac.new(key, f"{carrier}-warm|{session_id}|{transfer}|{created}|{parties}".encode(),
+                      hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
-def mac_valid(key: bytes, session_id: str, transfer: str, presented: str, carrier: str = "twilio") -> bool:
-    return hmac.compare_digest(transfer_mac(key, session_id, transfer, carrier).encode(), presented.encode())
+def _parties(key: bytes, transfer: str, to: str, sender: str) -> str:
+    digest = hmac.new(key, f"warm-parties|{transfer}|{to}|{sender}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
 def record_key(transfer: str, what: str) -> str:
@@ -104,8 +142,8 @@ class WarmCallbacks:
     key: bytes  # the MAC key of the callbacks' URLs (the call tokens' key)
     carrier: str = "twilio"  # whose routes: /phone/{carrier}/warm/…, each checking its carrier's signature
 
-    def url(self, session_id: str, transfer: str, what: str) -> str:
-        mac = transfer_mac(self.key, session_id, transfer, self.carrier)
+    def url(self, session_id: str, transfer: str, what: str, *, created: int, to: str, sender: str) -> str:
+        mac = callback_token(self.key, self.carrier, session_id, transfer, created, to, sender)
         path = PATH.replace("/twilio/", f"/{self.carrier}/")
         return self.base + path.format(session_id=session_id, transfer=transfer, mac=mac, what=what)
 
@@ -153,9 +191,13 @@ class TwilioWarm:
                            "cold transfer (\"mode\": \"cold\") works here")
         line = target.summary or await self._bot_line(session_id, target.to)
         transfer = uuid.uuid4().hex
+        created = int(time.time())  # under the URLs' MAC: they expire with the transfer
+
+        def url(what: str) -> str:
+            return self._callbacks.url(session_id, transfer, what, created=created, to=target.to, sender=sender)
+
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
-                ("Twiml", consult_twiml(line, self._callbacks.url(session_id, transfer, "briefed"))),
-                ("StatusCallback", self._callbacks.url(session_id, transfer, "status")),
+                ("Twiml", consult_twiml(line, url("briefed"))), ("StatusCallback", url("status")),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
         try:  # marked before the call exists, so that its every callback finds someone waiting for it
             await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
@@ -198,12 +240,19 @@ class TwilioWarm:
     async def _abandon(self, transfer: str, sid: str | None) -> None:
         """The transfer given up (a `<Redirect>` still to come is answered `<Hangup/>`, a later status callback
         ends the call) and the person's call, when known, ended: ringing or answered, it is nobody's now."""
-        await self._decide(transfer, GIVEN_UP)
+        await self._give_up(transfer)
         if not sid:
             with contextlib.suppress(StoreUnavailable):
                 sid = await self._records.held(record_key(transfer, "sid"))
         if sid:
             await self.hang_up(sid, answered=False)  # `canceled`, else (answered) `completed`
+
+    async def _give_up(self, transfer: str) -> None:
+        """Marked given up whatever its outcome reads: a `<Redirect>` that claimed `briefed` just before must not
+        leave the person alone in a room nobody joins (a later callback of the call ends it)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self._records.first(record_key(transfer, ABANDONED), GIVEN_UP, KEPT_SECONDS)
+        await self._decide(transfer, GIVEN_UP)
 
     async def _bot_line(self, session_id: str, to: str) -> str:
         """The bot's own briefing (its `on_warm_transfer` handler's), else the default one."""
@@ -312,22 +361,34 @@ class TwilioWarm:
             if now.get("status") in ENDED:
                 return
 
-    async def heard(self, session_id: str, transfer: str, sid: str, status: str) -> None:
-        """A signed status callback of the consult call (either carrier's route): kept for the waiting replica;
-        a given-up transfer's call still ringing or answered is ended now. `StoreUnavailable`: the carrier
-        retries."""
+    async def heard(self, transfer: str, sid: str, status: str) -> bool:
+        """A verified status callback of the consult call (either carrier's route), kept for the waiting replica
+        when `sid` is the transfer's own call (the first the create's numbers named); whether that call must be
+        ended now (the transfer given up while it rings or is answered: `end_given_up`). `StoreUnavailable`:
+        nothing was decided, the carrier retries."""
+        if not await own_call(self._records, transfer, sid):
+            return False  # another call's body: ignored
         outcome = await record_status(self._records, transfer, sid, status)
-        if outcome == GIVEN_UP and status in RINGING | {"in-progress"}:
-            log.info("phone call %s: warm transfer %s was given up: ending its call to the person", session_id,
-                     transfer)
-            await self.hang_up(sid, answered=status == "in-progress")
+        return status in RINGING | {"in-progress"} and (
+            outcome == GIVEN_UP or await self._records.held(record_key(transfer, ABANDONED)) is not None)
+
+    async def end_given_up(self, session_id: str, transfer: str, sid: str, status: str) -> None:
+        log.info("phone call %s: warm transfer %s was given up: ending its call to the person", session_id, transfer)
+        await self.hang_up(sid, answered=status == "in-progress")
+
+    async def briefed(self, transfer: str, sid: str, status: str) -> str:
+        """A verified `<Redirect>` after the briefing: the conference only for the transfer's own call (recorded
+        here first if no status callback named it yet), answered, and not given up; else a hang-up."""
+        if status != "in-progress" or not await own_call(self._records, transfer, sid):
+            return HANG_UP
+        return await briefed(self._records, transfer)
 
     async def _lost_create(self, transfer: str) -> None:
         """Whatever a create whose answer was lost placed is cancelled: the call its status callback names as this
         transfer's, never one found by its numbers (another transfer's or another call's to the same person may
         be live). The transfer is given up first: a callback that comes later has its call ended by the status
         route (dispatcher/api/routers/twilio_warm.py)."""
-        await self._decide(transfer, GIVEN_UP)
+        await self._give_up(transfer)
         loop = asyncio.get_running_loop()
         until = loop.time() + self._found
         sid = None
@@ -350,9 +411,16 @@ def _person_gone(status: str, answered: bool, carrier: str) -> ApiError:
                     "with the bot")
 
 
+async def own_call(records: FirstClaims, transfer: str, sid: str) -> bool:
+    """Whether `sid` is the transfer's call: the first one its callbacks named (a first claim, at every replica).
+    Callers check first that the body's numbers are the create's (`CallbackUrl.names`)."""
+    return await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS) == sid
+
+
 async def record_status(records: FirstClaims, transfer: str, sid: str, status: str) -> str | None:
-    """A signed status callback of the consult call, kept for the waiting replica; the transfer's outcome."""
-    await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS)
+    """A signed status callback of the transfer's own call (`own_call`), kept for the waiting replica; the
+    transfer's outcome."""
+    await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS)  # the first claim, if not made yet
     if status == "in-progress":
         await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
     if status in ENDED:
@@ -364,6 +432,8 @@ async def record_status(records: FirstClaims, transfer: str, sid: str, status: s
 async def briefed(records: FirstClaims, transfer: str) -> str:
     """The `<Redirect>` after the briefing: the conference, unless the transfer was given up first (or its
     waiter is gone: nobody would join the person there)."""
+    if await records.held(record_key(transfer, ABANDONED)) is not None:
+        return HANG_UP
     await _unless_abandoned(records, transfer)
     outcome = await records.first(record_key(transfer, "outcome"), BRIEFED, KEPT_SECONDS)
     return conference_twiml(transfer) if outcome == BRIEFED else HANG_UP

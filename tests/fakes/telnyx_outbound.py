@@ -102,7 +102,9 @@ class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
             return refused
         if self._over_cps():
             return self.refuse("throttled", "Too many requests")
-        call = PlacedCall(f"v3:{secrets.token_urlsafe(30)}", status="queued", form=_as_form(document))
+        # Its requests (a `<Redirect>`'s too) name the call's own numbers, as Twilio's fake's do.
+        call = PlacedCall(f"v3:{secrets.token_urlsafe(30)}", status="queued", form=_as_form(document),
+                          to=document["To"], sender=document["From"])
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
         self.documents.append(document)

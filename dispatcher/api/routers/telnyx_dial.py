@@ -49,11 +49,9 @@ async def _verified(request: Request, session_id: str,
     dialer, key = state.phone.dialers.get("telnyx"), state.phone.settings.telnyx_key
     if dialer is None or key is None:
         raise ApiError(404, "not_found", "this dispatcher places no calls through Telnyx")
-    form, call, signature = await telnyx_signed_form(request, key)
+    form, call, signature = await telnyx_signed_form(request, key, dialer.account)
     if not mac_valid(state.phone.settings.token_key, session_id, mac, "telnyx"):
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that session")
-    if form["AccountSid"] != dialer.account:
-        raise ApiError(400, "invalid_form", "AccountSid is not this dispatcher's Telnyx account")
     await first_time(request, telnyx_once(signature), TELNYX_SECONDS)  # spent at every Telnyx-signed route
     kept = await dialer.kept_call(session_id)
     if kept is None:

@@ -1,71 +1,111 @@
 """Twilio's requests for a warm transfer's call to the person (dispatcher/phone/twilio_warm.py):
 
-    POST /phone/twilio/warm/{session_id}/{transfer}/{mac}/status    CallStatus: ringing, in-progress, busy, …
-    POST /phone/twilio/warm/{session_id}/{transfer}/{mac}/briefed   the briefing said: answered with TwiML
+    POST /phone/twilio/warm/{session_id}/{transfer}/{token}/status    CallStatus: ringing, in-progress, busy, …
+    POST /phone/twilio/warm/{session_id}/{transfer}/{token}/briefed   the briefing said: answered with TwiML
 
 Each is checked before it counts: `X-Twilio-Signature` (TWILIO_AUTH_TOKEN, over the address the create
-gave Twilio), the URL's MAC of the session and transfer (handed out with that create only), and once
-across every replica (a replay is refused, as a call webhook's is). What each says is kept in the store
-for the replica waiting on the transfer, whichever replica Twilio reached.
+gave Twilio), the URL's MAC of the session, transfer and creation time (handed out with that create only;
+past the transfer's life, 403 `callback_expired`), and once across every replica (a replay is refused, as
+a call webhook's is). Only the transfer's own call counts: a body whose `To`/`From` are not the create's,
+or that names another call than the first one its callbacks named, is ignored (204; at `briefed`, a
+hang-up). What each says is kept in the store for the replica waiting on the transfer, whichever replica
+Twilio reached; the body is marked seen only once the store took it, so that a 503's retry is heard.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
-from dispatcher.api.state import AppState
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.twilio_warm import TwilioWarm, briefed, mac_valid
+from dispatcher.phone.twilio_warm import HANG_UP, CallbackUrl, TwilioWarm, callback_url
 from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter(prefix="/phone/twilio/warm", include_in_schema=False)
 TRANSFER = re.compile(r"[0-9a-f]{32}")
+CALL_PROGRESS = "call-progress-events"  # Telnyx's CallbackSource of a status callback
 
 
-@router.post("/{session_id}/{transfer}/{mac}/status")
-async def consult_status(request: Request, session_id: str, transfer: str, mac: str) -> Response:
-    state, form, warm = await _verified(request, session_id, transfer, mac)
-    return await heard_status(warm, session_id, transfer, form["CallSid"], form.get("CallStatus", ""))
+@dataclass(frozen=True)
+class WarmCallback:
+    """A callback whose signature and URL were checked, not yet marked seen (`once`, for `seconds`)."""
+    request: Request
+    warm: TwilioWarm
+    key: bytes
+    session_id: str
+    transfer: str
+    url: CallbackUrl
+    form: dict[str, str]
+    sid: str  # the call it names, as the carrier's updates name it
+    once: str
+    seconds: float
+
+    def own_numbers(self) -> bool:
+        return self.url.names(self.key, self.transfer, self.form.get("To", ""), self.form.get("From", ""))
 
 
-@router.post("/{session_id}/{transfer}/{mac}/briefed")
-async def consult_briefed(request: Request, session_id: str, transfer: str, mac: str) -> Response:
-    state, _, _ = await _verified(request, session_id, transfer, mac)
-    return await briefed_answer(state, transfer)
+@router.post("/{session_id}/{transfer}/{token}/status")
+async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
+    return await heard_status(await _verified(request, session_id, transfer, token))
 
 
-async def heard_status(warm: TwilioWarm, session_id: str, transfer: str, sid: str, status: str) -> Response:
-    """A verified status callback of the consult call, Twilio's or Telnyx's (routers/telnyx_warm.py)."""
+@router.post("/{session_id}/{transfer}/{token}/briefed")
+async def consult_briefed(request: Request, session_id: str, transfer: str, token: str) -> Response:
+    return await briefed_answer(await _verified(request, session_id, transfer, token))
+
+
+def checked_url(key: bytes, carrier: str, session_id: str, transfer: str, token: str) -> CallbackUrl:
+    """The callback URL's token, verified and unexpired (either carrier's routes); 403 naming why otherwise."""
+    url = callback_url(key, carrier, session_id, transfer, token) if TRANSFER.fullmatch(transfer) else None
+    if url is None:
+        raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
+    if url.expired(time.time()):
+        raise ApiError(403, "callback_expired", "this callback URL's transfer is over: its callbacks are no longer "
+                       "heard")
+    return url
+
+
+async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -> Response:
+    """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py; `progress_only`: its
+    `CallbackSource` must be call progress). Another call's is ignored; a given-up transfer's call is ended."""
+    status = callback.form.get("CallStatus", "")
+    if not callback.own_numbers() or (progress_only and callback.form.get("CallbackSource") != CALL_PROGRESS):
+        return Response(status_code=204)  # not this transfer's call progress: nothing to keep
     try:
-        await warm.heard(session_id, transfer, sid, status)
+        ending = await callback.warm.heard(callback.transfer, callback.sid, status)
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not keep the call's status: the carrier retries",
                        retry_after=1) from None
+    await first_time(callback.request, callback.once, callback.seconds)  # kept: a retry now is a replay
+    if ending:
+        await callback.warm.end_given_up(callback.session_id, callback.transfer, callback.sid, status)
     return Response(status_code=204)
 
 
-async def briefed_answer(state: AppState, transfer: str) -> Response:
+async def briefed_answer(callback: WarmCallback) -> Response:
     """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
+    if not callback.own_numbers():
+        return Response(HANG_UP, media_type="application/xml")  # not this transfer's call: nothing recorded
     try:
-        twiml = await briefed(state.replication.coordination.key_holders, transfer)
+        twiml = await callback.warm.briefed(callback.transfer, callback.sid, callback.form.get("CallStatus", ""))
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not say whether the transfer goes on") from None
+    await first_time(callback.request, callback.once, callback.seconds)
     return Response(twiml, media_type="application/xml")
 
 
-async def _verified(request: Request, session_id: str, transfer: str,
-                    mac: str) -> tuple[AppState, dict[str, str], TwilioWarm]:
+async def _verified(request: Request, session_id: str, transfer: str, token: str) -> WarmCallback:
     state = app_state(request)
     warm, settings = state.phone.twilio_warm, state.phone.settings
     if warm is None or not settings.twilio_auth_token:
         raise ApiError(404, "not_found", "this dispatcher makes no warm transfers through Twilio")
     form, signature = await signed_form(request, state, settings.twilio_auth_token)
-    if not TRANSFER.fullmatch(transfer) or not mac_valid(settings.token_key, session_id, transfer, mac):
-        raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
-    await first_time(request, f"twilio-warm:{signature}", UNTIMED_SIGNATURE_SECONDS)
-    return state, form, warm
+    url = checked_url(settings.token_key, "twilio", session_id, transfer, token)
+    return WarmCallback(request, warm, settings.token_key, session_id, transfer, url, form, form["CallSid"],
+                        f"twilio-warm:{signature}", UNTIMED_SIGNATURE_SECONDS)

@@ -1,7 +1,7 @@
 """A hostile review of the Telnyx warm transfer (dispatcher/phone/telnyx_warm.py, api/routers/telnyx_warm.py).
 
-Each test is a finding, marked strict xfail: it fails on the code as merged and passes once the finding is fixed
-(then drop its mark). They reuse tests/dispatcher/phone/test_telnyx_warm.py's setup: the dispatcher in-process,
+Each test is a finding: it failed on the code as merged (each was a strict xfail then) and passes since its
+fix. They reuse tests/dispatcher/phone/test_telnyx_warm.py's setup: the dispatcher in-process,
 Telnyx the strict fake on a real port (tests/fakes/telnyx_outbound.py), its callbacks Ed25519-signed as Telnyx
 signs them (https://developers.telnyx.com/api-reference/callbacks/texml-call-initiated: `telnyx-signature-ed25519`
 over `{telnyx-timestamp}|{body}`, the URL not covered).
@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from dispatcher.store.unavailable import StoreUnavailable
 from tests.dispatcher.phone import test_telnyx_warm as merged
@@ -52,8 +51,6 @@ def caller_hangs_up(setup: Setup) -> None:
     setup.transfers.closed(setup.call)
 
 
-@pytest.mark.xfail(strict=True, reason="the briefed route ignores the CallSid it is signed with, and a give-up that "
-                   "finds the outcome already `briefed` ends no call: the person is left alone in the conference")
 async def test_a_person_briefed_before_their_status_callbacks_is_not_left_alone_in_the_room(setup: Setup) -> None:
     """The `<Redirect>` reaches the dispatcher before any status callback named the call (they are late, or the
     store refused them: Telnyx's create names no call). The caller then hangs up. The person, already answered
@@ -72,8 +69,6 @@ async def test_a_person_briefed_before_their_status_callbacks_is_not_left_alone_
     assert person.status == "completed", "the person is alone in the conference of a transfer that was given up"
 
 
-@pytest.mark.xfail(strict=True, reason="the status route records the first signed CallSid it hears as the transfer's "
-                   "call, never checking it is the call this transfer created (To, From): a give-up then ends it")
 async def test_a_signed_callback_of_another_call_at_the_status_url_is_never_taken_for_the_person_s_call(
         setup: Setup) -> None:
     """Telnyx signs the body, not the URL (the routes' docstrings say so): a status callback Telnyx signed for
@@ -95,8 +90,6 @@ async def test_a_signed_callback_of_another_call_at_the_status_url_is_never_take
     assert person.status == "completed", "the person is still being called for nobody"
 
 
-@pytest.mark.xfail(strict=True, reason="the warm routes check no AccountSid (telnyx_signed_form only checks its "
-                   "shape), where the placed-call route refuses another account's (routers/telnyx_dial.py)")
 async def test_a_warm_callback_of_another_account_is_refused_as_the_placed_calls_route_refuses_it(
         setup: Setup) -> None:
     """The shared helper dropped the account check into the placed-call route alone: at the warm routes a signed
@@ -134,8 +127,6 @@ class StoreRefusesOnce:
         return getattr(self._inner, name)
 
 
-@pytest.mark.xfail(strict=True, reason="the status route spends the signature (first_time) before the store write "
-                   "that may fail, then answers 503 'the carrier retries': the same signed body again is 403 replayed")
 async def test_a_status_callback_answered_503_is_taken_when_the_same_signed_body_comes_again(setup: Setup) -> None:
     """A 503 promises a retry will be heard; the retry of the same signed body (a redelivery, or the failover URL's)
     is refused as a replay instead, so the call's id is never known here (see the first test for what follows)."""
@@ -158,8 +149,6 @@ async def test_a_status_callback_answered_503_is_taken_when_the_same_signed_body
     assert again.status_code == 204, (again.status_code, again.text)
 
 
-@pytest.mark.xfail(strict=True, reason="the briefed route claims `briefed` for any Telnyx-signed body at its URL, "
-                   "never checking it comes from the call this transfer created, or that the call was answered")
 async def test_a_signed_body_of_another_call_at_the_briefed_url_never_marks_the_person_briefed(setup: Setup) -> None:
     """The same hole at the `<Redirect>`: another call's signed body at the briefed URL marks the transfer briefed
     while the person's phone still rings, so the caller is moved into the conference (`transferred`, the bot gone)
@@ -187,8 +176,6 @@ async def test_a_signed_body_of_another_call_at_the_briefed_url_never_marks_the_
     assert setup.caller.twiml == [], "the caller was moved into a conference the person never joined"
 
 
-@pytest.mark.xfail(strict=True, reason="a given-up transfer's status route ends whatever call the signed body names "
-                   "(heard → hang_up(sid of the body)), and its URL never expires")
 async def test_an_old_transfer_s_status_url_never_ends_another_call_a_signed_body_names(setup: Setup) -> None:
     """No race needed: once a transfer is over (the person was busy), its status URL still takes any Telnyx-signed
     body, and for a given-up transfer ends the call that body names `in-progress`. The URL's MAC has no expiry, so

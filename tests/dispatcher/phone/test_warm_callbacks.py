@@ -1,0 +1,64 @@
+"""A warm transfer's callback routes, either carrier's (dispatcher/api/routers/twilio_warm.py, telnyx_warm.py): a
+URL expires with its transfer, and only the transfer's own call counts, whichever carrier signed the body.
+test_review_telnyx_warm.py attacks the Telnyx routes; these hold the rules the two carriers share."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from dispatcher.phone.twilio_warm import KEPT_SECONDS, callback_token
+from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
+from tests.dispatcher.phone.test_review_telnyx_warm import OTHER_CALL, post, signed
+from tests.dispatcher.phone.test_twilio_warm import Setup, consult_call, refused, setup, warm  # noqa: F401
+from tests.fakes.twilio import AUTH_TOKEN
+from tests.fakes.twilio_outbound import sign
+
+telnyx = on_telnyx.telnyx  # the Telnyx fixtures, by the names the tests ask for
+telnyx_setup = on_telnyx.setup
+
+
+async def test_a_status_url_older_than_its_transfer_can_live_is_refused_as_expired(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """The URL's MAC binds its creation time: a URL kept in a log is no use once its transfer is over."""
+    on = telnyx_setup
+    key = on.app.state.voicefleet.phone.settings.token_key
+    old = int(time.time() - KEPT_SECONDS - 5)
+    token = callback_token(key, "telnyx", "s-warm", "a" * 32, old, on_telnyx.DESK, "+14155550199")
+    body, headers = signed(on.telnyx, {
+        "AccountSid": on.telnyx.account_sid, "CallSid": OTHER_CALL, "CallStatus": "in-progress",
+        "CallbackSource": "call-progress-events", "From": "+14155550199", "To": on_telnyx.DESK})
+    answered = await post(on.app, f"{on_telnyx.PUBLIC}/phone/telnyx/warm/s-warm/{'a' * 32}/{token}/status", body,
+                          headers)
+    assert (answered.status_code, answered.json()["error"]["code"]) == (403, "callback_expired"), answered.text
+
+
+async def test_another_twilio_call_s_body_at_the_status_url_is_ignored_and_never_ended(
+        setup: Setup) -> None:  # noqa: F811
+    """Twilio signs the URL as well, but a body of another call at the create's URL (first, before the person's
+    own callbacks) is still no call of this transfer, its numbers not the create's: ignored (204), so once the
+    transfer is given up its next body ends nothing, and the give-up ends the person's call only."""
+    other = setup.twilio.live_call("CA" + "7" * 32)
+    task = warm(setup)
+    person = await consult_call(setup.twilio)
+    status_url = person.one("StatusCallback") or ""
+
+    async def other_says(sequence: str) -> httpx.Response:
+        form = {"AccountSid": setup.twilio.account_sid, "CallSid": other.sid, "CallStatus": "in-progress",
+                "CallbackSource": "call-progress-events", "From": other.sender, "To": other.to,
+                "SequenceNumber": sequence}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app)) as client:
+            return await client.post(status_url, data=form, headers={
+                "X-Twilio-Signature": sign(AUTH_TOKEN, status_url, list(form.items()))})
+
+    assert (await other_says("0")).status_code == 204
+    assert all(a.status_code == 204 for a in await setup.twilio.ring(person.sid))
+    setup.caller.status = "completed"
+    assert not setup.transfers.heard_hang_up(setup.call, time.time(), "stop")
+    setup.transfers.closed(setup.call)
+    error = await refused(task)
+    assert (error.status, error.code) == (409, "call_over")
+    assert person.status == "canceled"
+    assert (await other_says("1")).status_code == 204  # the given-up transfer's URL, another body of that call
+    assert other.status == "in-progress", "the transfer ended a call that was never its own"
