@@ -4,7 +4,8 @@ pike first finds it) never reaches a worker, so no worker counts it. The front's
 line on its standard error (`line`), which the supervisor reads (`read_front_log`): those lines counted, in
 the edge's bounded log, never relayed one by one; Kamailio's other lines passed on (sipedge/log_relay.py).
 
-Kamailio's parser logs a malformed request's text itself, newlines and all. So Kamailio writes its log
+Kamailio's parser would log a malformed request's text itself, newlines and all (the front's config turns
+that off: `sip_parser_log`), and other entries still carry a sender's text. So Kamailio writes its log
 with its JSON log engine (`LOG_ENGINE`): each entry one line, one JSON object whose message has every line
 break, quote and control character of a sender's text escaped (Kamailio's src/core/dprint.c,
 `ksr_slog_json`): a sender's text never starts a line of its own. A line that is no such object (Kamailio's
@@ -20,13 +21,13 @@ of at most 4 KiB (sipedge/log_line.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ log = logging.getLogger("sipedge")
 MARK = "sipedge-front-refused"
 # Kamailio's command-line option: its JSON log engine, each message's own trailing newline left out (`M`).
 LOG_ENGINE = "--log-engine=json:M"
+RECENT_SECONDS = 60.0  # how long a process seen in Kamailio's group is still told its own
+RECENT_IDS = 4096  # at most so many remembered (Kamailio runs a few dozen processes)
 _ENTRY_FIELDS = {"idx": int, "pid": int, "level": str, "module": str, "file": str, "line": int, "function": str,
                  "message": str}
 
@@ -112,21 +115,61 @@ def counted(entry: Entry, refusals: RefusalLog, mark: str) -> bool:
 def relayed(text: bytes, own: Callable[[int], bool], over: int = 0) -> bytes:
     """`text` (one line of Kamailio's standard error or output, `over` more bytes of it cut off) as the edge's log
     carries it: an entry of one of Kamailio's processes (`own`, given a process id) behind `kamailio: `, as its
-    plain log shows it; any other line behind `kamailio: | `; escaped and cut (sipedge/log_line.py)."""
+    plain log shows it; any other line behind `kamailio: | `; escaped and cut (sipedge/log_line.py). An entry cut
+    short is read from its head (`_head_of`), so Kamailio's own long entry is still shown as its own."""
     body = text_of(text.rstrip(b"\r\n"))
-    entry = entry_of(body) if not over else None
+    entry = _head_of(body) if over else entry_of(body)
     if entry is not None and own(entry.pid):
-        return shown(b"kamailio: ", entry.text())
+        return shown(b"kamailio: ", entry.text(), over)
     return shown(b"kamailio: | ", body, over)
 
 
-def in_group(group: int) -> Callable[[int], bool]:
-    """Whether a process id is one of process group `group`'s (Kamailio's own, which it runs in alone)."""
+# The head of an entry as Kamailio's JSON engine writes it (src/core/dprint.c, `ksr_slog_json`): its fields in
+# this order, Kamailio's own constants, then the message, whose every quote and backslash is escaped.
+_HEAD = re.compile(r'\{ "idx": (-?\d{1,9}), "pid": (\d{1,9}), "level": "([A-Z0-9]{1,16})", "module": "([^"\\]{0,64})", '
+                   r'"file": "([^"\\]{0,256})", "line": (\d{1,9}), "function": "([^"\\]{0,128})", '
+                   r'(?:"logprefix": "(?:[^"\\]|\\.){0,1024}", )?"message": "')
+_CUT_ESCAPE = re.compile(r'(?<!\\)((?:\\\\)*)\\(?:u[0-9A-Fa-f]{0,3})?$')  # an escape the cut split: dropped
+
+
+def _head_of(text: str) -> Entry | None:
+    """An entry cut short (`text`: its head) read from its fields and the message's head; None if it is none."""
+    found = _HEAD.match(text)
+    if found is None:
+        return None
+    rest = text[found.end():]
+    if '"' in rest:  # a closing quote: no entry's head cut inside its message
+        return None
+    try:
+        message = json.loads('"' + _CUT_ESCAPE.sub(r"\1", rest) + '"')
+    except ValueError:
+        return None
+    idx, pid, level, module, file, number, function = found.groups()
+    return Entry(int(idx), int(pid), level, module, file, int(number), function, message)
+
+
+def in_group(group: int, clock: Callable[[], float] = time.monotonic) -> Callable[[int], bool]:
+    """Whether a process id is one of process group `group`'s (Kamailio's own, which it runs in alone), or was
+    within RECENT_SECONDS, or is no process at all: a child that wrote its last entry and exited (at a stop, a
+    crash) is still Kamailio's. Only Kamailio's processes hold its pipes and its entries cannot be forged, so
+    only a process alive in another group (an id reused since) is told apart."""
+    seen: dict[int, float] = {}
+
     def own(pid: int) -> bool:
-        if pid == group:
+        now = clock()
+        for old in [old for old, at in seen.items() if now - at > RECENT_SECONDS]:
+            del seen[old]
+        if pid == group or pid in seen:
             return True
-        with contextlib.suppress(OSError):  # gone since, or never there
-            return pid > 0 and os.getpgid(pid) == group
+        try:
+            if pid > 0 and os.getpgid(pid) == group:
+                if len(seen) < RECENT_IDS:
+                    seen[pid] = now
+                return True
+        except ProcessLookupError:  # gone: its last entry, still in the pipe
+            return pid > 0
+        except OSError:
+            pass
         return False
 
     return own

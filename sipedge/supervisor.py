@@ -48,6 +48,7 @@ READY_SECONDS = 60.0  # a worker imports PJSIP and the edge's code: seconds on a
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
 RESTART_LIMIT, STEADY_SECONDS = 8, 60.0
 STOP_SECONDS = 10.0
+READERS_SECONDS = 5.0  # at the stop, how long the children's readers have to reach their pipes' end
 EXIT_POLL_SECONDS = 0.1  # how often a child's exit is looked for (its returncode: see `Child.exited`)
 PROBE_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
@@ -203,6 +204,8 @@ class Supervisor:
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
+            if self._relays:  # their readers reach their pipes' end first (bounded), so no last line comes late
+                await asyncio.wait(set(self._relays), timeout=READERS_SECONDS)
             await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
                                    for relay in (self._front_log, self._front_output, self._worker_output)))
             self._front_watch.forget()
