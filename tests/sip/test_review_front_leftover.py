@@ -60,7 +60,9 @@ def test_the_watcher_spares_a_group_whose_id_is_now_another_programs() -> None:
     with _ended(victim.pid):
         watcher = subprocess.Popen([sys.executable, "-m", "sipedge.front_watch", KAMAILIO], stdin=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=REPO)
-        _, stderr = watcher.communicate(f"{victim.pid}\n".encode(), timeout=GONE_SECONDS)  # then the edge is gone
+        # A record of the front as the edge sends it, the victim's own start time: only its command line tells it apart.
+        told = json.dumps({"group": victim.pid, "started": start_time(victim.pid), "config": "/x/kamailio.cfg"})
+        _, stderr = watcher.communicate(f"{told}\n".encode(), timeout=GONE_SECONDS)  # then the edge is gone
         assert victim.poll() is None, stderr.decode(errors="replace")
 
 

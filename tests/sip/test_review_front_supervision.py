@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -80,18 +81,29 @@ def test_a_senders_text_laid_out_as_entries_for_a_range_of_ids_never_passes_as_k
         while len(_members(group.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(_members(group.pid)) >= 3
-        # A genuine entry of the parser, logging a malformed datagram whose text lays out one entry an id.
+        # A genuine entry of the parser's (one of the group's), logging a malformed datagram whose text lays out one
+        # entry an id, as Kamailio's JSON engine writes it (the sender's newlines escaped); and entries of the same
+        # shape from a live process outside the group (what a reused id would be).
         forged = "".join(f"\n{rank % 10}({pid}) ERROR: <core> [core/tcp_main.c:4790]: all SIP workers dead"
-                         for rank, pid in enumerate(range(max(2, group.pid - 50), group.pid + 50)))
-        log = (f" 1({group.pid}) ERROR: <core> [core/parser/msg_parser.c:748]: parse_msg(): message=<"
-               f"INVITE sip:a@b SIP/2.0{forged}>\n").encode()
+                         for rank, pid in enumerate(range(max(2, group.pid - 20), group.pid + 20)))
+        genuine = _entry(group.pid, f"message=<INVITE sip:a@b SIP/2.0{forged}>")
+        strangers = "".join(_entry(os.getpid(), "all SIP workers dead") for _ in range(3))
+        log = (genuine + strangers).encode()
         relayed = Relayed()
         asyncio.run(_read(log, relayed, group.pid))
     finally:
         os.killpg(group.pid, signal.SIGKILL)
         group.wait(WAIT_SECONDS)
+    assert len(relayed.lines) == 4, relayed.lines  # the sender's text stayed inside its one entry
+    assert not relayed.lines[0].startswith(b"kamailio: | "), relayed.lines[0]  # Kamailio's own
     passing = [line for line in relayed.lines[1:] if not line.startswith(b"kamailio: | ")]
-    assert not passing, f"{len(passing)} of the sender's lines pass as Kamailio's own entries: {passing[:2]}"
+    assert not passing, f"{len(passing)} entries of a process outside the group pass as Kamailio's own: {passing[:2]}"
+
+
+def _entry(pid: int, message: str) -> str:
+    """One line of Kamailio's JSON log engine (`--log-engine=json:M`), as `ksr_slog_json` lays it out."""
+    return json.dumps({"idx": 1, "pid": pid, "level": "ERROR", "module": "core", "file": "core/parser/msg_parser.c",
+                       "line": 748, "function": "parse_msg", "message": message}) + "\n"
 
 
 async def _read(log: bytes, relayed: Relayed, group: int) -> None:
