@@ -405,10 +405,10 @@ async def running(state: AppState) -> AsyncIterator[None]:
     # WhatsApp hang-ups Meta never answered, sent again from any replica.
     reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
         if state.whatsapp is not None else None
-    # Every live campaign's rows, claimed and called from every replica (dispatcher/campaigns/worker.py).
     # SIP edge records owed (calls started while the store did not answer), written once it does.
-    owing = asyncio.create_task(state.trunk_calls.edges.owed.run(), name="sip-edge-records-owed") \
-        if state.trunk_calls is not None else None
+    owed = state.trunk_calls.edges.owed if state.trunk_calls is not None else None
+    owing = asyncio.create_task(owed.run(), name="sip-edge-records-owed") if owed is not None else None
+    # Every live campaign's rows, claimed and called from every replica (dispatcher/campaigns/worker.py).
     campaigning = asyncio.create_task(CampaignWorker(state, state.campaigns,
                                                      lease_seconds=state.campaign_settings.lease_seconds).run(),
                                       name="campaigns")
@@ -449,8 +449,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             owing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await owing
-            if state.trunk_calls is not None:
-                await state.trunk_calls.edges.owed.last_pass(OWED_LAST_PASS_SECONDS)
+            if owed is not None:
+                await owed.last_pass(OWED_LAST_PASS_SECONDS)
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

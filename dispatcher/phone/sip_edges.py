@@ -246,9 +246,7 @@ class SipEdges:
     async def forget_inbound(self, session_id: str, url: str) -> None:
         """An inbound start refused after `took_inbound` (a forged eval token): its record let go, so refused
         starts never fill a replica's memory of records and crowd out real calls."""
-        self.owed.forget(session_id, f"{url} inbound")
-        with contextlib.suppress(StoreUnavailable):  # else it expires with its time
-            await self._records.let_go(RECORD + session_id, f"{url} inbound")
+        await self.let_go(session_id, EdgeClaim(url, f"{url} inbound", mine=True))
 
     async def _holder(self, session_id: str) -> str | None:
         value = await self._records.held(RECORD + session_id)

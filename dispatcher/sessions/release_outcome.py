@@ -39,11 +39,13 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     began = float(requested["at"])
     at = {e["event"]: float(e["at"]) for e in reversed(events) if isinstance(e.get("at"), int | float)}
     launched = "launched" in at or "claimed" in at
-    # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
-    machine = _machine_end(events) if "ended" not in at and not _stopped_it(events, at, "joined" in at) else None
-    never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
     joined = at.get("joined")
-    stopped, ready = _caller_stop(events, joined is not None), at.get("ready")
+    stops = _caller_stops(events, joined is not None)
+    # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
+    machine = _machine_end(events) if "ended" not in at and not _stopped_it(stops, at) else None
+    never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
+    stopped = next((float(e["at"]) for e in stops if isinstance(e.get("at"), int | float)), None)
+    ready = at.get("ready")
     # How long the caller waited for a bot that was not ready when it stopped (None: no such stop).
     waited = stopped - began if stopped is not None and (ready is None or ready > stopped) else None
     hung = waited is not None and waited > gave_up_after  # longer than the stable release takes to be ready
@@ -88,12 +90,12 @@ def _talk(events: list[dict[str, Any]]) -> Talk | None:
     return talk_of(ended["conversation"]) if ended is not None else None
 
 
-def _stopped_it(events: list[dict[str, Any]], at: dict[str, float], joined: bool) -> bool:
+def _stopped_it(stops: list[dict[str, Any]], at: dict[str, float]) -> bool:
     """A stop asked while the session's machine still ran, so the machine's end is the stop's doing.
     A stop of a machine already over (a crashed bot whose caller then hung up) is not: the stop says
     `machine_running` false; a stop written without it is read by its time, before the machine's end."""
     ended_at = at.get(MACHINE_ENDED)
-    for stop in _caller_stops(events, joined):
+    for stop in stops:
         running, stopped_at = stop.get("machine_running"), stop.get("at")
         if running is None:  # older: before the machine's end (or with none seen) is a stop of it running
             running = ended_at is None or not isinstance(stopped_at, int | float) or stopped_at <= ended_at
@@ -109,12 +111,6 @@ def _caller_stops(events: list[dict[str, Any]], joined: bool) -> list[dict[str, 
     `caller_hung_up`, the bot's own end) is told by the other events, and a bot slow to report its own
     hang-up must not pass as stopped."""
     return [e for e in events if e.get("event") == "stop_requested" and not (joined and "call_ended_at" in e)]
-
-
-def _caller_stop(events: list[dict[str, Any]], joined: bool) -> float | None:
-    """When a caller first asked to stop the session, if one did."""
-    return next((float(e["at"]) for e in _caller_stops(events, joined) if isinstance(e.get("at"), int | float)),
-                None)
 
 
 def _callee_never_answered(events: list[dict[str, Any]]) -> bool:

@@ -50,8 +50,10 @@ class _Output(io.BytesIO):
         super().__init__()
         self.held = threading.Event()
         self.held.set()
+        self.entered = threading.Event()  # a write began (and waits while `held` is clear)
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.entered.set()
         self.held.wait()
         return super().write(data)
 
@@ -97,6 +99,7 @@ def test_lines_a_stalled_output_keeps_back_at_the_stop_are_said_left_out() -> No
     relay = LogRelay(lambda: out, "kamailio", bytes_per_second=10**9)
     for index in range(10):
         relay.put(f"line {index}\n".encode())
+    assert out.entered.wait(WAIT_SECONDS)  # the writer took the first line: a busy machine may start it late
     relay.close(seconds=0.2)  # the writer is held in its first line's write past the bound
     relay.put(b"after the stop\n")
     out.held.set()
