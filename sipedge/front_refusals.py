@@ -1,22 +1,10 @@
-"""Kamailio's own refusals, counted with the workers' (sipedge/refusal_log.py): a request the front answers
-itself (a stranger's INVITE 403, a rate limit's 503, a malformed request) or drops (a flooding source, once
-pike first finds it) never reaches a worker, so no worker counts it. The front's config writes each as one
-line on its standard error (`line`), which the supervisor reads (`read_front_log`): those lines counted, in
-the edge's bounded log, never relayed one by one; Kamailio's other lines passed on (sipedge/log_relay.py).
+"""Kamailio's own refusals, counted with the workers' (sipedge/refusal_log.py), and its other log lines passed on.
 
-Kamailio's parser would log a malformed request's text itself, newlines and all (the front's config turns
-that off: `sip_parser_log`), and other entries still carry a sender's text. So Kamailio writes its log
-with its JSON log engine (`LOG_ENGINE`): each entry one line, one JSON object whose message has every line
-break, quote and control character of a sender's text escaped (Kamailio's src/core/dprint.c,
-`ksr_slog_json`): a sender's text never starts a line of its own. A line that is no such object (Kamailio's
-few plain lines, a line cut short) is no entry; nor is an object passed on as one whose process id is not
-one of Kamailio's processes (`own`), for defence in depth. A refusal's line is an xlog entry whose whole
-message carries a mark made at each start (`new_mark`), written into the private kamailio.cfg and sent to
-no peer: no other is counted. Nor does a refusal name anything the sender wrote (no Call-ID, URI or
-method): only the answer, the source address Kamailio saw and the config's fixed reason. Every other line
-is passed on: an entry behind `kamailio: `, as Kamailio's plain log shows it; a line that is no entry
-behind `kamailio: | `, so none reads as a line of the edge's own. Each line is escaped and cut to one line
-of at most 4 KiB (sipedge/log_line.py)."""
+A request the front answers or drops itself never reaches a worker; the front's config writes each as one xlog
+entry carrying a per-start mark (`line`, `new_mark`), which `read_front_log` counts. Kamailio logs with its JSON
+engine (`LOG_ENGINE`), so a sender's text stays escaped inside one entry and never starts a line of its own; an
+entry is Kamailio's own only from one of its processes (`own`). Other lines are passed on, escaped and cut
+(sipedge/log_line.py). The reasoning and the sources: docs/sip.md, "Kamailio's log carries a sender's text"."""
 
 from __future__ import annotations
 

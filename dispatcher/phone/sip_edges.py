@@ -222,13 +222,9 @@ class SipEdges:
                            "try again", retry_after=1.0) from None
 
     async def took_inbound(self, session_id: str, url: str, seconds: float) -> None:
-        """Records `url` for `seconds` as the edge an inbound call's session came in at (its start presented that
-        edge's credential), so that the edge's reports on the call (a transfer's bridged leg, its warm steps) are
-        taken from it alone. A store that does not answer, or this replica's memory full of records, does not
-        refuse the start (nothing a retry shares rides on the record): the call goes on unrecorded, logged once
-        in UNRECORDED_LOG_SECONDS, its record owed (written once the store answers: `OwedEdgeRecords`), save
-        where a full memory (no store) refused it, whose reports are refused. 409 when the
-        session is recorded at another edge already (a session id two calls share): its reports are that edge's."""
+        """Records `url` for `seconds` as the edge an inbound call's session came in at, whose reports on the call
+        are then taken from it alone. A store that does not answer never refuses the start: the record is owed
+        (`OwedEdgeRecords`). 409 when another edge holds the session (docs/sip.md#edge-credentials)."""
         try:
             value = await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
         except StoreUnavailable as exc:
