@@ -4,7 +4,10 @@ language model and dictionary of the booking line's own words (language_model.py
 A Pipecat `SegmentedSTTService`: the VAD delimits each utterance, and the whole segment is
 decoded in a worker thread once the caller stops, so the event loop never waits on the decoder.
 Of the decoder's n-best sentences, the first made only of word pairs the phrases have is the
-transcript (a near miss the bigram model's back-off let win by a hair loses to it).
+transcript (a near miss the bigram model's back-off let win by a hair loses to it). When none is,
+the utterance is decoded again from a few offsets inside its first 10 ms frame and the allowed
+sentence most decodes agree on is taken: the decoder's result can turn on where its frames begin
+(docs/performance.md, "What the booking line hears").
 The decoder is loaded once per process (at import of bot.py), which a warm bot has done before
 its session is assigned.
 """
@@ -12,10 +15,12 @@ its session is assigned.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import tempfile
 import threading
 from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -33,6 +38,9 @@ MODEL_DIR = Path(get_model_path()) / "en-us"
 # How many of the decoder's best sentences are looked through for one the booking line's phrases
 # allow: past 20 the alternatives only vary the same wrong words.
 N_BEST = 20
+# Where decoding starts again, in samples at 16 kHz, when the first decode allows nothing: 2.5 ms apart
+# across the decoder's 10 ms frame, the step at which its result stopped turning on the frames' start.
+FRAME_PHASES = (40, 80, 120)
 
 
 class Recogniser:
@@ -61,25 +69,41 @@ class Recogniser:
             n = int(len(samples) * MODEL_RATE / sample_rate)
             samples = np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.int16)
         with self._lock:
-            self._decoder.start_utt()
-            self._decoder.process_raw(samples.tobytes(), no_search=False, full_utt=True)
-            self._decoder.end_utt()
-            hypothesis = self._decoder.hyp()
-            if hypothesis is None:
-                return ""
-            return self._likeliest_allowed(hypothesis.hypstr.strip())
+            first = self._decode(samples)
+            if first.allowed or not first.text:
+                return first.text
+            decodes = [first, *(self._decode(samples[phase:]) for phase in FRAME_PHASES)]
+        allowed = [decode for decode in decodes if decode.allowed]
+        if not allowed:
+            return first.text
+        votes = collections.Counter(decode.text for decode in allowed)
+        return max(allowed, key=lambda decode: (votes[decode.text], decode.score)).text
 
-    def _likeliest_allowed(self, best: str) -> str:
-        """The best of the decoder's n-best sentences made only of word pairs the phrases have.
+    def _decode(self, samples: np.ndarray) -> _Decode:
+        """One decode of `samples`: the best of the decoder's n-best sentences made only of word pairs the
+        phrases have, or the decoder's own best (not `allowed`) when none is.
 
         The bigram model backs off to any word after any other, so a near miss like "yes that is
         all eight" (for "yes that is right") can win by a hair; a sentence callers say is often
-        close behind it. With none in the n-best, the decoder's own best stands."""
+        close behind it."""
+        self._decoder.start_utt()
+        self._decoder.process_raw(samples.tobytes(), no_search=False, full_utt=True)
+        self._decoder.end_utt()
+        hypothesis = self._decoder.hyp()
+        if hypothesis is None:
+            return _Decode("", allowed=False, score=0)
         for candidate in itertools.islice(self._decoder.nbest(), N_BEST):
             text: str = candidate.hypstr.strip()
             if text and word_pairs([text]) <= self._pairs:
-                return text
-        return best
+                return _Decode(text, allowed=True, score=candidate.score)
+        return _Decode(hypothesis.hypstr.strip(), allowed=False, score=hypothesis.best_score)
+
+
+@dataclass(frozen=True)
+class _Decode:
+    text: str
+    allowed: bool  # made only of word pairs the booking line's phrases have
+    score: int  # the decoder's log-likelihood: ties between as many votes go to the likelier
 
 
 def _pronunciations(words: set[str]) -> str:
