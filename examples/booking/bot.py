@@ -44,8 +44,15 @@ def _stream(protobuf: bool) -> TransportParams:
     return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, **serializer)
 
 
+# Pipecat sends 2 s of silence after the bot's last words before it hangs up, so the words are not cut.
+# Over WebRTC each chunk's write returns only once the track has handed it to the sender, so the
+# silence need only cover the network and the caller's jitter buffer (tens of ms): 1 s (whole seconds
+# only), a second sooner off every call the bot ends (docs/performance.md, "The booking suite").
+WEBRTC_END_SILENCE_SECONDS = 1
+
 transport_params: dict[str, Any] = {
-    "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True),
+    "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True,
+                                      audio_out_end_silence_secs=WEBRTC_END_SILENCE_SECONDS),
     "daily": _daily,
     "websocket": lambda: _stream(protobuf=True),
     **dict.fromkeys(("twilio", "telnyx", "plivo", "exotel"), lambda: _stream(protobuf=False)),

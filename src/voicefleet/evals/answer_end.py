@@ -13,8 +13,9 @@ from voicefleet.evals.checks import words
 QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking with nothing more said
 # ... or this long, once the bot's events say it has nothing more to say: its LLM's response ended and
 # its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
-# the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
-QUIET_WHEN_DONE = 0.2
+# the answer, not a pause between sentences. What is left to wait for is the answer's last packets
+# (RTVI comes over the data channel, the audio over RTP through the caller's 80 ms jitter buffer).
+QUIET_WHEN_DONE = 0.1
 # ... or this long while the response's text (bot-llm-text) holds words no spoken bot-output has said:
 # the voice has more to say, however long it pauses for a core (a pause of 1-2 s at a load of 13-40).
 QUIET_UNSPOKEN = 5.0
