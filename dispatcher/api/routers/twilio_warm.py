@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
+from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time, not_yet_seen
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.twilio_warm import HANG_UP, CallbackUrl, TwilioWarm, callback_url
@@ -49,6 +49,14 @@ class WarmCallback:
     def own_numbers(self) -> bool:
         return self.url.names(self.key, self.transfer, self.form.get("To", ""), self.form.get("From", ""))
 
+    async def unspent(self) -> None:
+        """403 `replayed` if the body was spent already, before it acts (a Telnyx body spent at the status URL,
+        posted at `briefed`, would otherwise mark the person briefed); it is spent once it acted (`spend`)."""
+        await not_yet_seen(self.request, self.once)
+
+    async def spend(self) -> None:
+        await first_time(self.request, self.once, self.seconds)  # kept: a retry now is a replay
+
 
 @router.post("/{session_id}/{transfer}/{token}/status")
 async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
@@ -75,6 +83,7 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
     """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py; `progress_only`: its
     `CallbackSource` must be call progress). Another call's is ignored; a given-up transfer's call is ended."""
     status = callback.form.get("CallStatus", "")
+    await callback.unspent()
     if not callback.own_numbers() or (progress_only and callback.form.get("CallbackSource") != CALL_PROGRESS):
         return Response(status_code=204)  # not this transfer's call progress: nothing to keep
     try:
@@ -82,7 +91,7 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not keep the call's status: the carrier retries",
                        retry_after=1) from None
-    await first_time(callback.request, callback.once, callback.seconds)  # kept: a retry now is a replay
+    await callback.spend()
     if ending:
         await callback.warm.end_given_up(callback.session_id, callback.transfer, callback.sid, status)
     return Response(status_code=204)
@@ -90,13 +99,14 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
 
 async def briefed_answer(callback: WarmCallback) -> Response:
     """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
+    await callback.unspent()
     if not callback.own_numbers():
         return Response(HANG_UP, media_type="application/xml")  # not this transfer's call: nothing recorded
     try:
         twiml = await callback.warm.briefed(callback.transfer, callback.sid, callback.form.get("CallStatus", ""))
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not say whether the transfer goes on") from None
-    await first_time(callback.request, callback.once, callback.seconds)
+    await callback.spend()
     return Response(twiml, media_type="application/xml")
 
 

@@ -4,11 +4,12 @@ test_review_telnyx_warm.py attacks the Telnyx routes; these hold the rules the t
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 
-from dispatcher.phone.twilio_warm import KEPT_SECONDS, callback_token
+from dispatcher.phone.twilio_warm import KEPT_SECONDS, callback_token, record_key
 from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
 from tests.dispatcher.phone.test_review_telnyx_warm import OTHER_CALL, post, signed
 from tests.dispatcher.phone.test_twilio_warm import Setup, consult_call, refused, setup, warm  # noqa: F401
@@ -62,3 +63,27 @@ async def test_another_twilio_call_s_body_at_the_status_url_is_ignored_and_never
     assert person.status == "canceled"
     assert (await other_says("1")).status_code == 204  # the given-up transfer's URL, another body of that call
     assert other.status == "in-progress", "the transfer ended a call that was never its own"
+
+
+async def test_the_person_s_own_status_body_replayed_at_the_briefed_url_is_refused_before_it_marks_them_briefed(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """Telnyx signs the body, not the URL: the person's `answered` status body, spent at the status URL, is as well
+    signed at `briefed`. Refused there as a replay, it must not have marked the transfer briefed first (the caller
+    would be joined while the person still hears the briefing): the replay mark is read before the route acts."""
+    on = telnyx_setup
+    task = on_telnyx.warm(on)
+    person = await on_telnyx.consult_call(on.telnyx)
+    status_url = on.telnyx.documents[0]["StatusCallback"]
+    briefed_url, transfer = status_url.removesuffix("/status") + "/briefed", status_url.split("/")[-3]
+    person.status = "in-progress"
+    body, headers = signed(on.telnyx, {
+        "AccountSid": on.telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",
+        "CallbackSource": "call-progress-events", "From": person.one("From") or "", "To": person.one("To") or ""})
+    assert (await post(on.app, status_url, body, headers)).status_code == 204  # the person answered
+    replayed = await post(on.app, briefed_url, body, headers)
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "replayed"), replayed.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "outcome")) is None, "a replayed body marked the person briefed"
+    await on.telnyx.brief(person.sid)  # the briefing's own `<Redirect>`: that one joins them
+    answer = await asyncio.wait_for(task, on_telnyx.WAIT)
+    assert answer["status"] == "transferred"
