@@ -5,11 +5,12 @@
 
 Each is checked before it counts: `X-Twilio-Signature` (TWILIO_AUTH_TOKEN, over the address the create
 gave Twilio), the URL's MAC of the session, transfer and creation time (handed out with that create only;
-past the transfer's life, 403 `callback_expired`), and once across every replica (a replay is refused, as
-a call webhook's is). Only the transfer's own call counts: a body whose `To`/`From` are not the create's,
-or that names another call than the first one its callbacks named, is ignored (204; at `briefed`, a
-hang-up). What each says is kept in the store for the replica waiting on the transfer, whichever replica
-Twilio reached; the body is marked seen only once the store took it, so that a 503's retry is heard.
+past the transfer's life, 403 `callback_expired`, but 204 for the call's final `completed`), and once across
+every replica (a replay is refused, as a call webhook's is). Only the transfer's own call counts: a body
+whose `To`/`From` are not the create's, or that names another call than the first one its callbacks named,
+is ignored (204; at `briefed`, a hang-up). What each says is kept in the store for the replica waiting on
+the transfer, whichever replica Twilio reached; the body is marked seen only once the store took it, so that
+a 503's retry is heard (a body seen already is refused before it acts).
 """
 
 from __future__ import annotations
@@ -69,20 +70,29 @@ async def consult_briefed(request: Request, session_id: str, transfer: str, toke
 
 
 def checked_url(key: bytes, carrier: str, session_id: str, transfer: str, token: str) -> CallbackUrl:
-    """The callback URL's token, verified and unexpired (either carrier's routes); 403 naming why otherwise."""
+    """The callback URL's token, verified (either carrier's routes); 403 `callback_forged` otherwise. Whether it
+    expired is each route's to say (`unexpired`): a late final status is answered, not refused."""
     url = callback_url(key, carrier, session_id, transfer, token) if TRANSFER.fullmatch(transfer) else None
     if url is None:
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
+    return url
+
+
+def unexpired(url: CallbackUrl) -> None:
     if url.expired(time.time()):
         raise ApiError(403, "callback_expired", "this callback URL's transfer is over: its callbacks are no longer "
                        "heard")
-    return url
 
 
 async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -> Response:
     """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py; `progress_only`: its
     `CallbackSource` must be call progress). Another call's is ignored; a given-up transfer's call is ended."""
     status = callback.form.get("CallStatus", "")
+    if status == "completed" and callback.url.expired(time.time()):
+        # The person's call ending after its transfer's records are gone: the normal end of a joined call, so
+        # answered 204 (a 403 is an error in the carrier's debugger), and nothing is left to act on.
+        return Response(status_code=204)
+    unexpired(callback.url)
     await callback.unspent()
     if not callback.own_numbers() or (progress_only and callback.form.get("CallbackSource") != CALL_PROGRESS):
         return Response(status_code=204)  # not this transfer's call progress: nothing to keep
@@ -99,6 +109,7 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
 
 async def briefed_answer(callback: WarmCallback) -> Response:
     """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
+    unexpired(callback.url)
     await callback.unspent()
     if not callback.own_numbers():
         return Response(HANG_UP, media_type="application/xml")  # not this transfer's call: nothing recorded

@@ -87,3 +87,43 @@ async def test_the_person_s_own_status_body_replayed_at_the_briefed_url_is_refus
     await on.telnyx.brief(person.sid)  # the briefing's own `<Redirect>`: that one joins them
     answer = await asyncio.wait_for(task, on_telnyx.WAIT)
     assert answer["status"] == "transferred"
+
+
+async def test_the_person_s_final_completed_after_the_window_is_answered_204_and_acts_on_nothing(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """A joined call ends long after its transfer's two minutes: its last status callback is the normal end of a
+    call, so a 403 would log an error in the carrier's debugger. Answered 204, with nothing recorded or ended; any
+    other late callback is still 403 `callback_expired`."""
+    on, transfer = telnyx_setup, "b" * 32
+    key = on.app.state.voicefleet.phone.settings.token_key
+    token = callback_token(key, "telnyx", "s-warm", transfer, int(time.time() - KEPT_SECONDS - 5), on_telnyx.DESK,
+                           "+14155550199")
+    url = f"{on_telnyx.PUBLIC}/phone/telnyx/warm/s-warm/{transfer}/{token}"
+
+    async def says(status: str, what: str = "status") -> httpx.Response:
+        return await post(on.app, f"{url}/{what}", *signed(on.telnyx, {
+            "AccountSid": on.telnyx.account_sid, "CallSid": OTHER_CALL, "CallStatus": status,
+            "CallbackSource": "call-progress-events", "From": "+14155550199", "To": on_telnyx.DESK}))
+
+    ended = await says("completed")
+    assert ended.status_code == 204, ended.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "sid")) is None and not on.telnyx.calls_to("POST", "/Calls/")
+    for late in (await says("in-progress"), await says("completed", "briefed")):
+        assert (late.status_code, late.json()["error"]["code"]) == (403, "callback_expired"), late.text
+
+
+async def test_a_twilio_final_completed_after_the_window_is_answered_204(setup: Setup) -> None:  # noqa: F811
+    """The same on Twilio's route, whose signature covers the URL."""
+    key = setup.app.state.voicefleet.phone.settings.token_key
+    token = callback_token(key, "twilio", "s-warm", "c" * 32, int(time.time() - KEPT_SECONDS - 5), on_telnyx.DESK,
+                           "+14155550199")
+    url = f"{on_telnyx.PUBLIC}/phone/twilio/warm/s-warm/{'c' * 32}/{token}/status"
+    answers = []
+    for status in ("completed", "ringing"):
+        form = {"AccountSid": setup.twilio.account_sid, "CallSid": "CA" + "8" * 32, "CallStatus": status,
+                "From": "+14155550199", "To": on_telnyx.DESK}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app)) as client:
+            answers.append(await client.post(url, data=form, headers={
+                "X-Twilio-Signature": sign(AUTH_TOKEN, url, list(form.items()))}))
+    assert [a.status_code for a in answers] == [204, 403], [a.text for a in answers]
