@@ -368,7 +368,7 @@ class TwilioWarm:
         nothing was decided, the carrier retries."""
         if not await own_call(self._records, transfer, sid):
             return False  # another call's body: ignored
-        outcome = await record_status(self._records, transfer, sid, status)
+        outcome = await record_status(self._records, transfer, status)
         return status in RINGING | {"in-progress"} and (
             outcome == GIVEN_UP or await self._records.held(record_key(transfer, ABANDONED)) is not None)
 
@@ -417,10 +417,9 @@ async def own_call(records: FirstClaims, transfer: str, sid: str) -> bool:
     return await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS) == sid
 
 
-async def record_status(records: FirstClaims, transfer: str, sid: str, status: str) -> str | None:
-    """A signed status callback of the transfer's own call (`own_call`), kept for the waiting replica; the
-    transfer's outcome."""
-    await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS)  # the first claim, if not made yet
+async def record_status(records: FirstClaims, transfer: str, status: str) -> str | None:
+    """A signed status callback of the transfer's own call, kept for the waiting replica (`own_call` claimed the
+    call first: one claim a callback); the transfer's outcome."""
     if status == "in-progress":
         await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
     if status in ENDED:
