@@ -22,11 +22,17 @@ from dispatcher.api.telnyx_signed import telnyx_signed_form
 from dispatcher.errors import ApiError
 
 router = APIRouter(prefix="/phone/telnyx/warm", include_in_schema=False)
+CALL_PROGRESS = "call-progress-events"  # the `CallbackSource` of a status callback
 
 
 @router.post("/{session_id}/{transfer}/{token}/status")
 async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
-    return await heard_status(await _verified(request, session_id, transfer, token), progress_only=True)
+    callback = await _verified(request, session_id, transfer, token)
+    if callback.form.get("CallbackSource") != CALL_PROGRESS:
+        # Telnyx signs every body of the call with one key, its `<Redirect>`'s too: only a status callback
+        # says how the call progresses. Another is nothing to keep (Twilio signs the URL: no such rule there).
+        return Response(status_code=204)
+    return await heard_status(callback)
 
 
 @router.post("/{session_id}/{transfer}/{token}/briefed")

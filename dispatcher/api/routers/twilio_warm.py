@@ -30,7 +30,6 @@ from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter(prefix="/phone/twilio/warm", include_in_schema=False)
 TRANSFER = re.compile(r"[0-9a-f]{32}")
-CALL_PROGRESS = "call-progress-events"  # Telnyx's CallbackSource of a status callback
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,9 @@ def unexpired(url: CallbackUrl) -> None:
                        "heard")
 
 
-async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -> Response:
-    """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py; `progress_only`: its
-    `CallbackSource` must be call progress). Another call's is ignored; a given-up transfer's call is ended."""
+async def heard_status(callback: WarmCallback) -> Response:
+    """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py). Another call's is ignored; a
+    given-up transfer's call is ended."""
     status = callback.form.get("CallStatus", "")
     if status == "completed" and callback.url.expired(time.time()):
         # The person's call ending after its transfer's records are gone: the normal end of a joined call, so
@@ -94,8 +93,8 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
         return Response(status_code=204)
     unexpired(callback.url)
     await callback.unspent()
-    if not callback.own_numbers() or (progress_only and callback.form.get("CallbackSource") != CALL_PROGRESS):
-        return Response(status_code=204)  # not this transfer's call progress: nothing to keep
+    if not callback.own_numbers():
+        return Response(status_code=204)  # not this transfer's call: nothing to keep
     try:
         ending = await callback.warm.heard(callback.transfer, callback.sid, status)
     except StoreUnavailable:

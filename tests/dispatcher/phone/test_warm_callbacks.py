@@ -127,3 +127,25 @@ async def test_a_twilio_final_completed_after_the_window_is_answered_204(setup: 
             answers.append(await client.post(url, data=form, headers={
                 "X-Twilio-Signature": sign(AUTH_TOKEN, url, list(form.items()))}))
     assert [a.status_code for a in answers] == [204, 403], [a.text for a in answers]
+
+
+async def test_a_telnyx_body_that_is_no_status_callback_is_not_kept_at_the_status_url(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """Telnyx signs all of a call's bodies with one key: the person's own `<Redirect>` body (no `CallbackSource`)
+    saying `in-progress`, posted at the status URL, must not record the call answered (the waiting replica would
+    then join a person who never heard the briefing once its time is up)."""
+    on = telnyx_setup
+    task = on_telnyx.warm(on)
+    person = await on_telnyx.consult_call(on.telnyx)
+    status_url = on.telnyx.documents[0]["StatusCallback"]
+    transfer = status_url.split("/")[-3]
+    taken = await post(on.app, status_url, *signed(on.telnyx, {
+        "AccountSid": on.telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",
+        "From": person.one("From") or "", "To": person.one("To") or ""}))
+    assert taken.status_code == 204, taken.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "answered")) is None
+    assert await records.held(record_key(transfer, "sid")) is None
+    assert all(a.status_code == 204 for a in await on.telnyx.finish(person.sid, "no-answer"))
+    error = await on_telnyx.refused(task)
+    assert (error.status, error.code) == (409, "person_unanswered")
