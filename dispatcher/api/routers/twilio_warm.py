@@ -25,10 +25,19 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time, not_yet_seen
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.twilio_warm import HANG_UP, CallbackUrl, TwilioWarm, callback_url
+from dispatcher.phone.twilio_warm import (
+    BRIEFED_CALLBACK,
+    CALLBACK_ROUTE,
+    HANG_UP,
+    STATUS_CALLBACK,
+    CallbackUrl,
+    TwilioWarm,
+    callback_url,
+    warm_prefix,
+)
 from dispatcher.store.client import StoreUnavailable
 
-router = APIRouter(prefix="/phone/twilio/warm", include_in_schema=False)
+router = APIRouter(prefix=warm_prefix("twilio"), include_in_schema=False)
 TRANSFER = re.compile(r"[0-9a-f]{32}")
 
 
@@ -58,12 +67,12 @@ class WarmCallback:
         await first_time(self.request, self.once, self.seconds)  # kept: a retry now is a replay
 
 
-@router.post("/{session_id}/{transfer}/{token}/status")
+@router.post(f"{CALLBACK_ROUTE}/{STATUS_CALLBACK}")
 async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
     return await heard_status(await _verified(request, session_id, transfer, token))
 
 
-@router.post("/{session_id}/{transfer}/{token}/briefed")
+@router.post(f"{CALLBACK_ROUTE}/{BRIEFED_CALLBACK}")
 async def consult_briefed(request: Request, session_id: str, transfer: str, token: str) -> Response:
     return await briefed_answer(await _verified(request, session_id, transfer, token))
 
