@@ -264,22 +264,16 @@ async def test_a_webhook_looked_at_is_not_spent_and_one_spent_is_seen(answering)
     assert not await answering.webhooks.seen("webhook:telnyx:S2")
 
 
-async def test_a_webhook_spent_at_one_replica_is_seen_at_another_until_it_expires(request) -> None:
-    server: RedisServer = request.getfixturevalue("redis")
-    prefix = request.getfixturevalue("prefix")
-    spender = RedisCoordination(settings_for(server, "r-a", prefix))
-    looker = RedisCoordination(settings_for(server, "r-b", prefix))
-    try:
-        assert await spender.webhooks.first_use("webhook:telnyx:S1", 1)  # the store's shortest life: 1 s
-        assert await looker.webhooks.seen("webhook:telnyx:S1")  # its own memory never saw it: the store says
+async def test_a_webhook_spent_at_one_replica_is_seen_at_another_until_it_expires(
+        replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:
+    spender, looker = replica_pair
+    assert await spender.webhooks.first_use("webhook:telnyx:S1", 1)  # the store's shortest life: 1 s
+    assert await looker.webhooks.seen("webhook:telnyx:S1")  # its own memory never saw it: the store says
 
-        async def expired() -> bool:
-            return not await looker.webhooks.seen("webhook:telnyx:S1")
+    async def expired() -> bool:
+        return not await looker.webhooks.seen("webhook:telnyx:S1")
 
-        assert await within(expired)
-    finally:
-        await spender.aclose()
-        await looker.aclose()
+    assert await within(expired)
 
 
 async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) -> None:
