@@ -54,7 +54,9 @@ RINGING = frozenset({"queued", "initiated", "ringing"})
 ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 BRIEFED, GIVEN_UP, WAITING = "briefed", "given_up", "waiting"
 ABANDONED = "abandoned"  # the record of a transfer given up, whatever its outcome reads
-PATH = "/phone/twilio/warm/{session_id}/{transfer}/{mac}/{what}"
+# The callbacks' routes (dispatcher/api/routers/twilio_warm.py, telnyx_warm.py), as served and as handed out.
+CALLBACK_ROUTE = "/{session_id}/{transfer}/{token}"  # under `warm_prefix(carrier)`, then a kind:
+STATUS_CALLBACK, BRIEFED_CALLBACK = "status", "briefed"
 HANG_UP = "<Response><Hangup/></Response>"
 
 # The session's bot, wherever its channel is (dispatcher/channel/remote.py `ask_bot`): (session, method, params,
@@ -107,6 +109,11 @@ def _parties(key: bytes, transfer: str, to: str, sender: str) -> str:
     return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
+def warm_prefix(carrier: str) -> str:
+    """Where a carrier's warm callbacks are routed: `/phone/{carrier}/warm`."""
+    return f"/phone/{carrier}/warm"
+
+
 def record_key(transfer: str, what: str) -> str:
     """The store's record of what a transfer's callbacks said: `sid`, `answered`, `ended`, `outcome`."""
     return f"twilio-warm:{transfer}:{what}"
@@ -143,9 +150,10 @@ class WarmCallbacks:
     carrier: str = "twilio"  # whose routes: /phone/{carrier}/warm/…, each checking its carrier's signature
 
     def url(self, session_id: str, transfer: str, what: str, *, created: int, to: str, sender: str) -> str:
-        mac = callback_token(self.key, self.carrier, session_id, transfer, created, to, sender)
-        path = PATH.replace("/twilio/", f"/{self.carrier}/")
-        return self.base + path.format(session_id=session_id, transfer=transfer, mac=mac, what=what)
+        """The URL of one callback (`what`: STATUS_CALLBACK or BRIEFED_CALLBACK), its route's own path."""
+        token = callback_token(self.key, self.carrier, session_id, transfer, created, to, sender)
+        path = CALLBACK_ROUTE.format(session_id=session_id, transfer=transfer, token=token)
+        return f"{self.base}{warm_prefix(self.carrier)}{path}/{what}"
 
 
 class TwilioWarm:
@@ -197,7 +205,7 @@ class TwilioWarm:
             return self._callbacks.url(session_id, transfer, what, created=created, to=target.to, sender=sender)
 
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
-                ("Twiml", consult_twiml(line, url("briefed"))), ("StatusCallback", url("status")),
+                ("Twiml", consult_twiml(line, url(BRIEFED_CALLBACK))), ("StatusCallback", url(STATUS_CALLBACK)),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
         try:  # marked before the call exists, so that its every callback finds someone waiting for it
             await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
@@ -368,7 +376,7 @@ class TwilioWarm:
         nothing was decided, the carrier retries."""
         if not await own_call(self._records, transfer, sid):
             return False  # another call's body: ignored
-        outcome = await record_status(self._records, transfer, sid, status)
+        outcome = await record_status(self._records, transfer, status)
         return status in RINGING | {"in-progress"} and (
             outcome == GIVEN_UP or await self._records.held(record_key(transfer, ABANDONED)) is not None)
 
@@ -417,10 +425,9 @@ async def own_call(records: FirstClaims, transfer: str, sid: str) -> bool:
     return await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS) == sid
 
 
-async def record_status(records: FirstClaims, transfer: str, sid: str, status: str) -> str | None:
-    """A signed status callback of the transfer's own call (`own_call`), kept for the waiting replica; the
-    transfer's outcome."""
-    await records.first(record_key(transfer, "sid"), sid, KEPT_SECONDS)  # the first claim, if not made yet
+async def record_status(records: FirstClaims, transfer: str, status: str) -> str | None:
+    """A signed status callback of the transfer's own call, kept for the waiting replica (`own_call` claimed the
+    call first: one claim a callback); the transfer's outcome."""
     if status == "in-progress":
         await records.first(record_key(transfer, "answered"), status, KEPT_SECONDS)
     if status in ENDED:

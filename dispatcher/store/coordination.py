@@ -310,6 +310,15 @@ class OneTimeUse(Protocol):
         ...
 
 
+class SeenOnce(OneTimeUse, Protocol):
+    """A one-time use that can also be looked at without being spent: a request that acts before it is
+    spent (a warm transfer's callbacks, spent once the store kept what they said) is refused before it acts."""
+
+    async def seen(self, what: str) -> bool:
+        """Whether `what` was spent within its time (nothing is spent by asking)."""
+        ...
+
+
 class FirstClaims(Protocol):
     async def first(self, what: str, value: str, seconds: float) -> str:
         """The value recorded first for `what` within `seconds` (`value` when this is the first), across
@@ -536,7 +545,7 @@ class Coordination(Protocol):
     owners: OwnerRecords
     claims: Claims
     spent: OneTimeUse  # a phone call's one-time token
-    webhooks: OneTimeUse  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
+    webhooks: SeenOnce  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
     # Which region holds an Idempotency-Key this region is home to; a placed call's turn, SID, verdict (not forgiven).
     key_holders: FirstClaims

@@ -38,6 +38,7 @@ from dispatcher.store.coordination import (
     ReleaseSamples,
     ReservePool,
     RuntimeBook,
+    SeenOnce,
     SessionIndex,
     SessionValues,
     StartLease,
@@ -185,7 +186,7 @@ class LocalCoordination:
         self.owners: OwnerRecords = LocalOwners()
         self.claims: Claims = LocalClaims()
         self.spent: OneTimeUse = LocalOnce()
-        self.webhooks: OneTimeUse = LocalOnce()
+        self.webhooks: SeenOnce = LocalOnce()
         self.identity_proofs: OneTimeUse = LocalOnce()
         self.key_holders: FirstClaims = LocalFirstClaims()
         self.calls: CallMedia = LocalCallMedia(replica_id)

@@ -241,6 +241,10 @@ class LocalOnce:
         self._until[what] = now + seconds
         return True
 
+    async def seen(self, what: str) -> bool:
+        now = self._clock()
+        return self._until.get(what, now) > now
+
 
 class LocalPool:
     """One process's reserve: its own bots, its own starts; it always plans (there is nobody else)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from dispatcher.store.client import Store
-from dispatcher.store.coordination import OneTimeUse
+from dispatcher.store.coordination import SeenOnce
 
 
 class SpentOnce:
@@ -30,16 +30,26 @@ class SpentOnce:
         ttl = max(1, math.ceil(seconds))
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=ttl)))
 
+    async def seen(self, what: str) -> bool:
+        """Whether any replica presented `what` within its time; nothing is recorded (`StoreUnavailable` as
+        `first_use`). A GET, not EXISTS: the store's user is granted no command the dispatcher can do without."""
+        key = self._store.key("spent", what)
+        return await self._store.call(lambda: self._store.redis.get(key)) is not None
+
 
 class Remembered:
     """The store's record, then this replica's copy of it: used once if both say so. The store is
     asked first, so a store that does not answer (`StoreUnavailable`, raised through) leaves nothing
     here, and the carrier's retry of a refused webhook is not taken for a replay."""
 
-    def __init__(self, shared: SpentOnce, here: OneTimeUse) -> None:
+    def __init__(self, shared: SpentOnce, here: SeenOnce) -> None:
         self._shared, self._here = shared, here
 
     async def first_use(self, what: str, seconds: float) -> bool:
         first_anywhere = await self._shared.first_use(what, seconds)
         first_here = await self._here.first_use(what, seconds)
         return first_anywhere and first_here
+
+    async def seen(self, what: str) -> bool:
+        """Spent if either record says so, as `first_use` refuses it then (the store asked first)."""
+        return await self._shared.seen(what) or await self._here.seen(what)

@@ -20,16 +20,23 @@ from dispatcher.api.routers.twilio_warm import WarmCallback, briefed_answer, che
 from dispatcher.api.routers.webhooks import TELNYX_SECONDS, telnyx_once
 from dispatcher.api.telnyx_signed import telnyx_signed_form
 from dispatcher.errors import ApiError
+from dispatcher.phone.twilio_warm import BRIEFED_CALLBACK, CALLBACK_ROUTE, STATUS_CALLBACK, warm_prefix
 
-router = APIRouter(prefix="/phone/telnyx/warm", include_in_schema=False)
+router = APIRouter(prefix=warm_prefix("telnyx"), include_in_schema=False)
+CALL_PROGRESS = "call-progress-events"  # the `CallbackSource` of a status callback
 
 
-@router.post("/{session_id}/{transfer}/{token}/status")
+@router.post(f"{CALLBACK_ROUTE}/{STATUS_CALLBACK}")
 async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
-    return await heard_status(await _verified(request, session_id, transfer, token), progress_only=True)
+    callback = await _verified(request, session_id, transfer, token)
+    if callback.form.get("CallbackSource") != CALL_PROGRESS:
+        # Telnyx signs every body of the call with one key, its `<Redirect>`'s too: only a status callback
+        # says how the call progresses. Another is nothing to keep (Twilio signs the URL: no such rule there).
+        return Response(status_code=204)
+    return await heard_status(callback)
 
 
-@router.post("/{session_id}/{transfer}/{token}/briefed")
+@router.post(f"{CALLBACK_ROUTE}/{BRIEFED_CALLBACK}")
 async def consult_briefed(request: Request, session_id: str, transfer: str, token: str) -> Response:
     return await briefed_answer(await _verified(request, session_id, transfer, token))
 
@@ -37,11 +44,11 @@ async def consult_briefed(request: Request, session_id: str, transfer: str, toke
 async def _verified(request: Request, session_id: str, transfer: str, token: str) -> WarmCallback:
     """The callback checked; the call it names is `AccountSid/CallSid`, as TeXML's REST path names it."""
     state = app_state(request)
-    warm, key = state.phone.telnyx_warm, state.phone.settings.telnyx_key
-    if warm is None or key is None:
+    warm, settings = state.phone.telnyx_warm, state.phone.settings
+    if warm is None or settings.telnyx_key is None:
         raise ApiError(404, "not_found", "this dispatcher makes no warm transfers through Telnyx")
-    form, call, signature = await telnyx_signed_form(request, key, warm.account)
-    url = checked_url(state.phone.settings.token_key, "telnyx", session_id, transfer, token)
+    form, call, signature = await telnyx_signed_form(request, settings.telnyx_key, warm.account)
+    url = checked_url(settings.token_key, "telnyx", session_id, transfer, token)
     # Spent at every Telnyx-signed route: Telnyx signs the timestamp and body, never the URL.
-    return WarmCallback(request, warm, state.phone.settings.token_key, session_id, transfer, url, form, call,
+    return WarmCallback(request, warm, settings.token_key, session_id, transfer, url, form, call,
                         telnyx_once(signature), TELNYX_SECONDS)

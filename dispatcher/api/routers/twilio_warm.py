@@ -5,11 +5,12 @@
 
 Each is checked before it counts: `X-Twilio-Signature` (TWILIO_AUTH_TOKEN, over the address the create
 gave Twilio), the URL's MAC of the session, transfer and creation time (handed out with that create only;
-past the transfer's life, 403 `callback_expired`), and once across every replica (a replay is refused, as
-a call webhook's is). Only the transfer's own call counts: a body whose `To`/`From` are not the create's,
-or that names another call than the first one its callbacks named, is ignored (204; at `briefed`, a
-hang-up). What each says is kept in the store for the replica waiting on the transfer, whichever replica
-Twilio reached; the body is marked seen only once the store took it, so that a 503's retry is heard.
+past the transfer's life, 403 `callback_expired`, but 204 for the call's final `completed`), and once across
+every replica (a replay is refused, as a call webhook's is). Only the transfer's own call counts: a body
+whose `To`/`From` are not the create's, or that names another call than the first one its callbacks named,
+is ignored (204; at `briefed`, a hang-up). What each says is kept in the store for the replica waiting on
+the transfer, whichever replica Twilio reached; the body is marked seen only once the store took it, so that
+a 503's retry is heard (a body seen already is refused before it acts).
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
+from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time, not_yet_seen
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
-from dispatcher.phone.twilio_warm import HANG_UP, CallbackUrl, TwilioWarm, callback_url
+from dispatcher.phone.twilio_warm import (
+    BRIEFED_CALLBACK,
+    CALLBACK_ROUTE,
+    HANG_UP,
+    STATUS_CALLBACK,
+    CallbackUrl,
+    TwilioWarm,
+    callback_url,
+    warm_prefix,
+)
 from dispatcher.store.client import StoreUnavailable
 
-router = APIRouter(prefix="/phone/twilio/warm", include_in_schema=False)
+router = APIRouter(prefix=warm_prefix("twilio"), include_in_schema=False)
 TRANSFER = re.compile(r"[0-9a-f]{32}")
-CALL_PROGRESS = "call-progress-events"  # Telnyx's CallbackSource of a status callback
 
 
 @dataclass(frozen=True)
@@ -49,40 +58,58 @@ class WarmCallback:
     def own_numbers(self) -> bool:
         return self.url.names(self.key, self.transfer, self.form.get("To", ""), self.form.get("From", ""))
 
+    async def unspent(self) -> None:
+        """403 `replayed` if the body was spent already, before it acts (a Telnyx body spent at the status URL,
+        posted at `briefed`, would otherwise mark the person briefed); it is spent once it acted (`spend`)."""
+        await not_yet_seen(self.request, self.once)
 
-@router.post("/{session_id}/{transfer}/{token}/status")
+    async def spend(self) -> None:
+        await first_time(self.request, self.once, self.seconds)  # kept: a retry now is a replay
+
+
+@router.post(f"{CALLBACK_ROUTE}/{STATUS_CALLBACK}")
 async def consult_status(request: Request, session_id: str, transfer: str, token: str) -> Response:
     return await heard_status(await _verified(request, session_id, transfer, token))
 
 
-@router.post("/{session_id}/{transfer}/{token}/briefed")
+@router.post(f"{CALLBACK_ROUTE}/{BRIEFED_CALLBACK}")
 async def consult_briefed(request: Request, session_id: str, transfer: str, token: str) -> Response:
     return await briefed_answer(await _verified(request, session_id, transfer, token))
 
 
 def checked_url(key: bytes, carrier: str, session_id: str, transfer: str, token: str) -> CallbackUrl:
-    """The callback URL's token, verified and unexpired (either carrier's routes); 403 naming why otherwise."""
+    """The callback URL's token, verified (either carrier's routes); 403 `callback_forged` otherwise. Whether it
+    expired is each route's to say (`unexpired`): a late final status is answered, not refused."""
     url = callback_url(key, carrier, session_id, transfer, token) if TRANSFER.fullmatch(transfer) else None
     if url is None:
         raise ApiError(403, "callback_forged", "this callback URL was not handed out for that transfer")
-    if url.expired(time.time()):
-        raise ApiError(403, "callback_expired", "this callback URL's transfer is over: its callbacks are no longer "
-                       "heard")
     return url
 
 
-async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -> Response:
-    """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py; `progress_only`: its
-    `CallbackSource` must be call progress). Another call's is ignored; a given-up transfer's call is ended."""
+def unexpired(url: CallbackUrl) -> None:
+    if url.expired(time.time()):
+        raise ApiError(403, "callback_expired", "this callback URL's transfer is over: its callbacks are no longer "
+                       "heard")
+
+
+async def heard_status(callback: WarmCallback) -> Response:
+    """A verified status callback, Twilio's or Telnyx's (routers/telnyx_warm.py). Another call's is ignored; a
+    given-up transfer's call is ended."""
     status = callback.form.get("CallStatus", "")
-    if not callback.own_numbers() or (progress_only and callback.form.get("CallbackSource") != CALL_PROGRESS):
-        return Response(status_code=204)  # not this transfer's call progress: nothing to keep
+    if status == "completed" and callback.url.expired(time.time()):
+        # The person's call ending after its transfer's records are gone: the normal end of a joined call, so
+        # answered 204 (a 403 is an error in the carrier's debugger), and nothing is left to act on.
+        return Response(status_code=204)
+    unexpired(callback.url)
+    await callback.unspent()
+    if not callback.own_numbers():
+        return Response(status_code=204)  # not this transfer's call: nothing to keep
     try:
         ending = await callback.warm.heard(callback.transfer, callback.sid, status)
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not keep the call's status: the carrier retries",
                        retry_after=1) from None
-    await first_time(callback.request, callback.once, callback.seconds)  # kept: a retry now is a replay
+    await callback.spend()
     if ending:
         await callback.warm.end_given_up(callback.session_id, callback.transfer, callback.sid, status)
     return Response(status_code=204)
@@ -90,13 +117,15 @@ async def heard_status(callback: WarmCallback, *, progress_only: bool = False) -
 
 async def briefed_answer(callback: WarmCallback) -> Response:
     """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
+    unexpired(callback.url)
+    await callback.unspent()
     if not callback.own_numbers():
         return Response(HANG_UP, media_type="application/xml")  # not this transfer's call: nothing recorded
     try:
         twiml = await callback.warm.briefed(callback.transfer, callback.sid, callback.form.get("CallStatus", ""))
     except StoreUnavailable:
         raise ApiError(503, "store_unavailable", "the store did not say whether the transfer goes on") from None
-    await first_time(callback.request, callback.once, callback.seconds)
+    await callback.spend()
     return Response(twiml, media_type="application/xml")
 
 

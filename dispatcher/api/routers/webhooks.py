@@ -256,26 +256,55 @@ def telnyx_once(signature: str | None) -> str:
 
 async def first_time(request: Request, key: str, seconds: float) -> None:
     """A signed request seen before, at any replica (with several regions: of any region), is a replay."""
+    if not await _seen_first(request, _named(key), seconds):
+        raise ApiError(403, "replayed", "this webhook was already answered")
+
+
+async def not_yet_seen(request: Request, key: str) -> None:
+    """`first_time`'s refusal, looked up without spending `key`: for a request that acts before it is spent
+    (spent with `first_time` once what it said was kept, so that a 503's retry is heard). This region's
+    replicas are asked, not the other regions': `first_time` still refuses a replay from another region."""
+    app = app_state(request)
+    try:
+        seen = await app.phone.webhooks.seen(_record(_named(key)))
+    except StoreUnavailable:
+        raise _unchecked(key) from None
+    if seen:
+        raise ApiError(403, "replayed", "this webhook was already answered")
+
+
+def _named(key: str) -> str:
     if key.endswith(":"):
         raise ApiError(403, "replayed", "this webhook names no call to answer once")
-    if not await _seen_first(request, key, seconds):
-        raise ApiError(403, "replayed", "this webhook was already answered")
+    return key
+
+
+def _record(key: str) -> str:
+    return "webhook:" + _digest(key)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _unchecked(key: str) -> ApiError:
+    log.warning("a %s webhook was refused: the store did not answer, so a replay could not be ruled out",
+                key.split(":", 1)[0])
+    return ApiError(503, "store_unavailable", "this webhook cannot be checked against replays right now",
+                    retry_after=STORE_RETRY_SECONDS)
 
 
 async def _seen_first(request: Request, key: str, seconds: float) -> bool:
     """Whether `key` is recorded here for the first time at every replica; 503 if the store cannot say."""
-    app, digest = app_state(request), hashlib.sha256(key.encode()).hexdigest()
+    app, digest = app_state(request), _digest(key)
     # Its home region first (dispatcher/regions/sightings.py): a captured webhook is as valid at
     # every region, whose own records each take it once.
     if app.webhook_sightings is not None and await app.webhook_sightings.first_at_home(digest, seconds) is False:
         return False
     try:
-        return await app.phone.webhooks.first_use("webhook:" + digest, seconds)
+        return await app.phone.webhooks.first_use(_record(key), seconds)
     except StoreUnavailable:
-        log.warning("a %s webhook was refused: the store did not answer, so a replay could not be ruled out",
-                    key.split(":", 1)[0])
-        raise ApiError(503, "store_unavailable", "this webhook cannot be checked against replays right now",
-                       retry_after=STORE_RETRY_SECONDS) from None
+        raise _unchecked(key) from None
 
 
 async def _telnyx_vouched_call(request: Request, fields: dict[str, str]) -> str | None:

@@ -52,7 +52,13 @@ def telnyx() -> Iterator[FakeTelnyxCalls]:
 
 @pytest.fixture
 async def setup(telnyx: FakeTelnyxCalls) -> AsyncIterator[Setup]:
-    env = {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "PHONE_TRANSFER_TARGETS": DESK}
+    async with running(telnyx, {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "PHONE_TRANSFER_TARGETS": DESK}) as one:
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def running(telnyx: FakeTelnyxCalls, env: dict[str, str]) -> AsyncIterator[Setup]:
+    """The dispatcher in-process with `env`, a caller's Telnyx call open on it, the bot's channel stood in."""
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     telnyx.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     phone = app.state.voicefleet.phone
@@ -62,9 +68,11 @@ async def setup(telnyx: FakeTelnyxCalls) -> AsyncIterator[Setup]:
     caller = telnyx.live_call(CALLER)
     # A Telnyx call's ids come from the token its signed webhook minted: `AccountSid/CallSid`.
     call = phone.transfers.opened("s-warm", "telnyx", f"{telnyx.account_sid}/{CALLER}", [])
-    yield Setup(phone.transfers, call, caller, bot, telnyx, app)
-    telnyx.reset_knobs()
-    await app.state.voicefleet.aclose()
+    try:
+        yield Setup(phone.transfers, call, caller, bot, telnyx, app)
+    finally:
+        telnyx.reset_knobs()
+        await app.state.voicefleet.aclose()
 
 
 async def consult_call(telnyx: FakeTelnyxCalls) -> PlacedCall:

@@ -32,6 +32,7 @@ from dispatcher.phone.twilio_warm import (
     TwilioWarm,
     WarmCallbacks,
     briefed,
+    own_call,
     record_key,
     record_status,
 )
@@ -272,7 +273,8 @@ async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_joined_
         person = await consult_call(twilio)
         person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
         transfer = (person.one("StatusCallback") or "").split("/")[-3]
-        await record_status(records, transfer, person.sid, "in-progress")
+        assert await own_call(records, transfer, person.sid)
+        await record_status(records, transfer, "in-progress")
         async with asyncio.timeout(WAIT):
             consulted = await task
     finally:
@@ -291,7 +293,8 @@ async def test_an_answered_person_whose_transfer_is_cancelled_mid_wait_is_hung_u
         person = await consult_call(twilio)
         person.status = "in-progress"  # answered, its status callback kept (what the route does with it)
         transfer = (person.one("StatusCallback") or "").split("/")[-3]
-        await record_status(records, transfer, person.sid, "in-progress")
+        assert await own_call(records, transfer, person.sid)
+        await record_status(records, transfer, "in-progress")
         assert (await rest.update(person.sid, status="canceled"))["status"] == "in-progress"
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -309,8 +312,38 @@ async def test_a_transfer_whose_waiting_replica_was_killed_is_given_up_at_its_ne
     records = LocalFirstClaims(clock=lambda: now[0])
     transfer, sid = "a" * 32, "CA" + "1" * 32
     await records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # as the waiter marks it
-    assert await record_status(records, transfer, sid, "ringing") is None  # someone waits: nothing decided
+    assert await own_call(records, transfer, sid)  # the callback's call, as the route claims it
+    assert await record_status(records, transfer, "ringing") is None  # someone waits: nothing decided
     assert await records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # its poll renews it
     now[0] += WAITING_SECONDS + 1.0  # killed: nobody renews it
-    assert await record_status(records, transfer, sid, "in-progress") == GIVEN_UP
+    assert await record_status(records, transfer, "in-progress") == GIVEN_UP
     assert await briefed(records, transfer) == HANG_UP
+
+
+class CountedClaims(LocalFirstClaims):
+    """The one-process store's records, each claim's key noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claimed: list[str] = []
+
+    async def first(self, what: str, value: str, seconds: float) -> str:
+        self.claimed.append(what)
+        return await super().first(what, value, seconds)
+
+
+async def test_a_status_callback_claims_its_call_in_the_store_once(twilio: FakeTwilioCalls) -> None:
+    """Each status callback is one round trip to the store for its call, not two: `own_call` claims it and
+    `record_status` keeps what it says."""
+    records = CountedClaims()
+    rest = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url)
+    warm = TwilioWarm(rest, records, WarmCallbacks(PUBLIC, b"k" * 32), Bot().ask)
+    transfer, sid = "d" * 32, "CA" + "2" * 32
+    await records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)  # as the waiter marks it
+    try:
+        for status in ("initiated", "ringing", "in-progress"):
+            assert not await warm.heard(transfer, sid, status)  # kept; nothing to end
+    finally:
+        await rest.aclose()
+    assert records.claimed.count(record_key(transfer, "sid")) == 3, records.claimed
+    assert await records.held(record_key(transfer, "answered")) == "in-progress"

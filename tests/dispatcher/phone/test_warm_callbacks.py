@@ -4,11 +4,12 @@ test_review_telnyx_warm.py attacks the Telnyx routes; these hold the rules the t
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 
-from dispatcher.phone.twilio_warm import KEPT_SECONDS, callback_token
+from dispatcher.phone.twilio_warm import KEPT_SECONDS, callback_token, record_key
 from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
 from tests.dispatcher.phone.test_review_telnyx_warm import OTHER_CALL, post, signed
 from tests.dispatcher.phone.test_twilio_warm import Setup, consult_call, refused, setup, warm  # noqa: F401
@@ -62,3 +63,89 @@ async def test_another_twilio_call_s_body_at_the_status_url_is_ignored_and_never
     assert person.status == "canceled"
     assert (await other_says("1")).status_code == 204  # the given-up transfer's URL, another body of that call
     assert other.status == "in-progress", "the transfer ended a call that was never its own"
+
+
+async def test_the_person_s_own_status_body_replayed_at_the_briefed_url_is_refused_before_it_marks_them_briefed(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """Telnyx signs the body, not the URL: the person's `answered` status body, spent at the status URL, is as well
+    signed at `briefed`. Refused there as a replay, it must not have marked the transfer briefed first (the caller
+    would be joined while the person still hears the briefing): the replay mark is read before the route acts."""
+    on = telnyx_setup
+    task = on_telnyx.warm(on)
+    person = await on_telnyx.consult_call(on.telnyx)
+    status_url = on.telnyx.documents[0]["StatusCallback"]
+    briefed_url, transfer = status_url.removesuffix("/status") + "/briefed", status_url.split("/")[-3]
+    person.status = "in-progress"
+    body, headers = signed(on.telnyx, {
+        "AccountSid": on.telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",
+        "CallbackSource": "call-progress-events", "From": person.one("From") or "", "To": person.one("To") or ""})
+    assert (await post(on.app, status_url, body, headers)).status_code == 204  # the person answered
+    replayed = await post(on.app, briefed_url, body, headers)
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "replayed"), replayed.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "outcome")) is None, "a replayed body marked the person briefed"
+    await on.telnyx.brief(person.sid)  # the briefing's own `<Redirect>`: that one joins them
+    answer = await asyncio.wait_for(task, on_telnyx.WAIT)
+    assert answer["status"] == "transferred"
+
+
+async def test_the_person_s_final_completed_after_the_window_is_answered_204_and_acts_on_nothing(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """A joined call ends long after its transfer's two minutes: its last status callback is the normal end of a
+    call, so a 403 would log an error in the carrier's debugger. Answered 204, with nothing recorded or ended; any
+    other late callback is still 403 `callback_expired`."""
+    on, transfer = telnyx_setup, "b" * 32
+    key = on.app.state.voicefleet.phone.settings.token_key
+    token = callback_token(key, "telnyx", "s-warm", transfer, int(time.time() - KEPT_SECONDS - 5), on_telnyx.DESK,
+                           "+14155550199")
+    url = f"{on_telnyx.PUBLIC}/phone/telnyx/warm/s-warm/{transfer}/{token}"
+
+    async def says(status: str, what: str = "status") -> httpx.Response:
+        return await post(on.app, f"{url}/{what}", *signed(on.telnyx, {
+            "AccountSid": on.telnyx.account_sid, "CallSid": OTHER_CALL, "CallStatus": status,
+            "CallbackSource": "call-progress-events", "From": "+14155550199", "To": on_telnyx.DESK}))
+
+    ended = await says("completed")
+    assert ended.status_code == 204, ended.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "sid")) is None and not on.telnyx.calls_to("POST", "/Calls/")
+    for late in (await says("in-progress"), await says("completed", "briefed")):
+        assert (late.status_code, late.json()["error"]["code"]) == (403, "callback_expired"), late.text
+
+
+async def test_a_twilio_final_completed_after_the_window_is_answered_204(setup: Setup) -> None:  # noqa: F811
+    """The same on Twilio's route, whose signature covers the URL."""
+    key = setup.app.state.voicefleet.phone.settings.token_key
+    token = callback_token(key, "twilio", "s-warm", "c" * 32, int(time.time() - KEPT_SECONDS - 5), on_telnyx.DESK,
+                           "+14155550199")
+    url = f"{on_telnyx.PUBLIC}/phone/twilio/warm/s-warm/{'c' * 32}/{token}/status"
+    answers = []
+    for status in ("completed", "ringing"):
+        form = {"AccountSid": setup.twilio.account_sid, "CallSid": "CA" + "8" * 32, "CallStatus": status,
+                "From": "+14155550199", "To": on_telnyx.DESK}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app)) as client:
+            answers.append(await client.post(url, data=form, headers={
+                "X-Twilio-Signature": sign(AUTH_TOKEN, url, list(form.items()))}))
+    assert [a.status_code for a in answers] == [204, 403], [a.text for a in answers]
+
+
+async def test_a_telnyx_body_that_is_no_status_callback_is_not_kept_at_the_status_url(
+        telnyx_setup: on_telnyx.Setup) -> None:
+    """Telnyx signs all of a call's bodies with one key: the person's own `<Redirect>` body (no `CallbackSource`)
+    saying `in-progress`, posted at the status URL, must not record the call answered (the waiting replica would
+    then join a person who never heard the briefing once its time is up)."""
+    on = telnyx_setup
+    task = on_telnyx.warm(on)
+    person = await on_telnyx.consult_call(on.telnyx)
+    status_url = on.telnyx.documents[0]["StatusCallback"]
+    transfer = status_url.split("/")[-3]
+    taken = await post(on.app, status_url, *signed(on.telnyx, {
+        "AccountSid": on.telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",
+        "From": person.one("From") or "", "To": person.one("To") or ""}))
+    assert taken.status_code == 204, taken.text
+    records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
+    assert await records.held(record_key(transfer, "answered")) is None
+    assert await records.held(record_key(transfer, "sid")) is None
+    assert all(a.status_code == 204 for a in await on.telnyx.finish(person.sid, "no-answer"))
+    error = await on_telnyx.refused(task)
+    assert (error.status, error.code) == (409, "person_unanswered")
