@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 import pytest
 
-from sipedge.register_retry import RETRY_CAP_SECONDS, RegisterRetry, backoff, retry_after
+from sipedge.register_retry import RETRY_CAP_SECONDS, UNUSABLE_REGISTRAR, RegisterRetry, backoff, retry_after
 from sipedge.registrations import Registrations
 from sipedge.stack import _Account
 
@@ -49,6 +49,14 @@ def test_a_refusal_pjsua_leaves_standing_is_retried_more_slowly_each_time_and_fr
 @pytest.mark.parametrize("code", [408, 480, 500, 502, 503, 504, 600, 603])
 def test_a_failure_pjsua_retries_itself_is_left_to_it(code: int) -> None:
     assert RegisterRetry().answered(code) is None
+
+
+def test_a_register_pjsua_would_not_send_is_asked_again_unless_its_registrar_cannot_be_used_as_written() -> None:
+    retry = RegisterRetry()
+    assert [retry.not_sent(status) for status in sorted(UNUSABLE_REGISTRAR)] == [None] * len(UNUSABLE_REGISTRAR)
+    pending, no_interface = 171001, 120101  # PJSIP_EBUSY; an OS error (ENETUNREACH) finding the local address
+    assert [retry.not_sent(pending), retry.not_sent(no_interface)] == [30, 60]  # the refusals' schedule
+    assert retry.answered(200) is None and retry.not_sent(pending) == 30
 
 
 class _Stack:
