@@ -1,12 +1,13 @@
 """When the edge registers a trunk again after its registrar refused: what PJSUA does not retry itself.
 
 PJSUA schedules a new REGISTER only after a timeout or a server's trouble (408, 480, 500, 502, 503, 504
-and any 6xx: pjsua_acc.c `regc_cb`), every `retryIntervalSec` (the edge's REGISTER_RETRY_SECONDS). Any
-other refusal (403 Forbidden, 404 Not Found, a 401 its credentials could not answer) ends the account's
-registration until something registers it again: without this, a trunk refused once (its registrar's
-misconfiguration, since fixed) would take no inbound call until the edge restarted. The edge asks again
-itself, slowly (a registrar that refuses us is not to be hammered): 30 s, doubling up to 30 minutes, never
-sooner than the answer's Retry-After, and from 30 s again once a REGISTER succeeds.
+and any 6xx: pjsua_acc.c `regc_cb`), every `retryIntervalSec` (the trunk's `registrar_retry_seconds`, 30 s
+unless set). Any other refusal (403 Forbidden, 404 Not Found, a 401 its credentials could not answer) ends the
+account's registration until something registers it again: without this, a trunk refused once (its
+registrar's misconfiguration, since fixed) would take no inbound call until the edge restarted. The edge asks
+again itself, slowly (a registrar that refuses us is not to be hammered): after the same interval, doubling up
+to 30 minutes, never sooner than the answer's Retry-After, and from the interval again once a REGISTER
+succeeds.
 
 PJSUA may also refuse to send a REGISTER at all: `Account.setRegistration` raises, and no `onRegState` tells it.
 Where the registrar's URI, or the transport it names, is one PJSIP cannot use, that lasts until the edge's
@@ -51,10 +52,10 @@ def retry_after(message: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def backoff(failures: int, asked: float | None = None) -> float:
-    """The wait before the edge's `failures`-th REGISTER in a row after a refusal: doubling from the base up to
+def backoff(failures: int, asked: float | None = None, base: float = RETRY_BASE_SECONDS) -> float:
+    """The wait before the edge's `failures`-th REGISTER in a row after a refusal: doubling from `base` up to
     the cap, and at least what the registrar asked (Retry-After), which the cap bounds as well."""
-    doubling = RETRY_BASE_SECONDS * float(1 << min(max(failures - 1, 0), 16))
+    doubling = base * float(1 << min(max(failures - 1, 0), 16))
     return min(RETRY_CAP_SECONDS, max(doubling, asked or 0.0))
 
 
@@ -63,6 +64,7 @@ class RegisterRetry:
     """One registering account's refusals in a row, and the retry it has pending (its `generation`: a retry
     scheduled before a later answer is stale when it comes due)."""
 
+    base: float = RETRY_BASE_SECONDS  # the first wait (the trunk's registrar_retry_seconds)
     failures: int = 0
     generation: int = 0
 
@@ -76,7 +78,7 @@ class RegisterRetry:
         if code < 200 or pjsua_retries(code):
             return None
         self.failures += 1
-        return backoff(self.failures, retry_after(message))
+        return backoff(self.failures, retry_after(message), self.base)
 
     def not_sent(self, status: int) -> float | None:
         """PJSUA raised `status` rather than send a REGISTER, telling no answer: the seconds until the edge asks
@@ -85,7 +87,7 @@ class RegisterRetry:
         if status in UNUSABLE_REGISTRAR:
             return None
         self.failures += 1
-        return backoff(self.failures)
+        return backoff(self.failures, base=self.base)
 
     def due(self, generation: int) -> bool:
         """Whether a retry scheduled at `generation` still stands (no answer came since)."""

@@ -21,7 +21,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.listening_media import without_concealment
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
-from sipedge.register_retry import RETRY_BASE_SECONDS, RegisterRetry
+from sipedge.register_retry import RegisterRetry
 from sipedge.registrations import Registrations
 from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
@@ -46,9 +46,6 @@ PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner woul
 # REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
 # are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
 PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
-# After an unanswered REGISTER or a server's trouble (PJSUA's own: 300); any other refusal, PJSUA never
-# retries: the edge does (register_retry.py), from the same 30 s, slowing down.
-REGISTER_RETRY_SECONDS = int(RETRY_BASE_SECONDS)
 PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', outbound ones, SRTP numbers'
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
@@ -57,12 +54,13 @@ Unplayable = Callable[[str, str, str], None]  # the source address, the request 
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
-    def __init__(self, stack: SipStack, srtp_mandatory: bool = False, registers_for: str | None = None) -> None:
+    def __init__(self, stack: SipStack, srtp_mandatory: bool = False, registers_for: str | None = None,
+                 retry: RegisterRetry | None = None) -> None:
         super().__init__()
         self._stack = stack
         self.srtp_mandatory = srtp_mandatory  # a number's own account: PJSIP's SRTP MANDATORY, over TLS only
         self._registers_for = registers_for  # the trunk whose registrar this account registers with
-        self._retry = RegisterRetry()  # its refusals in a row, for the edge's own retry of them
+        self._retry = retry or RegisterRetry()  # its refusals in a row, for the edge's own retry of them
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
         self._stack.incoming(self, prm)
@@ -340,9 +338,12 @@ class SipStack:
         if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
             # PJSUA waits 300 s after a refused REGISTER before trying again: two 503s would leave the trunk's
-            # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute.
-            config.regConfig.retryIntervalSec = REGISTER_RETRY_SECONDS
-            config.regConfig.firstRetryIntervalSec = REGISTER_RETRY_SECONDS
+            # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute (the
+            # trunk's registrar_retry_seconds), give or take a third: PJSUA's own 10 s at 30 s, spreading edges'
+            # retries, and never more than the interval (PJSUA draws a shorter one from 0 to 10 s).
+            config.regConfig.retryIntervalSec = trunk.registrar_retry_seconds
+            config.regConfig.firstRetryIntervalSec = trunk.registrar_retry_seconds
+            config.regConfig.randomRetryIntervalSec = trunk.registrar_retry_seconds // 3
             # Registered by the edge (_Account.register), where a REGISTER PJSUA gives up on before sending (a
             # registrar it has no transport or Contact for) raises: on add, PJSUA logs it and reports nothing, ever.
             config.regConfig.registerOnAdd = False
@@ -354,7 +355,8 @@ class SipStack:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
         registers_for = trunk.name if trunk is not None and registers and trunk.registrar is not None else None
-        account = _Account(self, srtp_mandatory, registers_for)
+        account = _Account(self, srtp_mandatory, registers_for,
+                           RegisterRetry(trunk.registrar_retry_seconds) if trunk is not None else None)
         account.create(config, trunk is None and not srtp_mandatory)  # the local account is the default one
         return account
 
