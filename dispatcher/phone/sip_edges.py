@@ -223,22 +223,17 @@ class SipEdges:
 
     async def took_inbound(self, session_id: str, url: str, seconds: float) -> None:
         """Records `url` for `seconds` as the edge an inbound call's session came in at, whose reports on the call
-        are then taken from it alone. A store that does not answer never refuses the start: the record is owed
-        (`OwedEdgeRecords`). 409 when another edge holds the session (docs/sip.md#edge-credentials)."""
+        are then taken from it alone. The session is fresh (its key drawn at random), so no other edge's record
+        is there first. A store that does not answer never refuses the start: the record is owed
+        (`OwedEdgeRecords`)."""
         mine = f"{url} {INBOUND}"
         try:
-            value = await first_read_back(self._records, record_key(session_id), mine, seconds)
+            await first_read_back(self._records, record_key(session_id), mine, seconds)
         except StoreUnavailable as exc:
             self._unrecorded(f"inbound call {session_id} started without recording its SIP edge ({_store_failure(exc)})"
                              f": {_owed_or_not(exc)}")
             if not isinstance(exc, ClaimsFull):
                 self.owed.owe(session_id, url, mine, seconds)
-            return
-        holder = edge_of(value)
-        if holder != url:
-            raise ApiError(409, "sip_edge_not_holding", f"session {session_id} is recorded at another SIP edge "
-                           f"({holder[:80]!r}), whose reports on it are taken alone: nothing was started, start "
-                           "the call again (it gets a session of its own)")
 
     async def forget_inbound(self, session_id: str, url: str) -> None:
         """An inbound start refused after `took_inbound` (a forged eval token): its record let go, so refused
