@@ -13,22 +13,13 @@ import logging
 import os
 import socket
 import sys
-import time
-from collections.abc import Callable
 
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.registrations import Registrations
 from sipedge.stack import SipStack
+from tests.support.waiting import wait_until
 
 WAIT_SECONDS = 10.0
-
-
-def _until(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"pjsip_register_probe: no {what} within {WAIT_SECONDS:g} s")
-        time.sleep(0.02)
 
 
 def _ok(request: str) -> bytes:
@@ -69,10 +60,12 @@ def main(port: int, rtp_port: int) -> None:
     first, sender = registrar.recvfrom(65536)  # `pending`'s first REGISTER, left unanswered for now
     pending = next(a for a in stack._accounts if a._registers_for == "pending")  # noqa: SLF001  (the probe's aim)
     stack.submit(pending.register)  # while the first is in flight: PJSIP_EBUSY
-    _until(lambda: stack.registrations.of("pending").state != "registering", "answer to the second REGISTER")
+    wait_until(lambda: stack.registrations.of("pending").state != "registering", "the second REGISTER's refusal",
+               timeout=WAIT_SECONDS)
     refused = {name: _shown(stack.registrations, name) for name in ("unparsed", "pending", "unresolved")}
     registrar.sendto(_ok(first.decode()), sender)
-    _until(lambda: stack.registrations.of("pending").state == "registered", "registration once answered")
+    wait_until(lambda: stack.registrations.of("pending").state == "registered", "the registration once answered",
+               timeout=WAIT_SECONDS)
     print(json.dumps({"refused": refused, "answered": _shown(stack.registrations, "pending"), "log": lines}),
           flush=True)
     os._exit(0)  # PJSUA's teardown is not what is probed here
