@@ -92,6 +92,9 @@ class TrunkFile(_Strict):
     usd_per_minute: float | PriceFile | None = Field(default=None, union_mode="left_to_right")
     # The carrier's billing increment: each call's answered time is rounded up to it (Twilio: a whole minute).
     billing_increment_seconds: int = Field(default=60, ge=1, le=60)
+    # How soon the edge registers again after its registrar failed or refused it (sipedge/register_retry.py): PJSUA's
+    # own retry of a timeout or a server's trouble, and the first of the edge's doubling waits after any other.
+    registrar_retry_seconds: int = Field(default=30, ge=2, le=1800)
 
     @field_validator("usd_per_minute")
     @classmethod
@@ -212,6 +215,7 @@ class Trunk:
     caller_ids: tuple[str, ...] = ()
     srtp: Srtp = "off"
     price: TrunkPrice | None = None  # its minutes' price; None: not priced
+    registrar_retry_seconds: int = 30  # how soon a failed or refused registration is tried again
 
 
 @dataclass(frozen=True)
@@ -492,7 +496,7 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
                  releases, trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
                  trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp,
-                 _price(trunk))
+                 _price(trunk), registrar_retry_seconds=trunk.registrar_retry_seconds)
 
 
 def _price(trunk: TrunkFile) -> TrunkPrice | None:

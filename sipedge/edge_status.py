@@ -7,7 +7,8 @@
     trunks                each trunk's `name` and `registration`: `not_registering` (no registrar), `registering`
                           (no answer yet), `registered`, `refused` with the registrar's `code` and `reason`
                           (PJSIP's own 408 when none answered), `failed` with PJSUA's `status` (its pj_status_t)
-                          and `reason` (no REGISTER sent: PJSUA does not try again), `unregistered` (stopping)
+                          and `reason` (no REGISTER sent; the reason ends with what comes next: the edge asking
+                          again, or the registrar to fix in its file), `unregistered` (stopping)
     refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s (with workers, Kamailio's
                           own refusals too: sipedge/front_refusals.py)
     workers               with several workers only: `total`, and `answering` the front's question

@@ -106,10 +106,17 @@ def _open_folder(folder: Path) -> int:
     return fd
 
 
+def stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields from the third on (its state, parent, process group…: field N is at N - 3), read
+    after the command's closing parenthesis, since a command's name may hold spaces and parentheses. Raises
+    OSError once it is gone."""
+    stat_line = Path(f"/proc/{pid}/stat").read_text()
+    return stat_line[stat_line.rindex(")") + 2:].split()
+
+
 def start_time(pid: int) -> int:
     """The kernel's start time of `pid` (/proc/<pid>/stat field 22). Raises OSError once it is gone."""
-    stat_line = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat_line[stat_line.rindex(")") + 2:].split()[19])  # fields 3.. follow the closing parenthesis
+    return int(stat_fields(pid)[19])
 
 
 class RecordClaim:
@@ -148,7 +155,7 @@ def claim_record(path: Path, kamailio: str) -> RecordClaim:
         if record is not None and (members := live_members(record, kamailio)):
             log.warning("sipedge: a Kamailio front left by an earlier edge still runs (group %d, %d processes, on "
                         "%s); ending it before binding the SIP port", record.group, len(members), record.config)
-            end_group(record.group, lambda: bool(live_members(record, kamailio)))
+            end_group(record.group, lambda: live_members(record, kamailio))
             ended = record
         return RecordClaim(path, fd, ended)
     except BaseException:
@@ -196,26 +203,6 @@ def _parse(content: dict[str, object] | None, path: Path) -> FrontRecord | None:
     return None
 
 
-def write_record(path: Path, pid: int, config: Path) -> None:
-    """Records the Kamailio running as `pid` on `config`, no lock held: as an edge killed outright leaves it."""
-    folder = _open_folder(path.parent)
-    try:
-        fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=folder)
-    finally:
-        os.close(folder)
-    with os.fdopen(fd, "w") as file:
-        file.write(json.dumps({"edge": os.getpid(), **asdict(FrontRecord.of(pid, config))}))
-
-
-def end_leftover(path: Path, kamailio: str) -> FrontRecord | None:
-    """Ends the front `path` records if it still runs, as `claim_record` does, then lets the record go (removed);
-    the record it ended, or None. Raises EdgeRunning when a live edge holds it."""
-    claim = claim_record(path, kamailio)
-    claim.close()
-    return claim.ended
-
-
 def live_members(record: FrontRecord, kamailio: str) -> list[int]:
     """The processes of `record`'s group, if every one is `kamailio` on its config and its leader (if alive) has
     its start time; else none: the group is no longer that Kamailio."""
@@ -240,10 +227,9 @@ def group_processes(group: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fields = stat_fields(int(entry.name))
         except OSError:
             continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2:].split()  # field 3 on: its state, parent, process group...
         if int(fields[2]) == group and fields[0] != "Z":
             found.append(int(entry.name))
     return found
@@ -256,16 +242,23 @@ def _runs(argv: list[bytes], kamailio: str, config: str) -> bool:
             and "-f" in words and words.index("-f") + 1 < len(words) and words[words.index("-f") + 1] == config)
 
 
-def end_group(group: int, alive: Callable[[], bool]) -> None:
-    """SIGTERM to `group`, SIGKILL after END_SECONDS, then waits (bounded) for it to be gone; `alive` (whether the
-    group is still that front) is asked again before each signal: its id may have passed to another group."""
+def end_group(group: int, members: Callable[[], list[int]]) -> None:
+    """SIGTERM to `group`, SIGKILL after END_SECONDS, then waits (bounded) for it to be gone; `members` (its
+    processes while the group is still that front, else none) is asked again before each signal: its id may have
+    passed to another group. Raises OSError naming the processes a SIGKILL left and what to do."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
-        if not alive():
+        if not members():
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signum)
         deadline = time.monotonic() + END_SECONDS
-        while alive() and time.monotonic() < deadline:
+        while members() and time.monotonic() < deadline:
             time.sleep(GONE_POLL_SECONDS)
-    if alive():
-        raise OSError(f"the Kamailio front left by an earlier edge (group {group}) did not end on SIGKILL")
+    if left := members():
+        pids = ",".join(map(str, left))
+        # Only a process in uninterruptible sleep (state D: waiting on a disk or a network file system) outlives a
+        # SIGKILL; it ends once that I/O returns. It still holds the SIP port, so the edge cannot start meanwhile.
+        raise OSError(f"Kamailio's processes of group {group} did not end on SIGKILL: pid {pids} still run. See "
+                      f"their state with `ps -o pid,stat,wchan -p {pids}`: one in state D waits on I/O and ends "
+                      "when it returns (a hung disk or NFS mount); once none is left, start the edge again, and if "
+                      "they stay, restart the host")

@@ -100,16 +100,28 @@ def counted(entry: Entry, refusals: RefusalLog, mark: str) -> bool:
     return True
 
 
-def relayed(text: bytes, own: Callable[[int], bool], over: int = 0) -> bytes:
-    """`text` (one line of Kamailio's standard error or output, `over` more bytes of it cut off) as the edge's log
-    carries it: an entry of one of Kamailio's processes (`own`, given a process id) behind `kamailio: `, as its
-    plain log shows it; any other line behind `kamailio: | `; escaped and cut (sipedge/log_line.py). An entry cut
-    short is read from its head (`_head_of`), so Kamailio's own long entry is still shown as its own."""
-    body = text_of(text.rstrip(b"\r\n"))
-    entry = _head_of(body) if over else entry_of(body)
-    if entry is not None and own(entry.pid):
-        return shown(b"kamailio: ", entry.text(), over)
-    return shown(b"kamailio: | ", body, over)
+@dataclass(frozen=True)
+class LogLine:
+    """One line of Kamailio's standard error or output, read once: for its count and for the edge's log."""
+    text: str  # without its newline (`text_of`)
+    over: int  # more bytes of it cut off before it was read
+    entry: Entry | None  # the entry of Kamailio's JSON engine it holds, if it is one
+
+
+def read_line(raw: bytes, over: int = 0) -> LogLine:
+    """`raw` (one line, `over` more bytes of it cut off) and the entry it holds. An entry cut short is read from
+    its head (`_head_of`), so Kamailio's own long entry is still shown as its own."""
+    text = text_of(raw.rstrip(b"\r\n"))
+    return LogLine(text, over, _head_of(text) if over else entry_of(text))
+
+
+def relayed(line: LogLine, own: Callable[[int], bool]) -> bytes:
+    """`line` as the edge's log carries it: an entry of one of Kamailio's processes (`own`, given a process id)
+    behind `kamailio: `, as its plain log shows it; any other line behind `kamailio: | `; escaped and cut
+    (sipedge/log_line.py)."""
+    if line.entry is not None and own(line.entry.pid):
+        return shown(b"kamailio: ", line.entry.text(), line.over)
+    return shown(b"kamailio: | ", line.text, line.over)
 
 
 # The head of an entry as Kamailio's JSON engine writes it (src/core/dprint.c, `ksr_slog_json`): its fields in
@@ -169,13 +181,13 @@ async def read_front_log(stream: asyncio.StreamReader, refusals: RefusalLog, mar
     dropped), its entries told by `own` (`in_group`). Reads on whatever one line holds: a reader that stopped
     would leave Kamailio blocked on its next log write."""
     said = False
-    async for text, over in cut_lines(stream):
+    async for raw, over in cut_lines(stream):
         try:
-            entry = None if over else entry_of(text_of(text.rstrip(b"\r\n")))
-            if entry is not None and counted(entry, refusals, mark):
+            read = read_line(raw, over)
+            if read.entry is not None and not over and counted(read.entry, refusals, mark):
                 continue
             if relay is not None:
-                relay.put(relayed(text, own, over))
+                relay.put(relayed(read, own))
         except Exception:  # noqa: BLE001 - the next line must still be read
             if not said:
                 log.exception("sipedge: a line of Kamailio's log could not be read (its later errors are not "

@@ -110,7 +110,11 @@ def main() -> None:
     last = record
     if live_members(last, kamailio):
         _say(f"sipedge: the edge is gone; ending its Kamailio front (group {last.group})")
-        end_group(last.group, lambda: bool(live_members(last, kamailio)))
+        try:
+            end_group(last.group, lambda: live_members(last, kamailio))
+        except OSError as error:
+            _say(f"sipedge: the edge is gone, and its front is not: {error}")
+            raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -8,13 +8,17 @@ import threading
 from dataclasses import dataclass
 
 REASON_CHARS = 80  # the registrar's reason phrase, as shown: a registrar's text, bounded
+# What comes after a REGISTER PJSUA did not send, said with its reason (docs/sip.md#is-the-edge-up)
+ASKS_AGAIN = "the edge asks again"
+FIX_REGISTRAR = "fix the registrar, restart"
 
 
 @dataclass(frozen=True)
 class Registration:
     # "registering" (no answer yet), "registered", "unregistered" (its registration ended: the edge stopping),
     # "refused" (the registrar's code, or PJSIP's own 408 or 503 when none answered), "failed" (PJSUA gave up
-    # before sending a REGISTER: `status` is its pj_status_t, `reason` its text; it does not try again)
+    # before sending a REGISTER: `status` is its pj_status_t, `reason` its text and what comes next: the edge
+    # asking again, or the registrar to fix in the edge's file)
     state: str
     code: int | None = None
     reason: str | None = None
@@ -39,18 +43,18 @@ class Registrations:
         with self._lock:
             self._by_trunk[trunk] = state
 
-    def gave_up(self, trunk: str, status: int, reason: str) -> None:
-        """On the SIP thread: PJSUA did not send `trunk`'s REGISTER (`Account.setRegistration` raised its
-        `pj.Error`), and tells no `onRegState` of it. An answer already told (a failure PJSUA both reports and
-        raises) stands."""
+    def gave_up(self, trunk: str, status: int, reason: str, asks_again: bool) -> None:
+        """On the SIP thread: PJSUA did not send `trunk`'s REGISTER (its `pj.Error` raised, no `onRegState`
+        telling it), and the edge asks again (`asks_again`), or not until its file is fixed."""
+        way = ASKS_AGAIN if asks_again else FIX_REGISTRAR
+        state = Registration("failed", None, f"{_shown(reason, REASON_CHARS - len(way) - 2)}; {way}", status)
         with self._lock:
-            if trunk not in self._by_trunk:
-                self._by_trunk[trunk] = Registration("failed", None, _shown(reason), status)
+            self._by_trunk[trunk] = state
 
     def of(self, trunk: str) -> Registration:
         with self._lock:
             return self._by_trunk.get(trunk, REGISTERING)
 
 
-def _shown(reason: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in reason[:REASON_CHARS])
+def _shown(reason: str, chars: int = REASON_CHARS) -> str:
+    return "".join(c if c.isprintable() else "?" for c in reason[:chars])

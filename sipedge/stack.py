@@ -21,7 +21,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.listening_media import without_concealment
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
-from sipedge.register_retry import RETRY_BASE_SECONDS, RegisterRetry
+from sipedge.register_retry import RegisterRetry
 from sipedge.registrations import Registrations
 from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
@@ -46,9 +46,6 @@ PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner woul
 # REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
 # are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
 PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
-# After an unanswered REGISTER or a server's trouble (PJSUA's own: 300); any other refusal, PJSUA never
-# retries: the edge does (register_retry.py), from the same 30 s, slowing down.
-REGISTER_RETRY_SECONDS = int(RETRY_BASE_SECONDS)
 PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', outbound ones, SRTP numbers'
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
@@ -57,12 +54,13 @@ Unplayable = Callable[[str, str, str], None]  # the source address, the request 
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
-    def __init__(self, stack: SipStack, srtp_mandatory: bool = False, registers_for: str | None = None) -> None:
+    def __init__(self, stack: SipStack, srtp_mandatory: bool = False, registers_for: str | None = None,
+                 retry: RegisterRetry | None = None) -> None:
         super().__init__()
         self._stack = stack
         self.srtp_mandatory = srtp_mandatory  # a number's own account: PJSIP's SRTP MANDATORY, over TLS only
         self._registers_for = registers_for  # the trunk whose registrar this account registers with
-        self._retry = RegisterRetry()  # its refusals in a row, for the edge's own retry of them
+        self._retry = retry or RegisterRetry()  # its refusals in a row, for the edge's own retry of them
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
         self._stack.incoming(self, prm)
@@ -76,12 +74,35 @@ class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type in
         if wait is not None:  # a refusal PJSUA would leave standing until the edge restarts (register_retry.py)
             log.warning("sipedge: trunk %s's registrar refused its REGISTER (%d %s): registering again in %.0f s",
                         self._registers_for, code, str(prm.reason)[:80], wait)
-            generation = self._retry.generation
-            self._stack.submit_at(time.monotonic() + wait, lambda: self._register_again(generation))
+            self._register_in(wait)
+
+    def register(self) -> None:
+        """Sends the account's REGISTER, on the SIP thread. Where PJSUA raises instead and tells no answer, the
+        registration reads `failed`, and the edge asks again unless the registrar cannot be used as written
+        (register_retry.py). A failure PJSUA tells as an answer too (a name that does not resolve: 502) is
+        left to that answer's handling."""
+        trunk, told = self._registers_for, self._retry.generation
+        assert trunk is not None, "only a registering account registers"
+        try:
+            self.setRegistration(True)
+        except pj.Error as failed:
+            if self._retry.generation != told:
+                return
+            wait = self._retry.not_sent(int(failed.status))
+            self._stack.registrations.gave_up(trunk, int(failed.status), str(failed.reason), wait is not None)
+            then = f"asking again in {wait:.0f} s" if wait is not None else "fix its registrar, then restart the edge"
+            log.warning("sipedge: trunk %s: PJSUA sent no REGISTER to its registrar: %s (status %d); %s",
+                        trunk, failed.reason, failed.status, then)
+            if wait is not None:
+                self._register_in(wait)
+
+    def _register_in(self, wait: float) -> None:
+        generation = self._retry.generation
+        self._stack.submit_at(time.monotonic() + wait, lambda: self._register_again(generation))
 
     def _register_again(self, generation: int) -> None:
         if self._retry.due(generation):  # no answer since: nothing else registered it meanwhile
-            self.setRegistration(True)
+            self.register()
 
 
 class _Log(pj.LogWriter):  # type: ignore[misc]
@@ -254,7 +275,7 @@ class SipStack:
         self._accounts.append(self._account(f"sip:edge@{self.place.sip_host}:{self.place.sip_port}", None))
         for trunk in self.config.trunks:
             if trunk.registrar is not None:
-                self._accounts.append(self._account(f"sip:{trunk.digest_username}@{_host(trunk.registrar)}", trunk))
+                self._registering(trunk, trunk.registrar)
             if trunk.termination_uri is not None:  # answers the trunk's digest challenge to an outbound INVITE
                 account = self._account(f"sip:edge@{self.config.advertised}:{self.config.sip_port}", trunk,
                                         registers=False)
@@ -265,6 +286,20 @@ class SipStack:
         tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
         log.info("sipedge: SIP on udp %s:%d%s, RTP from port %d", self.place.sip_host, self.place.sip_port, tls,
                  self.place.rtp_port)
+
+    def _registering(self, trunk: Trunk, registrar: str) -> None:
+        """`trunk`'s account with its registrar, registering. One PJSUA cannot make (the registrar's URI, or the
+        account's own made from it, is not one PJSIP parses) reads `failed`; the edge runs on with its others."""
+        try:
+            account = self._account(f"sip:{trunk.digest_username}@{_host(registrar)}", trunk)
+        except pj.Error as failed:
+            log.warning("sipedge: trunk %s: PJSUA takes no account for registrar %s: %s (status %d); fix the "
+                        "registrar in the edge's file, then restart the edge", trunk.name, registrar, failed.reason,
+                        failed.status)
+            self.registrations.gave_up(trunk.name, int(failed.status), str(failed.reason), False)
+            return
+        self._accounts.append(account)
+        account.register()
 
     def _srtp_numbers(self) -> list[str]:
         """The numbers of trunks whose SRTP is mandatory: each gets an account of its own, which PJSUA
@@ -303,11 +338,14 @@ class SipStack:
         if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
             # PJSUA waits 300 s after a refused REGISTER before trying again: two 503s would leave the trunk's
-            # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute.
-            config.regConfig.retryIntervalSec = REGISTER_RETRY_SECONDS
-            config.regConfig.firstRetryIntervalSec = REGISTER_RETRY_SECONDS
-            # Registered below, where a REGISTER PJSUA gives up on before sending (a registrar it has no
-            # transport or Contact for) raises: on add, PJSUA logs it and reports nothing, ever.
+            # inbound calls cut for five minutes, past its alarm. A registrar's blip costs half a minute (the
+            # trunk's registrar_retry_seconds), give or take a third: PJSUA's own 10 s at 30 s, spreading edges'
+            # retries, and never more than the interval (PJSUA draws a shorter one from 0 to 10 s).
+            config.regConfig.retryIntervalSec = trunk.registrar_retry_seconds
+            config.regConfig.firstRetryIntervalSec = trunk.registrar_retry_seconds
+            config.regConfig.randomRetryIntervalSec = trunk.registrar_retry_seconds // 3
+            # Registered by the edge (_Account.register), where a REGISTER PJSUA gives up on before sending (a
+            # registrar it has no transport or Contact for) raises: on add, PJSUA logs it and reports nothing, ever.
             config.regConfig.registerOnAdd = False
         if trunk is not None and not registers and self.place.front is not None:
             # A worker's own calls leave through its front (the only way off loopback), which lets them go to
@@ -317,15 +355,9 @@ class SipStack:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
         registers_for = trunk.name if trunk is not None and registers and trunk.registrar is not None else None
-        account = _Account(self, srtp_mandatory, registers_for)
+        account = _Account(self, srtp_mandatory, registers_for,
+                           RegisterRetry(trunk.registrar_retry_seconds) if trunk is not None else None)
         account.create(config, trunk is None and not srtp_mandatory)  # the local account is the default one
-        if registers_for is not None:
-            try:
-                account.setRegistration(True)
-            except pj.Error as failed:
-                log.warning("sipedge: trunk %s: PJSUA sent no REGISTER to %s: %s (status %d)", registers_for,
-                            config.regConfig.registrarUri, failed.reason, failed.status)
-                self.registrations.gave_up(registers_for, int(failed.status), str(failed.reason))
         return account
 
     def max_calls(self) -> int:

@@ -33,7 +33,7 @@ from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
-from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, relayed
+from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, read_line, relayed
 from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
@@ -406,7 +406,7 @@ async def _relay_front(output: AsyncIterator[tuple[bytes, int]], relay: LogRelay
                        own: Callable[[int], bool]) -> None:
     """Kamailio's standard output (its start's banner), as its log is passed on."""
     async for line, over in output:
-        relay.put(relayed(line, own, over))
+        relay.put(relayed(read_line(line, over), own))
 
 
 def _answers_options(host: str, port: int) -> bool:

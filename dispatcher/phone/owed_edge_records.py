@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dispatcher.phone.edge_record import edge_of, record_key
+from dispatcher.phone.edge_record import edge_of, record_key, same_hand_over
 from dispatcher.store.coordination import FirstClaims
 from dispatcher.store.first_read_back import first_read_back
 from dispatcher.store.unavailable import StoreUnavailable
@@ -34,7 +34,6 @@ DROPPED_LOG_SECONDS = 60.0  # records dropped past MOST are logged once in this 
 MOST = 10_000  # records owed at once: a long outage at a busy replica is bounded, its oldest dropped first
 FIRST_DELAY = 0.5  # seconds before the store is asked again after it did not answer, doubling…
 MOST_DELAY = 10.0  # …up to this, each wait drawn from its upper half (replicas back from one blink spread out)
-INBOUND = "inbound"  # an inbound record's mark where a hand-over's has its token (sip_edges.py `took_inbound`)
 OUTCOMES = ("written", "other_edge", "expired", "dropped")
 
 
@@ -128,7 +127,7 @@ class OwedEdgeRecords:
         key = record_key(session_id)
         written = await (self._records.first(key, owed.value, left) if once
                          else first_read_back(self._records, key, owed.value, left))
-        if _same_hand_over(written, owed.value):  # an edge of this hand-over that placed nothing: the call is owed's
+        if same_hand_over(written, owed.value):  # an edge of this hand-over that placed nothing: the call is owed's
             await self._records.let_go(key, written)
             written = await self._records.first(key, owed.value, left)
         if self._owed.get(session_id) is not owed and written == owed.value:
@@ -169,10 +168,3 @@ class OwedEdgeRecords:
             self._waiting.set()
         else:
             self._waiting.clear()
-
-
-def _same_hand_over(written: str, value: str) -> bool:
-    """`written` is another edge's record of the same hand-over (its token: `claim`'s own rule), which that edge's
-    refusal left behind when its let-go met the store's blink. An inbound record (`<url> inbound`) has no token."""
-    mark = value.rpartition(" ")[2]  # the hand-over's token, or "inbound"
-    return written != value and mark != INBOUND and written.endswith(f" {mark}")

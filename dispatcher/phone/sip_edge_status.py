@@ -35,7 +35,8 @@ class EdgeTrunk(BaseModel):
     registration: str = Field(max_length=32, description="`not_registering` (no registrar), `registering` (no "
                               "answer yet), `registered`, `refused` (with the registrar's `code` and `reason`; 408: "
                               "no registrar answered), `failed` (PJSUA sent no REGISTER, with its `status` and "
-                              "`reason`; it does not try again), `unregistered` (the edge is stopping).")
+                              "`reason`, which ends with what comes next: the edge asking again, or the registrar "
+                              "to fix in its file), `unregistered` (the edge is stopping).")
     code: int | None = None
     reason: str | None = Field(default=None, max_length=80)
     status: int | None = Field(default=None, description="With `failed`: PJSUA's own status (pj_status_t).")

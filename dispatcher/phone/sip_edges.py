@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
-from dispatcher.phone.edge_record import RECORD, edge_of
+from dispatcher.phone.edge_record import INBOUND, edge_of, record_key, same_hand_over
 from dispatcher.phone.edge_secret import MAX_NAME_CHARS, EdgeSecret
 from dispatcher.phone.owed_edge_records import OwedEdgeRecords
 from dispatcher.settings import SettingsError
@@ -146,12 +146,12 @@ class SipEdges:
         `let_go` lost to a store blink) is moved to `url`, never taken for an earlier hand-over's. 503 when the
         recorded edge is no longer listed (never another edge, which might ring the callee a second time), or
         when the store does not answer and the record is `needed` (else the call goes to `url` unrecorded)."""
-        mine = f"{url} {token}"
+        mine, key = f"{url} {token}", record_key(session_id)
         try:
-            value = await first_read_back(self._records, RECORD + session_id, mine, seconds)
-            if value != mine and value.endswith(f" {token}"):
-                await self._records.let_go(RECORD + session_id, value)
-                value = await first_read_back(self._records, RECORD + session_id, mine, seconds)
+            value = await first_read_back(self._records, key, mine, seconds)
+            if same_hand_over(value, mine):
+                await self._records.let_go(key, value)
+                value = await first_read_back(self._records, key, mine, seconds)
         except StoreUnavailable as exc:
             if not needed:
                 self._placed_unrecorded(session_id, exc)
@@ -159,7 +159,7 @@ class SipEdges:
                     self.owed.owe(session_id, url, mine, seconds)
                 return EdgeClaim(url, mine, mine=True)
             with contextlib.suppress(StoreUnavailable):  # a write that landed unseen: nothing was sent to `url`
-                await self._records.let_go(RECORD + session_id, mine)
+                await self._records.let_go(key, mine)
             full = isinstance(exc, ClaimsFull)  # its records last past an hour: a retry in seconds would meet it full
             raise ApiError(503, "sip_edge_unrecorded", f"{_store_failure(exc)}, so the dispatcher cannot record "
                            "which SIP edge places this call (without it, a retry at another replica could ring the "
@@ -194,7 +194,7 @@ class SipEdges:
         if claim.mine:
             self.owed.forget(session_id, claim.value)
             with contextlib.suppress(StoreUnavailable):
-                await self._records.let_go(RECORD + session_id, claim.value)
+                await self._records.let_go(record_key(session_id), claim.value)
 
     async def recorded(self, session_id: str) -> str | None:
         """The listed edge `session_id`'s call was sent to (or came in at), as the store recorded it; None when
@@ -223,29 +223,25 @@ class SipEdges:
 
     async def took_inbound(self, session_id: str, url: str, seconds: float) -> None:
         """Records `url` for `seconds` as the edge an inbound call's session came in at, whose reports on the call
-        are then taken from it alone. A store that does not answer never refuses the start: the record is owed
-        (`OwedEdgeRecords`). 409 when another edge holds the session (docs/sip.md#edge-credentials)."""
+        are then taken from it alone. The session is fresh (its key drawn at random), so no other edge's record
+        is there first. A store that does not answer never refuses the start: the record is owed
+        (`OwedEdgeRecords`)."""
+        mine = f"{url} {INBOUND}"
         try:
-            value = await first_read_back(self._records, RECORD + session_id, f"{url} inbound", seconds)
+            await first_read_back(self._records, record_key(session_id), mine, seconds)
         except StoreUnavailable as exc:
             self._unrecorded(f"inbound call {session_id} started without recording its SIP edge ({_store_failure(exc)})"
                              f": {_owed_or_not(exc)}")
             if not isinstance(exc, ClaimsFull):
-                self.owed.owe(session_id, url, f"{url} inbound", seconds)
-            return
-        holder = edge_of(value)
-        if holder != url:
-            raise ApiError(409, "sip_edge_not_holding", f"session {session_id} is recorded at another SIP edge "
-                           f"({holder[:80]!r}), whose reports on it are taken alone: nothing was started, start "
-                           "the call again (it gets a session of its own)")
+                self.owed.owe(session_id, url, mine, seconds)
 
     async def forget_inbound(self, session_id: str, url: str) -> None:
         """An inbound start refused after `took_inbound` (a forged eval token): its record let go, so refused
         starts never fill a replica's memory of records and crowd out real calls."""
-        await self.let_go(session_id, EdgeClaim(url, f"{url} inbound", mine=True))
+        await self.let_go(session_id, EdgeClaim(url, f"{url} {INBOUND}", mine=True))
 
     async def _holder(self, session_id: str) -> str | None:
-        value = await self._records.held(RECORD + session_id)
+        value = await self._records.held(record_key(session_id))
         return edge_of(value) if value is not None else None
 
     def failed(self, url: str, exc: BaseException) -> None:

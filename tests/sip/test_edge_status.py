@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sipedge.front_config import PIKE_REQUESTS_PER_UNIT, worker_capacity
+from sipedge.registrations import FIX_REGISTRAR
 from tests.sip.conftest import run_edge
 from tests.sip.raw_sip import RawSip, status_of
 from tests.sip.sipp import HERE, SIPP_SECONDS
@@ -108,7 +109,8 @@ def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path
 def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp_path: Path) -> None:
     """A registrar at an IPv6 address passes the edge's file (a UDP URI), yet the edge opens UDP over IPv4 alone:
     PJSUA finds no Contact for it and sends no REGISTER, ever, reporting nothing. The status says `failed`
-    with PJSUA's status and reason, not `registering` for good."""
+    with PJSUA's status and reason and the way out (the file to fix: the edge does not ask again), not
+    `registering` for good."""
     control_port = free_port()
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
     pbx = (f'[[trunk]]\nname = "pbx6"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{REGISTERED_NUMBER}" = "" }}\n'
@@ -119,6 +121,7 @@ def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp
         body, state = _answered(control, "pbx6")
     assert state["registration"] == "failed", body
     assert state["status"] == 171060 and "PJSIP_EUNSUPTRANSPORT" in state["reason"], state
+    assert state["reason"].endswith(FIX_REGISTRAR), state  # the edge does not ask again: the file is to fix
 
 
 def test_an_edge_with_workers_counts_what_its_front_refused_itself(tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from sipedge import front_leftover
 from sipedge.config import load
 from sipedge.front_config import write_front
-from sipedge.front_leftover import END_SECONDS, end_leftover, group_processes, record_file, write_record
+from sipedge.front_leftover import END_SECONDS, end_group, group_processes, record_file
 from sipedge.supervisor import KAMAILIO, _answers_options
 from sipedge.worker_place import new_token
 from tests.sip.conftest import run_edge, started_edge
+from tests.support.front_records import end_leftover, write_record
 from tests.support.ports import free_port, free_port_pair
 
 GONE_SECONDS = 30.0  # Kamailio's main process waits for its children's exit: generous on a loaded host
@@ -203,3 +205,17 @@ def test_a_kamailio_started_after_the_recorded_one_under_its_id_is_not_signalled
         record.write_text(text)
         assert end_leftover(record, KAMAILIO) is None
         assert sleeper.poll() is None
+
+
+def test_a_group_a_sigkill_leaves_is_named_with_its_processes_and_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a process in uninterruptible sleep outlives a SIGKILL, which a test cannot make: here a fake group whose
+    processes never leave. Its signals go to a real group of the test's own (a sleeper), never to anyone else's."""
+    monkeypatch.setattr(front_leftover, "END_SECONDS", 0.2)
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    with _ended(sleeper.pid), pytest.raises(OSError) as left:
+        end_group(sleeper.pid, lambda: [sleeper.pid, 4242])
+    said = str(left.value)
+    assert f"group {sleeper.pid} did not end on SIGKILL: pid {sleeper.pid},4242 still run" in said, said
+    assert f"ps -o pid,stat,wchan -p {sleeper.pid},4242" in said and "state D" in said, said
+    assert "start the edge again" in said and "restart the host" in said, said
+    assert sleeper.wait(END_SECONDS) == -signal.SIGTERM  # signalled as a front is: SIGTERM first

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from sipedge.front_refusals import Entry, counted, entry_of, in_group, line, new_mark, relayed
+from sipedge.front_refusals import Entry, counted, entry_of, in_group, line, new_mark, read_line, relayed
 from sipedge.refusal_log import RefusalLog
 from sipedge.stream_lines import LINE_BYTES
 
@@ -84,15 +84,16 @@ def test_the_config_writes_only_lines_it_reads_back() -> None:
      b"kamailio:  1(8150) ERROR: <core> [f.c:1]: \\u009b2J\\u0085\\u2028\\x9b\\xff\tcaf\xc3\xa9\n"),
 ])
 def test_kamailios_other_lines_are_passed_on_as_its_own(text: bytes, shown: bytes) -> None:
-    assert relayed(text, lambda pid: pid == 8150).startswith(shown)
+    assert relayed(read_line(text), lambda pid: pid == 8150).startswith(shown)
 
 
 def test_a_line_is_cut_to_its_limit_after_escaping_and_says_how_much_of_it_was_left_out() -> None:
-    escaped = relayed(b"\x1b" * LINE_BYTES, lambda _: False, over=10)  # each byte shown as four
+    escaped = relayed(read_line(b"\x1b" * LINE_BYTES, over=10), lambda _: False)  # each byte shown as four
     assert len(escaped) <= LINE_BYTES and escaped.endswith(b" bytes more]\n") and escaped.count(b"\n") == 1
     shown = escaped.count(b"\\x1b")
     assert escaped == b"kamailio: | " + b"\\x1b" * shown + f" [cut: {LINE_BYTES + 10 - shown} bytes more]\n".encode()
-    assert relayed(b"x" * 100, lambda _: False, over=5) == b"kamailio: | " + b"x" * 100 + b" [cut: 5 bytes more]\n"
+    cut = relayed(read_line(b"x" * 100, over=5), lambda _: False)
+    assert cut == b"kamailio: | " + b"x" * 100 + b" [cut: 5 bytes more]\n"
 
 
 def test_kamailios_processes_are_those_of_its_own_group() -> None:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pjsua2 as pj
 import pytest
 
-from sipedge.register_retry import RETRY_CAP_SECONDS, RegisterRetry, backoff, retry_after
+from sipedge.config import ConfigError, load
+from sipedge.register_retry import RETRY_CAP_SECONDS, UNUSABLE_REGISTRAR, RegisterRetry, backoff, retry_after
 from sipedge.registrations import Registrations
 from sipedge.stack import _Account
+from tests.sip.test_edge_parts import config
+from tests.sip.test_trunk_transports import TRUNK
 
 FORBIDDEN = "SIP/2.0 403 Forbidden\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n"
 
@@ -49,6 +53,26 @@ def test_a_refusal_pjsua_leaves_standing_is_retried_more_slowly_each_time_and_fr
 @pytest.mark.parametrize("code", [408, 480, 500, 502, 503, 504, 600, 603])
 def test_a_failure_pjsua_retries_itself_is_left_to_it(code: int) -> None:
     assert RegisterRetry().answered(code) is None
+
+
+def test_a_register_pjsua_would_not_send_is_asked_again_unless_its_registrar_cannot_be_used_as_written() -> None:
+    retry = RegisterRetry()
+    assert [retry.not_sent(status) for status in sorted(UNUSABLE_REGISTRAR)] == [None] * len(UNUSABLE_REGISTRAR)
+    pending, no_interface = 171001, 120101  # PJSIP_EBUSY; an OS error (ENETUNREACH) finding the local address
+    assert [retry.not_sent(pending), retry.not_sent(no_interface)] == [30, 60]  # the refusals' schedule
+    assert retry.answered(200) is None and retry.not_sent(pending) == 30
+
+
+def test_the_waits_start_from_the_trunks_own_interval(tmp_path: Path) -> None:
+    registering = TRUNK + 'registrar = "sip:pbx.example.com"\n'
+    assert load(config(tmp_path, registering, PBX_PASSWORD="secret")).trunks[0].registrar_retry_seconds == 30
+    (trunk,) = load(config(tmp_path, registering + "registrar_retry_seconds = 5\n", PBX_PASSWORD="secret")).trunks
+    retry = RegisterRetry(trunk.registrar_retry_seconds)
+    assert [retry.answered(403, FORBIDDEN), retry.not_sent(171001), retry.answered(404)] == [5, 10, 20]
+    assert backoff(20, base=5) == RETRY_CAP_SECONDS
+    for seconds in (1, 1801):  # a registrar hammered each second; a trunk left dark past the cap
+        with pytest.raises(ConfigError, match=r"trunk.0.registrar_retry_seconds: Input should be"):
+            load(config(tmp_path, registering + f"registrar_retry_seconds = {seconds}\n", PBX_PASSWORD="secret"))
 
 
 class _Stack:

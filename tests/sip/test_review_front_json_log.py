@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sipedge.config import load
 from sipedge.front_config import write_front
-from sipedge.front_refusals import LOG_ENGINE, counted, entry_of, in_group, new_mark, relayed
+from sipedge.front_refusals import LOG_ENGINE, counted, entry_of, in_group, new_mark, read_line, relayed
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import RefusalLog
 from sipedge.stream_lines import LINE_BYTES
@@ -101,7 +101,7 @@ def test_the_last_entries_of_kamailios_children_are_still_shown_as_its_own(tmp_p
     own = in_group(process.pid)
     children = [raw for raw in _entries(log_path) if b'"idx": 0,' not in raw]
     assert any(b"signal 15 received" in raw for raw in children), log_path.read_text(errors="replace")
-    shown = [relayed(raw, own) for raw in children]
+    shown = [relayed(read_line(raw), own) for raw in children]
     assert all(line.startswith(b"kamailio:  ") for line in shown), shown
 
 
@@ -140,7 +140,7 @@ def test_a_long_entry_of_kamailios_is_still_shown_as_its_own() -> None:
              b'"line": 749, "function": "parse_msg", "logprefix": "", "message": "ERROR: parse_msg: message=<'
              + b"GARBAGE x\\r\\n" * 500 + b'>" }')
     assert len(entry) > LINE_BYTES
-    shown = relayed(entry[:LINE_BYTES], lambda pid: pid == 8150, over=len(entry) - LINE_BYTES)
+    shown = relayed(read_line(entry[:LINE_BYTES], over=len(entry) - LINE_BYTES), lambda pid: pid == 8150)
     assert shown.startswith(b"kamailio:  1(8150) ERROR: <core> [core/parser/msg_parser.c:749]: parse_msg(): "), shown
 
 

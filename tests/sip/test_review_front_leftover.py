@@ -17,10 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from sipedge.front_leftover import END_SECONDS, end_leftover, group_processes, record_file, start_time, write_record
+from sipedge.front_leftover import (
+    END_SECONDS,
+    FrontRecord,
+    claim_record,
+    group_processes,
+    record_file,
+    start_time,
+    stat_fields,
+)
 from sipedge.supervisor import KAMAILIO
 from tests.sip.conftest import run_edge
 from tests.sip.test_front_leftover import _ended, record_path
+from tests.support.front_records import end_leftover
 
 REPO = Path(__file__).resolve().parents[2]
 GONE_SECONDS = 30.0  # generous on a loaded host: what a process is given to exit once signalled
@@ -40,10 +49,9 @@ def _fake_front(config: Path) -> subprocess.Popen[bytes]:
 def _running(pid: int) -> bool:
     """Whether `pid` exists and is no zombie."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat_fields(pid)[0] != "Z"
     except OSError:
         return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
 
 
 def _wait_gone(pid: int, seconds: float) -> bool:
@@ -121,7 +129,7 @@ def test_a_record_planted_in_a_shared_folder_ends_no_other_kamailio(
     other = _fake_front(tmp_path / "etc-kamailio.cfg")  # say /etc/kamailio/kamailio.cfg's service
     with _ended(other.pid):
         planted = shared / "front-127.0.0.1-5060.json"
-        # What the attacker reads from /proc (write_record itself refuses such a folder).
+        # What the attacker reads from /proc (the edge itself refuses such a folder).
         planted.write_text(json.dumps({"group": other.pid, "started": start_time(other.pid),
                                        "config": str(tmp_path / "etc-kamailio.cfg")}))
         with contextlib.suppress(OSError):  # refusing the folder is the fix
@@ -133,9 +141,10 @@ def test_the_record_is_not_written_through_a_planted_link(tmp_path: Path, monkey
     shared = _shared_runtime(tmp_path, monkeypatch)
     target = tmp_path / "victim"  # say /etc/shadow
     target.write_text("root:x:keep me\n")
-    (shared / "front-127.0.0.1-5060.new").symlink_to(target)
+    (shared / "front-127.0.0.1-5060.json").symlink_to(target)
     with contextlib.suppress(OSError):  # refusing the folder, or the link, is the fix
-        write_record(shared / "front-127.0.0.1-5060.json", os.getpid(), tmp_path / "kamailio.cfg")
+        claim_record(shared / "front-127.0.0.1-5060.json", KAMAILIO).write(
+            FrontRecord(os.getpid(), start_time(os.getpid()), str(tmp_path / "kamailio.cfg")))
     assert target.read_text() == "root:x:keep me\n"
 
 

@@ -201,8 +201,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
     A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
     `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py). A start that presents a
-    listed SIP edge's credential records that edge as its session's (`took_inbound`), before a SIP eval's token
-    is spent, so that a start refused there may present the token again."""
+    listed SIP edge's credential records that edge as its session's (`took_inbound`); a start refused after it
+    lets that record go."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
@@ -213,7 +213,6 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     edge = start_edge(request, state)
     session_id = phone_session_id(who, session_key, state.settings.region)
     if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
-        # Before the eval token is spent: a start refused here may present it again.
         await state.trunk_calls.took_inbound(session_id, edge)
     try:
         return await _mint_call_token(request, state, payload, who, placed, recording, line, session_key)

@@ -12,12 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dispatcher.api.routers import sessions as sessions_router
 from dispatcher.app import create_app
-from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
-from dispatcher.phone.tokens import fresh_session_key
 from dispatcher.settings import Settings
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -110,32 +107,6 @@ async def test_an_inbound_start_a_full_memory_cannot_record_goes_on_never_told_t
         answer = await api.post("/start", json=UNPRICED, headers=presenting(A))
     assert answer.status_code == 201, answer.text  # a full memory is no blink: a retry in 5 s would fare no better
     assert any("no REDIS_URL is set" in r.getMessage() for r in caplog.records)
-
-
-async def test_an_inbound_start_on_a_session_another_edge_holds_is_refused_naming_that_edge(app: FastAPI) -> None:
-    edges = app.state.voicefleet.trunk_calls.edges
-    await app.state.voicefleet.trunk_calls.took_inbound("vf_at_b", B)
-    with pytest.raises(ApiError) as refused:
-        await app.state.voicefleet.trunk_calls.took_inbound("vf_at_b", A)
-    assert (refused.value.status, refused.value.code) == (409, "sip_edge_not_holding")
-    assert B in str(refused.value)
-    assert await edges.recorded("vf_at_b") == B  # the first record stands
-
-
-async def test_a_start_refused_for_its_edge_record_leaves_its_eval_token_for_the_retry(
-        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = iter(["phone-one-key-for-two-calls"] * 2)  # two starts given one session: the second is refused
-    monkeypatch.setattr(sessions_router, "fresh_session_key", lambda: next(keys, None) or fresh_session_key())
-    async with client(app) as api:
-        at_b = await api.post("/start", json=UNPRICED, headers=presenting(B))
-        asked = await api.post("/sip/eval_tokens", json={})
-        assert asked.status_code == 201, asked.text
-        evaluated = {**UNPRICED, "eval_token": asked.json()["token"]}
-        refused = await api.post("/start", json=evaluated, headers=presenting(A))
-        retried = await api.post("/start", json=evaluated, headers=presenting(A))
-    assert at_b.status_code == 201, at_b.text
-    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "sip_edge_not_holding"), refused.text
-    assert retried.status_code == 201, retried.text  # not 403 `replayed`: the refused start spent nothing
 
 
 async def test_an_edge_s_report_the_store_cannot_place_is_503_with_a_retry(

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone import owed_edge_records
 from dispatcher.phone.edge_record import record_key
 from dispatcher.phone.owed_edge_records import OwedEdgeRecords
 from dispatcher.settings import Settings
@@ -152,6 +153,38 @@ async def test_an_owed_record_is_not_written_past_its_life() -> None:
         with pytest.raises(asyncio.CancelledError):
             await writing
     assert await records.held(record_key("s1")) is None
+
+
+async def test_a_fault_of_the_writers_own_is_logged_and_the_task_writes_the_record_after_a_pause(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Not the store's silence but a bug (an error no StoreUnavailable wraps): the record stays owed, the task
+    lives on, and after MOST_DELAY (shortened here) it writes the record."""
+    monkeypatch.setattr(owed_edge_records, "MOST_DELAY", 0.2)
+    records = LocalFirstClaims()
+    tries: list[str] = []
+
+    async def faulty_once(key: str, value: str, seconds: float) -> str:
+        tries.append(key)
+        if len(tries) == 1:
+            raise RuntimeError("a fault of the writer's own")
+        return await LocalFirstClaims.first(records, key, value, seconds)
+
+    monkeypatch.setattr(records, "first", faulty_once)
+    registry = CollectorRegistry()
+    owed = OwedEdgeRecords(records, registry=registry)
+    owed.owe("s1", A, f"{A} inbound", 600)
+    writing = asyncio.create_task(owed.run())
+    try:
+        await until(lambda: owed.owed("s1") is None, "the owed record written after the fault", timeout=30)
+        assert not writing.done()  # the task lives on for the next record owed
+    finally:
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+    assert await records.held(record_key("s1")) == f"{A} inbound" and len(tries) == 2
+    [fault] = [r for r in caplog.records if "writing them failed" in r.getMessage()]
+    assert fault.exc_info is not None and isinstance(fault.exc_info[1], RuntimeError)
+    assert registry.get_sample_value("voicefleet_sip_edge_records_owed_settled_total", {"outcome": "written"}) == 1
 
 
 async def test_shutdown_with_records_owed_stops_the_task_cleanly(

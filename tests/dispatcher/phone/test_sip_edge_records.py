@@ -14,7 +14,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpError, HttpResponse
-from dispatcher.phone.sip_edges import RECORD
+from dispatcher.phone.edge_record import record_key
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.store.memory import LocalFirstClaims
 from dispatcher.store.unavailable import StoreUnavailable
@@ -83,7 +83,7 @@ async def test_a_refusal_that_does_not_prove_nothing_was_placed_keeps_the_record
     first, second = replica((A, B), records, edges), replica((B, A), records, edges)
     with pytest.raises(ApiError):
         await first.hand_over(ORDER)
-    kept = await records.held(RECORD + "session-r")
+    kept = await records.held(record_key("session-r"))
     try:
         await second.hand_over(ORDER)
     except ApiError:
@@ -157,7 +157,7 @@ async def test_a_retry_held_at_an_edge_that_stays_down_names_the_way_out() -> No
     """A retry whose recorded edge (an earlier try's, which may hold the call) stays down is told that this
     Idempotency-Key is held at that edge, for how long, and what a new key would risk."""
     records = LocalFirstClaims()
-    await records.first(RECORD + "session-r", f"{A} earlier-try", 2400)
+    await records.first(record_key("session-r"), f"{A} earlier-try", 2400)
     edges = {A: Scripted([refused()]), B: Scripted([answer(202)])}
     with pytest.raises(ApiError) as held:
         await replica((B, A), records, edges).hand_over(ORDER)
@@ -186,7 +186,7 @@ async def test_a_first_refusal_in_the_edge_s_words_lets_the_record_go() -> None:
     with pytest.raises(ApiError) as refused:
         await replica((A, B), records, edges).hand_over(ORDER)
     assert (refused.value.status, refused.value.code) == (404, "sip_edge_refused")
-    assert await records.held(RECORD + "session-r") is None
+    assert await records.held(record_key("session-r")) is None
     assert await replica((B, A), records, edges).hand_over(ORDER) == B
 
 
@@ -195,7 +195,7 @@ async def test_a_record_or_a_stream_naming_a_listed_edge_in_another_case_is_that
     naming an edge in capitals is that edge, never an unlisted one."""
     named, shouted = "http://edge-c.internal:8081", "http://EDGE-C.Internal:8081"
     records = LocalFirstClaims()
-    await records.first(RECORD + "session-r", f"{shouted} earlier-try", 2400)
+    await records.first(record_key("session-r"), f"{shouted} earlier-try", 2400)
     edges = {named: Scripted([answer(202)]), B: Scripted([answer(202)])}
     calls = replica((B, named), records, edges)
     assert await calls.hand_over(ORDER) == named and edges[B].asked == 0
@@ -206,7 +206,7 @@ async def test_a_retry_recorded_at_an_edge_no_longer_listed_names_the_way_out_bu
     """That edge may hold the call: the answer says to list it again, and that a new Idempotency-Key may ring
     the callee twice, rather than inviting one."""
     records = LocalFirstClaims()
-    await records.first(RECORD + "session-r", "http://10.0.0.9:8081 earlier-try", 2400)
+    await records.first(record_key("session-r"), "http://10.0.0.9:8081 earlier-try", 2400)
     edges = {A: Scripted([answer(202)]), B: Scripted([answer(202)])}
     with pytest.raises(ApiError) as unlisted:
         await replica((A, B), records, edges).hand_over(ORDER)
@@ -248,14 +248,14 @@ async def test_a_record_whose_reply_was_lost_is_read_back_and_does_not_pin_the_s
     records = ReplyLost()
     edges = {A: Scripted([refused()]), B: Scripted([answer(202)])}
     assert await placed_at_most_on_retry(replica((A, B), records, edges)) == B
-    assert (await records.held(RECORD + "session-r") or "").startswith(B)
+    assert (await records.held(record_key("session-r")) or "").startswith(B)
 
 
 async def test_a_lost_reply_read_back_keeps_the_earlier_record_that_won() -> None:
     """First write wins: an earlier try's record (A may hold the call) read back after this write's reply was
     lost is the record, and the retry goes to A alone, never to B."""
     records = ReplyLost()
-    await LocalFirstClaims.first(records, RECORD + "session-r", f"{A} earlier-try", 2400)
+    await LocalFirstClaims.first(records, record_key("session-r"), f"{A} earlier-try", 2400)
     edges = {A: Scripted([answer(202)]), B: Scripted([answer(202)])}
     assert await replica((B, A), records, edges).hand_over(ORDER) == A
     assert edges[B].asked == 0

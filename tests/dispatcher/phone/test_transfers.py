@@ -17,7 +17,7 @@ from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff
-from dispatcher.phone.sip_edges import RECORD
+from dispatcher.phone.edge_record import record_key
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
@@ -290,7 +290,7 @@ async def test_a_second_transfer_asked_while_the_store_is_read_is_refused_here_a
     sip = SipTransfers(TrunkCallSettings((A, B), SECRET), records)
     edge = EdgeTransfers()
     sip.edges._clients = {A: edge, B: Scripted([answer(404, "no_call")])}  # type: ignore[dict-item]
-    await records.first(RECORD + "session-t", f"{A} placing-try", 2400)  # an outbound call placed at A
+    await records.first(record_key("session-t"), f"{A} placing-try", 2400)  # an outbound call placed at A
     transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=sip)
     frames = stream_frames.handshake("stream-1", "call-1", "+14155550199", "+14155550100", A)
     call = transfers.opened("session-t", "exotel", None, [{"type": "websocket.receive", "text": f} for f in frames])
