@@ -19,31 +19,13 @@ from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.twilio_warm import record_key
 from dispatcher.settings import Settings
-from dispatcher.store.coordination import SeenOnce
 from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
 from tests.dispatcher.phone.test_review_telnyx_warm import post, signed
+from tests.dispatcher.phone.test_review_warm_duplicates import HeldAfterLooking
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
 from tests.replicas.test_warm_callbacks_replicas import replica_env
 from tests.support.redis_server import RedisServer
-
-
-class HeldAfterLooking:
-    """A replica's webhook records as they are, except that the first `seen` answer is held back until `go` is
-    set: the replica has read "unseen" and not yet acted, as it is between its GET and its work."""
-
-    def __init__(self, inner: SeenOnce) -> None:
-        self._inner, self.looked, self.go = inner, asyncio.Event(), asyncio.Event()
-
-    async def seen(self, what: str) -> bool:
-        answer = await self._inner.seen(what)
-        if not self.looked.is_set():
-            self.looked.set()
-            await asyncio.wait_for(self.go.wait(), on_telnyx.WAIT)
-        return answer
-
-    async def first_use(self, what: str, seconds: float) -> bool:
-        return await self._inner.first_use(what, seconds)
 
 
 @pytest.fixture
@@ -75,9 +57,9 @@ async def test_a_status_body_posted_at_briefed_while_its_own_delivery_is_in_flig
             # The copy reaches A's briefed URL first and reads "unseen"; Telnyx's own delivery reaches B meanwhile.
             copy = asyncio.create_task(post(a.app, status_url.removesuffix("/status") + "/briefed", answered,
                                             headers))
-            await asyncio.wait_for(held.looked.wait(), on_telnyx.WAIT)
+            await held.holding(1)
             heard = await post(b, status_url, answered, headers)
-            held.go.set()
+            held.held[0].set()
             replayed = await asyncio.wait_for(copy, on_telnyx.WAIT)
             outcome = await phone.telnyx_warm._records.held(record_key(transfer, "outcome"))  # noqa: SLF001
             task.cancel()
