@@ -21,8 +21,12 @@ MAX_DRAIN_SECONDS = 7200
 DRAINING_CODE = "edge_draining"  # the control API's refusal of a new call or leg while the edge drains
 DRAINING = ("the edge is draining (stopping once its calls in flight end, docs/sip.md#draining): it takes no new "
             "call; the carrier's next route, or the dispatcher's next edge, takes it")
-# A worker's line to its supervisor (sipedge/supervisor.py) once its calls have ended: it then stays up, refusing
-# new calls, until the supervisor stops it.
+# A supervisor's word to its workers (sipedge/supervisor.py): drain. Not SIGTERM, which stops a worker at once, as
+# every other stop of a worker means (a start abandoned, a failing edge, the drain's end); two signals of one kind
+# sent together may reach a process as one.
+DRAIN_SIGNAL = signal.SIGUSR2
+# A worker's line to its supervisor once its calls have ended: it then stays up, refusing new calls, until the
+# supervisor stops it.
 DRAINED_LINE = "sipedge: drained"
 CHECK_SECONDS = 0.2  # how often the calls left are counted while draining (each count reads a few sets)
 
@@ -34,13 +38,21 @@ class StopSignals:
         self.asked = asyncio.Event()
         self.now = asyncio.Event()
 
-    def take(self, loop: asyncio.AbstractEventLoop, signals: Iterable[signal.Signals]) -> None:
+    def take(self, loop: asyncio.AbstractEventLoop, signals: Iterable[signal.Signals],
+             at_once: Iterable[signal.Signals] = ()) -> None:
+        """`signals` drain, a second of them stops at once; `at_once` stops at once the first time."""
         for signum in signals:
             loop.add_signal_handler(signum, self.signalled)
+        for signum in at_once:
+            loop.add_signal_handler(signum, self.stop_now)
 
     def signalled(self) -> None:
         if self.asked.is_set():
             self.now.set()
+        self.asked.set()
+
+    def stop_now(self) -> None:
+        self.now.set()
         self.asked.set()
 
 

@@ -20,7 +20,7 @@ from sipedge.call_flow import CallFlow, run_call
 from sipedge.call_transfer import InboundCall, NotHanded
 from sipedge.config import EdgeConfig
 from sipedge.dispatcher_link import DispatcherLink
-from sipedge.drain import DRAINED_LINE, DRAINING, DRAINING_CODE, StopSignals, drained
+from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, DRAINING, DRAINING_CODE, StopSignals, drained
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
@@ -191,7 +191,7 @@ class Edge:
         if self.config.worker is None:
             stop.take(self._loop, (signal.SIGTERM, signal.SIGINT))
         else:  # a worker's stops are its supervisor's: a terminal's Ctrl-C or hang-up reaches the whole group
-            stop.take(self._loop, (signal.SIGTERM,))
+            stop.take(self._loop, (DRAIN_SIGNAL,), at_once=(signal.SIGTERM,))
             for signum in (signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_IGN)
         self.stack.start()
@@ -208,8 +208,8 @@ class Edge:
         try:
             await stop.asked.wait()
             if await self._drain(stop) and self.config.worker is not None:
-                # A worker stays up, answering new calls 503, until its supervisor stops it (its second SIGTERM): the
-                # front would send an INVITE to one that exited, unanswered until its probes found it gone.
+                # A worker stays up, answering new calls 503, until its supervisor stops it (SIGTERM): the front would
+                # send an INVITE to one that exited, unanswered until its probes found it gone.
                 print(DRAINED_LINE, flush=True)
                 await stop.now.wait()
         finally:

@@ -9,9 +9,9 @@ STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the ed
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
 their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
 one control API is served here and passes requests on to the workers' own (sipedge/control_front.py).
-A stop drains (sipedge/drain.py): each worker is told (SIGTERM) and drains its own calls, Kamailio and the
-control API still up for their requests, within the workers' bound and their stop; a second signal is
-passed on, which stops them at once."""
+A stop drains (sipedge/drain.py): each worker is told (DRAIN_SIGNAL) and drains its own calls, Kamailio and
+the control API still up for their requests, within the workers' bound and their stop; a second signal
+stops them at once (SIGTERM, as every other stop of a worker)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
-from sipedge.drain import DRAINED_LINE, drained
+from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, drained
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
@@ -237,7 +237,7 @@ class Supervisor:
             raise SystemExit(f"sipedge: {self.failed}")
 
     def _signalled(self) -> None:
-        """The first stop signal drains; a second is passed on to the workers still draining, which then stop."""
+        """The first stop signal drains; a second stops the workers still draining (SIGTERM: at once)."""
         if self._stopping.is_set():
             self._stop_now.set()
             for child in self._draining:
@@ -245,7 +245,7 @@ class Supervisor:
         self._stopping.set()
 
     async def _drain(self, workers: list[Child]) -> None:
-        """Each worker up told to drain (SIGTERM: it refuses new calls, its calls in flight go on), then waited for
+        """Each worker up told to drain (DRAIN_SIGNAL: it refuses new calls, its calls in flight go on), then waited for
         within its drain and its stop, the front and the control API still up for the calls' requests. A worker whose
         calls have ended says so (DRAINED_LINE) and stays up, refusing new calls, until `run` stops it."""
         seconds = self.config.drain_seconds
@@ -253,7 +253,7 @@ class Supervisor:
             return
         self._draining, self.draining = workers, True
         for child in workers:
-            _signal(child, signal.SIGTERM)
+            _signal(child, DRAIN_SIGNAL)
         log.warning("sipedge: draining: each of the %d workers ends once its calls in flight end, within %d s; new "
                     "calls are refused 503 (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
                     seconds)

@@ -64,6 +64,9 @@ async def test_the_first_stop_signal_asks_for_the_stop_and_the_second_for_it_now
     assert stop.asked.is_set() and not stop.now.is_set()
     stop.signalled()
     assert stop.now.is_set()
+    worker = StopSignals()  # a worker's SIGTERM: its supervisor's stop at once, drained or not
+    worker.stop_now()
+    assert worker.asked.is_set() and worker.now.is_set()
 
 
 async def test_a_drain_ends_once_nothing_is_left_its_bound_passes_or_it_is_told_to_stop_now() -> None:
@@ -161,8 +164,8 @@ def test_an_edge_with_workers_drains_when_its_front_or_any_worker_does(tmp_path:
 
 async def test_a_workers_drained_line_is_the_supervisors_and_a_second_signal_reaches_the_draining_workers(
         tmp_path: Path) -> None:
-    """The supervisor reads a worker's DRAINED_LINE (not passed on to the edge's output), and passes its own second
-    stop signal to each worker it told to drain: here a process that stands in for a worker, ended by it."""
+    """The supervisor reads a worker's DRAINED_LINE (not passed on to the edge's output), and its own second stop
+    signal stops each worker it told to drain (SIGTERM): here a process that stands in for a worker, ended by it."""
     config = load(edge_file(tmp_path, "workers = 2"))
     edge = supervisor.Supervisor(config)
 
@@ -184,7 +187,7 @@ async def test_a_workers_drained_line_is_the_supervisors_and_a_second_signal_rea
         edge._draining, edge.draining = [worker], True
         edge._signalled()  # the first: the drain (its workers were told by `_drain`)
         assert worker.process is not None and worker.process.returncode is None
-        edge._signalled()  # the second: passed on
+        edge._signalled()  # the second: the workers stopped
         assert await asyncio.wait_for(worker.process.wait(), 30) == -signal.SIGTERM
     finally:
         await worker.stop()
