@@ -72,6 +72,7 @@ class Edge:
             self.shared_account_keys, call.keys_doubt)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
+        over: str | None
         if self.draining and not isinstance(decision, Refused):  # whatever its source's limits: no call is taken
             over, slotless = DRAINING, False
         else:
