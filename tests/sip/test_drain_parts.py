@@ -19,15 +19,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sipedge import control, supervisor
 from sipedge.call_transfer import NotHanded
 from sipedge.config import ConfigError, load
-from sipedge.control_front import ControlFront
 from sipedge.drain import DEFAULT_DRAIN_SECONDS, DRAINED_LINE, StopSignals, drained
 from sipedge.edge_status import edge_status, workers_status
 from sipedge.log_relay import LogRelay
 from tests.sip.test_call_slots import ringing, wound_down
-from tests.sip.test_control_front import CALL, SECRET, StandIn
+from tests.sip.test_control_front import CALL, SECRET, StandIn, fronted
 from tests.sip.test_edge_parts import TRUNK
 from tests.sip.test_outbound_parts import ringing_edge
-from tests.support.ports import free_port
 
 INVITE = "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n"
 ORDER = {"session_id": "s1", "stream_path": "/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
@@ -122,20 +120,9 @@ async def test_a_draining_edge_refuses_an_invite_503_and_a_new_call_or_leg_but_t
 @pytest.fixture
 async def draining_front() -> AsyncIterator[tuple[str, list[StandIn], list[bool]]]:
     """The control API of an edge with two stand-in workers, and its drain: set `drain[0]` to drain."""
-    workers, drain = [StandIn(), StandIn()], [False]
-    servers = [TestServer(worker.app(), host="127.0.0.1") for worker in workers]
-    for server in servers:
-        await server.start_server()
-    ports: list[int | None] = [server.port for server in servers]
-    port = free_port()
-    front = ControlFront("127.0.0.1", port, SECRET, lambda: ports, draining=lambda: drain[0])
-    await front.start()
-    try:
-        yield f"http://127.0.0.1:{port}", workers, drain
-    finally:
-        await front.close()
-        for server in servers:
-            await server.close()
+    drain = [False]
+    async with fronted(lambda: drain[0]) as (url, workers, _):
+        yield url, workers, drain
 
 
 async def test_a_draining_fronts_new_call_is_503_edge_draining_a_retried_one_goes_to_its_worker(
