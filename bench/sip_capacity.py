@@ -182,7 +182,8 @@ def write_config(folder: Path, dispatcher_port: int, sip_port: int, workers: int
     several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if workers > 1 else ""
     config.write_text(f'dispatcher_url = "http://127.0.0.1:{dispatcher_port}"\nsip_address = "127.0.0.1"\n'
                       f"sip_port = {sip_port}\nrtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\n"
-                      f'{several}\n[[trunk]]\nname = "bench"\nsources = ["127.0.0.1/32"]\n'
+                      # no drain: the run's stop (SIGTERM, then a 30 s wait) ends whatever calls a failed run left
+                      f'drain_seconds = 0\n{several}\n[[trunk]]\nname = "bench"\nsources = ["127.0.0.1/32"]\n'
                       f'numbers = {{ "{NUMBER}" = "" }}\n')
     return config
 

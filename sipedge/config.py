@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
+from sipedge.drain import DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS
 from sipedge.stream_address import origin
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
 
@@ -133,6 +134,9 @@ class EdgeFile(_Strict):
     rtp_port_count: int = Field(default=200, ge=2, le=30000)
     # How long a caller hears ringing while the bot is claimed or started before the call is refused.
     answer_seconds: float = Field(default=60.0, gt=0, le=300)
+    # On SIGTERM, how long the calls in flight may go on while new ones are refused (sipedge/drain.py); 0: hung up
+    # at once. Whole seconds, strictly: a stack gives systemd and Kubernetes this plus a margin.
+    drain_seconds: int = Field(default=DEFAULT_DRAIN_SECONDS, ge=0, le=MAX_DRAIN_SECONDS, strict=True)
     # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio.
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
@@ -239,6 +243,7 @@ class EdgeConfig:
     control_url: str | None = None  # this edge in the dispatcher's SIP_EDGE_URL, for its calls' transfers
     tls: Tls | None = None
     public_address: str = ""  # what SDP, Contact and Via name; `sip_address` when the file leaves it unset
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS  # how long a stop waits for the calls in flight (sipedge/drain.py)
 
     @property
     def dispatcher_credential(self) -> str | None:
@@ -279,7 +284,8 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
                         edge_credential=_edge_credential(parsed, env),
                         control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
-                        tls=_tls(path, parsed), public_address=parsed.public_address or sip_address)
+                        tls=_tls(path, parsed), public_address=parsed.public_address or sip_address,
+                        drain_seconds=parsed.drain_seconds)
     check_workers(path, config)
     return config
 

@@ -1,7 +1,7 @@
 """The edge's control API, where the dispatcher hands it outbound calls (docs/sip.md#outbound-calls):
 
 - `GET /status`: the edge at a glance (sipedge/edge_status.py): up since, its code, its calls and free slots,
-  each trunk's registration, its refusals over the last minute;
+  each trunk's registration, its refusals over the last minute, whether it drains;
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
   `increment_seconds` (the call's session prices its minutes by them); `inbound_only`, the names of the
@@ -13,16 +13,19 @@
   bridged one hung up after `time_limit` seconds): `200` `{how: referred|bridged|warm, to, sip_status}` once
   done, `404` when the edge holds no answered call of the session, `409` naming why it was not handed over
   (the call then stays with its bot; its code `refer_outcome_unknown`: the trunk took the REFER and did not
-  say how it went), `503 edge_full` when a bridge finds no call slot. The same `request_id` again waits for
-  the same outcome (a retried request transfers nothing twice); another one while one is under way is `409`;
+  say how it went), `503 edge_full` when a bridge finds no call slot, `503 edge_draining` when it would place
+  one while the edge drains (a REFER still goes out: it ends the edge's call the sooner). The same `request_id`
+  again waits for the same outcome (a retried request transfers nothing twice); another one while one is under
+  way is `409`;
 - `POST /calls` `{session_id, stream_path, to, from, trunk, caller, edge_url?}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `409 trunk_inbound_only` naming the setting
   for a trunk that takes calls in only, `403` naming the trunk's setting when
   the key `caller` may not call `to` as `from` through it (voicefleet_settings/call_policy.py),
-  `503` with `Retry-After` while the edge is full or not ready. The stream opens at the edge's own
-  `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole `stream_url` instead of
-  `stream_path` is taken at that origin only, else `422 stream_not_at_dispatcher`.
+  `503` with `Retry-After` while the edge is full (`edge_full`), not ready (`not_ready`) or draining
+  (`edge_draining`, sipedge/drain.py): each placed nothing, so the dispatcher asks its next edge. The stream
+  opens at the edge's own `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole
+  `stream_url` instead of `stream_path` is taken at that origin only, else `422 stream_not_at_dispatcher`.
 
 Every request presents the control key derived for this edge (`Authorization: Bearer`, compared in constant time); it
 is served on `control_address` (loopback by default: put it on a private network, never the SIP
@@ -45,6 +48,7 @@ from sipedge.call_reports import CallReports
 from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, InboundCall, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
 from sipedge.control_auth import MAX_BODY_BYTES, control_app, error
+from sipedge.drain import DRAINING, DRAINING_CODE
 from sipedge.edge import Edge
 from sipedge.edge_status import edge_status
 from sipedge.outbound_call import CallOrder, run_outbound
@@ -196,6 +200,8 @@ class Control:
             return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
             return error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
+        if self.edge.draining:
+            return error(503, DRAINING_CODE, DRAINING, DEFAULT_RETRY_SECONDS)
         if (full := self.edge.outbound_full()) is not None:
             return error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
         order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name, asked.edge_url)

@@ -11,7 +11,8 @@ cannot be reached. Every wait on a worker ends before the dispatcher's own (a fr
 nothing else); a worker that was sent a call and did not answer may have placed it, so that session
 stays with that worker (504), never tried on another, which could ring the callee twice. The edge's status
 is every worker's asked at once and added up (sipedge/edge_status.py), a worker that does not answer
-within `Waits.status` counted as such."""
+within `Waits.status` counted as such. While the edge drains (sipedge/drain.py) a new call is refused here
+`503 edge_draining`; a retried one goes to its worker, and transfers to the workers, as ever."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from sipedge.config import Trunk
 from sipedge.control_auth import control_app, error
+from sipedge.drain import DRAINING, DRAINING_CODE
 from sipedge.edge_status import workers_status
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 
@@ -76,11 +78,13 @@ class NoAnswer:
 class ControlFront:
     def __init__(self, address: str, port: int, secret: str, workers: Callable[[], list[int | None]],
                  waits: Waits = Waits(), *, worker_calls: int = 0, trunks: Sequence[Trunk] = (),
-                 front_refused: Callable[[], int] = lambda: 0) -> None:
+                 front_refused: Callable[[], int] = lambda: 0, draining: Callable[[], bool] = lambda: False) -> None:
         """`workers()`: each worker's control port on loopback, None for one not up (starting again);
         `worker_calls`: each worker's call slots and `trunks` the edge's, for its status; `front_refused()`: the
-        requests Kamailio refused itself over the last minute (sipedge/front_refusals.py), added to the workers'."""
+        requests Kamailio refused itself over the last minute (sipedge/front_refusals.py), added to the workers';
+        `draining()`: whether the edge drains."""
         self._front_refused = front_refused
+        self._draining = draining
         self._up_since = time.time()
         self._worker_calls, self._trunks_configured = worker_calls, tuple(trunks)
         self._address, self._port = address, port
@@ -128,7 +132,8 @@ class ControlFront:
 
     async def _status(self, request: web.Request) -> web.Response:
         answers = await asyncio.gather(*(self._worker_status(port) for port in self._workers()))
-        status = workers_status(answers, self._worker_calls, self._trunks_configured, self._up_since)
+        status = workers_status(answers, self._worker_calls, self._trunks_configured, self._up_since,
+                                self._draining())
         status["refused_last_minute"] += self._front_refused()
         return web.json_response(status)
 
@@ -179,6 +184,8 @@ class ControlFront:
     async def _calls(self, request: web.Request) -> web.Response:
         body = await request.read()
         session_id = _session_of(body)
+        if self._draining() and (session_id is None or session_id not in self._placed):
+            return error(503, DRAINING_CODE, DRAINING, DEFAULT_RETRY_SECONDS)
         up = self._up()
         if not up:
             return _not_ready()

@@ -1,14 +1,14 @@
 """The edge's process: the SIP thread (stack.py) and the event loop that runs each admitted call's
 flow (call_flow.py) against the dispatcher. An INVITE is admitted or refused on the SIP thread
 (PJSIP has already sent `100 Trying`): a source no trunk allows is 403, a number none serves 404,
-a trunk over its source's limits or the edge full 503 with Retry-After, else `180 Ringing` while
-the flow asks for the session. Every answer is sent after PJSUA's callback returns."""
+a trunk over its source's limits, the edge full or draining 503 with Retry-After, else `180 Ringing`
+while the flow asks for the session. Every answer is sent after PJSUA's callback returns. A stop
+drains first (sipedge/drain.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import gc
 import logging
 import signal
@@ -20,6 +20,7 @@ from sipedge.call_flow import CallFlow, run_call
 from sipedge.call_transfer import InboundCall, NotHanded
 from sipedge.config import EdgeConfig
 from sipedge.dispatcher_link import DispatcherLink
+from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, DRAINING, DRAINING_CODE, StopSignals, drained
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
@@ -59,6 +60,7 @@ class Edge:
         self.stack.on_unplayable = lambda source, uri, why: self.refusals.refused(source_host(source), uri, 480, why)
         # The edge's own account, which "off" trunks' numbers share, has SRTP once any trunk has (stack.py).
         self.shared_account_keys = any(trunk.srtp != "off" for trunk in config.trunks)
+        self.draining = False  # stopping: no new call in either direction (sipedge/drain.py)
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:
         """On the SIP thread."""
@@ -70,8 +72,12 @@ class Edge:
             self.shared_account_keys, call.keys_doubt)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
-        over = self._limits.check(host)
-        slotless = over is not None and self._limits.holds_most(host)  # not its rate: the source's share of calls
+        over: str | None
+        if self.draining and not isinstance(decision, Refused):  # whatever its source's limits: no call is taken
+            over, slotless = DRAINING, False
+        else:
+            over = self._limits.check(host)
+            slotless = over is not None and self._limits.holds_most(host)  # not its rate: the source's share of calls
         if not isinstance(decision, Refused) and over is None:
             over = self.full()
             slotless = over is not None
@@ -148,7 +154,11 @@ class Edge:
 
     def leg(self, send: Callable[[], SipCall]) -> SipCall:
         """On the SIP thread: the call to a person `send` places for a bridge, held against the edge's capacity
-        (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free."""
+        (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free,
+        (503 edge_draining) while the edge drains."""
+        if self.draining:
+            raise NotHanded(503, DRAINING_CODE, f"{DRAINING}, so it places no call to the person (a bridge, or a warm "
+                            "transfer): the call stays with the bot")
         full = self.outbound_full() or (None if len(self.stack.calls) < self.capacity else
                                f"PJSUA's {self.capacity} slots for calls are all taken")
         if full is not None:
@@ -172,10 +182,19 @@ class Edge:
         wrapped.add_done_callback(self._flows.discard)
         wrapped.add_done_callback(lambda _: self._held.discard(held))
 
+    def in_flight(self) -> int:
+        """What a drain waits for: the calls up in either direction, and the inbound flows still telling the
+        dispatcher how theirs ended."""
+        return self.calls_in_flight() + len(self._flows)
+
     async def run(self) -> None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(signum, stop.set)
+        stop = StopSignals()
+        if self.config.worker is None:
+            stop.take(self._loop, (signal.SIGTERM, signal.SIGINT))
+        else:  # a worker's stops are its supervisor's: a terminal's Ctrl-C or hang-up reaches the whole group
+            stop.take(self._loop, (DRAIN_SIGNAL,), at_once=(signal.SIGTERM,))
+            for signum in (signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
         self.stack.start()
         await asyncio.to_thread(self.stack.started.wait)
         if self.stack.failed is not None:
@@ -186,13 +205,44 @@ class Edge:
         # not the whole heap again (they took half the event loop's CPU during a call).
         gc.freeze()
         print("sipedge: ready", flush=True)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), PERIOD_SECONDS)
-            self.refusals.end_period()
-        log.info("sipedge: stopping; %d calls in flight are hung up", len(self._flows))
+        periods = asyncio.create_task(self._end_periods())
+        try:
+            await stop.asked.wait()
+            if await self._drain(stop) and self.config.worker is not None:
+                # A worker stays up, answering new calls 503, until its supervisor stops it (SIGTERM): the front would
+                # send an INVITE to one that exited, unanswered until its probes found it gone.
+                print(DRAINED_LINE, flush=True)
+                await stop.now.wait()
+        finally:
+            periods.cancel()
+        log.info("sipedge: stopping; %d calls in flight are hung up", self.calls_in_flight())
         await asyncio.to_thread(self.stack.stop)
         for flow in list(self._flows):
             flow.cancel()
         await asyncio.gather(*self._flows, return_exceptions=True)
         await self.link.close()
+
+    async def _drain(self, stop: StopSignals) -> bool:
+        """New calls refused from now; the calls in flight go on until they end, `drain_seconds` pass or a second
+        signal comes. Whether every call ended by itself (none are left to hang up)."""
+        self.draining = True
+        seconds = self.config.drain_seconds
+        if seconds == 0 or stop.now.is_set():
+            return False
+        if self.in_flight() == 0:
+            return True
+        log.warning("sipedge: draining: %d calls in flight go on until they end, for %d s at most; new calls are "
+                    "refused 503 (a second stop signal hangs them up now)", self.calls_in_flight(), seconds)
+        left = await drained(self.in_flight, seconds, stop.now)
+        if left == 0:
+            log.warning("sipedge: drained: every call in flight has ended")
+            return True
+        why = "a second signal came" if stop.now.is_set() else f"the drain's {seconds} s have passed"
+        log.warning("sipedge: %s with calls still in flight: they are hung up", why)
+        return False
+
+    async def _end_periods(self) -> None:
+        """The refusals' totals line each PERIOD_SECONDS (sipedge/refusal_log.py), draining included."""
+        while True:
+            await asyncio.sleep(PERIOD_SECONDS)
+            self.refusals.end_period()

@@ -11,6 +11,8 @@
                           again, or the registrar to fix in its file), `unregistered` (stopping)
     refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s (with workers, Kamailio's
                           own refusals too: sipedge/front_refusals.py)
+    draining              it is stopping once its calls in flight end, refusing new ones (sipedge/drain.py); with
+                          workers, the edge's front or any worker is
     workers               with several workers only: `total`, and `answering` the front's question
 
 Built from what the edge keeps already (its sets of calls, the refusal counts, the registrations PJSUA
@@ -40,6 +42,7 @@ def edge_status(edge: Edge, up_since: float) -> dict[str, Any]:
         "calls": {"in_progress": in_progress, "free": max(0, total - in_progress), "total": total},
         "trunks": trunk_states(edge.config.trunks, edge.stack.registrations),
         "refused_last_minute": edge.refusals.last_minute(),
+        "draining": edge.draining,
     }
 
 
@@ -61,10 +64,10 @@ def trunk_states(trunks: Sequence[Trunk], registrations: Registrations | None) -
 
 
 def workers_status(answers: Sequence[dict[str, Any] | None], worker_calls: int, trunks: Sequence[Trunk],
-                   up_since: float) -> dict[str, Any]:
+                   up_since: float, draining: bool = False) -> dict[str, Any]:
     """The edge with several workers, as its front counts it from each worker's own status (None: a worker that
-    did not answer, whose slots are then neither free nor in progress). A trunk with a registrar needs one
-    worker (sipedge/config.py), so none registers here."""
+    did not answer, whose slots are then neither free nor in progress); `draining`: the front's own drain. A trunk
+    with a registrar needs one worker (sipedge/config.py), so none registers here."""
     answered = [answer for answer in answers if answer is not None]
     return {
         "up_since": round(up_since, 3),
@@ -75,6 +78,7 @@ def workers_status(answers: Sequence[dict[str, Any] | None], worker_calls: int, 
                   "total": len(answers) * worker_calls},
         "trunks": trunk_states(trunks, None),
         "refused_last_minute": sum(_whole(answer.get("refused_last_minute")) for answer in answered),
+        "draining": draining or any(answer.get("draining") is True for answer in answered),
         "workers": {"total": len(answers), "answering": len(answered)},
     }
 

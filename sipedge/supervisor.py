@@ -8,7 +8,10 @@ RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying
 STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
 their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
-one control API is served here and passes requests on to the workers' own (sipedge/control_front.py)."""
+one control API is served here and passes requests on to the workers' own (sipedge/control_front.py).
+A stop drains (sipedge/drain.py): each worker is told (DRAIN_SIGNAL) and drains its own calls, Kamailio and
+the control API still up for their requests, within the workers' bound and their stop; a second signal
+stops them at once (SIGTERM, as every other stop of a worker)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
+from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, drained
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
@@ -87,6 +91,7 @@ class Child:
         self.process: asyncio.subprocess.Process | None = None
         self.failures = 0
         self.control_port: int | None = None  # a worker's control API on loopback, while it is up
+        self.drained = False  # a worker draining whose calls have all ended (its DRAINED_LINE)
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -127,6 +132,16 @@ class Child:
                 process.kill()
 
 
+def _running(child: Child) -> bool:
+    return child.process is not None and child.process.returncode is None
+
+
+def _signal(child: Child, signum: signal.Signals) -> None:
+    if child.process is not None and child.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.process.send_signal(signum)
+
+
 async def _main_exit(process: asyncio.subprocess.Process) -> int:
     """`process`'s own exit status once it has exited, whoever still holds its pipes. Polled: asyncio has no
     public event for the exit alone (its child watcher sets `returncode`; `wait()` also waits for the pipes)."""
@@ -140,6 +155,9 @@ class Supervisor:
         self.config = config
         self._folder = Path(tempfile.mkdtemp(prefix="sipedge-front-"))  # 0700: this user's only
         self._stopping = asyncio.Event()
+        self._stop_now = asyncio.Event()  # a second stop signal: the workers' drain ends at once
+        self.draining = False  # stopping: the workers drain their calls in flight, the front takes no new ones
+        self._draining: list[Child] = []  # the workers told to drain, which a second signal stops
         self.failed: str | None = None
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
@@ -182,7 +200,7 @@ class Supervisor:
                              "kamailio package), or set workers = 1")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a hang-up too: a clean stop
-            loop.add_signal_handler(signum, self._stopping.set)
+            loop.add_signal_handler(signum, self._signalled)
         # Before anything binds: a front an earlier edge left running would hold the SIP port.
         try:
             path = record_file(self.config.sip_address, self.config.sip_port)
@@ -218,6 +236,34 @@ class Supervisor:
         if self.failed is not None:
             raise SystemExit(f"sipedge: {self.failed}")
 
+    def _signalled(self) -> None:
+        """The first stop signal drains; a second stops the workers still draining (SIGTERM: at once)."""
+        if self._stopping.is_set():
+            self._stop_now.set()
+            for child in self._draining:
+                _signal(child, signal.SIGTERM)
+        self._stopping.set()
+
+    async def _drain(self, workers: list[Child]) -> None:
+        """Each worker up told to drain (DRAIN_SIGNAL: it refuses new calls, its calls in flight go on), then waited for
+        within its drain and its stop, the front and the control API still up for the calls' requests. A worker whose
+        calls have ended says so (DRAINED_LINE) and stays up, refusing new calls, until `run` stops it."""
+        seconds = self.config.drain_seconds
+        if seconds == 0 or self._stop_now.is_set():
+            return
+        self._draining, self.draining = workers, True
+        for child in workers:
+            _signal(child, DRAIN_SIGNAL)
+        log.warning("sipedge: draining: each of the %d workers ends once its calls in flight end, within %d s; new "
+                    "calls are refused 503 (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
+                    seconds)
+        left = await drained(lambda: sum(_running(child) and not child.drained for child in workers),
+                             seconds + STOP_SECONDS, self._stop_now)
+        if left == 0:
+            log.warning("sipedge: drained: every worker's calls have ended")
+        else:
+            log.warning("sipedge: %d workers still draining are stopped", left)
+
     async def _serve(self, children: list[Child]) -> None:
         """Starts `children`, then watches them until the edge is stopped or one keeps failing."""
         stop = asyncio.create_task(self._stopping.wait())
@@ -243,6 +289,8 @@ class Supervisor:
             watchers.append(asyncio.create_task(self._guarded("the front's refusals' periods", self._end_periods())))
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
+                if self._stopping.is_set() and self.failed is None:
+                    await self._drain(children[:-1])
             finally:
                 for task in watchers:
                     task.cancel()
@@ -272,7 +320,8 @@ class Supervisor:
             return None
         return ControlFront(self.config.control_address, self.config.control_port, self.config.control_secret,
                             lambda: [worker.control_port for worker in workers], worker_calls=worker_capacity(),
-                            trunks=self.config.trunks, front_refused=self.front_refusals.last_minute)
+                            trunks=self.config.trunks, front_refused=self.front_refusals.last_minute,
+                            draining=lambda: self.draining)
 
     async def _watch(self, child: Child) -> None:
         """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
@@ -315,7 +364,8 @@ class Supervisor:
                     continue
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
-                    self._keep(asyncio.get_running_loop().create_task(_relay(output, self._worker_output)))
+                    child.drained = False
+                    self._keep(asyncio.get_running_loop().create_task(_relay(output, self._worker_output, child)))
                     return
                 self._worker_output.put(line)
             raise OSError(f"{child.name} exited before it was ready")
@@ -396,9 +446,13 @@ def _unprivileged() -> list[str]:
     return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
 
 
-async def _relay(output: AsyncIterator[bytes], relay: LogRelay) -> None:
-    """A worker's standard output, passed on off the event loop: a stalled output of ours never holds it."""
+async def _relay(output: AsyncIterator[bytes], relay: LogRelay, worker: Child) -> None:
+    """A worker's standard output, passed on off the event loop (a stalled output of ours never holds it), but its
+    DRAINED_LINE, which is the supervisor's."""
     async for line in output:
+        if line.strip() == DRAINED_LINE.encode():
+            worker.drained = True
+            continue
         relay.put(line)
 
 

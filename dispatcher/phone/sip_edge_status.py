@@ -70,6 +70,9 @@ class SipEdgeOut(BaseModel):
                                             "requests it ignored) over the last 60 s.")
     workers: EdgeWorkers | None = Field(default=None, description="With several workers behind Kamailio: how many, "
                                         "and how many answered the edge's front.")
+    draining: bool | None = Field(default=None, description="It is stopping: new calls are refused while its calls "
+                                  "in flight go on until they end or its `drain_seconds` pass (absent from an older "
+                                  "edge).")
 
 
 class SipEdgeStatus:

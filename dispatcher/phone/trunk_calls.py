@@ -11,12 +11,13 @@ for that edge alone (dispatcher/phone/edge_secret.py).
 
 With several edges (dispatcher/phone/sip_edges.py) a call goes to the first listed that takes it, and to
 the next only when one provably placed nothing: its connection refused or not made within a second, or its
-answer `503` full or not ready. A timeout or a lost answer stops there, since that edge may ring the callee
-(the session then ends as a call the edge never took does, its token spent); a second edge would ring them
-twice, so that session's retry (its Idempotency-Key) goes back to that edge, at whichever replica it comes
-(the edge is recorded in the store before it is asked), while other calls go to the other edges first.
+answer `503` full, not ready or draining (an edge stopping once its calls end). A timeout or a lost answer
+stops there, since that edge may ring the callee (the session then ends as a call the edge never took does,
+its token spent); a second edge would ring them twice, so that session's retry (its Idempotency-Key) goes
+back to that edge, at whichever replica it comes (the edge is recorded in the store before it is asked),
+while other calls go to the other edges first.
 The record is let go (and the next edge asked) only on the first request's own answer: a refusal with the
-edge's error code, or its 503 full; once a try may have reached the edge, whatever follows keeps it.
+edge's error code, or its 503 full or draining; once a try may have reached the edge, whatever follows keeps it.
 `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the trunk's
 (`trunk:<name>`) whichever edge places the call.
 """
@@ -50,7 +51,7 @@ REQUEST_SECONDS = 5.0
 BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
 TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
 OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
-PLACED_NOTHING = ("edge_full", "not_ready")  # an edge's 503 codes for a call it did not take
+PLACED_NOTHING = ("edge_full", "not_ready", "edge_draining")  # an edge's 503 codes for a call it did not take
 CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an error code as the edge writes one (sipedge/control_auth.py)
 
 

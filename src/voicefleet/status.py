@@ -105,6 +105,8 @@ def _sip_edge(edge: Mapping[str, Any]) -> str:
     calls = edge.get("calls") or {}
     parts = [f"sip edge {edge.get('url')}", "answering" if edge.get("ready") else "answering, its SIP not up yet",
              f"{calls.get('in_progress', 0)}/{calls.get('total', 0)} calls"]
+    if edge.get("draining"):
+        parts.append("draining: takes no new call")
     workers = edge.get("workers")
     if workers:
         parts.append(f"{workers.get('answering')}/{workers.get('total')} workers")

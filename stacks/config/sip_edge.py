@@ -39,6 +39,7 @@ import pulumi
 
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
+from sipedge.drain import DEFAULT_DRAIN_SECONDS
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
@@ -129,6 +130,11 @@ class SipEdgeSettings:
         (sipedge/worker_place.py `rtp_share`), so a range that does not split evenly leaves a few unused."""
         share = self.rtp_port_count // self.key.workers // 2 * 2 if self.key.workers > 1 else self.rtp_port_count
         return self.rtp_port, self.rtp_port + self.key.workers * share - 1
+
+    @property
+    def drain_seconds(self) -> int:
+        """How long the edge's stop lets its calls in flight go on: the key's, else the edge's own default."""
+        return DEFAULT_DRAIN_SECONDS if self.key.drain_seconds is None else self.key.drain_seconds
 
     @property
     def calls(self) -> int:
@@ -373,6 +379,8 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
              f"workers = {key.workers}"]
     if key.answer_seconds is not None:
         lines.append(f"answer_seconds = {key.answer_seconds}")
+    if key.drain_seconds is not None:
+        lines.append(f"drain_seconds = {key.drain_seconds}")
     # The control API, whether or not a trunk places calls: the dispatcher's status asks every edge it lists
     # (an inbound-only edge that failed its boot shows there, not only as callers no one answers), and hands
     # it transfers. On the private address: the dispatcher reaches it inside the network, the firewall admits

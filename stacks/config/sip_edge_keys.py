@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sipedge.drain import MAX_DRAIN_SECONDS
+
 TRUNK_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
 INSTANCE_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 MACHINE_TYPE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"  # n2-standard-2, c2d-highcpu-4, custom-2-4096
@@ -56,6 +58,9 @@ class SipEdgeKey(_Key):
     workers: int = Field(default=1, ge=1, le=64)
     rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
     answer_seconds: float | None = Field(default=None, alias="answerSeconds")
+    # How long a stop lets the calls in flight go on (the edge's drain_seconds, sipedge/drain.py); the host's unit
+    # and the pod are given it and a margin. Whole seconds, as a stack file's number is read.
+    drain_seconds: int | None = Field(default=None, alias="drainSeconds", ge=0, le=MAX_DRAIN_SECONDS, strict=True)
     trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
     # Kubernetes: the nodes the edge's pod may run on (their labels, and the taint that keeps others off),
     # and the address the trunks reach them by (stacks/config/sip_edge_nodes.py).

@@ -76,9 +76,13 @@ def grace_seconds(max_session_seconds: int) -> int:
 
 
 def pod_annotations(max_session_seconds: int) -> dict[str, str]:
-    """A grace longer than the autoscaler waits: its scale-down would cut the calls a replica relays, so
-    the autoscaler is told not to remove a node a replica runs on (docs/kubernetes.md, "Node drains")."""
-    return {SAFE_TO_EVICT: "false"} if grace_seconds(max_session_seconds) > AUTOSCALER_GRACE_SECONDS else {}
+    return evict_note(grace_seconds(max_session_seconds))
+
+
+def evict_note(grace: int) -> dict[str, str]:
+    """A grace longer than the autoscaler waits: its scale-down would cut the calls a pod relays (a replica's, the
+    SIP edge's), so the autoscaler is told not to remove a node it runs on (docs/kubernetes.md, "Node drains")."""
+    return {SAFE_TO_EVICT: "false"} if grace > AUTOSCALER_GRACE_SECONDS else {}
 
 
 def probes() -> dict[str, dict[str, Any]]:
@@ -96,12 +100,16 @@ def rollout_seconds(max_session_seconds: int) -> int:
 
 
 def rollout_wait(max_session_seconds: int) -> pulumi.CustomTimeouts:
-    """How long `up` waits for the Deployment's rollout (pulumi-kubernetes waits for it, 10 minutes by
-    default): an update may wait on a replica still draining where a node has no room for a new one,
-    and an `up` that stops waiting fails while the rollout goes on. A destroy deletes the Deployment
-    in the foreground (pulumi-kubernetes' default) and waits until its pods are gone, each draining
-    up to its grace; the provider's own wait is 10 minutes (provider/pkg/await/await.go, `Deletion`)."""
-    drained = rollout_seconds(max_session_seconds)
+    return drained_rollout_wait(grace_seconds(max_session_seconds))
+
+
+def drained_rollout_wait(grace: int) -> pulumi.CustomTimeouts:
+    """How long `up` waits for a Deployment's rollout whose pods drain up to `grace` (pulumi-kubernetes waits for it,
+    10 minutes by default): an update may wait on a pod still draining (a replica where a node has no room for a new
+    one; the SIP edge's, `Recreate`, always), and an `up` that stops waiting fails while the rollout goes on. A
+    destroy deletes the Deployment in the foreground (pulumi-kubernetes' default) and waits until its pods are gone,
+    each draining up to its grace; the provider's own wait is 10 minutes (provider/pkg/await/await.go, `Deletion`)."""
+    drained = grace + ROLLOUT_MARGIN_SECONDS
     return pulumi.CustomTimeouts(create=f"{ROLLOUT_MARGIN_SECONDS}s", update=f"{drained}s", delete=f"{drained}s")
 
 

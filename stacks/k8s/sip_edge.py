@@ -34,10 +34,11 @@ import pulumi_kubernetes as k8s
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
+from stacks.k8s.dispatcher import drained_rollout_wait, evict_note
 from stacks.k8s.pull_secret import PullSecrets
 from stacks.k8s.sip_edge_admission import SipEdgeAdmission
 from stacks.k8s.sip_edge_admission import policy_spec as admission_spec
-from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
+from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement, stop_seconds
 
 NAME = "sip-edge"
 CONTROL_SERVICE = f"{NAME}-control"
@@ -51,8 +52,6 @@ SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable 
 CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
 MEMORY_WORKER_MIB = 256
 FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
-# A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
-GRACE_SECONDS = 30
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 
 
@@ -64,6 +63,11 @@ class SipEdgeArgs:
     dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
     labels: dict[str, str]
     pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
+
+
+def _annotations(notes: dict[str, str]) -> dict[str, dict[str, str]]:
+    """A pod template's annotations, none when there are none (an empty map would be a new template)."""
+    return {"annotations": notes} if notes else {}
 
 
 def namespace_of(dispatcher_namespace: str) -> str:
@@ -147,6 +151,7 @@ class SipEdge(pulumi.ComponentResource):
         pulumi.log.info(f"SIP edge: the firewall of the nodes labelled {nodes} must hold (the stack cannot make it): "
                         + "; ".join(node_firewall(edge)))
         selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
+        grace = stop_seconds(edge.drain_seconds)
         labels = {**args.labels, **selector}
         # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's
         # namespaces enforce `restricted`; audited against `restricted` still, so the exception stays in sight.
@@ -184,7 +189,9 @@ class SipEdge(pulumi.ComponentResource):
             # The cluster's resolver, as the dispatcher's pods have it (a hostNetwork pod's default is the node's).
             "dns_policy": "ClusterFirstWithHostNet",
             "enable_service_links": False,
-            "termination_grace_period_seconds": GRACE_SECONDS,
+            # Its drain and its stop (stacks/shared/sip_edge_host.py): a rollout's or a node drain's SIGTERM lets the
+            # calls in flight end while new ones go to the trunk's next route.
+            "termination_grace_period_seconds": grace,
             # fsGroup: the kubelet writes a Secret volume's files as root, and gives them the pod's group only for
             # an fsGroup; without it the edge could not read its 0440 file.
             "security_context": {"run_as_non_root": True, "run_as_user": EDGE_UID, "run_as_group": EDGE_UID,
@@ -218,7 +225,10 @@ class SipEdge(pulumi.ComponentResource):
                                spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
                                    "replicas": 1, "selector": {"match_labels": selector},
                                    "strategy": {"type": "Recreate"},
-                                   "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
+                                   "template": {"metadata": {"labels": labels, **_annotations(evict_note(grace))},
+                                                "spec": pod}}),
+                               opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                   custom_timeouts=drained_rollout_wait(grace))))
         # The control API, every edge's (the dispatcher's status, transfers, calls out). Not awaited
         # (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's pod is
         # Ready, which the Deployment's own await reports already.

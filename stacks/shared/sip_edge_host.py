@@ -41,6 +41,17 @@ METADATA = "169.254.169.254"
 # process that became root inside the container could not lift the metadata rule or flush nftables.
 CONTAINER_HARDENING = ("--cap-drop=all", "--security-opt=no-new-privileges")
 FIREWALL = f"{FOLDER}/metadata.nft"
+# A stop's time past the edge's drain (SipEdgeSettings.drain_seconds): with workers, the supervisor's wait on a
+# worker still draining (its STOP_SECONDS), the workers' and then Kamailio's stops (STOP_SECONDS each) and its
+# log readers' (READERS_SECONDS), sipedge/supervisor.py; one PJSIP process needs a second for its BYEs' answers.
+STOP_MARGIN_SECONDS = 45
+# systemd's wait on `podman stop` past the time podman gives the edge: its SIGKILL and the container's removal.
+PODMAN_STOP_SECONDS = 15
+
+
+def stop_seconds(drain_seconds: int) -> int:
+    """How long the edge's stop may take, its drain's `drain_seconds` included: what podman and a pod give it."""
+    return drain_seconds + STOP_MARGIN_SECONDS
 
 
 @cache
@@ -186,9 +197,9 @@ def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
 
 def edge_boot_script(edge: SipEdgeSettings, cloud: str, *, config: str, image: str, steps: HostSteps,
                      secrets: Sequence[str]) -> str:
-    """boot_script for `edge` (Kamailio with several workers), refused past `cloud`'s limit (fitting)."""
+    """boot_script for `edge` (Kamailio with several workers, its drain), refused past `cloud`'s limit (fitting)."""
     return fitting(boot_script(config=config, image=image, steps=steps, secrets=secrets,
-                               kamailio=edge.key.workers > 1), cloud=cloud, edge=edge)
+                               kamailio=edge.key.workers > 1, drain_seconds=edge.drain_seconds), cloud=cloud, edge=edge)
 
 
 def refused_now(script: Callable[[list[str]], str], count: int) -> None:
@@ -198,10 +209,12 @@ def refused_now(script: Callable[[list[str]], str], count: int) -> None:
     script(["https://x", "10.0.0.1", "10.0.0.1", "x"] + ["x"] * (count - 4))
 
 
-def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool) -> str:
+def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool,
+                drain_seconds: int) -> str:
     """A root bash script: podman (and the cloud's `steps.packages`) from Debian, the dispatcher image
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
-    written, its unit started."""
+    written, its unit started: stopped with SIGTERM, which the edge drains on for `drain_seconds`, and given
+    that with its stop before podman and then systemd kill it."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
     https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
@@ -239,7 +252,9 @@ ExecStartPre=/usr/sbin/nft -f {FIREWALL}
 ExecStartPre=-/usr/bin/podman rm -f sipedge
 ExecStart=/usr/bin/podman run --rm --name sipedge --network host --env-file {SECRETS} \\
   {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {IMAGE}
-ExecStop=/usr/bin/podman stop -t 10 sipedge
+ExecStop=/usr/bin/podman stop -t {stop_seconds(drain_seconds)} sipedge
+KillSignal=SIGTERM
+TimeoutStopSec={stop_seconds(drain_seconds) + PODMAN_STOP_SECONDS}
 Restart=always
 RestartSec=5
 

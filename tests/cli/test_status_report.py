@@ -84,3 +84,10 @@ def test_each_sip_edge_is_one_line_and_one_not_answering_says_why() -> None:
     assert ("  sip edge http://10.0.0.7:5080  not answering: connection refused: nothing listens there "
             "(ClientConnectorError)") in lines
     assert not any("SIP EDGES" in line for line in report(BODY).splitlines())  # no SIP_EDGE_URL: no part
+
+
+def test_a_draining_sip_edge_says_it_takes_no_new_call() -> None:
+    edge = {"url": "http://10.0.0.5:5080", "answering": True, "ready": True, "draining": True,
+            "calls": {"in_progress": 2, "free": 52, "total": 54}, "trunks": [], "refused_last_minute": 0}
+    lines = report({**BODY, "sip_edges": [edge]}).splitlines()
+    assert "  sip edge http://10.0.0.5:5080  answering  2/54 calls  draining: takes no new call" in lines

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ with warnings.catch_warnings():
 NUMBER = "+14155550199"
 RTP_PORTS = 20
 READY_SECONDS = 60.0
+DRAIN_GRACE_SECONDS = 5.0  # at a test's end: the calls it left up, drained this long before they are hung up
 COLD_START_SECONDS = 5
 WAVE_FORMAT = {"alaw": 6, "ulaw": 7}
 
@@ -102,7 +104,7 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
              env: dict[str, str] | None = None, workers: int = 1, settings: str = "",
              trunks: str = "", trunk_settings: str = "") -> Iterator[EdgeProcess]:
-    """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped (SIGTERM) on exit.
+    """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped on exit (`stop_edge`).
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
     `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
     more top-level TOML lines, `trunks`: more `[[trunk]]` tables, `trunk_settings`: more lines of the first."""
@@ -127,7 +129,7 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
 def started_edge(config: Path, sip_port: int, workdir: Path,
                  env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
     """`python -m sipedge` with the file `config` (its SIP port `sip_port`) and `env` added, once it is
-    ready; stopped (SIGTERM) on exit. SIPp's voice files are written into `workdir`."""
+    ready; stopped on exit (`stop_edge`). SIPp's voice files are written into `workdir`."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     for law in WAVE_FORMAT:
@@ -145,4 +147,15 @@ def started_edge(config: Path, sip_port: int, workdir: Path,
             time.sleep(0.05)
         yield running
     finally:
-        terminate(process)
+        stop_edge(process)
+
+
+def stop_edge(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, which drains whatever calls a test left up (none once it passed: the edge exits at once), then a
+    second after DRAIN_GRACE_SECONDS, which hangs them up (sipedge/drain.py), then SIGKILL; always reaped."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=DRAIN_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            terminate(process)

@@ -5,7 +5,8 @@ were asked. Which worker a request reaches, and what the edge answers, is then s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -45,13 +46,21 @@ class StandIn:
 async def edge() -> AsyncIterator[tuple[str, list[StandIn], list[int | None]]]:
     """The edge's control API in front of two stand-in workers: its URL, the workers, and their ports
     (set one to None for a worker not up)."""
+    async with fronted() as running:
+        yield running
+
+
+@asynccontextmanager
+async def fronted(draining: Callable[[], bool] = lambda: False) -> AsyncIterator[
+        tuple[str, list[StandIn], list[int | None]]]:
+    """`edge`'s, the edge draining while `draining()` says so."""
     workers = [StandIn(), StandIn()]
     servers = [TestServer(worker.app(), host="127.0.0.1") for worker in workers]
     for server in servers:
         await server.start_server()
     ports: list[int | None] = [server.port for server in servers]
     port = free_port()
-    front = ControlFront("127.0.0.1", port, SECRET, lambda: ports)
+    front = ControlFront("127.0.0.1", port, SECRET, lambda: ports, draining=draining)
     await front.start()
     try:
         yield f"http://127.0.0.1:{port}", workers, ports

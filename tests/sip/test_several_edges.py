@@ -1,7 +1,7 @@
 """A region's several SIP edges (`SIP_EDGE_URL` a list): a call placed through a trunk goes to an edge that
 takes it, and to the next only when one provably placed nothing (its connection refused, its answer `503
-edge_full`), never after a timeout or a lost answer; a transfer goes to the edge holding the call, the one
-its stream's `start` names. Each edge is the edge's real control API (sipedge/control.py) on a port of its
+edge_full` or `edge_draining`), never after a timeout or a lost answer; a transfer goes to the edge holding the
+call, the one its stream's `start` names. Each edge is the edge's real control API (sipedge/control.py) on a port of its
 own, PJSIP not started (the far end's answers: tests/sip/test_outbound.py), so the orders each edge took are
 what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers, a
 blackholed one (a gone cloud host) a listener whose full queue drops connection attempts."""
@@ -218,9 +218,16 @@ async def test_with_one_edge_down_calls_go_through_the_other_and_the_down_one_is
         f"SIP edge {down} {why}: the other edges are tried first for 10 s"]
 
 
-async def test_a_full_edge_passes_the_call_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def drain(real: RealEdge) -> None:
+    """The edge stopping once its calls end (sipedge/drain.py), as its first SIGTERM leaves it."""
+    real.edge.draining = True
+
+
+@pytest.mark.parametrize("closed", [fill, drain])
+async def test_a_full_or_draining_edge_passes_the_call_to_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: Callable[[RealEdge], None]) -> None:
     async with real_edges(tmp_path, monkeypatch, 2) as (full, free):
-        fill(full)
+        closed(full)
         (answer,) = await place(f"{full.url},{free.url}")
     assert answer.status_code == 201, answer.text
     assert full.taken == [] and [o.session_id for o in free.taken] == [answer.json()["session_id"]]

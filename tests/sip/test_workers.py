@@ -75,13 +75,13 @@ def worker_pids(edge: EdgeProcess) -> dict[int, int]:
     return found
 
 
-async def wait_for_workers(edge: EdgeProcess, timeout: float = 60.0) -> dict[int, int]:
-    """The workers' process ids once each is up and Kamailio's probes have found it answering."""
+async def wait_for_workers(edge: EdgeProcess, workers: int = WORKERS, timeout: float = 60.0) -> dict[int, int]:
+    """The process ids of the edge's `workers` once each is up and Kamailio's probes have found it answering."""
     for _ in range(int(timeout * 10)):
         pids = worker_pids(edge)
         ready = len(re.findall(r"sipedge: worker \d+ ready", edge.log()))
         restarted = len(re.findall(r"sipedge: worker \d+ exited", edge.log()))
-        if len(pids) == WORKERS and ready == WORKERS + restarted:
+        if len(pids) == workers and ready == workers + restarted:
             await asyncio.sleep(PROBE_SECONDS * 2)  # the front's next probe finds a new one answering
             return pids
         await asyncio.sleep(0.1)

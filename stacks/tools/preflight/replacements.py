@@ -77,8 +77,10 @@ HOST_REPLACING = {GCE_INSTANCE: {"zone": "replaces the host (the old one deleted
                                  "networkInterfaces": "replaces or stops the host"}}
 # A host's `role` -> what stopping it ends (stacks/aws/sip_edge.py SIP_EDGE_TAG, stacks/gcp/sip_edge.py
 # SIP_EDGE_ROLE, the relays' `turn`).
-HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbound calls get no answer until the "
-                          "new host has booted (minutes: the dispatcher image's pull and PJSIP's install)",
+HOST_ROLES = {"sip-edge": "stops the SIP edge: it refuses new calls and lets those in progress go on for up to its "
+                          "drainSeconds only as long as the stop waits (a pod's grace does; a cloud host's shutdown "
+                          "may end them sooner: docs/sip.md#draining), and inbound calls get no answer until the new "
+                          "host has booted (minutes: the dispatcher image's pull and PJSIP's install)",
               "turn": "ends every WebRTC session relayed through TURN"}
 
 

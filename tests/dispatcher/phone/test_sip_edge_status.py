@@ -30,7 +30,7 @@ EDGE_STATUS = {  # the edge's own shape (tests/sip/test_edge_status.py reads it 
     "calls": {"in_progress": 3, "free": 51, "total": 54},
     "trunks": [{"name": "twilio", "registration": "not_registering"},
                {"name": "pbx", "registration": "refused", "code": 403, "reason": "Forbidden"}],
-    "refused_last_minute": 7,
+    "refused_last_minute": 7, "draining": False,
 }
 
 

@@ -19,7 +19,8 @@ from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import API_KEY, EDGE, EDGE_SECRETS, HTTPS, NAME, run_with_edge
 from tests.infra.conftest import StackRunner
 
-FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "trunks": [
+FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "drainSeconds": 120,
+                        "trunks": [
     {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
      "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
      "terminationUri": "sip:example.pstn.twilio.com", "cps": 2, "ringSeconds": 25, "callers": ["team-a"],
@@ -46,6 +47,7 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert (edge.dispatcher_url, edge.sip_address, edge.advertised, edge.sip_port) == (
         "https://voice.example.com", "10.0.0.10", "203.0.113.10", 5060)
     assert (edge.rtp_port, edge.rtp_port_count, edge.answer_seconds, edge.workers) == (41000, 200, 20.0, 1)
+    assert edge.drain_seconds == 120
     assert (edge.control_address, edge.control_port, edge.control_secret) == ("10.0.0.10", 5080, "x" * 48)
     twilio, pbx = edge.trunks
     assert [str(n) for n in twilio.sources] == ["54.172.60.0/30"]
@@ -116,6 +118,9 @@ def _trunk(**changes: Any) -> dict[str, Any]:
     ({**EDGE, "machineType": "n2-standard-2"}, "machineType: this aws stack's edge has no such key; its host's size "
                                                "is instanceType"),
     ({**EDGE, "trunks": []}, "trunks: Tuple should have at least 1 item"),
+    ({**EDGE, "drainSeconds": -1}, "drainSeconds: Input should be greater than or equal to 0"),
+    ({**EDGE, "drainSeconds": 7201}, "drainSeconds: Input should be less than or equal to 7200"),
+    ({**EDGE, "drainSeconds": "300"}, "drainSeconds: Input should be a valid integer"),  # --path sets a number
 ])
 def test_a_key_that_cannot_work_is_refused_naming_what_to_change(stack: StackRunner, edge: dict[str, Any],
                                                                  said: str) -> None:

@@ -295,9 +295,9 @@ def test_a_dispatcher_namespace_too_long_for_the_edges_beside_it_is_refused(stac
         run_k8s_edge(stack, k8sDispatcherNamespace="d" * 55)
 
 
-def test_the_plan_says_a_new_pod_template_ends_the_edges_calls(edge_run: Run, stack: StackRunner) -> None:
+def test_the_plan_says_a_new_pod_template_stops_the_edge(edge_run: Run, stack: StackRunner) -> None:
     """The edge's Deployment is `Recreate` (two pods never hold the node's ports): a trunk's edit (a new Secret,
-    so a new pod template) stops the pod with its calls before the new one starts, as a VM's replacement does."""
+    so a new pod template) stops the pod, draining its calls, before the new one starts, as a VM's replacement does."""
     from stacks.tools.preflight.replacements import host_notes
 
     same = run_k8s_edge(stack, dict(reversed(K8S_EDGE.items())))  # the same edge, run again (another cache key)
@@ -305,5 +305,5 @@ def test_the_plan_says_a_new_pod_template_ends_the_edges_calls(edge_run: Run, st
     edited = run_k8s_edge(stack, {**K8S_EDGE, "trunks": [{**EDGE["trunks"][0], "numbers": {
         **EDGE["trunks"][0]["numbers"], "+14155550198": "team-a"}}, *EDGE["trunks"][1:]]})
     (note,) = host_notes(edge_run.registrations, edited.registrations)
-    assert "its pod template changes, which stops its pod before the new one starts (Recreate); this ends every " \
-           "call in progress on the SIP edge" in note
+    assert "its pod template changes, which stops its pod before the new one starts (Recreate); this stops the SIP " \
+           "edge: it refuses new calls and lets those in progress go on for up to its drainSeconds" in note

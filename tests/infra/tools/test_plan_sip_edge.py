@@ -80,22 +80,21 @@ NEW_NUMBER = {"trunks": [{**EDGE["trunks"][0], "numbers": {"+14155550199": "team
 
 @pytest.mark.parametrize(("cloud", "change", "said"), [
     ("aws", NEW_NUMBER, "voicefleet-aws-dev-sip-edge: its boot script changes, which replaces the host (the old one "
-                        "deleted first); this ends every call in progress on the SIP edge"),
+                        "deleted first); this stops the SIP edge: it refuses new calls"),
     ("aws", {"instanceType": "c7i.xlarge"}, "voicefleet-aws-dev-sip-edge: its instanceType changes from c7i.large to "
-                                            "c7i.xlarge, which stops and starts the host; this ends every call in "
-                                            "progress"),
+                                            "c7i.xlarge, which stops and starts the host; this stops the SIP edge"),
     ("gcp", NEW_NUMBER, "voicefleet-gcp-dev-sip-edge: its boot script changes, which replaces the host (the old one "
-                        "deleted first); this ends every call in progress on the SIP edge"),
+                        "deleted first); this stops the SIP edge: it refuses new calls"),
     ("gcp", {"machineType": "n2-standard-4"}, "voicefleet-gcp-dev-sip-edge: its machineType changes from "
                                               "n2-standard-2 to n2-standard-4, which stops and starts the host; this "
-                                              "ends every call in progress"),
+                                              "stops the SIP edge"),
     ("azure", NEW_NUMBER, "voicefleet-azure-dev-sip-edge: its boot script changes, which replaces the host (the old "
-                          "one deleted first); this ends every call in progress on the SIP edge"),
+                          "one deleted first); this stops the SIP edge: it refuses new calls"),
     ("azure", {"vmSize": "Standard_D4s_v5"}, "voicefleet-azure-dev-sip-edge: its hardwareProfile.vmSize changes from "
                                              "Standard_D2s_v5 to Standard_D4s_v5, which stops and starts the host; "
-                                             "this ends every call in progress"),
+                                             "this stops the SIP edge"),
 ])
-def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host_ends_its_calls(
+def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
         change: dict[str, Any], said: str) -> None:
     stack = _stack(tmp_path, monkeypatch, 1, cloud)
@@ -112,7 +111,7 @@ def test_the_plan_says_nothing_of_the_host_when_the_edge_stays_as_it_is(
 
 @pytest.mark.parametrize(("change", "said"), [
     ("gcpZone=us-central1-b", "voicefleet-gcp-dev-sip-edge: its zone changes, which replaces the host (the old one "
-                               "deleted first); this ends every call in progress on the SIP edge"),
+                               "deleted first); this stops the SIP edge: it refuses new calls"),
 ])
 def test_the_plan_says_a_new_zone_replaces_the_gcp_edges_host(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], change: str,
