@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -49,21 +51,35 @@ async def two_replicas(store: RedisServer, telnyx: FakeTelnyxCalls) -> AsyncIter
         await b.state.voicefleet.aclose()
 
 
-def answered_status(telnyx: FakeTelnyxCalls, person: object) -> tuple[bytes, dict[str, str]]:
-    return signed(telnyx, {
-        "AccountSid": telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",  # type: ignore[attr-defined]
-        "CallbackSource": "call-progress-events", "From": person.one("From") or "",  # type: ignore[attr-defined]
-        "To": person.one("To") or ""})  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class Calling:
+    """A transfer waiting at replica A, its person called, and the person's signed `answered` status body."""
+    task: asyncio.Task[Any]
+    status_url: str
+    transfer: str
+    body: bytes
+    headers: dict[str, str]
+
+    async def ended(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def calling(a: on_telnyx.Setup, telnyx: FakeTelnyxCalls) -> Calling:
+    task = on_telnyx.warm(a)
+    person = await on_telnyx.consult_call(telnyx)
+    status_url = telnyx.documents[0]["StatusCallback"]
+    body, headers = signed(telnyx, {
+        "AccountSid": telnyx.account_sid, "CallSid": person.sid, "CallStatus": "in-progress",
+        "CallbackSource": "call-progress-events", "From": person.one("From") or "", "To": person.one("To") or ""})
+    return Calling(task, status_url, status_url.split("/")[-3], body, headers)
 
 
 async def test_a_status_body_claimed_at_one_replica_is_acted_on_there_alone(
         store: RedisServer, telnyx: FakeTelnyxCalls) -> None:
     async with two_replicas(store, telnyx) as (a, b):
-        task = on_telnyx.warm(a)
-        person = await on_telnyx.consult_call(telnyx)
-        status_url = telnyx.documents[0]["StatusCallback"]
-        transfer = status_url.split("/")[-3]
-        body, headers = answered_status(telnyx, person)
+        call = await calling(a, telnyx)
+        status_url, transfer, body, headers = call.status_url, call.transfer, call.body, call.headers
         phone = a.app.state.voicefleet.phone
         held = phone.webhooks = HeldAfterClaiming(phone.webhooks)
         first = asyncio.create_task(post(a.app, status_url, body, headers))  # claims at A, then waits
@@ -73,8 +89,7 @@ async def test_a_status_body_claimed_at_one_replica_is_acted_on_there_alone(
         held.held[0].set()
         heard = await asyncio.wait_for(first, on_telnyx.WAIT)
         kept = await phone.telnyx_warm._records.held(record_key(transfer, "answered"))  # noqa: SLF001
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await call.ended()
     assert copy.status_code == 204, copy.text
     assert kept_by_copy is None, "the copy at B acted while A held the claim"
     assert heard.status_code == 204, heard.text
@@ -84,11 +99,8 @@ async def test_a_status_body_claimed_at_one_replica_is_acted_on_there_alone(
 async def test_a_claim_whose_request_could_not_act_is_given_back_for_the_retry_at_another_replica(
         store: RedisServer, telnyx: FakeTelnyxCalls) -> None:
     async with two_replicas(store, telnyx) as (a, b):
-        task = on_telnyx.warm(a)
-        person = await on_telnyx.consult_call(telnyx)
-        status_url = telnyx.documents[0]["StatusCallback"]
-        transfer = status_url.split("/")[-3]
-        body, headers = answered_status(telnyx, person)
+        call = await calling(a, telnyx)
+        status_url, transfer, body, headers = call.status_url, call.transfer, call.body, call.headers
         warm = a.app.state.voicefleet.phone.telnyx_warm
         records = warm._records = StoreGoesDown(warm._records)  # noqa: SLF001 (the blip, after A's claim)
         records.down = True
@@ -96,8 +108,7 @@ async def test_a_claim_whose_request_could_not_act_is_given_back_for_the_retry_a
         records.down = False
         retried = await post(b, status_url, body, headers)  # Telnyx's retry, reaching the other replica
         kept = await records.held(record_key(transfer, "answered"))
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await call.ended()
     assert (refused.status_code, refused.json()["error"]["code"]) == (503, "store_unavailable"), refused.text
     assert retried.status_code == 204, retried.text
     assert kept == "in-progress", "the retry was taken for a replay: the claim was not given back"
