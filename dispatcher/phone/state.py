@@ -39,7 +39,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.pace_homes import RegionPaces
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
-from dispatcher.store.coordination import Coordination, CreateLimits, HeldPlaces, OneTimeUse, SeenOnce
+from dispatcher.store.coordination import Coordination, CreateLimits, HeldPlaces, OneTimeUse, ReleasableOnce
 from voicefleet_settings.read import SettingsError, setting_text
 
 
@@ -51,7 +51,7 @@ class PhoneState:
     spent: OneTimeUse  # a token spent at every replica (one process: in its memory)
     # Signed webhooks seen at any replica (Twilio CallSids, Plivo nonces, Telnyx signatures); with
     # several replicas, in the store, and refused when it does not answer.
-    webhooks: SeenOnce
+    webhooks: ReleasableOnce
     # The places under the session cap that calls other regions handed here hold until their
     # streams connect, for the whole region (dispatcher/store/held_places.py).
     handed: HeldPlaces

@@ -37,11 +37,17 @@ def call_id(account_sid: str, call_sid: str) -> str | None:
     return joined if CALL_ID.fullmatch(joined) else None
 
 
+def is_callback(fields: dict[str, str]) -> bool:
+    """Whether a signed body is one of a call's callbacks (status, recording, …): Telnyx names its source in
+    `CallbackSource`, which a request for the call's TeXML (its first, a `<Redirect>`'s) never has."""
+    return "CallbackSource" in fields
+
+
 def is_first_voice_request(fields: dict[str, str]) -> bool:
     """Whether a signed body has the shape of Telnyx's first request for a call's TeXML (the call
     ringing), not of a status callback (`CallbackSource`), a recording's (`Recording…`) or a verb's
     action callback (no `CallStatus`, or the call in progress): all are signed with the same key."""
-    if "CallbackSource" in fields or any(name.startswith("Recording") for name in fields):
+    if is_callback(fields) or any(name.startswith("Recording") for name in fields):
         return False
     return fields.get("CallStatus") == "ringing"
 

@@ -391,6 +391,15 @@ class TwilioWarm:
             return HANG_UP
         return await briefed(self._records, transfer)
 
+    async def decided(self, transfer: str, sid: str) -> str | None:
+        """What `briefed` answered the transfer's call, for a copy of that `<Redirect>` (the conference TwiML is
+        the same every time); None while nothing is decided (`StoreUnavailable` as `briefed`)."""
+        own = await self._records.held(record_key(transfer, "sid"))
+        outcome = await self._records.held(record_key(transfer, "outcome"))
+        if own is None or outcome is None:
+            return None
+        return conference_twiml(transfer) if own == sid and outcome == BRIEFED else HANG_UP
+
     async def _lost_create(self, transfer: str) -> None:
         """Whatever a create whose answer was lost placed is cancelled: the call its status callback names as this
         transfer's, never one found by its numbers (another transfer's or another call's to the same person may

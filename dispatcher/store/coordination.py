@@ -310,12 +310,13 @@ class OneTimeUse(Protocol):
         ...
 
 
-class SeenOnce(OneTimeUse, Protocol):
-    """A one-time use that can also be looked at without being spent: a request that acts before it is
-    spent (a warm transfer's callbacks, spent once the store kept what they said) is refused before it acts."""
+class ReleasableOnce(OneTimeUse, Protocol):
+    """A one-time use whose claim can be given back: a request claims it before it acts (so that of two
+    copies at two replicas only one acts) and releases it when acting failed in a way its sender retries."""
 
-    async def seen(self, what: str) -> bool:
-        """Whether `what` was spent within its time (nothing is spent by asking)."""
+    async def release(self, what: str) -> None:
+        """Forgets that `what` was used, at every replica, so that its next presentation counts again
+        (raises `StoreUnavailable` when the store does not answer)."""
         ...
 
 
@@ -545,7 +546,7 @@ class Coordination(Protocol):
     owners: OwnerRecords
     claims: Claims
     spent: OneTimeUse  # a phone call's one-time token
-    webhooks: SeenOnce  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
+    webhooks: ReleasableOnce  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
     # Which region holds an Idempotency-Key this region is home to; a placed call's turn, SID, verdict (not forgiven).
     key_holders: FirstClaims

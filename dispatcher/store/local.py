@@ -34,11 +34,11 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReleasableOnce,
     ReleaseBook,
     ReleaseSamples,
     ReservePool,
     RuntimeBook,
-    SeenOnce,
     SessionIndex,
     SessionValues,
     StartLease,
@@ -186,7 +186,7 @@ class LocalCoordination:
         self.owners: OwnerRecords = LocalOwners()
         self.claims: Claims = LocalClaims()
         self.spent: OneTimeUse = LocalOnce()
-        self.webhooks: SeenOnce = LocalOnce()
+        self.webhooks: ReleasableOnce = LocalOnce()
         self.identity_proofs: OneTimeUse = LocalOnce()
         self.key_holders: FirstClaims = LocalFirstClaims()
         self.calls: CallMedia = LocalCallMedia(replica_id)

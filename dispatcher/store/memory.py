@@ -241,9 +241,8 @@ class LocalOnce:
         self._until[what] = now + seconds
         return True
 
-    async def seen(self, what: str) -> bool:
-        now = self._clock()
-        return self._until.get(what, now) > now
+    async def release(self, what: str) -> None:
+        self._until.pop(what, None)
 
 
 class LocalPool:

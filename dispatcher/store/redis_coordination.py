@@ -39,11 +39,11 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReleasableOnce,
     ReleaseBook,
     ReleaseSamples,
     ReservePool,
     RuntimeBook,
-    SeenOnce,
     SessionIndex,
     SessionValues,
     StartLease,
@@ -115,7 +115,7 @@ class RedisCoordination:
         # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
         # let one captured webhook mint a call token at each replica while the store is down.
         # Kept in this replica's memory too: a record deleted from the store re-opens nothing here.
-        self.webhooks: SeenOnce = Remembered(SpentOnce(self.store), LocalOnce())
+        self.webhooks: ReleasableOnce = Remembered(SpentOnce(self.store), LocalOnce())
         # A bot's identity proof is admitted once anywhere. While the store is down, this replica's
         # memory still refuses a replay here; refusing every hello instead would cut every bot off.
         self.identity_proofs: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from dispatcher.store.client import Store
-from dispatcher.store.coordination import SeenOnce
+from dispatcher.store.coordination import ReleasableOnce
 
 
 class SpentOnce:
@@ -30,11 +30,10 @@ class SpentOnce:
         ttl = max(1, math.ceil(seconds))
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=ttl)))
 
-    async def seen(self, what: str) -> bool:
-        """Whether any replica presented `what` within its time; nothing is recorded (`StoreUnavailable` as
-        `first_use`). A GET, not EXISTS: the store's user is granted no command the dispatcher can do without."""
+    async def release(self, what: str) -> None:
+        """Forgets `what`'s use at every replica (a DEL: the store's user has it already)."""
         key = self._store.key("spent", what)
-        return await self._store.call(lambda: self._store.redis.get(key)) is not None
+        await self._store.call(lambda: self._store.redis.delete(key))
 
 
 class Remembered:
@@ -42,14 +41,15 @@ class Remembered:
     asked first, so a store that does not answer (`StoreUnavailable`, raised through) leaves nothing
     here, and the carrier's retry of a refused webhook is not taken for a replay."""
 
-    def __init__(self, shared: SpentOnce, here: SeenOnce) -> None:
+    def __init__(self, shared: SpentOnce, here: ReleasableOnce) -> None:
         self._shared, self._here = shared, here
 
     async def first_use(self, what: str, seconds: float) -> bool:
-        first_anywhere = await self._shared.first_use(what, seconds)
-        first_here = await self._here.first_use(what, seconds)
-        return first_anywhere and first_here
+        # Kept here only when the store took it: a replica that lost the claim keeps no copy, so a claim given
+        # back (`release`) counts again there too.
+        return await self._shared.first_use(what, seconds) and await self._here.first_use(what, seconds)
 
-    async def seen(self, what: str) -> bool:
-        """Spent if either record says so, as `first_use` refuses it then (the store asked first)."""
-        return await self._shared.seen(what) or await self._here.seen(what)
+    async def release(self, what: str) -> None:
+        """The store's record first: one it did not forget (`StoreUnavailable`) is still spent here too."""
+        await self._shared.release(what)
+        await self._here.release(what)

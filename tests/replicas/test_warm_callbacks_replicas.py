@@ -1,8 +1,8 @@
 """A Telnyx warm transfer's callbacks split across two dispatcher replicas on one real redis-server (the stack's
 own access rules): the transfer waits at replica A, the person's status callbacks reach replica B, the briefing's
-`<Redirect>` reaches A, as a load balancer may send them. The store carries what each heard to the other; a body
-spent at B is a replay at A, refused before it acts. Telnyx is the strict fake (tests/fakes/telnyx_outbound.py),
-its bodies Ed25519-signed as Telnyx signs them."""
+`<Redirect>` reaches A, as a load balancer may send them. The store carries what each heard to the other; a
+status body taken at B and posted at A's briefed URL is refused there by its shape before it acts. Telnyx is the
+strict fake (tests/fakes/telnyx_outbound.py), its bodies Ed25519-signed as Telnyx signs them."""
 
 from __future__ import annotations
 
@@ -69,9 +69,10 @@ async def test_a_warm_transfer_waiting_at_one_replica_hears_its_callbacks_at_ano
                 "To": person.one("To") or ""})
             person.status = "in-progress"
             assert (await post(b, status_url, answered, headers)).status_code == 204  # answered, heard at B
-            # That body, spent at B, replayed at A's briefed URL: refused there before it marks anything.
+            # That body, heard at B, posted at A's briefed URL: refused there before it marks anything.
             replayed = await post(a.app, status_url.removesuffix("/status") + "/briefed", answered, headers)
-            assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "replayed"), replayed.text
+            assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "callback_not_briefing"), (
+                replayed.text)
             records = a.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the store's records)
             assert isinstance(records, StoreFirstClaims)  # the redis-server's, not a replica's memory
             assert await records.held(record_key(transfer, "answered")) == "in-progress"  # B's word, read at A

@@ -7,7 +7,9 @@ Each is checked before it counts: Telnyx's Ed25519 signature of its timestamp an
 older than its tolerance: refused), the account being this dispatcher's (TELNYX_ACCOUNT_SID), the URL's MAC
 of the session, transfer and creation time (handed out with that create only: the signature covers the
 body, not the URL), and once across every replica and every Telnyx-signed route. A status callback counts
-only when its `CallbackSource` is call progress. What each then does is the Twilio routes'
+only when its `CallbackSource` is call progress, and `briefed` refuses any body that has one (403
+`callback_not_briefing`): Telnyx signs the status callbacks with the same key, and one posted there would
+otherwise decide the transfer. What each then does is the Twilio routes'
 (routers/twilio_warm.py): only the transfer's own call counts.
 """
 
@@ -20,6 +22,7 @@ from dispatcher.api.routers.twilio_warm import WarmCallback, briefed_answer, che
 from dispatcher.api.routers.webhooks import TELNYX_SECONDS, telnyx_once
 from dispatcher.api.telnyx_signed import telnyx_signed_form
 from dispatcher.errors import ApiError
+from dispatcher.phone.telnyx_calls import is_callback
 from dispatcher.phone.twilio_warm import BRIEFED_CALLBACK, CALLBACK_ROUTE, STATUS_CALLBACK, warm_prefix
 
 router = APIRouter(prefix=warm_prefix("telnyx"), include_in_schema=False)
@@ -38,7 +41,11 @@ async def consult_status(request: Request, session_id: str, transfer: str, token
 
 @router.post(f"{CALLBACK_ROUTE}/{BRIEFED_CALLBACK}")
 async def consult_briefed(request: Request, session_id: str, transfer: str, token: str) -> Response:
-    return await briefed_answer(await _verified(request, session_id, transfer, token))
+    callback = await _verified(request, session_id, transfer, token)
+    if is_callback(callback.form):
+        raise ApiError(403, "callback_not_briefing", "a Telnyx status or recording callback is not the briefing's "
+                       "<Redirect>: post it to the status URL")
+    return await briefed_answer(callback)
 
 
 async def _verified(request: Request, session_id: str, transfer: str, token: str) -> WarmCallback:

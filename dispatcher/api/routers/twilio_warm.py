@@ -9,12 +9,15 @@ past the transfer's life, 403 `callback_expired`, but 204 for the call's final `
 every replica (a replay is refused, as a call webhook's is). Only the transfer's own call counts: a body
 whose `To`/`From` are not the create's, or that names another call than the first one its callbacks named,
 is ignored (204; at `briefed`, a hang-up). What each says is kept in the store for the replica waiting on
-the transfer, whichever replica Twilio reached; the body is marked seen only once the store took it, so that
-a 503's retry is heard (a body seen already is refused before it acts).
+the transfer, whichever replica Twilio reached. A body is claimed once, across every replica, before it acts:
+of two copies only the first acts; a later copy at `status` is answered 204 and at `briefed` gets the decision
+the first recorded again (403 `replayed` while none is). Only a store that does not answer before anything was
+kept is a 503 (the claim given back, so that a carrier's retry counts; Twilio retries none by default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time, not_yet_seen
+from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, claimed, release_claim
 from dispatcher.api.twilio_signed import signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.twilio_warm import (
@@ -58,13 +61,16 @@ class WarmCallback:
     def own_numbers(self) -> bool:
         return self.url.names(self.key, self.transfer, self.form.get("To", ""), self.form.get("From", ""))
 
-    async def unspent(self) -> None:
-        """403 `replayed` if the body was spent already, before it acts (a Telnyx body spent at the status URL,
-        posted at `briefed`, would otherwise mark the person briefed); it is spent once it acted (`spend`)."""
-        await not_yet_seen(self.request, self.once)
+    async def claim(self) -> bool:
+        """Whether this copy of the body is the first (at any replica, any route): only that one acts. 503 if
+        the store cannot say."""
+        return await claimed(self.request, self.once, self.seconds)
 
-    async def spend(self) -> None:
-        await first_time(self.request, self.once, self.seconds)  # kept: a retry now is a replay
+    async def unacted(self) -> ApiError:
+        """The claim given back, as nothing was kept (so that the carrier's retry counts): the 503 to answer."""
+        await release_claim(self.request, self.once)
+        return ApiError(503, "store_unavailable", "the store did not keep what this callback said: nothing was "
+                        "acted on", retry_after=1)
 
 
 @router.post(f"{CALLBACK_ROUTE}/{STATUS_CALLBACK}")
@@ -101,32 +107,48 @@ async def heard_status(callback: WarmCallback) -> Response:
         # answered 204 (a 403 is an error in the carrier's debugger), and nothing is left to act on.
         return Response(status_code=204)
     unexpired(callback.url)
-    await callback.unspent()
-    if not callback.own_numbers():
-        return Response(status_code=204)  # not this transfer's call: nothing to keep
+    if not callback.own_numbers() or not await callback.claim():
+        return Response(status_code=204)  # not this transfer's call, or a copy another request acts on
     try:
         ending = await callback.warm.heard(callback.transfer, callback.sid, status)
     except StoreUnavailable:
-        raise ApiError(503, "store_unavailable", "the store did not keep the call's status: the carrier retries",
-                       retry_after=1) from None
-    await callback.spend()
+        raise await callback.unacted() from None
     if ending:
         await callback.warm.end_given_up(callback.session_id, callback.transfer, callback.sid, status)
     return Response(status_code=204)
 
 
 async def briefed_answer(callback: WarmCallback) -> Response:
-    """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up."""
+    """A verified `<Redirect>` after the briefing: the conference's TwiML (or TeXML), else a hang-up. A copy of
+    one claimed already (the carrier's duplicate, maybe the one it waits on) is answered what was decided."""
     unexpired(callback.url)
-    await callback.unspent()
     if not callback.own_numbers():
         return Response(HANG_UP, media_type="application/xml")  # not this transfer's call: nothing recorded
+    if not await callback.claim():
+        return Response(await _decided(callback), media_type="application/xml")
+    twiml: str | None = None
     try:
         twiml = await callback.warm.briefed(callback.transfer, callback.sid, callback.form.get("CallStatus", ""))
     except StoreUnavailable:
-        raise ApiError(503, "store_unavailable", "the store did not say whether the transfer goes on") from None
-    await callback.spend()
+        # The outcome's write may have landed before the store stopped answering: once it is recorded, the
+        # call is answered what was decided (a 503 would end it while the caller is joined), else 503.
+        with contextlib.suppress(StoreUnavailable):
+            twiml = await callback.warm.decided(callback.transfer, callback.sid)
+        if twiml is None:
+            raise await callback.unacted() from None
     return Response(twiml, media_type="application/xml")
+
+
+async def _decided(callback: WarmCallback) -> str:
+    """The decision a briefing's first copy recorded, for a copy of it; 403 `replayed` while none is."""
+    try:
+        twiml = await callback.warm.decided(callback.transfer, callback.sid)
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "the store did not say what this briefing decided",
+                       retry_after=1) from None
+    if twiml is None:
+        raise ApiError(403, "replayed", "this webhook was already answered, and what it decides is not yet known")
+    return twiml
 
 
 async def _verified(request: Request, session_id: str, transfer: str, token: str) -> WarmCallback:

@@ -260,17 +260,21 @@ async def first_time(request: Request, key: str, seconds: float) -> None:
         raise ApiError(403, "replayed", "this webhook was already answered")
 
 
-async def not_yet_seen(request: Request, key: str) -> None:
-    """`first_time`'s refusal, looked up without spending `key`: for a request that acts before it is spent
-    (spent with `first_time` once what it said was kept, so that a 503's retry is heard). This region's
-    replicas are asked, not the other regions': `first_time` still refuses a replay from another region."""
-    app = app_state(request)
+async def claimed(request: Request, key: str, seconds: float) -> bool:
+    """`first_time` without its refusal: whether this request claimed `key` (False: another copy did first),
+    for a request that answers its copies itself. 503 if the store cannot say."""
+    return await _seen_first(request, _named(key), seconds)
+
+
+async def release_claim(request: Request, key: str) -> None:
+    """Gives back a claim whose request could not act (its own 503), so that the carrier's retry is heard,
+    not refused as a replay; a store that does not answer keeps it claimed (logged: the retry is refused).
+    This region's record only: with several regions, its home region's sighting stays (docs/phone.md)."""
     try:
-        seen = await app.phone.webhooks.seen(_record(_named(key)))
+        await app_state(request).phone.webhooks.release(_record(_named(key)))
     except StoreUnavailable:
-        raise _unchecked(key) from None
-    if seen:
-        raise ApiError(403, "replayed", "this webhook was already answered")
+        log.warning("a %s webhook's claim was not given back: the store did not answer, so a retry is refused",
+                    key.split(":", 1)[0])
 
 
 def _named(key: str) -> str:

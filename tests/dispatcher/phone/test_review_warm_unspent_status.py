@@ -4,13 +4,12 @@
 once the status route acted, so one the status route answered 503 (the store blipped while it kept the status)
 stays unspent: posted at `briefed` it marks the transfer briefed, with no race at all. A status callback says
 `CallbackSource=call-progress-events` and a `<Redirect>`'s body does not (dispatcher/phone/telnyx_calls.py
-`is_first_voice_request` reads Telnyx's bodies the same way), so `briefed` could refuse it by its shape alone."""
+`is_first_voice_request` reads Telnyx's bodies the same way), so `briefed` refuses it by its shape alone
+(403 `callback_not_briefing`)."""
 
 from __future__ import annotations
 
 import asyncio
-
-import pytest
 
 from dispatcher.phone.twilio_warm import record_key
 from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
@@ -20,8 +19,6 @@ from tests.dispatcher.phone.test_telnyx_warm_paths import StoreGoesDown
 telnyx, setup = on_telnyx.telnyx, on_telnyx.setup  # the fixtures, by the names the tests ask for
 
 
-@pytest.mark.xfail(strict=True, reason="review: a status callback the status route answered 503 is unspent, and "
-                   "`briefed` takes it as the briefing's <Redirect>")
 async def test_a_status_callback_answered_503_is_no_briefing_when_posted_at_briefed(setup: on_telnyx.Setup) -> None:
     warm = setup.app.state.voicefleet.phone.telnyx_warm
     records = warm._records = StoreGoesDown(warm._records)  # noqa: SLF001 (the store blip, injected)
@@ -42,3 +39,4 @@ async def test_a_status_callback_answered_503_is_no_briefing_when_posted_at_brie
     await asyncio.gather(task, return_exceptions=True)
     assert refused.status_code == 503, refused.text
     assert outcome is None, f"a status callback posted at briefed decided the transfer {outcome!r}: {copied.text}"
+    assert (copied.status_code, copied.json()["error"]["code"]) == (403, "callback_not_briefing"), copied.text

@@ -67,9 +67,9 @@ async def test_another_twilio_call_s_body_at_the_status_url_is_ignored_and_never
 
 async def test_the_person_s_own_status_body_replayed_at_the_briefed_url_is_refused_before_it_marks_them_briefed(
         telnyx_setup: on_telnyx.Setup) -> None:
-    """Telnyx signs the body, not the URL: the person's `answered` status body, spent at the status URL, is as well
-    signed at `briefed`. Refused there as a replay, it must not have marked the transfer briefed first (the caller
-    would be joined while the person still hears the briefing): the replay mark is read before the route acts."""
+    """Telnyx signs the body, not the URL: the person's `answered` status body, heard at the status URL, is as well
+    signed at `briefed`. Refused there by its `CallbackSource`, it must not mark the transfer briefed (the caller
+    would be joined while the person still hears the briefing)."""
     on = telnyx_setup
     task = on_telnyx.warm(on)
     person = await on_telnyx.consult_call(on.telnyx)
@@ -81,7 +81,7 @@ async def test_the_person_s_own_status_body_replayed_at_the_briefed_url_is_refus
         "CallbackSource": "call-progress-events", "From": person.one("From") or "", "To": person.one("To") or ""})
     assert (await post(on.app, status_url, body, headers)).status_code == 204  # the person answered
     replayed = await post(on.app, briefed_url, body, headers)
-    assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "replayed"), replayed.text
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (403, "callback_not_briefing"), replayed.text
     records = on.app.state.voicefleet.phone.telnyx_warm._records  # noqa: SLF001 (the transfer's store records)
     assert await records.held(record_key(transfer, "outcome")) is None, "a replayed body marked the person briefed"
     await on.telnyx.brief(person.sid)  # the briefing's own `<Redirect>`: that one joins them
@@ -101,9 +101,10 @@ async def test_the_person_s_final_completed_after_the_window_is_answered_204_and
     url = f"{on_telnyx.PUBLIC}/phone/telnyx/warm/s-warm/{transfer}/{token}"
 
     async def says(status: str, what: str = "status") -> httpx.Response:
+        source = {"CallbackSource": "call-progress-events"} if what == "status" else {}  # a `<Redirect>`'s: none
         return await post(on.app, f"{url}/{what}", *signed(on.telnyx, {
             "AccountSid": on.telnyx.account_sid, "CallSid": OTHER_CALL, "CallStatus": status,
-            "CallbackSource": "call-progress-events", "From": "+14155550199", "To": on_telnyx.DESK}))
+            "From": "+14155550199", "To": on_telnyx.DESK, **source}))
 
     ended = await says("completed")
     assert ended.status_code == 204, ended.text

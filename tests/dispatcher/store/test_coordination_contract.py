@@ -255,25 +255,25 @@ async def test_a_webhook_is_seen_once_for_as_long_as_it_is_kept(answering) -> No
     assert await answering.webhooks.first_use("webhook:twilio:CA2", 25 * 3600)
 
 
-async def test_a_webhook_looked_at_is_not_spent_and_one_spent_is_seen(answering) -> None:
-    """`seen` reads the replay record without writing it: a warm transfer's callback asks before it acts."""
-    assert not await answering.webhooks.seen("webhook:telnyx:S1")
-    assert not await answering.webhooks.seen("webhook:telnyx:S1")  # asking twice spends nothing either
+async def test_a_webhook_claim_given_back_counts_again_and_others_stay_spent(answering) -> None:
+    """`release` forgets one claim: a warm transfer's callback that could not act gives its claim back."""
     assert await answering.webhooks.first_use("webhook:telnyx:S1", 60)
-    assert await answering.webhooks.seen("webhook:telnyx:S1")
-    assert not await answering.webhooks.seen("webhook:telnyx:S2")
+    assert await answering.webhooks.first_use("webhook:telnyx:S2", 60)
+    await answering.webhooks.release("webhook:telnyx:S1")
+    await answering.webhooks.release("webhook:telnyx:S3")  # never claimed: nothing to forget, no error
+    assert await answering.webhooks.first_use("webhook:telnyx:S1", 60)
+    assert not await answering.webhooks.first_use("webhook:telnyx:S1", 60)
+    assert not await answering.webhooks.first_use("webhook:telnyx:S2", 60)
 
 
-async def test_a_webhook_spent_at_one_replica_is_seen_at_another_until_it_expires(
+async def test_a_webhook_claim_given_back_at_one_replica_counts_again_at_another(
         replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:
-    spender, looker = replica_pair
-    assert await spender.webhooks.first_use("webhook:telnyx:S1", 1)  # the store's shortest life: 1 s
-    assert await looker.webhooks.seen("webhook:telnyx:S1")  # its own memory never saw it: the store says
-
-    async def expired() -> bool:
-        return not await looker.webhooks.seen("webhook:telnyx:S1")
-
-    assert await within(expired)
+    claimer, retried = replica_pair
+    assert await claimer.webhooks.first_use("webhook:telnyx:S1", 60)
+    assert not await retried.webhooks.first_use("webhook:telnyx:S1", 60)  # claimed at the other replica
+    await claimer.webhooks.release("webhook:telnyx:S1")
+    assert await retried.webhooks.first_use("webhook:telnyx:S1", 60)  # the store forgot it: the retry counts
+    assert not await claimer.webhooks.first_use("webhook:telnyx:S1", 60)  # and the claimer's own copy too
 
 
 async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) -> None:
@@ -305,8 +305,8 @@ async def test_with_the_store_down_the_start_lease_the_owner_and_call_lookups_an
             await down.ask_call("s-1", "phone.transfer", {}, timeout=1.0)
         with pytest.raises(StoreUnavailable):  # a security check: this replica alone cannot rule out a replay
             await down.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
-        with pytest.raises(StoreUnavailable):  # nor can it say a webhook was never seen
-            await down.webhooks.seen("webhook:twilio:CA1")
+        with pytest.raises(StoreUnavailable):  # nor can it give a webhook's claim back
+            await down.webhooks.release("webhook:twilio:CA1")
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()
