@@ -340,7 +340,12 @@ class Supervisor:
                 return
             delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (child.failures - 1))
             log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
-            await asyncio.sleep(delay)
+            # The back-off ends early at the edge's stop, and no worker starts then: one started during the drain
+            # was never told to drain (it would take new calls, and its supervisor would wait the drain's bound).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                return
             before = child.process
             try:
                 await child.start()
