@@ -227,7 +227,8 @@ class Edge:
         await self.link.close()
 
     def _stop_why(self, stop: StopSignals) -> str:
-        """What the calls still up at the stop are told ended them (their `sip_ended` reason), read as the drain ends."""
+        """What the calls still up at the stop are told ended them (their `sip_ended` reason), read as the drain
+        ends."""
         if self.config.drain_seconds == 0:
             return "the edge stopped (drain_seconds = 0: no drain)"
         if stop.now.is_set():
