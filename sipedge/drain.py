@@ -1,15 +1,20 @@
 """The edge's stop without cutting its callers (docs/sip.md#draining): the first stop signal drains, the second
-stops at once. Draining, the edge refuses new calls (an INVITE `503` with Retry-After, so the carrier tries its
-next route; a call or a person's leg asked of its control API `503 edge_draining`, so the dispatcher tries its
-next edge) while the calls in flight go on until they end or `drain_seconds` pass; whatever is left then is
-hung up as an edge stopped at once hangs up. The dispatcher's own drain (PHONE_DRAIN_SECONDS) works the same way."""
+(past REPEAT_SECONDS) stops at once. Draining, the edge refuses new calls (an INVITE `503` with Retry-After, so the
+carrier tries its next route; a call or a person's leg asked of its control API `503 edge_draining`, so the
+dispatcher tries its next edge) while the calls in flight go on until they end or `drain_seconds` pass; whatever is
+left then is hung up as an edge stopped at once hangs up. The dispatcher's own drain (PHONE_DRAIN_SECONDS) works
+the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import time
 from collections.abc import Callable, Iterable
+
+log = logging.getLogger("sipedge")
 
 # A release, a restart or a node drain waits this long for the calls in flight by default: past a few minutes'
 # call (a caller cut at 5 minutes has had most of theirs), within the 10 minutes a cluster autoscaler's scale-down
@@ -29,14 +34,38 @@ DRAIN_SIGNAL = signal.SIGUSR2
 # supervisor stops it.
 DRAINED_LINE = "sipedge: drained"
 CHECK_SECONDS = 0.2  # how often the calls left are counted while draining (each count reads a few sets)
+# A second stop signal this soon after the first is the same stop told twice, not a person's "stop now": a host's
+# shutdown can signal the container's processes itself beside the unit's `podman stop` (docs/sip.md#draining). A
+# person's second Ctrl-C or `kill` comes later than this.
+REPEAT_SECONDS = 1.0
+
+
+class FirstSignal:
+    """When the first stop signal came, so that a repeat of it within REPEAT_SECONDS is told from a second one."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._at: float | None = None
+
+    def repeated(self) -> bool:
+        """Called at each stop signal: whether it repeats the first (within REPEAT_SECONDS of it), to be ignored."""
+        now = self._clock()
+        if self._at is None:
+            self._at = now
+            return False
+        if now - self._at >= REPEAT_SECONDS:
+            return False
+        log.warning("sipedge: a stop signal again within %.0f s of the first: the same stop, ignored", REPEAT_SECONDS)
+        return True
 
 
 class StopSignals:
     """The stop signals a process takes: the first asks for its stop (`asked`), a second for it at once (`now`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.asked = asyncio.Event()
         self.now = asyncio.Event()
+        self._first = FirstSignal(clock)
 
     def take(self, loop: asyncio.AbstractEventLoop, signals: Iterable[signal.Signals],
              at_once: Iterable[signal.Signals] = ()) -> None:
@@ -47,6 +76,8 @@ class StopSignals:
             loop.add_signal_handler(signum, self.stop_now)
 
     def signalled(self) -> None:
+        if self._first.repeated():
+            return
         if self.asked.is_set():
             self.now.set()
         self.asked.set()

@@ -24,6 +24,7 @@ from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, DRAINING, DRAINING_CODE, S
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
+from sipedge.sip_end import EDGE_STOPPED
 from sipedge.source_limits import SourceLimits
 from sipedge.srtp_offer import NOT_ACCEPTABLE, srtp_refusal
 from sipedge.stack import SipStack
@@ -206,9 +207,12 @@ class Edge:
         gc.freeze()
         print("sipedge: ready", flush=True)
         periods = asyncio.create_task(self._end_periods())
+        why = EDGE_STOPPED
         try:
             await stop.asked.wait()
-            if await self._drain(stop) and self.config.worker is not None:
+            ended_by_itself = await self._drain(stop)
+            why = self._stop_why(stop)
+            if ended_by_itself and self.config.worker is not None:
                 # A worker stays up, answering new calls 503, until its supervisor stops it (SIGTERM): the front would
                 # send an INVITE to one that exited, unanswered until its probes found it gone.
                 print(DRAINED_LINE, flush=True)
@@ -216,11 +220,20 @@ class Edge:
         finally:
             periods.cancel()
         log.info("sipedge: stopping; %d calls in flight are hung up", self.calls_in_flight())
-        await asyncio.to_thread(self.stack.stop)
+        await asyncio.to_thread(self.stack.stop, why=why)
         for flow in list(self._flows):
             flow.cancel()
         await asyncio.gather(*self._flows, return_exceptions=True)
         await self.link.close()
+
+    def _stop_why(self, stop: StopSignals) -> str:
+        """What the calls still up at the stop are told ended them (their `sip_ended` reason), read as the drain
+        ends."""
+        if self.config.drain_seconds == 0:
+            return "the edge stopped (drain_seconds = 0: no drain)"
+        if stop.now.is_set():
+            return "the edge was stopped at once, before its drain ended"
+        return f"the edge's drain ended (its {self.config.drain_seconds} s passed)"
 
     async def _drain(self, stop: StopSignals) -> bool:
         """New calls refused from now; the calls in flight go on until they end, `drain_seconds` pass or a second

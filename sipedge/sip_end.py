@@ -31,11 +31,12 @@ class SipEnd:
 
 
 BOT_SIDE_ENDED = "the bot's side ended"
+EDGE_STOPPED = "the edge stopped"  # its stop hung up the calls still up (sipedge/drain.py)
 
 
-def edge_hung_up(answered: bool) -> SipEnd:
-    """The edge's own end once the bot's side ended: BYE to an answered caller, else 503."""
-    return SipEnd("edge", "bye", reason=BOT_SIDE_ENDED) if answered else SipEnd("edge", "refused", 503, BOT_SIDE_ENDED)
+def edge_hung_up(answered: bool, why: str = BOT_SIDE_ENDED) -> SipEnd:
+    """The edge's own end (once the bot's side ended, or `why`): BYE to an answered caller, else 503."""
+    return SipEnd("edge", "bye", reason=why) if answered else SipEnd("edge", "refused", 503, why)
 
 
 def disconnected(received: str | None, confirmed: bool, status: int, reason: str) -> SipEnd:

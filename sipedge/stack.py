@@ -6,6 +6,7 @@ account that registers there with its digest credential."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -27,6 +28,7 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
+from sipedge.sip_end import EDGE_STOPPED, edge_hung_up
 from sipedge.sip_wake import POLL_MS, SipWake
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
 from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source, without_token
@@ -125,6 +127,7 @@ class SipStack:
         self.started = threading.Event()
         self.failed: str | None = None  # why PJSIP did not start
         self.calls: dict[int, SipCall] = {}
+        self._stop_why = EDGE_STOPPED
         self._ended: list[SipCall] = []
         self._accounts: list[_Account] = []
         self.outbound_accounts: dict[str, pj.Account] = {}  # trunk name → the account its calls go out by
@@ -150,7 +153,9 @@ class SipStack:
         held its slot REFUSAL_HOLD_SECONDS."""
         self.submit(lambda: self.submit_at(call.created + REFUSAL_HOLD_SECONDS, work))
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, why: str = EDGE_STOPPED) -> None:
+        """Hangs up the calls still up, each told as the edge's own end for `why`, and ends the SIP thread."""
+        self._stop_why = why
         self._stopping.set()
         self._wake.wake()
         self._thread.join(timeout)
@@ -213,7 +218,12 @@ class SipStack:
                 self._do_due()
                 self._forget_ended()
             self._later.clear()
-            endpoint.hangupAllCalls()
+            # Each call through its own end, so that it is told as the edge's (PJSUA's hangupAllCalls goes round
+            # SipCall.end: an answered call's end would read as the caller's BYE, sipedge/sip_end.py `disconnected`).
+            for call in [call for call in self.calls.values() if not call.ended and call.edge_ended is None]:
+                with contextlib.suppress(pj.Error):
+                    call.end(edge_hung_up(call.confirmed, self._stop_why))
+            endpoint.hangupAllCalls()  # any call PJSUA holds that the edge does not
             for _ in range(50):  # the BYEs' answers, briefly
                 endpoint.libHandleEvents(EVENT_POLL_MS)
             self._forget_ended()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
-from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, drained
+from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, FirstSignal, drained
 from sipedge.front_config import worker_capacity, write_front
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
@@ -156,6 +156,7 @@ class Supervisor:
         self._folder = Path(tempfile.mkdtemp(prefix="sipedge-front-"))  # 0700: this user's only
         self._stopping = asyncio.Event()
         self._stop_now = asyncio.Event()  # a second stop signal: the workers' drain ends at once
+        self._first_signal = FirstSignal()
         self.draining = False  # stopping: the workers drain their calls in flight, the front takes no new ones
         self._draining: list[Child] = []  # the workers told to drain, which a second signal stops
         self.failed: str | None = None
@@ -237,7 +238,10 @@ class Supervisor:
             raise SystemExit(f"sipedge: {self.failed}")
 
     def _signalled(self) -> None:
-        """The first stop signal drains; a second stops the workers still draining (SIGTERM: at once)."""
+        """The first stop signal drains; a second (not a repeat of the first: drain.REPEAT_SECONDS) stops the workers
+        still draining (SIGTERM: at once)."""
+        if self._first_signal.repeated():
+            return
         if self._stopping.is_set():
             self._stop_now.set()
             for child in self._draining:
@@ -340,7 +344,12 @@ class Supervisor:
                 return
             delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (child.failures - 1))
             log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
-            await asyncio.sleep(delay)
+            # The back-off ends early at the edge's stop, and no worker starts then: one started during the drain
+            # was never told to drain (it would take new calls, and its supervisor would wait the drain's bound).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                return
             before = child.process
             try:
                 await child.start()

@@ -138,11 +138,13 @@ async def send(
     *,
     backoff: Backoff,
     timeout: float | None = None,
+    final: Callable[[HttpResponse], bool] | None = None,
     **kwargs: Any,
 ) -> HttpResponse:
     """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES`.
 
-    Anything else (2xx, 4xx, 408) is returned for the caller to interpret. Messages name the
+    Anything else (2xx, 4xx, 408), and a retryable answer `final` picks (one whose body says a retry would meet
+    the same), is returned for the caller to interpret. Messages name the
     method and the target (scheme, host, path) only: never a header, a body or a query string (they
     may carry tokens).
     """
@@ -153,7 +155,7 @@ async def send(
             response = await client.request(method, url, timeout=timeout, **kwargs)
         except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
             raise Transient(f"{method} {exc.target or path}: {exc}") from exc
-        if response.status_code in RETRYABLE_STATUSES:
+        if response.status_code in RETRYABLE_STATUSES and not (final is not None and final(response)):
             raise Transient(
                 f"{method} {path}: HTTP {response.status_code}",
                 retry_after=retry_after_of(response.headers),

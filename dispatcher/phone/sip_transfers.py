@@ -35,6 +35,7 @@ from starlette.types import Message
 
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff, Transient, send
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.sip_edges import SipEdges, json_of
@@ -52,6 +53,7 @@ WARM_EXTRA_SECONDS = 14.0
 WARM_BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0 + WARM_EXTRA_SECONDS)
 log = logging.getLogger("dispatcher.phone")
 OUTCOME_UNKNOWN = "refer_outcome_unknown"  # the edge's code: the trunk took the REFER, its outcome unheard
+EDGE_DRAINING = "edge_draining"  # the edge's 503 for a bridged or warm transfer while it drains: no retry changes it
 HANDED = ("referred", "bridged", "warm")
 SIP_EDGE_ACCOUNT = "sipedge"  # the account the edge's streams name in their `start` (sipedge/stream_frames.py)
 WARM_UNDER_WAY_SECONDS = BACKOFF.deadline + WARM_EXTRA_SECONDS + 10.0  # the edge's answer, and its `failed` step
@@ -100,7 +102,7 @@ class SipTransfers:
             await self._record_warm(session_id, body["request_id"])
         try:
             answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
-                                backoff=WARM_BACKOFF if warm else BACKOFF,
+                                backoff=WARM_BACKOFF if warm else BACKOFF, final=_draining,
                                 timeout=REQUEST_SECONDS + (WARM_EXTRA_SECONDS if warm else 0.0))
         except Transient as exc:
             if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
@@ -117,6 +119,8 @@ class SipTransfers:
         if answer.status_code == 404:
             raise ApiError(409, "no_live_call", "the SIP edge holds no answered call of this session (not answered "
                            "yet, over, or already handed over)")
+        if _draining(answer):  # the call's own edge, which alone can bridge it, until its drain ends
+            raise ApiError(409, EDGE_DRAINING, f"the call's SIP edge is draining, which no retry changes: {message}")
         if answer.status_code == 409 and code == OUTCOME_UNKNOWN:
             raise _unknown(message)
         if answer.status_code == 409:
@@ -131,6 +135,15 @@ class SipTransfers:
 
     async def aclose(self) -> None:
         await self.edges.aclose()
+
+
+def _draining(answer: HttpResponse) -> bool:
+    """The edge's refusal of a transfer that places a call while it drains: final, where its other 503s are not."""
+    if answer.status_code != 503:
+        return False
+    data = json_of(answer)
+    error = data.get("error") if isinstance(data, dict) else None
+    return isinstance(error, dict) and error.get("code") == EDGE_DRAINING
 
 
 def unshown_to_bot(handshake: list[Message]) -> list[Message]:

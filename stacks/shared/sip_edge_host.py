@@ -214,7 +214,9 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     """A root bash script: podman (and the cloud's `steps.packages`) from Debian, the dispatcher image
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
     written, its unit started: stopped with SIGTERM, which the edge drains on for `drain_seconds`, and given
-    that with its stop before podman and then systemd kill it."""
+    that with its stop before podman and then systemd kill it. The container stays in the unit's own cgroup
+    (`--cgroups=split` with `Delegate=yes`, as Podman's Quadlet writes a container's unit): in podman's default
+    scope a host's shutdown would signal it by itself, beside the unit's stop, and SIGKILL it after 90 s."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
     https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
@@ -250,9 +252,10 @@ Wants=network-online.target
 [Service]
 ExecStartPre=/usr/sbin/nft -f {FIREWALL}
 ExecStartPre=-/usr/bin/podman rm -f sipedge
-ExecStart=/usr/bin/podman run --rm --name sipedge --network host --env-file {SECRETS} \\
+ExecStart=/usr/bin/podman run --rm --name sipedge --cgroups=split --network host --env-file {SECRETS} \\
   {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {IMAGE}
 ExecStop=/usr/bin/podman stop -t {stop_seconds(drain_seconds)} sipedge
+Delegate=yes
 KillSignal=SIGTERM
 TimeoutStopSec={stop_seconds(drain_seconds) + PODMAN_STOP_SECONDS}
 Restart=always

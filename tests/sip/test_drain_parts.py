@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sipedge import control, supervisor
 from sipedge.call_transfer import NotHanded
 from sipedge.config import ConfigError, load
-from sipedge.drain import DEFAULT_DRAIN_SECONDS, DRAINED_LINE, StopSignals, drained
+from sipedge.drain import DEFAULT_DRAIN_SECONDS, DRAINED_LINE, REPEAT_SECONDS, FirstSignal, StopSignals, drained
 from sipedge.edge_status import edge_status, workers_status
 from sipedge.log_relay import LogRelay
 from tests.sip.test_call_slots import ringing, wound_down
@@ -56,15 +56,43 @@ def test_the_drain_is_five_minutes_unless_the_file_says_and_zero_means_none(tmp_
     assert load(edge_file(tmp_path, "drain_seconds = 0")).drain_seconds == 0
 
 
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_the_first_stop_signal_asks_for_the_stop_and_the_second_for_it_now() -> None:
-    stop = StopSignals()
+    clock = Clock()
+    stop = StopSignals(clock)
     stop.signalled()
     assert stop.asked.is_set() and not stop.now.is_set()
+    clock.now += REPEAT_SECONDS
     stop.signalled()
     assert stop.now.is_set()
-    worker = StopSignals()  # a worker's SIGTERM: its supervisor's stop at once, drained or not
+    worker = StopSignals(clock)  # a worker's SIGTERM: its supervisor's stop at once, drained or not
     worker.stop_now()
     assert worker.asked.is_set() and worker.now.is_set()
+
+
+async def test_a_stop_signal_repeated_within_a_second_of_the_first_is_the_same_stop_not_a_stop_now(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A host's shutdown signals the container itself beside the unit's `podman stop`: the edge drains still."""
+    clock = Clock()
+    stop = StopSignals(clock)
+    stop.signalled()
+    clock.now += REPEAT_SECONDS / 2
+    with caplog.at_level(logging.WARNING, "sipedge"):
+        stop.signalled()
+    assert stop.asked.is_set() and not stop.now.is_set()
+    assert "a stop signal again within 1 s of the first: the same stop, ignored" in caplog.text
+    clock.now += REPEAT_SECONDS  # a person's second signal, later
+    stop.signalled()
+    assert stop.now.is_set()
 
 
 async def test_a_drain_ends_once_nothing_is_left_its_bound_passes_or_it_is_told_to_stop_now() -> None:
@@ -172,8 +200,12 @@ async def test_a_workers_drained_line_is_the_supervisors_and_a_second_signal_rea
         await supervisor._relay(lines(), relay, worker)
         assert worker.drained and relayed == [b"a worker's line\n"]
         edge._draining, edge.draining = [worker], True
+        clock = Clock()
+        edge._first_signal = FirstSignal(clock)
         edge._signalled()  # the first: the drain (its workers were told by `_drain`)
-        assert worker.process is not None and worker.process.returncode is None
+        edge._signalled()  # the same stop told twice (a host's shutdown): not a second signal
+        assert worker.process is not None and worker.process.returncode is None and not edge._stop_now.is_set()
+        clock.now += REPEAT_SECONDS
         edge._signalled()  # the second: the workers stopped
         assert await asyncio.wait_for(worker.process.wait(), 30) == -signal.SIGTERM
     finally:

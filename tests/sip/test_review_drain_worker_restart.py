@@ -21,7 +21,6 @@ from tests.sip.test_drain_parts import edge_file
 from tests.support.waiting import within
 
 
-@pytest.mark.xfail(strict=True, reason="_watch starts a worker again after its back-off even once the drain began")
 async def test_a_worker_whose_restart_was_pending_when_the_drain_began_is_not_started_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     edge = supervisor.Supervisor(load(edge_file(tmp_path, "workers = 2")))

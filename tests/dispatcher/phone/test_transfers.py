@@ -304,3 +304,20 @@ async def test_a_second_transfer_asked_while_the_store_is_read_is_refused_here_a
     assert refused.value.code == "already_transferring"
     assert edge.asked == 1, "the second transfer passed the dispatcher's check and reached the edge"
     assert under_way, "the refused second transfer marked the first, still under way, as not transferring"
+
+
+@pytest.mark.parametrize("mode", ["cold", "warm"])
+async def test_a_transfer_the_draining_edge_refuses_is_not_retried_and_is_409_naming_the_drain(mode: str) -> None:
+    """The edge answers a transfer that would place a call to the person `503 edge_draining` while it drains
+    (sipedge/call_transfer.py): only that edge holds the call, and it drains for minutes, so a retry within the
+    transfer's seconds meets the same; the bot is told at once, 409 rather than "try again"."""
+    sip = SipTransfers(TrunkCallSettings((A,), SECRET), LocalFirstClaims())
+    edge = Scripted([HttpResponse(503, {"retry-after": "5"}, b'{"error": {"code": "edge_draining", "message": "the '
+                                  b'edge is draining (stopping once its calls in flight end)"}}')])
+    sip.edges._clients = {A: edge}  # type: ignore[dict-item]
+    with pytest.raises(ApiError) as refused:
+        await sip.transfer("session-d", TransferTarget(DESK, mode), 60, A)
+    assert (refused.value.status, refused.value.code) == (409, "edge_draining"), refused.value
+    assert "draining" in refused.value.message, refused.value.message
+    assert edge.asked == 1, "a refusal that names the drain was retried"
+    await sip.aclose()
