@@ -34,28 +34,32 @@ DRAIN_SIGNAL = signal.SIGUSR2
 # supervisor stops it.
 DRAINED_LINE = "sipedge: drained"
 CHECK_SECONDS = 0.2  # how often the calls left are counted while draining (each count reads a few sets)
-# A second stop signal this soon after the first is the same stop told twice, not a person's "stop now": a host's
-# shutdown can signal the container's processes itself beside the unit's `podman stop` (docs/sip.md#draining). A
-# person's second Ctrl-C or `kill` comes later than this.
+# A second SIGTERM this soon after a first is the same stop told twice, not a person's "stop now": a host's
+# shutdown or a `systemctl kill` can signal the container's processes itself beside the unit's `podman stop`
+# (docs/sip.md#draining). A terminal sends SIGINT once a key press, so a quick second Ctrl-C is never taken
+# for a repeat.
 REPEAT_SECONDS = 1.0
 
 
 class FirstSignal:
-    """When the first stop signal came, so that a repeat of it within REPEAT_SECONDS is told from a second one."""
+    """When the first stop signal came, and which, so that a SIGTERM repeating a SIGTERM within REPEAT_SECONDS is
+    told from a second stop."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._at: float | None = None
+        self._first: int | None = None
 
-    def repeated(self) -> bool:
-        """Called at each stop signal: whether it repeats the first (within REPEAT_SECONDS of it), to be ignored."""
+    def repeated(self, signum: int) -> bool:
+        """Called at each stop signal: whether it repeats the first (a SIGTERM within REPEAT_SECONDS of a first
+        SIGTERM), to be ignored."""
         now = self._clock()
         if self._at is None:
-            self._at = now
+            self._at, self._first = now, signum
             return False
-        if now - self._at >= REPEAT_SECONDS:
+        if signum != signal.SIGTERM or self._first != signal.SIGTERM or now - self._at >= REPEAT_SECONDS:
             return False
-        log.warning("sipedge: a stop signal again within %.0f s of the first: the same stop, ignored", REPEAT_SECONDS)
+        log.warning("sipedge: SIGTERM again within %.0f s of the first: the same stop, ignored", REPEAT_SECONDS)
         return True
 
 
@@ -71,12 +75,12 @@ class StopSignals:
              at_once: Iterable[signal.Signals] = ()) -> None:
         """`signals` drain, a second of them stops at once; `at_once` stops at once the first time."""
         for signum in signals:
-            loop.add_signal_handler(signum, self.signalled)
+            loop.add_signal_handler(signum, self.signalled, signum)
         for signum in at_once:
             loop.add_signal_handler(signum, self.stop_now)
 
-    def signalled(self) -> None:
-        if self._first.repeated():
+    def signalled(self, signum: int = signal.SIGTERM) -> None:
+        if self._first.repeated(signum):
             return
         if self.asked.is_set():
             self.now.set()

@@ -201,7 +201,7 @@ class Supervisor:
                              "kamailio package), or set workers = 1")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a hang-up too: a clean stop
-            loop.add_signal_handler(signum, self._signalled)
+            loop.add_signal_handler(signum, self._signalled, signum)
         # Before anything binds: a front an earlier edge left running would hold the SIP port.
         try:
             path = record_file(self.config.sip_address, self.config.sip_port)
@@ -237,10 +237,10 @@ class Supervisor:
         if self.failed is not None:
             raise SystemExit(f"sipedge: {self.failed}")
 
-    def _signalled(self) -> None:
+    def _signalled(self, signum: int = signal.SIGTERM) -> None:
         """The first stop signal drains; a second (not a repeat of the first: drain.REPEAT_SECONDS) stops the workers
         still draining (SIGTERM: at once)."""
-        if self._first_signal.repeated():
+        if self._first_signal.repeated(signum):
             return
         if self._stopping.is_set():
             self._stop_now.set()

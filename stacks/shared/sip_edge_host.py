@@ -216,7 +216,9 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     written, its unit started: stopped with SIGTERM, which the edge drains on for `drain_seconds`, and given
     that with its stop before podman and then systemd kill it. The container stays in the unit's own cgroup
     (`--cgroups=split` with `Delegate=yes`, as Podman's Quadlet writes a container's unit): in podman's default
-    scope a host's shutdown would signal it by itself, beside the unit's stop, and SIGKILL it after 90 s."""
+    scope a host's shutdown would signal it by itself, beside the unit's stop, and SIGKILL it after 90 s. A kill the
+    unit sends itself (`systemctl kill`, a stop after `podman run` died) goes to `podman run` alone
+    (`KillMode=mixed`, as Quadlet's), which hands it to the edge: a drain, not SIGTERM to every worker at once."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
     https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
@@ -256,6 +258,7 @@ ExecStart=/usr/bin/podman run --rm --name sipedge --cgroups=split --network host
   {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {IMAGE}
 ExecStop=/usr/bin/podman stop -t {stop_seconds(drain_seconds)} sipedge
 Delegate=yes
+KillMode=mixed
 KillSignal=SIGTERM
 TimeoutStopSec={stop_seconds(drain_seconds) + PODMAN_STOP_SECONDS}
 Restart=always

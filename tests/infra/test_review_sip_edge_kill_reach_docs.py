@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.infra.conftest import StackRunner
 from tests.infra.test_review_sip_edge_host_shutdown import UNIT
 from tests.infra.test_sip_edge_apt import _boot_script
@@ -23,7 +21,6 @@ from tests.infra.test_sip_edge_apt import _boot_script
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sip.md"
 
 
-@pytest.mark.xfail(strict=True, reason="docs/sip.md still says the container is outside the unit's cgroup")
 def test_the_docs_do_not_say_the_units_kill_misses_a_container_that_runs_in_its_cgroup(stack: StackRunner) -> None:
     found = UNIT.search(_boot_script(stack, "gcp"))
     assert found is not None

@@ -89,7 +89,7 @@ async def test_a_stop_signal_repeated_within_a_second_of_the_first_is_the_same_s
     with caplog.at_level(logging.WARNING, "sipedge"):
         stop.signalled()
     assert stop.asked.is_set() and not stop.now.is_set()
-    assert "a stop signal again within 1 s of the first: the same stop, ignored" in caplog.text
+    assert "SIGTERM again within 1 s of the first: the same stop, ignored" in caplog.text
     clock.now += REPEAT_SECONDS  # a person's second signal, later
     stop.signalled()
     assert stop.now.is_set()
