@@ -103,8 +103,14 @@ class Cells:
         return self._running[name] + self._idle[name]
 
     def refillable(self) -> tuple[str, ...]:
-        """The cells a reserve launch may go to: open, with room."""
-        return tuple(name for name in self.names if not self.drained(name) and self.has_room(name))
+        """The cells a reserve launch may go to: open, with room, and read at their last listing (the
+        reserve could not count or find its machines in one that was not)."""
+        return tuple(name for name in self.names
+                     if not self.drained(name) and self.has_room(name) and self.readable(name))
+
+    def readable(self, name: str) -> bool:
+        """Whether the cell answered its last listing."""
+        return self._unreadable[name] is None
 
     async def cold_turn(self, session_id: str, *, tried: Iterable[str] = (), prefer: str | None = None) -> str:
         """The cell a cold launch goes to, its token taken (waited for when due within `max_wait`).
@@ -190,8 +196,9 @@ class Cells:
         self._running[name] += 1
 
     def idle_counted(self, name: str, idle: int) -> None:
-        """The cell's reserve machines as its provider listed them."""
+        """The cell's reserve machines as its provider listed them (it answered)."""
         self._idle[name] = idle
+        self._unreadable[name] = None
 
     def _trim(self, launches: deque[float]) -> None:
         while launches and launches[0] < self._clock() - LAUNCH_WINDOW_SECONDS:

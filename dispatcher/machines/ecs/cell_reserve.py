@@ -12,8 +12,11 @@ the reserve's `startedBy`). Its cell is known where it was launched, where its h
 (one cell per account), or from a listing of the cells' reserve tasks. A claim re-tags the task in its
 cell and records the session's cell in the store (`ecs-cell:<session>`, as a cold launch does), so
 any replica's look-ups meet it there. A cell that
-does not answer its listing keeps its last counts and is shown `unreadable`; the reserve tasks listed
-are the other cells': the reserve counts only those, and launches their replacements elsewhere.
+does not answer its listing keeps its last counts and is shown `unreadable`, and takes only its own
+warm bots with it: the reserve tasks listed are the other cells', its bots still warming are forgotten
+(`in_lost_cell`, not failures of their image) and no refill goes there until it answers, so the reserve
+launches their replacements in the other cells. Its bots that did dial in stay idle: a claim that
+cannot re-tag one there retires it and starts cold.
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ class EcsCellWarmMachines(EcsCellMachines):
         if failures and len(failures) == len(self._warm):
             raise failures[0]
         return idle
+
+    def in_lost_cell(self, bot_id: str) -> bool:
+        cell = self._bot_cells.get(bot_id)
+        return cell is not None and not self.cells.readable(cell)
 
     def exit_detail(self, bot_id: str) -> str | None:
         """A cloud task's exit is not seen here: a bot that never dialled in is only missing."""

@@ -45,9 +45,11 @@ from tests.support.redis_server import RedisServer, redis_server
 TOKEN = "f" * 40
 
 
-def reserve_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], idle: int = 1) -> dict[str, str]:
+def reserve_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], idle: int = 1,
+                burst: int = 3) -> dict[str, str]:
     return {**cells_env(proxy, accounts), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE, "RESERVE_MIN_IDLE": str(idle),
-            "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "ECS_RUN_TASK_RATE": "0.01", "ECS_RUN_TASK_BURST": "3"}
+            "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "ECS_RUN_TASK_RATE": "0.01",
+            "ECS_RUN_TASK_BURST": str(burst)}
 
 
 @contextlib.asynccontextmanager
@@ -217,3 +219,31 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(
         assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start
         await ws_one.close()
         await ws_two.close()
+
+
+async def test_a_cell_that_cannot_be_read_takes_only_its_own_warm_bots(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    async with replica(reserve_env(proxy, accounts, idle=2, burst=4)) as (state, _):
+        reserve = state.reserve
+        assert reserve is not None
+        await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
+        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        tasks = idle_tasks(state)
+        assert sorted(cell_of(arn) for arn in tasks.values()) == ["a", "b"]
+        [in_b] = [bot_id for bot_id, arn in tasks.items() if cell_of(arn) == "b"]
+        proxy.unreadable_accounts.add(ACCOUNTS["b"])  # b's role may no longer read its tasks
+        # Both bots are late for their hello (neither dialled in: their tasks boot slowly), not yet stuck.
+        cold = reserve.planning.sizer.cold.mean
+        started = reserve._clock()
+        reserve._clock = lambda: started + cold * 2  # type: ignore[method-assign]
+        await reserve.refill()
+        views = {view.name: view for view in state.machines.views()}
+        assert views["b"].unreadable is not None and views["a"].unreadable is None
+        # b's bot is forgotten, not a failure of the image (no backoff), and its replacement goes to a.
+        assert reserve.failed_bots.worst().in_a_row == 0
+        after = idle_tasks(state)
+        new = {bot_id: arn for bot_id, arn in after.items() if bot_id not in tasks}
+        assert [cell_of(arn) for arn in new.values()] == ["a"]
+        assert run_tasks_in(proxy, ACCOUNTS["b"]) == 1
+        assert in_b not in reserve._warming._launched  # type: ignore[attr-defined]
+        proxy.unreadable_accounts.clear()
