@@ -28,11 +28,16 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
         ecs = EcsSettings.from_env(env)
-        if ecs.cells:  # several accounts (ECS_CELLS): cold launches spread over them, no reserve yet
+        channel_url = setting_text(env, "BOT_CHANNEL_URL")
+        if ecs.cells and channel_url:  # several accounts (ECS_CELLS): launches and the reserve spread over them
+            from dispatcher.machines.ecs.cell_reserve import EcsCellWarmMachines
+
+            return EcsCellWarmMachines(ecs, coordination, channel_url=channel_url, transport=settings.transports[0])
+        if ecs.cells:  # no channel: cold launches spread over the accounts
             from dispatcher.machines.ecs.cells import EcsCellMachines
 
             return EcsCellMachines(ecs, coordination)
-        if channel_url := setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
+        if channel_url:  # bots can dial in: a reserve is possible
             from dispatcher.machines.ecs.reserve import EcsWarmMachines
 
             return EcsWarmMachines(ecs, channel_url=channel_url, transport=settings.transports[0],

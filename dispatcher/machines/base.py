@@ -261,6 +261,17 @@ class WarmMachines(Machines, Protocol):
         ...
 
 
+@runtime_checkable
+class LosesCells(Protocol):
+    """A warm provider over cells (ECS_CELLS): a reserve machine in a cell that did not answer its last
+    listing is lost to the reserve, which forgets it (it is replaced in another cell) rather than count
+    it a bot that failed: the cell's outage says nothing of the bot's image."""
+
+    def in_lost_cell(self, bot_id: str) -> bool:
+        """Whether `bot_id`'s machine is in a cell that did not answer its last listing."""
+        ...
+
+
 @dataclass(frozen=True)
 class FrozenForm:
     """The frozen tier a provider offers: its name and the facts the reserve sizes and prices it by."""

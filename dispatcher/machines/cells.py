@@ -8,9 +8,11 @@ answers throttling or quota errors the provider drains it: set aside for a bound
 jittered backoff (this replica's view), its starts going to the next open cell in the session's
 stable order. A start goes to the first open cell that gives a launch token within the rate's
 `max_wait`. Every cell drained: `<provider>_cells_drained`, a 503 whose Retry-After is the soonest
-end of a backoff and whose message names each cell and its backoff. A provider whose machines must
-stay in their home cell (Fly: a bot's identity token names its app) passes `spread=False`, and
-drains nothing: its starts could go nowhere else.
+end of a backoff and whose message names each cell and its backoff. A warm reserve over the cells
+(dispatcher/machines/cell_refills.py) takes its refills' tokens from the same buckets, only in open
+cells with room, and its idle machines count in their cell's running count and room. A provider
+whose machines must stay in their home cell (Fly: a bot's identity token names its app) passes
+`spread=False`, and drains nothing: its starts could go nowhere else.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Cells:
         self._clock, self._wall, self._jitter, self._drain_base = clock, wall, jitter, drain_base
         self._drains = {name: _Drain() for name in names}
         self._running = dict.fromkeys(names, 0)
+        self._idle = dict.fromkeys(names, 0)  # reserve machines, launched or under way, not yet claimed
         self._launches: dict[str, deque[float]] = {name: deque() for name in names}
         self._unreadable: dict[str, str | None] = dict.fromkeys(names)
 
@@ -93,7 +96,21 @@ class Cells:
 
     def has_room(self, name: str) -> bool:
         room = self._room.get(name)
-        return room is None or self._running[name] < room
+        return room is None or self.running(name) < room
+
+    def running(self, name: str) -> int:
+        """The cell's machines: its sessions' and its reserve's."""
+        return self._running[name] + self._idle[name]
+
+    def refillable(self) -> tuple[str, ...]:
+        """The cells a reserve launch may go to: open, with room, and read at their last listing (the
+        reserve could not count or find its machines in one that was not)."""
+        return tuple(name for name in self.names
+                     if not self.drained(name) and self.has_room(name) and self.readable(name))
+
+    def readable(self, name: str) -> bool:
+        """Whether the cell answered its last listing."""
+        return self._unreadable[name] is None
 
     async def cold_turn(self, session_id: str, *, tried: Iterable[str] = (), prefer: str | None = None) -> str:
         """The cell a cold launch goes to, its token taken (waited for when due within `max_wait`).
@@ -108,7 +125,7 @@ class Cells:
         roomy = [name for name in open_cells if self.has_room(name)]
         if not roomy:
             raise MachinesError(f"{self.provider}_capacity", f"{self.provider}: every open cell is full "
-                                f"({', '.join(f'{n} {self._running[n]}/{self._room[n]}' for n in open_cells)})",
+                                f"({', '.join(f'{n} {self.running(n)}/{self._room[n]}' for n in open_cells)})",
                                 retry_after=10.0)
         soonest = None
         for name in roomy:
@@ -165,6 +182,24 @@ class Cells:
     def ended(self, name: str) -> None:
         self._running[name] = max(self._running[name] - 1, 0)
 
+    def idle_launching(self, name: str) -> None:
+        """A reserve machine is being launched in the cell (its token taken): counted from now."""
+        self._idle[name] += 1
+
+    def idle_gone(self, name: str) -> None:
+        """A reserve machine of the cell failed to launch, or was retired."""
+        self._idle[name] = max(self._idle[name] - 1, 0)
+
+    def idle_claimed(self, name: str) -> None:
+        """A session claimed a reserve machine of the cell: a session's machine now."""
+        self.idle_gone(name)
+        self._running[name] += 1
+
+    def idle_counted(self, name: str, idle: int) -> None:
+        """The cell's reserve machines as its provider listed them (it answered)."""
+        self._idle[name] = idle
+        self._unreadable[name] = None
+
     def _trim(self, launches: deque[float]) -> None:
         while launches and launches[0] < self._clock() - LAUNCH_WINDOW_SECONDS:
             launches.popleft()
@@ -178,7 +213,7 @@ class Cells:
             drained = drain.until > now
             views.append(CellView(
                 name=name, launches_per_second=round(len(self._launches[name]) / LAUNCH_WINDOW_SECONDS, 2),
-                running=self._running[name], room=self._room.get(name),
+                running=self.running(name), room=self._room.get(name),
                 drained_until=wall + (drain.until - now) if drained else None,
                 reason=drain.reason if drained else None, unreadable=self._unreadable[name]))
         return views

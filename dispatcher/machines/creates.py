@@ -58,11 +58,15 @@ class Creates:
         """A cold launch's token in the group that would give it soonest."""
         return await self._limits[await self.soonest_app()].cold(max_wait)
 
-    async def refill(self) -> CreateTurn:
+    async def refill(self, among: tuple[str, ...] | None = None) -> CreateTurn:
         """A token now for a reserve launch from the group with the most spare ones (one always
-        left for a cold start in each); the launch that follows uses that group (`idle_turn`)."""
-        looks = {app: await self._limits[app].look() for app in self.apps} if len(self.apps) > 1 else {}
-        app = max(self.apps, key=lambda a: looks[a].spare) if looks else self.apps[0]
+        left for a cold start in each); the launch that follows uses that group (`idle_turn`).
+        `among`: the groups that may take one (a cell drained or full takes none); none: no token."""
+        apps = self.apps if among is None else tuple(a for a in self.apps if a in among)
+        if not apps:
+            return CreateTurn(False, 0.0, 0)
+        looks = {app: await self._limits[app].look() for app in apps} if len(self.apps) > 1 else {}
+        app = max(apps, key=lambda a: looks[a].spare) if looks else apps[0]
         turn = await self._limits[app].refill()
         if turn.granted:
             self._refilled.append(app)
@@ -70,8 +74,17 @@ class Creates:
             return turn
         return CreateTurn(turn.granted, turn.wait, sum(t.spare for t in looks.values()) - int(turn.granted))
 
-    async def look(self) -> CreateTurn:
-        looks = [await self._limits[app].look() for app in self.apps]
+    def last_refilled(self) -> str | None:
+        """The group whose token the latest granted refill took (not yet used by its launch)."""
+        return self._refilled[-1] if self._refilled else None
+
+    async def look(self, among: tuple[str, ...] | None = None) -> CreateTurn:
+        """A cold launch's wait (the slowest group's) and the refills' spare tokens, over `among`
+        (None: every group)."""
+        apps = self.apps if among is None else tuple(a for a in self.apps if a in among)
+        if not apps:
+            return CreateTurn(False, 0.0, 0)
+        looks = [await self._limits[app].look() for app in apps]
         return CreateTurn(False, max(t.wait for t in looks), sum(t.spare for t in looks))
 
     def refilled_app(self) -> str | None:

@@ -4,7 +4,8 @@ A launched bot is warming until its idle hello, here or at another replica (a lo
 send it there: the store's hello record says so, and this replica stops counting it). One late
 for its hello is looked up at the provider, in one list every RELIST_SECONDS at most (only those:
 a provider's list is rate-limited, Fly 1/s per app for the whole deployment); one gone from a list
-taken after it was late, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot.
+taken after it was late, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot,
+unless its cell did not answer that list (`LosesCells`): then it is only forgotten.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from dispatcher.machines.base import WarmMachines
+from dispatcher.machines.base import LosesCells, WarmMachines
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.store.coordination import Claims, PoolBot
 
@@ -101,6 +102,8 @@ class Warming:
                 continue
             if self._launched.pop(bot_id, None) is None:
                 continue
+            if isinstance(self._machines, LosesCells) and self._machines.in_lost_cell(bot_id):
+                continue  # its cell did not answer: forgotten, replaced elsewhere, no failure of its image
             # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
             exited = self._machines.exit_detail(bot_id)
             why = f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else "")

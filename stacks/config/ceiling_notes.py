@@ -246,7 +246,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over cells (the dispatcher runs none there).
+    # No reserve without the channel, nor over GCP cells (the dispatcher runs none there). The AWS stack
+    # sets no ECS_CELLS: its one account holds the reserve, counted (over ECS_CELLS it would run too).
     reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:

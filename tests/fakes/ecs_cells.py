@@ -15,7 +15,8 @@ clusters and tasks, as AWS keeps them. What moto leaves out, the proxy adds as A
   (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html);
   `full_accounts[account] = reason`: it places no task, HTTP 200 with `failures[].reason`, as
   RunTask answers a want of capacity or quota; `denied_accounts`: its RunTask answers
-  `AccessDeniedException`, as a role without the permission gets;
+  `AccessDeniedException`, as a role without the permission gets; `unreadable_accounts`: its
+  ListTasks and DescribeTasks answer `AccessDeniedException` (its role's read permissions taken away);
 - a task's role is its own account's (`AccountTaskRoles`): a bot's STS identity names the account
   its task runs in, as it does in AWS.
 """
@@ -120,6 +121,7 @@ class CellsProxy(EcsProxy):
         self.external_ids: dict[str, str] = {}  # role ARN → the external id its trust policy asks for
         self.throttled_accounts: set[str] = set()
         self.denied_accounts: set[str] = set()  # accounts whose RunTask answers AccessDeniedException
+        self.unreadable_accounts: set[str] = set()  # accounts whose ListTasks and DescribeTasks answer it
         self.full_accounts: dict[str, str] = {}  # account → the failures[].reason its RunTask places no task for
         self.run_task_accounts: list[str] = []  # the account of every RunTask that reached ECS
         self.assumed: list[dict[str, str]] = []  # every AssumeRole's form, as sent
@@ -133,6 +135,12 @@ class CellsProxy(EcsProxy):
     async def either(self, request: Request) -> Response:
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return await self.assume_role(request)
+        action = action_of(dict(request.headers))
+        if action in ("ListTasks", "DescribeTasks") and account_of(request.headers) in self.unreadable_accounts \
+                and check("POST", "/", dict(request.headers), await request.body(), keys=self.keys, region=REGION,
+                          service="ecs") is None:  # signed right, refused: its role may no longer read tasks
+            denied = {"__type": "AccessDeniedException", "message": f"not authorized to perform: ecs:{action}"}
+            return JSONResponse(denied, status_code=400, media_type="application/x-amz-json-1.1")
         if action_of(dict(request.headers)) == "RunTask":
             account = account_of(request.headers)
             refused = check("POST", "/", dict(request.headers), await request.body(), keys=self.keys, region=REGION,

@@ -37,8 +37,9 @@ async def admin_status(machines: Any) -> dict[str, Any]:
     return body
 
 
-async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str]) -> None:
-    """`MACHINES=mode` over `env`'s cells `a` and `b` builds `machines_type`, cold (no reserve over cells)."""
+async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str], *, warm: bool = False) -> None:
+    """`MACHINES=mode` over `env`'s cells `a` and `b` builds `machines_type`: cold (no reserve over cells),
+    or with `warm` one that holds the warm reserve over them."""
     from dispatcher.factory import build_machines
     from dispatcher.machines.base import Machines, WarmMachines
     from dispatcher.settings import Settings
@@ -47,7 +48,7 @@ async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str]) 
     machines = build_machines(Settings(machines=mode), env, LocalCoordination())
     try:
         assert isinstance(machines, machines_type) and isinstance(machines, Machines)
-        assert not isinstance(machines, WarmMachines)  # no reserve over cells yet: every start is cold
+        assert isinstance(machines, WarmMachines) is warm
         assert [view.name for view in machines.views()] == ["a", "b"]
     finally:
         await machines.aclose()

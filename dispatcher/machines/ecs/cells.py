@@ -10,7 +10,7 @@ launch away at once, and the launch goes on to the next open cell in the session
 How a session's launch is recorded in the store before its RunTask (`ecs-cell:<session>`), looked
 for and listed over the accounts: dispatcher/machines/cell_launches.py. A cell turns a launch away
 (and lets its record go) only when no attempt there may have made the task (provider.py
-`_run_in_cell`). The warm reserve does not run over cells yet: bots dial in for cold sessions only.
+`_run_in_cell`). With a bot channel the warm reserve runs over the cells too: ecs/cell_reserve.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import socket
 from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
@@ -60,8 +61,8 @@ class EcsCellMachines(CellLaunches[EcsMachines]):
             role_arn=cell.role_arn, session_name=session_name(), external_id=cell.external_id, endpoint=sts,
             region=settings.region, source=self._own, timeout=settings.read_timeout,
             connect_timeout=settings.connect_timeout, backoff=ASSUME_BACKOFF) for cell in settings.cells}
-        members = {cell.name: EcsMachines(settings.for_cell(cell), coordination, credentials=self._roles[cell.name],
-                                          cell=cell.name) for cell in settings.cells}
+        members = {cell.name: self._member(settings.for_cell(cell), coordination, self._roles[cell.name], cell.name)
+                   for cell in settings.cells}
         cells = Cells(self.name, coordination, settings.run_task_rate, tuple(members),
                       room={cell.name: cell.max_tasks for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
@@ -69,7 +70,21 @@ class EcsCellMachines(CellLaunches[EcsMachines]):
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=clusters[0], clusters=clusters,
             container=settings.container_name, endpoint=sts, roles=settings.bot_task_roles, describe=self._describe_in,
-            reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience)
+            reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience, verified=self._task_proved)
+
+    def _member(self, settings: EcsSettings, coordination: Coordination, credentials: AssumedRole,
+                cell: str) -> EcsMachines:
+        """One cell's own provider (ecs/cell_reserve.py: one that holds reserve tasks too)."""
+        return EcsMachines(settings, coordination, credentials=credentials, cell=cell)
+
+    def _task_proved(self, grant: BotGrant, task_arn: str) -> None:
+        """A bot's hello proved its task (`task_arn`): nothing to note for cold sessions, whose records
+        name their cells (ecs/cell_reserve.py notes a reserve bot's)."""
+
+    def cell_of_task(self, task_arn: str) -> str | None:
+        """The cell a task runs in: its account's (one cell per account)."""
+        account = task_arn.split(":")[4:5]
+        return next((cell.name for cell in self.settings.cells if [cell.account] == account), None)
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         # RunTask's clientToken is the session's: a replay in the same cell meets its task

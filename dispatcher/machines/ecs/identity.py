@@ -68,11 +68,13 @@ class Presign:
 class EcsTaskIdentity:
     def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
                  describe: Callable[[list[str], str], Awaitable[list[dict[str, Any]]]], container: str,
-                 reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = ()) -> None:
+                 reserve_marker: str, audience: str | None, clusters: tuple[str, ...] = (),
+                 verified: Callable[[BotGrant, str], None] | None = None) -> None:
         """`describe(task ids, account)`: DescribeTasks on the bots' cluster in that account (with its
         own retries; where there are several accounts, in that account's cells alone);
         `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL;
-        `clusters`: every cluster bots run in, where there are several (ECS_CELLS), `cluster` among them."""
+        `clusters`: every cluster bots run in, where there are several (ECS_CELLS), `cluster` among them;
+        `verified(grant, task ARN)`: told of each task a hello proved (the reserve's cells note its cell)."""
         self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
         self.clusters = clusters or (cluster,)
         self.audience = audience
@@ -81,6 +83,7 @@ class EcsTaskIdentity:
         self._scheme, self._host = parts.scheme, parts.netloc
         self.endpoint = f"{parts.scheme}://{parts.netloc}/"
         self._describe = describe
+        self._verified = verified
         self._session: aiohttp.ClientSession | None = None
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
@@ -219,6 +222,8 @@ class EcsTaskIdentity:
         if launched_for != wanted:
             return (f"ECS task identity refused: task {session_name} was launched for {shown(launched_for)},"
                     f" not {wanted}")
+        if self._verified is not None:
+            self._verified(grant, str(task["taskArn"]))
         return None
 
     def _ours(self, task: Mapping[str, Any]) -> bool:

@@ -22,6 +22,8 @@ from typing import Any
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.cells import CellTurnedAway
+from dispatcher.machines.ecs.credentials import KeySource
 from dispatcher.machines.ecs.json_api import AwsError
 from dispatcher.machines.ecs.provider import (
     RESERVE_STARTED_BY,
@@ -32,6 +34,7 @@ from dispatcher.machines.ecs.provider import (
     TAG_TRANSPORT,
     EcsMachines,
     EcsSettings,
+    quota_code,
     to_machine,
 )
 from dispatcher.machines.recent import Recent
@@ -56,13 +59,18 @@ def _is_idle(task: dict[str, Any]) -> bool:
 
 class EcsWarmMachines(EcsMachines):
     def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily",
-                 coordination: CreateLimits) -> None:
-        super().__init__(settings, coordination)
+                 coordination: CreateLimits, credentials: KeySource | None = None, cell: str | None = None,
+                 reports: str | None = None) -> None:
+        """`credentials`, `cell`: one cell's account of several (ecs/cell_reserve.py); `reports`: what its
+        idle bots report as their image (the deployment's task definition, the same in every cell;
+        None: the one they run)."""
+        super().__init__(settings, coordination, credentials=credentials, cell=cell)
         self.channel_url = channel_url
         # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC
         # session): its task definition, which (family:revision or ARN) also fixes the image.
         self.transport = transport
-        self.bot_image = settings.task_definition_for(transport)
+        self._runs = settings.task_definition_for(transport)  # this account's own
+        self.bot_image = reports or self._runs
         self._idle_arns: Recent[str, str] = Recent()  # bot id → task ARN (launched by this replica)
 
     @property
@@ -83,7 +91,8 @@ class EcsWarmMachines(EcsMachines):
             env.update(self.identity_environment())
         return {
             "cluster": s.cluster,
-            "taskDefinition": image or self.bot_image,  # a release's task definition revision
+            # A release's task definition revision (in a cell: that account's own for it).
+            "taskDefinition": self.settings.release_task_definition(image) if image else self._runs,
             "count": 1,  # never a batch: each task's overrides carry its own credential (provider.py)
             "clientToken": bot_id,  # a retried RunTask returns the same task, never a second one
             "startedBy": RESERVE_STARTED_BY,
@@ -100,13 +109,22 @@ class EcsWarmMachines(EcsMachines):
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        await self.run_idle(bot_id, channel_token, image=image, release=release)
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The reserve task's RunTask, its token already taken. In a cell, throttling or no room
+        turns it away at once (`CellTurnedAway`): the caller drains the cell."""
         params = self._idle_params(bot_id, channel_token, image=image, release=release)
         try:
-            result = await self._call("RunTask", **params)
+            result = await (self._run_in_cell(params, turn_away=True) if self.cell
+                            else self._call("RunTask", **params))
         except AwsError as exc:
             raise self.refused_run(exc, image, release) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
+            if self.cell and (code := quota_code(str(failure.get("reason")))) is not None:
+                raise CellTurnedAway("ecs_capacity", f"RunTask placed no reserve task: {code}", retry_after=10.0)
             message = f"RunTask placed no reserve task: {failure.get('reason')}"
             raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
         self._idle_arns[bot_id] = str(result["tasks"][0]["taskArn"])

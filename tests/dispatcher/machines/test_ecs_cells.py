@@ -20,6 +20,7 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs.assume_role import AssumedRole
+from dispatcher.machines.ecs.cell_reserve import EcsCellWarmMachines
 from dispatcher.machines.ecs.cells import EcsCellMachines, session_name
 from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.provider import quota_failure
@@ -307,7 +308,9 @@ async def test_a_bot_in_any_account_proves_its_task_and_only_its_own(machines: E
 async def test_ecs_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     env = cells_env(proxy, accounts)
-    await check_cold_cells("ecs", EcsCellMachines, {**env, "BOT_CHANNEL_URL": CHANNEL_AUDIENCE})
+    await check_cold_cells("ecs", EcsCellMachines, env)  # no channel: every start cold
+    # With a channel the reserve runs over the cells (test_ecs_cell_reserve.py).
+    await check_cold_cells("ecs", EcsCellWarmMachines, {**env, "BOT_CHANNEL_URL": CHANNEL_AUDIENCE}, warm=True)
     problems = configuration_problems({**env, "MACHINES": "ecs", "DAILY_API_KEY": "k", "ECS_CELLS": '[{"name": "a"}]'})
     assert any("ECS_CELLS[0] (a): role_arn must be an IAM role ARN" in problem for problem in problems)
 
