@@ -178,8 +178,8 @@ class Transfers:
             raise ApiError(409, "transfer_not_configured", WARM_NOT_CONFIGURED[call.carrier])
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
-                           "transfers work on Twilio, Telnyx and Plivo media-stream calls and calls through the "
-                           "SIP edge (docs/phone.md)")
+                           "transfers work on Twilio, Telnyx and Plivo media-stream calls, Exotel Voicebot calls and "
+                           "calls through the SIP edge (docs/phone.md)")
         rest = self._rest[call.carrier]
         if rest is None:
             raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
