@@ -9,7 +9,6 @@ import asyncio
 import base64
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
