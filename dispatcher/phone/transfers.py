@@ -3,7 +3,8 @@ bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_c
 same with TeXML through its Twilio-shaped TeXML REST API, dispatcher/phone/telnyx_calls.py; for Plivo, the
 call pointed at a one-time URL whose XML dials, dispatcher/phone/plivo_calls.py; for a call
 through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
-the call's stream; the session then ends as `transferred`.
+the call's stream; the session then ends as `transferred`. Exotel has no such API: its call's stream is
+closed here and the flow's Connect applet asks the dispatcher whom to dial (dispatcher/phone/exotel_transfers.py).
 
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
