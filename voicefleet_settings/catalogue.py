@@ -1585,7 +1585,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EXOTEL_API_KEY", "phone", STRING, secret=True,
         shown="unset",
-        meaning="Exotel's credentials, set together or not at all",
+        meaning="Exotel's credentials, set together or not at all: the Voicebot applet's stream presents them "
+                "(`wss://KEY:TOKEN@…/ws/exotel`), and the Connect applet URL an Exotel transfer uses is derived from them "
+                "([phone.md](phone.md#an-exotel-call))",
     ),
     Setting(
         "EXOTEL_API_TOKEN", "phone", STRING, secret=True, row="EXOTEL_API_KEY",

@@ -26,6 +26,7 @@ from dispatcher.api.routers import (
     connect_hint,
     daily_dialin,
     docs,
+    exotel_connect,
     keys,
     offers,
     ops,
@@ -58,7 +59,7 @@ ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
            connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router, transfer.router,
            twilio_warm.router, telnyx_warm.router, sip_end.router, whatsapp.router, whatsapp_eval.router,
-           sip_eval_tokens.router, campaigns.router)
+           sip_eval_tokens.router, campaigns.router, exotel_connect.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -7,7 +7,8 @@ are dropped (botchannel/wire_logs.py). Should another library log a header as `n
 value of a credential header is blanked, wherever the record comes from.
 
 uvicorn also logs every request's path (`uvicorn.access`, and `uvicorn.error` for WebSockets), and
-some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable),
+some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable), Exotel's
+Connect applet URL `/phone/exotel/connect/{secret}` (reusable),
 a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
 is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client's form), and a
 keyless `/ws/generic/...?body=`, and the local folder store's signed download and part paths
@@ -39,6 +40,8 @@ MASK = "[redacted]"
 _SEGMENT = r"[^/?#\s\"]+"  # one path segment, as far as a log line shows it
 SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in its path or query
     re.compile(r"(/phone/daily/dialin/)[^?#\s\"]+"),
+    # Exotel's Connect applet URL: its segment is derived from the Exotel credential (exotel_connect.py).
+    re.compile(r"(/phone/exotel/connect/)[^?#\s\"]+"),
     re.compile(rf"(/ws/generic/{_SEGMENT}/)[^?#\s\"]+"),
     re.compile(rf"(/ws/(?!generic/){_SEGMENT}/)[^?#\s\"]+"),
     # The folder store's signed paths (dispatcher/artifacts/signed_paths.py: FILE_PATH, PART_PATH): each

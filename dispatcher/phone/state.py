@@ -17,6 +17,7 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
+from dispatcher.phone.exotel_transfers import ExotelTransfers
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.placed_turns import PlacedTurns
@@ -135,7 +136,10 @@ def build_phone_state(
                    if telnyx is not None and warm_base is not None and telnyx_application else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
                           sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns,  # placed out, too
-                          twilio_warm=twilio_warm, telnyx_warm=telnyx_warm)
+                          twilio_warm=twilio_warm, telnyx_warm=telnyx_warm,
+                          # Exotel's calls go to a person through their flow's Connect applet, whose URL the
+                          # stream's Basic credential keys (exotel_connect.py)
+                          exotel=ExotelTransfers(coordination.key_holders) if phone.exotel_basic else None)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))

@@ -3,7 +3,8 @@ bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_c
 same with TeXML through its Twilio-shaped TeXML REST API, dispatcher/phone/telnyx_calls.py; for Plivo, the
 call pointed at a one-time URL whose XML dials, dispatcher/phone/plivo_calls.py; for a call
 through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
-the call's stream; the session then ends as `transferred`.
+the call's stream; the session then ends as `transferred`. Exotel has no such API: its call's stream is
+closed here and the flow's Connect applet asks the dispatcher whom to dial (dispatcher/phone/exotel_transfers.py).
 
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
@@ -29,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,8 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.exotel_connect import EXOTEL_CALL_SID
+from dispatcher.phone.exotel_transfers import ExotelTransfers
 from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, WARM_EXTRA_SECONDS, SipTransfers
@@ -91,6 +94,8 @@ class LiveCall:
     sip_edge: object = None  # the edge its stream's `start` named (`edge_url`), unchecked
     stream_said: str | None = None  # the call its stream's `start` named (Twilio's `callSid`), unchecked
     placed: bool = False  # a call this dispatcher placed out: its answering-machine verdict may act on it too
+    # Closes the carrier's stream (Exotel's: its flow then moves on to the Connect applet); None: not closable.
+    end_stream: Callable[[], Awaitable[None]] | None = None
 
 
 class Transfers:
@@ -100,13 +105,14 @@ class Transfers:
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
                  plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None,
                  turns: PlacedTurns | None = None, twilio_warm: TwilioWarm | None = None,
-                 telnyx_warm: TwilioWarm | None = None) -> None:
+                 telnyx_warm: TwilioWarm | None = None, exotel: ExotelTransfers | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
         # A call's warm transfer by carrier (twilio_warm.py, telnyx_warm.py); None: not configured.
         self._warms: dict[str, TwilioWarm | None] = {"twilio": twilio_warm, "telnyx": telnyx_warm}
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
+        self.exotel = exotel  # an Exotel call's, through its flow's Connect applet (exotel_transfers.py)
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
         self._time_limit = time_limit
@@ -114,9 +120,11 @@ class Transfers:
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
 
-    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message]) -> LiveCall:
+    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message],
+               *, exotel_opened: bool = False) -> LiveCall:
         """The call's bot is attached: its session may be transferred from now on, its CallSid read
-        from the carrier's first messages (Twilio's `start`)."""
+        from the carrier's first messages (Twilio's `start`). `exotel_opened`: the stream presented Exotel's
+        Basic credential, so Exotel itself opened it and its `start`'s `call_sid` is Exotel's word."""
         call = LiveCall(session_id, carrier, signed_call)
         start = _start_of(handshake)
         said = start.get("callSid") if carrier == "twilio" else None
@@ -125,6 +133,10 @@ class Transfers:
             call.call_sid = said
         if carrier in ("telnyx", "plivo"):  # only a signed webhook mints a token that names the call
             call.call_sid = signed_call
+        exotel_sid = start.get("call_sid")
+        if carrier == "exotel" and exotel_opened and isinstance(exotel_sid, str) and EXOTEL_CALL_SID.fullmatch(
+                exotel_sid):  # a POST /start token's stream could name any call of the account: not trusted
+            call.call_sid = exotel_sid
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
@@ -154,15 +166,21 @@ class Transfers:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
         if call.via_sip_edge:
             return await self._through_edge(call, target)
+        if target.mode == WARM and call.carrier == "exotel":
+            raise ApiError(409, "warm_unsupported", "this is an Exotel call: its flow's Connect applet dials the "
+                           "person only once the bot's stream has ended, so there is no bot left to brief them "
+                           f"while the caller waits; {WARM_WHERE}; a cold transfer (\"mode\": \"cold\") works here")
         if target.mode == WARM and call.carrier not in self._warms:
             raise ApiError(409, "warm_unsupported", f"this is a {call.carrier} call: {WARM_WHERE}; a cold transfer "
                            "(\"mode\": \"cold\") works here")
+        if call.carrier == "exotel":
+            return await self._through_connect_applet(call, target)
         if target.mode == WARM and self._warms[call.carrier] is None and self._rest[call.carrier] is not None:
             raise ApiError(409, "transfer_not_configured", WARM_NOT_CONFIGURED[call.carrier])
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
-                           "transfers work on Twilio, Telnyx and Plivo media-stream calls and calls through the "
-                           "SIP edge (docs/phone.md)")
+                           "transfers work on Twilio, Telnyx and Plivo media-stream calls, Exotel Voicebot calls and "
+                           "calls through the SIP edge (docs/phone.md)")
         rest = self._rest[call.carrier]
         if rest is None:
             raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
@@ -259,6 +277,45 @@ class Transfers:
             self._not_transferred(call)
             raise
         return self._transferred(call, target, "sip", handed.how, sip_to=handed.to, sip_status=handed.sip_status)
+
+    async def _through_connect_applet(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
+        """An Exotel call: the target recorded for the flow's Connect applet, the bot's stream ended, Exotel's
+        GET answered the number (dispatcher/phone/exotel_transfers.py)."""
+        if self.exotel is None:
+            raise ApiError(409, "transfer_not_configured", "set EXOTEL_API_KEY and EXOTEL_API_TOKEN (the Basic "
+                           "credential the Voicebot applet's stream presents): the flow's Connect applet URL is "
+                           "derived from them (docs/phone.md)")
+        self._check_allowed(target)
+        if call.call_sid is None or call.end_stream is None:
+            raise ApiError(409, "call_not_verified", "this Exotel stream did not present the Exotel credential "
+                           "(wss://KEY:TOKEN@…/ws/exotel) with its call's CallSid: a stream opened with a POST "
+                           "/start token could name any call of the account, so only a stream Exotel opened is "
+                           "transferred")
+        self._check_transferable(call)
+        call.transferring = True
+        end_stream = call.end_stream
+        heard_before: list[tuple[float, str] | None] = []  # a hang-up heard before the dispatcher closed the stream
+
+        async def end() -> None:
+            heard_before.append(call.held_hang_up)
+            await end_stream()
+
+        try:
+            await self.exotel.hand_over(call.session_id, call.call_sid, target, self._time_limit, end)
+        except ApiError as exc:
+            caller_left = bool(heard_before) and heard_before[0] is not None
+            if heard_before and not caller_left:
+                call.held_hang_up = None  # the close heard was the dispatcher's own, not the caller's
+            if exc.code != "transfer_outcome_unknown":
+                self._not_transferred(call)
+            if caller_left and exc.code == "connect_not_fetched":
+                raise ApiError(409, "call_over", "the caller hung up before Exotel's Connect applet dialled the "
+                               "person") from None
+            raise
+        except BaseException:
+            self._not_transferred(call)
+            raise
+        return self._transferred(call, target, "exotel", "connect_fetched")
 
     def _check_transferable(self, call: LiveCall) -> None:
         if call.transferring or call.transferred is not None:

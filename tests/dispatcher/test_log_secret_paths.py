@@ -34,3 +34,11 @@ def test_a_carrier_callback_s_mac_is_masked_and_its_session_kept() -> None:
                  f"/phone/telnyx/warm/s-1/{'a' * 32}/{mac}/status"):
         shown = log_redaction.mask_secret_paths(f'"POST {path} HTTP/1.1" 204')
         assert mac not in shown and "/[redacted]" in shown and "/s-1/" in shown, shown
+
+
+def test_the_exotel_connect_applet_urls_secret_is_masked_and_its_callsid_kept() -> None:
+    """The segment of the Connect applet's URL is derived from the Exotel credential and reusable: whoever reads
+    it may ask for a pending transfer's number (dispatcher/phone/exotel_connect.py)."""
+    secret = "ZXhvdGVsLWNvbm5lY3Qtc2VjcmV0LW9mLTQzLWNoYXJz"
+    shown = log_redaction.mask_secret_paths(f'"GET /phone/exotel/connect/{secret}?CallSid=abc HTTP/1.1" 200')
+    assert secret not in shown and "/phone/exotel/connect/[redacted]?CallSid=abc" in shown, shown

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -43,7 +44,7 @@ from dispatcher.phone.access import (
     websocket_url,
 )
 from dispatcher.phone.calls import PhoneCall
-from dispatcher.phone.relay import MediaSocket, relay_call
+from dispatcher.phone.relay import MediaSocket, close_socket, relay_call
 from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.sip_transfers import unshown_to_bot
 from dispatcher.phone.transfers import LiveCall
@@ -135,7 +136,11 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
                                        release=admitted.release, evaluation=admitted.evaluation,
                                        recording=admitted.recording, line=admitted.line)
         if call.session_id is not None:
-            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
+            opened = state.transfers.opened(call.session_id, carrier, admitted.call, handshake,
+                                            exotel_opened=admitted.how == "exotel_basic")
+            # A transfer may close the carrier's stream: Exotel's flow then moves on to its Connect applet.
+            opened.end_stream = functools.partial(close_socket, websocket, 1000, "handed to a person")
+            live.append(opened)
             dialer = state.dialers.get(carrier) if admitted.call is None else None  # placed: the carrier signed none
             if dialer is not None:  # in the background: the caller's audio waits for no store read
                 telling.append(asyncio.ensure_future(told_on_attach(app_state(websocket), dialer, call.session_id)))

@@ -55,7 +55,7 @@ async def _no_live_call(request: Request, session_id: str, target: TransferTarge
     transport = session.machine.transport
     if transport != PHONE_TRANSPORT:
         where = (WARM_WHERE if target.mode == WARM else "transfers work on Twilio, Telnyx and Plivo media-stream "
-                 "calls and calls through the SIP edge")
+                 "calls, Exotel Voicebot calls and calls through the SIP edge")
         return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to hand "
                         f"over: {where}")
     if not session.machine.state.is_active:

@@ -1,0 +1,49 @@
+"""Exotel's Connect applet asking whom to dial, once a call's Voicebot stream has ended.
+
+    GET /phone/exotel/connect/{secret}?CallSid=…   the flow's Connect applet (dynamic URL, Exotel-Version 1.0)
+
+The secret, the once-only answer and why: dispatcher/phone/exotel_connect.py. The number is answered only
+for a CallSid a transfer was recorded for (dispatcher/phone/exotel_transfers.py), at whichever replica
+Exotel reaches; any other call, a second GET, or a store that does not answer gets no number, which sends
+the flow down its "We didn't dial anyone" branch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.errors import ApiError, Utf8JSONResponse
+from dispatcher.phone.exotel_connect import EXOTEL_CALL_SID, PATH, dial, dial_no_one, secret_matches
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.phone")
+router = APIRouter(tags=["phone"])
+
+
+@router.get(PATH + "{secret}", include_in_schema=False)
+async def exotel_connect(request: Request, secret: str) -> Utf8JSONResponse:
+    phone = app_state(request).phone
+    exotel = phone.transfers.exotel
+    if exotel is None:
+        raise ApiError(404, "not_found", "this dispatcher hands no Exotel call over: EXOTEL_API_KEY and "
+                       "EXOTEL_API_TOKEN are unset")
+    if not secret_matches(phone.settings.exotel_basic, secret):
+        raise ApiError(403, "forbidden", "this is not this deployment's Exotel Connect applet URL (python -m "
+                       "dispatcher.phone.exotel_connect prints it)")
+    call_sid = request.query_params.get("CallSid", "")
+    if not EXOTEL_CALL_SID.fullmatch(call_sid):
+        raise ApiError(400, "invalid_request", "CallSid, the call Exotel asks about, is missing or malformed")
+    try:
+        answer = await exotel.answer(call_sid)
+    except StoreUnavailable:
+        log.warning("phone: Exotel asked whom to dial, but the store did not answer: no one is dialled")
+        return Utf8JSONResponse(dial_no_one())
+    if answer is None:
+        log.info("phone: Exotel asked whom to dial for a call with no transfer pending: no one")
+        return Utf8JSONResponse(dial_no_one())
+    target, time_limit, session_id = answer
+    log.info("phone call %s: Exotel's Connect applet fetched the transfer's number", session_id)
+    return Utf8JSONResponse(dial(target, time_limit))
