@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
 
+from botchannel.contract import RequestFailed
+from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.app import create_app
+from dispatcher.channel.bots import BotLink
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_harness
@@ -151,3 +155,15 @@ async def test_a_plain_daily_session_still_has_no_phone_line_to_hand_over(dialin
                                     headers={"Authorization": f"Bearer {KEY}"})
     assert (answer.status_code, code(answer)) == (409, "transfer_unsupported")
     assert dialin.posts() == []
+
+
+async def test_the_bot_hands_its_own_call_over_its_channel(dialin: Dialin) -> None:
+    session_id, caller = await dialin.call()
+    ask = dialin.app.state.voicefleet.channels.methods[METHOD_CALL_TRANSFER]
+    link = cast(BotLink, SimpleNamespace(session_id=session_id))  # what the channel knows of the asking bot
+    with pytest.raises(RequestFailed) as warm:
+        await ask(link, {"to": "+14155550123", "mode": "warm"})
+    assert (warm.value.status, warm.value.code) == (409, "warm_unsupported")
+    answer = await ask(link, {"to": "+14155550123"})
+    assert answer["status"] == "transferred" and answer["carrier"] == "daily"
+    assert [p.json()["sessionId"] for p in dialin.posts()] == [caller]  # the room's caller, read by the dispatcher
