@@ -19,6 +19,7 @@ never sent again, the claim is kept, and the answer says the outcome is unknown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -39,6 +40,11 @@ log = logging.getLogger("dispatcher.phone")
 
 RECORD = "daily-transfer:"  # + session id: the transfer under way (or done), at every replica
 CLAIM_SECONDS = 3600.0  # a dial-in call's transfer: one per session, as long as a call may still be in its room
+# The whole fits under the bot's wait for its answer (botchannel/transfer.py), after the relay's look-up: the
+# reads before anything is asked of Daily (the session, the room's presence, each with its retries), then the
+# transfer (a try bounded by DAILY_TIMEOUT_SECONDS, a 429's tries again), past which its outcome is unknown.
+READ_SECONDS = 10.0
+TRANSFER_SECONDS = 12.0
 CARRIER = "daily"
 ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
 WARM_REASON = ("a Daily dial-in call is handed over cold only: Daily's sipCallTransfer connects the caller to the "
@@ -69,7 +75,11 @@ class DailyTransfers:
         """The transfer's answer; None when `session_id` is no Daily dial-in call (nothing asked of Daily)."""
         if not owned_by(session_id, self._phone_owner):
             return None
-        session = await self._sessions.get(session_id)
+        try:
+            async with asyncio.timeout(READ_SECONDS):
+                session = await self._sessions.get(session_id)
+        except TimeoutError:
+            raise _unread() from None
         if session is None or not session.machine.has_room:
             return None
         if target.mode == WARM:
@@ -80,14 +90,13 @@ class DailyTransfers:
         claim = await self._claim(session_id)
         try:
             participant = await self._caller_in_room(session_id)
-            await self._rooms.sip_call_transfer(session_id, participant, target.to)
+            async with asyncio.timeout(TRANSFER_SECONDS):
+                await self._rooms.sip_call_transfer(session_id, participant, target.to)
+        except TimeoutError:
+            raise _unknown(session_id, "out of time") from None
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
-                log.warning("daily dial-in %s: the transfer went unanswered (%s)", session_id, exc)
-                raise ApiError(504, "transfer_outcome_unknown", "Daily answered neither the transfer nor with a "
-                               "refusal: the call may have been transferred. It is not sent again, and a new "
-                               "transfer of this call is refused (Daily's dashboard and calltransfer webhooks show "
-                               "where the call went)", extra={"outcome": "unknown"}) from None
+                raise _unknown(session_id, str(exc)) from None
             await self._let_go(session_id, claim)
             raise _refusal(exc, session_id) from None
         except BaseException:
@@ -117,7 +126,10 @@ class DailyTransfers:
     async def _caller_in_room(self, session_id: str) -> str:
         """The caller's participant id: the room's one participant without a `userId` (joined by SIP)."""
         try:
-            present = await self._rooms.presence(session_id)
+            async with asyncio.timeout(READ_SECONDS):
+                present = await self._rooms.presence(session_id)
+        except TimeoutError:
+            raise _unread() from None
         except DailyError as exc:
             raise _AskedNothing(exc) from exc
         callers = [entry["id"] for entry in present or () if entry.get("userId") is None
@@ -148,6 +160,15 @@ class _AskedNothing(DailyError):
         super().__init__(cause.reason, cause.message, retry_after=cause.retry_after, nothing_sent=True)
 
 
+def _unknown(session_id: str, why: str) -> ApiError:
+    """The transfer went unanswered: Daily may have acted on it, so it is never sent again (the claim is kept)."""
+    log.warning("daily dial-in %s: the transfer went unanswered (%s)", session_id, why)
+    return ApiError(504, "transfer_outcome_unknown", "Daily answered neither the transfer nor with a refusal: the "
+                    "call may have been transferred. It is not sent again, and a new transfer of this call is "
+                    "refused (Daily's dashboard and calltransfer webhooks show where the call went)",
+                    extra={"outcome": "unknown"})
+
+
 def _refusal(exc: DailyError, session_id: str) -> ApiError:
     """Daily's refusal (or the room's read that failed) as this API's answer: nothing was transferred. Daily's
     own words are logged, never answered."""
@@ -163,6 +184,10 @@ def _refusal(exc: DailyError, session_id: str) -> ApiError:
     if exc.reason in ("daily_throttled", "daily_rate_limited"):
         return ApiError(503, "carrier_throttled", "Daily is throttling this account's API requests: nothing was "
                         "transferred, try again", retry_after=exc.retry_after or 1.0)
+    return _unread(exc.retry_after)
+
+
+def _unread(retry_after: float | None = None) -> ApiError:
     return ApiError(503, "carrier_unavailable", "Daily did not answer, or refused, a read of the session's room "
                     "(the dispatcher's log says which): nothing was transferred, try again",
-                    retry_after=exc.retry_after or 1.0)
+                    retry_after=retry_after or 1.0)

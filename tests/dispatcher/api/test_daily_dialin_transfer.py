@@ -167,3 +167,11 @@ async def test_the_bot_hands_its_own_call_over_its_channel(dialin: Dialin) -> No
     answer = await ask(link, {"to": "+14155550123"})
     assert answer["status"] == "transferred" and answer["carrier"] == "daily"
     assert [p.json()["sessionId"] for p in dialin.posts()] == [caller]  # the room's caller, read by the dispatcher
+
+
+async def test_two_tokenless_participants_are_no_caller_to_guess_between(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.dial_in(next(iter(dialin.daily.rooms)), "someone else")
+    answer = await dialin.transfer(session_id, to="+14155550123")
+    assert (answer.status_code, code(answer)) == (409, "call_not_verified")
+    assert dialin.posts() == []

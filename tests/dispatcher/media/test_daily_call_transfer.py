@@ -97,3 +97,19 @@ async def test_a_refer_to_a_sip_uri_is_taken(rooms: DailyRooms, fake_daily: Fake
     answer = await post(fake_daily, "sipRefer", {"sessionId": caller, "toEndPoint": "sip:desk@pbx.example.com"})
     assert answer.status_code == 200
     assert fake_daily.transfers[0]["how"] == "sipRefer"
+
+
+async def test_a_transfer_past_the_timeout_is_given_up_once_though_daily_takes_it_late(fake_daily: FakeDaily) -> None:
+    client = DailyRooms(DailySettings.from_env({**fake_daily.env, "DAILY_TIMEOUT_SECONDS": "0.5"}))
+    try:
+        await client.create(SID, 600)
+        caller = fake_daily.dial_in(ROOM)
+        hold = fake_daily.hold(method="POST", path_contains="/sipCallTransfer")
+        with pytest.raises(DailyError) as failed:
+            await client.sip_call_transfer(SID, caller, "+14155550123")
+        assert failed.value.reason == "daily_unavailable"  # may have been done: the caller says unknown
+        hold.release()
+        assert await fake_daily.eventually(lambda: len(fake_daily.transfers) == 1)
+        assert len(fake_daily.calls_to("POST", "/sipCallTransfer")) == 1
+    finally:
+        await client.aclose()
