@@ -52,7 +52,8 @@ WARM_REASON = ("a Daily dial-in call is handed over cold only: Daily's sipCallTr
 
 
 class _Session(Protocol):
-    machine: Machine
+    @property
+    def machine(self) -> Machine: ...
 
 
 class SessionReads(Protocol):
