@@ -26,16 +26,27 @@ from dispatcher.media.room_options import CloudRecording, RoomOptions, room_opti
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, RoomInfo
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import ProviderError, refusal
-from dispatcher.outbound.ratelimit import TokenBucket
-from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.outbound.ratelimit import RateLimited, TokenBucket
+from dispatcher.outbound.retry import Backoff, create_request, provider_request
 
 ROOMS_PAGE = 100  # Daily's maximum page size for GET /rooms
 MAX_LISTED_ROOMS = 5000  # a sweep's bound: older rooms expire by themselves (`exp`)
 CLOCK_SKEW = 30  # seconds of `nbf` slack for clients whose clocks run behind
+# A call transfer is no idempotent request: only Daily's 429 (which did nothing) is tried again, within this.
+TRANSFER_BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=4.0)
 
 
 class DailyError(ProviderError):
     """Daily failed or refused (mapped to HTTP like any provider failure: provider_errors.py)."""
+
+
+class DailyRefused(DailyError):
+    """Daily answered a request and refused it: its HTTP status and its error's kind (`not-found`, ...)."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__("daily_unauthorized" if status in (401, 403) else "daily_rejected", message)
+        self.status = status
+        self.kind = kind
 
 
 def _b64url(data: bytes) -> str:
@@ -207,6 +218,39 @@ class DailyRooms:
             raise self._rejected(response, f"read presence of {name}")
         body = response.json()
         return bool(body.get("total_count") or body.get("data"))
+
+    async def presence(self, session_id: str) -> list[dict[str, Any]] | None:
+        """Who is in the session's room now, as Daily's room presence lists them (`id`: the participant's
+        session id, `userId`: its meeting token's user, null without one, ...); None: no such room."""
+        name = self.room_name(session_id)
+        response = await self._call("GET", f"/rooms/{name}/presence")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._rejected(response, f"read presence of {name}")
+        data = response.json().get("data")
+        return [entry for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
+
+    async def sip_call_transfer(self, session_id: str, participant_id: str, to: str) -> None:
+        """Daily's `sipCallTransfer`: the room's SIP (or PSTN) participant is connected to `to` (an E.164
+        number or a SIP URI) while Daily stays in the media path. A 429 is tried again (it did nothing);
+        no answer or a 5xx may have been acted on, so it is never sent again: `daily_unavailable`.
+        Raises `DailyRefused` for any other answer than 200."""
+        name = self.room_name(session_id)
+        try:
+            await self._bucket.acquire()
+        except RateLimited as exc:
+            raise DailyError("daily_rate_limited", str(exc), retry_after=exc.retry_after, nothing_sent=True) from None
+        response = await create_request("daily", self._client, "POST", f"/rooms/{name}/sipCallTransfer",
+                                        backoff=TRANSFER_BACKOFF, error=DailyError,
+                                        json={"sessionId": participant_id, "toEndPoint": to})
+        if response.status_code == 200:
+            return
+        try:
+            kind = str(response.json().get("error") or "")
+        except (ValueError, AttributeError):
+            kind = ""
+        raise DailyRefused(response.status_code, kind, str(self._rejected(response, f"transfer a call of {name}")))
 
     async def delete(self, session_id: str) -> None:
         name = self.room_name(session_id)

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.remote import ask_bot
+from dispatcher.media.daily import DailyRooms
+from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.daily_transfers import DailyTransfers, SessionReads
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.exotel_transfers import ExotelTransfers
@@ -90,6 +93,8 @@ def build_phone_state(
     timeline: Timeline | None = None,
     regions: Regions | None = None,
     paces: RegionPaces | None = None,
+    rooms: Rooms | None = None,
+    reads: SessionReads | None = None,
 ) -> PhoneState:
     """`owner_relay` reaches the replica holding a bot's channel: with several replicas a call's two
     sockets may be at two of them."""
@@ -140,7 +145,10 @@ def build_phone_state(
                           # Exotel's calls go to a person through their flow's Connect applet, whose URL the
                           # stream's Basic credential keys (exotel_connect.py)
                           exotel=ExotelTransfers(coordination.key_holders) if phone.exotel_basic else None)
-    handing = TransfersAnywhere(transfers, coordination)
+    # A Daily dial-in call is handed over by Daily's REST API, with the dispatcher's own key (daily_transfers.py).
+    daily = (DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline)
+             if isinstance(rooms, DailyRooms) and reads is not None else None)
+    handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dispatcher.api_error import ApiError  # not dispatcher.errors: no FastAPI for `voicefleet config check`
 from dispatcher.phone.transfer_target import E164, TransferTarget
 
 SETTING = "PHONE_TRANSFER_TARGETS"
@@ -33,6 +34,16 @@ class TransferTargets:
         if target.is_sip:
             return _sip_host(target.to) in self.sip_hosts
         return target.to in self.numbers or target.to.startswith(self.prefixes)
+
+
+def check_allowed(targets: TransferTargets | None, target: TransferTarget) -> None:
+    """A 403 unless `target` is on PHONE_TRANSFER_TARGETS (no list: no transfers at all), whatever the carrier."""
+    if targets is None:
+        raise ApiError(403, "transfer_targets_unset", f"set {SETTING} to the numbers, +prefixes* and SIP hosts "
+                       "calls may be handed to: with no list, no call is transferred")
+    if not targets.allows(target):
+        raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {SETTING}, the numbers and SIP "
+                       "hosts this deployment hands calls to")
 
 
 def parse_transfer_targets(text: str) -> TransferTargets | None:

@@ -11,7 +11,9 @@ PUBLISH ran, or its reply from the store was lost), no answer means the transfer
 there: answered as unknown, never tried again. Only a failed look-up of the call's replica, before
 anything was sent, is "the store is unreachable, try again". The look-up, the send and the wait all
 come out of one budget, so the answer is given before a bot's `call.transfer` stops waiting.
-One process has no other replica: a call not here is no call.
+One process has no other replica: a call not here is no call. A Daily dial-in call is at no replica
+(Daily holds its media): when no replica holds the session's call, it is asked of Daily's REST API
+(dispatcher/phone/daily_transfers.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.sip_transfers import WARM_EXTRA_SECONDS
 from dispatcher.phone.transfer_target import WARM, TransferTarget, transfer_target
 from dispatcher.phone.transfers import BUDGET_SECONDS, Transfers
@@ -44,8 +47,9 @@ assert RELAY_SECONDS + WARM_EXTRA_SECONDS < WARM_TRANSFER_TIMEOUT_SECONDS
 
 class TransfersAnywhere:
     def __init__(self, transfers: Transfers, coordination: Coordination, *,
-                 relay_seconds: float = RELAY_SECONDS) -> None:
+                 relay_seconds: float = RELAY_SECONDS, daily: DailyTransfers | None = None) -> None:
         self._transfers = transfers
+        self._daily = daily  # Daily dial-in calls, when this deployment makes Daily rooms
         self._coordination = coordination
         self._relay_seconds = relay_seconds
 
@@ -76,6 +80,8 @@ class TransfersAnywhere:
                            "is not sent again. If it did reach that replica, a new transfer is refused (409 "
                            "already_transferring) while the first is under way; the session's timeline says "
                            "`transferred` if it was", extra={"outcome": "unknown"}) from None
+        if answer is None and self._daily is not None:
+            return await self._daily.transfer(session_id, target)
         return None if answer is None else dict(answer)
 
     async def answer_relayed(self, session_id: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -26,7 +26,7 @@ def bot_transfer(
                 raise ApiError(409, "no_live_call", "this session has no live phone call at any of the dispatcher's "
                                "replicas: transfers work on Twilio, Telnyx and Plivo media-stream calls that came in "
                                "through their signed webhook or were placed with POST /calls, on Exotel Voicebot "
-                               "calls, and on calls through the SIP edge")
+                               "calls, on calls through the SIP edge, and on Daily dial-in calls")
             return answer
         except ApiError as exc:
             raise RequestFailed(exc.status, exc.code, exc.message) from None

@@ -45,8 +45,7 @@ from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, WARM_EXTRA_SECONDS, SipTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
-from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
-from dispatcher.phone.transfer_allow import TransferTargets
+from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.phone.twilio_warm import TwilioWarm, conference_twiml
@@ -344,13 +343,7 @@ class Transfers:
         return {"session_id": call.session_id, **call.transferred, "status": TRANSFERRED}
 
     def _check_allowed(self, target: TransferTarget) -> None:
-        """A 403 unless `target` is on PHONE_TRANSFER_TARGETS (no list: no transfers at all)."""
-        if self._targets is None:
-            raise ApiError(403, "transfer_targets_unset", f"set {TARGETS_SETTING} to the numbers, +prefixes* "
-                           "and SIP hosts calls may be handed to: with no list, no call is transferred")
-        if not self._targets.allows(target):
-            raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {TARGETS_SETTING}, the "
-                           "numbers and SIP hosts this deployment hands calls to")
+        check_allowed(self._targets, target)
 
     async def _warm(self, rest: CallsResource, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
         """A Twilio or Telnyx call's warm transfer: the person called and briefed while the caller stays with the

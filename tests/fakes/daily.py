@@ -6,11 +6,15 @@ documented error body `{"error", "info"}`. Telephony: a room's `sip` properties 
 `video`, `sip_mode` "dial-in", `num_endpoints` 1-5; anything else is a 400) give it a SIP endpoint,
 `enable_dialout` must be a boolean, and `POST /dialin/pinlessCallUpdate` `{callId, callDomain,
 sipUri}` connects a held pinless call (`hold_call`) to a SIP URI of a room (404 for a call that is
-not on hold, 400 for a URI no room has). A room property Daily's reference does not list is a 400, as
-Daily answers it; `enable_recording` takes Daily's values, and `recordings_bucket` /
-`transcription_bucket` must hold `bucket_name`, `bucket_region`, `assume_role_arn` (strings) and
-only Daily's other fields. `verify_token` checks a self-signed token the way
-Daily would: HS256 with the API key.
+not on hold, 400 for a URI no room has). Transfers: `POST /rooms/:name/sipCallTransfer` {sessionId,
+toEndPoint, callerId?, extension?, waitBeforeExtensionDialSec?} and `/sipRefer` {sessionId, toEndPoint}
+move a SIP participant (`dial_in`) out of the room (into `transfers`); any other field, a missing or
+mistyped one, a `callerId` or `extension` with a SIP target, a REFER to a number, is a 400; a room or a
+participant that is not there, or one that joined with a token (not SIP), is a 404. A room property
+Daily's reference does not list is a 400, as Daily answers it; `enable_recording` takes Daily's
+values, and `recordings_bucket` / `transcription_bucket` must hold `bucket_name`, `bucket_region`,
+`assume_role_arn` (strings) and only Daily's other fields. `verify_token` checks a self-signed token
+the way Daily would: HS256 with the API key.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +58,8 @@ class FakeDaily(FakeApi):
         self.presence: dict[str, list[dict[str, Any]]] = {}  # room -> participants
         self.held_calls: dict[str, str] = {}  # pinless callId -> callDomain, waiting on hold
         self.connected_calls: dict[str, str] = {}  # callId -> the SIP URI it was patched to
+        self.sip_participants: set[str] = set()  # participant ids that joined a room by SIP (`dial_in`)
+        self.transfers: list[dict[str, Any]] = []  # each transfer taken: {"room", "how", and its body}
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,6 +74,8 @@ class FakeDaily(FakeApi):
             Route("/v1/rooms/{name}/presence", self.room_presence, methods=["GET"]),
             Route("/v1/rooms/{name}", self.delete_room, methods=["DELETE"]),
             Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
+            Route("/v1/rooms/{name}/sipCallTransfer", self.sip_call_transfer, methods=["POST"]),
+            Route("/v1/rooms/{name}/sipRefer", self.sip_refer, methods=["POST"]),
         ]
 
     # knobs ---------------------------------------------------------------------------------
@@ -80,6 +89,15 @@ class FakeDaily(FakeApi):
 
     def join(self, room: str, user_id: str) -> None:
         self.presence.setdefault(room, []).append({"id": f"p-{user_id}", "room": room, "userId": user_id})
+
+    def dial_in(self, room: str, display_name: str = "+14155550100") -> str:
+        """A caller's SIP leg joins `room` (no meeting token: no `userId`); its participant id."""
+        participant = str(uuid.uuid4())
+        self.presence.setdefault(room, []).append({
+            "room": room, "id": participant, "userId": None, "userName": display_name,
+            "mtgSessionId": f"mtg-{room}", "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
+        self.sip_participants.add(participant)
+        return participant
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The token's claims if its HS256 signature is valid for this domain's API key."""
@@ -151,6 +169,48 @@ class FakeDaily(FakeApi):
         self.connected_calls[fields["callId"]] = fields["sipUri"]
         return JSONResponse({"status": "success"})
 
+    async def sip_call_transfer(self, request: Request) -> Response:
+        return await self._transfer(request, "sipCallTransfer", TRANSFER_FIELDS)
+
+    async def sip_refer(self, request: Request) -> Response:
+        return await self._transfer(request, "sipRefer", REFER_FIELDS)
+
+    async def _transfer(self, request: Request, how: str, fields: dict[str, type]) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        name = request.path_params["name"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid-request-error", "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "invalid-request-error", "body must be an object")
+        if unknown := sorted(set(body) - set(fields)):
+            return _error(400, "invalid-request-error", f"unknown field: {unknown[0]}")
+        for key, kind in fields.items():
+            if key in body and (not isinstance(body[key], kind) or isinstance(body[key], bool)):
+                return _error(400, "invalid-request-error", f"{key} must be a {kind.__name__}")
+        session, to = body.get("sessionId"), body.get("toEndPoint")
+        if not session or not to:
+            return _error(400, "invalid-request-error", "sessionId and toEndPoint are required")
+        pstn = not to.startswith(("sip:", "sips:"))
+        if pstn and (how == "sipRefer" or not to.startswith("+") or not to[1:].isdigit()):
+            return _error(400, "invalid-request-error", f"toEndPoint {to} is not a SIP URI"
+                          + ("" if how == "sipRefer" else " or a phone number (+ and digits)"))
+        if not pstn and ("callerId" in body or "extension" in body):
+            return _error(400, "invalid-request-error", "callerId and extension are only valid with a phone number")
+        if not 0 <= body.get("waitBeforeExtensionDialSec", 0) <= 60 or not 1 <= len(body.get("extension", "1")) <= 20:
+            return _error(400, "invalid-request-error", "extension is 1-20 characters, its wait 0-60 seconds")
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        people = self.presence.get(name, [])
+        found = next((p for p in people if p["id"] == session), None)
+        if found is None or session not in self.sip_participants:
+            return _error(404, "not-found", f"no SIP participant {session} in room {name}")
+        people.remove(found)  # it leaves the room: Daily's participant-left
+        self.transfers.append({"room": name, "how": how, **body})
+        return JSONResponse({"ok": "true"})
+
     async def list_rooms(self, request: Request) -> Response:
         """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""
         if denied := self._authorized(request):
@@ -183,6 +243,10 @@ class FakeDaily(FakeApi):
         return JSONResponse({"deleted": True, "name": name})
 
 
+# Daily's bodies (docs.daily.co, REST API, rooms: "Room SIP Call Transfer", "Room SIP Refer").
+TRANSFER_FIELDS: dict[str, type] = {"sessionId": str, "toEndPoint": str, "callerId": str, "extension": str,
+                                    "waitBeforeExtensionDialSec": int}
+REFER_FIELDS: dict[str, type] = {"sessionId": str, "toEndPoint": str}
 SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
 
 

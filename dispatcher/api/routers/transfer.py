@@ -28,14 +28,16 @@ async def transfer_session(
 ) -> dict[str, Any]:
     """Twilio (Telnyx, Plivo) rings `to` and connects the caller when they answer; a call through the SIP edge is handed
     over by a REFER to the caller's side, or where that is refused, the edge calls `to` through its trunk
-    and bridges the two. The call's stream to the bot ends and the session ends as `transferred` (its
+    and bridges the two; a Daily dial-in call by Daily's `sipCallTransfer` (dispatcher/phone/daily_transfers.py).
+    The call's stream to the bot ends and the session ends as `transferred` (its
     timeline's `transferred`, the `session.transferred` webhook). Any replica answers: the one holding
     the call's stream does the transfer. `warm` (a call through the SIP edge whose trunk has a termination_uri):
     the caller hears hold music while the person rings, the bot says `summary` (or its own briefing) to them,
     then the two are bridged; unanswered, the caller is back with the bot (409 `person_unanswered`).
     Refused before anything changes: 422 for a bad `to`, `mode` or `summary`, 409 for a session with no
-    live Twilio, Telnyx, Plivo or SIP call (a WebRTC or Daily session, another carrier, a call over), a warm one
-    elsewhere than the SIP edge, or a SIP call that could be handed neither way (the code names why), 503 while the
+    live Twilio, Telnyx, Plivo, SIP or Daily dial-in call (a WebRTC session, a Daily one that is no dial-in
+    call, another carrier, a call over), a warm one elsewhere than the SIP edge (Twilio, Telnyx), or a SIP
+    call that could be handed neither way (the code names why), 503 while the
     replicas' store cannot say where the call is. A 504 with `outcome: unknown` may have been done: it
     is never tried again."""
     state = app_state(request)
@@ -55,7 +57,7 @@ async def _no_live_call(request: Request, session_id: str, target: TransferTarge
     transport = session.machine.transport
     if transport != PHONE_TRANSPORT:
         where = (WARM_WHERE if target.mode == WARM else "transfers work on Twilio, Telnyx and Plivo media-stream "
-                 "calls, Exotel Voicebot calls and calls through the SIP edge")
+                 "calls, Exotel Voicebot calls, calls through the SIP edge and Daily dial-in calls")
         return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to hand "
                         f"over: {where}")
     if not session.machine.state.is_active:

@@ -1,0 +1,194 @@
+"""A Daily dial-in call handed to a person, cold, by Daily's REST API (`sipCallTransfer`) with the
+dispatcher's own `DAILY_API_KEY`: the bot never holds it, and asks over its channel as any bot does.
+
+Any replica can do it: no replica holds a Daily call's media, Daily does. A session is a Daily dial-in
+call when the phone path started it (its id is the phone caller's) in a Daily room. The caller is the
+room's SIP participant, read from Daily's room presence, never taken from the bot or the client: the
+room is private, every token the dispatcher signs names a user, so the one participant present without
+a `userId` joined by SIP (the room has `sip.num_endpoints` 1).
+
+`sipCallTransfer`, not `sipRefer` (docs/phone.md, "Daily dial-in"): these calls come in on Daily's own
+PSTN numbers, so the side a REFER would go back to is Daily's carrier, and a REFER names SIP URIs only;
+the transfer is documented for dial-in calls and rings numbers and SIP URIs alike. Daily stays in the
+media path, so both legs are billed while the caller talks to the person.
+
+A transfer is claimed once per session in the store before Daily is asked (two asks at two replicas:
+one acts), and given back when Daily refused it. No answer (or a 5xx) may have been acted on: it is
+never sent again, the claim is kept, and the answer says the outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any, Protocol
+
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import Machine
+from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
+from dispatcher.phone.calls import PHONE_CALLER, Timeline
+from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
+from dispatcher.phone.transfer_target import WARM, TransferTarget
+from dispatcher.sessions.ids import Caller, owned_by
+from dispatcher.sessions.timeline import TRANSFERRED
+from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.phone")
+
+RECORD = "daily-transfer:"  # + session id: the transfer under way (or done), at every replica
+CLAIM_SECONDS = 3600.0  # a dial-in call's transfer: one per session, as long as a call may still be in its room
+# The whole fits under the bot's wait for its answer (botchannel/transfer.py), after the relay's look-up: the
+# reads before anything is asked of Daily (the session, the room's presence, each with its retries), then the
+# transfer (a try bounded by DAILY_TIMEOUT_SECONDS, a 429's tries again), past which its outcome is unknown.
+READ_SECONDS = 10.0
+TRANSFER_SECONDS = 12.0
+CARRIER = "daily"
+ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
+WARM_REASON = ("a Daily dial-in call is handed over cold only: Daily's sipCallTransfer connects the caller to the "
+               "person at once, with no step where the bot briefs the person first; \"mode\": \"cold\" works here")
+
+
+class _Session(Protocol):
+    @property
+    def machine(self) -> Machine: ...
+
+
+class SessionReads(Protocol):
+    """dispatcher/sessions/service.py's `SessionService`: a session as any replica reads it."""
+
+    async def get(self, session_id: str) -> _Session | None: ...
+
+
+class DailyTransfers:
+    def __init__(self, rooms: DailyRooms, sessions: SessionReads, claims: FirstClaims,
+                 targets: TransferTargets | None, timeline: Timeline | None) -> None:
+        self._rooms = rooms
+        self._sessions = sessions
+        self._claims = claims
+        self._targets = targets
+        self._timeline = timeline
+        self._phone_owner = Caller.named(PHONE_CALLER).owner_key
+
+    async def transfer(self, session_id: str, target: TransferTarget) -> dict[str, Any] | None:
+        """The transfer's answer; None when `session_id` is no Daily dial-in call (nothing asked of Daily)."""
+        if not owned_by(session_id, self._phone_owner):
+            return None
+        try:
+            async with asyncio.timeout(READ_SECONDS):
+                session = await self._sessions.get(session_id)
+        except TimeoutError:
+            raise _unread() from None
+        if session is None or not session.machine.has_room:
+            return None
+        if target.mode == WARM:
+            raise ApiError(409, "warm_unsupported", WARM_REASON)
+        check_allowed(self._targets, target)
+        if not session.machine.state.is_active:
+            raise ApiError(409, "call_over", "this session's call has ended")
+        claim = await self._claim(session_id)
+        try:
+            participant = await self._caller_in_room(session_id)
+            async with asyncio.timeout(TRANSFER_SECONDS):
+                await self._rooms.sip_call_transfer(session_id, participant, target.to)
+        except TimeoutError:
+            raise _unknown(session_id, "out of time") from None
+        except DailyError as exc:
+            if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
+                raise _unknown(session_id, str(exc)) from None
+            await self._let_go(session_id, claim)
+            raise _refusal(exc, session_id) from None
+        except BaseException:
+            await self._let_go(session_id, claim)
+            raise
+        return self._transferred(session_id, target)
+
+    async def _claim(self, session_id: str) -> str:
+        claim = secrets.token_hex(8)
+        try:
+            first = await self._claims.first(RECORD + session_id, claim, CLAIM_SECONDS)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot record the "
+                           "transfer before Daily is asked; nothing was transferred, try again",
+                           retry_after=2.0) from None
+        if first != claim:
+            raise ApiError(409, "already_transferring", "this call is already being transferred (or was)")
+        return claim
+
+    async def _let_go(self, session_id: str, claim: str) -> None:
+        try:
+            await self._claims.let_go(RECORD + session_id, claim)
+        except StoreUnavailable:
+            log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
+                        "one is refused until its record expires", session_id)
+
+    async def _caller_in_room(self, session_id: str) -> str:
+        """The caller's participant id: the room's one participant without a `userId` (joined by SIP)."""
+        try:
+            async with asyncio.timeout(READ_SECONDS):
+                present = await self._rooms.presence(session_id)
+        except TimeoutError:
+            raise _unread() from None
+        except DailyError as exc:
+            raise _AskedNothing(exc) from exc
+        callers = [entry["id"] for entry in present or () if entry.get("userId") is None
+                   and isinstance(entry.get("id"), str) and entry["id"]]
+        if not callers:
+            raise ApiError(409, "no_live_call", "the caller is not in the session's Daily room (Daily has not "
+                           "connected the call yet, or the caller hung up): nothing was transferred")
+        if len(callers) > 1:
+            raise ApiError(409, "call_not_verified", f"the session's Daily room holds {len(callers)} participants "
+                           "that joined without a token, where one caller's SIP leg was expected: nothing was "
+                           "transferred")
+        return str(callers[0])
+
+    def _transferred(self, session_id: str, target: TransferTarget) -> dict[str, Any]:
+        at = round(time.time(), 3)
+        if self._timeline is not None:
+            self._timeline.note(session_id, TRANSFERRED, at=at, to=target.to, mode=target.mode, carrier=CARRIER,
+                                carrier_status=ACCEPTED)
+        log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, ACCEPTED)
+        return {"session_id": session_id, "to": target.to, "mode": target.mode, "at": at, "carrier": CARRIER,
+                "carrier_status": ACCEPTED, "status": TRANSFERRED}
+
+
+class _AskedNothing(DailyError):
+    """Reading the room failed: no transfer was asked of Daily."""
+
+    def __init__(self, cause: DailyError) -> None:
+        super().__init__(cause.reason, cause.message, retry_after=cause.retry_after, nothing_sent=True)
+
+
+def _unknown(session_id: str, why: str) -> ApiError:
+    """The transfer went unanswered: Daily may have acted on it, so it is never sent again (the claim is kept)."""
+    log.warning("daily dial-in %s: the transfer went unanswered (%s)", session_id, why)
+    return ApiError(504, "transfer_outcome_unknown", "Daily answered neither the transfer nor with a refusal: the "
+                    "call may have been transferred. It is not sent again, and a new transfer of this call is "
+                    "refused (Daily's dashboard and calltransfer webhooks show where the call went)",
+                    extra={"outcome": "unknown"})
+
+
+def _refusal(exc: DailyError, session_id: str) -> ApiError:
+    """Daily's refusal (or the room's read that failed) as this API's answer: nothing was transferred. Daily's
+    own words are logged, never answered."""
+    log.warning("daily dial-in %s: the transfer was not made: %s", session_id, exc)
+    if isinstance(exc, DailyRefused):
+        said = f"Daily answered {exc.status}" + (f" {exc.kind}" if exc.kind else "")
+        if exc.status == 404:
+            return ApiError(409, "call_over", f"Daily no longer has this call in the session's room ({said})")
+        if exc.status in (401, 403):
+            return ApiError(502, "carrier_refused", "Daily refused the dispatcher's credentials: check DAILY_API_KEY")
+        return ApiError(502, "carrier_refused", f"Daily refused the transfer ({said}; the dispatcher's log has "
+                        "Daily's message)")
+    if exc.reason in ("daily_throttled", "daily_rate_limited"):
+        return ApiError(503, "carrier_throttled", "Daily is throttling this account's API requests: nothing was "
+                        "transferred, try again", retry_after=exc.retry_after or 1.0)
+    return _unread(exc.retry_after)
+
+
+def _unread(retry_after: float | None = None) -> ApiError:
+    return ApiError(503, "carrier_unavailable", "Daily did not answer, or refused, a read of the session's room "
+                    "(the dispatcher's log says which): nothing was transferred, try again",
+                    retry_after=retry_after or 1.0)

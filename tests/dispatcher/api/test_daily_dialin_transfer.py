@@ -1,0 +1,177 @@
+"""A Daily dial-in call handed to a person through the dispatcher's API (`POST /sessions/{id}/transfer`):
+Daily's `sipCallTransfer` with the deployment's key, for the room's SIP participant, against the strict
+fake (tests/fakes/daily.py); the dial-in session made by Daily's webhook as test_daily_dialin.py makes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from botchannel.contract import RequestFailed
+from botchannel.transfer import METHOD_CALL_TRANSFER
+from dispatcher.app import create_app
+from dispatcher.channel.bots import BotLink
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import fly_harness
+from tests.fakes.daily import FakeDaily
+from tests.fakes.fly import FakeFly
+
+KEY = "dialin-transfer-key-0123456789"
+ADMIN_KEY = "dialin-transfer-admin-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+SECRET = "t" * 40
+CALL = {"From": "+14155550100", "To": "+14155550199", "callId": "call-9", "callDomain": "dom-9"}
+TARGETS = "+1415555*,pbx.example.com"
+
+
+def code(answer: httpx.Response) -> str:
+    return str(answer.json()["error"]["code"])
+
+
+@dataclass
+class Dialin:
+    http: httpx.AsyncClient
+    daily: FakeDaily
+    app: Any
+
+    async def call(self) -> tuple[str, str]:
+        """A dial-in call's session, its caller connected to the room: (session id, the caller's participant)."""
+        answer = await self.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+        assert answer.status_code == 201, answer.text
+        room = next(iter(self.daily.rooms))
+        self.daily.join(room, f"bot-{answer.json()['sessionId']}")  # the bot, with its token's user
+        return answer.json()["sessionId"], self.daily.dial_in(room)
+
+    async def transfer(self, session_id: str, **body: Any) -> httpx.Response:
+        return await self.http.post(f"/sessions/{session_id}/transfer", json=body, headers=ADMIN)
+
+    async def events(self, session_id: str) -> list[dict[str, Any]]:
+        timeline = self.app.state.voicefleet.sessions.timeline
+        await timeline.settled()  # its writes are the background's
+        return list(await timeline.read(session_id))
+
+    def posts(self) -> list[Any]:
+        return self.daily.calls_to("POST", "/sipCallTransfer")
+
+
+@pytest.fixture
+async def dialin(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Dialin]:
+    settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}),
+                        admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET, "PHONE_TRANSFER_TARGETS": TARGETS},
+                     machines=fly_harness(fake_fly).make(), rooms=rooms)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
+    async with http:
+        yield Dialin(http, fake_daily, app)
+    await app.state.voicefleet.aclose()
+
+
+async def test_a_dialin_call_is_handed_to_a_number_by_dailys_sip_call_transfer(dialin: Dialin) -> None:
+    session_id, caller = await dialin.call()
+    answer = await dialin.transfer(session_id, to="+14155550123", mode="cold")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() | {"at": 0} == {"session_id": session_id, "to": "+14155550123", "mode": "cold", "at": 0,
+                                         "carrier": "daily", "carrier_status": "accepted", "status": "transferred"}
+    (post,) = dialin.posts()
+    assert post.headers["authorization"] == f"Bearer {dialin.daily.api_key}"  # the deployment's own key
+    assert post.json() == {"sessionId": caller, "toEndPoint": "+14155550123"}
+    assert [t["room"] for t in dialin.daily.transfers] == list(dialin.daily.rooms)
+    noted = [e for e in await dialin.events(session_id) if e.get("event") == "transferred"]
+    assert len(noted) == 1 and noted[0]["carrier"] == "daily" and noted[0]["to"] == "+14155550123"
+
+
+async def test_a_second_transfer_of_the_same_call_is_refused_without_asking_daily(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    assert (await dialin.transfer(session_id, to="sip:desk@pbx.example.com")).status_code == 200
+    again = await dialin.transfer(session_id, to="+14155550123")
+    assert (again.status_code, code(again)) == (409, "already_transferring")
+    assert len(dialin.posts()) == 1
+
+
+async def test_warm_is_refused_with_its_reason_and_daily_is_not_asked(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    answer = await dialin.transfer(session_id, to="+14155550123", mode="warm")
+    assert (answer.status_code, code(answer)) == (409, "warm_unsupported")
+    assert "cold" in answer.json()["error"]["message"]
+    assert dialin.posts() == []
+
+
+async def test_a_target_off_the_allow_list_is_refused_before_daily_is_asked(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    answer = await dialin.transfer(session_id, to="+19005550100")
+    assert (answer.status_code, code(answer)) == (403, "target_not_allowed")
+    assert dialin.posts() == []
+
+
+async def test_a_call_not_yet_in_the_room_is_refused_then_transferred_once_it_is(dialin: Dialin) -> None:
+    answer = await dialin.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    session_id = answer.json()["sessionId"]
+    early = await dialin.transfer(session_id, to="+14155550123")
+    assert (early.status_code, code(early)) == (409, "no_live_call")
+    dialin.daily.dial_in(next(iter(dialin.daily.rooms)))
+    assert (await dialin.transfer(session_id, to="+14155550123")).status_code == 200  # the refusal held nothing
+
+
+async def test_an_unanswered_transfer_is_never_sent_again_and_said_unknown(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.fail(503, method="POST", path_contains="/sipCallTransfer")
+    answer = await dialin.transfer(session_id, to="+14155550123")
+    assert (answer.status_code, code(answer)) == (504, "transfer_outcome_unknown")
+    assert answer.json()["error"]["outcome"] == "unknown"
+    again = await dialin.transfer(session_id, to="+14155550123")
+    assert (again.status_code, code(again)) == (409, "already_transferring")
+    assert len(dialin.posts()) == 1
+
+
+async def test_dailys_throttle_is_tried_again_and_then_taken(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.fail(429, method="POST", path_contains="/sipCallTransfer", retry_after=0.1)
+    answer = await dialin.transfer(session_id, to="+14155550123")
+    assert answer.status_code == 200, answer.text
+    assert len(dialin.posts()) == 2 and len(dialin.daily.transfers) == 1
+
+
+async def test_dailys_refusal_is_answered_without_its_words_and_a_retry_may_follow(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.fail(400, method="POST", path_contains="/sipCallTransfer",
+                      body={"error": "invalid-request-error", "info": "account acct-secret-123 cannot dial"})
+    answer = await dialin.transfer(session_id, to="+14155550123")
+    assert (answer.status_code, code(answer)) == (502, "carrier_refused")
+    assert "acct-secret-123" not in answer.text
+    assert (await dialin.transfer(session_id, to="+14155550123")).status_code == 200
+
+
+async def test_a_plain_daily_session_still_has_no_phone_line_to_hand_over(dialin: Dialin) -> None:
+    started = await dialin.http.post("/start", json={}, headers={"Authorization": f"Bearer {KEY}"})
+    assert started.status_code == 201, started.text
+    answer = await dialin.http.post(f"/sessions/{started.json()['session_id']}/transfer", json={"to": "+14155550123"},
+                                    headers={"Authorization": f"Bearer {KEY}"})
+    assert (answer.status_code, code(answer)) == (409, "transfer_unsupported")
+    assert dialin.posts() == []
+
+
+async def test_the_bot_hands_its_own_call_over_its_channel(dialin: Dialin) -> None:
+    session_id, caller = await dialin.call()
+    ask = dialin.app.state.voicefleet.channels.methods[METHOD_CALL_TRANSFER]
+    link = cast(BotLink, SimpleNamespace(session_id=session_id))  # what the channel knows of the asking bot
+    with pytest.raises(RequestFailed) as warm:
+        await ask(link, {"to": "+14155550123", "mode": "warm"})
+    assert (warm.value.status, warm.value.code) == (409, "warm_unsupported")
+    answer = await ask(link, {"to": "+14155550123"})
+    assert answer["status"] == "transferred" and answer["carrier"] == "daily"
+    assert [p.json()["sessionId"] for p in dialin.posts()] == [caller]  # the room's caller, read by the dispatcher
+
+
+async def test_two_tokenless_participants_are_no_caller_to_guess_between(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.dial_in(next(iter(dialin.daily.rooms)), "someone else")
+    answer = await dialin.transfer(session_id, to="+14155550123")
+    assert (answer.status_code, code(answer)) == (409, "call_not_verified")
+    assert dialin.posts() == []
