@@ -140,3 +140,56 @@ def test_a_rule_set_wrongly_is_a_usage_error_naming_it() -> None:
                                 env={"VOICEFLEET_EVAL_MAX_INCONCLUSIVE": "ten percent"})
     assert result.exit_code == 2, result.output
     assert "VOICEFLEET_EVAL_MAX_INCONCLUSIVE='ten percent' is not a number from 0 to 1" in result.output
+
+
+def hours_call(starved: float, *, spare_before_turn: int = 0, rubrics: bool = False) -> CallResult:
+    """The docs' hours call on a busy bot host: a greeting 20 s long, held back 0.3 s in each of its first
+    10 seconds (a host that keeps up on a loaded machine) and `starved` in each of the last 10, then
+    `spare_before_turn` seconds of quiet, then the caller's one turn (its own seconds held 0.3 s in
+    all), whose answer was not heard; with `rubrics`, the judge's verdicts on the conversation without
+    it (the turn's and the call's) fail too."""
+    began = T0 + 21 + spare_before_turn
+    stalls = [Stall(T0 + s, held + 0.05, held) for s, held in ((s, 0.3 if s <= 10 else starved) for s in range(1, 21))]
+    stalls += [Stall(began + 2, 0.2, 0.2), Stall(began + 5, 0.1, 0.3)]
+    turn = TurnResult("What are your opening hours", "", None, ["expected an answer, heard nothing"],
+                      began_at=began)
+    result = CallResult("hours", "hours.toml", session_id="h1", turns=[turn], bot_stalls=stalls,
+                        ended_at=began + 25)
+    if rubrics:
+        turn.problems.append("rubric 'Does the bot name a closing time?': no word of Sunday")
+        result.problems.append("rubric 'Does the bot say it is open on Sundays?': no word of Sunday")
+    return result
+
+
+def test_a_backlog_the_greeting_left_counts_for_the_turn_it_was_carried_into() -> None:
+    """A greeting whose host was held back 0.8 s in each of its last 10 seconds leaves it 6 s behind
+    (it ran 0.2 s of each, at twice real time: 0.4 s of each second's audio) when the caller speaks:
+    the turn's own seconds were held 0.3 s, yet its answer was not heard for the backlog."""
+    carried = hours_call(0.8)
+    assert Rules().outcome(carried) == "inconclusive"
+    assert Rules().reason(carried) == "the bot's host fell behind real time by 6.3 s in turn 1: its machine was busy"
+
+
+def test_a_backlog_worked_off_before_the_turn_is_not_carried_and_the_turn_fails() -> None:
+    # Six seconds to spare after the greeting: the host caught up (at twice real time) before the caller spoke.
+    assert Rules().outcome(hours_call(0.8, spare_before_turn=6)) == "failed"
+    # A host held half of each second, or less, keeps up (as a loaded machine's does): nothing carried.
+    assert Rules().outcome(hours_call(0.5)) == "failed"
+    assert Rules().outcome(hours_call(0.0)) == "failed"
+    # A bot that heard the caller and answered wrong is wrong, however far behind its host was.
+    wrong = hours_call(0.8)
+    wrong.turns[0].problems = ["expected 'open every day', heard 'We are closed'"]
+    wrong.turns[0].bot_heard = "What are your opening hours"
+    assert Rules().outcome(wrong) == "failed"
+
+
+def test_a_rubric_judged_without_the_answer_the_machine_held_back_goes_with_that_answer() -> None:
+    """The judge read a conversation lacking the answer: its verdicts (the turn's, the call's) say nothing
+    of the bot, as the answer not heard does not; with the answer heard, a rubric failed is the bot's."""
+    assert Rules().outcome(hours_call(0.8, rubrics=True)) == "inconclusive"
+    assert Rules().outcome(hours_call(0.8, rubrics=True, spare_before_turn=6)) == "failed"
+    answered = hours_call(0.8, rubrics=True)
+    answered.turns[0].problems.remove("expected an answer, heard nothing")
+    answered.turns[0].heard = "We are open every day"
+    assert Rules().outcome(answered) == "failed"
+

@@ -254,11 +254,12 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
             [str(first), "--release", "quiet", "--speak-first-after", "2", "--json"],
             [str(pause), "--release", "starved", "--json"], env={"VOICEFLEET_JUDGE_API_KEY": "sk-judge"})
     assert docs.exit_code == 1, docs.output  # the call's rubric failed, and nothing else
-    # A call whose bot's host fell behind real time (CI beside a hog held one 5.5 s) has no verdict on
-    # the bot, which the run says: it counts here as neither passed nor failed, only with that reason.
+    # A call whose bot's host fell behind real time (CI beside a hog held one 5.5 s), or whose connection
+    # a machine too busy to answer ICE consent checks lost (a load of 16 on 2 cores), has no verdict on
+    # the bot, which the run says: it counts here as neither passed nor failed, only with such a reason.
     scenarios = json.loads(docs.stdout)["scenarios"]
     unjudged = [c for s in scenarios for c in s["inconclusive"]]
-    assert all("fell behind real time" in c["reason"] for c in unjudged), docs.output
+    assert all(re.search(r"fell behind real time|connection was lost", c["reason"]) for c in unjudged), docs.output
     passed = {s["scenario"]: s["passed"] + len(s["inconclusive"]) for s in scenarios}
     assert passed == {"book a table": 1, "silence after a turn": 1, "hours": 0}, docs.output
     assert failures_of(docs) == {"hours": "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"}

@@ -10,11 +10,14 @@ A worker thread's wait (a recogniser's, its VAD's) counts in both: its work came
 
 Each of the call's turns owns the seconds from the caller's start of it to the start of the next, the
 last one's to the call's end (the greeting, those before the first turn), laid on the caller's wall
-clock. A turn's failure is inconclusive
+clock, with the backlog the parts before it left: a host held back more than it can catch up on
+stays behind (its audio comes and goes at real time) until it has worked through it
+(`carried_into`). A turn's failure is inconclusive
 - an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
   at least as long as the answer was late by; without the wait it may have been in time, while a bot
   slow by design is late by more than its machine held it back, and fails;
-- an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds;
+- an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds; what
+  was judged without it (the turn's rubric, the call's) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
   said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
   events); a bot that heard them and answered wrong is wrong, however busy its machine.
@@ -26,13 +29,18 @@ from __future__ import annotations
 import math
 
 from voicefleet.evals.checks import late_by_ms, unheard, words
-from voicefleet.evals.outcome import CallResult, TurnResult
+from voicefleet.evals.outcome import CallResult, Stall, TurnResult
 
 # Seconds a turn's bot may be held behind before an answer not heard, or misheard words, prove nothing:
 # the booking line's calls that passed beside two busy processes on 2 cores (load 17-21) were held
 # 0.7-4.6 s in their worst turn (median 2.2 s, worker threads counted), a starved test bot 13-14 s
 # (docs/evals.md, "A bot whose machine was busy").
 DEFAULT_BOT_BEHIND_LIMIT = 2.0
+# How much faster than real time a host works through its backlog while it runs: at 2, a host held back
+# half of each second just keeps up (the booking line's passed its calls beside busy processes held up
+# to 4.6 s in a turn), and one held more falls further behind with each second. An assumption, not a
+# measurement: the host does not report its own catch-up (docs/evals.md, "A bot whose machine was busy").
+CATCH_UP_SPEED = 2.0
 
 
 def part_of(result: CallResult, at: float) -> int | None:
@@ -53,22 +61,53 @@ def call_over_at(result: CallResult) -> float:
     return min(began) + result.seconds if began and result.seconds > 0 else math.inf
 
 
+def held(stall: Stall) -> float:
+    """Seconds the bot's machine held it behind real time in the stall's second: its loop late while it
+    waited for a CPU (a loop late of its own doing, or waiting yet on time, is not held)."""
+    return min(stall.late, stall.waited)
+
+
+def carried_into(result: CallResult, at: float | None) -> float:
+    """The backlog the bot's host had at wall second `at` (a turn's start). Each second brings a second of
+    audio to handle, and the host runs the part of it it was not held back, at CATCH_UP_SPEED: held
+    `h`, its backlog grows by `1 - CATCH_UP_SPEED * (1 - h)` (shrinks, below 0). Held back in every
+    second, it falls further behind with each: a greeting does not end, nor the caller's turn reach
+    its recogniser, until the host has worked through what came before."""
+    if at is None:
+        return 0.0
+    stalls = sorted(s for s in result.bot_stalls or [] if s.at < at)
+    backlog, since = 0.0, stalls[0].at if stalls else at  # since: the end of the last second reckoned
+
+    def ran(seconds: float, held_back: float) -> None:
+        nonlocal backlog
+        backlog = max(0.0, backlog + seconds - CATCH_UP_SPEED * (seconds - held_back))
+
+    for stall in stalls:
+        ran(max(0.0, stall.at - since), 0.0)  # the seconds without a stall: not held back
+        ran(max(1.0, held(stall)), held(stall))  # a stall of seconds on end is noted in the second it ended
+        since = stall.at + 1
+    ran(max(0.0, at - since), 0.0)
+    return backlog
+
+
 def behind_by_part(result: CallResult) -> list[float]:
     """Seconds the bot's machine held it behind real time in each part of the call: before its first
-    turn, then each turn's."""
-    behind = [0.0] * (len(result.turns) + 1)
+    turn, then each turn's with the backlog the parts before it left."""
+    behind = [0.0, *(carried_into(result, t.began_at) for t in result.turns)]
     for stall in result.bot_stalls or []:
         if (part := part_of(result, stall.at)) is not None:
-            behind[part] += min(stall.late, stall.waited)
+            behind[part] += held(stall)
     return behind
 
 
 def behind_until_reply(result: CallResult, turn: TurnResult) -> float:
     """Seconds the bot's machine held it behind from the caller's start of the turn to its answer's
-    first audio: what may have delayed the answer (what came after it did not)."""
+    first audio, with the backlog it began the turn with: what may have delayed the answer (what came
+    after it did not)."""
     if turn.began_at is None or turn.replied_at is None:
         return math.inf  # not known: the turn's whole part decides
-    return sum(min(s.late, s.waited) for s in result.bot_stalls or [] if turn.began_at <= s.at < turn.replied_at)
+    return carried_into(result, turn.began_at) + sum(
+        held(s) for s in result.bot_stalls or [] if turn.began_at <= s.at < turn.replied_at)
 
 
 def explained(problem: str, behind: float, limit: float, *, misheard: bool, until_reply: float = math.inf) -> bool:
@@ -77,6 +116,16 @@ def explained(problem: str, behind: float, limit: float, *, misheard: bool, unti
     if (late_ms := late_by_ms(problem)) is not None:
         return late_ms <= min(behind, until_reply) * 1000
     return behind > limit and (misheard or unheard(problem))
+
+
+def judged(problem: str) -> bool:
+    """Whether the problem is a rubric the judge did not pass (call.py's `_judge`)."""
+    return problem.startswith("rubric ")
+
+
+def _not_heard(turns: list[TurnResult]) -> bool:
+    """Whether an answer of these turns was not heard at all."""
+    return any(unheard(p) for t in turns for p in t.problems)
 
 
 def misheard(turn: TurnResult) -> bool:
@@ -97,10 +146,14 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
     # session's error) after its last. Only a greeting not heard at all may be the machine's.
     failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "))
                for p in result.problems]
-    if not all(explained(p, parts[n], limit, misheard=False) for n, p in failing):
+    # A rubric judged on a conversation that lacks an answer (the call's, or the turn's own) goes with
+    # the answer not heard, whose turn's part decides below.
+    if not all((judged(p) and _not_heard(result.turns)) or explained(p, parts[n], limit, misheard=False)
+               for n, p in failing):
         return None
     turns = [(n, p, t) for n, t in enumerate(result.turns, 1) for p in t.problems]
-    if not all(explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t))
+    if not all((judged(p) and _not_heard(result.turns[:n]))
+               or explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t))
                for n, p, t in turns):
         return None
     failing += [(n, p) for n, p, _ in turns]
