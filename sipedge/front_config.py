@@ -145,7 +145,8 @@ def _digest(config: EdgeConfig, mark: str) -> str:
 def _digest_route(config: EdgeConfig, mark: str) -> str:
     return f"""route[DIGEST] {{
     # Out of a call, before the source's trunk or number is looked at: a wrong credential is answered alike
-    # whatever number it asks for. CANCEL and ACK are never challenged (RFC 3261 22.1), nor requests within a call.
+    # whatever number it asks for. CANCEL and ACK are never challenged (RFC 3261 22.1), nor requests within a
+    # call, nor OPTIONS: the front answers it itself, alike to anyone (the edge's own probe, a trunk's keep-alive).
 {_digest(config, mark)}
 }}
 
@@ -314,7 +315,8 @@ request_route {{
     }}
     if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
-{"    route(DIGEST);" + chr(10) if digest else ""}    if (is_method("OPTIONS")) {{ sl_send_reply("200", "OK"); exit; }}
+    if (is_method("OPTIONS")) {{ sl_send_reply("200", "OK"); exit; }}
+{"    route(DIGEST);" + chr(10) if digest else ""}
     if (!is_method("INVITE")) {{
         {refused("405", "not an invite, outside a call")} sl_send_reply("405", "Method Not Allowed"); exit;
     }}
