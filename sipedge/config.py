@@ -315,9 +315,9 @@ def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
     if not digest:
         return
     if config.workers == 1:
-        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {digest[0].name!r}: an inbound digest credential is checked "
-                          "by the edge's Kamailio front, which runs with several workers: set workers = 2 (or more), "
-                          "or leave inbound_digest_username out (docs/sip.md#inbound-digest)")
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {digest[0].name!r}: an inbound digest credential is "
+                          "checked by the edge's Kamailio front, which runs with several workers: set workers = 2 (or "
+                          "more), or leave inbound_digest_username out (docs/sip.md#inbound-digest)")
     for trunk in digest:
         for other in config.trunks:
             if other is trunk:
