@@ -39,7 +39,7 @@ worker_sip_port = {worker_port}
 {settings}
 [[trunk]]
 name = "carrier"
-sources = ["{trunk}/32"]
+sources = ["{sources}"]
 numbers = {{ "{number}" = "" }}
 {trunk_settings}
 """
@@ -125,13 +125,15 @@ def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
 
 @contextlib.contextmanager
 def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
-                  env: Mapping[str, str] | None = None) -> Iterator[Front]:
+                  env: Mapping[str, str] | None = None, sources: str = f"{TRUNK}/32") -> Iterator[Front]:
     """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) and
-    `trunk_settings` (the trunk's) added, its variables read from `env` and passed on as the edge does."""
+    `trunk_settings` (the trunk's) added, its variables read from `env` and passed on as the edge does; the
+    trunk's `sources` a CIDR."""
     first, sockets = _worker_sockets(2)
     path = folder / "edge.toml"
     path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
-                                trunk=TRUNK, number=NUMBER, settings=settings, trunk_settings=trunk_settings))
+                                sources=sources, number=NUMBER, settings=settings,
+                                trunk_settings=trunk_settings))
     variables = {"PATH": "/usr/bin:/bin", **(env or {})}
     config = load({**variables, "SIP_EDGE_CONFIG": str(path)})
     workers = [StandInWorker(sock) for sock in sockets]

@@ -5,7 +5,9 @@ asks for, reaches no worker, and past DIGEST_FAILURES is refused unchecked."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +92,40 @@ def test_a_flood_of_wrong_responses_is_cut_off_unchallenged(front: Front) -> Non
         trunk.close()
     assert wait_for(lambda: f"403 from {TRUNK}: over its wrong digest responses" in front.log_path.read_text())
     assert front.at_workers() == []
+
+
+def test_wrong_responses_on_a_nonce_sent_elsewhere_never_cut_the_trunk_off(tmp_path: Path) -> None:
+    """Someone within the trunk's range takes a nonce at its own address and sends wrong responses as if from
+    the trunk's (UDP's source is easily forged): challenged again, never counted against the trunk's address."""
+    neighbour = "127.0.0.21"
+    with running_front(tmp_path, trunk_settings=DIGEST, env={"PBX_DIGEST_PASSWORD": PASSWORD},
+                       sources=f"{TRUNK}/30") as front:
+        uri = f"sip:{NUMBER}@{front.config.sip_address}"
+        elsewhere, trunk = Peer(neighbour, front), Peer(TRUNK, front)
+        try:
+            elsewhere.send("INVITE", uri, call_id=secrets.token_hex(6))
+            (challenge,) = elsewhere.messages()
+            nonce = re.search(r'nonce="([^"]+)"', challenge)
+            assert nonce is not None, challenge
+            for _ in range(DIGEST_FAILURES + 3):
+                trunk.send("INVITE", uri, call_id=secrets.token_hex(6),
+                           extra=(_authorization(uri, nonce[1], "not-" + PASSWORD),))
+                # That nonce is no good from here: challenged again, as a stale one would be.
+                assert trunk.answers() == ["SIP/2.0 407 Proxy Authentication Required"]
+        finally:
+            elsewhere.close()
+            trunk.close()
+        assert "over its wrong digest responses" not in front.log_path.read_text()
+        for worker in front.workers:
+            worker.answers = ("403 Forbidden",)
+        assert _call(front, NUMBER, PASSWORD)[-1] == 403  # the stand-in worker's: admitted
+        assert [text for text in front.at_workers() if text.startswith("INVITE ")], front.log_path.read_text()
+
+
+def _authorization(uri: str, nonce: str, password: str) -> str:
+    """A caller's answer to a challenge (RFC 2617, qop=auth), as a UA computes it: what the test sends, not checks."""
+    ha1 = hashlib.md5(f"{USERNAME}:{DIGEST_REALM}:{password}".encode()).hexdigest()  # noqa: S324 - digest's own
+    ha2 = hashlib.md5(f"INVITE:{uri}".encode()).hexdigest()  # noqa: S324
+    response = hashlib.md5(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}".encode()).hexdigest()  # noqa: S324
+    return (f'Proxy-Authorization: Digest username="{USERNAME}", realm="{DIGEST_REALM}", nonce="{nonce}", '
+            f'uri="{uri}", response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5')
