@@ -137,14 +137,6 @@ def test_any_source_is_taken_only_when_the_trunk_says_so(stack: StackRunner) -> 
                                           if r.inputs["securityGroupId"] == f"{NAME}-id" and "cidrIpv4" in r.inputs}
 
 
-@pytest.mark.parametrize(("passwords", "said"), [
-    ({}, "needs 'twilio'"), ({"twilio": "a", "pbx": "b"}, "has 'pbx'"), ({"twilio": "two\nlines"}, "of one line")])
-def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, passwords: dict[str, str],
-                                                        said: str) -> None:
-    refused = _refused(stack, EDGE, secrets={"voicefleet:sipEdgeDigestPasswords": json.dumps(passwords)})
-    assert "voicefleet:sipEdgeDigestPasswords" in refused and said in refused
-
-
 def test_digest_passwords_in_plain_text_are_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="sipEdgeDigestPasswords is stored in plain text"):
         stack("aws", secrets={"voicefleet:dispatcherApiKeys": "team-a:k", **_admin()}, sipEdge=json.dumps(EDGE),
@@ -168,12 +160,18 @@ def test_a_trunks_inbound_credential_lands_on_the_edges_with_its_password_from_t
     assert len(stored) == 1 and "inbound-digest-twilio" in stored[0], stored
 
 
+# A trunk with both credentials: each map's password checked alike (the one its username asks for).
+BOTH = {"voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": "p"}),
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q"})}
+
+
+@pytest.mark.parametrize("key", ["voicefleet:sipEdgeDigestPasswords", "voicefleet:sipEdgeInboundDigestPasswords"])
 @pytest.mark.parametrize(("passwords", "said"), [
     ({}, "needs 'twilio'"), ({"twilio": "a", "pbx": "b"}, "has 'pbx'"), ({"twilio": "two\nlines"}, "of one line")])
-def test_inbound_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, passwords: dict[str, str],
-                                                                said: str) -> None:
-    refused = _refused(stack, INBOUND, secrets={"voicefleet:sipEdgeInboundDigestPasswords": json.dumps(passwords)})
-    assert "voicefleet:sipEdgeInboundDigestPasswords" in refused and said in refused
+def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, key: str, passwords: dict[str, str],
+                                                        said: str) -> None:
+    refused = _refused(stack, INBOUND, secrets={**BOTH, key: json.dumps(passwords)})
+    assert key in refused and said in refused
 
 
 def test_an_inbound_credential_on_one_worker_is_refused_naming_the_way_out(stack: StackRunner) -> None:
