@@ -323,7 +323,7 @@ def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
             if other is trunk:
                 continue
             shared = next(((a, b) for a in trunk.sources for b in other.sources
-                           if a.version == b.version and a.overlaps(b)), None)  # type: ignore[arg-type]
+                           if a.version == b.version and a.overlaps(b)), None)
             if shared is not None:
                 raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {trunk.name!r}'s source {shared[0]} overlaps trunk "
                                   f"{other.name!r}'s {shared[1]}: a trunk with an inbound digest credential needs "
