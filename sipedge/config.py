@@ -32,6 +32,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # SRTP (SDES keys in the SDP, RFC 4568) on a trunk's calls: "mandatory" refuses an offer without keys (488).
 Srtp = Literal["off", "optional", "mandatory"]
 RELEASE_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"  # as the dispatcher names releases (docs/releases.md)
+# Written into kamailio.cfg's strings: no quote, backslash, space or `$` (a Kamailio variable) can get in.
+DIGEST_USERNAME = r"^[A-Za-z0-9._~+-]{1,64}$"
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
 
 class ConfigError(ValueError):
@@ -96,6 +99,11 @@ class TrunkFile(_Strict):
     # How soon the edge registers again after its registrar failed or refused it (sipedge/register_retry.py): PJSUA's
     # own retry of a timeout or a server's trouble, and the first of the edge's doubling waits after any other.
     registrar_retry_seconds: int = Field(default=30, ge=2, le=1800)
+    # The credential the trunk's own requests must carry (docs/sip.md#inbound-digest): the front challenges each
+    # out-of-dialog request from its sources (407) and admits it only with a valid response. Kamailio reads the
+    # password from the variable named here ($env): neither this file nor kamailio.cfg holds it.
+    inbound_digest_username: str | None = Field(default=None, pattern=DIGEST_USERNAME)
+    inbound_digest_password_env: str | None = Field(default=None, pattern=VARIABLE_NAME)
 
     @field_validator("usd_per_minute")
     @classmethod
@@ -203,6 +211,14 @@ class TrunkPrice:
 
 
 @dataclass(frozen=True)
+class InboundDigest:
+    """A trunk's inbound credential: its username, and the variable Kamailio reads its password from."""
+
+    username: str
+    password_env: str
+
+
+@dataclass(frozen=True)
 class Trunk:
     name: str
     sources: tuple[Network, ...]
@@ -220,6 +236,7 @@ class Trunk:
     srtp: Srtp = "off"
     price: TrunkPrice | None = None  # its minutes' price; None: not priced
     registrar_retry_seconds: int = 30  # how soon a failed or refused registration is tried again
+    inbound_digest: InboundDigest | None = None  # the credential its own requests must carry; None: its sources do
 
 
 @dataclass(frozen=True)
@@ -287,7 +304,30 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         tls=_tls(path, parsed), public_address=parsed.public_address or sip_address,
                         drain_seconds=parsed.drain_seconds)
     check_workers(path, config)
+    _check_inbound_digest(path, config)
     return config
+
+
+def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
+    """A trunk with an inbound credential: challenged by the front, so with workers >= 2, and on sources of its own,
+    so that a source names one credential and no trunk without one admits what the challenge refused."""
+    digest = [t for t in config.trunks if t.inbound_digest is not None]
+    if not digest:
+        return
+    if config.workers == 1:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {digest[0].name!r}: an inbound digest credential is "
+                          "checked by the edge's Kamailio front, which runs with several workers: set workers = 2 (or "
+                          "more), or leave inbound_digest_username out (docs/sip.md#inbound-digest)")
+    for trunk in digest:
+        for other in config.trunks:
+            if other is trunk:
+                continue
+            shared = next(((a, b) for a in trunk.sources for b in other.sources
+                           if a.version == b.version and a.overlaps(b)), None)
+            if shared is not None:
+                raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {trunk.name!r}'s source {shared[0]} overlaps trunk "
+                                  f"{other.name!r}'s {shared[1]}: a trunk with an inbound digest credential needs "
+                                  "sources no other trunk names (the challenge is the source's trunk's)")
 
 
 def _address(path: str, parsed: EdgeFile, env: Mapping[str, str], key: str) -> str:
@@ -502,7 +542,24 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
                  releases, trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
                  trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp,
-                 _price(trunk), registrar_retry_seconds=trunk.registrar_retry_seconds)
+                 _price(trunk), registrar_retry_seconds=trunk.registrar_retry_seconds,
+                 inbound_digest=_inbound_digest(trunk, env))
+
+
+def _inbound_digest(trunk: TrunkFile, env: Mapping[str, str]) -> InboundDigest | None:
+    """The credential the trunk's requests must carry, its password's variable set now rather than found empty by
+    Kamailio, which would then admit nobody."""
+    username, variable = trunk.inbound_digest_username, trunk.inbound_digest_password_env
+    if username is None and variable is None:
+        return None
+    if username is None or variable is None:
+        raise ConfigError(f"trunk {trunk.name!r}: an inbound digest credential needs both inbound_digest_username "
+                          "and inbound_digest_password_env")
+    if not trunk.numbers:
+        raise ConfigError(f"trunk {trunk.name!r}: inbound_digest_username challenges the calls the trunk brings in: "
+                          "give it numbers, or leave the inbound credential out")
+    _secret(env, variable, f"trunk {trunk.name!r}'s inbound digest password")
+    return InboundDigest(username, variable)
 
 
 def _price(trunk: TrunkFile) -> TrunkPrice | None:

@@ -37,6 +37,10 @@ PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 100, 30
 TRUNK_REQUESTS_PER_SECOND = PIKE_REQUESTS_PER_UNIT // PIKE_UNIT_SECONDS
 INVITES_PER_SECOND = 60  # all sources together: what the workers' PJSIP can take without running out of sockets
 RETRY_AFTER_SECONDS = 5
+# A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
+# responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
+DIGEST_REALM = "voicefleet"
+DIGEST_FAILURES, DIGEST_FAILURE_SECONDS = 10, 60
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
 SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
@@ -102,6 +106,57 @@ def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
         return;
     }}""")
     return "\n".join(blocks)
+
+
+def _digest(config: EdgeConfig, mark: str) -> str:
+    """route[DIGEST]'s body: each trunk with an inbound credential challenges its sources' requests (407) and
+    admits only a valid response, before anyone looks at the number. Kamailio's auth module checks it, the
+    password read from the trunk's variable ($env): the cfg holds none. Its nonces carry the source address
+    (auth_checks_no_dlg), so only whoever receives at a source can give a response counted against that source."""
+    blocks = []
+    for trunk in config.trunks:
+        if trunk.inbound_digest is None:
+            continue
+        user, variable = trunk.inbound_digest.username, trunk.inbound_digest.password_env
+        blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+        if ($sht(digestfails=>$si) != $null && $sht(digestfails=>$si) >= {DIGEST_FAILURES}) {{
+            {line("403", "over its wrong digest responses", mark)} sl_send_reply("403", "Forbidden"); exit;
+        }}
+        if (!is_present_hf("Proxy-Authorization")) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
+        if ($au != "{user}") {{
+            {line("403", "a digest of another username", mark)} sl_send_reply("403", "Forbidden"); exit;
+        }}
+        pv_proxy_authenticate("{DIGEST_REALM}", "$env({variable})", "0");
+        $var(digest) = $rc;
+        if ($var(digest) == -4) {{ proxy_challenge("{DIGEST_REALM}", "17"); exit; }}  # expired: stale=true
+        if ($var(digest) == -5 || $var(digest) == -6) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
+        if ($var(digest) < 0) {{
+            if ($var(digest) == -2) {{  # on a nonce sent to this source: whoever gave it receives there
+                if ($sht(digestfails=>$si) == $null) {{ $sht(digestfails=>$si) = 1; }}
+                else {{ $var(failures) = $shtinc(digestfails=>$si); }}
+            }}
+            {line("403", "a wrong digest response", mark)} sl_send_reply("403", "Forbidden"); exit;
+        }}
+        consume_credentials();  # the front's alone: never to a worker
+    }}""")
+    return "\n".join(blocks)
+
+
+def _digest_route(config: EdgeConfig, mark: str) -> str:
+    return f"""route[DIGEST] {{
+    # Out of a call, before the source's trunk or number is looked at: a wrong credential is answered alike
+    # whatever number it asks for. CANCEL and ACK are never challenged (RFC 3261 22.1), nor requests within a
+    # call, nor OPTIONS: the front answers it itself, alike to anyone (the edge's own probe, a trunk's keep-alive).
+{_digest(config, mark)}
+}}
+
+"""
+
+
+def _digest_params() -> str:
+    # auth_checks_no_dlg 8: a nonce is good only from the source it was sent to (Kamailio's auth module, nonce.h).
+    return (f'\nmodparam("auth", "auth_checks_no_dlg", 8)'
+            f'\nmodparam("htable", "htable", "digestfails=>size=8;autoexpire={DIGEST_FAILURE_SECONDS};")')
 
 
 def _any_case(text: str) -> str:
@@ -181,12 +236,14 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
 def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None) -> str:
     """The kamailio.cfg; its refusal lines carry `mark` (none: a new one, which nobody reads back)."""
     mark = mark or new_mark()
+    digest = any(trunk.inbound_digest is not None for trunk in config.trunks)
 
     def refused(answer: str, why: str) -> str:
         return line(answer, why, mark)
 
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
+               "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()),
+               *(("auth",) if digest else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
     keep = "" if config.tls is None else keep_for_the_call()
@@ -230,7 +287,7 @@ modparam("dispatcher", "ds_ping_interval", {PROBE_SECONDS})
 modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 2)
-modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}"){tls_lines}
+modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}"){tls_lines}{_digest_params() if digest else ""}
 
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
@@ -259,6 +316,7 @@ request_route {{
     if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
     if (is_method("OPTIONS")) {{ sl_send_reply("200", "OK"); exit; }}
+{"    route(DIGEST);" + chr(10) if digest else ""}
     if (!is_method("INVITE")) {{
         {refused("405", "not an invite, outside a call")} sl_send_reply("405", "Method Not Allowed"); exit;
     }}
@@ -289,7 +347,7 @@ route[LIMIT_SOURCE] {{
     if ($var(pike) < 0) {{ exit; }}
 }}
 
-route[TO_WORKER] {{
+{_digest_route(config, mark) if digest else ""}route[TO_WORKER] {{
     $sht(calls=>$ci) = $du;
     t_on_reply("WORKER_REPLY");
     t_on_failure("NEXT_WORKER");

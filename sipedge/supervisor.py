@@ -186,7 +186,7 @@ class Supervisor:
         self._front_config = files.config
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", LOG_ENGINE, "-Y", str(self._folder), "-w",
                 str(self._folder), *_unprivileged()]
-        kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
+        kamailio = Child("kamailio", argv, front_env(os.environ, self.config), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
@@ -420,10 +420,13 @@ class Supervisor:
             child.kill(process)
 
 
-def front_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Kamailio's environment: PATH alone. It parses every stranger's packet and runs as a shared
-    user, whose other processes may read /proc/PID/environ: no secret of the edge belongs there."""
-    return {"PATH": env.get("PATH", "/usr/bin:/bin")}
+def front_env(env: Mapping[str, str], config: EdgeConfig) -> dict[str, str]:
+    """Kamailio's environment: PATH, and the inbound digest passwords it checks trunks' responses with
+    (docs/sip.md#inbound-digest) and nothing else. It parses every stranger's packet and runs as a shared
+    user, whose other processes may read /proc/PID/environ: no other secret of the edge belongs there."""
+    passwords = {t.inbound_digest.password_env: env[t.inbound_digest.password_env]
+                 for t in config.trunks if t.inbound_digest is not None}
+    return {"PATH": env.get("PATH", "/usr/bin:/bin"), **passwords}
 
 
 async def _start_all(children: list[Child]) -> None:

@@ -39,15 +39,17 @@ SECRET_KEYS: frozenset[str] = frozenset({
     store.ACCEPTED_MESSAGE_SECRET_KEY, "webhookSecret", "otelExporterOtlpHeaders",
     "recordingAccessKeyId", "recordingSecretAccessKey", k8s.KUBECONFIG_KEY, k8s.STORE_URL_KEY,
     "k8sRegistryPassword", "k8sRegistryPullPassword", sip_edge.DIGEST_PASSWORDS_KEY,
+    sip_edge.INBOUND_DIGEST_PASSWORDS_KEY,
 })
 # Secret keys holding a map of secrets (`--secret --path 'KEY.NAME'`).
-SECRET_MAPS = ("botSecrets", sip_edge.DIGEST_PASSWORDS_KEY)
+SECRET_MAPS = ("botSecrets", sip_edge.DIGEST_PASSWORDS_KEY, sip_edge.INBOUND_DIGEST_PASSWORDS_KEY)
 # Keys holding a map or a list (`pulumi config set --path`), by the YAML shapes a stack file may give
 # them; a string is the JSON or `name=url,…` form some of them also take.
 STRUCTURED: dict[str, tuple[str, ...]] = {
     "tags": ("object",),
     "botSecrets": ("object",),
     sip_edge.DIGEST_PASSWORDS_KEY: ("object",),
+    sip_edge.INBOUND_DIGEST_PASSWORDS_KEY: ("object",),
     sip_edge.KEY: ("object",),
     "botPermissions": ("array", "object"),
     "botUnsetVariables": ("array", "object"),

@@ -9,7 +9,8 @@ trunk's opt-in; an outbound trunk's `destinations`; and an HTTPS dispatcher the 
 
 The file holds no secret, and neither does the key: a number names the dispatcher API key its calls
 run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is a secret of
-`sipEdgeDigestPasswords` (by trunk name), and the edge's two credentials (its own, which it presents to
+`sipEdgeDigestPasswords` (by trunk name), the one its own INVITEs must answer with of
+`sipEdgeInboundDigestPasswords`, and the edge's two credentials (its own, which it presents to
 the dispatcher, and the control key the dispatcher presents to it) are derived for its control URL from
 the dispatcher's SIP_EDGE_SECRET, which the stack makes (stacks/config/made_secrets.py) and hands to the
 dispatcher alone (docs/sip.md#edge-credentials). They reach the edge's host only through the stack's
@@ -29,7 +30,7 @@ import ipaddress
 import json
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
+INBOUND_DIGEST_PASSWORDS_KEY = "sipEdgeInboundDigestPasswords"  # the passwords trunks' own INVITEs must answer with
 SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's alone
 EDGE_CREDENTIAL_VARIABLE = "SIP_EDGE_CREDENTIAL"  # the edge's, presented to the dispatcher (edge_credential_env)
 CONTROL_KEY_VARIABLE = "SIP_EDGE_CONTROL_KEY"  # the edge's, what the dispatcher presents to it (control_secret_env)
@@ -164,6 +166,10 @@ def digest_variable(trunk: str) -> str:
     return "SIP_EDGE_DIGEST_" + trunk.upper().replace("-", "_")
 
 
+def inbound_digest_variable(trunk: str) -> str:
+    return "SIP_EDGE_INBOUND_DIGEST_" + trunk.upper().replace("-", "_")
+
+
 def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_secrets.Rotation,
          platforms: tuple[str, ...]) -> SipEdgeSettings | None:
     raw = cfg.structured(KEY)
@@ -196,7 +202,11 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
         _check_https(cfg)  # a Cloud Run URL is HTTPS under Google's own certificate
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
-    secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
+    secrets = {**_api_keys(cfg, key, api_keys),
+               **_passwords(cfg, DIGEST_PASSWORDS_KEY, "digestUsername", digest_variable,
+                            {t.name for t in key.trunks if t.digest_username is not None}),
+               **_passwords(cfg, INBOUND_DIGEST_PASSWORDS_KEY, "inboundDigestUsername", inbound_digest_variable,
+                            {t.name for t in key.trunks if t.inbound_digest_username is not None})}
     # The dispatcher's, from which the edge's credentials (its control API's, a price's proof) are derived.
     made = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud, deployment_secret=made)
@@ -342,26 +352,28 @@ def _named_key(cfg: Reader, text: str, *, name: str) -> str:
                         "add it there, or name one it holds")
 
 
-def _digest_passwords(cfg: Reader, key: SipEdgeKey) -> dict[str, pulumi.Output[str]]:
-    wanted = {t.name for t in key.trunks if t.digest_username is not None}
-    if cfg.raw(DIGEST_PASSWORDS_KEY) is None:
+def _passwords(cfg: Reader, map_key: str, username_key: str, variable: Callable[[str], str],
+               wanted: set[str]) -> dict[str, pulumi.Output[str]]:
+    """`map_key`'s secrets (trunk name -> password), one for each trunk with `username_key` (`wanted`), each by
+    the variable `variable` names it for the edge."""
+    if cfg.raw(map_key) is None:
         values: Any = {}
     else:
-        values = cfg.config.get_object(DIGEST_PASSWORDS_KEY)
-        if values and not pulumi.runtime.is_config_secret(cfg.key(DIGEST_PASSWORDS_KEY)):
-            raise cfg.fail(DIGEST_PASSWORDS_KEY, "is stored in plain text: set each with pulumi config set --secret "
-                                                 f"--path '{DIGEST_PASSWORDS_KEY}.TRUNK' …")
+        values = cfg.config.get_object(map_key)
+        if values and not pulumi.runtime.is_config_secret(cfg.key(map_key)):
+            raise cfg.fail(map_key, f"is stored in plain text: set each with pulumi config set --secret --path "
+                                    f"'{map_key}.TRUNK' …")
     if not isinstance(values, dict):
-        raise cfg.fail(DIGEST_PASSWORDS_KEY, "must be a map of trunk names to passwords")
+        raise cfg.fail(map_key, "must be a map of trunk names to passwords")
     for name in sorted(set(values) - wanted):
-        raise cfg.fail(DIGEST_PASSWORDS_KEY, f"has {name!r}, which no trunk of {KEY} with a digestUsername is")
+        raise cfg.fail(map_key, f"has {name!r}, which no trunk of {KEY} with a {username_key} is")
     for name in sorted(wanted - set(values)):
-        raise cfg.fail(DIGEST_PASSWORDS_KEY, f"needs {name!r}: trunk {name} has a digestUsername (pulumi config set "
-                                             f"--secret --path '{DIGEST_PASSWORDS_KEY}.{name}' …)")
+        raise cfg.fail(map_key, f"needs {name!r}: trunk {name} has a {username_key} (pulumi config set --secret "
+                                f"--path '{map_key}.{name}' …)")
     for name, value in values.items():
         if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
-            raise cfg.fail(DIGEST_PASSWORDS_KEY, f"{name} must be a password of one line")
-    return {digest_variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
+            raise cfg.fail(map_key, f"{name} must be a password of one line")
+    return {variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
 
 
 def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str | None, public_address: str,
@@ -402,7 +414,11 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
             "termination_uri": trunk.termination_uri, "cps": trunk.cps, "ring_seconds": trunk.ring_seconds,
             "callers": list(trunk.callers) or None, "destinations": _list(trunk.destinations),
             "caller_ids": _list(trunk.caller_ids), "usd_per_minute": _price(trunk.usd_per_minute),
-            "billing_increment_seconds": trunk.billing_increment_seconds}
+            "billing_increment_seconds": trunk.billing_increment_seconds,
+            "registrar_retry_seconds": trunk.registrar_retry_seconds,
+            "inbound_digest_username": trunk.inbound_digest_username,
+            "inbound_digest_password_env": (inbound_digest_variable(trunk.name)
+                                            if trunk.inbound_digest_username is not None else None)}
         lines += [f"{name} = {_toml(value)}" for name, value in optional.items() if value is not None]
     return "\n".join(lines) + "\n"
 

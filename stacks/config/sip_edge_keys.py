@@ -37,6 +37,11 @@ class TrunkKey(_Key):
     numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
     registrar: str | None = None
     digest_username: str | None = Field(default=None, alias="digestUsername")
+    # How soon a failed or refused registration is tried again (the edge's registrar_retry_seconds).
+    registrar_retry_seconds: int | None = Field(default=None, alias="registrarRetrySeconds", ge=2, le=1800)
+    # The credential the trunk's own INVITEs must carry (docs/sip.md#inbound-digest); its password is a secret of
+    # sipEdgeInboundDigestPasswords, by trunk name.
+    inbound_digest_username: str | None = Field(default=None, alias="inboundDigestUsername")
     termination_uri: str | None = Field(default=None, alias="terminationUri")
     cps: float | None = None
     ring_seconds: float | None = Field(default=None, alias="ringSeconds")

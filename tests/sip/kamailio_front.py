@@ -10,13 +10,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sipedge.config import EdgeConfig, load
 from sipedge.front_config import write_front
-from sipedge.supervisor import KAMAILIO, _answers_options
+from sipedge.supervisor import KAMAILIO, _answers_options, front_env
 from sipedge.worker_place import new_token
 from tests.support.ports import free_port
 from tests.support.processes import terminate
@@ -39,8 +39,9 @@ worker_sip_port = {worker_port}
 {settings}
 [[trunk]]
 name = "carrier"
-sources = ["{trunk}/32"]
+sources = ["{sources}"]
 numbers = {{ "{number}" = "" }}
+{trunk_settings}
 """
 
 
@@ -123,13 +124,18 @@ def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
 
 
 @contextlib.contextmanager
-def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
-    """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) added."""
+def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
+                  env: Mapping[str, str] | None = None, sources: str = f"{TRUNK}/32") -> Iterator[Front]:
+    """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) and
+    `trunk_settings` (the trunk's) added, its variables read from `env` and passed on as the edge does; the
+    trunk's `sources` a CIDR."""
     first, sockets = _worker_sockets(2)
     path = folder / "edge.toml"
     path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
-                                trunk=TRUNK, number=NUMBER, settings=settings))
-    config = load({"SIP_EDGE_CONFIG": str(path)})
+                                sources=sources, number=NUMBER, settings=settings,
+                                trunk_settings=trunk_settings))
+    variables = {"PATH": "/usr/bin:/bin", **(env or {})}
+    config = load({**variables, "SIP_EDGE_CONFIG": str(path)})
     workers = [StandInWorker(sock) for sock in sockets]
     for worker in workers:
         threading.Thread(target=worker.serve, daemon=True).start()
@@ -138,7 +144,7 @@ def running_front(folder: Path, settings: str = "") -> Iterator[Front]:
     log_path = folder / "kamailio.log"
     with log_path.open("wb") as log:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(folder), "-w", str(folder)]
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=front_env(variables, config))
     try:
         deadline = time.monotonic() + READY_SECONDS
         while not _answers_options(config.sip_address, config.sip_port):

@@ -61,12 +61,15 @@ def _header(message: str, name: str) -> str:
 def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
              media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1,
              edge_address: str = "127.0.0.1", command_prefix: Sequence[str] = (), sip_port: int = 0,
-             call_id: str | None = None) -> SippRun:
+             call_id: str | None = None, credential: tuple[str, str] | None = None) -> SippRun:
     """`calls` of `scenario` to the edge, SIPp the caller; > 1: that many at once (SIPp's -l), started as
     fast as SIPp may. `command_prefix` runs SIPp through a command that execs it (`ip netns exec NS`).
     `sip_port` (0: the kernel's choice) and `call_id` (SIPp's -cid_str) make the call one a test can cue
-    (tests/sip/caller_cue.py)."""
+    (tests/sip/caller_cue.py). `credential`: the username and password a scenario's `[authentication]`
+    answers a challenge with (SIPp's -au, -ap: a test's own throwaway credential, never a real one)."""
     where = ["-s", number, "-i", source, "-p", str(sip_port), f"{edge_address}:{edge_port}"]
+    if credential is not None:
+        where += ["-au", credential[0], "-ap", credential[1]]
     return _run(scenario, [*where, *(["-cid_str", call_id] if call_id else [])], workdir, media_port, variables,
                 calls, command_prefix)
 

@@ -27,7 +27,7 @@ FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSecon
      "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet",
      "usdPerMinute": {"inbound": 0.0085, "outbound": 0.013}, "billingIncrementSeconds": 6},
     {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"],
-     "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
+     "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com", "registrarRetrySeconds": 60,
      "digestUsername": "edge", "usdPerMinute": 0.002}]}
 
 EDGE_VARIABLES = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_API_KEY_OPS", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_DIGEST_PBX",
@@ -57,6 +57,7 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert (twilio.digest_username, twilio.digest_password, twilio.registrar) == ("voicefleet", "x" * 48, None)
     assert (pbx.registrar, pbx.digest_username, pbx.api_keys) == ("sip:pbx.example.com", "edge", {"200": "ops-key"})
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
+    assert (pbx.registrar_retry_seconds, twilio.registrar_retry_seconds) == (60, 30)  # twilio's: the edge's own
     assert twilio.price == TrunkPrice(0.0085, 0.013, 6) and pbx.price == TrunkPrice(0.002, 0.002, 60)
 
 
@@ -136,19 +137,47 @@ def test_any_source_is_taken_only_when_the_trunk_says_so(stack: StackRunner) -> 
                                           if r.inputs["securityGroupId"] == f"{NAME}-id" and "cidrIpv4" in r.inputs}
 
 
-@pytest.mark.parametrize(("passwords", "said"), [
-    ({}, "needs 'twilio'"), ({"twilio": "a", "pbx": "b"}, "has 'pbx'"), ({"twilio": "two\nlines"}, "of one line")])
-def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, passwords: dict[str, str],
-                                                        said: str) -> None:
-    refused = _refused(stack, EDGE, secrets={"voicefleet:sipEdgeDigestPasswords": json.dumps(passwords)})
-    assert "voicefleet:sipEdgeDigestPasswords" in refused and said in refused
-
-
 def test_digest_passwords_in_plain_text_are_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="sipEdgeDigestPasswords is stored in plain text"):
         stack("aws", secrets={"voicefleet:dispatcherApiKeys": "team-a:k", **_admin()}, sipEdge=json.dumps(EDGE),
               **HTTPS, sipEdgeDigestPasswords=json.dumps({"twilio": "p"}),
               plaintext=("voicefleet:sipEdgeDigestPasswords",))
+
+
+INBOUND = {**EDGE, "workers": 2, "trunks": [{**EDGE["trunks"][0], "inboundDigestUsername": "carrier"}]}
+
+
+def test_a_trunks_inbound_credential_lands_on_the_edges_with_its_password_from_the_secret_store(
+        stack: StackRunner) -> None:
+    run = run_with_edge(stack, INBOUND, secrets={"voicefleet:sipEdgeInboundDigestPasswords":
+                                                 json.dumps({"twilio": "SENTINEL-inbound-42"})})
+    user_data = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    assert 'inbound_digest_username = "carrier"' in user_data
+    assert 'inbound_digest_password_env = "SIP_EDGE_INBOUND_DIGEST_TWILIO"' in user_data
+    assert "SENTINEL-inbound-42" not in user_data  # in the secret store only
+    stored = [r.name for r in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+              if unwrap(r.inputs["secretString"]) == "SENTINEL-inbound-42"]
+    assert len(stored) == 1 and "inbound-digest-twilio" in stored[0], stored
+
+
+# A trunk with both credentials: each map's password checked alike (the one its username asks for).
+BOTH = {"voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": "p"}),
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q"})}
+
+
+@pytest.mark.parametrize("key", ["voicefleet:sipEdgeDigestPasswords", "voicefleet:sipEdgeInboundDigestPasswords"])
+@pytest.mark.parametrize(("passwords", "said"), [
+    ({}, "needs 'twilio'"), ({"twilio": "a", "pbx": "b"}, "has 'pbx'"), ({"twilio": "two\nlines"}, "of one line")])
+def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, key: str, passwords: dict[str, str],
+                                                        said: str) -> None:
+    refused = _refused(stack, INBOUND, secrets={**BOTH, key: json.dumps(passwords)})
+    assert key in refused and said in refused
+
+
+def test_an_inbound_credential_on_one_worker_is_refused_naming_the_way_out(stack: StackRunner) -> None:
+    refused = _refused(stack, {**INBOUND, "workers": 1}, secrets={
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "p"})})
+    assert "set workers = 2" in refused
 
 
 def _admin() -> dict[str, str]:
