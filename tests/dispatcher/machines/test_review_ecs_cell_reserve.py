@@ -1,0 +1,166 @@
+"""Hostile review of the warm reserve over ECS cells (dispatcher/machines/ecs/cell_reserve.py,
+cell_refills.py): each test is a finding, strict-xfail until the product is fixed. Same harness as
+test_ecs_cell_reserve.py: moto in server mode behind the proxy that checks every signature and
+account (tests/fakes/ecs_cells.py), a dispatcher replica built from its environment.
+"""
+
+# ruff: noqa: F811 - the tests take the cells' fixtures, imported from test_ecs_cells, as arguments
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.base import MachinesError
+from tests.dispatcher.machines.test_contract import spec
+from tests.dispatcher.machines.test_ecs_cell_reserve import (
+    accept,
+    cell_of,
+    dial,
+    idle_tasks,
+    replica,
+    reserve_env,
+    spend,
+)
+from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells' fixtures
+    ACCOUNTS,
+    accounts,
+    proxy,
+)
+from tests.fakes.ecs import action_of
+from tests.fakes.ecs_cells import CellsProxy, account_of
+
+OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
+
+
+@pytest.mark.xfail(strict=True, reason="MEDIUM: a reserve task listed in another account under a bot's id takes "
+                   "that bot's claim: the session is tagged onto the other account's task")
+async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_account_lists(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    """identity.py refuses a hello vouched for by another account ("an admin of one account cannot
+    vouch for a task of another"), but `idle_machines` then overwrites the bot's proved cell with
+    whichever cell last lists an idle task tagged with its id, and `adopt` re-tags the idle task it
+    finds there. Whoever can RunTask in cell b (its admins, its CI) makes one task with startedBy
+    vf-reserve and `voicefleet:idle` = a bot id of cell a (bot ids reach logs, metrics, /status):
+    the next claim of that bot records the session in cell b and tags b's task with it. The bot in a
+    serves the call; status and stop go to b's task (DELETE never stops the real bot, whose task stays
+    tagged idle in a and is never counted as the session's)."""
+    async with replica(reserve_env(proxy, accounts)) as (state, port):
+        assert state.reserve is not None
+        await spend(state, "b", 1)  # a has more spare tokens: the refill goes there
+        await state.reserve.refill()
+        [(bot_id, arn)] = idle_tasks(state).items()
+        assert cell_of(arn) == "a"
+        ws = await dial(proxy, state, port, bot_id, arn)  # its hello proves its task in account a
+        # Cell b's own admin runs a look-alike reserve task under the same bot id (the dispatcher's
+        # RunTask form, as `aws ecs run-task --started-by vf-reserve --tags ...` would send it).
+        other = state.machines._warm["b"]  # type: ignore[attr-defined]
+        await other.run_idle(bot_id, None)
+        planted = other._idle_arns.pop(bot_id)  # not the dispatcher's launch: nothing here knows it
+        await state.machines.idle_machines()  # the reserve's sweep and warming list every tick
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        result = await state.reserve.launch(s)
+        assert await accepting == s.session_id  # the real bot, in a, took the session
+        assert result.machine.machine_id != planted
+        assert result.machine.machine_id == arn  # the session's task is the one that proved the hello
+        await ws.close()
+
+
+@pytest.mark.xfail(strict=True, reason="MEDIUM: a claim whose re-tag fails leaves the session recorded in the "
+                   "bot's cell, so its cold start can go nowhere else: a cell that is down fails the start")
+async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_another(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    """docs/operations.md#cells: "a claim that cannot re-tag one there retires it and starts cold".
+    `EcsCellWarmMachines.adopt` writes `home:ecs-cell:<session>` = the bot's cell before TagResource;
+    when TagResource is refused (nothing tagged), the record stays, the cold launch finds it
+    (`earlier`, so `moves` is False) and is pinned there: it never goes to the healthy cell."""
+    async with replica(reserve_env(proxy, accounts)) as (state, port):
+        assert state.reserve is not None
+        await spend(state, "b", 1)
+        await state.reserve.refill()
+        [(bot_id, arn)] = idle_tasks(state).items()
+        assert cell_of(arn) == "a"
+        ws = await dial(proxy, state, port, bot_id, arn)
+        # Cell a goes down for the dispatcher (its role's permissions taken away, an SCP, an outage).
+        proxy.fail_action("TagResource", error="AccessDeniedException", times=5)
+        proxy.denied_accounts.add(ACCOUNTS["a"])
+        proxy.unreadable_accounts.add(ACCOUNTS["a"])
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        try:
+            result = await state.reserve.launch(s)
+        except MachinesError as exc:  # today: ecs_unauthorized from cell a, b never tried
+            pytest.fail(f"the start failed in the cell that is down: {exc.reason}: {exc}")
+        finally:
+            await accepting
+            proxy.denied_accounts.clear()
+            proxy.unreadable_accounts.clear()
+            proxy.action_failures.clear()
+            await ws.close()
+        assert result.created and not result.claimed
+        assert cell_of(result.machine.machine_id) == "b"
+
+
+@pytest.mark.xfail(strict=True, reason="MEDIUM: refills may take a cell's last room (max_tasks): cold starts are "
+                   "refused ecs_capacity while warming reserve tasks hold every slot")
+async def test_refills_leave_room_for_a_cold_start(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    """Refills leave one launch token for a cold start in each cell (creates.py), but not one slot of
+    `max_tasks`: `Cells.refillable` takes any cell with `running < room`. With max_tasks 2 and a
+    reserve of 4, the refills fill both cells; a start that no bot can serve yet (they are warming,
+    or of another transport or release) is then refused 'every open cell is full', though each
+    cell still has the token kept for it."""
+    env = reserve_env(proxy, accounts, idle=4)
+    env["ECS_CELLS"] = json.dumps([{**cell, "max_tasks": 2} for cell in json.loads(env["ECS_CELLS"])])
+    async with replica(env) as (state, _):
+        assert state.reserve is not None
+        await state.reserve.refill()
+        launched = sorted(cell_of(arn) for arn in idle_tasks(state).values())
+        assert launched  # the reserve got some of the room
+        try:
+            result = await state.reserve.launch(spec())
+        except MachinesError as exc:
+            pytest.fail(f"cold start refused after refills ({launched}): {exc.reason}: {exc}")
+        assert result.created and not result.claimed
+
+
+def _cell_role_actions() -> set[str]:
+    """The ECS actions docs/operations.md grants a cell's role ("Its permissions are ...")."""
+    text = OPERATIONS.read_text()
+    start = text.index("Its permissions are the dispatcher's ECS ones")
+    paragraph = text[start:text.index("Then list the cells:", start)]
+    return set(re.findall(r"ecs:([A-Za-z]+)`", paragraph)) - {"cluster", "CreateAction"}
+
+
+@pytest.mark.xfail(strict=True, reason="HIGH: the cell role policy documented for ECS_CELLS lacks what a claim "
+                   "calls (TagResource on a running task, UntagResource): every claim fails, its bot wasted")
+async def test_the_documented_cell_role_allows_every_call_the_reserve_makes(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    """With the reserve over cells, the dispatcher's calls in a cell's account now include a claim's
+    TagResource (no `ecs:CreateAction`: the task exists) and UntagResource. docs/operations.md's
+    cell role grants TagResource only with `ecs:CreateAction` = RunTask and no UntagResource, so an
+    operator following it gets AccessDenied on every claim: claim.py retires the bot that already
+    accepted the session and launches cold (double cost, no warm start ever). The AWS stack's own
+    `ClaimReserveBot` statement (stacks/aws/bot_runtime.py) is what the cells' role needs too."""
+    async with replica(reserve_env(proxy, accounts)) as (state, port):
+        assert state.reserve is not None
+        await state.reserve.refill()
+        [(bot_id, arn)] = idle_tasks(state).items()
+        ws = await dial(proxy, state, port, bot_id, arn)
+        accepting = asyncio.create_task(accept(ws))
+        result = await state.reserve.launch(spec())
+        await accepting
+        assert result.claimed
+        called = {action_of(call.headers) for call in proxy.calls if account_of(call.headers) in ACCOUNTS.values()}
+        # Tagging a running task is a separate grant from tagging at RunTask (ecs:CreateAction).
+        documented = _cell_role_actions()
+        assert "TagResource" in called and "UntagResource" in called
+        assert called <= documented, f"calls the documented cell role does not allow: {called - documented}"
+        paragraph = OPERATIONS.read_text().split("Its permissions are the dispatcher's ECS ones", 1)[1][:2000]
+        assert "voicefleet:*" in paragraph  # least privilege: the claim's re-tag held to voicefleet's tag keys
+        await ws.close()
