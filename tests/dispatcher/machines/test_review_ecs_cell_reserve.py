@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from dispatcher.machines.base import MachinesError
 from tests.dispatcher.machines.test_contract import spec
-from tests.dispatcher.machines.test_ecs_cell_reserve import (
+from tests.dispatcher.machines.test_ecs_cell_reserve import (  # noqa: F401 - the store fixture
     accept,
     cell_of,
     dial,
@@ -26,14 +29,20 @@ from tests.dispatcher.machines.test_ecs_cell_reserve import (
     replica,
     reserve_env,
     spend,
+    store,
 )
 from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells' fixtures
     ACCOUNTS,
+    EXTERNAL_ID,
+    ROLES,
     accounts,
     proxy,
 )
 from tests.fakes.ecs import action_of
 from tests.fakes.ecs_cells import CellsProxy, account_of
+from tests.fakes.server import serve
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import until
 
 OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
 
@@ -163,4 +172,71 @@ async def test_the_documented_cell_role_allows_every_call_the_reserve_makes(
         assert called <= documented, f"calls the documented cell role does not allow: {called - documented}"
         paragraph = OPERATIONS.read_text().split("Its permissions are the dispatcher's ECS ones", 1)[1][:2000]
         assert "voicefleet:*" in paragraph  # least privilege: the claim's re-tag held to voicefleet's tag keys
+        await ws.close()
+
+
+class AnswerLostProxy(CellsProxy):
+    """The cells' proxy, whose TagResource acts and then answers 500 (ECS's ServerException) while
+    `lose_tag_answers` lasts: a call that took effect whose answer never came back, as a dropped
+    connection or a 5xx after the write leaves it."""
+
+    def __init__(self, moto_url: str) -> None:
+        super().__init__(moto_url)
+        self.lose_tag_answers = 0
+
+    async def either(self, request: Request) -> Response:
+        answer = await super().either(request)
+        if action_of(dict(request.headers)) == "TagResource" and answer.status_code == 200 and self.lose_tag_answers:
+            self.lose_tag_answers -= 1
+            return JSONResponse({"__type": "ServerException", "message": "internal error"}, status_code=500,
+                                media_type="application/x-amz-json-1.1")
+        return answer
+
+
+@pytest.fixture
+def lossy_proxy(moto_ecs: dict[str, str]) -> Iterator[AnswerLostProxy]:
+    with serve(AnswerLostProxy(moto_ecs["MOTO_URL"])) as served, serve(served.sts), serve(served.task_credentials):
+        served.external_ids[ROLES["b"]] = EXTERNAL_ID
+        yield served
+
+
+@pytest.mark.xfail(strict=True, reason="HIGH: a claim whose TagResource took effect but whose answer was lost, "
+                   "at a replica that did not launch the bot, leaves the bot's task running: two bots in one session")
+async def test_a_claim_whose_retag_answer_was_lost_stops_its_reserve_task(
+        lossy_proxy: AnswerLostProxy, accounts: dict[str, dict[str, Any]], store: RedisServer) -> None:
+    """claim.py: the bot accepts the assignment (it joins the session), then `adopt` re-tags its task.
+    TagResource acts but its answers are lost (5xx after the write, retried, given up): the claim
+    fails, the bot is disconnected and retired, and the session launches cold. `retire` looks the
+    task up by `_idle_arn`, which at a replica that did not launch it lists only tasks still idle
+    (`_is_idle`: no session tag) -- this one now carries the session's tag, so nothing is stopped.
+    An assigned bot that loses its channel reconnects and goes on serving its session
+    (bot/channel_session.py), so the session runs two bots (the caller hears both, both are paid),
+    and the session's cell holds two tasks tagged with it. Bots dial any replica behind the load
+    balancer, so with N replicas most claims are at a replica that did not launch the bot."""
+    proxy = lossy_proxy
+    env = {**reserve_env(proxy, accounts), **store.env}
+    async with replica(env) as (one, port_one), replica(env) as (two, port_two):
+        assert one.reserve is not None and two.reserve is not None
+        await one.reserve.refill()
+        await two.reserve.refill()
+        launched_one, launched_two = idle_tasks(one), idle_tasks(two)
+        [(bot_id, arn)] = {**launched_one, **launched_two}.items()
+        # The bot dials the replica that did not launch it.
+        state, port = (two, port_two) if bot_id in launched_one else (one, port_one)
+        ws = await dial(proxy, state, port, bot_id, arn)
+        proxy.lose_tag_answers = 100  # every try of the claim's TagResource: it acts, its answer is lost
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        assert state.reserve is not None
+        result = await state.reserve.launch(s)
+        assert await accepting == s.session_id  # the bot took the session before its re-tag
+        proxy.lose_tag_answers = 0
+        assert result.created and not result.claimed  # launched cold: a second task for the session
+        member = state.machines._warm[cell_of(arn)]  # type: ignore[attr-defined]
+
+        async def reserve_task_stopping() -> bool:
+            [task] = await member._describe([arn])
+            return task.get("desiredStatus") == "STOPPED"
+
+        await until(reserve_task_stopping, "the claimed-then-failed reserve task to be stopped", timeout=20)
         await ws.close()
