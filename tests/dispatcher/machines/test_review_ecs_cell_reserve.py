@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from websockets.asyncio.client import ClientConnection
 
+from dispatcher.api.state import AppState
 from dispatcher.machines.base import MachinesError
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_ecs_cell_reserve import (  # noqa: F401 - the store fixture
@@ -47,6 +49,17 @@ from tests.support.waiting import until
 OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
 
 
+async def idle_bot_in_a(proxy: CellsProxy, state: AppState, port: int) -> tuple[str, str, ClientConnection]:
+    """One reserve bot, launched in cell a (b's spare tokens spent first, so the refill goes to a),
+    dialled in and idle (its hello proved its task in account a): its id, its task ARN, its channel."""
+    assert state.reserve is not None
+    await spend(state, "b", 1)
+    await state.reserve.refill()
+    [(bot_id, arn)] = idle_tasks(state).items()
+    assert cell_of(arn) == "a"
+    return bot_id, arn, await dial(proxy, state, port, bot_id, arn)
+
+
 @pytest.mark.xfail(strict=True, reason="MEDIUM: a reserve task listed in another account under a bot's id takes "
                    "that bot's claim: the session is tagged onto the other account's task")
 async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_account_lists(
@@ -54,18 +67,15 @@ async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_acc
     """identity.py refuses a hello vouched for by another account ("an admin of one account cannot
     vouch for a task of another"), but `idle_machines` then overwrites the bot's proved cell with
     whichever cell last lists an idle task tagged with its id, and `adopt` re-tags the idle task it
-    finds there. Whoever can RunTask in cell b (its admins, its CI) makes one task with startedBy
-    vf-reserve and `voicefleet:idle` = a bot id of cell a (bot ids reach logs, metrics, /status):
+    finds there. Whoever can RunTask in cell b (its admins, its CI) and has seen a bot id of cell a
+    (the dispatcher's log lines name them; the ids are random, so it must have seen one) makes one
+    task with startedBy vf-reserve and `voicefleet:idle` = that id:
     the next claim of that bot records the session in cell b and tags b's task with it. The bot in a
     serves the call; status and stop go to b's task (DELETE never stops the real bot, whose task stays
     tagged idle in a and is never counted as the session's)."""
     async with replica(reserve_env(proxy, accounts)) as (state, port):
         assert state.reserve is not None
-        await spend(state, "b", 1)  # a has more spare tokens: the refill goes there
-        await state.reserve.refill()
-        [(bot_id, arn)] = idle_tasks(state).items()
-        assert cell_of(arn) == "a"
-        ws = await dial(proxy, state, port, bot_id, arn)  # its hello proves its task in account a
+        bot_id, arn, ws = await idle_bot_in_a(proxy, state, port)
         # Cell b's own admin runs a look-alike reserve task under the same bot id (the dispatcher's
         # RunTask form, as `aws ecs run-task --started-by vf-reserve --tags ...` would send it).
         other = state.machines._warm["b"]  # type: ignore[attr-defined]
@@ -91,11 +101,7 @@ async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_a
     (`earlier`, so `moves` is False) and is pinned there: it never goes to the healthy cell."""
     async with replica(reserve_env(proxy, accounts)) as (state, port):
         assert state.reserve is not None
-        await spend(state, "b", 1)
-        await state.reserve.refill()
-        [(bot_id, arn)] = idle_tasks(state).items()
-        assert cell_of(arn) == "a"
-        ws = await dial(proxy, state, port, bot_id, arn)
+        bot_id, arn, ws = await idle_bot_in_a(proxy, state, port)
         # Cell a goes down for the dispatcher (its role's permissions taken away, an SCP, an outage).
         proxy.fail_action("TagResource", error="AccessDeniedException", times=5)
         proxy.denied_accounts.add(ACCOUNTS["a"])
@@ -255,11 +261,7 @@ async def test_a_claim_in_a_cell_that_cannot_be_read_never_leaves_its_bot_runnin
     on serving its session (bot/channel_session.py) beside the cold one launched for it."""
     async with replica(reserve_env(proxy, accounts)) as (state, port):
         assert state.reserve is not None
-        await spend(state, "b", 1)
-        await state.reserve.refill()
-        [(bot_id, arn)] = idle_tasks(state).items()
-        assert cell_of(arn) == "a"
-        ws = await dial(proxy, state, port, bot_id, arn)
+        bot_id, arn, ws = await idle_bot_in_a(proxy, state, port)
         proxy.unreadable_accounts.add(ACCOUNTS["a"])  # a's role may no longer read its tasks
         accepting = asyncio.create_task(accept(ws))
         s = spec()
