@@ -5,10 +5,10 @@ A Pipecat `SegmentedSTTService`: the VAD delimits each utterance, and the whole 
 decoded in a worker thread once the caller stops, so the event loop never waits on the decoder.
 Of the decoder's n-best sentences, the first made only of word pairs the phrases have is the
 transcript (a near miss the bigram model's back-off let win by a hair loses to it). When none is,
-the utterance is decoded again from a few offsets inside its first 10 ms frame and at two other
-frame lengths, and the allowed sentence most decodes agree on is taken: the decoder's result can
-turn on where its frames begin and how long they are (docs/performance.md, "What the booking line
-hears").
+the utterance is decoded again from a few offsets inside its first 10 ms frame (and, when none of
+those allows a sentence either, at two other frame lengths), and the allowed sentence most decodes
+agree on is taken: the decoder's result can turn on where its frames begin and how long they are
+(docs/performance.md, "What the booking line hears").
 The decoder is loaded once per process (at import of bot.py), which a warm bot has done before
 its session is assigned.
 """
@@ -43,8 +43,8 @@ N_BEST = 20
 # Where decoding starts again, in samples at 16 kHz, when the first decode allows nothing: 2.5 ms apart
 # across the decoder's 10 ms frame, the step at which its result stopped turning on the frames' start.
 FRAME_PHASES = (40, 80, 120)
-# The frame rates (frames a second; the model's own is 100) of the further decodes of such a turn: a
-# rendering misheard from every start inside the frame is heard right at a slightly other frame length.
+# The frame rates (frames a second; the model's own is 100) of the decodes of a turn that no start
+# inside the frame heard as an allowed sentence: such a rendering is heard at a slightly other frame length.
 FRAME_RATES = (90, 110)
 
 
@@ -73,7 +73,8 @@ class Recogniser:
             if first.allowed or not first.text:
                 return first.text
             decodes = [first, *(self._decode(samples[phase:]) for phase in FRAME_PHASES)]
-            decodes += [self._decode(samples, decoder) for decoder in self._other_rates]
+            if not any(decode.allowed for decode in decodes):  # rare: the common miss costs no more
+                decodes += [self._decode(samples, decoder) for decoder in self._other_rates]
         allowed = [decode for decode in decodes if decode.allowed]
         if not allowed:
             return first.text
@@ -146,7 +147,8 @@ class PocketSphinxSTTService(SegmentedSTTService):
             trailing_silence_secs=trailing_silence_secs,
             settings=STTSettings(model="pocketsphinx-en-us", language=Language.EN_US),
             # What the turn stop waits for at most after the VAD's stop: decoding a turn takes
-            # 0.15-0.3 s of a core here (docs/performance.md); the transcript, final, ends the wait.
+            # 0.1-0.3 s of a core here, a rare turn no frame offset hears 0.9 s at a load of 10
+            # (docs/performance.md); the transcript, final, ends the wait.
             ttfs_p99_latency=0.6,
             **kwargs,  # type: ignore[arg-type]
         )
