@@ -5,10 +5,11 @@
 Each phrase is every `say` of bench/eval_steadiness_suite/*.toml, examples/booking/scenarios/*.toml
 and docs/evals.md, plus a few of the same domain the language model was not built from. Each is
 spoken `--renderings` times by the eval's caller voice (eSpeak NG en-us+f3, which renders the same
-text a little differently each time), sent the way the WebRTC path sends it (the caller's 16 kHz in
-20 ms blocks through aiortc's Opus encoder, decoded at 48 kHz as the bot's aiortc does, and brought
-back to 16 kHz mono by PyAV's resampler, the one Pipecat's SmallWebRTC input transport uses), and
-decoded by a fresh `Recogniser` (a call's first turn is its bot's first utterance).
+text a little differently each time), sent the way the eval's WebRTC caller sends it (its mic's
+20 ms blocks through the mic's own Opus encoding, silence as its one silent packet, decoded at
+48 kHz as the bot's aiortc does and brought back to 16 kHz mono by PyAV's resampler, the one
+Pipecat's SmallWebRTC input transport uses), cut as Pipecat's segmented STT cuts a turn, and decoded
+by a fresh `Recogniser` (a call's first turn is its bot's first utterance).
 
 Prints, per phrase: renderings heard exactly, renderings whose key words (numbers, days, yes/no,
 the intents' words, in order) were heard, and the decode's CPU per turn. `--ref` decodes with the
@@ -19,7 +20,6 @@ booking_flow.py), to compare before and after a change. Asserts nothing; prints 
 from __future__ import annotations
 
 import argparse
-import fractions
 import importlib
 import os
 import re
@@ -43,6 +43,10 @@ UNSEEN = (
 )
 INTENT_WORDS = {"yes", "no", "right", "cancel", "hours", "open", "book", "booking", "table", "goodbye", "bye", "at"}
 BLOCK = 320  # 20 ms at 16 kHz, the caller's block
+# The segment Pipecat's SegmentedSTTService hands the recogniser: it keeps the second before the VAD
+# fires (about 0.2 s into the speech), and ends after the VAD's stop (0.2 s, booking_line.py) plus
+# the trailing silence it appends (0.2 s, listening.py).
+LEAD_BLOCKS, TAIL_BLOCKS, TRAILING_SILENCE = 40, 20, 3200
 
 
 def phrases() -> list[str]:
@@ -54,23 +58,29 @@ def phrases() -> list[str]:
 
 
 def through_webrtc(samples: np.ndarray) -> np.ndarray:
-    """16 kHz PCM as the bot's transport hands it on: Opus at 48 kHz, then PyAV back to 16 kHz."""
-    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+    """16 kHz PCM as the bot's recogniser gets it from a call's first turn: sent by the eval's mic
+    (`PacedMic`: 20 ms blocks, a fresh Opus encoder whose start-up swallows the speech's first block,
+    digital silence sent as the one packet it encodes to, so the encoder's tail is never flushed),
+    decoded at 48 kHz as the bot's aiortc does and brought back to 16 kHz mono by PyAV's resampler (the
+    one Pipecat's SmallWebRTC input uses), cut as Pipecat's segmented STT cuts it: the second before
+    the VAD's start, the speech, the VAD's stop and the trailing silence the service appends."""
+    from aiortc.codecs.opus import OpusDecoder
     from aiortc.jitterbuffer import JitterFrame
     from av import AudioFrame, AudioResampler
 
-    encoder, decoder, resampler = OpusEncoder(), OpusDecoder(), AudioResampler("s16", "mono", 16000)
-    padded = np.concatenate([np.zeros(5 * BLOCK, np.int16), samples.astype(np.int16), np.zeros(10 * BLOCK, np.int16)])
-    padded = np.concatenate([padded, np.zeros(-len(padded) % BLOCK, np.int16)])
+    from voicefleet.loadtest.webrtc import PacedMic
+
+    mic, decoder, resampler = PacedMic(), OpusDecoder(), AudioResampler("s16", "mono", 16000)
+    speech = np.concatenate([samples.astype(np.int16), np.zeros(-len(samples) % BLOCK, np.int16)])
+    silence = np.zeros(BLOCK, np.int16)
     out: list[np.ndarray] = []
-    for start in range(0, len(padded), BLOCK):
-        frame = AudioFrame.from_ndarray(padded[start : start + BLOCK].reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.time_base, frame.pts = 16000, fractions.Fraction(1, 16000), start
-        for payload in encoder.encode(frame)[0]:
-            for decoded in decoder.decode(JitterFrame(data=payload, timestamp=0)):
+    for block in [*[silence] * LEAD_BLOCKS, *speech.reshape(-1, BLOCK), *[silence] * TAIL_BLOCKS]:
+        mic._encode(block)  # what its recv() hands aiortc's sender, without the real-time pacing
+        while mic._packets:
+            for decoded in decoder.decode(JitterFrame(data=bytes(mic._packets.popleft()), timestamp=0)):
                 assert isinstance(decoded, AudioFrame)  # an audio decoder's frames
                 out += [piece.to_ndarray().reshape(-1) for piece in resampler.resample(decoded)]
-    return np.concatenate(out).astype(np.int16)
+    return np.concatenate([*out, np.zeros(TRAILING_SILENCE, np.int16)]).astype(np.int16)
 
 
 def booking_modules(ref: str | None) -> Path:
