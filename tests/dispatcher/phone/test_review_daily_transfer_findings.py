@@ -85,8 +85,8 @@ def test_the_worst_case_of_every_bound_fits_under_the_bots_wait() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: a transfer request cancelled while Daily's sipCallTransfer is in flight (the bot's channel "
-    "closing, a client's request torn down, a replica draining) hits `except BaseException: let_go`, so the "
+    "LOW/MEDIUM: a transfer request cancelled while Daily's sipCallTransfer is in flight (a replica shutting "
+    "down with its tasks cancelled, a request torn down by middleware) hits `except BaseException: let_go`, so the "
     "claim is given back although the POST may have reached Daily: the next ask sends a second "
     "sipCallTransfer for the same leg, breaking the 'never resent' rule, and no `transferred` is noted. "
     "Fix: once the POST may have been sent, treat CancelledError like TimeoutError (keep the claim; note "
