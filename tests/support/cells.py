@@ -54,12 +54,15 @@ async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str], 
         await machines.aclose()
 
 
-async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str) -> None:
-    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) builds `machines_type`, cold
-    (no reserve over cells), and the config check names a cell without a project and a missing store."""
+async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str,
+                           *, warm_type: type | None = None) -> None:
+    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) and a bot channel builds
+    `machines_type`, cold (no reserve over cells), or `warm_type` where the reserve runs over them, and
+    the config check names a cell without a project and a missing store."""
     from dispatcher.factory import configuration_problems
 
-    await check_cold_cells(mode, machines_type, {**env, "BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32})
+    channel = {**env, "BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32}
+    await check_cold_cells(mode, warm_type or machines_type, channel, warm=warm_type is not None)
     base = {**env, "MACHINES": mode, "DAILY_API_KEY": "k"}
     problems = configuration_problems({**base, setting: '[{"name": "a"}]'})
     assert any(f"{setting}[0] (a): project must be a GCP project id" in problem for problem in problems)
