@@ -243,3 +243,28 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: Fak
         assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start
         await ws_one.close()
         await ws_two.close()
+
+
+async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: FakeGce) -> None:
+    async with replica(reserve_env(fake, idle=2, burst=4)) as (state, _):
+        reserve = state.reserve
+        assert reserve is not None
+        await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
+        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        vms = idle_vms(fake)
+        assert sorted(vms.values()) == ["a", "b"]
+        [in_b] = [bot_id for bot_id, cell in vms.items() if cell == "b"]
+        fake.projects[PROJECTS["b"]].denied = True  # the dispatcher's grant in b is gone: it cannot be read
+        # Both bots are late for their hello (neither dialled in: their VMs boot slowly), not yet stuck.
+        cold = reserve.planning.sizer.cold.mean
+        started = reserve._clock()
+        reserve._clock = lambda: started + cold * 2  # type: ignore[method-assign]
+        await reserve.refill()
+        views = {view.name: view for view in state.machines.views()}
+        assert views["b"].unreadable is not None and views["a"].unreadable is None
+        # b's bot is forgotten, not a failure of the image (no backoff), and its replacement goes to a.
+        assert reserve.failed_bots.worst().in_a_row == 0
+        new = {bot_id: cell for bot_id, cell in idle_vms(fake).items() if bot_id not in vms}
+        assert list(new.values()) == ["a"]
+        assert in_b not in reserve._warming._launched  # type: ignore[attr-defined]
+        fake.projects[PROJECTS["b"]].denied = False
