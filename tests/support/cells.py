@@ -1,9 +1,11 @@
-"""Sessions whose home is a given cell (dispatcher/machines/cells.py), for the tests of providers
-that launch over cells (ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS)."""
+"""Sessions whose home is a given cell (dispatcher/machines/cells.py) and replicas holding the warm reserve
+over cells, for the tests of providers that launch over cells (ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -68,3 +70,44 @@ async def check_cells_mode(mode: str, setting: str, machines_type: type, env: di
     assert any(f"{setting}[0] (a): project must be a GCP project id" in problem for problem in problems)
     assert any(f"{setting} needs the shared store: set REDIS_URL" in problem
                for problem in configuration_problems(base)), configuration_problems(base)
+
+
+# The warm reserve over cells (test_ecs_cell_reserve.py, test_gce_cell_reserve.py).
+
+@contextlib.asynccontextmanager
+async def reserve_replica(mode: str, env: dict[str, str], channel_token: str) -> AsyncIterator[tuple[Any, int]]:
+    """A dispatcher replica of `MACHINES=mode` built from `env` (its machines too, as `python -m
+    dispatcher` builds them), serving on a port: its state and the port."""
+    from dispatcher.app import create_app
+    from dispatcher.settings import Settings
+    from tests.support.dispatcher_server import serving
+
+    app = create_app(Settings(machines=mode, bot_channel_token=channel_token, api_key_hashes=frozenset({b"x"})),
+                     env=env, rooms=None)
+    state = app.state.voicefleet
+    try:
+        async with serving(app) as port:
+            yield state, port
+    finally:
+        await state.aclose()
+
+
+async def accept_claim(ws: Any) -> str:
+    """A reserve bot's side of a claim: it takes the session it is assigned; returns that session's id."""
+    from botchannel.contract import Reply, Request, encode, parse_frame
+
+    request = parse_frame(await ws.recv())
+    assert isinstance(request, Request) and request.method == "assign"
+    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
+    return str(request.params["session_id"])
+
+
+async def spend_tokens(state: Any, cell: str, tokens: int) -> None:
+    """Cold launches' tokens taken in `cell` (as starts homed there would)."""
+    for _ in range(tokens):
+        assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted
+
+
+def coordination_of(state: Any) -> Any:
+    """The replica's store (its reserve's)."""
+    return state.reserve._coordination

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
+from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
 from dispatcher.api.state import AppState
-from dispatcher.app import create_app
 from dispatcher.machines.base import MachinesError, WarmMachines
 from dispatcher.machines.ecs.cell_reserve import EcsCellWarmMachines
 from dispatcher.machines.ecs.cells import EcsCellMachines
 from dispatcher.machines.ecs.settings import EcsSettings
-from dispatcher.settings import Settings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells' fixtures
     ACCOUNTS,
@@ -39,7 +37,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
 )
 from tests.fakes.ecs import CHANNEL_AUDIENCE, action_of
 from tests.fakes.ecs_cells import CellsProxy, account_of
-from tests.support.dispatcher_server import serving
+from tests.support.cells import accept_claim, coordination_of, reserve_replica, spend_tokens
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "f" * 40
@@ -52,17 +50,9 @@ def reserve_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], idle: in
             "ECS_RUN_TASK_BURST": str(burst)}
 
 
-@contextlib.asynccontextmanager
-async def replica(env: dict[str, str]) -> AsyncIterator[tuple[AppState, int]]:
+def replica(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[tuple[AppState, int]]:
     """A dispatcher replica built from `env` (its machines too, as `python -m dispatcher` builds them)."""
-    app = create_app(Settings(machines="ecs", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
-                     rooms=None)
-    state = app.state.voicefleet
-    try:
-        async with serving(app) as port:
-            yield state, port
-    finally:
-        await state.aclose()
+    return reserve_replica("ecs", env, TOKEN)
 
 
 def idle_tasks(state: AppState) -> dict[str, str]:
@@ -98,20 +88,6 @@ async def dial(proxy: CellsProxy, state: AppState, port: int, bot_id: str, arn: 
     return ws
 
 
-async def accept(ws: ClientConnection) -> str:
-    """The bot's side of a claim: it takes the session it is assigned; returns that session's id."""
-    request = parse_frame(await ws.recv())
-    assert isinstance(request, Request) and request.method == "assign"
-    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
-    return str(request.params["session_id"])
-
-
-async def spend(state: AppState, cell: str, tokens: int) -> None:
-    """Cold launches' tokens taken in `cell` (as starts homed there would)."""
-    for _ in range(tokens):
-        assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted  # type: ignore[attr-defined]
-
-
 async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     env = reserve_env(proxy, accounts)
@@ -123,7 +99,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         cell = cell_of(arn)
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # the reserve counts in its cell
         ws = await dial(proxy, state, port, bot_id, arn)
-        accepting = asyncio.create_task(accept(ws))
+        accepting = asyncio.create_task(accept_claim(ws))
         s = spec()
         runs = len(proxy.requests_for("RunTask"))
         result = await state.reserve.launch(s)
@@ -132,7 +108,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         assert len(proxy.requests_for("RunTask")) == runs  # warm: no RunTask for the session
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # a session's task now
         # Another replica with no cache meets the session's task in its cell, through the store's record.
-        other = EcsCellWarmMachines(EcsSettings.from_env(env), _coordination_of(state), channel_url=CHANNEL_AUDIENCE)
+        other = EcsCellWarmMachines(EcsSettings.from_env(env), coordination_of(state), channel_url=CHANNEL_AUDIENCE)
         try:
             found = await other.status(s.session_id)
             assert found is not None and found.machine_id == arn
@@ -144,15 +120,11 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         await ws.close()
 
 
-def _coordination_of(state: AppState) -> Any:
-    return state.reserve._coordination  # type: ignore[union-attr]
-
-
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     async with replica(reserve_env(proxy, accounts, idle=2)) as (state, _):
         assert state.reserve is not None
-        await spend(state, "a", 3)  # cell a's cold starts took every token
+        await spend_tokens(state, "a", 3)  # cell a's cold starts took every token
         creates = state.machines.cells.creates  # type: ignore[attr-defined]
         spare_b = (await creates.look(among=("b",))).spare
         await state.reserve.refill()
@@ -166,7 +138,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
 async def test_a_drained_cell_gets_no_refills(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     async with replica(reserve_env(proxy, accounts)) as (state, _):
         assert state.reserve is not None
-        await spend(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
+        await spend_tokens(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
         proxy.throttle_account(ACCOUNTS["a"])
         await state.reserve.refill()  # its RunTask throttled: a is drained, nothing launched
         views = {view.name: view for view in state.machines.views()}
@@ -201,7 +173,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(
         ws_two = await dial(proxy, two, port_two, second, second_arn)
         # Its hello proved its task in its account: the claim there goes to that cell without a search.
         assert two.machines._bot_cells.get(second) == cell_of(second_arn)  # type: ignore[attr-defined]
-        answers = asyncio.gather(accept(ws_one), accept(ws_two))
+        answers = asyncio.gather(accept_claim(ws_one), accept_claim(ws_two))
         s1, s2 = spec(), spec()
         r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
         assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
@@ -213,7 +185,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(
         claimed = {r1.machine.machine_id: s1.session_id, r2.machine.machine_id: s2.session_id}
         for bot_id, arn in ((first, first_arn), (second, second_arn)):  # each claimed once, in the shared store
             for state in (one, two):
-                claims = _coordination_of(state).claims
+                claims = coordination_of(state).claims
                 assert await claims.claimed_for(bot_id) == claimed[arn]
                 assert await claims.claim(bot_id, spec().session_id) is False
         assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start
@@ -227,7 +199,7 @@ async def test_a_cell_that_cannot_be_read_takes_only_its_own_warm_bots(
         reserve = state.reserve
         assert reserve is not None
         await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
-        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        await spend_tokens(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
         tasks = idle_tasks(state)
         assert sorted(cell_of(arn) for arn in tasks.values()) == ["a", "b"]
         [in_b] = [bot_id for bot_id, arn in tasks.items() if cell_of(arn) == "b"]

@@ -13,27 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
+from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
 from dispatcher.api.state import AppState
-from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError, WarmMachines
 from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
-from dispatcher.settings import Settings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cells import PROJECTS, cells_env, inserts_in
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import check_cold_cells
-from tests.support.dispatcher_server import serving
+from tests.support.cells import accept_claim, check_cold_cells, coordination_of, reserve_replica, spend_tokens
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "g" * 40
@@ -52,17 +49,9 @@ def reserve_env(fake: FakeGce, idle: int = 1, burst: int = 3) -> dict[str, str]:
             "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "GCE_INSERT_RATE": "0.01", "GCE_INSERT_BURST": str(burst)}
 
 
-@contextlib.asynccontextmanager
-async def replica(env: dict[str, str]) -> AsyncIterator[tuple[AppState, int]]:
+def replica(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[tuple[AppState, int]]:
     """A dispatcher replica built from `env` (its machines too, as `python -m dispatcher` builds them)."""
-    app = create_app(Settings(machines="gce", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
-                     rooms=None)
-    state = app.state.voicefleet
-    try:
-        async with serving(app) as port:
-            yield state, port
-    finally:
-        await state.aclose()
+    return reserve_replica("gce", env, TOKEN)
 
 
 def idle_vms(fake: FakeGce) -> dict[str, str]:
@@ -94,24 +83,6 @@ async def dial(fake: FakeGce, state: AppState, port: int, bot_id: str, cell: str
     return ws
 
 
-async def accept(ws: ClientConnection) -> str:
-    """The bot's side of a claim: it takes the session it is assigned; returns that session's id."""
-    request = parse_frame(await ws.recv())
-    assert isinstance(request, Request) and request.method == "assign"
-    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
-    return str(request.params["session_id"])
-
-
-async def spend(state: AppState, cell: str, tokens: int) -> None:
-    """Cold launches' tokens taken in `cell` (as starts homed there would)."""
-    for _ in range(tokens):
-        assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted  # type: ignore[attr-defined]
-
-
-def _coordination_of(state: AppState) -> Any:
-    return state.reserve._coordination  # type: ignore[union-attr]
-
-
 async def test_gce_mode_with_cells_and_a_channel_holds_the_reserve_over_them(fake: FakeGce) -> None:
     await check_cold_cells("gce", GceCellMachines, cells_env(fake))  # no channel: every start cold
     await check_cold_cells("gce", GceCellWarmMachines, {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE},
@@ -129,7 +100,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeGce) -
         assert vm["labels"]["voicefleet-idle"] == bot_id  # inserted from the cell's own template
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # the reserve counts in its cell
         ws = await dial(fake, state, port, bot_id, cell)
-        accepting = asyncio.create_task(accept(ws))
+        accepting = asyncio.create_task(accept_claim(ws))
         s = spec()
         inserts = inserts_in(fake, "a") + inserts_in(fake, "b")
         result = await state.reserve.launch(s)
@@ -140,7 +111,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeGce) -
             == s.session_id
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # a session's VM now
         # Another replica with no cache meets the session's VM in its cell, through the store's record.
-        other = GceCellWarmMachines(GceSettings.from_env(env), _coordination_of(state), max_idle_seconds=900.0,
+        other = GceCellWarmMachines(GceSettings.from_env(env), coordination_of(state), max_idle_seconds=900.0,
                                     max_session_seconds=1800)
         try:
             found = await other.status(s.session_id)
@@ -176,7 +147,7 @@ async def test_a_reserve_bots_token_must_name_the_project_its_vm_is_in(fake: Fak
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeGce) -> None:
     async with replica(reserve_env(fake, idle=2)) as (state, _):
         assert state.reserve is not None
-        await spend(state, "a", 3)  # cell a's cold starts took every token
+        await spend_tokens(state, "a", 3)  # cell a's cold starts took every token
         creates = state.machines.cells.creates  # type: ignore[attr-defined]
         spare_b = (await creates.look(among=("b",))).spare
         await state.reserve.refill()
@@ -190,7 +161,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake
 async def test_a_drained_cell_gets_no_refills(fake: FakeGce) -> None:
     async with replica(reserve_env(fake)) as (state, _):
         assert state.reserve is not None
-        await spend(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
+        await spend_tokens(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
         fake.fail(403, body=rate_limit_body(), method="POST", path_contains=f"/projects/{PROJECTS['a']}/", times=50)
         await state.reserve.refill()  # its insert refused for the rate quota: a is drained, nothing made
         views = {view.name: view for view in state.machines.views()}
@@ -224,7 +195,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: Fak
         ws_one = await dial(fake, one, port_one, first, first_cell)
         ws_two = await dial(fake, two, port_two, second, second_cell)
         assert two.machines._bot_cells.get(second) == second_cell  # type: ignore[attr-defined]
-        answers = asyncio.gather(accept(ws_one), accept(ws_two))
+        answers = asyncio.gather(accept_claim(ws_one), accept_claim(ws_two))
         s1, s2 = spec(), spec()
         r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
         assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
@@ -237,7 +208,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: Fak
         claimed = {r1.machine.machine_id: s1.session_id, r2.machine.machine_id: s2.session_id}
         for bot_id in (first, second):  # each claimed once, in the shared store
             for state in (one, two):
-                claims = _coordination_of(state).claims
+                claims = coordination_of(state).claims
                 assert await claims.claimed_for(bot_id) == claimed[IDLE_PREFIX + bot_id]
                 assert await claims.claim(bot_id, spec().session_id) is False
         assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start
@@ -250,7 +221,7 @@ async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: 
         reserve = state.reserve
         assert reserve is not None
         await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
-        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        await spend_tokens(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
         vms = idle_vms(fake)
         assert sorted(vms.values()) == ["a", "b"]
         [in_b] = [bot_id for bot_id, cell in vms.items() if cell == "b"]
