@@ -92,7 +92,7 @@ async def reserve_replica(mode: str, env: dict[str, str], channel_token: str) ->
         await state.aclose()
 
 
-async def accept_claim(ws: Any) -> str:
+async def accept(ws: Any) -> str:
     """A reserve bot's side of a claim: it takes the session it is assigned; returns that session's id."""
     from botchannel.contract import Reply, Request, encode, parse_frame
 
@@ -102,7 +102,7 @@ async def accept_claim(ws: Any) -> str:
     return str(request.params["session_id"])
 
 
-async def spend_tokens(state: Any, cell: str, tokens: int) -> None:
+async def spend(state: Any, cell: str, tokens: int) -> None:
     """Cold launches' tokens taken in `cell` (as starts homed there would)."""
     for _ in range(tokens):
         assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted

@@ -37,7 +37,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
 )
 from tests.fakes.ecs import CHANNEL_AUDIENCE, action_of
 from tests.fakes.ecs_cells import CellsProxy, account_of
-from tests.support.cells import accept_claim, coordination_of, reserve_replica, spend_tokens
+from tests.support.cells import accept, coordination_of, reserve_replica, spend
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "f" * 40
@@ -99,7 +99,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         cell = cell_of(arn)
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # the reserve counts in its cell
         ws = await dial(proxy, state, port, bot_id, arn)
-        accepting = asyncio.create_task(accept_claim(ws))
+        accepting = asyncio.create_task(accept(ws))
         s = spec()
         runs = len(proxy.requests_for("RunTask"))
         result = await state.reserve.launch(s)
@@ -124,7 +124,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     async with replica(reserve_env(proxy, accounts, idle=2)) as (state, _):
         assert state.reserve is not None
-        await spend_tokens(state, "a", 3)  # cell a's cold starts took every token
+        await spend(state, "a", 3)  # cell a's cold starts took every token
         creates = state.machines.cells.creates  # type: ignore[attr-defined]
         spare_b = (await creates.look(among=("b",))).spare
         await state.reserve.refill()
@@ -138,7 +138,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
 async def test_a_drained_cell_gets_no_refills(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     async with replica(reserve_env(proxy, accounts)) as (state, _):
         assert state.reserve is not None
-        await spend_tokens(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
+        await spend(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
         proxy.throttle_account(ACCOUNTS["a"])
         await state.reserve.refill()  # its RunTask throttled: a is drained, nothing launched
         views = {view.name: view for view in state.machines.views()}
@@ -173,7 +173,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(
         ws_two = await dial(proxy, two, port_two, second, second_arn)
         # Its hello proved its task in its account: the claim there goes to that cell without a search.
         assert two.machines._bot_cells.get(second) == cell_of(second_arn)  # type: ignore[attr-defined]
-        answers = asyncio.gather(accept_claim(ws_one), accept_claim(ws_two))
+        answers = asyncio.gather(accept(ws_one), accept(ws_two))
         s1, s2 = spec(), spec()
         r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
         assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
@@ -199,7 +199,7 @@ async def test_a_cell_that_cannot_be_read_takes_only_its_own_warm_bots(
         reserve = state.reserve
         assert reserve is not None
         await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
-        await spend_tokens(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
         tasks = idle_tasks(state)
         assert sorted(cell_of(arn) for arn in tasks.values()) == ["a", "b"]
         [in_b] = [bot_id for bot_id, arn in tasks.items() if cell_of(arn) == "b"]

@@ -30,7 +30,7 @@ from dispatcher.machines.gce.settings import GceSettings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cells import PROJECTS, cells_env, inserts_in
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import accept_claim, check_cold_cells, coordination_of, reserve_replica, spend_tokens
+from tests.support.cells import accept, check_cold_cells, coordination_of, reserve_replica, spend
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "g" * 40
@@ -100,7 +100,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeGce) -
         assert vm["labels"]["voicefleet-idle"] == bot_id  # inserted from the cell's own template
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # the reserve counts in its cell
         ws = await dial(fake, state, port, bot_id, cell)
-        accepting = asyncio.create_task(accept_claim(ws))
+        accepting = asyncio.create_task(accept(ws))
         s = spec()
         inserts = inserts_in(fake, "a") + inserts_in(fake, "b")
         result = await state.reserve.launch(s)
@@ -147,7 +147,7 @@ async def test_a_reserve_bots_token_must_name_the_project_its_vm_is_in(fake: Fak
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeGce) -> None:
     async with replica(reserve_env(fake, idle=2)) as (state, _):
         assert state.reserve is not None
-        await spend_tokens(state, "a", 3)  # cell a's cold starts took every token
+        await spend(state, "a", 3)  # cell a's cold starts took every token
         creates = state.machines.cells.creates  # type: ignore[attr-defined]
         spare_b = (await creates.look(among=("b",))).spare
         await state.reserve.refill()
@@ -161,7 +161,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake
 async def test_a_drained_cell_gets_no_refills(fake: FakeGce) -> None:
     async with replica(reserve_env(fake)) as (state, _):
         assert state.reserve is not None
-        await spend_tokens(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
+        await spend(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
         fake.fail(403, body=rate_limit_body(), method="POST", path_contains=f"/projects/{PROJECTS['a']}/", times=50)
         await state.reserve.refill()  # its insert refused for the rate quota: a is drained, nothing made
         views = {view.name: view for view in state.machines.views()}
@@ -195,7 +195,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: Fak
         ws_one = await dial(fake, one, port_one, first, first_cell)
         ws_two = await dial(fake, two, port_two, second, second_cell)
         assert two.machines._bot_cells.get(second) == second_cell  # type: ignore[attr-defined]
-        answers = asyncio.gather(accept_claim(ws_one), accept_claim(ws_two))
+        answers = asyncio.gather(accept(ws_one), accept(ws_two))
         s1, s2 = spec(), spec()
         r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
         assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
@@ -221,7 +221,7 @@ async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: 
         reserve = state.reserve
         assert reserve is not None
         await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
-        await spend_tokens(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
         vms = idle_vms(fake)
         assert sorted(vms.values()) == ["a", "b"]
         [in_b] = [bot_id for bot_id, cell in vms.items() if cell == "b"]
