@@ -47,11 +47,18 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.gce.provider import GceMachines, GceSettings
 
         gce = GceSettings.from_env(env)
-        if gce.cells:  # several projects (GCE_CELLS): cold launches spread over them, no reserve yet
+        channel = setting_text(env, "BOT_CHANNEL_URL")  # bots can dial in (the template tells them where)
+        if gce.cells and channel:  # several projects (GCE_CELLS): launches and the reserve spread over them
+            from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return GceCellWarmMachines(gce, coordination, max_session_seconds=settings.max_session_seconds,
+                                       max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds)
+        if gce.cells:  # no channel: cold launches spread over the projects
             from dispatcher.machines.gce.cells import GceCellMachines
 
             return GceCellMachines(gce, coordination)
-        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in (the template tells them where)
+        if channel:
             from dispatcher.machines.gce.reserve import GceWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 

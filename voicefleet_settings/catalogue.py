@@ -2245,8 +2245,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the GCP projects VMs spread over, a JSON list of cells: each a `name` and its `project`, and "
             "optionally that project's own `zone`, `instance_template` (a global template's name there; else "
             "`GCE_INSTANCE_TEMPLATE`'s, in the cell's project) and `max_instances` (each replica's own cap); at most "
-            "50 cells, one per project and zone; needs `REDIS_URL`; no warm reserve; a project answering "
-            "`rateLimitExceeded` or a quota has its starts go to the others ([operations.md](operations.md#cells)); "
+            "50 cells, one per project and zone; needs `REDIS_URL`; with a bot channel the warm reserve runs over "
+            "them too; a project answering `rateLimitExceeded` or a quota has its starts and refills go to the "
+            "others ([operations.md](operations.md#cells)); "
             "a GCP stack sets it from its `gceCells` key, and makes the store for it "
             "([pulumi.md](pulumi.md#gcp-gcpproject-and-gcpregion-are-required))"
         ),

@@ -42,9 +42,11 @@ def _show(place: CellPlace, metric: str) -> str:
             f"--filter=quotas.metric={metric} --format='value(quotas.limit,quotas.usage)'`")
 
 
-def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float, sessions: int) -> Ceiling:
+def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float, sessions: int, *,
+              reserve: int = 0) -> Ceiling:
     """Compute Engine over `cells` (at least one): the rates and, where every cell's was read, the CPU quotas,
-    added once per project (rate) and per project and region (CPUS): cells in two zones of one project share both."""
+    added once per project (rate) and per project and region (CPUS): cells in two zones of one project share both.
+    `reserve`: the warm reserve's VMs at most, which run over the cells too."""
     listed = len(cells)
     cells = list({(c.place.project, c.place.region): c for c in reversed(cells)}.values())[::-1]
     each = [ceiling.gce(c.place.project, c.place.region, machine_type, call_minutes, sessions, cpu_quota=c.cpu_quota)
@@ -75,8 +77,10 @@ def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float
                               "{needed} vCPUs in all, or more projects in " + CELLS_KEY)
         return Ceiling("Compute Engine", where, (launches, cpus))
     # A session is counted as maxConcurrentSessions counts it: one VM, booting or not (stacks/config/ceiling.py).
-    need = (f"{sessions:,} VMs (no reserve with cells) × {vcpus} vCPUs ({machine_type}) = {sessions * vcpus:,}"
-            if vcpus is not None else f"{sessions:,} VMs' vCPUs ({machine_type})")
+    bots = sessions + reserve
+    vms = f"{bots:,} VMs ({sessions:,} sessions + {reserve:,} reserve)" if reserve else f"{bots:,} VMs"
+    need = (f"{vms} × {vcpus} vCPUs ({machine_type}) = {bots * vcpus:,}"
+            if vcpus is not None else f"{vms}' vCPUs ({machine_type})")
     unread = [c.place for c, found in zip(cells, each, strict=True) if len(found.limits) == 1]
     needs = (f"Compute Engine's {metric} quota of each cell's project has no documented default (it varies by "
              f"project), and this plan knows {'none' if len(unread) == count else 'not all'} of the cells' quotas "

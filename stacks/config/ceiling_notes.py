@@ -104,11 +104,10 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 def reserve_bots(settings: Settings) -> int:
     """The reserve's bots at most: none without the bot channel (no warm reserve then), nor over Cloud Run
-    or Compute Engine cells (the dispatcher runs none over them: dispatcher/factory.py,
-    dispatcher/machines/gce/cells.py)."""
+    cells (the dispatcher runs none over them: dispatcher/factory.py; over Compute Engine cells it does)."""
     if settings.secrets.bot_channel_token is None:
         return 0
-    if settings.gcp is not None and (settings.gcp.cloud_run_cells or settings.gcp.gce_cells):
+    if settings.gcp is not None and settings.gcp.cloud_run_cells:
         return 0
     return settings.reserve.max_idle
 
@@ -196,7 +195,8 @@ def _cells_ceiling(cfg: Reader, settings: Settings, gcp: GcpSettings, read: Mapp
     """The cells' ceiling with the CPU quotas `read` (by cell name)."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
     cells = [ceiling_cells.CellQuota(place, read.get(place.name)) for place in _cell_places(gcp)]
-    return ceiling_cells.gce_cells(cells, gcp.bot_machine_type, minutes, settings.max_concurrent_sessions)
+    return ceiling_cells.gce_cells(cells, gcp.bot_machine_type, minutes, settings.max_concurrent_sessions,
+                                   reserve=reserve_bots(settings))
 
 
 def _read_or(value: float | Refused | None, default: float) -> tuple[float, str]:
@@ -246,7 +246,7 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over GCP cells (the dispatcher runs none there). The AWS stack
+    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there). The AWS stack
     # sets no ECS_CELLS: its one account holds the reserve, counted (over ECS_CELLS it would run too).
     reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
@@ -257,13 +257,11 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
 
 
 def _cells_listed(config: Mapping[str, str], value: Callable[[str], str]) -> bool:
-    """Whether a stack file's GCP bots spread over cells (cloudRunCells or gceCells, by botRuntime)."""
-    if value("cloud") != "gcp":
+    """Whether a stack file's Cloud Run bots spread over cells (cloudRunCells), which hold no reserve
+    (gceCells' do)."""
+    if value("cloud") != "gcp" or value("botRuntime") != "cloudrun":
         return False
-    region = config.get("gcp:region", "<region>")
-    if value("botRuntime") == "cloudrun":
-        return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), region))
-    return bool(gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a"))
+    return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), config.get("gcp:region", "<region>")))
 
 
 def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],
@@ -302,5 +300,5 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         return None  # the check names the value
     if places:
         return ceiling_cells.gce_cells([ceiling_cells.CellQuota(place) for place in places], machine_type, minutes,
-                                       sessions)
+                                       sessions, reserve=reserve)
     return ceiling.gce(project, region, machine_type, minutes, sessions, reserve=reserve)

@@ -1,9 +1,11 @@
-"""Sessions whose home is a given cell (dispatcher/machines/cells.py), for the tests of providers
-that launch over cells (ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS)."""
+"""Sessions whose home is a given cell (dispatcher/machines/cells.py) and replicas holding the warm reserve
+over cells, for the tests of providers that launch over cells (ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -54,14 +56,58 @@ async def check_cold_cells(mode: str, machines_type: type, env: dict[str, str], 
         await machines.aclose()
 
 
-async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str) -> None:
-    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) builds `machines_type`, cold
-    (no reserve over cells), and the config check names a cell without a project and a missing store."""
+async def check_cells_mode(mode: str, setting: str, machines_type: type, env: dict[str, str], audience: str,
+                           *, warm_type: type | None = None) -> None:
+    """`MACHINES=mode` with `setting` listing cells `a` and `b` (in `env`) and a bot channel builds
+    `machines_type`, cold (no reserve over cells), or `warm_type` where the reserve runs over them, and
+    the config check names a cell without a project and a missing store."""
     from dispatcher.factory import configuration_problems
 
-    await check_cold_cells(mode, machines_type, {**env, "BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32})
+    channel = {**env, "BOT_CHANNEL_URL": audience, "BOT_CHANNEL_TOKEN": "t" * 32}
+    await check_cold_cells(mode, warm_type or machines_type, channel, warm=warm_type is not None)
     base = {**env, "MACHINES": mode, "DAILY_API_KEY": "k"}
     problems = configuration_problems({**base, setting: '[{"name": "a"}]'})
     assert any(f"{setting}[0] (a): project must be a GCP project id" in problem for problem in problems)
     assert any(f"{setting} needs the shared store: set REDIS_URL" in problem
                for problem in configuration_problems(base)), configuration_problems(base)
+
+
+# The warm reserve over cells (test_ecs_cell_reserve.py, test_gce_cell_reserve.py).
+
+@contextlib.asynccontextmanager
+async def reserve_replica(mode: str, env: dict[str, str], channel_token: str) -> AsyncIterator[tuple[Any, int]]:
+    """A dispatcher replica of `MACHINES=mode` built from `env` (its machines too, as `python -m
+    dispatcher` builds them), serving on a port: its state and the port."""
+    from dispatcher.app import create_app
+    from dispatcher.settings import Settings
+    from tests.support.dispatcher_server import serving
+
+    app = create_app(Settings(machines=mode, bot_channel_token=channel_token, api_key_hashes=frozenset({b"x"})),
+                     env=env, rooms=None)
+    state = app.state.voicefleet
+    try:
+        async with serving(app) as port:
+            yield state, port
+    finally:
+        await state.aclose()
+
+
+async def accept(ws: Any) -> str:
+    """A reserve bot's side of a claim: it takes the session it is assigned; returns that session's id."""
+    from botchannel.contract import Reply, Request, encode, parse_frame
+
+    request = parse_frame(await ws.recv())
+    assert isinstance(request, Request) and request.method == "assign"
+    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
+    return str(request.params["session_id"])
+
+
+async def spend(state: Any, cell: str, tokens: int) -> None:
+    """Cold launches' tokens taken in `cell` (as starts homed there would)."""
+    for _ in range(tokens):
+        assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted
+
+
+def coordination_of(state: Any) -> Any:
+    """The replica's store (its reserve's)."""
+    return state.reserve._coordination

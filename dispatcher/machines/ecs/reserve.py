@@ -134,6 +134,10 @@ class EcsWarmMachines(EcsMachines):
         + 1 DescribeTasks per 100 tasks."""
         return await self._describe(await self._list_arns(startedBy=RESERVE_STARTED_BY))
 
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this account runs `bot_id`'s idle reserve task (a cell of several: cell_reserve.py)."""
+        return await self._idle_arn(bot_id) is not None
+
     async def _idle_arn(self, bot_id: str) -> str | None:
         if (arn := self._idle_arns.get(bot_id)) is not None:
             return arn

@@ -19,8 +19,8 @@ has it, draining none; with none, the start fails `ReleaseImageMissing` naming t
 was lost stays in its project, looked for there (machines/lost_creates.py); the dispatcher's own
 sign-in failing drains nothing. An insert accepted and failed later for a quota (the operation's
 `QUOTA_EXCEEDED`) fails its session and drains the project for the next starts. A bot's instance
-identity token must name the project and zone of the cell its VM was found in. The warm reserve
-does not run over cells yet.
+identity token must name the project and zone of the cell its VM was found in. With a bot channel
+the warm reserve runs over the cells too: gce/cell_reserve.py.
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ class GceCellMachines(CellLaunches[GceMachines]):
             raise ValueError("GceCellMachines needs GCE_CELLS")
         self.settings = settings
         self._auth = GceAuth(anonymous=settings.anonymous)
-        members = {cell.name: GceMachines(settings.for_cell(cell), coordination=coordination, auth=self._auth)
-                   for cell in settings.cells}
+        members = {cell.name: self._member(settings.for_cell(cell), coordination, cell.name) for cell in settings.cells}
         # Compute Engine's API rate is the project's: cells in two zones of one project take one bucket's tokens
         first = {cell.project: cell.name for cell in reversed(settings.cells)}
         cells = Cells(self.name, coordination, settings.insert_rate, tuple(members),
@@ -69,6 +68,10 @@ class GceCellMachines(CellLaunches[GceMachines]):
             project=settings.project, zone=settings.zone, prefix=settings.prefix,
             audience=settings.identity_audience, certs_url=settings.identity_certs_url, locate=self._located)
 
+    def _member(self, settings: GceSettings, coordination: Coordination, cell: str) -> GceMachines:
+        """One cell's own provider (gce/cell_reserve.py: one that holds reserve VMs too)."""
+        return GceMachines(settings, coordination=coordination, auth=self._auth)
+
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         try:
             return await self._members[cell].insert_session(spec, turn_away=turn_away)
@@ -80,11 +83,16 @@ class GceCellMachines(CellLaunches[GceMachines]):
                                 retry_after=exc.retry_after) from None
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
-        """Only the project's own refusal that made nothing (`run_in`): never a lost answer, nor the
-        dispatcher's own sign-in (the same for every project)."""
+        """Only the project's own refusal that made nothing (`run_in`; a reserve VM's insert, refused
+        as it is: gce/cell_reserve.py): never a lost answer, nor the dispatcher's own sign-in (the same
+        for every project)."""
+        if isinstance(exc, GceRefused):
+            return _turned_away(exc)
         return exc.message if isinstance(exc, CellTurnedAway) else None
 
     def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]:
+        if isinstance(exc, GceRefused) and (why := _turned_away(exc)) is not None:
+            return self._refused_with(cell, exc, why)
         return exc.sharing if isinstance(exc, GceTurnedAway) else (cell,)
 
     def _refused_with(self, cell: str, exc: GceRefused, why: str) -> tuple[str, ...]:
@@ -147,10 +155,20 @@ class GceCellMachines(CellLaunches[GceMachines]):
 
     async def _located(self, grant: BotGrant) -> tuple[str, str] | None:
         """The project and zone of the cell a credential's VM was found in (gce/identity.py)."""
-        if grant.kind != "session" or (found := await self.find(grant.subject)) is None:
+        if grant.kind == "idle":
+            cell = await self._idle_cell(grant.subject)
+        elif grant.kind == "session" and (found := await self.find(grant.subject)) is not None:
+            cell = found[0]
+        else:
             return None
-        settings = self._members[found[0]].settings
+        if cell is None:
+            return None
+        settings = self._members[cell].settings
         return settings.project, settings.zone
+
+    async def _idle_cell(self, bot_id: str) -> str | None:
+        """The cell of reserve bot `bot_id`'s VM: none without a reserve (gce/cell_reserve.py finds it)."""
+        return None
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -22,6 +22,7 @@ from typing import Any
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
+from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 from dispatcher.machines.gce.provider import GceMachines, GceSettings, to_machine
 from dispatcher.outbound.ratelimit import Rate
@@ -34,15 +35,18 @@ _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short e
 
 class GceWarmMachines(GceMachines):
     def __init__(self, settings: GceSettings, *, max_idle_seconds: float, max_session_seconds: int,
-                 coordination: CreateLimits) -> None:
-        """`max_idle_seconds` (RESERVE_MAX_IDLE_SECONDS) and `max_session_seconds` bound a reserve VM's
-        life: it may wait that long and then serve a whole session, so its maxRunDuration is their
-        sum plus the grace. The template's own is sized for a cold session (max session + grace),
-        and a VM claimed after idling longer than the grace would be deleted mid-session."""
-        super().__init__(settings, coordination=coordination)
+                 coordination: CreateLimits, auth: GceAuth | None = None, reports: str | None = None) -> None:
+        """`auth`, `reports`: in a cell of several (gce/cell_reserve.py), the sign-in every cell's provider
+        shares and what its idle bots report as their image (the deployment's template, the same in
+        every cell; None: the one they are inserted from). `max_idle_seconds` (RESERVE_MAX_IDLE_SECONDS)
+        and `max_session_seconds` bound a reserve VM's life: it may wait that long and then serve a
+        whole session, so its maxRunDuration is their sum plus the grace. The template's own is sized
+        for a cold session (max session + grace), and a VM claimed after idling longer than the grace
+        would be deleted mid-session."""
+        super().__init__(settings, coordination=coordination, auth=auth)
         self.max_run_seconds = int(max_idle_seconds) + max_session_seconds + settings.grace_seconds
         # The template names the image; a new image is a new template and a new dispatcher revision.
-        self.bot_image = settings.template_path
+        self.bot_image = reports or settings.template_path
 
     @property
     def create_rate(self) -> Rate:
@@ -77,6 +81,11 @@ class GceWarmMachines(GceMachines):
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        await self.run_idle(bot_id, channel_token, image=image, release=release)
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The reserve VM's insert, its token already taken (in a cell: from the cells' buckets)."""
         template, of_release = self.template_of(image), (release if image is not None else None)
         template_items, template_labels = await self._template_parts(template, of_release)
         response = await self._request(
@@ -94,6 +103,11 @@ class GceWarmMachines(GceMachines):
         if response.status_code != 200:
             raise self._failed(response, f"get reserve instance {name}")
         return dict(response.json())
+
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this project runs `bot_id`'s reserve VM, still idle (a cell of several: gce/cell_reserve.py)."""
+        vm = await self._get_idle(bot_id)
+        return vm is not None and LABEL_IDLE in (vm.get("labels") or {})
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = self.idle_name(bot_id)

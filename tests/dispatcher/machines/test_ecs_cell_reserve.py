@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
+from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
 from dispatcher.api.state import AppState
-from dispatcher.app import create_app
 from dispatcher.machines.base import MachinesError, WarmMachines
 from dispatcher.machines.ecs.cell_reserve import EcsCellWarmMachines
 from dispatcher.machines.ecs.cells import EcsCellMachines
 from dispatcher.machines.ecs.settings import EcsSettings
-from dispatcher.settings import Settings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells' fixtures
     ACCOUNTS,
@@ -39,7 +37,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
 )
 from tests.fakes.ecs import CHANNEL_AUDIENCE, action_of
 from tests.fakes.ecs_cells import CellsProxy, account_of
-from tests.support.dispatcher_server import serving
+from tests.support.cells import accept, coordination_of, reserve_replica, spend
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "f" * 40
@@ -52,17 +50,9 @@ def reserve_env(proxy: CellsProxy, accounts: dict[str, dict[str, Any]], idle: in
             "ECS_RUN_TASK_BURST": str(burst)}
 
 
-@contextlib.asynccontextmanager
-async def replica(env: dict[str, str]) -> AsyncIterator[tuple[AppState, int]]:
+def replica(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[tuple[AppState, int]]:
     """A dispatcher replica built from `env` (its machines too, as `python -m dispatcher` builds them)."""
-    app = create_app(Settings(machines="ecs", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
-                     rooms=None)
-    state = app.state.voicefleet
-    try:
-        async with serving(app) as port:
-            yield state, port
-    finally:
-        await state.aclose()
+    return reserve_replica("ecs", env, TOKEN)
 
 
 def idle_tasks(state: AppState) -> dict[str, str]:
@@ -98,20 +88,6 @@ async def dial(proxy: CellsProxy, state: AppState, port: int, bot_id: str, arn: 
     return ws
 
 
-async def accept(ws: ClientConnection) -> str:
-    """The bot's side of a claim: it takes the session it is assigned; returns that session's id."""
-    request = parse_frame(await ws.recv())
-    assert isinstance(request, Request) and request.method == "assign"
-    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
-    return str(request.params["session_id"])
-
-
-async def spend(state: AppState, cell: str, tokens: int) -> None:
-    """Cold launches' tokens taken in `cell` (as starts homed there would)."""
-    for _ in range(tokens):
-        assert (await state.machines.cells.creates.cold_in(cell, 0.0)).granted  # type: ignore[attr-defined]
-
-
 async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     env = reserve_env(proxy, accounts)
@@ -132,7 +108,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
         assert len(proxy.requests_for("RunTask")) == runs  # warm: no RunTask for the session
         assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # a session's task now
         # Another replica with no cache meets the session's task in its cell, through the store's record.
-        other = EcsCellWarmMachines(EcsSettings.from_env(env), _coordination_of(state), channel_url=CHANNEL_AUDIENCE)
+        other = EcsCellWarmMachines(EcsSettings.from_env(env), coordination_of(state), channel_url=CHANNEL_AUDIENCE)
         try:
             found = await other.status(s.session_id)
             assert found is not None and found.machine_id == arn
@@ -142,10 +118,6 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(
             await state.machines.adopt(bot_id, spec())  # type: ignore[attr-defined]
         assert again.value.reason == "reserve_bot_gone"
         await ws.close()
-
-
-def _coordination_of(state: AppState) -> Any:
-    return state.reserve._coordination  # type: ignore[union-attr]
 
 
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
@@ -213,7 +185,7 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(
         claimed = {r1.machine.machine_id: s1.session_id, r2.machine.machine_id: s2.session_id}
         for bot_id, arn in ((first, first_arn), (second, second_arn)):  # each claimed once, in the shared store
             for state in (one, two):
-                claims = _coordination_of(state).claims
+                claims = coordination_of(state).claims
                 assert await claims.claimed_for(bot_id) == claimed[arn]
                 assert await claims.claim(bot_id, spec().session_id) is False
         assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start

@@ -20,6 +20,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cells import PartialListing
+from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.machines.releases import ReleaseImageMissing
@@ -262,7 +263,8 @@ async def test_the_status_shows_each_project_cell(machines: GceCellMachines, fak
 
 async def test_gce_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         fake: FakeGce) -> None:
-    await check_cells_mode("gce", "GCE_CELLS", GceCellMachines, cells_env(fake), CHANNEL_AUDIENCE)
+    await check_cells_mode("gce", "GCE_CELLS", GceCellMachines, cells_env(fake), CHANNEL_AUDIENCE,
+                           warm_type=GceCellWarmMachines)  # with a channel: the reserve runs over the cells
 
 
 @pytest.mark.parametrize(("cells", "said"), [

@@ -28,5 +28,8 @@ def test_a_cell_unread_leaves_the_cpu_quotas_uncounted_and_says_what_they_need_t
     (need,) = found.needs
     # 100 sessions, one VM each, × 2 vCPUs
     assert "this plan knows not all of the cells' quotas (unread: b)" in need
-    assert "100 VMs (no reserve with cells) × 2 vCPUs" in need
+    assert "100 VMs × 2 vCPUs" in need
+    # the warm reserve runs over the cells too: its VMs need their vCPUs beside the sessions'
+    (with_reserve,) = gce_cells([CellQuota(A, 24), CellQuota(B)], "e2-standard-2", 4, 100, reserve=10).needs
+    assert "110 VMs (100 sessions + 10 reserve) × 2 vCPUs (e2-standard-2) = 220" in with_reserve, with_reserve
     assert "= 200" in need and "--project voicefleet-cell-b" in need and "--project voicefleet-cell-a" not in need

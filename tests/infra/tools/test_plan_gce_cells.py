@@ -30,9 +30,9 @@ def test_gce_cells_reach_the_dispatcher_and_count_each_projects_rate() -> None:
     # each project its own 10 inserts a second (the dispatcher's pace, below its 25 mutations ÷ 2): 3 × 2,400
     assert note.startswith("concurrency ceiling (Compute Engine, 3 projects (gceCells), europe-west1): 7,200 sessions")
     assert "in each of 3 projects (gceCells)" in note, note
-    # no project's CPUS quota is known offline: what they need together is said (no reserve with cells), per cell
+    # no project's CPUS quota is known offline: what they need together is said (the reserve's VMs too), per cell
     assert "this plan knows none of the cells' quotas (unread: a, b, c)" in note, note
-    assert "2,500 VMs (no reserve with cells) × 2 vCPUs (e2-standard-2) = 5,000" in note, note
+    assert "2,900 VMs (2,500 sessions + 400 reserve) × 2 vCPUs (e2-standard-2) = 5,800" in note, note
     assert all(f"--project voicefleet-cell-{c} " in note for c in "abc"), note
 
 
@@ -82,12 +82,13 @@ def test_account_quotas_reads_each_cells_cpus_quota_and_counts_them_together(mon
     (note,), (warning,) = _ceiling(notes)
     assert problems == []  # said, not refused
     assert sorted({str(a["parent"]) for a in asked}) == [f"projects/voicefleet-cell-{c}" for c in "abc"]
-    # each project 1,500 vCPUs ÷ 2 (e2-standard-2) = 750 VMs; 3 × 750 = 2,250 sessions, one VM each
+    # each project 1,500 vCPUs ÷ 2 (e2-standard-2) = 750 VMs; 3 × 750 = 2,250 VMs, one a session, less the
+    # reserve's 400 (it runs over the cells too) = 1,850 sessions
     assert "Compute Engine CPUS quotas of the cells' projects (CPUS) of 4,500 vCPUs" in note, note
-    assert "a: 1,500 + b: 1,500 + c: 1,500 vCPUs" in note and "= 2,250 sessions" in note, note
+    assert "a: 1,500 + b: 1,500 + c: 1,500 vCPUs" in note and "= 1,850 sessions beside reserveMaxIdle=400" in note, note
     assert "has no documented default" not in note, note
-    assert warning.startswith("maxConcurrentSessions=2,500 is above the Compute Engine CPUS quotas of the cells' "
-                              "projects"), warning  # no reserveMaxIdle: the dispatcher runs none with cells
+    assert warning.startswith("maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the Compute "
+                              "Engine CPUS quotas of the cells' projects"), warning  # the reserve runs over them
     assert "a quota increase request in each cell's project" in warning, warning
 
 

@@ -1,0 +1,159 @@
+"""The warm reserve over cells (ECS_CELLS, GCE_CELLS): one implementation for every provider that
+launches over cells, each cell's reserve machines held by that cell's own warm provider.
+
+A refill takes its token from the cells' launch buckets, which cold starts take theirs from too, only
+in an open cell with room (cell_refills.py); the reserve machine is counted in that cell's running
+count and room from then on. A refill the cell turns away (throttling, a quota) drains the cell as a
+cold launch's would (the provider's `drain_reason`, `drained_with`).
+
+Each warm bot's cell is known where it was launched, where its identity was checked, or from a
+listing of the cells' reserve machines (`_cell_of_bot`). A claim records the session's cell in the
+store (as a cold launch does), so any replica's look-ups meet it there, and re-tags the machine in
+its cell, once: a second claim finds it gone or taken. A cell that does not answer its listing keeps
+its last counts and is shown `unreadable`, and takes only its own warm bots with it (`in_lost_cell`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.cell_refills import CellRefills
+from dispatcher.machines.cells import Cells
+from dispatcher.machines.recent import Recent
+from dispatcher.releases.names import DEFAULT_RELEASE
+
+log = logging.getLogger("dispatcher.machines.cells")
+
+
+class CellWarmMember(Protocol):
+    """One cell's own warm provider, as the reserve over cells calls it."""
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The reserve machine's create, its token already taken (from the cells' buckets)."""
+        ...
+
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this cell runs `bot_id`'s reserve machine (raises when the cell does not answer)."""
+        ...
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult: ...
+
+    async def retire(self, bot_id: str) -> None: ...
+
+    async def idle_machines(self) -> builtins.list[IdleMachine]: ...
+
+
+class CellReserve:
+    """Mixed into a provider over cells (before it, so its `creates` is the cells' refills)."""
+
+    _warm: dict[str, CellWarmMember]  # cell → its warm provider, filled as the cells are built
+    _bot_cells: Recent[str, str]  # bot id → its cell (launched, proved or listed here)
+    bot_image: str
+
+    if TYPE_CHECKING:  # what the provider over cells (cell_launches.py) gives
+        cells: Cells
+        label: str
+        thing: str
+        _cell_of: Recent[str, str]
+
+        async def _holder(self, spec: LaunchSpec, cell: str) -> tuple[str, bool]: ...
+        def drain_reason(self, exc: MachinesError, cell: str) -> str | None: ...
+        def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]: ...
+
+    def _start_reserve(self) -> None:
+        """Called once the cells are built: refills take the cells' own buckets."""
+        self.creates = CellRefills(self.cells)
+
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched for `image` (a release's reference) reports: the same in every cell."""
+        return image or self.bot_image
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
+        cell = await self.creates.idle_turn(bot_id)
+        try:
+            await self._warm[cell].run_idle(bot_id, channel_token, image=image, release=release)
+        except MachinesError as exc:
+            self.cells.idle_gone(cell)
+            if (reason := self.drain_reason(exc, cell)) is not None:
+                for drained in self.drained_with(exc, cell):
+                    self.cells.drain(drained, reason, exc.retry_after)
+            raise
+        self._bot_cells[bot_id] = cell
+
+    async def _cell_of_bot(self, bot_id: str) -> str | None:
+        """The cell whose reserve machine `bot_id` is: known here, else looked for cell by cell."""
+        if (cell := self._bot_cells.get(bot_id)) is not None:
+            return cell
+        failed: MachinesError | None = None
+        for cell, member in self._warm.items():
+            try:
+                found = await member.holds_idle(bot_id)
+            except MachinesError as exc:
+                log.warning("%s cell %s did not answer a look for reserve bot %s: %s", self.label, cell, bot_id, exc)
+                failed = exc
+                continue
+            if found:
+                self._bot_cells[bot_id] = cell
+                return cell
+        if failed is not None:
+            raise failed
+        return None
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        cell = await self._cell_of_bot(bot_id)
+        if cell is None:
+            raise MachinesError("reserve_bot_gone", f"reserve {self.thing} {bot_id} is gone or already claimed")
+        holder, _ = await self._holder(spec, cell)  # recorded first: a replay anywhere meets it in this cell
+        if holder != cell:  # a launch of the session went to another cell first: its machine is there
+            raise MachinesError("reserve_bot_elsewhere", f"session {spec.session_id} was launched in {self.label} "
+                                f"cell {holder}, not reserve {self.thing} {bot_id}'s cell {cell}")
+        result = await self._warm[cell].adopt(bot_id, spec)
+        self._bot_cells.pop(bot_id, None)
+        self._cell_of[spec.session_id] = cell
+        self.cells.idle_claimed(cell)
+        return result
+
+    async def retire(self, bot_id: str) -> None:
+        cell = await self._cell_of_bot(bot_id)
+        if cell is None:
+            return
+        await self._warm[cell].retire(bot_id)
+        self._bot_cells.pop(bot_id, None)
+        self.cells.idle_gone(cell)
+
+    async def idle_machines(self) -> builtins.list[IdleMachine]:
+        """Every answering cell's reserve machines, each cell's counted; one that does not answer is
+        logged, shown `unreadable` and left out. Raises only when no cell answered."""
+        found = await asyncio.gather(*(member.idle_machines() for member in self._warm.values()),
+                                     return_exceptions=True)
+        idle: builtins.list[IdleMachine] = []
+        failures: builtins.list[MachinesError] = []
+        for cell, answer in zip(self._warm, found, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, MachinesError):
+                    raise answer
+                log.warning("%s cell %s: its reserve %ss could not be listed: %s", self.label, cell, self.thing, answer)
+                self.cells.unreadable(cell, f"its reserve {self.thing}s could not be listed ({answer.reason})")
+                failures.append(answer)
+                continue
+            self.cells.idle_counted(cell, len(answer))
+            for machine in answer:
+                self._bot_cells[machine.bot_id] = cell
+            idle += answer
+        if failures and len(failures) == len(self._warm):
+            raise failures[0]
+        return idle
+
+    def in_lost_cell(self, bot_id: str) -> bool:
+        cell = self._bot_cells.get(bot_id)
+        return cell is not None and not self.cells.readable(cell)
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """A cloud machine's exit is not seen here: a bot that never dialled in is only missing."""
+        return None

@@ -1,0 +1,241 @@
+"""The warm reserve over GCE_CELLS, against the fake Compute API holding each project's own instances,
+templates and grants: a dispatcher built from its environment runs its reserve over the cells'
+projects, takes its refills' tokens from the cells' own insert buckets (the cold starts' too), sends
+none to a drained project, checks each reserve bot's instance identity token against the project its
+VM is in, and its bots are claimed by sessions, each once, at whichever replica they dialled.
+
+The insert rate here is 0.01/s with a burst of 3: a bucket's tokens are what the test spent, not what
+the clock gave back while it ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
+from dispatcher.api.state import AppState
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import MachinesError, WarmMachines
+from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
+from dispatcher.machines.gce.cells import GceCellMachines
+from dispatcher.machines.gce.settings import GceSettings
+from tests.dispatcher.machines.test_contract import spec
+from tests.dispatcher.machines.test_gce_cells import PROJECTS, cells_env, inserts_in
+from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
+from tests.support.cells import accept, check_cold_cells, coordination_of, reserve_replica, spend
+from tests.support.redis_server import RedisServer, redis_server
+
+TOKEN = "g" * 40
+IDLE_PREFIX = "vf-idle-"
+
+
+@pytest.fixture
+def fake(fake_gce: FakeGce) -> FakeGce:
+    for project in PROJECTS.values():
+        fake_gce.add_project(project)
+    return fake_gce
+
+
+def reserve_env(fake: FakeGce, idle: int = 1, burst: int = 3) -> dict[str, str]:
+    return {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE, "RESERVE_MIN_IDLE": str(idle),
+            "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "GCE_INSERT_RATE": "0.01", "GCE_INSERT_BURST": str(burst)}
+
+
+def replica(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[tuple[AppState, int]]:
+    """A dispatcher replica built from `env` (its machines too, as `python -m dispatcher` builds them)."""
+    return reserve_replica("gce", env, TOKEN)
+
+
+def idle_vms(fake: FakeGce) -> dict[str, str]:
+    """Reserve bot id → the cell whose project holds its VM, over every project."""
+    return {name.removeprefix(IDLE_PREFIX): cell for cell, project in PROJECTS.items()
+            for name in fake.projects[project].instances if name.startswith(IDLE_PREFIX)}
+
+
+def metadata(vm: dict[str, Any]) -> dict[str, str]:
+    return {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+
+
+async def dial(fake: FakeGce, state: AppState, port: int, bot_id: str, cell: str,
+               token_of: str | None = None) -> ClientConnection:
+    """The reserve VM's bot dials the replica as a real one would: its own credential from its VM's
+    metadata, its VM's identity token (`token_of`: another project's VM of that name, a forgery);
+    returns once the replica holds it idle."""
+    project = fake.projects[PROJECTS[cell]]
+    name = IDLE_PREFIX + bot_id
+    project.set_status(name, "RUNNING")
+    items = metadata(project.instances[name])
+    ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
+                       additional_headers={"Authorization": f"Bearer {items['bot-channel-token']}"}, proxy=None)
+    identity = fake.projects[PROJECTS[token_of or cell]].identity_token(name, CHANNEL_AUDIENCE)
+    await ws.send(encode(Hello(machine_id=bot_id, image=items["bot-image-digest"], capabilities=("daily",),
+                               identity=identity)))
+    assert isinstance(parse_frame(await ws.recv()), Welcome)
+    assert await state.channels.wait_until(lambda: bot_id in {link.machine_id for link in state.channels.idle()}, 10)
+    return ws
+
+
+async def test_gce_mode_with_cells_and_a_channel_holds_the_reserve_over_them(fake: FakeGce) -> None:
+    await check_cold_cells("gce", GceCellMachines, cells_env(fake))  # no channel: every start cold
+    await check_cold_cells("gce", GceCellWarmMachines, {**cells_env(fake), "BOT_CHANNEL_URL": CHANNEL_AUDIENCE},
+                           warm=True)
+
+
+async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeGce) -> None:
+    env = reserve_env(fake)
+    async with replica(env) as (state, port):
+        assert isinstance(state.machines, GceCellMachines) and isinstance(state.machines, WarmMachines)
+        assert state.reserve is not None
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_vms(fake).items()
+        vm = fake.projects[PROJECTS[cell]].instances[IDLE_PREFIX + bot_id]
+        assert vm["labels"]["voicefleet-idle"] == bot_id  # inserted from the cell's own template
+        assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # the reserve counts in its cell
+        ws = await dial(fake, state, port, bot_id, cell)
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        inserts = inserts_in(fake, "a") + inserts_in(fake, "b")
+        result = await state.reserve.launch(s)
+        assert await accepting == s.session_id
+        assert result.created and result.claimed and result.machine.machine_id == IDLE_PREFIX + bot_id
+        assert inserts_in(fake, "a") + inserts_in(fake, "b") == inserts  # warm: no insert for the session
+        assert fake.projects[PROJECTS[cell]].instances[IDLE_PREFIX + bot_id]["labels"]["voicefleet-session"] \
+            == s.session_id
+        assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # a session's VM now
+        # Another replica with no cache meets the session's VM in its cell, through the store's record.
+        other = GceCellWarmMachines(GceSettings.from_env(env), coordination_of(state), max_idle_seconds=900.0,
+                                    max_session_seconds=1800)
+        try:
+            found = await other.status(s.session_id)
+            assert found is not None and found.machine_id == IDLE_PREFIX + bot_id
+        finally:
+            await other.aclose()
+        with pytest.raises(MachinesError) as again:  # claimed once: never offered or adopted again
+            await state.machines.adopt(bot_id, spec())  # type: ignore[attr-defined]
+        assert again.value.reason in ("reserve_bot_gone", "reserve_bot_taken")
+        await ws.close()
+
+
+async def test_a_reserve_bots_token_must_name_the_project_its_vm_is_in(fake: FakeGce) -> None:
+    async with replica(reserve_env(fake)) as (state, _):
+        assert state.reserve is not None
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_vms(fake).items()
+        other = "b" if cell == "a" else "a"
+        name = IDLE_PREFIX + bot_id
+        fake.projects[PROJECTS[cell]].set_status(name, "RUNNING")
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        identity = state.machines.identity  # type: ignore[attr-defined]
+        own = fake.projects[PROJECTS[cell]].identity_token(name, CHANNEL_AUDIENCE)
+        assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=own)) is None
+        forged = fake.projects[PROJECTS[other]].identity_token(name, CHANNEL_AUDIENCE)  # that name in the other
+        refused = await identity.refusal(grant, Hello(machine_id=bot_id, identity=forged))
+        assert refused is not None and PROJECTS[cell] in refused
+        stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
+        assert await identity.refusal(stranger, Hello(machine_id="rsv-none", identity=own)) == (
+            "no instance of reserve bot rsv-none in any cell")
+
+
+async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeGce) -> None:
+    async with replica(reserve_env(fake, idle=2)) as (state, _):
+        assert state.reserve is not None
+        await spend(state, "a", 3)  # cell a's cold starts took every token
+        creates = state.machines.cells.creates  # type: ignore[attr-defined]
+        spare_b = (await creates.look(among=("b",))).spare
+        await state.reserve.refill()
+        vms = idle_vms(fake)
+        assert len(vms) == spare_b == 2  # as many as b could spare, one token left for its cold starts
+        assert set(vms.values()) == {"b"}
+        assert (await creates.look(among=("b",))).spare == 0  # taken from b's own bucket
+        assert inserts_in(fake, "a") == 0
+
+
+async def test_a_drained_cell_gets_no_refills(fake: FakeGce) -> None:
+    async with replica(reserve_env(fake)) as (state, _):
+        assert state.reserve is not None
+        await spend(state, "b", 1)  # b has fewer spare tokens than a: a refill would choose a
+        fake.fail(403, body=rate_limit_body(), method="POST", path_contains=f"/projects/{PROJECTS['a']}/", times=50)
+        await state.reserve.refill()  # its insert refused for the rate quota: a is drained, nothing made
+        views = {view.name: view for view in state.machines.views()}
+        assert views["a"].drained_until is not None and views["a"].reason == "rateLimitExceeded"
+        assert idle_vms(fake) == {}
+        asked = inserts_in(fake, "a")
+        assert asked >= 1
+        await state.reserve.refill()  # a is still drained: the refill goes to b, none to a
+        assert list(idle_vms(fake).values()) == ["b"]
+        assert inserts_in(fake, "a") == asked
+        assert {v.name: v.running for v in state.machines.views()} == {"a": 0, "b": 1}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: FakeGce, store: RedisServer) -> None:
+    env = {**reserve_env(fake, idle=2), **store.env}
+    async with replica(env) as (one, port_one), replica(env) as (two, port_two):
+        assert one.reserve is not None and two.reserve is not None
+        await one.reserve.refill()  # whichever replica plans launches the deployment's two bots
+        await two.reserve.refill()
+        vms = idle_vms(fake)
+        assert len(vms) == 2
+        (first, first_cell), (second, second_cell) = vms.items()
+        # Each bot dials a replica of its own (a load balancer's choice): the second's replica may never
+        # have launched it, and finds its cell by asking the cells' projects.
+        ws_one = await dial(fake, one, port_one, first, first_cell)
+        ws_two = await dial(fake, two, port_two, second, second_cell)
+        assert two.machines._bot_cells.get(second) == second_cell  # type: ignore[attr-defined]
+        answers = asyncio.gather(accept(ws_one), accept(ws_two))
+        s1, s2 = spec(), spec()
+        r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
+        assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
+        names = {IDLE_PREFIX + first, IDLE_PREFIX + second}
+        assert r1.claimed and r2.claimed and {r1.machine.machine_id, r2.machine.machine_id} == names
+        for session, name in ((s1, r1.machine.machine_id), (s2, r2.machine.machine_id)):
+            for looking in (one, two):  # either replica meets each session's VM
+                found = await looking.machines.status(session.session_id)
+                assert found is not None and found.machine_id == name
+        claimed = {r1.machine.machine_id: s1.session_id, r2.machine.machine_id: s2.session_id}
+        for bot_id in (first, second):  # each claimed once, in the shared store
+            for state in (one, two):
+                claims = coordination_of(state).claims
+                assert await claims.claimed_for(bot_id) == claimed[IDLE_PREFIX + bot_id]
+                assert await claims.claim(bot_id, spec().session_id) is False
+        assert one.channels.idle() == [] and two.channels.idle() == []  # nothing left to offer another start
+        await ws_one.close()
+        await ws_two.close()
+
+
+async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: FakeGce) -> None:
+    async with replica(reserve_env(fake, idle=2, burst=4)) as (state, _):
+        reserve = state.reserve
+        assert reserve is not None
+        await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
+        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+        vms = idle_vms(fake)
+        assert sorted(vms.values()) == ["a", "b"]
+        [in_b] = [bot_id for bot_id, cell in vms.items() if cell == "b"]
+        fake.projects[PROJECTS["b"]].denied = True  # the dispatcher's grant in b is gone: it cannot be read
+        # Both bots are late for their hello (neither dialled in: their VMs boot slowly), not yet stuck.
+        cold = reserve.planning.sizer.cold.mean
+        started = reserve._clock()
+        reserve._clock = lambda: started + cold * 2  # type: ignore[method-assign]
+        await reserve.refill()
+        views = {view.name: view for view in state.machines.views()}
+        assert views["b"].unreadable is not None and views["a"].unreadable is None
+        # b's bot is forgotten, not a failure of the image (no backoff), and its replacement goes to a.
+        assert reserve.failed_bots.worst().in_a_row == 0
+        new = {bot_id: cell for bot_id, cell in idle_vms(fake).items() if bot_id not in vms}
+        assert list(new.values()) == ["a"]
+        assert in_b not in reserve._warming._launched  # type: ignore[attr-defined]
+        fake.projects[PROJECTS["b"]].denied = False
