@@ -5,7 +5,6 @@ call pointed at a one-time URL whose XML dials, dispatcher/phone/plivo_calls.py;
 through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
 the call's stream; the session then ends as `transferred`. Exotel has no such API: its call's stream is
 closed here and the flow's Connect applet asks the dispatcher whom to dial (dispatcher/phone/exotel_transfers.py).
-
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
@@ -16,12 +15,12 @@ word of whoever opened the stream, and only the token carries the AccountSid the
 placed out (`POST /calls`): the id its carrier named to the dispatcher (dialer.py `placed_call`).
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
-its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
+its stream closed (Twilio ends it when new TwiML takes over), or after `settle_seconds`.
 Over, the caller left (a stream closed by a hang-up is not a transfer); still up with its stream
 closed, it was transferred; still streaming, it was not (for Plivo, unless it fetched the ticket, whose
 record a give-up claims first so that no later fetch dials). A read that fails leaves the outcome unknown:
-the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken. The
-whole request fits in `budget_seconds`, under the bot's wait for its answer (botchannel/transfer.py).
+the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken (the whole
+request fits in `budget_seconds`, under the bot's wait for its answer: botchannel/transfer.py).
 """
 
 from __future__ import annotations

@@ -21,8 +21,7 @@ on a host of its own: RTP needs an address of its own per edge, a port range a l
 not pass; Kubernetes (stacks/k8s/sip_edge.py) runs it as a pod on its node's network, on the nodes the team
 keeps for it (`nodeSelector`, `nodeTaint`: stacks/config/sip_edge_nodes.py), told the address the trunks
 reach them by (`publicAddress`). Each cloud's own keys (the host's size, `instanceType` on AWS,
-`machineType` on GCP, `vmSize` on Azure; the nodes on Kubernetes) are refused on the others.
-"""
+`machineType` on GCP, `vmSize` on Azure; the nodes on Kubernetes) are refused on the others."""
 
 from __future__ import annotations
 
