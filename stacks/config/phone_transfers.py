@@ -7,13 +7,13 @@ dispatcher's own parsers, so a value it would refuse at start-up fails the previ
 
 from __future__ import annotations
 
-from dispatcher.phone.transfer_allow import SETTING as TARGETS_VARIABLE
-from dispatcher.phone.transfer_allow import parse_transfer_targets
+from dispatcher.phone.transfer_allow import SETTING, parse_transfer_targets
 from stacks.config.call_callers import rendered
 from stacks.config.reader import Reader
 from voicefleet_settings.read import SettingsError, setting_int
 
 TARGETS_KEY = "phoneTransferTargets"
+TARGETS_VARIABLE = SETTING
 TIME_LIMIT_KEY = "phoneTransferTimeLimitSeconds"
 TIME_LIMIT_VARIABLE = "PHONE_TRANSFER_TIME_LIMIT_SECONDS"
 KEYS = {TARGETS_KEY: TARGETS_VARIABLE, TIME_LIMIT_KEY: TIME_LIMIT_VARIABLE}
