@@ -23,6 +23,7 @@ from stacks.config import (
     channel,
     channel_capacity,
     phone,
+    phone_transfers,
     plivo_account,
     reserve,
     store,
@@ -203,6 +204,10 @@ ENTRIES: tuple[KeySetting, ...] = (
     *(KeySetting(key, setting, "its list, comma-separated" if key.endswith(POLICY_SUFFIXES) else AS_IS,
                  value=_phone(setting)) for key, setting in {**calling_out.KEYS, **calling_out_telnyx.KEYS,
                                                                   **plivo_account.KEYS}.items()),
+    KeySetting(phone_transfers.TARGETS_KEY, phone_transfers.TARGETS_VARIABLE, "its list, comma-separated",
+               value=_phone(phone_transfers.TARGETS_VARIABLE)),
+    KeySetting(phone_transfers.TIME_LIMIT_KEY, phone_transfers.TIME_LIMIT_VARIABLE,
+               "its value unless 0 (0: the dispatcher's own)", value=_phone(phone_transfers.TIME_LIMIT_VARIABLE)),
     KeySetting(whatsapp.NUMBERS_KEY, whatsapp.NUMBERS_VARIABLE, "its phone number IDs' `ID=KEY_NAME[@RELEASE]`, "
                "comma-separated", value=_phone(whatsapp.NUMBERS_VARIABLE)),
     KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",

@@ -20,6 +20,7 @@ from stacks.config import (
     k8s_model,
     made_secrets,
     phone,
+    phone_transfers,
     recording,
     regions,
     sip_edge,
@@ -59,6 +60,7 @@ STRUCTURED: dict[str, tuple[str, ...]] = {
     k8s_model.TOLERATIONS_KEY: ("array",),
     whatsapp.NUMBERS_KEY: ("object", "string"),
     **dict.fromkeys({**calling_out.POLICY_KEYS, **calling_out_telnyx.POLICY_KEYS}, ("array",)),
+    phone_transfers.TARGETS_KEY: ("array",),
 }
 # Decimals the checks parse from text (DEFAULTS holds them as strings: "0.1"); "" = the provider's own.
 DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds", *calling_out.PACE_KEYS,

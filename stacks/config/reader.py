@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "telnyxCallMaxWaitSeconds": "",
     # The Plivo account the dispatcher calls Plivo's API as (stacks/config/plivo_account.py): "" = none
     "plivoAuthId": "",
+    # Where and how long calls may be transferred (stacks/config/phone_transfers.py): 0 = the dispatcher's own
+    "phoneTransferTimeLimitSeconds": 0,
     "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
     "botChannel": False,

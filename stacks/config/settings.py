@@ -33,6 +33,7 @@ from stacks.config import (
     limits,
     load_balancer_https,
     made_secrets,
+    phone_transfers,
     plivo_account,
     stack_keys,
     switches,
@@ -219,11 +220,12 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
 
 
 def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
-    """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none) and the
-    settings of calls placed through Twilio and Telnyx."""
+    """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none), the
+    settings of calls placed through Twilio and Telnyx, and where and how long calls may be transferred."""
     found = calling_out.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     found |= calling_out_telnyx.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     found |= plivo_account.load(cfg, secrets.phone)
+    found |= phone_transfers.load(cfg)
     if (numbers := whatsapp.numbers(cfg, secrets.phone)) is not None:
         found[whatsapp.NUMBERS_VARIABLE] = numbers
     return found

@@ -122,6 +122,8 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
                                           '["sales"]', '["support", "sales"]'),
     ("telnyxDestinations", "TELNYX_DESTINATIONS"): ("azure-prod", {}, '["+49*"]', '["+49*", "+33*"]'),
     ("telnyxCallerIds", "TELNYX_CALLER_IDS"): ("aws-prod", {}, '["+4930901820"]', '["+4930901821"]'),
+    ("phoneTransferTargets", "PHONE_TRANSFER_TARGETS"): ("k8s-dev", {}, '["+1415*"]', '["+1415*", "pbx.example.com"]'),
+    ("phoneTransferTimeLimitSeconds", "PHONE_TRANSFER_TIME_LIMIT_SECONDS"): ("azure-prod", {}, "0", "900"),
     ("cloudRunCells", "CLOUDRUN_CELLS"): ("gcp-prod", {"botRuntime": "cloudrun", "cloudRunExecutionQuota": "2900"},
                                           '[{"name": "a", "project": "voicefleet-cell-a", '
                                           '"bot_service_account_id": "104000000000000000111"}]',
