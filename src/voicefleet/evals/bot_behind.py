@@ -10,8 +10,8 @@ A worker thread's wait (a recogniser's, its VAD's) counts in both: its work came
 
 Each of the call's turns owns the seconds from the caller's start of it to the start of the next, the
 last one's to the call's end (the greeting, those before the first turn), laid on the caller's wall
-clock, with the backlog the parts before it left: a host held back more than it can catch up on
-stays behind (its audio comes at real time) until it has worked through it (`carried_into`). A turn's failure is inconclusive
+clock, with the backlog the parts before it left: a host held back more than it can catch up on stays
+behind (its audio comes at real time) until it has worked it off (`carried_into`). A failure is inconclusive
 - an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
   at least as long as the answer was late by; without the wait it may have been in time, while a bot
   slow by design is late by more than its machine held it back, and fails;
