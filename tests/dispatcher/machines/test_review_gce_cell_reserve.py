@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
+from dispatcher.api.state import AppState
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
@@ -43,14 +44,23 @@ from tests.support.cells import accept, coordination_of, spend
 # ruff: noqa: F811 - the tests take the fake fixture, imported from test_gce_cell_reserve, as an argument
 
 
-def look_alike(fake: FakeGce, bot_id: str, real: str, into: str) -> None:
-    """Whoever may insert VMs in cell `into`'s project (its own admins, its CI, another deployment
-    sharing it) makes one named and labelled as reserve bot `bot_id` of cell `real`: a copy of the
-    real VM's insert (`gcloud compute instances create vf-idle-<id> --labels voicefleet-idle=<id>`)."""
+async def look_alike(state: AppState, fake: FakeGce, real: str, into: str) -> tuple[BotGrant, Hello]:
+    """Cell `real`'s one reserve bot (a refill), and a look-alike of its VM made in cell `into`'s project
+    by whoever may insert VMs there (its own admins, its CI, another deployment sharing it): a copy of the
+    real VM's insert (`gcloud compute instances create vf-idle-<id> --labels voicefleet-idle=<id>`). The
+    bot's credential and a hello carrying the look-alike's own identity token."""
+    assert state.reserve is not None
+    await spend(state, into, 1)  # `into` has fewer spare tokens: the refill inserts in `real`
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_vms(fake).items()
+    assert cell == real
     name = IDLE_PREFIX + bot_id
     vm = copy.deepcopy(fake.projects[PROJECTS[real]].instances[name])
     vm["status"] = "RUNNING"
     fake.projects[PROJECTS[into]].instances[name] = vm
+    fake.projects[PROJECTS[real]].set_status(name, "RUNNING")
+    forged = fake.projects[PROJECTS[into]].identity_token(name, CHANNEL_AUDIENCE)
+    return BotGrant("idle", bot_id, int(time.time()) + 60), Hello(machine_id=bot_id, identity=forged)
 
 
 @pytest.mark.xfail(strict=True, reason="MEDIUM: a listing lets another project's look-alike VM take a reserve bot's "
@@ -66,20 +76,11 @@ async def test_a_listing_never_moves_a_bot_to_another_project_holding_a_look_ali
     or a proved hello is never overwritten by a listing; a bot id listed in two cells is reported and
     offered in neither; bind the token's `instance_id` to the insert's `targetId`."""
     async with replica(reserve_env(fake)) as (state, _):
-        assert state.reserve is not None
-        await spend(state, "b", 1)  # b has fewer spare tokens: the refill inserts in a
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_vms(fake).items()
-        assert cell == "a"
-        look_alike(fake, bot_id, "a", into="b")
-        name = IDLE_PREFIX + bot_id
-        fake.projects[PROJECTS["a"]].set_status(name, "RUNNING")
-        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        grant, hello = await look_alike(state, fake, "a", into="b")
         identity = state.machines.identity
-        forged = fake.projects[PROJECTS["b"]].identity_token(name, CHANNEL_AUDIENCE)
-        assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=forged)) is not None  # before
+        assert await identity.refusal(grant, hello) is not None  # before
         await state.machines.idle_machines()  # type: ignore[attr-defined] # the reserve's next listing
-        refused = await identity.refusal(grant, Hello(machine_id=bot_id, identity=forged))
+        refused = await identity.refusal(grant, hello)
         assert refused is not None, "b's look-alike VM passed for reserve bot of a"
 
 
@@ -95,19 +96,11 @@ async def test_a_replica_that_did_not_insert_the_bot_never_takes_a_look_alike_in
     compare the label's value with the bot id."""
     env = reserve_env(fake)
     async with replica(env) as (state, _):
-        assert state.reserve is not None
-        await spend(state, "a", 1)  # a has fewer spare tokens: the refill inserts in b
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_vms(fake).items()
-        assert cell == "b"
-        look_alike(fake, bot_id, "b", into="a")
-        name = IDLE_PREFIX + bot_id
+        grant, hello = await look_alike(state, fake, "b", into="a")
         other = GceCellWarmMachines(GceSettings.from_env(env), coordination_of(state), max_idle_seconds=900.0,
                                     max_session_seconds=1800)
         try:
-            grant = BotGrant("idle", bot_id, int(time.time()) + 60)
-            forged = fake.projects[PROJECTS["a"]].identity_token(name, CHANNEL_AUDIENCE)
-            refused = await other.identity.refusal(grant, Hello(machine_id=bot_id, identity=forged))
+            refused = await other.identity.refusal(grant, hello)
             assert refused is not None, "a's look-alike VM passed for reserve bot of b at another replica"
         finally:
             await other.aclose()
