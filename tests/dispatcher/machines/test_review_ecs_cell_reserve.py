@@ -152,8 +152,6 @@ def _cell_role_actions() -> set[str]:
     return set(re.findall(r"ecs:([A-Za-z]+)`", paragraph)) - {"cluster", "CreateAction"}
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: the cell role policy documented for ECS_CELLS lacks what a claim "
-                   "calls (TagResource on a running task, UntagResource): every claim fails, its bot wasted")
 async def test_the_documented_cell_role_allows_every_call_the_reserve_makes(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """With the reserve over cells, the dispatcher's calls in a cell's account now include a claim's
