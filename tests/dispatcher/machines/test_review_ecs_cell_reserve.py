@@ -122,8 +122,6 @@ async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_a
         assert cell_of(result.machine.machine_id) == "b"
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: refills may take a cell's last room (max_tasks): cold starts are "
-                   "refused ecs_capacity while warming reserve tasks hold every slot")
 async def test_refills_leave_room_for_a_cold_start(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """Refills leave one launch token for a cold start in each cell (creates.py), but not one slot of
     `max_tasks`: `Cells.refillable` takes any cell with `running < room`. With max_tasks 2 and a
