@@ -278,8 +278,6 @@ async def test_a_claim_in_a_cell_that_cannot_be_read_never_leaves_its_bot_runnin
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a warming bot forgotten with its unreadable cell is never stopped: "
-                   "its task runs on (paid) until an idle sweep after the cell answers again")
 async def test_a_warming_bot_forgotten_with_its_cell_is_still_stopped(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """warming.py skips `retire` for a bot `in_lost_cell` (so its image takes no failure). But this
