@@ -9,12 +9,14 @@ drains the cell as a cold launch's would: no refill goes there while it is drain
 
 A bot's hello is checked against its task in its role's account, as a cold bot's (ecs/identity.py,
 the reserve's `startedBy`). Its cell is known where it was launched, where its hello proved its task
-(one cell per account), or from a listing of the cells' reserve tasks. A claim re-tags the task in its
-cell and records the session's cell in the store (`ecs-cell:<session>`, as a cold launch does), so
-any replica's look-ups meet it there. A cell that
+(one cell per account), or from a listing of the cells' reserve tasks (which never moves a bot launched
+or proved here: another account can run a look-alike). A claim re-tags the task in its cell, then
+records the session's cell in the store (`ecs-cell:<session>`, as a cold launch does), so any
+replica's look-ups meet it there; a claim that fails records nothing (its cold start may go anywhere)
+and its retirement stops the task by its ARN. A cell that
 does not answer its listing keeps its last counts and is shown `unreadable`, and takes only its own
-warm bots with it: the reserve tasks listed are the other cells', its bots still warming are forgotten
-(`in_lost_cell`, not failures of their image) and no refill goes there until it answers, so the reserve
+warm bots with it: the reserve tasks listed are the other cells', its bots late for their hello are
+stopped (`in_lost_cell`, not failures of their image) and no refill goes there until it answers, so the reserve
 launches their replacements in the other cells. Its bots that did dial in stay idle: a claim that
 cannot re-tag one there retires it and starts cold.
 """
@@ -39,6 +41,7 @@ from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.machines.ecs")
 
@@ -54,6 +57,9 @@ class EcsCellWarmMachines(EcsCellMachines):
         self.bot_image = settings.task_definition_for(transport)
         self._warm: dict[str, EcsWarmMachines] = {}
         self._bot_cells: Recent[str, str] = Recent()  # bot id → its cell (launched, proved or listed here)
+        # Bot id → its cell as launched here or proved by its hello (its task's account): a listing never
+        # moves it, since any account's admin can run a look-alike task tagged with a bot id it has seen.
+        self._sure: Recent[str, str] = Recent()
         super().__init__(settings, coordination, own=own, drain_base=drain_base)
         self.creates = CellRefills(self.cells)  # the reserve's refills: the cells' own buckets
 
@@ -69,6 +75,8 @@ class EcsCellWarmMachines(EcsCellMachines):
         """A reserve bot's hello proved its task: its claim, wherever it dialled, goes to that cell at once."""
         if grant.kind == "idle" and (cell := self.cell_of_task(task_arn)) is not None:
             self._bot_cells[grant.subject] = cell
+            self._sure[grant.subject] = cell
+            self._warm[cell].task_proved(grant.subject, task_arn)
 
     @property
     def create_rate(self) -> Rate:
@@ -89,7 +97,7 @@ class EcsCellWarmMachines(EcsCellMachines):
                 for drained in self.drained_with(exc, cell):
                     self.cells.drain(drained, reason, exc.retry_after)
             raise
-        self._bot_cells[bot_id] = cell
+        self._bot_cells[bot_id] = self._sure[bot_id] = cell
 
     async def _cell_of_bot(self, bot_id: str) -> str | None:
         """The cell whose reserve task `bot_id` is: known here, else looked for cell by cell."""
@@ -114,15 +122,31 @@ class EcsCellWarmMachines(EcsCellMachines):
         cell = await self._cell_of_bot(bot_id)
         if cell is None:
             raise MachinesError("reserve_bot_gone", f"reserve task {bot_id} is gone or already claimed")
-        holder, _ = await self._holder(spec, cell)  # recorded first: a replay anywhere meets it in this cell
-        if holder != cell:  # a launch of the session went to another cell first: its machine is there
-            raise MachinesError("reserve_bot_elsewhere", f"session {spec.session_id} was launched in ECS cell "
-                                f"{holder}, not reserve task {bot_id}'s cell {cell}")
+        self._launched_elsewhere(spec, bot_id, cell, await self._recorded(spec))
+        # Recorded once the task carries the session, never before: a claim whose re-tag fails leaves
+        # no record, so the cold start that follows may go to any open cell, not only this one.
         result = await self._warm[cell].adopt(bot_id, spec)
+        holder, _ = await self._holder(spec, cell)  # a replay anywhere meets it in this cell
+        self._launched_elsewhere(spec, bot_id, cell, holder)
         self._bot_cells.pop(bot_id, None)
+        self._sure.pop(bot_id, None)
         self._cell_of[spec.session_id] = cell
         self.cells.idle_claimed(cell)
         return result
+
+    async def _recorded(self, spec: LaunchSpec) -> str | None:
+        try:
+            return await self._holders.held(self._holder_key + spec.session_id)
+        except StoreUnavailable:
+            raise self._store_unavailable() from None
+
+    @staticmethod
+    def _launched_elsewhere(spec: LaunchSpec, bot_id: str, cell: str, holder: str | None) -> None:
+        """Refuses the claim when a launch of the session went to another cell first: its machine is
+        there (the claim's retirement then stops this bot's task, by its ARN, whatever its tags)."""
+        if holder is not None and holder != cell:
+            raise MachinesError("reserve_bot_elsewhere", f"session {spec.session_id} was launched in ECS cell "
+                                f"{holder}, not reserve task {bot_id}'s cell {cell}")
 
     async def retire(self, bot_id: str) -> None:
         cell = await self._cell_of_bot(bot_id)
@@ -130,6 +154,7 @@ class EcsCellWarmMachines(EcsCellMachines):
             return
         await self._warm[cell].retire(bot_id)
         self._bot_cells.pop(bot_id, None)
+        self._sure.pop(bot_id, None)
         self.cells.idle_gone(cell)
 
     async def idle_machines(self) -> builtins.list[IdleMachine]:
@@ -149,7 +174,8 @@ class EcsCellWarmMachines(EcsCellMachines):
                 continue
             self.cells.idle_counted(cell, len(answer))
             for machine in answer:
-                self._bot_cells[machine.bot_id] = cell
+                if machine.bot_id not in self._sure:
+                    self._bot_cells[machine.bot_id] = cell
             idle += answer
         if failures and len(failures) == len(self._warm):
             raise failures[0]

@@ -60,8 +60,6 @@ async def idle_bot_in_a(proxy: CellsProxy, state: AppState, port: int) -> tuple[
     return bot_id, arn, await dial(proxy, state, port, bot_id, arn)
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a reserve task listed in another account under a bot's id takes "
-                   "that bot's claim: the session is tagged onto the other account's task")
 async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_account_lists(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """identity.py refuses a hello vouched for by another account ("an admin of one account cannot
@@ -91,8 +89,6 @@ async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_acc
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a claim whose re-tag fails leaves the session recorded in the "
-                   "bot's cell, so its cold start can go nowhere else: a cell that is down fails the start")
 async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_another(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """docs/operations.md#cells: "a claim that cannot re-tag one there retires it and starts cold".
@@ -202,8 +198,6 @@ def lossy_proxy(moto_ecs: dict[str, str]) -> Iterator[AnswerLostProxy]:
         yield served
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claim whose TagResource took effect but whose answer was lost, "
-                   "at a replica that did not launch the bot, leaves the bot's task running: two bots in one session")
 async def test_a_claim_whose_retag_answer_was_lost_stops_its_reserve_task(
         lossy_proxy: AnswerLostProxy, accounts: dict[str, dict[str, Any]], store: RedisServer) -> None:
     """claim.py: the bot accepts the assignment (it joins the session), then `adopt` re-tags its task.
@@ -244,8 +238,6 @@ async def test_a_claim_whose_retag_answer_was_lost_stops_its_reserve_task(
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claim in a cell that cannot be read re-tags the task, fails on "
-                   "the DescribeTasks that follows, and its retirement cannot find the task: two bots in one session")
 async def test_a_claim_in_a_cell_that_cannot_be_read_never_leaves_its_bot_running_beside_a_cold_one(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """docs/operations.md#cells: a lost cell's idle bots "stay offered: a claim that cannot re-tag one
