@@ -6,11 +6,15 @@ in an open cell with room (cell_refills.py); the reserve machine is counted in t
 count and room from then on. A refill the cell turns away (throttling, a quota) drains the cell as a
 cold launch's would (the provider's `drain_reason`, `drained_with`).
 
-Each warm bot's cell is known where it was launched, where its identity was checked, or from a
-listing of the cells' reserve machines (`_cell_of_bot`). A claim records the session's cell in the
-store (as a cold launch does), so any replica's look-ups meet it there, and re-tags the machine in
-its cell, once: a second claim finds it gone or taken. A cell that does not answer its listing keeps
-its last counts and is shown `unreadable`, and takes only its own warm bots with it (`in_lost_cell`).
+Each warm bot's cell is known where it was launched, where its identity was proved, or from a
+listing of the cells' reserve machines (`_cell_of_bot`); a listing never moves a bot launched or
+proved here (`_sure`), since another account or project can run a look-alike under a bot id it has
+seen. A claim re-tags the machine in its cell, once (a second claim finds it gone or taken), then
+records the session's cell in the store (as a cold launch does), so any replica's look-ups meet it
+there. A claim for a session already recorded in another cell is refused before the re-tag (its
+machine is there), and a claim that fails records nothing: the cold start that follows may go to any
+open cell. A cell that does not answer its listing keeps its last counts and is shown `unreadable`,
+and takes only its own warm bots with it (`in_lost_cell`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dispatcher.machines.cell_refills import CellRefills
 from dispatcher.machines.cells import Cells
 from dispatcher.machines.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.machines.cells")
 
@@ -53,6 +59,9 @@ class CellReserve:
 
     _warm: dict[str, CellWarmMember]  # cell → its warm provider, filled as the cells are built
     _bot_cells: Recent[str, str]  # bot id → its cell (launched, proved or listed here)
+    # Bot id → its cell as launched here or proved by its bot's identity: a listing never moves it, since
+    # an admin of any cell's account or project can run a look-alike under a bot id it has seen.
+    _sure: Recent[str, str]
     bot_image: str
 
     if TYPE_CHECKING:  # what the provider over cells (cell_launches.py) gives
@@ -60,7 +69,12 @@ class CellReserve:
         label: str
         thing: str
         _cell_of: Recent[str, str]
+        _holders: FirstClaims
 
+        @property
+        def _holder_key(self) -> str: ...
+
+        def _store_unavailable(self) -> MachinesError: ...
         async def _holder(self, spec: LaunchSpec, cell: str) -> tuple[str, bool]: ...
         def drain_reason(self, exc: MachinesError, cell: str) -> str | None: ...
         def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]: ...
@@ -68,6 +82,12 @@ class CellReserve:
     def _start_reserve(self) -> None:
         """Called once the cells are built: refills take the cells' own buckets."""
         self.creates = CellRefills(self.cells)
+        self._sure = Recent()
+
+    def _bot_proved(self, bot_id: str, cell: str) -> None:
+        """A reserve bot's identity proved its machine in `cell`: its claim, wherever it dialled, goes
+        there at once, whatever a listing finds under its id later."""
+        self._bot_cells[bot_id] = self._sure[bot_id] = cell
 
     def reported_image(self, image: str | None) -> str:
         """What an idle bot launched for `image` (a release's reference) reports: the same in every cell."""
@@ -84,7 +104,7 @@ class CellReserve:
                 for drained in self.drained_with(exc, cell):
                     self.cells.drain(drained, reason, exc.retry_after)
             raise
-        self._bot_cells[bot_id] = cell
+        self._bot_cells[bot_id] = self._sure[bot_id] = cell
 
     async def _cell_of_bot(self, bot_id: str) -> str | None:
         """The cell whose reserve machine `bot_id` is: known here, else looked for cell by cell."""
@@ -109,22 +129,41 @@ class CellReserve:
         cell = await self._cell_of_bot(bot_id)
         if cell is None:
             raise MachinesError("reserve_bot_gone", f"reserve {self.thing} {bot_id} is gone or already claimed")
-        holder, _ = await self._holder(spec, cell)  # recorded first: a replay anywhere meets it in this cell
-        if holder != cell:  # a launch of the session went to another cell first: its machine is there
-            raise MachinesError("reserve_bot_elsewhere", f"session {spec.session_id} was launched in {self.label} "
-                                f"cell {holder}, not reserve {self.thing} {bot_id}'s cell {cell}")
+        self._launched_elsewhere(spec, bot_id, cell, await self._recorded(spec))
+        # Recorded once the machine carries the session, never before: a claim whose re-tag fails leaves
+        # no record, so the cold start that follows may go to any open cell, not only this one.
         result = await self._warm[cell].adopt(bot_id, spec)
-        self._bot_cells.pop(bot_id, None)
+        holder, _ = await self._holder(spec, cell)  # a replay anywhere meets it in this cell
+        self._launched_elsewhere(spec, bot_id, cell, holder)
+        self._forget(bot_id)
         self._cell_of[spec.session_id] = cell
         self.cells.idle_claimed(cell)
         return result
+
+    async def _recorded(self, spec: LaunchSpec) -> str | None:
+        """The cell a launch of the session recorded, if any (a replay, at any replica)."""
+        try:
+            return await self._holders.held(self._holder_key + spec.session_id)
+        except StoreUnavailable:
+            raise self._store_unavailable() from None
+
+    def _launched_elsewhere(self, spec: LaunchSpec, bot_id: str, cell: str, holder: str | None) -> None:
+        """Refuses the claim when a launch of the session went to another cell first: its machine is
+        there (the claim's retirement then stops this bot's machine)."""
+        if holder is not None and holder != cell:
+            raise MachinesError("reserve_bot_elsewhere", f"session {spec.session_id} was launched in {self.label} "
+                                f"cell {holder}, not reserve {self.thing} {bot_id}'s cell {cell}")
+
+    def _forget(self, bot_id: str) -> None:
+        self._bot_cells.pop(bot_id, None)
+        self._sure.pop(bot_id, None)
 
     async def retire(self, bot_id: str) -> None:
         cell = await self._cell_of_bot(bot_id)
         if cell is None:
             return
         await self._warm[cell].retire(bot_id)
-        self._bot_cells.pop(bot_id, None)
+        self._forget(bot_id)
         self.cells.idle_gone(cell)
 
     async def idle_machines(self) -> builtins.list[IdleMachine]:
@@ -144,7 +183,8 @@ class CellReserve:
                 continue
             self.cells.idle_counted(cell, len(answer))
             for machine in answer:
-                self._bot_cells[machine.bot_id] = cell
+                if machine.bot_id not in self._sure:
+                    self._bot_cells[machine.bot_id] = cell
             idle += answer
         if failures and len(failures) == len(self._warm):
             raise failures[0]

@@ -103,10 +103,16 @@ class Cells:
         return self._running[name] + self._idle[name]
 
     def refillable(self) -> tuple[str, ...]:
-        """The cells a reserve launch may go to: open, with room, and read at their last listing (the
-        reserve could not count or find its machines in one that was not)."""
+        """The cells a reserve launch may go to: open, with room beside a slot kept for a cold start (a
+        session no idle bot can serve, warming or of another release, is never refused for the reserve's
+        sake), and read at their last listing (the reserve could not count or find its machines in one
+        that was not)."""
         return tuple(name for name in self.names
-                     if not self.drained(name) and self.has_room(name) and self.readable(name))
+                     if not self.drained(name) and self._room_beside_a_cold_start(name) and self.readable(name))
+
+    def _room_beside_a_cold_start(self, name: str) -> bool:
+        room = self._room.get(name)
+        return room is None or self.running(name) + 1 < room
 
     def readable(self, name: str) -> bool:
         """Whether the cell answered its last listing."""

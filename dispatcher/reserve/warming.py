@@ -5,7 +5,7 @@ send it there: the store's hello record says so, and this replica stops counting
 for its hello is looked up at the provider, in one list every RELIST_SECONDS at most (only those:
 a provider's list is rate-limited, Fly 1/s per app for the whole deployment); one gone from a list
 taken after it was late, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot,
-unless its cell did not answer that list (`LosesCells`): then it is only forgotten.
+unless its cell did not answer that list (`LosesCells`): then it is retired without counting a failure.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ class Warming:
             if self._launched.pop(bot_id, None) is None:
                 continue
             if isinstance(self._machines, LosesCells) and self._machines.in_lost_cell(bot_id):
-                continue  # its cell did not answer: forgotten, replaced elsewhere, no failure of its image
+                # Its cell did not answer: replaced elsewhere, no failure of its image. Still stopped (in
+                # the background: the cell may be slow), since a stop needs no listing, only its ARN.
+                self._retirements.soon(bot_id, "cell_unreadable")
+                continue
             # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
             exited = self._machines.exit_detail(bot_id)
             why = f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else "")

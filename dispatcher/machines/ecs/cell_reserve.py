@@ -9,13 +9,15 @@ drains the cell as a cold launch's would: no refill goes there while it is drain
 
 A bot's hello is checked against its task in its role's account, as a cold bot's (ecs/identity.py,
 the reserve's `startedBy`). Its cell is known where it was launched, where its hello proved its task
-(one cell per account), or from a listing of the cells' reserve tasks. A claim re-tags the task in its
-cell and records the session's cell in the store (`ecs-cell:<session>`, as a cold launch does), so
-any replica's look-ups meet it there (the claim, look-ups and listing: dispatcher/machines/cell_reserve.py,
-shared with GCE_CELLS). A cell that
+(one cell per account), or from a listing of the cells' reserve tasks (which never moves a bot launched
+or proved here: another account can run a look-alike). A claim re-tags the task in its cell, then
+records the session's cell in the store (`ecs-cell:<session>`, as a cold launch does), so any
+replica's look-ups meet it there; a claim that fails records nothing (its cold start may go anywhere)
+and its retirement stops the task by its ARN, kept from the hello's proof or the claim (the claim,
+look-ups and listing: dispatcher/machines/cell_reserve.py, shared with GCE_CELLS). A cell that
 does not answer its listing keeps its last counts and is shown `unreadable`, and takes only its own
-warm bots with it: the reserve tasks listed are the other cells', its bots still warming are forgotten
-(`in_lost_cell`, not failures of their image) and no refill goes there until it answers, so the reserve
+warm bots with it: the reserve tasks listed are the other cells', its bots late for their hello are
+stopped (`in_lost_cell`, not failures of their image) and no refill goes there until it answers, so the reserve
 launches their replacements in the other cells. Its bots that did dial in stay idle: a claim that
 cannot re-tag one there retires it and starts cold.
 """
@@ -59,9 +61,11 @@ class EcsCellWarmMachines(CellReserve, EcsCellMachines):
         return member
 
     def _task_proved(self, grant: BotGrant, task_arn: str) -> None:
-        """A reserve bot's hello proved its task: its claim, wherever it dialled, goes to that cell at once."""
+        """A reserve bot's hello proved its task: its claim, wherever it dialled, goes to that task at once."""
         if grant.kind == "idle" and (cell := self.cell_of_task(task_arn)) is not None:
-            self._bot_cells[grant.subject] = cell
+            self._bot_proved(grant.subject, cell)
+            if isinstance(member := self._warm[cell], EcsWarmMachines):  # every cell's is (`_member`)
+                member.task_proved(grant.subject, task_arn)  # its claim and retirement: that task's ARN
 
     @property
     def create_rate(self) -> Rate:

@@ -150,17 +150,25 @@ class EcsWarmMachines(EcsMachines):
         arn = await self._idle_arn(bot_id)
         if arn is None:
             raise MachinesError("reserve_bot_gone", f"reserve task {bot_id} is gone or already claimed")
+        # Kept until the claim is answered: a re-tag may act and lose its answer, and a task tagged with
+        # the session is no longer listed idle, so a failed claim's retirement stops it by this ARN.
+        self._idle_arns[bot_id] = arn
         tags = [{"key": TAG_SESSION, "value": spec.session_id}, {"key": TAG_DIGEST, "value": spec.body_digest},
                 {"key": TAG_CREATED, "value": str(int(time.time()))},
                 *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else [])]
         await self._ecs("TagResource", resourceArn=arn, tags=tags)
         await self._ecs("UntagResource", resourceArn=arn, tagKeys=[TAG_IDLE])
-        self._idle_arns.pop(bot_id, None)
-        self._arns[spec.session_id] = arn
         described = await self._describe([arn])
         if not described:
             raise MachinesError("reserve_bot_gone", f"claimed reserve task {bot_id} is gone")
+        self._idle_arns.pop(bot_id, None)
+        self._arns[spec.session_id] = arn
         return LaunchResult(to_machine(described[0]), created=True, claimed=True)
+
+    def task_proved(self, bot_id: str, task_arn: str) -> None:
+        """The bot's hello proved `task_arn` (in this account): its claim and retirement go to that task,
+        never to one a listing finds under its id (another's look-alike)."""
+        self._idle_arns[bot_id] = task_arn
 
     async def retire(self, bot_id: str) -> None:
         arn = await self._idle_arn(bot_id)

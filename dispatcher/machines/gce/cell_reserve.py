@@ -8,11 +8,13 @@ drains the cells that refusal holds for, as a cold insert's would (gce/cells.py 
 
 A reserve bot's instance identity token must name the project and zone of the cell its VM is in:
 the cell it was inserted in here, or the one whose project answers with its idle VM (never read from
-the token or the VM's name).
+the token or the VM's name). A token that names it proves the VM there: a later listing never moves
+the bot to another project's look-alike VM.
 """
 
 from __future__ import annotations
 
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.cell_reserve import CellReserve
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS
 from dispatcher.machines.gce.cells import GceCellMachines
@@ -46,6 +48,13 @@ class GceCellWarmMachines(CellReserve, GceCellMachines):
 
     async def _idle_cell(self, bot_id: str) -> str | None:
         return await self._cell_of_bot(bot_id)
+
+    def _vm_proved(self, grant: BotGrant, where: tuple[str, str]) -> None:
+        """A reserve bot's token proved its VM in `where`'s cell (one cell per project and zone): its
+        claim, wherever it dialled, goes there."""
+        cell = next((name for name, at in self._where.items() if at == where), None)
+        if grant.kind == "idle" and cell is not None:
+            self._bot_proved(grant.subject, cell)
 
     @property
     def create_rate(self) -> Rate:

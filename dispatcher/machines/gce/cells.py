@@ -66,7 +66,8 @@ class GceCellMachines(CellLaunches[GceMachines]):
         self._failed_seen: Recent[str, str] = Recent()  # sessions whose failed insert drained their cell here
         self.identity = GceInstanceIdentity(
             project=settings.project, zone=settings.zone, prefix=settings.prefix,
-            audience=settings.identity_audience, certs_url=settings.identity_certs_url, locate=self._located)
+            audience=settings.identity_audience, certs_url=settings.identity_certs_url, locate=self._located,
+            proved=self._vm_proved)
 
     def _member(self, settings: GceSettings, coordination: Coordination, cell: str) -> GceMachines:
         """One cell's own provider (gce/cell_reserve.py: one that holds reserve VMs too)."""
@@ -169,6 +170,10 @@ class GceCellMachines(CellLaunches[GceMachines]):
     async def _idle_cell(self, bot_id: str) -> str | None:
         """The cell of reserve bot `bot_id`'s VM: none without a reserve (gce/cell_reserve.py finds it)."""
         return None
+
+    def _vm_proved(self, grant: BotGrant, where: tuple[str, str]) -> None:
+        """A bot's token proved its VM in `where` (project, zone): nothing to note for cold sessions,
+        whose records name their cells (gce/cell_reserve.py notes a reserve bot's)."""
 
     async def aclose(self) -> None:
         await super().aclose()

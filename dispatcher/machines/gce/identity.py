@@ -12,7 +12,8 @@ for a cold bot, `<prefix>-idle-<bot id>` for a reserve bot (whose name it keeps 
 Instance names are unique in a zone while the VM exists, and a session id is never reused, so the
 name binds the token to that launch; someone who read the VM's metadata from elsewhere holds the
 credential but no such token. With GCE_CELLS the VM's project and zone are those of the cell the
-session's VM was found in (`locate`, gce/cells.py), never read from its name or the token.
+session's VM was found in (`locate`, gce/cells.py), never read from its name or the token; a token
+that names it proves the VM there (`proved`: a reserve bot's cell is then fixed, gce/cell_reserve.py).
 """
 
 from __future__ import annotations
@@ -33,17 +34,20 @@ GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")  # as go
 
 
 Locate = Callable[[BotGrant], Awaitable[tuple[str, str] | None]]  # a grant's VM → its (project, zone), or None
+Proved = Callable[[BotGrant, tuple[str, str]], None]  # a grant's VM proved in that (project, zone)
 
 
 class GceInstanceIdentity:
     def __init__(self, *, project: str, zone: str, prefix: str, audience: str | None, certs_url: str,
-                 locate: Locate | None = None) -> None:
+                 locate: Locate | None = None, proved: Proved | None = None) -> None:
         """`locate`: where VMs run in several projects (GCE_CELLS), the project and zone of the cell the
-        grant's VM was found in (None: none found); the token must name that one, not any cell's."""
+        grant's VM was found in (None: none found); the token must name that one, not any cell's.
+        `proved`: told of each grant whose token named the located project and zone."""
         self.project, self.zone, self.prefix = project, zone, prefix
         self.audience = audience
         self.keys = JsonWebKeys(certs_url)
         self._locate = locate
+        self._proved = proved
 
     def instance_for(self, grant: BotGrant) -> str:
         """The VM the dispatcher inserted for the credential's bot id or session."""
@@ -64,7 +68,10 @@ class GceInstanceIdentity:
             whose = "reserve bot" if grant.kind == "idle" else "session"
             return f"no instance of {whose} {grant.subject} in any cell"
         expected = {"project_id": where[0], "zone": where[1], "instance_name": self.instance_for(grant)}
-        return mismatch("instance identity token", _compute_engine(claims), expected)
+        if (refused := mismatch("instance identity token", _compute_engine(claims), expected)) is None \
+                and self._proved is not None:
+            self._proved(grant, where)
+        return refused
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:
         return token_seen(hello.identity)

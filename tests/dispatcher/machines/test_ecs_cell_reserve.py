@@ -150,6 +150,31 @@ async def test_a_drained_cell_gets_no_refills(proxy: CellsProxy, accounts: dict[
         assert {v.name: v.running for v in state.machines.views()} == {"a": 0, "b": 1}
 
 
+async def test_a_claim_for_a_session_launched_in_another_cell_stops_its_bot_and_keeps_the_record(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
+    """A session whose launch went to cell b first (a replay, at any replica) cannot take a bot of
+    cell a: its machine may be in b. The claim is refused before any re-tag, the record stays b's,
+    the start goes on in b, and the bot that accepted the assignment has its task stopped."""
+    async with replica(reserve_env(proxy, accounts)) as (state, port):
+        assert state.reserve is not None
+        await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
+        await state.reserve.refill()
+        [(bot_id, arn)] = idle_tasks(state).items()
+        assert cell_of(arn) == "a"
+        ws = await dial(proxy, state, port, bot_id, arn)
+        s = spec()
+        assert await state.machines._holder(s, "b") == ("b", False)  # type: ignore[attr-defined]
+        accepting = asyncio.create_task(accept(ws))
+        result = await state.reserve.launch(s)
+        assert await accepting == s.session_id
+        assert result.created and not result.claimed and cell_of(result.machine.machine_id) == "b"
+        assert not [r for r in proxy.requests_for("TagResource") if r.get("resourceArn") == arn]  # never re-tagged
+        await state.reserve._retirements.aclose()  # its background retirement done
+        [task] = await state.machines._warm["a"]._describe([arn])  # type: ignore[attr-defined]
+        assert task.get("desiredStatus") == "STOPPED"
+        await ws.close()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[RedisServer]:
     with redis_server(tmp_path) as server:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,54 @@ async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: 
         assert list(new.values()) == ["a"]
         assert in_b not in reserve._warming._launched  # type: ignore[attr-defined]
         fake.projects[PROJECTS["b"]].denied = False
+
+
+async def test_a_claim_goes_to_the_vm_its_token_proved_not_a_look_alike_another_project_lists(
+        fake: FakeGce, store: RedisServer) -> None:
+    """A reserve bot dials a replica that did not insert it: its token proves its VM in cell a. An
+    admin of b's project then runs a VM of the same name, labelled idle with that bot id; the next
+    listing finds both. The claim still relabels a's VM, the one whose bot joins the session."""
+    env = {**reserve_env(fake), **store.env}
+    async with replica(env) as (one, _), replica(env) as (two, port_two):
+        assert one.reserve is not None and two.reserve is not None
+        await spend(one, "b", 1)  # b has fewer spare tokens: the refill goes to a
+        await one.reserve.refill()
+        [(bot_id, cell)] = idle_vms(fake).items()
+        assert cell == "a"
+        name = IDLE_PREFIX + bot_id
+        ws = await dial(fake, two, port_two, bot_id, "a")
+        fake.projects[PROJECTS["b"]].instances[name] = copy.deepcopy(fake.projects[PROJECTS["a"]].instances[name])
+        listed = await two.machines.idle_machines()  # type: ignore[attr-defined]
+        assert [m.bot_id for m in listed] == [bot_id, bot_id]  # both projects answer with that bot id
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        result = await two.reserve.launch(s)
+        assert await accepting == s.session_id and result.claimed
+        assert fake.projects[PROJECTS["a"]].instances[name]["labels"].get("voicefleet-session") == s.session_id
+        assert "voicefleet-session" not in fake.projects[PROJECTS["b"]].instances[name]["labels"]
+        await ws.close()
+
+
+async def test_a_claim_that_cannot_relabel_in_a_project_that_is_down_starts_cold_in_another(
+        fake: FakeGce) -> None:
+    """A claim records the session's cell only once its VM carries the session: one refused by a's
+    project (the dispatcher's grant there gone) leaves no record, so the cold start that follows goes
+    to b instead of being held to the project that is down."""
+    async with replica(reserve_env(fake)) as (state, port):
+        assert state.reserve is not None
+        await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_vms(fake).items()
+        assert cell == "a"
+        ws = await dial(fake, state, port, bot_id, "a")
+        fake.projects[PROJECTS["a"]].denied = True
+        accepting = asyncio.create_task(accept(ws))
+        s = spec()
+        try:
+            result = await state.reserve.launch(s)
+        finally:
+            await accepting
+            fake.projects[PROJECTS["a"]].denied = False
+            await ws.close()
+        assert result.created and not result.claimed
+        assert s.session_id in {n.removeprefix("vf-") for n in fake.projects[PROJECTS["b"]].instances}

@@ -60,8 +60,6 @@ async def idle_bot_in_a(proxy: CellsProxy, state: AppState, port: int) -> tuple[
     return bot_id, arn, await dial(proxy, state, port, bot_id, arn)
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a reserve task listed in another account under a bot's id takes "
-                   "that bot's claim: the session is tagged onto the other account's task")
 async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_account_lists(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """identity.py refuses a hello vouched for by another account ("an admin of one account cannot
@@ -91,8 +89,6 @@ async def test_a_claim_retags_the_task_that_proved_the_hello_not_one_another_acc
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a claim whose re-tag fails leaves the session recorded in the "
-                   "bot's cell, so its cold start can go nowhere else: a cell that is down fails the start")
 async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_another(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """docs/operations.md#cells: "a claim that cannot re-tag one there retires it and starts cold".
@@ -122,8 +118,6 @@ async def test_a_claim_that_cannot_retag_in_a_cell_that_is_down_starts_cold_in_a
         assert cell_of(result.machine.machine_id) == "b"
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: refills may take a cell's last room (max_tasks): cold starts are "
-                   "refused ecs_capacity while warming reserve tasks hold every slot")
 async def test_refills_leave_room_for_a_cold_start(proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """Refills leave one launch token for a cold start in each cell (creates.py), but not one slot of
     `max_tasks`: `Cells.refillable` takes any cell with `running < room`. With max_tasks 2 and a
@@ -152,8 +146,6 @@ def _cell_role_actions() -> set[str]:
     return set(re.findall(r"ecs:([A-Za-z]+)`", paragraph)) - {"cluster", "CreateAction"}
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: the cell role policy documented for ECS_CELLS lacks what a claim "
-                   "calls (TagResource on a running task, UntagResource): every claim fails, its bot wasted")
 async def test_the_documented_cell_role_allows_every_call_the_reserve_makes(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """With the reserve over cells, the dispatcher's calls in a cell's account now include a claim's
@@ -206,8 +198,6 @@ def lossy_proxy(moto_ecs: dict[str, str]) -> Iterator[AnswerLostProxy]:
         yield served
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claim whose TagResource took effect but whose answer was lost, "
-                   "at a replica that did not launch the bot, leaves the bot's task running: two bots in one session")
 async def test_a_claim_whose_retag_answer_was_lost_stops_its_reserve_task(
         lossy_proxy: AnswerLostProxy, accounts: dict[str, dict[str, Any]], store: RedisServer) -> None:
     """claim.py: the bot accepts the assignment (it joins the session), then `adopt` re-tags its task.
@@ -248,8 +238,6 @@ async def test_a_claim_whose_retag_answer_was_lost_stops_its_reserve_task(
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claim in a cell that cannot be read re-tags the task, fails on "
-                   "the DescribeTasks that follows, and its retirement cannot find the task: two bots in one session")
 async def test_a_claim_in_a_cell_that_cannot_be_read_never_leaves_its_bot_running_beside_a_cold_one(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """docs/operations.md#cells: a lost cell's idle bots "stay offered: a claim that cannot re-tag one
@@ -282,8 +270,6 @@ async def test_a_claim_in_a_cell_that_cannot_be_read_never_leaves_its_bot_runnin
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a warming bot forgotten with its unreadable cell is never stopped: "
-                   "its task runs on (paid) until an idle sweep after the cell answers again")
 async def test_a_warming_bot_forgotten_with_its_cell_is_still_stopped(
         proxy: CellsProxy, accounts: dict[str, dict[str, Any]]) -> None:
     """warming.py skips `retire` for a bot `in_lost_cell` (so its image takes no failure). But this
