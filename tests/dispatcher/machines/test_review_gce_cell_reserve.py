@@ -63,8 +63,6 @@ async def look_alike(state: AppState, fake: FakeGce, real: str, into: str) -> tu
     return BotGrant("idle", bot_id, int(time.time()) + 60), Hello(machine_id=bot_id, identity=forged)
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a listing lets another project's look-alike VM take a reserve bot's "
-                   "cell: its identity token then passes for the bot, and the claim relabels that VM")
 async def test_a_listing_never_moves_a_bot_to_another_project_holding_a_look_alike_vm(fake: FakeGce) -> None:
     """cell_reserve.py `idle_machines` sets `_bot_cells[bot] = cell` for every idle VM each cell lists, in
     GCE_CELLS' order, over what the replica inserted itself: a VM named `vf-idle-<id>` and labelled
@@ -106,8 +104,6 @@ async def test_a_replica_that_did_not_insert_the_bot_never_takes_a_look_alike_in
             await other.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a claim that fails in a project that is down pins the session's "
-                   "cold start there (recorded before the relabel): the start fails though the other cell is up")
 async def test_a_claim_in_a_project_that_is_down_starts_cold_in_another(fake: FakeGce) -> None:
     """cell_reserve.py `adopt` records the session's cell (`_holder`) before `GceWarmMachines.adopt`'s
     GET and setLabels. With the dispatcher's grant in project a gone (every call 403), the GET fails,
@@ -136,8 +132,6 @@ async def test_a_claim_in_a_project_that_is_down_starts_cold_in_another(fake: Fa
         assert result.machine.machine_id in fake.projects[PROJECTS["b"]].instances
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: refills may take a project's last room (max_instances): cold starts "
-                   "are refused while warming reserve VMs hold every slot")
 async def test_refills_leave_a_projects_room_for_a_cold_start(fake: FakeGce) -> None:
     """docs/reserve.md: "with GCE_CELLS from a project the same way (its `max_instances` counts its reserve
     VMs too)". Refills keep one insert token for a cold start in each project but not one slot of
@@ -158,8 +152,6 @@ async def test_refills_leave_a_projects_room_for_a_cold_start(fake: FakeGce) -> 
         assert result.created and not result.claimed
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a warming reserve VM forgotten with its unreadable project is never "
-                   "deleted: it runs (paid) until its maxRunDuration, idle time plus a whole session")
 async def test_a_warming_vm_forgotten_with_its_project_is_still_deleted(fake: FakeGce) -> None:
     """warming.py skips `retire` for a bot `in_lost_cell`. A project is `unreadable` when its listing
     failed (one throttled or refused GET), which says nothing of its DELETE: the replica inserted the
