@@ -91,10 +91,12 @@ class FakeDaily(FakeApi):
         self.presence.setdefault(room, []).append({"id": f"p-{user_id}", "room": room, "userId": user_id})
 
     def dial_in(self, room: str, display_name: str = "+14155550100") -> str:
-        """A caller's SIP leg joins `room` (no meeting token: no `userId`); its participant id."""
+        """A caller's SIP leg joins `room`; its participant id. It has no meeting token, so its `userId` is
+        Daily's documented default, its own session id (docs.daily.co, "daily-participant": user_id
+        "Defaults to session_id if not set via token"), never a null the dispatcher could count on."""
         participant = str(uuid.uuid4())
         self.presence.setdefault(room, []).append({
-            "room": room, "id": participant, "userId": None, "userName": display_name,
+            "room": room, "id": participant, "userId": participant, "userName": display_name,
             "mtgSessionId": f"mtg-{room}", "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
         self.sip_participants.add(participant)
         return participant
