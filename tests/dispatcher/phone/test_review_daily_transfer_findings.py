@@ -24,6 +24,7 @@ from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.store.memory import LocalFirstClaims
 from tests.fakes.daily import FakeDaily
+from tests.fakes.server import Hold
 
 SESSION = new_session_id(PHONE_CALLER, "daily-dialin:review-call")  # a dial-in call's session, as the webhook names it
 DESK = "+14155550123"
@@ -59,6 +60,18 @@ def room_of(rooms: DailyRooms) -> str:
     return rooms.room_name(SESSION)
 
 
+async def cancelled_while_held(fake_daily: FakeDaily, transfers: DailyTransfers, hold: Hold) -> None:
+    """A transfer request cancelled once Daily holds the request `hold` catches (a replica shutting down)."""
+    asking = asyncio.create_task(transfers.transfer(SESSION, TransferTarget(DESK)))
+    try:
+        assert await fake_daily.eventually(lambda: hold.caught == 1)
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+    finally:
+        hold.release()
+
+
 async def test_a_sip_leg_whose_user_id_defaults_to_its_session_id_is_still_the_caller(
     rooms: DailyRooms, fake_daily: FakeDaily,
 ) -> None:
@@ -89,15 +102,8 @@ async def test_a_transfer_cancelled_while_dailys_post_is_in_flight_keeps_its_cla
     claims = LocalFirstClaims()
     timeline = _Timeline()
     transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
-    hold = fake_daily.hold(method="POST", path_contains="/sipCallTransfer")
-    asking = asyncio.create_task(transfers.transfer(SESSION, TransferTarget(DESK)))
-    try:
-        assert await fake_daily.eventually(lambda: hold.caught == 1)  # Daily has the POST
-        asking.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asking
-    finally:
-        hold.release()
+    # Daily has the POST when the request is cancelled
+    await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="POST", path_contains="/sipCallTransfer"))
     assert await claims.held(RECORD + SESSION) is not None  # the transfer may be done: never asked again
     with pytest.raises(ApiError) as again:
         await transfers.transfer(SESSION, TransferTarget(DESK))
@@ -114,15 +120,7 @@ async def test_a_transfer_cancelled_before_anything_was_sent_gives_its_claim_bac
     claims = LocalFirstClaims()
     timeline = _Timeline()
     transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
-    hold = fake_daily.hold(method="GET", path_contains="/presence")
-    asking = asyncio.create_task(transfers.transfer(SESSION, TransferTarget(DESK)))
-    try:
-        assert await fake_daily.eventually(lambda: hold.caught == 1)
-        asking.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asking
-    finally:
-        hold.release()
+    await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="GET", path_contains="/presence"))
     assert await claims.held(RECORD + SESSION) is None
     assert timeline.events == []
     answer = await transfers.transfer(SESSION, TransferTarget(DESK))
