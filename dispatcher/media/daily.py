@@ -202,6 +202,20 @@ class DailyRooms:
             return  # an idempotent replay (or a concurrent replica) created it
         raise self._rejected(response, f"create room {name}")
 
+    async def sip_endpoint(self, session_id: str) -> str | None:
+        """The session's room's SIP endpoint, as Daily's room config (`GET /rooms/:name`) has it under
+        `config.sip_uri.endpoint` for a room made with `sip`; None: no such room, or one without SIP."""
+        name = self.room_name(session_id)
+        response = await self._call("GET", f"/rooms/{name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._rejected(response, f"read the config of {name}")
+        config = response.json().get("config")
+        sip_uri = config.get("sip_uri") if isinstance(config, dict) else None
+        endpoint = sip_uri.get("endpoint") if isinstance(sip_uri, dict) else None
+        return endpoint if isinstance(endpoint, str) and endpoint else None
+
     async def pinless_call_update(self, call_id: str, call_domain: str, sip_uri: str) -> None:
         """Patches a held pinless dial-in call into a room's SIP endpoint (Daily's dial-in API)."""
         body = {"callId": call_id, "callDomain": call_domain, "sipUri": sip_uri}

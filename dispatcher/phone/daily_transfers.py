@@ -4,8 +4,10 @@ dispatcher's own `DAILY_API_KEY`: the bot never holds it, and asks over its chan
 Any replica can do it: no replica holds a Daily call's media, Daily does. A session is a Daily dial-in
 call when the phone path started it (its id is the phone caller's) in a Daily room. The caller is the
 room's SIP participant, read from Daily's room presence, never taken from the bot or the client: the
-room is private, every token the dispatcher signs names a user, so the one participant present without
-a `userId` joined by SIP (the room has `sip.num_endpoints` 1).
+room is private, every token the dispatcher signs names a user of its own (`bot-…`, `user-…`), so the one
+participant present without a token's user joined by SIP (the room has `sip.num_endpoints` 1). Daily
+documents a participant's user id as its session id when no token set one, so such a participant's
+`userId` is its own `id` (or null).
 
 `sipCallTransfer`, not `sipRefer` (docs/phone.md, "Daily dial-in"): these calls come in on Daily's own
 PSTN numbers, so the side a REFER would go back to is Daily's carrier, and a REFER names SIP URIs only;
@@ -13,8 +15,9 @@ the transfer is documented for dial-in calls and rings numbers and SIP URIs alik
 media path, so both legs are billed while the caller talks to the person.
 
 A transfer is claimed once per session in the store before Daily is asked (two asks at two replicas:
-one acts), and given back when Daily refused it. No answer (or a 5xx) may have been acted on: it is
-never sent again, the claim is kept, and the answer says the outcome is unknown.
+one acts), and given back when Daily refused it or nothing was sent. No answer (or a 5xx), or the
+request cancelled once the POST may be on its way, may have been acted on: it is never sent again, the
+claim is kept, and the outcome is unknown (answered so, or noted in the timeline when nobody waits).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import secrets
 import time
 from typing import Any, Protocol
 
+from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
@@ -40,12 +44,15 @@ log = logging.getLogger("dispatcher.phone")
 
 RECORD = "daily-transfer:"  # + session id: the transfer under way (or done), at every replica
 CLAIM_SECONDS = 3600.0  # a dial-in call's transfer: one per session, as long as a call may still be in its room
-# The whole fits under the bot's wait for its answer (botchannel/transfer.py), after the relay's look-up: the
-# reads before anything is asked of Daily (the session, the room's presence, each with its retries), then the
-# transfer (a try bounded by DAILY_TIMEOUT_SECONDS, a 429's tries again), past which its outcome is unknown.
-READ_SECONDS = 10.0
+# The whole fits under the bot's wait for its answer (botchannel/transfer.py), with room left for the relay's
+# look-up before it: one deadline for every read before anything is asked of Daily (the session, the store's
+# claim, the room's presence, with their retries), then the transfer (a try bounded by DAILY_TIMEOUT_SECONDS,
+# a 429's tries again), past which its outcome is unknown. Each read alone within READ_SECONDS too.
+READ_SECONDS = 8.0
 TRANSFER_SECONDS = 12.0
+assert 2 * READ_SECONDS + TRANSFER_SECONDS < TRANSFER_TIMEOUT_SECONDS
 CARRIER = "daily"
+OUTCOME_UNKNOWN = "unknown"  # cancelled with the POST maybe at Daily: where the call went, Daily's webhooks say
 ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
 WARM_REASON = ("a Daily dial-in call is handed over cold only: Daily's sipCallTransfer connects the caller to the "
                "person at once, with no step where the bot briefs the person first; \"mode\": \"cold\" works here")
@@ -76,8 +83,9 @@ class DailyTransfers:
         """The transfer's answer; None when `session_id` is no Daily dial-in call (nothing asked of Daily)."""
         if not owned_by(session_id, self._phone_owner):
             return None
+        reads = asyncio.timeout(READ_SECONDS)  # one deadline for the session, the claim and the presence
         try:
-            async with asyncio.timeout(READ_SECONDS):
+            async with reads:
                 session = await self._sessions.get(session_id)
         except TimeoutError:
             raise _unread() from None
@@ -88,10 +96,12 @@ class DailyTransfers:
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")
-        claim = await self._claim(session_id)
+        claim = await self._claim(session_id, reads.when())
+        sending = False
         try:
-            participant = await self._caller_in_room(session_id)
+            participant = await self._caller_in_room(session_id, reads.when())
             async with asyncio.timeout(TRANSFER_SECONDS):
+                sending = True  # from here, Daily may have the POST
                 await self._rooms.sip_call_transfer(session_id, participant, target.to)
         except TimeoutError:
             raise _unknown(session_id, "out of time") from None
@@ -100,15 +110,26 @@ class DailyTransfers:
                 raise _unknown(session_id, str(exc)) from None
             await self._let_go(session_id, claim)
             raise _refusal(exc, session_id) from None
+        except asyncio.CancelledError:
+            if not sending:
+                await self._let_go(session_id, claim)
+            else:  # the POST may have reached Daily: never sent again, and the timeline says so
+                self._note_unknown(session_id, target)
+            raise
         except BaseException:
             await self._let_go(session_id, claim)
             raise
         return self._transferred(session_id, target)
 
-    async def _claim(self, session_id: str) -> str:
+    async def _claim(self, session_id: str, deadline: float | None) -> str:
         claim = secrets.token_hex(8)
         try:
-            first = await self._claims.first(RECORD + session_id, claim, CLAIM_SECONDS)
+            async with asyncio.timeout_at(deadline):
+                first = await self._claims.first(RECORD + session_id, claim, CLAIM_SECONDS)
+        except TimeoutError:
+            raise ApiError(503, "store_unavailable", "the replicas' store did not answer in time: cannot record the "
+                           "transfer before Daily is asked; nothing was transferred, try again",
+                           retry_after=2.0) from None
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot record the "
                            "transfer before Daily is asked; nothing was transferred, try again",
@@ -124,17 +145,16 @@ class DailyTransfers:
             log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
                         "one is refused until its record expires", session_id)
 
-    async def _caller_in_room(self, session_id: str) -> str:
-        """The caller's participant id: the room's one participant without a `userId` (joined by SIP)."""
+    async def _caller_in_room(self, session_id: str, deadline: float | None) -> str:
+        """The caller's participant id: the room's one participant without a token's user (joined by SIP)."""
         try:
-            async with asyncio.timeout(READ_SECONDS):
+            async with asyncio.timeout_at(deadline):
                 present = await self._rooms.presence(session_id)
         except TimeoutError:
             raise _unread() from None
         except DailyError as exc:
             raise _AskedNothing(exc) from exc
-        callers = [entry["id"] for entry in present or () if entry.get("userId") is None
-                   and isinstance(entry.get("id"), str) and entry["id"]]
+        callers = [entry["id"] for entry in present or () if _tokenless(entry)]
         if not callers:
             raise ApiError(409, "no_live_call", "the caller is not in the session's Daily room (Daily has not "
                            "connected the call yet, or the caller hung up): nothing was transferred")
@@ -144,6 +164,16 @@ class DailyTransfers:
                            "transferred")
         return str(callers[0])
 
+    def _note_unknown(self, session_id: str, target: TransferTarget) -> None:
+        """The request was cancelled (a replica shutting down, a torn-down request) with the POST maybe at
+        Daily: nobody is left to answer, so the timeline says `transferred` with its outcome unknown (Daily
+        most likely acted on a request it had; its calltransfer webhooks say where the call went)."""
+        log.warning("daily dial-in %s: the transfer was cancelled while Daily may have had it: not sent again",
+                    session_id)
+        if self._timeline is not None:
+            self._timeline.note(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
+                                carrier=CARRIER, carrier_status=OUTCOME_UNKNOWN, outcome=OUTCOME_UNKNOWN)
+
     def _transferred(self, session_id: str, target: TransferTarget) -> dict[str, Any]:
         at = round(time.time(), 3)
         if self._timeline is not None:
@@ -152,6 +182,13 @@ class DailyTransfers:
         log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, ACCEPTED)
         return {"session_id": session_id, "to": target.to, "mode": target.mode, "at": at, "carrier": CARRIER,
                 "carrier_status": ACCEPTED, "status": TRANSFERRED}
+
+
+def _tokenless(entry: dict[str, Any]) -> bool:
+    """A participant that joined without a meeting token: Daily leaves its `userId` null or, as documented for
+    a participant whose token set none, its own session id. Every token the dispatcher signs names another."""
+    participant = entry.get("id")
+    return isinstance(participant, str) and bool(participant) and entry.get("userId") in (None, participant)
 
 
 class _AskedNothing(DailyError):

@@ -8,11 +8,13 @@ Voicebot stream has ended, and the JSON it is answered with (Exotel's "Programma
 
 Exotel signs nothing it sends, so the URL itself carries the check: `secret` is an HMAC of the deployment's
 Exotel credential (EXOTEL_API_KEY:EXOTEL_API_TOKEN, the Basic pair its Voicebot stream already presents), so
-the token never appears in a URL or an access log, and rotating it changes the URL. Whoever lacks it gets a
-404. Whoever has it (it sits in the flow, beside the stream's credential) learns nothing by asking: a call is
-answered its number once, only for the CallSid a transfer was asked for, and only after it was asked
-(dispatcher/phone/exotel_transfers.py). A call with no transfer asked, or asked again, gets an empty
-`numbers`, which sends the flow down the applet's "We didn't dial anyone" branch, never to a default number.
+the token never appears in a URL or an access log, and rotating it changes the URL. Whoever lacks it gets the
+plain 404 of an unknown path, which says neither that the secret was wrong nor whether this deployment takes
+Exotel calls at all. Whoever has it (it sits in the flow, beside the stream's credential) learns nothing by
+asking: a call is answered its number only for the CallSid a transfer was asked for, only after it was asked,
+and only until the transfer's record expires (dispatcher/phone/exotel_transfers.py). A call with no transfer
+asked, or one whose transfer gave up waiting for Exotel, gets an empty `numbers`, which sends the flow down
+the applet's "We didn't dial anyone" branch, never to a default number.
 
 `python -m dispatcher.phone.exotel_connect` prints the URL to put in the flow, from PHONE_PUBLIC_URL,
 EXOTEL_API_KEY and EXOTEL_API_TOKEN in its environment (never on its command line).

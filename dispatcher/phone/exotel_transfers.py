@@ -11,8 +11,9 @@ Exotel has no API that redirects a live call, so the transfer is three steps:
 If no GET comes within `FETCH_SECONDS` (the flow has no Connect applet after the Voicebot, the caller left),
 the asking replica claims the answer record itself ("given up"): a GET that comes later is answered no
 number, so the call never rings a person for a transfer that was answered as not made. Whoever writes the
-record first decides, across replicas. A second GET for the call (Exotel's fallback URL, a replay) gets no
-number either: the target is answered once.
+record first decides, across replicas. Once a GET claimed it, every GET for the call while the record lives
+is answered the same number: Exotel asks the applet's Fallback URL when its primary GET failed (its answer
+lost or late at Exotel), and that ask must still dial the person the API said the call was handed to.
 """
 
 from __future__ import annotations
@@ -98,14 +99,14 @@ class ExotelTransfers:
 
     async def answer(self, call_sid: str) -> tuple[TransferTarget, int, str] | None:
         """Exotel's GET for `call_sid`: (the target, its time limit, its session) when a transfer was asked
-        for the call and this is the first GET since; else None (no number: the flow's "didn't dial" branch).
-        Raises `StoreUnavailable`."""
+        for the call and the asker did not give up waiting (every GET while the record lives: the Fallback
+        URL's too); else None (no number: the flow's "didn't dial" branch). Raises `StoreUnavailable`."""
         key = _digest(call_sid)
         pending = await self._records.held(PENDING + key)
         if pending is None:
             return None
         mine = "fetched:" + secrets.token_hex(8)
-        if await self._records.first(ANSWERED + key, mine, RECORD_SECONDS) != mine:
-            return None  # answered already, or given up
+        if await self._records.first(ANSWERED + key, mine, RECORD_SECONDS) == GIVEN_UP:
+            return None  # the asker answered "not transferred": nobody rings now
         fields = json.loads(pending)
         return TransferTarget(str(fields["to"])), int(fields["limit"]), str(fields["session"])

@@ -1,7 +1,8 @@
 """A fake Daily REST API (https://docs.daily.co/reference/rest-api), the parts voicefleet uses.
 
 `GET /` (domain config), `POST /rooms` (400 `invalid-request-error` on a reused name),
-`GET /rooms/:name/presence`, `DELETE /rooms/:name` (404 when missing), bearer auth (401), and the
+`GET /rooms/:name` (the room object, a SIP room's `config.sip_uri.endpoint`), `GET /rooms/:name/presence`,
+`DELETE /rooms/:name` (404 when missing), bearer auth (401), and the
 documented error body `{"error", "info"}`. Telephony: a room's `sip` properties (`display_name`,
 `video`, `sip_mode` "dial-in", `num_endpoints` 1-5; anything else is a 400) give it a SIP endpoint,
 `enable_dialout` must be a boolean, and `POST /dialin/pinlessCallUpdate` `{callId, callDomain,
@@ -72,6 +73,7 @@ class FakeDaily(FakeApi):
             Route("/v1/rooms", self.create_room, methods=["POST"]),
             Route("/v1/rooms", self.list_rooms, methods=["GET"]),
             Route("/v1/rooms/{name}/presence", self.room_presence, methods=["GET"]),
+            Route("/v1/rooms/{name}", self.get_room, methods=["GET"]),
             Route("/v1/rooms/{name}", self.delete_room, methods=["DELETE"]),
             Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
             Route("/v1/rooms/{name}/sipCallTransfer", self.sip_call_transfer, methods=["POST"]),
@@ -91,10 +93,12 @@ class FakeDaily(FakeApi):
         self.presence.setdefault(room, []).append({"id": f"p-{user_id}", "room": room, "userId": user_id})
 
     def dial_in(self, room: str, display_name: str = "+14155550100") -> str:
-        """A caller's SIP leg joins `room` (no meeting token: no `userId`); its participant id."""
+        """A caller's SIP leg joins `room`; its participant id. It has no meeting token, so its `userId` is
+        Daily's documented default, its own session id (docs.daily.co, "daily-participant": user_id
+        "Defaults to session_id if not set via token"), never a null the dispatcher could count on."""
         participant = str(uuid.uuid4())
         self.presence.setdefault(room, []).append({
-            "room": room, "id": participant, "userId": None, "userName": display_name,
+            "room": room, "id": participant, "userId": participant, "userName": display_name,
             "mtgSessionId": f"mtg-{room}", "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
         self.sip_participants.add(participant)
         return participant
@@ -232,6 +236,15 @@ class FakeDaily(FakeApi):
         if user_id := request.query_params.get("userId"):
             people = [p for p in people if p["userId"] == user_id]
         return JSONResponse({"total_count": len(people), "data": people})
+
+    async def get_room(self, request: Request) -> Response:
+        """`GET /rooms/:name`: the room object as `POST /rooms` answered it (a SIP room's `config.sip_uri`)."""
+        if denied := self._authorized(request):
+            return denied
+        name = request.path_params["name"]
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        return JSONResponse(self.rooms[name])
 
     async def delete_room(self, request: Request) -> Response:
         if denied := self._authorized(request):

@@ -60,7 +60,7 @@ async def exotel_call(api: httpx.AsyncClient) -> tuple[CarrierCall, str]:
     return call, await session_of(api, call)
 
 
-async def test_the_connect_applet_after_the_bot_dials_the_person_once_and_the_session_ends_transferred(
+async def test_the_connect_applet_after_the_bot_dials_the_person_and_the_session_ends_transferred(
     api: httpx.AsyncClient,
 ) -> None:
     exotel = flow(api)
@@ -79,11 +79,12 @@ async def test_the_connect_applet_after_the_bot_dials_the_person_once_and_the_se
     transferred = [e for e in events if e["event"] == "transferred"]
     assert transferred and (transferred[0]["carrier"], transferred[0]["to"]) == ("exotel", DESK)
     assert not [e for e in events if e["event"] == "caller_hung_up"], events  # the close was the transfer
-    # Once only: the applet's GET again (its fallback URL, a replay) dials no one; a wrong URL is refused.
+    # The applet's GET again (its Fallback URL, the primary's answer lost) dials the same person; a wrong URL
+    # is answered as no such route.
     again = await exotel.connect(call)
-    assert (again.dialled, again.why) == ([], "no_number"), again
+    assert (again.dialled, again.why) == ([DESK], "dialled"), again
     forged = await flow(api, "not-the-secret").connect(call)
-    assert forged.dialled == [] and forged.answers[0].status_code == 403, forged
+    assert forged.dialled == [] and forged.answers[0].status_code == 404, forged
 
 
 async def test_warm_is_refused_and_the_bot_keeps_the_call(api: httpx.AsyncClient) -> None:

@@ -1,6 +1,7 @@
 """Daily PSTN dial-in over HTTP: pinless `room_creation_api` → a SIP-enabled room and a bot with
 Pipecat's dial-in body; the bot's `pinlessCallUpdate` goes through here with a credential for its
-call only (the rules: dispatcher/phone/daily_dialin.py).
+call only (the rules: dispatcher/phone/daily_dialin.py), to its own session's room only (403 for any
+other `sipUri`, read against the room's config at Daily).
 
     POST /phone/daily/dialin/{secret}   Daily's webhook: {From, To, callId, callDomain, sipHeaders?}
     POST /phone/daily/{session_id}/dialin/pinlessCallUpdate   the bot's call, forwarded to Daily
@@ -121,6 +122,15 @@ async def pinless_call_update(request: Request, session_id: str) -> Utf8JSONResp
         parent = tracing.session_traceparent(await state.sessions.timeline.read(session_id))
     with tracing.in_session("phone.dialin_update", parent, **{"voicefleet.session.id": session_id}) as span:
         try:
+            # The credential opens this session's call only: it may reach this session's room only, never
+            # put its caller in another session's room (where that room's transfer would take it for its own).
+            own = await state.rooms.sip_endpoint(session_id)
+            if own != sip_uri:
+                tracing.failed(span, "forbidden")
+                raise ApiError(403, "forbidden", "a dial-in call may only be connected to its own session's room: "
+                               "sipUri must be the SIP endpoint of this session's Daily room (the one Daily's "
+                               "dialin-ready gives the bot)" if own else "this session has no SIP-enabled Daily "
+                               "room to connect the call to (it ended, or was no dial-in call)")
             await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
         except ProviderError as exc:  # e.g. Daily no longer holds the call: its stable reason, never its words
             error = as_api_error(exc)

@@ -1,6 +1,6 @@
 """Hostile review of the Daily dial-in transfer's trust in "the room's one participant without a token's user"
-(dispatcher/phone/daily_transfers.py): what puts a SIP leg into a session's room. A strict-xfail test is a
-finding while the product code has it; the dial-in sessions are made as tests/dispatcher/api/test_daily_dialin.py
+(dispatcher/phone/daily_transfers.py): what puts a SIP leg into a session's room. Each test is a finding the
+product code had, and now keeps fixed; the dial-in sessions are made as tests/dispatcher/api/test_daily_dialin.py
 makes them, against the strict fake (tests/fakes/daily.py)."""
 
 from __future__ import annotations
@@ -27,15 +27,8 @@ async def dialin(cloud: Cloud, call_id: str, caller: str) -> str:
     return str(answer.json()["sessionId"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: a dial-in bot's credential (daily_dialin.py check_credential) binds its session, callId and "
-    "callDomain but not `sipUri`, and routers/daily_dialin.py forwards any sipUri with the deployment's key. "
-    "Bot A (tenant code) can patch its own caller into another session's room whose SIP endpoint it knows "
-    "or guesses (the fake derives it from the room name; Daily's real format is unverified), "
-    "where the Daily transfer then takes that tokenless leg for B's caller: B's transfer moves A's caller, "
-    "or B's own caller is shut out (num_endpoints 1). Fix: answer 403 unless sipUri is the SIP endpoint of "
-    "the credential's own session's room (read from the room's config, or recorded at create)."))
 async def test_a_bots_pinless_update_may_only_connect_its_caller_to_its_own_room(cloud: Cloud) -> None:
+    """Bot A's credential cannot put A's caller in B's room, where B's transfer would take it for B's caller."""
     cloud.daily.hold_call("call-a", "dom-r")
     session_a = await dialin(cloud, "call-a", "+14155550101")
     session_b = await dialin(cloud, "call-b", "+14155550102")
@@ -45,4 +38,11 @@ async def test_a_bots_pinless_update_may_only_connect_its_caller_to_its_own_room
     answer = await cloud.http.post(f"/phone/daily/{session_a}/dialin/pinlessCallUpdate", json=update,
                                    headers={"Authorization": f"Bearer {credential_a}"})
     assert answer.status_code == 403, answer.text
+    assert "its own session's room" in answer.json()["error"]["message"]
     assert cloud.daily.connected_calls == {}  # Daily was never asked to put A's caller in B's room
+    (room_a,) = [name for name in cloud.daily.rooms if name.endswith(session_a)]
+    update["sipUri"] = cloud.daily.sip_endpoint(room_a)
+    own = await cloud.http.post(f"/phone/daily/{session_a}/dialin/pinlessCallUpdate", json=update,
+                                headers={"Authorization": f"Bearer {credential_a}"})
+    assert own.status_code == 200, own.text
+    assert cloud.daily.connected_calls == {"call-a": cloud.daily.sip_endpoint(room_a)}

@@ -1,5 +1,5 @@
-"""Hostile review of the Daily dial-in transfer (dispatcher/phone/daily_transfers.py): each test is a finding,
-marked strict-xfail while the product code has it, so fixing it turns the test into an unexpected pass.
+"""Hostile review of the Daily dial-in transfer (dispatcher/phone/daily_transfers.py): each test is a finding
+the product code had, and now keeps fixed.
 
 DailyTransfers is driven directly, with the real Daily client against the strict fake (tests/fakes/daily.py)
 and the in-memory first-claims store, as the dispatcher wires it (dispatcher/phone/state.py)."""
@@ -24,6 +24,7 @@ from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.store.memory import LocalFirstClaims
 from tests.fakes.daily import FakeDaily
+from tests.fakes.server import Hold
 
 SESSION = new_session_id(PHONE_CALLER, "daily-dialin:review-call")  # a dial-in call's session, as the webhook names it
 DESK = "+14155550123"
@@ -35,6 +36,16 @@ class _Sessions:
 
     async def get(self, session_id: str) -> Any:
         return SimpleNamespace(machine=SimpleNamespace(has_room=True, state=SimpleNamespace(is_active=True)))
+
+
+class _Timeline:
+    """dispatcher/phone/calls.py's `Timeline`: the events noted, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
+        self.events.append((event, fields))
 
 
 @pytest.fixture
@@ -49,18 +60,22 @@ def room_of(rooms: DailyRooms) -> str:
     return rooms.room_name(SESSION)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM/HIGH (unverified against live Daily): the caller is found as the participant whose presence "
-    "`userId` is null (daily_transfers.py _caller_in_room). Daily documents a participant's user_id as "
-    "'Defaults to session_id if not set via token' (docs.daily.co/reference/react-native/types/"
-    "daily-participant), and the fake's dial_in() sets null, more lenient than that. If Daily's presence "
-    "reports the SIP leg with userId == its id, no dial-in call is ever transferred (409 no_live_call). "
-    "Fix: take the caller as the one participant whose userId is null OR equals its own id, excluding the "
-    "token user ids the dispatcher signs (bot-…, user-…); better, record the SIP leg's session_id from "
-    "Daily's dialin.connected webhook; and make the fake report Daily's documented default."))
+async def cancelled_while_held(fake_daily: FakeDaily, transfers: DailyTransfers, hold: Hold) -> None:
+    """A transfer request cancelled once Daily holds the request `hold` catches (a replica shutting down)."""
+    asking = asyncio.create_task(transfers.transfer(SESSION, TransferTarget(DESK)))
+    try:
+        assert await fake_daily.eventually(lambda: hold.caught == 1)
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+    finally:
+        hold.release()
+
+
 async def test_a_sip_leg_whose_user_id_defaults_to_its_session_id_is_still_the_caller(
     rooms: DailyRooms, fake_daily: FakeDaily,
 ) -> None:
+    """Daily documents a participant's user id as its session id when no token set one: the SIP leg's."""
     fake_daily.join(room_of(rooms), f"bot-{SESSION}")
     caller = fake_daily.dial_in(room_of(rooms))
     for entry in fake_daily.presence[room_of(rooms)]:
@@ -72,42 +87,42 @@ async def test_a_sip_leg_whose_user_id_defaults_to_its_session_id_is_still_the_c
     assert [t["sessionId"] for t in fake_daily.transfers] == [caller]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: daily_transfers.py says the whole transfer fits under the bot's wait, but each read has its "
-    "own READ_SECONDS bound (the session read, then the room's presence) before TRANSFER_SECONDS: "
-    "10 + 10 + 12 = 32 s (plus the store's claim) > the bot's 30 s call.transfer wait "
-    "(botchannel/transfer.py TRANSFER_TIMEOUT_SECONDS). A slow store and a slow Daily let the bot be told "
-    "'timed out' while Daily transfers the caller afterwards. Fix: one deadline for the reads together "
-    "(e.g. asyncio.timeout around both) and an assert beside the constants, as transfer_anywhere.py has."))
 def test_the_worst_case_of_every_bound_fits_under_the_bots_wait() -> None:
+    """The reads share one deadline, each within READ_SECONDS: counted twice, the whole still fits."""
     worst = 2 * daily_transfers.READ_SECONDS + daily_transfers.TRANSFER_SECONDS
     assert worst < TRANSFER_TIMEOUT_SECONDS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW/MEDIUM: a transfer request cancelled while Daily's sipCallTransfer is in flight (a replica shutting "
-    "down with its tasks cancelled, a request torn down by middleware) hits `except BaseException: let_go`, so the "
-    "claim is given back although the POST may have reached Daily: the next ask sends a second "
-    "sipCallTransfer for the same leg, breaking the 'never resent' rule, and no `transferred` is noted. "
-    "Fix: once the POST may have been sent, treat CancelledError like TimeoutError (keep the claim; note "
-    "the unknown outcome) and let go only while nothing was sent."))
 async def test_a_transfer_cancelled_while_dailys_post_is_in_flight_keeps_its_claim(
     rooms: DailyRooms, fake_daily: FakeDaily,
 ) -> None:
+    """The POST may have reached Daily: it is never sent again, and the timeline says the outcome is unknown."""
     fake_daily.join(room_of(rooms), f"bot-{SESSION}")
     fake_daily.dial_in(room_of(rooms))
     claims = LocalFirstClaims()
-    transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, None)
-    hold = fake_daily.hold(method="POST", path_contains="/sipCallTransfer")
-    asking = asyncio.create_task(transfers.transfer(SESSION, TransferTarget(DESK)))
-    try:
-        assert await fake_daily.eventually(lambda: hold.caught == 1)  # Daily has the POST
-        asking.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asking
-    finally:
-        hold.release()
+    timeline = _Timeline()
+    transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
+    # Daily has the POST when the request is cancelled
+    await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="POST", path_contains="/sipCallTransfer"))
     assert await claims.held(RECORD + SESSION) is not None  # the transfer may be done: never asked again
     with pytest.raises(ApiError) as again:
         await transfers.transfer(SESSION, TransferTarget(DESK))
     assert again.value.code == "already_transferring"
+    assert [(event, fields["outcome"]) for event, fields in timeline.events] == [("transferred", "unknown")]
+
+
+async def test_a_transfer_cancelled_before_anything_was_sent_gives_its_claim_back(
+    rooms: DailyRooms, fake_daily: FakeDaily,
+) -> None:
+    """Cancelled while the room's presence is read: Daily was asked nothing, so a new ask may transfer."""
+    fake_daily.join(room_of(rooms), f"bot-{SESSION}")
+    caller = fake_daily.dial_in(room_of(rooms))
+    claims = LocalFirstClaims()
+    timeline = _Timeline()
+    transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
+    await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="GET", path_contains="/presence"))
+    assert await claims.held(RECORD + SESSION) is None
+    assert timeline.events == []
+    answer = await transfers.transfer(SESSION, TransferTarget(DESK))
+    assert answer is not None and answer["status"] == "transferred"
+    assert [t["sessionId"] for t in fake_daily.transfers] == [caller]

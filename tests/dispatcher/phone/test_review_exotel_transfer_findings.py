@@ -1,6 +1,6 @@
 """Hostile review of the Exotel transfer through the flow's Connect applet (dispatcher/phone/exotel_connect.py,
-exotel_transfers.py, api/routers/exotel_connect.py). A strict-xfail test is a finding while the product code
-has it."""
+exotel_transfers.py, api/routers/exotel_connect.py): each test is a finding the product code had, and now keeps
+fixed."""
 
 from __future__ import annotations
 
@@ -40,27 +40,15 @@ async def with_exotel(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator
         yield http
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: exotel_connect.py's docstring says 'Whoever lacks it gets a 404', but a wrong secret is answered "
-    "403 'this is not this deployment's Exotel Connect applet URL' while a deployment without Exotel answers "
-    "404 'EXOTEL_API_KEY and EXOTEL_API_TOKEN are unset': any stranger learns whether a deployment hands "
-    "Exotel calls over (and which setting names it uses). Fix: answer a wrong secret as the route answers "
-    "an unknown path (404 not_found, no hint)."))
 async def test_a_wrong_connect_secret_looks_like_no_such_route(with_exotel: httpx.AsyncClient) -> None:
+    """A stranger cannot tell a wrong secret from an unknown path, nor learn that this deployment takes Exotel."""
     answer = await with_exotel.get("/phone/exotel/connect/not-the-secret", params={"CallSid": CALL_SID})
     assert answer.status_code == 404, answer.text
     assert "Exotel" not in answer.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW/MEDIUM: the transfer is answered 200 `transferred` (connect_fetched) as soon as a GET claimed the "
-    "answer record, before Exotel has the body. Exotel contacts the applet's Fallback URL 'in case something "
-    "goes wrong with your Primary URL' (support.exotel.com article 3000096873): a primary GET whose answer "
-    "was lost or timed out at Exotel is retried there and answered no number, so nobody is dialled while "
-    "the API and the timeline said transferred (a failed transfer answered 2xx). Fix: answer the same "
-    "number to every GET for the CallSid while the transfer's record lives (the give-up claim still shuts "
-    "out GETs after it), and document that the fallback URL may be the same URL."))
 async def test_exotels_fallback_get_after_a_lost_primary_answer_still_dials_the_person() -> None:
+    """The API said transferred: Exotel's Fallback URL, asked because the primary's answer was lost, dials too."""
     records = LocalFirstClaims()
     exotel = ExotelTransfers(records, fetch_seconds=5.0, poll_seconds=0.01)
     closed = asyncio.Event()
@@ -74,3 +62,20 @@ async def test_exotels_fallback_get_after_a_lost_primary_answer_still_dials_the_
     await asking  # the asker now says "transferred"
     fallback = await exotel.answer(CALL_SID)  # Exotel's fallback URL, asked because the primary failed
     assert primary is not None and fallback is not None and fallback[0].to == DESK
+
+
+@pytest.fixture
+async def without_exotel(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in _app(fake_fly, fake_daily, {}):
+        yield http
+
+
+async def test_a_wrong_secret_and_a_deployment_without_exotel_answer_what_an_unknown_path_does(
+    with_exotel: httpx.AsyncClient, without_exotel: httpx.AsyncClient,
+) -> None:
+    """Nothing tells a stranger whether the deployment hands Exotel calls over, or which settings it reads."""
+    unknown = await with_exotel.get("/phone/exotel/no-such-route", params={"CallSid": CALL_SID})
+    wrong = await with_exotel.get("/phone/exotel/connect/not-the-secret", params={"CallSid": CALL_SID})
+    unset = await without_exotel.get("/phone/exotel/connect/not-the-secret", params={"CallSid": CALL_SID})
+    assert unknown.status_code == wrong.status_code == unset.status_code == 404
+    assert unknown.json() == wrong.json() == unset.json()
