@@ -21,7 +21,8 @@ from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
 
 
 async def _main() -> None:
-    config = load(os.environ)
+    # A worker's environment lacks the inbound digest passwords, which the supervisor checked (Kamailio's alone).
+    config = load(os.environ, inbound_passwords=WORKER_VARIABLE not in os.environ)
     code_version()  # read now: `version` names the code this process loaded, whatever the disk holds later
     worker = worker_index(os.environ, config)
     if worker is None and config.workers > 1:

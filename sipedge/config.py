@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from sipedge.drain import DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS
+from sipedge.inbound_password import short_inbound_password
 from sipedge.stream_address import origin
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
 
@@ -273,8 +274,10 @@ class EdgeConfig:
         return self.public_address or self.sip_address
 
 
-def load(env: Mapping[str, str]) -> EdgeConfig:
-    """The configuration `SIP_EDGE_CONFIG` names, its secrets read from `env`."""
+def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfig:
+    """The configuration `SIP_EDGE_CONFIG` names, its secrets read from `env`. A worker loads it with
+    `inbound_passwords` False: only Kamailio checks the trunks' inbound credentials, so the supervisor (which
+    checked their variables) leaves them out of the workers' environment."""
     path = env.get(CONFIG_VARIABLE, "")
     if not path:
         raise ConfigError(f"{CONFIG_VARIABLE} is unset: set it to the edge's TOML file (docs/sip.md#configuration)")
@@ -294,8 +297,9 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk names must differ (outbound calls name their trunk)")
     _check_transports(path, parsed)
     sip_address = _address(path, parsed, env, "sip_address")
+    trunks = tuple(_trunk(t, env, inbound_passwords) for t in parsed.trunk)
     config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), sip_address, parsed.sip_port, parsed.rtp_port,
-                        parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
+                        parsed.rtp_port_count, parsed.answer_seconds, trunks,
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
                         control_address=_address(path, parsed, env, "control_address"),
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
@@ -519,7 +523,7 @@ def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
     return value
 
 
-def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
+def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = True) -> Trunk:
     variables = {number: given if isinstance(given, str) else given.key for number, given in trunk.numbers.items()}
     keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}") if variable else None
             for number, variable in variables.items()}
@@ -543,12 +547,12 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
                  trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp,
                  _price(trunk), registrar_retry_seconds=trunk.registrar_retry_seconds,
-                 inbound_digest=_inbound_digest(trunk, env))
+                 inbound_digest=_inbound_digest(trunk, env, inbound_passwords))
 
 
-def _inbound_digest(trunk: TrunkFile, env: Mapping[str, str]) -> InboundDigest | None:
-    """The credential the trunk's requests must carry, its password's variable set now rather than found empty by
-    Kamailio, which would then admit nobody."""
+def _inbound_digest(trunk: TrunkFile, env: Mapping[str, str], password: bool = True) -> InboundDigest | None:
+    """The credential the trunk's requests must carry, its password's variable set now (unless not `password`: a
+    worker's load) rather than found empty or short by Kamailio, which would then admit nobody or a cracker."""
     username, variable = trunk.inbound_digest_username, trunk.inbound_digest_password_env
     if username is None and variable is None:
         return None
@@ -558,7 +562,11 @@ def _inbound_digest(trunk: TrunkFile, env: Mapping[str, str]) -> InboundDigest |
     if not trunk.numbers:
         raise ConfigError(f"trunk {trunk.name!r}: inbound_digest_username challenges the calls the trunk brings in: "
                           "give it numbers, or leave the inbound credential out")
-    _secret(env, variable, f"trunk {trunk.name!r}'s inbound digest password")
+    if password:
+        what = f"trunk {trunk.name!r}'s inbound digest password"
+        short = short_inbound_password(_secret(env, variable, what))
+        if short is not None:
+            raise ConfigError(f"{what} ({variable}) {short}")
     return InboundDigest(username, variable)
 
 

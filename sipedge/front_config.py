@@ -37,10 +37,15 @@ PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 100, 30
 TRUNK_REQUESTS_PER_SECOND = PIKE_REQUESTS_PER_UNIT // PIKE_UNIT_SECONDS
 INVITES_PER_SECOND = 60  # all sources together: what the workers' PJSIP can take without running out of sockets
 RETRY_AFTER_SECONDS = 5
+# The sanity module's checks of a request (its README's bits): request line, headers, Via, CSeq, Content-Length, URIs,
+# duplicate tags, and (2048) digest credentials: a malformed Authorization or Proxy-Authorization is answered 400 by
+# the module, logging nothing, before anything parses it again (the auth module would log an error for each one).
+SANITY_CHECKS = 17895 | 2048
 # A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
 # responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
 DIGEST_REALM = "voicefleet"
 DIGEST_FAILURES, DIGEST_FAILURE_SECONDS = 10, 60
+AUTH_CHECKS = 1 | 2 | 4 | 8  # what a nonce binds a response to: Request-URI, Call-ID, From tag, source (_digest_params)
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
 SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
@@ -91,6 +96,13 @@ def _trunk_sources(config: EdgeConfig) -> str:
     return _from_any(_networks(config))
 
 
+def _without_credential(config: EdgeConfig) -> str:
+    """A Kamailio condition: the source is a trunk's that asks no inbound credential (no stranger's; a trunk with
+    one has sources of its own, sipedge/config.py)."""
+    networks = sorted({str(n) for t in config.trunks if t.inbound_digest is None for n in t.sources})
+    return f"({_from_any(networks)})" if networks else "0 == 1"
+
+
 def _trunk_networks(config: EdgeConfig) -> str:
     return ",".join(_networks(config))
 
@@ -112,7 +124,7 @@ def _digest(config: EdgeConfig, mark: str) -> str:
     """route[DIGEST]'s body: each trunk with an inbound credential challenges its sources' requests (407) and
     admits only a valid response, before anyone looks at the number. Kamailio's auth module checks it, the
     password read from the trunk's variable ($env): the cfg holds none. Its nonces carry the source address
-    (auth_checks_no_dlg), so only whoever receives at a source can give a response counted against that source."""
+    (AUTH_CHECKS), so only whoever receives at a source can give a response counted against that source."""
     blocks = []
     for trunk in config.trunks:
         if trunk.inbound_digest is None:
@@ -154,8 +166,11 @@ def _digest_route(config: EdgeConfig, mark: str) -> str:
 
 
 def _digest_params() -> str:
-    # auth_checks_no_dlg 8: a nonce is good only from the source it was sent to (Kamailio's auth module, nonce.h).
-    return (f'\nmodparam("auth", "auth_checks_no_dlg", 8)'
+    # auth_checks_no_dlg: a nonce is good only for the Request-URI (1), Call-ID (2) and From tag (4) of the request
+    # challenged, and from the source it was sent to (8) (Kamailio's auth module, nonce.h): a captured response
+    # opens no other call. Not nonce_count, which would drop these checks (docs/sip.md#inbound-digest).
+    # Not one_time_nonce either: it challenges a UA's retransmission of a request (docs/sip.md#inbound-digest).
+    return (f'\nmodparam("auth", "auth_checks_no_dlg", {AUTH_CHECKS})'
             f'\nmodparam("htable", "htable", "digestfails=>size=8;autoexpire={DIGEST_FAILURE_SECONDS};")')
 
 
@@ -258,6 +273,9 @@ log_stderror=yes
 # log engine) at debug level: not written. Such a request never reaches the route below, so it is never counted.
 sip_parser_log=3
 children=2
+# Else Kamailio makes itself dumpable again once it drops to nobody, and any other nobody process reads the
+# inbound digest passwords in its /proc/PID/environ (docs/sip.md#inbound-digest). No core dump is written either.
+disable_core_dump=yes
 {_transport(config)}
 auto_aliases=no
 server_signature=no
@@ -293,7 +311,9 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         {refused("483", "too many hops")} sl_send_reply("483", "Too Many Hops"); exit;
     }}
-    if (!sanity_check("17895", "7")) {{ {refused("sanity", "malformed, answered by the sanity checks")} exit; }}
+    if (!sanity_check("{SANITY_CHECKS}", "7")) {{
+        {refused("sanity", "malformed, answered by the sanity checks")} exit;
+    }}
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
@@ -365,11 +385,18 @@ route[IN_DIALOG] {{
     # Call-ID. A Route that leads anywhere else would have the front relay a stranger's requests.
     if (!is_method("ACK")) {{ t_check_trans(); }}  # a retransmission: its transaction answers it
     if (is_method("BYE") && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # not a worker's own call
+    # A To-tag is anyone's to write: from a stranger or a trunk with an inbound credential (whose INVITEs prove it,
+    # its other requests within a call not), a Route to a worker is followed only for a call the front relayed.
     $var(routed) = 0;
     if (loose_route()) {{
         route(NEXT_HOP);
-        if ({_is_worker("$var(next)", config)}) {{ t_relay(); exit; }}
-        $var(routed) = 1;
+        if ({_is_worker("$var(next)", config)}) {{
+            if ({_without_credential(config)} || $sht(calls=>$ci) != $null || $sht(peers=>$ci) != $null) {{
+                t_relay(); exit;
+            }}
+        }} else {{
+            $var(routed) = 1;
+        }}
     }}
     if ($sht(calls=>$ci) != $null) {{
         $du = $sht(calls=>$ci);

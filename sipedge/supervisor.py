@@ -3,8 +3,8 @@ this process's children (docs/sip.md#capacity). The front's kamailio.cfg is writ
 temporary folder; its one secret is a token made at each start, which the front writes on every
 request to a worker and the workers get in their environment, so they believe only the front's own
 lines. Nothing secret goes on a command line: the workers read the same TOML file and environment as
-the edge. A child that exits is started again after a backoff that doubles up to
-RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
+the edge, less the inbound digest passwords (Kamailio's alone). A child that exits is started again
+after a backoff that doubles up to RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
 STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
 their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
@@ -189,8 +189,9 @@ class Supervisor:
         kamailio = Child("kamailio", argv, front_env(os.environ, self.config), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
+        env = worker_env(os.environ, self.config)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                         {**os.environ, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
+                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
                    for index in range(self.config.workers)]
         return [*workers, kamailio]
 
@@ -427,6 +428,13 @@ def front_env(env: Mapping[str, str], config: EdgeConfig) -> dict[str, str]:
     passwords = {t.inbound_digest.password_env: env[t.inbound_digest.password_env]
                  for t in config.trunks if t.inbound_digest is not None}
     return {"PATH": env.get("PATH", "/usr/bin:/bin"), **passwords}
+
+
+def worker_env(env: Mapping[str, str], config: EdgeConfig) -> dict[str, str]:
+    """A worker's environment: the edge's, less the inbound digest passwords, which only Kamailio checks. A worker
+    parses every admitted call's SDP and RTP: it holds no secret it has no use for."""
+    passwords = {t.inbound_digest.password_env for t in config.trunks if t.inbound_digest is not None}
+    return {name: value for name, value in env.items() if name not in passwords}
 
 
 async def _start_all(children: list[Child]) -> None:

@@ -40,6 +40,7 @@ import pulumi
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from sipedge.drain import DEFAULT_DRAIN_SECONDS
+from sipedge.inbound_password import short_inbound_password
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
@@ -205,7 +206,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
                **_passwords(cfg, DIGEST_PASSWORDS_KEY, "digestUsername", digest_variable,
                             {t.name for t in key.trunks if t.digest_username is not None}),
                **_passwords(cfg, INBOUND_DIGEST_PASSWORDS_KEY, "inboundDigestUsername", inbound_digest_variable,
-                            {t.name for t in key.trunks if t.inbound_digest_username is not None})}
+                            {t.name for t in key.trunks if t.inbound_digest_username is not None},
+                            short_inbound_password)}
     # The dispatcher's, from which the edge's credentials (its control API's, a price's proof) are derived.
     made = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud, deployment_secret=made)
@@ -352,9 +354,10 @@ def _named_key(cfg: Reader, text: str, *, name: str) -> str:
 
 
 def _passwords(cfg: Reader, map_key: str, username_key: str, variable: Callable[[str], str],
-               wanted: set[str]) -> dict[str, pulumi.Output[str]]:
+               wanted: set[str], weak: Callable[[str], str | None] = lambda _: None) -> dict[str, pulumi.Output[str]]:
     """`map_key`'s secrets (trunk name -> password), one for each trunk with `username_key` (`wanted`), each by
-    the variable `variable` names it for the edge."""
+    the variable `variable` names it for the edge; `weak` says why a password is refused (the edge's own rule:
+    the edge's loader, run here, sees stand-ins)."""
     if cfg.raw(map_key) is None:
         values: Any = {}
     else:
@@ -372,6 +375,8 @@ def _passwords(cfg: Reader, map_key: str, username_key: str, variable: Callable[
     for name, value in values.items():
         if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
             raise cfg.fail(map_key, f"{name} must be a password of one line")
+        if not is_stand_in(value) and (why := weak(value)) is not None:  # an offline run's: `pulumi up` checks it
+            raise cfg.fail(map_key, f"{name} {why}")
     return {variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
 
 

@@ -129,3 +129,23 @@ def _authorization(uri: str, nonce: str, password: str) -> str:
     response = hashlib.md5(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}".encode()).hexdigest()  # noqa: S324
     return (f'Proxy-Authorization: Digest username="{USERNAME}", realm="{DIGEST_REALM}", nonce="{nonce}", '
             f'uri="{uri}", response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5')
+
+
+@pytest.mark.parametrize("header", ['Digest username="pbx", realm="voicefleet", nonce=, uri=""', "Digest ,,,,,,"])
+def test_malformed_credentials_are_answered_400_without_a_log_line_each(front: Front, header: str) -> None:
+    """A scanner's unparsable Proxy-Authorization is refused by the sanity checks (400), and writes no line of
+    Kamailio's (the auth module's and pv's parse errors were one per request); a PBX's own never is."""
+    trunk = Peer(TRUNK, front)
+    try:
+        before = len(front.log_path.read_text())
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=(f"Proxy-Authorization: {header}", "Content-Type: application/sdp"), body=GOOD_SDP)
+        assert trunk.answers() == ["SIP/2.0 400 Bad Auth Header"]
+        # A request after it: once its answer is in, anything the malformed one made Kamailio write is too.
+        trunk.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6))
+        assert trunk.answers() == ["SIP/2.0 200 OK"]
+        assert "credentials" not in front.log_path.read_text()[before:]
+        assert not any(call_id in text for text in front.at_workers())
+    finally:
+        trunk.close()

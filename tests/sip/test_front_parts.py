@@ -48,10 +48,13 @@ numbers = {{ "+14155550199" = "" }}
 """
 
 
+PBX_PASSWORD = "secret-long-enough-for-a-digest"  # an inbound one: 20 characters or more (sipedge/inbound_password.py)
+
+
 def edge(tmp_path: Path, extra: str = "", trunk: str = "") -> EdgeConfig:
     path = tmp_path / "edge.toml"
     path.write_text(EDGE.format(extra=extra, trunk=trunk))
-    return load({"SIP_EDGE_CONFIG": str(path), "PBX_PASSWORD": "secret"})
+    return load({"SIP_EDGE_CONFIG": str(path), "PBX_PASSWORD": PBX_PASSWORD})
 
 
 def test_workers_bind_loopback_ports_of_their_own_and_share_the_rtp_range(tmp_path: Path) -> None:

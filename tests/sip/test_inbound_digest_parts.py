@@ -97,3 +97,21 @@ def test_kamailio_is_given_the_inbound_passwords_and_no_other_secret(
     assert "secret" not in str(children["kamailio"].argv)
     assert front_env({"PATH": "/bin", "PBX_PASSWORD": "p", "OTHER": "o"}, edge(tmp_path, "workers = 2")) == {
         "PATH": "/bin"}
+
+
+def test_a_worker_loads_the_file_without_the_inbound_password_the_edge_itself_needs(tmp_path: Path) -> None:
+    """The supervisor leaves the inbound passwords out of its workers' environment (only Kamailio checks them), so
+    a worker's load does not ask for them; the edge's own still does, and a worker's still checks the rest."""
+    edge(tmp_path, "workers = 2", DIGEST)  # writes edge.toml, loaded with the password
+    env = {"SIP_EDGE_CONFIG": str(tmp_path / "edge.toml")}
+    assert load(env, inbound_passwords=False).trunks[0].inbound_digest == InboundDigest("pbx", "PBX_PASSWORD")
+    with pytest.raises(ConfigError, match="PBX_PASSWORD is unset or empty"):
+        load(env)
+
+
+def test_an_inbound_password_under_20_characters_is_refused_naming_how_to_make_one(tmp_path: Path) -> None:
+    edge(tmp_path, "workers = 2", DIGEST)
+    env = {"SIP_EDGE_CONFIG": str(tmp_path / "edge.toml")}
+    with pytest.raises(ConfigError, match=r"\(PBX_PASSWORD\) is 19 characters, under 20.*openssl rand -base64 24"):
+        load({**env, "PBX_PASSWORD": "x" * 19})
+    assert load({**env, "PBX_PASSWORD": "x" * 20}).trunks[0].inbound_digest is not None

@@ -150,19 +150,20 @@ INBOUND = {**EDGE, "workers": 2, "trunks": [{**EDGE["trunks"][0], "inboundDigest
 def test_a_trunks_inbound_credential_lands_on_the_edges_with_its_password_from_the_secret_store(
         stack: StackRunner) -> None:
     run = run_with_edge(stack, INBOUND, secrets={"voicefleet:sipEdgeInboundDigestPasswords":
-                                                 json.dumps({"twilio": "SENTINEL-inbound-42"})})
+                                                 json.dumps({"twilio": "SENTINEL-inbound-password-42"})})
     user_data = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
     assert 'inbound_digest_username = "carrier"' in user_data
     assert 'inbound_digest_password_env = "SIP_EDGE_INBOUND_DIGEST_TWILIO"' in user_data
-    assert "SENTINEL-inbound-42" not in user_data  # in the secret store only
+    assert "SENTINEL-inbound-password-42" not in user_data  # in the secret store only
     stored = [r.name for r in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-              if unwrap(r.inputs["secretString"]) == "SENTINEL-inbound-42"]
+              if unwrap(r.inputs["secretString"]) == "SENTINEL-inbound-password-42"]
     assert len(stored) == 1 and "inbound-digest-twilio" in stored[0], stored
 
 
 # A trunk with both credentials: each map's password checked alike (the one its username asks for).
+INBOUND_PASSWORD = "q" * 20  # the shortest the edge takes (sipedge/inbound_password.py)
 BOTH = {"voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": "p"}),
-        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q"})}
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": INBOUND_PASSWORD})}
 
 
 @pytest.mark.parametrize("key", ["voicefleet:sipEdgeDigestPasswords", "voicefleet:sipEdgeInboundDigestPasswords"])
@@ -176,8 +177,16 @@ def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, key:
 
 def test_an_inbound_credential_on_one_worker_is_refused_naming_the_way_out(stack: StackRunner) -> None:
     refused = _refused(stack, {**INBOUND, "workers": 1}, secrets={
-        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "p"})})
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": INBOUND_PASSWORD})})
     assert "set workers = 2" in refused
+
+
+def test_a_short_inbound_password_is_refused_naming_how_to_make_one(stack: StackRunner) -> None:
+    """The edge's loader, run by the stack, sees a stand-in for each secret: the stack checks the length itself."""
+    refused = _refused(stack, INBOUND, secrets={
+        "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q" * 19})})
+    assert "sipEdgeInboundDigestPasswords" in refused and "twilio is 19 characters, under 20" in refused
+    assert "openssl rand -base64 24" in refused
 
 
 def _admin() -> dict[str, str]:
