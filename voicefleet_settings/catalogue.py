@@ -1502,7 +1502,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "PHONE_TRANSFER_TIME_LIMIT_SECONDS", "phone", INTEGER, minimum=1, default="3600",
+        "PHONE_TRANSFER_TIME_LIMIT_SECONDS", "phone", INTEGER, minimum=1, maximum=86400, default="3600",
         meaning=(
             "a transferred call's longest, in seconds (`<Dial timeLimit>`): Twilio then hangs up, as the SIP edge "
             "does both legs of a call it bridged"

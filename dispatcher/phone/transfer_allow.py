@@ -8,6 +8,10 @@ list, no transfers; and every target must be on it:
     +14155550123     that number exactly
     +1415*           numbers that start with +1415
     pbx.example.com  SIP URIs (`sip:`/`sips:`) whose host is that one, any user or port
+
+Numbers match as calls placed out do (voicefleet_settings/call_policy.py `destination_allowed`): a
+premium-rate, satellite or emergency number is reached only when listed exactly or under a prefix at
+least as long as its risky one (`+1900*`, never through `+1*`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 
 from dispatcher.api_error import ApiError  # not dispatcher.errors: no FastAPI for `voicefleet config check`
 from dispatcher.phone.transfer_target import E164, TransferTarget
+from voicefleet_settings.call_policy import destination_allowed
 
 SETTING = "PHONE_TRANSFER_TARGETS"
 _PREFIX = re.compile(r"\+[1-9][0-9]{0,14}\*")
@@ -26,14 +31,13 @@ _HOST = re.compile(r"(?=.*[A-Za-z.])[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 
 @dataclass(frozen=True)
 class TransferTargets:
-    numbers: frozenset[str]
-    prefixes: tuple[str, ...]
+    patterns: tuple[str, ...]  # numbers and `+prefix*`, as call_policy's destinations are written
     sip_hosts: frozenset[str]  # lower case
 
     def allows(self, target: TransferTarget) -> bool:
         if target.is_sip:
             return _sip_host(target.to) in self.sip_hosts
-        return target.to in self.numbers or target.to.startswith(self.prefixes)
+        return destination_allowed(self.patterns, target.to)
 
 
 def check_allowed(targets: TransferTargets | None, target: TransferTarget) -> None:
@@ -48,24 +52,21 @@ def check_allowed(targets: TransferTargets | None, target: TransferTarget) -> No
 
 def parse_transfer_targets(text: str) -> TransferTargets | None:
     """The list in `text` (comma-separated), None when empty; `ValueError` naming a bad entry."""
-    numbers: set[str] = set()
-    prefixes: list[str] = []
+    patterns: list[str] = []
     hosts: set[str] = set()
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
             continue
-        if E164.fullmatch(entry):
-            numbers.add(entry)
-        elif _PREFIX.fullmatch(entry):
-            prefixes.append(entry[:-1])
+        if E164.fullmatch(entry) or _PREFIX.fullmatch(entry):
+            patterns.append(entry)
         elif _HOST.fullmatch(entry):
             hosts.add(entry.lower())
         else:
             raise ValueError(f"{SETTING}: {entry[:40]!r} is none of a number in E.164 (+14155550123), a prefix "
                              "(+1415*) or a SIP host (pbx.example.com)")
-    if not (numbers or prefixes or hosts):
+    if not (patterns or hosts):
         return None
-    return TransferTargets(frozenset(numbers), tuple(prefixes), frozenset(hosts))
+    return TransferTargets(tuple(patterns), frozenset(hosts))
 
 
 def _sip_host(uri: str) -> str:

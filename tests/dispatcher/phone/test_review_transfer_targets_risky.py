@@ -1,6 +1,6 @@
 """Hostile review of where a call may be handed (dispatcher/phone/transfer_allow.py), now that every
 cloud's stack sets `PHONE_TRANSFER_TARGETS` from `phoneTransferTargets` (stacks/config/phone_transfers.py):
-a finding, strict-xfail until the product is fixed."""
+a finding, fixed: transfers take calling out's risky-prefix rule."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from dispatcher.phone.transfer_target import TransferTarget
 from voicefleet_settings.call_policy import destination_allowed
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a transfer list's country prefix (+1*) lets a caller-steered bot hand "
-                   "the call to premium-rate (+1900, +1976) and satellite (+881, +979) numbers: toll fraud")
 @pytest.mark.parametrize(("listed", "to"), [
     ("+1*", "+19005550123"),  # US premium rate
     ("+1*", "+19765550123"),

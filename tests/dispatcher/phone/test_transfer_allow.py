@@ -25,6 +25,14 @@ def test_anything_off_the_list_is_refused(to: str) -> None:
     assert targets is not None and not targets.allows(TransferTarget(to))
 
 
+@pytest.mark.parametrize(("listed", "to"), [("+19005550123", "+19005550123"), ("+1900*", "+19005550123"),
+                                            ("+8816*", "+881631234567"), ("+1*", "+14155550123")])
+def test_a_risky_number_is_reached_when_named_as_closely_as_its_risky_prefix(listed: str, to: str) -> None:
+    """Calling out's rule (call_policy.py `destination_allowed`): `+1*` alone never reaches `+1900…`."""
+    targets = parse_transfer_targets(listed)
+    assert targets is not None and targets.allows(TransferTarget(to))
+
+
 def test_an_empty_list_is_none_and_a_bad_entry_is_named() -> None:
     assert parse_transfer_targets("") is None and parse_transfer_targets(" , ") is None
     for bad in ("14155550123", "+1*5", "*", "sip:desk@pbx.example.com", "+0*"):

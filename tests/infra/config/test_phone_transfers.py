@@ -67,3 +67,17 @@ def test_a_transfer_key_set_as_a_secret_is_refused_rather_than_written_plain(sta
     value = TRANSFERS[key]
     message = error(stack, "aws", secrets={**SECRETS, f"voicefleet:{key}": value})
     assert f"voicefleet:{key} is set as a secret" in message, message
+
+
+def test_a_prefix_as_wide_as_a_country_code_is_warned_of_and_a_desks_prefix_is_not(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`+1*` reaches every number of North America, its premium ones bar the risky prefixes: the preview
+    says so; `+1415*` and an exact number are what the docs advise, and pass without a word."""
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *a, **k: warned.append(str(message)))
+    stack("aws", phoneTransferTargets=json.dumps(["+1*", "+1415*", "+44*", "+14155550123", "pbx.example.com"]))
+    said = [message for message in warned if message.startswith("voicefleet:phoneTransferTargets")]
+    assert len(said) == 2, said
+    assert "'+1*' is as wide as a country calling code" in said[0] and "+1900, +1976 only when listed" in said[0]
+    assert "'+44*' is as wide" in said[1] and "only when listed" not in said[1]
+    assert not any("'+1415*'" in message or "'+14155550123'" in message for message in said)

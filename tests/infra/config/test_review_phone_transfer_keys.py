@@ -1,16 +1,12 @@
-"""Hostile review of the stacks' transfer keys (stacks/config/phone_transfers.py): a finding, strict-xfail
-until the product is fixed."""
+"""Hostile review of the stacks' transfer keys (stacks/config/phone_transfers.py): a finding, fixed:
+the limit has a day for maximum."""
 
 from __future__ import annotations
-
-import pytest
 
 from tests.infra.config.test_settings import error
 from tests.infra.conftest import StackRunner
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: phoneTransferTimeLimitSeconds has no maximum: a stack may set a "
-                   "transferred call's limit to years, so the SIP edge's bridge never ends a runaway transfer")
 def test_a_transfer_time_limit_past_a_day_fails_the_preview(stack: StackRunner) -> None:
     """The limit is the brake on what one transferred call costs (docs/phone.md: "else Twilio's own limit,
     hours, would bound what a call costs"); the catalogue's PHONE_TRANSFER_TIME_LIMIT_SECONDS has a minimum
