@@ -82,8 +82,6 @@ async def test_a_listing_never_moves_a_bot_to_another_project_holding_a_look_ali
         assert refused is not None, "b's look-alike VM passed for reserve bot of a"
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a replica that did not insert a reserve bot takes the first "
-                   "project holding a VM of its name: a look-alike in an earlier cell passes for the bot")
 async def test_a_replica_that_did_not_insert_the_bot_never_takes_a_look_alike_in_an_earlier_cell(
         fake: FakeGce) -> None:
     """Bots dial any replica behind the load balancer, so most hellos reach one that did not insert the
@@ -179,8 +177,6 @@ async def test_a_warming_vm_forgotten_with_its_project_is_still_deleted(fake: Fa
             "the forgotten bot's VM was never deleted"
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claimed reserve bot that loses its channel is refused when it "
-                   "dials again ('no instance of reserve bot ... in any cell'): its session loses its bot")
 async def test_a_claimed_reserve_bot_may_dial_again_after_a_drop(fake: FakeGce) -> None:
     """A claimed reserve bot keeps its idle credential; after a drop (a network blip, a dispatcher
     replica's rollout: bot/channel_session.py dials again) its hello names its session, and admission.py
