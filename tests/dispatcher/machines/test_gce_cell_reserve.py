@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
 from dispatcher.api.state import AppState
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import MachinesError, WarmMachines
+from dispatcher.machines.base import LaunchSpec, MachinesError, WarmMachines
 from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
@@ -82,6 +82,18 @@ async def dial(fake: FakeGce, state: AppState, port: int, bot_id: str, cell: str
     assert isinstance(parse_frame(await ws.recv()), Welcome)
     assert await state.channels.wait_until(lambda: bot_id in {link.machine_id for link in state.channels.idle()}, 10)
     return ws
+
+
+async def claimed_bot(fake: FakeGce, state: AppState, port: int) -> tuple[str, str, LaunchSpec, ClientConnection]:
+    """The reserve's one bot, refilled, dialled in and claimed by a session: its id, cell, session and channel."""
+    assert state.reserve is not None
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_vms(fake).items()
+    ws = await dial(fake, state, port, bot_id, cell)
+    accepting = asyncio.create_task(accept(ws))
+    s = spec()
+    assert (await state.reserve.launch(s)).claimed and await accepting == s.session_id
+    return bot_id, cell, s, ws
 
 
 async def test_gce_mode_with_cells_and_a_channel_holds_the_reserve_over_them(fake: FakeGce) -> None:
@@ -300,13 +312,7 @@ async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_
     re-dial is not noted as a reserve bot: a retirement by bot id leaves the session's VM running."""
     env = reserve_env(fake)
     async with replica(env) as (state, port):
-        assert state.reserve is not None
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_vms(fake).items()
-        ws = await dial(fake, state, port, bot_id, cell)
-        accepting = asyncio.create_task(accept(ws))
-        s = spec()
-        assert (await state.reserve.launch(s)).claimed and await accepting == s.session_id
+        bot_id, cell, s, ws = await claimed_bot(fake, state, port)
         cold = spec()
         await state.machines.launch(cold)  # another session's VM (named for it), in its own cell
         await ws.close()

@@ -30,6 +30,7 @@ from dispatcher.machines.gce.settings import GceSettings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cell_reserve import (  # noqa: F401 - the fake fixture
     IDLE_PREFIX,
+    claimed_bot,
     dial,
     fake,
     idle_vms,
@@ -188,14 +189,7 @@ async def test_a_claimed_reserve_bot_may_dial_again_after_a_drop(fake: FakeGce) 
     Fix: `_located` for an idle grant also finds a claimed VM of that name (its session label), or keep
     the bot's cell (in the store, beside the session's) once claimed."""
     async with replica(reserve_env(fake)) as (state, port):
-        assert state.reserve is not None
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_vms(fake).items()
-        ws = await dial(fake, state, port, bot_id, cell)
-        accepting = asyncio.create_task(accept(ws))
-        s = spec()
-        result = await state.reserve.launch(s)
-        assert await accepting == s.session_id and result.claimed
+        bot_id, cell, s, ws = await claimed_bot(fake, state, port)
         await ws.close()  # the channel drops; the bot dials again, as bot/channel_session.py does
         project = fake.projects[PROJECTS[cell]]
         name = IDLE_PREFIX + bot_id
