@@ -6,15 +6,15 @@ in an open cell with room (cell_refills.py); the reserve machine is counted in t
 count and room from then on. A refill the cell turns away (throttling, a quota) drains the cell as a
 cold launch's would (the provider's `drain_reason`, `drained_with`).
 
-Each warm bot's cell is known where it was launched, where its identity was proved, or from a
-listing of the cells' reserve machines (`_cell_of_bot`); a listing never moves a bot launched or
-proved here (`_sure`), since another account or project can run a look-alike under a bot id it has
-seen. A claim re-tags the machine in its cell, once (a second claim finds it gone or taken), then
-records the session's cell in the store (as a cold launch does), so any replica's look-ups meet it
-there. A claim for a session already recorded in another cell is refused before the re-tag (its
-machine is there), and a claim that fails records nothing: the cold start that follows may go to any
-open cell. A cell that does not answer its listing keeps its last counts and is shown `unreadable`,
-and takes only its own warm bots with it (`in_lost_cell`).
+Each warm bot's cell is known where it was launched, where its identity was proved, or from a listing of
+the cells' reserve machines, or by asking every cell (`_cell_of_bot`: a bot id two cells hold is
+refused); a listing never moves a bot launched or proved here (`_sure`), since another account or project
+can run a look-alike under a bot id it has seen. A claim re-tags the machine in its cell, once (a second
+claim finds it gone or taken), then records the session's cell in the store (as a cold launch does), so
+any replica's look-ups meet it there. A claim for a session already recorded in another cell is refused
+before the re-tag (its machine is there), and a claim that fails records nothing: the cold start that
+follows may go to any open cell. A cell that does not answer its listing keeps its last counts and is
+shown `unreadable`, and takes only its own warm bots with it (`in_lost_cell`).
 """
 
 from __future__ import annotations
@@ -107,23 +107,35 @@ class CellReserve:
         self._bot_cells[bot_id] = self._sure[bot_id] = cell
 
     async def _cell_of_bot(self, bot_id: str) -> str | None:
-        """The cell whose reserve machine `bot_id` is: known here, else looked for cell by cell."""
+        """The cell whose reserve machine `bot_id` is: known here, else asked of every cell. A bot id
+        that two cells hold is no cell's (a look-alike under an id seen elsewhere: refused and logged,
+        never the first cell that answers); one found while another cell did not answer is taken but
+        not kept, so the next look asks that cell too."""
         if (cell := self._bot_cells.get(bot_id)) is not None:
             return cell
+        answers = await asyncio.gather(*(member.holds_idle(bot_id) for member in self._warm.values()),
+                                       return_exceptions=True)
+        found: builtins.list[str] = []
         failed: MachinesError | None = None
-        for cell, member in self._warm.items():
-            try:
-                found = await member.holds_idle(bot_id)
-            except MachinesError as exc:
-                log.warning("%s cell %s did not answer a look for reserve bot %s: %s", self.label, cell, bot_id, exc)
-                failed = exc
-                continue
-            if found:
-                self._bot_cells[bot_id] = cell
-                return cell
-        if failed is not None:
-            raise failed
-        return None
+        for cell, answer in zip(self._warm, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, MachinesError):
+                    raise answer
+                log.warning("%s cell %s did not answer a look for reserve bot %s: %s", self.label, cell, bot_id, answer)
+                failed = answer
+            elif answer:
+                found.append(cell)
+        if len(found) > 1:
+            log.warning("%s cells %s each hold a reserve %s of bot %s: refused in all (a look-alike runs in all"
+                        " but one)", self.label, ", ".join(found), self.thing, bot_id)
+            return None
+        if not found:
+            if failed is not None:
+                raise failed
+            return None
+        if failed is None:
+            self._bot_cells[bot_id] = found[0]
+        return found[0]
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         cell = await self._cell_of_bot(bot_id)

@@ -7,9 +7,11 @@ cell_reserve.py, as ECS_CELLS's. A reserve insert that the project refuses for i
 drains the cells that refusal holds for, as a cold insert's would (gce/cells.py `drained_with`).
 
 A reserve bot's instance identity token must name the project and zone of the cell its VM is in:
-the cell it was inserted in here, or the one whose project answers with its idle VM (never read from
-the token or the VM's name). A token that names it proves the VM there: a later listing never moves
-the bot to another project's look-alike VM.
+the cell it was inserted in here, or the one project whose idle VM of that name is labelled with its
+bot id (never read from the token or the VM's name; two such projects: refused). A token that names
+it proves the VM there: a later listing never moves the bot to another project's look-alike VM. Once
+claimed, a bot that dials again names its session: its VM is found as the session's (gce/cells.py
+`_located`) and is not noted as the reserve's again.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ class GceCellWarmMachines(CellReserve, GceCellMachines):
     async def _idle_cell(self, bot_id: str) -> str | None:
         return await self._cell_of_bot(bot_id)
 
-    def _vm_proved(self, grant: BotGrant, where: tuple[str, str]) -> None:
-        """A reserve bot's token proved its VM in `where`'s cell (one cell per project and zone): its
-        claim, wherever it dialled, goes there."""
+    def _vm_proved(self, grant: BotGrant, session_id: str | None, where: tuple[str, str]) -> None:
+        """An idle reserve bot's token proved its VM in `where`'s cell (one cell per project and zone): its
+        claim, wherever it dialled, goes there. A claimed bot dialling again (its hello names its session)
+        is no longer the reserve's: noting it would let a retirement by bot id delete its session's VM."""
         cell = next((name for name, at in self._where.items() if at == where), None)
-        if grant.kind == "idle" and cell is not None:
+        if grant.kind == "idle" and session_id is None and cell is not None:
             self._bot_proved(grant.subject, cell)
 
     @property

@@ -35,6 +35,7 @@ from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
 from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.gce.identity import GceInstanceIdentity
+from dispatcher.machines.gce.labels import label_value
 from dispatcher.machines.gce.provider import GceMachines, GceRefused
 from dispatcher.machines.gce.settings import GceSettings
 from dispatcher.machines.recent import Recent
@@ -154,10 +155,16 @@ class GceCellMachines(CellLaunches[GceMachines]):
                 self.cells.drain(drained, code, FAILED_INSERT_DRAIN)
         return machine
 
-    async def _located(self, grant: BotGrant) -> tuple[str, str] | None:
-        """The project and zone of the cell a credential's VM was found in (gce/identity.py)."""
-        if grant.kind == "idle":
+    async def _located(self, grant: BotGrant, session_id: str | None) -> tuple[str, str] | None:
+        """The project and zone of the cell a credential's VM was found in (gce/identity.py). A reserve
+        bot's hello that names a session is a claimed bot dialling again (a drop, a replica's rollout):
+        the claim took its idle label, so its VM is found as the session's (the cell the store records
+        for the session, asked at any replica) and must be the bot's own. The admission rules then check
+        the session is the one the bot was claimed for (dispatcher/channel/admission.py)."""
+        if grant.kind == "idle" and session_id is None:
             cell = await self._idle_cell(grant.subject)
+        elif grant.kind == "idle" and session_id is not None:
+            cell = await self._claimed_cell(grant, session_id)
         elif grant.kind == "session" and (found := await self.find(grant.subject)) is not None:
             cell = found[0]
         else:
@@ -167,13 +174,23 @@ class GceCellMachines(CellLaunches[GceMachines]):
         settings = self._members[cell].settings
         return settings.project, settings.zone
 
+    async def _claimed_cell(self, grant: BotGrant, session_id: str) -> str | None:
+        """The cell of the session's VM when it is the reserve bot's (named for it, labelled with the
+        session by the claim). A session id no label can carry names no claimed VM, and is never sent."""
+        if not label_value(session_id):
+            return None
+        found = await self.find(session_id)
+        if found is None or found[1].machine_id != self.identity.instance_for(grant):
+            return None
+        return found[0]
+
     async def _idle_cell(self, bot_id: str) -> str | None:
         """The cell of reserve bot `bot_id`'s VM: none without a reserve (gce/cell_reserve.py finds it)."""
         return None
 
-    def _vm_proved(self, grant: BotGrant, where: tuple[str, str]) -> None:
+    def _vm_proved(self, grant: BotGrant, session_id: str | None, where: tuple[str, str]) -> None:
         """A bot's token proved its VM in `where` (project, zone): nothing to note for cold sessions,
-        whose records name their cells (gce/cell_reserve.py notes a reserve bot's)."""
+        whose records name their cells (gce/cell_reserve.py notes an idle reserve bot's)."""
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -12,8 +12,10 @@ for a cold bot, `<prefix>-idle-<bot id>` for a reserve bot (whose name it keeps 
 Instance names are unique in a zone while the VM exists, and a session id is never reused, so the
 name binds the token to that launch; someone who read the VM's metadata from elsewhere holds the
 credential but no such token. With GCE_CELLS the VM's project and zone are those of the cell the
-session's VM was found in (`locate`, gce/cells.py), never read from its name or the token; a token
-that names it proves the VM there (`proved`: a reserve bot's cell is then fixed, gce/cell_reserve.py).
+session's VM was found in (`locate`, gce/cells.py), never read from its name or the token (a claimed
+reserve bot that dials again names its session: its VM is that session's, found through the cell the
+store records for it, at any replica); a token that names it proves the VM there (`proved`: an idle
+reserve bot's cell is then fixed, gce/cell_reserve.py).
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ from dispatcher.machines.gce.settings import (
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")  # as google-auth's id_token accepts
 
 
-Locate = Callable[[BotGrant], Awaitable[tuple[str, str] | None]]  # a grant's VM → its (project, zone), or None
-Proved = Callable[[BotGrant, tuple[str, str]], None]  # a grant's VM proved in that (project, zone)
+# A grant's VM, and the session its hello names (a claimed reserve bot's re-dial) → its (project, zone), or None
+Locate = Callable[[BotGrant, str | None], Awaitable[tuple[str, str] | None]]
+# A grant's VM, its hello naming that session (or none), proved in that (project, zone)
+Proved = Callable[[BotGrant, str | None, tuple[str, str]], None]
 
 
 class GceInstanceIdentity:
     def __init__(self, *, project: str, zone: str, prefix: str, audience: str | None, certs_url: str,
                  locate: Locate | None = None, proved: Proved | None = None) -> None:
         """`locate`: where VMs run in several projects (GCE_CELLS), the project and zone of the cell the
-        grant's VM was found in (None: none found); the token must name that one, not any cell's.
-        `proved`: told of each grant whose token named the located project and zone."""
+        grant's VM was found in (None: none found); the token must name that one, not any cell's. A
+        reserve bot's hello that names a session (it dials again once claimed) is located through that
+        session's VM. `proved`: told of each grant whose token named the located project and zone."""
         self.project, self.zone, self.prefix = project, zone, prefix
         self.audience = audience
         self.keys = JsonWebKeys(certs_url)
@@ -63,14 +68,14 @@ class GceInstanceIdentity:
             claims = await verified_claims(hello.identity, self.keys, issuers=GOOGLE_ISSUERS, audience=self.audience)
         except IdentityRefused as exc:
             return f"instance identity token refused: {exc}"
-        where = (self.project, self.zone) if self._locate is None else await self._locate(grant)
+        where = (self.project, self.zone) if self._locate is None else await self._locate(grant, hello.session_id)
         if where is None:
             whose = "reserve bot" if grant.kind == "idle" else "session"
             return f"no instance of {whose} {grant.subject} in any cell"
         expected = {"project_id": where[0], "zone": where[1], "instance_name": self.instance_for(grant)}
         if (refused := mismatch("instance identity token", _compute_engine(claims), expected)) is None \
                 and self._proved is not None:
-            self._proved(grant, where)
+            self._proved(grant, hello.session_id, where)
         return refused
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

@@ -26,6 +26,12 @@ LABEL_CLAIMED = "voicefleet-claimed"
 IDLE_INFIX = "idle-"  # a reserve VM is `<prefix>-idle-<bot id>` (gce/reserve.py), kept when claimed
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{1,63}")
 
+
+def label_value(text: str) -> bool:
+    """Whether `text` can be a label's value (and so quoted in a filter or a path as it is)."""
+    return _LABEL_VALUE.fullmatch(text) is not None
+
+
 Request = Callable[..., Awaitable[HttpResponse]]  # GceMachines._request: (method, path, **kw)
 Refusal = Callable[[HttpResponse, str], MachinesError]  # GceMachines._failed: (response, what)
 
@@ -48,7 +54,7 @@ class ClaimedVms:
     async def find(self, session_id: str) -> dict[str, Any] | None:
         """The VM labelled with the session (one `instances.list`), or None. Paid only when the VM
         named for the session does not exist: a warm session another replica claimed, or an ended one."""
-        if not _LABEL_VALUE.fullmatch(session_id):
+        if not label_value(session_id):
             return None  # not a label value: no VM can carry it (and nothing to quote in the filter)
         params = {"filter": f"labels.{LABEL_SESSION} = {session_id}", "maxResults": "2"}
         response = await self._request("GET", "/instances", params=params)

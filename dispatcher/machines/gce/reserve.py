@@ -105,9 +105,10 @@ class GceWarmMachines(GceMachines):
         return dict(response.json())
 
     async def holds_idle(self, bot_id: str) -> bool:
-        """Whether this project runs `bot_id`'s reserve VM, still idle (a cell of several: gce/cell_reserve.py)."""
+        """Whether this project runs `bot_id`'s reserve VM, still idle (a cell of several: gce/cell_reserve.py):
+        its idle label names the bot, as the insert wrote it."""
         vm = await self._get_idle(bot_id)
-        return vm is not None and LABEL_IDLE in (vm.get("labels") or {})
+        return vm is not None and (vm.get("labels") or {}).get(LABEL_IDLE) == bot_id
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = self.idle_name(bot_id)

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from botchannel.contract import CHANNEL_PATH, Hello, Welcome, encode, parse_frame
 from dispatcher.api.state import AppState
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import MachinesError, WarmMachines
+from dispatcher.machines.base import LaunchSpec, MachinesError, WarmMachines
 from dispatcher.machines.gce.cell_reserve import GceCellWarmMachines
 from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.settings import GceSettings
@@ -82,6 +82,18 @@ async def dial(fake: FakeGce, state: AppState, port: int, bot_id: str, cell: str
     assert isinstance(parse_frame(await ws.recv()), Welcome)
     assert await state.channels.wait_until(lambda: bot_id in {link.machine_id for link in state.channels.idle()}, 10)
     return ws
+
+
+async def claimed_bot(fake: FakeGce, state: AppState, port: int) -> tuple[str, str, LaunchSpec, ClientConnection]:
+    """The reserve's one bot, refilled, dialled in and claimed by a session: its id, cell, session and channel."""
+    assert state.reserve is not None
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_vms(fake).items()
+    ws = await dial(fake, state, port, bot_id, cell)
+    accepting = asyncio.create_task(accept(ws))
+    s = spec()
+    assert (await state.reserve.launch(s)).claimed and await accepting == s.session_id
+    return bot_id, cell, s, ws
 
 
 async def test_gce_mode_with_cells_and_a_channel_holds_the_reserve_over_them(fake: FakeGce) -> None:
@@ -291,3 +303,58 @@ async def test_a_claim_that_cannot_relabel_in_a_project_that_is_down_starts_cold
             await ws.close()
         assert result.created and not result.claimed
         assert s.session_id in {n.removeprefix("vf-") for n in fake.projects[PROJECTS["b"]].instances}
+
+
+async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_replica(fake: FakeGce) -> None:
+    """Once claimed, a reserve VM has lost its idle label; its bot dialling again names its session, so
+    another replica (with no cache) finds its VM as the session's, in the cell the store records for it.
+    A hello naming some other session (another VM's, or none a label can carry) finds nothing; and the
+    re-dial is not noted as a reserve bot: a retirement by bot id leaves the session's VM running."""
+    env = reserve_env(fake)
+    async with replica(env) as (state, port):
+        bot_id, cell, s, ws = await claimed_bot(fake, state, port)
+        cold = spec()
+        await state.machines.launch(cold)  # another session's VM (named for it), in its own cell
+        await ws.close()
+        name = IDLE_PREFIX + bot_id
+        project = fake.projects[PROJECTS[cell]]
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        other = GceCellWarmMachines(GceSettings.from_env(env), coordination_of(state), max_idle_seconds=900.0,
+                                    max_session_seconds=1800)
+        try:
+            def hello(session_id: str) -> Hello:
+                return Hello(machine_id=bot_id, session_id=session_id,
+                             identity=project.identity_token(name, CHANNEL_AUDIENCE))
+
+            for wrong in (cold.session_id, "../instances/x", "no-such-session"):
+                refused = await other.identity.refusal(grant, hello(wrong))
+                assert refused is not None and "no instance of reserve bot" in refused, (wrong, refused)
+            assert await other.identity.refusal(grant, hello(s.session_id)) is None
+            await other.retire(bot_id)  # a stale retirement of the bot, at the replica it re-dialled
+            assert name in project.instances, "the session's VM was deleted by its bot id"
+        finally:
+            await other.aclose()
+
+
+async def test_a_vm_whose_idle_label_names_another_bot_is_not_that_bots(fake: FakeGce) -> None:
+    """A replica that did not insert a reserve bot finds its VM by name and idle label: the label's value
+    must be the bot id, as the insert wrote it (a VM of that name labelled for another bot is not its)."""
+    env = reserve_env(fake)
+    async with replica(env) as (state, _):
+        assert state.reserve is not None
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_vms(fake).items()
+        name = IDLE_PREFIX + bot_id
+        project = fake.projects[PROJECTS[cell]]
+        project.set_status(name, "RUNNING")
+        project.instances[name]["labels"]["voicefleet-idle"] = "someone-else"
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        hello = Hello(machine_id=bot_id, identity=project.identity_token(name, CHANNEL_AUDIENCE))
+        other = GceCellWarmMachines(GceSettings.from_env(env), coordination_of(state), max_idle_seconds=900.0,
+                                    max_session_seconds=1800)
+        try:
+            assert await other.identity.refusal(grant, hello) is not None
+            project.instances[name]["labels"]["voicefleet-idle"] = bot_id
+            assert await other.identity.refusal(grant, hello) is None  # the same VM, labelled for it
+        finally:
+            await other.aclose()

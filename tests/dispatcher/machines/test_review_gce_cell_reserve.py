@@ -30,6 +30,7 @@ from dispatcher.machines.gce.settings import GceSettings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cell_reserve import (  # noqa: F401 - the fake fixture
     IDLE_PREFIX,
+    claimed_bot,
     dial,
     fake,
     idle_vms,
@@ -82,8 +83,6 @@ async def test_a_listing_never_moves_a_bot_to_another_project_holding_a_look_ali
         assert refused is not None, "b's look-alike VM passed for reserve bot of a"
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: a replica that did not insert a reserve bot takes the first "
-                   "project holding a VM of its name: a look-alike in an earlier cell passes for the bot")
 async def test_a_replica_that_did_not_insert_the_bot_never_takes_a_look_alike_in_an_earlier_cell(
         fake: FakeGce) -> None:
     """Bots dial any replica behind the load balancer, so most hellos reach one that did not insert the
@@ -179,8 +178,6 @@ async def test_a_warming_vm_forgotten_with_its_project_is_still_deleted(fake: Fa
             "the forgotten bot's VM was never deleted"
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a claimed reserve bot that loses its channel is refused when it "
-                   "dials again ('no instance of reserve bot ... in any cell'): its session loses its bot")
 async def test_a_claimed_reserve_bot_may_dial_again_after_a_drop(fake: FakeGce) -> None:
     """A claimed reserve bot keeps its idle credential; after a drop (a network blip, a dispatcher
     replica's rollout: bot/channel_session.py dials again) its hello names its session, and admission.py
@@ -192,14 +189,7 @@ async def test_a_claimed_reserve_bot_may_dial_again_after_a_drop(fake: FakeGce) 
     Fix: `_located` for an idle grant also finds a claimed VM of that name (its session label), or keep
     the bot's cell (in the store, beside the session's) once claimed."""
     async with replica(reserve_env(fake)) as (state, port):
-        assert state.reserve is not None
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_vms(fake).items()
-        ws = await dial(fake, state, port, bot_id, cell)
-        accepting = asyncio.create_task(accept(ws))
-        s = spec()
-        result = await state.reserve.launch(s)
-        assert await accepting == s.session_id and result.claimed
+        bot_id, cell, s, ws = await claimed_bot(fake, state, port)
         await ws.close()  # the channel drops; the bot dials again, as bot/channel_session.py does
         project = fake.projects[PROJECTS[cell]]
         name = IDLE_PREFIX + bot_id
