@@ -46,7 +46,7 @@ def _json_front(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
         threading.Thread(target=StandInWorker(sock).serve, daemon=True).start()
     port = free_port(socket.SOCK_DGRAM)
     (folder / "edge.toml").write_text(EDGE.format(host=FRONT_HOST, port=port, worker_port=first, trunk=TRUNK,
-                                                  number=NUMBER, settings=""))
+                                                  sources=f"{TRUNK}/32", number=NUMBER, settings="", trunk_settings=""))
     config = load({"SIP_EDGE_CONFIG": str(folder / "edge.toml")})
     files = write_front(config, folder, 3, new_token(), mark=new_mark())
     log_path = folder / "kamailio.err"
