@@ -50,21 +50,34 @@ def _authorization(uri: str, nonce: str, password: str = PASSWORD) -> str:
             f'uri="{uri}", response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5')
 
 
-def _captured(front: Front, trunk: Peer) -> tuple[str, str]:
-    """The PBX's own, valid Proxy-Authorization for a call to NUMBER, as an eavesdropper on its UDP path sees it
-    go by, and its call's Call-ID; checked to reach a worker."""
+def _challenged(front: Front, trunk: Peer) -> tuple[str, str, str]:
+    """A new call's INVITE to NUMBER sent unauthenticated: its Request-URI, its Call-ID and the PBX's
+    Proxy-Authorization answering the front's challenge."""
     uri, call_id = f"sip:{NUMBER}@{front.config.sip_address}", secrets.token_hex(6)
     trunk.send("INVITE", uri, call_id=call_id, extra=("Content-Type: application/sdp",), body=GOOD_SDP)
     (challenge,) = trunk.messages()
     nonce = re.search(r'nonce="([^"]+)"', challenge)
     assert nonce is not None, challenge
-    header = _authorization(uri, nonce[1])
+    return uri, call_id, _authorization(uri, nonce[1])
+
+
+def _captured(front: Front, trunk: Peer) -> tuple[str, str]:
+    """The PBX's own, valid Proxy-Authorization for a call to NUMBER, as an eavesdropper on its UDP path sees it
+    go by, and its call's Call-ID; checked to reach a worker."""
+    uri, call_id, header = _challenged(front, trunk)
     # Sent again on the same call, as RFC 3261 8.1.3.5 has a UA do (the ACK of the 407 left to the front's sl).
     trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=(header, "Content-Type: application/sdp"),
                body=GOOD_SDP)
     trunk.messages(0.5)
     assert any(call_id in text for text in front.at_workers()), front.log_path.read_text()[-3000:]
     return header, call_id
+
+
+def _relays(front: Front, call_id: str) -> int:
+    """How many INVITE transactions of `call_id` the front relayed to the workers (its own retransmissions to a
+    worker that does not answer share their transaction's branch, the top Via's)."""
+    return len({re.findall(r"branch=([^;\r]+)", text)[0] for text in front.at_workers()
+                if text.startswith("INVITE ") and call_id in text})
 
 
 def _replayed(front: Front, trunk: Peer, header: str, number: str) -> bool:
@@ -130,23 +143,15 @@ def test_the_callers_own_retransmission_is_not_refused(tmp_path: Path) -> None:
     with running_front(tmp_path, trunk_settings=DIGEST, env={VARIABLE: PASSWORD}) as front:
         trunk = Peer(TRUNK, front)
         try:
-            uri, call_id = f"sip:{NUMBER}@{front.config.sip_address}", secrets.token_hex(6)
-            trunk.send("INVITE", uri, call_id=call_id, extra=("Content-Type: application/sdp",), body=GOOD_SDP)
-            (challenge,) = trunk.messages()
-            nonce = re.search(r'nonce="([^"]+)"', challenge)
-            assert nonce is not None, challenge
-            extra = (_authorization(uri, nonce[1]), "Content-Type: application/sdp")
+            uri, call_id, header = _challenged(front, trunk)
+            extra = (header, "Content-Type: application/sdp")
             for again in (False, True):
                 trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=again)
             answers = [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
             trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=True)
             answers += [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
             assert answers and set(answers) == {"SIP/2.0 100 Trying"}, answers
-            # Relayed once: each INVITE at the workers is the front's one transaction (its own retransmissions
-            # to a worker that does not answer share its branch, the top Via's).
-            relayed = {re.findall(r"branch=([^;\r]+)", text)[0] for text in front.at_workers()
-                       if text.startswith("INVITE ") and call_id in text}
-            assert len(relayed) == 1, front.at_workers()
+            assert _relays(front, call_id) == 1, front.at_workers()
         finally:
             trunk.close()
 
@@ -161,12 +166,8 @@ def test_the_same_invite_after_its_transaction_ended_is_dropped(tmp_path: Path) 
             worker.answers = ("486 Busy Here",)
         trunk = Peer(TRUNK, front)
         try:
-            uri, call_id = f"sip:{NUMBER}@{front.config.sip_address}", secrets.token_hex(6)
-            trunk.send("INVITE", uri, call_id=call_id, extra=("Content-Type: application/sdp",), body=GOOD_SDP)
-            (challenge,) = trunk.messages()
-            nonce = re.search(r'nonce="([^"]+)"', challenge)
-            assert nonce is not None, challenge
-            extra = (_authorization(uri, nonce[1]), "Content-Type: application/sdp")
+            uri, call_id, header = _challenged(front, trunk)
+            extra = (header, "Content-Type: application/sdp")
             trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP)
             answers = [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
             assert "SIP/2.0 486 Busy Here" in answers, answers
@@ -181,9 +182,7 @@ def test_the_same_invite_after_its_transaction_ended_is_dropped(tmp_path: Path) 
                     break
                 assert set(answers) == {"SIP/2.0 486 Busy Here"} and time.monotonic() < deadline, answers
             trunk.messages(1.0)
-            relayed = {re.findall(r"branch=([^;\r]+)", text)[0] for text in front.at_workers()
-                       if text.startswith("INVITE ") and call_id in text}
-            assert len(relayed) == 1, front.at_workers()
+            assert _relays(front, call_id) == 1, front.at_workers()
         finally:
             trunk.close()
 
