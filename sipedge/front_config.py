@@ -46,6 +46,7 @@ SANITY_CHECKS = 17895 | 2048
 DIGEST_REALM = "voicefleet"
 DIGEST_FAILURES, DIGEST_FAILURE_SECONDS = 10, 60
 AUTH_CHECKS = 1 | 2 | 4 | 8  # what a nonce binds a response to: Request-URI, Call-ID, From tag, source (_digest_params)
+NONCE_SECONDS = 300  # how long a nonce is good for (the auth module's nonce_expire, its default)
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
 SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
@@ -150,6 +151,7 @@ def _digest(config: EdgeConfig, mark: str) -> str:
             {line("403", "a wrong digest response", mark)} sl_send_reply("403", "Forbidden"); exit;
         }}
         consume_credentials();  # the front's alone: never to a worker
+        route(ONE_INVITE);
     }}""")
     return "\n".join(blocks)
 
@@ -159,7 +161,23 @@ def _digest_route(config: EdgeConfig, mark: str) -> str:
     # Out of a call, before the source's trunk or number is looked at: a wrong credential is answered alike
     # whatever number it asks for. CANCEL and ACK are never challenged (RFC 3261 22.1), nor requests within a
     # call, nor OPTIONS: the front answers it itself, alike to anyone (the edge's own probe, a trunk's keep-alive).
+    $var(invite) = "";  # a $var outlives its request in a process: ONE_INVITE sets it for this one alone
 {_digest(config, mark)}
+}}
+
+route[ONE_INVITE] {{
+    # A nonce is good for its own call's Call-ID, From tag and number until it expires: a captured INVITE sent
+    # again on its call (a new CSeq, an SDP of its own) would pass the check again. So a Call-ID the front relayed
+    # with a credential takes no other INVITE outside a call until the nonce is dead (invites=>, set before the
+    # relay). Its own retransmission (same CSeq and top Via: its transaction, RFC 3261 17.2.3) was answered by
+    # t_check_trans() while its transaction lives; one that gets here is in flight in another process (tm
+    # absorbs the next) or after its transaction's end, never its UA's: dropped, unanswered (docs/sip.md).
+    if (!is_method("INVITE")) {{ return; }}
+    $var(invite) = $(hdr(CSeq)) + " " + $(hdr(Via)[0]);
+    $var(invite) = $(var(invite){{s.md5}});
+    if ($sht(invites=>$ci) == $null) {{ return; }}
+    if ($sht(invites=>$ci) == $var(invite)) {{ exit; }}
+    {line("403", "another invite on a call its credential opened", mark)} sl_send_reply("403", "Forbidden"); exit;
 }}
 
 """
@@ -170,8 +188,12 @@ def _digest_params() -> str:
     # challenged, and from the source it was sent to (8) (Kamailio's auth module, nonce.h): a captured response
     # opens no other call. Not nonce_count, which would drop these checks (docs/sip.md#inbound-digest).
     # Not one_time_nonce either: it challenges a UA's retransmission of a request (docs/sip.md#inbound-digest).
+    # invites: each call relayed with a credential (route[ONE_INVITE]) for as long as its nonce is good; at most
+    # INVITES_PER_SECOND x NONCE_SECONDS entries of an MD5 each, in 2^12 slots.
     return (f'\nmodparam("auth", "auth_checks_no_dlg", {AUTH_CHECKS})'
-            f'\nmodparam("htable", "htable", "digestfails=>size=8;autoexpire={DIGEST_FAILURE_SECONDS};")')
+            f'\nmodparam("auth", "nonce_expire", {NONCE_SECONDS})'
+            f'\nmodparam("htable", "htable", "digestfails=>size=8;autoexpire={DIGEST_FAILURE_SECONDS};")'
+            f'\nmodparam("htable", "htable", "invites=>size=12;autoexpire={NONCE_SECONDS};")')
 
 
 def _any_case(text: str) -> str:
@@ -263,6 +285,7 @@ def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None
     from_trunk, to_trunk = _hops(config)
     keep = "" if config.tls is None else keep_for_the_call()
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
+    admitted = '    if ($var(invite) != "") { $sht(invites=>$ci) = $var(invite); }  # route[ONE_INVITE]\n'
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     ring_limit = int(config.answer_seconds) + 10  # seconds a worker may ring before the front gives up on it
     return f"""#!KAMAILIO
@@ -352,7 +375,7 @@ request_route {{
         {refused("503", "no worker has a free slot")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-{keep}    route(TO_WORKER);
+{keep}{admitted if digest else ""}    route(TO_WORKER);
 }}
 
 route[LIMIT_SOURCE] {{

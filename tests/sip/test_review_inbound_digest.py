@@ -50,21 +50,34 @@ def _authorization(uri: str, nonce: str, password: str = PASSWORD) -> str:
             f'uri="{uri}", response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5')
 
 
-def _captured(front: Front, trunk: Peer) -> tuple[str, str]:
-    """The PBX's own, valid Proxy-Authorization for a call to NUMBER, as an eavesdropper on its UDP path sees it
-    go by, and its call's Call-ID; checked to reach a worker."""
+def _challenged(front: Front, trunk: Peer) -> tuple[str, str, str]:
+    """A new call's INVITE to NUMBER sent unauthenticated: its Request-URI, its Call-ID and the PBX's
+    Proxy-Authorization answering the front's challenge."""
     uri, call_id = f"sip:{NUMBER}@{front.config.sip_address}", secrets.token_hex(6)
     trunk.send("INVITE", uri, call_id=call_id, extra=("Content-Type: application/sdp",), body=GOOD_SDP)
     (challenge,) = trunk.messages()
     nonce = re.search(r'nonce="([^"]+)"', challenge)
     assert nonce is not None, challenge
-    header = _authorization(uri, nonce[1])
+    return uri, call_id, _authorization(uri, nonce[1])
+
+
+def _captured(front: Front, trunk: Peer) -> tuple[str, str]:
+    """The PBX's own, valid Proxy-Authorization for a call to NUMBER, as an eavesdropper on its UDP path sees it
+    go by, and its call's Call-ID; checked to reach a worker."""
+    uri, call_id, header = _challenged(front, trunk)
     # Sent again on the same call, as RFC 3261 8.1.3.5 has a UA do (the ACK of the 407 left to the front's sl).
     trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=(header, "Content-Type: application/sdp"),
                body=GOOD_SDP)
     trunk.messages(0.5)
     assert any(call_id in text for text in front.at_workers()), front.log_path.read_text()[-3000:]
     return header, call_id
+
+
+def _relays(front: Front, call_id: str) -> int:
+    """How many INVITE transactions of `call_id` the front relayed to the workers (its own retransmissions to a
+    worker that does not answer share their transaction's branch, the top Via's)."""
+    return len({re.findall(r"branch=([^;\r]+)", text)[0] for text in front.at_workers()
+                if text.startswith("INVITE ") and call_id in text})
 
 
 def _replayed(front: Front, trunk: Peer, header: str, number: str) -> bool:
@@ -101,15 +114,13 @@ def test_a_captured_credential_is_refused_on_a_call_of_its_own(tmp_path: Path, n
 
 
 @needs_kamailio
-@pytest.mark.xfail(strict=True, reason="a nonce is good for its own call's Call-ID and From tag until it expires")
 def test_a_captured_credential_is_refused_on_its_own_call_again(tmp_path: Path) -> None:
-    """MEDIUM, left (docs/sip.md "Not done yet"). The same replay on the captured call's own Call-ID, From tag and
-    number (all the nonce binds), as a new INVITE (CSeq 3) within the nonce's 5 minutes, reaches a worker again: a
-    second session, its SDP the attacker's (qop=auth covers no body). one_time_nonce closes it (checked: this
-    passes), but it also challenges a UA's retransmission of a request answered statelessly: on a busy machine
-    test_inbound_digest_calls' wrong-password call got 407 after its 403 (SIPp: [407, 403, 407, 407]), and by
-    README.auth ("even retransmissions") a valid INVITE's retransmission that arrives before the front relays it
-    would get a 407 for a call that goes on."""
+    """MEDIUM. The same replay on the captured call's own Call-ID, From tag and number (all the nonce binds), as
+    a new INVITE (CSeq 3) within the nonce's 5 minutes, reached a worker again: a second session, its SDP the
+    attacker's (qop=auth covers no body). one_time_nonce would close it but also challenges a UA's retransmission
+    of a request answered statelessly (SIPp saw [407, 403, 407, 407] on a busy machine). Fixed at the front: a
+    Call-ID it relayed with a credential takes no other INVITE outside a call while the nonce is good (403);
+    its own retransmissions still go to its transaction (test_the_callers_own_retransmission_is_not_refused)."""
     with running_front(tmp_path, trunk_settings=DIGEST, env={VARIABLE: PASSWORD}) as front:
         trunk = Peer(TRUNK, front)
         try:
@@ -118,8 +129,60 @@ def test_a_captured_credential_is_refused_on_its_own_call_again(tmp_path: Path) 
             trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id, cseq=3,
                        extra=(header, "Content-Type: application/sdp"), body=GOOD_SDP)
             answers = [m.split("\r\n", 1)[0] for m in trunk.messages(0.5)]
-            assert answers == ["SIP/2.0 407 Proxy Authentication Required"]
+            assert answers == ["SIP/2.0 403 Forbidden"]
             assert sum(call_id in text for text in front.at_workers()) == admitted
+        finally:
+            trunk.close()
+
+
+@needs_kamailio
+def test_the_callers_own_retransmission_is_not_refused(tmp_path: Path) -> None:
+    """The PBX's admitted INVITE sent again as itself (same branch and CSeq: a UDP retransmission, RFC 3261
+    17.1.1.2), at once (where another of Kamailio's processes may still be relaying the first) and again once it
+    was relayed: never refused nor challenged, the call relayed to a worker once."""
+    with running_front(tmp_path, trunk_settings=DIGEST, env={VARIABLE: PASSWORD}) as front:
+        trunk = Peer(TRUNK, front)
+        try:
+            uri, call_id, header = _challenged(front, trunk)
+            extra = (header, "Content-Type: application/sdp")
+            for again in (False, True):
+                trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=again)
+            answers = [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
+            trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=True)
+            answers += [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
+            assert answers and set(answers) == {"SIP/2.0 100 Trying"}, answers
+            assert _relays(front, call_id) == 1, front.at_workers()
+        finally:
+            trunk.close()
+
+
+@needs_kamailio
+def test_the_same_invite_after_its_transaction_ended_is_dropped(tmp_path: Path) -> None:
+    """The admitted INVITE resent as itself (same branch and CSeq, an SDP anyone's) once its transaction is over
+    (a worker's 486, ACKed): no UA retransmits then (RFC 3261 17.1.1.2), so it is a replay; the front neither
+    relays it again nor refuses it (a 403 would answer a late retransmission of the caller's own): it drops it."""
+    with running_front(tmp_path, trunk_settings=DIGEST, env={VARIABLE: PASSWORD}) as front:
+        for worker in front.workers:
+            worker.answers = ("486 Busy Here",)
+        trunk = Peer(TRUNK, front)
+        try:
+            uri, call_id, header = _challenged(front, trunk)
+            extra = (header, "Content-Type: application/sdp")
+            trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP)
+            answers = [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
+            assert "SIP/2.0 486 Busy Here" in answers, answers
+            trunk.send("ACK", uri, call_id=call_id, cseq=2, to_tag="worker", same_branch=True)
+            # While the front's transaction lasts (tm's wait timer) it answers the resent INVITE with its 486;
+            # then nothing answers it.
+            deadline = time.monotonic() + 60
+            while True:
+                trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=True)
+                answers = [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
+                if not answers:
+                    break
+                assert set(answers) == {"SIP/2.0 486 Busy Here"} and time.monotonic() < deadline, answers
+            trunk.messages(1.0)
+            assert _relays(front, call_id) == 1, front.at_workers()
         finally:
             trunk.close()
 
