@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 from dispatcher.phone.transfer_target import TransferTarget
+from voicefleet_settings.read import setting_text
 
 PATH = "/phone/exotel/connect/"
 VERSION = "1.0"  # the `Exotel-Version` Exotel sends and validates the answer against
@@ -64,8 +65,8 @@ def dial_no_one() -> dict[str, Any]:
 
 
 def main(env: dict[str, str]) -> int:
-    base = env.get("PHONE_PUBLIC_URL", "").rstrip("/")
-    key, token = env.get("EXOTEL_API_KEY", ""), env.get("EXOTEL_API_TOKEN", "")
+    base = setting_text(env, "PHONE_PUBLIC_URL").rstrip("/")
+    key, token = setting_text(env, "EXOTEL_API_KEY"), setting_text(env, "EXOTEL_API_TOKEN")
     if not (base and key and token):
         print("set PHONE_PUBLIC_URL, EXOTEL_API_KEY and EXOTEL_API_TOKEN in the environment, as the dispatcher "
               "has them", file=sys.stderr)
