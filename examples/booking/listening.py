@@ -57,8 +57,9 @@ class Recogniser:
         folder = Path(tempfile.mkdtemp(prefix="booking-asr-"))
         (folder / "words.dict").write_text(_pronunciations(words))
         (folder / "words.arpa").write_text(arpa(phrases))
+        self._folder = folder
         self._decoder = _decoder(folder, MODEL_FRAME_RATE)
-        self._other_rates = [_decoder(folder, rate) for rate in FRAME_RATES]
+        self._other_rates: list[Decoder] = []  # built at the first turn that needs them: not at the bot's start
         self._pairs = word_pairs(phrases)
         self._lock = threading.Lock()
 
@@ -74,6 +75,8 @@ class Recogniser:
                 return first.text
             decodes = [first, *(self._decode(samples[phase:]) for phase in FRAME_PHASES)]
             if not any(decode.allowed for decode in decodes):  # rare: the common miss costs no more
+                if not self._other_rates:
+                    self._other_rates = [_decoder(self._folder, rate) for rate in FRAME_RATES]
                 decodes += [self._decode(samples, decoder) for decoder in self._other_rates]
         allowed = [decode for decode in decodes if decode.allowed]
         if not allowed:
