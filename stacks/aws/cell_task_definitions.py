@@ -52,12 +52,13 @@ def trust_policy(dispatcher_role: str, external_id: str | None) -> str:
 
 def permission_policy(cell: EcsCell, region: str, families: Sequence[str], *, claim: bool) -> str:
     """The cell role's permissions, as the stack grants its own dispatcher (stacks/aws/bot_runtime.py `grant_run`),
-    held to the cell's cluster (CLUSTER: the cell's `cluster`, else the stack's name) and the bots' task definition
+    held to the cell's cluster (its `cluster`; CLUSTER where it names none) and the bots' task definition
     `families` (the stack's: ECS_TASK_DEFINITION names its family, which a cell without a `task_definition` runs
     there); the placeholders in capitals are the cell account's own. `claim`: the warm reserve re-tags tasks."""
     partition = cell.role_arn.split(":")[1]
-    cluster = f"arn:{partition}:ecs:{region}:{cell.account}:cluster/CLUSTER"
-    tasks = f"arn:{partition}:ecs:{region}:{cell.account}:task/CLUSTER/*"
+    name = (cell.cluster or "CLUSTER").rsplit("/", 1)[-1]  # a cell's `cluster` is a name or an ARN
+    cluster = f"arn:{partition}:ecs:{region}:{cell.account}:cluster/{name}"
+    tasks = f"arn:{partition}:ecs:{region}:{cell.account}:task/{name}/*"
     on_cluster = {"ArnEquals": {"ecs:cluster": cluster}}
     statements: list[dict[str, object]] = [
         {"Sid": "RunBot", "Effect": "Allow", "Action": ["ecs:RunTask"],
@@ -116,15 +117,32 @@ def cell_task_definition_note(*, task_definition: str, cells: Sequence[EcsCell],
             " (docs/operations.md, Setting up ECS cells)")
 
 
+def network_note(cell: EcsCell, account: str) -> str | None:
+    """What a cell of another account than `account` (the stack's) must name of its own: the stack passes its own
+    cluster ARN, subnets and security groups, which RunTask in another account cannot use."""
+    missing = [key for key, value in (("cluster", cell.cluster), ("subnets", cell.subnets),
+                                      ("security_groups", cell.security_groups)) if not value]
+    if cell.account == account or not missing:
+        return None
+    return (f"ecsCells: cell {cell.name} (account {cell.account}) names no {', '.join(missing)}, so the dispatcher "
+            f"sends RunTask there the stack's own (account {account}'s), which that account cannot use: every launch "
+            f"in the cell fails. Set the cell's {', '.join(missing)} to that account's own (docs/operations.md, "
+            "Setting up ECS cells)")
+
+
 def note_unmapped(*, cells: Sequence[EcsCell], releases: pulumi.Output[str], stack_arn: pulumi.Input[str],
                   dispatcher_role: pulumi.Input[str], region: str, families: Sequence[str], claim: bool,
                   resource: pulumi.Resource) -> None:
-    """Warns, once per release task definition some cell of another account does not map, what it must hold.
+    """Warns, once per release task definition some cell of another account does not map, what it must hold; and
+    of each cell of another account that leaves its cluster or network to the stack's.
     `stack_arn`: any ARN of the stack's own account. An `up` says it once the release's ARN is known; a preview
     whose releases are all known (no new build) says it too."""
     def said(found: list[object]) -> None:
         text, arn, role = (str(item) for item in found)
         account = own_account(arn)
+        for cell in cells:
+            if (network := network_note(cell, account)) is not None:
+                pulumi.log.warn(network, resource=resource)
         for task_definition, lacking in unmapped(cells, text, account).items():
             pulumi.log.warn(cell_task_definition_note(
                 task_definition=task_definition, cells=lacking, listed=cells, account=account, region=region,

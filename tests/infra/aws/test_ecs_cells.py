@@ -12,7 +12,8 @@ import pytest
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells
 from stacks.config.settings import SettingsError
-from stacks.tools.mocks import Run
+from stacks.tools.mocks import Deployed, Run
+from tests.infra.aws.test_releases import BOT, up
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import policy_statements
 from tests.infra.test_turn_server import dispatcher_env
@@ -112,3 +113,65 @@ def test_a_bot_role_of_an_account_no_cell_is_is_refused(stack: StackRunner) -> N
 def test_bot_roles_without_the_channel_are_refused_as_checked_by_nothing(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="ecsCellBotTaskRoleArns is set but the stack has no bot channel"):
         cells_run(stack, ecsCellBotTaskRoleArns=json.dumps([BOT_A, BOT_B]))
+
+
+def notes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    return warned
+
+
+def cell_notes(warned: list[str]) -> list[str]:
+    return [w for w in warned if w.startswith("ecsCells: release task definition")]
+
+
+def test_each_release_a_cell_of_another_account_does_not_map_is_noted_once_with_what_it_must_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warned, deployed = notes(monkeypatch), Deployed()
+    up(deployed, ecsCells=json.dumps(CELLS))
+    deployed.bot_build = 2  # a new build: a second release beside the first
+    up(deployed, ecsCells=json.dumps(CELLS))
+    first, second = cell_notes(warned)[-2:]
+    assert first.startswith(f"ecsCells: release task definition {BOT.format(1)} is registered in account "
+                            "123456789012 only")
+    assert second.startswith(f"ecsCells: release task definition {BOT.format(2)} ")
+    assert "Not mapped in [a: 111111111111, b: 222222222222]" in second
+    # the copy keeps the stack's family (ECS_TASK_DEFINITION names it) with the cell's roles in place
+    assert (f"aws ecs describe-task-definition --region eu-west-1 --task-definition {BOT.format(2)} --query "
+            "taskDefinition --output json | jq --arg family voicefleet-aws-test-bot --arg task CELL_BOT_TASK_ROLE_ARN"
+            in second)
+    assert f"'ecsCells[0].task_definitions[\"{BOT.format(2)}\"]' voicefleet-aws-test-bot:<its revision there>" in second
+    # each cell's role: trusted by the dispatcher's task role alone, with the cell's external id where it names one
+    dispatcher_role = "arn:aws:iam::123456789012:role/voicefleet-aws-test-dispatcher-task"
+    assert ('a: trust {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Principal":'
+            f'{{"AWS":"{dispatcher_role}' in second)
+    assert '"Condition":{"StringEquals":{"sts:ExternalId":"vf-prod-7c1e"}}' in second
+    assert ('"Resource":["arn:aws:ecs:eu-west-1:222222222222:task-definition/voicefleet-aws-test-bot:*"],'
+            '"Condition":{"ArnEquals":{"ecs:cluster":"arn:aws:ecs:eu-west-1:222222222222:cluster/voicefleet-b"}}') in second
+    assert "ClaimReserveBot" not in second  # no channel, no warm reserve: no re-tag
+
+
+def test_a_release_every_cell_maps_is_not_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    warned, deployed = notes(monkeypatch), Deployed()
+    mapped = [{**cell, "task_definitions": {BOT.format(1): "voicefleet-aws-test-bot:3"}} for cell in CELLS]
+    up(deployed, ecsCells=json.dumps(mapped))
+    assert cell_notes(warned) == []
+    # a cell in the stack's own account runs its task definitions as they are: nothing to map
+    own = [{"name": "own", "role_arn": "arn:aws:iam::123456789012:role/voicefleet-cell"}]
+    up(deployed, ecsCells=json.dumps(own))
+    assert cell_notes(warned) == []
+
+
+def test_a_cell_of_another_account_left_with_the_stacks_cluster_and_network_is_warned(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warned = notes(monkeypatch)
+    up(Deployed(), ecsCells=json.dumps(CELLS))
+    network = [w for w in warned if w.startswith("ecsCells: cell ")]
+    assert network == [
+        "ecsCells: cell a (account 111111111111) names no cluster, subnets, security_groups, so the dispatcher sends "
+        "RunTask there the stack's own (account 123456789012's), which that account cannot use: every launch in the "
+        "cell fails. Set the cell's cluster, subnets, security_groups to that account's own (docs/operations.md, "
+        "Setting up ECS cells)",
+        "ecsCells: cell b (account 222222222222) names no security_groups, so the dispatcher sends RunTask there the "
+        "stack's own (account 123456789012's), which that account cannot use: every launch in the cell fails. Set "
+        "the cell's security_groups to that account's own (docs/operations.md, Setting up ECS cells)"]
