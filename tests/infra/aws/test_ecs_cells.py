@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells
+from stacks.config.ceiling_notes import SERVICE_QUOTA_READ
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Run
 from tests.infra.aws.test_releases import BOT, up
@@ -146,8 +147,9 @@ def test_each_release_a_cell_of_another_account_does_not_map_is_noted_once_with_
     assert ('a: trust {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Principal":'
             f'{{"AWS":"{dispatcher_role}' in second)
     assert '"Condition":{"StringEquals":{"sts:ExternalId":"vf-prod-7c1e"}}' in second
+    cluster_b = "arn:aws:ecs:eu-west-1:222222222222:cluster/voicefleet-b"
     assert ('"Resource":["arn:aws:ecs:eu-west-1:222222222222:task-definition/voicefleet-aws-test-bot:*"],'
-            '"Condition":{"ArnEquals":{"ecs:cluster":"arn:aws:ecs:eu-west-1:222222222222:cluster/voicefleet-b"}}') in second
+            f'"Condition":{{"ArnEquals":{{"ecs:cluster":"{cluster_b}"}}}}') in second
     assert "ClaimReserveBot" not in second  # no channel, no warm reserve: no re-tag
 
 
@@ -175,3 +177,15 @@ def test_a_cell_of_another_account_left_with_the_stacks_cluster_and_network_is_w
         "ecsCells: cell b (account 222222222222) names no security_groups, so the dispatcher sends RunTask there the "
         "stack's own (account 123456789012's), which that account cannot use: every launch in the cell fails. Set "
         "the cell's security_groups to that account's own (docs/operations.md, Setting up ECS cells)"]
+
+
+def test_with_cells_the_ceiling_counts_each_account_and_reads_no_quota_of_the_stacks_own(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    logged: list[str] = []
+    monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: logged.append(str(message)))
+    run = cells_run(stack, accountQuotas="true")
+    assert [i for i in run.invokes if i.token == SERVICE_QUOTA_READ] == []  # the cells' quotas it cannot read
+    assert [m for m in logged if "concurrency ceiling (Fargate, eu-west-1, 2 accounts (ecsCells: a (111111111111); "
+                                 "b (222222222222)))" in m]
+    alone = stack("aws", accountQuotas="true")
+    assert [i for i in alone.invokes if i.token == SERVICE_QUOTA_READ]  # one account: its quota read as before
