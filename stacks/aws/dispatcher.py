@@ -17,7 +17,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.balancer import Balancer, BalancerArgs
 from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws.container import fargate_container, fargate_task_definition
-from stacks.aws.iam import assume_role_policy, policy_document
+from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
 from stacks.config.ceiling import DISPATCHER_MAXIMUM_PERCENT
@@ -71,6 +71,10 @@ class DispatcherArgs:
     recording_waits_for: Sequence[pulumi.Resource] = ()
     # A SIP edge that places calls (stacks/aws/sip_edge.py): its control API on its private address.
     sip_edge_url: pulumi.Input[str] | None = None
+    # ecsCells (stacks/config/ecs_cells.py): the roles the dispatcher assumes in the cells' accounts, which its task
+    # role may assume and nothing else there; and the cells' bots' task roles, admitted beside the stack's own.
+    cell_role_arns: tuple[str, ...] = ()
+    cell_bot_task_roles: tuple[str, ...] = ()
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -102,7 +106,8 @@ def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     """The bots' task roles, which a bot's hello must prove a session of (its task's: the
     dispatcher asks STS with the bot's presigned GetCallerIdentity, which needs no permission)."""
     bots = [args.bot, *([args.webrtc_bot] if args.webrtc_bot else [])]
-    roles = pulumi.Output.all(*(bot.task_role.arn for bot in bots)).apply(lambda arns: ",".join(arns))
+    roles = pulumi.Output.all(*(bot.task_role.arn for bot in bots)).apply(
+        lambda arns: ",".join(dict.fromkeys([*arns, *args.cell_bot_task_roles])))
     return {"ECS_BOT_TASK_ROLE_ARNS": roles}
 
 
@@ -117,6 +122,7 @@ class Dispatcher(pulumi.ComponentResource):
     # The ALB's metrics of its tasks (AWS/ApplicationELB, dimensions TargetGroup and LoadBalancer).
     target_group_dimensions: dict[str, pulumi.Output[str]]
     service: aws.ecs.Service  # steady once `up` has waited for its tasks' health
+    task_role_arn: pulumi.Output[str]  # what the cells' roles trust (stacks/aws/cell_task_definitions.py)
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
@@ -125,6 +131,7 @@ class Dispatcher(pulumi.ComponentResource):
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         execution_role, task_role = self._roles(name, args, logs)
+        self.task_role_arn = task_role.arn
         wait = f"{service_wait_seconds(args.max_session_seconds)}s"
         task_definition = self._task_definition(name, args, logs, execution_role, task_role)
         service = aws.ecs.Service(
@@ -169,7 +176,8 @@ class Dispatcher(pulumi.ComponentResource):
 
     def _roles(self, name: str, args: DispatcherArgs,
                logs: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.Role]:
-        """The execution role (pull, logs, the dispatcher's secrets) and the task role (bots only)."""
+        """The execution role (pull, logs, the dispatcher's secrets) and the task role (bots only; with cells,
+        assuming the cells' roles)."""
         child = pulumi.ResourceOptions(parent=self)
         execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
                                       description="ECS agent for the voicefleet dispatcher", opts=child)
@@ -183,6 +191,12 @@ class Dispatcher(pulumi.ComponentResource):
         args.bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
         if args.webrtc_bot is not None:
             args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
+        if args.cell_role_arns:
+            # STS checks the cell's trust policy (its `sts:ExternalId` condition, where the cell names one: the
+            # dispatcher sends it with each AssumeRole); this side names the roles, no wildcard.
+            aws.iam.RolePolicy(f"{name}-cells", role=task_role.id,
+                               policy=policy_document(statement(["sts:AssumeRole"], list(args.cell_role_arns),
+                                                                sid="AssumeCellRoles")), opts=child)
         if args.recording_statements:
             aws.iam.RolePolicy(f"{name}-recordings", role=task_role.id,
                                policy=policy_document(*args.recording_statements),

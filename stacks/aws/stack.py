@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from images.component import Images, ImagesArgs
 from stacks.aws.balancer import BalancerArgs
 from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
+from stacks.aws.cell_task_definitions import note_unmapped
 from stacks.aws.cluster import ecs_cluster
 from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws.network import Network, NetworkArgs
@@ -27,7 +28,7 @@ from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.sip_edge import SipEdge, SipEdgeArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws.task_definitions import deregister_command
-from stacks.config import rotation_last_up
+from stacks.config import ecs_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
@@ -103,6 +104,11 @@ class AwsStack(pulumi.ComponentResource):
                                       recording_labels=recordings.dispatcher_labels,
                                       recording_waits_for=recordings.grant_waits_for)
         dispatcher = Dispatcher(f"{name}-dispatcher", dispatcher_args, opts=child)
+        if cells := ecs_cells.listed(cfg.ecs_cells):  # what each cell's account must hold for the releases
+            note_unmapped(cells=cells, releases=releases, stack_arn=bot.task_role.arn,
+                          dispatcher_role=dispatcher.task_role_arn, region=cfg.region,
+                          families=[runtime.family for runtime in (bot, webrtc_bot) if runtime is not None],
+                          claim=self._bot_channel_url is not None, resource=self)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         if sip_edge is not None:
@@ -272,6 +278,8 @@ class AwsStack(pulumi.ComponentResource):
             store_url=store.url if store is not None else None,
             observability=settings.observability,
             releases=releases,
+            cell_role_arns=tuple(cell.role_arn for cell in ecs_cells.listed(cfg.ecs_cells)),
+            cell_bot_task_roles=cfg.ecs_cell_bot_task_roles,
         )
 
 

@@ -1,4 +1,4 @@
-"""The concurrency ceiling of Compute Engine bots spread over cells (`gceCells`), from each cell's own.
+"""The concurrency ceiling of bots spread over cells (`gceCells`, `ecsCells`), from each cell's own.
 
 Each cell is a project with its own mutation rate and CPU quota, and the dispatcher paces each
 project's inserts on its own (its first cell's `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so
@@ -10,6 +10,13 @@ instead. With cells the dispatcher runs no warm reserve (every start is cold), s
 A cell's `max_instances`, each dispatcher replica's own cap below its quota, is not counted. A project's
 API rate is per project and its CPUS quota per project and region: cells in two zones of one project
 (for its zones' capacity) count them once.
+
+ECS cells (`ecsCells`) are accounts, each with its own Fargate launch bucket (the dispatcher paces each
+account's RunTask on its own, `ecs:<cell>`) and its own vCPU quotas, so both add up over the accounts
+too; the ECS_CELLS parser refuses an account listed twice. Each account's quotas count at their
+documented default: `accountQuotas` reads only the stack's own account, which runs the dispatcher and
+no bot (a cell in it aside). The dispatcher's tasks take from that account's quota, not a cell's, and
+the warm reserve runs over the cells (docs/reserve.md, "Over cells"), so its bots are counted.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from dispatcher.machines.ecs.cell_settings import EcsCell
 from stacks.config import ceiling
-from stacks.config.ceiling import READ_CLOUD_QUOTAS, Ceiling, Limit
+from stacks.config.ceiling import ACCOUNT_DEFAULT, READ_CLOUD_QUOTAS, Ceiling, Limit
+from stacks.config.ecs_cells import CELLS_KEY as ECS_CELLS_KEY
 from stacks.config.gce_cells import CELLS_KEY, CellPlace
 
 SHOWN_CELLS = 3  # a note names the first few cells' commands, then how many more
@@ -89,3 +98,36 @@ def gce_cells(cells: Sequence[CellQuota], machine_type: str, call_minutes: float
              f"{_first([f'{p.name}: {_show(p, metric)}' for p in unread])}; raise them in the console, IAM & Admin > "
              "Quotas; `accountQuotas: true` reads them in a preview",)
     return Ceiling("Compute Engine", where, (launches,), needs)
+
+
+def accounts(cells: Sequence[EcsCell]) -> list[str]:
+    """Each ECS cell as a note names it: its name and account."""
+    return [f"{cell.name} ({cell.account})" for cell in cells]
+
+
+def fargate_cells(accounts: Sequence[str], region: str, bot_cpu_units: int, call_minutes: float, *,
+                  spot: float = 0.0) -> Ceiling:
+    """ECS on Fargate over the cells' `accounts` (at least one, each listed once; each as the note names it, its
+    cell's name and account): one account's launch bucket and
+    vCPU quotas (ceiling.fargate, at their documented defaults and with no dispatcher task in them), each held by
+    every account on its own, so they add up."""
+    count = len(accounts)
+    one = ceiling.fargate(region, bot_cpu_units, call_minutes, spot=spot, dispatchers=ceiling.Dispatchers(0, 0))
+    spread = f"{count} account{'s' if count > 1 else ''} ({ECS_CELLS_KEY}: {_first(list(accounts))})"
+    limits = []
+    for limit in one.limits:
+        if limit.rate:
+            how = f"{limit.how}, in each of {spread}: each its own bucket, the dispatcher pacing each on its own"
+            raise_it = f"fixed per account and region: more accounts in {ECS_CELLS_KEY}, or more regions"
+        else:
+            each = f"{limit.figure:g} vCPUs ÷ {limit.per_bot:g} vCPU a bot = {limit.bots:,} bots"
+            how = (f"{each} in each of {spread} ({ACCOUNT_DEFAULT}: accountQuotas reads only the stack's own account, "
+                   f"which runs the dispatcher, not the bots); {ceiling.FARGATE_SHARED}")
+            raise_it = (f"with each cell account's credentials, `aws service-quotas request-service-quota-increase "
+                        f"--service-code fargate --quota-code {limit.code} --desired-value SHARE --region {region}`, "
+                        f"SHARE being the account's part of the {{needed}} vCPUs in all (about {{needed}} ÷ {count}: "
+                        f"the sessions spread over the accounts), or more accounts in {ECS_CELLS_KEY}")
+        limits.append(replace(limit, figure=limit.figure * count, bots=limit.bots * count, how=how, raise_it=raise_it,
+                              show=f"{limit.show}, with each cell account's credentials" if not limit.rate else
+                              limit.show))
+    return Ceiling("Fargate", f"{region}, {spread}", tuple(limits))

@@ -11,8 +11,10 @@ from typing import Any
 
 import pulumi
 
+from dispatcher.machines.ecs.cell_settings import ecs_cells as parse_ecs_cells
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling, ceiling_cells, cloud_quotas, cloud_run, gce_cells
+from stacks.config import ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
+from stacks.config import cells as stack_cells
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
     FARGATE_SPOT_VCPU_QUOTA_CODE,
@@ -71,6 +73,9 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     """The program's: the stack's provider and bot size from its validated settings."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
     if (aws := settings.aws) is not None:
+        if aws.ecs_cells:
+            return ceiling_cells.fargate_cells(ceiling_cells.accounts(ecs_cells.listed(aws.ecs_cells)), aws.region,
+                                               aws.bot_cpu, minutes, spot=ceiling.spot_share(aws.capacity_providers))
         return _fargate(aws, minutes, ceiling.FargateQuotas())
     if settings.azure is not None:
         return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
@@ -125,7 +130,9 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
     found = of_settings(cfg, settings)
     if found is None:
         return None
-    if (aws := settings.aws) is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
+    # With ecsCells the bots run in the cells' accounts, whose quotas the stack's credentials cannot read: the
+    # ceiling counts their documented defaults and says so (stacks/config/ceiling_cells.py).
+    if (aws := settings.aws) is not None and not aws.ecs_cells and cfg.boolean(ACCOUNT_QUOTAS_KEY):
         minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
         codes = [FARGATE_VCPU_QUOTA_CODE]
         if ceiling.spot_share(aws.capacity_providers) > 0:
@@ -246,8 +253,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there). The AWS stack
-    # sets no ECS_CELLS: its one account holds the reserve, counted (over ECS_CELLS it would run too).
+    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there); over ECS and
+    # Compute Engine cells it runs, counted.
     reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
@@ -273,7 +280,12 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
             spot = ceiling.spot_share(value("ecsCapacityProviders") or "FARGATE")
         except SettingsError:
             return None  # the check names the value
-        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes, spot=spot, dispatchers=dispatchers)
+        region = config.get("aws:region", "<region>")
+        if (accounts := stack_cells.from_file(value(ecs_cells.CELLS_KEY), parse_ecs_cells)) is None:
+            return None  # the check names the value
+        if accounts:
+            return ceiling_cells.fargate_cells(ceiling_cells.accounts(accounts), region, cpu, minutes, spot=spot)
+        return ceiling.fargate(region, cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:

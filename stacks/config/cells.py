@@ -1,4 +1,4 @@
-"""A GCP stack's cells keys (`cloudRunCells`, `gceCells`): each read with its dispatcher setting's own
+"""A stack's cells keys (`cloudRunCells`, `gceCells`, `ecsCells`): each read with its dispatcher setting's own
 parser (dispatcher/machines/cell_list.py and the provider's cell_settings.py), so the stack refuses
 what the dispatcher would (a bad project id, a cell listed twice, more than 50), naming the key, and
 written back for the dispatcher as the JSON it reads.

@@ -226,6 +226,8 @@ ENTRIES: tuple[KeySetting, ...] = (
              inputs=_CHANNEL_INPUTS),
     _written("dispatcherCount", "MAX_CONNECTIONS", f"{_PER_REPLICA}, 3 sockets each and the session waits", ("aws",),
              by=_channel_caps, inputs=_CHANNEL_INPUTS),
+    KeySetting("ecsCells", "ECS_CELLS", "the list, as JSON", clouds=("aws",),
+               value=lambda s: _aws(s).ecs_cells or None),
     # GCP
     KeySetting("gcp:project", "GCE_PROJECT", clouds=("gcp",), value=_gce(lambda gcp: gcp.project)),
     KeySetting("gcpZone", "GCE_ZONE", "its value, or `<gcp:region>-a`", clouds=("gcp",), fallback=("gcp:region",),

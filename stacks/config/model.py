@@ -76,6 +76,9 @@ class AwsSettings:
     secret_recovery_days: int
     dispatcher_zone_id: str | None = None  # Route 53 hosted zone: the stack writes dispatcherDomain's record
     alarm_topic_arn: str | None = None  # the SNS topic alarms notify (stacks/config/alarms.py)
+    ecs_cells: str = ""  # ECS_CELLS, as the dispatcher reads it ("": the stack's own account alone)
+    # ecsCellBotTaskRoleArns: the cells' accounts' bots' task roles, which ECS_BOT_TASK_ROLE_ARNS lists too
+    ecs_cell_bot_task_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

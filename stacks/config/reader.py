@@ -129,6 +129,9 @@ DEFAULTS: dict[str, Any] = {
     "reserveRateSample": 10,
     "reserveColdStartSeconds": "",
     "reserveSchedule": "",
+    # AWS cells
+    "ecsCells": [],  # none: the stack's own account alone runs the bots (stacks/config/ecs_cells.py)
+    "ecsCellBotTaskRoleArns": [],  # the cells' bots' task roles, with the bot channel (stacks/config/ecs_cells.py)
     # GCP
     "gcpZone": "",
     "subnetCidr": "10.50.0.0/20",

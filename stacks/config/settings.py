@@ -28,6 +28,7 @@ from stacks.config import (
     ceiling_notes,
     channel_capacity,
     cloud_run,
+    ecs_cells,
     gce_cells,
     k8s_registry,
     limits,
@@ -321,7 +322,10 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
     region_settings.aws_url(cfg, settings.regions, domain)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
-    store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
+    account_cells = ecs_cells.cells(cfg)
+    cell_bot_roles = ecs_cells.bot_roles(cfg, account_cells, channel=channel_settings.enabled(settings))
+    # Several replicas share a store; so do the cells, one replica or more (each session's cell is recorded there).
+    store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count) or bool(account_cells)
     channel_capacity.aws_limits(cfg, settings, count, dispatcher_cpu)
     return AwsSettings(
         region=region,
@@ -345,6 +349,8 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         log_retention_days=retention,
         secret_recovery_days=recovery,
         alarm_topic_arn=alarms.topic_arn(cfg, region),
+        ecs_cells=ecs_cells.cells_setting(account_cells),
+        ecs_cell_bot_task_roles=cell_bot_roles,
     )
 
 

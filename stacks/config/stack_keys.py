@@ -39,7 +39,7 @@ OTHER_PACKAGES = frozenset({"awsx"})
 CLOUD_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
                      "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
-                     "turnInstanceType"), ("aws",)),
+                     "turnInstanceType", "ecsCells", "ecsCellBotTaskRoleArns"), ("aws",)),
     **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "cloudRunCells", "gceCells",
                      "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",

@@ -129,6 +129,9 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
                                           '"bot_service_account_id": "104000000000000000111"}]',
                                           '[{"name": "b", "project": "voicefleet-cell-b", '
                                           '"bot_service_account_id": "104000000000000000222"}]'),
+    ("ecsCells", "ECS_CELLS"): ("aws-prod", {"ecsCellBotTaskRoleArns": '["arn:aws:iam::111111111111:role/cell-bot"]'},
+                                '[{"name": "a", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]',
+                                '[{"name": "b", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]'),
     ("gceCells", "GCE_CELLS"): ("gcp-prod", {}, '[{"name": "a", "project": "voicefleet-cell-a"}]',
                                 '[{"name": "b", "project": "voicefleet-cell-b"}]'),
 }

@@ -1,0 +1,151 @@
+"""What each ECS cell's account must hold for a release: the stack says it, and makes none of it.
+
+With `ecsCells` the dispatcher runs a release's bot task in its cell's account, and ECS runs only
+an account's own task definitions: a cell of another account maps each release's task definition
+ARN (as RELEASES names it) to its own copy (the cell's `task_definitions`), and the dispatcher
+refuses to start while a cell of another account lacks one (dispatcher/machines/ecs/settings.py
+`check_cells`). The stack registers each release in its own account only: a copy names the cell's
+own roles, log group, secrets and image, which are the operator's (docs/operations.md, "Setting up
+ECS cells"). So every `up` whose releases a cell does not map warns, once per release, with what
+that cell's account must hold; until ecsCells maps it, the new dispatcher does not start (ECS rolls
+its deployment back, the `up` fails, and the last dispatcher keeps serving).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+
+from dispatcher.machines.ecs.cell_settings import EcsCell
+from dispatcher.machines.ecs.settings import task_family
+from dispatcher.machines.releases import release_references
+from stacks.aws.bot_runtime import ECS_TASKS
+
+
+def own_account(arn: str) -> str:
+    """The account an ARN of the stack's own (arn:<partition>:<service>:<region>:<account>:…) is in."""
+    return arn.split(":")[4]
+
+
+def unmapped(cells: Sequence[EcsCell], releases: str, account: str) -> dict[str, tuple[EcsCell, ...]]:
+    """Each task definition RELEASES (`releases`) names that a cell of an account other than `account`
+    (the stack's) does not map, with those cells: oldest release first."""
+    found = {}
+    for reference in release_references({"RELEASES": releases}):
+        lacking = tuple(cell for cell in cells
+                        if cell.account != account and reference not in dict(cell.task_definitions))
+        if lacking:
+            found[reference] = lacking
+    return found
+
+
+def trust_policy(dispatcher_role: str, external_id: str | None) -> str:
+    """The cell role's trust policy: the dispatcher's task role alone, with the cell's external id if it names one
+    (STS checks it; the dispatcher sends it with each AssumeRole)."""
+    allow: dict[str, object] = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": dispatcher_role}}
+    if external_id is not None:
+        allow["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow]}, separators=(",", ":"))
+
+
+def permission_policy(cell: EcsCell, region: str, families: Sequence[str], *, claim: bool) -> str:
+    """The cell role's permissions, as the stack grants its own dispatcher (stacks/aws/bot_runtime.py `grant_run`),
+    held to the cell's cluster (its `cluster`; CLUSTER where it names none) and the bots' task definition
+    `families` (the stack's: ECS_TASK_DEFINITION names its family, which a cell without a `task_definition` runs
+    there); the placeholders in capitals are the cell account's own. `claim`: the warm reserve re-tags tasks."""
+    partition = cell.role_arn.split(":")[1]
+    name = (cell.cluster or "CLUSTER").rsplit("/", 1)[-1]  # a cell's `cluster` is a name or an ARN
+    cluster = f"arn:{partition}:ecs:{region}:{cell.account}:cluster/{name}"
+    tasks = f"arn:{partition}:ecs:{region}:{cell.account}:task/{name}/*"
+    on_cluster = {"ArnEquals": {"ecs:cluster": cluster}}
+    statements: list[dict[str, object]] = [
+        {"Sid": "RunBot", "Effect": "Allow", "Action": ["ecs:RunTask"],
+         "Resource": [f"arn:{partition}:ecs:{region}:{cell.account}:task-definition/{family}:*" for family in families],
+         "Condition": on_cluster},
+        {"Sid": "TagOnLaunch", "Effect": "Allow", "Action": ["ecs:TagResource"], "Resource": tasks,
+         "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}}},
+        {"Sid": "PassBotRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
+         "Resource": [f"arn:{partition}:iam::{cell.account}:role/CELL_BOT_TASK_ROLE",
+                      f"arn:{partition}:iam::{cell.account}:role/CELL_BOT_EXECUTION_ROLE"],
+         "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}}},
+        {"Sid": "ManageBots", "Effect": "Allow", "Action": ["ecs:DescribeTasks", "ecs:StopTask"], "Resource": tasks,
+         "Condition": on_cluster},
+        {"Sid": "ListBots", "Effect": "Allow", "Action": ["ecs:ListTasks"], "Resource": "*", "Condition": on_cluster},
+    ]
+    if claim:
+        statements.append({"Sid": "ClaimReserveBot", "Effect": "Allow",
+                           "Action": ["ecs:TagResource", "ecs:UntagResource"], "Resource": tasks,
+                           "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
+def copy_command(task_definition: str, region: str) -> str:
+    """Reads the release's task definition (with the stack's credentials) as the input a register in the cell's
+    account takes: its own fields only (ECS refuses the read-only ones), with the cell's roles in place."""
+    keep = ("{family: $family, taskRoleArn: $task, executionRoleArn: $execution, networkMode, containerDefinitions, "
+            "requiresCompatibilities, cpu, memory, runtimePlatform}")
+    return (f"aws ecs describe-task-definition --region {region} --task-definition {task_definition} "
+            f"--query taskDefinition --output json | jq --arg family {task_family(task_definition)} --arg task "
+            "CELL_BOT_TASK_ROLE_ARN --arg execution CELL_BOT_EXECUTION_ROLE_ARN '" + keep + "' > cell-bot.json")
+
+
+def cell_task_definition_note(*, task_definition: str, cells: Sequence[EcsCell], listed: Sequence[EcsCell],
+                              account: str, region: str, dispatcher_role: str, families: Sequence[str],
+                              claim: bool) -> str:
+    """The operator's note for one release's task definition `task_definition` (its ARN, in `account`, the
+    stack's), which `cells` of `listed` (ecsCells) do not map yet: what each cell's account must hold, the role's
+    policies (`families`: the stack's bot task definition families), the mapping."""
+    where = ", ".join(f"{cell.name}: {cell.account}" for cell in cells)
+    roles = "; ".join(f"{cell.name}: trust {trust_policy(dispatcher_role, cell.external_id)}, permissions "
+                      f"{permission_policy(cell, region, families, claim=claim)}" for cell in cells)
+    first, family = cells[0], task_family(task_definition)
+    return (f"ecsCells: release task definition {task_definition} is registered in account {account} only, and ECS "
+            f"runs only an account's own: the dispatcher refuses to start while a cell of another account does not "
+            f"map it (ECS rolls its deployment back and the last one keeps serving). Not mapped in [{where}]. In "
+            f"each, register the same bot: `{copy_command(task_definition, region)}`, then in cell-bot.json set each "
+            "container's image to a copy in the cell account's registry, each secrets[].valueFrom to that account's "
+            "own secret and its awslogs-group to a log group there, and with the cell's credentials "
+            f"`aws ecs register-task-definition --region {region} --cli-input-json file://cell-bot.json --query "
+            "taskDefinition.taskDefinitionArn`. The bots' task role there trusts ecs-tasks.amazonaws.com for that "
+            "account's tasks only (aws:SourceAccount), and with the bot channel ecsCellBotTaskRoleArns lists it. Then "
+            f"map it in each, e.g. for {first.name} `pulumi config set --path "
+            f"'ecsCells[{list(listed).index(first)}].task_definitions[\"{task_definition}\"]' {family}:<its revision "
+            "there>`, and `pulumi up` again. Once per cell, the role the dispatcher "
+            f"assumes ({'; '.join(c.role_arn for c in cells)}), CLUSTER and the capitals being the cell's own: {roles}"
+            " (docs/operations.md, Setting up ECS cells)")
+
+
+def network_note(cell: EcsCell, account: str) -> str | None:
+    """What a cell of another account than `account` (the stack's) must name of its own: the stack passes its own
+    cluster ARN, subnets and security groups, which RunTask in another account cannot use."""
+    missing = [key for key, value in (("cluster", cell.cluster), ("subnets", cell.subnets),
+                                      ("security_groups", cell.security_groups)) if not value]
+    if cell.account == account or not missing:
+        return None
+    return (f"ecsCells: cell {cell.name} (account {cell.account}) names no {', '.join(missing)}, so the dispatcher "
+            f"sends RunTask there the stack's own (account {account}'s), which that account cannot use: every launch "
+            f"in the cell fails. Set the cell's {', '.join(missing)} to that account's own (docs/operations.md, "
+            "Setting up ECS cells)")
+
+
+def note_unmapped(*, cells: Sequence[EcsCell], releases: pulumi.Output[str], stack_arn: pulumi.Input[str],
+                  dispatcher_role: pulumi.Input[str], region: str, families: Sequence[str], claim: bool,
+                  resource: pulumi.Resource) -> None:
+    """Warns, once per release task definition some cell of another account does not map, what it must hold; and
+    of each cell of another account that leaves its cluster or network to the stack's.
+    `stack_arn`: any ARN of the stack's own account. An `up` says it once the release's ARN is known; a preview
+    whose releases are all known (no new build) says it too."""
+    def said(found: list[object]) -> None:
+        text, arn, role = (str(item) for item in found)
+        account = own_account(arn)
+        for cell in cells:
+            if (network := network_note(cell, account)) is not None:
+                pulumi.log.warn(network, resource=resource)
+        for task_definition, lacking in unmapped(cells, text, account).items():
+            pulumi.log.warn(cell_task_definition_note(
+                task_definition=task_definition, cells=lacking, listed=cells, account=account, region=region,
+                dispatcher_role=role, families=families, claim=claim), resource=resource)
+
+    pulumi.Output.all(releases, stack_arn, dispatcher_role).apply(said)
