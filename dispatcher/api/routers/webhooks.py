@@ -60,7 +60,6 @@ from dispatcher.phone.plivo_transfer_url import (
     TICKET_SECONDS,
     claim_key,
     dead_key,
-    dial_xml,
     hang_up_xml,
     read_ticket,
 )
@@ -196,8 +195,8 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
         with _verifying("plivo"):  # a stream token, as the answer URL's: once per signature
             await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         return await _plivo_stream_xml(request, handed.call_uuid)
-    log.info("phone call %s: Plivo fetched the transfer's <Dial>", handed.session_id)
-    return _xml(dial_xml(handed.target, handed.time_limit))
+    log.info("phone call %s: Plivo fetched the transfer's XML", handed.session_id)
+    return _xml(handed.xml())
 
 
 async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
@@ -213,6 +212,18 @@ async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
     except StoreUnavailable:
         log.warning("a Plivo transfer fetch was answered without its record: the store did not answer")
         return True
+
+
+async def plivo_signed_form(request: Request) -> tuple[dict[str, str], str]:
+    """A Plivo request to another route (a warm transfer's, routers/plivo_warm.py): its form and the V3 signature
+    that matched it at the URL handed out (this region's, else PHONE_PUBLIC_URL); 403 otherwise."""
+    state, _, params, _ = await _read(request)
+    with _verifying("plivo"):
+        base = carrier_base(state.settings, app_state(request).peers.regions)
+        if not state.settings.plivo_auth_token or base is None:
+            raise ApiError(404, "not_found", "this dispatcher makes no Plivo transfers: PLIVO_AUTH_TOKEN or "
+                           "PHONE_PUBLIC_URL is unset")
+        return dict(params), _plivo_signed(request, state, base, params)
 
 
 def _plivo_signed(request: Request, state: PhoneState, base: str, params: list[tuple[str, str]]) -> str:
