@@ -164,9 +164,6 @@ class TwilioWarm:
     call_id = CALL_SID  # the ids the consult call's updates may name (a URL path)
     # The update's `Status` that ends a call still ringing, in order.
     ringing_ends: tuple[str, ...] = ("canceled", "completed")
-    # Whether a person still hearing the briefing when the wait ends is moved to the room by an update of their call
-    # (Twilio, Telnyx: new TwiML in the update); else the `<Redirect>` after the briefing takes them there.
-    joins_mid_briefing = True
 
     def __init__(self, rest: CallsResource, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
                  *, ring_seconds: int = RING_SECONDS, poll_seconds: float = POLL_SECONDS,
@@ -337,8 +334,6 @@ class TwilioWarm:
                 break
             await asyncio.sleep(self._poll)
         decided = await self._decide(transfer, BRIEFED if answered and sid else GIVEN_UP)
-        if decided == BRIEFED and answered and sid and not self.joins_mid_briefing:
-            return sid  # the briefing's `<Redirect>` joins them to the room once it is said
         if decided == BRIEFED and answered and sid:
             # Still hearing the briefing: joined now, as the SIP edge bridges once its briefing's time is up.
             with contextlib.suppress(TwilioRefused, Unanswered, TimeoutError):

@@ -34,7 +34,8 @@ busy, no-answer, timeout, cancel, failed). Every callback is a form POST signed 
 and its nonce, carrying `CallUUID`, `RequestUUID`, `From`, `To` (Plivo's numbers: no `+`), `CallStatus`,
 `Direction=outbound` and `Event` (Ring, StartApp, Redirect, Hangup). A DELETE of a call ends it as Plivo
 does: its hangup_url is sent `CallStatus=cancel` while it rang, `completed` once answered.
-`speak_only`: `answer` stops before the `<Redirect>` (the person still hears the briefing).
+A placed call that was answered can be transferred as a caller's is (its A leg): its `aleg_url` is fetched and
+run as its answer's XML is. `speak_only`: `answer` stops before the `<Redirect>` (the person still hears the briefing).
 `answer_create_with(status)`: the next create places the call, then is answered `status` (a lost answer).
 
 `answer_done_transfer_with(uuid, status)`: the next transfer of that call is done, then answered `status`
@@ -252,6 +253,28 @@ class FakePlivo(FakeApi):
         async with self.deliver() as client:
             return await client.post(url, content=urlencode(form), headers=headers)
 
+    async def _transfer_person(self, request: Request, call: PlacedCall) -> Response:
+        """"Transfer a call" of a placed call (its own A leg): 202, then its `aleg_url` fetched and run."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return plivo_error(400, "the request body must be JSON (application/json)")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return plivo_error(400, "the request body is not valid JSON")
+        why = _invalid(body)
+        if why is not None:
+            return plivo_error(400, why)
+        if call.status != "in-progress":
+            return plivo_error(404, "not found")
+
+        async def run() -> None:
+            answer = await self._callback(call, body["aleg_url"], "Transfer")
+            if answer is not None:
+                await self._run(call, answer)
+
+        return JSONResponse({"message": "call transferred", "api_id": str(uuid.uuid4())}, status_code=202,
+                            background=BackgroundTask(run))
+
     async def _hang_up(self, call_uuid: str) -> Response:
         """Plivo's DELETE of a call: 204 while it rings or talks, its hangup_url told; 404 once it is over."""
         caller = self.calls_by_uuid.get(call_uuid)
@@ -284,6 +307,9 @@ class FakePlivo(FakeApi):
             return plivo_error(401, "authentication failed")
         if request.method == "DELETE":
             return await self._hang_up(request.path_params["uuid"])
+        person = next((placed for placed in self.placed if placed.uuid == request.path_params["uuid"]), None)
+        if person is not None and request.method == "POST":
+            return await self._transfer_person(request, person)
         call = self.calls_by_uuid.get(request.path_params["uuid"])
         if request.method == "GET":
             if request.query_params.get("status") != "live" or call is None or not call.live:

@@ -51,7 +51,7 @@ async def test_a_plivo_call_s_person_is_briefed_then_joined_to_the_caller(
                                                 {"to": DESK, "mode": "warm", "summary": SUMMARY}))
     assert await FakePlivo.eventually(lambda: bool(plivo.placed), timeout=30)
     person = plivo.placed[-1]
-    assert (person.document["to"], person.document["from"]) == (DESK, at_plivo.to_number)
+    assert (person.document["to"], person.document["from"]) == (DESK[1:], at_plivo.to_number[1:])
     assert at_plivo.xml == []  # the caller is still with the bot while the person rings
     assert all(a.status_code == 204 for a in await plivo.ring(person.uuid))
     assert [a.status_code for a in await plivo.answer(person.uuid)] == [200, 200]

@@ -186,7 +186,8 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
         if dict(params).get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
     if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
-        if await session_over(app_state(request), handed.session_id):
+        # A ticket of no session moved a warm transfer's person (plivo_warm.py): never theirs to stream to a bot.
+        if not handed.session_id or await session_over(app_state(request), handed.session_id):
             log.warning("phone call %s: Plivo fetched a transfer given up on after the session ended: hung up",
                         handed.session_id)
             return _xml(hang_up_xml())

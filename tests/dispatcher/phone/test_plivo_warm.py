@@ -20,6 +20,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.plivo_transfer_url import claim_key, dead_key, ticket_mac, transfer_url
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.settings import Settings
@@ -117,7 +118,7 @@ async def test_the_person_hears_the_summary_in_plivo_s_voice_then_both_calls_are
     task = warm(setup)
     person = await consult_call(setup.plivo)
     made = person.document
-    assert (made["to"], made["from"], made["ring_timeout"], made["time_limit"]) == (DESK, SAID_BY, 12, 3600)
+    assert (made["to"], made["from"], made["ring_timeout"], made["time_limit"]) == (DESK[1:], SAID_BY[1:], 12, 3600)
     assert made["answer_url"].startswith(f"{PUBLIC}/phone/plivo/warm/s-warm/")
     assert made["ring_url"] == made["hangup_url"] != made["answer_url"]
     assert all(a.status_code == 204 for a in await setup.plivo.ring(person.uuid))
@@ -246,3 +247,38 @@ async def running_without_public_url(plivo: FakePlivo) -> AsyncIterator[tuple[Tr
         yield transfers, transfers.opened("s-none", "plivo", CALLER, [])
     finally:
         await app.state.voicefleet.aclose()
+
+
+async def test_a_person_still_hearing_the_briefing_when_the_wait_ends_is_moved_to_the_room(setup: Setup) -> None:
+    """As the SIP edge bridges once its briefing's time is up: the person's call is transferred to the room
+    through a one-time URL, as the caller's is."""
+    warm_transfer = setup.app.state.voicefleet.phone.plivo_warm
+    until = asyncio.get_running_loop().time() + 1.5
+    task = asyncio.create_task(warm_transfer.consult(CALLER, "s-warm", TransferTarget(DESK, "warm", SUMMARY), 3600,
+                                                     until))
+    person = await consult_call(setup.plivo)
+    setup.plivo.speak_only = True  # the briefing is still being said when the wait ends
+    assert [a.status_code for a in await setup.plivo.answer(person.uuid)] == [200]
+    async with asyncio.timeout(WAIT):
+        consulted = await task
+    assert consulted.sid == person.uuid
+    room = f"vf-warm-{consulted.transfer}"
+    assert await FakePlivo.eventually(lambda: setup.plivo.conferences.get(room) == {person.uuid}, timeout=WAIT), (
+        setup.plivo.conferences)
+    (moved,) = setup.plivo.calls_to("POST", person.uuid)
+    assert moved.json()["aleg_url"].startswith(f"{PUBLIC}/phone/plivo/transfer/")
+
+
+async def test_a_person_s_move_given_up_hangs_their_call_up_when_plivo_fetches_it_late(setup: Setup) -> None:
+    """A one-time URL of no session (a person's move to the room) that is dead when fetched: never a bot's."""
+    phone = setup.app.state.voicefleet.phone
+    person = str(uuid.uuid4())
+    room = "<Response><Conference>r</Conference></Response>"
+    path = transfer_url(phone.settings.token_key, "", person, None, 0, room)
+    mac = ticket_mac(path)
+    assert await phone.webhooks.first_use(claim_key(mac), 120)  # the give-up's claim came first
+    assert await phone.webhooks.first_use(dead_key(mac), 120)
+    form = {"CallUUID": person, "From": SAID_BY[1:], "To": DESK[1:], "CallStatus": "in-progress",
+            "Direction": "outbound"}
+    late = await setup.plivo.signed_post(PUBLIC + path, form)
+    assert late.status_code == 200 and "<Hangup/>" in late.text and "<Stream" not in late.text, late.text
