@@ -170,15 +170,10 @@ class FakePlivo(FakeApi):
             return plivo_error(429, "too many requests")
         if not self._authorized(request):
             return plivo_error(401, "authentication failed")
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return plivo_error(400, "the request body must be JSON (application/json)")
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return plivo_error(400, "the request body is not valid JSON")
-        why = _invalid_create(body)
+        body = await _json_body(request)
+        why = body if isinstance(body, Response) else _invalid_create(body)
         if why is not None:
-            return plivo_error(400, why)
+            return why if isinstance(why, Response) else plivo_error(400, why)
         call = PlacedCall(str(uuid.uuid4()), str(uuid.uuid4()), body)
         self.placed.append(call)
         if self.create_answer is not None:
@@ -253,22 +248,13 @@ class FakePlivo(FakeApi):
         async with self.deliver() as client:
             return await client.post(url, content=urlencode(form), headers=headers)
 
-    async def _transfer_person(self, request: Request, call: PlacedCall) -> Response:
+    def _transfer_person(self, call: PlacedCall, aleg_url: str) -> Response:
         """"Transfer a call" of a placed call (its own A leg): 202, then its `aleg_url` fetched and run."""
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return plivo_error(400, "the request body must be JSON (application/json)")
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return plivo_error(400, "the request body is not valid JSON")
-        why = _invalid(body)
-        if why is not None:
-            return plivo_error(400, why)
         if call.status != "in-progress":
             return plivo_error(404, "not found")
 
         async def run() -> None:
-            answer = await self._callback(call, body["aleg_url"], "Transfer")
+            answer = await self._callback(call, aleg_url, "Transfer")
             if answer is not None:
                 await self._run(call, answer)
 
@@ -307,24 +293,19 @@ class FakePlivo(FakeApi):
             return plivo_error(401, "authentication failed")
         if request.method == "DELETE":
             return await self._hang_up(request.path_params["uuid"])
-        person = next((placed for placed in self.placed if placed.uuid == request.path_params["uuid"]), None)
-        if person is not None and request.method == "POST":
-            return await self._transfer_person(request, person)
         call = self.calls_by_uuid.get(request.path_params["uuid"])
         if request.method == "GET":
             if request.query_params.get("status") != "live" or call is None or not call.live:
                 return plivo_error(404, "not found")
             return JSONResponse({"api_id": str(uuid.uuid4()), "call_status": "in-progress", "call_uuid": call.uuid,
                                  "direction": "inbound", "from": call.from_number, "to": call.to_number})
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return plivo_error(400, "the request body must be JSON (application/json)")
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return plivo_error(400, "the request body is not valid JSON")
-        why = _invalid(body)
+        body = await _json_body(request)
+        why = body if isinstance(body, Response) else _invalid(body)
         if why is not None:
-            return plivo_error(400, why)
+            return why if isinstance(why, Response) else plivo_error(400, why)
+        person = next((placed for placed in self.placed if placed.uuid == request.path_params["uuid"]), None)
+        if person is not None:
+            return self._transfer_person(person, body["aleg_url"])
         if call is None or not call.live:
             return plivo_error(404, "not found")
         fetch = BackgroundTask(self._fetch, call, body["aleg_url"], body.get("aleg_method", "POST"),
@@ -385,6 +366,16 @@ def _invalid(body: Any) -> str | None:
     if body.get("aleg_method", "POST") not in METHODS:
         return "aleg_method must be GET or POST"
     return None
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, or Plivo's 400 when it is not JSON."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return plivo_error(400, "the request body must be JSON (application/json)")
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return plivo_error(400, "the request body is not valid JSON")
 
 
 def _invalid_create(body: Any) -> str | None:

@@ -7,44 +7,28 @@ PHONE_PUBLIC_URL, and the caller's call transferred into the same `<Conference>`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fakes.plivo import FakePlivo
-from tests.fakes.server import serve
-from tests.phone.test_plivo_transfer import ADMIN, DESK, plivo_call, plivo_dispatcher, transfer_by_api
+from tests.phone.test_plivo_transfer import (  # noqa: F401 (fixtures: the cold transfer's dispatcher, fake, client)
+    ADMIN,
+    DESK,
+    api,
+    dispatcher,
+    plivo,
+    plivo_call,
+    transfer_by_api,
+)
 from tests.phone.test_transfer import ended_transferred, timeline
-from tests.support.http_client import api_client
-from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports: seconds per call
 SUMMARY = "Ana Ruiz, order 1042, wants a refund."
 
 
-@pytest.fixture(scope="module")
-def plivo() -> Iterator[FakePlivo]:
-    with serve(FakePlivo()) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def dispatcher(tmp_path_factory: pytest.TempPathFactory, plivo: FakePlivo) -> Iterator[tuple[DispatcherProcess, Path]]:
-    with plivo_dispatcher(tmp_path_factory, plivo) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(dispatcher: tuple[DispatcherProcess, Path], plivo: FakePlivo) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(base_url=dispatcher[0].base_url, timeout=60) as client:
-        yield client
-    plivo.reset_knobs()
-
-
 async def test_a_plivo_call_s_person_is_briefed_then_joined_to_the_caller(
-    api: httpx.AsyncClient, plivo: FakePlivo,
+    api: httpx.AsyncClient, plivo: FakePlivo,  # noqa: F811 (the imported fixtures)
 ) -> None:
     call, at_plivo, session_id = await plivo_call(api, plivo)
     asked = asyncio.create_task(transfer_by_api(api, session_id, call, at_plivo,
@@ -66,7 +50,7 @@ async def test_a_plivo_call_s_person_is_briefed_then_joined_to_the_caller(
 
 
 async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot(
-    api: httpx.AsyncClient, plivo: FakePlivo,
+    api: httpx.AsyncClient, plivo: FakePlivo,  # noqa: F811 (the imported fixtures)
 ) -> None:
     call, at_plivo, session_id = await plivo_call(api, plivo)
     placed = len(plivo.placed)

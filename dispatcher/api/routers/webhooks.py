@@ -175,15 +175,11 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
     PHONE_PUBLIC_URL), for the call its ticket names (dispatcher/phone/plivo_transfer_url.py). Its
     `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again, or hangs it
     up once its session is over (dispatcher/api/plivo_late_fetch.py)."""
-    state, _, params, _ = await _read(request)
+    state = app_state(request).phone
+    form, signature = await plivo_signed_form(request)
     with _verifying("plivo"):
-        base = carrier_base(state.settings, app_state(request).peers.regions)
-        if not state.settings.plivo_auth_token or base is None:
-            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN or "
-                           "PHONE_PUBLIC_URL is unset")
-        signature = _plivo_signed(request, state, base, params)
         handed = read_ticket(state.settings.token_key, ticket)
-        if dict(params).get("CallUUID") != handed.call_uuid:
+        if form.get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
     if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
         # A ticket of no session moved a warm transfer's person (plivo_warm.py): never theirs to stream to a bot.
@@ -216,13 +212,14 @@ async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
 
 
 async def plivo_signed_form(request: Request) -> tuple[dict[str, str], str]:
-    """A Plivo request to another route (a warm transfer's, routers/plivo_warm.py): its form and the V3 signature
-    that matched it at the URL handed out (this region's, else PHONE_PUBLIC_URL); 403 otherwise."""
+    """A Plivo request to a URL the dispatcher handed out (a transfer's, a warm transfer's: routers/plivo_warm.py):
+    its form and the V3 signature that matched it there (this region's URL, else PHONE_PUBLIC_URL); 403 otherwise,
+    404 where this dispatcher hands out none."""
     state, _, params, _ = await _read(request)
     with _verifying("plivo"):
         base = carrier_base(state.settings, app_state(request).peers.regions)
         if not state.settings.plivo_auth_token or base is None:
-            raise ApiError(404, "not_found", "this dispatcher makes no Plivo transfers: PLIVO_AUTH_TOKEN or "
+            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN or "
                            "PHONE_PUBLIC_URL is unset")
         return dict(params), _plivo_signed(request, state, base, params)
 

@@ -25,6 +25,7 @@ from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import LiveCall, Transfers
 from dispatcher.settings import Settings
 from tests.dispatcher.phone.placed_calls import PUBLIC
+from tests.dispatcher.phone.test_telnyx_warm import refused, warm
 from tests.dispatcher.phone.test_twilio_warm import DESK, SUMMARY, WAIT, Bot
 from tests.fakes.plivo import FakePlivo, PlacedCall, PlivoCall
 from tests.fakes.server import serve
@@ -96,17 +97,6 @@ async def consult_call(plivo: FakePlivo) -> PlacedCall:
         while not plivo.placed:
             await asyncio.sleep(0.02)
     return plivo.placed[0]
-
-
-def warm(setup: Setup, summary: str | None = SUMMARY) -> asyncio.Task[dict[str, Any]]:
-    return asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK, "warm", summary)))
-
-
-async def refused(task: asyncio.Task[dict[str, Any]]) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        async with asyncio.timeout(WAIT):
-            await task
-    return caught.value
 
 
 def deleted(plivo: FakePlivo, person: PlacedCall) -> int:
