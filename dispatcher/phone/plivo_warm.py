@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.plivo_calls import CALL_UUID, PlivoCalls
-from dispatcher.phone.twilio_warm import KEPT_SECONDS, STATUS_CALLBACK, TwilioWarm, record_key
+from dispatcher.phone.twilio_warm import ABANDONED, KEPT_SECONDS, STATUS_CALLBACK, TwilioWarm, record_key
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
 
@@ -72,6 +72,12 @@ class PlivoWarm(TwilioWarm):
             "ring_timeout": int(fields["Timeout"]), "time_limit": int(fields["TimeLimit"])})
         return None
 
-    async def briefing(self, transfer: str) -> str | None:
-        """The consult call's answer: its briefing and `<Redirect>` (None: gone with the transfer's records)."""
+    async def briefing(self, transfer: str, sid: str) -> str | None:
+        """The answer of call `sid`: its briefing and `<Redirect>` while it is the transfer's own call (the first its
+        callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records).
+        A copy of the fetch gets the same: the `<Redirect>` still decides what follows."""
+        if await self._records.held(record_key(transfer, "sid")) != sid:
+            return None
+        if await self._records.held(record_key(transfer, ABANDONED)) is not None:
+            return None
         return await self._records.held(briefing_key(transfer))

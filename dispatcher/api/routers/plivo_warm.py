@@ -37,15 +37,21 @@ async def consult_answer(request: Request, session_id: str, transfer: str, token
     their briefing; a hang-up otherwise."""
     callback = await _verified(request, session_id, transfer, token)
     unexpired(callback.url)
-    if callback.form.get("CallStatus") != "in-progress" or not callback.own_numbers() or not await callback.claim():
-        return _xml(HANG_UP)
     warm = callback.warm
     assert isinstance(warm, PlivoWarm)
+    if callback.form.get("CallStatus") != "in-progress" or not callback.own_numbers():
+        return _xml(HANG_UP)
+    if not await callback.claim():  # a copy of a fetch answered already: the same briefing, for the same call
+        try:
+            return _xml(await warm.briefing(transfer, callback.sid) or HANG_UP)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the store did not say what this call was answered",
+                           retry_after=1) from None
     try:
         if await warm.heard(transfer, callback.sid, "in-progress"):
             await warm.end_given_up(session_id, transfer, callback.sid, "in-progress")
             return _xml(HANG_UP)
-        briefing = await warm.briefing(transfer)
+        briefing = await warm.briefing(transfer, callback.sid)  # another call's: none
     except StoreUnavailable:
         raise await callback.unacted() from None
     return _xml(briefing or HANG_UP)

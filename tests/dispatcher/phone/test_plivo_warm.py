@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from dispatcher.settings import Settings
 from tests.dispatcher.phone.placed_calls import PUBLIC
 from tests.dispatcher.phone.test_telnyx_warm import refused, warm
 from tests.dispatcher.phone.test_twilio_warm import DESK, SUMMARY, WAIT, Bot
-from tests.fakes.plivo import FakePlivo, PlacedCall, PlivoCall
+from tests.fakes.plivo import FakePlivo, PlacedCall, PlivoCall, v3_signature
 from tests.fakes.server import serve
 
 CALLER = str(uuid.UUID(int=0xC))  # the caller's CallUUID, as Plivo's signed answer URL named it
@@ -272,3 +273,23 @@ async def test_a_person_s_move_given_up_hangs_their_call_up_when_plivo_fetches_i
             "Direction": "outbound"}
     late = await setup.plivo.signed_post(PUBLIC + path, form)
     assert late.status_code == 200 and "<Hangup/>" in late.text and "<Stream" not in late.text, late.text
+
+
+async def test_a_copy_of_the_answer_fetch_gets_the_same_briefing_and_a_forged_call_s_a_hang_up(setup: Setup) -> None:
+    task = warm(setup)
+    person = await consult_call(setup.plivo)
+    answer_url = person.document["answer_url"]
+    form = {"CallUUID": person.uuid, "RequestUUID": person.request_uuid, "From": SAID_BY[1:], "To": DESK[1:],
+            "CallStatus": "in-progress", "Direction": "outbound", "Event": "StartApp"}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Plivo-Signature-V3-Nonce": "12345",
+               "X-Plivo-Signature-V3": v3_signature(setup.plivo.auth_token, answer_url, "12345", form)}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app)) as api:
+        first = await api.post(answer_url, content=urlencode(form), headers=headers)
+        copy = await api.post(answer_url, content=urlencode(form), headers=headers)  # the very same request
+    assert first.status_code == copy.status_code == 200 and SUMMARY in first.text and copy.text == first.text
+    other = {**form, "CallUUID": str(uuid.uuid4())}  # the right numbers, another call: not the transfer's
+    answered = await setup.plivo.signed_post(answer_url, other)
+    assert answered.status_code == 200 and "<Hangup/>" in answered.text and SUMMARY not in answered.text
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ApiError):
+        await task
