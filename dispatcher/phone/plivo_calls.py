@@ -81,8 +81,10 @@ class PlivoCalls(CallsResource):
     async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
                      session_id: str = "") -> dict[str, Any]:
         """The call pointed at `twiml` (Plivo XML: a warm transfer's conference) through a one-time URL, as a
-        transfer's `<Dial>` is; or, with `status`, hung up (Plivo ends a call by its DELETE, whatever it is
-        doing: https://www.plivo.com/docs/voice/api/call/hang-up-a-call; a 404 is a call already over)."""
+        transfer's `<Dial>` is; or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
+        queued one, 204 (https://www.plivo.com/docs/voice/detailed-reference/api/call/hangup-a-call/; a 404 is a
+        call already over). Without a call UUID that DELETE would end every call of the account: `_path` takes
+        nothing but one."""
         if status is not None:
             try:
                 await self._send(self._path(call_sid), b"", "application/json", "DELETE")
