@@ -31,6 +31,7 @@ from dispatcher.api.routers import (
     offers,
     ops,
     page,
+    plivo_warm,
     regions,
     releases,
     runner_offer,
@@ -58,8 +59,8 @@ ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
            connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router, transfer.router,
-           twilio_warm.router, telnyx_warm.router, sip_end.router, whatsapp.router, whatsapp_eval.router,
-           sip_eval_tokens.router, campaigns.router, exotel_connect.router)
+           twilio_warm.router, telnyx_warm.router, plivo_warm.router, sip_end.router, whatsapp.router,
+           whatsapp_eval.router, sip_eval_tokens.router, campaigns.router, exotel_connect.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -14,7 +14,7 @@ is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client
 keyless `/ws/generic/...?body=`, and the local folder store's signed download and part paths
 (`/recordings/files/{token}`, `/bots/recordings/parts/{token}`), and the MAC in a carrier's callback
 URLs (`/phone/{carrier}/calls/{session}/{mac}/…`, `/phone/{carrier}/recordings/{session}/{mac}`,
-`/phone/{twilio,telnyx}/warm/{session}/{transfer}/{mac}/…`). Those
+`/phone/{twilio,telnyx,plivo}/warm/{session}/{transfer}/{mac}/…`). Those
 segments are masked; a query parameter by its decoded name, as the dispatcher reads it (`?%74oken=` is
 `?token=`, and logged as sent). The exported spans are masked by these same rules
 (dispatcher/observability/span_redaction.py).
@@ -52,7 +52,7 @@ SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in i
     # carrier's signature where that does not cover the URL (Telnyx's); the session id is kept.
     re.compile(rf"(/phone/{_SEGMENT}/(?:calls|recordings)/{_SEGMENT}/)[^/?#\s\"]+"),
     # A warm transfer's, of its transfer.
-    re.compile(rf"(/phone/(?:twilio|telnyx)/warm/{_SEGMENT}/{_SEGMENT}/)[^/?#\s\"]+"),
+    re.compile(rf"(/phone/(?:twilio|telnyx|plivo)/warm/{_SEGMENT}/{_SEGMENT}/)[^/?#\s\"]+"),
 )
 SECRET_QUERY_NAMES = frozenset({"body", "token"})
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"]*)=([^&#\s\"]*)")

@@ -76,8 +76,33 @@ class PlivoCalls(CallsResource):
     async def transfer(self, call_sid: str, target: TransferTarget, time_limit: int, session_id: str) -> dict[str, Any]:
         """Plivo told to fetch the call's new XML from a one-time URL of this dispatcher's; its answer,
         `status` being its message (`call transferred`)."""
+        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, target, time_limit))
+
+    async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
+                     session_id: str = "") -> dict[str, Any]:
+        """The call pointed at `twiml` (Plivo XML: a warm transfer's conference) through a one-time URL, as a
+        transfer's `<Dial>` is; or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
+        queued one, 204 (https://www.plivo.com/docs/voice/detailed-reference/api/call/hangup-a-call/; a 404 is a
+        call already over). Without a call UUID that DELETE would end every call of the account: `_path` takes
+        nothing but one."""
+        if status is not None:
+            try:
+                await self._send(self._path(call_sid), b"", "application/json", "DELETE")
+            except TwilioRefused as exc:
+                if not self.is_gone(exc):
+                    raise
+            return {"status": "completed"}
+        assert twiml is not None
+        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, None, 0, twiml))
+
+    async def create(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A new outbound call (https://www.plivo.com/docs/voice/api/call/make-a-call): 201 `{"message": "call
+        fired", "request_uuid", "api_id"}`, which names no call: its callbacks' `CallUUID` does."""
+        return await self._post_json(f"/v1/Account/{self._auth_id}/Call/", document)
+
+    async def _point(self, call_sid: str, path: str) -> dict[str, Any]:
+        """Plivo's "Transfer a call" of the A leg to the dispatcher's one-time `path`."""
         assert self._public_url is not None
-        path = transfer_url(self._token_key, session_id, call_sid, target, time_limit)
         self._forget_spent()
         self._tickets[call_sid] = (ticket_mac(path), self._clock())
         url = self._public_url + path

@@ -43,19 +43,29 @@ TICKET_SECONDS = 60
 class Ticket:
     session_id: str
     call_uuid: str
-    target: TransferTarget
+    target: TransferTarget | None
     time_limit: int
     mac: str  # the ticket's once-only key
     expires: float  # epoch seconds
+    document: str | None = None  # the XML to run instead of a `<Dial>` (a warm transfer's conference)
 
     def expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires
 
+    def xml(self) -> str:
+        """What the call runs: the ticket's document, else the `<Dial>` of its target."""
+        if self.document is not None:
+            return self.document
+        assert self.target is not None
+        return dial_xml(self.target, self.time_limit)
 
-def transfer_url(key: bytes, session_id: str, call_uuid: str, target: TransferTarget, time_limit: int) -> str:
-    """The path (under the dispatcher's public URL) Plivo fetches the call's `<Dial>` from."""
-    fields = {"s": session_id, "c": call_uuid, "t": target.to, "l": int(time_limit), "n": secrets.token_urlsafe(12),
-              "e": int(time.time()) + TICKET_SECONDS}
+
+def transfer_url(key: bytes, session_id: str, call_uuid: str, target: TransferTarget | None, time_limit: int,
+                 document: str | None = None) -> str:
+    """The path (under the dispatcher's public URL) Plivo fetches the call's `<Dial>` from (for `target`), or
+    `document`: a warm transfer's conference (plivo_warm.py), carried under the MAC as the target is."""
+    fields = {"s": session_id, "c": call_uuid, "t": target.to if target else None, "l": int(time_limit),
+              "n": secrets.token_urlsafe(12), "e": int(time.time()) + TICKET_SECONDS, "x": document}
     body = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode()).decode().rstrip("=")
     return f"{PATH}{body}.{_mac(key, body)}"
 
@@ -66,8 +76,11 @@ def read_ticket(key: bytes, ticket: str) -> Ticket:
     if len(ticket) > MAX_TICKET_CHARS or not hmac.compare_digest(_mac(key, body).encode(), mac.encode()):
         raise ApiError(403, "callback_forged", "this transfer URL was not handed out by this deployment")
     fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return Ticket(str(fields["s"]), str(fields["c"]), transfer_target(fields["t"], "cold"), int(fields["l"]), mac,
-                  float(fields.get("e", 0)))  # a ticket minted before expiries: expired
+    target = transfer_target(fields["t"], "cold") if fields.get("t") else None
+    document = fields.get("x")
+    return Ticket(str(fields["s"]), str(fields["c"]), target, int(fields["l"]), mac,
+                  float(fields.get("e", 0)),  # a ticket minted before expiries: expired
+                  document if isinstance(document, str) else None)
 
 
 def ticket_mac(path: str) -> str:

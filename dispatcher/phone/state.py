@@ -25,6 +25,7 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import PlivoCalls
+from dispatcher.phone.plivo_warm import PlivoWarm
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
 from dispatcher.phone.telnyx_calls import ACCOUNT_SID, TelnyxCalls
@@ -63,6 +64,7 @@ class PhoneState:
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
     twilio_warm: TwilioWarm | None = None  # a Twilio call's warm transfer, for its callbacks' routes
     telnyx_warm: TelnyxWarm | None = None  # a Telnyx call's (telnyx_warm.py)
+    plivo_warm: PlivoWarm | None = None  # a Plivo call's (plivo_warm.py)
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -139,9 +141,13 @@ def build_phone_state(
                               functools.partial(ask_bot, channels, owner_relay), application_sid=telnyx_application,
                               account_sid=setting_text(env, "TELNYX_ACCOUNT_SID") or None)
                    if telnyx is not None and warm_base is not None and telnyx_application else None)
+    # Plivo's consult call fetches its briefing from, and reports to, the same address (plivo_warm.py).
+    plivo_warm = (PlivoWarm(plivo, coordination.key_holders, WarmCallbacks(warm_base, phone.token_key, "plivo"),
+                            functools.partial(ask_bot, channels, owner_relay))
+                  if plivo is not None and warm_base is not None else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
                           sip=sip, telnyx=telnyx, plivo=plivo, placed=dialers, turns=turns,  # placed out, too
-                          twilio_warm=twilio_warm, telnyx_warm=telnyx_warm,
+                          twilio_warm=twilio_warm, telnyx_warm=telnyx_warm, plivo_warm=plivo_warm,
                           # Exotel's calls go to a person through their flow's Connect applet, whose URL the
                           # stream's Basic credential keys (exotel_connect.py)
                           exotel=ExotelTransfers(coordination.key_holders) if phone.exotel_basic else None)
@@ -167,6 +173,7 @@ def build_phone_state(
         handing=handing,
         twilio_warm=twilio_warm,
         telnyx_warm=telnyx_warm,
+        plivo_warm=plivo_warm,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

@@ -38,7 +38,7 @@ class TelnyxWarm(TwilioWarm):
         self._telnyx, self._application = rest, application_sid
         self.account = account_sid  # TELNYX_ACCOUNT_SID: its callbacks name no other account (None: unset)
 
-    async def _create(self, caller_sid: str, form: list[tuple[str, str]]) -> str | None:
+    async def _create(self, caller_sid: str, form: list[tuple[str, str]], transfer: str) -> str | None:
         """The consult call, placed in the caller's call's account; None: Telnyx's answer names no call."""
         fields = dict(form)
         document: dict[str, Any] = {

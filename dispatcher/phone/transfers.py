@@ -47,7 +47,7 @@ from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
-from dispatcher.phone.twilio_warm import TwilioWarm, conference_twiml
+from dispatcher.phone.twilio_warm import TwilioWarm
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -103,10 +103,12 @@ class Transfers:
                  sip: SipTransfers | None = None, telnyx: CallsResource | None = None,
                  plivo: CallsResource | None = None, placed: Mapping[str, PlacedCalls] | None = None,
                  turns: PlacedTurns | None = None, twilio_warm: TwilioWarm | None = None,
-                 telnyx_warm: TwilioWarm | None = None, exotel: ExotelTransfers | None = None) -> None:
+                 telnyx_warm: TwilioWarm | None = None, plivo_warm: TwilioWarm | None = None,
+                 exotel: ExotelTransfers | None = None) -> None:
         self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx, "plivo": plivo}
-        # A call's warm transfer by carrier (twilio_warm.py, telnyx_warm.py); None: not configured.
-        self._warms: dict[str, TwilioWarm | None] = {"twilio": twilio_warm, "telnyx": telnyx_warm}
+        # A call's warm transfer by carrier (twilio_warm.py, telnyx_warm.py, plivo_warm.py); None: not configured.
+        self._warms: dict[str, TwilioWarm | None] = {"twilio": twilio_warm, "telnyx": telnyx_warm,
+                                                      "plivo": plivo_warm}
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
@@ -359,7 +361,7 @@ class Transfers:
         except Unanswered:
             raise ApiError(503, "carrier_unavailable", f"{rest.carrier} did not answer a read of the call: nothing "
                            "was transferred, try again", retry_after=1.0) from None
-        room = conference_twiml(consulted.transfer, rest.dial_time_limit(self._time_limit))
+        room = warm.conference(consulted.transfer, rest.dial_time_limit(self._time_limit))
         try:
             return await self._update(rest, call, target, room, deadline)
         except OutcomeUnknown:
@@ -378,7 +380,7 @@ class Transfers:
         try:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
                 if document is not None:
-                    return await rest.update(call.call_sid, document), False
+                    return await rest.update(call.call_sid, document, session_id=call.session_id), False
                 return await rest.transfer(call.call_sid, target, self._time_limit, call.session_id), False
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None
@@ -444,6 +446,8 @@ WARM_NOT_CONFIGURED = {
               "dispatcher there, signed with the token (docs/phone.md)",
     "telnyx": "set PHONE_PUBLIC_URL (or REGIONS) and TELNYX_APPLICATION_SID: a warm transfer's call to the person is "
               "placed by that TeXML application and reports back to the dispatcher there, signed (docs/phone.md)",
+    "plivo": "set PHONE_PUBLIC_URL (or REGIONS): a warm transfer's call to the person fetches its briefing from the "
+             "dispatcher there and reports back to it, signed with PLIVO_AUTH_TOKEN (docs/phone.md)",
 }
 CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
                "Telnyx": "TELNYX_TRANSFER_API_KEY", "Plivo": "PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN"}

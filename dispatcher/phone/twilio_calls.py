@@ -130,9 +130,10 @@ class CallsResource:
             until = time.monotonic() + (retry_after or THROTTLED_SECONDS)
             self._throttled_until = max(self._throttled_until, until)
 
-    async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None) -> dict[str, Any]:
+    async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
+                     session_id: str = "") -> dict[str, Any]:
         """The call with `twiml` in force (or ended: `status` `completed`), as the carrier answers it;
-        `TwilioRefused`, `Unanswered`."""
+        `TwilioRefused`, `Unanswered`. `session_id`: whose call it is (Plivo's one-time URL names it)."""
         form = {self.document_field: twiml} if twiml is not None else {}
         if status is not None:
             form["Status"] = status
@@ -144,20 +145,20 @@ class CallsResource:
     async def _post_json(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
         return await self._send(path, json.dumps(document, separators=(",", ":")).encode(), "application/json")
 
-    async def _send(self, path: str, body: bytes, content_type: str) -> dict[str, Any]:
-        """A POST retried only where the carrier answered 429 (it did nothing); a 5xx is `Unanswered`:
-        it may have been done."""
+    async def _send(self, path: str, body: bytes, content_type: str, method: str = "POST") -> dict[str, Any]:
+        """A POST (or DELETE) retried only where the carrier answered 429 (it did nothing); a 5xx is `Unanswered`:
+        it may have been done. A 204 is `{}`."""
         headers = {**self._auth(), "Content-Type": content_type}
 
         async def once() -> HttpResponse:
             self._paced()
             try:
-                response = await self._client.request("POST", path, content=body, headers=headers)
+                response = await self._client.request(method, path, content=body, headers=headers)
             except HttpError as exc:
                 raise Unanswered(str(exc)) from None
             self._heard(response.status_code, retry_after_of(response.headers))
             if response.status_code in POST_RETRIED:
-                raise Transient(f"POST {path}: HTTP {response.status_code}",
+                raise Transient(f"{method} {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
             if response.status_code >= 500:  # any of them (501, 505, a CDN's 520…): none proves nothing was done
                 raise Unanswered(f"{self.carrier} answered {response.status_code}: it may have been done")
@@ -168,6 +169,8 @@ class CallsResource:
         except Transient as exc:
             raise self._refused(exc.status or 503, None, f"{self.carrier} kept answering {exc.status}",
                                 retry_after=exc.retry_after) from None
+        if response.status_code == 204:
+            return {}
         if 200 <= response.status_code < 300 and not isinstance(_json_of(response), dict):
             # A success that is not the API's JSON (a proxy's page): it was taken, but what it did is unknown.
             raise Unanswered(f"{self.carrier} answered {response.status_code} without its JSON: it may have been done")

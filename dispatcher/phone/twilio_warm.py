@@ -205,7 +205,7 @@ class TwilioWarm:
             return self._callbacks.url(session_id, transfer, what, created=created, to=target.to, sender=sender)
 
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
-                ("Twiml", consult_twiml(line, url(BRIEFED_CALLBACK))), ("StatusCallback", url(STATUS_CALLBACK)),
+                ("Twiml", self.consult_document(line, url(BRIEFED_CALLBACK))), ("StatusCallback", url(STATUS_CALLBACK)),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
         try:  # marked before the call exists, so that its every callback finds someone waiting for it
             await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
@@ -217,7 +217,7 @@ class TwilioWarm:
         try:
             try:
                 async with asyncio.timeout(CREATE_SECONDS):
-                    sid = await self._create(caller_sid, form)
+                    sid = await self._create(caller_sid, form, transfer)
             except (Unanswered, TimeoutError) as exc:
                 log.warning("phone call %s: %s did not answer the warm transfer's call (%s): cancelling whatever "
                             "it placed", session_id, self.carrier, str(exc) or "out of time")
@@ -238,9 +238,17 @@ class TwilioWarm:
             raise
         return Consulted(transfer, sid)
 
-    async def _create(self, caller_sid: str, form: list[tuple[str, str]]) -> str | None:
-        """The consult call placed: its id, or None where the create's answer names none (Telnyx's: its status
-        callbacks name it, kept as the transfer's `sid` record)."""
+    def consult_document(self, line: str, briefed_url: str) -> str:
+        """What the person hears once they answer: the briefing, then the `<Redirect>` that marks them briefed."""
+        return consult_twiml(line, briefed_url)
+
+    def conference(self, transfer: str, time_limit: int | None = None) -> str:
+        """Both calls' document: the transfer's conference room."""
+        return conference_twiml(transfer, time_limit)
+
+    async def _create(self, caller_sid: str, form: list[tuple[str, str]], transfer: str) -> str | None:
+        """The consult call placed: its id, or None where the create's answer names none (Telnyx's, Plivo's: its
+        status callbacks name it, kept as the transfer's `sid` record)."""
         assert isinstance(self._rest, TwilioCalls)
         created = await self._rest.create(form)
         return str(created.get("sid") or "") or None
@@ -330,7 +338,7 @@ class TwilioWarm:
             # Still hearing the briefing: joined now, as the SIP edge bridges once its briefing's time is up.
             with contextlib.suppress(TwilioRefused, Unanswered, TimeoutError):
                 async with asyncio.timeout(CREATE_SECONDS):
-                    await self._rest.update(sid, conference_twiml(transfer))
+                    await self._rest.update(sid, self.conference(transfer))
                 log.info("phone call %s: warm transfer %s: the briefing cut short, joined", session_id, transfer)
                 return sid
         elif decided == BRIEFED and sid:
@@ -389,7 +397,7 @@ class TwilioWarm:
         here first if no status callback named it yet), answered, and not given up; else a hang-up."""
         if status != "in-progress" or not await own_call(self._records, transfer, sid):
             return HANG_UP
-        return await briefed(self._records, transfer)
+        return self.conference(transfer) if await briefed(self._records, transfer) != HANG_UP else HANG_UP
 
     async def decided(self, transfer: str, sid: str) -> str | None:
         """What `briefed` answered the transfer's call, for a copy of that `<Redirect>` (the conference TwiML is
@@ -398,7 +406,7 @@ class TwilioWarm:
         outcome = await self._records.held(record_key(transfer, "outcome"))
         if own is None or outcome is None:
             return None
-        return conference_twiml(transfer) if own == sid and outcome == BRIEFED else HANG_UP
+        return self.conference(transfer) if own == sid and outcome == BRIEFED else HANG_UP
 
     async def _lost_create(self, transfer: str) -> None:
         """Whatever a create whose answer was lost placed is cancelled: the call its status callback names as this

@@ -31,7 +31,7 @@ def test_a_carrier_callback_s_mac_is_masked_and_its_session_kept() -> None:
     mac = "c2Vzc2lvbi1tYWMtb2YtMThi"
     for path in (f"/phone/telnyx/calls/s-1/{mac}/status", f"/phone/twilio/calls/s-1/{mac}/amd",
                  f"/phone/telnyx/recordings/s-1/{mac}", f"/phone/twilio/warm/s-1/{'a' * 32}/{mac}/briefed",
-                 f"/phone/telnyx/warm/s-1/{'a' * 32}/{mac}/status"):
+                 f"/phone/telnyx/warm/s-1/{'a' * 32}/{mac}/status", f"/phone/plivo/warm/s-1/{'a' * 32}/{mac}/answer"):
         shown = log_redaction.mask_secret_paths(f'"POST {path} HTTP/1.1" 204')
         assert mac not in shown and "/[redacted]" in shown and "/s-1/" in shown, shown
 

@@ -189,8 +189,6 @@ async def test_refusals_plivos_404_is_call_over_and_an_unsigned_stream_is_not_ve
     path = f"/sessions/{session_id}/transfer"
     off_list = await api.post(path, json={"to": "+882123456789"}, headers=ADMIN)
     assert (off_list.status_code, off_list.json()["error"]["code"]) == (403, "target_not_allowed"), off_list.text
-    warm = await api.post(path, json={"to": DESK, "mode": "warm"}, headers=ADMIN)
-    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "warm_unsupported"), warm.text
     assert not plivo.calls_to("POST", at_plivo.uuid)  # nothing was sent to Plivo
     at_plivo.live = False  # the caller hung up at Plivo's end an instant ago
     over = await api.post(path, json={"to": DESK}, headers=ADMIN)

@@ -60,7 +60,6 @@ from dispatcher.phone.plivo_transfer_url import (
     TICKET_SECONDS,
     claim_key,
     dead_key,
-    dial_xml,
     hang_up_xml,
     read_ticket,
 )
@@ -176,18 +175,15 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
     PHONE_PUBLIC_URL), for the call its ticket names (dispatcher/phone/plivo_transfer_url.py). Its
     `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again, or hangs it
     up once its session is over (dispatcher/api/plivo_late_fetch.py)."""
-    state, _, params, _ = await _read(request)
+    state = app_state(request).phone
+    form, signature = await plivo_signed_form(request)
     with _verifying("plivo"):
-        base = carrier_base(state.settings, app_state(request).peers.regions)
-        if not state.settings.plivo_auth_token or base is None:
-            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN or "
-                           "PHONE_PUBLIC_URL is unset")
-        signature = _plivo_signed(request, state, base, params)
         handed = read_ticket(state.settings.token_key, ticket)
-        if dict(params).get("CallUUID") != handed.call_uuid:
+        if form.get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
     if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
-        if await session_over(app_state(request), handed.session_id):
+        # A ticket of no session moved a warm transfer's person (plivo_warm.py): never theirs to stream to a bot.
+        if not handed.session_id or await session_over(app_state(request), handed.session_id):
             log.warning("phone call %s: Plivo fetched a transfer given up on after the session ended: hung up",
                         handed.session_id)
             return _xml(hang_up_xml())
@@ -196,8 +192,8 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
         with _verifying("plivo"):  # a stream token, as the answer URL's: once per signature
             await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         return await _plivo_stream_xml(request, handed.call_uuid)
-    log.info("phone call %s: Plivo fetched the transfer's <Dial>", handed.session_id)
-    return _xml(dial_xml(handed.target, handed.time_limit))
+    log.info("phone call %s: Plivo fetched the transfer's XML", handed.session_id)
+    return _xml(handed.xml())
 
 
 async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
@@ -213,6 +209,19 @@ async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
     except StoreUnavailable:
         log.warning("a Plivo transfer fetch was answered without its record: the store did not answer")
         return True
+
+
+async def plivo_signed_form(request: Request) -> tuple[dict[str, str], str]:
+    """A Plivo request to a URL the dispatcher handed out (a transfer's, a warm transfer's: routers/plivo_warm.py):
+    its form and the V3 signature that matched it there (this region's URL, else PHONE_PUBLIC_URL); 403 otherwise,
+    404 where this dispatcher hands out none."""
+    state, _, params, _ = await _read(request)
+    with _verifying("plivo"):
+        base = carrier_base(state.settings, app_state(request).peers.regions)
+        if not state.settings.plivo_auth_token or base is None:
+            raise ApiError(404, "not_found", "this dispatcher transfers no Plivo call: PLIVO_AUTH_TOKEN or "
+                           "PHONE_PUBLIC_URL is unset")
+        return dict(params), _plivo_signed(request, state, base, params)
 
 
 def _plivo_signed(request: Request, state: PhoneState, base: str, params: list[tuple[str, str]]) -> str:

@@ -207,12 +207,12 @@ async def test_a_lost_create_s_call_whose_first_callback_comes_late_is_cancelled
     assert person.status == "canceled"  # the transfer was given up: the status route ended it
 
 
-async def test_a_warm_transfer_of_a_plivo_call_is_still_refused(setup: Setup) -> None:
+async def test_a_warm_transfer_of_a_plivo_call_needs_plivo_s_credentials(setup: Setup) -> None:
     call = setup.transfers.opened("s-plivo", "plivo", None, [])
     with pytest.raises(ApiError) as caught:
         await setup.transfers.transfer(call, TransferTarget(DESK, "warm"))
-    assert (caught.value.status, caught.value.code) == (409, "warm_unsupported")
-    assert "Twilio and Telnyx" in caught.value.message
+    assert (caught.value.status, caught.value.code) == (409, "transfer_not_configured")
+    assert "PLIVO_AUTH_ID" in caught.value.message  # tests/dispatcher/phone/test_plivo_warm.py: with them
 
 
 async def test_a_briefing_that_ends_after_the_transfer_was_given_up_is_hung_up_and_forgeries_are_refused(
