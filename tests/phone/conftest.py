@@ -67,12 +67,13 @@ async def metric(api: httpx.AsyncClient, prefix: str) -> float:
     return 0.0
 
 
-async def wait_for_idle_bot(api: httpx.AsyncClient) -> None:
+async def wait_for_idle_bot(api: httpx.AsyncClient, count: int = 1) -> None:
+    """Until the reserve holds `count` idle bots."""
     for _ in range(900):  # a reserve bot imports Pipecat first (seconds on a busy host)
-        if await metric(api, IDLE) >= 1:
+        if await metric(api, IDLE) >= count:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError("no reserve bot became idle")
+    raise AssertionError(f"fewer than {count} reserve bots became idle")
 
 
 async def wait_active_sessions(api: httpx.AsyncClient, wanted: int, timeout: float = 30) -> float:

@@ -3,7 +3,9 @@ real bot process running a user bot in Pipecat's canonical shape (tests/phone/ec
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,10 +14,17 @@ import pytest
 
 from dispatcher.sessions.release_outcome import outcome_of
 from tests.fakes.carriers import CarrierCall
-from tests.phone.conftest import ended_timeline, metric, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.conftest import (
+    ended_timeline,
+    metric,
+    phone_env,
+    speech_8k,
+    wait_active_sessions,
+    wait_for_idle_bot,
+)
 from tests.support.audio import rms as rms_of
 from tests.support.http_client import api_client
-from tests.support.processes import DispatcherProcess
+from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: seconds per call
 
@@ -37,39 +46,65 @@ async def place_call(api: httpx.AsyncClient, carrier: str, body: dict[str, objec
     return call, start["sessionId"]
 
 
-@pytest.mark.parametrize("carrier", ["twilio", "telnyx", "plivo", "exotel"])
-async def test_a_call_reaches_a_warm_bot_that_answers_and_ends_with_the_callers_hang_up(
-    phone_dispatcher: tuple[DispatcherProcess, Path], carrier: str
+CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
+WARM_HIT = 'voicefleet_reserve_claims_total{outcome="warm_hit"'
+ACTIVE = 'voicefleet_active_sessions{provider="local",'
+
+
+@pytest.fixture(scope="module")
+def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
+    """The phone tests' dispatcher with a warm bot for each carrier: their calls are placed at once."""
+    reports = tmp_path_factory.mktemp("calls")
+    env = {**phone_env(reports), "RESERVE_MIN_IDLE": str(len(CARRIERS))}
+    with run_dispatcher(tmp_path_factory.mktemp("phone"), env) as running:
+        yield running, reports
+
+
+async def greeted(api: httpx.AsyncClient, carrier: str) -> tuple[CarrierCall, str]:
+    """A call placed as `carrier` streams it, once its bot's greeting is heard."""
+    call, session_id = await place_call(api, carrier, {"plan": "gold"})
+    # The bot's greeting, encoded by its own serializer for this carrier. The echo bot plays back the
+    # caller's line too, and Exotel's first 100 ms of silence can come back before the greeting.
+    greeting = await call.next_bot_audio(timeout=30)
+    while rms(greeting) <= 500:
+        greeting = await call.next_bot_audio(timeout=30)
+    return call, session_id
+
+
+async def echoed(call: CarrierCall) -> bytes:
+    """What the bot sent back of the caller's speech."""
+    speech = speech_8k()
+    await call.say(speech)
+    return await call.bot_audio(len(speech) / 16000 * 0.8, timeout=30)
+
+
+async def test_a_call_on_each_carrier_reaches_a_warm_bot_that_answers_and_ends_with_the_callers_hang_up(
+    phone_dispatcher: tuple[DispatcherProcess, Path],
 ) -> None:
+    """A call on each carrier's protocol, the four at once, each on a warm bot of its own: one call's
+    claims each, as its own test made them one call at a time (four times the calls' seconds)."""
     dispatcher, reports = phone_dispatcher
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
-        await wait_for_idle_bot(api)
-        warm_before = await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"')
-        call, session_id = await place_call(api, carrier, {"plan": "gold"})
-        # The bot's greeting, encoded by its own serializer for this carrier. The echo bot plays back the
-        # caller's line too, and Exotel's first 100 ms of silence can come back before the greeting.
-        greeting = await call.next_bot_audio(timeout=30)
-        while rms(greeting) <= 500:
-            greeting = await call.next_bot_audio(timeout=30)
-        assert await metric(api, 'voicefleet_active_sessions{provider="local",') == 1  # the call's machine
-        assert await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"') == warm_before + 1
+        await wait_for_idle_bot(api, len(CARRIERS))
+        warm_before = await metric(api, WARM_HIT)
+        calls = await asyncio.gather(*(greeted(api, carrier) for carrier in CARRIERS))
+        assert await metric(api, ACTIVE) == len(CARRIERS)  # each call's machine
+        assert await metric(api, WARM_HIT) == warm_before + len(CARRIERS)  # each met a warm bot
 
-        speech = speech_8k()
-        await call.say(speech)
-        echoed = await call.bot_audio(len(speech) / 16000 * 0.8, timeout=30)
-        assert rms(echoed) > 500  # the caller's speech came back: in, through the bot, out
+        heard = await asyncio.gather(*(echoed(call) for call, _ in calls))
+        for carrier, (call, session_id), echo in zip(CARRIERS, calls, heard, strict=True):
+            assert rms(echo) > 500, carrier  # the caller's speech came back: in, through the bot, out
+            seen = json.loads((reports / f"{session_id}.json").read_text())
+            assert seen["transport_type"] == carrier  # detected by the bot's own create_transport
+            assert seen["body"] == {"plan": "gold"}, carrier
+            assert seen["call_data"]["call_id"] == call.call_id, carrier
+            assert seen["call_data"]["stream_id"] == call.stream_id, carrier
+            if carrier == "twilio":  # TwiML <Parameter>s, as Pipecat delivers them
+                assert seen["call_data"]["body"] == CUSTOM
+                assert seen["call_data"]["from"] == CUSTOM["from_number"]
 
-        seen = json.loads((reports / f"{session_id}.json").read_text())
-        assert seen["transport_type"] == carrier  # detected by the bot's own create_transport
-        assert seen["body"] == {"plan": "gold"}
-        assert seen["call_data"]["call_id"] == call.call_id
-        assert seen["call_data"]["stream_id"] == call.stream_id
-        if carrier == "twilio":  # TwiML <Parameter>s, as Pipecat delivers them
-            assert seen["call_data"]["body"] == CUSTOM
-            assert seen["call_data"]["from"] == CUSTOM["from_number"]
-
-        await call.hang_up()
-        assert await wait_active_sessions(api, 0) == 0  # its machine ended
+        await asyncio.gather(*(call.hang_up() for call, _ in calls))
+        assert await wait_active_sessions(api, 0) == 0  # their machines ended
 
 
 async def test_the_bot_hanging_up_closes_the_carriers_stream_and_ends_the_machine(
