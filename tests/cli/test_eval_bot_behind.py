@@ -193,3 +193,29 @@ def test_a_rubric_judged_without_the_answer_the_machine_held_back_goes_with_that
     answered.turns[0].heard = "We are open every day"
     assert Rules().outcome(answered) == "failed"
 
+
+
+def test_a_late_answer_the_way_back_to_the_caller_held_as_well_is_inconclusive_with_both() -> None:
+    """The bot's host held 2.5 s in the turn, its answer late by 6.7 s: the bot's own, unless its audio also
+    reached the caller seconds behind the bot's clock (a caller short of CPU reading its socket late)."""
+    late = call("s1", (2,), SLOW_ON_A_BUSY_HOST)
+    late.turns[1].arrived_late = 4.0  # 2.5 + 4.0 s: less than it was late by, still the bot's
+    assert Rules().outcome(late) == "failed"
+    late.turns[1].arrived_late = 4.4
+    assert Rules().outcome(late) == "inconclusive"
+    assert Rules().reason(late) == ("the bot's host fell behind real time by 2.5 s in turn 2, and its audio reached "
+                                    "the caller 4.4 s behind real time: a machine was busy")
+    assert summary([late])["scenarios"][0]["timings"][0]["arrived_late_s"] == 4.4
+
+
+def test_an_answer_not_heard_whose_audio_came_seconds_behind_is_inconclusive() -> None:
+    """The bot's host kept up (held 0.3 s), yet what it sent reached the caller 3 s late: its words too."""
+    unheard = call("s1", (), [Stall(T0 + 21, 0.3, 0.4)])
+    unheard.turns[1].problems = ["expected an answer, heard nothing"]
+    unheard.turns[1].arrived_late = 1.5  # within the limit (2.0 s): the bot's silence
+    assert Rules().outcome(unheard) == "failed"
+    unheard.turns[1].arrived_late = 3.0
+    assert Rules().outcome(unheard) == "inconclusive"
+    # Words the bot heard as said and answered wrong are its own, however late they came back.
+    unheard.turns[1].problems = ["expected 'table for two', heard 'For how many people?'"]
+    assert Rules().outcome(unheard) == "failed"
