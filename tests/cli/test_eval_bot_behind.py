@@ -193,3 +193,40 @@ def test_a_rubric_judged_without_the_answer_the_machine_held_back_goes_with_that
     answered.turns[0].heard = "We are open every day"
     assert Rules().outcome(answered) == "failed"
 
+
+
+def test_a_late_answer_the_way_back_to_the_caller_held_as_well_is_inconclusive_with_both() -> None:
+    """The bot's host held 2.5 s in the turn (its loop 2.5 s late), its answer late by 6.7 s: the bot's own,
+    unless its audio also reached the caller seconds later than that (a caller short of CPU reading its
+    socket late)."""
+    late = call("s1", (2,), SLOW_ON_A_BUSY_HOST)
+    late.turns[1].arrived_late = 6.6  # 2.5 s of it its host's loop: 2.5 + 4.1 s, less than it was late by
+    assert Rules().outcome(late) == "failed"
+    late.turns[1].arrived_late = 6.7
+    assert Rules().outcome(late) == "inconclusive"
+    assert Rules().reason(late) == ("the bot's host fell behind real time by 2.5 s in turn 2, and the way from it "
+                                    "to the caller by 4.2 s more: a machine was busy")
+    assert summary([late])["scenarios"][0]["timings"][0]["arrived_late_s"] == 6.7
+
+
+def test_a_bot_that_blocks_its_own_loop_sends_its_answer_late_and_that_is_its_own() -> None:
+    """`time.sleep(3)` on the bot's loop: no CPU, so no block its host can name, and its output sends
+    nothing for 3 s, so its answer's audio reaches the caller 3 s behind the bot's clock; its loop ran
+    3 s late (not held: it waited for no CPU), so none of that is the way back's."""
+    asleep = call("s1", (2,), [Stall(T0 + 21, 0.1, 0.2), Stall(T0 + 24, 3.0, 0.0)])
+    asleep.turns[1].problems = ["expected audio within 2500 ms, it began after 3700 ms"]
+    asleep.turns[1].arrived_late = 3.05
+    assert Rules().outcome(asleep) == "failed"
+
+
+def test_an_answer_not_heard_whose_audio_came_seconds_behind_is_inconclusive() -> None:
+    """The bot's host kept up (its loop 0.3 s late), yet what it sent reached the caller 3 s late: its words too."""
+    unheard = call("s1", (), [Stall(T0 + 21, 0.3, 0.4)])
+    unheard.turns[1].problems = ["expected an answer, heard nothing"]
+    unheard.turns[1].arrived_late = 2.2  # 1.9 s past its host's: within the limit (2.0 s), the bot's silence
+    assert Rules().outcome(unheard) == "failed"
+    unheard.turns[1].arrived_late = 3.0
+    assert Rules().outcome(unheard) == "inconclusive"
+    # Words the bot heard as said and answered wrong are its own, however late they came back.
+    unheard.turns[1].problems = ["expected 'table for two', heard 'For how many people?'"]
+    assert Rules().outcome(unheard) == "failed"

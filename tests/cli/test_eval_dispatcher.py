@@ -35,6 +35,7 @@ SYNTHESIS = "            pcm = await asyncio.to_thread(self._engine.synthesise, 
 STARVED = (SYNTHESIS, "            if '?' in text:\n                await asyncio.sleep(5.0)\n" + SYNTHESIS)
 UNSET = ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY")  # the runs' own: no deployment of the user's
 EVAL_TIMEOUT = 300  # a safety net for one run of a scenario on a loaded machine, never what a test checks
+AGAIN = 2  # times a scenario whose call had no verdict (inconclusive) is placed again, alone
 SLEEP_FIRST = "        await __import__('asyncio').sleep(7.0)\n        await self.start_processing_metrics()\n"
 
 
@@ -131,6 +132,11 @@ def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
 def failures_of(result: Result | EvalRun) -> dict[str, str]:
     summary = json.loads(result.stdout)
     return {s["scenario"]: s["failures"][0]["failure"] for s in summary["scenarios"] if s["failures"]}
+
+
+def callers_behind(result: Result | EvalRun) -> set[str]:
+    """The sessions whose caller fell behind real time (its own machine busy): their verdict is not the bot's."""
+    return set((json.loads(result.stdout)["inconclusive"] or {}).get("sessions", []))
 
 
 def running(dispatcher: DispatcherProcess) -> list[str]:
@@ -248,22 +254,42 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
                      'expect = { contains = ["booked", "is there anything else"], not_contains = ["shall i"] }\n')
     judge = FakeOpenAIChat("sk-judge", answer=judged)
     with serve(judge, "/v1") as server:
+        options = ["--judge-url", server.url, "--judge-model", "judge-1", "--json"]
+        key = {"VOICEFLEET_JUDGE_API_KEY": "sk-judge"}
         docs, quiet, starved = evals_at_once(
-            dispatcher.base_url,
-            [str(stable), "--concurrency", "3", "--judge-url", server.url, "--judge-model", "judge-1", "--json"],
+            dispatcher.base_url, [str(stable), "--concurrency", "3", *options],
             [str(first), "--release", "quiet", "--speak-first-after", "2", "--json"],
-            [str(pause), "--release", "starved", "--json"], env={"VOICEFLEET_JUDGE_API_KEY": "sk-judge"})
-    assert docs.exit_code == 1, docs.output  # the call's rubric failed, and nothing else
-    # A call whose bot's host fell behind real time (CI beside a hog held one 5.5 s), or whose connection
-    # a machine too busy to answer ICE consent checks lost (a load of 16 on 2 cores), has no verdict on
-    # the bot, which the run says: it counts here as neither passed nor failed, only with such a reason.
-    scenarios = json.loads(docs.stdout)["scenarios"]
-    unjudged = [c for s in scenarios for c in s["inconclusive"]]
-    assert all(re.search(r"fell behind real time|connection was lost", c["reason"]) for c in unjudged), docs.output
-    passed = {s["scenario"]: s["passed"] + len(s["inconclusive"]) for s in scenarios}
-    assert passed == {"book a table": 1, "silence after a turn": 1, "hours": 0}, docs.output
-    assert failures_of(docs) == {"hours": "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"}
-    asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
+            [str(pause), "--release", "starved", "--json"], env=key)
+        # A call whose bot's host, or the way back to its caller, fell behind real time (CI beside a hog held
+        # one 5.5 s; three calls in one caller at a load of 8 heard their answers 4-13 s late), whose caller
+        # could not send its speech in time (7.4 s behind at a load of 13), or whose connection a machine too
+        # busy to answer ICE consent checks lost (a load of 16 on 2 cores), has no verdict on the bot, which
+        # the run says, with why: it proves none of its promises, so its scenario is placed again, alone.
+        runs = [(docs, len(judge.calls))]
+        for again in range(1, 1 + AGAIN):
+            unjudged = [s for s in json.loads(runs[-1][0].stdout)["scenarios"] if s["inconclusive"]
+                        or any(f["session_id"] in callers_behind(runs[-1][0]) for f in s["failures"])]
+            assert all(re.search(r"fell behind real time|connection was lost", c["reason"])
+                       for s in unjudged for c in s["inconclusive"]), runs[-1][0].output
+            if not unjudged:
+                break
+            alone = tmp_path / f"again{again}"
+            alone.mkdir()
+            for file in [*(Path(s["source"]) for s in unjudged), stable / "silence.wav"]:
+                (alone / file.name).write_bytes(file.read_bytes())
+            asked_before = len(judge.calls)
+            (retried,) = evals_at_once(dispatcher.base_url, [str(alone), *options], env=key)
+            runs.append((retried, asked_before))
+    # Each scenario's verdict from the last run that placed it; what the judge was asked in that run.
+    verdicts = {s["scenario"]: (s, run, asked) for run, asked in runs for s in json.loads(run.stdout)["scenarios"]}
+    assert {name: s["passed"] for name, (s, _, _) in verdicts.items()} == {
+        "book a table": 1, "silence after a turn": 1, "hours": 0}, [run.output for run, _ in runs]
+    hours, judged_in, asked_from = verdicts["hours"]
+    assert judged_in.exit_code == 1, judged_in.output  # the call's rubric failed, and nothing else
+    sundays = "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"
+    assert [f["failure"] for f in hours["failures"]] == [sundays], judged_in.output
+    assert all(not s["failures"] for name, (s, _, _) in verdicts.items() if name != "hours"), judged_in.output
+    asked = [call.json()["messages"][-1]["content"] for call in judge.calls[asked_from:]]
     assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
     assert quiet.exit_code == 0, quiet.output
     phases = json.loads(quiet.stdout)["scenarios"][0]["timings"][0]["phases"]

@@ -13,10 +13,12 @@ last one's to the call's end (the greeting, those before the first turn), laid o
 clock, with the backlog the parts before it left: a host held back more than it can catch up on stays
 behind (its audio comes at real time) until it has worked it off (`carried_into`). A failure is inconclusive
 - an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
-  at least as long as the answer was late by; without the wait it may have been in time, while a bot
-  slow by design is late by more than its machine held it back, and fails;
-- an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds; what
-  was judged without it (the turn's rubric, the call's) goes with it;
+  and its audio reached the caller behind the bot's own clock past what its host's loop ran late (the
+  way back: the caller's socket and loop, loadtest/arrival_lag.py, `way_back`), together at least as
+  long as the answer was late by; without the waits it may have been in time, while a bot slow by
+  design is late by more than both, and fails;
+- an answer not heard at all: when its bot was held behind, or the way back was behind, more than
+  `bot_behind_limit` seconds; what was judged without it (the turn's rubric, the call's) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
   said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
   events); a bot that heard them and answered wrong is wrong, however busy its machine.
@@ -109,11 +111,27 @@ def behind_until_reply(result: CallResult, turn: TurnResult) -> float:
         held(s) for s in result.bot_stalls or [] if turn.began_at <= s.at < turn.replied_at)
 
 
-def explained(problem: str, behind: float, limit: float, *, misheard: bool, until_reply: float = math.inf) -> bool:
-    """Whether a failure may be its bot's machine's, which held it `behind` seconds in its part of the
-    call (`until_reply` of them before its answer began)."""
+def way_back(result: CallResult, number: int) -> float:
+    """Seconds the bot's audio reached the caller late in turn `number` (TurnResult.arrived_late) beyond
+    what its bot host's loop ran late in the turn, by its machine or by its own doing, and the backlog
+    carried into it: the hops after the bot's output (the network, the caller's socket and loop). A bot
+    that blocks its own loop (`time.sleep(3)`) sends its audio that much late, and that is its own."""
+    turn = result.turns[number - 1]
+    own = carried_into(result, turn.began_at) + sum(
+        s.late for s in result.bot_stalls or [] if part_of(result, s.at) == number)
+    return max(0.0, (turn.arrived_late or 0.0) - own)
+
+
+def explained(problem: str, behind: float, limit: float, *, misheard: bool, until_reply: float = math.inf,
+              arrived_late: float = 0.0) -> bool:
+    """Whether a failure may be a busy machine's: its bot's, which held it `behind` seconds in its part of
+    the call (`until_reply` of them before its answer began), and the way back to the caller, which
+    brought the bot's audio `arrived_late` seconds later than its host's loop ran late (`way_back`).
+    Either hop's wait is one the bot did not choose; a bot slow by design is late by more than both."""
     if (late_ms := late_by_ms(problem)) is not None:
-        return late_ms <= min(behind, until_reply) * 1000
+        return late_ms <= (min(behind, until_reply) + arrived_late) * 1000
+    if unheard(problem) and arrived_late > limit:  # its words came that late too, on the same connection
+        return True
     return behind > limit and (misheard or unheard(problem))
 
 
@@ -151,11 +169,22 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
                for n, p in failing):
         return None
     turns = [(n, p, t) for n, t in enumerate(result.turns, 1) for p in t.problems]
-    if not all((judged(p) and _not_heard(result.turns[:n]))
-               or explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t))
-               for n, p, t in turns):
+    if not _turns_explained(result, parts, limit, arrival=True):
         return None
     failing += [(n, p) for n, p, _ in turns]
     first = min(n for n, _ in failing)
     where = "before the first turn" if first == 0 else f"in turn {first}"
-    return f"the bot's host fell behind real time by {parts[first]:.1f} s {where}: its machine was busy"
+    reason = f"the bot's host fell behind real time by {parts[first]:.1f} s {where}"
+    if _turns_explained(result, parts, limit, arrival=False):  # its host's own figures explain it
+        return f"{reason}: its machine was busy"
+    late = max(way_back(result, n) for n in range(1, len(result.turns) + 1))
+    return f"{reason}, and the way from it to the caller by {late:.1f} s more: a machine was busy"
+
+
+def _turns_explained(result: CallResult, parts: list[float], limit: float, *, arrival: bool) -> bool:
+    """Whether every turn's failure may be a busy machine's: the bot host's, with (`arrival`) the way back
+    to the caller's too."""
+    return all((judged(p) and _not_heard(result.turns[:n]))
+               or explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t),
+                            arrived_late=way_back(result, n) if arrival else 0.0)
+               for n, t in enumerate(result.turns, 1) for p in t.problems)

@@ -29,6 +29,7 @@ from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
+from voicefleet.loadtest.arrival_lag import late_at
 from voicefleet.loadtest.audio import first_reply
 from voicefleet.loadtest.lag import SpeechLate, own_latency
 from voicefleet.loadtest.rail import offer_url
@@ -191,7 +192,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             replied_at = None if heard.latency_ms is None or spoken is None or spoken < turn_began \
                 else wall_clock(spoken) + heard.latency_ms / 1000
             result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard,
-                                           began_at, replied_at))
+                                           began_at, replied_at, heard.arrived_late))
         if scenario.call.bot_ends is not None and ended_at is None:
             with phases.timed("hang_up"):
                 ended = await _bot_hung_up(client)
@@ -266,13 +267,14 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
     phases.bot_speech += audible(client.recording.times, client.recording.levels, after=spoke_at)
     text = " ".join(texts(client.rtvi_messages[since:], "bot-output"))
-    latency = None
+    latency = arrived_late = None
     if turn_began is not None and speech_end is not None:
         reply = first_reply(client.recording.times, client.recording.levels, speech_end)
         # Less the caller's own lag meanwhile: its silence reached the bot late, or it read the answer late.
         latency = None if reply is None else own_latency(client.mic.lag, speech_end, reply.start) * 1000
+        arrived_late = late_at(client.recording, spoke_at, None if reply is None else reply.start)
     transcripts = " | ".join(texts(client.rtvi_messages[since:], "user-transcription"))
-    return Answer(" ".join(text.split()), latency, transcripts)
+    return Answer(" ".join(text.split()), latency, transcripts, arrived_late)
 
 
 def _heard_phases(phases: Phases, spoke_at: float, began_speaking: float | None, quiet_since: float | None,

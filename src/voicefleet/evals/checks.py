@@ -17,6 +17,9 @@ class Answer:
     text: str  # what the bot said, as its own text events report it ("" for nothing)
     latency_ms: float | None  # the caller's end of speech → the answer's first audio; None: no audio heard
     caller_as_heard: str = ""  # what the bot transcribed of the caller's turn, where it says
+    # Seconds the bot's audio reached the caller behind the bot's own clock (loadtest/arrival_lag.py): at
+    # the answer's first audio, or the most while the caller listened for one it did not hear; None: unknown.
+    arrived_late: float | None = None
 
 
 def words(text: str) -> str:

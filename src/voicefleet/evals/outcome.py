@@ -44,6 +44,7 @@ class TurnResult:
     bot_heard: str = ""  # the bot's own transcript of the caller, where its RTVI events carry it
     began_at: float | None = None  # the wall-clock second the caller began the turn (bot_behind.py)
     replied_at: float | None = None  # the wall-clock second the answer's first audio reached the bot's caller
+    arrived_late: float | None = None  # seconds the bot's audio reached the caller behind real time (Answer's)
 
 
 @dataclass

@@ -50,7 +50,7 @@ def summary(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> dict
                              for r in runs if (reason := rules.reason(r)) is not None],
             "sessions": [r.session_id for r in runs],
             "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began),
-                         "bot_behind_s": _most_behind(r)} for r in runs],
+                         "bot_behind_s": _most_behind(r), "arrived_late_s": _most_late(r)} for r in runs],
         })
     return {
         "passed": sum(r.passed for r in results),
@@ -129,6 +129,13 @@ def _xml_text(text: str) -> str:
 def _most_behind(result: CallResult) -> float | None:
     """The most the call's bot host fell behind real time in a part of it (bot_behind.py); None without figures."""
     return None if result.bot_stalls is None else round(max(behind_by_part(result)), 3)
+
+
+def _most_late(result: CallResult) -> float | None:
+    """The most behind real time the bot's audio reached the caller in a turn (loadtest/arrival_lag.py); None
+    where no turn measured it (a phone call's)."""
+    late = [t.arrived_late for t in result.turns if t.arrived_late is not None]
+    return round(max(late), 3) if late else None
 
 
 def _ms(value: float | None) -> str:

@@ -53,7 +53,9 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, Packet
 
+from voicefleet.loadtest.arrival_lag import ArrivalLag
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
+from voicefleet.loadtest.datagram_drain import read_in_bursts
 from voicefleet.loadtest.lag import LagTrace, SpeechLate
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
 from voicefleet.loadtest.sctp_gone import drop_chunks_once_gone
@@ -184,18 +186,24 @@ def silent_packet() -> bytes:
 class Recording:
     times: list[float] = field(default_factory=list)  # monotonic arrival time per frame
     levels: list[float] = field(default_factory=list)
+    # Per frame, how far behind the bot's own audio clock it arrived, past the path's best (arrival_lag.py).
+    late: list[float] = field(default_factory=list)
+    _lag: ArrivalLag = field(default_factory=ArrivalLag, repr=False)
     chunks: list[np.ndarray] = field(default_factory=list)  # int16 mono
     sample_rate: int = 48000
 
-    def add(self, frame: AudioFrame) -> None:
+    def add(self, frame: AudioFrame, now: float | None = None) -> None:
+        """The frame, arrived `now` (monotonic; this instant unless given)."""
         with LEDGER.charge(HEARD):
-            self._add(frame)
+            self._add(frame, time.monotonic() if now is None else now)
 
-    def _add(self, frame: AudioFrame) -> None:
+    def _add(self, frame: AudioFrame, now: float) -> None:
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
         mono = data[0] if frame.format.is_planar else data.reshape(-1)[::channels]
-        self.times.append(time.monotonic())
+        self.times.append(now)
+        clock = None if frame.pts is None or frame.time_base is None else float(frame.pts * frame.time_base)
+        self.late.append(self._lag.note(now, clock))
         self.levels.append(rms(mono))
         self.chunks.append(mono.astype(np.int16))
         self.sample_rate = frame.sample_rate
@@ -272,6 +280,7 @@ class WebRTCClient:
         await self.close()
 
     async def connect(self) -> None:
+        read_in_bursts()  # before aioice opens its sockets: a loaded caller reads the bot's audio in time
         if self.ice_loopback:
             import aioice.ice
 
