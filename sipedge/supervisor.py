@@ -37,6 +37,7 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, FirstSignal, drained
 from sipedge.front_config import worker_capacity, write_front
+from sipedge.front_drain import tell_front_draining
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
 from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, read_line, relayed
@@ -259,11 +260,13 @@ class Supervisor:
         if seconds == 0 or self._stop_now.is_set():
             return
         self._draining, self.draining = workers, True
+        # The front first: from now on it refuses new INVITEs itself, and none reaches a worker told to drain.
+        front = await tell_front_draining(self._folder)
         for child in workers:
             _signal(child, DRAIN_SIGNAL)
         log.warning("sipedge: draining: each of the %d workers ends once its calls in flight end, within %d s; new "
-                    "calls are refused 503 (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
-                    seconds)
+                    "calls are refused 503 by %s (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
+                    seconds, "Kamailio" if front else "the workers")
         left = await drained(lambda: sum(_running(child) and not child.drained for child in workers),
                              seconds + STOP_SECONDS, self._stop_now)
         if left == 0:
