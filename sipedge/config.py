@@ -146,7 +146,8 @@ class EdgeFile(_Strict):
     # On SIGTERM, how long the calls in flight may go on while new ones are refused (sipedge/drain.py); 0: hung up
     # at once. Whole seconds, strictly: a stack gives systemd and Kubernetes this plus a margin.
     drain_seconds: int = Field(default=DEFAULT_DRAIN_SECONDS, ge=0, le=MAX_DRAIN_SECONDS, strict=True)
-    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio.
+    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio, unless a
+    # trunk has an inbound digest credential, which only Kamailio checks (front_runs).
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
     worker_sip_port: int | None = Field(default=None, ge=1024, le=65535)
