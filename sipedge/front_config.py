@@ -10,6 +10,7 @@ does a call move on once a worker rang (180/183): that worker has asked for its 
 that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
 that failed). The trunk's source travels to the worker in SOURCE_HEADER. A worker's own INVITE (an
 outbound call, a person for a transfer) goes to a trunk's termination alone, never elsewhere.
+Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's new INVITE is answered 503 here.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
 which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
 for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
