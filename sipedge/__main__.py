@@ -1,5 +1,6 @@
 """`python -m sipedge`: the SIP edge, configured by the TOML file SIP_EDGE_CONFIG names (docs/sip.md):
-one PJSIP process, or with `workers` > 1 Kamailio in front of that many, started and watched here."""
+one PJSIP process, or Kamailio in front of `workers` of them, started and watched here, with several workers
+or with a trunk's inbound digest credential, which only Kamailio checks (sipedge/config.py `front_runs`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ async def _main() -> None:
     config = load(os.environ, inbound_passwords=WORKER_VARIABLE not in os.environ)
     code_version()  # read now: `version` names the code this process loaded, whatever the disk holds later
     worker = worker_index(os.environ, config)
-    if worker is None and config.workers > 1:
+    if worker is None and config.front:
         await Supervisor(config).run()
         return
     edge = Edge(dataclasses.replace(config, worker=worker, front_token=os.environ.get(TOKEN_VARIABLE)),

@@ -146,7 +146,8 @@ class EdgeFile(_Strict):
     # On SIGTERM, how long the calls in flight may go on while new ones are refused (sipedge/drain.py); 0: hung up
     # at once. Whole seconds, strictly: a stack gives systemd and Kubernetes this plus a margin.
     drain_seconds: int = Field(default=DEFAULT_DRAIN_SECONDS, ge=0, le=MAX_DRAIN_SECONDS, strict=True)
-    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio.
+    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio, unless a
+    # trunk has an inbound digest credential, which only Kamailio checks (front_runs).
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
     worker_sip_port: int | None = Field(default=None, ge=1024, le=65535)
@@ -250,7 +251,7 @@ class EdgeConfig:
     answer_seconds: float
     trunks: tuple[Trunk, ...]
     workers: int = 1
-    worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 with one worker
+    worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 without a front
     worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
     front_token: str | None = field(default=None, repr=False)  # a worker's proof of its front's lines (ditto)
     control_address: str = "127.0.0.1"
@@ -267,6 +268,12 @@ class EdgeConfig:
     def dispatcher_credential(self) -> str | None:
         """What the edge presents to the dispatcher: its own credential, else (an older file) the control key."""
         return self.edge_credential or self.control_secret
+
+    @property
+    def front(self) -> bool:
+        """Whether the edge runs its Kamailio front before its workers (sipedge/supervisor.py): with several workers,
+        or with a trunk whose inbound digest credential only the front checks (docs/sip.md#inbound-digest)."""
+        return front_runs(self.workers, any(t.inbound_digest is not None for t in self.trunks))
 
     @property
     def advertised(self) -> str:
@@ -300,7 +307,8 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
     trunks = tuple(_trunk(t, env, inbound_passwords) for t in parsed.trunk)
     config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), sip_address, parsed.sip_port, parsed.rtp_port,
                         parsed.rtp_port_count, parsed.answer_seconds, trunks,
-                        workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
+                        workers=parsed.workers,
+                        worker_sip_port=_worker_sip_port(parsed, any(t.inbound_digest for t in trunks)),
                         control_address=_address(path, parsed, env, "control_address"),
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
                         edge_credential=_edge_credential(parsed, env),
@@ -313,15 +321,10 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
 
 
 def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
-    """A trunk with an inbound credential: challenged by the front, so with workers >= 2, and on sources of its own,
-    so that a source names one credential and no trunk without one admits what the challenge refused."""
+    """A trunk with an inbound credential (challenged by the front, which runs for it whatever `workers` says): on
+    sources of its own, so that a source names one credential and no trunk without one admits what the challenge
+    refused."""
     digest = [t for t in config.trunks if t.inbound_digest is not None]
-    if not digest:
-        return
-    if config.workers == 1:
-        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk {digest[0].name!r}: an inbound digest credential is "
-                          "checked by the edge's Kamailio front, which runs with several workers: set workers = 2 (or "
-                          "more), or leave inbound_digest_username out (docs/sip.md#inbound-digest)")
     for trunk in digest:
         for other in config.trunks:
             if other is trunk:
@@ -461,15 +464,22 @@ def _tls_uri(uri: str | None) -> bool:
     return uri is not None and (uri.lower().startswith("sips:") or ";transport=tls" in uri.lower())
 
 
-def _worker_sip_port(parsed: EdgeFile) -> int:
-    if parsed.workers == 1:
+def front_runs(workers: int, inbound_digest: bool) -> bool:
+    """Whether an edge of `workers` runs its Kamailio front: for several workers, or for one when a trunk has an
+    inbound digest credential (`inbound_digest`), which the front alone checks (PJSIP has no server-side digest)."""
+    return workers > 1 or inbound_digest
+
+
+def _worker_sip_port(parsed: EdgeFile, inbound_digest: bool) -> int:
+    if not front_runs(parsed.workers, inbound_digest):
         return 0
     return parsed.worker_sip_port if parsed.worker_sip_port is not None else parsed.sip_port + 1
 
 
 def check_workers(path: str, config: EdgeConfig) -> None:
-    """What several workers need: their own RTP ports and SIP ports clear of the edge's own."""
-    if config.workers == 1:
+    """What workers behind the front need (several, or one for an inbound digest credential): their own RTP ports
+    and SIP ports clear of the edge's own, and nothing the front does not carry."""
+    if not config.front:
         return
     if config.rtp_port_count // config.workers // 2 * 2 < WORKER_RTP_PORTS:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: rtp_port_count: {config.workers} workers need at least "
@@ -482,11 +492,20 @@ def check_workers(path: str, config: EdgeConfig) -> None:
         # A worker's calls leave through the front, which never dials out over TLS: it could not check the
         # callee's certificate as a client (docs/sip.md#tls-with-several-workers).
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: trunk {tls!r} places calls over TLS (a sips: or "
-                          "transport=tls termination_uri), which needs workers = 1: the workers' front does not "
-                          "call out over TLS")
+                          f"transport=tls termination_uri), which needs {_no_front(config)}: the workers' front does "
+                          "not call out over TLS")
     if any(t.registrar is not None for t in config.trunks):
-        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs workers = 1 "
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs {_no_front(config)} "
                           "(registering through the workers' front is not supported yet)")
+
+
+def _no_front(config: EdgeConfig) -> str:
+    """What an edge whose front runs changes for it to run none: `workers` to 1, and no inbound digest credential."""
+    digest = next((t.name for t in config.trunks if t.inbound_digest is not None), None)
+    if digest is None:
+        return "workers = 1"
+    return (f"an edge without Kamailio's front (workers = 1, and no inbound digest credential: trunk {digest!r} has "
+            "one, which the front checks)")
 
 
 def _control_secret(parsed: EdgeFile, env: Mapping[str, str]) -> str | None:

@@ -10,6 +10,7 @@ does a call move on once a worker rang (180/183): that worker has asked for its 
 that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
 that failed). The trunk's source travels to the worker in SOURCE_HEADER. A worker's own INVITE (an
 outbound call, a person for a transfer) goes to a trunk's termination alone, never elsewhere.
+Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's new INVITE is answered 503 here.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
 which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
 for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
+from sipedge.front_drain import control_params, draining_condition
 from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
@@ -279,7 +281,7 @@ def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None
         return line(answer, why, mark)
 
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()),
+               "dispatcher", "htable", "ipops", "ctl", *(TLS_MODULES if config.tls is not None else ()),
                *(("auth",) if digest else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
@@ -316,6 +318,8 @@ modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
 modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: PEER_KEYS
+# The supervisor's word that the edge drains, through ctl's socket in the edge's private folder (front_drain.py).
+{control_params(workers.parent)}
 modparam("dispatcher", "list_file", "{workers}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_hash_size", 9)
@@ -365,6 +369,11 @@ request_route {{
     }}
     if (!({_trunk_sources(config)})) {{
         {refused("403", "no trunk allows this source")} sl_send_reply("403", "Forbidden"); exit;
+    }}
+    if ({draining_condition()}) {{
+        # The edge drains: the front refuses a new call itself, so none reaches a draining worker.
+        {refused("503", "the edge is draining")}
+        {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
     if (!pl_check("invites", "TAILDROP", {INVITES_PER_SECOND})) {{
         {refused("503", f"over {INVITES_PER_SECOND} invites a second")}

@@ -1,17 +1,19 @@
-"""`python -m sipedge` with `workers` > 1: the edge as Kamailio in front of several PJSIP workers, all
-this process's children (docs/sip.md#capacity). The front's kamailio.cfg is written into a private
-temporary folder; its one secret is a token made at each start, which the front writes on every
-request to a worker and the workers get in their environment, so they believe only the front's own
-lines. Nothing secret goes on a command line: the workers read the same TOML file and environment as
-the edge, less the inbound digest passwords (Kamailio's alone). A child that exits is started again
-after a backoff that doubles up to RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
-STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
+"""`python -m sipedge` with `workers` > 1, or a trunk's inbound digest credential (sipedge/config.py
+`front_runs`): the edge as Kamailio in front of its PJSIP workers (one, or several), all this process's
+children (docs/sip.md#capacity). The front's kamailio.cfg is written into a private temporary folder; its
+one secret is a token made at each start, which the front writes on every request to a worker and the
+workers get in their environment, so they believe only the front's own lines. Nothing secret goes on a
+command line: the workers read the same TOML file and environment as the edge, less the inbound digest
+passwords (Kamailio's alone). A child that exits is started again after a backoff that doubles up to
+RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up STEADY_SECONDS) stops
+the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
 their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
 one control API is served here and passes requests on to the workers' own (sipedge/control_front.py).
-A stop drains (sipedge/drain.py): each worker is told (DRAIN_SIGNAL) and drains its own calls, Kamailio and
-the control API still up for their requests, within the workers' bound and their stop; a second signal
-stops them at once (SIGTERM, as every other stop of a worker)."""
+A stop drains (sipedge/drain.py): the front is told to refuse new INVITEs itself (sipedge/front_drain.py), each
+worker is told (DRAIN_SIGNAL) and drains its own calls, Kamailio and the control API still up for their
+requests, within the workers' bound and their stop; a second signal stops them at once (SIGTERM, as every
+other stop of a worker)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, FirstSignal, drained
 from sipedge.front_config import worker_capacity, write_front
+from sipedge.front_drain import tell_front_draining
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
 from sipedge.front_refusals import LOG_ENGINE, in_group, new_mark, read_front_log, read_line, relayed
@@ -198,8 +201,8 @@ class Supervisor:
     async def run(self) -> None:
         if not os.access(KAMAILIO, os.X_OK):
             shutil.rmtree(self._folder, ignore_errors=True)
-            raise SystemExit(f"sipedge: workers = {self.config.workers} needs Kamailio at {KAMAILIO} (Debian's "
-                             "kamailio package), or set workers = 1")
+            raise SystemExit(f"sipedge: {_front_for(self.config)} needs Kamailio at {KAMAILIO} (Debian's kamailio "
+                             f"package), or {_without_front(self.config)}")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a hang-up too: a clean stop
             loop.add_signal_handler(signum, self._signalled, signum)
@@ -257,11 +260,13 @@ class Supervisor:
         if seconds == 0 or self._stop_now.is_set():
             return
         self._draining, self.draining = workers, True
+        # The front first: from now on it refuses new INVITEs itself, and none reaches a worker told to drain.
+        front = await tell_front_draining(self._folder)
         for child in workers:
             _signal(child, DRAIN_SIGNAL)
         log.warning("sipedge: draining: each of the %d workers ends once its calls in flight end, within %d s; new "
-                    "calls are refused 503 (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
-                    seconds)
+                    "calls are refused 503 by %s (a second SIGTERM, SIGINT or SIGHUP hangs them up now)", len(workers),
+                    seconds, "Kamailio" if front else "the workers")
         left = await drained(lambda: sum(_running(child) and not child.drained for child in workers),
                              seconds + STOP_SECONDS, self._stop_now)
         if left == 0:
@@ -419,6 +424,20 @@ class Supervisor:
         except TimeoutError:
             log.error("sipedge: Kamailio's log is no longer read while it runs; stopping it to start it again")
             child.kill(process)
+
+
+def _front_for(config: EdgeConfig) -> str:
+    """What asks for the front: several workers, else a trunk's inbound digest credential."""
+    if config.workers > 1:
+        return f"workers = {config.workers}"
+    digest = next(t.name for t in config.trunks if t.inbound_digest is not None)
+    return f"trunk {digest!r}'s inbound digest credential (docs/sip.md#inbound-digest)"
+
+
+def _without_front(config: EdgeConfig) -> str:
+    digest = any(t.inbound_digest is not None for t in config.trunks)
+    return ("set workers = 1 and leave inbound_digest_username out" if digest and config.workers > 1
+            else "leave inbound_digest_username out" if digest else "set workers = 1")
 
 
 def front_env(env: Mapping[str, str], config: EdgeConfig) -> dict[str, str]:

@@ -130,8 +130,19 @@ class SipEdgeSettings:
     def rtp_ports_used(self) -> tuple[int, int]:
         """The first and last RTP port the workers take: each an even share of the range
         (sipedge/worker_place.py `rtp_share`), so a range that does not split evenly leaves a few unused."""
-        share = self.rtp_port_count // self.key.workers // 2 * 2 if self.key.workers > 1 else self.rtp_port_count
+        share = self.rtp_port_count // self.key.workers // 2 * 2 if self.front else self.rtp_port_count
         return self.rtp_port, self.rtp_port + self.key.workers * share - 1
+
+    @property
+    def inbound_digest_trunk(self) -> str | None:
+        return inbound_digest_trunk(self.key)
+
+    @property
+    def front(self) -> bool:
+        """Whether the edge runs Kamailio before its workers: the edge's own rule (sipedge/config.py `front_runs`)."""
+        from sipedge.config import front_runs
+
+        return front_runs(self.key.workers, self.inbound_digest_trunk is not None)
 
     @property
     def drain_seconds(self) -> int:
@@ -146,6 +157,11 @@ class SipEdgeSettings:
     def secret_names(self) -> list[str]:
         """What the edge's host reads: its own secrets and its two credentials, never SIP_EDGE_SECRET."""
         return sorted({*self.secrets, *CREDENTIALS})
+
+
+def inbound_digest_trunk(key: SipEdgeKey) -> str | None:
+    """The first trunk with an inbound digest credential, which only the edge's Kamailio front checks; None: none."""
+    return next((t.name for t in key.trunks if t.inbound_digest_username is not None), None)
 
 
 def _networks(lists: Iterable[tuple[str, ...]]) -> dict[str, bool]:
@@ -231,7 +247,8 @@ def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, 
         if "linux/amd64" not in platforms:
             raise cfg.fail(KEY, "runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep "
                                 "linux/amd64 in platforms")
-        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers)
+        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers,
+                    inbound_digest_trunk(key))
         return
     mine, field_name, arm = SIZE_KEYS[cloud]
     value = str(getattr(key, field_name))
@@ -258,7 +275,9 @@ def capacity_note(edge: SipEdgeSettings) -> str:
     more = ("; more take another stack's edge on other nodes (a Kubernetes edge runs one worker)" if edge.cloud == "k8s"
             else "; more take workers (3 calls each) or a second edge"
             if edge.key.workers == 1 else "")
-    return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.host_type} hold {edge.calls} calls at "
+    front = (f" behind Kamailio (trunk {edge.inbound_digest_trunk}'s inbound digest credential)"
+             if edge.front and edge.key.workers == 1 else " behind Kamailio" if edge.front else "")
+    return (f"SIP edge: {edge.key.workers} worker(s){front} on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
             "address is the stack output sipEdgeOriginationUri, the trunk's origination URI")
 

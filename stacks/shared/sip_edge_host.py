@@ -197,9 +197,10 @@ def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
 
 def edge_boot_script(edge: SipEdgeSettings, cloud: str, *, config: str, image: str, steps: HostSteps,
                      secrets: Sequence[str]) -> str:
-    """boot_script for `edge` (Kamailio with several workers, its drain), refused past `cloud`'s limit (fitting)."""
+    """boot_script for `edge` (Kamailio when its front runs: several workers, or an inbound credential; its drain),
+    refused past `cloud`'s limit (fitting)."""
     return fitting(boot_script(config=config, image=image, steps=steps, secrets=secrets,
-                               kamailio=edge.key.workers > 1, drain_seconds=edge.drain_seconds), cloud=cloud, edge=edge)
+                               kamailio=edge.front, drain_seconds=edge.drain_seconds), cloud=cloud, edge=edge)
 
 
 def refused_now(script: Callable[[list[str]], str], count: int) -> None:

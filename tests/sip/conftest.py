@@ -106,15 +106,17 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
              trunks: str = "", trunk_settings: str = "") -> Iterator[EdgeProcess]:
     """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped on exit (`stop_edge`).
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
-    `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
-    more top-level TOML lines, `trunks`: more `[[trunk]]` tables, `trunk_settings`: more lines of the first."""
-    if workers > 1 and not os.access(KAMAILIO, os.X_OK):
+    `env`: those variables; `workers` > 1, or an inbound digest credential: Kamailio in front of that many PJSIP
+    workers; `settings`: more top-level TOML lines, `trunks`: more `[[trunk]]` tables, `trunk_settings`: more
+    lines of the first."""
+    front = workers > 1 or "inbound_digest_username" in trunk_settings + trunks
+    if front and not os.access(KAMAILIO, os.X_OK):
         pytest.skip(f"Kamailio is not installed at {KAMAILIO} (Debian's kamailio: .ci/run installs it)")
     sip_port = free_port(socket.SOCK_DGRAM)
     config = workdir / "edge.toml"
     url = dispatcher if isinstance(dispatcher, str) else dispatcher.base_url
     rtp_ports = RTP_PORTS * workers
-    several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if workers > 1 else ""
+    several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if front else ""
     config.write_text(
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
         f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}"

@@ -2,7 +2,8 @@
 process in front of a real dispatcher whose bots are the light echo host (tests/sip/test_workers.py): on the
 first SIGTERM the calls in flight go on while a new INVITE is refused `503` with Retry-After, and the edge exits
 once they end; past `drain_seconds` the rest get the edge's BYE; a second SIGTERM hangs them up at once. With
-workers behind Kamailio the supervisor passes the drain on, and the caller's BYE still reaches its worker."""
+workers behind Kamailio the supervisor passes the drain on, Kamailio refuses new INVITEs itself, and the caller's BYE
+still reaches its worker."""
 
 from __future__ import annotations
 
@@ -106,7 +107,10 @@ async def test_workers_behind_kamailio_drain_a_call_to_its_callers_bye_and_refus
                                                        media_port=free_port_pair(2), cued=cued)
             edge.process.send_signal(signal.SIGTERM)
             await logged(edge, rf"\[worker {worker}\] sipedge: draining: 1 calls in flight")
-            assert refused_with_retry_after(edge) == "5"  # the front's 503, a worker's Retry-After
+            # Kamailio refuses it itself (the supervisor told it first): no draining worker sees the INVITE.
+            assert refused_with_retry_after(edge) == "5"
+            await logged(edge, r"refused by the front \(503\): the edge is draining")
+            assert not re.search(r"\[worker \d\] .*refused 503: the edge is draining", edge.log()), edge.log()[-6000:]
             assert not calling.done() and edge.process.poll() is None, edge.log()[-6000:]
         finally:
             cued.cue()  # the caller hangs up: its BYE goes through the front to its worker

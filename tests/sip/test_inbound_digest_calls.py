@@ -1,7 +1,8 @@
 """A PBX that reaches the edge with an inbound digest credential (docs/sip.md#inbound-digest): the whole edge
-(Kamailio in front of two PJSIP workers) and a real local dispatcher whose bot echoes each frame back
-(bench/phone_echo_host.py). SIPp, the PBX, answers the front's 407 with the credential; its call is answered
-by the bot and it hears its own words back. With a wrong password, no session is ever asked for."""
+(Kamailio in front of one PJSIP worker, the default edge, and of two) and a real local dispatcher whose bot
+echoes each frame back (bench/phone_echo_host.py). SIPp, the PBX, answers the front's 407 with the credential;
+its call is answered by the bot and it hears its own words back. With a wrong password, no session is ever
+asked for. A one-worker edge without a credential runs no Kamailio at all."""
 
 from __future__ import annotations
 
@@ -9,42 +10,66 @@ import asyncio
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sipedge.supervisor import KAMAILIO
 from tests.phone.conftest import speech_8k, wait_active_sessions
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import run_sipp
-from tests.sip.test_workers import echo_dispatcher, wait_for_workers
+from tests.sip.test_workers import echo_dispatcher, wait_for_workers, worker_pids
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
 
-pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, two PJSIP workers, a bot process
+pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, PJSIP workers, a bot process
 
 __all__ = ["echo_dispatcher"]  # the module's fixture, shared with test_workers.py
 USERNAME, PASSWORD = "pbx", secrets.token_urlsafe(16)
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """The digest edge's workers: one, the default edge's, runs Kamailio for the credential too."""
+    return int(request.param)
+
+
 @pytest.fixture(scope="module")
-def digest_edge(echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def digest_edge(echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory,
+                workers: int) -> Iterator[EdgeProcess]:
     trunk = f'inbound_digest_username = "{USERNAME}"\ninbound_digest_password_env = "PBX_DIGEST_PASSWORD"'
-    with run_edge(echo_dispatcher, tmp_path_factory.mktemp("sip-digest-edge"), workers=2, trunk_settings=trunk,
-                  env={"PBX_DIGEST_PASSWORD": PASSWORD}) as running:
+    with run_edge(echo_dispatcher, tmp_path_factory.mktemp("sip-digest-edge"), workers=workers,
+                  trunk_settings=trunk, env={"PBX_DIGEST_PASSWORD": PASSWORD}) as running:
         yield running
 
 
+def _kamailio_children(edge: EdgeProcess) -> list[int]:
+    """The edge's children that run Kamailio (its front's main process)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == edge.process.pid and command == KAMAILIO.encode():
+            found.append(int(stat.parent.name))
+    return found
+
+
 async def test_a_pbx_answering_the_challenge_gets_its_call_answered_by_the_bot_and_hears_it(
-    echo_dispatcher: DispatcherProcess, digest_edge: EdgeProcess,
+    echo_dispatcher: DispatcherProcess, digest_edge: EdgeProcess, workers: int,
 ) -> None:
     if (why := can_capture()) is not None:
         pytest.skip(why)
     async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
-        await wait_for_workers(digest_edge, workers=2)
+        await wait_for_workers(digest_edge, workers=workers)
+        assert len(_kamailio_children(digest_edge)) == 1  # the front checks the credential, whatever the workers
         media_port = free_port_pair(2)
         capture = LoopbackRtp(media_port)
         try:
@@ -63,9 +88,9 @@ async def test_a_pbx_answering_the_challenge_gets_its_call_answered_by_the_bot_a
 
 
 async def test_a_wrong_password_asks_for_no_session_whatever_the_number(
-    echo_dispatcher: DispatcherProcess, digest_edge: EdgeProcess,
+    echo_dispatcher: DispatcherProcess, digest_edge: EdgeProcess, workers: int,
 ) -> None:
-    await wait_for_workers(digest_edge, workers=2)
+    await wait_for_workers(digest_edge, workers=workers)
     seen = len(digest_edge.log())
     for number in (NUMBER, "+15550100999"):
         call = await asyncio.to_thread(run_sipp, "call_digest_refused", number, digest_edge.sip_port,
@@ -74,3 +99,13 @@ async def test_a_wrong_password_asks_for_no_session_whatever_the_number(
         assert call.statuses() == [407, 403], call.messages
     log = digest_edge.log()[seen:]
     assert "answered" not in log and "refused 404" not in log, log  # no worker saw either call
+
+
+async def test_a_one_worker_edge_without_a_credential_runs_no_kamailio(
+    echo_dispatcher: DispatcherProcess, tmp_path: Path,
+) -> None:
+    with run_edge(echo_dispatcher, tmp_path) as edge:
+        assert worker_pids(edge) == {} and _kamailio_children(edge) == []  # one PJSIP process, the edge itself
+        call = await asyncio.to_thread(run_sipp, "call_answered", NUMBER, edge.sip_port, edge.workdir)
+        assert call.returncode == 0, f"{call.output}\n{edge.log()[-4000:]}"
+        assert "Kamailio" not in edge.log()

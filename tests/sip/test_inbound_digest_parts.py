@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from sipedge import supervisor as supervisor_module
 from sipedge.config import ConfigError, InboundDigest, load
 from sipedge.front_config import DIGEST_REALM, write_front
 from sipedge.supervisor import KAMAILIO, Supervisor, front_env
+from sipedge.worker_place import Front, Place, place
 from tests.sip.test_front_parts import edge
 
 DIGEST = 'inbound_digest_username = "pbx"\ninbound_digest_password_env = "PBX_PASSWORD"'
@@ -40,7 +44,9 @@ def test_a_trunks_inbound_credential_is_its_username_and_its_passwords_variable(
      "inbound_digest_username: String should match pattern"),
     ("workers = 2", 'inbound_digest_username = "pbx"\ninbound_digest_password_env = "$PBX"',
      "inbound_digest_password_env: String should match pattern"),
-    ("", DIGEST, "set workers = 2 (or more), or leave inbound_digest_username out"),
+    ("", DIGEST + '\nregistrar = "sip:registrar.example"\ndigest_username = "u"\ndigest_password_env = "PBX_PASSWORD"',
+     "a trunk with a registrar needs an edge without Kamailio's front (workers = 1, and no inbound digest credential: "
+     "trunk 'carrier' has one"),
     ("workers = 2", DIGEST + OTHER.format(source="192.0.2.128/25"),
      "trunk 'carrier''s source 192.0.2.0/24 overlaps trunk 'other''s 192.0.2.128/25"),
 ])
@@ -49,6 +55,27 @@ def test_a_credential_the_front_could_not_check_is_refused_naming_the_way_out(
     with pytest.raises(ConfigError) as refused:
         edge(tmp_path, extra, trunk)
     assert expected in str(refused.value)
+
+
+def test_a_one_worker_edge_runs_the_front_for_a_credential_and_only_for_one(tmp_path: Path) -> None:
+    """A trunk's inbound credential is the front's to check, so a one-worker edge runs Kamailio before its worker
+    on a port of its own, with the whole RTP range; without a credential it is one PJSIP process as ever."""
+    fronted = dataclasses.replace(edge(tmp_path, "", DIGEST), front_token="t" * 43)
+    assert fronted.workers == 1 and fronted.front
+    assert place(fronted, 0) == Place("127.0.0.1", 5061, 40000, 200, Front("10.0.0.5:5060", "t" * 43))
+    alone = edge(tmp_path)
+    assert not alone.front and alone.worker_sip_port == 0
+    assert edge(tmp_path, "workers = 2").front
+
+
+def test_a_missing_kamailio_names_the_credential_that_asks_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor_module, "KAMAILIO", str(tmp_path / "no-kamailio"))
+    with pytest.raises(SystemExit) as stopped:
+        asyncio.run(Supervisor(edge(tmp_path, "", DIGEST)).run())
+    assert str(stopped.value) == (
+        f"sipedge: trunk 'carrier''s inbound digest credential (docs/sip.md#inbound-digest) needs Kamailio at "
+        f"{tmp_path / 'no-kamailio'} (Debian's kamailio package), or leave inbound_digest_username out")
 
 
 def test_a_trunk_with_a_credential_needs_numbers(tmp_path: Path) -> None:

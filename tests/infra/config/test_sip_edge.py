@@ -13,7 +13,7 @@ import pytest
 from sipedge.config import TrunkPrice
 from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
-from stacks.config.sip_edge import SipEdgeSettings, edge_environment, render
+from stacks.config.sip_edge import SipEdgeSettings, capacity_note, edge_environment, render
 from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import API_KEY, EDGE, EDGE_SECRETS, HTTPS, NAME, run_with_edge
@@ -175,10 +175,21 @@ def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, key:
     assert key in refused and said in refused
 
 
-def test_an_inbound_credential_on_one_worker_is_refused_naming_the_way_out(stack: StackRunner) -> None:
-    refused = _refused(stack, {**INBOUND, "workers": 1}, secrets={
+def test_an_inbound_credential_on_one_worker_builds_kamailio_into_the_hosts_image(stack: StackRunner) -> None:
+    """The credential is the front's to check, so the one-worker edge runs Kamailio: the host's image holds it."""
+    run = run_with_edge(stack, {**INBOUND, "workers": 1}, secrets={
         "voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": INBOUND_PASSWORD})})
-    assert "set workers = 2" in refused
+    user_data = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    assert "--no-install-recommends kamailio" in user_data and "workers = 1" in user_data
+
+
+def test_an_inbound_credential_on_one_worker_opens_the_workers_rtp_share_and_says_kamailio_runs() -> None:
+    """Behind the front the one worker takes an even share of the range, as several do (sipedge/worker_place.py)."""
+    fronted = SipEdgeSettings(SipEdgeKey.model_validate({**INBOUND, "workers": 1}), 40000, 401, {}, "aws")
+    assert fronted.front and fronted.rtp_ports_used == (40000, 40399)
+    assert "1 worker(s) behind Kamailio (trunk twilio's inbound digest credential)" in capacity_note(fronted)
+    alone = SipEdgeSettings(SipEdgeKey.model_validate({**EDGE, "workers": 1}), 40000, 401, {}, "aws")
+    assert not alone.front and alone.rtp_ports_used == (40000, 40400) and "Kamailio" not in capacity_note(alone)
 
 
 def test_a_short_inbound_password_is_refused_naming_how_to_make_one(stack: StackRunner) -> None:

@@ -278,6 +278,18 @@ def test_an_edge_without_its_nodes_or_their_address_is_refused_naming_the_fix(
     assert said in str(refused.value) and "docs/sip.md#on-kubernetes" in str(refused.value)
 
 
+def test_a_trunks_inbound_credential_is_refused_naming_an_edge_on_a_vm(stack: StackRunner) -> None:
+    """The pod runs the dispatcher image, which holds no Kamailio, and only Kamailio checks the credential."""
+    inbound = {**K8S_EDGE, "trunks": [{**K8S_EDGE["trunks"][0], "inboundDigestUsername": "carrier"}]}
+    with pytest.raises(SettingsError) as refused:
+        run_k8s_edge(stack, inbound,
+                     secrets={"voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q" * 24})})
+    said = str(refused.value)
+    assert "twilio's inboundDigestUsername: a trunk's inbound digest credential is checked by the edge's Kamailio " \
+           "front, which the dispatcher image the pod runs does not hold: give that trunk to an edge on a VM" in said
+    assert "docs/sip.md#on-kubernetes" in said
+
+
 def test_with_the_registrys_credentials_the_edges_account_pulls_with_a_copy_in_its_namespace() -> None:
     from tests.infra.k8s.test_images import ACCOUNT, BUILT, CREDENTIALS, USER, pull_secret_names
 
