@@ -4,9 +4,8 @@ The bot host reports, second by second, how late its event loop woke and how lon
 for a CPU (bot/loop_lag.py). The lesser of the two is how far its machine held it behind real time:
 a host starved of CPU runs its loop late, waiting for a CPU all the while (its answers play
 stretched, the caller is heard late); a bot slow by design keeps its loop on time, and one that
-blocks its own loop (`time.sleep`) runs it late without waiting for a CPU. (A loop that keeps up on a
-loaded host waits for a CPU often, a few ms at a time, yet wakes on time: the wait alone says little.)
-A worker thread's wait (a recogniser's, its VAD's) counts in both: its work came that much later.
+blocks its own loop (`time.sleep`) runs it late without waiting for a CPU (docs/evals.md says why the
+wait alone says little, and that a worker thread's wait counts in both).
 
 Each of the call's turns owns the seconds from the caller's start of it to the start of the next, the
 last one's to the call's end (the greeting, those before the first turn), laid on the caller's wall
@@ -15,8 +14,7 @@ behind (its audio comes at real time) until it has worked it off (`carried_into`
 - an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
   and its audio reached the caller behind the bot's own clock past what its host's loop ran late (the
   way back: the caller's socket and loop, loadtest/arrival_lag.py, `way_back`), together at least as
-  long as the answer was late by; without the waits it may have been in time, while a bot slow by
-  design is late by more than both, and fails;
+  long as the answer was late by (a bot slow by design is late by more than both, and fails);
 - an answer not heard at all: when its bot was held behind, or the way back was behind, more than
   `bot_behind_limit` seconds; what was judged without it (the turn's rubric, the call's) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
