@@ -137,7 +137,8 @@ class EcsSettings:
         for named, task_definition, key in (("ECS_TASK_DEFINITION", self.task_definition, "task_definition"),
                                             ("ECS_TASK_DEFINITION_WEBRTC", self.task_definition_webrtc,
                                              "task_definition_webrtc")):
-            if task_definition and not any(getattr(cell, key) or cell.runs(task_definition) for cell in self.cells):
+            if self.cells and task_definition and not any(getattr(cell, key) or cell.runs(task_definition)
+                                                          for cell in self.cells):
                 raise run_nowhere(self.cells, task_definition, named)
         return self
 
