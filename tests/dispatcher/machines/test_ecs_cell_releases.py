@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +40,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
 from tests.fakes.ecs import REGION
 from tests.fakes.ecs_cells import CellsProxy, account_of
 from tests.support.cells import homed_in
+from tests.support.redis_server import RedisServer, redis_server
 
 STACKS_ACCOUNT = "333333333333"  # the stack's own account, where `up` registers each build: no cell's
 RELEASE_ARN = f"arn:aws:ecs:{REGION}:{STACKS_ACCOUNT}:task-definition/bot:7"
@@ -133,3 +136,25 @@ async def test_the_reserve_refills_a_release_only_in_the_cells_that_map_it(
         # The deployment's own bots still refill in a.
         await state.reserve._refills.launch(1)
         assert {account_of_task(arn) for arn in idle_tasks(state).values()} == {ACCOUNTS["a"], ACCOUNTS["b"]}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+async def test_two_replicas_start_with_a_cell_that_maps_no_release_and_agree_where_its_session_runs(
+        proxy: CellsProxy, accounts: dict[str, dict[str, Any]], store: RedisServer) -> None:
+    env = {**mapped_in(reserve_env(proxy, accounts), {"b": {RELEASE_ARN: "bot:1"}}), **store.env}
+    async with replica(env) as (one, _), replica(env) as (two, _):  # both start: a maps nothing
+        assert isinstance(one.machines, EcsCellMachines) and isinstance(two.machines, EcsCellMachines)
+        [session] = homed_in(one.machines, "a")
+        launched = await one.machines.launch(of_release(session))
+        assert account_of_task(launched.machine.machine_id) == ACCOUNTS["b"]
+        # The other replica meets it in b through the store's record: a replay there launches nothing new.
+        found = await two.machines.status(session)
+        assert found is not None and found.machine_id == launched.machine.machine_id
+        again = await two.machines.launch(of_release(session))
+        assert not again.created and again.machine.machine_id == launched.machine.machine_id
+        assert run_tasks_in(proxy, ACCOUNTS["a"]) == 0
