@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,13 @@ from dispatcher.reserve.releases import WarmRelease
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
-from tests.dispatcher.machines.test_ecs_cell_reserve import idle_tasks, replica, reserve_env, run_tasks_in
+from tests.dispatcher.machines.test_ecs_cell_reserve import (  # noqa: F401 - its store fixture
+    idle_tasks,
+    replica,
+    reserve_env,
+    run_tasks_in,
+    store,
+)
 from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells' fixtures
     ACCOUNTS,
     LONG_DRAIN,
@@ -40,7 +44,7 @@ from tests.dispatcher.machines.test_ecs_cells import (  # noqa: F401 - the cells
 from tests.fakes.ecs import REGION
 from tests.fakes.ecs_cells import CellsProxy, account_of
 from tests.support.cells import homed_in
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import RedisServer
 
 STACKS_ACCOUNT = "333333333333"  # the stack's own account, where `up` registers each build: no cell's
 RELEASE_ARN = f"arn:aws:ecs:{REGION}:{STACKS_ACCOUNT}:task-definition/bot:7"
@@ -136,12 +140,6 @@ async def test_the_reserve_refills_a_release_only_in_the_cells_that_map_it(
         # The deployment's own bots still refill in a.
         await state.reserve._refills.launch(1)
         assert {account_of_task(arn) for arn in idle_tasks(state).values()} == {ACCOUNTS["a"], ACCOUNTS["b"]}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 async def test_two_replicas_start_with_a_cell_that_maps_no_release_and_agree_where_its_session_runs(
