@@ -1988,7 +1988,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the AWS accounts launches spread over, a JSON list of cells: each a `name`, the `role_arn` the "
             "dispatcher assumes there (with its `external_id`, if the trust policy asks for one), and optionally "
             "that account's `cluster`, `task_definition`, `task_definition_webrtc`, `task_definitions` (a release's "
-            "task definition → this account's own), `subnets`, `security_groups` and `max_tasks` (each replica's "
+            "task definition → this account's own: a cell without it takes none of that release's sessions), `subnets`, `security_groups` and `max_tasks` (each replica's "
             "own cap); at most 50 cells, one per account; needs `REDIS_URL`; a throttling cell's launches go to the "
             "others ([operations.md](operations.md#cells))"
         ),

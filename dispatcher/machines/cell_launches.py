@@ -86,8 +86,16 @@ class CellLaunches(Generic[M]):
         may find all they need there)."""
         return False
 
-    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError) -> MachinesError:
-        """The error when every cell tried lacked what the launch needs (`lacks`)."""
+    def passed_over(self, spec: LaunchSpec) -> list[str]:
+        """The cells known, before any create, to lack what this launch needs (ecs/cells.py: a release's
+        task definition a cell does not map): the launch goes to the others, none of them drained."""
+        return []
+
+    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError | None) -> MachinesError:
+        """The error when every cell lacked what the launch needs (`lacks`: `exc`, the last one's
+        refusal; `passed_over`: None, nothing sent)."""
+        if exc is None:
+            raise NotImplementedError("a provider that passes cells over says why none can run the launch")
         return exc
 
     @property
@@ -101,8 +109,10 @@ class CellLaunches(Generic[M]):
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        tried: list[str] = []
-        lacking: list[str] = []  # cells that lacked what this launch needs (`lacks`), not drained
+        lacking = self.passed_over(spec)  # cells that lack what this launch needs (`lacks` too), not drained
+        if len(lacking) == len(self._members):
+            raise self.lacking_everywhere(spec, lacking, None)  # nothing sent, no cell's token taken
+        tried = list(lacking)
         while True:  # at most once per cell: each one that turns the launch away is not tried again
             cell = await self.cells.cold_turn(spec.session_id, tried=tried, prefer=self._cell_of.get(spec.session_id))
             holder, earlier = await self._holder(spec, cell)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
@@ -79,9 +80,10 @@ class CellReserve:
         def drain_reason(self, exc: MachinesError, cell: str) -> str | None: ...
         def drained_with(self, exc: MachinesError, cell: str) -> tuple[str, ...]: ...
 
-    def _start_reserve(self) -> None:
-        """Called once the cells are built: refills take the cells' own buckets."""
-        self.creates = CellRefills(self.cells)
+    def _start_reserve(self, able: Callable[[str | None], tuple[str, ...]] | None = None) -> None:
+        """Called once the cells are built: refills take the cells' own buckets, in the cells `able` to
+        run the release's image (cell_refills.py; None: every cell)."""
+        self.creates = CellRefills(self.cells, able)
         self._sure = Recent()
 
     def _bot_proved(self, bot_id: str, cell: str) -> None:
@@ -95,7 +97,7 @@ class CellReserve:
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
-        cell = await self.creates.idle_turn(bot_id)
+        cell = await self.creates.idle_turn(bot_id, image)
         try:
             await self._warm[cell].run_idle(bot_id, channel_token, image=image, release=release)
         except MachinesError as exc:

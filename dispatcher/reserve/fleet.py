@@ -26,7 +26,7 @@ from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.wall import due
-from dispatcher.store.coordination import Claims, Coordination, CreateLimit, ReplicaPool, ReservePool
+from dispatcher.store.coordination import Claims, Coordination, CreateLimit, CreateTurn, ReplicaPool, ReservePool
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -43,6 +43,14 @@ class CountsItsCreates(Protocol):
     there, dispatcher/machines/creates.py): the reserve's refills take their tokens from the same count."""
 
     creates: CreateLimit
+
+
+@runtime_checkable
+class RefillsByImage(Protocol):
+    """A create limit whose refill token depends on the release launched (over cells: only a cell that
+    can run its image takes it, dispatcher/machines/cell_refills.py)."""
+
+    async def refill_for(self, image: str | None) -> CreateTurn: ...
 
 
 def creates_of(machines: WarmMachines, coordination: Coordination) -> CreateLimit:
@@ -154,8 +162,11 @@ class FleetPlanning:
         (as this replica's last tick found it)."""
         return self._token_wait
 
-    async def refill_token(self) -> bool:
-        """A create token for one reserve launch, if one remains for a cold start afterwards."""
+    async def refill_token(self, image: str | None = None) -> bool:
+        """A create token for one reserve launch of a release's `image` (None: the deployment's own), if
+        one remains for a cold start afterwards (over cells: in one that can run it)."""
+        if isinstance(self._creates, RefillsByImage):
+            return (await self._creates.refill_for(image)).granted
         return (await self._creates.refill()).granted
 
     async def hand_over(self) -> None:

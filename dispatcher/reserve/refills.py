@@ -29,7 +29,7 @@ CONCURRENT_LAUNCHES = 10
 
 
 class Refills:
-    def __init__(self, machines: WarmMachines, warming: Warming, token: Callable[[], Awaitable[bool]],
+    def __init__(self, machines: WarmMachines, warming: Warming, token: Callable[[str | None], Awaitable[bool]],
                  credential: Callable[[str], str | None], clock: Callable[[], float]) -> None:
         self._machines = machines
         self._warming = warming
@@ -46,7 +46,8 @@ class Refills:
         try:
             for _ in range(launches):
                 await gate.acquire()
-                if failed.is_set() or not await self._token():  # cold launches took the spare creates first
+                # (cold launches took the spare creates first; over cells, a token where the release runs)
+                if failed.is_set() or not await self._token(release.image):
                     gate.release()
                     break
                 bot_id = f"rsv-{secrets.token_hex(6)}"

@@ -103,8 +103,8 @@ class Reserve:
                                        cold_start_sigma(machines.name), self._retirements.spawn)
         self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
         # Read through `self`: the clock may be swapped after construction (a test's fake time).
-        self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
-                                lambda: self._clock())
+        self._refills = Refills(machines, self._warming, lambda image: self.planning.refill_token(image),
+                                self._credential, lambda: self._clock())
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
                                 self._starts, self.releases.image_of, lambda: self._clock())
         self._last_tick: float | None = None

@@ -2,13 +2,15 @@
 
 With `ecsCells` the dispatcher runs a release's bot task in its cell's account, and ECS runs only
 an account's own task definitions: a cell of another account maps each release's task definition
-ARN (as RELEASES names it) to its own copy (the cell's `task_definitions`), and the dispatcher
-refuses to start while a cell of another account lacks one (dispatcher/machines/ecs/settings.py
-`check_cells`). The stack registers each release in its own account only: a copy names the cell's
-own roles, log group, secrets and image, which are the operator's (docs/operations.md, "Setting up
-ECS cells"). So every `up` whose releases a cell does not map warns, once per release, with what
-that cell's account must hold; until ecsCells maps it, the new dispatcher does not start (ECS rolls
-its deployment back, the `up` fails, and the last dispatcher keeps serving).
+ARN (as RELEASES names it) to its own copy (the cell's `task_definitions`); a cell that lacks one
+takes none of that release's sessions (passed over, not drained: dispatcher/machines/ecs/cells.py),
+and a release no cell maps fails its starts `release_image_missing`. The stack registers each release
+in its own account only: a copy names the cell's own roles, log group, secrets and image, which are
+the operator's (docs/operations.md, "Setting up ECS cells"). So every `up` whose releases a cell does
+not map warns, once per release, with what that cell's account must hold. The dispatcher's own task
+definition (ECS_TASK_DEFINITION) is then the oldest kept release's (`oldest_release`), which the cells
+have mapped since its `up`: a new build's `up` succeeds at once, and its release starts in the cells
+as they map it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pulumi
 from dispatcher.machines.ecs.cell_settings import EcsCell
 from dispatcher.machines.ecs.settings import task_family
 from dispatcher.machines.releases import release_references
+from dispatcher.releases.catalogue import Catalogue
 from stacks.aws.bot_runtime import ECS_TASKS
 
 
@@ -39,6 +42,14 @@ def unmapped(cells: Sequence[EcsCell], releases: str, account: str) -> dict[str,
         if lacking:
             found[reference] = lacking
     return found
+
+
+def oldest_release(releases: str, transport: str) -> str | None:
+    """ECS_TASK_DEFINITION (`transport` daily) or ECS_TASK_DEFINITION_WEBRTC with ecsCells: the oldest kept
+    release's task definition (RELEASES, `releases`), as gceCells' template: each cell has mapped it since that
+    release's own `up`, so a new build's `up` asks no cell to map anything first. None: no release lists one."""
+    listed = Catalogue.from_env({"RELEASES": releases}, local=False).releases
+    return listed[0].image_for(transport) if listed else None
 
 
 def trust_policy(dispatcher_role: str, external_id: str | None) -> str:
@@ -102,8 +113,9 @@ def cell_task_definition_note(*, task_definition: str, cells: Sequence[EcsCell],
                       f"{permission_policy(cell, region, families, claim=claim)}" for cell in cells)
     first, family = cells[0], task_family(task_definition)
     return (f"ecsCells: release task definition {task_definition} is registered in account {account} only, and ECS "
-            f"runs only an account's own: the dispatcher refuses to start while a cell of another account does not "
-            f"map it (ECS rolls its deployment back and the last one keeps serving). Not mapped in [{where}]. In "
+            f"runs only an account's own: a cell of another account that does not map it takes none of its sessions "
+            f"(they start in the cells that do; with none, they fail release_image_missing). Not mapped in [{where}]. "
+            "In "
             f"each, register the same bot: `{copy_command(task_definition, region)}`, then in cell-bot.json set each "
             "container's image to a copy in the cell account's registry, each secrets[].valueFrom to that account's "
             "own secret and its awslogs-group to a log group there, and with the cell's credentials "

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.balancer import Balancer, BalancerArgs
 from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
+from stacks.aws.cell_task_definitions import oldest_release
 from stacks.aws.container import fargate_container, fargate_task_definition
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.secrets import SecretStore
@@ -77,6 +78,14 @@ class DispatcherArgs:
     cell_bot_task_roles: tuple[str, ...] = ()
 
 
+def _default_task_definition(args: DispatcherArgs, bot: BotRuntime, transport: str) -> pulumi.Input[str]:
+    """The bot family (its newest revision, the current build's) in the stack's own account; with ecsCells the
+    oldest kept release's task definition, which every cell maps (stacks/aws/cell_task_definitions.py)."""
+    if not args.cell_role_arns:
+        return bot.family
+    return pulumi.Output.from_input(args.releases).apply(lambda text: oldest_release(text, transport) or bot.family)
+
+
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
     """The `ecs` machines provider's environment (stacks/shared/contract.py names every key): the stack
     keys' settings, and what the stack's resources give it."""
@@ -84,12 +93,13 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **args.key_settings,
         **contract.serving_environment("ecs"),
         "ECS_CLUSTER": args.cluster_arn,
-        "ECS_TASK_DEFINITION": args.bot.family,
+        "ECS_TASK_DEFINITION": _default_task_definition(args, args.bot, "daily"),
         "ECS_CONTAINER_NAME": contract.BOT_CONTAINER_NAME,
         "ECS_SUBNETS": subnets,
         "ECS_SECURITY_GROUPS": pulumi.Output.from_input(args.bot_security_group_id),
         "ECS_ASSIGN_PUBLIC_IP": "ENABLED",
-        **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
+        **({"ECS_TASK_DEFINITION_WEBRTC": _default_task_definition(args, args.webrtc_bot, "webrtc")}
+           if args.webrtc_bot else {}),
         "RELEASES": args.releases,
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_transports)

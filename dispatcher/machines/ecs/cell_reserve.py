@@ -3,9 +3,10 @@
 Each cell's reserve tasks are the single-account reserve's (ecs/reserve.py: `startedBy` vf-reserve,
 tagged idle, re-tagged on claim), run by that cell's own provider under its assumed role. A refill
 takes its token from the cells' launch buckets, which cold starts take theirs from too, only in an
-open cell with room (dispatcher/machines/cell_refills.py); the reserve task is counted in that cell's
-running count and room from then on. A refill that the cell answers with throttling or no room
-drains the cell as a cold launch's would: no refill goes there while it is drained.
+open cell with room that maps the release's task definition (dispatcher/machines/cell_refills.py);
+the reserve task is counted in that cell's running count and room from then on. A refill that the
+cell answers with throttling or no room drains the cell as a cold launch's would: no refill goes
+there while it is drained.
 
 A bot's hello is checked against its task in its role's account, as a cold bot's (ecs/identity.py,
 the reserve's `startedBy`). Its cell is known where it was launched, where its hello proved its task
@@ -50,7 +51,8 @@ class EcsCellWarmMachines(CellReserve, EcsCellMachines):
         self._warm = {}
         self._bot_cells = Recent()
         super().__init__(settings, coordination, own=own, drain_base=drain_base)
-        self._start_reserve()  # the reserve's refills: the cells' own buckets
+        # The reserve's refills: the cells' own buckets, of the cells that map the release's task definition.
+        self._start_reserve(lambda image: self.able(image, self.transport))
 
     def _member(self, settings: EcsSettings, coordination: Coordination, credentials: AssumedRole,
                 cell: str) -> EcsMachines:

@@ -6,7 +6,8 @@ Each cell names the role the dispatcher assumes in that account (`role_arn`, wit
 out is the deployment's own (ECS_CLUSTER, ECS_TASK_DEFINITION, …: accounts a stack made alike).
 `task_definitions` maps each release's task definition (as `RELEASES` names it) to this account's
 own: a task definition belongs to one account, so a release named by an ARN of another account
-needs one here (refused at start-up without it). `max_tasks` caps the tasks each dispatcher replica
+needs one here; a cell without it takes none of that release's sessions (passed over, not drained:
+ecs/cells.py), and the dispatcher starts all the same. `max_tasks` caps the tasks each dispatcher replica
 runs there (its own count: a soft cap, unset: the account's own quotas).
 """
 
@@ -53,6 +54,11 @@ class EcsCell:
         """What this account runs for a task definition the deployment or a release names."""
         return dict(self.task_definitions).get(task_definition, task_definition)
 
+    def runs(self, task_definition: str) -> bool:
+        """Whether this account can run what it is sent for `task_definition` (this account's own,
+        `own`): not when that is another account's ARN, which ECS refuses (a copy not mapped yet)."""
+        return other_account(self.own(task_definition), self.account) is None
+
 
 def ecs_cells(raw: str) -> tuple[EcsCell, ...]:
     """The cells `ECS_CELLS` lists (empty: the one account the dispatcher's own credentials reach)."""
@@ -60,6 +66,13 @@ def ecs_cells(raw: str) -> tuple[EcsCell, ...]:
     named_once("ECS_CELLS", {"a cell": [c.name for c in cells], "an account": [c.account for c in cells]},
                "AWS account", "one account's RunTask rate is not doubled by listing it twice")
     return cells
+
+
+def other_account(task_definition: str, account: str) -> str | None:
+    """The account of a task definition ARN that is not `account`'s (None: `account`'s own, or a
+    family or family:revision, which ECS reads in the account it is sent to)."""
+    match = _TASK_DEFINITION_ARN.fullmatch(task_definition)
+    return match[1] if match is not None and match[1] != account else None
 
 
 def foreign_task_definition(cell: EcsCell, runs: str, named: str, key: str) -> None:
@@ -71,6 +84,15 @@ def foreign_task_definition(cell: EcsCell, runs: str, named: str, key: str) -> N
         raise SettingsError(f"ECS_CELLS cell {cell.name} (account {cell.account}) cannot run the task definition "
                             f"{runs} that {named} names (account {match[1]}): set the cell's \"{key}\" to the same "
                             f"bot's task definition in account {cell.account}, e.g. \"{key}\": {example}")
+
+
+def run_nowhere(cells: tuple[EcsCell, ...], task_definition: str, named: str) -> SettingsError:
+    """No cell can run the deployment's `task_definition` (`named`): every session of it would be refused."""
+    accounts = ", ".join(f"{cell.name} ({cell.account})" for cell in cells)
+    return SettingsError(f"no ECS_CELLS cell can run the task definition {task_definition} that {named} names, "
+                         f"another account's: register a copy in a cell's account and map it in that cell's "
+                         f"\"task_definitions\", e.g. {{\"{task_definition}\": \"bot:1\"}} (cells: {accounts}), "
+                         "as docs/operations.md says (Setting up ECS cells)")
 
 
 def _cell(item: Any, index: int) -> EcsCell:

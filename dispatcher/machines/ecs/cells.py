@@ -3,7 +3,11 @@
 Each cell is one account: an `EcsMachines` whose calls are signed with the keys of the role the
 dispatcher assumes there (ecs/assume_role.py), with that account's cluster, task definitions and
 network. Which cell a launch goes to, each cell's RunTask bucket (`ecs:<cell>`, counted once for
-the deployment), and how a throttling cell is drained: dispatcher/machines/cells.py. A cell whose
+the deployment), and how a throttling cell is drained: dispatcher/machines/cells.py. A cell that
+does not map a session's task definition of another account (ECS_CELLS `task_definitions`: a new
+build's copy not registered and mapped yet) is passed over in the session's cell order, never
+drained, so its other releases' sessions still go there; with no cell mapping it, the start fails
+`release_image_missing` naming the task definition and the cells, and nothing is sent. A cell whose
 RunTask answers ThrottlingException, or places no task for a quota or capacity reason, turns the
 launch away at once, and the launch goes on to the next open cell in the session's order.
 
@@ -27,10 +31,12 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
 from dispatcher.machines.ecs.assume_role import AssumedRole
+from dispatcher.machines.ecs.cell_settings import other_account
 from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.identity import EcsTaskIdentity
 from dispatcher.machines.ecs.provider import RESERVE_STARTED_BY, EcsMachines
 from dispatcher.machines.ecs.settings import EcsSettings, sts_endpoint
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.retry import Backoff
 from dispatcher.store.coordination import Coordination
 
@@ -55,6 +61,7 @@ class EcsCellMachines(CellLaunches[EcsMachines]):
         if not settings.cells:
             raise ValueError("EcsCellMachines needs ECS_CELLS")
         self.settings = settings
+        self._account = {cell.name: cell.account for cell in settings.cells}
         self._own = own or AwsCredentials()
         sts = settings.sts_endpoint_url or sts_endpoint({}, settings.region)
         self._roles = {cell.name: AssumedRole(
@@ -92,6 +99,33 @@ class EcsCellMachines(CellLaunches[EcsMachines]):
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
         return _drain_reason(exc, cell)
+
+    def sent(self, cell: str, image: str | None, transport: str | None = None) -> str:
+        """The task definition `cell`'s RunTask is sent for a release's `image` (None: the deployment's
+        own, for `transport`): that account's copy where the cell maps one."""
+        settings = self._members[cell].settings
+        return settings.release_task_definition(image) if image else settings.task_definition_for(transport)
+
+    def able(self, image: str | None, transport: str | None = None) -> tuple[str, ...]:
+        """The cells that can run `image` (`sent`): not those that would be sent another account's ARN."""
+        return tuple(cell.name for cell in self.settings.cells
+                     if other_account(self.sent(cell.name, image, transport), cell.account) is None)
+
+    def passed_over(self, spec: LaunchSpec) -> list[str]:
+        """The cells that do not map the session's task definition of another account: its launch goes
+        to the others, and they stay open for the releases they map."""
+        able = self.able(spec.image, spec.transport)
+        return [cell for cell in self._members if cell not in able]
+
+    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError | None) -> MachinesError:
+        """No cell maps the session's task definition: name it, the cells and what to do."""
+        named = spec.image or self.settings.task_definition_for(spec.transport)
+        accounts = ", ".join(f"{cell} (account {self._account[cell]})" for cell in cells)
+        return ReleaseImageMissing(
+            spec.release, "ECS", f"task definition {named} is another account's and none of the cells {accounts} "
+            "maps its copy in ECS_CELLS \"task_definitions\"",
+            remedy="register its task definition in each cell's account and map it in that cell's "
+                   "\"task_definitions\" (ecsCells), as docs/operations.md says (Setting up ECS cells)")
 
     async def _describe_in(self, task_ids: builtins.list[str], account: str) -> builtins.list[dict[str, Any]]:
         """DescribeTasks in the cells of `account` alone (a bot's task is in its role's account)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.channel.identity import identity_audience
-from dispatcher.machines.ecs.cell_settings import EcsCell, ecs_cells, foreign_task_definition
+from dispatcher.machines.ecs.cell_settings import EcsCell, ecs_cells, foreign_task_definition, run_nowhere
 from dispatcher.machines.releases import release_references
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
@@ -106,10 +106,13 @@ class EcsSettings:
     release_map: tuple[tuple[str, str], ...] = ()
 
     def for_cell(self, cell: EcsCell) -> EcsSettings:
-        """The settings of one cell's account: its own cluster, task definitions and network, else the deployment's."""
+        """The settings of one cell's account: its own cluster, task definitions and network, else the
+        deployment's (a deployment's task definition mapped to the cell's copy, as a release's is)."""
+        webrtc = self.task_definition_webrtc and cell.own(self.task_definition_webrtc)
         return replace(
-            self, cluster=cell.cluster or self.cluster, task_definition=cell.task_definition or self.task_definition,
-            task_definition_webrtc=cell.task_definition_webrtc or self.task_definition_webrtc,
+            self, cluster=cell.cluster or self.cluster,
+            task_definition=cell.task_definition or cell.own(self.task_definition),
+            task_definition_webrtc=cell.task_definition_webrtc or webrtc or None,
             subnets=cell.subnets or self.subnets, security_groups=cell.security_groups or self.security_groups,
             release_task_definitions=tuple(map(cell.own, self.release_task_definitions)),
             release_map=cell.task_definitions, cells=())
@@ -119,14 +122,24 @@ class EcsSettings:
         return dict(self.release_map).get(image, image)
 
     def check_cells(self) -> EcsSettings:
-        """Refuses a cell that would be sent another account's task definition: at start-up, not at launch."""
+        """At start-up, not at launch: refuses a cell that names another account's task definition as
+        its own (its `task_definition`, `task_definition_webrtc`, or a copy it maps), and a deployment
+        task definition no cell can run (every session of the default would be refused). A cell that
+        does not map a task definition of another account (a release's, or the deployment's) is
+        passed over by its sessions (ecs/cells.py): the copy is made and mapped after the `up` that
+        registers the build, so refusing to start would take that `up` back."""
         for cell in self.cells:
-            foreign_task_definition(cell, cell.task_definition or self.task_definition, "ECS_TASK_DEFINITION",
-                                    "task_definition")
-            if webrtc := cell.task_definition_webrtc or self.task_definition_webrtc:
-                foreign_task_definition(cell, webrtc, "ECS_TASK_DEFINITION_WEBRTC", "task_definition_webrtc")
-            for release in self.release_task_definitions:
-                foreign_task_definition(cell, cell.own(release), "RELEASES", "task_definitions")
+            for own, named, key in ((cell.task_definition, "ECS_CELLS", "task_definition"),
+                                    (cell.task_definition_webrtc, "ECS_CELLS", "task_definition_webrtc"),
+                                    *((mapped, "RELEASES", "task_definitions") for _, mapped in cell.task_definitions)):
+                if own:
+                    foreign_task_definition(cell, own, named, key)
+        for named, task_definition, key in (("ECS_TASK_DEFINITION", self.task_definition, "task_definition"),
+                                            ("ECS_TASK_DEFINITION_WEBRTC", self.task_definition_webrtc,
+                                             "task_definition_webrtc")):
+            if self.cells and task_definition and not any(getattr(cell, key) or cell.runs(task_definition)
+                                                          for cell in self.cells):
+                raise run_nowhere(self.cells, task_definition, named)
         return self
 
     @property

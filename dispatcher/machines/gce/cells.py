@@ -131,7 +131,7 @@ class GceCellMachines(CellLaunches[GceMachines]):
         anything was made): the stack makes release templates in GCE_PROJECT only."""
         return isinstance(exc, ReleaseImageMissing)
 
-    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError) -> MachinesError:
+    def lacking_everywhere(self, spec: LaunchSpec, cells: list[str], exc: MachinesError | None) -> MachinesError:
         """No project tried has the release's template: name them, and the template to make there."""
         template = self._members[cells[0]].template_of(spec.image).rsplit("/", 1)[-1]
         projects = ", ".join(f"{cell} ({self._members[cell].settings.project})" for cell in cells)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells
+from dispatcher.machines.ecs.settings import EcsSettings
 from stacks.config.ceiling_notes import SERVICE_QUOTA_READ
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Run
@@ -189,3 +190,19 @@ def test_with_cells_the_ceiling_counts_each_account_and_reads_no_quota_of_the_st
                                  "b (222222222222)))" in m]
     alone = stack("aws", accountQuotas="true")
     assert [i for i in alone.invokes if i.token == SERVICE_QUOTA_READ]  # one account: its quota read as before
+
+
+def test_with_cells_the_dispatchers_task_definition_is_the_oldest_kept_releases_so_a_new_build_needs_one_up(
+        aws: Run) -> None:
+    deployed = Deployed()
+    mapped = [{**cell, "task_definitions": {BOT.format(1): "voicefleet-aws-test-bot:3"}} for cell in CELLS]
+    env = dispatcher_env(up(deployed, ecsCells=json.dumps(mapped)), "aws")
+    assert env["ECS_TASK_DEFINITION"] == BOT.format(1)
+    deployed.bot_build = 2  # a new build, which no cell maps yet: the default stays the one they all map
+    env = dispatcher_env(up(deployed, ecsCells=json.dumps(mapped)), "aws")
+    assert env["ECS_TASK_DEFINITION"] == BOT.format(1) and BOT.format(2) in str(env["RELEASES"])
+    # ... and the dispatcher starts with it: the new release is passed over by the cells until they map it.
+    settings = EcsSettings.from_env({**{k: str(v) for k, v in env.items() if v is not None}, "AWS_REGION": "eu-west-1"})
+    assert [settings.for_cell(cell).task_definition for cell in settings.cells] == ["voicefleet-aws-test-bot:3"] * 2
+    # Without cells, the stack's own account runs the family's newest revision, as before.
+    assert dispatcher_env(aws, "aws")["ECS_TASK_DEFINITION"] == "voicefleet-aws-test-bot"
