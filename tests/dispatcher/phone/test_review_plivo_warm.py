@@ -74,13 +74,15 @@ async def test_a_caller_whose_person_left_before_plivo_fetched_the_room_is_not_l
 async def test_a_replayed_answer_fetch_does_not_read_the_briefing_once_the_person_s_call_is_over(
         setup: Setup) -> None:
     """The answer URL's briefing (the summary: it names the caller and why they call) is kept in the store for
-    Plivo's fetch. A byte-identical copy of that fetch (same nonce, so the same V3 signature) is never Plivo's own
-    retry, which signs with a fresh nonce (webhooks.py says so of the answer URL), yet routers/plivo_warm.py
-    answers every such copy with the briefing (`PlivoWarm.briefing` reads only the call's id and `abandoned`),
-    for the records' life (120 s), also once the transfer is done and the person's call is over. Anyone who
-    captured the request (a proxy's or WAF's log keeps the signature headers the dispatcher masks) reads the
-    caller's details back. docs/phone.md says each request counts "once across replicas". Fix: answer a copy
-    only while the call is answered and not ended and the outcome undecided; else 403 `replayed`."""
+    Plivo's fetch, and routers/plivo_warm.py answers a byte-identical copy of that fetch (same nonce, so the same
+    V3 signature: the claim is taken) with the briefing again, so that Plivo's retry of a fetch whose answer it
+    lost still briefs the person (Make a call: `fallback_url` is "invoked if answer_url fails after 3 retries").
+    But `PlivoWarm.briefing` reads only the call's id and `abandoned`: the copy is served for the records' whole
+    life (120 s), also once the transfer is done and the person's call is over, when no retry can be Plivo's.
+    Whoever captured the request (a proxy's or WAF's log keeps the signature headers the dispatcher masks)
+    reads the caller's details back, and the `<Redirect>` URL with its MAC. docs/phone.md says each request
+    counts "once across replicas". Fix: serve a copy only while the call is answered, not ended and its outcome
+    undecided; else 403 `replayed`."""
     task = warm(setup)
     person = await consult_call(setup.plivo)
     answer_url = person.document["answer_url"]
