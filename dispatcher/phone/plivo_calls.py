@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.plivo_numbers import from_plivo
 from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS, claim_key, dead_key, ticket_mac, transfer_url
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource, TwilioRefused
@@ -131,6 +132,8 @@ class PlivoCalls(CallsResource):
         return True
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
-        """The live call, `status` its `call_status`; `TwilioRefused` 404 once it is not live."""
+        """The live call, `status` its `call_status`, its `to`/`from` in E.164 (Plivo may write them without the
+        `+`); `TwilioRefused` 404 once it is not live."""
         live = await super().fetch(call_sid)
-        return {**live, "status": str(live.get("call_status") or "unknown")}
+        numbers = {name: from_plivo(live[name]) for name in ("to", "from") if isinstance(live.get(name), str)}
+        return {**live, **numbers, "status": str(live.get("call_status") or "unknown")}

@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.plivo_calls import CALL_UUID, PlivoCalls
+from dispatcher.phone.plivo_numbers import to_plivo
 from dispatcher.phone.twilio_warm import ABANDONED, KEPT_SECONDS, STATUS_CALLBACK, TwilioWarm, record_key
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
@@ -66,7 +67,7 @@ class PlivoWarm(TwilioWarm):
             raise ApiError(503, "store_unavailable", "the store did not keep the briefing, so nobody was called and "
                            "the caller is still with the bot: try again", retry_after=1.0) from None
         await self._plivo.create({  # numbers as Plivo's reference writes them: country code, no `+`
-            "from": fields["From"].removeprefix("+"), "to": fields["To"].removeprefix("+"),
+            "from": to_plivo(fields["From"]), "to": to_plivo(fields["To"]),
             "answer_url": answer_url, "answer_method": "POST",
             "ring_url": status_url, "ring_method": "POST", "hangup_url": status_url, "hangup_method": "POST",
             "ring_timeout": int(fields["Timeout"]), "time_limit": int(fields["TimeLimit"])})

@@ -19,6 +19,7 @@ from dispatcher.api.routers.twilio_warm import WarmCallback, briefed_answer, che
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, plivo_signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.plivo_calls import CALL_UUID
+from dispatcher.phone.plivo_numbers import from_plivo
 from dispatcher.phone.plivo_warm import ANSWER_CALLBACK, STATUSES, PlivoWarm
 from dispatcher.phone.twilio_warm import BRIEFED_CALLBACK, CALLBACK_ROUTE, HANG_UP, STATUS_CALLBACK, warm_prefix
 from dispatcher.store.client import StoreUnavailable
@@ -73,14 +74,10 @@ async def _verified(request: Request, session_id: str, transfer: str, token: str
         raise ApiError(400, "invalid_form", "a Plivo callback names its call by CallUUID")
     status = form.get("CallStatus", "")
     # In Twilio's words, which the steps read; numbers as the create gave them (Plivo may drop the `+`).
-    form = {**form, "CallStatus": STATUSES.get(status, status), "To": _e164(form.get("To", "")),
-            "From": _e164(form.get("From", ""))}
+    form = {**form, "CallStatus": STATUSES.get(status, status), "To": from_plivo(form.get("To", "")),
+            "From": from_plivo(form.get("From", ""))}
     return WarmCallback(request, warm, settings.token_key, session_id, transfer, url, form, form["CallUUID"],
                         f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
-
-
-def _e164(number: str) -> str:
-    return f"+{number}" if number.isdigit() else number
 
 
 def _xml(text: str) -> Response:

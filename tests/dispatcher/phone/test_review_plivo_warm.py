@@ -26,7 +26,6 @@ from tests.fakes.plivo import FakePlivo, PlacedCall
 plivo, setup = merged.plivo, merged.setup  # the merged tests' fixtures, by the names the tests ask for
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a Plivo live call writes its numbers without the +")
 async def test_a_plivo_call_whose_live_record_writes_its_number_without_a_plus_takes_a_warm_transfer(
         setup: Setup) -> None:
     """Plivo's "Retrieve a live call" writes `to` without the `+` (plivo-python's own fixture,
