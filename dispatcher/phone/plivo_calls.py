@@ -80,9 +80,10 @@ class PlivoCalls(CallsResource):
         return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, target, time_limit))
 
     async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
-                     session_id: str = "") -> dict[str, Any]:
-        """The call pointed at `twiml` (Plivo XML: a warm transfer's conference) through a one-time URL, as a
-        transfer's `<Dial>` is; or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
+                     session_id: str = "", transfer: str | None = None) -> dict[str, Any]:
+        """The call pointed at `twiml` (Plivo XML: a warm transfer's conference, `transfer` naming it, so that a
+        fetch after its person left joins no empty room) through a one-time URL, as a transfer's `<Dial>` is;
+        or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
         queued one, 204 (https://www.plivo.com/docs/voice/detailed-reference/api/call/hangup-a-call/; a 404 is a
         call already over). Without a call UUID that DELETE would end every call of the account: `_path` takes
         nothing but one."""
@@ -94,7 +95,8 @@ class PlivoCalls(CallsResource):
                     raise
             return {"status": "completed"}
         assert twiml is not None
-        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, None, 0, twiml))
+        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, None, 0, twiml,
+                                                        transfer))
 
     async def create(self, document: dict[str, Any]) -> dict[str, Any]:
         """A new outbound call (https://www.plivo.com/docs/voice/api/call/make-a-call): 201 `{"message": "call

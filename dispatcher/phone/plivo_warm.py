@@ -73,6 +73,11 @@ class PlivoWarm(TwilioWarm):
             "ring_timeout": int(fields["Timeout"]), "time_limit": int(fields["TimeLimit"])})
         return None
 
+    async def person_left(self, transfer: str) -> bool:
+        """Whether the transfer's call to the person is over (its hangup_url said so): the room the caller would
+        join ended with them (`endConferenceOnExit`). `StoreUnavailable` when the store cannot say."""
+        return await self._records.held(record_key(transfer, "ended")) is not None
+
     async def briefing(self, transfer: str, sid: str) -> str | None:
         """The answer of call `sid`: its briefing and `<Redirect>` while it is the transfer's own call (the first its
         callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records).

@@ -43,7 +43,6 @@ async def test_a_plivo_call_whose_live_record_writes_its_number_without_a_plus_t
         await stopped(task)
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: the caller's fetch joins a room its person already left")
 async def test_a_caller_whose_person_left_before_plivo_fetched_the_room_is_not_left_alone_in_it(setup: Setup) -> None:
     """The person is briefed and joined; the request answers `transferred` on Plivo's 202, but Plivo fetches the
     caller's one-time URL after it (its queue: tests/fakes/plivo.py `fetch_late`). The person hangs up in that
