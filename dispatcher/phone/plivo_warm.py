@@ -80,10 +80,21 @@ class PlivoWarm(TwilioWarm):
 
     async def briefing(self, transfer: str, sid: str) -> str | None:
         """The answer of call `sid`: its briefing and `<Redirect>` while it is the transfer's own call (the first its
-        callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records).
-        A copy of the fetch gets the same: the `<Redirect>` still decides what follows."""
+        callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records)."""
         if await self._records.held(record_key(transfer, "sid")) != sid:
             return None
         if await self._records.held(record_key(transfer, ABANDONED)) is not None:
             return None
         return await self._records.held(briefing_key(transfer))
+
+    async def briefing_again(self, transfer: str, sid: str) -> str | None:
+        """A copy of the answer fetch's answer: the briefing only while it can still be Plivo's retry of a fetch
+        whose answer it lost, the call answered, not over, and nothing decided (its `<Redirect>` has not come);
+        None otherwise: after that, only a captured request is replayed, and the briefing may name the caller."""
+        if await self._records.held(record_key(transfer, "answered")) is None:
+            return None
+        if await self._records.held(record_key(transfer, "ended")) is not None:
+            return None
+        if await self._records.held(record_key(transfer, "outcome")) is not None:
+            return None
+        return await self.briefing(transfer, sid)

@@ -42,12 +42,16 @@ async def consult_answer(request: Request, session_id: str, transfer: str, token
     assert isinstance(warm, PlivoWarm)
     if callback.form.get("CallStatus") != "in-progress" or not callback.own_numbers():
         return _xml(HANG_UP)
-    if not await callback.claim():  # a copy of a fetch answered already: the same briefing, for the same call
+    if not await callback.claim():  # a copy of a fetch answered already: Plivo's retry, during the briefing only
         try:
-            return _xml(await warm.briefing(transfer, callback.sid) or HANG_UP)
+            again = await warm.briefing_again(transfer, callback.sid)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the store did not say what this call was answered",
                            retry_after=1) from None
+        if again is None:
+            raise ApiError(403, "replayed", "this answer fetch was answered already and its call is past the "
+                           "briefing: a copy of it is not Plivo's")
+        return _xml(again)
     try:
         if await warm.heard(transfer, callback.sid, "in-progress"):
             await warm.end_given_up(session_id, transfer, callback.sid, "in-progress")

@@ -1,6 +1,6 @@
 """A hostile review of the Plivo warm transfer (dispatcher/phone/plivo_warm.py, api/routers/plivo_warm.py).
 
-Each test is a finding, a strict xfail on the code as merged: it passes once its fix lands (then drop the mark).
+Each test is a finding, a strict xfail on the code as merged until its fix landed: each now passes.
 They reuse tests/dispatcher/phone/test_plivo_warm.py's setup: the dispatcher in-process, Plivo the strict fake
 (tests/fakes/plivo.py) on a real port, its callbacks signed with X-Plivo-Signature-V3 as Plivo signs them
 (plivo-python plivo/utils/signature_v3.py `construct_post_url`: the URL, `?`, the POST parameters sorted by key as
@@ -67,9 +67,9 @@ async def test_a_caller_whose_person_left_before_plivo_fetched_the_room_is_not_l
     assert alone == [], f"the caller waits alone in {alone}: {caller.xml}"
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a replayed answer fetch reads the briefing after the call is over")
+@pytest.mark.parametrize("hung_up", [True, False], ids=["call-over", "in-the-room"])
 async def test_a_replayed_answer_fetch_does_not_read_the_briefing_once_the_person_s_call_is_over(
-        setup: Setup) -> None:
+        setup: Setup, hung_up: bool) -> None:
     """The answer URL's briefing (the summary: it names the caller and why they call) is kept in the store for
     Plivo's fetch, and routers/plivo_warm.py answers a byte-identical copy of that fetch (same nonce, so the same
     V3 signature: the claim is taken) with the briefing again, so that Plivo's retry of a fetch whose answer it
@@ -88,11 +88,14 @@ async def test_a_replayed_answer_fetch_does_not_read_the_briefing_once_the_perso
     assert [a.status_code for a in await setup.plivo.answer(person.uuid)] == [200, 200]  # briefed, then the room
     async with asyncio.timeout(WAIT):
         assert (await task)["status"] == "transferred"
-    await setup.plivo.finish(person.uuid, "completed")  # the call is over
+    if hung_up:
+        await setup.plivo.finish(person.uuid, "completed")  # the call is over
+    # else: briefed and in the room, its outcome decided: no retry of the answer fetch can come now either
     (fetch,) = [r for r in sent if str(r.url) == person.document["answer_url"]]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app)) as api:
         replayed = await api.post(str(fetch.url), content=fetch.content, headers=dict(fetch.headers))
     assert SUMMARY not in replayed.text, replayed.text
+    assert replayed.status_code == 403 and replayed.json()["error"]["code"] == "replayed", replayed.text
 
 
 class Recording(httpx.AsyncBaseTransport):
