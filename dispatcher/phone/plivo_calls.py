@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.plivo_numbers import from_plivo
 from dispatcher.phone.plivo_transfer_url import TICKET_SECONDS, claim_key, dead_key, ticket_mac, transfer_url
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource, TwilioRefused
@@ -79,9 +80,10 @@ class PlivoCalls(CallsResource):
         return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, target, time_limit))
 
     async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
-                     session_id: str = "") -> dict[str, Any]:
-        """The call pointed at `twiml` (Plivo XML: a warm transfer's conference) through a one-time URL, as a
-        transfer's `<Dial>` is; or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
+                     session_id: str = "", transfer: str | None = None) -> dict[str, Any]:
+        """The call pointed at `twiml` (Plivo XML: a warm transfer's conference, `transfer` naming it, so that a
+        fetch after its person left joins no empty room) through a one-time URL, as a transfer's `<Dial>` is;
+        or, with `status`, hung up: Plivo's DELETE ends an ongoing call and cancels a
         queued one, 204 (https://www.plivo.com/docs/voice/detailed-reference/api/call/hangup-a-call/; a 404 is a
         call already over). Without a call UUID that DELETE would end every call of the account: `_path` takes
         nothing but one."""
@@ -93,7 +95,8 @@ class PlivoCalls(CallsResource):
                     raise
             return {"status": "completed"}
         assert twiml is not None
-        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, None, 0, twiml))
+        return await self._point(call_sid, transfer_url(self._token_key, session_id, call_sid, None, 0, twiml,
+                                                        transfer))
 
     async def create(self, document: dict[str, Any]) -> dict[str, Any]:
         """A new outbound call (https://www.plivo.com/docs/voice/api/call/make-a-call): 201 `{"message": "call
@@ -131,6 +134,8 @@ class PlivoCalls(CallsResource):
         return True
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
-        """The live call, `status` its `call_status`; `TwilioRefused` 404 once it is not live."""
+        """The live call, `status` its `call_status`, its `to`/`from` in E.164 (Plivo may write them without the
+        `+`); `TwilioRefused` 404 once it is not live."""
         live = await super().fetch(call_sid)
-        return {**live, "status": str(live.get("call_status") or "unknown")}
+        numbers = {name: from_plivo(live[name]) for name in ("to", "from") if isinstance(live.get(name), str)}
+        return {**live, **numbers, "status": str(live.get("call_status") or "unknown")}

@@ -48,6 +48,7 @@ class Ticket:
     mac: str  # the ticket's once-only key
     expires: float  # epoch seconds
     document: str | None = None  # the XML to run instead of a `<Dial>` (a warm transfer's conference)
+    transfer: str | None = None  # the warm transfer whose room the document joins (its person may have left it)
 
     def expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires
@@ -61,11 +62,12 @@ class Ticket:
 
 
 def transfer_url(key: bytes, session_id: str, call_uuid: str, target: TransferTarget | None, time_limit: int,
-                 document: str | None = None) -> str:
+                 document: str | None = None, transfer: str | None = None) -> str:
     """The path (under the dispatcher's public URL) Plivo fetches the call's `<Dial>` from (for `target`), or
-    `document`: a warm transfer's conference (plivo_warm.py), carried under the MAC as the target is."""
+    `document`: a warm transfer's conference (plivo_warm.py), carried under the MAC as the target is, with
+    `transfer`, the warm transfer whose room it is."""
     fields = {"s": session_id, "c": call_uuid, "t": target.to if target else None, "l": int(time_limit),
-              "n": secrets.token_urlsafe(12), "e": int(time.time()) + TICKET_SECONDS, "x": document}
+              "n": secrets.token_urlsafe(12), "e": int(time.time()) + TICKET_SECONDS, "x": document, "w": transfer}
     body = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode()).decode().rstrip("=")
     return f"{PATH}{body}.{_mac(key, body)}"
 
@@ -77,10 +79,10 @@ def read_ticket(key: bytes, ticket: str) -> Ticket:
         raise ApiError(403, "callback_forged", "this transfer URL was not handed out by this deployment")
     fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     target = transfer_target(fields["t"], "cold") if fields.get("t") else None
-    document = fields.get("x")
+    document, transfer = fields.get("x"), fields.get("w")
     return Ticket(str(fields["s"]), str(fields["c"]), target, int(fields["l"]), mac,
                   float(fields.get("e", 0)),  # a ticket minted before expiries: expired
-                  document if isinstance(document, str) else None)
+                  document if isinstance(document, str) else None, transfer if isinstance(transfer, str) else None)
 
 
 def ticket_mac(path: str) -> str:

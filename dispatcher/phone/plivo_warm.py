@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.plivo_calls import CALL_UUID, PlivoCalls
+from dispatcher.phone.plivo_numbers import to_plivo
 from dispatcher.phone.twilio_warm import ABANDONED, KEPT_SECONDS, STATUS_CALLBACK, TwilioWarm, record_key
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
@@ -66,18 +67,34 @@ class PlivoWarm(TwilioWarm):
             raise ApiError(503, "store_unavailable", "the store did not keep the briefing, so nobody was called and "
                            "the caller is still with the bot: try again", retry_after=1.0) from None
         await self._plivo.create({  # numbers as Plivo's reference writes them: country code, no `+`
-            "from": fields["From"].removeprefix("+"), "to": fields["To"].removeprefix("+"),
+            "from": to_plivo(fields["From"]), "to": to_plivo(fields["To"]),
             "answer_url": answer_url, "answer_method": "POST",
             "ring_url": status_url, "ring_method": "POST", "hangup_url": status_url, "hangup_method": "POST",
             "ring_timeout": int(fields["Timeout"]), "time_limit": int(fields["TimeLimit"])})
         return None
 
+    async def person_left(self, transfer: str) -> bool:
+        """Whether the transfer's call to the person is over (its hangup_url said so): the room the caller would
+        join ended with them (`endConferenceOnExit`). `StoreUnavailable` when the store cannot say."""
+        return await self._records.held(record_key(transfer, "ended")) is not None
+
     async def briefing(self, transfer: str, sid: str) -> str | None:
         """The answer of call `sid`: its briefing and `<Redirect>` while it is the transfer's own call (the first its
-        callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records).
-        A copy of the fetch gets the same: the `<Redirect>` still decides what follows."""
+        callbacks named) and the transfer was not given up; None otherwise (or gone with the transfer's records)."""
         if await self._records.held(record_key(transfer, "sid")) != sid:
             return None
         if await self._records.held(record_key(transfer, ABANDONED)) is not None:
             return None
         return await self._records.held(briefing_key(transfer))
+
+    async def briefing_again(self, transfer: str, sid: str) -> str | None:
+        """A copy of the answer fetch's answer: the briefing only while it can still be Plivo's retry of a fetch
+        whose answer it lost, the call answered, not over, and nothing decided (its `<Redirect>` has not come);
+        None otherwise: after that, only a captured request is replayed, and the briefing may name the caller."""
+        if await self._records.held(record_key(transfer, "answered")) is None:
+            return None
+        if await self._records.held(record_key(transfer, "ended")) is not None:
+            return None
+        if await self._records.held(record_key(transfer, "outcome")) is not None:
+            return None
+        return await self.briefing(transfer, sid)

@@ -363,7 +363,7 @@ class Transfers:
                            "was transferred, try again", retry_after=1.0) from None
         room = warm.conference(consulted.transfer, rest.dial_time_limit(self._time_limit))
         try:
-            return await self._update(rest, call, target, room, deadline)
+            return await self._update(rest, call, target, room, deadline, consulted.transfer)
         except OutcomeUnknown:
             raise  # the caller may be in the room already: the person stays there for them
         except BaseException:
@@ -371,16 +371,17 @@ class Transfers:
             raise
 
     async def _update(self, rest: CallsResource, call: LiveCall, target: TransferTarget, document: str | None = None,
-                      deadline: float | None = None) -> tuple[dict[str, Any], bool]:
-        """The carrier's answer to the update (`<Dial>` for `target`, else `document`), and whether it was found
-        by reading the call back."""
+                      deadline: float | None = None, transfer: str | None = None) -> tuple[dict[str, Any], bool]:
+        """The carrier's answer to the update (`<Dial>` for `target`, else `document`: warm `transfer`'s room),
+        and whether it was found by reading the call back."""
         assert call.call_sid is not None
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + self._budget
         try:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
                 if document is not None:
-                    return await rest.update(call.call_sid, document, session_id=call.session_id), False
+                    return await rest.update(call.call_sid, document, session_id=call.session_id,
+                                             transfer=transfer), False
                 return await rest.transfer(call.call_sid, target, self._time_limit, call.session_id), False
         except TwilioRefused as exc:
             raise _refusal(exc, call.session_id, rest) from None

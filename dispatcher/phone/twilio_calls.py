@@ -131,9 +131,10 @@ class CallsResource:
             self._throttled_until = max(self._throttled_until, until)
 
     async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None,
-                     session_id: str = "") -> dict[str, Any]:
+                     session_id: str = "", transfer: str | None = None) -> dict[str, Any]:
         """The call with `twiml` in force (or ended: `status` `completed`), as the carrier answers it;
-        `TwilioRefused`, `Unanswered`. `session_id`: whose call it is (Plivo's one-time URL names it)."""
+        `TwilioRefused`, `Unanswered`. `session_id`: whose call it is, and `transfer`: the warm transfer whose
+        room `twiml` joins (Plivo's one-time URL names both; Twilio runs the TwiML it is sent)."""
         form = {self.document_field: twiml} if twiml is not None else {}
         if status is not None:
             form["Status"] = status

@@ -18,6 +18,8 @@ else, a 4xx or 5xx included, is kept in `refused` and hangs the call up: Plivo's
 retries only a connect or read timeout (rc=1, rp=ct,rt), and a call whose XML failed is hung up.
 This fake never times out, so it never retries.
 
+A live call, its fetch and its callbacks write numbers as Plivo does: country code, no `+`.
+
 A warm transfer's call to the person (https://www.plivo.com/docs/voice/api/call/make-a-call):
 
     POST   /v1/Account/{auth_id}/Call/               make a call (JSON): 201 {"message": "call fired",
@@ -297,8 +299,10 @@ class FakePlivo(FakeApi):
         if request.method == "GET":
             if request.query_params.get("status") != "live" or call is None or not call.live:
                 return plivo_error(404, "not found")
+            # Plivo's spelling: no `+` (plivo-python's fixture liveCallGetResponse.json: "to": "919798990001").
             return JSONResponse({"api_id": str(uuid.uuid4()), "call_status": "in-progress", "call_uuid": call.uuid,
-                                 "direction": "inbound", "from": call.from_number, "to": call.to_number})
+                                 "direction": "inbound", "from": _plivo_number(call.from_number),
+                                 "to": _plivo_number(call.to_number)})
         body = await _json_body(request)
         why = body if isinstance(body, Response) else _invalid(body)
         if why is not None:
@@ -319,8 +323,8 @@ class FakePlivo(FakeApi):
     async def _fetch(self, call: PlivoCall, url: str, method: str, delay: float = 0.0) -> None:
         """Plivo's signed request for the call's new XML, and the XML run (a `<Dial>` redirects it)."""
         await asyncio.sleep(delay)
-        form = {"CallUUID": call.uuid, "From": call.from_number, "To": call.to_number, "CallStatus": "in-progress",
-                "Direction": "inbound"}
+        form = {"CallUUID": call.uuid, "From": _plivo_number(call.from_number), "To": _plivo_number(call.to_number),
+                "CallStatus": "in-progress", "Direction": "inbound"}
         nonce = secrets.token_hex(10)
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Plivo-Signature-V3-Nonce": nonce,
                    "X-Plivo-Signature-V3": v3_signature(self.auth_token, url, nonce, form)}

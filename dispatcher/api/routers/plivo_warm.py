@@ -19,6 +19,7 @@ from dispatcher.api.routers.twilio_warm import WarmCallback, briefed_answer, che
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, plivo_signed_form
 from dispatcher.errors import ApiError
 from dispatcher.phone.plivo_calls import CALL_UUID
+from dispatcher.phone.plivo_numbers import from_plivo
 from dispatcher.phone.plivo_warm import ANSWER_CALLBACK, STATUSES, PlivoWarm
 from dispatcher.phone.twilio_warm import BRIEFED_CALLBACK, CALLBACK_ROUTE, HANG_UP, STATUS_CALLBACK, warm_prefix
 from dispatcher.store.client import StoreUnavailable
@@ -41,12 +42,16 @@ async def consult_answer(request: Request, session_id: str, transfer: str, token
     assert isinstance(warm, PlivoWarm)
     if callback.form.get("CallStatus") != "in-progress" or not callback.own_numbers():
         return _xml(HANG_UP)
-    if not await callback.claim():  # a copy of a fetch answered already: the same briefing, for the same call
+    if not await callback.claim():  # a copy of a fetch answered already: Plivo's retry, during the briefing only
         try:
-            return _xml(await warm.briefing(transfer, callback.sid) or HANG_UP)
+            again = await warm.briefing_again(transfer, callback.sid)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the store did not say what this call was answered",
                            retry_after=1) from None
+        if again is None:
+            raise ApiError(403, "replayed", "this answer fetch was answered already and its call is past the "
+                           "briefing: a copy of it is not Plivo's")
+        return _xml(again)
     try:
         if await warm.heard(transfer, callback.sid, "in-progress"):
             await warm.end_given_up(session_id, transfer, callback.sid, "in-progress")
@@ -73,14 +78,10 @@ async def _verified(request: Request, session_id: str, transfer: str, token: str
         raise ApiError(400, "invalid_form", "a Plivo callback names its call by CallUUID")
     status = form.get("CallStatus", "")
     # In Twilio's words, which the steps read; numbers as the create gave them (Plivo may drop the `+`).
-    form = {**form, "CallStatus": STATUSES.get(status, status), "To": _e164(form.get("To", "")),
-            "From": _e164(form.get("From", ""))}
+    form = {**form, "CallStatus": STATUSES.get(status, status), "To": from_plivo(form.get("To", "")),
+            "From": from_plivo(form.get("From", ""))}
     return WarmCallback(request, warm, settings.token_key, session_id, transfer, url, form, form["CallUUID"],
                         f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
-
-
-def _e164(number: str) -> str:
-    return f"+{number}" if number.isdigit() else number
 
 
 def _xml(text: str) -> Response:

@@ -58,6 +58,7 @@ from dispatcher.phone.carrier_recording import (
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.plivo_transfer_url import (
     TICKET_SECONDS,
+    Ticket,
     claim_key,
     dead_key,
     hang_up_xml,
@@ -173,15 +174,17 @@ async def _plivo_stream_xml(request: Request, signed_call: str | None) -> Respon
 async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
     """Plivo's fetch of a transferred call's XML: signed at the URL it was minted at (this region's, else
     PHONE_PUBLIC_URL), for the call its ticket names (dispatcher/phone/plivo_transfer_url.py). Its
-    `<Dial>`, again for a repeat fetch; a dead or expired ticket streams the call to a bot again, or hangs it
-    up once its session is over (dispatcher/api/plivo_late_fetch.py)."""
+    `<Dial>`, again for a repeat fetch; a dead or expired ticket, or a warm transfer's room its person already
+    left, streams the call to a bot again, or hangs it up once its session is over
+    (dispatcher/api/plivo_late_fetch.py)."""
     state = app_state(request).phone
     form, signature = await plivo_signed_form(request)
     with _verifying("plivo"):
         handed = read_ticket(state.settings.token_key, ticket)
         if form.get("CallUUID") != handed.call_uuid:
             raise ApiError(403, "callback_forged", "this transfer URL was handed out for another call")
-    if handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac):
+    if (handed.expired() or not await _ticket_alive(app_state(request).phone.webhooks, handed.mac)
+            or await _room_left(state, handed)):
         # A ticket of no session moved a warm transfer's person (plivo_warm.py): never theirs to stream to a bot.
         if not handed.session_id or await session_over(app_state(request), handed.session_id):
             log.warning("phone call %s: Plivo fetched a transfer given up on after the session ended: hung up",
@@ -194,6 +197,23 @@ async def plivo_transfer_xml(request: Request, ticket: str) -> Response:
         return await _plivo_stream_xml(request, handed.call_uuid)
     log.info("phone call %s: Plivo fetched the transfer's XML", handed.session_id)
     return _xml(handed.xml())
+
+
+async def _room_left(state: PhoneState, handed: Ticket) -> bool:
+    """Whether the ticket joins a warm transfer's room whose person hung up before Plivo fetched it (after its
+    202): that room ended with them, and the caller would wait alone in a new, silent one. A store that does not
+    answer does not keep the caller from the person: they join."""
+    if handed.transfer is None or state.plivo_warm is None:
+        return False
+    try:
+        left = await state.plivo_warm.person_left(handed.transfer)
+    except StoreUnavailable:
+        log.warning("a Plivo warm transfer's room was joined without its record: the store did not answer")
+        return False
+    if left:
+        log.warning("phone call %s: the person left warm transfer %s before Plivo fetched the caller's room",
+                    handed.session_id, handed.transfer)
+    return left
 
 
 async def _ticket_alive(claims: OneTimeUse, mac: str) -> bool:
