@@ -130,3 +130,17 @@ def test_a_cell_of_another_partition_or_a_foreign_cluster_is_refused_at_preview(
         stack: Any, cell: dict[str, Any]) -> None:
     with pytest.raises(SettingsError, match="ecsCells"):
         cells_run(stack, [cell])
+
+
+# 7. MEDIUM. With ecsCells and dispatcherCount=1 the stack makes the store (stacks/config/settings.py `_aws`:
+# `require_for_replicas(...) or bool(account_cells)`), but require_for_replicas runs first and refuses the store's
+# rotation keys ("storePreviousPassword is set but dispatcherCount=1 has no coordination store: pulumi config rm"),
+# so a one-replica stack with cells cannot rotate its own store password or message secret without locking out the
+# running dispatcher: following the advice drops the password the running task still signs in with.
+@pytest.mark.xfail(strict=True, raises=SettingsError, reason="require_for_replicas ignores the store cells make")
+def test_a_one_replica_stack_with_cells_can_rotate_its_store_password(stack: Any) -> None:
+    new, old = "SENTINEL-new-store-password-0123456789", "SENTINEL-old-store-password-0123456789"
+    run = stack("aws", ecsCells=json.dumps(CELLS), dispatcherCount="1",
+                secrets={**SECRETS, "voicefleet:storePassword": new, "voicefleet:storePreviousPassword": old})
+    (user,) = [u for u in run.of_type("aws:elasticache/user:User") if unwrap(u.inputs)["userName"] == "voicefleet"]
+    assert unwrap(user.inputs["authenticationMode"])["passwords"] == [new, old]
