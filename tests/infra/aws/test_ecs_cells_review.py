@@ -41,8 +41,6 @@ MAPPED_CELLS: list[dict[str, Any]] = [
 # names a role of the stack's own account, though the stack's own bots' task roles already admit its bots
 # (stacks/config/ecs_cells.py `bot_roles`: `bare` counts only the key's roles). The refusal's example ARN
 # (role/voicefleet-bot-task) is no role the stack makes (its is autonamed), so the way out is a made-up ARN.
-@pytest.mark.xfail(strict=True, raises=SettingsError,
-                   reason="bot_roles requires a cell bot role even for a cell in the stack's own account")
 def test_a_cell_in_the_stacks_own_account_is_admitted_by_the_stacks_own_bot_roles(stack: Any) -> None:
     run = stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["aws"],
                 ecsCells=json.dumps([OWN_CELL, CELLS[1]]), ecsCellBotTaskRoleArns=json.dumps([BOT_B]))
@@ -119,7 +117,6 @@ def test_the_printed_permission_policy_covers_the_cells_own_task_definition_fami
 # (the parser takes any arn:aws*-…, the stack checks none against aws:region's), or a `cluster` ARN of another
 # account or region than the cell's, which permission_policy silently rewrites to the cell's account (its name
 # only), so the printed policy and what the dispatcher sends differ and every launch there fails.
-@pytest.mark.xfail(strict=True, reason="unreachable cells pass the preview")
 @pytest.mark.parametrize("cell", [
     {"name": "cn", "role_arn": "arn:aws-cn:iam::111111111111:role/voicefleet-cell"},
     {"name": "made-up", "role_arn": "arn:aws-nowhere:iam::111111111111:role/voicefleet-cell"},
@@ -137,7 +134,6 @@ def test_a_cell_of_another_partition_or_a_foreign_cluster_is_refused_at_preview(
 # rotation keys ("storePreviousPassword is set but dispatcherCount=1 has no coordination store: pulumi config rm"),
 # so a one-replica stack with cells cannot rotate its own store password or message secret without locking out the
 # running dispatcher: following the advice drops the password the running task still signs in with.
-@pytest.mark.xfail(strict=True, raises=SettingsError, reason="require_for_replicas ignores the store cells make")
 def test_a_one_replica_stack_with_cells_can_rotate_its_store_password(stack: Any) -> None:
     new, old = "SENTINEL-new-store-password-0123456789", "SENTINEL-old-store-password-0123456789"
     run = stack("aws", ecsCells=json.dumps(CELLS), dispatcherCount="1",
