@@ -52,13 +52,11 @@ def test_a_cell_in_the_stacks_own_account_is_admitted_by_the_stacks_own_bot_role
 # lists GCE_CELLS and CLOUDRUN_CELLS but not ECS_CELLS (stacks/shared/contract.py MACHINES_ENV), and the drain
 # sweeps ECS in the stack's own cluster only (stacks/tools/drain.py: no ECS cell_machines): sessions' and idle
 # reserve bots in the cells' accounts are never stopped, and the drain reports the stack drained.
-@pytest.mark.xfail(strict=True, reason="machinesEnvironment carries no ECS_CELLS")
 def test_the_machines_environment_carries_ecs_cells_for_the_drain(stack: Any) -> None:
     outputs = component_outputs(cells_run(stack, MAPPED_CELLS), "aws")
     assert "ECS_CELLS" in unwrap(outputs["machinesEnvironment"])
 
 
-@pytest.mark.xfail(strict=True, reason="the drain sweeps ECS in the stack's own account alone")
 def test_the_drain_sweeps_every_ecs_cells_account(stack: Any) -> None:
     outputs = component_outputs(cells_run(stack, MAPPED_CELLS), "aws")
     env = {**unwrap(outputs["machinesEnvironment"]), "ECS_CELLS": json.dumps(MAPPED_CELLS)}
