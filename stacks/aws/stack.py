@@ -110,7 +110,8 @@ class AwsStack(pulumi.ComponentResource):
             note_unmapped(cells=cells, releases=releases, stack_arn=bot.task_role.arn,
                           dispatcher_role=dispatcher.task_role_arn, region=cfg.region,
                           families=[runtime.family for runtime in (bot, webrtc_bot) if runtime is not None],
-                          claim=self._bot_channel_url is not None, resource=self)
+                          claim=self._bot_channel_url is not None, resource=self,
+                          bot_permissions=settings.bot_permissions.aws_statements)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         if sip_edge is not None:

@@ -70,7 +70,6 @@ def test_the_drain_sweeps_every_ecs_cells_account(stack: Any) -> None:
 # stack associates FARGATE and FARGATE_SPOT with its own cluster (stacks/aws/cluster.py) but neither the notes nor
 # "Setting up ECS cells" say a cell's cluster needs them: a cluster made with `aws ecs create-cluster` alone fails
 # every launch in that cell.
-@pytest.mark.xfail(strict=True, reason="no word of the cell cluster's capacity providers")
 def test_the_notes_and_docs_say_a_cells_cluster_needs_the_fargate_capacity_providers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     warned = notes(monkeypatch)
@@ -87,7 +86,6 @@ def test_the_notes_and_docs_say_a_cells_cluster_needs_the_fargate_capacity_provi
 # registry, write its log group, read its secrets: ResourceInitializationError at every launch without them), nor
 # of the bot task role's own permissions, which the stack grants its own bots from botPermissions (stacks/aws/
 # bot_runtime.py `-task-permissions`): a cell's bot runs, then fails its first S3 write or Bedrock call.
-@pytest.mark.xfail(strict=True, reason="the note leaves out the execution role's and botPermissions' grants")
 def test_the_note_says_what_the_cells_execution_role_and_bot_role_must_be_granted(
         monkeypatch: pytest.MonkeyPatch) -> None:
     warned = notes(monkeypatch)
@@ -101,7 +99,6 @@ def test_the_note_says_what_the_cells_execution_role_and_bot_role_must_be_grante
 # 5. LOW-MEDIUM. A cell may name its own `task_definition` (ECS_CELLS' field for a family of that account's), which
 # the dispatcher runs there for every start without a release; the printed permission policy grants RunTask on the
 # stack's families only (cell_task_definitions.py `permission_policy`), so those starts are AccessDenied.
-@pytest.mark.xfail(strict=True, reason="the printed RunTask grant ignores the cell's own task_definition family")
 def test_the_printed_permission_policy_covers_the_cells_own_task_definition_family(
         monkeypatch: pytest.MonkeyPatch) -> None:
     warned = notes(monkeypatch)
