@@ -15,10 +15,10 @@ Cloud Run and Container Apps no instance; the stack output `drained` says it is 
 this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
-waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS, ECS_CELLS) it does so in the stack's own project
-or account and each cell's at once, and names every one it could not drain once it has drained the others. On AWS it also
-deregisters the bot task definitions, which the stack keeps on replacement (`skip_destroy`) and a
-destroy would leave ACTIVE.
+waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS, ECS_CELLS) it does so in the stack's
+own project or account and each cell's at once (an ECS cell's through its role), and names every one it
+could not drain once it has drained the others. On AWS it also deregisters the bot task definitions,
+which the stack keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
 Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
 `az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
 """
@@ -58,8 +58,8 @@ from stacks.tools.drain_creates import DrainCreates
 from stacks.tools.drain_ecs import CellTasks, cell_tasks, drain_settings
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
-OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
-             "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH",
+OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL_STS", "GCE_API_URL", "GCE_AUTH",
+             "CLOUD_RUN_API_URL", "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH",
              # Azure: the operator's service principal (else `az login`), and a fake ARM's address
              *SERVICE_PRINCIPAL, "AZURE_AUTHORITY_HOST", "ARM_ENDPOINT", "ACI_AUTH", "ACI_CA_BUNDLE")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
