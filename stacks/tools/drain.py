@@ -163,7 +163,7 @@ class Drain:
             self.machines = EcsWarmMachines(replace(self.ecs, cells=()), channel_url=UNUSED_CHANNEL,
                                             coordination=DrainCreates())
             # ECS_CELLS: each account's own, through the cell's role (the stack's own is swept too, a cell or not)
-            self.cell_machines = cell_tasks(self.ecs, channel_url=UNUSED_CHANNEL)
+            self.cell_machines.update(cell_tasks(self.ecs, channel_url=UNUSED_CHANNEL))
             self.cells_label, self.cells_place = "ECS", "account"
         elif env["MACHINES"] == "gce":
             gce = GceSettings.from_env(env)

@@ -8,6 +8,7 @@ definition (EcsSettings.check_cells): a stack whose release a cell does not map 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from dispatcher.machines.ecs.assume_role import AssumedRole
@@ -20,7 +21,7 @@ from stacks.tools.drain_creates import DrainCreates
 from voicefleet_settings.read import setting_text
 
 
-def drain_settings(env: dict[str, str]) -> EcsSettings:
+def drain_settings(env: Mapping[str, str]) -> EcsSettings:
     """The stack's ECS settings and its cells, unchecked against the releases (the module's docstring says why)."""
     return replace(EcsSettings.from_env({**env, "ECS_CELLS": ""}), cells=ecs_cells(setting_text(env, "ECS_CELLS")))
 
