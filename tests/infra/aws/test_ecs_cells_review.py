@@ -1,5 +1,5 @@
 """Hostile review of the AWS stack's `ecsCells` (stacks/config/ecs_cells.py, stacks/aws/cell_task_definitions.py,
-stacks/aws/dispatcher.py, stacks/tools/drain.py): each finding a strict xfail that passes once it is fixed.
+stacks/aws/dispatcher.py, stacks/tools/drain.py): each finding a test (first a strict xfail), now fixed.
 
 Checked and found right (no test): the dispatcher's task role may `sts:AssumeRole` exactly the cells' role ARNs
 (a path kept, no wildcard: a `*` a path could hold matches one role only, since a role's name is unique in its
