@@ -47,14 +47,19 @@ class BotRuntimeArgs:
     permissions: Sequence[Mapping[str, Any]] = ()
 
 
+# What a bot's execution role does before the bot runs (an ECS cell's own is told the same:
+# stacks/aws/cell_task_definitions.py); reading its secrets is the secret store's grant.
+REGISTRY_LOGIN = ["ecr:GetAuthorizationToken"]  # has no resource-level form
+PULL_IMAGE = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+WRITE_LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+
+
 def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """Pull one repository's images and write one log group: instead of the broad managed policy."""
     return policy_document(
-        statement(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),  # has no resource-level form
-        statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                  repository_arn, sid="PullImage"),
-        statement(["logs:CreateLogStream", "logs:PutLogEvents"],
-                  pulumi.Output.concat(log_group_arn, ":*"), sid="WriteLogs"),
+        statement(REGISTRY_LOGIN, "*", sid="RegistryLogin"),
+        statement(PULL_IMAGE, repository_arn, sid="PullImage"),
+        statement(WRITE_LOGS, pulumi.Output.concat(log_group_arn, ":*"), sid="WriteLogs"),
     )
 
 

@@ -16,7 +16,8 @@ as they map it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pulumi
 
@@ -24,7 +25,7 @@ from dispatcher.machines.ecs.cell_settings import EcsCell
 from dispatcher.machines.ecs.settings import task_family
 from dispatcher.machines.releases import release_references
 from dispatcher.releases.catalogue import Catalogue
-from stacks.aws.bot_runtime import ECS_TASKS
+from stacks.aws.bot_runtime import ECS_TASKS, PULL_IMAGE, REGISTRY_LOGIN, WRITE_LOGS
 
 
 def own_account(arn: str) -> str:
@@ -65,7 +66,10 @@ def permission_policy(cell: EcsCell, region: str, families: Sequence[str], *, cl
     """The cell role's permissions, as the stack grants its own dispatcher (stacks/aws/bot_runtime.py `grant_run`),
     held to the cell's cluster (its `cluster`; CLUSTER where it names none) and the bots' task definition
     `families` (the stack's: ECS_TASK_DEFINITION names its family, which a cell without a `task_definition` runs
-    there); the placeholders in capitals are the cell account's own. `claim`: the warm reserve re-tags tasks."""
+    there, and each the cell names of its own: its `task_definition`, `task_definition_webrtc` and mapped copies);
+    the placeholders in capitals are the cell account's own. `claim`: the warm reserve re-tags tasks."""
+    own = (cell.task_definition, cell.task_definition_webrtc, *dict(cell.task_definitions).values())
+    families = list(dict.fromkeys((*families, *(task_family(named) for named in own if named))))
     partition = cell.role_arn.split(":")[1]
     name = (cell.cluster or "CLUSTER").rsplit("/", 1)[-1]  # a cell's `cluster` is a name or an ARN
     cluster = f"arn:{partition}:ecs:{region}:{cell.account}:cluster/{name}"
@@ -92,6 +96,23 @@ def permission_policy(cell: EcsCell, region: str, families: Sequence[str], *, cl
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
+def role_grants(account: str, bot_permissions: Sequence[Mapping[str, Any]]) -> str:
+    """What the cell's bot roles must be granted, as the stack grants its own (stacks/aws/bot_runtime.py): the
+    execution role pulls, logs and reads the secrets before the bot runs; the task role holds botPermissions."""
+    execution = (f"the execution role there (CELL_BOT_EXECUTION_ROLE) may {', '.join(REGISTRY_LOGIN)} on *, "
+                 f"{', '.join(PULL_IMAGE)} on the cell's repository, {', '.join(WRITE_LOGS)} on its log group "
+                 "(arn:…:log-group:NAME:*) and secretsmanager:GetSecretValue on each secret cell-bot.json names "
+                 "(kms:Decrypt on a customer-managed key of theirs), else every launch there stops with "
+                 "ResourceInitializationError")
+    if not bot_permissions:
+        return f"{execution}; the bots' task role there needs no permission (botPermissions grants none)"
+    document = json.dumps({"Version": "2012-10-17", "Statement": list(bot_permissions)}, separators=(",", ":"))
+    return (f"{execution}; the bots' task role there (CELL_BOT_TASK_ROLE) holds what botPermissions grants the "
+            f"stack's own: {document}, and a resource of account {account} it names also needs that resource's own "
+            "grant to the cell's role (a bucket, key or secret policy naming it): a role's policy alone reaches "
+            "no other account's resource")
+
+
 def copy_command(task_definition: str, region: str) -> str:
     """Reads the release's task definition (with the stack's credentials) as the input a register in the cell's
     account takes: its own fields only (ECS refuses the read-only ones), with the cell's roles in place."""
@@ -104,10 +125,11 @@ def copy_command(task_definition: str, region: str) -> str:
 
 def cell_task_definition_note(*, task_definition: str, cells: Sequence[EcsCell], listed: Sequence[EcsCell],
                               account: str, region: str, dispatcher_role: str, families: Sequence[str],
-                              claim: bool) -> str:
+                              claim: bool, bot_permissions: Sequence[Mapping[str, Any]] = ()) -> str:
     """The operator's note for one release's task definition `task_definition` (its ARN, in `account`, the
     stack's), which `cells` of `listed` (ecsCells) do not map yet: what each cell's account must hold, the role's
-    policies (`families`: the stack's bot task definition families), the mapping."""
+    policies (`families`: the stack's bot task definition families), its cluster's capacity providers, its bot
+    roles' grants (`bot_permissions`: the stack's botPermissions statements), the mapping."""
     where = ", ".join(f"{cell.name}: {cell.account}" for cell in cells)
     roles = "; ".join(f"{cell.name}: trust {trust_policy(dispatcher_role, cell.external_id)}, permissions "
                       f"{permission_policy(cell, region, families, claim=claim)}" for cell in cells)
@@ -121,7 +143,11 @@ def cell_task_definition_note(*, task_definition: str, cells: Sequence[EcsCell],
             "own secret and its awslogs-group to a log group there, and with the cell's credentials "
             f"`aws ecs register-task-definition --region {region} --cli-input-json file://cell-bot.json --query "
             "taskDefinition.taskDefinitionArn`. The bots' task role there trusts ecs-tasks.amazonaws.com for that "
-            "account's tasks only (aws:SourceAccount), and with the bot channel ecsCellBotTaskRoleArns lists it. Then "
+            "account's tasks only (aws:SourceAccount), and with the bot channel ecsCellBotTaskRoleArns lists it; "
+            f"{role_grants(account, bot_permissions)}. Each cell's cluster (CLUSTER) has the capacity "
+            "providers every RunTask names (ecsCapacityProviders), as the stack's own has: `aws ecs "
+            f"put-cluster-capacity-providers --region {region} --cluster CLUSTER --capacity-providers FARGATE "
+            "FARGATE_SPOT --default-capacity-provider-strategy capacityProvider=FARGATE,weight=1`. Then "
             f"map it in each, e.g. for {first.name} `pulumi config set --path "
             f"'ecsCells[{list(listed).index(first)}].task_definitions[\"{task_definition}\"]' {family}:<its revision "
             "there>`, and `pulumi up` again. Once per cell, the role the dispatcher "
@@ -144,7 +170,7 @@ def network_note(cell: EcsCell, account: str) -> str | None:
 
 def note_unmapped(*, cells: Sequence[EcsCell], releases: pulumi.Output[str], stack_arn: pulumi.Input[str],
                   dispatcher_role: pulumi.Input[str], region: str, families: Sequence[str], claim: bool,
-                  resource: pulumi.Resource) -> None:
+                  resource: pulumi.Resource, bot_permissions: Sequence[Mapping[str, Any]] = ()) -> None:
     """Warns, once per release task definition some cell of another account does not map, what it must hold; and
     of each cell of another account that leaves its cluster or network to the stack's.
     `stack_arn`: any ARN of the stack's own account. An `up` says it once the release's ARN is known; a preview
@@ -158,6 +184,7 @@ def note_unmapped(*, cells: Sequence[EcsCell], releases: pulumi.Output[str], sta
         for task_definition, lacking in unmapped(cells, text, account).items():
             pulumi.log.warn(cell_task_definition_note(
                 task_definition=task_definition, cells=lacking, listed=cells, account=account, region=region,
-                dispatcher_role=role, families=families, claim=claim), resource=resource)
+                dispatcher_role=role, families=families, claim=claim, bot_permissions=bot_permissions),
+                resource=resource)
 
     pulumi.Output.all(releases, stack_arn, dispatcher_role).apply(said)

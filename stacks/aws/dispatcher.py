@@ -75,7 +75,7 @@ class DispatcherArgs:
     # ecsCells (stacks/config/ecs_cells.py): the roles the dispatcher assumes in the cells' accounts, which its task
     # role may assume and nothing else there; and the cells' bots' task roles, admitted beside the stack's own.
     cell_role_arns: tuple[str, ...] = ()
-    cell_bot_task_roles: tuple[str, ...] = ()
+    cell_bot_task_roles: pulumi.Input[Sequence[str]] = ()
 
 
 def _default_task_definition(args: DispatcherArgs, bot: BotRuntime, transport: str) -> pulumi.Input[str]:
@@ -116,8 +116,9 @@ def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     """The bots' task roles, which a bot's hello must prove a session of (its task's: the
     dispatcher asks STS with the bot's presigned GetCallerIdentity, which needs no permission)."""
     bots = [args.bot, *([args.webrtc_bot] if args.webrtc_bot else [])]
-    roles = pulumi.Output.all(*(bot.task_role.arn for bot in bots)).apply(
-        lambda arns: ",".join(dict.fromkeys([*arns, *args.cell_bot_task_roles])))
+    roles = pulumi.Output.all(pulumi.Output.from_input(args.cell_bot_task_roles),
+                              *(bot.task_role.arn for bot in bots)).apply(
+        lambda found: ",".join(dict.fromkeys([*found[1:], *found[0]])))
     return {"ECS_BOT_TASK_ROLE_ARNS": roles}
 
 

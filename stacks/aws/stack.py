@@ -8,6 +8,7 @@ default-tagged provider through its parent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pulumi
@@ -62,6 +63,7 @@ class AwsStack(pulumi.ComponentResource):
         if settings.quota_read is not None:  # accountQuotas: through this provider (defaults are disabled)
             settings.quota_read(pulumi.InvokeOutputOptions(parent=self, provider=provider))
         self._bot_channel_url = self._channel_url()
+        self._cell_bot_roles = self._admitted_cell_bot_roles(provider)
 
         registry = Registry(name, prefix=settings.prefix, roles=("bot", "dispatcher", *self._webrtc_roles()),
                             keep=settings.image_retention_count, protect=settings.protect, parent=self)
@@ -108,7 +110,8 @@ class AwsStack(pulumi.ComponentResource):
             note_unmapped(cells=cells, releases=releases, stack_arn=bot.task_role.arn,
                           dispatcher_role=dispatcher.task_role_arn, region=cfg.region,
                           families=[runtime.family for runtime in (bot, webrtc_bot) if runtime is not None],
-                          claim=self._bot_channel_url is not None, resource=self)
+                          claim=self._bot_channel_url is not None, resource=self,
+                          bot_permissions=settings.bot_permissions.aws_statements)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         if sip_edge is not None:
@@ -279,8 +282,18 @@ class AwsStack(pulumi.ComponentResource):
             observability=settings.observability,
             releases=releases,
             cell_role_arns=tuple(cell.role_arn for cell in ecs_cells.listed(cfg.ecs_cells)),
-            cell_bot_task_roles=cfg.ecs_cell_bot_task_roles,
+            cell_bot_task_roles=self._cell_bot_roles,
         )
+
+    def _admitted_cell_bot_roles(self, provider: aws.Provider) -> pulumi.Input[Sequence[str]]:
+        """ecsCellBotTaskRoleArns, with the bot channel and cells once each cell of another account than the stack's
+        (the caller's, which the preview reads) names one (ecs_cells.admitted): the stack's own bots' roles admit
+        its own account's."""
+        cells, roles = ecs_cells.listed(self._cfg.ecs_cells), self._cfg.ecs_cell_bot_task_roles
+        if self._bot_channel_url is None or not cells:
+            return roles
+        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self, provider=provider))
+        return caller.account_id.apply(lambda account: ecs_cells.admitted(cells, roles, account))
 
 
 def _architecture(settings: Settings) -> str:

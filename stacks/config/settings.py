@@ -323,9 +323,11 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     region_settings.aws_url(cfg, settings.regions, domain)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
     account_cells = ecs_cells.cells(cfg)
+    ecs_cells.check_reachable(cfg, account_cells, region)
     cell_bot_roles = ecs_cells.bot_roles(cfg, account_cells, channel=channel_settings.enabled(settings))
-    # Several replicas share a store; so do the cells, one replica or more (each session's cell is recorded there).
-    store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count) or bool(account_cells)
+    # Several replicas share a store; so do the cells, one replica or more (each session's cell is recorded there),
+    # whose store keeps its rotation keys: the replicas' check refuses them only where no store is made.
+    store = bool(account_cells) or store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
     channel_capacity.aws_limits(cfg, settings, count, dispatcher_cpu)
     return AwsSettings(
         region=region,

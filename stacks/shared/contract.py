@@ -227,7 +227,7 @@ GCE_WEBRTC_IMAGE_METADATA_KEY = "bot-image-webrtc"
 # a destroy (nothing secret: the providers take credentials from the operator's environment).
 MACHINES_ENV: tuple[str, ...] = (
     "MACHINES", "AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_TASK_DEFINITION_WEBRTC", "ECS_SUBNETS",
-    "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
+    "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "ECS_CELLS", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
     "GCE_INSTANCE_PREFIX", "GCE_CELLS", "CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB", "CLOUDRUN_CELLS",
     "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_GROUP_PREFIX",
     # Every listed release's reference: the Cloud Run provider lists each release's job's executions,

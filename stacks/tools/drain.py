@@ -15,10 +15,10 @@ Cloud Run and Container Apps no instance; the stack output `drained` says it is 
 this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
-waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS) it does so in the stack's own project
-and each cell's at once, and names every project it could not drain once it has drained the others. On AWS it also
-deregisters the bot task definitions, which the stack keeps on replacement (`skip_destroy`) and a
-destroy would leave ACTIVE.
+waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS, ECS_CELLS) it does so in the stack's
+own project or account and each cell's at once (an ECS cell's through its role), and names every one it
+could not drain once it has drained the others. On AWS it also deregisters the bot task definitions,
+which the stack keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
 Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
 `az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
 """
@@ -55,10 +55,11 @@ from stacks.shared.contract import BOT_JOBS_OUTPUT
 from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_machines
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 from stacks.tools.drain_creates import DrainCreates
+from stacks.tools.drain_ecs import CellTasks, cell_tasks, drain_settings
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
-OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
-             "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH",
+OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL_STS", "GCE_API_URL", "GCE_AUTH",
+             "CLOUD_RUN_API_URL", "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH",
              # Azure: the operator's service principal (else `az login`), and a fake ARM's address
              *SERVICE_PRINCIPAL, "AZURE_AUTHORITY_HOST", "ARM_ENDPOINT", "ACI_AUTH", "ACI_CA_BUNDLE")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
@@ -151,14 +152,19 @@ class Drain:
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
         # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept with the stack's, by the cell's name and project
-        self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines] = {}
+        self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines | CellTasks] = {}
         self.cells_label = ""  # the provider's name, said of the cells not drained
+        self.cells_place = "project"  # what a cell is: a project, an account
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
         self.container_app: ContainerAppReplicas | None = None
         if env["MACHINES"] == "ecs":
-            self.ecs = EcsSettings.from_env(env)
-            self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL, coordination=DrainCreates())
+            self.ecs = drain_settings(env)
+            self.machines = EcsWarmMachines(replace(self.ecs, cells=()), channel_url=UNUSED_CHANNEL,
+                                            coordination=DrainCreates())
+            # ECS_CELLS: each account's own, through the cell's role (the stack's own is swept too, a cell or not)
+            self.cell_machines.update(cell_tasks(self.ecs, channel_url=UNUSED_CHANNEL))
+            self.cells_label, self.cells_place = "ECS", "account"
         elif env["MACHINES"] == "gce":
             gce = GceSettings.from_env(env)
             self.machines = _vms(gce)
@@ -210,7 +216,7 @@ class Drain:
         their waits overlap, so the deadline bounds the slowest project, not their sum. One that refuses,
         does not answer or still holds machines at the deadline is reported, and the others are still swept
         (a destroy waits for every project, so each must be known)."""
-        projects = {"the stack's own project": self.machines, **self.cell_machines}
+        projects = {f"the stack's own {self.cells_place}": self.machines, **self.cell_machines}
 
         async def swept(machines: GceWarmMachines | CloudRunMachines | EcsWarmMachines | AciWarmMachines
                         ) -> str | None:
@@ -224,7 +230,7 @@ class Drain:
 
         found = await asyncio.gather(*(swept(machines) for machines in projects.values()))
         if failed := [f"{name}: {why}" for name, why in zip(projects, found, strict=True) if why is not None]:
-            raise DrainError(f"{len(failed)} of {len(projects)} {self.cells_label} projects not drained "
+            raise DrainError(f"{len(failed)} of {len(projects)} {self.cells_label} {self.cells_place}s not drained "
                              f"({'; '.join(failed)}); the others were ({len(self.report.stopped_sessions)} session "
                              "machine(s) stopped): fix each one named and run the drain again")
 

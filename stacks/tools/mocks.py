@@ -168,6 +168,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if invoked == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}
+        if invoked == "aws:index/getCallerIdentity:getCallerIdentity":  # the credentials' account: the stack's
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/mock", "userId": "AIDAMOCK",
+                    "id": ACCOUNT}
         if invoked == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "mock-ecr-password", "authorizationToken": "mock",
                     "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"}
