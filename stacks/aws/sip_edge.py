@@ -2,7 +2,8 @@
 SBC runs: RTP takes a port per call, which a load balancer's listeners do not pass, so the edge has
 an address of its own (docs/sip.md#in-the-cloud).
 
-Ingress is exactly the edge's: SIP (UDP 5060, and TCP `tlsPort` with TLS) from the trunks' `sources` only, the workers' RTP ports
+Ingress is exactly the edge's: SIP (UDP 5060, and TCP `tlsPort` with TLS) from the trunks' `sources`
+only, the workers' RTP ports
 from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
 signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
 new one creates one rule and moves none, and the control API (TCP 5080; every edge's, for the dispatcher's

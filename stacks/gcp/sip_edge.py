@@ -6,7 +6,8 @@ Where it lives: a subnetwork of its own (EDGE_CIDR) in the dispatcher's egress n
 Cloud Run's Direct VPC egress reaches; Cloud Run's egress cannot be named by tag or service account in
 a rule, so the control port (TCP 5080) admits that subnetwork's range (EGRESS_CIDR) only. Every rule
 targets the edge's own service account, not a tag:
-- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, one rule
+- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`,
+  the workers' RTP ports from their `mediaSources`, one rule
   each holding every network (changed in place); nothing else, no SSH;
 - out: UDP to the trunks' networks, TCP 443, then a deny of everything else (the metadata server, the
   DNS resolver, is reached whatever the rules say).

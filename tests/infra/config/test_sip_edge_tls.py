@@ -21,8 +21,8 @@ from stacks.config.sip_edge import TLS_FOLDER, stand_in_pair
 from stacks.shared import sip_edge_host
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.aws.test_sip_edge import EDGE, NAME, TWILIO_SIGNALLING, assert_nft_takes, run_with_edge
-from tests.infra.azure.test_sip_edge import NSG, run_azure_edge
 from tests.infra.azure.test_sip_edge import NAME as AZURE_NAME
+from tests.infra.azure.test_sip_edge import NSG, run_azure_edge
 from tests.infra.azure.test_sip_edge import _pack_found as azure_pack_found
 from tests.infra.conftest import StackRunner
 from tests.infra.gcp.test_sip_edge import _firewall as gcp_firewall
@@ -59,7 +59,8 @@ def _aws(stack: StackRunner, edge: dict[str, Any] | None = None, **secrets: str)
 
 def _aws_rules(run: Run, typ: str) -> set[tuple[Any, ...]]:
     return {(r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("cidrIpv4"))
-            for r in run.of_type(f"aws:vpc/{typ}:{typ[0].upper()}{typ[1:]}") if r.inputs["securityGroupId"] == f"{NAME}-id"}
+            for r in run.of_type(f"aws:vpc/{typ}:{typ[0].upper()}{typ[1:]}")
+            if r.inputs["securityGroupId"] == f"{NAME}-id"}
 
 
 def _user_data(run: Run) -> str:
@@ -73,8 +74,9 @@ def test_aws_opens_tcp_tls_port_to_the_trunks_sources_only(stack: StackRunner) -
     # The edge dials a sips: URI over TLS: TCP out to the trunks' sources, no wider.
     assert {("tcp", 0, 65535, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
     plain = run_with_edge(stack)
+    kinds = ("securityGroupIngressRule", "securityGroupEgressRule")
     assert not any(rule[0] == "tcp" and rule[3] in TWILIO_SIGNALLING
-                   for typ in ("securityGroupIngressRule", "securityGroupEgressRule") for rule in _aws_rules(plain, typ))
+                   for typ in kinds for rule in _aws_rules(plain, typ))
 
 
 def test_gcp_opens_tcp_tls_port_to_the_trunks_sources_only_and_the_pack_takes_it(stack: StackRunner) -> None:
@@ -124,8 +126,8 @@ def test_the_host_reads_the_pair_from_the_store_into_the_edges_files_and_the_edg
     stored = {unwrap(r.inputs["secretString"]) for r in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
     assert {certificate, key} <= stored
     values = {"SIP_EDGE_TLS_CERTIFICATE": certificate, "SIP_EDGE_TLS_PRIVATE_KEY": key}
-    fetch = "fetch() { case \"$1\" in " + " ".join(
-        f"{name}) cat <<'PEM'\n{value}PEM\n;;" for name, value in values.items()) + " *) echo " + "x" * 48 + ";; esac; }"
+    cases = " ".join(f"{name}) cat <<'PEM'\n{value}PEM\n;;" for name, value in values.items())
+    fetch = f'fetch() {{ case "$1" in {cases} *) echo {"x" * 48};; esac; }}'
     booted = _boot_tls(script, tmp_path, fetch)
     assert booted.returncode == 0, booted.stderr
     log = (tmp_path / "log").read_text()
@@ -220,7 +222,7 @@ def test_kubernetes_refuses_tls_naming_a_vm_edge(stack: StackRunner) -> None:
     from tests.infra.k8s.test_sip_edge import K8S_EDGE, run_k8s_edge
 
     with pytest.raises(SettingsError, match="a Kubernetes stack cannot firewall its nodes"):
-        run_k8s_edge(stack, {**K8S_EDGE, **_tls_edge(), "nodeSelector": K8S_EDGE["nodeSelector"]}, secrets=_tls_secrets())
+        run_k8s_edge(stack, {**K8S_EDGE, **_tls_edge()}, secrets=_tls_secrets())
 
 
 def test_the_key_table_names_the_pair_as_secrets() -> None:
