@@ -171,28 +171,24 @@ def read_secrets_function(tries: int = SECRET_TRIES) -> str:
     is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero:
     on a first boot the edge's unit is never written; on a later one (Compute Engine reruns the script at
     every boot) the edge keeps the env file of the last boot that read every secret (NEW_SECRETS)."""
-    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]',
-                  f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n",
-                  "reading $1 from the secret store failed",
-                  "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
-    return f"""read_secret() {{
-  local value try
-{loop}
-}}"""
+    return _secret_reader("read_secret", f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n", tries)
 
 
 def read_secret_files_function(tries: int = SECRET_TRIES) -> str:
     """bash: `read_secret_file NAME FILE` writes one secret (a PEM) to FILE.new, the edge's user's alone (0400),
     or fails the boot as read_secret does; the boot renames every FILE.new over FILE once all were read. The
     value passes through printf, a builtin: on no command line, in no file but its own."""
-    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]',
-                  f"""      printf '%s\\n' "$value" > "$2.new"
+    return _secret_reader("read_secret_file", f"""      printf '%s\\n' "$value" > "$2.new"
       chown {EDGE_UID}:{EDGE_UID} "$2.new"
       chmod 0400 "$2.new"
-""",
-                  "reading $1 from the secret store failed",
+""", tries)
+
+
+def _secret_reader(function: str, done: str, tries: int) -> str:
+    """bash: `function NAME …` reads secret NAME (`tries` times) and runs `done` with it in $value."""
+    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]', done, "reading $1 from the secret store failed",
                   "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
-    return f"""read_secret_file() {{
+    return f"""{function}() {{
   local value try
 {loop}
 }}"""
