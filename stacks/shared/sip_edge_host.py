@@ -219,11 +219,15 @@ def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
     field, limit = BOOT_LIMITS[cloud]
     numbers = sum(len(trunk.numbers) for trunk in edge.key.trunks)
     size = len(script.encode())
+    cas = edge.key.tls_ca_certificates
+    # The CAs are written from the script (not secret): a bundle of them takes a few kB of EC2's 16.
+    also = (f"; its tlsCaCertificates take {len(cas.encode()):,} bytes (name only the CAs the trunks use)"
+            if cas else "")
     if size > limit:
         raise SettingsError(f"Invalid stack configuration: sipEdge makes a boot script of {size:,} bytes, over "
                             f"{cloud}'s {limit:,}-byte {field} limit; its trunks map {numbers:,} numbers (each "
                             "line of the edge's file): map fewer numbers to this stack's edge, or give part of "
-                            "them to another stack's edge")
+                            f"them to another stack's edge{also}")
     return script
 
 

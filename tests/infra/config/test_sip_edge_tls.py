@@ -229,3 +229,11 @@ def test_the_key_table_names_the_pair_as_secrets() -> None:
     from stacks.config.key_table import SECRET_KEYS
 
     assert {"sipEdgeTlsCertificate", "sipEdgeTlsPrivateKey"} <= SECRET_KEYS
+
+
+def test_a_ca_bundle_past_ec2s_user_data_limit_is_refused_naming_its_size(stack: StackRunner) -> None:
+    """The CAs are written from the boot script, which EC2 caps at 16,384 bytes: 32 CAs (the edge's most) of
+    ~600 bytes pass it, and the refusal names what they take."""
+    bundle = "".join(stand_in_pair()[0] for _ in range(32))
+    with pytest.raises(SettingsError, match=f"its tlsCaCertificates take {len(bundle):,} bytes"):
+        _aws(stack, _tls_edge(tlsCaCertificates=bundle))
