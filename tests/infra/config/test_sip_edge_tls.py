@@ -73,6 +73,13 @@ def test_aws_opens_tcp_tls_port_to_the_trunks_sources_only(stack: StackRunner) -
     assert tls == {("tcp", 5061, 5061, source) for source in TWILIO_SIGNALLING}
     # The edge dials a sips: URI over TLS: TCP out to the trunks' sources, no wider.
     assert {("tcp", 0, 65535, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
+    from tests.infra.aws.test_sip_edge import _policy_found
+
+    assert _policy_found(run) == []  # the pack takes SIP over TLS from the trunks' sources
+    opened = {"ipProtocol": "tcp", "fromPort": 5061, "toPort": 5061, "cidrIpv4": "0.0.0.0/0",
+              "description": "sip edge: tls-9"}
+    assert ["r opens SIP over TLS (TCP 5061) to 0.0.0.0/0 (toll-fraud scanners): the trunks' sources only on the "
+            "SIP edge"] == _policy_found(run, opened)
     plain = run_with_edge(stack)
     kinds = ("securityGroupIngressRule", "securityGroupEgressRule")
     assert not any(rule[0] == "tcp" and rule[3] in TWILIO_SIGNALLING
