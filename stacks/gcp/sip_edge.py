@@ -116,11 +116,11 @@ class SipEdge(pulumi.ComponentResource):
                      list[gcp.compute.FirewallDenyArgsDict] | None]
         egress: list[Rule] = [("udp-out", ALLOW_PRIORITY, sorted({*edge.sources, *edge.media_sources}),
                                [{"protocol": "udp"}], None),
-                              *([("tcp-out", ALLOW_PRIORITY, sorted(edge.sources), [{"protocol": "tcp"}], None)]
-                                if edge.key.tls_port is not None else []),  # a sips: URI is dialled over TLS
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
                                None),
                               ("deny-out", DENY_PRIORITY, ["0.0.0.0/0"], None, [{"protocol": "all"}])]
+        if edge.key.tls_port is not None:  # a sips: URI or registrar is dialled over TLS
+            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(edge.sources), [{"protocol": "tcp"}], None))
         for rule, priority, ranges, allows, denies in egress:
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
                                  destination_ranges=ranges, target_service_accounts=[self._account.email],
