@@ -532,7 +532,7 @@ def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) 
 
 
 def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks
+    """Ingress on the SIP edge's security group: SIP (UDP 5060, and over TLS one TCP port) from networks
     no wider than a /16 (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from
     networks no wider than a /16 (unless the rule says the trunk allows any media source), and the
     control API (TCP 5080) from the dispatcher's tasks' security group only (not the bots', not one the
@@ -585,6 +585,11 @@ def _sip_edge_rule(props: Props) -> str | None:
                     "media ranges only")
         return None
     if protocol == "tcp" and low == high == SIP_EDGE_CONTROL_PORT and cidr is None and group:
+        return None
+    if protocol == "tcp" and low == high != SIP_EDGE_CONTROL_PORT and low >= 1024 and cidr is not None:
+        # SIP over TLS (the edge's tlsPort), held to the trunks' sources as SIP over UDP is.
+        if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+            return f"opens SIP over TLS (TCP {int(low)}) to {cidr} (toll-fraud scanners): the trunks' sources only"
         return None
     return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"
 

@@ -2,7 +2,8 @@
 SBC runs: RTP takes a port per call, which a load balancer's listeners do not pass, so the edge has
 an address of its own (docs/sip.md#in-the-cloud).
 
-Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the workers' RTP ports
+Ingress is exactly the edge's: SIP (UDP 5060, and TCP `tlsPort` with TLS) from the trunks' `sources`
+only, the workers' RTP ports
 from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
 signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
 new one creates one rule and moves none, and the control API (TCP 5080; every edge's, for the dispatcher's
@@ -87,11 +88,21 @@ class SipEdge(pulumi.ComponentResource):
             note = " (a trunk's allowAnyMediaSource)" if wide else ""
             _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
                   note=note)
+        if edge.key.tls_port is not None:
+            # SIP over TLS (tlsPort) from the trunks' sources alone, as SIP over UDP; the host caps each source's
+            # connections (sip_edge_host.tls_firewall), which a security group cannot.
+            tls = (edge.key.tls_port, edge.key.tls_port)
+            for source, wide in edge.sources.items():
+                note = " (a trunk's allowAnySource)" if wide else ""
+                _rule(name, self._group.id, f"tls-{_slug(source)}", "tcp", tls, self, cidr=source, note=note)
         # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
-        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway).
+        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway). With TLS,
+        # TCP to the trunks' sources too: a sips: termination URI or registrar is dialled over TLS.
         for network in sorted({*edge.sources, *edge.media_sources}):
             _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
+        for network in edge.sources if edge.key.tls_port is not None else ():
+            _rule(name, self._group.id, f"tcp-{_slug(network)}", "tcp", (0, 65535), self, cidr=network, egress=True)
         for rule, protocol, ports in (("dns", "udp", (53, 53)), ("ntp", "udp", (123, 123)),
                                       ("https", "tcp", (443, 443)), ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)

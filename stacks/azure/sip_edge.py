@@ -5,7 +5,8 @@ no load balancer in front of Container Apps passes (docs/sip.md, "On Azure", has
 Where it lives: the stack network's `sip` subnet (stacks/azure/network.py); an app's calls to a private
 address leave from the `dispatcher` subnet, so the control port (TCP 5080) admits that range only. The
 network security group, on the edge's network interface:
-- in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, then a deny
+- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`,
+  the workers' RTP ports from their `mediaSources`, then a deny
   of everything else, no SSH;
 - out: UDP to the trunks' networks, TCP 443 to the internet and to the private endpoints' subnet (Key
   Vault), then a deny of everything else.
@@ -103,11 +104,17 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
                     wide=edge.media_sources, opt_in="allowAnyMediaSource"),
                # The dispatcher's calls to the control API, and nothing else to it.
                rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT), sources=[dispatcher_range])]
+    tls = edge.key.tls_port
+    if tls is not None:  # SIP over TLS from the trunks' sources alone, as SIP over UDP
+        inbound.append(rule("tls-in", 130, "Inbound", "Allow", "Tcp", str(tls), sources=sorted(edge.sources),
+                            wide=edge.sources, opt_in="allowAnySource"))
     # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to their
     # media), HTTPS to the internet and Key Vault's endpoint: a compromised edge reaches nothing else in the
     # network (the store's endpoint, the bots, the relay).
     outbound = [rule("udp-out", 100, "Outbound", "Allow", "Udp", "*",
                      destinations=sorted({*edge.sources, *edge.media_sources})),
+                *([rule("tcp-out", 105, "Outbound", "Allow", "Tcp", "*", destinations=sorted(edge.sources))]
+                  if tls is not None else []),  # a sips: URI is dialled over TLS
                 rule("https-out", 110, "Outbound", "Allow", "Tcp", "443", destinations=["Internet"]),
                 rule("vault-out", 120, "Outbound", "Allow", "Tcp", "443", destinations=[vault_range])]
     return [*inbound, rule("deny-other-in", DENY_PRIORITY, "Inbound", "Deny", "*", "*"),

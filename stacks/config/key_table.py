@@ -40,7 +40,7 @@ SECRET_KEYS: frozenset[str] = frozenset({
     store.ACCEPTED_MESSAGE_SECRET_KEY, "webhookSecret", "otelExporterOtlpHeaders",
     "recordingAccessKeyId", "recordingSecretAccessKey", k8s.KUBECONFIG_KEY, k8s.STORE_URL_KEY,
     "k8sRegistryPassword", "k8sRegistryPullPassword", sip_edge.DIGEST_PASSWORDS_KEY,
-    sip_edge.INBOUND_DIGEST_PASSWORDS_KEY,
+    sip_edge.INBOUND_DIGEST_PASSWORDS_KEY, sip_edge.TLS_CERTIFICATE_KEY, sip_edge.TLS_PRIVATE_KEY_KEY,
 })
 # Secret keys holding a map of secrets (`--secret --path 'KEY.NAME'`).
 SECRET_MAPS = ("botSecrets", sip_edge.DIGEST_PASSWORDS_KEY, sip_edge.INBOUND_DIGEST_PASSWORDS_KEY)

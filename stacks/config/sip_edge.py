@@ -54,6 +54,15 @@ if TYPE_CHECKING:
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
 INBOUND_DIGEST_PASSWORDS_KEY = "sipEdgeInboundDigestPasswords"  # the passwords trunks' own INVITEs must answer with
+# The edge's TLS certificate (its chain after it) and private key, PEM, with sipEdge.tlsPort: secrets, which reach
+# the host through the secret store and are written there as files only the edge's user reads.
+TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY = "sipEdgeTlsCertificate", "sipEdgeTlsPrivateKey"
+TLS_CERTIFICATE_VARIABLE = "SIP_EDGE_TLS_CERTIFICATE"
+TLS_PRIVATE_KEY_VARIABLE = "SIP_EDGE_TLS_PRIVATE_KEY"  # noqa: S105 - a variable's name
+TLS_FOLDER = "/etc/sipedge/tls"  # on the host and in the container alike (mounted read-only)
+# Each secret file's name in TLS_FOLDER, by its secret store entry; the CAs (tlsCaCertificates) are not secret.
+TLS_FILES = {TLS_CERTIFICATE_VARIABLE: "edge.crt", TLS_PRIVATE_KEY_VARIABLE: "edge.key"}
+TLS_CA_FILE = "trunk-cas.pem"
 SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's alone
 EDGE_CREDENTIAL_VARIABLE = "SIP_EDGE_CREDENTIAL"  # the edge's, presented to the dispatcher (edge_credential_env)
 CONTROL_KEY_VARIABLE = "SIP_EDGE_CONTROL_KEY"  # the edge's, what the dispatcher presents to it (control_secret_env)
@@ -70,6 +79,8 @@ TWILIO_MEDIA = "168.86.128.0/18"
 # ranges are narrower (Twilio's media range is a /18), and 0.0.0.0/1 + 128.0.0.0/1 is the internet.
 WIDEST_PREFIX = 16
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
+# tlsCaCertificates: PEM certificates and nothing else (the host writes them from its script, as they are).
+_PEM_CERTIFICATES = re.compile(r"\s*(-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*)+")
 _ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
 # Compute Engine's Arm series (Tau T2A, Axion C4A and N4A): PJSIP's wheel and the image are x86_64.
 _GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")
@@ -218,7 +229,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
         _check_https(cfg)  # a Cloud Run URL is HTTPS under Google's own certificate
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
-    secrets = {**_api_keys(cfg, key, api_keys),
+    tls = _tls_secrets(cfg, key, cloud, (low, high))
+    secrets = {**tls,**_api_keys(cfg, key, api_keys),
                **_passwords(cfg, DIGEST_PASSWORDS_KEY, "digestUsername", digest_variable,
                             {t.name for t in key.trunks if t.digest_username is not None}),
                **_passwords(cfg, INBOUND_DIGEST_PASSWORDS_KEY, "inboundDigestUsername", inbound_digest_variable,
@@ -228,6 +240,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     made = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud, deployment_secret=made)
     _check_with_the_edge(cfg, found)
+    if tls:
+        _check_pair_with_the_edge(cfg, found, tls)
     pulumi.log.info(capacity_note(found))
     return found
 
@@ -256,6 +270,69 @@ def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, 
         example = SipEdgeKey.model_fields[field_name].default
         raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
                             f"in platforms and give it an x86_64 {mine} ({example}; got {value})")
+
+
+def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int]) -> dict[str, pulumi.Output[str]]:
+    """With tlsPort, the edge's certificate and key (secrets, by their store entries); what cannot work is refused
+    now, naming the way forward, rather than by the edge at the host's boot."""
+    certificate = cfg.secret(TLS_CERTIFICATE_KEY, required=False)
+    private_key = cfg.secret(TLS_PRIVATE_KEY_KEY, required=False)
+    if (certificate is None) != (private_key is None):
+        missing = TLS_PRIVATE_KEY_KEY if private_key is None else TLS_CERTIFICATE_KEY
+        raise cfg.fail(missing, f"is required with the other TLS value ({TLS_CERTIFICATE_KEY} and "
+                                f"{TLS_PRIVATE_KEY_KEY}, PEM, both --secret: pulumi config set --secret "
+                                f"{missing} < FILE)")
+    calling = next((t.name for t in key.trunks if _tls_uri(t.termination_uri) or _tls_uri(t.registrar)), None)
+    if key.tls_port is None:
+        given = [name for name, value in ((TLS_CERTIFICATE_KEY, certificate), ("tlsCaCertificates",
+                 key.tls_ca_certificates), ("tlsVerifyClient", key.tls_verify_client or None)) if value is not None]
+        secured = next((t.name for t in key.trunks if t.srtp != "off"), calling)
+        if given or secured is not None:
+            what = given[0] if given else f"trunk {secured}'s srtp or its sips:/transport=tls URI"
+            raise cfg.fail(KEY, f"{what} needs tlsPort (SIP over TLS, 5061 is usual): set sipEdge.tlsPort, or leave "
+                                f"TLS out ({DOCS})")
+        return {}
+    if cloud == "k8s":
+        # PJSIP takes TLS on a one-worker edge and would run in the pod, but the edge starts with tls_port only
+        # once tls_port_firewalled says the port is held to the trunks with a cap per source, and a Kubernetes
+        # stack holds no firewall of its nodes to make that true.
+        raise cfg.fail(KEY, "tlsPort: a Kubernetes stack cannot firewall its nodes, and the edge opens tls_port only "
+                            "behind a firewall that holds it to the trunks' sources with a connection cap a source "
+                            "(docs/sip.md#tls-and-srtp): run the TLS trunks on an AWS, GCP or Azure stack's edge, "
+                            f"or `python -m sipedge` on a VM of your own ({DOCS})")
+    low, high = rtp
+    if key.tls_port in (SIP_PORT, CONTROL_PORT) or low <= key.tls_port <= high:
+        raise cfg.fail(KEY, f"tlsPort: {key.tls_port} is taken (SIP {SIP_PORT}/udp, the control API {CONTROL_PORT}, "
+                            f"RTP {low}-{high}): give another port, 5061 is TLS's usual one")
+    if certificate is None or private_key is None:
+        raise cfg.fail(KEY, f"tlsPort needs the edge's certificate and private key (PEM): pulumi config set --secret "
+                            f"{TLS_CERTIFICATE_KEY} < edge.crt and pulumi config set --secret {TLS_PRIVATE_KEY_KEY} "
+                            f"< edge.key ({DOCS})")
+    if key.tls_ca_certificates is not None and not _PEM_CERTIFICATES.fullmatch(key.tls_ca_certificates):
+        raise cfg.fail(KEY, "tlsCaCertificates: must be PEM certificates only (-----BEGIN CERTIFICATE----- … "
+                            "-----END CERTIFICATE-----, one after another): the CAs, not a key or a chain's text")
+    if key.tls_verify_client and not key.tls_ca_certificates:
+        raise cfg.fail(KEY, "tlsVerifyClient needs tlsCaCertificates, the CAs (PEM) a caller's certificate chains to")
+    from sipedge.config import front_runs
+
+    if calling is not None and front_runs(key.workers, inbound_digest_trunk(key) is not None):
+        raise cfg.fail(KEY, f"trunks.{calling}: places calls or registers over TLS (a sips: or ;transport=tls URI), "
+                            "which the edge does only without its Kamailio front (the front never dials out over "
+                            "TLS): give that trunk workers: 1 and no inboundDigestUsername on this edge, or a UDP "
+                            f"URI ({DOCS})")
+    if calling is not None and not key.tls_ca_certificates:
+        raise cfg.fail(KEY, f"trunks.{calling}: calls over TLS check the trunk's certificate against "
+                            "tlsCaCertificates (the edge never uses the system's bundle): set it to the CA its "
+                            f"provider names ({DOCS})")
+    return {TLS_CERTIFICATE_VARIABLE: pulumi.Output.secret(certificate),
+            TLS_PRIVATE_KEY_VARIABLE: pulumi.Output.secret(private_key)}
+
+
+def _tls_uri(uri: str | None) -> bool:
+    """The edge's own rule (sipedge/config.py): `sips:…` or `…;transport=tls` goes over TLS."""
+    from sipedge.config import _tls_uri as over_tls  # noqa: PLC2701 - one rule, the edge's
+
+    return over_tls(uri)
 
 
 def _check_https(cfg: Reader) -> None:
@@ -400,11 +477,14 @@ def _passwords(cfg: Reader, map_key: str, username_key: str, variable: Callable[
 
 
 def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str | None, public_address: str,
-           sip_port: int = SIP_PORT, control_port: int = CONTROL_PORT, address_variable: str | None = None) -> str:
+           sip_port: int = SIP_PORT, control_port: int = CONTROL_PORT, address_variable: str | None = None,
+           tls_folder: str = TLS_FOLDER) -> str:
     """The edge's TOML file (sipedge/config.py's keys): addresses, ports and variable names, no secret.
     A stack keeps the fixed ports its firewall opens; a test on loopback passes free ones instead.
     `address_variable` instead of `sip_address`: the variable that holds the host's address as the edge
-    starts (a pod on its node's network), for SIP, RTP and the control API alike."""
+    starts (a pod on its node's network), for SIP, RTP and the control API alike. With tlsPort, the
+    certificate, key and CAs are files of `tls_folder` (the host writes them at boot), and the port is
+    firewalled by the stack (the trunks' sources only) and the host (a connection cap a source)."""
     key = settings.key
     address = (f"sip_address = {_toml(sip_address)}" if address_variable is None
                else f"sip_address_env = {_toml(address_variable)}")
@@ -424,6 +504,7 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
                else f"control_address_env = {_toml(address_variable)}")
     lines += [control, f"control_port = {control_port}", f"control_secret_env = {_toml(CONTROL_KEY_VARIABLE)}",
               f"edge_credential_env = {_toml(EDGE_CREDENTIAL_VARIABLE)}"]
+    lines += _tls_lines(key, tls_folder)
     for trunk in key.trunks:
         lines += ["", "[[trunk]]", f"name = {_toml(trunk.name)}"]
         if trunk.sources:
@@ -440,10 +521,26 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
             "billing_increment_seconds": trunk.billing_increment_seconds,
             "registrar_retry_seconds": trunk.registrar_retry_seconds,
             "inbound_digest_username": trunk.inbound_digest_username,
+            "srtp": trunk.srtp if trunk.srtp != "off" else None,
             "inbound_digest_password_env": (inbound_digest_variable(trunk.name)
                                             if trunk.inbound_digest_username is not None else None)}
         lines += [f"{name} = {_toml(value)}" for name, value in optional.items() if value is not None]
     return "\n".join(lines) + "\n"
+
+
+def _tls_lines(key: SipEdgeKey, folder: str) -> list[str]:
+    if key.tls_port is None:
+        return []
+    lines = [f"tls_port = {key.tls_port}",
+             f"tls_certificate_file = {_toml(f'{folder}/{TLS_FILES[TLS_CERTIFICATE_VARIABLE]}')}",
+             f"tls_private_key_file = {_toml(f'{folder}/{TLS_FILES[TLS_PRIVATE_KEY_VARIABLE]}')}"]
+    if key.tls_ca_certificates:
+        lines.append(f"tls_ca_file = {_toml(f'{folder}/{TLS_CA_FILE}')}")
+    if key.tls_verify_client:
+        lines.append("tls_verify_client = true")
+    # The stack's firewall admits only the trunks' sources to the port, the host's nftables caps each
+    # source's connections (stacks/shared/sip_edge_host.py tls_firewall).
+    return [*lines, "tls_port_firewalled = true"]
 
 
 def _price(price: float | PriceKey | None) -> object:
@@ -484,30 +581,72 @@ def edge_environment(settings: SipEdgeSettings) -> dict[str, str]:
 STAND_IN_PRIVATE, STAND_IN_PUBLIC = "10.0.0.10", "203.0.113.10"
 
 
-def render_stand_in(settings: SipEdgeSettings) -> str:
+def render_stand_in(settings: SipEdgeSettings, tls_folder: str = TLS_FOLDER) -> str:
     """The file as this cloud's stack renders it, with stand-in addresses where the stack's come later."""
     if settings.cloud == "k8s":
         return render(settings, dispatcher_url="https://dispatcher.example.com", sip_address=None,
                       public_address=settings.key.public_address or STAND_IN_PUBLIC,
-                      address_variable=NODE_ADDRESS_VARIABLE)
+                      address_variable=NODE_ADDRESS_VARIABLE, tls_folder=tls_folder)
     return render(settings, dispatcher_url="https://dispatcher.example.com", sip_address=STAND_IN_PRIVATE,
-                  public_address=STAND_IN_PUBLIC)
+                  public_address=STAND_IN_PUBLIC, tls_folder=tls_folder)
 
 
-def _check_with_the_edge(cfg: Reader, settings: SipEdgeSettings) -> None:
-    """The rendered file, loaded by the edge's own loader (with stand-in addresses and secrets)."""
+def write_tls_files(settings: SipEdgeSettings, folder: Path, certificate: str, private_key: str) -> None:
+    """The TLS files as the host writes them (sipedge_host's boot): the key its owner's alone."""
+    (folder / TLS_FILES[TLS_CERTIFICATE_VARIABLE]).write_text(certificate)
+    key_file = folder / TLS_FILES[TLS_PRIVATE_KEY_VARIABLE]
+    key_file.touch(mode=0o600)
+    key_file.write_text(private_key)
+    if settings.key.tls_ca_certificates:
+        (folder / TLS_CA_FILE).write_text(settings.key.tls_ca_certificates)
+
+
+def _check_with_the_edge(cfg: Reader, settings: SipEdgeSettings, pair: tuple[str, str] | None = None) -> None:
+    """The rendered file, loaded by the edge's own loader (with stand-in addresses and secrets; with tlsPort,
+    its TLS files as the host writes them: `pair`'s certificate and key, else a stand-in pair made here)."""
     from sipedge.config import CONFIG_VARIABLE, ConfigError
     from sipedge.config import load as load_edge
 
-    text = render_stand_in(settings)
     with tempfile.TemporaryDirectory() as folder:
+        if settings.key.tls_port is not None:
+            write_tls_files(settings, Path(folder), *(pair or stand_in_pair()))
         path = Path(folder) / "edge.toml"
-        path.write_text(text)
+        path.write_text(render_stand_in(settings, tls_folder=folder))
         try:
             load_edge({CONFIG_VARIABLE: str(path), **edge_environment(settings)})
         except ConfigError as exc:
             said = str(exc).replace(f"{CONFIG_VARIABLE}={path}: ", "")
             raise cfg.fail(KEY, f"the edge would refuse it: {said} ({DOCS})") from None
+
+
+def _check_pair_with_the_edge(cfg: Reader, settings: SipEdgeSettings, tls: Mapping[str, pulumi.Output[str]]) -> None:
+    """Once their values are known, the stack's certificate and key loaded by the edge's loader too: a key of another
+    certificate, or an encrypted one, fails the preview rather than the edge's boot (an offline run sees neither)."""
+    def check(values: list[str]) -> None:
+        if not any(is_stand_in(value) for value in values):
+            _check_with_the_edge(cfg, settings, (values[0], values[1]))
+
+    pulumi.Output.all(tls[TLS_CERTIFICATE_VARIABLE], tls[TLS_PRIVATE_KEY_VARIABLE]).apply(check)
+
+
+def stand_in_pair() -> tuple[str, str]:
+    """A certificate and its key (PEM) of the right shape, for the check of a file whose secrets are not read."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sip-edge.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return (certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
 
 
 def origination_uri(public_ip: str) -> str:

@@ -7,6 +7,8 @@ reader imports this module only when the key is set.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from sipedge.drain import MAX_DRAIN_SECONDS
@@ -52,6 +54,8 @@ class TrunkKey(_Key):
     # What its carrier charges a minute (USD), both ways or {inbound, outbound}; the calls' costs show it.
     usd_per_minute: float | PriceKey | None = Field(default=None, alias="usdPerMinute", union_mode="left_to_right")
     billing_increment_seconds: int | None = Field(default=None, alias="billingIncrementSeconds", ge=1, le=60)
+    # SRTP on its calls (the edge's `srtp`, docs/sip.md#tls-and-srtp): anything but "off" needs tlsPort.
+    srtp: Literal["off", "optional", "mandatory"] = "off"
 
 
 class SipEdgeKey(_Key):
@@ -67,6 +71,11 @@ class SipEdgeKey(_Key):
     # and the pod are given it and a margin. Whole seconds, as a stack file's number is read.
     drain_seconds: int | None = Field(default=None, alias="drainSeconds", ge=0, le=MAX_DRAIN_SECONDS, strict=True)
     trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
+    # SIP over TLS on this TCP port (the edge's tls_port); its certificate and key are the secret map
+    # sipEdgeTls, the CAs a client's certificate must chain to (PEM, not secret) tlsCaCertificates.
+    tls_port: int | None = Field(default=None, alias="tlsPort", ge=1024, le=65535, strict=True)
+    tls_verify_client: bool = Field(default=False, alias="tlsVerifyClient")
+    tls_ca_certificates: str | None = Field(default=None, alias="tlsCaCertificates")
     # Kubernetes: the nodes the edge's pod may run on (their labels, and the taint that keeps others off),
     # and the address the trunks reach them by (stacks/config/sip_edge_nodes.py).
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")

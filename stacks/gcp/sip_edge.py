@@ -6,7 +6,8 @@ Where it lives: a subnetwork of its own (EDGE_CIDR) in the dispatcher's egress n
 Cloud Run's Direct VPC egress reaches; Cloud Run's egress cannot be named by tag or service account in
 a rule, so the control port (TCP 5080) admits that subnetwork's range (EGRESS_CIDR) only. Every rule
 targets the edge's own service account, not a tag:
-- in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, one rule
+- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`,
+  the workers' RTP ports from their `mediaSources`, one rule
   each holding every network (changed in place); nothing else, no SSH;
 - out: UDP to the trunks' networks, TCP 443, then a deny of everything else (the metadata server, the
   DNS resolver, is reached whatever the rules say).
@@ -98,6 +99,9 @@ class SipEdge(pulumi.ComponentResource):
                     edge.media_sources),
                    # The dispatcher's Cloud Run instances to the control API, and nothing else to it.
                    ("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], "", {})]
+        if edge.key.tls_port is not None:  # SIP over TLS from the trunks' sources alone, as SIP over UDP
+            ingress.append(("tls", "tcp", [str(edge.key.tls_port)], sorted(edge.sources), "allowAnySource",
+                            edge.sources))
         for rule, protocol, ports, ranges, opt_in, wide in ingress:
             # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does.
             note = f" (a trunk's {opt_in})" if any(wide.values()) else ""
@@ -115,6 +119,8 @@ class SipEdge(pulumi.ComponentResource):
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
                                None),
                               ("deny-out", DENY_PRIORITY, ["0.0.0.0/0"], None, [{"protocol": "all"}])]
+        if edge.key.tls_port is not None:  # a sips: URI or registrar is dialled over TLS
+            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(edge.sources), [{"protocol": "tcp"}], None))
         for rule, priority, ranges, allows, denies in egress:
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
                                  destination_ranges=ranges, target_service_accounts=[self._account.email],

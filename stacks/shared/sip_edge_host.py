@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from stacks.config.reader import SettingsError
-from stacks.config.sip_edge import SipEdgeSettings
+from stacks.config.sip_edge import TLS_CA_FILE, TLS_FILES, TLS_FOLDER, SipEdgeSettings
 
 LOCK = Path(__file__).resolve().parents[2] / "uv.lock"
 PJSIP_PACKAGE = "pjsua2-python"
@@ -76,12 +76,14 @@ APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; 
                   "sed -i -e 's#^http://[^/]*/#https://deb.debian.org/#' \"$list\"; fi; done")
 
 
-def containerfile(image: str, *, kamailio: bool) -> str:
+def containerfile(image: str, *, kamailio: bool, tls: bool = False) -> str:
     """The edge's image on the dispatcher's. Its apt-get runs inside that image, whose Debian lists name
     http://deb.debian.org (every official Debian image's), and leaves through the host's network: the
-    lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either."""
+    lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either.
+    `tls` with `kamailio`: the front takes tls_port, with Debian's TLS module (one PJSIP process takes it itself)."""
+    packages = "kamailio kamailio-tls-modules" if tls else "kamailio"
     install = (f"RUN {APT_OVER_HTTPS} \\\n && apt-get update -qq "
-               "&& apt-get install -y -qq --no-install-recommends kamailio "
+               f"&& apt-get install -y -qq --no-install-recommends {packages} "
                "&& rm -rf /var/lib/apt/lists/*\n"
                ) if kamailio else ""
     return f"""FROM {image}
@@ -110,6 +112,23 @@ table inet sipedge_metadata {{
   chain out {{
     type filter hook output priority 0; policy accept;
 {kept}{refused}  }}
+}}
+"""
+
+
+def tls_firewall(port: int) -> str:
+    """nftables: at most 8 new TLS connections a source and 32 in all on `port` (docs/sip.md#tls-and-srtp). The
+    stack's firewall admits the trunks' sources alone; this caps what one of them (or a spoofed handshake's
+    churn) may hold of PJSIP's 64 sockets or the front's connections. Loaded with metadata_firewall's."""
+    return f"""table inet sipedge_tls
+delete table inet sipedge_tls
+table inet sipedge_tls {{
+  set per_source {{ type ipv4_addr; size 65535; flags dynamic; }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    tcp dport {port} ct state new add @per_source {{ ip saddr ct count over 8 }} drop
+    tcp dport {port} ct state new ct count over 32 drop
+  }}
 }}
 """
 
@@ -152,11 +171,24 @@ def read_secrets_function(tries: int = SECRET_TRIES) -> str:
     is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero:
     on a first boot the edge's unit is never written; on a later one (Compute Engine reruns the script at
     every boot) the edge keeps the env file of the last boot that read every secret (NEW_SECRETS)."""
-    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]',
-                  f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n",
-                  "reading $1 from the secret store failed",
+    return _secret_reader("read_secret", f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n", tries)
+
+
+def read_secret_files_function(tries: int = SECRET_TRIES) -> str:
+    """bash: `read_secret_file NAME FILE` writes one secret (a PEM) to FILE.new, the edge's user's alone (0400),
+    or fails the boot as read_secret does; the boot renames every FILE.new over FILE once all were read. The
+    value passes through printf, a builtin: on no command line, in no file but its own."""
+    return _secret_reader("read_secret_file", f"""      printf '%s\\n' "$value" > "$2.new"
+      chown {EDGE_UID}:{EDGE_UID} "$2.new"
+      chmod 0400 "$2.new"
+""", tries)
+
+
+def _secret_reader(function: str, done: str, tries: int) -> str:
+    """bash: `function NAME …` reads secret NAME (`tries` times) and runs `done` with it in $value."""
+    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]', done, "reading $1 from the secret store failed",
                   "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
-    return f"""read_secret() {{
+    return f"""{function}() {{
   local value try
 {loop}
 }}"""
@@ -187,11 +219,15 @@ def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
     field, limit = BOOT_LIMITS[cloud]
     numbers = sum(len(trunk.numbers) for trunk in edge.key.trunks)
     size = len(script.encode())
+    cas = edge.key.tls_ca_certificates
+    # The CAs are written from the script (not secret): a bundle of them takes a few kB of EC2's 16.
+    also = (f"; its tlsCaCertificates take {len(cas.encode()):,} bytes (name only the CAs the trunks use)"
+            if cas else "")
     if size > limit:
         raise SettingsError(f"Invalid stack configuration: sipEdge makes a boot script of {size:,} bytes, over "
                             f"{cloud}'s {limit:,}-byte {field} limit; its trunks map {numbers:,} numbers (each "
                             "line of the edge's file): map fewer numbers to this stack's edge, or give part of "
-                            "them to another stack's edge")
+                            f"them to another stack's edge{also}")
     return script
 
 
@@ -200,7 +236,8 @@ def edge_boot_script(edge: SipEdgeSettings, cloud: str, *, config: str, image: s
     """boot_script for `edge` (Kamailio when its front runs: several workers, or an inbound credential; its drain),
     refused past `cloud`'s limit (fitting)."""
     return fitting(boot_script(config=config, image=image, steps=steps, secrets=secrets,
-                               kamailio=edge.front, drain_seconds=edge.drain_seconds), cloud=cloud, edge=edge)
+                               kamailio=edge.front, drain_seconds=edge.drain_seconds, tls_port=edge.key.tls_port,
+                               tls_ca=edge.key.tls_ca_certificates), cloud=cloud, edge=edge)
 
 
 def refused_now(script: Callable[[list[str]], str], count: int) -> None:
@@ -211,7 +248,7 @@ def refused_now(script: Callable[[list[str]], str], count: int) -> None:
 
 
 def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool,
-                drain_seconds: int) -> str:
+                drain_seconds: int, tls_port: int | None = None, tls_ca: str | None = None) -> str:
     """A root bash script: podman (and the cloud's `steps.packages`) from Debian, the dispatcher image
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
     written, its unit started: stopped with SIGTERM, which the edge drains on for `drain_seconds`, and given
@@ -220,7 +257,9 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     scope a host's shutdown would signal it by itself, beside the unit's stop, and SIGKILL it after 90 s. A kill the
     unit sends itself (`systemctl kill`, a stop after `podman run` died) goes to `podman run` alone
     (`KillMode=mixed`, as Quadlet's), which hands it to the edge: a drain, not SIGTERM to every worker at once."""
-    lines = "\n".join(f"read_secret {name}" for name in secrets)
+    lines = "\n".join(f"read_secret_file {name} {TLS_FOLDER}/{TLS_FILES[name]}" if name in TLS_FILES
+                      else f"read_secret {name}" for name in secrets)
+    tls = _tls_steps(secrets, tls_port, tls_ca, steps.secret_tries)
     https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
         else f"{steps.registry_login}\npodman pull {image}"
@@ -235,17 +274,17 @@ apt-get install -y -qq --no-install-recommends podman {steps.packages} ca-certif
 install -d -m 0700 {FOLDER} /root/sipedge-build
 {pull}
 cat > /root/sipedge-build/Containerfile <<'CONTAINERFILE'
-{containerfile(image, kamailio=kamailio)}CONTAINERFILE
+{containerfile(image, kamailio=kamailio, tls=tls_port is not None)}CONTAINERFILE
 podman build --pull=never -t {IMAGE} /root/sipedge-build
 cat > {CONFIG} <<'EDGE'
 {config}EDGE
 chmod 0644 {CONFIG}
 {read_secrets_function(steps.secret_tries)}
-: > {NEW_SECRETS}
+{tls.functions}: > {NEW_SECRETS}
 {lines}
 mv -f {NEW_SECRETS} {SECRETS}
-cat > {FIREWALL} <<'NFT'
-{metadata_firewall(steps.metadata_keep, steps.metadata_blocked)}NFT
+{tls.files}cat > {FIREWALL} <<'NFT'
+{metadata_firewall(steps.metadata_keep, steps.metadata_blocked)}{tls.firewall}NFT
 cat > {UNIT} <<'UNIT'
 [Unit]
 Description=voicefleet SIP edge
@@ -256,7 +295,7 @@ Wants=network-online.target
 ExecStartPre=/usr/sbin/nft -f {FIREWALL}
 ExecStartPre=-/usr/bin/podman rm -f sipedge
 ExecStart=/usr/bin/podman run --rm --name sipedge --cgroups=split --network host --env-file {SECRETS} \\
-  {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {IMAGE}
+  {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {tls.mount}{IMAGE}
 ExecStop=/usr/bin/podman stop -t {stop_seconds(drain_seconds)} sipedge
 Delegate=yes
 KillMode=mixed
@@ -271,3 +310,26 @@ UNIT
 systemctl daemon-reload
 systemctl enable --now sipedge
 """
+
+
+@dataclass(frozen=True)
+class _TlsSteps:
+    functions: str = ""  # bash before the reads: read_secret_file, and the files' folder
+    files: str = ""  # bash after them: each FILE.new renamed over FILE, the CAs written
+    firewall: str = ""  # nftables beside the metadata rule: tls_firewall
+    mount: str = ""  # podman's option: the folder, read-only
+
+
+def _tls_steps(secrets: Sequence[str], port: int | None, cas: str | None, tries: int) -> _TlsSteps:
+    """With `port`: the certificate and key read from the secret store into TLS_FOLDER (the edge's user's, 0500,
+    its files 0400), the CAs (not secret) written from the script, the connection caps, the folder mounted."""
+    if port is None:
+        return _TlsSteps()
+    names = [name for name in secrets if name in TLS_FILES]
+    renames = "".join(f"mv -f {TLS_FOLDER}/{TLS_FILES[n]}.new {TLS_FOLDER}/{TLS_FILES[n]}\n" for n in names)
+    ca = (f"cat > {TLS_FOLDER}/{TLS_CA_FILE} <<'CAS'\n{cas.rstrip()}\nCAS\n"
+          f"chown {EDGE_UID}:{EDGE_UID} {TLS_FOLDER}/{TLS_CA_FILE}\nchmod 0400 {TLS_FOLDER}/{TLS_CA_FILE}\n"
+          ) if cas else ""
+    return _TlsSteps(
+        functions=f"{read_secret_files_function(tries)}\ninstall -d -m 0500 -o {EDGE_UID} -g {EDGE_UID} {TLS_FOLDER}\n",
+        files=renames + ca, firewall=tls_firewall(port), mount=f"-v {TLS_FOLDER}:{TLS_FOLDER}:ro ")
