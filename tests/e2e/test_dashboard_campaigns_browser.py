@@ -5,7 +5,6 @@ the dispatcher has it stopped; its results come down as CSV read with the key, n
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,17 +13,12 @@ import httpx
 import pytest
 
 from dispatcher.api.auth import caller_of
-from dispatcher.app import create_app
-from dispatcher.campaigns.worker import CampaignWorker
-from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
-from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.e2e.conftest import SPEECH
 from tests.fakes.server import serve
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls
 from tests.support.browser import Browser, browser_mic, chromium_path
-from tests.support.dispatcher_server import serving
+from tests.support.campaign_server import campaigns_served
 from tests.support.http_client import api_client
 
 pytestmark = [
@@ -48,22 +42,9 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 @pytest.fixture
 async def base(twilio: FakeTwilioCalls) -> AsyncIterator[str]:
-    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_CALLS_PER_SECOND": "20",
-           **calls_allowed("twilio", (FROM,), caller=f"client,{ADMIN_CALLER}")}
     keys = Settings.from_env({"DISPATCHER_API_KEYS": f"client:{CLIENT_KEY}", "DISPATCHER_ADMIN_KEYS": ADMIN_KEY})
-    app = create_app(keys, env=env, machines=LocalMachines(LocalSettings()), rooms=None)
-    state = app.state.voicefleet
-    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
-                                                watch_seconds=0.05).run())
-    async with serving(app) as port:
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-            await state.aclose()
+    async with campaigns_served(twilio, FROM, keys, callers=f"client,{ADMIN_CALLER}") as url:
+        yield url
 
 
 def _row(campaign_id: str) -> str:
