@@ -43,7 +43,9 @@ class Authenticator:
         # Each key's caller derived once, not at each request (two SHA-256 of the key's digest).
         self._by_hash = {key_hash: _named_caller(names[key_hash], name_seed) if key_hash in names
                          else caller_of(key_hash) for key_hash in self._key_hashes}
-        self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
+        # An admin key's campaign is placed by the worker as its creator, as a client key's is (by_id).
+        self._by_id = ({c.id: c for c in [*self._by_hash.values(), *self._admins.values()]} if self._key_hashes
+                       else {LOCAL_CALLER: self._local})
         self._names = {_named_caller(name, name_seed).id: name for name in names.values()}
         self._name_seed = name_seed
         # Keys an admin made at runtime (dispatcher/api/runtime_keys.py), and who is told each use.

@@ -11,19 +11,12 @@ import csv
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from dispatcher.app import create_app
-from dispatcher.campaigns.worker import CampaignWorker
-from dispatcher.machines.local.provider import LocalMachines, LocalSettings
-from dispatcher.settings import Settings
-from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls
-from tests.support.dispatcher_server import serving
+from tests.support.campaign_server import campaigns_served
 from voicefleet.main import voicefleet
 
 FROM = "+14155550199"
@@ -38,21 +31,8 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 @pytest.fixture
 async def url(twilio: FakeTwilioCalls) -> AsyncIterator[str]:
-    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_CALLS_PER_SECOND": "20",
-           **calls_allowed("twilio", (FROM,))}
-    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
-    state = app.state.voicefleet
-    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
-                                                watch_seconds=0.05).run())
-    async with serving(app) as port:
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-            await state.aclose()
+    async with campaigns_served(twilio, FROM) as base:
+        yield base
 
 
 async def run(url: str, *args: str) -> Result:

@@ -1,12 +1,14 @@
 // The deployment at a glance (GET /dashboard): GET /status (its SIP edges: sip_edges.js), GET /status/history, GET /releases and GET
 // /capacity, polled while the tab is visible, one request at a time, slower after each failure; the sessions
 // (GET /sessions) and one session's reason, cost, timeline, transcript, recording and bot logs
-// (dashboard_sessions.js); for the admin (GET /status answered the key), a session's stop and the
+// (dashboard_sessions.js); the key's campaigns (GET /campaigns: campaigns.js), each stopped or resumed
+// confirmed first, its results downloaded as CSV; for the admin (GET /status answered the key), a session's stop and the
 // releases' rollback, each confirmed first (admin_actions.js).
 // The admin key is asked for only when the dispatcher wants one; it stays in sessionStorage and goes
 // out as a bearer token. Text from sessions is inserted as text, never HTML.
 import uPlot from "uplot";
 import { actionButton, confirmer, rollBack, rolledBackFrom } from "./admin_actions.js";
+import { showCampaigns } from "./campaigns.js";
 import { sessionList } from "./dashboard_sessions.js";
 import { showSipEdges } from "./sip_edges.js";
 
@@ -17,7 +19,7 @@ const KEY = "voicefleet.adminKey";
 const $ = (id) => document.getElementById(id);
 const view = { state: "loading", polls: 0, status: null, history: null, releases: null, capacity: null,
   problem: null, admin: false,
-  sessions: null, detail: null };
+  sessions: null, detail: null, campaigns: null };
 window.voicefleetStatus = view;  // what a test (or a curious operator) reads
 
 let timer = null;
@@ -53,6 +55,18 @@ async function call(method, path, json) {
 
 async function get(path) {
   return (await call("GET", path)).body;
+}
+
+// A file's text (a campaign's results as CSV) with the key, which a link could not carry.
+async function text(path) {
+  const key = adminKey();
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const answer = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
+  if (!answer.ok) {
+    const error = await answer.json().then((body) => body.error).catch(() => null);
+    throw Object.assign(new Error(error?.message || `HTTP ${answer.status}`), { status: answer.status, code: error?.code });
+  }
+  return answer.text();
 }
 
 function say(problem) {
@@ -241,6 +255,11 @@ async function poll() {
         .catch((error) => { view.capacity = null; showCapacity(status, null, error.status === 404
           ? "this dispatcher keeps no runtime capacity" : `${error.message}${error.code ? ` (${error.code})` : ""}`); }),
       sessions.refresh(),
+      get("/campaigns").then((answer) => {
+        view.campaigns = answer.campaigns || [];
+        $("campaigns-note").textContent = "";
+        showCampaigns($("campaign-list"), view.campaigns, { asker, send: call, fetchText: text, note: $("campaigns-note") });
+      }).catch((error) => { $("campaigns-note").textContent = `${error.message}${error.code ? ` (${error.code})` : ""}`; }),
     ]);
   } catch (error) {
     failures += 1;

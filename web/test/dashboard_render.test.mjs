@@ -1,4 +1,4 @@
-// The dashboard's session parts, rendered in headless Chromium (a real DOM): a session's cost by part
+// The dashboard's session parts and campaigns, rendered in headless Chromium (a real DOM): a session's cost by part
 // as GET /sessions/{id}'s `cost` gives it (an unpriced model is "not priced", never $0), its bot logs as
 // text a page at a time, and the admin actions' confirmation step.
 //
@@ -19,7 +19,7 @@ before(async () => {
   const bundled = await build({
     stdin: { contents: 'export * from "./session_cost.js"; export * from "./session_logs.js";'
       + ' export * from "./admin_actions.js";'
-      + ' export * from "./sip_edges.js";', resolveDir: src },
+      + ' export * from "./sip_edges.js"; export * from "./campaigns.js";', resolveDir: src },
     bundle: true, write: false, format: "iife", globalName: "dash", target: "es2022", logLevel: "warning",
   });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -315,4 +315,87 @@ test("the SIP edges: each answering or why not, its registrations (refused, fail
   const none = await drawn(`(() => { const s = document.createElement("section"), t = document.createElement("div");
     box.append(s); s.appendChild(t); dash.showSipEdges(s, t, document.createElement("p"), null); })()`, null);
   assert.equal(none.html, '<section hidden=""><div></div></section>');  // no SIP_EDGE_URL: no part
+});
+
+const CAMPAIGNS = [
+  { id: "cmp_00000000000000a1", name: `renewals ${MARKUP}`, status: "running", rows: 120, placed: 41, in_progress: 3,
+    pending: 70, retrying: 6, skipped: 2, done: 39, outcomes: { answered: 30, busy: 4, [`no_answer ${MARKUP}`]: 5 },
+    pace: 2, concurrency: 5 },
+  { id: "cmp_00000000000000b2", name: null, status: "stopped", rows: 3, placed: 1, in_progress: 0, pending: 2,
+    retrying: 0, skipped: 0, done: 1, outcomes: { voicemail: 1 }, pace: null, concurrency: 1 },
+  { id: "cmp_00000000000000c3", name: "done", status: "finished", rows: 1, placed: 1, in_progress: 0, pending: 0,
+    retrying: 0, skipped: 0, done: 1, outcomes: {}, pace: 1, concurrency: 1 },
+];
+
+test("the campaigns: each one's status, rows, calls, outcomes and pace as text; Stop on a running one, Resume on a stopped one", async () => {
+  const shown = await drawn(`dash.showCampaigns(box, arg, { asker: dash.confirmer(document.createElement("section"),
+    document.createElement("p")), send: async () => ({}), fetchText: async () => "", note: document.createElement("p") })`, CAMPAIGNS);
+  assert.deepEqual(shown.rows, [
+    ["campaign", "status", "rows", "placed", "in progress", "retrying", "skipped", "outcomes", "pace", ""],
+    [`renewals ${MARKUP} (cmp_00000000000000a1)`, "running", "120", "41", "3", "6", "2",
+      `answered 30, busy 4, no_answer ${MARKUP} 5`, "2/s · 5 at once", "Stop Results (CSV)"],
+    ["cmp_00000000000000b2", "stopped", "3", "1", "0", "0", "0", "voicemail 1", "carrier's pace · 1 at once",
+      "Resume Results (CSV)"],
+    ["done (cmp_00000000000000c3)", "finished", "1", "1", "0", "0", "0", "–", "1/s · 1 at once", " Results (CSV)"],
+  ]);
+  assert.equal(shown.elements, 0);  // a campaign's words are text, never markup
+  const none = await drawn(`dash.showCampaigns(box, [], {})`, null);
+  assert.match(none.text, /No campaigns for this key/);
+});
+
+test("a campaign's stop and resume are sent only once confirmed, each naming the campaign; Cancel sends nothing", async () => {
+  const seen = await page.evaluate(async (campaigns) => {
+    const until = async (done) => { for (let i = 0; i < 600 && !done(); i += 1) await new Promise((r) => setTimeout(r, 50)); };
+    const { box, said, sent, send, asker } = window.confirming();
+    const list = document.createElement("div");
+    document.body.appendChild(list);
+    window.dash.showCampaigns(list, campaigns, { asker, send, fetchText: async () => "", note: said });
+    const buttons = [...list.querySelectorAll("button.admin-action")];
+    buttons[1].click();  // Resume, then cancelled
+    const resumeAsked = box.querySelector(".confirm-what").textContent;
+    box.querySelector(".confirm-no").click();
+    const afterCancel = [...sent];
+    buttons[0].click();  // Stop, confirmed once armed
+    const stopAsked = box.querySelector(".confirm-what").textContent;
+    const yes = box.querySelector(".confirm-yes");
+    await until(() => !yes.disabled);
+    yes.click();
+    await until(() => sent.length > 0 && said.textContent);
+    return { buttons: buttons.map((b) => b.textContent), resumeAsked, afterCancel, stopAsked, sent };
+  }, CAMPAIGNS);
+  assert.deepEqual(seen.buttons, ["Stop", "Resume"]);
+  assert.match(seen.resumeAsked, /^Resume campaign cmp_00000000000000b2\?/);
+  assert.deepEqual(seen.afterCancel, []);
+  assert.match(seen.stopAsked, /^Stop campaign cmp_00000000000000a1\? No new call is placed; the calls in progress go on/);
+  assert.deepEqual(seen.sent, ["POST /campaigns/cmp_00000000000000a1/stop"]);
+});
+
+test("a campaign's results download as a CSV file read with the key; a refusal is said", async () => {
+  const seen = await page.evaluate(async (campaigns) => {
+    const until = async (done) => { for (let i = 0; i < 600 && !done(); i += 1) await new Promise((r) => setTimeout(r, 50)); };
+    const { said } = window.confirming();
+    const list = document.createElement("div");
+    document.body.appendChild(list);
+    const asked = [];
+    let clicked = null;
+    const original = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function () { clicked = { download: this.download, href: this.href }; };
+    try {
+      window.dash.showCampaigns(list, campaigns.slice(0, 1), { asker: null, send: null, note: said,
+        fetchText: async (path) => { asked.push(path); return "to,outcome\n"; } });
+      list.querySelector("button.link").click();
+      await until(() => clicked);
+      const blob = await (await fetch(clicked.href)).text();
+      window.dash.showCampaigns(list, campaigns.slice(0, 1), { asker: null, send: null, note: said,
+        fetchText: async () => { throw new Error("no campaign of this key"); } });
+      list.querySelector("button.link").click();
+      await until(() => said.textContent);
+      return { asked, download: clicked.download, blob, said: said.textContent };
+    } finally {
+      HTMLAnchorElement.prototype.click = original;
+    }
+  }, CAMPAIGNS);
+  assert.deepEqual(seen, { asked: ["/campaigns/cmp_00000000000000a1/results?format=csv"],
+    download: "cmp_00000000000000a1.csv", blob: "to,outcome\n",
+    said: "Results of cmp_00000000000000a1 not read: no campaign of this key" });
 });

@@ -23,6 +23,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from dispatcher.api import call_order
+from dispatcher.api.auth import caller_of
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.app import create_app
 from dispatcher.campaigns import create, worker
@@ -33,7 +34,7 @@ from dispatcher.campaigns.views import _safe
 from dispatcher.campaigns.worker import CampaignWorker
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
-from dispatcher.settings import Settings
+from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.campaign_book import Limits
 from dispatcher.store.client import StoreUnavailable
 from tests.dispatcher.phone.placed_calls import calls_allowed
@@ -52,12 +53,13 @@ WAIT = 30.0  # bounds every wait below: generous, for a loaded machine
 
 
 @contextlib.asynccontextmanager
-async def running(twilio: FakeTwilioCalls, *, working: bool = True, **more: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The app, its campaign worker running, and a client of it."""
+async def running(twilio: FakeTwilioCalls, *, working: bool = True, settings: Settings | None = None,
+                  **more: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app (keyless unless `settings` name keys), its campaign worker running, and a client of it."""
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
            "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "20", "CALLS_DO_NOT_CALL": DO_NOT_CALL,
            **calls_allowed("twilio", (FROM,)), **more}
-    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    app = create_app(settings or Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     state = app.state.voicefleet
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     worker = asyncio.create_task(CampaignWorker(state, state.campaigns, lease_seconds=10.0, poll_seconds=0.05,
@@ -441,6 +443,29 @@ async def test_a_key_over_its_budget_places_no_call(twilio: FakeTwilioCalls) -> 
             await call_order.order_call(state, who, call, None)
         assert (refused.value.status, refused.value.code) == (429, "over_budget")
         assert twilio.placed == []
+
+
+async def test_an_admin_key_s_campaign_places_its_calls_as_its_creator_listed_for_it_alone(
+        twilio: FakeTwilioCalls) -> None:
+    """The dashboard's campaigns are its admin key's: the worker finds that key among the deployment's, as a
+    client key's, and places the rows (none ended `not_placed` as a key no longer configured)."""
+    admin, client = "vf-admin-campaign-0a1b2c3d4e5f", "vf-client-campaign-6a7b8c9d0e1f"
+    admin_id = caller_of(b"admin:" + hash_api_key(admin)).id  # an admin key has no name: its id is named
+    keys = Settings.from_env({"DISPATCHER_API_KEYS": f"client:{client}", "DISPATCHER_ADMIN_KEYS": admin})
+    async with running(twilio, settings=keys, TWILIO_CALLERS=f"client,{admin_id}") as api:
+        api.headers["Authorization"] = f"Bearer {admin}"
+        campaign_id = await created(api, campaign(NUMBERS[:1]))
+        await until("the admin's row placed", lambda: placed_to(twilio, NUMBERS[0]))
+        await twilio.finish(placed_to(twilio, NUMBERS[0])[0].sid, "no-answer")
+        done = await until("finished", lambda: _finished(api, campaign_id))
+        assert done["outcomes"] == {"no_answer": 1}, done
+        theirs = (await api.get("/campaigns", headers={"Authorization": f"Bearer {client}"})).json()["campaigns"]
+        assert theirs == [] and [c["id"] for c in (await api.get("/campaigns")).json()["campaigns"]] == [campaign_id]
+
+
+async def _finished(api: httpx.AsyncClient, campaign_id: str) -> dict[str, Any] | None:
+    progress = await shown(api, campaign_id)
+    return progress if progress["status"] == "finished" else None
 
 
 async def test_results_as_csv_from_a_store_gone_mid_way_are_a_503_never_a_cut_file(twilio: FakeTwilioCalls) -> None:
