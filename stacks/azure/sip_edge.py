@@ -5,9 +5,8 @@ no load balancer in front of Container Apps passes (docs/sip.md, "On Azure", has
 Where it lives: the stack network's `sip` subnet (stacks/azure/network.py); an app's calls to a private
 address leave from the `dispatcher` subnet, so the control port (TCP 5080) admits that range only. The
 network security group, on the edge's network interface:
-- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`,
-  the workers' RTP ports from their `mediaSources`, then a deny
-  of everything else, no SSH;
+- in: UDP 5060 (and TCP `tlsPort` with TLS) from the trunks' `sources`, the workers' RTP ports from their
+  `mediaSources`, then a deny of everything else, no SSH;
 - out: UDP to the trunks' networks, TCP 443 to the internet and to the private endpoints' subnet (Key
   Vault), then a deny of everything else.
 Azure's host addresses (169.254.169.254, 168.63.129.16) pass a group's ordinary rules: the host's
