@@ -17,8 +17,9 @@ from pathlib import Path
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from dispatcher.sessions.machine_end_grace import LEASE_SECONDS, OWNER_MARGIN_SECONDS
 from dispatcher.wiring import running
-from tests.dispatcher.sessions.test_machine_end_grace_store import PATIENT, replica, sessions_counted
+from tests.dispatcher.sessions.test_machine_end_grace_store import replica, sessions_counted
 from tests.dispatcher.sessions.test_webhooks import SECRET
 from tests.support.hook_receiver import hook_receiver
 from tests.support.redis_server import RedisServer, redis_server
@@ -27,6 +28,9 @@ from tests.support.waiting import within
 SESSION = "grace-crashed-owner-1"
 OWNER_GRACE = "10"  # the owner's grace: far longer than a loaded machine takes to see its end kept and kill it
 KEPT = "{voicefleet}:machine-ends:handed-over"
+# The owner's grace and margin, then a sweep whose finaliser met a slow store (its claim's lease, tried again),
+# and a loaded machine's minute on top.
+PATIENT = float(OWNER_GRACE) + OWNER_MARGIN_SECONDS + 2 * LEASE_SECONDS + 60.0
 MINI = {"kind": "llm", "processor": "OpenAILLMService#0", "model": "gpt-4o-mini", "prompt_tokens": 2700}
 
 
