@@ -14,13 +14,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-from standardwebhooks.webhooks import Webhook
-
 from dispatcher.sessions.machine_end_grace import LEASE_SECONDS, OWNER_MARGIN_SECONDS
 from dispatcher.wiring import running
 from tests.dispatcher.sessions.test_machine_end_grace_store import replica, sessions_counted
-from tests.dispatcher.sessions.test_webhooks import SECRET
+from tests.dispatcher.sessions.test_webhooks import SECRET, verified_into
 from tests.support.hook_receiver import hook_receiver
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.waiting import within
@@ -53,13 +50,8 @@ async def owner_killed_within_its_grace(store: RedisServer, url: str) -> None:
 async def test_a_replica_killed_within_the_grace_has_its_end_counted_and_pushed_once_by_another(
         tmp_path: Path) -> None:
     received: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
-        return web.Response(status=204)
-
     with redis_server(tmp_path) as store:
-        async with hook_receiver(hook) as url:
+        async with hook_receiver(verified_into(received)) as url:
             survivor = replica(store, url)
             async with running(survivor.state.voicefleet):  # its sweep running
                 await owner_killed_within_its_grace(store, url)
@@ -75,13 +67,8 @@ async def test_a_replica_killed_within_the_grace_has_its_end_counted_and_pushed_
 async def test_a_bot_report_reaching_the_survivor_after_the_owners_crash_is_the_end_counted_once(
         tmp_path: Path) -> None:
     received: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
-        return web.Response(status=204)
-
     with redis_server(tmp_path) as store:
-        async with hook_receiver(hook) as url:
+        async with hook_receiver(verified_into(received)) as url:
             survivor = replica(store, url)
             state = survivor.state.voicefleet
             async with running(state):
