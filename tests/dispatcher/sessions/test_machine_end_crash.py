@@ -25,6 +25,7 @@ from tests.support.waiting import within
 SESSION = "grace-crashed-owner-1"
 OWNER_GRACE = "10"  # the owner's grace: far longer than a loaded machine takes to see its end kept and kill it
 KEPT = "{voicefleet}:machine-ends:handed-over"
+TIMELINE = f"{{voicefleet}}:timeline:{SESSION}"
 # The owner's grace and margin, then a sweep whose finaliser met a slow store (its claim's lease, tried again),
 # and a loaded machine's minute on top.
 PATIENT = float(OWNER_GRACE) + OWNER_MARGIN_SECONDS + 2 * LEASE_SECONDS + 60.0
@@ -38,7 +39,9 @@ async def owner_killed_within_its_grace(store: RedisServer, url: str) -> None:
                              env=env)
     try:
         deadline = time.monotonic() + PATIENT
-        while store.admin().zscore(KEPT, SESSION) is None:
+        # Its end kept, and its timeline's three records (the last its machine's end, read back by the sweep)
+        # in the store: a replica killed before its timeline was written leaves nothing to finalise from.
+        while store.admin().zscore(KEPT, SESSION) is None or store.admin().llen(TIMELINE) < 3:
             assert owner.poll() is None, "the owner finalised (or failed) without its end ever kept in the store"
             assert time.monotonic() < deadline, "the owner's machine end was never kept in the store"
             await asyncio.sleep(0.02)  # the survivor (this loop) serves meanwhile
