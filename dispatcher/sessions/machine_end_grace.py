@@ -7,12 +7,17 @@ pushed with `reason: machine_ended`) `MACHINE_END_GRACE_SECONDS` after it, so th
 its services' usage and its reason, is the session's end when it comes meanwhile (the finalisers' own
 once-only marks, in the store, refuse the second end).
 
-A replica that closes within a session's grace does not finalise it: that would spend the once-only
-marks, and the bot's report, still on its way, would be refused at the replica it reaches. It hands the
-pending end to the store instead (store/handed_over_ends.py), and any replica's sweep (`run`) finalises
-it once its grace is over: the bot's report, if it came meanwhile at any replica, is then the end already
-counted and pushed, and the machine's end adds nothing. With no store (one process) nobody else would
-ever finalise it, so the close finalises it at once, from what the session holds then. docs/replicas.md.
+Where the replicas share a store, the pending end is written to it when its grace begins
+(store/handed_over_ends.py), due `OWNER_MARGIN_SECONDS` after the grace: its owner takes it back at the
+grace's end and finalises it, and should the owner die meanwhile (SIGKILL, a lost host) any replica's
+sweep (`run`) finalises it once that margin is over, so no end is lost to a crash. A store that does not
+take it at once leaves it to its owner alone (finalised here, as with no store). A replica that closes
+within a session's grace does not finalise it: that would spend the once-only marks, and the bot's report,
+still on its way, would be refused at the replica it reaches. It hands the pending end over instead (the
+same entry, due at the grace's end), and any replica's sweep finalises it once its grace is over: the
+bot's report, if it came meanwhile at any replica, is then the end already counted and pushed, and the
+machine's end adds nothing. With no store (one process) nobody else would ever finalise it, so the close
+finalises it at once, from what the session holds then. docs/replicas.md.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ CLOSE_WAIT_SECONDS = 2.0  # how long a closing replica waits for the finalisatio
 SWEEP_SECONDS = 1.0  # how soon a handed-over end is finalised once its grace is over
 LEASE_SECONDS = 30.0  # a claimed hand-over another replica takes again, should its finaliser die
 BATCH = 64  # handed-over ends claimed per look
+# A pending end is its owner's until this long past its grace (a loaded loop's lag, far over), then any
+# replica's sweep takes it: how late a dead owner's end is finalised.
+OWNER_MARGIN_SECONDS = 10.0
+KEEP_WAIT_SECONDS = 1.0  # how long the grace's start waits for the store to keep its end (never the end's wait)
 EVENT = "machine_ended"
 
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
@@ -53,24 +62,58 @@ class MachineEndGrace:
         """A timeline listener: a machine's end is finalised once its grace is over; never waits."""
         if record.get("event") != EVENT:
             return
+        grace_ends = self.clock() + MACHINE_END_GRACE_SECONDS
         try:
-            task = asyncio.get_running_loop().create_task(self._after_grace(session_id, dict(record)))
+            task = asyncio.get_running_loop().create_task(self._after_grace(session_id, dict(record), grace_ends))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to finalise with
             return
-        self._waiting[task] = (session_id, dict(record), self.clock() + MACHINE_END_GRACE_SECONDS)
+        self._waiting[task] = (session_id, dict(record), grace_ends)
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._waiting.pop(task, None)
         self._finalising.discard(task)
 
-    async def _after_grace(self, session_id: str, record: dict[str, Any]) -> None:
-        await asyncio.sleep(MACHINE_END_GRACE_SECONDS)
+    async def _after_grace(self, session_id: str, record: dict[str, Any], grace_ends: float) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        kept_until = grace_ends + OWNER_MARGIN_SECONDS
+        kept = await self._keep(session_id, kept_until)
+        await asyncio.sleep(max(0.0, began + MACHINE_END_GRACE_SECONDS - loop.time()))
         task = asyncio.current_task()
         if task is not None:  # its grace is over: a close waits for it rather than handing it over
             self._waiting.pop(task, None)
             self._finalising.add(task)
-        await self._finalise(session_id, record)
+        if kept and not await self._take_own(session_id, kept_until):
+            return
+        if await self._finalise(session_id, record) and kept:
+            try:
+                await self.handed_over.done(session_id)
+            except Exception as exc:  # its hold lapses and a sweep finds it finalised (the marks): adds nothing
+                log.warning("session %s: its finalised machine end not removed (%s)", session_id, type(exc).__name__)
+        # A finaliser that failed leaves a kept end held: its lease runs out and a sweep tries it again.
+
+    async def _keep(self, session_id: str, kept_until: float) -> bool:
+        """Whether the store now keeps the end for any replica, should this one die within its grace."""
+        if not self.handed_over.shared:
+            return False
+        try:
+            async with asyncio.timeout(KEEP_WAIT_SECONDS):
+                await self.handed_over.keep(session_id, kept_until)
+        except Exception as exc:
+            log.warning("session %s: its machine's end not kept in the store (%s): finalised here alone",
+                        session_id, type(exc).__name__)
+            return False
+        return True
+
+    async def _take_own(self, session_id: str, kept_until: float) -> bool:
+        """Whether this replica finalises the end it kept (False: a sweep took it, its owner having lagged past
+        the margin; or the store does not answer, and a sweep takes it once the margin is over)."""
+        try:
+            return await self.handed_over.take_own(session_id, kept_until, self.clock() + LEASE_SECONDS)
+        except Exception as exc:
+            log.warning("session %s: its kept machine end left to a sweep (%s)", session_id, type(exc).__name__)
+            return False
 
     async def _finalise(self, session_id: str, record: Mapping[str, Any]) -> bool:
         """Whether every finaliser finalised the end (one's failure is said, the others still run)."""
@@ -130,9 +173,12 @@ class MachineEndGrace:
         """The ends still in their grace are handed over to the store (finalised here without one, or when the
         store does not take them); the finalisations already under way are waited for, up to CLOSE_WAIT_SECONDS."""
         waiting = list(self._waiting.values())
-        for task in list(self._waiting):
+        cancelled = list(self._waiting)
+        for task in cancelled:
             task.cancel()
             self._waiting.pop(task, None)
+        # A grace's start whose write is in flight lands first, so the hand-over below is the entry's last word.
+        await asyncio.gather(*cancelled, return_exceptions=True)
         handed = await asyncio.gather(*(self._hand_over(session_id, grace_ends)
                                         for session_id, _, grace_ends in waiting))
         for (session_id, record, _), was_handed in zip(waiting, handed, strict=True):

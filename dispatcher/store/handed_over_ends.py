@@ -1,13 +1,17 @@
-"""Machine ends a closing replica handed over while their grace still ran (sessions/machine_end_grace.py):
-each session's id and when its grace ends, for whichever replica's sweep finds it due first.
+"""Machine ends still in their grace (sessions/machine_end_grace.py): each session's id and when any replica's
+sweep may take it, for whichever finds it due first. Written when the grace begins, scored a margin past
+the grace's end (its owner's own to finalise until then, `take_own`), and handed over at a close by moving
+the score to the grace's end, so a replica that closes or dies within the grace loses none of them.
 
-With several replicas (`StoreHandedOverEnds`) they are one sorted set in the store, scored by the grace's
-end (epoch seconds, which the replicas share). A sweep claims due ones by moving their score a lease ahead
+With several replicas (`StoreHandedOverEnds`) they are one sorted set in the store, scored by when they are
+due (epoch seconds, which the replicas share). A sweep claims due ones by moving their score a lease ahead
 in one script (store/due_claims.py), so one replica finalises each at a time; a replica that dies holding
 a claim only delays it by the lease, and the finalisers' own once-only marks make a second finalisation add
-nothing. The set
-expires once nothing was handed over for `KEEP_SECONDS`. One process (`MemoryHandedOverEnds`) has no
-other replica to hand over to: it is not `shared`, and its close finalises what it holds.
+nothing. Its owner takes its own entry back only while it still holds the score it wrote, so an owner and a
+sweep never both finalise it. Each entry lives from its machine's end to its finalisation (a few seconds),
+so the set holds the ends of the last seconds; it expires once nothing was written for `KEEP_SECONDS`. One
+process (`MemoryHandedOverEnds`) has no other replica to hand over to: it is not `shared`, keeps nothing,
+and its close finalises what it holds.
 """
 
 from __future__ import annotations
@@ -24,12 +28,23 @@ KEEP_SECONDS = 3_600.0  # far past any grace and lease: a set nobody claims from
 class HandedOverEnds(Protocol):
     shared: bool  # another replica reads what is handed over here
 
+    async def keep(self, session_id: str, kept_until: float) -> None:
+        """The session's machine ended: its end is kept for any replica's sweep from `kept_until` on, should its
+        owner not finalise it by then (an entry already there, a hand-over's, is left as it is)."""
+        ...
+
     async def hand_over(self, session_id: str, grace_ends: float) -> None:
-        """The session's machine ended and its grace runs until `grace_ends`: another replica finalises it."""
+        """The session's machine ended and its grace runs until `grace_ends`: another replica finalises it (an
+        entry kept for later is brought forward to then)."""
         ...
 
     async def due(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         """Up to `limit` sessions whose grace ended by `now`, each now held for `lease_seconds`."""
+        ...
+
+    async def take_own(self, session_id: str, kept_until: float, held_until: float) -> bool:
+        """Whether the session's entry still stood at `kept_until` (what its owner wrote: no sweep took it, no
+        close handed it over) and is now held until `held_until` for its owner."""
         ...
 
     async def done(self, session_id: str) -> None: ...
@@ -42,8 +57,11 @@ class MemoryHandedOverEnds:
         self.shared = shared
         self._due: dict[str, float] = {}
 
+    async def keep(self, session_id: str, kept_until: float) -> None:
+        self._due.setdefault(session_id, kept_until)
+
     async def hand_over(self, session_id: str, grace_ends: float) -> None:
-        self._due[session_id] = grace_ends
+        self._due[session_id] = min(grace_ends, self._due.get(session_id, grace_ends))
 
     async def due(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         claimed = sorted((at, session_id) for session_id, at in self._due.items() if at <= now)[:limit]
@@ -51,16 +69,34 @@ class MemoryHandedOverEnds:
             self._due[session_id] = now + lease_seconds
         return [session_id for _, session_id in claimed]
 
+    async def take_own(self, session_id: str, kept_until: float, held_until: float) -> bool:
+        if self._due.get(session_id) != kept_until:
+            return False
+        self._due[session_id] = held_until
+        return True
+
     async def done(self, session_id: str) -> None:
         self._due.pop(session_id, None)
 
 
 # Only commands the stack's store user is granted (stacks/shared/store_access.py).
-# KEYS: the sorted set. ARGV: id, grace's end, keep (ms).
-_HAND_OVER = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+# KEYS: the sorted set. ARGV: id, when it is due, keep (ms), the ZADD flag: NX (kept at the grace's start:
+# never moves an entry already there) or LT (handed over at a close: brings a kept entry forward, adds a new one).
+_WRITE = """
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
+"""
+# KEYS: the sorted set. ARGV: id, the score its owner wrote, the owner's hold's end. 1: taken by its owner.
+# (ZSCORE is not granted: the members at exactly that score are few, usually this one.)
+_TAKE_OWN = """
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[2], 'BYSCORE')) do
+  if member == ARGV[1] then
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+    return 1
+  end
+end
+return 0
 """
 
 
@@ -72,17 +108,28 @@ class StoreHandedOverEnds:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._key = store.key("machine-ends", "handed-over")
-        self._hand_over = store.redis.register_script(_HAND_OVER)
+        self._write = store.redis.register_script(_WRITE)
         self._claim = store.redis.register_script(CLAIM_DUE)
+        self._take_own = store.redis.register_script(_TAKE_OWN)
+
+    async def keep(self, session_id: str, kept_until: float) -> None:
+        await self._written(session_id, kept_until, "NX")
 
     async def hand_over(self, session_id: str, grace_ends: float) -> None:
-        args: list[str | float | int] = [session_id, grace_ends, math.ceil(KEEP_SECONDS * 1000)]
-        await self._store.call(lambda: self._hand_over(keys=[self._key], args=args))
+        await self._written(session_id, grace_ends, "LT")
+
+    async def _written(self, session_id: str, due: float, flag: str) -> None:
+        args: list[str | float | int] = [session_id, due, math.ceil(KEEP_SECONDS * 1000), flag]
+        await self._store.call(lambda: self._write(keys=[self._key], args=args))
 
     async def due(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         args: list[float | int] = [now, now + lease_seconds, limit]
         return [str(session_id) for session_id in await self._store.call(lambda: self._claim(keys=[self._key],
                                                                                              args=args))]
+
+    async def take_own(self, session_id: str, kept_until: float, held_until: float) -> bool:
+        args: list[str | float] = [session_id, kept_until, held_until]
+        return bool(await self._store.call(lambda: self._take_own(keys=[self._key], args=args)))
 
     async def done(self, session_id: str) -> None:
         await self._store.call(lambda: self._store.redis.zrem(self._key, session_id))
