@@ -1,11 +1,11 @@
-"""Review of the front on one worker (sipedge/config.py `front_runs`): an edge on `sip_address = "0.0.0.0"` (docs/sip.md's
-table: "an IP address of this host (`0.0.0.0` for all of them)"), the default one worker, that adds a trunk's inbound
-digest credential now runs Kamailio in front of that worker. Kamailio, listening on 0.0.0.0, relays a trunk's INVITE to
-the worker from 127.0.0.1:sip_port, while the worker believes the front's SOURCE_HEADER only from
-`f"{sip_address}:{sip_port}"` (sipedge/worker_place.py `place`), "0.0.0.0:5060": the header is ignored, the call's source
-is taken to be 127.0.0.1, which no trunk allows, and the worker refuses every call of every trunk 403 (sipedge/admission.py
-"no trunk allows this source"), the plain trunk's as well as the digest trunk's. Real Kamailio, a stand-in worker.
-Each test is a finding, strict-xfail until fixed."""
+"""Review of the front on one worker (sipedge/config.py `front_runs`): an edge on `sip_address = "0.0.0.0"`
+(docs/sip.md's table: "an IP address of this host (`0.0.0.0` for all of them)"), the default one worker, that adds a
+trunk's inbound digest credential now runs Kamailio in front of that worker. Kamailio, listening on 0.0.0.0, relays a
+trunk's INVITE to the worker from 127.0.0.1:sip_port, while the worker believes the front's SOURCE_HEADER only from
+`f"{sip_address}:{sip_port}"` (sipedge/worker_place.py `place`), "0.0.0.0:5060": the header is ignored, the call's
+source is taken to be 127.0.0.1, which no trunk allows, and the worker refuses every call of every trunk 403
+(sipedge/admission.py "no trunk allows this source"), the plain trunk's as well as the digest trunk's. Real Kamailio,
+a stand-in worker. Each test is a finding, strict-xfail until fixed."""
 
 from __future__ import annotations
 

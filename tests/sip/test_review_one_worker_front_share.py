@@ -1,13 +1,13 @@
-"""Review of the front on one worker (sipedge/config.py `front_runs`): a one-process edge lets one source address hold at
-most 2 of its 3 calls, "so while the edge places no calls a second trunk always finds a slot" (docs/sip.md#capacity,
-sipedge/edge.py: `share = ... max(1, self.capacity - 1)`). A worker behind the front lets one source take all 3, "a
-worker behind the front has others beside it ... spreading calls is Kamailio's job". An edge of the default one worker
-that adds a trunk's inbound digest credential now runs that one worker behind the front, with no other worker beside
-it: one source takes every slot and a second trunk is refused 503. Over UDP a trunk's address is anyone's to write
-(front_config.py's own LIMIT_SOURCE comment), so three spoofed INVITEs from the carrier's range lock the PBX, credential
-and all, out of the edge for as long as they ring (the front's ring limit: answer_seconds + 10 s) and again after.
-Edge._incoming on calls as the SIP stack hands them (tests/sip/test_call_slots.py's Ringing), the SIP stack not
-started. Strict-xfail until fixed."""
+"""Review of the front on one worker (sipedge/config.py `front_runs`): a one-process edge lets one source address
+hold at most 2 of its 3 calls, "so while the edge places no calls a second trunk always finds a slot"
+(docs/sip.md#capacity; sipedge/edge.py: `share = ... max(1, self.capacity - 1)`). A worker behind the front lets one
+source take all 3: "a worker behind the front has others beside it ... spreading calls is Kamailio's job". An edge of
+the default one worker that adds a trunk's inbound digest credential now runs that one worker behind the front, with
+no other worker beside it: one source takes every slot and a second trunk is refused 503. Over UDP a trunk's address
+is anyone's to write (front_config.py's own LIMIT_SOURCE comment), so three spoofed INVITEs from the carrier's range
+lock the PBX, credential and all, out of the edge while they ring (up to the front's ring limit, answer_seconds +
+10 s), and again after. Edge._incoming on calls as the SIP stack hands them (tests/sip/test_call_slots.py's Ringing),
+the SIP stack not started. The same test passes for a lone edge (worker=None). Strict-xfail until fixed."""
 
 from __future__ import annotations
 
