@@ -43,8 +43,6 @@ inbound_digest_password_env = "PBX_PASSWORD"
 INVITE = "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n"
 
 
-@pytest.mark.xfail(strict=True, reason="Medium: the one worker behind a digest front lets one source take every slot, "
-                                       "so a second trunk no longer always finds one")
 async def test_the_one_worker_behind_a_digest_front_keeps_a_slot_for_a_second_trunk(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(FILE)
