@@ -9,7 +9,9 @@ environment."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Mapping
@@ -58,7 +60,16 @@ def place(config: EdgeConfig, worker: int | None) -> Place:
         raise ConfigError(f"{TOKEN_VARIABLE} is not set: a worker is started by the edge itself, which sets it")
     share = rtp_share(config)
     return Place(WORKER_HOST, config.worker_sip_port + worker, config.rtp_port + worker * share, share,
-                 Front(f"{config.sip_address}:{config.sip_port}", config.front_token))
+                 Front(f"{front_host(config.sip_address)}:{config.sip_port}", config.front_token))
+
+
+def front_host(sip_address: str) -> str:
+    """The address the front's requests reach a worker from: on sip_address itself, or, when Kamailio listens on
+    every address (0.0.0.0, ::), from loopback, the workers' own address, as the kernel picks the source."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(sip_address).is_unspecified:
+            return WORKER_HOST
+    return sip_address
 
 
 def rtp_share(config: EdgeConfig) -> int:

@@ -56,8 +56,6 @@ inbound_digest_password_env = "PBX_PASSWORD"
 """
 
 
-@pytest.mark.xfail(strict=True, reason="Medium: on sip_address 0.0.0.0 the one worker behind the digest front never "
-                                       "believes the front's source line, so every call is refused 403")
 def test_an_edge_on_every_address_with_a_digest_trunk_either_is_refused_or_its_worker_sees_the_trunks_source(
         tmp_path: Path) -> None:
     first, sockets = _worker_sockets(1)
