@@ -45,7 +45,7 @@ from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.stream_lines import cut_lines, lines
-from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
+from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
 
@@ -166,6 +166,7 @@ class Supervisor:
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
         self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
+        self._call_token = new_token()  # a worker's proof of its own INVITE to the front, never sent by the front
         self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
         self._mark = new_mark()  # the front's refusal lines' (sipedge/front_refusals.py): never the workers' token
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
@@ -185,7 +186,7 @@ class Supervisor:
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
         files = write_front(self.config, self._folder, worker_capacity(), self._token,
-                            None if self._tls is None else self._tls.tls, mark=self._mark)
+                            None if self._tls is None else self._tls.tls, mark=self._mark, call_token=self._call_token)
         self._front_config = files.config
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", LOG_ENGINE, "-Y", str(self._folder), "-w",
                 str(self._folder), *_unprivileged()]
@@ -194,7 +195,8 @@ class Supervisor:
                          parent_death=FRONT_PARENT_DEATH)
         env = worker_env(os.environ, self.config)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
+                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
+                          CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
                    for index in range(self.config.workers)]
         return [*workers, kamailio]
 

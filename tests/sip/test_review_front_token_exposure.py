@@ -42,8 +42,6 @@ def front(tmp_path: Path, far_end: FarEnd) -> Iterator[Front]:
         yield running
 
 
-@pytest.mark.xfail(strict=True, reason="Medium (pre-existing, now on one-worker digest edges too): the front hands its "
-                                       "one token to whoever holds a worker's port, which then places calls with it")
 def test_a_process_holding_a_workers_port_cannot_have_the_front_call_out_with_the_token_the_front_sent_it(
         front: Front, far_end: FarEnd) -> None:
     trunk = Peer(TRUNK, front)
