@@ -40,8 +40,8 @@ def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: s
           for_person: bool = False) -> OutboundSipCall:
     """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it. A worker's carries its
     calls' token (`call_token`, never one the front sends), without which the front relays no INVITE from a
-    worker's port (whoever bound a dead worker's port cannot know it); the front takes it off before the trunk. A call `for_person`
-    (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
+    worker's port (whoever bound a dead worker's port cannot know it); the front takes it off before the trunk.
+    A call `for_person` (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
     call = OutboundSipCall(account, pj.PJSUA_INVALID_ID, on_end)
     call.events = events
     call.for_person = for_person

@@ -15,8 +15,6 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-import pytest
-
 from sipedge.config import load
 from sipedge.edge import Edge
 from tests.sip.test_call_slots import ringing, wound_down
