@@ -1,38 +1,41 @@
 """Review of the supervisor's word to the front (sipedge/front_drain.py `tell_front_draining`): "whether Kamailio took
-it" is kamcmd's exit status, but kamcmd (Debian's 5.6.3) exits 0 when Kamailio answers the RPC with a fault: it prints
-`error: 500 - No such htable` (or `Not enough parameters ...`, `command ... not found`) and still exits 0. A front that
-did not set the flag is then reported as having taken it: the supervisor logs "new calls are refused 503 by Kamailio"
-and never the line docs/sip.md#draining tells operators to look for ("Kamailio was not told the edge drains"). Real
-Kamailio on the edge's kamailio.cfg (tests/sip/kamailio_front.py). Strict-xfail until fixed."""
+it" was kamcmd's exit status, but kamcmd (Debian's 5.6.3) exits 0 when Kamailio answers the RPC with a fault. The word
+is now a SIP request whose answer is read: only the front's 200 is "taken". A front that refuses it is reported as not
+told, with the line docs/sip.md#draining tells operators to look for ("Kamailio was not told the edge drains"), and its
+flag stays unset. Real Kamailio on the edge's kamailio.cfg (tests/sip/kamailio_front.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
+import secrets
 from pathlib import Path
 
 import pytest
 
-from sipedge import front_drain
-from sipedge.front_drain import KAMCMD, control_socket, tell_front_draining
+from sipedge.front_drain import tell_front_draining
 from sipedge.supervisor import KAMAILIO
-from tests.sip.kamailio_front import running_front
+from sipedge.worker_place import new_token
+from tests.sip.kamailio_front import NUMBER, TRUNK, Peer, running_front, wait_for
+from tests.sip.raw_sip import GOOD_SDP
 
-pytestmark = pytest.mark.skipif(not (os.access(KAMAILIO, os.X_OK) and os.access(KAMCMD, os.X_OK)),
+pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
                                 reason="Kamailio is not installed (.ci/run installs it)")
 
 
-@pytest.mark.xfail(strict=True, reason="Low: kamcmd exits 0 on an RPC fault, so a refused word reads as taken")
-def test_a_front_that_refuses_the_word_is_not_reported_as_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_front_that_refuses_the_word_is_not_reported_as_told(tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
-    with running_front(tmp_path):
-        # A front whose kamailio.cfg has no such table (another start's file, a renamed table): Kamailio refuses the
-        # RPC, and the flag the request route reads stays unset.
-        monkeypatch.setattr(front_drain, "DRAIN_TABLE", "drain_elsewhere")
-        told = asyncio.run(tell_front_draining(tmp_path))
-        flag = subprocess.run([KAMCMD, "-s", f"unix:{control_socket(tmp_path)}", "htable.get", "edge", "draining"],
-                              capture_output=True, text=True, timeout=10).stdout
-    assert flag.startswith("error: 500"), flag  # the front's flag was never set
-    assert not told  # yet the supervisor's word reads as taken
+    with running_front(tmp_path) as front:
+        # A front whose kamailio.cfg holds another token (another start's file): it refuses the word.
+        told = asyncio.run(tell_front_draining(front.config, new_token()))
+        trunk = Peer(TRUNK, front)
+        try:
+            call_id = secrets.token_hex(6)
+            trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                       extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+            reached = wait_for(lambda: any(call_id in text for text in front.at_workers()))
+        finally:
+            trunk.close()
+    assert reached  # the front's flag was never set: a new call still reaches a worker
+    assert not told
     assert "Kamailio was not told the edge drains" in caplog.text
