@@ -15,8 +15,8 @@ With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and
 which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
 for this start in TOKEN_HEADER, without which a worker believes neither; a worker's own INVITE carries
 another, the workers' calls' token, which the front never sends; the supervisor's word of the drain a
-third. Those tokens are the file's only secrets (the folder is private to the edge's user); the rest is addresses, ports, limits and the
-paths of the TLS files."""
+third. Those tokens are the file's only secrets (the folder is private to the edge's user); the rest
+is addresses, ports, limits and the paths of the TLS files."""
 
 from __future__ import annotations
 
@@ -78,9 +78,10 @@ def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls
                 draining: bool = False) -> FrontFiles:
     """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
     the front's requests to workers carry `token`, a worker's own INVITE must carry `call_token`, the
-    supervisor's word of the drain `drain_token` (sipedge/front_drain.py; none: new ones, which nobody knows),
-    and a front started `draining` refuses new calls from the start; Kamailio reads the TLS files by `tls`'s paths (unset: the configuration's own);
-    its refusal lines carry `mark` (sipedge/front_refusals.py; none: a new one)."""
+    supervisor's word of the drain `drain_token` (sipedge/front_drain.py; none: new ones, which nobody
+    knows), and a front started `draining` refuses new calls from the start; Kamailio reads the TLS files by
+    `tls`'s paths (unset: the configuration's own); its refusal lines carry `mark` (sipedge/front_refusals.py;
+    none: a new one)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"

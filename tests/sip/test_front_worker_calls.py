@@ -1,7 +1,8 @@
 """A worker's own call through the edge's Kamailio front (real Kamailio on the kamailio.cfg the edge
 writes, stand-in workers, raw UDP sockets as the trunk): the INVITE reaches the termination only with
-the workers' calls' token (never the one the front sends the workers), and without that token or the front's own Route; the worker's ACK and BYE reach the
-far end wherever it answered from, and the ACK of a refusal is taken by the front rather than refused."""
+the workers' calls' token (never the one the front sends the workers), and without that token or the
+front's own Route; the worker's ACK and BYE reach the far end wherever it answered from, and the ACK of a
+refusal is taken by the front rather than refused."""
 
 from __future__ import annotations
 
