@@ -18,7 +18,7 @@ from sipedge.control import Control
 from sipedge.control_front import CONTROL_LINE
 from sipedge.edge import Edge
 from sipedge.supervisor import Supervisor
-from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
+from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
 
 
 async def _main() -> None:
@@ -29,8 +29,8 @@ async def _main() -> None:
     if worker is None and config.front:
         await Supervisor(config).run()
         return
-    edge = Edge(dataclasses.replace(config, worker=worker, front_token=os.environ.get(TOKEN_VARIABLE)),
-                asyncio.get_running_loop())
+    edge = Edge(dataclasses.replace(config, worker=worker, front_token=os.environ.get(TOKEN_VARIABLE),
+                                    call_token=os.environ.get(CALL_TOKEN_VARIABLE)), asyncio.get_running_loop())
     if config.control_secret is None:
         await edge.run()
         return

@@ -254,6 +254,7 @@ class EdgeConfig:
     worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 without a front
     worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
     front_token: str | None = field(default=None, repr=False)  # a worker's proof of its front's lines (ditto)
+    call_token: str | None = field(default=None, repr=False)  # its own INVITEs' proof to the front (ditto)
     control_address: str = "127.0.0.1"
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = None

@@ -54,8 +54,10 @@ class Edge:
         # The outbound calls taken from the dispatcher (sipedge/control.py), until their flows end: each holds a
         # PJSUA slot once its INVITE goes out, so inbound admission counts them as the control API does.
         self.placing: set[asyncio.Task[None]] = set()
-        # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
-        share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
+        # Alone, or as the front's one worker, another trunk always finds a slot; a worker with others beside it
+        # leaves spreading calls to Kamailio, which tries its next worker on a full one.
+        beside = config.worker is not None and config.workers > 1
+        share = self.capacity if beside else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
         self.stack.on_unplayable = lambda source, uri, why: self.refusals.refused(source_host(source), uri, 480, why)

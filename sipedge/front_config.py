@@ -13,9 +13,10 @@ outbound call, a person for a transfer) goes to a trunk's termination alone, nev
 Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's new INVITE is answered 503 here.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
 which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
-for this start in TOKEN_HEADER, without which a worker believes neither. That token is the file's
-only secret (the folder is private to the edge's user); the rest is addresses, ports, limits and the
-paths of the TLS files."""
+for this start in TOKEN_HEADER, without which a worker believes neither; a worker's own INVITE carries
+another, the workers' calls' token, which the front never sends; the supervisor's word of the drain a
+third. Those tokens are the file's only secrets (the folder is private to the edge's user); the rest
+is addresses, ports, limits and the paths of the TLS files."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sipedge.config import EdgeConfig, Tls
-from sipedge.front_drain import control_params, draining_condition
+from sipedge.front_drain import drain_from_start, drain_params, drain_route, draining_condition
 from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
-from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST
+from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST, new_token
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
@@ -73,17 +74,22 @@ def worker_capacity() -> int:
 
 
 def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls: Tls | None = None, *,
-                mark: str | None = None) -> FrontFiles:
+                mark: str | None = None, call_token: str | None = None, drain_token: str | None = None,
+                draining: bool = False) -> FrontFiles:
     """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
-    the front's requests to workers carry `token`; Kamailio reads the TLS files by `tls`'s paths (unset:
-    the configuration's own); its refusal lines carry `mark` (sipedge/front_refusals.py; none: a new one)."""
+    the front's requests to workers carry `token`, a worker's own INVITE must carry `call_token`, the
+    supervisor's word of the drain `drain_token` (sipedge/front_drain.py; none: new ones, which nobody
+    knows), and a front started `draining` refuses new calls from the start; Kamailio reads the TLS files by
+    `tls`'s paths (unset: the configuration's own); its refusal lines carry `mark` (sipedge/front_refusals.py;
+    none: a new one)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"
         for index in range(config.workers)))
     cfg = folder / "kamailio.cfg"
     cfg.touch(mode=0o600)
-    cfg.write_text(render(config, workers, token, tls or config.tls, mark=mark))
+    cfg.write_text(render(config, workers, token, tls or config.tls, mark=mark, call_token=call_token,
+                          drain_token=drain_token, draining=draining))
     return FrontFiles(cfg, workers)
 
 
@@ -272,16 +278,19 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
             '        set_forward_no_connect();\n')
 
 
-def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None) -> str:
-    """The kamailio.cfg; its refusal lines carry `mark` (none: a new one, which nobody reads back)."""
+def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None,
+           call_token: str | None = None, drain_token: str | None = None, draining: bool = False) -> str:
+    """The kamailio.cfg; its refusal lines carry `mark`, a worker's INVITE `call_token`, the supervisor's word of
+    the drain `drain_token` (none: new ones, which nobody knows)."""
     mark = mark or new_mark()
+    call_token, drain_token = call_token or new_token(), drain_token or new_token()
     digest = any(trunk.inbound_digest is not None for trunk in config.trunks)
 
     def refused(answer: str, why: str) -> str:
         return line(answer, why, mark)
 
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable", "ipops", "ctl", *(TLS_MODULES if config.tls is not None else ()),
+               "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()),
                *(("auth",) if digest else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
@@ -318,8 +327,8 @@ modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
 modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: PEER_KEYS
-# The supervisor's word that the edge drains, through ctl's socket in the edge's private folder (front_drain.py).
-{control_params(workers.parent)}
+# The supervisor's word that the edge drains: its own request, with its token (front_drain.py).
+{drain_params()}
 modparam("dispatcher", "list_file", "{workers}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_hash_size", 9)
@@ -333,7 +342,7 @@ modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 2)
 modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}"){tls_lines}{_digest_params() if digest else ""}
-
+{drain_from_start() if draining else ""}
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         {refused("483", "too many hops")} sl_send_reply("483", "Too Many Hops"); exit;
@@ -341,7 +350,7 @@ request_route {{
     if (!sanity_check("{SANITY_CHECKS}", "7")) {{
         {refused("sanity", "malformed, answered by the sanity checks")} exit;
     }}
-    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
+{drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
     remove_hf("{TRANSPORT_HEADER}");
@@ -476,8 +485,9 @@ route[WORKER_CALL] {{
     # A worker's own call (an outbound call, a bridged or consulted person) goes to a trunk's termination
     # and nowhere else: the front is no relay for whoever took a worker's port, nor for a URI a worker was
     # handed. The trunk's requests within the call come back by the front's Route to this worker.
-    if ($hdr({TOKEN_HEADER}) != "{token}") {{
-        # Not the worker's: a process that bound a dead or restarting worker's port cannot know the token.
+    if ($hdr({TOKEN_HEADER}) != "{call_token}") {{
+        # Not the worker's: a process that bound a dead or restarting worker's port cannot know the workers' calls'
+        # token, which the front never sends (the front's own token it reads off the next trunk INVITE).
         xlog("L_WARN", "INVITE {CALL_ID} from worker port $si:$sp refused 403: without the edge's token\n");
         sl_send_reply("403", "Forbidden");
         exit;

@@ -162,12 +162,12 @@ async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, ca
     would not send it. `counted` sends it there, within the edge's capacity (or raises why not). A call
     `for_person` is a transfer's: what is heard on it goes to a person, not only to the bot."""
     sent: concurrent.futures.Future[SipCall] = concurrent.futures.Future()
-    front_token = stack.place.front.token if stack.place.front is not None else None
+    call_token = (stack.place.front.call_token or None) if stack.place.front is not None else None
 
     def send() -> None:
         try:
             sent.set_result(counted(lambda: stack.outgoing(lambda on_end: place(
-                account, trunk, to, caller_id, stack.config.advertised, on_end, events, front_token, for_person))))
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events, call_token, for_person))))
         except Exception as exc:  # (PJSIP's refusal, or `counted`'s: the awaiting side raises it)
             sent.set_exception(exc)
 

@@ -36,12 +36,12 @@ def target_uri(trunk: Trunk, number: str) -> str:
 
 
 def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: str,
-          on_end: Callable[[SipCall], None], events: OutboundEvents, front_token: str | None = None,
+          on_end: Callable[[SipCall], None], events: OutboundEvents, call_token: str | None = None,
           for_person: bool = False) -> OutboundSipCall:
     """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it. A worker's carries its
-    front's token (`front_token`), without which the front relays no INVITE from a worker's port (whoever
-    bound a dead worker's port cannot know it); the front takes it off before the trunk. A call `for_person`
-    (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
+    calls' token (`call_token`, never one the front sends), without which the front relays no INVITE from a
+    worker's port (whoever bound a dead worker's port cannot know it); the front takes it off before the trunk.
+    A call `for_person` (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
     call = OutboundSipCall(account, pj.PJSUA_INVALID_ID, on_end)
     call.events = events
     call.for_person = for_person
@@ -50,9 +50,9 @@ def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: s
     call.from_trunk = lambda source: _host_of(source) == far_host
     param = pj.CallOpParam(True)
     param.txOption.localUri = f"<sip:{caller_id}@{address}>"  # From: the number the call comes from
-    if front_token is not None:
+    if call_token is not None:
         header = pj.SipHeader()
-        header.hName, header.hValue = TOKEN_HEADER, front_token
+        header.hName, header.hValue = TOKEN_HEADER, call_token
         param.txOption.headers.append(header)  # kept on the INVITE PJSIP sends again with the digest
     call.makeCall(target_uri(trunk, to), param)
     call.call_id = call.getId()

@@ -1,8 +1,9 @@
 """`python -m sipedge` with `workers` > 1, or a trunk's inbound digest credential (sipedge/config.py
 `front_runs`): the edge as Kamailio in front of its PJSIP workers (one, or several), all this process's
 children (docs/sip.md#capacity). The front's kamailio.cfg is written into a private temporary folder; its
-one secret is a token made at each start, which the front writes on every request to a worker and the
-workers get in their environment, so they believe only the front's own lines. Nothing secret goes on a
+secrets are tokens made at each start: one the front writes on every request to a worker and the
+workers get in their environment, so they believe only the front's own lines; one a worker's own INVITE
+carries to the front; one the supervisor's word of the drain carries. Nothing secret goes on a
 command line: the workers read the same TOML file and environment as the edge, less the inbound digest
 passwords (Kamailio's alone). A child that exits is started again after a backoff that doubles up to
 RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up STEADY_SECONDS) stops
@@ -10,10 +11,10 @@ the edge with a line saying which, so whatever runs the edge restarts it.
 A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
 their sessions; Kamailio's probes skip it until its replacement answers. With control_port, the edge's
 one control API is served here and passes requests on to the workers' own (sipedge/control_front.py).
-A stop drains (sipedge/drain.py): the front is told to refuse new INVITEs itself (sipedge/front_drain.py), each
-worker is told (DRAIN_SIGNAL) and drains its own calls, Kamailio and the control API still up for their
-requests, within the workers' bound and their stop; a second signal stops them at once (SIGTERM, as every
-other stop of a worker)."""
+A stop drains (sipedge/drain.py): the front is told to refuse new INVITEs itself (sipedge/front_drain.py), and
+told again should it be started again meanwhile; each worker is told (DRAIN_SIGNAL) and drains its own calls,
+Kamailio and the control API still up for their requests, within the workers' bound and their stop; a second
+signal stops them at once (SIGTERM, as every other stop of a worker)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, FirstSignal, drained
-from sipedge.front_config import worker_capacity, write_front
+from sipedge.front_config import FrontFiles, worker_capacity, write_front
 from sipedge.front_drain import tell_front_draining
 from sipedge.front_key import HandedFiles, hand_over
 from sipedge.front_leftover import EdgeRunning, FrontRecord, RecordClaim, claim_record, record_file
@@ -45,7 +46,7 @@ from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.stream_lines import cut_lines, lines
-from sipedge.worker_place import TOKEN_VARIABLE, WORKER_VARIABLE, new_token
+from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE, new_token
 
 log = logging.getLogger("sipedge")
 
@@ -166,6 +167,9 @@ class Supervisor:
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
         self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
+        self._call_token = new_token()  # a worker's proof of its own INVITE to the front, never sent by the front
+        self._drain_token = new_token()  # the supervisor's proof of its word of the drain (sipedge/front_drain.py)
+        self._front_child: Child | None = None  # Kamailio, started again even during the drain (`_watch`)
         self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
         self._mark = new_mark()  # the front's refusal lines' (sipedge/front_refusals.py): never the workers' token
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
@@ -184,19 +188,26 @@ class Supervisor:
     def _children(self) -> list[Child]:
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
-        files = write_front(self.config, self._folder, worker_capacity(), self._token,
-                            None if self._tls is None else self._tls.tls, mark=self._mark)
+        files = self._write_front()
         self._front_config = files.config
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", LOG_ENGINE, "-Y", str(self._folder), "-w",
                 str(self._folder), *_unprivileged()]
         kamailio = Child("kamailio", argv, front_env(os.environ, self.config), self._front_ready,
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
+        self._front_child = kamailio
         env = worker_env(os.environ, self.config)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token}, self._worker_ready)
+                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
+                          CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
                    for index in range(self.config.workers)]
         return [*workers, kamailio]
+
+    def _write_front(self, *, draining: bool = False) -> FrontFiles:
+        """The front's files for this start, with its tokens; `draining`: for a front started during the drain."""
+        return write_front(self.config, self._folder, worker_capacity(), self._token,
+                           None if self._tls is None else self._tls.tls, mark=self._mark, call_token=self._call_token,
+                           drain_token=self._drain_token, draining=draining)
 
     async def run(self) -> None:
         if not os.access(KAMAILIO, os.X_OK):
@@ -261,7 +272,7 @@ class Supervisor:
             return
         self._draining, self.draining = workers, True
         # The front first: from now on it refuses new INVITEs itself, and none reaches a worker told to drain.
-        front = await tell_front_draining(self._folder)
+        front = await tell_front_draining(self.config, self._drain_token)
         for child in workers:
             _signal(child, DRAIN_SIGNAL)
         log.warning("sipedge: draining: each of the %d workers ends once its calls in flight end, within %d s; new "
@@ -334,7 +345,10 @@ class Supervisor:
                             draining=lambda: self.draining)
 
     async def _watch(self, child: Child) -> None:
-        """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
+        """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running. The front
+        is started again during the drain too, and told again that the edge drains (its flag lives in its own memory):
+        it refuses the new calls and carries the calls in flight. A worker is not: see the back-off below."""
+        front = child is self._front_child
         while True:
             assert child.process is not None
             started = time.monotonic()
@@ -342,7 +356,7 @@ class Supervisor:
             if child.own_group and self._front_watch is not None:  # its group killed: its id may pass to another
                 self._front_watch.forget()
             child.control_port = None
-            if self._stopping.is_set():
+            if self._stopping.is_set() and not front:
                 return
             child.failures = 1 if time.monotonic() - started >= STEADY_SECONDS else child.failures + 1
             if child.failures > RESTART_LIMIT:
@@ -352,13 +366,20 @@ class Supervisor:
             log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
             # The back-off ends early at the edge's stop, and no worker starts then: one started during the drain
             # was never told to drain (it would take new calls, and its supervisor would wait the drain's bound).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            if self._stopping.is_set():
-                return
+            if front:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    return
             before = child.process
+            if front and self._stopping.is_set():  # refusing new calls from its first request, whatever the word does
+                await asyncio.to_thread(self._write_front, draining=True)
             try:
                 await child.start()
+                if front and self._stopping.is_set():  # and told, as the drain told the one before
+                    await tell_front_draining(self.config, self._drain_token)
             except (OSError, TimeoutError) as exc:
                 # A start that runs but never became ready (Kamailio answering no OPTIONS, a worker with no ready
                 # line) is ended, its whole group: its exit, just above, is then counted as a failed start.

@@ -9,7 +9,9 @@ environment."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Mapping
@@ -26,6 +28,10 @@ TRANSPORT_HEADER = "P-Edge-Transport"  # the trunk's hop to the front: "udp" or 
 FULL_HEADER = "P-Edge-Worker-Full"
 TOKEN_HEADER = "P-Edge-Token"  # noqa: S105 - a header's name: the front's proof it wrote the lines above
 TOKEN_VARIABLE = "SIP_EDGE_FRONT_TOKEN"  # noqa: S105 - a variable's name: the edge sets it for each worker
+# A worker's own INVITE (an outbound call, a transfer's person) carries another token in TOKEN_HEADER, one the
+# front never writes: whoever binds a worker's port while it restarts reads the front's token off the trunk's
+# next INVITE, and must not have the front call a trunk's termination with it.
+CALL_TOKEN_VARIABLE = "SIP_EDGE_CALL_TOKEN"  # noqa: S105 - a variable's name: the edge sets it for each worker
 # Lines may end in CRLF or a bare LF (Kamailio and PJSIP take both), and so may the head.
 _SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TRANSPORT = re.compile(rf"^{TRANSPORT_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
@@ -36,10 +42,12 @@ HEAD_END = re.compile(r"\r?\n\r?\n")
 
 @dataclass(frozen=True)
 class Front:
-    """What a worker knows of its front: the "host:port" it sends from, and the token its lines carry."""
+    """What a worker knows of its front: the "host:port" it sends from, the token its lines carry, and the token
+    the worker's own INVITEs carry to it (CALL_TOKEN_VARIABLE)."""
 
     address: str
     token: str = field(repr=False)
+    call_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,17 @@ def place(config: EdgeConfig, worker: int | None) -> Place:
         raise ConfigError(f"{TOKEN_VARIABLE} is not set: a worker is started by the edge itself, which sets it")
     share = rtp_share(config)
     return Place(WORKER_HOST, config.worker_sip_port + worker, config.rtp_port + worker * share, share,
-                 Front(f"{config.sip_address}:{config.sip_port}", config.front_token))
+                 Front(f"{front_host(config.sip_address)}:{config.sip_port}", config.front_token,
+                       config.call_token or ""))
+
+
+def front_host(sip_address: str) -> str:
+    """The address the front's requests reach a worker from: on sip_address itself, or, when Kamailio listens on
+    every address (0.0.0.0, ::), from loopback, the workers' own address, as the kernel picks the source."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(sip_address).is_unspecified:
+            return WORKER_HOST
+    return sip_address
 
 
 def rtp_share(config: EdgeConfig) -> int:
@@ -77,7 +95,7 @@ def worker_index(env: Mapping[str, str], config: EdgeConfig) -> int | None:
 
 
 def new_token() -> str:
-    """A token for one start of the edge: 256 random bits."""
+    """A token for one start of the edge (the front's, the workers' calls', the drain's): 256 random bits."""
     return secrets.token_urlsafe(32)
 
 

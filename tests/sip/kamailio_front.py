@@ -97,6 +97,8 @@ class Front:
     workers: list[StandInWorker]
     log_path: Path
     token: str  # what the front writes on its requests to the workers
+    call_token: str = ""  # what a worker's own INVITE carries to the front
+    drain_token: str = ""  # what the supervisor's word of the drain carries (sipedge/front_drain.py)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -139,8 +141,8 @@ def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
     workers = [StandInWorker(sock) for sock in sockets]
     for worker in workers:
         threading.Thread(target=worker.serve, daemon=True).start()
-    token = new_token()
-    files = write_front(config, folder, 3, token)
+    token, call_token, drain_token = new_token(), new_token(), new_token()
+    files = write_front(config, folder, 3, token, call_token=call_token, drain_token=drain_token)
     log_path = folder / "kamailio.log"
     with log_path.open("wb") as log:
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(folder), "-w", str(folder)]
@@ -150,7 +152,7 @@ def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
         while not _answers_options(config.sip_address, config.sip_port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("Kamailio did not start:\n" + log_path.read_text(errors="replace"))
-        yield Front(config, workers, log_path, token)
+        yield Front(config, workers, log_path, token, call_token, drain_token)
     finally:
         terminate(process)
         for sock in sockets:

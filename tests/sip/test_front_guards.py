@@ -228,12 +228,12 @@ def test_a_workers_own_call_goes_to_a_trunks_termination_and_nowhere_else(
             elsewhere, called = secrets.token_hex(6), secrets.token_hex(6)
             worker.send("INVITE", f"sip:+14155550100@{FAR_HOST}:{sock.getsockname()[1]}", call_id=elsewhere,
                         extra=(f"Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr>",
-                               f"{TOKEN_HEADER}: {front.token}"))
+                               f"{TOKEN_HEADER}: {front.call_token}"))
             assert wait_for(lambda: f"INVITE {elsewhere} from worker" in front.log_path.read_text(errors="replace")
                             and "is not a trunk's termination" in front.log_path.read_text(errors="replace"))
             worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{port}", call_id=called,
                         extra=(f"Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr>",
-                               f"{TOKEN_HEADER}: {front.token}"))
+                               f"{TOKEN_HEADER}: {front.call_token}"))
             relayed = termination.recv(65535).decode(errors="replace")
             # The far end's BYE, even one that ignores the recorded route, comes back to that worker.
             bye = (f"BYE sip:edge@{front.config.sip_address}:{front.config.sip_port} SIP/2.0\r\n"

@@ -16,6 +16,7 @@ from sipedge.config import ConfigError, EdgeConfig, check_workers, load
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO, Supervisor
 from sipedge.worker_place import (
+    CALL_TOKEN_VARIABLE,
     SOURCE_HEADER,
     TOKEN_HEADER,
     TOKEN_VARIABLE,
@@ -177,6 +178,10 @@ def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
     token = children["worker 0"].env[TOKEN_VARIABLE]
     assert len(token) >= 40 and children["worker 1"].env[TOKEN_VARIABLE] == token and f": {token}\\r" in cfg
     assert token not in str(children["kamailio"].argv)
+    # A worker's own INVITE's token: the workers' and the front's file's, never the one the front sends the workers.
+    call_token = children["worker 0"].env[CALL_TOKEN_VARIABLE]
+    assert len(call_token) >= 40 and call_token != token and f'"{call_token}"' in cfg
+    assert cfg.count(call_token) == 1 and children["worker 1"].env[CALL_TOKEN_VARIABLE] == call_token
     again = Supervisor(edge(tmp_path, "workers = 2"))
     shutil.rmtree(again._folder, ignore_errors=True)
     assert again._token != token  # a new one at each start

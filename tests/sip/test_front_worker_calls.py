@@ -1,7 +1,8 @@
 """A worker's own call through the edge's Kamailio front (real Kamailio on the kamailio.cfg the edge
 writes, stand-in workers, raw UDP sockets as the trunk): the INVITE reaches the termination only with
-the edge's token, and without that token or the front's own Route; the worker's ACK and BYE reach the
-far end wherever it answered from, and the ACK of a refusal is taken by the front rather than refused."""
+the workers' calls' token (never the one the front sends the workers), and without that token or the
+front's own Route; the worker's ACK and BYE reach the far end wherever it answered from, and the ACK of a
+refusal is taken by the front rather than refused."""
 
 from __future__ import annotations
 
@@ -97,11 +98,11 @@ def front_route(front: Front) -> str:
 
 
 def invite(front: Front, far_end: FarEnd) -> tuple[Peer, str, str]:
-    """The worker's INVITE to the termination, through the front, with the edge's token as a worker sends
+    """The worker's INVITE to the termination, through the front, with the calls' token as a worker sends
     it: the worker, the Call-ID, and the INVITE as the termination received it."""
     worker, call_id = as_worker(front), secrets.token_hex(6)
     worker.send("INVITE", f"sip:+14155550100@{TERMINATION_HOST}:{far_end.port}", call_id=call_id,
-                extra=(front_route(front), f"{TOKEN_HEADER}: {front.token}"))
+                extra=(front_route(front), f"{TOKEN_HEADER}: {front.call_token}"))
     assert wait_for(lambda: far_end.requests("INVITE", call_id) != []), front.log_path.read_text()[-2000:]
     return worker, call_id, far_end.requests("INVITE", call_id)[0]
 
@@ -115,7 +116,7 @@ def test_the_termination_gets_no_route_naming_the_front_nor_the_edges_token(fron
     _, _, relayed = invite(front, far_end)
     front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
     assert not re.search(r"^Route:", relayed, re.MULTILINE | re.IGNORECASE), relayed
-    assert TOKEN_HEADER.lower() not in relayed.lower() and front.token not in relayed, relayed
+    assert TOKEN_HEADER.lower() not in relayed.lower() and front.call_token not in relayed, relayed
     assert f"Record-Route: <sip:{front_uri};lr" in relayed, relayed  # the trunk's way back to the worker
 
 

@@ -60,9 +60,9 @@ def test_a_credential_the_front_could_not_check_is_refused_naming_the_way_out(
 def test_a_one_worker_edge_runs_the_front_for_a_credential_and_only_for_one(tmp_path: Path) -> None:
     """A trunk's inbound credential is the front's to check, so a one-worker edge runs Kamailio before its worker
     on a port of its own, with the whole RTP range; without a credential it is one PJSIP process as ever."""
-    fronted = dataclasses.replace(edge(tmp_path, "", DIGEST), front_token="t" * 43)
+    fronted = dataclasses.replace(edge(tmp_path, "", DIGEST), front_token="t" * 43, call_token="c" * 43)
     assert fronted.workers == 1 and fronted.front
-    assert place(fronted, 0) == Place("127.0.0.1", 5061, 40000, 200, Front("10.0.0.5:5060", "t" * 43))
+    assert place(fronted, 0) == Place("127.0.0.1", 5061, 40000, 200, Front("10.0.0.5:5060", "t" * 43, "c" * 43))
     alone = edge(tmp_path)
     assert not alone.front and alone.worker_sip_port == 0
     assert edge(tmp_path, "workers = 2").front
