@@ -69,4 +69,6 @@ def test_the_drain_stops_every_cells_sessions_through_its_role(stack: dict[str, 
     outputs = {**outputs, "machinesEnvironment": {**outputs["machinesEnvironment"], "RELEASES": releases}}
     drained_env = provider_environment(outputs, {k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS")})
     report = asyncio.run(Drain(outputs, drained_env, grace=0, deadline=600, poll=0, sleep=no_wait).run())
-    assert report.stopped_sessions == set(sessions)
+    # The moto server is the test session's: the cells' clusters may hold earlier tests' tasks, which a drain
+    # stops too; this test's own, one in each cell, must be among them.
+    assert set(sessions) <= report.stopped_sessions
