@@ -265,7 +265,7 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
         # could not send its speech in time (7.4 s behind at a load of 13), or whose connection a machine too
         # busy to answer ICE consent checks lost (a load of 16 on 2 cores), has no verdict on the bot, which
         # the run says, with why: it proves none of its promises, so its scenario is placed again, alone.
-        runs = [(docs, len(judge.calls))]
+        runs = [(docs, 0)]  # with what the judge had been asked before each run
         for again in range(1, 1 + AGAIN):
             unjudged = [s for s in json.loads(runs[-1][0].stdout)["scenarios"] if s["inconclusive"]
                         or any(f["session_id"] in callers_behind(runs[-1][0]) for f in s["failures"])]
