@@ -515,7 +515,8 @@ async def test_a_replica_s_look_reads_no_idle_campaign(twilio: FakeTwilioCalls) 
     assert reads == []
 
 
-ADMIN, CLIENT, OTHER = "vf-admin-campaigns-1f2e3d4c5b6a", "vf-client-campaigns-0a9b8c7d6e5f", "vf-other-campaign-77aa55bb"
+ADMIN, CLIENT = "vf-admin-campaigns-1f2e3d4c5b6a", "vf-client-campaigns-0a9b8c7d6e5f"
+OTHER = "vf-other-campaign-77aa55bb"
 
 
 def _as(key: str) -> dict[str, str]:
@@ -539,7 +540,7 @@ async def test_a_key_lists_its_own_campaigns_and_an_admin_every_key_s_with_its_o
         assert [c["id"] for c in own["campaigns"]] == [theirs["id"]] and "key" not in own["campaigns"][0], own
         every = (await api.get("/campaigns", headers=_as(ADMIN))).json()
         assert [(c["id"], c["key"], c["caller"]) for c in every["campaigns"]] == [
-            (other["id"], "other", caller_of_name("other")), (theirs["id"], "client", caller_of_name("client"))]
+            (other["id"], "other", named_caller_id("other")), (theirs["id"], "client", named_caller_id("client"))]
         first = (await api.get("/campaigns", headers=_as(ADMIN), params={"limit": 1})).json()
         assert [c["id"] for c in first["campaigns"]] == [other["id"]] and first["next_offset"] == 1, first
         second = (await api.get("/campaigns", headers=_as(ADMIN), params={"limit": 1, "offset": 1})).json()
@@ -557,7 +558,8 @@ async def test_a_key_lists_its_own_campaigns_and_an_admin_every_key_s_with_its_o
 async def test_an_admin_stops_and_resumes_a_client_key_s_campaign_its_calls_still_the_client_s_on_the_record(
         twilio: FakeTwilioCalls) -> None:
     async with _keyed(twilio) as api:
-        cid = (await api.post("/campaigns", headers=_as(CLIENT), json=campaign(NUMBERS[:2], concurrency=1))).json()["id"]
+        made = await api.post("/campaigns", headers=_as(CLIENT), json=campaign(NUMBERS[:2], concurrency=1))
+        cid = made.json()["id"]
         first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
         for method, path in (("GET", ""), ("POST", "/stop"), ("POST", "/resume"), ("GET", "/results")):
             answer = await api.request(method, f"/campaigns/{cid}{path}", headers=_as(OTHER))
@@ -577,12 +579,8 @@ async def test_an_admin_stops_and_resumes_a_client_key_s_campaign_its_calls_stil
         assert done["outcomes"] == {"no_answer": 2}, done
         audit = (await api.get("/audit/sessions", headers=_as(ADMIN))).json()["lines"]
         assert [(line["action"], line["campaign_id"], line["key_id"]) for line in audit] == [
-            ("campaign.resume", cid, caller_of_name("client")), ("campaign.results", cid, caller_of_name("client")),
-            ("campaign.stop", cid, caller_of_name("client"))], audit
-
-
-def caller_of_name(name: str) -> str:
-    return named_caller_id(name)
+            ("campaign.resume", cid, named_caller_id("client")), ("campaign.results", cid, named_caller_id("client")),
+            ("campaign.stop", cid, named_caller_id("client"))], audit
 
 
 async def _finished_as(api: httpx.AsyncClient, campaign_id: str, key: str) -> dict[str, Any] | None:
