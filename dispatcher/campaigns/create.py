@@ -55,7 +55,8 @@ async def create_campaign(state: AppState, who: Caller, request: CampaignRequest
     try:
         await state.campaigns.open(campaign_id, {"spec": json.dumps(spec, separators=(",", ":")),
                                                  "created": time.time(), "concurrency": request.concurrency,
-                                                 "owner": who.id}, _limits(state))
+                                                 "owner": who.id, **({"owner_name": who.name} if who.name else {})},
+                               _limits(state))
     except OverLimit as exc:
         raise _refused(exc) from None
     try:

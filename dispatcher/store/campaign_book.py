@@ -24,16 +24,21 @@ RUNNING, STOPPED, FINISHED = "running", "stopped", "finished"
 # campaign's last (the campaign has just finished: its webhook is the settler's to send, once).
 LOST, SETTLED, LAST = "lost", "settled", "last"
 KEEP_SECONDS = 30 * 86_400.0  # a campaign's records are kept 30 days from its creation or its last rows added
+# The index of every key's campaigns (an admin's `GET /campaigns`) keeps the newest this many: past them the
+# oldest drop out of it (still listed by their key's own index, `GET /campaigns?key=`).
+EVERY_KEPT = 100_000
 
 
 @dataclass(frozen=True)
 class Limits:
     """What one key may keep in the book: its campaigns not finished, the rows of its campaigns kept (within
-    KEEP_SECONDS), and one campaign's rows. Checked in the same atomic step that writes."""
+    KEEP_SECONDS), and one campaign's rows; and how many campaigns of every key the index an admin lists
+    keeps (the oldest past it drop out of that index). Checked in the same atomic step that writes."""
 
     live: int = 100
     key_rows: int = 1_000_000
     rows: int = 100_000
+    every: int = EVERY_KEPT
 
 
 DEFAULT_LIMITS = Limits()
@@ -120,8 +125,9 @@ class CampaignBook(Protocol):
 
     async def read(self, campaign_id: str) -> CampaignRecord | None: ...
 
-    async def listed(self, owner: str, limit: int) -> list[str]:
-        """The key's campaigns, the newest (created or given rows) first."""
+    async def listed(self, owner: str | None, limit: int, offset: int = 0) -> list[str]:
+        """The key's campaigns (None: every key's, the `Limits.every` newest), the newest (created or given rows)
+        first, from the `offset`th."""
         ...
 
     async def live(self, now: float) -> list[str]:
@@ -134,7 +140,7 @@ class CampaignBook(Protocol):
         ...
 
     async def forget(self, campaign_id: str, owner: str | None = None) -> None:
-        """A campaign whose records expired, out of the indexes (its key's too, when named)."""
+        """A campaign whose records expired, out of the indexes (every key's, and its key's when named)."""
         ...
 
 
@@ -155,6 +161,7 @@ class MemoryCampaignBook:
 
     def __init__(self) -> None:
         self._campaigns: dict[str, _Campaign] = {}
+        self._every: dict[str, None] = {}  # every key's campaigns, oldest opened first, at most `Limits.every`
 
     async def open(self, campaign_id: str, meta: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
         owner = str(meta["owner"])
@@ -163,6 +170,9 @@ class MemoryCampaignBook:
             raise OverLimit("live", limits.live, live)
         self._campaigns[campaign_id] = _Campaign(meta={**{k: str(v) for k, v in meta.items()}, "status": STOPPED,
                                                        "total": "0"}, rows=[], states={}, counts={"skipped": 0})
+        self._every[campaign_id] = None
+        while len(self._every) > limits.every:
+            del self._every[next(iter(self._every))]
 
     async def append(self, campaign_id: str, rows: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
                      ready: Sequence[bool], skipped: int, limits: Limits = DEFAULT_LIMITS) -> int | None:
@@ -256,10 +266,11 @@ class MemoryCampaignBook:
         return CampaignRecord(copy.deepcopy(c.meta), dict(c.counts), sum(1 for at in c.ready.values() if at == 0),
                               sum(1 for at in c.ready.values() if at > 0), len(c.active))
 
-    async def listed(self, owner: str, limit: int) -> list[str]:
-        newest = sorted(((campaign_id, c) for campaign_id, c in self._campaigns.items() if c.meta["owner"] == owner),
+    async def listed(self, owner: str | None, limit: int, offset: int = 0) -> list[str]:
+        newest = sorted(((campaign_id, c) for campaign_id, c in self._campaigns.items()
+                         if (campaign_id in self._every if owner is None else c.meta["owner"] == owner)),
                         key=lambda item: -float(item[1].meta["created"]))
-        return [campaign_id for campaign_id, _ in newest[:limit]]
+        return [campaign_id for campaign_id, _ in newest[offset:offset + limit]]
 
     async def live(self, now: float) -> list[str]:
         return [campaign_id for campaign_id, c in self._campaigns.items()
@@ -274,6 +285,7 @@ class MemoryCampaignBook:
 
     async def forget(self, campaign_id: str, owner: str | None = None) -> None:
         self._campaigns.pop(campaign_id, None)
+        self._every.pop(campaign_id, None)
 
 
 def _due(c: _Campaign) -> float | None:

@@ -8,8 +8,10 @@ and every write by a holder compares its claim's lease first, so two replicas ne
 `campaigns:live` holds the campaigns a replica has something to do for, each at the time it is next due
 (a replica's look costs the store calls of the campaigns due, never of those idle or stopped);
 `campaigns:owner:<key>:all`, `:open` and `:rows` are a key's campaigns, those not finished, and its rows per
-campaign, which bound what one key keeps in the store (`Limits`). A campaign's keys all expire together,
-`KEEP_SECONDS` after it was opened or last given rows; its key's indexes drop it then.
+campaign, which bound what one key keeps in the store (`Limits`); `campaigns:every` is every key's campaigns
+(an admin's list), written where a campaign is opened, its oldest past `Limits.every` and those expired pruned
+then. A campaign's keys all expire together, `KEEP_SECONDS` after it was opened or last given rows; its
+key's indexes and every key's drop it then.
 Only commands the store user is granted (stacks/shared/store_access.py)."""
 
 from __future__ import annotations
@@ -85,21 +87,28 @@ local function prune(index, open, rows, now)
   end
 end
 """.replace("PAGE", str(PAGE))
-# KEYS: meta, counts, the owner's index, its campaigns not finished, its rows. ARGV: id, keep (ms), the most
-# campaigns not finished a key may have, then meta's field/value pairs. 1, or {'live', how many}.
+# KEYS: meta, counts, the owner's index, its campaigns not finished, its rows, every key's index. ARGV: id, keep
+# (ms), the most campaigns not finished a key may have, the most every key's index keeps, then meta's
+# field/value pairs. 1, or {'live', how many}.
 _OPEN = _COMMON + """
 local until_ms = now_ms() + tonumber(ARGV[2])
 prune(KEYS[3], KEYS[4], KEYS[5], now_ms() / 1000)
 local open = redis.call('ZCARD', KEYS[4])
 if open >= tonumber(ARGV[3]) then return {'live', open} end
 redis.call('HSET', KEYS[1], 'status', 'stopped', 'total', 0, 'kept_until', until_ms, 'open_index', KEYS[4],
-           'rows_index', KEYS[5], 'owner_index', KEYS[3])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           'rows_index', KEYS[5], 'owner_index', KEYS[3], 'every_index', KEYS[6])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[2], 'skipped', 0)
 redis.call('ZADD', KEYS[3], until_ms / 1000, ARGV[1])
 redis.call('ZADD', KEYS[4], until_ms / 1000, ARGV[1])
 redis.call('HSET', KEYS[5], ARGV[1], 0)
-for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now_ms() / 1000))
+redis.call('ZADD', KEYS[6], until_ms / 1000, ARGV[1])
+local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[4])
+if over > 0 then
+  for _, oldest in ipairs(redis.call('ZRANGE', KEYS[6], 0, over - 1)) do redis.call('ZREM', KEYS[6], oldest) end
+end
+for i = 3, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 keep(KEYS[1], {KEYS[1], KEYS[2]})
 return 1
 """
@@ -149,6 +158,12 @@ if owner_rows then
   redis.call('ZADD', index, 'XX', until_ms / 1000, ARGV[3])
   redis.call('ZADD', open, 'XX', until_ms / 1000, ARGV[3])
   for _, key in ipairs({index, open, owner_rows}) do redis.call('PEXPIRE', key, ARGV[1]) end
+end
+-- A campaign opened before every key's index was kept has none: its key's index lists it.
+local every = redis.call('HGET', KEYS[1], 'every_index')
+if every then
+  redis.call('ZADD', every, 'XX', until_ms / 1000, ARGV[3])
+  redis.call('PEXPIRE', every, ARGV[1])
 end
 keep(KEYS[1], {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9]})
 reindex(KEYS[1], KEYS[4], KEYS[6], KEYS[8], ARGV[3])
@@ -224,9 +239,9 @@ _READ = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('ZCOUNT', KEYS[3], 0, 0),
         redis.call('ZCOUNT', KEYS[3], '(0', '+inf'), redis.call('ZCARD', KEYS[4])}
 """
-# KEYS: an owner's index. ARGV: limit. Its newest first.
+# KEYS: an owner's index, or every key's. ARGV: limit, offset. Its newest first.
 _NEWEST = """
-return redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[1]))
+return redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', tonumber(ARGV[2]), tonumber(ARGV[1]))
 """
 # KEYS: the live index. ARGV: now, offset, count. The campaigns due by now, soonest first.
 _DUE = """
@@ -247,6 +262,7 @@ class StoreCampaignBook:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._live = store.key("campaigns", "live")
+        self._every = store.key("campaigns", "every")
         redis = store.redis
         self._scripts = {
             "open": redis.register_script(_OPEN),
@@ -274,8 +290,9 @@ class StoreCampaignBook:
 
     async def open(self, campaign_id: str, meta: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
         pairs = [str(v) for item in meta.items() for v in item]
-        said = await self._run("open", [*self._keys(campaign_id, "meta", "counts"), *self._owner(str(meta["owner"]))],
-                               [campaign_id, _keep(), limits.live, *pairs])
+        said = await self._run("open", [*self._keys(campaign_id, "meta", "counts"), *self._owner(str(meta["owner"])),
+                                        self._every],
+                               [campaign_id, _keep(), limits.live, limits.every, *pairs])
         if isinstance(said, list):
             raise OverLimit("live", limits.live, int(said[1]))
 
@@ -344,8 +361,9 @@ class StoreCampaignBook:
         return CampaignRecord(fields, {k: int(v) for k, v in zip(counts[::2], counts[1::2], strict=True)},
                               int(pending), int(retrying), int(active))
 
-    async def listed(self, owner: str, limit: int) -> list[str]:
-        return [str(found) for found in await self._run("newest", self._owner(owner)[:1], [limit])]
+    async def listed(self, owner: str | None, limit: int, offset: int = 0) -> list[str]:
+        index = self._every if owner is None else self._owner(owner)[0]
+        return [str(found) for found in await self._run("newest", [index], [limit, offset])]
 
     async def live(self, now: float) -> list[str]:
         due: list[str] = []
@@ -355,7 +373,8 @@ class StoreCampaignBook:
 
     async def forget(self, campaign_id: str, owner: str | None = None) -> None:
         """A campaign whose records expired, out of the indexes."""
-        await self._store.call(lambda: self._store.redis.zrem(self._live, campaign_id))
+        for index in (self._live, self._every):
+            await self._store.call(lambda index=index: self._store.redis.zrem(index, campaign_id))  # type: ignore[misc]
         if owner is not None:
             for index in self._owner(owner)[:2]:
                 await self._store.call(lambda index=index: self._store.redis.zrem(index, campaign_id))  # type: ignore[misc]

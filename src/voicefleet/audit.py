@@ -15,9 +15,10 @@ from voicefleet.tables import moment, table
 @click.option("--runtime", is_flag=True, help="The changes of capacity and keys instead (`GET /audit/runtime`).")
 @common_options
 def audit(limit: int, runtime: bool) -> None:
-    """Who read or stopped which session not their own, when: `WHEN`, `BY` (the admin key's id, never
-    the key), `ACTION`, `SESSION`, `REGION`. With --runtime: who changed which capacity value or key,
-    `OLD` → `NEW` (`-`: the setting applies). Needs VOICEFLEET_ADMIN_KEY."""
+    """Who read or stopped which session (or campaign) not their own, when: `WHEN`, `BY` (the admin key's
+    id, never the key), `ACTION`, `SESSION` (a campaign's id for a `campaign.…` action), `REGION`. With
+    --runtime: who changed which capacity value or key, `OLD` → `NEW` (`-`: the setting applies). Needs
+    VOICEFLEET_ADMIN_KEY."""
     body = call("GET", path("audit", "runtime" if runtime else "sessions"), params={"limit": limit})
     if wants_json(click.get_current_context()):
         print_json(body)
@@ -30,7 +31,7 @@ def audit(limit: int, runtime: bool) -> None:
         return
     click.echo(table(["WHEN", "BY", "ACTION", "SESSION", "REGION"],
                      [[moment(line.get("at")), str(line.get("by") or "-"), str(line.get("action") or "-"),
-                       str(line.get("session_id") or "-"), str(line.get("region") or "-")]
+                       str(line.get("session_id") or line.get("campaign_id") or "-"), str(line.get("region") or "-")]
                       for line in body.get("lines", [])]))
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from dispatcher.settings import Settings
 from tests.fakes.server import serve
 from tests.fakes.twilio_outbound import FakeTwilioCalls
 from tests.support.campaign_server import campaigns_served
+from tests.support.http_client import api_client
 from voicefleet.main import voicefleet
 
 FROM = "+14155550199"
@@ -107,3 +109,24 @@ async def test_retry_options_need_the_outcomes_to_retry(url: str, tmp_path: Path
     ran = await run(url, "calls", "campaign", str(numbers_file(tmp_path, ["to", NUMBERS[0]])), "--from", FROM,
                     "--attempts", "3")
     assert ran.exit_code == 2 and "--retry OUTCOMES" in ran.output, ran.output
+
+
+async def test_an_admin_stops_a_client_key_s_campaign_and_voicefleet_audit_names_it(
+        twilio: FakeTwilioCalls) -> None:
+    admin, client = "vf-admin-campaign-cli-3c4d5e6f7a8b", "vf-client-campaign-cli-9a8b7c6d5e4f"
+    keys = Settings.from_env({"DISPATCHER_API_KEYS": f"client:{client}", "DISPATCHER_ADMIN_KEYS": admin})
+    async with campaigns_served(twilio, FROM, keys, callers="client") as base:
+        async with api_client(base_url=base, timeout=30) as api:
+            made = await api.post("/campaigns", headers={"Authorization": f"Bearer {client}"},
+                                  json={"rows": [{"to": NUMBERS[0]}], "from": FROM, "carrier": "twilio",
+                                        "start": False})
+            assert made.status_code == 201, made.text
+        campaign_id = made.json()["id"]
+        env = {"VOICEFLEET_URL": base, "VOICEFLEET_API_KEY": admin, "VOICEFLEET_ADMIN_KEY": admin}
+        stopped = await asyncio.to_thread(CliRunner().invoke, voicefleet, ["calls", "campaign", "stop", campaign_id],
+                                          env=env, prog_name="voicefleet")
+        assert stopped.exit_code == 0, stopped.output
+        trail = await asyncio.to_thread(CliRunner().invoke, voicefleet, ["audit"], env=env, prog_name="voicefleet")
+    assert trail.exit_code == 0, trail.output
+    assert [line.split()[-3:-1] for line in trail.output.splitlines() if campaign_id in line] == [
+        ["campaign.stop", campaign_id]], trail.output

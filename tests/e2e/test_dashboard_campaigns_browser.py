@@ -1,7 +1,8 @@
 """The dashboard's campaigns in headless Chromium: a real dispatcher app on a loopback port with its campaign
-worker, Twilio a strict fake that leaves each call ringing. An admin's campaign is listed with its progress
-(another key's is not: a campaign is its creator's), stopped from the page through the confirmation step, and
-the dispatcher has it stopped; its results come down as CSV read with the key, never in an address."""
+worker, Twilio a strict fake that leaves each call ringing. The dashboard's admin key lists every key's
+campaigns with their owner key: an admin's own and a client key's, with its progress; the client key's is
+stopped from the page through the confirmation step, and the dispatcher has it stopped (still the client's:
+it answers the client key); its results come down as CSV read with the key, never in an address."""
 
 from __future__ import annotations
 
@@ -68,26 +69,32 @@ async def test_a_campaign_is_listed_stopped_from_the_page_and_its_results_downlo
             assert await page.wait_for("window.voicefleetStatus?.state === 'needs-key'", 60)
             await page.evaluate(f"document.getElementById('admin-key').value = {json.dumps(ADMIN_KEY)};"
                                 "document.getElementById('key-form').requestSubmit()")
-            placed = f"{_row(mine)}?.cells[3].textContent === '1'"  # concurrency 1: one call ringing
-            listed = await page.wait_for(f"{_row(mine)}?.cells[1].textContent === 'running' && {placed}", 60)
-            assert listed, await page.evaluate("JSON.stringify(window.voicefleetStatus.campaigns)")
+            for campaign_id in (mine, theirs):  # concurrency 1: one call ringing for each
+                placed = f"{_row(campaign_id)}?.cells[4].textContent === '1'"
+                listed = await page.wait_for(f"{_row(campaign_id)}?.cells[2].textContent === 'running' && {placed}",
+                                             60)
+                assert listed, await page.evaluate("JSON.stringify(window.voicefleetStatus.campaigns)")
             assert await page.evaluate(f"{_row(mine)}.cells[0].textContent") == f"<b>renewals</b> ({mine})"
             assert await page.evaluate("document.querySelectorAll('#campaign-list b').length") == 0
-            assert await page.evaluate(f"!{_row(theirs)}")  # the client key's campaign is its own
+            assert await page.evaluate(f"{_row(mine)}.cells[1].textContent") == ADMIN_CALLER  # no name: its id
+            assert await page.evaluate(f"{_row(theirs)}.cells[1].textContent") == "client"  # the owner key
 
-            await page.evaluate(f"{_row(mine)}.querySelector('button.admin-action').click()")
+            await page.evaluate(f"{_row(theirs)}.querySelector('button.admin-action').click()")
             asked = await page.evaluate("document.querySelector('#admin-confirm .confirm-what').textContent")
-            assert asked.startswith(f"Stop campaign {mine}?"), asked
-            assert (await api.get(f"/campaigns/{mine}", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert asked.startswith(f"Stop campaign {theirs}?"), asked
+            assert (await api.get(f"/campaigns/{theirs}", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
                     ).json()["status"] == "running"  # asked, not yet sent
             assert await page.wait_for(ARMED, 10)
             await page.evaluate("document.querySelector('#admin-confirm .confirm-yes').click()")
             said = await page.wait_for("document.getElementById('admin-outcome').textContent", 30)
-            assert said == f"Campaign {mine}: stopped.", said
-            shown = (await api.get(f"/campaigns/{mine}", headers={"Authorization": f"Bearer {ADMIN_KEY}"})).json()
-            assert shown["status"] == "stopped", shown
-            resume = f"{_row(mine)}.querySelector('button.admin-action').textContent === 'Resume'"
-            assert await page.wait_for(f"{_row(mine)}.cells[1].textContent === 'stopped' && {resume}", 30)
+            assert said == f"Campaign {theirs}: stopped.", said
+            shown = (await api.get(f"/campaigns/{theirs}", headers={"Authorization": f"Bearer {CLIENT_KEY}"})).json()
+            assert shown["status"] == "stopped", shown  # the client key's own campaign, stopped by the admin
+            resume = f"{_row(theirs)}.querySelector('button.admin-action').textContent === 'Resume'"
+            assert await page.wait_for(f"{_row(theirs)}.cells[2].textContent === 'stopped' && {resume}", 30)
+            audit = (await api.get("/audit/sessions", headers={"Authorization": f"Bearer {ADMIN_KEY}"})).json()
+            assert [(line["action"], line["campaign_id"]) for line in audit["lines"] if "campaign_id" in line] == [
+                ("campaign.stop", theirs)]
 
             # The results: read with the key, handed to the browser as a file (the anchor's click is caught).
             # (the page's CSP lets it fetch no blob: URL back: the blob is caught as it is made)

@@ -74,3 +74,32 @@ async def test_a_campaign_across_two_replicas_keeps_its_pace_and_loses_no_row_wh
         assert held, "the killed replica held no row"
         assert shown["outcomes"] == {"no_answer": len(ROWS)} and shown["placed"] == len(ROWS), shown
         assert (shown["in_progress"], shown["pending"], shown["retrying"]) == (0, 0, 0), shown
+
+
+async def test_an_admin_at_one_replica_lists_and_stops_a_campaign_a_client_key_made_at_the_other(
+        tmp_path: Path, store: RedisServer) -> None:
+    """Every key's index is the store's: the campaign opened at one replica is listed, with its key, by an admin
+    at the other, stopped there, and stopped for its key at the first."""
+    admin = "vf_campaign_replicas_admin_0123456789"
+    with serve(FakeTwilioCalls(create_per_second=100)) as twilio:
+        env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+               "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_CALLS_PER_SECOND": "4",
+               "DISPATCHER_API_KEYS": f"dialer:{KEY}", "DISPATCHER_ADMIN_KEYS": admin,
+               "BOT_CHANNEL_TOKEN": "campaign-replicas-channel-token-0123",
+               **calls_allowed("twilio", (FROM,), caller="dialer")}
+        with start_fleet(tmp_path, store, 2, **env) as fleet:
+            first, second = fleet.replicas
+            twilio.deliver = lambda: httpx.AsyncClient(transport=ToReplica(first.base_url), timeout=30)
+            async with httpx.AsyncClient(base_url=first.base_url, headers=AUTH, timeout=30) as client, \
+                    httpx.AsyncClient(base_url=second.base_url, headers={"Authorization": f"Bearer {admin}"},
+                                      timeout=30) as admin_api:
+                created = await client.post("/campaigns", json={"rows": [{"to": n} for n in ROWS[:2]], "from": FROM,
+                                                                "carrier": "twilio"})
+                assert created.status_code == 201, created.text
+                campaign_id = created.json()["id"]
+                listed = (await admin_api.get("/campaigns")).json()["campaigns"]
+                assert [(c["id"], c["key"]) for c in listed] == [(campaign_id, "dialer")], listed
+                stopped = await admin_api.post(f"/campaigns/{campaign_id}/stop")
+                assert stopped.status_code == 200 and stopped.json()["status"] == "stopped", stopped.text
+                shown = (await client.get(f"/campaigns/{campaign_id}")).json()
+                assert shown["status"] == "stopped", shown

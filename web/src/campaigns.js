@@ -1,5 +1,6 @@
-// The key's campaigns of calls out on the dashboard (docs/phone.md, "Campaigns"): GET /campaigns (the
-// newest first, the 100 it lists at most), one row a campaign as GET /campaigns/{id} gives its progress;
+// The campaigns of calls out on the dashboard (docs/phone.md, "Campaigns"): GET /campaigns (with the
+// dashboard's admin key: every key's, the newest first, the 100 it lists at most), one row a campaign as
+// GET /campaigns/{id} gives its progress, with the key that created it (its name, else its id);
 // a running one's Stop and a stopped one's Resume (POST /campaigns/{id}/stop, /resume), each confirmed
 // first (admin_actions.js's confirmer); and its results as a CSV file. Every word of a campaign (its
 // name, its outcomes) is inserted as text, never HTML.
@@ -7,7 +8,7 @@
 import { actionButton } from "./admin_actions.js";
 import { element, headedTable } from "./dom.js";
 
-export const CAMPAIGN_TITLES = ["campaign", "status", "rows", "placed", "in progress", "retrying", "skipped",
+export const CAMPAIGN_TITLES = ["campaign", "key", "status", "rows", "placed", "in progress", "retrying", "skipped",
   "outcomes", "pace", ""];
 
 function shown(value) {
@@ -25,7 +26,7 @@ function pace(campaign) {
 }
 
 export function campaignRows(campaigns) {
-  return campaigns.map((c) => [c.name ? `${c.name} (${c.id})` : c.id, shown(c.status), shown(c.rows), shown(c.placed),
+  return campaigns.map((c) => [c.name ? `${c.name} (${c.id})` : c.id, shown(c.key ?? c.caller), shown(c.status), shown(c.rows), shown(c.placed),
     shown(c.in_progress), shown(c.retrying), shown(c.skipped), outcomes(c.outcomes), pace(c)]);
 }
 
@@ -67,7 +68,7 @@ export async function downloadResults(campaignId, fetchText) {
 export function showCampaigns(box, campaigns, actions) {
   box.replaceChildren();
   if (!campaigns.length) {
-    box.appendChild(element("p", "No campaigns for this key: `POST /campaigns` or `voicefleet calls campaign FILE.csv` "
+    box.appendChild(element("p", "No campaigns yet: `POST /campaigns` or `voicefleet calls campaign FILE.csv` "
       + "starts one.", "muted"));
     return;
   }

@@ -320,9 +320,10 @@ test("the SIP edges: each answering or why not, its registrations (refused, fail
 const CAMPAIGNS = [
   { id: "cmp_00000000000000a1", name: `renewals ${MARKUP}`, status: "running", rows: 120, placed: 41, in_progress: 3,
     pending: 70, retrying: 6, skipped: 2, done: 39, outcomes: { answered: 30, busy: 4, [`no_answer ${MARKUP}`]: 5 },
-    pace: 2, concurrency: 5 },
+    pace: 2, concurrency: 5, key: `client ${MARKUP}`, caller: "0123456789abcdef" },
   { id: "cmp_00000000000000b2", name: null, status: "stopped", rows: 3, placed: 1, in_progress: 0, pending: 2,
-    retrying: 0, skipped: 0, done: 1, outcomes: { voicemail: 1 }, pace: null, concurrency: 1 },
+    retrying: 0, skipped: 0, done: 1, outcomes: { voicemail: 1 }, pace: null, concurrency: 1, key: null,
+    caller: "admin-0a1b2c3d4e5f" },
   { id: "cmp_00000000000000c3", name: "done", status: "finished", rows: 1, placed: 1, in_progress: 0, pending: 0,
     retrying: 0, skipped: 0, done: 1, outcomes: {}, pace: 1, concurrency: 1 },
 ];
@@ -331,16 +332,16 @@ test("the campaigns: each one's status, rows, calls, outcomes and pace as text; 
   const shown = await drawn(`dash.showCampaigns(box, arg, { asker: dash.confirmer(document.createElement("section"),
     document.createElement("p")), send: async () => ({}), fetchText: async () => "", note: document.createElement("p") })`, CAMPAIGNS);
   assert.deepEqual(shown.rows, [
-    ["campaign", "status", "rows", "placed", "in progress", "retrying", "skipped", "outcomes", "pace", ""],
-    [`renewals ${MARKUP} (cmp_00000000000000a1)`, "running", "120", "41", "3", "6", "2",
+    ["campaign", "key", "status", "rows", "placed", "in progress", "retrying", "skipped", "outcomes", "pace", ""],
+    [`renewals ${MARKUP} (cmp_00000000000000a1)`, `client ${MARKUP}`, "running", "120", "41", "3", "6", "2",
       `answered 30, busy 4, no_answer ${MARKUP} 5`, "2/s · 5 at once", "Stop Results (CSV)"],
-    ["cmp_00000000000000b2", "stopped", "3", "1", "0", "0", "0", "voicemail 1", "carrier's pace · 1 at once",
+    ["cmp_00000000000000b2", "admin-0a1b2c3d4e5f", "stopped", "3", "1", "0", "0", "0", "voicemail 1", "carrier's pace · 1 at once",
       "Resume Results (CSV)"],
-    ["done (cmp_00000000000000c3)", "finished", "1", "1", "0", "0", "0", "–", "1/s · 1 at once", " Results (CSV)"],
+    ["done (cmp_00000000000000c3)", "–", "finished", "1", "1", "0", "0", "0", "–", "1/s · 1 at once", " Results (CSV)"],
   ]);
   assert.equal(shown.elements, 0);  // a campaign's words are text, never markup
   const none = await drawn(`dash.showCampaigns(box, [], {})`, null);
-  assert.match(none.text, /No campaigns for this key/);
+  assert.match(none.text, /No campaigns yet/);
 });
 
 test("a campaign's stop and resume are sent only once confirmed, each naming the campaign; Cancel sends nothing", async () => {

@@ -23,7 +23,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from dispatcher.api import call_order
-from dispatcher.api.auth import caller_of
+from dispatcher.api.auth import caller_of, named_caller_id
 from dispatcher.api.call_schemas import CallRequest
 from dispatcher.app import create_app
 from dispatcher.campaigns import create, worker
@@ -513,3 +513,76 @@ async def test_a_replica_s_look_reads_no_idle_campaign(twilio: FakeTwilioCalls) 
         finally:
             await looking.aclose()
     assert reads == []
+
+
+ADMIN, CLIENT = "vf-admin-campaigns-1f2e3d4c5b6a", "vf-client-campaigns-0a9b8c7d6e5f"
+OTHER = "vf-other-campaign-77aa55bb"
+
+
+def _as(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@contextlib.asynccontextmanager
+async def _keyed(twilio: FakeTwilioCalls, *, working: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Two client keys and an admin key; only the client keys may call out (an admin's call would be refused)."""
+    keys = Settings.from_env({"DISPATCHER_API_KEYS": f"client:{CLIENT},other:{OTHER}", "DISPATCHER_ADMIN_KEYS": ADMIN})
+    async with running(twilio, working=working, settings=keys, TWILIO_CALLERS="client,other") as api:
+        yield api
+
+
+async def test_a_key_lists_its_own_campaigns_and_an_admin_every_key_s_with_its_owner_a_page_at_a_time(
+        twilio: FakeTwilioCalls) -> None:
+    async with _keyed(twilio, working=False) as api:
+        theirs = (await api.post("/campaigns", headers=_as(CLIENT), json=campaign([NUMBERS[0]], start=False))).json()
+        other = (await api.post("/campaigns", headers=_as(OTHER), json=campaign([NUMBERS[1]], start=False))).json()
+        own = (await api.get("/campaigns", headers=_as(CLIENT))).json()
+        assert [c["id"] for c in own["campaigns"]] == [theirs["id"]] and "key" not in own["campaigns"][0], own
+        every = (await api.get("/campaigns", headers=_as(ADMIN))).json()
+        assert [(c["id"], c["key"], c["caller"]) for c in every["campaigns"]] == [
+            (other["id"], "other", named_caller_id("other")), (theirs["id"], "client", named_caller_id("client"))]
+        first = (await api.get("/campaigns", headers=_as(ADMIN), params={"limit": 1})).json()
+        assert [c["id"] for c in first["campaigns"]] == [other["id"]] and first["next_offset"] == 1, first
+        second = (await api.get("/campaigns", headers=_as(ADMIN), params={"limit": 1, "offset": 1})).json()
+        assert [c["id"] for c in second["campaigns"]] == [theirs["id"]], second
+        one_key = (await api.get("/campaigns", headers=_as(ADMIN), params={"key": "client"})).json()
+        assert [c["id"] for c in one_key["campaigns"]] == [theirs["id"]] and one_key["next_offset"] is None
+        for params, status in (({"limit": 101}, 422), ({"limit": 0}, 422), ({"offset": -1}, 422),
+                               ({"key": "bad name!"}, 422)):
+            answer = await api.get("/campaigns", headers=_as(ADMIN), params=params)
+            assert answer.status_code == status, (params, answer.text)
+        refused = await api.get("/campaigns", headers=_as(CLIENT), params={"key": "other"})
+        assert refused.status_code == 403 and "admin key" in refused.text, refused.text
+
+
+async def test_an_admin_stops_and_resumes_a_client_key_s_campaign_its_calls_still_the_client_s_on_the_record(
+        twilio: FakeTwilioCalls) -> None:
+    async with _keyed(twilio) as api:
+        made = await api.post("/campaigns", headers=_as(CLIENT), json=campaign(NUMBERS[:2], concurrency=1))
+        cid = made.json()["id"]
+        first = (await until("the first call", lambda: placed_to(twilio, NUMBERS[0])))[0]
+        for method, path in (("GET", ""), ("POST", "/stop"), ("POST", "/resume"), ("GET", "/results")):
+            answer = await api.request(method, f"/campaigns/{cid}{path}", headers=_as(OTHER))
+            assert answer.status_code == 404, (path, answer.text)  # another client key: as if none
+        stopped = await api.post(f"/campaigns/{cid}/stop", headers=_as(ADMIN))
+        assert stopped.status_code == 200 and stopped.json()["status"] == "stopped", stopped.text
+        assert (await api.get(f"/campaigns/{cid}", headers=_as(CLIENT))).json()["status"] == "stopped"
+        await twilio.finish(first.sid, "no-answer")
+        results = await api.get(f"/campaigns/{cid}/results", headers=_as(ADMIN))
+        assert results.status_code == 200 and results.json()["rows"] == 2, results.text
+        resumed = await api.post(f"/campaigns/{cid}/resume", headers=_as(ADMIN))
+        assert resumed.status_code == 200 and resumed.json()["status"] == "running", resumed.text
+        # Placed as the client key (TWILIO_CALLERS names it, not the admin's): never refused as the admin's.
+        second = (await until("the second call", lambda: placed_to(twilio, NUMBERS[1])))[0]
+        await twilio.finish(second.sid, "no-answer")
+        done = await until("the campaign's end", lambda: _finished_as(api, cid, CLIENT))
+        assert done["outcomes"] == {"no_answer": 2}, done
+        audit = (await api.get("/audit/sessions", headers=_as(ADMIN))).json()["lines"]
+        assert [(line["action"], line["campaign_id"], line["key_id"]) for line in audit] == [
+            ("campaign.resume", cid, named_caller_id("client")), ("campaign.results", cid, named_caller_id("client")),
+            ("campaign.stop", cid, named_caller_id("client"))], audit
+
+
+async def _finished_as(api: httpx.AsyncClient, campaign_id: str, key: str) -> dict[str, Any] | None:
+    progress = (await api.get(f"/campaigns/{campaign_id}", headers=_as(key))).json()
+    return dict(progress) if progress["status"] == "finished" else None

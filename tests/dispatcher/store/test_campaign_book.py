@@ -221,3 +221,29 @@ async def test_a_campaign_opened_before_the_key_s_indexes_takes_rows_and_is_work
     assert await store_book.append("cmp_old", [{"to": "+1"}], [{"status": "pending"}], [True], 0) == 1
     assert "cmp_old" in await store_book.live(NOW)
     assert await store_book.claim("cmp_old", "a", NOW, LEASE) is not None
+
+
+async def test_every_key_s_campaigns_are_listed_newest_first_a_page_at_a_time_within_the_bound(
+        book: CampaignBook) -> None:
+    """An admin's list: every key's campaigns in one index, paged by offset; past `Limits.every` the oldest
+    drop out of it (their key's own index still lists them); a campaign forgotten drops out of it."""
+    limits = Limits(every=3)
+    for n, owner in enumerate(["k", "another", "k", "third"]):  # opened oldest first
+        await book.open(f"cmp_{n}", {"spec": "{}", "created": NOW + n, "concurrency": 1, "owner": owner}, limits)
+    assert await book.listed(None, 10) == ["cmp_3", "cmp_2", "cmp_1"]  # cmp_0: past the bound
+    assert await book.listed(None, 2) == ["cmp_3", "cmp_2"] and await book.listed(None, 2, 2) == ["cmp_1"]
+    assert await book.listed("k", 10) == ["cmp_2", "cmp_0"]
+    await book.forget("cmp_2", "k")
+    assert await book.listed(None, 10) == ["cmp_3", "cmp_1"]
+
+
+async def test_every_key_s_index_expires_with_its_campaigns(store_book: StoreCampaignBook, admin: Redis,
+                                                           prefix: str) -> None:
+    """The index is kept as long as its newest campaign and drops those whose records expired when the next
+    campaign is opened: it outgrows neither the campaigns kept nor `Limits.every`."""
+    await store_book.open("cmp_gone", {"spec": "{}", "created": NOW, "concurrency": 1, "owner": "k"})
+    every = f"{prefix}campaigns:every"
+    assert 0 < await admin.pttl(every) <= KEEP_SECONDS * 1000
+    await admin.zadd(every, {"cmp_gone": 1.0})  # as a campaign whose 30 days ran out
+    await store_book.open("cmp_new", {"spec": "{}", "created": NOW, "concurrency": 1, "owner": "another"})
+    assert await store_book.listed(None, 10) == ["cmp_new"]
