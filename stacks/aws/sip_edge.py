@@ -30,7 +30,7 @@ import pulumi_aws as aws
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.relay import debian_ami, debian_host, fetch_function
 from stacks.aws.secrets import SecretStore
-from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render, tls_rule_mark
 from stacks.shared import sip_edge_host
 
 SIP_EDGE_TAG = "sip-edge"  # tag `role`
@@ -93,7 +93,8 @@ class SipEdge(pulumi.ComponentResource):
             # connections (sip_edge_host.tls_firewall), which a security group cannot.
             tls = (edge.key.tls_port, edge.key.tls_port)
             for source, wide in edge.sources.items():
-                note = " (a trunk's allowAnySource)" if wide else ""
+                why = "; a trunk's allowAnySource" if wide else ""
+                note = f" ({tls_rule_mark(edge.key.tls_port)}{why})"
                 _rule(name, self._group.id, f"tls-{_slug(source)}", "tcp", tls, self, cidr=source, note=note)
         # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP

@@ -71,6 +71,14 @@ URL_VARIABLE = "SIP_EDGE_URL"
 MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), every edge's, on its private address only
 SIP_PORT = 5060
+
+
+def tls_rule_mark(port: int) -> str:
+    """What each cloud's SIP-over-TLS rule says in its description: the policy pack takes TCP on the edge only
+    from a rule that names its own port so (policy/rules.py SIP_EDGE_TLS_MARK)."""
+    return f"SIP over TLS on TCP {port}"
+
+
 DOCS = "docs/sip.md#in-the-cloud"
 # Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
 # trunk's mediaSources names (https://www.twilio.com/docs/sip-trunking/ip-addresses).

@@ -29,12 +29,6 @@ def _tcp_rule(port: int, cidr: str) -> dict[str, Any]:
     return {"ipProtocol": "tcp", "fromPort": port, "toPort": port, "cidrIpv4": cidr, "description": "sip edge: x"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: policy/rules.py _sip_edge_rule takes ANY single TCP port >= 1024 but 5080 from a /16 or narrower as "
-    "'SIP over TLS' (Redis 6379, an alternate SSH 2222, a debug 8080 on the edge all pass the MANDATORY pack), "
-    "and from 0.0.0.0/0 with 'allowAnySource' in the description. Fix: take TCP only on the edge's tlsPort -- "
-    "mark the rule (description 'sip edge: tls-…', as the stacks name it) and refuse TCP rules without it, or "
-    "read the port from the stack's config in the pack."))
 def test_the_pack_refuses_tcp_ports_other_than_sip_over_tls_on_the_edge(stack: StackRunner) -> None:
     run = _aws(stack)
     assert _policy_found(run, _tcp_rule(6379, "203.0.113.0/24")) != []  # Redis on the edge, from a /24

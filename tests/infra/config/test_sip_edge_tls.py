@@ -77,7 +77,7 @@ def test_aws_opens_tcp_tls_port_to_the_trunks_sources_only(stack: StackRunner) -
 
     assert _policy_found(run) == []  # the pack takes SIP over TLS from the trunks' sources
     opened = {"ipProtocol": "tcp", "fromPort": 5061, "toPort": 5061, "cidrIpv4": "0.0.0.0/0",
-              "description": "sip edge: tls-9"}
+              "description": "sip edge: tls-9 (SIP over TLS on TCP 5061)"}
     assert ["r opens SIP over TLS (TCP 5061) to 0.0.0.0/0 (toll-fraud scanners): the trunks' sources only on the "
             "SIP edge"] == _policy_found(run, opened)
     plain = run_with_edge(stack)
