@@ -633,8 +633,24 @@ def _check_pair_with_the_edge(cfg: Reader, settings: SipEdgeSettings, tls: Mappi
     def check(values: list[str]) -> None:
         if not any(is_stand_in(value) for value in values):
             _check_with_the_edge(cfg, settings, (values[0], values[1]))
+            _check_served(cfg, values[0])
 
     pulumi.Output.all(tls[TLS_CERTIFICATE_VARIABLE], tls[TLS_PRIVATE_KEY_VARIABLE]).apply(check)
+
+
+def _check_served(cfg: Reader, certificate: str) -> None:
+    """The certificate as the edge's PJSIP serves it: a key type it cannot, or dates outside now, refused; near its
+    end, a warning."""
+    import datetime
+
+    from stacks.config.tls_certificate import CertificateRefused, served_certificate_warning
+
+    try:
+        warning = served_certificate_warning(certificate, datetime.datetime.now(datetime.UTC))
+    except CertificateRefused as exc:
+        raise cfg.fail(TLS_CERTIFICATE_KEY, f"{exc} ({DOCS})") from None
+    if warning is not None:
+        pulumi.log.warn(warning)
 
 
 def stand_in_pair() -> tuple[str, str]:

@@ -89,12 +89,6 @@ def _pair(*, not_before: datetime.datetime, not_after: datetime.datetime) -> tup
                               serialization.NoEncryption()).decode())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: the preview checks the pair with ssl.SSLContext.load_cert_chain (sipedge/config.py "
-    "_check_key_pair), which never looks at the validity dates: an expired certificate (or one not valid yet) "
-    "deploys, the host boots and PJSIP serves it, and every trunk's handshake fails -- calls stop with nothing "
-    "in the stack's checks. Fix: read the leaf with cryptography in _tls_secrets/_check_pair_with_the_edge and "
-    "refuse one outside not_valid_before..not_valid_after (warn under ~14 days left), naming the dates."))
 def test_an_expired_certificate_is_refused_at_preview(stack: StackRunner) -> None:
     now = datetime.datetime.now(datetime.UTC)
     certificate, key = _pair(not_before=now - datetime.timedelta(days=400), not_after=now - datetime.timedelta(days=1))
@@ -119,12 +113,6 @@ def _ed25519_pair() -> tuple[str, str]:
                               serialization.NoEncryption()).decode())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MEDIUM: the preview checks the pair with the operator's Python ssl (OpenSSL 3), the edge serves it with the "
-    "wheel's PJSIP linked to OpenSSL 1.0.2k (docs/sip.md), which has no Ed25519 (nor RSA-PSS) keys: an Ed25519 "
-    "pair passes `pulumi preview`, and on the host PJSIP resets every TLS handshake (measured: ConnectionReset, "
-    "the edge up) -- TLS calls fail silently. Fix: in _check_pair_with_the_edge accept only what OpenSSL 1.0.2 "
-    "serves (RSA >= 2048 or ECDSA P-256/P-384 keys, SHA-256+ signatures), naming the key type found."))
 def test_a_key_type_the_edges_pjsip_cannot_serve_is_refused_at_preview(stack: StackRunner) -> None:
     certificate, key = _ed25519_pair()
     with pytest.raises(SettingsError, match="sipEdgeTls"):
