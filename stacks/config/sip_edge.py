@@ -319,6 +319,10 @@ def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int])
     if key.tls_ca_certificates is not None and not _PEM_CERTIFICATES.fullmatch(key.tls_ca_certificates):
         raise cfg.fail(KEY, "tlsCaCertificates: must be PEM certificates only (-----BEGIN CERTIFICATE----- … "
                             "-----END CERTIFICATE-----, one after another): the CAs, not a key or a chain's text")
+    from stacks.config.tls_certificate import ca_bundle_problem
+
+    if key.tls_ca_certificates is not None and (problem := ca_bundle_problem(key.tls_ca_certificates)) is not None:
+        raise cfg.fail(KEY, f"tlsCaCertificates: {problem}")
     if key.tls_verify_client and not key.tls_ca_certificates:
         raise cfg.fail(KEY, "tlsVerifyClient needs tlsCaCertificates, the CAs (PEM) a caller's certificate chains to")
     from sipedge.config import front_runs

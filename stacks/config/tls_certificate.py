@@ -46,3 +46,22 @@ def served_certificate_warning(certificate: str, now: datetime.datetime) -> str 
         return (f"the edge's certificate expires on {ends:%Y-%m-%d %H:%M} UTC, in under {RENEW_WITHIN_DAYS} days: "
                 "renew it and run pulumi up before then, or every TLS call fails from that moment")
     return None
+
+
+def ca_bundle_problem(bundle: str) -> str | None:
+    """What is wrong with tlsCaCertificates, read as PJSIP reads them (each a CA certificate), or None: a bundle that
+    fails there fails every TLS handshake on the host, the edge up and saying nothing."""
+    try:
+        certificates = x509.load_pem_x509_certificates(bundle.encode())
+    except ValueError as exc:
+        return (f"holds a block that is not a certificate ({exc}): give the CAs' PEM certificates as their providers "
+                "publish them")
+    for certificate in certificates:
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            return (f"holds {certificate.subject.rfc4514_string()}, which is not a CA (no BasicConstraints CA:TRUE): "
+                    "give the CA its provider names, not a server's certificate")
+    return None

@@ -122,12 +122,6 @@ def test_a_key_type_the_edges_pjsip_cannot_serve_is_refused_at_preview(stack: St
 # --- The boot's write of the key --------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: TLS_FOLDER is made owned by the edge's uid (install -d -o 10001), and root then writes FILE.new in it "
-    "with `printf > FILE.new` and `chown` (both follow symlinks) at every boot (Compute Engine reruns the "
-    "script): whoever holds uid 10001 on the host can plant edge.key.new -> /etc/shadow and have root overwrite "
-    "it and hand it to 10001. Fix: the folder root's (install -d -m 0750 -o root -g 10001), and the file written "
-    "with `install -m 0400 -o 10001 -g 10001 /dev/stdin FILE.new` after an `rm -f FILE.new`."))
 def test_the_boot_does_not_follow_a_link_planted_in_the_tls_folder(stack: StackRunner, tmp_path: Path) -> None:
     from tests.infra.config.test_sip_edge_tls import _boot_tls, _user_data
     from tests.infra.config.test_sip_edge_tls import _pair as tls_pair
@@ -152,16 +146,6 @@ _NOT_A_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE---
 _ENDS_THE_HEREDOC = "-----BEGIN CERTIFICATE-----\nCAS\nreboot\n-----END CERTIFICATE-----\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW-MEDIUM: stacks/config/sip_edge.py _PEM_CERTIFICATES checks the shape only (base64 characters between the "
-    "markers) and the edge's loader only counts the markers, so a CA bundle that is not a certificate passes the "
-    "preview, and on the host PJSIP (which reads its TLS files at each accept) resets every TLS handshake "
-    "while the edge stays up, UDP answering: TLS calls fail with nothing to say why (measured with the wheel's "
-    "PJSIP); and "
-    "a body line `CAS` ends sip_edge_host._tls_steps' heredoc, the lines after it (letters, digits, / + =: "
-    "`reboot`, `/usr/sbin/poweroff`) run as root at every boot. Fix: parse them "
-    "(cryptography.x509.load_pem_x509_certificates, each a CA: BasicConstraints ca=True) and write the bundle "
-    "base64-encoded (`base64 -d > FILE <<'CAS'`), as no heredoc delimiter can appear in it."))
 @pytest.mark.parametrize("cas", [_NOT_A_CERTIFICATE, _ENDS_THE_HEREDOC], ids=["not-a-certificate", "ends-heredoc"])
 def test_a_ca_bundle_that_is_not_certificates_is_refused_at_preview(stack: StackRunner, cas: str) -> None:
     with pytest.raises(SettingsError, match="tlsCaCertificates"):
