@@ -71,6 +71,7 @@ URL_VARIABLE = "SIP_EDGE_URL"
 MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), every edge's, on its private address only
 SIP_PORT = 5060
+TLS_DEFAULT_PORT = 5061  # a sips: or ;transport=tls URI's port when it names none (RFC 3261)
 
 
 def tls_rule_mark(port: int) -> str:
@@ -138,6 +139,18 @@ class SipEdgeSettings:
         """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
         allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
         return _networks(t.sources for t in self.key.trunks)
+
+    @property
+    def tls_egress(self) -> dict[str, tuple[int, ...]]:
+        """Where the edge dials over TLS: each source network of a trunk whose termination URI or registrar is
+        `sips:` or `;transport=tls`, with the ports those URIs name (5061 where one names none). The clouds open
+        TCP out to these alone, so a compromised edge reaches no other TCP service of the trunks' or the VPC's."""
+        found: dict[str, set[int]] = {}
+        for trunk in self.key.trunks:
+            ports = {_tls_port(uri) for uri in (trunk.termination_uri, trunk.registrar) if _tls_uri(uri)}
+            for network in _networks([trunk.sources]) if ports else ():
+                found.setdefault(network, set()).update(ports)
+        return {network: tuple(sorted(ports)) for network, ports in sorted(found.items())}
 
     @property
     def media_sources(self) -> dict[str, bool]:
@@ -338,6 +351,15 @@ def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int])
                             f"provider names ({DOCS})")
     return {TLS_CERTIFICATE_VARIABLE: pulumi.Output.secret(certificate),
             TLS_PRIVATE_KEY_VARIABLE: pulumi.Output.secret(private_key)}
+
+
+def _tls_port(uri: str | None) -> int:
+    """The port a TLS URI dials: the one it names, else 5061 (TLS's own; a name's SRV records may say another,
+    which the trunk's URI should then name)."""
+    from sipedge.front_config import _host_port  # noqa: PLC2701 - one reading of a URI's host and port, the edge's
+
+    rest = str(uri).split(":", 1)[-1]
+    return _host_port(rest.split("@", 1)[-1].split(";", 1)[0], TLS_DEFAULT_PORT)[1]
 
 
 def _tls_uri(uri: str | None) -> bool:

@@ -122,8 +122,9 @@ class SipEdge(pulumi.ComponentResource):
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
                                None),
                               ("deny-out", DENY_PRIORITY, ["0.0.0.0/0"], None, [{"protocol": "all"}])]
-        if edge.key.tls_port is not None:  # a sips: URI or registrar is dialled over TLS
-            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(edge.sources), [{"protocol": "tcp"}], None))
+        if tls_out := edge.tls_egress:  # a sips: URI or registrar is dialled over TLS: its ports, its trunk's sources
+            ports = sorted({str(port) for dialled in tls_out.values() for port in dialled})
+            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(tls_out), [{"protocol": "tcp", "ports": ports}], None))
         for rule, priority, ranges, allows, denies in egress:
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
                                  destination_ranges=ranges, target_service_accounts=[self._account.email],

@@ -40,14 +40,6 @@ def test_the_pack_refuses_tcp_ports_other_than_sip_over_tls_on_the_edge(stack: S
 
 # --- Egress: TCP out to the trunks' sources ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW-MEDIUM (defence in depth): with tlsPort every cloud adds TCP egress on ALL ports to every trunk's "
-    "sources (AWS tcp 0-65535, GCP allows tcp without ports, Azure '*'), even for a trunk that never dials "
-    "over TLS; a trunk with allowAnySource makes that TCP anywhere, the VPC's own services (Redis, the "
-    "dispatcher) included, which the "
-    "UDP rule's comment says a compromised edge must not reach. Fix: egress TCP only to the port(s) of the trunks' "
-    "sips:/transport=tls termination URIs and registrars (5061 unless the URI names one), to those trunks' "
-    "sources only, none when no trunk dials over TLS."))
 def test_tcp_egress_reaches_only_the_tls_port_the_trunks_dial(stack: StackRunner) -> None:
     aws = {rule for rule in _aws_rules(_aws(stack), "securityGroupEgressRule")
            if rule[0] == "tcp" and rule[3] in TWILIO_SIGNALLING}
@@ -60,9 +52,6 @@ def test_tcp_egress_reaches_only_the_tls_port_the_trunks_dial(stack: StackRunner
     assert azure_pack_found(group) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: an edge that only takes TLS (no trunk dials sips: or registers over TLS) still gets TCP egress to "
-    "every trunk source on every cloud. Fix: add the egress rule only when some trunk dials over TLS."))
 def test_an_edge_that_only_answers_tls_opens_no_tcp_out(stack: StackRunner) -> None:
     inbound_only = _tls_edge(trunks=[{**_tls_edge()["trunks"][0], "terminationUri": None, "srtp": "optional"}],
                              tlsCaCertificates=None)

@@ -79,7 +79,7 @@ def test_aws_opens_tcp_tls_port_to_the_trunks_sources_only(stack: StackRunner) -
     tls = {rule for rule in _aws_rules(run, "securityGroupIngressRule") if rule[0] == "tcp" and rule[1] != 5080}
     assert tls == {("tcp", 5061, 5061, source) for source in TWILIO_SIGNALLING}
     # The edge dials a sips: URI over TLS: TCP out to the trunks' sources, no wider.
-    assert {("tcp", 0, 65535, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
+    assert {("tcp", 5061, 5061, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
     from tests.infra.aws.test_sip_edge import _policy_found
 
     assert _policy_found(run) == []  # the pack takes SIP over TLS from the trunks' sources
@@ -258,3 +258,15 @@ def test_a_ca_bundle_past_ec2s_user_data_limit_is_refused_naming_its_size(stack:
     written = len(sip_edge_host._ca_file(bundle).encode())  # base64 in the script
     with pytest.raises(SettingsError, match=f"its tlsCaCertificates take {written:,} bytes"):
         _aws(stack, _tls_edge(tlsCaCertificates=bundle))
+
+
+def test_tcp_egress_is_each_dialling_trunks_uri_port_to_its_own_sources(stack: StackRunner) -> None:
+    """A trunk dialled over TLS on a port its URI names opens that port alone; a trunk that only takes calls
+    over UDP opens no TCP out to its sources."""
+    udp_only = {"name": "carrier", "sources": ["192.0.2.0/24"], "mediaSources": ["192.0.2.0/24"],
+                "numbers": {"+14155550100": "team-a"}}
+    dialled = {**TRUNK, "terminationUri": "sip:example.pstn.twilio.com:5071;transport=tls"}
+    run = _aws(stack, _tls_edge(trunks=[dialled, udp_only]))
+    tcp_out = {rule for rule in _aws_rules(run, "securityGroupEgressRule")
+               if rule[0] == "tcp" and rule[3] != "0.0.0.0/0"}
+    assert tcp_out == {("tcp", 5071, 5071, source) for source in TWILIO_SIGNALLING}
