@@ -46,6 +46,9 @@ SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 DISPATCHER_SG_DESCRIPTION = "voicefleet dispatcher tasks"  # stacks/aws/balancer.py: the control API admits it alone
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
+# How the stacks mark their SIP-over-TLS rule, naming the edge's tlsPort (stacks/config/sip_edge.py tls_rule_mark):
+# the one TCP port the edge takes from the trunks, so a rule for any other TCP service is refused.
+SIP_EDGE_TLS_MARK = re.compile(r"SIP over TLS on TCP (\d+)")
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
 # The widest private range the control API may admit on GCP and Azure, where no identity of the dispatcher's
 # can be named: its own subnet (Azure's Container Apps environment's /23, GCP's egress /24), never the network
@@ -586,12 +589,19 @@ def _sip_edge_rule(props: Props) -> str | None:
         return None
     if protocol == "tcp" and low == high == SIP_EDGE_CONTROL_PORT and cidr is None and group:
         return None
-    if protocol == "tcp" and low == high != SIP_EDGE_CONTROL_PORT and low >= 1024 and cidr is not None:
-        # SIP over TLS (the edge's tlsPort), held to the trunks' sources as SIP over UDP is.
+    if protocol == "tcp" and low == high != SIP_EDGE_CONTROL_PORT and low >= 1024 and cidr is not None \
+            and _tls_port(props.get("description")) == low:
+        # SIP over TLS (the edge's tlsPort, as the stack marks it), held to the trunks' sources as SIP over UDP is.
         if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
             return f"opens SIP over TLS (TCP {int(low)}) to {cidr} (toll-fraud scanners): the trunks' sources only"
         return None
     return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"
+
+
+def _tls_port(description: Any) -> int | None:
+    """The edge's tlsPort its SIP-over-TLS rule names (SIP_EDGE_TLS_MARK), or None on any other rule."""
+    found = SIP_EDGE_TLS_MARK.search(str(description or ""))
+    return int(found.group(1)) if found else None
 
 
 AZURE_NSG = "azure-native:network:NetworkSecurityGroup"

@@ -30,7 +30,7 @@ import pulumi_aws as aws
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.relay import debian_ami, debian_host, fetch_function
 from stacks.aws.secrets import SecretStore
-from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render, tls_rule_mark
 from stacks.shared import sip_edge_host
 
 SIP_EDGE_TAG = "sip-edge"  # tag `role`
@@ -93,16 +93,19 @@ class SipEdge(pulumi.ComponentResource):
             # connections (sip_edge_host.tls_firewall), which a security group cannot.
             tls = (edge.key.tls_port, edge.key.tls_port)
             for source, wide in edge.sources.items():
-                note = " (a trunk's allowAnySource)" if wide else ""
+                why = "; a trunk's allowAnySource" if wide else ""
+                note = f" ({tls_rule_mark(edge.key.tls_port)}{why})"
                 _rule(name, self._group.id, f"tls-{_slug(source)}", "tcp", tls, self, cidr=source, note=note)
         # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
-        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway). With TLS,
-        # TCP to the trunks' sources too: a sips: termination URI or registrar is dialled over TLS.
+        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway). TCP out only to
+        # the ports a trunk's sips:/transport=tls URI dials, to that trunk's sources (edge.tls_egress).
         for network in sorted({*edge.sources, *edge.media_sources}):
             _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
-        for network in edge.sources if edge.key.tls_port is not None else ():
-            _rule(name, self._group.id, f"tcp-{_slug(network)}", "tcp", (0, 65535), self, cidr=network, egress=True)
+        for network, ports in edge.tls_egress.items():
+            for port in ports:
+                _rule(name, self._group.id, f"tcp-{port}-{_slug(network)}", "tcp", (port, port), self, cidr=network,
+                      egress=True)
         for rule, protocol, ports in (("dns", "udp", (53, 53)), ("ntp", "udp", (123, 123)),
                                       ("https", "tcp", (443, 443)), ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)

@@ -40,7 +40,7 @@ from stacks.azure.identity import ACR_PULL, built_in_role
 from stacks.azure.relay import ADMIN, DEBIAN
 from stacks.azure.secrets import SecretStore
 from stacks.azure.sip_edge_boot import WIRESERVER, boot_functions, registry_login
-from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render, tls_rule_mark
 from stacks.shared import sip_edge_host
 
 SIP_EDGE_ROLE = "sip-edge"  # tag `role` (stacks/tools/preflight/replacements.py HOST_ROLES)
@@ -85,12 +85,17 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
 
     def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
              sources: list[str] | None = None, destinations: list[str] | None = None,
-             wide: Mapping[str, bool] | None = None, opt_in: str = "") -> dict[str, Any]:
-        # A network wider than a /16 says why (a trunk's opt-in), which the policy pack reads.
-        note = f" (a trunk's {opt_in})" if wide and any(wide.values()) else ""
+             wide: Mapping[str, bool] | None = None, opt_in: str = "", mark: str = "") -> dict[str, Any]:
+        # A network wider than a /16 says why (a trunk's opt-in), and the TLS rule names its port (`mark`), which
+        # the policy pack reads.
+        marks = ([mark] if mark else []) + ([f"a trunk's {opt_in}"] if wide and any(wide.values()) else [])
+        note = f" ({'; '.join(marks)})" if marks else ""
         found: dict[str, Any] = {"name": name, "priority": priority, "direction": direction, "access": access,
-                                 "protocol": protocol, "source_port_range": "*", "destination_port_range": ports,
+                                 "protocol": protocol, "source_port_range": "*",
                                  "description": f"sip edge: {name}{note}"}
+        # One port or range is a range, several are ranges (ARM takes one form or the other).
+        found |= ({"destination_port_range": ports} if "," not in ports
+                  else {"destination_port_ranges": ports.split(",")})
         # One network is a prefix, several are prefixes (ARM takes one form or the other).
         for side, ranges in (("source", sources or ["*"]), ("destination", destinations or ["*"])):
             found |= ({f"{side}_address_prefix": ranges[0]} if len(ranges) == 1
@@ -104,16 +109,17 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
                # The dispatcher's calls to the control API, and nothing else to it.
                rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT), sources=[dispatcher_range])]
     tls = edge.key.tls_port
+    tls_ports = ",".join(sorted({str(port) for dialled in edge.tls_egress.values() for port in dialled}))
     if tls is not None:  # SIP over TLS from the trunks' sources alone, as SIP over UDP
         inbound.append(rule("tls-in", 130, "Inbound", "Allow", "Tcp", str(tls), sources=sorted(edge.sources),
-                            wide=edge.sources, opt_in="allowAnySource"))
+                            wide=edge.sources, opt_in="allowAnySource", mark=tls_rule_mark(tls)))
     # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to their
     # media), HTTPS to the internet and Key Vault's endpoint: a compromised edge reaches nothing else in the
     # network (the store's endpoint, the bots, the relay).
     outbound = [rule("udp-out", 100, "Outbound", "Allow", "Udp", "*",
                      destinations=sorted({*edge.sources, *edge.media_sources})),
-                *([rule("tcp-out", 105, "Outbound", "Allow", "Tcp", "*", destinations=sorted(edge.sources))]
-                  if tls is not None else []),  # a sips: URI is dialled over TLS
+                *([rule("tcp-out", 105, "Outbound", "Allow", "Tcp", tls_ports, destinations=sorted(edge.tls_egress))]
+                  if edge.tls_egress else []),  # a sips: URI or registrar is dialled over TLS: its ports alone
                 rule("https-out", 110, "Outbound", "Allow", "Tcp", "443", destinations=["Internet"]),
                 rule("vault-out", 120, "Outbound", "Allow", "Tcp", "443", destinations=[vault_range])]
     return [*inbound, rule("deny-other-in", DENY_PRIORITY, "Inbound", "Deny", "*", "*"),

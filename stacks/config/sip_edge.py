@@ -71,6 +71,15 @@ URL_VARIABLE = "SIP_EDGE_URL"
 MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), every edge's, on its private address only
 SIP_PORT = 5060
+TLS_DEFAULT_PORT = 5061  # a sips: or ;transport=tls URI's port when it names none (RFC 3261)
+
+
+def tls_rule_mark(port: int) -> str:
+    """What each cloud's SIP-over-TLS rule says in its description: the policy pack takes TCP on the edge only
+    from a rule that names its own port so (policy/rules.py SIP_EDGE_TLS_MARK)."""
+    return f"SIP over TLS on TCP {port}"
+
+
 DOCS = "docs/sip.md#in-the-cloud"
 # Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
 # trunk's mediaSources names (https://www.twilio.com/docs/sip-trunking/ip-addresses).
@@ -130,6 +139,18 @@ class SipEdgeSettings:
         """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
         allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
         return _networks(t.sources for t in self.key.trunks)
+
+    @property
+    def tls_egress(self) -> dict[str, tuple[int, ...]]:
+        """Where the edge dials over TLS: each source network of a trunk whose termination URI or registrar is
+        `sips:` or `;transport=tls`, with the ports those URIs name (5061 where one names none). The clouds open
+        TCP out to these alone, so a compromised edge reaches no other TCP service of the trunks' or the VPC's."""
+        found: dict[str, set[int]] = {}
+        for trunk in self.key.trunks:
+            ports = {_tls_port(uri) for uri in (trunk.termination_uri, trunk.registrar) if _tls_uri(uri)}
+            for network in _networks([trunk.sources]) if ports else ():
+                found.setdefault(network, set()).update(ports)
+        return {network: tuple(sorted(ports)) for network, ports in sorted(found.items())}
 
     @property
     def media_sources(self) -> dict[str, bool]:
@@ -311,6 +332,10 @@ def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int])
     if key.tls_ca_certificates is not None and not _PEM_CERTIFICATES.fullmatch(key.tls_ca_certificates):
         raise cfg.fail(KEY, "tlsCaCertificates: must be PEM certificates only (-----BEGIN CERTIFICATE----- … "
                             "-----END CERTIFICATE-----, one after another): the CAs, not a key or a chain's text")
+    from stacks.config.tls_certificate import ca_bundle_problem
+
+    if key.tls_ca_certificates is not None and (problem := ca_bundle_problem(key.tls_ca_certificates)) is not None:
+        raise cfg.fail(KEY, f"tlsCaCertificates: {problem}")
     if key.tls_verify_client and not key.tls_ca_certificates:
         raise cfg.fail(KEY, "tlsVerifyClient needs tlsCaCertificates, the CAs (PEM) a caller's certificate chains to")
     from sipedge.config import front_runs
@@ -326,6 +351,15 @@ def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int])
                             f"provider names ({DOCS})")
     return {TLS_CERTIFICATE_VARIABLE: pulumi.Output.secret(certificate),
             TLS_PRIVATE_KEY_VARIABLE: pulumi.Output.secret(private_key)}
+
+
+def _tls_port(uri: str | None) -> int:
+    """The port a TLS URI dials: the one it names, else 5061 (TLS's own; a name's SRV records may say another,
+    which the trunk's URI should then name)."""
+    from sipedge.front_config import _host_port  # noqa: PLC2701 - one reading of a URI's host and port, the edge's
+
+    rest = str(uri).split(":", 1)[-1]
+    return _host_port(rest.split("@", 1)[-1].split(";", 1)[0], TLS_DEFAULT_PORT)[1]
 
 
 def _tls_uri(uri: str | None) -> bool:
@@ -625,8 +659,24 @@ def _check_pair_with_the_edge(cfg: Reader, settings: SipEdgeSettings, tls: Mappi
     def check(values: list[str]) -> None:
         if not any(is_stand_in(value) for value in values):
             _check_with_the_edge(cfg, settings, (values[0], values[1]))
+            _check_served(cfg, values[0])
 
     pulumi.Output.all(tls[TLS_CERTIFICATE_VARIABLE], tls[TLS_PRIVATE_KEY_VARIABLE]).apply(check)
+
+
+def _check_served(cfg: Reader, certificate: str) -> None:
+    """The certificate as the edge's PJSIP serves it: a key type it cannot, or dates outside now, refused; near its
+    end, a warning."""
+    import datetime
+
+    from stacks.config.tls_certificate import CertificateRefused, served_certificate_warning
+
+    try:
+        warning = served_certificate_warning(certificate, datetime.datetime.now(datetime.UTC))
+    except CertificateRefused as exc:
+        raise cfg.fail(TLS_CERTIFICATE_KEY, f"{exc} ({DOCS})") from None
+    if warning is not None:
+        pulumi.log.warn(warning)
 
 
 def stand_in_pair() -> tuple[str, str]:

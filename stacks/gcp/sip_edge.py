@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render, tls_rule_mark
 from stacks.gcp.relay import DEBIAN_IMAGE
 from stacks.gcp.secrets import SecretStore
 from stacks.gcp.startup import fetch_function
@@ -103,8 +103,11 @@ class SipEdge(pulumi.ComponentResource):
             ingress.append(("tls", "tcp", [str(edge.key.tls_port)], sorted(edge.sources), "allowAnySource",
                             edge.sources))
         for rule, protocol, ports, ranges, opt_in, wide in ingress:
-            # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does.
-            note = f" (a trunk's {opt_in})" if any(wide.values()) else ""
+            # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does; the TLS
+            # rule names its port, the one TCP port the policy pack takes from the trunks.
+            marks = [tls_rule_mark(edge.key.tls_port)] if rule == "tls" and edge.key.tls_port is not None else []
+            marks += [f"a trunk's {opt_in}"] if any(wide.values()) else []
+            note = f" ({'; '.join(marks)})" if marks else ""
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS",
                                  priority=ALLOW_PRIORITY, source_ranges=ranges,
                                  target_service_accounts=[self._account.email],
@@ -119,8 +122,9 @@ class SipEdge(pulumi.ComponentResource):
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
                                None),
                               ("deny-out", DENY_PRIORITY, ["0.0.0.0/0"], None, [{"protocol": "all"}])]
-        if edge.key.tls_port is not None:  # a sips: URI or registrar is dialled over TLS
-            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(edge.sources), [{"protocol": "tcp"}], None))
+        if tls_out := edge.tls_egress:  # a sips: URI or registrar is dialled over TLS: its ports, its trunk's sources
+            ports = sorted({str(port) for dialled in tls_out.values() for port in dialled})
+            egress.append(("tcp-out", ALLOW_PRIORITY, sorted(tls_out), [{"protocol": "tcp", "ports": ports}], None))
         for rule, priority, ranges, allows, denies in egress:
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
                                  destination_ranges=ranges, target_service_accounts=[self._account.email],

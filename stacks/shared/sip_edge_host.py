@@ -13,6 +13,7 @@ that podman hands the container; nothing is written to a command line.
 
 from __future__ import annotations
 
+import base64
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,16 +117,30 @@ table inet sipedge_metadata {{
 """
 
 
+# New TLS connections a source may open a second (with a burst), and all sources together: PJSIP keeps a closed
+# socket's slot a while before its I/O queue frees it, so a source opening and closing in a row, under the cap on
+# connections held, still empties the queue and aborts the edge (docs/sip.md#tls-in-the-cloud has the figures).
+TLS_RATE_PER_SOURCE = (2, 8)
+TLS_RATE_TOTAL = (16, 32)
+
+
 def tls_firewall(port: int) -> str:
-    """nftables: at most 8 new TLS connections a source and 32 in all on `port` (docs/sip.md#tls-and-srtp). The
-    stack's firewall admits the trunks' sources alone; this caps what one of them (or a spoofed handshake's
-    churn) may hold of PJSIP's 64 sockets or the front's connections. Loaded with metadata_firewall's."""
+    """nftables: at most 8 new TLS connections a source and 32 in all on `port` held at once, and opened at most
+    TLS_RATE_PER_SOURCE a second a source and TLS_RATE_TOTAL in all (docs/sip.md#tls-and-srtp). The stack's
+    firewall admits the trunks' sources alone; this caps what one of them (or a spoofed handshake's churn) may
+    hold of PJSIP's 64 sockets or the front's connections, and how fast it may churn them. Loaded with
+    metadata_firewall's."""
+    (source_rate, source_burst), (total_rate, total_burst) = TLS_RATE_PER_SOURCE, TLS_RATE_TOTAL
+    per_source = f"limit rate over {source_rate}/second burst {source_burst} packets"
     return f"""table inet sipedge_tls
 delete table inet sipedge_tls
 table inet sipedge_tls {{
   set per_source {{ type ipv4_addr; size 65535; flags dynamic; }}
+  set rate_per_source {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}
   chain input {{
     type filter hook input priority 0; policy accept;
+    tcp dport {port} ct state new update @rate_per_source {{ ip saddr {per_source} }} drop
+    tcp dport {port} ct state new limit rate over {total_rate}/second burst {total_burst} packets drop
     tcp dport {port} ct state new add @per_source {{ ip saddr ct count over 8 }} drop
     tcp dport {port} ct state new ct count over 32 drop
   }}
@@ -177,10 +192,10 @@ def read_secrets_function(tries: int = SECRET_TRIES) -> str:
 def read_secret_files_function(tries: int = SECRET_TRIES) -> str:
     """bash: `read_secret_file NAME FILE` writes one secret (a PEM) to FILE.new, the edge's user's alone (0400),
     or fails the boot as read_secret does; the boot renames every FILE.new over FILE once all were read. The
-    value passes through printf, a builtin: on no command line, in no file but its own."""
-    return _secret_reader("read_secret_file", f"""      printf '%s\\n' "$value" > "$2.new"
-      chown {EDGE_UID}:{EDGE_UID} "$2.new"
-      chmod 0400 "$2.new"
+    value passes through printf, a builtin: on no command line, in no file but its own. Written by a fresh file
+    (`rm -f`, then `install` from stdin), never through a link found at FILE.new."""
+    return _secret_reader("read_secret_file", f"""      rm -f "$2.new"
+      printf '%s\\n' "$value" | {_INSTALL_EDGES} /dev/stdin "$2.new"
 """, tries)
 
 
@@ -221,7 +236,8 @@ def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
     size = len(script.encode())
     cas = edge.key.tls_ca_certificates
     # The CAs are written from the script (not secret): a bundle of them takes a few kB of EC2's 16.
-    also = (f"; its tlsCaCertificates take {len(cas.encode()):,} bytes (name only the CAs the trunks use)"
+    also = (f"; its tlsCaCertificates take {len(_ca_file(cas).encode()):,} bytes (name only the CAs the trunks "
+            "use)"
             if cas else "")
     if size > limit:
         raise SettingsError(f"Invalid stack configuration: sipEdge makes a boot script of {size:,} bytes, over "
@@ -320,16 +336,29 @@ class _TlsSteps:
     mount: str = ""  # podman's option: the folder, read-only
 
 
+# A file of the edge's user's alone, made afresh: `install` unlinks what is at its destination, so a link planted
+# there is replaced, not followed (and TLS_FOLDER, root's, lets the edge's user plant none).
+_INSTALL_EDGES = f"install -m 0400 -o {EDGE_UID} -g {EDGE_UID}"
+
+
+def _ca_file(cas: str) -> str:
+    """bash: the CAs written to TLS_FOLDER, base64 in the script: no line of the user's text can end the heredoc."""
+    encoded = base64.encodebytes(cas.encode()).decode()
+    path = f"{TLS_FOLDER}/{TLS_CA_FILE}"
+    return f"rm -f {path}\nbase64 -d <<'CAS' | {_INSTALL_EDGES} /dev/stdin {path}\n{encoded}CAS\n"
+
+
 def _tls_steps(secrets: Sequence[str], port: int | None, cas: str | None, tries: int) -> _TlsSteps:
-    """With `port`: the certificate and key read from the secret store into TLS_FOLDER (the edge's user's, 0500,
-    its files 0400), the CAs (not secret) written from the script, the connection caps, the folder mounted."""
+    """With `port`: the certificate and key read from the secret store into TLS_FOLDER (root's, the edge's group's to
+    read, 0750; its files the edge's user's, 0400), the CAs (not secret) written from the script, the connection caps,
+    the folder mounted."""
     if port is None:
         return _TlsSteps()
     names = [name for name in secrets if name in TLS_FILES]
     renames = "".join(f"mv -f {TLS_FOLDER}/{TLS_FILES[n]}.new {TLS_FOLDER}/{TLS_FILES[n]}\n" for n in names)
-    ca = (f"cat > {TLS_FOLDER}/{TLS_CA_FILE} <<'CAS'\n{cas.rstrip()}\nCAS\n"
-          f"chown {EDGE_UID}:{EDGE_UID} {TLS_FOLDER}/{TLS_CA_FILE}\nchmod 0400 {TLS_FOLDER}/{TLS_CA_FILE}\n"
-          ) if cas else ""
+    # The folder root's, readable by the edge's group: its user can plant no link for root's writes to follow.
+    folder = f"install -d -m 0750 -o root -g {EDGE_UID} {TLS_FOLDER}\n"
     return _TlsSteps(
-        functions=f"{read_secret_files_function(tries)}\ninstall -d -m 0500 -o {EDGE_UID} -g {EDGE_UID} {TLS_FOLDER}\n",
-        files=renames + ca, firewall=tls_firewall(port), mount=f"-v {TLS_FOLDER}:{TLS_FOLDER}:ro ")
+        functions=f"{read_secret_files_function(tries)}\n{folder}",
+        files=renames + (_ca_file(cas) if cas else ""), firewall=tls_firewall(port),
+        mount=f"-v {TLS_FOLDER}:{TLS_FOLDER}:ro ")

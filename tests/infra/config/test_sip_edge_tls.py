@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import stat
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tests.infra.conftest import StackRunner
 from tests.infra.gcp.test_sip_edge import _firewall as gcp_firewall
 from tests.infra.gcp.test_sip_edge import _pack_found as gcp_pack_found
 from tests.infra.gcp.test_sip_edge import run_gcp_edge
+from tests.sip.certificates import TestCa
 
 
 @cache
@@ -37,7 +39,12 @@ def _pair() -> tuple[str, str]:
 
 @cache
 def _ca() -> str:
-    return stand_in_pair()[0]  # a CA of the test's own, the trunk's certificate's issuer
+    return _new_ca()  # a CA of the test's own, the trunk's certificate's issuer
+
+
+def _new_ca() -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        return TestCa(Path(folder)).certificate.read_text()
 
 
 def _tls_secrets() -> dict[str, str]:
@@ -72,12 +79,12 @@ def test_aws_opens_tcp_tls_port_to_the_trunks_sources_only(stack: StackRunner) -
     tls = {rule for rule in _aws_rules(run, "securityGroupIngressRule") if rule[0] == "tcp" and rule[1] != 5080}
     assert tls == {("tcp", 5061, 5061, source) for source in TWILIO_SIGNALLING}
     # The edge dials a sips: URI over TLS: TCP out to the trunks' sources, no wider.
-    assert {("tcp", 0, 65535, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
+    assert {("tcp", 5061, 5061, source) for source in TWILIO_SIGNALLING} <= _aws_rules(run, "securityGroupEgressRule")
     from tests.infra.aws.test_sip_edge import _policy_found
 
     assert _policy_found(run) == []  # the pack takes SIP over TLS from the trunks' sources
     opened = {"ipProtocol": "tcp", "fromPort": 5061, "toPort": 5061, "cidrIpv4": "0.0.0.0/0",
-              "description": "sip edge: tls-9"}
+              "description": "sip edge: tls-9 (SIP over TLS on TCP 5061)"}
     assert ["r opens SIP over TLS (TCP 5061) to 0.0.0.0/0 (toll-fraud scanners): the trunks' sources only on the "
             "SIP edge"] == _policy_found(run, opened)
     plain = run_with_edge(stack)
@@ -112,12 +119,17 @@ def test_azure_opens_tcp_tls_port_to_the_trunks_sources_only_and_the_pack_takes_
     assert not {"tls-in", "tcp-out"} & {rule["name"] for rule in plain["securityRules"]}
 
 
+_INSTALL_LOGGED = ('install() { echo "install $*" >> "$log"; local kept=(); while [ $# -gt 0 ]; do case "$1" in '
+                   '-o|-g) shift 2;; *) kept+=("$1"); shift;; esac; done; command install "${kept[@]}"; }')
+
+
 def _boot_tls(script: str, folder: Path, fetch: str) -> subprocess.CompletedProcess[str]:
-    """The boot's secret lines run as written, into `folder` for TLS_FOLDER: `chown` and `install` (root's) logged."""
+    """The boot's secret lines run as written, into `folder` for TLS_FOLDER: `chown` and `install` logged, and
+    `install` run without its owner and group (the test's user may not give files away)."""
     start = script.index(f"chmod 0644 {sip_edge_host.CONFIG}\n")
     section = script[start:script.index(f"cat > {sip_edge_host.FIREWALL}", start)].split("\n", 1)[1]
     body = "\n".join(["set -euo pipefail", "umask 077", f"log={folder}/log", 'sleep() { :; }',
-                      'chown() { echo "chown $*" >> "$log"; }', 'install() { echo "install $*" >> "$log"; }', fetch,
+                      'chown() { echo "chown $*" >> "$log"; }', _INSTALL_LOGGED, fetch,
                       section.replace(sip_edge_host.SECRETS, str(folder / "secrets.env")).replace(TLS_FOLDER,
                                                                                                    str(folder))])
     return subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=30, check=False)
@@ -138,11 +150,12 @@ def test_the_host_reads_the_pair_from_the_store_into_the_edges_files_and_the_edg
     booted = _boot_tls(script, tmp_path, fetch)
     assert booted.returncode == 0, booted.stderr
     log = (tmp_path / "log").read_text()
-    assert f"install -d -m 0500 -o {sip_edge_host.EDGE_UID} -g {sip_edge_host.EDGE_UID} {tmp_path}" in log
+    assert f"install -d -m 0750 -o root -g {sip_edge_host.EDGE_UID} {tmp_path}" in log
     for name, value in values.items():
         written = tmp_path / ("edge.crt" if "CERT" in name else "edge.key")
         assert written.read_text() == value and stat.S_IMODE(written.stat().st_mode) == 0o400
-        assert f"chown {sip_edge_host.EDGE_UID}:{sip_edge_host.EDGE_UID} {written}.new" in log
+        edges = f"-o {sip_edge_host.EDGE_UID} -g {sip_edge_host.EDGE_UID}"
+        assert f"install -m 0400 {edges} /dev/stdin {written}.new" in log
         assert name not in (tmp_path / "secrets.env").read_text()  # a file, not a variable
     assert (tmp_path / "trunk-cas.pem").read_text().strip() == _ca().strip()
     assert f"-v {TLS_FOLDER}:{TLS_FOLDER}:ro" in script
@@ -241,6 +254,19 @@ def test_the_key_table_names_the_pair_as_secrets() -> None:
 def test_a_ca_bundle_past_ec2s_user_data_limit_is_refused_naming_its_size(stack: StackRunner) -> None:
     """The CAs are written from the boot script, which EC2 caps at 16,384 bytes: 32 CAs (the edge's most) of
     ~600 bytes pass it, and the refusal names what they take."""
-    bundle = "".join(stand_in_pair()[0] for _ in range(32))
-    with pytest.raises(SettingsError, match=f"its tlsCaCertificates take {len(bundle):,} bytes"):
+    bundle = "".join(_new_ca() for _ in range(32))
+    written = len(sip_edge_host._ca_file(bundle).encode())  # base64 in the script
+    with pytest.raises(SettingsError, match=f"its tlsCaCertificates take {written:,} bytes"):
         _aws(stack, _tls_edge(tlsCaCertificates=bundle))
+
+
+def test_tcp_egress_is_each_dialling_trunks_uri_port_to_its_own_sources(stack: StackRunner) -> None:
+    """A trunk dialled over TLS on a port its URI names opens that port alone; a trunk that only takes calls
+    over UDP opens no TCP out to its sources."""
+    udp_only = {"name": "carrier", "sources": ["192.0.2.0/24"], "mediaSources": ["192.0.2.0/24"],
+                "numbers": {"+14155550100": "team-a"}}
+    dialled = {**TRUNK, "terminationUri": "sip:example.pstn.twilio.com:5071;transport=tls"}
+    run = _aws(stack, _tls_edge(trunks=[dialled, udp_only]))
+    tcp_out = {rule for rule in _aws_rules(run, "securityGroupEgressRule")
+               if rule[0] == "tcp" and rule[3] != "0.0.0.0/0"}
+    assert tcp_out == {("tcp", 5071, 5071, source) for source in TWILIO_SIGNALLING}
