@@ -102,7 +102,7 @@ class SessionTimeline:
     async def restore(self, session_id: str, events: list[dict[str, Any]]) -> None:
         """Writes back events another replica saw (a dead owner's kept machine end, sessions/machine_end_grace.py),
         as they were, oldest first; where the store does not take them they are kept in this replica's memory."""
-        for event in sorted(events, key=lambda e: e.get("at") if isinstance(e.get("at"), int | float) else 0.0):
+        for event in _in_time_order(events):
             await self._timelines.append(session_id, event)
 
     async def settled(self) -> None:
