@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from dispatcher.sessions.machine_end_grace import LEASE_SECONDS, OWNER_MARGIN_SECONDS
 from dispatcher.wiring import running
 from tests.dispatcher.sessions.test_machine_end_grace_store import replica, sessions_counted
@@ -52,21 +54,28 @@ async def owner_killed_within_its_grace(store: RedisServer, url: str, *, unwritt
         owner.wait(timeout=30)
 
 
+# unwritten: the owner died before its timeline's writes reached the store; only its kept end's record has them.
+@pytest.mark.parametrize("unwritten", [False, True], ids=["timeline-written", "timeline-unwritten"])
 async def test_a_replica_killed_within_the_grace_has_its_end_counted_and_pushed_once_by_another(
-        tmp_path: Path) -> None:
+        tmp_path: Path, unwritten: bool) -> None:
     received: list[dict] = []
     with redis_server(tmp_path) as store:
         async with hook_receiver(verified_into(received)) as url:
             survivor = replica(store, url)
             async with running(survivor.state.voicefleet):  # its sweep running
-                await owner_killed_within_its_grace(store, url)
+                await owner_killed_within_its_grace(store, url, unwritten=unwritten)
+                assert store.admin().llen(TIMELINE) == (0 if unwritten else 3)
                 ended = [e for e in received if e["type"] == "session.ended"]
                 assert ended == [] and await sessions_counted(survivor) == 0  # the owner died in its grace
                 assert await within(lambda: any(e["type"] == "session.ended" for e in received), timeout=PATIENT)
                 assert await within(lambda: sessions_counted(survivor), timeout=PATIENT) == 1
                 assert await within(lambda: store.admin().zcard(KEPT) == 0, timeout=PATIENT)
+                events = await survivor.state.voicefleet.sessions.timeline.read(SESSION)
         assert [e["data"]["reason"] for e in received if e["type"] == "session.ended"] == ["machine_ended"]
         assert len(store.admin().keys("*usage:counted:*")) == 1  # the session, once
+        assert not store.admin().exists(RECORD)  # taken with its entry
+        # The timeline as its owner saw it (written back from the record where it never reached the store).
+        assert [e["event"] for e in events] == ["requested", "launched", "machine_ended"]
 
 
 async def test_a_bot_report_reaching_the_survivor_after_the_owners_crash_is_the_end_counted_once(
@@ -90,22 +99,3 @@ async def test_a_bot_report_reaching_the_survivor_after_the_owners_crash_is_the_
         assert "llm:gpt-4o-mini" in models and models[""]["sessions"] == 1, models
         assert len(store.admin().keys("*usage:counted:*")) == 1
 
-
-async def test_an_end_whose_timeline_never_reached_the_store_is_finalised_once_from_its_kept_record(
-        tmp_path: Path) -> None:
-    received: list[dict] = []
-    with redis_server(tmp_path) as store:
-        async with hook_receiver(verified_into(received)) as url:
-            survivor = replica(store, url)
-            async with running(survivor.state.voicefleet):  # its sweep running
-                await owner_killed_within_its_grace(store, url, unwritten=True)
-                assert store.admin().llen(TIMELINE) == 0  # the owner died before its timeline reached the store
-                assert await within(lambda: any(e["type"] == "session.ended" for e in received), timeout=PATIENT)
-                assert await within(lambda: sessions_counted(survivor), timeout=PATIENT) == 1
-                assert await within(lambda: store.admin().zcard(KEPT) == 0, timeout=PATIENT)
-                events = await survivor.state.voicefleet.sessions.timeline.read(SESSION)
-        assert [e["data"]["reason"] for e in received if e["type"] == "session.ended"] == ["machine_ended"]
-        assert len(store.admin().keys("*usage:counted:*")) == 1  # the session, once
-        assert not store.admin().exists(RECORD)  # taken with its entry
-        # Written back from the record: the session's timeline reads as its owner saw it.
-        assert [e["event"] for e in events] == ["requested", "launched", "machine_ended"]
