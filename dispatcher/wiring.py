@@ -168,7 +168,8 @@ def build_state(
     costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env),
                          relay=relay_price(env, machines.name))
     # A machine's end waits its grace for the bot's report; a closing replica hands it to the store (docs/replicas.md).
-    grace = MachineEndGrace(timeline.read_shared, handed_over_ends(coordination))  # a store blip: kept, retried
+    grace = MachineEndGrace(timeline.read_shared, handed_over_ends(coordination),
+                            restore=timeline.restore)  # a store blip: kept, retried
     timeline.closers.append(grace.aclose)  # before its finalisers' own closes
     webhook_settings = WebhookSettings.from_env(env)
     webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs,

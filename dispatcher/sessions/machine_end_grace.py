@@ -10,7 +10,11 @@ once-only marks, in the store, refuse the second end).
 Where the replicas share a store, the pending end is written to it when its grace begins
 (store/handed_over_ends.py), due `OWNER_MARGIN_SECONDS` after the grace: its owner takes it back at the
 grace's end and finalises it, and should the owner die meanwhile (SIGKILL, a lost host) any replica's
-sweep (`run`) finalises it once that margin is over, so no end is lost to a crash. A store that does not
+sweep (`run`) finalises it once that margin is over, so no end is lost to a crash. The entry carries the
+session's timeline as its owner saw it (its recent events, kept here as they are noted): a sweep that finds no
+machine's end in the store's timeline (the owner died before its writes reached the store) restores the
+timeline from the entry and finalises from it; one whose timeline is there (the bot's report, perhaps) uses
+that. A store that does not
 take it at once leaves it to its owner alone (finalised here, as with no store). A replica that closes
 within a session's grace does not finalise it: that would spend the once-only marks, and the bot's report,
 still on its way, would be refused at the replica it reaches. It hands the pending end over instead (the
@@ -29,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from dispatcher.store.handed_over_ends import HandedOverEnds
+from dispatcher.store.timelines import MemoryTimelines
 
 log = logging.getLogger("dispatcher.sessions.machine_end_grace")
 
@@ -42,16 +47,25 @@ BATCH = 64  # handed-over ends claimed per look
 OWNER_MARGIN_SECONDS = 10.0
 KEEP_WAIT_SECONDS = 1.0  # how long the grace's start waits for the store to keep its end (never the end's wait)
 EVENT = "machine_ended"
+# Sessions whose recent events this replica keeps for the entries it writes (their timeline, should their writes
+# not reach the store): more than a replica's sessions within an hour, each MAX_EVENTS at most.
+RECENT_SESSIONS = 2_000
+RECENT_SECONDS = 3_600.0
 
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+# Appends a session's events, from a kept end, to its timeline in the store (raises when the store does not take them).
+Restorer = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 # A session's machine end, its grace over; raises when it could not finalise it (the store did not answer), so
 # that a handed-over end is kept and offered again: the finalisers' once-only marks make a second try harmless.
 Finaliser = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 
 
 class MachineEndGrace:
-    def __init__(self, read: Reader, handed_over: HandedOverEnds, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, read: Reader, handed_over: HandedOverEnds, clock: Callable[[], float] = time.time,
+                 restore: Restorer | None = None) -> None:
         self._read = read  # the session's timeline: a handed-over end's record is read back from it
+        self._restore = restore  # or, where it lacks the end, from the entry's record, written back first
+        self._recent = MemoryTimelines(max_sessions=RECENT_SESSIONS, keep_seconds=RECENT_SECONDS)
         self.handed_over = handed_over
         self.clock = clock  # epoch seconds, as the replicas share them
         self.finalisers: list[Finaliser] = []
@@ -60,6 +74,8 @@ class MachineEndGrace:
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: a machine's end is finalised once its grace is over; never waits."""
+        if self.handed_over.shared:  # what an entry carries
+            self._recent.remember(session_id, record)
         if record.get("event") != EVENT:
             return
         grace_ends = self.clock() + MACHINE_END_GRACE_SECONDS
@@ -99,7 +115,7 @@ class MachineEndGrace:
             return False
         try:
             async with asyncio.timeout(KEEP_WAIT_SECONDS):
-                await self.handed_over.keep(session_id, kept_until)
+                await self.handed_over.keep(session_id, kept_until, self._recent.recalled(session_id))
         except Exception as exc:
             log.warning("session %s: its machine's end not kept in the store (%s): finalised here alone",
                         session_id, type(exc).__name__)
@@ -138,9 +154,8 @@ class MachineEndGrace:
         finalised = 0
         while claimed := await self.handed_over.due(self.clock(), LEASE_SECONDS, BATCH):
             for session_id in claimed:
-                events = await self._read(session_id)
-                record = next((e for e in reversed(events) if e.get("event") == EVENT), None)
-                if record is None:  # its timeline expired (or was erased): nothing left to finalise from
+                record = await self._record(session_id)
+                if record is None:  # its timeline expired (or was erased), no record kept: nothing to finalise from
                     log.warning("session %s: a handed-over machine end whose timeline holds none", session_id)
                 elif await self._finalise(session_id, record):
                     finalised += 1
@@ -152,6 +167,24 @@ class MachineEndGrace:
             if len(claimed) < BATCH:
                 break
         return finalised
+
+    async def _record(self, session_id: str) -> dict[str, Any] | None:
+        """The machine's end a sweep finalises: the store's timeline's, else the entry's record's (written back
+        to the timeline first, which the finalisers read)."""
+        events = await self._read(session_id)
+        record = _machine_end(events)
+        if record is not None or self._restore is None:
+            return record
+        kept = await self.handed_over.record(session_id)
+        record = _machine_end(kept or [])
+        if kept is None or record is None:
+            return None
+        present = {_identity(event) for event in events}
+        missing = [event for event in kept if _identity(event) not in present]
+        log.info("session %s: its machine end finalised from its kept record (%d events written back to its "
+                 "timeline)", session_id, len(missing))
+        await self._restore(session_id, missing)
+        return record
 
     async def run(self) -> None:
         """Sweeps every `SWEEP_SECONDS` where the replicas share a store (nothing is handed over otherwise)."""
@@ -194,9 +227,17 @@ class MachineEndGrace:
             return False
         try:
             async with asyncio.timeout(CLOSE_WAIT_SECONDS):
-                await self.handed_over.hand_over(session_id, grace_ends)
+                await self.handed_over.hand_over(session_id, grace_ends, self._recent.recalled(session_id))
         except Exception as exc:
             log.warning("session %s: its machine's end not handed over (%s): finalised now", session_id,
                         type(exc).__name__)
             return False
         return True
+
+
+def _machine_end(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in reversed(events) if e.get("event") == EVENT), None)
+
+
+def _identity(event: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return event.get("event"), event.get("at"), event.get("replica")

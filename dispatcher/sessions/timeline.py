@@ -99,6 +99,12 @@ class SessionTimeline:
         not answer, for a decision that this replica's memory alone would get wrong."""
         return _in_time_order(await self._timelines.read_shared(session_id))
 
+    async def restore(self, session_id: str, events: list[dict[str, Any]]) -> None:
+        """Writes back events another replica saw (a dead owner's kept machine end, sessions/machine_end_grace.py),
+        as they were, oldest first; where the store does not take them they are kept in this replica's memory."""
+        for event in _in_time_order(events):
+            await self._timelines.append(session_id, event)
+
     async def settled(self) -> None:
         """Waits for the writes under way (a test, or a reader that just recorded)."""
         if self._pending:

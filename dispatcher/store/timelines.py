@@ -76,6 +76,10 @@ class MemoryTimelines:
         self._lines: OrderedDict[str, tuple[float, deque[dict[str, Any]]]] = OrderedDict()
 
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
+        self.remember(session_id, event)
+
+    def remember(self, session_id: str, event: Mapping[str, Any]) -> None:
+        """`append`, for a caller that may not wait (a timeline listener)."""
         self._forget_old()
         kept = self._lines.pop(session_id, None)
         if kept is None and event.get("event") != OPENS:
@@ -87,6 +91,10 @@ class MemoryTimelines:
             self._lines.popitem(last=False)
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return self.recalled(session_id)
+
+    def recalled(self, session_id: str) -> list[dict[str, Any]]:
+        """`read`, for a caller that may not wait."""
         self._forget_old()
         kept = self._lines.get(session_id)
         return [dict(event) for event in kept[1]] if kept is not None else []
