@@ -14,8 +14,7 @@ sweep (`run`) finalises it once that margin is over, so no end is lost to a cras
 session's timeline as its owner saw it (its recent events, kept here as they are noted): a sweep that finds no
 machine's end in the store's timeline (the owner died before its writes reached the store) restores the
 timeline from the entry and finalises from it; one whose timeline is there (the bot's report, perhaps) uses
-that. A store that does not
-take it at once leaves it to its owner alone (finalised here, as with no store). A replica that closes
+that. A store that does not take it at once leaves it to its owner alone (finalised here). A replica that closes
 within a session's grace does not finalise it: that would spend the once-only marks, and the bot's report,
 still on its way, would be refused at the replica it reaches. It hands the pending end over instead (the
 same entry, due at the grace's end), and any replica's sweep finalises it once its grace is over: the
