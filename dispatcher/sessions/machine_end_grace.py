@@ -63,7 +63,7 @@ class MachineEndGrace:
     def __init__(self, read: Reader, handed_over: HandedOverEnds, clock: Callable[[], float] = time.time,
                  restore: Restorer | None = None) -> None:
         self._read = read  # the session's timeline: a handed-over end's record is read back from it
-        self._restore = restore  # or, where it lacks the end, from the entry's record, written back first
+        self._write_back = restore  # or, where it lacks the end, from the entry's record, written back first
         self._recent = MemoryTimelines(max_sessions=RECENT_SESSIONS, keep_seconds=RECENT_SECONDS)
         self.handed_over = handed_over
         self.clock = clock  # epoch seconds, as the replicas share them
@@ -172,7 +172,7 @@ class MachineEndGrace:
         to the timeline first, which the finalisers read)."""
         events = await self._read(session_id)
         record = _machine_end(events)
-        if record is not None or self._restore is None:
+        if record is not None or self._write_back is None:
             return record
         kept = await self.handed_over.record(session_id)
         record = _machine_end(kept or [])
@@ -182,7 +182,7 @@ class MachineEndGrace:
         missing = [event for event in kept if _identity(event) not in present]
         log.info("session %s: its machine end finalised from its kept record (%d events written back to its "
                  "timeline)", session_id, len(missing))
-        await self._restore(session_id, missing)
+        await self._write_back(session_id, missing)
         return record
 
     async def run(self) -> None:
