@@ -177,11 +177,13 @@ class TrunkCalls:
                            "or set PHONE_PUBLIC_URL to this dispatcher's address", retry_after=60)
         return configured
 
-    async def pace(self, trunk: TrunkInfo) -> PaceTurn:
-        """Waits for the trunk's next turn (its `cps`, across every replica and region); the turn waited. A
-        call that would wait more than `max_wait_seconds` is refused 429 with the wait."""
+    async def pace(self, trunk: TrunkInfo, holder: str | None = None) -> PaceTurn:
+        """Waits for the trunk's next turn (its `cps`, across every replica and region, shared between keys:
+        `holder` the caller's); the turn waited. A call that would wait more than `max_wait_seconds` is
+        refused 429 with the wait."""
         return await pace_turn(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
-                           code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
+                           code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS",
+                               holder=holder)
 
     async def hand_over(self, order: Mapping[str, Any], *, keyed: bool = True) -> str:
         """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.
