@@ -5,8 +5,6 @@ timed: first come first served, the three campaigns' rows took three turns in fo
 
 from __future__ import annotations
 
-import httpx
-
 from dispatcher.settings import Settings
 from tests.dispatcher.phone.test_campaigns import FROM, campaign, created, running, until
 from tests.fakes.twilio_outbound import FakeTwilioCalls
