@@ -93,6 +93,7 @@ class RegionPaces:
         self._peers = peers
         self._regions = peers.regions
         self._limits = limits
+        self.store_limits = limits  # this region's own store's buckets
         self._signer = RegionSigner(self._regions)
         self._client = client
         self._clock = clock
