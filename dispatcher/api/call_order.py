@@ -103,8 +103,9 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
         if replayed is not None:
             return Placed(replayed, True)
     # A call refused here was never asked for: its retry is a first try.
-    turn = (await calls.pace(trunk) if calls is not None and trunk is not None
-            else await dialer_of(state, carrier).pace())
+    # Shared between keys: one key's campaign never holds more than one turn ahead of another key's call.
+    turn = (await calls.pace(trunk, who.id) if calls is not None and trunk is not None
+            else await dialer_of(state, carrier).pace(who.id))
     if who.name is not None:  # a key over its budget places nothing (its session would be refused at its start,
         state.sessions.budgets.check(who.name)  # after the carrier's create had rung the callee): 429 over_budget
     if fence is not None:

@@ -2,7 +2,11 @@
 or a Twilio account's (dispatcher/phone/twilio_dial.py). Both take their turns from the store's
 deployment-wide bucket, the one a provider's create limit uses: a call may reserve the next turn and wait
 for it, at most `max_wait` seconds, else it is refused 429 with the wait, and nothing was asked of the
-carrier. With several regions, across every region too (dispatcher/regions/pace_homes.py)."""
+carrier. With several regions, across every region too (dispatcher/regions/pace_homes.py).
+
+A call that names its key (`holder`) shares the pace with every other key's: while its key holds a turn
+still due, it waits for that turn to come and asks again, so each key waiting holds one turn ahead at a
+time and the keys' turns interleave (docs/phone.md#sharing-a-pace)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import asyncio
 import math
 
 from dispatcher.errors import ApiError
-from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
+from dispatcher.regions.pace_homes import PaceTurn, RegionPaces, bucket_turn
 from dispatcher.store.coordination import CreateLimits
 
 
@@ -21,21 +25,33 @@ async def paced(limits: CreateLimits | RegionPaces, bucket: str, per_second: flo
 
 
 async def pace_turn(limits: CreateLimits | RegionPaces, bucket: str, per_second: float, max_wait: float, *,
-                    code: str, what: str, setting: str) -> PaceTurn:
-    """Waits for the next turn of `bucket` (`twilio:<account>`, `trunk:<name>`): the turn, once waited. `what`
-    names the pace in the refusal ("trunk 'far'"), `setting` the bound a team may raise. With several
-    regions (`RegionPaces`) the turn is the bucket's home region's, or this region's share of the pace."""
-    # Named by the carrier's account (or trunk) alone: replicas with different rates (mid-rollout) share
-    # its bucket, each refilling it at its own, so the carrier never gets their rates added.
-    if isinstance(limits, RegionPaces):
-        turn = await limits.turn(bucket, per_second, max_wait)
-    else:
-        taken = await limits.create_limit(bucket, per_second, 1).cold(max_wait)
-        turn = PaceTurn(taken.granted, taken.wait)
+                    code: str, what: str, setting: str, holder: str | None = None) -> PaceTurn:
+    """Waits for the next turn of `bucket` (`twilio:<account>`, `trunk:<name>`): the turn, once waited (its
+    `wait` all this call waited). `what` names the pace in the refusal ("trunk 'far'"), `setting` the bound a
+    team may raise; `holder` the key whose turn it is, shared with other keys'. With several regions
+    (`RegionPaces`) the turn is the bucket's home region's, or this region's share of the pace."""
+    waited = 0.0  # on the key's own earlier turns
+    while True:
+        left = max(0.0, max_wait - waited)
+        # Named by the carrier's account (or trunk) alone: replicas with different rates (mid-rollout) share
+        # its bucket, each refilling it at its own, so the carrier never gets their rates added.
+        if isinstance(limits, RegionPaces):
+            turn = await limits.turn(bucket, per_second, left, holder)
+        else:
+            taken = await bucket_turn(limits, bucket, per_second, left, holder)
+            turn = PaceTurn(taken.granted, taken.wait, queued=taken.queued)
+        if not turn.queued:
+            break
+        if turn.wait > left:  # the key's own earlier turn comes past this call's bound: its next, later still
+            turn = PaceTurn(False, waited + turn.wait + 1 / per_second, turn.by)
+            break
+        await asyncio.sleep(turn.wait)
+        waited += turn.wait
     if not turn.granted:
+        turn = PaceTurn(False, waited + turn.wait, turn.by, turn.refusal)
         why = turn.refusal or (f"this call would wait {turn.wait:.1f} s, more than {setting} ({max_wait:g} s)")
         raise ApiError(429, code, f"{what} takes {per_second:g} calls a second: {why}; try again after Retry-After",
                        retry_after=max(1.0, math.ceil(turn.wait)))
     if turn.wait > 0:
         await asyncio.sleep(turn.wait)
-    return turn
+    return PaceTurn(True, waited + turn.wait, turn.by)

@@ -49,13 +49,13 @@ class Dialer:
         self._kept = kept  # the call's values, sealed: written once, before the create
         self._records = records  # its SID and verdict, each recorded once
 
-    async def pace(self) -> PaceTurn:
-        """Waits for the account's next turn (its calls a second, across every replica and region); 429 past
-        the bound."""
+    async def pace(self, holder: str | None = None) -> PaceTurn:
+        """Waits for the account's next turn (its calls a second, across every replica and region), shared
+        between keys (`holder`: the caller's); 429 past the bound."""
         return await pace_turn(self._limits, f"{self.carrier}:{self.account}", self.settings.calls_per_second,
                            self.settings.max_wait_seconds, code=f"{self.carrier}_paced",
                            what=f"the {self.title} account {self.account}",
-                           setting=f"{self.setting_prefix}_CALL_MAX_WAIT_SECONDS")
+                           setting=f"{self.setting_prefix}_CALL_MAX_WAIT_SECONDS", holder=holder)
 
     async def place(self, session_id: str, create: Any, kept: dict[str, Any]) -> str | None:
         """Creates the call, its values kept first (a callback may come before the create's answer); the

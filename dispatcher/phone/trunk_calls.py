@@ -40,6 +40,7 @@ from dispatcher.outbound.http_client import HttpError, HttpResponse
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.invite_spacing import InviteSpacing
 from dispatcher.phone.sip_edges import HOLD_MARGIN, SipEdges, edge_urls, json_of, nothing_sent
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits, FirstClaims
@@ -105,6 +106,8 @@ class TrunkCalls:
         the edge records owed (`SipEdges.owed`) are counted."""
         self.settings = settings
         self._limits = limits
+        # Each INVITE at its own turn too, as the trunk sees it (this region's store: each region spaces its own).
+        self.invites = InviteSpacing(limits.store_limits if isinstance(limits, RegionPaces) else limits, records)
         self._hold_seconds = max_session_seconds + transfer_seconds + HOLD_MARGIN
         self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
                               max_answer_bytes=65536,
@@ -177,11 +180,19 @@ class TrunkCalls:
                            "or set PHONE_PUBLIC_URL to this dispatcher's address", retry_after=60)
         return configured
 
-    async def pace(self, trunk: TrunkInfo) -> PaceTurn:
-        """Waits for the trunk's next turn (its `cps`, across every replica and region); the turn waited. A
-        call that would wait more than `max_wait_seconds` is refused 429 with the wait."""
+    async def pace(self, trunk: TrunkInfo, holder: str | None = None) -> PaceTurn:
+        """Waits for the trunk's next turn (its `cps`, across every replica and region, shared between keys:
+        `holder` the caller's); the turn waited. A call that would wait more than `max_wait_seconds` is
+        refused 429 with the wait."""
         return await pace_turn(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
-                           code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
+                           code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS",
+                               holder=holder)
+
+    async def invite_wait(self, session_id: str) -> float:
+        """Seconds until the session's INVITE may go out at its trunk's pace (dispatcher/phone/invite_spacing.py)."""
+        async def cps_of(name: str) -> float:
+            return (await self.trunk(name)).cps
+        return await self.invites.wait(session_id, cps_of)
 
     async def hand_over(self, order: Mapping[str, Any], *, keyed: bool = True) -> str:
         """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.
@@ -190,6 +201,7 @@ class TrunkCalls:
         go only when the edge this hand-over recorded provably placed nothing. `keyed`: the session may be
         retried (an Idempotency-Key); without one, or with one edge, a store blink does not refuse the call."""
         session_id = str(order["session_id"])
+        await self.invites.handed(session_id, str(order["trunk"]))
         several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
         token = uuid.uuid4().hex[:16]  # this hand-over's, in its record at whichever edge it asks
         nothing: ApiError | None = None

@@ -34,7 +34,7 @@ from dispatcher.regions.home import rendezvous_order
 from dispatcher.regions.peers import ANSWER_SECONDS, POLL_SECONDS, Peer, Peers, region_client, signed_post
 from dispatcher.regions.signing import RegionSigner
 from dispatcher.settings import SettingsError
-from dispatcher.store.coordination import CreateLimits
+from dispatcher.store.coordination import CreateLimits, CreateTurn
 
 log = logging.getLogger("dispatcher.regions")
 
@@ -64,16 +64,25 @@ OwnRate = Callable[[str], Awaitable[float | None]]
 @dataclass(frozen=True)
 class PaceTurn:
     """A call's turn: `granted` after `wait` seconds (else refused, `wait` being what it would have
-    waited); `by` says who paced it ("" as one region); `refusal` a refusal's own words, if any."""
+    waited); `by` says who paced it ("" as one region); `refusal` a refusal's own words, if any; `queued`:
+    not granted, the key's own turn taken before is due after `wait` (it asks again then)."""
 
     granted: bool
     wait: float
     by: str = ""
     refusal: str = ""
+    queued: bool = False
 
 
 def pace_home(names: Mapping[str, str], bucket: str) -> str:
     return rendezvous_order(names, "pace", bucket)[0]
+
+
+async def bucket_turn(limits: CreateLimits, bucket: str, per_second: float, max_wait: float,
+                      holder: str | None) -> CreateTurn:
+    """A turn of the store's bucket: shared between keys where the call names its key (`holder`)."""
+    limit = limits.create_limit(bucket, per_second, 1)
+    return await (limit.cold(max_wait) if holder is None else limit.shared(holder, max_wait))
 
 
 class RegionPaces:
@@ -84,6 +93,7 @@ class RegionPaces:
         self._peers = peers
         self._regions = peers.regions
         self._limits = limits
+        self.store_limits = limits  # this region's own store's buckets
         self._signer = RegionSigner(self._regions)
         self._client = client
         self._clock = clock
@@ -99,33 +109,34 @@ class RegionPaces:
         if self._regions.several:
             peers.answer_listeners.append(self._heard)
 
-    async def turn(self, bucket: str, per_second: float, max_wait: float) -> PaceTurn:
+    async def turn(self, bucket: str, per_second: float, max_wait: float, holder: str | None = None) -> PaceTurn:
         if not self._regions.several:
-            turn = await self._limits.create_limit(bucket, per_second, 1).cold(max_wait)
-            return PaceTurn(turn.granted, turn.wait)
+            turn = await bucket_turn(self._limits, bucket, per_second, max_wait, holder)
+            return PaceTurn(turn.granted, turn.wait, queued=turn.queued)
         home = pace_home(self._regions.urls, bucket)
         if home == self._regions.here:
-            granted, wait = await self.serve(bucket, per_second, max_wait)
-            return PaceTurn(granted, wait, f"home {home}")
+            granted, wait, queued = await self.serve(bucket, per_second, max_wait, holder)
+            return PaceTurn(granted, wait, f"home {home}", queued=queued)
         peer = self._peers.peer(home)
         now = self._clock()
         if self.differing():  # two regions may each be this bucket's home: no one is asked
             self._list(home, now, now + LINGER_SECONDS)
         elif peer is not None and self._resting.get(home, 0.0) <= now:
             # Asked whatever its polls say (a poll slow under load is no reason to pace alone).
-            asked = await self._ask(peer, bucket, per_second, max_wait)
+            asked = await self._ask(peer, bucket, per_second, max_wait, holder)
             if asked is not None:
                 return asked
-        return await self._share(bucket, per_second, max_wait, home)
+        return await self._share(bucket, per_second, max_wait, home, holder)
 
-    async def serve(self, bucket: str, per_second: float, max_wait: float) -> tuple[bool, float]:
+    async def serve(self, bucket: str, per_second: float, max_wait: float,
+                    holder: str | None = None) -> tuple[bool, float, bool]:
         """As the bucket's home: a turn at the share of the pace of every region that asks here (this
         one, and each peer heard from that does not pace alone from it)."""
         asking = 1 + sum(1 for peer in self._peers.by_name.values()
                          if peer.reachable and self._regions.here not in self._alone_at.get(peer.name, ()))
         rate = per_second * asking / len(self.named())
-        turn = await self._limits.create_limit(bucket, rate, 1).cold(max_wait)
-        return turn.granted, turn.wait
+        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder)
+        return turn.granted, turn.wait, turn.queued
 
     def named(self) -> frozenset[str]:
         """Every region named by this region's `REGIONS` or a peer's, as last heard."""
@@ -150,7 +161,8 @@ class RegionPaces:
             self._listed_since[home] = now
         self._listed_until[home] = max(self._listed_until.get(home, 0.0), until)
 
-    async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float) -> PaceTurn | None:
+    async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
+                   holder: str | None) -> PaceTurn | None:
         """The home's answer; this call's own refusal when the ask found no slot, was refused or not
         answered; None when the home is passed over now."""
         by = f"home {peer.name}"
@@ -162,12 +174,12 @@ class RegionPaces:
             return PaceTurn(False, SLOT_SECONDS, by, f"more than {ASKS_PER_HOME} of this region's calls are asking "
                             f"its home region {peer.name} for a turn at once")
         try:
-            answer, why = await self._asked(peer, bucket, per_second, max_wait)
+            answer, why = await self._asked(peer, bucket, per_second, max_wait, holder)
         finally:
             slots.release()
         if answer is not None:
             self._failures.pop(peer.name, None)
-            return PaceTurn(*answer, by=by)
+            return PaceTurn(answer[0], answer[1], by, queued=answer[2])
         if _refused_the_call(why):  # the home is up: it refused this ask itself
             return PaceTurn(False, ASK_SECONDS, by, f"its home region {peer.name} refused this call's turn ({why})")
         failures = self._failures[peer.name] = self._failures.get(peer.name, 0) + 1
@@ -182,22 +194,24 @@ class RegionPaces:
                     per_second / len(self.named()), REST_SECONDS)  # once per rest, not once per call
         return None
 
-    async def _asked(self, peer: Peer, bucket: str, per_second: float,
-                     max_wait: float) -> tuple[tuple[bool, float] | None, str]:
+    async def _asked(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
+                     holder: str | None) -> tuple[tuple[bool, float, bool] | None, str]:
         # A slot per ask in flight to each home: one never waits for a connection another home's asks hold.
         self._client = self._client or region_client(ASK_SECONDS, connections=ASKS_PER_HOME * len(self._peers.by_name))
         data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url, PACE_PATH,
-                                      {"bucket": bucket, "per_second": per_second, "max_wait": max_wait},
-                                      ASK_SECONDS)
+                                      {"bucket": bucket, "per_second": per_second, "max_wait": max_wait,
+                                       **({"holder": holder} if holder is not None else {})}, ASK_SECONDS)
         granted = data.get("granted") if isinstance(data, Mapping) else None
         wait = data.get("wait") if isinstance(data, Mapping) else None
+        queued = data.get("queued") is True if isinstance(data, Mapping) else False  # an older home: never
         # A turn past the longest wait asked for is no answer (a call would sleep on it), nor a refusal's
         # wait past any bound (its Retry-After).
         if isinstance(granted, bool) and _number(wait, 0.0, max_wait + 0.01 if granted else MAX_WAIT_SECONDS):
-            return (granted, float(wait)), why  # type: ignore[arg-type]  # a number, checked
+            return (granted, float(wait), queued and not granted), why  # type: ignore[arg-type]  # a number, checked
         return None, why if data is None else "answered no turn"
 
-    async def _share(self, bucket: str, per_second: float, max_wait: float, home: str) -> PaceTurn:
+    async def _share(self, bucket: str, per_second: float, max_wait: float, home: str,
+                     holder: str | None) -> PaceTurn:
         now = self._clock()
         since = self._listed_since.get(home, now)
         by = f"share of this region while home {home} does not answer"
@@ -206,10 +220,10 @@ class RegionPaces:
             return PaceTurn(False, embargo, by, f"its home region {home} does not answer: this region takes its "
                             f"share of the pace alone in {embargo:.1f} s")
         share = per_second / len(self.named())
-        turn = await self._limits.create_limit(f"{bucket}@share", share, 1).cold(max_wait)
+        turn = await bucket_turn(self._limits, f"{bucket}@share", share, max_wait, holder)
         if turn.granted:
             self._list(home, now, now + turn.wait)
-        return PaceTurn(turn.granted, turn.wait, by)
+        return PaceTurn(turn.granted, turn.wait, by, queued=turn.queued)
 
     async def _heard(self, peer: Peer, answer: Mapping[str, Any]) -> None:
         homes = answer.get(PACING_ALONE)
@@ -222,32 +236,36 @@ class RegionPaces:
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
         """As the home: the asking region's turn (`POST /regions/pace`), `{"granted", "wait"}`, at the
         lower of its rate and this region's own, where this region has one."""
-        bucket, rate, wait = self.parse_ask(payload)
+        bucket, rate, wait, holder = self.parse_ask(payload)
         own = await self.own_rate(bucket) if self.own_rate is not None else None
         if own is not None and not math.isclose(own, rate) and (sender, bucket) not in self._warned:
             self._warned.add((sender, bucket))
             log.warning("regions: %s paces %s at %g calls a second, this region at %g: the lower holds. A pace is "
                         "the whole deployment's, every region's setting the same (docs/sip.md, upgrading to "
                         "several regions)", sender, bucket, rate, own)
-        granted, wait = await self.serve(bucket, rate if own is None else min(rate, own), wait)
-        return {"granted": granted, "wait": round(wait, 3)}
+        granted, wait, queued = await self.serve(bucket, rate if own is None else min(rate, own), wait, holder)
+        return {"granted": granted, "wait": round(wait, 3), **({"queued": True} if queued else {})}
 
-    def parse_ask(self, data: object) -> tuple[str, float, float]:
-        """A home's request body: (bucket, calls a second, longest wait), or 400; 409 where this region is
-        not the bucket's home (REGIONS differ: the asker paces its share alone rather than make two homes)."""
+    def parse_ask(self, data: object) -> tuple[str, float, float, str | None]:
+        """A home's request body: (bucket, calls a second, longest wait, the asking key if named), or 400; 409
+        where this region is not the bucket's home (REGIONS differ: the asker paces its share alone rather than
+        make two homes)."""
         bucket = data.get("bucket") if isinstance(data, Mapping) else None
         rate = data.get("per_second") if isinstance(data, Mapping) else None
         wait = data.get("max_wait") if isinstance(data, Mapping) else None
+        holder = data.get("holder") if isinstance(data, Mapping) else None
         kind, _, name = bucket.partition(":") if isinstance(bucket, str) else ("", "", "")
         if (kind not in KINDS or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable()
-                or not _number(rate, MIN_PER_SECOND, MAX_PER_SECOND) or not _number(wait, 0.0, MAX_WAIT_SECONDS)):
+                or not _number(rate, MIN_PER_SECOND, MAX_PER_SECOND) or not _number(wait, 0.0, MAX_WAIT_SECONDS)
+                or not (holder is None or (isinstance(holder, str) and 0 < len(holder) <= MAX_NAME_CHARS
+                                           and holder.isprintable()))):
             raise ApiError(400, "invalid_request", "expected {\"bucket\": \"twilio|telnyx|trunk:<name of at most "
                            f"{MAX_NAME_CHARS} characters>\", \"per_second\": [1/3600, {MAX_PER_SECOND:g}], "
-                           f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}]}}")
+                           f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}], \"holder\": an API key's id (optional)}}")
         if pace_home(self._regions.urls, str(bucket)) != self._regions.here:
             raise ApiError(409, "not_pace_home", "this region is not the pace's home by its REGIONS: make every "
                            "region's REGIONS the same")
-        return str(bucket), float(rate), float(wait)  # type: ignore[arg-type]  # checked numbers above
+        return str(bucket), float(rate), float(wait), holder  # type: ignore[arg-type]  # checked above
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -247,6 +247,8 @@ class CreateTurn:
     granted: bool  # a token was taken (a cold launch's may be due only after `wait`)
     wait: float  # seconds until the token is due (granted), or until a cold launch's would be
     spare: int  # whole tokens a refill may still take now, leaving one for a cold start
+    # Not granted: the holder's own turn taken earlier is still due in `wait`; it asks again then (a share).
+    queued: bool = False
 
 
 class CreateLimit(Protocol):
@@ -269,6 +271,12 @@ class CreateLimit(Protocol):
 
     async def look(self) -> CreateTurn:
         """What a cold launch asked for now would wait, and the refills' spare tokens (takes nothing)."""
+        ...
+
+    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
+        """A cold turn for `holder` (an API key) while it has no other turn still due; else none, `queued`,
+        `wait` being when its own is due. Each holder waiting on the bucket thus holds one turn ahead at a
+        time: its turns interleave with every other holder's, round-robin (docs/phone.md#sharing-a-pace)."""
         ...
 
 

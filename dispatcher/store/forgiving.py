@@ -168,6 +168,10 @@ class ForgivingCreateLimit:
     async def look(self) -> CreateTurn:
         return await forgiving(self._shared.look, self._alone.look, "create limit")
 
+    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
+        return await forgiving(lambda: self._shared.shared(holder, max_wait),
+                               lambda: self._alone.shared(holder, max_wait), "create limit")
+
 
 class ForgivingCounts:
     def __init__(self, shared: CredentialCounts, alone: CredentialCounts) -> None:

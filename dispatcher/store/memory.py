@@ -118,6 +118,7 @@ class LocalCreateLimit:
         self._headroom = min(1, burst - 1)  # kept for a cold start (none when the burst is 1)
         self._clock = clock
         self._due = -math.inf  # the bucket's theoretical arrival time: all tokens back by then
+        self._holders: dict[str, float] = {}  # holder → when its last turn is due (`shared`)
 
     @property
     def per_second(self) -> float:
@@ -132,6 +133,7 @@ class LocalCreateLimit:
         still count."""
         limit = LocalCreateLimit(per_second, burst, self._clock)
         limit._due = self._due
+        limit._holders = self._holders
         return limit
 
     async def cold(self, max_wait: float) -> CreateTurn:
@@ -142,6 +144,17 @@ class LocalCreateLimit:
 
     async def look(self) -> CreateTurn:
         return self._turn("look", 0.0)
+
+    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
+        now = self._clock()
+        for gone in [h for h, due in self._holders.items() if due <= now]:
+            del self._holders[gone]  # turns passed: only holders still waiting are kept
+        if (held := self._holders.get(holder)) is not None:
+            return CreateTurn(False, held - now, 0, queued=True)
+        turn = self._turn("cold", max_wait)
+        if turn.granted:
+            self._holders[holder] = now + turn.wait
+        return turn
 
     def _turn(self, mode: str, max_wait: float) -> CreateTurn:
         now = self._clock()

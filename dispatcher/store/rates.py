@@ -8,6 +8,9 @@
   later (its caller waits for it, at most `max_wait`); a refill takes one only while another
   remains for a cold start, so cold launches go first when tokens are short. Fly's list limit is
   counted by the same bucket (`create:fly-list:<app>`), every list taking its turn as a cold launch.
+- A carrier's pace shared between keys (`shared`): the same bucket, and beside it a hash
+  (`create-share:<name>`) of each key's turn still due. A key with one is told to ask again when it
+  comes, so each waiting key holds one turn ahead at a time and their turns interleave.
 """
 
 from __future__ import annotations
@@ -71,6 +74,35 @@ return {0, wait, spare}
 """
 
 
+# KEYS: the bucket, its holders' hash. ARGV: interval (ms), burst, a turn's longest wait (ms), the holder.
+# Returns {granted (0/1), wait (ms), queued (0/1)}: queued, the holder's own turn is due after `wait`.
+_SHARED = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or 0)
+if held > now then
+  return {0, held - now, 1}
+end
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat + interval - burst * interval - now
+if wait < 0 then wait = 0 end
+if wait > tonumber(ARGV[3]) then
+  return {0, wait, 0}
+end
+redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
+local holders = redis.call('HGETALL', KEYS[2])
+for i = 1, #holders, 2 do
+  if tonumber(holders[i + 1]) <= now then redis.call('HDEL', KEYS[2], holders[i]) end
+end
+redis.call('HSET', KEYS[2], ARGV[4], now + wait)
+redis.call('PEXPIRE', KEYS[2], tat + interval - now)
+return {1, wait, 0}
+"""
+
+
 class SharedCreateLimit:
     def __init__(self, store: Store, name: str, per_second: float, burst: int) -> None:
         if per_second <= 0 or burst < 1:
@@ -80,6 +112,8 @@ class SharedCreateLimit:
         self._interval_ms = max(1, round(1000 / per_second))
         self._burst = burst
         self._script = store.redis.register_script(_CREATE)
+        self._holders = store.key("create-share", name)
+        self._shared = store.redis.register_script(_SHARED)
 
     async def cold(self, max_wait: float) -> CreateTurn:
         return await self._turn("cold", max_wait)
@@ -89,6 +123,12 @@ class SharedCreateLimit:
 
     async def look(self) -> CreateTurn:
         return await self._turn("look", 0.0)
+
+    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
+        args: list[str | int] = [self._interval_ms, self._burst, int(max_wait * 1000), holder]
+        granted, wait_ms, queued = await self._store.call(
+            lambda: self._shared(keys=[self._key, self._holders], args=args))
+        return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0, queued=bool(int(queued)))
 
     async def _turn(self, mode: str, max_wait: float) -> CreateTurn:
         args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000)]

@@ -75,9 +75,9 @@ def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, sourc
 
 
 def run_callee(scenario: str, port: int, workdir: Path, *, media_port: int | None = None,
-               variables: dict[str, str] | None = None) -> SippRun:
-    """One call of `scenario` from the edge, SIPp the far end listening on 127.0.0.1:`port`."""
-    return _run(scenario, ["-i", "127.0.0.1", "-p", str(port)], workdir, media_port, variables)
+               variables: dict[str, str] | None = None, calls: int = 1) -> SippRun:
+    """`calls` of `scenario` from the edge (one by default), SIPp the far end listening on 127.0.0.1:`port`."""
+    return _run(scenario, ["-i", "127.0.0.1", "-p", str(port)], workdir, media_port, variables, calls)
 
 
 def _run(scenario: str, where: list[str], workdir: Path, media_port: int | None,

@@ -13,6 +13,7 @@ the same way, with `not_placed`: none is left open."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -26,6 +27,7 @@ from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.api.warm_briefing import WarmStep, tell_bot, under_way
 from dispatcher.errors import ApiError
+from dispatcher.phone.invite_spacing import HOLD_SECONDS
 from dispatcher.sessions.ids import Caller
 from dispatcher.usage.telephony_cost import BRIDGED_LEG
 
@@ -67,12 +69,23 @@ async def _edge(request: Request, session_id: str) -> AppState:
 
 @router.get("/edge/calls/{session_id}", include_in_schema=False)
 async def call_status(request: Request, session_id: str) -> dict[str, Any]:
-    """The session's status for the edge: its INVITE waits for `joined`."""
+    """The session's status for the edge: its INVITE waits for `joined`, said at the call's own turn of the
+    trunk's pace (dispatcher/phone/invite_spacing.py): held up to HOLD_SECONDS, else said at a later ask."""
     state = await _edge(request, session_id)
     session = await state.sessions.get(session_id)
     if session is None:
         raise not_found(session_id)
-    return {"session_id": session_id, "status": session.machine.state.value}
+    status = session.machine.state.value
+    if status == "joined" and state.trunk_calls is not None:
+        try:
+            wait = await state.trunk_calls.invite_wait(session_id)
+        except ApiError:  # the edge's trunks not read now: spaced by the hand-over's pace alone
+            wait = 0.0
+        if wait > HOLD_SECONDS:
+            status = "started"  # the edge asks again within a poll
+        elif wait > 0:
+            await asyncio.sleep(wait)
+    return {"session_id": session_id, "status": status}
 
 
 @router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
