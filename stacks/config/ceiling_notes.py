@@ -13,7 +13,7 @@ import pulumi
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells as parse_ecs_cells
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
+from stacks.config import aci_cells, ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
 from stacks.config import cells as stack_cells
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
@@ -78,6 +78,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                                                aws.bot_cpu, minutes, spot=ceiling.spot_share(aws.capacity_providers))
         return _fargate(aws, minutes, ceiling.FargateQuotas())
     if settings.azure is not None:
+        if subscriptions := aci_cells.listed(settings.azure.aci_cells):
+            return ceiling_cells.aci_cells(subscriptions, settings.azure.bot_cpu, minutes)
         return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
     if settings.gcp is not None:
         gcp = settings.gcp
@@ -287,6 +289,10 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
             return ceiling_cells.fargate_cells(ceiling_cells.accounts(accounts), region, cpu, minutes, spot=spot)
         return ceiling.fargate(region, cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
+        if (subscriptions := aci_cells.from_file(value(aci_cells.CELLS_KEY))) is None:
+            return None  # the check names the value
+        if subscriptions:
+            return ceiling_cells.aci_cells(subscriptions, cpu, minutes)
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)

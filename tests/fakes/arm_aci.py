@@ -277,11 +277,10 @@ class FakeArmAci(TlsFake):
             if target is None:
                 return arm_error(404, "ResourceGroupNotFound", f"Resource group "
                                  f"'{request.path_params.get('resource_group')}' could not be found.")
+            endpoint_here: Handler = endpoint
             if target is not self:  # another subscription: its own state, buckets and budgets
                 target.url = self.url
                 endpoint_here = getattr(target, endpoint.__name__)
-            else:
-                endpoint_here = endpoint
             bucket = target.writes if write else target.reads
             wait = bucket.take()
             kind = "writes" if write else "reads"
