@@ -212,3 +212,12 @@ def test_a_cell_outside_the_deployments_network_needs_its_own_subnet(fake_aci: F
     cells[1]["subnet_id"] = own
     settings = AciSettings.from_env({**env, "ACI_CELLS": json.dumps(cells)})
     assert [settings.for_cell(c).subnet_id for c in settings.cells] == [subnet, own]
+
+
+def test_the_config_check_names_a_cell_it_cannot_use_and_the_store_cells_need(fake_aci: FakeArmAci) -> None:
+    from dispatcher.factory import configuration_problems
+
+    base = {**cells_env(fake_aci), "DAILY_API_KEY": "k"}
+    assert any("ACI_CELLS needs the shared store: set REDIS_URL" in p for p in configuration_problems(base))
+    bad = configuration_problems({**base, "REDIS_URL": "redis://localhost:6379", "ACI_CELLS": '[{"name": "a"}]'})
+    assert any("ACI_CELLS[0] (a): subscription_id is required" in p for p in bad), bad
