@@ -221,3 +221,17 @@ def test_the_config_check_names_a_cell_it_cannot_use_and_the_store_cells_need(fa
     assert any("ACI_CELLS needs the shared store: set REDIS_URL" in p for p in configuration_problems(base))
     bad = configuration_problems({**base, "REDIS_URL": "redis://localhost:6379", "ACI_CELLS": '[{"name": "a"}]'})
     assert any("ACI_CELLS[0] (a): subscription_id is required" in p for p in bad), bad
+
+
+async def test_a_cells_create_and_delete_spend_that_cells_own_budget(
+        machines: AciCellMachines, fake_aci: FakeArmAci, cell_b: FakeArmAci, coordination: LocalCoordination) -> None:
+    rate = machines.settings.create_rate
+
+    async def spare(cell: str) -> int:
+        return (await coordination.create_limit(f"aci:{cell}", rate.per_second, rate.burst).look()).spare
+
+    before = {cell: await spare(cell) for cell in ("a", "b")}
+    [session] = homed_in(machines, "b")
+    await machines.launch(spec(session))
+    await machines.stop(session)  # ACI counts a delete against the same budget as a create
+    assert {cell: before[cell] - await spare(cell) for cell in ("a", "b")} == {"a": 0, "b": 2}
