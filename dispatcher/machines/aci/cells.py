@@ -83,7 +83,9 @@ class AciCellMachines(CellLaunches[AciMachines]):
             return "SubscriptionRequestsThrottled"
         if exc.reason == "aci_capacity":
             return "a container group or cores quota"
-        if exc.reason == "aci_unauthorized":  # ARM's 403: this resource group refused the dispatcher's role
+        # ARM's 403 (`AuthorizationFailed`, `LinkedAuthorizationFailed`: a subnet's join): this resource group
+        # refused the dispatcher's role. A 401, or no token at all, is the dispatcher's own sign-in: every cell's.
+        if exc.reason == "aci_unauthorized" and "AuthorizationFailed" in exc.message:
             log.warning("ACI cell %s drained: %s", cell, exc.message)
             return "its role was refused (the dispatcher's log says how)"
         return None

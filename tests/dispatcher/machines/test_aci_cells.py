@@ -128,6 +128,17 @@ async def test_a_resource_group_the_dispatcher_holds_no_role_on_is_drained(
         await machines.aclose()
 
 
+async def test_the_dispatchers_own_sign_in_refused_drains_no_cell(
+        fake_aci: FakeArmAci, cell_b: FakeArmAci, coordination: LocalCoordination) -> None:
+    machines = replica(fake_aci, coordination, AZURE_CLIENT_SECRET="not-the-secret")  # Entra refuses it: 401
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(spec())
+        assert refused.value.reason == "aci_unauthorized" and drained(machines) == {}
+    finally:
+        await machines.aclose()
+
+
 async def test_every_cell_refusing_answers_503_naming_each(
         machines: AciCellMachines, fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
     fake_aci.quota = cell_b.quota = 0
