@@ -13,7 +13,7 @@ import pytest
 from dispatcher.machines.aci.cell_settings import aci_cells
 from dispatcher.machines.aci.settings import AciSettings
 from stacks.azure import identity
-from stacks.config import ceiling, ceiling_cells
+from stacks.config import ceiling, ceiling_cells, ceiling_notes
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.azure.test_stack import ASSIGNMENT, ROLE, env
@@ -121,3 +121,14 @@ def test_the_ceiling_counts_each_cells_budget_groups_and_cores() -> None:
     assert [limit.bots for limit in spread.limits] == [limit.bots * 2 for limit in one.limits]
     assert "2 subscriptions (aciCells: a (" in spread.where
     assert all("aciCells" in limit.raise_it for limit in spread.limits)
+
+
+def test_a_stack_files_ceiling_counts_each_cell_and_no_reserve_over_them() -> None:
+    config = {"voicefleet:cloud": "azure", "azure-native:location": "westeurope", "voicefleet:botCpu": "1024",
+              "voicefleet:maxConcurrentSessions": "200", "voicefleet:reserveMaxIdle": "5",
+              "voicefleet:botChannel": "true", "voicefleet:aciCells": json.dumps(CELLS)}
+    [note, *warnings] = ceiling_notes.stack_notes(config)
+    assert "2 subscriptions (aciCells: a (" in note and "12 sessions" in note, note
+    assert warnings and all("reserveMaxIdle" not in warning for warning in warnings)  # none runs over ACI cells
+    alone = ceiling_notes.stack_notes({k: v for k, v in config.items() if k != "voicefleet:aciCells"})
+    assert "6 sessions" in alone[0], alone
