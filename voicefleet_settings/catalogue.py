@@ -2640,7 +2640,8 @@ SETTINGS: tuple[Setting, ...] = (
             "most 50 cells, one per subscription and location, each with its own create budget (`ACI_CREATE_*`, "
             "counted per cell); needs `REDIS_URL`; no warm reserve; a subscription answering 429 or a quota has "
             "its starts go to the others ([operations.md](operations.md#cells)); an Azure stack sets it from its "
-            "`aciCells` key ([pulumi.md](pulumi.md#cells))"
+            "`aciCells` key "
+            "([pulumi.md](pulumi.md#azure-azure-nativesubscriptionid-and-azure-nativelocation-are-required))"
         ),
     ),
     Setting(
