@@ -33,12 +33,13 @@ TOKEN = "bench-token"  # noqa: S105 - the fake's fixed test token
 
 def serve() -> None:
     """The fake ARM in this process, its throttling off, one group in it; prints its URL and certificate."""
-    from tests.fakes.arm_aci import RESOURCE_GROUP, SUBSCRIPTION, Bucket, FakeArmAci, serve_tls
+    from tests.fakes.arm_aci import CLIENT_ID, RESOURCE_GROUP, SUBSCRIPTION, Bucket, FakeArmAci, serve_tls
 
     fake = FakeArmAci()
     fake.writes = fake.reads = Bucket(10**9, 10**9)
     with serve_tls(fake):
         fake.tokens[TOKEN] = fake.url + "/.default"  # a token for ARM's scope
+        fake.principals[TOKEN] = CLIENT_ID  # issued to the dispatcher's client, whose role is the resource group's
         from tests.fakes.arm_aci import IMAGE, LOCATION
 
         fake.groups[GROUP] = {"id": f"{fake.groups_path}/{GROUP}", "name": GROUP, "location": LOCATION,

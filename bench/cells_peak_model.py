@@ -7,11 +7,12 @@ cell's provider answers the create as its quotas do. A refusal drains the cell (
 start goes on to the next open cell, as dispatcher/machines/cell_launches.py does; with no open cell
 left (or on Fly, whose starts never leave their app) it is refused. The product retries a throttled
 create in the last open cell with backoff: counted here as refused, which flatters nothing.
-Every start is cold: with cells the warm reserve does not run (docs/operations.md, "Cells"), so a
-start is ready after its token's wait and the provider's cold start (bench/reserve_sim_providers.py).
-Calls last `CALL_SECONDS` (the plan's `expectedCallMinutes`); the day's shape is the reserve
-simulator's seasonal one without its bursts (bench/reserve_sim_traffic.py), scaled so that its peak
-holds `peak` calls at once.
+A provider that counts deletes with creates (ACI) has each call's end take a token of its cell's launch
+limit, as the product's delete does. Every start is cold: with cells the warm reserve does not run
+(docs/operations.md, "Cells"), so a start is ready after its token's wait and the provider's cold start
+(bench/reserve_sim_providers.py). Calls last `CALL_SECONDS` (the plan's `expectedCallMinutes`); the
+day's shape is the reserve simulator's seasonal one without its bursts (bench/reserve_sim_traffic.py),
+scaled so that its peak holds `peak` calls at once.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class PeakSimulation:
                 if name != lost:
                     self.quotas[name].ended(end)
                     self.cells.ended(name)
+                    if self.plan.deletes_spend:  # as aci/provider.py `_delete`: the cell's own token, taken at once
+                        settle(self.cells.creates.cold_in(name, DAY))
             if lost is None and self.lose_at is not None and t >= self.lose_at:
                 lost = self._lose(running, out)
             self._start(i, f"{self.seed}-{i}", t, float(cold[i]), out, running)

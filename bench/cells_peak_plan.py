@@ -42,6 +42,7 @@ class PlannedCell:
     sessions: int  # the plan's ceiling for one cell
     how: str  # what sets it, as the plan says
     quotas: Callable[[], quotas.CellQuotas]  # a fresh cell's provider quotas
+    deletes_spend: bool = False  # a session's delete takes a token of its cell's create limit (ACI counts both)
 
     def cells_for(self, peak_sessions: float) -> int:
         return max(1, math.ceil(peak_sessions / self.sessions - 1e-9))
@@ -82,7 +83,8 @@ def gce() -> PlannedCell:
 def aci() -> PlannedCell:
     sessions, how = _said(ceiling.aci("<location>", ACI_BOT_CPU_UNITS, CALL_MINUTES))
     cores = ACI_BOT_CPU_UNITS / ceiling.ACI_CPU_UNITS
-    return PlannedCell(BY_NAME["aci"], ACI_CREATE_RATE, True, sessions, how, lambda: quotas.aci(cores))
+    return PlannedCell(BY_NAME["aci"], ACI_CREATE_RATE, True, sessions, how, lambda: quotas.aci(cores),
+                       deletes_spend=True)
 
 
 def fly() -> PlannedCell:

@@ -110,7 +110,13 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         return ModalMachines(ModalSettings.from_env(env), coordination=coordination)
     if settings.machines == "aci":
         from dispatcher.machines.aci.provider import AciMachines
+        from dispatcher.machines.aci.settings import AciSettings
 
+        aci = AciSettings.from_env(env)
+        if aci.cells:  # several subscriptions (ACI_CELLS): cold launches spread over them, no reserve yet
+            from dispatcher.machines.aci.cells import AciCellMachines
+
+            return AciCellMachines(aci, coordination, env)
         if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.aci.reserve import AciWarmMachines
 
@@ -204,7 +210,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "aci":
         from dispatcher.machines.aci.settings import AciSettings
 
-        checks.append(lambda: AciSettings.from_env(env))
+        checks += [lambda: AciSettings.from_env(env), lambda: _cells_store(env)]
     elif machines == "k8s":
         from dispatcher.machines.k8s.settings import K8sSettings
 
@@ -252,10 +258,10 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
 
 
 def _cells_store(env: Mapping[str, str]) -> None:
-    """ECS_CELLS, CLOUDRUN_CELLS and GCE_CELLS record each session's cell in the shared store, so that a
-    replay at any replica, or after a restart, meets its machine there: without a store a restart would
-    launch a second."""
-    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS", "GCE_CELLS"):
+    """ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS and ACI_CELLS record each session's cell in the shared store, so
+    that a replay at any replica, or after a restart, meets its machine there: without a store a restart
+    would launch a second."""
+    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS", "GCE_CELLS", "ACI_CELLS"):
         if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
             raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
                                 "there, so a replay after a restart meets its machine instead of launching a second)")

@@ -2627,6 +2627,24 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "ACI_CELLS", "aci", STRING,
+        shown="unset (one subscription: `AZURE_SUBSCRIPTION_ID`)",
+        example=('`[{"name": "a", "subscription_id": "11111111-…", "resource_group": "voicefleet-cell-a", '
+                 '"location": "westeurope"}]`'),
+        meaning=(
+            "the Azure subscriptions container groups spread over, a JSON list of cells: each a `name`, its "
+            "`subscription_id`, `resource_group` and `location`, and optionally `client_id` (a user-assigned "
+            "managed identity of the dispatcher's host to sign in as there; else the dispatcher's own, given a "
+            "role on that resource group alone), `subnet_id` (a delegated subnet in that subscription and "
+            "location; needed there when `ACI_SUBNET_ID` is set) and `max_groups` (each replica's own cap); at "
+            "most 50 cells, one per subscription and location, each with its own create budget (`ACI_CREATE_*`, "
+            "counted per cell); needs `REDIS_URL`; no warm reserve; a subscription answering 429 or a quota has "
+            "its starts go to the others ([operations.md](operations.md#cells)); an Azure stack sets it from its "
+            "`aciCells` key "
+            "([pulumi.md](pulumi.md#azure-azure-nativesubscriptionid-and-azure-nativelocation-are-required))"
+        ),
+    ),
+    Setting(
         "ACI_BOT_SETTINGS", "aci", STRING,
         shown="unset",
         example="`LOG_FORMAT=json,OTEL_SERVICE_NAME=voicefleet-bot`",

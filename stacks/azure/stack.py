@@ -33,7 +33,7 @@ from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.sip_edge import SipEdge, SipEdgeArgs, control_url_of
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
-from stacks.config import rotation_last_up
+from stacks.config import aci_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
@@ -84,11 +84,15 @@ class AzureStack(pulumi.ComponentResource):
                                          **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(resource_group=group.name, location=cfg.location, cidr=cfg.vnet_cidr,
                                             tags=tags), opts=child)
+        own = f"/subscriptions/{cfg.subscription_id}/resourceGroups/{settings.prefix}"  # the group's id
         identities = Identities(name, IdentitiesArgs(
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group=group.name,
             resource_group_id=group.id, location=cfg.location, registry_id=registry.id,
             bots_subnet_id=network.subnet_ids["bots"], tags=tags,
-            bot_permissions=[(a.role, a.scope) for a in settings.bot_permissions.azure_assignments]), opts=child)
+            bot_permissions=[(a.role, a.scope) for a in settings.bot_permissions.azure_assignments],
+            cell_scopes=_cell_scopes(cfg.aci_cells, own)), opts=child)
+        for unmade in aci_cells.unmade(aci_cells.listed(cfg.aci_cells), own):
+            pulumi.log.warn(f"aciCells {unmade}", resource=self)
         recordings = RecordingStore(
             f"{name}-recordings", settings.recording, subscription_id=cfg.subscription_id, prefix=settings.prefix,
             resource_group=group.name, location=cfg.location,
@@ -252,3 +256,8 @@ class AzureStack(pulumi.ComponentResource):
             **({URL_VARIABLE: store.url} if store is not None else {}),
             **settings.observability.dispatcher_environment(),
         }
+
+
+def _cell_scopes(setting: str, own: str) -> list[tuple[str, str]]:
+    """Each aciCells cell's name and resource group scope, but a cell in the stack's own resource group."""
+    return [(cell.name, cell.scope) for cell in aci_cells.listed(setting) if cell.scope.lower() != own.lower()]

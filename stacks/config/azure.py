@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from stacks.config import bot_permissions, limits
+from stacks.config import aci_cells, bot_permissions, limits
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
 
@@ -60,8 +60,10 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
         raise cfg.fail(store_settings.PASSWORD_KEY, "is not used on azure: the dispatcher signs in to Azure Managed "
                                                     "Redis with the cache's own access key, which the stack keeps in "
                                                     f"Key Vault; pulumi config rm {store_settings.PASSWORD_KEY}")
-    store = maximum > 1
-    if store and cfg.raw("dispatcherMaxReplicas") is None:
+    cells = aci_cells.cells(cfg, subscription.lower(), location)
+    # Several replicas share a store; so do the cells, one replica or more (each session's cell is recorded there).
+    store = maximum > 1 or bool(cells)
+    if maximum > 1 and cfg.raw("dispatcherMaxReplicas") is None:
         _warn_derived_store(cfg, minimum, maximum)
     if not store and settings.secrets.store_accepted_message_secret is not None:
         raise cfg.fail(store_settings.ACCEPTED_MESSAGE_SECRET_KEY,
@@ -94,6 +96,7 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
         key_vault_retention_days=cfg.integer("azureKeyVaultRetentionDays", minimum=limits.KEY_VAULT_SOFT_DELETE_DAYS[0],
                                              maximum=limits.KEY_VAULT_SOFT_DELETE_DAYS[1]),
         key_vault_purge_protection=cfg.boolean("azureKeyVaultPurgeProtection"),
+        aci_cells=aci_cells.cells_setting(cells),
     )
 
 

@@ -17,6 +17,9 @@ too; the ECS_CELLS parser refuses an account listed twice. Each account's quotas
 documented default: `accountQuotas` reads only the stack's own account, which runs the dispatcher and
 no bot (a cell in it aside). The dispatcher's tasks take from that account's quota, not a cell's, and
 the warm reserve runs over the cells (docs/reserve.md, "Over cells"), so its bots are counted.
+
+ACI cells (`aciCells`) are subscriptions, each with its own create budget, groups and cores (documented
+defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from dispatcher.machines.aci.cell_settings import AciCell
 from dispatcher.machines.ecs.cell_settings import EcsCell
 from stacks.config import ceiling
+from stacks.config.aci_cells import CELLS_KEY as ACI_CELLS_KEY
 from stacks.config.ceiling import ACCOUNT_DEFAULT, READ_CLOUD_QUOTAS, Ceiling, Limit
 from stacks.config.ecs_cells import CELLS_KEY as ECS_CELLS_KEY
 from stacks.config.gce_cells import CELLS_KEY, CellPlace
@@ -131,3 +136,29 @@ def fargate_cells(accounts: Sequence[str], region: str, bot_cpu_units: int, call
                               show=f"{limit.show}, with each cell account's credentials" if not limit.rate else
                               limit.show))
     return Ceiling("Fargate", f"{region}, {spread}", tuple(limits))
+
+
+def aci_cells(cells: Sequence[AciCell], bot_cpu_units: int, call_minutes: float) -> Ceiling:
+    """Azure Container Instances over `cells` (at least one, each subscription and location listed once): one
+    subscription's create budget, groups and cores in its location (ceiling.aci), each held by every cell on its
+    own, so they add up."""
+    count = len(cells)
+    one = ceiling.aci(cells[0].location, bot_cpu_units, call_minutes)
+    named = [f"{cell.name} ({cell.subscription_id}, {cell.location})" for cell in cells]
+    spread = f"{count} subscription{'s' if count > 1 else ''} ({ACI_CELLS_KEY}: {_first(named)})"
+    limits = []
+    for limit in one.limits:
+        if limit.rate:
+            how = f"{limit.how}, in each of {spread}: each its own budget, the dispatcher pacing each on its own"
+            raise_it = (f"{limit.raise_it.split(', then', 1)[0]}, in each cell's subscription, then the dispatcher's "
+                        f"ACI_CREATE_RATE (each cell's pace); or more subscriptions in {ACI_CELLS_KEY}")
+        else:
+            how = f"{limit.how} in each of {spread} ({ACCOUNT_DEFAULT}: a preview reads no cell's)"
+            raise_it = (f"{limit.raise_it} in each cell's subscription, each about its share of the {{needed}} "
+                        f"{limit.unit} in all (about {{needed}} ÷ {count}: the sessions spread over the cells), or "
+                        f"more subscriptions in {ACI_CELLS_KEY}")
+        limits.append(replace(limit, figure=limit.figure * count, bots=limit.bots * count, how=how,
+                              raise_it=raise_it, show=f"{limit.show}, for each cell's subscription and location"
+                              if not limit.rate else limit.show))
+    locations = ", ".join(sorted({cell.location for cell in cells}))
+    return Ceiling("Azure Container Instances", f"{locations}, {spread}", tuple(limits))

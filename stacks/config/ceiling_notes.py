@@ -13,7 +13,7 @@ import pulumi
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells as parse_ecs_cells
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
+from stacks.config import aci_cells, ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
 from stacks.config import cells as stack_cells
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
@@ -78,6 +78,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                                                aws.bot_cpu, minutes, spot=ceiling.spot_share(aws.capacity_providers))
         return _fargate(aws, minutes, ceiling.FargateQuotas())
     if settings.azure is not None:
+        if subscriptions := aci_cells.listed(settings.azure.aci_cells):
+            return ceiling_cells.aci_cells(subscriptions, settings.azure.bot_cpu, minutes)
         return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
     if settings.gcp is not None:
         gcp = settings.gcp
@@ -109,10 +111,10 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 def reserve_bots(settings: Settings) -> int:
     """The reserve's bots at most: none without the bot channel (no warm reserve then), nor over Cloud Run
-    cells (the dispatcher runs none over them: dispatcher/factory.py; over Compute Engine cells it does)."""
+    or ACI cells (the dispatcher runs none over them: dispatcher/factory.py; over Compute Engine cells it does)."""
     if settings.secrets.bot_channel_token is None:
         return 0
-    if settings.gcp is not None and settings.gcp.cloud_run_cells:
+    if (settings.gcp is not None and settings.gcp.cloud_run_cells) or (settings.azure and settings.azure.aci_cells):
         return 0
     return settings.reserve.max_idle
 
@@ -253,8 +255,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there); over ECS and
-    # Compute Engine cells it runs, counted.
+    # No reserve without the channel, nor over Cloud Run or ACI cells (the dispatcher runs none there); over ECS
+    # and Compute Engine cells it runs, counted.
     reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
@@ -264,8 +266,10 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
 
 
 def _cells_listed(config: Mapping[str, str], value: Callable[[str], str]) -> bool:
-    """Whether a stack file's Cloud Run bots spread over cells (cloudRunCells), which hold no reserve
-    (gceCells' do)."""
+    """Whether a stack file's Cloud Run bots or ACI groups spread over cells (cloudRunCells, aciCells), which
+    hold no reserve (gceCells' do)."""
+    if value("cloud") == "azure":
+        return bool(aci_cells.from_file(value(aci_cells.CELLS_KEY)))
     if value("cloud") != "gcp" or value("botRuntime") != "cloudrun":
         return False
     return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), config.get("gcp:region", "<region>")))
@@ -287,6 +291,10 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
             return ceiling_cells.fargate_cells(ceiling_cells.accounts(accounts), region, cpu, minutes, spot=spot)
         return ceiling.fargate(region, cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
+        if (subscriptions := aci_cells.from_file(value(aci_cells.CELLS_KEY))) is None:
+            return None  # the check names the value
+        if subscriptions:
+            return ceiling_cells.aci_cells(subscriptions, cpu, minutes)
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)

@@ -241,6 +241,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("azure-native:location", "AZURE_LOCATION", clouds=("azure",), value=lambda s: _azure(s).location),
     KeySetting("azure-native:subscriptionId", "AZURE_SUBSCRIPTION_ID", clouds=("azure",),
                value=lambda s: _azure(s).subscription_id),
+    KeySetting("aciCells", "ACI_CELLS", "the list, as JSON", clouds=("azure",),
+               value=lambda s: _azure(s).aci_cells or None),
     KeySetting("botCpu", "ACI_CPU", "CPU units / 1024 (vCPUs)", clouds=("azure",),
                value=_units(lambda s: _azure(s).bot_cpu)),
     KeySetting("botMemory", "ACI_MEMORY_GB", "MiB / 1024 (GiB)", clouds=("azure",),

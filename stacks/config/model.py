@@ -115,6 +115,7 @@ class AzureSettings:
     key_vault_allowed_ips: tuple[str, ...] = ()  # addresses outside the network Key Vault answers too
     key_vault_retention_days: int = 90  # soft delete; fixed when the vault is created
     key_vault_purge_protection: bool = False  # once on, Azure never turns it off
+    aci_cells: str = ""  # ACI_CELLS, as the dispatcher reads it ("": the stack's own resource group alone)
 
 
 @dataclass(frozen=True)

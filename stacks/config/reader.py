@@ -146,6 +146,7 @@ DEFAULTS: dict[str, Any] = {
     "alarmNotificationChannels": [],  # none: alert policies notify nobody (stacks/config/alarms.py)
     "alertPolicies": False,  # true once the log-based metrics are 10 min old (stacks/gcp/observability.py)
     # Azure (stacks/config/azure.py)
+    "aciCells": [],  # none: the stack's own resource group alone runs the bots (stacks/config/aci_cells.py)
     "azureVnetCidr": "10.60.0.0/16",
     "dispatcherMinReplicas": 1,
     "dispatcherMaxReplicas": 1,

@@ -45,7 +45,7 @@ CLOUD_KEYS: dict[str, tuple[str, ...]] = {
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
                      "alertPolicies", "turnMachineType"), ("gcp",)),
     **dict.fromkeys(("dispatcherMinReplicas", "dispatcherMaxReplicas", "alarmActionGroupId", "turnVmSize",
-                     "turnSshPublicKey"), ("azure",)),
+                     "turnSshPublicKey", "aciCells"), ("azure",)),
     **dict.fromkeys(("botCpu", "botMemory"), ("aws", "azure")),
     "accountQuotas": ("aws", "gcp"),
 }

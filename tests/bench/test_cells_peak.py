@@ -97,6 +97,17 @@ def test_too_few_fly_apps_hold_the_plan_s_ceiling_and_refuse_the_rest() -> None:
     assert abs(found.peak_calls - 2 * plan.sessions) <= 0.10 * 2 * plan.sessions
 
 
+def test_an_aci_cells_deletes_take_its_create_budget_as_the_dispatchers_do() -> None:
+    """A session's delete spends its cell's token (aci/provider.py `_delete`): two cells hold the plan's sessions
+    over a long run (their bursts spent), not twice that."""
+    plan, seconds = PLANS["aci"](), 3 * 3600.0
+    sim = PeakSimulation(plan, 2, 400, seconds=seconds)  # far more than two subscriptions hold
+    found = figures(asyncio.run(sim.run()), regions=1)
+    assert found.refused > 0 and "aci_rate_limited" in found.refused_why
+    tokens = 2 * (plan.rate.burst + plan.rate.per_second * seconds)  # both cells' creates and deletes
+    assert found.starts - found.refused <= 0.6 * tokens, (found.starts, found.refused, tokens)
+
+
 def test_a_cell_lost_sends_its_starts_to_the_others_and_drops_its_calls() -> None:
     sim = PeakSimulation(PLANS["ecs"](), 3, 3000, seconds=900.0, lose_at=400.0)
     out = asyncio.run(sim.run())

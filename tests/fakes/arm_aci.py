@@ -35,6 +35,13 @@ or 300 in an hour are 429 too (ACI's error code for these is undocumented). List
 evaluated against it as sent (tests/support/azure_policy.py), 403 `RequestDisallowedByPolicy`.
 A Container App's revisions (`container_apps`: app → each revision's running replicas) are listed
 as the drain reads them (`properties.replicas`).
+Subscriptions are apart, as ARM's are: another subscription's resource group (`add_subscription`)
+holds its own groups, write and read buckets, create budget and quotas, and a group in one is not seen
+from another. A token is the tenant's; what it may touch is its principal's role assignments (`roles`:
+client → scopes, the dispatcher's on this resource group): a call on any other scope, or one that does
+not exist, is 403 `AuthorizationFailed` before anything else is said of it (learn.microsoft.com/azure/
+role-based-access-control/troubleshooting), and a granted scope with no such resource group 404
+`ResourceGroupNotFound`.
 """
 
 from __future__ import annotations
@@ -146,8 +153,16 @@ class FakeArmAci(TlsFake):
     error_body = staticmethod(lambda status: {"error": {
         "code": "SubscriptionRequestsThrottled" if status == 429 else "InternalServerError", "message": "injected"}})
 
-    def __init__(self) -> None:
+    def __init__(self, subscription: str = SUBSCRIPTION, resource_group: str = RESOURCE_GROUP,
+                 location: str = LOCATION) -> None:
         super().__init__()
+        self.subscription, self.resource_group, self.location = subscription, resource_group, location
+        # Other subscriptions' resource groups this ARM serves (`add_subscription`): each its own groups,
+        # buckets and budgets; and what each principal holds a role on (ARM's RBAC: a token is the tenant's,
+        # a role assignment is a scope's). The dispatcher's is this resource group's.
+        self.others: dict[tuple[str, str], FakeArmAci] = {}
+        self.roles: dict[str, set[str]] = {CLIENT_ID: {self.scope}}
+        self.principals: dict[str, str] = {}  # token → the client it was issued to
         self.groups: dict[str, dict[str, Any]] = {}
         self.registry: set[str] = {IMAGE}  # the images a group may run (a test adds a release's)
         self.secure: dict[str, dict[str, str]] = {}  # group → its environment as sent (tests read it)
@@ -171,9 +186,23 @@ class FakeArmAci(TlsFake):
         self._groups_lock = threading.RLock()  # the groups, between the server's thread and the processes' watchers
 
     @property
+    def scope(self) -> str:
+        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+
+    @property
     def groups_path(self) -> str:
-        return (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
-                "/providers/Microsoft.ContainerInstance/containerGroups")
+        return f"{self.scope}/providers/Microsoft.ContainerInstance/containerGroups"
+
+    def add_subscription(self, subscription: str, resource_group: str, location: str = LOCATION, *,
+                         granted: bool = True) -> FakeArmAci:
+        """Another subscription's resource group, served at this ARM (its state is the one returned);
+        `granted`: the dispatcher's client holds a role on that resource group."""
+        other = FakeArmAci(subscription, resource_group, location)
+        other.registry, other.tokens = self.registry, self.tokens  # one tenant: one registry, one token issuer
+        self.others[(subscription.lower(), resource_group.lower())] = other
+        if granted:
+            self.roles[CLIENT_ID].add(other.scope)
+        return other
 
     @property
     def env(self) -> dict[str, str]:
@@ -183,19 +212,40 @@ class FakeArmAci(TlsFake):
                 "AZURE_CLIENT_SECRET": CLIENT_SECRET, "AZURE_AUTHORITY_HOST": self.url, "ACI_POLL_SECONDS": "0.05"}
 
     def routes(self) -> list[Route]:
-        g = self.groups_path
+        g = "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/" \
+            "containerGroups"
         return [
             Route(g, self.list_groups, methods=["GET"]),
             Route(g + "/{name}", self.put, methods=["PUT"]),
             Route(g + "/{name}", self.get, methods=["GET"]),
             Route(g + "/{name}", self.patch, methods=["PATCH"]),
             Route(g + "/{name}", self.delete, methods=["DELETE"]),
-            Route(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/{LOCATION}"
+            Route("/subscriptions/{subscription}/providers/Microsoft.ContainerInstance/locations/{location}"
                   "/operations/{op}", self.operation, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
-            Route(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.App"
+            Route("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.App"
                   "/containerApps/{app}/revisions", self.revisions, methods=["GET"]),
         ]
+
+    def _target(self, request: Request) -> FakeArmAci | None:
+        """The subscription's resource group a request names (None: none this ARM serves)."""
+        subscription, group = request.path_params.get("subscription", ""), request.path_params.get("resource_group")
+        if group is None:  # a subscription's operation: of any resource group of it
+            return next((f for f in (self, *self.others.values()) if f.subscription.lower() == subscription.lower()),
+                        None)
+        if (subscription.lower(), group.lower()) == (self.subscription.lower(), self.resource_group.lower()):
+            return self
+        return self.others.get((subscription.lower(), group.lower()))
+
+    def _authorized(self, principal: str | None, request: Request) -> bool:
+        """Whether the principal holds a role on the request's scope (its resource group, or any of the
+        subscription's for an operation it started) or above it (the subscription)."""
+        subscription = f"/subscriptions/{request.path_params.get('subscription', '')}".lower()
+        group = request.path_params.get("resource_group")
+        scope = f"{subscription}/resourcegroups/{group}".lower() if group is not None else subscription
+        held = [s.lower() for s in self.roles.get(principal or "", ())]
+        return any(scope == s or scope.startswith(s + "/") or (group is None and s.startswith(scope + "/"))
+                   for s in held)
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def arm(request: Request) -> Response:
@@ -210,11 +260,28 @@ class FakeArmAci(TlsFake):
                 return arm_error(400, "NoRegisteredProviderFound", f"No registered resource provider found for "
                                  f"location '{LOCATION}' and API version '{version}'.")
             auth = request.headers.get("authorization", "")
-            scope = self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+            token = auth.removeprefix("Bearer ")
+            scope = self.tokens.get(token) if auth.startswith("Bearer ") else None
             if scope != self.arm_scope:
                 return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
             write = request.method != "GET"
-            bucket = self.writes if write else self.reads
+            # ARM's RBAC, before it says whether the scope exists (a scope not granted reads the same as one
+            # that is not there): 403 AuthorizationFailed, as learn.microsoft.com/azure/role-based-access-control/
+            # troubleshooting words it.
+            if not self._authorized(self.principals.get(token), request):
+                action = "write" if write else "read"
+                return arm_error(403, "AuthorizationFailed", f"The client '{self.principals.get(token)}' does not "
+                                 f"have authorization to perform action 'Microsoft.ContainerInstance/containerGroups/"
+                                 f"{action}' over scope '{request.url.path}' or the scope is invalid.")
+            target = self._target(request)
+            if target is None:
+                return arm_error(404, "ResourceGroupNotFound", f"Resource group "
+                                 f"'{request.path_params.get('resource_group')}' could not be found.")
+            endpoint_here: Handler = endpoint
+            if target is not self:  # another subscription: its own state, buckets and budgets
+                target.url = self.url
+                endpoint_here = getattr(target, endpoint.__name__)
+            bucket = target.writes if write else target.reads
             wait = bucket.take()
             kind = "writes" if write else "reads"
             headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(int(bucket.tokens))}
@@ -222,7 +289,7 @@ class FakeArmAci(TlsFake):
                 headers["Retry-After"] = str(max(1, round(wait)))
                 return arm_error(429, "SubscriptionRequestsThrottled",
                                  "Number of requests for subscription exceeded the limit.", headers)
-            response = await endpoint(request)
+            response = await endpoint_here(request)
             response.headers.update(headers)
             return response
 
@@ -240,6 +307,7 @@ class FakeArmAci(TlsFake):
                                 status_code=400)
         token = secrets.token_urlsafe(24)
         self.tokens[token] = scope
+        self.principals[token] = str(form.get("client_id"))
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
 
     def _budget(self) -> float:
@@ -278,7 +346,7 @@ class FakeArmAci(TlsFake):
         env = [e for c in containers for e in c.get("properties", {}).get("environmentVariables", [])]
         if bad := [e.get("name", "") for e in env if not _ENV.match(e.get("name", ""))]:
             return arm_error(400, "InvalidEnvironmentVariableName", f"Environment variable name '{bad[0]}' is invalid.")
-        if body.get("location") != LOCATION or not containers:
+        if body.get("location") != self.location or not containers:
             return arm_error(400, "InvalidRequestContent", "location and containers are required")
         if problem := _group_problem(body["properties"]):
             return arm_error(400, *problem)
@@ -293,17 +361,16 @@ class FakeArmAci(TlsFake):
         if cores + _cores(body["properties"]) > self.core_quota:
             return arm_error(400, "StandardCoresQuotaReached",
                              f"Resource type 'Microsoft.ContainerInstance/containerGroups' cores quota 'StandardCores' "
-                             f"exceeded in region '{LOCATION}'. Limit: '{self.core_quota:g}', Usage: '{cores:g}'.")
+                             f"exceeded in region '{self.location}'. Limit: '{self.core_quota:g}', Usage: '{cores:g}'.")
         if not update and len(self.groups) >= self.quota:
             return arm_error(400, "ContainerGroupQuotaReached",
                              f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota "
-                             f"'StandardCores' exceeded in region '{LOCATION}'. Limit: '{self.quota}'.")
+                             f"'StandardCores' exceeded in region '{self.location}'. Limit: '{self.quota}'.")
         if not update and (wait := self._budget()):
             return arm_error(429, "TooManyRequests", "container group create/delete budget spent",
                              {"Retry-After": str(max(1, round(wait)))})
         op = f"op-{next(self._ids)}"
-        operation_url = (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
-                         f"{LOCATION}/operations/{op}?api-version=2023-05-01")
+        operation_url = self._operation_url(op)
         if self.create_error and not update:
             self.operations[op] = {"status": "Failed", "error": {"code": self.create_error, "message": "failed"}}
             return JSONResponse({**body, "name": name}, status_code=201,
@@ -314,7 +381,7 @@ class FakeArmAci(TlsFake):
                       "instanceView": {"state": "Pending"}}
         for c in properties["containers"]:
             c["properties"]["instanceView"] = {"currentState": {"state": "Waiting", "detailStatus": "Pulling"}}
-        self.groups[name] = {"id": f"{self.groups_path}/{name}", "name": name, "location": LOCATION,
+        self.groups[name] = {"id": f"{self.groups_path}/{name}", "name": name, "location": self.location,
                              "type": "Microsoft.ContainerInstance/containerGroups",
                              "tags": dict(body.get("tags") or {}), "properties": properties,
                              **({"identity": body["identity"]} if "identity" in body else {})}
@@ -442,8 +509,8 @@ class FakeArmAci(TlsFake):
         return op
 
     def _operation_url(self, op: str) -> str:
-        return (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
-                f"{LOCATION}/operations/{op}?api-version=2023-05-01")
+        return (f"{self.url}/subscriptions/{self.subscription}/providers/Microsoft.ContainerInstance/locations/"
+                f"{self.location}/operations/{op}?api-version=2023-05-01")
 
     def _deleted(self, name: str) -> None:
         """A Deleting group is gone (its container has stopped)."""

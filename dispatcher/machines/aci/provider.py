@@ -39,6 +39,7 @@ from dispatcher.machines.aci.settings import API_VERSION, AciSettings
 from dispatcher.machines.aci.vault import KEY_VAULT_RESOURCE, BotSecrets
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment, session_transport
+from dispatcher.machines.cells import CellTurnedAway
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
@@ -46,7 +47,7 @@ from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, create_request, provider_request
+from dispatcher.outbound.retry import Backoff, create_request, provider_request, retry_after_of
 from dispatcher.store.coordination import CreateLimits
 from voicefleet_settings.read import setting_text
 
@@ -77,15 +78,21 @@ class AciMachines:
 
     def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmTokens,
                  channel_url: str | None = None, bot_env: Mapping[str, str] | None = None,
-                 bot_secrets: BotSecrets | None = None) -> None:
+                 bot_secrets: BotSecrets | None = None, cell: str | None = None) -> None:
+        """`cell`: this provider is one subscription of several (aci/cells.py): its create, write and
+        read budgets are that cell's (`aci:<cell>`, the bucket its cold starts take from), and its
+        throttling and quota answers can turn a launch away at once (`run_session`)."""
         self.settings = settings
         self.bot_image = settings.bot_image
+        self.cell = cell
         self._channel_url = channel_url
         self._bot_env = dict(bot_env or {})  # ACI_BOT_ENV_FROM: the bot's service keys, as secure values
         self._bot_secrets = bot_secrets  # ACI_BOT_SECRETS: read from Key Vault once, as secure values
-        self.creates = Creates(self.name, coordination, settings.create_rate)
-        self._writes = Creates(self.name, coordination, settings.write_rate, action="write")
-        self._reads = Creates(self.name, coordination, settings.read_rate, action="read")
+        # ACI's create budget and ARM's buckets are each subscription's (and region's): a cell counts its own.
+        groups = (cell,) if cell else ()
+        self.creates = Creates(self.name, coordination, settings.create_rate, groups=groups)
+        self._writes = Creates(self.name, coordination, settings.write_rate, groups=groups, action="write")
+        self._reads = Creates(self.name, coordination, settings.read_rate, groups=groups, action="read")
         self._client = HttpClient(settings.arm_endpoint, timeout=settings.timeout,
                                   ca_file=settings.ca_bundle or None)
         self._token = token
@@ -110,18 +117,23 @@ class AciMachines:
     def group_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
 
-    async def _request(self, method: str, url: str, *, create: bool = False, **kw: Any) -> HttpResponse:
+    async def _request(self, method: str, url: str, *, create: bool = False, turn_away: bool = False,
+                       **kw: Any) -> HttpResponse:
         """One ARM call (`url`: a path under the resource group's groups, or an absolute ARM URL), its
         turn taken from the deployment's read or write budget first. `create`: a PUT that makes a
-        group, never sent again once its answer is lost (outbound/retry.py `create_request`)."""
+        group, never sent again once its answer is lost (outbound/retry.py `create_request`);
+        `turn_away`: its 429 is answered at once, not retried (another cell takes the launch)."""
         await (self._reads if method == "GET" else self._writes).cold_turn()
         if url.startswith("/") or not url:
             url = self.settings.groups_path + url
             kw["params"] = {**kw.get("params", {}), "api-version": API_VERSION}
         headers = {**kw.pop("headers", {}), **await self._token.headers()}
-        send = create_request if create else provider_request
-        return await send(self.name, self._client, method, url, backoff=self._backoff, error=MachinesError,
-                          headers=headers, **kw)
+        if create:
+            return await create_request(self.name, self._client, method, url, backoff=self._backoff,
+                                        error=MachinesError, headers=headers,
+                                        retry_throttled=lambda response: not turn_away, **kw)
+        return await provider_request(self.name, self._client, method, url, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, **kw)
 
     @staticmethod
     def _failed(response: HttpResponse, what: str) -> MachinesError:
@@ -151,36 +163,53 @@ class AciMachines:
             raise self._failed(response, f"read container group {name}")
         return dict(response.json())
 
+    async def group(self, name: str) -> dict[str, Any] | None:
+        """Container group `name` as ARM shows it in this resource group (None: not there)."""
+        return await self._get(name)
+
     def launch_env(self, values: Mapping[str, str], image: str | None = None) -> dict[str, str]:
         """A group's environment: the deployment's bot keys, the channel's URL, the image, then `values`."""
         channel = {BOT_CHANNEL_URL: self._channel_url} if self._channel_url else {}
         return {**self._bot_env, **channel, IMAGE_VARIABLE: image or self.bot_image, **values}
 
     async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str],
-                      image: str | None = None) -> HttpResponse:
+                      image: str | None = None, *, turn_away: bool = False) -> HttpResponse:
         body = group_body(self.settings, env, tags, image=image, env_from=self._bot_env)
         # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
         # the read before it is what keeps a running group from being replaced, and a PUT whose
         # answer was lost is never sent again (a second would replace the group it made).
-        return await self._request("PUT", f"/{name}", create=True, json=body, headers={"If-None-Match": "*"})
+        return await self._request("PUT", f"/{name}", create=True, json=body, headers={"If-None-Match": "*"},
+                                   turn_away=turn_away)
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
-        name = self.group_name(spec.session_id)
-        if (existing := await self._get(name)) is not None:
+        if (existing := await self._get(self.group_name(spec.session_id))) is not None:
             return LaunchResult(to_machine(existing), created=False)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        return await self._create_session(spec)
+
+    async def run_session(self, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
+        """The session's group in this cell, its create token already taken (aci/cells.py): read first,
+        as a launch is. `turn_away`: a 429 or a quota that made nothing raises `CellTurnedAway` at once."""
+        if (existing := await self._get(self.group_name(spec.session_id))) is not None:
+            return LaunchResult(to_machine(existing), created=False)
+        return await self._create_session(spec, turn_away=turn_away)
+
+    async def _create_session(self, spec: LaunchSpec, *, turn_away: bool = False) -> LaunchResult:
+        name = self.group_name(spec.session_id)
         tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest, TAG_RELEASE: spec.release,
                 **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
         # The session's release's image, else the deployment's own (the SmallWebRTC bot for `webrtc`).
         image = spec.image or self.settings.image_for(session_transport(spec))
         secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
         env = {**secrets, **self.launch_env(bot_environment(spec), image)}
-        response = await self._create(name, env, tags, image)
+        response = await self._create(name, env, tags, image, turn_away=turn_away)
         if response.status_code in (409, 412) and (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
+        if turn_away and (turned := turned_away(response)) is not None:
+            raise turned
         if response.status_code not in (200, 201):
             raise self._create_failed(response, f"create container group {name}", spec.image, spec.release)
         if operation := response.headers.get("azure-asyncoperation"):
@@ -282,7 +311,21 @@ class AciMachines:
         group; the credential travels with each launch."""
 
 
+def turned_away(response: HttpResponse) -> CellTurnedAway | None:
+    """A cell's create refused with nothing made, for another cell to take it: a 429 (the subscription's
+    buckets or ACI's create budget) or a quota. Its code alone is said (ARM's words name subscriptions)."""
+    code, _ = arm_error(response)
+    if response.status_code == 429:
+        return CellTurnedAway("aci_throttled", code or "HTTP 429", retry_after=retry_after_of(response.headers))
+    if code in CAPACITY_CODES:
+        return CellTurnedAway("aci_capacity", code, retry_after=CAPACITY_RETRY_AFTER)
+    return None
+
+
 def arm_token(settings: AciSettings, env: Mapping[str, str]) -> ArmToken:
+    """The ARM sign-in of `settings` (a cell's `client_id`: that user-assigned identity's)."""
+    if settings.client_id:
+        env = {**env, "AZURE_CLIENT_ID": settings.client_id}
     return ArmToken(env, resource=settings.arm_resource, anonymous=settings.auth == "none",
                     client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.aci.cell_settings import AciCell, aci_cells, subnet_subscription
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, require
@@ -65,6 +66,9 @@ class AciSettings:
     bot_settings: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SETTINGS: plain `value`s, no secret
     webrtc_image: str | None = None  # ACI_BOT_IMAGE_WEBRTC: the SmallWebRTC bot, for `webrtc` sessions
     bot_secrets: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SECRETS: variable → versioned secret URI
+    # ACI_CELLS: the subscriptions groups spread over (aci/cells.py); empty: AZURE_SUBSCRIPTION_ID's alone.
+    cells: tuple[AciCell, ...] = ()
+    client_id: str = ""  # a cell's: the user-assigned identity its ARM calls sign in as ("": the dispatcher's)
 
     def image_for(self, transport: str) -> str:
         return self.webrtc_image if transport == "webrtc" and self.webrtc_image else self.bot_image
@@ -78,6 +82,13 @@ class AciSettings:
     def groups_path(self) -> str:
         return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
                 "/providers/Microsoft.ContainerInstance/containerGroups")
+
+    def for_cell(self, cell: AciCell) -> AciSettings:
+        """One cell's settings: its subscription, resource group and location, its own subnet where it
+        names one (else the deployment's), and the identity it signs in as."""
+        return replace(self, subscription_id=cell.subscription_id, resource_group=cell.resource_group,
+                       location=cell.location, subnet_id=cell.subnet_id or self.subnet_id, cells=(),
+                       client_id=cell.client_id or "")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AciSettings:
@@ -126,7 +137,29 @@ class AciSettings:
             bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
             webrtc_image=webrtc,
             bot_secrets=secret_references(env),
+            cells=_cells(env, required["AZURE_SUBSCRIPTION_ID"], required["AZURE_LOCATION"]),
         )
+
+
+def _cells(env: Mapping[str, str], subscription: str, location: str) -> tuple[AciCell, ...]:
+    """ACI_CELLS, refused where a cell could not sign in or join the deployment's network: a cell's
+    `client_id` picks a managed identity, which a service principal's secret cannot sign in as; a
+    cell in another subscription or location cannot join ACI_SUBNET_ID's network."""
+    cells = aci_cells(setting_text(env, "ACI_CELLS"))
+    if setting_text(env, "AZURE_CLIENT_SECRET") and (named := [c.name for c in cells if c.client_id]):
+        raise SettingsError(f"ACI_CELLS cell {named[0]} names a client_id, but the dispatcher signs in as a service "
+                            "principal (AZURE_CLIENT_SECRET): a cell's client_id picks a managed identity of its host; "
+                            "remove it and give the service principal its role on the cell's resource group")
+    subnet = setting_text(env, "ACI_SUBNET_ID")
+    if subnet:
+        home = (subnet_subscription(subnet) or subscription.lower(), location)
+        for cell in cells:
+            if cell.subnet_id is None and (cell.subscription_id.lower(), cell.location) != home:
+                raise SettingsError(f"ACI_CELLS cell {cell.name} ({cell.subscription_id}, {cell.location}) cannot "
+                                    f"join ACI_SUBNET_ID's network ({home[0]}, {home[1]}): set its subnet_id to a "
+                                    "subnet delegated to Microsoft.ContainerInstance/containerGroups in its own "
+                                    "subscription and location, as docs/operations.md says (Setting up ACI cells)")
+    return cells
 
 
 def pairs(env: Mapping[str, str], name: str) -> dict[str, str]:

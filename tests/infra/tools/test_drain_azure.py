@@ -81,6 +81,8 @@ def test_without_a_service_principal_the_drain_signs_in_with_az_login(
     asyncio.run(launch(fake_aci))
     fake_aci.container_apps[APP] = [0]
     fake_aci.tokens["operator-cli-token"] = ARM_SCOPE  # what `az login` got from Entra
+    fake_aci.principals["operator-cli-token"] = "operator"
+    fake_aci.roles["operator"] = {fake_aci.scope}  # the operator's role on the stack's resource group
     az = tmp_path / "az"
     answer = json.dumps({"accessToken": "operator-cli-token", "expires_on": int(time.time()) + 3600})
     resource = ARM_SCOPE.removesuffix(".default")  # Azure's management audience, not the fake's address

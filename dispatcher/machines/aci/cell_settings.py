@@ -1,0 +1,91 @@
+"""`ACI_CELLS`: the Azure subscriptions a deployment's container groups spread over, as a JSON list.
+
+Each cell names its `subscription_id`, the `resource_group` its groups go in and its `location`
+(ACI's create budget, 100 per 5 minutes and 300 an hour, and its quotas are per subscription and
+region), and may name `client_id` (a user-assigned managed identity of the dispatcher's host to sign
+in as there: else the dispatcher's own, AZURE_CLIENT_ID, given a role on that resource group alone),
+`subnet_id` (a subnet delegated to ACI in that subscription and location: a cell elsewhere than
+ACI_SUBNET_ID's needs its own) and `max_groups`, the most groups each dispatcher replica runs there
+(its own count: a soft cap under the subscription's quotas; unset: the quotas alone).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.machines.cell_list import cell_fields, cell_items, matching_field, named_once, whole_number
+from dispatcher.settings import SettingsError
+
+# Azure's own forms: a subscription id is a GUID; a resource group 1-90 letters, digits, '_', '-', '.',
+# '(' or ')', not ending in '.'; a location its short name ("westeurope"); a client id a GUID.
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]", re.ASCII)
+_LOCATION = re.compile(r"[a-z][a-z0-9]{1,39}")
+_SUBNET = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})/resourceGroups/[^/]+/providers/Microsoft\.Network/"
+                     r"virtualNetworks/[^/]+/subnets/[^/]+")
+FIELDS = ("name", "subscription_id", "resource_group", "location", "client_id", "subnet_id", "max_groups")
+EXAMPLE = ('[{"name": "a", "subscription_id": "11111111-1111-1111-1111-111111111111", "resource_group": '
+           '"voicefleet-cell-a", "location": "westeurope"}]')
+
+
+@dataclass(frozen=True)
+class AciCell:
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    client_id: str | None = None
+    subnet_id: str | None = None
+    max_groups: int | None = None
+
+    @property
+    def scope(self) -> str:
+        """The ARM scope the dispatcher's role is granted on: the cell's resource group."""
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+
+
+def aci_cells(raw: str) -> tuple[AciCell, ...]:
+    """The cells `ACI_CELLS` lists (empty: the one subscription AZURE_SUBSCRIPTION_ID names)."""
+    items = cell_items("ACI_CELLS", raw, EXAMPLE, "Azure subscription and location")
+    cells = tuple(_cell(item, i) for i, item in enumerate(items))
+    named_once("ACI_CELLS", {"a cell": [c.name for c in cells],
+                             "a subscription and location": [f"{c.subscription_id.lower()} {c.location}"
+                                                             for c in cells]},
+               "Azure subscription and location", "ACI's create budget and quotas in a region are the "
+               "subscription's, not doubled by listing it twice")
+    return cells
+
+
+def subnet_subscription(subnet_id: str) -> str | None:
+    """The subscription a subnet's resource id names (None: not a subnet's id)."""
+    match = _SUBNET.fullmatch(subnet_id)
+    return match[1].lower() if match is not None else None
+
+
+def _cell(item: Any, index: int) -> AciCell:
+    where = f"ACI_CELLS[{index}]"
+    item = cell_fields(item, where, FIELDS, EXAMPLE, "name, subscription_id, resource_group and location")
+    name = item["name"]
+    required = {key: item.get(key) for key in ("subscription_id", "resource_group", "location")}
+    if missing := [key for key, value in required.items() if value is None]:
+        raise SettingsError(f"{where} ({name}): {missing[0]} is required (a cell is a subscription's resource "
+                            f"group in a location), e.g. {EXAMPLE}")
+    guid = "a subscription's id, a GUID (`az account show --query id`)"
+    subscription = matching_field(item, "subscription_id", where, _GUID, guid)
+    group = matching_field(item, "resource_group", where, _RESOURCE_GROUP, "a resource group's name (1-90 letters, "
+                           "digits, '_', '-', '.', '(' or ')', not ending in '.')")
+    location = matching_field(item, "location", where, _LOCATION, "an Azure location's short name, e.g. "
+                              "\"westeurope\" (`az account list-locations --query [].name`)")
+    client = matching_field(item, "client_id", where, _GUID, "a user-assigned managed identity's client id, a GUID "
+                            "(`az identity show --query clientId`)")
+    subnet = matching_field(item, "subnet_id", where, _SUBNET, "a subnet's resource id, /subscriptions/<id>/"
+                            "resourceGroups/<group>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<name>")
+    if subnet is not None and subnet_subscription(subnet) != str(subscription).lower():
+        raise SettingsError(f"{where} ({name}): subnet_id must be a subnet in the cell's own subscription "
+                            f"{subscription} (a container group joins a network of its own subscription and location)")
+    assert subscription is not None and group is not None and location is not None  # required, above
+    return AciCell(name=name, subscription_id=subscription, resource_group=group, location=location,
+                   client_id=client, subnet_id=subnet,
+                   max_groups=whole_number(item, "max_groups", f"{where} ({name})"))

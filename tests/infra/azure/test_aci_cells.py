@@ -1,0 +1,134 @@
+"""An Azure stack with `aciCells` (stacks/config/aci_cells.py), under Pulumi mocks: the list read as the dispatcher
+reads ACI_CELLS and refused as it would be, naming the key; passed on as the JSON it reads; the store it needs made;
+the dispatcher's identity given the stack's own launch role on each cell's resource group and nothing wider; what the
+stack cannot make in a cell noted with its commands; the ceiling counted per subscription."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.aci.cell_settings import aci_cells
+from dispatcher.machines.aci.settings import AciSettings
+from stacks.azure import identity
+from stacks.config import ceiling, ceiling_cells, ceiling_notes
+from stacks.config.settings import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.azure.test_stack import ASSIGNMENT, ROLE, env
+from tests.infra.conftest import StackRunner
+
+OWN = "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"  # the test stack's subscription (tests/infra/conftest.py)
+OTHER = "11111111-1111-1111-1111-111111111111"
+SUBNET_B = (f"/subscriptions/{OTHER}/resourceGroups/net-b/providers/Microsoft.Network/virtualNetworks/vf-b/"
+            "subnets/bots")
+CELLS: list[dict[str, Any]] = [
+    {"name": "a", "subscription_id": OWN, "resource_group": "voicefleet-cell-a", "location": "westeurope"},
+    {"name": "b", "subscription_id": OTHER, "resource_group": "voicefleet-cell-b", "location": "westeurope",
+     "subnet_id": SUBNET_B, "max_groups": 90},
+]
+
+
+def cells_run(stack: StackRunner, cells: list[dict[str, Any]] = CELLS, **more: str) -> Run:
+    return stack("azure", aciCells=json.dumps(cells), **more)
+
+
+def plain(run: Run) -> dict[str, str]:
+    return {name: e["value"] for name, e in env(run).items() if "value" in e}
+
+
+def launch_role(run: Run) -> dict[str, Any]:
+    create = "Microsoft.ContainerInstance/containerGroups/write"
+    (role,) = [r for r in run.of_type(ROLE) if create in unwrap(r.inputs)["permissions"][0]["actions"]]
+    return {**unwrap(role.inputs), "id": role.outputs["id"]}
+
+
+def test_the_dispatcher_reads_aci_cells_exactly_as_listed(stack: StackRunner) -> None:
+    written = plain(cells_run(stack))
+    assert aci_cells(written["ACI_CELLS"]) == aci_cells(json.dumps(CELLS))  # the dispatcher's own parser
+    assert json.loads(written["ACI_CELLS"]) == CELLS
+    # The dispatcher starts with what the stack gives it (its subnet's subscription beside the cells').
+    settings = AciSettings.from_env({**written, "ACI_BOT_IMAGE": "r.azurecr.io/bot@sha256:" + "0" * 64,
+                                     "ACI_SUBNET_ID": f"/subscriptions/{OWN}/resourceGroups/x/providers/"
+                                                      "Microsoft.Network/virtualNetworks/v/subnets/bots"})
+    assert [cell.name for cell in settings.cells] == ["a", "b"]
+
+
+def test_without_cells_the_dispatcher_has_no_aci_cells_and_one_replica_no_store(azure: Run) -> None:
+    assert "ACI_CELLS" not in plain(azure) and "REDIS_URL" not in plain(azure)
+
+
+def test_cells_make_the_store_the_dispatcher_needs_for_them_with_one_replica(stack: StackRunner) -> None:
+    run = cells_run(stack, dispatcherMaxReplicas="1", dispatcherMinReplicas="1")
+    assert plain(run).get("REDIS_URL"), "ACI_CELLS needs the shared store: the dispatcher refuses to start without it"
+
+
+def test_the_launch_role_is_assigned_on_each_cells_resource_group_and_nothing_wider(stack: StackRunner) -> None:
+    run = cells_run(stack)
+    group_id = run.one("azure-native:resources:ResourceGroup").outputs["id"]
+    role = launch_role(run)
+    scopes = [f"/subscriptions/{cell['subscription_id']}/resourceGroups/{cell['resource_group']}" for cell in CELLS]
+    assert role["assignableScopes"] == [group_id, *scopes] and role["permissions"][0]["actions"] == list(
+        identity.LAUNCH_ACTIONS)
+    launching = sorted(unwrap(a.inputs)["scope"] for a in run.of_type(ASSIGNMENT)
+                       if unwrap(a.inputs)["roleDefinitionId"] == role["id"])
+    assert launching == sorted([group_id, *scopes])  # each resource group, never a subscription
+    dispatcher = run.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-dispatcher")
+    assert {unwrap(a.inputs)["principalId"] for a in run.of_type(ASSIGNMENT)
+            if unwrap(a.inputs)["roleDefinitionId"] == role["id"]} == {dispatcher.outputs["principalId"]}
+
+
+def test_a_cell_in_the_stacks_own_resource_group_adds_no_assignment(stack: StackRunner) -> None:
+    own = [{"name": "home", "subscription_id": OWN, "resource_group": "voicefleet-azure-test", "location":
+            "westeurope"}, CELLS[1]]
+    run = cells_run(stack, own)
+    role = launch_role(run)
+    assert len([a for a in run.of_type(ASSIGNMENT) if unwrap(a.inputs)["roleDefinitionId"] == role["id"]]) == 2
+
+
+def test_what_the_stack_cannot_make_in_a_cell_is_noted_with_its_commands(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    cells_run(stack)
+    notes = [w for w in warned if w.startswith("aciCells cell ")]
+    assert any(f"az group create --subscription {OTHER} --name voicefleet-cell-b --location westeurope" in n
+               for n in notes)
+    assert any(f"--scope {SUBNET_B}" in n for n in notes)
+    assert any("launch policy is not assigned there" in n for n in notes)
+
+
+@pytest.mark.parametrize(("cells", "problem"), [
+    ([{"name": "a", "subscription_id": "nope", "resource_group": "g", "location": "westeurope"}],
+     "subscription_id must be a subscription's id"),
+    ([CELLS[1], {**CELLS[1], "name": "c", "resource_group": "other"}], "names a subscription and location twice"),
+    ([{**CELLS[0], "client_id": OTHER}], "cell a names a client_id"),
+    ([{k: v for k, v in CELLS[1].items() if k != "subnet_id"}], "cell b (" + OTHER + ", westeurope) cannot join"),
+])
+def test_cells_the_dispatcher_would_refuse_are_refused_at_preview_naming_the_key(
+        stack: StackRunner, cells: list[dict[str, Any]], problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        cells_run(stack, cells)
+    assert "voicefleet:aciCells" in str(caught.value) and problem in str(caught.value)
+
+
+def test_the_ceiling_counts_each_cells_budget_groups_and_cores() -> None:
+    one = ceiling.aci("westeurope", 1024, 5)
+    cells = aci_cells(json.dumps(CELLS))
+    spread = ceiling_cells.aci_cells(cells, 1024, 5)
+    assert [limit.figure for limit in spread.limits] == [limit.figure * 2 for limit in one.limits]
+    assert [limit.bots for limit in spread.limits] == [limit.bots * 2 for limit in one.limits]
+    assert "2 subscriptions (aciCells: a (" in spread.where
+    assert all("aciCells" in limit.raise_it for limit in spread.limits)
+
+
+def test_a_stack_files_ceiling_counts_each_cell_and_no_reserve_over_them() -> None:
+    config = {"voicefleet:cloud": "azure", "azure-native:location": "westeurope", "voicefleet:botCpu": "1024",
+              "voicefleet:maxConcurrentSessions": "200", "voicefleet:reserveMaxIdle": "5",
+              "voicefleet:botChannel": "true", "voicefleet:aciCells": json.dumps(CELLS)}
+    [note, *warnings] = ceiling_notes.stack_notes(config)
+    assert "2 subscriptions (aciCells: a (" in note and "12 sessions" in note, note
+    assert warnings and all("reserveMaxIdle" not in warning for warning in warnings)  # none runs over ACI cells
+    alone = ceiling_notes.stack_notes({k: v for k, v in config.items() if k != "voicefleet:aciCells"})
+    assert "6 sessions" in alone[0], alone
