@@ -23,6 +23,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
+from stacks.k8s.sip_edge import EPHEMERAL_PORTS, daemons_among
 from stacks.k8s.sip_edge_image import CONTEXT
 from stacks.shared.sip_edge_host import STOP_MARGIN_SECONDS, containerfile, pjsip_requirement
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
@@ -160,14 +161,49 @@ def test_the_edge_starts_only_after_its_user_reaches_none_of_the_nodes_credentia
     assert "runAsUser" not in fence["securityContext"] and not fence.get("volumeMounts") and not fence.get("env")
 
 
-def test_the_documented_table_refuses_every_endpoint_the_fence_tries(tmp_path: Path) -> None:
+def _documented_table() -> str:
     section = (Path(__file__).parents[3] / "docs" / "sip.md").read_text().split("### On Kubernetes", 1)[1]
-    table = "table inet sipedge_metadata" + section.split("```\ntable inet sipedge_metadata", 1)[1].split("```", 1)[0]
-    nft_takes(table, tmp_path)
+    return "table inet sipedge_metadata" + section.split("```\ntable inet sipedge_metadata", 1)[1].split("```", 1)[0]
+
+
+def test_nftables_takes_the_documented_table(tmp_path: Path) -> None:
+    nft_takes(_documented_table(), tmp_path)
+
+
+def test_the_documented_table_refuses_every_endpoint_the_fence_tries_and_admits_the_fronts_own() -> None:
+    table = _documented_table()
     refused = [ipaddress.ip_network(cidr.strip()) for line in table.splitlines() if "skuid 10001" in line
+               and line.rstrip().endswith("reject")
                for cidr in line.split("daddr", 1)[1].split("reject", 1)[0].strip(" {}").split(",")]
-    for host, _ in ENDPOINTS:
+    admitted = [_Admitted.of(line) for line in table.splitlines() if line.rstrip().endswith("accept")]
+    for host, port in ENDPOINTS:  # the fence's tries are TCP
         assert any(ipaddress.ip_address(host) in network for network in refused), host
+        assert not any(rule.admits(host, "tcp", port) for rule in admitted), (host, port)
+    # The front's lines, before the refusal: every worker's SIP port (64 at most) and the kernel's ephemeral ports.
+    assert all(any(rule.admits("127.0.0.1", "udp", port) for rule in admitted) for port in range(5061, 5125))
+    low, high = EPHEMERAL_PORTS
+    assert [port for port in range(low, high + 1) if not any(r.admits("127.0.0.1", "tcp", port) for r in admitted)] \
+        == daemons_among(EPHEMERAL_PORTS) == [50051]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Admitted:
+    """One of the table's accept lines: `ip daddr HOST PROTO dport LOW-HIGH [PROTO dport != PORT] accept`."""
+
+    host: str
+    protocol: str
+    low: int
+    high: int
+    but: int | None
+
+    @classmethod
+    def of(cls, line: str) -> _Admitted:
+        found = re.search(r"ip daddr (\S+) (udp|tcp) dport (\d+)-(\d+)(?: \2 dport != (\d+))? accept$", line.strip())
+        assert found is not None, line
+        return cls(found[1], found[2], int(found[3]), int(found[4]), None if found[5] is None else int(found[5]))
+
+    def admits(self, host: str, protocol: str, port: int) -> bool:
+        return (host, protocol) == (self.host, self.protocol) and self.low <= port <= self.high and port != self.but
 
 
 def test_every_secret_reaches_the_edge_by_reference_and_none_is_in_the_pod_spec(edge_run: Run) -> None:
@@ -406,6 +442,10 @@ def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_po
     assert shares == [(40000, 132), (40132, 132), (40264, 132)]
     outputs = unwrap(fronted_run.completed[fronted_run.one("voicefleet:k8s:K8sStack").urn])
     assert "in: UDP 40000-40395 from" in outputs["sipEdgeNodeFirewall"][1]
+    assert outputs["sipEdgeNodeFirewall"][4] == (
+        "out: uid 10001 to 127.0.0.1 admitted before that refusal on UDP 5061-5063 (Kamailio to its workers) and TCP "
+        "32768-60999 but 50051 (the edge to its workers' control APIs, on ports the kernel picks), as that table's "
+        "front lines do")
     # 200m, 10m a worker, 20m a call; 256 MiB a worker and 256 MiB for the supervisor and Kamailio.
     assert container["resources"] == {"requests": {"cpu": "410m", "memory": "1024Mi"},
                                       "limits": {"cpu": "1", "memory": "1024Mi"}}
