@@ -300,7 +300,9 @@ def test_the_plans_capacity_note_names_the_nodes_and_the_workers_kamailio_fronts
     assert "17 worker(s) behind Kamailio on one node labelled voicefleet.io/sip-edge=true hold 51 calls" in many
 
 
-def test_the_manifests_are_valid_for_the_api_server(edge_run: Run) -> None:
+@pytest.mark.parametrize("fixture", ["edge_run", "fronted_run"])
+def test_the_manifests_are_valid_for_the_api_server(request: pytest.FixtureRequest, fixture: str) -> None:
+    edge_run: Run = request.getfixturevalue(fixture)  # the fronted pod declares its workers' loopback ports too
     for typ, name, schema in ((DEPLOYMENT, "sip-edge", "deployment-apps-v1"),
                               (SERVICE, "sip-edge-control", "service-v1"),
                               ("kubernetes:core/v1:ServiceAccount", "sip-edge", "serviceaccount-v1")):
