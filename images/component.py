@@ -115,10 +115,8 @@ class Images(pulumi.ComponentResource):
             if (role == "bot-webrtc" and not args.webrtc) or (role == "bot" and not args.daily):
                 continue
             repository = pulumi.Output.from_input(args.repositories[role])
-            cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
-            registries: list[docker_build.RegistryArgsDict] = [] if args.registry is None else [{
-                "address": args.registry.address, "username": args.registry.username,
-                "password": pulumi.Output.secret(args.registry.password)}]
+            registries = registry_logins(args.registry)
+            cache_from, cache_to = registry_cache(repository)
             context: docker_build.BuildContextArgsDict = {"location": CONTEXT}
             build_args: dict[str, str] = {}
             labels = {"org.opencontainers.image.title": f"voicefleet-{role}", **args.labels}
@@ -150,11 +148,8 @@ class Images(pulumi.ComponentResource):
                 build_on_preview=args.build_on_preview,
                 labels=labels,
                 registries=registries or None,
-                cache_from=[{"registry": {"ref": cache}}],
-                # ECR only accepts registry caches as OCI image manifests; Artifact Registry takes
-                # them too, so one shape serves both clouds.
-                cache_to=[{"registry": {"ref": cache, "image_manifest": True, "oci_media_types": True,
-                                        "mode": docker_build.CacheMode.MAX}}],
+                cache_from=cache_from,
+                cache_to=cache_to,
                 # An older digest may still be running (a bot mid-session); the registry's
                 # lifecycle policy removes old images, not `pulumi destroy`/replace.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
@@ -184,6 +179,22 @@ class Images(pulumi.ComponentResource):
                                    sources=[self._refs[role]], push=True, registry=self._registries[role],
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
                 for role in self._refs if role.startswith("bot")]
+
+
+def registry_logins(registry: RegistryAuth | None) -> list[docker_build.RegistryArgsDict]:
+    """docker-build's `registries`: the stack's sign-in, its password a secret; none for the deployer's own login."""
+    return [] if registry is None else [{"address": registry.address, "username": registry.username,
+                                         "password": pulumi.Output.secret(registry.password)}]
+
+
+def registry_cache(repository: pulumi.Output[str]) -> tuple[list[docker_build.CacheFromArgsDict],
+                                                               list[docker_build.CacheToArgsDict]]:
+    """docker-build's cache_from and cache_to: the repository's CACHE_TAG, every layer (mode max). ECR only
+    accepts registry caches as OCI image manifests; Artifact Registry takes them too, so one shape serves both."""
+    cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
+    return ([{"registry": {"ref": cache}}],
+            [{"registry": {"ref": cache, "image_manifest": True, "oci_media_types": True,
+                           "mode": docker_build.CacheMode.MAX}}])
 
 
 def _project_digest(location: str) -> str:

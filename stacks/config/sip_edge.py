@@ -42,6 +42,7 @@ from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from sipedge.drain import DEFAULT_DRAIN_SECONDS
 from sipedge.inbound_password import short_inbound_password
 from stacks.config import made_secrets
+from stacks.config.k8s_registry import REGISTRY_KEY as K8S_REGISTRY_KEY
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
@@ -166,6 +167,12 @@ class SipEdgeSettings:
         return self.rtp_port, self.rtp_port + self.key.workers * share - 1
 
     @property
+    def worker_sip_ports(self) -> range:
+        """The workers' SIP ports on loopback behind the front (none without it): `render` leaves worker_sip_port
+        out, so the edge's default, the port after sip_port (sipedge/config.py `_worker_sip_port`)."""
+        return range(SIP_PORT + 1, SIP_PORT + 1 + self.key.workers) if self.front else range(0)
+
+    @property
     def inbound_digest_trunk(self) -> str | None:
         return inbound_digest_trunk(self.key)
 
@@ -282,8 +289,13 @@ def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, 
         if "linux/amd64" not in platforms:
             raise cfg.fail(KEY, "runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep "
                                 "linux/amd64 in platforms")
-        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers,
-                    inbound_digest_trunk(key))
+        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address)
+        if cfg.optional(K8S_REGISTRY_KEY) is None:
+            raise cfg.fail(KEY, "enabled: a Kubernetes stack's edge runs an image the stack builds on the "
+                                "dispatcher's (PJSIP's wheel, and Kamailio for several workers or an inbound digest "
+                                f"credential) and pushes to {K8S_REGISTRY_KEY}: set {K8S_REGISTRY_KEY} (the stack "
+                                "then builds the dispatcher's image too), or run the edge on an AWS, GCP or Azure "
+                                f"stack ({NODES_DOCS})")
         return
     mine, field_name, arm = SIZE_KEYS[cloud]
     value = str(getattr(key, field_name))
@@ -314,13 +326,15 @@ def _tls_secrets(cfg: Reader, key: SipEdgeKey, cloud: str, rtp: tuple[int, int])
                                 f"TLS out ({DOCS})")
         return {}
     if cloud == "k8s":
-        # PJSIP takes TLS on a one-worker edge and would run in the pod, but the edge starts with tls_port only
-        # once tls_port_firewalled says the port is held to the trunks with a cap per source, and a Kubernetes
-        # stack holds no firewall of its nodes to make that true.
-        raise cfg.fail(KEY, "tlsPort: a Kubernetes stack cannot firewall its nodes, and the edge opens tls_port only "
-                            "behind a firewall that holds it to the trunks' sources with a connection cap a source "
-                            "(docs/sip.md#tls-and-srtp): run the TLS trunks on an AWS, GCP or Azure stack's edge, "
-                            f"or `python -m sipedge` on a VM of your own ({DOCS})")
+        # The edge opens tls_port only behind a cap on each source's new connections a second (tls_port_firewalled):
+        # on a VM the host's nftables table holds it (stacks/shared/sip_edge_host.py tls_firewall); a pod can load
+        # no table on its node (that needs NET_ADMIN, which its admission refuses), and a table the team loads by hand
+        # is one the stack cannot see (the node fence sees refusals of its own connections, not a rate).
+        raise cfg.fail(KEY, "tlsPort: the edge opens tls_port only behind a firewall that caps each source's new "
+                            "connections a second, which a VM's host loads (docs/sip.md#tls-and-srtp); a Kubernetes "
+                            "pod cannot load one on its node, and the stack cannot check that one is there: run the "
+                            "TLS trunks on an AWS, GCP or Azure stack's edge, or `python -m sipedge` on a VM of your "
+                            f"own ({NODES_DOCS})")
     low, high = rtp
     if key.tls_port in (SIP_PORT, CONTROL_PORT) or low <= key.tls_port <= high:
         raise cfg.fail(KEY, f"tlsPort: {key.tls_port} is taken (SIP {SIP_PORT}/udp, the control API {CONTROL_PORT}, "
@@ -383,9 +397,7 @@ def _check_https(cfg: Reader) -> None:
 def capacity_note(edge: SipEdgeSettings) -> str:
     """What the plan says the edge holds (docs/sip.md#capacity: 3 calls a PJSIP process, 17 workers 50 calls
     at 1.2-1.8 % of a core a call and ~65 MB a worker)."""
-    more = ("; more take another stack's edge on other nodes (a Kubernetes edge runs one worker)" if edge.cloud == "k8s"
-            else "; more take workers (3 calls each) or a second edge"
-            if edge.key.workers == 1 else "")
+    more = "; more take workers (3 calls each) or a second edge" if edge.key.workers == 1 else ""
     front = (f" behind Kamailio (trunk {edge.inbound_digest_trunk}'s inbound digest credential)"
              if edge.front and edge.key.workers == 1 else " behind Kamailio" if edge.front else "")
     return (f"SIP edge: {edge.key.workers} worker(s){front} on one {edge.host_type} hold {edge.calls} calls at "

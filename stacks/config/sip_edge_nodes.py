@@ -46,9 +46,9 @@ def taint(text: str | None) -> Taint | None:
     return None if found is None else Taint(found["key"], found["value"], found["effect"])
 
 
-def check_nodes(cfg: Reader, node_selector: Mapping[str, str], node_taint: str | None, public_address: str | None,
-                workers: int, inbound_digest: str | None = None) -> None:
-    """The nodes named (labels, a taint of kubectl's form), one worker, and a public address of the nodes'."""
+def check_nodes(cfg: Reader, node_selector: Mapping[str, str], node_taint: str | None,
+                public_address: str | None) -> None:
+    """The nodes named (labels, a taint of kubectl's form), and a public address of the nodes'."""
     if not node_selector:
         raise cfg.fail(KEY, "nodeSelector: the edge's pod takes its node's own ports (SIP 5060, the RTP range, the "
                             "control API), so it runs only on nodes kept for it, whose firewall admits the trunks "
@@ -64,15 +64,6 @@ def check_nodes(cfg: Reader, node_selector: Mapping[str, str], node_taint: str |
         raise cfg.fail(KEY, f"nodeTaint: {node_taint!r} is not a taint as kubectl writes it, "
                             "key[=value]:NoSchedule (or PreferNoSchedule, NoExecute), the taint kept on the edge's "
                             f"nodes ({DOCS})")
-    if workers > 1:
-        raise cfg.fail(KEY, "workers: a Kubernetes stack's edge runs one worker (3 calls): several need Kamailio, "
-                            "which the dispatcher image the pod runs does not hold; run a second stack's edge on "
-                            f"other nodes, or the edge on a VM of your own ({DOCS})")
-    if inbound_digest is not None:
-        raise cfg.fail(KEY, f"trunks: {inbound_digest}'s inboundDigestUsername: a trunk's inbound digest credential is "
-                            "checked by the edge's Kamailio front, which the dispatcher image the pod runs does not "
-                            "hold: give that trunk to an edge on a VM (an AWS, GCP or Azure stack's, or `python -m "
-                            f"sipedge` on a VM of your own), or leave its inboundDigestUsername out ({DOCS})")
     _check_public_address(cfg, public_address)
 
 

@@ -21,6 +21,8 @@ from images.bot_transports import IMAGE_LEAVES_OUT
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks.config.bot import image_args, web_transports
 from stacks.config.model import Settings
+from stacks.k8s.sip_edge_image import ROLE as EDGE_ROLE
+from stacks.k8s.sip_edge_image import SipEdgeImage
 
 DAILY_LEAVES_OUT = IMAGE_LEAVES_OUT["bot"][2]  # the Daily image's build argument naming the packages it drops
 
@@ -30,6 +32,18 @@ def repositories(settings: Settings) -> dict[str, str]:
     cfg = settings.kubernetes
     assert cfg is not None and cfg.registry is not None
     return {role: f"{cfg.registry.url}/{settings.prefix}-{role}" for role in ("bot", "bot-webrtc", "dispatcher")}
+
+
+def edge_image(name: str, settings: Settings, images: Images | None,
+               opts: pulumi.ResourceOptions) -> SipEdgeImage | None:
+    """The SIP edge's image on the dispatcher's (stacks/k8s/sip_edge_image.py), pushed to `<k8sRegistry>/<prefix>-
+    sip-edge`; None without an edge. The edge's key is refused without k8sRegistry, so `images` is then built."""
+    cfg, edge = settings.kubernetes, settings.sip_edge
+    if edge is None:
+        return None
+    assert cfg is not None and cfg.registry is not None and images is not None  # stacks/config/sip_edge.py
+    repository = f"{cfg.registry.url}/{settings.prefix}-{EDGE_ROLE}"
+    return SipEdgeImage(f"{name}-{EDGE_ROLE}", edge, images.dispatcher, repository, login(settings), opts=opts)
 
 
 def one_bot_image(settings: Settings) -> dict[str, Any]:

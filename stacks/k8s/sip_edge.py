@@ -7,11 +7,11 @@ the nodes the team keeps for it (`sipEdge.nodeSelector`, `nodeTaint`), its calls
 same node ports. Its namespace is its own, at Pod Security's `privileged` level (the only one that admits
 hostNetwork; the stack's others enforce `restricted`).
 
-It runs the dispatcher's image with the edge's command; PJSIP's wheel, which that image leaves out, is
-installed by an init container (the lock's version and sha256) into a volume the edge reads; before it, a
-first one (sipedge/node_fence.py) stops the pod on a node whose credentials or daemons the edge's user reaches,
-as the nftables table in docs/sip.md#on-kubernetes refuses them. One worker:
-several need Kamailio, which the image does not hold.
+It runs the edge's image (stacks/k8s/sip_edge_image.py: the dispatcher's with PJSIP's wheel, and Kamailio when
+the edge runs its front, from the Containerfile the VM hosts build), by digest, with the edge's command: several
+workers behind Kamailio on the SIP port, each on its own loopback SIP port and its share of the RTP range, as on
+a VM. Before it, an init container (sipedge/node_fence.py) stops the pod on a node whose credentials or daemons
+the edge's user reaches, as the nftables table in docs/sip.md#on-kubernetes refuses them.
 
 Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
 container as `secretKeyRef`s; the file names only the variable the node's address arrives in (the
@@ -31,6 +31,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from sipedge.node_fence import ENDPOINTS as FENCED
+from sipedge.worker_place import WORKER_HOST
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
@@ -38,19 +40,21 @@ from stacks.k8s.dispatcher import drained_rollout_wait, evict_note
 from stacks.k8s.pull_secret import PullSecrets
 from stacks.k8s.sip_edge_admission import SipEdgeAdmission
 from stacks.k8s.sip_edge_admission import policy_spec as admission_spec
-from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement, stop_seconds
+from stacks.shared.sip_edge_host import CONFIG, EDGE_UID, stop_seconds
 
 NAME = "sip-edge"
 CONTROL_SERVICE = f"{NAME}-control"
 EDGE_COMMAND = ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
-CONFIG_KEY = "edge.toml"
-CONFIG_FOLDER = "/etc/sipedge"
-PJSIP_FOLDER = "/opt/pjsip"
-SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable folder but PJSIP_FOLDER
-# Per call and per worker (docs/sip.md#capacity: 1.2-1.8 % of a core a call, ~65 MB a worker), with room
-# for Python and PJSIP's own threads. The CPU limit is a whole core: a throttled media thread is heard.
-CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
-MEMORY_WORKER_MIB = 256
+CONFIG_FOLDER, CONFIG_KEY = CONFIG.rsplit("/", 1)  # where the image's SIP_EDGE_CONFIG names the file
+SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable folder: Kamailio's files (TMPDIR)
+# Per worker and per call (docs/sip.md#capacity: ~65 MB and ~0.8 % of a core a worker idle, 1.2-1.8 % of a core a
+# call), with room for Python and PJSIP's own threads; and the front's: the supervisor, and Kamailio's 64 MB of
+# shared memory and its processes' own. The CPU limit is whole cores above the request: a throttled media thread
+# is heard.
+CPU_BASE_MILLICORES, CPU_WORKER_MILLICORES, CPU_CALL_MILLICORES = 200, 10, 20
+MEMORY_WORKER_MIB, MEMORY_FRONT_MIB = 256, 256
+# Linux's default ip_local_port_range, whence a worker's control API takes its loopback port (sipedge/control.py).
+EPHEMERAL_PORTS = (32768, 60999)
 FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 
@@ -59,7 +63,7 @@ NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 class SipEdgeArgs:
     edge: SipEdgeSettings
     namespace: str  # its own (namespace_of): Pod Security `restricted`, enforced on the stack's, refuses hostNetwork
-    image: pulumi.Input[str]  # the dispatcher's, by digest
+    image: pulumi.Input[str]  # the edge's (stacks/k8s/sip_edge_image.py), by digest
     dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
     labels: dict[str, str]
     pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
@@ -103,13 +107,36 @@ def node_firewall(edge: SipEdgeSettings) -> list[str]:
     rules.append(f"out: uid {EDGE_UID} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
                  "(the node's cloud credentials and daemons), as the nftables table in docs/sip.md#on-kubernetes does: "
                  "the edge's pod does not start on a node where any answers")
+    if edge.front:
+        first, last = edge.worker_sip_ports[0], edge.worker_sip_ports[-1]
+        (low, high), daemons = EPHEMERAL_PORTS, ", ".join(map(str, daemons_among(EPHEMERAL_PORTS)))
+        rules.append(f"out: uid {EDGE_UID} to {WORKER_HOST} admitted before that refusal on UDP {first}-{last} "
+                     f"(Kamailio to its workers) and TCP {low}-{high} but {daemons} "
+                     "(the edge to its workers' control APIs, on ports the kernel picks), as that table's front "
+                     "lines do")
     return rules
 
 
+def daemons_among(ports: tuple[int, int]) -> list[int]:
+    """The node's loopback daemons' ports (the node fence's) within `ports`: never admitted to the edge's user."""
+    return [port for host, port in FENCED if host == WORKER_HOST and ports[0] <= port <= ports[1]]
+
+
 def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
-    memory = f"{MEMORY_WORKER_MIB * edge.key.workers}Mi"
-    cpu = f"{CPU_BASE_MILLICORES + CPU_CALL_MILLICORES * edge.calls}m"
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": CPU_LIMIT, "memory": memory}}
+    """Requests per worker and per call, and for the front when it runs; limits the same memory and whole cores."""
+    memory = f"{MEMORY_WORKER_MIB * edge.key.workers + (MEMORY_FRONT_MIB if edge.front else 0)}Mi"
+    millicores = CPU_BASE_MILLICORES + CPU_WORKER_MILLICORES * edge.key.workers + CPU_CALL_MILLICORES * edge.calls
+    cores = -(-millicores // 1000)
+    return {"requests": {"cpu": f"{millicores}m", "memory": memory}, "limits": {"cpu": str(cores), "memory": memory}}
+
+
+def ports(edge: SipEdgeSettings) -> list[dict[str, Any]]:
+    """What the pod binds of its node's (hostNetwork: each a host port the scheduler keeps to one pod a node): SIP,
+    the front's when it runs; each worker's SIP port on loopback behind it; the control API."""
+    workers = [{"name": f"worker-{index}", "container_port": port, "host_ip": WORKER_HOST, "protocol": "UDP"}
+               for index, port in enumerate(edge.worker_sip_ports)]
+    return [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"}, *workers,
+            {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
 
 
 def node_placement(edge: SipEdgeSettings) -> dict[str, Any]:
@@ -125,17 +152,9 @@ def container_hardening() -> dict[str, Any]:
 
 
 def node_fence() -> list[str]:
-    """The first init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
+    """The init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
     table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers."""
     return ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
-
-
-def pjsip_install() -> list[str]:
-    """The init container's command: PJSIP's wheel by the lock's hash into the volume the edge reads."""
-    script = (f"printf '%s\\n' '{pjsip_requirement()}' > {SCRATCH}/pjsip.txt && /usr/local/bin/python -m pip install "
-              f"--no-cache-dir --no-deps --require-hashes --disable-pip-version-check --target {PJSIP_FOLDER} "
-              f"-r {SCRATCH}/pjsip.txt")
-    return ["/bin/sh", "-c", script]
 
 
 class SipEdge(pulumi.ComponentResource):
@@ -174,14 +193,12 @@ class SipEdge(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data=data, opts=child)
         self.secret_name = secret.metadata.name
-        env = [{"name": "SIP_EDGE_CONFIG", "value": f"{CONFIG_FOLDER}/{CONFIG_KEY}"},
-               {"name": "PYTHONPATH", "value": PJSIP_FOLDER},
+        # The image's ENV names the file (SIP_EDGE_CONFIG) and PJSIP's folder (PYTHONPATH); TMPDIR is the scratch
+        # volume, where the edge's front writes kamailio.cfg and Kamailio its runtime files (its -Y and -w).
+        env = [{"name": "TMPDIR", "value": SCRATCH},
                {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}},
                *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
                  for variable in sorted(own))]
-        ports = [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"},
-                 {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
-        scratch = {"name": "tmp", "mount_path": SCRATCH}
         pod = {
             "service_account_name": account.metadata.name,
             "automount_service_account_token": False,
@@ -199,25 +216,20 @@ class SipEdge(pulumi.ComponentResource):
             **node_placement(edge),
             "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
                                                       "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},
-                        {"name": "pjsip", "empty_dir": {"size_limit": "256Mi"}},
                         {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
             "init_containers": [{
                 # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
                 "name": "node-fence", "image": args.image, "command": node_fence(),
-                "resources": FENCE_RESOURCES, "security_context": container_hardening()}, {
-                "name": "pjsip", "image": args.image, "command": pjsip_install(),
-                "env": [{"name": "HOME", "value": SCRATCH}],
-                "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
-                "resources": resources(edge), "security_context": container_hardening()}],
+                "resources": FENCE_RESOURCES, "security_context": container_hardening()}],
             "containers": [{
                 "name": NAME, "image": args.image, "command": EDGE_COMMAND,
-                "env": env, "ports": ports, "resources": resources(edge),
+                "env": env, "ports": ports(edge), "resources": resources(edge),
                 "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
-                                  {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
+                                  {"name": "tmp", "mount_path": SCRATCH}],
                 "security_context": container_hardening()}],
         }
         # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
-        commands = [EDGE_COMMAND, node_fence(), pjsip_install()]
+        commands = [EDGE_COMMAND, node_fence()]
         SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
             args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
             labels, opts=child)

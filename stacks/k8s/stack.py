@@ -54,7 +54,7 @@ from stacks.k8s.bot_secret_keys import BotSecretKeys
 from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
-from stacks.k8s.images import built_images
+from stacks.k8s.images import built_images, edge_image
 from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.mesh import kept_mesh, namespace_labels
 from stacks.k8s.model_admission import ModelAdmission, ModelAdmissionArgs
@@ -198,6 +198,7 @@ class K8sStack(pulumi.ComponentResource):
         images = built_images(name, settings, pulumi.ResourceOptions())
         bot_image = images.bot if images is not None else pulumi.Output.from_input(cfg.bot_image or "")
         dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
+        sip_edge_image = edge_image(name, settings, images, pulumi.ResourceOptions())
         # The bots' keys by reference: the Secret's name, known at a preview (stacks/k8s/bot_secret.py).
         keys_name = bot_secret.secret_name(settings)
         with_keys = pulumi.Output.from_input(keys_name).apply(
@@ -288,9 +289,9 @@ class K8sStack(pulumi.ComponentResource):
                                   labels, opts=child)
         # The SIP edge on its nodes' network (stacks/k8s/sip_edge.py), calling the dispatcher at its public URL.
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
-            edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=dispatcher_image,
+            edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=sip_edge_image.ref,
             dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls),
-            opts=child) if edge is not None else None
+            opts=child) if edge is not None and sip_edge_image is not None else None
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
             BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)

@@ -78,7 +78,8 @@ APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; 
 
 
 def containerfile(image: str, *, kamailio: bool, tls: bool = False) -> str:
-    """The edge's image on the dispatcher's. Its apt-get runs inside that image, whose Debian lists name
+    """The edge's image on the dispatcher's: the VM hosts build it, and a Kubernetes stack builds and pushes it
+    (stacks/k8s/sip_edge_image.py). Its apt-get runs inside that image, whose Debian lists name
     http://deb.debian.org (every official Debian image's), and leaves through the host's network: the
     lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either.
     `tls` with `kamailio`: the front takes tls_port, with Debian's TLS module (one PJSIP process takes it itself)."""

@@ -10,12 +10,14 @@ dispatcher's URL, and the address of a link to a stranger's network namespace (t
 stranger_net.py) as the host's private and public address. The trunk's `sources` is loopback, so SIPp
 calling from 127.0.0.1 is the carrier: answered by the bot, priced, ended by its BYE; the same SIPp in
 the stranger's namespace is refused 403. A stack with several workers renders a file whose Kamailio
-front the edge writes, and Kamailio itself must accept it."""
+front the edge writes, and Kamailio itself must accept it; a Kubernetes pod's file with two workers and a trunk's
+inbound digest credential runs its front and answers the PBX that answers Kamailio's challenge."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from stacks.config.sip_edge import (
     SipEdgeSettings,
     api_key_variable,
     edge_environment,
+    inbound_digest_variable,
     render,
 )
 from stacks.config.sip_edge_keys import SipEdgeKey
@@ -157,3 +160,38 @@ def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = files.config.read_text()
     assert "src_ip == 127.0.0.0/8" in text and "listen=udp:127.0.0.1:5060 advertise 203.0.113.10:5060\n" in text
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
+        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
+    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
+    free = free_port_pair(2 * RTP_PORTS + 1)
+    rtp_port = free + free % 2
+    key = carrier_key(f"{rtp_port}-{rtp_port + 2 * RTP_PORTS - 1}", workers=2)
+    key = key.model_copy(update={"trunks": [key.trunks[0].model_copy(update={"inbound_digest_username": "pbx"})]})
+    settings = settings_of(key)
+    assert settings.front and len(settings.worker_sip_ports) == 2
+    sip_port = free_port_pair(3)  # the front's, then the workers' (the edge's default, as the pod declares them)
+    control_port = free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(render(settings, dispatcher_url=key_dispatcher.base_url, sip_address=None,
+                             public_address="127.0.0.1", sip_port=sip_port, control_port=control_port,
+                             address_variable=NODE_ADDRESS_VARIABLE))
+    password = secrets.token_urlsafe(16)
+    derived, url = EdgeSecret(SECRET), f"http://127.0.0.1:{control_port}"
+    env = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
+           CONTROL_KEY_VARIABLE: derived.control_credential(url), inbound_digest_variable("carrier"): password,
+           NODE_ADDRESS_VARIABLE: "127.0.0.1"}
+    with started_edge(config, sip_port, tmp_path, env) as edge:
+        async with api_client(base_url=key_dispatcher.base_url, timeout=30,
+                              headers={"Authorization": f"Bearer {KEY}"}) as api:
+            await wait_for_idle_bot(api)
+            call = await asyncio.to_thread(run_sipp, "call_echo_digest", NUMBER, sip_port, tmp_path,
+                                           media_port=free_port_pair(2), credential=("pbx", password))
+            assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{edge.log()[-3000:]}"
+            assert call.final_answers("1 INVITE") == {407} and call.final_answers("2 INVITE") == {200}
+            assert session_of(edge, call_id_of(call.messages)) is not None, edge.log()
+            assert "[worker " in edge.log()  # a worker behind the front answered, not a lone PJSIP process
+            assert await wait_active_sessions(api, 0) == 0

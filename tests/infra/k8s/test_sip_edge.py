@@ -4,26 +4,35 @@ dispatcher told the control API's Service, and a stack without the nodes or thei
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dispatcher.phone.edge_secret import EdgeSecret
+from images.component import PROGRAM_FOLDER
 from sipedge.config import load as load_edge
 from sipedge.node_fence import ENDPOINTS
+from sipedge.worker_place import place
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
+from stacks.k8s.sip_edge import EPHEMERAL_PORTS, daemons_among
+from stacks.k8s.sip_edge_image import CONTEXT
+from stacks.shared.sip_edge_host import STOP_MARGIN_SECONDS, containerfile, pjsip_requirement
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.fakes.k8s_schema import schema_problems
 from tests.infra.aws.test_sip_edge import API_KEY, DIGEST, EDGE, EDGE_SECRETS, PBX, TWILIO_MEDIA, TWILIO_SIGNALLING
 from tests.infra.aws.test_sip_edge import assert_nft_takes as nft_takes
 from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner, config_for
 from tests.infra.k8s.conftest import container_env, pod_spec
+from tests.infra.k8s.test_images import BUILT, IMAGE, REGISTRY
 
 NODES = {"voicefleet.io/sip-edge": "true"}
 PUBLIC = "198.51.100.20"
@@ -35,8 +44,9 @@ NAMESPACE = "voicefleet-sip-edge"  # its own, beside the dispatcher's (`voicefle
 
 def run_k8s_edge(stack: StackRunner, edge: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
                  **overrides: Any) -> Run:
+    """A stack that builds its images (the edge's among them) to k8sRegistry, pushed with the deployer's login."""
     return stack("k8s", secrets={**K8S_STACK_SECRETS, **EDGE_SECRETS, **(secrets or {})},
-                 sipEdge=json.dumps(K8S_EDGE if edge is None else edge), **overrides)
+                 sipEdge=json.dumps(K8S_EDGE if edge is None else edge), **{**BUILT, **overrides})
 
 
 @pytest.fixture
@@ -52,6 +62,19 @@ def _named(run: Run, typ: str, name: str) -> Registration:
 def container_image(run: Run) -> str:
     (dispatcher,) = pod_spec(run)["containers"]
     return str(dispatcher["image"])
+
+
+def edge_image(run: Run) -> str:
+    """The edge image's reference as its build gave it: its repository under k8sRegistry, and its digest."""
+    ref = str(unwrap(run.completed[run.one("voicefleet:k8s:SipEdgeImage").urn])["ref"])
+    assert re.fullmatch(rf"{re.escape(REGISTRY)}/voicefleet-k8s-test-sip-edge@sha256:[0-9a-f]{{64}}", ref), ref
+    return ref
+
+
+def edge_build(run: Run) -> dict[str, Any]:
+    """The docker-build Image of the edge's image: its inputs."""
+    (image,) = [r for r in run.of_type(IMAGE) if r.name.endswith("-sip-edge")]
+    return dict(unwrap(image.inputs))
 
 
 def _pod(run: Run) -> dict[str, Any]:
@@ -92,20 +115,20 @@ def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> Non
     assert pod["serviceAccountName"] == "sip-edge" and account["automountServiceAccountToken"] is False
     assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                                       "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
-    (fence, init), (edge,) = pod["initContainers"], pod["containers"]
-    for container in (fence, init, edge):
+    (fence,), (edge,) = pod["initContainers"], pod["containers"]  # no init container installs PJSIP at start
+    for container in (fence, edge):
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                  "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
-    for container in (init, edge):
-        # 3 calls at ~2 % of a core each on 200m, a whole core's limit (a throttled media thread is heard)
-        assert container["resources"] == {"requests": {"cpu": "260m", "memory": "256Mi"},
-                                          "limits": {"cpu": "1", "memory": "256Mi"}}
+    # 200m, 10m a worker and 20m a call (3 a worker), 256 MiB a worker; limits whole cores and the same memory
+    assert edge["resources"] == {"requests": {"cpu": "270m", "memory": "256Mi"},
+                                 "limits": {"cpu": "1", "memory": "256Mi"}}
     assert edge["command"] == ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
-    assert init["image"] == edge["image"] == container_image(edge_run)  # the dispatcher's, by digest
-    # PJSIP's wheel, pinned by the lock's hash, into the one volume the edge reads it from (read-only there)
-    assert "--require-hashes" in init["command"][2] and "pjsua2-python==" in init["command"][2]
+    assert fence["image"] == edge["image"] == edge_image(edge_run)  # the edge's own image, by digest
+    # The root file system read-only: the edge's file from its Secret, and the scratch volume, Kamailio's TMPDIR.
     assert {m["mountPath"]: m.get("readOnly", False) for m in edge["volumeMounts"]} == {
-        "/etc/sipedge": True, "/opt/pjsip": True, "/tmp": False}
+        "/etc/sipedge": True, "/tmp": False}
+    assert {"name": "TMPDIR", "value": "/tmp"} in edge["env"]
+    assert not any(e["name"] == "PYTHONPATH" for e in edge["env"])  # the image's own ENV names PJSIP's folder
 
 
 def _readable_by_the_pod(pod: dict[str, Any], volume: dict[str, Any]) -> bool:
@@ -130,22 +153,57 @@ def test_the_edge_can_read_its_file_as_the_pods_user(edge_run: Run) -> None:
 
 def test_the_edge_starts_only_after_its_user_reaches_none_of_the_nodes_credentials(edge_run: Run) -> None:
     pod = _pod(edge_run)
-    fence = pod["initContainers"][0]  # before the wheel's install and the edge: a failed fence stops both
+    fence = pod["initContainers"][0]  # before the edge: a failed fence stops it
     assert fence["name"] == "node-fence" and fence["command"] == ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
-    assert fence["image"] == container_image(edge_run)  # the image whose sipedge/node_fence.py it runs
+    assert fence["image"] == edge_image(edge_run)  # the image whose sipedge/node_fence.py it runs
     # As the edge's user (the pod's), on the node's network; with nothing mounted and no secret.
     assert pod["hostNetwork"] is True and pod["securityContext"]["runAsUser"] == 10001
     assert "runAsUser" not in fence["securityContext"] and not fence.get("volumeMounts") and not fence.get("env")
 
 
-def test_the_documented_table_refuses_every_endpoint_the_fence_tries(tmp_path: Path) -> None:
+def _documented_table() -> str:
     section = (Path(__file__).parents[3] / "docs" / "sip.md").read_text().split("### On Kubernetes", 1)[1]
-    table = "table inet sipedge_metadata" + section.split("```\ntable inet sipedge_metadata", 1)[1].split("```", 1)[0]
-    nft_takes(table, tmp_path)
+    return "table inet sipedge_metadata" + section.split("```\ntable inet sipedge_metadata", 1)[1].split("```", 1)[0]
+
+
+def test_nftables_takes_the_documented_table(tmp_path: Path) -> None:
+    nft_takes(_documented_table(), tmp_path)
+
+
+def test_the_documented_table_refuses_every_endpoint_the_fence_tries_and_admits_the_fronts_own() -> None:
+    table = _documented_table()
     refused = [ipaddress.ip_network(cidr.strip()) for line in table.splitlines() if "skuid 10001" in line
+               and line.rstrip().endswith("reject")
                for cidr in line.split("daddr", 1)[1].split("reject", 1)[0].strip(" {}").split(",")]
-    for host, _ in ENDPOINTS:
+    admitted = [_Admitted.of(line) for line in table.splitlines() if line.rstrip().endswith("accept")]
+    for host, port in ENDPOINTS:  # the fence's tries are TCP
         assert any(ipaddress.ip_address(host) in network for network in refused), host
+        assert not any(rule.admits(host, "tcp", port) for rule in admitted), (host, port)
+    # The front's lines, before the refusal: every worker's SIP port (64 at most) and the kernel's ephemeral ports.
+    assert all(any(rule.admits("127.0.0.1", "udp", port) for rule in admitted) for port in range(5061, 5125))
+    low, high = EPHEMERAL_PORTS
+    assert [port for port in range(low, high + 1) if not any(r.admits("127.0.0.1", "tcp", port) for r in admitted)] \
+        == daemons_among(EPHEMERAL_PORTS) == [50051]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Admitted:
+    """One of the table's accept lines: `ip daddr HOST PROTO dport LOW-HIGH [PROTO dport != PORT] accept`."""
+
+    host: str
+    protocol: str
+    low: int
+    high: int
+    but: int | None
+
+    @classmethod
+    def of(cls, line: str) -> _Admitted:
+        found = re.search(r"ip daddr (\S+) (udp|tcp) dport (\d+)-(\d+)(?: \2 dport != (\d+))? accept$", line.strip())
+        assert found is not None, line
+        return cls(found[1], found[2], int(found[3]), int(found[4]), None if found[5] is None else int(found[5]))
+
+    def admits(self, host: str, protocol: str, port: int) -> bool:
+        return (host, protocol) == (self.host, self.protocol) and self.low <= port <= self.high and port != self.but
 
 
 def test_every_secret_reaches_the_edge_by_reference_and_none_is_in_the_pod_spec(edge_run: Run) -> None:
@@ -233,13 +291,18 @@ def test_the_bots_egress_leaves_out_the_edges_public_address(edge_run: Run, stac
     assert "203.0.113.0/24" in excepted and excepted.count(f"{PUBLIC}/32") == 1
 
 
-def test_the_plans_capacity_note_names_the_nodes_and_no_workers_the_stack_refuses() -> None:
-    note = capacity_note(SipEdgeSettings(SipEdgeKey.model_validate(K8S_EDGE), 40000, 400, {}, "k8s"))
-    assert "1 worker(s) on one node labelled voicefleet.io/sip-edge=true hold 3 calls" in note
-    assert "more take workers" not in note and "another stack's edge on other nodes" in note
+def test_the_plans_capacity_note_names_the_nodes_and_the_workers_kamailio_fronts() -> None:
+    one = capacity_note(SipEdgeSettings(SipEdgeKey.model_validate(K8S_EDGE), 40000, 400, {}, "k8s"))
+    assert "1 worker(s) on one node labelled voicefleet.io/sip-edge=true hold 3 calls" in one
+    assert "more take workers (3 calls each) or a second edge" in one
+    many = capacity_note(SipEdgeSettings(SipEdgeKey.model_validate({**K8S_EDGE, "workers": 17}), 40000, 400, {},
+                                         "k8s"))
+    assert "17 worker(s) behind Kamailio on one node labelled voicefleet.io/sip-edge=true hold 51 calls" in many
 
 
-def test_the_manifests_are_valid_for_the_api_server(edge_run: Run) -> None:
+@pytest.mark.parametrize("fixture", ["edge_run", "fronted_run"])
+def test_the_manifests_are_valid_for_the_api_server(request: pytest.FixtureRequest, fixture: str) -> None:
+    edge_run: Run = request.getfixturevalue(fixture)  # the fronted pod declares its workers' loopback ports too
     for typ, name, schema in ((DEPLOYMENT, "sip-edge", "deployment-apps-v1"),
                               (SERVICE, "sip-edge-control", "service-v1"),
                               ("kubernetes:core/v1:ServiceAccount", "sip-edge", "serviceaccount-v1")):
@@ -268,7 +331,6 @@ def test_an_edge_that_only_takes_calls_has_its_control_service_and_the_dispatche
     ({k: v for k, v in K8S_EDGE.items() if k != "nodeSelector"},
      "nodeSelector: the edge's pod takes its node's own ports"),
     ({**K8S_EDGE, "nodeTaint": "dedicated"}, "nodeTaint: 'dedicated' is not a taint as kubectl writes it"),
-    ({**K8S_EDGE, "workers": 2}, "workers: a Kubernetes stack's edge runs one worker"),
     ({**K8S_EDGE, "instanceType": "c7i.large"}, "instanceType: this k8s stack's edge has no such key"),
 ])
 def test_an_edge_without_its_nodes_or_their_address_is_refused_naming_the_fix(
@@ -278,15 +340,12 @@ def test_an_edge_without_its_nodes_or_their_address_is_refused_naming_the_fix(
     assert said in str(refused.value) and "docs/sip.md#on-kubernetes" in str(refused.value)
 
 
-def test_a_trunks_inbound_credential_is_refused_naming_an_edge_on_a_vm(stack: StackRunner) -> None:
-    """The pod runs the dispatcher image, which holds no Kamailio, and only Kamailio checks the credential."""
-    inbound = {**K8S_EDGE, "trunks": [{**K8S_EDGE["trunks"][0], "inboundDigestUsername": "carrier"}]}
+def test_an_edge_is_refused_without_a_registry_to_push_its_image_to(stack: StackRunner) -> None:
+    """Images named by digest (no k8sRegistry): the stack has nowhere to push the edge's image it builds."""
     with pytest.raises(SettingsError) as refused:
-        run_k8s_edge(stack, inbound,
-                     secrets={"voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"twilio": "q" * 24})})
+        stack("k8s", secrets={**K8S_STACK_SECRETS, **EDGE_SECRETS}, sipEdge=json.dumps(K8S_EDGE))
     said = str(refused.value)
-    assert "twilio's inboundDigestUsername: a trunk's inbound digest credential is checked by the edge's Kamailio " \
-           "front, which the dispatcher image the pod runs does not hold: give that trunk to an edge on a VM" in said
+    assert "runs an image the stack builds on the dispatcher's" in said and "set k8sRegistry" in said
     assert "docs/sip.md#on-kubernetes" in said
 
 
@@ -319,3 +378,103 @@ def test_the_plan_says_a_new_pod_template_stops_the_edge(edge_run: Run, stack: S
     (note,) = host_notes(edge_run.registrations, edited.registrations)
     assert "its pod template changes, which stops its pod before the new one starts (Recreate); this stops the SIP " \
            "edge: it refuses new calls and lets those in progress go on for up to its drainSeconds" in note
+
+
+# Three workers behind Kamailio, and a PBX whose INVITEs answer the front's challenge (its inbound credential).
+INBOUND = "q" * 24
+FRONTED_EDGE: dict[str, Any] = {**K8S_EDGE, "workers": 3, "trunks": [
+    *K8S_EDGE["trunks"], {**PBX, "inboundDigestUsername": "pbx"}]}
+FRONTED_SECRETS = {"voicefleet:sipEdgeInboundDigestPasswords": json.dumps({"pbx": INBOUND})}
+
+
+@pytest.fixture
+def fronted_run(stack: StackRunner) -> Run:
+    return run_k8s_edge(stack, FRONTED_EDGE, secrets=FRONTED_SECRETS)
+
+
+def _dispatcher_ref(run: Run) -> str:
+    return str(unwrap(run.completed[run.one("voicefleet:images:Images").urn])["dispatcher"])
+
+
+@pytest.mark.parametrize(("fixture", "kamailio"), [("edge_run", False), ("fronted_run", True)])
+def test_the_edge_image_is_the_vm_hosts_containerfile_on_the_dispatchers_digest_with_kamailio_for_its_front(
+        request: pytest.FixtureRequest, fixture: str, kamailio: bool) -> None:
+    run: Run = request.getfixturevalue(fixture)
+    build = edge_build(run)
+    dispatcher = _dispatcher_ref(run)
+    assert re.fullmatch(rf"{re.escape(REGISTRY)}/voicefleet-k8s-test-dispatcher@sha256:[0-9a-f]{{64}}", dispatcher)
+    # One Containerfile, the VM hosts' own, inline: FROM the dispatcher by digest, Kamailio exactly with the front.
+    assert build["dockerfile"] == {"inline": containerfile(dispatcher, kamailio=kamailio)}
+    assert build["dockerfile"]["inline"].startswith(f"FROM {dispatcher}\n")
+    assert ("apt-get install -y -qq --no-install-recommends kamailio" in build["dockerfile"]["inline"]) == kamailio
+    assert pjsip_requirement() in build["dockerfile"]["inline"]  # the lock's version and sha256
+    assert build["context"] == {"location": CONTEXT} and build["push"] is True
+    assert build["platforms"] == ["linux/amd64"]
+    assert build["tags"] == [f"{REGISTRY}/voicefleet-k8s-test-sip-edge:latest"]
+    assert build["cacheFrom"] == [{"registry": {"ref": f"{REGISTRY}/voicefleet-k8s-test-sip-edge:buildcache"}}]
+    (edge,) = _pod(run)["containers"]
+    assert edge["image"] == edge_image(run)
+
+
+def test_the_edge_images_context_sends_and_hashes_nothing() -> None:
+    """docker-build hashes the context's files through its .dockerignore: nothing, so only the Containerfile's text
+    (an input of its own) rebuilds the image, never an edit elsewhere in the repository."""
+    from images.docker_build_model import context_hash
+
+    assert (PROGRAM_FOLDER / CONTEXT / ".dockerignore").is_file()
+    assert context_hash(CONTEXT, "", {}, PROGRAM_FOLDER) == hashlib.sha256().hexdigest()  # no file at all
+
+
+def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_ports_the_edge_binds(
+        fronted_run: Run, tmp_path: Path) -> None:
+    """The rendered file, loaded by the edge's own loader as the pod starts it: its front on the pod's SIP port,
+    each worker on the pod's loopback port of its index, its control API on the pod's control port."""
+    data = _edge_secret(fronted_run)
+    assert data["SIP_EDGE_INBOUND_DIGEST_PBX"] == INBOUND
+    (tmp_path / "edge.toml").write_text(data.pop("edge.toml"))
+    edge = load_edge({"SIP_EDGE_CONFIG": str(tmp_path / "edge.toml"), **data, NODE_ADDRESS_VARIABLE: "10.0.3.7"})
+    assert edge.front and edge.workers == 3
+    edge = dataclasses.replace(edge, front_token="t" * 32)  # what the edge sets for each worker it starts
+    (container,) = _pod(fronted_run)["containers"]
+    bound = {p["name"]: (p.get("hostIP", "10.0.3.7"), p["containerPort"], p["protocol"]) for p in container["ports"]}
+    assert bound == {"sip": ("10.0.3.7", edge.sip_port, "UDP"), "control": ("10.0.3.7", edge.control_port, "TCP"),
+                     **{f"worker-{i}": (place(edge, i).sip_host, place(edge, i).sip_port, "UDP") for i in range(3)}}
+    # Each worker its even share of the range, the node's firewall opening the shares together.
+    shares = [(place(edge, i).rtp_port, place(edge, i).rtp_port_count) for i in range(3)]
+    assert shares == [(40000, 132), (40132, 132), (40264, 132)]
+    outputs = unwrap(fronted_run.completed[fronted_run.one("voicefleet:k8s:K8sStack").urn])
+    assert "in: UDP 40000-40395 from" in outputs["sipEdgeNodeFirewall"][1]
+    assert outputs["sipEdgeNodeFirewall"][4] == (
+        "out: uid 10001 to 127.0.0.1 admitted before that refusal on UDP 5061-5063 (Kamailio to its workers) and TCP "
+        "32768-60999 but 50051 (the edge to its workers' control APIs, on ports the kernel picks), as that table's "
+        "front lines do")
+    # 200m, 10m a worker, 20m a call; 256 MiB a worker and 256 MiB for the supervisor and Kamailio.
+    assert container["resources"] == {"requests": {"cpu": "410m", "memory": "1024Mi"},
+                                      "limits": {"cpu": "1", "memory": "1024Mi"}}
+
+
+def test_many_workers_get_whole_cores_above_their_request(stack: StackRunner) -> None:
+    run = run_k8s_edge(stack, {**K8S_EDGE, "workers": 17, "rtpPorts": "40000-41999"})
+    (container,) = _pod(run)["containers"]
+    assert container["resources"]["requests"]["cpu"] == "1390m" and container["resources"]["limits"]["cpu"] == "2"
+
+
+def test_the_pods_grace_outlasts_the_drain_and_the_fronts_stop(fronted_run: Run) -> None:
+    """SIGTERM: the supervisor drains the workers for drainSeconds, waits on one still draining, stops the workers
+    and then Kamailio (each bounded), and reads their last lines, all before the kubelet's SIGKILL."""
+    from sipedge.drain import DEFAULT_DRAIN_SECONDS
+    from sipedge.supervisor import READERS_SECONDS, STOP_SECONDS
+
+    grace = _pod(fronted_run)["terminationGracePeriodSeconds"]
+    assert grace == DEFAULT_DRAIN_SECONDS + STOP_MARGIN_SECONDS
+    assert grace >= DEFAULT_DRAIN_SECONDS + 3 * STOP_SECONDS + READERS_SECONDS
+
+
+def test_admission_admits_the_edge_image_and_its_two_commands_only(fronted_run: Run) -> None:
+    (policy,) = [r for r in fronted_run.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
+                 if "own-pod-only" in unwrap(r.inputs)["metadata"]["name"]]
+    (validation,) = unwrap(policy.inputs)["spec"]["validations"]
+    expression = validation["expression"]
+    assert f'c.image == "{edge_image(fronted_run)}"' in expression
+    assert 'c.command in [["/usr/bin/tini", "--", "python", "-m", "sipedge"], ' \
+           '["/usr/local/bin/python", "-m", "sipedge.node_fence"]]' in expression

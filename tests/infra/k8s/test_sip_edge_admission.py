@@ -58,7 +58,7 @@ def _privileged(pod: dict[str, Any]) -> None:
 
 
 def _other_image(pod: dict[str, Any]) -> None:
-    pod["spec"]["initContainers"][1]["image"] = "busybox:latest"
+    pod["spec"]["initContainers"][0]["image"] = "busybox:latest"
 
 
 def _other_command(pod: dict[str, Any]) -> None:
