@@ -184,3 +184,12 @@ async def test_a_room_without_dial_out_is_dailys_refusal_and_nothing_rings(call:
     refused = await call.refused(call.start())
     assert (refused.status, refused.code) == (502, "carrier_refused")
     assert fake_daily.dial_outs == {} and call.bot.events() == []
+
+
+async def test_the_bot_of_a_dial_in_room_owns_nothing_though_the_room_allows_dial_out(fake_daily: FakeDaily) -> None:
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    try:
+        grant = await rooms.grant(SESSION, 600, _dialin_room())
+    finally:
+        await rooms.aclose()
+    assert fake_daily.verify_token(grant.bot_token)["o"] is False  # only the dispatcher's key dials out of it
