@@ -13,6 +13,8 @@ your handler's line, else a default one) and `transfer_call` raises `TransferFai
 (`person_unanswered`, `person_busy`, `person_declined`, `person_left`). On a Twilio call the caller
 stays with this bot while the person rings (`transfer_call` is still waiting: keep them company), and
 Twilio's own `<Say>` voice reads the briefing (the same text) to the person before the two are joined.
+On a Daily dial-in call the person is dialled into this bot's room: it keeps the caller company while they
+ring, then says the briefing into the room (the caller hears it too) before the two hear each other.
 
 The dispatcher does it with the carrier's credentials it holds (the bot holds none for this): Twilio
 rings the person, the call's stream to this bot ends, and the session ends as `transferred`. Do not

@@ -169,10 +169,11 @@ class DailyRooms:
 
         return RoomGrant(
             room_url=await self.room_url(session_id),
-            # Dialling out is an owner's act in Daily: the bot (never the user) owns a dial-out room.
+            # Dialling out is an owner's act in Daily: the bot (never the user) owns a dial-out room. A dial-in
+            # room's dial-out is the dispatcher's alone (a warm transfer, with its API key): its bot owns nothing.
             bot_token=token(
                 self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds,
-                {"o": True} if options.room.get("enable_dialout") else None,
+                {"o": True} if options.room.get("enable_dialout") and "sip" not in options.room else None,
             ),
             user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds, options.token_claims),
         )
@@ -251,20 +252,58 @@ class DailyRooms:
         no answer or a 5xx may have been acted on, so it is never sent again: `daily_unavailable`.
         Raises `DailyRefused` for any other answer than 200."""
         name = self.room_name(session_id)
+        response = await self._once(f"/rooms/{name}/sipCallTransfer", {"sessionId": participant_id, "toEndPoint": to})
+        if response.status_code != 200:
+            raise self._refused(response, f"transfer a call of {name}")
+
+    async def dial_out_start(self, session_id: str, to: str, user_id: str) -> str:
+        """Daily's `dialOut/start` in the session's room: `to` (an E.164 number or a SIP URI) is called, and
+        joins the room as a participant of user `user_id` once connected; the dial-out's `sessionId`. As a
+        transfer, no idempotent request: only a 429 is tried again, and no answer or a 5xx is
+        `daily_unavailable` (it may be ringing). `DailyRefused` for any other answer than 200."""
+        name = self.room_name(session_id)
+        target = {"sipUri": to} if to.startswith(("sip:", "sips:")) else {"phoneNumber": to}
+        response = await self._once(f"/rooms/{name}/dialOut/start", {**target, "userId": user_id,
+                                                                        "displayName": "transfer"})
+        session = response.json().get("sessionId") if response.status_code == 200 else None
+        if not isinstance(session, str) or not session:
+            raise self._refused(response, f"dial out of {name}")
+        return session
+
+    async def dial_out_stop(self, session_id: str, dial_out: str) -> bool:
+        """Daily's `dialOut/stop`: the person's leg ended, ringing or answered; False when Daily has no such
+        live dial-out (404: it ended already). Safe to repeat, so tried again as any read."""
+        name = self.room_name(session_id)
+        response = await self._call("POST", f"/rooms/{name}/dialOut/stop", json={"sessionId": dial_out})
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise self._rejected(response, f"stop a dial-out of {name}")
+        return True
+
+    async def update_permissions(self, session_id: str, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        """Daily's `update-permissions`: each participant id's new permissions (`canReceive`, `canSend`),
+        set whatever they were, so it is tried again as any read. `DailyRefused` (404: not in the room)."""
+        name = self.room_name(session_id)
+        response = await self._call("POST", f"/rooms/{name}/update-permissions", json={"data": dict(updates)})
+        if response.status_code != 200:
+            raise self._refused(response, f"update permissions in {name}")
+
+    async def _once(self, path: str, body: Mapping[str, Any]) -> HttpResponse:
+        """A POST Daily may act on without answering: sent once, but for a 429 (which did nothing)."""
         try:
             await self._bucket.acquire()
         except RateLimited as exc:
             raise DailyError("daily_rate_limited", str(exc), retry_after=exc.retry_after, nothing_sent=True) from None
-        response = await create_request("daily", self._client, "POST", f"/rooms/{name}/sipCallTransfer",
-                                        backoff=TRANSFER_BACKOFF, error=DailyError,
-                                        json={"sessionId": participant_id, "toEndPoint": to})
-        if response.status_code == 200:
-            return
+        return await create_request("daily", self._client, "POST", path, backoff=TRANSFER_BACKOFF, error=DailyError,
+                                    json=dict(body))
+
+    def _refused(self, response: HttpResponse, what: str) -> DailyRefused:
         try:
             kind = str(response.json().get("error") or "")
         except (ValueError, AttributeError):
             kind = ""
-        raise DailyRefused(response.status_code, kind, str(self._rejected(response, f"transfer a call of {name}")))
+        return DailyRefused(response.status_code, kind, str(self._rejected(response, what)))
 
     async def delete(self, session_id: str) -> None:
         name = self.room_name(session_id)

@@ -66,13 +66,16 @@ async def start_dialin(
     if call.sip_headers:
         dialin_settings["sip_headers"] = call.sip_headers
     sip = {"display_name": str(call.caller or "caller")[:64], "sip_mode": "dial-in", "num_endpoints": 1}
+    # A warm transfer dials the person out into this room (daily_warm.py), with the dispatcher's key alone: the
+    # bot of a SIP room owns nothing (media/daily.py `grant`). Four: bot, caller, person, a reconnect.
+    room = {"sip": sip, "enable_dialout": True, "max_participants": 4}
 
     async def start(expires: int) -> Session:
         credential = call_credential(token_key, session_id, call.call_id, call.call_domain, expires)
         body = {"dialin_settings": dialin_settings, "daily_api_key": credential, "daily_api_url": api_url}
         return await sessions.start(
             caller=PHONE_CALLER, idempotency_key=call.session_key, body=body, wait=False,
-            room_options=RoomOptions(room={"sip": sip}), transport="daily", counted_elsewhere=counted_elsewhere,
+            room_options=RoomOptions(room=room), transport="daily", counted_elsewhere=counted_elsewhere,
         )  # fmt: skip
 
     minute = int(now) // CREDENTIAL_STEP_SECONDS * CREDENTIAL_STEP_SECONDS

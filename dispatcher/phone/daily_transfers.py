@@ -28,11 +28,12 @@ import secrets
 import time
 from typing import Any, Protocol
 
-from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
+from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.calls import PHONE_CALLER, Timeline
+from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.sessions.ids import Caller, owned_by
@@ -54,8 +55,7 @@ assert 2 * READ_SECONDS + TRANSFER_SECONDS < TRANSFER_TIMEOUT_SECONDS
 CARRIER = "daily"
 OUTCOME_UNKNOWN = "unknown"  # cancelled with the POST maybe at Daily: where the call went, Daily's webhooks say
 ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
-WARM_REASON = ("a Daily dial-in call is handed over cold only: Daily's sipCallTransfer connects the caller to the "
-               "person at once, with no step where the bot briefs the person first; \"mode\": \"cold\" works here")
+assert READ_SECONDS + WARM_SECONDS < WARM_TRANSFER_TIMEOUT_SECONDS
 
 
 class _Session(Protocol):
@@ -71,8 +71,9 @@ class SessionReads(Protocol):
 
 class DailyTransfers:
     def __init__(self, rooms: DailyRooms, sessions: SessionReads, claims: FirstClaims,
-                 targets: TransferTargets | None, timeline: Timeline | None) -> None:
+                 targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None) -> None:
         self._rooms = rooms
+        self._warm = warm  # the person dialled out into the room and briefed by the bot (daily_warm.py)
         self._sessions = sessions
         self._claims = claims
         self._targets = targets
@@ -91,8 +92,9 @@ class DailyTransfers:
             raise _unread() from None
         if session is None or not session.machine.has_room:
             return None
-        if target.mode == WARM:
-            raise ApiError(409, "warm_unsupported", WARM_REASON)
+        if target.mode == WARM and self._warm is None:
+            raise ApiError(409, "transfer_not_configured", "this dispatcher cannot reach its bots' channel, through "
+                           "which the bot briefs the person: a cold transfer (\"mode\": \"cold\") works here")
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")
@@ -100,6 +102,10 @@ class DailyTransfers:
         sending = False
         try:
             participant = await self._caller_in_room(session_id, reads.when())
+            if self._warm is not None and target.mode == WARM:  # its leg stopped whatever fails: nothing unknown
+                until = asyncio.get_running_loop().time() + WARM_SECONDS
+                await self._warm.transfer(session_id, participant, target, until)
+                return self._transferred(session_id, target, WARM)
             async with asyncio.timeout(TRANSFER_SECONDS):
                 sending = True  # from here, Daily may have the POST
                 await self._rooms.sip_call_transfer(session_id, participant, target.to)
@@ -119,7 +125,7 @@ class DailyTransfers:
         except BaseException:
             await self._let_go(session_id, claim)
             raise
-        return self._transferred(session_id, target)
+        return self._transferred(session_id, target, ACCEPTED)
 
     async def _claim(self, session_id: str, deadline: float | None) -> str:
         claim = secrets.token_hex(8)
@@ -174,14 +180,14 @@ class DailyTransfers:
             self._timeline.note(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
                                 carrier=CARRIER, carrier_status=OUTCOME_UNKNOWN, outcome=OUTCOME_UNKNOWN)
 
-    def _transferred(self, session_id: str, target: TransferTarget) -> dict[str, Any]:
+    def _transferred(self, session_id: str, target: TransferTarget, status: str) -> dict[str, Any]:
         at = round(time.time(), 3)
         if self._timeline is not None:
             self._timeline.note(session_id, TRANSFERRED, at=at, to=target.to, mode=target.mode, carrier=CARRIER,
-                                carrier_status=ACCEPTED)
-        log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, ACCEPTED)
+                                carrier_status=status)
+        log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, status)
         return {"session_id": session_id, "to": target.to, "mode": target.mode, "at": at, "carrier": CARRIER,
-                "carrier_status": ACCEPTED, "status": TRANSFERRED}
+                "carrier_status": status, "status": TRANSFERRED}
 
 
 def _tokenless(entry: dict[str, Any]) -> bool:

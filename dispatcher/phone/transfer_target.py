@@ -25,9 +25,9 @@ SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(?::[0-9]{1
 MAX_TARGET_CHARS = 255
 MAX_SUMMARY_CHARS = SUMMARY_CHARS  # what the bot says to the person of a warm transfer: said within its time
 COLD, WARM = "cold", "warm"
-WARM_WHERE = ("a warm transfer (the person briefed before the caller joins them) works on Twilio, Telnyx and "
-              "Plivo calls and on calls through the SIP edge whose trunk has a termination_uri (docs/phone.md, "
-              "docs/sip.md)")
+WARM_WHERE = ("a warm transfer (the person briefed before the caller joins them) works on Twilio, Telnyx, Plivo "
+              "and Daily dial-in calls and on calls through the SIP edge whose trunk has a termination_uri "
+              "(docs/phone.md, docs/sip.md)")
 
 
 @dataclass(frozen=True)

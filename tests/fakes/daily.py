@@ -16,6 +16,19 @@ Daily's reference does not list is a 400, as Daily answers it; `enable_recording
 values, and `recordings_bucket` / `transcription_bucket` must hold `bucket_name`, `bucket_region`,
 `assume_role_arn` (strings) and only Daily's other fields. `verify_token` checks a self-signed token
 the way Daily would: HS256 with the API key.
+
+Dial-out (docs.daily.co, REST API, rooms: "Room Dial Out Start", "stopDialOut()", "Update Permissions"):
+`POST /rooms/:name/dialOut/start` takes one of `phoneNumber` (E.164) or `sipUri` (`sip:`), and Daily's other
+documented fields (`userId` at most 36 characters), is refused 400 in a room without `enable_dialout: true`
+(Daily requires it), and answers `{ok, sessionId}`. The person's leg joins the room as a participant whose id
+is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
+ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);
+Daily does not document at which moment of the ringing its leg shows in presence: here, at the answer.
+`POST /rooms/:name/dialOut/stop` {sessionId} ends one (404 for one that is not live); `hang_up_dial_out`
+is the person hanging up, `refuse_dial_out` a busy or unanswered line (it never joins). `POST
+/rooms/:name/update-permissions` {data: {participant id or "*": {hasPresence, canSend, canReceive,
+canAdmin}}}: any other key is a 400, a participant not in the room a 404; `canReceive` needs `base`, and
+`byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`).
 """
 
 from __future__ import annotations
@@ -61,6 +74,8 @@ class FakeDaily(FakeApi):
         self.connected_calls: dict[str, str] = {}  # callId -> the SIP URI it was patched to
         self.sip_participants: set[str] = set()  # participant ids that joined a room by SIP (`dial_in`)
         self.transfers: list[dict[str, Any]] = []  # each transfer taken: {"room", "how", and its body}
+        self.dial_outs: dict[str, dict[str, Any]] = {}  # dial-out sessionId -> {"room", "state", and its body}
+        self.permissions: dict[str, dict[str, dict[str, Any]]] = {}  # room -> participant id -> last update
 
     @property
     def env(self) -> dict[str, str]:
@@ -78,6 +93,9 @@ class FakeDaily(FakeApi):
             Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
             Route("/v1/rooms/{name}/sipCallTransfer", self.sip_call_transfer, methods=["POST"]),
             Route("/v1/rooms/{name}/sipRefer", self.sip_refer, methods=["POST"]),
+            Route("/v1/rooms/{name}/dialOut/start", self.dial_out_start, methods=["POST"]),
+            Route("/v1/rooms/{name}/dialOut/stop", self.dial_out_stop, methods=["POST"]),
+            Route("/v1/rooms/{name}/update-permissions", self.update_permissions, methods=["POST"]),
         ]
 
     # knobs ---------------------------------------------------------------------------------
@@ -102,6 +120,37 @@ class FakeDaily(FakeApi):
             "mtgSessionId": f"mtg-{room}", "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
         self.sip_participants.add(participant)
         return participant
+
+    def answer_dial_out(self, session: str) -> str:
+        """The person answers a ringing dial-out: their leg joins its room (id: the dial-out's sessionId)."""
+        dial = self.dial_outs[session]
+        assert dial["state"] == "ringing", dial
+        dial["state"] = "answered"
+        target = dial.get("phoneNumber") or dial.get("sipUri")
+        self.presence.setdefault(dial["room"], []).append({
+            "room": dial["room"], "id": session, "userId": dial.get("userId"),
+            "userName": dial.get("displayName") or target, "mtgSessionId": f"mtg-{dial['room']}",
+            "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
+        self.sip_participants.add(session)
+        return session
+
+    def hang_up_dial_out(self, session: str) -> None:
+        """The person hangs up: their leg leaves the room."""
+        self._end_dial_out(session, "stopped")
+
+    def refuse_dial_out(self, session: str) -> None:
+        """Busy, declined or unanswered: Daily's dial-out stops without the person ever joining."""
+        assert self.dial_outs[session]["state"] == "ringing"
+        self.dial_outs[session]["state"] = "stopped"
+
+    def ringing(self, room: str) -> list[str]:
+        return [key for key, dial in self.dial_outs.items() if dial["room"] == room and dial["state"] == "ringing"]
+
+    def _end_dial_out(self, session: str, state: str) -> None:
+        dial = self.dial_outs[session]
+        dial["state"] = state
+        people = self.presence.get(dial["room"], [])
+        people[:] = [p for p in people if p["id"] != session]
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The token's claims if its HS256 signature is valid for this domain's API key."""
@@ -215,6 +264,80 @@ class FakeDaily(FakeApi):
         self.transfers.append({"room": name, "how": how, **body})
         return JSONResponse({"ok": "true"})
 
+    async def _body(self, request: Request, fields: dict[str, type]) -> dict[str, Any] | Response:
+        """The request's JSON object with Daily's documented `fields` only, each of its type; else Daily's 400."""
+        if denied := self._authorized(request):
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid-request-error", "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "invalid-request-error", "body must be an object")
+        if unknown := sorted(set(body) - set(fields)):
+            return _error(400, "invalid-request-error", f"unknown field: {unknown[0]}")
+        for key, kind in fields.items():
+            if key in body and (not isinstance(body[key], kind) or (kind is not bool and isinstance(body[key], bool))):
+                return _error(400, "invalid-request-error", f"{key} must be a {kind.__name__}")
+        return body
+
+    async def dial_out_start(self, request: Request) -> Response:
+        body = await self._body(request, DIAL_OUT_FIELDS)
+        if isinstance(body, Response):
+            return body
+        name = request.path_params["name"]
+        phone, sip = body.get("phoneNumber"), body.get("sipUri")
+        if (phone is None) == (sip is None):
+            return _error(400, "invalid-request-error", "one of phoneNumber or sipUri is required, not both")
+        if phone is not None and (not phone.startswith("+") or not phone[1:].isdigit()):
+            return _error(400, "invalid-request-error", "phoneNumber must start with + and the country code")
+        if sip is not None and not sip.startswith("sip:"):
+            return _error(400, "invalid-request-error", "sipUri must start with sip:")
+        if len(body.get("userId", "")) > 36:
+            return _error(400, "invalid-request-error", "userId is at most 36 characters")
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        if self.rooms[name]["config"].get("enable_dialout") is not True:
+            return _error(400, "invalid-request-error", "dial-out is not enabled for this room (enable_dialout)")
+        session = str(uuid.uuid4())
+        self.dial_outs[session] = {"room": name, "state": "ringing", **body}
+        return JSONResponse({"ok": "true", "sessionId": session})
+
+    async def dial_out_stop(self, request: Request) -> Response:
+        body = await self._body(request, {"sessionId": str})
+        if isinstance(body, Response):
+            return body
+        name, session = request.path_params["name"], body.get("sessionId")
+        if not session:
+            return _error(400, "invalid-request-error", "sessionId is required")
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        dial = self.dial_outs.get(session)
+        if dial is None or dial["room"] != name or dial["state"] == "stopped":
+            return _error(404, "not-found", f"no active dial-out session {session}")
+        self._end_dial_out(session, "stopped")
+        return JSONResponse({"ok": "true"})
+
+    async def update_permissions(self, request: Request) -> Response:
+        body = await self._body(request, {"data": dict})
+        if isinstance(body, Response):
+            return body
+        name, data = request.path_params["name"], body.get("data")
+        if not data:
+            return _error(400, "invalid-request-error", "data is required")
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        present = {p["id"] for p in self.presence.get(name, [])}
+        for participant, update in data.items():
+            if problem := _permission_problem(update):
+                return _error(400, "invalid-request-error", f"{participant}: {problem}")
+            if participant != "*" and participant not in present:
+                return _error(404, "not-found", f"no participant {participant} in room {name}")
+        room = self.permissions.setdefault(name, {})
+        for participant, update in data.items():
+            room.setdefault(participant, {}).update(update)
+        return JSONResponse({"ok": True})
+
     async def list_rooms(self, request: Request) -> Response:
         """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""
         if denied := self._authorized(request):
@@ -260,6 +383,13 @@ class FakeDaily(FakeApi):
 TRANSFER_FIELDS: dict[str, type] = {"sessionId": str, "toEndPoint": str, "callerId": str, "extension": str,
                                     "waitBeforeExtensionDialSec": int}
 REFER_FIELDS: dict[str, type] = {"sessionId": str, "toEndPoint": str}
+# "Room Dial Out Start"'s body (`videoSettings` and `codecs` are objects; `video` only with a sipUri).
+DIAL_OUT_FIELDS: dict[str, type] = {"sipUri": str, "phoneNumber": str, "extension": str,
+                                    "waitBeforeExtensionDialSec": int, "displayName": str, "userId": str,
+                                    "callerId": str, "video": bool, "videoSettings": dict, "codecs": dict}
+# "Update Permissions": a participant's update; `canReceive` as the in-call `updateParticipant` documents it.
+PERMISSION_KEYS = {"hasPresence", "canSend", "canReceive", "canAdmin"}
+MEDIA_KEYS = {"video", "audio", "screenVideo", "screenAudio", "customVideo", "customAudio"}
 SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
 
 
@@ -299,6 +429,26 @@ def _property_problem(properties: dict[str, Any]) -> str | None:
         if not isinstance(bucket, dict) or set(bucket) - BUCKET_FIELDS \
                 or not all(isinstance(bucket.get(f), str) and bucket.get(f) for f in BUCKET_REQUIRED):
             return f"{name} must hold {', '.join(BUCKET_REQUIRED)} (and only Daily's other bucket fields)"
+    return None
+
+
+def _permission_problem(update: object) -> str | None:
+    """Why Daily would refuse one participant's permission update, or None."""
+    if not isinstance(update, dict) or not update:
+        return "a permission update is an object of hasPresence, canSend, canReceive, canAdmin"
+    if unknown := sorted(set(update) - PERMISSION_KEYS):
+        return f"unknown permission: {unknown[0]}"
+    receive = update.get("canReceive")
+    if receive is None:
+        return None
+    if not isinstance(receive, dict) or "base" not in receive or set(receive) - {"base", "byUserId", "byParticipantId"}:
+        return "canReceive takes base (required), byUserId and byParticipantId"
+    if not all(isinstance(receive.get(key, {}), dict) for key in ("byUserId", "byParticipantId")):
+        return "canReceive.byUserId and byParticipantId map ids to permissions"
+    grants = [receive["base"], *(v for key in ("byUserId", "byParticipantId") for v in receive.get(key, {}).values())]
+    for grant in grants:
+        if not isinstance(grant, bool) and not (isinstance(grant, dict) and not set(grant) - MEDIA_KEYS):
+            return "a canReceive permission is a boolean or an object of media kinds"
     return None
 
 

@@ -4,6 +4,7 @@ fake (tests/fakes/daily.py); the dial-in session made by Daily's webhook as test
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -95,12 +96,32 @@ async def test_a_second_transfer_of_the_same_call_is_refused_without_asking_dail
     assert len(dialin.posts()) == 1
 
 
-async def test_warm_is_refused_with_its_reason_and_daily_is_not_asked(dialin: Dialin) -> None:
-    session_id, _ = await dialin.call()
+async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed(dialin: Dialin) -> None:
+    session_id, caller = await dialin.call()
+    room = next(iter(dialin.daily.rooms))
+    assert dialin.daily.rooms[room]["config"]["enable_dialout"] is True  # or Daily refuses the dial-out
+
+    async def person_answers() -> str:
+        assert await dialin.daily.eventually(lambda: bool(dialin.daily.ringing(room)))
+        return dialin.daily.answer_dial_out(dialin.daily.ringing(room)[0])
+
+    answering = asyncio.create_task(person_answers())
     answer = await dialin.transfer(session_id, to="+14155550123", mode="warm")
-    assert (answer.status_code, code(answer)) == (409, "warm_unsupported")
-    assert "cold" in answer.json()["error"]["message"]
-    assert dialin.posts() == []
+    assert answer.status_code == 200, answer.text
+    person = await answering
+    assert answer.json() | {"at": 0} == {"session_id": session_id, "to": "+14155550123", "mode": "warm", "at": 0,
+                                         "carrier": "daily", "carrier_status": "warm", "status": "transferred"}
+    (start,) = dialin.daily.calls_to("POST", "/dialOut/start")
+    assert start.headers["authorization"] == f"Bearer {dialin.daily.api_key}"  # the deployment's key, not the bot's
+    assert start.json()["phoneNumber"] == "+14155550123"
+    bot = f"bot-{session_id}"
+    heard = dialin.daily.permissions[room]  # the last word: both hear each other and no longer the bot
+    assert heard[person]["canReceive"] == heard[caller]["canReceive"] == {"base": True, "byUserId": {bot: False}}
+    briefing = dialin.daily.calls_to("POST", "/update-permissions")[0].json()["data"]
+    assert briefing[person] == briefing[caller] == {"canReceive": {"base": False, "byUserId": {bot: True}}}
+    assert dialin.posts() == []  # no sipCallTransfer: the call stays in the room
+    noted = [e for e in await dialin.events(session_id) if e.get("event") == "transferred"]
+    assert len(noted) == 1 and noted[0]["mode"] == "warm" and noted[0]["carrier_status"] == "warm"
 
 
 async def test_a_target_off_the_allow_list_is_refused_before_daily_is_asked(dialin: Dialin) -> None:
@@ -161,9 +182,9 @@ async def test_the_bot_hands_its_own_call_over_its_channel(dialin: Dialin) -> No
     session_id, caller = await dialin.call()
     ask = dialin.app.state.voicefleet.channels.methods[METHOD_CALL_TRANSFER]
     link = cast(BotLink, SimpleNamespace(session_id=session_id))  # what the channel knows of the asking bot
-    with pytest.raises(RequestFailed) as warm:
-        await ask(link, {"to": "+14155550123", "mode": "warm"})
-    assert (warm.value.status, warm.value.code) == (409, "warm_unsupported")
+    with pytest.raises(RequestFailed) as bad:
+        await ask(link, {"to": "+19005550100"})
+    assert (bad.value.status, bad.value.code) == (403, "target_not_allowed")
     answer = await ask(link, {"to": "+14155550123"})
     assert answer["status"] == "transferred" and answer["carrier"] == "daily"
     assert [p.json()["sessionId"] for p in dialin.posts()] == [caller]  # the room's caller, read by the dispatcher

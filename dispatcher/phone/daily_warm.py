@@ -1,0 +1,190 @@
+"""A warm transfer of a Daily dial-in call: the person is dialled out into the session's own room while the
+caller stays with the bot, the bot briefs them, then the two hear each other (docs/phone.md, "Daily dial-in
+calls handed to a person"). Daily holds every leg's media; the dispatcher drives it with its own API key.
+
+1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
+   `userId` of the transfer's own; the bot is told `ringing` and keeps the caller company, as on Twilio.
+2. The person's leg is known by reading the room's presence until that user is in it, within the ring (12 s):
+   the dispatcher has no receiver for Daily's `dialout.*` webhooks. Then `update-permissions`
+   (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
+   alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
+   Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
+3. Bridged: the caller and the person receive everyone but the bot, which neither sends nor receives from
+   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg.
+
+Unanswered, busy (a line that never joins: presence cannot tell the two apart) or gone during the briefing:
+the person's leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the
+answer is 409 `person_unanswered` or `person_left`. The caller gone: the leg stopped, 409 `call_over`. A start
+Daily did not answer may be ringing: it is never sent again, and a leg of its user that joins within a few
+seconds is stopped (a dial-out's `sessionId` is its participant's id: daily-js `stopDialOut`, `sipCallTransfer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS, METHOD_WARM_TRANSFER, STOP_SECONDS
+from dispatcher.errors import ApiError
+from dispatcher.media.daily import DailyError, DailyRooms
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
+
+log = logging.getLogger("dispatcher.phone")
+
+POLL_SECONDS = 0.5  # the room's presence read this often while the person rings or hears the briefing
+CALL_SECONDS = 6.0  # one Daily request, its retries included
+FOUND_SECONDS = 3.0  # after a start whose answer was lost: how long its leg may take to show in the room
+WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WARM_TRANSFER_TIMEOUT_SECONDS)
+PERSON_USER = "transfer-"  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
+
+
+class DailyWarm:
+    """The person's leg and its wait; `DailyTransfers` claims the call and notes the outcome."""
+
+    def __init__(self, rooms: DailyRooms, ask_bot: AskBot, *, ring_seconds: float = RING_SECONDS,
+                 poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS) -> None:
+        self._rooms, self._ask_bot = rooms, ask_bot
+        self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
+        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
+
+    async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float) -> str:
+        """The person called, briefed and hearing the caller: their leg's `sessionId`. `ApiError` otherwise:
+        409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
+        rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
+        user = PERSON_USER + uuid.uuid4().hex[:24]
+        try:
+            async with asyncio.timeout(CALL_SECONDS):
+                dial = await self._rooms.dial_out_start(session_id, target.to, user)
+        except TimeoutError:
+            await self._lost_start(session_id, user)
+            raise DailyError("daily_unavailable", "Daily did not answer the dial-out's start") from None
+        except DailyError as exc:
+            if exc.reason == "daily_unavailable" and not exc.nothing_sent:
+                await self._lost_start(session_id, user)
+            raise
+        log.info("daily dial-in %s: warm transfer: calling the person (%s)", session_id, dial)
+        self._tell(session_id, {"event": "ringing", "to": target.to})
+        try:
+            return await self._consult(session_id, caller, dial, user, target, wait_until)
+        except ApiError as exc:
+            if exc.code.startswith("person_"):
+                self._tell(session_id, {"event": "failed", "reason": exc.code})
+            raise
+        except (DailyError, TimeoutError) as exc:  # a permission Daily did not set: the transfer given up
+            log.warning("daily dial-in %s: warm transfer given up: %s", session_id, str(exc) or "out of time")
+            await self._undo(session_id, caller, dial)
+            self._tell(session_id, {"event": "failed", "reason": "carrier_unavailable"})
+            raise ApiError(503, "carrier_unavailable", "Daily did not take a step of the warm transfer (the "
+                           "dispatcher's log says which): the call to the person is ended and the caller is still "
+                           "with the bot; try again", retry_after=1.0) from None
+        except BaseException:  # cancelled (a replica stopping): nobody is left to join the person
+            await asyncio.shield(self._undo(session_id, caller, dial))
+            raise
+
+    async def _consult(self, session_id: str, caller: str, dial: str, user: str, target: TransferTarget,
+                       wait_until: float) -> str:
+        loop = asyncio.get_running_loop()
+        ring_until = min(loop.time() + self._ring, wait_until)
+        present = await self._present(session_id)
+        while not any(entry.get("userId") == user for entry in present):
+            await self._caller_stays(session_id, caller, dial, present)
+            if loop.time() >= ring_until:
+                await self._undo(session_id, caller, dial)
+                raise ApiError(409, "person_unanswered", "the person did not answer (or their line was busy); "
+                               "their call is ended and the caller is still with the bot")
+            await asyncio.sleep(self._poll)
+            present = await self._present(session_id)
+        bot_user = self._rooms.bot_user_id(session_id)
+        bot = next((str(entry["id"]) for entry in present if entry.get("userId") == bot_user), None)
+        only_bot = {"canReceive": {"base": False, "byUserId": {bot_user: True}}}
+        await self._permit(session_id, {dial: only_bot, caller: only_bot})
+        await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, wait_until))
+        everyone_but_bot = {"canReceive": {"base": True, "byUserId": {bot_user: False}}}
+        await self._permit(session_id, {dial: everyone_but_bot, caller: everyone_but_bot,
+                                        **({bot: {"canSend": False, "canReceive": {"base": False}}} if bot else {})})
+        log.info("daily dial-in %s: warm transfer: the caller and the person are bridged", session_id)
+        return dial
+
+    async def _brief(self, session_id: str, caller: str, dial: str, target: TransferTarget, until: float) -> None:
+        """The bot says its briefing (bridged after it, or once its time is up); the room is read meanwhile."""
+        step = {"event": "brief", "to": target.to, **({"summary": target.summary} if target.summary else {})}
+        saying = asyncio.ensure_future(self._ask(session_id, step, BRIEF_SECONDS))
+        loop = asyncio.get_running_loop()
+        try:
+            while not saying.done() and loop.time() < until:
+                await asyncio.wait({saying}, timeout=self._poll)
+                present = await self._present(session_id)
+                await self._caller_stays(session_id, caller, dial, present)
+                if present and not any(entry.get("id") == dial for entry in present):
+                    saying.cancel()
+                    await self._ask(session_id, {"event": "stop"}, STOP_SECONDS)  # quiet before the caller
+                    await self._undo(session_id, caller, dial)
+                    raise ApiError(409, "person_left", "the person hung up during the briefing; the caller is "
+                                   "still with the bot")
+        finally:
+            saying.cancel()
+
+    async def _ask(self, session_id: str, step: Mapping[str, str], seconds: float) -> None:
+        """The bot asked to say its line for `step`; its answer (`spoken`, `stopped`) changes nothing here."""
+        try:
+            await self._ask_bot(session_id, METHOD_WARM_TRANSFER, step, seconds)
+        except (ApiError, TimeoutError) as exc:
+            log.warning("daily dial-in %s: the bot was not told the warm transfer's %s: %s", session_id,
+                        step["event"], exc)
+
+    def _tell(self, session_id: str, step: Mapping[str, str]) -> None:
+        task = asyncio.create_task(self._ask(session_id, step, FAILED_SECONDS))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    async def _caller_stays(self, session_id: str, caller: str, dial: str, present: list[dict[str, Any]]) -> None:
+        """A read of the room without the caller (an empty read is a failed one): the person's leg stopped."""
+        if present and not any(entry.get("id") == caller for entry in present):
+            log.info("daily dial-in %s: the caller left during the warm transfer: stopping the call to the "
+                     "person", session_id)
+            await self._stop(session_id, dial)
+            raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
+                           "to the person is ended")
+
+    async def _present(self, session_id: str) -> list[dict[str, Any]]:
+        """The room's participants; none when the read failed (read again at the next poll)."""
+        try:
+            async with asyncio.timeout(CALL_SECONDS):
+                return await self._rooms.presence(session_id) or []
+        except (DailyError, TimeoutError) as exc:
+            log.warning("daily dial-in %s: reading the room during a warm transfer failed: %s", session_id, exc)
+            return []
+
+    async def _permit(self, session_id: str, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        async with asyncio.timeout(CALL_SECONDS):
+            await self._rooms.update_permissions(session_id, updates)
+
+    async def _undo(self, session_id: str, caller: str, dial: str) -> None:
+        """The person's leg stopped and the caller hearing the room (the bot) again, whatever failed."""
+        await self._stop(session_id, dial)
+        with contextlib.suppress(DailyError, TimeoutError):
+            await self._permit(session_id, {caller: {"canReceive": {"base": True}}})
+
+    async def _stop(self, session_id: str, dial: str) -> None:
+        try:
+            async with asyncio.timeout(CALL_SECONDS):
+                await self._rooms.dial_out_stop(session_id, dial)
+        except (DailyError, TimeoutError) as exc:
+            log.warning("daily dial-in %s: stopping the call to the person (%s) failed: %s", session_id, dial, exc)
+
+    async def _lost_start(self, session_id: str, user: str) -> None:
+        """A start whose answer never came: the leg it placed, if it joins the room soon, is stopped by its id."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._found
+        while loop.time() < until:
+            found = [str(entry["id"]) for entry in await self._present(session_id) if entry.get("userId") == user]
+            if found:
+                await self._stop(session_id, found[0])
+                return
+            await asyncio.sleep(self._poll)
+        log.warning("daily dial-in %s: a dial-out Daily did not answer may still ring the person", session_id)
