@@ -6,13 +6,18 @@ it (support.exotel.com "Programmable Connect: Working with Connect Applet (Dynam
   Basic credential); when the stream is closed by the bot's side, the flow moves on to the next applet;
 - the Connect applet GETs its Primary URL with the call's details as URL-encoded query parameters
   (CallSid, CallFrom, CallTo, Direction, Created, …) and the header `Exotel-Version: 1.0`, and validates the
-  answer against that version: HTTP 200 and a JSON object whose `destination.numbers` is a list of numbers
-  (`fetch_after_attempt` a boolean, `max_conversation_duration` a positive integer, when given);
+  answer against that version: HTTP 200 and a JSON object whose `destination.numbers` is a list of numbers,
+  with only the other fields of the page's sample answer, each of its shape (`validated` below);
 - a non-200, a timeout (5 s here) or an answer that fails validation goes to the Fallback URL, if any; an empty
   `numbers`, or a fallback that fails too, takes the applet's "We didn't dial anyone" transition;
 - a caller who hung up ends the flow: no Connect applet runs.
 
-Stricter than Exotel where its pages are silent: a `Content-Type` other than `application/json` fails.
+Stricter than Exotel where its pages are silent: a `Content-Type` other than `application/json` fails (the
+page "Play dynamic text or audio from URL in connect applet" requires it of a playback's URL), and so does a
+field the sample answer does not show, or a value of it other than these: `music_on_hold.type`
+`operator_tone` (the sample's); `start_call_playback.playback_to` `both` (the sample's) or `callee` (the one
+public integrations send for a playback to the person alone; the stored copy of the page shows no list), its
+`type` `text` or `audio_url` (the playback page's two), an `audio_url` on https only.
 """
 
 from __future__ import annotations
@@ -86,18 +91,54 @@ class ExotelFlow:
             body: Any = json.loads(answer.content)
         except ValueError:
             return "not json", []
-        return _validated(body)
+        return validated(body)
 
 
-def _validated(body: Any) -> tuple[str, list[str]]:
+# The sample answer's fields (support.exotel.com article 3000096873, "Response"), with the shape of each.
+FIELDS = frozenset({"fetch_after_attempt", "destination", "outgoing_phone_number", "record", "recording_channels",
+                    "max_ringing_duration", "max_conversation_duration", "music_on_hold", "start_call_playback"})
+PLAYBACK_FIELDS = {"playback_to": {"both", "callee"}, "type": {"text", "audio_url"}}
+
+
+def _seconds(value: Any, most: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0 and (most is None or value <= most)
+
+
+def validated(body: Any) -> tuple[str, list[str]]:
+    """("answered", the numbers to ring) for an answer the applet takes, else (why it refused it, [])."""
     if not isinstance(body, dict) or not isinstance(body.get("destination"), dict):
         return "no destination", []
+    unknown = sorted(set(body) - FIELDS) + sorted(f"destination.{k}" for k in set(body["destination"]) - {"numbers"})
+    if unknown:
+        return f"unknown field {unknown[0]}", []
     numbers = body["destination"].get("numbers")
     if not isinstance(numbers, list) or not all(isinstance(n, str) and NUMBER.fullmatch(n) for n in numbers):
         return "numbers invalid", []
-    if "fetch_after_attempt" in body and not isinstance(body["fetch_after_attempt"], bool):
-        return "fetch_after_attempt invalid", []
-    limit = body.get("max_conversation_duration")
-    if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit <= 14400):
+    for flag in ("fetch_after_attempt", "record"):
+        if flag in body and not isinstance(body[flag], bool):
+            return f"{flag} invalid", []
+    if "outgoing_phone_number" in body and not (isinstance(body["outgoing_phone_number"], str)
+                                                and NUMBER.fullmatch(body["outgoing_phone_number"])):
+        return "outgoing_phone_number invalid", []
+    if "recording_channels" in body and body["recording_channels"] not in ("single", "dual"):
+        return "recording_channels invalid", []
+    if "max_ringing_duration" in body and not _seconds(body["max_ringing_duration"]):
+        return "max_ringing_duration invalid", []
+    if "max_conversation_duration" in body and not _seconds(body["max_conversation_duration"], 14400):
         return "max_conversation_duration invalid", []
+    if "music_on_hold" in body and body["music_on_hold"] != {"type": "operator_tone"}:
+        return "music_on_hold invalid", []
+    if "start_call_playback" in body and not _playback(body["start_call_playback"]):
+        return "start_call_playback invalid", []
     return "answered", list(numbers)
+
+
+def _playback(playback: Any) -> bool:
+    if not isinstance(playback, dict) or set(playback) != {"playback_to", "type", "value"}:
+        return False
+    if any(not isinstance(playback[key], str) or playback[key] not in allowed
+           for key, allowed in PLAYBACK_FIELDS.items()):
+        return False
+    value = playback["value"]
+    return isinstance(value, str) and bool(value.strip()) and (playback["type"] == "text"
+                                                               or value.startswith("https://"))
