@@ -10,14 +10,16 @@ it (support.exotel.com "Programmable Connect: Working with Connect Applet (Dynam
   with only the other fields of the page's sample answer, each of its shape (`validated` below);
 - a non-200, a timeout (5 s here) or an answer that fails validation goes to the Fallback URL, if any; an empty
   `numbers`, or a fallback that fails too, takes the applet's "We didn't dial anyone" transition;
-- a caller who hung up ends the flow: no Connect applet runs.
+- a caller who hung up ends the flow: no Connect applet runs;
+- the applet's outcomes are answered, no answer and busy (developer.exotel.com "Exotel Flow Builder"), each a
+  transition set in the flow builder whatever the URL answers; `person` says which the dialled person gives.
+  With `voicebot_after_no_answer`, no answer and busy lead to a second Voicebot applet with the same stream
+  URL and credential (`voicebot_again`): a new stream of the same call. Its `CallSid` is assumed the same
+  (it is the same call; Exotel's pages do not say), its `stream_sid` new.
 
 Stricter than Exotel where its pages are silent: a `Content-Type` other than `application/json` fails (the
-page "Play dynamic text or audio from URL in connect applet" requires it of a playback's URL), and so does a
-field the sample answer does not show, or a value of it other than these: `music_on_hold.type`
-`operator_tone` (the sample's); `start_call_playback.playback_to` `both` (the sample's) or `callee` (the one
-public integrations send for a playback to the person alone; the stored copy of the page shows no list), its
-`type` `text` or `audio_url` (the playback page's two), an `audio_url` on https only.
+playback page requires it of its own URL), and so does a field the sample answer does not show, or a value of
+one the pages do not name (which: beside `FIELDS`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ TIMEOUT_SECONDS = 5.0
 NUMBER = re.compile(r"\+?[0-9]{6,15}")
 
 
+PERSON = ("answered", "no-answer", "busy")  # what the person dialled does: the applet's outcome
+
+
 @dataclass
 class ConnectOutcome:
     dialled: list[str]  # the numbers Exotel rang; empty: "We didn't dial anyone"
     why: str  # "dialled", "no_number", or why the answer was refused
+    transition: str = "didnt-dial"  # the applet's transition taken: one of PERSON once it dialled
     asked: list[httpx.Request] = field(default_factory=list)
     answers: list[httpx.Response] = field(default_factory=list)
 
@@ -50,6 +56,8 @@ class ExotelFlow:
     fallback_url: str | None = None
     call_from: str = "+919876543210"
     call_to: str = "+918047491899"
+    person: str = "answered"  # the dialled person's outcome, one of PERSON
+    voicebot_after_no_answer: bool = False  # no answer and busy lead to a second Voicebot applet
 
     def params(self, call: CarrierCall) -> dict[str, str]:
         return {"CallSid": call.call_id, "CallFrom": self.call_from, "CallTo": self.call_to, "From": self.call_from,
@@ -71,9 +79,18 @@ class ExotelFlow:
                 why, numbers = await self._ask(client, url, call, outcome)
                 if why == "answered":
                     outcome.dialled, outcome.why = numbers, "dialled" if numbers else "no_number"
+                    outcome.transition = self.person if numbers else "didnt-dial"
                     return outcome
                 outcome.why = why
         return outcome
+
+    def voicebot_again(self, call: CarrierCall, outcome: ConnectOutcome) -> CarrierCall:
+        """The second Voicebot applet's stream, once the person did not answer (or was busy): the same call,
+        URL and credential, a new stream. The caller opens it (`open`, `handshake`)."""
+        if outcome.transition not in ("no-answer", "busy") or not self.voicebot_after_no_answer:
+            raise AssertionError(f"the flow does not lead {outcome.transition!r} to a Voicebot applet")
+        return CarrierCall(call.carrier, call.url, headers=call.headers, call_id=call.call_id,
+                           stream_id=call.stream_id[:-1] + ("e" if call.stream_id.endswith("f") else "f"))
 
     async def _ask(self, client: httpx.AsyncClient, url: str, call: CarrierCall,
                    outcome: ConnectOutcome) -> tuple[str, list[str]]:
@@ -97,6 +114,9 @@ class ExotelFlow:
 # The sample answer's fields (support.exotel.com article 3000096873, "Response"), with the shape of each.
 FIELDS = frozenset({"fetch_after_attempt", "destination", "outgoing_phone_number", "record", "recording_channels",
                     "max_ringing_duration", "max_conversation_duration", "music_on_hold", "start_call_playback"})
+# `music_on_hold.type`: the sample's `operator_tone` only. `playback_to`: the sample's `both`, or `callee` (what
+# public integrations send for a playback to the person alone; the stored copy of the page lists none). `type`:
+# "Play dynamic text or audio from URL in connect applet"'s two; an `audio_url` on https only.
 PLAYBACK_FIELDS = {"playback_to": {"both", "callee"}, "type": {"text", "audio_url"}}
 
 
