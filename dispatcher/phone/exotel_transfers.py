@@ -40,6 +40,13 @@ GIVEN_UP = "given-up"
 FETCH_SECONDS = 15.0
 POLL_SECONDS = 0.2
 RECORD_SECONDS = 300.0  # past any wait for the GET: a record nobody answered is gone within minutes
+# What Exotel documents and what is missing for a warm transfer: docs/phone.md "A warm transfer on Exotel".
+WARM_MISSING = ("this is an Exotel call, and its warm transfer is not built: Exotel's Connect applet can read the "
+                "person a briefing (start_call_playback), play the caller a tone while they ring (music_on_hold) "
+                "and stop ringing (max_ringing_duration), but it runs only once the bot's stream has ended, so the "
+                "bot that talked to the caller is gone; a caller nobody answered comes back only through a second "
+                "Voicebot applet on the applet's no-answer and busy transitions, whose new stream the dispatcher "
+                "does not yet join to the transfer (docs/phone.md, \"A warm transfer on Exotel\")")
 
 
 def _digest(call_sid: str) -> str:

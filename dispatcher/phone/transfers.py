@@ -39,6 +39,7 @@ from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
 from dispatcher.phone.exotel_connect import EXOTEL_CALL_SID
+from dispatcher.phone.exotel_transfers import WARM_MISSING as EXOTEL_WARM_MISSING
 from dispatcher.phone.exotel_transfers import ExotelTransfers
 from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
@@ -167,9 +168,8 @@ class Transfers:
         if call.via_sip_edge:
             return await self._through_edge(call, target)
         if target.mode == WARM and call.carrier == "exotel":
-            raise ApiError(409, "warm_unsupported", "this is an Exotel call: its flow's Connect applet dials the "
-                           "person only once the bot's stream has ended, so there is no bot left to brief them "
-                           f"while the caller waits; {WARM_WHERE}; a cold transfer (\"mode\": \"cold\") works here")
+            raise ApiError(409, "warm_unsupported", f"{EXOTEL_WARM_MISSING}; {WARM_WHERE}; a cold transfer "
+                           "(\"mode\": \"cold\") works here")
         if target.mode == WARM and call.carrier not in self._warms:
             raise ApiError(409, "warm_unsupported", f"this is a {call.carrier} call: {WARM_WHERE}; a cold transfer "
                            "(\"mode\": \"cold\") works here")

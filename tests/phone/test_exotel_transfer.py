@@ -9,6 +9,7 @@ import asyncio
 import base64
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -85,6 +86,27 @@ async def test_the_connect_applet_after_the_bot_dials_the_person_and_the_session
     assert (again.dialled, again.why) == ([DESK], "dialled"), again
     forged = await flow(api, "not-the-secret").connect(call)
     assert forged.dialled == [] and forged.answers[0].status_code == 404, forged
+
+
+async def test_a_cold_transfer_nobody_answers_comes_back_through_a_second_voicebot_applet_to_a_fresh_bot(
+    api: httpx.AsyncClient,
+) -> None:
+    """The flow docs/phone.md suggests while a warm transfer is missing: no answer leads to a second Voicebot
+    applet. Its stream, the same call's, is a new session with a bot of its own; the first ended transferred."""
+    exotel = replace(flow(api), person="no-answer", voicebot_after_no_answer=True)
+    call, session_id = await exotel_call(api)
+    after_the_bot = asyncio.create_task(exotel.after_the_bot(call))
+    answer = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK, "mode": "cold"}, headers=ADMIN)
+    outcome = await after_the_bot
+    assert answer.status_code == 200, answer.text
+    assert (outcome.dialled, outcome.transition) == ([DESK], "no-answer"), outcome
+    await ended_transferred(api, session_id)
+    back = exotel.voicebot_again(call, outcome)
+    await back.open()
+    await back.handshake()
+    again = await session_of(api, back)  # the fresh bot answers the caller
+    assert again != session_id
+    await back.hang_up()
 
 
 async def test_warm_is_refused_and_the_bot_keeps_the_call(api: httpx.AsyncClient) -> None:
