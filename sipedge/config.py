@@ -324,8 +324,15 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
 def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
     """A trunk with an inbound credential (challenged by the front, which runs for it whatever `workers` says): on
     sources of its own, so that a source names one credential and no trunk without one admits what the challenge
-    refused."""
+    refused, or on none (any address that answers with its credential); its username its own, which picks the
+    trunk of a caller from no trunk's sources."""
     digest = [t for t in config.trunks if t.inbound_digest is not None]
+    usernames = [t.inbound_digest.username for t in digest if t.inbound_digest is not None]
+    if (twice := next((name for name in usernames if usernames.count(name) > 1), None)) is not None:
+        named = [t.name for t in digest if t.inbound_digest is not None and t.inbound_digest.username == twice]
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunks {named[0]!r} and {named[1]!r} share the "
+                          f"inbound_digest_username {twice!r}: give each trunk a username of its own (the username "
+                          "a caller answers the challenge with picks its trunk)")
     for trunk in digest:
         for other in config.trunks:
             if other is trunk:
@@ -552,8 +559,10 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = T
     if not trunk.numbers and trunk.termination_uri is None:
         raise ConfigError(f"trunk {trunk.name!r}: give it numbers (calls it brings in) or a termination_uri "
                           "(calls the edge places through it), or both")
-    if trunk.numbers and not trunk.sources:
-        raise ConfigError(f"trunk {trunk.name!r}: numbers need sources, the addresses (CIDR) its INVITEs come from")
+    if trunk.numbers and not trunk.sources and trunk.inbound_digest_username is None:
+        raise ConfigError(f"trunk {trunk.name!r}: numbers need sources, the addresses (CIDR) its INVITEs come from, "
+                          "or an inbound digest credential its INVITEs answer from any address "
+                          "(inbound_digest_username, docs/sip.md#inbound-digest)")
     password = None
     if trunk.registrar is not None and not (trunk.digest_username and trunk.digest_password_env):
         raise ConfigError(f"trunk {trunk.name!r}: a registrar needs digest_username and digest_password_env")

@@ -46,6 +46,7 @@ from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
+from stacks.config.sip_edge_sources import open_note, signalling_sources
 from voicefleet_settings.call_policy import ANY_NUMBER
 
 if TYPE_CHECKING:
@@ -135,10 +136,11 @@ class SipEdgeSettings:
         return str(getattr(self.key, SIZE_KEYS[self.cloud][1]))
 
     @property
-    def sources(self) -> dict[str, bool]:
-        """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
-        allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
-        return _networks(t.sources for t in self.key.trunks)
+    def sources(self) -> dict[str, str]:
+        """Every trunk's source networks (the only senders the SIP port admits), each with why a rule for it is
+        wide ("" for none): a trunk's allowAnySource (wider than WIDEST_PREFIX), or any address for a trunk with an
+        inbound credential and no sources (stacks/config/sip_edge_sources.py)."""
+        return signalling_sources(self.key, _networks(t.sources for t in self.key.trunks))
 
     @property
     def tls_egress(self) -> dict[str, tuple[int, ...]]:
@@ -264,6 +266,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     if tls:
         _check_pair_with_the_edge(cfg, found, tls)
     pulumi.log.info(capacity_note(found))
+    if (opened := open_note(key)) is not None:
+        pulumi.log.warn(opened)
     return found
 
 
@@ -418,12 +422,14 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
                       "it lets anyone in it send INVITEs to the edge's SIP port, and toll-fraud scanners do within "
                       "minutes: list the trunk's published signalling ranges, or set allowAnySource: true on the "
                       "trunk to mean it")
-        if not trunk.sources:
+        if not trunk.sources and trunk.inbound_digest_username is None:
             # A trunk that only places calls still hears from its far end: the callee's BYE comes minutes into a
             # call, long after the security group's tracking of the edge's own INVITE has expired (30-180 s).
             raise cfg.fail(KEY, f"{where}.sources: list the networks the trunk's SIP comes from (its published "
                                 "signalling ranges); a trunk that only places calls needs them too, or the far "
-                                "end's BYE is dropped and the call, its slot and its bot live on")
+                                "end's BYE is dropped and the call, its slot and its bot live on. A trunk with "
+                                "inboundDigestUsername may leave them out, opening SIP to any address for its "
+                                "credential (docs/sip.md#inbound-digest)")
         if not trunk.media_sources:
             raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
                                 f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "
