@@ -394,7 +394,8 @@ def capacity_note(edge: SipEdgeSettings) -> str:
              if edge.front and edge.key.workers == 1 else " behind Kamailio" if edge.front else "")
     return (f"SIP edge: {edge.key.workers} worker(s){front} on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
-            "address is the stack output sipEdgeOriginationUri, the trunk's origination URI")
+            "address is the stack output sipEdgeOriginationUri, the trunk's origination URI"
+            f"{' (sipEdgeOriginationUriTls over TLS)' if edge.key.tls_port is not None else ''}")
 
 
 def _ports(cfg: Reader, text: str) -> tuple[int, int]:
@@ -708,6 +709,24 @@ def stand_in_pair() -> tuple[str, str]:
 def origination_uri(public_ip: str) -> str:
     """What a trunk sends its calls to: the edge's public address and SIP port."""
     return f"sip:{public_ip}:{SIP_PORT}"
+
+
+def origination_uri_tls(public_ip: str, tls_port: int) -> str:
+    """What a trunk sends its calls to over TLS (Twilio's secure trunking, a carrier's TLS trunk): the edge's public
+    address and tlsPort, the transport named as the carriers' guides write an origination URI over TLS, a `sip:` URI
+    with `;transport=tls` (docs/sip.md#tls-in-the-cloud)."""
+    return f"sip:{public_ip}:{tls_port};transport=tls"
+
+
+def edge_outputs(public_ip: pulumi.Output[str] | None, edge: SipEdgeSettings | None) -> dict[str, pulumi.Output[str]]:
+    """The stack outputs a trunk is set up with (the AWS, GCP and Azure stacks alike): the edge's public address, its
+    origination URI over UDP, and with tlsPort its origination URI over TLS; none without an edge."""
+    if public_ip is None or edge is None:
+        return {}
+    found = {"sipEdgeAddress": public_ip, "sipEdgeOriginationUri": public_ip.apply(origination_uri)}
+    if (port := edge.key.tls_port) is not None:
+        found["sipEdgeOriginationUriTls"] = public_ip.apply(lambda address: origination_uri_tls(address, port))
+    return found
 
 
 def secrets_of(settings: object, control_url: pulumi.Input[str] | None) -> dict[str, pulumi.Output[str]]:
