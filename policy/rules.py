@@ -46,6 +46,10 @@ SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 DISPATCHER_SG_DESCRIPTION = "voicefleet dispatcher tasks"  # stacks/aws/balancer.py: the control API admits it alone
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
+# In a SIP rule's description: a trunk with an inbound digest credential and no sources, whose callers come from any
+# address (stacks/config/sip_edge_sources.py CREDENTIAL_SOURCE_MARK); it opens SIP to 0.0.0.0/0 and nothing else.
+SIP_EDGE_CREDENTIAL_SOURCE = "inboundDigestUsername without sources"
+SIP_EDGE_ANY_ADDRESS = ("0.0.0.0/0", "::/0")
 # How the stacks mark their SIP-over-TLS rule, naming the edge's tlsPort (stacks/config/sip_edge.py tls_rule_mark):
 # the one TCP port the edge takes from the trunks, so a rule for any other TCP service is refused.
 SIP_EDGE_TLS_MARK = re.compile(r"SIP over TLS on TCP (\d+)")
@@ -579,7 +583,7 @@ def _sip_edge_rule(props: Props) -> str | None:
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
         return None  # unknown at preview
     if protocol == "udp" and low == high == SIP_EDGE_SIP_PORT:
-        if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+        if _wide(cidr) and not _asked_for_any_source(cidr, props.get("description")):
             return f"opens SIP to {cidr or group} (toll-fraud scanners): the trunks' sources only"
         return None
     if protocol == "udp" and low >= 1024 and high != SIP_EDGE_SIP_PORT and not low <= SIP_EDGE_SIP_PORT <= high:
@@ -592,10 +596,17 @@ def _sip_edge_rule(props: Props) -> str | None:
     if protocol == "tcp" and low == high != SIP_EDGE_CONTROL_PORT and low >= 1024 and cidr is not None \
             and _tls_port(props.get("description")) == low:
         # SIP over TLS (the edge's tlsPort, as the stack marks it), held to the trunks' sources as SIP over UDP is.
-        if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+        if _wide(cidr) and not _asked_for_any_source(cidr, props.get("description")):
             return f"opens SIP over TLS (TCP {int(low)}) to {cidr} (toll-fraud scanners): the trunks' sources only"
         return None
     return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"
+
+
+def _asked_for_any_source(cidr: Any, description: Any) -> bool:
+    """Whether a SIP rule's wide network is one a trunk asked for: any network with allowAnySource, or any address
+    exactly for a credential trunk without sources (SIP_EDGE_CREDENTIAL_SOURCE)."""
+    said = str(description or "")
+    return SIP_EDGE_ANY_SOURCE in said or (SIP_EDGE_CREDENTIAL_SOURCE in said and str(cidr) in SIP_EDGE_ANY_ADDRESS)
 
 
 def _tls_port(description: Any) -> int | None:

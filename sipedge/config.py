@@ -314,7 +314,7 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
                         edge_credential=_edge_credential(parsed, env),
                         control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
-                        tls=_tls(path, parsed), public_address=parsed.public_address or sip_address,
+                        tls=_tls(path, parsed), public_address=_public_address(path, parsed) or sip_address,
                         drain_seconds=parsed.drain_seconds)
     check_workers(path, config)
     _check_inbound_digest(path, config)
@@ -324,8 +324,15 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
 def _check_inbound_digest(path: str, config: EdgeConfig) -> None:
     """A trunk with an inbound credential (challenged by the front, which runs for it whatever `workers` says): on
     sources of its own, so that a source names one credential and no trunk without one admits what the challenge
-    refused."""
+    refused, or on none (any address that answers with its credential); its username its own, which picks the
+    trunk of a caller from no trunk's sources."""
     digest = [t for t in config.trunks if t.inbound_digest is not None]
+    usernames = [t.inbound_digest.username for t in digest if t.inbound_digest is not None]
+    if (twice := next((name for name in usernames if usernames.count(name) > 1), None)) is not None:
+        named = [t.name for t in digest if t.inbound_digest is not None and t.inbound_digest.username == twice]
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunks {named[0]!r} and {named[1]!r} share the "
+                          f"inbound_digest_username {twice!r}: give each trunk a username of its own (the username "
+                          "a caller answers the challenge with picks its trunk)")
     for trunk in digest:
         for other in config.trunks:
             if other is trunk:
@@ -349,6 +356,8 @@ def _address(path: str, parsed: EdgeFile, env: Mapping[str, str], key: str) -> s
         if key == "sip_address" and not _is_ip(value):
             raise ConfigError(f"{CONFIG_VARIABLE}={path}: sip_address {value!r} is not an IP address: give the "
                               "address to bind (this host's, or \"0.0.0.0\" for all of them), or sip_address_env")
+        if key == "sip_address":
+            _ipv4_only(f"{CONFIG_VARIABLE}={path}: sip_address", value)
         return value
     if key in parsed.model_fields_set:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: give {key} or {key}_env, not both")
@@ -356,7 +365,26 @@ def _address(path: str, parsed: EdgeFile, env: Mapping[str, str], key: str) -> s
     if not _is_ip(value):
         raise ConfigError(f"{key}_env: the environment variable {variable} holds {value!r}, not an IP address "
                           "of this host")
+    if key == "sip_address":
+        _ipv4_only(f"sip_address_env: the environment variable {variable}", value)
     return value
+
+
+def _ipv4_only(where: str, address: str) -> None:
+    """SIP and RTP over IPv4 only: PJSIP's transports and the front's loopback hop to its workers are IPv4, and the
+    accounts' URIs and Kamailio's listen line name the address unbracketed (docs/sip.md#not-done-yet), so an IPv6
+    address would stop PJSIP at start with a resolver's error, or leave the front unable to reach a worker."""
+    if _is_ip(address) and ipaddress.ip_address(address).version == 6:
+        raise ConfigError(f"{where} {address!r} is an IPv6 address: the edge takes SIP and RTP over IPv4 only "
+                          "for now; give this host's IPv4 address, or \"0.0.0.0\" for all of them "
+                          "(docs/sip.md#configuration)")
+
+
+def _public_address(path: str, parsed: EdgeFile) -> str | None:
+    """What SDP, Contact and Via name instead of sip_address: an IPv4 address as sip_address is (_ipv4_only)."""
+    if parsed.public_address is not None:
+        _ipv4_only(f"{CONFIG_VARIABLE}={path}: public_address", parsed.public_address)
+    return parsed.public_address
 
 
 def _is_ip(value: str) -> bool:
@@ -552,8 +580,10 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = T
     if not trunk.numbers and trunk.termination_uri is None:
         raise ConfigError(f"trunk {trunk.name!r}: give it numbers (calls it brings in) or a termination_uri "
                           "(calls the edge places through it), or both")
-    if trunk.numbers and not trunk.sources:
-        raise ConfigError(f"trunk {trunk.name!r}: numbers need sources, the addresses (CIDR) its INVITEs come from")
+    if trunk.numbers and not trunk.sources and trunk.inbound_digest_username is None:
+        raise ConfigError(f"trunk {trunk.name!r}: numbers need sources, the addresses (CIDR) its INVITEs come from, "
+                          "or an inbound digest credential its INVITEs answer from any address "
+                          "(inbound_digest_username, docs/sip.md#inbound-digest)")
     password = None
     if trunk.registrar is not None and not (trunk.digest_username and trunk.digest_password_env):
         raise ConfigError(f"trunk {trunk.name!r}: a registrar needs digest_username and digest_password_env")

@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Callable
 
-from sipedge.admission import Refused, admit, source_host
+from sipedge.admission import Refused, admit, dialog_peer, source_host
 from sipedge.call_data import call_body, eval_token
 from sipedge.call_flow import CallFlow, run_call
 from sipedge.call_transfer import InboundCall, NotHanded
@@ -69,7 +69,7 @@ class Edge:
         """On the SIP thread."""
         info = call.getInfo()
         host = source_host(source)
-        decision = admit(self.config.trunks, source, info.localUri)
+        decision = admit(self.config.trunks, source, info.localUri, call.credential)
         insecure = None if isinstance(decision, Refused) else srtp_refusal(
             decision.trunk.srtp, call.over_tls, call.srtp_mandatory, call.keyed, call.keys_offered,
             self.shared_account_keys, call.keys_doubt)
@@ -97,7 +97,7 @@ class Edge:
         self._limits.started(host)
         call.admitted_from = host
         trunk = decision.trunk
-        call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
+        call.from_trunk = lambda source: dialog_peer(trunk, host, source)
         call.stranger_request = lambda source, method: self.refusals.ignored(
             source_host(source), method, f"not from the call's trunk {trunk.name!r}")
         flow = CallFlow(self._loop, call.playout)

@@ -8,7 +8,8 @@ front's own 503). Any other refusal goes to the trunk as the worker gave it: it 
 dispatcher's sake (its refusal, no bot in time), and another worker would only ask it again. Nor
 does a call move on once a worker rang (180/183): that worker has asked for its session. A call
 that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
-that failed). The trunk's source travels to the worker in SOURCE_HEADER. A worker's own INVITE (an
+that failed). The trunk's source travels to the worker in SOURCE_HEADER, the username of an inbound
+credential the front checked in CREDENTIAL_HEADER (a trunk without sources: any address). A worker's own INVITE (an
 outbound call, a person for a transfer) goes to a trunk's termination alone, never elsewhere.
 Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's new INVITE is answered 503 here.
 With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
@@ -24,12 +25,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sipedge.config import EdgeConfig, Tls
+from sipedge.config import EdgeConfig, Tls, Trunk
 from sipedge.front_drain import drain_from_start, drain_params, drain_route, draining_condition
 from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
-from sipedge.worker_place import FULL_HEADER, SOURCE_HEADER, TOKEN_HEADER, TRANSPORT_HEADER, WORKER_HOST, new_token
+from sipedge.worker_place import (
+    CREDENTIAL_HEADER,
+    FULL_HEADER,
+    SOURCE_HEADER,
+    TOKEN_HEADER,
+    TRANSPORT_HEADER,
+    WORKER_HOST,
+    new_token,
+)
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
@@ -98,7 +107,7 @@ def _networks(config: EdgeConfig) -> list[str]:
 
 
 def _from_any(networks: list[str]) -> str:
-    return " || ".join(f"src_ip == {network}" for network in networks)
+    return " || ".join(f"src_ip == {network}" for network in networks) or "0 == 1"
 
 
 def _trunk_sources(config: EdgeConfig) -> str:
@@ -112,8 +121,24 @@ def _without_credential(config: EdgeConfig) -> str:
     return f"({_from_any(networks)})" if networks else "0 == 1"
 
 
-def _trunk_networks(config: EdgeConfig) -> str:
-    return ",".join(_networks(config))
+def _trunk_network(config: EdgeConfig, host: str) -> str:
+    """A Kamailio condition: `host` is within a trunk's sources (false with none: trunks of credentials alone)."""
+    networks = ",".join(_networks(config))
+    return f'is_in_subnet("{host}", "{networks}")' if networks else "0 == 1"
+
+
+def _from_anywhere(config: EdgeConfig) -> str:
+    """The request route's lines for an INVITE a trunk's credential admitted from no trunk's source: the worker's
+    requests within the call go back to that source, the dialog's own peer (PEER_KEYS), and its Contact is made to
+    name it (nathelper; over TLS the connection's alias does, _hops), as it is where its answers come from."""
+    if not any(t.inbound_digest is not None and not t.sources for t in config.trunks):
+        return ""
+    contact = "fix_nated_contact();" if config.tls is None else "if (proto != TLS) { fix_nated_contact(); }"
+    return f"""    if ($var(credential) != "" && !({_trunk_sources(config)})) {{
+        {contact}
+        $sht(peers=>$ci::source) = $si;
+    }}
+"""
 
 
 def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
@@ -130,25 +155,43 @@ def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
 
 
 def _digest(config: EdgeConfig, mark: str) -> str:
-    """route[DIGEST]'s body: each trunk with an inbound credential challenges its sources' requests (407) and
-    admits only a valid response, before anyone looks at the number. Kamailio's auth module checks it, the
-    password read from the trunk's variable ($env): the cfg holds none. Its nonces carry the source address
-    (AUTH_CHECKS), so only whoever receives at a source can give a response counted against that source."""
-    blocks = []
-    for trunk in config.trunks:
-        if trunk.inbound_digest is None:
-            continue
+    """route[DIGEST]'s body: each trunk with an inbound credential and sources challenges its sources' requests (407)
+    and admits only a valid response, before anyone looks at the number; then, with trunks that have a credential
+    and no sources, so does any other source that no trunk names, the username picking the trunk. Kamailio's auth
+    module checks it, the password read from the trunk's variable ($env): the cfg holds none. Its nonces carry the
+    source address (AUTH_CHECKS), so only whoever receives at a source can give a response counted against it.
+    An admitted INVITE tells the worker whose credential it carried (CREDENTIAL_HEADER)."""
+    blocks = [f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+{_check_credential([trunk], mark)}
+    }}""" for trunk in config.trunks if trunk.inbound_digest is not None and trunk.sources]
+    anywhere = [trunk for trunk in config.trunks if trunk.inbound_digest is not None and not trunk.sources]
+    if anywhere:
+        blocks.append(f"""    # A trunk's source is its own trunk's (checked above, or by its address alone); any other
+    # address is the trunk's whose credential it answers with, or nobody's.
+    if ({_trunk_sources(config)}) {{ return; }}
+{_check_credential(anywhere, mark)}""")
+    return "\n".join(blocks)
+
+
+def _check_credential(trunks: list[Trunk], mark: str) -> str:
+    """The check of a request's credential against `trunks`' (the username picks one): a challenge without one, a
+    403 for a wrong one, and for a right one its trunk's username in CREDENTIAL_HEADER, and `return`."""
+    users = []
+    for trunk in trunks:
+        assert trunk.inbound_digest is not None, "only a trunk with a credential is checked"
         user, variable = trunk.inbound_digest.username, trunk.inbound_digest.password_env
-        blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
-        if ($sht(digestfails=>$si) != $null && $sht(digestfails=>$si) >= {DIGEST_FAILURES}) {{
+        users.append(f"""if ($au == "{user}") {{
+            $var(credential) = "{user}";
+            pv_proxy_authenticate("{DIGEST_REALM}", "$env({variable})", "0");
+            $var(digest) = $rc;
+        }}""")
+    return f"""        if ($sht(digestfails=>$si) != $null && $sht(digestfails=>$si) >= {DIGEST_FAILURES}) {{
             {line("403", "over its wrong digest responses", mark)} sl_send_reply("403", "Forbidden"); exit;
         }}
         if (!is_present_hf("Proxy-Authorization")) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
-        if ($au != "{user}") {{
+        {" else ".join(users)} else {{
             {line("403", "a digest of another username", mark)} sl_send_reply("403", "Forbidden"); exit;
         }}
-        pv_proxy_authenticate("{DIGEST_REALM}", "$env({variable})", "0");
-        $var(digest) = $rc;
         if ($var(digest) == -4) {{ proxy_challenge("{DIGEST_REALM}", "17"); exit; }}  # expired: stale=true
         if ($var(digest) == -5 || $var(digest) == -6) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
         if ($var(digest) < 0) {{
@@ -159,9 +202,9 @@ def _digest(config: EdgeConfig, mark: str) -> str:
             {line("403", "a wrong digest response", mark)} sl_send_reply("403", "Forbidden"); exit;
         }}
         consume_credentials();  # the front's alone: never to a worker
+        append_hf("{CREDENTIAL_HEADER}: $var(credential)\r\n");
         route(ONE_INVITE);
-    }}""")
-    return "\n".join(blocks)
+        return;"""
 
 
 def _digest_route(config: EdgeConfig, mark: str) -> str:
@@ -169,7 +212,10 @@ def _digest_route(config: EdgeConfig, mark: str) -> str:
     # Out of a call, before the source's trunk or number is looked at: a wrong credential is answered alike
     # whatever number it asks for. CANCEL and ACK are never challenged (RFC 3261 22.1), nor requests within a
     # call, nor OPTIONS: the front answers it itself, alike to anyone (the edge's own probe, a trunk's keep-alive).
-    $var(invite) = "";  # a $var outlives its request in a process: ONE_INVITE sets it for this one alone
+    # A $var outlives its request in a process: ONE_INVITE sets `invite` for this one alone, a right credential
+    # `credential` (its username).
+    $var(invite) = "";
+    $var(credential) = "";
 {_digest(config, mark)}
 }}
 
@@ -291,7 +337,8 @@ def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None
 
     modules = ("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
                "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()),
-               *(("auth",) if digest else ()))
+               *(("auth",) if digest else ()),
+               *(("nathelper",) if config.tls is None and _from_anywhere(config) else ()))
     tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
     from_trunk, to_trunk = _hops(config)
     keep = "" if config.tls is None else keep_for_the_call()
@@ -356,8 +403,9 @@ request_route {{
     remove_hf("{TRANSPORT_HEADER}");
     remove_hf("{FULL_HEADER}");  # a reply's mark, read from a worker's replies only
     remove_hf("{TOKEN_HEADER}");
+    remove_hf("{CREDENTIAL_HEADER}");  # the front's word on the credential it checked, never a caller's
     if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}")
-                       || search_body("{_any_case(TOKEN_HEADER)}"))) {{
+                       || search_body("{_any_case(TOKEN_HEADER)}") || search_body("{_any_case(CREDENTIAL_HEADER)}"))) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
         {refused("400", "a body naming the front's own headers")} sl_send_reply("400", "Bad Request"); exit;
     }}
@@ -376,7 +424,7 @@ request_route {{
     if (!is_method("INVITE")) {{
         {refused("405", "not an invite, outside a call")} sl_send_reply("405", "Method Not Allowed"); exit;
     }}
-    if (!({_trunk_sources(config)})) {{
+    if (!({_trunk_sources(config)}){' && $var(credential) == ""' if digest else ""}) {{
         {refused("403", "no trunk allows this source")} sl_send_reply("403", "Forbidden"); exit;
     }}
     if ({draining_condition()}) {{
@@ -393,7 +441,7 @@ request_route {{
         {refused("503", "no worker has a free slot")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-{keep}{admitted if digest else ""}    route(TO_WORKER);
+{keep}{admitted if digest else ""}{_from_anywhere(config)}    route(TO_WORKER);
 }}
 
 route[LIMIT_SOURCE] {{
@@ -465,7 +513,7 @@ route[FROM_WORKER] {{
     if (is_method("BYE") && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # a call the front brought in
     if (has_totag() && loose_route()) {{
 {to_trunk}        route(NEXT_HOP);
-        if ($sht(calls=>$ci) == $null || !(is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")
+        if ($sht(calls=>$ci) == $null || !({_trunk_network(config, "$(var(next){uri.host})")}
                                            || {_a_peer("$(var(next){uri.host})")})) {{
             xlog("L_WARN", "$rm {CALL_ID} from worker $si:$sp refused 403: {NEXT_HOP} is not a trunk of a call here\n");
             sl_send_reply("403", "Forbidden");

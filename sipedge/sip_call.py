@@ -53,6 +53,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # A transfer's call to a person: its stream keeps PJSIP's own jitter buffer (sipedge/listening_media.py).
         self.for_person = False
         self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
+        self.credential: str | None = None  # the inbound digest username the front checked on its INVITE, if any
         # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
         # matches dialogs by their identifiers alone, which the bot and the log both know.
         self.from_trunk: Callable[[str], bool] = lambda source: False

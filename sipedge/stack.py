@@ -31,7 +31,15 @@ from sipedge.sip_call import SipCall
 from sipedge.sip_end import EDGE_STOPPED, edge_hung_up
 from sipedge.sip_wake import POLL_MS, SipWake
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
-from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source, without_token
+from sipedge.worker_place import (
+    HEAD_END,
+    Place,
+    front_credential,
+    front_hop_was_tls,
+    place,
+    true_source,
+    without_token,
+)
 
 log = logging.getLogger("sipedge")
 
@@ -177,6 +185,7 @@ class SipStack:
         call = SipCall(account, prm.callId, self._ended.append)
         call.source_of, call.came_secure = self.source_of, self.came_secure
         call.over_tls = self.came_secure(prm.rdata)
+        call.credential = front_credential(prm.rdata.srcAddress, prm.rdata.wholeMsg, self.place.front)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
         call.keyed, call.keys_offered = offers_srtp(offer), offers_keys(offer)
         call.keys_doubt = keys_doubt(prm.rdata.wholeMsg)

@@ -23,6 +23,9 @@ WORKER_VARIABLE = "SIP_EDGE_WORKER"  # set by the edge for each worker it starts
 WORKER_HOST = "127.0.0.1"
 SOURCE_HEADER = "P-Edge-Source"  # not an X- header: those reach the bot's body (sipedge/call_data.py)
 TRANSPORT_HEADER = "P-Edge-Transport"  # the trunk's hop to the front: "udp" or "tls" (sipedge/front_tls.py)
+# The inbound digest username the front checked on this INVITE: the worker takes that trunk, whatever the source
+# (a trunk with a credential and no sources, docs/sip.md#inbound-digest).
+CREDENTIAL_HEADER = "P-Edge-Credential"
 # On a worker's refusal for want of a free slot, the one refusal the front tries its next worker on
 # (sipedge/front_config.py); the front answers the trunk itself, so the mark never leaves the edge.
 FULL_HEADER = "P-Edge-Worker-Full"
@@ -35,6 +38,7 @@ CALL_TOKEN_VARIABLE = "SIP_EDGE_CALL_TOKEN"  # noqa: S105 - a variable's name: t
 # Lines may end in CRLF or a bare LF (Kamailio and PJSIP take both), and so may the head.
 _SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TRANSPORT = re.compile(rf"^{TRANSPORT_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+_CREDENTIAL = re.compile(rf"^{CREDENTIAL_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TOKEN = re.compile(rf"^{TOKEN_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TOKEN_LINE = re.compile(rf"^{TOKEN_HEADER}:[^\n]*\n", re.IGNORECASE | re.MULTILINE)
 HEAD_END = re.compile(r"\r?\n\r?\n")
@@ -130,3 +134,10 @@ def true_source(received_from: str, message: str, front: Front | None) -> str:
     if found is None:
         return received_from
     return f"[{found}]:0" if ":" in found else f"{found}:0"  # PJSIP's "host:port" form
+
+
+def front_credential(received_from: str, message: str, front: Front | None) -> str | None:
+    """The inbound digest username the front checked on `message` (CREDENTIAL_HEADER); None for a request it
+    admitted by its source alone, or one the front did not send (a caller's own such line never gets here: the
+    front removes it)."""
+    return _front_line(_CREDENTIAL, received_from, message, front)

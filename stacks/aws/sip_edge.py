@@ -77,9 +77,10 @@ class SipEdge(pulumi.ComponentResource):
         tags = {"Name": name, "role": SIP_EDGE_TAG}
         self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
                                             opts=child)
-        for source, wide in edge.sources.items():
-            # A rule wider than a /16 says why (a trunk's allowAnySource): the policy pack refuses one that does not.
-            note = " (a trunk's allowAnySource)" if wide else ""
+        for source, why in edge.sources.items():
+            # A rule wider than a /16 says why (a trunk's allowAnySource, or a credential trunk without sources):
+            # the policy pack refuses one that does not.
+            note = f" ({why})" if why else ""
             _rule(name, self._group.id, f"sip-{_slug(source)}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source,
                   note=note)
         for source, wide in edge.media_sources.items():
@@ -92,9 +93,8 @@ class SipEdge(pulumi.ComponentResource):
             # SIP over TLS (tlsPort) from the trunks' sources alone, as SIP over UDP; the host caps each source's
             # connections (sip_edge_host.tls_firewall), which a security group cannot.
             tls = (edge.key.tls_port, edge.key.tls_port)
-            for source, wide in edge.sources.items():
-                why = "; a trunk's allowAnySource" if wide else ""
-                note = f" ({tls_rule_mark(edge.key.tls_port)}{why})"
+            for source, why in edge.sources.items():
+                note = f" ({'; '.join([tls_rule_mark(edge.key.tls_port), *([why] if why else [])])})"
                 _rule(name, self._group.id, f"tls-{_slug(source)}", "tcp", tls, self, cidr=source, note=note)
         # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP

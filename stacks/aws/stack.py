@@ -36,7 +36,7 @@ from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
-from stacks.config.sip_edge import origination_uri
+from stacks.config.sip_edge import edge_outputs
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared import recording_last_up
 from stacks.shared.contract import DISPATCHER_PORT
@@ -154,9 +154,8 @@ class AwsStack(pulumi.ComponentResource):
             "dashboardUrl": observability.dashboard_url,
             "alarmNames": observability.alarm_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
-            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
-            **({"sipEdgeAddress": sip_edge.public_ip,
-                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
+            # The trunk's origination URIs (Twilio Elastic SIP Trunking, Telnyx): where its calls come in, UDP and TLS.
+            **edge_outputs(sip_edge.public_ip if sip_edge is not None else None, settings.sip_edge),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.bucket} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -85,10 +85,10 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
 
     def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
              sources: list[str] | None = None, destinations: list[str] | None = None,
-             wide: Mapping[str, bool] | None = None, opt_in: str = "", mark: str = "") -> dict[str, Any]:
-        # A network wider than a /16 says why (a trunk's opt-in), and the TLS rule names its port (`mark`), which
-        # the policy pack reads.
-        marks = ([mark] if mark else []) + ([f"a trunk's {opt_in}"] if wide and any(wide.values()) else [])
+             wide: Sequence[str] = (), mark: str = "") -> dict[str, Any]:
+        # A network wider than a /16 says why (`wide`: a trunk's opt-in, a credential trunk without sources), and
+        # the TLS rule names its port (`mark`), which the policy pack reads.
+        marks = ([mark] if mark else []) + list(wide)
         note = f" ({'; '.join(marks)})" if marks else ""
         found: dict[str, Any] = {"name": name, "priority": priority, "direction": direction, "access": access,
                                  "protocol": protocol, "source_port_range": "*",
@@ -102,17 +102,18 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
                       else {f"{side}_address_prefixes": ranges})
         return found
 
+    signalling = sorted({why for why in edge.sources.values() if why})
     inbound = [rule("sip-in", 100, "Inbound", "Allow", "Udp", str(SIP_PORT), sources=sorted(edge.sources),
-                    wide=edge.sources, opt_in="allowAnySource"),
+                    wide=signalling),
                rule("rtp-in", 110, "Inbound", "Allow", "Udp", f"{low}-{high}", sources=sorted(edge.media_sources),
-                    wide=edge.media_sources, opt_in="allowAnyMediaSource"),
+                    wide=["a trunk's allowAnyMediaSource"] if any(edge.media_sources.values()) else []),
                # The dispatcher's calls to the control API, and nothing else to it.
                rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT), sources=[dispatcher_range])]
     tls = edge.key.tls_port
     tls_ports = ",".join(sorted({str(port) for dialled in edge.tls_egress.values() for port in dialled}))
     if tls is not None:  # SIP over TLS from the trunks' sources alone, as SIP over UDP
         inbound.append(rule("tls-in", 130, "Inbound", "Allow", "Tcp", str(tls), sources=sorted(edge.sources),
-                            wide=edge.sources, opt_in="allowAnySource", mark=tls_rule_mark(tls)))
+                            wide=signalling, mark=tls_rule_mark(tls)))
     # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to their
     # media), HTTPS to the internet and Key Vault's endpoint: a compromised edge reaches nothing else in the
     # network (the store's endpoint, the bots, the relay).

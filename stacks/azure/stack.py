@@ -43,7 +43,7 @@ from stacks.config.releases import catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
 from stacks.config.sip_edge import URL_VARIABLE as SIP_EDGE_URL
-from stacks.config.sip_edge import origination_uri
+from stacks.config.sip_edge import edge_outputs
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared import contract, recording_last_up, turn_server
@@ -201,9 +201,8 @@ class AzureStack(pulumi.ComponentResource):
             "workspaceId": observability.workspace_id,
             "alarmNames": observability.alert_names,
             **({"turnUrls": turn} if turn is not None else {}),
-            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
-            **({"sipEdgeAddress": sip_edge.public_ip,
-                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
+            # The trunk's origination URIs (Twilio Elastic SIP Trunking, Telnyx): where its calls come in, UDP and TLS.
+            **edge_outputs(sip_edge.public_ip if sip_edge is not None else None, edge),
             **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
             **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,

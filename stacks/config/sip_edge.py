@@ -47,6 +47,7 @@ from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
+from stacks.config.sip_edge_sources import open_note, signalling_sources
 from voicefleet_settings.call_policy import ANY_NUMBER
 
 if TYPE_CHECKING:
@@ -136,10 +137,11 @@ class SipEdgeSettings:
         return str(getattr(self.key, SIZE_KEYS[self.cloud][1]))
 
     @property
-    def sources(self) -> dict[str, bool]:
-        """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
-        allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
-        return _networks(t.sources for t in self.key.trunks)
+    def sources(self) -> dict[str, str]:
+        """Every trunk's source networks (the only senders the SIP port admits), each with why a rule for it is
+        wide ("" for none): a trunk's allowAnySource (wider than WIDEST_PREFIX), or any address for a trunk with an
+        inbound credential and no sources (stacks/config/sip_edge_sources.py)."""
+        return signalling_sources(self.key, _networks(t.sources for t in self.key.trunks))
 
     @property
     def tls_egress(self) -> dict[str, tuple[int, ...]]:
@@ -271,6 +273,8 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     if tls:
         _check_pair_with_the_edge(cfg, found, tls)
     pulumi.log.info(capacity_note(found))
+    if (opened := open_note(key)) is not None:
+        pulumi.log.warn(opened)
     return found
 
 
@@ -402,7 +406,8 @@ def capacity_note(edge: SipEdgeSettings) -> str:
              if edge.front and edge.key.workers == 1 else " behind Kamailio" if edge.front else "")
     return (f"SIP edge: {edge.key.workers} worker(s){front} on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
-            "address is the stack output sipEdgeOriginationUri, the trunk's origination URI")
+            "address is the stack output sipEdgeOriginationUri, the trunk's origination URI"
+            f"{' (sipEdgeOriginationUriTls over TLS)' if edge.key.tls_port is not None else ''}")
 
 
 def _ports(cfg: Reader, text: str) -> tuple[int, int]:
@@ -430,12 +435,14 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
                       "it lets anyone in it send INVITEs to the edge's SIP port, and toll-fraud scanners do within "
                       "minutes: list the trunk's published signalling ranges, or set allowAnySource: true on the "
                       "trunk to mean it")
-        if not trunk.sources:
+        if not trunk.sources and trunk.inbound_digest_username is None:
             # A trunk that only places calls still hears from its far end: the callee's BYE comes minutes into a
             # call, long after the security group's tracking of the edge's own INVITE has expired (30-180 s).
             raise cfg.fail(KEY, f"{where}.sources: list the networks the trunk's SIP comes from (its published "
                                 "signalling ranges); a trunk that only places calls needs them too, or the far "
-                                "end's BYE is dropped and the call, its slot and its bot live on")
+                                "end's BYE is dropped and the call, its slot and its bot live on. A trunk with "
+                                "inboundDigestUsername may leave them out, opening SIP to any address for its "
+                                "credential (docs/sip.md#inbound-digest)")
         if not trunk.media_sources:
             raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
                                 f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "
@@ -714,6 +721,24 @@ def stand_in_pair() -> tuple[str, str]:
 def origination_uri(public_ip: str) -> str:
     """What a trunk sends its calls to: the edge's public address and SIP port."""
     return f"sip:{public_ip}:{SIP_PORT}"
+
+
+def origination_uri_tls(public_ip: str, tls_port: int) -> str:
+    """What a trunk sends its calls to over TLS (Twilio's secure trunking, a carrier's TLS trunk): the edge's public
+    address and tlsPort, the transport named as the carriers' guides write an origination URI over TLS, a `sip:` URI
+    with `;transport=tls` (docs/sip.md#tls-in-the-cloud)."""
+    return f"sip:{public_ip}:{tls_port};transport=tls"
+
+
+def edge_outputs(public_ip: pulumi.Output[str] | None, edge: SipEdgeSettings | None) -> dict[str, pulumi.Output[str]]:
+    """The stack outputs a trunk is set up with (the AWS, GCP and Azure stacks alike): the edge's public address, its
+    origination URI over UDP, and with tlsPort its origination URI over TLS; none without an edge."""
+    if public_ip is None or edge is None:
+        return {}
+    found = {"sipEdgeAddress": public_ip, "sipEdgeOriginationUri": public_ip.apply(origination_uri)}
+    if (port := edge.key.tls_port) is not None:
+        found["sipEdgeOriginationUriTls"] = public_ip.apply(lambda address: origination_uri_tls(address, port))
+    return found
 
 
 def secrets_of(settings: object, control_url: pulumi.Input[str] | None) -> dict[str, pulumi.Output[str]]:

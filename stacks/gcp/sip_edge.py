@@ -94,19 +94,20 @@ class SipEdge(pulumi.ComponentResource):
     def _firewall(self, edge: SipEdgeSettings) -> None:
         name, args = self._name, self._args
         low, high = edge.rtp_ports_used
-        ingress = [("sip", "udp", [str(SIP_PORT)], sorted(edge.sources), "allowAnySource", edge.sources),
-                   ("rtp", "udp", [f"{low}-{high}"], sorted(edge.media_sources), "allowAnyMediaSource",
-                    edge.media_sources),
+        # Why a range is wider than a /16 (a trunk's opt-in, a credential trunk without sources).
+        signalling = sorted({why for why in edge.sources.values() if why})
+        media = ["a trunk's allowAnyMediaSource"] if any(edge.media_sources.values()) else []
+        ingress = [("sip", "udp", [str(SIP_PORT)], sorted(edge.sources), signalling),
+                   ("rtp", "udp", [f"{low}-{high}"], sorted(edge.media_sources), media),
                    # The dispatcher's Cloud Run instances to the control API, and nothing else to it.
-                   ("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], "", {})]
+                   ("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], [])]
         if edge.key.tls_port is not None:  # SIP over TLS from the trunks' sources alone, as SIP over UDP
-            ingress.append(("tls", "tcp", [str(edge.key.tls_port)], sorted(edge.sources), "allowAnySource",
-                            edge.sources))
-        for rule, protocol, ports, ranges, opt_in, wide in ingress:
-            # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does; the TLS
-            # rule names its port, the one TCP port the policy pack takes from the trunks.
+            ingress.append(("tls", "tcp", [str(edge.key.tls_port)], sorted(edge.sources), signalling))
+        for rule, protocol, ports, ranges, wide in ingress:
+            # A range wider than a /16 says why, as the AWS rule's description does; the TLS rule names its port,
+            # the one TCP port the policy pack takes from the trunks.
             marks = [tls_rule_mark(edge.key.tls_port)] if rule == "tls" and edge.key.tls_port is not None else []
-            marks += [f"a trunk's {opt_in}"] if any(wide.values()) else []
+            marks += wide
             note = f" ({'; '.join(marks)})" if marks else ""
             gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS",
                                  priority=ALLOW_PRIORITY, source_ranges=ranges,

@@ -26,7 +26,7 @@ from stacks.config.regions import gcp_check
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
-from stacks.config.sip_edge import origination_uri
+from stacks.config.sip_edge import edge_outputs
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp import log_metrics_last_up
 from stacks.gcp.apis import enable_apis
@@ -178,9 +178,8 @@ class GcpStack(pulumi.ComponentResource):
             # Read back by the next `up` (stacks/gcp/log_metrics_last_up.py).
             log_metrics_last_up.OUTPUT: observability.log_metric_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
-            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
-            **({"sipEdgeAddress": sip_edge.public_ip,
-                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
+            # The trunk's origination URIs (Twilio Elastic SIP Trunking, Telnyx): where its calls come in, UDP and TLS.
+            **edge_outputs(sip_edge.public_ip if sip_edge is not None else None, settings.sip_edge),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).

@@ -56,8 +56,9 @@ class RawSip:
         self.sock.sendto(message.encode(), ("127.0.0.1", self.edge_port))
         return dialog
 
-    def invite(self, number: str, body: str = GOOD_SDP) -> Dialog:
-        return self._send("INVITE", number, body)
+    def invite(self, number: str, body: str = GOOD_SDP, extra: str = "") -> Dialog:
+        """`extra`: more header lines, each ending in CRLF."""
+        return self._send("INVITE", number, body, extra=extra)
 
     def in_dialog(self, method: str, number: str, dialog: Dialog, cseq: int, body: str = "", extra: str = "") -> None:
         """A request within `dialog` (an ACK, a re-INVITE, a REFER...), from this socket's source;

@@ -101,7 +101,7 @@ def test_kamailio_accepts_the_challenge_and_the_cfg_holds_no_password(tmp_path: 
     text = files.config.read_text()
     assert 'loadmodule "auth.so"' in text and "secret" not in text
     assert f'pv_proxy_authenticate("{DIGEST_REALM}", "$env(PBX_PASSWORD)", "0")' in text
-    assert 'if ($au != "pbx")' in text and 'src_ip == 192.0.2.0/24' in text
+    assert 'if ($au == "pbx")' in text and 'src_ip == 192.0.2.0/24' in text
     # Challenged before anything looks at the source's trunk or the number, and never handed to a worker.
     route = text.index("request_route {")
     assert text.index("route(DIGEST);", route) < text.index("no trunk allows this source", route)
