@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import Any, TypeVar
@@ -41,7 +42,8 @@ def run_with_ctrl_c(main: Coroutine[Any, Any, T], at_once: Callable[[], int]) ->
         sys.stderr.flush()
         os._exit(status)  # not SystemExit: the loop's close would wait for the calls' tasks again
 
-    taken = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    taken = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as asyncio.run takes it
     previous = signal.signal(signal.SIGINT, pressed) if taken else None
     try:  # the handler outlives the loop's close, which waits for the tasks the run left
         with asyncio.Runner() as runner:
