@@ -28,6 +28,7 @@ from tests.cli.test_eval_dispatcher import EvalRun, evals_at_once, running, with
 from tests.phone.conftest import phone_env
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.terminal import from_a_terminal
 from voicefleet.main import voicefleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech
@@ -174,7 +175,9 @@ def test_ctrl_c_still_writes_the_table_and_junit(dispatcher: DispatcherProcess, 
     command = [sys.executable, "-c", "from voicefleet.main import main; main()", "eval", str(held),
                "--release", "mute", "--url", dispatcher.base_url, "--junit", str(junit)]
     heard.unlink(missing_ok=True)
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    # As a terminal starts it: a suite started as a background job would have it ignore the SIGINT.
+    with subprocess.Popen(from_a_terminal(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
         try:
             deadline = time.monotonic() + 150  # for the call to begin; its listening starts after the turn
             while not heard.exists():

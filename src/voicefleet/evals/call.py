@@ -35,6 +35,7 @@ from voicefleet.loadtest.lag import SpeechLate, own_latency
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
 from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
+from voicefleet.loadtest.within import within
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
@@ -117,7 +118,7 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
         response = await asyncio.shield(posting)
     except asyncio.CancelledError:  # Ctrl-C mid-start: the session the start made is still learnt, to be stopped
         with contextlib.suppress(Exception):
-            started = json_object(await asyncio.wait_for(posting, START_AFTER_CANCEL))
+            started = json_object(await within(posting, START_AFTER_CANCEL))
             result.session_id = started.get("session_id") or started.get("sessionId")
         raise
     except httpx.TransportError as error:

@@ -37,6 +37,7 @@ from voicefleet.evals.bot_blocked import BLOCKED
 from voicefleet.evals.bot_latency import blocks_of
 from voicefleet.evals.outcome import Target, TurnResult
 from voicefleet.loadtest.session_calls import json_object, session_url, timeline_once_ended
+from voicefleet.loadtest.within import within
 
 OVER = ("ended", "failed")
 # The caller saw the hang-up → the dispatcher has the session's end: the bot host reports it as the
@@ -103,7 +104,7 @@ async def ended_reason(target: Target, http: httpx.AsyncClient, session_id: str 
         ended = next((e for e in events or [] if e.get("event") == "ended"), None)
     if (ended or {}).get("reason") == PEER_GONE and not hung_up and caller_end is not None:
         with contextlib.suppress(TimeoutError):  # the bot's close, still on its way to a caller behind
-            await asyncio.wait_for(caller_end.wait(), CLOSE_WAIT)
+            await within(caller_end.wait(), CLOSE_WAIT)
         hung_up = caller_end.is_set()
     return end_of(turn, ended, hung_up=hung_up)
 

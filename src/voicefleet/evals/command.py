@@ -3,7 +3,6 @@ turn by turn (docs/evals.md). The caller's libraries (aiortc, the voice) are imp
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -16,7 +15,7 @@ import httpx
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED, Refused
 from voicefleet.evals.judge import Judge, judge_from
-from voicefleet.evals.outcome import SPEAK_FIRST_AFTER
+from voicefleet.evals.outcome import SPEAK_FIRST_AFTER, CallResult
 from voicefleet.evals.phone_checks import phone_refusal
 from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
@@ -85,20 +84,21 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
         health = api.call("GET", path("healthz"))
     phone_ready(scenarios, health, target)
+    from voicefleet.evals.ctrl_c import run_with_ctrl_c
     from voicefleet.evals.run import INTERRUPTED, interrupted, run_suite  # aiortc and the voice: by a run only
 
-    results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
-                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge,
-                                    speak_first_after=speak_first_after))
-    from voicefleet.evals.report import junit as junit_xml
-    from voicefleet.evals.report import summary, table
+    finished: list[CallResult] = []
 
-    if junit is not None:
-        junit.write_text(junit_xml(results, rules))
-    if wants_json(ctx):
-        print_json(summary(results, rules))
-    else:
-        click.echo(table(results, rules))
+    def at_once() -> int:  # a second Ctrl-C: the calls over so far, and those under way left to their bots
+        report(finished, junit, rules, as_json=wants_json(ctx))
+        click.echo(f"voicefleet: stopped at once: the report above is of the {len(finished)} calls over by then; "
+                   "those still under way were not stopped (their bots end them once the caller is gone)", err=True)
+        return INTERRUPTED
+
+    results = run_with_ctrl_c(run_suite(target.url, key, release, scenarios, repeat, concurrency,
+                                        progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge,
+                                        speak_first_after=speak_first_after, finished=finished), at_once)
+    report(results, junit, rules, as_json=wants_json(ctx))
     if interrupted(results, scenarios, repeat):
         click.echo(f"voicefleet: interrupted: {len(results)} of {len(scenarios) * repeat} calls placed, those under "
                    "way stopped; the report above is of those", err=True)
@@ -111,6 +111,19 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         ctx.exit(REFUSED)
     if verdict_of(results, rules).verdict == "inconclusive":
         ctx.exit(INCONCLUSIVE)
+
+
+def report(results: list[CallResult], junit: Path | None, rules: Rules, *, as_json: bool) -> None:
+    """The run's JUnit file (with --junit), then its table or its --json summary."""
+    from voicefleet.evals.report import junit as junit_xml
+    from voicefleet.evals.report import summary, table
+
+    if junit is not None:
+        junit.write_text(junit_xml(results, rules))
+    if as_json:
+        print_json(summary(results, rules))
+    else:
+        click.echo(table(results, rules))
 
 
 def verdict_rules() -> Rules:

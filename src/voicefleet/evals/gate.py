@@ -7,7 +7,6 @@ a failing one shuts it (docs/evals.md, "The release gate"). Exit 0 passed, 1 fai
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +32,21 @@ def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit:
     target = target_of(ctx)
     with Api(target) as api:
         _known(api, name)  # before any call is placed: a typo costs nothing
+        from voicefleet.evals.ctrl_c import run_with_ctrl_c
         from voicefleet.evals.run import INTERRUPTED, interrupted, run_suite  # aiortc and the voice: by a run only
 
-        results = asyncio.run(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
-                                        progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
+        finished: list[CallResult] = []
+
+        def at_once() -> int:  # a second Ctrl-C: the calls over so far; no verdict is sent, the gate stays
+            _report(finished, junit, rules, quiet=wants_json(ctx))
+            click.echo(f"voicefleet: stopped at once: the report above is of the {len(finished)} calls over by "
+                       "then, no verdict was recorded, and the calls still under way were not stopped (their bots "
+                       "end them once the caller is gone)", err=True)
+            return INTERRUPTED
+
+        results = run_with_ctrl_c(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
+                                            progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge,
+                                            finished=finished), at_once)
         _report(results, junit, rules, quiet=wants_json(ctx))
         cut_short = interrupted(results, scenarios, repeat)
         body = api.call("POST", path("releases", name, "smoke"),

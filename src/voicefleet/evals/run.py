@@ -22,7 +22,10 @@ INTERRUPTED = 130  # the exit code of a run cut short by Ctrl-C, as a shell repo
 
 async def run_suite(base_url: str, api_key: str | None, release: str | None, scenarios: Sequence[Scenario],
                     repeat: int, concurrency: int, *, progress: bool, run_id: str,
-                    judge: Judge | None = None, speak_first_after: float = SPEAK_FIRST_AFTER) -> list[CallResult]:
+                    judge: Judge | None = None, speak_first_after: float = SPEAK_FIRST_AFTER,
+                    finished: list[CallResult] | None = None) -> list[CallResult]:
+    """The calls' results in the suite's order; `finished` gets each as its call ends (a second Ctrl-C
+    reports those)."""
     caller_voice()  # loaded before the first call: a voice that cannot load fails the run, not each call
     target = Target(base_url.rstrip("/"), api_key, release, judge, speak_first_after)
     queue = [scenario for scenario in scenarios for _ in range(repeat)]
@@ -37,7 +40,9 @@ async def run_suite(base_url: str, api_key: str | None, release: str | None, sce
             await slots.acquire()
             slot = _Slot(slots)
             try:  # the slot is the next call's once this one is over (run_call's `talked`), not judged
-                results[index] = await run_call(target, scenario, http, run_id, talked=slot.free)
+                results[index] = result = await run_call(target, scenario, http, run_id, talked=slot.free)
+                if finished is not None:
+                    finished.append(result)
             finally:
                 slot.free()
             done += 1

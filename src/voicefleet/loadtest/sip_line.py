@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosedOK
 from voicefleet.loadtest.carrier_frames import CallIds, Framing, payload, pcm16
 from voicefleet.loadtest.sip_eval_token import ENV
 from voicefleet.loadtest.sip_uri import SESSION_HEADER, SipUri
+from voicefleet.loadtest.within import within
 
 STDERR_LINES = 20  # the agent's last words, for a failure's message
 EXIT_SECONDS = 10.0  # the BYE's answer, then the agent's exit
@@ -144,7 +145,7 @@ class SipLine:
                 process.stdin.write(b'{"event": "bye"}\n')
             process.stdin.close()
         try:  # what it still hears is read and dropped: a full pipe would stall its media clock, and its BYE
-            await asyncio.wait_for(asyncio.gather(process.wait(), self._discard()), EXIT_SECONDS)
+            await within(asyncio.gather(process.wait(), self._discard()), EXIT_SECONDS)
         except TimeoutError:
             process.kill()
             await process.wait()

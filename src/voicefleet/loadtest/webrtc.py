@@ -59,6 +59,7 @@ from voicefleet.loadtest.datagram_drain import read_in_bursts
 from voicefleet.loadtest.lag import LagTrace, SpeechLate
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
 from voicefleet.loadtest.sctp_gone import drop_chunks_once_gone
+from voicefleet.loadtest.within import within
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
@@ -310,7 +311,7 @@ class WebRTCClient:
         answer = await self._signal({"sdp": self.pc.localDescription.sdp, "type": "offer"})
         self.pc_id = answer.get("pc_id")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
-        await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+        await within(self._connected.wait(), self.connect_timeout)
 
     def _keep_consent(self) -> None:
         """Stops the caller's own ICE consent checks once connected: a caller measures the bot, and its own
@@ -424,7 +425,7 @@ class WebRTCClient:
             return data
 
         try:
-            return await asyncio.wait_for(wait(), timeout)
+            return await within(wait(), timeout)
         except TimeoutError:
             kinds = [m.get("type") for m in self.rtvi_messages]
             raise AssertionError(f"no RTVI {kind!r} within {timeout}s; got {kinds}") from None
@@ -443,7 +444,7 @@ class WebRTCClient:
         return len(self.rtvi_messages) > count
 
     async def send_rtvi(self, kind: str, data: dict[str, Any] | None = None) -> None:
-        await asyncio.wait_for(self._channel_open.wait(), self.connect_timeout)
+        await within(self._channel_open.wait(), self.connect_timeout)
         message = {"label": "rtvi-ai", "type": kind, "id": uuid.uuid4().hex[:8], "data": data or {}}
         self._channel.send(json.dumps(message))
 
@@ -472,7 +473,7 @@ class WebRTCClient:
         # then waits for that one: forever if it was cancelled (a loop shutting down cancels every
         # task) or failed half-way. A caller that cannot hang up cleanly is still done with.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.pc.close(), CLOSE_SECONDS)
+            await within(self.pc.close(), CLOSE_SECONDS)
 
     async def _record(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(Exception):  # MediaStreamError when the bot hangs up
