@@ -12,6 +12,12 @@ privilege in a cell's subscription, each test a finding that fails on the curren
   group: any image, a public address, outside the cell's subnet. A policy definition made in a
   subscription can be assigned there (the stack can make one per cell subscription, as it makes the
   launch role's assignment there), so a cell need not run without it.
+- Removing a cell: the one launch role lists every cell's resource group among its assignable scopes, so
+  the `up` that drops a cell updates that role (a surviving resource: updated before the removed cell's
+  assignment is deleted, as Pulumi deletes last) while the assignment is still there, and ARM refuses
+  it, 400 `RoleScopeBeingRemovedContainsAssignments` ("Delete these assignments before removing the
+  scope", github.com/Azure/bicep/issues/17145): the `up` fails until the operator deletes the assignment
+  by hand. A role of its own per cell is deleted after its assignment.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pytest
 
 from stacks.azure import identity
 from stacks.tools.mocks import unwrap
-from tests.infra.azure.test_aci_cells import CELLS, SUBNET_B, cells_run
+from tests.infra.azure.test_aci_cells import CELLS, SUBNET_B, cells_run, launch_role
 from tests.infra.azure.test_stack import ASSIGNMENT, ROLE
 from tests.infra.conftest import StackRunner
 
@@ -51,3 +57,14 @@ def test_the_launch_policy_holds_in_each_cells_resource_group(stack: StackRunner
     for cell in CELLS:
         scope = f"/subscriptions/{cell['subscription_id']}/resourceGroups/{cell['resource_group']}"
         assert scope.lower() in scopes, scope
+
+
+@pytest.mark.xfail(strict=True, reason="dropping a cell updates the shared launch role's assignableScopes while "
+                                       "the cell's assignment exists: ARM's RoleScopeBeingRemovedContainsAssignments")
+def test_removing_a_cell_changes_no_role_that_stays(stack: StackRunner) -> None:
+    both, one = cells_run(stack), cells_run(stack, CELLS[:1])
+    kept = {r.name: unwrap(r.inputs) for r in one.of_type(ROLE)}
+    before = {r.name: unwrap(r.inputs) for r in both.of_type(ROLE) if r.name in kept}
+    assert launch_role(one)["roleName"]  # the launch role stays, for the stack's own group and cell a
+    assert {name: inputs.get("assignableScopes") for name, inputs in before.items()} == {
+        name: inputs.get("assignableScopes") for name, inputs in kept.items()}
