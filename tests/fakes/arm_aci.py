@@ -230,9 +230,10 @@ class FakeArmAci(TlsFake):
     def _target(self, request: Request) -> FakeArmAci | None:
         """The subscription's resource group a request names (None: none this ARM serves)."""
         subscription, group = request.path_params.get("subscription", ""), request.path_params.get("resource_group")
-        if group is None:  # a subscription's operation: of any resource group of it
-            return next((f for f in (self, *self.others.values()) if f.subscription.lower() == subscription.lower()),
-                        None)
+        if group is None:  # a subscription's operation in a location: of a resource group of it there
+            location = request.path_params.get("location", "").lower()
+            return next((f for f in (self, *self.others.values()) if f.subscription.lower() == subscription.lower()
+                         and f.location.lower() == location), None)
         if (subscription.lower(), group.lower()) == (self.subscription.lower(), self.resource_group.lower()):
             return self
         return self.others.get((subscription.lower(), group.lower()))
