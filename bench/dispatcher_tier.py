@@ -226,7 +226,7 @@ def fill(tier: Tier, args: argparse.Namespace, checkpoints: list[int]) -> tuple[
             if chunk.rate == 0:
                 raise RuntimeError("no start succeeded: see the replicas' logs")
         marks.append(tier.checkpoint(args.rounds))
-        print(f"checkpoint {mark}: used_memory {marks[-1].used_memory / 1e6:.1f} MB", file=sys.stderr, flush=True)
+        print(f"checkpoint: {json.dumps(asdict(marks[-1]))}", file=sys.stderr, flush=True)  # a run cut short keeps it
     return chunks, marks
 
 
