@@ -44,7 +44,7 @@ from bench.dispatcher_tier_sizing import Measured, needs
 from bench.fakes_process import FakesProcess
 from bench.pinning import cpu_seconds, pinned
 from bench.start_path import CAPACITY
-from tests.fakes.server import free_port
+from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 
 REPLICA_CPU, HARNESS_CPU = 0, 1

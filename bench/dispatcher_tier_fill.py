@@ -69,7 +69,7 @@ async def copy_sessions(server: RedisServer, fakes_url: str, original: str, coun
                     writes = [index.opened(renamed(entry, original, session_id) | {"created": at}),
                               ledger.open(key, session_id, at),
                               *(timelines.append(session_id, renamed(event, original, session_id)) for event in events)]
-                    *_, made = await asyncio.gather(*writes, fly.post("/machines", json=body))
+                    _, made = await asyncio.gather(asyncio.gather(*writes), fly.post("/machines", json=body))
                     made.raise_for_status()
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
