@@ -55,6 +55,10 @@ class Fleet:
         runner = {"id": "runner", "name": "runner", "state": "started", "events": [],
                   "config": {"image": "registry.fly.io/bench:latest", "metadata": {}}}
         self.fly: dict[str, dict[str, Any]] = {"runner": runner}
+        # Machine ids by one metadata pair: a keyed start lists by its session's, and a scan of every
+        # machine (here and in a create's name check) would make the fake the cost at 100,000 machines.
+        self.fly_by_metadata: dict[tuple[str, str], list[str]] = {}
+        self.fly_names = {"runner"}  # every machine's name: a create's conflict check, without a scan
         self.gce: dict[str, dict[str, Any]] = {}
         self.ecs: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -88,15 +92,20 @@ class Fleet:
         if machine_id is None and method == "POST":
             config = (body or {}).get("config") or {}
             name = (body or {}).get("name") or f"gen-{next(self._ids)}"
-            if any(m["name"] == name for m in self.fly.values()):
+            if name in self.fly_names:
                 return 409, {"error": f"already_exists: {name}"}
             mid = f"m{next(self._ids):012x}"
             self.fly[mid] = {"id": mid, "name": name, "state": "created", "config": config, "events": [],
                              "created_at": "2026-11-22T09:00:00Z"}
+            self.fly_names.add(name)
+            for pair in (config.get("metadata") or {}).items():
+                self.fly_by_metadata.setdefault((pair[0], str(pair[1])), []).append(mid)
             return 200, self.fly[mid]
         if machine_id is None:  # list: the whole app, optionally filtered by one metadata key
             wanted = {k[9:]: v for k, v in query.items() if k.startswith("metadata.")}
-            return 200, [self._booted(m) for m in self.fly.values()
+            pair = next(iter(wanted.items()), None)
+            listed = (self.fly[i] for i in self.fly_by_metadata.get(pair, [])) if pair else self.fly.values()
+            return 200, [self._booted(m) for m in listed
                          if all((m["config"].get("metadata") or {}).get(k) == v for k, v in wanted.items())]
         machine = self.fly.get(machine_id)
         if machine is None:

@@ -1,0 +1,85 @@
+"""What bench/dispatcher_tier.py reads around its bursts: the store's counters and memory (a
+sampler of `INFO stats` on a thread, since `instantaneous_ops_per_sec` is a moving figure), a
+process's resident memory, and the time of the read views at one size of the store.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import redis
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def store_commands(admin: redis.Redis) -> int:
+    """Commands the server ran so far, those inside scripts included (not the sampler's INFO)."""
+    stats = admin.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if not k.startswith("cmdstat_info"))
+
+
+def store_usec(admin: redis.Redis) -> dict[str, int]:
+    """Microseconds the server spent in each command so far (a script's own commands counted apart too)."""
+    return {k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in admin.info("commandstats").items()}
+
+
+class OpsSampler:
+    """`instantaneous_ops_per_sec` once a second while a burst runs: its median and its highest."""
+
+    def __init__(self, admin: redis.Redis, every: float = 1.0) -> None:
+        self._admin, self._every = admin, every
+        self._samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ops-sampler", daemon=True)
+
+    def __enter__(self) -> OpsSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self._samples.append(int(self._admin.info("stats")["instantaneous_ops_per_sec"]))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self._samples) if self._samples else 0.0
+
+    @property
+    def highest(self) -> int:
+        return max(self._samples, default=0)
+
+
+@dataclass(frozen=True)
+class ViewTime:
+    label: str
+    shown: int  # sessions in the answer (1 for a one-session view)
+    p50_ms: float
+    p95_ms: float
+
+
+def time_view(client: httpx.Client, url: str, key: str, rounds: int, label: str) -> ViewTime:
+    took: list[float] = []
+    shown = 0
+    for _ in range(rounds):
+        began = time.perf_counter()
+        answer = client.get(url, headers={"Authorization": f"Bearer {key}"})
+        took.append((time.perf_counter() - began) * 1000)
+        answer.raise_for_status()
+        body = answer.json()
+        shown = len(body["sessions"]) if isinstance(body, dict) and "sessions" in body else 1
+    took.sort()
+    return ViewTime(label, shown, statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.95))])
