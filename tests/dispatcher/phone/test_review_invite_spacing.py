@@ -130,3 +130,39 @@ async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(mon
         await region.handed(f"vf_call_{n}", "far")
     waits = [await region.wait(f"vf_call_{n}", cps) for n, region in enumerate(regions)]
     assert abs(waits[0] - waits[1]) >= 1 / CPS, waits
+
+
+async def test_each_call_is_told_its_own_turn_a_turn_apart_and_the_same_turn_when_asked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was checked sound: one ask after another (the edge's polls) hold the call's one turn."""
+    monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
+    spacing = InviteSpacing(StillBuckets(), LocalFirstClaims())
+    for name in ("vf_a", "vf_b"):
+        await spacing.handed(name, "far")
+    assert [await spacing.wait(n, cps) for n in ("vf_a", "vf_b", "vf_a", "vf_b")] == [0.0, 1 / CPS, 0.0, 1 / CPS]
+    assert await spacing.wait("vf_unrecorded", cps) == 0.0  # handed over by an older dispatcher: not held
+
+
+async def test_a_turn_past_the_hold_is_answered_started_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was checked sound: the edge's poll is held at most HOLD_SECONDS; a later turn is `started` at once."""
+    app = create_app(Settings(), env={"SIP_EDGE_URL": EDGE, "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    state = app.state.voicefleet
+    calls = state.trunk_calls
+    listed(calls, TrunkInfo("far", cps=0.05))  # a turn every 20 s
+    session = SimpleNamespace(machine=SimpleNamespace(state=SimpleNamespace(value="joined")))
+
+    async def get(_: str) -> SimpleNamespace:
+        return session
+
+    monkeypatch.setattr(state.sessions, "get", get)
+    try:
+        await calls.edges.claim("vf_call", EDGE, 600, "token", needed=True)
+        await calls.invites.handed("vf_before", "far")
+        assert await calls.invite_wait("vf_before") == 0
+        await calls.invites.handed("vf_call", "far")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+            answer = await asyncio.wait_for(api.get("/edge/calls/vf_call", headers=SIGNED), 60)
+    finally:
+        await state.aclose()
+    assert answer.json()["status"] == "started", answer.text
