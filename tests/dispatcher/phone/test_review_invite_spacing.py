@@ -21,23 +21,13 @@ from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.invite_spacing import InviteSpacing
 from dispatcher.phone.trunk_calls import TrunkInfo
 from dispatcher.settings import Settings
-from dispatcher.store.memory import LocalCreateLimit, LocalFirstClaims
-from tests.dispatcher.phone.test_trunk_calls import listed
+from dispatcher.store.memory import LocalFirstClaims
+from tests.dispatcher.phone.test_trunk_calls import SteppedBuckets, listed
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 EDGE = "http://127.0.0.1:9"
 SIGNED = {"Authorization": f"Bearer {EdgeSecret(SECRET).edge_credential(EDGE)}"}
 CPS = 1.0  # a turn a second
-
-
-class StillBuckets:
-    """The store's real bucket read by a clock that never moves: a turn's wait is decided by the order of asks."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, LocalCreateLimit] = {}
-
-    def create_limit(self, name: str, per_second: float, burst: int) -> LocalCreateLimit:
-        return self._buckets.setdefault(name, LocalCreateLimit(per_second, burst, lambda: 1000.0))
 
 
 class RoundTrips(LocalFirstClaims):
@@ -94,7 +84,7 @@ async def test_a_call_that_ended_during_its_invite_hold_is_not_told_joined(monke
                    "away: every later call's INVITE waits a turn more")
 async def test_two_asks_at_once_take_one_turn_for_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
-    buckets, records = StillBuckets(), RoundTrips()
+    buckets, records = SteppedBuckets(), RoundTrips()
     replicas = [InviteSpacing(buckets, records) for _ in range(2)]
     await replicas[0].handed("vf_first", "far")
     await replicas[0].handed("vf_next", "far")
@@ -109,7 +99,7 @@ async def test_two_asks_at_once_take_one_turn_for_the_call(monkeypatch: pytest.M
                    "exceeded by the skew)")
 async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    buckets, records = StillBuckets(), LocalFirstClaims()
+    buckets, records = SteppedBuckets(), LocalFirstClaims()
     ahead, behind = InviteSpacing(buckets, records), InviteSpacing(buckets, records)
     await ahead.handed("vf_call", "far")
     monkeypatch.setattr(invite_spacing, "time", clock_at(5002.0)())  # this replica's clock 2 s ahead
@@ -125,7 +115,7 @@ async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
                    "said in docs/sip.md only, not where a team sets a trunk's cps or plans regions")
 async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
-    regions = [InviteSpacing(StillBuckets(), LocalFirstClaims()) for _ in range(2)]  # each region's own store
+    regions = [InviteSpacing(SteppedBuckets(), LocalFirstClaims()) for _ in range(2)]  # each region's own store
     for n, region in enumerate(regions):
         await region.handed(f"vf_call_{n}", "far")
     waits = [await region.wait(f"vf_call_{n}", cps) for n, region in enumerate(regions)]
@@ -136,7 +126,7 @@ async def test_each_call_is_told_its_own_turn_a_turn_apart_and_the_same_turn_whe
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What was checked sound: one ask after another (the edge's polls) hold the call's one turn."""
     monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
-    spacing = InviteSpacing(StillBuckets(), LocalFirstClaims())
+    spacing = InviteSpacing(SteppedBuckets(), LocalFirstClaims())
     for name in ("vf_a", "vf_b"):
         await spacing.handed(name, "far")
     assert [await spacing.wait(n, cps) for n in ("vf_a", "vf_b", "vf_a", "vf_b")] == [0.0, 1 / CPS, 0.0, 1 / CPS]

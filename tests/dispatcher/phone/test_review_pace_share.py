@@ -12,26 +12,16 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.call_pace import pace_turn
-from dispatcher.store.memory import LocalCreateLimit
+from tests.dispatcher.phone.test_trunk_calls import SteppedBuckets
 
 PER_SECOND = 0.01  # a turn every 100 s
 MAX_WAIT = 250.0  # room for the turns due at 0, 100 and 200 s
 CALLS = 20  # one key's requests at once (POST /calls, or a campaign's rows)
 
 
-class StillBuckets:
-    """The store's real bucket (`LocalCreateLimit`) read by a clock that never moves."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, LocalCreateLimit] = {}
-
-    def create_limit(self, name: str, per_second: float, burst: int) -> LocalCreateLimit:
-        return self._buckets.setdefault(name, LocalCreateLimit(per_second, burst, lambda: 1000.0))
-
-
 async def held_open(holder: str | None) -> tuple[int, int]:
     """(calls still waiting, calls refused 429) once each of CALLS asked the bucket once."""
-    buckets = StillBuckets()
+    buckets = SteppedBuckets()
     tasks = [asyncio.create_task(pace_turn(buckets, "trunk:far", PER_SECOND, MAX_WAIT, code="trunk_paced",
                                            what="trunk 'far'", setting="SIP_CALL_MAX_WAIT_SECONDS", holder=holder))
              for _ in range(CALLS)]
