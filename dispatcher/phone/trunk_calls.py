@@ -13,9 +13,9 @@ With several edges (dispatcher/phone/sip_edges.py) a call goes to the first list
 the next only when one provably placed nothing: its connection refused or not made within a second, or its
 answer `503` full, not ready or draining (an edge stopping once its calls end). A timeout or a lost answer
 stops there, since that edge may ring the callee (the session then ends as a call the edge never took does,
-its token spent); a second edge would ring them twice, so that session's retry (its Idempotency-Key) goes
-back to that edge, at whichever replica it comes (the edge is recorded in the store before it is asked),
-while other calls go to the other edges first.
+its token spent); a second edge would ring them twice, so that call's retry with its Idempotency-Key places
+nothing (dispatcher/api/call_order.py), and a session is only ever handed to the edge recorded for it in the
+store before it is asked, at whichever replica, while other calls go to the other edges first.
 The record is let go (and the next edge asked) only on the first request's own answer: a refusal with the
 edge's error code, or its 503 full or draining; once a try may have reached the edge, whatever follows keeps it.
 `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the trunk's
