@@ -3,12 +3,14 @@ campaign (dispatcher/campaigns/worker.py) go through `order_call`, so the key's 
 carrier's policy and pace, and the Idempotency-Key's replay hold for both the same way.
 
 The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key that asked
-owns it. With an Idempotency-Key the same key again answers with the first call's session (`replayed`):
-nothing is placed twice, at any replica."""
+owns it. With an Idempotency-Key the same key again answers with the call's session (`replayed`): nothing is
+placed twice, at any replica. A try that provably reached no edge or carrier leaves no record (`current_try`):
+its retry runs, as a new call in a session of its own."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,17 +19,20 @@ from typing import Any
 from dispatcher.api.call_outcomes import ended_unstarted, open_timeline
 from dispatcher.api.call_place import check_policy, dialer_of, place_out, placed_base
 from dispatcher.api.call_schemas import CallRequest
-from dispatcher.api.phone_start import phone_start
+from dispatcher.api.phone_start import phone_session_id, phone_start
 from dispatcher.api.state import AppState
 from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import carrier_base
 from dispatcher.phone.dialer import UNANSWERED
-from dispatcher.phone.trunk_calls import TrunkCalls
+from dispatcher.phone.trunk_calls import NothingHeld, TrunkCalls
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+from dispatcher.store.unavailable import StoreUnavailable
 
 REPLAY_SECONDS = 86_400.0  # an Idempotency-Key's call is placed once within a day
 CARRIER = "exotel"  # the edge's stream speaks Exotel's shape (sipedge/stream_frames.py)
+SPENT = "spent"  # a try that reached no edge or carrier: its key's retry is a new call
+TRIES_LOOKED = 4  # bounds one request's moves past spent tries (each a concurrent retry's)
 
 
 @dataclass(frozen=True)
@@ -91,17 +96,15 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
     # audio and the session's token go. The edge takes the stream's path (dispatcher/phone/trunk_calls.py).
     base = (calls.stream_base(carrier_base(state.phone.settings, state.peers.regions))
             if calls is not None else placed_base(state, carrier))
-    session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
+    session_key, earlier = (await current_try(state, who, idempotency_key) if idempotency_key is not None
+                            else (None, None))
     answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
                                 state.settings.region, session_key=session_key,
                                 line=trunk.line if trunk is not None else None)
     session_id = str(answer["sessionId"])
     shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "carrier": carrier, **route}
-    attempt = 0
-    if idempotency_key is not None:
-        replayed, attempt = await _earlier(state, shown)
-        if replayed is not None:
-            return Placed(replayed, True)
+    if earlier is not None:
+        return Placed({**shown, "status": earlier}, True)
     # A call refused here was never asked for: its retry is a first try.
     # Shared between keys: one key's campaign never holds more than one turn ahead of another key's call.
     turn = (await calls.pace(trunk, who.id) if calls is not None and trunk is not None
@@ -111,7 +114,7 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
     if fence is not None:
         await fence()
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
-            f"call:{session_id}:{attempt}", REPLAY_SECONDS):
+            f"call:{session_id}", REPLAY_SECONDS):
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
                        "(or follow its session)", retry_after=1, extra={"session_id": session_id})
     stream_url = f"{answer['wsUrl']}/{answer['token']}"
@@ -133,22 +136,51 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
         # The session never ran, and ends here with why. Its token spent now: an edge (or a carrier) that took
         # the call after all (its answer lost) cannot open it.
         await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
-        await ended_unstarted(state, session_id, **route, detail=exc.message, handed_over=False)
+        # A carrier's refusal created nothing; an edge's failure proves it holds nothing only as `NothingHeld`
+        # (else it may ring yet: the key's retry answers with this ended session, placing nothing).
+        nothing = calls is None or isinstance(exc, NothingHeld)
+        await ended_unstarted(state, session_id, **route, detail=exc.message,
+                              handed_over=False if nothing else "unknown")
         raise
     if turn.by:  # several regions: whose turn it was, the home's or this region's share of the pace
         state.sessions.timeline.note(session_id, "paced", by=turn.by, waited=round(turn.wait, 3))
     return Placed({**shown, "status": "starting", "paced_seconds": round(turn.wait, 3) if turn.wait else None}, False)
 
 
-async def _earlier(state: AppState, shown: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
-    """The same Idempotency-Key again: the first call's session, nothing placed twice. Else (None, the tries
-    before this one): a call whose tries all ended before reaching the edge (each answered 503) is placed by
-    this one; one being handed over now is refused 409 after the pace."""
-    session = await state.sessions.get(shown["session_id"])
-    events = await state.sessions.timeline.read(shown["session_id"]) if session is None else []
+async def current_try(state: AppState, who: Caller, idempotency_key: str) -> tuple[str, str | None]:
+    """The session key of the Idempotency-Key's current try, and its status to answer with (a replay), or None:
+    place it now. A try that provably reached no edge or carrier (each answered 503, say) leaves no record: the
+    key moves on to a fresh session, so its retry runs as a new call, and each session ends once. The first
+    try's key is `call-<key>`; later ones are recorded under the key (in the store: the same at every
+    replica), and only when an earlier one was spent. Of concurrent retries, the first to move on names the
+    next try for all."""
+    records = state.replication.coordination.key_holders
+    what = f"call-try:{who.id}:{idempotency_key}"
+    try:
+        held = await records.held(what) or f"call-{idempotency_key}"
+        for _ in range(TRIES_LOOKED):
+            status = await _earlier(state, phone_session_id(who, held, state.settings.region))
+            if status != SPENT:
+                return held, status
+            await records.let_go(what, held)
+            held = await records.first(what, f"call-{idempotency_key}-{secrets.token_hex(8)}", REPLAY_SECONDS)
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "the store did not answer which try of this Idempotency-Key's "
+                       "call is the current one: nothing was placed, try again", retry_after=1) from None
+    raise ApiError(503, "call_retries_contended", "other requests with this Idempotency-Key are moving it on to a "
+                   "new try: nothing was placed, ask again in a moment", retry_after=1)
+
+
+async def _earlier(state: AppState, session_id: str) -> str | None:
+    """A try's status to replay; None: never placed (place it now); SPENT: it ended before reaching the edge
+    or carrier (`handed_over` false), and the key moves on. A try that may ring (its create unanswered, or
+    handed to an edge that may hold it) is replayed: never placed twice."""
+    session = await state.sessions.get(session_id)
+    events = await state.sessions.timeline.read(session_id) if session is None else []
     ends = [e for e in events if e.get("event") == "ended"]
     unconfirmed = any(e.get("placed") == "unknown" for e in events)  # Twilio's create went unanswered
-    if session is None and not unconfirmed and (not ends or all(e.get("handed_over") is False for e in ends)):
-        return None, len(ends)
-    status = session.machine.state.value if session is not None else "ended" if ends else "starting"
-    return {**shown, "status": status}, 0
+    if session is None and not unconfirmed and ends and all(e.get("handed_over") is False for e in ends):
+        return SPENT
+    if session is None and not unconfirmed and not ends:
+        return None
+    return session.machine.state.value if session is not None else "ended" if ends else "starting"

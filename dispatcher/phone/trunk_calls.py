@@ -13,9 +13,9 @@ With several edges (dispatcher/phone/sip_edges.py) a call goes to the first list
 the next only when one provably placed nothing: its connection refused or not made within a second, or its
 answer `503` full, not ready or draining (an edge stopping once its calls end). A timeout or a lost answer
 stops there, since that edge may ring the callee (the session then ends as a call the edge never took does,
-its token spent); a second edge would ring them twice, so that session's retry (its Idempotency-Key) goes
-back to that edge, at whichever replica it comes (the edge is recorded in the store before it is asked),
-while other calls go to the other edges first.
+its token spent); a second edge would ring them twice, so that call's retry with its Idempotency-Key places
+nothing (dispatcher/api/call_order.py), and a session is only ever handed to the edge recorded for it in the
+store before it is asked, at whichever replica, while other calls go to the other edges first.
 The record is let go (and the next edge asked) only on the first request's own answer: a refusal with the
 edge's error code, or its 503 full or draining; once a try may have reached the edge, whatever follows keeps it.
 `GET /trunks` places nothing: any edge's failure passes it to the next. The pace is the trunk's
@@ -53,6 +53,9 @@ BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
 TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
 OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
 PLACED_NOTHING = ("edge_full", "not_ready", "edge_draining")  # an edge's 503 codes for a call it did not take
+# A call an edge may hold is never placed again under its key (dispatcher/api/call_order.py `current_try`).
+MAY_HOLD = ("it may hold the call, so a retry with the same Idempotency-Key places nothing (it answers with this "
+            "call's session, ended not_placed); a new key places the call again")
 CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an error code as the edge writes one (sipedge/control_auth.py)
 
 
@@ -215,6 +218,8 @@ class TrunkCalls:
                 self._read(answer, "/calls", first=first)
             except (_NothingPlaced, _Refused) as exc:
                 await self.edges.let_go(session_id, claim)  # this hand-over's record alone: an earlier one's stays
+                if isinstance(exc, _Refused) and claim.mine:
+                    raise NothingHeld.of(exc) from None
                 if isinstance(exc, _Refused):
                     raise
                 if not claim.mine:
@@ -227,7 +232,7 @@ class TrunkCalls:
                 raise
             return claim.url
         assert nothing is not None  # noqa: S101 - there is at least one edge
-        raise nothing
+        raise NothingHeld.of(nothing)  # each edge's own first answer: it took nothing, nor did an earlier try
 
     def _holding(self, url: str, error: ApiError) -> ApiError:
         """A retry held at the edge an earlier try of its session went to, which did not take it now."""
@@ -281,11 +286,12 @@ class TrunkCalls:
             return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json), False
         except Transient as exc:
             retry = exc.retry_after if exc.retry_after is not None else 5.0
-            error = ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
-                             retry_after=retry)
             if reached or not (exc.status is None and nothing_sent(exc.__cause__ or exc)):
-                raise error from None  # a try may have reached it: it may hold the call
-            raise _NothingPlaced(error) from None
+                # A try may have reached it: it may hold the call.
+                raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not answer the call's request ({exc}); "
+                               f"{MAY_HOLD}", retry_after=retry) from None
+            raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request "
+                                          f"({exc}); try again", retry_after=retry)) from None
 
     def _read(self, answer: HttpResponse, path: str, *, first: bool) -> Any:
         """The answer's JSON, or why not: `_NothingPlaced` or `_Refused` only for the `first` request's own
@@ -306,12 +312,22 @@ class TrunkCalls:
                 code = {403: "call_not_allowed", 409: _conflict_code(answer)}.get(status, "sip_edge_refused")
                 raise _Refused(status, code, f"the SIP edge refused the call: {message}")
             raise ApiError(502, "sip_edge_failed", f"the SIP edge answered HTTP {answer.status_code} ({message}), "
-                           "which does not prove it placed nothing (a try may have reached it): it may hold the "
-                           "call, so this session's retries go to that edge alone", retry_after=5.0)
+                           f"which does not prove it placed nothing (a try may have reached it): {MAY_HOLD}",
+                           retry_after=5.0)
         return data
 
     async def aclose(self) -> None:
         await self.edges.aclose()
+
+
+class NothingHeld(ApiError):
+    """`hand_over`'s proof that no edge holds the session's call: each edge asked (none of them an earlier
+    hand-over's) answered its first request that it took nothing, or refused it in its own words. The call's
+    retry may then run as a new call (dispatcher/api/call_order.py); any other failure may leave it held."""
+
+    @classmethod
+    def of(cls, error: ApiError) -> NothingHeld:
+        return cls(error.status, error.code, error.message, retry_after=error.retry_after, extra=error.extra)
 
 
 class _Refused(ApiError):

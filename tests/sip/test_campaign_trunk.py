@@ -95,7 +95,7 @@ async def test_a_campaign_through_a_trunk_keeps_its_cps_retries_after_the_delay_
         await wait_for_idle_bot(api, 4)
         created = await api.post("/campaigns", json={
             "rows": [{"to": n, "body": {"row": i}} for i, n in enumerate([*ANSWERS, BUSY, RINGS])], "from": FROM,
-            "trunk": "far", "concurrency": 2,  # the edge's room for outbound calls (2 of its 3)
+            "trunk": "far", "concurrency": 4,  # above the edge's room for outbound calls (2 of its 3)
             "retry": {"on": ["busy", "no_answer"], "after_seconds": RETRY_AFTER, "attempts": 2}})
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
