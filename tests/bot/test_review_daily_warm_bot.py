@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import bot.daily_mode as daily_mode
-from bot.lifecycle import SessionLifecycle
+from bot.lifecycle import EndReason, SessionLifecycle
 
 
 class _Transport:
@@ -63,5 +63,5 @@ async def test_the_person_of_a_warm_transfer_leaving_does_not_end_the_callers_se
         assert not lifecycles[0].ended  # the caller is still in the room, with this bot
     finally:
         if lifecycles:
-            lifecycles[0].end(daily_mode.EndReason.SIGNAL)
+            lifecycles[0].end(EndReason.SIGNAL)
         await serving
