@@ -73,8 +73,6 @@ def host_arm() -> Iterator[HostIdentityArm]:
         yield fake
 
 
-@pytest.mark.xfail(strict=True, reason="a cell's own client_id refused at sign-in is not drained: every launch "
-                                       "homed there fails (aci_unauthorized) while the other cell is healthy")
 async def test_a_cell_whose_own_identity_cannot_sign_in_is_drained_and_its_launches_go_elsewhere(
         host_arm: HostIdentityArm) -> None:
     host_arm.add_subscription(OTHER, "vf-cell-b")
