@@ -91,8 +91,6 @@ async def test_a_cell_whose_own_identity_cannot_sign_in_is_drained_and_its_launc
         await machines.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="the fake ARM makes a group in a subnet the dispatcher may not join; ARM "
-                                       "answers 403 LinkedAuthorizationFailed, which drains the cell")
 async def test_a_cells_subnet_the_dispatcher_may_not_join_is_refused_and_drains_the_cell(
         fake_aci: FakeArmAci) -> None:
     cell_b = fake_aci.add_subscription(OTHER, "vf-cell-b")  # a role on the resource group, none on the subnet
