@@ -9,8 +9,12 @@
   alone), pull from the registry (AcrPull), and read exactly the Key Vault secrets its app
   references (Key Vault Secrets User on each secret, stacks/azure/secrets.py). A custom role cannot
   name a single resource as assignable, so both narrow roles are defined on the resource group and
-  assigned on their one resource. With `aciCells` the same launch role is assignable on each cell's
-  resource group too, and assigned there, on that resource group alone (not its subscription).
+  assigned on their one resource. With `aciCells` each cell has a launch role of its own, defined,
+  assignable and assigned on that cell's resource group alone (not its subscription), and a cell with
+  its own subnet a join role of its own, defined on the subnet's resource group and assigned on that
+  subnet alone: removing a cell deletes its roles after their assignments and changes no role that
+  stays (ARM refuses to drop an assignable scope that still holds an assignment,
+  `RoleScopeBeingRemovedContainsAssignments`: github.com/Azure/bicep/issues/17145).
 - The bots' identity may pull from the registry (AcrPull on the registry) and do what the team's
   `botPermissions` assigns it, nothing else.
 
@@ -61,6 +65,8 @@ class IdentitiesArgs:
     # aciCells: each cell's name and resource group scope (/subscriptions/<id>/resourceGroups/<name>) the
     # dispatcher launches in, besides the stack's own (a cell in it is left out: its assignment is the one above).
     cell_scopes: Sequence[tuple[str, str]] = ()
+    # aciCells: each cell's name and its own subnet's id (a cell that uses the bots' subnet is left out).
+    cell_subnets: Sequence[tuple[str, str]] = ()
 
 
 class Identities(pulumi.ComponentResource):
@@ -86,12 +92,17 @@ class Identities(pulumi.ComponentResource):
         # On a stack whose launch role still holds the join action, the `up` that moves it to the subnet
         # grants it there before taking it off the role: a launch in between keeps its subnet join.
         launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id,
-                            after=[join_grant], also=[scope for _, scope in args.cell_scopes])
+                            after=[join_grant])
         self.grants = [
             self.assign("dispatcher-launch", self.dispatcher, launch.id, args.resource_group_id),
-            # Named after the cell, so adding or removing one leaves the others in place.
-            *(self.assign(f"dispatcher-launch-cell-{cell}", self.dispatcher, launch.id, scope)
+            # Each cell's own roles, named after it, so adding or removing one leaves the others in place.
+            *(self.assign(f"dispatcher-launch-cell-{cell}", self.dispatcher, self._role(
+                f"launch-cell-{cell}", f"voicefleet bot launcher, cell {cell}", LAUNCH_ACTIONS, scope).id, scope)
               for cell, scope in args.cell_scopes),
+            *(self.assign(f"dispatcher-join-cell-{cell}", self.dispatcher, self._role(
+                f"join-cell-{cell}", f"voicefleet bot subnet joiner, cell {cell}", JOIN_ACTIONS,
+                subnet.split("/providers/", 1)[0]).id, subnet)
+              for cell, subnet in args.cell_subnets),
             join_grant,
             self.assign("dispatcher-assign-bot", self.dispatcher, assign.id, self.bot.id),
             self.assign("dispatcher-pull", self.dispatcher, built_in_role(args.subscription_id, ACR_PULL),
@@ -104,9 +115,9 @@ class Identities(pulumi.ComponentResource):
         self.register_outputs({"dispatcher": self.dispatcher.id, "bot": self.bot.id})
 
     def _role(self, purpose: str, title: str, actions: tuple[str, ...], scope: pulumi.Input[str],
-              after: Sequence[pulumi.Resource] = (), also: Sequence[str] = ()) -> azure.authorization.RoleDefinition:
-        """A custom role whose only assignable scopes are `scope`, a resource group, and `also` (cells'
-        resource groups, in any subscription of the tenant)."""
+              after: Sequence[pulumi.Resource] = ()) -> azure.authorization.RoleDefinition:
+        """A custom role defined on `scope`, a resource group (of any subscription of the tenant: a
+        cell's), its only assignable scope."""
         args = self._args
         return azure.authorization.RoleDefinition(
             f"{self._name}-{purpose}",
@@ -115,7 +126,7 @@ class Identities(pulumi.ComponentResource):
             role_name=f"{title} ({args.prefix}, {naming.tail(args.subscription_id, args.prefix)})",
             description=f"voicefleet {args.prefix}: {title}, this stack only",
             scope=scope,
-            assignable_scopes=[scope, *also],
+            assignable_scopes=[scope],
             permissions=[{"actions": list(actions), "not_actions": []}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )

@@ -1,4 +1,5 @@
-"""LaunchPolicy (Azure): what a container group in the stack's resource group may be, enforced by Azure.
+"""LaunchPolicy (Azure): what a container group in the stack's resource group, or an `aciCells` cell's, may
+be, enforced by Azure (a definition of its own in each cell's subscription, assigned on its resource group).
 
 The dispatcher's launch role (stacks/azure/identity.py) may write any container group there, so its
 stolen token alone could run any image, on a public address, outside the bots' network rules. An
@@ -16,11 +17,10 @@ sends it) refuses every container group that
   sku Standard with a user-assigned identity in exactly one subnet, the bots'.
 The dispatcher's own request (dispatcher/machines/aci/groups.py) passes: tests/infra/azure/
 test_launch_policy.py evaluates this rule against the bodies it builds and against forged ones.
-No built-in definition fits (the virtual-network one audits `networkProfile.id`, ACI's retired way).
-SDK read: pulumi_azure_native/authorization/policy_definition.py (subscription scope, API 2025-01-01),
-policy_assignment.py. Aliases: `az provider show -n Microsoft.ContainerInstance --expand
-resourceTypes/aliases`; those used here, with where each was checked, are in `ALIASES` (every one
-listed there).
+No built-in definition fits (the virtual-network one audits `networkProfile.id`). SDK read: pulumi_azure_native/
+authorization/policy_definition.py (subscription scope, API 2025-01-01), policy_assignment.py. Aliases:
+`az provider show -n Microsoft.ContainerInstance --expand resourceTypes/aliases`; those used here, with
+where each was checked, are in `ALIASES` (every one listed there).
 """
 
 from __future__ import annotations
@@ -128,20 +128,48 @@ class LaunchPolicyArgs:
     subnet_id: pulumi.Input[str]
     images: pulumi.Input[Sequence[str]]  # the releases' bot images by digest (stacks/shared/releases.py Rolled)
     variables: tuple[str, ...]  # the deployment's own bot variables (ACI_BOT_SETTINGS, ACI_BOT_SECRETS names)
+    # aciCells outside the stack's resource group: (name, subscription, resource group scope, its own subnet
+    # or None: the bots').
+    cells: tuple[tuple[str, str, str, str | None], ...] = ()
 
 
 class LaunchPolicy(pulumi.ComponentResource):
     assignment: azure.authorization.PolicyAssignment
+    cells: list[azure.authorization.PolicyAssignment]  # each aciCells cell's (its own resource group's)
 
     def __init__(self, name: str, args: LaunchPolicyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:LaunchPolicy", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        rule = pulumi.Output.all(args.subnet_id, args.images).apply(
+        self._args = args
+        self.assignment = self._policy(name, args.subscription_id, args.resource_group_id, args.subnet_id,
+                                       pulumi.ResourceOptions(parent=self))
+        # A definition is made in one subscription and assignable there alone (its "definition location":
+        # learn.microsoft.com/azure/governance/policy/concepts/definition-structure-basics), and the SDK's
+        # PolicyDefinition takes its subscription from the provider: each cell's is made with a provider of
+        # its subscription, its rule naming the cell's subnet.
+        providers: dict[str, azure.Provider] = {}
+        self.cells = []
+        for cell, subscription, scope, subnet in args.cells:
+            opts_here = pulumi.ResourceOptions(parent=self)
+            if subscription.lower() != args.subscription_id.lower():
+                provider = providers.get(subscription.lower()) or providers.setdefault(
+                    subscription.lower(), azure.Provider(f"{name}-{subscription.lower()}", subscription_id=subscription,
+                                                         opts=pulumi.ResourceOptions(parent=self)))
+                opts_here = pulumi.ResourceOptions(parent=self, provider=provider)
+            self.cells.append(self._policy(f"{name}-cell-{cell}", subscription, scope, subnet or args.subnet_id,
+                                           opts_here, cell))
+        self.register_outputs({"assignment": self.assignment.id})
+
+    def _policy(self, name: str, subscription: str, scope: pulumi.Input[str], subnet_id: pulumi.Input[str],
+                opts: pulumi.ResourceOptions, cell: str | None = None) -> azure.authorization.PolicyAssignment:
+        """The Deny definition in `subscription` and its assignment on `scope` (a resource group)."""
+        args = self._args
+        rule = pulumi.Output.all(subnet_id, args.images).apply(
             lambda found: launch_rule(str(found[0]), list(found[1]), args.variables))
-        title = f"{args.prefix}: bot container groups only"
+        title = f"{args.prefix}: bot container groups only" + (f" (cell {cell})" if cell else "")
+        purpose = f"launch-cell-{cell}" if cell else "launch"
         definition = azure.authorization.PolicyDefinition(
             name,
-            policy_definition_name=naming.guid(args.subscription_id, f"{args.prefix}/policy/launch"),
+            policy_definition_name=naming.guid(subscription, f"{args.prefix}/policy/{purpose}"),
             policy_type="Custom",
             mode="All",
             display_name=title,
@@ -151,17 +179,16 @@ class LaunchPolicy(pulumi.ComponentResource):
                         "ACLs, run as Spot, set DNS servers or a log workspace, have a public address or leave "
                         "the bots' subnet.",
             policy_rule=rule,
-            opts=child,
+            opts=opts,
         )
-        self.assignment = azure.authorization.PolicyAssignment(
+        return azure.authorization.PolicyAssignment(
             name,
-            policy_assignment_name=naming.guid(args.subscription_id, f"{args.prefix}/policy-assignment/launch"),
-            scope=args.resource_group_id,
+            policy_assignment_name=naming.guid(subscription, f"{args.prefix}/policy-assignment/{purpose}"),
+            scope=scope,
             policy_definition_id=definition.id,
             display_name=title,
             enforcement_mode="Default",
             non_compliance_messages=[{"message": "voicefleet: a container group here must be one of the stack's "
                                                  "bots (its images by digest, the bots' subnet, no public address)"}],
-            opts=child,
+            opts=opts,
         )
-        self.register_outputs({"assignment": self.assignment.id})

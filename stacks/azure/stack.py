@@ -90,7 +90,7 @@ class AzureStack(pulumi.ComponentResource):
             resource_group_id=group.id, location=cfg.location, registry_id=registry.id,
             bots_subnet_id=network.subnet_ids["bots"], tags=tags,
             bot_permissions=[(a.role, a.scope) for a in settings.bot_permissions.azure_assignments],
-            cell_scopes=_cell_scopes(cfg.aci_cells, own)), opts=child)
+            cell_scopes=_cell_scopes(cfg.aci_cells, own), cell_subnets=_cell_subnets(cfg.aci_cells)), opts=child)
         for unmade in aci_cells.unmade(aci_cells.listed(cfg.aci_cells), own):
             pulumi.log.warn(f"aciCells {unmade}", resource=self)
         recordings = RecordingStore(
@@ -152,7 +152,10 @@ class AzureStack(pulumi.ComponentResource):
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group_id=group.id,
             subnet_id=network.subnet_ids["bots"],
             images=rolled_releases.apply(lambda found: found.references()),
-            variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
+            variables=(*settings.observability.bot_environment(), *bot_secret_names),
+            cells=tuple((cell.name, cell.subscription_id, cell.scope, cell.subnet_id)
+                        for cell in aci_cells.listed(cfg.aci_cells) if cell.scope.lower() != own.lower())),
+            opts=child)
         target = AciTarget(
             resource_group=group.name, stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id,
             bot_image=images.bot, bot_identity_id=identities.bot.id, registry=registry.login_server,
@@ -171,7 +174,7 @@ class AzureStack(pulumi.ComponentResource):
             max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
             # Container Apps fails a revision whose identity cannot yet pull its image or read a secret
             # (or whose network cannot yet reach the vault); no bot launches before the policy holds.
-            depends_on=(*identities.grants, *grants, *secrets.ready, launch.assignment,
+            depends_on=(*identities.grants, *grants, *secrets.ready, launch.assignment, *launch.cells,
                         *(store.ready if store is not None else ()),
                         *(recordings.grants if recordings is not None else ())),
             drain=settings.drain), opts=child)
@@ -260,3 +263,8 @@ class AzureStack(pulumi.ComponentResource):
 def _cell_scopes(setting: str, own: str) -> list[tuple[str, str]]:
     """Each aciCells cell's name and resource group scope, but a cell in the stack's own resource group."""
     return [(cell.name, cell.scope) for cell in aci_cells.listed(setting) if cell.scope.lower() != own.lower()]
+
+
+def _cell_subnets(setting: str) -> list[tuple[str, str]]:
+    """Each aciCells cell's name and its own subnet (`subnet_id`), which the dispatcher joins there."""
+    return [(cell.name, cell.subnet_id) for cell in aci_cells.listed(setting) if cell.subnet_id is not None]

@@ -4,9 +4,10 @@ Each cell is a subscription's resource group in a location, with ACI's own creat
 minutes, 300 an hour) and quotas there (dispatcher/machines/aci/cells.py). The stack reads the list
 as the dispatcher reads ACI_CELLS (one parser, stacks/config/cells.py), passes it on, makes the store
 the dispatcher needs for it (each session's cell is recorded there), assigns the dispatcher's identity
-its launch role on each cell's resource group and nothing wider (stacks/azure/identity.py), counts
-each cell in the ceiling (stacks/config/ceiling_cells.py) and says what it cannot make there
-(`unmade`): the resource group, a network, the launch policy and the quota raises.
+a launch role of the cell's own on each cell's resource group and nothing wider and a join role on a
+cell's own subnet (stacks/azure/identity.py), assigns the launch policy there (stacks/azure/
+launch_policy.py), counts each cell in the ceiling (stacks/config/ceiling_cells.py) and says what it
+cannot make there (`unmade`): the resource group, a network and the quota raises.
 """
 
 from __future__ import annotations
@@ -58,21 +59,21 @@ def cells_setting(listed: Sequence[AciCell]) -> str:
 
 def unmade(listed: Sequence[AciCell], stack_scope: str) -> list[str]:
     """What the stack does not make in a cell of another resource group than its own (`stack_scope`), each
-    with its command: the resource group (the role assignment needs it first), the subnet's join grant, and
-    the launch policy (an Azure Policy definition is assignable in its own subscription only)."""
+    with its command: the resource group (the role assignments and the launch policy need it first) and
+    the cell's own subnet (the stack assigns the dispatcher's join there, a role holding the join action
+    alone, defined on the subnet's resource group)."""
     said = []
     for cell in listed:
         if cell.scope.lower() == stack_scope.lower():
             continue
         said.append(f"cell {cell.name}: before `pulumi up`, `az group create --subscription {cell.subscription_id} "
                     f"--name {cell.resource_group} --location {cell.location}` (the stack assigns the dispatcher's "
-                    "launch role there, and its operator needs User Access Administrator on it)")
+                    "launch role and the launch policy there, and its operator needs Owner, or User Access "
+                    "Administrator and Resource Policy Contributor, on it)")
         if cell.subnet_id is not None:
-            said.append(f"cell {cell.name}: its subnet delegated to Microsoft.ContainerInstance/containerGroups, "
-                        "peered with the stack's network if its bots reach the stack's private endpoints, and "
-                        "the dispatcher's join on it: `az role assignment create --assignee <dispatcher principal "
-                        "id> --role \"Network Contributor\" --scope " + cell.subnet_id + "` (or a narrower "
-                        "role with Microsoft.Network/virtualNetworks/subnets/join/action)")
-        said.append(f"cell {cell.name}: the stack's launch policy is not assigned there (a policy definition is "
-                    "assignable in its own subscription only): its groups are held to the dispatcher's own checks")
+            said.append(f"cell {cell.name}: before `pulumi up`, its subnet {cell.subnet_id} delegated to "
+                        "Microsoft.ContainerInstance/containerGroups and peered with the stack's network if its "
+                        "bots reach the stack's private endpoints (the stack assigns the dispatcher a role holding "
+                        "Microsoft.Network/virtualNetworks/subnets/join/action alone on it, defined on the "
+                        "subnet's resource group: its operator needs User Access Administrator there)")
     return said

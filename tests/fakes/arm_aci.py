@@ -41,7 +41,8 @@ from another. A token is the tenant's; what it may touch is its principal's role
 client → scopes, the dispatcher's on this resource group): a call on any other scope, or one that does
 not exist, is 403 `AuthorizationFailed` before anything else is said of it (learn.microsoft.com/azure/
 role-based-access-control/troubleshooting), and a granted scope with no such resource group 404
-`ResourceGroupNotFound`.
+`ResourceGroupNotFound`. A PUT whose `subnetIds` name a subnet its principal may not join (`joins`: client →
+scopes of its `subnets/join/action`) is 403 `LinkedAuthorizationFailed`, as ARM checks a request's linked scopes.
 """
 
 from __future__ import annotations
@@ -162,6 +163,9 @@ class FakeArmAci(TlsFake):
         # a role assignment is a scope's). The dispatcher's is this resource group's.
         self.others: dict[tuple[str, str], FakeArmAci] = {}
         self.roles: dict[str, set[str]] = {CLIENT_ID: {self.scope}}
+        # client → the scopes whose subnets it may join (`subnets/join/action`, a role of its own: the launch
+        # role does not hold it). The dispatcher's: this subscription's networks, where the tests' subnets are.
+        self.joins: dict[str, set[str]] = {CLIENT_ID: {f"/subscriptions/{subscription}"}}
         self.principals: dict[str, str] = {}  # token → the client it was issued to
         self.groups: dict[str, dict[str, Any]] = {}
         self.registry: set[str] = {IMAGE}  # the images a group may run (a test adds a release's)
@@ -248,6 +252,24 @@ class FakeArmAci(TlsFake):
         return any(scope == s or scope.startswith(s + "/") or (group is None and s.startswith(scope + "/"))
                    for s in held)
 
+    async def _unjoined(self, principal: str | None, request: Request) -> Response | None:
+        """ARM's check of a PUT's linked scopes: a subnet the caller may not join is 403
+        `LinkedAuthorizationFailed`, nothing made (its wording: github.com/microsoft/planetary-computer-hub/pull/25)."""
+        try:
+            linked = (await request.json()).get("properties", {}).get("subnetIds") or []
+            subnets = [str(s.get("id", "")) for s in linked]
+        except (ValueError, AttributeError):
+            return None  # the resource provider answers a body it cannot read
+        held = [s.lower() for s in self.joins.get(principal or "", ())]
+        for subnet in subnets:
+            if not any(subnet.lower() == s or subnet.lower().startswith(s + "/") for s in held):
+                return arm_error(403, "LinkedAuthorizationFailed", f"The client '{principal}' has permission to "
+                                 "perform action 'Microsoft.ContainerInstance/containerGroups/write' on scope "
+                                 f"'{request.url.path}'; however, it does not have permission to perform action(s) "
+                                 f"'Microsoft.Network/virtualNetworks/subnets/join/action' on the linked scope(s) "
+                                 f"'{subnet}' (respectively) or the linked scope(s) are invalid.")
+        return None
+
     def _wrap(self, endpoint: Handler) -> Handler:
         async def arm(request: Request) -> Response:
             if not request.url.path.startswith("/subscriptions/"):
@@ -274,6 +296,8 @@ class FakeArmAci(TlsFake):
                 return arm_error(403, "AuthorizationFailed", f"The client '{self.principals.get(token)}' does not "
                                  f"have authorization to perform action 'Microsoft.ContainerInstance/containerGroups/"
                                  f"{action}' over scope '{request.url.path}' or the scope is invalid.")
+            if request.method == "PUT" and (unjoined := await self._unjoined(self.principals.get(token), request)):
+                return unjoined
             target = self._target(request)
             if target is None:
                 return arm_error(404, "ResourceGroupNotFound", f"Resource group "

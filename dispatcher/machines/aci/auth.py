@@ -28,6 +28,11 @@ IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"  # noqa
 EARLY_SECONDS = 300.0
 
 
+class NoArmToken(MachinesError):
+    """The sign-in answered without a token (a refused identity or secret): the identity's failure,
+    not ARM's (aci/cells.py drains a cell whose own identity it is)."""
+
+
 class ArmTokens(Protocol):
     async def headers(self) -> dict[str, str]: ...
 
@@ -98,7 +103,7 @@ def _read(response: HttpResponse, source: str) -> tuple[str, float]:
         else:
             expires = time.time() + float(body["expires_in"])
     except (ValueError, KeyError, TypeError):
-        raise MachinesError("aci_unauthorized", f"no ARM token from {source} (HTTP {response.status_code})") from None
+        raise NoArmToken("aci_unauthorized", f"no ARM token from {source} (HTTP {response.status_code})") from None
     if response.status_code != 200:
-        raise MachinesError("aci_unauthorized", f"no ARM token from {source} (HTTP {response.status_code})")
+        raise NoArmToken("aci_unauthorized", f"no ARM token from {source} (HTTP {response.status_code})")
     return token, expires

@@ -13,9 +13,10 @@ A launch reads the session's group in its cell first (a retry at any replica mee
 turns the launch away to another only when its own answer refused the create and nothing was made:
 a 429 (the subscription's write bucket, or ACI's create budget), a quota (`ContainerGroupQuotaReached`,
 `StandardCoresQuotaReached`…), or its role refused (403: the dispatcher's token is the tenant's, the
-grant is each resource group's). A PUT whose answer was lost stays in its cell, looked for there
-(machines/lost_creates.py). A bot's hello is admitted while ARM shows its group in the cell the store
-records for its session (aci/identity.py). The warm reserve does not run over cells yet.
+grant is each resource group's), or its own `client_id` refused at sign-in (the dispatcher's shared
+identity refused is every cell's failure: it drains none). A PUT whose answer was lost stays in its
+cell, looked for there (machines/lost_creates.py). A bot's hello is admitted while ARM shows its
+group in the cell the store records for its session (aci/identity.py). The warm reserve does not run over cells yet.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.machines.aci.auth import ArmToken
+from dispatcher.machines.aci.auth import ArmToken, NoArmToken
 from dispatcher.machines.aci.groups import IDLE_INFIX
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.provider import BOT_CHANNEL_URL, AciMachines, arm_token, bot_env_from, bot_secrets_from
@@ -59,6 +60,8 @@ class AciCellMachines(CellLaunches[AciMachines]):
                                              channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None,
                                              bot_env=bot_env_from(env), bot_secrets=secrets, cell=cell.name)
         self._tokens = tuple(tokens.values())
+        shared = env.get("AZURE_CLIENT_ID", "").strip()  # the dispatcher's own identity: every cell's failure
+        self._own_identity = {cell.name for cell in settings.cells if cell.client_id and cell.client_id != shared}
         cells = Cells(self.name, coordination, settings.create_rate, tuple(members),
                       room={cell.name: cell.max_groups for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
@@ -74,9 +77,15 @@ class AciCellMachines(CellLaunches[AciMachines]):
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
         """Only the cell's own refusal that made nothing: never a lost answer (`aci_unavailable`), nor
-        the dispatcher's own sign-in (`nothing_sent`: the same for every cell)."""
+        the dispatcher's own sign-in (`nothing_sent`, or its shared identity's: the same for every cell).
+        A cell's own `client_id` refused at sign-in is that cell's alone."""
         if isinstance(exc, CellTurnedAway):
             return exc.message
+        if isinstance(exc, NoArmToken):
+            if cell not in self._own_identity:
+                return None
+            log.warning("ACI cell %s drained: its client_id could not sign in: %s", cell, exc.message)
+            return "its client_id could not sign in (the dispatcher's log says how)"
         if exc.nothing_sent:
             return None
         if exc.reason == "aci_throttled":  # the last open cell, still throttled after its retries

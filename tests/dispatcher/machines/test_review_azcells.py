@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from dispatcher.machines.aci.cells import AciCellMachines
 from dispatcher.machines.aci.settings import AciSettings
-from dispatcher.machines.base import MachineState
+from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_aci_cells import LONG_DRAIN, OTHER, cells_env, drained
 from tests.dispatcher.machines.test_contract import spec
@@ -39,6 +39,7 @@ from tests.fakes.arm_aci import CLIENT_ID, RESOURCE_GROUP, SUBSCRIPTION, FakeArm
 from tests.support.cells import homed_in
 
 CELL_B_IDENTITY = "22222222-2222-2222-2222-222222222222"  # a user-assigned identity the host does not hold
+SHARED_IDENTITY = "33333333-3333-3333-3333-333333333333"  # the dispatcher's own, named by a cell too
 IDENTITY_HEADER = "identity-header-1"
 
 
@@ -73,8 +74,6 @@ def host_arm() -> Iterator[HostIdentityArm]:
         yield fake
 
 
-@pytest.mark.xfail(strict=True, reason="a cell's own client_id refused at sign-in is not drained: every launch "
-                                       "homed there fails (aci_unauthorized) while the other cell is healthy")
 async def test_a_cell_whose_own_identity_cannot_sign_in_is_drained_and_its_launches_go_elsewhere(
         host_arm: HostIdentityArm) -> None:
     host_arm.add_subscription(OTHER, "vf-cell-b")
@@ -93,8 +92,27 @@ async def test_a_cell_whose_own_identity_cannot_sign_in_is_drained_and_its_launc
         await machines.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="the fake ARM makes a group in a subnet the dispatcher may not join; ARM "
-                                       "answers 403 LinkedAuthorizationFailed, which drains the cell")
+async def test_a_cell_naming_the_dispatchers_own_identity_refused_at_sign_in_drains_no_cell(
+        host_arm: HostIdentityArm) -> None:
+    """The shared identity's failure is every cell's: draining the cell that met it first would send
+    the launch on to fail alike and leave the cells drained for nothing."""
+    host_arm.add_subscription(OTHER, "vf-cell-b")
+    host_arm.held = set()
+    env = {k: v for k, v in cells_env(host_arm).items() if k != "AZURE_CLIENT_SECRET"}
+    cells = json.loads(env["ACI_CELLS"])
+    cells[1]["client_id"] = SHARED_IDENTITY  # the dispatcher's own AZURE_CLIENT_ID, named again
+    env.update(ACI_CELLS=json.dumps(cells), AZURE_CLIENT_ID=SHARED_IDENTITY,
+               IDENTITY_ENDPOINT=f"{host_arm.url}/msi/token", IDENTITY_HEADER=IDENTITY_HEADER)
+    machines = AciCellMachines(AciSettings.from_env(env), LocalCoordination(), env, drain_base=LONG_DRAIN)
+    try:
+        [session] = homed_in(machines, "b")
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(spec(session))
+        assert refused.value.reason == "aci_unauthorized" and drained(machines) == {}
+    finally:
+        await machines.aclose()
+
+
 async def test_a_cells_subnet_the_dispatcher_may_not_join_is_refused_and_drains_the_cell(
         fake_aci: FakeArmAci) -> None:
     cell_b = fake_aci.add_subscription(OTHER, "vf-cell-b")  # a role on the resource group, none on the subnet

@@ -38,10 +38,15 @@ def plain(run: Run) -> dict[str, str]:
     return {name: e["value"] for name, e in env(run).items() if "value" in e}
 
 
-def launch_role(run: Run) -> dict[str, Any]:
-    create = "Microsoft.ContainerInstance/containerGroups/write"
-    (role,) = [r for r in run.of_type(ROLE) if create in unwrap(r.inputs)["permissions"][0]["actions"]]
+def launch_role(run: Run, purpose: str = "launch") -> dict[str, Any]:
+    """The stack's own launch role, or a cell's (`launch-cell-<name>`)."""
+    (role,) = [r for r in run.of_type(ROLE) if r.name.endswith(f"-{purpose}")]
     return {**unwrap(role.inputs), "id": role.outputs["id"]}
+
+
+def assigned(run: Run, role: dict[str, Any]) -> list[str]:
+    return sorted(unwrap(a.inputs)["scope"] for a in run.of_type(ASSIGNMENT)
+                  if unwrap(a.inputs)["roleDefinitionId"] == role["id"])
 
 
 def test_the_dispatcher_reads_aci_cells_exactly_as_listed(stack: StackRunner) -> None:
@@ -64,27 +69,35 @@ def test_cells_make_the_store_the_dispatcher_needs_for_them_with_one_replica(sta
     assert plain(run).get("REDIS_URL"), "ACI_CELLS needs the shared store: the dispatcher refuses to start without it"
 
 
-def test_the_launch_role_is_assigned_on_each_cells_resource_group_and_nothing_wider(stack: StackRunner) -> None:
+def test_each_cell_has_a_launch_role_of_its_own_on_its_resource_group_and_nothing_wider(stack: StackRunner) -> None:
     run = cells_run(stack)
     group_id = run.one("azure-native:resources:ResourceGroup").outputs["id"]
-    role = launch_role(run)
-    scopes = [f"/subscriptions/{cell['subscription_id']}/resourceGroups/{cell['resource_group']}" for cell in CELLS]
-    assert role["assignableScopes"] == [group_id, *scopes] and role["permissions"][0]["actions"] == list(
-        identity.LAUNCH_ACTIONS)
-    launching = sorted(unwrap(a.inputs)["scope"] for a in run.of_type(ASSIGNMENT)
-                       if unwrap(a.inputs)["roleDefinitionId"] == role["id"])
-    assert launching == sorted([group_id, *scopes])  # each resource group, never a subscription
+    own = launch_role(run)
+    assert own["assignableScopes"] == [group_id] and assigned(run, own) == [group_id]
     dispatcher = run.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-dispatcher")
-    assert {unwrap(a.inputs)["principalId"] for a in run.of_type(ASSIGNMENT)
-            if unwrap(a.inputs)["roleDefinitionId"] == role["id"]} == {dispatcher.outputs["principalId"]}
+    for cell in CELLS:
+        scope = f"/subscriptions/{cell['subscription_id']}/resourceGroups/{cell['resource_group']}"
+        role = launch_role(run, f"launch-cell-{cell['name']}")
+        assert role["scope"] == scope and role["assignableScopes"] == [scope]  # never a subscription
+        assert role["permissions"][0]["actions"] == list(identity.LAUNCH_ACTIONS) and assigned(run, role) == [scope]
+        assert {unwrap(a.inputs)["principalId"] for a in run.of_type(ASSIGNMENT)
+                if unwrap(a.inputs)["roleDefinitionId"] == role["id"]} == {dispatcher.outputs["principalId"]}
 
 
-def test_a_cell_in_the_stacks_own_resource_group_adds_no_assignment(stack: StackRunner) -> None:
+def test_a_cell_in_the_stacks_own_resource_group_adds_no_role_nor_assignment(stack: StackRunner) -> None:
     own = [{"name": "home", "subscription_id": OWN, "resource_group": "voicefleet-azure-test", "location":
             "westeurope"}, CELLS[1]]
     run = cells_run(stack, own)
-    role = launch_role(run)
-    assert len([a for a in run.of_type(ASSIGNMENT) if unwrap(a.inputs)["roleDefinitionId"] == role["id"]]) == 2
+    assert len(assigned(run, launch_role(run))) == 1
+    assert not [r for r in run.of_type(ROLE) if r.name.endswith("-launch-cell-home")]
+
+
+def test_a_stack_without_cells_keeps_its_one_launch_role_as_it_was(stack: StackRunner, azure: Run) -> None:
+    """The roles a stack made before cells had roles of their own: the same names, the same inputs (no replace)."""
+    with_cells = cells_run(stack)
+    roles = {r.name: unwrap(r.inputs) for r in azure.of_type(ROLE)}
+    assert roles == {r.name: unwrap(r.inputs) for r in with_cells.of_type(ROLE) if "-cell-" not in r.name}
+    assert launch_role(azure)["assignableScopes"] == [azure.one("azure-native:resources:ResourceGroup").outputs["id"]]
 
 
 def test_what_the_stack_cannot_make_in_a_cell_is_noted_with_its_commands(
@@ -95,8 +108,7 @@ def test_what_the_stack_cannot_make_in_a_cell_is_noted_with_its_commands(
     notes = [w for w in warned if w.startswith("aciCells cell ")]
     assert any(f"az group create --subscription {OTHER} --name voicefleet-cell-b --location westeurope" in n
                for n in notes)
-    assert any(f"--scope {SUBNET_B}" in n for n in notes)
-    assert any("launch policy is not assigned there" in n for n in notes)
+    assert any(f"its subnet {SUBNET_B} delegated to Microsoft.ContainerInstance/containerGroups" in n for n in notes)
 
 
 @pytest.mark.parametrize(("cells", "problem"), [
