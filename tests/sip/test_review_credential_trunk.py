@@ -1,0 +1,97 @@
+"""Hostile review of trunks of credentials alone (docs/sip.md#inbound-digest), on the kamailio.cfg the edge writes
+(tests/sip/kamailio_front.py: real Kamailio, stand-in workers), as svwar/svcrack would probe an edge open to any
+address: what a guesser learns of the trunks' usernames from the front's answers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sipedge.front_config import DIGEST_FAILURES, DIGEST_REALM
+from sipedge.supervisor import KAMAILIO
+from tests.sip.kamailio_front import NUMBER, STRANGER, Front, running_front
+from tests.sip.raw_sip import GOOD_SDP
+
+pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
+                                reason="Kamailio is not installed (.ci/run installs it)")
+
+PASSWORD = secrets.token_urlsafe(24)
+OTHER_STRANGER = "127.0.0.98"  # in no trunk's sources either
+OFFICE = """
+[[trunk]]
+name = "office"
+numbers = { "+14155550177" = "" }
+inbound_digest_username = "pbx-a"
+inbound_digest_password_env = "PBX_A_PASSWORD"
+"""
+
+
+@pytest.fixture
+def front(tmp_path: Path) -> Iterator[Front]:
+    with running_front(tmp_path, trunk_settings=OFFICE, env={"PBX_A_PASSWORD": PASSWORD}) as running:
+        yield running
+
+
+def _invite(host: str, port: int, call_id: str, cseq: int, extra: str = "") -> bytes:
+    uri = f"sip:{NUMBER}@127.0.0.1"
+    return (f"INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{call_id}{cseq}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:guess@{host}>;tag=g{call_id}\r\nTo: <sip:{NUMBER}@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:guess@{host}:{port}>\r\n{extra}"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(GOOD_SDP)}\r\n\r\n{GOOD_SDP}").encode()
+
+
+def _answer(sock: socket.socket) -> str:
+    sock.settimeout(3.0)
+    return sock.recv(65535).decode(errors="replace")
+
+
+def _guess(sock: socket.socket, front: Front, username: str) -> str:
+    """One svcrack-style guess: the challenge, then a response for `username` with a wrong password; its status."""
+    host, port = sock.getsockname()
+    call_id = secrets.token_hex(6)
+    sock.sendto(_invite(host, port, call_id, 1), front.address)
+    nonce = re.search(r'nonce="([^"]+)"', _answer(sock))
+    assert nonce is not None
+    uri = f"sip:{NUMBER}@127.0.0.1"
+    ha1 = hashlib.md5(f"{username}:{DIGEST_REALM}:wrong-guess".encode()).hexdigest()  # noqa: S324 - digest's own
+    ha2 = hashlib.md5(f"INVITE:{uri}".encode()).hexdigest()  # noqa: S324
+    response = hashlib.md5(f"{ha1}:{nonce[1]}:00000001:c0ffee:auth:{ha2}".encode()).hexdigest()  # noqa: S324
+    header = (f'Proxy-Authorization: Digest username="{username}", realm="{DIGEST_REALM}", nonce="{nonce[1]}", '
+              f'uri="{uri}", response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5\r\n')
+    sock.sendto(_invite(host, port, call_id, 2, header), front.address)
+    return _answer(sock).split("\r\n", 1)[0]
+
+
+def _after_guesses(front: Front, host: str, username: str) -> str:
+    """What a source hears to a plain INVITE after DIGEST_FAILURES wrong guesses for `username`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, 0))
+        for _ in range(DIGEST_FAILURES):
+            assert _guess(sock, front, username) == "SIP/2.0 403 Forbidden"
+        sock.sendto(_invite(host, sock.getsockname()[1], secrets.token_hex(6), 1), front.address)
+        return _answer(sock).split("\r\n", 1)[0]
+    finally:
+        sock.close()
+
+
+@pytest.mark.xfail(strict=True, reason="a wrong response for a username of no trunk's is 403 without counting "
+                                       "towards the source's DIGEST_FAILURES (front_config._check_credential), while "
+                                       "one for a real username counts: after 10 guesses a real username cuts the "
+                                       "source off (403 unchallenged) and an unknown one does not (407), an "
+                                       "enumeration oracle; docs/sip.md says both count")
+def test_ten_guesses_answer_alike_for_a_real_and_an_unknown_username(front: Front) -> None:
+    """svwar-style: a guesser sends DIGEST_FAILURES wrong responses for a candidate username, then a plain INVITE;
+    the answer must not tell whether the candidate is a trunk's username (docs/sip.md#inbound-digest: "a username
+    of no trunk's ... counts towards the source's 10 wrong responses a minute")."""
+    real = _after_guesses(front, STRANGER, "pbx-a")
+    unknown = _after_guesses(front, OTHER_STRANGER, "not-a-trunk")
+    assert real == "SIP/2.0 403 Forbidden"  # the source is cut off, as documented
+    assert unknown == real
