@@ -16,7 +16,7 @@ import pytest
 
 from sipedge.front_config import DIGEST_FAILURES, DIGEST_REALM
 from sipedge.supervisor import KAMAILIO
-from tests.sip.kamailio_front import NUMBER, STRANGER, Front, running_front
+from tests.sip.kamailio_front import NUMBER, STRANGER, Front, running_front, wait_for
 from tests.sip.raw_sip import GOOD_SDP
 
 pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
@@ -95,3 +95,51 @@ def test_ten_guesses_answer_alike_for_a_real_and_an_unknown_username(front: Fron
     unknown = _after_guesses(front, OTHER_STRANGER, "not-a-trunk")
     assert real == "SIP/2.0 403 Forbidden"  # the source is cut off, as documented
     assert unknown == real
+
+
+def _authorized(sock: socket.socket, front: Front, call_id: str) -> None:
+    """The caller's INVITE with its right credential, after its challenge (RFC 2617, qop=auth)."""
+    host, port = sock.getsockname()
+    sock.sendto(_invite(host, port, call_id, 1), front.address)
+    nonce = re.search(r'nonce="([^"]+)"', _answer(sock))
+    assert nonce is not None
+    uri = f"sip:{NUMBER}@127.0.0.1"
+    ha1 = hashlib.md5(f"pbx-a:{DIGEST_REALM}:{PASSWORD}".encode()).hexdigest()  # noqa: S324 - digest's own
+    ha2 = hashlib.md5(f"INVITE:{uri}".encode()).hexdigest()  # noqa: S324
+    response = hashlib.md5(f"{ha1}:{nonce[1]}:00000001:c0ffee:auth:{ha2}".encode()).hexdigest()  # noqa: S324
+    sock.sendto(_invite(host, port, call_id, 2, (
+        f'Proxy-Authorization: Digest username="pbx-a", realm="{DIGEST_REALM}", nonce="{nonce[1]}", uri="{uri}", '
+        f'response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5\r\n')), front.address)
+
+
+def _bye(host: str, port: int, call_id: str) -> bytes:
+    return (f"BYE sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{secrets.token_hex(4)}"
+            f"\r\nMax-Forwards: 70\r\nFrom: <sip:guess@{STRANGER}>;tag=g{call_id}\r\n"
+            f"To: <sip:{NUMBER}@127.0.0.1>;tag=worker\r\nCall-ID: {call_id}\r\nCSeq: 3 BYE\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+@pytest.mark.xfail(strict=True, reason="route[IN_DIALOG] forgets a call ($sht(calls), peers, peers::source) on any "
+                                       "BYE that names its Call-ID, before the worker finds it a stranger's "
+                                       "(admission.dialog_peer): after a stranger's BYE the credential caller's own "
+                                       "BYE is 481 at the front and never reaches the worker, so the call, its slot "
+                                       "and its bot live on")
+def test_a_strangers_bye_on_a_credential_call_leaves_the_callers_own_bye_its_way(front: Front) -> None:
+    """An attacker who knows a call's Call-ID (UDP is cleartext; the bot and the log know it too) sends a BYE from
+    an address of its own: the worker refuses it, and the caller's own BYE must still reach the worker."""
+    caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    call_id = secrets.token_hex(6)
+    try:
+        caller.bind((STRANGER, 0))
+        attacker.bind((OTHER_STRANGER, 0))
+        _authorized(caller, front, call_id)
+        assert wait_for(lambda: any(t.startswith("INVITE ") and call_id in t for t in front.at_workers()))
+        attacker.sendto(_bye(OTHER_STRANGER, attacker.getsockname()[1], call_id), front.address)
+        assert wait_for(lambda: any(t.startswith("BYE ") and call_id in t for t in front.at_workers()))
+        caller.sendto(_bye(STRANGER, caller.getsockname()[1], call_id), front.address)
+        assert wait_for(lambda: any(t.startswith("BYE ") and call_id in t and f"P-Edge-Source: {STRANGER}" in t
+                                    for t in front.at_workers())), front.log_path.read_text(errors="replace")[-2000:]
+    finally:
+        caller.close()
+        attacker.close()
