@@ -47,8 +47,6 @@ def clock_at(seconds: float) -> Callable[[], SimpleNamespace]:
     return lambda: SimpleNamespace(time=lambda: seconds)
 
 
-@pytest.mark.xfail(strict=True, reason="the edge is told `joined` from the status read before the hold: a call "
-                   "ended (cancelled, its bot gone) while its INVITE turn was held is still dialled by the edge")
 async def test_a_call_that_ended_during_its_invite_hold_is_not_told_joined(monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(Settings(), env={"SIP_EDGE_URL": EDGE, "SIP_EDGE_SECRET": SECRET},
                      machines=LocalMachines(LocalSettings()), rooms=None)
