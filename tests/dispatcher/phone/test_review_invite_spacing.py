@@ -98,7 +98,8 @@ async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
 @pytest.mark.xfail(strict=True, reason="each region spaces its INVITEs in its own store's bucket at the trunk's "
                    "whole cps: two regions' calls joined at once reach the trunk together, which a carrier counting "
                    "the trunk's cps refuses (Twilio error 32001, https://www.twilio.com/docs/api/errors/32001); "
-                   "said in docs/sip.md only, not where a team sets a trunk's cps or plans regions")
+                   "the plan warns, naming the per-region cps (stacks/config/trunk_invite_regions.py), but the "
+                   "INVITE bucket has no home region yet")
 async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "time", lambda: 5000.0)
     regions = [InviteSpacing(SteppedBuckets(), LocalFirstClaims()) for _ in range(2)]  # each region's own store
