@@ -51,6 +51,7 @@ from sipedge.control_auth import MAX_BODY_BYTES, control_app, error
 from sipedge.drain import DRAINING, DRAINING_CODE
 from sipedge.edge import Edge
 from sipedge.edge_status import edge_status
+from sipedge.invite_pace import InvitePace
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
@@ -133,6 +134,7 @@ class Control:
         self._secret = secret
         self.reports = CallReports(edge.config.dispatcher_url, edge.config.dispatcher_credential or secret)
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
+        self._invites = InvitePace()  # every outbound call's INVITE, spaced per trunk
         self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
         self._runner: web.AppRunner | None = None
         self._up_since = time.time()
@@ -206,7 +208,7 @@ class Control:
             return error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
         order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name, asked.edge_url)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
-                                                self.edge.config.answer_seconds))
+                                                self.edge.config.answer_seconds, self._invites))
         self.edge.placing.add(task)
         self._taken[asked.session_id] = None
         while len(self._taken) > REMEMBERED_CALLS:

@@ -27,6 +27,7 @@ from sipedge.call_flow import CallFlow, _bot_to_caller, _caller_to_bot
 from sipedge.call_reports import CallReports
 from sipedge.config import Trunk
 from sipedge.dispatcher_link import CallToken, DispatcherLink
+from sipedge.invite_pace import InvitePace
 from sipedge.outbound_sip import OutboundEvents, place
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal
@@ -78,7 +79,7 @@ class OutboundFlow(CallFlow):
 
 
 async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: DispatcherLink,
-                       reports: CallReports, answer_seconds: float) -> None:
+                       reports: CallReports, answer_seconds: float, pace: InvitePace | None = None) -> None:
     flow = OutboundFlow(asyncio.get_running_loop(), Playout())
     stream = await link.open_stream(CallToken(order.stream_url, order.session_id))
     if isinstance(stream, SipRefusal):
@@ -98,6 +99,8 @@ async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: Di
         if why is not None:
             await _report(reports, order, "not_placed", detail=why)
             return
+        if pace is not None:
+            await pace.turn(trunk.name, trunk.cps)
         placed = await _invite(stack, trunk, order, flow)
         if isinstance(placed, str):
             await _report(reports, order, "not_placed", detail=placed)

@@ -5,13 +5,15 @@ for it, at most `max_wait` seconds, else it is refused 429 with the wait, and no
 carrier. With several regions, across every region too (dispatcher/regions/pace_homes.py).
 
 A call that names its key (`holder`) shares the pace with every other key's: while its key holds a turn
-still due, it waits for that turn to come and asks again, so each key waiting holds one turn ahead at a
-time and the keys' turns interleave (docs/phone.md#sharing-a-pace)."""
+still due, it takes a place in its key's queue and asks again when the turns before it came, so each key
+waiting holds one turn ahead at a time and the keys' turns interleave. A call whose turn could not come
+within `max_wait` is refused at its first ask, as without a key (docs/phone.md#sharing-a-pace)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces, bucket_turn
@@ -30,19 +32,20 @@ async def pace_turn(limits: CreateLimits | RegionPaces, bucket: str, per_second:
     `wait` all this call waited). `what` names the pace in the refusal ("trunk 'far'"), `setting` the bound a
     team may raise; `holder` the key whose turn it is, shared with other keys'. With several regions
     (`RegionPaces`) the turn is the bucket's home region's, or this region's share of the pace."""
-    waited = 0.0  # on the key's own earlier turns
+    waited = 0.0  # queued behind the key's own earlier turns
+    ticket = uuid.uuid4().hex[:16] if holder is not None else ""  # this call's place in its key's queue
     while True:
         left = max(0.0, max_wait - waited)
         # Named by the carrier's account (or trunk) alone: replicas with different rates (mid-rollout) share
         # its bucket, each refilling it at its own, so the carrier never gets their rates added.
         if isinstance(limits, RegionPaces):
-            turn = await limits.turn(bucket, per_second, left, holder)
+            turn = await limits.turn(bucket, per_second, left, holder, ticket)
         else:
-            taken = await bucket_turn(limits, bucket, per_second, left, holder)
+            taken = await bucket_turn(limits, bucket, per_second, left, holder, ticket)
             turn = PaceTurn(taken.granted, taken.wait, queued=taken.queued)
         if not turn.queued:
             break
-        if turn.wait > left:  # the key's own earlier turn comes past this call's bound: its next, later still
+        if turn.wait > left:  # an older home's answer: the key's own turn comes past this call's bound
             turn = PaceTurn(False, waited + turn.wait + 1 / per_second, turn.by)
             break
         await asyncio.sleep(turn.wait)

@@ -5,15 +5,15 @@ but the edge sends the INVITE only once the session's bot joined: seconds later 
 once for a warm one. Two calls handed over a turn apart could reach the trunk closer than a turn (0.42 s
 apart at `cps = 2`: tests/sip/test_campaign_trunk.py). The edge asks whether the bot joined before its
 INVITE (`GET /edge/calls/{id}`), so the dispatcher answers `joined` only at the call's own turn of a second
-bucket at the trunk's `cps` (`trunk-invites:<name>`), taken once a session and recorded in the store: every
-replica the edge asks holds the same turn. The hand-over's pace bounds how many calls wait here (their turns
-come at most a few apart); this bucket spaces them. docs/sip.md#outbound-calls."""
+bucket at the trunk's `cps` (`trunk-invites:<name>`), taken once a session, read or taken by one step in the
+store on the store's clock: every replica the edge asks, whatever its clock, holds the same turn. The
+hand-over's pace bounds how many calls wait here (their turns come at most a few apart); this bucket spaces
+them. docs/sip.md#outbound-calls."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from dispatcher.store.coordination import CreateLimits, FirstClaims
@@ -24,7 +24,6 @@ log = logging.getLogger("dispatcher.phone")
 TRUNK, DUE = "invite-trunk:", "invite-due:"
 # A call's records outlive the edge's wait for its bot (its `answer_seconds`) and its retries.
 RECORD_SECONDS = 900.0
-LONGEST_WAIT = 3600.0  # a turn is always taken: the hand-over's pace already bounded the queue
 HOLD_SECONDS = 3.0  # an answer held at most this long: the edge's request gives up after 5 s (sipedge/call_reports.py)
 
 
@@ -49,10 +48,8 @@ class InviteSpacing:
             trunk = await self._records.held(TRUNK + session_id)
             if trunk is None:
                 return 0.0
-            due = await self._records.held(DUE + session_id)
-            if due is None:
-                turn = await self._limits.create_limit(f"trunk-invites:{trunk}", await cps_of(trunk), 1).cold(
-                    LONGEST_WAIT)
-                due = await self._records.first(DUE + session_id, repr(time.time() + turn.wait), RECORD_SECONDS)
-            return max(0.0, float(due) - time.time())
+            # Read or taken in one step in the store, on its clock: asks at once (the edge's retried poll, at any
+            # replica) hold one turn, and replicas whose clocks differ say the same wait.
+            invites = self._limits.create_limit(f"trunk-invites:{trunk}", await cps_of(trunk), 1)
+            return await invites.turn_of(DUE + session_id, RECORD_SECONDS)
         return 0.0

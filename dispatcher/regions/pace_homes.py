@@ -79,10 +79,11 @@ def pace_home(names: Mapping[str, str], bucket: str) -> str:
 
 
 async def bucket_turn(limits: CreateLimits, bucket: str, per_second: float, max_wait: float,
-                      holder: str | None) -> CreateTurn:
-    """A turn of the store's bucket: shared between keys where the call names its key (`holder`)."""
+                      holder: str | None, ticket: str = "") -> CreateTurn:
+    """A turn of the store's bucket: shared between keys where the call names its key (`holder`), the
+    call's `ticket` its place in its key's queue (`CreateLimit.shared`)."""
     limit = limits.create_limit(bucket, per_second, 1)
-    return await (limit.cold(max_wait) if holder is None else limit.shared(holder, max_wait))
+    return await (limit.cold(max_wait) if holder is None else limit.shared(holder, max_wait, ticket))
 
 
 class RegionPaces:
@@ -109,13 +110,14 @@ class RegionPaces:
         if self._regions.several:
             peers.answer_listeners.append(self._heard)
 
-    async def turn(self, bucket: str, per_second: float, max_wait: float, holder: str | None = None) -> PaceTurn:
+    async def turn(self, bucket: str, per_second: float, max_wait: float, holder: str | None = None,
+                   ticket: str = "") -> PaceTurn:
         if not self._regions.several:
-            turn = await bucket_turn(self._limits, bucket, per_second, max_wait, holder)
+            turn = await bucket_turn(self._limits, bucket, per_second, max_wait, holder, ticket)
             return PaceTurn(turn.granted, turn.wait, queued=turn.queued)
         home = pace_home(self._regions.urls, bucket)
         if home == self._regions.here:
-            granted, wait, queued = await self.serve(bucket, per_second, max_wait, holder)
+            granted, wait, queued = await self.serve(bucket, per_second, max_wait, holder, ticket)
             return PaceTurn(granted, wait, f"home {home}", queued=queued)
         peer = self._peers.peer(home)
         now = self._clock()
@@ -123,19 +125,19 @@ class RegionPaces:
             self._list(home, now, now + LINGER_SECONDS)
         elif peer is not None and self._resting.get(home, 0.0) <= now:
             # Asked whatever its polls say (a poll slow under load is no reason to pace alone).
-            asked = await self._ask(peer, bucket, per_second, max_wait, holder)
+            asked = await self._ask(peer, bucket, per_second, max_wait, holder, ticket)
             if asked is not None:
                 return asked
-        return await self._share(bucket, per_second, max_wait, home, holder)
+        return await self._share(bucket, per_second, max_wait, home, holder, ticket)
 
     async def serve(self, bucket: str, per_second: float, max_wait: float,
-                    holder: str | None = None) -> tuple[bool, float, bool]:
+                    holder: str | None = None, ticket: str = "") -> tuple[bool, float, bool]:
         """As the bucket's home: a turn at the share of the pace of every region that asks here (this
         one, and each peer heard from that does not pace alone from it)."""
         asking = 1 + sum(1 for peer in self._peers.by_name.values()
                          if peer.reachable and self._regions.here not in self._alone_at.get(peer.name, ()))
         rate = per_second * asking / len(self.named())
-        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder)
+        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder, ticket)
         return turn.granted, turn.wait, turn.queued
 
     def named(self) -> frozenset[str]:
@@ -162,7 +164,7 @@ class RegionPaces:
         self._listed_until[home] = max(self._listed_until.get(home, 0.0), until)
 
     async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
-                   holder: str | None) -> PaceTurn | None:
+                   holder: str | None, ticket: str) -> PaceTurn | None:
         """The home's answer; this call's own refusal when the ask found no slot, was refused or not
         answered; None when the home is passed over now."""
         by = f"home {peer.name}"
@@ -174,7 +176,7 @@ class RegionPaces:
             return PaceTurn(False, SLOT_SECONDS, by, f"more than {ASKS_PER_HOME} of this region's calls are asking "
                             f"its home region {peer.name} for a turn at once")
         try:
-            answer, why = await self._asked(peer, bucket, per_second, max_wait, holder)
+            answer, why = await self._asked(peer, bucket, per_second, max_wait, holder, ticket)
         finally:
             slots.release()
         if answer is not None:
@@ -195,12 +197,13 @@ class RegionPaces:
         return None
 
     async def _asked(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
-                     holder: str | None) -> tuple[tuple[bool, float, bool] | None, str]:
+                     holder: str | None, ticket: str) -> tuple[tuple[bool, float, bool] | None, str]:
         # A slot per ask in flight to each home: one never waits for a connection another home's asks hold.
         self._client = self._client or region_client(ASK_SECONDS, connections=ASKS_PER_HOME * len(self._peers.by_name))
         data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url, PACE_PATH,
                                       {"bucket": bucket, "per_second": per_second, "max_wait": max_wait,
-                                       **({"holder": holder} if holder is not None else {})}, ASK_SECONDS)
+                                       **({"holder": holder} if holder is not None else {}),
+                                       **({"ticket": ticket} if ticket else {})}, ASK_SECONDS)
         granted = data.get("granted") if isinstance(data, Mapping) else None
         wait = data.get("wait") if isinstance(data, Mapping) else None
         queued = data.get("queued") is True if isinstance(data, Mapping) else False  # an older home: never
@@ -211,7 +214,7 @@ class RegionPaces:
         return None, why if data is None else "answered no turn"
 
     async def _share(self, bucket: str, per_second: float, max_wait: float, home: str,
-                     holder: str | None) -> PaceTurn:
+                     holder: str | None, ticket: str) -> PaceTurn:
         now = self._clock()
         since = self._listed_since.get(home, now)
         by = f"share of this region while home {home} does not answer"
@@ -220,7 +223,7 @@ class RegionPaces:
             return PaceTurn(False, embargo, by, f"its home region {home} does not answer: this region takes its "
                             f"share of the pace alone in {embargo:.1f} s")
         share = per_second / len(self.named())
-        turn = await bucket_turn(self._limits, f"{bucket}@share", share, max_wait, holder)
+        turn = await bucket_turn(self._limits, f"{bucket}@share", share, max_wait, holder, ticket)
         if turn.granted:
             self._list(home, now, now + turn.wait)
         return PaceTurn(turn.granted, turn.wait, by, queued=turn.queued)
@@ -236,36 +239,41 @@ class RegionPaces:
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
         """As the home: the asking region's turn (`POST /regions/pace`), `{"granted", "wait"}`, at the
         lower of its rate and this region's own, where this region has one."""
-        bucket, rate, wait, holder = self.parse_ask(payload)
+        bucket, rate, wait, holder, ticket = self.parse_ask(payload)
         own = await self.own_rate(bucket) if self.own_rate is not None else None
         if own is not None and not math.isclose(own, rate) and (sender, bucket) not in self._warned:
             self._warned.add((sender, bucket))
             log.warning("regions: %s paces %s at %g calls a second, this region at %g: the lower holds. A pace is "
                         "the whole deployment's, every region's setting the same (docs/sip.md, upgrading to "
                         "several regions)", sender, bucket, rate, own)
-        granted, wait, queued = await self.serve(bucket, rate if own is None else min(rate, own), wait, holder)
+        granted, wait, queued = await self.serve(bucket, rate if own is None else min(rate, own), wait, holder,
+                                                 ticket)
         return {"granted": granted, "wait": round(wait, 3), **({"queued": True} if queued else {})}
 
-    def parse_ask(self, data: object) -> tuple[str, float, float, str | None]:
-        """A home's request body: (bucket, calls a second, longest wait, the asking key if named), or 400; 409
+    def parse_ask(self, data: object) -> tuple[str, float, float, str | None, str]:
+        """A home's request body: (bucket, calls a second, longest wait, the asking key if named, the call's
+        ticket in its key's queue or ""), or 400; 409
         where this region is not the bucket's home (REGIONS differ: the asker paces its share alone rather than
         make two homes)."""
         bucket = data.get("bucket") if isinstance(data, Mapping) else None
         rate = data.get("per_second") if isinstance(data, Mapping) else None
         wait = data.get("max_wait") if isinstance(data, Mapping) else None
         holder = data.get("holder") if isinstance(data, Mapping) else None
+        ticket = data.get("ticket", "") if isinstance(data, Mapping) else ""
         kind, _, name = bucket.partition(":") if isinstance(bucket, str) else ("", "", "")
         if (kind not in KINDS or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable()
                 or not _number(rate, MIN_PER_SECOND, MAX_PER_SECOND) or not _number(wait, 0.0, MAX_WAIT_SECONDS)
                 or not (holder is None or (isinstance(holder, str) and 0 < len(holder) <= MAX_NAME_CHARS
-                                           and holder.isprintable()))):
+                                           and holder.isprintable()))
+                or not (isinstance(ticket, str) and len(ticket) <= MAX_NAME_CHARS and ticket.isprintable())):
             raise ApiError(400, "invalid_request", "expected {\"bucket\": \"twilio|telnyx|trunk:<name of at most "
                            f"{MAX_NAME_CHARS} characters>\", \"per_second\": [1/3600, {MAX_PER_SECOND:g}], "
-                           f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}], \"holder\": an API key's id (optional)}}")
+                           f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}], \"holder\": an API key's id (optional), "
+                           "\"ticket\": the call's place in its key's queue (optional)}")
         if pace_home(self._regions.urls, str(bucket)) != self._regions.here:
             raise ApiError(409, "not_pace_home", "this region is not the pace's home by its REGIONS: make every "
                            "region's REGIONS the same")
-        return str(bucket), float(rate), float(wait), holder  # type: ignore[arg-type]  # checked above
+        return str(bucket), float(rate), float(wait), holder, ticket  # type: ignore[arg-type]  # checked above
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -273,10 +273,20 @@ class CreateLimit(Protocol):
         """What a cold launch asked for now would wait, and the refills' spare tokens (takes nothing)."""
         ...
 
-    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
-        """A cold turn for `holder` (an API key) while it has no other turn still due; else none, `queued`,
-        `wait` being when its own is due. Each holder waiting on the bucket thus holds one turn ahead at a
-        time: its turns interleave with every other holder's, round-robin (docs/phone.md#sharing-a-pace)."""
+    async def shared(self, holder: str, max_wait: float, ticket: str = "") -> CreateTurn:
+        """A cold turn for `holder` (an API key) while it has no other turn still due nor other calls queued
+        before this one; else none, `queued`, `wait` being when this call asks again (with the same `ticket`,
+        its place in the holder's queue; "" for a call that asks once). Each holder thus holds one turn ahead
+        at a time, its turns interleaving with every other holder's, round-robin. A call whose turn could
+        not come within `max_wait`, the holder's turn and calls queued before it counted, is refused at
+        once (`wait`: the earliest its turn could come), so a holder's waiting calls stay within what the
+        pace serves in `max_wait` (docs/phone.md#sharing-a-pace)."""
+        ...
+
+    async def turn_of(self, what: str, keep_seconds: float) -> float:
+        """Seconds until the turn recorded for `what` (a call's INVITE), taken as a cold turn however far
+        off at the first ask and kept `keep_seconds`: one read-or-take, so asks at once take one turn, and
+        every replica reads the same wait on the store's clock (the caller bounds the queue)."""
         ...
 
 

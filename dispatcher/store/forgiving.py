@@ -168,9 +168,13 @@ class ForgivingCreateLimit:
     async def look(self) -> CreateTurn:
         return await forgiving(self._shared.look, self._alone.look, "create limit")
 
-    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
-        return await forgiving(lambda: self._shared.shared(holder, max_wait),
-                               lambda: self._alone.shared(holder, max_wait), "create limit")
+    async def shared(self, holder: str, max_wait: float, ticket: str = "") -> CreateTurn:
+        return await forgiving(lambda: self._shared.shared(holder, max_wait, ticket),
+                               lambda: self._alone.shared(holder, max_wait, ticket), "create limit")
+
+    async def turn_of(self, what: str, keep_seconds: float) -> float:
+        return await forgiving(lambda: self._shared.turn_of(what, keep_seconds),
+                               lambda: self._alone.turn_of(what, keep_seconds), "create limit")
 
 
 class ForgivingCounts:

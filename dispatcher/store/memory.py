@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -119,6 +120,8 @@ class LocalCreateLimit:
         self._clock = clock
         self._due = -math.inf  # the bucket's theoretical arrival time: all tokens back by then
         self._holders: dict[str, float] = {}  # holder → when its last turn is due (`shared`)
+        self._queued: dict[str, dict[str, float]] = {}  # holder → its queued calls' tickets → their deadlines
+        self._turns: dict[str, tuple[float, float]] = {}  # what → (its turn's due, kept until) (`turn_of`)
 
     @property
     def per_second(self) -> float:
@@ -134,6 +137,8 @@ class LocalCreateLimit:
         limit = LocalCreateLimit(per_second, burst, self._clock)
         limit._due = self._due
         limit._holders = self._holders
+        limit._queued = self._queued
+        limit._turns = self._turns
         return limit
 
     async def cold(self, max_wait: float) -> CreateTurn:
@@ -145,16 +150,48 @@ class LocalCreateLimit:
     async def look(self) -> CreateTurn:
         return self._turn("look", 0.0)
 
-    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
+    async def shared(self, holder: str, max_wait: float, ticket: str = "") -> CreateTurn:
         now = self._clock()
         for gone in [h for h, due in self._holders.items() if due <= now]:
             del self._holders[gone]  # turns passed: only holders still waiting are kept
-        if (held := self._holders.get(holder)) is not None:
-            return CreateTurn(False, held - now, 0, queued=True)
+        for gone in [h for h, queue in self._queued.items() if max(queue.values()) <= now]:
+            del self._queued[gone]  # every call it queued is past its longest wait
+        queue = {t: until for t, until in self._queued.pop(holder, {}).items() if until > now}
+        ticket = ticket or uuid.uuid4().hex
+        order = sorted(queue, key=lambda t: (queue[t], t))  # as the store's sorted set ranks them
+        held = self._holders.get(holder, -math.inf)
+        ahead = order.index(ticket) if ticket in queue else len(order)
+        if held > now or (ticket not in queue and ahead > 0):
+            ask = max(held, now) + ahead * self._interval
+            earliest = ask + self._interval if held > now else ask
+            if earliest - now > max_wait:
+                queue.pop(ticket, None)
+                self._queued_again(holder, queue)
+                return CreateTurn(False, earliest - now, 0)
+            queue.setdefault(ticket, now + max_wait)
+            self._queued_again(holder, queue)
+            return CreateTurn(False, ask - now, 0, queued=True)
+        queue.pop(ticket, None)
+        self._queued_again(holder, queue)
         turn = self._turn("cold", max_wait)
         if turn.granted:
             self._holders[holder] = now + turn.wait
         return turn
+
+    async def turn_of(self, what: str, keep_seconds: float) -> float:
+        now = self._clock()
+        while self._turns and next(iter(self._turns.values()))[1] <= now:  # kept alike: the oldest run out first
+            del self._turns[next(iter(self._turns))]
+        if what not in self._turns:
+            due = max(self._due, now)
+            wait = max(0.0, due + self._interval - self._burst * self._interval - now)
+            self._due = due + self._interval
+            self._turns[what] = (now + wait, now + keep_seconds)
+        return max(0.0, self._turns[what][0] - now)
+
+    def _queued_again(self, holder: str, queue: dict[str, float]) -> None:
+        if queue:
+            self._queued[holder] = queue
 
     def _turn(self, mode: str, max_wait: float) -> CreateTurn:
         now = self._clock()

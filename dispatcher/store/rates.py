@@ -9,11 +9,16 @@
   remains for a cold start, so cold launches go first when tokens are short. Fly's list limit is
   counted by the same bucket (`create:fly-list:<app>`), every list taking its turn as a cold launch.
 - A carrier's pace shared between keys (`shared`): the same bucket, and beside it a hash
-  (`create-share:<name>`) of each key's turn still due. A key with one is told to ask again when it
-  comes, so each waiting key holds one turn ahead at a time and their turns interleave.
+  (`create-share:<name>`) of each key's turn still due, and per key its queued calls
+  (`create-queue:<name>:<key>`, each until its longest wait). A key with a turn due (or calls queued) queues
+  the call, told to ask again when the turns before it came, or refuses it at once if its turn could not
+  come within its longest wait; so each waiting key holds one turn ahead at a time, their turns
+  interleave, and a key's queue stays what the pace serves in that wait.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import CreateTurn
@@ -74,17 +79,41 @@ return {0, wait, spare}
 """
 
 
-# KEYS: the bucket, its holders' hash. ARGV: interval (ms), burst, a turn's longest wait (ms), the holder.
-# Returns {granted (0/1), wait (ms), queued (0/1)}: queued, the holder's own turn is due after `wait`.
+# KEYS: the bucket, its holders' hash, the holder's queued calls (ticket → the call's deadline).
+# ARGV: interval (ms), burst, the call's longest wait (ms), the holder, the call's ticket.
+# Returns {granted (0/1), wait (ms), queued (0/1)}: queued, the call asks again after `wait`; refused, its
+# turn could come no sooner than `wait`.
 _SHARED = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local longest = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local held = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or 0)
-if held > now then
-  return {0, held - now, 1}
+local queue = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')  -- at most what the pace serves in a wait
+local rank, last = false, now
+for i = 1, #queue, 2 do
+  if queue[i] == ARGV[5] then rank = (i - 1) / 2 end
+  last = math.max(last, tonumber(queue[i + 1]))
 end
+local ahead = rank
+if not rank then ahead = #queue / 2 end
+if held > now or (not rank and ahead > 0) then
+  local ask = math.max(held, now) + ahead * interval
+  local earliest = ask
+  if held > now then earliest = ask + interval end
+  if earliest - now > longest then
+    redis.call('ZREM', KEYS[3], ARGV[5])
+    return {0, earliest - now, 0}
+  end
+  if not rank then
+    redis.call('ZADD', KEYS[3], now + longest, ARGV[5])
+    redis.call('PEXPIRE', KEYS[3], math.max(last, now + longest) - now)
+  end
+  return {0, ask - now, 1}
+end
+redis.call('ZREM', KEYS[3], ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat + interval - burst * interval - now
@@ -103,17 +132,40 @@ return {1, wait, 0}
 """
 
 
+# KEYS: the bucket, the turn's record. ARGV: interval (ms), burst, the record's life (ms).
+# Returns the wait (ms) until the recorded turn, taken now if none was.
+_TURN_OF = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local due = tonumber(redis.call('GET', KEYS[2]) or -1)
+if due < 0 then
+  local interval = tonumber(ARGV[1])
+  local burst = tonumber(ARGV[2])
+  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+  if tat < now then tat = now end
+  local wait = tat + interval - burst * interval - now
+  if wait < 0 then wait = 0 end
+  redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
+  due = now + wait
+  redis.call('SET', KEYS[2], due, 'PX', ARGV[3])
+end
+return math.max(0, due - now)
+"""
+
+
 class SharedCreateLimit:
     def __init__(self, store: Store, name: str, per_second: float, burst: int) -> None:
         if per_second <= 0 or burst < 1:
             raise ValueError("a create limit needs a positive rate and a burst of at least 1")
         self._store = store
         self._key = store.key("create", name)
+        self._name = name
         self._interval_ms = max(1, round(1000 / per_second))
         self._burst = burst
         self._script = store.redis.register_script(_CREATE)
         self._holders = store.key("create-share", name)
         self._shared = store.redis.register_script(_SHARED)
+        self._turn_of = store.redis.register_script(_TURN_OF)
 
     async def cold(self, max_wait: float) -> CreateTurn:
         return await self._turn("cold", max_wait)
@@ -124,11 +176,18 @@ class SharedCreateLimit:
     async def look(self) -> CreateTurn:
         return await self._turn("look", 0.0)
 
-    async def shared(self, holder: str, max_wait: float) -> CreateTurn:
-        args: list[str | int] = [self._interval_ms, self._burst, int(max_wait * 1000), holder]
-        granted, wait_ms, queued = await self._store.call(
-            lambda: self._shared(keys=[self._key, self._holders], args=args))
+    async def shared(self, holder: str, max_wait: float, ticket: str = "") -> CreateTurn:
+        args: list[str | int] = [self._interval_ms, self._burst, int(max_wait * 1000), holder,
+                                 ticket or uuid.uuid4().hex]
+        keys = [self._key, self._holders, self._store.key("create-queue", self._name, holder)]
+        granted, wait_ms, queued = await self._store.call(lambda: self._shared(keys=keys, args=args))
         return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0, queued=bool(int(queued)))
+
+    async def turn_of(self, what: str, keep_seconds: float) -> float:
+        keys = [self._key, self._store.key("create-turn", what)]
+        args = [self._interval_ms, self._burst, max(1, int(keep_seconds * 1000))]
+        wait_ms = await self._store.call(lambda: self._turn_of(keys=keys, args=args))
+        return int(wait_ms) / 1000
 
     async def _turn(self, mode: str, max_wait: float) -> CreateTurn:
         args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000)]

@@ -56,6 +56,7 @@ from stacks.config import turn as turn_settings
 from stacks.config.bot_env import OTLP_HEADERS
 from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader, SettingsError
+from stacks.config.trunk_invite_regions import warn_invite_spacing
 
 __all__ = ["DEFAULTS", "NAMESPACE", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings",
            "SettingsError", "load"]
@@ -187,6 +188,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
+    warn_invite_spacing(settings.sip_edge, settings.regions)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     bot_env_reads.check(cfg, settings)

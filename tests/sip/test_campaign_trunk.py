@@ -38,8 +38,10 @@ BUSY, RINGS = "+14155550172", "+14155550173"  # tests/sip/callee_campaign.xml's
 CPS = 4.0  # the trunk's calls a second: INVITEs at least 0.25 s apart
 RETRY_AFTER = 2.0
 CALLS = len(ANSWERS) + 2 * 2  # the busy and the unanswered number are each called twice
-# SIPp stamps each message in ms and the store counts its turns in whole ms; the edge's INVITE follows the
-# dispatcher's `joined` by its own way there (ms). Without the INVITE's own turn, two read 0.079 s too close.
+# The edge hands a trunk's INVITEs to its SIP stack a turn apart on its own clock (sipedge/invite_pace.py), last,
+# after the dispatcher's answer and its own event loop: what is left between that and SIPp's record is the SIP
+# thread's hop, the loopback and SIPp's stamp in whole ms (docs/sip.md, "Pacing"). Without the INVITE's own
+# turn, two read 0.079 s too close.
 STAMP_SECONDS = 0.01
 FINISHED_SECONDS = 50.0
 

@@ -70,7 +70,8 @@ async def _edge(request: Request, session_id: str) -> AppState:
 @router.get("/edge/calls/{session_id}", include_in_schema=False)
 async def call_status(request: Request, session_id: str) -> dict[str, Any]:
     """The session's status for the edge: its INVITE waits for `joined`, said at the call's own turn of the
-    trunk's pace (dispatcher/phone/invite_spacing.py): held up to HOLD_SECONDS, else said at a later ask."""
+    trunk's pace (dispatcher/phone/invite_spacing.py): held up to HOLD_SECONDS, else said at a later ask; the
+    status after a hold is read again, so a call that ended meanwhile is never dialled."""
     state = await _edge(request, session_id)
     session = await state.sessions.get(session_id)
     if session is None:
@@ -85,6 +86,9 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
             status = "started"  # the edge asks again within a poll
         elif wait > 0:
             await asyncio.sleep(wait)
+            # Read again: a call cancelled (or its bot gone) during the hold must not be dialled.
+            session = await state.sessions.get(session_id)
+            status = "ended" if session is None else session.machine.state.value
     return {"session_id": session_id, "status": status}
 
 

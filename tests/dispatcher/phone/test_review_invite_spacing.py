@@ -8,7 +8,7 @@ its answer is checked."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -16,7 +16,6 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
-from dispatcher.phone import invite_spacing
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.invite_spacing import InviteSpacing
 from dispatcher.phone.trunk_calls import TrunkInfo
@@ -43,12 +42,6 @@ async def cps(_: str) -> float:
     return CPS
 
 
-def clock_at(seconds: float) -> Callable[[], SimpleNamespace]:
-    return lambda: SimpleNamespace(time=lambda: seconds)
-
-
-@pytest.mark.xfail(strict=True, reason="the edge is told `joined` from the status read before the hold: a call "
-                   "ended (cancelled, its bot gone) while its INVITE turn was held is still dialled by the edge")
 async def test_a_call_that_ended_during_its_invite_hold_is_not_told_joined(monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(Settings(), env={"SIP_EDGE_URL": EDGE, "SIP_EDGE_SECRET": SECRET},
                      machines=LocalMachines(LocalSettings()), rooms=None)
@@ -79,11 +72,8 @@ async def test_a_call_that_ended_during_its_invite_hold_is_not_told_joined(monke
     assert answer.json()["status"] != "joined", answer.json()
 
 
-@pytest.mark.xfail(strict=True, reason="two asks for one call's first turn at once (the edge's retried poll, at "
-                   "another replica or the same) each take a turn of the trunk's INVITE bucket and one is thrown "
-                   "away: every later call's INVITE waits a turn more")
 async def test_two_asks_at_once_take_one_turn_for_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     buckets, records = SteppedBuckets(), RoundTrips()
     replicas = [InviteSpacing(buckets, records) for _ in range(2)]
     await replicas[0].handed("vf_first", "far")
@@ -93,18 +83,14 @@ async def test_two_asks_at_once_take_one_turn_for_the_call(monkeypatch: pytest.M
     assert await replicas[0].wait("vf_next", cps) == 1 / CPS  # the next call: one turn later, not two
 
 
-@pytest.mark.xfail(strict=True, reason="the call's turn is kept as the wall-clock time of the replica that took "
-                   "it and read against the wall clock of the replica asked: replicas whose clocks differ say "
-                   "different waits for the same turn, one of them sending the INVITE early (the trunk's cps "
-                   "exceeded by the skew)")
 async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
         monkeypatch: pytest.MonkeyPatch) -> None:
     buckets, records = SteppedBuckets(), LocalFirstClaims()
     ahead, behind = InviteSpacing(buckets, records), InviteSpacing(buckets, records)
     await ahead.handed("vf_call", "far")
-    monkeypatch.setattr(invite_spacing, "time", clock_at(5002.0)())  # this replica's clock 2 s ahead
+    monkeypatch.setattr(time, "time", lambda: 5002.0)  # this replica's clock 2 s ahead
     said_ahead = await ahead.wait("vf_call", cps)
-    monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     said_behind = await behind.wait("vf_call", cps)
     assert said_ahead == said_behind == 0.0, (said_ahead, said_behind)
 
@@ -112,9 +98,10 @@ async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
 @pytest.mark.xfail(strict=True, reason="each region spaces its INVITEs in its own store's bucket at the trunk's "
                    "whole cps: two regions' calls joined at once reach the trunk together, which a carrier counting "
                    "the trunk's cps refuses (Twilio error 32001, https://www.twilio.com/docs/api/errors/32001); "
-                   "said in docs/sip.md only, not where a team sets a trunk's cps or plans regions")
+                   "the plan warns, naming the per-region cps (stacks/config/trunk_invite_regions.py), but the "
+                   "INVITE bucket has no home region yet")
 async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     regions = [InviteSpacing(SteppedBuckets(), LocalFirstClaims()) for _ in range(2)]  # each region's own store
     for n, region in enumerate(regions):
         await region.handed(f"vf_call_{n}", "far")
@@ -125,7 +112,7 @@ async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(mon
 async def test_each_call_is_told_its_own_turn_a_turn_apart_and_the_same_turn_when_asked_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What was checked sound: one ask after another (the edge's polls) hold the call's one turn."""
-    monkeypatch.setattr(invite_spacing, "time", clock_at(5000.0)())
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     spacing = InviteSpacing(SteppedBuckets(), LocalFirstClaims())
     for name in ("vf_a", "vf_b"):
         await spacing.handed(name, "far")

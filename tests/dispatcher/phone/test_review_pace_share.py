@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from dispatcher.errors import ApiError
 from dispatcher.phone.call_pace import pace_turn
 from tests.dispatcher.phone.test_trunk_calls import SteppedBuckets
@@ -41,10 +39,6 @@ async def test_without_a_holder_calls_past_the_bound_are_refused_at_once() -> No
     assert (waiting, refused) == (2, CALLS - 3)  # turns at 100 and 200 s sleep; the one at 0 s went
 
 
-@pytest.mark.xfail(strict=True, reason="a key's queued calls are never refused at their first ask: every one "
-                   "sleeps until its key's own turn comes and asks again, so one key holds any number of requests "
-                   "(connections, coroutines, a store round-trip each per turn of its key) open for up to "
-                   "max_wait, where the bound used to refuse all but max_wait x cps of them at once")
 async def test_one_keys_calls_held_waiting_are_bounded_by_the_pace_and_max_wait() -> None:
     waiting, refused = await held_open("key-a")
     assert waiting <= int(MAX_WAIT * PER_SECOND), (waiting, refused)  # as without a holder: 2

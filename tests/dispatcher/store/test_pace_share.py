@@ -79,3 +79,19 @@ async def test_a_keys_turn_held_at_one_replica_holds_at_every_replica(request: p
     finally:
         for replica in replicas:
             await replica.aclose()
+
+
+async def test_a_keys_calls_past_what_its_turns_serve_in_the_wait_are_refused_at_once(
+        coordination: Coordination) -> None:
+    """A key's queue is bounded by the pace and the longest wait, as a call naming no key is."""
+    pace = coordination.create_limit("trunk:busy", PER_SECOND, 1)
+    assert (await pace.shared("key-a", 250.0, "t0")).granted  # due now
+    assert (await pace.shared("key-a", 250.0, "t1")).granted  # the next turn, 100 s away
+    queued = await pace.shared("key-a", 250.0, "t2")  # its turn at 200 s at the earliest: within the wait
+    assert queued.queued and turns_ahead(queued.wait) == 1  # asks again once the key's turn came
+    refused = await pace.shared("key-a", 250.0, "t3")  # behind it: 300 s at the earliest
+    assert not refused.granted and not refused.queued and turns_ahead(refused.wait) == 3
+    again = await pace.shared("key-a", 250.0, "t2")  # the queued call asking early keeps its one place
+    assert again.queued and turns_ahead(again.wait) == 1
+    other = await pace.shared("key-b", 250.0, "u0")  # another key is not held by key-a's queue
+    assert other.granted and turns_ahead(other.wait) == 2
