@@ -33,13 +33,6 @@ def _admitted_tcp_loopback(table: str) -> set[int]:
             for port in range(rule.low, rule.high + 1) if port != rule.but}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The node's table admits uid 10001 to 28,231 loopback TCP ports (32768-60999 but 50051) because each worker's "
-    "control API binds port 0 (sipedge/control.py). Every daemon that binds 127.0.0.1:0 is in that range: "
-    "containerd's CRI streaming server (exec/attach/port-forward: stream_server_address 127.0.0.1, "
-    "stream_server_port \"0\" by default, containerd docs/cri/config.md), CRI-O's (stream_port 0), any hostNetwork "
-    "pod's kernel-picked listener; the node fence cannot probe a port it cannot name. Give the workers fixed control "
-    "ports (as their SIP ports 5061+ are) and admit exactly those"))
 def test_the_nodes_table_admits_no_more_loopback_tcp_ports_than_the_edge_has_workers() -> None:
     admitted = _admitted_tcp_loopback(_documented_table())
     assert len(admitted) <= MAX_WORKERS, f"{len(admitted)} loopback TCP ports admitted to the edge's user"
@@ -49,11 +42,6 @@ def test_the_nodes_table_admits_no_more_loopback_tcp_ports_than_the_edge_has_wor
         assert daemon.getsockname()[1] not in admitted
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The stack's rule for a 3-worker edge (sipEdgeNodeFirewall, the plan's note) admits the whole ephemeral range "
-    "(TCP 32768-60999) and, since the range is the kernel's choice, a node whose net.ipv4.ip_local_port_range is "
-    "tuned (a hostNetwork pod shares the node's netns sysctls) puts a worker's control port outside it: refused, the "
-    "front never sees its worker. A rule naming the workers' own ports would hold on every node"))
 def test_the_firewall_rule_for_three_workers_names_their_control_ports_not_the_ephemeral_range() -> None:
     edge = SipEdgeSettings(SipEdgeKey.model_validate({**K8S_EDGE, "workers": 3}), 40000, 400, {}, "k8s")
     (front,) = [rule for rule in node_firewall(edge) if "127.0.0.1" in rule and "admitted" in rule]
