@@ -144,10 +144,15 @@ def container_hardening() -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def node_fence() -> list[str]:
+def node_fence(edge: SipEdgeSettings | None = None) -> list[str]:
     """The init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
-    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers."""
-    return ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers;
+    and, for an `edge` whose front runs, if its workers' own loopback ports are refused to it."""
+    command = ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+    if edge is None or not edge.front:
+        return command
+    sip, control = edge.worker_sip_ports, edge.worker_control_ports
+    return [*command, "--admitted", f"udp:{sip[0]}-{sip[-1]}", "--admitted", f"tcp:{control[0]}-{control[-1]}"]
 
 
 class SipEdge(pulumi.ComponentResource):
@@ -212,7 +217,7 @@ class SipEdge(pulumi.ComponentResource):
                         {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
             "init_containers": [{
                 # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
-                "name": "node-fence", "image": args.image, "command": node_fence(),
+                "name": "node-fence", "image": args.image, "command": node_fence(edge),
                 "resources": FENCE_RESOURCES, "security_context": container_hardening()}],
             "containers": [{
                 "name": NAME, "image": args.image, "command": EDGE_COMMAND,
@@ -222,7 +227,7 @@ class SipEdge(pulumi.ComponentResource):
                 "security_context": container_hardening()}],
         }
         # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
-        commands = [EDGE_COMMAND, node_fence()]
+        commands = [EDGE_COMMAND, node_fence(edge)]
         SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
             args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
             labels, opts=child)

@@ -96,13 +96,6 @@ def test_the_edges_deployment_waits_for_the_admission_policy_that_admits_its_ima
     assert policies and policies & set(deployment.dependencies), deployment.dependencies
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The fence proves the node refuses the edge's user what it must not reach, never that it admits what the "
-    "front needs. A node still on the table these docs gave before (every 127.0.0.0/8 refused to uid 10001) passes "
-    "the fence; the pod has no readiness probe, so it is Ready while Kamailio's probes of its workers "
-    "(UDP 127.0.0.1:5061+) and the supervisor's calls to their control APIs are refused: every inbound call "
-    "answered 503, every outbound one failed, nothing saying why. The fence of a fronted pod should try its own "
-    "loopback (a listener of its own on a worker's SIP port and an ephemeral TCP port) and fail naming the table"))
 def test_the_fence_of_a_fronted_pod_fails_on_a_node_whose_table_refuses_the_fronts_loopback(
         fronted_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     from sipedge import node_fence as fence_module

@@ -475,4 +475,5 @@ def test_admission_admits_the_edge_image_and_its_two_commands_only(fronted_run: 
     expression = validation["expression"]
     assert f'c.image == "{edge_image(fronted_run)}"' in expression
     assert 'c.command in [["/usr/bin/tini", "--", "python", "-m", "sipedge"], ' \
-           '["/usr/local/bin/python", "-m", "sipedge.node_fence"]]' in expression
+           '["/usr/local/bin/python", "-m", "sipedge.node_fence", "--admitted", "udp:5061-5063", "--admitted", ' \
+           '"tcp:5081-5083"]]' in expression  # the fence of a fronted pod: its three workers' loopback ports too
