@@ -228,7 +228,7 @@ class SipEdge(pulumi.ComponentResource):
         }
         # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
         commands = [EDGE_COMMAND, node_fence(edge)]
-        SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
+        policy = SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
             args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
             labels, opts=child)
         k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
@@ -237,8 +237,10 @@ class SipEdge(pulumi.ComponentResource):
                                    "strategy": {"type": "Recreate"},
                                    "template": {"metadata": {"labels": labels, **_annotations(evict_note(grace))},
                                                 "spec": pod}}),
+                               # After the policy that admits its image: a new digest changes both, and the
+                               # pod Recreate makes would be refused until the policy's update lands.
                                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                                   custom_timeouts=drained_rollout_wait(grace))))
+                                   depends_on=[policy], custom_timeouts=drained_rollout_wait(grace))))
         # The control API, every edge's (the dispatcher's status, transfers, calls out). Not awaited
         # (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's pod is
         # Ready, which the Deployment's own await reports already.

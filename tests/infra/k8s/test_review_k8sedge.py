@@ -72,24 +72,11 @@ def test_the_docs_admission_row_names_the_edge_image_and_its_commands() -> None:
     assert f"the edge's {['no', 'one', 'two', 'three'][len(commands)]} commands" in row
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The image's `apt-get install kamailio` runs only when the Containerfile's text changes (a new dispatcher "
-    "digest), and the registry cache (mode max, keyed on FROM's digest and the RUN line) serves the same layer to "
-    "any rebuild of that text: a Debian security update of Kamailio, the parser of every stranger's packet, reaches "
-    "the pod only with a new dispatcher image, where a VM's edge takes it at its next boot. The docs say "
-    "nothing else rebuilds but not what that means for Kamailio's updates or how to take one"))
 def test_the_docs_say_how_kamailios_security_updates_reach_the_edge_image() -> None:
     section = SIP_MD.read_text().split("### On Kubernetes", 1)[1].split("\n### ", 1)[0]
     assert "security update" in section
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The admission policy admits one image by digest, and every new dispatcher digest is a new edge image: the "
-    "policy and the Deployment change in the same `up` with nothing ordering them, so Pulumi may roll the "
-    "Deployment first. Recreate has already stopped the old pod, and the new one is refused (FailedCreate) until "
-    "the policy's update lands and the ReplicaSet controller's backoff retries: inbound calls go unanswered "
-    "meanwhile. The stack's other admitted workloads wait on their policy (stacks/k8s/store.py, "
-    "model_service.py: depends_on=[policy])"))
 def test_the_edges_deployment_waits_for_the_admission_policy_that_admits_its_image(edge_run: Run) -> None:  # noqa: F811
     deployment = _named(edge_run, DEPLOYMENT, "sip-edge")
     policies = {r.urn for r in edge_run.registrations if "voicefleet:k8s:SipEdgeAdmission" in r.urn}
