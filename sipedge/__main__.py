@@ -31,7 +31,8 @@ async def _main() -> None:
         return
     edge = Edge(dataclasses.replace(config, worker=worker, front_token=os.environ.get(TOKEN_VARIABLE),
                                     call_token=os.environ.get(CALL_TOKEN_VARIABLE)), asyncio.get_running_loop())
-    if config.control_secret is None:
+    # A worker serves its control API only for the edge's own, which alone passes requests on to it.
+    if config.control_secret is None or (worker is not None and not config.worker_control_port):
         await edge.run()
         return
     control = Control(edge, config.control_secret)  # outbound calls and transfers, handed over by the dispatcher

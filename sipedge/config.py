@@ -151,6 +151,9 @@ class EdgeFile(_Strict):
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
     worker_sip_port: int | None = Field(default=None, ge=1024, le=65535)
+    # Workers' own control APIs, TCP on loopback from this one (control_port + 1 when unset): fixed, as their SIP
+    # ports are, so a host's firewall admits exactly these to the edge's user (docs/sip.md#on-kubernetes).
+    worker_control_port: int | None = Field(default=None, ge=1024, le=65535)
     trunk: tuple[TrunkFile, ...] = Field(min_length=1)
     # The control API the dispatcher hands outbound calls to (sipedge/control.py); unset: none.
     control_address: str = "127.0.0.1"
@@ -252,6 +255,7 @@ class EdgeConfig:
     trunks: tuple[Trunk, ...]
     workers: int = 1
     worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 without a front
+    worker_control_port: int = 0  # the first worker's control API on loopback; 0 without a front or control_port
     worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
     front_token: str | None = field(default=None, repr=False)  # a worker's proof of its front's lines (ditto)
     call_token: str | None = field(default=None, repr=False)  # its own INVITEs' proof to the front (ditto)
@@ -310,6 +314,7 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
                         parsed.rtp_port_count, parsed.answer_seconds, trunks,
                         workers=parsed.workers,
                         worker_sip_port=_worker_sip_port(parsed, any(t.inbound_digest for t in trunks)),
+                        worker_control_port=_worker_control_port(parsed, any(t.inbound_digest for t in trunks)),
                         control_address=_address(path, parsed, env, "control_address"),
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
                         edge_credential=_edge_credential(parsed, env),
@@ -505,6 +510,14 @@ def _worker_sip_port(parsed: EdgeFile, inbound_digest: bool) -> int:
     return parsed.worker_sip_port if parsed.worker_sip_port is not None else parsed.sip_port + 1
 
 
+def _worker_control_port(parsed: EdgeFile, inbound_digest: bool) -> int:
+    """The first worker's control port: none without the front or without the edge's own control API, which alone
+    passes requests on to the workers' (sipedge/control_front.py)."""
+    if not front_runs(parsed.workers, inbound_digest) or parsed.control_port is None:
+        return 0
+    return parsed.worker_control_port if parsed.worker_control_port is not None else parsed.control_port + 1
+
+
 def check_workers(path: str, config: EdgeConfig) -> None:
     """What workers behind the front need (several, or one for an inbound digest credential): their own RTP ports
     and SIP ports clear of the edge's own, and nothing the front does not carry."""
@@ -517,6 +530,7 @@ def check_workers(path: str, config: EdgeConfig) -> None:
     if last > 65535 or config.worker_sip_port <= config.sip_port <= last:
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: worker_sip_port: the workers' ports {config.worker_sip_port}-"
                           f"{last} must be valid ports apart from sip_port {config.sip_port}")
+    _check_worker_control_ports(path, config)
     if (tls := next((t.name for t in config.trunks if _tls_uri(t.termination_uri)), None)) is not None:
         # A worker's calls leave through the front, which never dials out over TLS: it could not check the
         # callee's certificate as a client (docs/sip.md#tls-with-several-workers).
@@ -526,6 +540,24 @@ def check_workers(path: str, config: EdgeConfig) -> None:
     if any(t.registrar is not None for t in config.trunks):
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs {_no_front(config)} "
                           "(registering through the workers' front is not supported yet)")
+
+
+def _check_worker_control_ports(path: str, config: EdgeConfig) -> None:
+    """The workers' control ports clear of every other port the edge binds (its SIP, TLS, control and RTP ports;
+    the workers' SIP ports are UDP, and may share numbers with these TCP ones)."""
+    if not config.worker_control_port:
+        return
+    first, last = config.worker_control_port, config.worker_control_port + config.workers - 1
+    taken = {"sip_port": range(config.sip_port, config.sip_port + 1),
+             "control_port": range(config.control_port or 0, (config.control_port or 0) + 1),
+             "the RTP range": range(config.rtp_port, config.rtp_port + config.rtp_port_count),
+             **({"tls_port": range(config.tls.port, config.tls.port + 1)} if config.tls is not None else {})}
+    clash = next((name for name, ports in taken.items() if ports.start <= last and first < ports.stop), None)
+    if last > 65535 or clash is not None:
+        why = "past port 65535" if clash is None else f"overlapping {clash}"
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: worker_control_port: the workers' control ports {first}-{last} "
+                          f"(control_port + 1 unless set, one a worker) are {why}: set worker_control_port to a "
+                          "free block (docs/sip.md#configuration)")
 
 
 def _no_front(config: EdgeConfig) -> str:

@@ -146,13 +146,15 @@ class Control:
         return control_app(self._secret, self._trunks, self._calls, self._transfer, self._status)
 
     async def start(self) -> int:
-        """Serves the API on the configured address and port, or, as one of several workers, on a loopback
-        port the kernel picks (sipedge/control_front.py): the port it serves on."""
-        worker = self.edge.config.worker is not None
-        address = WORKER_HOST if worker else self.edge.config.control_address
+        """Serves the API on the configured address and port, or, as a worker behind the front, on its own fixed
+        loopback port (worker_control_port + its index; sipedge/control_front.py): the port it serves on. Fixed,
+        not the kernel's pick, so a host's firewall admits the edge's user to these ports alone."""
+        config = self.edge.config
+        address = WORKER_HOST if config.worker is not None else config.control_address
+        port = config.control_port if config.worker is None else config.worker_control_port + config.worker
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, address, 0 if worker else self.edge.config.control_port)
+        site = web.TCPSite(self._runner, address, port)
         await site.start()
         port = int(self._runner.addresses[0][1])
         log.info("sipedge: control API on http://%s:%s", address, port)

@@ -1,7 +1,7 @@
 """The control API of an edge with several workers (docs/sip.md#capacity): one endpoint, on the
 supervisor, in front of each worker's own control API (sipedge/control.py). A worker serves its
-own on a loopback port the kernel picks, told to the supervisor on its standard output before it
-is ready, and takes only requests that present the control secret, as the edge's own does: a local
+own on a fixed loopback port (worker_control_port + its index), told to the supervisor on its standard
+output before it is ready, and takes only requests that present the control secret, as the edge's own does: a local
 user who reaches that port gets nothing without it, and the SIP side never reaches it.
 A transfer goes to every worker at once: those that hold no answered call of the session say 404
 at once, and the first other answer (the holder's) is the edge's, the rest no longer waited for. A

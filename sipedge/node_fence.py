@@ -3,7 +3,9 @@ exits non-zero if any of the node's credential or control endpoints answers, so 
 the nftables table in docs/sip.md#on-kubernetes never starts (fail closed, instead of advice alone).
 
 A refused or unanswered connection passes: the table rejects, and an endpoint another cloud lacks does
-not answer. Each try is bounded, so a node without the rule fails within a few seconds at most."""
+not answer. Each try is bounded, so a node without the rule fails within a few seconds at most.
+`--admitted udp:5061-5063 --admitted tcp:5081-5083` (a pod whose front runs): those loopback ports must be
+reached, as the table's front lines admit them (sipedge/fence_loopback.py), or the fence fails too."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+
+from sipedge.fence_loopback import parse_admitted, unreached
 
 TIMEOUT_SECONDS = 1.0
 # What a process on the node's network could take the node's credentials or control from: the cloud's
@@ -36,23 +40,37 @@ def answering(endpoints: Sequence[tuple[str, int]], timeout: float = TIMEOUT_SEC
             for host, port in endpoints if answers(host, port, timeout)]
 
 
-def parse(arguments: Sequence[str]) -> list[tuple[str, int]]:
-    """`HOST:PORT` or `[V6]:PORT` each; none: ENDPOINTS."""
-    found = []
-    for argument in arguments:
+def parse(arguments: Sequence[str]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """`HOST:PORT` or `[V6]:PORT` each (none: ENDPOINTS), and `--admitted PROTO:PORT[-PORT]`'s loopback ports."""
+    found, admitted, rest = [], [], list(arguments)
+    while rest:
+        argument = rest.pop(0)
+        if argument == "--admitted":
+            if not rest:
+                raise SystemExit("sipedge.node_fence: --admitted needs udp:PORT[-PORT] or tcp:PORT[-PORT]")
+            admitted += parse_admitted(rest.pop(0))
+            continue
         host, separator, port = argument.rpartition(":")
         if not separator or not port.isdigit():
             raise SystemExit(f"sipedge.node_fence: {argument!r} is not HOST:PORT (an IPv6 host in brackets)")
         found.append((host.strip("[]"), int(port)))
-    return found or list(ENDPOINTS)
+    return found or list(ENDPOINTS), admitted
 
 
 def main(arguments: Sequence[str]) -> int:
-    open_ = answering(parse(arguments))
+    fenced, admitted = parse(arguments)
+    open_ = answering(fenced)
     if open_:
         print(f"sipedge: this node answers the edge's user (uid {os.getuid()}) at {', '.join(open_)}: the node's cloud "
               f"credentials or its daemons are in reach of a process that parses internet SIP. Load the nftables "
               f"table in {GUIDE} on the edge's nodes, then delete this pod so it starts again.", file=sys.stderr)
+        return 1
+    shut = unreached(admitted, TIMEOUT_SECONDS)
+    if shut:
+        print(f"sipedge: this node refuses the edge's user (uid {os.getuid()}) its own workers' loopback ports "
+              f"{', '.join(shut)}: Kamailio could not reach its workers, nor the edge their control APIs. Load the "
+              f"nftables table in {GUIDE} (its front lines admit these before it refuses the rest of loopback) on "
+              "the edge's nodes, then delete this pod so it starts again.", file=sys.stderr)
         return 1
     return 0
 

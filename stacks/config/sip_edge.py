@@ -175,6 +175,13 @@ class SipEdgeSettings:
         return range(SIP_PORT + 1, SIP_PORT + 1 + self.key.workers) if self.front else range(0)
 
     @property
+    def worker_control_ports(self) -> range:
+        """The workers' control APIs' TCP ports on loopback behind the front (none without it): `render` leaves
+        worker_control_port out, so the edge's default, the ports after control_port (sipedge/config.py
+        `_worker_control_port`)."""
+        return range(CONTROL_PORT + 1, CONTROL_PORT + 1 + self.key.workers) if self.front else range(0)
+
+    @property
     def inbound_digest_trunk(self) -> str | None:
         return inbound_digest_trunk(self.key)
 

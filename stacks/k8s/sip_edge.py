@@ -31,7 +31,6 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from sipedge.node_fence import ENDPOINTS as FENCED
 from sipedge.worker_place import WORKER_HOST
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
@@ -53,8 +52,6 @@ SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable 
 # is heard.
 CPU_BASE_MILLICORES, CPU_WORKER_MILLICORES, CPU_CALL_MILLICORES = 200, 10, 20
 MEMORY_WORKER_MIB, MEMORY_FRONT_MIB = 256, 256
-# Linux's default ip_local_port_range, whence a worker's control API takes its loopback port (sipedge/control.py).
-EPHEMERAL_PORTS = (32768, 60999)
 FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 
@@ -109,17 +106,11 @@ def node_firewall(edge: SipEdgeSettings) -> list[str]:
                  "the edge's pod does not start on a node where any answers")
     if edge.front:
         first, last = edge.worker_sip_ports[0], edge.worker_sip_ports[-1]
-        (low, high), daemons = EPHEMERAL_PORTS, ", ".join(map(str, daemons_among(EPHEMERAL_PORTS)))
+        low, high = edge.worker_control_ports[0], edge.worker_control_ports[-1]
         rules.append(f"out: uid {EDGE_UID} to {WORKER_HOST} admitted before that refusal on UDP {first}-{last} "
-                     f"(Kamailio to its workers) and TCP {low}-{high} but {daemons} "
-                     "(the edge to its workers' control APIs, on ports the kernel picks), as that table's front "
-                     "lines do")
+                     f"(Kamailio to its workers) and TCP {low}-{high} (the edge to its workers' control APIs), as "
+                     "that table's front lines do")
     return rules
-
-
-def daemons_among(ports: tuple[int, int]) -> list[int]:
-    """The node's loopback daemons' ports (the node fence's) within `ports`: never admitted to the edge's user."""
-    return [port for host, port in FENCED if host == WORKER_HOST and ports[0] <= port <= ports[1]]
 
 
 def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
@@ -132,10 +123,12 @@ def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
 
 def ports(edge: SipEdgeSettings) -> list[dict[str, Any]]:
     """What the pod binds of its node's (hostNetwork: each a host port the scheduler keeps to one pod a node): SIP,
-    the front's when it runs; each worker's SIP port on loopback behind it; the control API."""
+    the front's when it runs; each worker's SIP port and control API on loopback behind it; the control API."""
     workers = [{"name": f"worker-{index}", "container_port": port, "host_ip": WORKER_HOST, "protocol": "UDP"}
                for index, port in enumerate(edge.worker_sip_ports)]
-    return [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"}, *workers,
+    controls = [{"name": f"worker-{index}-ctl", "container_port": port, "host_ip": WORKER_HOST, "protocol": "TCP"}
+                for index, port in enumerate(edge.worker_control_ports)]
+    return [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"}, *workers, *controls,
             {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
 
 
@@ -151,10 +144,15 @@ def container_hardening() -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def node_fence() -> list[str]:
+def node_fence(edge: SipEdgeSettings | None = None) -> list[str]:
     """The init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
-    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers."""
-    return ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers;
+    and, for an `edge` whose front runs, if its workers' own loopback ports are refused to it."""
+    command = ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+    if edge is None or not edge.front:
+        return command
+    sip, control = edge.worker_sip_ports, edge.worker_control_ports
+    return [*command, "--admitted", f"udp:{sip[0]}-{sip[-1]}", "--admitted", f"tcp:{control[0]}-{control[-1]}"]
 
 
 class SipEdge(pulumi.ComponentResource):
@@ -219,7 +217,7 @@ class SipEdge(pulumi.ComponentResource):
                         {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
             "init_containers": [{
                 # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
-                "name": "node-fence", "image": args.image, "command": node_fence(),
+                "name": "node-fence", "image": args.image, "command": node_fence(edge),
                 "resources": FENCE_RESOURCES, "security_context": container_hardening()}],
             "containers": [{
                 "name": NAME, "image": args.image, "command": EDGE_COMMAND,
@@ -229,8 +227,8 @@ class SipEdge(pulumi.ComponentResource):
                 "security_context": container_hardening()}],
         }
         # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
-        commands = [EDGE_COMMAND, node_fence()]
-        SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
+        commands = [EDGE_COMMAND, node_fence(edge)]
+        policy = SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
             args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
             labels, opts=child)
         k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
@@ -239,8 +237,10 @@ class SipEdge(pulumi.ComponentResource):
                                    "strategy": {"type": "Recreate"},
                                    "template": {"metadata": {"labels": labels, **_annotations(evict_note(grace))},
                                                 "spec": pod}}),
+                               # After the policy that admits its image: a new digest changes both, and the
+                               # pod Recreate makes would be refused until the policy's update lands.
                                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                                   custom_timeouts=drained_rollout_wait(grace))))
+                                   depends_on=[policy], custom_timeouts=drained_rollout_wait(grace))))
         # The control API, every edge's (the dispatcher's status, transfers, calls out). Not awaited
         # (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's pod is
         # Ready, which the Deployment's own await reports already.

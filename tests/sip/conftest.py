@@ -116,7 +116,9 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
     config = workdir / "edge.toml"
     url = dispatcher if isinstance(dispatcher, str) else dispatcher.base_url
     rtp_ports = RTP_PORTS * workers
-    several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if front else ""
+    # The workers' SIP and control ports (the latter used with control_port), each a block free here.
+    several = (f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n"
+               f"worker_control_port = {free_port_pair(workers)}\n") if front else ""
     config.write_text(
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
         f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}"

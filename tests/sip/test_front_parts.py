@@ -85,6 +85,35 @@ def test_workers_that_cannot_work_say_what_to_change(tmp_path: Path, extra: str,
         edge(tmp_path, extra, trunk)
 
 
+CONTROL = 'control_port = 5080\ncontrol_secret_env = "CONTROL_KEY"\n'
+
+
+def controlled(tmp_path: Path, extra: str) -> EdgeConfig:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE.format(extra=extra, trunk=""))
+    return load({"SIP_EDGE_CONFIG": str(path), "CONTROL_KEY": "k" * 32})
+
+
+def test_workers_control_apis_take_fixed_ports_after_the_edges_own(tmp_path: Path) -> None:
+    """Fixed, as their SIP ports are: a host's firewall admits the edge's user to exactly these, never the kernel's
+    ephemeral range (docs/sip.md#on-kubernetes)."""
+    assert controlled(tmp_path, f"workers = 3\n{CONTROL}").worker_control_port == 5081  # control_port + 1 unless set
+    assert controlled(tmp_path, f"workers = 3\n{CONTROL}worker_control_port = 6000").worker_control_port == 6000
+    assert edge(tmp_path, "workers = 3").worker_control_port == 0  # no control API of the edge's: none of theirs
+    assert controlled(tmp_path, CONTROL).worker_control_port == 0  # one process, no front: its own control_port
+
+
+@pytest.mark.parametrize(("extra", "names"), [
+    (f"workers = 3\n{CONTROL}worker_control_port = 40100", "40100-40102 .* the RTP range"),
+    (f"workers = 3\n{CONTROL}worker_control_port = 5078", "control ports 5078-5080 .* overlapping control_port"),
+    ('workers = 3\ncontrol_port = 5059\ncontrol_secret_env = "CONTROL_KEY"', "5060-5062 .* overlapping sip_port"),
+    (f"workers = 3\n{CONTROL}worker_control_port = 65534", "65534-65536 .* past port 65535"),
+])
+def test_workers_control_ports_that_collide_are_refused_naming_the_key(tmp_path: Path, extra: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=f"worker_control_port: the workers.*{names}"):
+        controlled(tmp_path, extra)
+
+
 def test_calls_over_tls_need_one_worker_since_the_front_never_dials_out_over_tls(tmp_path: Path) -> None:
     config = edge(tmp_path, "workers = 2")
     calling = dataclasses.replace(config, trunks=(dataclasses.replace(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from sipedge.node_fence import ENDPOINTS
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -51,3 +52,25 @@ def test_a_malformed_endpoint_is_refused_naming_the_form() -> None:
 def test_by_default_it_tries_every_credential_and_loopback_endpoint_the_table_refuses() -> None:
     hosts = {host for host, _ in ENDPOINTS}
     assert {"169.254.169.254", "168.63.129.16", "fd00:ec2::254", "::1", "127.0.0.1"} <= hosts
+
+
+def test_a_fronted_pods_own_loopback_ports_reached_let_the_edge_start() -> None:
+    udp, tcp = free_port(socket.SOCK_DGRAM), free_port()
+    ran = _fence(f"127.0.0.1:{_closed_port()}", "--admitted", f"udp:{udp}", "--admitted", f"tcp:{tcp}-{tcp}")
+    assert (ran.returncode, ran.stderr) == (0, "")
+
+
+def test_a_workers_loopback_port_it_cannot_reach_stops_the_edge_naming_the_table() -> None:
+    """Reached means a listener of the fence's own took the try: a port it cannot have is not reached either."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        ran = _fence(f"127.0.0.1:{_closed_port()}", "--admitted", f"udp:{port}")
+    assert ran.returncode == 1
+    assert f"UDP 127.0.0.1:{port}" in ran.stderr and "docs/sip.md#on-kubernetes" in ran.stderr
+
+
+@pytest.mark.parametrize("admitted", [["--admitted"], ["--admitted", "sctp:5061"], ["--admitted", "udp:50x"]])
+def test_a_malformed_admitted_range_is_refused_naming_the_form(admitted: list[str]) -> None:
+    ran = _fence(*admitted)
+    assert ran.returncode != 0 and "udp:PORT[-PORT] or tcp:PORT[-PORT]" in ran.stderr

@@ -86,3 +86,12 @@ async def test_calls_go_out_through_the_front_from_each_worker_in_turn(outbound:
         heard = np.frombuffer(capture.pcm("ulaw"), dtype=np.int16)
         assert rms(heard[: 8000 * 2]) > BOT_AUDIO_RMS, log[-6000:]
         assert await wait_active_sessions(api, 0) == 0
+
+
+def test_each_workers_control_api_is_on_its_fixed_port_after_worker_control_port(outbound: Outbound) -> None:
+    """The block the edge's file names (control_port + 1 unless set), one a worker: what a host's firewall admits
+    to the edge's user, never a port the kernel picks (docs/sip.md#on-kubernetes)."""
+    first = int(re.findall(r"^worker_control_port = (\d+)$", (outbound.edge.workdir / "edge.toml").read_text(),
+                            re.MULTILINE)[0])
+    bound = dict(re.findall(r"\[worker (\d+)\] .*control API on http://127\.0\.0\.1:(\d+)", outbound.edge.log()))
+    assert bound == {"0": str(first), "1": str(first + 1)}, outbound.edge.log()[-4000:]

@@ -174,7 +174,7 @@ async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_d
     settings = settings_of(key)
     assert settings.front and len(settings.worker_sip_ports) == 2
     sip_port = free_port_pair(3)  # the front's, then the workers' (the edge's default, as the pod declares them)
-    control_port = free_port()
+    control_port = free_port_pair(3)  # the edge's, then the workers' (control_port + 1 on, the edge's default)
     config = tmp_path / "edge.toml"
     config.write_text(render(settings, dispatcher_url=key_dispatcher.base_url, sip_address=None,
                              public_address="127.0.0.1", sip_port=sip_port, control_port=control_port,

@@ -33,13 +33,6 @@ def _admitted_tcp_loopback(table: str) -> set[int]:
             for port in range(rule.low, rule.high + 1) if port != rule.but}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The node's table admits uid 10001 to 28,231 loopback TCP ports (32768-60999 but 50051) because each worker's "
-    "control API binds port 0 (sipedge/control.py). Every daemon that binds 127.0.0.1:0 is in that range: "
-    "containerd's CRI streaming server (exec/attach/port-forward: stream_server_address 127.0.0.1, "
-    "stream_server_port \"0\" by default, containerd docs/cri/config.md), CRI-O's (stream_port 0), any hostNetwork "
-    "pod's kernel-picked listener; the node fence cannot probe a port it cannot name. Give the workers fixed control "
-    "ports (as their SIP ports 5061+ are) and admit exactly those"))
 def test_the_nodes_table_admits_no_more_loopback_tcp_ports_than_the_edge_has_workers() -> None:
     admitted = _admitted_tcp_loopback(_documented_table())
     assert len(admitted) <= MAX_WORKERS, f"{len(admitted)} loopback TCP ports admitted to the edge's user"
@@ -49,11 +42,6 @@ def test_the_nodes_table_admits_no_more_loopback_tcp_ports_than_the_edge_has_wor
         assert daemon.getsockname()[1] not in admitted
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The stack's rule for a 3-worker edge (sipEdgeNodeFirewall, the plan's note) admits the whole ephemeral range "
-    "(TCP 32768-60999) and, since the range is the kernel's choice, a node whose net.ipv4.ip_local_port_range is "
-    "tuned (a hostNetwork pod shares the node's netns sysctls) puts a worker's control port outside it: refused, the "
-    "front never sees its worker. A rule naming the workers' own ports would hold on every node"))
 def test_the_firewall_rule_for_three_workers_names_their_control_ports_not_the_ephemeral_range() -> None:
     edge = SipEdgeSettings(SipEdgeKey.model_validate({**K8S_EDGE, "workers": 3}), 40000, 400, {}, "k8s")
     (front,) = [rule for rule in node_firewall(edge) if "127.0.0.1" in rule and "admitted" in rule]
@@ -84,37 +72,17 @@ def test_the_docs_admission_row_names_the_edge_image_and_its_commands() -> None:
     assert f"the edge's {['no', 'one', 'two', 'three'][len(commands)]} commands" in row
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The image's `apt-get install kamailio` runs only when the Containerfile's text changes (a new dispatcher "
-    "digest), and the registry cache (mode max, keyed on FROM's digest and the RUN line) serves the same layer to "
-    "any rebuild of that text: a Debian security update of Kamailio, the parser of every stranger's packet, reaches "
-    "the pod only with a new dispatcher image, where a VM's edge takes it at its next boot. The docs say "
-    "nothing else rebuilds but not what that means for Kamailio's updates or how to take one"))
 def test_the_docs_say_how_kamailios_security_updates_reach_the_edge_image() -> None:
     section = SIP_MD.read_text().split("### On Kubernetes", 1)[1].split("\n### ", 1)[0]
     assert "security update" in section
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The admission policy admits one image by digest, and every new dispatcher digest is a new edge image: the "
-    "policy and the Deployment change in the same `up` with nothing ordering them, so Pulumi may roll the "
-    "Deployment first. Recreate has already stopped the old pod, and the new one is refused (FailedCreate) until "
-    "the policy's update lands and the ReplicaSet controller's backoff retries: inbound calls go unanswered "
-    "meanwhile. The stack's other admitted workloads wait on their policy (stacks/k8s/store.py, "
-    "model_service.py: depends_on=[policy])"))
 def test_the_edges_deployment_waits_for_the_admission_policy_that_admits_its_image(edge_run: Run) -> None:  # noqa: F811
     deployment = _named(edge_run, DEPLOYMENT, "sip-edge")
     policies = {r.urn for r in edge_run.registrations if "voicefleet:k8s:SipEdgeAdmission" in r.urn}
     assert policies and policies & set(deployment.dependencies), deployment.dependencies
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The fence proves the node refuses the edge's user what it must not reach, never that it admits what the "
-    "front needs. A node still on the table these docs gave before (every 127.0.0.0/8 refused to uid 10001) passes "
-    "the fence; the pod has no readiness probe, so it is Ready while Kamailio's probes of its workers "
-    "(UDP 127.0.0.1:5061+) and the supervisor's calls to their control APIs are refused: every inbound call "
-    "answered 503, every outbound one failed, nothing saying why. The fence of a fronted pod should try its own "
-    "loopback (a listener of its own on a worker's SIP port and an ephemeral TCP port) and fail naming the table"))
 def test_the_fence_of_a_fronted_pod_fails_on_a_node_whose_table_refuses_the_fronts_loopback(
         fronted_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     from sipedge import node_fence as fence_module

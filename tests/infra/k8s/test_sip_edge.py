@@ -23,7 +23,6 @@ from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
-from stacks.k8s.sip_edge import EPHEMERAL_PORTS, daemons_among
 from stacks.k8s.sip_edge_image import CONTEXT
 from stacks.shared.sip_edge_host import STOP_MARGIN_SECONDS, containerfile, pjsip_requirement
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
@@ -179,11 +178,10 @@ def test_the_documented_table_refuses_every_endpoint_the_fence_tries_and_admits_
     for host, port in ENDPOINTS:  # the fence's tries are TCP
         assert any(ipaddress.ip_address(host) in network for network in refused), host
         assert not any(rule.admits(host, "tcp", port) for rule in admitted), (host, port)
-    # The front's lines, before the refusal: every worker's SIP port (64 at most) and the kernel's ephemeral ports.
+    # The front's lines, before the refusal: every worker's SIP port and control port (64 workers at most), no more.
     assert all(any(rule.admits("127.0.0.1", "udp", port) for rule in admitted) for port in range(5061, 5125))
-    low, high = EPHEMERAL_PORTS
-    assert [port for port in range(low, high + 1) if not any(r.admits("127.0.0.1", "tcp", port) for r in admitted)] \
-        == daemons_among(EPHEMERAL_PORTS) == [50051]
+    assert [port for port in range(1, 65536) if any(r.admits("127.0.0.1", "tcp", port) for r in admitted)] \
+        == list(range(5081, 5145))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,7 +436,8 @@ def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_po
     (container,) = _pod(fronted_run)["containers"]
     bound = {p["name"]: (p.get("hostIP", "10.0.3.7"), p["containerPort"], p["protocol"]) for p in container["ports"]}
     assert bound == {"sip": ("10.0.3.7", edge.sip_port, "UDP"), "control": ("10.0.3.7", edge.control_port, "TCP"),
-                     **{f"worker-{i}": (place(edge, i).sip_host, place(edge, i).sip_port, "UDP") for i in range(3)}}
+                     **{f"worker-{i}": (place(edge, i).sip_host, place(edge, i).sip_port, "UDP") for i in range(3)},
+                     **{f"worker-{i}-ctl": ("127.0.0.1", edge.worker_control_port + i, "TCP") for i in range(3)}}
     # Each worker its even share of the range, the node's firewall opening the shares together.
     shares = [(place(edge, i).rtp_port, place(edge, i).rtp_port_count) for i in range(3)]
     assert shares == [(40000, 132), (40132, 132), (40264, 132)]
@@ -446,8 +445,7 @@ def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_po
     assert "in: UDP 40000-40395 from" in outputs["sipEdgeNodeFirewall"][1]
     assert outputs["sipEdgeNodeFirewall"][4] == (
         "out: uid 10001 to 127.0.0.1 admitted before that refusal on UDP 5061-5063 (Kamailio to its workers) and TCP "
-        "32768-60999 but 50051 (the edge to its workers' control APIs, on ports the kernel picks), as that table's "
-        "front lines do")
+        "5081-5083 (the edge to its workers' control APIs), as that table's front lines do")
     # 200m, 10m a worker, 20m a call; 256 MiB a worker and 256 MiB for the supervisor and Kamailio.
     assert container["resources"] == {"requests": {"cpu": "410m", "memory": "1024Mi"},
                                       "limits": {"cpu": "1", "memory": "1024Mi"}}
@@ -477,4 +475,5 @@ def test_admission_admits_the_edge_image_and_its_two_commands_only(fronted_run: 
     expression = validation["expression"]
     assert f'c.image == "{edge_image(fronted_run)}"' in expression
     assert 'c.command in [["/usr/bin/tini", "--", "python", "-m", "sipedge"], ' \
-           '["/usr/local/bin/python", "-m", "sipedge.node_fence"]]' in expression
+           '["/usr/local/bin/python", "-m", "sipedge.node_fence", "--admitted", "udp:5061-5063", "--admitted", ' \
+           '"tcp:5081-5083"]]' in expression  # the fence of a fronted pod: its three workers' loopback ports too
