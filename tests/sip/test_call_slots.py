@@ -54,6 +54,7 @@ class Ringing:
         self.keyed = False  # its INVITE offered no SRTP
         self.keys_offered = False
         self.keys_doubt = None
+        self.credential: str | None = None  # no front named a credential: a trunk by source alone
         self.info = SimpleNamespace(localUri="<sip:+14155550199@127.0.0.1>",
                                     remoteUri="<sip:+14155550100@127.0.0.1>", callIdString=f"call-{slot}")
 
