@@ -10,7 +10,8 @@ calls handed to a person"). Daily holds every leg's media; the dispatcher drives
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
 3. Bridged: the caller and the person receive everyone but the bot, which neither sends nor receives from
-   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg.
+   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg. The
+   person leaving first ends the caller's leg (`eject`), as Twilio's conference ends when either leaves.
 
 Unanswered, busy (a line that never joins: presence cannot tell the two apart) or gone during the briefing:
 the person's leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the
@@ -25,10 +26,16 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS, METHOD_WARM_TRANSFER, STOP_SECONDS
+from botchannel.transfer import (
+    BRIEF_SECONDS,
+    DAILY_PERSON_USER,
+    FAILED_SECONDS,
+    METHOD_WARM_TRANSFER,
+    STOP_SECONDS,
+)
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyError, DailyRooms
 from dispatcher.phone.transfer_target import TransferTarget
@@ -37,20 +44,23 @@ from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
 log = logging.getLogger("dispatcher.phone")
 
 POLL_SECONDS = 0.5  # the room's presence read this often while the person rings or hears the briefing
+WATCH_SECONDS = 3.0  # a bridged room's presence read this often: a request per call, of Daily's 20 a second
+WATCH_FAILURES = 10  # failed requests in a row before a bridged room goes unwatched
 CALL_SECONDS = 6.0  # one Daily request, its retries included
 FOUND_SECONDS = 3.0  # after a start whose answer was lost: how long its leg may take to show in the room
 WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WARM_TRANSFER_TIMEOUT_SECONDS)
-PERSON_USER = "transfer-"  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
+PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
 
 
 class DailyWarm:
     """The person's leg and its wait; `DailyTransfers` claims the call and notes the outcome."""
 
     def __init__(self, rooms: DailyRooms, ask_bot: AskBot, *, ring_seconds: float = RING_SECONDS,
-                 poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS,
+                 watch_seconds: float = WATCH_SECONDS) -> None:
         self._rooms, self._ask_bot = rooms, ask_bot
-        self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
-        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
+        self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
+        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
 
     async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float) -> str:
         """The person called, briefed and hearing the caller: their leg's `sessionId`. `ApiError` otherwise:
@@ -108,7 +118,39 @@ class DailyWarm:
         await self._permit(session_id, {dial: everyone_but_bot, caller: everyone_but_bot,
                                         **({bot: {"canSend": False, "canReceive": {"base": False}}} if bot else {})})
         log.info("daily dial-in %s: warm transfer: the caller and the person are bridged", session_id)
+        self._background(self._watch_bridge(session_id, caller, dial))
         return dial
+
+    async def _watch_bridge(self, session_id: str, caller: str, dial: str) -> None:
+        """Bridged, as a conference that ends when either leaves (Twilio's `endConferenceOnExit`): the person
+        gone, the caller's leg is ejected (their call ends, and the bot ends with its caller); the caller gone
+        (or the room), the watch ends, and the room's deletion ends the person's leg."""
+        failures = 0
+        while failures < WATCH_FAILURES:
+            await asyncio.sleep(self._watch)
+            try:
+                async with asyncio.timeout(CALL_SECONDS):
+                    present = await self._rooms.presence(session_id)
+            except (DailyError, TimeoutError) as exc:
+                failures += 1
+                log.warning("daily dial-in %s: reading the bridged room failed: %s", session_id, exc)
+                continue
+            if present is None or not any(entry.get("id") == caller for entry in present):
+                return
+            if any(entry.get("id") == dial for entry in present):
+                failures = 0
+                continue
+            try:
+                async with asyncio.timeout(CALL_SECONDS):
+                    await self._rooms.eject(session_id, caller)
+                log.info("daily dial-in %s: the person hung up after the bridge: the caller's leg ended", session_id)
+                return
+            except (DailyError, TimeoutError) as exc:
+                failures += 1
+                log.warning("daily dial-in %s: ending the caller's leg after the person's failed: %s", session_id,
+                            exc)
+        log.warning("daily dial-in %s: the bridged room went unwatched after %d failed requests: the caller may "
+                    "stay on a silent line until they hang up", session_id, WATCH_FAILURES)
 
     async def _brief(self, session_id: str, caller: str, dial: str, target: TransferTarget, until: float) -> None:
         """The bot says its briefing (bridged after it, or once its time is up); the room is read meanwhile."""
@@ -138,7 +180,10 @@ class DailyWarm:
                         step["event"], exc)
 
     def _tell(self, session_id: str, step: Mapping[str, str]) -> None:
-        task = asyncio.create_task(self._ask(session_id, step, FAILED_SECONDS))
+        self._background(self._ask(session_id, step, FAILED_SECONDS))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 

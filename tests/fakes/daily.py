@@ -28,7 +28,9 @@ Daily does not document at which moment of the ringing its leg shows in presence
 is the person hanging up, `refuse_dial_out` a busy or unanswered line (it never joins). `POST
 /rooms/:name/update-permissions` {data: {participant id or "*": {hasPresence, canSend, canReceive,
 canAdmin}}}: any other key is a 400, a participant not in the room a 404; `canReceive` needs `base`, and
-`byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`).
+`byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`). `POST
+/rooms/:name/eject` {ids?, user_ids?, ban?} removes those participants (a dial-out's leg stops) and answers
+`{ejectedIds}`, a 200 though some were not there.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class FakeDaily(FakeApi):
             Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
             Route("/v1/rooms/{name}/sipCallTransfer", self.sip_call_transfer, methods=["POST"]),
             Route("/v1/rooms/{name}/sipRefer", self.sip_refer, methods=["POST"]),
+            Route("/v1/rooms/{name}/eject", self.eject, methods=["POST"]),
             Route("/v1/rooms/{name}/dialOut/start", self.dial_out_start, methods=["POST"]),
             Route("/v1/rooms/{name}/dialOut/stop", self.dial_out_stop, methods=["POST"]),
             Route("/v1/rooms/{name}/update-permissions", self.update_permissions, methods=["POST"]),
@@ -337,6 +340,26 @@ class FakeDaily(FakeApi):
         for participant, update in data.items():
             room.setdefault(participant, {}).update(update)
         return JSONResponse({"ok": True})
+
+    async def eject(self, request: Request) -> Response:
+        """Daily's `eject` (docs.daily.co/reference/rest-api/rooms/eject): `ids` (participant ids) and `user_ids`
+        (at most 100 each), `ban`, no other field; the ids it ejected, none missing one (still a 200)."""
+        body = await self._body(request, {"ids": list, "user_ids": list, "ban": bool})
+        if isinstance(body, Response):
+            return body
+        ids, users = body.get("ids", []), body.get("user_ids", [])
+        if not all(isinstance(i, str) for i in [*ids, *users]) or len(ids) > 100 or len(users) > 100:
+            return _error(400, "invalid-request-error", "ids and user_ids are lists of at most 100 strings")
+        name = request.path_params["name"]
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        people = self.presence.get(name, [])
+        ejected = [p["id"] for p in people if p["id"] in ids or p["userId"] in users]
+        people[:] = [p for p in people if p["id"] not in ejected]
+        for dial_out, dial in self.dial_outs.items():
+            if dial_out in ejected:
+                dial["state"] = "stopped"
+        return JSONResponse({"ejectedIds": ejected})
 
     async def list_rooms(self, request: Request) -> Response:
         """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""

@@ -44,8 +44,6 @@ async def test_a_ringing_leg_in_the_room_is_neither_briefed_nor_bridged(call: Ca
     assert "brief" not in call.bot.events()
 
 
-@pytest.mark.xfail(strict=True, reason="after the bridge nothing watches the room: the person hanging up leaves the "
-                   "caller with a bot that may neither send nor receive, a silent open line until they hang up")
 async def test_the_person_hanging_up_after_the_bridge_leaves_no_silent_open_line(call: Call) -> None:
     call.bot.briefing.set()
     task = call.start()
