@@ -33,7 +33,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.calls import PHONE_CALLER, Timeline
-from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm
+from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm, LegNotStopped
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.sessions.ids import Caller, owned_by
@@ -116,6 +116,8 @@ class DailyTransfers:
                 raise _unknown(session_id, str(exc)) from None
             await self._let_go(session_id, claim)
             raise _refusal(exc, session_id) from None
+        except LegNotStopped:  # the person's phone may ring: a retry must not ring a second one
+            raise
         except asyncio.CancelledError:
             if not sending:
                 await self._let_go(session_id, claim)

@@ -82,13 +82,15 @@ class DailyWarm:
         try:
             return await self._consult(session_id, caller, dial, user, target, wait_until)
         except ApiError as exc:
-            if exc.code.startswith("person_"):
+            if exc.code.startswith("person_") or isinstance(exc, LegNotStopped):
                 self._tell(session_id, {"event": "failed", "reason": exc.code})
             raise
         except (DailyError, TimeoutError) as exc:  # a permission Daily did not set: the transfer given up
             log.warning("daily dial-in %s: warm transfer given up: %s", session_id, str(exc) or "out of time")
-            await self._undo(session_id, caller, dial)
+            stopped = await self._undo(session_id, caller, dial)
             self._tell(session_id, {"event": "failed", "reason": "carrier_unavailable"})
+            if not stopped:
+                raise LegNotStopped(session_id) from None
             raise ApiError(503, "carrier_unavailable", "Daily did not take a step of the warm transfer (the "
                            "dispatcher's log says which): the call to the person is ended and the caller is still "
                            "with the bot; try again", retry_after=1.0) from None
@@ -104,7 +106,8 @@ class DailyWarm:
         while not any(entry.get("userId") == user for entry in present):
             await self._caller_stays(session_id, caller, dial, present)
             if loop.time() >= ring_until:
-                await self._undo(session_id, caller, dial)
+                if not await self._undo(session_id, caller, dial):
+                    raise LegNotStopped(session_id)
                 raise ApiError(409, "person_unanswered", "the person did not answer (or their line was busy); "
                                "their call is ended and the caller is still with the bot")
             await asyncio.sleep(self._poll)
@@ -209,18 +212,23 @@ class DailyWarm:
         async with asyncio.timeout(CALL_SECONDS):
             await self._rooms.update_permissions(session_id, updates)
 
-    async def _undo(self, session_id: str, caller: str, dial: str) -> None:
-        """The person's leg stopped and the caller hearing the room (the bot) again, whatever failed."""
-        await self._stop(session_id, dial)
+    async def _undo(self, session_id: str, caller: str, dial: str) -> bool:
+        """The person's leg stopped and the caller hearing the room (the bot) again, whatever failed; False: the
+        stop failed (the person's phone may still ring)."""
+        stopped = await self._stop(session_id, dial)
         with contextlib.suppress(DailyError, TimeoutError):
             await self._permit(session_id, {caller: {"canReceive": {"base": True}}})
+        return stopped
 
-    async def _stop(self, session_id: str, dial: str) -> None:
+    async def _stop(self, session_id: str, dial: str) -> bool:
+        """The person's leg ended (or gone already); False when Daily did not take the stop."""
         try:
             async with asyncio.timeout(CALL_SECONDS):
                 await self._rooms.dial_out_stop(session_id, dial)
         except (DailyError, TimeoutError) as exc:
             log.warning("daily dial-in %s: stopping the call to the person (%s) failed: %s", session_id, dial, exc)
+            return False
+        return True
 
     async def _lost_start(self, session_id: str, user: str) -> None:
         """A start whose answer never came: the leg it placed, if it joins the room soon, is stopped by its id."""
@@ -233,3 +241,14 @@ class DailyWarm:
                 return
             await asyncio.sleep(self._poll)
         log.warning("daily dial-in %s: a dial-out Daily did not answer may still ring the person", session_id)
+
+
+class LegNotStopped(ApiError):
+    """The person's leg may still ring (Daily did not take its stop): the transfer's claim is kept, so that a
+    retry never rings a second phone, and the answer says the outcome is unknown."""
+
+    def __init__(self, session_id: str) -> None:
+        log.warning("daily dial-in %s: the call to the person could not be stopped: it may still ring", session_id)
+        super().__init__(504, "transfer_outcome_unknown", "the caller is still with the bot, but Daily did not stop "
+                         "the call to the person, which may still ring: a new transfer of this call is refused "
+                         "(Daily's dashboard shows the dial-out)", extra={"outcome": "unknown"})
