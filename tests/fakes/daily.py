@@ -413,6 +413,8 @@ DIAL_OUT_FIELDS: dict[str, type] = {"sipUri": str, "phoneNumber": str, "extensio
 # "Update Permissions": a participant's update; `canReceive` as the in-call `updateParticipant` documents it.
 PERMISSION_KEYS = {"hasPresence", "canSend", "canReceive", "canAdmin"}
 MEDIA_KEYS = {"video", "audio", "screenVideo", "screenAudio", "customVideo", "customAudio"}
+SEND_KINDS = MEDIA_KEYS  # `canSend`: a boolean or an array of these
+ADMIN_KINDS = {"participants", "streaming", "transcription"}  # `canAdmin`: a boolean or an array of these
 SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
 
 
@@ -461,6 +463,12 @@ def _permission_problem(update: object) -> str | None:
         return "a permission update is an object of hasPresence, canSend, canReceive, canAdmin"
     if unknown := sorted(set(update) - PERMISSION_KEYS):
         return f"unknown permission: {unknown[0]}"
+    if "hasPresence" in update and not isinstance(update["hasPresence"], bool):
+        return "hasPresence is a boolean"
+    for key, kinds in (("canSend", SEND_KINDS), ("canAdmin", ADMIN_KINDS)):
+        value = update.get(key, False)
+        if not isinstance(value, bool) and not (isinstance(value, list) and all(v in kinds for v in value)):
+            return f"{key} is a boolean or an array of {', '.join(sorted(kinds))}"
     receive = update.get("canReceive")
     if receive is None:
         return None

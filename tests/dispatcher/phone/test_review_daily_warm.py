@@ -97,8 +97,6 @@ async def test_no_step_of_the_transfer_is_asked_of_daily_after_its_deadline(
         await rooms.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="the fake's update-permissions takes any value for canSend, hasPresence and "
-                   "canAdmin; Daily documents booleans (or arrays of media / admin kinds)")
 async def test_the_fake_refuses_permissions_of_the_wrong_type_as_daily_does(fake_daily: FakeDaily) -> None:
     # docs.daily.co/reference/rest-api/rooms/update-permissions: hasPresence boolean; canSend, canAdmin "boolean
     # or array"
