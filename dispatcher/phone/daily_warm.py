@@ -116,7 +116,12 @@ class DailyWarm:
         bot = next((str(entry["id"]) for entry in present if entry.get("userId") == bot_user), None)
         only_bot = {"canReceive": {"base": False, "byUserId": {bot_user: True}}}
         await self._permit(session_id, {dial: only_bot, caller: only_bot})
-        await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, wait_until))
+        # The bridge's own request is held back from the deadline: past it the bot has stopped waiting and told
+        # the caller the transfer failed, so nothing may be asked of Daily then.
+        last_ask = wait_until - CALL_SECONDS
+        await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, last_ask))
+        if loop.time() > last_ask:
+            raise TimeoutError  # a slow read of the room ate the bridge's time: given up, the leg stopped
         everyone_but_bot = {"canReceive": {"base": True, "byUserId": {bot_user: False}}}
         await self._permit(session_id, {dial: everyone_but_bot, caller: everyone_but_bot,
                                         **({bot: {"canSend": False, "canReceive": {"base": False}}} if bot else {})})

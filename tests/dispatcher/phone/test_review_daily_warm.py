@@ -64,9 +64,6 @@ async def test_the_person_hanging_up_after_the_bridge_leaves_no_silent_open_line
     assert await call.daily.eventually(caller_not_left_in_silence, timeout=10.0)
 
 
-@pytest.mark.xfail(strict=True, reason="the briefing may last until the transfer's deadline and the bridge is "
-                   "asked of Daily after it: the bot's own wait (WARM_TRANSFER_TIMEOUT_SECONDS) may have ended, and "
-                   "it told the caller the transfer failed, while the dispatcher bridges them")
 async def test_no_step_of_the_transfer_is_asked_of_daily_after_its_deadline(
         fake_daily: FakeDaily, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(daily_warm, "CALL_SECONDS", 0.3)  # each Daily request's bound, shrunk with the deadline
