@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from botchannel.transfer import (
@@ -52,6 +52,9 @@ WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WAR
 PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
 
 
+NoteLeg = Callable[[str], Awaitable[None]]  # the person's leg (its dial-out `sessionId`) written to the store
+
+
 class DailyWarm:
     """The person's leg and its wait; `DailyTransfers` claims the call and notes the outcome."""
 
@@ -62,7 +65,8 @@ class DailyWarm:
         self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
 
-    async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float) -> str:
+    async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float,
+                       note_leg: NoteLeg | None = None) -> str:
         """The person called, briefed and hearing the caller: their leg's `sessionId`. `ApiError` otherwise:
         409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
         rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
@@ -80,6 +84,8 @@ class DailyWarm:
         log.info("daily dial-in %s: warm transfer: calling the person (%s)", session_id, dial)
         self._tell(session_id, {"event": "ringing", "to": target.to})
         try:
+            if note_leg is not None:  # in the replicas' store: the leg of a replica that died can be found
+                await note_leg(dial)
             return await self._consult(session_id, caller, dial, user, target, wait_until)
         except ApiError as exc:
             if exc.code.startswith("person_") or isinstance(exc, LegNotStopped):

@@ -116,9 +116,6 @@ async def test_a_leg_that_could_not_be_stopped_is_not_answered_as_nothing_transf
     assert await call.claims.held(RECORD + SESSION) is not None  # a second transfer would ring a second phone
 
 
-@pytest.mark.xfail(strict=True, reason="the person's leg lives only in one replica's memory: a replica killed (not "
-                   "cancelled) mid-transfer leaves the caller and the person each hearing only the bot, and no other "
-                   "replica can find the leg to stop it; the replicas' store records the claim alone")
 async def test_the_persons_leg_is_recorded_where_another_replica_can_stop_it(call: Call) -> None:
     task = call.start()
     person = call.daily.answer_dial_out(await call.ringing())
