@@ -5,7 +5,8 @@ calls handed to a person"). Daily holds every leg's media; the dispatcher drives
 1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
    `userId` of the transfer's own; the bot is told `ringing` and keeps the caller company, as on Twilio.
 2. The person's leg is known by reading the room's presence until that user is in it, within the ring (12 s):
-   the dispatcher has no receiver for Daily's `dialout.*` webhooks. Then `update-permissions`
+   the dispatcher has no receiver for Daily's `dialout.*` webhooks (a ringing leg is in it too: docs/phone.md
+   names this flaw). Then `update-permissions`
    (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).

@@ -23,7 +23,8 @@ documented fields (`userId` at most 36 characters), is refused 400 in a room wit
 (Daily requires it), and answers `{ok, sessionId}`. The person's leg joins the room as a participant whose id
 is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
 ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);
-Daily does not document at which moment of the ringing its leg shows in presence: here, at the answer.
+Daily's leg is in the room from `dialout.connected`, while it rings; here it joins at the answer, which the
+dispatcher cannot yet tell from the ring (tests/dispatcher/phone/test_review_daily_warm.py shows it).
 `POST /rooms/:name/dialOut/stop` {sessionId} ends one (404 for one that is not live); `hang_up_dial_out`
 is the person hanging up, `refuse_dial_out` a busy or unanswered line (it never joins). `POST
 /rooms/:name/update-permissions` {data: {participant id or "*": {hasPresence, canSend, canReceive,
