@@ -67,7 +67,7 @@ class Leases:
 
     async def swap(self, key: str, holder: str, new: str, seconds: float) -> bool:
         """Hands the lease from `holder` to `new` (a holder's record of what it went on to do)."""
-        args = [holder, new, milliseconds(seconds)]
+        args: list[str | int] = [holder, new, milliseconds(seconds)]
         return bool(await self._store.call(lambda: self._swap(keys=[key], args=args)))
 
     async def holder(self, key: str) -> str | None:
