@@ -28,6 +28,7 @@ from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
 from bot.websocket_mode import CALL_CAPABILITY, CallMedia, call_capabilities, preload_in_background, run_call
+from botchannel.transfer import DAILY_PERSON_USER
 
 
 async def check(config: BotConfig, user_bot: UserBot, events: EventWriter) -> int:
@@ -104,7 +105,8 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
 
             async def on_participant_left(transport: DailyTransport, participant: dict[str, Any], reason: str) -> None:
                 events.emit("disconnected", participant_id=participant.get("id"), reason=reason)
-                lifecycle.end(EndReason.PARTICIPANT_LEFT)
+                if not _warm_transfers_person(participant):  # theirs ends the transfer, not the caller's call
+                    lifecycle.end(EndReason.PARTICIPANT_LEFT)
 
             transport.add_event_handler("on_joined", on_joined)
             transport.add_event_handler("on_error", on_error)
@@ -137,3 +139,11 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             await channel.report("ended", reason=reason.value, exit_code=reason.exit_code, detail=lifecycle.detail)
             await channel.close()
     return lifecycle
+
+
+def _warm_transfers_person(participant: dict[str, Any]) -> bool:
+    """The person a warm transfer dialled into the room (its user id the dispatcher's): the dispatcher answers
+    their leaving (the caller back with the bot, or, once bridged, the caller's leg ended with theirs)."""
+    info = participant.get("info")
+    user = info.get("userId") if isinstance(info, dict) else None
+    return isinstance(user, str) and user.startswith(DAILY_PERSON_USER)

@@ -35,3 +35,6 @@ DEFAULT_BRIEFING = "Hello, I have a caller for you who asked to speak with a per
 SUMMARY_CHARS = 300
 # A warm transfer's answer: the person's ring (12 s), the briefing and the bridge (the edge's WARM_SECONDS).
 WARM_TRANSFER_TIMEOUT_SECONDS = 48.0
+# A Daily dial-in call's warm transfer dials the person into the call's own room under a user id of this prefix
+# (+ 24 hex; dispatcher/phone/daily_warm.py): that leg leaving is the person's, never the caller's.
+DAILY_PERSON_USER = "transfer-"

@@ -289,6 +289,14 @@ class DailyRooms:
         if response.status_code != 200:
             raise self._refused(response, f"update permissions in {name}")
 
+    async def eject(self, session_id: str, participant_id: str) -> None:
+        """Daily's `eject` (https://docs.daily.co/reference/rest-api/rooms/eject): the participant's leg ended (a
+        SIP leg is hung up). Daily answers 200 for one no longer there, so it is tried again as any read."""
+        name = self.room_name(session_id)
+        response = await self._call("POST", f"/rooms/{name}/eject", json={"ids": [participant_id]})
+        if response.status_code != 200:
+            raise self._refused(response, f"eject a participant of {name}")
+
     async def _once(self, path: str, body: Mapping[str, Any]) -> HttpResponse:
         """A POST Daily may act on without answering: sent once, but for a 429 (which did nothing)."""
         try:

@@ -33,7 +33,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.calls import PHONE_CALLER, Timeline
-from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm
+from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm, LegNotStopped
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.sessions.ids import Caller, owned_by
@@ -98,13 +98,13 @@ class DailyTransfers:
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")
-        claim = await self._claim(session_id, reads.when())
+        record = _Record(self._claims, session_id, await self._claim(session_id, reads.when()))
         sending = False
         try:
             participant = await self._caller_in_room(session_id, reads.when())
             if self._warm is not None and target.mode == WARM:  # its leg stopped whatever fails: nothing unknown
                 until = asyncio.get_running_loop().time() + WARM_SECONDS
-                await self._warm.transfer(session_id, participant, target, until)
+                await self._warm.transfer(session_id, participant, target, until, record.note_leg)
                 return self._transferred(session_id, target, WARM)
             async with asyncio.timeout(TRANSFER_SECONDS):
                 sending = True  # from here, Daily may have the POST
@@ -114,16 +114,18 @@ class DailyTransfers:
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
                 raise _unknown(session_id, str(exc)) from None
-            await self._let_go(session_id, claim)
+            await self._let_go(session_id, record.value)
             raise _refusal(exc, session_id) from None
+        except LegNotStopped:  # the person's phone may ring: a retry must not ring a second one
+            raise
         except asyncio.CancelledError:
             if not sending:
-                await self._let_go(session_id, claim)
+                await self._let_go(session_id, record.value)
             else:  # the POST may have reached Daily: never sent again, and the timeline says so
                 self._note_unknown(session_id, target)
             raise
         except BaseException:
-            await self._let_go(session_id, claim)
+            await self._let_go(session_id, record.value)
             raise
         return self._transferred(session_id, target, ACCEPTED)
 
@@ -188,6 +190,23 @@ class DailyTransfers:
         log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, status)
         return {"session_id": session_id, "to": target.to, "mode": target.mode, "at": at, "carrier": CARRIER,
                 "carrier_status": status, "status": TRANSFERRED}
+
+
+class _Record:
+    """The transfer's record in the replicas' store: its claim, then the person's leg of a warm one."""
+
+    def __init__(self, claims: FirstClaims, session_id: str, value: str) -> None:
+        self._claims, self._key, self.value = claims, RECORD + session_id, value
+
+    async def note_leg(self, dial: str) -> None:
+        """`dial` (the person's leg) written into the record; a store that does not answer only logs it."""
+        noted = f"{self.value} leg={dial}"
+        try:
+            async with asyncio.timeout(READ_SECONDS):
+                if await self._claims.swap(self._key, self.value, noted, CLAIM_SECONDS):
+                    self.value = noted
+        except (StoreUnavailable, TimeoutError):
+            log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
 
 
 def _tokenless(entry: dict[str, Any]) -> bool:

@@ -5,12 +5,14 @@ calls handed to a person"). Daily holds every leg's media; the dispatcher drives
 1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
    `userId` of the transfer's own; the bot is told `ringing` and keeps the caller company, as on Twilio.
 2. The person's leg is known by reading the room's presence until that user is in it, within the ring (12 s):
-   the dispatcher has no receiver for Daily's `dialout.*` webhooks. Then `update-permissions`
+   the dispatcher has no receiver for Daily's `dialout.*` webhooks (a ringing leg is in it too: docs/phone.md
+   names this flaw). Then `update-permissions`
    (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
 3. Bridged: the caller and the person receive everyone but the bot, which neither sends nor receives from
-   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg.
+   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg. The
+   person leaving first ends the caller's leg (`eject`), as Twilio's conference ends when either leaves.
 
 Unanswered, busy (a line that never joins: presence cannot tell the two apart) or gone during the briefing:
 the person's leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the
@@ -25,10 +27,16 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from botchannel.transfer import BRIEF_SECONDS, FAILED_SECONDS, METHOD_WARM_TRANSFER, STOP_SECONDS
+from botchannel.transfer import (
+    BRIEF_SECONDS,
+    DAILY_PERSON_USER,
+    FAILED_SECONDS,
+    METHOD_WARM_TRANSFER,
+    STOP_SECONDS,
+)
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyError, DailyRooms
 from dispatcher.phone.transfer_target import TransferTarget
@@ -37,22 +45,29 @@ from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
 log = logging.getLogger("dispatcher.phone")
 
 POLL_SECONDS = 0.5  # the room's presence read this often while the person rings or hears the briefing
+WATCH_SECONDS = 3.0  # a bridged room's presence read this often: a request per call, of Daily's 20 a second
+WATCH_FAILURES = 10  # failed requests in a row before a bridged room goes unwatched
 CALL_SECONDS = 6.0  # one Daily request, its retries included
 FOUND_SECONDS = 3.0  # after a start whose answer was lost: how long its leg may take to show in the room
 WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WARM_TRANSFER_TIMEOUT_SECONDS)
-PERSON_USER = "transfer-"  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
+PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
+
+
+NoteLeg = Callable[[str], Awaitable[None]]  # the person's leg (its dial-out `sessionId`) written to the store
 
 
 class DailyWarm:
     """The person's leg and its wait; `DailyTransfers` claims the call and notes the outcome."""
 
     def __init__(self, rooms: DailyRooms, ask_bot: AskBot, *, ring_seconds: float = RING_SECONDS,
-                 poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS,
+                 watch_seconds: float = WATCH_SECONDS) -> None:
         self._rooms, self._ask_bot = rooms, ask_bot
-        self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
-        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
+        self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
+        self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
 
-    async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float) -> str:
+    async def transfer(self, session_id: str, caller: str, target: TransferTarget, wait_until: float,
+                       note_leg: NoteLeg | None = None) -> str:
         """The person called, briefed and hearing the caller: their leg's `sessionId`. `ApiError` otherwise:
         409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
         rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
@@ -70,15 +85,19 @@ class DailyWarm:
         log.info("daily dial-in %s: warm transfer: calling the person (%s)", session_id, dial)
         self._tell(session_id, {"event": "ringing", "to": target.to})
         try:
+            if note_leg is not None:  # in the replicas' store: the leg of a replica that died can be found
+                await note_leg(dial)
             return await self._consult(session_id, caller, dial, user, target, wait_until)
         except ApiError as exc:
-            if exc.code.startswith("person_"):
+            if exc.code.startswith("person_") or isinstance(exc, LegNotStopped):
                 self._tell(session_id, {"event": "failed", "reason": exc.code})
             raise
         except (DailyError, TimeoutError) as exc:  # a permission Daily did not set: the transfer given up
             log.warning("daily dial-in %s: warm transfer given up: %s", session_id, str(exc) or "out of time")
-            await self._undo(session_id, caller, dial)
+            stopped = await self._undo(session_id, caller, dial)
             self._tell(session_id, {"event": "failed", "reason": "carrier_unavailable"})
+            if not stopped:
+                raise LegNotStopped(session_id) from None
             raise ApiError(503, "carrier_unavailable", "Daily did not take a step of the warm transfer (the "
                            "dispatcher's log says which): the call to the person is ended and the caller is still "
                            "with the bot; try again", retry_after=1.0) from None
@@ -94,7 +113,8 @@ class DailyWarm:
         while not any(entry.get("userId") == user for entry in present):
             await self._caller_stays(session_id, caller, dial, present)
             if loop.time() >= ring_until:
-                await self._undo(session_id, caller, dial)
+                if not await self._undo(session_id, caller, dial):
+                    raise LegNotStopped(session_id)
                 raise ApiError(409, "person_unanswered", "the person did not answer (or their line was busy); "
                                "their call is ended and the caller is still with the bot")
             await asyncio.sleep(self._poll)
@@ -103,12 +123,49 @@ class DailyWarm:
         bot = next((str(entry["id"]) for entry in present if entry.get("userId") == bot_user), None)
         only_bot = {"canReceive": {"base": False, "byUserId": {bot_user: True}}}
         await self._permit(session_id, {dial: only_bot, caller: only_bot})
-        await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, wait_until))
+        # The bridge's own request is held back from the deadline: past it the bot has stopped waiting and told
+        # the caller the transfer failed, so nothing may be asked of Daily then.
+        last_ask = wait_until - CALL_SECONDS
+        await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, last_ask))
+        if loop.time() > last_ask:
+            raise TimeoutError  # a slow read of the room ate the bridge's time: given up, the leg stopped
         everyone_but_bot = {"canReceive": {"base": True, "byUserId": {bot_user: False}}}
         await self._permit(session_id, {dial: everyone_but_bot, caller: everyone_but_bot,
                                         **({bot: {"canSend": False, "canReceive": {"base": False}}} if bot else {})})
         log.info("daily dial-in %s: warm transfer: the caller and the person are bridged", session_id)
+        self._background(self._watch_bridge(session_id, caller, dial))
         return dial
+
+    async def _watch_bridge(self, session_id: str, caller: str, dial: str) -> None:
+        """Bridged, as a conference that ends when either leaves (Twilio's `endConferenceOnExit`): the person
+        gone, the caller's leg is ejected (their call ends, and the bot ends with its caller); the caller gone
+        (or the room), the watch ends, and the room's deletion ends the person's leg."""
+        failures = 0
+        while failures < WATCH_FAILURES:
+            await asyncio.sleep(self._watch)
+            try:
+                async with asyncio.timeout(CALL_SECONDS):
+                    present = await self._rooms.presence(session_id)
+            except (DailyError, TimeoutError) as exc:
+                failures += 1
+                log.warning("daily dial-in %s: reading the bridged room failed: %s", session_id, exc)
+                continue
+            if present is None or not any(entry.get("id") == caller for entry in present):
+                return
+            if any(entry.get("id") == dial for entry in present):
+                failures = 0
+                continue
+            try:
+                async with asyncio.timeout(CALL_SECONDS):
+                    await self._rooms.eject(session_id, caller)
+                log.info("daily dial-in %s: the person hung up after the bridge: the caller's leg ended", session_id)
+                return
+            except (DailyError, TimeoutError) as exc:
+                failures += 1
+                log.warning("daily dial-in %s: ending the caller's leg after the person's failed: %s", session_id,
+                            exc)
+        log.warning("daily dial-in %s: the bridged room went unwatched after %d failed requests: the caller may "
+                    "stay on a silent line until they hang up", session_id, WATCH_FAILURES)
 
     async def _brief(self, session_id: str, caller: str, dial: str, target: TransferTarget, until: float) -> None:
         """The bot says its briefing (bridged after it, or once its time is up); the room is read meanwhile."""
@@ -138,7 +195,10 @@ class DailyWarm:
                         step["event"], exc)
 
     def _tell(self, session_id: str, step: Mapping[str, str]) -> None:
-        task = asyncio.create_task(self._ask(session_id, step, FAILED_SECONDS))
+        self._background(self._ask(session_id, step, FAILED_SECONDS))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 
@@ -164,18 +224,23 @@ class DailyWarm:
         async with asyncio.timeout(CALL_SECONDS):
             await self._rooms.update_permissions(session_id, updates)
 
-    async def _undo(self, session_id: str, caller: str, dial: str) -> None:
-        """The person's leg stopped and the caller hearing the room (the bot) again, whatever failed."""
-        await self._stop(session_id, dial)
+    async def _undo(self, session_id: str, caller: str, dial: str) -> bool:
+        """The person's leg stopped and the caller hearing the room (the bot) again, whatever failed; False: the
+        stop failed (the person's phone may still ring)."""
+        stopped = await self._stop(session_id, dial)
         with contextlib.suppress(DailyError, TimeoutError):
             await self._permit(session_id, {caller: {"canReceive": {"base": True}}})
+        return stopped
 
-    async def _stop(self, session_id: str, dial: str) -> None:
+    async def _stop(self, session_id: str, dial: str) -> bool:
+        """The person's leg ended (or gone already); False when Daily did not take the stop."""
         try:
             async with asyncio.timeout(CALL_SECONDS):
                 await self._rooms.dial_out_stop(session_id, dial)
         except (DailyError, TimeoutError) as exc:
             log.warning("daily dial-in %s: stopping the call to the person (%s) failed: %s", session_id, dial, exc)
+            return False
+        return True
 
     async def _lost_start(self, session_id: str, user: str) -> None:
         """A start whose answer never came: the leg it placed, if it joins the room soon, is stopped by its id."""
@@ -188,3 +253,14 @@ class DailyWarm:
                 return
             await asyncio.sleep(self._poll)
         log.warning("daily dial-in %s: a dial-out Daily did not answer may still ring the person", session_id)
+
+
+class LegNotStopped(ApiError):
+    """The person's leg may still ring (Daily did not take its stop): the transfer's claim is kept, so that a
+    retry never rings a second phone, and the answer says the outcome is unknown."""
+
+    def __init__(self, session_id: str) -> None:
+        log.warning("daily dial-in %s: the call to the person could not be stopped: it may still ring", session_id)
+        super().__init__(504, "transfer_outcome_unknown", "the caller is still with the bot, but Daily did not stop "
+                         "the call to the person, which may still ring: a new transfer of this call is refused "
+                         "(Daily's dashboard shows the dial-out)", extra={"outcome": "unknown"})

@@ -356,6 +356,10 @@ class FirstClaims(Protocol):
         """Forgets `what` if `value` is what it holds (a record whose holder made nothing after all)."""
         ...
 
+    async def swap(self, what: str, value: str, new: str, seconds: float) -> bool:
+        """Records `new` for `what`, kept `seconds` from now, if `value` is what it holds (else nothing)."""
+        ...
+
 
 class SessionValues(Protocol):
     """Where a cold session's values wait for its bot's hello (dispatcher/store/secrets_vault.py)."""

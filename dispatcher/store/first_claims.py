@@ -45,3 +45,6 @@ class StoreFirstClaims:
 
     async def let_go(self, what: str, value: str) -> None:
         await self._leases.release(self._store.key("home", what), value)
+
+    async def swap(self, what: str, value: str, new: str, seconds: float) -> bool:
+        return await self._leases.swap(self._store.key("home", what), value, new, seconds)

@@ -26,6 +26,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -41,6 +48,7 @@ class Leases:
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._swap = redis.register_script(_SWAP)
 
     async def take(self, key: str, holder: str, seconds: float) -> str:
         """Takes the lease if it is free; returns its holder (`holder` when taken or already held)."""
@@ -56,6 +64,11 @@ class Leases:
 
     async def release(self, key: str, holder: str) -> bool:
         return bool(await self._store.call(lambda: self._release(keys=[key], args=[holder])))
+
+    async def swap(self, key: str, holder: str, new: str, seconds: float) -> bool:
+        """Hands the lease from `holder` to `new` (a holder's record of what it went on to do)."""
+        args: list[str | int] = [holder, new, milliseconds(seconds)]
+        return bool(await self._store.call(lambda: self._swap(keys=[key], args=args)))
 
     async def holder(self, key: str) -> str | None:
         value = await self._store.call(lambda: self._store.redis.get(key))

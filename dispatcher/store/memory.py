@@ -270,6 +270,13 @@ class LocalFirstClaims:
         if (held := self._held.get(what)) is not None and held[0] == value:
             del self._held[what]
 
+    async def swap(self, what: str, value: str, new: str, seconds: float) -> bool:
+        held = self._held.get(what)
+        if held is None or held[0] != value or held[1] <= self._clock():
+            return False
+        self._held[what] = (new, self._clock() + seconds)
+        return True
+
 
 class LocalOnce:
     def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:

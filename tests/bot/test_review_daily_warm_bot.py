@@ -25,9 +25,6 @@ class _Transport:
         self.handlers[name] = handler
 
 
-@pytest.mark.xfail(strict=True, reason="any participant's leaving ends the bot's session, so the person hanging up "
-                   "during the briefing (or a ringing leg stopped) ends the call's room and drops the caller, where "
-                   "the dispatcher's warm transfer says the caller is back with the bot, told `failed`")
 async def test_the_person_of_a_warm_transfer_leaving_does_not_end_the_callers_session(
         monkeypatch: pytest.MonkeyPatch) -> None:
     attached: list[Callable[[Any], None]] = []
@@ -61,6 +58,8 @@ async def test_the_person_of_a_warm_transfer_leaving_does_not_end_the_callers_se
         await transport.handlers["on_first_participant_joined"](transport, caller)
         await transport.handlers["on_participant_left"](transport, person, "leftCall")
         assert not lifecycles[0].ended  # the caller is still in the room, with this bot
+        await transport.handlers["on_participant_left"](transport, caller, "leftCall")
+        assert lifecycles[0].reason is EndReason.PARTICIPANT_LEFT  # the caller's own leaving still ends it
     finally:
         if lifecycles:
             lifecycles[0].end(EndReason.SIGNAL)

@@ -23,12 +23,15 @@ documented fields (`userId` at most 36 characters), is refused 400 in a room wit
 (Daily requires it), and answers `{ok, sessionId}`. The person's leg joins the room as a participant whose id
 is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
 ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);
-Daily does not document at which moment of the ringing its leg shows in presence: here, at the answer.
+Daily's leg is in the room from `dialout.connected`, while it rings; here it joins at the answer, which the
+dispatcher cannot yet tell from the ring (tests/dispatcher/phone/test_review_daily_warm.py shows it).
 `POST /rooms/:name/dialOut/stop` {sessionId} ends one (404 for one that is not live); `hang_up_dial_out`
 is the person hanging up, `refuse_dial_out` a busy or unanswered line (it never joins). `POST
 /rooms/:name/update-permissions` {data: {participant id or "*": {hasPresence, canSend, canReceive,
 canAdmin}}}: any other key is a 400, a participant not in the room a 404; `canReceive` needs `base`, and
-`byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`).
+`byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`). `POST
+/rooms/:name/eject` {ids?, user_ids?, ban?} removes those participants (a dial-out's leg stops) and answers
+`{ejectedIds}`, a 200 though some were not there.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class FakeDaily(FakeApi):
             Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
             Route("/v1/rooms/{name}/sipCallTransfer", self.sip_call_transfer, methods=["POST"]),
             Route("/v1/rooms/{name}/sipRefer", self.sip_refer, methods=["POST"]),
+            Route("/v1/rooms/{name}/eject", self.eject, methods=["POST"]),
             Route("/v1/rooms/{name}/dialOut/start", self.dial_out_start, methods=["POST"]),
             Route("/v1/rooms/{name}/dialOut/stop", self.dial_out_stop, methods=["POST"]),
             Route("/v1/rooms/{name}/update-permissions", self.update_permissions, methods=["POST"]),
@@ -338,6 +342,26 @@ class FakeDaily(FakeApi):
             room.setdefault(participant, {}).update(update)
         return JSONResponse({"ok": True})
 
+    async def eject(self, request: Request) -> Response:
+        """Daily's `eject` (docs.daily.co/reference/rest-api/rooms/eject): `ids` (participant ids) and `user_ids`
+        (at most 100 each), `ban`, no other field; the ids it ejected, none missing one (still a 200)."""
+        body = await self._body(request, {"ids": list, "user_ids": list, "ban": bool})
+        if isinstance(body, Response):
+            return body
+        ids, users = body.get("ids", []), body.get("user_ids", [])
+        if not all(isinstance(i, str) for i in [*ids, *users]) or len(ids) > 100 or len(users) > 100:
+            return _error(400, "invalid-request-error", "ids and user_ids are lists of at most 100 strings")
+        name = request.path_params["name"]
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        people = self.presence.get(name, [])
+        ejected = [p["id"] for p in people if p["id"] in ids or p["userId"] in users]
+        people[:] = [p for p in people if p["id"] not in ejected]
+        for dial_out, dial in self.dial_outs.items():
+            if dial_out in ejected:
+                dial["state"] = "stopped"
+        return JSONResponse({"ejectedIds": ejected})
+
     async def list_rooms(self, request: Request) -> Response:
         """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""
         if denied := self._authorized(request):
@@ -390,6 +414,8 @@ DIAL_OUT_FIELDS: dict[str, type] = {"sipUri": str, "phoneNumber": str, "extensio
 # "Update Permissions": a participant's update; `canReceive` as the in-call `updateParticipant` documents it.
 PERMISSION_KEYS = {"hasPresence", "canSend", "canReceive", "canAdmin"}
 MEDIA_KEYS = {"video", "audio", "screenVideo", "screenAudio", "customVideo", "customAudio"}
+SEND_KINDS = MEDIA_KEYS  # `canSend`: a boolean or an array of these
+ADMIN_KINDS = {"participants", "streaming", "transcription"}  # `canAdmin`: a boolean or an array of these
 SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
 
 
@@ -438,6 +464,12 @@ def _permission_problem(update: object) -> str | None:
         return "a permission update is an object of hasPresence, canSend, canReceive, canAdmin"
     if unknown := sorted(set(update) - PERMISSION_KEYS):
         return f"unknown permission: {unknown[0]}"
+    if "hasPresence" in update and not isinstance(update["hasPresence"], bool):
+        return "hasPresence is a boolean"
+    for key, kinds in (("canSend", SEND_KINDS), ("canAdmin", ADMIN_KINDS)):
+        value = update.get(key, False)
+        if not isinstance(value, bool) and not (isinstance(value, list) and all(v in kinds for v in value)):
+            return f"{key} is a boolean or an array of {', '.join(sorted(kinds))}"
     receive = update.get("canReceive")
     if receive is None:
         return None

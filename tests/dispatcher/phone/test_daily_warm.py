@@ -88,7 +88,8 @@ async def call(fake_daily: FakeDaily) -> AsyncIterator[Call]:
     fake_daily.join(room, rooms.bot_user_id(SESSION))
     caller = fake_daily.dial_in(room)
     bot, claims = Bot(), LocalFirstClaims()
-    warm = DailyWarm(rooms, bot.ask, ring_seconds=1.0, poll_seconds=0.02, found_seconds=5.0)
+    warm = DailyWarm(rooms, bot.ask, ring_seconds=1.0, poll_seconds=0.02, found_seconds=5.0,
+                     watch_seconds=0.05)
     transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm)
     yield Call(fake_daily, transfers, claims, bot, room, caller)
     bot.briefing.set()

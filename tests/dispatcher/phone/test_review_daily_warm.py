@@ -44,8 +44,6 @@ async def test_a_ringing_leg_in_the_room_is_neither_briefed_nor_bridged(call: Ca
     assert "brief" not in call.bot.events()
 
 
-@pytest.mark.xfail(strict=True, reason="after the bridge nothing watches the room: the person hanging up leaves the "
-                   "caller with a bot that may neither send nor receive, a silent open line until they hang up")
 async def test_the_person_hanging_up_after_the_bridge_leaves_no_silent_open_line(call: Call) -> None:
     call.bot.briefing.set()
     task = call.start()
@@ -66,9 +64,6 @@ async def test_the_person_hanging_up_after_the_bridge_leaves_no_silent_open_line
     assert await call.daily.eventually(caller_not_left_in_silence, timeout=10.0)
 
 
-@pytest.mark.xfail(strict=True, reason="the briefing may last until the transfer's deadline and the bridge is "
-                   "asked of Daily after it: the bot's own wait (WARM_TRANSFER_TIMEOUT_SECONDS) may have ended, and "
-                   "it told the caller the transfer failed, while the dispatcher bridges them")
 async def test_no_step_of_the_transfer_is_asked_of_daily_after_its_deadline(
         fake_daily: FakeDaily, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(daily_warm, "CALL_SECONDS", 0.3)  # each Daily request's bound, shrunk with the deadline
@@ -99,8 +94,6 @@ async def test_no_step_of_the_transfer_is_asked_of_daily_after_its_deadline(
         await rooms.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="the fake's update-permissions takes any value for canSend, hasPresence and "
-                   "canAdmin; Daily documents booleans (or arrays of media / admin kinds)")
 async def test_the_fake_refuses_permissions_of_the_wrong_type_as_daily_does(fake_daily: FakeDaily) -> None:
     # docs.daily.co/reference/rest-api/rooms/update-permissions: hasPresence boolean; canSend, canAdmin "boolean
     # or array"
@@ -113,8 +106,6 @@ async def test_the_fake_refuses_permissions_of_the_wrong_type_as_daily_does(fake
             assert answer.status_code == 400, update
 
 
-@pytest.mark.xfail(strict=True, reason="a dialOut/stop Daily never took is only logged: the answer says nobody was "
-                   "transferred and the claim is let go, while the person's phone may still ring into the room")
 async def test_a_leg_that_could_not_be_stopped_is_not_answered_as_nothing_transferred(call: Call) -> None:
     call.daily.fail(500, method="POST", path_contains="/dialOut/stop", times=50)
     task = call.start()
@@ -125,9 +116,6 @@ async def test_a_leg_that_could_not_be_stopped_is_not_answered_as_nothing_transf
     assert await call.claims.held(RECORD + SESSION) is not None  # a second transfer would ring a second phone
 
 
-@pytest.mark.xfail(strict=True, reason="the person's leg lives only in one replica's memory: a replica killed (not "
-                   "cancelled) mid-transfer leaves the caller and the person each hearing only the bot, and no other "
-                   "replica can find the leg to stop it; the replicas' store records the claim alone")
 async def test_the_persons_leg_is_recorded_where_another_replica_can_stop_it(call: Call) -> None:
     task = call.start()
     person = call.daily.answer_dial_out(await call.ringing())

@@ -35,6 +35,19 @@ async def test_a_provisional_record_is_kept_longer_only_for_its_holder(store: St
     assert redis.refused() == []  # the leases' compare-and-extend script is the store user's
 
 
+async def test_a_record_is_swapped_only_by_its_holder(store: Store, redis: RedisServer) -> None:
+    for holders in (StoreFirstClaims(store), LocalFirstClaims()):
+        assert await holders.first("k5", "eu", 60) == "eu"
+        assert not await holders.swap("k5", "us", "us leg=1", 60)  # another's word changes nothing
+        assert await holders.held("k5") == "eu"
+        assert await holders.swap("k5", "eu", "eu leg=1", 600)
+        assert await holders.held("k5") == "eu leg=1"
+        assert not await holders.swap("k6", "eu", "eu leg=1", 60)  # nothing recorded: nothing written
+        assert await holders.held("k6") is None
+    assert redis.admin().ttl(store.key("home", "k5")) > 500
+    assert redis.refused() == []  # the swap's compare-and-set script is the store user's
+
+
 async def test_a_store_that_does_not_answer_raises_rather_than_guess(store: Store, redis: RedisServer) -> None:
     redis.stop()
     with pytest.raises(StoreUnavailable):
