@@ -18,7 +18,6 @@ from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
 from dispatcher.phone.daily_transfers import DailyTransfers, SessionReads
-from dispatcher.phone.daily_warm import DailyWarm
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.exotel_transfers import ExotelTransfers
@@ -153,9 +152,9 @@ def build_phone_state(
                           # stream's Basic credential keys (exotel_connect.py)
                           exotel=ExotelTransfers(coordination.key_holders) if phone.exotel_basic else None)
     # A Daily dial-in call is handed over by Daily's REST API, with the dispatcher's own key (daily_transfers.py).
-    # Warm: the person dialled out into the call's room and briefed by its bot (daily_warm.py).
-    daily = (DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
-                            warm=DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay)))
+    # Warm (daily_warm.py) is not wired yet: a dial-out's leg is in the room while the person's phone still
+    # rings, and only Daily's dialout.answered webhook, which nothing reads yet, tells an answer (docs/phone.md).
+    daily = (DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline)
              if isinstance(rooms, DailyRooms) and reads is not None else None)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
