@@ -50,7 +50,10 @@ def pressed(times: int, mode: str) -> tuple[int, str]:
                 assert lines[-1].strip() in ("placed", "stopping"), lines
                 process.send_signal(signal.SIGINT)
                 lines.append(process.stdout.readline())
-            out, _ = process.communicate(timeout=60)  # never reached by a process that ends at once
+            # The rest through the same buffered reader: communicate() reads the pipe's descriptor and would
+            # miss a line readline() had already taken into its buffer with the last one (seen on a busy host).
+            out = process.stdout.read()  # to the process's end; the suite's own timeout bounds a hang
+            process.wait(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
