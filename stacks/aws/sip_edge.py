@@ -86,7 +86,7 @@ class SipEdge(pulumi.ComponentResource):
         for source, wide in edge.media_sources.items():
             # The workers' ports only, from the trunks' media ranges only: PJSIP sends a call's audio to
             # whoever last sent to its port (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall).
-            note = " (a trunk's allowAnyMediaSource)" if wide else ""
+            note = " (trunk allowAnyMediaSource)" if wide else ""
             _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
                   note=note)
         if edge.key.tls_port is not None:
