@@ -100,7 +100,7 @@ class SipEdge(pulumi.ComponentResource):
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
         # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway). TCP out only to
         # the ports a trunk's sips:/transport=tls URI dials, to that trunk's sources (edge.tls_egress).
-        for network in sorted({*edge.sources, *edge.media_sources}):
+        for network in edge.udp_egress:
             _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
         for network, ports in edge.tls_egress.items():
             for port in ports:
