@@ -386,9 +386,17 @@ def _ipv4_only(where: str, address: str) -> None:
 
 
 def _public_address(path: str, parsed: EdgeFile) -> str | None:
-    """What SDP, Contact and Via name instead of sip_address: an IPv4 address as sip_address is (_ipv4_only)."""
+    """What SDP, Contact and Via name instead of sip_address: an IPv4 address literal, as SDP's `c=IN IP4` needs;
+    an IPv6 address in any spelling (bracketed as SIP URIs write it, padded) or a host name is refused at load."""
+    where = f"{CONFIG_VARIABLE}={path}: public_address"
     if parsed.public_address is not None:
-        _ipv4_only(f"{CONFIG_VARIABLE}={path}: public_address", parsed.public_address)
+        _ipv4_only(where, parsed.public_address.strip().strip("[]"))
+        try:
+            ipaddress.IPv4Address(parsed.public_address)
+        except ValueError:
+            raise ConfigError(f"{where} {parsed.public_address!r} is not an IPv4 address: give the address the host "
+                              "is reached at, as in \"203.0.113.7\", without brackets, spaces or a name "
+                              "(docs/sip.md#configuration)") from None
     return parsed.public_address
 
 

@@ -190,7 +190,12 @@ def _check_credential(trunks: list[Trunk], mark: str) -> str:
         }}
         if (!is_present_hf("Proxy-Authorization")) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
         {" else ".join(users)} else {{
-            {line("403", "a digest of another username", mark)} sl_send_reply("403", "Forbidden"); exit;
+            # A username of no trunk's is checked as a wrong password is (its nonce, counted alike), so the
+            # answers tell a guesser nothing of which usernames are real; it is never admitted, whatever it says.
+            $var(credential) = "";
+            pv_proxy_authenticate("{DIGEST_REALM}", "no-trunk", "0");  # admits nobody: see below
+            $var(digest) = $rc;
+            if ($var(digest) > 0) {{ $var(digest) = -2; }}
         }}
         if ($var(digest) == -4) {{ proxy_challenge("{DIGEST_REALM}", "17"); exit; }}  # expired: stale=true
         if ($var(digest) == -5 || $var(digest) == -6) {{ proxy_challenge("{DIGEST_REALM}", "1"); exit; }}
@@ -198,6 +203,9 @@ def _check_credential(trunks: list[Trunk], mark: str) -> str:
             if ($var(digest) == -2) {{  # on a nonce sent to this source: whoever gave it receives there
                 if ($sht(digestfails=>$si) == $null) {{ $sht(digestfails=>$si) = 1; }}
                 else {{ $var(failures) = $shtinc(digestfails=>$si); }}
+            }}
+            if ($var(credential) == "") {{
+                {line("403", "a digest of another username", mark)} sl_send_reply("403", "Forbidden"); exit;
             }}
             {line("403", "a wrong digest response", mark)} sl_send_reply("403", "Forbidden"); exit;
         }}
@@ -292,6 +300,12 @@ def _a_peer(host: str) -> str:
     """A Kamailio condition: `host` is a peer of the worker's own call of this Call-ID."""
     return "(" + " || ".join(f"($sht(peers=>{key}) != $null && {host} == $sht(peers=>{key}))"
                              for key in PEER_KEYS) + ")"
+
+
+def _from_the_calls_peer() -> str:
+    """A Kamailio condition: the request comes from the call's own peer, as far as the front knows it: the source a
+    credential call was admitted from ($ci::source, _from_anywhere) when it has one and is no worker's own call."""
+    return "($sht(peers=>$ci) != $null || $sht(peers=>$ci::source) == $null || $sht(peers=>$ci::source) == $si)"
 
 
 def _forget_peers() -> str:
@@ -473,7 +487,12 @@ route[IN_DIALOG] {{
     # front recorded when it leads to a worker, else (a caller that ignores Record-Route) by its
     # Call-ID. A Route that leads anywhere else would have the front relay a stranger's requests.
     if (!is_method("ACK")) {{ t_check_trans(); }}  # a retransmission: its transaction answers it
-    if (is_method("BYE") && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # not a worker's own call
+    # A BYE ends a call here only from the call's own peer: a credential call admitted from no trunk's source keeps
+    # its caller's address ($ci::source), and a stranger's BYE goes on to the worker, which refuses it, leaving
+    # the call, its slot and the caller's own BYE their way.
+    $var(ends) = 0;
+    if (is_method("BYE") && {_from_the_calls_peer()}) {{ $var(ends) = 1; }}
+    if ($var(ends) == 1 && $sht(peers=>$ci) == $null) {{ ds_load_update(); }}  # not a worker's own call
     # A To-tag is anyone's to write: from a stranger or a trunk with an inbound credential (whose INVITEs prove it,
     # its other requests within a call not), a Route to a worker is followed only for a call the front relayed.
     $var(routed) = 0;
@@ -489,7 +508,7 @@ route[IN_DIALOG] {{
     }}
     if ($sht(calls=>$ci) != $null) {{
         $du = $sht(calls=>$ci);
-        if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; {_forget_peers()} }}
+        if ($var(ends) == 1) {{ $sht(calls=>$ci) = $null; {_forget_peers()} }}
         t_relay();
         exit;
     }}

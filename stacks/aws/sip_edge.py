@@ -86,7 +86,7 @@ class SipEdge(pulumi.ComponentResource):
         for source, wide in edge.media_sources.items():
             # The workers' ports only, from the trunks' media ranges only: PJSIP sends a call's audio to
             # whoever last sent to its port (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall).
-            note = " (a trunk's allowAnyMediaSource)" if wide else ""
+            note = " (trunk allowAnyMediaSource)" if wide else ""
             _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
                   note=note)
         if edge.key.tls_port is not None:
@@ -100,7 +100,7 @@ class SipEdge(pulumi.ComponentResource):
         # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
         # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway). TCP out only to
         # the ports a trunk's sips:/transport=tls URI dials, to that trunk's sources (edge.tls_egress).
-        for network in sorted({*edge.sources, *edge.media_sources}):
+        for network in edge.udp_egress:
             _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
         for network, ports in edge.tls_egress.items():
             for port in ports:

@@ -126,7 +126,7 @@ class CoordinationStore(pulumi.ComponentResource):
         aws.vpc.SecurityGroupIngressRule(f"{self._name}-in-dispatcher", security_group_id=self.security_group_id,
                                          ip_protocol="tcp", from_port=low, to_port=high,
                                          referenced_security_group_id=dispatcher_security_group_id,
-                                         description="store: the dispatcher's tasks", opts=child)
+                                         description="store: the dispatcher tasks", opts=child)
         aws.vpc.SecurityGroupEgressRule(f"{self._name}-out-dispatcher", security_group_id=dispatcher_security_group_id,
                                         ip_protocol="tcp", from_port=low, to_port=high,
                                         referenced_security_group_id=self.security_group_id,

@@ -118,7 +118,7 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
     # media), HTTPS to the internet and Key Vault's endpoint: a compromised edge reaches nothing else in the
     # network (the store's endpoint, the bots, the relay).
     outbound = [rule("udp-out", 100, "Outbound", "Allow", "Udp", "*",
-                     destinations=sorted({*edge.sources, *edge.media_sources})),
+                     destinations=edge.udp_egress),
                 *([rule("tcp-out", 105, "Outbound", "Allow", "Tcp", tls_ports, destinations=sorted(edge.tls_egress))]
                   if edge.tls_egress else []),  # a sips: URI or registrar is dialled over TLS: its ports alone
                 rule("https-out", 110, "Outbound", "Allow", "Tcp", "443", destinations=["Internet"]),

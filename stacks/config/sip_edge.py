@@ -47,7 +47,12 @@ from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
-from stacks.config.sip_edge_sources import open_note, signalling_sources
+from stacks.config.sip_edge_sources import (
+    CREDENTIAL_SOURCE_MARK,
+    credential_only_trunk,
+    open_note,
+    signalling_sources,
+)
 from voicefleet_settings.call_policy import ANY_NUMBER
 
 if TYPE_CHECKING:
@@ -142,6 +147,21 @@ class SipEdgeSettings:
         wide ("" for none): a trunk's allowAnySource (wider than WIDEST_PREFIX), or any address for a trunk with an
         inbound credential and no sources (stacks/config/sip_edge_sources.py)."""
         return signalling_sources(self.key, _networks(t.sources for t in self.key.trunks))
+
+    @property
+    def named_sources(self) -> list[str]:
+        """The trunks' own source networks, with no credential trunk's any-address: where a TLS cap for the trunks
+        alone applies when a credential trunk opens tlsPort to anyone (sip_edge_host.tls_firewall); none without."""
+        if credential_only_trunk(self.key) is None:
+            return []
+        return [n for n, why in self.sources.items() if why != CREDENTIAL_SOURCE_MARK]
+
+    @property
+    def udp_egress(self) -> list[str]:
+        """Where the edge sends UDP: the trunks' sources (SIP to a termination URI or registrar) and media networks,
+        never the any-address a credential trunk's callers need for SIP in: the clouds' stateful rules let out what
+        goes back on a caller's own tracked flow, and no new one (docs/sip.md#inbound-digest)."""
+        return sorted({*(n for n, why in self.sources.items() if why != CREDENTIAL_SOURCE_MARK), *self.media_sources})
 
     @property
     def tls_egress(self) -> dict[str, tuple[int, ...]]:

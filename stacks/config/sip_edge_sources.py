@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from stacks.config.sip_edge_keys import SipEdgeKey
 
 ANY_IPV4 = "0.0.0.0/0"
-# In a SIP rule's description: why it admits any address (policy/rules.py reads both).
-ANY_SOURCE_MARK = "a trunk's allowAnySource"
-CREDENTIAL_SOURCE_MARK = "a trunk's inboundDigestUsername without sources"
+# In a SIP rule's description: why it admits any address (policy/rules.py reads both). No apostrophe: EC2 takes a
+# rule's description only from a-zA-Z0-9, spaces and ._-:/()#,@[]+=&;{}!$* (stacks/tools/ec2_descriptions.py).
+ANY_SOURCE_MARK = "trunk allowAnySource"
+CREDENTIAL_SOURCE_MARK = "trunk inboundDigestUsername without sources"
 
 
 def credential_only_trunk(key: SipEdgeKey) -> str | None:

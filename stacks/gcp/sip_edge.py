@@ -118,7 +118,7 @@ class SipEdge(pulumi.ComponentResource):
         # their media), HTTPS anywhere, nothing else: a compromised edge reaches no other service in the VPC.
         Rule = tuple[str, int, list[str], list[gcp.compute.FirewallAllowArgsDict] | None,
                      list[gcp.compute.FirewallDenyArgsDict] | None]
-        egress: list[Rule] = [("udp-out", ALLOW_PRIORITY, sorted({*edge.sources, *edge.media_sources}),
+        egress: list[Rule] = [("udp-out", ALLOW_PRIORITY, edge.udp_egress,
                                [{"protocol": "udp"}], None),
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
                                None),

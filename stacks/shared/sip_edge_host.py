@@ -125,26 +125,33 @@ TLS_RATE_PER_SOURCE = (2, 8)
 TLS_RATE_TOTAL = (16, 32)
 
 
-def tls_firewall(port: int) -> str:
+def tls_firewall(port: int, trunks: Sequence[str] = ()) -> str:
     """nftables: at most 8 new TLS connections a source and 32 in all on `port` held at once, and opened at most
-    TLS_RATE_PER_SOURCE a second a source and TLS_RATE_TOTAL in all (docs/sip.md#tls-and-srtp). The stack's
-    firewall admits the trunks' sources alone; this caps what one of them (or a spoofed handshake's churn) may
-    hold of PJSIP's 64 sockets or the front's connections, and how fast it may churn them. Loaded with
-    metadata_firewall's."""
+    TLS_RATE_PER_SOURCE a second a source and TLS_RATE_TOTAL in all (docs/sip.md#tls-and-srtp). This caps what one
+    source (or a spoofed handshake's churn) may hold of PJSIP's 64 sockets or the front's connections, and how fast
+    it may churn them. With `trunks` (the trunks' source networks, when a credential trunk opens the port to any
+    address) those networks have the totals to themselves and every other source shares a second pair (16 held), so
+    strangers cannot starve the trunks' TLS. Loaded with metadata_firewall's."""
     (source_rate, source_burst), (total_rate, total_burst) = TLS_RATE_PER_SOURCE, TLS_RATE_TOTAL
     per_source = f"limit rate over {source_rate}/second burst {source_burst} packets"
+    new = f"tcp dport {port} ct state new"
+    # Strangers' connections held at once: half the trunks' 32, so both together stay under PJSIP's 64 sockets.
+    groups = {"ip saddr @trunks ": 32, "ip saddr != @trunks ": 16} if trunks else {"": 32}
+    named = (f"  set trunks {{ type ipv4_addr; flags interval; elements = {{ {', '.join(trunks)} }}; }}\n"
+             if trunks else "")
+    totals = "".join(f"    {new} {g}limit rate over {total_rate}/second burst {total_burst} packets drop\n"
+                     for g in groups)
+    counts = "".join(f"    {new} {g}ct count over {held} drop\n" for g, held in groups.items())
     return f"""table inet sipedge_tls
 delete table inet sipedge_tls
 table inet sipedge_tls {{
   set per_source {{ type ipv4_addr; size 65535; flags dynamic; }}
   set rate_per_source {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}
-  chain input {{
+{named}  chain input {{
     type filter hook input priority 0; policy accept;
-    tcp dport {port} ct state new update @rate_per_source {{ ip saddr {per_source} }} drop
-    tcp dport {port} ct state new limit rate over {total_rate}/second burst {total_burst} packets drop
-    tcp dport {port} ct state new add @per_source {{ ip saddr ct count over 8 }} drop
-    tcp dport {port} ct state new ct count over 32 drop
-  }}
+    {new} update @rate_per_source {{ ip saddr {per_source} }} drop
+{totals}    {new} add @per_source {{ ip saddr ct count over 8 }} drop
+{counts}  }}
 }}
 """
 
@@ -254,7 +261,8 @@ def edge_boot_script(edge: SipEdgeSettings, cloud: str, *, config: str, image: s
     refused past `cloud`'s limit (fitting)."""
     return fitting(boot_script(config=config, image=image, steps=steps, secrets=secrets,
                                kamailio=edge.front, drain_seconds=edge.drain_seconds, tls_port=edge.key.tls_port,
-                               tls_ca=edge.key.tls_ca_certificates), cloud=cloud, edge=edge)
+                               tls_ca=edge.key.tls_ca_certificates, tls_trunks=edge.named_sources), cloud=cloud,
+                   edge=edge)
 
 
 def refused_now(script: Callable[[list[str]], str], count: int) -> None:
@@ -265,7 +273,8 @@ def refused_now(script: Callable[[list[str]], str], count: int) -> None:
 
 
 def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool,
-                drain_seconds: int, tls_port: int | None = None, tls_ca: str | None = None) -> str:
+                drain_seconds: int, tls_port: int | None = None, tls_ca: str | None = None,
+                tls_trunks: Sequence[str] = ()) -> str:
     """A root bash script: podman (and the cloud's `steps.packages`) from Debian, the dispatcher image
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
     written, its unit started: stopped with SIGTERM, which the edge drains on for `drain_seconds`, and given
@@ -276,7 +285,7 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     (`KillMode=mixed`, as Quadlet's), which hands it to the edge: a drain, not SIGTERM to every worker at once."""
     lines = "\n".join(f"read_secret_file {name} {TLS_FOLDER}/{TLS_FILES[name]}" if name in TLS_FILES
                       else f"read_secret {name}" for name in secrets)
-    tls = _tls_steps(secrets, tls_port, tls_ca, steps.secret_tries)
+    tls = _tls_steps(secrets, tls_port, tls_ca, steps.secret_tries, tls_trunks)
     https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
         else f"{steps.registry_login}\npodman pull {image}"
@@ -349,7 +358,8 @@ def _ca_file(cas: str) -> str:
     return f"rm -f {path}\nbase64 -d <<'CAS' | {_INSTALL_EDGES} /dev/stdin {path}\n{encoded}CAS\n"
 
 
-def _tls_steps(secrets: Sequence[str], port: int | None, cas: str | None, tries: int) -> _TlsSteps:
+def _tls_steps(secrets: Sequence[str], port: int | None, cas: str | None, tries: int,
+               trunks: Sequence[str] = ()) -> _TlsSteps:
     """With `port`: the certificate and key read from the secret store into TLS_FOLDER (root's, the edge's group's to
     read, 0750; its files the edge's user's, 0400), the CAs (not secret) written from the script, the connection caps,
     the folder mounted."""
@@ -361,5 +371,5 @@ def _tls_steps(secrets: Sequence[str], port: int | None, cas: str | None, tries:
     folder = f"install -d -m 0750 -o root -g {EDGE_UID} {TLS_FOLDER}\n"
     return _TlsSteps(
         functions=f"{read_secret_files_function(tries)}\n{folder}",
-        files=renames + (_ca_file(cas) if cas else ""), firewall=tls_firewall(port),
+        files=renames + (_ca_file(cas) if cas else ""), firewall=tls_firewall(port, trunks),
         mount=f"-v {TLS_FOLDER}:{TLS_FOLDER}:ro ")

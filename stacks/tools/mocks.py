@@ -29,6 +29,7 @@ from images.docker_build_model import image_context_hash
 from stacks.aws.store_access import rendered
 from stacks.config.project_file import project_config
 from stacks.shared import releases
+from stacks.tools.ec2_descriptions import check_descriptions
 from stacks.tools.paths import PROGRAM, PROJECT_FILE
 
 CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -200,6 +201,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
             name = args.name
         state: dict[str, Any] = {**inputs, "name": name}
         typ = args.typ
+        check_descriptions(typ, args.name, unwrap(inputs))  # as EC2 refuses one at `pulumi up`
         service = typ.split(":")[1].split("/")[0] if ":" in typ else "x"
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.rsplit(':', 1)[-1].lower()}/{name}"
         state["arn"] = arn

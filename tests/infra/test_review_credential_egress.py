@@ -72,10 +72,6 @@ def test_without_a_credential_trunk_the_edge_sends_no_udp_into_the_network(stack
     assert not reaches(run(stack, {**AWS_EDGE, "trunks": list(AWS_EDGE["trunks"])}))
 
 
-@pytest.mark.xfail(strict=True, reason="a credential trunk without sources puts 0.0.0.0/0 into edge.sources, and "
-                                       "each cloud's UDP egress rule (stacks/*/sip_edge.py, sorted({*edge.sources, "
-                                       "*edge.media_sources})) opens every UDP port to every address, the network's "
-                                       "own included; docs/sip.md says SIP is opened 'for nothing else'")
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
 def test_a_credential_trunk_lets_the_edge_send_no_udp_into_the_network(stack: StackRunner, cloud: str) -> None:
     """The caller's address is anyone's, so its SIP (and the call's RTP) may have to go anywhere on the internet; a

@@ -25,10 +25,6 @@ def _inbound_digest_section() -> str:
     return text[start:text.index("\n## ", start + 1)]
 
 
-@pytest.mark.xfail(strict=True, reason="docs/sip.md#inbound-digest offers a trunk without sources to 'a PBX on a "
-                                       "dynamic address' and never says that its RTP then needs mediaSources "
-                                       "0.0.0.0/0 with allowAnyMediaSource (the stack refuses anything wider than "
-                                       "/16 without it), nor what that opens")
 def test_the_docs_tell_a_dynamic_address_pbx_what_its_media_needs(stack: StackRunner) -> None:
     dynamic = {**OFFICE, "mediaSources": ["0.0.0.0/0"]}  # the PBX's RTP from wherever its address is today
     with pytest.raises(SettingsError, match="allowAnyMediaSource"):

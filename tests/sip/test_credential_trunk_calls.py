@@ -79,6 +79,7 @@ async def test_no_credential_is_challenged_and_a_forged_credential_line_is_none(
     other; from the other trunk's source (admitted by its address), the same line does not make the office's number
     its own."""
     await wait_for_workers(office_edge, workers=workers)
+    seen = len(office_edge.log())  # the module's edge: an earlier test's call rang the office's number
     for source, expected in ((PBX, 407), ("127.0.0.1", 404)):
         caller = RawSip(source, office_edge.sip_port)
         try:
@@ -87,5 +88,5 @@ async def test_no_credential_is_challenged_and_a_forged_credential_line_is_none(
         finally:
             caller.close()
         assert answer is not None and status_of(answer) == expected, f"{answer}\n{office_edge.log()[-3000:]}"
-    assert "(trunk office) ringing" not in office_edge.log()
+    assert "(trunk office) ringing" not in office_edge.log()[seen:]
 

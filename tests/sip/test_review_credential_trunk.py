@@ -91,11 +91,6 @@ def _after_guesses(front: Front, host: str, username: str) -> str:
         sock.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a wrong response for a username of no trunk's is 403 without counting "
-                                       "towards the source's DIGEST_FAILURES (front_config._check_credential), while "
-                                       "one for a real username counts: after 10 guesses a real username cuts the "
-                                       "source off (403 unchallenged) and an unknown one does not (407), an "
-                                       "enumeration oracle; docs/sip.md says both count")
 def test_ten_guesses_answer_alike_for_a_real_and_an_unknown_username(front: Front) -> None:
     """svwar-style: a guesser sends DIGEST_FAILURES wrong responses for a candidate username, then a plain INVITE;
     the answer must not tell whether the candidate is a trunk's username (docs/sip.md#inbound-digest: "a username
@@ -113,11 +108,6 @@ def _bye(host: str, port: int, call_id: str) -> bytes:
             "Content-Length: 0\r\n\r\n").encode()
 
 
-@pytest.mark.xfail(strict=True, reason="route[IN_DIALOG] forgets a call ($sht(calls), peers, peers::source) on any "
-                                       "BYE that names its Call-ID, before the worker finds it a stranger's "
-                                       "(admission.dialog_peer): after a stranger's BYE the credential caller's own "
-                                       "BYE is 481 at the front and never reaches the worker, so the call, its slot "
-                                       "and its bot live on")
 def test_a_strangers_bye_on_a_credential_call_leaves_the_callers_own_bye_its_way(front: Front) -> None:
     """An attacker who knows a call's Call-ID (UDP is cleartext; the bot and the log know it too) sends a BYE from
     an address of its own: the worker refuses it, and the caller's own BYE must still reach the worker."""

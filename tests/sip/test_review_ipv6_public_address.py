@@ -25,9 +25,6 @@ numbers = {{ "+14155550199" = "" }}
 """
 
 
-@pytest.mark.xfail(strict=True, reason="config._public_address checks only a bare IPv6 literal (_ipv4_only skips "
-                                       "what is not an IP address): a bracketed or space-padded IPv6 address loads, "
-                                       "and SDP's c=IN IP4, Contact and Via then name it")
 @pytest.mark.parametrize("address", ["[2001:db8::5]", " 2001:db8::5"])
 def test_an_ipv6_public_address_in_any_spelling_is_refused_at_load(tmp_path: Path, address: str) -> None:
     path = tmp_path / "edge.toml"

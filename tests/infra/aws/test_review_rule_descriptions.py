@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import EDGE, NAME, run_with_edge
 from tests.infra.conftest import StackRunner
@@ -33,9 +31,5 @@ def test_the_edges_rules_for_its_source_trunks_are_descriptions_ec2_takes(stack:
     assert _refused(stack, list(EDGE["trunks"])) == []
 
 
-@pytest.mark.xfail(strict=True, reason="CREDENTIAL_SOURCE_MARK (stacks/config/sip_edge_sources.py) is \"a trunk's "
-                                       "inboundDigestUsername without sources\": its apostrophe is outside the set "
-                                       "EC2 takes, so the 0.0.0.0/0 SIP rule a credential trunk needs is refused "
-                                       "and `pulumi up` fails on AWS (allowAnySource's mark has the same apostrophe)")
 def test_a_credential_trunks_rules_are_descriptions_ec2_takes(stack: StackRunner) -> None:
     assert _refused(stack, [*EDGE["trunks"], OFFICE], PASSWORDS) == []

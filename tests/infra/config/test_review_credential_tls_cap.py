@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import EDGE, NAME, TWILIO_SIGNALLING, run_with_edge
 from tests.infra.config.test_sip_edge_tls import _tls_edge, _tls_secrets
@@ -29,9 +27,6 @@ def _tls_table(stack: StackRunner, trunks: list[dict[str, object]]) -> str:
     return found.group(0)
 
 
-@pytest.mark.xfail(strict=True, reason="tls_firewall(port) takes no sources: with tlsPort open to 0.0.0.0/0 for a "
-                                       "credential trunk, the 32-connection cap for all is shared by strangers and "
-                                       "the trunks' own sources alike, so four addresses starve every TLS trunk")
 def test_with_tls_open_to_anyone_the_hosts_cap_keeps_the_trunks_sources_apart(stack: StackRunner) -> None:
     table = _tls_table(stack, [EDGE["trunks"][0], OFFICE])  # Twilio's, calling out over UDP
     assert all(network in table for network in TWILIO_SIGNALLING), table
