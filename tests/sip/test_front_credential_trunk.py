@@ -77,8 +77,10 @@ def test_a_caller_from_no_trunks_address_is_admitted_by_its_credential_which_nam
     assert "proxy-authorization" not in invite.lower()
 
 
+# Named ids: a random password in an id differs between pytest-xdist's workers, which then refuse to run.
 @pytest.mark.parametrize(("username", "password"), [("pbx-a", "not-it"), ("pbx-a", PASSWORDS["pbx-b"]),
-                                                     ("nobody", PASSWORDS["pbx-a"])])
+                                                     ("nobody", PASSWORDS["pbx-a"])],
+                         ids=["a-wrong-password", "another-trunks-password", "an-unknown-username"])
 def test_a_wrong_credential_from_anywhere_is_403_and_reaches_no_worker(
         front: Front, username: str, password: str) -> None:
     for number in (NUMBER, "+15550100999"):  # alike whether the number is served or not
