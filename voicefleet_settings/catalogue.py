@@ -1612,6 +1612,16 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "DAILY_WEBHOOK_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "the `hmac` secret (BASE-64, as Daily answers `POST /webhooks`) of the Daily webhook pointed at "
+            "`/phone/daily/webhook`: its signed `dialout.*` events tell a warm transfer's person answered; unset: "
+            "a Daily dial-in call's warm transfer is refused `409 warm_unsupported` "
+            "([phone.md](phone.md#a-warm-transfer-of-a-daily-dial-in-call))"
+        ),
+    ),
+    Setting(
         "WHATSAPP_ACCESS_TOKEN", "phone", STRING, secret=True,
         shown="unset",
         meaning=(

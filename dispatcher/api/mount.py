@@ -25,6 +25,7 @@ from dispatcher.api.routers import (
     carriers,
     connect_hint,
     daily_dialin,
+    daily_webhooks,
     docs,
     exotel_connect,
     keys,
@@ -56,10 +57,10 @@ from dispatcher.api.state import AppState
 from dispatcher.artifacts.signed_paths import PART_PATH
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
-           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
-           session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router, transfer.router,
-           twilio_warm.router, telnyx_warm.router, plivo_warm.router, sip_end.router, whatsapp.router,
+           webhooks.router, daily_dialin.router, daily_webhooks.router, ops.router, regions.router, releases.router,
+           status.router, session_list.router, audit.router, artifacts.router, capacity.router, keys.router,
+           usage.router, connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router,
+           transfer.router, twilio_warm.router, telnyx_warm.router, plivo_warm.router, sip_end.router, whatsapp.router,
            whatsapp_eval.router, sip_eval_tokens.router, campaigns.router, exotel_connect.router)
 
 

@@ -88,6 +88,11 @@ class DailyRooms:
     def room_name(self, session_id: str) -> str:
         return f"{self.settings.room_prefix}{session_id}"
 
+    def session_of(self, room: str) -> str | None:
+        """The session whose room `room` is (Daily's webhooks name rooms); None: no room this deployment names."""
+        prefix = self.settings.room_prefix
+        return room[len(prefix):] if room.startswith(prefix) and len(room) > len(prefix) else None
+
     def bot_user_id(self, session_id: str) -> str:
         return f"bot-{session_id}"
 

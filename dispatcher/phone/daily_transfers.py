@@ -93,10 +93,10 @@ class DailyTransfers:
         if session is None or not session.machine.has_room:
             return None
         if target.mode == WARM and self._warm is None:
-            raise ApiError(409, "warm_unsupported", "a Daily dial-in call cannot be handed over warm yet: the "
-                           "person's dial-out leg is in the room while their phone still rings, and the dispatcher "
-                           "does not yet read Daily's dialout.answered webhook that tells an answer; a cold "
-                           "transfer (\"mode\": \"cold\") works here (docs/phone.md)")
+            raise ApiError(409, "warm_unsupported", "a Daily dial-in call is handed over warm only once the "
+                           "dispatcher hears Daily's webhooks (dialout.answered tells the person picked up): set "
+                           "DAILY_WEBHOOK_SECRET to the hmac of a Daily webhook pointed at /phone/daily/webhook; a "
+                           "cold transfer (\"mode\": \"cold\") works meanwhile (docs/phone.md)")
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")

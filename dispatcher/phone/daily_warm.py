@@ -1,12 +1,13 @@
 """A warm transfer of a Daily dial-in call: the person is dialled out into the session's own room while the
-caller stays with the bot, the bot briefs them, then the two hear each other (docs/phone.md, "Daily dial-in
-calls handed to a person"). Daily holds every leg's media; the dispatcher drives it with its own API key.
+caller stays with the bot, the bot briefs them, then the two hear each other (docs/phone.md, "A warm transfer of a
+Daily dial-in call"). Daily holds every leg's media; the dispatcher drives it with its own API key.
 
 1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
-   `userId` of the transfer's own; the bot is told `ringing` and keeps the caller company, as on Twilio.
-2. The person's leg is known by reading the room's presence until that user is in it, within the ring (12 s):
-   the dispatcher has no receiver for Daily's `dialout.*` webhooks (a ringing leg is in it too: docs/phone.md
-   names this flaw). Then `update-permissions`
+   `userId` of the transfer's own, marked in the store as waited on first (daily_legs.py); the bot is told
+   `ringing` and keeps the caller company, as on Twilio.
+2. The person's answer is Daily's `dialout.answered` webhook, kept in the replicas' store by whichever replica it
+   reached (dispatcher/api/routers/daily_webhooks.py), within the ring (12 s): the leg is in the room from
+   `dialout.connected`, while the phone still rings, so presence cannot tell an answer. Then `update-permissions`
    (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
@@ -14,11 +15,12 @@ calls handed to a person"). Daily holds every leg's media; the dispatcher drives
    then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg. The
    person leaving first ends the caller's leg (`eject`), as Twilio's conference ends when either leaves.
 
-Unanswered, busy (a line that never joins: presence cannot tell the two apart) or gone during the briefing:
-the person's leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the
-answer is 409 `person_unanswered` or `person_left`. The caller gone: the leg stopped, 409 `call_over`. A start
-Daily did not answer may be ringing: it is never sent again, and a leg of its user that joins within a few
-seconds is stopped (a dial-out's `sessionId` is its participant's id: daily-js `stopDialOut`, `sipCallTransfer`).
+Unanswered, busy (`dialout.stopped` / `dialout.error` before an answer) or gone during the briefing: the person's
+leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the answer is 409
+`person_unanswered` or `person_left`. The caller gone: the leg stopped, 409 `call_over`. A start Daily did not
+answer may be ringing: it is never sent again, its waiting mark is given up (its `dialout.answered` finds the leg
+nobody's and stops it), and a leg of its user that joins within a few seconds is stopped (a dial-out's
+`sessionId` is its participant's id: daily-js `stopDialOut`, `sipCallTransfer`).
 """
 
 from __future__ import annotations
@@ -39,17 +41,20 @@ from botchannel.transfer import (
 )
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyError, DailyRooms
+from dispatcher.phone.daily_legs import DialoutLegs
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
-POLL_SECONDS = 0.5  # the room's presence read this often while the person rings or hears the briefing
+POLL_SECONDS = 0.5  # the store and the room's presence read this often while the person rings or is briefed
 WATCH_SECONDS = 3.0  # a bridged room's presence read this often: a request per call, of Daily's 20 a second
 WATCH_FAILURES = 10  # failed requests in a row before a bridged room goes unwatched
 CALL_SECONDS = 6.0  # one Daily request, its retries included
 FOUND_SECONDS = 3.0  # after a start whose answer was lost: how long its leg may take to show in the room
 WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WARM_TRANSFER_TIMEOUT_SECONDS)
+ANSWERED, ENDED = "answered", "ended"  # what `_heard` tells of the leg
 PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
 
 
@@ -59,10 +64,10 @@ NoteLeg = Callable[[str], Awaitable[None]]  # the person's leg (its dial-out `se
 class DailyWarm:
     """The person's leg and its wait; `DailyTransfers` claims the call and notes the outcome."""
 
-    def __init__(self, rooms: DailyRooms, ask_bot: AskBot, *, ring_seconds: float = RING_SECONDS,
+    def __init__(self, rooms: DailyRooms, ask_bot: AskBot, legs: DialoutLegs, *, ring_seconds: float = RING_SECONDS,
                  poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS,
                  watch_seconds: float = WATCH_SECONDS) -> None:
-        self._rooms, self._ask_bot = rooms, ask_bot
+        self._rooms, self._ask_bot, self._legs = rooms, ask_bot, legs
         self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
 
@@ -72,6 +77,19 @@ class DailyWarm:
         409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
         rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
         user = PERSON_USER + uuid.uuid4().hex[:24]
+        try:  # marked before the leg exists, so that its every webhook finds someone waiting for it
+            await self._legs.wait(user)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store did not answer, so the person's answer "
+                           "could not be heard: nobody was called and the caller is still with the bot; try again",
+                           retry_after=1.0) from None
+        try:
+            return await self._call(session_id, caller, target, wait_until, note_leg, user)
+        finally:
+            await self._legs.done(user)
+
+    async def _call(self, session_id: str, caller: str, target: TransferTarget, wait_until: float,
+                    note_leg: NoteLeg | None, user: str) -> str:
         try:
             async with asyncio.timeout(CALL_SECONDS):
                 dial = await self._rooms.dial_out_start(session_id, target.to, user)
@@ -109,16 +127,16 @@ class DailyWarm:
                        wait_until: float) -> str:
         loop = asyncio.get_running_loop()
         ring_until = min(loop.time() + self._ring, wait_until)
-        present = await self._present(session_id)
-        while not any(entry.get("userId") == user for entry in present):
+        while (heard := await self._heard(dial, user)) != ANSWERED:
+            present = await self._present(session_id)
             await self._caller_stays(session_id, caller, dial, present)
-            if loop.time() >= ring_until:
+            if heard is not None or loop.time() >= ring_until:  # the leg ended unanswered, or rang too long
                 if not await self._undo(session_id, caller, dial):
                     raise LegNotStopped(session_id)
                 raise ApiError(409, "person_unanswered", "the person did not answer (or their line was busy); "
                                "their call is ended and the caller is still with the bot")
             await asyncio.sleep(self._poll)
-            present = await self._present(session_id)
+        present = await self._present(session_id)
         bot_user = self._rooms.bot_user_id(session_id)
         bot = next((str(entry["id"]) for entry in present if entry.get("userId") == bot_user), None)
         only_bot = {"canReceive": {"base": False, "byUserId": {bot_user: True}}}
@@ -177,7 +195,7 @@ class DailyWarm:
                 await asyncio.wait({saying}, timeout=self._poll)
                 present = await self._present(session_id)
                 await self._caller_stays(session_id, caller, dial, present)
-                if present and not any(entry.get("id") == dial for entry in present):
+                if await self._ended(dial) or present and not any(entry.get("id") == dial for entry in present):
                     saying.cancel()
                     await self._ask(session_id, {"event": "stop"}, STOP_SECONDS)  # quiet before the caller
                     await self._undo(session_id, caller, dial)
@@ -211,6 +229,25 @@ class DailyWarm:
             raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
                            "to the person is ended")
 
+    async def _heard(self, dial: str, user: str) -> str | None:
+        """What Daily's webhooks said of the leg so far: ANSWERED, ENDED, or None (nothing yet, or the store did
+        not answer: asked again at the next poll); the mark that this replica waits on it renewed."""
+        try:
+            await self._legs.wait(user)
+            if await self._legs.answered(dial):
+                return ANSWERED
+            return ENDED if await self._legs.ended(dial) is not None else None
+        except StoreUnavailable:
+            log.warning("daily dial-in: the store did not answer while the person's leg (%s) rings", dial)
+            return None
+
+    async def _ended(self, dial: str) -> bool:
+        """Whether Daily's webhook said the leg ended (the store not answering: not yet)."""
+        try:
+            return await self._legs.ended(dial) is not None
+        except StoreUnavailable:
+            return False
+
     async def _present(self, session_id: str) -> list[dict[str, Any]]:
         """The room's participants; none when the read failed (read again at the next poll)."""
         try:
@@ -243,7 +280,9 @@ class DailyWarm:
         return True
 
     async def _lost_start(self, session_id: str, user: str) -> None:
-        """A start whose answer never came: the leg it placed, if it joins the room soon, is stopped by its id."""
+        """A start whose answer never came: nobody waits on its leg (its webhooks have it stopped where they land),
+        and the leg it placed, if it joins the room soon, is stopped here by its id."""
+        await self._legs.done(user)
         loop = asyncio.get_running_loop()
         until = loop.time() + self._found
         while loop.time() < until:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from dispatcher.phone import daily_signature
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.plivo_calls import PLIVO_API_URL
 from dispatcher.phone.plivo_ids import AUTH_ID, AUTH_ID_RULE
@@ -50,6 +51,7 @@ class PhoneSettings:
     plivo_api_url: str = PLIVO_API_URL
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
+    daily_webhook_key: bytes | None = field(default=None, repr=False)  # Daily's webhooks' HMAC key (decoded)
     # A Twilio stream admitted by its upgrade's signature alone (no one-time token): off unless
     # TWILIO_SIGNED_STREAMS=1, since that signature covers a URL that never changes.
     twilio_signed_streams: bool = False
@@ -91,6 +93,11 @@ class PhoneSettings:
         dialin = setting_text(env, "DAILY_DIALIN_SECRET") or None
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
+        webhook_secret = setting_text(env, "DAILY_WEBHOOK_SECRET")
+        try:
+            webhook_key = daily_signature.webhook_key(webhook_secret) if webhook_secret else None
+        except ValueError as exc:
+            raise SettingsError(f"DAILY_WEBHOOK_SECRET {exc}") from None
         twilio_rest = _twilio_rest(env)
         twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
                                           "the account's credentials")
@@ -115,6 +122,7 @@ class PhoneSettings:
             token_key=key,
             carrier_recording=carrier_recording,
             daily_dialin_secret=dialin,
+            daily_webhook_key=webhook_key,
             public_url=public_url,
             twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
             twilio_rest=twilio_rest,

@@ -17,7 +17,9 @@ from dispatcher.media.daily import DailyRooms
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_transfers import DailyTransfers, SessionReads
+from dispatcher.phone.daily_warm import CALL_SECONDS, DailyWarm
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.exotel_transfers import ExotelTransfers
@@ -65,6 +67,7 @@ class PhoneState:
     twilio_warm: TwilioWarm | None = None  # a Twilio call's warm transfer, for its callbacks' routes
     telnyx_warm: TelnyxWarm | None = None  # a Telnyx call's (telnyx_warm.py)
     plivo_warm: PlivoWarm | None = None  # a Plivo call's (plivo_warm.py)
+    daily_hooks: DailyHooks | None = None  # Daily's signed webhooks (dialout.*): a Daily warm transfer's answer
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -151,11 +154,18 @@ def build_phone_state(
                           # Exotel's calls go to a person through their flow's Connect applet, whose URL the
                           # stream's Basic credential keys (exotel_connect.py)
                           exotel=ExotelTransfers(coordination.key_holders) if phone.exotel_basic else None)
-    # A Daily dial-in call is handed over by Daily's REST API, with the dispatcher's own key (daily_transfers.py).
-    # Warm (daily_warm.py) is not wired yet: a dial-out's leg is in the room while the person's phone still
-    # rings, and only Daily's dialout.answered webhook, which nothing reads yet, tells an answer (docs/phone.md).
-    daily = (DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline)
-             if isinstance(rooms, DailyRooms) and reads is not None else None)
+    # A Daily dial-in call is handed over by Daily's REST API, with the dispatcher's own key (daily_transfers.py);
+    # warm (daily_warm.py) only with Daily's webhooks: a dial-out's leg is in the room while the person's phone
+    # still rings, and only the signed dialout.answered, kept in the store for any replica, tells an answer.
+    daily = daily_hooks = None
+    if isinstance(rooms, DailyRooms) and reads is not None:
+        daily_warm = None
+        if phone.daily_webhook_key is not None:
+            legs = DialoutLegs(coordination.key_holders)
+            daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
+            daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs)
+        daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
+                               warm=daily_warm)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
@@ -176,6 +186,7 @@ def build_phone_state(
         twilio_warm=twilio_warm,
         telnyx_warm=telnyx_warm,
         plivo_warm=plivo_warm,
+        daily_hooks=daily_hooks,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

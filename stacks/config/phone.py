@@ -25,16 +25,17 @@ PHONE_SECRET_KEYS = {
     "exotelApiToken": "EXOTEL_API_TOKEN",
     "phoneTokenSecret": "PHONE_TOKEN_SECRET",
     "dailyDialinSecret": "DAILY_DIALIN_SECRET",
+    "dailyWebhookSecret": "DAILY_WEBHOOK_SECRET",  # Daily's webhooks' hmac: a Daily dial-in call's warm transfer
     **whatsapp.SECRET_KEYS,
 }
 # The credentials that let a carrier's own requests (signed webhooks and streams) reach a bot over a
-# WebSocket; Daily's dial-in secret is not one: its calls come through a Daily room. None is needed
+# WebSocket; Daily's dial-in and webhook secrets are not: its calls come through a Daily room. None is needed
 # for `POST /start` with a WebSocket transport (or a carrier's name): any API key gets a one-time
 # token for it whatever is set here (dispatcher/phone/settings.py), so the stacks count those
 # sockets for every session (stacks/config/channel.py held_requests). WhatsApp's are not either: its
 # calls reach a bot over WebRTC, as a browser's do; nor Telnyx's API key, which the dispatcher calls with.
 CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items()
-                             if key not in ("dailyDialinSecret", "telnyxTransferApiKey")
+                             if key not in ("dailyDialinSecret", "dailyWebhookSecret", "telnyxTransferApiKey")
                              and key not in whatsapp.SECRET_KEYS)
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)

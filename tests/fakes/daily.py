@@ -23,8 +23,8 @@ documented fields (`userId` at most 36 characters), is refused 400 in a room wit
 (Daily requires it), and answers `{ok, sessionId}`. The person's leg joins the room as a participant whose id
 is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
 ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);
-Daily's leg is in the room from `dialout.connected`, while it rings; here it joins at the answer, which the
-dispatcher cannot yet tell from the ring (tests/dispatcher/phone/test_review_daily_warm.py shows it).
+Daily's leg is in the room from `dialout.connected`, while it rings; here it joins at the answer (the review's
+tests put it in while it rings: tests/dispatcher/phone/test_review_daily_warm.py).
 `POST /rooms/:name/dialOut/stop` {sessionId} ends one (404 for one that is not live); `hang_up_dial_out`
 is the person hanging up, `refuse_dial_out` a busy or unanswered line (it never joins). `POST
 /rooms/:name/update-permissions` {data: {participant id or "*": {hasPresence, canSend, canReceive,
@@ -32,18 +32,32 @@ canAdmin}}}: any other key is a 400, a participant not in the room a 404; `canRe
 `byUserId` / `byParticipantId` maps to booleans or media objects (kept in `permissions`). `POST
 /rooms/:name/eject` {ids?, user_ids?, ban?} removes those participants (a dial-out's leg stops) and answers
 `{ejectedIds}`, a 200 though some were not there.
+
+Webhooks (https://docs.daily.co/reference/rest-api/webhooks): `subscribe(url, hmac?)` is `POST /webhooks`: Daily
+first POSTs its unsigned `{"test": "test"}` check and refuses the webhook unless that is answered 200; the `hmac`
+is a BASE-64 secret (Daily makes 32 random bytes when none is given). Then each dial-out's `dialout.answered`
+(`answer_dial_out`) and `dialout.stopped` (hung up, refused, `dialOut/stop`, ejected) is POSTed as Daily documents
+the events (reference/rest-api/webhooks/events/dialout-*: `{version, type, id, payload: {domain_id, room, timestamp,
+session_id, user_id, destination, caller_id?}, event_ts}`), with `X-Webhook-Timestamp` (Unix seconds) and
+`X-Webhook-Signature`, the BASE-64 HMAC-SHA256 of `{timestamp}.{body}` keyed with the decoded secret; one try each
+(Daily's `circuit-breaker` retry type), its answer's status kept in `sent_webhooks`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import secrets
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -79,6 +93,10 @@ class FakeDaily(FakeApi):
         self.transfers: list[dict[str, Any]] = []  # each transfer taken: {"room", "how", and its body}
         self.dial_outs: dict[str, dict[str, Any]] = {}  # dial-out sessionId -> {"room", "state", and its body}
         self.permissions: dict[str, dict[str, dict[str, Any]]] = {}  # room -> participant id -> last update
+        self.webhook: tuple[str, str] | None = None  # (url, hmac): the domain's webhook, once subscribed
+        self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)  # Daily → the server
+        self.sent_webhooks: list[tuple[str, int]] = []  # (event type, the answer's status; 0: no answer)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the subscriber's: every delivery runs there
 
     @property
     def env(self) -> dict[str, str]:
@@ -125,6 +143,45 @@ class FakeDaily(FakeApi):
         self.sip_participants.add(participant)
         return participant
 
+    async def subscribe(self, url: str, secret: str | None = None) -> str:
+        """`POST /webhooks`: Daily's check of `url` (an unsigned `{"test": "test"}`, 200 required), then every
+        later event is sent there, signed with the webhook's `hmac` (returned)."""
+        async with self.deliver() as client:
+            check = await client.post(url, content=b'{"test":"test"}', headers={"Content-Type": "application/json"})
+        if check.status_code != 200:
+            raise ValueError(f"Daily refuses the webhook: its check of {url} was answered {check.status_code}")
+        secret = secret or base64.b64encode(secrets.token_bytes(32)).decode()
+        self.webhook, self._loop = (url, secret), asyncio.get_running_loop()
+        return secret
+
+    def _emit(self, kind: str, session: str) -> None:
+        """A dial-out's event POSTed to the webhook (from whichever thread the change happened on)."""
+        if self.webhook is None or self._loop is None:
+            return
+        dial = self.dial_outs[session]
+        now = time.time()
+        payload = {"domain_id": DOMAIN_ID, "room": dial["room"], "timestamp": int(now), "session_id": session,
+                   "destination": dial.get("phoneNumber") or dial.get("sipUri"),
+                   **({"user_id": dial["userId"]} if "userId" in dial else {}),
+                   **({"caller_id": dial["callerId"]} if "callerId" in dial else {})}
+        event = {"version": "1.0.0", "type": kind, "id": f"{kind}-{session}-{uuid.uuid4().hex[:8]}",
+                 "payload": payload, "event_ts": round(now, 3)}
+        asyncio.run_coroutine_threadsafe(self._post(kind, json.dumps(event).encode()), self._loop)
+
+    async def _post(self, kind: str, body: bytes) -> None:
+        assert self.webhook is not None
+        url, secret = self.webhook
+        timestamp = str(int(time.time()))
+        digest = hmac.new(base64.b64decode(secret), timestamp.encode() + b"." + body, hashlib.sha256).digest()
+        headers = {"Content-Type": "application/json", "X-Webhook-Timestamp": timestamp,
+                   "X-Webhook-Signature": base64.b64encode(digest).decode()}
+        try:
+            async with self.deliver() as client:
+                answer = await client.post(url, content=body, headers=headers)
+            self.sent_webhooks.append((kind, answer.status_code))
+        except httpx.HTTPError:
+            self.sent_webhooks.append((kind, 0))
+
     def answer_dial_out(self, session: str) -> str:
         """The person answers a ringing dial-out: their leg joins its room (id: the dial-out's sessionId)."""
         dial = self.dial_outs[session]
@@ -136,6 +193,7 @@ class FakeDaily(FakeApi):
             "userName": dial.get("displayName") or target, "mtgSessionId": f"mtg-{dial['room']}",
             "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
         self.sip_participants.add(session)
+        self._emit("dialout.answered", session)
         return session
 
     def hang_up_dial_out(self, session: str) -> None:
@@ -146,6 +204,7 @@ class FakeDaily(FakeApi):
         """Busy, declined or unanswered: Daily's dial-out stops without the person ever joining."""
         assert self.dial_outs[session]["state"] == "ringing"
         self.dial_outs[session]["state"] = "stopped"
+        self._emit("dialout.stopped", session)
 
     def ringing(self, room: str) -> list[str]:
         return [key for key, dial in self.dial_outs.items() if dial["room"] == room and dial["state"] == "ringing"]
@@ -155,6 +214,7 @@ class FakeDaily(FakeApi):
         dial["state"] = state
         people = self.presence.get(dial["room"], [])
         people[:] = [p for p in people if p["id"] != session]
+        self._emit("dialout.stopped", session)
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The token's claims if its HS256 signature is valid for this domain's API key."""
@@ -360,6 +420,7 @@ class FakeDaily(FakeApi):
         for dial_out, dial in self.dial_outs.items():
             if dial_out in ejected:
                 dial["state"] = "stopped"
+                self._emit("dialout.stopped", dial_out)
         return JSONResponse({"ejectedIds": ejected})
 
     async def list_rooms(self, request: Request) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
@@ -22,6 +23,7 @@ from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_harness
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
+from tests.support.daily_hooks_app import SECRET as WEBHOOK_SECRET
 
 KEY = "dialin-transfer-key-0123456789"
 ADMIN_KEY = "dialin-transfer-admin-0123456789"
@@ -61,17 +63,26 @@ class Dialin:
         return self.daily.calls_to("POST", "/sipCallTransfer")
 
 
-@pytest.fixture
-async def dialin(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Dialin]:
+@asynccontextmanager
+async def dispatcher(fake_fly: FakeFly, fake_daily: FakeDaily, **env: str) -> AsyncIterator[Dialin]:
     settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}),
                         admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
     rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
-    app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET, "PHONE_TRANSFER_TARGETS": TARGETS},
+    app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET, "PHONE_TRANSFER_TARGETS": TARGETS, **env},
                      machines=fly_harness(fake_fly).make(), rooms=rooms)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
     async with http:
         yield Dialin(http, fake_daily, app)
     await app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+async def dialin(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Dialin]:
+    """A dispatcher that hears Daily's webhooks: the fake's webhook points at it, with its secret."""
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET) as setup:
+        fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app), timeout=10)
+        await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET)
+        yield setup
 
 
 async def test_a_dialin_call_is_handed_to_a_number_by_dailys_sip_call_transfer(dialin: Dialin) -> None:
@@ -96,16 +107,16 @@ async def test_a_second_transfer_of_the_same_call_is_refused_without_asking_dail
     assert len(dialin.posts()) == 1
 
 
-async def test_warm_is_refused_with_why_until_an_answer_can_be_told_from_a_ring(dialin: Dialin) -> None:
-    session_id, _ = await dialin.call()
-    answer = await dialin.transfer(session_id, to="+14155550123", mode="warm")
-    assert (answer.status_code, code(answer)) == (409, "warm_unsupported"), answer.text
-    assert "dialout.answered" in answer.text and "cold" in answer.text
-    assert dialin.daily.calls_to("POST", "/dialOut/start") == [] and dialin.posts() == []  # nothing asked of Daily
+async def test_warm_is_refused_with_why_without_dailys_webhooks_to_tell_an_answer_from_a_ring(
+        fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
+    async with dispatcher(fake_fly, fake_daily) as unhooked:  # no DAILY_WEBHOOK_SECRET
+        session_id, _ = await unhooked.call()
+        answer = await unhooked.transfer(session_id, to="+14155550123", mode="warm")
+        assert (answer.status_code, code(answer)) == (409, "warm_unsupported"), answer.text
+        assert "DAILY_WEBHOOK_SECRET" in answer.text and "cold" in answer.text
+        assert fake_daily.calls_to("POST", "/dialOut/start") == [] and unhooked.posts() == []  # nothing asked
 
 
-@pytest.mark.xfail(strict=True, reason="Daily warm transfers are not wired until the dispatcher reads Daily's "
-                   "dialout.answered webhook: a dial-out's leg is in the room while the phone still rings")
 async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed(dialin: Dialin) -> None:
     session_id, caller = await dialin.call()
     room = next(iter(dialin.daily.rooms))

@@ -17,6 +17,7 @@ from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.phone.calls import PHONE_CALLER
+from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
 from dispatcher.phone.daily_warm import DailyWarm
 from dispatcher.phone.transfer_allow import parse_transfer_targets
@@ -24,6 +25,7 @@ from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.store.memory import LocalFirstClaims
 from tests.fakes.daily import FakeDaily
+from tests.support.daily_hooks_app import hooked
 
 SESSION = new_session_id(PHONE_CALLER, "daily-dialin:warm-call")
 DESK = "+14155550123"
@@ -88,7 +90,9 @@ async def call(fake_daily: FakeDaily) -> AsyncIterator[Call]:
     fake_daily.join(room, rooms.bot_user_id(SESSION))
     caller = fake_daily.dial_in(room)
     bot, claims = Bot(), LocalFirstClaims()
-    warm = DailyWarm(rooms, bot.ask, ring_seconds=1.0, poll_seconds=0.02, found_seconds=5.0,
+    legs = DialoutLegs(claims)
+    await hooked(fake_daily, DailyHooks(legs, stop_in_room(rooms, 1.0)))  # Daily's signed dialout.* events
+    warm = DailyWarm(rooms, bot.ask, legs, ring_seconds=1.0, poll_seconds=0.02, found_seconds=5.0,
                      watch_seconds=0.05)
     transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm)
     yield Call(fake_daily, transfers, claims, bot, room, caller)

@@ -13,11 +13,14 @@ import pytest
 
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.phone import daily_warm
+from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_transfers import RECORD
 from dispatcher.phone.daily_warm import DailyWarm
+from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.test_daily_warm import SESSION, WARM, Bot, Call, _dialin_room
 from tests.dispatcher.phone.test_daily_warm import call as call  # noqa: PLC0414 - the same call, reused
 from tests.fakes.daily import FakeDaily
+from tests.support.daily_hooks_app import hooked
 
 
 def _connected(daily: FakeDaily, session: str) -> None:
@@ -32,9 +35,6 @@ def _connected(daily: FakeDaily, session: str) -> None:
         "mtgSessionId": f"mtg-{dial['room']}", "joinTime": datetime.now(UTC).isoformat(), "duration": 0})
 
 
-@pytest.mark.xfail(strict=True, reason="a dial-out leg is in the room while it rings (Daily's dialout.connected), "
-                   "and presence is taken for the answer: the bot briefs a ringing line and the caller is bridged "
-                   "to a phone nobody picked up")
 async def test_a_ringing_leg_in_the_room_is_neither_briefed_nor_bridged(call: Call) -> None:
     call.bot.briefing.set()  # the bot says its briefing at once
     task = call.start()
@@ -81,7 +81,9 @@ async def test_no_step_of_the_transfer_is_asked_of_daily_after_its_deadline(
         await DailyRooms.update_permissions(rooms, session_id, updates)
 
     rooms.update_permissions = permit  # type: ignore[method-assign]
-    warm = DailyWarm(rooms, bot.ask, ring_seconds=1.0, poll_seconds=0.02)
+    legs = DialoutLegs(LocalFirstClaims())
+    await hooked(fake_daily, DailyHooks(legs, stop_in_room(rooms, 1.0)))
+    warm = DailyWarm(rooms, bot.ask, legs, ring_seconds=1.0, poll_seconds=0.02)
     until = loop.time() + 1.5
     try:
         task = asyncio.create_task(warm.transfer(SESSION, caller, WARM, until))

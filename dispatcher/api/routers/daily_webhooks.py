@@ -1,0 +1,76 @@
+"""Daily's webhooks (https://docs.daily.co/reference/rest-api/webhooks), pointed at this dispatcher for a warm
+transfer of a Daily dial-in call (dispatcher/phone/daily_warm.py):
+
+    POST /phone/daily/webhook   {version, type, id, payload, event_ts}, signed with the webhook's hmac
+
+Each is checked before it counts: `X-Webhook-Signature` over `X-Webhook-Timestamp` and the body with
+DAILY_WEBHOOK_SECRET, within a replay window (dispatcher/phone/daily_signature.py); unsigned 401, forged or stale
+403, and nothing kept. Daily's check when a webhook is created (or reactivated) posts a `{"test": …}` body before
+the secret can be known here: it is answered 200 and acts on nothing. A `dialout.*` event is kept in the replicas'
+store for the replica waiting on the leg (dispatcher/phone/daily_legs.py); any other event is answered 200 and
+ignored. A store that does not answer is a 503, nothing kept, so that Daily's retry (`retryType: exponential`)
+counts."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from botchannel.json_input import parse_json
+from dispatcher.api.dependencies import app_state
+from dispatcher.errors import ApiError, Utf8JSONResponse
+from dispatcher.phone.daily_signature import SIGNATURE_HEADER, check_signed
+from dispatcher.store.unavailable import StoreUnavailable
+
+MAX_BODY = 64 * 1024  # a dial-out event is a few hundred bytes; Daily's largest events are a few KiB
+log = logging.getLogger("dispatcher.phone")
+router = APIRouter(tags=["phone"])
+
+
+@router.post("/phone/daily/webhook", summary="Daily's signed webhooks (dialout.*: a warm transfer's answer)")
+async def daily_webhook(request: Request) -> Response:
+    state = app_state(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"a Daily webhook's body is at most {MAX_BODY} bytes")
+    if SIGNATURE_HEADER not in request.headers and _is_check(body):
+        return Utf8JSONResponse({"status": "ok"})  # Daily's check of the URL: nothing is read from it
+    key = state.phone.settings.daily_webhook_key
+    if key is None:
+        raise ApiError(403, "forbidden", "DAILY_WEBHOOK_SECRET is not set on this dispatcher: set it to the hmac "
+                       "secret of the Daily webhook pointed here (docs/phone.md)")
+    check_signed(key, request.headers, body, time.time())
+    payload = _object(body)
+    hooks = state.phone.daily_hooks
+    if hooks is None:  # no Daily rooms here: nothing waits on a leg
+        return Utf8JSONResponse({"status": "ignored"})
+    try:
+        event = await hooks.heard(payload)
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "the replicas' store did not keep this event: nothing was acted "
+                       "on, send it again", retry_after=1.0) from None
+    if event is not None:
+        log.info("daily room %s: %s (dial-out %s)", event.room, event.type, event.dial)
+    return Utf8JSONResponse({"status": "ok" if event is not None else "ignored"})
+
+
+def _object(body: bytes) -> dict[str, object]:
+    try:
+        payload = parse_json(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_json", "the body is not UTF-8 JSON") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+    return payload
+
+
+def _is_check(body: bytes) -> bool:
+    """Daily's verification request: a JSON object whose one field is `test`."""
+    try:
+        payload = parse_json(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(payload, dict) and set(payload) == {"test"}
