@@ -177,7 +177,6 @@ class Supervisor:
         self._call_token = tokens.call  # a worker's proof of its own INVITE to the front, never sent by the front
         self._drain_token = tokens.drain  # the supervisor's proof of its word of the drain (sipedge/front_drain.py)
         self._front_child: Child | None = None  # Kamailio, started again even during the drain (`_watch`)
-        self._workers: list[Child] = []
         self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
         self._mark = new_mark()  # the front's refusal lines' (sipedge/front_refusals.py): never the workers' token
         # Kamailio's other lines, passed on without the loop waiting on our output (sipedge/log_relay.py).
@@ -195,14 +194,15 @@ class Supervisor:
 
     def _children(self) -> list[Child]:
         """The workers (but in the front's part), then Kamailio (but in the workers' part)."""
+        workers: list[Child] = []
         if self.part is not Part.FRONT:
             env = worker_env(os.environ, self.config)
-            self._workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                                   {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
-                                    CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
-                             for index in range(self.config.workers)]
+            workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
+                             {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
+                              CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
+                       for index in range(self.config.workers)]
         if self.part is Part.WORKERS:
-            return list(self._workers)
+            return workers
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
         files = self._write_front()
@@ -213,7 +213,7 @@ class Supervisor:
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
         self._front_child = kamailio
-        return [*self._workers, kamailio]
+        return [*workers, kamailio]
 
     def _write_front(self, *, draining: bool = False) -> FrontFiles:
         """The front's files for this start, with its tokens; `draining`: for a front started during the drain."""
@@ -242,15 +242,16 @@ class Supervisor:
         self._front_record = record
         self._front_watch = None if self.part is Part.WORKERS else FrontWatch(KAMAILIO)
         children = self._children()
+        workers, front = self._split(children)
         try:
             await self._serve(children)
         finally:
             log.info("sipedge: stopping %s%d workers; their calls in flight are hung up",
-                     "" if self._front_child is None else "Kamailio and ", len(self._workers))
+                     "" if front is None else "Kamailio and ", len(workers))
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
-            await asyncio.gather(*(child.stop() for child in self._workers), return_exceptions=True)
-            if self._front_child is not None:
-                await self._front_child.stop()
+            await asyncio.gather(*(child.stop() for child in workers), return_exceptions=True)
+            if front is not None:
+                await front.stop()
             if self._relays:  # their readers reach their pipes' end first (bounded), so no last line comes late
                 await asyncio.wait(set(self._relays), timeout=READERS_SECONDS)
             await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
@@ -313,11 +314,16 @@ class Supervisor:
         left = await drained(lambda: len(bound_worker_ports(self.config)), seconds + 2 * STOP_SECONDS, self._stop_now)
         log.warning("sipedge: %s", "the workers have stopped" if left == 0 else f"{left} workers still up; stopping")
 
+    def _split(self, children: list[Child]) -> tuple[list[Child], Child | None]:
+        """`children` (as `_children` lists them) as the workers and Kamailio, none in the workers' part."""
+        return (children, None) if self.part is Part.WORKERS else (children[:-1], children[-1])
+
     async def _serve(self, children: list[Child]) -> None:
         """Starts `children`, then watches them until the edge is stopped or one keeps failing."""
         stop = asyncio.create_task(self._stopping.wait())
+        workers, front = self._split(children)
         try:
-            starting = asyncio.create_task(_start_all(self._workers, self._front_child))
+            starting = asyncio.create_task(_start_all(workers, front))
             await asyncio.wait([stop, starting], return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():  # stopped while starting
                 starting.cancel()
@@ -331,7 +337,7 @@ class Supervisor:
             log.info("sipedge: Kamailio on udp %s:%d%s in front of %d workers%s", self.config.sip_address,
                      self.config.sip_port, tls, self.config.workers,
                      "" if self.part is Part.WHOLE else f" (this process runs the {self.part.value} alone)")
-            control = self._control(self._workers) if self._workers else None
+            control = self._control(workers) if workers else None
             if control is not None:
                 await control.start()
             watchers = [asyncio.create_task(self._guarded(f"watching {child.name}", self._watch(child)))
@@ -340,7 +346,7 @@ class Supervisor:
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
                 if self._stopping.is_set() and self.failed is None:
-                    await self._drain(self._workers)
+                    await self._drain(workers)
             finally:
                 for task in watchers:
                     task.cancel()

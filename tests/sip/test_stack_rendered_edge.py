@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +166,18 @@ def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_
     assert "src_ip == 127.0.0.0/8" in text and "listen=udp:127.0.0.1:5060 advertise 203.0.113.10:5060\n" in text
 
 
-@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
-async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
-        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
-    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
+@dataclass(frozen=True)
+class FrontedPodEdge:
+    """The file a Kubernetes pod gets for two workers and a trunk with an inbound digest credential, and the secrets
+    its pod holds: the inbound password, and the workers' (the number's key, the edge's two credentials)."""
+
+    config: Path
+    sip_port: int
+    password: str
+    workers_secrets: dict[str, str]
+
+
+def fronted_pod_edge(dispatcher: DispatcherProcess, tmp_path: Path) -> FrontedPodEdge:
     free = free_port_pair(2 * RTP_PORTS + 1)
     rtp_port = free + free % 2
     key = carrier_key(f"{rtp_port}-{rtp_port + 2 * RTP_PORTS - 1}", workers=2)
@@ -179,14 +187,24 @@ async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_d
     sip_port = free_port_pair(3)  # the front's, then the workers' (the edge's default, as the pod declares them)
     control_port = free_port_pair(3)  # the edge's, then the workers' (control_port + 1 on, the edge's default)
     config = tmp_path / "edge.toml"
-    config.write_text(render(settings, dispatcher_url=key_dispatcher.base_url, sip_address=None,
+    config.write_text(render(settings, dispatcher_url=dispatcher.base_url, sip_address=None,
                              public_address="127.0.0.1", sip_port=sip_port, control_port=control_port,
                              address_variable=NODE_ADDRESS_VARIABLE))
-    password = secrets.token_urlsafe(16)
     derived, url = EdgeSecret(SECRET), f"http://127.0.0.1:{control_port}"
-    env = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
-           CONTROL_KEY_VARIABLE: derived.control_credential(url), inbound_digest_variable("carrier"): password,
+    return FrontedPodEdge(config, sip_port, secrets.token_urlsafe(16), {
+        api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
+        CONTROL_KEY_VARIABLE: derived.control_credential(url)})
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
+        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
+    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
+    pod = fronted_pod_edge(key_dispatcher, tmp_path)
+    env = {**pod.workers_secrets, inbound_digest_variable("carrier"): pod.password,
            NODE_ADDRESS_VARIABLE: "127.0.0.1"}
+    config, sip_port, password = pod.config, pod.sip_port, pod.password
     with started_edge(config, sip_port, tmp_path, env) as edge:
         async with api_client(base_url=key_dispatcher.base_url, timeout=30,
                               headers={"Authorization": f"Bearer {KEY}"}) as api:
@@ -206,22 +224,11 @@ async def test_the_kubernetes_edges_two_parts_apart_answer_a_pbxs_digest_call_an
     """As a Kubernetes pod runs a fronted edge: `python -m sipedge workers` holding every secret but the inbound
     password, `python -m sipedge front` holding that password alone, both the same tokens. Kamailio challenges the
     PBX and a worker answers; stopped, the front refuses new calls and stays up until the workers have gone."""
-    free = free_port_pair(2 * RTP_PORTS + 1)
-    rtp_port = free + free % 2
-    key = carrier_key(f"{rtp_port}-{rtp_port + 2 * RTP_PORTS - 1}", workers=2)
-    key = key.model_copy(update={"trunks": [key.trunks[0].model_copy(update={"inbound_digest_username": "pbx"})]})
-    settings = settings_of(key)
-    sip_port, control_port = free_port_pair(3), free_port_pair(3)
-    config = tmp_path / "edge.toml"
-    config.write_text(render(settings, dispatcher_url=key_dispatcher.base_url, sip_address=None,
-                             public_address="127.0.0.1", sip_port=sip_port, control_port=control_port,
-                             address_variable=NODE_ADDRESS_VARIABLE))
-    password = secrets.token_urlsafe(16)
-    derived, url = EdgeSecret(SECRET), f"http://127.0.0.1:{control_port}"
+    pod = fronted_pod_edge(key_dispatcher, tmp_path)
+    config, sip_port, password = pod.config, pod.sip_port, pod.password
     tokens = {variable: new_token() for variable in (TOKEN_VARIABLE, CALL_TOKEN_VARIABLE, DRAIN_TOKEN_VARIABLE)}
     both = {NODE_ADDRESS_VARIABLE: "127.0.0.1", **tokens}
-    workers_env = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
-                   CONTROL_KEY_VARIABLE: derived.control_credential(url), **both}
+    workers_env = {**pod.workers_secrets, **both}
     front_env = {inbound_digest_variable("carrier"): password, **both}
     (tmp_path / "workers").mkdir()
     with started_edge(config, sip_port, tmp_path / "workers", workers_env, "workers", inherit=False) as workers, \
