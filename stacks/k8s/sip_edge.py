@@ -1,5 +1,4 @@
-"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes
-has the why of each choice).
+"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes: why).
 
 RTP takes a port per call, which a Service's ports do not carry, so the pod runs with `hostNetwork` on
 the nodes the team keeps for it (`sipEdge.nodeSelector`, `nodeTaint`), its calls sent to
@@ -10,12 +9,9 @@ hostNetwork; the stack's others enforce `restricted`).
 It runs the edge's image (stacks/k8s/sip_edge_image.py: the dispatcher's with PJSIP's wheel, and Kamailio when
 the edge runs its front, from the Containerfile the VM hosts build), by digest, with the edge's command: several
 workers behind Kamailio on the SIP port, each on its own loopback SIP port and its share of the RTP range, as on
-a VM. With the front, Kamailio runs in a container of its own (`python -m sipedge front`, uid FRONT_UID) holding
-the inbound digest passwords alone, and the workers in another (`python -m sipedge workers`, the edge's uid) holding
-every other secret, never those (sipedge/edge_part.py); the pod's one network namespace carries loopback between
-them, and both hold the tokens the stack derives for them (stacks/k8s/sip_edge_tokens.py). Before them, init
-containers (sipedge/node_fence.py, one per user) stop the pod on a node whose credentials or daemons either user
-reaches, as the nftables table in docs/sip.md#on-kubernetes refuses them.
+a VM; Kamailio in a container of its own (uid FRONT_UID) with the inbound digest passwords alone, the workers' every
+other secret (sipedge/edge_part.py, stacks/k8s/sip_edge_tokens.py). Before them, init containers (sipedge/node_fence.py,
+one per user) stop the pod on a node whose credentials or daemons either user reaches.
 
 Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
 container as `secretKeyRef`s; the file names only the variable the node's address arrives in (the
