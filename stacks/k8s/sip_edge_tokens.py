@@ -32,5 +32,7 @@ def edge_tokens(edge: SipEdgeSettings, control_url: str) -> dict[str, pulumi.Out
     if edge.deployment_secret is None:
         raise ValueError("the SIP edge's tokens need the deployment secret (load makes it)")
     secret = edge.deployment_secret
-    return {variable: pulumi.Output.secret(secret.apply(lambda s, label=label: derived_token(s, label, control_url)))
-            for variable, label in LABELS.items()}
+
+    def token(label: str) -> pulumi.Output[str]:
+        return pulumi.Output.secret(secret.apply(lambda value: derived_token(value, label, control_url)))
+    return {variable: token(label) for variable, label in LABELS.items()}
