@@ -1,6 +1,7 @@
 """`python -m sipedge`: the SIP edge, configured by the TOML file SIP_EDGE_CONFIG names (docs/sip.md):
 one PJSIP process, or Kamailio in front of `workers` of them, started and watched here, with several workers
-or with a trunk's inbound digest credential, which only Kamailio checks (sipedge/config.py `front_runs`)."""
+or with a trunk's inbound digest credential, which only Kamailio checks (sipedge/config.py `front_runs`).
+`python -m sipedge front` and `python -m sipedge workers` run those two parts apart (sipedge/edge_part.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,23 @@ from sipedge.config import ConfigError, load
 from sipedge.control import Control
 from sipedge.control_front import CONTROL_LINE
 from sipedge.edge import Edge
+from sipedge.edge_part import Part, part_of, shared_tokens
 from sipedge.supervisor import Supervisor
 from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE, worker_index
 
 
-async def _main() -> None:
-    # A worker's environment lacks the inbound digest passwords, which the supervisor checked (Kamailio's alone).
-    config = load(os.environ, inbound_passwords=WORKER_VARIABLE not in os.environ)
+async def _main(part: Part) -> None:
+    # A worker's environment lacks the inbound digest passwords, which the supervisor checked (Kamailio's alone);
+    # so does the workers' part's, and the front's part holds those alone.
+    config = load(os.environ, inbound_passwords=WORKER_VARIABLE not in os.environ and part is not Part.WORKERS,
+                  other_secrets=part is not Part.FRONT)
     code_version()  # read now: `version` names the code this process loaded, whatever the disk holds later
+    if part is not Part.WHOLE:
+        if not config.front:
+            raise ConfigError(f"`python -m sipedge {part.value}` runs a part of an edge with Kamailio's front "
+                              "(workers > 1, or a trunk's inbound digest credential): run `python -m sipedge`")
+        await Supervisor(config, part, shared_tokens(os.environ)).run()
+        return
     worker = worker_index(os.environ, config)
     if worker is None and config.front:
         await Supervisor(config).run()
@@ -54,7 +64,7 @@ def main() -> None:
     # its SIP, media and event-loop threads wait, without stopping it.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        asyncio.run(_main())
+        asyncio.run(_main(part_of(sys.argv[1:])))
     except ConfigError as exc:
         sys.exit(f"sipedge: {exc}")
 

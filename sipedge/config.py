@@ -286,10 +286,12 @@ class EdgeConfig:
         return self.public_address or self.sip_address
 
 
-def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfig:
+def load(env: Mapping[str, str], *, inbound_passwords: bool = True, other_secrets: bool = True) -> EdgeConfig:
     """The configuration `SIP_EDGE_CONFIG` names, its secrets read from `env`. A worker loads it with
     `inbound_passwords` False: only Kamailio checks the trunks' inbound credentials, so the supervisor (which
-    checked their variables) leaves them out of the workers' environment."""
+    checked their variables) leaves them out of the workers' environment. A front run apart from its workers
+    (sipedge/edge_part.py) loads it with `other_secrets` False: its environment holds the inbound passwords alone,
+    and the numbers' keys, outbound digest passwords, control key and credential are left None."""
     path = env.get(CONFIG_VARIABLE, "")
     if not path:
         raise ConfigError(f"{CONFIG_VARIABLE} is unset: set it to the edge's TOML file (docs/sip.md#configuration)")
@@ -309,15 +311,16 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True) -> EdgeConfi
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk names must differ (outbound calls name their trunk)")
     _check_transports(path, parsed)
     sip_address = _address(path, parsed, env, "sip_address")
-    trunks = tuple(_trunk(t, env, inbound_passwords) for t in parsed.trunk)
+    trunks = tuple(_trunk(t, env, inbound_passwords, other_secrets) for t in parsed.trunk)
     config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), sip_address, parsed.sip_port, parsed.rtp_port,
                         parsed.rtp_port_count, parsed.answer_seconds, trunks,
                         workers=parsed.workers,
                         worker_sip_port=_worker_sip_port(parsed, any(t.inbound_digest for t in trunks)),
                         worker_control_port=_worker_control_port(parsed, any(t.inbound_digest for t in trunks)),
                         control_address=_address(path, parsed, env, "control_address"),
-                        control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
-                        edge_credential=_edge_credential(parsed, env),
+                        control_port=parsed.control_port,
+                        control_secret=_control_secret(parsed, env) if other_secrets else None,
+                        edge_credential=_edge_credential(parsed, env) if other_secrets else None,
                         control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
                         tls=_tls(path, parsed), public_address=_public_address(path, parsed) or sip_address,
                         drain_seconds=parsed.drain_seconds)
@@ -611,9 +614,11 @@ def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
     return value
 
 
-def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = True) -> Trunk:
+def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = True,
+           other_secrets: bool = True) -> Trunk:
     variables = {number: given if isinstance(given, str) else given.key for number, given in trunk.numbers.items()}
-    keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}") if variable else None
+    keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}")
+            if variable and other_secrets else None
             for number, variable in variables.items()}
     releases = {number: given.release for number, given in trunk.numbers.items()
                 if isinstance(given, NumberFile) and given.release is not None}
@@ -631,7 +636,8 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = T
         if not (trunk.digest_username and trunk.digest_password_env):
             raise ConfigError(f"trunk {trunk.name!r}: a digest credential needs both digest_username and "
                               "digest_password_env")
-        password = _secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
+        password = (_secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
+                    if other_secrets else None)
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
                  releases, trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,

@@ -14,7 +14,10 @@ one control API is served here and passes requests on to the workers' own (siped
 A stop drains (sipedge/drain.py): the front is told to refuse new INVITEs itself (sipedge/front_drain.py), and
 told again should it be started again meanwhile; each worker is told (DRAIN_SIGNAL) and drains its own calls,
 Kamailio and the control API still up for their requests, within the workers' bound and their stop; a second
-signal stops them at once (SIGTERM, as every other stop of a worker)."""
+signal stops them at once (SIGTERM, as every other stop of a worker).
+Run apart (sipedge/edge_part.py), it supervises one part alone: Kamailio (`front`), which on the stop refuses new
+calls and outlasts the workers' SIP ports (sipedge/worker_ports.py), or the workers (`workers`), which tell the
+other part's front of the drain as they would their own; the tokens are then both parts' (`Tokens`)."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from pathlib import Path
 from sipedge.config import EdgeConfig
 from sipedge.control_front import CONTROL_LINE, ControlFront
 from sipedge.drain import DRAIN_SIGNAL, DRAINED_LINE, FirstSignal, drained
+from sipedge.edge_part import Part, Tokens
 from sipedge.front_config import FrontFiles, worker_capacity, write_front
 from sipedge.front_drain import tell_front_draining
 from sipedge.front_key import HandedFiles, hand_over
@@ -46,7 +50,8 @@ from sipedge.front_watch import FrontWatch
 from sipedge.log_relay import LogRelay
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.stream_lines import cut_lines, lines
-from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE, new_token
+from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, WORKER_VARIABLE
+from sipedge.worker_ports import bound_worker_ports
 
 log = logging.getLogger("sipedge")
 
@@ -155,8 +160,10 @@ async def _main_exit(process: asyncio.subprocess.Process) -> int:
 
 
 class Supervisor:
-    def __init__(self, config: EdgeConfig) -> None:
-        self.config = config
+    def __init__(self, config: EdgeConfig, part: Part = Part.WHOLE, tokens: Tokens | None = None) -> None:
+        """`part`: the whole edge, or one part run apart, with the `tokens` both parts hold (else new ones)."""
+        self.config, self.part = config, part
+        tokens = tokens or Tokens.new()
         self._folder = Path(tempfile.mkdtemp(prefix="sipedge-front-"))  # 0700: this user's only
         self._stopping = asyncio.Event()
         self._stop_now = asyncio.Event()  # a second stop signal: the workers' drain ends at once
@@ -166,9 +173,9 @@ class Supervisor:
         self.failed: str | None = None
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
         self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
-        self._token = new_token()  # the front's proof of its lines to the workers (sipedge/worker_place.py)
-        self._call_token = new_token()  # a worker's proof of its own INVITE to the front, never sent by the front
-        self._drain_token = new_token()  # the supervisor's proof of its word of the drain (sipedge/front_drain.py)
+        self._token = tokens.front  # the front's proof of its lines to the workers (sipedge/worker_place.py)
+        self._call_token = tokens.call  # a worker's proof of its own INVITE to the front, never sent by the front
+        self._drain_token = tokens.drain  # the supervisor's proof of its word of the drain (sipedge/front_drain.py)
         self._front_child: Child | None = None  # Kamailio, started again even during the drain (`_watch`)
         self.front_refusals = RefusalLog()  # the requests Kamailio refused itself (sipedge/front_refusals.py)
         self._mark = new_mark()  # the front's refusal lines' (sipedge/front_refusals.py): never the workers' token
@@ -186,6 +193,16 @@ class Supervisor:
         task.add_done_callback(self._relays.discard)
 
     def _children(self) -> list[Child]:
+        """The workers (but in the front's part), then Kamailio (but in the workers' part)."""
+        workers: list[Child] = []
+        if self.part is not Part.FRONT:
+            env = worker_env(os.environ, self.config)
+            workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
+                             {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
+                              CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
+                       for index in range(self.config.workers)]
+        if self.part is Part.WORKERS:
+            return workers
         if self.config.tls is not None:
             self._tls = hand_over(self.config.tls)
         files = self._write_front()
@@ -196,11 +213,6 @@ class Supervisor:
                          () if self._tls is None else self._tls.descriptors, reads_stderr=True, own_group=True,
                          parent_death=FRONT_PARENT_DEATH)
         self._front_child = kamailio
-        env = worker_env(os.environ, self.config)
-        workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
-                         {**env, WORKER_VARIABLE: str(index), TOKEN_VARIABLE: self._token,
-                          CALL_TOKEN_VARIABLE: self._call_token}, self._worker_ready)
-                   for index in range(self.config.workers)]
         return [*workers, kamailio]
 
     def _write_front(self, *, draining: bool = False) -> FrontFiles:
@@ -210,7 +222,7 @@ class Supervisor:
                            drain_token=self._drain_token, draining=draining)
 
     async def run(self) -> None:
-        if not os.access(KAMAILIO, os.X_OK):
+        if self.part is not Part.WORKERS and not os.access(KAMAILIO, os.X_OK):
             shutil.rmtree(self._folder, ignore_errors=True)
             raise SystemExit(f"sipedge: {_front_for(self.config)} needs Kamailio at {KAMAILIO} (Debian's kamailio "
                              f"package), or {_without_front(self.config)}")
@@ -219,7 +231,7 @@ class Supervisor:
             loop.add_signal_handler(signum, self._signalled, signum)
         # Before anything binds: a front an earlier edge left running would hold the SIP port.
         try:
-            path = record_file(self.config.sip_address, self.config.sip_port)
+            path = None if self.part is Part.WORKERS else record_file(self.config.sip_address, self.config.sip_port)
             record = None if path is None else await asyncio.to_thread(claim_record, path, KAMAILIO)
         except EdgeRunning as error:
             shutil.rmtree(self._folder, ignore_errors=True)
@@ -228,24 +240,28 @@ class Supervisor:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise SystemExit(f"sipedge: the check for a Kamailio front left by an earlier edge: {error}") from None
         self._front_record = record
-        self._front_watch = FrontWatch(KAMAILIO)
+        self._front_watch = None if self.part is Part.WORKERS else FrontWatch(KAMAILIO)
         children = self._children()
+        workers, front = self._split(children)
         try:
             await self._serve(children)
         finally:
-            log.info("sipedge: stopping Kamailio and %d workers; their calls in flight are hung up",
-                     self.config.workers)
+            log.info("sipedge: stopping %s%d workers; their calls in flight are hung up",
+                     "" if front is None else "Kamailio and ", len(workers))
             # The workers first, while Kamailio can still carry their BYEs to the trunk.
-            await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
-            await children[-1].stop()
+            await asyncio.gather(*(child.stop() for child in workers), return_exceptions=True)
+            if front is not None:
+                await front.stop()
             if self._relays:  # their readers reach their pipes' end first (bounded), so no last line comes late
                 await asyncio.wait(set(self._relays), timeout=READERS_SECONDS)
             await asyncio.gather(*(asyncio.to_thread(relay.close)  # their last lines, each within its bound
                                    for relay in (self._front_log, self._front_output, self._worker_output)))
-            self._front_watch.forget()
+            if self._front_watch is not None:
+                self._front_watch.forget()
             if record is not None:
                 record.close()
-            self._front_watch.close()
+            if self._front_watch is not None:
+                self._front_watch.close()
             shutil.rmtree(self._folder, ignore_errors=True)
             if self._tls is not None:
                 self._tls.close()
@@ -270,6 +286,9 @@ class Supervisor:
         seconds = self.config.drain_seconds
         if seconds == 0 or self._stop_now.is_set():
             return
+        if self.part is Part.FRONT:
+            await self._outlast_workers(seconds)
+            return
         self._draining, self.draining = workers, True
         # The front first: from now on it refuses new INVITEs itself, and none reaches a worker told to drain.
         front = await tell_front_draining(self.config, self._drain_token)
@@ -285,11 +304,26 @@ class Supervisor:
         else:
             log.warning("sipedge: %d workers still draining are stopped", left)
 
+    async def _outlast_workers(self, seconds: int) -> None:
+        """The front's drain, run apart from its workers: it refuses new INVITEs from now on and carries the calls in
+        flight until no worker holds its SIP port (their own drain and stop), within theirs."""
+        self.draining = True
+        await tell_front_draining(self.config, self._drain_token)
+        log.warning("sipedge: draining: Kamailio refuses new calls 503 and carries the calls in flight until the "
+                    "workers have stopped, within %d s", seconds + 2 * STOP_SECONDS)
+        left = await drained(lambda: len(bound_worker_ports(self.config)), seconds + 2 * STOP_SECONDS, self._stop_now)
+        log.warning("sipedge: %s", "the workers have stopped" if left == 0 else f"{left} workers still up; stopping")
+
+    def _split(self, children: list[Child]) -> tuple[list[Child], Child | None]:
+        """`children` (as `_children` lists them) as the workers and Kamailio, none in the workers' part."""
+        return (children, None) if self.part is Part.WORKERS else (children[:-1], children[-1])
+
     async def _serve(self, children: list[Child]) -> None:
         """Starts `children`, then watches them until the edge is stopped or one keeps failing."""
         stop = asyncio.create_task(self._stopping.wait())
+        workers, front = self._split(children)
         try:
-            starting = asyncio.create_task(_start_all(children))
+            starting = asyncio.create_task(_start_all(workers, front))
             await asyncio.wait([stop, starting], return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():  # stopped while starting
                 starting.cancel()
@@ -300,9 +334,10 @@ class Supervisor:
                 return
             print("sipedge: ready", flush=True)
             tls = f", tls {self.config.tls.port}" if self.config.tls is not None else ""
-            log.info("sipedge: Kamailio on udp %s:%d%s in front of %d workers", self.config.sip_address,
-                     self.config.sip_port, tls, self.config.workers)
-            control = self._control(children[:-1])
+            log.info("sipedge: Kamailio on udp %s:%d%s in front of %d workers%s", self.config.sip_address,
+                     self.config.sip_port, tls, self.config.workers,
+                     "" if self.part is Part.WHOLE else f" (this process runs the {self.part.value} alone)")
+            control = self._control(workers) if workers else None
             if control is not None:
                 await control.start()
             watchers = [asyncio.create_task(self._guarded(f"watching {child.name}", self._watch(child)))
@@ -311,7 +346,7 @@ class Supervisor:
             try:
                 await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
                 if self._stopping.is_set() and self.failed is None:
-                    await self._drain(children[:-1])
+                    await self._drain(workers)
             finally:
                 for task in watchers:
                     task.cancel()
@@ -477,15 +512,16 @@ def worker_env(env: Mapping[str, str], config: EdgeConfig) -> dict[str, str]:
     return {name: value for name, value in env.items() if name not in passwords}
 
 
-async def _start_all(children: list[Child]) -> None:
+async def _start_all(workers: list[Child], front: Child | None) -> None:
     """The workers, then Kamailio: its first probe of a worker not yet up would mark that worker inactive.
     Raises OSError naming every worker that did not start, each with its own reason."""
-    started = await asyncio.gather(*(child.start() for child in children[:-1]), return_exceptions=True)
-    failed = [_why(child, error) for child, error in zip(children, started, strict=False)
+    started = await asyncio.gather(*(child.start() for child in workers), return_exceptions=True)
+    failed = [_why(child, error) for child, error in zip(workers, started, strict=True)
               if isinstance(error, BaseException)]
     if failed:
         raise OSError("; ".join(failed))
-    await children[-1].start()
+    if front is not None:
+        await front.start()
 
 
 def _why(child: Child, error: BaseException) -> str:

@@ -1,5 +1,4 @@
-"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes
-has the why of each choice).
+"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes: why).
 
 RTP takes a port per call, which a Service's ports do not carry, so the pod runs with `hostNetwork` on
 the nodes the team keeps for it (`sipEdge.nodeSelector`, `nodeTaint`), its calls sent to
@@ -10,8 +9,9 @@ hostNetwork; the stack's others enforce `restricted`).
 It runs the edge's image (stacks/k8s/sip_edge_image.py: the dispatcher's with PJSIP's wheel, and Kamailio when
 the edge runs its front, from the Containerfile the VM hosts build), by digest, with the edge's command: several
 workers behind Kamailio on the SIP port, each on its own loopback SIP port and its share of the RTP range, as on
-a VM. Before it, an init container (sipedge/node_fence.py) stops the pod on a node whose credentials or daemons
-the edge's user reaches, as the nftables table in docs/sip.md#on-kubernetes refuses them.
+a VM; Kamailio in a container of its own (uid FRONT_UID) with the inbound digest passwords alone, the workers' every
+other secret (sipedge/edge_part.py, stacks/k8s/sip_edge_tokens.py). Before them, init containers (sipedge/node_fence.py,
+one per user) stop the pod on a node whose credentials or daemons either user reaches.
 
 Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
 container as `secretKeyRef`s; the file names only the variable the node's address arrives in (the
@@ -33,17 +33,24 @@ import pulumi_kubernetes as k8s
 
 from sipedge.worker_place import WORKER_HOST
 from stacks.config.reader import SettingsError
-from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, inbound_digest_variable, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
 from stacks.k8s.dispatcher import drained_rollout_wait, evict_note
 from stacks.k8s.pull_secret import PullSecrets
 from stacks.k8s.sip_edge_admission import SipEdgeAdmission
 from stacks.k8s.sip_edge_admission import policy_spec as admission_spec
+from stacks.k8s.sip_edge_tokens import edge_tokens
 from stacks.shared.sip_edge_host import CONFIG, EDGE_UID, stop_seconds
 
 NAME = "sip-edge"
 CONTROL_SERVICE = f"{NAME}-control"
 EDGE_COMMAND = ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
+# With the front, its two parts apart (sipedge/edge_part.py), each in a container of its own.
+FRONT_COMMAND, WORKERS_COMMAND = [*EDGE_COMMAND, "front"], [*EDGE_COMMAND, "workers"]
+FRONT_NAME = f"{NAME}-front"
+# Kamailio's user, none of the image's: its processes and the workers' cannot read each other's /proc entries.
+FRONT_UID = 10002
+FRONT_SCRATCH_VOLUME = "front-tmp"  # its own emptyDir: the workers' container mounts none of its files
 CONFIG_FOLDER, CONFIG_KEY = CONFIG.rsplit("/", 1)  # where the image's SIP_EDGE_CONFIG names the file
 SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable folder: Kamailio's files (TMPDIR)
 # Per worker and per call (docs/sip.md#capacity: ~65 MB and ~0.8 % of a core a worker idle, 1.2-1.8 % of a core a
@@ -52,6 +59,7 @@ SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable 
 # is heard.
 CPU_BASE_MILLICORES, CPU_WORKER_MILLICORES, CPU_CALL_MILLICORES = 200, 10, 20
 MEMORY_WORKER_MIB, MEMORY_FRONT_MIB = 256, 256
+CPU_FRONT_MILLICORES = 100  # the front's container's share of CPU_BASE_MILLICORES: its supervisor and Kamailio
 FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 
@@ -101,35 +109,53 @@ def node_firewall(edge: SipEdgeSettings) -> list[str]:
              f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)",
              f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet or the trunks "
              "(the control API)"]
-    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
+    users = f"uids {EDGE_UID} and {FRONT_UID} (the workers' and Kamailio's)" if edge.front else f"uid {EDGE_UID}"
+    rules.append(f"out: {users} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
                  "(the node's cloud credentials and daemons), as the nftables table in docs/sip.md#on-kubernetes does: "
                  "the edge's pod does not start on a node where any answers")
     if edge.front:
         first, last = edge.worker_sip_ports[0], edge.worker_sip_ports[-1]
         low, high = edge.worker_control_ports[0], edge.worker_control_ports[-1]
-        rules.append(f"out: uid {EDGE_UID} to {WORKER_HOST} admitted before that refusal on UDP {first}-{last} "
-                     f"(Kamailio to its workers) and TCP {low}-{high} (the edge to its workers' control APIs), as "
-                     "that table's front lines do")
+        rules.append(f"out: uid {FRONT_UID} to {WORKER_HOST} admitted before that refusal on UDP {first}-{last} "
+                     f"(Kamailio to its workers), uid {EDGE_UID} on TCP {low}-{high} (the edge to its workers' "
+                     "control APIs), as that table's front lines do")
     return rules
 
 
-def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
-    """Requests per worker and per call, and for the front when it runs; limits the same memory and whole cores."""
-    memory = f"{MEMORY_WORKER_MIB * edge.key.workers + (MEMORY_FRONT_MIB if edge.front else 0)}Mi"
-    millicores = CPU_BASE_MILLICORES + CPU_WORKER_MILLICORES * edge.key.workers + CPU_CALL_MILLICORES * edge.calls
-    cores = -(-millicores // 1000)
+def _sized(millicores: int, mebibytes: int) -> dict[str, dict[str, str]]:
+    """Requests as given; limits the same memory and whole cores (a throttled media thread is heard)."""
+    memory, cores = f"{mebibytes}Mi", -(-millicores // 1000)
     return {"requests": {"cpu": f"{millicores}m", "memory": memory}, "limits": {"cpu": str(cores), "memory": memory}}
+
+
+def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
+    """The edge's, or with the front its workers' container's: per worker and per call, less the front's share."""
+    millicores = CPU_BASE_MILLICORES + CPU_WORKER_MILLICORES * edge.key.workers + CPU_CALL_MILLICORES * edge.calls
+    return _sized(millicores - (CPU_FRONT_MILLICORES if edge.front else 0), MEMORY_WORKER_MIB * edge.key.workers)
+
+
+def front_resources() -> dict[str, dict[str, str]]:
+    """The front's container's: its supervisor, Kamailio's 64 MB of shared memory and its processes' own."""
+    return _sized(CPU_FRONT_MILLICORES, MEMORY_FRONT_MIB)
 
 
 def ports(edge: SipEdgeSettings) -> list[dict[str, Any]]:
     """What the pod binds of its node's (hostNetwork: each a host port the scheduler keeps to one pod a node): SIP,
     the front's when it runs; each worker's SIP port and control API on loopback behind it; the control API."""
+    return [front_port(), *worker_ports(edge)]
+
+
+def front_port() -> dict[str, Any]:
+    return {"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"}
+
+
+def worker_ports(edge: SipEdgeSettings) -> list[dict[str, Any]]:
+    """ports() but the SIP port: the workers' container's, with the front apart."""
     workers = [{"name": f"worker-{index}", "container_port": port, "host_ip": WORKER_HOST, "protocol": "UDP"}
                for index, port in enumerate(edge.worker_sip_ports)]
     controls = [{"name": f"worker-{index}-ctl", "container_port": port, "host_ip": WORKER_HOST, "protocol": "TCP"}
                 for index, port in enumerate(edge.worker_control_ports)]
-    return [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"}, *workers, *controls,
-            {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
+    return [*workers, *controls, {"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}]
 
 
 def node_placement(edge: SipEdgeSettings) -> dict[str, Any]:
@@ -144,15 +170,39 @@ def container_hardening() -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def node_fence(edge: SipEdgeSettings | None = None) -> list[str]:
+def node_fence(edge: SipEdgeSettings | None = None, *, front: bool = False) -> list[str]:
     """The init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
     table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers;
-    and, for an `edge` whose front runs, if its workers' own loopback ports are refused to it."""
+    and, for an `edge` whose front runs, if what its user needs of loopback is refused it: the workers' SIP ports
+    (Kamailio's, `front`) or those and their control ports (the workers' supervisor's)."""
     command = ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
     if edge is None or not edge.front:
         return command
     sip, control = edge.worker_sip_ports, edge.worker_control_ports
-    return [*command, "--admitted", f"udp:{sip[0]}-{sip[-1]}", "--admitted", f"tcp:{control[0]}-{control[-1]}"]
+    sips = ["--admitted", f"udp:{sip[0]}-{sip[-1]}"]
+    return [*command, *sips] if front else [*command, *sips, "--admitted", f"tcp:{control[0]}-{control[-1]}"]
+
+
+def _as_front_user() -> dict[str, Any]:
+    """A front container's securityContext: Kamailio's user and group, hardened as every container is."""
+    return {**container_hardening(), "run_as_user": FRONT_UID, "run_as_group": FRONT_UID}
+
+
+def _secret_env(secret: pulumi.Input[str], variables: list[str]) -> list[dict[str, Any]]:
+    return [{"name": variable, "value_from": {"secret_key_ref": {"name": secret, "key": variable}}}
+            for variable in sorted(variables)]
+
+
+def edge_commands(edge: SipEdgeSettings) -> list[list[str]]:
+    """Every command the edge's pod runs: what the admission policy admits."""
+    if not edge.front:
+        return [EDGE_COMMAND, node_fence(edge)]
+    return [WORKERS_COMMAND, FRONT_COMMAND, node_fence(edge), node_fence(edge, front=True)]
+
+
+def inbound_passwords(edge: SipEdgeSettings) -> list[str]:
+    """The inbound digest passwords' variables: the front's container's alone."""
+    return [inbound_digest_variable(t.name) for t in edge.key.trunks if t.inbound_digest_username is not None]
 
 
 class SipEdge(pulumi.ComponentResource):
@@ -186,17 +236,37 @@ class SipEdge(pulumi.ComponentResource):
         # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it. Its own secrets
         # and the credentials derived for its control URL: never the dispatcher's SIP_EDGE_SECRET.
         own = {**edge.secrets, **edge.credentials(control_url_of(args.namespace))}
+        tokens = edge_tokens(edge, control_url_of(args.namespace)) if edge.front else {}
         data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
-            variable: pulumi.Output.secret(value) for variable, value in sorted(own.items())}}
+            variable: pulumi.Output.secret(value) for variable, value in sorted({**own, **tokens}.items())}}
         secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data=data, opts=child)
         self.secret_name = secret.metadata.name
         # The image's ENV names the file (SIP_EDGE_CONFIG) and PJSIP's folder (PYTHONPATH); TMPDIR is the scratch
         # volume, where the edge's front writes kamailio.cfg and Kamailio its runtime files (its -Y and -w).
-        env = [{"name": "TMPDIR", "value": SCRATCH},
-               {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}},
-               *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
-                 for variable in sorted(own))]
+        base = [{"name": "TMPDIR", "value": SCRATCH},
+                {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}}]
+        # Apart, the front's container holds the inbound digest passwords and the workers' every other secret.
+        passwords = inbound_passwords(edge) if edge.front else []
+        env = [*base, *_secret_env(secret.metadata.name, [*(v for v in own if v not in passwords), *tokens])]
+        config_mount = {"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True}
+        edge_container = {
+            "name": NAME, "image": args.image, "command": WORKERS_COMMAND if edge.front else EDGE_COMMAND,
+            "env": env, "ports": worker_ports(edge) if edge.front else ports(edge), "resources": resources(edge),
+            "volume_mounts": [config_mount, {"name": "tmp", "mount_path": SCRATCH}],
+            "security_context": container_hardening()}
+        front = [{
+            "name": FRONT_NAME, "image": args.image, "command": FRONT_COMMAND,
+            "env": [*base, *_secret_env(secret.metadata.name, [*passwords, *tokens])], "ports": [front_port()],
+            "resources": front_resources(),
+            "volume_mounts": [config_mount, {"name": FRONT_SCRATCH_VOLUME, "mount_path": SCRATCH}],
+            "security_context": _as_front_user()}] if edge.front else []
+        fence = {"name": "node-fence", "image": args.image, "command": node_fence(edge),
+                 "resources": FENCE_RESOURCES, "security_context": container_hardening()}
+        front_fence = [{"name": "node-fence-front", "image": args.image, "command": node_fence(edge, front=True),
+                        "resources": FENCE_RESOURCES, "security_context": _as_front_user()}] if edge.front else []
+        scratch = [{"name": name, "empty_dir": {"size_limit": "64Mi"}}
+                   for name in ("tmp", *([FRONT_SCRATCH_VOLUME] if edge.front else []))]
         pod = {
             "service_account_name": account.metadata.name,
             "automount_service_account_token": False,
@@ -214,22 +284,16 @@ class SipEdge(pulumi.ComponentResource):
             **node_placement(edge),
             "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
                                                       "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},
-                        {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
-            "init_containers": [{
-                # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
-                "name": "node-fence", "image": args.image, "command": node_fence(edge),
-                "resources": FENCE_RESOURCES, "security_context": container_hardening()}],
-            "containers": [{
-                "name": NAME, "image": args.image, "command": EDGE_COMMAND,
-                "env": env, "ports": ports(edge), "resources": resources(edge),
-                "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
-                                  {"name": "tmp", "mount_path": SCRATCH}],
-                "security_context": container_hardening()}],
+                        *scratch],
+            # First, as each of the edge's users on its node's network: no edge on a node whose credentials it reaches.
+            "init_containers": [fence, *front_fence],
+            "containers": [edge_container, *front],
         }
         # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
-        commands = [EDGE_COMMAND, node_fence(edge)]
+        commands = edge_commands(edge)
+        uids = [EDGE_UID, *([FRONT_UID] if edge.front else [])]
         policy = SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
-            args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
+            args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID, uids)),
             labels, opts=child)
         k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
                                spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {

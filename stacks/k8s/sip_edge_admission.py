@@ -3,8 +3,8 @@
 Pod Security enforces `privileged` there (hostNetwork needs it), so whoever may create pods or Deployments in
 it cluster-wide (an `edit` binding for CI or GitOps) could run a privileged or hostPath pod on the edge's
 node. A ValidatingAdmissionPolicy bound to that namespace holds every pod created or changed in it to the
-edge's: its image (by digest), its commands, uid 10001 and non-root, every capability dropped, nothing
-privileged, no hostPath, hostPID or hostIPC.
+edge's: its image (by digest), its commands, uid 10001 (the front's container 10002) and non-root, every
+capability dropped, nothing privileged, no hostPath, hostPID or hostIPC.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ def _containers(field: str) -> str:
     return f"(has(object.spec.{field}) ? object.spec.{field} : [])"
 
 
-def policy_spec(namespace: str, image: str, commands: Sequence[Sequence[str]], uid: int) -> dict[str, Any]:
-    """Every value written into CEL is JSON (a CEL string and list literal): the image comes from the stack."""
+def policy_spec(namespace: str, image: str, commands: Sequence[Sequence[str]], uid: int,
+                container_uids: Sequence[int] = ()) -> dict[str, Any]:
+    """Every value written into CEL is JSON (a CEL string and list literal): the image comes from the stack. The pod
+    runs as `uid`; a container may run as one of `container_uids` (the front's own user) or, by default, `uid`."""
     each = f"({_containers('containers')} + {_containers('initContainers')})"  # `.all` binds tighter than `+`
     known = json.dumps([list(command) for command in commands])
+    users = json.dumps(list(container_uids or [uid]))
     container = (
         f"c.image == {json.dumps(image)} && has(c.command) && c.command in {known} && "
         "has(c.securityContext) && has(c.securityContext.allowPrivilegeEscalation) && "
@@ -37,7 +40,7 @@ def policy_spec(namespace: str, image: str, commands: Sequence[Sequence[str]], u
         "!(has(c.securityContext.privileged) && c.securityContext.privileged) && "
         "has(c.securityContext.capabilities) && has(c.securityContext.capabilities.drop) && "
         "c.securityContext.capabilities.drop == ['ALL'] && !has(c.securityContext.capabilities.add) && "
-        f"(!has(c.securityContext.runAsUser) || c.securityContext.runAsUser == {uid})")
+        f"(!has(c.securityContext.runAsUser) || c.securityContext.runAsUser in {users})")
     expression = (
         f"{each}.all(c, {container}) && "
         f"!has(object.spec.ephemeralContainers) && "

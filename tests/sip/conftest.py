@@ -130,18 +130,20 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
 
 
 @contextmanager
-def started_edge(config: Path, sip_port: int, workdir: Path,
-                 env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
-    """`python -m sipedge` with the file `config` (its SIP port `sip_port`) and `env` added, once it is
-    ready; stopped on exit (`stop_edge`). SIPp's voice files are written into `workdir`."""
+def started_edge(config: Path, sip_port: int, workdir: Path, env: dict[str, str] | None = None,
+                 part: str = "", *, inherit: bool = True) -> Iterator[EdgeProcess]:
+    """`python -m sipedge [part]` with the file `config` (its SIP port `sip_port`) and `env` added (to this process's
+    environment, or with `inherit` False to its PATH, HOME and PYTHONPATH alone), once it is ready; stopped on exit
+    (`stop_edge`). SIPp's voice files are written into `workdir`."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     for law in WAVE_FORMAT:
         write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
-    log_path = workdir / "edge.log"
+    log_path = workdir / f"edge{'-' if part else ''}{part}.log"
+    base = os.environ if inherit else {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "PYTHONPATH")}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,
-                                   env={**os.environ, **(env or {}), "SIP_EDGE_CONFIG": str(config)})
+        process = subprocess.Popen([sys.executable, "-m", "sipedge", *([part] if part else [])], stdout=log,
+                                   stderr=log, env={**base, **(env or {}), "SIP_EDGE_CONFIG": str(config)})
     running = EdgeProcess(process, sip_port, log_path, workdir)
     try:
         deadline = time.monotonic() + READY_SECONDS

@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,10 @@ import pytest
 
 from dispatcher.phone.edge_secret import EdgeSecret
 from sipedge.config import load as load_edge
+from sipedge.edge_part import DRAIN_TOKEN_VARIABLE
 from sipedge.front_config import write_front
 from sipedge.supervisor import KAMAILIO
-from sipedge.worker_place import new_token
+from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, new_token
 from stacks.config.sip_edge import (
     CONTROL_KEY_VARIABLE,
     EDGE_CREDENTIAL_VARIABLE,
@@ -43,7 +47,7 @@ from stacks.config.sip_edge import (
 from stacks.config.sip_edge_keys import SipEdgeKey
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
-from tests.sip.conftest import NUMBER, RTP_PORTS, started_edge
+from tests.sip.conftest import NUMBER, READY_SECONDS, RTP_PORTS, started_edge
 from tests.sip.sipp import run_sipp
 from tests.sip.test_call_price import cost_once_ended
 from tests.sip.test_calls import call_id_of, session_ids, session_of
@@ -162,11 +166,18 @@ def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_
     assert "src_ip == 127.0.0.0/8" in text and "listen=udp:127.0.0.1:5060 advertise 203.0.113.10:5060\n" in text
 
 
-@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
-async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
-        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
-    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
+@dataclass(frozen=True)
+class FrontedPodEdge:
+    """The file a Kubernetes pod gets for two workers and a trunk with an inbound digest credential, and the secrets
+    its pod holds: the inbound password, and the workers' (the number's key, the edge's two credentials)."""
+
+    config: Path
+    sip_port: int
+    password: str
+    workers_secrets: dict[str, str]
+
+
+def fronted_pod_edge(dispatcher: DispatcherProcess, tmp_path: Path) -> FrontedPodEdge:
     free = free_port_pair(2 * RTP_PORTS + 1)
     rtp_port = free + free % 2
     key = carrier_key(f"{rtp_port}-{rtp_port + 2 * RTP_PORTS - 1}", workers=2)
@@ -176,14 +187,24 @@ async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_d
     sip_port = free_port_pair(3)  # the front's, then the workers' (the edge's default, as the pod declares them)
     control_port = free_port_pair(3)  # the edge's, then the workers' (control_port + 1 on, the edge's default)
     config = tmp_path / "edge.toml"
-    config.write_text(render(settings, dispatcher_url=key_dispatcher.base_url, sip_address=None,
+    config.write_text(render(settings, dispatcher_url=dispatcher.base_url, sip_address=None,
                              public_address="127.0.0.1", sip_port=sip_port, control_port=control_port,
                              address_variable=NODE_ADDRESS_VARIABLE))
-    password = secrets.token_urlsafe(16)
     derived, url = EdgeSecret(SECRET), f"http://127.0.0.1:{control_port}"
-    env = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
-           CONTROL_KEY_VARIABLE: derived.control_credential(url), inbound_digest_variable("carrier"): password,
+    return FrontedPodEdge(config, sip_port, secrets.token_urlsafe(16), {
+        api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
+        CONTROL_KEY_VARIABLE: derived.control_credential(url)})
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
+        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
+    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
+    pod = fronted_pod_edge(key_dispatcher, tmp_path)
+    env = {**pod.workers_secrets, inbound_digest_variable("carrier"): pod.password,
            NODE_ADDRESS_VARIABLE: "127.0.0.1"}
+    config, sip_port, password = pod.config, pod.sip_port, pod.password
     with started_edge(config, sip_port, tmp_path, env) as edge:
         async with api_client(base_url=key_dispatcher.base_url, timeout=30,
                               headers={"Authorization": f"Bearer {KEY}"}) as api:
@@ -195,3 +216,40 @@ async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_d
             assert session_of(edge, call_id_of(call.messages)) is not None, edge.log()
             assert "[worker " in edge.log()  # a worker behind the front answered, not a lone PJSIP process
             assert await wait_active_sessions(api, 0) == 0
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+async def test_the_kubernetes_edges_two_parts_apart_answer_a_pbxs_digest_call_and_the_front_outlasts_the_workers(
+        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """As a Kubernetes pod runs a fronted edge: `python -m sipedge workers` holding every secret but the inbound
+    password, `python -m sipedge front` holding that password alone, both the same tokens. Kamailio challenges the
+    PBX and a worker answers; stopped, the front refuses new calls and stays up until the workers have gone."""
+    pod = fronted_pod_edge(key_dispatcher, tmp_path)
+    config, sip_port, password = pod.config, pod.sip_port, pod.password
+    tokens = {variable: new_token() for variable in (TOKEN_VARIABLE, CALL_TOKEN_VARIABLE, DRAIN_TOKEN_VARIABLE)}
+    both = {NODE_ADDRESS_VARIABLE: "127.0.0.1", **tokens}
+    workers_env = {**pod.workers_secrets, **both}
+    front_env = {inbound_digest_variable("carrier"): password, **both}
+    (tmp_path / "workers").mkdir()
+    with started_edge(config, sip_port, tmp_path / "workers", workers_env, "workers", inherit=False) as workers, \
+            started_edge(config, sip_port, tmp_path, front_env, "front", inherit=False) as front:
+        async with api_client(base_url=key_dispatcher.base_url, timeout=30,
+                              headers={"Authorization": f"Bearer {KEY}"}) as api:
+            await wait_for_idle_bot(api)
+            call = await asyncio.to_thread(run_sipp, "call_echo_digest", NUMBER, sip_port, tmp_path,
+                                           media_port=free_port_pair(2), credential=("pbx", password))
+            logs = f"{workers.log()[-3000:]}\n{front.log()[-3000:]}"
+            assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{logs}"
+            assert call.final_answers("1 INVITE") == {407} and call.final_answers("2 INVITE") == {200}
+            assert session_of(workers, call_id_of(call.messages)) is not None, logs
+            assert await wait_active_sessions(api, 0) == 0
+        front.process.send_signal(signal.SIGTERM)  # first, as a pod's two containers may be told in any order
+        deadline = time.monotonic() + READY_SECONDS
+        while "until the workers have stopped" not in front.log():
+            assert front.process.poll() is None and time.monotonic() < deadline, front.log()
+            await asyncio.sleep(0.05)
+        assert front.process.poll() is None  # the workers still hold their ports: it carries their calls' requests
+        workers.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(workers.process.wait, READY_SECONDS) == 0, workers.log()
+        assert await asyncio.to_thread(front.process.wait, READY_SECONDS) == 0, front.log()
+        assert "the workers have stopped" in front.log()

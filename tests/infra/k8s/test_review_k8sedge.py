@@ -10,7 +10,7 @@ import pytest
 
 from stacks.config.sip_edge import SipEdgeSettings
 from stacks.config.sip_edge_keys import SipEdgeKey
-from stacks.k8s.sip_edge import EDGE_COMMAND, node_fence, node_firewall
+from stacks.k8s.sip_edge import EDGE_COMMAND, WORKERS_COMMAND, node_fence, node_firewall
 from stacks.tools.mocks import Run
 from tests.infra.k8s.test_sip_edge import (  # noqa: F401 - edge_run, fronted_run: fixtures used by name
     DEPLOYMENT,
@@ -48,17 +48,11 @@ def test_the_firewall_rule_for_three_workers_names_their_control_ports_not_the_e
     assert "32768-60999" not in front, front
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "supervisor.worker_env strips the inbound digest passwords from the workers, and front_env gives Kamailio no "
-    "other secret, but in the pod every secret (inbound digest passwords, outbound ones, numbers' API keys, the "
-    "edge's control key) is a secretKeyRef of the one container: tini (PID 1), the supervisor, every worker and "
-    "Kamailio run there as uid 10001, and any of them reads /proc/1/environ (proc(5): PTRACE_MODE_READ_FSCREDS, same "
-    "uid and dumpable; Yama restricts only ATTACH). A worker parsing SDP/RTP holds the inbound password, Kamailio "
-    "parsing every stranger's packet holds all the rest. Kamailio in its own container (its own uid, only its "
-    "passwords) would keep them apart"))
 def test_the_inbound_digest_password_is_not_in_the_workers_container(fronted_run: Run) -> None:  # noqa: F811
+    """Any process of a container may read its PID 1's /proc/PID/environ (same uid, dumpable): the inbound digest
+    password must not be a variable of the container the workers, which parse every admitted call, run in."""
     pod = _pod(fronted_run)
-    (workers,) = [c for c in pod["containers"] if c["command"] == EDGE_COMMAND]
+    (workers,) = [c for c in pod["containers"] if c["command"] == WORKERS_COMMAND]
     names = {entry["name"] for entry in workers.get("env", [])}
     assert "SIP_EDGE_INBOUND_DIGEST_PBX" not in names
 
@@ -93,6 +87,8 @@ def test_the_fence_of_a_fronted_pod_fails_on_a_node_whose_table_refuses_the_fron
     monkeypatch.setattr(socket.socket, "connect", refused)
     monkeypatch.setattr(socket.socket, "sendto", refused)
     monkeypatch.setattr(socket.socket, "send", refused)
-    (fence,) = _pod(fronted_run)["initContainers"]
-    assert fence["command"][:3] == node_fence()[:3]  # python -m sipedge.node_fence, with the pod's arguments
-    assert fence_module.main(fence["command"][3:]) != 0
+    fences = _pod(fronted_run)["initContainers"]  # the workers' user's, and Kamailio's
+    assert len(fences) == 2
+    for fence in fences:
+        assert fence["command"][:3] == node_fence()[:3]  # python -m sipedge.node_fence, with the pod's arguments
+        assert fence_module.main(fence["command"][3:]) != 0

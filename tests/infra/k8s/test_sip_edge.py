@@ -410,8 +410,9 @@ def test_the_edge_image_is_the_vm_hosts_containerfile_on_the_dispatchers_digest_
     assert build["platforms"] == ["linux/amd64"]
     assert build["tags"] == [f"{REGISTRY}/voicefleet-k8s-test-sip-edge:latest"]
     assert build["cacheFrom"] == [{"registry": {"ref": f"{REGISTRY}/voicefleet-k8s-test-sip-edge:buildcache"}}]
-    (edge,) = _pod(run)["containers"]
-    assert edge["image"] == edge_image(run)
+    containers = _pod(run)["containers"]  # with the front, its own container and the workers'
+    assert len(containers) == (2 if kamailio else 1)
+    assert {c["image"] for c in containers} == {edge_image(run)}
 
 
 def test_the_edge_images_context_sends_and_hashes_nothing() -> None:
@@ -433,8 +434,10 @@ def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_po
     edge = load_edge({"SIP_EDGE_CONFIG": str(tmp_path / "edge.toml"), **data, NODE_ADDRESS_VARIABLE: "10.0.3.7"})
     assert edge.front and edge.workers == 3
     edge = dataclasses.replace(edge, front_token="t" * 32)  # what the edge sets for each worker it starts
-    (container,) = _pod(fronted_run)["containers"]
-    bound = {p["name"]: (p.get("hostIP", "10.0.3.7"), p["containerPort"], p["protocol"]) for p in container["ports"]}
+    workers, front = _pod(fronted_run)["containers"]
+    bound = {p["name"]: (p.get("hostIP", "10.0.3.7"), p["containerPort"], p["protocol"])
+             for p in [*workers["ports"], *front["ports"]]}
+    assert [p["name"] for p in front["ports"]] == ["sip"]  # Kamailio's; the workers' container binds the rest
     assert bound == {"sip": ("10.0.3.7", edge.sip_port, "UDP"), "control": ("10.0.3.7", edge.control_port, "TCP"),
                      **{f"worker-{i}": (place(edge, i).sip_host, place(edge, i).sip_port, "UDP") for i in range(3)},
                      **{f"worker-{i}-ctl": ("127.0.0.1", edge.worker_control_port + i, "TCP") for i in range(3)}}
@@ -443,18 +446,21 @@ def test_several_workers_and_an_inbound_credential_run_behind_kamailio_on_the_po
     assert shares == [(40000, 132), (40132, 132), (40264, 132)]
     outputs = unwrap(fronted_run.completed[fronted_run.one("voicefleet:k8s:K8sStack").urn])
     assert "in: UDP 40000-40395 from" in outputs["sipEdgeNodeFirewall"][1]
+    assert outputs["sipEdgeNodeFirewall"][3].startswith("out: uids 10001 and 10002 (the workers' and Kamailio's) to ")
     assert outputs["sipEdgeNodeFirewall"][4] == (
-        "out: uid 10001 to 127.0.0.1 admitted before that refusal on UDP 5061-5063 (Kamailio to its workers) and TCP "
-        "5081-5083 (the edge to its workers' control APIs), as that table's front lines do")
-    # 200m, 10m a worker, 20m a call; 256 MiB a worker and 256 MiB for the supervisor and Kamailio.
-    assert container["resources"] == {"requests": {"cpu": "410m", "memory": "1024Mi"},
-                                      "limits": {"cpu": "1", "memory": "1024Mi"}}
+        "out: uid 10002 to 127.0.0.1 admitted before that refusal on UDP 5061-5063 (Kamailio to its workers), "
+        "uid 10001 on TCP 5081-5083 (the edge to its workers' control APIs), as that table's front lines do")
+    # 200m, 10m a worker, 20m a call, of which 100m the front's; 256 MiB a worker, 256 MiB for the front.
+    assert workers["resources"] == {"requests": {"cpu": "310m", "memory": "768Mi"},
+                                    "limits": {"cpu": "1", "memory": "768Mi"}}
+    assert front["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                  "limits": {"cpu": "1", "memory": "256Mi"}}
 
 
 def test_many_workers_get_whole_cores_above_their_request(stack: StackRunner) -> None:
     run = run_k8s_edge(stack, {**K8S_EDGE, "workers": 17, "rtpPorts": "40000-41999"})
-    (container,) = _pod(run)["containers"]
-    assert container["resources"]["requests"]["cpu"] == "1390m" and container["resources"]["limits"]["cpu"] == "2"
+    container, _front = _pod(run)["containers"]  # the front's 100m of the 1390m are its own container's
+    assert container["resources"]["requests"]["cpu"] == "1290m" and container["resources"]["limits"]["cpu"] == "2"
 
 
 def test_the_pods_grace_outlasts_the_drain_and_the_fronts_stop(fronted_run: Run) -> None:
@@ -468,12 +474,15 @@ def test_the_pods_grace_outlasts_the_drain_and_the_fronts_stop(fronted_run: Run)
     assert grace >= DEFAULT_DRAIN_SECONDS + 3 * STOP_SECONDS + READERS_SECONDS
 
 
-def test_admission_admits_the_edge_image_and_its_two_commands_only(fronted_run: Run) -> None:
+def test_admission_admits_the_edge_image_and_the_commands_of_its_two_parts_only(fronted_run: Run) -> None:
     (policy,) = [r for r in fronted_run.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
                  if "own-pod-only" in unwrap(r.inputs)["metadata"]["name"]]
     (validation,) = unwrap(policy.inputs)["spec"]["validations"]
     expression = validation["expression"]
     assert f'c.image == "{edge_image(fronted_run)}"' in expression
-    assert 'c.command in [["/usr/bin/tini", "--", "python", "-m", "sipedge"], ' \
+    assert 'c.command in [["/usr/bin/tini", "--", "python", "-m", "sipedge", "workers"], ' \
+           '["/usr/bin/tini", "--", "python", "-m", "sipedge", "front"], ' \
            '["/usr/local/bin/python", "-m", "sipedge.node_fence", "--admitted", "udp:5061-5063", "--admitted", ' \
-           '"tcp:5081-5083"]]' in expression  # the fence of a fronted pod: its three workers' loopback ports too
+           '"tcp:5081-5083"], ["/usr/local/bin/python", "-m", "sipedge.node_fence", "--admitted", "udp:5061-5063"]]' \
+        in expression  # each part's fence: the workers' loopback ports its user needs
+    assert "c.securityContext.runAsUser in [10001, 10002]" in expression  # the front's container its own user

@@ -14,7 +14,7 @@ from stacks.tools.mocks import Run, unwrap
 from tests.fakes.k8s_schema import schema_problems
 from tests.infra.conftest import StackRunner
 from tests.infra.k8s.admission_cel import Call, refusal
-from tests.infra.k8s.test_sip_edge import NAMESPACE, _pod, run_k8s_edge
+from tests.infra.k8s.test_sip_edge import FRONTED_EDGE, FRONTED_SECRETS, NAMESPACE, _pod, run_k8s_edge
 
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
@@ -109,3 +109,37 @@ def test_the_policy_is_valid_for_the_api_server(edge: tuple[dict[str, Any], dict
     body = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
             "metadata": {"name": f"{NAMESPACE}-own-pod-only"}, "spec": spec}
     assert schema_problems("validatingadmissionpolicy-admissionregistration-v1", body) == ([], [])
+
+
+@pytest.fixture
+def fronted(stack: StackRunner) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pod with the front: Kamailio's container (uid 10002) beside the workers' (uid 10001)."""
+    run: Run = run_k8s_edge(stack, FRONTED_EDGE, secrets=FRONTED_SECRETS)
+    (policy,) = [unwrap(r.inputs) for r in run.of_type(POLICY) if r.name.endswith("sip-edge-admission")]
+    return _integral(policy["spec"]), {"metadata": {"name": "sip-edge-x"}, "spec": _integral(_pod(run))}
+
+
+def _front_as(uid: int) -> Callable[[dict[str, Any]], None]:
+    def change(pod: dict[str, Any]) -> None:
+        pod["spec"]["containers"][1]["securityContext"]["runAsUser"] = uid
+    return change
+
+
+def _front_command_as_workers(pod: dict[str, Any]) -> None:
+    pod["spec"]["containers"][1]["command"] = ["/bin/sh", "-c", "cat /proc/*/environ"]
+
+
+def test_the_fronted_pod_is_admitted_with_kamailio_as_its_own_user(
+        fronted: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    spec, pod = fronted
+    assert pod["spec"]["containers"][1]["securityContext"]["runAsUser"] == 10002
+    assert _create(spec, pod) is None
+
+
+@pytest.mark.parametrize("change", [_front_as(0), _front_as(10003), _front_command_as_workers])
+def test_a_fronted_pod_with_another_user_or_command_is_refused(fronted: tuple[dict[str, Any], dict[str, Any]],
+                                                                change: Callable[[dict[str, Any]], None]) -> None:
+    spec, pod = fronted
+    changed = copy.deepcopy(pod)
+    change(changed)
+    assert _create(spec, changed) is not None
