@@ -151,6 +151,14 @@ class RegionPaces:
         for name in (bucket, f"{bucket}@share") if self._regions.several else (bucket,):
             await self._limits.create_limit(name, per_second, 1).give_back(ticket, holder)
 
+    async def give_back_record(self, bucket: str, per_second: float, record: str) -> None:
+        """The turn recorded for `record` (`turn`'s) given back, where this region's store holds it."""
+        if not self._regions.several:
+            await self._limits.create_limit(bucket, per_second, 1).give_back_turn(record)
+            return
+        for name in (bucket, f"{bucket}@share"):
+            await self._limits.create_limit(name, per_second, 1).give_back_turn(f"{self._regions.here}:{record}")
+
     async def serve(self, bucket: str, per_second: float, max_wait: float,
                     holder: str | None = None, ticket: str = "", record: str = "") -> tuple[bool, float, bool]:
         """As the bucket's home: a turn at the share of the pace of every region that asks here (this
