@@ -16,6 +16,8 @@ from types import MappingProxyType, SimpleNamespace
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
@@ -31,7 +33,7 @@ from dispatcher.store.local import LocalCoordination
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.test_trunk_calls import SteppedBuckets, listed
 from tests.dispatcher.regions.test_pace_homes import SECRET as REGION_SECRET
-from tests.dispatcher.regions.test_pace_homes import Clock, home_app
+from tests.dispatcher.regions.test_pace_homes import Clock, home_answering, home_app
 from tests.fakes.server import FakeServer
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -187,6 +189,26 @@ async def test_a_home_that_does_not_answer_holds_the_invite_and_is_passed_over_f
         assert await spacing.wait("vf_next", slow) == pytest.approx(2 / SLOW_CPS, abs=5.0)  # cps ÷ 2 regions
     finally:
         await us.aclose()
+
+
+async def test_a_home_of_an_earlier_release_leaves_each_region_spacing_its_own_invites() -> None:
+    """A home that refuses the INVITE bucket (400, as a release without it does): the call is spaced in its own
+    region's store at the trunk's whole `cps`, as before, never held waiting for a turn no home gives."""
+    async def older(_request: Request) -> Response:
+        return JSONResponse({"error": {"code": "invalid_request"}}, status_code=400)
+
+    with home_answering(older) as (url, asked):
+        urls = {"eu": url, "us": "http://127.0.0.1:2"}
+        trunk = homed_at_eu(urls)
+        us = RegionPaces(Peers(Regions("us", MappingProxyType(urls), REGION_SECRET.encode())), LocalCoordination())
+        spacing = InviteSpacing(us, LocalFirstClaims())
+        try:
+            for name in ("vf_a", "vf_b"):
+                await spacing.handed(name, trunk)
+            waits = [await spacing.wait(name, slow) for name in ("vf_a", "vf_b")]
+        finally:
+            await us.aclose()
+    assert asked and [round(w * SLOW_CPS) for w in waits] == [0, 1], waits  # a turn apart at the whole cps
 
 
 async def test_each_call_is_told_its_own_turn_a_turn_apart_and_the_same_turn_when_asked_again(
