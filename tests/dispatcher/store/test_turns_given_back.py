@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -19,7 +20,7 @@ from dispatcher.store.coordination import Coordination, CreateLimit
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.dispatcher.store.test_coordination_contract import ONE_PROCESS, REDIS, REDIS_DOWN, build
-from tests.support.waiting import until
+from tests.support.waiting import DEFAULT_TIMEOUT
 
 INTERVAL = 100.0  # seconds between two turns
 PER_SECOND = 1 / INTERVAL
@@ -83,10 +84,10 @@ async def test_a_call_cancelled_while_it_waits_gives_its_turn_to_the_next_call_a
         assert turns_ahead((await pace.shared("key-a", 1000.0, "a1")).wait) == 1
         waiting = asyncio.create_task(pace_turn(replicas[0], "trunk:far", PER_SECOND, 1000.0, holder="key-b",
                                                 **words))  # its turn 200 s away: it waits for it
-        await until(lambda: _turns_taken(pace, 3), "the waiting call's turn taken")
+        await _until(lambda: _turns_taken(pace, 3), "the waiting call's turn taken")
         queued = asyncio.create_task(pace_turn(replicas[0], "trunk:far", PER_SECOND, 1000.0, holder="key-a",
                                                **words))  # queued behind key-a's turn due next
-        await until(lambda: _queued(replicas[0], "key-a"), "key-a's next call queued")
+        await _until(lambda: _queued(replicas[0], "key-a"), "key-a's next call queued")
         waiting.cancel()  # their clients gone
         queued.cancel()
         for task in (waiting, queued):
@@ -99,6 +100,13 @@ async def test_a_call_cancelled_while_it_waits_gives_its_turn_to_the_next_call_a
     finally:
         for replica in replicas:
             await replica.aclose()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + DEFAULT_TIMEOUT
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def _turns_taken(pace: CreateLimit, count: int) -> bool:
