@@ -7,17 +7,29 @@ carrier. With several regions, across every region too (dispatcher/regions/pace_
 A call that names its key (`holder`) shares the pace with every other key's: while its key holds a turn
 still due, it takes a place in its key's queue and asks again when the turns before it came, so each key
 waiting holds one turn ahead at a time and the keys' turns interleave. A call whose turn could not come
-within `max_wait` is refused at its first ask, as without a key (docs/phone.md#sharing-a-pace)."""
+within `max_wait` is refused at its first ask, as without a key (docs/phone.md#sharing-a-pace).
+
+A call cancelled while it waits (its client gone, its task stopped) gives back what it held: its place in its
+key's queue, and its turn where still to come, which the next call to ask takes (dispatcher/store/given_turns.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import uuid
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces, bucket_turn
 from dispatcher.store.coordination import CreateLimits
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.phone")
+
+GIVE_BACK_SECONDS = 2.0  # a cancelled call's give-back waits no longer for the store (its own call is bounded too)
+_giving: set[asyncio.Task[None]] = set()  # give-backs under way, held until done
 
 
 async def paced(limits: CreateLimits | RegionPaces, bucket: str, per_second: float, max_wait: float, *, code: str,
@@ -32,8 +44,35 @@ async def pace_turn(limits: CreateLimits | RegionPaces, bucket: str, per_second:
     `wait` all this call waited). `what` names the pace in the refusal ("trunk 'far'"), `setting` the bound a
     team may raise; `holder` the key whose turn it is, shared with other keys'. With several regions
     (`RegionPaces`) the turn is the bucket's home region's, or this region's share of the pace."""
+    ticket = uuid.uuid4().hex[:16]  # this call's place in its key's queue, and the name of its turn
+    try:
+        return await _turn(limits, bucket, per_second, max_wait, code=code, what=what, setting=setting,
+                           holder=holder, ticket=ticket)
+    except asyncio.CancelledError:
+        # In a task of its own: a second cancel (a server stopping) does not stop it half-way.
+        giving = asyncio.ensure_future(_give_back(limits, bucket, per_second, holder, ticket))
+        _giving.add(giving)
+        giving.add_done_callback(_giving.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(giving)
+        raise
+
+
+async def _give_back(limits: CreateLimits | RegionPaces, bucket: str, per_second: float, holder: str | None,
+                     ticket: str) -> None:
+    try:
+        async with asyncio.timeout(GIVE_BACK_SECONDS):
+            if isinstance(limits, RegionPaces):
+                await limits.give_back(bucket, per_second, holder, ticket)
+            else:
+                await limits.create_limit(bucket, per_second, 1).give_back(ticket, holder)
+    except (StoreUnavailable, TimeoutError):  # it runs out by itself: a place at its wait, a turn once due
+        log.info("a cancelled call's turn of %s was not given back (the store did not answer)", bucket)
+
+
+async def _turn(limits: CreateLimits | RegionPaces, bucket: str, per_second: float, max_wait: float, *,
+                code: str, what: str, setting: str, holder: str | None, ticket: str) -> PaceTurn:
     waited = 0.0  # queued behind the key's own earlier turns
-    ticket = uuid.uuid4().hex[:16] if holder is not None else ""  # this call's place in its key's queue
     while True:
         left = max(0.0, max_wait - waited)
         # Named by the carrier's account (or trunk) alone: replicas with different rates (mid-rollout) share

@@ -109,8 +109,8 @@ class TrunkCalls:
         the edge records owed (`SipEdges.owed`) are counted."""
         self.settings = settings
         self._limits = limits
-        # Each INVITE at its own turn too, as the trunk sees it (this region's store: each region spaces its own).
-        self.invites = InviteSpacing(limits.store_limits if isinstance(limits, RegionPaces) else limits, records)
+        # Each INVITE at its own turn too, as the trunk sees it (across the regions, as the pace).
+        self.invites = InviteSpacing(limits, records, settings.max_wait_seconds)
         self._hold_seconds = max_session_seconds + transfer_seconds + HOLD_MARGIN
         self.edges = SipEdges(settings.edge_urls, EdgeSecret(settings.secret), timeout=REQUEST_SECONDS,
                               max_answer_bytes=65536,
@@ -193,9 +193,14 @@ class TrunkCalls:
 
     async def invite_wait(self, session_id: str) -> float:
         """Seconds until the session's INVITE may go out at its trunk's pace (dispatcher/phone/invite_spacing.py)."""
-        async def cps_of(name: str) -> float:
-            return (await self.trunk(name)).cps
-        return await self.invites.wait(session_id, cps_of)
+        return await self.invites.wait(session_id, self._cps_of)
+
+    async def invite_given_back(self, session_id: str) -> None:
+        """The INVITE turn of a session that ended before its INVITE went, given back for the next call."""
+        await self.invites.give_back(session_id, self._cps_of)
+
+    async def _cps_of(self, name: str) -> float:
+        return (await self.trunk(name)).cps
 
     async def hand_over(self, order: Mapping[str, Any], *, keyed: bool = True) -> str:
         """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not.

@@ -41,6 +41,10 @@ log = logging.getLogger("dispatcher.regions")
 PACE_PATH = "/regions/pace"
 PACING_ALONE = "pacing_alone"  # in a region's state: the homes it takes its share without, now
 ASK_SECONDS = ANSWER_SECONDS  # a call waits this long at most on a home that hangs
+INVITES = "trunk-invites"  # a trunk's INVITEs' bucket (dispatcher/phone/invite_spacing.py)
+# A call's INVITE turn is kept past the edge's wait for its bot (`answer_seconds`) and its retries.
+RECORD_SECONDS = 900.0
+MAX_RECORD_CHARS = 160  # `invite-due:<session id>`
 # How long a home takes to learn that a region paces alone: its poll that fails, or that reads the
 # region's PACING_ALONE (one poll's interval, a poll in flight and the next).
 HANDOVER_SECONDS = POLL_SECONDS + 2 * ANSWER_SECONDS
@@ -52,7 +56,7 @@ LINGER_SECONDS = 3 * REST_SECONDS
 # counts a wait for a connection (a burst would make a healthy home look dead).
 ASKS_PER_HOME = 32
 SLOT_SECONDS = ASK_SECONDS  # a call waits this long for an ask's slot, else it alone is refused
-KINDS = ("twilio", "telnyx", "trunk")
+KINDS = ("twilio", "telnyx", "trunk", INVITES)
 MAX_NAME_CHARS = 64  # a trunk's name (sipedge/config.py MAX_TRUNK_NAME_CHARS); accounts' ids are shorter
 MAX_PER_SECOND = 1000.0  # a trunk's `cps` bound
 MIN_PER_SECOND = 1 / 3600  # one call an hour: a turn never blocks the bucket longer
@@ -79,11 +83,18 @@ def pace_home(names: Mapping[str, str], bucket: str) -> str:
 
 
 async def bucket_turn(limits: CreateLimits, bucket: str, per_second: float, max_wait: float,
-                      holder: str | None, ticket: str = "") -> CreateTurn:
+                      holder: str | None, ticket: str = "", record: str = "") -> CreateTurn:
     """A turn of the store's bucket: shared between keys where the call names its key (`holder`), the
-    call's `ticket` its place in its key's queue (`CreateLimit.shared`)."""
+    call's `ticket` its place in its key's queue (`CreateLimit.shared`); or the turn recorded for `record`
+    (a call's INVITE: `CreateLimit.turn_of`), taken at its first ask."""
     limit = limits.create_limit(bucket, per_second, 1)
-    return await (limit.cold(max_wait) if holder is None else limit.shared(holder, max_wait, ticket))
+    if record:
+        return CreateTurn(True, await limit.turn_of(record, RECORD_SECONDS), 0)
+    return await (limit.cold(max_wait, ticket) if holder is None else limit.shared(holder, max_wait, ticket))
+
+
+class OlderHome(Exception):
+    """The bucket's home runs a release that takes no INVITE asks (it refused the kind, 400)."""
 
 
 class RegionPaces:
@@ -111,13 +122,17 @@ class RegionPaces:
             peers.answer_listeners.append(self._heard)
 
     async def turn(self, bucket: str, per_second: float, max_wait: float, holder: str | None = None,
-                   ticket: str = "") -> PaceTurn:
+                   ticket: str = "", record: str = "") -> PaceTurn:
+        """`record`: the turn recorded for it (a call's INVITE), read or taken at the home (`OlderHome` where
+        the home's release takes no such ask)."""
         if not self._regions.several:
-            turn = await bucket_turn(self._limits, bucket, per_second, max_wait, holder, ticket)
+            turn = await bucket_turn(self._limits, bucket, per_second, max_wait, holder, ticket, record)
             return PaceTurn(turn.granted, turn.wait, queued=turn.queued)
         home = pace_home(self._regions.urls, bucket)
+        # Kept apart from other regions' calls by the region's name (a home names the asker so).
+        own = f"{self._regions.here}:{record}" if record else ""
         if home == self._regions.here:
-            granted, wait, queued = await self.serve(bucket, per_second, max_wait, holder, ticket)
+            granted, wait, queued = await self.serve(bucket, per_second, max_wait, holder, ticket, own)
             return PaceTurn(granted, wait, f"home {home}", queued=queued)
         peer = self._peers.peer(home)
         now = self._clock()
@@ -125,19 +140,33 @@ class RegionPaces:
             self._list(home, now, now + LINGER_SECONDS)
         elif peer is not None and self._resting.get(home, 0.0) <= now:
             # Asked whatever its polls say (a poll slow under load is no reason to pace alone).
-            asked = await self._ask(peer, bucket, per_second, max_wait, holder, ticket)
+            asked = await self._ask(peer, bucket, per_second, max_wait, holder, ticket, record)
             if asked is not None:
                 return asked
-        return await self._share(bucket, per_second, max_wait, home, holder, ticket)
+        return await self._share(bucket, per_second, max_wait, home, holder, ticket, own)
+
+    async def give_back(self, bucket: str, per_second: float, holder: str | None, ticket: str) -> None:
+        """What the cancelled call of `ticket` held in this region's store, given back: its turn of a bucket
+        homed here, or of this region's share. A turn another region's home gave runs out there by itself."""
+        for name in (bucket, f"{bucket}@share") if self._regions.several else (bucket,):
+            await self._limits.create_limit(name, per_second, 1).give_back(ticket, holder)
+
+    async def give_back_record(self, bucket: str, per_second: float, record: str) -> None:
+        """The turn recorded for `record` (`turn`'s) given back, where this region's store holds it."""
+        if not self._regions.several:
+            await self._limits.create_limit(bucket, per_second, 1).give_back_turn(record)
+            return
+        for name in (bucket, f"{bucket}@share"):
+            await self._limits.create_limit(name, per_second, 1).give_back_turn(f"{self._regions.here}:{record}")
 
     async def serve(self, bucket: str, per_second: float, max_wait: float,
-                    holder: str | None = None, ticket: str = "") -> tuple[bool, float, bool]:
+                    holder: str | None = None, ticket: str = "", record: str = "") -> tuple[bool, float, bool]:
         """As the bucket's home: a turn at the share of the pace of every region that asks here (this
         one, and each peer heard from that does not pace alone from it)."""
         asking = 1 + sum(1 for peer in self._peers.by_name.values()
                          if peer.reachable and self._regions.here not in self._alone_at.get(peer.name, ()))
         rate = per_second * asking / len(self.named())
-        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder, ticket)
+        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder, ticket, record)
         return turn.granted, turn.wait, turn.queued
 
     def named(self) -> frozenset[str]:
@@ -164,7 +193,7 @@ class RegionPaces:
         self._listed_until[home] = max(self._listed_until.get(home, 0.0), until)
 
     async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
-                   holder: str | None, ticket: str) -> PaceTurn | None:
+                   holder: str | None, ticket: str, record: str) -> PaceTurn | None:
         """The home's answer; this call's own refusal when the ask found no slot, was refused or not
         answered; None when the home is passed over now."""
         by = f"home {peer.name}"
@@ -176,12 +205,14 @@ class RegionPaces:
             return PaceTurn(False, SLOT_SECONDS, by, f"more than {ASKS_PER_HOME} of this region's calls are asking "
                             f"its home region {peer.name} for a turn at once")
         try:
-            answer, why = await self._asked(peer, bucket, per_second, max_wait, holder, ticket)
+            answer, why = await self._asked(peer, bucket, per_second, max_wait, holder, ticket, record)
         finally:
             slots.release()
         if answer is not None:
             self._failures.pop(peer.name, None)
             return PaceTurn(answer[0], answer[1], by, queued=answer[2])
+        if record and why == "answered 400":
+            raise OlderHome(peer.name)
         if _refused_the_call(why):  # the home is up: it refused this ask itself
             return PaceTurn(False, ASK_SECONDS, by, f"its home region {peer.name} refused this call's turn ({why})")
         failures = self._failures[peer.name] = self._failures.get(peer.name, 0) + 1
@@ -197,13 +228,14 @@ class RegionPaces:
         return None
 
     async def _asked(self, peer: Peer, bucket: str, per_second: float, max_wait: float,
-                     holder: str | None, ticket: str) -> tuple[tuple[bool, float, bool] | None, str]:
+                     holder: str | None, ticket: str, record: str) -> tuple[tuple[bool, float, bool] | None, str]:
         # A slot per ask in flight to each home: one never waits for a connection another home's asks hold.
         self._client = self._client or region_client(ASK_SECONDS, connections=ASKS_PER_HOME * len(self._peers.by_name))
         data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url, PACE_PATH,
                                       {"bucket": bucket, "per_second": per_second, "max_wait": max_wait,
                                        **({"holder": holder} if holder is not None else {}),
-                                       **({"ticket": ticket} if ticket else {})}, ASK_SECONDS)
+                                       **({"ticket": ticket} if ticket else {}),
+                                       **({"record": record} if record else {})}, ASK_SECONDS)
         granted = data.get("granted") if isinstance(data, Mapping) else None
         wait = data.get("wait") if isinstance(data, Mapping) else None
         queued = data.get("queued") is True if isinstance(data, Mapping) else False  # an older home: never
@@ -214,7 +246,7 @@ class RegionPaces:
         return None, why if data is None else "answered no turn"
 
     async def _share(self, bucket: str, per_second: float, max_wait: float, home: str,
-                     holder: str | None, ticket: str) -> PaceTurn:
+                     holder: str | None, ticket: str, record: str) -> PaceTurn:
         now = self._clock()
         since = self._listed_since.get(home, now)
         by = f"share of this region while home {home} does not answer"
@@ -223,7 +255,7 @@ class RegionPaces:
             return PaceTurn(False, embargo, by, f"its home region {home} does not answer: this region takes its "
                             f"share of the pace alone in {embargo:.1f} s")
         share = per_second / len(self.named())
-        turn = await bucket_turn(self._limits, f"{bucket}@share", share, max_wait, holder, ticket)
+        turn = await bucket_turn(self._limits, f"{bucket}@share", share, max_wait, holder, ticket, record)
         if turn.granted:
             self._list(home, now, now + turn.wait)
         return PaceTurn(turn.granted, turn.wait, by, queued=turn.queued)
@@ -239,7 +271,7 @@ class RegionPaces:
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
         """As the home: the asking region's turn (`POST /regions/pace`), `{"granted", "wait"}`, at the
         lower of its rate and this region's own, where this region has one."""
-        bucket, rate, wait, holder, ticket = self.parse_ask(payload)
+        bucket, rate, wait, holder, ticket, record = self.parse_ask(payload)
         own = await self.own_rate(bucket) if self.own_rate is not None else None
         if own is not None and not math.isclose(own, rate) and (sender, bucket) not in self._warned:
             self._warned.add((sender, bucket))
@@ -247,12 +279,12 @@ class RegionPaces:
                         "the whole deployment's, every region's setting the same (docs/sip.md, upgrading to "
                         "several regions)", sender, bucket, rate, own)
         granted, wait, queued = await self.serve(bucket, rate if own is None else min(rate, own), wait, holder,
-                                                 ticket)
+                                                 ticket, f"{sender}:{record}" if record else "")
         return {"granted": granted, "wait": round(wait, 3), **({"queued": True} if queued else {})}
 
-    def parse_ask(self, data: object) -> tuple[str, float, float, str | None, str]:
+    def parse_ask(self, data: object) -> tuple[str, float, float, str | None, str, str]:
         """A home's request body: (bucket, calls a second, longest wait, the asking key if named, the call's
-        ticket in its key's queue or ""), or 400; 409
+        ticket in its key's queue or "", the INVITE turn's record or ""), or 400; 409
         where this region is not the bucket's home (REGIONS differ: the asker paces its share alone rather than
         make two homes)."""
         bucket = data.get("bucket") if isinstance(data, Mapping) else None
@@ -260,20 +292,25 @@ class RegionPaces:
         wait = data.get("max_wait") if isinstance(data, Mapping) else None
         holder = data.get("holder") if isinstance(data, Mapping) else None
         ticket = data.get("ticket", "") if isinstance(data, Mapping) else ""
+        record = data.get("record", "") if isinstance(data, Mapping) else ""
         kind, _, name = bucket.partition(":") if isinstance(bucket, str) else ("", "", "")
         if (kind not in KINDS or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable()
                 or not _number(rate, MIN_PER_SECOND, MAX_PER_SECOND) or not _number(wait, 0.0, MAX_WAIT_SECONDS)
                 or not (holder is None or (isinstance(holder, str) and 0 < len(holder) <= MAX_NAME_CHARS
                                            and holder.isprintable()))
-                or not (isinstance(ticket, str) and len(ticket) <= MAX_NAME_CHARS and ticket.isprintable())):
-            raise ApiError(400, "invalid_request", "expected {\"bucket\": \"twilio|telnyx|trunk:<name of at most "
+                or not (isinstance(ticket, str) and len(ticket) <= MAX_NAME_CHARS and ticket.isprintable())
+                or not (isinstance(record, str) and len(record) <= MAX_RECORD_CHARS and record.isprintable())
+                or (kind == INVITES) != bool(record)):
+            raise ApiError(400, "invalid_request", "expected {\"bucket\": "
+                           "\"twilio|telnyx|trunk|trunk-invites:<name of at most "
                            f"{MAX_NAME_CHARS} characters>\", \"per_second\": [1/3600, {MAX_PER_SECOND:g}], "
                            f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}], \"holder\": an API key's id (optional), "
-                           "\"ticket\": the call's place in its key's queue (optional)}")
+                           "\"ticket\": the call's place in its key's queue (optional), \"record\": a trunk-invites "
+                           "turn's call (with that bucket alone)}")
         if pace_home(self._regions.urls, str(bucket)) != self._regions.here:
             raise ApiError(409, "not_pace_home", "this region is not the pace's home by its REGIONS: make every "
                            "region's REGIONS the same")
-        return str(bucket), float(rate), float(wait), holder, ticket  # type: ignore[arg-type]  # checked above
+        return str(bucket), float(rate), float(wait), holder, ticket, record  # type: ignore[arg-type]  # checked
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -260,9 +260,9 @@ class CreateLimit(Protocol):
     reserved). Another app-wide action the provider limits is counted by the same bucket under its
     own name, its calls taking their turns as cold launches do (Fly's lists: `fly-list:<app>`)."""
 
-    async def cold(self, max_wait: float) -> CreateTurn:
+    async def cold(self, max_wait: float, ticket: str = "") -> CreateTurn:
         """Reserves the next token for a cold launch, due after `wait`; none when that wait would
-        pass `max_wait` (granted False)."""
+        pass `max_wait` (granted False). `ticket`: the call's, under which it may give the turn back."""
         ...
 
     async def refill(self) -> CreateTurn:
@@ -287,6 +287,16 @@ class CreateLimit(Protocol):
         """Seconds until the turn recorded for `what` (a call's INVITE), taken as a cold turn however far
         off at the first ask and kept `keep_seconds`: one read-or-take, so asks at once take one turn, and
         every replica reads the same wait on the store's clock (the caller bounds the queue)."""
+        ...
+
+    async def give_back(self, ticket: str, holder: str | None = None) -> None:
+        """What the call of `ticket` (`cold`, `shared`) holds, given back as it is cancelled: its place in
+        `holder`'s queue, and its turn, where still to come, taken by the next call to ask
+        (dispatcher/store/given_turns.py). Nothing where it holds nothing."""
+        ...
+
+    async def give_back_turn(self, what: str) -> None:
+        """The turn `turn_of` recorded for `what`, given back (its record gone) where it is still to come."""
         ...
 
 

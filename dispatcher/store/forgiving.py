@@ -159,8 +159,9 @@ class ForgivingCreateLimit:
         self._shared = shared
         self._alone = alone
 
-    async def cold(self, max_wait: float) -> CreateTurn:
-        return await forgiving(lambda: self._shared.cold(max_wait), lambda: self._alone.cold(max_wait), "create limit")
+    async def cold(self, max_wait: float, ticket: str = "") -> CreateTurn:
+        return await forgiving(lambda: self._shared.cold(max_wait, ticket), lambda: self._alone.cold(max_wait, ticket),
+                               "create limit")
 
     async def refill(self) -> CreateTurn:
         return await forgiving(self._shared.refill, self._alone.refill, "create limit")
@@ -175,6 +176,15 @@ class ForgivingCreateLimit:
     async def turn_of(self, what: str, keep_seconds: float) -> float:
         return await forgiving(lambda: self._shared.turn_of(what, keep_seconds),
                                lambda: self._alone.turn_of(what, keep_seconds), "create limit")
+
+    # Each count gives back what it gave (a turn taken during an outage is this replica's own).
+    async def give_back(self, ticket: str, holder: str | None = None) -> None:
+        await self._alone.give_back(ticket, holder)
+        await forgiving(lambda: self._shared.give_back(ticket, holder), nothing, "pace turn given back")
+
+    async def give_back_turn(self, what: str) -> None:
+        await self._alone.give_back_turn(what)
+        await forgiving(lambda: self._shared.give_back_turn(what), nothing, "pace turn given back")
 
 
 class ForgivingCounts:

@@ -5,6 +5,7 @@ replica falls back on when the store does not answer (dispatcher/store/forgiving
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import time
@@ -122,6 +123,8 @@ class LocalCreateLimit:
         self._holders: dict[str, float] = {}  # holder → when its last turn is due (`shared`)
         self._queued: dict[str, dict[str, float]] = {}  # holder → its queued calls' tickets → their deadlines
         self._turns: dict[str, tuple[float, float]] = {}  # what → (its turn's due, kept until) (`turn_of`)
+        self._given: dict[str, float] = {}  # a granted call's ticket → its turn's due (`give_back`)
+        self._holes: list[float] = []  # turns given back still to come, earliest first
 
     @property
     def per_second(self) -> float:
@@ -139,10 +142,19 @@ class LocalCreateLimit:
         limit._holders = self._holders
         limit._queued = self._queued
         limit._turns = self._turns
+        limit._given = self._given
+        limit._holes = self._holes
         return limit
 
-    async def cold(self, max_wait: float) -> CreateTurn:
-        return self._turn("cold", max_wait)
+    async def cold(self, max_wait: float, ticket: str = "") -> CreateTurn:
+        return self._cold(max_wait, ticket, self._clock())
+
+    def _cold(self, max_wait: float, ticket: str, now: float) -> CreateTurn:
+        hole = self._take_hole(now, max_wait)
+        turn = self._turn("cold", max_wait, now) if hole is None else CreateTurn(True, hole - now, 0)
+        if turn.granted:
+            self._record_given(ticket, now + turn.wait, now)
+        return turn
 
     async def refill(self) -> CreateTurn:
         return self._turn("refill", 0.0)
@@ -173,7 +185,7 @@ class LocalCreateLimit:
             return CreateTurn(False, ask - now, 0, queued=True)
         queue.pop(ticket, None)
         self._queued_again(holder, queue)
-        turn = self._turn("cold", max_wait)
+        turn = self._cold(max_wait, ticket, now)
         if turn.granted:
             self._holders[holder] = now + turn.wait
         return turn
@@ -183,18 +195,61 @@ class LocalCreateLimit:
         while self._turns and next(iter(self._turns.values()))[1] <= now:  # kept alike: the oldest run out first
             del self._turns[next(iter(self._turns))]
         if what not in self._turns:
-            due = max(self._due, now)
-            wait = max(0.0, due + self._interval - self._burst * self._interval - now)
-            self._due = due + self._interval
-            self._turns[what] = (now + wait, now + keep_seconds)
+            hole = self._take_hole(now, math.inf)
+            if hole is None:
+                due = max(self._due, now)
+                hole = now + max(0.0, due + self._interval - self._burst * self._interval - now)
+                self._due = due + self._interval
+            self._turns[what] = (hole, now + keep_seconds)
         return max(0.0, self._turns[what][0] - now)
+
+    async def give_back(self, ticket: str, holder: str | None = None) -> None:
+        now = self._clock()
+        if holder is not None and ticket in self._queued.get(holder, {}):
+            del self._queued[holder][ticket]
+            if not self._queued[holder]:
+                del self._queued[holder]
+        due = self._given.pop(ticket, None)
+        if due is None or due <= now:
+            return
+        if holder is not None and self._holders.get(holder) == due:
+            del self._holders[holder]
+        self._free(due)
+
+    async def give_back_turn(self, what: str) -> None:
+        due, _ = self._turns.pop(what, (-math.inf, 0.0))
+        if due > self._clock():
+            self._free(due)
+
+    def _take_hole(self, now: float, longest: float) -> float | None:
+        """The earliest turn given back still to come, where due within `longest` (given_turns.py)."""
+        self._holes[:] = [h for h in self._holes if h >= now]
+        return self._holes.pop(0) if self._holes and self._holes[0] - now <= longest else None
+
+    def _record_given(self, ticket: str, due: float, now: float) -> None:
+        if ticket:
+            for passed in [t for t, d in self._given.items() if d <= now]:
+                del self._given[passed]
+            self._given[ticket] = due
+
+    def _free(self, due: float) -> None:
+        """As the store's script: the bucket's last turn steps its arrival time back, any other is a hole."""
+        spread = self._burst * self._interval
+        if not math.isclose(due + spread, self._due, rel_tol=0.0, abs_tol=1e-6):
+            bisect.insort(self._holes, due)
+            return
+        self._due -= self._interval
+        while (found := next((h for h in self._holes
+                              if math.isclose(h, self._due - spread, rel_tol=0.0, abs_tol=1e-6)), None)) is not None:
+            self._holes.remove(found)
+            self._due -= self._interval
 
     def _queued_again(self, holder: str, queue: dict[str, float]) -> None:
         if queue:
             self._queued[holder] = queue
 
-    def _turn(self, mode: str, max_wait: float) -> CreateTurn:
-        now = self._clock()
+    def _turn(self, mode: str, max_wait: float, now: float | None = None) -> CreateTurn:
+        now = self._clock() if now is None else now
         due = max(self._due, now)
         wait = max(0.0, due + self._interval - self._burst * self._interval - now)
         spare = max(0, math.floor(self._burst - self._headroom - (due - now) / self._interval + 1e-9))

@@ -14,6 +14,7 @@
   the call, told to ask again when the turns before it came, or refuses it at once if its turn could not
   come within its longest wait; so each waiting key holds one turn ahead at a time, their turns
   interleave, and a key's queue stays what the pace serves in that wait.
+- A turn or a queued place given back by a call cancelled while it waited: dispatcher/store/given_turns.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import uuid
 
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import CreateTurn
+from dispatcher.store.given_turns import GIVE_BACK, GIVE_BACK_TURN, RECORD_GIVEN, TAKE_HOLE
 
 _GCRA = """
 local t = redis.call('TIME')
@@ -54,14 +56,22 @@ class SharedRate:
         return int(wait_ms) / 1000
 
 
-# ARGV: interval (ms), burst, mode (cold, refill, look), a cold launch's longest wait (ms).
+# KEYS: the bucket, its given turns, its holes (dispatcher/store/given_turns.py).
+# ARGV: interval (ms), burst, mode (cold, refill, look), a cold launch's longest wait (ms), its ticket ('' none).
 # Returns {granted (0/1), wait (ms), spare tokens after this one}.
-_CREATE = """
+_CREATE = TAKE_HOLE + RECORD_GIVEN + """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local mode = ARGV[3]
+if mode == 'cold' then
+  local hole = take_hole(KEYS[3], now, tonumber(ARGV[4]))
+  if hole then
+    record_given(KEYS[2], ARGV[5], hole, now)
+    return {1, hole - now, 0}
+  end
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat + interval - burst * interval - now
@@ -73,17 +83,19 @@ if (mode == 'cold' and wait <= tonumber(ARGV[4])) or (mode == 'refill' and spare
   redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
   if mode == 'refill' then wait = 0 end
   if spare > 0 then spare = spare - 1 end
+  if mode == 'cold' then record_given(KEYS[2], ARGV[5], now + wait, now) end
   return {1, wait, spare}
 end
 return {0, wait, spare}
 """
 
 
-# KEYS: the bucket, its holders' hash, the holder's queued calls (ticket → the call's deadline).
+# KEYS: the bucket, its holders' hash, the holder's queued calls (ticket → the call's deadline), the bucket's
+# given turns and its holes (dispatcher/store/given_turns.py).
 # ARGV: interval (ms), burst, the call's longest wait (ms), the holder, the call's ticket.
 # Returns {granted (0/1), wait (ms), queued (0/1)}: queued, the call asks again after `wait`; refused, its
 # turn could come no sooner than `wait`.
-_SHARED = """
+_SHARED = TAKE_HOLE + RECORD_GIVEN + """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local interval = tonumber(ARGV[1])
@@ -114,39 +126,46 @@ if held > now or (not rank and ahead > 0) then
   return {0, ask - now, 1}
 end
 redis.call('ZREM', KEYS[3], ARGV[5])
+local due = take_hole(KEYS[5], now, longest)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat + interval - burst * interval - now
-if wait < 0 then wait = 0 end
-if wait > tonumber(ARGV[3]) then
-  return {0, wait, 0}
+if not due then
+  due = math.max(now, tat + interval - burst * interval)
+  if due - now > longest then
+    return {0, due - now, 0}
+  end
+  tat = tat + interval
+  redis.call('SET', KEYS[1], tat, 'PX', tat - now)
 end
-redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
 local holders = redis.call('HGETALL', KEYS[2])
 for i = 1, #holders, 2 do
   if tonumber(holders[i + 1]) <= now then redis.call('HDEL', KEYS[2], holders[i]) end
 end
-redis.call('HSET', KEYS[2], ARGV[4], now + wait)
-redis.call('PEXPIRE', KEYS[2], tat + interval - now)
-return {1, wait, 0}
+redis.call('HSET', KEYS[2], ARGV[4], due)
+redis.call('PEXPIRE', KEYS[2], math.max(1, tat - now, due - now + 1))
+record_given(KEYS[4], ARGV[5], due, now)
+return {1, due - now, 0}
 """
 
 
-# KEYS: the bucket, the turn's record. ARGV: interval (ms), burst, the record's life (ms).
-# Returns the wait (ms) until the recorded turn, taken now if none was.
-_TURN_OF = """
+# KEYS: the bucket, the turn's record, the bucket's holes. ARGV: interval (ms), burst, the record's life (ms).
+# Returns the wait (ms) until the recorded turn, taken now if none was (a turn given back first).
+_TURN_OF = TAKE_HOLE + """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = tonumber(redis.call('GET', KEYS[2]) or -1)
 if due < 0 then
-  local interval = tonumber(ARGV[1])
-  local burst = tonumber(ARGV[2])
-  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-  if tat < now then tat = now end
-  local wait = tat + interval - burst * interval - now
-  if wait < 0 then wait = 0 end
-  redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
-  due = now + wait
+  due = take_hole(KEYS[3], now, math.huge)
+  if not due then
+    local interval = tonumber(ARGV[1])
+    local burst = tonumber(ARGV[2])
+    local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+    if tat < now then tat = now end
+    local wait = tat + interval - burst * interval - now
+    if wait < 0 then wait = 0 end
+    redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
+    due = now + wait
+  end
   redis.call('SET', KEYS[2], due, 'PX', ARGV[3])
 end
 return math.max(0, due - now)
@@ -166,9 +185,13 @@ class SharedCreateLimit:
         self._holders = store.key("create-share", name)
         self._shared = store.redis.register_script(_SHARED)
         self._turn_of = store.redis.register_script(_TURN_OF)
+        self._given = store.key("create-given", name)
+        self._holes = store.key("create-free", name)
+        self._give_back = store.redis.register_script(GIVE_BACK)
+        self._give_back_turn = store.redis.register_script(GIVE_BACK_TURN)
 
-    async def cold(self, max_wait: float) -> CreateTurn:
-        return await self._turn("cold", max_wait)
+    async def cold(self, max_wait: float, ticket: str = "") -> CreateTurn:
+        return await self._turn("cold", max_wait, ticket)
 
     async def refill(self) -> CreateTurn:
         return await self._turn("refill", 0.0)
@@ -179,17 +202,29 @@ class SharedCreateLimit:
     async def shared(self, holder: str, max_wait: float, ticket: str = "") -> CreateTurn:
         args: list[str | int] = [self._interval_ms, self._burst, int(max_wait * 1000), holder,
                                  ticket or uuid.uuid4().hex]
-        keys = [self._key, self._holders, self._store.key("create-queue", self._name, holder)]
+        keys = [self._key, self._holders, self._store.key("create-queue", self._name, holder), self._given,
+                self._holes]
         granted, wait_ms, queued = await self._store.call(lambda: self._shared(keys=keys, args=args))
         return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0, queued=bool(int(queued)))
 
     async def turn_of(self, what: str, keep_seconds: float) -> float:
-        keys = [self._key, self._store.key("create-turn", what)]
+        keys = [self._key, self._store.key("create-turn", what), self._holes]
         args = [self._interval_ms, self._burst, max(1, int(keep_seconds * 1000))]
         wait_ms = await self._store.call(lambda: self._turn_of(keys=keys, args=args))
         return int(wait_ms) / 1000
 
-    async def _turn(self, mode: str, max_wait: float) -> CreateTurn:
-        args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000)]
-        granted, wait_ms, spare = await self._store.call(lambda: self._script(keys=[self._key], args=args))
+    async def give_back(self, ticket: str, holder: str | None = None) -> None:
+        keys = [self._key, self._holders, self._store.key("create-queue", self._name, holder or ""), self._given,
+                self._holes]
+        args: list[str | int] = [self._interval_ms, self._burst, holder or "", ticket]
+        await self._store.call(lambda: self._give_back(keys=keys, args=args))
+
+    async def give_back_turn(self, what: str) -> None:
+        keys = [self._key, self._store.key("create-turn", what), self._holes]
+        await self._store.call(lambda: self._give_back_turn(keys=keys, args=[self._interval_ms, self._burst]))
+
+    async def _turn(self, mode: str, max_wait: float, ticket: str = "") -> CreateTurn:
+        args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000), ticket]
+        keys = [self._key, self._given, self._holes]
+        granted, wait_ms, spare = await self._store.call(lambda: self._script(keys=keys, args=args))
         return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, int(spare))

@@ -1,6 +1,7 @@
-"""A warning for a trunk that places calls in a deployment of several regions: its INVITEs are spaced at its
-`cps` within each region only (dispatcher/phone/invite_spacing.py, each region's own store), so two regions'
-INVITEs may reach the trunk closer than a turn, though their calls hold the `cps` across regions. Said by the
+"""A warning for a trunk that places calls in a deployment of several regions: its INVITEs take their turns at
+its `cps` from one home region's bucket (dispatcher/phone/invite_spacing.py), but each region's edge sends its
+own on by its own way to the trunk, so two regions' INVITEs may reach it closer than a turn by the difference of
+those ways (and, while the home runs an earlier release, each region spaces its own alone). Said by the
 program, so the plan, a preview and `voicefleet config check` show it (docs/sip.md, "Pacing")."""
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def invite_spacing_notes(edge: SipEdgeSettings | None, regions: RegionSettings |
         if trunk.termination_uri is None:
             continue
         cps = trunk.cps if trunk.cps is not None else DEFAULT_CPS
-        notes.append(f"sipEdge trunk {trunk.name!r} (cps {cps:g}) with {count} regions: each region spaces its "
-                     f"INVITEs on its own, so {count} regions' INVITEs may reach the trunk less than {1 / cps:g} s "
-                     f"apart (their calls still hold cps {cps:g} across the regions). If the carrier refuses "
-                     f"INVITEs closer than that, set this trunk's cps to {cps / count:g} (cps / regions) in every "
-                     "region's sipEdge: every region's calls then go at that pace in all (docs/sip.md, Pacing)")
+        notes.append(f"sipEdge trunk {trunk.name!r} (cps {cps:g}) with {count} regions: one home region spaces its "
+                     f"INVITEs at cps {cps:g} for every region, and each region's edge sends its own on from there, "
+                     f"so two regions' INVITEs may reach the trunk less than {1 / cps:g} s apart by the difference "
+                     "of their edges' ways to it (by more while the home runs an earlier release, each region then "
+                     f"spacing its own). If the carrier refuses INVITEs closer than that, set this trunk's cps to "
+                     f"{cps / count:g} (cps / regions) in every region's sipEdge: every region's calls then go at that "
+                     "pace in all (docs/sip.md, Pacing)")
     return notes
 
 

@@ -14,6 +14,7 @@ the same way, with `not_placed`: none is left open."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -89,6 +90,9 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
             # Read again: a call cancelled (or its bot gone) during the hold must not be dialled.
             session = await state.sessions.get(session_id)
             status = "ended" if session is None else session.machine.state.value
+    if status == "ended" and state.trunk_calls is not None:  # stopped before its INVITE: its turn is the next's
+        with contextlib.suppress(ApiError):  # the edge's trunks not read now: the turn passes unused
+            await state.trunk_calls.invite_given_back(session_id)
     return {"session_id": session_id, "status": status}
 
 

@@ -1,7 +1,7 @@
 """A trunk that places calls, in a deployment of several regions: the plan (and `voicefleet config check`, which
-runs the same program) warns that INVITEs are spaced within each region only, naming the per-region `cps` that
-holds the trunk's pace for its INVITEs too; a deployment of one region, or a trunk that only takes calls in,
-is not warned about."""
+runs the same program) warns that each region's edge sends its INVITEs on by its own way from their one home
+region's spacing, naming the per-region `cps` that leaves a margin for it; a deployment of one region, or a
+trunk that only takes calls in, is not warned about."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_a_calling_trunk_with_two_regions_is_warned_with_its_per_region_cps(
         stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     edge = {**EDGE, "trunks": [{**EDGE["trunks"][0], "cps": 4}]}
     (warning,) = warnings_of(stack, monkeypatch, edge, region="eu", regions=AWS_REGIONS)
-    assert "trunk 'twilio' (cps 4) with 2 regions" in warning and "set this trunk's cps to 2" in warning
+    assert "trunk 'twilio' (cps 4) with 2 regions: one home region spaces its INVITEs" in warning
+    assert "set this trunk's cps to 2" in warning
 
 
 def test_one_region_or_a_trunk_that_only_takes_calls_in_is_not_warned(
