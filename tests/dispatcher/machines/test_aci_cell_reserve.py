@@ -54,6 +54,12 @@ def replica(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[tuple
     return reserve_replica("aci", env, TOKEN)
 
 
+def running(state: AppState) -> dict[str, int]:
+    """Each cell's running count, as `/status` shows it."""
+    assert isinstance(state.machines, AciCellMachines)
+    return {view.name: view.running for view in state.machines.views()}
+
+
 def subscriptions(fake: FakeArmAci, cell_b: FakeArmAci) -> dict[str, FakeArmAci]:
     return {"a": fake, "b": cell_b}
 
@@ -111,7 +117,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake_aci: FakeAr
         group = arm.groups[IDLE_PREFIX + bot_id]
         assert group["tags"]["voicefleet-session"] == s.session_id and "voicefleet-idle" not in group["tags"]
         assert [n for n in arm.created if s.session_id in n] == []  # warm: no group made for the session
-        assert {v.name: v.running for v in state.machines.views()}[cell] == 1  # a session's group now
+        assert running(state)[cell] == 1  # a session's group now
         other = other_replica(env, state)  # no cache: meets the session's group through the store's record
         try:
             found = await other.status(s.session_id)
@@ -119,7 +125,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake_aci: FakeAr
         finally:
             await other.aclose()
         with pytest.raises(MachinesError) as again:  # claimed once: never adopted again
-            await state.machines.adopt(bot_id, spec())  # type: ignore[attr-defined]
+            await state.machines.adopt(bot_id, spec())
         assert again.value.reason in ("reserve_bot_gone", "reserve_bot_taken")
         await ws.close()
 
@@ -137,7 +143,7 @@ async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(
         assert set(groups.values()) == {"b"}
         assert (await creates.look(among=("b",))).spare == 0  # taken from b's own bucket
         assert calls_in(fake_aci, "PUT", SUBSCRIPTION) == 0
-        assert {v.name: v.running for v in state.machines.views()} == {"a": 0, "b": 2}  # counted in b
+        assert running(state) == {"a": 0, "b": 2}  # counted in b
 
 
 @pytest.mark.parametrize(("refuse", "reason"), [
@@ -154,6 +160,7 @@ async def test_a_refill_the_subscription_refuses_drains_it_and_the_next_goes_els
         else:
             fake_aci.quota = 0
         await state.reserve.refill()  # refused in a: a is drained, nothing made
+        assert isinstance(state.machines, AciCellMachines)
         views = {view.name: view for view in state.machines.views()}
         assert views["a"].drained_until is not None and views["a"].reason == reason
         assert idle_groups(fake_aci, cell_b) == {}
@@ -161,7 +168,7 @@ async def test_a_refill_the_subscription_refuses_drains_it_and_the_next_goes_els
         await state.reserve.refill()  # a is still drained: the refill goes to b, none to a
         assert list(idle_groups(fake_aci, cell_b).values()) == ["b"]
         assert calls_in(fake_aci, "PUT", SUBSCRIPTION) == 1
-        assert {v.name: v.running for v in state.machines.views()} == {"a": 0, "b": 1}
+        assert running(state) == {"a": 0, "b": 1}
 
 
 async def test_a_reserve_bots_group_is_checked_in_its_own_subscription_alone(
