@@ -113,11 +113,16 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.aci.settings import AciSettings
 
         aci = AciSettings.from_env(env)
-        if aci.cells:  # several subscriptions (ACI_CELLS): cold launches spread over them, no reserve yet
+        channel = setting_text(env, "BOT_CHANNEL_URL")  # bots can dial in: a reserve is possible
+        if aci.cells and channel:  # several subscriptions (ACI_CELLS): launches and the reserve spread over them
+            from dispatcher.machines.aci.cell_reserve import AciCellWarmMachines
+
+            return AciCellWarmMachines(aci, coordination, env, transport=settings.transports[0])
+        if aci.cells:  # no channel: cold launches spread over the subscriptions
             from dispatcher.machines.aci.cells import AciCellMachines
 
             return AciCellMachines(aci, coordination, env)
-        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
+        if channel:
             from dispatcher.machines.aci.reserve import AciWarmMachines
 
             return AciWarmMachines.from_env(env, coordination, transport=settings.transports[0])

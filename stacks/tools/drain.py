@@ -15,12 +15,12 @@ Cloud Run and Container Apps no instance; the stack output `drained` says it is 
 this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
-waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS, ECS_CELLS) it does so in the stack's
-own project or account and each cell's at once (an ECS cell's through its role), and names every one it
-could not drain once it has drained the others. On AWS it also deregisters the bot task definitions,
-which the stack keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
-Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
-`az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
+waits until none is left; with cells (CLOUDRUN_CELLS, GCE_CELLS, ECS_CELLS, ACI_CELLS) it does so in the
+stack's own project, account or resource group and each cell's at once (an ECS cell's through its role, an
+ACI cell's as the operator), and names every one it could not drain once it has drained the others. On
+AWS it also deregisters the bot task definitions, which the stack keeps on replacement (`skip_destroy`)
+and a destroy would leave ACTIVE. Credentials come from the usual chains (AWS profile/SSO, Google ADC,
+Azure: a service principal or `az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
 from stacks.shared.contract import BOT_JOBS_OUTPUT
-from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_machines
+from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_cell_machines, aci_machines
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 from stacks.tools.drain_creates import DrainCreates
 from stacks.tools.drain_ecs import CellTasks, cell_tasks, drain_settings
@@ -152,7 +152,7 @@ class Drain:
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
         # CLOUDRUN_CELLS or GCE_CELLS: each project's own, swept with the stack's, by the cell's name and project
-        self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines | CellTasks] = {}
+        self.cell_machines: dict[str, CloudRunMachines | GceWarmMachines | CellTasks | AciWarmMachines] = {}
         self.cells_label = ""  # the provider's name, said of the cells not drained
         self.cells_place = "project"  # what a cell is: a project, an account
         self.ecs: EcsSettings | None = None
@@ -183,6 +183,9 @@ class Drain:
         elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
             aci = aci_machines(env)
             self.machines = aci
+            # ACI_CELLS: each cell's resource group, by the same prefix and tags (the stack's own is swept too)
+            self.cell_machines.update(aci_cell_machines(env))
+            self.cells_label, self.cells_place = "ACI", "resource group"
             self.container_app = ContainerAppReplicas(aci.settings, aci.token, str(outputs.get("dispatcherApp") or ""))
         else:
             raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs, gce, cloudrun and aci stacks are drained")

@@ -19,10 +19,12 @@ import json
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.machines.aci.auth import EARLY_SECONDS, ArmToken, ArmTokens
+from dispatcher.machines.aci.cell_settings import aci_cells
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.base import MachinesError
@@ -30,6 +32,7 @@ from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
 from stacks.tools.drain_creates import DrainCreates
+from voicefleet_settings.read import setting_text
 
 CONTAINER_APPS_API_VERSION = "2024-03-01"
 # The drain launches nothing: the provider's settings want an image by digest and a channel URL all the same.
@@ -76,11 +79,33 @@ class AzureCliToken:
 
 
 def aci_machines(env: Mapping[str, str]) -> AciWarmMachines:
-    """The dispatcher's own aci provider on the stack's names, signed in as the operator."""
+    """The dispatcher's own aci provider on the stack's names (its own resource group), signed in as the operator."""
+    settings = _stack_settings(env)
+    return AciWarmMachines(settings, DrainCreates(), token=operator_token(settings, env), channel_url=UNUSED_CHANNEL)
+
+
+def aci_cell_machines(env: Mapping[str, str]) -> dict[str, AciWarmMachines]:
+    """Each ACI_CELLS cell's provider, by the cell's name, subscription and resource group, on the stack's
+    names and signed in as the operator (whose role on each cell's resource group the stack's `pulumi up`
+    needed to assign the dispatcher's there). A cell's `client_id` is the dispatcher host's own identity,
+    not the operator's: never used here. A cell in the stack's own resource group is the stack's own sweep."""
+    settings = _stack_settings(env)
+    own = f"/subscriptions/{settings.subscription_id}/resourceGroups/{settings.resource_group}".lower()
+    machines: dict[str, AciWarmMachines] = {}
+    for cell in aci_cells(setting_text(env, "ACI_CELLS")):
+        if cell.scope.lower() == own:
+            continue
+        here = replace(settings.for_cell(cell), client_id="")
+        machines[f"cell {cell.name} ({cell.subscription_id}/{cell.resource_group})"] = AciWarmMachines(
+            here, DrainCreates(), token=operator_token(here, env), channel_url=UNUSED_CHANNEL, cell=cell.name)
+    return machines
+
+
+def _stack_settings(env: Mapping[str, str]) -> AciSettings:
+    """The stack's own provider settings; its cells read apart (`aci_cell_machines`): the dispatcher's
+    refusals of a cell it could not sign in to there are its own sign-in's, not the operator's."""
     env = {"ACI_BOT_IMAGE": UNUSED_IMAGE, **env, CHANNEL_URL_VARIABLE: UNUSED_CHANNEL}
-    settings = AciSettings.from_env(env)
-    token = operator_token(settings, env)
-    return AciWarmMachines(settings, DrainCreates(), token=token, channel_url=UNUSED_CHANNEL)
+    return AciSettings.from_env({k: v for k, v in env.items() if k != "ACI_CELLS"})
 
 
 def operator_token(settings: AciSettings, env: Mapping[str, str]) -> ArmTokens:

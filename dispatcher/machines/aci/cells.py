@@ -16,7 +16,8 @@ a 429 (the subscription's write bucket, or ACI's create budget), a quota (`Conta
 grant is each resource group's), or its own `client_id` refused at sign-in (the dispatcher's shared
 identity refused is every cell's failure: it drains none). A PUT whose answer was lost stays in its
 cell, looked for there (machines/lost_creates.py). A bot's hello is admitted while ARM shows its
-group in the cell the store records for its session (aci/identity.py). The warm reserve does not run over cells yet.
+group in the cell the store records for its session (aci/identity.py). With a bot channel the warm
+reserve runs over the cells too: aci/cell_reserve.py.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.aci.auth import ArmToken, NoArmToken
-from dispatcher.machines.aci.groups import IDLE_INFIX
+from dispatcher.machines.aci.groups import IDLE_INFIX, SESSION_ID
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.provider import BOT_CHANNEL_URL, AciMachines, arm_token, bot_env_from, bot_secrets_from
 from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
+from dispatcher.machines.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.aci")
@@ -56,16 +59,21 @@ class AciCellMachines(CellLaunches[AciMachines]):
         for cell in settings.cells:
             own = settings.for_cell(cell)
             token = tokens.setdefault(own.client_id, arm_token(own, env))
-            members[cell.name] = AciMachines(own, coordination, token=_Shared(token),
-                                             channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None,
-                                             bot_env=bot_env_from(env), bot_secrets=secrets, cell=cell.name)
+            members[cell.name] = self._member(own, coordination, cell.name, token=_Shared(token),
+                                              channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None,
+                                              bot_env=bot_env_from(env), bot_secrets=secrets)
         self._tokens = tuple(tokens.values())
         shared = env.get("AZURE_CLIENT_ID", "").strip()  # the dispatcher's own identity: every cell's failure
         self._own_identity = {cell.name for cell in settings.cells if cell.client_id and cell.client_id != shared}
         cells = Cells(self.name, coordination, settings.create_rate, tuple(members),
                       room={cell.name: cell.max_groups for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
-        self.identity = AciGroupIdentity(self._group_of, settings.prefix)
+        self._found_in: Recent[str, str] = Recent()  # an idle group's name → the cell its bot's hello found it in
+        self.identity = AciGroupIdentity(self._group_of, settings.prefix, proved=self._group_proved)
+
+    def _member(self, settings: AciSettings, coordination: Coordination, cell: str, **kw: Any) -> AciMachines:
+        """One cell's own provider (aci/cell_reserve.py: one that holds reserve groups too)."""
+        return AciMachines(settings, coordination, cell=cell, **kw)
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         member = self._members[cell]
@@ -99,16 +107,48 @@ class AciCellMachines(CellLaunches[AciMachines]):
             return "its role was refused (the dispatcher's log says how)"
         return None
 
-    async def _group_of(self, name: str) -> dict[str, Any] | None:
-        """The group a bot's credential names, read in its session's cell (the store's record), and
-        only there: a group of that name in another subscription is not the bot's."""
-        session = name.removeprefix(f"{self.settings.prefix}-")
-        if session.startswith(IDLE_INFIX):
-            return None  # no reserve over cells: an idle bot's credential names no group here
-        found = await self.find(session)
-        if found is None:
+    async def _group_of(self, name: str, session_id: str | None) -> dict[str, Any] | None:
+        """The group a bot's credential names, read in its own cell alone: a group of that name in
+        another subscription is not the bot's. A session's: the cell the store records for it. An idle
+        reserve bot's: the cell it was launched or proved in, else the one holding it idle
+        (`_idle_cell`). A claimed reserve bot dialling again (its hello names its session): the claim
+        took its idle tag, so its group is found as that session's and must be the one named for it."""
+        named = name.removeprefix(f"{self.settings.prefix}-")
+        if not named.startswith(IDLE_INFIX):
+            found = await self.find(named)
+            cell = found[0] if found is not None else None
+        elif session_id is None:
+            cell = await self._idle_cell(named.removeprefix(IDLE_INFIX))
+        else:
+            cell = await self._claimed_cell(name, session_id)
+        if cell is None:
             return None
-        return await self._members[found[0]].group(name)
+        group = await self._members[cell].group(name)
+        if group is not None and session_id is None and named.startswith(IDLE_INFIX):
+            self._found_in[name] = cell
+        return group
+
+    async def _claimed_cell(self, name: str, session_id: str) -> str | None:
+        """The cell of the session's group when it is reserve group `name` (claimed for it). A session
+        id not of the dispatcher's form names no group, and is never sent to ARM."""
+        if SESSION_ID.fullmatch(session_id) is None:
+            return None
+        found = await self.find(session_id)
+        return found[0] if found is not None and found[1].machine_id == name else None
+
+    async def _idle_cell(self, bot_id: str) -> str | None:
+        """The cell of reserve bot `bot_id`'s group: none without a reserve (aci/cell_reserve.py finds it)."""
+        return None
+
+    def _group_proved(self, grant: BotGrant, session_id: str | None) -> None:
+        """A bot's group was admitted: only an idle reserve bot's cell is noted (aci/cell_reserve.py);
+        a claimed one dialling again is the session's now."""
+        if grant.kind == "idle" and session_id is None and (cell := self._found_in.pop(
+                self.identity.group_for(grant), None)) is not None:
+            self._idle_proved(grant.subject, cell)
+
+    def _idle_proved(self, bot_id: str, cell: str) -> None:
+        """Nothing to note without a reserve (aci/cell_reserve.py fixes the bot's cell)."""
 
     async def aclose(self) -> None:
         await super().aclose()

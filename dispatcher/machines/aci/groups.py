@@ -33,6 +33,7 @@ TAG_IDLE = "voicefleet-idle"  # a reserve group's bot id, until it is claimed
 TAG_PREFIX = "voicefleet-prefix"  # the deployment's ACI_GROUP_PREFIX: another's `<prefix>-idle` is not its own
 TAG_SECRETS = "voicefleet-secrets"  # a reserve group's ACI_BOT_SECRETS versions, digested (secrets_digest)
 IDLE_INFIX = "idle-"
+SESSION_ID = re.compile(r"[0-9a-f]{24}")  # a session id as the dispatcher makes it: a session's group is named for it
 CONTAINER = "bot"
 # Every variable this provider sets on a group besides the deployment's own (ACI_BOT_SETTINGS,
 # ACI_BOT_SECRETS, ACI_BOT_ENV_FROM): the Azure stack's launch policy admits these names and no

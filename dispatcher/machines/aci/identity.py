@@ -10,7 +10,9 @@ only inside the group (or by whoever may `exec` into it, who could be the bot an
 binds the credential to its group through ARM: the group named for the grant (`<prefix>-<session>`,
 or `<prefix>-idle-<bot id>`) must exist, must not have ended, and must carry the grant's session or
 bot id in its tags. A credential of a deleted group admits nothing, and group names are unique in the
-resource group while the group exists (a session id is never reused).
+resource group while the group exists (a session id is never reused). With ACI_CELLS the group is read
+in its own cell's subscription alone (aci/cells.py `_group_of`: a group of that name elsewhere is not
+the bot's), and a reserve bot's group admitted there is told to `proved` (aci/cell_reserve.py).
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_IDLE, TAG_SESSION, to_machine
 from dispatcher.machines.base import MachinesError
 
+# A group's name and the session the bot's hello names (a claimed reserve bot's re-dial) → the group, or None
+GroupOf = Callable[[str, str | None], Awaitable[dict[str, Any] | None]]
+Proved = Callable[[BotGrant, str | None], None]  # a grant's group admitted, its hello naming that session
+
 
 class AciGroupIdentity:
-    def __init__(self, get: Callable[[str], Awaitable[dict[str, Any] | None]], prefix: str) -> None:
-        self._get, self._prefix = get, prefix
+    def __init__(self, get: GroupOf, prefix: str, *, proved: Proved | None = None) -> None:
+        self._get, self._prefix, self._proved = get, prefix, proved
 
     def group_for(self, grant: BotGrant) -> str:
         infix = IDLE_INFIX if grant.kind == "idle" else ""
@@ -36,7 +42,7 @@ class AciGroupIdentity:
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         name = self.group_for(grant)
         try:
-            group = await self._get(name)
+            group = await self._get(name, hello.session_id)
         except MachinesError as exc:
             return f"ARM did not answer for container group {name} ({exc.reason})"
         if group is None:
@@ -48,6 +54,8 @@ class AciGroupIdentity:
             return f"container group {name} is not tagged {tag}={grant.subject}"
         if not to_machine(group).state.is_active:
             return f"container group {name} has ended"
+        if self._proved is not None:
+            self._proved(grant, hello.session_id)
         return None
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

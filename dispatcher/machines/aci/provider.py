@@ -99,7 +99,7 @@ class AciMachines:
         self._backoff = Backoff(attempts=5, base=0.5, cap=8.0, deadline=settings.retry_deadline)
         self._operations: Recent[str, str] = Recent()  # session id → its create's Azure-AsyncOperation URL
         self._claimed: Recent[str, str] = Recent()  # session id → the claimed reserve group serving it
-        self.identity = AciGroupIdentity(self._get, settings.prefix)
+        self.identity = AciGroupIdentity(self._identity_group, settings.prefix)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod
@@ -162,6 +162,10 @@ class AciMachines:
         if response.status_code != 200:
             raise self._failed(response, f"read container group {name}")
         return dict(response.json())
+
+    async def _identity_group(self, name: str, session_id: str | None) -> dict[str, Any] | None:
+        """The group a bot's credential names, in this one resource group (whatever session it names)."""
+        return await self._get(name)
 
     async def group(self, name: str) -> dict[str, Any] | None:
         """Container group `name` as ARM shows it in this resource group (None: not there)."""

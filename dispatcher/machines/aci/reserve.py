@@ -38,7 +38,7 @@ from dispatcher.machines.aci.groups import (
     secrets_digest,
     to_machine,
 )
-from dispatcher.machines.aci.provider import AciMachines
+from dispatcher.machines.aci.provider import AciMachines, turned_away
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import TRANSPORT
 from dispatcher.machines.recent import Recent
@@ -65,17 +65,36 @@ class AciWarmMachines(AciMachines):
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
-        name = idle_name(self.settings, bot_id)
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        await self.run_idle(bot_id, channel_token, image=image, release=release)
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The reserve group's PUT, its token already taken (in a cell of several: from the cells'
+        buckets, aci/cell_reserve.py). In a cell, a 429 or a quota that made nothing raises
+        `CellTurnedAway` at once, never retried where it throttles: the cell is drained."""
+        name = idle_name(self.settings, bot_id)
         values = {MACHINE_ID_VARIABLE: bot_id, TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             values[CHANNEL_TOKEN_VARIABLE] = channel_token
         secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
         env = {**secrets, **self.launch_env(values, self.reported_image(image))}
         tags = {TAG_IDLE: bot_id, TAG_SECRETS: secrets_digest(self.settings), TAG_RELEASE: release}
-        response = await self._create(name, env, tags, self.reported_image(image))
+        in_cell = self.cell is not None
+        response = await self._create(name, env, tags, self.reported_image(image), turn_away=in_cell)
+        if in_cell and (turned := turned_away(response)) is not None:
+            raise turned
         if response.status_code not in (200, 201):
             raise self._create_failed(response, f"create reserve container group {name}", image, release)
+
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this resource group runs `bot_id`'s reserve group, still idle (a cell of several:
+        aci/cell_reserve.py): this deployment's, its idle tag naming the bot, as the PUT wrote it."""
+        group = await self._get(idle_name(self.settings, bot_id))
+        if group is None or not ours(self.settings, group):
+            return False
+        tags = group.get("tags") or {}
+        return tags.get(TAG_IDLE) == bot_id and TAG_SESSION not in tags
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = idle_name(self.settings, bot_id)

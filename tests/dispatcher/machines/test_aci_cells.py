@@ -24,7 +24,7 @@ from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.arm_aci import RESOURCE_GROUP, SUBSCRIPTION, FakeArmAci
-from tests.support.cells import check_cold_cells, homed_in
+from tests.support.cells import homed_in
 
 OTHER = "11111111-1111-1111-1111-111111111111"  # cell b's subscription; cell a is the fake's own
 LONG_DRAIN = 30.0  # a drained cell stays so 15-30 s: past anything a test does after it
@@ -188,10 +188,6 @@ async def test_a_bots_credential_is_checked_against_its_group_in_its_sessions_ce
     refusal = await machines.identity.refusal(BotGrant("session", elsewhere, 2**40),
                                               Hello(machine_id="m", session_id=elsewhere))
     assert refusal is not None and "no container group" in refusal
-
-
-async def test_aci_cells_build_cold_launches_over_the_cells(fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
-    await check_cold_cells("aci", AciCellMachines, {**cells_env(fake_aci), "BOT_CHANNEL_URL": "wss://d.example/c"})
 
 
 @pytest.mark.parametrize(("cells", "said"), [

@@ -17,7 +17,7 @@ from dispatcher.machines.base import LaunchSpec
 from dispatcher.store.local import LocalCoordination
 from stacks.shared import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
-from tests.fakes.arm_aci import ARM_SCOPE, FakeArmAci
+from tests.fakes.arm_aci import ARM_SCOPE, LOCATION, RESOURCE_GROUP, SUBSCRIPTION, FakeArmAci
 from tests.fakes.fixtures import fake_aci  # noqa: F401 - a fixture
 
 APP = "azure-dev-dispatcher"
@@ -103,3 +103,68 @@ def test_without_a_service_principal_the_drain_signs_in_with_az_login(
     assert main(["azure-dev", "--outputs", str(tmp_path / "outputs.json"), "--poll", "0"]) == 1
     err = capsys.readouterr().err
     assert "az login" in err and "AZURE_CLIENT_SECRET" in err and err.count("\n") == 1
+
+
+OTHER, THIRD = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+HOST_IDENTITY = "33333333-3333-3333-3333-333333333333"  # a cell's client_id: the dispatcher host's, not the operator's
+
+
+def cells_outputs(fake: FakeArmAci, *more: dict[str, str]) -> dict[str, object]:
+    """The stack's outputs with ACI_CELLS: cell a is the stack's own resource group, b another subscription's."""
+    cells = [{"name": "a", "subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP, "location": LOCATION},
+             {"name": "b", "subscription_id": OTHER, "resource_group": "vf-cell-b", "location": LOCATION,
+              "client_id": HOST_IDENTITY}, *more]
+    env = {**fake.env, "ACI_GROUP_PREFIX": "vf-azure-dev", "ACI_CELLS": json.dumps(cells)}
+    return {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+            "dispatcherApp": APP}
+
+
+async def launch_in(fake: FakeArmAci, subscription: str, resource_group: str, sessions: tuple[str, ...],
+                    bot_id: str) -> None:
+    """A cell's sessions' groups and a reserve group, as the dispatcher's cell there launched them."""
+    machines = AciWarmMachines.from_env({**fake.env, "AZURE_SUBSCRIPTION_ID": subscription,
+                                         "AZURE_RESOURCE_GROUP": resource_group, "ACI_GROUP_PREFIX": "vf-azure-dev",
+                                         "BOT_CHANNEL_URL": "wss://d.example/bots/channel"}, LocalCoordination())
+    try:
+        for session_id in sessions:
+            await machines.launch(LaunchSpec(session_id=session_id, body_digest="d" * 16, max_session_seconds=60))
+        await machines.launch_idle(bot_id)
+    finally:
+        await machines.aclose()
+
+
+IN_B = ("abcdef0123456789abcdef01",)
+
+
+def test_azure_drain_deletes_every_cells_groups_signed_in_as_the_operator(fake_aci: FakeArmAci) -> None:  # noqa: F811
+    cell_b = fake_aci.add_subscription(OTHER, "vf-cell-b")  # the operator's role there: `pulumi up` assigned one
+    asyncio.run(launch(fake_aci))
+    asyncio.run(launch_in(fake_aci, OTHER, "vf-cell-b", IN_B, "rsv-b"))
+    assert len(cell_b.groups) == 2
+    fake_aci.container_apps[APP] = [0]
+    environ = {k: fake_aci.env[k] for k in OPERATOR}  # the operator's service principal, never the cell's identity
+    drain = Drain(cells_outputs(fake_aci), provider_environment(cells_outputs(fake_aci), environ), grace=0,
+                  deadline=600, poll=0, sleep=lambda _: asyncio.sleep(0.01))
+    assert list(drain.cell_machines) == [f"cell b ({OTHER}/vf-cell-b)"]  # cell a is the stack's own sweep
+    report = asyncio.run(drain.run())
+    assert fake_aci.groups == {} and cell_b.groups == {}
+    assert report.retired_idle == {"rsv-0123456789ab", "rsv-b"}
+    assert report.stopped_sessions == {*SESSIONS, *IN_B}
+
+
+def test_azure_drain_names_a_cell_it_could_not_drain_and_drains_the_others(fake_aci: FakeArmAci) -> None:  # noqa: F811
+    cell_b = fake_aci.add_subscription(OTHER, "vf-cell-b")
+    fake_aci.add_subscription(THIRD, "vf-cell-c", granted=False)  # no role of the operator's there
+    asyncio.run(launch_in(fake_aci, OTHER, "vf-cell-b", IN_B, "rsv-b"))
+    fake_aci.container_apps[APP] = [0]
+    third = {"name": "c", "subscription_id": THIRD, "resource_group": "vf-cell-c", "location": LOCATION}
+    outputs = cells_outputs(fake_aci, third)
+    environ = {k: fake_aci.env[k] for k in OPERATOR}
+    drain = Drain(outputs, provider_environment(outputs, environ), grace=0, deadline=600, poll=0,
+                  sleep=lambda _: asyncio.sleep(0.01))
+    with pytest.raises(DrainError) as refused:
+        asyncio.run(drain.run())
+    said = str(refused.value)
+    assert "1 of 3 ACI resource groups not drained" in said and f"cell c ({THIRD}/vf-cell-c)" in said
+    assert "aci_unauthorized" in said and "run the drain again" in said
+    assert cell_b.groups == {}
