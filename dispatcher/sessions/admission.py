@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 
 from dispatcher.errors import ApiError
@@ -51,10 +51,12 @@ class Admission:
         refresh_seconds: float = 1.0,
         stale_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        active_sessions: Callable[[], Awaitable[Collection[str]]] | None = None,
     ) -> None:
         self._limit = limit
         self._launches = launches
         self._active_count = active_count
+        self._active_sessions = active_sessions  # the provider's: lets the store keep them between lists
         self._refresh_seconds = refresh_seconds
         # Past this a count is not trusted (other replicas' launches are invisible in it).
         self._stale_seconds = stale_seconds if stale_seconds is not None else max(10.0, 10 * refresh_seconds)
@@ -98,13 +100,13 @@ class Admission:
         return self._recount_task
 
     async def _count(self) -> None:
-        age = await self._launches.recount(self._active_count, self._refresh_seconds)
+        age = await self._launches.recount(self._active_count, self._refresh_seconds, self._active_sessions)
         self._counted, self._counted_at = True, self._clock() - age  # when the count was asked for
 
     @asynccontextmanager
-    async def slot(self, share: ShareAsk | None = None) -> AsyncIterator[None]:
-        """One launch under the cap for the block; 429 `at_capacity` when it is reached. With
-        `share`, the key's place is taken with it (`Launches.slot`; `ShareHeld` when refused)."""
+    async def slot(self, share: ShareAsk | None = None, session_id: str = "") -> AsyncIterator[None]:
+        """One launch (of `session_id`) under the cap for the block; 429 `at_capacity` when it is
+        reached. With `share`, the key's place is taken with it (`Launches.slot`; `ShareHeld` when refused)."""
         try:
             await self._counted_for_start()
         except Exception:
@@ -113,7 +115,7 @@ class Admission:
             raise
         async with contextlib.AsyncExitStack() as launching:
             try:
-                await launching.enter_async_context(self._launches.slot(self._limit, share))
+                await launching.enter_async_context(self._launches.slot(self._limit, share, session_id))
             except AtCapacity:
                 raise self._at_capacity() from None
             yield
@@ -130,6 +132,10 @@ class Admission:
         task = self._recount_task
         if self._launches.current() >= self._limit and task is not None and not task.done():
             await asyncio.shield(task)  # …unless that refuses it: a refusal waits for the recount
+
+    async def ended(self, session_id: str) -> None:
+        """The session ended: the running sessions kept for the deployment no longer count it."""
+        await self._launches.ended(session_id)
 
     def _at_capacity(self) -> ApiError:
         return ApiError(

@@ -41,6 +41,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.budget_usage import ENDS
 from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.cost import SessionCost, SessionCosts
@@ -136,12 +137,14 @@ class SessionService:
                       if channels is not None and channels.enabled else None)
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
-                                    launches=coordination.launches(keep_seconds=10.0))
+                                    launches=coordination.launches(keep_seconds=10.0),
+                                    active_sessions=self.active_sessions)
         self.admission = self._admission  # the session cap, changed at runtime (dispatcher/api/runtime_capacity.py)
         self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=settings.api_callers,
                               warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
         self.budgets = Budgets()  # each key's budgets, applied at runtime (dispatcher/api/runtime_capacity.py)
         self._background: set[asyncio.Task[None]] = set()
+        timeline.listeners.append(self._running_ended)
         self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
     def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str:
@@ -154,6 +157,17 @@ class SessionService:
 
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
+
+    async def active_sessions(self) -> set[str]:
+        """The sessions whose machines the provider lists as active (one list)."""
+        return {m.session_id for m in await self._call(self._machines.list()) if m.state.is_active}
+
+    def _running_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """A timeline listener: an ended session no longer counts among the deployment's running ones."""
+        if record.get("event") in ENDS:
+            task = asyncio.create_task(self._admission.ended(session_id), name=f"running-ended-{session_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def active_by_release(self) -> tuple[dict[str, int], dict[str, int]]:
         """Active sessions by release, callers' then evals': every configured release (0 without
@@ -243,10 +257,11 @@ class SessionService:
                                         self.share.slot(owner.id, session_id, internal=owner.internal))
                                     await admitted.enter_async_context(self.model_service.slot(
                                         session_id, self.share.stream_share(owner.id, internal=owner.internal)))
-                                    await admitted.enter_async_context(self._admission.slot())
+                                    await admitted.enter_async_context(self._admission.slot(session_id=session_id))
                                 else:  # the key's share and the cap in one step (one store round trip)
                                     await admitted.enter_async_context(self.share.slot_with_cap(
-                                        owner.id, session_id, internal=owner.internal, cap=self._admission.slot))
+                                        owner.id, session_id, internal=owner.internal,
+                                        cap=functools.partial(self._admission.slot, session_id=session_id)))
                             if (not cold_only and self.share.bounds_warm(owner.id, internal=owner.internal)
                                     and await self._claimable(transport, math.inf)
                                     and not await self.share.may_claim_warm(owner.id, internal=owner.internal)):

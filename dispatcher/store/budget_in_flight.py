@@ -17,7 +17,7 @@ from dataclasses import dataclass
 ESTIMATED = "estimated:"  # before a spend field: the part of it a killed bot's last report gave
 
 # Lua functions for the ledger's scripts: the reserve of a key's usage hash `used`, and its open
-# sessions' count, the sum of their starts and their spend in flight at `at` (epoch seconds).
+# sessions' spend in flight at `at` (epoch seconds) from their count and the sum of their starts.
 IN_FLIGHT_FUNCTIONS = """
 local function reserve_of(used, dollars_field, sessions_field, floor)
   local sessions = tonumber(redis.call('HGET', used, sessions_field) or '0') or 0
@@ -25,13 +25,8 @@ local function reserve_of(used, dollars_field, sessions_field, floor)
   local spent = tonumber(redis.call('HGET', used, dollars_field) or '0') or 0
   return math.max(floor, spent / sessions)
 end
-local function in_flight(open, at, dps, reserve)
-  local count, since = 0, 0
-  for j = 2, #open, 2 do
-    count = count + 1
-    since = since + (tonumber(open[j]) or at)
-  end
-  return count, since, math.max(0, count * at - since) * dps + count * reserve
+local function in_flight(count, since, at, dps, reserve)
+  return math.max(0, count * at - since) * dps + count * reserve
 end
 """
 

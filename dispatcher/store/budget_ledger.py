@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dispatcher.store.budget_in_flight import ESTIMATED, IN_FLIGHT_FUNCTIONS, NO_PRICE, InFlight
+from dispatcher.store.budget_open_sum import OPEN_SUM_FUNCTIONS, RECONCILE_SECONDS
 from dispatcher.store.client import Store
 from dispatcher.store.together import together
 
@@ -85,21 +86,25 @@ if end_at then
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
   return 0
 end
+open_moved(KEYS[1], KEYS[5], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 """
-_OPEN = _ADD_USE + _OPEN_BODY
+_OPEN = _ADD_USE + OPEN_SUM_FUNCTIONS + _OPEN_BODY
 # A start's admission: each budget of its key (ARGV from 10: kind, field, unit, budget) checked
 # against the usage, its sessions open now and their spend in flight (ARGV[6..9]: the price, the
 # reserve's floor and its two fields, dispatcher/store/budget_in_flight.py), then the session opened
 # as `_OPEN` does, in one step: no other replica's start comes between the check and the open.
+# The open sessions are read as their kept count and sum (KEYS[5], dispatcher/store/budget_open_sum.py).
 # Returns {kind, used, estimated, reserved} for the first budget it would go over (nothing opened).
-_ADMIT = _ADD_USE + IN_FLIGHT_FUNCTIONS + """
+_ADMIT = _ADD_USE + IN_FLIGHT_FUNCTIONS + OPEN_SUM_FUNCTIONS + """
 local at = tonumber(ARGV[2])
 local reserve = reserve_of(KEYS[4], ARGV[8], ARGV[9], tonumber(ARGV[7]))
-local count, since, flying = in_flight(redis.call('HGETALL', KEYS[1]), at, tonumber(ARGV[6]), reserve)
+local count, since = open_sum(KEYS[1], KEYS[5], at, """ + str(RECONCILE_SECONDS) + """, ARGV[4])
+local flying = in_flight(count, since, at, tonumber(ARGV[6]), reserve)
 for i = 10, #ARGV, 4 do
   local unit, budget = ARGV[i + 2], tonumber(ARGV[i + 3])
   local used = count
@@ -117,8 +122,9 @@ end
 """ + _OPEN_BODY
 # A start admitted and then refused (the key's share, the cap) or failed before it ran: its open
 # taken back, nothing counted.
-_CANCEL = """
+_CANCEL = OPEN_SUM_FUNCTIONS + """
 if redis.call('HGET', KEYS[1], ARGV[1]) then
+  open_moved(KEYS[1], KEYS[3], ARGV[1], false)
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('DEL', KEYS[2])
 end
@@ -139,11 +145,12 @@ return false
 # Closes a session: its start is taken out of the open hash and, if it was there, its seconds (to
 # ARGV[1], the end) turn into minutes, or dollars of machine at ARGV[2] a second (none when its
 # billed figure came first), added to each period field given. Its mark (KEYS[4]) keeps the
-# machine's dollars, which its billed figure replaces when it comes.
-_CLOSE = _ADD_USE + """
+# machine's dollars, which its billed figure replaces when it comes. KEYS[5]: the kept count and sum.
+_CLOSE = _ADD_USE + OPEN_SUM_FUNCTIONS + """
 local started = redis.call('HGET', KEYS[1], ARGV[3])
 if not started then return false end
 local billed = redis.call('HGET', KEYS[4], 'billed')
+open_moved(KEYS[1], KEYS[5], ARGV[3], false)
 redis.call('HDEL', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[3])
 redis.call('DEL', KEYS[4])
@@ -178,15 +185,16 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
-# Each key's (open hash, usage hash) pair: its sessions open with their starts' sum and their spend
-# in flight (ARGV: now, then as `_ADMIT`'s ARGV[6..9]), and its usage fields, flat. The sums are
-# strings: a script's numbers reach the client as integers.
-_READ = IN_FLIGHT_FUNCTIONS + """
+# Each key's (open hash, usage hash, kept count and sum) keys: its sessions open with their starts'
+# sum and their spend in flight (ARGV: now, then as `_ADMIT`'s ARGV[6..9], then the keep time in ms),
+# and its usage fields, flat. The sums are strings: a script's numbers reach the client as integers.
+_READ = IN_FLIGHT_FUNCTIONS + OPEN_SUM_FUNCTIONS + """
 local found = {}
 local at = tonumber(ARGV[1])
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   local reserve = reserve_of(KEYS[i + 1], ARGV[4], ARGV[5], tonumber(ARGV[3]))
-  local count, since, flying = in_flight(redis.call('HGETALL', KEYS[i]), at, tonumber(ARGV[2]), reserve)
+  local count, since = open_sum(KEYS[i], KEYS[i + 2], at, """ + str(RECONCILE_SECONDS) + """, ARGV[6])
+  local flying = in_flight(count, since, at, tonumber(ARGV[2]), reserve)
   found[#found + 1] = count
   found[#found + 1] = string.format('%.3f', since)
   found[#found + 1] = string.format('%.9f', flying)
@@ -395,6 +403,10 @@ class StoreBudgetLedger:
     def _keys(self, key: str) -> list[str]:
         return [self._store.key("budget", "open", key), self._store.key("budget", "used", key)]
 
+    def _kept_key(self, key: str) -> str:
+        """The key's open sessions counted and summed (dispatcher/store/budget_open_sum.py)."""
+        return self._store.key("budget", "open-sum", key)
+
     def _owner_key(self, session_id: str) -> str:
         return self._store.key("budget", "owner", session_id)
 
@@ -403,7 +415,7 @@ class StoreBudgetLedger:
 
     async def open(self, key: str, session_id: str, at: float) -> None:
         open_hash, used_hash = self._keys(key)
-        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash]
+        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash, self._kept_key(key)]
         args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000)]
         # It goes with the launch's record the start writes as its admission ends (one round trip).
         await together(self._store).run(self._open, keys, args)
@@ -411,7 +423,7 @@ class StoreBudgetLedger:
     async def admit(self, key: str, session_id: str, at: float, budgets: Sequence[Budget],
                     in_flight: InFlight) -> Refused | None:
         open_hash, used_hash = self._keys(key)
-        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash]
+        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash, self._kept_key(key)]
         args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000),
                 *in_flight.args()]
         for kind, field, unit, budget in budgets:
@@ -423,7 +435,7 @@ class StoreBudgetLedger:
         return Refused(kind, _number(used), _number(estimated), _number(reserved))
 
     async def cancel(self, key: str, session_id: str) -> None:
-        keys = [self._keys(key)[0], self._owner_key(session_id)]
+        keys = [self._keys(key)[0], self._owner_key(session_id), self._kept_key(key)]
         await self._store.call(lambda: self._cancel(keys=keys, args=[session_id]))
 
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
@@ -456,7 +468,7 @@ class StoreBudgetLedger:
                            str(ENDED_KEEP_SECONDS * 1000)]
         for field, unit in fields.items():
             args += [field, unit]
-        keys = [*self._keys(key), self._owner_key(session_id), self._ended_key(session_id)]
+        keys = [*self._keys(key), self._owner_key(session_id), self._ended_key(session_id), self._kept_key(key)]
         answer = await self._store.call(lambda: self._close(keys=keys, args=args))
         return None if answer is None else float(answer)
 
@@ -465,8 +477,8 @@ class StoreBudgetLedger:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        flat_keys = [name for key in wanted for name in self._keys(key)]
-        args = [repr(at), *in_flight.args()]
+        flat_keys = [name for key in wanted for name in (*self._keys(key), self._kept_key(key))]
+        args = [repr(at), *in_flight.args(), str(KEEP_SECONDS * 1000)]
         answers = await self._store.call(lambda: self._read(keys=flat_keys, args=args))
         found: dict[str, dict[str, float]] = {}
         for n, key in enumerate(wanted):

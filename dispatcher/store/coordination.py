@@ -19,7 +19,7 @@ say what that means to their own clients.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -203,22 +203,31 @@ class Launches(Protocol):
     count was asked for (dispatcher/sessions/admission.py decides when to count again). With
     several replicas the count is the deployment's: one replica counts, the others use its count."""
 
-    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float,
+                      sessions: Callable[[], Awaitable[Collection[str]]] | None = None) -> float:
         """Counts running sessions with `count` (the provider), noting what launched meanwhile; or
         takes the count another replica asked for within `fresh_seconds` (or is asking for now)
-        instead of counting again. Returns how long ago the count it took was asked for."""
+        instead of counting again. Returns how long ago the count it took was asked for. With
+        `sessions` (the provider's active session ids) and a store, the running sessions kept there
+        stand in for the list between reconciles (dispatcher/store/running_sessions.py)."""
+        ...
+
+    async def ended(self, session_id: str) -> None:
+        """The session ended: no longer counted in the running sessions kept (if any)."""
         ...
 
     def current(self) -> int:
         """This replica's estimate since the last recount (asked for once a count exists)."""
         ...
 
-    def slot(self, limit: int, share: ShareAsk | None = None) -> AbstractAsyncContextManager[None]:
-        """Holds one launch for the block (it counts as launched when the block ends without an
-        error). Raises `AtCapacity` on entry when `limit` is reached. With `share`, takes the key's
-        place first, in the same step where the store allows (dispatcher/store/share_ask.py):
-        raises `ShareHeld` (nothing taken) when the key holds its share; a cap that refuses leaves
-        the place untaken; the place stays taken after the block (its owner gives it back)."""
+    def slot(self, limit: int, share: ShareAsk | None = None,
+             session_id: str = "") -> AbstractAsyncContextManager[None]:
+        """Holds one launch (of `session_id`, counted running once landed) for the block (it counts
+        as launched when the block ends without an error). Raises `AtCapacity` on entry when `limit`
+        is reached. With `share`, takes the key's place first, in the same step where the store
+        allows (dispatcher/store/share_ask.py): raises `ShareHeld` (nothing taken) when the key
+        holds its share; a cap that refuses leaves the place untaken; the place stays taken after
+        the block (its owner gives it back)."""
         ...
 
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from functools import partial
 
 from dispatcher.store.client import Store
@@ -33,6 +33,7 @@ from dispatcher.store.forgiving import forgiving, nothing
 from dispatcher.store.key_sessions import HOLD_FUNCTION, Held, held_ages, key_of
 from dispatcher.store.leases import Leases
 from dispatcher.store.memory import LocalLaunches
+from dispatcher.store.running_sessions import RECONCILE_SECONDS, RunningSessions
 from dispatcher.store.share_ask import ShareAsk, ShareHeld, share_then_cap
 from dispatcher.store.together import together
 
@@ -81,12 +82,17 @@ end
 return {running, now}
 """
 # ARGV: the oldest count usable (store µs; 0: the refresh window back from now), the refresh
-# window (µs), the lease (ms), this replica's lease token.
+# window (µs), the lease (ms), this replica's lease token, how long a reconcile of the running
+# sessions stands in for a count (µs; 0: never). KEYS[3], [4]: the running sessions and their
+# reconcile's time (dispatcher/store/running_sessions.py).
 # Returns {mode, count, asked at, now}: 1, the count to use and when it was asked for; 2, count
 # (the lease is taken), 0 (wait for the replica counting), each with when the count kept was asked for.
 _TURN = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
+if tonumber(ARGV[5]) > 0 and now - tonumber(redis.call('GET', KEYS[4]) or 0) < tonumber(ARGV[5]) then
+  return {1, redis.call('ZCARD', KEYS[3]), now, now}
+end
 local oldest = tonumber(ARGV[1])
 if oldest == 0 then oldest = now - tonumber(ARGV[2]) end
 local kept = redis.call('HGET', KEYS[1], 'count')
@@ -111,9 +117,14 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
 end
 return 1
 """
+# KEYS: the launches, the running sessions. ARGV: the launch, its session ('': not told).
 _LANDED = """
 local t = redis.call('TIME')
-return redis.call('ZADD', KEYS[1], 'XX', t[1] * 1000000 + t[2], ARGV[1])
+local now = t[1] * 1000000 + t[2]
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[2], now, ARGV[2])
+end
+return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 """
 
 
@@ -130,13 +141,17 @@ class SharedLaunches:
         self._counted = store.redis.register_script(_COUNTED)
         self._leases = Leases(store)
         self.lease_seconds = keep_seconds
+        self.running = RunningSessions(store)
 
-    async def count_turn(self, fresh_seconds: float, oldest: int, token: str) -> tuple[int, int, int, int]:
-        """Whether to use the deployment's count (1, with it and when it was asked for), to count
-        (2: this replica holds the lease) or to wait for the replica counting (0); and the store's now."""
-        args: list[str | int] = [oldest, int(fresh_seconds * 1_000_000), int(self.lease_seconds * 1000), token]
-        mode, counted, at, now = await self._store.call(
-            lambda: self._turn(keys=[self._count_key, self._lease_key], args=args))
+    async def count_turn(self, fresh_seconds: float, oldest: int, token: str,
+                         kept_seconds: float = 0.0) -> tuple[int, int, int, int]:
+        """Whether to use the deployment's count (1, with it and when it was asked for: the running
+        sessions kept, within `kept_seconds` of their reconcile), to count (2: this replica holds the
+        lease) or to wait for the replica counting (0); and the store's now."""
+        args: list[str | int] = [oldest, int(fresh_seconds * 1_000_000), int(self.lease_seconds * 1000), token,
+                                 int(kept_seconds * 1_000_000)]
+        keys = [self._count_key, self._lease_key, self.running.key, self.running.reconciled_key]
+        mode, counted, at, now = await self._store.call(lambda: self._turn(keys=keys, args=args))
         return int(mode), int(counted), int(at), int(now)
 
     async def counted(self, counted: int, at: int, token: str) -> None:
@@ -172,9 +187,9 @@ class SharedLaunches:
             return held_ages(answer[2:], int(answer[1]))
         return int(answer[0]) >= 0
 
-    async def landed(self, session_id: str) -> None:
+    async def landed(self, token: str, session_id: str = "") -> None:
         # With whatever else the start writes then (its budgets' ledger open): one round trip.
-        await together(self._store).run(self._landed, [self._key], [session_id])
+        await together(self._store).run(self._landed, [self._key, self.running.key], [token, session_id])
 
     async def failed(self, session_id: str) -> None:
         await self._store.call(lambda: self._store.redis.zrem(self._key, session_id))
@@ -189,13 +204,17 @@ class RedisLaunches:
         self._alone = alone
         self._counted_at: int | None = None  # the store's clock when the last count was asked for
 
-    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float,
+                      sessions: Callable[[], Awaitable[Collection[str]]] | None = None) -> float:
         """The deployment's count when one was asked for within `fresh_seconds` (or is being asked
         for by another replica: this one waits for it, at most the lease); else this replica counts
-        and records its count for the others. A store that does not answer: this replica counts alone."""
+        and records its count for the others. A store that does not answer: this replica counts alone.
+        With `sessions` (the provider's active ones), the running sessions kept in the store are the
+        count while reconciled within RECONCILE_SECONDS, and this replica's count reconciles them."""
         token, oldest, started = secrets.token_hex(8), 0, time.monotonic()
+        kept = RECONCILE_SECONDS if sessions is not None else 0.0
         while True:
-            turn = await forgiving(partial(self._shared.count_turn, fresh_seconds, oldest, token), nothing,
+            turn = await forgiving(partial(self._shared.count_turn, fresh_seconds, oldest, token, kept), nothing,
                                    "admission's count")
             if turn is None:  # no store: this replica's own count, decided alone (`_counted_at` None)
                 age = await self._alone.recount(count, fresh_seconds)
@@ -208,7 +227,8 @@ class RedisLaunches:
                 self._counted_at = at
                 return age
             if mode == COUNT or time.monotonic() - started > self._shared.lease_seconds:
-                return await self._count(count, fresh_seconds, at=now, token=token if mode == COUNT else "")
+                listed = count if sessions is None else self._reconciling(sessions, at=now)
+                return await self._count(listed, fresh_seconds, at=now, token=token if mode == COUNT else "")
             # Another replica is counting: wait for its count, even one older than the window by then.
             oldest = oldest or at + 1
             await asyncio.sleep(COUNT_POLL_SECONDS)
@@ -226,11 +246,23 @@ class RedisLaunches:
         await forgiving(lambda: self._shared.counted(counted, at, token), nothing, "admission's count")
         return age
 
+    def _reconciling(self, sessions: Callable[[], Awaitable[Collection[str]]], *,
+                     at: int) -> Callable[[], Awaitable[int]]:
+        """A count that lists the provider's active sessions and reconciles the kept ones with them."""
+        async def count() -> int:
+            found = await sessions()
+            await forgiving(lambda: self._shared.running.reconcile(found, at), nothing, "the running sessions")
+            return len(found)
+        return count
+
+    async def ended(self, session_id: str) -> None:
+        await forgiving(lambda: self._shared.running.ended(session_id), nothing, "the running sessions")
+
     def current(self) -> int:
         return self._alone.current()
 
     @contextlib.asynccontextmanager
-    async def slot(self, limit: int, share: ShareAsk | None = None) -> AsyncIterator[None]:
+    async def slot(self, limit: int, share: ShareAsk | None = None, session_id: str = "") -> AsyncIterator[None]:
         token = await self._admit(limit, share)
         if token is None:  # the store did not decide: this replica's own count does
             alone = self._alone.slot(limit)
@@ -243,7 +275,7 @@ class RedisLaunches:
                 yield
             launched = True
         finally:
-            await forgiving(lambda: self._shared.landed(token) if launched else self._shared.failed(token),
+            await forgiving(lambda: self._shared.landed(token, session_id) if launched else self._shared.failed(token),
                             nothing, "a launch's record")  # else it ages out of the record
 
     async def _admit(self, limit: int, share: ShareAsk | None) -> str | None:

@@ -11,7 +11,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
@@ -47,15 +47,20 @@ class LocalLaunches:
     def count_is(self, counted: int, asked: int) -> None:
         self.counted, self._launched_at_count = counted, asked
 
-    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
-        asked, started = self.asked(), self._clock()
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float,
+                      sessions: Callable[[], Awaitable[Collection[str]]] | None = None) -> float:
+        asked, started = self.asked(), self._clock()  # one process: its own launches, no record to keep
         self.count_is(await count(), asked)
         return self._clock() - started
 
     def current(self) -> int:
         return self.counted + (self._launched - self._launched_at_count) + self._in_flight
 
-    def slot(self, limit: int, share: ShareAsk | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+    async def ended(self, session_id: str) -> None:
+        pass  # one process keeps no record of its running sessions: it counts the provider's
+
+    def slot(self, limit: int, share: ShareAsk | None = None,
+             session_id: str = "") -> contextlib.AbstractAsyncContextManager[None]:
         return self._slot(limit) if share is None else share_then_cap(share, self._slot(limit))
 
     @contextlib.asynccontextmanager
