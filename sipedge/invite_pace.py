@@ -9,8 +9,11 @@ thread's hop and the network between this edge's spacing and the carrier (docs/s
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("sipedge")
 
 
 class InvitePace:
@@ -21,10 +24,14 @@ class InvitePace:
         self._next: dict[str, float] = {}  # trunk → when its next INVITE may be handed over
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def turn(self, trunk: str, cps: float) -> None:
-        """Returns when an INVITE through `trunk` may go: a turn after this edge's previous one on it."""
+    async def turn(self, trunk: str, cps: float, call: str = "") -> None:
+        """Returns when an INVITE through `trunk` may go: a turn after this edge's previous one on it. Logs the
+        moment it hands `call` over on its clock, in full: what the trunk's pace is checked on."""
         async with self._locks.setdefault(trunk, asyncio.Lock()):
-            wait = self._next.get(trunk, 0.0) - self._clock()
-            if wait > 0:
+            # Again until due: the event loop may wake a sleeper up to its clock's resolution early.
+            while (wait := self._next.get(trunk, 0.0) - self._clock()) > 0:
                 await self._sleep(wait)
-            self._next[trunk] = self._clock() + 1 / cps
+            handed = self._clock()
+            self._next[trunk] = handed + 1 / cps
+            log.info("sipedge: trunk %s's INVITE handed over at %r (the edge's monotonic clock): %s", trunk,
+                     handed, call)

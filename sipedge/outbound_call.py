@@ -100,7 +100,7 @@ async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: Di
             await _report(reports, order, "not_placed", detail=why)
             return
         if pace is not None:
-            await pace.turn(trunk.name, trunk.cps)
+            await pace.turn(trunk.name, trunk.cps, f"call to {order.to} (session {order.session_id})")
         placed = await _invite(stack, trunk, order, flow)
         if isinstance(placed, str):
             await _report(reports, order, "not_placed", detail=placed)

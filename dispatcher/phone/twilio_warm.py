@@ -167,10 +167,11 @@ class TwilioWarm:
 
     def __init__(self, rest: CallsResource, records: FirstClaims, callbacks: WarmCallbacks, ask_bot: AskBot,
                  *, ring_seconds: int = RING_SECONDS, poll_seconds: float = POLL_SECONDS,
-                 found_seconds: float = FOUND_SECONDS) -> None:
+                 found_seconds: float = FOUND_SECONDS, waiting_seconds: float = WAITING_SECONDS) -> None:
         self._rest, self._records, self._callbacks = rest, records, callbacks
         self._ask_bot = ask_bot
         self._ring, self._poll, self._found = ring_seconds, poll_seconds, found_seconds
+        self._waiting = waiting_seconds  # the waiter's mark: a replica silent this long waits no more
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, in the background
         self._ending: set[asyncio.Future[None]] = set()  # a cancelled transfer's give-up, shielded
 
@@ -207,8 +208,9 @@ class TwilioWarm:
         form = [("To", target.to), ("From", sender), ("Timeout", str(self._ring)), ("TimeLimit", str(time_limit)),
                 ("Twiml", self.consult_document(line, url(BRIEFED_CALLBACK))), ("StatusCallback", url(STATUS_CALLBACK)),
                 ("StatusCallbackMethod", "POST"), *(("StatusCallbackEvent", event) for event in STATUS_EVENTS)]
-        try:  # marked before the call exists, so that its every callback finds someone waiting for it
-            await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
+        try:  # marked before the call exists, so that its every callback finds someone waiting for it, through
+            # the create too: its callbacks may come before its answer, and nothing renews the mark till then.
+            await self._records.first(record_key(transfer, "waiting"), WAITING, self._waiting + CREATE_SECONDS)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the store did not answer, so the call to the person could not "
                            "be followed: nobody was called and the caller is still with the bot; try again",
@@ -313,8 +315,8 @@ class TwilioWarm:
                 raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
                                "to the person is ended")
             try:
-                if not await self._records.keep(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS):
-                    await self._records.first(record_key(transfer, "waiting"), WAITING, WAITING_SECONDS)
+                if not await self._records.keep(record_key(transfer, "waiting"), WAITING, self._waiting):
+                    await self._records.first(record_key(transfer, "waiting"), WAITING, self._waiting)
                 sid = sid or await self._records.held(record_key(transfer, "sid"))
                 ended = await self._records.held(record_key(transfer, "ended"))
                 outcome = await self._records.held(record_key(transfer, "outcome"))

@@ -20,6 +20,7 @@ from dispatcher.store.first_claims import StoreFirstClaims
 from tests.dispatcher.phone import test_plivo_warm as on_plivo
 from tests.fakes.plivo import FakePlivo
 from tests.fakes.server import serve
+from tests.replicas.one_loop import STORE, waiting_outlasts_the_test
 from tests.replicas.test_warm_callbacks_replicas import SHARED_KEY
 from tests.support.redis_server import RedisServer
 
@@ -44,7 +45,7 @@ def plivo() -> Iterator[FakePlivo]:
 
 
 def replica_env(store: RedisServer, plivo: FakePlivo, name: str) -> dict[str, str]:
-    return {**store.env, **plivo.env(), "REPLICA_ID": name, "DISPATCHER_API_KEYS": "k-0123456789abcdef",
+    return {**store.env, **STORE, **plivo.env(), "REPLICA_ID": name, "DISPATCHER_API_KEYS": "k-0123456789abcdef",
             "RESERVE_MAX_IDLE": "0", "PHONE_TOKEN_SECRET": SHARED_KEY, "PHONE_PUBLIC_URL": on_plivo.PUBLIC,
             "PHONE_TRANSFER_TARGETS": on_plivo.DESK}
 
@@ -55,6 +56,7 @@ async def test_a_plivo_warm_transfer_waiting_at_one_replica_hears_its_callbacks_
                    rooms=None)
     try:
         async with on_plivo.running(plivo, replica_env(store, plivo, "r-a")) as a:
+            waiting_outlasts_the_test(a.app.state.voicefleet.phone.plivo_warm)
             loop = asyncio.get_running_loop()
             plivo.deliver = lambda: httpx.AsyncClient(transport=ByKind(a.app, b, loop))
             task = on_plivo.warm(a)

@@ -21,6 +21,7 @@ from tests.dispatcher.phone import test_telnyx_warm as on_telnyx
 from tests.dispatcher.phone.test_review_telnyx_warm import post, signed
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
+from tests.replicas.one_loop import STORE, waiting_outlasts_the_test
 from tests.support.redis_server import RedisServer
 
 SHARED_KEY = "warm-callbacks-replicas-token-key-0123456789"  # the replicas' PHONE_TOKEN_SECRET: one URL MAC key
@@ -45,7 +46,7 @@ def telnyx() -> Iterator[FakeTelnyxCalls]:
 
 
 def replica_env(store: RedisServer, telnyx: FakeTelnyxCalls, name: str) -> dict[str, str]:
-    return {**store.env, **telnyx.env(), "REPLICA_ID": name, "DISPATCHER_API_KEYS": "k-0123456789abcdef",
+    return {**store.env, **STORE, **telnyx.env(), "REPLICA_ID": name, "DISPATCHER_API_KEYS": "k-0123456789abcdef",
             "RESERVE_MAX_IDLE": "0", "PHONE_TOKEN_SECRET": SHARED_KEY, "PHONE_PUBLIC_URL": on_telnyx.PUBLIC,
             "PHONE_TRANSFER_TARGETS": on_telnyx.DESK}
 
@@ -56,6 +57,7 @@ async def test_a_warm_transfer_waiting_at_one_replica_hears_its_callbacks_at_ano
                    rooms=None)
     try:
         async with on_telnyx.running(telnyx, replica_env(store, telnyx, "r-a")) as a:
+            waiting_outlasts_the_test(a.app.state.voicefleet.phone.telnyx_warm)
             telnyx.deliver = lambda: httpx.AsyncClient(transport=ByKind(status=b, briefed=a.app))
             task = on_telnyx.warm(a)
             person = await on_telnyx.consult_call(telnyx)

@@ -48,3 +48,16 @@ async def test_invites_asked_at_once_go_one_at_a_time() -> None:
 
     await asyncio.gather(*(one() for _ in range(3)))
     assert handed == [100.0, 100.25, 100.5]
+
+
+async def test_a_sleep_that_wakes_early_is_slept_again_until_the_turn() -> None:
+    clock = Clock()
+    woke_early = [0.001]  # the event loop runs a timer due within its clock's resolution: a sleep may end early
+
+    async def early_once(seconds: float) -> None:
+        clock.now += seconds - (woke_early.pop() if woke_early else 0.0)
+
+    pace = InvitePace(lambda: clock.now, early_once)
+    await pace.turn("far", CPS)
+    await pace.turn("far", CPS)
+    assert clock.now >= 100.0 + 1 / CPS
