@@ -43,7 +43,7 @@ async def test_a_cell_that_does_not_answer_keeps_its_sessions_counted(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair
     machines = ListedMachines([running_machine("s-cell-a"), running_machine("s-cell-b")])
-    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=a,  # type: ignore[arg-type]
+    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=a,
                              timeline=SessionTimeline(a.timelines, a.replica_id))
     launches = a.launches(keep_seconds=10.0)
     try:
@@ -139,7 +139,7 @@ async def test_a_start_whose_wait_times_out_still_counts_while_its_machine_start
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair
     machines = SlowStartMachines([])
-    service = SessionService(Settings(start_wait_seconds=0.01), machines, None, Metrics("memory"),  # type: ignore[arg-type]
+    service = SessionService(Settings(start_wait_seconds=0.01), machines, None, Metrics("memory"),
                              coordination=a, timeline=SessionTimeline(a.timelines, a.replica_id))
     try:
         with pytest.raises(ApiError) as timed_out:
