@@ -19,7 +19,7 @@ import json
 import pytest
 
 from stacks.config import ceiling_notes
-from tests.infra.azure.test_aci_cells import CELLS, cells_run, plain
+from tests.infra.azure.test_aci_cells import CELLS, plain
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
 REASON = ("ceiling_notes.py counts no reserve over aciCells (`reserve_bots`, `_cells_listed`), though the dispatcher "
@@ -47,7 +47,8 @@ def test_the_programs_ceiling_over_aci_cells_counts_the_reserves_groups(
     reserve over the cells): its groups and cores limits are counted beside reserveMaxIdle."""
     said: list[str] = []
     monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: said.append(str(message)))
-    run = cells_run(stack, secrets={**SECRETS, **CHANNEL_SECRETS}, maxConcurrentSessions="200", reserveMaxIdle="5")
+    run = stack("azure", secrets={**SECRETS, **CHANNEL_SECRETS}, aciCells=json.dumps(CELLS),
+                maxConcurrentSessions="200", reserveMaxIdle="5")
     written = plain(run)
     assert "ACI_CELLS" in written and written.get("BOT_CHANNEL_URL")  # the dispatcher runs the reserve over cells
     [note] = [line for line in said if line.startswith("concurrency ceiling")]
