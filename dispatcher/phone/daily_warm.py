@@ -3,19 +3,17 @@ caller stays with the bot, the bot briefs them, then the two hear each other (do
 Daily dial-in call"). Daily holds every leg's media; the dispatcher drives it with its own API key.
 
 1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
-   `userId` of the transfer's own, recorded in the store as this deployment's and waited on first (the mark
-   renewed every poll in the background until the transfer ends, daily_legs.py); the bot is told `ringing`
-   and keeps the caller company, as on Twilio.
+   `userId` of the transfer's own, first recorded as this deployment's and waited on (renewed every poll in the
+   background till the end, daily_legs.py); the bot is told `ringing`, as on Twilio.
 2. The person's answer is Daily's `dialout.answered` webhook, kept in the replicas' store by whichever replica it
    reached (dispatcher/api/routers/daily_webhooks.py), within the ring (12 s): the leg is in the room from
    `dialout.connected`, while the phone still rings, so presence cannot tell an answer. Then `update-permissions`
    (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
-3. Bridged (the leg recorded as the call's first, so that no late or repeated webhook stops it): the caller
-   and the person receive everyone but the bot, which neither sends nor receives from then on; the session
-   runs until the caller leaves, whose leaving ends the room and the person's leg. The person leaving first
-   ends the caller's leg (`eject`), as Twilio's conference ends when either leaves.
+3. Bridged (the leg marked the call's first: no late or repeated webhook stops it): the caller and the person
+   receive everyone but the bot, which neither sends nor receives from then on; the session runs until the
+   caller leaves (its room's end ends the person's leg); the person leaving first ends the caller's (`eject`).
 
 Unanswered, busy (`dialout.stopped` / `dialout.error` before an answer) or gone during the briefing: the person's
 leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the answer is 409
