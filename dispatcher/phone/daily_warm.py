@@ -3,17 +3,17 @@ caller stays with the bot, the bot briefs them, then the two hear each other (do
 Daily dial-in call"). Daily holds every leg's media; the dispatcher drives it with its own API key.
 
 1. `dialOut/start` (https://docs.daily.co/reference/rest-api/rooms/dial-out/start) calls the person with a
-   `userId` of the transfer's own, marked in the store as waited on first (daily_legs.py); the bot is told
-   `ringing` and keeps the caller company, as on Twilio.
+   `userId` of the transfer's own, first recorded as this deployment's and waited on (renewed every poll in the
+   background till the end, daily_legs.py); the bot is told `ringing`, as on Twilio.
 2. The person's answer is Daily's `dialout.answered` webhook, kept in the replicas' store by whichever replica it
    reached (dispatcher/api/routers/daily_webhooks.py), within the ring (12 s): the leg is in the room from
    `dialout.connected`, while the phone still rings, so presence cannot tell an answer. Then `update-permissions`
    (https://docs.daily.co/reference/rest-api/rooms/update-permissions) lets each of the two receive the bot
    alone, and the bot is asked to `brief` (it speaks into the room: the caller hears the briefing too, as in
    Pipecat's own warm-transfer example, instead of silence; the person does not hear the caller yet).
-3. Bridged: the caller and the person receive everyone but the bot, which neither sends nor receives from
-   then on; the session runs until the caller leaves, whose leaving ends the room and the person's leg. The
-   person leaving first ends the caller's leg (`eject`), as Twilio's conference ends when either leaves.
+3. Bridged (the leg marked the call's first: no late or repeated webhook stops it): the caller and the person
+   receive everyone but the bot, which neither sends nor receives from then on; the session runs until the
+   caller leaves (its room's end ends the person's leg); the person leaving first ends the caller's (`eject`).
 
 Unanswered, busy (`dialout.stopped` / `dialout.error` before an answer) or gone during the briefing: the person's
 leg is stopped (`dialOut/stop`), the caller hears the bot again, which is told `failed`, and the answer is 409
@@ -41,7 +41,7 @@ from botchannel.transfer import (
 )
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyError, DailyRooms
-from dispatcher.phone.daily_legs import DialoutLegs
+from dispatcher.phone.daily_legs import WAITING_SECONDS, DialoutLegs
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
 from dispatcher.store.unavailable import StoreUnavailable
@@ -55,6 +55,8 @@ CALL_SECONDS = 6.0  # one Daily request, its retries included
 FOUND_SECONDS = 3.0  # after a start whose answer was lost: how long its leg may take to show in the room
 WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WARM_TRANSFER_TIMEOUT_SECONDS)
 ANSWERED, ENDED = "answered", "ended"  # what `_heard` tells of the leg
+# A waiting mark outlives the longest single step of the transfer plus the poll that renews it.
+assert WAITING_SECONDS > CALL_SECONDS + POLL_SECONDS
 PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
 
 
@@ -77,27 +79,41 @@ class DailyWarm:
         409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
         rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
         user = PERSON_USER + uuid.uuid4().hex[:24]
-        try:  # marked before the leg exists, so that its every webhook finds someone waiting for it
-            await self._legs.wait(user)
+        try:  # marked before the leg exists, so that its every webhook finds it this deployment's and waited on
+            await self._legs.place(user)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store did not answer, so the person's answer "
                            "could not be heard: nobody was called and the caller is still with the bot; try again",
                            retry_after=1.0) from None
+        marking = asyncio.create_task(self._keep_waiting(user))  # through the ring and the briefing alike
         try:
-            return await self._call(session_id, caller, target, wait_until, note_leg, user)
+            return await self._call(session_id, caller, target, wait_until, note_leg, user, marking)
         finally:
+            marking.cancel()
             await self._legs.done(user)
 
+    async def _keep_waiting(self, user: str) -> None:
+        """The waiting mark renewed every poll, whatever step the transfer is in (a slow read of the room
+        included), until the transfer ends; a store that does not answer is asked again at the next poll."""
+        while True:
+            await asyncio.sleep(self._poll)
+            try:
+                await self._legs.wait(user)
+            except StoreUnavailable:
+                log.warning("daily dial-in: the store did not answer: the wait on the person's leg was not renewed")
+
     async def _call(self, session_id: str, caller: str, target: TransferTarget, wait_until: float,
-                    note_leg: NoteLeg | None, user: str) -> str:
+                    note_leg: NoteLeg | None, user: str, marking: asyncio.Task[None]) -> str:
         try:
             async with asyncio.timeout(CALL_SECONDS):
                 dial = await self._rooms.dial_out_start(session_id, target.to, user)
         except TimeoutError:
+            marking.cancel()
             await self._lost_start(session_id, user)
             raise DailyError("daily_unavailable", "Daily did not answer the dial-out's start") from None
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:
+                marking.cancel()
                 await self._lost_start(session_id, user)
             raise
         log.info("daily dial-in %s: warm transfer: calling the person (%s)", session_id, dial)
@@ -119,6 +135,16 @@ class DailyWarm:
             raise ApiError(503, "carrier_unavailable", "Daily did not take a step of the warm transfer (the "
                            "dispatcher's log says which): the call to the person is ended and the caller is still "
                            "with the bot; try again", retry_after=1.0) from None
+        except StoreUnavailable:  # the leg could not be marked the call's before the bridge: given up
+            log.warning("daily dial-in %s: warm transfer given up: the store did not answer before the bridge",
+                        session_id)
+            stopped = await self._undo(session_id, caller, dial)
+            self._tell(session_id, {"event": "failed", "reason": "store_unavailable"})
+            if not stopped:
+                raise LegNotStopped(session_id) from None
+            raise ApiError(503, "store_unavailable", "the replicas' store did not answer before the bridge: the "
+                           "call to the person is ended and the caller is still with the bot; try again",
+                           retry_after=1.0) from None
         except BaseException:  # cancelled (a replica stopping): nobody is left to join the person
             await asyncio.shield(self._undo(session_id, caller, dial))
             raise
@@ -127,7 +153,7 @@ class DailyWarm:
                        wait_until: float) -> str:
         loop = asyncio.get_running_loop()
         ring_until = min(loop.time() + self._ring, wait_until)
-        while (heard := await self._heard(dial, user)) != ANSWERED:
+        while (heard := await self._heard(dial)) != ANSWERED:
             present = await self._present(session_id)
             await self._caller_stays(session_id, caller, dial, present)
             if heard is not None or loop.time() >= ring_until:  # the leg ended unanswered, or rang too long
@@ -147,6 +173,7 @@ class DailyWarm:
         await self._brief(session_id, caller, dial, target, min(loop.time() + BRIEF_SECONDS, last_ask))
         if loop.time() > last_ask:
             raise TimeoutError  # a slow read of the room ate the bridge's time: given up, the leg stopped
+        await self._legs.bridge(user)  # before the bridge: a late or repeated webhook never stops the call's leg
         everyone_but_bot = {"canReceive": {"base": True, "byUserId": {bot_user: False}}}
         await self._permit(session_id, {dial: everyone_but_bot, caller: everyone_but_bot,
                                         **({bot: {"canSend": False, "canReceive": {"base": False}}} if bot else {})})
@@ -229,11 +256,10 @@ class DailyWarm:
             raise ApiError(409, "call_over", "the caller hung up while the person was being called; the call "
                            "to the person is ended")
 
-    async def _heard(self, dial: str, user: str) -> str | None:
+    async def _heard(self, dial: str) -> str | None:
         """What Daily's webhooks said of the leg so far: ANSWERED, ENDED, or None (nothing yet, or the store did
-        not answer: asked again at the next poll); the mark that this replica waits on it renewed."""
+        not answer: asked again at the next poll)."""
         try:
-            await self._legs.wait(user)
             if await self._legs.answered(dial):
                 return ANSWERED
             return ENDED if await self._legs.ended(dial) is not None else None

@@ -165,7 +165,7 @@ def build_phone_state(
             daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
             daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs)
         daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
-                               warm=daily_warm)
+                               warm=daily_warm, regions=several)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))

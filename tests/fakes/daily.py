@@ -35,12 +35,16 @@ canAdmin}}}: any other key is a 400, a participant not in the room a 404; `canRe
 
 Webhooks (https://docs.daily.co/reference/rest-api/webhooks): `subscribe(url, hmac?)` is `POST /webhooks`: Daily
 first POSTs its unsigned `{"test": "test"}` check and refuses the webhook unless that is answered 200; the `hmac`
-is a BASE-64 secret (Daily makes 32 random bytes when none is given). Then each dial-out's `dialout.answered`
-(`answer_dial_out`) and `dialout.stopped` (hung up, refused, `dialOut/stop`, ejected) is POSTed as Daily documents
-the events (reference/rest-api/webhooks/events/dialout-*: `{version, type, id, payload: {domain_id, room, timestamp,
-session_id, user_id, destination, caller_id?}, event_ts}`), with `X-Webhook-Timestamp` (Unix seconds) and
-`X-Webhook-Signature`, the BASE-64 HMAC-SHA256 of `{timestamp}.{body}` keyed with the decoded secret; one try each
-(Daily's `circuit-breaker` retry type), its answer's status kept in `sent_webhooks`.
+is a BASE-64 secret (Daily makes 32 random bytes when none is given). Then each dial-out's `dialout.connected`
+(the start taken: the phone rings), `dialout.answered` (`answer_dial_out`) and `dialout.stopped` (hung up,
+refused, `dialOut/stop`, ejected) is POSTed as Daily documents the events (reference/rest-api/webhooks/events/
+dialout-*: `{version, type, id, payload: {domain_id, room, timestamp, session_id, user_id, destination,
+caller_id?}, event_ts}`), with `X-Webhook-Timestamp` (Unix seconds) and `X-Webhook-Signature`, the BASE-64
+HMAC-SHA256 of `{timestamp}.{body}` keyed with the decoded secret. Each try's answer status is kept in
+`sent_webhooks` (0: none). `retryType` (reference/rest-api/webhooks/create: "circuit-breaker", Daily's default, or
+"exponential"): with `exponential` an event answered other than 2xx (or not at all) is sent again, the same body
+signed anew, after a wait that doubles each time, RETRY_TRIES times at most (Daily's reference gives neither its
+waits nor its count: these are the fake's bounds); with `circuit-breaker` it is tried once.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ from starlette.routing import Route
 
 from tests.fakes.server import FakeApi
 
+RETRY_TRIES = 5  # an event's tries in all with `retryType: exponential` (the fake's bound)
+RETRY_FIRST_SECONDS = 0.05  # then doubled between tries (the fake's: tests wait on none of them)
 API_KEY = "test-daily-key"
 DOMAIN_NAME = "voicefleet-test"
 DOMAIN_ID = "30f866c3-9123-452a-8723-ff58322d09c5"
@@ -94,6 +100,7 @@ class FakeDaily(FakeApi):
         self.dial_outs: dict[str, dict[str, Any]] = {}  # dial-out sessionId -> {"room", "state", and its body}
         self.permissions: dict[str, dict[str, dict[str, Any]]] = {}  # room -> participant id -> last update
         self.webhook: tuple[str, str] | None = None  # (url, hmac): the domain's webhook, once subscribed
+        self.retry_type = "circuit-breaker"  # the webhook's `retryType`, as `subscribe` set it
         self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)  # Daily → the server
         self.sent_webhooks: list[tuple[str, int]] = []  # (event type, the answer's status; 0: no answer)
         self._loop: asyncio.AbstractEventLoop | None = None  # the subscriber's: every delivery runs there
@@ -143,9 +150,12 @@ class FakeDaily(FakeApi):
         self.sip_participants.add(participant)
         return participant
 
-    async def subscribe(self, url: str, secret: str | None = None) -> str:
+    async def subscribe(self, url: str, secret: str | None = None, retry_type: str = "circuit-breaker") -> str:
         """`POST /webhooks`: Daily's check of `url` (an unsigned `{"test": "test"}`, 200 required), then every
-        later event is sent there, signed with the webhook's `hmac` (returned)."""
+        later event is sent there, signed with the webhook's `hmac` (returned), retried as `retry_type` says."""
+        if retry_type not in ("circuit-breaker", "exponential"):
+            raise ValueError(f"Daily refuses retryType {retry_type!r}: circuit-breaker or exponential")
+        self.retry_type = retry_type
         async with self.deliver() as client:
             check = await client.post(url, content=b'{"test":"test"}', headers={"Content-Type": "application/json"})
         if check.status_code != 200:
@@ -169,6 +179,17 @@ class FakeDaily(FakeApi):
         asyncio.run_coroutine_threadsafe(self._post(kind, json.dumps(event).encode()), self._loop)
 
     async def _post(self, kind: str, body: bytes) -> None:
+        """`body` delivered, and delivered again while it is not taken, as the webhook's `retryType` says."""
+        tries = RETRY_TRIES if self.retry_type == "exponential" else 1
+        wait = RETRY_FIRST_SECONDS
+        for attempt in range(tries):
+            if attempt:
+                await asyncio.sleep(wait)
+                wait *= 2
+            if 200 <= await self._try(kind, body) < 300:
+                return
+
+    async def _try(self, kind: str, body: bytes) -> int:
         assert self.webhook is not None
         url, secret = self.webhook
         timestamp = str(int(time.time()))
@@ -178,9 +199,11 @@ class FakeDaily(FakeApi):
         try:
             async with self.deliver() as client:
                 answer = await client.post(url, content=body, headers=headers)
-            self.sent_webhooks.append((kind, answer.status_code))
+            status = answer.status_code
         except httpx.HTTPError:
-            self.sent_webhooks.append((kind, 0))
+            status = 0
+        self.sent_webhooks.append((kind, status))
+        return status
 
     def answer_dial_out(self, session: str) -> str:
         """The person answers a ringing dial-out: their leg joins its room (id: the dial-out's sessionId)."""
@@ -365,6 +388,7 @@ class FakeDaily(FakeApi):
             return _error(400, "invalid-request-error", "dial-out is not enabled for this room (enable_dialout)")
         session = str(uuid.uuid4())
         self.dial_outs[session] = {"room": name, "state": "ringing", **body}
+        self._emit("dialout.connected", session)  # the phone rings ("the initiator will hear the call ringing")
         return JSONResponse({"ok": "true", "sessionId": session})
 
     async def dial_out_stop(self, request: Request) -> Response:

@@ -47,7 +47,8 @@ async def test_a_daily_warm_transfer_waiting_at_one_replica_hears_the_answer_at_
         replicas: tuple[FastAPI, FastAPI], fake_daily: FakeDaily) -> None:  # noqa: F811
     a, b = replicas
     fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=b), timeout=10)
-    await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET)
+    await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET,
+                               retry_type="exponential")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="https://calls.example.com") as http:
         started = await http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
         assert started.status_code == 201, started.text

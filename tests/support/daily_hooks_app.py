@@ -27,5 +27,5 @@ async def hooked(daily: FakeDaily, hooks: DailyHooks, secret: str = SECRET) -> F
     settings = SimpleNamespace(daily_webhook_key=webhook_key(secret))
     app.state.voicefleet = SimpleNamespace(phone=SimpleNamespace(settings=settings, daily_hooks=hooks))
     daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=10)
-    await daily.subscribe(URL, secret)
+    await daily.subscribe(URL, secret, retry_type="exponential")  # as docs/phone.md creates it
     return app

@@ -6,10 +6,10 @@ transfer of a Daily dial-in call (dispatcher/phone/daily_warm.py):
 Each is checked before it counts: `X-Webhook-Signature` over `X-Webhook-Timestamp` and the body with
 DAILY_WEBHOOK_SECRET, within a replay window (dispatcher/phone/daily_signature.py); unsigned 401, forged or stale
 403, and nothing kept. Daily's check when a webhook is created (or reactivated) posts a `{"test": …}` body before
-the secret can be known here: it is answered 200 and acts on nothing. A `dialout.*` event is kept in the replicas'
-store for the replica waiting on the leg (dispatcher/phone/daily_legs.py); any other event is answered 200 and
-ignored. A store that does not answer is a 503, nothing kept, so that Daily's retry (`retryType: exponential`)
-counts."""
+the secret can be known here: it is answered 200 and acts on nothing. A `dialout.*` event of a leg this store
+placed is kept there for the replica waiting on the leg (dispatcher/phone/daily_legs.py); any other event (another
+application's, deployment's or region's dial-out included) is answered 200, ignored and kept nowhere. A store
+that does not answer is a 503, nothing kept, so that Daily's retry (`retryType: exponential`) counts."""
 
 from __future__ import annotations
 

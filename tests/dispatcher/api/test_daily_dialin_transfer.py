@@ -81,7 +81,8 @@ async def dialin(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Dial
     """A dispatcher that hears Daily's webhooks: the fake's webhook points at it, with its secret."""
     async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET) as setup:
         fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app), timeout=10)
-        await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET)
+        await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET,
+                                   retry_type="exponential")
         yield setup
 
 

@@ -50,6 +50,7 @@ def legs(setup: Dialin) -> DialoutLegs:
 
 async def test_dailys_signed_answer_is_kept_for_any_replica(dialin: Dialin) -> None:
     dial = str(uuid.uuid4())
+    await legs(dialin).place(DAILY_PERSON_USER + "0" * 24)  # the waiting replica's, before its dial-out
     body = answered(dial)
     answer = await dialin.http.post(HOOK, content=body, headers=signed(body))
     assert answer.status_code == 200, answer.text
@@ -95,14 +96,29 @@ async def test_without_the_secret_dailys_check_passes_and_an_event_is_refused_na
 
 
 async def test_a_transfers_leg_that_nobody_waits_on_is_stopped_by_the_replica_that_heard_it(dialin: Dialin) -> None:
-    # The replica that placed it was killed: nothing renews its waiting mark, so its answer finds nobody.
+    # The replica that placed it was killed: its waiting mark lapsed, so its answer finds nobody.
     session_id, _ = await dialin.call()
     rooms: Any = dialin.app.state.voicefleet.rooms
     assert isinstance(rooms, DailyRooms)
+    user = DAILY_PERSON_USER + uuid.uuid4().hex[:24]
+    await legs(dialin).place(user)
+    await legs(dialin).done(user)
+    dial = await rooms.dial_out_start(session_id, "+14155550123", user)
+    dialin.daily.answer_dial_out(dial)
+    assert await dialin.daily.eventually(lambda: dialin.daily.dial_outs[dial]["state"] == "stopped", timeout=5.0)
+    assert ("dialout.answered", 200) in dialin.daily.sent_webhooks
+
+
+async def test_a_transfers_leg_this_store_never_placed_is_left_alone_and_nothing_kept(dialin: Dialin) -> None:
+    # Another deployment's on the same Daily domain (staging with the same prefix), or another region's: its
+    # leg is not provably this one's, so it is never stopped from here.
+    session_id, _ = await dialin.call()
+    rooms: Any = dialin.app.state.voicefleet.rooms
     dial = await rooms.dial_out_start(session_id, "+14155550123", DAILY_PERSON_USER + uuid.uuid4().hex[:24])
     dialin.daily.answer_dial_out(dial)
-    assert await dialin.daily.eventually(lambda: dialin.daily.dial_outs[dial]["state"] == "stopped")
-    assert ("dialout.answered", 200) in dialin.daily.sent_webhooks
+    assert await dialin.daily.eventually(lambda: ("dialout.answered", 200) in dialin.daily.sent_webhooks)
+    assert dialin.daily.dial_outs[dial]["state"] == "answered"
+    assert not await legs(dialin).answered(dial)
 
 
 async def test_another_dial_out_of_the_domain_is_left_alone(dialin: Dialin) -> None:

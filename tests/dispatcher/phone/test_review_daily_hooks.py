@@ -22,6 +22,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from botchannel.transfer import DAILY_PERSON_USER
+from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.phone.daily_legs import WAITING_SECONDS, DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_signature import sign, webhook_key
@@ -29,6 +31,7 @@ from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.daily_warm import CALL_SECONDS, DailyWarm
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.store.memory import LocalFirstClaims
+from dispatcher.store.unavailable import StoreUnavailable
 from tests.dispatcher.phone.test_daily_warm import SESSION, WARM, Bot, _dialin_room, _Sessions
 from tests.fakes.daily import FakeDaily
 from tests.support.daily_hooks_app import SECRET, URL, hooked
@@ -58,6 +61,7 @@ class Hooked:
     clock: Clock
     room: str
     sent: list[httpx.Request]  # every webhook request Daily made, as it made it
+    claims: LocalFirstClaims  # the store of the region the transfer is in
 
     def start(self) -> asyncio.Task[dict[str, Any]]:
         return asyncio.create_task(self.transfers.transfer(SESSION, WARM))  # type: ignore[arg-type]
@@ -102,8 +106,9 @@ async def _hooked(daily: FakeDaily, *, regions: bool = False) -> Hooked:
     daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=10,
                                               event_hooks={"request": [keep]})
     warm = DailyWarm(rooms, bot.ask, DialoutLegs(claims), ring_seconds=5.0, poll_seconds=0.02, watch_seconds=0.05)
-    transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm)
-    return Hooked(daily, rooms, hooks, app, transfers, bot, clock, room, sent)
+    transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm,
+                               regions=regions)
+    return Hooked(daily, rooms, hooks, app, transfers, bot, clock, room, sent, claims)
 
 
 @pytest.fixture
@@ -128,9 +133,6 @@ def _signed_connected(daily: FakeDaily, dial: str) -> tuple[bytes, dict[str, str
                   "x-webhook-signature": sign(webhook_key(SECRET), stamp, body)}
 
 
-@pytest.mark.xfail(strict=True, reason="a bridged transfer's leg has no waiting mark (`done` let it go), so a second "
-                   "delivery of its dialout.answered, or a late dialout.connected, finds it 'nobody's' and stops it: "
-                   "Daily's retry, or a replay within 300 s, hangs up a live bridged call")
 @pytest.mark.parametrize("late", ["dialout.answered delivered again", "dialout.connected delivered late"])
 async def test_a_second_delivery_after_the_bridge_leaves_the_bridged_call_up(call: Hooked, late: str) -> None:
     call.bot.briefing.set()
@@ -146,9 +148,6 @@ async def test_a_second_delivery_after_the_bridge_leaves_the_bridged_call_up(cal
     assert call.daily.dial_outs[person]["state"] == "answered"  # the person and the caller still talking
 
 
-@pytest.mark.xfail(strict=True, reason="the waiting mark is renewed only while the phone rings, never during the "
-                   "briefing (up to 20 s): past WAITING_SECONDS a second delivery of dialout.answered stops the leg "
-                   "of the person being briefed, and the transfer ends person_left")
 async def test_an_answer_delivered_again_during_a_long_briefing_leaves_the_person_on(call: Hooked) -> None:
     task = call.start()  # the bot's briefing goes on until the test lets it end
     person = call.daily.answer_dial_out(await call.ringing())
@@ -162,9 +161,6 @@ async def test_an_answer_delivered_again_during_a_long_briefing_leaves_the_perso
     assert isinstance(outcome, dict) and outcome["status"] == "transferred", outcome
 
 
-@pytest.mark.xfail(strict=True, reason="a read of the room may take CALL_SECONDS (6 s), longer than the waiting mark "
-                   "lives (WAITING_SECONDS, 5 s): Daily's dialout.answered landing in that gap finds the mark gone, "
-                   "and the replica that heard it stops the leg the waiter is about to brief")
 async def test_an_answer_heard_during_a_slow_read_of_the_room_is_not_stopped(call: Hooked) -> None:
     read = call.rooms.presence
     slow: list[str] = []
@@ -186,29 +182,37 @@ async def test_an_answer_heard_during_a_slow_read_of_the_room_is_not_stopped(cal
     assert isinstance(outcome, dict) and outcome["status"] == "transferred", outcome
 
 
-@pytest.mark.xfail(strict=True, reason="with several regions Daily's one webhook lands in one region's store (no "
-                   "store spans regions, and the route relays nothing): a transfer waiting in another region never "
-                   "hears the answer, and the region that heard it finds no mark and stops the person's leg")
-async def test_an_answer_landing_in_another_region_reaches_the_transfer(fake_daily: FakeDaily) -> None:
+async def test_with_several_regions_a_warm_transfer_is_refused_naming_why_and_nobody_is_called(
+        fake_daily: FakeDaily) -> None:
+    # Daily's one webhook may land in a region whose store does not hold the transfer, and regions relay no
+    # dial-out event yet: the transfer is refused before anyone rings (docs/phone.md).
     call = await _hooked(fake_daily, regions=True)
     try:
-        call.bot.briefing.set()
-        task = call.start()
-        person = call.daily.answer_dial_out(await call.ringing())
-        assert await call.daily.eventually(lambda: ("dialout.answered", 200) in call.daily.sent_webhooks)
-        await asyncio.gather(*list(call.hooks._stopping))  # noqa: SLF001 - the background stop, awaited
-        stopped = call.daily.dial_outs[person]["state"]
-        outcome = (await asyncio.gather(task, return_exceptions=True))[0]
-        assert stopped == "answered"
-        assert isinstance(outcome, dict) and outcome["status"] == "transferred", outcome
+        outcome = (await asyncio.gather(call.start(), return_exceptions=True))[0]
+        assert isinstance(outcome, ApiError), outcome
+        assert (outcome.status, outcome.code) == (409, "warm_unsupported")
+        assert "several regions" in outcome.message and '"mode": "cold"' in outcome.message
+        assert not call.daily.dial_outs
     finally:
-        call.bot.briefing.set()
         await call.rooms.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="the fake never posts dialout.connected, which Daily sends while the phone "
-                   "rings and docs/phone.md subscribes to: the path that stops a leg found 'nobody's' on it, and an "
-                   "out-of-order connected, are never exercised against the fake")
+async def test_a_leg_another_regions_store_placed_is_neither_stopped_nor_kept_where_its_answer_lands(
+        fake_daily: FakeDaily) -> None:
+    call = await _hooked(fake_daily, regions=True)
+    try:
+        user = DAILY_PERSON_USER + "2" * 24
+        await DialoutLegs(call.claims).place(user)  # the region that placed it, its store
+        dial = await call.rooms.dial_out_start(SESSION, "+14155550123", user)
+        call.daily.answer_dial_out(dial)
+        assert await call.daily.eventually(lambda: ("dialout.answered", 200) in call.daily.sent_webhooks)
+        await asyncio.gather(*list(call.hooks._stopping))  # noqa: SLF001 - the background stop, awaited
+        assert call.daily.dial_outs[dial]["state"] == "answered"
+        assert not await call.hooks.legs.answered(dial)  # nothing of it in the store of the region it reached
+    finally:
+        await call.rooms.aclose()
+
+
 async def test_the_fake_posts_dialout_connected_while_the_phone_rings(call: Hooked) -> None:
     task = call.start()
     await call.ringing()
@@ -219,9 +223,6 @@ async def test_the_fake_posts_dialout_connected_while_the_phone_rings(call: Hook
         await asyncio.gather(task, return_exceptions=True)
 
 
-@pytest.mark.xfail(strict=True, reason="docs/phone.md says a dial-out that is no transfer's is ignored, but every "
-                   "dialout.answered/stopped of the whole Daily domain (webhooks are per domain) is written to the "
-                   "store for 120 s before the transfer check: other applications' dial-outs fill the replicas' store")
 async def test_a_dial_out_that_is_no_transfers_leaves_nothing_in_the_store(call: Hooked) -> None:
     dial = "7d208e2a-520b-4a8d-a2c9-3a36dfa0d342"
     now = time.time()
@@ -234,3 +235,53 @@ async def test_a_dial_out_that_is_no_transfers_leaves_nothing_in_the_store(call:
                "x-webhook-signature": sign(webhook_key(SECRET), stamp, body)}
     assert await call.post(body, headers) == 200
     assert not await call.hooks.legs.answered(dial)
+
+
+class _StoreOutOnce(LocalFirstClaims):
+    """The replicas' store, not answering the first read of a leg's record (a blink of redis)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.blinked = False
+
+    async def held(self, what: str) -> str | None:
+        if not self.blinked and what.startswith("daily-leg-user:"):
+            self.blinked = True
+            raise StoreUnavailable("injected")
+        return await super().held(what)
+
+
+async def test_an_event_answered_503_is_delivered_again_as_dailys_exponential_retry_does(
+        fake_daily: FakeDaily) -> None:
+    # The route answers 503 while the store blinks (nothing kept); Daily's `exponential` retry sends it again.
+    call = await _hooked(fake_daily)
+    try:
+        store = _StoreOutOnce(call.clock)
+        call.hooks.legs = DialoutLegs(store)
+        await call.hooks.legs.place(DAILY_PERSON_USER + "1" * 24)
+        dial = await call.rooms.dial_out_start(SESSION, "+14155550123", DAILY_PERSON_USER + "1" * 24)
+        assert await call.daily.eventually(lambda: ("dialout.connected", 200) in call.daily.sent_webhooks)
+        assert ("dialout.connected", 503) in call.daily.sent_webhooks  # the first try, refused
+        call.daily.answer_dial_out(dial)
+        assert await call.daily.eventually(lambda: ("dialout.answered", 200) in call.daily.sent_webhooks)
+        assert await call.hooks.legs.answered(dial)
+        assert call.daily.dial_outs[dial]["state"] == "answered"
+    finally:
+        call.bot.briefing.set()
+        await call.rooms.aclose()
+
+
+async def test_a_background_stop_daily_refuses_is_tried_again_with_backoff(call: Hooked) -> None:
+    # The replica that placed the leg is gone (its mark let go); Daily refuses the first two stops.
+    user = DAILY_PERSON_USER + "3" * 24
+    legs = DialoutLegs(call.claims)
+    await legs.place(user)
+    await legs.done(user)
+    call.daily.fail(400, times=2, path_contains="/dialOut/stop")
+    dial = await call.rooms.dial_out_start(SESSION, "+14155550123", user)
+    call.daily.answer_dial_out(dial)
+    assert await call.daily.eventually(lambda: ("dialout.answered", 200) in call.daily.sent_webhooks)
+    while call.hooks._stopping:  # noqa: SLF001 - the background stops, awaited
+        await asyncio.gather(*list(call.hooks._stopping))  # noqa: SLF001
+    assert call.daily.dial_outs[dial]["state"] == "stopped"
+    assert len(call.daily.calls_to("POST", "/dialOut/stop")) >= 3
