@@ -53,8 +53,8 @@ FRONT_UID = 10002
 FRONT_SCRATCH_VOLUME = "front-tmp"  # its own emptyDir: the workers' container mounts none of its files
 CONFIG_FOLDER, CONFIG_KEY = CONFIG.rsplit("/", 1)  # where the image's SIP_EDGE_CONFIG names the file
 SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable folder: Kamailio's files (TMPDIR)
-# Apart, each container's own /dev/shm, in place of the one the runtime gives every container of the pod (the
-# kubelet's mount there replaces it: containerd's and CRI-O's CRI); small, since neither part puts anything there.
+# Apart, each container's own /dev/shm, in place of the one tmpfs the runtime mounts in every container of the pod
+# (containerd's CRI mounts the sandbox's only where the container asks for no /dev/shm); small: neither part uses it.
 SHM, SHM_SIZE = "/dev/shm", "16Mi"  # noqa: S108 - a mount point, not a file made there
 SHM_VOLUMES = {NAME: "shm", FRONT_NAME: "front-shm"}
 # Per worker and per call (docs/sip.md#capacity: ~65 MB and ~0.8 % of a core a worker idle, 1.2-1.8 % of a core a
