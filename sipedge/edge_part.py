@@ -8,6 +8,7 @@ then come from the environment of both (TOKEN_VARIABLE, CALL_TOKEN_VARIABLE, DRA
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,9 @@ from sipedge.worker_place import CALL_TOKEN_VARIABLE, TOKEN_VARIABLE, new_token
 
 DRAIN_TOKEN_VARIABLE = "SIP_EDGE_DRAIN_TOKEN"  # noqa: S105 - a variable's name: the drain's word (front_drain.py)
 TOKEN_CHARACTERS = 32  # new_token's are 43: a shorter one is not one made for this
+# base64url, as new_token and the stack's derived ones: kamailio.cfg holds a token inside a quoted string
+# (sipedge/front_config.py) and the workers match its header as \S+, so nothing else can stand in it as it is.
+TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Part(enum.Enum):
@@ -49,12 +53,21 @@ def part_of(arguments: Sequence[str]) -> Part:
 
 
 def shared_tokens(env: Mapping[str, str]) -> Tokens:
-    """The tokens of an edge run apart, which both parts must hold alike (the stack sets them in both)."""
-    values = []
-    for variable in (TOKEN_VARIABLE, CALL_TOKEN_VARIABLE, DRAIN_TOKEN_VARIABLE):
-        value = env.get(variable, "")
+    """The tokens of an edge run apart, which both parts must hold alike (the stack sets them in both): each long
+    enough, of the base64url alphabet, and each different from the others, so that one read off a line (the
+    front's, on every request to a worker) never serves as another's. An error names the variable, never a value."""
+    variables = (TOKEN_VARIABLE, CALL_TOKEN_VARIABLE, DRAIN_TOKEN_VARIABLE)
+    values = [env.get(variable, "") for variable in variables]
+    for variable, value in zip(variables, values, strict=True):
         if len(value) < TOKEN_CHARACTERS:
             raise ConfigError(f"{variable} is unset or shorter than {TOKEN_CHARACTERS} characters: an edge run apart "
                               "(front, workers) needs the same random token in both parts' environment")
-        values.append(value)
+        if TOKEN_ALPHABET.fullmatch(value) is None:
+            raise ConfigError(f"{variable} holds a character outside base64url (A-Z, a-z, 0-9, '-', '_'): make it as "
+                              "the stack does, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    for index, variable in enumerate(variables):
+        for other, value in zip(variables[index + 1:], values[index + 1:], strict=True):
+            if value == values[index]:
+                raise ConfigError(f"{variable} and {other} are the same value: each of an edge's three tokens must "
+                                  "be a random token of its own")
     return Tokens(*values)

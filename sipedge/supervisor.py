@@ -282,12 +282,15 @@ class Supervisor:
     async def _drain(self, workers: list[Child]) -> None:
         """Each worker up told to drain (DRAIN_SIGNAL: it refuses new calls, its calls in flight go on), then waited for
         within its drain and its stop, the front and the control API still up for the calls' requests. A worker whose
-        calls have ended says so (DRAINED_LINE) and stays up, refusing new calls, until `run` stops it."""
+        calls have ended says so (DRAINED_LINE) and stays up, refusing new calls, until `run` stops it. The front's part
+        run apart outlasts its workers instead (`_outlast_workers`), with `drain_seconds = 0` too."""
         seconds = self.config.drain_seconds
-        if seconds == 0 or self._stop_now.is_set():
+        if self._stop_now.is_set():
             return
-        if self.part is Part.FRONT:
+        if self.part is Part.FRONT:  # with no drain too: the workers, stopped at the same moment, BYE through it
             await self._outlast_workers(seconds)
+            return
+        if seconds == 0:
             return
         self._draining, self.draining = workers, True
         # The front first: from now on it refuses new INVITEs itself, and none reaches a worker told to drain.

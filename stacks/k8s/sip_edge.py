@@ -53,6 +53,10 @@ FRONT_UID = 10002
 FRONT_SCRATCH_VOLUME = "front-tmp"  # its own emptyDir: the workers' container mounts none of its files
 CONFIG_FOLDER, CONFIG_KEY = CONFIG.rsplit("/", 1)  # where the image's SIP_EDGE_CONFIG names the file
 SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, its one writable folder: Kamailio's files (TMPDIR)
+# Apart, each container's own /dev/shm, in place of the one tmpfs the runtime mounts in every container of the pod
+# (containerd's CRI mounts the sandbox's only where the container asks for no /dev/shm); small: neither part uses it.
+SHM, SHM_SIZE = "/dev/shm", "16Mi"  # noqa: S108 - a mount point, not a file made there
+SHM_VOLUMES = {NAME: "shm", FRONT_NAME: "front-shm"}
 # Per worker and per call (docs/sip.md#capacity: ~65 MB and ~0.8 % of a core a worker idle, 1.2-1.8 % of a core a
 # call), with room for Python and PJSIP's own threads; and the front's: the supervisor, and Kamailio's 64 MB of
 # shared memory and its processes' own. The CPU limit is whole cores above the request: a throttled media thread
@@ -188,6 +192,11 @@ def _as_front_user() -> dict[str, Any]:
     return {**container_hardening(), "run_as_user": FRONT_UID, "run_as_group": FRONT_UID}
 
 
+def _own_shm(container: str, edge: SipEdgeSettings) -> list[dict[str, Any]]:
+    """`container`'s own /dev/shm, with the front apart (the pod's IPC namespace is both containers')."""
+    return [{"name": SHM_VOLUMES[container], "mount_path": SHM}] if edge.front else []
+
+
 def _secret_env(secret: pulumi.Input[str], variables: list[str]) -> list[dict[str, Any]]:
     return [{"name": variable, "value_from": {"secret_key_ref": {"name": secret, "key": variable}}}
             for variable in sorted(variables)]
@@ -253,13 +262,14 @@ class SipEdge(pulumi.ComponentResource):
         edge_container = {
             "name": NAME, "image": args.image, "command": WORKERS_COMMAND if edge.front else EDGE_COMMAND,
             "env": env, "ports": worker_ports(edge) if edge.front else ports(edge), "resources": resources(edge),
-            "volume_mounts": [config_mount, {"name": "tmp", "mount_path": SCRATCH}],
+            "volume_mounts": [config_mount, {"name": "tmp", "mount_path": SCRATCH}, *_own_shm(NAME, edge)],
             "security_context": container_hardening()}
         front = [{
             "name": FRONT_NAME, "image": args.image, "command": FRONT_COMMAND,
             "env": [*base, *_secret_env(secret.metadata.name, [*passwords, *tokens])], "ports": [front_port()],
             "resources": front_resources(),
-            "volume_mounts": [config_mount, {"name": FRONT_SCRATCH_VOLUME, "mount_path": SCRATCH}],
+            "volume_mounts": [config_mount, {"name": FRONT_SCRATCH_VOLUME, "mount_path": SCRATCH},
+                              *_own_shm(FRONT_NAME, edge)],
             "security_context": _as_front_user()}] if edge.front else []
         fence = {"name": "node-fence", "image": args.image, "command": node_fence(edge),
                  "resources": FENCE_RESOURCES, "security_context": container_hardening()}
@@ -267,6 +277,8 @@ class SipEdge(pulumi.ComponentResource):
                         "resources": FENCE_RESOURCES, "security_context": _as_front_user()}] if edge.front else []
         scratch = [{"name": name, "empty_dir": {"size_limit": "64Mi"}}
                    for name in ("tmp", *([FRONT_SCRATCH_VOLUME] if edge.front else []))]
+        scratch += [{"name": name, "empty_dir": {"medium": "Memory", "size_limit": SHM_SIZE}}
+                    for name in (SHM_VOLUMES.values() if edge.front else ())]
         pod = {
             "service_account_name": account.metadata.name,
             "automount_service_account_token": False,

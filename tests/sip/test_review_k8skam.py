@@ -12,7 +12,8 @@ Kubernetes pod runs them: `python -m sipedge front` beside `python -m sipedge wo
   kamailio.cfg (`$hdr(P-Edge-Token) != "<token>"`), ending the string early (Kamailio refuses the file, or the
   condition is rewritten) and which no worker's `\\S+` header match can ever equal. The stack derives base64url
   tokens (stacks/k8s/sip_edge_tokens.py), but the parts are a public command: a clear refusal at start is the way.
-Strict-xfail until fixed."""
+Each was a strict-xfail test until fixed: the front apart now outlasts its workers with no drain too, and
+`shared_tokens` refuses two equal tokens and any token outside base64url, naming the variables."""
 
 from __future__ import annotations
 
@@ -37,10 +38,6 @@ STOPPED_SECONDS = 60.0  # the front's stop once its workers' ports are free: Kam
 
 
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
-@pytest.mark.xfail(strict=True, reason=(
-    "drain_seconds = 0: the front's part (Part.FRONT) skips _outlast_workers and stops Kamailio at its SIGTERM, "
-    "while the workers' part, stopped at the same moment, still sends its calls' BYEs through it: the trunk's legs "
-    "get no BYE (docs/sip.md#draining says they do). The front must outlast its workers' stop with no drain too"))
 async def test_with_no_drain_the_front_apart_stays_up_while_its_workers_still_hold_their_ports(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first, sockets = _worker_sockets(2)  # the workers' ports, held as the workers' part holds them while it stops
@@ -78,10 +75,6 @@ def _tokens(front: str, call: str, drain: str) -> dict[str, str]:
     return {TOKEN_VARIABLE: front, CALL_TOKEN_VARIABLE: call, DRAIN_TOKEN_VARIABLE: drain}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shared_tokens takes the same value for the front's, the call's and the drain's token: whoever reads the front's "
-    "token off a trunk's INVITE (a worker's port bound while it restarts) then holds the workers' call token too, "
-    "which the separate CALL_TOKEN_VARIABLE exists to prevent"))
 def test_the_parts_refuse_one_value_for_two_of_their_tokens() -> None:
     same = new_token()
     for tokens in (_tokens(same, same, same), _tokens(same, same, new_token()), _tokens(same, new_token(), same)):
@@ -89,11 +82,8 @@ def test_the_parts_refuse_one_value_for_two_of_their_tokens() -> None:
             shared_tokens(tokens)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shared_tokens checks a token's length alone: one holding a quote or a space is written into kamailio.cfg's "
-    "quoted strings (front_config.render: append_hf, $hdr(P-Edge-Token) != \"...\", the drain's route), which it "
-    "ends early, and no worker's header match (\\S+) ever equals it; refused at start it names the way forward"))
 @pytest.mark.parametrize("bad", ['" || 1 == 1 || "' + "x" * 32, "a b " + "x" * 32, "x" * 32 + "\n"])
 def test_the_parts_refuse_a_token_kamailio_cfg_cannot_hold_as_it_is(bad: str) -> None:
-    with pytest.raises(ConfigError, match=CALL_TOKEN_VARIABLE):
+    with pytest.raises(ConfigError, match=CALL_TOKEN_VARIABLE) as refused:
         shared_tokens(_tokens(new_token(), bad, new_token()))
+    assert bad.strip() not in str(refused.value)  # the variable is named, never its value

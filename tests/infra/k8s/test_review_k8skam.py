@@ -8,7 +8,8 @@ world-writable tmpfs mounted into every container of the sandbox (cri-o/cri-o te
 way). Kamailio (Debian's 5.6: `kamailio -I` says SHM_MMAP, USE_FUTEX) keeps its shared memory in anonymous mappings,
 so nothing of its is there today, but the claim is what a reader weighs a future change against, and a worker can
 fill that tmpfs (charged to the pod's memory) or leave there what the front might read. Either each container gets
-its own /dev/shm (an emptyDir of medium Memory, its own size limit) or the docs name both. Strict-xfail until fixed."""
+its own /dev/shm (an emptyDir of medium Memory, its own size limit) or the docs name both. A strict-xfail test until
+each container got its own."""
 
 from __future__ import annotations
 
@@ -33,10 +34,6 @@ def _shm_volume(container: dict[str, Any]) -> str | None:
     return next((m["name"] for m in container.get("volumeMounts", []) if m["mountPath"] == "/dev/shm"), None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs/sip.md says the edge's file is the only thing the front's and the workers' containers share, but a pod's "
-    "containers share its IPC namespace and the runtime's /dev/shm (cri-o test/shm.bats), and the pod mounts no "
-    "/dev/shm of each container's own"))
 def test_the_containers_share_no_memory_file_system_unless_the_docs_say_they_do(fronted_run: Run) -> None:
     workers, front = _pod(fronted_run)["containers"]
     own = [_shm_volume(c) for c in (workers, front)]

@@ -70,9 +70,17 @@ def test_kamailio_runs_as_a_user_of_its_own_holding_the_inbound_passwords_and_th
 def test_the_fronts_scratch_folder_is_its_own(fronted_run: Run) -> None:
     workers, front = _parts(fronted_run)
     mounts = {c["name"]: {m["name"]: m["mountPath"] for m in c["volumeMounts"]} for c in (workers, front)}
-    assert mounts["sip-edge"] == {"config": "/etc/sipedge", "tmp": "/tmp"}
-    assert mounts["sip-edge-front"] == {"config": "/etc/sipedge", "front-tmp": "/tmp"}
+    assert mounts["sip-edge"] == {"config": "/etc/sipedge", "tmp": "/tmp", "shm": "/dev/shm"}
+    assert mounts["sip-edge-front"] == {"config": "/etc/sipedge", "front-tmp": "/tmp", "front-shm": "/dev/shm"}
     assert {"name": "TMPDIR", "value": "/tmp"} in front["env"]
+
+
+def test_each_part_has_a_small_dev_shm_of_its_own_in_memory(fronted_run: Run) -> None:
+    """The runtime's /dev/shm is the whole pod's (cri-o test/shm.bats "ctr check shared /dev/shm"); a container's
+    own mount there takes its place (containerd's CRI mounts the sandbox's only when none is asked for)."""
+    volumes = {v["name"]: v for v in _pod(fronted_run)["volumes"]}
+    for name in ("shm", "front-shm"):
+        assert volumes[name]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Mi"}  # tmpfs, charged as memory
 
 
 def test_both_parts_hold_the_same_tokens_derived_for_the_edge_and_no_other_secret(fronted_run: Run) -> None:
