@@ -191,7 +191,7 @@ async def test_a_reserve_bots_group_is_checked_in_its_own_subscription_alone(
         fresh, late = other_replica(env, state), other_replica(env, state)
         try:
             assert await fresh.identity.refusal(grant, hello) is None
-            assert fresh._sure.get(bot_id) == cell  # proved there: a listing never moves it
+            assert fresh._bot_cells.get(bot_id) == cell  # proved there: a listing never moves it
             elsewhere.groups[name] = copy.deepcopy(arm.groups[name])
             refused = await late.identity.refusal(grant, hello)
             assert refused is not None and "no container group" in refused

@@ -35,10 +35,6 @@ from tests.support.cells import spend
 # ruff: noqa: F811 - the tests take the cell_b fixture, imported from test_aci_cell_reserve, as an argument
 
 
-@pytest.mark.xfail(strict=True, reason="cell_reserve.py `idle_machines` sets `_bot_cells[bot] = cell` for each "
-                   "cell that lists the bot id, the last one winning, and aci/cells.py `_group_of` reads an idle "
-                   "group in `_bot_cells`' cell alone: at a replica that neither launched nor proved the bot, a "
-                   "look-alike group in a later cell's subscription admits the real bot and takes its claim")
 async def test_a_listing_at_another_replica_never_sends_a_bots_hello_to_a_look_alike_in_a_later_cell(
         fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
     """Cell a's reserve bot, and a copy of its group (`<prefix>-idle-<id>`, the idle and prefix tags) PUT in
