@@ -8,13 +8,14 @@ cold launch's would (the provider's `drain_reason`, `drained_with`).
 
 Each warm bot's cell is known where it was launched, where its identity was proved, or from a listing of
 the cells' reserve machines, or by asking every cell (`_cell_of_bot`: a bot id two cells hold is
-refused); a listing never moves a bot launched or proved here (`_sure`), since another account or project
-can run a look-alike under a bot id it has seen. A claim re-tags the machine in its cell, once (a second
-claim finds it gone or taken), then records the session's cell in the store (as a cold launch does), so
-any replica's look-ups meet it there. A claim for a session already recorded in another cell is refused
-before the re-tag (its machine is there), and a claim that fails records nothing: the cold start that
-follows may go to any open cell. A cell that does not answer its listing keeps its last counts and is
-shown `unreadable`, and takes only its own warm bots with it (`in_lost_cell`).
+refused, and a listing records it in neither); a listing never moves a bot known here, since another
+account or project can run a look-alike under a bot id it has seen. A claim re-tags the machine in
+its cell, once (a second claim finds it gone or taken), then records the session's cell in the store
+(as a cold launch does), so any replica's look-ups meet it there. A claim for a session already
+recorded in another cell is refused before the re-tag (its machine is there), and a claim that fails
+records nothing: the cold start that follows may go to any open cell. A cell that does not answer its
+listing keeps its last counts and is shown `unreadable`, and takes only its own warm bots with it
+(`in_lost_cell`).
 """
 
 from __future__ import annotations
@@ -59,10 +60,9 @@ class CellReserve:
     """Mixed into a provider over cells (before it, so its `creates` is the cells' refills)."""
 
     _warm: dict[str, CellWarmMember]  # cell → its warm provider, filled as the cells are built
-    _bot_cells: Recent[str, str]  # bot id → its cell (launched, proved or listed here)
-    # Bot id → its cell as launched here or proved by its bot's identity: a listing never moves it, since
-    # an admin of any cell's account or project can run a look-alike under a bot id it has seen.
-    _sure: Recent[str, str]
+    # Bot id → its cell (launched, proved or listed here): a listing never moves it, since an admin of any
+    # cell's account or project can run a look-alike under a bot id it has seen.
+    _bot_cells: Recent[str, str]
     bot_image: str
 
     if TYPE_CHECKING:  # what the provider over cells (cell_launches.py) gives
@@ -84,12 +84,11 @@ class CellReserve:
         """Called once the cells are built: refills take the cells' own buckets, in the cells `able` to
         run the release's image (cell_refills.py; None: every cell)."""
         self.creates = CellRefills(self.cells, able)
-        self._sure = Recent()
 
     def _bot_proved(self, bot_id: str, cell: str) -> None:
         """A reserve bot's identity proved its machine in `cell`: its claim, wherever it dialled, goes
         there at once, whatever a listing finds under its id later."""
-        self._bot_cells[bot_id] = self._sure[bot_id] = cell
+        self._bot_cells[bot_id] = cell
 
     def reported_image(self, image: str | None) -> str:
         """What an idle bot launched for `image` (a release's reference) reports: the same in every cell."""
@@ -106,7 +105,7 @@ class CellReserve:
                 for drained in self.drained_with(exc, cell):
                     self.cells.drain(drained, reason, exc.retry_after)
             raise
-        self._bot_cells[bot_id] = self._sure[bot_id] = cell
+        self._bot_cells[bot_id] = cell
 
     async def _cell_of_bot(self, bot_id: str) -> str | None:
         """The cell whose reserve machine `bot_id` is: known here, else asked of every cell. A bot id
@@ -170,7 +169,6 @@ class CellReserve:
 
     def _forget(self, bot_id: str) -> None:
         self._bot_cells.pop(bot_id, None)
-        self._sure.pop(bot_id, None)
 
     async def retire(self, bot_id: str) -> None:
         cell = await self._cell_of_bot(bot_id)
@@ -186,6 +184,7 @@ class CellReserve:
         found = await asyncio.gather(*(member.idle_machines() for member in self._warm.values()),
                                      return_exceptions=True)
         idle: builtins.list[IdleMachine] = []
+        holders: dict[str, builtins.list[str]] = {}  # bot id → the cells listing it
         failures: builtins.list[MachinesError] = []
         for cell, answer in zip(self._warm, found, strict=True):
             if isinstance(answer, BaseException):
@@ -197,12 +196,25 @@ class CellReserve:
                 continue
             self.cells.idle_counted(cell, len(answer))
             for machine in answer:
-                if machine.bot_id not in self._sure:
-                    self._bot_cells[machine.bot_id] = cell
+                holders.setdefault(machine.bot_id, []).append(cell)
             idle += answer
         if failures and len(failures) == len(self._warm):
             raise failures[0]
+        self._note_listed(holders, whole=not failures)
         return idle
+
+    def _note_listed(self, holders: dict[str, builtins.list[str]], *, whole: bool) -> None:
+        """Records the cell of each listed bot not known here that one cell alone holds, as `_cell_of_bot`
+        would: a bot id two cells hold is no cell's (logged), one found while a cell did not answer
+        (`whole` False) is left to the next look, and a bot known here is never moved."""
+        for bot_id, cells in holders.items():
+            if bot_id in self._bot_cells:
+                continue
+            if len(cells) > 1:
+                log.warning("%s cells %s each list a reserve %s of bot %s: recorded in none (a look-alike runs in"
+                            " all but one)", self.label, ", ".join(cells), self.thing, bot_id)
+            elif whole:
+                self._bot_cells[bot_id] = cells[0]
 
     def in_lost_cell(self, bot_id: str) -> bool:
         cell = self._bot_cells.get(bot_id)

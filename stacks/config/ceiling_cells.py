@@ -6,7 +6,7 @@ both add up over the projects: a session goes to the cell its id hashes to and, 
 the next, so the sessions spread over them all. Each cell's figures are stacks/config/ceiling.py's
 `gce`, for its project and region; its CPU quota counts only where a preview read it
 (`accountQuotas`), and with any cell's unknown what the sessions need of them together is said
-instead. With cells the dispatcher runs no warm reserve (every start is cold), so none is counted.
+instead. The warm reserve runs over the cells too, so its VMs are counted beside the sessions'.
 A cell's `max_instances`, each dispatcher replica's own cap below its quota, is not counted. A project's
 API rate is per project and its CPUS quota per project and region: cells in two zones of one project
 (for its zones' capacity) count them once.
@@ -19,7 +19,8 @@ no bot (a cell in it aside). The dispatcher's tasks take from that account's quo
 the warm reserve runs over the cells (docs/reserve.md, "Over cells"), so its bots are counted.
 
 ACI cells (`aciCells`) are subscriptions, each with its own create budget, groups and cores (documented
-defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells).
+defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); with a bot
+channel the warm reserve runs over the cells, so its groups and cores are counted as for one subscription.
 """
 
 from __future__ import annotations

@@ -111,10 +111,11 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 def reserve_bots(settings: Settings) -> int:
     """The reserve's bots at most: none without the bot channel (no warm reserve then), nor over Cloud Run
-    or ACI cells (the dispatcher runs none over them: dispatcher/factory.py; over Compute Engine cells it does)."""
+    cells (the dispatcher runs none over them: dispatcher/factory.py; over ECS, Compute Engine and ACI cells it
+    does)."""
     if settings.secrets.bot_channel_token is None:
         return 0
-    if (settings.gcp is not None and settings.gcp.cloud_run_cells) or (settings.azure and settings.azure.aci_cells):
+    if settings.gcp is not None and settings.gcp.cloud_run_cells:
         return 0
     return settings.reserve.max_idle
 
@@ -255,8 +256,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over Cloud Run or ACI cells (the dispatcher runs none there); over ECS
-    # and Compute Engine cells it runs, counted.
+    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there); over ECS,
+    # Compute Engine and ACI cells it runs, counted.
     reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
@@ -266,10 +267,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
 
 
 def _cells_listed(config: Mapping[str, str], value: Callable[[str], str]) -> bool:
-    """Whether a stack file's Cloud Run bots or ACI groups spread over cells (cloudRunCells, aciCells), which
-    hold no reserve (gceCells' do)."""
-    if value("cloud") == "azure":
-        return bool(aci_cells.from_file(value(aci_cells.CELLS_KEY)))
+    """Whether a stack file's Cloud Run bots spread over cells (cloudRunCells), which hold no reserve (the
+    other clouds' cells do)."""
     if value("cloud") != "gcp" or value("botRuntime") != "cloudrun":
         return False
     return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), config.get("gcp:region", "<region>")))

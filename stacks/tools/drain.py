@@ -218,7 +218,8 @@ class Drain:
         """The stack's own project and every cell's, swept together: each one's stops are sent at once and
         their waits overlap, so the deadline bounds the slowest project, not their sum. One that refuses,
         does not answer or still holds machines at the deadline is reported, and the others are still swept
-        (a destroy waits for every project, so each must be known)."""
+        (a destroy waits for every project, so each must be known); so is one whose sign-in fails (each
+        signs in on its own)."""
         projects = {f"the stack's own {self.cells_place}": self.machines, **self.cell_machines}
 
         async def swept(machines: GceWarmMachines | CloudRunMachines | EcsWarmMachines | AciWarmMachines
@@ -227,6 +228,8 @@ class Drain:
                 await self._sweep(started, machines)
             except ProviderError as exc:
                 return f"{exc.reason}: {exc}"
+            except (NoCredentials, Transient, GoogleAuthError) as exc:  # its own sign-in, given up: as `main` says
+                return f"credentials: {exc}"
             except DrainError as exc:  # its deadline: the others' own sweeps end at theirs
                 return str(exc)
             return None

@@ -1,8 +1,8 @@
 """`ACI_CELLS`: the Azure subscriptions a deployment's container groups spread over, as a JSON list.
 
-Each cell names its `subscription_id`, the `resource_group` its groups go in and its `location`
-(ACI's create budget, 100 per 5 minutes and 300 an hour, and its quotas are per subscription and
-region), and may name `client_id` (a user-assigned managed identity of the dispatcher's host to sign
+Each cell names its `subscription_id`, the `resource_group` its groups go in (its own: no other cell's)
+and its `location` (ACI's create budget, 100 per 5 minutes and 300 an hour, and its quotas are per
+subscription and region), and may name `client_id` (a user-assigned managed identity of the dispatcher's host to sign
 in as there: else the dispatcher's own, AZURE_CLIENT_ID, given a role on that resource group alone),
 `subnet_id` (a subnet delegated to ACI in that subscription and location: a cell elsewhere than
 ACI_SUBNET_ID's needs its own) and `max_groups`, the most groups each dispatcher replica runs there
@@ -55,7 +55,23 @@ def aci_cells(raw: str) -> tuple[AciCell, ...]:
                                                              for c in cells]},
                "Azure subscription and location", "ACI's create budget and quotas in a region are the "
                "subscription's, not doubled by listing it twice")
+    _own_resource_groups(cells)
     return cells
+
+
+def _own_resource_groups(cells: tuple[AciCell, ...]) -> None:
+    """Refuses two cells sharing a resource group (names are case-insensitive): ARM lists and reads a
+    resource group's container groups whatever their location, so each cell would hold the other's."""
+    seen: dict[str, str] = {}
+    for cell in cells:
+        key = cell.scope.lower()
+        if (first := seen.setdefault(key, cell.name)) != cell.name:
+            raise SettingsError(f"ACI_CELLS: cells {first} and {cell.name} share the resource group "
+                                f"{cell.resource_group} of subscription {cell.subscription_id}: each cell reads and "
+                                "lists its whole resource group, whatever the location, so each would hold the "
+                                "other's container groups. Give each cell its own resource group, e.g. `az group "
+                                f"create --subscription {cell.subscription_id} --name {cell.resource_group}-"
+                                f"{cell.location} --location {cell.location}`")
 
 
 def subnet_subscription(subnet_id: str) -> str | None:

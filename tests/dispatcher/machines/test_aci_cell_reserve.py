@@ -191,7 +191,7 @@ async def test_a_reserve_bots_group_is_checked_in_its_own_subscription_alone(
         fresh, late = other_replica(env, state), other_replica(env, state)
         try:
             assert await fresh.identity.refusal(grant, hello) is None
-            assert fresh._sure.get(bot_id) == cell  # proved there: a listing never moves it
+            assert fresh._bot_cells.get(bot_id) == cell  # proved there: a listing never moves it
             elsewhere.groups[name] = copy.deepcopy(arm.groups[name])
             refused = await late.identity.refusal(grant, hello)
             assert refused is not None and "no container group" in refused
@@ -307,3 +307,29 @@ async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_
             assert name in subscriptions(fake_aci, cell_b)[cell].standing(), "the session's group was deleted"
         finally:
             await other.aclose()
+
+
+async def test_a_listing_while_a_cell_is_unreadable_records_no_bot_its_look_alike_is_listed_for(
+        fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
+    """A bot's own cell that does not answer a listing cannot show it twice: a look-alike of its group in
+    another subscription, listed alone then, is not taken as its cell, so the next look asks every cell."""
+    env = reserve_env(fake_aci)
+    async with replica(env) as (state, _):
+        assert state.reserve is not None
+        await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_groups(fake_aci, cell_b).items()
+        assert cell == "a"
+        name = IDLE_PREFIX + bot_id
+        fake_aci.set_state(name, "Running")
+        cell_b.groups[name] = copy.deepcopy(fake_aci.groups[name])  # b's admin: the same PUT in b
+        late = other_replica(env, state)
+        try:
+            fake_aci.roles[CLIENT_ID].discard(fake_aci.scope)  # a cannot be read while late lists the cells
+            assert [m.bot_id for m in await late.idle_machines()] == [bot_id]  # b's look-alike alone
+            fake_aci.roles[CLIENT_ID].add(fake_aci.scope)
+            refused = await late.identity.refusal(BotGrant("idle", bot_id, int(time.time()) + 60),
+                                                  Hello(machine_id=bot_id))
+            assert refused is not None, "the bot was admitted against cell b's look-alike of its group"
+        finally:
+            await late.aclose()

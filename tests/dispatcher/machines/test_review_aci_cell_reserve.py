@@ -20,6 +20,7 @@ import pytest
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError
+from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.test_aci_cell_reserve import (  # noqa: F401 - the cell_b fixture
     IDLE_PREFIX,
     cell_b,
@@ -35,10 +36,6 @@ from tests.support.cells import spend
 # ruff: noqa: F811 - the tests take the cell_b fixture, imported from test_aci_cell_reserve, as an argument
 
 
-@pytest.mark.xfail(strict=True, reason="cell_reserve.py `idle_machines` sets `_bot_cells[bot] = cell` for each "
-                   "cell that lists the bot id, the last one winning, and aci/cells.py `_group_of` reads an idle "
-                   "group in `_bot_cells`' cell alone: at a replica that neither launched nor proved the bot, a "
-                   "look-alike group in a later cell's subscription admits the real bot and takes its claim")
 async def test_a_listing_at_another_replica_never_sends_a_bots_hello_to_a_look_alike_in_a_later_cell(
         fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
     """Cell a's reserve bot, and a copy of its group (`<prefix>-idle-<id>`, the idle and prefix tags) PUT in
@@ -78,37 +75,23 @@ async def test_a_listing_at_another_replica_never_sends_a_bots_hello_to_a_look_a
             await late.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="ACI_CELLS admits two cells of one subscription's resource group in two "
-                   "locations, and each cell's provider reads and lists that whole resource group: every reserve "
-                   "group is then held by both cells (`holds_idle`, `idle_machines`), so `_cell_of_bot` refuses "
-                   "every reserve bot at a replica that did not launch it, and the reserve counts each bot twice")
-async def test_two_cells_of_one_resource_group_in_two_locations_keep_their_warm_bots(fake_aci: FakeArmAci) -> None:
+@pytest.mark.parametrize("group_b", [RESOURCE_GROUP, RESOURCE_GROUP.upper()])  # Azure's names ignore case
+async def test_two_cells_of_one_resource_group_in_two_locations_are_refused_at_load(
+        fake_aci: FakeArmAci, group_b: str) -> None:
     """A resource group's location is where its metadata lives; its resources may be in other regions (the
     Azure Proactive Resiliency Library's RG-1 lists the resources "deployed in a region different than the
     Resource Group region": azure.github.io/Azure-Proactive-Resiliency-Library/services/management/
     resource-group), and ACI's create budget and quotas are a subscription's per region, so one
-    subscription's group `vf-cells` serving westeurope and
-    northeurope is two cells aci/cell_settings.py accepts (it refuses a subscription and location listed twice
-    only). The container groups' list and GET are the resource group's, not a location's: each cell's
-    `holds_idle` finds the other's reserve group, so a bot dialling a replica that did not launch it (behind a
-    load balancer: most of them) is "held by two cells" and refused, and each cell's listing counts every
-    reserve group of both. Fix: refuse two cells sharing a resource group (aci_cells), or have a cell's
-    provider keep to groups of its own location (the group's `location`)."""
-    cells = [{"name": name, "subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP, "location": location}
-             for name, location in (("we", "westeurope"), ("ne", "northeurope"))]
+    subscription's group serving westeurope and northeurope looks like two cells. But the container groups'
+    list and GET are the resource group's, not a location's: each cell's `holds_idle` would find the
+    other's reserve group, so a bot dialling a replica that did not launch it is "held by two cells" and
+    refused, and each cell's listing counts every reserve group of both. So such a list is refused when the
+    dispatcher loads it, naming the way: a resource group per cell (docs/operations.md)."""
+    cells = [{"name": name, "subscription_id": SUBSCRIPTION, "resource_group": group, "location": location}
+             for name, group, location in (("we", RESOURCE_GROUP, "westeurope"), ("ne", group_b, "northeurope"))]
     env = {**reserve_env(fake_aci), "ACI_CELLS": json.dumps(cells)}
-    async with replica(env) as (state, _):
-        assert state.reserve is not None
-        await spend(state, "ne", 1)  # ne has fewer spare tokens: the refill goes to we (the fake's location)
-        await state.reserve.refill()
-        [name] = [n for n in fake_aci.standing() if n.startswith(IDLE_PREFIX)]
-        bot_id = name.removeprefix(IDLE_PREFIX)
-        fake_aci.set_state(name, "Running")
-        other = other_replica(env, state)
-        try:
-            refused = await other.identity.refusal(BotGrant("idle", bot_id, int(time.time()) + 60),
-                                                   Hello(machine_id=bot_id))
-            assert refused is None, f"the bot's own group in its own resource group was refused: {refused}"
-            assert [m.bot_id for m in await other.idle_machines()] == [bot_id]  # one bot, counted once
-        finally:
-            await other.aclose()
+    with pytest.raises(SettingsError) as refused:
+        async with replica(env):
+            pass
+    assert "cells we and ne share the resource group" in str(refused.value)
+    assert "its own resource group" in str(refused.value) and "az group create" in str(refused.value)

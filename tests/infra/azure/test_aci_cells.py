@@ -135,12 +135,14 @@ def test_the_ceiling_counts_each_cells_budget_groups_and_cores() -> None:
     assert all("aciCells" in limit.raise_it for limit in spread.limits)
 
 
-def test_a_stack_files_ceiling_counts_each_cell_and_no_reserve_over_them() -> None:
+def test_a_stack_files_ceiling_counts_each_cell_and_the_reserve_over_them() -> None:
     config = {"voicefleet:cloud": "azure", "azure-native:location": "westeurope", "voicefleet:botCpu": "1024",
               "voicefleet:maxConcurrentSessions": "200", "voicefleet:reserveMaxIdle": "5",
               "voicefleet:botChannel": "true", "voicefleet:aciCells": json.dumps(CELLS)}
     [note, *warnings] = ceiling_notes.stack_notes(config)
     assert "2 subscriptions (aciCells: a (" in note and "12 sessions" in note, note
-    assert warnings and all("reserveMaxIdle" not in warning for warning in warnings)  # none runs over ACI cells
+    assert "195 sessions beside reserveMaxIdle=5" in note, note  # the reserve's groups and cores, as for one
+    assert any("maxConcurrentSessions=200 + reserveMaxIdle=5 = 205 bots" in warning and "205 groups" in warning
+               for warning in warnings), warnings
     alone = ceiling_notes.stack_notes({k: v for k, v in config.items() if k != "voicefleet:aciCells"})
     assert "6 sessions" in alone[0], alone

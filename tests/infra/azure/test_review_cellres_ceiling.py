@@ -22,12 +22,7 @@ from stacks.config import ceiling_notes
 from tests.infra.azure.test_aci_cells import CELLS, plain
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
-REASON = ("ceiling_notes.py counts no reserve over aciCells (`reserve_bots`, `_cells_listed`), though the dispatcher "
-          "now runs the warm reserve over ACI cells: the groups and cores limits promise reserveMaxIdle sessions "
-          "too many")
 
-
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_a_stack_files_ceiling_over_aci_cells_counts_the_reserves_groups() -> None:
     """`voicefleet config check --stack`: the groups and cores of 2 subscriptions (200 of each, documented
     defaults) hold 195 sessions beside 5 reserve groups, as one subscription's note says 95 beside them."""
@@ -40,7 +35,6 @@ def test_a_stack_files_ceiling_over_aci_cells_counts_the_reserves_groups() -> No
     assert "195 sessions beside reserveMaxIdle=5" in note, note
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_the_programs_ceiling_over_aci_cells_counts_the_reserves_groups(
         stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """`pulumi up`'s note for a stack whose dispatcher gets ACI_CELLS and the bot channel (so it runs the

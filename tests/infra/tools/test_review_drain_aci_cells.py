@@ -22,8 +22,6 @@ from tests.fakes.fixtures import fake_aci  # noqa: F401 - a fixture
 from tests.infra.tools.test_drain_azure import APP, IN_B, OPERATOR, OTHER, cells_outputs, launch, launch_in
 
 
-@pytest.mark.xfail(strict=True, reason="a cell's sign-in given up (`Transient` from ArmToken) escapes "
-                   "`_sweep_cells`: the drain stops without draining the others or naming the cell")
 def test_a_cell_whose_sign_in_fails_is_named_and_the_others_are_drained(fake_aci: FakeArmAci) -> None:  # noqa: F811
     cell_b = fake_aci.add_subscription(OTHER, "vf-cell-b")
     asyncio.run(launch(fake_aci))
