@@ -208,7 +208,7 @@ class SharedCreateLimit:
         return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0, queued=bool(int(queued)))
 
     async def turn_of(self, what: str, keep_seconds: float) -> float:
-        keys = [self._key, self._store.key("create-turn", what), self._holes]
+        keys = [self._key, self._turn_key(what), self._holes]
         args = [self._interval_ms, self._burst, max(1, int(keep_seconds * 1000))]
         wait_ms = await self._store.call(lambda: self._turn_of(keys=keys, args=args))
         return int(wait_ms) / 1000
@@ -220,8 +220,13 @@ class SharedCreateLimit:
         await self._store.call(lambda: self._give_back(keys=keys, args=args))
 
     async def give_back_turn(self, what: str) -> None:
-        keys = [self._key, self._store.key("create-turn", what), self._holes]
+        keys = [self._key, self._turn_key(what), self._holes]
         await self._store.call(lambda: self._give_back_turn(keys=keys, args=[self._interval_ms, self._burst]))
+
+    def _turn_key(self, what: str) -> str:
+        # Per bucket, as the memory count keeps them: one call's record in the home bucket and in this
+        # region's share (`<bucket>@share`) are two turns, each given back to its own bucket.
+        return self._store.key("create-turn", self._name, what)
 
     async def _turn(self, mode: str, max_wait: float, ticket: str = "") -> CreateTurn:
         args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000), ticket]
