@@ -66,7 +66,7 @@ class InviteSpacing:
                     return turn.wait if turn.granted else NOT_YET
             # Read or taken in one step in the store, on its clock: asks at once (the edge's retried poll, at any
             # replica) hold one turn, and replicas whose clocks differ say the same wait.
-            return await self._limits.create_limit(bucket, cps, 1).turn_of(DUE + session_id, RECORD_SECONDS)
+            return (await self._limits.create_limit(bucket, cps, 1).turn_of(DUE + session_id, RECORD_SECONDS)).wait
         return 0.0
 
     async def give_back(self, session_id: str, cps_of: Callable[[str], Awaitable[float]]) -> None:

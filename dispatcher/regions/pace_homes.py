@@ -40,6 +40,7 @@ log = logging.getLogger("dispatcher.regions")
 
 PACE_PATH = "/regions/pace"
 PACING_ALONE = "pacing_alone"  # in a region's state: the homes it takes its share without, now
+PACE_KINDS = "pace_kinds"  # in a region's state: the buckets' kinds it takes asks for as their home
 ASK_SECONDS = ANSWER_SECONDS  # a call waits this long at most on a home that hangs
 INVITES = "trunk-invites"  # a trunk's INVITEs' bucket (dispatcher/phone/invite_spacing.py)
 # A call's INVITE turn is kept past the edge's wait for its bot (`answer_seconds`) and its retries.
@@ -83,18 +84,19 @@ def pace_home(names: Mapping[str, str], bucket: str) -> str:
 
 
 async def bucket_turn(limits: CreateLimits, bucket: str, per_second: float, max_wait: float,
-                      holder: str | None, ticket: str = "", record: str = "") -> CreateTurn:
+                      holder: str | None, ticket: str = "", record: str = "", *, peer: bool = False) -> CreateTurn:
     """A turn of the store's bucket: shared between keys where the call names its key (`holder`), the
     call's `ticket` its place in its key's queue (`CreateLimit.shared`); or the turn recorded for `record`
-    (a call's INVITE: `CreateLimit.turn_of`), taken at its first ask."""
+    (a call's INVITE: `CreateLimit.turn_of`), taken at its first ask: however far off for this region's own
+    call (its hand-over's pace bounds its queue), within `max_wait` for a `peer`'s (nothing here bounds it)."""
     limit = limits.create_limit(bucket, per_second, 1)
     if record:
-        return CreateTurn(True, await limit.turn_of(record, RECORD_SECONDS), 0)
+        return await limit.turn_of(record, RECORD_SECONDS, max_wait if peer else math.inf)
     return await (limit.cold(max_wait, ticket) if holder is None else limit.shared(holder, max_wait, ticket))
 
 
 class OlderHome(Exception):
-    """The bucket's home runs a release that takes no INVITE asks (it refused the kind, 400)."""
+    """The bucket's home runs a release that takes no INVITE asks: its signed state lists no such kind."""
 
 
 class RegionPaces:
@@ -117,6 +119,7 @@ class RegionPaces:
         self._listed_until: dict[str, float] = {}  # … → until when
         self._alone_at: dict[str, frozenset[str]] = {}  # a peer → the homes it said it paces alone from
         self._named_by: dict[str, frozenset[str]] = {}  # a peer → the regions its REGIONS names
+        self._kinds_at: dict[str, frozenset[str]] = {}  # a peer → the kinds it said it is home for
         self._warned: set[tuple[str, str]] = set()
         if self._regions.several:
             peers.answer_listeners.append(self._heard)
@@ -159,14 +162,14 @@ class RegionPaces:
         for name in (bucket, f"{bucket}@share"):
             await self._limits.create_limit(name, per_second, 1).give_back_turn(f"{self._regions.here}:{record}")
 
-    async def serve(self, bucket: str, per_second: float, max_wait: float,
-                    holder: str | None = None, ticket: str = "", record: str = "") -> tuple[bool, float, bool]:
+    async def serve(self, bucket: str, per_second: float, max_wait: float, holder: str | None = None,
+                    ticket: str = "", record: str = "", *, peer: bool = False) -> tuple[bool, float, bool]:
         """As the bucket's home: a turn at the share of the pace of every region that asks here (this
-        one, and each peer heard from that does not pace alone from it)."""
+        one, and each peer heard from that does not pace alone from it); `peer`: asked by another region."""
         asking = 1 + sum(1 for peer in self._peers.by_name.values()
                          if peer.reachable and self._regions.here not in self._alone_at.get(peer.name, ()))
         rate = per_second * asking / len(self.named())
-        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder, ticket, record)
+        turn = await bucket_turn(self._limits, bucket, rate, max_wait, holder, ticket, record, peer=peer)
         return turn.granted, turn.wait, turn.queued
 
     def named(self) -> frozenset[str]:
@@ -197,6 +200,8 @@ class RegionPaces:
         """The home's answer; this call's own refusal when the ask found no slot, was refused or not
         answered; None when the home is passed over now."""
         by = f"home {peer.name}"
+        if record and INVITES not in self._kinds_at.get(peer.name, (INVITES,)):
+            raise OlderHome(peer.name)  # said in its signed state: never an answer whoever is on the path can give
         slots = self._slots.setdefault(peer.name, asyncio.Semaphore(ASKS_PER_HOME))
         try:
             async with asyncio.timeout(SLOT_SECONDS):
@@ -211,8 +216,6 @@ class RegionPaces:
         if answer is not None:
             self._failures.pop(peer.name, None)
             return PaceTurn(answer[0], answer[1], by, queued=answer[2])
-        if record and why == "answered 400":
-            raise OlderHome(peer.name)
         if _refused_the_call(why):  # the home is up: it refused this ask itself
             return PaceTurn(False, ASK_SECONDS, by, f"its home region {peer.name} refused this call's turn ({why})")
         failures = self._failures[peer.name] = self._failures.get(peer.name, 0) + 1
@@ -239,10 +242,13 @@ class RegionPaces:
         granted = data.get("granted") if isinstance(data, Mapping) else None
         wait = data.get("wait") if isinstance(data, Mapping) else None
         queued = data.get("queued") is True if isinstance(data, Mapping) else False  # an older home: never
-        # A turn past the longest wait asked for is no answer (a call would sleep on it), nor a refusal's
-        # wait past any bound (its Retry-After).
-        if isinstance(granted, bool) and _number(wait, 0.0, max_wait + 0.01 if granted else MAX_WAIT_SECONDS):
-            return (granted, float(wait), queued and not granted), why  # type: ignore[arg-type]  # a number, checked
+        if isinstance(granted, bool) and _number(wait, 0.0, math.inf):
+            # The home answered: a turn past the longest wait asked for is not this call's now (it would sleep
+            # on it; an INVITE's, recorded there, comes nearer at its next ask), a refusal's wait bounded (its
+            # Retry-After).
+            soon = granted and float(wait) <= max_wait + 0.01  # type: ignore[arg-type]  # a number, checked
+            return (soon, float(wait) if soon else min(float(wait), MAX_WAIT_SECONDS),  # type: ignore[arg-type]
+                    queued and not granted), why
         return None, why if data is None else "answered no turn"
 
     async def _share(self, bucket: str, per_second: float, max_wait: float, home: str,
@@ -263,6 +269,8 @@ class RegionPaces:
     async def _heard(self, peer: Peer, answer: Mapping[str, Any]) -> None:
         homes = answer.get(PACING_ALONE)
         self._alone_at[peer.name] = frozenset(str(h) for h in homes[:64]) if isinstance(homes, list) else frozenset()
+        kinds = answer.get(PACE_KINDS)  # none: a release before INVITE asks (which listed no kinds)
+        self._kinds_at[peer.name] = frozenset(str(k) for k in kinds[:16]) if isinstance(kinds, list) else frozenset()
         try:
             self._named_by[peer.name] = frozenset(parse_regions(str(answer.get("regions", ""))))
         except SettingsError:  # a conflict the polls report; nothing to count here
@@ -279,7 +287,9 @@ class RegionPaces:
                         "the whole deployment's, every region's setting the same (docs/sip.md, upgrading to "
                         "several regions)", sender, bucket, rate, own)
         granted, wait, queued = await self.serve(bucket, rate if own is None else min(rate, own), wait, holder,
-                                                 ticket, f"{sender}:{record}" if record else "")
+                                                 ticket, f"{sender}:{record}" if record else "", peer=True)
+        # A refusal's wait within what the asker reads (a bucket pushed past it is still a refusal, not no answer).
+        wait = wait if granted else min(wait, MAX_WAIT_SECONDS)
         return {"granted": granted, "wait": round(wait, 3), **({"queued": True} if queued else {})}
 
     def parse_ask(self, data: object) -> tuple[str, float, float, str | None, str, str]:

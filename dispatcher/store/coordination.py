@@ -19,6 +19,7 @@ say what that means to their own clients.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -292,10 +293,12 @@ class CreateLimit(Protocol):
         pace serves in `max_wait` (docs/phone.md#sharing-a-pace)."""
         ...
 
-    async def turn_of(self, what: str, keep_seconds: float) -> float:
-        """Seconds until the turn recorded for `what` (a call's INVITE), taken as a cold turn however far
-        off at the first ask and kept `keep_seconds`: one read-or-take, so asks at once take one turn, and
-        every replica reads the same wait on the store's clock (the caller bounds the queue)."""
+    async def turn_of(self, what: str, keep_seconds: float, longest: float = math.inf) -> CreateTurn:
+        """The turn recorded for `what` (a call's INVITE): granted, `wait` the seconds until it; taken as a
+        cold turn at the first ask and kept `keep_seconds`: one read-or-take, so asks at once take one turn,
+        and every replica reads the same wait on the store's clock. A turn not yet recorded that could come
+        no sooner than `longest` is not taken: refused, `wait` the earliest it could come (the default: taken
+        however far off, where the caller bounds the queue)."""
         ...
 
     async def give_back(self, ticket: str, holder: str | None = None) -> None:

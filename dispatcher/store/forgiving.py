@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -173,9 +174,9 @@ class ForgivingCreateLimit:
         return await forgiving(lambda: self._shared.shared(holder, max_wait, ticket),
                                lambda: self._alone.shared(holder, max_wait, ticket), "create limit")
 
-    async def turn_of(self, what: str, keep_seconds: float) -> float:
-        return await forgiving(lambda: self._shared.turn_of(what, keep_seconds),
-                               lambda: self._alone.turn_of(what, keep_seconds), "create limit")
+    async def turn_of(self, what: str, keep_seconds: float, longest: float = math.inf) -> CreateTurn:
+        return await forgiving(lambda: self._shared.turn_of(what, keep_seconds, longest),
+                               lambda: self._alone.turn_of(what, keep_seconds, longest), "create limit")
 
     # Each count gives back what it gave (a turn taken during an outage is this replica's own).
     async def give_back(self, ticket: str, holder: str | None = None) -> None:

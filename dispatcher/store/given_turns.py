@@ -54,7 +54,9 @@ local function free(bucket, holes, due, now, interval, burst)
     return
   end
   tat = tat - interval
-  while redis.call('ZREM', holes, string.format('%d', tat - burst * interval)) == 1 do
+  -- each step takes one hole: at most as many steps as holes
+  for _ = 1, redis.call('ZCARD', holes) do
+    if redis.call('ZREM', holes, string.format('%d', tat - burst * interval)) == 0 then break end
     tat = tat - interval
   end
   if tat > now then redis.call('SET', bucket, tat, 'PX', tat - now) else redis.call('DEL', bucket) end

@@ -195,18 +195,21 @@ class LocalCreateLimit:
             self._holders[holder] = now + turn.wait
         return turn
 
-    async def turn_of(self, what: str, keep_seconds: float) -> float:
+    async def turn_of(self, what: str, keep_seconds: float, longest: float = math.inf) -> CreateTurn:
         now = self._clock()
         while self._turns and next(iter(self._turns.values()))[1] <= now:  # kept alike: the oldest run out first
             del self._turns[next(iter(self._turns))]
         if what not in self._turns:
-            hole = self._take_hole(now, math.inf)
+            hole = self._take_hole(now, longest)
             if hole is None:
                 due = max(self._due, now)
-                hole = now + max(0.0, due + self._interval - self._burst * self._interval - now)
+                wait = max(0.0, due + self._interval - self._burst * self._interval - now)
+                if wait > longest:
+                    return CreateTurn(False, wait, 0)
+                hole = now + wait
                 self._due = due + self._interval
             self._turns[what] = (hole, now + keep_seconds)
-        return max(0.0, self._turns[what][0] - now)
+        return CreateTurn(True, max(0.0, self._turns[what][0] - now), 0)
 
     async def give_back(self, ticket: str, holder: str | None = None) -> None:
         now = self._clock()

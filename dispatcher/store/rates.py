@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from dispatcher.store.client import Store
@@ -148,14 +149,18 @@ return {1, due - now, 0}
 """
 
 
-# KEYS: the bucket, the turn's record, the bucket's holes. ARGV: interval (ms), burst, the record's life (ms).
-# Returns the wait (ms) until the recorded turn, taken now if none was (a turn given back first).
+# KEYS: the bucket, the turn's record, the bucket's holes.
+# ARGV: interval (ms), burst, the record's life (ms), the longest wait for a turn not yet recorded (ms, -1: none).
+# Returns {granted (0/1), wait (ms)}: the recorded turn, taken now if none was (a turn given back first); refused,
+# nothing taken, where that turn could come no sooner than the longest wait.
 _TURN_OF = TAKE_HOLE + """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local longest = tonumber(ARGV[4])
+if longest < 0 then longest = math.huge end
 local due = tonumber(redis.call('GET', KEYS[2]) or -1)
 if due < 0 then
-  due = take_hole(KEYS[3], now, math.huge)
+  due = take_hole(KEYS[3], now, longest)
   if not due then
     local interval = tonumber(ARGV[1])
     local burst = tonumber(ARGV[2])
@@ -163,12 +168,13 @@ if due < 0 then
     if tat < now then tat = now end
     local wait = tat + interval - burst * interval - now
     if wait < 0 then wait = 0 end
+    if wait > longest then return {0, wait} end
     redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
     due = now + wait
   end
   redis.call('SET', KEYS[2], due, 'PX', ARGV[3])
 end
-return math.max(0, due - now)
+return {1, math.max(0, due - now)}
 """
 
 
@@ -207,11 +213,12 @@ class SharedCreateLimit:
         granted, wait_ms, queued = await self._store.call(lambda: self._shared(keys=keys, args=args))
         return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0, queued=bool(int(queued)))
 
-    async def turn_of(self, what: str, keep_seconds: float) -> float:
-        keys = [self._key, self._store.key("create-turn", what), self._holes]
-        args = [self._interval_ms, self._burst, max(1, int(keep_seconds * 1000))]
-        wait_ms = await self._store.call(lambda: self._turn_of(keys=keys, args=args))
-        return int(wait_ms) / 1000
+    async def turn_of(self, what: str, keep_seconds: float, longest: float = math.inf) -> CreateTurn:
+        keys = [self._key, self._turn_key(what), self._holes]
+        args = [self._interval_ms, self._burst, max(1, int(keep_seconds * 1000)),
+                int(longest * 1000) if math.isfinite(longest) else -1]
+        granted, wait_ms = await self._store.call(lambda: self._turn_of(keys=keys, args=args))
+        return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, 0)
 
     async def give_back(self, ticket: str, holder: str | None = None) -> None:
         keys = [self._key, self._holders, self._store.key("create-queue", self._name, holder or ""), self._given,
@@ -220,8 +227,13 @@ class SharedCreateLimit:
         await self._store.call(lambda: self._give_back(keys=keys, args=args))
 
     async def give_back_turn(self, what: str) -> None:
-        keys = [self._key, self._store.key("create-turn", what), self._holes]
+        keys = [self._key, self._turn_key(what), self._holes]
         await self._store.call(lambda: self._give_back_turn(keys=keys, args=[self._interval_ms, self._burst]))
+
+    def _turn_key(self, what: str) -> str:
+        # Per bucket, as the memory count keeps them: one call's record in the home bucket and in this
+        # region's share (`<bucket>@share`) are two turns, each given back to its own bucket.
+        return self._store.key("create-turn", self._name, what)
 
     async def _turn(self, mode: str, max_wait: float, ticket: str = "") -> CreateTurn:
         args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000), ticket]

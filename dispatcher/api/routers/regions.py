@@ -39,7 +39,7 @@ from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
-from dispatcher.regions.pace_homes import PACE_PATH, PACING_ALONE
+from dispatcher.regions.pace_homes import KINDS, PACE_KINDS, PACE_PATH, PACING_ALONE
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.releases import RELEASES_PATH, STATE_FIELD
 from dispatcher.regions.runtime import RUNTIME_PATH
@@ -129,8 +129,10 @@ async def region_state(request: Request) -> Response:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
-    if state.region_paces is not None and (alone := state.region_paces.alone()):
-        answer[PACING_ALONE] = alone  # the paces' homes set this region's share aside while it paces alone
+    if state.region_paces is not None:
+        answer[PACE_KINDS] = list(KINDS)  # what a peer asks here as a bucket's home (an older release: fewer)
+        if alone := state.region_paces.alone():
+            answer[PACING_ALONE] = alone  # the paces' homes set this region's share aside while it paces alone
     # Each budgeted key's use here, which the peers add to theirs at a start (one budget for the deployment).
     if (budget_use := state.sessions.budgets.usage.shared(time.time())) is not None:
         answer[BUDGET_USE_FIELD] = budget_use

@@ -13,9 +13,11 @@ import asyncio
 import time
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -33,7 +35,7 @@ from dispatcher.store.local import LocalCoordination
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.test_trunk_calls import SteppedBuckets, listed
 from tests.dispatcher.regions.test_pace_homes import SECRET as REGION_SECRET
-from tests.dispatcher.regions.test_pace_homes import Clock, home_answering, home_app
+from tests.dispatcher.regions.test_pace_homes import Clock, home_answering, home_app, signed
 from tests.fakes.server import FakeServer
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -151,17 +153,25 @@ async def test_every_replica_says_the_same_wait_for_a_call_whatever_its_clock(
 
 
 async def test_two_regions_calls_joined_at_once_reach_the_trunk_a_turn_apart(tmp_path: Path) -> None:
-    """The trunk's INVITE bucket has one home region (eu, a real dispatcher on loopback); us asks it, signed, so a
-    carrier counting the trunk's `cps` (Twilio error 32001, https://www.twilio.com/docs/api/errors/32001) sees
-    the two regions' INVITEs a turn apart, not together."""
+    """The trunk's INVITE bucket has one home region (eu, a real dispatcher on loopback, whose state us polls:
+    it lists the INVITE bucket's kind); us asks it, signed, so a carrier counting the trunk's `cps` (Twilio error
+    32001, https://www.twilio.com/docs/api/errors/32001) sees the two regions' INVITEs a turn apart, not together.
+    The hand-over's longest wait here is a few turns, so us's turn is within it."""
     trunk = homed_at_eu({"eu": "", "us": ""})
-    app = home_app(tmp_path, {"eu": "http://127.0.0.1:1", "us": "http://127.0.0.1:2"})
-    with FakeServer(app) as home:
-        us = RegionPaces(Peers(Regions("us", MappingProxyType({"eu": home.url, "us": "http://127.0.0.1:2"}),
-                                       REGION_SECRET.encode())), LocalCoordination())
+    served: list[FastAPI] = []
+
+    async def eu_app(scope: Any, receive: Any, send: Any) -> None:  # built once its URL is known
+        await served[0](scope, receive, send)
+
+    with FakeServer(eu_app) as home:
+        urls = {"eu": home.url, "us": "http://127.0.0.1:2"}
+        app = home_app(tmp_path, urls)
+        served.append(app)
+        us = RegionPaces(Peers(Regions("us", MappingProxyType(urls), REGION_SECRET.encode())), LocalCoordination())
         regions = [InviteSpacing(app.state.voicefleet.region_paces, LocalFirstClaims()),  # each region's own store
-                   InviteSpacing(us, LocalFirstClaims())]
+                   InviteSpacing(us, LocalFirstClaims(), max_wait=3 / SLOW_CPS)]
         try:
+            assert await us._peers.poll(us._peers.by_name["eu"]) == [] and us._peers.by_name["eu"].reachable
             for n, region in enumerate(regions):
                 await region.handed(f"vf_call_{n}", trunk)
             waits = [await region.wait(f"vf_call_{n}", slow) for n, region in enumerate(regions)]
@@ -195,23 +205,31 @@ async def test_a_home_that_does_not_answer_holds_the_invite_and_is_passed_over_f
 
 
 async def test_a_home_of_an_earlier_release_leaves_each_region_spacing_its_own_invites() -> None:
-    """A home that refuses the INVITE bucket (400, as a release without it does): the call is spaced in its own
-    region's store at the trunk's whole `cps`, as before, never held waiting for a turn no home gives."""
+    """A home whose signed state lists no kinds of bucket (a release without the INVITE bucket, which refuses it
+    400): the call is spaced in its own region's store at the trunk's whole `cps`, as before, never held waiting
+    for a turn no home gives, and that home is not asked for it."""
     async def older(_request: Request) -> Response:
         return JSONResponse({"error": {"code": "invalid_request"}}, status_code=400)
 
-    with home_answering(older) as (url, asked):
+    listing: list[str] = []
+
+    async def older_state(request: Request) -> Response:  # what a region of that release says it is, signed
+        return signed(request, {"region": "eu", "regions": listing[0], "capacity": {}})
+
+    with home_answering(older, state=older_state) as (url, asked):
         urls = {"eu": url, "us": "http://127.0.0.1:2"}
+        listing.append(Regions("eu", MappingProxyType(urls), REGION_SECRET.encode()).listing())
         trunk = homed_at_eu(urls)
         us = RegionPaces(Peers(Regions("us", MappingProxyType(urls), REGION_SECRET.encode())), LocalCoordination())
         spacing = InviteSpacing(us, LocalFirstClaims())
         try:
+            assert await us._peers.poll(us._peers.by_name["eu"]) == [] and us._peers.by_name["eu"].reachable
             for name in ("vf_a", "vf_b"):
                 await spacing.handed(name, trunk)
             waits = [await spacing.wait(name, slow) for name in ("vf_a", "vf_b")]
         finally:
             await us.aclose()
-    assert asked and [round(w * SLOW_CPS) for w in waits] == [0, 1], waits  # a turn apart at the whole cps
+    assert asked == [] and [round(w * SLOW_CPS) for w in waits] == [0, 1], waits  # a turn apart at the whole cps
 
 
 async def test_each_call_is_told_its_own_turn_a_turn_apart_and_the_same_turn_when_asked_again(

@@ -34,11 +34,13 @@ from dispatcher.regions.pace_homes import (
     ASKS_PER_HOME,
     HANDOVER_SECONDS,
     LINGER_SECONDS,
+    MAX_WAIT_SECONDS,
     PACE_PATH,
+    PASS_OVER_FAILURES,
     RegionPaces,
     pace_home,
 )
-from dispatcher.regions.peers import Peers
+from dispatcher.regions.peers import STATE_PATH, Peers
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionSigner, answer_signature
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
@@ -80,15 +82,18 @@ def paces_at(here: str, urls: dict[str, str], clock: Clock | None = None) -> Reg
 
 
 @contextmanager
-def home_answering(answer: Callable[[Request], Awaitable[Response]]) -> Iterator[tuple[str, list[float]]]:
-    """A stand-in at the home's URL that answers each ask with `answer(request)`; the times it was asked."""
+def home_answering(answer: Callable[[Request], Awaitable[Response]], *,
+                   state: Callable[[Request], Awaitable[Response]] | None = None) -> Iterator[tuple[str, list[float]]]:
+    """A stand-in at the home's URL that answers each ask with `answer(request)`, and its state's polls with
+    `state(request)` where given; the times it was asked."""
     asked: list[float] = []
 
     async def pace(request: Request) -> Response:
         asked.append(time.monotonic())
         return await answer(request)
 
-    with FakeServer(Starlette(routes=[Route(PACE_PATH, pace, methods=["POST"])])) as server:
+    routes = [Route(PACE_PATH, pace, methods=["POST"]), *([Route(STATE_PATH, state)] if state else [])]
+    with FakeServer(Starlette(routes=routes)) as server:
         yield server.url, asked
 
 
@@ -112,13 +117,7 @@ def signed(request: Request, data: object) -> Response:
     return Response(body, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
 
 
-async def signed_past_the_wait(request: Request) -> Response:
-    """Signed as a region signs, a turn an hour away: a call would sleep on it."""
-    return signed(request, {"granted": True, "wait": 3600})
-
-
-@pytest.mark.parametrize("answer", [unsigned, hanging, failing, signed_past_the_wait],
-                         ids=["unsigned", "hanging", "5xx", "past_the_wait"])
+@pytest.mark.parametrize("answer", [unsigned, hanging, failing], ids=["unsigned", "hanging", "5xx"])
 async def test_a_home_that_cannot_be_asked_is_asked_once_then_this_region_paces_its_share(answer: Any) -> None:
     clock = Clock()
     with home_answering(answer) as (url, asked):
@@ -141,6 +140,24 @@ async def test_a_home_that_cannot_be_asked_is_asked_once_then_this_region_paces_
     assert all(turn.granted and "home eu does not answer" in turn.by for turn in turns)
     # Its share: 2 calls a second ÷ 2 regions, one a second.
     assert [round(turn.wait) for turn in turns] == [0, 1, 2]
+
+
+async def test_a_signed_turn_past_the_wait_refuses_that_call_and_leaves_the_home_asked() -> None:
+    """The home answered (signed) with a turn an hour away: the call would sleep on it, so it is refused, its
+    wait bounded as a refusal's; the home is up, never passed over."""
+    async def far(request: Request) -> Response:
+        return signed(request, {"granted": True, "wait": 7200})
+
+    with home_answering(far) as (url, asked):
+        urls = {"eu": url, "us": "http://127.0.0.1:1"}
+        paces = paces_at("us", urls)
+        try:
+            turns = [await paces.turn(bucket_at("eu", urls), 1.0, MAX_WAIT) for _ in range(PASS_OVER_FAILURES + 1)]
+            assert paces.alone() == []
+        finally:
+            await paces.aclose()
+    assert len(asked) == PASS_OVER_FAILURES + 1
+    assert all(not t.granted and t.by == "home eu" and t.wait == MAX_WAIT_SECONDS for t in turns), turns
 
 
 async def test_a_home_that_fails_now_and_then_refuses_only_the_calls_whose_ask_failed() -> None:

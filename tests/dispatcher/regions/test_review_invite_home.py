@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-import pytest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from dispatcher.phone.invite_spacing import NOT_YET, InviteSpacing
 from dispatcher.regions.config import Regions
@@ -16,7 +15,7 @@ from dispatcher.regions.pace_homes import INVITES, PASS_OVER_FAILURES, RegionPac
 from dispatcher.regions.peers import Peers
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.memory import LocalFirstClaims
-from tests.dispatcher.regions.test_pace_homes import SECRET, home_answering, paces_at
+from tests.dispatcher.regions.test_pace_homes import SECRET, home_answering, paces_at, signed
 
 MAX_WAIT = 5.0  # the hand-over's longest wait (TrunkCallSettings.max_wait_seconds' default)
 CPS = 1.0
@@ -26,9 +25,6 @@ def invites_homed_at_eu(urls: dict[str, str]) -> str:
     return next(b for n in range(100) if pace_home(urls, b := f"{INVITES}:far{n}") == "eu")
 
 
-@pytest.mark.xfail(strict=True, reason="an INVITE ask is served by turn_of, which takes a turn however far away: "
-                   "the home grants (and spends) turns past the asker's max_wait, which the asker discards as no "
-                   "answer; any signed peer pushes the trunk's INVITE bucket out without bound, one record each")
 async def test_the_home_grants_no_invite_turn_past_the_asker_s_longest_wait() -> None:
     urls = {"eu": "http://127.0.0.1:1", "us": "http://127.0.0.1:2"}
     eu = paces_at("eu", urls)
@@ -39,13 +35,9 @@ async def test_the_home_grants_no_invite_turn_past_the_asker_s_longest_wait() ->
     assert past == [], past
 
 
-@pytest.mark.xfail(strict=True, reason="the asker reads a granted turn past max_wait as no answer and, after "
-                   "PASS_OVER_FAILURES, passes over a home that is up: it then spaces its share (cps / regions) in "
-                   "its own store while the home's INVITE turns, granted at the whole cps past the hand-over's "
-                   "max_wait, are still due, so the trunk sees more than its cps")
 async def test_a_home_that_answers_with_a_far_invite_turn_is_not_passed_over() -> None:
-    async def busy(_request: Request) -> Response:  # what the home above answers once its bucket is 30 s out
-        return JSONResponse({"granted": True, "wait": 30.0})
+    async def busy(request: Request) -> Response:  # what the home above answers once its bucket is 30 s out
+        return signed(request, {"granted": True, "wait": 30.0})  # signed: the home's own answer
 
     with home_answering(busy) as (url, asked):
         urls = {"eu": url, "us": "http://127.0.0.1:2"}
@@ -61,11 +53,6 @@ async def test_a_home_that_answers_with_a_far_invite_turn_is_not_passed_over() -
     assert us.alone() == []  # the home answered every ask: this region does not pace alone from it
 
 
-@pytest.mark.xfail(strict=True, reason="signed_request never checks the signature of a non-200 answer, and _ask "
-                   "reads any 'answered 400' to an INVITE ask as a home of an earlier release: a 400 from whatever "
-                   "answers at the home's URL (a proxy, a load balancer, an on-path attacker) makes this region "
-                   "space its INVITEs alone at the trunk's whole cps at once, with no hand-over, while the home's "
-                   "turns still go")
 async def test_an_unsigned_400_at_the_home_s_url_does_not_turn_off_the_home_s_spacing() -> None:
     async def proxy(_request: Request) -> Response:  # no region's signature: not the home's answer
         return Response("<html><body>400 Bad Request</body></html>", status_code=400, media_type="text/html")

@@ -30,10 +30,6 @@ async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordina
     await one.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="a turn's record (`create-turn:<what>`) is one key whatever the bucket in "
-                   "the store (the memory count keeps it per bucket): give_back_record reads the share turn's "
-                   "record while it frees in the home bucket, so the hole lands in the wrong bucket and the share "
-                   "bucket's turn is never freed")
 async def test_a_share_turn_given_back_is_taken_by_this_region_s_next_call(coordination: Coordination) -> None:
     """us is not the bucket's home (eu is) and eu does not answer: us's calls take turns of its share. A call
     that ended before its INVITE (GET /edge/calls/{id} read `ended`) gives its share turn back; the next call

@@ -27,9 +27,21 @@ async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordina
 async def test_asks_at_once_for_one_calls_turn_take_one_turn(coordination: Coordination) -> None:
     invites = coordination.create_limit("trunk-invites:far", 1 / INTERVAL, 1)
     first = await asyncio.gather(*(invites.turn_of("invite-due:vf_a", 900.0) for _ in range(3)))
-    assert [round(w / INTERVAL) for w in first] == [0, 0, 0]
+    assert [(t.granted, round(t.wait / INTERVAL)) for t in first] == [(True, 0)] * 3
     nxt = await invites.turn_of("invite-due:vf_b", 900.0)
-    assert round(nxt / INTERVAL) == 1  # one turn later, not three
+    assert nxt.granted and round(nxt.wait / INTERVAL) == 1  # one turn later, not three
     again = await invites.turn_of("invite-due:vf_b", 900.0)
-    assert round(again / INTERVAL) == 1  # asked again: the same turn, none taken
+    assert again.granted and round(again.wait / INTERVAL) == 1  # asked again: the same turn, none taken
     assert round((await invites.look()).wait / INTERVAL) == 2
+
+
+async def test_a_turn_past_the_longest_wait_is_refused_and_not_taken(coordination: Coordination) -> None:
+    """What a home grants another region's call (dispatcher/regions/pace_homes.py): nothing past its wait."""
+    invites = coordination.create_limit("trunk-invites:bound", 1 / INTERVAL, 1)
+    assert (await invites.turn_of("invite-due:vf_a", 900.0, 1.5 * INTERVAL)).granted  # due now
+    assert round((await invites.turn_of("invite-due:vf_b", 900.0, 1.5 * INTERVAL)).wait / INTERVAL) == 1
+    far = await invites.turn_of("invite-due:vf_c", 900.0, 1.5 * INTERVAL)
+    assert not far.granted and round(far.wait / INTERVAL) == 2  # the earliest it could come
+    assert round((await invites.look()).wait / INTERVAL) == 2  # none taken for it
+    again = await invites.turn_of("invite-due:vf_b", 900.0, 0.0)
+    assert again.granted and round(again.wait / INTERVAL) == 1  # a turn recorded is the call's, whatever the bound
