@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from voicefleet.errors import Failed
+from voicefleet.evals.checks import NO_HANG_UP
 from voicefleet.evals.gate import verdict_body
 from voicefleet.evals.outcome import CallResult, Stall, TurnResult
 from voicefleet.evals.report import junit, summary, table
@@ -230,3 +231,25 @@ def test_an_answer_not_heard_whose_audio_came_seconds_behind_is_inconclusive() -
     # Words the bot heard as said and answered wrong are its own, however late they came back.
     unheard.turns[1].problems = ["expected 'table for two', heard 'For how many people?'"]
     assert Rules().outcome(unheard) == "failed"
+
+
+def test_a_hang_up_not_seen_after_an_answer_the_machine_held_back_goes_with_that_answer() -> None:
+    """`bot_ends`: a bot whose answer the busy machine held back did not reach its goodbye, so no hang-up
+    came either (the booking line at a load of 20, its host 13 s behind): that proves no more than the
+    answer not heard. A hang-up missing after answers all heard is the bot's, unless its host fell behind
+    in the last turn, where the hang-up comes; a hang-up it should not have made is the bot's, however busy."""
+    unheard = call("s1", (), STARVED_IN_TURN_2)
+    unheard.turns[1].problems = ["expected an answer, heard nothing"]
+    unheard.problems = [NO_HANG_UP]
+    assert Rules().outcome(unheard) == "inconclusive"
+    assert Rules().reason(unheard) == "the bot's host fell behind real time by 9.2 s in turn 2: its machine was busy"
+    unheard.bot_stalls = [Stall(T0 + 21, 0.3, 0.4)]  # its host kept up: the silence, and no hang-up, its own
+    assert Rules().outcome(unheard) == "failed"
+    answered = call("s1", (), [Stall(T0 + 31, 4.1, 4.0), Stall(T0 + 32, 5.2, 5.3)])  # held in the last turn
+    answered.problems = [NO_HANG_UP]
+    assert Rules().outcome(answered) == "inconclusive"
+    answered.bot_stalls = [Stall(T0 + 11, 4.1, 4.0)]  # held in turn 1 only: its host caught up long before
+    assert Rules().outcome(answered) == "failed"
+    answered.bot_stalls = [Stall(T0 + 31, 4.1, 4.0), Stall(T0 + 32, 5.2, 5.3)]
+    answered.problems = ["the bot ended the call, which it should not"]
+    assert Rules().outcome(answered) == "failed"

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,6 +130,35 @@ def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
     return path
 
 
+HOST_REASONS = r"fell behind real time|connection was lost"  # the command's reasons a call has no verdict
+
+
+def with_verdicts(url: str, runs: list[list[str]], placed_again: list[str]) -> list[EvalRun]:
+    """Each of `runs` (the arguments of a run of the command), all at once; those the machine left
+    without a verdict on the bot (exit 4, each call's reason the host's) placed again, at once, up to
+    AGAIN times: each placing noted in `placed_again` (noted_again reports them). The last run of each."""
+    results = evals_at_once(url, *runs)
+    for _ in range(AGAIN):
+        pending = [i for i, result in enumerate(results) if result.exit_code == INCONCLUSIVE]
+        if not pending:
+            break
+        for i in pending:
+            reasons = [c["reason"] for s in json.loads(results[i].stdout)["scenarios"] for c in s["inconclusive"]]
+            assert reasons and all(re.search(HOST_REASONS, r) for r in reasons), results[i].output
+            placed_again.append(f"{' '.join(Path(a).name for a in runs[i])}: {reasons[0]}")
+        for i, result in zip(pending, evals_at_once(url, *(runs[i] for i in pending)), strict=True):
+            results[i] = result
+    return results
+
+
+def noted_again(placed_again: list[str]) -> None:
+    """How often the test placed a call again for want of a verdict, as a warning in the run's summary
+    (JUnit's xunit2 takes no test properties): a busy host's cost is seen, never hidden."""
+    if placed_again:
+        warnings.warn(f"{len(placed_again)} run(s) placed again, the host leaving them without a verdict: "
+                      + "; ".join(placed_again), stacklevel=2)
+
+
 def failures_of(result: Result | EvalRun) -> dict[str, str]:
     summary = json.loads(result.stdout)
     return {s["scenario"]: s["failures"][0]["failure"] for s in summary["scenarios"] if s["failures"]}
@@ -170,23 +200,34 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
     assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # each call an eval's, on its release
 
 
+# Up to 1 + AGAIN rounds each for the faults, the stable release and the slow one, 80-100 s a round
+# beside two hogs (docs/testing.md): 600 s ended it in its sixth.
+@pytest.mark.timeout(1200)
 def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
     # Three runs of the command at once, each its own process: one call each, on releases of their own.
-    # A fault's answer not heard is inconclusive where its bot's host fell over 2 s behind (the full suite
-    # at load 20-34 held the mute bot so): this test is of the faults, so only a host held a minute counts.
-    wrong, mute, crash = evals_at_once(
-        dispatcher.base_url, [str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"],
-        [str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json"],
-        [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"], bot_behind=60)
-    assert wrong.exit_code == 1, wrong.output
-    assert failures_of(wrong)["opening hours"].startswith(
-        "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed")
-    assert mute.exit_code == 1, mute.output
-    assert "turn 1 ('I want to cancel my booking'): expected an answer, heard nothing" in failures_of(mute)[
-        "cancel without a booking"]
-    assert crash.exit_code == 1, crash.output
-    assert failures_of(crash)["book a table"].startswith("turn 2 ('Yes please'): expected an answer, heard nothing")
-    for result, release in ((wrong, "wrong"), (mute, "mute"), (crash, "crash")):
+    # A fault's answer not heard, or a wrong one's answer not heard at all (at a load of 20 beside two
+    # hogs, the cold wrong bot's), is inconclusive where its bot's host fell over 2 s behind: no verdict
+    # on the fault, which the command says; those runs are placed again, and their placings reported.
+    runs = [[str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"],
+            [str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json"],
+            [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"]]
+    placed_again: list[str] = []
+    wrong, mute, crash = with_verdicts(dispatcher.base_url, runs, placed_again)
+    faults = {"wrong": wrong, "mute": mute, "crash": crash}
+    judged = {release: r for release, r in faults.items() if r.exit_code != INCONCLUSIVE}  # the others prove nothing
+    if "wrong" in judged:
+        assert wrong.exit_code == 1, wrong.output
+        assert failures_of(wrong)["opening hours"].startswith(
+            "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed"), wrong.output
+    if "mute" in judged:
+        assert mute.exit_code == 1, mute.output
+        assert "turn 1 ('I want to cancel my booking'): expected an answer, heard nothing" in failures_of(mute)[
+            "cancel without a booking"], mute.output
+    if "crash" in judged:
+        assert crash.exit_code == 1, crash.output
+        assert failures_of(crash)["book a table"].startswith(
+            "turn 2 ('Yes please'): expected an answer, heard nothing"), crash.output
+    for release, result in judged.items():
         assert set(evals_listed(dispatcher, result).values()) == {release}
 
     # 7 s before every reply: the stable release's own turn time plus 1.5 s is the bound, so a loaded
@@ -197,19 +238,30 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     # inconclusive (evals/bot_behind.py); 5.5 s late is more than any busy run held a bot (4.6 s).
     # Two at a time, the default: three at once held the stable's bots 6-7 s behind at a load of ~15,
     # which made its own calls inconclusive and left no bound to time the slow release against.
-    stable = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--repeat", "3", "--json")
-    assert stable.exit_code == 0, stable.output
-    bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 1500
-    timed = tmp_path / "timed.toml"
-    timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
-                     f"expect = {{ within_ms = {bound:.0f} }}\n")
-    # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two.
-    slow = run_eval(dispatcher.base_url, str(timed), "--release", "slow", "--repeat", "3", "--json")
-    assert slow.exit_code == 1, slow.output
-    late = failures_of(slow)["timed"]
-    assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
-    assert set(evals_listed(dispatcher, slow).values()) == {"slow"}
+    run = [str(SUITE / "opening_hours.toml"), "--repeat", "3", "--json"]
+    (stable,) = with_verdicts(dispatcher.base_url, [run], placed_again)
+    unproven = [release for release, r in {**faults, "stable": stable}.items() if r.exit_code == INCONCLUSIVE]
+    if stable.exit_code != INCONCLUSIVE:
+        assert stable.exit_code == 0, stable.output
+        bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 1500
+        timed = tmp_path / "timed.toml"
+        timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
+                         f"expect = {{ within_ms = {bound:.0f} }}\n")
+        # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two.
+        run = [str(timed), "--release", "slow", "--repeat", "3", "--json"]
+        (slow,) = with_verdicts(dispatcher.base_url, [run], placed_again)
+        if slow.exit_code == INCONCLUSIVE:
+            unproven.append("slow")
+        else:
+            assert slow.exit_code == 1, slow.output
+            late = failures_of(slow)["timed"]
+            assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
+            assert set(evals_listed(dispatcher, slow).values()) == {"slow"}
     assert running(dispatcher) == []
+    noted_again(placed_again)
+    if unproven:  # the command's verdict on the host, as it says it: accepted, and shown as a skip
+        pytest.skip(f"inconclusive after {AGAIN} more placings, the host too busy to judge: {unproven}, "
+                    f"placed again: {placed_again}")
 
 
 def judged(messages: list[dict[str, object]]) -> str:
@@ -266,13 +318,15 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
         # busy to answer ICE consent checks lost (a load of 16 on 2 cores), has no verdict on the bot, which
         # the run says, with why: it proves none of its promises, so its scenario is placed again, alone.
         runs = [(docs, 0)]  # with what the judge had been asked before each run
+        placed_again: list[str] = []
         for again in range(1, 1 + AGAIN):
             unjudged = [s for s in json.loads(runs[-1][0].stdout)["scenarios"] if s["inconclusive"]
                         or any(f["session_id"] in callers_behind(runs[-1][0]) for f in s["failures"])]
-            assert all(re.search(r"fell behind real time|connection was lost", c["reason"])
-                       for s in unjudged for c in s["inconclusive"]), runs[-1][0].output
+            assert all(re.search(HOST_REASONS, c["reason"]) for s in unjudged for c in s["inconclusive"]), \
+                runs[-1][0].output
             if not unjudged:
                 break
+            placed_again += [f"{s['scenario']}: {(s['inconclusive'] or s['failures'])[0]}" for s in unjudged]
             alone = tmp_path / f"again{again}"
             alone.mkdir()
             for file in [*(Path(s["source"]) for s in unjudged), stable / "silence.wav"]:
@@ -296,3 +350,4 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
     assert phases["greeting_wait"] < GREETING_WAIT, phases
     assert starved.exit_code == 0, starved.output
     assert running(dispatcher) == []
+    noted_again(placed_again)

@@ -16,7 +16,7 @@ behind (its audio comes at real time) until it has worked it off (`carried_into`
   way back: the caller's socket and loop, loadtest/arrival_lag.py, `way_back`), together at least as
   long as the answer was late by (a bot slow by design is late by more than both, and fails);
 - an answer not heard at all: when its bot was held behind, or the way back was behind, more than
-  `bot_behind_limit` seconds; what was judged without it (the turn's rubric, the call's) goes with it;
+  `bot_behind_limit` seconds; what was judged without it (rubrics) or never reached (a hang-up) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
   said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
   events); a bot that heard them and answered wrong is wrong, however busy its machine.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from voicefleet.evals.checks import late_by_ms, unheard, words
+from voicefleet.evals.checks import NO_HANG_UP, late_by_ms, unheard, words
 from voicefleet.evals.outcome import CallResult, Stall, TurnResult
 
 # Seconds a turn's bot may be held behind before an answer not heard, or misheard words, prove nothing:
@@ -130,12 +130,18 @@ def explained(problem: str, behind: float, limit: float, *, misheard: bool, unti
         return late_ms <= (min(behind, until_reply) + arrived_late) * 1000
     if unheard(problem) and arrived_late > limit:  # its words came that late too, on the same connection
         return True
-    return behind > limit and (misheard or unheard(problem))
+    return behind > limit and (misheard or unheard(problem) or problem == NO_HANG_UP)
 
 
 def judged(problem: str) -> bool:
     """Whether the problem is a rubric the judge did not pass (call.py's `_judge`)."""
     return problem.startswith("rubric ")
+
+
+def follows_the_answers(problem: str) -> bool:
+    """Whether the call's problem follows from the conversation as it went, so an answer not heard takes
+    it along: a rubric, or a hang-up not seen (`bot_ends`: the bot's goodbye comes at its end)."""
+    return judged(problem) or problem == NO_HANG_UP
 
 
 def _not_heard(turns: list[TurnResult]) -> bool:
@@ -161,9 +167,9 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
     # session's error) after its last. Only a greeting not heard at all may be the machine's.
     failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "))
                for p in result.problems]
-    # A rubric judged on a conversation that lacks an answer (the call's, or the turn's own) goes with
-    # the answer not heard, whose turn's part decides below.
-    if not all((judged(p) and _not_heard(result.turns)) or explained(p, parts[n], limit, misheard=False)
+    # A rubric judged on a conversation that lacks an answer (the call's, or the turn's own), or a hang-up
+    # after a goodbye the bot never reached, goes with the answer not heard, whose turn's part decides below.
+    if not all((follows_the_answers(p) and _not_heard(result.turns)) or explained(p, parts[n], limit, misheard=False)
                for n, p in failing):
         return None
     turns = [(n, p, t) for n, t in enumerate(result.turns, 1) for p in t.problems]

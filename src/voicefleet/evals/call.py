@@ -22,7 +22,7 @@ from voicefleet.evals.answer_end import LONGEST_ANSWER, quiet_needed, texts, und
 from voicefleet.evals.bot_blocked import blame_blocks
 from voicefleet.evals.bot_latency import bot_figures
 from voicefleet.evals.call_end import ended_reason, not_taken, went_quiet
-from voicefleet.evals.checks import Answer, failures, unheard
+from voicefleet.evals.checks import NO_HANG_UP, Answer, failures, unheard
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phases import Phases, audible
@@ -200,7 +200,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             if ended and not scenario.call.bot_ends:
                 result.problems.append("the bot ended the call, which it should not")
             elif not ended and scenario.call.bot_ends:
-                result.problems.append("expected the bot to end the call after its last answer")
+                result.problems.append(NO_HANG_UP)
     finally:
         with phases.timed("close"):
             await client.close()

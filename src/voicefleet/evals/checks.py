@@ -60,6 +60,7 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
 
 
 HEARD_NOTHING = "expected an answer, heard nothing"
+NO_HANG_UP = "expected the bot to end the call after its last answer"  # `bot_ends`, the hang-up not seen
 _NO_AUDIO = "expected audio within {within} ms, heard none"
 _LATE = "expected audio within {within} ms, it began after {after:.0f} ms"
 _LATE_PATTERN = re.compile(r"expected audio within (\d+) ms, it began after (\d+) ms")

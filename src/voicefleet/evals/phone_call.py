@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from voicefleet.evals.call_end import ended_reason, not_taken
-from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.checks import NO_HANG_UP, Answer, failures
 from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phone_words import Heard, laid_on_turns, transcript_lines
 from voicefleet.evals.scenario import Scenario
@@ -106,7 +106,7 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
             result.lost_at = failed if end.lost else None
     if ended is not None and ended != scenario.call.bot_ends and not (ended and result.turns[-1].problems):
         result.problems.append("the bot ended the call, which it should not" if ended
-                               else "expected the bot to end the call after its last answer")
+                               else NO_HANG_UP)
 
 
 def _named(result: CallResult, line: SipLine | None, call: PhoneCall | WhatsAppLine) -> None:
