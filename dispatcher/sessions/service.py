@@ -41,7 +41,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
-from dispatcher.sessions.budget_usage import ENDS
+from dispatcher.sessions.budget_usage import is_end
 from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.cost import SessionCost, SessionCosts
@@ -164,7 +164,7 @@ class SessionService:
 
     def _running_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: an ended session no longer counts among the deployment's running ones."""
-        if record.get("event") in ENDS:
+        if is_end(record):  # a start that timed out counts while its machine may still start
             task = asyncio.create_task(self._admission.ended(session_id), name=f"running-ended-{session_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)

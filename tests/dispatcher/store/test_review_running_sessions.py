@@ -132,9 +132,6 @@ class SlowStartMachines(ListedMachines):
         raise WaitTimeout(session_id, timeout)
 
 
-@pytest.mark.xfail(strict=True, reason="a `?wait=started` that times out notes `failed` (in ENDS) and the session "
-                   "leaves the kept set while its machine goes on starting: every slow cold start lets one more "
-                   "start past the cap until the next reconcile")
 async def test_a_start_whose_wait_times_out_still_counts_while_its_machine_starts(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair
