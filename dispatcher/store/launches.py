@@ -251,8 +251,8 @@ class RedisLaunches:
         """A count that lists the provider's active sessions and reconciles the kept ones with them."""
         async def count() -> int:
             found = await sessions()
-            await forgiving(lambda: self._shared.running.reconcile(found, at), nothing, "the running sessions")
-            return len(found)
+            kept = await forgiving(lambda: self._shared.running.reconcile(found, at), nothing, "the running sessions")
+            return len(found) if kept is None else kept  # a partial list's: with what it could not judge
         return count
 
     async def ended(self, session_id: str) -> None:
