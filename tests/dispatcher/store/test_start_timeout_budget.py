@@ -4,6 +4,8 @@ machine may still start; its machine's own end does, with the minutes it ran."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from dispatcher.sessions.budget_usage import LedgerUsage
@@ -27,9 +29,10 @@ async def test_a_timed_out_start_stays_open_in_the_budget_until_its_machine_ends
     now[0] += 120  # its machine started after all, and ran two more minutes
     usage.timeline_event("s-slow", {"event": "machine_ended", "state": "ended"})
 
-    async def closed() -> bool:
+    async def is_closed() -> bool:
         return (await ledger.read(["acme"]))["acme"]["sessions"] == 0
 
+    closed: Callable[[], bool | Awaitable[bool]] = is_closed
     await until(closed, "the session closed in the ledger")
     read = (await ledger.read(["acme"]))["acme"]
     assert read["minutes:day:2026-11-18"] == pytest.approx(3.0)  # to its machine's end, not to the 504
