@@ -62,9 +62,6 @@ async def _answer(machines: list[Machine]) -> list[Machine]:
     return machines
 
 
-@pytest.mark.xfail(strict=True, reason="during a rolling upgrade a previous-version replica's landings are in "
-                   "neither the kept set nor the launches since the count: invisible to admission until the "
-                   "next reconcile (a minute), where the provider's count saw them within a second")
 async def test_a_previous_version_replicas_landed_launch_is_counted(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, b = replica_pair
