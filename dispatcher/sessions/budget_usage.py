@@ -43,6 +43,17 @@ from dispatcher.store.unavailable import StoreUnavailable
 log = logging.getLogger("dispatcher.sessions.budgets")
 READ_SECONDS = 1.0
 ENDS = ("stop_requested", "ended", "machine_ended", "failed")  # a session's end, as the timeline tells it
+# A start that failed with its machine still starting (`?wait=started` gave up: "it may still start"):
+# the session runs on, until its bot's or its machine's own end.
+STILL_STARTING = ("start_timeout",)
+
+
+def is_end(record: Mapping[str, Any]) -> bool:
+    """Whether a timeline record ends its session: not a failed start whose machine may still start."""
+    event = record.get("event")
+    return event in ENDS and not (event == "failed" and record.get("code") in STILL_STARTING)
+
+
 THRESHOLDS = ((0.8, "key.budget.warning"), (1.0, "key.budget.reached"))
 Push = Callable[[str, str, dict[str, Any]], None]  # the webhooks' `push` (message id, type, data)
 
@@ -251,7 +262,7 @@ class LedgerUsage:
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: a session's end closes it in the ledger; never waits."""
-        if record.get("event") in ENDS:
+        if is_end(record):
             at = self._clock()
             if session_id in self._unopened:
                 self._ended.setdefault(session_id, at)  # closed once its open is taken

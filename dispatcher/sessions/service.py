@@ -8,7 +8,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
@@ -27,6 +27,7 @@ from dispatcher.machines.base import (
     MachineState,
     WaitTimeout,
 )
+from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
@@ -41,7 +42,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
-from dispatcher.sessions.budget_usage import ENDS
+from dispatcher.sessions.budget_usage import is_end
 from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.cost import SessionCost, SessionCosts
@@ -55,6 +56,7 @@ from dispatcher.sessions.reported_end import as_reported
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.running_sessions import PartlyFound
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
@@ -158,13 +160,16 @@ class SessionService:
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 
-    async def active_sessions(self) -> set[str]:
-        """The sessions whose machines the provider lists as active (one list)."""
-        return {m.session_id for m in await self._call(self._machines.list()) if m.state.is_active}
+    async def active_sessions(self) -> Collection[str]:
+        """The sessions whose machines the provider lists as active (one list); `PartlyFound` when
+        the list left cells out (their sessions not judged gone)."""
+        listed = await self._call(self._machines.list())
+        active = {m.session_id for m in listed if m.state.is_active}
+        return PartlyFound(active) if isinstance(listed, PartialListing) else active
 
     def _running_ended(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: an ended session no longer counts among the deployment's running ones."""
-        if record.get("event") in ENDS:
+        if is_end(record):  # a start that timed out counts while its machine may still start
             task = asyncio.create_task(self._admission.ended(session_id), name=f"running-ended-{session_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -83,15 +83,22 @@ return {running, now}
 """
 # ARGV: the oldest count usable (store µs; 0: the refresh window back from now), the refresh
 # window (µs), the lease (ms), this replica's lease token, how long a reconcile of the running
-# sessions stands in for a count (µs; 0: never). KEYS[3], [4]: the running sessions and their
-# reconcile's time (dispatcher/store/running_sessions.py).
+# sessions stands in for a count (µs; 0: never), the launches' keep time (µs). KEYS[3], [4]: the
+# running sessions and their reconcile's time (dispatcher/store/running_sessions.py); KEYS[5], [6]: the
+# launches and those landed naming their session. The running sessions stand in only while every
+# launch landed since the reconcile named its session: a previous-version replica's landing names
+# none, is in no running set, and sends the count to the provider (its list reconciles at once).
 # Returns {mode, count, asked at, now}: 1, the count to use and when it was asked for; 2, count
 # (the lease is taken), 0 (wait for the replica counting), each with when the count kept was asked for.
 _TURN = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-if tonumber(ARGV[5]) > 0 and now - tonumber(redis.call('GET', KEYS[4]) or 0) < tonumber(ARGV[5]) then
-  return {1, redis.call('ZCARD', KEYS[3]), now, now}
+local reconciled = tonumber(redis.call('GET', KEYS[4]) or 0)
+if tonumber(ARGV[5]) > 0 and now - reconciled < tonumber(ARGV[5]) then
+  local since = '(' .. math.max(reconciled, now - tonumber(ARGV[6]))
+  if redis.call('ZCOUNT', KEYS[5], since, now) <= redis.call('ZCOUNT', KEYS[6], since, now) then
+    return {1, redis.call('ZCARD', KEYS[3]), now, now}
+  end
 end
 local oldest = tonumber(ARGV[1])
 if oldest == 0 then oldest = now - tonumber(ARGV[2]) end
@@ -117,12 +124,17 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
 end
 return 1
 """
-# KEYS: the launches, the running sessions. ARGV: the launch, its session ('': not told).
+# KEYS: the launches, the running sessions, the launches landed naming their session. ARGV: the
+# launch, its session ('': not told), the launches' keep time (µs).
 _LANDED = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[2], now, ARGV[2])
+  if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+    redis.call('ZADD', KEYS[3], now, ARGV[1])
+  end
 end
 return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 """
@@ -137,6 +149,7 @@ class SharedLaunches:
         self._share_and_admit = store.redis.register_script(_SHARE_AND_ADMIT)
         self._landed = store.redis.register_script(_LANDED)
         self._count_key, self._lease_key = store.key("launches", "count"), store.key("launches", "counting")
+        self._named_key = store.key("launches", "named")  # landings that named their session
         self._turn = store.redis.register_script(_TURN)
         self._counted = store.redis.register_script(_COUNTED)
         self._leases = Leases(store)
@@ -149,8 +162,9 @@ class SharedLaunches:
         sessions kept, within `kept_seconds` of their reconcile), to count (2: this replica holds the
         lease) or to wait for the replica counting (0); and the store's now."""
         args: list[str | int] = [oldest, int(fresh_seconds * 1_000_000), int(self.lease_seconds * 1000), token,
-                                 int(kept_seconds * 1_000_000)]
-        keys = [self._count_key, self._lease_key, self.running.key, self.running.reconciled_key]
+                                 int(kept_seconds * 1_000_000), self._keep_us]
+        keys = [self._count_key, self._lease_key, self.running.key, self.running.reconciled_key, self._key,
+                self._named_key]
         mode, counted, at, now = await self._store.call(lambda: self._turn(keys=keys, args=args))
         return int(mode), int(counted), int(at), int(now)
 
@@ -189,7 +203,8 @@ class SharedLaunches:
 
     async def landed(self, token: str, session_id: str = "") -> None:
         # With whatever else the start writes then (its budgets' ledger open): one round trip.
-        await together(self._store).run(self._landed, [self._key, self.running.key], [token, session_id])
+        await together(self._store).run(self._landed, [self._key, self.running.key, self._named_key],
+                                        [token, session_id, self._keep_us])
 
     async def failed(self, session_id: str) -> None:
         await self._store.call(lambda: self._store.redis.zrem(self._key, session_id))
@@ -251,8 +266,8 @@ class RedisLaunches:
         """A count that lists the provider's active sessions and reconciles the kept ones with them."""
         async def count() -> int:
             found = await sessions()
-            await forgiving(lambda: self._shared.running.reconcile(found, at), nothing, "the running sessions")
-            return len(found)
+            kept = await forgiving(lambda: self._shared.running.reconcile(found, at), nothing, "the running sessions")
+            return len(found) if kept is None else kept  # a partial list's: with what it could not judge
         return count
 
     async def ended(self, session_id: str) -> None:

@@ -37,7 +37,7 @@ CLIENT_COMMANDS: tuple[str, ...] = (
 # Run by the Lua scripts (a script runs with its caller's permissions, command by command).
 SCRIPT_COMMANDS: tuple[str, ...] = (
     "del", "get", "hdel", "hget", "hgetall", "hincrby", "hlen", "hset", "lrange", "ltrim", "pexpire", "rpush", "set",
-    "time", "zadd", "zcard", "zcount", "zrange", "zrem", "zremrangebyscore",
+    "time", "zadd", "zcard", "zcount", "zrange", "zrem", "zremrangebyscore", "zscore",
 )
 COMMANDS: tuple[str, ...] = tuple(sorted(set(CLIENT_COMMANDS) | set(SCRIPT_COMMANDS)))
 

@@ -37,8 +37,6 @@ async def running(admin: Redis, prefix: str) -> set[str]:
     return {str(member) for member in await admin.zrange(f"{prefix}launches:running", 0, -1)}
 
 
-@pytest.mark.xfail(strict=True, reason="a cell that does not answer (a PartialListing) is read as its sessions "
-                   "gone: the reconcile drops them from the kept set, and admission trusts it for a minute")
 async def test_a_cell_that_does_not_answer_keeps_its_sessions_counted(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair
@@ -64,9 +62,6 @@ async def _answer(machines: list[Machine]) -> list[Machine]:
     return machines
 
 
-@pytest.mark.xfail(strict=True, reason="during a rolling upgrade a previous-version replica's landings are in "
-                   "neither the kept set nor the launches since the count: invisible to admission until the "
-                   "next reconcile (a minute), where the provider's count saw them within a second")
 async def test_a_previous_version_replicas_landed_launch_is_counted(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, b = replica_pair
@@ -90,9 +85,6 @@ async def test_a_previous_version_replicas_landed_launch_is_counted(
     assert new.current() == 2  # s-1 and s-old both run
 
 
-@pytest.mark.xfail(strict=True, reason="a reconcile's page adds back a session whose end was written after the "
-                   "list was asked for (ZADD GT adds a missing member): it counts as running until the next "
-                   "reconcile, and at 25,000 sessions a slow list re-adds every end during it")
 async def test_a_session_ended_after_the_list_is_not_brought_back_by_the_reconcile(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair
@@ -132,9 +124,6 @@ class SlowStartMachines(ListedMachines):
         raise WaitTimeout(session_id, timeout)
 
 
-@pytest.mark.xfail(strict=True, reason="a `?wait=started` that times out notes `failed` (in ENDS) and the session "
-                   "leaves the kept set while its machine goes on starting: every slow cold start lets one more "
-                   "start past the cap until the next reconcile")
 async def test_a_start_whose_wait_times_out_still_counts_while_its_machine_starts(
         replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
     a, _ = replica_pair

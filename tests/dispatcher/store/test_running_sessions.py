@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from dispatcher.sessions.admission import Admission
 from dispatcher.store.coordination import Launches
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.running_sessions import RECONCILE_SECONDS
+from dispatcher.store.running_sessions import RECONCILE_SECONDS, PartlyFound
 
 
 class Provider:
@@ -21,13 +21,14 @@ class Provider:
         self.active = set(active)
         self.lists = 0
         self.while_listing: Callable[[], Awaitable[None]] | None = None
+        self.unanswered: set[str] = set()  # sessions in a cell that does not answer the list
 
-    async def sessions(self) -> set[str]:
+    async def sessions(self) -> set[str] | PartlyFound:
         self.lists += 1
-        found = set(self.active)
+        found = self.active - self.unanswered
         if self.while_listing is not None:
             await self.while_listing()
-        return found
+        return PartlyFound(found) if self.unanswered else found
 
     async def count(self) -> int:
         return len(await self.sessions())
@@ -91,3 +92,20 @@ async def test_a_reconcile_puts_right_what_nobody_saw_and_keeps_what_lands_meanw
     assert await running(admin, prefix) == {"s-2", "s-9", "s-new"}
     provider.while_listing = None
     assert await recount(b, provider) == 3 and provider.lists == 2  # kept again
+
+
+async def test_a_partial_lists_count_keeps_the_sessions_it_could_not_judge(
+        replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis, prefix: str) -> None:
+    a, b = (replica.launches(keep_seconds=10.0) for replica in replica_pair)
+    provider = Provider("s-1", "s-2", "s-3")
+    assert await recount(a, provider) == 3
+    provider.unanswered = {"s-3"}  # its cell did not answer: it still runs
+    await reconcile_due(admin, prefix)
+    assert await recount(a, provider) == 3 and provider.lists == 2  # the reconcile's own count, s-3 in it
+    assert await recount(b, provider) == 3 and provider.lists == 2  # then the kept set's
+    provider.active.discard("s-1")  # ended, and no replica's timeline told it
+    await reconcile_due(admin, prefix)
+    assert await recount(a, provider) == 3  # a partial list judges nothing gone: the next whole one will
+    provider.unanswered = set()
+    await reconcile_due(admin, prefix)
+    assert await recount(a, provider) == 2 and await running(admin, prefix) == {"s-2", "s-3"}
