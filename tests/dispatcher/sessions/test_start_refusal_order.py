@@ -47,7 +47,7 @@ class Deployment:
                 continue
             if key == f"{self.prefix}launches":
                 launches = await self.admin.zcard(key)
-            else:
+            elif key.startswith(f"{self.prefix}launches:key:"):  # a key's sessions (dispatcher/store/key_sessions.py)
                 keys.append(await self.admin.zcard(key))
         return launches, sorted(keys)
 
