@@ -308,6 +308,19 @@ async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_
         finally:
             await other.aclose()
 
+async def warm_in_a_with_a_look_alike_in_b(state: AppState, fake_aci: FakeArmAci, cell_b: FakeArmAci) -> str:
+    """A reserve bot refilled in cell a, running, and a copy of its group PUT in cell b by b's admin: its id."""
+    assert state.reserve is not None
+    await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_groups(fake_aci, cell_b).items()
+    assert cell == "a"
+    name = IDLE_PREFIX + bot_id
+    fake_aci.set_state(name, "Running")
+    cell_b.groups[name] = copy.deepcopy(fake_aci.groups[name])  # b's admin: the same PUT in b
+    return bot_id
+
+
 
 async def test_a_listing_while_a_cell_is_unreadable_records_no_bot_its_look_alike_is_listed_for(
         fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
@@ -316,13 +329,7 @@ async def test_a_listing_while_a_cell_is_unreadable_records_no_bot_its_look_alik
     env = reserve_env(fake_aci)
     async with replica(env) as (state, _):
         assert state.reserve is not None
-        await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_groups(fake_aci, cell_b).items()
-        assert cell == "a"
-        name = IDLE_PREFIX + bot_id
-        fake_aci.set_state(name, "Running")
-        cell_b.groups[name] = copy.deepcopy(fake_aci.groups[name])  # b's admin: the same PUT in b
+        bot_id = await warm_in_a_with_a_look_alike_in_b(state, fake_aci, cell_b)
         late = other_replica(env, state)
         try:
             fake_aci.roles[CLIENT_ID].discard(fake_aci.scope)  # a cannot be read while late lists the cells

@@ -11,7 +11,6 @@ resource group (its subscription's Owner or Contributor, its CI) can PUT a group
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import time
 
@@ -28,10 +27,10 @@ from tests.dispatcher.machines.test_aci_cell_reserve import (  # noqa: F401 - th
     other_replica,
     replica,
     reserve_env,
+    warm_in_a_with_a_look_alike_in_b,
 )
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.arm_aci import RESOURCE_GROUP, SUBSCRIPTION, FakeArmAci
-from tests.support.cells import spend
 
 # ruff: noqa: F811 - the tests take the cell_b fixture, imported from test_aci_cell_reserve, as an argument
 
@@ -51,13 +50,8 @@ async def test_a_listing_at_another_replica_never_sends_a_bots_hello_to_a_look_a
     env = reserve_env(fake_aci)
     async with replica(env) as (state, _):
         assert state.reserve is not None
-        await spend(state, "b", 1)  # b has fewer spare tokens: the refill goes to a
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_groups(fake_aci, cell_b).items()
-        assert cell == "a"
+        bot_id = await warm_in_a_with_a_look_alike_in_b(state, fake_aci, cell_b)
         name = IDLE_PREFIX + bot_id
-        fake_aci.set_state(name, "Running")
-        cell_b.groups[name] = copy.deepcopy(fake_aci.groups[name])  # b's admin: the same PUT in b
         grant = BotGrant("idle", bot_id, int(time.time()) + 60)
         hello = Hello(machine_id=bot_id)
         late = other_replica(env, state)
