@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -19,25 +19,15 @@ from dispatcher.regions.pace_homes import bucket_turn
 from dispatcher.store.coordination import Coordination, CreateLimit
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
-from tests.dispatcher.store.test_coordination_contract import ONE_PROCESS, REDIS, REDIS_DOWN, build
+from tests.dispatcher.store.test_pace_share import (  # noqa: F401 - the coordination fixture
+    PER_SECOND,
+    coordination,
+    turns_ahead,
+)
 from tests.support.waiting import DEFAULT_TIMEOUT
 
-INTERVAL = 100.0  # seconds between two turns
-PER_SECOND = 1 / INTERVAL
 
-
-@pytest.fixture(params=[ONE_PROCESS, REDIS, REDIS_DOWN])
-async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
-    one = build(request.param, request)
-    yield one
-    await one.aclose()
-
-
-def turns_ahead(wait: float) -> int:
-    return round(wait / INTERVAL)
-
-
-async def test_a_turn_given_back_is_the_next_calls_not_one_after_the_last(coordination: Coordination) -> None:
+async def test_a_turn_given_back_is_the_next_calls_not_one_after_the_last(coordination: Coordination) -> None:  # noqa: F811
     pace = coordination.create_limit("trunk:far", PER_SECOND, 1)
     assert (await pace.cold(1000.0, "a")).granted  # due now
     assert turns_ahead((await pace.cold(1000.0, "b")).wait) == 1
@@ -50,7 +40,7 @@ async def test_a_turn_given_back_is_the_next_calls_not_one_after_the_last(coordi
     assert turns_ahead((await pace.cold(1000.0, "f")).wait) == 4
 
 
-async def test_the_last_turn_given_back_steps_the_bucket_back(coordination: Coordination) -> None:
+async def test_the_last_turn_given_back_steps_the_bucket_back(coordination: Coordination) -> None:  # noqa: F811
     pace = coordination.create_limit("trunk:last", PER_SECOND, 1)
     for ticket in ("a", "b", "c"):
         await pace.cold(1000.0, ticket)
@@ -60,7 +50,7 @@ async def test_the_last_turn_given_back_steps_the_bucket_back(coordination: Coor
     assert turns_ahead((await pace.cold(1000.0, "d")).wait) == 1
 
 
-async def test_a_keys_cancelled_calls_hold_its_later_calls_back_no_longer(coordination: Coordination) -> None:
+async def test_a_keys_cancelled_calls_hold_its_later_calls_back_no_longer(coordination: Coordination) -> None:  # noqa: F811
     pace = coordination.create_limit("trunk:busy", PER_SECOND, 1)
     assert (await pace.shared("key-a", 250.0, "t0")).granted  # due now
     assert (await pace.shared("key-a", 250.0, "t1")).granted  # the next turn, 100 s away
