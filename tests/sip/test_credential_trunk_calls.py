@@ -3,7 +3,10 @@
 dispatcher and its bot, SIPp the PBX on 127.0.0.2 while the edge's other trunk's source is 127.0.0.1. The right
 credential's call is answered as its own trunk's number and its re-INVITE within the call is taken as its trunk's;
 a wrong one is 403 and no credential 407 alone, neither reaching a worker; a caller's own line naming a credential's
-trunk is no credential."""
+trunk is no credential. Kamailio in front of one worker, the default edge with a credential, is
+tests/sip/test_inbound_digest_calls.py's edge: the workers take a credential's call alike however many they are
+(sipedge/edge.py counts them only for a trunk's share of slots, tests/sip/test_review_one_worker_front_share.py),
+and the front's decisions for each credential are tests/sip/test_front_credential_trunk.py's, on real Kamailio."""
 
 from __future__ import annotations
 
@@ -35,9 +38,9 @@ inbound_digest_password_env = "OFFICE_DIGEST_PASSWORD"
 """
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
-def workers(request: pytest.FixtureRequest) -> int:
-    return int(request.param)
+@pytest.fixture(scope="module")
+def workers() -> int:
+    return 2
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
 """A PBX that reaches the edge with an inbound digest credential (docs/sip.md#inbound-digest): the whole edge
-(Kamailio in front of one PJSIP worker, the default edge, and of two) and a real local dispatcher whose bot
+(Kamailio in front of one PJSIP worker, the default edge) and a real local dispatcher whose bot
 echoes each frame back (bench/phone_echo_host.py). SIPp, the PBX, answers the front's 407 with the credential;
 its call is answered by the bot and it hears its own words back. With a wrong password, no session is ever
-asked for. A one-worker edge without a credential runs no Kamailio at all."""
+asked for. A one-worker edge without a credential runs no Kamailio at all. Kamailio in front of two workers taking a
+credential's call is tests/sip/test_credential_trunk_calls.py's edge (the workers take it alike however many they
+are), and the front's own decisions tests/sip/test_front_digest.py's, on real Kamailio."""
 
 from __future__ import annotations
 
@@ -33,10 +35,10 @@ __all__ = ["echo_dispatcher"]  # the module's fixture, shared with test_workers.
 USERNAME, PASSWORD = "pbx", secrets.token_urlsafe(16)
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
-def workers(request: pytest.FixtureRequest) -> int:
+@pytest.fixture(scope="module")
+def workers() -> int:
     """The digest edge's workers: one, the default edge's, runs Kamailio for the credential too."""
-    return int(request.param)
+    return 1
 
 
 @pytest.fixture(scope="module")
