@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +92,38 @@ async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario:
     hangs up then, uncued (tests/sip/caller_cue.py)."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
-    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
+    return await cued_once_heard(edge, scenario, echoed_above)
+
+
+async def cued_once_heard(edge: EdgeProcess, scenario: str, echoed_above: float) -> tuple[SippRun, LoopbackRtp]:
+    """`heard_call`'s call to whatever bot the call's session gets (the caller may need CAP_NET_RAW:
+    `can_capture`)."""
+    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     capture = LoopbackRtp(media_port)
-    cued = CuedCaller()
-    cue_by = time.monotonic() + goes_on_uncued_after(scenario) - CUE_MARGIN_SECONDS
     try:
-        calling = cued.calling(edge, scenario, media_port)
-        while not calling.done() and time.monotonic() < cue_by:
-            if words_came_back(capture.pcm_as_sent()) > echoed_above:
-                cued.cue()
-                break
-            await asyncio.sleep(0.25)
-        call = await calling
+        call = await cued_once(edge, scenario, media_port,
+                               lambda: words_came_back(capture.pcm_as_sent()) > echoed_above)
         await asyncio.to_thread(capture.wait_quiet)
     finally:
         capture.stop()
     assert call.returncode == 0, f"{call.output}\n{call.messages[-4000:]}\n{edge.log()[-3000:]}"
     return call, capture
+
+
+async def cued_once(edge: EdgeProcess, scenario: str, media_port: int, ready: Callable[[], bool]) -> SippRun:
+    """SIPp calling with `scenario` (its RTP on `media_port`), cued once `ready()` (the caller is then waiting for
+    its cue) unless the scenario would go on by itself first: then it goes on uncued (tests/sip/caller_cue.py)."""
+    cued = CuedCaller()
+    cue_by = time.monotonic() + goes_on_uncued_after(scenario) - CUE_MARGIN_SECONDS
+    calling = cued.calling(edge, scenario, media_port)
+    while not calling.done() and time.monotonic() < cue_by:
+        if ready():
+            cued.cue()
+            break
+        await asyncio.sleep(0.25)
+    return await calling
 
 
 async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_words_back(
