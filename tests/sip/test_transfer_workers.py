@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from tests.phone.conftest import wait_active_sessions, wait_for_idle_bot
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.edge_keys import edge_keys
 from tests.sip.loopback_rtp import can_capture
+from tests.sip.test_calls import next_answered
 from tests.sip.test_transfer import (
     DESK,
     EDGE_SECRET,
@@ -53,15 +55,22 @@ async def test_a_call_held_by_the_second_worker_is_handed_over_by_refer(line: Li
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
         # The front sends the first call to the second worker (the least loaded, and of equals the one its
-        # list holds first); the second call, which stays 17 s, to the first worker, which holds a call of its
-        # own while it says it holds none of the session handed over.
+        # list holds first); the second call, which stays until the first is handed over, to the first worker,
+        # which holds a call of its own while it says it holds none of the session handed over.
         call = caller(line.edge, "call_refer_accepted")
         session_id = await active_session(api)
         await wait_for_idle_bot(api)
-        holding = caller(line.edge, "call_echo")
-        other = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, DESK)
-        run, held = await call, await holding
+        cued = CuedCaller()
+        holding = cued.calling(line.edge, "call_until_cued")
+        try:
+            other = await active_session(api)
+            answer = await transfer_once_answered(api, session_id, DESK)
+            run = await call
+            # Cued once answered (the edge's line of it): it then waits for the cue, never before.
+            await next_answered(line.edge, 0, re.compile(rf"answered \(session ({other})\)"))
+        finally:
+            cued.cue()  # the holding caller hangs up
+        held = await holding
         log = line.edge.log()
         assert answer.status_code == 200, f"{answer.text}\n{log[-6000:]}"
         assert answer.json()["carrier_status"] == "referred", answer.json()
