@@ -8,6 +8,8 @@ is bench/sip_capacity.py's fake (its stream an echo), here refusing starts while
 from __future__ import annotations
 
 import asyncio
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from aiohttp import web
 from bench.sip_capacity import FakeDispatcher
 from sipedge.front_config import worker_capacity
 from sipedge.worker_place import FULL_HEADER
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, run_edge
 from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import next_answered
 from tests.sip.test_refusals import retry_after
-from tests.support.ports import free_port_pair
+from tests.support.ports import free_port, free_port_pair
 
 pytestmark = pytest.mark.slow  # Kamailio, two PJSIP workers and SIPp
 
@@ -73,11 +77,20 @@ async def test_a_refusal_for_the_dispatchers_sake_reaches_the_trunk_once_and_lea
         assert dispatcher.starts == 1 + REFUSED_CALLS, edge.log()
         dispatcher.refusing = False
         dispatcher.wanted = slots
+        # The held calls stay until cued, each by its Call-ID (SIPp's -cid_str numbers them from 1: %u).
+        sip_port, tag = free_port(socket.SOCK_DGRAM), uuid.uuid4().hex
+        cues = [CuedCaller(sip_port, f"held-{n}-{tag}@127.0.0.1") for n in range(1, slots + 1)]
         held = asyncio.create_task(asyncio.to_thread(
-            run_sipp, "call_echo", NUMBER, edge.sip_port, edge.workdir, media_port=free_port_pair(2 * slots),
-            calls=slots))
-        await asyncio.wait_for(dispatcher.all_open.wait(), 30)  # every slot of every worker holds a call
-        over = await asyncio.to_thread(run_sipp, "call_unavailable", NUMBER, edge.sip_port, edge.workdir)
+            run_sipp, "call_until_cued", NUMBER, edge.sip_port, edge.workdir, media_port=free_port_pair(2 * slots),
+            calls=slots, sip_port=sip_port, call_id=f"held-%u-{tag}@127.0.0.1"))
+        try:
+            await asyncio.wait_for(dispatcher.all_open.wait(), 30)  # every slot of every worker holds a call
+            over = await asyncio.to_thread(run_sipp, "call_unavailable", NUMBER, edge.sip_port, edge.workdir)
+            # Each held call answered (the edge's line of it, once its 200 went out): it then waits for its cue.
+            await next_answered(edge, slots - 1)
+        finally:
+            for cue in cues:
+                cue.cue()
         calls = await held
         log = edge.log()
     assert calls.returncode == 0, f"{calls.output}\n{log}"
