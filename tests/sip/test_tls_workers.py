@@ -63,11 +63,13 @@ PLAIN = f'[[trunk]]\nname = "plain"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{
 @pytest.fixture(scope="module")
 def fronted_tls_edge(parrot_dispatcher: DispatcherProcess, ca: TestCa,  # noqa: F811
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProcess, int]]:
-    """Three workers behind Kamailio, TLS on a port of its own; (the edge, its TLS port)."""
+    """Three workers behind Kamailio, TLS on a port of its own; (the edge, its TLS port). No drain
+    (sipedge/drain.py): the last test's SIGTERM hangs its call up at once."""
     need_tls_module()
     tls_port = free_port()
+    settings = tls_settings(ca, tls_port) + "\ndrain_seconds = 0"
     with run_edge(parrot_dispatcher, tmp_path_factory.mktemp("sip-tls-workers"), workers=WORKERS,
-                  settings=tls_settings(ca, tls_port), trunk_settings='srtp = "mandatory"', trunks=PLAIN) as running:
+                  settings=settings, trunk_settings='srtp = "mandatory"', trunks=PLAIN) as running:
         yield running, tls_port
 
 
@@ -156,31 +158,6 @@ def test_a_tls_caller_without_a_trusted_certificate_is_refused_by_the_front(
     assert refused.startswith("refused") or refused == "closed", refused
 
 
-async def test_the_edges_bye_reaches_a_tls_caller_on_its_connection(
-    parrot_dispatcher: DispatcherProcess, ca: TestCa, tmp_path: Path,  # noqa: F811
-) -> None:
-    """The edge stopped mid-call: each worker hangs up, its BYE relayed by the front over the caller's
-    own TLS connection (the caller's Contact names a port nothing listens on for TLS)."""
-    need_tls_module()
-    tls_port = free_port()
-    write_caller_wav(tmp_path / "caller.wav")
-    (tmp_path / "edge").mkdir()
-    # No drain (sipedge/drain.py): the SIGTERM hangs the call up at once.
-    settings = tls_settings(ca, tls_port) + "\ndrain_seconds = 0"
-    with run_edge(parrot_dispatcher, tmp_path / "edge", workers=WORKERS, settings=settings,
-                  trunk_settings='srtp = "mandatory"') as edge, \
-            run_baresip(tmp_path, tmp_path / "caller.wav", tls_lines(tmp_path, ca, ca), SRTP) as phone:
-        async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
-            await wait_for_idle_bot(api)
-        answered = dial(phone, NUMBER, tls_port, ";transport=tls")
-        assert answered["type"] == "CALL_ESTABLISHED", f"{answered}\n{edge.log()}\n{phone.log()}"
-        edge.process.send_signal(signal.SIGTERM)
-        closed = phone.wait_event("CALL_CLOSED", timeout=CALL_SECONDS)
-        # libre ends a session on the peer's BYE with ECONNRESET (sipsess's BYE handler); a TLS connection
-        # that merely closed leaves the session up, and its own WAV's end would say "end of file".
-        assert closed.get("param") == "Connection reset by peer", f"{closed}\n{edge.log()}\n{phone.log()}"
-
-
 def stranger_invite_over_tls(port: int, authority: TestCa) -> int:
     """An INVITE over TLS from 127.0.0.2, which no trunk's sources allow, with a certificate the edge
     trusts: the front's final answer."""
@@ -250,3 +227,24 @@ def test_a_reinvite_through_the_front_that_drops_srtp_or_leaves_tls_is_488_and_t
     finally:
         tls_leg.close()
         udp_leg.close()
+
+
+# Last in the file: it stops the module's edge (pytest-xdist runs a file's tests on one worker, in this order).
+async def test_the_edges_bye_reaches_a_tls_caller_on_its_connection(
+    parrot_dispatcher: DispatcherProcess, fronted_tls_edge: tuple[EdgeProcess, int], ca: TestCa,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The edge stopped mid-call: each worker hangs up, its BYE relayed by the front over the caller's
+    own TLS connection (the caller's Contact names a port nothing listens on for TLS)."""
+    edge, tls_port = fronted_tls_edge
+    write_caller_wav(tmp_path / "caller.wav")
+    with run_baresip(tmp_path, tmp_path / "caller.wav", tls_lines(tmp_path, ca, ca), SRTP) as phone:
+        async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+            await wait_for_idle_bot(api)
+        answered = dial(phone, NUMBER, tls_port, ";transport=tls")
+        assert answered["type"] == "CALL_ESTABLISHED", f"{answered}\n{edge.log()}\n{phone.log()}"
+        edge.process.send_signal(signal.SIGTERM)  # the edge's drain_seconds = 0: it hangs the call up at once
+        closed = phone.wait_event("CALL_CLOSED", timeout=CALL_SECONDS)
+        # libre ends a session on the peer's BYE with ECONNRESET (sipsess's BYE handler); a TLS connection
+        # that merely closed leaves the session up, and its own WAV's end would say "end of file".
+        assert closed.get("param") == "Connection reset by peer", f"{closed}\n{edge.log()}\n{phone.log()}"
