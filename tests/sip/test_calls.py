@@ -13,7 +13,9 @@ import os
 import re
 import signal
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from tests.phone.test_parrot_websocket import voiced
 from tests.sip.caller_cue import CuedCaller, goes_on_uncued_after
 from tests.sip.conftest import NUMBER, EdgeProcess
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
-from tests.sip.sipp import SippRun, run_sipp
+from tests.sip.sipp import HERE, SippRun, run_sipp
 from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
@@ -97,14 +99,15 @@ async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario:
     return await cued_once_heard(edge, scenario, echoed_above)
 
 
-async def cued_once_heard(edge: EdgeProcess, scenario: str, echoed_above: float) -> tuple[SippRun, LoopbackRtp]:
+async def cued_once_heard(edge: EdgeProcess, scenario: str, echoed_above: float,
+                          credential: tuple[str, str] | None = None) -> tuple[SippRun, LoopbackRtp]:
     """`heard_call`'s call to whatever bot the call's session gets (the caller may need CAP_NET_RAW:
-    `can_capture`)."""
+    `can_capture`), answering a digest challenge with `credential` if given."""
     media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     capture = LoopbackRtp(media_port)
     try:
         call = await cued_once(edge, scenario, media_port,
-                               lambda: words_came_back(capture.pcm_as_sent()) > echoed_above)
+                               lambda: words_came_back(capture.pcm_as_sent()) > echoed_above, credential)
         await asyncio.to_thread(capture.wait_quiet)
     finally:
         capture.stop()
@@ -112,18 +115,42 @@ async def cued_once_heard(edge: EdgeProcess, scenario: str, echoed_above: float)
     return call, capture
 
 
-async def cued_once(edge: EdgeProcess, scenario: str, media_port: int, ready: Callable[[], bool]) -> SippRun:
-    """SIPp calling with `scenario` (its RTP on `media_port`), cued once `ready()` (the caller is then waiting for
-    its cue) unless the scenario would go on by itself first: then it goes on uncued (tests/sip/caller_cue.py)."""
+async def cued_once(edge: EdgeProcess, scenario: str, media_port: int, ready: Callable[[], bool],
+                    credential: tuple[str, str] | None = None) -> SippRun:
+    """SIPp calling with `scenario` (its RTP on `media_port`; `credential`: run_sipp's), cued once answered and
+    `ready()` (the caller is then waiting for its cue) unless the scenario would go on by itself first, counted
+    from the edge's answer: then it goes on uncued (tests/sip/caller_cue.py)."""
     cued = CuedCaller()
-    cue_by = time.monotonic() + goes_on_uncued_after(scenario) - CUE_MARGIN_SECONDS
-    calling = cued.calling(edge, scenario, media_port)
-    while not calling.done() and time.monotonic() < cue_by:
-        if ready():
+    uncued = waits_from_answer(scenario) - CUE_MARGIN_SECONDS
+    calling = asyncio.create_task(asyncio.to_thread(
+        run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port, sip_port=cued.sip_port,
+        call_id=cued.call_id, credential=credential))
+    while not calling.done():
+        answered = answered_at(edge, cued.call_id)
+        if answered is not None and time.time() >= answered + uncued:
+            break
+        if answered is not None and ready():
             cued.cue()
             break
         await asyncio.sleep(0.25)
     return await calling
+
+
+def waits_from_answer(scenario: str) -> float:
+    """`goes_on_uncued_after`, counted from the call's answer: the scenario pauses only once answered (else it
+    is no scenario to cue by its answer)."""
+    for step in ET.parse(HERE / f"{scenario}.xml").getroot():
+        if step.tag == "pause":
+            raise ValueError(f"{scenario}.xml pauses before its answer: cue it by SIPp's start")
+        if step.tag == "recv" and step.get("response") == "200":
+            return goes_on_uncued_after(scenario)
+    raise ValueError(f"{scenario}.xml is never answered")
+
+
+def answered_at(edge: EdgeProcess, call_id: str) -> float | None:
+    """When the edge answered `call_id` (its log line's own time, however late the test reads it), epoch seconds."""
+    found = re.search(rf"^(\S+ \S+) .*call {re.escape(call_id)} answered \(session", edge.log(), re.MULTILINE)
+    return datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp() if found else None
 
 
 async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_words_back(

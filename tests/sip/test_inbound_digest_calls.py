@@ -21,12 +21,12 @@ from sipedge.supervisor import KAMAILIO
 from tests.phone.conftest import speech_8k, wait_active_sessions
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
-from tests.sip.loopback_rtp import LoopbackRtp, can_capture
+from tests.sip.loopback_rtp import can_capture
 from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import cued_once_heard
 from tests.sip.test_workers import echo_dispatcher, wait_for_workers, worker_pids
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
-from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, PJSIP workers, a bot process
@@ -72,15 +72,8 @@ async def test_a_pbx_answering_the_challenge_gets_its_call_answered_by_the_bot_a
     async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
         await wait_for_workers(digest_edge, workers=workers)
         assert len(_kamailio_children(digest_edge)) == 1  # the front checks the credential, whatever the workers
-        media_port = free_port_pair(2)
-        capture = LoopbackRtp(media_port)
-        try:
-            call = await asyncio.to_thread(run_sipp, "call_echo_digest", NUMBER, digest_edge.sip_port,
-                                           digest_edge.workdir, media_port=media_port, credential=(USERNAME, PASSWORD))
-            capture.wait_quiet()
-        finally:
-            capture.stop()
-        assert call.returncode == 0, f"{call.output}\n{call.messages[-4000:]}\n{digest_edge.log()[-4000:]}"
+        # The PBX hangs up once its words came back (test_calls.cued_once_heard), not 15 s after its speech.
+        call, capture = await cued_once_heard(digest_edge, "call_echo_digest", 0.6, credential=(USERNAME, PASSWORD))
         assert call.final_answers("1 INVITE") == {407} and call.final_answers("2 INVITE") == {200}
         assert re.search(r"answered \(session \w+\)", digest_edge.log())
         heard = np.frombuffer(capture.pcm("ulaw"), dtype=np.int16)

@@ -8,7 +8,7 @@ the edge sent on the stream (its frame trace); no clock is read."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +16,11 @@ import pytest
 
 from bench.sip_edge_frames import read_trace
 from sipedge.frame_trace import TRACE_ENV
-from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.phone.conftest import speech_8k
+from tests.sip.conftest import EdgeProcess, run_edge
 from tests.sip.loopback_rtp import RTP_HEADER, decode, rtp_payload
 from tests.sip.loopback_udp import LoopbackUdp, can_capture
-from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import cued_once
 from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
 
@@ -48,22 +49,30 @@ def packet_offsets(packets: list[bytes], audio: bytes) -> list[int]:
     return offsets
 
 
-def test_no_callers_packet_has_its_end_held_back_into_the_next_frame(
+def callers_packets(capture: LoopbackUdp, media_port: int) -> list[bytes]:
+    """The caller's (SIPp's) RTP packets read off lo so far, as 16-bit PCM each."""
+    return [decode(rtp_payload(d.payload), "ulaw") for d in list(capture.datagrams)
+            if d.source_port == media_port and len(d.payload) > RTP_HEADER]
+
+
+async def test_no_callers_packet_has_its_end_held_back_into_the_next_frame(
     traced_edge: tuple[EdgeProcess, Path],
 ) -> None:
+    """The caller hangs up once it has sent the whole of its speech (cued: test_calls.cued_once)."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     edge, trace = traced_edge
     media_port = free_port_pair(2)  # SIPp's RTP and RTCP
+    spoken = len(speech_8k()) // PACKET_BYTES  # the packets of the caller's whole speech
     capture = LoopbackUdp({media_port})
     try:
-        call = run_sipp("call_echo", NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
-        time.sleep(0.5)  # the last frames' trace lines
+        call = await cued_once(edge, "call_echo", media_port,
+                               lambda: len(callers_packets(capture, media_port)) >= spoken)
+        await asyncio.sleep(0.5)  # the last frames' trace lines
     finally:
         capture.stop()
     assert call.returncode == 0, f"{call.output}\n{edge.log()[-3000:]}"
-    packets = [decode(rtp_payload(d.payload), "ulaw") for d in capture.datagrams
-               if d.source_port == media_port and len(d.payload) > RTP_HEADER]
+    packets = callers_packets(capture, media_port)
     sent = b"".join(stamp.pcm for stamp in read_trace(trace, 0, float("inf")) if stamp.stage == "sent")
     offsets = packet_offsets(packets, sent)
     assert len(offsets) > len(packets) // 2, f"{len(offsets)} of the caller's {len(packets)} packets found"
