@@ -10,12 +10,15 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sipedge.front_config import PIKE_REQUESTS_PER_UNIT, worker_capacity
 from sipedge.registrations import FIX_REGISTRAR
-from tests.sip.conftest import run_edge
+from tests.sip.conftest import EdgeProcess, run_edge
 from tests.sip.raw_sip import RawSip, status_of
 from tests.sip.sipp import HERE, SIPP_SECONDS
 from tests.support.ports import free_port
@@ -94,11 +97,19 @@ def test_the_edges_status_shows_its_slots_a_refused_registration_and_its_refusal
     assert SECRET not in json.dumps(body) and "+1415" not in json.dumps(body)
 
 
-def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProcess, str]]:
+    """Two workers behind Kamailio, for the module's tests of an edge with workers (each its own sources):
+    (the edge, its control API's URL)."""
     control_port = free_port()
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET}, workers=2):
-        code, body = _status(f"http://127.0.0.1:{control_port}", SECRET)
+    with run_edge("http://127.0.0.1:9", tmp_path_factory.mktemp("sip-status-front"), settings=settings,
+                  env={"EDGE_SECRET": SECRET}, workers=2) as edge:
+        yield edge, f"http://127.0.0.1:{control_port}"
+
+
+def test_an_edge_with_workers_answers_for_all_of_them_through_its_front(fronted: tuple[EdgeProcess, str]) -> None:
+    code, body = _status(fronted[1], SECRET)
     assert code == 200, body
     assert body["workers"] == {"total": 2, "answering": 2} and body["ready"] is True, body
     assert body["calls"]["in_progress"] == 0
@@ -124,28 +135,24 @@ def test_a_registration_pjsua_sends_nothing_for_reads_failed_with_its_reason(tmp
     assert state["reason"].endswith(FIX_REGISTRAR), state  # the edge does not ask again: the file is to fix
 
 
-def test_an_edge_with_workers_counts_what_its_front_refused_itself(tmp_path: Path) -> None:
+def test_an_edge_with_workers_counts_what_its_front_refused_itself(fronted: tuple[EdgeProcess, str]) -> None:
     """Kamailio answers a source no trunk allows 403 itself, and drops a flooding source's requests (pike): no
     worker sees them, yet the edge's `refused_last_minute` counts each 403 and each flooding source once, and
     its log says each once (later ones from that source only counted)."""
-    control_port = free_port()
-    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    control = f"http://127.0.0.1:{control_port}"
-    with run_edge("http://127.0.0.1:9", tmp_path, settings=settings, env={"EDGE_SECRET": SECRET},
-                  workers=2) as edge:
-        assert _status(control, SECRET)[1]["refused_last_minute"] == 0
-        for _ in range(2):
-            invite_refused_as_stranger(edge.sip_port)
-        flood = RawSip("127.0.0.3", edge.sip_port)  # past pike's density: dropped, counted once, not per packet
-        try:
-            for _ in range(3 * PIKE_REQUESTS_PER_UNIT):
-                flood.options(REGISTERED_NUMBER)
-        finally:
-            flood.close()
-        deadline = time.monotonic() + WAIT_SECONDS
-        while (body := _status(control, SECRET)[1])["refused_last_minute"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        log = edge.log()
+    edge, control = fronted
+    assert _status(control, SECRET)[1]["refused_last_minute"] == 0
+    for _ in range(2):
+        invite_refused_as_stranger(edge.sip_port)
+    flood = RawSip("127.0.0.3", edge.sip_port)  # past pike's density: dropped, counted once, not per packet
+    try:
+        for _ in range(3 * PIKE_REQUESTS_PER_UNIT):
+            flood.options(REGISTERED_NUMBER)
+    finally:
+        flood.close()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (body := _status(control, SECRET)[1])["refused_last_minute"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = edge.log()
     assert body["refused_last_minute"] == 3, body
     assert log.count("refused by the front (403): no trunk allows this source") == 1, log[-3000:]
     assert log.count("127.0.0.3 refused by the front (dropped)") == 1, log[-3000:]
