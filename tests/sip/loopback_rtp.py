@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 
 from tests.sip.loopback_udp import Datagram, LoopbackUdp, can_capture
 
@@ -36,9 +37,14 @@ def decode(payload: bytes, law: str) -> bytes:
 class LoopbackRtp:
     """Collects the RTP payloads sent to UDP port `port` on lo, in sequence order, until stopped."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, others: Iterable[int] = ()) -> None:
+        """`others`: more ports the same capture reads, for `senders` (one capture for several calls)."""
         self.port = port
-        self._capture = LoopbackUdp({port})
+        self._capture = LoopbackUdp({port, *others})
+
+    def senders(self) -> set[int]:
+        """The capture's ports that have sent a datagram so far."""
+        return {d.source_port for d in list(self._capture.datagrams) if d.source_port in self._capture.ports}
 
     def _packets(self) -> list[Datagram]:
         return [d for d in list(self._capture.datagrams)

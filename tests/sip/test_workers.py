@@ -27,17 +27,18 @@ from sipedge.front_config import PROBE_SECONDS
 from sipedge.worker_place import WORKER_VARIABLE
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.caller_cue import CuedCaller, goes_on_uncued_after
+from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
-from tests.sip.loopback_udp import LoopbackUdp
 from tests.sip.raw_sip import GOOD_SDP
 from tests.sip.sipp import run_sipp
 from tests.sip.test_calls import (
     CUE_MARGIN_SECONDS,
+    answered_at,
     answered_sipp_call,
     cued_once_heard,
     timeline,
+    waits_from_answer,
     words_came_back,
 )
 from tests.support.audio import Pcm, echo_similarity
@@ -191,15 +192,20 @@ async def many_calls_at_once(api: httpx.AsyncClient, edge: EdgeProcess, restarte
     # speaking (then waiting for its cue) and the first one's words came back; else each hangs up by itself.
     sip_port, tag = free_port(socket.SOCK_DGRAM), secrets.token_hex(8)
     cues = [CuedCaller(sip_port, f"many-{n}-{tag}@127.0.0.1") for n in range(1, CALLS + 1)]
-    capture, speaking = LoopbackRtp(media_port), LoopbackUdp(set(range(media_port, media_port + 2 * CALLS)))
-    cue_by = time.monotonic() + goes_on_uncued_after("call_echo") - CUE_MARGIN_SECONDS
+    capture = LoopbackRtp(media_port, range(media_port, media_port + 2 * CALLS))
+    uncued = waits_from_answer("call_echo") - CUE_MARGIN_SECONDS
     try:
         calling = asyncio.create_task(asyncio.to_thread(
             run_sipp, "call_echo", NUMBER, edge.sip_port, edge.workdir, media_port=media_port, calls=CALLS,
             sip_port=sip_port, call_id=f"many-%u-{tag}@127.0.0.1"))
         held = await wait_active_sessions(api, CALLS, timeout=60)  # all at once, each with its bot
-        while held == CALLS and not calling.done() and time.monotonic() < cue_by:
-            if len(callers_speaking(speaking)) == CALLS and words_came_back(capture.pcm("ulaw")) > 0.6:
+        while held == CALLS and not calling.done():
+            answered = [at for cue in cues if (at := answered_at(edge, cue.call_id)) is not None]
+            if answered and time.time() >= min(answered) + uncued:  # the first answered may go on by itself
+                break
+            # Each caller speaking (its RTP port, of a pair, sent): past its scenario's pause, waiting for its cue.
+            speaking = {port for port in capture.senders() if (port - media_port) % 2 == 0}
+            if len(answered) == CALLS and len(speaking) == CALLS and words_came_back(capture.pcm("ulaw")) > 0.6:
                 for cue in cues:
                     cue.cue()
                 break
@@ -208,7 +214,6 @@ async def many_calls_at_once(api: httpx.AsyncClient, edge: EdgeProcess, restarte
         capture.wait_quiet()
     finally:
         capture.stop()
-        speaking.stop()
     log = edge.log()[seen:]
     assert held == CALLS, log
     assert calls.returncode == 0, f"{calls.output}\n{log}"
@@ -228,11 +233,6 @@ async def many_calls_at_once(api: httpx.AsyncClient, edge: EdgeProcess, restarte
     assert await wait_active_sessions(api, 0) == 0
     for session_id in sessions:
         assert "machine_ended" in await timeline(api, session_id)
-
-
-def callers_speaking(capture: LoopbackUdp) -> set[int]:
-    """The SIPp media ports among `capture`'s that have sent RTP: each such call is past its scenario's pause."""
-    return {d.source_port for d in list(capture.datagrams) if d.source_port in capture.ports}
 
 
 ANSWERED_BY = re.compile(r"\[worker (\d+)\] sipedge: call \S+ answered \(session \w+\)")  # which worker
