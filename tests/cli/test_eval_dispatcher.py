@@ -1,6 +1,7 @@
 """`voicefleet eval` against a real `python -m dispatcher` whose releases are the booking line and
-copies of it with one planted fault each: the line's own suite passes, and each fault fails for its
-own reason, naming the scenario and the turn; no call is left running."""
+copies of it with one planted fault each: the line's own suite passes, a fault fails for its own
+reason, naming the scenario and the turn (the other faults' verdicts, on their recorded turns:
+test_eval_fault_verdicts.py), and the docs' promises hold; no call is left running."""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ STARVED = (SYNTHESIS, "            if '?' in text:\n                await asynci
 UNSET = ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY")  # the runs' own: no deployment of the user's
 EVAL_TIMEOUT = 300  # a safety net for one run of a scenario on a loaded machine, never what a test checks
 AGAIN = 2  # times a scenario whose call had no verdict (inconclusive) is placed again, alone
-SLEEP_FIRST = "        await __import__('asyncio').sleep(7.0)\n        await self.start_processing_metrics()\n"
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,6 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
     releases = {
         "stable": BOOKING / "bot.py",
         "wrong": planted(root, "wrong", "booking_flow.py", 'HOURS = "We are open every day', 'HOURS = "We are closed'),
-        "slow": planted(root, "slow", "responder.py", "        await self.start_processing_metrics()\n", SLEEP_FIRST),
-        "mute": planted(root, "mute", "booking_flow.py", "return Reply(NOTHING_TO_CANCEL)", "return Reply('')"),
-        "crash": planted(root, "crash", "booking_flow.py", "            return self._book()\n",
-                         "            raise RuntimeError('the booking system is down')\n"),
         # Its voice starved for 5 s before each question: an answer's second sentence comes seconds late.
         "starved": planted(root, "starved", "voice.py", STARVED[0], STARVED[1]),
         # No greeting: it waits to be spoken to.
@@ -200,68 +196,24 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
     assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # each call an eval's, on its release
 
 
-# Up to 1 + AGAIN rounds each for the faults, the stable release and the slow one, 80-100 s a round
-# beside two hogs (docs/testing.md): 600 s ended it in its sixth.
-@pytest.mark.timeout(1200)
-def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    # Three runs of the command at once, each its own process: one call each, on releases of their own.
-    # A fault's answer not heard, or a wrong one's answer not heard at all (at a load of 20 beside two
-    # hogs, the cold wrong bot's), is inconclusive where its bot's host fell over 2 s behind: no verdict
-    # on the fault, which the command says; those runs are placed again, and their placings reported.
-    runs = [[str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"],
-            [str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json"],
-            [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"]]
+def test_a_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess) -> None:
+    # One real call on a release that answers with the wrong words: the suite's failure names the
+    # scenario, the turn, what was expected and what was heard. The other faults (no answer, a crash
+    # mid-booking, an answer seconds late) are judged on their recorded turns in test_eval_fault_verdicts.py.
+    # Its answer not heard at all (at a load of 20 beside two hogs, the cold bot's) is inconclusive where
+    # its bot's host fell over 2 s behind: no verdict on the fault, which the command says; the run is
+    # placed again, and its placings reported.
+    run = [str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"]
     placed_again: list[str] = []
-    wrong, mute, crash = with_verdicts(dispatcher.base_url, runs, placed_again)
-    faults = {"wrong": wrong, "mute": mute, "crash": crash}
-    judged = {release: r for release, r in faults.items() if r.exit_code != INCONCLUSIVE}  # the others prove nothing
-    if "wrong" in judged:
-        assert wrong.exit_code == 1, wrong.output
-        assert failures_of(wrong)["opening hours"].startswith(
-            "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed"), wrong.output
-    if "mute" in judged:
-        assert mute.exit_code == 1, mute.output
-        assert "turn 1 ('I want to cancel my booking'): expected an answer, heard nothing" in failures_of(mute)[
-            "cancel without a booking"], mute.output
-    if "crash" in judged:
-        assert crash.exit_code == 1, crash.output
-        assert failures_of(crash)["book a table"].startswith(
-            "turn 2 ('Yes please'): expected an answer, heard nothing"), crash.output
-    for release, result in judged.items():
-        assert set(evals_listed(dispatcher, result).values()) == {release}
-
-    # 7 s before every reply: the stable release's own turn time plus 1.5 s is the bound, so a loaded
-    # machine slows both alike and only the planted seconds tell them apart. Its median of three: one
-    # call of it slowed by a busy moment set a bound the slow release met (1.6 s under a load of 17).
-    # The planted seconds are many so that the answer is later than its bot's machine can explain: with
-    # 2.5 s (1 s late), CI's busy host held each bot 2.3-2.7 s behind, and the verdict was, rightly,
-    # inconclusive (evals/bot_behind.py); 5.5 s late is more than any busy run held a bot (4.6 s).
-    # Two at a time, the default: three at once held the stable's bots 6-7 s behind at a load of ~15,
-    # which made its own calls inconclusive and left no bound to time the slow release against.
-    run = [str(SUITE / "opening_hours.toml"), "--repeat", "3", "--json"]
-    (stable,) = with_verdicts(dispatcher.base_url, [run], placed_again)
-    unproven = [release for release, r in {**faults, "stable": stable}.items() if r.exit_code == INCONCLUSIVE]
-    if stable.exit_code != INCONCLUSIVE:
-        assert stable.exit_code == 0, stable.output
-        bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 1500
-        timed = tmp_path / "timed.toml"
-        timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
-                         f"expect = {{ within_ms = {bound:.0f} }}\n")
-        # Three calls of it too: one that a busy moment's noise slips under the bound still leaves two.
-        run = [str(timed), "--release", "slow", "--repeat", "3", "--json"]
-        (slow,) = with_verdicts(dispatcher.base_url, [run], placed_again)
-        if slow.exit_code == INCONCLUSIVE:
-            unproven.append("slow")
-        else:
-            assert slow.exit_code == 1, slow.output
-            late = failures_of(slow)["timed"]
-            assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
-            assert set(evals_listed(dispatcher, slow).values()) == {"slow"}
+    (wrong,) = with_verdicts(dispatcher.base_url, [run], placed_again)
     assert running(dispatcher) == []
     noted_again(placed_again)
-    if unproven:  # the command's verdict on the host, as it says it: accepted, and shown as a skip
-        pytest.skip(f"inconclusive after {AGAIN} more placings, the host too busy to judge: {unproven}, "
-                    f"placed again: {placed_again}")
+    if wrong.exit_code == INCONCLUSIVE:  # the command's verdict on the host, as it says it: shown as a skip
+        pytest.skip(f"inconclusive after {AGAIN} more placings, the host too busy to judge: {placed_again}")
+    assert wrong.exit_code == 1, wrong.output
+    assert failures_of(wrong)["opening hours"].startswith(
+        "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed"), wrong.output
+    assert set(evals_listed(dispatcher, wrong).values()) == {"wrong"}
 
 
 def judged(messages: list[dict[str, object]]) -> str:

@@ -1,8 +1,9 @@
 """`voicefleet eval` over a carrier's media stream: the booking line run by a real `python -m dispatcher`
-takes a Twilio Media Streams call from the load test's phone caller (and the same call as Telnyx,
-Plivo and Exotel stream it), the party's size keyed in as DTMF, the bot's words read from the
+takes a Twilio Media Streams call from the load test's phone caller (and the same call as Exotel
+streams it: 16-bit PCM, not μ-law), the party's size keyed in as DTMF, the bot's words read from the
 session's transcript, each call marked as an eval's and pinned as a web eval's is; no call is left
-running."""
+running. Every carrier's stream (Telnyx's and Plivo's too) is read as the bot's Pipecat and the
+dispatcher read it, round trip, in test_eval_carrier_frames.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tests.cli.test_eval_dispatcher import (
     evals_at_once,
     evals_listed,
     failures_of,
-    run_eval,
     running,
     silence_after_a_turn,
 )
@@ -29,18 +29,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a real bot hearing 
 
 PHONE_SUITE = BOOKING / "scenarios" / "phone"
 KEYPAD = PHONE_SUITE / "party_size_on_the_keypad.toml"
-OTHER_CARRIERS = ("telnyx", "plivo", "exotel")
 
 
-def over(folder: Path, carrier: str, *, name: str = "", replace: tuple[str, str] = ("", "")) -> Path:
-    """The keypad scenario placed as `carrier` streams it, named after it (or `name`), with one edit
-    where given: a fault."""
-    name = name or f"keypad over {carrier}"
+def over(folder: Path, carrier: str) -> Path:
+    """The keypad scenario placed as `carrier` streams it, named after it."""
+    name = f"keypad over {carrier}"
     text = KEYPAD.read_text().replace('transport = "twilio"', f'transport = "{carrier}"')
     text = text.replace('name = "party size on the keypad"', f'name = "{name}"')
-    assert f'transport = "{carrier}"' in text and replace[0] in text
+    assert f'transport = "{carrier}"' in text
     path = folder / f"{name.replace(' ', '_')}.toml"
-    path.write_text(text.replace(*replace))
+    path.write_text(text)
     return path
 
 
@@ -57,11 +55,14 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
 
 def test_the_keypad_scenario_passes_over_a_twilio_stream_on_the_release_it_names(dispatcher: DispatcherProcess,
                                                                                 tmp_path: Path) -> None:
-    """Four calls over Twilio streams, two runs of the command at once (each a process of its own):
-    - the keypad scenario passes, timed by the caller and by the bot host (from the session's end), on
-      the stable release: an eval's session is marked as an eval's, never a canary's share;
+    """Five calls, two runs of the command at once (each a process of its own):
+    - the keypad scenario passes over a Twilio stream, timed by the caller and by the bot host (from the
+      session's end), on the stable release: an eval's session is marked as an eval's, never a canary's share;
+    - the same call as Exotel streams it (its start, 16-bit PCM audio, its `dtmf` events, its hang-up)
+      passes every turn too, its bot's Pipecat reading it as Exotel's;
     - the same turn with `9` pressed where the line asks for the size: a party of nine is no answer
-      the scenario wants, so the turn fails naming the keys, what was expected and what the bot said;
+      the scenario wants, so the turn fails naming the keys, what was expected and what the bot said,
+      and the command's last line names it as the first failure;
     - 2.5 s of digital silence on the line sends no loud frame: the turn is timed from its own end, so
       the previous turn's answer is no reply to it;
     - the suite run with `--release next`: its call token carries the pin and the eval mark to the
@@ -72,44 +73,24 @@ def test_the_keypad_scenario_passes_over_a_twilio_stream_on_the_release_it_names
     (folder / "nine.toml").write_text(KEYPAD.read_text().replace('dtmf = "4#"', 'dtmf = "9#"').replace(
         'name = "party size on the keypad"', 'name = "nine"'))
     silence_after_a_turn(folder, "twilio")
+    over(folder, "exotel")
     stable, pinned = evals_at_once(dispatcher.base_url, [str(folder), "--concurrency", "3", "--json"],
                                    [str(PHONE_SUITE), "--release", "next", "--json"])
     assert stable.exit_code == 1, stable.output  # the nine's turn failed, and nothing else
     summary = json.loads(stable.stdout)
     scenarios = {s["scenario"]: s for s in summary["scenarios"]}
     assert {name: s["passed"] for name, s in scenarios.items()} == {
-        "party size on the keypad": 1, "nine": 0, "silence after a turn": 1}, stable.output
+        "party size on the keypad": 1, "nine": 0, "silence after a turn": 1, "keypad over exotel": 1}, stable.output
     keypad = scenarios["party size on the keypad"]
     assert keypad["turn_latency_ms"]["p50"] and keypad["bot_turn_latency_ms"]["p50"], keypad
     failure = failures_of(stable)["nine"]
     assert failure.startswith("turn 3 ('At eight'): expected 'table for four', heard 'A table for nine"), failure
+    assert "the first: nine: turn 3 ('At eight')" in stable.output
+    exotel = scenarios["keypad over exotel"]["sessions"][0]  # its bot read the call's first messages as Exotel's
+    assert re.search(rf"\[{exotel}\].*telephony provider: exotel\b", dispatcher.log()), exotel
     assert summary["release"] == "stable"  # an eval's session runs the stable release, never a canary's share
     assert set(evals_listed(dispatcher, stable).values()) == {"stable"}  # marked as an eval's session
     assert pinned.exit_code == 0, pinned.output
     assert json.loads(pinned.stdout)["release"] == "next"
     assert set(evals_listed(dispatcher, pinned).values()) == {"next"}
-    assert running(dispatcher) == []
-
-
-def test_the_keypad_scenario_passes_over_telnyx_plivo_and_exotel_and_a_wrong_word_fails_its_turn(
-        dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """One call a carrier, at once, each in its carrier's own messages (its start, its audio: μ-law,
-    Exotel's 16-bit PCM; its `dtmf` events; its hang-up), each passing every turn; beside them the
-    same call over Exotel expecting a word the bot does not say, which fails naming that turn."""
-    for carrier in OTHER_CARRIERS:
-        over(tmp_path, carrier)
-    over(tmp_path, "exotel", name="wrong word over exotel", replace=('"what time"', '"what day"'))
-    result = run_eval(dispatcher.base_url, str(tmp_path), "--concurrency", str(len(OTHER_CARRIERS) + 1), "--json")
-    assert result.exit_code == 1, result.output
-    scenarios = {s["scenario"]: s for s in json.loads(result.stdout)["scenarios"]}
-    assert {name: s["passed"] for name, s in scenarios.items()} == {
-        **{f"keypad over {c}": 1 for c in OTHER_CARRIERS}, "wrong word over exotel": 0}
-    failure = scenarios["wrong word over exotel"]["failures"][0]["failure"]
-    assert failure.startswith("turn 2 ('keys 4#'): expected 'what day', heard '"), failure
-    assert "the first: wrong word over exotel: turn 2 ('keys 4#')" in result.stderr
-    assert set(evals_listed(dispatcher, result).values()) == {"stable"}
-    log = dispatcher.log()
-    for carrier in OTHER_CARRIERS:  # each bot's Pipecat read its call's first messages as that carrier's
-        session = scenarios[f"keypad over {carrier}"]["sessions"][0]
-        assert re.search(rf"\[{session}\].*telephony provider: {carrier}\b", log), (carrier, session)
     assert running(dispatcher) == []

@@ -3,7 +3,8 @@ saying so, the session ends, and its timeline names the case in one `error` even
 vendors end a session, against their fakes, with the real bot host and examples/realtime under a
 local dispatcher: OpenAI at its cap (`session_expired`, close 1001), Gemini refusing a resumption after
 its `goAway` and close, and either vendor unreachable as the session starts (its fake stopped before
-the fleet's next session: the next call's connect is refused)."""
+the fleet's next session: the next call's connect is refused). Each case's error is the session's too
+(GET /sessions/{id}), in the vendor's words; Gemini's refusal, and its connect refused, reach it at once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ENDED_WITHIN = 30.0  # the words (~4 s) and the end, on a busy machine; the idle timeout is 300 s
 WORDS_SECONDS = 2.0  # loud audio heard after the fault: the recorded line, not the fake's 0.4 s tone
 REFUSED = (1007, "Request contains an invalid argument.")
+SOON = 1.0  # Gemini's refusal (or its connect refused) to the session's error event, on the dispatcher's clock
 
 Fault = Callable[[], Awaitable[None]]
 
@@ -59,13 +62,28 @@ def fleet_whose_vendor_goes(log_dir: Path, fake: FakeOpenAIRealtime | FakeGemini
                 yield dispatcher, server
 
 
-def unreachable_at_the_next_start(dispatcher: DispatcherProcess, server: FakeServer) -> None:
-    """The vendor's fake stopped: the fleet's next session cannot reach it, and says so and ends."""
+def unreachable_at_the_next_start(dispatcher: DispatcherProcess, server: FakeServer, service: str) -> None:
+    """The vendor's fake stopped: the fleet's next session cannot reach it, and says so and ends. The bot
+    connects as the caller joins: its error is there within a second of the join (or before it)."""
     server.__exit__(None, None, None)
-    errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, None))
-    assert [e["reason"] for e in errors] == ["vendor_unreachable"], errors
-    assert "Connect call failed" in errors[0]["detail"] or "Connection refused" in errors[0]["detail"], errors
-    assert ended["reason"] == "vendor_ended", ended
+    gone = asyncio.run(_vendor_gone(dispatcher.base_url, None))
+    assert [e["reason"] for e in gone.errors] == ["vendor_unreachable"], gone.errors
+    assert "Connect call failed" in gone.error or "Connection refused" in gone.error, gone.error
+    assert service in gone.error, gone.error
+    assert gone.ended["reason"] == "vendor_ended", gone.ended
+    if service == "GeminiLiveLLMService":
+        assert gone.errors[0]["at"] - gone.at.get("joined", gone.errors[0]["at"]) < SOON, gone.at
+
+
+@dataclass(frozen=True)
+class Gone:
+    """What a call whose vendor went left: its timeline's `error` events and `ended`, each event kind's
+    first time, and the session's own `error` (GET /sessions/{id})."""
+
+    errors: list[dict[str, Any]]
+    ended: dict[str, Any]
+    at: dict[str, float]
+    error: str
 
 
 def test_openai_at_its_cap_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
@@ -75,11 +93,12 @@ def test_openai_at_its_cap_or_unreachable_at_the_start_tells_the_caller_and_ends
         assert await asyncio.to_thread(fake.end_sessions, 1001, "", EXPIRED) == 1
 
     with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, server):
-        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, cap))
-        assert [e["reason"] for e in errors] == ["vendor_cap"], errors
-        assert "session_expired" in errors[0]["detail"] and "maximum duration" in errors[0]["detail"]
-        assert ended["reason"] == "vendor_ended", ended
-        unreachable_at_the_next_start(dispatcher, server)
+        gone = asyncio.run(_vendor_gone(dispatcher.base_url, cap))
+        assert [e["reason"] for e in gone.errors] == ["vendor_cap"], gone.errors
+        assert "session_expired" in gone.errors[0]["detail"] and "maximum duration" in gone.errors[0]["detail"]
+        assert "Your session hit the maximum duration of 60 minutes" in gone.error, gone.error
+        assert gone.ended["reason"] == "vendor_ended", gone.ended
+        unreachable_at_the_next_start(dispatcher, server, "OpenAIRealtimeLLMService")
 
 
 def test_gemini_refusing_a_resumption_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(
@@ -91,17 +110,20 @@ def test_gemini_refusing_a_resumption_or_unreachable_at_the_start_tells_the_call
         assert await asyncio.to_thread(fake.go_away, 0.2) == 1
 
     with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, server):
-        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, refused))
-        assert fake.refused == [REFUSED]
-        assert [e["reason"] for e in errors] == ["vendor_resumption_refused"], errors
-        assert REFUSED[1] in errors[0]["detail"] and "Deadline expired" in errors[0]["detail"], errors
-        assert ended["reason"] == "vendor_ended", ended
-        unreachable_at_the_next_start(dispatcher, server)
+        gone = asyncio.run(_vendor_gone(dispatcher.base_url, refused))
+        assert fake.refused == [REFUSED] and len(fake.connections) == 1  # refused: never resumed
+        assert fake.connections[0].resumed_from is None and fake.connections[0].closed_with is not None
+        assert [e["reason"] for e in gone.errors] == ["vendor_resumption_refused"], gone.errors
+        assert REFUSED[1] in gone.errors[0]["detail"] and "Deadline expired" in gone.errors[0]["detail"], gone.errors
+        assert gone.errors[0]["at"] - fake.refused_at[0] < SOON, (gone.errors, fake.refused_at)
+        assert REFUSED[1] in gone.error, gone.error
+        assert gone.ended["reason"] == "vendor_ended", gone.ended
+        unreachable_at_the_next_start(dispatcher, server, "GeminiLiveLLMService")
 
 
-async def _vendor_gone(base_url: str, fault: Fault | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def _vendor_gone(base_url: str, fault: Fault | None) -> Gone:
     """One call: a turn answered (with a fault to cause), the fault, then what the caller heard from it
-    on and the session's end; returns the timeline's `error` events and its `ended`."""
+    on and the session's end; returns its timeline's errors and end, and the session's error."""
     async with api_client(base_url=base_url, timeout=30) as api:
         answer = (await api.post("/start", json={})).json()
         session_id = answer["session_id"]
@@ -130,4 +152,6 @@ async def _vendor_gone(base_url: str, fault: Fault | None) -> tuple[list[dict[st
 
         _: bool = await until(status_failed, "the session's status failed", timeout=ENDED_WITHIN, interval=0.2)
         timeline = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
-    return [e for e in timeline if e.get("event") == "error"], end
+        error = str((await api.get(f"/sessions/{session_id}")).json()["error"])
+    return Gone([e for e in timeline if e.get("event") == "error"], end,
+                {e["event"]: e["at"] for e in reversed(timeline)}, error)
