@@ -62,16 +62,6 @@ def test_every_line_of_a_session_carries_its_id_trace_and_replica(tmp_path, rese
         assert ending and {line["level"] for line in ending} <= {"info", "warning"}, forwarded
 
 
-def test_text_stays_the_default(tmp_path):
-    with run_dispatcher(tmp_path, QUICK_BOT) as dispatcher:
-        session = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30).json()["session_id"]
-        wait_until(lambda: f"session {session}: bot pid" in dispatcher.log() and " exited (" in dispatcher.log(),
-                   "the bot's exit", timeout=30, detail=dispatcher.log)
-        log = dispatcher.log()
-    assert f"INFO dispatcher.sessions.service: session {session} launched" in log
-    assert f"INFO dispatcher.bot: [{session}] " in log  # its stderr, forwarded with its session
-
-
 def test_the_replicas_memory_of_session_traces_and_releases_is_bounded():
     known = KnownSessions(limit=3)
     for n in range(5):
@@ -101,15 +91,17 @@ async def bot(runner_args):
 
 @pytest.mark.parametrize("chosen", ["text", "json"])
 def test_a_bots_warnings_and_errors_keep_their_level(tmp_path, chosen):
+    """Text is the default: the text case sets no LOG_FORMAT."""
     bot_file = tmp_path / "bot.py"
     bot_file.write_text(ERRING_BOT)
-    env = {**QUICK_BOT, "LOG_FORMAT": chosen, "BOT_FILE": str(bot_file)}
+    env = {**QUICK_BOT, "BOT_FILE": str(bot_file), **({"LOG_FORMAT": chosen} if chosen == "json" else {})}
     with run_dispatcher(tmp_path, env) as dispatcher:
         session = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30).json()["session_id"]
         wait_until(lambda: f"session {session}: bot pid" in dispatcher.log() and " exited (" in dispatcher.log(),
                    "the bot's exit", timeout=30, detail=dispatcher.log)
         log = dispatcher.log()
     if chosen == "text":
+        assert f"INFO dispatcher.sessions.service: session {session} launched" in log, "text is not the default"
         assert f"WARNING dispatcher.bot: [{session}] " in log and "prompt file missing" in log
         error = next(line for line in log.splitlines() if line.endswith("- no key"))
         assert f"ERROR dispatcher.bot: [{session}] " in error

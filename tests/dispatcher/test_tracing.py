@@ -4,6 +4,7 @@ exported by the standard OTEL_* variables to an OTLP/HTTP receiver (real process
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,8 +16,8 @@ from websockets.exceptions import InvalidStatus
 from tests.bot.test_user_bots import first_loud_audio
 from tests.fakes.fixtures import fake_daily, fake_fly
 from tests.support.http_client import api_client
-from tests.support.otlp_receiver import ReceivedSpan, otlp_receiver
-from tests.support.processes import run_dispatcher
+from tests.support.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
+from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.waiting import wait_until
 from tests.support.webrtc_client import WebRTCClient
 
@@ -24,6 +25,8 @@ __all__ = ["fake_daily", "fake_fly"]  # fixtures
 
 # A bot no peer ever reaches ends at its connect timeout: its whole trace, in seconds.
 QUICK_BOT = {"BOT_CONNECT_TIMEOUT_SECONDS": "2", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+DIALIN_SECRET = "dialinsecret" + "7" * 30
+TOKEN = "eyJib2R5Ijp7InNlY3JldCI6InRvcCJ9fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
 
 
 def of_trace(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan]:
@@ -36,35 +39,61 @@ def whole(trace_ids: list[str]):
     return done
 
 
-@pytest.mark.parametrize("reserve", ["cold", "warm"])
-def test_each_session_is_one_trace_with_the_dispatchers_and_its_bots_spans(tmp_path, reserve):
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Receiver]]:
+    """One dispatcher (cold starts, its bots quick to end) exporting to one receiver, shared by the tests
+    whose sessions and requests never meet: each reads only its own trace's spans, or its own paths'."""
     with otlp_receiver() as (endpoint, received):
-        idle = "0" if reserve == "cold" else "2"
-        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": idle, "RESERVE_MIN_IDLE": idle}
-        with run_dispatcher(tmp_path, env) as dispatcher:
-            if reserve == "warm":
-                wait_until(lambda: dispatcher.log().count("connected (idle)") >= 2, "two idle bots", timeout=60,
-                           detail=dispatcher.log)
-            answers = [httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30) for _ in range(2)]
-            assert [a.status_code for a in answers] == [201, 201]
-            trace_ids = [a.json()["trace_id"] for a in answers]
-            assert len(set(trace_ids)) == 2 and all(len(t) == 32 for t in trace_ids)
-            for answer, trace_id in zip(answers, trace_ids, strict=True):
-                looked_up = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}", timeout=10)
-                assert looked_up.json()["trace_id"] == trace_id
-            spans = received.wait_for(whole(trace_ids))
+        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "0",
+               "RESERVE_MIN_IDLE": "0", "DAILY_DIALIN_SECRET": DIALIN_SECRET}
+        with run_dispatcher(tmp_path_factory.mktemp("traced"), env) as dispatcher:
+            yield dispatcher, received
+
+
+def assert_one_trace(spans: list[ReceivedSpan], trace_id: str, launch: str) -> None:
+    """The session's trace holds the dispatcher's start and its bot's session, the bot's continuing the start."""
+    trace = of_trace(spans, trace_id)
+    by_name = {span.name: span for span in trace}
+    assert {"POST /start", "session.start", "session.admission", "session.launch", "bot.session",
+            "bot.connect"} <= set(by_name), sorted(by_name)
+    assert {s.service for s in trace} == {"voicefleet-dispatcher", "voicefleet-bot"}
+    # The bot's session continues the dispatcher's start; the start is the request's child.
+    assert by_name["bot.session"].parent_span_id == by_name["session.start"].span_id
+    assert by_name["session.start"].parent_span_id == by_name["POST /start"].span_id
+    assert by_name["session.launch"].attributes["voicefleet.launch"] == launch
+    assert by_name["bot.session"].attributes["voicefleet.end.reason"] == "connect_timeout"
+    assert by_name["bot.connect"].status_code == 2  # nobody connected: the step failed
+
+
+def started_traces(dispatcher: DispatcherProcess, starts: int) -> list[str]:
+    """Starts `starts` sessions; their trace ids, each checked against its session's record."""
+    answers = [httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30) for _ in range(starts)]
+    assert [a.status_code for a in answers] == [201] * starts
+    trace_ids = [a.json()["trace_id"] for a in answers]
+    assert len(set(trace_ids)) == starts and all(len(t) == 32 for t in trace_ids)
+    for answer, trace_id in zip(answers, trace_ids, strict=True):
+        looked_up = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}", timeout=10)
+        assert looked_up.json()["trace_id"] == trace_id
+    return trace_ids
+
+
+def test_each_session_is_one_trace_with_the_dispatchers_and_its_bots_spans(traced):
+    dispatcher, received = traced
+    trace_ids = started_traces(dispatcher, 2)  # cold: each start launches its bot
+    spans = received.wait_for(whole(trace_ids))
     for trace_id in trace_ids:
-        trace = of_trace(spans, trace_id)
-        by_name = {span.name: span for span in trace}
-        assert {"POST /start", "session.start", "session.admission", "session.launch", "bot.session",
-                "bot.connect"} <= set(by_name), sorted(by_name)
-        assert {s.service for s in trace} == {"voicefleet-dispatcher", "voicefleet-bot"}
-        # The bot's session continues the dispatcher's start; the start is the request's child.
-        assert by_name["bot.session"].parent_span_id == by_name["session.start"].span_id
-        assert by_name["session.start"].parent_span_id == by_name["POST /start"].span_id
-        assert by_name["session.launch"].attributes["voicefleet.launch"] == reserve
-        assert by_name["bot.session"].attributes["voicefleet.end.reason"] == "connect_timeout"
-        assert by_name["bot.connect"].status_code == 2  # nobody connected: the step failed
+        assert_one_trace(spans, trace_id, "cold")
+
+
+def test_a_warm_bots_session_is_its_starts_trace(tmp_path):
+    """The idle bot was started before any session: it takes the trace the start answered with."""
+    with otlp_receiver() as (endpoint, received):
+        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "1", "RESERVE_MIN_IDLE": "1"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=60, detail=dispatcher.log)
+            [trace_id] = started_traces(dispatcher, 1)
+            spans = received.wait_for(whole([trace_id]))
+    assert_one_trace(spans, trace_id, "warm")
 
 
 def test_with_the_variables_unset_nothing_is_exported(tmp_path):
@@ -173,30 +202,23 @@ def test_a_cloud_starts_auth_wait_room_and_provider_calls_are_its_spans(tmp_path
     assert refusal.trace_id != trace_id and refusal.attributes["error.type"] == "unauthorized"
 
 
-DIALIN_SECRET = "dialinsecret" + "7" * 30
-TOKEN = "eyJib2R5Ijp7InNlY3JldCI6InRvcCJ9fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
-
-
-async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tmp_path):
+async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(traced):
     """The request spans carry `url.path` and `url.query`: the Daily dial-in webhook's secret (a reusable
     start credential) and a `?token=` (also spelt `?%74oken=`) reach the collector masked as in the logs
     (tests/dispatcher/test_log_redaction.py), and the carriers' stream tokens in WebSocket paths too."""
-    with otlp_receiver() as (endpoint, received):
-        env = {"DAILY_DIALIN_SECRET": DIALIN_SECRET, "RESERVE_MAX_IDLE": "0", "LOG_LEVEL": "warning",
-               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-        with run_dispatcher(tmp_path, env) as dispatcher:
-            webhook = httpx.post(f"{dispatcher.base_url}/phone/daily/dialin/{DIALIN_SECRET}", json={}, timeout=30)
-            assert webhook.status_code == 200  # Daily's verification ping: the secret was right
-            for query in (f"token={TOKEN}", f"%74oken={TOKEN}&x=1"):
-                assert httpx.get(f"{dispatcher.base_url}/sessions/s-1?{query}", timeout=30).status_code == 404
-            ws = dispatcher.base_url.replace("http://", "ws://")
-            for path in (f"/ws/twilio/{TOKEN}", f"/ws/generic/voicefleet?token={TOKEN}"):
-                with pytest.raises(InvalidStatus):
-                    async with connect(ws + path, proxy=None, open_timeout=30):
-                        pass
-            spans = await received.arrived(
-                lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
-                and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
+    dispatcher, received = traced
+    webhook = httpx.post(f"{dispatcher.base_url}/phone/daily/dialin/{DIALIN_SECRET}", json={}, timeout=30)
+    assert webhook.status_code == 200  # Daily's verification ping: the secret was right
+    for query in (f"token={TOKEN}", f"%74oken={TOKEN}&x=1"):
+        assert httpx.get(f"{dispatcher.base_url}/sessions/s-1?{query}", timeout=30).status_code == 404
+    ws = dispatcher.base_url.replace("http://", "ws://")
+    for path in (f"/ws/twilio/{TOKEN}", f"/ws/generic/voicefleet?token={TOKEN}"):
+        with pytest.raises(InvalidStatus):
+            async with connect(ws + path, proxy=None, open_timeout=30):
+                pass
+    spans = await received.arrived(
+        lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
+        and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
     [dialin] = [s for s in spans if s.name.startswith("POST /phone/daily/dialin")]
     assert dialin.attributes["url.path"] == "/phone/daily/dialin/[redacted]", dialin.attributes
     assert dialin.name == "POST /phone/daily/dialin/{secret}"  # the route's template, as it was
@@ -211,21 +233,18 @@ async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tm
 CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 
-def test_a_clients_traceparent_is_linked_never_the_sessions_trace(tmp_path):
+def test_a_clients_traceparent_is_linked_never_the_sessions_trace(traced):
     """A client's `traceparent` (here one that also asks for nothing to be sampled, flags `00`) joins
     its trace to the session's by a link from `session.start`: the session's trace id, the one the
     start answers, its timeline keeps and its bot continues from, is the deployment's own."""
-    with otlp_receiver() as (endpoint, received):
-        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "0"}
-        with run_dispatcher(tmp_path, env) as dispatcher:
-            answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
-                                headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00",
-                                         "tracestate": "client=chosen"})
-            assert answer.status_code == 201, answer.text
-            trace_id = answer.json()["trace_id"]
-            assert trace_id != CLIENT_TRACE
-            timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
-            spans = received.wait_for(whole([trace_id]))
+    dispatcher, received = traced
+    answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
+                        headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00", "tracestate": "client=chosen"})
+    assert answer.status_code == 201, answer.text
+    trace_id = answer.json()["trace_id"]
+    assert trace_id != CLIENT_TRACE
+    timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
+    spans = received.wait_for(whole([trace_id]))
     assert timeline.json()["trace_id"] == trace_id
     assert not [s.name for s in spans if s.trace_id == CLIENT_TRACE]  # nothing written into the client's trace
     by_name = {span.name: span for span in of_trace(spans, trace_id)}

@@ -32,9 +32,10 @@ KEY = "dispatch-test-key-0123456789"
 NO_LAUNCH_VALUES = "the agent-sandbox mode hands its bots nothing at launch: it needs the channel"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 # What the session service alone decides (tokens, rooms, Daily's presence, its clean-ups, its close), the
-# same whichever provider launched the machine: on two providers, each a different API. What each provider
-# does (its launch values, idempotency, body digest, stop, refusals, states) stays on all of them, here and
-# in test_contract.py.
+# same whichever provider launched the machine (the answer to a conflict, a refusal, a throttling): on two
+# providers, each a different API. What each provider does (its launch values, idempotency, body digest,
+# stop, refusals, throttling, states) stays on all of them: in test_contract.py, and here where the answer
+# depends on it (launch values, a replay, a delete, a failed room's machine, a start stopped half-way).
 SERVICE_ONLY = pytest.mark.parametrize("harness", ["fly", "gce"], indirect=True)
 
 
@@ -119,6 +120,9 @@ async def test_a_failing_presence_check_still_answers_the_session(
     fake_daily.knobs.failures.clear()
 
 
+# The service compares the digests; each provider's recording of its machine's digest:
+# test_contract.py::test_body_digest_is_recorded_on_the_machine.
+@SERVICE_ONLY
 async def test_a_reused_key_with_another_body_is_a_conflict(dispatcher: Dispatcher) -> None:
     headers = {**AUTH, "Idempotency-Key": "call-8"}
     await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
@@ -146,6 +150,9 @@ async def test_delete_stops_the_machine_ends_the_room_and_a_second_delete_is_har
     assert again.status_code == 204, again.text
 
 
+# The room's clean-up is the service's; each provider's refusal (`_rejected`, no retry):
+# test_contract.py::test_permanent_launch_failure_is_reported_without_retry.
+@SERVICE_ONLY
 async def test_a_refused_launch_leaves_no_room_behind(
     dispatcher: Dispatcher,
     harness: Harness,
@@ -173,6 +180,9 @@ async def test_a_failed_room_leaves_no_machine_running(
     assert machine is None or not machine.state.is_active
 
 
+# The 503 and its header are the service's; each provider's `_throttled` with its retry hint:
+# test_contract.py::test_persistent_throttling_is_reported_with_a_retry_hint.
+@SERVICE_ONLY
 async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Dispatcher, harness: Harness) -> None:
     harness.throttle(1000)
     response = await dispatcher.http.post("/start", json={}, headers=AUTH)

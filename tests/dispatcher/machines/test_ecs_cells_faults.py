@@ -47,6 +47,7 @@ from tests.fakes.ecs import REGION
 from tests.fakes.ecs_cells import CellsProxy, account_of
 from tests.fakes.fixtures import moto_ecs  # noqa: F401 - the moto server
 from tests.support.dispatcher_server import serving
+from tests.support.waiting import within
 
 API_KEY = "cells-faults-key-0123456789"
 
@@ -176,7 +177,8 @@ async def test_a_runtask_whose_answer_was_lost_stays_in_its_cell_though_the_retr
         assert proxy.run_task_accounts == [ACCOUNTS["a"]]  # one RunTask reached ECS: a's first
         if launched is not None:
             assert account_of_task(launched.machine.machine_id) == ACCOUNTS["a"]
-        await asyncio.sleep(1.5)  # the first RunTask has landed in a
+        # The first RunTask, its answer delayed, has landed in a (served once nothing is in flight).
+        assert await within(lambda: proxy.in_flight() == 0, 30, interval=0.02), "the delayed RunTask never landed"
         seen = active_by_account(await here.list(), session)
         assert list(seen) == [ACCOUNTS["a"]] and len(seen[ACCOUNTS["a"]]) == 1, seen
         elsewhere = await there.status(session)  # every replica names the one task

@@ -53,22 +53,35 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     return harness_for(request)
 
 
-async def test_a_create_that_lands_after_its_start_was_refused_leaves_no_machine(harness: Harness) -> None:
+async def test_a_create_that_lands_after_its_start_was_refused_leaves_no_machine_unless_the_start_was_retried(
+        harness: Harness) -> None:
+    """Two starts refused at once, their creates held, then landing. One was never asked for again: its
+    machine is removed. The other the client retried (at another replica behind the balancer) after the
+    refusal: the machine that appears is that start's to adopt, not the watch's to remove."""
     machines = quick(harness)
-    s = spec()
-    hold = harness.hold_create(HELD)
+    asked: list[tuple[str, float]] = []
+    removed, retried = spec(), spec()
+
+    async def retried_since(session_id: str, since: float) -> bool:
+        asked.append((session_id, since))
+        return session_id == retried.session_id
+
+    machines.lost.retried_since = retried_since  # type: ignore[attr-defined]
+    hold = harness.hold_create(2 * HELD)
     try:
-        with pytest.raises(MachinesError) as refused:
-            await machines.launch(s)
-        assert refused.value.reason == f"{harness.name}_unavailable"
-        hold.release()  # the held creates land now, after the refusal
+        refusals = await asyncio.gather(machines.launch(removed), machines.launch(retried), return_exceptions=True)
+        assert [getattr(r, "reason", r) for r in refusals] == [f"{harness.name}_unavailable"] * 2, refusals
+        hold.release()  # the held creates land now, after the refusals
         harness.settle()
-        assert harness.created(s.session_id) >= 1  # the create did make a machine…
-        assert await within(lambda: harness.live(s.session_id) == 0, 20, interval=0.05) is not None  # …removed
+        assert harness.created(removed.session_id) >= 1, "the late create made no machine"
+        assert await within(lambda: harness.live(removed.session_id) == 0, 20, interval=0.05) is not None, \
+            "a refused start's late machine was left running"
+        assert await within(lambda: retried.session_id in {sid for sid, _ in asked} or None, 20,
+                            interval=0.05) is not None, "the watch never asked whether the start was retried"
+        assert harness.live(retried.session_id) >= 1, "a retried start's machine was removed"
     finally:
         hold.release()
         await machines.aclose()
-
 
 
 async def test_a_create_that_got_no_answer_then_was_throttled_is_maybe_made_and_its_machine_removed(
@@ -94,32 +107,6 @@ async def test_a_create_that_got_no_answer_then_was_throttled_is_maybe_made_and_
     finally:
         hold.release()
         await machines.aclose()
-
-async def test_a_machine_a_retried_start_may_own_is_left_to_it(harness: Harness) -> None:
-    """The client retried (at another replica behind the balancer): the session was asked for again
-    after the refusal, so the machine that appears is that start's to adopt, not the watch's to remove."""
-    machines = quick(harness)
-    asked: list[tuple[str, float]] = []
-
-    async def retried_since(session_id: str, since: float) -> bool:
-        asked.append((session_id, since))
-        return True
-
-    machines.lost.retried_since = retried_since  # type: ignore[attr-defined]
-    s = spec()
-    hold = harness.hold_create(HELD)
-    try:
-        with pytest.raises(MachinesError):
-            await machines.launch(s)
-        hold.release()
-        harness.settle()
-        assert await within(lambda: asked or None, 20, interval=0.05) is not None
-        assert asked[0][0] == s.session_id
-        assert harness.live(s.session_id) >= 1  # kept for the retried start
-    finally:
-        hold.release()
-        await machines.aclose()
-
 
 CREATES = {"cloudrun": ("POST", ":run"), "aci": ("PUT", "/containerGroups/")}
 

@@ -92,21 +92,17 @@ def test_a_service_that_dies_is_unavailable_on_status_within_its_read_interval_a
         assert error["free_streams"] is None
 
 
-NO_CAPACITY = [{"free": -1, "total": 2}, {"free": "two", "total": 2}, {"free": 1.5, "total": 2},
-               {"free": True, "total": 2}, {"free": 3, "total": 2}, {"total": 2}, "plenty"]
-
-
 def test_an_answer_that_is_no_capacity_is_unknown_and_refuses_starts(tmp_path: Path) -> None:
+    """One such answer end to end; which answers are no capacity: test_capacity_answers.py."""
     with model_server_process(streams=2) as model, dispatcher_for(tmp_path, model) as dispatcher:
-        for answer in NO_CAPACITY:
-            model.set_capacity_answer(answer)
-            seen = wait_until(lambda: (s := model_status(dispatcher))["state"] == "unknown" and s, f"{answer} read")
-            assert seen["problem"].startswith("its answer is no capacity"), seen
-            assert (seen["free"], seen["total"]) == (None, None)
-            error = refused(start(dispatcher), "model_service_unavailable")
-            assert "its answer is no capacity" in error["message"], error
-            model.set_capacity_answer(None)  # a capacity again: admitted again
-            wait_until(lambda: model_status(dispatcher)["state"] == "ok", "a capacity read again")
+        model.set_capacity_answer({"free": 3, "total": 2})
+        seen = wait_until(lambda: (s := model_status(dispatcher))["state"] == "unknown" and s, "the answer read")
+        assert seen["problem"].startswith("its answer is no capacity"), seen
+        assert (seen["free"], seen["total"]) == (None, None)
+        error = refused(start(dispatcher), "model_service_unavailable")
+        assert "its answer is no capacity" in error["message"], error
+        model.set_capacity_answer(None)  # a capacity again: admitted again
+        wait_until(lambda: model_status(dispatcher)["state"] == "ok", "a capacity read again")
         assert start(dispatcher).status_code == 201
 
 

@@ -14,8 +14,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from dispatcher.sessions.machine_end_grace import LEASE_SECONDS, OWNER_MARGIN_SECONDS
 from dispatcher.wiring import running
 from tests.dispatcher.sessions.test_machine_end_grace_store import replica, sessions_counted
@@ -25,27 +23,38 @@ from tests.support.redis_server import RedisServer, redis_server
 from tests.support.waiting import within
 
 SESSION = "grace-crashed-owner-1"
+UNWRITTEN = "grace-crashed-owner-2"  # its owner's timeline writes never reach the store
 OWNER_GRACE = "10"  # the owner's grace: far longer than a loaded machine takes to see its end kept and kill it
 KEPT = "{voicefleet}:machine-ends:handed-over"
-TIMELINE = f"{{voicefleet}}:timeline:{SESSION}"
-RECORD = f"{{voicefleet}}:machine-ends:record:{SESSION}"
+
+
+def timeline_of(session: str) -> str:
+    return f"{{voicefleet}}:timeline:{session}"
+
+
+def record_of(session: str) -> str:
+    return f"{{voicefleet}}:machine-ends:record:{session}"
+
+
+TIMELINE, RECORD = timeline_of(SESSION), record_of(SESSION)
 # The owner's grace and margin, then a sweep whose finaliser met a slow store (its claim's lease, tried again),
 # and a loaded machine's minute on top.
 PATIENT = float(OWNER_GRACE) + OWNER_MARGIN_SECONDS + 2 * LEASE_SECONDS + 60.0
 MINI = {"kind": "llm", "processor": "OpenAILLMService#0", "model": "gpt-4o-mini", "prompt_tokens": 2700}
 
 
-async def owner_killed_within_its_grace(store: RedisServer, url: str, *, unwritten: bool = False) -> None:
+async def owner_killed_within_its_grace(store: RedisServer, url: str, *, unwritten: bool = False,
+                                        session: str = SESSION) -> None:
     """Starts the owner, and SIGKILLs it once the store keeps its session's machine end (`unwritten`: its
     timeline's writes never reach the store, only the kept end's record does)."""
     env = {**os.environ, **store.env, "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET}
-    owner = subprocess.Popen([sys.executable, "-m", "tests.dispatcher.sessions.grace_owner", SESSION, OWNER_GRACE,
+    owner = subprocess.Popen([sys.executable, "-m", "tests.dispatcher.sessions.grace_owner", session, OWNER_GRACE,
                               *(["unwritten"] if unwritten else [])], env=env)
     try:
         deadline = time.monotonic() + PATIENT
         # Its end kept, with its record, and (unless unwritten) its timeline's three records in the store.
-        while (store.admin().zscore(KEPT, SESSION) is None or not store.admin().exists(RECORD)
-               or (not unwritten and store.admin().llen(TIMELINE) < 3)):
+        while (store.admin().zscore(KEPT, session) is None or not store.admin().exists(record_of(session))
+               or (not unwritten and store.admin().llen(timeline_of(session)) < 3)):
             assert owner.poll() is None, "the owner finalised (or failed) without its end ever kept in the store"
             assert time.monotonic() < deadline, "the owner's machine end was never kept in the store"
             await asyncio.sleep(0.02)  # the survivor (this loop) serves meanwhile
@@ -54,28 +63,38 @@ async def owner_killed_within_its_grace(store: RedisServer, url: str, *, unwritt
         owner.wait(timeout=30)
 
 
-# unwritten: the owner died before its timeline's writes reached the store; only its kept end's record has them.
-@pytest.mark.parametrize("unwritten", [False, True], ids=["timeline-written", "timeline-unwritten"])
 async def test_a_replica_killed_within_the_grace_has_its_end_counted_and_pushed_once_by_another(
-        tmp_path: Path, unwritten: bool) -> None:
+        tmp_path: Path) -> None:
+    """Two owners killed at once: one whose timeline reached the store, one whose timeline never did
+    (it died before its writes landed; only its kept end's record has them)."""
     received: list[dict] = []
+    sessions = {SESSION: False, UNWRITTEN: True}  # session: its timeline unwritten
+
+    def ended_of(session: str) -> list[dict]:
+        return [e for e in received if e["type"] == "session.ended" and e["data"]["session_id"] == session]
+
     with redis_server(tmp_path) as store:
         async with hook_receiver(verified_into(received)) as url:
             survivor = replica(store, url)
             async with running(survivor.state.voicefleet):  # its sweep running
-                await owner_killed_within_its_grace(store, url, unwritten=unwritten)
-                assert store.admin().llen(TIMELINE) == (0 if unwritten else 3)
-                ended = [e for e in received if e["type"] == "session.ended"]
-                assert ended == [] and await sessions_counted(survivor) == 0  # the owner died in its grace
-                assert await within(lambda: any(e["type"] == "session.ended" for e in received), timeout=PATIENT)
-                assert await within(lambda: sessions_counted(survivor), timeout=PATIENT) == 1
+                await asyncio.gather(*(owner_killed_within_its_grace(store, url, unwritten=unwritten, session=session)
+                                       for session, unwritten in sessions.items()))
+                for session, unwritten in sessions.items():
+                    assert store.admin().llen(timeline_of(session)) == (0 if unwritten else 3), session
+                assert not [e for e in received if e["type"] == "session.ended"], "pushed within the owners' grace"
+                assert await sessions_counted(survivor) == 0, "counted within the owners' grace"
+                for session in sessions:
+                    assert await within(lambda s=session: ended_of(s), timeout=PATIENT), f"{session} never pushed"
+                assert await within(lambda: sessions_counted(survivor), timeout=PATIENT) == len(sessions)
                 assert await within(lambda: store.admin().zcard(KEPT) == 0, timeout=PATIENT)
-                events = await survivor.state.voicefleet.sessions.timeline.read(SESSION)
-        assert [e["data"]["reason"] for e in received if e["type"] == "session.ended"] == ["machine_ended"]
-        assert len(store.admin().keys("*usage:counted:*")) == 1  # the session, once
-        assert not store.admin().exists(RECORD)  # taken with its entry
-        # The timeline as its owner saw it (written back from the record where it never reached the store).
-        assert [e["event"] for e in events] == ["requested", "launched", "machine_ended"]
+                events = {s: await survivor.state.voicefleet.sessions.timeline.read(s) for s in sessions}
+        for session in sessions:
+            assert [e["data"]["reason"] for e in ended_of(session)] == ["machine_ended"], f"{session} not pushed once"
+            assert store.admin().keys(f"*usage:counted:{session}"), f"{session} not counted"
+            assert not store.admin().exists(record_of(session)), f"{session}'s record not taken with its entry"
+            # The timeline as its owner saw it (written back from the record where it never reached the store).
+            assert [e["event"] for e in events[session]] == ["requested", "launched", "machine_ended"], session
+        assert len(store.admin().keys("*usage:counted:*")) == len(sessions)  # each session, once
 
 
 async def test_a_bot_report_reaching_the_survivor_after_the_owners_crash_is_the_end_counted_once(

@@ -38,12 +38,24 @@ async def until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN20
     raise AssertionError(f"never {what}")
 
 
+TEAM_KEY = "team-killed-usage-key-4b81c2"
+ADMIN_KEY = "admin-killed-usage-key-9e03d7"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
 @pytest.mark.slow  # a real bot host and a WebRTC call
 @pytest.mark.timeout(300)
-async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path: Path) -> None:
-    bot_file = REPO / "tests" / "bots" / "metered.py"
-    async with pipecat_call(tmp_path, bot_file, USAGE_REPORT_SECONDS="1") as call:
+async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once_in_every_view(tmp_path: Path) -> None:
+    """`GET /usage`, the listing, `GET /sessions/{id}`, its recording's `report.json` and its key's spend
+    budget count the services as the bot last reported them, once (one call: each view is read after
+    the kill; the machine is priced at $0 here, so the spend is the services')."""
+    bot_file, calls = REPO / "tests" / "bots" / "metered.py", tmp_path / "calls"
+    async with pipecat_call(tmp_path, bot_file, key=TEAM_KEY, USAGE_REPORT_SECONDS="1", RECORDING="on",
+                            RECORDING_DESTINATION=str(calls), DISPATCHER_API_KEYS=f"team:{TEAM_KEY}",
+                            DISPATCHER_ADMIN_KEYS=ADMIN_KEY, RESERVE_HOT_DOLLARS_PER_MONTH="0") as call:
         api, session_id = call.api, call.session_id
+        budget = await api.patch("/capacity", json={"budget.team.spend-month": 100}, headers=ADMIN)
+        assert budget.status_code == 200, budget.text
 
         async def reported() -> bool:
             return "usage_reported" in await events_of(api, session_id)
@@ -53,16 +65,29 @@ async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path:
         os.kill(bot, signal.SIGKILL)
 
         async def by_model() -> dict | None:
-            body = (await api.get("/usage?by=model")).json()
+            body = (await api.get("/usage?by=model", headers=ADMIN)).json()  # an admin's reads are not rationed
             return body if body["rows"] else None
 
+        async def report() -> list[Path]:
+            return list(calls.rglob("report.json"))
+
+        async def spent() -> float:
+            # Until the session's close reaches the ledger its start reserve is held (at least
+            # BUDGET_START_RESERVE_USD, $11.16 here); its services here cost well under a dollar.
+            values = (await api.get("/capacity", headers=ADMIN)).json()["values"]
+            in_use = float(values["budget.team.spend-month"]["in_use"] or 0.0)
+            return in_use if in_use < 1.0 else 0.0
+
         await until(by_model, "the killed session in GET /usage")
+        [written] = await until(report, "the killed session's report.json")
+        spend = await until(spent, "the services' spend in the key's budget", timeout=30)
         await asyncio.sleep(5)  # past the machine's end and its grace: nothing more is added
-        body = (await api.get("/usage?by=model")).json()
-        totals = (await api.get("/usage")).json()["totals"]
+        body = (await api.get("/usage?by=model&since=1d", headers=ADMIN)).json()  # not the answer cached above
+        totals = (await api.get("/usage", headers=ADMIN)).json()["totals"]
         events = await events_of(api, session_id)
         listed = (await api.get("/sessions")).json()["sessions"]
         read = (await api.get(f"/sessions/{session_id}")).json()
+        spend_after = await spent()
     assert "ended" not in events and "machine_ended" in events, events  # killed: no report of its end
     rows = {row["model"]: row for row in body["rows"]}
     assert rows["llm:gpt-4o-mini"]["units"] == {
@@ -80,53 +105,13 @@ async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path:
     [entry] = [item for item in listed if item["session_id"] == session_id]
     assert entry["cost_usd"] == pytest.approx(totals["cost_usd"], abs=1e-6)
     # …and its own read says the same: the services as last reported, not "not reported".
-    assert read["cost"]["services"]["usd"] == pytest.approx(totals["services_usd"], abs=1e-6), read["cost"]
-
-
-TEAM_KEY = "team-killed-usage-key-4b81c2"
-ADMIN_KEY = "admin-killed-usage-key-9e03d7"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.mark.slow  # a real bot host and a WebRTC call
-@pytest.mark.timeout(300)
-async def test_a_killed_bots_reported_use_is_in_its_report_and_its_keys_spend_marked_partial(tmp_path: Path) -> None:
-    """Its recording's `report.json` and its key's spend budget count the services as the bot last
-    reported them, as `GET /sessions/{id}` does (the machine is priced at $0 here: the spend is theirs)."""
-    bot_file, calls = REPO / "tests" / "bots" / "metered.py", tmp_path / "calls"
-    async with pipecat_call(tmp_path, bot_file, key=TEAM_KEY, USAGE_REPORT_SECONDS="1", RECORDING="on",
-                            RECORDING_DESTINATION=str(calls), DISPATCHER_API_KEYS=f"team:{TEAM_KEY}",
-                            DISPATCHER_ADMIN_KEYS=ADMIN_KEY, RESERVE_HOT_DOLLARS_PER_MONTH="0") as call:
-        api, session_id = call.api, call.session_id
-        budget = await api.patch("/capacity", json={"budget.team.spend-month": 100}, headers=ADMIN)
-        assert budget.status_code == 200, budget.text
-
-        async def reported() -> bool:
-            return "usage_reported" in await events_of(api, session_id)
-
-        await until(reported, "the bot's use reported during the call")
-        (bot,) = children_of(call.dispatcher.process.pid)
-        os.kill(bot, signal.SIGKILL)
-
-        async def report() -> list[Path]:
-            return list(calls.rglob("report.json"))
-
-        [written] = await until(report, "the killed session's report.json")
-
-        async def spent() -> float:
-            # Until the session's close reaches the ledger its start reserve is held (at least
-            # BUDGET_START_RESERVE_USD, $11.16 here); its services here cost well under a dollar.
-            values = (await api.get("/capacity", headers=ADMIN)).json()["values"]
-            in_use = float(values["budget.team.spend-month"]["in_use"] or 0.0)
-            return in_use if in_use < 1.0 else 0.0
-
-        spend = await until(spent, "the services' spend in the key's budget", timeout=30)
-        read = (await api.get(f"/sessions/{session_id}")).json()["cost"]
-    cost = json.loads(written.read_text())["cost"]
+    cost, read = json.loads(written.read_text())["cost"], read["cost"]
+    assert read["services"]["usd"] == pytest.approx(totals["services_usd"], abs=1e-6), read
     assert read["services"]["reported"] is True and read["services"]["usd"] > 0, read
     assert cost["services"] == read["services"], (cost, read)  # as last reported, not "not reported"
     assert cost["estimated"] is True and PARTIAL in cost["not_counted"], cost  # marked as the GET marks it
-    assert spend == pytest.approx(read["services"]["usd"] + read["relay_usd"], abs=1e-6)
+    spend_of_the_services = pytest.approx(read["services"]["usd"] + read["relay_usd"], abs=1e-6)
+    assert spend == spend_of_the_services and spend_after == spend_of_the_services, (spend, spend_after, read)
     # Its WebRTC transport, as last reported during the call too: a direct call, $0, marked partial.
     assert read["relay"]["relayed"] is False and read["relay"]["bytes_sent"] > 0 and cost["relay"] == read["relay"]
     assert PARTIAL_RELAY in cost["not_counted"], cost
