@@ -35,7 +35,8 @@ async def send(method: str, url: str, data: str | bytes) -> tuple[int, str, dict
 
 @pytest.fixture(scope="module")
 def waiting_bot() -> Iterator[BotProcess]:
-    """One bot that never gets a peer, shared by the tests that leave its state alone."""
+    """One bot that never gets a peer, shared by the tests that leave its state alone. They come first in
+    the file: its connect timeout runs from its start, and a busy machine's bots after them took longer."""
     bot = start_bot(["--port", "0", "--session-id", "s-waiting", "--connect-timeout", "300"], bot_env())
     try:
         bot.ready = bot.next_event("ready", READY_TIMEOUT)
@@ -54,6 +55,38 @@ async def test_ready_line_reports_the_bound_port_and_pid(waiting_bot: BotProcess
     with socket.create_connection(("127.0.0.1", ready["port"]), timeout=5):
         pass
     assert await get_json(f"{bot.base_url}/status") == (200, {"state": "waiting", "session_id": "s-waiting"})
+
+
+@pytest.mark.parametrize(
+    ("method", "payload", "code"),
+    [
+        ("POST", "{not json", "invalid_json"),
+        ("POST", "[1, 2]", "invalid_json"),
+        ("POST", '{"type": "offer"}', "invalid_offer"),
+        ("POST", '{"sdp": "v=0", "type": "answer"}', "invalid_offer"),
+        ("POST", '{"sdp": "this is not sdp", "type": "offer"}', "invalid_offer"),
+        ("PATCH", "{not json", "invalid_json"),
+        ("PATCH", '{"pc_id": 5}', "invalid_patch"),
+    ],
+)
+async def test_bad_signalling_requests_get_400_json_errors(
+    waiting_bot: BotProcess, method: str, payload: str, code: str
+) -> None:
+    bot = waiting_bot
+    status, content_type, body = await send(method, bot.offer_url, payload)
+    assert (status, content_type) == (400, "application/json")
+    assert body["error"]["code"] == code  # type: ignore[index]
+    assert "Traceback" not in json.dumps(body)
+    assert await get_json(f"{bot.base_url}/status") == (
+        200,
+        {"state": "waiting", "session_id": bot.ready["session_id"]},
+    )  # type: ignore[index]
+
+
+async def test_trickled_candidates_for_an_unknown_peer_get_404(waiting_bot: BotProcess) -> None:
+    bot = waiting_bot
+    status, _, body = await send("PATCH", bot.offer_url, json.dumps({"pc_id": "nope", "candidates": []}))
+    assert status == 404 and body["error"]["code"] == "unknown_pc_id"  # type: ignore[index]
 
 
 def turns_heard(bot: BotProcess) -> list[str]:
@@ -138,59 +171,6 @@ async def test_idle_session_ends_with_exit_0(spawn_bot: SpawnBot) -> None:
     assert bot.next_event("ended", 1)["reason"] == "idle_timeout"
 
 
-async def test_second_peer_gets_409(spawn_bot: SpawnBot) -> None:
-    bot = spawn_bot()
-    async with WebRTCClient(bot.offer_url):
-        bot.next_event("connected", 10)
-        with pytest.raises(OfferRejected) as rejected:
-            async with WebRTCClient(bot.offer_url, connect_timeout=5):
-                pass
-    assert rejected.value.status == 409
-    assert rejected.value.body["error"]["code"] == "peer_already_connected"
-
-
-@pytest.mark.parametrize(
-    ("method", "payload", "code"),
-    [
-        ("POST", "{not json", "invalid_json"),
-        ("POST", "[1, 2]", "invalid_json"),
-        ("POST", '{"type": "offer"}', "invalid_offer"),
-        ("POST", '{"sdp": "v=0", "type": "answer"}', "invalid_offer"),
-        ("POST", '{"sdp": "this is not sdp", "type": "offer"}', "invalid_offer"),
-        ("PATCH", "{not json", "invalid_json"),
-        ("PATCH", '{"pc_id": 5}', "invalid_patch"),
-    ],
-)
-async def test_bad_signalling_requests_get_400_json_errors(
-    waiting_bot: BotProcess, method: str, payload: str, code: str
-) -> None:
-    bot = waiting_bot
-    status, content_type, body = await send(method, bot.offer_url, payload)
-    assert (status, content_type) == (400, "application/json")
-    assert body["error"]["code"] == code  # type: ignore[index]
-    assert "Traceback" not in json.dumps(body)
-    assert await get_json(f"{bot.base_url}/status") == (
-        200,
-        {"state": "waiting", "session_id": bot.ready["session_id"]},
-    )  # type: ignore[index]
-
-
-async def test_trickled_candidates_for_an_unknown_peer_get_404(waiting_bot: BotProcess) -> None:
-    bot = waiting_bot
-    status, _, body = await send("PATCH", bot.offer_url, json.dumps({"pc_id": "nope", "candidates": []}))
-    assert status == 404 and body["error"]["code"] == "unknown_pc_id"  # type: ignore[index]
-
-
-async def test_trickled_candidates_for_the_active_peer_are_accepted(spawn_bot: SpawnBot) -> None:
-    bot = spawn_bot()
-    async with WebRTCClient(bot.offer_url) as client:
-        candidate = {"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}  # end-of-candidates
-        status, _, body = await send(
-            "PATCH", bot.offer_url, json.dumps({"pc_id": client.pc_id, "candidates": [candidate]})
-        )
-    assert (status, body) == (200, {"status": "success"})
-
-
 async def test_port_already_in_use_exits_2(spawn_bot: SpawnBot) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -224,8 +204,21 @@ async def test_the_offers_request_data_is_the_sessions_data_in_place_of_the_star
         assert bot.next_event("connected", 10)["body_keys"] == ["initial_prompt"]
 
 
-async def test_without_request_data_the_session_keeps_the_start_body(spawn_bot: SpawnBot) -> None:
+async def test_a_connected_peer_keeps_the_start_body_trickles_candidates_and_keeps_a_second_peer_out(
+    spawn_bot: SpawnBot,
+) -> None:
+    """Three claims over one connected peer (a bot serves one peer ever, so each used to start its own)."""
     bot = spawn_bot("--connect-timeout", "30", env={"VOICEFLEET_BODY": json.dumps({"from_start": 1})})
-    async with WebRTCClient(bot.offer_url):
-        assert bot.next_event("connected", 10)["body_keys"] == ["from_start"]
-
+    async with WebRTCClient(bot.offer_url) as client:
+        connected = bot.next_event("connected", 10)
+        assert connected["body_keys"] == ["from_start"], "without requestData the session keeps the start body"
+        candidate = {"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}  # end-of-candidates
+        status, _, body = await send(
+            "PATCH", bot.offer_url, json.dumps({"pc_id": client.pc_id, "candidates": [candidate]})
+        )
+        assert (status, body) == (200, {"status": "success"}), "trickled candidates for the active peer are accepted"
+        with pytest.raises(OfferRejected) as rejected:
+            async with WebRTCClient(bot.offer_url, connect_timeout=5):
+                pass
+    second = (rejected.value.status, rejected.value.body["error"]["code"])
+    assert second == (409, "peer_already_connected"), "a second peer is refused while one is connected"

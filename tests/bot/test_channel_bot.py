@@ -59,13 +59,25 @@ async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_
         await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
     assert early.value.code == "not_assigned"
 
-    params = {"session_id": "s-one", "max_session_seconds": 60, "body": {"lang": "en"}}
-    assert (await link.request("assign", params))["session_id"] == "s-one"
+    # It takes its TURN credentials with the assignment and checks them: relay-only with no TURN is refused.
+    params = {"session_id": "s-one", "max_session_seconds": 60, "body": {"lang": "en"}, "transport": "webrtc"}
+    no_turn = {"iceServers": [{"urls": ["stun:192.0.2.10:3478"]}], "iceTransportPolicy": "relay"}
+    with pytest.raises(BotRequestFailed) as refused:
+        await link.request("assign", {**params, "ice_config": no_turn})
+    assert (refused.value.status, refused.value.code) == (400, "invalid_ice_config"), "relay without TURN taken"
+    relay = {
+        "iceServers": [{"urls": ["turn:192.0.2.10:3478"], "username": "1:s-one:bot", "credential": "c"}],
+        "iceTransportPolicy": "relay",
+    }
+    assert (await link.request("assign", {**params, "ice_config": relay}))["session_id"] == "s-one"
     ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)
     assert ready["session_id"] == "s-one" and "port" not in ready
     with pytest.raises(BotRequestFailed) as second:
         await link.request("assign", {**params, "session_id": "s-two"})
     assert (second.value.status, second.value.code) == (409, "already_assigned")
+    with pytest.raises(BotRequestFailed) as frozen:
+        await link.request("freeze", {})
+    assert (frozen.value.status, frozen.value.code) == (409, "not_idle"), "only an idle reserve bot is frozen"
 
     with pytest.raises(BotRequestFailed) as bad:
         await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
@@ -108,23 +120,6 @@ async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, s
     assert ended["reason"] == "channel_lost" and "403" in ended["detail"]
     assert await asyncio.to_thread(bot.wait, 10) == 3
     assert schedules(bot) == []  # refused: dialling again changes nothing
-
-
-async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_checks_them(dispatcher, spawn_bot):
-    channels, url = dispatcher
-    bot = spawn_bot(env=reserve_env(url), wait_ready=False)
-    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
-    link = await wait_idle(channels)
-    params = {"session_id": "s-relay", "max_session_seconds": 60, "transport": "webrtc"}
-    no_turn = {"iceServers": [{"urls": ["stun:192.0.2.10:3478"]}], "iceTransportPolicy": "relay"}
-    with pytest.raises(BotRequestFailed) as refused:
-        await link.request("assign", {**params, "ice_config": no_turn})
-    assert (refused.value.status, refused.value.code) == (400, "invalid_ice_config")
-    relay = {
-        "iceServers": [{"urls": ["turn:192.0.2.10:3478"], "username": "1:s-relay:bot", "credential": "c"}],
-        "iceTransportPolicy": "relay",
-    }
-    assert (await link.request("assign", {**params, "ice_config": relay}))["session_id"] == "s-relay"
 
 
 async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_the_assignment(dispatcher, spawn_bot):
@@ -317,14 +312,3 @@ async def test_a_frozen_bot_the_dispatcher_does_not_expect_back_is_refused_and_e
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["reason"] == "channel_lost"
     assert await asyncio.to_thread(bot.wait, 10) == 3
-
-
-async def test_only_an_idle_reserve_bot_is_frozen(dispatcher, spawn_bot):
-    channels, url = dispatcher
-    bot = spawn_bot(env=reserve_env(url, "rsv-busy"), wait_ready=False)
-    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
-    link = await wait_idle(channels)
-    await link.request("assign", {"session_id": "s-busy", "max_session_seconds": 60, "body": {}})
-    with pytest.raises(BotRequestFailed) as refused:
-        await link.request("freeze", {})
-    assert (refused.value.status, refused.value.code) == (409, "not_idle")

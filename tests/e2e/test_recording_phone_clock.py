@@ -1,8 +1,9 @@
 """A phone call's recording is on the call's own clock: the dispatcher holds the carrier's frames
 while the bot is claimed (warm) or started (cold, seconds) and hands them over at once, and the
 recording still has each reply as far after the caller's words as the caller heard it, and every
-word the caller said, the last ones included. Real dispatcher, real bot host running the parrot,
-the Twilio fake as the caller, timed on both sides."""
+word the caller said, the last ones included: at the call's own rate, caller left and bot right, as
+long as the call. Real dispatcher, real bot host running the parrot, the Twilio fake as the caller,
+timed on both sides."""
 
 from __future__ import annotations
 
@@ -53,9 +54,14 @@ async def test_each_reply_is_as_far_after_the_callers_words_as_heard_and_no_word
                                    silence_first=COLD_SILENCE if kind == "cold" else 0.0)
     call, report = recorded.call, recorded.report
     assert report["recording"]["status"] == "complete", (kind, report["recording"])  # its why names a cause
+    assert report["transport"] == "websocket", (kind, report["transport"])
     stereo = read_stereo(recorded.wav)
-    assert stereo.sample_rate == RATE
+    assert stereo.sample_rate == RATE, "a phone call is kept at its own rate, not resampled"
     sent, lived = said(call), heard(call)
+    if kind == "warm":  # as long as the call: the caller's stream, a frame every STEP from connect to hang-up
+        streamed = len(sent.times) * STEP
+        assert abs(stereo.seconds - streamed) <= 1.0, ("the recording is as long as the call", stereo.seconds,
+                                                       streamed)
     left, right = channel(stereo.left, RATE), channel(stereo.right, RATE)
     kept = left.utterances()
     # The caller's words as its stream had them, 20 ms a frame: the test's own caller held up on a loaded

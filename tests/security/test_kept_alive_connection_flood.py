@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPException
-from pathlib import Path
 
 import httpx
 import pytest
@@ -53,9 +52,11 @@ ENV = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "S
        "HEADER_TIMEOUT_SECONDS": "10", "WRITE_TIMEOUT_SECONDS": "30"}
 
 
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
-    with run_dispatcher(tmp_path, ENV) as running:
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    """One dispatcher for every flood: each test starts its own session and closes all it opened, and
+    each checks its control (no flood) first, so a flood that left the dispatcher worse fails there."""
+    with run_dispatcher(tmp_path_factory.mktemp("flood"), ENV) as running:
         yield running
 
 
