@@ -52,3 +52,13 @@ async def calls_to_each_release(api: httpx.AsyncClient, call: Callable[[str], Aw
             events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
             judged.append(Judged(session_id, release, outcome_of(events)))
     return judged
+
+
+def good_outcome(session: Judged, said: object) -> SessionOutcome:
+    """`session`'s outcome as the judge reads it, checked: of its release, no failure (a session past a
+    short one, its bot's doing none), its first audio on the timeline. `said`: what a failure shows."""
+    outcome = session.outcome
+    assert outcome is not None and outcome.release == session.release, said
+    assert outcome.failure is None, f"judged a failure: {said}"
+    assert outcome.first_audio_seconds is not None, f"no first audio on the timeline: {said}"
+    return outcome
