@@ -40,7 +40,7 @@ CALLS_AT_ONCE = 2  # two cores shared with other work; each caller sends real-ti
 def _greeting_over(client: WebRTCClient) -> bool:
     """The bot's greeting (a short tone) heard since the caller connected, and quiet for a second since."""
     recording = client.recording
-    return reply_heard(recording.times, recording.levels, client.connected_at, time.monotonic())
+    return bool(reply_heard(recording.times, recording.levels, client.connected_at, time.monotonic()))
 
 
 async def test_a_slow_parrots_turns_reach_the_judge_1_s_later_as_its_bot_host_timed_them(tmp_path: Path) -> None:
