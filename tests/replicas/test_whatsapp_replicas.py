@@ -2,7 +2,8 @@
 channel at another, the session ended or Meta's `terminate` delivered at a replica other than the one that
 answered, and a hang-up Meta never answered: the call is answered through the bot's replica, hung up at
 Meta exactly once whichever replica sees the end (or not at all when Meta ended it), and sent again
-until Meta answers.
+until Meta answers. A hang-up lost with the replica that was sending it, sent by another once its
+claim (30 s) lapses, is checked on a clock the test moves: tests/replicas/test_whatsapp_hang_up_lost_mid_send.py.
 
 Real processes: redis-server with the stack's store user, two `python -m dispatcher` replicas on the
 fake Fly API, a bot process per Fly machine that outlives any replica (tests/replicas/fly_bots.py), its
@@ -87,8 +88,15 @@ def answered_at(fleet: Fleet, meta: FakeWhatsApp, replica: DispatcherProcess) ->
     return call, session_id
 
 
-def sent(meta: FakeWhatsApp, action: str) -> int:
-    return sum(1 for c in meta.calls_to("POST", "/calls") if (c.json() or {}).get("action") == action)
+def sent(meta: FakeWhatsApp, call: FakeWhatsAppCall, action: str) -> int:
+    """The `action` requests sent to Meta for `call`, whatever Meta answered."""
+    return sum(1 for c in meta.calls_to("POST", "/calls")
+               if (c.json() or {}).get("action") == action and (c.json() or {}).get("call_id") == call.call_id)
+
+
+def stop(replica: DispatcherProcess, session_id: str) -> None:
+    stopped = httpx.delete(f"{replica.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
+    assert stopped.status_code in (202, 204), stopped.text
 
 
 def ended_at(replica: DispatcherProcess, session_id: str) -> bool:
@@ -105,68 +113,48 @@ def ends_told(replica: DispatcherProcess, session_id: str) -> bool:
     return {"stop_requested", "ended"} <= {e["event"] for e in timeline(replica, session_id)}
 
 
-def test_a_call_whose_replica_died_is_hung_up_once_when_its_session_ends_at_another(
+@pytest.mark.timeout(540)  # the three tests' 180 s each, merged over one fleet
+def test_calls_ended_at_a_replica_other_than_the_one_that_answered_are_hung_up_at_meta_exactly_as_owed(
         fleet: Fleet, meta: FakeWhatsApp) -> None:
-    (bots_replica, answering), _, _, _ = fleet
-    call, session_id = answered_at(fleet, meta, answering)
-    answering.process.kill()  # the replica that answered the call is gone: nothing of it is in any memory
-    answering.process.wait(DEADLINE)
-    stopped = httpx.delete(f"{bots_replica.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
-    assert stopped.status_code in (202, 204), stopped.text
-    until("the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
-    # The ends the session tells (the stop, its bot's own `ended`) have been seen by now.
-    until("the session's stop and its bot's end on its timeline", lambda: ends_told(bots_replica, session_id),
-          lambda: logs(fleet))
-    assert call.actions == ["pre_accept", "accept", "terminate"]
-    assert sent(meta, "terminate") == 1
-
-
-def test_meta_s_terminate_at_another_replica_stops_the_session_and_hangs_nothing_up(
-        fleet: Fleet, meta: FakeWhatsApp) -> None:
+    """Three calls answered at r-1, each while its bot's channel is at r-0 (one fleet for the three: its
+    start is most of their cost), each ended another way; every claim is about its own call."""
     replicas, _, _, _ = fleet
     bots_replica, answering = replicas
-    call, session_id = answered_at(fleet, meta, answering)
+    hung_up_by_meta, unanswered_once, orphaned = (answered_at(fleet, meta, answering) for _ in range(3))
+
+    # Meta's `terminate` reaching the other replica stops the session there and at the answering one,
+    # and nothing is hung up: Meta ended the call itself.
+    call, session_id = hung_up_by_meta
     deliver(bots_replica, meta.terminate_webhook(call))  # the caller hung up; Meta's webhook reached r-0
-    until("the session ended at both replicas", lambda: all(ended_at(r, session_id) for r in replicas),
-          lambda: logs(fleet))
-    until("the session's stop and its bot's end on its timeline", lambda: ends_told(bots_replica, session_id),
-          lambda: logs(fleet))
+    until("Meta's terminate: the session ended at both replicas",
+          lambda: all(ended_at(r, session_id) for r in replicas), lambda: logs(fleet))
+    until("Meta's terminate: the session's stop and its bot's end on its timeline",
+          lambda: ends_told(bots_replica, session_id), lambda: logs(fleet))
     answers = [e for e in timeline(bots_replica, session_id) if e["event"] == "whatsapp_answer"]
-    assert [e.get("action") for e in answers] == ["accept"], answers  # no hang-up of a call Meta ended
-    assert sent(meta, "terminate") == 0 and sent(meta, "reject") == 0
+    assert [e.get("action") for e in answers] == ["accept"], f"a call Meta ended was hung up again: {answers}"
+    assert (sent(meta, call, "terminate"), sent(meta, call, "reject")) == (0, 0), "a call Meta ended was hung up again"
 
-
-def test_a_terminate_meta_never_answered_is_sent_again_until_it_is(fleet: Fleet, meta: FakeWhatsApp) -> None:
-    (bots_replica, answering), _, _, _ = fleet
-    call, session_id = answered_at(fleet, meta, answering)
+    # A hang-up Meta never answered (every try of the first one) is sent again by the sweep until it is.
+    call, session_id = unanswered_once
     failing = meta.fail(503, times=BACKOFF.attempts, path_contains="/calls")  # every try of the first hang-up
-    stopped = httpx.delete(f"{bots_replica.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
-    assert stopped.status_code in (202, 204), stopped.text
-    until("the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
-    assert failing.times == 0  # the first hang-up's tries all failed…
-    assert call.actions == ["pre_accept", "accept", "terminate"]
-    assert sent(meta, "terminate") == BACKOFF.attempts + 1  # …and one more, by the sweep, went through
-    until("the reconciled hang-up on the timeline",
+    stop(bots_replica, session_id)
+    until("the unanswered hang-up: the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
+    assert failing.times == 0, "the unanswered hang-up: the first hang-up's tries did not all fail"
+    assert call.actions == ["pre_accept", "accept", "terminate"], f"the unanswered hang-up: {call.actions}"
+    # The first hang-up's tries, and one more, by the sweep, that went through.
+    assert sent(meta, call, "terminate") == BACKOFF.attempts + 1, "the unanswered hang-up: not sent again once"
+    until("the unanswered hang-up: the reconciled hang-up on the timeline",
           lambda: any(e["event"] == "whatsapp_answer" and e.get("reason") == "reconciled"
                       for e in timeline(bots_replica, session_id)), lambda: logs(fleet))
 
-
-def test_a_terminate_whose_replica_died_sending_it_is_sent_by_another(
-        tmp_path: Path, store: RedisServer, fake_fly: FakeFly, meta: FakeWhatsApp) -> None:
-    with whatsapp_fleet(tmp_path, store, fake_fly, meta, 3) as fleet:
-        (bots_replica, answering, survivor), _, _, _ = fleet
-        call, session_id = answered_at(fleet, meta, answering)
-        answering.process.kill()  # so the end is seen, and the hang-up sent, at the bots' replica alone
-        answering.process.wait(DEADLINE)
-        held = meta.hold(path_contains="/calls", times=1)  # Meta never answers the first terminate…
-        stopped = httpx.delete(f"{bots_replica.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
-        assert stopped.status_code in (202, 204), stopped.text
-        until("the first terminate sent", lambda: held.caught == 1, lambda: logs(fleet))
-        bots_replica.process.kill()  # …and the replica that sent it dies waiting
-        bots_replica.process.wait(DEADLINE)
-        until("the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
-        held.release()  # the lost request lands late: Meta refuses it, the call being over
-        assert call.actions == ["pre_accept", "accept", "terminate"]
-        assert sent(meta, "terminate") == 2  # the one lost with its replica, and the survivor's sweep
-        assert any(e["event"] == "whatsapp_answer" and e.get("reason") == "reconciled"
-                   for e in timeline(survivor, session_id))
+    # The replica that answered a call dies: the session's end at another replica hangs the call up, once.
+    call, session_id = orphaned
+    answering.process.kill()  # the replica that answered the call is gone: nothing of it is in any memory
+    answering.process.wait(DEADLINE)
+    stop(bots_replica, session_id)
+    until("its replica dead: the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
+    # The ends the session tells (the stop, its bot's own `ended`) have been seen by now.
+    until("its replica dead: the session's stop and its bot's end on its timeline",
+          lambda: ends_told(bots_replica, session_id), lambda: logs(fleet))
+    assert call.actions == ["pre_accept", "accept", "terminate"], f"its replica dead: {call.actions}"
+    assert sent(meta, call, "terminate") == 1, "its replica dead: not hung up exactly once"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,23 +127,3 @@ def canary_weight(base_url: str) -> int:
     """The canary `next`'s weight, as `GET /releases` shows it (a keyless local dispatcher's)."""
     answer = httpx.get(f"{base_url}/releases", timeout=WAIT)
     return next(int(r["weight"]) for r in answer.json()["releases"] if r["name"] == "next")
-
-
-async def call_until_rolled_back(base_url: str, caller: Callable[[int], Awaitable[None]], *, at_once: int,
-                                 most_seconds: float, check: Callable[[], None]) -> None:
-    """Places calls `at_once` at a time until the canary's weight is 0, `check` before each; a caller's
-    own failure fails the test with its message; `most_seconds` is a safety net, not a check."""
-    calls: set[asyncio.Task[None]] = set()
-    n = 0
-    began = time.monotonic()
-    while canary_weight(base_url) > 0:
-        check()
-        assert time.monotonic() - began < most_seconds, "the calls took too long"
-        if len(calls) < at_once:
-            calls.add(asyncio.create_task(caller(n := n + 1)))
-        else:
-            await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
-        for task in [t for t in calls if t.done()]:
-            calls.discard(task)
-            task.result()
-    await asyncio.gather(*calls)
