@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from stacks.config import settings as stack_settings
 from stacks.config.model import Settings
+from stacks.config.reader import SettingsError
 from stacks.tools.mocks import RecordingMocks, run_function
+from stacks.tools.plan import stack_config
 
 
 def read_settings(config: Mapping[str, str], secret_keys: Sequence[str], *, stack: str) -> Settings:
@@ -20,3 +24,15 @@ def read_settings(config: Mapping[str, str], secret_keys: Sequence[str], *, stac
     run_function(lambda: read.append(stack_settings.load()), answers, config=config, secret_keys=secret_keys,
                  stack=stack)
     return read[0]
+
+
+def refusal(stack: str, overrides: Mapping[str, str]) -> str:
+    """What the read of the stack file's settings with `overrides` (voicefleet's keys, set plain) refuses: the
+    refusal the plan prints after `stack: ` and exits 2 on, without the plan's replay of the stack file first."""
+    config, secret_keys = stack_config(stack)
+    for key, value in overrides.items():
+        config[f"voicefleet:{key}"] = value
+        secret_keys = [name for name in secret_keys if name != f"voicefleet:{key}"]
+    with pytest.raises(SettingsError) as refused:
+        read_settings(config, secret_keys, stack=stack)
+    return str(refused.value)
