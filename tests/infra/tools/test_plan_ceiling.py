@@ -4,6 +4,8 @@ maxConcurrentSessions (with the reserve's bots) goes past a quota."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 import grpc
@@ -15,7 +17,8 @@ from stacks.config import ceiling
 from stacks.config.reader import SettingsError
 from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
-from stacks.tools.plan import checked_plan
+from stacks.tools.plan import _diagnostics, checked_plan, stack_config
+from tests.infra.settings_read import read_settings
 from tests.infra.tools.test_config_check import faults
 
 NOTE = "concurrency ceiling ("
@@ -27,6 +30,41 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
+@cache
+def _plan(stack: str) -> tuple[str, list[str], list[str]]:
+    """A shipped stack file's plan, unchanged (no answer patched): read by two tests, made once."""
+    return checked_plan(stack)
+
+
+def _config(stack: str, overrides: Mapping[str, str] | None) -> tuple[dict[str, str], list[str]]:
+    """The stack file's configuration with `overrides` set as `pulumi config set` writes them: plain."""
+    config, secret_keys = stack_config(stack)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"voicefleet:{key}"
+        config[full] = value
+        secret_keys = [name for name in secret_keys if name != full]
+    return config, secret_keys
+
+
+def _said(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """What the program's first step, reading the stack's settings (tests/infra/settings_read.py), says with
+    `overrides`: the ceiling's note and warnings are said there (stacks/config/settings.py, ceiling_notes), the
+    same the plan shows of its run (checked_plan, kept below where a claim is the plan's: no violation)."""
+    config, secret_keys = _config(stack, overrides)
+    with _diagnostics() as said:
+        read_settings(config, secret_keys, stack=stack)
+    return list(dict.fromkeys(said))
+
+
+def _run_said(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """What one run of the whole program says: with accountQuotas the quota is read, and its note said, once the
+    stack's explicit provider exists (stacks/config/model.py quota_read), past the settings' read."""
+    config, secret_keys = _config(stack, overrides)
+    with _diagnostics() as said:
+        mocks.run_program(config, secret_keys, stack=stack)
+    return list(dict.fromkeys(said))
+
+
 def _ceiling(notes: list[str]) -> tuple[list[str], list[str]]:
     """The plan's ceiling note and its warnings (each names maxConcurrentSessions first)."""
     return ([n for n in notes if n.startswith(NOTE)],
@@ -34,7 +72,7 @@ def _ceiling(notes: list[str]) -> tuple[list[str], list[str]]:
 
 
 def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vcpu_quota() -> None:
-    _, problems, notes = checked_plan("aws-prod")
+    _, problems, notes = _plan("aws-prod")
     assert problems == []  # said, not refused
     (note,), (warning,) = _ceiling(notes)
     assert note.startswith(f"{NOTE}Fargate, us-east-1): 0 sessions at once, set by the Fargate On-Demand vCPU")
@@ -46,23 +84,23 @@ def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vc
 
 
 def test_aws_dev_notes_its_ceiling_and_warns_only_past_it() -> None:
-    _, problems, notes = checked_plan("aws-dev")
+    _, problems, notes = _plan("aws-dev")
     (note,), warnings = _ceiling(notes)
     assert problems == [] and warnings == []
     # (6 vCPUs - the dispatcher's 0.25 × 2 during a deploy) ÷ 0.5, no reserve
     assert note.startswith(f"{NOTE}Fargate, us-east-1): 11 sessions at once")
-    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "12"})
+    notes = _said("aws-dev", {"maxConcurrentSessions": "12"})
     (_,), (warning,) = _ceiling(notes)
-    assert problems == [] and warning.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
+    assert warning.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
 
 
 def test_a_longer_expected_call_raises_gces_launch_ceiling_past_gcp_prods_sessions() -> None:
-    _, _, notes = checked_plan("gcp-prod")
+    notes = _said("gcp-prod")
     (note,), (warning,) = _ceiling(notes)
     assert "2,400 sessions at once" in note and "CPUS quota in europe-west1 has no documented default" in note
     assert warning.startswith("maxConcurrentSessions=2,500 is above the Compute Engine API mutation requests")
     assert "GCE_INSERT_RATE" in warning
-    _, _, notes = checked_plan("gcp-prod", {"expectedCallMinutes": "5"})
+    notes = _said("gcp-prod", {"expectedCallMinutes": "5"})
     (note,), warnings = _ceiling(notes)
     assert "3,000 sessions at once" in note and warnings == []
 
@@ -103,9 +141,9 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
         return {"serviceCode": "fargate", "quotaCode": "L-3032A538", "value": 3000.0}
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
-    _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
+    notes = _run_said("aws-prod", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
-    assert problems == [] and warnings == []  # 2,900 bots and 3 dispatcher vCPUs fit in 3,000 vCPUs
+    assert warnings == []  # 2,900 bots and 3 dispatcher vCPUs fit in 3,000 vCPUs
     assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
     assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
             "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
@@ -115,9 +153,8 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
 def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_reads_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     spot = {"ecsCapacityProviders": "FARGATE_SPOT", "maxConcurrentSessions": "13"}
-    _, problems, notes = checked_plan("aws-dev", spot)
+    notes = _said("aws-dev", spot)
     (note,), (warning,) = _ceiling(notes)
-    assert problems == []
     assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once, set by the Fargate Spot vCPU")
     assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in warning
     assert "--quota-code L-36FBB829 --desired-value 7 --region us-east-1" in warning
@@ -131,7 +168,7 @@ def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_read
         return {"value": {"L-3032A538": 100.0, "L-36FBB829": 20.0}[str(args.args["quotaCode"])]}
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
-    _, _, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1", "accountQuotas": "true"})
+    notes = _run_said("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1", "accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
     assert set(asked) == {"L-3032A538", "L-36FBB829"}
     assert "Fargate Spot vCPU resource count (L-36FBB829) of 20 vCPUs (your account's" in note
@@ -139,7 +176,7 @@ def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_read
 
 
 def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
-    _, _, notes = checked_plan("aws-dev", {"accountQuotas": "true"})  # the plan's mocks answer no quota
+    notes = _run_said("aws-dev", {"accountQuotas": "true"})  # the plan's mocks answer no quota
     (note,), _ = _ceiling(notes)
     assert "of 6 vCPUs (documented default, not your account's)" in note
 
@@ -149,7 +186,7 @@ def test_the_stack_files_no_quota_request_and_refuses_the_key_that_did_naming_th
     """Service Quotas' increase request is a one-off with AWS, not state: the provider's resource fails `up`
     once the account holds more than it or a request is open, so the stack never makes one."""
     for stack in ("aws-dev", "aws-prod"):
-        text, _, _ = checked_plan(stack)
+        text, _, _ = _plan(stack)
         assert "aws:servicequotas/" not in text
     assert config_check(["check", "--stack", "aws-dev", "--config", "fargateVcpuQuotaRequest=2900"]) == 1
     (refusal,) = [line for line in capsys.readouterr().out.splitlines() if "fargateVcpuQuotaRequest" in line]
@@ -230,10 +267,9 @@ def test_a_denied_spot_quota_read_counts_its_default_and_keeps_the_on_demand_val
         return {"value": 100.0}
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", spot_denied)
-    _, problems, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1",
+    notes = _run_said("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1",
                                                   "accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == []
     # Spot's quota falls back to its default; the On-Demand value read still counts
     assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in note
     assert f"Fargate On-Demand vCPU resource count (L-3032A538) of 100 vCPUs ({ceiling.READ})" in note
@@ -289,7 +325,7 @@ def test_account_quotas_on_gcp_takes_the_projects_default_where_no_entry_names_t
         {"dimensions": {"region": "us-east1"}, "details": [{"value": "9000"}], "applicableLocations": ["us-east1"]},
         {"dimensions": {}, "details": [{"value": "24"}], "applicableLocations": ["us-central1", "europe-west1"]},
     ])
-    _, _, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    notes = _run_said("gcp-dev", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
     assert "Compute Engine CPUS quota (CPUS) of 24 vCPUs (your project's" in note
     assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-dev, us-central1): 10 sessions at once")  # 12 - 2
@@ -297,7 +333,7 @@ def test_account_quotas_on_gcp_takes_the_projects_default_where_no_entry_names_t
 
 
 def test_account_quotas_on_gcp_offline_says_what_the_stack_needs_of_the_cpus_quota() -> None:
-    _, _, notes = checked_plan("gcp-prod", {"accountQuotas": "true"})  # the plan's mocks answer no quota
+    notes = _run_said("gcp-prod", {"accountQuotas": "true"})  # the plan's mocks answer no quota
     (note,), _ = _ceiling(notes)
     assert "CPUS quota in europe-west1 has no documented default" in note and "Cloud Quotas" not in note
 
@@ -305,9 +341,9 @@ def test_account_quotas_on_gcp_offline_says_what_the_stack_needs_of_the_cpus_quo
 def test_a_denied_cloud_quotas_read_says_what_the_stack_needs_and_does_not_fail_the_gcp_preview(
         monkeypatch: pytest.MonkeyPatch) -> None:
     _refusing(monkeypatch, CLOUD_QUOTAS_TOKEN, "Error 403: Permission 'cloudquotas.quotas.get' denied on resource")
-    _, problems, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    notes = _run_said("gcp-dev", {"accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == [] and "CPUS quota in us-central1 has no documented default" in note
+    assert "CPUS quota in us-central1 has no documented default" in note
     (refused,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert refused.startswith("accountQuotas: the read of Compute Engine's CPUS-per-project-region quota from Cloud "
                               "Quotas for project voicefleet-dev was refused (")
@@ -320,9 +356,9 @@ def test_a_cloud_quotas_answer_with_an_empty_value_is_said_unread_and_does_not_f
     """The API leaves an int64 0 out of its JSON, and the provider's flatten keeps the detail with an empty value."""
     _cloud_quotas(monkeypatch, [{"dimensions": {"region": "us-central1"}, "details": [{"value": ""}],
                                  "applicableLocations": ["us-central1"]}])
-    _, problems, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    notes = _run_said("gcp-dev", {"accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == [] and "CPUS quota in us-central1 has no documented default" in note
+    assert "CPUS quota in us-central1 has no documented default" in note
     (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert unread.startswith("accountQuotas: the read of Compute Engine's CPUS-per-project-region quota from Cloud "
                              "Quotas for project voicefleet-dev answered no value it could read (ValueError: ")
@@ -337,9 +373,9 @@ def test_a_service_quotas_answer_of_no_number_is_said_unread_and_the_default_cou
         return {"value": "lots"} if args.token == QUOTA_TOKEN else answer(self, args)
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", not_a_number)
-    _, problems, notes = checked_plan("aws-dev", {"accountQuotas": "true"})
+    notes = _run_said("aws-dev", {"accountQuotas": "true"})
     (note,), _ = _ceiling(notes)
-    assert problems == [] and f"{VCPU_QUOTA}: " in note
+    assert f"{VCPU_QUOTA}: " in note
     (unread,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert "L-3032A538 from Service Quotas in us-east-1 answered no value it could read (ValueError: " in unread
 
@@ -353,14 +389,14 @@ def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys
 
 def test_k8s_plans_with_what_its_bots_need_of_the_nodes_and_counts_a_stated_allocatable_cpu(
         capsys: pytest.CaptureFixture[str]) -> None:
-    _, problems, notes = checked_plan("k8s-dev")
+    notes = _said("k8s-dev")
     (note,), warnings = _ceiling(notes)
-    assert problems == [] and warnings == []
+    assert warnings == []
     assert note.startswith(f"{NOTE}Kubernetes, namespace voicefleet-bots): not counted")
     assert "must hold 7 bots (5 sessions + 2 reserve) × 1 core a bot (k8sBotCpu) = 7 cores" in note
-    _, problems, notes = checked_plan("k8s-dev", {"k8sAllocatableCpu": "4000m"})
+    notes = _said("k8s-dev", {"k8sAllocatableCpu": "4000m"})
     (note,), (warning,) = _ceiling(notes)
-    assert problems == [] and "2 sessions at once" in note
+    assert "2 sessions at once" in note
     assert "`pulumi config set k8sAllocatableCpu 7`" in warning
     config_check(["check", "--stack", "k8s-dev", "--config", "k8sAllocatableCpu=4"])
     assert "k8s-dev: warning: maxConcurrentSessions=5 + reserveMaxIdle=2 = 7 bots is above" in capsys.readouterr().out
@@ -373,7 +409,7 @@ def test_a_k8s_allocatable_cpu_past_a_million_cores_is_refused_by_name_not_overf
         value: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SettingsError, match="voicefleet:k8sAllocatableCpu must be CPU as cores or millicores.*under a "
                                             "million cores"):
-        checked_plan("k8s-dev", {"k8sAllocatableCpu": value})
+        _said("k8s-dev", {"k8sAllocatableCpu": value})
     assert config_check(["check", "--stack", "k8s-dev", "--config", f"k8sAllocatableCpu={value}"]) == 1
     assert "voicefleet:k8sAllocatableCpu must be CPU as cores or millicores" in capsys.readouterr().out
 
@@ -381,12 +417,12 @@ def test_a_k8s_allocatable_cpu_past_a_million_cores_is_refused_by_name_not_overf
 def test_k8s_counts_the_runtime_class_pod_overhead_in_the_plan_and_config_check(
         capsys: pytest.CaptureFixture[str]) -> None:
     kata = {"k8sRuntimeClass": "kata-qemu", "k8sAllocatableCpu": "7"}
-    _, problems, notes = checked_plan("k8s-dev", kata)
+    notes = _said("k8s-dev", kata)
     (note,), _ = _ceiling(notes)
-    assert problems == [] and "5 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
-    _, problems, notes = checked_plan("k8s-dev", {**kata, "k8sPodOverheadCpu": "250m"})
+    assert "5 sessions at once" in note and "kata-qemu's Pod Overhead is not counted" in note
+    notes = _said("k8s-dev", {**kata, "k8sPodOverheadCpu": "250m"})
     (note,), (warning,) = _ceiling(notes)
-    assert problems == [] and "3 sessions at once" in note and "not counted" not in note  # 7 ÷ 1.25, less 2
+    assert "3 sessions at once" in note and "not counted" not in note  # 7 ÷ 1.25, less 2
     assert "`pulumi config set k8sAllocatableCpu 9`" in warning  # 7 bots × 1.25 cores
     config_check(["check", "--stack", "k8s-dev", "--config", "k8sRuntimeClass=kata-qemu", "--config",
                   "k8sAllocatableCpu=7", "--config", "k8sPodOverheadCpu=250m"])
@@ -405,4 +441,4 @@ def test_k8s_counts_the_runtime_class_pod_overhead_in_the_plan_and_config_check(
 def test_a_pod_overhead_without_a_runtime_class_or_of_no_quantity_is_refused_by_name(
         config: dict[str, str], said: str) -> None:
     with pytest.raises(SettingsError, match=said):
-        checked_plan("k8s-dev", config)
+        _said("k8s-dev", config)

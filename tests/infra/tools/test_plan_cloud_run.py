@@ -5,15 +5,24 @@ prior is Cloud Run's with what the bots' Direct VPC egress and Cloud NAT add, no
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
 from dispatcher.machines import cloudrun, gce
 from stacks.config.cloud_run import cold_start_prior
 from stacks.tools.plan import checked_plan, main
+from tests.infra.settings_read import refusal
 from tests.infra.tools.plan_cells import THREE_CLOUD_RUN_CELLS as THREE_CELLS
-from tests.infra.tools.plan_cells import listed_projects, refused, value_after
+from tests.infra.tools.plan_cells import listed_projects, value_after
 
 CLOUD_RUN = ["--config", "botRuntime=cloudrun"]
+
+
+@cache
+def _cells_plan() -> tuple[str, list[str], list[str]]:
+    """gcp-prod's plan with Cloud Run cells (nothing patched): read by two tests, made once (three runs of 4 s)."""
+    return checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
 
 
 def test_sessions_and_reserve_past_cloud_runs_quota_are_refused_naming_the_ways_out(
@@ -37,14 +46,15 @@ def test_a_stated_raised_quota_plans_with_an_unprotected_job_and_cloud_runs_cold
     assert any("needs one `up` on cloudrun first" in note for note in notes)
 
 
-def test_one_execution_fewer_than_the_stack_may_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["gcp-prod", *CLOUD_RUN, "--config", "cloudRunExecutionQuota=2899"]) == 2
-    assert "cloudRunExecutionQuota is 2899" in capsys.readouterr().err
+def test_one_execution_fewer_than_the_stack_may_run_is_refused() -> None:
+    """Refused by the settings' read, which the plan runs first (the plan's own refusal, exit 2: above)."""
+    assert "cloudRunExecutionQuota is 2899" in refusal("gcp-prod", {"botRuntime": "cloudrun",
+                                                                    "cloudRunExecutionQuota": "2899"})
 
 
 def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() -> None:
     """2900 executions: past one project's 1000, within three projects' (cloudRunCells)."""
-    text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
+    text, problems, notes = _cells_plan()
     assert problems == []  # among them the dispatcher's own reading of its environment
     assert listed_projects(text, "CLOUDRUN_CELLS") == [f"voicefleet-cell-{c}" for c in "abc"]
     [ceiling] = [note for note in notes if "Cloud Run running job executions" in note]
@@ -56,7 +66,7 @@ def test_a_stack_with_cells_is_told_the_job_each_cell_project_must_hold_for_this
     """Each build names a new release job (`<prefix>-r-<digest>`), which each cell runs by that name in
     its own project: the stack makes it in its own project only, so the plan names, for this build,
     the job each cell must hold, its image and the grants."""
-    text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunCells": THREE_CELLS})
+    text, problems, notes = _cells_plan()
     assert problems == []
     job = value_after(text, "CLOUDRUN_JOB")
     assert job.startswith("voicefleet-gcp-prod-r-")  # this build's release job: a new name each build
@@ -81,10 +91,10 @@ def test_cloud_run_cells_make_the_store_even_for_one_dispatcher_instance() -> No
     ({"cloudRunCells": THREE_CELLS}, "is for botRuntime cloudrun only"),
     ({"botRuntime": "cloudrun", "cloudRunCells": '[{"name": "a"}]'}, "CLOUDRUN_CELLS[0] (a): project must be"),
 ])
-def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    err = refused("gcp-prod", config, capsys)
-    assert "voicefleet:cloudRunCells" in err and said in err, err
+def test_a_wrong_cloud_run_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str) -> None:
+    """Refused by the settings' read, which the plan runs first (the plan's own refusal, exit 2: above and below)."""
+    refused_read = refusal("gcp-prod", config)
+    assert "voicefleet:cloudRunCells" in refused_read and said in refused_read, refused_read
 
 
 def test_a_quota_past_any_google_grants_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:

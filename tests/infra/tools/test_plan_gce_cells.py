@@ -6,6 +6,7 @@ and, read by a preview, each project's CPU quota; and every release's template i
 from __future__ import annotations
 
 import json
+from functools import cache
 
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
@@ -16,14 +17,21 @@ from stacks.tools.mocks import Run
 from stacks.tools.plan import checked_plan
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import component_outputs
+from tests.infra.settings_read import refusal
 from tests.infra.tools.plan_cells import THREE_CELLS, listed_projects, refused, value_after
-from tests.infra.tools.test_plan_ceiling import CLOUD_QUOTAS_TOKEN, EngineRefusal, _ceiling, _cloud_quotas
+from tests.infra.tools.test_plan_ceiling import CLOUD_QUOTAS_TOKEN, EngineRefusal, _ceiling, _cloud_quotas, _run_said
 
 CELLS = {"gceCells": THREE_CELLS}
 
 
+@cache
+def _cells_plan() -> tuple[str, list[str], list[str]]:
+    """gcp-prod's plan with the three cells (nothing patched): read by two tests, made once (three runs of 4 s)."""
+    return checked_plan("gcp-prod", CELLS)
+
+
 def test_gce_cells_reach_the_dispatcher_and_count_each_projects_rate() -> None:
-    text, problems, notes = checked_plan("gcp-prod", CELLS)
+    text, problems, notes = _cells_plan()
     assert problems == []  # among them the dispatcher's own reading of its environment
     assert listed_projects(text, "GCE_CELLS") == [f"voicefleet-cell-{c}" for c in "abc"]
     (note,), _ = _ceiling(notes)
@@ -56,7 +64,7 @@ def test_a_stack_with_gce_cells_is_told_the_template_each_cell_project_must_hold
     """Each build names a new release template (`<prefix>--bot-` and generated characters), which each cell
     inserts from by that name in its own project: the stack makes it in its own project only, so the plan
     names, for this build, the template each cell must hold, and the grants."""
-    text, problems, notes = checked_plan("gcp-prod", CELLS)
+    text, problems, notes = _cells_plan()
     assert problems == []
     template = value_after(text, "GCE_INSTANCE_TEMPLATE").rsplit("/", 1)[-1]
     assert template.startswith("voicefleet-gcp-prod--bot-")  # this build's release template
@@ -78,9 +86,8 @@ def test_account_quotas_reads_each_cells_cpus_quota_and_counts_them_together(mon
         {"dimensions": {"region": "europe-west1"}, "details": [{"value": "1500"}],
          "applicableLocations": ["europe-west1"]},
     ])
-    _, problems, notes = checked_plan("gcp-prod", {**CELLS, "accountQuotas": "true"})
+    notes = _run_said("gcp-prod", {**CELLS, "accountQuotas": "true"})  # said, not refused: the run goes on
     (note,), (warning,) = _ceiling(notes)
-    assert problems == []  # said, not refused
     assert sorted({str(a["parent"]) for a in asked}) == [f"projects/voicefleet-cell-{c}" for c in "abc"]
     # each project 1,500 vCPUs ÷ 2 (e2-standard-2) = 750 VMs; 3 × 750 = 2,250 VMs, one a session, less the
     # reserve's 400 (it runs over the cells too) = 1,850 sessions
@@ -104,9 +111,8 @@ def test_a_cell_whose_quota_read_is_refused_is_named_and_the_cells_quotas_are_no
         return {"dimensionsInfos": [{"dimensions": {"region": "europe-west1"}, "details": [{"value": "1500"}]}]}
 
     monkeypatch.setattr(mocks.RecordingMocks, "call", cell_b_refuses)
-    _, problems, notes = checked_plan("gcp-prod", {**CELLS, "accountQuotas": "true"})
+    notes = _run_said("gcp-prod", {**CELLS, "accountQuotas": "true"})  # said, never a failed preview
     (note,), _ = _ceiling(notes)
-    assert problems == []  # said, never a failed preview
     (refused_read,) = [n for n in notes if n.startswith("accountQuotas: ")]
     assert "for cell b's project voicefleet-cell-b was refused" in refused_read, refused_read
     # a and c read, b unknown: a sum would count b's share as nothing, so what the cells need is said instead
@@ -114,18 +120,23 @@ def test_a_cell_whose_quota_read_is_refused_is_named_and_the_cells_quotas_are_no
     assert "quotas of the cells' projects" not in note, note
 
 
+def test_a_wrong_gce_cell_list_is_refused_by_the_plan_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan's refusal as its user sees it (exit 2, the key named); the other wrong lists below are refused
+    by the same read of the settings, which the plan runs first."""
+    err = refused("gcp-prod", {"gceCells": '[{"name": "a", "project": "A"}]'}, capsys)
+    assert "voicefleet:gceCells" in err and "GCE_CELLS[0] (a): project must be a GCP project id" in err, err
+
+
 @pytest.mark.parametrize(("config", "said"), [
     ({"botRuntime": "cloudrun", "cloudRunExecutionQuota": "2900", **CELLS}, "is for botRuntime gce only"),
-    ({"gceCells": '[{"name": "a", "project": "A"}]'}, "GCE_CELLS[0] (a): project must be a GCP project id"),
     ({"gceCells": '[{"name": "a", "project": "voicefleet-cell-a"}, {"name": "b", "project": "voicefleet-cell-a"}]'},
      "GCE_CELLS names a project and zone twice: voicefleet-cell-a europe-west1-b"),
     ({"gceCells": json.dumps([{"name": f"c{i}", "project": f"voicefleet-cell-{i}"} for i in range(51)])},
      "GCE_CELLS lists 51 cells: at most 50"),
 ])
-def test_a_wrong_gce_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    err = refused("gcp-prod", config, capsys)
-    assert "voicefleet:gceCells" in err and said in err, err
+def test_a_wrong_gce_cell_list_is_refused_naming_the_key(config: dict[str, str], said: str) -> None:
+    refused_read = refusal("gcp-prod", config)
+    assert "voicefleet:gceCells" in refused_read and said in refused_read, refused_read
 
 
 def test_config_check_says_the_cells_ceiling_from_the_stack_file() -> None:
