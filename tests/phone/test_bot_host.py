@@ -1,5 +1,7 @@
 """A call to voicefleet's own bot host (`python -m bot --transport websocket`) running the user's
-bot file, launched for the call through the real dispatcher: speech in, the bot's audio out."""
+bot file, launched for the call through the real dispatcher: speech in, the bot's audio out. A call
+that claims a warm reserve bot of the host's default mode instead is tests/phone/test_calls.py's
+(its dispatcher keeps one such bot per carrier, and each call's warm hit is counted)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ import numpy as np
 import pytest
 
 from tests.fakes.carriers import CarrierCall
-from tests.phone.conftest import metric, phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions
 from tests.support.audio import rms
 from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 
 pytestmark = pytest.mark.slow
-
 
 
 async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) -> None:
@@ -35,18 +36,3 @@ async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) 
             await call.hang_up()
             assert await wait_active_sessions(api, 0) == 0  # its machine ended
 
-
-async def test_a_call_claims_a_warm_reserve_bot_of_the_hosts_default_mode(tmp_path: Path) -> None:
-    env = phone_env(tmp_path)  # RESERVE_MIN_IDLE=1: a webrtc-mode reserve bot
-    with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
-            await wait_for_idle_bot(api)
-            start = (await api.post("/start", json={"transport": "twilio"})).json()
-            call = CarrierCall("twilio", f"{start['wsUrl']}/{start['token']}")
-            await call.open()
-            await call.handshake()
-            greeting = await call.bot_audio(0.1, timeout=30)
-            assert rms(np.frombuffer(greeting, dtype=np.int16)) > 500
-            assert await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"') == 1
-            await call.hang_up()
-            assert await wait_active_sessions(api, 0) == 0  # its machine ended

@@ -1,6 +1,9 @@
 """Capacity that follows the sun, with real dispatchers: each region advertises its demand and
 idle bots in `/regions/state`, and a quiet region's planner keeps fewer warm bots while a busier
-neighbour within the spill budget advertises spare ones, and as many as alone once it is gone."""
+neighbour within the spill budget advertises spare ones, and as many as alone once it is gone.
+That a spilled start is the demand of the region it arrived at, not the lender's, is
+test_spill_over.py's (its cold start spilled to a warm region), and a handed phone call's
+test_phone_handoff_counts.py's."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import httpx
 
 from dispatcher.reserve.neighbours import SETTLE_SECONDS
 from tests.regions.test_region_peers import ADMIN_KEY, regions, until
-from tests.regions.test_spill_over import peer_view, start
+from tests.regions.test_spill_over import peer_view
 from tests.support.processes import DispatcherProcess
 
 
@@ -41,14 +44,3 @@ def test_a_quiet_region_keeps_fewer_warm_bots_while_its_neighbour_has_spare_ones
         until(lambda: ready_target(eu, "held") == 3, 60)  # the neighbour is unreachable: back at once
         assert ready_target(eu, "covered") == 0
 
-
-def test_a_spilled_start_is_the_demand_of_the_region_it_arrived_at_not_the_lenders(tmp_path: Path) -> None:
-    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
-    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
-    with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
-        eu, us = running["eu"], running["us"]
-        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 60)
-        spilled = start(eu, maxWaitSeconds=5)
-        assert spilled.status_code == 201 and spilled.json()["region"] == "us", spilled.text
-        until(lambda: (peer_view(us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 60)
-        assert peer_view(eu, "us")["capacity"]["demand_per_minute"] == 0  # us only lent its bot

@@ -5,7 +5,6 @@ down, while the regions' polls still find it reachable). Real regional dispatche
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import MappingProxyType
@@ -17,7 +16,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import home_region
 from tests.fakes.daily import FakeDaily
 from tests.fakes.server import serve
-from tests.regions.test_region_peers import SECRET, region_env, regions, until
+from tests.regions.test_region_peers import SECRET, more_polls, region_env, regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.ports import free_port
 from tests.support.processes import run_dispatcher, terminate
@@ -64,7 +63,7 @@ def test_a_dialin_is_taken_while_its_calls_key_home_has_no_store(tmp_path: Path)
             port=int(urls[name].rsplit(":", 1)[1]), log_name=f"{name}.log")) for name in urls}
         until(lambda: peer_view(running["eu"], "us").get("reachable"), 60)
         store.stop()  # us runs on; its store does not answer
-        time.sleep(3.0)  # several polls: eu's view of us has settled
+        more_polls(running["us"], 3)  # several of eu's polls since: its view of us has settled
         assert peer_view(running["eu"], "us").get("reachable")  # us answers its polls without a store
         answer, _ = dial_in_homed_at_us(urls, daily)
         seen = peer_view(running["eu"], "us")

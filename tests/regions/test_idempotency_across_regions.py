@@ -15,7 +15,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import home_region
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import reachable, regions, until
+from tests.regions.test_region_peers import RegionPair, reachable, regions, until
 from tests.support.processes import DispatcherProcess
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -32,40 +32,38 @@ def key_homed_at(urls: dict[str, str], home: str) -> str:
     return next(key for n in range(1000) if home_region(layout, CALLER, key := f"order-{n}") == home)
 
 
-def test_a_key_replayed_at_another_region_finds_the_first_session(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (urls, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
-        for home in ("eu", "us"):  # the key's home here, and there
-            key = key_homed_at(urls, home)
-            first = start(running["eu"], key)
-            assert first.status_code == 201 and first.json()["region"] == "eu"
-            again = start(running["us"], key)
-            assert again.status_code == 200, again.text
-            assert again.json()["session_id"] == first.json()["session_id"] and again.json()["region"] == "eu"
-            other_body = start(running["us"], key, {"different": True})
-            assert other_body.status_code == 409
+def test_a_key_replayed_at_another_region_finds_the_first_session(region_pair: RegionPair) -> None:
+    urls, running = region_pair
+    for home in ("eu", "us"):  # the key's home here, and there
+        key = key_homed_at(urls, home)
+        first = start(running["eu"], key)
+        assert first.status_code == 201 and first.json()["region"] == "eu"
+        again = start(running["us"], key)
+        assert again.status_code == 200, again.text
+        assert again.json()["session_id"] == first.json()["session_id"] and again.json()["region"] == "eu"
+        other_body = start(running["us"], key, {"different": True})
+        assert other_body.status_code == 409
 
 
-def test_two_regions_given_one_key_at_once_start_one_session(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
-        for attempt in range(3):
-            answers: dict[str, httpx.Response] = {}
-            barrier = threading.Barrier(2)
+def test_two_regions_given_one_key_at_once_start_one_session(region_pair: RegionPair) -> None:
+    _, running = region_pair
+    for attempt in range(3):
+        answers: dict[str, httpx.Response] = {}
+        barrier = threading.Barrier(2)
 
-            def at(name: str, key: str, barrier: threading.Barrier = barrier,
-                   answers: dict[str, httpx.Response] = answers) -> None:
-                barrier.wait()
-                answers[name] = start(running[name], key)
+        def at(name: str, key: str, barrier: threading.Barrier = barrier,
+               answers: dict[str, httpx.Response] = answers) -> None:
+            barrier.wait()
+            answers[name] = start(running[name], key)
 
-            threads = [threading.Thread(target=at, args=(name, f"together-{attempt}")) for name in ("eu", "us")]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            codes = sorted(a.status_code for a in answers.values())
-            assert codes == [200, 201], {n: a.text for n, a in answers.items()}
-            assert answers["eu"].json()["session_id"] == answers["us"].json()["session_id"]
+        threads = [threading.Thread(target=at, args=(name, f"together-{attempt}")) for name in ("eu", "us")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        codes = sorted(a.status_code for a in answers.values())
+        assert codes == [200, 201], {n: a.text for n, a in answers.items()}
+        assert answers["eu"].json()["session_id"] == answers["us"].json()["session_id"]
 
 
 def test_a_key_whose_home_is_down_is_refused_not_started_twice(tmp_path: Path) -> None:
@@ -82,8 +80,8 @@ def test_a_key_whose_home_is_down_is_refused_not_started_twice(tmp_path: Path) -
                           timeout=30).status_code == 201  # and starts without a key
 
 
-def test_a_relayed_request_without_a_regions_signature_is_refused(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        forged = httpx.post(f"{running['eu'].base_url}/start", json={"body": {}},
-                            headers={**AUTH, "Idempotency-Key": "k", "voicefleet-relayed-by": "us"}, timeout=30)
-        assert forged.status_code == 401 and forged.json()["error"]["code"] == "region_unauthenticated"
+def test_a_relayed_request_without_a_regions_signature_is_refused(region_pair: RegionPair) -> None:
+    _, running = region_pair
+    forged = httpx.post(f"{running['eu'].base_url}/start", json={"body": {}},
+                        headers={**AUTH, "Idempotency-Key": "k", "voicefleet-relayed-by": "us"}, timeout=30)
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "region_unauthenticated"

@@ -26,6 +26,7 @@ from tests.support.processes import DispatcherProcess, run_dispatcher
 
 SECRET = "region-secret-0123456789abcdefghij"
 ADMIN_KEY = "region-peers-admin-key-0123456789"  # what a peer last advertised is an admin's read at /healthz
+RegionPair = tuple[dict[str, str], dict[str, DispatcherProcess]]  # the regions' URLs and processes
 
 
 def region_env(name: str, urls: dict[str, str], secret: str = SECRET) -> dict[str, str]:
@@ -62,18 +63,24 @@ def until(condition: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - started
 
 
+def more_polls(polled: DispatcherProcess, count: int) -> None:
+    """Until `polled` has answered `count` more of its peers' polls (its access log's lines): each
+    poll's answer has been read by the poller that sent the one after it."""
+    polls = polled.log().count("GET /regions/state")
+    until(lambda: polled.log().count("GET /regions/state") >= polls + count, 60)
+
+
 def reachable(process: DispatcherProcess, peer: str) -> bool:
     return bool(health(process).get("regions", {}).get(peer, {}).get("reachable"))
 
 
-def test_each_region_sees_the_others_with_their_round_trips(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
-        seen = health(running["eu"])
-        assert seen["status"] == "ok" and seen["region"] == "eu"
-        assert seen["regions"]["us"]["round_trip_ms"] > 0
-        public = httpx.get(f"{running['eu'].base_url}/healthz", timeout=2).json()  # a load balancer, anyone
-        assert public["regions"] == {"us": {"reachable": True}}, public
+def test_each_region_sees_the_others_with_their_round_trips(region_pair: RegionPair) -> None:
+    _, running = region_pair  # each reads the other (the fixture waited for both)
+    seen = health(running["eu"])
+    assert seen["status"] == "ok" and seen["region"] == "eu"
+    assert seen["regions"]["us"]["round_trip_ms"] > 0
+    public = httpx.get(f"{running['eu'].base_url}/healthz", timeout=2).json()  # a load balancer, anyone
+    assert public["regions"] == {"us": {"reachable": True}}, public
 
 
 def test_a_killed_region_is_unreachable_and_noticed_when_back(tmp_path: Path) -> None:
@@ -90,29 +97,29 @@ def test_a_killed_region_is_unreachable_and_noticed_when_back(tmp_path: Path) ->
             until(lambda: reachable(running["eu"], "us"), 60)
 
 
-def test_forged_wrongly_keyed_and_replayed_region_requests_are_refused(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (urls, running):
-        state = f"{running['eu'].base_url}/regions/state"
-        unsigned = httpx.get(state, timeout=5)
-        assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "region_unauthenticated"
-        frozen = MappingProxyType(urls)
-        wrong = RegionSigner(Regions("us", frozen, b"w" * 32)).headers("eu", "GET", "/regions/state")
-        assert "does not match" in httpx.get(state, headers=wrong, timeout=5).json()["error"]["message"]
-        signed = RegionSigner(Regions("us", frozen, SECRET.encode())).headers("eu", "GET", "/regions/state")
-        answer = httpx.get(state, headers=signed, timeout=5)
-        assert answer.status_code == 200 and answer.json()["region"] == "eu"
-        assert answer.json()["capacity"]["room"] > 0
-        replayed = httpx.get(state, headers=signed, timeout=5)
-        assert replayed.status_code == 401 and "already taken" in replayed.json()["error"]["message"]
+def test_forged_wrongly_keyed_and_replayed_region_requests_are_refused(region_pair: RegionPair) -> None:
+    urls, running = region_pair
+    state = f"{running['eu'].base_url}/regions/state"
+    unsigned = httpx.get(state, timeout=5)
+    assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "region_unauthenticated"
+    frozen = MappingProxyType(urls)
+    wrong = RegionSigner(Regions("us", frozen, b"w" * 32)).headers("eu", "GET", "/regions/state")
+    assert "does not match" in httpx.get(state, headers=wrong, timeout=5).json()["error"]["message"]
+    signed = RegionSigner(Regions("us", frozen, SECRET.encode())).headers("eu", "GET", "/regions/state")
+    answer = httpx.get(state, headers=signed, timeout=5)
+    assert answer.status_code == 200 and answer.json()["region"] == "eu"
+    assert answer.json()["capacity"]["room"] > 0
+    replayed = httpx.get(state, headers=signed, timeout=5)
+    assert replayed.status_code == 401 and "already taken" in replayed.json()["error"]["message"]
 
 
-def test_a_region_whose_regions_contradict_a_running_peer_refuses_to_start(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (urls, _):
-        impostor = {"eu": urls["eu"], "us": f"http://127.0.0.1:{free_port()}"}  # eu lists us elsewhere
-        result = start_and_wait(region_env("us", impostor))
-        assert result.returncode == 2
-        assert f"REGIONS disagrees with eu's on us: {impostor['us']} here, {urls['us']} there" in result.stderr
-        assert "Traceback" not in result.stderr
+def test_a_region_whose_regions_contradict_a_running_peer_refuses_to_start(region_pair: RegionPair) -> None:
+    urls, _ = region_pair
+    impostor = {"eu": urls["eu"], "us": f"http://127.0.0.1:{free_port()}"}  # eu lists us elsewhere
+    result = start_and_wait(region_env("us", impostor))
+    assert result.returncode == 2
+    assert f"REGIONS disagrees with eu's on us: {impostor['us']} here, {urls['us']} there" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -161,7 +168,7 @@ def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_l
         assert seen["status"] == "ok" and not seen["regions"]["us"]["reachable"]  # not used, not fatal
         reverse = f"REGIONS disagrees with eu's on ap: {elsewhere['ap']} here, {urls['ap']} there"
         until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 60)
-        time.sleep(1.5)  # several more polls, each seeing it again
+        more_polls(us, 3)  # several more polls, each seeing it again
         assert len([line for line in eu.log().splitlines() if conflict in line]) == 1
 
 

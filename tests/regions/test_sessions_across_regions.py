@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import reachable, regions, until
+from tests.regions.test_region_peers import RegionPair, reachable, regions, until
 from tests.support.processes import DispatcherProcess
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -21,41 +21,39 @@ def start(process: DispatcherProcess) -> dict:
     return answer.json()
 
 
-def test_a_session_names_its_region_and_any_region_answers_for_it(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 60)
-        session = start(running["eu"])
-        assert session["region"] == "eu"
-        sid = session["session_id"]
-        at_us = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
-        assert at_us.status_code == 200, at_us.text
-        assert at_us.json()["region"] == "eu" and at_us.json()["status"] in ("started", "joined")
-        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}/timeline", headers=AUTH,
-                         timeout=10).status_code == 200
-        with httpx.stream("GET", f"{running['us'].base_url}/sessions/{sid}/events", headers=AUTH,
-                          timeout=10) as events:
-            assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
-            first = next(line for line in events.iter_lines() if line.startswith("data:"))
-            assert '"region":"eu"' in first
-        stopped = httpx.delete(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
-        assert stopped.status_code in (202, 204)
-        until(lambda: httpx.get(f"{running['eu'].base_url}/sessions/{sid}", headers=AUTH,
-                                timeout=5).json()["status"] in ("ended", "failed"), 15)
+def test_a_session_names_its_region_and_any_region_answers_for_it(region_pair: RegionPair) -> None:
+    _, running = region_pair
+    session = start(running["eu"])
+    assert session["region"] == "eu"
+    sid = session["session_id"]
+    at_us = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+    assert at_us.status_code == 200, at_us.text
+    assert at_us.json()["region"] == "eu" and at_us.json()["status"] in ("started", "joined")
+    assert httpx.get(f"{running['us'].base_url}/sessions/{sid}/timeline", headers=AUTH,
+                     timeout=10).status_code == 200
+    with httpx.stream("GET", f"{running['us'].base_url}/sessions/{sid}/events", headers=AUTH,
+                      timeout=10) as events:
+        assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
+        first = next(line for line in events.iter_lines() if line.startswith("data:"))
+        assert '"region":"eu"' in first
+    stopped = httpx.delete(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+    assert stopped.status_code in (202, 204)
+    until(lambda: httpx.get(f"{running['eu'].base_url}/sessions/{sid}", headers=AUTH,
+                            timeout=5).json()["status"] in ("ended", "failed"), 15)
 
 
-def test_a_strangers_request_is_refused_before_it_crosses_regions(tmp_path: Path) -> None:
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 60)
-        sid = start(running["eu"])["session_id"]
-        no_key = httpx.get(f"{running['us'].base_url}/sessions/{sid}", timeout=10)
-        assert no_key.status_code == 401
-        forged = sid[:16] + "0" * 8  # the right region, an owner tag the key never made
-        assert httpx.get(f"{running['us'].base_url}/sessions/{forged}", headers=AUTH, timeout=10).status_code == 404
-        seen_at_eu = running["eu"].log()  # its access log: every request that reached it
-        assert f"/sessions/{sid}" not in seen_at_eu and f"/sessions/{forged}" not in seen_at_eu
-        # …and the owner's own request does cross, so the log would have shown a stranger's.
-        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
-        until(lambda: f"/sessions/{sid}" in running["eu"].log(), 60)
+def test_a_strangers_request_is_refused_before_it_crosses_regions(region_pair: RegionPair) -> None:
+    _, running = region_pair
+    sid = start(running["eu"])["session_id"]
+    no_key = httpx.get(f"{running['us'].base_url}/sessions/{sid}", timeout=10)
+    assert no_key.status_code == 401
+    forged = sid[:16] + "0" * 8  # the right region, an owner tag the key never made
+    assert httpx.get(f"{running['us'].base_url}/sessions/{forged}", headers=AUTH, timeout=10).status_code == 404
+    seen_at_eu = running["eu"].log()  # its access log: every request that reached it
+    assert f"/sessions/{sid}" not in seen_at_eu and f"/sessions/{forged}" not in seen_at_eu
+    # …and the owner's own request does cross, so the log would have shown a stranger's.
+    assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
+    until(lambda: f"/sessions/{sid}" in running["eu"].log(), 60)
 
 
 def test_a_down_regions_sessions_are_answered_503_never_404(tmp_path: Path) -> None:
@@ -79,22 +77,21 @@ def test_a_down_regions_sessions_are_answered_503_never_404(tmp_path: Path) -> N
         assert all(answer.status_code != 404 for answer in answers), [answer.status_code for answer in answers]
 
 
-def test_a_region_that_hangs_is_answered_503_not_waited_on_and_answers_again_after(tmp_path: Path) -> None:
+def test_a_region_that_hangs_is_answered_503_not_waited_on_and_answers_again_after(region_pair: RegionPair) -> None:
     import signal
 
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 60)
-        sid = start(running["eu"])["session_id"]
-        running["eu"].process.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers none
-        try:
-            # Answered while eu still hangs (a relay waiting on it would end in this client's
-            # timeout): us's 1 s deadline on eu, not a duration measured on a loaded machine.
-            answer = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
-            assert answer.status_code == 503 and answer.json()["error"]["code"] == "region_unreachable"
-        finally:
-            running["eu"].process.send_signal(signal.SIGCONT)
-        until(lambda: reachable(running["us"], "eu"), 60)
-        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
+    _, running = region_pair
+    sid = start(running["eu"])["session_id"]
+    running["eu"].process.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers none
+    try:
+        # Answered while eu still hangs (a relay waiting on it would end in this client's
+        # timeout): us's 1 s deadline on eu, not a duration measured on a loaded machine.
+        answer = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "region_unreachable"
+    finally:
+        running["eu"].process.send_signal(signal.SIGCONT)
+    until(lambda: reachable(running["us"], "eu"), 60)
+    assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
 
 
 def test_a_start_relayed_to_its_region_is_counted_once_against_the_keys_start_rate(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A start a region cannot serve warm goes to a region that can: at its session cap, or with no
-warm bot and a cold start past the caller's patience; said in the answer and the timeline; never
-when the caller pinned its region; 429 only when no region has room."""
+warm bot and a cold start past the caller's patience; said in the answer and the timeline; counted
+in the demand of the region it arrived at, not the lender's; never when the caller pinned its
+region; 429 only when no region has room."""
 
 from __future__ import annotations
 
@@ -49,10 +50,15 @@ def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path
     cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
     warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
     with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
-        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 60)
-        assert start(running["eu"], maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
-        hurried = start(running["eu"], maxWaitSeconds=5)
+        eu, us = running["eu"], running["us"]
+        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 60)
+        hurried = start(eu, maxWaitSeconds=5)
         assert hurried.status_code == 201, hurried.text
         assert hurried.json()["region"] == "us" and hurried.json()["spilled_from"] == "eu"
-        patient = start(running["eu"])  # no patience given: it waits cold here
+        # The spilled start is the demand of the region it arrived at (what eu advertises, its planner's
+        # rate sample), not the lender's: us only lent its bot.
+        until(lambda: (peer_view(us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 60)
+        assert peer_view(eu, "us")["capacity"]["demand_per_minute"] == 0
+        assert start(eu, maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
+        patient = start(eu)  # no patience given: it waits cold here
         assert patient.status_code == 201 and patient.json()["region"] == "eu"

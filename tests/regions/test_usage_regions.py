@@ -5,6 +5,7 @@ down is named in `unreachable_regions` and left out of the sums, never silently.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,16 @@ def usage(base_url: str, query: str = "") -> dict[str, Any]:
 def test_either_region_answers_one_usage_total(tmp_path: Path) -> None:
     admin = {"DISPATCHER_ADMIN_KEYS": ADMIN_KEY}
     with regions(tmp_path, ("eu", "us"), extra={"eu": admin, "us": admin}) as (urls, running):
-        for region in ("eu", "us", "eu"):
-            started = httpx.post(f"{urls[region]}/start?wait=started", json={}, headers=AUTH, timeout=60)
+        places = ("eu", "us", "eu")
+        with ThreadPoolExecutor(len(places)) as pool:  # the three sessions at once, each its own start
+            answers = list(pool.map(lambda region: httpx.post(f"{urls[region]}/start?wait=started", json={},
+                                                              headers=AUTH, timeout=60), places))
+        for started in answers:
             assert started.status_code == 201, started.text
-            session_id = started.json()["session_id"]
-            time.sleep(1.0)  # a second each, so their minutes (shown to the hundredth) are not 0.00
-            stopped = httpx.delete(f"{urls[region]}/sessions/{session_id}", headers=AUTH, timeout=60)
+        time.sleep(1.0)  # a second each, so their minutes (shown to the hundredth) are not 0.00
+        for region, started in zip(places, answers, strict=True):
+            stopped = httpx.delete(f"{urls[region]}/sessions/{started.json()['session_id']}", headers=AUTH,
+                                   timeout=60)
             assert stopped.status_code in (202, 204), stopped.text
         for region in ("eu", "us"):
             body = wait_until(lambda r=region: (b := usage(urls[r]))["totals"].get("sessions") == 3 and b,
