@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ec2 as aws_ec2
+import pulumi_aws.lb as aws_lb
+import pulumi_aws.route53 as aws_route53
+import pulumi_aws.vpc as aws_vpc
 
 from stacks.config.phone import deregistration_delay
 
@@ -35,7 +38,7 @@ class BalancerArgs:
 
 
 def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
-    cls = aws.vpc.SecurityGroupIngressRule if kind == "ingress" else aws.vpc.SecurityGroupEgressRule
+    cls = aws_vpc.SecurityGroupIngressRule if kind == "ingress" else aws_vpc.SecurityGroupEgressRule
     cls(name, opts=pulumi.ResourceOptions(parent=parent), **kwargs)
 
 
@@ -56,7 +59,7 @@ class Balancer:
         alb_sg, app_sg = self._security_groups(name, args, parent)
         # Named explicitly: an auto-name is the logical name plus 8 characters, which passes the
         # 32-character limit of load balancer and target group names (stacks/tools/preflight/names.py).
-        balancer = aws.lb.LoadBalancer(
+        balancer = aws_lb.LoadBalancer(
             name,
             name=args.name,
             load_balancer_type="application",
@@ -69,7 +72,7 @@ class Balancer:
         )
         # A prefix (at most 6 characters) plus a generated suffix: a changed target group can be
         # created before the old one is deleted, and the name stays within 32 characters.
-        targets = aws.lb.TargetGroup(
+        targets = aws_lb.TargetGroup(
             name,
             name_prefix="vf-",
             port=args.port,
@@ -91,11 +94,11 @@ class Balancer:
 
     @staticmethod
     def _security_groups(name: str, args: BalancerArgs,
-                         parent: pulumi.Resource) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+                         parent: pulumi.Resource) -> tuple[aws_ec2.SecurityGroup, aws_ec2.SecurityGroup]:
         child = pulumi.ResourceOptions(parent=parent)
-        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb", vpc_id=args.vpc_id, description="voicefleet dispatcher ALB",
+        alb_sg = aws_ec2.SecurityGroup(f"{name}-alb", vpc_id=args.vpc_id, description="voicefleet dispatcher ALB",
                                        tags={"Name": f"{name}-alb"}, opts=child)
-        app_sg = aws.ec2.SecurityGroup(f"{name}-app", vpc_id=args.vpc_id, description="voicefleet dispatcher tasks",
+        app_sg = aws_ec2.SecurityGroup(f"{name}-app", vpc_id=args.vpc_id, description="voicefleet dispatcher tasks",
                                        tags={"Name": f"{name}-app"}, opts=child)
         port = args.port
         for listen in (443, 80) if args.certificate_arn else (80,):
@@ -111,22 +114,22 @@ class Balancer:
               from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0")
         return alb_sg, app_sg
 
-    def _listeners(self, name: str, args: BalancerArgs, balancer: aws.lb.LoadBalancer, targets: aws.lb.TargetGroup,
-                   child: pulumi.ResourceOptions) -> aws.lb.Listener:
+    def _listeners(self, name: str, args: BalancerArgs, balancer: aws_lb.LoadBalancer, targets: aws_lb.TargetGroup,
+                   child: pulumi.ResourceOptions) -> aws_lb.Listener:
         """The listener that forwards to the dispatcher (HTTPS with a certificate, which also
         redirects plain HTTP to it; else plain HTTP) and sets `url` to match."""
-        forward: list[aws.lb.ListenerDefaultActionArgsDict] = [{"type": "forward", "target_group_arn": targets.arn}]
+        forward: list[aws_lb.ListenerDefaultActionArgsDict] = [{"type": "forward", "target_group_arn": targets.arn}]
         if not args.certificate_arn:
             self.url = pulumi.Output.concat("http://", balancer.dns_name)
-            return aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
+            return aws_lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
                                    default_actions=forward, opts=child)
-        listener = aws.lb.Listener(f"{name}-https", load_balancer_arn=balancer.arn, port=443, protocol="HTTPS",
+        listener = aws_lb.Listener(f"{name}-https", load_balancer_arn=balancer.arn, port=443, protocol="HTTPS",
                                    certificate_arn=args.certificate_arn,
                                    ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
                                    default_actions=forward, opts=child)
-        redirect: list[aws.lb.ListenerDefaultActionArgsDict] = [{"type": "redirect", "redirect": {
+        redirect: list[aws_lb.ListenerDefaultActionArgsDict] = [{"type": "redirect", "redirect": {
             "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}]
-        aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
+        aws_lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
                         default_actions=redirect, opts=child)
         # dispatcherDomain is the name the certificate is issued for. Without it (a certificate and
         # no channel) only the ALB's name is known, which the certificate does not cover.
@@ -135,13 +138,13 @@ class Balancer:
         return listener
 
     @staticmethod
-    def _record(name: str, args: BalancerArgs, balancer: aws.lb.LoadBalancer,
+    def _record(name: str, args: BalancerArgs, balancer: aws_lb.LoadBalancer,
                 child: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         """Bots dial wss://<dispatcherDomain>: until that name points at this ALB every bot the
         reserve starts fails its channel. With the zone given, the record is written here and the
         service (which starts the reserve) waits for it."""
         if not (args.zone_id and args.domain):
             return []
-        return [aws.route53.Record(name, zone_id=args.zone_id, name=args.domain, type="A",
+        return [aws_route53.Record(name, zone_id=args.zone_id, name=args.domain, type="A",
                                    aliases=[{"name": balancer.dns_name, "zone_id": balancer.zone_id,
                                              "evaluate_target_health": True}], opts=child)]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.cloudwatch as aws_cloudwatch
+import pulumi_aws.iam as aws_iam
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.container import fargate_container, fargate_task_definition
@@ -66,32 +67,32 @@ def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.In
 class BotRuntime(pulumi.ComponentResource):
     family: str
     task_definition_arn: pulumi.Output[str]
-    task_role: aws.iam.Role
-    execution_role: aws.iam.Role
+    task_role: aws_iam.Role
+    execution_role: aws_iam.Role
     log_group_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: BotRuntimeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:BotRuntime", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
-        logs = aws.cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
+        logs = aws_cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
+        self.execution_role = aws_iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
                                            description="ECS agent for voicefleet bots: pull image, write logs",
                                            opts=child)
-        aws.iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
+        aws_iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
         args.secrets.grant_read(args.role, self.execution_role, args.secret_names)
         # voicefleet's bot calls no AWS API but sts:GetCallerIdentity, which no policy can allow or deny:
         # its sessions (one per task, named by the task id) are what a bot proves its task with
         # (dispatcher/machines/ecs/identity.py). So the task role holds exactly what the team's bot was
         # granted (botPermissions), which its SDK reaches through the task's credentials endpoint.
-        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=ecs_task_trust_policy(args.region, logs.arn),
+        self.task_role = aws_iam.Role(f"{name}-task", assume_role_policy=ecs_task_trust_policy(args.region, logs.arn),
                                       description="voicefleet bot task (voicefleet:botPermissions)" if args.permissions
                                       else "voicefleet bot task (no AWS permissions)", opts=child)
         if args.permissions:
-            aws.iam.RolePolicy(f"{name}-task-permissions", role=self.task_role.id,
+            aws_iam.RolePolicy(f"{name}-task-permissions", role=self.task_role.id,
                                policy=policy_document(*args.permissions), opts=child)
 
         container = fargate_container(
@@ -123,8 +124,8 @@ class BotRuntime(pulumi.ComponentResource):
         self.register_outputs({"family": self.family, "task_definition_arn": self.task_definition_arn,
                                "log_group_name": self.log_group_name})
 
-    def grant_run(self, grantee: str, role: aws.iam.Role, cluster_arn: pulumi.Output[str], *,
-                  claim: bool) -> aws.iam.RolePolicy:
+    def grant_run(self, grantee: str, role: aws_iam.Role, cluster_arn: pulumi.Output[str], *,
+                  claim: bool) -> aws_iam.RolePolicy:
         """Let `role` start bot tasks of this family on this cluster only, and watch/stop them; with
         `claim` (the stack has the bot channel, so the dispatcher may hold a warm reserve), also
         re-tag a running task: a claim tags the idle task with its session and drops the idle tag
@@ -133,7 +134,7 @@ class BotRuntime(pulumi.ComponentResource):
         on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
         reserve = [statement(["ecs:TagResource", "ecs:UntagResource"], tasks,
                              {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}, sid="ClaimReserveBot")]
-        return aws.iam.RolePolicy(
+        return aws_iam.RolePolicy(
             f"{self._name}-run-{grantee}",
             role=role.id,
             policy=policy_document(

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ecs as aws_ecs
 
 
 def fargate_container(
@@ -56,9 +56,9 @@ def fargate_task_definition(
     container: dict[str, Any],
     opts: pulumi.ResourceOptions,
     skip_destroy: bool | None = None,
-) -> aws.ecs.TaskDefinition:
+) -> aws_ecs.TaskDefinition:
     """One container on Fargate, Linux, in the VPC (`awsvpc`): the only task shape either runs."""
-    return aws.ecs.TaskDefinition(
+    return aws_ecs.TaskDefinition(
         name,
         family=family,
         cpu=str(cpu),

@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.cloudwatch as aws_cloudwatch
+import pulumi_aws.ecs as aws_ecs
+import pulumi_aws.iam as aws_iam
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.balancer import Balancer, BalancerArgs
@@ -132,20 +134,20 @@ class Dispatcher(pulumi.ComponentResource):
     machines_environment: dict[str, pulumi.Input[str]]  # what stacks/tools/drain.py needs (contract.MACHINES_ENV)
     # The ALB's metrics of its tasks (AWS/ApplicationELB, dimensions TargetGroup and LoadBalancer).
     target_group_dimensions: dict[str, pulumi.Output[str]]
-    service: aws.ecs.Service  # steady once `up` has waited for its tasks' health
+    service: aws_ecs.Service  # steady once `up` has waited for its tasks' health
     task_role_arn: pulumi.Output[str]  # what the cells' roles trust (stacks/aws/cell_task_definitions.py)
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
         front = Balancer(name, args.balancer, parent=self)
-        logs = aws.cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
+        logs = aws_cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         execution_role, task_role = self._roles(name, args, logs)
         self.task_role_arn = task_role.arn
         wait = f"{service_wait_seconds(args.max_session_seconds)}s"
         task_definition = self._task_definition(name, args, logs, execution_role, task_role)
-        service = aws.ecs.Service(
+        service = aws_ecs.Service(
             name,
             cluster=args.cluster_arn,
             task_definition=task_definition.arn,
@@ -186,16 +188,16 @@ class Dispatcher(pulumi.ComponentResource):
                                "log_group_name": self.log_group_name})
 
     def _roles(self, name: str, args: DispatcherArgs,
-               logs: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.Role]:
+               logs: aws_cloudwatch.LogGroup) -> tuple[aws_iam.Role, aws_iam.Role]:
         """The execution role (pull, logs, the dispatcher's secrets) and the task role (bots only; with cells,
         assuming the cells' roles)."""
         child = pulumi.ResourceOptions(parent=self)
-        execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
+        execution_role = aws_iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
                                       description="ECS agent for the voicefleet dispatcher", opts=child)
-        aws.iam.RolePolicy(f"{name}-execution", role=execution_role.id,
+        aws_iam.RolePolicy(f"{name}-execution", role=execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
         args.secrets.grant_read("dispatcher", execution_role, args.secret_names)
-        task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
+        task_role = aws_iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                  description="voicefleet dispatcher: starts and stops bot tasks", opts=child)
         # With the channel the dispatcher holds a warm reserve and claims idle tasks by re-tagging them.
         claim = args.channel_url is not None
@@ -205,17 +207,17 @@ class Dispatcher(pulumi.ComponentResource):
         if args.cell_role_arns:
             # STS checks the cell's trust policy (its `sts:ExternalId` condition, where the cell names one: the
             # dispatcher sends it with each AssumeRole); this side names the roles, no wildcard.
-            aws.iam.RolePolicy(f"{name}-cells", role=task_role.id,
+            aws_iam.RolePolicy(f"{name}-cells", role=task_role.id,
                                policy=policy_document(statement(["sts:AssumeRole"], list(args.cell_role_arns),
                                                                 sid="AssumeCellRoles")), opts=child)
         if args.recording_statements:
-            aws.iam.RolePolicy(f"{name}-recordings", role=task_role.id,
+            aws_iam.RolePolicy(f"{name}-recordings", role=task_role.id,
                                policy=policy_document(*args.recording_statements),
                                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.recording_waits_for)))
         return execution_role, task_role
 
-    def _task_definition(self, name: str, args: DispatcherArgs, logs: aws.cloudwatch.LogGroup,
-                         execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
+    def _task_definition(self, name: str, args: DispatcherArgs, logs: aws_cloudwatch.LogGroup,
+                         execution_role: aws_iam.Role, task_role: aws_iam.Role) -> aws_ecs.TaskDefinition:
         subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
         env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)
         self.machines_environment = contract.machines_environment(dict(env))  # type: ignore[assignment]

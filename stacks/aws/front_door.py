@@ -11,7 +11,8 @@ stacks are untouched: each keeps its own name, which the others call it by (REGI
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.route53 as aws_route53
+from pulumi_aws.provider import Provider
 
 from stacks.config.front_door import FrontDoorRegion, FrontDoorSettings
 
@@ -28,7 +29,7 @@ class FrontDoor(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
 
     def __init__(self, name: str, settings: FrontDoorSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        provider = aws.Provider(name, region=settings.provider_region, default_tags={"tags": dict(settings.tags)})
+        provider = Provider(name, region=settings.provider_region, default_tags={"tags": dict(settings.tags)})
         super().__init__("voicefleet:aws:FrontDoor", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         checks = {region.name: self._region(name, settings, region) for region in settings.regions}
@@ -43,14 +44,14 @@ class FrontDoor(pulumi.ComponentResource):
     def _region(self, name: str, settings: FrontDoorSettings, region: FrontDoorRegion) -> pulumi.Output[str]:
         """One region's health check and latency record; a region added or removed is these two."""
         child = pulumi.ResourceOptions(parent=self)
-        check = aws.route53.HealthCheck(
+        check = aws_route53.HealthCheck(
             # A region whose store is down still answers /healthz 200 ("degraded": its replicas must
             # not be taken out), but callers should go elsewhere: healthy means `"status":"ok"`.
             f"{name}-{region.name}", type="HTTPS_STR_MATCH", search_string=HEALTHY_TEXT, fqdn=region.host, port=443,
             resource_path=HEALTH_PATH,
             enable_sni=True, request_interval=REQUEST_INTERVAL_SECONDS, failure_threshold=FAILURE_THRESHOLD,
             tags={"Name": f"{settings.prefix}-{region.name}"}, opts=child)
-        aws.route53.Record(
+        aws_route53.Record(
             f"{name}-{region.name}", zone_id=settings.zone, name=settings.domain, type="CNAME",
             ttl=RECORD_TTL_SECONDS, records=[region.host], set_identifier=region.name,
             latency_routing_policies=[{"region": region.aws_region}], health_check_id=check.id,

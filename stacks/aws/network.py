@@ -11,7 +11,9 @@ import ipaddress
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ec2 as aws_ec2
+import pulumi_aws.vpc as aws_vpc
+from pulumi_aws.get_availability_zones import get_availability_zones_output
 
 
 @dataclass(frozen=True)
@@ -28,24 +30,24 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        vpc = aws.ec2.Vpc(name, cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
+        vpc = aws_ec2.Vpc(name, cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
                           tags={"Name": name}, opts=child)
         # The VPC's default security group allows all traffic between its members; take every rule
         # away so nothing can use it by accident.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default", vpc_id=vpc.id, ingress=[], egress=[],
+        aws_ec2.DefaultSecurityGroup(f"{name}-default", vpc_id=vpc.id, ingress=[], egress=[],
                                      tags={"Name": f"{name}-default"}, opts=child)
-        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child)
-        routes = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags={"Name": f"{name}-public"},
+        gateway = aws_ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child)
+        routes = aws_ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags={"Name": f"{name}-public"},
                                     opts=child)
-        aws.ec2.Route(f"{name}-public-default", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
+        aws_ec2.Route(f"{name}-public-default", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
                       gateway_id=gateway.id, opts=child)
 
-        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        zones = get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
         # /20 per zone: 4091 addresses, one per concurrent bot task (awsvpc gives each task an ENI).
         blocks = list(ipaddress.ip_network(args.cidr).subnets(new_prefix=20))
         self.public_subnet_ids = []
         for index in range(args.az_count):
-            subnet = aws.ec2.Subnet(
+            subnet = aws_ec2.Subnet(
                 f"{name}-public-{index}",
                 vpc_id=vpc.id,
                 cidr_block=str(blocks[index]),
@@ -55,15 +57,15 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{name}-public-{index}"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=routes.id,
+            aws_ec2.RouteTableAssociation(f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=routes.id,
                                           opts=child)
             self.public_subnet_ids.append(subnet.id)
 
-        bots = aws.ec2.SecurityGroup(f"{name}-bot", vpc_id=vpc.id, description="voicefleet bots: no ingress",
+        bots = aws_ec2.SecurityGroup(f"{name}-bot", vpc_id=vpc.id, description="voicefleet bots: no ingress",
                                      tags={"Name": f"{name}-bot"}, opts=child)
         # Standalone rules only (mixing them with inline rules makes perpetual diffs).
         for rule, protocol, from_port, to_port in (("udp", "udp", 0, 65535), ("https", "tcp", 443, 443)):
-            aws.vpc.SecurityGroupEgressRule(
+            aws_vpc.SecurityGroupEgressRule(
                 f"{name}-bot-egress-{rule}",
                 security_group_id=bots.id,
                 ip_protocol=protocol,

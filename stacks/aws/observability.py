@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.cloudwatch as aws_cloudwatch
 
 from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
@@ -87,11 +87,11 @@ class Observability(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:Observability", name, None, opts)
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
-        dashboard = aws.cloudwatch.Dashboard(name, dashboard_name=args.prefix,
+        dashboard = aws_cloudwatch.Dashboard(name, dashboard_name=args.prefix,
                                              dashboard_body=json.dumps(dashboard_body(args)), opts=child)
         after_dispatcher = pulumi.ResourceOptions(parent=self, depends_on=[] if args.drained
                                                   else list(args.dispatcher_ready))
-        alarms = [aws.cloudwatch.MetricAlarm(f"{name}-{key}", **spec,
+        alarms = [aws_cloudwatch.MetricAlarm(f"{name}-{key}", **spec,
                                              opts=after_dispatcher if key == DISPATCHER_DOWN else child)
                   for key, spec in alarm_specs(args).items()]
         self.dashboard_url = pulumi.Output.concat(

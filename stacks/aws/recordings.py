@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.s3 as aws_s3
 
 from dispatcher.artifacts.rules import retention_folder
 from stacks.aws.iam import statement
@@ -92,7 +92,7 @@ class RecordingBucket(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:RecordingBucket", name, None, opts)
         self._settings = settings
         keep = not settings.delete_on_destroy
-        bucket = aws.s3.Bucket(
+        bucket = aws_s3.Bucket(
             name, bucket_prefix=f"{bucket_prefix[:MAX_BUCKET_PREFIX - 1].rstrip('-')}-",
             # Asked to, a destroy empties it first (lifting legal holds: never asked for a bucket with holds);
             # otherwise it stays, recordings and all.
@@ -102,36 +102,36 @@ class RecordingBucket(pulumi.ComponentResource):
             # (terraform-provider-aws marks it ForceNew), so it is never compared.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep, ignore_changes=["objectLockEnabled"]))
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=keep)
-        block = aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True,
+        block = aws_s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True,
                                                block_public_policy=True, ignore_public_acls=True,
                                                restrict_public_buckets=True, opts=kept)
         # Recordings never travel in clear: S3 refuses any request not over TLS, a signed URL's included.
         # After the access block: S3 answers a bucket's policy and access block changes at once with
         # OperationAborted.
-        aws.s3.BucketPolicy(name, bucket=bucket.id, policy=pulumi.Output.json_dumps({
+        aws_s3.BucketPolicy(name, bucket=bucket.id, policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17", "Statement": [tls_only(bucket.arn)]}),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep, depends_on=[block]))
-        aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
+        aws_s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
                                        opts=kept)
         by_default: dict[str, Any] = ({"sse_algorithm": "aws:kms", "kms_master_key_id": settings.kms_key}
                                       if settings.kms_key else {"sse_algorithm": "AES256"})
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        aws_s3.BucketServerSideEncryptionConfiguration(
             name, bucket=bucket.id,
             # A bucket key cuts the KMS requests (and their cost) per object: one data key per bucket for a while.
-            rules=[cast(aws.s3.BucketServerSideEncryptionConfigurationRuleArgsDict, {
+            rules=[cast(aws_s3.BucketServerSideEncryptionConfigurationRuleArgsDict, {
                 "apply_server_side_encryption_by_default": by_default,
                 **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
-        self.lock: aws.s3.BucketObjectLockConfiguration | None = None
+        self.lock: aws_s3.BucketObjectLockConfiguration | None = None
         if settings.hold:
             # Both always left, by a destroy and by an `up` without them: S3 turns neither off. Deleting the
             # versioning suspends it, which S3 refuses on an Object Lock bucket. The lock's delete is not a no-op
             # (the provider writes ObjectLockEnabled=Enabled with no rule, clearing any default retention),
             # harmless here only because it is never run (retain_on_delete) and this lock sets no rule.
             forever = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-            versioning = aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
+            versioning = aws_s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
                                                  opts=forever)
             # S3 turns Object Lock on for an existing bucket once it is versioned: the bucket is kept.
-            self.lock = aws.s3.BucketObjectLockConfiguration(
+            self.lock = aws_s3.BucketObjectLockConfiguration(
                 name, bucket=bucket.id, object_lock_enabled="Enabled",
                 opts=pulumi.ResourceOptions.merge(forever, pulumi.ResourceOptions(depends_on=[versioning])))
         # What the bucket holds, from the applied resources: the lock's own state (absent when an `up --target`
@@ -142,8 +142,8 @@ class RecordingBucket(pulumi.ComponentResource):
         self.holds = RecordingHolds(hold=hold, held=pulumi.Output.all(hold, bucket.object_lock_enabled).apply(
             lambda values: values[0] is True or values[1] is True))
         # Kept with the bucket: what stays after a destroy still expires as the rules said.
-        rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
-        aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)
+        rules = cast(list[aws_s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
+        aws_s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)
         self.bucket = bucket.bucket
         self.arn = bucket.arn
         # The dispatcher learns at start-up whether the bucket is versioned (dispatcher/artifacts/s3_store.py):

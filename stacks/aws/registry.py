@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ecr as aws_ecr
 
 from images.component import RELEASE_TAG_PREFIX, REVISION_TAG_PREFIX, RegistryAuth
 
@@ -59,14 +59,14 @@ def lifecycle_policy(keep: int) -> str:
 class Registry:
     """The repositories of `roles` ("bot", "dispatcher", and "bot-webrtc" with a TURN relay)."""
 
-    repositories: dict[str, aws.ecr.Repository]
+    repositories: dict[str, aws_ecr.Repository]
 
     def __init__(self, name: str, *, prefix: str, roles: Sequence[str], keep: int, protect: bool,
                  parent: pulumi.Resource) -> None:
         self._parent = parent
         self.repositories = {}
         for role in roles:
-            repository = aws.ecr.Repository(
+            repository = aws_ecr.Repository(
                 f"{name}-{role}",
                 name=f"{prefix}-{role}",
                 # Mutable tags: the build cache tag is rewritten on every build; what runs is
@@ -77,7 +77,7 @@ class Registry:
                 force_delete=not protect,
                 opts=pulumi.ResourceOptions(parent=parent, protect=protect),
             )
-            aws.ecr.LifecyclePolicy(f"{name}-{role}", repository=repository.name, policy=lifecycle_policy(keep),
+            aws_ecr.LifecyclePolicy(f"{name}-{role}", repository=repository.name, policy=lifecycle_policy(keep),
                                     opts=pulumi.ResourceOptions(parent=parent))
             self.repositories[role] = repository
 
@@ -91,7 +91,7 @@ class Registry:
     def login(self) -> RegistryAuth:
         """The registry's push credentials: a short-lived ECR token, held only in memory by the build."""
         bot = self.repositories["bot"]
-        token = aws.ecr.get_authorization_token_output(registry_id=bot.registry_id,
+        token = aws_ecr.get_authorization_token_output(registry_id=bot.registry_id,
                                                        opts=pulumi.InvokeOutputOptions(parent=self._parent))
         return RegistryAuth(address=bot.repository_url.apply(lambda url: url.split("/", 1)[0]),
                             username=token.user_name, password=token.password)

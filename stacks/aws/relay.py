@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ec2 as aws_ec2
+import pulumi_aws.iam as aws_iam
+import pulumi_aws.vpc as aws_vpc
 
 from stacks.aws.iam import assume_role_policy
 from stacks.aws.secrets import SecretStore
@@ -55,7 +57,7 @@ def fetch_function(region: str, refs: dict[str, tuple[str, str]]) -> str:
 
 def debian_ami(parent: pulumi.Resource) -> pulumi.Output[Any]:
     """Debian 12's newest x86_64 image: taken at a host's creation (its instance ignores `ami` changes)."""
-    return aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER], filters=[
+    return aws_ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER], filters=[
         {"name": "name", "values": ["debian-12-amd64-*"]}, {"name": "architecture", "values": ["x86_64"]}],
         opts=pulumi.InvokeOutputOptions(parent=parent))
 
@@ -77,7 +79,7 @@ class TurnRelay(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:TurnRelay", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         turn = args.turn
-        group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION,
+        group = aws_ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION,
                                       tags={"Name": name, "role": TURN_TAG}, opts=child)
         low, high = turn.relay_ports
         ingress: list[tuple[str, str, int, int, str]] = [
@@ -88,23 +90,23 @@ class TurnRelay(pulumi.ComponentResource):
         if turn.tls:
             ingress.append(("turns", "tcp", turn_server.TLS_PORT, turn_server.TLS_PORT, "0.0.0.0/0"))
         for rule, protocol, from_port, to_port, cidr in ingress:
-            aws.vpc.SecurityGroupIngressRule(f"{name}-in-{rule}", security_group_id=group.id, ip_protocol=protocol,
+            aws_vpc.SecurityGroupIngressRule(f"{name}-in-{rule}", security_group_id=group.id, ip_protocol=protocol,
                                              from_port=from_port, to_port=to_port, cidr_ipv4=cidr,
                                              description=f"turn: {rule}", opts=child)
         for rule, protocol, from_port, to_port in (("udp", "udp", 0, 65535), ("https", "tcp", 443, 443),
                                                    ("apt", "tcp", 80, 80)):
-            aws.vpc.SecurityGroupEgressRule(f"{name}-out-{rule}", security_group_id=group.id, ip_protocol=protocol,
+            aws_vpc.SecurityGroupEgressRule(f"{name}-out-{rule}", security_group_id=group.id, ip_protocol=protocol,
                                             from_port=from_port, to_port=to_port, cidr_ipv4="0.0.0.0/0",
                                             description=f"turn: {rule} out", opts=child)
 
-        role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+        role = aws_iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                             description="voicefleet TURN relay: read its own secrets", opts=child)
         # The boot script reads the secrets once: the instance starts only after its role may read them.
         readable = args.secrets.grant_read("turn", role, args.secret_names)
-        profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
+        profile = aws_iam.InstanceProfile(name, role=role.name, opts=child)
 
         ami = debian_ami(self)
-        address = aws.ec2.Eip(name, domain="vpc", tags={"Name": name, "role": TURN_TAG}, opts=child)
+        address = aws_ec2.Eip(name, domain="vpc", tags={"Name": name, "role": TURN_TAG}, opts=child)
         refs = [args.secrets.version(env) for env in args.secret_names]
 
         def script(values: list[Any]) -> str:
@@ -115,7 +117,7 @@ class TurnRelay(pulumi.ComponentResource):
                                            secrets=list(args.secret_names), packages=["awscli"])
 
         user_data = pulumi.Output.all(address.public_ip, *[part for ref in refs for part in ref]).apply(script)
-        instance = aws.ec2.Instance(
+        instance = aws_ec2.Instance(
             name,
             **debian_host(ami, volume_gb=8),
             instance_type=turn.instance_type,
@@ -130,7 +132,7 @@ class TurnRelay(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"],
                                         depends_on=[readable] if readable is not None else []),
         )
-        aws.ec2.EipAssociation(name, instance_id=instance.id, allocation_id=address.allocation_id, opts=child)
+        aws_ec2.EipAssociation(name, instance_id=instance.id, allocation_id=address.allocation_id, opts=child)
         host = turn.domain or None
         self.public_ip = address.public_ip
         self.urls = address.public_ip.apply(lambda ip: turn_server.urls(turn, host or ip))

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.iam as aws_iam
+import pulumi_aws.secretsmanager as aws_secretsmanager
 
 from stacks.aws.iam import policy_document, statement
 from stacks.shared.contract import removable_secret
@@ -41,7 +42,7 @@ class SecretStore(pulumi.ComponentResource):
         self.arns = {}
         self._version_ids: dict[str, pulumi.Output[str]] = {}
         for env_name, value in sorted(args.values.items()):
-            secret = aws.secretsmanager.Secret(
+            secret = aws_secretsmanager.Secret(
                 f"{name}-{_slug(env_name)}",
                 # A generated tail, not a fixed name: CreateSecret refuses a name still in its
                 # recovery window, so a fixed name could not be re-created for up to 30 days after
@@ -51,7 +52,7 @@ class SecretStore(pulumi.ComponentResource):
                 recovery_window_in_days=args.recovery_window_days,
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect and not removable_secret(env_name)),
             )
-            version = aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
+            version = aws_secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
                                                        secret_string=value, opts=pulumi.ResourceOptions(parent=self))
             self.arns[env_name] = secret.arn
             self._version_ids[env_name] = version.version_id
@@ -67,11 +68,11 @@ class SecretStore(pulumi.ComponentResource):
         return [{"name": env, "valueFrom": pulumi.Output.concat(self.arns[env], ":::", self._version_ids[env])}
                 for env in sorted(env_names)]
 
-    def grant_read(self, grantee: str, role: aws.iam.Role, env_names: Sequence[str]) -> aws.iam.RolePolicy | None:
+    def grant_read(self, grantee: str, role: aws_iam.Role, env_names: Sequence[str]) -> aws_iam.RolePolicy | None:
         """Let `role` (an ECS execution role, the relay's instance role) read exactly these secrets."""
         if not env_names:
             return None
-        return aws.iam.RolePolicy(
+        return aws_iam.RolePolicy(
             f"{self._name}-read-{grantee}",
             role=role.id,
             policy=policy_document(statement(["secretsmanager:GetSecretValue"],

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ec2 as aws_ec2
+import pulumi_aws.iam as aws_iam
+import pulumi_aws.vpc as aws_vpc
 
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.relay import debian_ami, debian_host, fetch_function
@@ -49,7 +51,7 @@ class SipEdgeArgs:
 def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: tuple[int, int],
           parent: pulumi.Resource, *, cidr: str | None = None, other_group: pulumi.Input[str] | None = None,
           egress: bool = False, note: str = "") -> None:
-    kind = aws.vpc.SecurityGroupEgressRule if egress else aws.vpc.SecurityGroupIngressRule
+    kind = aws_vpc.SecurityGroupEgressRule if egress else aws_vpc.SecurityGroupIngressRule
     kind(f"{name}-{'out' if egress else 'in'}-{rule}", security_group_id=group, ip_protocol=protocol,
          from_port=ports[0], to_port=ports[1], cidr_ipv4=cidr, referenced_security_group_id=other_group,
          description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=parent))
@@ -75,7 +77,7 @@ class SipEdge(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         edge = args.edge
         tags = {"Name": name, "role": SIP_EDGE_TAG}
-        self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
+        self._group = aws_ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
                                             opts=child)
         for source, why in edge.sources.items():
             # A rule wider than a /16 says why (a trunk's allowAnySource, or a credential trunk without sources):
@@ -112,10 +114,10 @@ class SipEdge(pulumi.ComponentResource):
         # Every trunk's origination URI names the Elastic IP: a protected stack keeps it (and the interface
         # holding it) from an accidental replace or destroy, as it keeps its data.
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
-        self._interface = aws.ec2.NetworkInterface(name, subnet_id=args.subnet_id, security_groups=[self._group.id],
+        self._interface = aws_ec2.NetworkInterface(name, subnet_id=args.subnet_id, security_groups=[self._group.id],
                                                    description="voicefleet SIP edge", tags=tags, opts=kept)
-        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=kept)
-        aws.ec2.EipAssociation(name, network_interface_id=self._interface.id, allocation_id=address.allocation_id,
+        address = aws_ec2.Eip(name, domain="vpc", tags=tags, opts=kept)
+        aws_ec2.EipAssociation(name, network_interface_id=self._interface.id, allocation_id=address.allocation_id,
                                opts=child)
         self.public_ip = address.public_ip
         self.private_ip = self._interface.private_ip
@@ -132,15 +134,15 @@ class SipEdge(pulumi.ComponentResource):
               other_group=dispatcher_security_group_id)
         _rule(f"{name}-dispatcher", dispatcher_security_group_id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT),
               self, other_group=self._group.id, egress=True)
-        role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+        role = aws_iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                             description="voicefleet SIP edge: read its own secrets, pull the dispatcher image",
                             opts=child)
         readable = secrets.grant_read("sip-edge", role, edge.secret_names())
-        pull = aws.iam.RolePolicy(f"{name}-pull", role=role.id, policy=policy_document(
+        pull = aws_iam.RolePolicy(f"{name}-pull", role=role.id, policy=policy_document(
             statement(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),  # has no resource-level form
             statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                       repository_arn, sid="PullImage")), opts=child)
-        profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
+        profile = aws_iam.InstanceProfile(name, role=role.name, opts=child)
         ami = debian_ami(self)
         names = edge.secret_names()
         refs = [part for env in names for part in secrets.version(env)]
@@ -160,7 +162,7 @@ class SipEdge(pulumi.ComponentResource):
         values = [dispatcher_url, self.private_ip, self.public_ip, image, *refs]
         sip_edge_host.refused_now(script, len(values))
         user_data = pulumi.Output.all(*values).apply(script)
-        aws.ec2.Instance(
+        aws_ec2.Instance(
             name,
             **debian_host(ami, volume_gb=16),  # the dispatcher image and the edge's built on it
             instance_type=edge.key.instance_type,

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ecs as aws_ecs
+from pulumi_aws.get_caller_identity import get_caller_identity_output
+from pulumi_aws.provider import Provider
 
 from images.component import Images, ImagesArgs
 from stacks.aws.balancer import BalancerArgs
@@ -54,8 +56,8 @@ class AwsStack(pulumi.ComponentResource):
         # a change they refuse.
         last_store = recording_last_up.checked(name, "aws", settings.recording, settings.recording_remove_store)
         checked = pulumi.Output.all(last_store, settings.secrets_ready)
-        provider = aws.Provider(name, region=checked.apply(lambda _: cfg.region),
-                                default_tags={"tags": dict(settings.tags)})
+        provider = Provider(name, region=checked.apply(lambda _: cfg.region),
+                            default_tags={"tags": dict(settings.tags)})
         super().__init__("voicefleet:aws:AwsStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -242,7 +244,7 @@ class AwsStack(pulumi.ComponentResource):
             previous_password=self._settings.secrets.store_previous_password), opts=pulumi.ResourceOptions(parent=self))
 
     def _dispatcher_args(self, image: pulumi.Output[str], repository_arn: pulumi.Output[str], network: Network,
-                         cluster: aws.ecs.Cluster, secrets: SecretStore, bot: BotRuntime,
+                         cluster: aws_ecs.Cluster, secrets: SecretStore, bot: BotRuntime,
                          webrtc_bot: BotRuntime | None, turn_urls: pulumi.Input[list[str]] | None,
                          store: CoordinationStore | None, releases: pulumi.Output[str]) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
@@ -284,14 +286,14 @@ class AwsStack(pulumi.ComponentResource):
             cell_bot_task_roles=self._cell_bot_roles,
         )
 
-    def _admitted_cell_bot_roles(self, provider: aws.Provider) -> pulumi.Input[Sequence[str]]:
+    def _admitted_cell_bot_roles(self, provider: Provider) -> pulumi.Input[Sequence[str]]:
         """ecsCellBotTaskRoleArns, with the bot channel and cells once each cell of another account than the stack's
         (the caller's, which the preview reads) names one (ecs_cells.admitted): the stack's own bots' roles admit
         its own account's."""
         cells, roles = ecs_cells.listed(self._cfg.ecs_cells), self._cfg.ecs_cell_bot_task_roles
         if self._bot_channel_url is None or not cells:
             return roles
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self, provider=provider))
+        caller = get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self, provider=provider))
         return caller.account_id.apply(lambda account: ecs_cells.admitted(cells, roles, account))
 
 

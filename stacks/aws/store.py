@@ -25,7 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_aws.ec2 as aws_ec2
+import pulumi_aws.elasticache as aws_elasticache
+import pulumi_aws.vpc as aws_vpc
 
 from stacks.aws.store_access import checked as checked_access
 from stacks.shared.store_access import ACCESS, USER
@@ -80,7 +82,7 @@ class CoordinationStore(pulumi.ComponentResource):
                                  "starting with a letter")
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
-        group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
+        group = aws_ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
                                       tags={"Name": name, "role": "store"}, opts=child)
         self.security_group_id = group.id
         # Every user group holds a user named `default`; this one can do nothing. A VALKEY group takes
@@ -88,19 +90,19 @@ class CoordinationStore(pulumi.ComponentResource):
         # client is given: `off` refuses every sign-in as it whatever the password.
         derived: pulumi.Output[str] = pulumi.Output.from_input(args.password).apply(default_password)
         off_password: pulumi.Output[str] = pulumi.Output.secret(derived)
-        default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
+        default = aws_elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
                                        engine=ENGINE, access_string=checked_access(DEFAULT_ACCESS),
                                        authentication_mode={"type": "password", "passwords": [off_password]},
                                        opts=child)
         # ElastiCache takes at most two passwords: the new one, and the old one old tasks still use.
         passwords = [args.password] if args.previous_password is None else [args.password, args.previous_password]
-        user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
+        user = aws_elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
                                     access_string=checked_access(ACCESS),
                                     authentication_mode={"type": "password", "passwords": passwords},
                                     opts=child)
-        users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,
+        users = aws_elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,
                                           user_ids=[default.user_id, user.user_id], opts=child)
-        cache = aws.elasticache.ServerlessCache(
+        cache = aws_elasticache.ServerlessCache(
             name,
             name=args.name,
             engine=ENGINE,
@@ -123,11 +125,11 @@ class CoordinationStore(pulumi.ComponentResource):
         """Lets the dispatcher's tasks (and nothing else) reach the store on its ports."""
         child = pulumi.ResourceOptions(parent=self)
         low, high = PORTS
-        aws.vpc.SecurityGroupIngressRule(f"{self._name}-in-dispatcher", security_group_id=self.security_group_id,
+        aws_vpc.SecurityGroupIngressRule(f"{self._name}-in-dispatcher", security_group_id=self.security_group_id,
                                          ip_protocol="tcp", from_port=low, to_port=high,
                                          referenced_security_group_id=dispatcher_security_group_id,
                                          description="store: the dispatcher tasks", opts=child)
-        aws.vpc.SecurityGroupEgressRule(f"{self._name}-out-dispatcher", security_group_id=dispatcher_security_group_id,
+        aws_vpc.SecurityGroupEgressRule(f"{self._name}-out-dispatcher", security_group_id=dispatcher_security_group_id,
                                         ip_protocol="tcp", from_port=low, to_port=high,
                                         referenced_security_group_id=self.security_group_id,
                                         description="dispatcher: its coordination store", opts=child)

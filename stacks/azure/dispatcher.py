@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.app as azure_app
+import pulumi_azure_native.monitor as azure_monitor
 
 from stacks.azure import naming
 from stacks.azure.secrets import SecretStore
@@ -68,8 +69,8 @@ def grace_seconds(max_session_seconds: int) -> int:
     return min(max_session_seconds + 60, CONTAINER_APPS_MAX_GRACE_SECONDS)
 
 
-def probes() -> list[azure.app.ContainerAppProbeArgsDict]:
-    get: azure.app.ContainerAppProbeHttpGetArgsDict = {"path": PROBE_PATH, "port": contract.DISPATCHER_PORT,
+def probes() -> list[azure_app.ContainerAppProbeArgsDict]:
+    get: azure_app.ContainerAppProbeHttpGetArgsDict = {"path": PROBE_PATH, "port": contract.DISPATCHER_PORT,
                                                        "scheme": "HTTP"}
     return [
         {"type": "Startup", "http_get": get, "period_seconds": 2, "failure_threshold": 15, "timeout_seconds": 2},
@@ -91,7 +92,7 @@ class Dispatcher(pulumi.ComponentResource):
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:Dispatcher", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        environment = azure.app.ManagedEnvironment(
+        environment = azure_app.ManagedEnvironment(
             name,
             environment_name=f"{args.app_name}-env",
             resource_group_name=args.resource_group,
@@ -103,7 +104,7 @@ class Dispatcher(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        azure.monitor.DiagnosticSetting(
+        azure_monitor.DiagnosticSetting(
             name,
             name="voicefleet-logs",
             resource_uri=environment.id,
@@ -120,7 +121,7 @@ class Dispatcher(pulumi.ComponentResource):
         digest = pulumi.Output.all(*uris).apply(
             lambda found: hashlib.sha256("\n".join(found).encode()).hexdigest()[:16])
         plain.append({"name": SECRETS_DIGEST_VARIABLE, "value": digest})
-        app = azure.app.ContainerApp(
+        app = azure_app.ContainerApp(
             name,
             container_app_name=args.app_name,
             resource_group_name=args.resource_group,
@@ -128,7 +129,7 @@ class Dispatcher(pulumi.ComponentResource):
             managed_environment_id=environment.id,
             workload_profile_name="Consumption",
             identity={"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
-            configuration=cast(azure.app.ConfigurationArgsDict, {
+            configuration=cast(azure_app.ConfigurationArgsDict, {
                 "active_revisions_mode": "Single",
                 **({} if args.drain else {"ingress": {
                     "external": True,
@@ -140,7 +141,7 @@ class Dispatcher(pulumi.ComponentResource):
                 "registries": [{"server": args.registry, "identity": args.identity_id}],
                 "secrets": args.secrets.app_secrets(args.secret_names, args.identity_id),
             }),
-            template=cast(azure.app.TemplateArgsDict, {
+            template=cast(azure_app.TemplateArgsDict, {
                 "containers": [{
                     "name": contract.DISPATCHER_CONTAINER_NAME,
                     "image": args.image,

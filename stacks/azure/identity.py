@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.managedidentity as azure_managedidentity
 
 from stacks.azure import naming
 
@@ -70,9 +71,9 @@ class IdentitiesArgs:
 
 
 class Identities(pulumi.ComponentResource):
-    dispatcher: azure.managedidentity.UserAssignedIdentity
-    bot: azure.managedidentity.UserAssignedIdentity
-    grants: list[azure.authorization.RoleAssignment]
+    dispatcher: azure_managedidentity.UserAssignedIdentity
+    bot: azure_managedidentity.UserAssignedIdentity
+    grants: list[azure_authorization.RoleAssignment]
 
     def __init__(self, name: str, args: IdentitiesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:Identities", name, None, opts)
@@ -80,9 +81,9 @@ class Identities(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": args.tags}
-        self.dispatcher = azure.managedidentity.UserAssignedIdentity(
+        self.dispatcher = azure_managedidentity.UserAssignedIdentity(
             f"{name}-dispatcher", resource_name_=f"{args.prefix}-dispatcher", **common, opts=child)
-        self.bot = azure.managedidentity.UserAssignedIdentity(
+        self.bot = azure_managedidentity.UserAssignedIdentity(
             f"{name}-bot", resource_name_=f"{args.prefix}-bot", **common, opts=child)
         # A custom role's assignable scopes may be resource groups, not single resources: these two are
         # defined on the group, and assigned on the bots' identity and the bots' subnet alone.
@@ -115,11 +116,11 @@ class Identities(pulumi.ComponentResource):
         self.register_outputs({"dispatcher": self.dispatcher.id, "bot": self.bot.id})
 
     def _role(self, purpose: str, title: str, actions: tuple[str, ...], scope: pulumi.Input[str],
-              after: Sequence[pulumi.Resource] = ()) -> azure.authorization.RoleDefinition:
+              after: Sequence[pulumi.Resource] = ()) -> azure_authorization.RoleDefinition:
         """A custom role defined on `scope`, a resource group (of any subscription of the tenant: a
         cell's), its only assignable scope."""
         args = self._args
-        return azure.authorization.RoleDefinition(
+        return azure_authorization.RoleDefinition(
             f"{self._name}-{purpose}",
             role_definition_id=naming.guid(args.subscription_id, f"{args.prefix}/role/{purpose}"),
             # Unique per tenant: the prefix and the subscription's tail, for a stack name in two subscriptions.
@@ -131,10 +132,10 @@ class Identities(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
 
-    def assign(self, purpose: str, identity: azure.managedidentity.UserAssignedIdentity,
-               role_definition_id: pulumi.Input[str], scope: pulumi.Input[str]) -> azure.authorization.RoleAssignment:
+    def assign(self, purpose: str, identity: azure_managedidentity.UserAssignedIdentity,
+               role_definition_id: pulumi.Input[str], scope: pulumi.Input[str]) -> azure_authorization.RoleAssignment:
         args = self._args
-        return azure.authorization.RoleAssignment(
+        return azure_authorization.RoleAssignment(
             f"{self._name}-{purpose}",
             role_assignment_name=naming.guid(args.subscription_id, f"{args.prefix}/assignment/{purpose}"),
             principal_id=identity.principal_id,

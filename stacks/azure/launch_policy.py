@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+from pulumi_azure_native.provider import Provider
 
 from dispatcher.machines.aci.groups import LAUNCH_VARIABLES
 from stacks.azure import naming
@@ -134,8 +135,8 @@ class LaunchPolicyArgs:
 
 
 class LaunchPolicy(pulumi.ComponentResource):
-    assignment: azure.authorization.PolicyAssignment
-    cells: list[azure.authorization.PolicyAssignment]  # each aciCells cell's (its own resource group's)
+    assignment: azure_authorization.PolicyAssignment
+    cells: list[azure_authorization.PolicyAssignment]  # each aciCells cell's (its own resource group's)
 
     def __init__(self, name: str, args: LaunchPolicyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:LaunchPolicy", name, None, opts)
@@ -146,28 +147,28 @@ class LaunchPolicy(pulumi.ComponentResource):
         # learn.microsoft.com/azure/governance/policy/concepts/definition-structure-basics), and the SDK's
         # PolicyDefinition takes its subscription from the provider: each cell's is made with a provider of
         # its subscription, its rule naming the cell's subnet.
-        providers: dict[str, azure.Provider] = {}
+        providers: dict[str, Provider] = {}
         self.cells = []
         for cell, subscription, scope, subnet in args.cells:
             opts_here = pulumi.ResourceOptions(parent=self)
             if subscription.lower() != args.subscription_id.lower():
                 provider = providers.get(subscription.lower()) or providers.setdefault(
-                    subscription.lower(), azure.Provider(f"{name}-{subscription.lower()}", subscription_id=subscription,
-                                                         opts=pulumi.ResourceOptions(parent=self)))
+                    subscription.lower(), Provider(f"{name}-{subscription.lower()}", subscription_id=subscription,
+                                                   opts=pulumi.ResourceOptions(parent=self)))
                 opts_here = pulumi.ResourceOptions(parent=self, provider=provider)
             self.cells.append(self._policy(f"{name}-cell-{cell}", subscription, scope, subnet or args.subnet_id,
                                            opts_here, cell))
         self.register_outputs({"assignment": self.assignment.id})
 
     def _policy(self, name: str, subscription: str, scope: pulumi.Input[str], subnet_id: pulumi.Input[str],
-                opts: pulumi.ResourceOptions, cell: str | None = None) -> azure.authorization.PolicyAssignment:
+                opts: pulumi.ResourceOptions, cell: str | None = None) -> azure_authorization.PolicyAssignment:
         """The Deny definition in `subscription` and its assignment on `scope` (a resource group)."""
         args = self._args
         rule = pulumi.Output.all(subnet_id, args.images).apply(
             lambda found: launch_rule(str(found[0]), list(found[1]), args.variables))
         title = f"{args.prefix}: bot container groups only" + (f" (cell {cell})" if cell else "")
         purpose = f"launch-cell-{cell}" if cell else "launch"
-        definition = azure.authorization.PolicyDefinition(
+        definition = azure_authorization.PolicyDefinition(
             name,
             policy_definition_name=naming.guid(subscription, f"{args.prefix}/policy/{purpose}"),
             policy_type="Custom",
@@ -181,7 +182,7 @@ class LaunchPolicy(pulumi.ComponentResource):
             policy_rule=rule,
             opts=opts,
         )
-        return azure.authorization.PolicyAssignment(
+        return azure_authorization.PolicyAssignment(
             name,
             policy_assignment_name=naming.guid(subscription, f"{args.prefix}/policy-assignment/{purpose}"),
             scope=scope,

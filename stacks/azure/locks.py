@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
 
 LEVEL = "CanNotDelete"
 LOCK_NAME = "voicefleet-protect"
 
 
 def delete_lock(name: str, scope: pulumi.Input[str], parent: pulumi.Resource,
-                children: Sequence[pulumi.Resource] = ()) -> azure.authorization.ManagementLockByScope:
+                children: Sequence[pulumi.Resource] = ()) -> azure_authorization.ManagementLockByScope:
     """`children`: what deleting would touch under the locked resource (a database, a private
     endpoint's connection, through its DNS zone group): a lock also refuses those deletions, so it
     depends on them and a destroy deletes it first."""
-    return azure.authorization.ManagementLockByScope(
+    return azure_authorization.ManagementLockByScope(
         f"{name}-lock",
         scope=scope,
         level=LEVEL,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.network as azure_network
 
 SUBNETS = ("dispatcher", "bots", "store", "turn", "sip")
 
@@ -51,12 +51,12 @@ def subnet_ranges(cidr: str) -> dict[str, str]:
             "sip": str(ipaddress.ip_network((base + 10 * 256, 28)))}
 
 
-def bot_rules() -> list[azure.network.SecurityRuleArgsDict]:
+def bot_rules() -> list[azure_network.SecurityRuleArgsDict]:
     """Egress UDP (media) and TCP 443 (APIs, TURN over TLS) to the internet, nothing else: not the
     virtual network either (Azure's default rules allow it, and the store's private endpoint is
     there), and no inbound flow."""
     def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
-             destination: str) -> azure.network.SecurityRuleArgsDict:
+             destination: str) -> azure_network.SecurityRuleArgsDict:
         return {"name": name, "priority": priority, "direction": direction, "access": access,
                 "protocol": protocol, "source_address_prefix": "*", "source_port_range": "*",
                 "destination_address_prefix": destination, "destination_port_range": ports}
@@ -77,16 +77,16 @@ class Network(pulumi.ComponentResource):
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)  # a destroy leaves them (above)
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": args.tags}
-        security = azure.network.NetworkSecurityGroup(f"{name}-bots", security_rules=bot_rules(), **common,
+        security = azure_network.NetworkSecurityGroup(f"{name}-bots", security_rules=bot_rules(), **common,
                                                       opts=kept)
-        address = azure.network.PublicIPAddress(f"{name}-egress", sku={"name": "Standard"},
+        address = azure_network.PublicIPAddress(f"{name}-egress", sku={"name": "Standard"},
                                                 public_ip_allocation_method="Static", **common, opts=kept)
-        nat = azure.network.NatGateway(f"{name}-egress", sku={"name": "Standard"},
+        nat = azure_network.NatGateway(f"{name}-egress", sku={"name": "Standard"},
                                        public_ip_addresses=[{"id": address.id}], **common, opts=kept)
         ranges = subnet_ranges(args.cidr)
-        vnet = azure.network.VirtualNetwork(
+        vnet = azure_network.VirtualNetwork(
             name,
-            address_space=cast(azure.network.AddressSpaceArgsDict, {"address_prefixes": [args.cidr]}),
+            address_space=cast(azure_network.AddressSpaceArgsDict, {"address_prefixes": [args.cidr]}),
             subnets=cast(Any, [
                 {"name": "dispatcher", "address_prefix": ranges["dispatcher"],
                  "delegations": [{"name": "containerapps", "service_name": "Microsoft.App/environments"}]},

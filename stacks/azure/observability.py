@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.applicationinsights as azure_applicationinsights
+import pulumi_azure_native.monitor as azure_monitor
+import pulumi_azure_native.operationalinsights as azure_operationalinsights
 
 from stacks.azure import naming
 from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
@@ -164,18 +166,18 @@ class Observability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": args.tags}
-        workspace = azure.operationalinsights.Workspace(
+        workspace = azure_operationalinsights.Workspace(
             name, workspace_name=f"{args.prefix}-logs", sku={"name": "PerGB2018"},
             retention_in_days=args.retention_days, **common, opts=child)
         self.workspace_id = workspace.id
-        azure.applicationinsights.Workbook(
+        azure_applicationinsights.Workbook(
             name, resource_name_=naming.guid(args.prefix, "workbook"), kind="shared",
             display_name=f"{args.prefix} dispatcher", category="workbook", source_id=workspace.id,
             serialized_data=workbook(args), **common, opts=child)
-        actions = (cast(azure.monitor.ActionsArgsDict, {"action_groups": [args.action_group_id]})
+        actions = (cast(azure_monitor.ActionsArgsDict, {"action_groups": [args.action_group_id]})
                    if args.action_group_id else None)
         rules = [
-            azure.monitor.ScheduledQueryRule(
+            azure_monitor.ScheduledQueryRule(
                 f"{name}-{key}",
                 rule_name=f"{args.prefix}-{key}",
                 description=spec["description"],
@@ -184,7 +186,7 @@ class Observability(pulumi.ComponentResource):
                 scopes=[workspace.id],
                 evaluation_frequency=spec["frequency"],
                 window_size=spec["window"],
-                criteria=cast(azure.monitor.ScheduledQueryRuleCriteriaArgsDict, {"all_of": [{
+                criteria=cast(azure_monitor.ScheduledQueryRuleCriteriaArgsDict, {"all_of": [{
                     "query": spec["query"], "time_aggregation": spec["time_aggregation"],
                     **({"metric_measure_column": spec["measure"]} if spec["measure"] else {}),
                     "operator": spec["operator"], "threshold": spec["threshold"],
@@ -193,7 +195,7 @@ class Observability(pulumi.ComponentResource):
                 # The table exists only once the environment has written to it: skip the create-time check.
                 skip_query_validation=True,
                 auto_mitigate=True,
-                resolve_configuration=cast(azure.monitor.RuleResolveConfigurationArgsDict, {
+                resolve_configuration=cast(azure_monitor.RuleResolveConfigurationArgsDict, {
                     "auto_resolved": True, "time_to_resolve": spec["resolve"]}) if spec["resolve"] else None,
                 actions=actions,
                 **common,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.network as azure_network
+import pulumi_azure_native.privatedns as azure_privatedns
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class PrivateLinkArgs:
 def private_link(name: str, args: PrivateLinkArgs, parent: pulumi.Resource) -> list[pulumi.Resource]:
     """The endpoint, zone, link and zone group; returns what a client must wait for."""
     child = pulumi.ResourceOptions(parent=parent)
-    endpoint = azure.network.PrivateEndpoint(
+    endpoint = azure_network.PrivateEndpoint(
         name,
         resource_group_name=args.resource_group,
         location=args.location,
@@ -43,12 +44,12 @@ def private_link(name: str, args: PrivateLinkArgs, parent: pulumi.Resource) -> l
         tags=args.tags,
         opts=child,
     )
-    zone = azure.privatedns.PrivateZone(name, private_zone_name=args.zone, location="global",
+    zone = azure_privatedns.PrivateZone(name, private_zone_name=args.zone, location="global",
                                         resource_group_name=args.resource_group, tags=args.tags, opts=child)
-    link = azure.privatedns.VirtualNetworkLink(
+    link = azure_privatedns.VirtualNetworkLink(
         name, private_zone_name=zone.name, resource_group_name=args.resource_group, location="global",
         virtual_network={"id": args.vnet_id}, registration_enabled=False, tags=args.tags, opts=child)
-    group = azure.network.PrivateDnsZoneGroup(
+    group = azure_network.PrivateDnsZoneGroup(
         name, private_endpoint_name=endpoint.name, resource_group_name=args.resource_group,
         private_dns_zone_group_name="default",
         private_dns_zone_configs=[{"name": args.record, "private_dns_zone_id": zone.id}], opts=child)

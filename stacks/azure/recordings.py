@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.storage as azure_storage
 
 from dispatcher.artifacts.rules import retention_folder
 from stacks.azure import naming
@@ -77,7 +78,7 @@ class RecordingStore(pulumi.ComponentResource):
         super().__init__("voicefleet:azure:RecordingStore", name, None, opts)
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=not settings.delete_on_destroy)
         child = pulumi.ResourceOptions(parent=self)
-        account = azure.storage.StorageAccount(
+        account = azure_storage.StorageAccount(
             name, account_name=account_name(subscription_id, prefix), resource_group_name=resource_group,
             location=location, kind="StorageV2", sku={"name": "Standard_LRS"}, tags=tags,
             allow_blob_public_access=False, allow_shared_key_access=False, minimum_tls_version="TLS1_2",
@@ -88,21 +89,21 @@ class RecordingStore(pulumi.ComponentResource):
             immutable_storage_with_versioning={"enabled": True} if settings.hold else None,
             opts=kept)
         if settings.hold:
-            versioning = azure.storage.BlobServiceProperties(
+            versioning = azure_storage.BlobServiceProperties(
                 name, account_name=account.name, resource_group_name=resource_group, blob_services_name="default",
                 is_versioning_enabled=True, opts=kept)
             # The dispatcher waits for the grants and learns at start-up whether the account keeps versions
             # (dispatcher/artifacts/azure_store.py): the grants wait for the versioning.
             child = pulumi.ResourceOptions(parent=self, depends_on=[versioning])
-        container = azure.storage.BlobContainer(name, account_name=account.name, resource_group_name=resource_group,
-                                                container_name=CONTAINER, public_access=azure.storage.PublicAccess.NONE,
+        container = azure_storage.BlobContainer(name, account_name=account.name, resource_group_name=resource_group,
+                                                container_name=CONTAINER, public_access=azure_storage.PublicAccess.NONE,
                                                 opts=kept)
         rules = lifecycle_rules(settings)
         if rules:  # Azure refuses a management policy without a rule
-            azure.storage.ManagementPolicy(
+            azure_storage.ManagementPolicy(
                 name, account_name=account.name, resource_group_name=resource_group,
                 management_policy_name="default",  # the only name the API takes
-                policy={"rules": cast(list[azure.storage.ManagementPolicyRuleArgsDict], rules)}, opts=kept)
+                policy={"rules": cast(list[azure_storage.ManagementPolicyRuleArgsDict], rules)}, opts=kept)
         container_scope = pulumi.Output.concat(account.id, "/blobServices/default/containers/", container.name)
         self.grants = [
             self._assign(name, "recorder", subscription_id, prefix, STORAGE_BLOB_DATA_CONTRIBUTOR, container_scope,
@@ -120,8 +121,8 @@ class RecordingStore(pulumi.ComponentResource):
 
     @staticmethod
     def _assign(name: str, purpose: str, subscription_id: str, prefix: str, role: str, scope: pulumi.Input[str],
-                principal_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> azure.authorization.RoleAssignment:
-        return azure.authorization.RoleAssignment(
+                principal_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> azure_authorization.RoleAssignment:
+        return azure_authorization.RoleAssignment(
             f"{name}-{purpose}",
             role_assignment_name=naming.guid(subscription_id, f"{prefix}/assignment/recordings-{purpose}"),
             principal_id=principal_id, principal_type="ServicePrincipal",

@@ -14,18 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.containerregistry as azure_containerregistry
 
 from images.component import RegistryAuth
 from stacks.azure import registry_login
 
 
 class Registry:
-    registry: azure.containerregistry.Registry
+    registry: azure_containerregistry.Registry
 
     def __init__(self, name: str, *, registry_name: str, resource_group: pulumi.Input[str], location: str,
                  sku: str, tags: dict[str, str], protect: bool, opts: pulumi.ResourceOptions) -> None:
-        self.registry = azure.containerregistry.Registry(
+        self.registry = azure_containerregistry.Registry(
             name,
             registry_name=registry_name,
             resource_group_name=resource_group,
@@ -45,8 +46,8 @@ class Registry:
 
     def login(self) -> RegistryAuth:
         invoke = pulumi.InvokeOutputOptions(parent=self._parent)
-        token = azure.authorization.get_client_token_output(opts=invoke).token
-        client = azure.authorization.get_client_config_output(opts=invoke)
+        token = azure_authorization.get_client_token_output(opts=invoke).token
+        client = azure_authorization.get_client_config_output(opts=invoke)
         password = pulumi.Output.all(self.login_server, token, client.tenant_id).apply(
             lambda values: registry_login.exchange(str(values[0]), str(values[1] or ""), str(values[2] or "")))
         return RegistryAuth(address=self.login_server, username=registry_login.USERNAME,

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.compute as azure_compute
+import pulumi_azure_native.managedidentity as azure_managedidentity
+import pulumi_azure_native.network as azure_network
 
 from stacks.azure.secrets import SecretStore
 from stacks.azure.vault_read import vault_read
@@ -102,16 +104,16 @@ class TurnRelay(pulumi.ComponentResource):
         tags = {**args.tags, "role": TURN_ROLE}
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": tags}
-        group = azure.network.NetworkSecurityGroup(
+        group = azure_network.NetworkSecurityGroup(
             name, security_rules=cast(Any, security_rules(turn, args.vault_prefix)), **common, opts=child)
-        address = azure.network.PublicIPAddress(name, sku={"name": "Standard"}, public_ip_allocation_method="Static",
+        address = azure_network.PublicIPAddress(name, sku={"name": "Standard"}, public_ip_allocation_method="Static",
                                                 **common, opts=child)
-        nic = azure.network.NetworkInterface(
+        nic = azure_network.NetworkInterface(
             name, network_security_group={"id": group.id},
             ip_configurations=[{"name": "primary", "subnet": {"id": args.subnet_id},
                                 "public_ip_address": {"id": address.id}, "primary": True}],
             **common, opts=child)
-        identity = azure.managedidentity.UserAssignedIdentity(name, resource_name_=args.identity_name, **common,
+        identity = azure_managedidentity.UserAssignedIdentity(name, resource_name_=args.identity_name, **common,
                                                               opts=child)
         # The boot script reads the secrets once: the VM is created only after its identity may read them
         # and the vault's private name resolves in the network.
@@ -143,7 +145,7 @@ class TurnRelay(pulumi.ComponentResource):
         }
         # customData cannot change on a VM (ARM: PropertyChangeNotAllowed) and holds the secrets' versions:
         # a rotation replaces the VM, deleting first (its NIC, with the static address, takes one VM).
-        vm = azure.compute.VirtualMachine(name, **profiles, **common, opts=pulumi.ResourceOptions(
+        vm = azure_compute.VirtualMachine(name, **profiles, **common, opts=pulumi.ResourceOptions(
             parent=self, depends_on=[*self.grants, *args.secrets.ready], replace_on_changes=["osProfile.customData"],
             delete_before_replace=True))
         self.vm_id = vm.id

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.keyvault as azure_keyvault
 
 from stacks.azure import naming
 from stacks.azure.identity import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, built_in_role
@@ -78,12 +79,12 @@ class SecretStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: SecretStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:SecretStore", name, None, opts)
         self._name, self._args = name, args
-        self.vault = azure.keyvault.Vault(
+        self.vault = azure_keyvault.Vault(
             name,
             vault_name=args.vault_name,
             resource_group_name=args.resource_group,
             location=args.location,
-            properties=cast(azure.keyvault.VaultPropertiesArgsDict, {
+            properties=cast(azure_keyvault.VaultPropertiesArgsDict, {
                 "tenant_id": args.tenant_id,
                 "sku": {"family": "A", "name": "standard"},
                 "enable_rbac_authorization": True,
@@ -110,7 +111,7 @@ class SecretStore(pulumi.ComponentResource):
             subnet_id=args.endpoint_subnet_id, target_id=self.vault.id, group_id=GROUP_ID, zone=PRIVATE_ZONE,
             connection="vault", record="vault", tags=args.tags), parent=self)
         # Deleting a secret is a data-plane call made as the deployer; deleted after every secret.
-        officer = azure.authorization.RoleAssignment(
+        officer = azure_authorization.RoleAssignment(
             f"{name}-deployer",
             role_assignment_name=naming.guid(args.subscription_id, f"{args.vault_name}/deployer"),
             principal_id=args.deployer_object_id,
@@ -119,7 +120,7 @@ class SecretStore(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ids, self.uris = {}, {}
-        self.secrets: dict[str, azure.keyvault.Secret] = {}
+        self.secrets: dict[str, azure_keyvault.Secret] = {}
         # Never deleted when unset: pulumi-azure-native's delete is a data-plane `DeleteSecret` without a
         # purge (provider/pkg/resources/customresources/custom_keyvault.go), so the name would stay
         # soft-deleted for the retention and setting the key again then is refused 409
@@ -127,7 +128,7 @@ class SecretStore(pulumi.ComponentResource):
         # holds UNSET_VALUE instead: a new version, written through ARM, that nothing references or reads.
         unset = {env_name: UNSET_VALUE for env_name in args.kept if env_name not in args.values}
         for env_name, value in sorted({**unset, **args.values}.items()):
-            secret = azure.keyvault.Secret(
+            secret = azure_keyvault.Secret(
                 f"{name}-{naming.slug(env_name)}",
                 secret_name=naming.slug(env_name),
                 vault_name=self.vault.name,
@@ -143,11 +144,11 @@ class SecretStore(pulumi.ComponentResource):
         self.register_outputs({"ids": self.ids})
 
     def grant_access(self, grantee: str, principal_id: pulumi.Input[str],
-                     env_names: Sequence[str]) -> list[azure.authorization.RoleAssignment]:
+                     env_names: Sequence[str]) -> list[azure_authorization.RoleAssignment]:
         """Key Vault Secrets User on each named secret, for one identity."""
         args = self._args
         return [
-            azure.authorization.RoleAssignment(
+            azure_authorization.RoleAssignment(
                 f"{self._name}-{naming.slug(env)}-{grantee}",
                 role_assignment_name=naming.guid(args.subscription_id, f"{args.vault_name}/{env}/{grantee}"),
                 principal_id=principal_id,

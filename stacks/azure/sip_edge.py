@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.compute as azure_compute
+import pulumi_azure_native.managedidentity as azure_managedidentity
+import pulumi_azure_native.network as azure_network
 import pulumi_tls as tls
 
 from stacks.azure import naming
@@ -143,22 +146,22 @@ class SipEdge(pulumi.ComponentResource):
         tags = {**args.tags, "role": SIP_EDGE_ROLE}
         self._common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                         "tags": tags}
-        group = azure.network.NetworkSecurityGroup(
+        group = azure_network.NetworkSecurityGroup(
             name, security_rules=cast(Any, security_rules(edge, args.dispatcher_range, args.vault_range)),
             **self._common, opts=child)
         # Every trunk's origination URI names the public address: a protected stack keeps it from an accidental
         # replace or destroy, as it keeps its data.
-        address = azure.network.PublicIPAddress(
+        address = azure_network.PublicIPAddress(
             name, sku={"name": "Standard"}, public_ip_allocation_method="Static", public_ip_address_version="IPv4",
             **self._common, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         self.private_ip = private_address(args.subnet_range)
-        self._nic = azure.network.NetworkInterface(
+        self._nic = azure_network.NetworkInterface(
             name, network_security_group={"id": group.id},
             ip_configurations=[{"name": "primary", "subnet": {"id": args.subnet_id}, "primary": True,
                                 "private_ip_allocation_method": "Static", "private_ip_address": self.private_ip,
                                 "public_ip_address": {"id": address.id}}],
             **self._common, opts=child)
-        self._identity = azure.managedidentity.UserAssignedIdentity(
+        self._identity = azure_managedidentity.UserAssignedIdentity(
             name, resource_name_=args.identity_name, **self._common, opts=child)
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")
         self.control_url = control_url_of(args.subnet_range)
@@ -172,7 +175,7 @@ class SipEdge(pulumi.ComponentResource):
         readable = args.secrets.grant_access("sip-edge", self._identity.principal_id, names)
         # ACR grants a registry, not a repository: the stack's one registry (the bots' images are in it too,
         # and hold no secret: a bot's keys are Key Vault's).
-        pull = azure.authorization.RoleAssignment(
+        pull = azure_authorization.RoleAssignment(
             f"{name}-pull",
             role_assignment_name=naming.guid(args.subscription_id, f"{args.identity_name}/assignment/pull"),
             principal_id=self._identity.principal_id, principal_type="ServicePrincipal",
@@ -213,7 +216,7 @@ class SipEdge(pulumi.ComponentResource):
             storage_profile={"image_reference": DEBIAN,
                              "os_disk": {"create_option": "FromImage", "delete_option": "Delete",
                                          "managed_disk": {"storage_account_type": "StandardSSD_LRS"}}})
-        azure.compute.VirtualMachine(
+        azure_compute.VirtualMachine(
             name, **profiles, **self._common,
             # customData cannot change on a VM (ARM: PropertyChangeNotAllowed): a change replaces it, the old one
             # deleted first (the network interface, with both addresses, takes one VM). It boots once its

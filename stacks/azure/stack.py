@@ -13,7 +13,9 @@ is given the stack's tags itself, and every resource goes through the explicit p
 from __future__ import annotations
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.authorization as azure_authorization
+import pulumi_azure_native.resources as azure_resources
+from pulumi_azure_native.provider import Provider
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
@@ -65,15 +67,15 @@ class AzureStack(pulumi.ComponentResource):
         # a change they refuse.
         last_store = recording_last_up.checked(name, "azure", settings.recording, settings.recording_remove_store)
         checked = pulumi.Output.all(last_store, settings.secrets_ready)
-        provider = azure.Provider(name, subscription_id=cfg.subscription_id,
-                                  location=checked.apply(lambda _: cfg.location))
+        provider = Provider(name, subscription_id=cfg.subscription_id,
+                            location=checked.apply(lambda _: cfg.location))
         super().__init__("voicefleet:azure:AzureStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(settings.tags)
         prod = settings.environment == "prod"
         # A destroy leaves the group with the network in it (stacks/azure/network.py: a subnet can stay held).
-        group = azure.resources.ResourceGroup(name, resource_group_name=settings.prefix, location=cfg.location,
+        group = azure_resources.ResourceGroup(name, resource_group_name=settings.prefix, location=cfg.location,
                                               tags=tags, opts=pulumi.ResourceOptions(
                                                   parent=self, protect=settings.protect, retain_on_delete=True))
         registry = Registry(name, registry_name=naming.registry_name(cfg.subscription_id, settings.prefix),
@@ -108,7 +110,7 @@ class AzureStack(pulumi.ComponentResource):
         values: dict[str, pulumi.Input[str]] = {
             **stored_secrets(settings, store=cfg.store, store_password=False, sip_edge_url=sip_edge_url),
             **({PASSWORD_VARIABLE: store.password} if store is not None else {})}
-        client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        client = azure_authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_azure_native as azure
+import pulumi_azure_native.redisenterprise as azure_redisenterprise
 
 from stacks.azure.private_link import PrivateLinkArgs, private_link
 
@@ -54,7 +54,7 @@ class CoordinationStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:CoordinationStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cluster = azure.redisenterprise.RedisEnterprise(
+        cluster = azure_redisenterprise.RedisEnterprise(
             name,
             cluster_name=args.cluster_name,
             resource_group_name=args.resource_group,
@@ -66,7 +66,7 @@ class CoordinationStore(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        database = azure.redisenterprise.Database(
+        database = azure_redisenterprise.Database(
             name,
             cluster_name=cluster.name,
             resource_group_name=args.resource_group,
@@ -82,7 +82,7 @@ class CoordinationStore(pulumi.ComponentResource):
             resource_group=args.resource_group, location=args.location, vnet_id=args.vnet_id,
             subnet_id=args.subnet_id, target_id=cluster.id, group_id=GROUP_ID, zone=PRIVATE_ZONE,
             connection="store", record="redis", tags=args.tags), parent=self)
-        keys = azure.redisenterprise.list_database_keys_output(
+        keys = azure_redisenterprise.list_database_keys_output(
             cluster_name=cluster.name, database_name=database.name, resource_group_name=args.resource_group,
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[database]))
         self.cluster_id = cluster.id

@@ -7,7 +7,7 @@ module). They stay on at destroy: other stacks in the project may use them.
 from __future__ import annotations
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.projects as gcp_projects
 
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 # With the coordination store: Memorystore for Valkey, the service connection policy that lets it
@@ -20,7 +20,7 @@ STORE_APIS = ("memorystore", "networkconnectivity", "serviceconsumermanagement")
 
 
 def enable_apis(name: str, project: str, opts: pulumi.ResourceOptions, *,
-                store: bool) -> list[gcp.projects.Service]:
-    return [gcp.projects.Service(f"{name}-{api}", project=project, service=f"{api}.googleapis.com",
+                store: bool) -> list[gcp_projects.Service]:
+    return [gcp_projects.Service(f"{name}-{api}", project=project, service=f"{api}.googleapis.com",
                                  disable_on_destroy=False, opts=opts)
             for api in (*APIS, *(STORE_APIS if store else ()))]

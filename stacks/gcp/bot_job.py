@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.cloudrunv2 as gcp_cloudrunv2
+import pulumi_gcp.projects as gcp_projects
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
 
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun import GRACE_SECONDS
@@ -106,7 +108,7 @@ class BotJob(pulumi.ComponentResource):
         super().__init__("voicefleet:gcp:BotJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._args = name, args
-        self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
+        self.account = gcp_serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot job", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         # No image reader and no log writer, unlike a VM's account: in the job's own project the Cloud
@@ -125,7 +127,7 @@ class BotJob(pulumi.ComponentResource):
                        "BOT_TURN_TRANSPORT": "tcp"}
         self._secret_env = secret_env
         self._runners: list[tuple[str, pulumi.Input[str]]] = []  # (grantee, member) granted run on every job
-        self._role: gcp.projects.IAMCustomRole | None = None
+        self._role: gcp_projects.IAMCustomRole | None = None
         self.service_account_email = self.account.email
         self.service_account_unique_id = self.account.unique_id
         self.register_outputs({"service_account_email": self.service_account_email})
@@ -155,7 +157,7 @@ class BotJob(pulumi.ComponentResource):
                 "network_interfaces": [{"subnetwork": args.subnetwork_id, "tags": [BOT_TAG]}],
                 "egress": "ALL_TRAFFIC",
             }
-        job = gcp.cloudrunv2.Job(
+        job = gcp_cloudrunv2.Job(
             f"{self._name}-{release.name}",
             name=job_name(args.prefix, release.name),
             location=args.region,
@@ -169,7 +171,7 @@ class BotJob(pulumi.ComponentResource):
             template=template,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.grants),
         )
-        bindings = [gcp.cloudrunv2.JobIamMember(
+        bindings = [gcp_cloudrunv2.JobIamMember(
             f"{self._name}-{release.name}-runner-{grantee}", project=args.project, location=args.region,
             name=job.name, role=self._runner_role().name, member=member, opts=pulumi.ResourceOptions(parent=self))
             for grantee, member in self._runners]
@@ -194,10 +196,10 @@ class BotJob(pulumi.ComponentResource):
         self._runners.append((grantee, member))
         return [self._runner_role()]
 
-    def _runner_role(self) -> gcp.projects.IAMCustomRole:
+    def _runner_role(self) -> gcp_projects.IAMCustomRole:
         if self._role is None:
             base = f"{self._name}_runner".replace("-", "_")
-            self._role = gcp.projects.IAMCustomRole(
+            self._role = gcp_projects.IAMCustomRole(
                 f"{self._name}-runner", project=self._args.project,
                 # a deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free
                 role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),

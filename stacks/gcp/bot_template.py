@@ -22,7 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.artifactregistry as gcp_artifactregistry
+import pulumi_gcp.compute as gcp_compute
+import pulumi_gcp.projects as gcp_projects
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
 
 from dispatcher.machines.gce.cell_settings import GceCell
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
@@ -95,9 +98,9 @@ def template_prefix(prefix: str) -> str:
 def pull_and_log(name: str, project: str, region: str, repository_id: pulumi.Input[str],
                  member: pulumi.Input[str], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """What any bot's account needs, a VM's or a Cloud Run job's: pull the image, write its logs."""
-    return [gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id, location=region,
+    return [gcp_artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id, location=region,
                                                      role="roles/artifactregistry.reader", member=member, opts=opts),
-            gcp.projects.IAMMember(f"{name}-logs", project=project, role="roles/logging.logWriter", member=member,
+            gcp_projects.IAMMember(f"{name}-logs", project=project, role="roles/logging.logWriter", member=member,
                                    opts=opts)]
 
 
@@ -106,7 +109,7 @@ def team_roles(name: str, project: str, roles: Sequence[str], member: pulumi.Inp
     """The roles the team grants its bot's account (voicefleet:botPermissions), each on the project: its
     SDK reaches them through the metadata server, as the account's own credentials."""
     # `roles/x.y` and a custom `projects/p/roles/x.y` are two grants: each name keeps the whole role.
-    return [gcp.projects.IAMMember(f"{name}-permission-{role.removeprefix('roles/').replace('/', '-')}",
+    return [gcp_projects.IAMMember(f"{name}-permission-{role.removeprefix('roles/').replace('/', '-')}",
                                    project=project, role=role, member=member, opts=opts) for role in roles]
 
 
@@ -122,7 +125,7 @@ class BotTemplate(pulumi.ComponentResource):
         self._instances = f"projects/{args.project}/zones/{args.zone}/instances/{args.instance_prefix}-"
         # …and an instance template as projects/P/global/instanceTemplates/NAME.
         self._templates = f"projects/{args.project}/global/instanceTemplates/{template_prefix(args.prefix)}"
-        self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
+        self.account = gcp_serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot VMs", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         # Everything a bot VM needs from IAM (pull, logs, its secrets, deleting itself): the dispatcher,
@@ -151,7 +154,7 @@ class BotTemplate(pulumi.ComponentResource):
         """The release's template (projects/P/global/instanceTemplates/NAME): its images, this
         stack's settings. Named after the release, so a kept release keeps its template."""
         args = self._args
-        template = gcp.compute.InstanceTemplate(
+        template = gcp_compute.InstanceTemplate(
             f"{self._name}-{release.name}",
             # Templates are immutable: every change is a replacement, created before the old
             # one is deleted, so the name needs a generated suffix. "--": no stack name holds one,
@@ -214,7 +217,7 @@ class BotTemplate(pulumi.ComponentResource):
         is created: a deleted role's id stays reserved for 37 days, so a fixed id would make
         re-creating the stack in that window fail; stable across `up`s."""
         base = f"{self._name}_{suffix}".replace("-", "_")
-        role = gcp.projects.IAMCustomRole(
+        role = gcp_projects.IAMCustomRole(
             f"{self._name}-{suffix}",
             project=self._project,
             role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
@@ -223,7 +226,7 @@ class BotTemplate(pulumi.ComponentResource):
             permissions=list(permissions),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        binding = gcp.projects.IAMMember(
+        binding = gcp_projects.IAMMember(
             f"{self._name}-{suffix}" + (f"-{grantee}" if grantee else ""), project=self._project, role=role.name,
             member=member,
             condition={"title": f"{suffix} on this stack's bot VMs only",
@@ -241,7 +244,7 @@ class BotTemplate(pulumi.ComponentResource):
         granted = self._own_vms_only("launcher", "voicefleet bot launcher",
                                      "Create, watch and delete voicefleet bot VMs from the instance template",
                                      LAUNCH_PERMISSIONS, member, grantee)
-        return [*granted, gcp.serviceaccount.IAMMember(f"{self._name}-act-as-{grantee}",
+        return [*granted, gcp_serviceaccount.IAMMember(f"{self._name}-act-as-{grantee}",
                                                         service_account_id=self.account.name,
                                                         role="roles/iam.serviceAccountUser", member=member,
                                                         opts=pulumi.ResourceOptions(parent=self))]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.cloudrunv2 as gcp_cloudrunv2
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.config.channel import CLOUD_RUN_VCPUS
@@ -100,7 +100,7 @@ def store_environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     return {"REDIS_URL": args.store_url, "REDIS_AUTH": "gcp-iam", "REDIS_CA_CERT": args.store_ca}
 
 
-def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
+def service_scaling(drain: bool) -> gcp_cloudrunv2.ServiceScalingArgsDict:
     """The service-level scaling mode; the instance counts stay the template's (min/max)."""
     if drain:
         return {"scaling_mode": "MANUAL", "manual_instance_count": 0}
@@ -116,7 +116,7 @@ class Dispatcher(pulumi.ComponentResource):
         env = environment(args)
         self.machines_environment = contract.machines_environment(dict(env))  # what stacks/tools/drain.py needs
         health = {"http_get": {"path": "/healthz", "port": contract.DISPATCHER_PORT}}
-        service = gcp.cloudrunv2.Service(
+        service = gcp_cloudrunv2.Service(
             name,
             name=args.service_name,
             location=args.region,
@@ -128,7 +128,7 @@ class Dispatcher(pulumi.ComponentResource):
             # Optional + Computed (terraform-provider-google resource_cloud_run_v2_service.go), so a
             # block left out keeps what the state holds, and `drain: false` would leave MANUAL/0.
             scaling=service_scaling(args.drain),
-            template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, {
+            template=cast(gcp_cloudrunv2.ServiceTemplateArgsDict, {
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
                 "max_instance_request_concurrency": args.request_concurrency,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.compute as gcp_compute
 
 # Cloud Run needs a /26 or larger and reserves addresses in blocks of 16; the store's endpoints take two.
 EGRESS_CIDR = "10.200.0.0/24"
@@ -44,9 +44,9 @@ class EgressNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: EgressNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:EgressNetwork", name, None, opts)
         kept = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=True)
-        network = gcp.compute.Network(name, name=args.name, auto_create_subnetworks=False,
+        network = gcp_compute.Network(name, name=args.name, auto_create_subnetworks=False,
                                       description="voicefleet dispatcher egress to its store", opts=kept)
-        subnetwork = gcp.compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
+        subnetwork = gcp_compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
                                             ip_cidr_range=EGRESS_CIDR, opts=kept)
         self.network_id, self.subnetwork_id = network.id, subnetwork.id
         self.network_name, self.subnetwork_name = network.name, subnetwork.name

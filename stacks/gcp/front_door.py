@@ -24,7 +24,10 @@ to take such a region out by hand.
 from __future__ import annotations
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.compute as gcp_compute
+import pulumi_gcp.dns as gcp_dns
+import pulumi_gcp.projects as gcp_projects
+from pulumi_gcp.provider import Provider
 
 from stacks.config.front_door import FrontDoorRegion, FrontDoorSettings
 
@@ -39,26 +42,26 @@ class FrontDoor(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
 
     def __init__(self, name: str, settings: FrontDoorSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        provider = gcp.Provider(name, project=settings.gcp_project, region=settings.provider_region,
-                                default_labels=dict(settings.tags))
+        provider = Provider(name, project=settings.gcp_project, region=settings.provider_region,
+                            default_labels=dict(settings.tags))
         super().__init__("voicefleet:gcp:FrontDoor", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        dns = gcp.projects.Service(f"{name}-dns", project=settings.gcp_project, service="dns.googleapis.com",
+        dns = gcp_projects.Service(f"{name}-dns", project=settings.gcp_project, service="dns.googleapis.com",
                                    disable_on_destroy=False, opts=child)
         backends = [self._backend(name, region) for region in settings.regions]
         # Serverless NEGs take no health check, port or backend timeout: Cloud Run's own apply.
-        service = gcp.compute.BackendService(
+        service = gcp_compute.BackendService(
             name, load_balancing_scheme="EXTERNAL_MANAGED",
             backends=[{"group": neg.id} for neg in backends], opts=child)
-        url_map = gcp.compute.URLMap(name, default_service=service.id, opts=child)
+        url_map = gcp_compute.URLMap(name, default_service=service.id, opts=child)
         # Auto-named: a certificate for a new frontDoorDomain is created beside the old one.
-        certificate = gcp.compute.ManagedSslCertificate(name, managed={"domains": [settings.domain]}, opts=child)
-        proxy = gcp.compute.TargetHttpsProxy(name, url_map=url_map.id, ssl_certificates=[certificate.id], opts=child)
-        address = gcp.compute.GlobalAddress(name, opts=child)
-        gcp.compute.GlobalForwardingRule(name, target=proxy.id, ip_address=address.address, port_range="443",
+        certificate = gcp_compute.ManagedSslCertificate(name, managed={"domains": [settings.domain]}, opts=child)
+        proxy = gcp_compute.TargetHttpsProxy(name, url_map=url_map.id, ssl_certificates=[certificate.id], opts=child)
+        address = gcp_compute.GlobalAddress(name, opts=child)
+        gcp_compute.GlobalForwardingRule(name, target=proxy.id, ip_address=address.address, port_range="443",
                                          load_balancing_scheme="EXTERNAL_MANAGED", opts=child)
-        gcp.dns.RecordSet(name, managed_zone=settings.zone, name=f"{settings.domain}.", type="A",
+        gcp_dns.RecordSet(name, managed_zone=settings.zone, name=f"{settings.domain}.", type="A",
                           ttl=RECORD_TTL_SECONDS, rrdatas=[address.address],
                           opts=pulumi.ResourceOptions(parent=self, depends_on=[dns]))
         self.outputs = {
@@ -70,8 +73,8 @@ class FrontDoor(pulumi.ComponentResource):
         pulumi.log.info(DEGRADED_STAYS, resource=self)
         self.register_outputs(self.outputs)
 
-    def _backend(self, name: str, region: FrontDoorRegion) -> gcp.compute.RegionNetworkEndpointGroup:
+    def _backend(self, name: str, region: FrontDoorRegion) -> gcp_compute.RegionNetworkEndpointGroup:
         """One region's serverless NEG; a region added or removed is this one backend."""
-        return gcp.compute.RegionNetworkEndpointGroup(
+        return gcp_compute.RegionNetworkEndpointGroup(
             f"{name}-{region.name}", region=region.gcp_region, network_endpoint_type="SERVERLESS",
             cloud_run={"service": region.service}, opts=pulumi.ResourceOptions(parent=self))

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.compute as gcp_compute
 
 from stacks.shared.turn_server import LISTEN_PORT
 
@@ -47,28 +47,28 @@ class Network(pulumi.ComponentResource):
         super().__init__("voicefleet:gcp:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=args.serverless_bots)
-        network = gcp.compute.Network(name, name=args.name, auto_create_subnetworks=False,
+        network = gcp_compute.Network(name, name=args.name, auto_create_subnetworks=False,
                                       description="voicefleet bots",
                                       opts=pulumi.ResourceOptions.merge(retained, pulumi.ResourceOptions(
                                           depends_on=list(args.depends_on))))
-        subnetwork = gcp.compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
+        subnetwork = gcp_compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
                                             ip_cidr_range=args.cidr,
                                             private_ip_google_access=True, opts=retained)
-        Rule = tuple[str, int, list[gcp.compute.FirewallAllowArgsDict] | None,
-                     list[gcp.compute.FirewallDenyArgsDict] | None]
+        Rule = tuple[str, int, list[gcp_compute.FirewallAllowArgsDict] | None,
+                     list[gcp_compute.FirewallDenyArgsDict] | None]
         egress: tuple[Rule, ...] = (("udp", 1000, [{"protocol": "udp"}], None),
                   ("https", 1000, [{"protocol": "tcp", "ports": ["443"]}], None),
                   ("deny-other", 65534, None, [{"protocol": "all"}]))
         if args.serverless_bots:
             egress += (("turn-tcp", 1000, [{"protocol": "tcp", "ports": [str(TURN_PORT)]}], None),)
-            router = gcp.compute.Router(f"{name}-bots", network=network.id, region=args.region, opts=child)
-            gcp.compute.RouterNat(f"{name}-bots", router=router.name, region=args.region,
+            router = gcp_compute.Router(f"{name}-bots", network=network.id, region=args.region, opts=child)
+            gcp_compute.RouterNat(f"{name}-bots", router=router.name, region=args.region,
                                   nat_ip_allocate_option="AUTO_ONLY",
                                   source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
                                   subnetworks=[{"name": subnetwork.id, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
                                   opts=child)
         for rule, priority, allows, denies in egress:
-            gcp.compute.Firewall(
+            gcp_compute.Firewall(
                 f"{name}-bot-egress-{rule}",
                 network=network.id,
                 direction="EGRESS",

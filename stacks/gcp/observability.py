@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.logging as gcp_logging
+import pulumi_gcp.monitoring as gcp_monitoring
+import pulumi_gcp.projects as gcp_projects
 
 from dispatcher.observability.metric_catalogue import (
     FIRST_AUDIO_BUCKETS,
@@ -110,20 +112,20 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:Observability", name, None, opts)
         self._args = args
-        monitoring = gcp.projects.Service(f"{name}-monitoring", project=args.project,
+        monitoring = gcp_projects.Service(f"{name}-monitoring", project=args.project,
                                           service="monitoring.googleapis.com", disable_on_destroy=False,
                                           opts=pulumi.ResourceOptions(parent=self))
         after_logging = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        metrics = [gcp.logging.Metric(f"{name}-{key}", **spec, opts=after_logging)
+        metrics = [gcp_logging.Metric(f"{name}-{key}", **spec, opts=after_logging)
                    for key, spec in log_metric_specs(args).items()]
         # Dashboards and policies name the log-based metrics: they must exist first.
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[monitoring, *metrics])
-        dashboard = gcp.monitoring.Dashboard(name, project=args.project,
+        dashboard = gcp_monitoring.Dashboard(name, project=args.project,
                                              dashboard_json=json.dumps(dashboard_body(args)), opts=after_metrics)
         specs = dict(alert_policy_specs(args)) if args.alert_policies else {}
         down = specs.pop(DISPATCHER_DOWN, None)
         names: list[pulumi.Input[str | None]] = [
-            gcp.monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics).display_name
+            gcp_monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics).display_name
             for key, spec in specs.items()]
         if down is not None:
             # Declared from the last `up`'s outputs, known at a preview (stacks/gcp/log_metrics_last_up.py).
@@ -149,7 +151,7 @@ class Observability(pulumi.ComponentResource):
         if not last.may_read(metric, spec["display_name"]):
             pulumi.log.warn(NO_DISPATCHER_DOWN_YET.format(metric=metric), resource=self)
             return None
-        return gcp.monitoring.AlertPolicy(name, **spec, opts=opts).display_name
+        return gcp_monitoring.AlertPolicy(name, **spec, opts=opts).display_name
 
 
 def _filter(args: ObservabilityArgs, *clauses: str) -> str:

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.projects as gcp_projects
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
+import pulumi_gcp.storage as gcp_storage
 
 from dispatcher.artifacts.rules import retention_folder
 from stacks.config.recording import RecordingSettings
@@ -62,17 +64,17 @@ class RecordingBucket(pulumi.ComponentResource):
     grants: list[pulumi.Resource]  # what the dispatcher waits for
 
     def __init__(self, name: str, settings: RecordingSettings, *, bucket_name: str, project: str, location: str,
-                 account: gcp.serviceaccount.Account, held_before: pulumi.Input[bool] = False,
+                 account: gcp_serviceaccount.Account, held_before: pulumi.Input[bool] = False,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:RecordingBucket", name, None, opts)
         keep = not settings.delete_on_destroy
-        bucket = gcp.storage.Bucket(
+        bucket = gcp_storage.Bucket(
             name, name=bucket_name, project=project, location=location,
             uniform_bucket_level_access=True, public_access_prevention="enforced",
             encryption={"default_kms_key_name": settings.kms_key} if settings.kms_key else None,
             # Said either way: left out, the provider would keep an earlier `up`'s versioning on.
             versioning={"enabled": settings.hold},
-            lifecycle_rules=cast(list[gcp.storage.BucketLifecycleRuleArgsDict], lifecycle_rules(settings)),
+            lifecycle_rules=cast(list[gcp_storage.BucketLifecycleRuleArgsDict], lifecycle_rules(settings)),
             # No soft delete: left out, Cloud Storage keeps every deleted object restorable (and billed) for
             # 7 days, an erased or expired recording among them; 0 turns it off (pulumi_gcp's
             # BucketSoftDeletePolicy). An object soft-deleted before this was set keeps its 7 days.
@@ -92,8 +94,8 @@ class RecordingBucket(pulumi.ComponentResource):
                             SIGN_PERMISSIONS)
         self.grants = [
             objects, signer,
-            gcp.storage.BucketIAMMember(name, bucket=bucket.name, role=objects.name, member=member, opts=child),
-            gcp.serviceaccount.IAMMember(f"{name}-signer", service_account_id=account.name, role=signer.name,
+            gcp_storage.BucketIAMMember(name, bucket=bucket.name, role=objects.name, member=member, opts=child),
+            gcp_serviceaccount.IAMMember(f"{name}-signer", service_account_id=account.name, role=signer.name,
                                          member=member, opts=child)]
         # Cloud Storage keeps no bucket-wide record of holds (a temporary hold is an object's): what was asked.
         self.holds = RecordingHolds(hold=settings.hold, held=settings.hold)
@@ -101,11 +103,11 @@ class RecordingBucket(pulumi.ComponentResource):
         self.destination = pulumi.Output.concat("gs://", bucket.name, "/", settings.prefix)
         self.register_outputs({"name": self.name, "destination": self.destination})
 
-    def _role(self, name: str, suffix: str, project: str, account: gcp.serviceaccount.Account, title: str,
-              description: str, permissions: pulumi.Input[Sequence[str]]) -> gcp.projects.IAMCustomRole:
+    def _role(self, name: str, suffix: str, project: str, account: gcp_serviceaccount.Account, title: str,
+              description: str, permissions: pulumi.Input[Sequence[str]]) -> gcp_projects.IAMCustomRole:
         # A deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free.
         base = f"{name}_{suffix}".replace("-", "_")
-        return gcp.projects.IAMCustomRole(
+        return gcp_projects.IAMCustomRole(
             f"{name}-{suffix}", project=project,
             role_id=account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
             title=title, description=description, permissions=permissions,

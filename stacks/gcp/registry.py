@@ -27,17 +27,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.artifactregistry as gcp_artifactregistry
+import pulumi_gcp.organizations as gcp_organizations
 
 from images.component import REVISION_TAG_PREFIX, RegistryAuth
 
 REVISION_TAG_DAYS = 30  # a revision tag is a label for people: rollbacks pin digests, not tags
 
 
-def cleanup_policies(keep: int, releases: Sequence[str]) -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgsDict]:
+def cleanup_policies(keep: int, releases: Sequence[str]) -> list[gcp_artifactregistry.RepositoryCleanupPolicyArgsDict]:
     """The repository's rules; `releases`, the kept releases' digests, are kept by name (none: no rule,
     which an empty condition would turn into keeping everything)."""
-    kept: list[gcp.artifactregistry.RepositoryCleanupPolicyArgsDict] = [
+    kept: list[gcp_artifactregistry.RepositoryCleanupPolicyArgsDict] = [
         {"id": "keep-releases", "action": "KEEP", "condition": {"version_name_prefixes": sorted(releases)}}]
     return [
         {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
@@ -50,11 +51,11 @@ def cleanup_policies(keep: int, releases: Sequence[str]) -> list[gcp.artifactreg
 
 
 class Registry:
-    repository: gcp.artifactregistry.Repository
+    repository: gcp_artifactregistry.Repository
 
     def __init__(self, name: str, *, prefix: str, project: str, region: str, keep: int, protect: bool,
                  opts: pulumi.ResourceOptions, releases: pulumi.Input[Sequence[str]] = ()) -> None:
-        self.repository = gcp.artifactregistry.Repository(
+        self.repository = gcp_artifactregistry.Repository(
             name,
             repository_id=prefix,
             location=region,
@@ -73,5 +74,5 @@ class Registry:
 
     def login(self) -> RegistryAuth:
         """The registry's push credentials: the deploying identity's own access token."""
-        client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self._parent))
+        client = gcp_organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self._parent))
         return RegistryAuth(address=self.host, username="oauth2accesstoken", password=client.access_token)

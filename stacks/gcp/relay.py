@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.compute as gcp_compute
+import pulumi_gcp.projects as gcp_projects
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
 
 from stacks.config.turn import TurnSettings
 from stacks.gcp.secrets import SecretStore
@@ -52,18 +54,18 @@ class TurnRelay(pulumi.ComponentResource):
             ("turn-tcp", "tcp", [str(turn_server.LISTEN_PORT), *([str(turn_server.TLS_PORT)] if turn.tls else [])]),
         ]
         for rule, protocol, ports in rules:
-            gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS", priority=1000,
+            gcp_compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS", priority=1000,
                                  source_ranges=["0.0.0.0/0"], target_tags=[TURN_TAG],
                                  allows=[{"protocol": protocol, "ports": ports}],
                                  description=f"turn: {rule} from anywhere", opts=child)
 
-        account = gcp.serviceaccount.Account(name, account_id=args.account_id, display_name="voicefleet TURN relay",
+        account = gcp_serviceaccount.Account(name, account_id=args.account_id, display_name="voicefleet TURN relay",
                                              opts=child)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         readable = args.secrets.grant_access("turn", member, args.secret_names)
-        gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter", member=member,
+        gcp_projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter", member=member,
                                opts=child)
-        address = gcp.compute.Address(name, region=args.region, address_type="EXTERNAL", network_tier="PREMIUM",
+        address = gcp_compute.Address(name, region=args.region, address_type="EXTERNAL", network_tier="PREMIUM",
                                       description="voicefleet TURN relay", opts=child)
         versions = [args.secrets.versions[env].name for env in args.secret_names]
 
@@ -72,7 +74,7 @@ class TurnRelay(pulumi.ComponentResource):
             return turn_server.boot_script(turn, public_ip=public_ip, private_ip_command=_PRIVATE_IP,
                                            fetch_function=fetch_function(refs), secrets=list(args.secret_names))
 
-        gcp.compute.Instance(
+        gcp_compute.Instance(
             name,
             zone=args.zone,
             machine_type=turn.machine_type,

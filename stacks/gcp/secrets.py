@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.secretmanager as gcp_secretmanager
 
 from stacks.shared.contract import removable_secret
 
@@ -38,18 +38,18 @@ class SecretStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: SecretStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:SecretStore", name, None, opts)
         self._name = name
-        self._secrets: dict[str, gcp.secretmanager.Secret] = {}
-        self.versions: dict[str, gcp.secretmanager.SecretVersion] = {}
+        self._secrets: dict[str, gcp_secretmanager.Secret] = {}
+        self.versions: dict[str, gcp_secretmanager.SecretVersion] = {}
         self.ids = {}
         for env_name, value in sorted(args.values.items()):
-            secret = gcp.secretmanager.Secret(
+            secret = gcp_secretmanager.Secret(
                 f"{name}-{_slug(env_name)}",
                 secret_id=f"{args.prefix}-{_slug(env_name)}",
                 replication={"auto": {}},
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect and not removable_secret(env_name),
                                             depends_on=list(args.depends_on)),
             )
-            self.versions[env_name] = gcp.secretmanager.SecretVersion(
+            self.versions[env_name] = gcp_secretmanager.SecretVersion(
                 f"{name}-{_slug(env_name)}", secret=secret.id, secret_data=value,
                 opts=pulumi.ResourceOptions(parent=self))
             self._secrets[env_name] = secret
@@ -68,9 +68,9 @@ class SecretStore(pulumi.ComponentResource):
         return pulumi.Output.all(*pairs).apply(lambda items: ",".join(items))
 
     def grant_access(self, grantee: str, member: pulumi.Input[str],
-                     env_names: Sequence[str]) -> list[gcp.secretmanager.SecretIamMember]:
+                     env_names: Sequence[str]) -> list[gcp_secretmanager.SecretIamMember]:
         return [
-            gcp.secretmanager.SecretIamMember(
+            gcp_secretmanager.SecretIamMember(
                 f"{self._name}-{_slug(env)}-{grantee}",
                 secret_id=self._secrets[env].id,
                 role="roles/secretmanager.secretAccessor",

@@ -26,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.artifactregistry as gcp_artifactregistry
+import pulumi_gcp.compute as gcp_compute
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
 
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render, tls_rule_mark
 from stacks.gcp.relay import DEBIAN_IMAGE
@@ -71,19 +73,19 @@ class SipEdge(pulumi.ComponentResource):
         self._name, self._args = name, args
         child = pulumi.ResourceOptions(parent=self)
         edge = args.edge
-        self._account = gcp.serviceaccount.Account(name, account_id=args.account_id,
+        self._account = gcp_serviceaccount.Account(name, account_id=args.account_id,
                                                    display_name="voicefleet SIP edge", opts=child)
-        self._subnetwork = gcp.compute.Subnetwork(name, network=args.network_id, region=args.region,
+        self._subnetwork = gcp_compute.Subnetwork(name, network=args.network_id, region=args.region,
                                                   ip_cidr_range=EDGE_CIDR, description="voicefleet SIP edge",
                                                   opts=child)
         self._firewall(edge)
         # Every trunk's origination URI names the external address: a protected stack keeps it from an
         # accidental replace or destroy, as it keeps its data. The internal one the stack re-tells the
         # dispatcher at every `up`.
-        self._external = gcp.compute.Address(name, region=args.region, address_type="EXTERNAL",
+        self._external = gcp_compute.Address(name, region=args.region, address_type="EXTERNAL",
                                              network_tier="PREMIUM", description="voicefleet SIP edge",
                                              opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        self._internal = gcp.compute.Address(f"{name}-internal", region=args.region, address_type="INTERNAL",
+        self._internal = gcp_compute.Address(f"{name}-internal", region=args.region, address_type="INTERNAL",
                                              subnetwork=self._subnetwork.id,
                                              description="voicefleet SIP edge: the dispatcher's SIP_EDGE_URL",
                                              opts=child)
@@ -109,15 +111,15 @@ class SipEdge(pulumi.ComponentResource):
             marks = [tls_rule_mark(edge.key.tls_port)] if rule == "tls" and edge.key.tls_port is not None else []
             marks += wide
             note = f" ({'; '.join(marks)})" if marks else ""
-            gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS",
+            gcp_compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS",
                                  priority=ALLOW_PRIORITY, source_ranges=ranges,
                                  target_service_accounts=[self._account.email],
                                  allows=[{"protocol": protocol, "ports": ports}],
                                  description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=self))
         # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
         # their media), HTTPS anywhere, nothing else: a compromised edge reaches no other service in the VPC.
-        Rule = tuple[str, int, list[str], list[gcp.compute.FirewallAllowArgsDict] | None,
-                     list[gcp.compute.FirewallDenyArgsDict] | None]
+        Rule = tuple[str, int, list[str], list[gcp_compute.FirewallAllowArgsDict] | None,
+                     list[gcp_compute.FirewallDenyArgsDict] | None]
         egress: list[Rule] = [("udp-out", ALLOW_PRIORITY, edge.udp_egress,
                                [{"protocol": "udp"}], None),
                               ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
@@ -127,7 +129,7 @@ class SipEdge(pulumi.ComponentResource):
             ports = sorted({str(port) for dialled in tls_out.values() for port in dialled})
             egress.append(("tcp-out", ALLOW_PRIORITY, sorted(tls_out), [{"protocol": "tcp", "ports": ports}], None))
         for rule, priority, ranges, allows, denies in egress:
-            gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
+            gcp_compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
                                  destination_ranges=ranges, target_service_accounts=[self._account.email],
                                  allows=allows, denies=denies, description=f"sip edge: {rule}",
                                  opts=pulumi.ResourceOptions(parent=self))
@@ -142,7 +144,7 @@ class SipEdge(pulumi.ComponentResource):
         readable = secrets.grant_access("sip-edge", member, names)
         # Artifact Registry grants a repository, not an image: the stack's one repository (the bots'
         # images are in it too, and hold no secret: a bot's keys are Secret Manager's).
-        pull = gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id,
+        pull = gcp_artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id,
                                                         location=args.region, role="roles/artifactregistry.reader",
                                                         member=member, opts=child)
         versions = [secrets.versions[env].name for env in names]
@@ -161,7 +163,7 @@ class SipEdge(pulumi.ComponentResource):
         values = [dispatcher_url, self.private_ip, self.public_ip, image, *versions]
         sip_edge_host.refused_now(script, len(values))
         startup = pulumi.Output.all(*values).apply(script)
-        gcp.compute.Instance(
+        gcp_compute.Instance(
             name,
             zone=args.zone,
             machine_type=edge.host_type,

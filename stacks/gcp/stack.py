@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.organizations as gcp_organizations
+import pulumi_gcp.projects as gcp_projects
+import pulumi_gcp.serviceaccount as gcp_serviceaccount
+from pulumi_gcp.provider import Provider
 
 from images.component import Images, ImagesArgs
 from stacks.config import cloud_run, gce_cells, rotation_last_up
@@ -63,8 +66,8 @@ class GcpStack(pulumi.ComponentResource):
         # a change they refuse.
         last_store = recording_last_up.checked(name, "gcp", settings.recording, settings.recording_remove_store)
         checked = pulumi.Output.all(last_store, settings.secrets_ready)
-        provider = gcp.Provider(name, project=cfg.project, region=checked.apply(lambda _: cfg.region),
-                                default_labels=dict(settings.tags))
+        provider = Provider(name, project=cfg.project, region=checked.apply(lambda _: cfg.region),
+                            default_labels=dict(settings.tags))
         super().__init__("voicefleet:gcp:GcpStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -107,7 +110,7 @@ class GcpStack(pulumi.ComponentResource):
         bot = BotTemplate(f"{name}-bot", self._bot_args(network, registry, secrets), opts=after_apis) \
             if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(network, secrets), opts=after_apis)
         turn_urls = self._turn_urls(network, secrets, after_apis)
-        account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
+        account = gcp_serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         store = self._store(egress, member, apis, after_apis) if egress is not None and cfg.store else None
@@ -198,7 +201,7 @@ class GcpStack(pulumi.ComponentResource):
         """The dispatcher's deterministic Cloud Run host, SERVICE-PROJECTNUMBER.REGION.run.app
         (https://cloud.google.com/run/docs/triggering/https-request#deterministic): known before the
         service exists, so the bot template, which the service's own environment names, can carry it."""
-        project = gcp.organizations.get_project_output(project_id=self._cfg.project,
+        project = gcp_organizations.get_project_output(project_id=self._cfg.project,
                                                        opts=pulumi.InvokeOutputOptions(parent=self))
         return pulumi.Output.concat(dispatcher_service_name(self._settings.prefix), "-", project.number, ".",
                                     self._cfg.region, ".run.app")
@@ -298,7 +301,7 @@ class GcpStack(pulumi.ComponentResource):
 
         return turn_urls(self._settings.turn, relay)
 
-    def _store(self, network: EgressNetwork, member: pulumi.Output[str], apis: list[gcp.projects.Service],
+    def _store(self, network: EgressNetwork, member: pulumi.Output[str], apis: list[gcp_projects.Service],
                opts: pulumi.ResourceOptions) -> CoordinationStore:
         """Several instances share Memorystore (docs/replicas.md): a node and a replica in prod, its
         endpoints in the dispatcher's egress network."""

@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
+import pulumi_gcp.memorystore as gcp_memorystore
+import pulumi_gcp.networkconnectivity as gcp_networkconnectivity
+import pulumi_gcp.projects as gcp_projects
 
 SERVICE_CLASS = "gcp-memorystore"
 CONNECTOR_ROLE = "roles/memorystore.dbConnectionUser"
@@ -53,7 +55,7 @@ class CoordinationStoreArgs:
 class CoordinationStore(pulumi.ComponentResource):
     url: pulumi.Output[str]  # rediss://<endpoint>:6379/0
     ca_certificate: pulumi.Output[str]  # the instance's server CA (PEM): not a secret
-    grant: gcp.projects.IAMMember  # the dispatcher's connection role
+    grant: gcp_projects.IAMMember  # the dispatcher's connection role
 
     def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:CoordinationStore", name, None, opts)
@@ -62,7 +64,7 @@ class CoordinationStore(pulumi.ComponentResource):
         if args.node_type not in NODE_TYPES:
             raise ValueError(f"store node type {args.node_type!r}: one of {', '.join(NODE_TYPES)}")
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        policy = gcp.networkconnectivity.ServiceConnectionPolicy(
+        policy = gcp_networkconnectivity.ServiceConnectionPolicy(
             name, name=f"{args.instance_id}-psc", location=args.region, project=args.project,
             service_class=SERVICE_CLASS, network=args.network_id,
             psc_config={"subnetworks": [args.subnetwork_id]},
@@ -70,7 +72,7 @@ class CoordinationStore(pulumi.ComponentResource):
             # Its name is fixed and its network immutable: a replacement (a network move) created
             # before the old one is deleted would collide with it by name.
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)))
-        instance = gcp.memorystore.Instance(
+        instance = gcp_memorystore.Instance(
             name,
             instance_id=args.instance_id,
             location=args.region,
@@ -111,7 +113,7 @@ class CoordinationStore(pulumi.ComponentResource):
         # service does not evaluate may never match, and every replica would be refused at AUTH.
         # What stays open: every IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md:
         # a project of its own).
-        self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
+        self.grant = gcp_projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
                                             member=args.dispatcher_member, opts=child)
         endpoint = instance.endpoints.apply(_first_address)
         self.url = pulumi.Output.concat("rediss://", endpoint, ":6379/0")

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
+import pulumi_kubernetes.rbac as k8s_rbac
 
 from dispatcher.machines.k8s.claims import GROUP_VERSION
 from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
@@ -69,7 +70,7 @@ class AccessArgs:
     bot_after: tuple[pulumi.Resource, ...] = ()
 
 
-def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
+def role_ref(kind: str, name: pulumi.Input[str]) -> k8s_rbac.v1.RoleRefArgsDict:
     return {"api_group": "rbac.authorization.k8s.io", "kind": kind, "name": name}
 
 
@@ -81,31 +82,31 @@ class Access(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:Access", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pulls: list[list[k8s.core.v1.LocalObjectReferenceArgsDict] | None] = [None, None] \
+        pulls: list[list[k8s_core.v1.LocalObjectReferenceArgsDict] | None] = [None, None] \
             if args.pull_secrets is None else [[{"name": pull}] for pull in args.pull_secrets]
-        dispatcher = k8s.core.v1.ServiceAccount(f"{name}-dispatcher", metadata={
+        dispatcher = k8s_core.v1.ServiceAccount(f"{name}-dispatcher", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.dispatcher_namespace, "labels": args.labels},
             image_pull_secrets=pulls[0], opts=child)
-        bot = k8s.core.v1.ServiceAccount(f"{name}-bot", metadata={
+        bot = k8s_core.v1.ServiceAccount(f"{name}-bot", metadata={
             "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels,
             **({"annotations": dict(args.bot_annotations)} if args.bot_annotations else {})},
             automount_service_account_token=False, image_pull_secrets=pulls[1],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.bot_after)))
-        subject: k8s.rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
+        subject: k8s_rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
                                                 "namespace": args.dispatcher_namespace}
-        role = k8s.rbac.v1.Role(f"{name}-pods", metadata={
+        role = k8s_rbac.v1.Role(f"{name}-pods", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
             rules=[{"api_groups": [group], "resources": [resource], "verbs": list(verbs)}
                    for group, resource, verbs in RULES[args.mode]], opts=child)
-        pods = k8s.rbac.v1.RoleBinding(f"{name}-pods", metadata={
+        pods = k8s_rbac.v1.RoleBinding(f"{name}-pods", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
             role_ref=role_ref("Role", role.metadata.name),
             subjects=[subject], opts=child)
-        reviews = k8s.rbac.v1.ClusterRole(f"{name}-token-reviews", metadata={
+        reviews = k8s_rbac.v1.ClusterRole(f"{name}-token-reviews", metadata={
             "name": f"{args.prefix}-token-reviews", "labels": args.labels},
             rules=[{"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
                     "verbs": list(TOKEN_REVIEW_VERBS)}], opts=child)
-        reviewer = k8s.rbac.v1.ClusterRoleBinding(f"{name}-token-reviews", metadata={
+        reviewer = k8s_rbac.v1.ClusterRoleBinding(f"{name}-token-reviews", metadata={
             "name": f"{args.prefix}-token-reviews", "labels": args.labels},
             role_ref=role_ref("ClusterRole", reviews.metadata.name),
             subjects=[subject], opts=child)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
 from dispatcher.machines.k8s.claims import GROUP_VERSION
 from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
@@ -193,11 +193,11 @@ class BotAdmission(pulumi.ComponentResource):
         spec: pulumi.Input[dict[str, Any]] = (
             policy_spec(args) if args.bot_pod is None else
             pulumi.Output.from_input(args.bot_pod).apply(lambda pod: policy_spec(args, pod)))
-        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        policy = k8s_admissionregistration.v1.ValidatingAdmissionPolicy(
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
-            spec=cast(pulumi.Input[k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict], spec),
+            spec=cast(pulumi.Input[k8s_admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict], spec),
             opts=child)
-        binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        binding = k8s_admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
             spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
         self.objects: tuple[pulumi.Resource, ...] = (policy, binding)

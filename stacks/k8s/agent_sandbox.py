@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apiextensions as k8s_apiextensions
+import pulumi_kubernetes.yaml as k8s_yaml
 
 from stacks.config.k8s import AGENT_SANDBOX_KEY as KEY
 from stacks.config.k8s import INSTALL
@@ -69,12 +70,12 @@ class AgentSandbox(pulumi.ComponentResource):
             # Named without VERSION: every object's name and URN derives from it, so a new version is an update
             # of each in place. A versioned name would create the new release's objects beside the old, which
             # exist already (the provider never adopts one: AlreadyExists), and then delete the old: the CRDs.
-            release = k8s.yaml.v2.ConfigFile(f"{name}-release", file=MANIFEST_URL,
+            release = k8s_yaml.v2.ConfigFile(f"{name}-release", file=MANIFEST_URL,
                                              opts=pulumi.ResourceOptions(parent=self, protect=protect))
             self.objects: tuple[pulumi.Resource, ...] = (release,)
             self.ready: pulumi.Output[str] = release.urn.apply(lambda _: SERVED)
         else:
-            reads = [k8s.apiextensions.v1.CustomResourceDefinition.get(
+            reads = [k8s_apiextensions.v1.CustomResourceDefinition.get(
                 f"{name}-{crd}", crd, opts=pulumi.ResourceOptions(parent=self)) for crd in CRDS]
             self.objects = tuple(reads)
             self.ready = pulumi.Output.all(*(crd.spec for crd in reads)).apply(checked)

@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
 
 from stacks.config.model import Settings
 
@@ -85,7 +85,7 @@ class BotSecret(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:BotSecret", name, None, opts)
         kept = values is None
-        self.secret = k8s.core.v1.Secret(
+        self.secret = k8s_core.v1.Secret(
             name, metadata={"name": pulumi.Output.concat(secret, STAND_IN) if kept else secret, "namespace": namespace,
                             "labels": labels}, type="Opaque", immutable=True,
             string_data=None if values is None else {key: pulumi.Output.secret(value) for key, value in values.items()},

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
 from dispatcher.machines.bot_variables import (
     BOT_HOST_IDENTITY,
@@ -83,11 +83,11 @@ class BotSecretKeys(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:BotSecretKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy_name = f"{prefix}-bot-secret-keys"
-        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        policy = k8s_admissionregistration.v1.ValidatingAdmissionPolicy(
             name, metadata={"name": policy_name, "labels": labels},
-            spec=cast(k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(bot_namespace)),
+            spec=cast(k8s_admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(bot_namespace)),
             opts=child)
-        binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        binding = k8s_admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             name, metadata={"name": policy_name, "labels": labels},
             spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
         self.objects: tuple[pulumi.Resource, ...] = (policy, binding)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
 import pulumi_tls as tls
 
 from dispatcher.machines.k8s.pods import CHANNEL_CA_KEY
@@ -65,12 +65,12 @@ class ChannelTls(pulumi.ComponentResource):
             f"{name}-leaf", cert_request_pem=request.cert_request_pem, ca_private_key_pem=ca_key.private_key_pem,
             ca_cert_pem=ca.cert_pem, validity_period_hours=LEAF_HOURS, early_renewal_hours=LEAF_EARLY_HOURS,
             allowed_uses=["server_auth", "digital_signature", "key_encipherment"], opts=child)
-        self.secret = k8s.core.v1.Secret(
+        self.secret = k8s_core.v1.Secret(
             f"{name}-leaf", metadata={"name": SECRET_NAME, "namespace": args.dispatcher_namespace_ref,
                                       "labels": args.labels},
             type="kubernetes.io/tls", string_data={"tls.crt": leaf.cert_pem, "tls.key": key.private_key_pem},
             opts=child)
-        self.ca_configmap = k8s.core.v1.ConfigMap(
+        self.ca_configmap = k8s_core.v1.ConfigMap(
             f"{name}-ca", metadata={"name": CA_CONFIGMAP, "namespace": args.bot_namespace_ref,
                                     "labels": args.labels},
             data={CHANNEL_CA_KEY: ca.cert_pem}, opts=child)

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apps as k8s_apps
+import pulumi_kubernetes.core as k8s_core
+import pulumi_kubernetes.networking as k8s_networking
+import pulumi_kubernetes.policy as k8s_policy
 
 from stacks.config.phone import CALL_START_MARGIN_SECONDS
 from stacks.shared import contract
@@ -126,9 +129,9 @@ class Dispatcher(pulumi.ComponentResource):
         memory = f"{args.memory_mib}Mi"
         plain = [{"name": key, "value": value} for key, value in sorted(args.environment.items())]
         notes: dict[str, pulumi.Input[str]] = {**pod_annotations(args.max_session_seconds), **args.pod_notes}
-        deployment = k8s.apps.v1.Deployment(name, metadata={
+        deployment = k8s_apps.v1.Deployment(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
-            spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+            spec=cast(k8s_apps.v1.DeploymentSpecArgsDict, {
             "replicas": 0 if args.drain else args.replicas,
             "selector": {"match_labels": args.selector},
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
@@ -157,13 +160,13 @@ class Dispatcher(pulumi.ComponentResource):
             },
         }), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), custom_timeouts=rollout_wait(
             args.max_session_seconds)))
-        k8s.policy.v1.PodDisruptionBudget(name, metadata={
+        k8s_policy.v1.PodDisruptionBudget(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
             # A crash-looping replica (not Ready) may be evicted whatever the budget says: else it would hold
             # every drain of the other replica's node (GA in Kubernetes 1.31).
             spec={"max_unavailable": 1, "selector": {"match_labels": args.selector},
                   "unhealthy_pod_eviction_policy": "AlwaysAllow"}, opts=child)
-        service = k8s.core.v1.Service(name, metadata={
+        service = k8s_core.v1.Service(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,
             "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME},
@@ -172,9 +175,9 @@ class Dispatcher(pulumi.ComponentResource):
         # The public port only, by name: the channel's port is reachable inside the cluster alone.
         rule = {"host": args.host, "http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {
             "service": {"name": service.metadata.name, "port": {"name": PORT_NAME}}}}]}}
-        k8s.networking.v1.Ingress(name, metadata={
+        k8s_networking.v1.Ingress(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
-            spec=cast(k8s.networking.v1.IngressSpecArgsDict, {
+            spec=cast(k8s_networking.v1.IngressSpecArgsDict, {
                 "ingress_class_name": args.ingress_class, "rules": [rule],
                 **({"tls": [{"hosts": [args.host], "secret_name": args.tls_secret}]} if args.tls_secret else {})}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))

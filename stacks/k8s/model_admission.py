@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
 from stacks.k8s.admission import ENTRIES, rule
 from stacks.k8s.cel import empty, literal, quoted
@@ -77,11 +77,11 @@ class ModelAdmission(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:ModelAdmission", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy_name = f"{args.prefix}-model-made-by-its-deployment"
-        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        policy = k8s_admissionregistration.v1.ValidatingAdmissionPolicy(
             name, metadata={"name": policy_name, "labels": args.labels},
-            spec=cast(k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(args)),
+            spec=cast(k8s_admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(args)),
             opts=child)
-        binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        binding = k8s_admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             name, metadata={"name": policy_name, "labels": args.labels},
             spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
         self.objects: tuple[pulumi.Resource, ...] = (policy, binding)

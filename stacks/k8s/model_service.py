@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apps as k8s_apps
+import pulumi_kubernetes.core as k8s_core
+import pulumi_kubernetes.networking as k8s_networking
 
 from dispatcher.models.settings import CAPACITY_PATH
 from stacks.config.k8s_model import ModelService
@@ -124,14 +126,14 @@ class ModelServiceStack(pulumi.ComponentResource):
         labels = {**args.labels, **args.selector}
         # Not protected, unlike the stack's own two: it holds nothing stateful, and taking k8sModelImage out
         # is meant to remove it.
-        space = k8s.core.v1.Namespace(name, metadata={
+        space = k8s_core.v1.Namespace(name, metadata={
             "name": model.namespace, "labels": {**args.labels, **pod_security_labels("restricted")}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         here = space.metadata.name
         # Before the pod: a policy applies to what is created after it.
-        policy = k8s.networking.v1.NetworkPolicy(name, metadata={
+        policy = k8s_networking.v1.NetworkPolicy(name, metadata={
             "name": "voicefleet-model", "namespace": here, "labels": args.labels}, spec=cast(
-            k8s.networking.v1.NetworkPolicySpecArgsDict, {
+            k8s_networking.v1.NetworkPolicySpecArgsDict, {
                 "pod_selector": {"match_labels": args.selector},
                 "policy_types": ["Ingress", "Egress"], "egress": [],
                 "ingress": pulumi.Output.from_input(args.channel_tls).apply(
@@ -141,8 +143,8 @@ class ModelServiceStack(pulumi.ComponentResource):
         self.namespace = here
         notes = pod_annotations(args.max_session_seconds)
         timeout = f"{grace_seconds(args.max_session_seconds) + LOAD_SECONDS}s"
-        k8s.apps.v1.Deployment(name, metadata={"name": model.service_name, "namespace": here, "labels": labels},
-                               spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+        k8s_apps.v1.Deployment(name, metadata={"name": model.service_name, "namespace": here, "labels": labels},
+                               spec=cast(k8s_apps.v1.DeploymentSpecArgsDict, {
             "replicas": model.replicas,
             "selector": {"match_labels": args.selector},
             # One GPU pod: a rolling update would need a second GPU, and two pods behind the Service would split
@@ -154,7 +156,7 @@ class ModelServiceStack(pulumi.ComponentResource):
                          "spec": pod_spec(model, args.max_session_seconds)},
         }), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], custom_timeouts=pulumi.CustomTimeouts(
             create=f"{LOAD_SECONDS}s", update=timeout, delete=timeout)))
-        k8s.core.v1.Service(name, metadata={"name": model.service_name, "namespace": here, "labels": labels}, spec={
+        k8s_core.v1.Service(name, metadata={"name": model.service_name, "namespace": here, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,
             "ports": [{"name": PORT_NAME, "port": model.port, "target_port": PORT_NAME}]}, opts=child)
         self.url = model.url

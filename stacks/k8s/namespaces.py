@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
 
 POD_SECURITY = "restricted"
 # The namespace label every cluster since 1.22 sets itself (NamespaceDefaultLabelName): what
@@ -49,11 +49,11 @@ class Namespaces(pulumi.ComponentResource):
         # The dispatcher's pods (and the in-cluster store's) meet `restricted` already: enforced, so a later
         # template cannot regress.
         enrolled = {**args.labels, **pod_security_labels(POD_SECURITY)}
-        dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={"name": args.dispatcher, "labels": enrolled},
+        dispatcher = k8s_core.v1.Namespace(f"{name}-dispatcher", metadata={"name": args.dispatcher, "labels": enrolled},
                                            opts=kept)
-        bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={"name": args.bots, "labels": enrolled}, opts=kept)
+        bots = k8s_core.v1.Namespace(f"{name}-bots", metadata={"name": args.bots, "labels": enrolled}, opts=kept)
         cpu, memory = f"{args.bot_pods * args.pod_millicores}m", f"{args.bot_pods * args.pod_mebibytes}Mi"
-        k8s.core.v1.ResourceQuota(f"{name}-bots", metadata={
+        k8s_core.v1.ResourceQuota(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": bots.metadata.name, "labels": args.labels},
             spec={"hard": {"pods": str(args.bot_pods), "requests.cpu": cpu, "limits.cpu": cpu,
                            "requests.memory": memory, "limits.memory": memory}},
@@ -71,6 +71,6 @@ class Namespaces(pulumi.ComponentResource):
         if not self._mesh_labels:
             return
         for suffix, namespace in (("dispatcher", self.dispatcher), ("bots", self.bots), *others):
-            k8s.core.v1.NamespacePatch(f"{name}-{suffix}-mesh", metadata={"name": namespace,
+            k8s_core.v1.NamespacePatch(f"{name}-{suffix}-mesh", metadata={"name": namespace,
                                                                        "labels": dict(self._mesh_labels)},
                                        opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.networking as k8s_networking
 
 from dispatcher.machines.k8s.pods import APP, LABEL_APP
 from stacks.config.k8s import STACK_TLS
@@ -45,7 +45,7 @@ DNS_NAMESPACE, DNS_LABELS = "kube-system", {"k8s-app": "kube-dns"}  # CoreDNS ke
 # its pods (Cilium's Local Redirect Policy) sees them as the destination.
 NODE_LOCAL_DNS_LABELS = {"k8s-app": "node-local-dns"}
 BOT_SELECTOR = {LABEL_APP: APP}
-Spec = k8s.networking.v1.NetworkPolicySpecArgsDict
+Spec = k8s_networking.v1.NetworkPolicySpecArgsDict
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         public_port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         channel_port = {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}
-        bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
+        bots = k8s_networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
             # only if the operator's SandboxTemplate gives it, and must be held by this policy regardless.
@@ -143,7 +143,7 @@ class NetworkPolicies(pulumi.ComponentResource):
             "ingress": [],
             "egress": bot_egress(args),
         }), opts=child)
-        dispatcher = k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
+        dispatcher = k8s_networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
             "name": "voicefleet-dispatcher", "namespace": args.dispatcher_namespace, "labels": args.labels},
             spec=cast(Spec, {
             "pod_selector": {"match_labels": args.dispatcher_selector},

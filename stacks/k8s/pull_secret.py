@@ -18,7 +18,7 @@ import base64
 import json
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
 
 from stacks.config.k8s_registry import K8sRegistry
 
@@ -45,7 +45,7 @@ class PullSecrets(pulumi.ComponentResource):
         assert credentials is not None  # made only with credentials (pull_secrets)
         config: pulumi.Output[str] = pulumi.Output.secret(credentials.password.apply(
             lambda password: docker_config(registry.host, credentials.username, password)))
-        made = [k8s.core.v1.Secret(f"{name}-{role}", metadata={"namespace": namespace, "labels": labels},
+        made = [k8s_core.v1.Secret(f"{name}-{role}", metadata={"namespace": namespace, "labels": labels},
                                    type=DOCKER_CONFIG_TYPE, string_data={DOCKER_CONFIG_KEY: config},
                                    opts=pulumi.ResourceOptions(parent=self))
                 for role, namespace in zip(("dispatcher", "bots"), namespaces, strict=True)]
@@ -55,7 +55,7 @@ class PullSecrets(pulumi.ComponentResource):
 
     def another(self, role: str, namespace: pulumi.Input[str]) -> pulumi.Output[str]:
         """The same credentials in one more namespace (the SIP edge's), by the Secret's name."""
-        return k8s.core.v1.Secret(f"{self._name}-{role}", metadata={"namespace": namespace, "labels": self._labels},
+        return k8s_core.v1.Secret(f"{self._name}-{role}", metadata={"namespace": namespace, "labels": self._labels},
                                   type=DOCKER_CONFIG_TYPE, string_data={DOCKER_CONFIG_KEY: self._config},
                                   opts=pulumi.ResourceOptions(parent=self)).metadata.name
 

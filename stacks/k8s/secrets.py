@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.core as k8s_core
 
 
 class DispatcherSecret(pulumi.ComponentResource):
@@ -22,7 +22,7 @@ class DispatcherSecret(pulumi.ComponentResource):
     def __init__(self, name: str, namespace: pulumi.Input[str], values: Mapping[str, pulumi.Input[str]],
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:DispatcherSecret", name, None, opts)
-        secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
+        secret = k8s_core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
                                     opts=pulumi.ResourceOptions(parent=self))
         self.name = secret.metadata.name

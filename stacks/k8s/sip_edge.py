@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apps as k8s_apps
+import pulumi_kubernetes.core as k8s_core
 
 from sipedge.worker_place import WORKER_HOST
 from stacks.config.reader import SettingsError
@@ -231,11 +232,11 @@ class SipEdge(pulumi.ComponentResource):
         labels = {**args.labels, **selector}
         # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's
         # namespaces enforce `restricted`; audited against `restricted` still, so the exception stays in sight.
-        namespace = k8s.core.v1.Namespace(name, metadata={"name": args.namespace, "labels": {
+        namespace = k8s_core.v1.Namespace(name, metadata={"name": args.namespace, "labels": {
             **args.labels, "pod-security.kubernetes.io/enforce": "privileged",
             "pod-security.kubernetes.io/audit": "restricted"}}, opts=child).metadata.name
         pull = None if args.pull_secrets is None else args.pull_secrets.another(NAME, namespace)
-        account = k8s.core.v1.ServiceAccount(
+        account = k8s_core.v1.ServiceAccount(
             name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
             automount_service_account_token=False, image_pull_secrets=None if pull is None else [{"name": pull}],
             opts=child)
@@ -248,7 +249,7 @@ class SipEdge(pulumi.ComponentResource):
         tokens = edge_tokens(edge, control_url_of(args.namespace)) if edge.front else {}
         data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
             variable: pulumi.Output.secret(value) for variable, value in sorted({**own, **tokens}.items())}}
-        secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
+        secret = k8s_core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data=data, opts=child)
         self.secret_name = secret.metadata.name
         # The image's ENV names the file (SIP_EDGE_CONFIG) and PJSIP's folder (PYTHONPATH); TMPDIR is the scratch
@@ -307,8 +308,8 @@ class SipEdge(pulumi.ComponentResource):
         policy = SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
             args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID, uids)),
             labels, opts=child)
-        k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
-                               spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+        k8s_apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
+                               spec=cast(k8s_apps.v1.DeploymentSpecArgsDict, {
                                    "replicas": 1, "selector": {"match_labels": selector},
                                    "strategy": {"type": "Recreate"},
                                    "template": {"metadata": {"labels": labels, **_annotations(evict_note(grace))},
@@ -320,7 +321,7 @@ class SipEdge(pulumi.ComponentResource):
         # The control API, every edge's (the dispatcher's status, transfers, calls out). Not awaited
         # (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's pod is
         # Ready, which the Deployment's own await reports already.
-        k8s.core.v1.Service(f"{name}-control", metadata={
+        k8s_core.v1.Service(f"{name}-control", metadata={
             "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels,
             "annotations": {"pulumi.com/skipAwait": "true"}}, spec={
             "type": "ClusterIP", "selector": selector,

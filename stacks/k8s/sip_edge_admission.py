@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
 from stacks.k8s.namespaces import NAME_LABEL
 
@@ -65,11 +65,11 @@ class SipEdgeAdmission(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:SipEdgeAdmission", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        policy = k8s_admissionregistration.v1.ValidatingAdmissionPolicy(
             name, metadata={"name": policy_name, "labels": labels},
-            spec=cast(pulumi.Input[k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict], spec),
+            spec=cast(pulumi.Input[k8s_admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict], spec),
             opts=child)
-        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        k8s_admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             name, metadata={"name": policy_name, "labels": labels},
             spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
         self.register_outputs({})

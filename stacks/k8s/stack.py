@@ -24,7 +24,7 @@ import ipaddress
 from dataclasses import replace
 
 import pulumi
-import pulumi_kubernetes as k8s
+from pulumi_kubernetes.provider import Provider
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL, MODEL_SERVICE_VARIABLE
@@ -233,9 +233,9 @@ class K8sStack(pulumi.ComponentResource):
         # argument first, then PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY (provider/pkg/provider/provider.go), and the
         # Python SDK copies that variable into the argument left unset, so a deployer's environment could otherwise
         # switch this stack to client-side apply: other field managers, a last-applied annotation, other diffs.
-        provider = k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context,
-                                cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False,
-                                enable_server_side_apply=True)
+        provider = Provider(name, kubeconfig=kubeconfig, context=cfg.context,
+                            cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False,
+                            enable_server_side_apply=True)
         refuse_another_cluster(cfg)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apps as k8s_apps
+import pulumi_kubernetes.core as k8s_core
+import pulumi_kubernetes.networking as k8s_networking
 
 from stacks.config.k8s import STACK_TLS
 from stacks.k8s.mesh import probe_sources, tunnel_ports
@@ -93,16 +95,16 @@ class InClusterStore(pulumi.ComponentResource):
         labels = {**args.labels, **args.selector}
         config: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(*args.passwords).apply(lambda passwords: valkey_config(passwords)))
-        secret = k8s.core.v1.Secret(f"{name}-config", metadata={"namespace": args.namespace, "labels": labels},
+        secret = k8s_core.v1.Secret(f"{name}-config", metadata={"namespace": args.namespace, "labels": labels},
                                     type="Opaque", string_data={CONFIG_FILE: config},
                                     opts=child)
-        service = k8s.core.v1.Service(name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
+        service = k8s_core.v1.Service(name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
                                       spec={"type": "ClusterIP", "selector": args.selector,
                                              "ports": [{"name": PORT_NAME, "port": PORT, "target_port": PORT_NAME}]},
                                       opts=child)
-        policy = k8s.networking.v1.NetworkPolicy(name, metadata={
+        policy = k8s_networking.v1.NetworkPolicy(name, metadata={
             "name": NAME, "namespace": args.namespace, "labels": args.labels},
-            spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, {
+            spec=cast(k8s_networking.v1.NetworkPolicySpecArgsDict, {
                 "pod_selector": {"match_labels": args.selector},
                 "policy_types": ["Ingress", "Egress"],
                 "ingress": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: [
@@ -112,9 +114,9 @@ class InClusterStore(pulumi.ComponentResource):
                       if (probes := probe_sources(mesh)) else [])]),
                 "egress": [],
             }), opts=child)
-        stateful_set = k8s.apps.v1.StatefulSet(name, metadata={
+        stateful_set = k8s_apps.v1.StatefulSet(name, metadata={
             "name": NAME, "namespace": args.namespace, "labels": labels},
-            spec=cast(k8s.apps.v1.StatefulSetSpecArgsDict, {
+            spec=cast(k8s_apps.v1.StatefulSetSpecArgsDict, {
                 "service_name": service.metadata.name,
                 "replicas": 1,
                 "selector": {"match_labels": args.selector},

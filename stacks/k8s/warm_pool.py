@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
+import pulumi_kubernetes.apiextensions as k8s_apiextensions
 
 from dispatcher.machines.k8s.claims import GROUP_VERSION
 from dispatcher.machines.k8s.pods import LABEL_RETIRING
@@ -73,10 +73,10 @@ class WarmPool(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:WarmPool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         metadata = {"name": args.name, "namespace": args.namespace, "labels": dict(args.labels)}
-        template = k8s.apiextensions.CustomResource(
+        template = k8s_apiextensions.CustomResource(
             f"{name}-template", api_version=GROUP_VERSION, kind="SandboxTemplate", metadata=metadata,
             spec=template_spec(args.pod_template, args.egress), opts=child)
-        pool = k8s.apiextensions.CustomResource(
+        pool = k8s_apiextensions.CustomResource(
             f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool",
             metadata=pool_metadata(metadata, sized_by_dispatcher=args.sized_by_dispatcher, retiring=args.retiring),
             spec=pool_spec(args.name, args.replicas),

@@ -3,7 +3,7 @@ AWS stack test checks each description the stack writes, as `pulumi up` would.""
 
 from __future__ import annotations
 
-import pulumi_aws as aws
+import pulumi_aws.vpc as aws_vpc
 import pytest
 
 from stacks.tools.ec2_descriptions import refused_descriptions
@@ -13,7 +13,7 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
 
 def _rule(description: str) -> None:
-    aws.vpc.SecurityGroupIngressRule("rule", security_group_id="sg-1", ip_protocol="udp", from_port=5060,
+    aws_vpc.SecurityGroupIngressRule("rule", security_group_id="sg-1", ip_protocol="udp", from_port=5060,
                                      to_port=5060, cidr_ipv4="0.0.0.0/0", description=description)
 
 
