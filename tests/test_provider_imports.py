@@ -15,6 +15,8 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
+from stacks.tools.lazy_sdk import exported
+
 ROOT = Path(__file__).resolve().parents[1]
 # Each skipped provider, and the prefix its service modules are bound under (`aws_ecs`, `k8s_core`).
 PROVIDERS = {"pulumi_aws": "aws", "pulumi_gcp": "gcp", "pulumi_azure_native": "azure", "pulumi_kubernetes": "k8s"}
@@ -28,9 +30,19 @@ def _folder(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@cache
+def _bound_over_submodules(package: str) -> frozenset[str]:
+    """Submodules the package's own `from .name import *` binds a name over (`pulumi_aws.get_region` is the
+    function at run time, the module to mypy once the package is skipped): never imported as modules."""
+    folder = _folder(package)
+    star = re.findall(r"^from \.(\w+) import \*$", (folder / "__init__.py").read_text(encoding="utf-8"), re.MULTILINE)
+    return frozenset(name for name in star if name in (exported(folder / f"{name}.py") or ()))
+
+
 def _is_submodule(package: str, name: str) -> bool:
     folder = _folder(package)
-    return (folder / name / "__init__.py").is_file() or (folder / f"{name}.py").is_file()
+    module = (folder / name / "__init__.py").is_file() or (folder / f"{name}.py").is_file()
+    return module and name not in _bound_over_submodules(package)
 
 
 def _defining_module(package: str, name: str) -> str:
@@ -59,7 +71,11 @@ def _wrong_imports(tree: ast.AST) -> list[str]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 top, _, sub = alias.name.partition(".")
-                if top in PROVIDERS and (not sub or alias.asname is None):
+                if top in PROVIDERS and sub and alias.asname is not None and not _is_submodule(top, sub.split(".")[0]):
+                    name = sub.split(".")[0]
+                    found.append(f"line {node.lineno}: `import {alias.name}`: use "
+                                 f"`from {_defining_module(top, name)} import {name}`")
+                elif top in PROVIDERS and (not sub or alias.asname is None):
                     instead = (f"import {alias.name} as {PROVIDERS[top]}_{sub.split('.')[-1]}" if sub
                                else _instead(tree, top, alias.asname or top))
                     found.append(f"line {node.lineno}: `import {alias.name}`: use `{instead}`")
@@ -72,12 +88,32 @@ def _wrong_imports(tree: ast.AST) -> list[str]:
     return found
 
 
+def _local_package(name: str) -> Path | None:
+    for folder in (ROOT / name, ROOT / "src" / name):
+        if (folder / "__init__.py").is_file():
+            return folder
+    return None
+
+
 def _checked_files() -> list[Path]:
-    """The files CI's `mypy` checks: the paths on its command line in .ci/run."""
+    """The files CI's `mypy` checks: the paths on its command line in .ci/run, and the local packages their
+    imports reach (mypy follows those and checks them too, botchannel/ among them)."""
     command = re.search(r"^uv run mypy (.+)$", (ROOT / ".ci/run").read_text(encoding="utf-8"), re.MULTILINE)
     assert command, ".ci/run no longer runs `uv run mypy <paths>`: name the checked paths here"
     paths = [ROOT / name for name in command[1].split()]
-    return sorted(file for path in paths for file in ([path] if path.is_file() else path.rglob("*.py")))
+    files = {file for path in paths for file in ([path] if path.is_file() else path.rglob("*.py"))}
+    unread = list(files)
+    while unread:
+        tree = ast.parse(unread.pop().read_text(encoding="utf-8"))
+        tops = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+        tops |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+        for folder in filter(None, map(_local_package, tops - {"tests"})):
+            new = set(folder.rglob("*.py")) - files
+            files |= new
+            unread.extend(new)
+    return sorted(files)
 
 
 def test_mypy_skips_exactly_the_provider_packages() -> None:

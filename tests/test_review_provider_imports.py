@@ -1,6 +1,7 @@
 """Review of the provider-import check (tests/test_provider_imports.py) and mypy's skipping of the four
 provider packages: imports the check lets through that mypy now types otherwise than Python runs them, or
-not at all. Each finding is a strict xfail that passes once the check (or mypy's config) is fixed."""
+not at all. Each finding was a strict xfail; the check and mypy's config are fixed, and each test holds
+them to it."""
 
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ def _bound_over_submodule(package: str) -> list[str]:
     return sorted(name for module in star for name in exported(folder / f"{module}.py") or () if name in star)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the check takes any name with a module file for a submodule, but pulumi_aws (16 names) and pulumi_gcp "
-    "(6) bind a function over it: with the package skipped, mypy types `from pulumi_aws import get_region` "
-    "as the module (`get_region()` is 'Module not callable', `get_region.get_region_output()` passes mypy and "
-    "raises AttributeError: 'function' object has no attribute), Python binds the function"))
 @pytest.mark.parametrize("package", ["pulumi_aws", "pulumi_gcp"])
 def test_a_name_the_package_binds_over_its_submodule_is_refused(package: str) -> None:
     shadowed = _bound_over_submodule(package)
@@ -39,18 +35,11 @@ def test_a_name_the_package_binds_over_its_submodule_is_refused(package: str) ->
     assert not let_through, f"the check accepts imports of {package}'s functions as submodules: {let_through}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "for `aws.get_region(...)` the check's message says `import pulumi_aws.get_region as aws_get_region`, "
-    "which mypy types as the module and Python binds to the function: one of the two is always wrong"))
 def test_the_replacement_for_a_function_named_as_its_module_imports_the_function() -> None:
     tree = ast.parse("import pulumi_aws as aws\naws.get_region()\n")
     assert _instead(tree, "pulumi_aws", "aws") == "from pulumi_aws.get_region import get_region"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pyproject's `ignore_missing_imports = true` makes a provider module that does not exist Any: "
-    "`import pulumi_aws.ecss as aws_ecss; aws_ecss.Cluster('a', bogus=1)` and `from pulumi_aws.providr import "
-    "Provider` pass mypy (checked, warm cache), where `aws.ecss.Cluster` was an attr-defined error before"))
 def test_a_provider_module_that_does_not_exist_is_an_error() -> None:
     overrides = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["overrides"]
     strict = all(any(f"{package}.*" in override["module"] and override.get("ignore_missing_imports") is False
@@ -60,10 +49,6 @@ def test_a_provider_module_that_does_not_exist_is_an_error() -> None:
     assert strict or refused
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the check reads only the paths on .ci/run's mypy line, but mypy follows the checked code's imports "
-    "into local packages and checks them too (botchannel/, imported by dispatcher and bot): a provider "
-    "package imported there would be unchecked Any and the check would pass"))
 def test_the_check_covers_the_local_modules_mypy_follows() -> None:
     checked = {file.relative_to(ROOT).as_posix() for file in _checked_files()}
     assert "botchannel/contract.py" in checked
