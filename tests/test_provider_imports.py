@@ -95,7 +95,8 @@ def _local_package(name: str) -> Path | None:
     return None
 
 
-def _checked_files() -> list[Path]:
+@cache
+def _checked_files() -> tuple[Path, ...]:
     """The files CI's `mypy` checks: the paths on its command line in .ci/run, and the local packages their
     imports reach (mypy follows those and checks them too, botchannel/ among them)."""
     command = re.search(r"^uv run mypy (.+)$", (ROOT / ".ci/run").read_text(encoding="utf-8"), re.MULTILINE)
@@ -113,7 +114,7 @@ def _checked_files() -> list[Path]:
             new = set(folder.rglob("*.py")) - files
             files |= new
             unread.extend(new)
-    return sorted(files)
+    return tuple(sorted(files))
 
 
 def test_mypy_skips_exactly_the_provider_packages() -> None:
