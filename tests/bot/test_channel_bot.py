@@ -45,13 +45,29 @@ async def wait_idle(channels, timeout: float = READY_TIMEOUT):
     return channels.idle()[0]
 
 
-async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_session(dispatcher, spawn_bot):
-    channels, url = dispatcher
-    bot = spawn_bot(env=reserve_env(url, "reserve-1"),
-                    wait_ready=False)
+async def test_a_reserve_bot_dials_until_the_dispatcher_answers_listens_on_nothing_and_serves_one_session(spawn_bot):
+    """One reserve bot's life: nothing answers its first dials (a new Cloud Run task's egress can take 30 s
+    and more), so it dials again with backoff and is on the channel once the dispatcher answers; it
+    listens on nothing, takes exactly one session, and after its channel drops in that session it dials
+    again and is routed by the session it serves."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    bot = spawn_bot(env=reserve_env(url, "reserve-1"), wait_ready=False)
+    assert await failed_dials(bot, 3) == ["first dial"] * 3, "the reserve bot gave up on its first dial"
+    assert bot.proc.poll() is None, "the reserve bot gave up on its first dial"
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
+    channels = app.state.voicefleet.channels
+    try:
+        async with serving(app, port=port):
+            await serves_one_session(bot, channels)
+    finally:
+        await app.state.voicefleet.aclose()
+
+
+async def serves_one_session(bot, channels) -> None:
     idle = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     assert idle["machine_id"] == "reserve-1"
-    link = await wait_idle(channels)
+    link = await wait_idle(channels, READY_TIMEOUT + 30)
     assert (link.machine_id, link.hello.capabilities) == ("reserve-1", ("webrtc", "websocket"))  # phone calls too
     assert listening_sockets(bot.proc.pid) == []  # no TCP listener, not even loopback
 
@@ -59,6 +75,7 @@ async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_
         await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
     assert early.value.code == "not_assigned"
 
+    channels.bind(channels.take_idle(), "s-one")  # as a claim does
     # It takes its TURN credentials with the assignment and checks them: relay-only with no TURN is refused.
     params = {"session_id": "s-one", "max_session_seconds": 60, "body": {"lang": "en"}, "transport": "webrtc"}
     no_turn = {"iceServers": [{"urls": ["stun:192.0.2.10:3478"]}], "iceTransportPolicy": "relay"}
@@ -84,6 +101,16 @@ async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_
     assert (bad.value.status, bad.value.code) == (400, "invalid_offer")  # the HTTP route's checks, same answer
     assert listening_sockets(bot.proc.pid) == []
 
+    await link.socket.close()  # a dispatcher restart or deploy, mid-session
+    assert await channels.wait_until(lambda: (new := channels.link_for("s-one")) is not None and new is not link,
+                                     READY_TIMEOUT)
+    again = channels.link_for("s-one")
+    assert again.hello.session_id == "s-one"  # it says which session it serves
+    with pytest.raises(BotRequestFailed) as after_redial:
+        await again.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+    assert after_redial.value.code == "invalid_offer"  # the session's signalling works again
+    assert bot.proc.poll() is None  # the session went on
+
 
 async def test_a_reserve_bot_whose_channel_drops_exits(dispatcher, spawn_bot):
     channels, url = dispatcher
@@ -94,21 +121,6 @@ async def test_a_reserve_bot_whose_channel_drops_exits(dispatcher, spawn_bot):
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["reason"] == "channel_lost"
     assert await asyncio.to_thread(bot.wait, 10) == 3
-
-
-async def test_a_reserve_bot_whose_network_comes_up_late_dials_again_and_goes_idle(spawn_bot):
-    """Nothing answers the bot's first dials (a new Cloud Run task's egress can take 30 s and more):
-    it dials again with backoff and is on the channel once the dispatcher answers."""
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
-    bot = spawn_bot(env=reserve_env(url, "late-1"), wait_ready=False)
-    await asyncio.sleep(4)  # past its first dial and two more
-    assert bot.proc.poll() is None, "the reserve bot gave up on its first dial"
-    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
-    async with serving(app, port=port):
-        link = await wait_idle(app.state.voicefleet.channels, READY_TIMEOUT + 30)
-        assert link.machine_id == "late-1"
-    await app.state.voicefleet.aclose()
 
 
 @pytest.mark.parametrize("launched", [{}, {"VOICEFLEET_SESSION_ID": "s-wrong", "BOT_TRANSPORT": "daily"}],
@@ -138,26 +150,6 @@ async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["session_id"] == "s-d"
     assert "bot-token" not in "".join(bot.stderr_lines)  # the token is never logged
-
-
-async def test_a_bot_in_a_session_dials_again_after_its_channel_drops_and_is_routed_by_its_session(
-    dispatcher, spawn_bot
-):
-    channels, url = dispatcher
-    bot = spawn_bot(env=reserve_env(url), wait_ready=False)
-    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
-    link = await wait_idle(channels)
-    channels.bind(channels.take_idle(), "s-again")  # as a claim does
-    await link.request("assign", {"session_id": "s-again", "max_session_seconds": 60})
-    await link.socket.close()  # a dispatcher restart or deploy
-    assert await channels.wait_until(lambda: (new := channels.link_for("s-again")) is not None and new is not link,
-                                     READY_TIMEOUT)
-    again = channels.link_for("s-again")
-    assert again.hello.session_id == "s-again"  # it says which session it serves
-    with pytest.raises(BotRequestFailed) as bad:
-        await again.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
-    assert bad.value.code == "invalid_offer"  # the session's signalling works again
-    assert bot.proc.poll() is None  # the session went on
 
 
 def cold_env(url: str, session_id: str, **extra: str) -> dict[str, str]:
