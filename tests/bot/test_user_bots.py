@@ -5,15 +5,21 @@ bot file can be broken, reported with the file and the exception, never hanging.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from pipecat.runner.types import SmallWebRTCRunnerArguments
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
+from bot import watch
+from bot.lifecycle import EndReason, SessionLifecycle
 from bot.runner_args import webrtc_arguments
 from bot.user_bot import BotFileError, load_user_bot
+from bot.user_session import UserBotSession
 from tests.bot.conftest import REPO, SPEECH_WAV, BotProcess, SpawnBot, bot_env
 from tests.support.audio import BOT_AUDIO_RMS
 from tests.support.connect_until import connect_until
@@ -42,14 +48,6 @@ async def first_loud_audio(client: WebRTCClient) -> float:
     raise AssertionError(f"no bot audio within {HEARD_WITHIN:g}s of connecting")
 
 
-async def test_a_bot_that_greets_first_is_heard_without_the_caller_saying_anything(spawn_bot: SpawnBot) -> None:
-    bot = spawn_user_bot(spawn_bot, "greeter")
-    async with WebRTCClient(bot.offer_url) as client:
-        await first_loud_audio(client)
-    assert bot.wait(15) == 0
-    assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
-
-
 async def test_an_echo_bot_plays_back_what_the_caller_says(spawn_bot: SpawnBot) -> None:
     bot = spawn_user_bot(spawn_bot, "echo")
     async with WebRTCClient(bot.offer_url) as client:
@@ -57,7 +55,12 @@ async def test_an_echo_bot_plays_back_what_the_caller_says(spawn_bot: SpawnBot) 
     assert result.segments and max(s.peak_rms for s in result.segments) > BOT_AUDIO_RMS
 
 
-async def test_the_start_body_and_session_id_reach_runner_args(spawn_bot: SpawnBot, tmp_path: Path) -> None:
+async def test_a_bot_that_greets_first_is_heard_and_gets_the_start_body_and_session_id(
+    spawn_bot: SpawnBot, tmp_path: Path
+) -> None:
+    """One call with tests/bots/body.py, the greeter's pipeline that also records its runner_args: the
+    greeting is heard without the caller saying anything, the start body and session id reach the bot,
+    and the caller's hang-up ends it with exit 0."""
     record = tmp_path / "seen.json"
     body = {"record_to": str(record), "customer": "c-42"}
     bot = spawn_user_bot(spawn_bot, "body", "--session-id", "s-body", VOICEFLEET_BODY=json.dumps(body))
@@ -65,6 +68,8 @@ async def test_the_start_body_and_session_id_reach_runner_args(spawn_bot: SpawnB
         await first_loud_audio(client)
     seen = json.loads(record.read_text())
     assert seen == {"body": body, "session_id": "s-body", "kind": "SmallWebRTCRunnerArguments"}
+    assert bot.wait(15) == 0
+    assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
 
 
 def test_webrtc_runner_args_are_set_as_pipecats_runner_sets_them() -> None:
@@ -79,9 +84,7 @@ def test_webrtc_runner_args_are_set_as_pipecats_runner_sets_them() -> None:
 SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bot(runner_args:\n    pass\n"
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
+LOAD_FAILURES = [
         ("syntax_error", "SyntaxError: "),
         ("broken_missing_module", "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist' "
                                   "(add its package to your project (uv add …) and run bots with the project's "
@@ -95,15 +98,31 @@ SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bo
         ("broken_main_devices", "; it has `async def main(input_device: int, output_device: int) -> None`: move its "
                                 "body into `async def bot(runner_args)`, taking the room and the bot's token from "
                                 "runner_args.room_url"),
-    ],
-)
-def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
-    spawn_bot: SpawnBot, tmp_path: Path, name: str, expected: str
-) -> None:
-    path = BOTS / f"{name}.py"
+]
+
+
+def broken_file(tmp_path: Path, name: str) -> Path:
     if name == "syntax_error":  # not kept in the tree: every linter would trip on it
         path = tmp_path / "bot.py"
         path.write_text(SYNTAX_ERROR)
+        return path
+    return BOTS / f"{name}.py"
+
+
+@pytest.mark.parametrize(("name", "expected"), LOAD_FAILURES)
+def test_a_bot_file_that_cannot_load_is_refused_naming_the_file_and_the_exception(
+    tmp_path: Path, name: str, expected: str
+) -> None:
+    """What the host's loader (bot.user_bot.load_user_bot, in-process) tells each broken file; how the
+    host ends on it is the same for all, checked once through a real process in the next test."""
+    path = broken_file(tmp_path, name)
+    with pytest.raises(BotFileError) as refused:
+        load_user_bot(path)
+    assert str(refused.value).startswith(f"{path}: ") and expected in str(refused.value), str(refused.value)
+
+
+def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(spawn_bot: SpawnBot) -> None:
+    path, expected = BOTS / "broken_missing_module.py", dict(LOAD_FAILURES)["broken_missing_module"]
     bot = spawn_user_bot(spawn_bot, path, wait_ready=False)
     assert bot.wait(60) == 4
     ended = bot.next_event("ended", 5)
@@ -113,9 +132,7 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
     assert expected in bot.stderr_tail(50)
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
+SESSION_FAILURES = [
         ("broken_raises", ":11: bot() raised BotConfigurationError: the test bot fails on purpose"),
         ("broken_returns", ": bot() returned before the session connected (it logged no warning or error)"),
         ("broken_returns_after_logging", ": bot() returned before the session connected, after logging: Phone "
@@ -148,11 +165,43 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
                        "to your transport_params dict. (this session is SmallWebRTC's; a Daily-only bot needs Daily "
                        "sessions: TRANSPORTS=webrtc,daily (with DAILY_API_KEY) on the dispatcher and POST /start "
                        '{"transport": "daily"}, or add a \'webrtc\' entry)'),
-    ],
-)
-async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(
-    spawn_bot: SpawnBot, name: str, expected: str
+]
+
+
+async def session_of(path: Path) -> tuple[EndReason, str | None]:
+    """The host's session of the file (bot.user_session.UserBotSession, in-process) given the
+    SmallWebRTC runner arguments an offer makes, until it ends: its reason and detail."""
+    connection = SmallWebRTCConnection()  # unanswered: these bots fail before they need a peer
+    lifecycle, session_watch = SessionLifecycle(), watch.SessionWatch()
+    session_watch.install()
+    try:
+        session = UserBotSession(load_user_bot(path), lifecycle, session_watch)
+        session.start(webrtc_arguments(connection, body={}, session_id="s-broken", idle_timeout=60.0))
+        reason = await asyncio.wait_for(lifecycle.wait(), 60)
+        await session.stop()
+    finally:
+        watch._current = None  # this test process has other tests' workers to build, unwatched
+        await connection.disconnect()
+    return reason, lifecycle.detail
+
+
+@pytest.mark.parametrize(("name", "expected"), SESSION_FAILURES)
+async def test_a_bot_that_fails_in_its_session_ends_it_naming_the_file_and_the_exception(
+    monkeypatch: pytest.MonkeyPatch, name: str, expected: str
 ) -> None:
+    """What ends each broken bot's session and what it is told, decided in-process by the host's own
+    session code; the process's exit 4 and `ended` line for such a session are the next test's, once."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # as the host's: closed (python -m bot gets /dev/null)
+    monkeypatch.delenv("VOICEFLEET_TEST_SERVICE_API_KEY", raising=False)
+    monkeypatch.delenv("ENV", raising=False)
+    reason, detail = await session_of(BOTS / f"{name}.py")
+    assert (reason, detail) == (EndReason.BOT_FAILED, f"{BOTS / name}.py{expected}")  # with the line it raised at
+
+
+async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(
+    spawn_bot: SpawnBot,
+) -> None:
+    name = "broken_raises"
     bot = spawn_user_bot(spawn_bot, name)
     client = WebRTCClient(bot.offer_url, connect_timeout=5)
     try:  # the offer makes the bot run its code; nothing is left to connect to once it has exited
@@ -164,7 +213,7 @@ async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_fi
     assert bot.wait(30) == 4
     ended = bot.next_event("ended", 5)
     assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
-    assert ended["detail"] == f"{BOTS / name}.py{expected}"  # with the line it raised at
+    assert ended["detail"] == f"{BOTS / name}.py{dict(SESSION_FAILURES)[name]}"  # with the line it raised at
 
 
 def test_the_optional_prewarm_hook_runs_before_ready_and_its_failure_is_the_files(
@@ -207,7 +256,6 @@ async def test_the_session_watch_sees_every_worker_the_bot_builds_and_a_later_wa
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineWorker
 
-    from bot import watch
 
     first, second = watch.SessionWatch(), watch.SessionWatch()
     try:
