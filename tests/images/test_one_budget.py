@@ -57,11 +57,12 @@ def test_ci_s_build_of_voicefleets_own_parrot_still_holds_it_to_voicefleets_budg
 
 
 def test_the_builds_size_check_refuses_over_its_budget_naming_the_way_out() -> None:
+    """That the number named passes is judge's (the refusal test above), which the build runs as it
+    runs it here; the build passing what judge passes: the unbudgeted 909 MB bot's test."""
     result = build_sh("--check-size", "bot", "909", BOT_IMAGE_BUDGET_MB="500")
     assert result.returncode == 1
     assert "`pulumi config set voicefleet:botImageBudgetMb 909` (the image build: BOT_IMAGE_BUDGET_MB=909)" in \
         result.stderr
-    assert build_sh("--check-size", "bot", "909", BOT_IMAGE_BUDGET_MB="909").returncode == 0
 
 
 @pytest.mark.parametrize(("stack", "expected"), [
