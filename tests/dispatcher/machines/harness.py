@@ -42,6 +42,7 @@ from tests.fakes import gce as gce_fake
 from tests.fakes import modal_server as modal_fake
 from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
+from tests.fakes.ecs import ACCOUNT as ECS_ACCOUNT
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.k8s import FakeKubernetes
 from tests.fakes.k8s_sandbox import POOL, FakeAgentSandbox
@@ -478,15 +479,16 @@ def _sandbox_claims(fake: FakeAgentSandbox, env: dict[str, str]) -> Machines:
 
 def ecs_harness(fake: EcsProxy, cluster: str | None = None) -> Harness:
     """`cluster`: the test's own, where the proxy's environment names another (a proxy the session shares)."""
-    import boto3
-
     cluster = cluster or fake.env["ECS_CLUSTER"]
-    # Read moto directly, not through the proxy: the proxy's call record stays the dispatcher's.
-    moto = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.moto_url)
 
     def tasks(sid: str, desired: str) -> list[str]:
-        arns: list[str] = moto.list_tasks(cluster=cluster, startedBy=sid, desiredStatus=desired)["taskArns"]
-        return arns
+        """moto's own record of the cluster's tasks, read in memory, not through the proxy (whose call record
+        stays the dispatcher's) nor over HTTP: a signed boto3 call blocked the test's event loop for each
+        look, and at load that starved the provider's own calls past their timeout."""
+        from moto.ecs.models import ecs_backends
+
+        held = list(ecs_backends[ECS_ACCOUNT][fake.env["AWS_REGION"]].tasks.get(cluster, {}).items())
+        return [arn for arn, task in held if task.started_by == sid and task.desired_status == desired]
 
     def fail_create(status: int, times: int) -> None:
         if status == 429:

@@ -62,7 +62,7 @@ def warm(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[SessionApi]:
         yield SessionApi(running, key=KEY, provider="aci", deadline=DEADLINE)
 
 
-def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it(
+def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it_and_a_lost_one_reads_failed(
         cold: SessionApi, fake_aci: FakeArmAci) -> None:
     session_id = cold.started()
     name = f"vf-{session_id}"
@@ -76,13 +76,12 @@ def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it
     ended = cold.call("GET", f"/sessions/{session_id}").json()  # its group gone, the session index answers
     assert ended["status"] == "ended", ended
 
-
-def test_a_group_whose_container_dies_mid_session_reads_failed(cold: SessionApi, fake_aci: FakeArmAci) -> None:
-    session_id = cold.started()
-    fake_aci.lose(f"vf-{session_id}")  # the container dies under the session: no goodbye
-    cold.wait_for("the session failed",
-                  lambda: cold.call("GET", f"/sessions/{session_id}").json()["status"] == "failed")
-    group = fake_aci.groups[f"vf-{session_id}"]["properties"]["containers"][0]["properties"]
+    # A second session on the same dispatcher, whose container dies under it: no goodbye.
+    lost = cold.started()
+    fake_aci.lose(f"vf-{lost}")
+    cold.wait_for("the lost session failed",
+                  lambda: cold.call("GET", f"/sessions/{lost}").json()["status"] == "failed")
+    group = fake_aci.groups[f"vf-{lost}"]["properties"]["containers"][0]["properties"]
     assert group["instanceView"]["currentState"]["exitCode"] == 137
 
 

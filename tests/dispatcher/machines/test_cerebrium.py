@@ -83,9 +83,14 @@ def the_run(fake: FakeCerebrium, session_id: str) -> FakeRun:
     return run
 
 
-async def test_a_session_runs_on_a_real_bot_and_its_stop_reaches_the_bot_over_the_channel(
-    deployment: Deployment,
+async def test_a_session_runs_on_a_real_bot_starting_until_its_hello_and_its_stop_reaches_the_bot(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One real bot's session: its launch values, `starting` from the accepted call until its bot's hello,
+    the app container's environment (not the test process's), its stop over the channel; then a second
+    run, lost mid-session, failed once its channel stays gone."""
+    monkeypatch.setenv("VOICEFLEET_TEST_ONLY", "the test process's own")  # no Cerebrium app holds it
+    held = deployment.fake.hold_starts(1)  # Cerebrium answers the call, then starts the run
     started = await deployment.http.post("/start", json={"body": {"persona": "x"}}, headers=AUTH)
     assert started.status_code == 201, started.text
     session_id = started.json()["session_id"]
@@ -93,48 +98,27 @@ async def test_a_session_runs_on_a_real_bot_and_its_stop_reaches_the_bot_over_th
     # The function is handed launch values only: no room, token, TURN credential or caller's body.
     assert set(run.body) == {"session_id", "channel_url", "channel_token", "max_session_seconds", "transport"}
     assert "persona" not in str(run.body)
+    assert held.caught == 1 and run.began is None and run.process is None
+    assert (await deployment.status(session_id))["status"] == "starting", "a run not begun is not starting"
+    held.release()
     await deployment.until(session_id, "started")  # its bot said hello: the only way to know
+    assert run.began is not None
+    assert run.process is not None
+    names = {entry.split(b"=", 1)[0] for entry in Path(f"/proc/{run.process.pid}/environ").read_bytes().split(b"\0")}
+    assert b"VOICEFLEET_TEST_ONLY" not in names, "the bot has the test process's environment"
+    assert {b"VOICEFLEET_SESSION_ID", b"BOT_CHANNEL_TOKEN", b"PATH"} <= names  # the function's values, the image's
 
     stopped = await deployment.http.delete(f"/sessions/{session_id}", headers=AUTH)
     assert stopped.status_code in (202, 204), stopped.text
-    assert run.process is not None
     await asyncio.get_running_loop().run_in_executor(None, run.process.wait, 30)
     deployment.fake.sweep()
     assert run.ended == "returned"  # the function returned: the run is over at Cerebrium too
     assert (await deployment.status(session_id))["status"] == "ended"
 
-
-async def test_a_run_is_starting_from_the_accepted_call_until_its_bot_says_hello(deployment: Deployment) -> None:
-    held = deployment.fake.hold_starts(1)  # Cerebrium answers the call, then starts the run
-    started = await deployment.http.post("/start", json={}, headers=AUTH)
-    assert started.status_code == 201, started.text
-    session_id = started.json()["session_id"]
-    run = the_run(deployment.fake, session_id)
-    assert held.caught == 1 and run.began is None and run.process is None
-    assert (await deployment.status(session_id))["status"] == "starting"
-    held.release()
-    await deployment.until(session_id, "started")
-    assert run.began is not None
-
-
-async def test_a_runs_bot_has_the_app_containers_environment_not_the_test_processs(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("VOICEFLEET_TEST_ONLY", "the test process's own")  # no Cerebrium app holds it
-    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-    await deployment.until(session_id, "started")
-    process = the_run(deployment.fake, session_id).process
-    assert process is not None
-    names = {entry.split(b"=", 1)[0] for entry in Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")}
-    assert b"VOICEFLEET_TEST_ONLY" not in names
-    assert {b"VOICEFLEET_SESSION_ID", b"BOT_CHANNEL_TOKEN", b"PATH"} <= names  # the function's values, the image's
-
-
-async def test_a_run_lost_mid_session_is_failed_once_its_channel_stays_gone(deployment: Deployment) -> None:
-    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-    await deployment.until(session_id, "started")
-    deployment.fake.end_run(the_run(deployment.fake, session_id), "lost")  # killed: no `ended` report
-    failed = await deployment.until(session_id, "failed", timeout=15)
+    lost = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    await deployment.until(lost, "started")
+    deployment.fake.end_run(the_run(deployment.fake, lost), "lost")  # killed: no `ended` report
+    failed = await deployment.until(lost, "failed", timeout=15)
     assert "channel was lost" in str(failed), failed
 
 

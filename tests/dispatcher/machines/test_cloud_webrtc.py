@@ -72,18 +72,26 @@ async def deployment(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[D
     await app.state.voicefleet.aclose()
 
 
-def check_credentials(server: dict[str, str], session_id: str, role: str | None) -> None:
+def check_credentials(server: dict[str, str], session_id: str, role: str | None, issued: tuple[float, float]) -> None:
+    """`issued`: the clock before the call that issued them and after its answer. Their expiry is
+    TURN_CREDENTIAL_TTL_SECONDS (300) from a second within that call, however long the call took."""
     expiry, _, rest = server["username"].partition(":")
     assert rest == (f"{session_id}:{role}" if role else session_id)
-    assert time.time() + 290 < int(expiry) <= time.time() + 300  # TURN_CREDENTIAL_TTL_SECONDS
+    assert int(issued[0]) + 300 <= int(expiry) <= issued[1] + 300, (issued, expiry)
     assert server["credential"] == turn_password(TURN_SECRET.encode(), server["username"])
 
 
-async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentials(
-    deployment: Deployment, harness: Harness, caplog: pytest.LogCaptureFixture
+async def test_a_webrtc_session_has_no_room_its_own_turn_credentials_and_a_daily_one_beside_it_its_room(
+    deployment: Deployment, harness: Harness, fake_daily: FakeDaily, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """One deployment per provider: a WebRTC session's answer, launch values, channel values, status,
+    stop, a replica's view and a key reused with the other transport, none asking Daily; then a Daily
+    session beside it, its room, its values and its offer refused."""
     caplog.set_level(logging.DEBUG)
-    response = await deployment.http.post("/start", json={"body": {"persona": "x"}}, headers=AUTH)
+    headers = {**AUTH, "Idempotency-Key": "call-42"}
+    asked = time.time()
+    response = await deployment.http.post("/start", json={"body": {"persona": "x"}}, headers=headers)
+    answered = time.time()
     assert response.status_code == 201, response.text
     answer = response.json()
     session_id = answer["session_id"]
@@ -92,81 +100,66 @@ async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentia
     assert answer["iceConfig"]["iceTransportPolicy"] == "relay"  # ICE_TRANSPORT_POLICY: relay in the cloud
     [client] = answer["iceConfig"]["iceServers"]
     assert client["urls"] == TURN_URLS.split(",")
-    check_credentials(client, session_id, None)
+    check_credentials(client, session_id, None, (asked, answered))
 
     [launched] = harness.received(session_id)
     assert (launched["room_url"], launched["token"], launched["ice_config"]) == ("", "", "")  # no secret at launch
     bot_ice = (await take_session_values(deployment.channel_url, launched["channel_token"], session_id,
                                        identity=await harness.identity(session_id),
                                        machine_id=harness.machine_id(session_id)))["ice_config"]
+    taken = time.time()  # the bot's are issued between the start's request and its bot's values
     assert bot_ice["iceTransportPolicy"] == "relay"  # the bot needs no reachable address
     [bot] = bot_ice["iceServers"]
-    check_credentials(bot, session_id, "bot")
-    assert deployment.fake_daily.calls == []  # not one Daily call
+    check_credentials(bot, session_id, "bot", (asked, taken))
 
-    # The long-lived secret: not in the answer, not in any provider call, not in a log line.
+    other = await deployment.http.post("/start", json={"transport": "daily", "body": {"persona": "x"}}, headers=headers)
+    again = await deployment.http.post("/start", json={"body": {"persona": "x"}}, headers=headers)
+    assert (other.status_code, again.status_code) == (409, 200), "the same key with the other transport"
+    assert len(harness.received(session_id)) == 1, "a replay asked for a second machine"
+
+    replica = make_app(harness, fake_daily, ("daily", "webrtc"))  # another default, same machines
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url="http://127.0.0.1") as http:
+        seen = (await http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    await replica.state.voicefleet.aclose()
+    assert seen["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in seen, \
+        ("another replica took the session for a Daily one", seen)
+
+    await harness.move(session_id, "started")
+    status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    assert status["status"] == "started"
+    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+    assert deployment.fake_daily.calls == [], "a WebRTC session asked Daily"
+
+    daily = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=AUTH)
+    assert daily.status_code == 201, daily.text
+    room = daily.json()["dailyRoom"]  # Pipecat's shape: dailyRoom / dailyToken
+    daily_id = room.rsplit("vf-", 1)[1]
+    [daily_launched] = harness.received(daily_id)
+    values = await take_session_values(deployment.channel_url, daily_launched["channel_token"], daily_id,
+                                       identity=await harness.identity(daily_id),
+                                       machine_id=harness.machine_id(daily_id))
+    assert values["room_url"] == room
+    assert "ice_config" not in values  # a Daily bot gets no TURN credentials
+    assert len(deployment.fake_daily.rooms) == 1
+    await harness.move(daily_id, "started")
+    refused = await deployment.http.post(f"/sessions/{daily_id}/api/offer", json=OFFER, headers=AUTH)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "no_signalling"), "an offer to Daily"
+
+    # The long-lived secret: not in an answer, not in any provider call, not in a log line.
     assert TURN_SECRET not in response.text
     assert all(TURN_SECRET not in repr(c) for c in getattr(harness.fake, "calls", []))
     assert all(TURN_SECRET not in json.dumps(r) for r in harness.received(""))
     assert TURN_SECRET not in caplog.text
 
-
-async def test_status_and_stop_of_a_webrtc_session_never_ask_daily(deployment: Deployment, harness: Harness) -> None:
-    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-    await harness.move(session_id, "started")
-    status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
-    assert status["status"] == "started"
-    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+    # The WebRTC session's stop, last (the harness reads launches from the provider's calls, a stop's among
+    # them on Fly): it asks Daily nothing about the session.
+    before_stop = len(deployment.fake_daily.calls)
     stopped = await deployment.http.delete(f"/sessions/{session_id}", headers=AUTH)
     # (Compute Engine: the VM is deleted at once and the route answers 404 for it today, as for
     # a Daily session; that contract question is not this test's.)
     assert stopped.status_code in (202, 204) or (harness.name, stopped.status_code) == ("gce", 404)
-    assert deployment.fake_daily.calls == []
-
-
-async def test_another_replica_knows_the_session_is_webrtc(
-    deployment: Deployment, harness: Harness, fake_daily: FakeDaily
-) -> None:
-    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-    replica = make_app(harness, fake_daily, ("daily", "webrtc"))  # another default, same machines
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url="http://127.0.0.1") as http:
-        status = (await http.get(f"/sessions/{session_id}", headers=AUTH)).json()
-    await replica.state.voicefleet.aclose()
-    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
-
-
-async def test_a_daily_session_in_the_same_deployment_still_gets_its_room(
-    deployment: Deployment, harness: Harness
-) -> None:
-    response = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=AUTH)
-    assert response.status_code == 201, response.text
-    answer = response.json()  # Pipecat's shape: dailyRoom / dailyToken
-    assert answer["dailyRoom"].endswith("vf-" + answer["dailyRoom"].rsplit("vf-", 1)[1])
-    [launched] = harness.received("")  # this deployment's only session
-    values = await take_session_values(deployment.channel_url, launched["channel_token"], launched["session_id"],
-                                       identity=await harness.identity(launched["session_id"]),
-                                       machine_id=harness.machine_id(launched["session_id"]))
-    assert values["room_url"] == answer["dailyRoom"]
-    assert "ice_config" not in values  # a Daily bot gets no TURN credentials
-    assert len(deployment.fake_daily.rooms) == 1
-
-
-async def test_the_same_key_with_the_other_transport_is_a_conflict(deployment: Deployment, harness: Harness) -> None:
-    headers = {**AUTH, "Idempotency-Key": "call-42"}
-    first = await deployment.http.post("/start", json={"body": {}}, headers=headers)
-    other = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=headers)
-    again = await deployment.http.post("/start", json={"body": {}}, headers=headers)
-    assert (first.status_code, other.status_code, again.status_code) == (201, 409, 200)
-    assert deployment.fake_daily.calls == []
-    assert len(harness.received(first.json()["session_id"])) == 1  # the replay asked for no second machine
-
-
-async def test_an_offer_to_a_daily_session_is_refused(deployment: Deployment, harness: Harness) -> None:
-    daily = (await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=AUTH)).json()
-    daily_id = daily["dailyRoom"].rsplit("vf-", 1)[1]
-    await harness.move(daily_id, "started")
-    refused = await deployment.http.post(f"/sessions/{daily_id}/api/offer", json=OFFER, headers=AUTH)
-    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "no_signalling")
+    assert [c for c in deployment.fake_daily.calls[before_stop:] if session_id in repr(c)] == [], \
+        "a WebRTC session's stop asked Daily"
 
 
 @SERVICE_ONLY
@@ -178,22 +171,12 @@ async def test_an_offer_to_a_silent_bot_is_a_502(deployment: Deployment, harness
     assert (silent.status_code, silent.json()["error"]["code"]) == (502, "bot_unreachable")
 
 
-@SERVICE_ONLY
-async def test_a_deployment_without_webrtc_refuses_it_by_name(harness: Harness, fake_daily: FakeDaily) -> None:
-    app = make_app(harness, fake_daily, ("daily",))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        response = await http.post("/start", json={"transport": "webrtc", "body": {}}, headers=AUTH)
-    await app.state.voicefleet.aclose()
-    assert response.status_code == 400 and "offers daily" in response.json()["error"]["message"]
-
-
+@pytest.mark.parametrize("harness", ["fly"], indirect=True)  # the untagged case is Fly's reserve claim
 async def test_a_machine_without_the_transport_tag_has_the_deployments_default(
     deployment: Deployment, harness: Harness
 ) -> None:
     """A claimed Fly reserve machine carries no transport tag (Fly's per-machine write limit leaves
     room for three metadata writes on the claim path): it is the deployment's default, WebRTC here."""
-    if harness.name != "fly":
-        pytest.skip("the untagged case is Fly's reserve claim")
     session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
     harness.fake.by_name(f"vf-{session_id}")["config"]["metadata"].pop("voicefleet_transport")
     await harness.move(session_id, "started")
@@ -203,23 +186,29 @@ async def test_a_machine_without_the_transport_tag_has_the_deployments_default(
 
 
 @SERVICE_ONLY
-async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_daily: FakeDaily) -> None:
-    """TURN credentials let their holder relay through the deployment's TURN server: only a WebRTC
-    session's caller needs them."""
+async def test_a_deployment_s_transports_decide_a_refusal_a_failed_start_s_clean_up_and_turn_credentials(
+    harness: Harness, fake_daily: FakeDaily
+) -> None:
+    """Three deployments over one provider: a failed WebRTC start cleans up without a Daily call; a
+    deployment without WebRTC refuses it by name; a Daily session gets no TURN credentials (they let
+    their holder relay through the deployment's TURN server: only a WebRTC session's caller needs them)."""
+    app = make_app(harness, fake_daily, ("webrtc", "daily"))
+    harness.reject()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        failed = await http.post("/start", json={"body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()  # waits for the failed start's background clean-up
+    assert failed.status_code == 502, failed.text
+    assert fake_daily.calls == [], "a failed WebRTC start, which never had a room, asked Daily"
+
+    app = make_app(harness, fake_daily, ("daily",))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        refused = await http.post("/start", json={"transport": "webrtc", "body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()
+    assert refused.status_code == 400 and "offers daily" in refused.json()["error"]["message"], refused.text
+
     app = make_app(harness, fake_daily, ("daily", "webrtc"))  # Daily by default, TURN configured
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         response = await http.post("/start", json={"body": {}}, headers=AUTH)
     await app.state.voicefleet.aclose()
     assert response.status_code == 201, response.text
-    assert "room_url" in response.json() and "iceConfig" not in response.json()
-
-
-@SERVICE_ONLY
-async def test_a_failed_webrtc_start_cleans_up_without_a_daily_call(harness: Harness, fake_daily: FakeDaily) -> None:
-    app = make_app(harness, fake_daily, ("webrtc", "daily"))
-    harness.reject()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        response = await http.post("/start", json={"body": {}}, headers=AUTH)
-    await app.state.voicefleet.aclose()  # waits for the failed start's background clean-up
-    assert response.status_code == 502, response.text
-    assert fake_daily.calls == []  # it never had a room: nothing to end
+    assert "room_url" in response.json() and "iceConfig" not in response.json(), "a Daily session got TURN"

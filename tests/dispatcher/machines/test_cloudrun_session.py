@@ -85,7 +85,7 @@ def session_status(dispatcher: DispatcherProcess, session_id: str) -> str:
     return str(answer.json()["status"])
 
 
-def test_a_session_runs_on_its_own_execution_whose_bot_answers_and_ends_with_it(
+def test_a_session_runs_on_its_own_execution_whose_bot_answers_and_ends_with_it_and_a_lost_one_reads_failed(
     dispatcher: DispatcherProcess, fake_cloud_run_jobs: FakeCloudRunJobs
 ) -> None:
     fake = fake_cloud_run_jobs
@@ -104,15 +104,11 @@ def test_a_session_runs_on_its_own_execution_whose_bot_answers_and_ends_with_it(
     until("the bot process gone", lambda: fake.processes[name].poll() is not None, dispatcher)
     assert session_status(dispatcher, session_id) == "ended"
 
-
-def test_an_execution_lost_mid_session_reads_failed(
-    dispatcher: DispatcherProcess, fake_cloud_run_jobs: FakeCloudRunJobs
-) -> None:
-    fake = fake_cloud_run_jobs
-    session_id = start(dispatcher)
-    [execution] = fake.of_session(session_id)
-    fake.lose(str(execution["name"]).rsplit("/", 1)[-1])  # the task dies under the session: no goodbye
-    until("the session failed", lambda: session_status(dispatcher, session_id) == "failed", dispatcher)
+    # A second session on the same dispatcher, whose task dies under it: no goodbye.
+    lost = start(dispatcher)
+    [execution] = fake.of_session(lost)
+    fake.lose(str(execution["name"]).rsplit("/", 1)[-1])
+    until("the lost session failed", lambda: session_status(dispatcher, lost) == "failed", dispatcher)
 
 
 def test_a_start_claims_the_idle_execution_whose_bot_waits_and_any_look_up_finds_it(

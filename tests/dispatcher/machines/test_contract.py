@@ -1,5 +1,10 @@
 """The machines contract, once for every provider (`harness` is parametrized in conftest.py),
-each against its fake external API."""
+each against its fake external API.
+
+Three tests per provider, each over one provider and its fake (a fake's start, a local bot's process,
+cost more than the calls each claim makes): what a launch finds and records; how a machine's state
+follows the provider's through a wait, a stop and a failure; how a launch the provider refuses is
+reported. Each claim has its own assert message."""
 
 from __future__ import annotations
 
@@ -31,16 +36,6 @@ async def machines(harness: Harness) -> AsyncIterator[Machines]:
     await provider.aclose()
 
 
-def skip_unless_shared(harness: Harness) -> None:
-    if not harness.replicas_share_machines:
-        pytest.skip(f"{harness.name} machines belong to the one dispatcher process that launched them")
-
-
-def skip_unless_throttled(harness: Harness) -> None:
-    if not harness.can_throttle:
-        pytest.skip(f"{harness.name} has no API that could throttle a launch")
-
-
 def spec(session_id: str | None = None, digest: str = "d" * 32) -> LaunchSpec:
     return LaunchSpec(
         session_id=session_id or secrets.token_hex(12),
@@ -52,143 +47,95 @@ def spec(session_id: str | None = None, digest: str = "d" * 32) -> LaunchSpec:
     )
 
 
-async def test_launch_returns_a_new_machine_for_the_session(machines: Machines) -> None:
-    s = spec()
-    result = await machines.launch(s)
-    assert result.created is True
-    assert result.machine.session_id == s.session_id
-    assert result.machine.state in (MachineState.STARTING, MachineState.STARTED)
-
-
-async def test_launch_is_idempotent_on_the_session_id(machines: Machines) -> None:
-    s = spec()
-    first = await machines.launch(s)
-    again = await machines.launch(s)
-    assert again.created is False
-    assert again.machine.machine_id == first.machine.machine_id
-    assert [m.session_id for m in await machines.list()].count(s.session_id) == 1
-
-
-async def test_another_replica_finds_the_machine_and_does_not_launch_twice(
+async def test_a_launch_is_idempotent_on_its_session_recorded_with_its_digest_and_found_by_another_replica(
     harness: Harness, machines: Machines
 ) -> None:
-    skip_unless_shared(harness)
-    s = spec()
+    s = spec(digest="0123456789abcdef0123456789abcdef")
     first = await machines.launch(s)
+    assert first.created is True, "a first launch did not create a machine"
+    assert first.machine.session_id == s.session_id, first.machine
+    assert first.machine.state in (MachineState.STARTING, MachineState.STARTED), first.machine
+    again = await machines.launch(s)
+    assert again.created is False and again.machine.machine_id == first.machine.machine_id, "a replay launched again"
+    assert [m.session_id for m in await machines.list()].count(s.session_id) == 1, "a replay's machine listed twice"
+    assert await machines.status(secrets.token_hex(12)) is None, "an unknown session has a status"
+    assert await machines.stop(secrets.token_hex(12)) is False, "an unknown session was stopped"
+    other = (await machines.launch(spec())).machine.session_id
+    assert {s.session_id, other} <= {m.session_id for m in await machines.list()}, "a launched machine not listed"
+    if not harness.replicas_share_machines:  # local: machines belong to the one process that launched them
+        machine = await machines.status(s.session_id)
+        assert machine is not None and machine.body_digest == s.body_digest, ("the body digest not recorded", machine)
+        return
     replica = harness.make()
     try:
         found = await replica.status(s.session_id)
-        again = await replica.launch(spec(s.session_id))  # a new bot token: different parameters
+        replayed = await replica.launch(spec(s.session_id))  # a new bot token: different parameters
     finally:
         await replica.aclose()
-    assert found is not None and found.machine_id == first.machine.machine_id
-    assert again.created is False and again.machine.machine_id == first.machine.machine_id
+    assert found is not None and found.machine_id == first.machine.machine_id, ("another replica's look", found)
+    assert found.body_digest == s.body_digest, ("the body digest not recorded on the machine", found)
+    assert replayed.created is False and replayed.machine.machine_id == first.machine.machine_id, \
+        ("another replica launched twice", replayed)
 
 
-async def test_body_digest_is_recorded_on_the_machine(harness: Harness, machines: Machines) -> None:
-    s = spec(digest="0123456789abcdef0123456789abcdef")
-    await machines.launch(s)
-    replica = harness.make() if harness.replicas_share_machines else machines
-    try:
-        machine = await replica.status(s.session_id)
-    finally:
-        if replica is not machines:
-            await replica.aclose()
-    assert machine is not None and machine.body_digest == s.body_digest
-
-
-async def test_status_of_an_unknown_session_is_none(machines: Machines) -> None:
-    assert await machines.status(secrets.token_hex(12)) is None
-
-
-async def test_status_follows_the_provider(harness: Harness, machines: Machines) -> None:
-    s = spec()
-    await machines.launch(s)
+async def test_a_machines_state_follows_the_provider_through_a_wait_a_stop_and_a_failure(
+    harness: Harness, machines: Machines
+) -> None:
+    booted, stopped, failed = spec(), spec(), spec()
+    await machines.launch(booted)
     seen = []
     for state in ("starting", "started", "ended"):
-        await harness.move(s.session_id, state)
-        machine = await machines.status(s.session_id)
-        assert machine is not None
+        await harness.move(booted.session_id, state)
+        machine = await machines.status(booted.session_id)
+        assert machine is not None, f"no status once {state}"
         seen.append(machine.state)
-    assert seen == [MachineState.STARTING, MachineState.STARTED, MachineState.ENDED]
+        if state == "starting":
+            with pytest.raises(WaitTimeout):  # a wait gives up at its deadline
+                await machines.wait_started(booted.session_id, timeout=0.5)
 
+            async def boot() -> None:
+                await asyncio.sleep(0.3)
+                await harness.move(booted.session_id, "started")
 
-async def test_a_bot_that_exits_with_an_error_is_failed(harness: Harness, machines: Machines) -> None:
+            booting = asyncio.create_task(boot())
+            waited = await machines.wait_started(booted.session_id, timeout=60)  # a safety net, not the claim
+            await booting
+            assert waited.state is MachineState.STARTED, ("a wait returned before the machine ran", waited)
+    assert seen == [MachineState.STARTING, MachineState.STARTED, MachineState.ENDED], seen
+
+    await machines.launch(stopped)
+    await harness.move(stopped.session_id, "started")
+    assert await machines.stop(stopped.session_id) is True, "a running machine's stop failed"
+    machine = await machines.status(stopped.session_id)
+    assert machine is None or machine.state is MachineState.ENDED, ("a stopped machine still runs", machine)
+
     if harness.name == "gce":
-        pytest.skip("a VM reports no exit code; GCE failures are failed inserts (test_gce.py)")
-    s = spec()
-    await machines.launch(s)
-    await harness.move(s.session_id, "failed")
-    machine = await machines.status(s.session_id)
-    assert machine is not None and machine.state is MachineState.FAILED
-    assert machine.detail == "exit code 3"
+        return  # a VM reports no exit code; GCE failures are failed inserts (test_gce.py)
+    await machines.launch(failed)
+    await harness.move(failed.session_id, "failed")
+    machine = await machines.status(failed.session_id)
+    assert machine is not None and machine.state is MachineState.FAILED, ("a bot's error exit not failed", machine)
+    assert machine.detail == "exit code 3", machine.detail
 
 
-async def test_wait_started_returns_once_the_machine_runs(harness: Harness, machines: Machines) -> None:
-    s = spec()
-    await machines.launch(s)
-    await harness.move(s.session_id, "starting")
-
-    async def boot() -> None:
-        await asyncio.sleep(0.3)
-        await harness.move(s.session_id, "started")
-
-    booting = asyncio.create_task(boot())
-    machine = await machines.wait_started(s.session_id, timeout=60)  # a safety net: its deadline is tested below
-    await booting
-    assert machine.state is MachineState.STARTED
-
-
-async def test_wait_started_gives_up_at_the_deadline(harness: Harness, machines: Machines) -> None:
-    s = spec()
-    await machines.launch(s)
-    await harness.move(s.session_id, "starting")
-    with pytest.raises(WaitTimeout):
-        await machines.wait_started(s.session_id, timeout=0.5)
-
-
-async def test_stop_ends_the_machine(harness: Harness, machines: Machines) -> None:
-    s = spec()
-    await machines.launch(s)
-    await harness.move(s.session_id, "started")
-    assert await machines.stop(s.session_id) is True
-    machine = await machines.status(s.session_id)
-    assert machine is None or machine.state is MachineState.ENDED
-
-
-async def test_stop_of_an_unknown_session_is_false(machines: Machines) -> None:
-    assert await machines.stop(secrets.token_hex(12)) is False
-
-
-async def test_list_finds_every_launched_machine(machines: Machines) -> None:
-    launched = {(await machines.launch(spec())).machine.session_id for _ in range(3)}
-    listed = {m.session_id for m in await machines.list()}
-    assert launched <= listed
-
-
-async def test_throttled_launch_is_retried(harness: Harness, machines: Machines) -> None:
-    skip_unless_throttled(harness)
-    harness.throttle(2)
-    result = await machines.launch(spec())
-    assert result.created is True
-
-
-async def test_persistent_throttling_is_reported_with_a_retry_hint(harness: Harness) -> None:
-    skip_unless_throttled(harness)
-    provider = harness.make()
-    harness.throttle(1000)
-    try:
-        with pytest.raises(MachinesError) as caught:
-            await provider.launch(spec())
-    finally:
-        await provider.aclose()
-    assert caught.value.reason == f"{harness.name}_throttled"
-    assert caught.value.retry_after is not None
-
-
-async def test_permanent_launch_failure_is_reported_without_retry(harness: Harness, machines: Machines) -> None:
+async def test_a_throttled_launch_is_retried_persistent_throttling_has_a_hint_and_a_refusal_none(
+    harness: Harness, machines: Machines
+) -> None:
+    if harness.can_throttle:  # local has no API that could throttle a launch
+        harness.throttle(2)
+        assert (await machines.launch(spec())).created is True, "a throttled launch was not retried"
+        provider = harness.make()  # a replica of its own: nothing of the earlier launch in it
+        harness.throttle(1000)
+        try:
+            with pytest.raises(MachinesError) as throttled:
+                await provider.launch(spec())
+        finally:
+            await provider.aclose()
+        assert throttled.value.reason == f"{harness.name}_throttled", throttled.value
+        assert throttled.value.retry_after is not None, "persistent throttling came without a retry hint"
+        harness.recover()  # the throttling is over; what follows is a refusal for good
     harness.reject()
-    with pytest.raises(MachinesError) as caught:
+    with pytest.raises(MachinesError) as rejected:
         await machines.launch(spec())
-    assert caught.value.reason == f"{harness.name}_rejected"
-    assert caught.value.retry_after is None
+    assert rejected.value.reason == f"{harness.name}_rejected", rejected.value
+    assert rejected.value.retry_after is None, "a permanent failure was given a retry hint"

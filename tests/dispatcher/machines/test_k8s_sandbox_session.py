@@ -57,7 +57,7 @@ def readable(fake: FakeAgentSandbox, name: str) -> str:
     return json.dumps([fake.claims.get(name), fake.pods.get(name), fake.envs.get(name), written])
 
 
-def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_session_over_the_channel(
+def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_session_and_quota_refuses_a_claim(
         cold: SessionApi, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
     session_id = cold.started()
@@ -81,9 +81,7 @@ def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_sess
     ended = cold.call("GET", f"/sessions/{session_id}").json()  # its claim gone, the session index answers
     assert ended["status"] == "ended", ended
 
-
-def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
-        cold: SessionApi, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    # Past the claim quota, on the same dispatcher: refused with a retry hint, and no claim.
     fake_k8s_sandbox.claim_quota = 0
     refused = cold.start(expected=(503,))
     error = refused.json()["error"]
