@@ -21,10 +21,31 @@ def records(log: str) -> list[dict]:
     return [json.loads(line) for line in log.splitlines() if line.strip() and not line.startswith(NOT_LOGGING)]
 
 
+ERRING_BOT = '''
+from loguru import logger
+
+logger.warning("prompt file missing, using the default")
+try:
+    {}["OPENAI_API_KEY"]
+except KeyError:
+    logger.exception("no key")
+
+
+async def bot(runner_args):
+    pass
+'''
+
+
 @pytest.mark.parametrize("reserve", ["cold", "warm"])
 def test_every_line_of_a_session_carries_its_id_trace_and_replica(tmp_path, reserve):
+    """Cold, the bots run ERRING_BOT (a bot file's warnings and errors, at import: with their session), whose
+    lines keep their level in JSON as test_a_bots_warnings_and_errors_keep_their_level's do in text."""
     idle = "0" if reserve == "cold" else "1"
     env = {**QUICK_BOT, "LOG_FORMAT": "json", "RESERVE_MAX_IDLE": idle, "RESERVE_MIN_IDLE": idle}
+    if reserve == "cold":
+        bot_file = tmp_path / "bot.py"
+        bot_file.write_text(ERRING_BOT)
+        env["BOT_FILE"] = str(bot_file)
     with run_dispatcher(tmp_path, env) as dispatcher:
         if reserve == "warm":
             wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=60,
@@ -60,6 +81,11 @@ def test_every_line_of_a_session_carries_its_id_trace_and_replica(tmp_path, rese
         assert not any(line["message"].split("] ", 1)[1].startswith("{") for line in forwarded)
         ending = [line for line in forwarded if "session ending: connect_timeout" in line["message"]]
         assert ending and {line["level"] for line in ending} <= {"info", "warning"}, forwarded
+        if reserve == "cold":
+            warning = next(line for line in forwarded if "prompt file missing" in line["message"])
+            error = next(line for line in forwarded if line["message"].endswith("no key"))
+            assert (warning["level"], error["level"]) == ("warning", "error")
+            assert "KeyError: 'OPENAI_API_KEY'" in error["exception"] and error["machine_id"]
 
 
 def test_the_replicas_memory_of_session_traces_and_releases_is_bounded():
@@ -74,42 +100,21 @@ def test_the_replicas_memory_of_session_traces_and_releases_is_bounded():
         "t2", "r2", None, None)
 
 
-ERRING_BOT = '''
-from loguru import logger
-
-logger.warning("prompt file missing, using the default")
-try:
-    {}["OPENAI_API_KEY"]
-except KeyError:
-    logger.exception("no key")
 
 
-async def bot(runner_args):
-    pass
-'''
-
-
-@pytest.mark.parametrize("chosen", ["text", "json"])
-def test_a_bots_warnings_and_errors_keep_their_level(tmp_path, chosen):
-    """Text is the default: the text case sets no LOG_FORMAT."""
+def test_a_bots_warnings_and_errors_keep_their_level(tmp_path):
+    """Text is the default: no LOG_FORMAT set. The same lines in JSON: the cold case of
+    test_every_line_of_a_session_carries_its_id_trace_and_replica."""
     bot_file = tmp_path / "bot.py"
     bot_file.write_text(ERRING_BOT)
-    env = {**QUICK_BOT, "BOT_FILE": str(bot_file), **({"LOG_FORMAT": chosen} if chosen == "json" else {})}
-    with run_dispatcher(tmp_path, env) as dispatcher:
+    with run_dispatcher(tmp_path, {**QUICK_BOT, "BOT_FILE": str(bot_file)}) as dispatcher:
         session = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30).json()["session_id"]
         wait_until(lambda: f"session {session}: bot pid" in dispatcher.log() and " exited (" in dispatcher.log(),
                    "the bot's exit", timeout=30, detail=dispatcher.log)
         log = dispatcher.log()
-    if chosen == "text":
-        assert f"INFO dispatcher.sessions.service: session {session} launched" in log, "text is not the default"
-        assert f"WARNING dispatcher.bot: [{session}] " in log and "prompt file missing" in log
-        error = next(line for line in log.splitlines() if line.endswith("- no key"))
-        assert f"ERROR dispatcher.bot: [{session}] " in error
-        # The traceback's own lines follow at the error's level, not as INFO.
-        assert f"ERROR dispatcher.bot: [{session}] KeyError: 'OPENAI_API_KEY'" in log, log
-    else:
-        mine = [line for line in records(log) if line["logger"] == "dispatcher.bot" and line["session_id"] == session]
-        warning = next(line for line in mine if "prompt file missing" in line["message"])
-        error = next(line for line in mine if line["message"].endswith("no key"))
-        assert (warning["level"], error["level"]) == ("warning", "error")
-        assert "KeyError: 'OPENAI_API_KEY'" in error["exception"] and error["machine_id"]
+    assert f"INFO dispatcher.sessions.service: session {session} launched" in log, "text is not the default"
+    assert f"WARNING dispatcher.bot: [{session}] " in log and "prompt file missing" in log
+    error = next(line for line in log.splitlines() if line.endswith("- no key"))
+    assert f"ERROR dispatcher.bot: [{session}] " in error
+    # The traceback's own lines follow at the error's level, not as INFO.
+    assert f"ERROR dispatcher.bot: [{session}] KeyError: 'OPENAI_API_KEY'" in log, log

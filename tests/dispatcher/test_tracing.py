@@ -1,5 +1,9 @@
 """One session, one trace: the dispatcher's spans and its bot's, under the trace id the start answered,
-exported by the standard OTEL_* variables to an OTLP/HTTP receiver (real processes, the real bot host)."""
+exported by the standard OTEL_* variables to an OTLP/HTTP receiver (real processes, the real bot host).
+With the variables unset nothing is exported, from the dispatcher or its bot: both install their exporter by
+`botchannel.telemetry.exporter_choice` (tests/bot/test_tracing.py: unset, none), and a start's made-up trace
+costs no span work (tests/dispatcher/test_tracing_unset.py) yet is answered and kept in its timeline
+(tests/dispatcher/api/test_timeline.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ __all__ = ["fake_daily", "fake_fly"]  # fixtures
 QUICK_BOT = {"BOT_CONNECT_TIMEOUT_SECONDS": "2", "OTEL_BSP_SCHEDULE_DELAY": "100"}
 DIALIN_SECRET = "dialinsecret" + "7" * 30
 TOKEN = "eyJib2R5Ijp7InNlY3JldCI6InRvcCJ9fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 
 def of_trace(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan]:
@@ -78,37 +83,31 @@ def started_traces(dispatcher: DispatcherProcess, starts: int) -> list[str]:
 
 
 def test_each_session_is_one_trace_with_the_dispatchers_and_its_bots_spans(traced):
+    """Two cold sessions (each start launches its bot), one of them started with a client's `traceparent`
+    (here one that also asks for nothing to be sampled, flags `00`): that trace is joined to the session's
+    by a link from `session.start`, and the session's trace id, the one the start answers, its timeline
+    keeps and its bot continues from, is the deployment's own."""
     dispatcher, received = traced
-    trace_ids = started_traces(dispatcher, 2)  # cold: each start launches its bot
-    spans = received.wait_for(whole(trace_ids))
-    for trace_id in trace_ids:
+    [plain] = started_traces(dispatcher, 1)
+    answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
+                        headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00", "tracestate": "client=chosen"})
+    assert answer.status_code == 201, answer.text
+    linked = answer.json()["trace_id"]
+    assert linked not in (CLIENT_TRACE, plain) and len(linked) == 32
+    timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
+    assert timeline.json()["trace_id"] == linked
+    spans = received.wait_for(whole([plain, linked]))
+    for trace_id in (plain, linked):
         assert_one_trace(spans, trace_id, "cold")
-
-
-def test_a_warm_bots_session_is_its_starts_trace(tmp_path):
-    """The idle bot was started before any session: it takes the trace the start answered with."""
-    with otlp_receiver() as (endpoint, received):
-        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "1", "RESERVE_MIN_IDLE": "1"}
-        with run_dispatcher(tmp_path, env) as dispatcher:
-            wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=60, detail=dispatcher.log)
-            [trace_id] = started_traces(dispatcher, 1)
-            spans = received.wait_for(whole([trace_id]))
-    assert_one_trace(spans, trace_id, "warm")
-
-
-def test_with_the_variables_unset_nothing_is_exported(tmp_path):
-    with otlp_receiver() as (endpoint, received):
-        # The receiver listens, but nothing names it: no exporter, in the dispatcher or its bot.
-        with run_dispatcher(tmp_path, {**QUICK_BOT, "RESERVE_MAX_IDLE": "0"}) as dispatcher:
-            answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30)
-            assert answer.status_code == 201
-            session = answer.json()["session_id"]
-            # A trace id all the same, to correlate the answer, the timeline and the logs.
-            assert len(answer.json()["trace_id"]) == 32
-            timeline = httpx.get(f"{dispatcher.base_url}/sessions/{session}/timeline", timeout=10)
-            assert timeline.json()["trace_id"] == answer.json()["trace_id"]
-            wait_until(lambda: "exited" in dispatcher.log(), "the bot's exit", timeout=30, detail=dispatcher.log)
-        assert received.requests == 0
+    assert not [s.name for s in spans if s.trace_id == CLIENT_TRACE]  # nothing written into the client's trace
+    by_name = {span.name: span for span in of_trace(spans, linked)}
+    start = by_name["session.start"]
+    assert start.links == ((CLIENT_TRACE, CLIENT_SPAN),)
+    assert not [s for s in of_trace(spans, plain) if s.links]  # no client's trace, no link
+    assert {s.trace_state for s in of_trace(spans, linked)} == {""}  # nor the client's tracestate
+    assert by_name["POST /start"].parent_span_id == ""  # the request's span: a root of the deployment's trace
+    # The bot continued the session's trace (its spans kept, though the client's flags said 00).
+    assert by_name["bot.session"].service == "voicefleet-bot"
 
 
 TRACED_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "traced" / "bot.py"
@@ -117,12 +116,15 @@ TRACED_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "traced" / "
 @pytest.mark.slow  # real dispatcher, real bot, real WebRTC
 async def test_a_pipecat_traced_bots_conversation_turn_and_service_spans_join_the_sessions_trace(tmp_path):
     """The example bot enables Pipecat's tracing as pipecat-examples' open-telemetry bots do, knowing
-    nothing of voicefleet: run by BOT_FILE, its spans continue the trace `POST /start` answered with."""
+    nothing of voicefleet: run by BOT_FILE, its spans continue the trace `POST /start` answered with.
+    Its bot is a warm one (started, and the example imported, before any session): it takes the trace
+    the start answered with (cold bots: test_each_session_is_one_trace_with_the_dispatchers_and_its_bots_spans)."""
     before = hashlib.sha256(TRACED_EXAMPLE.read_bytes()).hexdigest()
     with otlp_receiver() as (endpoint, received):
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-               "BOT_FILE": str(TRACED_EXAMPLE), "RESERVE_MAX_IDLE": "0", "RESERVE_MIN_IDLE": "0"}
+               "BOT_FILE": str(TRACED_EXAMPLE), "RESERVE_MAX_IDLE": "1", "RESERVE_MIN_IDLE": "1"}
         with run_dispatcher(tmp_path, env) as dispatcher:
+            wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=60, detail=dispatcher.log)
             async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
                 answer = await api.post("/start", json={})
                 assert answer.status_code == 201, answer.text
@@ -134,7 +136,10 @@ async def test_a_pipecat_traced_bots_conversation_turn_and_service_spans_join_th
                 lambda s: {"session.start", "bot.session", "bot.first_audio", "conversation", "turn", "tts"}
                 <= {x.name for x in of_trace(s, started["trace_id"])}, timeout=30, context=dispatcher.log)
     by_name = {span.name: span for span in of_trace(spans, started["trace_id"])}
+    assert by_name["session.launch"].attributes["voicefleet.launch"] == "warm"
+    assert {s.service for s in by_name.values()} >= {"voicefleet-dispatcher", "voicefleet-bot"}
     assert by_name["bot.session"].parent_span_id == by_name["session.start"].span_id
+    assert by_name["session.start"].parent_span_id == by_name["POST /start"].span_id
     assert by_name["conversation"].parent_span_id == by_name["bot.session"].span_id
     assert by_name["conversation"].attributes["conversation.id"] == started["session_id"]
     # The host's own steps: the caller connected, then heard the greeting.
@@ -228,31 +233,3 @@ async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tr
     for span in spans:
         shown = f"{span.name} {span.attributes}"
         assert DIALIN_SECRET not in shown and TOKEN not in shown, shown
-
-
-CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-
-
-def test_a_clients_traceparent_is_linked_never_the_sessions_trace(traced):
-    """A client's `traceparent` (here one that also asks for nothing to be sampled, flags `00`) joins
-    its trace to the session's by a link from `session.start`: the session's trace id, the one the
-    start answers, its timeline keeps and its bot continues from, is the deployment's own."""
-    dispatcher, received = traced
-    answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
-                        headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00", "tracestate": "client=chosen"})
-    assert answer.status_code == 201, answer.text
-    trace_id = answer.json()["trace_id"]
-    assert trace_id != CLIENT_TRACE
-    timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
-    spans = received.wait_for(whole([trace_id]))
-    assert timeline.json()["trace_id"] == trace_id
-    assert not [s.name for s in spans if s.trace_id == CLIENT_TRACE]  # nothing written into the client's trace
-    by_name = {span.name: span for span in of_trace(spans, trace_id)}
-    start = by_name["session.start"]
-    assert start.links == ((CLIENT_TRACE, CLIENT_SPAN),)
-    assert {s.trace_state for s in of_trace(spans, trace_id)} == {""}  # nor the client's tracestate
-    assert start.parent_span_id == by_name["POST /start"].span_id
-    assert by_name["POST /start"].parent_span_id == ""  # the request's span: a root of the deployment's trace
-    # The bot continued the session's trace (its spans kept, though the client's flags said 00).
-    assert by_name["bot.session"].parent_span_id == start.span_id
-    assert by_name["bot.session"].service == "voicefleet-bot"

@@ -1,5 +1,7 @@
-"""The honest wait: a start that cannot be warm says how long it will take, against the real app
-with real bot processes whose cold start is slow (tests/bots/slow_import.py: 2 s of imports)."""
+"""The honest wait: a start that cannot be warm says how long it will take, against the real app with
+bot processes whose cold start is slow: the stand-in (tests/dispatcher/standin_bot.py, 2 s before it
+dials, as a bot importing a big SDK) for the API's claims, and once a real bot host
+(tests/bots/slow_import.py: 2 s of imports) whose measured cold start the next start is told."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.sessions.watch import Watch, changes
 from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import InProcess, in_process
 from tests.support.http_client import api_client
 from tests.support.waiting import until
@@ -31,6 +34,7 @@ SLOW_BOT = Path(__file__).resolve().parents[2] / "bots" / "slow_import.py"
 KEYS = ("key-one-0123456789abcdef", "key-two-0123456789abcdef")
 # The unmeasured start value is far below what the slow bot takes, so a measurement shows.
 UNMEASURED_SECONDS = 0.5
+SLOW_START_SECONDS = "2"  # the stand-in's seconds before it dials: the slow bot's imports
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -39,12 +43,16 @@ def bearer(key: str) -> dict[str, str]:
 
 @pytest.fixture
 async def make_cold(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Awaitable[InProcess]]]:
-    """Dispatchers with a reserve that holds nothing (every start is cold) and two API keys."""
+    """Dispatchers with a reserve that holds nothing (every start is cold) and two API keys; their bots the
+    slow stand-in, or (`real_bot`) the bot host running the slow-importing bot file."""
     monkeypatch.setenv("BOT_FILE", str(SLOW_BOT))
+    monkeypatch.setenv("STANDIN_START_SECONDS", SLOW_START_SECONDS)
     async with contextlib.AsyncExitStack() as opened:
 
-        async def make(reserve: dict[str, str] | None = None, **settings: str) -> InProcess:
-            machines = LocalMachines(LocalSettings(stop_grace_seconds=2))
+        async def make(reserve: dict[str, str] | None = None, real_bot: bool = False, **settings: str) -> InProcess:
+            bots = LocalSettings(stop_grace_seconds=2) if real_bot else LocalSettings(
+                bot_command=STANDIN_BOT, stop_grace_seconds=2, bot_env=STANDIN_ENV)
+            machines = LocalMachines(bots)
             env = reserve or {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": str(UNMEASURED_SECONDS)}
             app = create_app(Settings.from_env({"DISPATCHER_API_KEYS": ",".join(KEYS), **settings}), env=env,
                              machines=machines, rooms=None)
@@ -64,7 +72,9 @@ async def status_of(d: InProcess, session_id: str) -> dict:
     return response.json()
 
 
-async def test_a_cold_start_answers_starting_with_an_estimate_that_counts_down_and_learns(cold: InProcess) -> None:
+async def test_a_cold_start_answers_starting_with_an_estimate_that_counts_down_and_learns(make_cold) -> None:
+    """The one real bot host here: its imports are the cold start measured."""
+    cold = await make_cold(real_bot=True)
     first = await cold.client.post("/start", json={"body": {}})
     assert first.status_code == 201, first.text
     answer = first.json()
@@ -184,7 +194,7 @@ async def test_a_long_poll_whose_timeout_passes_answers_starting_with_the_rest_o
     answer = (await cold.client.post("/start", json={"body": {}})).json()
     response = await cold.client.get(f"/sessions/{answer['session_id']}", params={"wait": "started", "timeout": 0.2})
     assert response.status_code == 200
-    assert response.json()["status"] == "starting"  # the slow bot imports for 2 s
+    assert response.json()["status"] == "starting"  # the slow bot takes 2 s to dial
     assert 0 < response.json()["ready_in_seconds"]
 
 
@@ -206,7 +216,7 @@ async def test_open_waits_are_bounded_per_key_and_each_stream_has_a_deadline(mak
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_waits"
     assert "Retry-After" in refused.headers
     assert (await d.client.get(f"/sessions/{session_id}/events", headers=bearer(KEYS[1]))).status_code == 404
-    rest = [event async for event in stream]  # the deadline (1 s) ends it while the bot still imports
+    rest = [event async for event in stream]  # the deadline (1 s) ends it while the bot has not yet dialled
     assert all(isinstance(e, dict) and e["status"] in ("starting", "started") for e in rest)
     assert await until(lambda: d.state.waits.held == 0, "the slot to be given back")
 
@@ -219,7 +229,7 @@ async def test_a_quiet_watch_speaks_up_for_keep_alives_and_stops_at_its_deadline
 
     seen = [s async for s in changes(cold.state.sessions, session_id, watch, unlimited)]
     assert seen[0] is not None and seen[0].machine.state.value == "starting"
-    assert None in seen  # the slow bot still imports: nothing changed, and the watch said so
+    assert None in seen  # the slow bot has not yet dialled: nothing changed, and the watch said so
 
 
 # --- the caller's patience ------------------------------------------------------------------
@@ -307,7 +317,7 @@ async def test_a_client_that_hangs_up_mid_stream_gives_its_slot_back(cold: InPro
     stream = events(cold, session_id)
     assert (await anext(stream))["status"] == "starting"
     assert cold.state.waits.held == 1
-    await stream.aclose()  # the connection is closed while the bot still imports
+    await stream.aclose()  # the connection is closed while the bot has not yet dialled
     assert await until(lambda: cold.state.waits.held == 0, "the slot to be given back")
 
 

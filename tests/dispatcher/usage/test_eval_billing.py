@@ -44,18 +44,23 @@ async def evals_counted(api: httpx.AsyncClient, count: int) -> dict[str, Any]:
     return found[0]
 
 
-async def test_a_client_keys_eval_marked_calls_are_billed_to_it(make_api) -> None:
+async def test_a_client_keys_eval_marked_calls_are_billed_to_it_and_listed_in_the_daily_billing_file(
+        make_api) -> None:
+    """team-b's only calls are two evals, team-a's one call is not: both are billed and counted once, and the
+    daily billing file lists team-b (a key whose only calls are evals) beside team-a."""
     async with keys(make_api) as api:
+        called = await start(api, TEAM_A)
         await stop(api, TEAM_B, [await eval_start(api, TEAM_B), await eval_start(api, TEAM_B)])
+        await stop(api, TEAM_A, [called])
         answer = await evals_counted(api, 2)
-        row = answer["rows"][0]
-        assert row["key"] == "team-b"
+        [row] = [row for row in answer["rows"] if row["key"] == "team-b"]
         assert row["sessions"] == 2 and row["minutes"] > 0, row  # billed as any call
         assert row["eval"]["sessions"] == 2 and row["eval"]["minutes"] == row["minutes"]  # of which evals
         assert row["cost_usd"] == row["eval"]["cost_usd"] == 0.0  # local machines: $0, yet counted
-        assert answer["totals"]["sessions"] == 2 and answer["totals"]["minutes"] == row["minutes"]
+        assert answer["totals"]["eval"]["sessions"] == 2, answer["totals"]  # the totals count the evals too
         own = (await usage(api, TEAM_B)).json()  # the key reads the same of itself
         assert own["totals"]["sessions"] == 2 and own["totals"]["eval"]["sessions"] == 2
+        assert own["totals"]["minutes"] == row["minutes"], own["totals"]
 
         async def metered_and_listed() -> tuple[str, list[dict[str, Any]]] | None:
             # The per-key metrics and the listing's cost are noted just after the sums: read until both are.
@@ -68,26 +73,20 @@ async def test_a_client_keys_eval_marked_calls_are_billed_to_it(make_api) -> Non
         assert seen is not None, "the evals are never in the key's metrics and listed costs"
         assert [item["cost_usd"] for item in seen[1]] == [0.0, 0.0]  # each one's cost, listed
 
-
-async def test_the_daily_billing_file_lists_a_key_whose_only_calls_are_evals(make_api) -> None:
-    async with keys(make_api) as api:
-        await stop(api, TEAM_A, [await start(api, TEAM_A)])
-        await stop(api, TEAM_B, [await eval_start(api, TEAM_B)])
-        await evals_counted(api, 1)
         transport = api._transport
         assert isinstance(transport, httpx.ASGITransport)
         rollups = transport.app.state.voicefleet.usage.rollups  # type: ignore[attr-defined]
 
-        async def both_counted() -> tuple[list[dict[str, str]]] | None:
+        async def all_counted() -> tuple[list[dict[str, str]]] | None:
             today = datetime.now(UTC).date()
             written = day_csv(await rollups.grouped(today, today, "key", None)).decode()
             lines = list(csv.DictReader(io.StringIO(written)))
-            return (lines,) if lines[-1]["sessions"] == "2" else None
+            return (lines,) if lines[-1]["sessions"] == "3" else None
 
-        found = await within(both_counted, timeout=30)
+        found = await within(all_counted, timeout=30)
         assert found is not None
         lines = {line["key"]: line for line in found[0]}
         assert set(lines) == {"team-a", "team-b", "TOTAL"}, found[0]
-        assert lines["team-b"]["sessions"] == "1" and float(lines["team-b"]["minutes"]) > 0, lines
+        assert lines["team-b"]["sessions"] == "2" and float(lines["team-b"]["minutes"]) > 0, lines
         assert lines["team-b"]["cost_usd"] == "0.000000" and lines["team-b"]["not_priced"] == "0"
-        assert lines["TOTAL"]["sessions"] == "2"
+        assert lines["team-a"]["sessions"] == "1" and lines["TOTAL"]["sessions"] == "3"
