@@ -22,9 +22,9 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import STATE_PATH
 from dispatcher.regions.signing import RegionSigner
 from tests.dispatcher.conftest import API_KEY
+from tests.regions.support import SECRET, regions, until
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN
 from tests.regions.test_phone_handoff_limits import ask
-from tests.regions.test_region_peers import SECRET, regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.processes import DispatcherProcess
 from tests.support.redis_server import redis_server

@@ -38,7 +38,7 @@ from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions, region_tag
 from dispatcher.regions.signing import RegionSigner
 from tests.fakes.carriers import FRAME_SAMPLES, CarrierCall
-from tests.regions.test_region_peers import SECRET, regions, until
+from tests.regions.support import SECRET, regions, until
 from tests.regions.test_spill_over import AUTH, peer_view
 from tests.support.audio import rms
 from tests.support.phone_dispatcher import PHONE_HOST

@@ -12,6 +12,7 @@ import shlex
 import time
 from pathlib import Path
 
+from tests.regions.support import regions, until
 from tests.regions.test_phone_across_regions import (
     ECHO_BOT,
     TWILIO_TOKEN,
@@ -21,7 +22,6 @@ from tests.regions.test_phone_across_regions import (
     us_can_take_a_call,
     ws_base,
 )
-from tests.regions.test_region_peers import regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.phone_dispatcher import PHONE_HOST
 from tests.support.processes import DispatcherProcess

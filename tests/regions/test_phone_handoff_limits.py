@@ -18,8 +18,8 @@ import pytest
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RELAYED_BY, SPILLED, RegionSigner
+from tests.regions.support import SECRET, region_env, regions
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
-from tests.regions.test_region_peers import SECRET, region_env, regions
 from tests.regions.test_spill_over import AUTH
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher

@@ -17,9 +17,9 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import STATE_PATH
 from dispatcher.regions.signing import NONCE, RELAYED_BY, SIGNATURE, SPILLED, TIME, VERSION, RegionSigner, _mac
 from tests.dispatcher.conftest import API_KEY
+from tests.regions.support import SECRET, regions
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_phone_handoff_limits import ask
-from tests.regions.test_region_peers import SECRET, regions
 from tests.regions.test_spill_over import AUTH
 
 

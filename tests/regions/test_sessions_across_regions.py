@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import RegionPair, reachable, regions, until
+from tests.regions.support import RegionPair, reachable, regions, until
 from tests.support.processes import DispatcherProcess
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

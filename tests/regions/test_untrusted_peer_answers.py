@@ -26,7 +26,7 @@ from dispatcher.regions.peers import Peers, region_client
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.signing import SPILLED, RegionVerifier
 from dispatcher.store.memory import LocalOnce
-from tests.regions.test_region_peers import SECRET, region_env
+from tests.regions.support import SECRET, region_env
 from tests.support.ports import free_port
 from tests.support.threaded_http import serving
 
