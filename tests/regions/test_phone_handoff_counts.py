@@ -49,8 +49,7 @@ async def test_a_call_past_the_phone_wait_is_handed_over_as_the_callers_regions_
     ap = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "RESERVE_COLD_START_SECONDS": "20", "PHONE_MAX_WAIT_SECONDS": "60"}
     us = {**phone_bots(tmp_path / "us-reports"), "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
     with regions(tmp_path, ("eu", "ap", "us"), {"eu": eu, "ap": ap, "us": us}) as (urls, running):
-        for name in ("eu", "ap"):
-            until(lambda name=name: us_can_take_a_call(running[name]), 60)
+        until(lambda: us_can_take_a_call(running["eu"]) and us_can_take_a_call(running["ap"]), 60)
         handed = stream_url(twilio_webhook(running["eu"]))
         assert handed.startswith(ws_base(urls["us"]) + "/ws/twilio/"), handed
         assert "cold_start_over_max_wait" in running["eu"].log()
