@@ -24,24 +24,25 @@ SOON = 1.0  # from the caller's join to the session's error event, on the dispat
 POLL = 10.0  # how long the test looks: room for a busy machine, never part of what is measured
 
 
-def test_a_warm_gemini_bot_answers_each_turn_with_the_models_audio(tmp_path: Path) -> None:
+def test_a_warm_gemini_bot_answers_each_turn_and_a_key_the_vendor_refuses_is_the_sessions_error_at_once(
+        tmp_path: Path) -> None:
+    """One fleet: a call answered turn by turn, then the fleet's key revoked at the vendor (the fake
+    accepts another from then on), so the next call's bot is refused at its set-up."""
     fake = FakeGeminiLive(KEY, delay_seconds=0.3, answer_seconds=0.6)
     with gemini_fleet(tmp_path, fake) as dispatcher:
         turns = asyncio.run(call(dispatcher.base_url, fake, read_wav(SPEECH_WAV), turns=2))
         log = dispatcher.log()
-    assert len(turns) == 2, log[-3000:]
-    conn = fake.connections[-1]
-    assert conn.model == MODELS[0] and conn.audio_bytes > 0 and not fake.refused
-    for turn in turns:
-        assert turn.model >= fake.delay_seconds and turn.heard > turn.model
-        assert 0 < turn.beyond_model < 1.0
+        assert len(turns) == 2, log[-3000:]
+        conn = fake.connections[-1]
+        assert conn.model == MODELS[0] and conn.audio_bytes > 0 and not fake.refused
+        for turn in turns:
+            assert turn.model >= fake.delay_seconds and turn.heard > turn.model
+            assert 0 < turn.beyond_model < 1.0
 
-
-def test_a_vendor_that_refuses_the_key_is_the_sessions_error_at_once(tmp_path: Path) -> None:
-    fake = FakeGeminiLive(KEY)
-    with gemini_fleet(tmp_path, fake, key="AIza-revoked") as dispatcher:
+        answered = len(fake.connections)
+        fake.api_key = "AIza-the-key-issued-after-the-fleets-was-revoked"
         error, late = asyncio.run(_error_and_lateness(dispatcher.base_url))
-    assert fake.refused and not fake.connections
+    assert fake.refused and len(fake.connections) == answered, "the refused set-up opened no connection"
     assert "API key not valid. Please pass a valid API key." in error
     assert "GeminiLiveLLMService" in error, error
     assert late < SOON  # the bot connects as the caller joins: the error is there within a second of it

@@ -2,9 +2,11 @@
 saying so, the session ends, and its timeline names the case in one `error` event. Each way the
 vendors end a session, against their fakes, with the real bot host and examples/realtime under a
 local dispatcher: OpenAI at its cap (`session_expired`, close 1001), Gemini refusing a resumption after
-its `goAway` and close, and either vendor unreachable as the session starts (its fake stopped before
-the fleet's next session: the next call's connect is refused). Each case's error is the session's too
-(GET /sessions/{id}), in the vendor's words; Gemini's refusal, and its connect refused, reach it at once."""
+its `goAway` and close, and Gemini unreachable as the session starts (its fake stopped before the
+fleet's next session: the next call's connect is refused). Each case's error is the session's too
+(GET /sessions/{id}), in the vendor's words; Gemini's refusal, and its connect refused, reach it at once.
+OpenAI's connect refused is told apart the same way, from the words its service reports
+(tests/bot/test_vendor_end.py), by the same host, goodbye and end as Gemini's here."""
 
 from __future__ import annotations
 
@@ -86,19 +88,18 @@ class Gone:
     error: str
 
 
-def test_openai_at_its_cap_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
+def test_openai_at_its_cap_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
     fake = FakeOpenAIRealtime(KEY, delay_seconds=0.2, answer_seconds=0.4)
 
     async def cap() -> None:
         assert await asyncio.to_thread(fake.end_sessions, 1001, "", EXPIRED) == 1
 
-    with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, server):
+    with fleet_whose_vendor_goes(tmp_path, fake) as (dispatcher, _):
         gone = asyncio.run(_vendor_gone(dispatcher.base_url, cap))
         assert [e["reason"] for e in gone.errors] == ["vendor_cap"], gone.errors
         assert "session_expired" in gone.errors[0]["detail"] and "maximum duration" in gone.errors[0]["detail"]
         assert "Your session hit the maximum duration of 60 minutes" in gone.error, gone.error
         assert gone.ended["reason"] == "vendor_ended", gone.ended
-        unreachable_at_the_next_start(dispatcher, server, "OpenAIRealtimeLLMService")
 
 
 def test_gemini_refusing_a_resumption_or_unreachable_at_the_start_tells_the_caller_and_ends_the_session(

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.regions.stored_regions import ADMIN, Region, stored_regions
-from tests.regions.test_region_peers import reachable
+from tests.regions.support import reachable
 from tests.support.waiting import wait_until
 
 DEADLINE = 60.0  # a safety net for a loaded machine, never what the test checks

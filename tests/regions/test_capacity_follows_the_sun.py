@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from dispatcher.reserve.neighbours import SETTLE_SECONDS
-from tests.regions.test_region_peers import ADMIN_KEY, regions, until
+from tests.regions.support import ADMIN_KEY, regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.processes import DispatcherProcess
 

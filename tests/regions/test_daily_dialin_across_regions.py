@@ -19,7 +19,7 @@ import pytest
 from dispatcher.regions.config import region_tag
 from tests.fakes.daily import FakeDaily
 from tests.fakes.server import serve
-from tests.regions.test_region_peers import regions, until
+from tests.regions.support import regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.processes import DispatcherProcess
 

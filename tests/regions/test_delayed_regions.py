@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.regions.test_region_peers import health, region_env, until
+from tests.regions.support import health, region_env, until
 from tests.regions.test_spill_over import peer_view, start
 from tests.support.delay_relay import delayed
 from tests.support.ports import free_port

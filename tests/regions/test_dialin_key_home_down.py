@@ -16,7 +16,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import home_region
 from tests.fakes.daily import FakeDaily
 from tests.fakes.server import serve
-from tests.regions.test_region_peers import SECRET, more_polls, region_env, regions, until
+from tests.regions.support import SECRET, more_polls, region_env, regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.ports import free_port
 from tests.support.processes import run_dispatcher, terminate

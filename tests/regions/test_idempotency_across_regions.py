@@ -15,7 +15,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import home_region
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import RegionPair, reachable, regions, until
+from tests.regions.support import RegionPair, reachable, regions, until
 from tests.support.processes import DispatcherProcess
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

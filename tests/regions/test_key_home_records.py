@@ -16,7 +16,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import HOLD_SECONDS, PROVISIONAL_SECONDS, home_region, key_digest
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import SECRET, regions, until
+from tests.regions.support import SECRET, regions, until
 from tests.regions.test_spill_over import AUTH, peer_view
 from tests.support.redis_server import redis_server
 

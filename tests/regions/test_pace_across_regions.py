@@ -20,7 +20,7 @@ from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio_outbound import FakeTwilioCalls
-from tests.regions.test_region_peers import reachable, regions, until
+from tests.regions.support import reachable, regions, until
 from tests.support.redis_server import redis_server
 
 KEY = "vf_pace_regions_key_0123456789abcdef"

@@ -4,8 +4,9 @@ other region's with a one-time token minted there, and the audio flows to that r
 directly. Two real regional dispatchers (`python -m dispatcher`) on loopback: eu with its one
 session taken (stand-in bots), us with a warm phone bot (tests/phone/phone_host.py running
 tests/regions/frame_echo_bot.py, which sends the caller's audio back). Twilio's, Telnyx's and
-Plivo's webhooks alike; a region with room but only a cold start past PHONE_MAX_WAIT_SECONDS
-hands its calls over too, and one whose callers may wait that long keeps them."""
+Plivo's webhooks alike. A region with room but only a cold start past PHONE_MAX_WAIT_SECONDS hands
+its calls over too, and one whose callers may wait that long keeps them: test_phone_handoff_counts.py,
+over its three regions."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions, region_tag
 from dispatcher.regions.signing import RegionSigner
 from tests.fakes.carriers import FRAME_SAMPLES, CarrierCall
-from tests.regions.test_region_peers import SECRET, regions, until
+from tests.regions.support import SECRET, regions, until
 from tests.regions.test_spill_over import AUTH, peer_view
 from tests.support.audio import rms
 from tests.support.phone_dispatcher import PHONE_HOST
@@ -265,18 +266,3 @@ async def closed_code(call: CarrierCall) -> int | None:
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd else None
 
-
-
-async def test_a_cold_start_past_the_phone_wait_hands_the_call_over_and_a_patient_region_keeps_it(
-        tmp_path: Path) -> None:
-    cold = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "RESERVE_COLD_START_SECONDS": "20"}  # room, no idle bot
-    us = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "LOCAL_BOT_COMMAND": shlex.join(PHONE_HOST),
-          "PHONE_USER_BOT": str(ECHO_BOT), "PHONE_TEST_REPORTS": str(tmp_path),
-          "LOCAL_BOT_ENV": "PHONE_USER_BOT,PHONE_TEST_REPORTS", "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
-    extra = {"eu": cold, "ap": {**cold, "PHONE_MAX_WAIT_SECONDS": "60"}, "us": us}
-    with regions(tmp_path, ("eu", "ap", "us"), extra) as (urls, running):
-        for name in ("eu", "ap"):
-            until(lambda name=name: us_can_take_a_call(running[name]), 60)
-        assert stream_url(twilio_webhook(running["eu"])).startswith(ws_base(urls["us"]) + "/ws/twilio/")
-        assert "cold_start_over_max_wait" in running["eu"].log()
-        assert stream_url(twilio_webhook(running["ap"])).startswith(ws_base(urls["ap"]) + "/ws/twilio/")

@@ -2,9 +2,12 @@
 the carrier called (what it advertises as `demand_per_minute`, its planner's rate sample), none in
 the demand of the region its bot runs in, and one of the carriers' starts (`START_RATE_PER_KEY`),
 taken where the token is minted and never again when the stream connects, nor at the region that
-handed it. Two real regional dispatchers (`python -m dispatcher`) on loopback, both with phone bots
-(tests/phone/phone_host.py running tests/regions/frame_echo_bot.py) and one carrier start each:
-eu has room but quotes a cold start past PHONE_MAX_WAIT_SECONDS, us keeps a warm phone bot."""
+handed it. Three real regional dispatchers (`python -m dispatcher`) on loopback: eu and us with phone bots
+(tests/phone/phone_host.py running tests/regions/frame_echo_bot.py) and one carrier start each, eu
+with room but a cold start quoted past PHONE_MAX_WAIT_SECONDS, us with a warm phone bot; ap quoting
+the same cold start to callers who may wait 60 s. So a region with room but only a cold start past
+the phone wait hands its calls over, and one whose callers may wait that long keeps them (the
+decision itself, at each boundary: tests/dispatcher/regions/test_spill.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
+from tests.regions.support import regions, until
 from tests.regions.test_phone_across_regions import (
     ECHO_BOT,
     TWILIO_TOKEN,
@@ -21,7 +25,6 @@ from tests.regions.test_phone_across_regions import (
     us_can_take_a_call,
     ws_base,
 )
-from tests.regions.test_region_peers import regions, until
 from tests.regions.test_spill_over import peer_view
 from tests.support.phone_dispatcher import PHONE_HOST
 from tests.support.processes import DispatcherProcess
@@ -40,13 +43,18 @@ def demand(seen_by: DispatcherProcess, region: str) -> float:
     return float((peer_view(seen_by, region).get("capacity") or {}).get("demand_per_minute", 0))
 
 
-async def test_a_handed_call_is_the_callers_regions_demand_and_one_carrier_start(tmp_path: Path) -> None:
+async def test_a_call_past_the_phone_wait_is_handed_over_as_the_callers_regions_demand_and_one_carrier_start(
+        tmp_path: Path) -> None:
     eu = {**phone_bots(tmp_path / "eu-reports"), "RESERVE_COLD_START_SECONDS": "20"}  # room, no idle bot
+    ap = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "RESERVE_COLD_START_SECONDS": "20", "PHONE_MAX_WAIT_SECONDS": "60"}
     us = {**phone_bots(tmp_path / "us-reports"), "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
-    with regions(tmp_path, ("eu", "us"), {"eu": eu, "us": us}) as (urls, running):
-        until(lambda: us_can_take_a_call(running["eu"]), 60)
+    with regions(tmp_path, ("eu", "ap", "us"), {"eu": eu, "ap": ap, "us": us}) as (urls, running):
+        until(lambda: us_can_take_a_call(running["eu"]) and us_can_take_a_call(running["ap"]), 60)
         handed = stream_url(twilio_webhook(running["eu"]))
         assert handed.startswith(ws_base(urls["us"]) + "/ws/twilio/"), handed
+        assert "cold_start_over_max_wait" in running["eu"].log()
+        # ap's callers may wait its cold start: ap keeps its call though us could take it warm.
+        assert stream_url(twilio_webhook(running["ap"])).startswith(ws_base(urls["ap"]) + "/ws/twilio/")
         # us took its one carrier start when it minted the token: the stream's connecting takes none.
         await talk(handed)
         # The start is eu's demand (its caller's region), as a spilled start is; us only lent its bot.

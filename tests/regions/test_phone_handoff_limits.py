@@ -1,14 +1,15 @@
-"""What a region a call is handed to answers, between two real regional dispatchers
-(`python -m dispatcher`): its own `REGIONS` URL even behind a front door that every region shares
-as PHONE_PUBLIC_URL, no more stream tokens than it has room for calls (also when two replicas of
-the region, sharing a redis-server as the stack's user, mint them; none while that store is down),
-and a 400 for a signed body too deeply nested to read."""
+"""What a region a call is handed to answers, a real regional dispatcher (`python -m dispatcher`)
+asked as its peer asks, signed with the regions' secret (the asking region need not run): its own
+`REGIONS` URL even behind a front door that every region shares as PHONE_PUBLIC_URL, no more stream
+tokens than it has room for calls (also when two replicas of the region, sharing a redis-server as
+the stack's user, mint them; none while that store is down), and a 400 for a signed body too deeply
+nested to read."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import MappingProxyType
 
@@ -18,21 +19,30 @@ import pytest
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RELAYED_BY, SPILLED, RegionSigner
+from tests.regions.support import SECRET, region_env
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
-from tests.regions.test_region_peers import SECRET, region_env, regions
 from tests.regions.test_spill_over import AUTH
 from tests.support.ports import free_port
-from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.processes import run_dispatcher
 from tests.support.redis_server import redis_server
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
-    # Both regions answer carriers at one front door; us has room for one call.
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    # us answers carriers at the front door both regions share; it has room for one call.
     common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PHONE_PUBLIC_URL": "https://voice.example.com"}
-    with regions(tmp_path_factory.mktemp("handoff-limits"), ("eu", "us"),
-                 {"eu": common, "us": {**common, "MAX_CONCURRENT_SESSIONS": "1"}}) as running:
-        yield running
+    with us_alone(tmp_path_factory.mktemp("handoff-limits"), {**common, "MAX_CONCURRENT_SESSIONS": "1"}) as urls:
+        yield urls
+
+
+@contextmanager
+def us_alone(tmp_path: Path, settings: dict[str, str]) -> Iterator[dict[str, str]]:
+    """us alone, eu listed but not running: what eu would send us is signed here, as eu signs it
+    (a region answers what a peer asks whether or not it reads that peer)."""
+    urls = {"eu": f"http://127.0.0.1:{free_port()}", "us": f"http://127.0.0.1:{free_port()}"}
+    with run_dispatcher(tmp_path, {**region_env("us", urls), **settings}, port=int(urls["us"].rsplit(":", 1)[1]),
+                        log_name="us.log"):
+        yield urls
 
 
 def ask(urls: dict[str, str], to: str, body: bytes | None = None, at: str | None = None) -> httpx.Response:
@@ -42,9 +52,8 @@ def ask(urls: dict[str, str], to: str, body: bytes | None = None, at: str | None
     return httpx.post(f"{at or urls[to]}{CALLS_PATH}", content=body, headers=headers, timeout=5)
 
 
-def test_a_region_with_room_for_one_call_hands_out_one_stream_behind_the_front_door(
-        pair: tuple[dict[str, str], dict[str, DispatcherProcess]]) -> None:
-    urls, _ = pair
+def test_a_region_with_room_for_one_call_hands_out_one_stream_behind_the_front_door(pair: dict[str, str]) -> None:
+    urls = pair
     answers = [ask(urls, "us") for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 429, 429, 429], [a.text for a in answers]
     assert answers[1].json()["error"]["code"] == "at_capacity"
@@ -52,16 +61,15 @@ def test_a_region_with_room_for_one_call_hands_out_one_stream_behind_the_front_d
     assert answers[0].json()["stream"].startswith(ws_base(urls["us"]) + "/ws/twilio/"), answers[0].text
 
 
-def test_a_signed_body_nested_too_deep_to_read_is_a_400(
-        pair: tuple[dict[str, str], dict[str, DispatcherProcess]]) -> None:
-    urls, _ = pair
+def test_a_signed_body_nested_too_deep_to_read_is_a_400(pair: dict[str, str]) -> None:
+    urls = pair
     answer = ask(urls, "us", b"[" * 20000 + b"]" * 20000)  # 40 KB, under MAX_REQUEST_BYTES
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request", answer.text
 
 
 def test_handed_calls_are_held_to_the_carriers_start_rate_when_their_tokens_are_minted(tmp_path: Path) -> None:
     us = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "START_RATE_PER_KEY": "0.01", "START_BURST_PER_KEY": "1"}
-    with regions(tmp_path, ("eu", "us"), {"eu": {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}, "us": us}) as (urls, _):
+    with us_alone(tmp_path, us) as urls:  # eu's hand-offs, signed as eu's
         answers = [ask(urls, "us") for _ in range(2)]
         assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
         assert answers[1].json()["error"]["code"] == "rate_limited" and answers[1].headers["retry-after"]
@@ -87,9 +95,7 @@ def test_two_replicas_of_a_region_mint_no_more_handed_calls_together_than_its_ro
 def test_a_call_token_start_relayed_here_holds_a_place_as_a_handed_call_does(tmp_path: Path) -> None:
     """`POST /start` for a call token, spilled over from eu: us mints it as a handed call's, so the
     token holds one of us's places until its stream connects; a second has none (us's cap is 1)."""
-    common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
-    with regions(tmp_path, ("eu", "us"), {"eu": common, "us": {**common, "MAX_CONCURRENT_SESSIONS": "1"}}) \
-            as (urls, _):
+    with us_alone(tmp_path, {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "MAX_CONCURRENT_SESSIONS": "1"}) as urls:
         signer = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode()))
         body = json.dumps({"transport": "twilio"}).encode()
 

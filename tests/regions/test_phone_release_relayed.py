@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.regions.support import regions
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
-from tests.regions.test_region_peers import regions
 from tests.regions.test_spill_over import AUTH
 from tests.support.releases import release_env
 

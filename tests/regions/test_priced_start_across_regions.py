@@ -15,7 +15,7 @@ import httpx
 
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.regions.signing import EDGE_VOUCHED
-from tests.regions.test_region_peers import regions
+from tests.regions.support import regions
 from tests.regions.test_spill_over import AUTH
 
 SECRETS = {"eu": "eu-edge-control-secret-for-the-tests-0123456789", "us": "us-edge-control-secret-for-the-tests-012345"}

@@ -1,77 +1,37 @@
 """Regional dispatchers as real processes on loopback: each sees the others, their round trips and
 their loss; forged, wrongly keyed and replayed region requests are refused; a contradicting
-`REGIONS` stops a dispatcher at start-up."""
+`REGIONS` stops a dispatcher at start-up. A bad region setting stops `python -m dispatcher`'s
+`main` before it serves (in-process: the exit code and the one line are main's own; the process's
+exit with them is the contradicting-peer test's)."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from types import MappingProxyType
 
 import httpx
 import pytest
 
+from dispatcher.__main__ import main
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RegionSigner
-from tests.dispatcher.conftest import API_KEY, STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
+from tests.regions.support import (
+    SECRET,
+    RegionPair,
+    health,
+    more_polls,
+    reachable,
+    region_env,
+    start_and_wait,
+    until,
+)
 from tests.support.ports import free_port
-from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.processes import run_dispatcher
 
-SECRET = "region-secret-0123456789abcdefghij"
-ADMIN_KEY = "region-peers-admin-key-0123456789"  # what a peer last advertised is an admin's read at /healthz
-RegionPair = tuple[dict[str, str], dict[str, DispatcherProcess]]  # the regions' URLs and processes
-
-
-def region_env(name: str, urls: dict[str, str], secret: str = SECRET) -> dict[str, str]:
-    return {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
-            "RESERVE_MAX_IDLE": "0", "DISPATCHER_API_KEYS": API_KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "REGION": name,
-            "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()), "REGION_SECRET": secret}
-
-
-@contextmanager
-def regions(tmp_path: Path, names: tuple[str, ...], extra: dict[str, dict[str, str]] | None = None,
-            ) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
-    """Real dispatchers, one per region, on loopback; `extra`: a region's own settings."""
-    ports = {name: free_port() for name in names}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    with ExitStack() as stack:
-        running = {name: stack.enter_context(run_dispatcher(
-            tmp_path, {**region_env(name, urls), **(extra or {}).get(name, {})}, port=ports[name],
-            log_name=f"{name}.log")) for name in names}
-        yield urls, running
-
-
-def health(process: DispatcherProcess) -> dict:
-    """Its /healthz as an admin key reads it: each peer's whole view (anyone else sees reachability only)."""
-    return httpx.get(f"{process.base_url}/healthz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=2).json()
-
-
-def until(condition: Callable[[], bool], timeout: float) -> float:
-    """Seconds until `condition` held; fails past `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
-def more_polls(polled: DispatcherProcess, count: int) -> None:
-    """Until `polled` has answered `count` more of its peers' polls (its access log's lines): each
-    poll's answer has been read by the poller that sent the one after it."""
-    polls = polled.log().count("GET /regions/state")
-    until(lambda: polled.log().count("GET /regions/state") >= polls + count, 60)
-
-
-def reachable(process: DispatcherProcess, peer: str) -> bool:
-    return bool(health(process).get("regions", {}).get(peer, {}).get("reachable"))
+__all__ = ["reachable", "region_env"]  # still read from here by tests/security
 
 
 def test_each_region_sees_the_others_with_their_round_trips(region_pair: RegionPair) -> None:
@@ -83,18 +43,20 @@ def test_each_region_sees_the_others_with_their_round_trips(region_pair: RegionP
     assert public["regions"] == {"us": {"reachable": True}}, public
 
 
-def test_a_killed_region_is_unreachable_and_noticed_when_back(tmp_path: Path) -> None:
+def test_a_killed_region_is_unreachable_and_noticed_when_back(region_pair: RegionPair,
+                                                               region_stack: ExitStack, tmp_path: Path) -> None:
     # Noticed at its first unanswered poll (tests/dispatcher/regions/test_peer_lost.py); the
-    # deadlines here are safety nets, not the bound: a loaded machine delays every poll.
-    with regions(tmp_path, ("eu", "us")) as (urls, running):
-        until(lambda: reachable(running["eu"], "us"), 60)
-        running["us"].process.kill()
-        running["us"].process.wait()
-        until(lambda: not reachable(running["eu"], "us"), 60)
-        assert health(running["eu"])["status"] == "ok"  # a neighbour's loss degrades no region
-        port = int(urls["us"].rsplit(":", 1)[1])
-        with run_dispatcher(tmp_path, region_env("us", urls), port=port, log_name="us-again.log"):
-            until(lambda: reachable(running["eu"], "us"), 60)
+    # deadlines here are safety nets, not the bound: a loaded machine delays every poll. us comes
+    # back on its port for the module's other tests, as they found it.
+    urls, running = region_pair
+    running["us"].process.kill()
+    running["us"].process.wait()
+    until(lambda: not reachable(running["eu"], "us"), 60)
+    assert health(running["eu"])["status"] == "ok"  # a neighbour's loss degrades no region
+    port = int(urls["us"].rsplit(":", 1)[1])
+    running["us"] = region_stack.enter_context(
+        run_dispatcher(tmp_path, region_env("us", urls), port=port, log_name="us-again.log"))
+    until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
 
 
 def test_forged_wrongly_keyed_and_replayed_region_requests_are_refused(region_pair: RegionPair) -> None:
@@ -140,11 +102,16 @@ def test_a_region_whose_regions_contradict_a_running_peer_refuses_to_start(regio
          "REGION_ACCEPTED_SECRET must be at least 32 characters"),
     ],
 )
-def test_a_bad_region_setting_stops_the_dispatcher_in_one_line(env: dict[str, str], message: str) -> None:
-    result = start_and_wait(env)
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr and "short" not in result.stderr  # the secret's length, never its value
+def test_a_bad_region_setting_stops_the_dispatcher_in_one_line(
+        env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("HOST", "MACHINES", "DISPATCHER_API_KEYS"):  # as start_and_wait's process is given
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**env, "PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2  # `python -m dispatcher` exits with it
+    stderr = capsys.readouterr().err
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr and "short" not in stderr  # the secret's length, never its value
 
 
 def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_log_line(tmp_path: Path) -> None:
@@ -170,9 +137,3 @@ def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_l
         until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 60)
         more_polls(us, 3)  # several more polls, each seeing it again
         assert len([line for line in eu.log().splitlines() if conflict in line]) == 1
-
-
-def start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("HOST", "MACHINES", "DISPATCHER_API_KEYS")}
-    return subprocess.run([sys.executable, "-m", "dispatcher"], env={**clean, **env, "PORT": str(free_port())},
-                          capture_output=True, text=True, timeout=60)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.regions.test_region_peers import reachable, regions
+from tests.regions.support import reachable, regions
 from tests.regions.test_releases_across_regions import push
 from tests.support.releases import admin, held_version, release_env, until, weights
 

@@ -14,7 +14,7 @@ import httpx
 from dispatcher.regions.config import Regions
 from dispatcher.regions.releases import RELEASES_PATH
 from dispatcher.regions.signing import RegionSigner
-from tests.regions.test_region_peers import SECRET, reachable, region_env
+from tests.regions.support import SECRET, reachable, region_env
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.releases import WAIT, admin, release_env, until, weights

@@ -18,7 +18,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.runtime import RUNTIME_PATH
 from dispatcher.regions.signing import RegionSigner
 from tests.regions.stored_regions import ADMIN, ADMIN_KEY, Region, start_replica, stored_regions
-from tests.regions.test_region_peers import SECRET, reachable, region_env
+from tests.regions.support import SECRET, reachable, region_env
 from tests.support.ports import free_port
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until

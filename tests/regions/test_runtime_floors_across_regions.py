@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.regions.stored_regions import Region, start_replica, stored_regions
-from tests.regions.test_region_peers import reachable
+from tests.regions.support import reachable
 from tests.regions.test_runtime_across_regions import DEADLINE, admin, logs
 from tests.support.waiting import wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import ADMIN_KEY, regions
+from tests.regions.support import ADMIN_KEY, regions
 from tests.support.waiting import wait_until
 
 CLIENT, ADMIN = {"Authorization": f"Bearer {API_KEY}"}, {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import regions
+from tests.regions.support import regions
 from tests.support.processes import terminate
 from tests.support.waiting import wait_until
 

@@ -4,13 +4,14 @@ a region that is down is answered 503 `region_unreachable` at once, never 404 or
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import RegionPair, reachable, regions, until
-from tests.support.processes import DispatcherProcess
+from tests.regions.support import RegionPair, reachable, region_env, regions, until
+from tests.support.processes import DispatcherProcess, run_dispatcher
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -56,25 +57,30 @@ def test_a_strangers_request_is_refused_before_it_crosses_regions(region_pair: R
     until(lambda: f"/sessions/{sid}" in running["eu"].log(), 60)
 
 
-def test_a_down_regions_sessions_are_answered_503_never_404(tmp_path: Path) -> None:
+def test_a_down_regions_sessions_are_answered_503_never_404(
+        region_pair: RegionPair, region_stack: ExitStack, tmp_path: Path) -> None:
     # How soon: at the first poll eu does not answer (tests/dispatcher/regions/test_peer_lost.py);
-    # wall time here is the machine's load as much as the dispatcher's.
-    with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 60)
-        sid = start(running["eu"])["session_id"]
-        running["eu"].process.kill()
-        running["eu"].process.wait()
-        answers = []
+    # wall time here is the machine's load as much as the dispatcher's. eu comes back on its port
+    # (its sessions gone with it) for the module's other tests.
+    urls, running = region_pair
+    sid = start(running["eu"])["session_id"]
+    running["eu"].process.kill()
+    running["eu"].process.wait()
+    answers = []
 
-        def refused() -> bool:
-            answers.append(httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=5))
-            return answers[-1].status_code == 503
+    def refused() -> bool:
+        answers.append(httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=5))
+        return answers[-1].status_code == 503
 
-        until(refused, 60)
-        answer = answers[-1]
-        assert answer.json()["error"]["code"] == "region_unreachable"
-        assert answer.headers["Retry-After"] == "1"
-        assert all(answer.status_code != 404 for answer in answers), [answer.status_code for answer in answers]
+    until(refused, 60)
+    answer = answers[-1]
+    assert answer.json()["error"]["code"] == "region_unreachable"
+    assert answer.headers["Retry-After"] == "1"
+    assert all(answer.status_code != 404 for answer in answers), [answer.status_code for answer in answers]
+    port = int(urls["eu"].rsplit(":", 1)[1])
+    running["eu"] = region_stack.enter_context(
+        run_dispatcher(tmp_path, region_env("eu", urls), port=port, log_name="eu-again.log"))
+    until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
 
 
 def test_a_region_that_hangs_is_answered_503_not_waited_on_and_answers_again_after(region_pair: RegionPair) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import health, regions, until
+from tests.regions.support import health, regions, until
 from tests.support.processes import DispatcherProcess
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -25,30 +25,13 @@ def peer_view(process: DispatcherProcess, peer: str) -> dict:
     return health(process).get("regions", {}).get(peer, {})
 
 
-def test_a_region_at_its_cap_spills_to_one_with_room_and_says_so(tmp_path: Path) -> None:
-    one_session = {"MAX_CONCURRENT_SESSIONS": "1"}
-    with regions(tmp_path, ("eu", "us"), {"eu": one_session, "us": one_session}) as (_, running):
-        until(lambda: peer_view(running["eu"], "us").get("reachable"), 60)
-        first = start(running["eu"])
-        assert first.status_code == 201 and first.json()["region"] == "eu"
-        spilled = start(running["eu"])
-        assert spilled.status_code == 201, spilled.text
-        assert spilled.json()["region"] == "us" and spilled.json()["spilled_from"] == "eu"
-        timeline = httpx.get(f"{running['eu'].base_url}/sessions/{spilled.json()['session_id']}/timeline",
-                             headers=AUTH, timeout=10).json()
-        events = timeline["events"] if isinstance(timeline, dict) else timeline
-        assert any(e.get("event") == "spilled" and e.get("from_region") == "eu"
-                   and e.get("reason") == "at_capacity" for e in events), events
-        pinned = start(running["eu"], region="eu")  # pinned: refused here, never spilled
-        assert pinned.status_code == 429
-        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("room") == 0, 60)
-        full = start(running["eu"])  # no region has room
-        assert full.status_code == 429 and full.json()["error"]["code"] == "at_capacity"
-
-
-def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path: Path) -> None:
-    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
-    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
+def test_a_start_spills_past_the_callers_patience_and_at_the_cap_says_so_and_counts_where_it_arrived(
+        tmp_path: Path) -> None:
+    """One pair: eu with room for two but no warm bot and a 20 s cold start, us with two places and
+    a warm bot. A hurried start spills for its patience, then eu's own starts fill it and the next
+    spills for the cap, until no region has room."""
+    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20", "MAX_CONCURRENT_SESSIONS": "2"}
+    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1", "MAX_CONCURRENT_SESSIONS": "2"}
     with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
         eu, us = running["eu"], running["us"]
         until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 60)
@@ -62,3 +45,19 @@ def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path
         assert start(eu, maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
         patient = start(eu)  # no patience given: it waits cold here
         assert patient.status_code == 201 and patient.json()["region"] == "eu"
+
+        second = start(eu)  # eu's last place
+        assert second.status_code == 201 and second.json()["region"] == "eu", second.text
+        spilled = start(eu)
+        assert spilled.status_code == 201, spilled.text
+        assert spilled.json()["region"] == "us" and spilled.json()["spilled_from"] == "eu"
+        timeline = httpx.get(f"{eu.base_url}/sessions/{spilled.json()['session_id']}/timeline",
+                             headers=AUTH, timeout=10).json()
+        events = timeline["events"] if isinstance(timeline, dict) else timeline
+        assert any(e.get("event") == "spilled" and e.get("from_region") == "eu"
+                   and e.get("reason") == "at_capacity" for e in events), events
+        pinned = start(eu, region="eu")  # pinned: refused here, never spilled
+        assert pinned.status_code == 429
+        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("room") == 0, 60)
+        full = start(eu)  # no region has room
+        assert full.status_code == 429 and full.json()["error"]["code"] == "at_capacity"

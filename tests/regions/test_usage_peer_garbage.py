@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.regions.test_region_peers import region_env
+from tests.regions.support import region_env
 from tests.regions.test_usage_regions import ADMIN_KEY
 from tests.support.ports import free_port
 from tests.support.processes import run_dispatcher

@@ -13,7 +13,7 @@ import httpx
 from click.testing import CliRunner
 
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import regions
+from tests.regions.support import regions
 from tests.support.processes import terminate
 from tests.support.waiting import wait_until
 from voicefleet.main import voicefleet

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from dispatcher.phone.signatures import twilio_signature
+from tests.regions.support import regions
 from tests.regions.test_phone_across_regions import FORM, TELNYX, TELNYX_PUBLIC, TWILIO_TOKEN
-from tests.regions.test_region_peers import regions
 from tests.support.processes import DispatcherProcess
 
 FRONT_DOOR = "https://voice.example.com"

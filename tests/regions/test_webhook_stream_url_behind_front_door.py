@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from dispatcher.phone.signatures import twilio_signature
+from tests.regions.support import regions
 from tests.regions.test_phone_across_regions import FORM, TWILIO_TOKEN, refused, stream_url, ws_base
-from tests.regions.test_region_peers import regions
 
 FRONT = "https://voice.example.com"
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.bot.conftest import SPEECH_WAV
 from tests.dispatcher.conftest import API_KEY
-from tests.regions.test_region_peers import reachable, regions, until
+from tests.regions.support import reachable, regions, until
 from tests.support.http_client import api_client
 from tests.support.webrtc_client import WebRTCClient
 

@@ -21,7 +21,7 @@ from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp
 from tests.phone.test_whatsapp_faults import standin_answers
 from tests.phone.test_whatsapp_webhook import OFFER
-from tests.regions.test_region_peers import reachable, regions
+from tests.regions.support import reachable, regions
 from tests.regions.test_spill_over import AUTH
 from tests.support.processes import DispatcherProcess
 from tests.support.waiting import wait_until

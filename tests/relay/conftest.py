@@ -17,7 +17,9 @@ from tests.support.processes import DispatcherProcess
 API_KEY = "relay-test-key-0123456789"
 
 
-@pytest.fixture
+# The namespaces, the secret and coturn are shared by a module's tests (each its own session and
+# allocations); building them per test cost more than several of the tests themselves.
+@pytest.fixture(scope="module")
 def topology() -> Iterator[RelayTopology]:
     reason = unavailable_reason() or coturn_unavailable_reason()
     if reason is not None:
@@ -26,14 +28,14 @@ def topology() -> Iterator[RelayTopology]:
         yield created
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def turn_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-@pytest.fixture
-def coturn(topology: RelayTopology, turn_secret: str, tmp_path: Path) -> Iterator[Coturn]:
-    with run_coturn(topology.hub, TURN_ADDRESS, turn_secret, tmp_path / "coturn") as server:
+@pytest.fixture(scope="module")
+def coturn(topology: RelayTopology, turn_secret: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
+    with run_coturn(topology.hub, TURN_ADDRESS, turn_secret, tmp_path_factory.mktemp("coturn")) as server:
         yield server
 
 
