@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
@@ -15,7 +16,7 @@ from dispatcher.sessions.release_outcome import outcome_of
 from tests.support.http_client import api_client
 from tests.support.stable_last import CALLER_KEY, KEY_RELEASES, TESTER_KEY, keyed_start
 
-__all__ = ["KEY_RELEASES", "Judged", "good_outcome", "keyed_clients", "one_call_to_each_release"]
+__all__ = ["KEY_RELEASES", "Judged", "good_outcome", "one_call_to_each_release"]
 
 
 @dataclass(frozen=True)
@@ -25,24 +26,23 @@ class Judged:
     outcome: SessionOutcome | None  # as the release watch reads the session's timeline
 
 
-def keyed_clients(base_url: str, timeout: float) -> dict[str, httpx.AsyncClient]:
-    """A client per release of a dispatcher launched with `KEY_RELEASES`, each with the key whose release it is."""
-    keys = {"stable": CALLER_KEY, "next": TESTER_KEY}
-    return {release: api_client(base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {key}"})
-            for release, key in keys.items()}
-
-
-async def one_call_to_each_release(clients: dict[str, httpx.AsyncClient],
+async def one_call_to_each_release(base_url: str, timeout: float,
                                    call: Callable[[httpx.AsyncClient, str], Awaitable[None]]) -> list[Judged]:
-    """A session of each release started by its client (`keyed_clients`) and called by
-    `call(client, session_id)`, both at once; each call ends with its session. A caller's failure fails
-    the test with its own message."""
-    sessions = {release: await keyed_start(api, 0, release) for release, api in clients.items()}
-    await asyncio.gather(*(call(clients[release], session_id) for release, session_id in sessions.items()))
-    judged = []
-    for release, session_id in sessions.items():
-        events = (await clients[release].get(f"/sessions/{session_id}/timeline")).json()["events"]
-        judged.append(Judged(session_id, release, outcome_of(events)))
+    """A session of each release at the dispatcher at `base_url` (launched with `KEY_RELEASES`), started
+    with the key whose release it is and called by `call(client, session_id)` with that key's client,
+    both at once; each call ends with its session. A caller's failure fails the test with its own message."""
+    keys = {"stable": CALLER_KEY, "next": TESTER_KEY}
+    async with AsyncExitStack() as stack:
+        clients = {release: await stack.enter_async_context(api_client(
+            base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}))
+            for release, key in keys.items()}
+        sessions = {release: await keyed_start(api, 0, release) for release, api in clients.items()}
+        await asyncio.gather(*(call(clients[release], session_id) for release, session_id in sessions.items()))
+        judged = []
+        for release, session_id in sessions.items():
+            events = (await clients[release].get(f"/sessions/{session_id}/timeline")).json()["events"]
+            judged.append(Judged(session_id, release, outcome_of(events)))
+    assert sorted(session.release for session in judged) == ["next", "stable"], judged
     return judged
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.releases.drawn_calls import KEY_RELEASES, good_outcome, keyed_clients, one_call_to_each_release
+from tests.releases.drawn_calls import KEY_RELEASES, good_outcome, one_call_to_each_release
 from tests.support.processes import run_dispatcher
 from tests.support.releases import WAIT, rollback_env, session_over, stay_past_short_session
 from tests.support.speech_pauses import first_phrase
@@ -47,7 +47,6 @@ async def test_a_slow_parrots_turns_reach_the_judge_1_s_later_as_its_bot_host_ti
     heard: dict[str, float | None] = {}
     phrase = first_phrase()  # one turn is what is compared: the parrot echoes it whole, so the shorter the quicker
     with run_dispatcher(tmp_path, env) as dispatcher:
-        clients = keyed_clients(dispatcher.base_url, WAIT)
 
         async def call(api: httpx.AsyncClient, session_id: str) -> None:
             """A caller who says one phrase, hears the echo, and hangs up."""
@@ -61,13 +60,8 @@ async def test_a_slow_parrots_turns_reach_the_judge_1_s_later_as_its_bot_host_ti
                 await stay_past_short_session(client)
             await session_over(api, session_id)
 
-        try:
-            judged = await one_call_to_each_release(clients, call)
-        finally:
-            for api in clients.values():
-                await api.aclose()
+        judged = await one_call_to_each_release(dispatcher.base_url, WAIT, call)
         log = dispatcher.log()
-    assert sorted(session.release for session in judged) == ["next", "stable"]
     for session in judged:
         # (What a caller on this machine measures swings by seconds with its load; the bot hosts' figures
         # are what the judge compares, so the timing asserted is theirs.)
