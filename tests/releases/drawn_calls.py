@@ -1,17 +1,22 @@
-"""Callers of a real dispatcher's two releases, each start drawn by weight, until each release has had
-a few calls: what the release judge makes of each session, from the timeline its bot's reports wrote."""
+"""One caller on each of a real dispatcher's two releases at once, each session from an API key whose
+release it is (`stable_last.KEY_RELEASES`: judged, not pinned), so two calls are all it takes: what the
+release judge makes of each session, from the timeline its bot's reports wrote."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
 
 from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.release_outcome import outcome_of
-from tests.support.releases import drawn_start
+from tests.support.http_client import api_client
+from tests.support.stable_last import CALLER_KEY, KEY_RELEASES, TESTER_KEY, keyed_start
+
+__all__ = ["KEY_RELEASES", "Judged", "good_outcome", "one_call_to_each_release"]
 
 
 @dataclass(frozen=True)
@@ -21,36 +26,23 @@ class Judged:
     outcome: SessionOutcome | None  # as the release watch reads the session's timeline
 
 
-async def calls_to_each_release(api: httpx.AsyncClient, call: Callable[[str], Awaitable[None]], *, each: int,
-                                at_once: int) -> list[Judged]:
-    """Drawn starts, `at_once` callers at a time (each `call(session_id)` ends with its session), until
-    both `stable` and `next` have had `each`; a start is drawn only once a caller is free for it, so no
-    session waits unjoined. A caller's failure fails the test with its own message."""
-    drawn: dict[str, list[str]] = {"stable": [], "next": []}
-    free = asyncio.Semaphore(at_once)
-    calls: list[asyncio.Task[None]] = []
-
-    async def one(session_id: str) -> None:
-        try:
-            await call(session_id)
-        finally:
-            free.release()
-
-    n = 0
-    while min(len(ids) for ids in drawn.values()) < each:
-        await free.acquire()
-        if any(task.done() and task.exception() is not None for task in calls):
-            free.release()
-            break
-        session_id, release = await drawn_start(api, n := n + 1)
-        drawn[release].append(session_id)
-        calls.append(asyncio.create_task(one(session_id)))
-    await asyncio.gather(*calls)
-    judged = []
-    for release, ids in drawn.items():
-        for session_id in ids:
-            events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+async def one_call_to_each_release(base_url: str, timeout: float,
+                                   call: Callable[[httpx.AsyncClient, str], Awaitable[None]]) -> list[Judged]:
+    """A session of each release at the dispatcher at `base_url` (launched with `KEY_RELEASES`), started
+    with the key whose release it is and called by `call(client, session_id)` with that key's client,
+    both at once; each call ends with its session. A caller's failure fails the test with its own message."""
+    keys = {"stable": CALLER_KEY, "next": TESTER_KEY}
+    async with AsyncExitStack() as stack:
+        clients = {release: await stack.enter_async_context(api_client(
+            base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}))
+            for release, key in keys.items()}
+        sessions = {release: await keyed_start(api, 0, release) for release, api in clients.items()}
+        await asyncio.gather(*(call(clients[release], session_id) for release, session_id in sessions.items()))
+        judged = []
+        for release, session_id in sessions.items():
+            events = (await clients[release].get(f"/sessions/{session_id}/timeline")).json()["events"]
             judged.append(Judged(session_id, release, outcome_of(events)))
+    assert sorted(session.release for session in judged) == ["next", "stable"], judged
     return judged
 
 

@@ -1,9 +1,14 @@
-"""Canaries whose machines die before their bot reports (a crash at boot, a bot file gone) are rolled
-back by the automatic rollback like one whose bot raises: a real dispatcher with both as canaries
-beside the stable release, real bot processes, the stable release's sessions real too. The canaries'
-sessions are never read by the test before their rollback (a read of a session is one of the ways the
-dispatcher sees its machine's end): the provider's own word on the process's exit is what has them
-judged."""
+"""A canary whose machines die before their bot reports (its bot file gone since the dispatcher
+started) is rolled back by the automatic rollback like one whose bot raises: a real dispatcher with it
+as the canary beside the stable release, real bot processes, the stable release's sessions real too.
+The canary's sessions are never read by the test before its rollback (a read of a session is one of
+the ways the dispatcher sees its machine's end): the provider's own word on the process's exit is what
+has them judged.
+
+One real rollback is all this file runs. A canary whose bot crashes at boot, its sessions never read
+either, is rolled back the same way from its processes' exits on two real replicas
+(tests/replicas/test_release_rollback.py); each canary judged against the stable release alone, with
+several canaries at once, in tests/releases/test_callers_own_stops.py."""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 SAMPLE = 6  # RELEASE_HEALTH_MIN_CANARY and _MIN_STABLE: 6 of 6 failed against 0 of 6 breaches (as in
 # test_automatic_rollback.py)
 SECRET = "whsec_" + base64.b64encode(b"dying-canary-webhook-secret-32by").decode()
-CANARIES = ("crash", "gone")  # each judged against the stable release alone, as any canary is
+CANARIES = ("gone",)
 
 
 async def _out(api: httpx.AsyncClient, canary: str) -> bool:
@@ -37,7 +42,7 @@ async def _out(api: httpx.AsyncClient, canary: str) -> bool:
     return bool(next(r["weight"] for r in listed if r["name"] == canary) == 0)
 
 
-async def test_canaries_whose_bot_crashes_at_boot_or_whose_bot_file_is_gone_are_rolled_back(tmp_path: Path) -> None:
+async def test_a_canary_whose_bot_file_is_gone_is_rolled_back(tmp_path: Path) -> None:
     gone = tmp_path / "gone" / "bot.py"
     gone.parent.mkdir()
     shutil.copy(BOTS / "greeter.py", gone)
@@ -49,8 +54,7 @@ async def test_canaries_whose_bot_crashes_at_boot_or_whose_bot_file_is_gone_are_
 
     async with hook_receiver(hook) as url:
         env = {**rollback_env(BOTS / "greeter.py", BOTS / "crash_at_boot.py"),
-               "BOT_RELEASES": f"stable={BOTS / 'greeter.py'},crash={BOTS / 'crash_at_boot.py'},gone={gone}",
-               "RELEASE_WEIGHTS": "stable=34,crash=33,gone=33",
+               "BOT_RELEASES": f"stable={BOTS / 'greeter.py'},gone={gone}", "RELEASE_WEIGHTS": "stable=50,gone=50",
                "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
                "BOT_CONNECT_TIMEOUT_SECONDS": "6", "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET}
         with run_dispatcher(tmp_path, env) as dispatcher:
@@ -77,14 +81,14 @@ async def test_canaries_whose_bot_crashes_at_boot_or_whose_bot_file_is_gone_are_
                 async def both_out() -> bool:
                     return all([await _out(api, canary) for canary in CANARIES])
 
-                await until(both_out, "both canaries' automatic rollback", timeout=120)
+                await until(both_out, "the canary's automatic rollback", timeout=120)
                 rolled: dict[str, dict[str, Any]] = {}
 
                 def both_hooks() -> bool:
                     rolled.update({h["data"]["release"]: h for h in hooks if h.get("type") == "release.rolled_back"})
                     return set(rolled) == set(CANARIES)
 
-                await until(both_hooks, "both release.rolled_back webhooks", timeout=60)
+                await until(both_hooks, "its release.rolled_back webhook", timeout=60)
                 by_name = {r["name"]: r for r in (await api.get("/releases")).json()["releases"]}
                 history = (await api.get("/releases/history")).json()["changes"]
                 sessions = {c: (await api.get(f"/sessions/{drawn[c][0]}")).json() for c in CANARIES}
@@ -97,6 +101,6 @@ async def test_canaries_whose_bot_crashes_at_boot_or_whose_bot_file_is_gone_are_
         assert sessions[canary]["status"] == "failed", sessions[canary]
         ended = [e["state"] for e in timelines[canary]["events"] if e["event"] == "machine_ended"]
         assert ended == ["failed"], timelines[canary]
-    assert [change["by"] for change in history[:2]] == ["automatic rollback"] * 2, history
-    assert history[0]["to"] == {"stable": 100, "crash": 0, "gone": 0}, history
+    assert history[0]["by"] == "automatic rollback", history
+    assert history[0]["to"] == {"stable": 100, "gone": 0}, history
     assert "no such file" in (sessions["gone"].get("detail") or ""), sessions["gone"]

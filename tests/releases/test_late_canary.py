@@ -14,39 +14,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.releases.drawn_calls import calls_to_each_release, good_outcome
-from tests.support.http_client import api_client
+from tests.releases.drawn_calls import KEY_RELEASES, good_outcome, one_call_to_each_release
 from tests.support.processes import run_dispatcher
 from tests.support.releases import WAIT, rollback_env, session_over, stay_past_short_session
 from tests.support.waiting import within
 from tests.support.webrtc_client import WebRTCClient
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a few real calls, each a bot process importing Pipecat
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # two real calls, each a bot process importing Pipecat
 
 BOTS = Path(__file__).resolve().parents[1] / "bots"
 LATE_SECONDS = 3.0  # tests/bots/late_greeter.py's
-# Each release's calls: the comparison of samples is the judge's (above); here, each bot's reports.
-EACH = 2
-CALLS_AT_ONCE = 2  # two cores shared with other work
+# One call to each release, at once: the comparison of samples is the judge's (above); here, each bot's reports.
 
 
 async def test_a_late_greeters_first_audio_reaches_the_judge_3_s_after_its_caller_joined(tmp_path: Path) -> None:
-    env = {**rollback_env(BOTS / "greeter.py", BOTS / "late_greeter.py"), "BOT_CONNECT_TIMEOUT_SECONDS": str(int(WAIT))}
+    env = {**rollback_env(BOTS / "greeter.py", BOTS / "late_greeter.py"), **KEY_RELEASES,
+           "BOT_CONNECT_TIMEOUT_SECONDS": str(int(WAIT))}
     heard: dict[str, float | None] = {}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
 
-            async def call(session_id: str) -> None:
-                """A caller who connects, stays until it hears the greeting and past a short session, and hangs up."""
-                async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer",
-                                        connect_timeout=WAIT) as client:
-                    heard[session_id] = await within(lambda: client.result().connect_to_first_audio, WAIT)
-                    await stay_past_short_session(client)
-                await session_over(api, session_id)
+        async def call(api: httpx.AsyncClient, session_id: str) -> None:
+            """A caller who connects, stays until it hears the greeting and past a short session, and hangs up."""
+            async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT,
+                                    headers={"Authorization": api.headers["Authorization"]}) as client:
+                heard[session_id] = await within(lambda: client.result().connect_to_first_audio, WAIT)
+                await stay_past_short_session(client)
+            await session_over(api, session_id)
 
-            judged = await calls_to_each_release(api, call, each=EACH, at_once=CALLS_AT_ONCE)
+        judged = await one_call_to_each_release(dispatcher.base_url, WAIT, call)
         log = dispatcher.log()
     for session in judged:
         said = (session, heard, log[-3000:])

@@ -16,10 +16,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.releases.drawn_calls import calls_to_each_release, good_outcome
-from tests.support.http_client import api_client
+from tests.releases.drawn_calls import KEY_RELEASES, good_outcome, one_call_to_each_release
 from tests.support.processes import run_dispatcher
 from tests.support.releases import WAIT, rollback_env, session_over, stay_past_short_session
 from tests.support.speech_pauses import first_phrase
@@ -27,14 +27,13 @@ from tests.support.waiting import within
 from tests.support.webrtc_client import WebRTCClient
 from voicefleet.loadtest.audio import reply_heard
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a few real calls, each a bot process importing Pipecat
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # two real calls, each a bot process importing Pipecat
 
 ROOT = Path(__file__).resolve().parents[2]
 PARROT, SLOW_PARROT = ROOT / "examples" / "parrot" / "bot.py", ROOT / "tests" / "bots" / "slow_reply_parrot.py"
 REPLY_DELAY_SECONDS = 1.0  # slow_reply_parrot.py's (not imported here: it patches the parrot as it loads)
-# Each release's calls: the comparison of samples is the judge's (above); here, each bot host's figures.
-EACH = 2
-CALLS_AT_ONCE = 2  # two cores shared with other work; each caller sends real-time audio from this process
+# One call to each release, at once (each caller sends real-time audio from this process): the
+# comparison of samples is the judge's (above); here, each bot host's figures.
 
 
 def _greeting_over(client: WebRTCClient) -> bool:
@@ -44,25 +43,24 @@ def _greeting_over(client: WebRTCClient) -> bool:
 
 
 async def test_a_slow_parrots_turns_reach_the_judge_1_s_later_as_its_bot_host_timed_them(tmp_path: Path) -> None:
-    env = {**rollback_env(PARROT, SLOW_PARROT), "BOT_CONNECT_TIMEOUT_SECONDS": str(int(WAIT))}
+    env = {**rollback_env(PARROT, SLOW_PARROT), **KEY_RELEASES, "BOT_CONNECT_TIMEOUT_SECONDS": str(int(WAIT))}
     heard: dict[str, float | None] = {}
     phrase = first_phrase()  # one turn is what is compared: the parrot echoes it whole, so the shorter the quicker
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
 
-            async def call(session_id: str) -> None:
-                """A caller who says one phrase, hears the echo, and hangs up."""
-                async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer",
-                                        connect_timeout=WAIT) as client:
-                    # Spoken over a greeting that comes late (a loaded machine's), the turn would be
-                    # the bot's to hear mid-greeting, and the greeting's tail would pass for the echo.
-                    assert await within(lambda: _greeting_over(client), WAIT), f"no greeting heard in {session_id}"
-                    result = await client.talk(phrase, listen_seconds=30.0, until_reply=True)  # the echo played whole
-                    heard[session_id] = result.reply_latency
-                    await stay_past_short_session(client)
-                await session_over(api, session_id)
+        async def call(api: httpx.AsyncClient, session_id: str) -> None:
+            """A caller who says one phrase, hears the echo, and hangs up."""
+            async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT,
+                                    headers={"Authorization": api.headers["Authorization"]}) as client:
+                # Spoken over a greeting that comes late (a loaded machine's), the turn would be
+                # the bot's to hear mid-greeting, and the greeting's tail would pass for the echo.
+                assert await within(lambda: _greeting_over(client), WAIT), f"no greeting heard in {session_id}"
+                result = await client.talk(phrase, listen_seconds=30.0, until_reply=True)  # the echo played whole
+                heard[session_id] = result.reply_latency
+                await stay_past_short_session(client)
+            await session_over(api, session_id)
 
-            judged = await calls_to_each_release(api, call, each=EACH, at_once=CALLS_AT_ONCE)
+        judged = await one_call_to_each_release(dispatcher.base_url, WAIT, call)
         log = dispatcher.log()
     for session in judged:
         # (What a caller on this machine measures swings by seconds with its load; the bot hosts' figures

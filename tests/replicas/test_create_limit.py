@@ -2,8 +2,11 @@
 real redis-server, with a warm reserve the planner refills, and a burst of cold starts spread over
 every replica, never send the fake Fly API (which enforces the limit per app, as Fly does) one
 create more than the limit allows. Each replica counting the limit for itself sent three times
-the burst, and Fly refused the rest. Compute Engine's inserts are counted the same way (and so are
-ECS's RunTask calls, by the same code: tests/dispatcher/machines/test_cloud_creates.py).
+the burst, and Fly refused the rest. Compute Engine's inserts and ECS's RunTask calls are counted
+the same way, by one code: two replicas' providers on a real redis-server sharing one count, a
+refill leaving the last token to a cold launch, in tests/dispatcher/machines/test_cloud_creates.py;
+a start refused for it answers as a start refused for Fly's limit does (here), its reason
+`gce_rate_limited` in tests/dispatcher/machines/test_gce_cells.py.
 
 The limit is made slow here (one create every 100 s, burst 3) so that what the test checks does
 not depend on timing: within the test the deployment may create exactly the burst, whatever the
@@ -21,16 +24,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.fixtures import fake_fly, fake_gce
+from tests.fakes.fixtures import fake_fly
 from tests.fakes.fly import FakeFly
-from tests.fakes.gce import FakeGce
 from tests.fakes.server import serve
-from tests.replicas.test_redial import AUTH, DEADLINE, KEY, env, until
+from tests.replicas.test_redial import AUTH, DEADLINE, env, until
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer
 
-__all__ = ["fake_fly", "fake_gce"]
-pytestmark = pytest.mark.slow  # three dispatchers and a redis-server
+__all__ = ["fake_fly"]
+pytestmark = pytest.mark.slow  # three dispatchers and a redis-server per test
 
 BURST = 3
 # One key sends every start here: neither its start rate, the session cap nor its TURN credentials
@@ -117,39 +119,3 @@ def test_creates_spread_over_the_deployments_apps_each_within_its_own_limit(
     assert len(started) == sum(by_app.values()) > BURST, (by_app, [a.text for a in answers])  # more than one app's
     refused = [(a.status_code, a.json()["error"]["code"]) for a in answers if a.status_code != 201]
     assert {status for status, _ in refused} == {503}, refused
-
-
-def test_every_replicas_compute_engine_inserts_together_stay_within_one_count(
-    tmp_path: Path, store: RedisServer, fake_gce: FakeGce
-) -> None:
-    limit = {"GCE_INSERT_RATE": str(PER_SECOND), "GCE_INSERT_BURST": str(BURST), "GCE_INSERT_MAX_WAIT": "0",
-             # two reserve VMs (no bot boots in them here: they stay warming)
-             "RESERVE_MIN_IDLE": "2", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "REDIS_LEASE_SECONDS": "60",
-             **KEY_RATE}
-    with ExitStack() as stack:
-        replicas = []
-        for n in range(3):
-            (tmp_path / f"r-{n}").mkdir()
-            replica_env = {"MACHINES": "gce", "DISPATCHER_API_KEYS": KEY, **fake_gce.env, **store.env,
-                           "REPLICA_ID": f"r-{n}", "BOT_CHANNEL_URL": "ws://127.0.0.1:9/bots/channel",
-                           "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
-                           "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
-                           "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "warning", **limit}
-            replicas.append(stack.enter_context(run_dispatcher(tmp_path / f"r-{n}", replica_env)))
-
-        def logs() -> str:
-            return "\n".join(r.log()[-3000:] for r in replicas)
-
-        idle = lambda: [n for n in list(fake_gce.instances) if "-idle-" in n]  # noqa: E731
-        until("the planner refilled the reserve", lambda: len(idle()) == 2, logs)
-        targets = [replicas[n % 3].base_url for n in range(12)]
-        with ThreadPoolExecutor(12) as pool:
-            answers = list(pool.map(
-                lambda url: httpx.post(f"{url}/start", json={}, headers=AUTH, timeout=DEADLINE), targets))
-
-    statuses = sorted(a.status_code for a in answers)
-    assert len(fake_gce.instances) == BURST, (list(fake_gce.instances), statuses)  # 2 refills + the cold start's
-    assert statuses.count(201) == 1, [a.text for a in answers]
-    refused = [a for a in answers if a.status_code != 201]
-    assert {a.json()["error"]["code"] for a in refused} == {"gce_rate_limited"}, [a.text for a in refused]
-    assert all("Retry-After" in a.headers for a in refused)
