@@ -40,7 +40,11 @@ from collections.abc import Generator, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.shared_tls_context import share_default_verify_context
+
 pytest_plugins = ["tests.support.longest_first"]
+
+share_default_verify_context()  # a poll with httpx.get loaded the CA bundle each time (its docstring)
 
 settings.register_profile("busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("busy-machine")
