@@ -6,10 +6,12 @@ thread's, so that a busy host delays the reading without moving the stamps."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 ETH_P_ALL = 0x0003
@@ -19,6 +21,11 @@ ETHERNET, IPV4_MIN, UDP = 14, 20, 8
 SO_TIMESTAMPNS, SO_RCVBUFFORCE = 35, 33
 TIMESPEC = struct.Struct("@qq")
 RECEIVE_BUFFER = 8 << 20  # seconds of a busy loopback, so that a stalled reader drops nothing
+# The kernel's classic BPF (linux/filter.h): the packets of `ports` alone reach the reading thread. A busy host's
+# lo carries every other test's traffic too, which the thread would otherwise read and drop in Python.
+SO_ATTACH_FILTER = 26
+SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF + SKF_AD_PKTTYPE: the packet's type, as the socket's address has it
+LD_B, LD_H, LDX_MSH, LD_H_IND, JEQ, RET = 0x30, 0x28, 0xB1, 0x48, 0x15, 0x06
 
 
 def can_capture() -> str | None:
@@ -50,6 +57,8 @@ class LoopbackUdp:
         except PermissionError:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._filter = port_filter(self.ports)  # kept: the kernel copies it, but only once attached
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, self._filter.program)
         self._sock.bind(("lo", 0))
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
@@ -77,6 +86,32 @@ class LoopbackUdp:
         self._stop.set()
         self._thread.join(5)
         self._sock.close()
+
+
+@dataclass(frozen=True)
+class PortFilter:
+    """A classic BPF program (its `struct sock_fprog`: `program`) and the instructions it points at."""
+    instructions: ctypes.Array[ctypes.c_char]
+    program: bytes
+
+
+def port_filter(ports: Iterable[int]) -> PortFilter:
+    """Received (not outgoing) IPv4 UDP packets from or to any of `ports`, as lo's link layer frames them
+    (a 14-byte Ethernet header); the reading thread checks each again."""
+    listed = sorted(ports)
+    count = len(listed)
+    drop, accept = 9 + 2 * count, 10 + 2 * count  # the two returns' indexes
+    code: list[tuple[int, int, int, int]] = [
+        (LD_B, 0, 0, SKF_AD_PKTTYPE), (JEQ, drop - 2, 0, PACKET_OUTGOING),
+        (LD_H, 0, 0, 12), (JEQ, 0, drop - 4, 0x0800),  # IPv4
+        (LD_B, 0, 0, ETHERNET + 9), (JEQ, 0, drop - 6, socket.IPPROTO_UDP),
+        (LDX_MSH, 0, 0, ETHERNET), (LD_H_IND, 0, 0, ETHERNET)]  # X: the IP header's length; A: the source port
+    code += [(JEQ, accept - (8 + i) - 1, 0, port) for i, port in enumerate(listed)]
+    code.append((LD_H_IND, 0, 0, ETHERNET + 2))  # the destination port
+    code += [(JEQ, accept - (9 + count + i) - 1, 0, port) for i, port in enumerate(listed)]
+    code += [(RET, 0, 0, 0), (RET, 0, 0, 0x40000)]
+    instructions = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *step) for step in code))
+    return PortFilter(instructions, struct.pack("HL", len(code), ctypes.addressof(instructions)))
 
 
 def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:

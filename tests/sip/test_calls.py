@@ -212,19 +212,6 @@ async def answered_sipp_call(edge: EdgeProcess, scenario: str, pattern: re.Patte
     return await next_answered(edge, seen, pattern), calling
 
 
-async def test_a_session_stopped_through_the_api_hangs_its_caller_up_with_bye(
-    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
-) -> None:
-    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
-        await wait_for_idle_bot(api)
-        session_id, calling = await answered_sipp_call(edge, "call_hung_up_by_bot")
-        stopped = await api.delete(f"/sessions/{session_id}")
-        assert stopped.status_code in (202, 204), stopped.text
-        call = await calling  # its scenario ends only with the edge's BYE, answered
-        assert call.returncode == 0, f"{call.output}\n{edge.log()}"
-        assert await wait_active_sessions(api, 0) == 0
-
-
 async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
     cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess,
 ) -> None:
@@ -241,22 +228,30 @@ async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
         assert await sip_ended(api, session_id) == {"by": "caller", "how": "cancel", "status": 487}
 
 
-async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers(
+async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers_and_a_session_stopped_hangs_it_up_with_bye(
     cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess, cold_reports: Path,
 ) -> None:
-    call = run_sipp("call_answered", NUMBER, cold_edge.sip_port, cold_edge.workdir, media_port=free_port_pair(2))
-    assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
-    call_id = call_id_of(call.messages)
-    session_id = session_of(cold_edge, call_id)
-    assert session_id is not None, cold_edge.log()
-    # The bot writes what it was told as it starts, beside the edge's answer: a call a second long may
-    # end before the file is there.
-    report = cold_reports / f"{session_id}.json"
-    told = json.loads(wait_until(lambda: report.read_text() if report.exists() else "", f"the bot's report {report}",
-                                 detail=cold_edge.log))
-    assert told["body"] == {"from": '"Caller" <sip:+14155550100@127.0.0.1>', "to": f"<sip:{NUMBER}@127.0.0.1>",
-                            "call_id": call_id, "headers": {"X-Ticket": "T-1042"}}
-    assert told["call_data"]["call_id"] == call_id  # Pipecat read the stream's start as a carrier's
+    """One call, answered once its (slow) bot joined: what the bot was told, then the session stopped through the
+    API, which hangs the caller up with the edge's BYE (its scenario ends only with it, answered)."""
+    async with api_client(base_url=cold_dispatcher.base_url, timeout=30) as api:
+        session_id, calling = await answered_sipp_call(cold_edge, "call_hung_up_by_bot")
+        try:
+            # The bot writes what it was told as it starts, beside the edge's answer.
+            report = cold_reports / f"{session_id}.json"
+            told = json.loads(await asyncio.to_thread(
+                wait_until, lambda: report.read_text() if report.exists() else "", f"the bot's report {report}",
+                detail=cold_edge.log))
+        finally:
+            stopped = await api.delete(f"/sessions/{session_id}")
+        assert stopped.status_code in (202, 204), stopped.text
+        call = await calling  # its scenario ends only with the edge's BYE, answered
+        assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
+        call_id = call_id_of(call.messages)
+        assert session_of(cold_edge, call_id) == session_id, cold_edge.log()
+        assert told["body"] == {"from": '"Caller" <sip:+14155550100@127.0.0.1>', "to": f"<sip:{NUMBER}@127.0.0.1>",
+                                "call_id": call_id, "headers": {"X-Ticket": "T-1042"}}
+        assert told["call_data"]["call_id"] == call_id  # Pipecat read the stream's start as a carrier's
+        assert await wait_active_sessions(api, 0) == 0
 
 
 @pytest.mark.parametrize(("scenario", "source", "number", "status"), [

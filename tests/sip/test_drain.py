@@ -19,7 +19,8 @@ from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import SippRun, run_sipp
 from tests.sip.test_calls import answered_sipp_call
-from tests.sip.test_workers import ANSWERED_BY, echo_dispatcher, wait_for_workers  # noqa: F401 - a fixture
+from tests.sip.test_inbound_digest_calls import kamailio_children
+from tests.sip.test_workers import ANSWERED_BY, echo_dispatcher, wait_for_workers, worker_pids  # noqa: F401 - a fixture
 from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
 from tests.support.waiting import within
@@ -56,7 +57,9 @@ async def still_up(calling: asyncio.Task[SippRun]) -> bool:
 async def test_calls_in_flight_outlive_the_sigterm_a_new_invite_is_refused_503_and_a_second_sigterm_ends_them(
     echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
 ) -> None:
+    """The default edge, one worker and no inbound digest credential: its one PJSIP process, no Kamailio."""
     with run_edge(echo_dispatcher, tmp_path_factory.mktemp("drain-edge")) as edge:
+        assert worker_pids(edge) == {} and kamailio_children(edge) == []  # one PJSIP process, the edge itself
         cued = CuedCaller()
         try:
             _, first = await answered_sipp_call(edge, "call_until_cued", media_port=free_port_pair(2), cued=cued)
@@ -78,6 +81,7 @@ async def test_calls_in_flight_outlive_the_sigterm_a_new_invite_is_refused_503_a
         assert (await second).returncode == 0, edge.log()[-6000:]  # the edge's BYE, answered
         assert await exited(edge) == 0, edge.log()[-6000:]
     assert "a second signal came with calls still in flight: they are hung up" in edge.log()
+    assert "Kamailio" not in edge.log()
 
 
 async def test_a_call_still_up_when_the_drain_bound_passes_gets_the_edges_bye_and_the_edge_exits(

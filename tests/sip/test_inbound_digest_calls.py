@@ -1,14 +1,14 @@
 """A PBX that reaches the edge with an inbound digest credential (docs/sip.md#inbound-digest): the whole edge
-(Kamailio in front of one PJSIP worker, the default edge) and a real local dispatcher whose bot
-echoes each frame back (bench/phone_echo_host.py). SIPp, the PBX, answers the front's 407 with the credential;
-its call is answered by the bot and it hears its own words back. With a wrong password, no session is ever
-asked for. A one-worker edge without a credential runs no Kamailio at all. Kamailio in front of two workers taking a
+(Kamailio in front of one PJSIP worker, the default edge) and a real local dispatcher whose bot echoes each frame back
+(bench/phone_echo_host.py). SIPp, the PBX, answers the front's 407 with the credential; its call is answered by the
+bot and it hears its own words back. A one-worker edge without a credential runs no Kamailio at all:
+tests/sip/test_drain.py's edge, whose calls its one PJSIP process answers. Kamailio in front of two workers taking a
 credential's call is tests/sip/test_credential_trunk_calls.py's edge (the workers take it alike however many they
-are), and the front's own decisions tests/sip/test_front_digest.py's, on real Kamailio."""
+are), and the front's own decisions tests/sip/test_front_digest.py's, on real Kamailio (a wrong password 403 alike for
+a served and an unserved number, reaching no worker)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import Iterator
@@ -20,11 +20,10 @@ import pytest
 from sipedge.supervisor import KAMAILIO
 from tests.phone.conftest import speech_8k, wait_active_sessions
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.conftest import EdgeProcess, run_edge
 from tests.sip.loopback_rtp import can_capture
-from tests.sip.sipp import run_sipp
 from tests.sip.test_calls import cued_once_heard
-from tests.sip.test_workers import echo_dispatcher, wait_for_workers, worker_pids
+from tests.sip.test_workers import echo_dispatcher, wait_for_workers
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess
@@ -50,7 +49,7 @@ def digest_edge(echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.Tem
         yield running
 
 
-def _kamailio_children(edge: EdgeProcess) -> list[int]:
+def kamailio_children(edge: EdgeProcess) -> list[int]:
     """The edge's children that run Kamailio (its front's main process)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -71,7 +70,7 @@ async def test_a_pbx_answering_the_challenge_gets_its_call_answered_by_the_bot_a
         pytest.skip(why)
     async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
         await wait_for_workers(digest_edge, workers=workers)
-        assert len(_kamailio_children(digest_edge)) == 1  # the front checks the credential, whatever the workers
+        assert len(kamailio_children(digest_edge)) == 1  # the front checks the credential, whatever the workers
         # The PBX hangs up once its words came back (test_calls.cued_once_heard), not 15 s after its speech.
         call, capture = await cued_once_heard(digest_edge, "call_echo_digest", 0.6, credential=(USERNAME, PASSWORD))
         assert call.final_answers("1 INVITE") == {407} and call.final_answers("2 INVITE") == {200}
@@ -80,27 +79,3 @@ async def test_a_pbx_answering_the_challenge_gets_its_call_answered_by_the_bot_a
         speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
         assert echo_similarity(voiced(speech), heard, 8000) > 0.6
         assert await wait_active_sessions(api, 0) == 0
-
-
-async def test_a_wrong_password_asks_for_no_session_whatever_the_number(
-    echo_dispatcher: DispatcherProcess, digest_edge: EdgeProcess, workers: int,
-) -> None:
-    await wait_for_workers(digest_edge, workers=workers)
-    seen = len(digest_edge.log())
-    for number in (NUMBER, "+15550100999"):
-        call = await asyncio.to_thread(run_sipp, "call_digest_refused", number, digest_edge.sip_port,
-                                       digest_edge.workdir, credential=(USERNAME, "not-" + PASSWORD))
-        assert call.returncode == 0, f"{call.output}\n{digest_edge.log()[-4000:]}"
-        assert call.statuses() == [407, 403], call.messages
-    log = digest_edge.log()[seen:]
-    assert "answered" not in log and "refused 404" not in log, log  # no worker saw either call
-
-
-async def test_a_one_worker_edge_without_a_credential_runs_no_kamailio(
-    echo_dispatcher: DispatcherProcess, tmp_path: Path,
-) -> None:
-    with run_edge(echo_dispatcher, tmp_path) as edge:
-        assert worker_pids(edge) == {} and _kamailio_children(edge) == []  # one PJSIP process, the edge itself
-        call = await asyncio.to_thread(run_sipp, "call_answered", NUMBER, edge.sip_port, edge.workdir)
-        assert call.returncode == 0, f"{call.output}\n{edge.log()[-4000:]}"
-        assert "Kamailio" not in edge.log()

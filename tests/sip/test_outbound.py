@@ -77,9 +77,9 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
     far = f'termination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["local"]\ncaller_ids = ["{FROM}"]'
     trunks = (f'\n[[trunk]]\nname = "far"\n{far}\ncps = 50\nring_seconds = 3\n'
               f'usd_per_minute = {{ outbound = {USD_PER_MINUTE} }}\nbilling_increment_seconds = 1\n'
-              f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 50\ndigest_username = "{DIGEST[0]}"\n'
+              # `guarded` also takes 0.1 calls a second: its one call's pace refuses a second at once.
+              f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 0.1\ndigest_username = "{DIGEST[0]}"\n'
               'digest_password_env = "GUARDED_PASSWORD"\n'
-              f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n'
               f'\n[[trunk]]\nname = "others"\ntermination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["team-b"]\n')
     settings = f'control_port = {control_port}\n{KEY_SETTINGS}'
     keys = edge_keys(EDGE_SECRET, f"http://127.0.0.1:{control_port}")  # derived for the URL the dispatcher lists
@@ -108,12 +108,13 @@ async def echo_heard(capture: LoopbackRtp) -> None:
 
 async def place(api: httpx.AsyncClient, out: Outbound, trunk: str, scenario: str, *,
                 media_port: int | None = None, variables: dict[str, str] | None = None,
-                ) -> tuple[str, asyncio.Task[SippRun]]:
-    """SIPp listening as the far end, then `POST /calls`: the call's session and SIPp's run."""
+                headers: dict[str, str] | None = None) -> tuple[str, asyncio.Task[SippRun]]:
+    """SIPp listening as the far end, then `POST /calls` (with `headers`): the call's session and SIPp's run."""
     callee = asyncio.create_task(asyncio.to_thread(run_callee, scenario, out.callee_port, out.edge.workdir,
                                                    media_port=media_port, variables=variables))
     await asyncio.sleep(0.5)  # SIPp binds its port
-    answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": trunk, "body": {"ticket": "T-1"}})
+    answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": trunk, "body": {"ticket": "T-1"}},
+                            headers=headers)
     assert answer.status_code == 201, answer.text
     assert answer.json()["status"] == "starting"
     assert (answer.json()["to"], answer.json()["from"], answer.json()["trunk"]) == (TO, FROM, trunk)
@@ -216,25 +217,28 @@ async def test_an_answered_call_goes_out_once_its_bot_joined_and_the_callee_hear
 # A final refusal (486) and a ring-out (the edge's CANCEL): the two ways a call goes unanswered. Which outcome
 # each final status is, is test_outbound_parts.py's test_the_far_end_s_final_answer_is_the_call_s_outcome
 # (sipedge/outbound_call.outcome_of); a callee's 603 ending as "rejected" end to end is the command's test below.
-@pytest.mark.parametrize(("scenario", "reason", "sip_status"), [
-    ("callee_busy", "busy", 486), ("callee_rings", "no_answer", 487)])
-async def test_a_call_not_answered_ends_its_session_with_the_outcome(
-    outbound: Outbound, scenario: str, reason: str, sip_status: int,
-) -> None:
+async def assert_not_answered(api: httpx.AsyncClient, out: Outbound, session_id: str, call: SippRun, reason: str,
+                              sip_status: int) -> None:
+    """The call's outcome `reason` (`sip_status`), its session ended with it, its webhook too, and no minutes."""
+    outcome = await outcome_of(api, out, session_id)
+    assert (outcome["outcome"], outcome["sip_status"]) == (reason, sip_status), outcome
+    assert call.returncode == 0, f"{call.output}\n{out.edge.log()}"
+    await assert_ended_with(api, out, session_id, reason, sip_status)
+    line = (await ended_webhook(out, session_id))["cost"]["telephony"]  # never answered: no minutes
+    assert (line["trunk"], line["direction"], line["answered"], line["usd"]) == ("far", "outbound", False, 0), line
+
+
+async def test_a_call_rung_out_is_cancelled_and_ends_its_session_with_no_answer(outbound: Outbound) -> None:
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         started = time.monotonic()
-        session_id, callee = await place(api, outbound, "far", scenario)
-        outcome = await outcome_of(api, outbound, session_id)
-        assert (outcome["outcome"], outcome["sip_status"]) == (reason, sip_status), outcome
+        session_id, callee = await place(api, outbound, "far", "callee_rings")
+        await outcome_of(api, outbound, session_id)
         call = await callee
-        assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
-        if scenario == "callee_rings":  # rang the trunk's ring_seconds (3), then the edge's CANCEL
-            rang, cancelled = first_received(call, "INVITE"), first_received(call, "CANCEL")
-            assert rang is not None and cancelled is not None and 2.5 <= cancelled - rang <= 6, (rang, cancelled)
+        # Rang the trunk's ring_seconds (3), then the edge's CANCEL.
+        rang, cancelled = first_received(call, "INVITE"), first_received(call, "CANCEL")
+        assert rang is not None and cancelled is not None and 2.5 <= cancelled - rang <= 6, (rang, cancelled)
         assert time.monotonic() - started < OUTCOME_SECONDS
-        await assert_ended_with(api, outbound, session_id, reason, sip_status)
-        line = (await ended_webhook(outbound, session_id))["cost"]["telephony"]  # never answered: no minutes
-        assert (line["trunk"], line["direction"], line["answered"], line["usd"]) == ("far", "outbound", False, 0), line
+        await assert_not_answered(api, outbound, session_id, call, "no_answer", 487)
 
 
 class Trap:
@@ -248,33 +252,44 @@ class Trap:
         writer.close()
 
 
-async def test_a_call_s_stream_goes_to_the_edge_s_own_dispatcher_whatever_host_the_client_names(
+async def test_a_busy_call_ends_its_session_busy_streams_to_the_edges_own_dispatcher_and_is_placed_once_a_key(
         outbound: Outbound) -> None:
-    """The request's Host is the client's to choose (a keyless dispatcher takes loopback names only, a
-    keyed one any): were the edge handed a stream URL built from it, the callee's audio and the session's
-    token would go where the key's holder says, here a server of theirs on another port."""
+    """One busy call (486), asked for with a Host of the client's and an Idempotency-Key. Its session ends busy.
+    The request's Host is the client's to choose (a keyless dispatcher takes loopback names only, a keyed one
+    any): were the edge handed a stream URL built from it, the callee's audio and the session's token would go
+    where the key's holder says, here a server of theirs on another port. Asked again with the same key, the
+    same session answers and the edge is handed nothing twice."""
     trap = Trap()
     server = await asyncio.start_server(trap, "127.0.0.1", 0)
     named = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    headers = {"Host": named, "Idempotency-Key": "order-1042"}
     try:
         async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
-            callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_busy", outbound.callee_port,
-                                                           outbound.edge.workdir))
-            await asyncio.sleep(0.5)  # SIPp binds its port
-            answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "far"}, headers={"Host": named})
-            assert answer.status_code == 201, answer.text
-            outcome = await outcome_of(api, outbound, answer.json()["session_id"], ("call_outcome", "ended"))
+            session_id, callee = await place(api, outbound, "far", "callee_busy", headers=headers)
+            outcome = await outcome_of(api, outbound, session_id, ("call_outcome", "ended"))
             assert trap.heard == [], f"the edge connected to the client's host: {trap.heard}"
-            assert (outcome.get("outcome"), outcome.get("sip_status")) == ("busy", 486), outcome
-            assert (await callee).returncode == 0
+            await assert_not_answered(api, outbound, session_id, await callee, "busy", 486)
+            again = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "far", "body": {"ticket": "T-1"}},
+                                   headers=headers)
+            assert again.status_code == 200, again.text
+            assert again.json()["session_id"] == session_id
+            assert outbound.edge.log().count(f"taken for session {session_id}") == 1, "placed once"
+            assert outcome["event"] == "call_outcome", outcome
     finally:
         server.close()
         await server.wait_closed()
 
 
-async def test_a_trunk_s_digest_challenge_is_answered_with_its_credential(outbound: Outbound) -> None:
+async def test_a_trunk_s_digest_challenge_is_answered_with_its_credential_and_its_pace_refuses_a_second_call(
+        outbound: Outbound) -> None:
+    """The `guarded` trunk takes 0.1 calls a second and a call waits at most 1 s (SIP_CALL_MAX_WAIT_SECONDS): a second
+    call asked right after its first is refused with the wait."""
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         session_id, callee = await place(api, outbound, "guarded", "callee_challenges")
+        again = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "guarded"})
+        assert again.status_code == 429, again.text
+        assert 5 <= int(again.headers["Retry-After"]) <= 10
+        assert "would wait" in again.json()["error"]["message"]
         outcome = await outcome_of(api, outbound, session_id)
         call = await callee
         assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
@@ -293,7 +308,7 @@ async def test_an_unknown_trunk_is_refused_naming_the_trunks(outbound: Outbound)
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "nowhere"})
         assert answer.status_code == 404, answer.text
-        assert "far, guarded, others, slow" in answer.json()["error"]["message"]
+        assert "far, guarded, others" in answer.json()["error"]["message"]
 
 
 async def test_a_key_calls_only_through_trunks_that_name_it_to_allowed_numbers_from_their_numbers(
@@ -311,18 +326,6 @@ async def test_a_key_calls_only_through_trunks_that_name_it_to_allowed_numbers_f
     assert outbound.edge.log().count("refused: trunk 'far' does not call") == 3, outbound.edge.log()
 
 
-async def test_a_call_over_its_trunk_s_pace_is_refused_with_the_wait(outbound: Outbound) -> None:
-    """The `slow` trunk takes 0.1 calls a second and a call waits at most 1 s (SIP_CALL_MAX_WAIT_SECONDS)."""
-    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
-        session_id, callee = await place(api, outbound, "slow", "callee_busy")
-        again = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "slow"})
-        assert again.status_code == 429, again.text
-        assert 5 <= int(again.headers["Retry-After"]) <= 10
-        assert "would wait" in again.json()["error"]["message"]
-        assert (await outcome_of(api, outbound, session_id))["outcome"] == "busy"
-        assert (await callee).returncode == 0
-
-
 async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outbound: Outbound) -> None:
     order = {"session_id": "abc", "stream_path": "/ws/exotel/t", "to": TO, "from": FROM,
              "trunk": "far", "caller": "local"}
@@ -333,7 +336,7 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
         signed = {"Authorization": f"Bearer {edge_keys(EDGE_SECRET, outbound.control)['EDGE_CONTROL_KEY']}"}
         inbound = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
         assert inbound.status_code == 409 and inbound.json()["error"]["code"] == "trunk_inbound_only", inbound.text
-        assert "far, guarded, others, slow" in inbound.json()["error"]["message"]  # the trunks that place calls
+        assert "far, guarded, others" in inbound.json()["error"]["message"]  # the trunks that place calls
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
         # A hand-over retried (its answer lost) places nothing twice. Its stream's token is no call's:
@@ -368,20 +371,3 @@ def test_the_command_refuses_a_body_that_is_not_a_json_object() -> None:
     result = CliRunner().invoke(voicefleet, ["calls", "place", TO, "--from", FROM, "--trunk", "far",
                                              "--body", "[1]", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--body must be a JSON object" in result.output
-
-
-async def test_the_same_idempotency_key_answers_the_same_session_and_places_nothing_twice(outbound: Outbound) -> None:
-    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
-        callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_busy", outbound.callee_port,
-                                                       outbound.edge.workdir))
-        await asyncio.sleep(0.5)  # SIPp binds its port
-        asked = {"to": TO, "from": FROM, "trunk": "far"}
-        first = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
-        assert first.status_code == 201, first.text
-        session_id = first.json()["session_id"]
-        assert (await outcome_of(api, outbound, session_id))["outcome"] == "busy"
-        assert (await callee).returncode == 0
-        again = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
-        assert again.status_code == 200, again.text
-        assert again.json()["session_id"] == session_id
-        assert outbound.edge.log().count(f"taken for session {session_id}") == 1

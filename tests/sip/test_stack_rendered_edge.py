@@ -11,7 +11,14 @@ stranger_net.py) as the host's private and public address. The trunk's `sources`
 calling from 127.0.0.1 is the carrier: answered by the bot, priced, ended by its BYE; the same SIPp in
 the stranger's namespace is refused 403. A stack with several workers renders a file whose Kamailio
 front the edge writes, and Kamailio itself must accept it; a Kubernetes pod's file with two workers and a trunk's
-inbound digest credential runs its front and answers the PBX that answers Kamailio's challenge."""
+inbound digest credential runs its front and answers the PBX that answers Kamailio's challenge.
+
+One real call per form the stacks run: a VM's (AWS, GCP: the host's address in the file, `python -m sipedge`
+alone) with its stranger refused, and a Kubernetes pod's fronted edge (the node's address in a variable, the
+front and the workers apart, as the pod's two containers run them). Checked elsewhere: the pod's rendered file
+loaded with the node's address from its variable (tests/infra/k8s/test_sip_edge.py), a real edge binding the
+address its variable holds (tests/sip/test_edge_start.py), one `python -m sipedge` with workers and a trunk's
+inbound digest credential answering a PBX's digest call (tests/sip/test_inbound_digest_calls.py)."""
 
 from __future__ import annotations
 
@@ -89,11 +96,6 @@ def stranger() -> Iterator[StrangerNet]:
         yield net
 
 
-# How the stack tells the edge its host's address: in the file (a VM's, AWS and GCP), or in the variable the
-# file names, which the pod's node address arrives in (Kubernetes, the downward API's status.hostIP).
-FORMS = ("in-file", "node-variable")
-
-
 @pytest.fixture(scope="module")
 def key_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     """The local dispatcher and its parrot, knowing the number's key and the edge's secret: one for
@@ -105,27 +107,25 @@ def key_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatc
         yield running
 
 
-@pytest.mark.parametrize("form", FORMS)
-async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_stranger(
-        key_dispatcher: DispatcherProcess, stranger: StrangerNet, tmp_path: Path, form: str) -> None:
+async def test_the_edge_a_vm_stack_renders_answers_its_carrier_and_refuses_a_stranger(
+        key_dispatcher: DispatcherProcess, stranger: StrangerNet, tmp_path: Path) -> None:
+    """The host's address in the file, as a VM's stack (AWS, GCP) renders it: the Kubernetes form (the node's
+    address in a variable) is the fronted pod's below."""
     free = free_port_pair(RTP_PORTS + 1)
     rtp_port = free + free % 2  # even, as rtpPorts must start
     key = carrier_key(f"{rtp_port}-{rtp_port + RTP_PORTS - 1}")
     sip_port = free_port(socket.SOCK_DGRAM)
     dispatcher = key_dispatcher
     config = tmp_path / "edge.toml"
-    variable = NODE_ADDRESS_VARIABLE if form == "node-variable" else None
     control_port = free_port()
     config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
-                             sip_address=None if variable else stranger.host_address,
-                             public_address=stranger.host_address, sip_port=sip_port, control_port=control_port,
-                             address_variable=variable))
-    assert ("sip_address_env" in config.read_text()) == (variable is not None)
+                             sip_address=stranger.host_address, public_address=stranger.host_address,
+                             sip_port=sip_port, control_port=control_port))
+    assert "sip_address_env" not in config.read_text()
     # The stack's secret store's: the edge's credentials derived for its control URL, never SIP_EDGE_SECRET.
     derived, url = EdgeSecret(SECRET), f"http://{stranger.host_address}:{control_port}"
     secrets = {api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
-               CONTROL_KEY_VARIABLE: derived.control_credential(url),
-               **({variable: stranger.host_address} if variable else {})}
+               CONTROL_KEY_VARIABLE: derived.control_credential(url)}
     with started_edge(config, sip_port, tmp_path, secrets) as edge:
         async with api_client(base_url=dispatcher.base_url, timeout=30,
                               headers={"Authorization": f"Bearer {KEY}"}) as api:
@@ -194,28 +194,6 @@ def fronted_pod_edge(dispatcher: DispatcherProcess, tmp_path: Path) -> FrontedPo
     return FrontedPodEdge(config, sip_port, secrets.token_urlsafe(16), {
         api_key_variable(KEY_NAME): KEY, EDGE_CREDENTIAL_VARIABLE: derived.edge_credential(url),
         CONTROL_KEY_VARIABLE: derived.control_credential(url)})
-
-
-@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
-async def test_the_edge_a_kubernetes_stack_renders_with_workers_answers_a_pbxs_digest_call(
-        key_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    """The file a Kubernetes pod gets (the node's address in a variable) for two workers and a trunk with an inbound
-    digest credential, run as the edge image runs it: Kamailio challenges the PBX, a worker answers its call."""
-    pod = fronted_pod_edge(key_dispatcher, tmp_path)
-    env = {**pod.workers_secrets, inbound_digest_variable("carrier"): pod.password,
-           NODE_ADDRESS_VARIABLE: "127.0.0.1"}
-    config, sip_port, password = pod.config, pod.sip_port, pod.password
-    with started_edge(config, sip_port, tmp_path, env) as edge:
-        async with api_client(base_url=key_dispatcher.base_url, timeout=30,
-                              headers={"Authorization": f"Bearer {KEY}"}) as api:
-            await wait_for_idle_bot(api)
-            call = await asyncio.to_thread(run_sipp, "call_echo_digest", NUMBER, sip_port, tmp_path,
-                                           media_port=free_port_pair(2), credential=("pbx", password))
-            assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{edge.log()[-3000:]}"
-            assert call.final_answers("1 INVITE") == {407} and call.final_answers("2 INVITE") == {200}
-            assert session_of(edge, call_id_of(call.messages)) is not None, edge.log()
-            assert "[worker " in edge.log()  # a worker behind the front answered, not a lone PJSIP process
-            assert await wait_active_sessions(api, 0) == 0
 
 
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")

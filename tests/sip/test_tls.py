@@ -95,15 +95,6 @@ async def test_a_call_over_tls_with_srtp_is_answered_and_heard_back(
         await hear_call_back(phone, parrot_dispatcher, edge, tmp_path, NUMBER, tls_port, ";transport=tls")
 
 
-async def test_plain_udp_still_works_beside_tls(
-    parrot_dispatcher: DispatcherProcess, tls_edge: tuple[EdgeProcess, int], ca: TestCa, tmp_path: Path,
-) -> None:
-    edge, _ = tls_edge
-    write_caller_wav(tmp_path / "caller.wav")
-    with run_baresip(tmp_path, tmp_path / "caller.wav") as phone:
-        await hear_call_back(phone, parrot_dispatcher, edge, tmp_path, PLAIN_NUMBER, edge.sip_port, "")
-
-
 @pytest.mark.parametrize("transport", [";transport=tls", ""])
 def test_an_rtp_offer_to_a_mandatory_srtp_trunk_gets_488(
     tls_edge: tuple[EdgeProcess, int], ca: TestCa, tmp_path: Path, transport: str,
@@ -120,7 +111,8 @@ def test_an_srtp_offer_to_the_trunk_whose_srtp_is_off_gets_488_not_srtp(
     tls_edge: tuple[EdgeProcess, int], ca: TestCa, tmp_path: Path,
 ) -> None:
     """The `plain` trunk shares the edge's own account, whose SRTP is optional since `loopback` has
-    SRTP: PJSIP alone would answer baresip's RTP/SAVP offer over UDP with keys."""
+    SRTP: PJSIP alone would answer baresip's RTP/SAVP offer over UDP with keys. (A plain UDP call answered and
+    heard back beside TLS: test_tls_workers.py's, through the front; without TLS, test_baresip.py's.)"""
     edge, _ = tls_edge
     write_caller_wav(tmp_path / "caller.wav")
     with run_baresip(tmp_path, tmp_path / "caller.wav", tls_lines(tmp_path, ca, ca), SRTP) as phone:

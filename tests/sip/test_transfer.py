@@ -41,7 +41,7 @@ EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
 DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
 ANSWERED_SECONDS = 60.0
-TIME_LIMIT_SECONDS = 11  # a bridged call's longest: past the bridged test's caller, who hangs up 10 s in
+TIME_LIMIT_SECONDS = 11  # a bridged call's longest: past test_transfer_workers.py's caller, who hangs up 10 s in
 INBOUND_USD, OUTBOUND_USD = 0.0085, 0.013  # the trunk's prices a minute, billed by the second
 
 
@@ -191,16 +191,17 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
         assert await wait_active_sessions(api, 0) == 0
 
 
-async def bridged_call(api: httpx.AsyncClient, line: Line) -> str:
+async def bridged_call(api: httpx.AsyncClient, line: Line, scenario: str = "call_refer_refused") -> str:
     """A call whose REFER the caller's side refuses, bridged to the person (audio both ways) until the caller
-    hangs up 10 s in: its session."""
+    hangs up 10 s in (`scenario` call_refer_refused; call_refer_refused_stays: until the edge hangs both legs up):
+    its session."""
     await wait_for_idle_bot(api)
     caller_media, person_media = free_port_pair(2), free_port_pair(2)
     to_caller, to_person = LoopbackRtp(caller_media), LoopbackRtp(person_media)
     try:
         person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
                                                        line.edge.workdir, media_port=person_media))
-        call = caller(line.edge, "call_refer_refused", caller_media)
+        call = caller(line.edge, scenario, caller_media)
         session_id = await active_session(api)
         answer = await transfer_once_answered(api, session_id, DESK)
         run, far = await call, await person
@@ -210,7 +211,7 @@ async def bridged_call(api: httpx.AsyncClient, line: Line) -> str:
     assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
     assert answer.json()["carrier_status"] == "bridged", answer.json()
     assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-    assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # answered, then the caller's end ended it
+    assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # answered, then the edge's BYE ended it
     speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000))
     for heard, who in ((to_person, "the person"), (to_caller, "the caller")):
         similarity = echo_similarity(speech, np.frombuffer(heard.pcm("ulaw"), dtype=np.int16), 8000)
@@ -218,21 +219,26 @@ async def bridged_call(api: httpx.AsyncClient, line: Line) -> str:
     return session_id
 
 
-async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trunk(line: Line) -> None:
+async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trunk_until_its_time_limit(
+        line: Line) -> None:
+    """Bridged (audio both ways), priced, and hung up by the edge, both legs, once the time limit is up (the caller
+    stays on). A caller's own hang-up ending the bridged call: test_transfer_workers.py's bridged call."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        session_id = await bridged_call(api, line)
+        # Each leg got the edge's BYE (neither scenario hangs up on its own), the time limit's.
+        session_id = await bridged_call(api, line, "call_refer_refused_stays")
+        assert f"time limit ({TIME_LIMIT_SECONDS} s) is up" in line.edge.log(), line.edge.log()
         events = await ended_events(api, session_id)
         assert await listed_end_reason(api, session_id) == "transferred"
         sip = one(events, "sip_ended")
         assert (sip["by"], sip["how"]) == ("edge", "bridged"), sip
         assert await wait_active_sessions(api, 0) == 0
-        # The person's leg, from their answer to the caller's hang-up that ended it, is the session's too.
+        # The person's leg, from their answer to the time limit's hang-up that ended it, is the session's too.
         telephony = await bridged_line(api, session_id, line.edge)
         legs = {e.get("leg"): e["at"] for e in await events_of(api, session_id) if e["event"] == "bridged_leg"}
         assert telephony["bridged"]["seconds"] == pytest.approx(legs["ended"] - legs["answered"], abs=0.01)
-        assert 2.0 < telephony["bridged"]["seconds"] < 10.0, telephony  # the caller hangs up 10 s in
+        assert telephony["bridged"]["seconds"] > 2.0, telephony  # the person answered and spoke
         assert (telephony["bridged"]["direction"], telephony["bridged"]["usd_per_minute"]) == ("outbound", OUTBOUND_USD)
         own, leg = telephony["usd"], telephony["bridged"]["usd"]
         assert leg == pytest.approx(math.ceil(telephony["bridged"]["seconds"]) / 60 * OUTBOUND_USD, abs=1e-6)
@@ -241,81 +247,42 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         assert cost["telephony_usd"] == pytest.approx(own + leg, abs=2e-6), cost
 
 
-async def test_a_bridged_call_is_hung_up_once_its_time_limit_is_up(line: Line) -> None:
-    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
-                                                       line.edge.workdir))
-        call = caller(line.edge, "call_refer_refused_stays")  # refuses the REFER, then waits for a BYE
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, DESK)
-        run, far = await call, await person
-        assert answer.status_code == 200 and answer.json()["carrier_status"] == "bridged", answer.text
-        # Each leg got the edge's BYE (neither scenario hangs up on its own), the time limit's.
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
-        assert f"time limit ({TIME_LIMIT_SECONDS} s) is up" in line.edge.log(), line.edge.log()
-        assert await wait_active_sessions(api, 0) == 0
-
-
-async def test_a_refer_taken_whose_call_to_the_person_fails_leaves_the_call_with_its_bot(line: Line) -> None:
-    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        before = len(line.edge.log())
-        call = caller(line.edge, "call_refer_fails")  # 202, NOTIFY 100, then NOTIFY 486
-        session_id = await active_session(api)
-        answer = await transfer_once_answered(api, session_id, DESK)
-        assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_failed", answer.text
-        assert "486" in answer.json()["error"]["message"]
-        assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
-        run = await call
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
-        assert "bridged" not in line.edge.log()[before:]  # the trunk tried the person: no second call to them
-        events = await ended_events(api, session_id)
-        assert not [e for e in events if e["event"] == "transferred"]
-
-
-async def test_a_refer_taken_whose_outcome_never_comes_is_an_unknown_outcome_never_sent_again(line: Line) -> None:
+async def test_refers_refused_failing_or_unheard_each_leave_the_call_with_its_bot(line: Line) -> None:
+    """One call, three REFERs in turn (call_refer_refused_fails_unheard.xml), each leaving the call with its bot: one
+    to a SIP URI refused (603: nothing to bridge to), one taken whose call to the person fails (486: the trunk tried
+    the person, so no second call to them), and one taken whose outcome never comes (unknown, never sent again)."""
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
         before = len(line.edge.log())
         cued = CuedCaller()
-        call = cued.calling(line.edge, "call_refer_unheard")  # 202, NOTIFY 100, then nothing until its BYE
+        call = cued.calling(line.edge, "call_refer_refused_fails_unheard")
         try:
             session_id = await active_session(api)
-            answer = await transfer_once_answered(api, session_id, DESK)
-            assert answer.status_code == 504, answer.text
-            error = answer.json()["error"]
-            assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), answer.text
-            assert "may yet reach" in error["message"], answer.text  # the edge's own words
+            refused = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
+            assert refused.status_code == 409 and refused.json()["error"]["code"] == "refer_refused", refused.text
+            assert "603" in refused.json()["error"]["message"]
+            session = (await api.get(f"/sessions/{session_id}")).json()
+            assert session["status"] == "joined", f"refused: still the bot's: {session}"
+
+            failed = await transfer_once_answered(api, session_id, DESK)  # 202, NOTIFY 100, then NOTIFY 486
+            assert failed.status_code == 409 and failed.json()["error"]["code"] == "refer_failed", failed.text
+            assert "486" in failed.json()["error"]["message"]
+            session = (await api.get(f"/sessions/{session_id}")).json()
+            assert session["status"] == "joined", f"failed: still the bot's: {session}"
+
+            unheard = await transfer_once_answered(api, session_id, DESK)  # 202, NOTIFY 100, then nothing
+            assert unheard.status_code == 504, unheard.text
+            error = unheard.json()["error"]
+            assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), unheard.text
+            assert "may yet reach" in error["message"], unheard.text  # the edge's own words
             again = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})
             assert again.status_code == 409 and again.json()["error"]["code"] == "already_transferring", again.text
         finally:
             cued.cue()  # the caller hangs up
         run = await call
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-        assert run.messages.count("\nREFER ") == 1
-        assert "bridged" not in line.edge.log()[before:]
-        events = await ended_events(api, session_id)
-        assert not [e for e in events if e["event"] == "transferred"]
-
-
-async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: Line) -> None:
-    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        cued = CuedCaller()
-        call = cued.calling(line.edge, "call_refer_refused_until_cued")
-        try:
-            session_id = await active_session(api)
-            answer = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
-            assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_refused", answer.text
-            assert "603" in answer.json()["error"]["message"]
-            session = (await api.get(f"/sessions/{session_id}")).json()
-            assert session["status"] == "joined", session  # still the bot's
-        finally:
-            cued.cue()  # the caller hangs up
-        run = await call
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
+        assert run.messages.count("\nREFER ") == 3, "one REFER each, the unknown one never sent again"
+        assert "bridged" not in line.edge.log()[before:], "no call of the edge's own to the person"
         events = await ended_events(api, session_id)
         assert not [e for e in events if e["event"] == "transferred"]
         assert await listed_end_reason(api, session_id) != "transferred"

@@ -108,15 +108,15 @@ class WarmCall:
 
 async def warm_call(api: httpx.AsyncClient, line: Line, callee: str, caller_media: int, cued: CuedCaller,
                     person_media: int | None = None, *, scenario: str = "call_until_cued",
-                    summary: str = SUMMARY) -> WarmCall:
-    """A caller (`scenario`, cued by `cued`) handed warm, with `summary`, to a person playing `callee`, up to
-    the transfer's answer."""
+                    summary: str | None = SUMMARY) -> WarmCall:
+    """A caller (`scenario`, cued by `cued`) handed warm, with `summary` (None: none), to a person playing `callee`,
+    up to the transfer's answer."""
     await wait_for_idle_bot(api)
     person = asyncio.create_task(asyncio.to_thread(run_callee, callee, line.person_port, line.edge.workdir,
                                                    media_port=person_media))
     call = cued.calling(line.edge, scenario, caller_media)
     session_id = await active_session(api)
-    answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": summary})
+    answer = await warm_once_answered(api, session_id, {"to": DESK, **({"summary": summary} if summary else {})})
     return WarmCall(session_id, answer, time.time(), cued, call, person)
 
 
@@ -208,41 +208,6 @@ async def held_briefed_bridged(line: Line) -> str:
     return session_id
 
 
-async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which_says_so(line: Line) -> None:
-    if (why := can_capture()) is not None:
-        pytest.skip(why)
-    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
-        await wait_for_idle_bot(api)
-        caller_media = free_port_pair(2)
-        to_caller = LoopbackUdp({caller_media})
-        cued = CuedCaller()
-        try:
-            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_rings", line.person_port,
-                                                           line.edge.workdir))
-            call = cued.calling(line.edge, "call_until_cued", caller_media)
-            session_id = await active_session(api)
-            answer = await warm_once_answered(api, session_id, {"to": DESK})
-            answered = time.time()
-            assert answer.status_code == 409, f"{answer.text}\n{line.edge.log()}"
-            assert answer.json()["error"]["code"] == "person_unanswered", answer.text
-            assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
-            await heard_past(to_caller, caller_media, answered + 4.0)  # the window listened to below
-            cued.cue()
-            run, far = await call, await person
-        finally:
-            cued.cue()
-            to_caller.stop()
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
-        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # rang, then the edge's CANCEL
-        # The bot was told, said its own line for it, and the caller heard it.
-        assert said(line, session_id) == [UNANSWERED_LINE]
-        back = heard(to_caller, caller_media, answered, answered + 4.0)
-        assert loudness(back) > 300 and share_at(back, FAILED_HZ) > 0.5, (
-            f"{loudness(back):.0f} {share_at(back, FAILED_HZ):.2f}\n{line.edge.log()}")
-        events = await ended_events(api, session_id)
-        assert not [e for e in events if e["event"] == "transferred"]
-
-
 def first_invite_at(capture: LoopbackUdp, cseq: int) -> float:
     """When the first INVITE of CSeq `cseq` crossed lo, among the captured datagrams."""
     for datagram in list(capture.datagrams):
@@ -251,28 +216,28 @@ def first_invite_at(capture: LoopbackUdp, cseq: int) -> float:
     raise AssertionError(f"no INVITE of CSeq {cseq} was captured")
 
 
-async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_briefing(line: Line) -> None:
-    """The trunk's re-INVITE while the person rings gives the caller's call a new stream: it joins the hold
-    tones again, never the bot's port, so the caller does not overhear the bot briefing the person."""
+async def test_reinvites_during_the_hold_and_the_briefing_keep_the_caller_on_the_tones_and_the_person_on_the_bot(
+        line: Line) -> None:
+    """One call, two re-INVITEs. The trunk's, while the person rings, gives the caller's call a new stream: it joins
+    the hold tones again, never the bot's port, so the caller does not overhear the bot briefing the person. The
+    person's side's, just after answering (PCMA, a new stream): the new stream is joined to the bot both ways, as
+    the first was, so they hear the briefing in the new codec."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
-        await wait_for_idle_bot(api)
-        caller_media = free_port_pair(2)
-        to_caller, signalling = LoopbackUdp({caller_media}), LoopbackUdp({line.edge.sip_port, line.person_port})
+        caller_media, person_media = free_port_pair(2), free_port_pair(2)
+        to_caller, to_person = LoopbackUdp({caller_media}), LoopbackUdp({person_media})
+        signalling = LoopbackUdp({line.edge.sip_port, line.person_port})
         cued = CuedCaller()
         try:
-            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers_late", line.person_port,
-                                                           line.edge.workdir))
-            call = cued.calling(line.edge, "call_warm_reinvite", caller_media)
-            session_id = await active_session(api)
-            answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
-            bridged = time.time()
-            cued.cue()  # the hold is over: the caller hangs up
-            run, far = await call, await person
+            warm = await warm_call(api, line, "callee_answers_late_reinvites", caller_media, cued, person_media,
+                                   scenario="call_warm_reinvite")
+            session_id, answer, bridged = warm.session_id, warm.answer, warm.at
+            run, far = await warm.runs()  # the hold is over: the caller hangs up
         finally:
             cued.cue()
             to_caller.stop()
+            to_person.stop()
             signalling.stop()
         assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
@@ -287,14 +252,23 @@ async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_
         assert loudness(on_hold) > 300, f"the caller heard silence on hold ({loudness(on_hold):.0f})\n{line.edge.log()}"
         assert share_at(on_hold, BRIEFING_HZ) < 0.2, (
             f"the caller overheard the briefing ({share_at(on_hold, BRIEFING_HZ):.2f})\n{line.edge.log()}")
+        # The person's re-INVITE answered 200, and their new stream carried the briefing in A-law.
+        assert [m for m in far.messages.splitlines() if m.startswith("SIP/2.0 200")], far.messages[-2000:]
+        pcma = [d for d in list(to_person.datagrams) if d.destination_port == person_media
+                and len(d.payload) >= RTP_HEADER and d.payload[1] & 0x7F == 8 and consulting <= d.at <= bridged - 0.2]
+        briefing = np.frombuffer(decode(b"".join(rtp_payload(d.payload) for d in pcma), "alaw"), dtype=np.int16)
+        assert loudness(briefing) > 300 and share_at(briefing, BRIEFING_HZ) > 0.5, (
+            f"the person's new stream: {len(pcma)} packets, {loudness(briefing):.0f}, "
+            f"{share_at(briefing, BRIEFING_HZ) if len(briefing) else 0:.2f}\n{line.edge.log()}")
         assert await wait_active_sessions(api, 0) == 0
 
 
-async def test_a_person_who_hangs_up_during_the_briefing_leaves_the_caller_with_the_bot_never_hearing_it(
+async def test_a_person_not_answering_then_one_hanging_up_in_the_briefing_each_leave_the_caller_with_the_bot(
         line: Line) -> None:
-    """The person hangs up 0.25 s into the bot's 1.6 s briefing: the caller stays on the hold tones until the
-    bot is interrupted, then hears its line for it, never the rest of the briefing; the person's leg, up
-    from their answer to their hang-up, is priced on the session's telephony line."""
+    """One call, handed over warm twice. The first person never answers: the bot is told, says its line for it,
+    and the caller hears it. The second hangs up 0.25 s into the bot's 1.6 s briefing: the caller stays on the hold
+    tones until the bot is interrupted, then hears its line for it, never the rest of the briefing; that person's
+    leg, up from their answer to their hang-up, is priced on the session's telephony line."""
     if (why := can_capture()) is not None:
         pytest.skip(why)
     async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
@@ -302,55 +276,46 @@ async def test_a_person_who_hangs_up_during_the_briefing_leaves_the_caller_with_
         to_caller = LoopbackUdp({caller_media})
         cued = CuedCaller()
         try:
-            warm = await warm_call(api, line, "callee_leaves_mid_briefing", caller_media, cued)
-            session_id, answer, back = warm.session_id, warm.answer, warm.at
+            warm = await warm_call(api, line, "callee_rings", caller_media, cued, summary=None)
+            session_id, unanswered, answered = warm.session_id, warm.answer, warm.at
+            assert unanswered.status_code == 409, f"{unanswered.text}\n{line.edge.log()}"
+            assert unanswered.json()["error"]["code"] == "person_unanswered", unanswered.text
+            assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
+            first_person = await warm.person
+            assert first_person.returncode == 0, f"{first_person.output}\n{line.edge.log()}"  # rang, then CANCEL
+            await heard_past(to_caller, caller_media, answered + 4.0)  # the window listened to below
+            said_first = said(line, session_id)
+
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_leaves_mid_briefing",
+                                                           line.person_port, line.edge.workdir))
+            left = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
+            back = time.time()
             await heard_past(to_caller, caller_media, back + 4.0)  # the window listened to below
-            run, far = await warm.runs()
+            cued.cue()
+            run, far = await warm.call, await person
         finally:
             cued.cue()
             to_caller.stop()
-        assert answer.status_code == 409 and answer.json()["error"]["code"] == "person_left", (
-            f"{answer.text}\n{line.edge.log()}")
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
+        # The first: the bot was told, said its own line for it, and the caller heard it.
+        assert said_first == [UNANSWERED_LINE]
+        first_back = heard(to_caller, caller_media, answered, answered + 4.0)
+        assert loudness(first_back) > 300 and share_at(first_back, FAILED_HZ) > 0.5, (
+            f"{loudness(first_back):.0f} {share_at(first_back, FAILED_HZ):.2f}\n{line.edge.log()}")
+        # The second.
+        assert left.status_code == 409 and left.json()["error"]["code"] == "person_left", (
+            f"{left.text}\n{line.edge.log()}")
         assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
         telephony = await bridged_line(api, session_id, line.edge)
         assert telephony["bridged"]["usd_per_minute"] == OUTBOUND_USD, telephony
         assert 0.0 < telephony["bridged"]["seconds"] < 3.0, telephony  # from their answer to their BYE
-        assert said(line, session_id) == [SUMMARY, UNANSWERED_LINE]
+        assert said(line, session_id) == [UNANSWERED_LINE, SUMMARY, UNANSWERED_LINE]
         around = heard(to_caller, caller_media, back - 0.5, back + 4.0)
         assert share_at(around, BRIEFING_HZ) < 0.05, (
             f"the caller heard the briefing ({share_at(around, BRIEFING_HZ):.2f})\n{line.edge.log()}")
         assert share_at(around, FAILED_HZ) > 0.3, f"{share_at(around, FAILED_HZ):.2f}\n{line.edge.log()}"
-
-
-async def test_a_persons_reinvite_during_the_briefing_keeps_them_hearing_the_bot(line: Line) -> None:
-    """The person's side re-INVITEs (PCMA, a new stream) just after answering: the new stream is joined to
-    the bot both ways, as the first was, so they hear the briefing in the new codec."""
-    if (why := can_capture()) is not None:
-        pytest.skip(why)
-    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
-        caller_media, person_media = free_port_pair(2), free_port_pair(2)
-        to_person = LoopbackUdp({person_media})
-        cued = CuedCaller()
-        try:
-            warm = await warm_call(api, line, "callee_reinvites_at_answer", caller_media, cued, person_media)
-            session_id, answer, bridged = warm.session_id, warm.answer, warm.at
-            run, far = await warm.runs()  # bridged: the caller hangs up
-        finally:
-            cued.cue()
-            to_person.stop()
-        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
-        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
-        assert [m for m in far.messages.splitlines() if m.startswith("SIP/2.0 200")], far.messages[-2000:]
-        consulting = one(await events_of(api, session_id), "transfer_consulting")["at"]
-        pcma = [d for d in list(to_person.datagrams) if d.destination_port == person_media
-                and len(d.payload) >= RTP_HEADER and d.payload[1] & 0x7F == 8 and consulting <= d.at <= bridged - 0.2]
-        briefing = np.frombuffer(decode(b"".join(rtp_payload(d.payload) for d in pcma), "alaw"), dtype=np.int16)
-        assert loudness(briefing) > 300 and share_at(briefing, BRIEFING_HZ) > 0.5, (
-            f"the person's new stream: {len(pcma)} packets, {loudness(briefing):.0f}, "
-            f"{share_at(briefing, BRIEFING_HZ) if len(briefing) else 0:.2f}\n{line.edge.log()}")
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-        assert await wait_active_sessions(api, 0) == 0
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
 
 
 async def test_a_caller_who_hangs_up_during_the_briefing_ends_the_persons_leg_which_is_priced(line: Line) -> None:
