@@ -1,9 +1,9 @@
 """The eval's verdict on the booking line's planted faults, judged in-process on the turns their real
 calls recorded: each fails its own scenario at its own turn, for its own reason, and the run fails
 (exit 1), even where the bot's host was somewhat behind real time. One fault ("wrong": an answer
-heard, with the wrong words) is also placed as a real call against a real dispatcher, beside the line's
-own suite passing (test_eval_dispatcher.py); these are the others, whose real-bot runs gave the
-answers below (a bot that says nothing, one that crashes mid-booking, one 7 s slow)."""
+heard, with the wrong words) is also placed as a real call against a real dispatcher, the suite a
+release must pass to take traffic (test_eval_gate_dispatcher.py); these are the others, whose real-bot
+runs gave the answers below (a bot that says nothing, one that crashes mid-booking, one 7 s slow)."""
 
 from __future__ import annotations
 
