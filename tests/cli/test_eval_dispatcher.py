@@ -209,7 +209,8 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
     - 2.5 s of digital silence after an answered turn sends no loud block, so the caller's last speech
       is the previous turn's, and that turn's answer is no reply to the silence: the silent turn passes;
     - the optional LLM judge (an OpenAI-compatible fake answering from what the bot said): the turn's
-      rubric it passes leaves the call passing, the call's rubric it fails fails it, with its reason;
+      rubric it passes leaves the call passing, the call's rubric it fails fails it, with its reason,
+      which the command's last line names as the first failure;
     - a bot that waits to be spoken to is spoken to once it has said nothing for
       `--speak-first-after`, not after the whole wait a greeting is given (GREETING_WAIT)."""
     stable = tmp_path / "stable"
@@ -259,6 +260,7 @@ def test_the_docs_promises_of_one_call_each_hold_on_calls_placed_at_once(dispatc
     assert judged_in.exit_code == 1, judged_in.output  # the call's rubric failed, and nothing else
     sundays = "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"
     assert [f["failure"] for f in hours["failures"]] == [sundays], judged_in.output
+    assert f"calls failed; the first: hours: {sundays}" in judged_in.output  # the command's last line
     assert all(not s["failures"] for name, (s, _, _) in verdicts.items() if name != "hours"), judged_in.output
     asked = [call.json()["messages"][-1]["content"] for call in judge.calls[asked_from:]]
     assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
