@@ -126,35 +126,12 @@ def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
 HOST_REASONS = r"fell behind real time|connection was lost"  # the command's reasons a call has no verdict
 
 
-def with_verdicts(url: str, runs: list[list[str]], placed_again: list[str]) -> list[EvalRun]:
-    """Each of `runs` (the arguments of a run of the command), all at once; those the machine left
-    without a verdict on the bot (exit 4, each call's reason the host's) placed again, at once, up to
-    AGAIN times: each placing noted in `placed_again` (noted_again reports them). The last run of each."""
-    results = evals_at_once(url, *runs)
-    for _ in range(AGAIN):
-        pending = [i for i, result in enumerate(results) if result.exit_code == INCONCLUSIVE]
-        if not pending:
-            break
-        for i in pending:
-            reasons = [c["reason"] for s in json.loads(results[i].stdout)["scenarios"] for c in s["inconclusive"]]
-            assert reasons and all(re.search(HOST_REASONS, r) for r in reasons), results[i].output
-            placed_again.append(f"{' '.join(Path(a).name for a in runs[i])}: {reasons[0]}")
-        for i, result in zip(pending, evals_at_once(url, *(runs[i] for i in pending)), strict=True):
-            results[i] = result
-    return results
-
-
 def noted_again(placed_again: list[str]) -> None:
     """How often the test placed a call again for want of a verdict, as a warning in the run's summary
     (JUnit's xunit2 takes no test properties): a busy host's cost is seen, never hidden."""
     if placed_again:
         warnings.warn(f"{len(placed_again)} run(s) placed again, the host leaving them without a verdict: "
                       + "; ".join(placed_again), stacklevel=2)
-
-
-def failures_of(result: Result | EvalRun) -> dict[str, str]:
-    summary = json.loads(result.stdout)
-    return {s["scenario"]: s["failures"][0]["failure"] for s in summary["scenarios"] if s["failures"]}
 
 
 def callers_behind(result: Result | EvalRun) -> set[str]:
