@@ -73,13 +73,13 @@ def test_leaning_on_busier_neighbours_keeps_fewer_idle_bots_and_a_zero_budget_le
 def test_regions_hold_bots_for_a_neighbour_whose_starts_outrun_its_creates() -> None:
     # Creates far below the bursts' starts: each region in turn is short, and its quieter
     # neighbours (every pair within the budget) hold its shortfall, so more starts find a warm bot.
+    # One hour shows it as two did (warm starts 4324 against 2945; over two hours 6562 against 4561).
     tight = replace(BY_NAME["ecs-fargate"], create_rate=Rate(per_second=0.5, burst=2))
     settings = ReserveSettings(min_idle=1, buffer=0.0, max_idle=400, cold_start_seconds=40.0)
 
     def warm(mode: str) -> int:
         w = World(mode, tight, settings, PlannerSettings(spill_budget_seconds=0.2, hold_for_neighbours=True), 30.0,
-                  seed=3, seconds=2 * HOUR,
-                  history_days=2, max_sessions=None)
+                  seed=3, seconds=HOUR, history_days=2, max_sessions=None)
         return sum(r.warm for r in w.run())
 
     assert warm("sun") > 1.2 * warm("spill")

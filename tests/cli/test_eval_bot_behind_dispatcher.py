@@ -1,11 +1,11 @@
-"""`voicefleet eval` against a real `python -m dispatcher` serving copies of the booking line that answer
-seconds late two ways: one blocks its loop with `time.sleep(3)` (its own fault), one's machine is
-starved of CPU while it works 0.5 s (its threads and seven busy processes on one core:
-tests/bots/cpu_starved.py). Both miss the scenario's `within_ms`, both hosts' loops run late; only the
-starved one's bot host waited for a CPU as long as its answer was late, so only its call is
-inconclusive (exit 4), with the reason in `--json`. A bot slow by design (its loop on time) is told
-apart by the host in-process (tests/bot/test_loop_lag.py) and fails by the verdict's rules
-(test_eval_bot_behind.py)."""
+"""`voicefleet eval` against a real `python -m dispatcher` serving a copy of the booking line that
+answers seconds late because its machine is starved of CPU while it works 0.5 s (its threads and
+seven busy processes on one core: tests/bots/cpu_starved.py): it misses the scenario's `within_ms`,
+its bot host waited for a CPU as long as its answer was late, so its call is inconclusive (exit 4),
+with the reason in `--json`. A bot late by its own doing (one that blocks its loop with
+`time.sleep(3)`, or awaits before answering) is told apart by the host in-process, on the real kernel
+(tests/bot/test_loop_lag.py: its loop late or on time, waiting for no CPU), and fails by the
+verdict's rules (test_eval_bot_behind.py)."""
 
 from __future__ import annotations
 
@@ -28,33 +28,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),  # real bots hearing r
 
 HOURS = BOOKING / "scenarios" / "opening_hours.toml"  # its turn expects audio within 2500 ms
 ANSWER = "        await self.start_processing_metrics()\n"
-DELAYS = {
-    "blocked": "        __import__('time').sleep(3.0)\n",
-    "starved": "        await __import__('cpu_starved').starved(0.5)\n",
-}
+STARVED = "        await __import__('cpu_starved').starved(0.5)\n"
 
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     root = tmp_path_factory.mktemp("late")
-    releases = {name: planted(root, name, "responder.py", ANSWER, delay + ANSWER) for name, delay in DELAYS.items()}
+    releases = {"starved": planted(root, "starved", "responder.py", ANSWER, STARVED + ANSWER)}
     shutil.copy(Path(__file__).resolve().parents[1] / "bots" / "cpu_starved.py", root / "starved")
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"),
-                        {**with_releases(releases), "RELEASE_WEIGHTS": "blocked=100"}) as running:
+                        {**with_releases(releases), "RELEASE_WEIGHTS": "starved=100"}) as running:
         yield running
 
 
-def test_a_starved_bot_host_reads_inconclusive_while_a_bot_slow_by_design_still_fails(
-        dispatcher: DispatcherProcess) -> None:
-    # The one late by its own doing first; the starved one after it, its seven busy processes no part
-    # of the other's call.
-    late = run_eval(dispatcher.base_url, str(HOURS), "--release", "blocked", "--json")
-    assert late.exit_code == 1, late.output
-    summary = json.loads(late.stdout)
-    assert summary["verdict"] == "failed" and summary["calls"]["failed"] == 1, summary
-    failure = summary["scenarios"][0]["failures"][0]["failure"]
-    assert "expected audio within 2500 ms, it began after" in failure, summary
-
+def test_a_starved_bot_host_reads_inconclusive(dispatcher: DispatcherProcess) -> None:
     starved = run_eval(dispatcher.base_url, str(HOURS), "--release", "starved", "--json")
     assert starved.exit_code == INCONCLUSIVE, starved.output
     summary = json.loads(starved.stdout)

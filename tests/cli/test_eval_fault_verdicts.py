@@ -1,24 +1,25 @@
 """The eval's verdict on the booking line's planted faults, judged in-process on the turns their real
 calls recorded: each fails its own scenario at its own turn, for its own reason, and the run fails
 (exit 1), even where the bot's host was somewhat behind real time. One fault ("wrong": an answer
-heard, with the wrong words) is also placed as a real call against a real dispatcher, beside the line's
-own suite passing (test_eval_dispatcher.py); these are the others, whose real-bot runs gave the
-answers below (a bot that says nothing, one that crashes mid-booking, one 7 s slow)."""
+heard, with the wrong words) is also placed as a real call against a real dispatcher, the suite a
+release must pass to take traffic (test_eval_gate_dispatcher.py); these are the others, whose real-bot
+runs gave the answers below (a bot that says nothing, one that crashes mid-booking, one 7 s slow)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.support.examples import BOOKING, use_example
-from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.checks import Answer, failures, words
 from voicefleet.evals.outcome import CallResult, Stall, TurnResult
 from voicefleet.evals.report import summary
 from voicefleet.evals.scenario import Scenario, load_scenario
 from voicefleet.evals.verdict import DEFAULT_RULES, verdict_of
 
 SUITE = BOOKING / "scenarios"
+KEYPAD = SUITE / "phone" / "party_size_on_the_keypad.toml"
 use_example(BOOKING)
-from booking_flow import GOODBYE, HOURS, NOTHING_TO_CANCEL  # noqa: E402  (the line's own words, as its bot says them)
+from booking_flow import GOODBYE, HOURS, NOTHING_TO_CANCEL, BookingFlow  # noqa: E402  (the line's own words)
 
 READ_BACK = "A table for two tomorrow at seven. Shall I book it?"  # booking_flow's read-back of turn 1
 BEGAN = 1_000_000.0  # the wall second the call's first turn began
@@ -76,6 +77,23 @@ def test_an_answer_seconds_late_fails_its_bound_however_busy_its_host(tmp_path: 
                                "it began after 8200 ms")
     starved_host = recorded(scenario, [Answer(HOURS, stable_p50 + 7000)], held=6.0)
     assert DEFAULT_RULES.outcome(starved_host) == "inconclusive", "a host held past the lateness proves nothing"
+
+
+def test_a_party_keyed_in_that_the_scenario_does_not_want_fails_at_the_read_back(tmp_path: Path) -> None:
+    """The keypad scenario with `9#` pressed for the party's size, answered turn by turn by the line's own
+    flow (the keys reach the bot over a Twilio and an Exotel stream in test_eval_phone.py): a party of
+    nine is no answer the scenario wants, so the read-back's turn fails, naming what it expected and
+    what the bot said."""
+    nine = tmp_path / "nine.toml"
+    nine.write_text(KEYPAD.read_text().replace('dtmf = "4#"', 'dtmf = "9#"'))
+    scenario = load_scenario(nine)
+    flow = BookingFlow()
+    answers = [Answer(flow.reply(turn.dtmf or words(turn.said)).text, 800.0) for turn in scenario.turns]
+    assert failed_at(recorded(scenario, answers)).startswith(
+        "turn 3 ('At eight'): expected 'table for four', heard 'A table for nine")
+    flow = BookingFlow()
+    keyed_four = [Answer(flow.reply(turn.dtmf or words(turn.said)).text, 800.0) for turn in load_scenario(KEYPAD).turns]
+    assert recorded(load_scenario(KEYPAD), keyed_four).passed, "the scenario as shipped passes on the same flow"
 
 
 def test_the_planted_faults_answers_pass_on_the_stable_lines_words() -> None:

@@ -1,8 +1,8 @@
 """`voicefleet releases smoke NAME --suite PATH` end to end against a real `python -m dispatcher` that
 requires a passing suite before a new release takes traffic (`RELEASE_EVAL_REQUIRED=on`, client and
 admin keys): the booking line's copy passes its scenario and enters at the canary percent, a copy
-with a planted wrong answer fails it and stays out; `voicefleet releases` shows each verdict (EVAL),
-and `releases set` on the failed one is refused with its suite's counts."""
+with a planted wrong answer fails it at its turn, for its reason, and stays out; `voicefleet releases`
+shows each verdict (EVAL), and `releases set` on the failed one is refused with its suite's counts."""
 
 from __future__ import annotations
 
@@ -68,7 +68,10 @@ def test_a_passing_suite_lets_the_release_in_and_a_failing_one_keeps_it_out(disp
 
     failed = run(dispatcher, "releases", "smoke", "wrong", "--suite", str(SCENARIO))
     assert failed.exit_code == 1, failed.output
-    assert "expected 'open every day', heard 'We are closed" in failed.stdout  # the suite's own table
+    # The suite's own table names the fault's scenario, its turn, what was expected and what was heard
+    # (the one planted fault placed as a real call; the others' verdicts: test_eval_fault_verdicts.py).
+    assert re.search(r"opening hours  .*turn 1 \('What are your opening hours'\): expected 'open every day', "
+                     r"heard 'We are closed", failed.stdout), failed.stdout
     assert "smoke wrong by its suite: failed 0/1" in failed.stdout
     refused = run(dispatcher, "releases", "set", "wrong", "10")
     assert refused.exit_code == 1 and "release_not_smoke_tested" in refused.output

@@ -29,7 +29,13 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY)
+    """The smoke gate's stack, with one more release listed oldest, `crashes` (its machine exits at
+    boot), and a smoke deadline far beyond the command's own wait (WAIT), so that a verdict in time is
+    the dispatcher's decision from what it saw, never the deadline's."""
+    crashes = {"name": "crashes", "images": {"*": str(BOTS / "crash_at_boot.py")}}
+    env = {**smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY), "RELEASE_SMOKE_DEADLINE_SECONDS": "3600"}
+    stack = json.loads(env["RELEASES"])
+    env["RELEASES"] = json.dumps({**stack, "releases": [crashes, *stack["releases"]]})
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
         yield running
 
@@ -85,17 +91,12 @@ def test_a_daily_smoke_session_is_handed_to_a_person_in_its_room(capsys: pytest.
 
 
 def test_a_release_whose_machine_dies_at_boot_fails_at_once_with_the_providers_word(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        dispatcher: DispatcherProcess) -> None:
     """The verdict is the dispatcher's decision that the machine is over, as soon as it sees the exit:
-    not the smoke's deadline (set far beyond the command's own wait here, so only that decision can
-    answer in time)."""
-    crashes = {"name": "crashes", "images": {"*": str(BOTS / "crash_at_boot.py")}}
-    env = {**smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY), "RELEASE_SMOKE_DEADLINE_SECONDS": "3600"}
-    stack = json.loads(env["RELEASES"])
-    env["RELEASES"] = json.dumps({**stack, "releases": [crashes, *stack["releases"]]})
-    with run_dispatcher(tmp_path_factory.mktemp("crashing"), env) as crashing:
-        result = run(crashing, "crashes", key=ADMIN_KEY)
-        smoke = releases(crashing)["crashes"]
+    not the smoke's deadline (set far beyond the command's own wait, so only that decision can answer
+    in time)."""
+    result = run(dispatcher, "crashes", key=ADMIN_KEY)
+    smoke = releases(dispatcher)["crashes"]
     assert result.exit_code == 1, result.output
     assert result.stdout.startswith("smoke crashes: failed: the machine failed before a caller heard the bot "
                                     "(exit code 1)"), result.stdout

@@ -53,10 +53,11 @@ def _callee(call: ast.Call) -> str:
 class _Module:
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
+        self.nodes = list(ast.walk(tree))  # walked once: the scan reads them four times
         # Constants naming variables, at any level: `ENV_BODY = "VOICEFLEET_BODY"`, `names = ("A", "B")`
         self.constants: dict[str, list[str]] = {}
         self.exported: dict[str, list[str]] = {}  # module-level ones, which other modules import
-        for node in ast.walk(tree):
+        for node in self.nodes:
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
@@ -67,7 +68,7 @@ class _Module:
                             self.exported[target.id] = values
         # Loop variables over constants: `for name in SERVICE_KEY_VARIABLES` (statements and comprehensions)
         self.loops: dict[str, ast.AST] = {}
-        for node in ast.walk(tree):
+        for node in self.nodes:
             if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name):
                 self.loops[node.target.id] = node.iter
 
@@ -76,9 +77,11 @@ def _prefix_helpers(modules: list[_Module]) -> dict[str, list[str]]:
     """Functions that read `f"{param}_SUFFIX"` from an environment: name → suffixes."""
     helpers: dict[str, list[str]] = {}
     for module in modules:
-        for function in ast.walk(module.tree):
+        for function in module.nodes:
             if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
+            if not any(a.arg in ENVIRONMENTS for a in function.args.args):
+                continue  # no environment handed in: none of its f-strings is read from one
             suffixes = []
             for node in ast.walk(function):
                 if isinstance(node, ast.JoinedStr) and len(node.values) == 2:
@@ -86,7 +89,7 @@ def _prefix_helpers(modules: list[_Module]) -> dict[str, list[str]]:
                     if isinstance(head, ast.FormattedValue) and isinstance(tail, ast.Constant):
                         if isinstance(tail.value, str) and VARIABLE.match(tail.value.lstrip("_")):
                             suffixes.append(tail.value)
-            if suffixes and any(a.arg in ENVIRONMENTS for a in function.args.args):
+            if suffixes:
                 helpers[function.name] = suffixes
     return helpers
 
@@ -114,7 +117,7 @@ def environment_reads(roots: Iterable[Path]) -> dict[str, set[str]]:
                 return shared.get(node.id, [])
             return _strings(node)
 
-        for node in ast.walk(module.tree):
+        for node in module.nodes:
             read: list[str] = []
             if isinstance(node, ast.Call):
                 callee = _callee(node)
