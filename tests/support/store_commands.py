@@ -94,6 +94,11 @@ def _receiver(node: ast.Attribute) -> type | None:
 
 def commands_in(source: str, where: str) -> dict[str, set[str]]:
     """Command → the places (`where:line`) in `source` that send it."""
+    return {command: set(places) for command, places in _commands_in(source, where)}
+
+
+@cache  # a test asks for the dispatcher's commands after each call: each source is parsed once a process
+def _commands_in(source: str, where: str) -> tuple[tuple[str, frozenset[str]], ...]:
     found: dict[str, set[str]] = defaultdict(set)
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -112,7 +117,7 @@ def commands_in(source: str, where: str) -> dict[str, set[str]]:
         elif isinstance(node, ast.Attribute) and (owner := _receiver(node)) is not None:
             for command in _method_commands(owner, node.attr):
                 found[command].add(f"{where}:{node.lineno} ({node.attr})")
-    return found
+    return tuple((command, frozenset(places)) for command, places in found.items())
 
 
 def dispatcher_commands(root: Path = SOURCES) -> dict[str, set[str]]:
