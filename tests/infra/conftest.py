@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from stacks.config.model import Settings
 from stacks.tools.mocks import Run
 from tests.infra import program_cache
+from tests.infra.settings_read import read_settings
 
 # The admin surface's key (stacks/config/admin_keys.py), which every regional stack requires.
 ADMIN_KEY = "SENTINEL-admin-key-5e2b"
@@ -58,6 +60,14 @@ def config_for(cloud: str, overrides: dict[str, str], secrets: dict[str, str] | 
     return config
 
 
+def stack_inputs(cloud: str, overrides: dict[str, str], secrets: dict[str, str] | None = None,
+                 plaintext: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+    """The configuration `stack(cloud, ...)` runs the program with, and which of its keys are secrets."""
+    config = config_for(cloud, overrides, secrets)
+    given = SECRETS if secrets is None else secrets
+    return config, [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
+
+
 @pytest.fixture
 def stack() -> StackRunner:
     def run(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
@@ -65,13 +75,23 @@ def stack() -> StackRunner:
             **overrides: str) -> Run:
         """`generation` 2 stands for the same stack created again after a destroy (new cloud ids);
         `previous`, the outputs of the stack's last `up` (None: this is its first)."""
-        config = config_for(cloud, overrides, secrets)
-        given = SECRETS if secrets is None else secrets
-        secret_keys = [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
+        config, secret_keys = stack_inputs(cloud, overrides, secrets, plaintext)
         return program_cache.run(config, secret_keys, stack=name or f"{cloud}-test", generation=generation,
                                  previous=previous)
 
     return run
+
+
+@pytest.fixture
+def stack_settings() -> Callable[..., Settings]:
+    """`stack`'s configuration read as the program's first step reads it (tests/infra/settings_read.py), without
+    the program's resources: for a claim decided there (a derived value, a refusal), a tenth of a run's CPU."""
+    def read(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
+             plaintext: tuple[str, ...] = (), **overrides: str) -> Settings:
+        config, secret_keys = stack_inputs(cloud, overrides, secrets, plaintext)
+        return read_settings(config, secret_keys, stack=name or f"{cloud}-test")
+
+    return read
 
 
 @pytest.fixture

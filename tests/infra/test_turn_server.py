@@ -12,11 +12,13 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from policy import rules
+from stacks.config.model import Settings
 from stacks.config.turn import TurnSettings
 from stacks.shared import contract
 from stacks.shared.turn_server import coturn_config
@@ -25,14 +27,20 @@ from tests.infra.conftest import ADMIN_SECRETS, CHANNEL, CHANNEL_SECRETS, StackR
 from tests.infra.helpers import container
 
 TURN_SECRET = "SENTINEL-turn-shared-secret-0123"
+TURN_SECRETS = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
+                **ADMIN_SECRETS, "voicefleet:turnSharedSecret": TURN_SECRET, **CHANNEL_SECRETS}
 EXTERNAL = "turn:turn.example.net:3478?transport=udp,turns:turn.example.net:443?transport=tcp"
 
 
 def run_with_turn(stack: StackRunner, cloud: str, generation: int = 1, **overrides: str) -> Run:
-    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
-               **ADMIN_SECRETS, "voicefleet:turnSharedSecret": TURN_SECRET, **CHANNEL_SECRETS}
     # Cloud WebRTC bots take their signalling over the control channel, which TURN requires.
-    return stack(cloud, secrets=secrets, generation=generation, **{"turn": "managed", **CHANNEL[cloud], **overrides})
+    return stack(cloud, secrets=TURN_SECRETS, generation=generation,
+                 **{"turn": "managed", **CHANNEL[cloud], **overrides})
+
+
+def with_turn(stack_settings: Callable[..., Settings], cloud: str, **overrides: str) -> Settings:
+    """`run_with_turn`'s configuration, read as the program's first step reads it."""
+    return stack_settings(cloud, secrets=TURN_SECRETS, **{"turn": "managed", **CHANNEL[cloud], **overrides})
 
 
 @pytest.fixture
@@ -129,16 +137,24 @@ def dispatcher_env(run: Run, cloud: str) -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_one_key_may_hold_at_most_half_the_managed_relay(stack: StackRunner, cloud: str) -> None:
+    """The program gives the dispatcher the share the settings derive and the relay's coturn the same total
+    (the derivation, for each quota: below)."""
+    run = run_with_turn(stack, cloud, turnTotalQuota="100")
+    assert dispatcher_env(run, cloud)["TURN_CREDENTIALS_PER_KEY"] == "5"
+    (boot,) = [text for r in run.registrations if (text := rules._turn_boot_text(r.type, unwrap(r.inputs)))]
+    assert "total-quota=100\n" in boot
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
 @pytest.mark.parametrize(("total", "per_key"), [("1000", "20"), ("400", "20"), ("300", "15"), ("100", "5"),
                                                  ("25", "1"), ("1", "1")])
-def test_one_key_may_hold_at_most_half_the_managed_relay(stack: StackRunner, cloud: str, total: str,
-                                                         per_key: str) -> None:
+def test_the_share_of_one_key_is_derived_from_the_relays_quota(stack_settings: Callable[..., Settings],
+                                                               cloud: str, total: str, per_key: str) -> None:
     """Derived from the relay's quotas (each credential takes up to user-quota allocations), capped by
-    the dispatcher's own default; the relay's coturn gets the same total."""
-    run = run_with_turn(stack, cloud, turnTotalQuota=total)
-    assert dispatcher_env(run, cloud)["TURN_CREDENTIALS_PER_KEY"] == per_key
-    (boot,) = [text for r in run.registrations if (text := rules._turn_boot_text(r.type, unwrap(r.inputs)))]
-    assert f"total-quota={total}\n" in boot
+    the dispatcher's own default, where the program decides it: its read of the settings."""
+    turn = with_turn(stack_settings, cloud, turnTotalQuota=total).turn
+    assert turn is not None and (turn.credentials_per_key, turn.total_quota) == (int(per_key), int(total))
 
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
