@@ -15,7 +15,7 @@ import pytest
 from tests.phone.conftest import ECHO_BOT, phone_env
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import run_sipp
-from tests.sip.test_calls import call_id_of, session_of
+from tests.sip.test_calls import call_id_of, session_ids, session_of
 from tests.sip.test_refusals import retry_after
 from tests.sip.test_sip_caller import loadtest, records
 from tests.support.http_client import api_client
@@ -63,13 +63,13 @@ async def test_a_number_pinned_to_a_release_the_dispatcher_lacks_is_refused_500_
     released_dispatcher: DispatcherProcess, released_edge: EdgeProcess,
 ) -> None:
     async with api_client(base_url=released_dispatcher.base_url, timeout=30) as api:
-        before = (await api.get("/sessions")).json()
+        before = await session_ids(api)
         call = run_sipp("call_release_unknown", STALE_NUMBER, released_edge.sip_port, released_edge.workdir)
         assert call.returncode == 0, f"{call.output}\n{released_edge.log()}"
         assert call.statuses()[-1] == 500
         assert retry_after(call.messages, 500) is None  # the edge is not out: its other numbers still work
         assert "unknown_release: the number's release 'gone-v1'" in released_edge.log()  # the log names it
-        assert (await api.get("/sessions")).json() == before
+        assert await session_ids(api) == before
 
 
 async def test_an_evals_call_is_marked_an_evals_and_runs_the_release_its_token_pins(
@@ -91,13 +91,13 @@ async def test_a_forged_eval_header_is_refused_603_and_marks_nothing(
     released_dispatcher: DispatcherProcess, released_edge: EdgeProcess,
 ) -> None:
     async with api_client(base_url=released_dispatcher.base_url, timeout=30) as api:
-        before = (await api.get("/sessions")).json()
+        before = await session_ids(api)
         call = run_sipp("call_eval", NUMBER, released_edge.sip_port, released_edge.workdir,
                         variables={"eval_token": "eyJldiI6dHJ1ZSwicmVsIjoibmV4dCJ9.Zm9yZ2Vk"})
         assert call.returncode == 0, f"{call.output}\n{released_edge.log()}"
         assert call.statuses()[-1] == 603 and retry_after(call.messages, 603) is None
         assert "eval_token_refused" in released_edge.log()
-        assert (await api.get("/sessions")).json() == before
+        assert await session_ids(api) == before
 
 
 def test_a_sip_load_test_with_release_runs_that_release_through_the_commands_own_caller(

@@ -14,7 +14,7 @@ import pytest
 from tests.phone.conftest import phone_env
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import run_sipp
-from tests.sip.test_calls import call_id_of, session_of, sip_ended
+from tests.sip.test_calls import call_id_of, session_ids, session_of, sip_ended
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -56,14 +56,14 @@ async def test_a_number_whose_key_is_over_its_start_rate_is_busy_with_the_dispat
                           headers={"Authorization": f"Bearer {KEY}"}) as api:
         spent = await api.post("/start", json={"transport": "websocket"})  # the key's one start
         assert spent.status_code == 201, spent.text
-        before = (await api.get("/sessions")).json()
+        before = await session_ids(api)
         call = run_sipp("call_busy", NUMBER, keyed_edge.sip_port, keyed_edge.workdir)
         assert call.returncode == 0, f"{call.output}\n{keyed_edge.log()}"
         assert call.statuses()[-1] == 486
         assert 180 in call.statuses()  # it rang while the edge asked
         seconds = retry_after(call.messages, 486)
         assert seconds is not None and seconds > 60, call.messages  # the dispatcher's own (about 1000 s)
-        assert (await api.get("/sessions")).json() == before
+        assert await session_ids(api) == before
 
 
 async def test_a_number_whose_key_the_dispatcher_refuses_is_unavailable(
