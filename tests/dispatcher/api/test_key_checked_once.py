@@ -22,6 +22,7 @@ from dispatcher.api.routers import (
     carriers,
     connect_hint,
     daily_dialin,
+    daily_webhooks,
     exotel_connect,
     keys,
     offers,
@@ -86,11 +87,11 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # its route; the edge's routes for its calls, the edge's own credential), Meta's signature (WhatsApp's webhook),
 # Twilio's or Telnyx's signature and the session's MAC in the URL (the callbacks of a call placed through them, and
 # of a warm transfer's call to the person; Plivo's for its warm transfer's), the Exotel credential's HMAC in the
-# URL (the flow's Connect applet).
-OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
-             keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router, telnyx_dial.router,
-             twilio_warm.router, telnyx_warm.router, plivo_warm.router, exotel_connect.router)
+# URL (the flow's Connect applet), Daily's webhook signature (a warm transfer's dial-out events).
+OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, daily_webhooks.router, ops.router,
+             regions.router, releases.router, status.router, session_list.router, audit.router, artifacts.router,
+             capacity.router, keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router,
+             telnyx_dial.router, twilio_warm.router, telnyx_warm.router, plivo_warm.router, exotel_connect.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
