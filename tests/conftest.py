@@ -24,7 +24,7 @@ busy machine fails them as "Unreliable test timings" though nothing is wrong. Bo
 A test leaves the root logger as it found it: a handler left on a test's captured stream (closed after
 the test) turns every later test's log line in that worker into "--- Logging error ---" on stderr.
 
-The two workers get the test files longest first, from the seconds of an earlier run
+The workers get the test files longest first, from the seconds of an earlier run
 (`tests/support/longest_first.py`), so that they finish together.
 """
 

@@ -1,4 +1,4 @@
-"""The README's test command runs on two pytest-xdist workers: a test module's fixtures (a dispatcher
+"""The README's test command runs on pytest-xdist workers: a test module's fixtures (a dispatcher
 process, a bot or browser run its tests share) must still start once, on one worker, as in a serial
 run. `--dist loadgroup` does not do that under pytest 9 (xdist 3.8 sets a node id attribute pytest no
 longer reads, so its groups are ignored) and `--dist load` splits modules; `--dist loadfile` does.

@@ -9,7 +9,7 @@ known ones, in pytest-xdist's own order: it may be long, and its seconds are unk
 
 `pytest --store-durations` writes each file's seconds (setup, call and teardown of all its tests,
 module fixtures included) from that run into the durations file, keeping the other files it knew that
-still exist: a full run (`pytest --store-durations`) refreshes all of it. docs/testing.md, "Two workers".
+still exist: a full run (`pytest --store-durations`) refreshes all of it. docs/testing.md, "Workers".
 """
 
 from __future__ import annotations
