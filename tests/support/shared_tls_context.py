@@ -1,15 +1,10 @@
 """One default verifying TLS context per test process, shared by every httpx client it makes.
 
-httpx builds a new `ssl.SSLContext` for each client, loading certifi's CA bundle: about 40 ms of CPU
-(`httpx.get` to a closed port, measured here), and every `httpx.get`/`httpx.post` is a client of its
-own. The tests poll with such calls every 50 ms while a dispatcher starts or a session ends, so a
-waiting test burnt close to a core of the 2 the suite has, most of it loading the same certificates
-again. The context httpx would build for the default `verify=True` is the same each time (certifi's
-bundle, or SSL_CERT_FILE/SSL_CERT_DIR, read as httpx reads them), so it is built once per such
-setting and shared; any other `verify` (False, a path, a context of the caller's) goes to httpx as
-before. Only the name httpx's transports call is wrapped: `httpx.create_ssl_context` itself, which a
-caller may then change, still returns a context of its own. No client in this repository asks for
-HTTP/2, the one case in which httpcore sets ALPN on the context it is given.
+httpx builds a context per client, reading the CA bundle (~40 ms of CPU), and each `httpx.get` in the
+tests' 50 ms polls is a client: a waiting test spent most of a core on it (docs/testing.md, "What the test
+process burnt on its own"). A default `verify=True` context is the same each time, so it is built once per
+SSL_CERT_FILE/SSL_CERT_DIR; any other `verify` goes to httpx as before, and `httpx.create_ssl_context`, whose
+result a caller may change, is left alone. No client here asks for HTTP/2 (httpcore would set ALPN on it).
 """
 
 from __future__ import annotations
