@@ -4,7 +4,8 @@
 through `POST /calls`' own path (dispatcher/api/call_order.py: the key's start rate, the carrier's or trunk's
 policy and pace) with an Idempotency-Key of the campaign, the row and the attempt. It then follows the call's
 session until its end, renewing the lease every third of it, and settles the row: its outcome, or a retry
-after `retry.after_seconds`.
+after `retry.after_seconds`. A campaign stopped while its row waited for the carrier's pace places no call: the
+row goes back to wait for the campaign's resume, its attempt not spent.
 
 A replica that dies leaves its rows' leases to run out; the next replica to look claims them again and asks
 for the same call with the same key: a call already placed is answered with its session (followed, never
@@ -31,7 +32,7 @@ from dispatcher.campaigns.schemas import DO_NOT_CALL
 from dispatcher.errors import ApiError
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.campaign_book import FINISHED, LAST, LOST, RUNNING, CampaignBook, Claimed
+from dispatcher.store.campaign_book import FINISHED, HALTED, LAST, LOST, RUNNING, CampaignBook, Claimed
 from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.campaigns")
@@ -44,6 +45,7 @@ UNSEEN_SECONDS = 300.0
 LATER = (429, 503)  # refusals that ask again later: the row waits, its attempt not spent
 ENDS = ("ended", "machine_ended")
 LEASE_LOST = "campaign_lease_lost"  # the fence before the carrier's create: this claim is no longer the row's
+STOPPED_SINCE = "campaign_stopped"  # the fence before the carrier's create: the campaign was stopped meanwhile
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,15 @@ class CampaignWorker:
 
     async def _fence(self, campaign_id: str, claimed: Claimed) -> None:
         """Just before the carrier's create: the lease renewed under this claim's fence, or nothing placed. A
-        replica paused past its lease (another has settled or taken the row since) places no call."""
-        if not await self._book.renew(campaign_id, claimed.row, claimed.lease, time.time() + self._lease):
+        replica paused past its lease (another has settled or taken the row since) places no call, nor does a row
+        whose campaign was stopped while it waited for the carrier's turn."""
+        said = await self._book.fence(campaign_id, claimed.row, claimed.lease, time.time() + self._lease)
+        if said == LOST:
             raise ApiError(409, LEASE_LOST, f"campaign {campaign_id} row {claimed.row}: its lease went to another "
                            "replica before the call was placed; that replica places or settles it")
+        if said == HALTED:
+            raise ApiError(409, STOPPED_SINCE, f"campaign {campaign_id} row {claimed.row}: the campaign was stopped "
+                           "before the call was placed; it is placed once the campaign is resumed")
 
     async def _called(self, campaign_id: str, meta: dict[str, str], spec: Spec, claimed: Claimed,
                       renewing: asyncio.Task[None]) -> None:
@@ -192,9 +199,13 @@ class CampaignWorker:
                 if exc.code == LEASE_LOST:  # another replica holds the row now: it is that one's
                     log.warning("%s", exc.message)
                     return
-                if exc.status in LATER:  # not placed: the row waits, its attempt not spent
+                if exc.status in LATER or exc.code == STOPPED_SINCE:  # not placed: it waits, its attempt not spent
                     state |= {"status": "retrying" if sessions else "pending", "attempts": attempt}
-                    await self._settle(campaign_id, claimed, state, time.time() + (exc.retry_after or 1.0), ())
+                    if exc.code == STOPPED_SINCE:  # due as it was: a never-called row is `pending` again
+                        due = time.time() if sessions else 0.0
+                    else:
+                        due = time.time() + (exc.retry_after or 1.0)
+                    await self._settle(campaign_id, claimed, state, due, ())
                     return
                 detail = exc.message
         if session_id is None:

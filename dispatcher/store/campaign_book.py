@@ -9,7 +9,8 @@ call may be under way, and is followed, never placed twice (its Idempotency-Key 
 holder whose lease was taken over is refused (`False`, `LOST`), so a stalled replica changes nothing. The
 lease's fence is one per claim (`Claimed.lease`: the holder and a fresh token), so a replica that re-claims
 its own expired row after a pause still has its old claim's writes refused.
-At most `concurrency` rows are active at once; a stopped campaign claims no new row."""
+At most `concurrency` rows are active at once; a stopped campaign claims no new row, and a row claimed before
+the stop places no call: `fence`, just before the carrier's create, finds the campaign stopped."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ RUNNING, STOPPED, FINISHED = "running", "stopped", "finished"
 # What `settle` says: the holder's lease was lost (nothing written), the row is settled, or it was the
 # campaign's last (the campaign has just finished: its webhook is the settler's to send, once).
 LOST, SETTLED, LAST = "lost", "settled", "last"
+# What `fence` says: the lease renewed (the call may be created), or the campaign stopped since the claim.
+HELD, HALTED = "held", "halted"
 KEEP_SECONDS = 30 * 86_400.0  # a campaign's records are kept 30 days from its creation or its last rows added
 # The index of every key's campaigns (an admin's `GET /campaigns`) keeps the newest this many: past them the
 # oldest drop out of it (still listed by their key's own index, `GET /campaigns?key=`).
@@ -107,6 +110,11 @@ class CampaignBook(Protocol):
         ...
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool: ...
+
+    async def fence(self, campaign_id: str, row: str, holder: str, until: float) -> str:
+        """Just before the row's call is created, in one step: LOST (the lease is another claim's), HALTED (the
+        campaign was stopped since the claim: nothing renewed) or HELD (the lease renewed to `until`)."""
+        ...
 
     async def note(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any],
                    counts: Sequence[str]) -> bool:
@@ -223,6 +231,15 @@ class MemoryCampaignBook:
             return False
         c.active[row] = until
         return True
+
+    async def fence(self, campaign_id: str, row: str, holder: str, until: float) -> str:
+        c = self._campaigns.get(campaign_id)
+        if c is None or c.holders.get(row) != holder:
+            return LOST
+        if c.meta["status"] != RUNNING:
+            return HALTED
+        c.active[row] = until
+        return HELD
 
     async def note(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any],
                    counts: Sequence[str]) -> bool:

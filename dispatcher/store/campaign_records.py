@@ -198,6 +198,13 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
+# KEYS: meta, active, holders. ARGV: row, the claim's lease, lease end. 'lost', 'halted' or 'held'.
+_FENCE = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 'lost' end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'halted' end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 'held'
+"""
 # KEYS: meta, state, ready, active, holders, counts, live. ARGV: row, the claim's lease, state, due ('' none,
 # '-': a note, the lease kept), now, id, the counts' names.
 _SETTLE = _COMMON + """
@@ -269,6 +276,7 @@ class StoreCampaignBook:
             "append": redis.register_script(_APPEND),
             "claim": redis.register_script(_CLAIM),
             "renew": redis.register_script(_RENEW),
+            "fence": redis.register_script(_FENCE),
             "settle": redis.register_script(_SETTLE),
             "status": redis.register_script(_STATUS),
             "read": redis.register_script(_READ),
@@ -330,6 +338,9 @@ class StoreCampaignBook:
 
     async def renew(self, campaign_id: str, row: str, holder: str, until: float) -> bool:
         return bool(await self._run("renew", self._keys(campaign_id, "active", "holders"), [row, holder, until]))
+
+    async def fence(self, campaign_id: str, row: str, holder: str, until: float) -> str:
+        return str(await self._run("fence", self._keys(campaign_id, "meta", "active", "holders"), [row, holder, until]))
 
     async def note(self, campaign_id: str, row: str, holder: str, state: Mapping[str, Any],
                    counts: Sequence[str]) -> bool:

@@ -200,6 +200,40 @@ async def test_a_stopped_campaign_places_no_new_call_and_resumes_where_it_stoppe
     assert [c.one("To") for c in twilio.placed] == NUMBERS  # each once, in the file's order
 
 
+async def test_a_row_waiting_for_the_carrier_s_turn_when_its_campaign_stops_places_nothing_until_resumed(
+        twilio: FakeTwilioCalls) -> None:
+    """Two campaigns share one Twilio account's pace (a turn every 5 s): the second's row is claimed and waits
+    inside `order_call` for the account's next turn; the campaign is stopped meanwhile. When the turn comes the
+    row places nothing and waits, never called, for the resume, which places it."""
+    async with running(twilio, TWILIO_CALLS_PER_SECOND="0.2", TWILIO_CALL_MAX_WAIT_SECONDS="60") as api:
+        state = api.state  # type: ignore[attr-defined]
+        await created(api, campaign([NUMBERS[0]], pace=0.2))
+        await until("the first campaign's call, the account's turn", lambda: placed_to(twilio, NUMBERS[0]))
+        cid = await created(api, campaign([NUMBERS[1]], pace=0.2))
+
+        async def row() -> dict[str, Any]:
+            return dict((await state.campaigns.rows(cid, 0, 1))[0][1])
+
+        async def calling() -> bool:
+            return (await row()).get("status") == "calling"
+
+        await until("its row claimed, waiting for the account's next turn", calling)
+        stopped = await api.post(f"/campaigns/{cid}/stop")
+        assert stopped.status_code == 200 and stopped.json()["status"] == "stopped", stopped.text
+
+        async def back() -> bool:
+            return (await row()).get("status") == "pending"
+
+        await until("the row back, its turn come and gone", back)
+        assert placed_to(twilio, NUMBERS[1]) == []
+        assert (await row()).get("attempts") == 0
+        progress = await shown(api, cid)
+        assert (progress["pending"], progress["in_progress"], progress["placed"]) == (1, 0, 0), progress
+        assert (await api.post(f"/campaigns/{cid}/resume")).json()["status"] == "running"
+        await until("the call placed once resumed", lambda: placed_to(twilio, NUMBERS[1]))
+    assert len(placed_to(twilio, NUMBERS[1])) == 1
+
+
 async def test_a_campaign_through_telnyx_places_each_row_through_telnyx() -> None:
     with serve(FakeTelnyxCalls(create_per_second=50)) as telnyx:
         async with running(telnyx, **telnyx.env(), TELNYX_CALLS_PER_SECOND="20",

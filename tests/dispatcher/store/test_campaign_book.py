@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from dispatcher.campaigns.schemas import MAX_RETRY_SPAN_SECONDS
 from dispatcher.store.campaign_book import (
     FINISHED,
+    HALTED,
+    HELD,
     KEEP_SECONDS,
     LAST,
     LOST,
@@ -131,6 +133,27 @@ async def test_a_claim_taken_over_by_the_same_worker_still_fences_the_old_one(bo
     assert said == LOST
     assert not await book.renew(cid, stale.row, stale.lease, NOW + 200)
     assert await book.renew(cid, fresh.row, fresh.lease, NOW + 200)
+
+
+async def test_a_row_claimed_before_its_campaign_stopped_is_fenced_until_resumed_then_held(
+        book: CampaignBook) -> None:
+    """The fence just before the carrier's create: a campaign stopped since the claim halts the call (its lease
+    not renewed, so it runs out if the holder dies), a resume lets it through, another claim's holder is LOST."""
+    cid = await campaign(book, ["+1"], concurrency=1)
+    held = await book.claim(cid, "a", NOW, LEASE)
+    assert held is not None
+    assert await book.fence(cid, held.row, held.lease, NOW + 60) == HELD
+    assert await book.set_status(cid, STOPPED, NOW + 1) == (STOPPED, False)
+    assert await book.fence(cid, held.row, held.lease, NOW + 90) == HALTED
+    taken = await book.claim(cid, "b", NOW + 61, LEASE)  # the lease the halt did not renew ran out at NOW + 60
+    assert taken is not None and taken.row == held.row
+    assert await book.fence(cid, held.row, held.lease, NOW + 90) == LOST
+    assert await book.settle(cid, taken.row, taken.lease, {"status": "pending"}, 0.0, (), NOW + 62) == SETTLED
+    record = await book.read(cid)
+    assert record is not None and (record.pending, record.in_progress, record.meta["status"]) == (1, 0, STOPPED)
+    assert await book.set_status(cid, RUNNING, NOW + 63) == (RUNNING, False)
+    again = await book.claim(cid, "c", NOW + 64, LEASE)
+    assert again is not None and await book.fence(cid, again.row, again.lease, NOW + 120) == HELD
 
 
 async def test_only_campaigns_with_something_due_are_live(book: CampaignBook) -> None:
