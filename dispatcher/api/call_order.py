@@ -137,7 +137,7 @@ async def order_call(state: AppState, who: Caller, payload: CallRequest, idempot
         # the call after all (its answer lost) cannot open it.
         await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
         # A carrier's refusal created nothing; an edge's failure proves it holds nothing only as `NothingHeld`
-        # (else it may ring yet: the key's retry answers with this ended session, placing nothing).
+        # (else it may ring yet: the key's retry is refused naming this ended session, placing nothing).
         nothing = calls is None or isinstance(exc, NothingHeld)
         await ended_unstarted(state, session_id, **route, detail=exc.message,
                               handed_over=False if nothing else "unknown")
@@ -173,14 +173,22 @@ async def current_try(state: AppState, who: Caller, idempotency_key: str) -> tup
 
 async def _earlier(state: AppState, session_id: str) -> str | None:
     """A try's status to replay; None: never placed (place it now); SPENT: it ended before reaching the edge
-    or carrier (`handed_over` false), and the key moves on. A try that may ring (its create unanswered, or
-    handed to an edge that may hold it) is replayed: never placed twice."""
+    or carrier (`handed_over` false), and the key moves on. A try that may ring (its create unanswered) is
+    replayed; one whose edge failed yet may hold it is refused again (409 `call_not_placed`): never placed twice."""
     session = await state.sessions.get(session_id)
     events = await state.sessions.timeline.read(session_id) if session is None else []
     ends = [e for e in events if e.get("event") == "ended"]
     unconfirmed = any(e.get("placed") == "unknown" for e in events)  # Twilio's create went unanswered
     if session is None and not unconfirmed and ends and all(e.get("handed_over") is False for e in ends):
         return SPENT
+    failed = next((e for e in ends if e.get("handed_over") == "unknown"), None)
+    if session is None and failed is not None:
+        # The first try was answered with its failure, and its session ended then: a replay answers that
+        # failure again (a failed session is never answered 2xx), never places it (the edge may hold it).
+        raise ApiError(409, "call_not_placed", f"this Idempotency-Key's call failed and its session {session_id} "
+                       f"ended: {failed.get('detail') or 'not placed'}. The SIP edge may have taken it (its answer "
+                       "was lost), so it is not placed again under this key: place the call again with a new "
+                       "Idempotency-Key", extra={"session_id": session_id})
     if session is None and not unconfirmed and not ends:
         return None
     return session.machine.state.value if session is not None else "ended" if ends else "starting"

@@ -71,16 +71,19 @@ async def test_a_try_no_edge_took_is_placed_again_by_its_retry_in_a_session_of_i
         await app.state.voicefleet.aclose()
 
 
-async def test_a_try_the_edge_may_hold_is_answered_ended_never_placed_again() -> None:
-    """A 5xx from a proxy in front of the edge (Cloudflare's 524) does not prove the edge took nothing."""
+async def test_a_try_the_edge_may_hold_is_refused_again_naming_its_ended_session_never_placed_again() -> None:
+    """A 5xx from a proxy in front of the edge (Cloudflare's 524) does not prove the edge took nothing: the
+    retry is not placed, nor answered 2xx (the session failed), but refused naming the ended session."""
     edge = Scripted([answer(524), answer(202)])
     app = dispatcher(edge)
     try:
         failed, again = await post(app), await post(app)
         assert failed.status_code == 502 and failed.json()["error"]["code"] == "sip_edge_failed", failed.text
-        assert again.status_code == 200, again.text
-        assert again.json() | {"status": "ended"} == again.json()
-        assert again.json()["session_id"] == first_try(app)
+        assert again.status_code == 409, again.text
+        error = again.json()["error"]
+        assert error["code"] == "call_not_placed" and error["session_id"] == first_try(app), error
+        assert "new Idempotency-Key" in error["message"], error
+        assert await ends(app, first_try(app)) == ["not_placed"]  # ended once, by the first try
         assert edge.asked == 1
     finally:
         await app.state.voicefleet.aclose()
