@@ -18,6 +18,7 @@ from stacks.config.reader import Reader
 # optional: a carrier without its credential is reached with one-time tokens only (docs/phone.md).
 PHONE_SECRET_KEYS = {
     "twilioAuthToken": "TWILIO_AUTH_TOKEN",
+    "twilioApiKeySecret": "TWILIO_API_KEY_SECRET",  # with twilioApiKeySid: a revocable key the REST calls use
     "telnyxPublicKey": "TELNYX_PUBLIC_KEY",
     "telnyxTransferApiKey": "TELNYX_TRANSFER_API_KEY",  # the dispatcher's Telnyx API key: calls out, transfers
     "plivoAuthToken": "PLIVO_AUTH_TOKEN",
@@ -33,9 +34,11 @@ PHONE_SECRET_KEYS = {
 # for `POST /start` with a WebSocket transport (or a carrier's name): any API key gets a one-time
 # token for it whatever is set here (dispatcher/phone/settings.py), so the stacks count those
 # sockets for every session (stacks/config/channel.py held_requests). WhatsApp's are not either: its
-# calls reach a bot over WebRTC, as a browser's do; nor Telnyx's API key, which the dispatcher calls with.
+# calls reach a bot over WebRTC, as a browser's do; nor Telnyx's and Twilio's API keys, which the dispatcher
+# calls with.
 CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items()
-                             if key not in ("dailyDialinSecret", "dailyWebhookSecret", "telnyxTransferApiKey")
+                             if key not in ("dailyDialinSecret", "dailyWebhookSecret", "telnyxTransferApiKey",
+                                            "twilioApiKeySecret")
                              and key not in whatsapp.SECRET_KEYS)
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # Calls placed through Twilio (stacks/config/calling_out.py): "" = the dispatcher's own default
     "phonePublicUrl": "",
     "twilioAccountSid": "",
+    "twilioApiKeySid": "",
     "twilioVoicemail": "",
     "twilioCallsPerSecond": "",
     "twilioCallMaxWaitSeconds": "",

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.twilio_dial import dial_settings_from_env
 from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import dispatcher_envs
@@ -127,3 +128,62 @@ def test_telnyx_calls_settings_the_dispatcher_would_refuse_fail_the_preview(
     message = error(stack, "aws", secrets={**_secrets("aws"), **secrets}, **overrides)
     assert re.search(said, message), message
     assert "SENTINEL" not in message
+
+
+TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2
+API_KEY_SID = "SK" + "fedcba9876543210" * 2
+TWILIO_KEY_SECRETS = {"voicefleet:twilioApiKeySecret": "SENTINEL-twilio-key-secret-6b1d",
+                      "voicefleet:twilioAuthToken": "SENTINEL-twilio-auth-token-0e7c"}
+
+
+TWILIO_KEY_STORE = {**STORE, "gcp": "gcp:secretmanager/secretVersion:SecretVersion",
+                    "azure": "azure-native:keyvault:Secret"}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "k8s"])
+def test_a_stack_talks_to_twilio_with_an_api_key_of_the_account_the_dispatchers_alone(stack: StackRunner,
+                                                                                       cloud: str) -> None:
+    """The key's SID is plain config, its secret by reference in the dispatcher's store and no bot's; the
+    dispatcher's own parser reads them back as the credential its REST calls use."""
+    run = stack(cloud, secrets={**_secrets(cloud), **TWILIO_KEY_SECRETS}, twilioAccountSid=TWILIO_ACCOUNT,
+                twilioApiKeySid=API_KEY_SID, **POLICY)
+    (env,) = dispatcher_envs(run.registrations)
+    assert (env.plain["TWILIO_ACCOUNT_SID"], env.plain["TWILIO_API_KEY_SID"]) == (TWILIO_ACCOUNT, API_KEY_SID)
+    assert {"TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN"} <= env.masked
+    assert {r.type for r in holding(run, "SENTINEL-twilio-key-secret-6b1d")} == {TWILIO_KEY_STORE[cloud]}
+    assert {r.name for r in holding(run, "TWILIO_API_KEY_SECRET")} == {env.resource}  # no bot's
+    read = PhoneSettings.from_env({**env.plain, "TWILIO_API_KEY_SECRET": "s", "TWILIO_AUTH_TOKEN": "t"},
+                                  keyless=False, bot_channel_token="b" * 32).twilio_rest
+    assert read is not None and (read.account_sid, read.user) == (TWILIO_ACCOUNT, API_KEY_SID)
+
+
+@pytest.mark.parametrize(("overrides", "secrets", "said"), [
+    ({"twilioAccountSid": TWILIO_ACCOUNT, "twilioApiKeySid": "SK123"}, TWILIO_KEY_SECRETS,
+     "voicefleet:twilioApiKeySid must be a Twilio API key's SID, SK and 32 hex digits \\(got 5 characters, "
+     "starting 'SK'\\)"),
+    ({"twilioAccountSid": TWILIO_ACCOUNT, "twilioApiKeySid": "SENTINEL-looks-like-a-key-secret-01"},
+     TWILIO_KEY_SECRETS, "voicefleet:twilioApiKeySid must be .*If this is the key's secret, it is now in plain "
+                         "text .*revoke the key"),
+    ({"twilioAccountSid": TWILIO_ACCOUNT, "twilioApiKeySid": API_KEY_SID}, {},
+     "voicefleet:twilioApiKeySid needs twilioApiKeySecret.*pulumi config set --secret twilioApiKeySecret"),
+    ({"twilioApiKeySid": API_KEY_SID}, TWILIO_KEY_SECRETS,
+     "voicefleet:twilioApiKeySid needs twilioAccountSid.*pulumi config set twilioAccountSid AC"),
+    ({"twilioAccountSid": TWILIO_ACCOUNT}, {"voicefleet:twilioApiKeySecret": "SENTINEL-twilio-key-secret-6b1d"},
+     "voicefleet:twilioApiKeySecret is set together with twilioApiKeySid"),
+    ({"twilioAccountSid": TWILIO_ACCOUNT, "twilioApiKeySid": API_KEY_SID, **POLICY},
+     {"voicefleet:twilioApiKeySecret": "SENTINEL-twilio-key-secret-6b1d"},
+     "voicefleet:twilioCallers places calls whose status callbacks Twilio signs .*--secret twilioAuthToken"),
+])
+def test_twilio_api_key_settings_the_dispatcher_would_refuse_fail_the_preview(
+        stack: StackRunner, overrides: dict[str, str], secrets: dict[str, str], said: str) -> None:
+    message = error(stack, "aws", secrets={**_secrets("aws"), **secrets}, **overrides)
+    assert re.search(said, message), message
+    assert "SENTINEL" not in message
+
+
+def test_an_api_key_alone_transfers_calls_without_the_account_s_auth_token(stack: StackRunner) -> None:
+    """A stack that places no call (no `twilioCallers`) may leave the auth token out, as the dispatcher does."""
+    run = stack("aws", secrets={**_secrets("aws"), "voicefleet:twilioApiKeySecret": "SENTINEL-twilio-key-secret-6b1d"},
+                twilioAccountSid=TWILIO_ACCOUNT, twilioApiKeySid=API_KEY_SID)
+    (env,) = dispatcher_envs(run.registrations)
+    assert "TWILIO_AUTH_TOKEN" not in env.masked and "TWILIO_API_KEY_SECRET" in env.masked
