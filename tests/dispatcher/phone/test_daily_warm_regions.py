@@ -129,14 +129,14 @@ def _relayed(received: Received) -> list[tuple[dict[str, str], bytes]]:
 
 async def test_an_answer_landing_in_another_region_is_relayed_and_the_warm_transfer_bridges(
         regions: TwoRegions) -> None:
-    task = asyncio.create_task(regions.transfers.transfer(SESSION, WARM))  # type: ignore[arg-type]
+    task = asyncio.create_task(regions.transfers.transfer(SESSION, WARM))
     assert await regions.daily.eventually(lambda: bool(regions.daily.ringing(regions.room)))
     dial = regions.daily.ringing(regions.room)[0]
     regions.daily.answer_dial_out(dial)
     assert await regions.daily.eventually(regions.bot.briefed.is_set)
     regions.bot.briefing.set()
     answer = await task
-    assert (answer["mode"], answer["status"]) == ("warm", "transferred")
+    assert answer is not None and (answer["mode"], answer["status"]) == ("warm", "transferred")
     assert await regions.daily.eventually(lambda: ("dialout.answered", 200) in regions.daily.sent_webhooks)
     assert await regions.eu_legs.answered(dial) and not await regions.us_legs.answered(dial)  # kept at the owner
     relayed = _relayed(regions.eu_received)
