@@ -279,7 +279,7 @@ def build_state(
     paces = RegionPaces(peers, coordination) if regions.several else None  # calls out paced across the regions
     phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
                               owners=auth.by_id, timeline=timeline, regions=regions, paces=paces,
-                              rooms=resolved_rooms, reads=sessions)
+                              rooms=resolved_rooms, reads=sessions, peers=peers)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds,
                                phone.settings.transfer_time_limit, metrics.registry)

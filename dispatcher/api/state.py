@@ -143,6 +143,8 @@ class AppState:
             await self.rooms.aclose()
         await self.replication.aclose()
         await self.phone.transfers.aclose()
+        if self.phone.daily_relay is not None:
+            await self.phone.daily_relay.aclose()
         await self.peers.aclose()
         await self.region_relay.aclose()
         if self.key_homes is not None:

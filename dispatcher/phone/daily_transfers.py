@@ -71,11 +71,11 @@ class SessionReads(Protocol):
 
 class DailyTransfers:
     def __init__(self, rooms: DailyRooms, sessions: SessionReads, claims: FirstClaims,
-                 targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None,
-                 *, regions: bool = False) -> None:
+                 targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None) -> None:
         self._rooms = rooms
-        self._warm = warm  # the person dialled out into the room and briefed by the bot (daily_warm.py)
-        self._regions = regions  # several regions: Daily's one webhook may land where the transfer is not
+        # The person dialled out into the room and briefed by the bot (daily_warm.py); with several regions, the
+        # leg's webhooks that land elsewhere are relayed here (daily_hook_relay.py).
+        self._warm = warm
         self._sessions = sessions
         self._claims = claims
         self._targets = targets
@@ -99,12 +99,6 @@ class DailyTransfers:
                            "dispatcher hears Daily's webhooks (dialout.answered tells the person picked up): set "
                            "DAILY_WEBHOOK_SECRET to the hmac of a Daily webhook pointed at /phone/daily/webhook; a "
                            "cold transfer (\"mode\": \"cold\") works meanwhile (docs/phone.md)")
-        if target.mode == WARM and self._regions:
-            raise ApiError(409, "warm_unsupported", "a Daily dial-in call is not handed over warm "
-                           "while the dispatcher runs as several regions: Daily posts every dialout.* webhook of "
-                           "the domain to one URL, which may reach a region whose store does not hold the "
-                           "transfer, and regions do not relay them yet; nobody was called and the caller is "
-                           "still with the bot. A cold transfer (\"mode\": \"cold\") works (docs/phone.md)")
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")

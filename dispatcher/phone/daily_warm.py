@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -41,6 +40,7 @@ from botchannel.transfer import (
 )
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyError, DailyRooms
+from dispatcher.phone.daily_leg_owner import leg_user
 from dispatcher.phone.daily_legs import WAITING_SECONDS, DialoutLegs
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_warm import RING_SECONDS, AskBot
@@ -57,7 +57,7 @@ WARM_SECONDS = 38.0  # start, ring, briefing, bridge: within the bot's wait (WAR
 ANSWERED, ENDED = "answered", "ended"  # what `_heard` tells of the leg
 # A waiting mark outlives the longest single step of the transfer plus the poll that renews it.
 assert WAITING_SECONDS > CALL_SECONDS + POLL_SECONDS
-PERSON_USER = DAILY_PERSON_USER  # + 24 hex: the person's leg's userId (Daily takes 36 characters at most)
+PERSON_USER = DAILY_PERSON_USER  # + 24 hex, the region's tag first: the person's leg's userId (daily_leg_owner.py)
 
 
 NoteLeg = Callable[[str], Awaitable[None]]  # the person's leg (its dial-out `sessionId`) written to the store
@@ -68,8 +68,9 @@ class DailyWarm:
 
     def __init__(self, rooms: DailyRooms, ask_bot: AskBot, legs: DialoutLegs, *, ring_seconds: float = RING_SECONDS,
                  poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS,
-                 watch_seconds: float = WATCH_SECONDS) -> None:
+                 watch_seconds: float = WATCH_SECONDS, region_tag: str = "") -> None:
         self._rooms, self._ask_bot, self._legs = rooms, ask_bot, legs
+        self._tag = region_tag  # this region's, on each leg: the region its webhooks land in relays them here
         self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
 
@@ -78,7 +79,7 @@ class DailyWarm:
         """The person called, briefed and hearing the caller: their leg's `sessionId`. `ApiError` otherwise:
         409 `person_*` (the bot told `failed`), 409 `call_over`, or Daily's refusal (`DailyError`, nothing
         rings; `daily_unavailable` without `nothing_sent`: the start went unanswered, see the module)."""
-        user = PERSON_USER + uuid.uuid4().hex[:24]
+        user = leg_user(self._tag)
         try:  # marked before the leg exists, so that its every webhook finds it this deployment's and waited on
             await self._legs.place(user)
         except StoreUnavailable:

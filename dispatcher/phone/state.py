@@ -17,6 +17,7 @@ from dispatcher.media.daily import DailyRooms
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.daily_hook_relay import DailyHookRelay
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_transfers import DailyTransfers, SessionReads
 from dispatcher.phone.daily_warm import CALL_SECONDS, DailyWarm
@@ -42,8 +43,9 @@ from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.phone.twilio_dial import dial_settings_from_env
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.phone.twilio_warm import TwilioWarm, WarmCallbacks
-from dispatcher.regions.config import Regions
+from dispatcher.regions.config import Regions, region_tag
 from dispatcher.regions.pace_homes import RegionPaces
+from dispatcher.regions.peers import Peers
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination, CreateLimits, HeldPlaces, OneTimeUse, ReleasableOnce
@@ -68,6 +70,7 @@ class PhoneState:
     telnyx_warm: TelnyxWarm | None = None  # a Telnyx call's (telnyx_warm.py)
     plivo_warm: PlivoWarm | None = None  # a Plivo call's (plivo_warm.py)
     daily_hooks: DailyHooks | None = None  # Daily's signed webhooks (dialout.*): a Daily warm transfer's answer
+    daily_relay: DailyHookRelay | None = None  # several regions: another region's dial-out events sent there
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -100,6 +103,7 @@ def build_phone_state(
     paces: RegionPaces | None = None,
     rooms: Rooms | None = None,
     reads: SessionReads | None = None,
+    peers: Peers | None = None,
 ) -> PhoneState:
     """`owner_relay` reaches the replica holding a bot's channel: with several replicas a call's two
     sockets may be at two of them."""
@@ -157,15 +161,19 @@ def build_phone_state(
     # A Daily dial-in call is handed over by Daily's REST API, with the dispatcher's own key (daily_transfers.py);
     # warm (daily_warm.py) only with Daily's webhooks: a dial-out's leg is in the room while the person's phone
     # still rings, and only the signed dialout.answered, kept in the store for any replica, tells an answer.
-    daily = daily_hooks = None
+    # With several regions each leg carries this region's tag, and an event of another region's leg is relayed there
+    # (Daily posts every dial-out event of the domain to one URL: daily_hook_relay.py).
+    daily = daily_hooks = daily_relay = None
     if isinstance(rooms, DailyRooms) and reads is not None:
         daily_warm = None
         if phone.daily_webhook_key is not None:
             legs = DialoutLegs(coordination.key_holders)
             daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
-            daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs)
+            daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs,
+                                   region_tag=region_tag(here.here) if several else "")
+            daily_relay = DailyHookRelay(peers) if several and peers is not None else None
         daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
-                               warm=daily_warm, regions=several)
+                               warm=daily_warm)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
@@ -187,6 +195,7 @@ def build_phone_state(
         telnyx_warm=telnyx_warm,
         plivo_warm=plivo_warm,
         daily_hooks=daily_hooks,
+        daily_relay=daily_relay,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

@@ -8,8 +8,12 @@ DAILY_WEBHOOK_SECRET, within a replay window (dispatcher/phone/daily_signature.p
 403, and nothing kept. Daily's check when a webhook is created (or reactivated) posts a `{"test": …}` body before
 the secret can be known here: it is answered 200 and acts on nothing. A `dialout.*` event of a leg this store
 placed is kept there for the replica waiting on the leg (dispatcher/phone/daily_legs.py); any other event (another
-application's, deployment's or region's dial-out included) is answered 200, ignored and kept nowhere. A store
-that does not answer is a 503, nothing kept, so that Daily's retry (`retryType: exponential`) counts."""
+application's or deployment's dial-out included) is answered 200, ignored and kept nowhere. A store that does
+not answer is a 503, nothing kept, so that Daily's retry (`retryType: exponential`) counts.
+
+With several regions, a dial-out event of a leg another region placed (its `userId` names it) is relayed there and
+answered as that region answered (dispatcher/phone/daily_hook_relay.py); one another region relayed here is checked
+as Daily's (and as a region's, before it gets here), handled here and answered signed, never relayed again."""
 
 from __future__ import annotations
 
@@ -21,7 +25,11 @@ from fastapi.responses import Response
 
 from botchannel.json_input import parse_json
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.region_relay import relayed_by
+from dispatcher.api.routers.regions import signed_answer
+from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError, Utf8JSONResponse
+from dispatcher.phone.daily_legs import DialoutEvent
 from dispatcher.phone.daily_signature import SIGNATURE_HEADER, check_signed
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -44,9 +52,18 @@ async def daily_webhook(request: Request) -> Response:
                        "secret of the Daily webhook pointed here (docs/phone.md)")
     check_signed(key, request.headers, body, time.time())
     payload = _object(body)
+    relayed_from = relayed_by(request.scope)  # a region's signature, checked (dispatcher/api/region_relay.py)
+    relay, dialout = state.phone.daily_relay, DialoutEvent.read(payload)
+    owner = relay.owner(dialout) if relay is not None and dialout is not None else None
+    if owner is not None and relayed_from is not None:  # another region's leg, relayed here: never sent on again
+        log.warning("daily: region %s relayed a dial-out event of region %s's leg here: dropped (REGIONS must be "
+                    "the same in every region)", relayed_from, owner)
+        return _answer(request, state, relayed_from, "ignored")
+    if owner is not None and relay is not None:
+        return Utf8JSONResponse({**await relay.send(owner, body, request.headers), "region": owner})
     hooks = state.phone.daily_hooks
     if hooks is None:  # no Daily rooms here: nothing waits on a leg
-        return Utf8JSONResponse({"status": "ignored"})
+        return _answer(request, state, relayed_from, "ignored")
     try:
         event = await hooks.heard(payload)
     except StoreUnavailable:
@@ -54,7 +71,14 @@ async def daily_webhook(request: Request) -> Response:
                        "on, send it again", retry_after=1.0) from None
     if event is not None:
         log.info("daily room %s: %s (dial-out %s)", event.room, event.type, event.dial)
-    return Utf8JSONResponse({"status": "ok" if event is not None else "ignored"})
+    return _answer(request, state, relayed_from, "ok" if event is not None else "ignored")
+
+
+def _answer(request: Request, state: AppState, relayed_from: str | None, status: str) -> Response:
+    """The answer; signed when a region relayed the event here (it believes no other)."""
+    if relayed_from is not None:
+        return signed_answer(request, state, {"status": status})
+    return Utf8JSONResponse({"status": status})
 
 
 def _object(body: bytes) -> dict[str, object]:

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from botchannel.contract import RequestFailed
-from botchannel.transfer import METHOD_CALL_TRANSFER
+from botchannel.transfer import DAILY_PERSON_USER, METHOD_CALL_TRANSFER
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotLink
 from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.regions.config import region_tag
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_harness
 from tests.fakes.daily import FakeDaily
@@ -144,6 +145,33 @@ async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed
     assert dialin.posts() == []  # no sipCallTransfer: the call stays in the room
     noted = [e for e in await dialin.events(session_id) if e.get("event") == "transferred"]
     assert len(noted) == 1 and noted[0]["mode"] == "warm" and noted[0]["carrier_status"] == "warm"
+
+
+async def test_with_several_regions_warm_calls_the_person_with_the_regions_tag_and_bridges_them(
+        fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
+    # The leg's userId names the region whose store placed it: where Daily's one webhook lands, the event is
+    # relayed there (tests/dispatcher/phone/test_daily_warm_regions.py); here it lands in that region itself.
+    regions = {"REGION": "eu", "REGIONS": "eu=https://eu.voice.example.com,us=https://us.voice.example.com",
+               "REGION_SECRET": "daily-warm-regions-secret-0123456789"}
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET, **regions) as eu:
+        fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=eu.app), timeout=10)
+        await fake_daily.subscribe("https://eu.voice.example.com/phone/daily/webhook", WEBHOOK_SECRET,
+                                   retry_type="exponential")
+        eu.app.state.voicefleet.peers.by_name["us"].problem = "down"  # as its polling found it: eu takes the call
+        session_id, _ = await eu.call()
+        room = next(iter(fake_daily.rooms))
+
+        async def person_answers() -> str:
+            assert await fake_daily.eventually(lambda: bool(fake_daily.ringing(room)))
+            return fake_daily.answer_dial_out(fake_daily.ringing(room)[0])
+
+        answering = asyncio.create_task(person_answers())
+        answer = await eu.transfer(session_id, to="+14155550123", mode="warm")
+        await answering
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["mode"], answer.json()["status"]) == ("warm", "transferred")
+        (start,) = fake_daily.calls_to("POST", "/dialOut/start")
+        assert start.json()["userId"].startswith(DAILY_PERSON_USER + region_tag("eu"))
 
 
 async def test_a_target_off_the_allow_list_is_refused_before_daily_is_asked(dialin: Dialin) -> None:

@@ -82,13 +82,18 @@ class Call:
         return self.daily.permissions.get(self.room, {}).get(participant, {}).get("canReceive")
 
 
-@pytest.fixture
-async def call(fake_daily: FakeDaily) -> AsyncIterator[Call]:
-    rooms = DailyRooms(DailySettings.from_env({**fake_daily.env, "DAILY_TIMEOUT_SECONDS": "1"}))
+async def dialin_call(daily: FakeDaily) -> tuple[DailyRooms, str, str]:
+    """SESSION's dial-in room at `daily`, its bot and its caller in it: (rooms, the room, the caller's id)."""
+    rooms = DailyRooms(DailySettings.from_env({**daily.env, "DAILY_TIMEOUT_SECONDS": "1"}))
     await rooms.create(SESSION, 600, _dialin_room())
     room = rooms.room_name(SESSION)
-    fake_daily.join(room, rooms.bot_user_id(SESSION))
-    caller = fake_daily.dial_in(room)
+    daily.join(room, rooms.bot_user_id(SESSION))
+    return rooms, room, daily.dial_in(room)
+
+
+@pytest.fixture
+async def call(fake_daily: FakeDaily) -> AsyncIterator[Call]:
+    rooms, room, caller = await dialin_call(fake_daily)
     bot, claims = Bot(), LocalFirstClaims()
     legs = DialoutLegs(claims)
     await hooked(fake_daily, DailyHooks(legs, stop_in_room(rooms, 1.0)))  # Daily's signed dialout.* events

@@ -23,7 +23,6 @@ import pytest
 from fastapi import FastAPI
 
 from botchannel.transfer import DAILY_PERSON_USER
-from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.phone.daily_legs import WAITING_SECONDS, DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_signature import sign, webhook_key
@@ -106,8 +105,7 @@ async def _hooked(daily: FakeDaily, *, regions: bool = False) -> Hooked:
     daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=10,
                                               event_hooks={"request": [keep]})
     warm = DailyWarm(rooms, bot.ask, DialoutLegs(claims), ring_seconds=5.0, poll_seconds=0.02, watch_seconds=0.05)
-    transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm,
-                               regions=regions)
+    transfers = DailyTransfers(rooms, _Sessions(), claims, parse_transfer_targets("+1415555*"), None, warm=warm)
     return Hooked(daily, rooms, hooks, app, transfers, bot, clock, room, sent, claims)
 
 
@@ -182,23 +180,10 @@ async def test_an_answer_heard_during_a_slow_read_of_the_room_is_not_stopped(cal
     assert isinstance(outcome, dict) and outcome["status"] == "transferred", outcome
 
 
-async def test_with_several_regions_a_warm_transfer_is_refused_naming_why_and_nobody_is_called(
-        fake_daily: FakeDaily) -> None:
-    # Daily's one webhook may land in a region whose store does not hold the transfer, and regions relay no
-    # dial-out event yet: the transfer is refused before anyone rings (docs/phone.md).
-    call = await _hooked(fake_daily, regions=True)
-    try:
-        outcome = (await asyncio.gather(call.start(), return_exceptions=True))[0]
-        assert isinstance(outcome, ApiError), outcome
-        assert (outcome.status, outcome.code) == (409, "warm_unsupported")
-        assert "several regions" in outcome.message and '"mode": "cold"' in outcome.message
-        assert not call.daily.dial_outs
-    finally:
-        await call.rooms.aclose()
-
-
 async def test_a_leg_another_regions_store_placed_is_neither_stopped_nor_kept_where_its_answer_lands(
         fake_daily: FakeDaily) -> None:
+    # A region without the relay (its leg's userId names no region): kept nowhere here. The relay to the region
+    # that placed it: tests/dispatcher/phone/test_daily_warm_regions.py.
     call = await _hooked(fake_daily, regions=True)
     try:
         user = DAILY_PERSON_USER + "2" * 24
