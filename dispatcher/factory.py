@@ -70,11 +70,19 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 
         cloudrun = CloudRunSettings.from_env(env)
-        if cloudrun.cells:  # several projects (CLOUDRUN_CELLS): cold launches spread over them, no reserve yet
+        secret = setting_text(env, "BOT_CHANNEL_TOKEN") if setting_text(env, "BOT_CHANNEL_URL") else ""
+        if cloudrun.cells and secret:  # several projects (CLOUDRUN_CELLS): launches and the reserve spread over them
+            from dispatcher.machines.cloudrun.cell_reserve import CloudRunCellWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return CloudRunCellWarmMachines(
+                cloudrun, coordination, channel_secret=secret, max_session_seconds=settings.max_session_seconds,
+                max_idle_seconds=ReserveSettings.from_env(env, "cloudrun").max_idle_seconds)
+        if cloudrun.cells:  # no channel: cold launches spread over the projects
             from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
 
             return CloudRunCellMachines(cloudrun, coordination)
-        if setting_text(env, "BOT_CHANNEL_URL") and (secret := setting_text(env, "BOT_CHANNEL_TOKEN")):
+        if secret:  # bots can dial in: a reserve is possible
             from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 

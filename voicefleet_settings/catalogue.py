@@ -2133,7 +2133,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the GCP projects executions spread over, a JSON list of cells: each a `name` and its `project`, and "
             "optionally that project's own `region`, `job`, `bot_service_account_id` (its bots' service account, "
             "which a bot's identity token is checked against) and `max_executions` (each replica's own cap); at "
-            "most 50 cells, one per project and region; needs `REDIS_URL`; no warm reserve; a project answering "
+            "most 50 cells, one per project and region; needs `REDIS_URL`; the warm reserve runs over them; a project answering "
             "429 or a quota has its starts go to the others ([operations.md](operations.md#cells))"
         ),
     ),

@@ -1,5 +1,5 @@
-"""The warm reserve over cells (ECS_CELLS, GCE_CELLS, ACI_CELLS): one implementation for every provider that
-launches over cells, each cell's reserve machines held by that cell's own warm provider.
+"""The warm reserve over cells (ECS_CELLS, GCE_CELLS, ACI_CELLS, CLOUDRUN_CELLS): one implementation for
+every provider that launches over cells, each cell's reserve machines held by that cell's own warm provider.
 
 A refill takes its token from the cells' launch buckets, which cold starts take theirs from too, only
 in an open cell with room (cell_refills.py); the reserve machine is counted in that cell's running
@@ -143,14 +143,20 @@ class CellReserve:
         if cell is None:
             raise MachinesError("reserve_bot_gone", f"reserve {self.thing} {bot_id} is gone or already claimed")
         self._launched_elsewhere(spec, bot_id, cell, await self._recorded(spec))
-        # Recorded once the machine carries the session, never before: a claim whose re-tag fails leaves
-        # no record, so the cold start that follows may go to any open cell, not only this one.
-        result = await self._warm[cell].adopt(bot_id, spec)
-        holder, _ = await self._holder(spec, cell)  # a replay anywhere meets it in this cell
-        self._launched_elsewhere(spec, bot_id, cell, holder)
+        result = await self._claim_in(cell, bot_id, spec)
         self._forget(bot_id)
         self._cell_of[spec.session_id] = cell
         self.cells.idle_claimed(cell)
+        return result
+
+    async def _claim_in(self, cell: str, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        """The member's claim in `cell`, then the session's cell recorded there (a replay anywhere meets it).
+        Recorded once the machine carries the session, never before: a claim whose re-tag fails leaves
+        no record, so the cold start that follows may go to any open cell, not only this one
+        (cloudrun/cell_reserve.py records first: its claim is itself a store record)."""
+        result = await self._warm[cell].adopt(bot_id, spec)
+        holder, _ = await self._holder(spec, cell)
+        self._launched_elsewhere(spec, bot_id, cell, holder)
         return result
 
     async def _recorded(self, spec: LaunchSpec) -> str | None:

@@ -3,6 +3,7 @@ over cells, for the tests of providers that launch over cells (ECS_CELLS, CLOUDR
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -111,3 +112,67 @@ async def spend(state: Any, cell: str, tokens: int) -> None:
 def coordination_of(state: Any) -> Any:
     """The replica's store (its reserve's)."""
     return state.reserve._coordination
+
+
+async def check_refills_go_where_tokens_are_left(state: Any, reserve_cells: Any, made_in_a: Any) -> None:
+    """A reserve of two over cells `a` and `b` (a burst of 3 each), a's tokens all taken by its cold starts:
+    the refills take b's own tokens, as many as it can spare beside one for its cold starts, and nothing
+    is made in a. `reserve_cells()`: each reserve machine's cell; `made_in_a()`: the creates a was sent."""
+    await spend(state, "a", 3)  # cell a's cold starts took every token
+    creates = state.machines.cells.creates
+    spare_b = (await creates.look(among=("b",))).spare
+    await state.reserve.refill()
+    cells = reserve_cells()
+    assert len(cells) == spare_b == 2  # as many as b could spare, one token left for its cold starts
+    assert set(cells) == {"b"}
+    assert (await creates.look(among=("b",))).spare == 0  # taken from b's own bucket
+    assert made_in_a() == 0
+
+
+async def check_a_lost_cell_takes_only_its_own_bots(state: Any, reserve_bots: Any, lose_b: Any) -> None:
+    """A reserve of two over cells `a` and `b` (a burst of 4 each), one bot in each; then b cannot be read
+    (`lose_b()`) while both bots are late for their hello: b is shown unreadable, its bot is forgotten
+    without counting as a failure of the image, and its replacement goes to a. `reserve_bots()`: bot id →
+    its machine's cell."""
+    reserve = state.reserve
+    await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
+    await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
+    bots = reserve_bots()
+    assert sorted(bots.values()) == ["a", "b"]
+    [in_b] = [bot_id for bot_id, cell in bots.items() if cell == "b"]
+    lose_b()
+    # Both bots are late for their hello (neither dialled in: their machines boot slowly), not yet stuck.
+    cold = reserve.planning.sizer.cold.mean
+    started = reserve._clock()
+    reserve._clock = lambda: started + cold * 2
+    await reserve.refill()
+    views = {view.name: view for view in state.machines.views()}
+    assert views["b"].unreadable is not None and views["a"].unreadable is None
+    # b's bot is forgotten, not a failure of the image (no backoff), and its replacement goes to a.
+    assert reserve.failed_bots.worst().in_a_row == 0
+    new = {bot_id: cell for bot_id, cell in reserve_bots().items() if bot_id not in bots}
+    assert list(new.values()) == ["a"]
+    assert in_b not in reserve._warming._launched
+
+
+async def claimed_at_two_replicas(one: tuple[Any, int], two: tuple[Any, int], reserve_bots: Any, dial: Any) -> Any:
+    """Two replicas sharing the store refill a reserve of two; each bot dials a replica of its own (a load
+    balancer's choice: the second's may never have launched it, and finds its cell by asking the cells),
+    and each replica's start claims its bot. `reserve_bots()`: bot id → its machine's cell; `dial(state,
+    port, bot id, cell)`: the bot's channel. Returns the two (bot id, session, result, channel)."""
+    from tests.dispatcher.machines.test_contract import spec
+
+    (first_state, first_port), (second_state, second_port) = one, two
+    await first_state.reserve.refill()  # whichever replica plans launches the deployment's two bots
+    await second_state.reserve.refill()
+    bots = reserve_bots()
+    assert len(bots) == 2
+    (first, first_cell), (second, second_cell) = bots.items()
+    ws_one = await dial(first_state, first_port, first, first_cell)
+    ws_two = await dial(second_state, second_port, second, second_cell)
+    assert second_state.machines._bot_cells.get(second) == second_cell
+    answers = asyncio.gather(accept(ws_one), accept(ws_two))
+    s1, s2 = spec(), spec()
+    r1, r2 = await asyncio.gather(first_state.reserve.launch(s1), second_state.reserve.launch(s2))
+    assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
+    return (first, s1, r1, ws_one), (second, s2, r2, ws_two)

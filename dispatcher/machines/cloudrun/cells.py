@@ -11,7 +11,8 @@ the store before its run, look-ups and listing over the projects: dispatcher/mac
 run (a retry at any replica meets it), and a run turns the launch away to another project only when
 every attempt was answered 429 (rate or quota: nothing was made); a run whose answer was lost stays
 in its cell, looked for there (machines/lost_creates.py). A bot's identity token must be of the
-service account of the project its execution runs in. The warm reserve does not run over cells yet.
+service account of the project its execution runs in. With a bot channel the warm reserve runs over
+the cells too: cloudrun/cell_reserve.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
@@ -42,14 +44,17 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
             raise ValueError("CloudRunCellMachines needs CLOUDRUN_CELLS")
         self.settings = settings
         self._auth = GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE, provider=self.name)
-        members = {cell.name: CloudRunMachines(settings.for_cell(cell), coordination=coordination, auth=self._auth)
-                   for cell in settings.cells}
+        members = {cell.name: self._member(settings.for_cell(cell), coordination, cell.name) for cell in settings.cells}
         cells = Cells(self.name, coordination, settings.run_rate, tuple(members),
                       room={cell.name: cell.max_executions for cell in settings.cells}, drain_base=drain_base)
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self.identity = CloudRunIdentity(
             audience=settings.identity_audience, certs_url=settings.identity_certs_url, running=self._serves,
-            accounts=tuple(m.settings.bot_service_account_id for m in members.values()))
+            accounts=tuple(m.settings.bot_service_account_id for m in members.values()), proved=self._proved)
+
+    def _member(self, settings: CloudRunSettings, coordination: Coordination, cell: str) -> CloudRunMachines:
+        """One cell's own provider (cloudrun/cell_reserve.py: one that holds reserve executions too)."""
+        return CloudRunMachines(settings, coordination=coordination, auth=self._auth)
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         member = self._members[cell]
@@ -70,13 +75,28 @@ class CloudRunCellMachines(CellLaunches[CloudRunMachines]):
             log.warning("Cloud Run cell %s drained: %s", cell, exc.message)
         return why
 
-    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
+    async def _serves(self, kind: str, subject: str, session_id: str | None = None) -> RunningExecution | None:
         """The running execution of a credential's session, read in its own cell, with that cell's
-        bots' account (cloudrun/identity.py)."""
+        bots' account (cloudrun/identity.py); a reserve bot's: `_idle_running`."""
+        if kind == "idle":
+            return await self._idle_running(subject, session_id)
         if kind != "session" or (found := await self.find(subject)) is None:
             return None
         member = self._members[found[0]]
-        return member.read_here(await member.running_execution(subject))
+        return member.read_here(await member.running_execution(subject), found[0])
+
+    async def _idle_running(self, bot_id: str, session_id: str | None) -> RunningExecution | None:
+        """Reserve bot `bot_id`'s running execution: none without a reserve (cloudrun/cell_reserve.py)."""
+        return None
+
+    def _proved(self, grant: BotGrant, session_id: str | None, found: RunningExecution) -> None:
+        """A bot's token and nonce proved its execution in `found.cell`: only an idle reserve bot's cell is
+        noted (`_idle_proved`); a claimed one dialling again (its hello names its session) is the session's."""
+        if grant.kind == "idle" and session_id is None and found.cell is not None:
+            self._idle_proved(grant.subject, found.cell)
+
+    def _idle_proved(self, bot_id: str, cell: str) -> None:
+        """Nothing to note without a reserve (cloudrun/cell_reserve.py fixes the bot's cell)."""
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -17,7 +17,8 @@ reads its nonce with its credential, and from a task of the job could pair them 
 With CLOUDRUN_CELLS each project has its own bots' account: the token must be that of the project
 the session's execution was read in (its cell's), never another project's bots'. The project is the
 one the execution was found in, never parsed from its name: Google documents `Execution.name` as
-output only, with no format, and may name the project by its number.
+output only, with no format, and may name the project by its number. A grant admitted is told to
+`proved`, with the cell its execution was read in (cloudrun/cell_reserve.py fixes a reserve bot's cell).
 """
 
 from __future__ import annotations
@@ -44,16 +45,23 @@ class RunningExecution:
 
     raw: Mapping[str, Any]
     bots_account: str | None
+    cell: str | None = None  # the cell it was read in (CLOUDRUN_CELLS), None with one project
+
+
+# A grant's kind and subject, and the session its hello names (a claimed reserve bot's re-dial) → its execution
+Running = Callable[[str, str, str | None], Awaitable[RunningExecution | None]]
+Proved = Callable[[BotGrant, str | None, RunningExecution], None]  # a grant admitted, its hello's session, where
 
 
 class CloudRunIdentity:
     def __init__(self, *, audience: str | None, accounts: Sequence[str | None], certs_url: str,
-                 running: Callable[[str, str], Awaitable[RunningExecution | None]]) -> None:
+                 running: Running, proved: Proved | None = None) -> None:
         """`accounts`: every project's bots' service account (one, or each cell's); `running(kind,
-        subject)`: the execution run for the grant, if it still runs, with its own project's account."""
+        subject, session)`: the execution run for the grant, if it still runs, with its own project's
+        account; `proved`: told of each grant admitted, with the execution that admitted it."""
         self.audience, self.accounts = audience, tuple(accounts)
         self.keys = JsonWebKeys(certs_url)
-        self._running = running
+        self._running, self._proved = running, proved
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if self.audience is None:
@@ -68,7 +76,7 @@ class CloudRunIdentity:
             return f"identity token refused: {exc}"
         if claims.get("sub") not in self.accounts:
             return "identity token is not the bots' service account's"
-        found = await self._running(grant.kind, grant.subject)
+        found = await self._running(grant.kind, grant.subject, hello.session_id)
         whose = "reserve bot" if grant.kind == "idle" else "session"
         if found is None:
             return f"no running execution for {whose} {grant.subject}"
@@ -85,6 +93,8 @@ class CloudRunIdentity:
         carried = str(claims.get("aud", "")).partition("#")[2].partition(".")[0]
         if not nonce or not hmac.compare_digest(carried.encode(), nonce.encode()):
             return f"identity token does not carry execution {name}'s nonce"
+        if self._proved is not None:
+            self._proved(grant, hello.session_id, found)
         return None
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

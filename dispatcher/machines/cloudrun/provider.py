@@ -285,13 +285,13 @@ class CloudRunMachines:
         return [await self._machine(raw) for raw in await self.executions()
                 if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
-    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
+    async def _serves(self, kind: str, subject: str, session_id: str | None = None) -> RunningExecution | None:
         """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
         return self.read_here(await self.running_execution(subject) if kind == "session" else None)
 
-    def read_here(self, raw: Mapping[str, Any] | None) -> RunningExecution | None:
-        """A running execution read in this project, with its bots' account."""
-        return None if raw is None else RunningExecution(raw, self.settings.bot_service_account_id)
+    def read_here(self, raw: Mapping[str, Any] | None, cell: str | None = None) -> RunningExecution | None:
+        """A running execution read in this project (`cell`'s, of CLOUDRUN_CELLS), with its bots' account."""
+        return None if raw is None else RunningExecution(raw, self.settings.bot_service_account_id, cell)
 
     async def running_execution(self, session_id: str) -> dict[str, Any] | None:
         if (raw := await self._find(session_id)) is None:

@@ -11,6 +11,10 @@ and the bot's (`cloudrun-bot:<bot>`, so the count of idle ones leaves it out). `
 and `list` read a claimed execution's session from them. The reserve's sweep cancels idle
 executions (`retire`), taking the bot's claim first (`retired:<bot>`): a session that claimed it
 in between keeps it. Each run, idle or cold, takes a token of the same run rate.
+
+In a cell of several (CLOUDRUN_CELLS, cloudrun/cell_reserve.py) the records name the cell too, and a
+cell reads only its own: another project's claim (or a look-alike execution there under a claimed bot's
+id) is never taken for this project's session.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from dispatcher.machines.bot_environment import SESSION_ID
 from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, RELEASE, execution_env, to_machine
 from dispatcher.machines.cloudrun.identity import RunningExecution
 from dispatcher.machines.cloudrun.provider import MAX_TIMEOUT_SECONDS, CloudRunMachines, CloudRunSettings
+from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.coordination import Coordination, SessionValues
 
 CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
 RETIRED = "retired:"  # the claim a retirement takes: no session can take the bot after it
@@ -44,15 +49,25 @@ def _name(raw: Mapping[str, Any]) -> str:
     return str(raw.get("name", ""))
 
 
+def claim_records(coordination: Coordination, channel_secret: str) -> SessionValues:
+    """The claims' records in the store, sealed with a key of the deployment's channel secret."""
+    key = hmac.new(channel_secret.encode(), b"voicefleet cloudrun claims v1", hashlib.sha256).digest()
+    return coordination.session_values(key)
+
+
 class CloudRunWarmMachines(CloudRunMachines):
     def __init__(self, settings: CloudRunSettings, *, coordination: Coordination, channel_secret: str,
-                 max_idle_seconds: float, max_session_seconds: int) -> None:
-        super().__init__(settings, coordination=coordination)
-        self.bot_image = settings.job_path  # a new image is a new job revision; its idle runs are the job's
+                 max_idle_seconds: float, max_session_seconds: int, auth: GceAuth | None = None,
+                 cell: str | None = None, reports: str | None = None, records: SessionValues | None = None) -> None:
+        """`cell`: the cell this project is of CLOUDRUN_CELLS (None: the one project); `reports`: the image
+        its idle bots report there (the deployment's job, the same in every cell); `records`: the claims'
+        records every cell shares (one store, even in one process), else this one's own."""
+        super().__init__(settings, coordination=coordination, auth=auth)
+        self.cell = cell
+        self.bot_image = reports or settings.job_path  # a new image is a new job revision; its idle runs are the job's
         self.idle_seconds = min(int(max_idle_seconds) + max_session_seconds + settings.grace_seconds,
                                 MAX_TIMEOUT_SECONDS)
-        key = hmac.new(channel_secret.encode(), b"voicefleet cloudrun claims v1", hashlib.sha256).digest()
-        self._records = coordination.session_values(key)
+        self._records = records if records is not None else claim_records(coordination, channel_secret)
         self._first = coordination.key_holders
         self._idle: Recent[str, str] = Recent()  # bot id -> its execution's resource name, as this replica ran it
 
@@ -68,14 +83,27 @@ class CloudRunWarmMachines(CloudRunMachines):
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        await self.run_idle(bot_id, channel_token, image=image, release=release)
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The reserve execution's run, its token already taken (in a cell: from the cells' buckets). In a
+        cell a 429 made nothing and is not retried there: `CellTurnedAway`, and the cell is drained."""
         # The release rides the env, which a claim cannot change: the session it serves is of it.
         env = {IDLE_BOT: bot_id, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.reported_image(image),
                RELEASE: release}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env |= {CHANNEL_TOKEN_VARIABLE: channel_token, IDENTITY_VARIABLE: "cloudrun",
                     EXECUTION_NONCE: self.nonce()}
-        execution = await self.run(env, self.idle_seconds, image=image, release=release)
+        execution = await self.run(env, self.idle_seconds, image=image, release=release,
+                                   turn_away=self.cell is not None)
         self._idle[bot_id] = _name(execution)
+
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this project runs `bot_id`'s reserve execution, unclaimed (a cell of several:
+        cloudrun/cell_reserve.py); raises when the project's executions cannot be read."""
+        raw = await self.idle_execution(bot_id)
+        return raw is not None and to_machine(raw).state.is_active and await self._claim_of(bot_id) is None
 
     async def idle_execution(self, bot_id: str) -> dict[str, Any] | None:
         """The execution run for reserve bot `bot_id`, claimed or not."""
@@ -96,7 +124,7 @@ class CloudRunWarmMachines(CloudRunMachines):
             raise MachinesError("reserve_bot_taken", f"reserve bot {bot_id} already serves a session")
         now = time.time()
         record = {"execution": _name(raw), "bot": bot_id, "claimed_at": now, "body_digest": spec.body_digest,
-                  "transport": spec.transport}
+                  "transport": spec.transport, "cell": self.cell}
         try:
             await self._records.put(SESSION + spec.session_id, record, keep)
             await self._records.put(BOT + bot_id, {"session": spec.session_id, **record}, keep)
@@ -133,15 +161,21 @@ class CloudRunWarmMachines(CloudRunMachines):
     async def _claim_of(self, bot_id: str) -> dict[str, Any] | None:
         return await self._records.get(BOT + bot_id)
 
+    def _own(self, claim: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A claim made in this project (its cell), else None: an execution's name is a path any project
+        can `_get`, and a look-alike elsewhere can carry a claimed bot's id."""
+        return claim if claim is not None and claim.get("cell") == self.cell else None
+
     async def _find(self, session_id: str) -> dict[str, Any] | None:
-        if self._executions.get(session_id) is None and (claim := await self._records.get(SESSION + session_id)):
+        if self._executions.get(session_id) is None and (
+                claim := self._own(await self._records.get(SESSION + session_id))):
             self._executions[session_id] = str(claim["execution"])
         return await super()._find(session_id)
 
     async def _machine(self, raw: Mapping[str, Any]) -> Machine:
         machine = await super()._machine(raw)
         bot_id = execution_env(raw).get(IDLE_BOT)
-        if not bot_id or (claim := await self._claim_of(bot_id)) is None:
+        if not bot_id or (claim := self._own(await self._claim_of(bot_id))) is None:
             return machine
         return replace(machine, session_id=str(claim["session"]), body_digest=claim.get("body_digest"),
                        transport=claim.get("transport") or None, created_at=float(claim["claimed_at"]))
@@ -152,8 +186,8 @@ class CloudRunWarmMachines(CloudRunMachines):
                                           if execution_env(raw).get(SESSION_ID) or execution_env(raw).get(IDLE_BOT)))
         return [m for m in machines if m.session_id]
 
-    async def _serves(self, kind: str, subject: str) -> RunningExecution | None:
+    async def _serves(self, kind: str, subject: str, session_id: str | None = None) -> RunningExecution | None:
         if kind != "idle":
-            return await super()._serves(kind, subject)
+            return await super()._serves(kind, subject, session_id)
         raw = await self.idle_execution(subject)
         return self.read_here(raw if raw is not None and to_machine(raw).state.is_active else None)

@@ -20,6 +20,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.cells import PartialListing
+from dispatcher.machines.cloudrun.cell_reserve import CloudRunCellWarmMachines
 from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
 from dispatcher.machines.cloudrun.settings import CloudRunSettings
 from dispatcher.outbound.provider_errors import as_api_error
@@ -249,7 +250,8 @@ async def test_the_status_shows_each_project_cell(machines: CloudRunCellMachines
 
 async def test_cloudrun_mode_with_cells_builds_the_cells_and_a_bad_list_is_named_by_the_config_check(
         fake: FakeCloudRunJobs) -> None:
-    await check_cells_mode("cloudrun", "CLOUDRUN_CELLS", CloudRunCellMachines, cells_env(fake), CHANNEL_AUDIENCE)
+    await check_cells_mode("cloudrun", "CLOUDRUN_CELLS", CloudRunCellMachines, cells_env(fake), CHANNEL_AUDIENCE,
+                           warm_type=CloudRunCellWarmMachines)
 
 
 @pytest.mark.parametrize(("cells", "said"), [

@@ -31,7 +31,16 @@ from dispatcher.machines.gce.settings import GceSettings
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_gce_cells import PROJECTS, cells_env, inserts_in
 from tests.fakes.gce import CHANNEL_AUDIENCE, FakeGce, rate_limit_body
-from tests.support.cells import accept, check_cold_cells, coordination_of, reserve_replica, spend
+from tests.support.cells import (
+    accept,
+    check_a_lost_cell_takes_only_its_own_bots,
+    check_cold_cells,
+    check_refills_go_where_tokens_are_left,
+    claimed_at_two_replicas,
+    coordination_of,
+    reserve_replica,
+    spend,
+)
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "g" * 40
@@ -159,16 +168,8 @@ async def test_a_reserve_bots_token_must_name_the_project_its_vm_is_in(fake: Fak
 
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeGce) -> None:
     async with replica(reserve_env(fake, idle=2)) as (state, _):
-        assert state.reserve is not None
-        await spend(state, "a", 3)  # cell a's cold starts took every token
-        creates = state.machines.cells.creates  # type: ignore[attr-defined]
-        spare_b = (await creates.look(among=("b",))).spare
-        await state.reserve.refill()
-        vms = idle_vms(fake)
-        assert len(vms) == spare_b == 2  # as many as b could spare, one token left for its cold starts
-        assert set(vms.values()) == {"b"}
-        assert (await creates.look(among=("b",))).spare == 0  # taken from b's own bucket
-        assert inserts_in(fake, "a") == 0
+        await check_refills_go_where_tokens_are_left(state, lambda: list(idle_vms(fake).values()),
+                                                     lambda: inserts_in(fake, "a"))
 
 
 async def test_a_drained_cell_gets_no_refills(fake: FakeGce) -> None:
@@ -197,21 +198,9 @@ def store(tmp_path: Path) -> Iterator[RedisServer]:
 async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: FakeGce, store: RedisServer) -> None:
     env = {**reserve_env(fake, idle=2), **store.env}
     async with replica(env) as (one, port_one), replica(env) as (two, port_two):
-        assert one.reserve is not None and two.reserve is not None
-        await one.reserve.refill()  # whichever replica plans launches the deployment's two bots
-        await two.reserve.refill()
-        vms = idle_vms(fake)
-        assert len(vms) == 2
-        (first, first_cell), (second, second_cell) = vms.items()
-        # Each bot dials a replica of its own (a load balancer's choice): the second's replica may never
-        # have launched it, and finds its cell by asking the cells' projects.
-        ws_one = await dial(fake, one, port_one, first, first_cell)
-        ws_two = await dial(fake, two, port_two, second, second_cell)
-        assert two.machines._bot_cells.get(second) == second_cell  # type: ignore[attr-defined]
-        answers = asyncio.gather(accept(ws_one), accept(ws_two))
-        s1, s2 = spec(), spec()
-        r1, r2 = await asyncio.gather(one.reserve.launch(s1), two.reserve.launch(s2))
-        assert sorted(await answers) == sorted([s1.session_id, s2.session_id])
+        (first, s1, r1, ws_one), (second, s2, r2, ws_two) = await claimed_at_two_replicas(
+            (one, port_one), (two, port_two), lambda: idle_vms(fake),
+            lambda state, port, bot_id, cell: dial(fake, state, port, bot_id, cell))
         names = {IDLE_PREFIX + first, IDLE_PREFIX + second}
         assert r1.claimed and r2.claimed and {r1.machine.machine_id, r2.machine.machine_id} == names
         for session, name in ((s1, r1.machine.machine_id), (s2, r2.machine.machine_id)):
@@ -231,27 +220,11 @@ async def test_two_replicas_sharing_the_store_claim_distinct_warm_bots(fake: Fak
 
 async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: FakeGce) -> None:
     async with replica(reserve_env(fake, idle=2, burst=4)) as (state, _):
-        reserve = state.reserve
-        assert reserve is not None
-        await reserve.refill()  # a refill takes the cell with the most spare tokens: one bot in each
-        await spend(state, "a", 1)  # b has more spare tokens left than a: a refill would choose b
-        vms = idle_vms(fake)
-        assert sorted(vms.values()) == ["a", "b"]
-        [in_b] = [bot_id for bot_id, cell in vms.items() if cell == "b"]
-        fake.projects[PROJECTS["b"]].denied = True  # the dispatcher's grant in b is gone: it cannot be read
-        # Both bots are late for their hello (neither dialled in: their VMs boot slowly), not yet stuck.
-        cold = reserve.planning.sizer.cold.mean
-        started = reserve._clock()
-        reserve._clock = lambda: started + cold * 2  # type: ignore[method-assign]
-        await reserve.refill()
-        views = {view.name: view for view in state.machines.views()}
-        assert views["b"].unreadable is not None and views["a"].unreadable is None
-        # b's bot is forgotten, not a failure of the image (no backoff), and its replacement goes to a.
-        assert reserve.failed_bots.worst().in_a_row == 0
-        new = {bot_id: cell for bot_id, cell in idle_vms(fake).items() if bot_id not in vms}
-        assert list(new.values()) == ["a"]
-        assert in_b not in reserve._warming._launched  # type: ignore[attr-defined]
-        fake.projects[PROJECTS["b"]].denied = False
+        try:  # the dispatcher's grant in b is gone: it cannot be read
+            await check_a_lost_cell_takes_only_its_own_bots(
+                state, lambda: idle_vms(fake), lambda: setattr(fake.projects[PROJECTS["b"]], "denied", True))
+        finally:
+            fake.projects[PROJECTS["b"]].denied = False
 
 
 async def test_a_claim_goes_to_the_vm_its_token_proved_not_a_look_alike_another_project_lists(

@@ -1,0 +1,106 @@
+"""`MACHINES=cloudrun` with `CLOUDRUN_CELLS` and a bot channel: the warm reserve over the cells' projects.
+
+Each cell's reserve executions are the single-project reserve's (cloudrun/reserve.py: runs of the
+cell's own job naming their bot id, claimed in the store), run by that cell's own provider. Refills,
+look-ups, listing and a lost cell: dispatcher/machines/cell_reserve.py, as ECS_CELLS's, GCE_CELLS's and
+ACI_CELLS's. A refill takes its `jobs.run` token from the cell's own `cloudrun:<cell>` bucket (the one its
+cold starts take from); a reserve run the project answers with a 429 (its rate, or its quota of running
+executions) is not retried there and drains the cell as a cold run's would, and so does its grant refused.
+
+A Cloud Run token names no execution, only the bots' service account: a reserve bot is admitted when its
+token is that of the bots of the project its execution is read in, and carries that execution's nonce
+(cloudrun/identity.py). The execution is read in the cell it was run in here, or, at a replica that did
+not run it, the one cell holding an unclaimed running execution with its bot id (every cell is asked; two
+such cells: refused in both). A bot admitted there has proved its cell: a later listing never moves it to
+another project's look-alike. A claimed bot that dials again names its session: its execution is found as
+that session's, in the cell the store records for the session, and must be the bot's own.
+
+An execution cannot be re-tagged, so a claim is itself a store record: the session's cell is recorded
+first (`home:cloudrun-cell:<session>`), then the bot is claimed there (once, first wins) and the claim's
+records written, naming the cell. A claim that fails lets the cell's record go (none was sent to Cloud
+Run), so its cold start may go to any open cell.
+"""
+
+from __future__ import annotations
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec
+from dispatcher.machines.cell_reserve import CellReserve
+from dispatcher.machines.cells import DRAIN_BASE_SECONDS
+from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
+from dispatcher.machines.cloudrun.executions import IDLE_BOT, execution_env, to_machine
+from dispatcher.machines.cloudrun.identity import RunningExecution
+from dispatcher.machines.cloudrun.provider import CloudRunMachines
+from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines, claim_records
+from dispatcher.machines.cloudrun.settings import CloudRunSettings
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
+
+
+class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
+    def __init__(self, settings: CloudRunSettings, coordination: Coordination, *, channel_secret: str,
+                 max_idle_seconds: float, max_session_seconds: int, drain_base: float = DRAIN_BASE_SECONDS) -> None:
+        """`channel_secret`: BOT_CHANNEL_TOKEN, which keys the claims' records; `max_idle_seconds`,
+        `max_session_seconds`: a reserve execution's life (cloudrun/reserve.py)."""
+        self._secret, self._lifetime = channel_secret, (max_idle_seconds, max_session_seconds)
+        self._records = claim_records(coordination, channel_secret)  # every cell's claims, in one place
+        # Idle bots report the deployment's job (CLOUDRUN_PROJECT's), whichever project runs its own job
+        # of that name: a claim compares the hello's image with it.
+        self.bot_image = settings.job_path
+        self._warm = {}
+        self._bot_cells = Recent()
+        super().__init__(settings, coordination, drain_base=drain_base)
+        self._start_reserve()  # the reserve's refills: the cells' own buckets
+
+    def _member(self, settings: CloudRunSettings, coordination: Coordination, cell: str) -> CloudRunMachines:
+        max_idle_seconds, max_session_seconds = self._lifetime
+        member = CloudRunWarmMachines(settings, coordination=coordination, channel_secret=self._secret,
+                                      max_idle_seconds=max_idle_seconds, max_session_seconds=max_session_seconds,
+                                      auth=self._auth, cell=cell, reports=self.bot_image, records=self._records)
+        self._warm[cell] = member
+        return member
+
+    async def _claim_in(self, cell: str, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        """The session's cell recorded, then the bot claimed there. Recorded after the claim, a record that
+        went to another cell meanwhile would leave the claim naming this cell's execution, which no
+        retirement cancels (it is the session's); recorded first, a claim that fails lets it go."""
+        holder, earlier = await self._holder(spec, cell)
+        self._launched_elsewhere(spec, bot_id, cell, holder)
+        try:
+            return await self._warm[cell].adopt(bot_id, spec)
+        except BaseException:
+            if not earlier:  # nothing of this session was sent to Cloud Run: its cold start may go anywhere
+                await self._let_go(spec, cell)
+            raise
+
+    async def _idle_running(self, bot_id: str, session_id: str | None) -> RunningExecution | None:
+        """Reserve bot `bot_id`'s running execution and its cell: idle, in the cell it was run or proved in,
+        else the one cell holding it unclaimed; claimed (its hello names its session), the session's own
+        execution, in the cell the store records for the session, when it is the bot's."""
+        if session_id is not None:
+            return await self._claimed_running(bot_id, session_id)
+        if (cell := await self._cell_of_bot(bot_id)) is None:
+            return None
+        member = self._reserve_in(cell)
+        raw = await member.idle_execution(bot_id)
+        return member.read_here(raw, cell) if raw is not None and to_machine(raw).state.is_active else None
+
+    async def _claimed_running(self, bot_id: str, session_id: str) -> RunningExecution | None:
+        if (found := await self.find(session_id)) is None:
+            return None
+        member = self._members[found[0]]
+        raw = await member.running_execution(session_id)
+        return member.read_here(raw, found[0]) if raw is not None and execution_env(raw).get(IDLE_BOT) == bot_id \
+            else None
+
+    def _reserve_in(self, cell: str) -> CloudRunWarmMachines:
+        member = self._members[cell]
+        assert isinstance(member, CloudRunWarmMachines)  # `_member` makes every cell's
+        return member
+
+    def _idle_proved(self, bot_id: str, cell: str) -> None:
+        self._bot_proved(bot_id, cell)
+
+    @property
+    def create_rate(self) -> Rate:
+        return self.settings.run_rate
