@@ -7,7 +7,7 @@ carries it), so the region an event lands in names the owner from the event alon
 
 from __future__ import annotations
 
-import uuid
+import secrets
 
 from botchannel.transfer import DAILY_PERSON_USER
 from dispatcher.regions.config import TAG_CHARS, Regions
@@ -17,7 +17,7 @@ LEG_HEX = 24  # `transfer-` and 24 hex: 33 characters, within the 36 Daily takes
 
 def leg_user(tag: str = "") -> str:
     """A new leg's `userId`: this region's `tag` ("" for a dispatcher that is one region), then random hex."""
-    return DAILY_PERSON_USER + tag + uuid.uuid4().hex[:LEG_HEX - len(tag)]
+    return DAILY_PERSON_USER + tag + secrets.token_hex(LEG_HEX)[:LEG_HEX - len(tag)]
 
 
 def placed_by(user: str | None, regions: Regions) -> str | None:

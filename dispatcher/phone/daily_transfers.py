@@ -26,6 +26,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
@@ -71,11 +72,14 @@ class SessionReads(Protocol):
 
 class DailyTransfers:
     def __init__(self, rooms: DailyRooms, sessions: SessionReads, claims: FirstClaims,
-                 targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None) -> None:
+                 targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None,
+                 warm_unready: Callable[[], str | None] | None = None) -> None:
         self._rooms = rooms
         # The person dialled out into the room and briefed by the bot (daily_warm.py); with several regions, the
-        # leg's webhooks that land elsewhere are relayed here (daily_hook_relay.py).
+        # leg's webhooks that land elsewhere are relayed here (daily_hook_relay.py), once every region says it
+        # relays them here (`warm_unready`: why not yet).
         self._warm = warm
+        self._warm_unready = warm_unready
         self._sessions = sessions
         self._claims = claims
         self._targets = targets
@@ -99,6 +103,11 @@ class DailyTransfers:
                            "dispatcher hears Daily's webhooks (dialout.answered tells the person picked up): set "
                            "DAILY_WEBHOOK_SECRET to the hmac of a Daily webhook pointed at /phone/daily/webhook; a "
                            "cold transfer (\"mode\": \"cold\") works meanwhile (docs/phone.md)")
+        if target.mode == WARM and self._warm_unready is not None and (why := self._warm_unready()) is not None:
+            raise ApiError(409, "warm_unsupported", f"a Daily dial-in call is not handed over warm yet: {why}, so "
+                           "the person's answer could land where it is not relayed and be lost; nobody was called "
+                           "and the caller is still with the bot. Deploy the same release and REGIONS to every "
+                           "region; a cold transfer (\"mode\": \"cold\") works meanwhile (docs/phone.md)")
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")

@@ -163,7 +163,10 @@ def build_phone_state(
     # still rings, and only the signed dialout.answered, kept in the store for any replica, tells an answer.
     # With several regions each leg carries this region's tag, and an event of another region's leg is relayed there
     # (Daily posts every dial-out event of the domain to one URL: daily_hook_relay.py).
-    daily = daily_hooks = daily_relay = None
+    daily = daily_hooks = None
+    # Wherever Daily's webhook may land, rooms of its own or not: it sends another region's events on.
+    daily_relay = (DailyHookRelay(peers) if several and peers is not None and phone.daily_webhook_key is not None
+                   else None)
     if isinstance(rooms, DailyRooms) and reads is not None:
         daily_warm = None
         if phone.daily_webhook_key is not None:
@@ -171,9 +174,8 @@ def build_phone_state(
             daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
             daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs,
                                    region_tag=region_tag(here.here) if several else "")
-            daily_relay = DailyHookRelay(peers) if several and peers is not None else None
         daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
-                               warm=daily_warm)
+                               warm=daily_warm, warm_unready=daily_relay.unready if daily_relay is not None else None)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))

@@ -29,6 +29,7 @@ from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.routers.regions import signed_answer
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError, Utf8JSONResponse
+from dispatcher.phone.daily_hook_relay import MISROUTED
 from dispatcher.phone.daily_legs import DialoutEvent
 from dispatcher.phone.daily_signature import SIGNATURE_HEADER, check_signed
 from dispatcher.store.unavailable import StoreUnavailable
@@ -56,11 +57,13 @@ async def daily_webhook(request: Request) -> Response:
     relay, dialout = state.phone.daily_relay, DialoutEvent.read(payload)
     owner = relay.owner(dialout) if relay is not None and dialout is not None else None
     if owner is not None and relayed_from is not None:  # another region's leg, relayed here: never sent on again
-        log.warning("daily: region %s relayed a dial-out event of region %s's leg here: dropped (REGIONS must be "
+        log.warning("daily: region %s relayed a dial-out event of region %s's leg here: refused (REGIONS must be "
                     "the same in every region)", relayed_from, owner)
-        return _answer(request, state, relayed_from, "ignored")
+        # Not a 2xx: the relaying region answers Daily with a failure, and says why in its own log.
+        return signed_answer(request, state, {"error": {"code": MISROUTED, "message": "this region's REGIONS gives "
+                                                        "the leg to another region"}}, status_code=409)
     if owner is not None and relay is not None:
-        return Utf8JSONResponse({**await relay.send(owner, body, request.headers), "region": owner})
+        return Utf8JSONResponse(await relay.send(owner, body, request.headers))
     hooks = state.phone.daily_hooks
     if hooks is None:  # no Daily rooms here: nothing waits on a leg
         return _answer(request, state, relayed_from, "ignored")

@@ -36,6 +36,7 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.phone.daily_hook_relay import DAILY_RELAY
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
@@ -112,11 +113,11 @@ async def capacity(state: AppState) -> Capacity:
                     refill_seconds=figures.refill_seconds, warming=figures.warming)
 
 
-def signed_answer(request: Request, state: AppState, data: object) -> Response:
+def signed_answer(request: Request, state: AppState, data: object, status_code: int = 200) -> Response:
     """JSON the asking region can tell came from a region: signed over its request's signature."""
     body = json.dumps(data, separators=(",", ":")).encode()
     mac = answer_signature(state.peers.regions.secret, request.headers.get(SIGNATURE, ""), body)
-    return Response(body, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
+    return Response(body, status_code=status_code, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
 
 
 @router.get(STATE_PATH, include_in_schema=False)
@@ -124,11 +125,14 @@ async def region_state(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
     regions = state.peers.regions
-    answer = {"region": regions.here, "regions": regions.listing(), "capacity": (await capacity(state)).to_json()}
+    answer: dict[str, object] = {"region": regions.here, "regions": regions.listing(),
+                                 "capacity": (await capacity(state)).to_json()}
     if state.region_releases is not None and (traffic := state.region_releases.state()) is not None:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
+    if state.phone.daily_relay is not None:
+        answer[DAILY_RELAY] = True  # Daily's dial-out events of other regions' legs are sent on from here
     if state.region_paces is not None:
         answer[PACE_KINDS] = list(KINDS)  # what a peer asks here as a bucket's home (an older release: fewer)
         if alone := state.region_paces.alone():

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, cast
 
 import httpx
@@ -19,7 +19,8 @@ from botchannel.transfer import DAILY_PERSON_USER, METHOD_CALL_TRANSFER
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotLink
 from dispatcher.media.daily import DailyRooms, DailySettings
-from dispatcher.regions.config import region_tag
+from dispatcher.regions.config import Regions, parse_regions, region_tag
+from dispatcher.regions.signing import RegionSigner
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_harness
 from tests.fakes.daily import FakeDaily
@@ -147,17 +148,44 @@ async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed
     assert len(noted) == 1 and noted[0]["mode"] == "warm" and noted[0]["carrier_status"] == "warm"
 
 
+SEVERAL = {"REGION": "eu", "REGIONS": "eu=https://eu.voice.example.com,us=https://us.voice.example.com",
+           "REGION_SECRET": "daily-warm-regions-secret-0123456789"}
+
+
+async def us_answered(eu: Any, state: dict[str, Any]) -> None:
+    """What eu's poll of us's `GET /regions/state` hands every reader once us's signature is checked."""
+    peers = eu.app.state.voicefleet.peers
+    for listener in peers.answer_listeners:
+        await listener(peers.by_name["us"], {"region": "us", **state})
+
+
+async def test_with_several_regions_warm_is_refused_until_every_region_says_it_relays_dailys_events_here(
+        fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
+    """A region that does not relay (not heard from yet, a release before the relay, or a REGIONS without eu)
+    would answer the leg's events "ignored" where Daily's webhook lands there: the person's answer would be lost."""
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET, **SEVERAL) as eu:
+        eu.app.state.voicefleet.peers.by_name["us"].problem = "down"  # as its polling found it: eu takes the call
+        session_id, _ = await eu.call()
+        for said in (None, {"regions": SEVERAL["REGIONS"]},
+                     {"regions": "us=https://us.voice.example.com", "daily_relay": True}):
+            if said is not None:
+                await us_answered(eu, said)
+            answer = await eu.transfer(session_id, to="+14155550123", mode="warm")
+            assert (answer.status_code, code(answer)) == (409, "warm_unsupported"), (said, answer.text)
+            assert "region us" in answer.text and "cold" in answer.text, answer.text
+        assert fake_daily.calls_to("POST", "/dialOut/start") == []  # nobody was called
+
+
 async def test_with_several_regions_warm_calls_the_person_with_the_regions_tag_and_bridges_them(
         fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
     # The leg's userId names the region whose store placed it: where Daily's one webhook lands, the event is
     # relayed there (tests/dispatcher/phone/test_daily_warm_regions.py); here it lands in that region itself.
-    regions = {"REGION": "eu", "REGIONS": "eu=https://eu.voice.example.com,us=https://us.voice.example.com",
-               "REGION_SECRET": "daily-warm-regions-secret-0123456789"}
-    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET, **regions) as eu:
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET, **SEVERAL) as eu:
         fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=eu.app), timeout=10)
         await fake_daily.subscribe("https://eu.voice.example.com/phone/daily/webhook", WEBHOOK_SECRET,
                                    retry_type="exponential")
         eu.app.state.voicefleet.peers.by_name["us"].problem = "down"  # as its polling found it: eu takes the call
+        await us_answered(eu, {"regions": SEVERAL["REGIONS"], "daily_relay": True})  # us relays eu's events
         session_id, _ = await eu.call()
         room = next(iter(fake_daily.rooms))
 
@@ -246,3 +274,17 @@ async def test_two_tokenless_participants_are_no_caller_to_guess_between(dialin:
     answer = await dialin.transfer(session_id, to="+14155550123")
     assert (answer.status_code, code(answer)) == (409, "call_not_verified")
     assert dialin.posts() == []
+
+
+@pytest.mark.parametrize("hooked", [True, False])
+async def test_a_region_says_in_its_state_whether_it_relays_dailys_events(fake_fly: FakeFly, fake_daily: FakeDaily,
+                                                                        hooked: bool) -> None:
+    """What the other regions' warm transfers wait for: only a region that hears Daily's webhooks relays them."""
+    hooks = {"DAILY_WEBHOOK_SECRET": WEBHOOK_SECRET} if hooked else {}
+    async with dispatcher(fake_fly, fake_daily, **hooks, **SEVERAL) as eu:
+        us = RegionSigner(Regions("us", MappingProxyType(parse_regions(SEVERAL["REGIONS"])),
+                                  SEVERAL["REGION_SECRET"].encode()))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=eu.app), base_url="http://eu") as client:
+            answer = await client.get("/regions/state", headers=us.headers("eu", "GET", "/regions/state"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json().get("daily_relay") is (True if hooked else None), answer.json()

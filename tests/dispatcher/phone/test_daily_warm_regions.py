@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms
+from dispatcher.phone import daily_hook_relay
 from dispatcher.phone.daily_hook_relay import ATTEMPTS, WEBHOOK_PATH, DailyHookRelay
 from dispatcher.phone.daily_leg_owner import leg_user
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
@@ -200,16 +202,18 @@ async def test_an_owner_whose_store_is_out_is_tried_a_bounded_number_of_times_th
     assert (again.status_code, len(_relayed(regions.eu_received))) == (503, ATTEMPTS)
 
 
-async def test_a_relayed_event_of_a_third_regions_leg_is_dropped_never_relayed_again(regions: TwoRegions) -> None:
+async def test_a_relayed_event_of_a_third_regions_leg_is_refused_never_relayed_again(regions: TwoRegions) -> None:
     # eu relays to us an event whose leg carries eu's own tag (REGIONS read differently): us must not send it back.
     user = leg_user(region_tag("eu"))
     body, headers = _daily_signed("dialout.answered", "looping-leg", regions.room, user)
     eu_relay = DailyHookRelay(_reachable(_regions("eu", regions.urls)))
     try:
-        answer = await eu_relay.send("us", body, headers)
+        with pytest.raises(ApiError) as refused:  # never a 2xx to Daily for an event nobody handled
+            await eu_relay.send("us", body, headers)
     finally:
         await eu_relay.aclose()
-    assert answer == {"status": "ignored"}  # signed by us, else `send` would not believe it
+    assert (refused.value.status, refused.value.code) == (502, "region_refused"), refused.value
+    assert "REGIONS must be the same in every region" in refused.value.message  # us's signed 409 `misrouted`
     assert not regions.eu_received  # us relayed nothing back
     assert not await regions.us_legs.answered("looping-leg")
 
@@ -230,3 +234,37 @@ async def test_an_owner_that_refuses_the_relay_is_answered_502_naming_the_fix(re
     assert len(_relayed(regions.eu_received)) == 1  # a refusal is not asked again
     assert not await regions.eu_legs.answered("refused-leg")
     assert ANSWER_SIGNATURE not in answer.headers
+
+
+async def test_events_past_the_bound_on_their_way_to_one_region_are_answered_503_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An owner that takes connections and never answers holds each relay its whole ~7 s: past MAX_IN_FLIGHT of
+    them, Daily is answered 503 at once (its retry comes back later) rather than piling up requests."""
+    monkeypatch.setattr(daily_hook_relay, "MAX_IN_FLIGHT", 1)
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answers(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    urls = {"eu": "http://127.0.0.1:9", "us": f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"}
+    relay = DailyHookRelay(_reachable(_regions("eu", urls)))
+    body, headers = _daily_signed("dialout.answered", "held-leg", "room", leg_user(region_tag("us")))
+    first = asyncio.create_task(relay.send("us", body, headers))
+    try:
+        async with asyncio.timeout(5):
+            while not held:  # the first relay is on its way, its connection held
+                await asyncio.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(ApiError) as busy:
+            await relay.send("us", body, headers)
+        assert (busy.value.status, busy.value.code) == (503, "region_busy"), busy.value
+        assert time.monotonic() - started < 1.0  # at once, not after the first one's tries
+        assert "127.0.0.1" not in busy.value.message  # nothing of the regions told Daily
+    finally:
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await relay.aclose()
+        server.close()
+        for writer in held:
+            writer.close()
