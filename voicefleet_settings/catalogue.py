@@ -1617,7 +1617,8 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the `hmac` secret (BASE-64, as Daily answers `POST /webhooks`) of the Daily webhook pointed at "
             "`/phone/daily/webhook`: its signed `dialout.*` events tell a warm transfer's person answered; unset: "
-            "a Daily dial-in call's warm transfer is refused `409 warm_unsupported` "
+            "a Daily dial-in call's warm transfer is refused `409 warm_unsupported`; with several regions, the same "
+            "in every region (each relays another region's events there) "
             "([phone.md](phone.md#a-warm-transfer-of-a-daily-dial-in-call))"
         ),
     ),
