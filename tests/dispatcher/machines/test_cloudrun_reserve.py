@@ -16,7 +16,7 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import build_coordination
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunSettings
-from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
+from dispatcher.machines.cloudrun.reserve import SESSION, CloudRunWarmMachines
 from dispatcher.store.client import DEFAULT_PREFIX, StoreUnavailable
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
@@ -126,6 +126,66 @@ async def test_a_claim_whose_record_cannot_be_written_cancels_its_execution(
     with pytest.raises(StoreUnavailable):
         await a.adopt("rsv-12", spec())
     assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+
+
+@pytest.mark.parametrize("delete_fails", [False, True], ids=["deleted", "left-behind"])
+async def test_a_claim_half_written_hands_its_cancelled_execution_to_no_cold_start(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs,
+    monkeypatch: pytest.MonkeyPatch, delete_fails: bool,
+) -> None:
+    """The session's claim record is written, the bot's is not (the store stopped answering): the claim
+    fails and its execution is cancelled. The session's cold start then runs its own execution, at either
+    replica: its claim record is deleted, and one the store would not delete is not a whole claim."""
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-13")
+    put, writes = a._records.put, []
+
+    async def second_write_fails(key: str, values: dict[str, object], ttl: float) -> None:
+        writes.append(key)
+        if len(writes) > 1:
+            raise StoreUnavailable("the store did not answer")
+        await put(key, values, ttl)
+
+    async def store_down(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(a._records, "put", second_write_fails)
+    if delete_fails:
+        monkeypatch.setattr(a._records, "delete", store_down)
+    s = spec()
+    with pytest.raises(StoreUnavailable):
+        await a.adopt("rsv-13", s)
+    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert (await b._records.get(SESSION + s.session_id) is None) is not delete_fails
+    assert await b.status(s.session_id) is None  # no session's execution: the claim never stood
+    launched = await a.launch(s)
+    assert launched.created and launched.machine.machine_id != name
+    found = await b.status(s.session_id)
+    assert found is not None and found.machine_id == launched.machine.machine_id
+
+
+async def test_a_claim_stands_once_its_records_are_written_whatever_the_store_answers_next(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both claim records are written, then the store stops answering reads: the claim is the session's
+    (its execution runs as the session's at every replica), so adopt says so rather than fail."""
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-14")
+    get = a._records.get
+
+    async def store_down(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(a._records, "get", store_down)
+    s = dataclasses.replace(spec(), transport="webrtc")
+    adopted = await a.adopt("rsv-14", s)
+    assert adopted.claimed and adopted.machine.machine_id == name
+    assert (adopted.machine.session_id, adopted.machine.body_digest, adopted.machine.transport) == (
+        s.session_id, s.body_digest, "webrtc")
+    monkeypatch.setattr(a._records, "get", get)
+    found = await b.status(s.session_id)
+    assert found is not None and found.machine_id == name and found.session_id == s.session_id
 
 
 async def test_a_reserve_bots_hello_needs_its_own_executions_token(
