@@ -17,8 +17,9 @@ that session's, in the cell the store records for the session, and must be the b
 
 An execution cannot be re-tagged, so a claim is itself a store record: the session's cell is recorded
 first (`home:cloudrun-cell:<session>`), then the bot is claimed there (once, first wins) and the claim's
-records written, naming the cell. A claim that fails lets the cell's record go (none was sent to Cloud
-Run), so its cold start may go to any open cell.
+records written, naming the cell. A claim that fails before the bot is the session's lets the cell's
+record go (none was sent to Cloud Run), so its cold start may go to any open cell; one that fails after
+keeps it, since the execution may run as the session's.
 """
 
 from __future__ import annotations
@@ -67,11 +68,21 @@ class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
         holder, earlier = await self._holder(spec, cell)
         self._launched_elsewhere(spec, bot_id, cell, holder)
         try:
-            return await self._warm[cell].adopt(bot_id, spec)
+            return await self._reserve_in(cell).adopt(bot_id, spec)
         except BaseException:
-            if not earlier:  # nothing of this session was sent to Cloud Run: its cold start may go anywhere
-                await self._let_go(spec, cell)
+            if not earlier and not await self._claimed_for(cell, bot_id, spec):
+                await self._let_go(spec, cell)  # nothing of this session runs: its cold start may go anywhere
             raise
+
+    async def _claimed_for(self, cell: str, bot_id: str, spec: LaunchSpec) -> bool:
+        """Whether the bot's claim is the session's, so its execution may run as the session's (a claim
+        that failed after its records were written): the cell's record then stays, the one way any
+        replica's `status` or `stop` finds it. A store that does not answer counts as claimed: a record
+        kept at worst sends the session's cold start to that cell; one let go could lose an execution."""
+        try:
+            return await self._reserve_in(cell).claim_holder(bot_id) == spec.session_id
+        except Exception:
+            return True
 
     async def _idle_running(self, bot_id: str, session_id: str | None) -> RunningExecution | None:
         """Reserve bot `bot_id`'s running execution and its cell: idle, in the cell it was run or proved in,

@@ -349,11 +349,13 @@ async def test_a_claim_that_fails_lets_its_cell_record_go_and_starts_cold_at_hom
         assert await coordination_of(state).key_holders.held("cloudrun-cell:" + session) == "b"
 
 
-async def test_a_claim_whose_bot_record_failed_is_not_taken_for_a_cold_start_elsewhere(
-        fake: FakeCloudRunJobs, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("home", ["a", "b"])
+async def test_a_claim_whose_bot_record_failed_keeps_its_cell_and_its_cold_start_runs_its_own_there(
+        fake: FakeCloudRunJobs, monkeypatch: pytest.MonkeyPatch, home: str) -> None:
     """The claim's session record was written, its bot's was not (the store stopped answering): the claim
-    fails and its execution is cancelled. The session's cold start, in its home cell b, runs its own
-    execution: a's claim record names a's execution, which b never reads as its own."""
+    fails and its execution is cancelled. The bot's claim was the session's by then, so the session's cell
+    record (a, the bot's) stays, whatever its home; its cold start goes there and runs its own execution,
+    never handed the cancelled one as "existing"."""
     async with replica(reserve_env(fake)) as (state, _):
         bot_id = await refilled_in_a(fake, state)
         name = execution_of(fake, bot_id)
@@ -369,10 +371,40 @@ async def test_a_claim_whose_bot_record_failed_is_not_taken_for_a_cold_start_els
             await put(key, values, ttl)
 
         monkeypatch.setattr(member._records, "put", second_write_fails)
-        [session] = homed_in(state.machines, "b")
+        [session] = homed_in(state.machines, home)
         with pytest.raises(StoreUnavailable):
             await state.machines.adopt(bot_id, spec(session))  # type: ignore[attr-defined]
         assert fake.executions[name].get("cancelledCount") == 1
+        assert await coordination_of(state).key_holders.held("cloudrun-cell:" + session) == "a"
         launched = await state.machines.launch(spec(session))
         assert launched.created and launched.machine.machine_id != name
-        assert [fake.project_of(e) for e in fake.of_session(session)] == [PROJECTS["b"]]
+        assert [fake.project_of(e) for e in fake.of_session(session)] == [PROJECTS["a"]]
+
+
+async def test_a_claim_whose_records_are_written_stands_though_the_store_then_fails_a_read(
+        fake: FakeCloudRunJobs, store: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both claim records are written, then the store fails a read: the execution runs as the session's,
+    so the claim succeeds and the session's cell record stays: another replica's `status` finds it."""
+    env = {**reserve_env(fake), **store.env}
+    async with replica(env) as (state, _):
+        bot_id = await refilled_in_a(fake, state)
+        name = execution_of(fake, bot_id)
+        fake.set_state(name, "started")
+        records = state.machines._reserve_in("a")._records  # type: ignore[attr-defined]
+        get = records.get
+
+        async def store_down(*args: object) -> None:
+            raise StoreUnavailable("the store did not answer")
+
+        monkeypatch.setattr(records, "get", store_down)
+        s = spec()
+        result = await state.machines.adopt(bot_id, s)  # type: ignore[attr-defined]
+        assert result.claimed and result.machine.machine_id == name and result.machine.session_id == s.session_id
+        monkeypatch.setattr(records, "get", get)
+        assert await coordination_of(state).key_holders.held("cloudrun-cell:" + s.session_id) == "a"
+        other = other_replica(env, state)
+        try:
+            found = await other.status(s.session_id)
+            assert found is not None and found.machine_id == name and found.session_id == s.session_id
+        finally:
+            await other.aclose()
