@@ -38,7 +38,7 @@ from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.store.coordination import Coordination, SessionValues
+from dispatcher.store.coordination import Coordination, FirstClaims, SessionValues
 
 CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
 RETIRED = "retired:"  # the claim a retirement takes: no session can take the bot after it
@@ -53,6 +53,12 @@ def _as_claimed(machine: Machine, claim: Mapping[str, Any], session_id: str) -> 
     """A reserve execution as the machine of the session its claim record names."""
     return replace(machine, session_id=session_id, body_digest=claim.get("body_digest"),
                    transport=claim.get("transport") or None, created_at=float(claim["claimed_at"]))
+
+
+async def bot_claim(holders: FirstClaims, bot_id: str) -> str | None:
+    """Who holds reserve bot `bot_id`'s claim: a session's id, a retirement's, or None (never claimed);
+    raises when the store does not answer."""
+    return await holders.held(CLAIM + bot_id)
 
 
 def claim_records(coordination: Coordination, channel_secret: str) -> SessionValues:
@@ -148,8 +154,7 @@ class CloudRunWarmMachines(CloudRunMachines):
         return LaunchResult(_as_claimed(to_machine(raw), record, spec.session_id), created=True, claimed=True)
 
     async def claim_holder(self, bot_id: str) -> str | None:
-        """Who holds `bot_id`'s claim: a session's id, a retirement's, or None (raises when the store is down)."""
-        return await self._first.held(CLAIM + bot_id)
+        return await bot_claim(self._first, bot_id)
 
     async def retire(self, bot_id: str) -> None:
         """Cancels the idle execution unless a session has claimed its bot: the claim is taken
@@ -212,5 +217,7 @@ class CloudRunWarmMachines(CloudRunMachines):
     async def _serves(self, kind: str, subject: str, session_id: str | None = None) -> RunningExecution | None:
         if kind != "idle":
             return await super()._serves(kind, subject, session_id)
+        if session_id is None and await self.claim_holder(subject) is not None:
+            return None  # a claimed (or retired) bot's hello names its session: an idle one is not its own
         raw = await self.idle_execution(subject)
         return self.read_here(raw if raw is not None and to_machine(raw).state.is_active else None)

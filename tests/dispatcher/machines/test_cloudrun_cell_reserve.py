@@ -116,6 +116,16 @@ async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) 
     return ws
 
 
+async def started_reserve_bot(fake: FakeCloudRunJobs, state: AppState) -> tuple[str, str, str]:
+    """The reserve's one bot, refilled and its execution started: its id, cell and execution's name."""
+    assert state.reserve is not None
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_runs(fake).items()
+    name = execution_of(fake, bot_id)
+    fake.set_state(name, "started")
+    return bot_id, cell, name
+
+
 async def claimed_bot(fake: FakeCloudRunJobs, state: AppState, port: int) -> tuple[str, str, LaunchSpec]:
     """The reserve's one bot, refilled, dialled in and claimed by a session: its id, cell and session."""
     assert state.reserve is not None
@@ -184,11 +194,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeCloudR
 async def test_a_reserve_bots_token_must_be_of_the_bots_of_the_project_its_execution_runs_in(
         fake: FakeCloudRunJobs) -> None:
     async with replica(reserve_env(fake)) as (state, _):
-        assert state.reserve is not None
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_runs(fake).items()
-        name = execution_of(fake, bot_id)
-        fake.set_state(name, "started")
+        bot_id, cell, name = await started_reserve_bot(fake, state)
         grant = BotGrant("idle", bot_id, int(time.time()) + 60)
         identity = state.machines.identity  # type: ignore[attr-defined]
         assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
@@ -200,6 +206,50 @@ async def test_a_reserve_bots_token_must_be_of_the_bots_of_the_project_its_execu
         stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
         assert await identity.refusal(stranger, Hello(machine_id="rsv-none", identity=await bot_token(fake, name))) \
             == "no running execution for reserve bot rsv-none"
+
+
+async def test_a_claimed_bots_idle_hello_is_refused_by_its_claim_before_any_cell_is_asked(
+        fake: FakeCloudRunJobs, store: RedisServer) -> None:
+    """A reserve bot dials replica two (its cell proved there), then replica one's session claims it. An idle
+    hello from it (naming no session) at two, which knows its cell, or at a replica that knows nothing, is
+    refused by its claim in the store, before any project is read: it is not left to the one-use record of
+    tokens, which does not hold while the store is down."""
+    env = {**reserve_env(fake), **store.env}
+    async with replica(env) as (one, _), replica(env) as (two, port_two):
+        bot_id = await refilled_in_a(fake, one)
+        name = execution_of(fake, bot_id)
+        ws = await dial(fake, two, port_two, bot_id)  # two has proved the bot's cell
+        assert (await one.machines.adopt(bot_id, spec())).claimed  # type: ignore[attr-defined]
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        other = other_replica(env, two)
+        try:
+            for machines in (two.machines, other):
+                hello = Hello(machine_id=bot_id, identity=await bot_token(fake, name))
+                reads = len(fake.calls_to("GET", "/v2/"))
+                assert await machines.identity.refusal(grant, hello) == f"no running execution for reserve bot {bot_id}"
+                assert len(fake.calls_to("GET", "/v2/")) == reads, "a project was read for a claimed bot's idle hello"
+        finally:
+            await other.aclose()
+            await ws.close()
+
+
+async def test_an_unknown_bots_idle_hellos_read_the_projects_once_in_a_while(fake: FakeCloudRunJobs) -> None:
+    """A hello for a bot id no project runs (a claimed bot looping fresh tokens, say) asks every project
+    once; the same bot's hellos for a short while after are refused without reading any."""
+    async with replica(reserve_env(fake)) as (state, _):
+        bot_id, _, name = await started_reserve_bot(fake, state)
+        identity = state.machines.identity  # type: ignore[attr-defined]
+        stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
+        hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
+        reads = len(fake.calls_to("GET", "/executions"))
+        assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
+        assert len(fake.calls_to("GET", "/executions")) == reads + len(PROJECTS)  # every project, once
+        for _ in range(3):
+            hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
+            assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
+        assert len(fake.calls_to("GET", "/executions")) == reads + len(PROJECTS)
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)  # another bot's hello is looked for as ever
+        assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
 
 
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeCloudRunJobs) -> None:

@@ -201,3 +201,21 @@ async def test_a_reserve_bots_hello_needs_its_own_executions_token(
     assert "nonce" in str(await a.identity.refusal(grant, stolen))
     fake.set_state(mine, "cancelled")
     assert "no running execution" in str(await a.identity.refusal(grant, own))
+
+
+async def test_a_claimed_bots_idle_hello_is_refused_by_its_claim(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    """Once claimed, a bot's hello names its session: an idle one (naming none) is refused by the claim in
+    the store at either replica, not left to the one-use record of tokens (which a store down lets pass)."""
+    fake = fake_cloud_run_jobs
+    a, b = replicas
+    name = await started_idle(a, fake, "rsv-15")
+    s = spec()
+    await a.adopt("rsv-15", s)
+    grant = BotGrant("idle", "rsv-15", 2**31)
+    for machines in (a, b):
+        idle = Hello(machine_id="rsv-15", identity=await bot_token(fake, name))
+        assert "no running execution" in str(await machines.identity.refusal(grant, idle))
+        claimed = Hello(machine_id="rsv-15", session_id=s.session_id, identity=await bot_token(fake, name))
+        assert await machines.identity.refusal(grant, claimed) is None
