@@ -95,10 +95,10 @@ def idle_runs(fake: FakeCloudRunJobs) -> dict[str, str]:
 
 
 def execution_of(fake: FakeCloudRunJobs, bot_id: str, cell: str | None = None) -> str:
-    """The (short) name of bot `bot_id`'s reserve execution, in `cell`'s project if given."""
+    """The short name (a machine id) of bot `bot_id`'s reserve execution, in `cell`'s project if given."""
     [name] = [n for n, e in fake.executions.items() if fake.env_of(e).get(IDLE_BOT) == bot_id
               and (cell is None or fake.project_of(e) == PROJECTS[cell])]
-    return name
+    return name.rsplit("/", 1)[-1]
 
 
 async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) -> ClientConnection:
@@ -106,7 +106,7 @@ async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) 
     its service account's token from its metadata server; returns once the replica holds it idle."""
     name = execution_of(fake, bot_id)
     fake.set_state(name, "started")
-    env = fake.env_of(fake.executions[name])
+    env = fake.env_of(fake.execution(name))
     ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
                        additional_headers={"Authorization": f"Bearer {env[CHANNEL_TOKEN_VARIABLE]}"}, proxy=None)
     await ws.send(encode(Hello(machine_id=bot_id, image=env[IMAGE_VARIABLE], capabilities=("daily",),
@@ -149,6 +149,11 @@ async def refilled_in_a(fake: FakeCloudRunJobs, state: AppState) -> str:
     return bot_id
 
 
+def listings(fake: FakeCloudRunJobs) -> int:
+    """How many listings of executions the projects have answered."""
+    return sum(1 for call in fake.calls_to("GET", "/v2/") if call.path.endswith("/executions"))
+
+
 def running(state: AppState) -> dict[str, int]:
     return {view.name: view.running for view in state.machines.views()}  # type: ignore[attr-defined]
 
@@ -167,7 +172,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeCloudR
         await state.reserve.refill()
         [(bot_id, cell)] = idle_runs(fake).items()
         name = execution_of(fake, bot_id)
-        assert fake.env_of(fake.executions[name])[IMAGE_VARIABLE] == fake.job_path.removeprefix("/v2")
+        assert fake.env_of(fake.execution(name))[IMAGE_VARIABLE] == fake.job_path.removeprefix("/v2")
         assert running(state)[cell] == 1  # the reserve counts in its cell
         ws = await dial(fake, state, port, bot_id)
         accepting = asyncio.create_task(accept(ws))
@@ -198,7 +203,7 @@ async def test_a_reserve_bots_token_must_be_of_the_bots_of_the_project_its_execu
         grant = BotGrant("idle", bot_id, int(time.time()) + 60)
         identity = state.machines.identity  # type: ignore[attr-defined]
         assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
-        nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+        nonce = fake.env_of(fake.execution(name))["VOICEFLEET_EXECUTION_NONCE"]
         other = "b" if cell == "a" else "a"  # the other project's bots, with this execution's nonce
         forged = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS[other])
         refused = await identity.refusal(grant, Hello(machine_id=bot_id, identity=forged))
@@ -241,13 +246,13 @@ async def test_an_unknown_bots_idle_hellos_read_the_projects_once_in_a_while(fak
         identity = state.machines.identity  # type: ignore[attr-defined]
         stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
         hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
-        reads = len(fake.calls_to("GET", "/executions"))
+        reads = listings(fake)
         assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
-        assert len(fake.calls_to("GET", "/executions")) == reads + len(PROJECTS)  # every project, once
+        assert listings(fake) == reads + len(PROJECTS)  # every project, once
         for _ in range(3):
             hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
             assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
-        assert len(fake.calls_to("GET", "/executions")) == reads + len(PROJECTS)
+        assert listings(fake) == reads + len(PROJECTS)
         grant = BotGrant("idle", bot_id, int(time.time()) + 60)  # another bot's hello is looked for as ever
         assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
 
@@ -319,36 +324,41 @@ async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: 
 
 
 def look_alike(fake: FakeCloudRunJobs, name: str, cell: str) -> str:
-    """A copy of execution `name` run in `cell`'s project (an admin there ran one with the same env)."""
-    copied = copy.deepcopy(fake.executions[name])
-    short = name + "x"
-    copied["name"] = f"projects/{PROJECTS[cell]}/locations/{fake.region}/jobs/{fake.job}/executions/{short}"
-    fake.executions[short] = copied
-    return short
+    """A copy of execution `name` run in `cell`'s project under the same short name (an admin there ran one
+    with the same env; names are project-scoped, so both projects hold an execution so named): its
+    resource name."""
+    copied = copy.deepcopy(fake.execution(name))
+    short = name.rsplit("/", 1)[-1]
+    copied["name"] = full = f"projects/{PROJECTS[cell]}/locations/{fake.region}/jobs/{fake.job}/executions/{short}"
+    fake.executions[full] = copied
+    return full
 
 
 async def test_a_claim_goes_to_the_execution_its_token_proved_not_a_look_alike_another_project_runs(
         fake: FakeCloudRunJobs, store: RedisServer) -> None:
     """A reserve bot dials a replica that did not run it: its token proves its execution in cell a. An admin
-    of b's project then runs an execution with the same env (its bot id); the next listing finds both. The
-    claim still goes to a's, and b's look-alike is never taken for the session's execution."""
+    of b's project then runs an execution with the same env (its bot id) and the same name; the next listing
+    finds both. The claim still goes to a's, and b's look-alike is never taken for the session's execution."""
     env = {**reserve_env(fake), **store.env}
     async with replica(env) as (one, _), replica(env) as (two, port_two):
         assert two.reserve is not None
         bot_id = await refilled_in_a(fake, one)
         ws = await dial(fake, two, port_two, bot_id)
         name = execution_of(fake, bot_id, "a")
-        copy_in_b = look_alike(fake, name, "b")
+        look_alike(fake, execution_of(fake, bot_id, "a"), "b")
+        assert execution_of(fake, bot_id, "b") == name  # the same name, in b's project
         listed = await two.machines.idle_machines()  # type: ignore[attr-defined]
         assert [m.bot_id for m in listed] == [bot_id, bot_id]  # both projects answer with that bot id
         accepting = asyncio.create_task(accept(ws))
         s = spec()
         result = await two.reserve.launch(s)
         assert await accepting == s.session_id and result.claimed and result.machine.machine_id == name
-        listed_b = [m for m in await two.machines.list() if m.machine_id == copy_in_b]  # type: ignore[attr-defined]
-        assert listed_b == []  # not the session's (the claim is a's), nor idle
-        [session_machine] = [m for m in await one.machines.list() if m.session_id == s.session_id]
-        assert session_machine.machine_id == name
+        for looking in (one, two):  # b's look-alike is listed as no session's (the claim is a's), nor idle
+            listed = await looking.machines.list()  # type: ignore[attr-defined]
+            assert [(m.session_id, m.machine_id) for m in listed if m.machine_id == name] == [(s.session_id, name)]
+            assert await looking.machines.idle_machines() == []  # type: ignore[attr-defined]
+        found = await one.machines.find(s.session_id)  # type: ignore[attr-defined]
+        assert found is not None and found[0] == "a" and found[1].machine_id == name
         await ws.close()
 
 
@@ -374,7 +384,7 @@ async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_
                 assert refused == f"no running execution for reserve bot {bot_id}", (wrong, refused)
             assert await other.identity.refusal(grant, await hello(s.session_id)) is None
             await other.retire(bot_id)  # a stale retirement of the bot, at the replica it re-dialled
-            assert not fake.executions[name].get("completionTime"), "the session's execution was cancelled"
+            assert not fake.execution(name).get("completionTime"), "the session's execution was cancelled"
         finally:
             await other.aclose()
 
@@ -424,7 +434,7 @@ async def test_a_claim_whose_bot_record_failed_keeps_its_cell_and_its_cold_start
         [session] = homed_in(state.machines, home)
         with pytest.raises(StoreUnavailable):
             await state.machines.adopt(bot_id, spec(session))  # type: ignore[attr-defined]
-        assert fake.executions[name].get("cancelledCount") == 1
+        assert fake.execution(name).get("cancelledCount") == 1
         assert await coordination_of(state).key_holders.held("cloudrun-cell:" + session) == "a"
         launched = await state.machines.launch(spec(session))
         assert launched.created and launched.machine.machine_id != name

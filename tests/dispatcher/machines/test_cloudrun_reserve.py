@@ -49,7 +49,7 @@ async def started_idle(machines: CloudRunWarmMachines, fake: FakeCloudRunJobs, b
     await machines.launch_idle(bot_id, channel_token=f"cred.{bot_id}")
     [name] = [n for n, e in fake.executions.items() if fake.env_of(e).get("VOICEFLEET_IDLE_BOT") == bot_id]
     fake.set_state(name, "started")
-    return name
+    return name.rsplit("/", 1)[-1]  # its machine id
 
 
 async def test_a_reserve_execution_waits_with_no_session_and_its_own_credential_and_lifetime(
@@ -57,7 +57,7 @@ async def test_a_reserve_execution_waits_with_no_session_and_its_own_credential_
 ) -> None:
     a, _ = replicas
     name = await started_idle(a, fake_cloud_run_jobs, "rsv-1")
-    execution = fake_cloud_run_jobs.executions[name]
+    execution = fake_cloud_run_jobs.execution(name)
     env = fake_cloud_run_jobs.env_of(execution)
     assert (env["BOT_MACHINE_ID"], env["BOT_CHANNEL_TOKEN"], env["BOT_IDENTITY"]) == ("rsv-1", "cred.rsv-1", "cloudrun")
     assert "VOICEFLEET_SESSION_ID" not in env and env["VOICEFLEET_EXECUTION_NONCE"]
@@ -83,7 +83,7 @@ async def test_a_claim_is_recorded_in_the_store_so_the_other_replica_finds_and_s
         await b.adopt("rsv-2", spec())  # claimed once
     assert caught.value.reason == "reserve_bot_taken"
     assert await b.stop(s.session_id)
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
 
 
 async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run_token(
@@ -92,7 +92,7 @@ async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run
     a, b = replicas
     name = await started_idle(a, fake_cloud_run_jobs, "rsv-3")
     await b.retire("rsv-3")  # the other replica's sweep: found by its env
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
     assert await a.idle_machines() == []
     assert a.create_rate == a.settings.run_rate  # the reserve's refills are paced by the run rate
 
@@ -106,7 +106,7 @@ async def test_a_sweep_that_listed_a_bot_idle_leaves_it_to_the_session_that_clai
     s = dataclasses.replace(spec(), transport="webrtc")
     await a.adopt("rsv-9", s)  # meanwhile a's session claims it
     await b.retire("rsv-9")  # b's sweep goes on
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") is None
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") is None
     found = await a.status(s.session_id)
     assert found is not None and found.state is MachineState.STARTED
 
@@ -125,7 +125,7 @@ async def test_a_claim_whose_record_cannot_be_written_cancels_its_execution(
     monkeypatch.setattr(a._records, "put", store_down)
     with pytest.raises(StoreUnavailable):
         await a.adopt("rsv-12", spec())
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
 
 
 @pytest.mark.parametrize("delete_fails", [False, True], ids=["deleted", "left-behind"])
@@ -155,7 +155,7 @@ async def test_a_claim_half_written_hands_its_cancelled_execution_to_no_cold_sta
     s = spec()
     with pytest.raises(StoreUnavailable):
         await a.adopt("rsv-13", s)
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
     assert (await b._records.get(SESSION + s.session_id) is None) is not delete_fails
     assert await b.status(s.session_id) is None  # no session's execution: the claim never stood
     launched = await a.launch(s)
