@@ -110,12 +110,10 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 
 def reserve_bots(settings: Settings) -> int:
-    """The reserve's bots at most: none without the bot channel (no warm reserve then), nor over Cloud Run
-    cells (the dispatcher runs none over them: dispatcher/factory.py; over ECS, Compute Engine and ACI cells it
-    does)."""
+    """The reserve's bots at most: none without the bot channel (no warm reserve then). Over cells (ECS,
+    Compute Engine, ACI, Cloud Run) the reserve spreads over them, each cell's share among its own machines:
+    the shares together are reserveMaxIdle, counted against the cells' capacity together as in one place."""
     if settings.secrets.bot_channel_token is None:
-        return 0
-    if settings.gcp is not None and settings.gcp.cloud_run_cells:
         return 0
     return settings.reserve.max_idle
 
@@ -256,22 +254,13 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel, nor over Cloud Run cells (the dispatcher runs none there); over ECS,
-    # Compute Engine and ACI cells it runs, counted.
-    reserve = (reserve or 0) if channel and not _cells_listed(config, value) else 0
+    # No reserve without the channel; over cells (any cloud's) it runs, counted as `reserve_bots` counts it.
+    reserve = (reserve or 0) if channel else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
         return []
     note, warnings = said(found, sessions, reserve)
     return [f"note: {note}", *(f"warning: {warning}" for warning in warnings)]
-
-
-def _cells_listed(config: Mapping[str, str], value: Callable[[str], str]) -> bool:
-    """Whether a stack file's Cloud Run bots spread over cells (cloudRunCells), which hold no reserve (the
-    other clouds' cells do)."""
-    if value("cloud") != "gcp" or value("botRuntime") != "cloudrun":
-        return False
-    return bool(cloud_run.cells_listed(value(cloud_run.CELLS_KEY), config.get("gcp:region", "<region>")))
 
 
 def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],

@@ -72,11 +72,12 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
                     cells: Sequence[CloudRunCell] = (), replicas: int = 1) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
     the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
-    `cells` (each project with that quota, or its cell's `max_executions` below it; the dispatcher runs
-    no reserve over cells, so none is counted there; a cell's cap is each of the `replicas`' own,
-    dispatcherMaxInstances of them at most)."""
+    `cells` (each project with that quota, or its cell's `max_executions` below it; a cell's cap is each
+    of the `replicas`' own, dispatcherMaxInstances of them at most). The reserve runs over the cells as
+    in one project (cloudrun/cell_reserve.py), each cell's share of reserveMaxIdle among its running
+    executions, so the shares together count reserveMaxIdle against the cells' executions together."""
     quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
-    reserve = 0 if cells else reserve_max_idle
+    reserve = reserve_max_idle
     held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells], replicas)
     if sessions + reserve > sum(held):
         capped = [f"{cell.name} {cell.max_executions}" for cell in cells
@@ -85,13 +86,12 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
         if capped:
             over += (f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}) "
                      f"× {replicas} replica(s) (dispatcherMaxInstances),")
-        asked = (f"maxConcurrentSessions={sessions} (no warm reserve runs over {CELLS_KEY})" if cells else
-                 f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}")
+        asked = f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}"
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
             f"is {quota}, but botRuntime cloudrun may run {asked} job executions at once: Cloud Run "
-            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions"
-            + ("" if cells else " or reserveMaxIdle") + ", or request a quota increase (Google Cloud console, IAM & "
-            f"Admin > Quotas, Cloud Run Admin API, running job executions) and, once granted, set "
+            f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions or reserveMaxIdle, or request "
+            f"a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, running job "
+            f"executions) and, once granted, set "
             f"{EXECUTION_QUOTA_KEY} to it" + (", raise the cells' max_executions" if capped else "")
             + f", or spread the executions over more projects ({CELLS_KEY})"))
     return quota

@@ -168,7 +168,9 @@ class FakeCloudRunJobs(FakeApi):
         self.key_deleted = False  # True: the key file's key was deleted from its service account
         self._account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._key_dir = tempfile.TemporaryDirectory()
-        self.executions: dict[str, dict[str, Any]] = {}  # name (short) -> Execution
+        # Resource name (`projects/P/locations/R/jobs/J/executions/E`, as the API names it) -> Execution: the
+        # API's names are project-scoped, so two projects may each hold an execution named E.
+        self.executions: dict[str, dict[str, Any]] = {}
         self.exit_codes: dict[str, int] = {}
         # (env) -> a process standing in for the task; None: executions move only when a test says
         self.launcher: Callable[[dict[str, str]], subprocess.Popen[bytes]] | None = None
@@ -285,7 +287,8 @@ class FakeCloudRunJobs(FakeApi):
         return path
 
     def metadata_host(self, execution: str) -> str:
-        return f"{self.root.removeprefix('http://')}/metadata/{execution}"
+        """Execution `execution`'s metadata server (`full_name`: each task's own, by its resource name)."""
+        return f"{self.root.removeprefix('http://')}/metadata/{self.full_name(execution)}"
 
     def routes(self) -> list[Route]:
         j = self.jobs_path
@@ -295,7 +298,7 @@ class FakeCloudRunJobs(FakeApi):
             Route(j + "/executions/{name}", self.get, methods=["GET"]),
             Route(j + "/executions/{name}:cancel", self.cancel, methods=["POST"]),
             Route(j + "/executions/{name}/tasks", self.tasks, methods=["GET"]),
-            Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
+            Route("/metadata/{name:path}" + IDENTITY_PATH, self.identity, methods=["GET"]),
             Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
             Route("/token", self.token, methods=["POST"]),
         ]
@@ -331,8 +334,32 @@ class FakeCloudRunJobs(FakeApi):
     def _project_id(self, named: str) -> str:
         return next((p.name for p in self.projects.values() if p.number is not None and p.number == named), named)
 
+    def full_name(self, name: str) -> str:
+        """The resource name of execution `name`: given whole, or its short name, which one project alone
+        must hold (a test of executions of the same name in two projects names them whole)."""
+        if "/" in name:
+            return name
+        [full] = [n for n in self.executions if n.rsplit("/", 1)[-1] == name] or [name]
+        return full
+
+    def execution(self, name: str) -> dict[str, Any]:
+        """Execution `name` (its resource name, or its short name: `full_name`)."""
+        return self.executions[self.full_name(name)]
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The task process of execution `name` (`full_name`), with a `launcher`."""
+        return self.processes[self.full_name(name)]
+
+    def _named(self, request: Request) -> str:
+        """The resource name of the execution a path names, its project as the project names its executions."""
+        project, region, job, name = (request.path_params[k] for k in ("project", "region", "job", "name"))
+        own = self.projects.get(project)
+        named = own.number if own is not None and own.names_by_number and own.number else project
+        return f"projects/{named}/locations/{region}/jobs/{job}/executions/{name}"
+
     def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
         """starting | started | succeeded | failed (exit_code) | cancelled: as the API would report it."""
+        name = self.full_name(name)
         with self._lock:
             e = self.executions[name]
             now = rfc3339(datetime.now(UTC))
@@ -350,6 +377,7 @@ class FakeCloudRunJobs(FakeApi):
 
     def lose(self, name: str) -> None:
         """The task dies with the machine under it (no exit code the bot chose): a failed execution."""
+        name = self.full_name(name)
         process = self.processes.get(name)
         if process is not None and process.poll() is None:
             process.kill()
@@ -443,9 +471,9 @@ class FakeCloudRunJobs(FakeApi):
                 "taskCount": task_count, "parallelism": task_count,
                 "template": {"containers": containers, "maxRetries": self.max_retries, "timeout": timeout},
                 "etag": f'"{uuid.uuid4().hex[:8]}"'}
-            self.executions[name] = execution
+            self.executions[full] = execution
         if self.launcher is not None:  # the task is scheduled a little later: the execution is starting till then
-            timer = threading.Timer(self.pending_seconds, self._start, (name, containers[0]))
+            timer = threading.Timer(self.pending_seconds, self._start, (full, containers[0]))
             timer.daemon = True
             timer.start()
         operation = {"name": f"projects/{project}/locations/{region}/operations/{uuid.uuid4()}",
@@ -458,7 +486,8 @@ class FakeCloudRunJobs(FakeApi):
             if self.executions[name].get("completionTime"):  # cancelled while pending: no task runs
                 return
         env = {e["name"]: e["value"] for e in container["env"]} | {
-            "CLOUD_RUN_JOB": self.executions[name]["job"], "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
+            "CLOUD_RUN_JOB": self.executions[name]["job"], "CLOUD_RUN_EXECUTION": name.rsplit("/", 1)[-1],
+            "CLOUD_RUN_TASK_INDEX": "0",
             "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "GCE_METADATA_HOST": self.metadata_host(name)}
         process = self.launcher(env)
         self.processes[name] = process
@@ -479,7 +508,7 @@ class FakeCloudRunJobs(FakeApi):
         project, region, job, name = (request.path_params[k] for k in ("project", "region", "job", "name"))
         if refused := self._job_refusal(request, permission):
             return refused
-        execution = self.executions.get(name)
+        execution = self.executions.get(self._named(request))
         if execution is None or execution["job"] != job or self.project_of(execution) != project:
             return google_error(404, "NOT_FOUND", f"Resource '{name}' of kind 'EXECUTION' in region '{region}' "
                                                   f"in project '{project}' does not exist.")
@@ -488,8 +517,7 @@ class FakeCloudRunJobs(FakeApi):
     async def get(self, request: Request) -> Response:
         if refused := self._execution_refusal(request, "run.executions.get"):
             return refused
-        name = request.path_params["name"]
-        return JSONResponse(self.executions[name])
+        return JSONResponse(self.executions[self._named(request)])
 
     async def list_executions(self, request: Request) -> Response:
         project, job = request.path_params["project"], request.path_params["job"]
@@ -507,7 +535,7 @@ class FakeCloudRunJobs(FakeApi):
     async def cancel(self, request: Request) -> Response:
         if refused := self._execution_refusal(request, "run.executions.cancel"):
             return refused
-        name = request.path_params["name"]
+        name = self._named(request)
         with self._lock:
             if self.executions[name].get("completionTime"):
                 return google_error(400, "FAILED_PRECONDITION", f"Execution {name} has already completed")
@@ -526,14 +554,14 @@ class FakeCloudRunJobs(FakeApi):
     async def tasks(self, request: Request) -> Response:
         if refused := self._execution_refusal(request, "run.tasks.list"):
             return refused
-        name = request.path_params["name"]
-        task: dict[str, Any] = {"name": f"{self.executions[name]['name']}/tasks/{name}-task0", "index": 0}
+        name = self._named(request)
+        task: dict[str, Any] = {"name": f"{name}/tasks/{name.rsplit('/', 1)[-1]}-task0", "index": 0}
         if name in self.exit_codes:
             task["lastAttemptResult"] = {"exitCode": self.exit_codes[name]}
         return JSONResponse({"tasks": [task]})
 
     async def identity(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        name = self.full_name(request.path_params["name"])
         if (refused := metadata_refusal(request)) is not None:
             return refused
         audience = request.query_params["audience"]

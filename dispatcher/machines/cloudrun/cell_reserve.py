@@ -9,16 +9,20 @@ executions) is not retried there and drains the cell as a cold run's would, and 
 
 A Cloud Run token names no execution, only the bots' service account: a reserve bot is admitted when its
 token is that of the bots of the project its execution is read in, and carries that execution's nonce
-(cloudrun/identity.py). The execution is read in the cell it was run in here, or, at a replica that did
-not run it, the one cell holding an unclaimed running execution with its bot id (every cell is asked; two
-such cells: refused in both). A bot admitted there has proved its cell: a later listing never moves it to
-another project's look-alike. A claimed bot that dials again names its session: its execution is found as
-that session's, in the cell the store records for the session, and must be the bot's own.
+(cloudrun/identity.py). A bot the store records as claimed (or retired) is refused before any cell is
+asked; otherwise the execution is read in the cell it was run in here, or, at a replica that did not run
+it, the one cell holding an unclaimed running execution with its bot id (every cell is asked; two such
+cells: refused in both). A bot found in none is not looked for again for a short while (RecentMisses), so
+fresh tokens cannot make each hello cost reads in every project. A bot admitted there has proved its
+cell: a later listing never moves it to another project's look-alike. A claimed bot that dials again
+names its session: its execution is found as that session's, in the cell the store records for the
+session, and must be the bot's own.
 
 An execution cannot be re-tagged, so a claim is itself a store record: the session's cell is recorded
 first (`home:cloudrun-cell:<session>`), then the bot is claimed there (once, first wins) and the claim's
-records written, naming the cell. A claim that fails lets the cell's record go (none was sent to Cloud
-Run), so its cold start may go to any open cell.
+records written, naming the cell. A claim that fails before the bot is the session's lets the cell's
+record go (none was sent to Cloud Run), so its cold start may go to any open cell; one that fails after
+keeps it, since the execution may run as the session's.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from dispatcher.machines.cloudrun.cells import CloudRunCellMachines
 from dispatcher.machines.cloudrun.executions import IDLE_BOT, execution_env, to_machine
 from dispatcher.machines.cloudrun.identity import RunningExecution
 from dispatcher.machines.cloudrun.provider import CloudRunMachines
-from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines, claim_records
+from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines, bot_claim, claim_records
 from dispatcher.machines.cloudrun.settings import CloudRunSettings
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.recent_misses import RecentMisses
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import Coordination
 
@@ -49,6 +54,7 @@ class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
         self.bot_image = settings.job_path
         self._warm = {}
         self._bot_cells = Recent()
+        self._not_idle = RecentMisses()  # bots whose idle hello found no unclaimed execution, a short while
         super().__init__(settings, coordination, drain_base=drain_base)
         self._start_reserve()  # the reserve's refills: the cells' own buckets
 
@@ -67,11 +73,21 @@ class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
         holder, earlier = await self._holder(spec, cell)
         self._launched_elsewhere(spec, bot_id, cell, holder)
         try:
-            return await self._warm[cell].adopt(bot_id, spec)
+            return await self._reserve_in(cell).adopt(bot_id, spec)
         except BaseException:
-            if not earlier:  # nothing of this session was sent to Cloud Run: its cold start may go anywhere
-                await self._let_go(spec, cell)
+            if not earlier and not await self._claimed_for(cell, bot_id, spec):
+                await self._let_go(spec, cell)  # nothing of this session runs: its cold start may go anywhere
             raise
+
+    async def _claimed_for(self, cell: str, bot_id: str, spec: LaunchSpec) -> bool:
+        """Whether the bot's claim is the session's, so its execution may run as the session's (a claim
+        that failed after its records were written): the cell's record then stays, the one way any
+        replica's `status` or `stop` finds it. A store that does not answer counts as claimed: a record
+        kept at worst sends the session's cold start to that cell; one let go could lose an execution."""
+        try:
+            return await self._reserve_in(cell).claim_holder(bot_id) == spec.session_id
+        except Exception:
+            return True
 
     async def _idle_running(self, bot_id: str, session_id: str | None) -> RunningExecution | None:
         """Reserve bot `bot_id`'s running execution and its cell: idle, in the cell it was run or proved in,
@@ -79,6 +95,19 @@ class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
         execution, in the cell the store records for the session, when it is the bot's."""
         if session_id is not None:
             return await self._claimed_running(bot_id, session_id)
+        if bot_id in self._not_idle:  # refused a moment ago: no cell is asked again yet
+            return None
+        found = await self._unclaimed_running(bot_id)
+        if found is None:
+            self._not_idle.add(bot_id)
+        return found
+
+    async def _unclaimed_running(self, bot_id: str) -> RunningExecution | None:
+        # The claim first, whether its cell is known here or not, and before any cell is asked: a claimed
+        # (or retired) bot's idle hello is refused by the store alone, not left to the one-use record
+        # (which does not hold while the store is down), nor paid for in reads of every project.
+        if await bot_claim(self._holders, bot_id) is not None:
+            return None
         if (cell := await self._cell_of_bot(bot_id)) is None:
             return None
         member = self._reserve_in(cell)

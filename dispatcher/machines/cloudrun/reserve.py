@@ -38,7 +38,7 @@ from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.store.coordination import Coordination, SessionValues
+from dispatcher.store.coordination import Coordination, FirstClaims, SessionValues
 
 CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
 RETIRED = "retired:"  # the claim a retirement takes: no session can take the bot after it
@@ -47,6 +47,18 @@ RETIRED = "retired:"  # the claim a retirement takes: no session can take the bo
 def _name(raw: Mapping[str, Any]) -> str:
     """The execution's resource name (`projects/…/jobs/J/executions/E`): a release's is of its own job."""
     return str(raw.get("name", ""))
+
+
+def _as_claimed(machine: Machine, claim: Mapping[str, Any], session_id: str) -> Machine:
+    """A reserve execution as the machine of the session its claim record names."""
+    return replace(machine, session_id=session_id, body_digest=claim.get("body_digest"),
+                   transport=claim.get("transport") or None, created_at=float(claim["claimed_at"]))
+
+
+async def bot_claim(holders: FirstClaims, bot_id: str) -> str | None:
+    """Who holds reserve bot `bot_id`'s claim: a session's id, a retirement's, or None (never claimed);
+    raises when the store does not answer."""
+    return await holders.held(CLAIM + bot_id)
 
 
 def claim_records(coordination: Coordination, channel_secret: str) -> SessionValues:
@@ -131,10 +143,18 @@ class CloudRunWarmMachines(CloudRunMachines):
         except BaseException:  # the claim is this session's, so retire() will not cancel it: here
             with contextlib.suppress(Exception):
                 await self.cancel(_name(raw))
+            # A session record left behind would hand the cancelled execution to the session's cold
+            # start as "existing"; one the store will not delete now, `_find` leaves (no bot record).
+            with contextlib.suppress(Exception):
+                await self._records.delete(SESSION + spec.session_id)
             raise
         self._executions[spec.session_id] = _name(raw)
-        machine = await self._machine(raw)
-        return LaunchResult(machine, created=True, claimed=True)
+        # From the record just written, not read back: the claim stands now, and a store read that
+        # failed here would leave it running as the session's while the caller thought it failed.
+        return LaunchResult(_as_claimed(to_machine(raw), record, spec.session_id), created=True, claimed=True)
+
+    async def claim_holder(self, bot_id: str) -> str | None:
+        return await bot_claim(self._first, bot_id)
 
     async def retire(self, bot_id: str) -> None:
         """Cancels the idle execution unless a session has claimed its bot: the claim is taken
@@ -167,18 +187,26 @@ class CloudRunWarmMachines(CloudRunMachines):
         return claim if claim is not None and claim.get("cell") == self.cell else None
 
     async def _find(self, session_id: str) -> dict[str, Any] | None:
-        if self._executions.get(session_id) is None and (
-                claim := self._own(await self._records.get(SESSION + session_id))):
+        if self._executions.get(session_id) is None and (claim := await self._whole_claim(session_id)):
             self._executions[session_id] = str(claim["execution"])
         return await super()._find(session_id)
+
+    async def _whole_claim(self, session_id: str) -> dict[str, Any] | None:
+        """The session's claim in this project, if both its records stand. A session record whose bot
+        record is missing (or names another session) is a claim that failed half-written, its execution
+        cancelled: the session's cold start must run its own, not get that one back as "existing"."""
+        if (claim := self._own(await self._records.get(SESSION + session_id))) is None:
+            return None
+        bot = await self._claim_of(str(claim.get("bot", "")))
+        whole = bot is not None and bot.get("session") == session_id and bot.get("execution") == claim["execution"]
+        return claim if whole else None
 
     async def _machine(self, raw: Mapping[str, Any]) -> Machine:
         machine = await super()._machine(raw)
         bot_id = execution_env(raw).get(IDLE_BOT)
         if not bot_id or (claim := self._own(await self._claim_of(bot_id))) is None:
             return machine
-        return replace(machine, session_id=str(claim["session"]), body_digest=claim.get("body_digest"),
-                       transport=claim.get("transport") or None, created_at=float(claim["claimed_at"]))
+        return _as_claimed(machine, claim, str(claim["session"]))
 
     async def list(self) -> list[Machine]:
         running = [raw for raw in await self.executions() if not raw.get("completionTime")]
@@ -189,5 +217,7 @@ class CloudRunWarmMachines(CloudRunMachines):
     async def _serves(self, kind: str, subject: str, session_id: str | None = None) -> RunningExecution | None:
         if kind != "idle":
             return await super()._serves(kind, subject, session_id)
+        if session_id is None and await self.claim_holder(subject) is not None:
+            return None  # a claimed (or retired) bot's hello names its session: an idle one is not its own
         raw = await self.idle_execution(subject)
         return self.read_here(raw if raw is not None and to_machine(raw).state.is_active else None)

@@ -260,9 +260,9 @@ def cloudrun_harness(fake: cloud_run_fake.FakeCloudRunJobs) -> Harness:
 
     async def identity(sid: str) -> str | None:
         name = execution(sid)
-        if not fake.executions[name].get("runningCount"):
+        if not fake.execution(name).get("runningCount"):
             fake.set_state(name, "started")  # the task runs: its bot asks its metadata server
-        nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]  # its run's own
+        nonce = fake.env_of(fake.execution(name))["VOICEFLEET_EXECUTION_NONCE"]  # its run's own
         env = {"GCE_METADATA_HOST": fake.metadata_host(name), "VOICEFLEET_EXECUTION_NONCE": nonce}
         return await MachineIdentity("cloudrun", cloud_run_fake.CHANNEL_AUDIENCE, env).token()
 

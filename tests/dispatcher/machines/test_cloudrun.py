@@ -163,7 +163,7 @@ def test_settings_refuse_no_auth_against_google_and_name_the_bots_service_accoun
 
 async def bot_token(fake: FakeCloudRunJobs, execution: str, nonce_of: str | None = None) -> str | None:
     """The token the bot of `execution` gets, with the nonce in the env of `nonce_of` (its own by default)."""
-    nonce = fake.env_of(fake.executions[nonce_of or execution])["VOICEFLEET_EXECUTION_NONCE"]
+    nonce = fake.env_of(fake.execution(nonce_of or execution))["VOICEFLEET_EXECUTION_NONCE"]
     env = {"GCE_METADATA_HOST": fake.metadata_host(execution), "VOICEFLEET_EXECUTION_NONCE": nonce}
     return await MachineIdentity("cloudrun", CHANNEL_AUDIENCE, env).token()
 
@@ -222,8 +222,8 @@ async def test_a_hello_from_another_execution_with_a_stolen_credential_is_refuse
     # The victim's own bot passes: the positive control of the same check.
     own = Hello(machine_id=victim, session_id=a.session_id, identity=await bot_token(fake, victim))
     assert await cloudrun.identity.refusal(stolen, own) is None
-    assert fake.env_of(fake.executions[victim])["VOICEFLEET_EXECUTION_NONCE"] != (
-        fake.env_of(fake.executions[thief])["VOICEFLEET_EXECUTION_NONCE"])
+    assert fake.env_of(fake.execution(victim))["VOICEFLEET_EXECUTION_NONCE"] != (
+        fake.env_of(fake.execution(thief))["VOICEFLEET_EXECUTION_NONCE"])
 
 
 @pytest.mark.parametrize(("failure", "status", "code"), [(500, 503, "cloudrun_unavailable"),
@@ -326,11 +326,11 @@ async def test_the_fakes_run_is_pending_first_and_its_cancel_is_done_when_its_ta
     await cloudrun.launch(s)
     await cloudrun.wait_started(s.session_id, 30)
     [name] = [str(e["name"]).rsplit("/", 1)[-1] for e in fake_cloud_run_jobs.of_session(s.session_id)]
-    stdout = fake_cloud_run_jobs.processes[name].stdout
+    stdout = fake_cloud_run_jobs.process(name).stdout
     assert stdout is not None and await asyncio.to_thread(stdout.readline) == b"ready\n"  # SIGTERM is ignored now
     assert await cloudrun.stop(s.session_id)
     still = await cloudrun.status(s.session_id)
     assert still is not None and still.state is MachineState.STARTED  # its task ignores SIGTERM: not done yet
-    fake_cloud_run_jobs.processes[name].kill()
-    fake_cloud_run_jobs.processes[name].wait(timeout=30)
-    assert await within(lambda: bool(fake_cloud_run_jobs.executions[name].get("cancelledCount")), 30) is not None
+    fake_cloud_run_jobs.process(name).kill()
+    fake_cloud_run_jobs.process(name).wait(timeout=30)
+    assert await within(lambda: bool(fake_cloud_run_jobs.execution(name).get("cancelledCount")), 30) is not None

@@ -95,10 +95,10 @@ def idle_runs(fake: FakeCloudRunJobs) -> dict[str, str]:
 
 
 def execution_of(fake: FakeCloudRunJobs, bot_id: str, cell: str | None = None) -> str:
-    """The (short) name of bot `bot_id`'s reserve execution, in `cell`'s project if given."""
+    """The short name (a machine id) of bot `bot_id`'s reserve execution, in `cell`'s project if given."""
     [name] = [n for n, e in fake.executions.items() if fake.env_of(e).get(IDLE_BOT) == bot_id
               and (cell is None or fake.project_of(e) == PROJECTS[cell])]
-    return name
+    return name.rsplit("/", 1)[-1]
 
 
 async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) -> ClientConnection:
@@ -106,7 +106,7 @@ async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) 
     its service account's token from its metadata server; returns once the replica holds it idle."""
     name = execution_of(fake, bot_id)
     fake.set_state(name, "started")
-    env = fake.env_of(fake.executions[name])
+    env = fake.env_of(fake.execution(name))
     ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
                        additional_headers={"Authorization": f"Bearer {env[CHANNEL_TOKEN_VARIABLE]}"}, proxy=None)
     await ws.send(encode(Hello(machine_id=bot_id, image=env[IMAGE_VARIABLE], capabilities=("daily",),
@@ -114,6 +114,16 @@ async def dial(fake: FakeCloudRunJobs, state: AppState, port: int, bot_id: str) 
     assert isinstance(parse_frame(await ws.recv()), Welcome)
     assert await state.channels.wait_until(lambda: bot_id in {link.machine_id for link in state.channels.idle()}, 10)
     return ws
+
+
+async def started_reserve_bot(fake: FakeCloudRunJobs, state: AppState) -> tuple[str, str, str]:
+    """The reserve's one bot, refilled and its execution started: its id, cell and execution's name."""
+    assert state.reserve is not None
+    await state.reserve.refill()
+    [(bot_id, cell)] = idle_runs(fake).items()
+    name = execution_of(fake, bot_id)
+    fake.set_state(name, "started")
+    return bot_id, cell, name
 
 
 async def claimed_bot(fake: FakeCloudRunJobs, state: AppState, port: int) -> tuple[str, str, LaunchSpec]:
@@ -139,6 +149,11 @@ async def refilled_in_a(fake: FakeCloudRunJobs, state: AppState) -> str:
     return bot_id
 
 
+def listings(fake: FakeCloudRunJobs) -> int:
+    """How many listings of executions the projects have answered."""
+    return sum(1 for call in fake.calls_to("GET", "/v2/") if call.path.endswith("/executions"))
+
+
 def running(state: AppState) -> dict[str, int]:
     return {view.name: view.running for view in state.machines.views()}  # type: ignore[attr-defined]
 
@@ -157,7 +172,7 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeCloudR
         await state.reserve.refill()
         [(bot_id, cell)] = idle_runs(fake).items()
         name = execution_of(fake, bot_id)
-        assert fake.env_of(fake.executions[name])[IMAGE_VARIABLE] == fake.job_path.removeprefix("/v2")
+        assert fake.env_of(fake.execution(name))[IMAGE_VARIABLE] == fake.job_path.removeprefix("/v2")
         assert running(state)[cell] == 1  # the reserve counts in its cell
         ws = await dial(fake, state, port, bot_id)
         accepting = asyncio.create_task(accept(ws))
@@ -184,15 +199,11 @@ async def test_a_start_with_cells_claims_a_warm_bot_in_its_cell(fake: FakeCloudR
 async def test_a_reserve_bots_token_must_be_of_the_bots_of_the_project_its_execution_runs_in(
         fake: FakeCloudRunJobs) -> None:
     async with replica(reserve_env(fake)) as (state, _):
-        assert state.reserve is not None
-        await state.reserve.refill()
-        [(bot_id, cell)] = idle_runs(fake).items()
-        name = execution_of(fake, bot_id)
-        fake.set_state(name, "started")
+        bot_id, cell, name = await started_reserve_bot(fake, state)
         grant = BotGrant("idle", bot_id, int(time.time()) + 60)
         identity = state.machines.identity  # type: ignore[attr-defined]
         assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
-        nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+        nonce = fake.env_of(fake.execution(name))["VOICEFLEET_EXECUTION_NONCE"]
         other = "b" if cell == "a" else "a"  # the other project's bots, with this execution's nonce
         forged = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS[other])
         refused = await identity.refusal(grant, Hello(machine_id=bot_id, identity=forged))
@@ -200,6 +211,50 @@ async def test_a_reserve_bots_token_must_be_of_the_bots_of_the_project_its_execu
         stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
         assert await identity.refusal(stranger, Hello(machine_id="rsv-none", identity=await bot_token(fake, name))) \
             == "no running execution for reserve bot rsv-none"
+
+
+async def test_a_claimed_bots_idle_hello_is_refused_by_its_claim_before_any_cell_is_asked(
+        fake: FakeCloudRunJobs, store: RedisServer) -> None:
+    """A reserve bot dials replica two (its cell proved there), then replica one's session claims it. An idle
+    hello from it (naming no session) at two, which knows its cell, or at a replica that knows nothing, is
+    refused by its claim in the store, before any project is read: it is not left to the one-use record of
+    tokens, which does not hold while the store is down."""
+    env = {**reserve_env(fake), **store.env}
+    async with replica(env) as (one, _), replica(env) as (two, port_two):
+        bot_id = await refilled_in_a(fake, one)
+        name = execution_of(fake, bot_id)
+        ws = await dial(fake, two, port_two, bot_id)  # two has proved the bot's cell
+        assert (await one.machines.adopt(bot_id, spec())).claimed  # type: ignore[attr-defined]
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)
+        other = other_replica(env, two)
+        try:
+            for machines in (two.machines, other):
+                hello = Hello(machine_id=bot_id, identity=await bot_token(fake, name))
+                reads = len(fake.calls_to("GET", "/v2/"))
+                assert await machines.identity.refusal(grant, hello) == f"no running execution for reserve bot {bot_id}"
+                assert len(fake.calls_to("GET", "/v2/")) == reads, "a project was read for a claimed bot's idle hello"
+        finally:
+            await other.aclose()
+            await ws.close()
+
+
+async def test_an_unknown_bots_idle_hellos_read_the_projects_once_in_a_while(fake: FakeCloudRunJobs) -> None:
+    """A hello for a bot id no project runs (a claimed bot looping fresh tokens, say) asks every project
+    once; the same bot's hellos for a short while after are refused without reading any."""
+    async with replica(reserve_env(fake)) as (state, _):
+        bot_id, _, name = await started_reserve_bot(fake, state)
+        identity = state.machines.identity  # type: ignore[attr-defined]
+        stranger = BotGrant("idle", "rsv-none", int(time.time()) + 60)
+        hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
+        reads = listings(fake)
+        assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
+        assert listings(fake) == reads + len(PROJECTS)  # every project, once
+        for _ in range(3):
+            hello = Hello(machine_id="rsv-none", identity=await bot_token(fake, name))
+            assert await identity.refusal(stranger, hello) == "no running execution for reserve bot rsv-none"
+        assert listings(fake) == reads + len(PROJECTS)
+        grant = BotGrant("idle", bot_id, int(time.time()) + 60)  # another bot's hello is looked for as ever
+        assert await identity.refusal(grant, Hello(machine_id=bot_id, identity=await bot_token(fake, name))) is None
 
 
 async def test_refills_take_the_cells_own_tokens_and_go_where_some_are_left(fake: FakeCloudRunJobs) -> None:
@@ -269,36 +324,41 @@ async def test_a_project_that_cannot_be_read_takes_only_its_own_warm_bots(fake: 
 
 
 def look_alike(fake: FakeCloudRunJobs, name: str, cell: str) -> str:
-    """A copy of execution `name` run in `cell`'s project (an admin there ran one with the same env)."""
-    copied = copy.deepcopy(fake.executions[name])
-    short = name + "x"
-    copied["name"] = f"projects/{PROJECTS[cell]}/locations/{fake.region}/jobs/{fake.job}/executions/{short}"
-    fake.executions[short] = copied
-    return short
+    """A copy of execution `name` run in `cell`'s project under the same short name (an admin there ran one
+    with the same env; names are project-scoped, so both projects hold an execution so named): its
+    resource name."""
+    copied = copy.deepcopy(fake.execution(name))
+    short = name.rsplit("/", 1)[-1]
+    copied["name"] = full = f"projects/{PROJECTS[cell]}/locations/{fake.region}/jobs/{fake.job}/executions/{short}"
+    fake.executions[full] = copied
+    return full
 
 
 async def test_a_claim_goes_to_the_execution_its_token_proved_not_a_look_alike_another_project_runs(
         fake: FakeCloudRunJobs, store: RedisServer) -> None:
     """A reserve bot dials a replica that did not run it: its token proves its execution in cell a. An admin
-    of b's project then runs an execution with the same env (its bot id); the next listing finds both. The
-    claim still goes to a's, and b's look-alike is never taken for the session's execution."""
+    of b's project then runs an execution with the same env (its bot id) and the same name; the next listing
+    finds both. The claim still goes to a's, and b's look-alike is never taken for the session's execution."""
     env = {**reserve_env(fake), **store.env}
     async with replica(env) as (one, _), replica(env) as (two, port_two):
         assert two.reserve is not None
         bot_id = await refilled_in_a(fake, one)
         ws = await dial(fake, two, port_two, bot_id)
         name = execution_of(fake, bot_id, "a")
-        copy_in_b = look_alike(fake, name, "b")
+        look_alike(fake, execution_of(fake, bot_id, "a"), "b")
+        assert execution_of(fake, bot_id, "b") == name  # the same name, in b's project
         listed = await two.machines.idle_machines()  # type: ignore[attr-defined]
         assert [m.bot_id for m in listed] == [bot_id, bot_id]  # both projects answer with that bot id
         accepting = asyncio.create_task(accept(ws))
         s = spec()
         result = await two.reserve.launch(s)
         assert await accepting == s.session_id and result.claimed and result.machine.machine_id == name
-        listed_b = [m for m in await two.machines.list() if m.machine_id == copy_in_b]  # type: ignore[attr-defined]
-        assert listed_b == []  # not the session's (the claim is a's), nor idle
-        [session_machine] = [m for m in await one.machines.list() if m.session_id == s.session_id]
-        assert session_machine.machine_id == name
+        for looking in (one, two):  # b's look-alike is listed as no session's (the claim is a's), nor idle
+            listed = await looking.machines.list()  # type: ignore[attr-defined]
+            assert [(m.session_id, m.machine_id) for m in listed if m.machine_id == name] == [(s.session_id, name)]
+            assert await looking.machines.idle_machines() == []  # type: ignore[attr-defined]
+        found = await one.machines.find(s.session_id)  # type: ignore[attr-defined]
+        assert found is not None and found[0] == "a" and found[1].machine_id == name
         await ws.close()
 
 
@@ -324,7 +384,7 @@ async def test_a_claimed_bot_dialling_again_is_found_through_its_session_at_any_
                 assert refused == f"no running execution for reserve bot {bot_id}", (wrong, refused)
             assert await other.identity.refusal(grant, await hello(s.session_id)) is None
             await other.retire(bot_id)  # a stale retirement of the bot, at the replica it re-dialled
-            assert not fake.executions[name].get("completionTime"), "the session's execution was cancelled"
+            assert not fake.execution(name).get("completionTime"), "the session's execution was cancelled"
         finally:
             await other.aclose()
 
@@ -349,11 +409,13 @@ async def test_a_claim_that_fails_lets_its_cell_record_go_and_starts_cold_at_hom
         assert await coordination_of(state).key_holders.held("cloudrun-cell:" + session) == "b"
 
 
-async def test_a_claim_whose_bot_record_failed_is_not_taken_for_a_cold_start_elsewhere(
-        fake: FakeCloudRunJobs, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("home", ["a", "b"])
+async def test_a_claim_whose_bot_record_failed_keeps_its_cell_and_its_cold_start_runs_its_own_there(
+        fake: FakeCloudRunJobs, monkeypatch: pytest.MonkeyPatch, home: str) -> None:
     """The claim's session record was written, its bot's was not (the store stopped answering): the claim
-    fails and its execution is cancelled. The session's cold start, in its home cell b, runs its own
-    execution: a's claim record names a's execution, which b never reads as its own."""
+    fails and its execution is cancelled. The bot's claim was the session's by then, so the session's cell
+    record (a, the bot's) stays, whatever its home; its cold start goes there and runs its own execution,
+    never handed the cancelled one as "existing"."""
     async with replica(reserve_env(fake)) as (state, _):
         bot_id = await refilled_in_a(fake, state)
         name = execution_of(fake, bot_id)
@@ -369,10 +431,40 @@ async def test_a_claim_whose_bot_record_failed_is_not_taken_for_a_cold_start_els
             await put(key, values, ttl)
 
         monkeypatch.setattr(member._records, "put", second_write_fails)
-        [session] = homed_in(state.machines, "b")
+        [session] = homed_in(state.machines, home)
         with pytest.raises(StoreUnavailable):
             await state.machines.adopt(bot_id, spec(session))  # type: ignore[attr-defined]
-        assert fake.executions[name].get("cancelledCount") == 1
+        assert fake.execution(name).get("cancelledCount") == 1
+        assert await coordination_of(state).key_holders.held("cloudrun-cell:" + session) == "a"
         launched = await state.machines.launch(spec(session))
         assert launched.created and launched.machine.machine_id != name
-        assert [fake.project_of(e) for e in fake.of_session(session)] == [PROJECTS["b"]]
+        assert [fake.project_of(e) for e in fake.of_session(session)] == [PROJECTS["a"]]
+
+
+async def test_a_claim_whose_records_are_written_stands_though_the_store_then_fails_a_read(
+        fake: FakeCloudRunJobs, store: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both claim records are written, then the store fails a read: the execution runs as the session's,
+    so the claim succeeds and the session's cell record stays: another replica's `status` finds it."""
+    env = {**reserve_env(fake), **store.env}
+    async with replica(env) as (state, _):
+        bot_id = await refilled_in_a(fake, state)
+        name = execution_of(fake, bot_id)
+        fake.set_state(name, "started")
+        records = state.machines._reserve_in("a")._records  # type: ignore[attr-defined]
+        get = records.get
+
+        async def store_down(*args: object) -> None:
+            raise StoreUnavailable("the store did not answer")
+
+        monkeypatch.setattr(records, "get", store_down)
+        s = spec()
+        result = await state.machines.adopt(bot_id, s)  # type: ignore[attr-defined]
+        assert result.claimed and result.machine.machine_id == name and result.machine.session_id == s.session_id
+        monkeypatch.setattr(records, "get", get)
+        assert await coordination_of(state).key_holders.held("cloudrun-cell:" + s.session_id) == "a"
+        other = other_replica(env, state)
+        try:
+            found = await other.status(s.session_id)
+            assert found is not None and found.machine_id == name and found.session_id == s.session_id
+        finally:
+            await other.aclose()

@@ -209,7 +209,7 @@ async def test_a_bots_token_is_checked_against_the_project_its_execution_runs_in
     grant = BotGrant("session", session, int(time.time()) + 60)
     own = await bot_token(fake, name)  # b's metadata server: b's bots' service account
     assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
-    nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+    nonce = fake.env_of(fake.execution(name))["VOICEFLEET_EXECUTION_NONCE"]
     # A's bots' account, with this execution's nonce and the channel's audience: a bot of another project.
     of_a = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS["a"])
     refused = await machines.identity.refusal(grant, Hello(machine_id=name, identity=of_a))
@@ -360,12 +360,12 @@ async def test_a_bot_is_checked_against_the_cell_its_execution_was_found_in_what
     [session] = homed_in(machines, "b")
     s = dataclasses.replace(spec(session), channel_token="cred." + secrets.token_hex(8))
     name = (await machines.launch(s)).machine.machine_id
-    assert fake.executions[name]["name"].startswith("projects/123456789012/")  # as Google may name it
+    assert fake.execution(name)["name"].startswith("projects/123456789012/")  # as Google may name it
     fake.set_state(name, "started")
     grant = BotGrant("session", session, int(time.time()) + 60)
     own = await bot_token(fake, name)  # b's metadata server: b's bots' own service account
     assert await machines.identity.refusal(grant, Hello(machine_id=name, identity=own)) is None
-    nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]
+    nonce = fake.env_of(fake.execution(name))["VOICEFLEET_EXECUTION_NONCE"]
     of_a = fake.identity_token(f"{CHANNEL_AUDIENCE}#{nonce}.x", subject=ACCOUNTS["a"])  # a's bots: not b's
     assert "not the service account of the bots" in str(
         await machines.identity.refusal(grant, Hello(machine_id=name, identity=of_a)))

@@ -16,7 +16,7 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import build_coordination
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunSettings
-from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
+from dispatcher.machines.cloudrun.reserve import SESSION, CloudRunWarmMachines
 from dispatcher.store.client import DEFAULT_PREFIX, StoreUnavailable
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
@@ -49,7 +49,7 @@ async def started_idle(machines: CloudRunWarmMachines, fake: FakeCloudRunJobs, b
     await machines.launch_idle(bot_id, channel_token=f"cred.{bot_id}")
     [name] = [n for n, e in fake.executions.items() if fake.env_of(e).get("VOICEFLEET_IDLE_BOT") == bot_id]
     fake.set_state(name, "started")
-    return name
+    return name.rsplit("/", 1)[-1]  # its machine id
 
 
 async def test_a_reserve_execution_waits_with_no_session_and_its_own_credential_and_lifetime(
@@ -57,7 +57,7 @@ async def test_a_reserve_execution_waits_with_no_session_and_its_own_credential_
 ) -> None:
     a, _ = replicas
     name = await started_idle(a, fake_cloud_run_jobs, "rsv-1")
-    execution = fake_cloud_run_jobs.executions[name]
+    execution = fake_cloud_run_jobs.execution(name)
     env = fake_cloud_run_jobs.env_of(execution)
     assert (env["BOT_MACHINE_ID"], env["BOT_CHANNEL_TOKEN"], env["BOT_IDENTITY"]) == ("rsv-1", "cred.rsv-1", "cloudrun")
     assert "VOICEFLEET_SESSION_ID" not in env and env["VOICEFLEET_EXECUTION_NONCE"]
@@ -83,7 +83,7 @@ async def test_a_claim_is_recorded_in_the_store_so_the_other_replica_finds_and_s
         await b.adopt("rsv-2", spec())  # claimed once
     assert caught.value.reason == "reserve_bot_taken"
     assert await b.stop(s.session_id)
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
 
 
 async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run_token(
@@ -92,7 +92,7 @@ async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run
     a, b = replicas
     name = await started_idle(a, fake_cloud_run_jobs, "rsv-3")
     await b.retire("rsv-3")  # the other replica's sweep: found by its env
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
     assert await a.idle_machines() == []
     assert a.create_rate == a.settings.run_rate  # the reserve's refills are paced by the run rate
 
@@ -106,7 +106,7 @@ async def test_a_sweep_that_listed_a_bot_idle_leaves_it_to_the_session_that_clai
     s = dataclasses.replace(spec(), transport="webrtc")
     await a.adopt("rsv-9", s)  # meanwhile a's session claims it
     await b.retire("rsv-9")  # b's sweep goes on
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") is None
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") is None
     found = await a.status(s.session_id)
     assert found is not None and found.state is MachineState.STARTED
 
@@ -125,7 +125,67 @@ async def test_a_claim_whose_record_cannot_be_written_cancels_its_execution(
     monkeypatch.setattr(a._records, "put", store_down)
     with pytest.raises(StoreUnavailable):
         await a.adopt("rsv-12", spec())
-    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
+
+
+@pytest.mark.parametrize("delete_fails", [False, True], ids=["deleted", "left-behind"])
+async def test_a_claim_half_written_hands_its_cancelled_execution_to_no_cold_start(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs,
+    monkeypatch: pytest.MonkeyPatch, delete_fails: bool,
+) -> None:
+    """The session's claim record is written, the bot's is not (the store stopped answering): the claim
+    fails and its execution is cancelled. The session's cold start then runs its own execution, at either
+    replica: its claim record is deleted, and one the store would not delete is not a whole claim."""
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-13")
+    put, writes = a._records.put, []
+
+    async def second_write_fails(key: str, values: dict[str, object], ttl: float) -> None:
+        writes.append(key)
+        if len(writes) > 1:
+            raise StoreUnavailable("the store did not answer")
+        await put(key, values, ttl)
+
+    async def store_down(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(a._records, "put", second_write_fails)
+    if delete_fails:
+        monkeypatch.setattr(a._records, "delete", store_down)
+    s = spec()
+    with pytest.raises(StoreUnavailable):
+        await a.adopt("rsv-13", s)
+    assert fake_cloud_run_jobs.execution(name).get("cancelledCount") == 1
+    assert (await b._records.get(SESSION + s.session_id) is None) is not delete_fails
+    assert await b.status(s.session_id) is None  # no session's execution: the claim never stood
+    launched = await a.launch(s)
+    assert launched.created and launched.machine.machine_id != name
+    found = await b.status(s.session_id)
+    assert found is not None and found.machine_id == launched.machine.machine_id
+
+
+async def test_a_claim_stands_once_its_records_are_written_whatever_the_store_answers_next(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both claim records are written, then the store stops answering reads: the claim is the session's
+    (its execution runs as the session's at every replica), so adopt says so rather than fail."""
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-14")
+    get = a._records.get
+
+    async def store_down(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(a._records, "get", store_down)
+    s = dataclasses.replace(spec(), transport="webrtc")
+    adopted = await a.adopt("rsv-14", s)
+    assert adopted.claimed and adopted.machine.machine_id == name
+    assert (adopted.machine.session_id, adopted.machine.body_digest, adopted.machine.transport) == (
+        s.session_id, s.body_digest, "webrtc")
+    monkeypatch.setattr(a._records, "get", get)
+    found = await b.status(s.session_id)
+    assert found is not None and found.machine_id == name and found.session_id == s.session_id
 
 
 async def test_a_reserve_bots_hello_needs_its_own_executions_token(
@@ -141,3 +201,21 @@ async def test_a_reserve_bots_hello_needs_its_own_executions_token(
     assert "nonce" in str(await a.identity.refusal(grant, stolen))
     fake.set_state(mine, "cancelled")
     assert "no running execution" in str(await a.identity.refusal(grant, own))
+
+
+async def test_a_claimed_bots_idle_hello_is_refused_by_its_claim(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    """Once claimed, a bot's hello names its session: an idle one (naming none) is refused by the claim in
+    the store at either replica, not left to the one-use record of tokens (which a store down lets pass)."""
+    fake = fake_cloud_run_jobs
+    a, b = replicas
+    name = await started_idle(a, fake, "rsv-15")
+    s = spec()
+    await a.adopt("rsv-15", s)
+    grant = BotGrant("idle", "rsv-15", 2**31)
+    for machines in (a, b):
+        idle = Hello(machine_id="rsv-15", identity=await bot_token(fake, name))
+        assert "no running execution" in str(await machines.identity.refusal(grant, idle))
+        claimed = Hello(machine_id="rsv-15", session_id=s.session_id, identity=await bot_token(fake, name))
+        assert await machines.identity.refusal(grant, claimed) is None

@@ -96,12 +96,12 @@ def test_a_session_runs_on_its_own_execution_whose_bot_answers_and_ends_with_it_
     offer = httpx.post(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"},
                        headers=AUTH, timeout=DEADLINE)
     assert offer.status_code == 200, f"{offer.text}\n{dispatcher.log()[-4000:]}"
-    assert offer.json()["bot"] == f"{session_id}/{fake.processes[name].pid}"  # the execution's own process
+    assert offer.json()["bot"] == f"{session_id}/{fake.process(name).pid}"  # the execution's own process
 
     ended = httpx.delete(f"{dispatcher.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
     assert ended.status_code in (200, 202, 204), ended.text
-    until("the execution cancelled", lambda: fake.executions[name].get("cancelledCount") == 1, dispatcher)
-    until("the bot process gone", lambda: fake.processes[name].poll() is not None, dispatcher)
+    until("the execution cancelled", lambda: fake.execution(name).get("cancelledCount") == 1, dispatcher)
+    until("the bot process gone", lambda: fake.process(name).poll() is not None, dispatcher)
     assert session_status(dispatcher, session_id) == "ended"
 
     # A second session on the same dispatcher, whose task dies under it: no goodbye.
@@ -118,7 +118,7 @@ def test_a_start_claims_the_idle_execution_whose_bot_waits_and_any_look_up_finds
 
     def idle_bot_waiting() -> str | None:
         for name, execution in list(fake.executions.items()):
-            log = tmp_path / f"{name}.log"
+            log = tmp_path / f"{name.rsplit('/', 1)[-1]}.log"  # the task logs under its CLOUD_RUN_EXECUTION
             if fake.env_of(execution).get("VOICEFLEET_IDLE_BOT") and log.exists() and '"idle"' in log.read_text():
                 return name
         return None
@@ -131,8 +131,8 @@ def test_a_start_claims_the_idle_execution_whose_bot_waits_and_any_look_up_finds
     offer = httpx.post(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"},
                        headers=AUTH, timeout=DEADLINE)
     assert offer.status_code == 200, f"{offer.text}\n{dispatcher.log()[-4000:]}"
-    assert offer.json()["bot"] == f"{session_id}/{fake.processes[name].pid}"  # the reserve execution's own bot
+    assert offer.json()["bot"] == f"{session_id}/{fake.process(name).pid}"  # the reserve execution's own bot
     assert session_status(dispatcher, session_id) == "started"  # the claimed execution, found by its record
     ended = httpx.delete(f"{dispatcher.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
     assert ended.status_code in (200, 202, 204), ended.text
-    until("the claimed execution cancelled", lambda: fake.executions[name].get("cancelledCount") == 1, dispatcher)
+    until("the claimed execution cancelled", lambda: fake.execution(name).get("cancelledCount") == 1, dispatcher)

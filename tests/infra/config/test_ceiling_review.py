@@ -1,7 +1,7 @@
 """Review of the concurrency ceiling (stacks/config/ceiling.py, ceiling_notes.py) against what the dispatcher
 enforces: `maxConcurrentSessions` is the dispatcher's MAX_CONCURRENT_SESSIONS, whose admission counts every
 active machine, a booting (STARTING) one included, and with `cloudRunCells` each cell's `max_executions`
-holds what runs there, and no warm reserve runs (dispatcher/factory.py)."""
+holds what runs there, the warm reserve's executions among them (cloudrun/cell_reserve.py)."""
 
 from __future__ import annotations
 
@@ -58,10 +58,13 @@ def test_a_cells_max_executions_is_each_dispatcher_replicas_own() -> None:
     assert held in note, note
 
 
-def test_cloud_run_cells_count_no_reserve_bots() -> None:
-    """The dispatcher runs no warm reserve over cells (dispatcher/factory.py: CloudRunCellMachines, "no
-    reserve yet"), so 2,900 sessions fit three projects' 3,000 executions whatever reserveMaxIdle says."""
+def test_cloud_run_cells_count_the_reserve_bots_over_them() -> None:
+    """The dispatcher runs its warm reserve over Cloud Run cells (cloudrun/cell_reserve.py), each cell's share
+    among its running executions, as the one project counts it: three projects' 3,000 executions hold 2,600
+    sessions beside reserveMaxIdle=400, so 2,900 sessions are past them; 2,600 fit."""
     cells = [{"name": c, "project": f"voicefleet-cell-{c}"} for c in "abc"]
-    config = _cloud_run_stack(2900, cells, reserveMaxIdle="400", botChannel="true")
-    note, *warnings = stack_notes(config)
-    assert "reserveMaxIdle" not in note and not [w for w in warnings if "executions" in w], (note, warnings)
+    note, *warnings = stack_notes(_cloud_run_stack(2900, cells, reserveMaxIdle="400", botChannel="true"))
+    assert "= 2,600 sessions beside reserveMaxIdle=400" in note, note
+    assert any("maxConcurrentSessions=2,900 + reserveMaxIdle=400 = 3,300 bots" in w for w in warnings), warnings
+    note, *warnings = stack_notes(_cloud_run_stack(2600, cells, reserveMaxIdle="400", botChannel="true"))
+    assert not [w for w in warnings if "executions" in w], warnings

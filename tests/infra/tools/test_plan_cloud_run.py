@@ -58,8 +58,9 @@ def test_cloud_run_cells_count_each_projects_quota_and_reach_the_dispatcher() ->
     assert problems == []  # among them the dispatcher's own reading of its environment
     assert listed_projects(text, "CLOUDRUN_CELLS") == [f"voicefleet-cell-{c}" for c in "abc"]
     [ceiling] = [note for note in notes if "Cloud Run running job executions" in note]
-    assert ceiling.startswith("concurrency ceiling")  # and no warning: 2,500 sessions (no reserve over cells)
-    assert "1,000 executions per project and region × 3 projects (cloudRunCells) = 3,000 sessions" in ceiling, ceiling
+    assert ceiling.startswith("concurrency ceiling")  # and no warning: 2,500 sessions beside the reserve's 400
+    assert ("1,000 executions per project and region × 3 projects (cloudRunCells) = 2,600 sessions beside "
+            "reserveMaxIdle=400") in ceiling, ceiling
 
 
 def test_a_stack_with_cells_is_told_the_job_each_cell_project_must_hold_for_this_build() -> None:

@@ -30,14 +30,24 @@ def test_sessions_past_the_cells_max_executions_are_refused(capsys: pytest.Captu
     assert "voicefleet:cloudRunExecutionQuota" in err and "max_executions" in err and "300" in err, err
 
 
-def test_cloud_run_cells_hold_the_sessions_alone_to_the_projects_quotas() -> None:
-    """3,700 sessions fit four projects' 4,000 executions; the 400 reserve bots the stack file states are
-    never run over cells (dispatcher/factory.py). The stack's own project, listed as a cell, runs the stack's
-    own bot job's account, which CLOUDRUN_BOT_SERVICE_ACCOUNT_ID names: it needs no bot_service_account_id."""
+def test_cloud_run_cells_hold_the_sessions_and_the_reserve_to_the_projects_quotas() -> None:
+    """3,600 sessions and the stack file's 400 reserve bots fit four projects' 4,000 executions: the reserve
+    runs over the cells too (cloudrun/cell_reserve.py), so 3,700 would be past them. The stack's own
+    project, listed as a cell, runs the stack's own bot job's account, which CLOUDRUN_BOT_SERVICE_ACCOUNT_ID
+    names: it needs no bot_service_account_id."""
     cells = [*json.loads(_cells(bot_service_account_id=ACCOUNT)), {"name": "home", "project": "voicefleet-prod"}]
-    _, problems, _ = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "maxConcurrentSessions": "3700",
+    _, problems, _ = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "maxConcurrentSessions": "3600",
                                                "cloudRunCells": json.dumps(cells)})
     assert problems == [], problems
+
+
+def test_sessions_and_the_reserve_past_the_cells_quotas_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """3,700 sessions beside the stack file's 400 reserve bots are past four projects' 4,000 executions."""
+    cells = [*json.loads(_cells(bot_service_account_id=ACCOUNT)), {"name": "home", "project": "voicefleet-prod"}]
+    config = {"botRuntime": "cloudrun", "maxConcurrentSessions": "3700", "cloudRunCells": json.dumps(cells)}
+    assert main(["gcp-prod", *_args(config)]) == 2
+    err = capsys.readouterr().err
+    assert "maxConcurrentSessions=3700 + reserveMaxIdle=400 = 4100" in err and "4 projects (cloudRunCells)" in err, err
 
 
 def test_a_cell_of_another_project_must_name_its_bots_account(capsys: pytest.CaptureFixture[str]) -> None:
