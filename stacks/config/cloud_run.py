@@ -87,12 +87,13 @@ def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
             over += (f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}) "
                      f"× {replicas} replica(s) (dispatcherMaxInstances),")
         asked = f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}"
+        where, lowest = (" in every cell's project", " (the lowest granted)") if cells else ("", "")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (
             f"is {quota}, but botRuntime cloudrun may run {asked} job executions at once: Cloud Run "
             f"runs at most {over} and refuses the rest. Lower maxConcurrentSessions or reserveMaxIdle, or request "
             f"a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, running job "
-            f"executions) and, once granted, set "
-            f"{EXECUTION_QUOTA_KEY} to it" + (", raise the cells' max_executions" if capped else "")
+            f"executions{where}) and, once granted, set {EXECUTION_QUOTA_KEY} to it{lowest}"
+            + (", raise the cells' max_executions" if capped else "")
             + f", or spread the executions over more projects ({CELLS_KEY})"))
     return quota
 
