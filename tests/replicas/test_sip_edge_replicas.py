@@ -70,8 +70,10 @@ async def test_a_call_s_retry_at_another_replica_goes_to_the_edge_that_may_hold_
                 held.released.set()
             logs = f"{first.log()[-3000:]}\n---\n{second.log()[-3000:]}"
     assert b.taken == [], f"the retry rang the callee again through B\n{logs}"
-    assert retried.status_code == 200, f"{retried.text}\n{logs}"  # the call's session replayed, not a new call
-    assert retried.json()["session_id"] == session_id and retried.json()["status"] == "ended", retried.text
+    # The call's ended session named, not a new call, and not a 2xx: the first try failed.
+    assert retried.status_code == 409, f"{retried.text}\n{logs}"
+    assert retried.json()["error"]["code"] == "call_not_placed", retried.text
+    assert retried.json()["error"]["session_id"] == session_id, retried.text
     assert [o.session_id for o in a.taken] == [session_id]  # A was handed it once
     assert held.asked and all(held.asked), held.asked  # only the first request asked A (held): the retry, none
 

@@ -1,27 +1,19 @@
-"""`MACHINES=cloudrun` with `CLOUDRUN_CELLS` and a bot channel: the warm reserve over the cells' projects.
+"""`MACHINES=cloudrun` with `CLOUDRUN_CELLS` and a bot channel: the warm reserve over the cells' projects
+(docs/operations.md, "The warm reserve over Cloud Run cells").
 
-Each cell's reserve executions are the single-project reserve's (cloudrun/reserve.py: runs of the
-cell's own job naming their bot id, claimed in the store), run by that cell's own provider. Refills,
-look-ups, listing and a lost cell: dispatcher/machines/cell_reserve.py, as ECS_CELLS's, GCE_CELLS's and
-ACI_CELLS's. A refill takes its `jobs.run` token from the cell's own `cloudrun:<cell>` bucket (the one its
-cold starts take from); a reserve run the project answers with a 429 (its rate, or its quota of running
-executions) is not retried there and drains the cell as a cold run's would, and so does its grant refused.
+Each cell's reserve executions are the single-project reserve's (cloudrun/reserve.py), run by that cell's
+own provider; refills, look-ups, listing and a lost cell are dispatcher/machines/cell_reserve.py's. A refill
+takes its `jobs.run` token from the cell's own `cloudrun:<cell>` bucket; a 429 or a refused grant drains the
+cell as a cold run's would.
 
-A Cloud Run token names no execution, only the bots' service account: a reserve bot is admitted when its
-token is that of the bots of the project its execution is read in, and carries that execution's nonce
-(cloudrun/identity.py). A bot the store records as claimed (or retired) is refused before any cell is
-asked; otherwise the execution is read in the cell it was run in here, or, at a replica that did not run
-it, the one cell holding an unclaimed running execution with its bot id (every cell is asked; two such
-cells: refused in both). A bot found in none is not looked for again for a short while (RecentMisses), so
-fresh tokens cannot make each hello cost reads in every project. A bot admitted there has proved its
-cell: a later listing never moves it to another project's look-alike. A claimed bot that dials again
-names its session: its execution is found as that session's, in the cell the store records for the
-session, and must be the bot's own.
+A Cloud Run token names only the bots' service account: a reserve bot is admitted when its token is the bots'
+of the project its execution is read in and carries that execution's nonce (cloudrun/identity.py). A bot the
+store records as claimed is refused before any cell is asked; one found in no cell is not looked for again for
+a short while (RecentMisses), so fresh tokens cannot make each hello cost reads in every project.
 
-An execution cannot be re-tagged, so a claim is itself a store record: the session's cell is recorded
-first (`home:cloudrun-cell:<session>`), then the bot is claimed there (once, first wins) and the claim's
-records written, naming the cell. A claim that fails before the bot is the session's lets the cell's
-record go (none was sent to Cloud Run), so its cold start may go to any open cell; one that fails after
+An execution cannot be re-tagged, so a claim is a store record: the session's cell first
+(`home:cloudrun-cell:<session>`), then the bot claimed (once, first wins), then the claim's records naming
+the cell. A claim that fails before the bot is the session's lets the cell's record go; one that fails after
 keeps it, since the execution may run as the session's.
 """
 
