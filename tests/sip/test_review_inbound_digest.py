@@ -125,12 +125,14 @@ def test_a_captured_credential_is_refused_on_its_own_call_again(tmp_path: Path) 
         trunk = Peer(TRUNK, front)
         try:
             header, call_id = _captured(front, trunk)
-            admitted = sum(call_id in text for text in front.at_workers())
             trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id, cseq=3,
                        extra=(header, "Content-Type: application/sdp"), body=GOOD_SDP)
             answers = [m.split("\r\n", 1)[0] for m in trunk.messages(0.5)]
             assert answers == ["SIP/2.0 403 Forbidden"]
-            assert sum(call_id in text for text in front.at_workers()) == admitted
+            # The replay (CSeq 3) reached no worker. Counted by its own CSeq: the front may still retransmit
+            # the captured call's admitted INVITE to its worker meanwhile (its timer, later at load).
+            replays = [text for text in front.at_workers() if call_id in text and "CSeq: 3 INVITE" in text]
+            assert replays == [], replays
         finally:
             trunk.close()
 
