@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.loop_lag import LoopLag, own_cpu_seconds
@@ -21,12 +22,15 @@ PAUSE = ("import os, signal, sys, time\n"
          "pid = int(sys.argv[1])\n"
          "os.kill(pid, signal.SIGSTOP)\n"
          "time.sleep(2)\n"
-         "os.kill(pid, signal.SIGCONT)\n")
+         "os.kill(pid, signal.SIGCONT)\n"
+         "print('resumed')\n")
 
 
-async def blocks_while(hold: asyncio.Future[None] | None = None, *, busy: float = 0.0) -> tuple[list[list[float]],
-                                                                                              list[list[float]]]:
-    """(the own blocks, the stalls) a loop watch saw while the loop was held."""
+async def blocks_while(hold: Callable[[], Awaitable[None]] | None = None, *,
+                       busy: float = 0.0) -> tuple[list[list[float]], list[list[float]]]:
+    """(the own blocks, the stalls) a loop watch saw while the loop was held. The hold begins once the
+    watch ticks: a pause that came first (a busy machine runs the child before the watch's first tick)
+    would be before its clock, and so unseen."""
     lag = LoopLag()
     lag.start()
     await asyncio.sleep(0.2)
@@ -35,25 +39,29 @@ async def blocks_while(hold: asyncio.Future[None] | None = None, *, busy: float 
         while own_cpu_seconds() < done:  # Python's own work between reads: user time, as a bot's is
             sum(range(100_000))
     if hold is not None:
-        await hold
+        await hold()
     await asyncio.sleep(0.3)
     lag.stop()
     return lag.own_blocks.report(), lag.report()
 
 
 async def paused_by_a_child() -> None:
-    child = await asyncio.create_subprocess_exec(sys.executable, "-c", PAUSE, str(os.getpid()))
-    await child.wait()  # the loop sleeps here while the whole process is stopped
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", PAUSE, str(os.getpid()),
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    # The loop sleeps here while the whole process is stopped; its word after the pause proves the pause,
+    # and a child that failed says why.
+    said, errors = await child.communicate()
+    assert said == b"resumed\n", (child.returncode, errors)
 
 
 async def test_a_bot_that_runs_the_cpu_on_its_loop_blocks_it_and_a_paused_or_starved_host_does_not() -> None:
     blocks, _ = await blocks_while(busy=OWN_CPU_SECONDS * 1.2)
     assert len(blocks) == 1 and blocks[0][2] >= OWN_CPU_SECONDS, blocks
 
-    blocks, stalls = await blocks_while(asyncio.ensure_future(paused_by_a_child()))
+    blocks, stalls = await blocks_while(paused_by_a_child)
     assert blocks == [] and max(late for _, late, _ in stalls) > 1.0, (blocks, stalls)  # late, and not its own
 
-    blocks, stalls = await blocks_while(asyncio.ensure_future(starved(0.3)))
+    blocks, stalls = await blocks_while(lambda: starved(0.3))
     assert blocks == [] and stalls, (blocks, stalls)
 
 
