@@ -115,7 +115,9 @@ async def test_a_session_runs_on_a_real_bot_starting_until_its_hello_and_its_sto
     assert run.ended == "returned"  # the function returned: the run is over at Cerebrium too
     assert (await deployment.status(session_id))["status"] == "ended"
 
-    lost = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    second = await deployment.http.post("/start", json={}, headers=AUTH)
+    assert second.status_code == 201, second.text
+    lost = second.json()["session_id"]
     await deployment.until(lost, "started")
     deployment.fake.end_run(the_run(deployment.fake, lost), "lost")  # killed: no `ended` report
     failed = await deployment.until(lost, "failed", timeout=15)
