@@ -208,6 +208,10 @@ def test_a_late_answer_the_way_back_to_the_caller_held_as_well_is_inconclusive_w
     assert Rules().reason(late) == ("the bot's host fell behind real time by 2.5 s in turn 2, and the way from it "
                                     "to the caller by 4.2 s more: a machine was busy")
     assert summary([late])["scenarios"][0]["timings"][0]["arrived_late_s"] == 6.7
+    # Each turn's figures, as the verdict weighed them: the way back is what came later than the host's loop.
+    turns = summary([late])["scenarios"][0]["timings"][0]["turns"]
+    assert [t["behind_s"] for t in turns] == [0.0, 2.5, 0.0] and turns[1]["way_back_s"] == 4.2, turns
+    assert turns[0]["arrived_late_s"] is None and turns[1]["arrived_late_s"] == 6.7
 
 
 def test_a_bot_that_blocks_its_own_loop_sends_its_answer_late_and_that_is_its_own() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
 
-from voicefleet.evals.bot_behind import behind_by_part
+from voicefleet.evals.bot_behind import behind_by_part, way_back
 from voicefleet.evals.outcome import CallResult
 from voicefleet.evals.verdict import DEFAULT_RULES, Rules, verdict_of
 from voicefleet.tables import printable
@@ -50,7 +50,8 @@ def summary(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> dict
                              for r in runs if (reason := rules.reason(r)) is not None],
             "sessions": [r.session_id for r in runs],
             "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began),
-                         "bot_behind_s": _most_behind(r), "arrived_late_s": _most_late(r)} for r in runs],
+                         "bot_behind_s": _most_behind(r), "arrived_late_s": _most_late(r),
+                         "turns": _turn_figures(r)} for r in runs],
         })
     return {
         "passed": sum(r.passed for r in results),
@@ -136,6 +137,18 @@ def _most_late(result: CallResult) -> float | None:
     where no turn measured it (a phone call's)."""
     late = [t.arrived_late for t in result.turns if t.arrived_late is not None]
     return round(max(late), 3) if late else None
+
+
+def _turn_figures(result: CallResult) -> list[dict[str, Any]]:
+    """Each turn's figures a verdict weighed: how far its bot host was held behind in it (`null` without
+    its figures), how late the bot's audio reached the caller and the way back's share of that (`null`
+    where not measured), the caller's wait for the answer, and the bot's own transcript of the caller."""
+    behind = None if result.bot_stalls is None else behind_by_part(result)
+    return [{"behind_s": None if behind is None else round(behind[n], 3),
+             "arrived_late_s": None if t.arrived_late is None else round(t.arrived_late, 3),
+             "way_back_s": None if t.arrived_late is None else round(way_back(result, n), 3),
+             "latency_ms": None if t.latency_ms is None else round(t.latency_ms), "bot_heard": t.bot_heard}
+            for n, t in enumerate(result.turns, 1)]
 
 
 def _ms(value: float | None) -> str:
