@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -45,6 +47,10 @@ class CallFlow:
         self.caller_gone = asyncio.Event()
         self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
+        # Monotonic seconds of the 200 OK and of the call's end (PJSUA's, or the hand-over to a person):
+        # the answered seconds its end tells (`timed`).
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.session_id: str | None = None  # the call's session, once the dispatcher made it: named in the 200 OK
         # Handed to a person and bridged (sipedge/call_transfer.py): the bot's stream closes, the caller stays.
         self.released = asyncio.Event()
@@ -53,17 +59,29 @@ class CallFlow:
     def release(self, end: SipEnd) -> None:
         """The caller is bridged to a person: the bot's stream ends, the caller's leg is the bridge's now."""
         self.handed = end
+        self.ended_at = self.ended_at or time.monotonic()
         self.released.set()
 
     def heard(self, pcm: bytes) -> None:
         self._handover.put(self._queue_heard, pcm)
 
     def sip_ended(self, end: SipEnd) -> None:
-        """How PJSUA ended the call: told just before `hung_up`, and so handed over before it."""
-        self._handover.put(self._sip_ended, end)
+        """How PJSUA ended the call: told just before `hung_up`, and so handed over before it. Its moment is
+        read here, on the SIP thread, not once a busy loop gets to it."""
+        self._handover.put(self._sip_ended, (end, time.monotonic()))
 
-    def _sip_ended(self, end: SipEnd) -> None:
-        self.sip_end = self.sip_end or end
+    def _sip_ended(self, told: tuple[SipEnd, float]) -> None:
+        if self.sip_end is None:
+            self.sip_end, at = told
+            self.ended_at = self.ended_at or at
+
+    def timed(self, end: SipEnd | None) -> SipEnd | None:
+        """`end` with the call's answered seconds, once it was answered: to its end, or to now (the edge's own
+        BYE, told as it is sent)."""
+        if end is None or self.answered_at is None:
+            return end
+        ended = self.ended_at if self.ended_at is not None else time.monotonic()
+        return replace(end, answered_seconds=round(max(0.0, ended - self.answered_at), 3))
 
     def hung_up(self, status: int) -> None:
         # Through the same hand-over as the caller's audio and keys: a key pressed just before the BYE is
@@ -143,11 +161,12 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
         # end (its webhook, its report) finds it: the bot ends only once the dispatcher took it (or,
         # the dispatcher not answering, its tries ran out: the stream to it is then likely gone too).
-        await _tell(link, api_key, token.session_id, refused[0] if refused else flow.handed or flow.sip_end)
+        await _tell(link, api_key, token.session_id,
+                    refused[0] if refused else flow.timed(flow.handed or flow.sip_end))
         await stream.close()
         if not flow.caller_gone.is_set() and flow.handed is None:
             end()
-            await _tell(link, api_key, token.session_id, edge_hung_up(flow.answered))
+            await _tell(link, api_key, token.session_id, flow.timed(edge_hung_up(flow.answered)))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
                  "caller" if flow.caller_gone.is_set() else "transfer" if flow.handed else "bot's side")
 
@@ -172,7 +191,7 @@ async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token
             refused.append(_refused(unavailable(ready)))
             flow.caller_gone.set()  # the INVITE is answered: nothing more to say to the caller
             return
-        flow.answered = True
+        flow.answered, flow.answered_at = True, time.monotonic()
         respond(200, None)
         log.info("sipedge: call %s answered (session %s)", body.get("call_id"), token.session_id)
         ends = [asyncio.create_task(flow.caller_gone.wait()), asyncio.create_task(flow.released.wait())]

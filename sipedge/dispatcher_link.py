@@ -86,17 +86,24 @@ class DispatcherLink:
 
     async def tell_end(self, api_key: str | None, session_id: str, end: SipEnd) -> bool:
         """`POST /sessions/{id}/sip_end`: how the call's SIP side ended, for the session's timeline,
-        webhook and report. True once the dispatcher took it."""
-        return await self._taken("POST", f"/sessions/{session_id}/sip_end", api_key, (204,), end.as_json())
+        webhook and report. True once the dispatcher took it. Its answered seconds go with the edge's
+        credential, which vouches for them (the number's key is a client's too); without one, not at all."""
+        told = end.as_json()
+        headers = _auth(api_key)
+        if self._edge_secret is not None:
+            headers[EDGE_SECRET_HEADER] = self._edge_secret
+        else:
+            told.pop("answered_seconds", None)
+        return await self._taken("POST", f"/sessions/{session_id}/sip_end", api_key, (204,), told, headers)
 
     async def _taken(self, method: str, path: str, api_key: str | None, taken: tuple[int, ...],
-                     body: dict[str, Any] | None = None) -> bool:
+                     body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> bool:
         """Whether the dispatcher answered one of `taken`, trying again (with backoff) while it cannot
         be reached or answers anything else."""
         for attempt in range(ATTEMPTS):
             try:
-                async with self._http.request(method, f"{self.base_url}{path}", headers=_auth(api_key),
-                                              json=body) as answer:
+                async with self._http.request(method, f"{self.base_url}{path}", json=body,
+                                              headers=headers if headers is not None else _auth(api_key)) as answer:
                     if answer.status in taken:
                         return True
             except (aiohttp.ClientConnectionError, TimeoutError):

@@ -2,7 +2,10 @@
 the number's API key), which keeps it on the session's timeline (`sip_ended`), in its `session.ended`
 webhook and its report.json (`sip`): who hung up (`caller`: the trunk's BYE or CANCEL; `edge`: its
 BYE once the bot's side ended, or its refusal before the answer), how, and the SIP status and the
-`Reason:` header (RFC 3326: a trunk's Q.850 cause) where there was one."""
+`Reason:` header (RFC 3326: a trunk's Q.850 cause) where there was one. An answered call's end also
+says its answered seconds on the edge's own clock, from its `200 OK` to that end: the time a carrier
+bills, which the dispatcher prices once the edge's credential vouches for it (its own view of the
+call's end comes a hop or two after the BYE)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ class SipEnd:
     how: str
     status: int | None = None
     reason: str | None = None
+    answered_seconds: float | None = None  # from the edge's 200 OK to this end; None: never answered
 
     def as_json(self) -> dict[str, Any]:
         fields = {name: value for name, value in asdict(self).items() if value is not None}

@@ -46,6 +46,20 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     return line
 
 
+def edge_vouches(request: Request, state: AppState, what: str) -> bool:
+    """Whether the SIP edge sent `what` with its own credential: True; False on a relay from another region (which
+    forwards no edge credential: the field is left out there, never refused, so the edge's other words land);
+    403 `sip_edge_only` from anyone else, so a client learns it cannot set it."""
+    if relayed_by(request.scope) is not None:
+        return False
+    given = request.headers.get(HEADER)
+    if state.sip_edge is not None and state.sip_edge.edge_of(given) is not None:
+        return True
+    why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
+           state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
+    raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
+
+
 def start_edge(request: Request, state: AppState) -> str | None:
     """The listed SIP edge whose own credential this start presents (in HEADER, priced or not): the edge its
     inbound call came in at, recorded for its session (dispatcher/phone/sip_edges.py `took_inbound`). None for

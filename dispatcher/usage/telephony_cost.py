@@ -5,7 +5,9 @@ From the session's timeline, on the dispatcher's own events, none a client can w
 said it: dispatcher/usage/trunk_line.py); the answer (an outbound call: its `call_outcome`
 `answered`, told by the edge with its secret; an inbound one: its bot's `joined` or `first_audio`,
 whichever came first, as the edge answers `200 OK` on either); the end (the first of the caller's
-hang-up as the dispatcher's relay saw it, the bot's `ended`, the machine's `machine_ended`). A call
+hang-up as the dispatcher's relay saw it, the bot's `ended`, the machine's `machine_ended`). Where the
+edge's end of the call (`sip_ended`) counted its answered seconds, from its 200 OK to the BYE on its own
+clock, those are priced instead: the dispatcher sees the end a hop or two after the BYE. A call
 never answered costs no minutes: carriers bill answered time only. The answered seconds are billed in
 whole increments, rounded up (Twilio bills each call's minutes rounded up to the next whole minute).
 
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine, line_of
 
 ENDS = ("caller_hung_up", "ended", "machine_ended")
@@ -122,7 +125,9 @@ def price_telephony(events: Sequence[dict[str, Any]], *, now: float, running: bo
 def _answered_time(events: Sequence[dict[str, Any]], direction: str, now: float,
                    running: bool) -> tuple[bool, float, bool]:
     """The session's own call: whether it was answered, its seconds from the answer to its end, and whether it
-    is still up (priced until now)."""
+    is still up (priced until now). The edge's own count, where its end told one, before the dispatcher's."""
+    if (counted := _edge_counted(events)) is not None:
+        return True, counted, False
     answered_at = _answer(events, direction)
     if answered_at is None:
         return False, 0.0, False
@@ -151,6 +156,15 @@ def _bridged(events: Sequence[dict[str, Any]], now: float) -> LegCost | None:
         return LegCost(line, True, min(end - answered_at, longest), False)
     seconds = max(0.0, now - answered_at)
     return LegCost(line, True, min(seconds, longest), seconds < longest)
+
+
+def _edge_counted(events: Sequence[dict[str, Any]]) -> float | None:
+    """The answered seconds the SIP edge counted from its 200 OK to the call's end, in the first `sip_ended`
+    that carries them (the API records them only with the edge's credential: dispatcher/api/routers/sip_end.py,
+    so a client's own earlier `sip_end` cannot hide them); None where it told none."""
+    told = next((e for e in events if e.get("event") == SIP_ENDED and "answered_seconds" in e), None)
+    seconds = _time(told.get("answered_seconds")) if told is not None else None
+    return None if seconds is None or seconds < 0 else seconds
 
 
 def _answer(events: Sequence[dict[str, Any]], direction: str) -> float | None:

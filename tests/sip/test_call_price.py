@@ -1,7 +1,8 @@
 """A SIP call's minutes in its session's cost, end to end: SIPp calls `python -m sipedge`, whose trunk
 has a price a minute, in front of a real local dispatcher that shares its secret; the session's cost
 (`GET /sessions/{id}`, and `GET /usage`) has the telephony line, its answered seconds those SIPp saw
-between the `200 OK` to its INVITE and the `200 OK` to its BYE. A client's own start naming a price
+between the `200 OK` to its INVITE and the `200 OK` to its BYE: the edge's own count, which it tells
+with its credential (the dispatcher's view of the end comes a hop or two later). A client's own start naming a price
 is refused by that same dispatcher."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow  # a real dispatcher, the edge and a bot process
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 USD_PER_MINUTE = 0.6
-TOLERANCE_SECONDS = 1.0  # the dispatcher's answer (the bot's join) and end (the stream's close) are its own
+TOLERANCE_SECONDS = 1.0  # the edge's count (its 200 OK to PJSUA's report of the BYE) against SIPp's messages
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,9 @@ async def test_a_calls_answered_minutes_are_priced_at_its_trunks_price(
         assert session_id is not None, edge.log()
         cost = await cost_once_ended(api, session_id)
         counted = await usage_telephony(api, cost["telephony_usd"])
+        events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+    # The edge counted the call's answered seconds and told them with its credential: they are what is priced.
+    assert [e.get("answered_seconds") for e in events if e["event"] == "sip_ended"] == [cost["telephony"]["seconds"]]
     answered, hung_up = call.all_received_at("SIP/2.0 200 ")[0], call.all_received_at("SIP/2.0 200 ")[-1]
     line = cost["telephony"]
     assert (line["trunk"], line["direction"], line["usd_per_minute"], line["answered"]) == (

@@ -1,8 +1,14 @@
 """How the edge names a call's SIP end from what PJSUA reports (sipedge/sip_end.py): the request that
-ended it as received, whether it was answered, PJSUA's last status."""
+ended it as received, whether it was answered, PJSUA's last status; and an answered call's seconds on
+the edge's clock (sipedge/call_flow.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from sipedge.call_flow import CallFlow
+from sipedge.playout import Playout
 from sipedge.sip_end import MAX_REASON_CHARS, SipEnd, disconnected, edge_hung_up, reason_header
 
 BYE = ("BYE sip:+14155550199@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
@@ -37,3 +43,24 @@ def test_a_reason_is_read_from_the_head_only_and_cut_to_the_dispatchers_bound() 
     assert reason_header("BYE x SIP/2.0\r\n\r\nReason: in the body") is None
     long = SipEnd("caller", "bye", reason="Q.850;text=" + "x" * 400).as_json()
     assert len(long["reason"]) == MAX_REASON_CHARS and "status" not in long
+
+
+async def test_an_answered_calls_end_carries_its_answered_seconds_to_its_end_on_the_edges_clock() -> None:
+    """From the 200 OK to the moment PJSUA reported the BYE (read on the SIP thread, not when the loop got to it),
+    or the hand-over to a person; a call never answered carries none."""
+    loop = asyncio.get_running_loop()
+    flow = CallFlow(loop, Playout())
+    bye = SipEnd("caller", "bye")
+    assert flow.timed(bye) == bye and flow.timed(None) is None  # not answered
+    flow.answered_at = time.monotonic() - 5.0
+    flow.sip_ended(bye)
+    await asyncio.sleep(1.0)  # the loop gets to it late: the BYE's moment stays
+    told = flow.timed(flow.sip_end)
+    assert told is not None and 5.0 <= (told.answered_seconds or 0) < 6.0, told
+    assert told.as_json()["answered_seconds"] == told.answered_seconds
+    handed = CallFlow(loop, Playout())
+    handed.answered_at = time.monotonic() - 2.0
+    handed.release(SipEnd("edge", "bridged", 200, "bridged to sip:person@example.com"))
+    await asyncio.sleep(1.0)
+    told = handed.timed(handed.handed)
+    assert told is not None and 2.0 <= (told.answered_seconds or 0) < 3.0, told

@@ -1,7 +1,9 @@
 """`POST /sessions/{id}/sip_end`: the SIP edge (sipedge/) tells how a call's SIP side ended, with the
 number's API key, the session's own (another key's session, or one never started: 404). Recorded on
 the session's timeline as `sip_ended` (dispatcher/observability/sip_end.py); said more than once, the
-first is the one the webhook and the report carry."""
+first is the one the webhook and the report carry. Its `answered_seconds`, the edge's count of the call's
+answered time, prices the call (dispatcher/usage/telephony_cost.py): the number's key is a client's key too,
+so it is taken only with the edge's own credential (dispatcher/api/edge_line.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.api.dependencies import app_state, not_found, owned_id
+from dispatcher.api.edge_line import edge_vouches
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.sessions.ids import Caller
 
 router = APIRouter(responses=ERRORS)
+MAX_ANSWERED_SECONDS = 7 * 24 * 3600.0  # beyond any session's cap: a bound on the number, not a policy
 
 
 class SipEnd(BaseModel):
@@ -30,14 +34,23 @@ class SipEnd(BaseModel):
     status: int | None = Field(default=None, ge=100, le=699, description="the SIP status, where there was one")
     reason: str | None = Field(default=None, max_length=256,
                                description="the BYE's or CANCEL's `Reason:` header, or the edge's own words")
+    answered_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_ANSWERED_SECONDS,
+        description="an answered call's seconds from the edge's `200 OK` to this end, on the edge's clock: what "
+                    "the session's telephony line prices. Taken only from the SIP edge, with its own credential in "
+                    "`X-Voicefleet-Edge-Secret` (403 `sip_edge_only` from anyone else)")
 
 
 @router.post("/sessions/{session_id}/sip_end", status_code=204, summary="How a SIP call's SIP side ended")
 async def sip_end(request: Request, session_id: str, end: SipEnd,
                   who: Annotated[Caller, Depends(authenticated)]) -> Response:
     state = app_state(request)
+    told = end.model_dump(exclude_none=True)
+    if "answered_seconds" in told and not edge_vouches(request, state, "`answered_seconds` (what a SIP call's "
+                                                       "minutes are priced at)"):
+        del told["answered_seconds"]  # relayed from another region, whose edge credential is not known here
     owned = await owned_id(state, session_id, who)
     if not await state.sessions.ever_existed(owned):
         raise not_found(session_id)
-    state.sessions.timeline.note(owned, SIP_ENDED, **end.model_dump(exclude_none=True))
+    state.sessions.timeline.note(owned, SIP_ENDED, **told)
     return Response(status_code=204)

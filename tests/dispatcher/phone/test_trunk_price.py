@@ -6,12 +6,16 @@ in the call's signed token; an outbound call's price is read from the edge's own
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
+from dispatcher.api.edge_line import edge_vouches
 from dispatcher.app import create_app
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.trunk_calls import _trunk_info
@@ -89,3 +93,35 @@ def test_an_outbound_trunks_price_comes_from_the_edges_list() -> None:
         TrunkLine("twilio", "outbound", 0.013, 6)
     assert _trunk_info({"name": "pbx", "cps": 1}).line is None
     assert _trunk_info({"name": "odd", "cps": 1, "usd_per_minute": "free"}).line is None
+
+
+async def test_the_edges_count_of_a_calls_answered_seconds_is_taken_with_its_credential_alone(
+        api: httpx.AsyncClient) -> None:
+    """The number's key is a client's too: a client's count (which would shorten what its calls cost) is refused,
+    naming the way out; the edge's is kept on the timeline, which prices the call (test_telephony_cost.py)."""
+    started = await api.post("/start", json={})
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    told = {"by": "caller", "how": "bye", "answered_seconds": 42.5}
+    for headers in ({}, {"X-Voicefleet-Edge-Secret": "x" * 44}):
+        refused = await api.post(f"/sessions/{session_id}/sip_end", json=told, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "sip_edge_only" and "leave it out" in refused.text
+    taken = await api.post(f"/sessions/{session_id}/sip_end", json=told, headers=EDGE)
+    assert taken.status_code == 204, taken.text
+    await api.app.state.voicefleet.sessions.timeline.settled()  # type: ignore[attr-defined]
+    events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+    assert [e["answered_seconds"] for e in events if e["event"] == "sip_ended"] == [42.5]
+    await api.delete(f"/sessions/{session_id}")
+
+
+def test_a_count_another_region_relayed_is_left_out_not_refused() -> None:
+    """A relay forwards no edge credential: the edge's other words on the call's end still land there, and the
+    count, which that region cannot check, is left out (the call is priced on the dispatcher's own view)."""
+    relayed = Request({"type": "http", "headers": [], "state": {"relayed_by": "eu"}})
+    direct = Request({"type": "http", "headers": [], "state": {}})
+    state = SimpleNamespace(sip_edge=EdgeSecret(SECRET))
+    assert edge_vouches(relayed, state, "`answered_seconds`") is False  # type: ignore[arg-type]
+    with pytest.raises(ApiError) as refused:
+        edge_vouches(direct, state, "`answered_seconds`")  # type: ignore[arg-type]
+    assert refused.value.status == 403 and refused.value.code == "sip_edge_only"

@@ -188,3 +188,25 @@ def test_an_unpriced_outbound_calls_leg_is_told_outbound_from_its_answer() -> No
 def test_a_session_with_neither_a_line_nor_a_priced_bridged_leg_has_no_line() -> None:
     events = [*[e for e in INBOUND if e["event"] != "telephony"], bridged("answered", 66.0, usd_per_minute=-1.0)]
     assert price_telephony(events, now=T0 + 999, running=False) is None
+
+
+def test_the_edges_own_count_of_the_answered_seconds_is_priced_before_the_dispatchers_later_view() -> None:
+    """The edge counted 58.2 s from its 200 OK to the BYE; the dispatcher saw the hang-up 2.3 s later than that
+    (its stream's close, a busy machine): the edge's count is what the carrier bills."""
+    told = at("sip_ended", 64.4, by="caller", how="bye", answered_seconds=58.2)
+    cost = price_telephony([*INBOUND[:4], told, *INBOUND[4:]], now=T0 + 999, running=True)
+    assert cost is not None and isinstance(cost.own, LegCost) and cost.own.answered and not cost.own.live
+    assert cost.own.seconds == pytest.approx(58.2) and cost.own.billed_seconds == 60
+    for unusable in (-1.0, "58.2", True, float("nan")):  # never a number the API would have taken
+        events = [*INBOUND[:4], at("sip_ended", 64.4, by="caller", how="bye", answered_seconds=unusable), *INBOUND[4:]]
+        priced = price_telephony(events, now=T0 + 999, running=False)
+        assert priced is not None and priced.own.seconds == pytest.approx(60.5), unusable
+
+
+def test_an_earlier_sip_end_without_the_edges_count_does_not_hide_it() -> None:
+    """A client holding the number's key may tell a `sip_end` of its own before the edge does (without the count,
+    which the API takes only from the edge): the edge's later count is still what is priced."""
+    bare = at("sip_ended", 63.0, by="caller", how="bye")
+    told = at("sip_ended", 64.4, by="caller", how="bye", answered_seconds=58.2)
+    cost = price_telephony([*INBOUND[:4], bare, told, *INBOUND[4:]], now=T0 + 999, running=False)
+    assert cost is not None and cost.own.seconds == pytest.approx(58.2)
