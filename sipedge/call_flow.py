@@ -28,6 +28,7 @@ from sipedge.refusals import SipRefusal, unavailable
 from sipedge.sip_end import SipEnd, edge_hung_up
 
 log = logging.getLogger("sipedge")
+UNANSWERED_ENDS = ("cancel", "failed")  # sipedge/sip_end.py `disconnected`: the trunk never ACKed a 200 OK
 
 KEEPALIVE_SECONDS = 1.0  # before the answer, silence now and then: the dispatcher ends a silent stream
 SILENCE = bytes(320)  # 20 ms
@@ -77,9 +78,12 @@ class CallFlow:
 
     def timed(self, end: SipEnd | None) -> SipEnd | None:
         """`end` with the call's answered seconds, once it was answered: to its end, or to now (the edge's own
-        BYE, told as it is sent)."""
+        BYE, told as it is sent). A CANCEL or PJSIP's own end that raced the 200 OK (never acknowledged): 0, a
+        call the trunk did not take as answered."""
         if end is None or self.answered_at is None:
             return end
+        if end.how in UNANSWERED_ENDS:
+            return replace(end, answered_seconds=0.0)
         ended = self.ended_at if self.ended_at is not None else time.monotonic()
         return replace(end, answered_seconds=round(max(0.0, ended - self.answered_at), 3))
 

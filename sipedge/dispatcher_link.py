@@ -12,6 +12,7 @@ from the edge alone."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ REQUEST_SECONDS = 5.0
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 POLL_SECONDS = 0.2
+log = logging.getLogger("sipedge")
+COUNT_REFUSED = (403, 422)  # a credential the dispatcher does not take; a dispatcher older than the count
 EDGE_SECRET_HEADER = "X-Voicefleet-Edge-Secret"  # noqa: S105 - a header's name (the dispatcher's edge_secret.py HEADER)
 
 
@@ -87,30 +90,47 @@ class DispatcherLink:
     async def tell_end(self, api_key: str | None, session_id: str, end: SipEnd) -> bool:
         """`POST /sessions/{id}/sip_end`: how the call's SIP side ended, for the session's timeline,
         webhook and report. True once the dispatcher took it. Its answered seconds go with the edge's
-        credential, which vouches for them (the number's key is a client's too); without one, not at all."""
-        told = end.as_json()
-        headers = _auth(api_key)
-        if self._edge_secret is not None:
-            headers[EDGE_SECRET_HEADER] = self._edge_secret
-        else:
+        credential, which vouches for them (the number's key is a client's too); without one, not at all.
+        A dispatcher that refuses the count (403: a credential it does not take; 422: a release older than the
+        count) is told the end once more without it: the call's end is never lost for its price."""
+        path, told = f"/sessions/{session_id}/sip_end", end.as_json()
+        counted = self._edge_secret is not None and "answered_seconds" in told
+        if not counted:
             told.pop("answered_seconds", None)
-        return await self._taken("POST", f"/sessions/{session_id}/sip_end", api_key, (204,), told, headers)
+            return await self._taken("POST", path, api_key, (204,), told)
+        status = await self._answered("POST", path, api_key, (204,), told,
+                                      {**_auth(api_key), EDGE_SECRET_HEADER: str(self._edge_secret)}, COUNT_REFUSED)
+        if status not in COUNT_REFUSED:
+            return status == 204
+        log.warning("sipedge: the dispatcher refused session %s's answered seconds (HTTP %d): its end is told "
+                    "without them, and it prices the call on its own view of it", session_id, status)
+        told.pop("answered_seconds")
+        return await self._taken("POST", path, api_key, (204,), told)
 
     async def _taken(self, method: str, path: str, api_key: str | None, taken: tuple[int, ...],
-                     body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> bool:
-        """Whether the dispatcher answered one of `taken`, trying again (with backoff) while it cannot
-        be reached or answers anything else."""
+                     body: dict[str, Any] | None = None) -> bool:
+        """Whether the dispatcher answered one of `taken` (`_answered`)."""
+        return await self._answered(method, path, api_key, taken, body) in taken
+
+    async def _answered(self, method: str, path: str, api_key: str | None, taken: tuple[int, ...],
+                        body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                        final: tuple[int, ...] = ()) -> int | None:
+        """The status of the dispatcher's answer: one of `taken` or `final` (a refusal no second try changes);
+        tried again (with backoff) while it cannot be reached or answers anything else, its last answer's
+        status once the tries ran out. None when no try got an answer."""
+        status: int | None = None
         for attempt in range(ATTEMPTS):
             try:
                 async with self._http.request(method, f"{self.base_url}{path}", json=body,
                                               headers=headers if headers is not None else _auth(api_key)) as answer:
-                    if answer.status in taken:
-                        return True
+                    status = answer.status
+                    if status in taken or status in final:
+                        return status
             except (aiohttp.ClientConnectionError, TimeoutError):
                 pass
             if attempt + 1 < ATTEMPTS:
                 await asyncio.sleep(BACKOFF_SECONDS * 2**attempt)
-        return False
+        return status
 
     async def until_joined(self, api_key: str | None, session_id: str) -> None:
         """Returns once the session reports `joined`; raises SessionGone if it ended or failed first.

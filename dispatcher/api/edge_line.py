@@ -46,18 +46,27 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     return line
 
 
-def edge_vouches(request: Request, state: AppState, what: str) -> bool:
-    """Whether the SIP edge sent `what` with its own credential: True; False on a relay from another region (which
-    forwards no edge credential: the field is left out there, never refused, so the edge's other words land);
-    403 `sip_edge_only` from anyone else, so a client learns it cannot set it."""
+async def edge_vouches(request: Request, state: AppState, what: str, session_id: str) -> bool:
+    """Whether the SIP edge that holds `session_id`'s call sent `what` with its own credential: True; False on a
+    relay from another region (which forwards no edge credential: the field is left out there, never refused, so
+    the edge's other words land); 403 `sip_edge_only` from anyone else, so a client learns it cannot set it,
+    `sip_edge_unlisted` from an edge SIP_EDGE_URL no longer lists and `sip_edge_not_holding` from another edge
+    than the one the call came in at (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL (an edge
+    that takes calls in only) there is no list, and any edge credential of SIP_EDGE_SECRET's speaks."""
     if relayed_by(request.scope) is not None:
         return False
     given = request.headers.get(HEADER)
-    if state.sip_edge is not None and state.sip_edge.edge_of(given) is not None:
-        return True
-    why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
-           state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
-    raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
+    edge = state.sip_edge.edge_of(given) if state.sip_edge is not None else None
+    if edge is None:
+        why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
+               state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
+        raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
+    if state.trunk_calls is not None:
+        state.trunk_calls.listed(edge)
+        if await state.trunk_calls.edges.reporter(session_id) != edge:
+            raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
+                           f"(or by none): {what} is taken only from the edge the call came in at")
+    return True
 
 
 def start_edge(request: Request, state: AppState) -> str | None:

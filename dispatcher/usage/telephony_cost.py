@@ -127,7 +127,7 @@ def _answered_time(events: Sequence[dict[str, Any]], direction: str, now: float,
     """The session's own call: whether it was answered, its seconds from the answer to its end, and whether it
     is still up (priced until now). The edge's own count, where its end told one, before the dispatcher's."""
     if (counted := _edge_counted(events)) is not None:
-        return True, counted, False
+        return counted > 0, counted, False  # 0: a CANCEL that raced the edge's 200 OK, never answered
     answered_at = _answer(events, direction)
     if answered_at is None:
         return False, 0.0, False

@@ -140,3 +140,24 @@ async def test_an_unlisted_edge_s_price_is_refused_naming_sip_edge_url(app: Fast
     assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
     assert unpriced.status_code == 201, unpriced.text  # a call token as a client's: recorded at no edge
     assert await app.state.voicefleet.trunk_calls.edges.recorded(unpriced.json()["sessionId"]) is None
+
+
+async def test_a_calls_answered_seconds_are_taken_from_the_edge_it_came_in_at_alone(app: FastAPI) -> None:
+    """What a call costs is the count of the edge that holds it: another listed edge's genuine credential is
+    refused for it, as its reports are on the edge routes. (A carrier call's session is made once its stream
+    opens; a session recorded at edge A as its start through A records it stands in for one here.)"""
+    async with client(app) as api:
+        answer = await api.post("/start", json={})
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["session_id"]
+        await app.state.voicefleet.trunk_calls.took_inbound(session_id, A)
+        await app.state.voicefleet.sessions.timeline.settled()  # its start on its timeline, as long before its end
+        told = {"by": "caller", "how": "bye", "answered_seconds": 61.0}
+        by_b = await api.post(f"/sessions/{session_id}/sip_end", json=told, headers=presenting(B))
+        by_a = await api.post(f"/sessions/{session_id}/sip_end", json=told, headers=presenting(A))
+        await app.state.voicefleet.sessions.timeline.settled()
+        events = await app.state.voicefleet.sessions.timeline.read(session_id)
+        await api.delete(f"/sessions/{session_id}")
+    assert (by_b.status_code, by_b.json()["error"]["code"]) == (403, "sip_edge_not_holding"), by_b.text
+    assert by_a.status_code == 204, by_a.text
+    assert [e.get("answered_seconds") for e in events if e["event"] == "sip_ended"] == [61.0]

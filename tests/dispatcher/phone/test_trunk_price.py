@@ -5,6 +5,7 @@ in the call's signed token; an outbound call's price is read from the edge's own
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -115,13 +116,45 @@ async def test_the_edges_count_of_a_calls_answered_seconds_is_taken_with_its_cre
     await api.delete(f"/sessions/{session_id}")
 
 
-def test_a_count_another_region_relayed_is_left_out_not_refused() -> None:
+async def test_a_count_another_region_relayed_is_left_out_not_refused() -> None:
     """A relay forwards no edge credential: the edge's other words on the call's end still land there, and the
     count, which that region cannot check, is left out (the call is priced on the dispatcher's own view)."""
     relayed = Request({"type": "http", "headers": [], "state": {"relayed_by": "eu"}})
     direct = Request({"type": "http", "headers": [], "state": {}})
-    state = SimpleNamespace(sip_edge=EdgeSecret(SECRET))
-    assert edge_vouches(relayed, state, "`answered_seconds`") is False  # type: ignore[arg-type]
+    state = SimpleNamespace(sip_edge=EdgeSecret(SECRET), trunk_calls=None)
+    assert await edge_vouches(relayed, state, "`answered_seconds`", "s") is False  # type: ignore[arg-type]
     with pytest.raises(ApiError) as refused:
-        edge_vouches(direct, state, "`answered_seconds`")  # type: ignore[arg-type]
+        await edge_vouches(direct, state, "`answered_seconds`", "s")  # type: ignore[arg-type]
     assert refused.value.status == 403 and refused.value.code == "sip_edge_only"
+
+
+async def test_an_end_told_without_the_edges_count_is_kept_once_and_never_hides_the_edges(
+        api: httpx.AsyncClient) -> None:
+    """A client holding the number's key may tell the call's end itself: the first such is kept (the edge's, told
+    later with its count, is kept too and is what the report carries), later ones are not, so a client cannot fill
+    the timeline's last events (the cost's trunk line among them) with its own."""
+    started = await api.post("/start", json={})
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    for reason in ("first", "second", "third"):
+        told = await api.post(f"/sessions/{session_id}/sip_end", json={"by": "edge", "how": "bye", "reason": reason})
+        assert told.status_code == 204, told.text
+    counted = {"by": "caller", "how": "bye", "answered_seconds": 42}  # a whole number of seconds is a float too
+    assert (await api.post(f"/sessions/{session_id}/sip_end", json=counted, headers=EDGE)).status_code == 204
+    await api.app.state.voicefleet.sessions.timeline.settled()  # type: ignore[attr-defined]
+    events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+    assert [(e.get("reason"), e.get("answered_seconds")) for e in events if e["event"] == "sip_ended"] == [
+        ("first", None), (None, 42.0)]
+    report = await api.get(f"/sessions/{session_id}")
+    assert report.status_code == 200, report.text
+    await api.delete(f"/sessions/{session_id}")
+
+
+@pytest.mark.parametrize("count", [True, "42.5", float("inf"), -1, 7 * 24 * 3600 + 1])
+async def test_a_count_that_is_no_plain_number_of_seconds_is_422(api: httpx.AsyncClient, count: object) -> None:
+    started = await api.post("/start", json={})
+    session_id = started.json()["session_id"]
+    told = await api.post(f"/sessions/{session_id}/sip_end", headers={**EDGE, "Content-Type": "application/json"},
+                          content=json.dumps({"by": "caller", "how": "bye", "answered_seconds": count}))
+    assert told.status_code == 422, told.text
+    await api.delete(f"/sessions/{session_id}")

@@ -210,3 +210,11 @@ def test_an_earlier_sip_end_without_the_edges_count_does_not_hide_it() -> None:
     told = at("sip_ended", 64.4, by="caller", how="bye", answered_seconds=58.2)
     cost = price_telephony([*INBOUND[:4], bare, told, *INBOUND[4:]], now=T0 + 999, running=False)
     assert cost is not None and cost.own.seconds == pytest.approx(58.2)
+
+
+def test_an_edge_count_of_nothing_is_a_call_never_answered() -> None:
+    """The trunk's CANCEL crossed the edge's 200 OK: the edge counts 0, and the call costs no minutes, whatever
+    the dispatcher saw of its bot."""
+    told = at("sip_ended", 1.0, by="caller", how="cancel", status=487, answered_seconds=0.0)
+    cost = price_telephony([*INBOUND[:4], told, *INBOUND[4:]], now=T0 + 999, running=False)
+    assert cost is not None and not cost.own.answered and cost.own.billed_seconds == 0
