@@ -56,6 +56,10 @@ class CallReports:
         """True once the dispatcher took the outcome."""
         return await self._post(session_id, "outcome", report, str(report.get("outcome")))
 
+    async def sip_end(self, session_id: str, report: dict[str, Any]) -> bool:
+        """True once the dispatcher took an answered outbound call's SIP end (sipedge/sip_end.py's fields)."""
+        return await self._post(session_id, "sip_end", report, "SIP end")
+
     async def bridged(self, session_id: str, report: dict[str, Any]) -> bool:
         """True once the dispatcher took the bridged person's leg's `answered` or `ended`."""
         return await self._post(session_id, "bridged", report, f"bridged leg {report.get('event')}")

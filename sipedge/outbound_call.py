@@ -15,9 +15,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pjsua2 as pj
@@ -32,6 +33,7 @@ from sipedge.outbound_sip import OutboundEvents, place
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal
 from sipedge.sip_call import SipCall
+from sipedge.sip_end import SipEnd, edge_hung_up
 from sipedge.stack import SipStack
 
 log = logging.getLogger("sipedge")
@@ -71,7 +73,16 @@ class OutboundFlow(CallFlow):
         self.final_status = 0  # the INVITE's final answer, once the call ended
 
     def picked_up(self) -> None:
-        self._loop.call_soon_threadsafe(self.picked.set)
+        """The far end's 200 OK, ACKed: its moment read here, on the SIP thread (what its minutes count from)."""
+        self._loop.call_soon_threadsafe(self._picked_up, time.monotonic())
+
+    def _picked_up(self, at: float) -> None:
+        self.answered_at = self.answered_at or at
+        self.picked.set()
+
+    def sip_ended(self, end: SipEnd) -> None:
+        """The far end's BYE is the callee's here: PJSUA's report names the trunk's side the caller."""
+        super().sip_ended(replace(end, by="callee") if end.by == "caller" else end)
 
     def _hung_up(self, status: int) -> None:
         self.final_status = status
@@ -123,9 +134,15 @@ async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: Di
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The callee's end is told before the stream closes, so the session's end (its webhook, its report)
+        # finds it; the edge's own BYE, once the bot's side ended, as it is sent.
+        if flow.answered and flow.caller_gone.is_set():
+            await _tell_end(reports, order, flow.timed(flow.sip_end))
         await stream.close()
         if call is not None and not flow.caller_gone.is_set():
             stack.submit(call.end)
+            if flow.answered:
+                await _tell_end(reports, order, flow.timed(edge_hung_up(True)))
 
 
 async def _until_joined(reports: CallReports, session_id: str, bot_side: asyncio.Task[None],
@@ -150,7 +167,7 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
     if account is None:
         return f"trunk {trunk.name} has no termination_uri"
     try:
-        call = await invite(stack, account, trunk, order.to, order.caller_id, flow)
+        call = await invite(stack, account, trunk, order.to, order.caller_id, flow, on_sip_end=flow.sip_ended)
     except pj.Error as exc:
         return f"PJSIP did not send the INVITE: {exc.reason}"
     call.playout = flow.playout  # the bot's audio, once answered, plays to the callee
@@ -160,7 +177,7 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
 async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, caller_id: str,
                  events: OutboundEvents,
                  counted: Callable[[Callable[[], SipCall]], SipCall] = lambda send: send(),
-                 for_person: bool = False) -> SipCall:
+                 for_person: bool = False, on_sip_end: Callable[[SipEnd], None] | None = None) -> SipCall:
     """A call to `to` through `trunk` as `caller_id`, its INVITE sent on the SIP thread; `pj.Error` if PJSIP
     would not send it. `counted` sends it there, within the edge's capacity (or raises why not). A call
     `for_person` is a transfer's: what is heard on it goes to a person, not only to the bot."""
@@ -170,7 +187,8 @@ async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, ca
     def send() -> None:
         try:
             sent.set_result(counted(lambda: stack.outgoing(lambda on_end: place(
-                account, trunk, to, caller_id, stack.config.advertised, on_end, events, call_token, for_person))))
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events, call_token, for_person,
+                on_sip_end))))
         except Exception as exc:  # (PJSIP's refusal, or `counted`'s: the awaiting side raises it)
             sent.set_exception(exc)
 
@@ -196,6 +214,14 @@ async def _until_answered(flow: OutboundFlow, stack: SipStack, call: SipCall, ri
     finally:
         picked.cancel()
         gone.cancel()
+
+
+async def _tell_end(reports: CallReports, order: CallOrder, end: SipEnd | None) -> None:
+    """An answered call's SIP end, with its answered seconds, for its session's timeline, webhook and price;
+    nothing while the edge stops (PJSIP hung its calls up: no end of theirs to tell)."""
+    task = asyncio.current_task()
+    if end is not None and not (task is not None and task.cancelling()):
+        await reports.sip_end(order.session_id, end.as_json())
 
 
 async def _report(reports: CallReports, order: CallOrder, outcome: str, *, sip_status: int | None = None,

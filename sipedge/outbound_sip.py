@@ -12,6 +12,7 @@ import pjsua2 as pj
 
 from sipedge.config import Trunk
 from sipedge.sip_call import CallEvents, SipCall
+from sipedge.sip_end import SipEnd
 from sipedge.worker_place import TOKEN_HEADER
 
 
@@ -37,13 +38,14 @@ def target_uri(trunk: Trunk, number: str) -> str:
 
 def place(account: pj.Account, trunk: Trunk, to: str, caller_id: str, address: str,
           on_end: Callable[[SipCall], None], events: OutboundEvents, call_token: str | None = None,
-          for_person: bool = False) -> OutboundSipCall:
+          for_person: bool = False, on_sip_end: Callable[[SipEnd], None] | None = None) -> OutboundSipCall:
     """Sends the INVITE (on the SIP thread); `pj.Error` if PJSIP refused to send it. A worker's carries its
     calls' token (`call_token`, never one the front sends), without which the front relays no INVITE from a
     worker's port (whoever bound a dead worker's port cannot know it); the front takes it off before the trunk.
     A call `for_person` (a transfer's) keeps PJSIP's own jitter buffer, set before the answer creates its stream."""
     call = OutboundSipCall(account, pj.PJSUA_INVALID_ID, on_end)
     call.events = events
+    call.on_sip_end = on_sip_end  # set before the INVITE goes: PJSUA may end the call inside makeCall
     call.for_person = for_person
     # An in-dialog request (a re-INVITE moving the media) is taken from the trunk's own addresses only.
     far_host = _host_of(target_uri(trunk, to).split("@", 1)[-1])

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sipedge.call_flow import CallFlow
+from sipedge.dispatcher_link import DispatcherLink
+from sipedge.outbound_call import OutboundFlow
 from sipedge.playout import Playout
 from sipedge.sip_end import MAX_REASON_CHARS, SipEnd, disconnected, edge_hung_up, reason_header
 
@@ -64,3 +70,48 @@ async def test_an_answered_calls_end_carries_its_answered_seconds_to_its_end_on_
     await asyncio.sleep(1.0)
     told = handed.timed(handed.handed)
     assert told is not None and 2.0 <= (told.answered_seconds or 0) < 3.0, told
+    cancelled = CallFlow(loop, Playout())
+    cancelled.answered_at = time.monotonic() - 0.01  # the trunk's CANCEL crossed the 200 OK
+    told = cancelled.timed(SipEnd("caller", "cancel", 487))
+    assert told is not None and told.answered_seconds == 0.0
+
+
+async def test_an_end_whose_count_the_dispatcher_refuses_is_told_again_without_it() -> None:
+    """A dispatcher that takes no count from this edge (403: a credential it does not take; 422: a release older
+    than the count) still gets the call's end, for its webhook and report, at once and without the count."""
+    for refusal in (403, 422):
+        told: list[tuple[dict[str, Any], str | None]] = []
+
+        async def sip_end(request: web.Request, refusal: int = refusal, told: list[Any] = told) -> web.Response:
+            body, secret = await request.json(), request.headers.get("X-Voicefleet-Edge-Secret")
+            told.append((body, secret))
+            return web.Response(status=refusal if "answered_seconds" in body else 204)
+
+        app = web.Application()
+        app.router.add_post("/sessions/{id}/sip_end", sip_end)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        link = DispatcherLink(str(server.make_url("")).rstrip("/"), "edge-credential")
+        try:
+            taken = await link.tell_end("key", "s-1", SipEnd("caller", "bye", answered_seconds=12.5))
+        finally:
+            await link.close()
+            await server.close()
+        assert taken is True
+        assert told == [({"by": "caller", "how": "bye", "answered_seconds": 12.5}, "edge-credential"),
+                        ({"by": "caller", "how": "bye"}, None)], refusal
+
+
+async def test_an_outbound_calls_far_end_is_the_callee_and_its_minutes_count_from_its_answer() -> None:
+    """PJSUA names the trunk's side the caller; on a call the edge placed that side is the callee. The answer's
+    moment is read on the SIP thread as the callee's 200 OK is ACKed, not once the loop gets to it."""
+    flow = OutboundFlow(asyncio.get_running_loop(), Playout())
+    picked_at = time.monotonic()
+    flow.picked_up()
+    await asyncio.sleep(0.5)
+    assert flow.picked.is_set() and flow.answered_at is not None and flow.answered_at - picked_at < 0.1
+    flow.sip_ended(SipEnd("caller", "bye", reason="Q.850;cause=16"))
+    await asyncio.sleep(0.1)
+    told = flow.timed(flow.sip_end)
+    assert told is not None and (told.by, told.how, told.reason) == ("callee", "bye", "Q.850;cause=16")
+    assert told.answered_seconds is not None and 0.5 <= told.answered_seconds < 1.5

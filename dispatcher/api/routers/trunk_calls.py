@@ -1,9 +1,9 @@
 """`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or a carrier's Calls API
-(Twilio's, Telnyx's TeXML: docs/phone.md#calling-out), and the SIP edge's two routes for it
-(each edge's own credential, derived from `SIP_EDGE_SECRET`; never a client's key): the session's
-status, the outcome, and a bridged transfer's person's leg (answered, ended), which the session's
-telephony line prices, and a warm transfer's steps (dispatcher/api/warm_briefing.py). The carriers' callbacks:
-dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
+(Twilio's, Telnyx's TeXML: docs/phone.md#calling-out), and the SIP edge's routes for it (each edge's own
+credential, derived from `SIP_EDGE_SECRET`; never a client's key): the session's status, the outcome, an
+answered call's SIP end (who hung up, its answered seconds), a bridged transfer's person's leg (answered,
+ended), which the session's telephony line prices, and a warm transfer's steps
+(dispatcher/api/warm_briefing.py). The carriers' callbacks: dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
 
 The call is placed by dispatcher/api/call_order.py (a campaign's rows are placed there too). The edge
 opens its stream, so its bot is claimed and joins before the INVITE goes out; the far end's answer comes
@@ -24,10 +24,12 @@ from dispatcher.api.call_outcomes import ended_unstarted, record_outcome
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.routers.sip_end import SipEnd
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.api.warm_briefing import WarmStep, tell_bot, under_way
 from dispatcher.errors import ApiError
+from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.phone.invite_spacing import HOLD_SECONDS
 from dispatcher.sessions.ids import Caller
 from dispatcher.usage.telephony_cost import BRIDGED_LEG
@@ -105,6 +107,15 @@ async def call_outcome(request: Request, session_id: str, outcome: Annotated[Cal
         await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
         return Response(status_code=204)
     await record_outcome(state, session_id, fields.pop("outcome"), **fields)
+    return Response(status_code=204)
+
+
+@router.post("/edge/calls/{session_id}/sip_end", status_code=204, include_in_schema=False)
+async def outbound_sip_end(request: Request, session_id: str, end: Annotated[SipEnd, Body()]) -> Response:
+    """An answered call's SIP end (who hung up, how, its answered seconds on the edge's clock): on the session's
+    timeline as an inbound call's (dispatcher/api/routers/sip_end.py), for its webhook, its report and its price."""
+    state = await _edge(request, session_id)
+    state.sessions.timeline.note(session_id, SIP_ENDED, **end.model_dump(exclude_none=True))
     return Response(status_code=204)
 
 

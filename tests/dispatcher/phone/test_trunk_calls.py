@@ -165,6 +165,30 @@ async def test_one_edge_s_credential_drives_no_other_edge_s_call() -> None:
     assert unlisted.status_code == 403 and "SIP_EDGE_URL" in unlisted.json()["error"]["message"]
 
 
+async def test_an_answered_calls_end_and_count_are_taken_from_the_edge_holding_it_alone() -> None:
+    """An outbound call's SIP end (who hung up, its answered seconds, which price it) comes on the edge's route:
+    from the edge the store recorded the call at, never another's, nor a client's key."""
+    a, b = "http://127.0.0.1:9", "http://127.0.0.1:10"
+    app = create_app(Settings(), env={"SIP_EDGE_URL": f"{a},{b}", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    state = app.state.voicefleet
+    await state.trunk_calls.edges.claim("vf_at_a", a, 600, "token", needed=True)
+    state.sessions.timeline.note("vf_at_a", "requested")  # its timeline, opened as its call's start opens it
+    secret = EdgeSecret(SECRET)
+    end = {"by": "callee", "how": "bye", "answered_seconds": 33.25}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        by_b = await api.post("/edge/calls/vf_at_a/sip_end", json=end,
+                              headers={"Authorization": f"Bearer {secret.edge_credential(b)}"})
+        by_a = await api.post("/edge/calls/vf_at_a/sip_end", json=end,
+                              headers={"Authorization": f"Bearer {secret.edge_credential(a)}"})
+        await state.sessions.timeline.settled()
+        events = await state.sessions.timeline.read("vf_at_a")
+    await state.aclose()
+    assert by_b.status_code == 403 and by_b.json()["error"]["code"] == "sip_edge_not_holding", by_b.text
+    assert by_a.status_code == 204, by_a.text
+    assert [{k: e[k] for k in end} for e in events if e["event"] == "sip_ended"] == [end]
+
+
 async def test_a_bridged_leg_is_taken_from_the_edge_for_a_known_session_only(api: httpx.AsyncClient) -> None:
     signed = SIGNED
     unknown = await api.post("/edge/calls/abc/bridged", json={"event": "ended", "trunk": "far"}, headers=signed)
