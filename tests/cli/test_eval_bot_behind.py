@@ -68,6 +68,22 @@ def test_a_wrong_answer_is_inconclusive_only_where_the_bot_misheard_the_caller_w
     assert Rules().outcome(wrong) == "failed"
 
 
+def test_words_the_bot_never_transcribed_while_behind_are_not_heard_as_said() -> None:
+    """Held back 9 s, the bot's recogniser had not reached the caller's turn when its answer was due: what the
+    caller heard was an earlier answer, late, and the bot's own transcript of the turn is empty where it has
+    one for the call's other turns. Where its RTVI events carry none at all, an empty one is unknown: heard."""
+    behind = call("s1", (), STARVED_IN_TURN_2)
+    behind.turns[1].problems = ["expected 'for six', heard 'What time would you like?'"]
+    behind.turns[1].bot_heard = ""
+    assert Rules().outcome(behind) == "inconclusive"
+    for turn in behind.turns:
+        turn.bot_heard = ""  # a bot that reports no transcripts
+    assert Rules().outcome(behind) == "failed"
+    on_time = call("s2", (), KEPT_TIME)  # not held back: an answer to words it never heard is its own
+    on_time.turns[1].problems, on_time.turns[1].bot_heard = list(behind.turns[1].problems), ""
+    assert Rules().outcome(on_time) == "failed"
+
+
 def test_an_answer_not_heard_at_all_is_inconclusive_where_the_host_fell_behind() -> None:
     unheard = call("s1", (), STARVED_IN_TURN_2, greeting="expected an answer, heard nothing")
     unheard.turns[1].problems = ["expected an answer, heard nothing"]

@@ -18,8 +18,8 @@ behind (its audio comes at real time) until it has worked it off (`carried_into`
 - an answer not heard at all: when its bot was held behind, or the way back was behind, more than
   `bot_behind_limit` seconds; what was judged without it (rubrics) or never reached (a hang-up) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
-  said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
-  events); a bot that heard them and answered wrong is wrong, however busy its machine.
+  said (a sentence that reached it late and was split, or not transcribed at all, its recogniser's
+  transcripts in its RTVI events); a bot that heard them and answered wrong is wrong, however busy its machine.
 A call is inconclusive when every one of its failures is.
 """
 
@@ -149,11 +149,12 @@ def _not_heard(turns: list[TurnResult]) -> bool:
     return any(unheard(p) for t in turns for p in t.problems)
 
 
-def misheard(turn: TurnResult) -> bool:
-    """Whether the bot's own transcript of the caller's turn is not the words said (a recording's turn:
-    unknown, taken as heard)."""
+def misheard(turn: TurnResult, transcribes: bool = False) -> bool:
+    """Whether the bot's own transcript of the caller's turn is not the words said. None at all: the bot heard
+    nothing of them where it reports its transcripts (`transcribes`: another turn of the call has one), else
+    unknown (a recording's turn, a bot whose RTVI events carry none), taken as heard."""
     if not turn.bot_heard:
-        return False
+        return transcribes
     return "|" in turn.bot_heard or words(turn.bot_heard) != words(turn.said)  # " | " joins its transcripts
 
 
@@ -188,7 +189,9 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
 def _turns_explained(result: CallResult, parts: list[float], limit: float, *, arrival: bool) -> bool:
     """Whether every turn's failure may be a busy machine's: the bot host's, with (`arrival`) the way back
     to the caller's too."""
+    transcribes = any(t.bot_heard for t in result.turns)
     return all((judged(p) and _not_heard(result.turns[:n]))
-               or explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t),
+               or explained(p, parts[n], limit, misheard=misheard(t, transcribes),
+                            until_reply=behind_until_reply(result, t),
                             arrived_late=way_back(result, n) if arrival else 0.0)
                for n, t in enumerate(result.turns, 1) for p in t.problems)
