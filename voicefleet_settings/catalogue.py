@@ -1623,6 +1623,17 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "DAILY_DIALOUT_CALLER_ID", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the number a Daily dial-in call's warm transfer shows the person it calls: the `id` (a UUID) of a "
+            "number bought on the Daily domain, as `GET /purchased-phone-numbers` lists it, not the number "
+            "itself (Daily's `callerId`); unset: Daily picks one of the domain's numbers at random. Not used for "
+            "a SIP target "
+            "([phone.md](phone.md#a-warm-transfer-of-a-daily-dial-in-call))"
+        ),
+    ),
+    Setting(
         "WHATSAPP_ACCESS_TOKEN", "phone", STRING, secret=True,
         shown="unset",
         meaning=(

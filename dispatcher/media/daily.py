@@ -261,13 +261,17 @@ class DailyRooms:
         if response.status_code != 200:
             raise self._refused(response, f"transfer a call of {name}")
 
-    async def dial_out_start(self, session_id: str, to: str, user_id: str) -> str:
+    async def dial_out_start(self, session_id: str, to: str, user_id: str, caller_id: str | None = None) -> str:
         """Daily's `dialOut/start` in the session's room: `to` (an E.164 number or a SIP URI) is called, and
-        joins the room as a participant of user `user_id` once connected; the dial-out's `sessionId`. As a
-        transfer, no idempotent request: only a 429 is tried again, and no answer or a 5xx is
-        `daily_unavailable` (it may be ringing). `DailyRefused` for any other answer than 200."""
+        joins the room as a participant of user `user_id` once connected; the dial-out's `sessionId`. A number
+        is called from `caller_id` (`callerId`: the `id` of one of the domain's purchased numbers; None, one
+        Daily picks); a SIP URI never is, the number being the PSTN's. As a transfer, no idempotent request:
+        only a 429 is tried again, and no answer or a 5xx is `daily_unavailable` (it may be ringing).
+        `DailyRefused` for any other answer than 200."""
         name = self.room_name(session_id)
-        target = {"sipUri": to} if to.startswith(("sip:", "sips:")) else {"phoneNumber": to}
+        target: dict[str, str] = {"sipUri": to} if to.startswith(("sip:", "sips:")) else {"phoneNumber": to}
+        if caller_id is not None and "phoneNumber" in target:
+            target["callerId"] = caller_id
         response = await self._once(f"/rooms/{name}/dialOut/start", {**target, "userId": user_id,
                                                                         "displayName": "transfer"})
         session = response.json().get("sessionId") if response.status_code == 200 else None

@@ -39,7 +39,7 @@ from botchannel.transfer import (
     STOP_SECONDS,
 )
 from dispatcher.errors import ApiError
-from dispatcher.media.daily import DailyError, DailyRooms
+from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.daily_leg_owner import leg_user
 from dispatcher.phone.daily_legs import WAITING_SECONDS, DialoutLegs
 from dispatcher.phone.transfer_target import TransferTarget
@@ -68,8 +68,9 @@ class DailyWarm:
 
     def __init__(self, rooms: DailyRooms, ask_bot: AskBot, legs: DialoutLegs, *, ring_seconds: float = RING_SECONDS,
                  poll_seconds: float = POLL_SECONDS, found_seconds: float = FOUND_SECONDS,
-                 watch_seconds: float = WATCH_SECONDS, region_tag: str = "") -> None:
+                 watch_seconds: float = WATCH_SECONDS, region_tag: str = "", caller_id: str | None = None) -> None:
         self._rooms, self._ask_bot, self._legs = rooms, ask_bot, legs
+        self._caller_id = caller_id  # DAILY_DIALOUT_CALLER_ID: the number the person sees (None: Daily's pick)
         self._tag = region_tag  # this region's, on each leg: the region its webhooks land in relays them here
         self._ring, self._poll, self._found, self._watch = ring_seconds, poll_seconds, found_seconds, watch_seconds
         self._telling: set[asyncio.Task[None]] = set()  # the bot told a step, a bridge watched: in the background
@@ -107,11 +108,15 @@ class DailyWarm:
                     note_leg: NoteLeg | None, user: str, marking: asyncio.Task[None]) -> str:
         try:
             async with asyncio.timeout(CALL_SECONDS):
-                dial = await self._rooms.dial_out_start(session_id, target.to, user)
+                dial = await self._rooms.dial_out_start(session_id, target.to, user, self._caller_id)
         except TimeoutError:
             marking.cancel()
             await self._lost_start(session_id, user)
             raise DailyError("daily_unavailable", "Daily did not answer the dial-out's start") from None
+        except DailyRefused as exc:
+            if exc.status == 400 and self._caller_id is not None and not target.to.startswith(("sip:", "sips:")):
+                raise CallerIdRefused(session_id, exc) from None
+            raise
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:
                 marking.cancel()
@@ -330,3 +335,18 @@ class LegNotStopped(ApiError):
         super().__init__(504, "transfer_outcome_unknown", "the caller is still with the bot, but Daily did not stop "
                          "the call to the person, which may still ring: a new transfer of this call is refused "
                          "(Daily's dashboard shows the dial-out)", extra={"outcome": "unknown"})
+
+
+class CallerIdRefused(ApiError):
+    """Daily refused a dial-out that named DAILY_DIALOUT_CALLER_ID as its caller id (400): nobody rings. Daily
+    does not document its words for an id that is none of the domain's numbers, so the answer names the
+    likeliest cause and Daily's own words stay in the log, as for any refusal."""
+
+    def __init__(self, session_id: str, refused: DailyRefused) -> None:
+        log.warning("daily dial-in %s: Daily refused the call to the person with DAILY_DIALOUT_CALLER_ID as its "
+                    "caller id: %s", session_id, refused)
+        said = f"Daily answered {refused.status}" + (f" {refused.kind}" if refused.kind else "")
+        super().__init__(502, "carrier_refused", f"Daily refused the call to the person ({said}; the dispatcher's "
+                         "log has Daily's message): nobody was called and the caller is still with the bot. The "
+                         "call was to show DAILY_DIALOUT_CALLER_ID, which must be the `id` of a number the Daily "
+                         "domain bought, as `GET /purchased-phone-numbers` lists it")

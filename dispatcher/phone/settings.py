@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.phone import daily_signature
 from dispatcher.phone.carrier_recording import parse_carrier_recording
+from dispatcher.phone.daily_caller_id import parse_caller_id
 from dispatcher.phone.plivo_calls import PLIVO_API_URL
 from dispatcher.phone.plivo_ids import AUTH_ID, AUTH_ID_RULE
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
@@ -52,6 +53,9 @@ class PhoneSettings:
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
     daily_webhook_key: bytes | None = field(default=None, repr=False)  # Daily's webhooks' HMAC key (decoded)
+    # The `id` of a number bought on the Daily domain, the caller id a warm transfer's person sees (Daily's
+    # `callerId`); None: Daily picks one of the domain's numbers, a stranger's to the person.
+    daily_dialout_caller_id: str | None = None
     # A Twilio stream admitted by its upgrade's signature alone (no one-time token): off unless
     # TWILIO_SIGNED_STREAMS=1, since that signature covers a URL that never changes.
     twilio_signed_streams: bool = False
@@ -98,6 +102,10 @@ class PhoneSettings:
             webhook_key = daily_signature.webhook_key(webhook_secret) if webhook_secret else None
         except ValueError as exc:
             raise SettingsError(f"DAILY_WEBHOOK_SECRET {exc}") from None
+        try:
+            daily_caller_id = parse_caller_id(setting_text(env, "DAILY_DIALOUT_CALLER_ID"))
+        except ValueError as exc:
+            raise SettingsError(f"DAILY_DIALOUT_CALLER_ID={exc}") from None
         twilio_rest = _twilio_rest(env)
         twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
                                           "the account's credentials")
@@ -123,6 +131,7 @@ class PhoneSettings:
             carrier_recording=carrier_recording,
             daily_dialin_secret=dialin,
             daily_webhook_key=webhook_key,
+            daily_dialout_caller_id=daily_caller_id,
             public_url=public_url,
             twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
             twilio_rest=twilio_rest,

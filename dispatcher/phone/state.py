@@ -173,7 +173,8 @@ def build_phone_state(
             legs = DialoutLegs(coordination.key_holders)
             daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
             daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs,
-                                   region_tag=region_tag(here.here) if several else "")
+                                   region_tag=region_tag(here.here) if several else "",
+                                   caller_id=phone.daily_dialout_caller_id)
         daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
                                warm=daily_warm, warm_unready=daily_relay.unready if daily_relay is not None else None)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)

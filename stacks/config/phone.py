@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pulumi
 
+from dispatcher.phone.daily_caller_id import parse_caller_id
 from stacks.config import whatsapp
 from stacks.config.reader import Reader
 
@@ -28,6 +29,12 @@ PHONE_SECRET_KEYS = {
     "dailyDialinSecret": "DAILY_DIALIN_SECRET",
     "dailyWebhookSecret": "DAILY_WEBHOOK_SECRET",  # Daily's webhooks' hmac: a Daily dial-in call's warm transfer
     **whatsapp.SECRET_KEYS,
+}
+# Plain stack config → the dispatcher's variable: identifiers, no credential (written in the dispatcher's
+# environment as they are). Each is optional.
+CALLER_ID_KEY = "dailyDialoutCallerId"  # the purchased number a Daily warm transfer's person sees
+PHONE_PLAIN_KEYS = {
+    CALLER_ID_KEY: "DAILY_DIALOUT_CALLER_ID",
 }
 # The credentials that let a carrier's own requests (signed webhooks and streams) reach a bot over a
 # WebSocket; Daily's dial-in and webhook secrets are not: its calls come through a Daily room. None is needed
@@ -71,3 +78,13 @@ def secrets(cfg: Reader) -> dict[str, pulumi.Output[str]]:
     if ("EXOTEL_API_KEY" in found) != ("EXOTEL_API_TOKEN" in found):
         raise cfg.fail("exotelApiToken", "is set together with exotelApiKey, or neither is")
     return found
+
+
+def plain(cfg: Reader) -> dict[str, str]:
+    """The plain phone settings that are set, env name -> value, checked as the dispatcher checks them at
+    start-up (dispatcher/phone/settings.py), so a value it would refuse fails the preview instead."""
+    try:
+        caller_id = parse_caller_id(cfg.plain(CALLER_ID_KEY) or "")
+    except ValueError as exc:
+        raise cfg.fail(CALLER_ID_KEY, str(exc)) from None
+    return {PHONE_PLAIN_KEYS[CALLER_ID_KEY]: caller_id} if caller_id is not None else {}

@@ -20,7 +20,11 @@ the way Daily would: HS256 with the API key.
 Dial-out (docs.daily.co, REST API, rooms: "Room Dial Out Start", "stopDialOut()", "Update Permissions"):
 `POST /rooms/:name/dialOut/start` takes one of `phoneNumber` (E.164) or `sipUri` (`sip:`), and Daily's other
 documented fields (`userId` at most 36 characters), is refused 400 in a room without `enable_dialout: true`
-(Daily requires it), and answers `{ok, sessionId}`. The person's leg joins the room as a participant whose id
+(Daily requires it), and answers `{ok, sessionId}`. `callerId` ("the phone number displayed on the called phone")
+is the `id` of one of the domain's purchased numbers (`purchased_numbers`, id -> number, which tests set; none
+by default): any other is a 400 `invalid-request-error`, as is one with a `sipUri` (daily-js refuses that
+too); Daily documents neither refusal's words, so the fake's are its own (a `sipCallTransfer`'s alike). Each
+start's body, `callerId` included, is kept in `dial_outs`. The person's leg joins the room as a participant whose id
 is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
 ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);
 Daily's leg is in the room from `dialout.connected`, while it rings; here it joins at the answer (the review's
@@ -98,6 +102,7 @@ class FakeDaily(FakeApi):
         self.sip_participants: set[str] = set()  # participant ids that joined a room by SIP (`dial_in`)
         self.transfers: list[dict[str, Any]] = []  # each transfer taken: {"room", "how", and its body}
         self.dial_outs: dict[str, dict[str, Any]] = {}  # dial-out sessionId -> {"room", "state", and its body}
+        self.purchased_numbers: dict[str, str] = {}  # `GET /purchased-phone-numbers`: each number's id -> E.164
         self.permissions: dict[str, dict[str, dict[str, Any]]] = {}  # room -> participant id -> last update
         self.webhook: tuple[str, str] | None = None  # (url, hmac): the domain's webhook, once subscribed
         self.retry_type = "circuit-breaker"  # the webhook's `retryType`, as `subscribe` set it
@@ -339,6 +344,8 @@ class FakeDaily(FakeApi):
                           + ("" if how == "sipRefer" else " or a phone number (+ and digits)"))
         if not pstn and ("callerId" in body or "extension" in body):
             return _error(400, "invalid-request-error", "callerId and extension are only valid with a phone number")
+        if (refused := self._caller_id_refused(body)) is not None:
+            return refused
         if not 0 <= body.get("waitBeforeExtensionDialSec", 0) <= 60 or not 1 <= len(body.get("extension", "1")) <= 20:
             return _error(400, "invalid-request-error", "extension is 1-20 characters, its wait 0-60 seconds")
         if name not in self.rooms:
@@ -382,6 +389,10 @@ class FakeDaily(FakeApi):
             return _error(400, "invalid-request-error", "sipUri must start with sip:")
         if len(body.get("userId", "")) > 36:
             return _error(400, "invalid-request-error", "userId is at most 36 characters")
+        if sip is not None and "callerId" in body:
+            return _error(400, "invalid-request-error", "callerId is only valid with a phoneNumber")
+        if (refused := self._caller_id_refused(body)) is not None:
+            return refused
         if name not in self.rooms:
             return _error(404, "not-found", f"room {name} not found")
         if self.rooms[name]["config"].get("enable_dialout") is not True:
@@ -390,6 +401,13 @@ class FakeDaily(FakeApi):
         self.dial_outs[session] = {"room": name, "state": "ringing", **body}
         self._emit("dialout.connected", session)  # the phone rings ("the initiator will hear the call ringing")
         return JSONResponse({"ok": "true", "sessionId": session})
+
+    def _caller_id_refused(self, body: dict[str, Any]) -> Response | None:
+        """A `callerId` that is none of the domain's purchased numbers' ids (a number itself included)."""
+        caller_id = body.get("callerId")
+        if caller_id is None or caller_id in self.purchased_numbers:
+            return None
+        return _error(400, "invalid-request-error", f"callerId {caller_id} is not a purchased phone number's id")
 
     async def dial_out_stop(self, request: Request) -> Response:
         body = await self._body(request, {"sessionId": str})

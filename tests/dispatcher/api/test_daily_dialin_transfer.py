@@ -33,6 +33,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 SECRET = "t" * 40
 CALL = {"From": "+14155550100", "To": "+14155550199", "callId": "call-9", "callDomain": "dom-9"}
 TARGETS = "+1415555*,pbx.example.com"
+CALLER_ID = "34b0eb2b-4f6d-41e2-8189-c836e830ffbb"  # DAILY_DIALOUT_CALLER_ID: a purchased number's id
 
 
 def code(answer: httpx.Response) -> str:
@@ -80,8 +81,11 @@ async def dispatcher(fake_fly: FakeFly, fake_daily: FakeDaily, **env: str) -> As
 
 @pytest.fixture
 async def dialin(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Dialin]:
-    """A dispatcher that hears Daily's webhooks: the fake's webhook points at it, with its secret."""
-    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET) as setup:
+    """A dispatcher that hears Daily's webhooks: the fake's webhook points at it, with its secret; a warm
+    transfer's person sees the domain's number that DAILY_DIALOUT_CALLER_ID names."""
+    fake_daily.purchased_numbers[CALLER_ID] = "+14155550199"
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                          DAILY_DIALOUT_CALLER_ID=CALLER_ID) as setup:
         fake_daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.app), timeout=10)
         await fake_daily.subscribe("https://calls.example.com/phone/daily/webhook", WEBHOOK_SECRET,
                                    retry_type="exponential")
@@ -138,6 +142,7 @@ async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed
     (start,) = dialin.daily.calls_to("POST", "/dialOut/start")
     assert start.headers["authorization"] == f"Bearer {dialin.daily.api_key}"  # the deployment's key, not the bot's
     assert start.json()["phoneNumber"] == "+14155550123"
+    assert start.json()["callerId"] == CALLER_ID  # the person sees the deployment's number, not Daily's pick
     bot = f"bot-{session_id}"
     heard = dialin.daily.permissions[room]  # the last word: both hear each other and no longer the bot
     assert heard[person]["canReceive"] == heard[caller]["canReceive"] == {"base": True, "byUserId": {bot: False}}
@@ -146,6 +151,23 @@ async def test_warm_dials_the_person_into_the_room_and_bridges_them_once_briefed
     assert dialin.posts() == []  # no sipCallTransfer: the call stays in the room
     noted = [e for e in await dialin.events(session_id) if e.get("event") == "transferred"]
     assert len(noted) == 1 and noted[0]["mode"] == "warm" and noted[0]["carrier_status"] == "warm"
+
+
+async def test_a_caller_id_daily_refuses_is_said_and_the_caller_stays_with_the_bot(
+        fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
+    """An id that is none of the domain's purchased numbers (another domain's, a deleted number's): Daily
+    refuses the start, nobody rings, and the answer names the setting, never a 500."""
+    async with dispatcher(fake_fly, fake_daily, DAILY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                          DAILY_DIALOUT_CALLER_ID=CALLER_ID) as unbought:  # fake_daily bought no number
+        session_id, _ = await unbought.call()
+        answer = await unbought.transfer(session_id, to="+14155550123", mode="warm")
+        assert (answer.status_code, code(answer)) == (502, "carrier_refused"), answer.text
+        assert "DAILY_DIALOUT_CALLER_ID" in answer.text and "/purchased-phone-numbers" in answer.text
+        assert "caller is still with the bot" in answer.text
+        assert fake_daily.dial_outs == {}  # nobody rings
+        # The transfer's claim was given back: another one of the call is asked of Daily.
+        again = await unbought.transfer(session_id, to="sip:desk@pbx.example.com", mode="cold")
+        assert again.status_code == 200, again.text
 
 
 SEVERAL = {"REGION": "eu", "REGIONS": "eu=https://eu.voice.example.com,us=https://us.voice.example.com",

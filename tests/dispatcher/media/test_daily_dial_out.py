@@ -16,6 +16,7 @@ from tests.fakes.daily import API_KEY, FakeDaily
 
 SID = "0123456789abcdef01234567"
 ROOM = f"vf-{SID}"
+CALLER_ID = "34b0eb2b-4f6d-41e2-8189-c836e830ffbb"  # a purchased number's id (Daily's documented example)
 DIAL_IN = RoomOptions(room={"sip": {"sip_mode": "dial-in", "num_endpoints": 1}, "enable_dialout": True})
 
 
@@ -49,6 +50,32 @@ async def test_the_person_is_dialled_joins_on_answering_and_is_stopped(
 async def test_a_sip_target_is_dialled_by_its_uri(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
     dial = await rooms.dial_out_start(SID, "sip:desk@pbx.example.com", "transfer-2")
     assert fake_daily.dial_outs[dial]["sipUri"] == "sip:desk@pbx.example.com"
+
+
+async def test_a_number_is_called_from_the_purchased_number_the_caller_id_names(
+        rooms: DailyRooms, fake_daily: FakeDaily) -> None:
+    fake_daily.purchased_numbers[CALLER_ID] = "+14155550199"
+    dial = await rooms.dial_out_start(SID, "+14155550123", "transfer-5", CALLER_ID)
+    assert fake_daily.dial_outs[dial]["callerId"] == CALLER_ID
+    unset = await rooms.dial_out_start(SID, "+14155550124", "transfer-6")
+    assert "callerId" not in fake_daily.dial_outs[unset]  # Daily's pick of the domain's numbers
+
+
+async def test_a_sip_target_is_never_sent_a_caller_id(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
+    fake_daily.purchased_numbers[CALLER_ID] = "+14155550199"
+    dial = await rooms.dial_out_start(SID, "sip:desk@pbx.example.com", "transfer-7", CALLER_ID)
+    assert fake_daily.dial_outs[dial]["sipUri"] == "sip:desk@pbx.example.com"
+    assert "callerId" not in fake_daily.dial_outs[dial]  # a number the PSTN shows; Daily refuses it with a URI
+
+
+async def test_a_caller_id_that_is_none_of_the_domains_numbers_is_refused_and_nothing_rings(
+        rooms: DailyRooms, fake_daily: FakeDaily) -> None:
+    fake_daily.purchased_numbers[CALLER_ID] = "+14155550199"
+    for wrong in ("0f0e0d0c-0b0a-4908-8706-050403020100", "+14155550199"):  # another id, or the number itself
+        with pytest.raises(DailyRefused) as refused:
+            await rooms.dial_out_start(SID, "+14155550123", "transfer-8", wrong)
+        assert (refused.value.status, refused.value.kind) == (400, "invalid-request-error")
+    assert fake_daily.dial_outs == {}
 
 
 async def test_a_room_without_dial_out_refuses_it(fake_daily: FakeDaily) -> None:
@@ -85,6 +112,8 @@ async def test_permissions_are_set_for_participants_in_the_room(rooms: DailyRoom
     ("dialOut/start", {"phoneNumber": "14155550123"}),  # no +
     ("dialOut/start", {"phoneNumber": "+14155550123", "userId": "u" * 37}),
     ("dialOut/start", {"phoneNumber": "+14155550123", "ringSeconds": 12}),  # no such field
+    ("dialOut/start", {"phoneNumber": "+14155550123", "callerId": "+14155550199"}),  # a number, not its id
+    ("dialOut/start", {"sipUri": "sip:a@b.example.com", "callerId": CALLER_ID}),  # PSTN only
     ("dialOut/stop", {}),
     ("update-permissions", {"data": {"*": {"canHear": True}}}),
     ("update-permissions", {"data": {"*": {"canReceive": {"byUserId": {}}}}}),  # base is required
@@ -93,5 +122,6 @@ async def test_permissions_are_set_for_participants_in_the_room(rooms: DailyRoom
 ])
 async def test_the_fake_refuses_what_daily_documents_no_place_for(rooms: DailyRooms, fake_daily: FakeDaily,
                                                                   path: str, body: dict[str, Any]) -> None:
+    fake_daily.purchased_numbers[CALLER_ID] = "+14155550199"  # refused for what else the body holds
     answer = await post(fake_daily, path, body)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid-request-error"
