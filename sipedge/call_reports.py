@@ -1,7 +1,8 @@
 """The edge's side of an outbound call's reports to the dispatcher, signed with the
 edge's own credential (docs/sip.md#edge-credentials; the edge holds no client's API key):
 `GET /edge/calls/{id}` for the session's status (its bot `joined`: the INVITE may go),
-`POST /edge/calls/{id}/outcome` for what the far end answered, and
+`POST /edge/calls/{id}/outcome` for what the far end answered, `POST /edge/calls/{id}/sip_end` for how an
+answered call ended and its answered seconds (sipedge/sip_end.py), and
 `POST /edge/calls/{id}/bridged` when the person of a bridged transfer answered and hung up (their
 leg's minutes, at the trunk's outbound price, join the session's telephony line), and
 `POST /edge/calls/{id}/warm` for a warm transfer's steps (the bot told to brief the person, to stop, or that

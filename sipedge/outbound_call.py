@@ -136,13 +136,16 @@ async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: Di
         await asyncio.gather(*tasks, return_exceptions=True)
         # The callee's end is told before the stream closes, so the session's end (its webhook, its report)
         # finds it; the edge's own BYE, once the bot's side ended, as it is sent.
-        if flow.answered and flow.caller_gone.is_set():
+        told = flow.answered and flow.caller_gone.is_set()
+        if told:
             await _tell_end(reports, order, flow.timed(flow.sip_end))
         await stream.close()
         if call is not None and not flow.caller_gone.is_set():
             stack.submit(call.end)
             if flow.answered:
                 await _tell_end(reports, order, flow.timed(edge_hung_up(True)))
+        elif flow.answered and not told:  # the callee's BYE came while the stream closed
+            await _tell_end(reports, order, flow.timed(flow.sip_end))
 
 
 async def _until_joined(reports: CallReports, session_id: str, bot_side: asyncio.Task[None],

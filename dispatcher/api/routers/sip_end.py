@@ -21,11 +21,12 @@ from dispatcher.api.schemas import ERRORS
 from dispatcher.errors import ApiError
 from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.sessions.ids import Caller
+from dispatcher.store.memory import ClaimsFull
+from dispatcher.store.timelines import KEEP_SECONDS  # the mark lasts as the timeline it guards
 from dispatcher.store.unavailable import StoreUnavailable
 
 router = APIRouter(responses=ERRORS)
 MAX_ANSWERED_SECONDS = 7 * 24 * 3600.0  # beyond any session's cap: a bound on the number, not a policy
-KEPT_SECONDS = 2 * 24 * 3600.0  # the mark that a session's end was told without the edge's count: past its life
 
 
 class SipEnd(BaseModel):
@@ -65,7 +66,9 @@ async def sip_end(request: Request, session_id: str, end: SipEnd,
         # a client holding the number's key cannot fill the timeline's last events with its own.
         try:
             first = await state.replication.coordination.key_holders.first(
-                f"{SIP_ENDED}:{owned}", mine := uuid.uuid4().hex, KEPT_SECONDS)
+                f"{SIP_ENDED}:{owned}", mine := uuid.uuid4().hex, KEEP_SECONDS)
+        except ClaimsFull:
+            first = mine  # this process's marks are all live: the end is kept, as it was before they were
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store did not answer: nothing was kept, send it "
                            "again", retry_after=1.0) from None

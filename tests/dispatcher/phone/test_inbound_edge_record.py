@@ -161,3 +161,18 @@ async def test_a_calls_answered_seconds_are_taken_from_the_edge_it_came_in_at_al
     assert (by_b.status_code, by_b.json()["error"]["code"]) == (403, "sip_edge_not_holding"), by_b.text
     assert by_a.status_code == 204, by_a.text
     assert [e.get("answered_seconds") for e in events if e["event"] == "sip_ended"] == [61.0]
+
+
+async def test_an_edge_taken_out_of_sip_edge_url_prices_none_of_its_calls(app: FastAPI) -> None:
+    """Its credential is still genuine, and the store may still name it for a call it took before: taken out of
+    SIP_EDGE_URL (its host distrusted), it speaks for nothing."""
+    gone = "http://127.0.0.1:11"
+    async with client(app) as api:
+        answer = await api.post("/start", json={})
+        session_id = answer.json()["session_id"]
+        await app.state.voicefleet.trunk_calls.edges.took_inbound(session_id, gone, 600)
+        await app.state.voicefleet.sessions.timeline.settled()
+        told = await api.post(f"/sessions/{session_id}/sip_end", headers=presenting(gone),
+                              json={"by": "caller", "how": "bye", "answered_seconds": 1.0})
+        await api.delete(f"/sessions/{session_id}")
+    assert (told.status_code, told.json()["error"]["code"]) == (403, "sip_edge_unlisted"), told.text

@@ -18,6 +18,7 @@ from dispatcher.api.edge_line import edge_vouches
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.observability.sip_end import sip_end_of
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.trunk_calls import _trunk_info
 from dispatcher.settings import Settings
@@ -158,3 +159,13 @@ async def test_a_count_that_is_no_plain_number_of_seconds_is_422(api: httpx.Asyn
                           content=json.dumps({"by": "caller", "how": "bye", "answered_seconds": count}))
     assert told.status_code == 422, told.text
     await api.delete(f"/sessions/{session_id}")
+
+
+def test_the_calls_end_its_report_carries_is_the_edges_counted_one_before_an_earlier_one() -> None:
+    """A client's own end, told first without a count, says nothing of how the edge saw the call end: the webhook
+    and the report carry the edge's (the first told with its count), else the first told."""
+    bare = {"event": "sip_ended", "at": 1.0, "by": "edge", "how": "bye", "reason": "a client's words"}
+    counted = {"event": "sip_ended", "at": 2.0, "by": "caller", "how": "bye", "answered_seconds": 12.0}
+    assert sip_end_of([bare, counted]) == {"by": "caller", "how": "bye"}
+    assert sip_end_of([bare]) == {"by": "edge", "how": "bye", "reason": "a client's words"}
+    assert sip_end_of([{"event": "ended", "at": 3.0}]) is None
