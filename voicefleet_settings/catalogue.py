@@ -2658,9 +2658,12 @@ SETTINGS: tuple[Setting, ...] = (
             "`subscription_id`, `resource_group` and `location`, and optionally `client_id` (a user-assigned "
             "managed identity of the dispatcher's host to sign in as there; else the dispatcher's own, given a "
             "role on that resource group alone), `subnet_id` (a delegated subnet in that subscription and "
-            "location; needed there when `ACI_SUBNET_ID` is set) and `max_groups` (each replica's own cap); at "
-            "most 50 cells, one per subscription and location, each in its own resource group, each with its own "
-            "create budget (`ACI_CREATE_*`, counted per cell); needs `REDIS_URL`; with `BOT_CHANNEL_URL` the warm "
+            "location; needed there when `ACI_SUBNET_ID` is set), `max_groups` (each replica's own cap) and "
+            "`create_rate` / `create_burst` (that subscription's own create budget, creates and deletes a second and "
+            "how many at once: one Azure raised on request, or less where other work shares it; unset: "
+            "`ACI_CREATE_RATE` / `ACI_CREATE_BURST`); at most 50 cells, one per subscription and location, each in "
+            "its own resource group, each with its own create budget, counted per cell (a cold start waits at most "
+            "`ACI_CREATE_MAX_WAIT` in any); needs `REDIS_URL`; with `BOT_CHANNEL_URL` the warm "
             "reserve runs over the cells ([reserve.md](reserve.md)); a subscription answering 429 or a quota has "
             "its starts go to the others ([operations.md](operations.md#cells)); an Azure stack sets it from its "
             "`aciCells` key "
@@ -2787,7 +2790,8 @@ SETTINGS: tuple[Setting, ...] = (
         example="",
         meaning=(
             "creates **and deletes** (ACI: ≤ 100 per 5 min and ≤ 300 an hour per region), counted once for the "
-            "deployment; a cold start waits at most `_MAX_WAIT`, else `503 aci_rate_limited`"
+            "deployment (with `ACI_CELLS`, each cell's, unless it states its own `create_rate` / `create_burst`); a "
+            "cold start waits at most `_MAX_WAIT`, else `503 aci_rate_limited`"
         ),
     ),
     Setting(

@@ -4,6 +4,7 @@ fields, and the same cell listed twice, refused alike with a message naming the 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,11 +52,21 @@ def named_once(setting: str, listed: Mapping[str, Sequence[str]], each: str, why
                                 f"with its own name: {why})")
 
 
-def whole_number(item: Mapping[str, Any], key: str, where: str) -> int | None:
+def whole_number(item: Mapping[str, Any], key: str, where: str, hint: str = "") -> int | None:
+    """A field that, when set, must be a whole number of at least 1; `hint`: what it is, said after a refusal."""
     value = item.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise SettingsError(f"{where}: {key} must be a whole number of at least 1")
+        raise SettingsError(f"{where}: {key} must be a whole number of at least 1{hint}")
     return value
+
+
+def positive_number(item: Mapping[str, Any], key: str, where: str, hint: str = "") -> float | None:
+    """A field that, when set, must be a finite number above 0 (JSON's 1e999 reads as infinity, NaN as NaN)."""
+    value = item.get(key)
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
+                              or not math.isfinite(value) or value <= 0):
+        raise SettingsError(f"{where}: {key} must be a number above 0{hint}")
+    return float(value) if value is not None else None
 
 
 def text_field(item: Mapping[str, Any], key: str, where: str) -> str | None:

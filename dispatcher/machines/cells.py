@@ -61,14 +61,17 @@ class Cells:
                  groups: bool = True, spread: bool = True, room: Mapping[str, int | None] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  jitter: Callable[[float, float], float] = random.uniform,
-                 drain_base: float = DRAIN_BASE_SECONDS, shared: Mapping[str, str] | None = None) -> None:
+                 drain_base: float = DRAIN_BASE_SECONDS, shared: Mapping[str, str] | None = None,
+                 rates: Mapping[str, Rate] | None = None) -> None:
         """`groups` False (one cell): its bucket keeps the provider's own name, `<provider>`;
         `drain_base`: a cell's first backoff (doubling from there up to `DRAIN_CAP_SECONDS`);
-        `shared`: a cell -> the cell whose bucket it takes from (two cells the cloud rates as one)."""
+        `shared`: a cell -> the cell whose bucket it takes from (two cells the cloud rates as one);
+        `rates`: a cell -> its own bucket's rate and burst (else `rate`'s; `rate.max_wait` is every cell's)."""
         if not names or (len(names) > 1 and not groups):
             raise ValueError("cells need at least one name, and a bucket each when there are several")
         self.provider, self.rate, self.spread = provider, rate, spread
-        self.creates = Creates(provider, coordination, rate, groups=names if groups else (), shared=shared)
+        self.creates = Creates(provider, coordination, rate, groups=names if groups else (), shared=shared,
+                               rates=rates)
         self.names = names
         self._room = dict(room or {})
         self._clock, self._wall, self._jitter, self._drain_base = clock, wall, jitter, drain_base

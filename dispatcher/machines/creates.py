@@ -25,18 +25,22 @@ from dispatcher.store.coordination import CreateLimit, CreateLimits, CreateTurn
 
 class Creates:
     def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, groups: tuple[str, ...] = (),
-                 action: str = "create", shared: Mapping[str, str] | None = None) -> None:
+                 action: str = "create", shared: Mapping[str, str] | None = None,
+                 rates: Mapping[str, Rate] | None = None) -> None:
         """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`.
         An `action` other than create counts under `<provider>-<action>` instead of `<provider>`.
-        `shared`: a group -> the group whose count it takes from (one limit the cloud counts for both)."""
+        `shared`: a group -> the group whose count it takes from (one limit the cloud counts for both).
+        `rates`: a group -> the rate and burst its own count refills at (ACI_CELLS' budgets; a group
+        not in it: `rate`'s); a cold start waits at most `rate.max_wait` whatever its group."""
         self.provider = provider
         self.action = action
         self.rate = rate
         self.apps = groups or (provider,)
         name = provider if action == "create" else f"{provider}-{action}"
         owner = {group: (shared or {}).get(group, group) for group in self.apps}
-        counts = {group: coordination.create_limit(f"{name}:{group}" if groups else name, rate.per_second, rate.burst)
-                  for group in dict.fromkeys(owner.values())}
+        own = {group: (rates or {}).get(group, rate) for group in dict.fromkeys(owner.values())}
+        counts = {group: coordination.create_limit(f"{name}:{group}" if groups else name, own[group].per_second,
+                                                   own[group].burst) for group in own}
         self._limits: dict[str, CreateLimit] = {group: counts[owner[group]] for group in self.apps}
         self._refilled: deque[str] = deque()  # groups whose refill token was taken, for the launches that follow
 

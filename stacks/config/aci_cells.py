@@ -1,7 +1,8 @@
 """`aciCells`: the Azure subscriptions a stack's container groups spread over (the dispatcher's ACI_CELLS).
 
 Each cell is a subscription's resource group in a location, with ACI's own create budget (100 per 5
-minutes, 300 an hour) and quotas there (dispatcher/machines/aci/cells.py). The stack reads the list
+minutes, 300 an hour, or what the cell states: `create_rate`, `create_burst`) and quotas there
+(dispatcher/machines/aci/cells.py). The stack reads the list
 as the dispatcher reads ACI_CELLS (one parser, stacks/config/cells.py), passes it on, makes the store
 the dispatcher needs for it (each session's cell is recorded there), assigns the dispatcher's identity
 a launch role of the cell's own on each cell's resource group and nothing wider and a join role on a

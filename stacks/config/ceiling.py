@@ -74,6 +74,10 @@ ACI_CREATES_PER_SECOND = 300 / 3600
 ACI_CONTAINER_GROUPS_DEFAULT = 100
 ACI_CORES_DEFAULT = 100
 ACI_CPU_UNITS = 1024  # botCpu units a core
+ACI_CREATES_QUOTA = "Container Instances container group creates"
+ACI_LIMITS_PAGE = "learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits"
+ACI_SUPPORT_REQUEST = ("a support request in the Azure portal (Help + support, Service and subscription limits "
+                       "(quotas), Container Instances)")
 
 
 ACCOUNT_DEFAULT = "documented default, not your account's"
@@ -158,13 +162,15 @@ def sustained(per_second: float, call_minutes: float) -> int:
 
 
 def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_minutes: float, *, show: str,
-                raise_it: str, origin: str = FIXED, calls: tuple[int, str] = (1, "launches")) -> Limit:
+                raise_it: str, origin: str = FIXED, calls: tuple[int, str] = (1, "launches"),
+                by: str | None = None) -> Limit:
     """A launch rate: the lower of the provider's (÷ the calls a session makes of it: `calls`, with what
-    they are) and the dispatcher's pacing, × the call's length."""
+    they are) and the dispatcher's pacing, × the call's length. `by`: where the rate comes from, said
+    in place of which of the two is lower."""
     per_session = per_second / calls[0]
     rate = min(per_session, paced)
-    by = ("the dispatcher's pacing" if paced < per_session else "the provider's rate" if calls[0] == 1
-          else f"the provider's {per_second:.3g} {calls[1]} a second ÷ {calls[0]}, a session's")
+    by = by or ("the dispatcher's pacing" if paced < per_session else "the provider's rate" if calls[0] == 1
+                else f"the provider's {per_second:.3g} {calls[1]} a second ÷ {calls[0]}, a session's")
     return Limit(quota, code, per_second, f"{calls[1]} a second", sustained(rate, call_minutes), rate=True,
                  origin=origin, per_bot=calls[0] / (call_minutes * 60),
                  how=f"{rate:.3g} launches a second ({by}) × {call_minutes:g}-minute calls "
@@ -338,21 +344,29 @@ def gce(project: str, region: str, machine_type: str, call_minutes: float, sessi
     return Ceiling("Compute Engine", where, (launches,), needs)
 
 
+def aci_launches(call_minutes: float, create_rate: float | None = None) -> Limit:
+    """A subscription's container group creates in a region (a session costs a create and a delete, and the
+    dispatcher's budget counts both): ACI's documented budget or the dispatcher's default pace, the lower;
+    or, for a cell whose own budget the stack states (`aciCells`' `create_rate`, its creates and deletes a
+    second), that budget's half, counted in place of both (the dispatcher paces the cell at it)."""
+    raise_it = (f"{ACI_SUPPORT_REQUEST} for the creates and the deletes an hour and per 5 minutes, then the "
+                "dispatcher's ACI_CREATE_RATE, which spends one budget on both; or spread sessions over more regions "
+                "(docs/regions.md)")
+    if create_rate is None:
+        return _rate_limit(ACI_CREATES_QUOTA, "", ACI_CREATES_PER_SECOND, ACI_CREATE_RATE.per_second / 2, call_minutes,
+                           show=ACI_LIMITS_PAGE, origin=ACCOUNT_DEFAULT, raise_it=raise_it)
+    return _rate_limit(ACI_CREATES_QUOTA, "", create_rate / 2, create_rate / 2, call_minutes, show=ACI_LIMITS_PAGE,
+                       origin=STATED, raise_it=raise_it,
+                       by=f"its create_rate of {create_rate:.3g} creates and deletes a second ÷ 2, a session's")
+
+
 def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
-    """Azure Container Instances: the region's create budget (a session costs a create and a delete, and
-    the dispatcher's budget counts both), its container groups and its standard cores ÷ the bot's."""
+    """Azure Container Instances: the region's create budget (`aci_launches`), its container groups and its
+    standard cores ÷ the bot's."""
     show = ("`az rest --method get --url https://management.azure.com/subscriptions/<subscription>/providers/"
             f"Microsoft.ContainerInstance/locations/{location}/usages?api-version=2023-05-01`")
-    raise_it = ("a support request in the Azure portal (Help + support, Service and subscription limits (quotas), "
-                "Container Instances)")
-    launches = _rate_limit("Container Instances container group creates", "", ACI_CREATES_PER_SECOND,
-                           ACI_CREATE_RATE.per_second / 2, call_minutes,
-                           show="learn.microsoft.com/azure/container-instances/"
-                                "container-instances-resource-and-quota-limits",
-                           origin=ACCOUNT_DEFAULT,
-                           raise_it=f"{raise_it} for the creates and the deletes an hour and per 5 minutes, then the "
-                                    "dispatcher's ACI_CREATE_RATE, which spends one budget on both; or spread sessions "
-                                    "over more regions (docs/regions.md)")
+    raise_it = ACI_SUPPORT_REQUEST
+    launches = aci_launches(call_minutes)
     groups = Limit("Container Instances container groups per region", "ContainerGroups", ACI_CONTAINER_GROUPS_DEFAULT,
                    "groups", ACI_CONTAINER_GROUPS_DEFAULT, rate=False, origin=ACCOUNT_DEFAULT, per_bot=1,
                    how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot", show=show, raise_it=raise_it)

@@ -19,8 +19,10 @@ no bot (a cell in it aside). The dispatcher's tasks take from that account's quo
 the warm reserve runs over the cells (docs/reserve.md, "Over cells"), so its bots are counted.
 
 ACI cells (`aciCells`) are subscriptions, each with its own create budget, groups and cores (documented
-defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); with a bot
-channel the warm reserve runs over the cells, so its groups and cores are counted as for one subscription.
+defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); a cell that
+states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
+of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
+cells, so its groups and cores are counted as for one subscription.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dispatcher.machines.aci.cell_settings import AciCell
 from dispatcher.machines.ecs.cell_settings import EcsCell
 from stacks.config import ceiling
 from stacks.config.aci_cells import CELLS_KEY as ACI_CELLS_KEY
-from stacks.config.ceiling import ACCOUNT_DEFAULT, READ_CLOUD_QUOTAS, Ceiling, Limit
+from stacks.config.ceiling import ACCOUNT_DEFAULT, READ_CLOUD_QUOTAS, STATED, Ceiling, Limit
 from stacks.config.ecs_cells import CELLS_KEY as ECS_CELLS_KEY
 from stacks.config.gce_cells import CELLS_KEY, CellPlace
 
@@ -47,9 +49,9 @@ class CellQuota:
     cpu_quota: float | None = None
 
 
-def _first(items: Sequence[str]) -> str:
+def _first(items: Sequence[str], sep: str = "; ") -> str:
     more = len(items) - SHOWN_CELLS
-    return "; ".join(items[:SHOWN_CELLS]) + (f"; and {more} more cell(s) alike" if more > 0 else "")
+    return sep.join(items[:SHOWN_CELLS]) + (f"{sep}and {more} more cell(s) alike" if more > 0 else "")
 
 
 def _show(place: CellPlace, metric: str) -> str:
@@ -147,19 +149,35 @@ def aci_cells(cells: Sequence[AciCell], bot_cpu_units: int, call_minutes: float)
     one = ceiling.aci(cells[0].location, bot_cpu_units, call_minutes)
     named = [f"{cell.name} ({cell.subscription_id}, {cell.location})" for cell in cells]
     spread = f"{count} subscription{'s' if count > 1 else ''} ({ACI_CELLS_KEY}: {_first(named)})"
-    limits = []
-    for limit in one.limits:
-        if limit.rate:
-            how = f"{limit.how}, in each of {spread}: each its own budget, the dispatcher pacing each on its own"
-            raise_it = (f"{limit.raise_it.split(', then', 1)[0]}, in each cell's subscription, then the dispatcher's "
-                        f"ACI_CREATE_RATE (each cell's pace); or more subscriptions in {ACI_CELLS_KEY}")
-        else:
-            how = f"{limit.how} in each of {spread} ({ACCOUNT_DEFAULT}: a preview reads no cell's)"
-            raise_it = (f"{limit.raise_it} in each cell's subscription, each about its share of the {{needed}} "
-                        f"{limit.unit} in all (about {{needed}} ÷ {count}: the sessions spread over the cells), or "
-                        f"more subscriptions in {ACI_CELLS_KEY}")
-        limits.append(replace(limit, figure=limit.figure * count, bots=limit.bots * count, how=how,
-                              raise_it=raise_it, show=f"{limit.show}, for each cell's subscription and location"
-                              if not limit.rate else limit.show))
+    limits = [_aci_launches(cells, limit, call_minutes, spread) if limit.rate else replace(
+        limit, figure=limit.figure * count, bots=limit.bots * count,
+        how=f"{limit.how} in each of {spread} ({ACCOUNT_DEFAULT}: a preview reads no cell's)",
+        raise_it=(f"{limit.raise_it} in each cell's subscription, each about its share of the {{needed}} "
+                  f"{limit.unit} in all (about {{needed}} ÷ {count}: the sessions spread over the cells), or "
+                  f"more subscriptions in {ACI_CELLS_KEY}"),
+        show=f"{limit.show}, for each cell's subscription and location") for limit in one.limits]
     locations = ", ".join(sorted({cell.location for cell in cells}))
     return Ceiling("Azure Container Instances", f"{locations}, {spread}", tuple(limits))
+
+
+def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spread: str) -> Limit:
+    """The cells' create budgets added up: `one` subscription's (documented) for each cell that states none,
+    and its own (ceiling.aci_launches) for each that states a `create_rate`."""
+    raise_it = (f"{one.raise_it.split(', then', 1)[0]}, in each cell's subscription, then that cell's create_rate "
+                f"in {ACI_CELLS_KEY} to match (its pace; unset: the dispatcher's ACI_CREATE_RATE); or more "
+                f"subscriptions in {ACI_CELLS_KEY}")
+    budgets: dict[float | None, list[str]] = {}  # a stated create_rate (None: none) → the cells stating it
+    for cell in cells:
+        budgets.setdefault(cell.create_rate, []).append(cell.name)
+    paced = "each its own budget, the dispatcher pacing each on its own"
+    if list(budgets) == [None]:
+        return replace(one, figure=one.figure * len(cells), bots=one.bots * len(cells), raise_it=raise_it,
+                       how=f"{one.how}, in each of {spread}: {paced}")
+    each = {rate: one if rate is None else ceiling.aci_launches(call_minutes, rate) for rate in budgets}
+    how = "; ".join(f"{_first(names, ', ')}: {each[rate].how} = {each[rate].bots:,}{' each' if len(names) > 1 else ''}"
+                    for rate, names in budgets.items())
+    stated = [name for rate, names in budgets.items() if rate is not None for name in names]
+    return replace(one, figure=sum(each[rate].figure * len(names) for rate, names in budgets.items()),
+                   bots=sum(each[rate].bots * len(names) for rate, names in budgets.items()), raise_it=raise_it,
+                   origin=STATED if None not in budgets else f"{ACCOUNT_DEFAULT}; {_first(stated, ', ')}: {STATED}",
+                   how=f"{how}, added over {spread}: {paced}")

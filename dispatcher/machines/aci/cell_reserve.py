@@ -57,4 +57,6 @@ class AciCellWarmMachines(CellReserve, AciCellMachines):
 
     @property
     def create_rate(self) -> Rate:
-        return self.settings.create_rate
+        """The slowest cell's budget, for the fleet planner's count of what it can create (dispatcher/reserve/
+        frozen.py `tiers_of`): one cell's, as the other providers over cells give, never more than any makes."""
+        return min(self.settings.cell_create_rates().values(), key=lambda rate: rate.per_second)

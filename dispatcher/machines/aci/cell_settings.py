@@ -5,17 +5,28 @@ and its `location` (ACI's create budget, 100 per 5 minutes and 300 an hour, and 
 subscription and region), and may name `client_id` (a user-assigned managed identity of the dispatcher's host to sign
 in as there: else the dispatcher's own, AZURE_CLIENT_ID, given a role on that resource group alone),
 `subnet_id` (a subnet delegated to ACI in that subscription and location: a cell elsewhere than
-ACI_SUBNET_ID's needs its own) and `max_groups`, the most groups each dispatcher replica runs there
-(its own count: a soft cap under the subscription's quotas; unset: the quotas alone).
+ACI_SUBNET_ID's needs its own), `max_groups`, the most groups each dispatcher replica runs there
+(its own count: a soft cap under the subscription's quotas; unset: the quotas alone), and
+`create_rate` / `create_burst`, the cell's own create budget (creates and deletes a second, and its
+burst: a subscription whose budget Azure raised, or one other workloads share) where it is not
+ACI_CREATE_RATE / ACI_CREATE_BURST; a cold start's wait (ACI_CREATE_MAX_WAIT) is the deployment's.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dispatcher.machines.cell_list import cell_fields, cell_items, matching_field, named_once, whole_number
+from dispatcher.machines.cell_list import (
+    cell_fields,
+    cell_items,
+    matching_field,
+    named_once,
+    positive_number,
+    whole_number,
+)
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError
 
 # Azure's own forms: a subscription id is a GUID; a resource group 1-90 letters, digits, '_', '-', '.',
@@ -25,7 +36,11 @@ _RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]", re.ASCII)
 _LOCATION = re.compile(r"[a-z][a-z0-9]{1,39}")
 _SUBNET = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})/resourceGroups/[^/]+/providers/Microsoft\.Network/"
                      r"virtualNetworks/[^/]+/subnets/[^/]+")
-FIELDS = ("name", "subscription_id", "resource_group", "location", "client_id", "subnet_id", "max_groups")
+FIELDS = ("name", "subscription_id", "resource_group", "location", "client_id", "subnet_id", "max_groups",
+          "create_rate", "create_burst")
+# A budget field refused: what it counts, and the way out (leave it out for the deployment's).
+_OWN_BUDGET = (" ({what}: the cell's own create budget, e.g. the figure Azure raised its subscription's to, or "
+               "less where other workloads share it); leave it out for the deployment's {setting}")
 EXAMPLE = ('[{"name": "a", "subscription_id": "11111111-1111-1111-1111-111111111111", "resource_group": '
            '"voicefleet-cell-a", "location": "westeurope"}]')
 
@@ -39,11 +54,20 @@ class AciCell:
     client_id: str | None = None
     subnet_id: str | None = None
     max_groups: int | None = None
+    create_rate: float | None = None  # creates and deletes a second; None: ACI_CREATE_RATE
+    create_burst: int | None = None  # None: ACI_CREATE_BURST
 
     @property
     def scope(self) -> str:
         """The ARM scope the dispatcher's role is granted on: the cell's resource group."""
         return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+
+    def create_budget(self, deployment: Rate) -> Rate:
+        """The rate the cell's `aci:<cell>` bucket refills at: its own rate and burst, each where it sets
+        one, else the `deployment`'s (ACI_CREATE_*), whose max wait every cell keeps."""
+        return replace(deployment,
+                       per_second=deployment.per_second if self.create_rate is None else self.create_rate,
+                       burst=deployment.burst if self.create_burst is None else self.create_burst)
 
 
 def aci_cells(raw: str) -> tuple[AciCell, ...]:
@@ -102,6 +126,10 @@ def _cell(item: Any, index: int) -> AciCell:
         raise SettingsError(f"{where} ({name}): subnet_id must be a subnet in the cell's own subscription "
                             f"{subscription} (a container group joins a network of its own subscription and location)")
     assert subscription is not None and group is not None and location is not None  # required, above
+    named = f"{where} ({name})"
     return AciCell(name=name, subscription_id=subscription, resource_group=group, location=location,
-                   client_id=client, subnet_id=subnet,
-                   max_groups=whole_number(item, "max_groups", f"{where} ({name})"))
+                   client_id=client, subnet_id=subnet, max_groups=whole_number(item, "max_groups", named),
+                   create_rate=positive_number(item, "create_rate", named, _OWN_BUDGET.format(
+                       what="creates and deletes a second", setting="ACI_CREATE_RATE")),
+                   create_burst=whole_number(item, "create_burst", named, _OWN_BUDGET.format(
+                       what="the creates it may make at once", setting="ACI_CREATE_BURST")))

@@ -4,7 +4,8 @@ ACI allows about 100 creates per 5 minutes and 300 an hour per subscription and 
 read and write buckets are the subscription's too (aci/settings.py): each cell is one subscription's
 resource group in a location, an `AciMachines` of that resource group whose create, write and read
 budgets are its own (`aci:<cell>`, `aci-write:<cell>`, `aci-read:<cell>`, counted once for the
-deployment), signed in as the dispatcher's identity (or the cell's `client_id`), which holds a role on
+deployment; the create budget at the cell's own `create_rate` and `create_burst` where it sets them),
+signed in as the dispatcher's identity (or the cell's `client_id`), which holds a role on
 that resource group alone. Which cell a session's group goes to and how a throttling cell is drained:
 dispatcher/machines/cells.py; the record of a session's cell in the store before its PUT, look-ups,
 stops and listing over the subscriptions: dispatcher/machines/cell_launches.py.
@@ -65,8 +66,10 @@ class AciCellMachines(CellLaunches[AciMachines]):
         self._tokens = tuple(tokens.values())
         shared = env.get("AZURE_CLIENT_ID", "").strip()  # the dispatcher's own identity: every cell's failure
         self._own_identity = {cell.name for cell in settings.cells if cell.client_id and cell.client_id != shared}
+        # Each cell's bucket at its own budget, as its member's creates and deletes count it (`for_cell`).
         cells = Cells(self.name, coordination, settings.create_rate, tuple(members),
-                      room={cell.name: cell.max_groups for cell in settings.cells}, drain_base=drain_base)
+                      room={cell.name: cell.max_groups for cell in settings.cells}, drain_base=drain_base,
+                      rates=settings.cell_create_rates())
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self._found_in: Recent[str, str] = Recent()  # an idle group's name → the cell its bot's hello found it in
         self.identity = AciGroupIdentity(self._group_of, settings.prefix, proved=self._group_proved)

@@ -85,10 +85,14 @@ class AciSettings:
 
     def for_cell(self, cell: AciCell) -> AciSettings:
         """One cell's settings: its subscription, resource group and location, its own subnet where it
-        names one (else the deployment's), and the identity it signs in as."""
+        names one (else the deployment's), the identity it signs in as, and its create budget."""
         return replace(self, subscription_id=cell.subscription_id, resource_group=cell.resource_group,
                        location=cell.location, subnet_id=cell.subnet_id or self.subnet_id, cells=(),
-                       client_id=cell.client_id or "")
+                       client_id=cell.client_id or "", create_rate=cell.create_budget(self.create_rate))
+
+    def cell_create_rates(self) -> dict[str, Rate]:
+        """Each cell's create budget by its name: what its `aci:<cell>` bucket refills at."""
+        return {cell.name: cell.create_budget(self.create_rate) for cell in self.cells}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AciSettings:

@@ -162,6 +162,22 @@ def test_one_cell_keeps_the_providers_own_bucket_name() -> None:
     assert seen == ["ecs", "ecs:a", "ecs:b"]
 
 
+
+async def test_a_cell_with_its_own_rate_takes_its_own_burst_and_the_others_the_providers() -> None:
+    """ACI_CELLS' own budgets: b's bucket holds 3 and a and c the provider's 1 (c sharing b's bucket takes
+    b's); a cold start still waits no longer than the provider's max wait, in any cell."""
+    one = Rate(per_second=0.01, burst=1, max_wait=0)
+    group = cells(one, rates={"b": Rate(per_second=0.01, burst=3, max_wait=60)})
+    granted = {name: [(await group.creates.cold_in(name, 0)).granted for _ in range(4)] for name in NAMES}
+    assert granted == {"a": [True, False, False, False], "b": [True, True, True, False],
+                       "c": [True, False, False, False]}
+    with pytest.raises(MachinesError) as refused:
+        await group.cold_turn(session_homed_in(group, "b"))
+    assert refused.value.reason == "ecs_rate_limited" and "(more than 0s)" in refused.value.message
+    shared = cells(one, shared={"c": "b"}, rates={"b": Rate(per_second=0.01, burst=3)})
+    assert [(await shared.creates.cold_in("c", 0)).granted for _ in range(4)] == [True, True, True, False]
+    assert not (await shared.creates.cold_in("b", 0)).granted
+
 async def test_each_cells_bucket_is_counted_once_for_the_deployment_across_replicas(
         replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:  # noqa: F811
     one, two = (cells(SLOW, ("a", "b"), coordination=c) for c in replica_pair)

@@ -117,6 +117,7 @@ def test_what_the_stack_cannot_make_in_a_cell_is_noted_with_its_commands(
     ([CELLS[1], {**CELLS[1], "name": "c", "resource_group": "other"}], "names a subscription and location twice"),
     ([{**CELLS[0], "client_id": OTHER}], "cell a names a client_id"),
     ([{k: v for k, v in CELLS[1].items() if k != "subnet_id"}], "cell b (" + OTHER + ", westeurope) cannot join"),
+    ([CELLS[0], {**CELLS[1], "create_rate": 0}], "ACI_CELLS[1] (b): create_rate must be a number above 0"),
 ])
 def test_cells_the_dispatcher_would_refuse_are_refused_at_preview_naming_the_key(
         stack: StackRunner, cells: list[dict[str, Any]], problem: str) -> None:
@@ -146,3 +147,35 @@ def test_a_stack_files_ceiling_counts_each_cell_and_the_reserve_over_them() -> N
                for warning in warnings), warnings
     alone = ceiling_notes.stack_notes({k: v for k, v in config.items() if k != "voicefleet:aciCells"})
     assert "6 sessions" in alone[0], alone
+
+
+def test_the_ceiling_counts_a_cells_own_budget_in_place_of_the_documented_one() -> None:
+    """Cell b states the budget Azure raised its subscription's to (0.5 creates and deletes a second): its
+    launches are half of it, 0.25 a second, 75 sessions with 5-minute calls, beside a's default 8."""
+    one = ceiling.aci("westeurope", 1024, 5)
+    default = one.limits[0]
+    raised = [CELLS[0], {**CELLS[1], "create_rate": 0.5, "create_burst": 150}]
+    launches = ceiling_cells.aci_cells(aci_cells(json.dumps(raised)), 1024, 5).limits[0]
+    assert launches.rate and launches.bots == default.bots + 75 == 83
+    assert launches.figure == pytest.approx(default.figure + 0.25)
+    assert launches.origin == f"{ceiling.ACCOUNT_DEFAULT}; b: {ceiling.STATED}"
+    assert "b: 0.25 launches a second (its create_rate of 0.5 creates and deletes a second ÷ 2" in launches.how
+    assert "that cell's create_rate in aciCells" in launches.raise_it
+    shared = [{**CELLS[0], "create_rate": 0.02}, {**CELLS[1], "create_rate": 0.02}]  # other workloads take the rest
+    both = ceiling_cells.aci_cells(aci_cells(json.dumps(shared)), 1024, 5).limits[0]
+    assert both.bots == 2 * 3 and both.origin == ceiling.STATED and "a, b: 0.01 launches a second" in both.how
+    [groups, cores] = ceiling_cells.aci_cells(aci_cells(json.dumps(raised)), 1024, 5).limits[1:]
+    assert (groups.bots, cores.bots) == (200, 200)  # a budget is no quota: the groups and cores stay the same
+
+
+def test_a_cells_own_budget_reaches_the_dispatcher_and_the_programs_ceiling(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: said.append(str(message)))
+    raised = [CELLS[0], {**CELLS[1], "create_rate": 0.5, "create_burst": 150}]
+    written = plain(cells_run(stack, raised, expectedCallMinutes="5"))
+    assert json.loads(written["ACI_CELLS"])[1] == raised[1]
+    settings = AciSettings.from_env({**written, "ACI_BOT_IMAGE": "r.azurecr.io/bot@sha256:" + "0" * 64})
+    assert [(r.per_second, r.burst) for r in settings.cell_create_rates().values()] == [(1 / 18, 83), (0.5, 150)]
+    [note] = [line for line in said if line.startswith("concurrency ceiling")]
+    assert "83 sessions at once" in note, note
