@@ -2,14 +2,11 @@
 
 Each cell is a project with its own mutation rate and CPU quota, and the dispatcher paces each
 project's inserts on its own (its first cell's `gce:<cell>` bucket, dispatcher/machines/gce/cells.py), so
-both add up over the projects: a session goes to the cell its id hashes to and, that one full or refusing, on to
-the next, so the sessions spread over them all. Each cell's figures are stacks/config/ceiling.py's
-`gce`, for its project and region; its CPU quota counts only where a preview read it
-(`accountQuotas`), and with any cell's unknown what the sessions need of them together is said
-instead. The warm reserve runs over the cells too, so its VMs are counted beside the sessions'.
-A cell's `max_instances`, each dispatcher replica's own cap below its quota, is not counted. A project's
-API rate is per project and its CPUS quota per project and region: cells in two zones of one project
-(for its zones' capacity) count them once.
+both add up over the projects, over which the sessions spread. Each cell's figures are stacks/config/ceiling.py's
+`gce`, for its project and region; its CPU quota counts only where a preview read it (`accountQuotas`), and
+with any cell's unknown what the sessions need of them together is said instead. The warm reserve's VMs are
+counted beside the sessions'; a cell's `max_instances` (each replica's own cap) is not. Cells in two zones
+of one project count its API rate and CPUS quota once.
 
 ECS cells (`ecsCells`) are accounts, each with its own Fargate launch bucket (the dispatcher paces each
 account's RunTask on its own, `ecs:<cell>`) and its own vCPU quotas, so both add up over the accounts
