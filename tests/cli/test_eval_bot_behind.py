@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from voicefleet.errors import Failed
+from voicefleet.evals.bot_behind import behind_by_part
 from voicefleet.evals.checks import NO_HANG_UP
 from voicefleet.evals.gate import verdict_body
 from voicefleet.evals.outcome import CallResult, Stall, TurnResult
@@ -82,6 +83,21 @@ def test_words_the_bot_never_transcribed_while_behind_are_not_heard_as_said() ->
     on_time = call("s2", (), KEPT_TIME)  # not held back: an answer to words it never heard is its own
     on_time.turns[1].problems, on_time.turns[1].bot_heard = list(behind.turns[1].problems), ""
     assert Rules().outcome(on_time) == "failed"
+
+
+def test_words_the_bot_transcribed_only_in_a_later_turn_were_held_until_that_turns_part() -> None:
+    """A keypad call on a loaded machine (tests/cli/test_eval_phone.py beside a hog): the bot's transcripts all
+    came late, the keys in the next turn and the words in the last, while its loop's figures held turn 2 under
+    the limit. The keys were held until turn 3's part, held past it."""
+    keyed = call("s1", (), [Stall(T0 + 14, 4.1, 4.2), Stall(T0 + 33, 2.3, 2.4)])
+    keyed.turns[1].said, keyed.turns[1].bot_heard = "keys 4#", "4#"
+    keyed.turns[1].problems = ["expected 'what time', heard 'How many people?'"]
+    assert behind_by_part(keyed)[2] < 2.0 < behind_by_part(keyed)[3]
+    assert Rules().outcome(keyed) == "failed"  # heard in its own part, held too little: its answer is its own
+    keyed.turns[1].bot_heard, keyed.turns[2].bot_heard = "", "4# | turn 3"
+    assert Rules().outcome(keyed) == "inconclusive"
+    keyed.turns[2].bot_heard = "turn 3"  # never heard at all: its own part decides
+    assert Rules().outcome(keyed) == "failed"
 
 
 def test_an_answer_not_heard_at_all_is_inconclusive_where_the_host_fell_behind() -> None:

@@ -18,8 +18,8 @@ behind (its audio comes at real time) until it has worked it off (`carried_into`
 - an answer not heard at all: when its bot was held behind, or the way back was behind, more than
   `bot_behind_limit` seconds; what was judged without it (rubrics) or never reached (a hang-up) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
-  said (a sentence that reached it late and was split, or not transcribed at all, its recogniser's
-  transcripts in its RTVI events); a bot that heard them and answered wrong is wrong, however busy its machine.
+  said (split, or not transcribed, in its RTVI events; words transcribed only in a later turn count that
+  turn's part too); a bot that heard them and answered wrong is wrong, however busy its machine.
 A call is inconclusive when every one of its failures is.
 """
 
@@ -186,12 +186,24 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
     return f"{reason}, and the way from it to the caller by {late:.1f} s more: a machine was busy"
 
 
+def heard_in(result: CallResult, number: int) -> int:
+    """The turn whose part of the call the bot's recogniser reached turn `number`'s words in: its own, or a
+    later one whose transcript has them where its own has not (the keys of a keypad turn, as sent)."""
+    turns = result.turns
+    said = words(turns[number - 1].said.removeprefix("keys "))
+    if not said or f" {said} " in f" {words(turns[number - 1].bot_heard)} ":
+        return number
+    return next((n for n in range(number + 1, len(turns) + 1) if f" {said} " in f" {words(turns[n - 1].bot_heard)} "),
+                number)
+
+
 def _turns_explained(result: CallResult, parts: list[float], limit: float, *, arrival: bool) -> bool:
     """Whether every turn's failure may be a busy machine's: the bot host's, with (`arrival`) the way back
-    to the caller's too."""
+    to the caller's too. Words its recogniser reached only in a later turn were held until then: the parts
+    between count, as its loop's figures alone understate what its recogniser's thread was held."""
     transcribes = any(t.bot_heard for t in result.turns)
     return all((judged(p) and _not_heard(result.turns[:n]))
-               or explained(p, parts[n], limit, misheard=misheard(t, transcribes),
+               or explained(p, max(parts[n:heard_in(result, n) + 1]), limit, misheard=misheard(t, transcribes),
                             until_reply=behind_until_reply(result, t),
                             arrived_late=way_back(result, n) if arrival else 0.0)
                for n, t in enumerate(result.turns, 1) for p in t.problems)
