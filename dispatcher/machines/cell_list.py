@@ -60,13 +60,21 @@ def whole_number(item: Mapping[str, Any], key: str, where: str, hint: str = "") 
     return value
 
 
-def positive_number(item: Mapping[str, Any], key: str, where: str, hint: str = "") -> float | None:
-    """A field that, when set, must be a finite number above 0 (JSON's 1e999 reads as infinity, NaN as NaN)."""
+def positive_number(item: Mapping[str, Any], key: str, where: str, hint: str = "",
+                    minimum: float = 0.0) -> float | None:
+    """A field that, when set, must be a finite number above 0 and at least `minimum` (JSON's 1e999 reads as
+    infinity, NaN as NaN; an integer too large for a float as infinity)."""
     value = item.get(key)
-    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
-                              or not math.isfinite(value) or value <= 0):
-        raise SettingsError(f"{where}: {key} must be a number above 0{hint}")
-    return float(value) if value is not None else None
+    if value is None:
+        return None
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number <= 0 or number < minimum:
+        least = f" of at least {minimum:g}" if minimum > 0 else " above 0"
+        raise SettingsError(f"{where}: {key} must be a number{least}{hint}")
+    return number
 
 
 def text_field(item: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -23,7 +23,7 @@ def parse_caller_id(value: str) -> str | None:
     if not value:
         return None
     if UUID.fullmatch(value):
-        return value
+        return value.lower()  # as Daily writes its ids: whether it matches them whatever their case is not documented
     if PHONE_LIKE.fullmatch(re.sub(r"[\s().-]", "", value)):
         raise ValueError(f"{value!r} is a phone number: Daily's callerId is {WAY_OUT}")
     raise ValueError(f"{value[:60]!r} is not a UUID: Daily's callerId is {WAY_OUT}")

@@ -22,8 +22,9 @@ Dial-out (docs.daily.co, REST API, rooms: "Room Dial Out Start", "stopDialOut()"
 documented fields (`userId` at most 36 characters), is refused 400 in a room without `enable_dialout: true`
 (Daily requires it), and answers `{ok, sessionId}`. `callerId` ("the phone number displayed on the called phone")
 is the `id` of one of the domain's purchased numbers (`purchased_numbers`, id -> number, which tests set; none
-by default): any other is a 400 `invalid-request-error`, as is one with a `sipUri` (daily-js refuses that
-too); Daily documents neither refusal's words, so the fake's are its own (a `sipCallTransfer`'s alike). Each
+by default): any other is a 400 `invalid-request-error`, as is one with a `sipUri` (stricter than daily-js,
+which documents the field as PSTN-only and ignored with a `sipUri`: the dispatcher never sends it there); Daily
+documents neither refusal's words, so the fake's are its own (a `sipCallTransfer`'s alike). Each
 start's body, `callerId` included, is kept in `dial_outs`. The person's leg joins the room as a participant whose id
 is that `sessionId` (daily-js: the dial-out's `sessionId` is what `sipCallTransfer` and `stopDialOut` name, the
 ids of a SIP participant) and whose `userId` is the start's, once the test answers it (`answer_dial_out`);

@@ -165,11 +165,13 @@ async def test_the_bots_own_transfer_reaches_its_call_at_another_replica(
     session_id = reports[0]
     said = json.loads((pair.reports / f"{session_id}.transfer.json").read_text())  # its answer, or its failure
     assert said.get("status") == "transferred", said
+    # Its channel is at B while the call is up, read then: after the end, a run beside a CPU hog once read A as
+    # the owner record's (which replica holds a session's record once it ended is not this test's point).
+    assert held_at(pair, session_id) == ("r-a", "r-b")
     await twilio_ends_the_stream(at_twilio, call)
     assert at_twilio.twiml == [f'<Response><Dial timeLimit="3600"><Number>{DESK}</Number></Dial></Response>']
     events = await ended_transferred(a, session_id)
     assert [e["to"] for e in events if e["event"] == "transferred"] == [DESK]
-    assert held_at(pair, session_id)[1] in ("r-b", None)  # its channel was at B (gone once it ended)
 
 
 async def test_a_call_that_cannot_be_transferred_is_refused_at_b_as_at_a_and_with_the_store_down_b_says_try_again(

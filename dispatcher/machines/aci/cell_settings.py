@@ -36,6 +36,7 @@ _RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]", re.ASCII)
 _LOCATION = re.compile(r"[a-z][a-z0-9]{1,39}")
 _SUBNET = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})/resourceGroups/[^/]+/providers/Microsoft\.Network/"
                      r"virtualNetworks/[^/]+/subnets/[^/]+")
+MIN_CREATE_RATE = 0.001  # ACI_CREATE_RATE's own floor (voicefleet_settings/catalogue.py)
 FIELDS = ("name", "subscription_id", "resource_group", "location", "client_id", "subnet_id", "max_groups",
           "create_rate", "create_burst")
 # A budget field refused: what it counts, and the way out (leave it out for the deployment's).
@@ -130,6 +131,6 @@ def _cell(item: Any, index: int) -> AciCell:
     return AciCell(name=name, subscription_id=subscription, resource_group=group, location=location,
                    client_id=client, subnet_id=subnet, max_groups=whole_number(item, "max_groups", named),
                    create_rate=positive_number(item, "create_rate", named, _OWN_BUDGET.format(
-                       what="creates and deletes a second", setting="ACI_CREATE_RATE")),
+                       what="creates and deletes a second", setting="ACI_CREATE_RATE"), minimum=MIN_CREATE_RATE),
                    create_burst=whole_number(item, "create_burst", named, _OWN_BUDGET.format(
                        what="the creates it may make at once", setting="ACI_CREATE_BURST")))

@@ -173,11 +173,14 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
     def of(sid: str) -> list[dict[str, Any]]:
         return [m for m in list(fake.machines.values()) if m["config"]["metadata"].get("voicefleet_session") == sid]
 
+    # One store for every replica the test makes, as replicas share REDIS_URL: an app's list bucket
+    # (`fly-list:<app>`) is the deployment's, and a replica of its own would list past Fly's 1/s, burst 3.
+    coordination = LocalCoordination()
     return Harness(
         name="fly",
         fake=fake,
         env={**fake.env, "FLY_RETRY_DEADLINE_SECONDS": "3"},
-        factory=lambda env: FlyMachines(FlySettings.from_env(env), LocalCoordination()),
+        factory=lambda env: FlyMachines(FlySettings.from_env(env), coordination),
         set_state=set_state,
         fail_create=lambda status, times: fake.fail(
             status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/machines"

@@ -69,7 +69,7 @@ def test_a_cells_own_rate_and_burst_each_replace_the_deployments_and_its_wait_st
 
 @pytest.mark.parametrize(("field", "value"), [
     ("create_rate", 0), ("create_rate", -1), ("create_rate", "fast"), ("create_rate", True),
-    ("create_rate", float("nan")), ("create_rate", float("inf")),
+    ("create_rate", float("nan")), ("create_rate", float("inf")), ("create_rate", 10**400), ("create_rate", 1e-12),
     ("create_burst", 0), ("create_burst", 1.5), ("create_burst", "3"), ("create_burst", False),
 ])
 def test_a_budget_the_dispatcher_cannot_pace_is_refused_naming_the_cell_and_the_way_out(
@@ -77,7 +77,7 @@ def test_a_budget_the_dispatcher_cannot_pace_is_refused_naming_the_cell_and_the_
     with pytest.raises(SettingsError) as refused:
         AciSettings.from_env(budget_env(fake_aci, **{field: value}))
     said = str(refused.value)
-    must = "a number above 0" if field == "create_rate" else "a whole number of at least 1"
+    must = "a number of at least 0.001" if field == "create_rate" else "a whole number of at least 1"
     assert f"ACI_CELLS[1] (b): {field} must be {must}" in said, said
     deployments = "ACI_CREATE_RATE" if field == "create_rate" else "ACI_CREATE_BURST"
     assert f"leave it out for the deployment's {deployments}" in said, said

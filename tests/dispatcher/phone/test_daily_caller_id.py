@@ -21,8 +21,8 @@ def test_unset_leaves_the_number_to_daily() -> None:
 
 
 @pytest.mark.parametrize("value", [CALLER_ID, CALLER_ID.upper(), f" {CALLER_ID}\n"])
-def test_a_purchased_numbers_id_is_taken(value: str) -> None:
-    assert phone(DAILY_DIALOUT_CALLER_ID=value).daily_dialout_caller_id == value.strip()
+def test_a_purchased_numbers_id_is_taken_as_daily_writes_it(value: str) -> None:
+    assert phone(DAILY_DIALOUT_CALLER_ID=value).daily_dialout_caller_id == CALLER_ID.lower()
 
 
 @pytest.mark.parametrize("value", ["+14155550199", "14155550199", "+1 (415) 555-0199", "+44 20 7946 0958"])

@@ -117,7 +117,7 @@ def test_what_the_stack_cannot_make_in_a_cell_is_noted_with_its_commands(
     ([CELLS[1], {**CELLS[1], "name": "c", "resource_group": "other"}], "names a subscription and location twice"),
     ([{**CELLS[0], "client_id": OTHER}], "cell a names a client_id"),
     ([{k: v for k, v in CELLS[1].items() if k != "subnet_id"}], "cell b (" + OTHER + ", westeurope) cannot join"),
-    ([CELLS[0], {**CELLS[1], "create_rate": 0}], "ACI_CELLS[1] (b): create_rate must be a number above 0"),
+    ([CELLS[0], {**CELLS[1], "create_rate": 0}], "ACI_CELLS[1] (b): create_rate must be a number of at least 0.001"),
 ])
 def test_cells_the_dispatcher_would_refuse_are_refused_at_preview_naming_the_key(
         stack: StackRunner, cells: list[dict[str, Any]], problem: str) -> None:
