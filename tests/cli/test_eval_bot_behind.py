@@ -100,6 +100,19 @@ def test_words_the_bot_transcribed_only_in_a_later_turn_were_held_until_that_tur
     assert Rules().outcome(keyed) == "failed"
 
 
+def test_a_turn_an_earlier_turns_late_answer_spoke_into_counts_that_turns_part_too() -> None:
+    """A silent turn after a first the bot heard late: its transcript of the first came in the second, and its
+    answer to it played there, so the second is not silent. The first turn's part held it, and decides."""
+    spoken_into = call("s1", (), [Stall(T0 + 14, 4.1, 4.2)])
+    spoken_into.turns[0].problems, spoken_into.turns[0].bot_heard = ["expected an answer, heard nothing"], ""
+    spoken_into.turns[1].said, spoken_into.turns[1].bot_heard = "silence.wav", "turn 1"
+    spoken_into.turns[1].problems = ["expected silence, heard 'How many people?'"]
+    assert behind_by_part(spoken_into)[2] < 2.0 < behind_by_part(spoken_into)[1]
+    assert Rules().outcome(spoken_into) == "inconclusive"
+    spoken_into.turns[0].bot_heard, spoken_into.turns[1].bot_heard = "turn 1", ""  # heard in time: its own
+    assert Rules().outcome(spoken_into) == "failed"
+
+
 def test_an_answer_not_heard_at_all_is_inconclusive_where_the_host_fell_behind() -> None:
     unheard = call("s1", (), STARVED_IN_TURN_2, greeting="expected an answer, heard nothing")
     unheard.turns[1].problems = ["expected an answer, heard nothing"]

@@ -18,8 +18,8 @@ behind (its audio comes at real time) until it has worked it off (`carried_into`
 - an answer not heard at all: when its bot was held behind, or the way back was behind, more than
   `bot_behind_limit` seconds; what was judged without it (rubrics) or never reached (a hang-up) goes with it;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
-  said (split, or not transcribed, in its RTVI events; words transcribed only in a later turn count that
-  turn's part too); a bot that heard them and answered wrong is wrong, however busy its machine.
+  said (split, or not transcribed, in its RTVI events; words it transcribed only in a later turn count the
+  parts until then); a bot that heard them and answered wrong is wrong, however busy its machine.
 A call is inconclusive when every one of its failures is.
 """
 
@@ -197,13 +197,22 @@ def heard_in(result: CallResult, number: int) -> int:
                 number)
 
 
+def held_span(result: CallResult, number: int) -> tuple[int, int]:
+    """The turns whose parts of the call may have held turn `number`'s answer: from the earliest turn whose words
+    the bot reached only in this turn or later (it answered them late, into this one) to the turn it reached this
+    one's words in."""
+    first = min(n for n in range(1, number + 1) if heard_in(result, n) >= number)
+    return first, heard_in(result, number)
+
+
 def _turns_explained(result: CallResult, parts: list[float], limit: float, *, arrival: bool) -> bool:
     """Whether every turn's failure may be a busy machine's: the bot host's, with (`arrival`) the way back
     to the caller's too. Words its recogniser reached only in a later turn were held until then: the parts
-    between count, as its loop's figures alone understate what its recogniser's thread was held."""
+    between count (`held_span`), as its loop's figures alone understate what its recogniser's thread was held."""
     transcribes = any(t.bot_heard for t in result.turns)
+    spans = {n: held_span(result, n) for n in range(1, len(result.turns) + 1)}
     return all((judged(p) and _not_heard(result.turns[:n]))
-               or explained(p, max(parts[n:heard_in(result, n) + 1]), limit, misheard=misheard(t, transcribes),
+               or explained(p, max(parts[spans[n][0]:spans[n][1] + 1]), limit, misheard=misheard(t, transcribes),
                             until_reply=behind_until_reply(result, t),
                             arrived_late=way_back(result, n) if arrival else 0.0)
                for n, t in enumerate(result.turns, 1) for p in t.problems)
