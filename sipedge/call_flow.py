@@ -279,9 +279,15 @@ def _refused(refusal: SipRefusal) -> SipEnd:
 async def _tell(link: DispatcherLink, api_key: str | None, session_id: str, end: SipEnd | None) -> None:
     """The call's SIP end told to the dispatcher; nothing when there is nothing to tell, or the edge
     is stopping (its calls were hung up by PJSIP: no end of theirs to tell)."""
-    task = asyncio.current_task()
-    if end is not None and not (task is not None and task.cancelling()):
+    if end is not None and not edge_stopping():
         await link.tell_end(api_key, session_id, end)
+
+
+def edge_stopping() -> bool:
+    """Whether this call's task is being cancelled: the edge stops, and PJSIP hung its calls up (no end of
+    theirs to tell)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _refuse(respond: Callable[[int, int | None], None], refusal: SipRefusal, body: dict[str, Any]) -> None:

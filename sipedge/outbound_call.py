@@ -24,7 +24,7 @@ from typing import Any
 import pjsua2 as pj
 
 from sipedge import stream_frames
-from sipedge.call_flow import CallFlow, _bot_to_caller, _caller_to_bot
+from sipedge.call_flow import CallFlow, _bot_to_caller, _caller_to_bot, edge_stopping
 from sipedge.call_reports import CallReports
 from sipedge.config import Trunk
 from sipedge.dispatcher_link import CallToken, DispatcherLink
@@ -222,8 +222,7 @@ async def _until_answered(flow: OutboundFlow, stack: SipStack, call: SipCall, ri
 async def _tell_end(reports: CallReports, order: CallOrder, end: SipEnd | None) -> None:
     """An answered call's SIP end, with its answered seconds, for its session's timeline, webhook and price;
     nothing while the edge stops (PJSIP hung its calls up: no end of theirs to tell)."""
-    task = asyncio.current_task()
-    if end is not None and not (task is not None and task.cancelling()):
+    if end is not None and not edge_stopping():
         await reports.sip_end(order.session_id, end.as_json())
 
 

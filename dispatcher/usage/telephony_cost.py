@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.observability.sip_end import SIP_ENDED
+from dispatcher.observability.sip_end import counted_end
 from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine, line_of
 
 ENDS = ("caller_hung_up", "ended", "machine_ended")
@@ -159,10 +159,9 @@ def _bridged(events: Sequence[dict[str, Any]], now: float) -> LegCost | None:
 
 
 def _edge_counted(events: Sequence[dict[str, Any]]) -> float | None:
-    """The answered seconds the SIP edge counted from its 200 OK to the call's end, in the first `sip_ended`
-    that carries them (the API records them only with the edge's credential: dispatcher/api/routers/sip_end.py,
-    so a client's own earlier `sip_end` cannot hide them); None where it told none."""
-    told = next((e for e in events if e.get("event") == SIP_ENDED and "answered_seconds" in e), None)
+    """The answered seconds the SIP edge counted from its 200 OK to the call's end (`counted_end`: a client's
+    own earlier `sip_end` cannot hide them); None where it told none."""
+    told = counted_end(events)
     seconds = _time(told.get("answered_seconds")) if told is not None else None
     return None if seconds is None or seconds < 0 else seconds
 

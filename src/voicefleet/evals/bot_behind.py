@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from voicefleet.evals.checks import NO_HANG_UP, late_by_ms, unheard, words
+from voicefleet.evals.checks import NO_HANG_UP, has_phrase, late_by_ms, unheard, words
 from voicefleet.evals.outcome import CallResult, Stall, TurnResult
 
 # Seconds a turn's bot may be held behind before an answer not heard, or misheard words, prove nothing:
@@ -190,11 +190,10 @@ def heard_in(result: CallResult, number: int) -> int:
     """The turn whose part of the call the bot's recogniser reached turn `number`'s words in: its own, or a
     later one whose transcript has them where its own has not (the keys of a keypad turn, as sent)."""
     turns = result.turns
-    said = words(turns[number - 1].said.removeprefix("keys "))
-    if not said or f" {said} " in f" {words(turns[number - 1].bot_heard)} ":
+    said = turns[number - 1].said.removeprefix("keys ")
+    if not words(said) or has_phrase(turns[number - 1].bot_heard, said):
         return number
-    return next((n for n in range(number + 1, len(turns) + 1) if f" {said} " in f" {words(turns[n - 1].bot_heard)} "),
-                number)
+    return next((n for n in range(number + 1, len(turns) + 1) if has_phrase(turns[n - 1].bot_heard, said)), number)
 
 
 def held_span(result: CallResult, number: int) -> tuple[int, int]:

@@ -26,7 +26,8 @@ def words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
-def _has(text: str, phrase: str) -> bool:
+def has_phrase(text: str, phrase: str) -> bool:
+    """Whether `text` holds `phrase` as whole words (case and punctuation aside)."""
     wanted = words(phrase)
     return bool(wanted) and re.search(rf"(?<![a-z0-9']){re.escape(wanted)}(?![a-z0-9'])", words(text)) is not None
 
@@ -44,10 +45,10 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
     if not said and (expect.contains or expect.matches or expect.within_ms):
         return [HEARD_NOTHING]
     for phrase in expect.contains:
-        if not _has(said, phrase):
+        if not has_phrase(said, phrase):
             problems.append(f"expected {phrase!r}, heard {said!r}")
     for phrase in expect.not_contains:
-        if _has(said, phrase):
+        if has_phrase(said, phrase):
             problems.append(f"expected no {phrase!r}, heard {said!r}")
     if expect.matches is not None and re.search(expect.matches, said, re.IGNORECASE) is None:
         problems.append(f"expected to match /{expect.matches}/, heard {said!r}")
