@@ -259,6 +259,19 @@ def test_a_late_answer_the_way_back_to_the_caller_held_as_well_is_inconclusive_w
     assert turns[0]["arrived_late_s"] is None and turns[1]["arrived_late_s"] == 6.7
 
 
+def test_the_way_back_of_a_late_answer_counts_only_what_its_host_ran_late_before_the_answer_came() -> None:
+    """CI beside other work (load 20-34): a host starved 9 s before its answer and 5 s more as it played; the
+    answer's first audio reached the caller 13.7 s behind the bot's clock. What the loop ran late after that
+    audio came cannot have made it late: the way back is 13.7 - 9.0 s, not nothing (13.7 - 14.0)."""
+    held = call("s1", (2,), [Stall(T0 + 22, 4.5, 4.6), Stall(T0 + 24, 4.5, 4.6), Stall(T0 + 27, 5.0, 5.1)])
+    held.turns[1].problems = ["expected audio within 2500 ms, it began after 13700 ms"]
+    held.turns[1].replied_at, held.turns[1].arrived_late = T0 + 25, 13.7
+    assert Rules().outcome(held) == "inconclusive"
+    assert summary([held])["scenarios"][0]["timings"][0]["turns"][1]["way_back_s"] == 4.7
+    held.turns[1].arrived_late = 11.1  # 9.0 s of it before the answer, and 2.1 s more: short of 11.2 s late
+    assert Rules().outcome(held) == "failed"
+
+
 def test_a_bot_that_blocks_its_own_loop_sends_its_answer_late_and_that_is_its_own() -> None:
     """`time.sleep(3)` on the bot's loop: no CPU, so no block its host can name, and its output sends
     nothing for 3 s, so its answer's audio reaches the caller 3 s behind the bot's clock; its loop ran

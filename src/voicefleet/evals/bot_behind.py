@@ -111,12 +111,14 @@ def behind_until_reply(result: CallResult, turn: TurnResult) -> float:
 
 def way_back(result: CallResult, number: int) -> float:
     """Seconds the bot's audio reached the caller late in turn `number` (TurnResult.arrived_late) beyond
-    what its bot host's loop ran late in the turn, by its machine or by its own doing, and the backlog
-    carried into it: the hops after the bot's output (the network, the caller's socket and loop). A bot
-    that blocks its own loop (`time.sleep(3)`) sends its audio that much late, and that is its own."""
+    what its bot host's loop ran late in the turn before the answer's first audio came (what came after
+    cannot have made that audio late), by its machine or by its own doing, and the backlog carried into
+    it: the hops after the bot's output (the network, the caller's socket and loop). A bot that blocks
+    its own loop (`time.sleep(3)`) sends its audio that much late, and that is its own."""
     turn = result.turns[number - 1]
+    until = math.inf if turn.replied_at is None else turn.replied_at
     own = carried_into(result, turn.began_at) + sum(
-        s.late for s in result.bot_stalls or [] if part_of(result, s.at) == number)
+        s.late for s in result.bot_stalls or [] if part_of(result, s.at) == number and s.at < until)
     return max(0.0, (turn.arrived_late or 0.0) - own)
 
 
