@@ -165,12 +165,14 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
         # end (its webhook, its report) finds it: the bot ends only once the dispatcher took it (or,
         # the dispatcher not answering, its tries ran out: the stream to it is then likely gone too).
-        await _tell(link, api_key, token.session_id,
-                    refused[0] if refused else flow.timed(flow.handed or flow.sip_end))
+        told = refused[0] if refused else flow.timed(flow.handed or flow.sip_end)
+        await _tell(link, api_key, token.session_id, told)
         await stream.close()
         if not flow.caller_gone.is_set() and flow.handed is None:
             end()
             await _tell(link, api_key, token.session_id, flow.timed(edge_hung_up(flow.answered)))
+        elif told is None:  # the caller's BYE came while the stream closed: its end is the call's
+            await _tell(link, api_key, token.session_id, flow.timed(flow.sip_end))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
                  "caller" if flow.caller_gone.is_set() else "transfer" if flow.handed else "bot's side")
 

@@ -9,9 +9,11 @@ import threading
 import time
 from typing import Any
 
-from aiohttp import web
+import pytest
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from sipedge import call_flow
 from sipedge.call_flow import CallFlow
 from sipedge.dispatcher_link import DispatcherLink
 from sipedge.outbound_call import OutboundFlow
@@ -119,3 +121,53 @@ async def test_an_outbound_calls_far_end_is_the_callee_and_its_minutes_count_fro
     told = flow.timed(flow.sip_end)
     assert told is not None and (told.by, told.how, told.reason) == ("callee", "bye", "Q.850;cause=16")
     assert told.answered_seconds is not None and 0.5 <= told.answered_seconds < 1.6
+
+
+async def test_a_callers_bye_that_comes_while_the_bots_stream_closes_is_told_as_the_calls_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot's side ended first (its stream to close, nothing to tell yet), and the caller's BYE came while
+    that stream closed: the BYE is the call's end, told with its count; the edge sends no BYE of its own."""
+    loop = asyncio.get_running_loop()
+    flow = CallFlow(loop, Playout())
+    told: list[dict[str, Any]] = []
+
+    async def start(request: web.Request) -> web.Response:
+        url = str(request.url.with_path("/ws").with_scheme("ws"))
+        return web.json_response({"sessionId": "s-1", "token": "t-1", "wsUrl": url}, status=201)
+
+    async def stream(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoclose=False)
+        await ws.prepare(request)
+        while (await ws.receive()).type != WSMsgType.CLOSE:  # the handshake's frames
+            pass
+        # The edge closes the bot's stream, and the trunk's BYE comes meanwhile (on PJSUA's thread).
+        threading.Thread(target=lambda: (flow.sip_ended(SipEnd("caller", "bye", 200)), flow.hung_up(200))).start()
+        await asyncio.sleep(0.3)
+        await ws.close()
+        return ws
+
+    async def sip_end(request: web.Request) -> web.Response:
+        told.append(await request.json())
+        return web.Response(status=204)
+
+    async def bot_side_ended(flow: CallFlow, *_: Any) -> None:
+        flow.answered, flow.answered_at = True, time.monotonic() - 3.0
+
+    monkeypatch.setattr(call_flow, "_call", bot_side_ended)
+    app = web.Application()
+    app.router.add_post("/start", start)
+    app.router.add_get("/ws/t-1", stream)
+    app.router.add_post("/sessions/{id}/sip_end", sip_end)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    link = DispatcherLink(str(server.make_url("")).rstrip("/"), "edge-credential")
+    hung_up: list[str] = []
+    try:
+        await asyncio.wait_for(call_flow.run_call(flow, link, "key", {"call_id": "c-1"}, lambda *_: None,
+                                                  lambda: hung_up.append("BYE"), answer_seconds=5), 10)
+    finally:
+        await link.close()
+        await server.close()
+    assert hung_up == []  # the caller hung up: no BYE of the edge's
+    assert len(told) == 1 and (told[0]["by"], told[0]["how"], told[0]["status"]) == ("caller", "bye", 200), told
+    assert 3.0 <= told[0]["answered_seconds"] < 4.5, told
