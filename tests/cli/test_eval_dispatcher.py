@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 
 from tests.fakes.openai_chat import FakeOpenAIChat
 from tests.fakes.server import serve
+from tests.support.eval_verdicts import skip_if_inconclusive
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.evals.call import GREETING_WAIT
@@ -157,11 +158,8 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
     result = run_eval(dispatcher.base_url, str(SUITE), "--junit", str(report), "--json")
     summary = json.loads(result.stdout)
     if result.exit_code == INCONCLUSIVE:
-        # Calls whose bot's host fell too far behind real time (the full suite beside other work on 2
-        # cores, load 20-34): no verdict on the bot, which is what the command says; none may have failed.
-        assert summary["calls"]["failed"] == 0 and summary["calls"]["inconclusive"] >= 1, result.output
         assert re.search(r'<testsuite name="voicefleet eval" tests="\d+" failures="0"', report.read_text())
-        pytest.skip(f"inconclusive: {summary['calls']['inconclusive']} call(s) whose bot's host fell behind")
+    skip_if_inconclusive(result)
     assert result.exit_code == 0, result.output
     assert summary["passed"] == summary["runs"] == len(list(SUITE.glob("*.toml"))), summary
     assert summary["release"] == "stable"
