@@ -258,6 +258,7 @@ class WebRTCClient:
         self.connected_at: float | None = None
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._recorders: list[asyncio.Task[None]] = []  # one per audio track of the bot's, among _tasks
         self.rtvi_messages: list[dict[str, Any]] = []
         self._rtvi_arrived = asyncio.Condition()
         self._channel: Any = None
@@ -296,7 +297,8 @@ class WebRTCClient:
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._tasks.append(asyncio.create_task(self._record(track)))
+                self._recorders.append(asyncio.create_task(self._record(track)))
+                self._tasks.append(self._recorders[-1])
 
         @self.pc.on("connectionstatechange")
         def _on_state() -> None:
@@ -474,6 +476,11 @@ class WebRTCClient:
         # task) or failed half-way. A caller that cannot hang up cleanly is still done with.
         with contextlib.suppress(TimeoutError):
             await within(self.pc.close(), CLOSE_SECONDS)
+
+    def heard_out(self) -> bool:
+        """Whether the bot's audio is over and every frame of it that came was recorded: its track ended (the
+        bot hung up), and the frames queued before that were read (a busy caller reads them late)."""
+        return bool(self._recorders) and all(task.done() for task in self._recorders)
 
     async def _record(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(Exception):  # MediaStreamError when the bot hangs up
