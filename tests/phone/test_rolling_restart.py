@@ -3,9 +3,7 @@ old one) keeps relaying the call to its end, refuses new calls meanwhile, then e
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from tests.phone.conftest import phone_env, speech_8k, wait_for_idle_bot
 from tests.support.audio import rms
 from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +32,11 @@ async def test_a_call_survives_sigterm_to_its_dispatcher_and_the_old_replica_exi
 
             with run_dispatcher(tmp_path / "new", env) as new:  # the rolling deploy's new replica
                 old.process.send_signal(signal.SIGTERM)
-                for _ in range(100):
-                    if (await api.get("/healthz")).status_code == 503:
-                        break
-                    await asyncio.sleep(0.05)
-                assert (await api.get("/healthz")).json()["status"] == "draining"
+                # However long a loaded machine takes the old replica to handle its SIGTERM.
+                async def draining() -> bool:
+                    return bool((await api.get("/healthz")).json()["status"] == "draining")
+
+                await until(draining, "the old replica draining after its SIGTERM")
                 refused = CarrierCall("twilio", old.base_url.replace("http://", "ws://") + "/ws/twilio")
                 with pytest.raises(Exception, match="403"):
                     await refused.open()
@@ -51,8 +50,5 @@ async def test_a_call_survives_sigterm_to_its_dispatcher_and_the_old_replica_exi
                 assert old.process.poll() is None  # still relaying
 
                 await call.hang_up()
-                began = time.monotonic()
-                while old.process.poll() is None and time.monotonic() - began < 30:
-                    await asyncio.sleep(0.1)
-                assert old.process.poll() is not None, "the drained dispatcher did not exit after its last call"
+                await until(lambda: old.process.poll() is not None, "the drained dispatcher's exit after its last call")
                 assert "drained (0 call(s) left)" in old.log()
