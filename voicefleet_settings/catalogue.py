@@ -1626,7 +1626,8 @@ SETTINGS: tuple[Setting, ...] = (
         "DAILY_DIALOUT_CALLER_ID", "phone", STRING,
         shown="unset",
         meaning=(
-            "the number a Daily dial-in call's warm transfer shows the person it calls: the `id` (a UUID) of a "
+            "the number a Daily dial-in call's transfer to a number (warm or cold) shows the person it calls: the "
+            "`id` (a UUID) of a "
             "number bought on the Daily domain, as `GET /purchased-phone-numbers` lists it, not the number "
             "itself (Daily's `callerId`); unset: Daily picks one of the domain's numbers at random. Not used for "
             "a SIP target "

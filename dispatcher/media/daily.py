@@ -251,13 +251,18 @@ class DailyRooms:
         data = response.json().get("data")
         return [entry for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
 
-    async def sip_call_transfer(self, session_id: str, participant_id: str, to: str) -> None:
+    async def sip_call_transfer(self, session_id: str, participant_id: str, to: str,
+                                caller_id: str | None = None) -> None:
         """Daily's `sipCallTransfer`: the room's SIP (or PSTN) participant is connected to `to` (an E.164
-        number or a SIP URI) while Daily stays in the media path. A 429 is tried again (it did nothing);
-        no answer or a 5xx may have been acted on, so it is never sent again: `daily_unavailable`.
+        number or a SIP URI) while Daily stays in the media path; a number is called from `caller_id` as
+        `dial_out_start`'s is (Daily takes `callerId` with a number only). A 429 is tried again (it did
+        nothing); no answer or a 5xx may have been acted on, so it is never sent again: `daily_unavailable`.
         Raises `DailyRefused` for any other answer than 200."""
         name = self.room_name(session_id)
-        response = await self._once(f"/rooms/{name}/sipCallTransfer", {"sessionId": participant_id, "toEndPoint": to})
+        body = {"sessionId": participant_id, "toEndPoint": to}
+        if caller_id is not None and not to.startswith(("sip:", "sips:")):
+            body["callerId"] = caller_id
+        response = await self._once(f"/rooms/{name}/sipCallTransfer", body)
         if response.status_code != 200:
             raise self._refused(response, f"transfer a call of {name}")
 

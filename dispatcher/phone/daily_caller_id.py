@@ -1,7 +1,7 @@
-"""The caller id a Daily warm transfer's person sees (DAILY_DIALOUT_CALLER_ID): Daily's `dialOut/start` takes
-`callerId`, the `id` of a number bought on the Daily domain (a UUID, as `GET /purchased-phone-numbers` lists
-them), never the number itself. One rule for the dispatcher's settings and the stacks' check of them, apart
-from Daily's client so that neither imports an HTTP client."""
+"""The caller id a Daily transfer's person sees (DAILY_DIALOUT_CALLER_ID): Daily's `dialOut/start` (warm) and
+`sipCallTransfer` (cold) take `callerId` with a number, the `id` of a number bought on the Daily domain (a
+UUID, as `GET /purchased-phone-numbers` lists them), never the number itself. One rule for the dispatcher's
+settings and the stacks' check of them, apart from Daily's client so that neither imports an HTTP client."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.calls import PHONE_CALLER, Timeline
-from dispatcher.phone.daily_warm import WARM_SECONDS, DailyWarm, LegNotStopped
+from dispatcher.phone.daily_warm import WARM_SECONDS, CallerIdRefused, DailyWarm, LegNotStopped
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.sessions.ids import Caller, owned_by
@@ -73,8 +73,9 @@ class SessionReads(Protocol):
 class DailyTransfers:
     def __init__(self, rooms: DailyRooms, sessions: SessionReads, claims: FirstClaims,
                  targets: TransferTargets | None, timeline: Timeline | None, warm: DailyWarm | None = None,
-                 warm_unready: Callable[[], str | None] | None = None) -> None:
+                 warm_unready: Callable[[], str | None] | None = None, caller_id: str | None = None) -> None:
         self._rooms = rooms
+        self._caller_id = caller_id  # DAILY_DIALOUT_CALLER_ID: the number a person handed a call to sees
         # The person dialled out into the room and briefed by the bot (daily_warm.py); with several regions, the
         # leg's webhooks that land elsewhere are relayed here (daily_hook_relay.py), once every region says it
         # relays them here (`warm_unready`: why not yet).
@@ -121,13 +122,15 @@ class DailyTransfers:
                 return self._transferred(session_id, target, WARM)
             async with asyncio.timeout(TRANSFER_SECONDS):
                 sending = True  # from here, Daily may have the POST
-                await self._rooms.sip_call_transfer(session_id, participant, target.to)
+                await self._rooms.sip_call_transfer(session_id, participant, target.to, self._caller_id)
         except TimeoutError:
             raise _unknown(session_id, "out of time") from None
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
                 raise _unknown(session_id, str(exc)) from None
             await self._let_go(session_id, record.value)
+            if isinstance(exc, DailyRefused) and exc.status == 400 and self._shows_caller_id(target):
+                raise CallerIdRefused(session_id, exc) from None
             raise _refusal(exc, session_id) from None
         except LegNotStopped:  # the person's phone may ring: a retry must not ring a second one
             raise
@@ -141,6 +144,10 @@ class DailyTransfers:
             await self._let_go(session_id, record.value)
             raise
         return self._transferred(session_id, target, ACCEPTED)
+
+    def _shows_caller_id(self, target: TransferTarget) -> bool:
+        """Whether the transfer named DAILY_DIALOUT_CALLER_ID: a number called, with the setting set."""
+        return self._caller_id is not None and not target.to.startswith(("sip:", "sips:"))
 
     async def _claim(self, session_id: str, deadline: float | None) -> str:
         claim = secrets.token_hex(8)

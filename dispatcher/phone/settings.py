@@ -53,7 +53,7 @@ class PhoneSettings:
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
     daily_webhook_key: bytes | None = field(default=None, repr=False)  # Daily's webhooks' HMAC key (decoded)
-    # The `id` of a number bought on the Daily domain, the caller id a warm transfer's person sees (Daily's
+    # The `id` of a number bought on the Daily domain, the caller id a transfer's person sees (Daily's
     # `callerId`); None: Daily picks one of the domain's numbers, a stranger's to the person.
     daily_dialout_caller_id: str | None = None
     # A Twilio stream admitted by its upgrade's signature alone (no one-time token): off unless

@@ -176,7 +176,8 @@ def build_phone_state(
                                    region_tag=region_tag(here.here) if several else "",
                                    caller_id=phone.daily_dialout_caller_id)
         daily = DailyTransfers(rooms, reads, coordination.key_holders, phone.transfer_targets, timeline,
-                               warm=daily_warm, warm_unready=daily_relay.unready if daily_relay is not None else None)
+                               warm=daily_warm, warm_unready=daily_relay.unready if daily_relay is not None else None,
+                               caller_id=phone.daily_dialout_caller_id)
     handing = TransfersAnywhere(transfers, coordination, daily=daily)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))

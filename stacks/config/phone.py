@@ -32,7 +32,7 @@ PHONE_SECRET_KEYS = {
 }
 # Plain stack config → the dispatcher's variable: identifiers, no credential (written in the dispatcher's
 # environment as they are). Each is optional.
-CALLER_ID_KEY = "dailyDialoutCallerId"  # the purchased number a Daily warm transfer's person sees
+CALLER_ID_KEY = "dailyDialoutCallerId"  # the purchased number a Daily transfer's person sees
 PHONE_PLAIN_KEYS = {
     CALLER_ID_KEY: "DAILY_DIALOUT_CALLER_ID",
 }

@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "plivoAuthId": "",
     # Where and how long calls may be transferred (stacks/config/phone_transfers.py): 0 = the dispatcher's own
     "phoneTransferTimeLimitSeconds": 0,
-    # The number a Daily warm transfer's person sees (stacks/config/phone.py): "" = one Daily picks
+    # The number a Daily transfer's person sees (stacks/config/phone.py): "" = one Daily picks
     "dailyDialoutCallerId": "",
     "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set

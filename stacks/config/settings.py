@@ -225,7 +225,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
 def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
     """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none), the
     settings of calls placed through Twilio and Telnyx, where and how long calls may be transferred, and the
-    number a Daily warm transfer's person sees."""
+    number a Daily transfer's person sees."""
     found = calling_out.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     found |= calling_out_telnyx.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     found |= plivo_account.load(cfg, secrets.phone)

@@ -100,7 +100,8 @@ async def test_a_dialin_call_is_handed_to_a_number_by_dailys_sip_call_transfer(d
                                          "carrier": "daily", "carrier_status": "accepted", "status": "transferred"}
     (post,) = dialin.posts()
     assert post.headers["authorization"] == f"Bearer {dialin.daily.api_key}"  # the deployment's own key
-    assert post.json() == {"sessionId": caller, "toEndPoint": "+14155550123"}
+    # The person sees the deployment's number (DAILY_DIALOUT_CALLER_ID), as a warm transfer's person does.
+    assert post.json() == {"sessionId": caller, "toEndPoint": "+14155550123", "callerId": CALLER_ID}
     assert [t["room"] for t in dialin.daily.transfers] == list(dialin.daily.rooms)
     noted = [e for e in await dialin.events(session_id) if e.get("event") == "transferred"]
     assert len(noted) == 1 and noted[0]["carrier"] == "daily" and noted[0]["to"] == "+14155550123"
@@ -111,7 +112,8 @@ async def test_a_second_transfer_of_the_same_call_is_refused_without_asking_dail
     assert (await dialin.transfer(session_id, to="sip:desk@pbx.example.com")).status_code == 200
     again = await dialin.transfer(session_id, to="+14155550123")
     assert (again.status_code, code(again)) == (409, "already_transferring")
-    assert len(dialin.posts()) == 1
+    (post,) = dialin.posts()
+    assert "callerId" not in post.json()  # a SIP URI is called from no number (Daily refuses one: 400)
 
 
 async def test_warm_is_refused_with_why_without_dailys_webhooks_to_tell_an_answer_from_a_ring(
@@ -165,7 +167,11 @@ async def test_a_caller_id_daily_refuses_is_said_and_the_caller_stays_with_the_b
         assert "DAILY_DIALOUT_CALLER_ID" in answer.text and "/purchased-phone-numbers" in answer.text
         assert "caller is still with the bot" in answer.text
         assert fake_daily.dial_outs == {}  # nobody rings
-        # The transfer's claim was given back: another one of the call is asked of Daily.
+        # The transfer's claim was given back: another one of the call is asked of Daily. Cold to a number, it
+        # shows the same id, and is refused the same way; to a SIP address, it shows none, and is made.
+        cold = await unbought.transfer(session_id, to="+14155550123", mode="cold")
+        assert (cold.status_code, code(cold)) == (502, "carrier_refused"), cold.text
+        assert "DAILY_DIALOUT_CALLER_ID" in cold.text and "caller is still with the bot" in cold.text
         again = await unbought.transfer(session_id, to="sip:desk@pbx.example.com", mode="cold")
         assert again.status_code == 200, again.text
 
