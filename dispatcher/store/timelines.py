@@ -1,5 +1,7 @@
 """Each session's timeline: its events (requested, claimed or launched, the bot's reports, errors,
-ended), kept a bounded time and length, readable by every replica.
+ended), kept a bounded time and length, readable by every replica. Past `MAX_EVENTS` the opening stays
+(the first `HEAD_EVENTS`: `requested`, which usage, costs, webhooks and the release judge read, and the
+start's) and the oldest event after it goes: a bot that reports in a loop cannot push out how it began.
 
 One process keeps them in memory (`MemoryTimelines`: at most `MAX_SESSIONS` sessions, oldest
 forgotten first); several replicas in the store (`StoreTimelines`: a list per session,
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,19 +38,29 @@ from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.together import together
 
 MAX_EVENTS = 64  # per session: a session's life is a dozen events; a bot that reports in a loop is cut here
+HEAD_EVENTS = 16  # never trimmed: a session's opening (its `requested` first), whatever comes after
 KEEP_SECONDS = 24 * 3600.0  # a day: time to look into yesterday evening's complaint
 MAX_EVENT_BYTES = 16 * 1024  # sealed; a report's text fields are 512 characters each (botchannel/contract.py)
 MAX_SESSIONS = 10_000  # one process's memory: ~64 events of ~200 bytes each at most, per session
 OPENS = "requested"  # the one event that starts a timeline (a start that reached admission)
 
 # KEYS[1]: the session's list. ARGV: the event (JSON), the most events kept, the time to live (ms),
-# '1' when the event may open the list (else it is appended only to a list that exists).
+# '1' when the event may open the list (else it is appended only to a list that exists), the head kept
+# (0 < head < most). Past `most` the list is its head then its newest, written again: the store user has
+# no LLEN, LSET or LREM (stacks/shared/store_access.py), and an element past `most` says it is over.
 _APPEND = """
 if ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
   return 0
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
+if #redis.call('LRANGE', KEYS[1], most, most) > 0 then
+  local opening = redis.call('LRANGE', KEYS[1], 0, head - 1)
+  local newest = redis.call('LRANGE', KEYS[1], head - most, -1)
+  redis.call('DEL', KEYS[1])
+  redis.call('RPUSH', KEYS[1], unpack(opening))
+  redis.call('RPUSH', KEYS[1], unpack(newest))
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -69,11 +81,19 @@ return kept
 """
 
 
+def _kept_head(head_events: int, max_events: int) -> int:
+    """The head kept before the newest: at least the opening event, and room for the newest one."""
+    if not 0 < head_events < max_events:
+        raise ValueError(f"a timeline's head ({head_events}) is its first events, fewer than all ({max_events})")
+    return head_events
+
+
 class MemoryTimelines:
     def __init__(self, max_sessions: int = MAX_SESSIONS, max_events: int = MAX_EVENTS,
-                 keep_seconds: float = KEEP_SECONDS) -> None:
+                 keep_seconds: float = KEEP_SECONDS, head_events: int = HEAD_EVENTS) -> None:
         self._max_sessions, self._max_events, self._keep = max_sessions, max_events, keep_seconds
-        self._lines: OrderedDict[str, tuple[float, deque[dict[str, Any]]]] = OrderedDict()
+        self._head = _kept_head(head_events, max_events)
+        self._lines: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
 
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
         self.remember(session_id, event)
@@ -84,8 +104,10 @@ class MemoryTimelines:
         kept = self._lines.pop(session_id, None)
         if kept is None and event.get("event") != OPENS:
             return
-        events = kept[1] if kept is not None else deque(maxlen=self._max_events)
+        events = kept[1] if kept is not None else []
         events.append(dict(event))
+        if len(events) > self._max_events:
+            del events[self._head]  # the oldest after the opening
         self._lines[session_id] = (time.monotonic() + self._keep, events)  # newest last
         while len(self._lines) > self._max_sessions:
             self._lines.popitem(last=False)
@@ -113,10 +135,11 @@ class MemoryTimelines:
 
 class StoreTimelines:
     def __init__(self, store: Store, seal: MessageSeal, max_events: int = MAX_EVENTS,
-                 keep_seconds: float = KEEP_SECONDS) -> None:
+                 keep_seconds: float = KEEP_SECONDS, head_events: int = HEAD_EVENTS) -> None:
         self._store = store
         self._seal = seal
         self._max_events, self._keep_ms = max_events, int(keep_seconds * 1000)
+        self._head = _kept_head(head_events, max_events)
         self._append = store.redis.register_script(_APPEND)
         self._read = store.redis.register_script(_READ)
 
@@ -127,7 +150,7 @@ class StoreTimelines:
         key = self._key(session_id)
         sealed = self._seal.seal_record(key, json.dumps(dict(event), separators=(",", ":")).encode())
         opens = "1" if event.get("event") == OPENS else "0"
-        args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens]
+        args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens, self._head]
         # With what the start writes at the same moment (its index entry, its launch's record): one trip.
         await together(self._store).run(self._append, [key], args)
 

@@ -18,7 +18,7 @@ from dispatcher.store.client import StoreSettings, StoreUnavailable
 from dispatcher.store.coordination import AtCapacity, Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.timelines import MAX_EVENTS, StoreTimelines
+from dispatcher.store.timelines import HEAD_EVENTS, MAX_EVENTS, StoreTimelines
 from dispatcher.store.weighted_rates import StoreRefused
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.ports import free_port
@@ -211,14 +211,24 @@ async def test_a_call_here_is_spent_here_once_opened_and_an_unknown_one_nowhere(
         await call.end("done")
 
 
-async def test_a_sessions_timeline_reads_back_in_order_and_keeps_its_newest_events(coordination) -> None:
+async def test_a_sessions_timeline_reads_back_in_order_keeping_its_opening_then_its_newest(coordination) -> None:
+    """Past the bound the opening stays (`requested`, which usage, costs and the release judge read)
+    and the oldest event after it goes: a bot that reports in a loop cannot push out how it began."""
     assert await coordination.timelines.read("s-1") == []
     await coordination.timelines.append("s-1", {"event": "requested"})
     for n in range(MAX_EVENTS + 3):
         await coordination.timelines.append("s-1", {"event": "ready", "n": n})
     await coordination.timelines.append("s-2", {"event": "requested"})
     events = await coordination.timelines.read("s-1")
-    assert [e["n"] for e in events] == list(range(3, MAX_EVENTS + 3))  # bounded: the oldest go first
+    assert events[0] == {"event": "requested"}
+    opening = list(range(HEAD_EVENTS - 1))  # the head: `requested`, then the first events after it
+    newest = list(range(MAX_EVENTS + 3 - (MAX_EVENTS - HEAD_EVENTS), MAX_EVENTS + 3))
+    assert [e["n"] for e in events[1:]] == opening + newest  # bounded: the oldest after the head go first
+    assert len(events) == MAX_EVENTS
+    await coordination.timelines.append("s-1", {"event": "ended"})  # and so on, each event past the bound
+    again = await coordination.timelines.read("s-1")
+    assert again[:HEAD_EVENTS] == events[:HEAD_EVENTS] and again[HEAD_EVENTS:] == events[HEAD_EVENTS + 1:] + [
+        {"event": "ended"}]
     assert await coordination.timelines.read("s-2") == [{"event": "requested"}]
 
 

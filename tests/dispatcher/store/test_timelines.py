@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dispatcher.store.timelines import MemoryTimelines
 
 
@@ -24,12 +26,18 @@ async def test_a_session_written_to_again_is_the_newest_and_outlives_older_ones(
     assert await timelines.read("s-1") == [{"event": "requested"}, {"event": "ready"}]
 
 
-async def test_a_timeline_keeps_its_newest_events_up_to_its_bound() -> None:
-    timelines = MemoryTimelines(max_events=3)
+async def test_a_timeline_keeps_its_head_then_its_newest_events_up_to_its_bound() -> None:
+    timelines = MemoryTimelines(max_events=4, head_events=2)
     await timelines.append("s-1", {"event": "requested"})
     for n in range(5):
         await timelines.append("s-1", {"n": n})
-    assert await timelines.read("s-1") == [{"n": 2}, {"n": 3}, {"n": 4}]
+    assert await timelines.read("s-1") == [{"event": "requested"}, {"n": 0}, {"n": 3}, {"n": 4}]
+
+
+def test_a_head_is_at_least_the_opening_and_leaves_room_for_the_newest() -> None:
+    for head in (0, 4):
+        with pytest.raises(ValueError):
+            MemoryTimelines(max_events=4, head_events=head)
 
 
 async def test_a_timeline_is_forgotten_once_its_time_is_up() -> None:
