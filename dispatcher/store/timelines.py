@@ -1,7 +1,7 @@
-"""Each session's timeline: its events (requested, claimed or launched, the bot's reports, errors,
-ended), kept a bounded time and length, readable by every replica. Past `MAX_EVENTS` the opening stays
-(the first `HEAD_EVENTS`: `requested`, which usage, costs, webhooks and the release judge read, and the
-start's) and the oldest event after it goes: a bot that reports in a loop cannot push out how it began.
+"""Each session's timeline: its events (requested, claimed or launched, the bot's reports, errors, ended),
+kept a bounded time and length, readable by every replica. Past `MAX_EVENTS` its opening (the first
+`HEAD_EVENTS`: `requested`, read by usage, costs, webhooks, the release judge) stays and the oldest event
+after it goes: a bot that reports in a loop cannot push out how its session began.
 
 One process keeps them in memory (`MemoryTimelines`: at most `MAX_SESSIONS` sessions, oldest
 forgotten first); several replicas in the store (`StoreTimelines`: a list per session,
@@ -21,8 +21,7 @@ the last `MAX_EVENTS` of the list, each at most `MAX_EVENT_BYTES`: a list a stor
 without bound (which the append script would have trimmed) costs a read no more than a kept one,
 and the session's own events before the flood are still found. What a store writer can still do
 is delete a list, or copy one of a session's own events within it again (the seal binds an event
-to its session, not to its place).
-"""
+to its session, not to its place)."""
 
 from __future__ import annotations
 
