@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
@@ -57,6 +58,7 @@ from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.running_sessions import PartlyFound
+from dispatcher.store.timelines import KEEP_SECONDS as TIMELINE_KEEP_SECONDS  # the mark lasts as what it guards
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
@@ -64,6 +66,7 @@ log = logging.getLogger("dispatcher.sessions.service")
 ROOMLESS = ("webrtc", "websocket")
 # What a start came to, in its timeline: its machine (claimed or launched), or its failure.
 START_OUTCOMES = ("claimed", "launched", "failed")
+STOP_NOTED = "stop_requested"  # a session's stop, noted on its timeline once (the coordination's once-mark)
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -614,7 +617,7 @@ class SessionService:
         asked_at = time.time()
         with self.ends.stopping(session_id):  # its machine's end, if seen meanwhile, is written after this stop
             stopped = await self._call(self._machines.stop(session_id))
-            if stopped:
+            if stopped and await self._first_stop(session_id):
                 # Recorded only for a session there was: a stop of an id that never started (any id a
                 # key can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
                 over = {} if call_ended_at is None else {"call_ended_at": round(call_ended_at, 3)}
@@ -635,6 +638,17 @@ class SessionService:
         if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))
         return await self._call(self._machines.status(session_id))
+
+    async def _first_stop(self, session_id: str) -> bool:
+        """Whether this is the session's first stop, at any replica: only that one is noted. A provider's
+        stop answers True for a machine already over, so each DELETE of an ended session would note one
+        more, and enough of them pushed its call's end (`sip_ended`, `ended`) out of its timeline."""
+        try:
+            first = await self._coordination.key_holders.first(
+                f"{STOP_NOTED}:{session_id}", mine := uuid.uuid4().hex, TIMELINE_KEEP_SECONDS)
+        except StoreUnavailable:  # the store, or this process's marks all live (ClaimsFull): noted, as before
+            return True
+        return first == mine
 
     async def wait_started(self, session_id: str) -> Machine:
         machine = await self._call(self._machines.status(session_id))

@@ -1,5 +1,6 @@
 """DELETE's status follows what the provider reports after the stop: 202 while the machine still
-runs, 204 once it has stopped or is gone. An in-memory provider plays the slow stop."""
+runs, 204 once it has stopped or is gone. An in-memory provider plays the slow stop. However many
+DELETEs reach a session, its timeline notes one `stop_requested`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 
 from dispatcher.app import create_app
 from dispatcher.machines.base import Machine, MachineState
+from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
@@ -36,3 +38,31 @@ async def test_delete_is_202_while_the_machine_still_runs_then_204() -> None:
         machines.machines = []  # and once the provider has forgotten it
         assert (await api.delete(f"/sessions/{sid}")).status_code == 204
     assert machines.stops == [sid, sid, sid]
+
+
+async def test_a_finished_calls_repeated_deletes_note_one_stop_and_keep_its_end_on_its_timeline() -> None:
+    """A provider's stop answers True for a machine already over, so every DELETE reached the stop: each
+    noted another `stop_requested`, and a client's loop of them pushed the call's end (`sip_ended`, its
+    counted minutes; `ended`) out of the timeline its usage, cost and report are read from."""
+    machines = SlowStop([])
+    app = create_app(Settings(reaper_interval_seconds=0), env={}, machines=machines, rooms=None)
+    sid = new_session_id(app.state.voicefleet.auth.identify(None).owner_key, None)
+    machines.machines = [Machine(sid, "m-1", MachineState.ENDED, created_at=0.0)]  # the call is over
+    timeline = app.state.voicefleet.sessions.timeline
+    timeline.note(sid, "requested")
+    for n in range(20):  # a call's worth of events: its end lies past the timeline's kept opening
+        timeline.note(sid, "reported", n=n)
+    timeline.note(sid, SIP_ENDED, by="caller", how="bye", answered_seconds=61.0)
+    timeline.note(sid, "ended", reason="caller_hung_up")
+    await timeline.settled()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        for _ in range(70):
+            assert (await api.delete(f"/sessions/{sid}")).status_code == 204
+    await timeline.settled()
+    events = await timeline.read(sid)
+    assert len(machines.stops) == 70  # each one still reached the provider: only its note is once
+    [stop] = [e for e in events if e["event"] == "stop_requested"]
+    assert stop["machine_running"] is False  # the first stop's word, as the release judge reads it
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "requested" and {SIP_ENDED, "ended", "machine_ended"} <= set(kinds)
+    assert [e["answered_seconds"] for e in events if e["event"] == SIP_ENDED] == [61.0]
