@@ -1,15 +1,31 @@
 """A SIP call's end as the SIP edge saw it (sipedge/): who hung up and how, the SIP status and the
 `Reason:` where there was one. The edge tells it (`POST /sessions/{id}/sip_end`: dispatcher/api/
 routers/sip_end.py) and the session's timeline keeps it as `sip_ended`; the `session.ended`
-webhook and the call's report.json carry it as `sip`."""
+webhook and the call's report.json carry it as `sip`.
+
+When the bot's side ends first, the edge learns it only as the call's stream closes: its end (and its
+count of the call's answered seconds, which price the call) comes after the session's `ended`. What is
+made once at that end (the webhook, the report, the usage count) waits for it, at most
+`EDGE_END_WAIT_SECONDS` (`awaits_edge_end`, `with_edge_end`), then goes with the dispatcher's own view."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 SIP_ENDED = "sip_ended"
 FIELDS = ("by", "how", "status", "reason")
+# The edge tells its own BYE's end as soon as it sent it, a few milliseconds after the stream's close; it
+# tries for longer (5 s a try, three tries: sipedge/dispatcher_link.py), but an end not here within one try's
+# bound is one whose edge or whose way here is in trouble, and a session's end does not wait on that.
+EDGE_END_WAIT_SECONDS = 5.0
+EDGE_END_LOOK_SECONDS = 0.25  # how often the timeline is read again meanwhile
+TELEPHONY = "telephony"  # a priced call's line (dispatcher/usage/trunk_line.py, a layer above this one)
+INBOUND_ANSWERS = ("joined", "first_audio")  # the edge answers an inbound call's 200 OK on either
+Read = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
 def counted_end(events: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -23,3 +39,34 @@ def sip_end_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     end (`counted_end`), else the first told."""
     told = counted_end(events) or next((e for e in events if e.get("event") == SIP_ENDED), None)
     return None if told is None else {name: told[name] for name in FIELDS if told.get(name) is not None}
+
+
+def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
+    """Whether the edge's counted end is still to come: a call the edge made, by the timeline's events only
+    the edge's credential writes (an inbound call's `telephony` line, priced; a call it placed through a
+    trunk, its `call_outcome`), answered as the dispatcher saw it, with no counted end yet. A call through an
+    edge without a price (or a credential) is not known here as the edge's: its end is not waited for."""
+    if counted_end(events) is not None:
+        return False
+    placed = any(e.get("event") == "call_outcome" and e.get("outcome") == "answered" and isinstance(e.get("trunk"), str)
+                 for e in events)
+    inbound = any(e.get("event") == TELEPHONY and e.get("direction") == "inbound" for e in events) \
+        and any(e.get("event") in INBOUND_ANSWERS for e in events)
+    return placed or inbound
+
+
+async def with_edge_end(read: Read, session_id: str, events: list[dict[str, Any]],
+                        closing: asyncio.Event | None = None) -> list[dict[str, Any]]:
+    """`events`, read again until the edge's counted end is in them, at most EDGE_END_WAIT_SECONDS (or until
+    `closing` is set: a replica that stops counts what it has); at once where none is awaited."""
+    deadline = time.monotonic() + EDGE_END_WAIT_SECONDS
+    while awaits_edge_end(events) and (left := deadline - time.monotonic()) > 0:
+        if closing is None:
+            await asyncio.sleep(min(EDGE_END_LOOK_SECONDS, left))
+        elif closing.is_set():
+            break
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), min(EDGE_END_LOOK_SECONDS, left))
+        events = await read(session_id)
+    return events

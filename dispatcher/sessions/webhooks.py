@@ -18,7 +18,8 @@ that dies leaves its events in the store, and another replica's deliverer takes 
 lease ran out: delivery is at least once, across replicas.
 An event in the store lives at most as long as its delivery may take (`keep_seconds`: the events
 queued before it, its attempts and their waits, and a margin): one found waiting past that is
-dropped, and the store's outbox expires when no event was written for that long.
+dropped, and the store's outbox expires when no event was written for that long. A SIP call's
+`session.ended` whose edge has not told its end yet is put back, at most EDGE_END_WAIT_SECONDS (`_put_off`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatcher.observability.log_text import shown
-from dispatcher.observability.sip_end import sip_end_of
+from dispatcher.observability.sip_end import EDGE_END_WAIT_SECONDS, awaits_edge_end, sip_end_of
 from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
@@ -72,6 +73,7 @@ BOT_ENDS = ("ended", "failed")  # a session with either has had its end (or its 
 ENDED_ONCE_SECONDS = 86_400.0
 READ_TRIES = 3  # a timeline read for a machine's end, tried again before that end goes unpushed
 READ_BACKOFF_SECONDS = 1.0  # doubled before each try again
+EDGE_END_UNTIL = "edge_end_until"  # an entry's: when a SIP call's end stops waiting for its edge's (`_put_off`)
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,10 @@ class LifecycleWebhooks:
         if isinstance(data.get("at"), float) and not math.isfinite(data["at"]):
             del data["at"]  # strict JSON has no NaN or Infinity for a receiver to parse
         if kind.startswith("session.") and ("eval" not in data or _unsummed(kind, data)):
-            data.update(await self._from_timeline(kind, data))
+            events = await self._events(data)
+            if _unsummed(kind, data) and events is not None and await self._put_off(box, message_id, entry, events):
+                return
+            data.update(await self._from_timeline(kind, data, events))
         body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
                           separators=(",", ":")).encode()
         now = int(time.time())
@@ -310,14 +315,37 @@ class LifecycleWebhooks:
         except StoreUnavailable:  # its lease runs out and it is tried again, here or elsewhere
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
-    async def _from_timeline(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        """What a session's event carries from its timeline: whether it is an eval's (`eval`), and an ended one's
-        summary; kept in the entry, so a retry sends what the first attempt did. A timeline not read: the event
-        goes without them (`eval` is read again at its next attempt)."""
-        unsummed = _unsummed(kind, data)
+    async def _events(self, data: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The session's timeline; None when the store did not answer."""
         try:
-            events = await self._read(str(data["session_id"]))
+            return await self._read(str(data["session_id"]))
         except Exception:  # the store: the event goes without its duration and cost
+            return None
+
+    async def _put_off(self, box: Outbox, message_id: str, entry: Entry, events: list[dict[str, Any]]) -> bool:
+        """A SIP call's `session.ended` whose edge has not told its counted end yet (the bot's side ended first:
+        the edge's BYE, and its count, follow the end) is put back in the outbox for the deliverer's next look,
+        until it is told or EDGE_END_WAIT_SECONDS have passed since its first look (kept in the entry, for every
+        replica); then it goes as it is. True when put back."""
+        now = time.time()
+        until = entry.get(EDGE_END_UNTIL)
+        if not isinstance(until, int | float) or isinstance(until, bool) or not math.isfinite(until):
+            until = now + EDGE_END_WAIT_SECONDS
+        if now >= until or not awaits_edge_end(events):
+            return False
+        try:
+            await box.retry(message_id, {**entry, EDGE_END_UNTIL: until}, min(until, now + POLL_SECONDS), self._keep)
+        except StoreUnavailable:  # its lease runs out and it is looked at again, here or elsewhere
+            log.warning("webhook %s: the store did not answer as it was put off for its SIP end", message_id)
+        return True
+
+    async def _from_timeline(self, kind: str, data: dict[str, Any],
+                             events: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """What a session's event carries from its timeline: whether it is an eval's (`eval`), and an ended one's
+        summary; kept in the entry, so a retry sends what the first attempt did. A timeline not read (None): the
+        event goes without them (`eval` is read again at its next attempt)."""
+        unsummed = _unsummed(kind, data)
+        if events is None:
             return {"duration_seconds": None} if unsummed else {}
         return {"eval": is_eval(events), **(await self._summary(data, events) if unsummed else {})}
 

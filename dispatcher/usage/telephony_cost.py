@@ -27,12 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.observability.sip_end import counted_end
+from dispatcher.observability.sip_end import INBOUND_ANSWERS, counted_end
 from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine, line_of
 
 ENDS = ("caller_hung_up", "ended", "machine_ended")
 BRIDGED_LEG = "bridged_leg"  # the timeline's event: a bridged transfer's person's leg, `answered` or `ended`
-INBOUND_ANSWERS = ("joined", "first_audio")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""A SIP call whose bot's side ended first: the edge's end (who hung up, and its count of the call's answered
+seconds, which price it) comes after the session's `ended`. Its `session.ended` webhook waits for it in the
+outbox, at most EDGE_END_WAIT_SECONDS, and carries the edge's end and its price; past the bound it goes
+once, as before; a session that is no SIP call is never put off."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+from dispatcher.observability import sip_end
+from dispatcher.reserve.prices import BotPrice
+from dispatcher.sessions import webhooks
+from dispatcher.sessions.cost import SessionCosts
+from dispatcher.sessions.webhook_outbox import MemoryOutbox
+from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings, secret_key
+from tests.support.hook_receiver import hook_receiver
+from tests.support.waiting import within
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+T0 = time.time() - 600
+# The edge's own BYE once the bot's side ended, with its count: 90 s answered, where the dispatcher's own
+# view of the call (its bot's `joined` to its `ended`) is 60 s. Billed by the second at $0.60 a minute.
+EDGE_END = {"by": "edge", "how": "bye", "reason": "the bot's side ended", "answered_seconds": 90.0}
+PRICED_LINE = {"trunk": "twilio", "direction": "inbound", "usd_per_minute": 0.6, "increment_seconds": 1}
+
+
+def call(*, sip: bool) -> list[dict[str, Any]]:
+    """A call's timeline up to its bot's end: a SIP call's has the edge's priced line."""
+    line = [{"event": "telephony", "at": T0 + 1, **PRICED_LINE}] if sip else []
+    return [{"event": "requested", "at": T0}, {"event": "launched", "at": T0 + 1}, *line,
+            {"event": "joined", "at": T0 + 2}, {"event": "ended", "at": T0 + 62, "reason": "completed"}]
+
+
+def receiving(received: list[tuple[float, dict[str, Any]]]):
+    async def hook(request: web.Request) -> web.Response:
+        received.append((time.time(), Webhook(SECRET).verify(await request.read(), dict(request.headers))))
+        return web.Response(status=204)
+
+    return hook
+
+
+def deliverer(url: str, timelines: dict[str, list[dict[str, Any]]]) -> LifecycleWebhooks:
+    async def read(session_id: str) -> list[dict[str, Any]]:
+        return list(timelines.get(session_id, []))
+
+    return LifecycleWebhooks(WebhookSettings(url, secret_key(SECRET), timeout_seconds=2.0), read, MemoryOutbox(),
+                             costs=SessionCosts("fly", BotPrice(730.0, "1 vCPU, 2 GB", "test")))
+
+
+async def test_a_sip_calls_ended_webhook_waits_for_the_edges_late_end_and_carries_it_and_its_price() -> None:
+    received: list[tuple[float, dict[str, Any]]] = []
+    timelines = {"sip": call(sip=True)}
+    async with hook_receiver(receiving(received)) as url:
+        hooks = deliverer(url, timelines)
+        hooks.timeline_event("sip", timelines["sip"][-1])
+        await asyncio.sleep(1.5)  # looked at, and put off: its edge has not told its end
+        assert received == []
+        told = time.time()
+        timelines["sip"].append({"event": "sip_ended", "at": told, **EDGE_END})
+        assert await within(lambda: hooks.delivered == 1, timeout=10)
+        await hooks.aclose()
+    [(at, ended)] = received
+    assert at >= told
+    assert ended["data"]["sip"] == {"by": "edge", "how": "bye", "reason": "the bot's side ended"}
+    telephony = ended["data"]["cost"]["telephony"]
+    assert (telephony["seconds"], telephony["usd"]) == (90.0, 0.9), telephony
+
+
+async def test_a_session_that_is_no_sip_call_is_never_put_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "EDGE_END_WAIT_SECONDS", 600.0)  # a SIP call's end would wait past the test
+    received: list[tuple[float, dict[str, Any]]] = []
+    timelines = {"web": call(sip=False), "sip": call(sip=True)}
+    async with hook_receiver(receiving(received)) as url:
+        hooks = deliverer(url, timelines)
+        hooks.timeline_event("sip", timelines["sip"][-1])
+        hooks.timeline_event("web", timelines["web"][-1])
+        assert await within(lambda: hooks.delivered == 1, timeout=10)
+        await asyncio.sleep(1.5)
+        await hooks.aclose()
+    assert [e["data"]["session_id"] for _, e in received] == ["web"]
+    assert "sip" not in received[0][1]["data"] and "telephony" not in received[0][1]["data"]["cost"]
+
+
+async def test_past_its_bound_a_sip_calls_ended_webhook_goes_once_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edge never told its end (its dispatcher link down, or it stopped): the webhook goes after the bound,
+    priced on the dispatcher's own view of the call, once, and nothing of it is left in the outbox."""
+    monkeypatch.setattr(webhooks, "EDGE_END_WAIT_SECONDS", 1.0)
+    received: list[tuple[float, dict[str, Any]]] = []
+    timelines = {"sip": call(sip=True)}
+    async with hook_receiver(receiving(received)) as url:
+        hooks = deliverer(url, timelines)
+        first_look = time.time()
+        hooks.timeline_event("sip", timelines["sip"][-1])
+        assert await within(lambda: hooks.delivered == 1, timeout=10)
+        await asyncio.sleep(2.5)  # nothing more is tried
+        assert await hooks._outbox.claim(time.time() + 3600, 5.0, 10) == []  # type: ignore[attr-defined]
+        await hooks.aclose()
+    [(at, ended)] = received
+    assert at >= first_look + 1.0
+    assert "sip" not in ended["data"] and ended["data"]["cost"]["telephony"]["seconds"] == 60.0
+
+
+ANSWERED_OUT = {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "trunk": "twilio"}
+
+
+@pytest.mark.parametrize(("events", "awaited"), [
+    (call(sip=True), True),  # the edge's priced inbound call, answered
+    ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, **EDGE_END}], False),  # its count is in
+    ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, "by": "caller", "how": "bye"}], True),  # a bare end
+    ([e for e in call(sip=True) if e["event"] != "joined"], False),  # never answered: the edge counts nothing
+    ([*call(sip=False), ANSWERED_OUT], True),  # a call the edge placed through a trunk, answered
+    ([*call(sip=False), {**ANSWERED_OUT, "outcome": "busy"}], False),
+    ([*call(sip=False), {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "carrier": "twilio"}], False),
+    (call(sip=False), False),  # no SIP call
+])
+def test_which_sessions_ends_wait_for_the_edges(events: list[dict[str, Any]], awaited: bool) -> None:
+    assert sip_end.awaits_edge_end(events) is awaited
