@@ -12,7 +12,9 @@ its report has its services counted as it last reported them during the call
 (dispatcher/usage/so_far.py). An eval's session is billed to its key like any session (its
 sessions, minutes, cost and per-key metrics), and also counted in a breakdown of its own
 (`eval_sessions`, `eval_seconds`, `eval_usd`: "of which evals"): any key may mark its starts
-`"eval": true`, so the mark never takes a call out of what its key is billed.
+`"eval": true`, so the mark never takes a call out of what its key is billed. A SIP call whose bot's side
+ended first is added once its edge's count of its minutes came, or EDGE_END_WAIT_SECONDS passed
+(dispatcher/observability/sip_end.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dispatcher.observability.sip_end import with_edge_end
 from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.machine_end_grace import CLOSE_WAIT_SECONDS
 from dispatcher.sessions.timeline import SessionTimeline, is_eval
@@ -62,6 +65,7 @@ class UsageCount:
         self._metrics = metrics
         self._pending: dict[asyncio.Task[None], Pending] = {}
         self.spent: Spent | None = None  # set by the wiring where keys have budgets
+        self._closing = asyncio.Event()  # set at the close: a SIP call's end waits no longer for its edge's
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: adds a session when its bot's end is recorded; never waits."""
@@ -96,7 +100,9 @@ class UsageCount:
     async def _added(self, pending: Pending) -> None:
         session_id, ended_at = pending.session_id, pending.ended_at
         await self._timeline.settled()
-        events = await self._timeline.read(session_id)
+        # A SIP call whose bot's side ended first: its edge's count of the call's minutes follows its end.
+        events = await with_edge_end(self._timeline.read, session_id, await self._timeline.read(session_id),
+                                     self._closing)
         evaluation = is_eval(events)
         at = ended_at if isinstance(ended_at, int | float) else None
         # A machine's end: its bot's report, when it came meanwhile, is the session's end.
@@ -136,6 +142,7 @@ class UsageCount:
     async def aclose(self) -> None:
         """Waits up to CLOSE_WAIT_SECONDS for the additions in flight (a machine's end still in its grace is the
         grace's to hand over, sessions/machine_end_grace.py)."""
+        self._closing.set()
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=CLOSE_WAIT_SECONDS)
 

@@ -1,29 +1,37 @@
 """A SIP call whose bot's side ended first: the edge's end (who hung up, and its count of the call's answered
 seconds, which price it) comes after the session's `ended`. Its `session.ended` webhook waits for it in the
-outbox, at most EDGE_END_WAIT_SECONDS, and carries the edge's end and its price; past the bound it goes
-once, as before; a session that is no SIP call is never put off."""
+outbox, at most EDGE_END_WAIT_SECONDS, and the usage count waits as long: both carry the edge's end and its
+price; past the bound the webhook goes once, as before; a session that is no SIP call is never put off."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.observability import sip_end
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.reserve.prices import BotPrice
 from dispatcher.sessions import webhooks
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import MemoryOutbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings, secret_key
+from dispatcher.settings import Settings
 from tests.support.hook_receiver import hook_receiver
 from tests.support.waiting import within
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
+EDGE = {"X-Voicefleet-Edge-Secret": EdgeSecret(EDGE_SECRET).edge_credential("http://10.0.0.5:5080")}
 T0 = time.time() - 600
 # The edge's own BYE once the bot's side ended, with its count: 90 s answered, where the dispatcher's own
 # view of the call (its bot's `joined` to its `ended`) is 60 s. Billed by the second at $0.60 a minute.
@@ -105,6 +113,43 @@ async def test_past_its_bound_a_sip_calls_ended_webhook_goes_once_as_before(monk
     [(at, ended)] = received
     assert at >= first_look + 1.0
     assert "sip" not in ended["data"] and ended["data"]["cost"]["telephony"]["seconds"] == 60.0
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[httpx.AsyncClient, list[tuple[float, dict[str, Any]]]]]:
+    received: list[tuple[float, dict[str, Any]]] = []
+    async with hook_receiver(receiving(received)) as url:
+        env = {"SIP_EDGE_SECRET": EDGE_SECRET, "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "RESERVE_MAX_IDLE": "0"}
+        app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client, received
+        await app.state.voicefleet.aclose()
+
+
+async def test_the_edges_late_end_reaches_the_ended_webhook_and_the_usage_of_the_app(
+        api: tuple[httpx.AsyncClient, list[tuple[float, dict[str, Any]]]]) -> None:
+    """The dispatcher as it runs: the session's bot's `ended` on its timeline, then the edge's
+    `POST /sessions/{id}/sip_end` a second later, with its credential and its count. The webhook and
+    `GET /usage` (the rollups, added once as the session ends, never again) carry the edge's count."""
+    client, received = api
+    state = client.app.state.voicefleet  # type: ignore[attr-defined]
+    who = state.auth.identify(None)  # a keyless dispatcher's one caller
+    session_id = state.sessions.session_id_for(who.owner_key, None)
+    state.sessions.listing.opened(session_id, who, "default", "exotel")  # whose key its usage is filed under
+    for event in call(sip=True):
+        state.sessions.timeline.note(session_id, event.pop("event"), **event)
+    await asyncio.sleep(1.0)
+    told = await client.post(f"/sessions/{session_id}/sip_end", json=EDGE_END, headers=EDGE)
+    assert told.status_code == 204, told.text
+    assert await within(lambda: any(e["type"] == "session.ended" for _, e in received), timeout=15)
+    ended = next(e for _, e in received if e["type"] == "session.ended")["data"]
+    assert ended["sip"]["by"] == "edge" and ended["cost"]["telephony"]["seconds"] == 90.0, ended
+    await state.usage.settled()
+    usage = await client.get("/usage")
+    assert usage.status_code == 200, usage.text
+    assert usage.json()["totals"]["telephony_usd"] == 0.9, usage.json()
+    assert sip_end.counted_end(await state.sessions.timeline.read(session_id)) is not None
 
 
 ANSWERED_OUT = {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "trunk": "twilio"}
