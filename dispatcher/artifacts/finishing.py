@@ -26,6 +26,7 @@ from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key
 from dispatcher.artifacts.report import session_report
 from dispatcher.artifacts.session_recording import Recording
 from dispatcher.artifacts.store import ArtifactStore
+from dispatcher.observability.sip_end import with_edge_end
 
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
@@ -106,7 +107,9 @@ class SessionEnds:
             log.info("session %s: its left-over upload was not completed here (%s)", recording.session_id,
                      outcome["why"])
             return False  # another replica's sweep completed it first: its report stands
-        events = await self._safe_events(recording.session_id)
+        # A SIP call whose bot's side ended first: its edge's end (and count of its minutes) follows the session's.
+        events = await with_edge_end(self._safe_events, recording.session_id,
+                                     await self._safe_events(recording.session_id))
         stopped = cut_short_by_stop(events)  # what cut the bot short, said as it was
         why = told(why, stopped)
         pending: dict[str, tuple[bytes, str]] = {}
