@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from dispatcher.api.edge_holder import holding_edge
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import StartRequest
 from dispatcher.api.state import AppState
@@ -26,10 +27,7 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     if asked is None:
         return None
     line = TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)
-    # The mark counts only on a relay whose signature this region checked, its nonce's digest covering
-    # the mark (a region of a release before this one's digest covers no mark, and sends none).
-    if relayed_by(request.scope) is not None and request.headers.get(EDGE_VOUCHED) == "1" \
-            and HEADERS_MARK in request.headers.get(NONCE, ""):
+    if vouched_by_relay(request):  # the region it arrived at checked its own edge's credential
         return line
     if state.sip_edge is None:
         raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
@@ -47,26 +45,23 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
 
 
 async def edge_vouches(request: Request, state: AppState, what: str, session_id: str) -> bool:
-    """Whether the SIP edge that holds `session_id`'s call sent `what` with its own credential: True; False on a
-    relay from another region (which forwards no edge credential: the field is left out there, never refused, so
-    the edge's other words land); 403 `sip_edge_only` from anyone else, so a client learns it cannot set it,
-    `sip_edge_unlisted` from an edge SIP_EDGE_URL no longer lists and `sip_edge_not_holding` from another edge
-    than the one the call came in at (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL (an edge
-    that takes calls in only) there is no list, and any edge credential of SIP_EDGE_SECRET's speaks."""
+    """Whether the SIP edge that holds `session_id`'s call sent `what` with its own credential: True; 403 from
+    anyone else as `holding_edge` refuses (dispatcher/api/edge_holder.py), so a client learns it cannot set it.
+    Relayed from another region, which forwards no edge credential: True only on that region's signed word that
+    its own edge holding the call sent it (`vouched_by_relay`), else False (the field is left out, never refused,
+    so the edge's other words land)."""
     if relayed_by(request.scope) is not None:
-        return False
-    given = request.headers.get(HEADER)
-    edge = state.sip_edge.edge_of(given) if state.sip_edge is not None else None
-    if edge is None:
-        why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
-               state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
-        raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
-    if state.trunk_calls is not None:
-        state.trunk_calls.listed(edge)
-        if await state.trunk_calls.edges.reporter(session_id) != edge:
-            raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
-                           f"(or by none): {what} is taken only from the edge the call came in at")
+        return vouched_by_relay(request)
+    await holding_edge(request.headers, state, what, session_id)
     return True
+
+
+def vouched_by_relay(request: Request) -> bool:
+    """Whether another region relayed this request with its word that it checked its own SIP edge's credential
+    (EDGE_VOUCHED), that word covered by the relay's signature this region checked: its nonce's digest covers
+    the mark (a region of a release before this one's digest covers no mark, and sends none)."""
+    return relayed_by(request.scope) is not None and request.headers.get(EDGE_VOUCHED) == "1" \
+        and HEADERS_MARK in request.headers.get(NONCE, "")
 
 
 def start_edge(request: Request, state: AppState) -> str | None:

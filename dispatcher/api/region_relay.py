@@ -3,8 +3,9 @@ and requests another region relayed here, checked.
 
 The session id names its region. The caller's key and ownership are checked here first, so
 nothing of a stranger's crosses regions; the holding region answers as if asked directly. A region
-this one's polling finds unreachable is answered `503 region_unreachable` at once. A request
-relayed here carries a region's signature (else 401) and is never relayed again. docs/regions.md.
+this one's polling finds unreachable is answered `503 region_unreachable` at once. A SIP edge's
+count of a call's minutes goes with this region's word for its edge (dispatcher/api/edge_holder.py). A
+request relayed here carries a region's signature (else 401) and is never relayed again. docs/regions.md.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.admin_access import admin_reaches
+from dispatcher.api.edge_holder import vouched_end
 from dispatcher.api.limits import replaying
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
@@ -90,12 +92,15 @@ class RegionRelayMiddleware:
         if not owned_by(session_id, who.owner_key) and not admin_reaches(
                 state.settings, scope["method"], rest, headers.get("authorization")):
             raise ApiError(404, "not_found", f"no session {session_id}")
+        body = await _read_body(receive)
+        # A SIP edge's count of a call's minutes: this region knows its own edges' credentials (none crosses).
+        marks = await vouched_end(state, scope["method"], rest, Headers(scope=scope), body, session_id)
         # A relayed wait (an event stream, a long-poll) holds one of this replica's wait slots, as
         # it would here: the key's and the replica's bounds hold whichever region answers it.
         release = state.waits.take(who.id) if waits_on_a_session(scope) else None
         try:
-            return await relay_to(state, region, scope["method"], scope["path"], headers, await _read_body(receive),
-                                  release=release, query=query_of(scope))
+            return await relay_to(state, region, scope["method"], scope["path"], headers, body,
+                                  release=release, marks=marks, query=query_of(scope))
         except BaseException:
             if release is not None:
                 release()

@@ -15,6 +15,7 @@ from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
+from dispatcher.api.edge_holder import held_elsewhere
 from dispatcher.api.edge_line import edge_line, start_edge
 from dispatcher.api.eval_mark import eval_mark
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_session_id, phone_start
@@ -201,14 +202,14 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
     A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
     `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py). A start that presents a
-    listed SIP edge's credential records that edge as its session's (`took_inbound`); a start refused after it
-    lets that record go."""
+    listed SIP edge's credential records that edge as its session's (`took_inbound`), here also for a session
+    another region made of it (`held_elsewhere`); a start refused after it lets that record go."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
                            edge_vouched=line is not None)
-    if isinstance(placed, Response):
-        return placed
+    if isinstance(placed, Response):  # another region's session: the edge that sent its start recorded here
+        return await held_elsewhere(state, start_edge(request, state), who, placed)
     session_key = fresh_session_key()
     edge = start_edge(request, state)
     session_id = phone_session_id(who, session_key, state.settings.region)

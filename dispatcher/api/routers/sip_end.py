@@ -2,9 +2,10 @@
 number's API key, the session's own (another key's session, or one never started: 404). Recorded on
 the session's timeline as `sip_ended` (dispatcher/observability/sip_end.py). Its `answered_seconds`, the
 edge's count of the call's answered time, prices the call (dispatcher/usage/telephony_cost.py): the number's
-key is a client's key too, so it is taken only with the credential of the edge the call came in at
-(dispatcher/api/edge_line.py). An end told without it is kept once, the first: what a client holding the
-number's key may say can neither hide the edge's end nor fill the timeline."""
+key is a client's key too, so it is taken only with the credential of the edge the call came in at, or,
+relayed, on the signed word of the region it came in at (dispatcher/api/edge_line.py). An end told without
+it is kept once, the first: what a client holding the number's key may say can neither hide the edge's end
+nor fill the timeline."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.api.dependencies import app_state, not_found, owned_id
+from dispatcher.api.edge_holder import COUNT
 from dispatcher.api.edge_line import edge_vouches
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
@@ -47,7 +49,8 @@ class SipEnd(BaseModel):
         description="an answered call's seconds from the edge's `200 OK` to this end, on the edge's clock: what "
                     "the session's telephony line prices. Taken only from the SIP edge, with its own credential in "
                     "`X-Voicefleet-Edge-Secret` (403 `sip_edge_only` from anyone else, `sip_edge_not_holding` from "
-                    "another edge than the call's; relayed from another region, left out)")
+                    "another edge than the call's; relayed from another region, taken on that region's word that its "
+                    "edge holding the call told it, else left out)")
 
 
 @router.post("/sessions/{session_id}/sip_end", status_code=204, summary="How a SIP call's SIP side ended")
@@ -58,10 +61,9 @@ async def sip_end(request: Request, session_id: str, end: SipEnd,
     if not await state.sessions.ever_existed(owned):
         raise not_found(session_id)
     told = end.model_dump(exclude_none=True)
-    vouched = "answered_seconds" in told and await edge_vouches(
-        request, state, "`answered_seconds` (what a SIP call's minutes are priced at)", owned)
+    vouched = "answered_seconds" in told and await edge_vouches(request, state, COUNT, owned)
     if not vouched:
-        told.pop("answered_seconds", None)  # relayed from another region, whose edge credential is not known here
+        told.pop("answered_seconds", None)  # relayed without the word of the region whose edge holds the call
         # Said without the edge's word, only the first counts (the webhook and the report carry it): kept once, so
         # a client holding the number's key cannot fill the timeline's last events with its own.
         try:

@@ -1,0 +1,189 @@
+"""A SIP call that spills from the region its edge reached (eu, full) to another (us) keeps the edge's count of
+its minutes: eu records the edge that sent the start as the session's, checks that edge's credential on the
+call's end as it would for a call of its own, and relays the count with its signed word (`EDGE_VOUCHED`), the
+credential itself never crossing. A client (the number's key), another eu edge, or a forged word is refused or
+not believed, at eu and at us. Both regions are dispatcher apps in this process: us on a loopback port (eu's
+relay reaches it there), eu called in-process, its poll of us stood in for and its room taken."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import HEADER, EdgeSecret
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Capacity
+from dispatcher.regions.signing import EDGE_VOUCHED, NONCE, RELAYED_BY, SENDER, SIGNATURE, TIME, VERSION, _mac
+from dispatcher.sessions.ids import region_tag_of
+from dispatcher.store.unavailable import StoreUnavailable
+from tests.dispatcher.conftest import API_KEY
+from tests.support.dispatcher_server import serving
+from tests.support.ports import free_port
+
+REGION_SECRET = "spilled-count-region-secret-0123456789"
+EDGE_SECRETS = {"eu": "eu-edge-secret-for-the-spilled-count-0123", "us": "us-edge-secret-for-the-spilled-count-0123"}
+HOLDER, OTHER = "http://10.0.0.5:5080", "http://10.0.0.6:5080"  # eu's two listed edges (nothing listens)
+KEY = {"Authorization": f"Bearer {API_KEY}"}
+START = {"transport": "exotel", "body": {"call_id": "1@trunk"},
+         "sip_trunk": {"trunk": "twilio", "usd_per_minute": 0.0085}}
+COUNTED = {"by": "caller", "how": "bye", "answered_seconds": 78.214}
+
+
+def edge(url: str, region: str = "eu") -> dict[str, str]:
+    """What an edge of `region` sends: the number's key and its own credential."""
+    return {**KEY, HEADER: EdgeSecret(EDGE_SECRETS[region]).edge_credential(url)}
+
+
+class Heard:
+    """The headers of each request that reaches us, as it reached it."""
+
+    def __init__(self, app: ASGIApp, seen: list[dict[str, str]]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append({k.decode().lower(): v.decode() for k, v in scope["headers"]} | {":path": scope["path"]})
+        await self.app(scope, receive, send)
+
+
+def region_app(here: str, urls: dict[str, str], **env: str) -> FastAPI:
+    return create_app(env={"REGION": here, "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()),
+                           "REGION_SECRET": REGION_SECRET, "DISPATCHER_API_KEYS": API_KEY, "RESERVE_MAX_IDLE": "0",
+                           "SIP_EDGE_SECRET": EDGE_SECRETS[here], **env},
+                      machines=LocalMachines(LocalSettings(bot_command=("true",))), rooms=None)
+
+
+@dataclass
+class Pair:
+    eu: httpx.AsyncClient  # eu's API, in-process: where the edge's words arrive
+    us: httpx.AsyncClient  # us's API, in-process (the same app eu's relay reaches on its port)
+    eu_app: FastAPI
+    us_app: FastAPI
+    urls: dict[str, str]
+    heard: list[dict[str, str]]
+
+
+@pytest.fixture
+async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+    port = free_port()
+    urls = {"eu": f"http://127.0.0.1:{free_port()}", "us": f"http://127.0.0.1:{port}"}
+    eu_app = region_app("eu", urls, SIP_EDGE_URL=f"{HOLDER},{OTHER}")
+    us_app = region_app("us", urls)
+    heard: list[dict[str, str]] = []
+    us_app.add_middleware(Heard, seen=heard)
+    eu = eu_app.state.voicefleet
+    monkeypatch.setattr(eu.sessions, "room", lambda: 0)  # eu at its cap: every start spills
+    seen = eu.peers.by_name["us"]  # as eu's poll of us finds it
+    seen.reachable, seen.round_trip = True, 0.001
+    seen.capacity = Capacity(warm={"websocket": True}, room=5, cold_start_seconds=1.0, refill_seconds=math.inf)
+    try:
+        async with serving(us_app, port), \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=eu_app), base_url=urls["eu"]) as eu_api, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=us_app), base_url=urls["us"]) as us_api:
+            yield Pair(eu_api, us_api, eu_app, us_app, urls, heard)
+    finally:
+        await eu.aclose()
+        await us_app.state.voicefleet.aclose()
+
+
+async def spilled_call(pair: Pair) -> str:
+    """A priced inbound call that eu's edge HOLDER started, spilled to us; its session made there (its stream
+    connecting there stood in for by its timeline's first event, which is what the end route asks of a session)."""
+    answer = await pair.eu.post("/start", json=START, headers=edge(HOLDER))
+    assert answer.status_code == 201, answer.text
+    session_id = str(answer.json()["sessionId"])
+    us = pair.us_app.state.voicefleet
+    assert us.peers.regions.by_tag[region_tag_of(session_id)] == "us"  # minted there: it spilled
+    us.sessions.timeline.note(session_id, "requested")
+    await us.sessions.timeline.settled()
+    return session_id
+
+
+async def ends(pair: Pair, session_id: str) -> list[dict[str, Any]]:
+    await pair.us_app.state.voicefleet.sessions.timeline.settled()
+    answer = await pair.us.get(f"/sessions/{session_id}/timeline", headers=KEY)
+    assert answer.status_code == 200, answer.text
+    return [e for e in answer.json()["events"] if e["event"] == "sip_ended"]
+
+
+async def test_a_spilled_calls_counted_end_reaches_its_region_from_the_edge_holding_it(pair: Pair) -> None:
+    session_id = await spilled_call(pair)
+    # eu, where its edge's words come, knows which edge holds it
+    assert await pair.eu_app.state.voicefleet.trunk_calls.edges.recorded(session_id) == HOLDER
+    told = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
+    assert told.status_code == 204, told.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [78.214]
+    relayed = [h for h in pair.heard if h[":path"].endswith("/sip_end")]
+    assert len(relayed) == 1 and relayed[0].get(EDGE_VOUCHED) == "1" and relayed[0].get(RELAYED_BY) == "eu"
+    assert HEADER.lower() not in relayed[0]  # eu's edge credential stays in eu
+
+
+@pytest.mark.parametrize(("headers", "code"), [
+    (KEY, "sip_edge_only"),  # a client holding the number's key
+    ({**KEY, EDGE_VOUCHED: "1"}, "sip_edge_only"),  # a client saying eu's word itself
+    (edge(HOLDER, region="us"), "sip_edge_only"),  # a credential of us's secret, which eu does not know
+    (edge(OTHER), "sip_edge_not_holding"),  # another of eu's edges
+])
+async def test_a_count_from_anyone_but_the_edge_holding_the_call_is_refused_where_it_arrives(
+        pair: Pair, headers: dict[str, str], code: str) -> None:
+    session_id = await spilled_call(pair)
+    refused = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=headers)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, code), refused.text
+    assert not [h for h in pair.heard if h[":path"].endswith("/sip_end")]  # nothing relayed
+    assert await ends(pair, session_id) == []
+    # Its end without the count crosses as before, and the holder's count after it is still taken.
+    plain = await pair.eu.post(f"/sessions/{session_id}/sip_end", json={"by": "caller", "how": "bye"}, headers=headers)
+    assert plain.status_code == 204, plain.text
+    counted = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
+    assert counted.status_code == 204, counted.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [None, 78.214]
+
+
+async def test_a_forged_word_straight_at_the_region_holding_the_call_is_never_believed(pair: Pair) -> None:
+    session_id = await spilled_call(pair)
+    path = f"/sessions/{session_id}/sip_end"
+    forged = await pair.us.post(path, json=COUNTED, headers={**KEY, EDGE_VOUCHED: "1"})
+    assert (forged.status_code, forged.json()["error"]["code"]) == (403, "sip_edge_only"), forged.text
+    unsigned = await pair.us.post(path, json=COUNTED, headers={**KEY, EDGE_VOUCHED: "1", RELAYED_BY: "eu"})
+    assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (401, "region_unauthenticated")
+    # Signed as a region of the release before signs (its nonce covers no header): the word rides beside the
+    # signature, so whoever sits between the regions could have added it. The end lands, its count left out.
+    body = httpx.Request("POST", "http://x", json=COUNTED).content
+    regions = Regions("eu", MappingProxyType(pair.urls), REGION_SECRET.encode())
+    millis, nonce = str(int(time.time() * 1000)), "0" * 32
+    mac = _mac(regions.secret, "eu", "us", "POST", path, millis, nonce, body)
+    old = {**KEY, "Content-Type": "application/json", EDGE_VOUCHED: "1", RELAYED_BY: "eu", SENDER: "eu",
+           TIME: millis, NONCE: nonce, SIGNATURE: VERSION + mac}
+    uncovered = await pair.us.post(path, content=body, headers=old)
+    assert uncovered.status_code == 204, uncovered.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [None]
+
+
+async def test_a_spilled_start_the_store_cannot_record_goes_on_its_record_owed(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    edges = pair.eu_app.state.voicefleet.trunk_calls.edges
+
+    async def not_answering(*args: object) -> str:
+        raise StoreUnavailable("the store did not answer: TimeoutError")
+
+    monkeypatch.setattr(edges._records, "first", not_answering)
+    answer = await pair.eu.post("/start", json=START, headers=edge(HOLDER))
+    monkeypatch.undo()  # the store answers again
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["sessionId"]
+    assert edges.owed.owed(session_id) == HOLDER
+    pair.us_app.state.voicefleet.sessions.timeline.note(session_id, "requested")
+    told = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
+    assert told.status_code == 204, told.text  # the owed record written first, then the count taken
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [78.214]
