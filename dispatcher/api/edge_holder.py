@@ -81,11 +81,15 @@ async def held_elsewhere(state: AppState, edge: str | None, who: Caller, answer:
         if len(head) > MAX_ANSWER_BYTES:  # no call token's: passed on unread, and recorded at no edge
             return StreamingResponse(_then(head, chunks), status_code=answer.status_code, headers=answer.headers)
     session_id = _session_of(head)
-    regions = state.peers.regions
-    if session_id is not None and owned_by(session_id, who.owner_key) \
-            and regions.by_tag.get(region_tag_of(session_id)) not in (None, regions.here):
+    if session_id is not None and owned_by(session_id, who.owner_key) and runs_elsewhere(state, session_id):
         await state.trunk_calls.took_inbound(session_id, edge)
     return Response(head, status_code=answer.status_code, headers=answer.headers)
+
+
+def runs_elsewhere(state: AppState, session_id: str) -> bool:
+    """Whether `session_id` names another region of this deployment than this one."""
+    regions = state.peers.regions
+    return regions.by_tag.get(region_tag_of(session_id)) not in (None, regions.here)
 
 
 def _session_of(body: bytes) -> str | None:

@@ -23,6 +23,7 @@ from dispatcher.api.call_order import order_call
 from dispatcher.api.call_outcomes import ended_unstarted, record_outcome
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
+from dispatcher.api.edge_holder import runs_elsewhere
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.routers.sip_end import SipEnd
 from dispatcher.api.schemas import ERRORS
@@ -62,7 +63,7 @@ async def _edge(request: Request, session_id: str) -> AppState:
                        "(docs/sip.md#edge-credentials)")
     edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
     holder = await state.trunk_calls.edges.reporter(session_id)
-    if holder is None:
+    if holder is None or runs_elsewhere(state, session_id):  # a spilled call's record: for its relayed end alone
         raise not_found(session_id)
     if holder != edge:
         raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge: "

@@ -129,6 +129,17 @@ async def test_a_spilled_calls_counted_end_reaches_its_region_from_the_edge_hold
     assert HEADER.lower() not in relayed[0]  # eu's edge credential stays in eu
 
 
+async def test_the_edge_routes_answer_a_spilled_calls_reports_here_as_before(pair: Pair) -> None:
+    """eu's record of the spilled call is for its relayed end alone: its edge's reports on the call at eu's own
+    edge routes find no session of eu's, as before (the session, its outcome and transfers are us's)."""
+    session_id = await spilled_call(pair)
+    bearer = {"Authorization": f"Bearer {edge(HOLDER)[HEADER]}"}
+    for method, route, body in [("GET", "", None), ("POST", "/outcome", {"outcome": "not_placed", "trunk": "twilio"}),
+                                ("POST", "/sip_end", COUNTED)]:
+        answer = await pair.eu.request(method, f"/edge/calls/{session_id}{route}", json=body, headers=bearer)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "not_found"), (route, answer.text)
+
+
 @pytest.mark.parametrize(("headers", "code"), [
     (KEY, "sip_edge_only"),  # a client holding the number's key
     ({**KEY, EDGE_VOUCHED: "1"}, "sip_edge_only"),  # a client saying eu's word itself
