@@ -72,6 +72,10 @@ class Timeline(Protocol):
 
     def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None: ...
 
+    def amend(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
+        """`note` without telling the timeline's listeners (a later word on an event they were told)."""
+        ...
+
 
 class OwnerRelay(Protocol):
     """dispatcher/channel/remote.py's `StoreRemote`: the answer of the replica holding the bot's channel."""

@@ -8,8 +8,9 @@ Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}
 `conversation` in figures: botchannel/conversation.py, and how its WebRTC media went, its
 `transport`: botchannel/transport_use.py), timed as they arrived (dispatcher/channel/bots.py),
 `caller_hung_up` (dispatcher/phone/hang_up.py), `sip_ended` (dispatcher/observability/sip_end.py),
-`telephony` (a SIP call's trunk and price: dispatcher/usage/trunk_line.py) and
-`stop_requested`. They are kept in the
+`telephony` (a SIP call's trunk and price: dispatcher/usage/trunk_line.py), `transferred` (handed to a
+person), `transfer_answered` and `transfer_completed` (a Daily transfer's person answered, then the call
+ended: dispatcher/phone/daily_calltransfer.py) and `stop_requested`. They are kept in the
 coordination store (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.
 
@@ -45,6 +46,8 @@ CALLER_HUNG_UP = "caller_hung_up"
 TRANSFERRED = "transferred"
 # A warm transfer's person answered and hears the bot's briefing, the caller on hold (dispatcher/api/warm_briefing.py).
 TRANSFER_CONSULTING = "transfer_consulting"
+# A Daily cold transfer's person answered; the call they took ended (Daily's calltransfer webhooks).
+TRANSFER_ANSWERED, TRANSFER_COMPLETED = "transfer_answered", "transfer_completed"
 
 
 class SessionTimeline:
@@ -64,12 +67,26 @@ class SessionTimeline:
         """Records `event` in the background (never raises, never waits)."""
         if event == "requested":  # its log lines carry its trace and release from now on
             KNOWN_SESSIONS.remember(session_id, _text(fields.get("trace_id")), _text(fields.get("release")))
-        record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
-        record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
+        record = self._record(event, at, fields)
         # The listeners first: a store slow to take the timeline's writes must not cost a lifecycle
         # webhook, which has its own bound (WEBHOOK_MAX_QUEUE) and its own count of what it drops.
         for listener in self.listeners:
             listener(session_id, record)
+        self._keep(session_id, record)
+
+    def amend(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
+        """Records `event` as `note` does, without telling the listeners: a later word on an event they were
+        told already (a Daily transfer's unknown outcome settled: dispatcher/phone/daily_calltransfer.py), which
+        they must not act on twice (a second `session.transferred` webhook)."""
+        self._keep(session_id, self._record(event, at, fields))
+
+    def _record(self, event: str, at: float | None, fields: dict[str, Any]) -> dict[str, Any]:
+        record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
+        record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
+        return record
+
+    def _keep(self, session_id: str, record: dict[str, Any]) -> None:
+        event = record["event"]
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: timeline event %s dropped (%d writes pending)", session_id, event, MAX_PENDING)
             return
