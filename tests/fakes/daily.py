@@ -50,12 +50,24 @@ HMAC-SHA256 of `{timestamp}.{body}` keyed with the decoded secret. Each try's an
 "exponential"): with `exponential` an event answered other than 2xx (or not at all) is sent again, the same body
 signed anew, after a wait that doubles each time, RETRY_TRIES times at most (Daily's reference gives neither its
 waits nor its count: these are the fake's bounds); with `circuit-breaker` it is tried once.
+
+A transfer's webhooks (reference/rest-api/webhooks/events/calltransfer-*: `{version, type, id, payload: {domain_id,
+room, timestamp, session_id (the SIP participant moved), mtg_session_id, to_endpoint, from_endpoint, is_sip_refer
+(triggered, initiated)}, event_ts}`, `timestamp` a string of Unix seconds as Daily's examples send it):
+`calltransfer.triggered` and `calltransfer.initiated` when a transfer is taken, then, for a `sipCallTransfer` only
+(Daily sends neither for a REFER), `calltransfer.answered` (`answer_transfer`: the person picked up) and
+`calltransfer.completed` (`end_transfer`: the person's end hung up). Daily documents no failure event, and the fake
+sends none. `lose_transfer_answer(status)`: the next `sipCallTransfer` is taken, its webhooks delivered, and then it
+is answered `status` (a 5xx: Daily acted, its answer lost). `pause_webhooks` holds every event back (Daily's delivery
+lagging) until `release_webhooks` sends them in order; `send_again(kind)` delivers the last event of `kind` once more
+(at least once), `send_event(event)` a test's own, signed as Daily signs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import json
@@ -109,6 +121,11 @@ class FakeDaily(FakeApi):
         self.retry_type = "circuit-breaker"  # the webhook's `retryType`, as `subscribe` set it
         self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)  # Daily → the server
         self.sent_webhooks: list[tuple[str, int]] = []  # (event type, the answer's status; 0: no answer)
+        self.events: list[dict[str, Any]] = []  # every event emitted, in order
+        self.call_transfers: dict[str, dict[str, Any]] = {}  # transferred participant -> {"room", "how", "state", …}
+        self.lost_answers: list[int] = []  # the next sipCallTransfers: taken, then answered these statuses
+        self.webhooks_paused = False
+        self._held_events: list[tuple[str, bytes]] = []  # (type, body) held back while paused
         self._loop: asyncio.AbstractEventLoop | None = None  # the subscriber's: every delivery runs there
 
     @property
@@ -172,17 +189,82 @@ class FakeDaily(FakeApi):
 
     def _emit(self, kind: str, session: str) -> None:
         """A dial-out's event POSTed to the webhook (from whichever thread the change happened on)."""
-        if self.webhook is None or self._loop is None:
-            return
         dial = self.dial_outs[session]
         now = time.time()
         payload = {"domain_id": DOMAIN_ID, "room": dial["room"], "timestamp": int(now), "session_id": session,
                    "destination": dial.get("phoneNumber") or dial.get("sipUri"),
                    **({"user_id": dial["userId"]} if "userId" in dial else {}),
                    **({"caller_id": dial["callerId"]} if "callerId" in dial else {})}
-        event = {"version": "1.0.0", "type": kind, "id": f"{kind}-{session}-{uuid.uuid4().hex[:8]}",
-                 "payload": payload, "event_ts": round(now, 3)}
-        asyncio.run_coroutine_threadsafe(self._post(kind, json.dumps(event).encode()), self._loop)
+        self._send({"version": "1.0.0", "type": kind, "id": f"{kind}-{session}-{uuid.uuid4().hex[:8]}",
+                    "payload": payload, "event_ts": round(now, 3)})
+
+    def _emit_transfer(self, kind: str, participant: str) -> concurrent.futures.Future[None] | None:
+        """A transfer's event, shaped as Daily's reference shows it (its id: the event's kind, the participant
+        and the second, as Daily's examples make it)."""
+        moved = self.call_transfers[participant]
+        now = time.time()
+        payload: dict[str, Any] = {
+            "domain_id": DOMAIN_ID, "room": moved["room"], "timestamp": str(int(now)), "session_id": participant,
+            "mtg_session_id": f"mtg-{moved['room']}", "to_endpoint": moved["toEndPoint"],
+            "from_endpoint": moved["from"]}
+        if kind in ("calltransfer.triggered", "calltransfer.initiated"):
+            payload["is_sip_refer"] = moved["how"] == "sipRefer"
+        short = kind.removeprefix("calltransfer.")[:4]
+        event_id = f"3602-call-transfer-{short}-{participant}{int(now)}"
+        return self._send({"version": "1.0.0", "type": kind, "id": event_id, "payload": payload,
+                           "event_ts": round(now, 2)})
+
+    def _send(self, event: dict[str, Any]) -> concurrent.futures.Future[None] | None:
+        """`event` POSTed to the webhook in the subscriber's loop (from whichever thread the change happened on),
+        or held back while paused; the delivery's future."""
+        self.events.append(event)
+        if self.webhook is None or self._loop is None:
+            return None
+        body = json.dumps(event).encode()
+        if self.webhooks_paused:
+            self._held_events.append((event["type"], body))
+            return None
+        return asyncio.run_coroutine_threadsafe(self._post(event["type"], body), self._loop)
+
+    def pause_webhooks(self) -> None:
+        """Daily's delivery lags: every event from now on waits for `release_webhooks`."""
+        self.webhooks_paused = True
+
+    async def release_webhooks(self) -> None:
+        """The events held back, delivered in the order they happened (each as its `retryType` says)."""
+        self.webhooks_paused = False
+        held, self._held_events = self._held_events, []
+        for kind, body in held:
+            await self._post(kind, body)
+
+    async def send_again(self, kind: str) -> int:
+        """The last event of `kind` delivered once more, signed anew (Daily delivers at least once): the status."""
+        event = next(e for e in reversed(self.events) if e["type"] == kind)
+        return await self._try(kind, json.dumps(event).encode())
+
+    async def send_event(self, event: dict[str, Any]) -> int:
+        """A test's own `event` (one the fake never makes: another deployment's room, a malformed one), signed
+        as Daily signs: the status."""
+        return await self._try(str(event.get("type")), json.dumps(event).encode())
+
+    def answer_transfer(self, participant: str) -> None:
+        """The person a `sipCallTransfer` rings answers: `calltransfer.answered`."""
+        moved = self.call_transfers[participant]
+        assert moved["how"] == "sipCallTransfer" and moved["state"] == "ringing", moved  # none for a REFER
+        moved["state"] = "answered"
+        self._emit_transfer("calltransfer.answered", participant)
+
+    def end_transfer(self, participant: str) -> None:
+        """The person's end hangs up the call they took: `calltransfer.completed`."""
+        moved = self.call_transfers[participant]
+        assert moved["how"] == "sipCallTransfer" and moved["state"] == "answered", moved
+        moved["state"] = "completed"
+        self._emit_transfer("calltransfer.completed", participant)
+
+    def lose_transfer_answer(self, status: int = 503) -> None:
+        """The next `sipCallTransfer` is taken (its webhooks delivered first, unless paused), then answered
+        `status`: Daily acted, and its answer was lost."""
+        self.lost_answers.append(status)
 
     async def _post(self, kind: str, body: bytes) -> None:
         """`body` delivered, and delivered again while it is not taken, as the webhook's `retryType` says."""
@@ -357,6 +439,15 @@ class FakeDaily(FakeApi):
             return _error(404, "not-found", f"no SIP participant {session} in room {name}")
         people.remove(found)  # it leaves the room: Daily's participant-left
         self.transfers.append({"room": name, "how": how, **body})
+        self.call_transfers[session] = {"room": name, "how": how, "state": "ringing", "toEndPoint": to,
+                                        "from": found.get("userName") or session}
+        sent = [self._emit_transfer(kind, session) for kind in ("calltransfer.triggered", "calltransfer.initiated")]
+        if how == "sipCallTransfer" and self.lost_answers:
+            for delivery in sent:  # heard before the lost answer (a paused webhook is not)
+                if delivery is not None:
+                    await asyncio.wrap_future(delivery)
+            status = self.lost_answers.pop(0)
+            return JSONResponse(self.error_body(status), status_code=status)
         return JSONResponse({"ok": "true"})
 
     async def _body(self, request: Request, fields: dict[str, type]) -> dict[str, Any] | Response:
