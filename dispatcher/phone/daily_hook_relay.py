@@ -1,5 +1,6 @@
 """A verified Daily `dialout.*` webhook that landed in a region whose store did not place its leg, sent on to the
-region that did (daily_leg_owner.py), which handles it as if Daily had posted it there.
+region that did (daily_leg_owner.py), which handles it as if Daily had posted it there; so is a `calltransfer.*`
+one of a session another region holds (its id's region tag: daily_calltransfer.py).
 
 The body and Daily's signature headers go as they came to the owner's `POST /phone/daily/webhook`, signed as every
 region request is (dispatcher/regions/signing.py: the receiver named, within 30 s of its clock, each signature
@@ -35,6 +36,7 @@ from dispatcher.phone.daily_legs import DialoutEvent
 from dispatcher.regions.config import parse_regions
 from dispatcher.regions.peers import Peer, Peers, region_client
 from dispatcher.regions.signing import RELAYED_BY, RegionSigner, answer_is_signed
+from dispatcher.sessions.ids import region_tag_of
 from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.phone")
@@ -80,6 +82,11 @@ class DailyHookRelay:
         region = placed_by(event.user, self._regions)
         return region if region is not None and region != self._regions.here else None
 
+    def session_owner(self, session_id: str) -> str | None:
+        """The other region holding `session_id` (a calltransfer event's session); None: this region's, or none."""
+        region = self._regions.by_tag.get(region_tag_of(session_id)) if self._regions.several else None
+        return region if region is not None and region != self._regions.here else None
+
     async def send(self, region: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         """The owner's signed answer to the event Daily posted here (`body`, `headers`); `ApiError` 503 when it
         did not take it (Daily sends it again), 502 when it refused it."""
@@ -88,7 +95,7 @@ class DailyHookRelay:
         daily = {name: value for name in DAILY_HEADERS if (value := given.get(name)) is not None}
         gate = self._in_flight.setdefault(region, asyncio.Semaphore(MAX_IN_FLIGHT))
         if gate.locked():
-            log.warning("daily: %d dial-out events already on their way to region %s: Daily sends this one again",
+            log.warning("daily: %d events already on their way to region %s: Daily sends this one again",
                         MAX_IN_FLIGHT, region)
             raise ApiError(503, "region_busy", "this event was not taken: send it again", retry_after=1.0)
         async with gate:
@@ -106,9 +113,9 @@ class DailyHookRelay:
             if status is not None and 400 <= status < 500:
                 fix = ("REGIONS must be the same in every region" if MISROUTED in why else "REGION_SECRET and "
                        "DAILY_WEBHOOK_SECRET must be the same in every region, and the regions' clocks within 30 s")
-                log.warning("daily: region %s refused a dial-out event relayed to it (%s): %s", region, why, fix)
+                log.warning("daily: region %s refused an event relayed to it (%s): %s", region, why, fix)
                 raise ApiError(502, "region_refused", f"this event was refused where it belongs: {fix}") from None
-        log.warning("daily: a dial-out event for region %s was not taken after %d tries (%s): Daily sends it again",
+        log.warning("daily: an event for region %s was not taken after %d tries (%s): Daily sends it again",
                     region, ATTEMPTS, why)
         raise ApiError(503, "region_unreachable", "this event was not taken: nothing was kept, send it again",
                        retry_after=1.0)

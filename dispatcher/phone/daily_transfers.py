@@ -17,7 +17,8 @@ media path, so both legs are billed while the caller talks to the person.
 A transfer is claimed once per session in the store before Daily is asked (two asks at two replicas:
 one acts), and given back when Daily refused it or nothing was sent. No answer (or a 5xx), or the
 request cancelled once the POST may be on its way, may have been acted on: it is never sent again, the
-claim is kept, and the outcome is unknown (answered so, or noted in the timeline when nobody waits).
+claim is kept, and the outcome is unknown (answered so, or noted in the timeline when nobody waits), and
+written into the claim's record, where Daily's calltransfer webhooks settle it (daily_calltransfer.py).
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ CLAIM_SECONDS = 3600.0  # a dial-in call's transfer: one per session, as long as
 # a 429's tries again), past which its outcome is unknown. Each read alone within READ_SECONDS too.
 READ_SECONDS = 8.0
 TRANSFER_SECONDS = 12.0
-assert 2 * READ_SECONDS + TRANSFER_SECONDS < TRANSFER_TIMEOUT_SECONDS
+SETTLE_SECONDS = 1.0  # an unknown outcome written into the record (or Daily's webhook found there first)
+assert 2 * READ_SECONDS + TRANSFER_SECONDS + SETTLE_SECONDS < TRANSFER_TIMEOUT_SECONDS
 CARRIER = "daily"
 OUTCOME_UNKNOWN = "unknown"  # cancelled with the POST maybe at Daily: where the call went, Daily's webhooks say
 ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
+# The record's value once a cold transfer's answer did not say (`<claim> outcome=<state>`): unknown and answered
+# 504 (nothing on the timeline), unknown and noted `transferred` (cancelled), Daily's webhook heard first (Daily
+# took it), or an unknown one that webhook settled. A bare claim: the request under way, or answered by Daily.
+OUTCOME = " outcome="
+UNKNOWN_ANSWERED, UNKNOWN_NOTED, HEARD, RECONCILED = "unknown", "unknown-noted", "heard", "reconciled"
+HEARD_FROM = "calltransfer"  # `heard_from` of a `transferred` that Daily's webhook, not its answer, told
 assert READ_SECONDS + WARM_SECONDS < WARM_TRANSFER_TIMEOUT_SECONDS
 
 
@@ -124,10 +132,12 @@ class DailyTransfers:
                 sending = True  # from here, Daily may have the POST
                 await self._rooms.sip_call_transfer(session_id, participant, target.to, self._caller_id)
         except TimeoutError:
+            if sending:
+                return await self._unanswered(session_id, target, record, "out of time")
             raise _unknown(session_id, "out of time") from None
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
-                raise _unknown(session_id, str(exc)) from None
+                return await self._unanswered(session_id, target, record, str(exc))
             await self._let_go(session_id, record.value)
             if isinstance(exc, DailyRefused) and exc.status == 400 and self._shows_caller_id(target):
                 raise CallerIdRefused(session_id, exc) from None
@@ -138,7 +148,7 @@ class DailyTransfers:
             if not sending:
                 await self._let_go(session_id, record.value)
             else:  # the POST may have reached Daily: never sent again, and the timeline says so
-                self._note_unknown(session_id, target)
+                await self._note_unknown(session_id, target, record)
             raise
         except BaseException:
             await self._let_go(session_id, record.value)
@@ -192,22 +202,40 @@ class DailyTransfers:
                            "transferred")
         return str(callers[0])
 
-    def _note_unknown(self, session_id: str, target: TransferTarget) -> None:
+    async def _unanswered(self, session_id: str, target: TransferTarget, record: _Record,
+                          why: str) -> dict[str, Any]:
+        """Daily answered neither way: taken, if its calltransfer webhook already said so; else `504`, the
+        outcome written into the record for that webhook to settle."""
+        if await record.settle_unknown(noted=False):
+            return self._transferred(session_id, target, ACCEPTED, heard=True)
+        raise _unknown(session_id, why)
+
+    async def _note_unknown(self, session_id: str, target: TransferTarget, record: _Record) -> None:
         """The request was cancelled (a replica shutting down, a torn-down request) with the POST maybe at
         Daily: nobody is left to answer, so the timeline says `transferred` with its outcome unknown (Daily
-        most likely acted on a request it had; its calltransfer webhooks say where the call went)."""
+        most likely acted on a request it had; its calltransfer webhooks settle it: daily_calltransfer.py),
+        or accepted where one of them came first."""
         log.warning("daily dial-in %s: the transfer was cancelled while Daily may have had it: not sent again",
                     session_id)
-        if self._timeline is not None:
+        try:
+            heard = await record.settle_unknown(noted=True)
+        except asyncio.CancelledError:  # cancelled again: the timeline still says what is known
+            heard = False
+        if heard:
+            self._transferred(session_id, target, ACCEPTED, heard=True)
+        elif self._timeline is not None:
             self._timeline.note(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
                                 carrier=CARRIER, carrier_status=OUTCOME_UNKNOWN, outcome=OUTCOME_UNKNOWN)
 
-    def _transferred(self, session_id: str, target: TransferTarget, status: str) -> dict[str, Any]:
+    def _transferred(self, session_id: str, target: TransferTarget, status: str,
+                     heard: bool = False) -> dict[str, Any]:
+        """`heard`: Daily's answer never came, its calltransfer webhook said it took the transfer."""
         at = round(time.time(), 3)
         if self._timeline is not None:
             self._timeline.note(session_id, TRANSFERRED, at=at, to=target.to, mode=target.mode, carrier=CARRIER,
-                                carrier_status=status)
-        log.info("daily dial-in %s: transferred (%s, daily: %s)", session_id, target.mode, status)
+                                carrier_status=status, heard_from=HEARD_FROM if heard else None)
+        log.info("daily dial-in %s: transferred (%s, daily: %s%s)", session_id, target.mode, status,
+                 ", told by its webhook" if heard else "")
         return {"session_id": session_id, "to": target.to, "mode": target.mode, "at": at, "carrier": CARRIER,
                 "carrier_status": status, "status": TRANSFERRED}
 
@@ -227,6 +255,22 @@ class _Record:
                     self.value = noted
         except (StoreUnavailable, TimeoutError):
             log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
+
+    async def settle_unknown(self, noted: bool) -> bool:
+        """The outcome, unknown (`noted`: the timeline says so too), written into the record for Daily's
+        calltransfer webhooks to settle; True when one of them came first: Daily took the transfer. A store that
+        does not answer only logs it (a webhook then finds the bare claim, and settles nothing)."""
+        unknown = f"{self.value}{OUTCOME}{UNKNOWN_NOTED if noted else UNKNOWN_ANSWERED}"
+        try:
+            async with asyncio.timeout(SETTLE_SECONDS):
+                if await self._claims.swap(self._key, self.value, unknown, CLAIM_SECONDS):
+                    self.value = unknown
+                    return False
+                return await self._claims.held(self._key) == f"{self.value}{OUTCOME}{HEARD}"
+        except (StoreUnavailable, TimeoutError):
+            log.warning("daily dial-in %s: the transfer's unknown outcome was not recorded in the store: Daily's "
+                        "webhooks cannot settle it", self._key)
+            return False
 
 
 def _tokenless(entry: dict[str, Any]) -> bool:

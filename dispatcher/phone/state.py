@@ -17,6 +17,7 @@ from dispatcher.media.daily import DailyRooms
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.daily_calltransfer import DailyCallTransfers
 from dispatcher.phone.daily_hook_relay import DailyHookRelay
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
 from dispatcher.phone.daily_transfers import DailyTransfers, SessionReads
@@ -71,6 +72,8 @@ class PhoneState:
     plivo_warm: PlivoWarm | None = None  # a Plivo call's (plivo_warm.py)
     daily_hooks: DailyHooks | None = None  # Daily's signed webhooks (dialout.*): a Daily warm transfer's answer
     daily_relay: DailyHookRelay | None = None  # several regions: another region's dial-out events sent there
+    # Daily's calltransfer.* webhooks: a cold transfer's person answered, hung up; an unknown outcome settled.
+    daily_calltransfers: DailyCallTransfers | None = None
     # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
     # `telnyx`); a carrier missing here: why not, in `no_dialer`.
     dialers: dict[str, Dialer] = field(default_factory=dict)
@@ -163,7 +166,7 @@ def build_phone_state(
     # still rings, and only the signed dialout.answered, kept in the store for any replica, tells an answer.
     # With several regions each leg carries this region's tag, and an event of another region's leg is relayed there
     # (Daily posts every dial-out event of the domain to one URL: daily_hook_relay.py).
-    daily = daily_hooks = None
+    daily = daily_hooks = daily_calltransfers = None
     # Wherever Daily's webhook may land, rooms of its own or not: it sends another region's events on.
     daily_relay = (DailyHookRelay(peers) if several and peers is not None and phone.daily_webhook_key is not None
                    else None)
@@ -172,6 +175,8 @@ def build_phone_state(
         if phone.daily_webhook_key is not None:
             legs = DialoutLegs(coordination.key_holders)
             daily_hooks = DailyHooks(legs, stop_in_room(rooms, CALL_SECONDS))
+            if timeline is not None:  # a cold transfer's record, in the same store, settled by Daily's word
+                daily_calltransfers = DailyCallTransfers(rooms, coordination.key_holders, timeline)
             daily_warm = DailyWarm(rooms, functools.partial(ask_bot, channels, owner_relay), legs,
                                    region_tag=region_tag(here.here) if several else "",
                                    caller_id=phone.daily_dialout_caller_id)
@@ -200,6 +205,7 @@ def build_phone_state(
         plivo_warm=plivo_warm,
         daily_hooks=daily_hooks,
         daily_relay=daily_relay,
+        daily_calltransfers=daily_calltransfers,
         dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

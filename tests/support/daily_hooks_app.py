@@ -16,6 +16,7 @@ from dispatcher.api.error_handlers import install_error_handlers
 from dispatcher.api.limits import replaying
 from dispatcher.api.region_relay import RegionRelayMiddleware
 from dispatcher.api.routers import daily_webhooks
+from dispatcher.phone.daily_calltransfer import DailyCallTransfers
 from dispatcher.phone.daily_hook_relay import WEBHOOK_PATH, DailyHookRelay
 from dispatcher.phone.daily_legs import DailyHooks
 from dispatcher.phone.daily_signature import webhook_key
@@ -34,7 +35,7 @@ async def hooked(daily: FakeDaily, hooks: DailyHooks, secret: str = SECRET) -> F
     app.include_router(daily_webhooks.router)
     settings = SimpleNamespace(daily_webhook_key=webhook_key(secret))
     app.state.voicefleet = SimpleNamespace(phone=SimpleNamespace(settings=settings, daily_hooks=hooks,
-                                                                 daily_relay=None))
+                                                                 daily_relay=None, daily_calltransfers=None))
     daily.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=10)
     await daily.subscribe(URL, secret, retry_type="exponential")  # as docs/phone.md creates it
     return app
@@ -63,14 +64,15 @@ class _Keep:
 
 
 def region_app(hooks: DailyHooks, regions: Regions, relay: DailyHookRelay | None,
-               secret: str = SECRET) -> tuple[FastAPI, Received]:
-    """Region `regions.here`'s webhook route, as `hooked` serves it, behind the regions' middleware; what reached
-    it, in the list returned."""
+               secret: str = SECRET, calltransfers: DailyCallTransfers | None = None) -> tuple[FastAPI, Received]:
+    """Region `regions.here`'s webhook route, as `hooked` serves it, behind the regions' middleware (with its
+    `calltransfers`: Daily's calltransfer events of its own sessions); what reached it, in the list returned."""
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(daily_webhooks.router)
     settings = SimpleNamespace(daily_webhook_key=webhook_key(secret))
-    state = SimpleNamespace(phone=SimpleNamespace(settings=settings, daily_hooks=hooks, daily_relay=relay),
+    state = SimpleNamespace(phone=SimpleNamespace(settings=settings, daily_hooks=hooks, daily_relay=relay,
+                                                  daily_calltransfers=calltransfers),
                             peers=SimpleNamespace(regions=regions), channel_access=None,
                             replication=SimpleNamespace(coordination=SimpleNamespace(spent=LocalOnce())))
     app.state.voicefleet = state
