@@ -12,6 +12,7 @@ aborted, so no object of an erased session is left without its index.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -58,6 +59,7 @@ class SessionEnds:
         self._note = note
         self._events = events
         self._priced = priced
+        self.closing = asyncio.Event()  # the dispatcher stops: a SIP call's report waits no longer for its edge's end
 
     async def finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
         """The report once everything is written; None when nothing is kept here (an adopted upload
@@ -109,7 +111,7 @@ class SessionEnds:
             return False  # another replica's sweep completed it first: its report stands
         # A SIP call whose bot's side ended first: its edge's end (and count of its minutes) follows the session's.
         events = await with_edge_end(self._safe_events, recording.session_id,
-                                     await self._safe_events(recording.session_id))
+                                     await self._safe_events(recording.session_id), self.closing)
         stopped = cut_short_by_stop(events)  # what cut the bot short, said as it was
         why = told(why, stopped)
         pending: dict[str, tuple[bytes, str]] = {}

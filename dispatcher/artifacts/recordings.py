@@ -99,8 +99,8 @@ class SessionRecordings:
         self._closing = False  # `aclose` began: another replica's recording is no longer taken here
         self._taken: dict[str, tuple[str, float]] = {}  # session: (giver, when), given here by a draining replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
-        self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
-                                   finish_deadline_seconds)
+        self._ends = SessionEnds(store, note=note, events=events, priced=self._priced)
+        self._retries = EndRetries(self._ends, note, finish_deadline_seconds)
         self._left = self._retries.left  # ended, its end left to the sweep
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
@@ -547,6 +547,7 @@ class SessionRecordings:
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
         self._closing = True  # from here nothing is taken: a recording taken now would never be finished
+        self._ends.closing.set()  # its reports go with what their timelines have now
         if self._rechecking is not None:
             self._rechecking.cancel()
         for taking in list(self._taking.values()):

@@ -25,6 +25,7 @@ EDGE_END_WAIT_SECONDS = 5.0
 EDGE_END_LOOK_SECONDS = 0.25  # how often the timeline is read again meanwhile
 TELEPHONY = "telephony"  # a priced call's line (dispatcher/usage/trunk_line.py, a layer above this one)
 INBOUND_ANSWERS = ("joined", "first_audio")  # the edge answers an inbound call's 200 OK on either
+UNANSWERED_ENDS = ("cancel", "refused")  # an end before any answer (sipedge's `failed` may follow a 200 OK)
 Read = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
@@ -44,14 +45,16 @@ def sip_end_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
 def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
     """Whether the edge's counted end is still to come: a call the edge made, by the timeline's events only
     the edge's credential writes (an inbound call's `telephony` line, priced; a call it placed through a
-    trunk, its `call_outcome`), answered as the dispatcher saw it, with no counted end yet. A call through an
-    edge without a price (or a credential) is not known here as the edge's: its end is not waited for."""
-    if counted_end(events) is not None:
+    trunk, its `call_outcome` answered), with no counted end yet, nor an end that says it was never answered
+    (a CANCEL, the edge's refusal: nothing to count). Not the bot's word on whether it was answered: a bot that
+    never says `joined` must not spare its call the edge's count. A call through an edge without a price (or a
+    credential) is not known here as the edge's: its end is not waited for."""
+    if counted_end(events) is not None or any(
+            e.get("event") == SIP_ENDED and e.get("how") in UNANSWERED_ENDS for e in events):
         return False
     placed = any(e.get("event") == "call_outcome" and e.get("outcome") == "answered" and isinstance(e.get("trunk"), str)
                  for e in events)
-    inbound = any(e.get("event") == TELEPHONY and e.get("direction") == "inbound" for e in events) \
-        and any(e.get("event") in INBOUND_ANSWERS for e in events)
+    inbound = any(e.get("event") == TELEPHONY and e.get("direction") == "inbound" for e in events)
     return placed or inbound
 
 

@@ -9,6 +9,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
@@ -57,8 +58,10 @@ from dispatcher.sessions.reported_end import as_reported
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.local import LocalCoordination
 from dispatcher.store.running_sessions import PartlyFound
 from dispatcher.store.timelines import KEEP_SECONDS as TIMELINE_KEEP_SECONDS  # the mark lasts as what it guards
+from dispatcher.store.timelines import MAX_SESSIONS as TIMELINE_SESSIONS
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
@@ -126,6 +129,7 @@ class SessionService:
         self.ends = MachineEnds(timeline, coordination.spent)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
+        self._stops_noted: OrderedDict[str, None] = OrderedDict()  # whose stop this process noted (`_first_stop`)
         self._machines = machines
         lost = getattr(machines, "lost", None)  # a cloud provider's reconcile of a lost create
         if isinstance(lost, LostCreates):
@@ -642,7 +646,17 @@ class SessionService:
     async def _first_stop(self, session_id: str) -> bool:
         """Whether this is the session's first stop, at any replica: only that one is noted. A provider's
         stop answers True for a machine already over, so each DELETE of an ended session would note one
-        more, and enough of them pushed its call's end (`sip_ended`, `ended`) out of its timeline."""
+        more, and enough of them pushed its call's end (`sip_ended`, `ended`) out of its timeline. This process
+        remembers the sessions it noted a stop of (as many as its memory keeps timelines of); with several
+        replicas a once-mark in the store settles the others' too. One process takes no mark in its claims: they
+        are every other first claim's too (an Idempotency-Key's, a SIP edge's record), and would fill up."""
+        if session_id in self._stops_noted:
+            return False
+        self._stops_noted[session_id] = None
+        while len(self._stops_noted) > TIMELINE_SESSIONS:
+            self._stops_noted.popitem(last=False)
+        if isinstance(self._coordination, LocalCoordination):
+            return True
         try:
             first = await self._coordination.key_holders.first(
                 f"{STOP_NOTED}:{session_id}", mine := uuid.uuid4().hex, TIMELINE_KEEP_SECONDS)

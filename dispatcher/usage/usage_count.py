@@ -71,6 +71,8 @@ class UsageCount:
         """A timeline listener: adds a session when its bot's end is recorded; never waits."""
         if record.get("event") != "ended":
             return
+        if any(pending.session_id == session_id for pending in self._pending.values()):
+            return  # one addition a session (the rollups take one anyway): an end told again adds nothing
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: its usage is not added (%d additions pending)", session_id, MAX_PENDING)
             return

@@ -66,3 +66,5 @@ async def test_a_finished_calls_repeated_deletes_note_one_stop_and_keep_its_end_
     kinds = [e["event"] for e in events]
     assert kinds[0] == "requested" and {SIP_ENDED, "ended", "machine_ended"} <= set(kinds)
     assert [e["answered_seconds"] for e in events if e["event"] == SIP_ENDED] == [61.0]
+    # One process remembers its own stops: no claim of the table every other first claim shares is taken.
+    assert await app.state.voicefleet.replication.coordination.key_holders.held(f"stop_requested:{sid}") is None

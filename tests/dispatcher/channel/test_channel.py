@@ -24,7 +24,7 @@ from botchannel.contract import (
     parse_frame,
 )
 from dispatcher.app import create_app
-from dispatcher.channel.bots import BotRequestFailed
+from dispatcher.channel.bots import MAX_REPEATED_REPORTS, BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.support.dispatcher_server import serving
@@ -220,6 +220,21 @@ async def test_a_reports_time_is_the_dispatchers_time_of_receipt_never_the_bots(
     assert all(before - 0.001 <= r.t <= after + 0.001 for r in seen), [r.t for r in seen]
     assert link.reports["joined"].t == seen[0].t
     assert "ahead of this replica's clock" in caplog.text  # the future one called out
+
+
+async def test_a_bot_repeating_its_reports_is_heard_once_for_each_end_and_a_few_times_for_each_error(served, caplog):
+    """A bot's reports are its own code's: one that sends them in a loop (200 `ended`, 200 `error`) would fill its
+    session's timeline past its bound, pushing out how its call ended and what it is priced at, and every
+    listener's queue with it. Its session's `ended` is heard once, its `error` MAX_REPEATED_REPORTS times."""
+    frames = [encode(Report(event="joined", session_id="s-15", t=1.0))]
+    for n in range(200):
+        frames += [encode(Report(event="ended", session_id="s-15", t=2.0, reason="peer_left")),
+                   encode(Report(event="error", session_id="s-15", t=2.0, detail=f"service down {n}"))]
+    seen, _ = await reports_heard(served, "s-15", *frames)
+    assert [r.event for r in seen].count("ended") == 1 and [r.event for r in seen].count("joined") == 1
+    errors = [r.detail for r in seen if r.event == "error"]
+    assert errors == [f"service down {n}" for n in range(MAX_REPEATED_REPORTS)], errors
+    assert caplog.text.count("reports for s-15 past") == 2  # said once for each kind, not per report
 
 
 async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):

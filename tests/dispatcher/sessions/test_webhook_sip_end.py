@@ -159,7 +159,11 @@ ANSWERED_OUT = {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "t
     (call(sip=True), True),  # the edge's priced inbound call, answered
     ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, **EDGE_END}], False),  # its count is in
     ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, "by": "caller", "how": "bye"}], True),  # a bare end
-    ([e for e in call(sip=True) if e["event"] != "joined"], False),  # never answered: the edge counts nothing
+    # The bot's `joined` is not the edge's word: without it the edge's count is waited for all the same...
+    ([e for e in call(sip=True) if e["event"] != "joined"], True),
+    # ...and an end the edge told before any answer (a CANCEL, its refusal) has nothing to count.
+    ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, "by": "caller", "how": "cancel", "status": 487}], False),
+    ([*call(sip=True), {"event": "sip_ended", "at": T0 + 63, "by": "edge", "how": "refused", "status": 503}], False),
     ([*call(sip=False), ANSWERED_OUT], True),  # a call the edge placed through a trunk, answered
     ([*call(sip=False), {**ANSWERED_OUT, "outcome": "busy"}], False),
     ([*call(sip=False), {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "carrier": "twilio"}], False),
@@ -167,3 +171,28 @@ ANSWERED_OUT = {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "t
 ])
 def test_which_sessions_ends_wait_for_the_edges(events: list[dict[str, Any]], awaited: bool) -> None:
     assert sip_end.awaits_edge_end(events) is awaited
+
+
+async def test_an_end_told_again_and_again_adds_one_usage_and_leaves_room_for_every_other_sessions(
+        api: tuple[httpx.AsyncClient, list[tuple[float, dict[str, Any]]]]) -> None:
+    """A SIP call's `ended` recorded 1,200 times while its edge's count is awaited (a bot that reported it in a
+    loop): one addition waits for the count, not 1,200 filling the replica's queue (MAX_PENDING) so that another
+    key's session ending meanwhile goes uncounted."""
+    client, _ = api
+    state = client.app.state.voicefleet  # type: ignore[attr-defined]
+    who = state.auth.identify(None)
+    looped, other = (state.sessions.session_id_for(who.owner_key, None) for _ in range(2))
+    for session_id in (looped, other):
+        state.sessions.listing.opened(session_id, who, "default", "exotel")
+    for event in call(sip=True)[:-1]:
+        state.sessions.timeline.note(looped, event.pop("event"), **event)
+    for n in range(1200):
+        state.sessions.timeline.note(looped, "ended", reason="completed")
+        if n % 50 == 0:
+            await asyncio.sleep(0.01)  # as reports come, over time: the timeline's own writes keep up
+    for event in call(sip=False):
+        state.sessions.timeline.note(other, event.pop("event"), **event)
+    await state.usage.settled()
+    usage = await client.get("/usage")
+    assert usage.status_code == 200, usage.text
+    assert usage.json()["totals"]["sessions"] == 2, usage.json()
