@@ -4,24 +4,23 @@ kept a bounded time and length, readable by every replica. Past `MAX_EVENTS` its
 after it goes: a bot that reports in a loop cannot push out how its session began.
 
 One process keeps them in memory (`MemoryTimelines`: at most `MAX_SESSIONS` sessions, oldest
-forgotten first); several replicas in the store (`StoreTimelines`: a list per session,
-`timeline:<session id>`, appended, trimmed and given its time to live in one script). Only a
-session's `requested` event opens its timeline; any other event is appended to an existing one
-and dropped otherwise, so what names a session that never started (a stop of a made-up id, a
-report for a session long forgotten) neither grows the store nor evicts others' timelines. A store that
-does not answer is answered from this replica's memory (`ForgivingTimelines`): the events this
-replica saw are kept, and read back from here until the store answers again.
+forgotten first); several replicas in the store (`StoreTimelines`: two lists per session, its opening
+`timeline:<session id>` and its newest `timeline-tail:<session id>`, appended, trimmed and given their
+time to live in one script that never copies an event). Only a session's `requested` event opens its
+timeline; any other event is appended to an existing one and dropped otherwise, so what names a session
+that never started (a stop of a made-up id, a report for a session long forgotten) neither grows the
+store nor evicts others' timelines. A store that does not answer is answered from this replica's memory
+(`ForgivingTimelines`): the events this replica saw are kept, and read back from here until it answers.
 
 In the store each event is sealed with the replicas' record key (dispatcher/store/message_seal.py,
-`seal_record`, bound to the session's list): `GET /sessions/{id}` shows a session's trace id and
-last error to its key, so an event a store writer pushed would otherwise be told to that key as
-its session's own. One that does not open is dropped and counted
-(`voicefleet_store_messages_refused_total{channel="timeline"}`). A read takes at most the first and
-the last `MAX_EVENTS` of the list, each at most `MAX_EVENT_BYTES`: a list a store writer grew
-without bound (which the append script would have trimmed) costs a read no more than a kept one,
-and the session's own events before the flood are still found. What a store writer can still do
-is delete a list, or copy one of a session's own events within it again (the seal binds an event
-to its session, not to its place)."""
+`seal_record`, bound to the session's opening list): `GET /sessions/{id}` shows a session's trace id and
+last error to its key, so an event a store writer pushed would otherwise be told to that key as its
+session's own. One that does not open is dropped and counted
+(`voicefleet_store_messages_refused_total{channel="timeline"}`), as is one sealed larger than
+`MAX_EVENT_BYTES`, never sent. A read takes at most `MAX_EVENTS` of each list, each event at most
+`MAX_EVENT_BYTES`: a list a store writer grew without bound costs a read no more than a kept one, and
+the session's opening is still found. What a store writer can still do is delete a list, or copy one
+of a session's own events within it again (the seal binds an event to its session, not to its place)."""
 
 from __future__ import annotations
 
@@ -43,35 +42,40 @@ MAX_EVENT_BYTES = 16 * 1024  # sealed; a report's text fields are 512 characters
 MAX_SESSIONS = 10_000  # one process's memory: ~64 events of ~200 bytes each at most, per session
 OPENS = "requested"  # the one event that starts a timeline (a start that reached admission)
 
-# KEYS[1]: the session's list. ARGV: the event (JSON), the most events kept, the time to live (ms),
-# '1' when the event may open the list (else it is appended only to a list that exists), the head kept
-# (0 < head < most). Past `most` the list is its head then its newest, written again: the store user has
-# no LLEN, LSET or LREM (stacks/shared/store_access.py), and an element past `most` says it is over.
+# KEYS: the session's opening (`timeline:<session>`) and its newest (`timeline-tail:<session>`), one slot
+# (the prefix's hash tag). ARGV: the event (JSON), the most events kept, the time to live (ms), '1' when
+# the event may open the timeline (else it is appended only to one that exists), the head kept (0 < head
+# < most). The opening takes events until it holds `head` of them, the newest list the rest, trimmed to
+# its last `most - head`: an append is an RPUSH, an LTRIM of at most one item and two PEXPIREs, whatever
+# the events weigh (the store user has no LLEN: an item at `head - 1` says the opening is full).
+# Mixed releases in a rolling deploy: a list the previous release wrote (one key, up to `most` items,
+# more than `head` once past it) is an opening already full, so this script appends to the newest list,
+# and the read gives that list whole, then the newest: up to `2 * most - head` events until it expires, a
+# day after its last. The previous release's script appends to the opening list alone (its events there
+# read before this release's newest ones, kept) and reads only that list: it misses the newest list's
+# events of a session past `head` events, until the deploy is over.
 _APPEND = """
-if ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
+local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
+if #redis.call('LRANGE', KEYS[1], head - 1, head - 1) > 0 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('LTRIM', KEYS[2], head - most, -1)
+elseif ARGV[4] == '1' or #redis.call('LRANGE', KEYS[1], 0, 0) > 0 then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+else
   return 0
 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
-if #redis.call('LRANGE', KEYS[1], most, most) > 0 then
-  local opening = redis.call('LRANGE', KEYS[1], 0, head - 1)
-  local newest = redis.call('LRANGE', KEYS[1], head - most, -1)
-  redis.call('DEL', KEYS[1])
-  redis.call('RPUSH', KEYS[1], unpack(opening))
-  redis.call('RPUSH', KEYS[1], unpack(newest))
-end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 """
-# KEYS[1]: the session's list. ARGV: the most events kept, the most bytes of one. Only LRANGE: what
-# the store user may run (stacks/shared/store_access.py), and never the whole of a list grown long.
+# KEYS: the opening, the newest. ARGV: the most events kept, the most bytes of one. Only LRANGE: what the
+# store user may run (stacks/shared/store_access.py), and at most `most` items of each list however long
+# a store writer grew it: the opening's first (the whole of a list the previous release wrote), the
+# newest list's last, so a read never costs more than twice what one list keeps.
 _READ = """
 local most, within = tonumber(ARGV[1]), tonumber(ARGV[2])
-local items = redis.call('LRANGE', KEYS[1], 0, 2 * most - 1)
-if #items == 2 * most then
-  local tail = redis.call('LRANGE', KEYS[1], -most, -1)
-  for i = 1, most do items[most + i] = tail[i] end
-end
+local items = redis.call('LRANGE', KEYS[1], 0, most - 1)
+for _, item in ipairs(redis.call('LRANGE', KEYS[2], -most, -1)) do items[#items + 1] = item end
 local kept = {}
 for _, item in ipairs(items) do
   if #item <= within then kept[#kept + 1] = item end
@@ -142,21 +146,27 @@ class StoreTimelines:
         self._append = store.redis.register_script(_APPEND)
         self._read = store.redis.register_script(_READ)
 
-    def _key(self, session_id: str) -> str:
-        return self._store.key("timeline", session_id)
+    def _keys(self, session_id: str) -> list[str]:
+        """The opening's list, whose name every event is sealed with (and the previous release's one list), then
+        the newest."""
+        return [self._store.key("timeline", session_id), self._store.key("timeline-tail", session_id)]
 
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
-        key = self._key(session_id)
-        sealed = self._seal.seal_record(key, json.dumps(dict(event), separators=(",", ":")).encode())
+        keys = self._keys(session_id)
+        sealed = self._seal.seal_record(keys[0], json.dumps(dict(event), separators=(",", ":")).encode())
+        if len(sealed) > MAX_EVENT_BYTES:  # the read would drop it: not sent
+            self._seal.refuse_record("timeline", "oversized")
+            return
         opens = "1" if event.get("event") == OPENS else "0"
         args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens, self._head]
         # With what the start writes at the same moment (its index entry, its launch's record): one trip.
-        await together(self._store).run(self._append, [key], args)
+        await together(self._store).run(self._append, keys, args)
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
-        key = self._key(session_id)
+        keys = self._keys(session_id)
+        key = keys[0]
         args = [self._max_events, MAX_EVENT_BYTES]
-        raw = await self._store.call(lambda: self._read(keys=[key], args=args))
+        raw = await self._store.call(lambda: self._read(keys=keys, args=args))
         events = []
         for item in raw:
             opened = self._seal.open_record("timeline", key, item.encode() if isinstance(item, str) else item)

@@ -232,6 +232,17 @@ async def test_a_sessions_timeline_reads_back_in_order_keeping_its_opening_then_
     assert await coordination.timelines.read("s-2") == [{"event": "requested"}]
 
 
+@pytest.mark.parametrize("count", [1, HEAD_EVENTS, HEAD_EVENTS + 1, MAX_EVENTS - 1, MAX_EVENTS, MAX_EVENTS + 1,
+                                   MAX_EVENTS + 2, 200])
+async def test_a_timeline_of_any_length_reads_as_its_first_events_then_its_newest(coordination, count: int) -> None:
+    """Up to the bound every event; past it exactly the first `HEAD_EVENTS` and the newest after them."""
+    sent = [{"event": "requested"}, *({"event": "ready", "n": n} for n in range(count - 1))]
+    for event in sent:
+        await coordination.timelines.append("s-1", event)
+    kept = sent if count <= MAX_EVENTS else sent[:HEAD_EVENTS] + sent[HEAD_EVENTS - MAX_EVENTS:]
+    assert await coordination.timelines.read("s-1") == kept
+
+
 async def test_only_a_requested_event_opens_a_timeline(coordination) -> None:
     """A stop or a report naming a session that never started writes nothing: each such call
     would otherwise keep a record a day (the store) or evict another session's (one process)."""

@@ -1,10 +1,46 @@
-"""One process's session timelines (`MemoryTimelines`): bounded in sessions, the oldest forgotten."""
+"""Session timelines: one process's (`MemoryTimelines`), bounded in sessions, the oldest forgotten; and the
+store's (`StoreTimelines`, on a real redis-server as the stack's store user), whose append costs the store the
+same past the bound as before it, that reads a timeline the previous release wrote, and refuses what it would
+not read back. What every implementation answers alike: test_coordination_contract.py."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from typing import Any
 
-from dispatcher.store.timelines import MemoryTimelines
+import pytest
+from redis.asyncio import Redis
+
+from dispatcher.store.client import Store
+from dispatcher.store.message_seal import MessageSeal
+from dispatcher.store.timelines import (
+    HEAD_EVENTS,
+    KEEP_SECONDS,
+    MAX_EVENT_BYTES,
+    MAX_EVENTS,
+    MemoryTimelines,
+    StoreTimelines,
+)
+from tests.support.redis_server import RedisServer
+
+# The previous release's append (one list: its head and newest written again past the bound), as a replica
+# still running it during a rolling deploy sends it.
+PREVIOUS_APPEND = """
+if ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
+if #redis.call('LRANGE', KEYS[1], most, most) > 0 then
+  local opening = redis.call('LRANGE', KEYS[1], 0, head - 1)
+  local newest = redis.call('LRANGE', KEYS[1], head - most, -1)
+  redis.call('DEL', KEYS[1])
+  redis.call('RPUSH', KEYS[1], unpack(opening))
+  redis.call('RPUSH', KEYS[1], unpack(newest))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 
 
 async def test_past_the_session_bound_the_oldest_timeline_is_forgotten_and_the_rest_kept() -> None:
@@ -44,3 +80,142 @@ async def test_a_timeline_is_forgotten_once_its_time_is_up() -> None:
     timelines = MemoryTimelines(keep_seconds=0.0)
     await timelines.append("s-1", {"event": "requested"})
     assert await timelines.read("s-1") == []
+
+
+# --- in the store --------------------------------------------------------------------------------
+
+@pytest.fixture
+def seal(redis: RedisServer) -> MessageSeal:
+    return MessageSeal(redis.message_secret)
+
+
+@pytest.fixture
+def timelines(store: Store, seal: MessageSeal) -> StoreTimelines:
+    return StoreTimelines(store, seal)
+
+
+def lists(store: Store, session_id: str) -> tuple[str, str]:
+    """The session's opening, then its newest."""
+    return store.key("timeline", session_id), store.key("timeline-tail", session_id)
+
+
+async def calls(admin: Redis) -> dict[str, int]:
+    """How many times the server ran each command (a script's own commands included)."""
+    stats = await admin.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+def refused(seal: MessageSeal, reason: str) -> float:
+    return sum(sample.value for metric in seal.refused.collect() for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels == {"channel": "timeline", "reason": reason})
+
+
+async def test_past_the_bound_an_append_pushes_one_event_and_trims_one_copying_none(
+        timelines: StoreTimelines, store: Store, admin: Redis) -> None:
+    """The previous script read the head and the newest, deleted the list and pushed all 64 back on every
+    append past the bound: its time and its replication grew with what the events weighed."""
+    bulky = "x" * 4000
+    await timelines.append("s-1", {"event": "requested", "pad": bulky})
+    for n in range(MAX_EVENTS + 5):
+        await timelines.append("s-1", {"event": "ready", "n": n, "pad": bulky})
+    before = await calls(admin)
+    for n in range(20):
+        await timelines.append("s-1", {"event": "ready", "n": MAX_EVENTS + 5 + n, "pad": bulky})
+    after = await calls(admin)
+    ran = {name: after.get(name, 0) - before.get(name, 0) for name in ("evalsha", "rpush", "ltrim", "lrange", "del",
+                                                                       "pexpire")}
+    # Each append: one script; the opening's check (one item), one push, one trim, both lifetimes; no delete.
+    assert ran == {"evalsha": 20, "rpush": 20, "ltrim": 20, "lrange": 20, "del": 0, "pexpire": 40}, ran
+    opening, newest = lists(store, "s-1")
+    assert [await admin.llen(opening), await admin.llen(newest)] == [HEAD_EVENTS, MAX_EVENTS - HEAD_EVENTS]
+    events = await timelines.read("s-1")
+    assert [e.get("n") for e in events] == [None, *range(HEAD_EVENTS - 1), *range(MAX_EVENTS + 25 - 48,
+                                                                                  MAX_EVENTS + 25)]
+
+
+async def test_both_lists_live_a_day_from_the_last_event(
+        timelines: StoreTimelines, store: Store, admin: Redis) -> None:
+    for n in range(HEAD_EVENTS + 3):
+        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "ready", "n": n})
+    opening, newest = lists(store, "s-1")
+    day = int(KEEP_SECONDS * 1000)
+    for key in (opening, newest):
+        assert day - 60_000 < await admin.pttl(key) <= day, key
+    await admin.pexpire(opening, 1000)
+    await admin.pexpire(newest, 1000)
+    await timelines.append("s-1", {"event": "ended"})  # each event gives both their day again
+    for key in (opening, newest):
+        assert day - 60_000 < await admin.pttl(key) <= day, key
+
+
+async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_releases_events(
+        timelines: StoreTimelines, store: Store, seal: MessageSeal, admin: Redis) -> None:
+    """Its one list (64 events: its opening and its newest) is an opening already full: this release's
+    events go to the newest list, and the read gives the old list whole, then those."""
+    opening, newest = lists(store, "s-1")
+    previous = store.redis.register_script(PREVIOUS_APPEND)
+
+    async def previously(event: dict[str, Any]) -> None:
+        sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
+        opens = "1" if event["event"] == "requested" else "0"
+        await store.call(lambda: previous(keys=[opening], args=[sealed, MAX_EVENTS, 60_000, opens, HEAD_EVENTS]))
+
+    await previously({"event": "requested"})
+    for n in range(99):
+        await previously({"event": "ready", "n": n})
+    written = [None, *range(HEAD_EVENTS - 1), *range(99 - (MAX_EVENTS - HEAD_EVENTS), 99)]
+    assert await admin.llen(opening) == MAX_EVENTS and not await admin.exists(newest)
+    assert [e.get("n") for e in await timelines.read("s-1")] == written
+
+    for n in range(99, 102):
+        await timelines.append("s-1", {"event": "ready", "n": n})
+    assert [e.get("n") for e in await timelines.read("s-1")] == [*written, 99, 100, 101]
+    for n in range(102, 162):
+        await timelines.append("s-1", {"event": "ready", "n": n})
+    assert [e.get("n") for e in await timelines.read("s-1")] == [*written, *range(162 - 48, 162)]
+    assert await admin.llen(opening) == MAX_EVENTS  # never written again: it lapses a day after its last event
+    assert await admin.pttl(opening) > 60_000
+
+
+async def test_a_previous_release_replica_appending_to_this_releases_timeline_loses_nothing(
+        timelines: StoreTimelines, store: Store, seal: MessageSeal) -> None:
+    """Its events go to the opening's list (it knows no other), after the opening: read before the newest."""
+    opening, _ = lists(store, "s-1")
+    previous = store.redis.register_script(PREVIOUS_APPEND)
+    await timelines.append("s-1", {"event": "requested"})
+    for n in range(HEAD_EVENTS + 3):
+        await timelines.append("s-1", {"event": "ready", "n": n})
+    for n in ("old-a", "old-b"):
+        sealed = seal.seal_record(opening, json.dumps({"event": "ready", "n": n}).encode()).decode()
+        await store.call(lambda s=sealed: previous(keys=[opening], args=[s, MAX_EVENTS, 60_000, "0", HEAD_EVENTS]))
+    await timelines.append("s-1", {"event": "ended"})
+    events = await timelines.read("s-1")
+    assert [e.get("n") for e in events] == [None, *range(HEAD_EVENTS - 1), "old-a", "old-b",
+                                            *range(HEAD_EVENTS - 1, HEAD_EVENTS + 3), None]
+    assert events[-1] == {"event": "ended"}
+
+
+async def test_an_event_sealed_larger_than_a_read_takes_is_refused_before_it_is_sent(
+        timelines: StoreTimelines, store: Store, seal: MessageSeal, admin: Redis) -> None:
+    await timelines.append("s-1", {"event": "requested"})
+    opening, _ = lists(store, "s-1")
+    sealed_bytes = len(seal.seal_record(opening, b'{"event":"report","text":""}'))
+    largest = {"event": "report", "text": "x" * (MAX_EVENT_BYTES - sealed_bytes)}  # sealed: exactly the most
+    await timelines.append("s-1", largest)
+    await timelines.append("s-1", {**largest, "text": largest["text"] + "x"})
+    assert await timelines.read("s-1") == [{"event": "requested"}, largest]
+    assert await admin.llen(opening) == 2  # the larger one never reached the store
+    assert refused(seal, "oversized") == 1
+
+
+async def test_a_newest_list_a_store_writer_grew_reads_bounded_and_is_trimmed_by_the_next_append(
+        timelines: StoreTimelines, store: Store, admin: Redis) -> None:
+    for n in range(HEAD_EVENTS + 2):
+        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "ready", "n": n})
+    opening, newest = lists(store, "s-1")
+    await admin.rpush(newest, *["pushed"] * 5000)
+    events = await timelines.read("s-1")
+    assert len(events) == HEAD_EVENTS  # the opening; the newest list's last 64 are the writer's, refused
+    await timelines.append("s-1", {"event": "ended"})
+    assert await admin.llen(newest) == MAX_EVENTS - HEAD_EVENTS
+    assert (await timelines.read("s-1"))[-1] == {"event": "ended"}
