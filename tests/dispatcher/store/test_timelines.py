@@ -110,6 +110,14 @@ def refused(seal: MessageSeal, reason: str) -> float:
                if sample.name.endswith("_total") and sample.labels == {"channel": "timeline", "reason": reason})
 
 
+async def previously(store: Store, seal: MessageSeal, session_id: str, event: dict[str, Any]) -> None:
+    """An append by a replica of the previous release (its events live a minute)."""
+    opening, _ = lists(store, session_id)
+    sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
+    args: list[str | int] = [sealed, MAX_EVENTS, 60_000, "1" if event["event"] == "requested" else "0", HEAD_EVENTS]
+    await store.call(lambda: store.redis.register_script(PREVIOUS_APPEND)(keys=[opening], args=args))
+
+
 async def test_past_the_bound_an_append_pushes_one_event_and_trims_one_copying_none(
         timelines: StoreTimelines, store: Store, admin: Redis) -> None:
     """The previous script read the head and the newest, deleted the list and pushed all 64 back on every
@@ -153,16 +161,9 @@ async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_
     """Its one list (64 events: its opening and its newest) is an opening already full: this release's
     events go to the newest list, and the read gives the old list whole, then those."""
     opening, newest = lists(store, "s-1")
-    previous = store.redis.register_script(PREVIOUS_APPEND)
-
-    async def previously(event: dict[str, Any]) -> None:
-        sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
-        opens = "1" if event["event"] == "requested" else "0"
-        await store.call(lambda: previous(keys=[opening], args=[sealed, MAX_EVENTS, 60_000, opens, HEAD_EVENTS]))
-
-    await previously({"event": "requested"})
+    await previously(store, seal, "s-1", {"event": "requested"})
     for n in range(99):
-        await previously({"event": "ready", "n": n})
+        await previously(store, seal, "s-1", {"event": "ready", "n": n})
     written = [None, *range(HEAD_EVENTS - 1), *range(99 - (MAX_EVENTS - HEAD_EVENTS), 99)]
     assert await admin.llen(opening) == MAX_EVENTS and not await admin.exists(newest)
     assert [e.get("n") for e in await timelines.read("s-1")] == written
@@ -180,14 +181,11 @@ async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_
 async def test_a_previous_release_replica_appending_to_this_releases_timeline_loses_nothing(
         timelines: StoreTimelines, store: Store, seal: MessageSeal) -> None:
     """Its events go to the opening's list (it knows no other), after the opening: read before the newest."""
-    opening, _ = lists(store, "s-1")
-    previous = store.redis.register_script(PREVIOUS_APPEND)
     await timelines.append("s-1", {"event": "requested"})
     for n in range(HEAD_EVENTS + 3):
         await timelines.append("s-1", {"event": "ready", "n": n})
-    for n in ("old-a", "old-b"):
-        sealed = seal.seal_record(opening, json.dumps({"event": "ready", "n": n}).encode()).decode()
-        await store.call(lambda s=sealed: previous(keys=[opening], args=[s, MAX_EVENTS, 60_000, "0", HEAD_EVENTS]))
+    for name in ("old-a", "old-b"):
+        await previously(store, seal, "s-1", {"event": "ready", "n": name})
     await timelines.append("s-1", {"event": "ended"})
     events = await timelines.read("s-1")
     assert [e.get("n") for e in events] == [None, *range(HEAD_EVENTS - 1), "old-a", "old-b",
