@@ -87,7 +87,8 @@ class MessageSeal:
         self.refused = Counter("voicefleet_store_messages_refused",
                                "Messages on this replica's store channels and records it read from the store not "
                                "acted on, by channel or record kind and reason (malformed, forged, stale, "
-                               "replayed; busy: the relay's work was full).",
+                               "replayed; busy: the relay's work was full; oversized: a record too large to keep, "
+                               "never sent).",
                                ["channel", "reason"], registry=None)
         self._logged_at = float("-inf")
         self._unlogged = 0
