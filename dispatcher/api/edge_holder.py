@@ -12,6 +12,7 @@ docs/sip.md ("Edge credentials").
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 
@@ -25,6 +26,7 @@ from dispatcher.sessions.ids import Caller, owned_by, region_tag_of
 
 COUNT = "`answered_seconds` (what a SIP call's minutes are priced at)"
 MAX_ANSWER_BYTES = 64 * 1024  # a call token's answer is under 2 KiB: its session id is read off no more
+READ_SECONDS = 5.0  # its body once its head came: a token's few hundred bytes follow at once
 END_PATH = "/sip_end"
 
 
@@ -62,6 +64,8 @@ async def vouched_end(state: AppState, method: str, rest: str, headers: Mapping[
         return {}
     if not isinstance(told, dict) or told.get("answered_seconds") is None:
         return {}
+    if state.trunk_calls is None:  # no SIP_EDGE_URL: no record of which edge holds which call, so no word for one
+        return {}
     await holding_edge(headers, state, COUNT, session_id)
     return {EDGE_VOUCHED: "1"}
 
@@ -76,10 +80,15 @@ async def held_elsewhere(state: AppState, edge: str | None, who: Caller, answer:
         return answer
     chunks = aiter(answer.body_iterator)
     head = b""
-    async for chunk in chunks:
-        head += chunk.encode() if isinstance(chunk, str) else bytes(chunk)
-        if len(head) > MAX_ANSWER_BYTES:  # no call token's: passed on unread, and recorded at no edge
-            return StreamingResponse(_then(head, chunks), status_code=answer.status_code, headers=answer.headers)
+    try:
+        async with asyncio.timeout(READ_SECONDS):  # a region that stalls after its head holds the INVITE no longer
+            async for chunk in chunks:
+                head += chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+                if len(head) > MAX_ANSWER_BYTES:  # no call token's: passed on unread, and recorded at no edge
+                    return StreamingResponse(_then(head, chunks), status_code=answer.status_code,
+                                             headers=answer.headers)
+    except TimeoutError:  # what came is passed on (the stalled rest is cut: the edge's own bound is as short)
+        return StreamingResponse(_then(head, chunks), status_code=answer.status_code, headers=answer.headers)
     session_id = _session_of(head)
     if session_id is not None and owned_by(session_id, who.owner_key) and runs_elsewhere(state, session_id):
         await state.trunk_calls.took_inbound(session_id, edge)

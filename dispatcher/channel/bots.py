@@ -42,6 +42,7 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.channel.identity import IdentityOnly, MachineIdentity
 from dispatcher.channel.identity_only_gate import PER_ADDRESS, IdentityOnlyGate
 from dispatcher.channel.link_hold import LinkHold
+from dispatcher.channel.report_caps import ReportCaps
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
 from dispatcher.observability.log_text import shown
@@ -58,10 +59,6 @@ REQUEST_TIMEOUT_SECONDS = 15.0
 LIVE_LINK_PING_SECONDS = 5.0
 DEFAULT_MAX_CONNECTIONS = 1_000
 DEFAULT_MAX_IDENTITY_ONLY = 32
-# A session's reports a bot may repeat (each a different turn's or service's), and how many of each are passed on;
-# the others (ready, joined, first_audio, ended) are told once. 8 + 8 + 4 stay well inside a timeline's 64 events.
-REPEATED_REPORTS = frozenset({"error", "slow_answer"})
-MAX_REPEATED_REPORTS = 8
 
 
 class Socket(Protocol):
@@ -94,27 +91,10 @@ class BotLink:
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
     asking: set[asyncio.Task[None]] = field(default_factory=set)  # the bot's own requests, being answered
     _ids: itertools.count[int] = field(default_factory=itertools.count)
-    _told: dict[tuple[str | None, str], int] = field(default_factory=dict)  # reports passed on, by session and kind
 
     @property
     def machine_id(self) -> str:
         return self.hello.machine_id
-
-    def tells(self, report: Report) -> bool:
-        """Whether the report is passed on: a session's `ready`, `joined`, `first_audio` and `ended` the first
-        time each comes, its `error` and `slow_answer` up to MAX_REPEATED_REPORTS times each. A bot's reports are
-        its own code's: one that sends them in a loop would otherwise fill its session's timeline (pushing out
-        how the call ended and what it is priced at) and every listener's queue (docs/security.md, "Bounded")."""
-        key = (report.session_id, report.event)
-        told = self._told.get(key, 0)
-        self._told[key] = told + 1
-        most = MAX_REPEATED_REPORTS if report.event in REPEATED_REPORTS else 1
-        if told < most:
-            return True
-        if told == most:  # said once, not per report
-            log.warning("bot %s: its %s reports for %s past %d are dropped", shown(self.machine_id), report.event,
-                        shown(report.session_id), most)
-        return False
 
     @property
     def hold_id(self) -> str:
@@ -201,6 +181,7 @@ class BotChannels:
         self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
         self.link_hold = LinkHold(claims)  # an identity-only bot's one channel across the replicas
         self._changed = asyncio.Condition()
+        self.report_caps = ReportCaps()  # a session's reports passed on, whichever of its bot's connections sent them
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
         self.session_listeners: list[CloseListener] = []  # a session's bot is now reached here
@@ -370,7 +351,7 @@ class BotChannels:
                     log.warning("bot %s reported for %s, not its session", shown(link.machine_id),
                                 shown(frame.session_id))
                     continue
-                if not link.tells(frame):
+                if not self.report_caps.tells(link.machine_id, frame):
                     continue
                 frame = _timed_on_receipt(link, frame, time.time())
                 link.reports.setdefault(frame.event, frame)

@@ -160,8 +160,11 @@ class DailyCallTransfers:
 def _seconds(value: object) -> float | None:
     """Unix seconds from Daily's `timestamp` (documented an integer, sent as a string in its examples) or
     `event_ts`; a 13-digit value taken as milliseconds; None: none of these."""
-    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
-        value = float(value)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if value.strip().replace(".", "", 1).isascii() else None
+        except ValueError:  # signed by Daily, yet no number ("²" passes isdigit): no time, never a 500
+            return None
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         return None
     return float(value) / 1000 if value > 1e11 else float(value)

@@ -217,15 +217,21 @@ class DailyTransfers:
         or accepted where one of them came first."""
         log.warning("daily dial-in %s: the transfer was cancelled while Daily may have had it: not sent again",
                     session_id)
+        if await record.heard():  # one of Daily's webhooks came first: Daily took it
+            self._transferred(session_id, target, ACCEPTED, heard=True)
+            return
+        # Noted (and pushed) before the record says so: a webhook that settles it meanwhile, at any replica, then
+        # amends after it, so the timeline's last word is the settled one and one session.transferred goes.
+        if self._timeline is not None:
+            self._timeline.note(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
+                                carrier=CARRIER, carrier_status=OUTCOME_UNKNOWN, outcome=OUTCOME_UNKNOWN)
         try:
             heard = await record.settle_unknown(noted=True)
         except asyncio.CancelledError:  # cancelled again: the timeline still says what is known
             heard = False
-        if heard:
-            self._transferred(session_id, target, ACCEPTED, heard=True)
-        elif self._timeline is not None:
-            self._timeline.note(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
-                                carrier=CARRIER, carrier_status=OUTCOME_UNKNOWN, outcome=OUTCOME_UNKNOWN)
+        if heard and self._timeline is not None:  # a webhook came first: its word after the unknown, not pushed
+            self._timeline.amend(session_id, TRANSFERRED, at=round(time.time(), 3), to=target.to, mode=target.mode,
+                                 carrier=CARRIER, carrier_status=ACCEPTED, heard_from=HEARD_FROM)
 
     def _transferred(self, session_id: str, target: TransferTarget, status: str,
                      heard: bool = False) -> dict[str, Any]:
@@ -255,6 +261,15 @@ class _Record:
                     self.value = noted
         except (StoreUnavailable, TimeoutError):
             log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
+
+    async def heard(self) -> bool:
+        """Whether one of Daily's calltransfer webhooks told of the transfer while the request was under way; a
+        store that does not answer within SETTLE_SECONDS: False (what the request then notes is its own word)."""
+        try:
+            async with asyncio.timeout(SETTLE_SECONDS):
+                return await self._claims.held(self._key) == f"{self.value}{OUTCOME}{HEARD}"
+        except (StoreUnavailable, TimeoutError):
+            return False
 
     async def settle_unknown(self, noted: bool) -> bool:
         """The outcome, unknown (`noted`: the timeline says so too), written into the record for Daily's

@@ -152,7 +152,9 @@ async def test_another_deployments_room_or_a_malformed_event_is_answered_and_ign
     no_payload = {**event("calltransfer.triggered", room), "payload": "x"}
     no_time = event("calltransfer.completed", room, timestamp="soon")
     no_time["event_ts"] = None
-    for sent in (untransferred, elsewhere, no_payload, no_time):
+    odd_time = event("calltransfer.completed", room, timestamp="\u00b2")  # isdigit(), yet no float: never a 500
+    odd_time["event_ts"] = None
+    for sent in (untransferred, elsewhere, no_payload, no_time, odd_time):
         body = json.dumps(sent).encode()
         answer = await dialin.http.post(HOOK, content=body, headers=signed(body, secret=DAILY_SECRET))
         assert (answer.status_code, answer.json()) == (200, {"status": "ignored"}), sent

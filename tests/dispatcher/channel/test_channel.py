@@ -24,8 +24,9 @@ from botchannel.contract import (
     parse_frame,
 )
 from dispatcher.app import create_app
-from dispatcher.channel.bots import MAX_REPEATED_REPORTS, BotRequestFailed
+from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.report_caps import MAX_REPEATED
 from dispatcher.settings import Settings
 from tests.support.dispatcher_server import serving
 from tests.support.hand_dialled import hand_dialled
@@ -225,7 +226,7 @@ async def test_a_reports_time_is_the_dispatchers_time_of_receipt_never_the_bots(
 async def test_a_bot_repeating_its_reports_is_heard_once_for_each_end_and_a_few_times_for_each_error(served, caplog):
     """A bot's reports are its own code's: one that sends them in a loop (200 `ended`, 200 `error`) would fill its
     session's timeline past its bound, pushing out how its call ended and what it is priced at, and every
-    listener's queue with it. Its session's `ended` is heard once, its `error` MAX_REPEATED_REPORTS times."""
+    listener's queue with it. Its session's `ended` is heard once, its `error` MAX_REPEATED times."""
     frames = [encode(Report(event="joined", session_id="s-15", t=1.0))]
     for n in range(200):
         frames += [encode(Report(event="ended", session_id="s-15", t=2.0, reason="peer_left")),
@@ -233,8 +234,26 @@ async def test_a_bot_repeating_its_reports_is_heard_once_for_each_end_and_a_few_
     seen, _ = await reports_heard(served, "s-15", *frames)
     assert [r.event for r in seen].count("ended") == 1 and [r.event for r in seen].count("joined") == 1
     errors = [r.detail for r in seen if r.event == "error"]
-    assert errors == [f"service down {n}" for n in range(MAX_REPEATED_REPORTS)], errors
+    assert errors == [f"service down {n}" for n in range(MAX_REPEATED)], errors
     assert caplog.text.count("reports for s-15 past") == 2  # said once for each kind, not per report
+
+
+async def test_a_bot_that_dials_again_is_not_counted_anew(served):
+    """The bound is its session's, not its connection's: a bot that hangs up its channel and dials again, five
+    times, each time sending `ended` and 8 `error`s, is heard once and 8 times in all."""
+    app, url = served
+    channels = app.state.voicefleet.channels
+    seen: list[Report] = []
+    channels.report_listeners.append(lambda link, report: seen.append(report))
+    for n in range(5):
+        ws = await bot(url, Hello(machine_id="m-s-16", session_id="s-16"))
+        link = await channels.wait_link("s-16", 5)
+        for frame in (encode(Report(event="ended", session_id="s-16", t=1.0, reason="peer_left")),
+                      *(encode(Report(event="error", session_id="s-16", t=1.0, detail=f"{n}.{i}")) for i in range(8))):
+            await ws.send(frame)
+        await ws.close()
+        await link.closed.wait()
+    assert [r.event for r in seen].count("ended") == 1 and [r.event for r in seen].count("error") == MAX_REPEATED
 
 
 async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):

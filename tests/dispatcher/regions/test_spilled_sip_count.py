@@ -198,3 +198,33 @@ async def test_a_spilled_start_the_store_cannot_record_goes_on_its_record_owed(
     told = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
     assert told.status_code == 204, told.text  # the owed record written first, then the count taken
     assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [78.214]
+
+
+async def test_a_region_without_its_edges_list_vouches_for_no_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """eu runs without SIP_EDGE_URL (its edge takes calls in only), so it records no edge for any call and has no
+    word to give for one: a count an eu credential sends for a us call eu never saw (us's own edge started it)
+    reaches us without eu's mark, and us keeps the end without the count."""
+    port = free_port()
+    urls = {"eu": f"http://127.0.0.1:{free_port()}", "us": f"http://127.0.0.1:{port}"}
+    eu_app, us_app = region_app("eu", urls), region_app("us", urls)
+    seen = eu_app.state.voicefleet.peers.by_name["us"]
+    seen.reachable, seen.round_trip = True, 0.001
+    try:
+        async with serving(us_app, port), \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=eu_app), base_url=urls["eu"]) as eu_api, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=us_app), base_url=urls["us"]) as us_api:
+            started = await us_api.post("/start", json=START, headers=edge("http://10.9.9.9:5080", region="us"))
+            assert started.status_code == 201, started.text
+            session_id = started.json()["sessionId"]
+            us = us_app.state.voicefleet
+            us.sessions.timeline.note(session_id, "requested")
+            await us.sessions.timeline.settled()
+            told = await eu_api.post(f"/sessions/{session_id}/sip_end", json={**COUNTED, "answered_seconds": 1.0},
+                                     headers=edge("http://10.1.2.3:9999", region="eu"))
+            assert told.status_code == 204, told.text
+            await us.sessions.timeline.settled()
+            events = (await us_api.get(f"/sessions/{session_id}/timeline", headers=KEY)).json()["events"]
+            assert [e.get("answered_seconds") for e in events if e["event"] == "sip_ended"] == [None], events
+    finally:
+        await eu_app.state.voicefleet.aclose()
+        await us_app.state.voicefleet.aclose()

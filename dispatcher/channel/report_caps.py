@@ -1,0 +1,40 @@
+"""How many of a session's reports its bot may have passed on: each of its `ready`, `joined`, `first_audio`
+and `ended` once, its `error` and `slow_answer` MAX_REPEATED times each. A bot's reports are its own code's:
+one that sends them in a loop would otherwise fill its session's timeline (pushing out how its call ended and
+what it is priced at) and every listener's queue (docs/security.md, "Bounded"). Counted by session on this
+replica, not by connection: a bot that hangs up its channel and dials again is not counted anew (one that
+dials another replica is counted there anew)."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, defaultdict
+
+from botchannel.contract import Report
+from dispatcher.observability.log_text import shown
+
+log = logging.getLogger("dispatcher.channel.bots")
+
+REPEATED = frozenset({"error", "slow_answer"})  # a session's reports a bot may repeat: each a turn's or service's
+MAX_REPEATED = 8  # 8 + 8 + 4 stay well inside a timeline's 64 events
+MAX_SESSIONS = 10_000  # as many as one process's memory keeps timelines of (dispatcher/store/timelines.py)
+
+
+class ReportCaps:
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self._max_sessions = max_sessions
+        self._told: OrderedDict[str | None, defaultdict[str, int]] = OrderedDict()
+
+    def tells(self, machine_id: str, report: Report) -> bool:
+        """Whether `report` is passed on; past its bound, dropped (said once in the log, not per report)."""
+        counts = self._told.pop(report.session_id, None) or defaultdict(int)
+        self._told[report.session_id] = counts  # the newest last: the oldest sessions forgotten first
+        while len(self._told) > self._max_sessions:
+            self._told.popitem(last=False)
+        told = counts[report.event]
+        counts[report.event] = told + 1
+        most = MAX_REPEATED if report.event in REPEATED else 1
+        if told == most:
+            log.warning("bot %s: its %s reports for %s past %d are dropped", shown(machine_id), report.event,
+                        shown(report.session_id), most)
+        return told < most
