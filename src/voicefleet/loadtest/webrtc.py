@@ -64,6 +64,7 @@ from voicefleet.loadtest.within import within
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
 CATCH_UP_BLOCKS = 5  # a mic behind real time hands over this many blocks (100 ms) per turn of the loop
+SLOWEST = 3.0  # a turn's speech sent at a third of real time or slower (its slack counted) is given up on
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the mic's rate
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
@@ -368,11 +369,19 @@ class WebRTCClient:
 
     async def _sent(self, timeout: float) -> None:
         """Until the mic has sent what it was given; CallEnded if the call ends first (the mic is then
-        never drained), TimeoutError past `timeout`."""
+        never drained). SpeechLate once aiortc's sender has not asked for audio for `timeout` seconds (the
+        connection no longer takes it), or past SLOWEST times `timeout` in all: a caller short of CPU sends
+        slower than real time while it is asked, and its turns are timed less its own lag (lag.py)."""
         sending = asyncio.ensure_future(self.mic.drained.wait())
         ending = asyncio.ensure_future(self.ended.wait())
+        began = time.monotonic()
         try:
-            await asyncio.wait({sending, ending}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while not (sending.done() or ending.done()):
+                asked = max(began, self.mic.last_pulled_at or began)
+                left = min(began + SLOWEST * timeout, asked + timeout) - time.monotonic()
+                if left <= 0:
+                    break
+                await asyncio.wait({sending, ending}, timeout=min(left, 0.5), return_when=asyncio.FIRST_COMPLETED)
         finally:
             sending.cancel()
             ending.cancel()
