@@ -3,7 +3,8 @@ and `ended` once, its `error` and `slow_answer` MAX_REPEATED times each. A bot's
 one that sends them in a loop would otherwise fill its session's timeline (pushing out how its call ended and
 what it is priced at) and every listener's queue (docs/security.md, "Bounded"). Counted by session on this
 replica, not by connection: a bot that hangs up its channel and dials again is not counted anew (one that
-dials another replica is counted there anew)."""
+dials another replica is counted there anew, and its session's timeline keeps no more of them: KIND_BOUNDS,
+dispatcher/store/timelines.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from collections import OrderedDict, defaultdict
 
 from botchannel.contract import Report
 from dispatcher.observability.log_text import shown
+from dispatcher.store.timelines import MAX_REPEATED, REPEATED  # the timeline keeps as many, across replicas
 
 log = logging.getLogger("dispatcher.channel.bots")
 
-REPEATED = frozenset({"error", "slow_answer"})  # a session's reports a bot may repeat: each a turn's or service's
-MAX_REPEATED = 8  # 8 + 8 + 4 stay well inside a timeline's 64 events
 MAX_SESSIONS = 10_000  # as many as one process's memory keeps timelines of (dispatcher/store/timelines.py)
 
 

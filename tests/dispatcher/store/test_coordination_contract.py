@@ -18,9 +18,9 @@ from dispatcher.store.client import StoreSettings, StoreUnavailable
 from dispatcher.store.coordination import AtCapacity, Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.timelines import HEAD_EVENTS, MAX_EVENTS, StoreTimelines
+from dispatcher.store.timelines import HEAD_EVENTS, KIND_BOUNDS, MAX_EVENTS, MAX_REPEATED, StoreTimelines
 from dispatcher.store.weighted_rates import StoreRefused
-from tests.dispatcher.store.conftest import settings_for
+from tests.dispatcher.store.conftest import settings_for, two_replicas
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import within
@@ -217,7 +217,7 @@ async def test_a_sessions_timeline_reads_back_in_order_keeping_its_opening_then_
     assert await coordination.timelines.read("s-1") == []
     await coordination.timelines.append("s-1", {"event": "requested"})
     for n in range(MAX_EVENTS + 3):
-        await coordination.timelines.append("s-1", {"event": "ready", "n": n})
+        await coordination.timelines.append("s-1", {"event": "noted", "n": n})
     await coordination.timelines.append("s-2", {"event": "requested"})
     events = await coordination.timelines.read("s-1")
     assert events[0] == {"event": "requested"}
@@ -236,7 +236,7 @@ async def test_a_sessions_timeline_reads_back_in_order_keeping_its_opening_then_
                                    MAX_EVENTS + 2, 200])
 async def test_a_timeline_of_any_length_reads_as_its_first_events_then_its_newest(coordination, count: int) -> None:
     """Up to the bound every event; past it exactly the first `HEAD_EVENTS` and the newest after them."""
-    sent = [{"event": "requested"}, *({"event": "ready", "n": n} for n in range(count - 1))]
+    sent = [{"event": "requested"}, *({"event": "noted", "n": n} for n in range(count - 1))]
     for event in sent:
         await coordination.timelines.append("s-1", event)
     kept = sent if count <= MAX_EVENTS else sent[:HEAD_EVENTS] + sent[HEAD_EVENTS - MAX_EVENTS:]
@@ -251,6 +251,38 @@ async def test_only_a_requested_event_opens_a_timeline(coordination) -> None:
     await coordination.timelines.append("s-3", {"event": "requested"})
     await coordination.timelines.append("s-3", {"event": "stop_requested"})
     assert [e["event"] for e in await coordination.timelines.read("s-3")] == ["requested", "stop_requested"]
+
+
+async def test_a_timeline_keeps_each_of_the_bots_kinds_up_to_its_bound_and_the_calls_end_after_them(
+        coordination) -> None:
+    """A bot that reports in a loop, dialling its channel again at replica after replica, is passed on anew at
+    each (dispatcher/channel/report_caps.py): its session's timeline keeps 8 errors and 2 ends (the bot's and
+    the dispatcher's own) whoever appends them, so the SIP edge's `sip_ended`, which prices the call, stays."""
+    await coordination.timelines.append("s-1", {"event": "requested"})
+    await coordination.timelines.append("s-2", {"event": "requested"})
+    for n in range(100):
+        await coordination.timelines.append("s-1", {"event": "error", "n": n})
+    for n in range(10):
+        await coordination.timelines.append("s-1", {"event": "ended", "n": n})
+    await coordination.timelines.append("s-1", {"event": "sip_ended", "answered_seconds": 61})
+    events = await coordination.timelines.read("s-1")
+    kinds = [e["event"] for e in events]
+    assert kinds == ["requested", *["error"] * KIND_BOUNDS["error"], *["ended"] * KIND_BOUNDS["ended"], "sip_ended"]
+    assert KIND_BOUNDS["error"] == 8 and KIND_BOUNDS["ended"] == 2
+    assert [e["n"] for e in events[1:-1]] == [*range(8), 0, 1]  # the first ones: a later one is dropped
+    assert events[-1] == {"event": "sip_ended", "answered_seconds": 61}
+    for n in range(3):  # the other session counts its own
+        await coordination.timelines.append("s-2", {"event": "error", "n": n})
+    await coordination.timelines.append("s-2", {"event": "ended"})
+    assert [e["event"] for e in await coordination.timelines.read("s-2")] == ["requested", "error", "error", "error",
+                                                                               "ended"]
+
+
+async def test_the_dispatchers_own_events_are_not_bounded_by_kind(coordination) -> None:
+    await coordination.timelines.append("s-1", {"event": "requested"})
+    for n in range(30):
+        await coordination.timelines.append("s-1", {"event": "paced", "n": n})
+    assert [e.get("n") for e in await coordination.timelines.read("s-1")] == [None, *range(30)]
 
 
 async def test_a_replica_starts_and_drains_whatever_its_store_does(coordination) -> None:
@@ -410,6 +442,25 @@ async def test_a_timeline_written_at_one_replica_is_read_at_another_until_it_exp
     finally:
         await writer.aclose()
         await reader.aclose()
+
+
+async def test_a_bots_kinds_are_bounded_across_replicas(request) -> None:
+    """Its errors and ends reported at two replicas (each passes on 8 and 1 of its own): the timeline keeps 8
+    and 2, read alike at either."""
+    server: RedisServer = request.getfixturevalue("redis")
+    async with two_replicas(server, request.getfixturevalue("prefix")) as (a, b):
+        await a.timelines.append("s-1", {"event": "requested"})
+        for replica in (a, b):
+            for n in range(MAX_REPEATED):
+                await replica.timelines.append("s-1", {"event": "error", "n": n, "replica": replica.replica_id})
+            await replica.timelines.append("s-1", {"event": "ended", "replica": replica.replica_id})
+        await b.timelines.append("s-1", {"event": "first_audio"})
+        await a.timelines.append("s-1", {"event": "first_audio"})
+        await b.timelines.append("s-1", {"event": "sip_ended"})
+        kept = [(e["event"], e.get("replica")) for e in await a.timelines.read("s-1")]
+        assert kept == [("requested", None), *[("error", "r-a")] * MAX_REPEATED, ("ended", "r-a"), ("ended", "r-b"),
+                        ("first_audio", None), ("sip_ended", None)]
+        assert await b.timelines.read("s-1") == await a.timelines.read("s-1")
 
 
 async def test_health_names_the_store_when_there_is_one(answering) -> None:

@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 from dispatcher.store.client import Store
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.timelines import (
+    _APPEND,
     HEAD_EVENTS,
     KEEP_SECONDS,
+    KIND_BOUNDS,
     MAX_EVENT_BYTES,
     MAX_EVENTS,
     MemoryTimelines,
@@ -68,6 +70,18 @@ async def test_a_timeline_keeps_its_head_then_its_newest_events_up_to_its_bound(
     for n in range(5):
         await timelines.append("s-1", {"n": n})
     assert await timelines.read("s-1") == [{"event": "requested"}, {"n": 0}, {"n": 3}, {"n": 4}]
+
+
+async def test_in_memory_a_dropped_report_leaves_the_timeline_as_it_was() -> None:
+    """Past its kind's bound an event is dropped whole: the session is not made the newest, nor kept longer."""
+    timelines = MemoryTimelines(max_sessions=2)
+    await timelines.append("s-1", {"event": "requested"})
+    await timelines.append("s-1", {"event": "ready"})
+    await timelines.append("s-2", {"event": "requested"})
+    await timelines.append("s-1", {"event": "ready"})  # its second: dropped, s-1 still the oldest
+    await timelines.append("s-3", {"event": "requested"})
+    assert await timelines.read("s-1") == []
+    assert await timelines.read("s-2") == [{"event": "requested"}]
 
 
 def test_a_head_is_at_least_the_opening_and_leaves_room_for_the_newest() -> None:
@@ -125,15 +139,17 @@ async def test_past_the_bound_an_append_pushes_one_event_and_trims_one_copying_n
     bulky = "x" * 4000
     await timelines.append("s-1", {"event": "requested", "pad": bulky})
     for n in range(MAX_EVENTS + 5):
-        await timelines.append("s-1", {"event": "ready", "n": n, "pad": bulky})
+        await timelines.append("s-1", {"event": "noted", "n": n, "pad": bulky})
     before = await calls(admin)
     for n in range(20):
-        await timelines.append("s-1", {"event": "ready", "n": MAX_EVENTS + 5 + n, "pad": bulky})
+        await timelines.append("s-1", {"event": "noted", "n": MAX_EVENTS + 5 + n, "pad": bulky})
     after = await calls(admin)
     ran = {name: after.get(name, 0) - before.get(name, 0) for name in ("evalsha", "rpush", "ltrim", "lrange", "del",
-                                                                       "pexpire")}
-    # Each append: one script; the opening's check (one item), one push, one trim, both lifetimes; no delete.
-    assert ran == {"evalsha": 20, "rpush": 20, "ltrim": 20, "lrange": 20, "del": 0, "pexpire": 40}, ran
+                                                                       "pexpire", "hincrby")}
+    # Each append: one script; the opening's check (one item), one push, one trim, the three keys' lifetimes (the
+    # lists' and the kinds' counts'); no delete, and no count for a kind no bound names.
+    assert ran == {"evalsha": 20, "rpush": 20, "ltrim": 20, "lrange": 20, "del": 0, "pexpire": 60,
+                   "hincrby": 0}, ran
     opening, newest = lists(store, "s-1")
     assert [await admin.llen(opening), await admin.llen(newest)] == [HEAD_EVENTS, MAX_EVENTS - HEAD_EVENTS]
     events = await timelines.read("s-1")
@@ -144,7 +160,7 @@ async def test_past_the_bound_an_append_pushes_one_event_and_trims_one_copying_n
 async def test_both_lists_live_a_day_from_the_last_event(
         timelines: StoreTimelines, store: Store, admin: Redis) -> None:
     for n in range(HEAD_EVENTS + 3):
-        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "ready", "n": n})
+        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "noted", "n": n})
     opening, newest = lists(store, "s-1")
     day = int(KEEP_SECONDS * 1000)
     for key in (opening, newest):
@@ -156,6 +172,48 @@ async def test_both_lists_live_a_day_from_the_last_event(
         assert day - 60_000 < await admin.pttl(key) <= day, key
 
 
+async def test_the_counts_of_the_bots_kinds_live_as_the_lists_do(
+        timelines: StoreTimelines, store: Store, admin: Redis) -> None:
+    """A day from the session's last event, whatever its kind: counts that lapsed before the lists would let a bot
+    that reports in a loop fill the timeline again."""
+    await timelines.append("s-1", {"event": "requested"})
+    for _ in range(3):
+        await timelines.append("s-1", {"event": "error"})
+    opening, newest = lists(store, "s-1")
+    counts = store.key("timeline-kinds", "s-1")
+    assert await admin.hgetall(counts) == {"error": "3"}
+    day = int(KEEP_SECONDS * 1000)
+    assert day - 60_000 < await admin.pttl(counts) <= day
+    for key in (opening, counts):
+        await admin.pexpire(key, 1000)
+    await timelines.append("s-1", {"event": "paced"})  # the dispatcher's own event: the counts' day again too
+    for key in (opening, counts):
+        assert day - 60_000 < await admin.pttl(key) <= day, key
+    assert not await admin.exists(store.key("timeline-kinds", "never-started"))
+    await timelines.append("never-started", {"event": "error"})  # a timeline never opened counts nothing
+    assert not await admin.exists(store.key("timeline-kinds", "never-started"))
+
+
+async def test_an_append_that_names_no_kind_as_the_previous_release_calls_it_is_not_bounded(
+        timelines: StoreTimelines, store: Store, seal: MessageSeal) -> None:
+    """During a rolling deploy: this release's script, called with the previous release's keys and arguments
+    (no counts, no kind), keeps the event; this release's own appends are still bounded."""
+    await timelines.append("s-1", {"event": "requested"})
+    opening, newest = lists(store, "s-1")
+    script = store.redis.register_script(_APPEND)
+
+    async def as_before(event: dict[str, Any]) -> Any:
+        sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
+        args: list[str | int] = [sealed, MAX_EVENTS, 60_000, "0", HEAD_EVENTS]
+        return await store.call(lambda: script(keys=[opening, newest], args=args))
+
+    for n in range(10):
+        assert await as_before({"event": "error", "n": n}) == 1
+    for n in range(10, 20):
+        await timelines.append("s-1", {"event": "error", "n": n})
+    assert [e.get("n") for e in await timelines.read("s-1")] == [None, *range(10 + KIND_BOUNDS["error"])]
+
+
 async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_releases_events(
         timelines: StoreTimelines, store: Store, seal: MessageSeal, admin: Redis) -> None:
     """Its one list (64 events: its opening and its newest) is an opening already full: this release's
@@ -163,16 +221,16 @@ async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_
     opening, newest = lists(store, "s-1")
     await previously(store, seal, "s-1", {"event": "requested"})
     for n in range(99):
-        await previously(store, seal, "s-1", {"event": "ready", "n": n})
+        await previously(store, seal, "s-1", {"event": "noted", "n": n})
     written = [None, *range(HEAD_EVENTS - 1), *range(99 - (MAX_EVENTS - HEAD_EVENTS), 99)]
     assert await admin.llen(opening) == MAX_EVENTS and not await admin.exists(newest)
     assert [e.get("n") for e in await timelines.read("s-1")] == written
 
     for n in range(99, 102):
-        await timelines.append("s-1", {"event": "ready", "n": n})
+        await timelines.append("s-1", {"event": "noted", "n": n})
     assert [e.get("n") for e in await timelines.read("s-1")] == [*written, 99, 100, 101]
     for n in range(102, 162):
-        await timelines.append("s-1", {"event": "ready", "n": n})
+        await timelines.append("s-1", {"event": "noted", "n": n})
     assert [e.get("n") for e in await timelines.read("s-1")] == [*written, *range(162 - 48, 162)]
     assert await admin.llen(opening) == MAX_EVENTS  # never written again: it lapses a day after its last event
     assert await admin.pttl(opening) > 60_000
@@ -183,9 +241,9 @@ async def test_a_previous_release_replica_appending_to_this_releases_timeline_lo
     """Its events go to the opening's list (it knows no other), after the opening: read before the newest."""
     await timelines.append("s-1", {"event": "requested"})
     for n in range(HEAD_EVENTS + 3):
-        await timelines.append("s-1", {"event": "ready", "n": n})
+        await timelines.append("s-1", {"event": "noted", "n": n})
     for name in ("old-a", "old-b"):
-        await previously(store, seal, "s-1", {"event": "ready", "n": name})
+        await previously(store, seal, "s-1", {"event": "noted", "n": name})
     await timelines.append("s-1", {"event": "ended"})
     events = await timelines.read("s-1")
     assert [e.get("n") for e in events] == [None, *range(HEAD_EVENTS - 1), "old-a", "old-b",
@@ -209,7 +267,7 @@ async def test_an_event_sealed_larger_than_a_read_takes_is_refused_before_it_is_
 async def test_a_newest_list_a_store_writer_grew_reads_bounded_and_is_trimmed_by_the_next_append(
         timelines: StoreTimelines, store: Store, admin: Redis) -> None:
     for n in range(HEAD_EVENTS + 2):
-        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "ready", "n": n})
+        await timelines.append("s-1", {"event": "requested"} if n == 0 else {"event": "noted", "n": n})
     opening, newest = lists(store, "s-1")
     await admin.rpush(newest, *["pushed"] * 5000)
     events = await timelines.read("s-1")
