@@ -51,11 +51,12 @@ REPEATED = frozenset({"error", "slow_answer"})  # a session's reports a bot may 
 MAX_REPEATED = 8  # 8 + 8 + 4 stay well inside a timeline's 64 events
 # How many of each of the bot's kinds of event (its reports, botchannel/contract.py) a session's timeline keeps,
 # whichever replicas append them: as many as one replica passes on (dispatcher/channel/report_caps.py), so a bot
-# that dials its channel again at another replica adds nothing. `ended` once more: the dispatcher's own, for a
-# call not answered or never placed (dispatcher/api/call_outcomes.py). Any other kind is the dispatcher's own,
-# not bounded by kind. Each of these is counted as it is kept, past it dropped.
+# that dials its channel again at another replica adds nothing. `ended` up to 4: the dispatcher writes its own
+# for a call not answered or never placed (dispatcher/api/call_outcomes.py), an outcome its SIP edge may tell
+# twice (a retried POST), and the bot's, which carries its usage, must still find room after them. Any other
+# kind is the dispatcher's own, not bounded by kind. Each of these is counted as it is kept, past it dropped.
 KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 for kind in REPORT_EVENTS},
-                               "ended": 2}
+                               "ended": 4}
 
 # KEYS: the session's opening (`timeline:<session>`), its newest (`timeline-tail:<session>`) and its counts of
 # the bot's kinds (`timeline-kinds:<session>`, a hash), one slot (the prefix's hash tag). ARGV: the event

@@ -268,7 +268,7 @@ async def test_a_timeline_keeps_each_of_the_bots_kinds_up_to_its_bound_and_the_c
     events = await coordination.timelines.read("s-1")
     kinds = [e["event"] for e in events]
     assert kinds == ["requested", *["error"] * KIND_BOUNDS["error"], *["ended"] * KIND_BOUNDS["ended"], "sip_ended"]
-    assert KIND_BOUNDS["error"] == 8 and KIND_BOUNDS["ended"] == 2
+    assert KIND_BOUNDS["error"] == 8 and KIND_BOUNDS["ended"] == 4
     assert [e["n"] for e in events[1:-1]] == [*range(8), 0, 1]  # the first ones: a later one is dropped
     assert events[-1] == {"event": "sip_ended", "answered_seconds": 61}
     for n in range(3):  # the other session counts its own
