@@ -256,7 +256,7 @@ async def test_only_a_requested_event_opens_a_timeline(coordination) -> None:
 async def test_a_timeline_keeps_each_of_the_bots_kinds_up_to_its_bound_and_the_calls_end_after_them(
         coordination) -> None:
     """A bot that reports in a loop, dialling its channel again at replica after replica, is passed on anew at
-    each (dispatcher/channel/report_caps.py): its session's timeline keeps 8 errors and 2 ends (the bot's and
+    each (dispatcher/channel/report_caps.py): its session's timeline keeps 8 errors and 4 ends (the bot's and
     the dispatcher's own) whoever appends them, so the SIP edge's `sip_ended`, which prices the call, stays."""
     await coordination.timelines.append("s-1", {"event": "requested"})
     await coordination.timelines.append("s-2", {"event": "requested"})
@@ -269,7 +269,7 @@ async def test_a_timeline_keeps_each_of_the_bots_kinds_up_to_its_bound_and_the_c
     kinds = [e["event"] for e in events]
     assert kinds == ["requested", *["error"] * KIND_BOUNDS["error"], *["ended"] * KIND_BOUNDS["ended"], "sip_ended"]
     assert KIND_BOUNDS["error"] == 8 and KIND_BOUNDS["ended"] == 4
-    assert [e["n"] for e in events[1:-1]] == [*range(8), 0, 1]  # the first ones: a later one is dropped
+    assert [e["n"] for e in events[1:-1]] == [*range(8), 0, 1, 2, 3]  # the first ones: a later one is dropped
     assert events[-1] == {"event": "sip_ended", "answered_seconds": 61}
     for n in range(3):  # the other session counts its own
         await coordination.timelines.append("s-2", {"event": "error", "n": n})
