@@ -70,7 +70,8 @@ GCE_CPU_QUOTA_IDS = {"CPUS": "CPUS-per-project-region"}
 # Azure Container Instances, per subscription and region: 100 container groups, 100 standard cores, and
 # at most 100 creates per 5 minutes and 300 an hour, deletes the same, all "changeable limits" that a
 # support request raises (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
-ACI_CREATES_PER_SECOND = 300 / 3600
+ACI_CREATES_PER_5_MINUTES, ACI_CREATES_PER_HOUR = 100, 300
+ACI_CREATES_PER_SECOND = ACI_CREATES_PER_HOUR / 3600
 ACI_CONTAINER_GROUPS_DEFAULT = 100
 ACI_CORES_DEFAULT = 100
 ACI_CPU_UNITS = 1024  # botCpu units a core

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dispatcher.machines.aci.cell_settings import AciCell
+from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE
 from dispatcher.machines.ecs.cell_settings import EcsCell
 from stacks.config import ceiling
 from stacks.config.aci_cells import CELLS_KEY as ACI_CELLS_KEY
@@ -154,7 +155,27 @@ def aci_cells(cells: Sequence[AciCell], bot_cpu_units: int, call_minutes: float)
                   f"more subscriptions in {ACI_CELLS_KEY}"),
         show=f"{limit.show}, for each cell's subscription and location") for limit in one.limits]
     locations = ", ".join(sorted({cell.location for cell in cells}))
-    return Ceiling("Azure Container Instances", f"{locations}, {spread}", tuple(limits))
+    return Ceiling("Azure Container Instances", f"{locations}, {spread}", tuple(limits),
+                   tuple(_past_azures_windows(cell) for cell in cells if _past_azures_windows(cell)))
+
+
+def _past_azures_windows(cell: AciCell) -> str:
+    """What a cell's stated create budget lets through past ACI's documented windows for a subscription and
+    location (ceiling.ACI_CREATES_PER_5_MINUTES, ACI_CREATES_PER_HOUR, each of creates and deletes), which the
+    dispatcher's own default keeps within with one budget for both: said, for a budget Azure did not raise is
+    refused there, not at preview (a preview reads no cell's limits). "" when it keeps within them."""
+    if cell.create_rate is None:
+        return ""
+    burst = cell.create_burst if cell.create_burst is not None else DEFAULT_CREATE_RATE.burst
+    five, hour = cell.create_rate * 300 + burst, cell.create_rate * 3600 + burst
+    if five <= ceiling.ACI_CREATES_PER_5_MINUTES and hour <= ceiling.ACI_CREATES_PER_HOUR:
+        return ""
+    return (f"{ACI_CELLS_KEY} cell {cell.name} states a create budget of {cell.create_rate:g} a second and "
+            f"{burst} at once: up to {five:,.0f} creates and deletes in 5 minutes and {hour:,.0f} in an hour, past "
+            f"the {ceiling.ACI_CREATES_PER_5_MINUTES} and {ceiling.ACI_CREATES_PER_HOUR} ACI documents for a "
+            f"subscription and location ({ceiling.ACI_LIMITS_PAGE}): right only where Azure raised "
+            f"{cell.subscription_id}'s limits in {cell.location} ({ceiling.ACI_SUPPORT_REQUEST}); else ACI refuses "
+            "the creates past them, and the dispatcher rests the cell for a backoff")
 
 
 def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spread: str) -> Limit:

@@ -168,6 +168,21 @@ def test_the_ceiling_counts_a_cells_own_budget_in_place_of_the_documented_one() 
     assert (groups.bots, cores.bots) == (200, 200)  # a budget is no quota: the groups and cores stay the same
 
 
+def test_a_cells_budget_past_azures_documented_windows_is_said_with_how_to_raise_them() -> None:
+    """ACI documents 100 creates per 5 minutes and 300 an hour for a subscription and location, each of creates and
+    deletes; the dispatcher's default keeps within them with one budget for both. A stated budget past them is right
+    only where Azure raised that subscription's: the ceiling says so (b's 0.5 a second and 150 at once lets 300
+    through in 5 minutes), and says nothing of one within them (0.02 a second: 6 + 83, 72 + 83)."""
+    raised = [CELLS[0], {**CELLS[1], "create_rate": 0.5, "create_burst": 150}]
+    [said] = ceiling_cells.aci_cells(aci_cells(json.dumps(raised)), 1024, 5).needs
+    assert said.startswith("aciCells cell b states a create budget of 0.5 a second and 150 at once: up to 300 "
+                           "creates and deletes in 5 minutes and 1,950 in an hour, past the 100 and 300"), said
+    assert ceiling.ACI_SUPPORT_REQUEST in said and CELLS[1]["subscription_id"] in said
+    within = [{**CELLS[0], "create_rate": 0.02}, CELLS[1]]
+    assert ceiling_cells.aci_cells(aci_cells(json.dumps(within)), 1024, 5).needs == ()
+    assert ceiling_cells.aci_cells(aci_cells(json.dumps(CELLS)), 1024, 5).needs == ()  # the dispatcher's default
+
+
 def test_a_cells_own_budget_reaches_the_dispatcher_and_the_programs_ceiling(
         stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     said: list[str] = []
