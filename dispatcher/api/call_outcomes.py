@@ -14,25 +14,34 @@ ANSWERED = "answered"
 
 
 async def record_outcome(state: AppState, session_id: str, outcome: str, **fields: Any) -> None:
+    """Noted once: the same outcome told again (the SIP edge tries its POST again when no answer came in time, a
+    carrier's callback retried) notes nothing more, so its `ended` takes no room its bot's own `ended` needs (a
+    timeline keeps a few of that kind: dispatcher/store/timelines.py); a session still running is stopped."""
     timeline = state.sessions.timeline
-    await open_timeline(state, session_id, **fields)
-    timeline.note(session_id, "call_outcome", outcome=outcome, **fields)
+    events = await open_timeline(state, session_id, **fields)
+    told = any(e.get("event") == "call_outcome" and e.get("outcome") == outcome for e in events)
+    if not told:
+        timeline.note(session_id, "call_outcome", outcome=outcome, **fields)
     if outcome == ANSWERED:
         return
-    timeline.note(session_id, "ended", reason=outcome, **fields)
+    if not told:
+        timeline.note(session_id, "ended", reason=outcome, **fields)
     if await state.sessions.get(session_id) is None:
         await timeline.settled()  # before the answer: a retry of the call's Idempotency-Key reads it
     else:
         await state.sessions.stop(session_id)
 
 
-async def open_timeline(state: AppState, session_id: str, **fields: Any) -> None:
+async def open_timeline(state: AppState, session_id: str, **fields: Any) -> list[dict[str, Any]]:
     """The call's timeline opened (with a `requested`) if nothing opened it yet: a call placed through
-    Twilio is known before its stream opens the session, and its callbacks may come first."""
+    Twilio is known before its stream opens the session, and its callbacks may come first. Its events as read
+    (none: it was just opened)."""
     timeline = state.sessions.timeline
-    if not await timeline.read(session_id):
+    events = await timeline.read(session_id)
+    if not events:
         timeline.note(session_id, "requested", **_opening(fields))
         await timeline.settled()
+    return events
 
 
 async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> None:
@@ -40,8 +49,12 @@ async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> No
     timeline is opened here, then ended `not_placed`, in that order, before the answer, so a retry of the
     same Idempotency-Key and the `session.ended` webhook see it."""
     timeline = state.sessions.timeline
-    timeline.note(session_id, "requested", **_opening(fields))
-    await timeline.settled()
+    events = await timeline.read(session_id)
+    if any(e.get("event") == "ended" and e.get("reason") == "not_placed" for e in events):
+        return  # told again (a retried POST): its end is noted already
+    if not events:
+        timeline.note(session_id, "requested", **_opening(fields))
+        await timeline.settled()
     timeline.note(session_id, "ended", reason="not_placed", **fields)
     await timeline.settled()
 

@@ -164,7 +164,7 @@ class SessionCosts:
         answer leaves them not reported, or raises StoreUnavailable when `strict` (a count that is
         tried again)."""
         so_far, transport = None, None
-        report = next((e for e in events if e.get("event") == "ended"), None)
+        report = bots_end(events)
         try:
             if self.so_far is not None and (report is None or not isinstance(report.get("usage"), list)):
                 so_far = await self.so_far.get(session_id)
@@ -187,7 +187,7 @@ class SessionCosts:
         if start is None:
             return None
         began = float(start["at"])
-        report = next((e for e in events if e.get("event") == "ended"), None)
+        report = bots_end(events)
         ended = ended_at if _time(ended_at) is not None else next(
             (_time(e.get("at")) for e in events if e.get("event") == "ended" and _time(e.get("at")) is not None), None)
         estimated = ended is None or report is None  # no bot's end: its services are as it last reported them
@@ -256,3 +256,10 @@ def _time(value: object) -> float | None:
 
 def _usd(dollars: float | None) -> float | None:
     return None if dollars is None else round(dollars, 6)
+
+
+def bots_end(events: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The session's end that carries its bot's report of its services' use, where one does (the dispatcher may have
+    ended an unanswered call first: its own `ended` carries none), else its first end; None without one."""
+    ends = [e for e in events if e.get("event") == "ended"]
+    return next((e for e in ends if isinstance(e.get("usage"), list)), ends[0] if ends else None)

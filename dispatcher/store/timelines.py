@@ -56,7 +56,7 @@ MAX_REPEATED = 8  # 8 + 8 + 4 stay well inside a timeline's 64 events
 # twice (a retried POST), and the bot's, which carries its usage, must still find room after them. Any other
 # kind is the dispatcher's own, not bounded by kind. Each of these is counted as it is kept, past it dropped.
 KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 for kind in REPORT_EVENTS},
-                               "ended": 4}
+                               "ended": 4, "machine_started": 1}  # the latter: noted at each hello of a cold bot
 
 # KEYS: the session's opening (`timeline:<session>`), its newest (`timeline-tail:<session>`) and its counts of
 # the bot's kinds (`timeline-kinds:<session>`, a hash), one slot (the prefix's hash tag). ARGV: the event

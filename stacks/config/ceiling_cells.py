@@ -24,6 +24,7 @@ cells, so its groups and cores are counted as for one subscription.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -163,19 +164,24 @@ def _past_azures_windows(cell: AciCell) -> str:
     """What a cell's stated create budget lets through past ACI's documented windows for a subscription and
     location (ceiling.ACI_CREATES_PER_5_MINUTES, ACI_CREATES_PER_HOUR, each of creates and deletes), which the
     dispatcher's own default keeps within with one budget for both: said, for a budget Azure did not raise is
-    refused there, not at preview (a preview reads no cell's limits). "" when it keeps within them."""
-    if cell.create_rate is None:
+    refused there, not at preview (a preview reads no cell's limits). "" when it keeps within them, or states none.
+    A stack sets no ACI_CREATE_RATE of its own: a field the cell leaves out is the dispatcher's default."""
+    if cell.create_rate is None and cell.create_burst is None:
         return ""
-    burst = cell.create_burst if cell.create_burst is not None else DEFAULT_CREATE_RATE.burst
-    five, hour = cell.create_rate * 300 + burst, cell.create_rate * 3600 + burst
-    if five <= ceiling.ACI_CREATES_PER_5_MINUTES and hour <= ceiling.ACI_CREATES_PER_HOUR:
+    rate = DEFAULT_CREATE_RATE.per_second if cell.create_rate is None else cell.create_rate
+    burst = DEFAULT_CREATE_RATE.burst if cell.create_burst is None else cell.create_burst
+    windows = ((rate * 300 + burst, ceiling.ACI_CREATES_PER_5_MINUTES, "5 minutes"),
+               (rate * 3600 + burst, ceiling.ACI_CREATES_PER_HOUR, "an hour"))
+    past = [(math.ceil(through - 1e-9), documented, window) for through, documented, window in windows
+            if through > documented + 1e-9]
+    if not past:
         return ""
-    return (f"{ACI_CELLS_KEY} cell {cell.name} states a create budget of {cell.create_rate:g} a second and "
-            f"{burst} at once: up to {five:,.0f} creates and deletes in 5 minutes and {hour:,.0f} in an hour, past "
-            f"the {ceiling.ACI_CREATES_PER_5_MINUTES} and {ceiling.ACI_CREATES_PER_HOUR} ACI documents for a "
-            f"subscription and location ({ceiling.ACI_LIMITS_PAGE}): right only where Azure raised "
-            f"{cell.subscription_id}'s limits in {cell.location} ({ceiling.ACI_SUPPORT_REQUEST}); else ACI refuses "
-            "the creates past them, and the dispatcher rests the cell for a backoff")
+    said = " and ".join(f"{through:,} in {window} (ACI documents {documented})" for through, documented, window in past)
+    return (f"{ACI_CELLS_KEY} cell {cell.name}'s create budget ({rate:g} a second, {burst} at once) lets up to "
+            f"{said} creates and deletes through for a subscription and location ({ceiling.ACI_LIMITS_PAGE}): right "
+            f"only where Azure raised {cell.subscription_id}'s limits in {cell.location} "
+            f"({ceiling.ACI_SUPPORT_REQUEST}); else ACI refuses the creates past them, and the dispatcher rests the "
+            "cell for a backoff")
 
 
 def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spread: str) -> Limit:

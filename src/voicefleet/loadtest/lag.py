@@ -10,6 +10,15 @@ import bisect
 
 STEP_SECONDS = 0.01
 MAX_NOTES = 10_000  # past it (a call behind and catching up for hours) the oldest are dropped
+# A turn's speech is given up on once nothing asked for it for its length and SPEECH_SLACK_SECONDS, or after
+# SLOWEST times that in all (webrtc.py `_sent`): a caller short of CPU sends slower than real time while asked.
+SPEECH_SLACK_SECONDS = 5.0
+SLOWEST = 3.0
+
+
+def longest_send(speech_seconds: float) -> float:
+    """The most a turn's speech of `speech_seconds` may take to go out before it is given up on."""
+    return SLOWEST * (speech_seconds + SPEECH_SLACK_SECONDS)
 
 
 class SpeechLate(TimeoutError):

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from voicefleet.loadtest.lag import longest_send
 from voicefleet.loadtest.own_cost import OwnCost
 from voicefleet.loadtest.plan import Plan
 from voicefleet.loadtest.progress import Progress
@@ -39,7 +40,7 @@ class LoadTest:
     @property
     def session_deadline(self) -> float:
         call = self.call
-        turn = call.speech.seconds + call.listen_seconds + 6.0
+        turn = longest_send(call.speech.seconds) + call.listen_seconds + 1.0  # its lead, and a margin
         return call.ready_timeout + call.audio_timeout + call.turns * turn + SLACK
 
     @property

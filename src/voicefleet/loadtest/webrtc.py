@@ -56,7 +56,7 @@ from av import AudioFrame, Packet
 from voicefleet.loadtest.arrival_lag import ArrivalLag
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
 from voicefleet.loadtest.datagram_drain import read_in_bursts
-from voicefleet.loadtest.lag import LagTrace, SpeechLate
+from voicefleet.loadtest.lag import SLOWEST, SPEECH_SLACK_SECONDS, LagTrace, SpeechLate
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
 from voicefleet.loadtest.sctp_gone import drop_chunks_once_gone
 from voicefleet.loadtest.within import within
@@ -64,7 +64,6 @@ from voicefleet.loadtest.within import within
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
 CATCH_UP_BLOCKS = 5  # a mic behind real time hands over this many blocks (100 ms) per turn of the loop
-SLOWEST = 3.0  # a turn's speech sent at a third of real time or slower (its slack counted) is given up on
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the mic's rate
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
@@ -359,7 +358,7 @@ class WebRTCClient:
             raise ValueError(f"{wav_path}: the mic runs at {MIC_RATE} Hz, the file is {pcm.sample_rate} Hz")
         await asyncio.sleep(lead_seconds)
         self.mic.play(pcm.samples)
-        await self._sent(pcm.seconds + 5.0)
+        await self._sent(pcm.seconds + SPEECH_SLACK_SECONDS)
         deadline = time.monotonic() + listen_seconds
         while time.monotonic() < deadline:
             if until_reply and self._reply_heard():

@@ -276,6 +276,12 @@ async def test_a_timeline_keeps_each_of_the_bots_kinds_up_to_its_bound_and_the_c
     await coordination.timelines.append("s-2", {"event": "ended"})
     assert [e["event"] for e in await coordination.timelines.read("s-2")] == ["requested", "error", "error", "error",
                                                                                "ended"]
+    # A cold bot's hello notes `machine_started`: one that dials its channel again and again, after its call's end,
+    # adds one, and the end stays.
+    for _ in range(60):
+        await coordination.timelines.append("s-1", {"event": "machine_started"})
+    kept = [e["event"] for e in await coordination.timelines.read("s-1")]
+    assert kept.count("machine_started") == 1 and kept[-2:] == ["sip_ended", "machine_started"], kept
 
 
 async def test_the_dispatchers_own_events_are_not_bounded_by_kind(coordination) -> None:

@@ -175,12 +175,16 @@ def test_a_cells_budget_past_azures_documented_windows_is_said_with_how_to_raise
     through in 5 minutes), and says nothing of one within them (0.02 a second: 6 + 83, 72 + 83)."""
     raised = [CELLS[0], {**CELLS[1], "create_rate": 0.5, "create_burst": 150}]
     [said] = ceiling_cells.aci_cells(aci_cells(json.dumps(raised)), 1024, 5).needs
-    assert said.startswith("aciCells cell b states a create budget of 0.5 a second and 150 at once: up to 300 "
-                           "creates and deletes in 5 minutes and 1,950 in an hour, past the 100 and 300"), said
+    assert said.startswith("aciCells cell b's create budget (0.5 a second, 150 at once) lets up to 300 in 5 minutes "
+                           "(ACI documents 100) and 1,950 in an hour (ACI documents 300) creates and deletes"), said
     assert ceiling.ACI_SUPPORT_REQUEST in said and CELLS[1]["subscription_id"] in said
     within = [{**CELLS[0], "create_rate": 0.02}, CELLS[1]]
     assert ceiling_cells.aci_cells(aci_cells(json.dumps(within)), 1024, 5).needs == ()
     assert ceiling_cells.aci_cells(aci_cells(json.dumps(CELLS)), 1024, 5).needs == ()  # the dispatcher's default
+    # A burst alone is checked with the default rate beside it, and only the window it passes is named.
+    [burst] = ceiling_cells.aci_cells(aci_cells(json.dumps([{**CELLS[0], "create_burst": 90}, CELLS[1]])), 1024,
+                                      5).needs
+    assert "lets up to 107 in 5 minutes (ACI documents 100) creates" in burst and "an hour" not in burst, burst
 
 
 def test_a_cells_own_budget_reaches_the_dispatcher_and_the_programs_ceiling(
