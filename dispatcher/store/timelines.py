@@ -62,8 +62,8 @@ KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 
 # the bot's kinds (`timeline-kinds:<session>`, a hash), one slot (the prefix's hash tag). ARGV: the event
 # (JSON), the most events kept, the time to live (ms), '1' when the event may open the timeline (else it is
 # appended only to one that exists), the head kept (0 < head < most), then, for a kind `KIND_BOUNDS` names,
-# the kind and its bound: one over it is dropped (2); none (a kind not bounded, or a previous release's
-# call): no bound. The opening takes events until it holds `head` of them, the newest list the rest, trimmed
+# the kind and its bound: one over it is dropped (2); none, or a bound that is no number (a kind not bounded, a
+# previous release's call): no bound. The opening takes events until it holds `head` of them, the newest list the rest, trimmed
 # to its last `most - head`: an append is an RPUSH, an LTRIM of at most one item, a HINCRBY for a bounded
 # kind and three PEXPIREs, whatever the events weigh (the store user has no LLEN: an item at `head - 1`
 # says the opening is full).
@@ -79,8 +79,13 @@ local full = #redis.call('LRANGE', KEYS[1], head - 1, head - 1) > 0
 if not full and ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
   return 0
 end
-if KEYS[3] and ARGV[6] and redis.call('HINCRBY', KEYS[3], ARGV[6], 1) > tonumber(ARGV[7]) then
-  return 2
+local bound = tonumber(ARGV[7])
+if KEYS[3] and ARGV[6] and bound then
+  local count = redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])  -- at once: a write of the lists refused below leaves no count to outlive it
+  if count > bound then
+    return 2
+  end
 end
 if full then
   redis.call('RPUSH', KEYS[2], ARGV[1])

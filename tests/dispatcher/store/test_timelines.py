@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.store.client import Store
+from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.timelines import (
     _APPEND,
@@ -192,6 +192,23 @@ async def test_the_counts_of_the_bots_kinds_live_as_the_lists_do(
     assert not await admin.exists(store.key("timeline-kinds", "never-started"))
     await timelines.append("never-started", {"event": "error"})  # a timeline never opened counts nothing
     assert not await admin.exists(store.key("timeline-kinds", "never-started"))
+
+
+async def test_a_count_made_as_the_lists_write_fails_still_lapses_with_them(
+        timelines: StoreTimelines, store: Store, admin: Redis) -> None:
+    """A store writer turned the newest list into a string: the append's write of it fails (WRONGTYPE), and the
+    script, which Redis does not roll back, has counted the kind already; that count keeps the lists' day, never
+    lives for ever."""
+    await timelines.append("s-1", {"event": "requested"})
+    for n in range(HEAD_EVENTS):
+        await timelines.append("s-1", {"event": "paced", "n": n})
+    _, newest = lists(store, "s-1")
+    await admin.set(newest, "not a list")
+    with pytest.raises(StoreUnavailable):  # the WRONGTYPE, as the store client names any refusal
+        await timelines.append("s-1", {"event": "ended"})
+    counts = store.key("timeline-kinds", "s-1")
+    assert await admin.hgetall(counts) == {"ended": "1"}
+    assert 0 < await admin.pttl(counts) <= int(KEEP_SECONDS * 1000)
 
 
 async def test_an_append_that_names_no_kind_as_the_previous_release_calls_it_is_not_bounded(
