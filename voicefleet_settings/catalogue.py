@@ -1616,7 +1616,9 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
         meaning=(
             "the `hmac` secret (BASE-64, as Daily answers `POST /webhooks`) of the Daily webhook pointed at "
-            "`/phone/daily/webhook`: its signed `dialout.*` events tell a warm transfer's person answered; unset: "
+            "`/phone/daily/webhook`: its signed `dialout.*` events tell a warm transfer's person answered, its "
+            "`calltransfer.*` events a cold one's (and settle one whose answer was lost: "
+            "[phone.md](phone.md#daily-dial-in-calls-handed-to-a-person)); unset: "
             "a Daily dial-in call's warm transfer is refused `409 warm_unsupported`; with several regions, the same "
             "in every region (each relays another region's events there) "
             "([phone.md](phone.md#a-warm-transfer-of-a-daily-dial-in-call))"
