@@ -87,6 +87,8 @@ class CallTransferEvent:
         kind, event_id, payload = body.get("type"), body.get("id"), body.get("payload")
         if kind not in KINDS or not isinstance(payload, dict):
             return None
+        if payload.get("is_sip_refer") is True:  # a REFER: the dispatcher sends none (sipCallTransfer only), not ours
+            return None
         if not (isinstance(event_id, str) and 0 < len(event_id) <= ID_CHARS):
             return None
         room = payload.get("room")

@@ -72,6 +72,12 @@ async def test_the_persons_answer_and_hang_up_go_on_the_sessions_timeline(dialin
     answer = await dialin.transfer(session_id, to=DESK, mode="cold")
     assert answer.status_code == 200, answer.text
     await taken(dialin.daily, "calltransfer.triggered", "calltransfer.initiated")
+    # A REFER's event for the same room (the dispatcher sends none): not this transfer's, ignored.
+    referred = event("calltransfer.answered", next(iter(dialin.daily.rooms)), is_sip_refer=True,
+                     to_endpoint="sip:elsewhere@pbx.example.com")
+    body = json.dumps(referred).encode()
+    ignored = await dialin.http.post(HOOK, content=body, headers=signed(body, secret=DAILY_SECRET))
+    assert (ignored.status_code, ignored.json()) == (200, {"status": "ignored"}), ignored.text
     dialin.daily.answer_transfer(caller)
     await taken(dialin.daily, "calltransfer.answered")
     dialin.daily.end_transfer(caller)
