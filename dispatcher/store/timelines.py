@@ -63,10 +63,10 @@ KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 
 # (JSON), the most events kept, the time to live (ms), '1' when the event may open the timeline (else it is
 # appended only to one that exists), the head kept (0 < head < most), then, for a kind `KIND_BOUNDS` names,
 # the kind and its bound: one over it is dropped (2); none, or a bound that is no number (a kind not bounded, a
-# previous release's call): no bound. The opening takes events until it holds `head` of them, the newest list the rest, trimmed
-# to its last `most - head`: an append is an RPUSH, an LTRIM of at most one item, a HINCRBY for a bounded
-# kind and three PEXPIREs, whatever the events weigh (the store user has no LLEN: an item at `head - 1`
-# says the opening is full).
+# previous release's call): no bound. The opening takes events until it holds `head` of them, the newest list
+# the rest, trimmed to its last `most - head`: an append is an RPUSH, an LTRIM of at most one item, a HINCRBY
+# (and its PEXPIRE) for a bounded kind and three PEXPIREs, whatever the events weigh (the store user has no
+# LLEN: an item at `head - 1` says the opening is full).
 # Mixed releases in a rolling deploy: a list the previous release wrote (one key, up to `most` items,
 # more than `head` once past it) is an opening already full, so this script appends to the newest list,
 # and the read gives that list whole, then the newest: up to `2 * most - head` events until it expires, a
