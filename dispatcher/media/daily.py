@@ -254,13 +254,13 @@ class DailyRooms:
     async def sip_call_transfer(self, session_id: str, participant_id: str, to: str,
                                 caller_id: str | None = None) -> None:
         """Daily's `sipCallTransfer`: the room's SIP (or PSTN) participant is connected to `to` (an E.164
-        number or a SIP URI) while Daily stays in the media path; a number is called from `caller_id` as
-        `dial_out_start`'s is (Daily takes `callerId` with a number only). A 429 is tried again (it did
+        number or a SIP URI) while Daily stays in the media path; called from `caller_id` (Daily takes `callerId`
+        with a number only: the caller gives none for a SIP URI). A 429 is tried again (it did
         nothing); no answer or a 5xx may have been acted on, so it is never sent again: `daily_unavailable`.
         Raises `DailyRefused` for any other answer than 200."""
         name = self.room_name(session_id)
         body = {"sessionId": participant_id, "toEndPoint": to}
-        if caller_id is not None and not to.startswith(("sip:", "sips:")):
+        if caller_id is not None:  # the caller names none for a SIP address (Daily refuses one there: 400)
             body["callerId"] = caller_id
         response = await self._once(f"/rooms/{name}/sipCallTransfer", body)
         if response.status_code != 200:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dispatcher.observability.log_text import shown
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_transfers import (
     ACCEPTED,
@@ -43,6 +44,7 @@ from dispatcher.phone.transfer_target import COLD
 from dispatcher.sessions.ids import Caller, owned_by
 from dispatcher.sessions.timeline import TRANSFER_ANSWERED, TRANSFER_COMPLETED, TRANSFERRED
 from dispatcher.store.coordination import FirstClaims
+from dispatcher.store.timelines import KEEP_SECONDS as TIMELINE_KEEP_SECONDS
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -51,7 +53,7 @@ ANSWERED, COMPLETED = "calltransfer.answered", "calltransfer.completed"
 NOTED = {ANSWERED: TRANSFER_ANSWERED, COMPLETED: TRANSFER_COMPLETED}  # what each notes once settled
 KINDS = frozenset({TRIGGERED, INITIATED, *NOTED})
 ONCE = "daily-calltransfer:"  # + session id + ":" + the event's type: noted once
-KEPT_SECONDS = 86_400.0  # the record and the marks: as long as a timeline is kept
+KEPT_SECONDS = TIMELINE_KEEP_SECONDS  # the record and the marks: as long as a timeline is kept
 ID_CHARS = 256  # Daily's ids are a few dozen characters
 ENDPOINT_CHARS = 256
 PHONE_OWNER = Caller.named(PHONE_CALLER).owner_key  # a dial-in call's session id is the phone caller's
@@ -124,7 +126,7 @@ class DailyCallTransfers:
             if await self._claims.first(f"{ONCE}{event.session_id}:{event.type}", mine, KEPT_SECONDS) == mine:
                 self._timeline.note(event.session_id, kind, at=event.at, carrier=CARRIER,
                                     to=event.to if kind == TRANSFER_ANSWERED else None)
-        log.info("daily dial-in %s: %s (%s)", event.session_id, event.type, event.id)
+        log.info("daily dial-in %s: %s (%s)", event.session_id, event.type, shown(event.id))
         return True
 
     async def _settled(self, event: CallTransferEvent) -> bool:
@@ -155,7 +157,10 @@ class DailyCallTransfers:
         log.info("daily dial-in %s: the transfer whose answer never came was taken (Daily's %s)", event.session_id,
                  event.type)
         record = self._timeline.amend if noted else self._timeline.note
-        record(event.session_id, TRANSFERRED, at=round(time.time(), 3), to=event.to, mode=COLD, carrier=CARRIER,
+        # Noted at Daily's own time, as its answer and hang-up are, so a late delivery lists in order; amended, at
+        # its arrival: after the unknown it settles, which the request noted as it gave up.
+        at = round(time.time(), 3) if noted else event.at
+        record(event.session_id, TRANSFERRED, at=at, to=event.to, mode=COLD, carrier=CARRIER,
                carrier_status=ACCEPTED, heard_from=HEARD_FROM)
 
 
@@ -164,8 +169,8 @@ def _seconds(value: object) -> float | None:
     `event_ts`; a 13-digit value taken as milliseconds; None: none of these."""
     if isinstance(value, str):
         try:
-            value = float(value.strip()) if value.strip().replace(".", "", 1).isascii() else None
-        except ValueError:  # signed by Daily, yet no number ("²" passes isdigit): no time, never a 500
+            value = float(value) if value.isascii() else None  # float() takes other scripts' digits too
+        except ValueError:  # signed by Daily, yet no number: no time, never a 500
             return None
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         return None

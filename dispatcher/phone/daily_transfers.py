@@ -130,7 +130,8 @@ class DailyTransfers:
                 return self._transferred(session_id, target, WARM)
             async with asyncio.timeout(TRANSFER_SECONDS):
                 sending = True  # from here, Daily may have the POST
-                await self._rooms.sip_call_transfer(session_id, participant, target.to, self._caller_id)
+                await self._rooms.sip_call_transfer(session_id, participant, target.to,
+                                                    self._caller_id if self._shows_caller_id(target) else None)
         except TimeoutError:
             if sending:
                 return await self._unanswered(session_id, target, record, "out of time")
@@ -140,7 +141,7 @@ class DailyTransfers:
                 return await self._unanswered(session_id, target, record, str(exc))
             await self._let_go(session_id, record.value)
             if isinstance(exc, DailyRefused) and exc.status == 400 and self._shows_caller_id(target):
-                raise CallerIdRefused(session_id, exc) from None
+                raise CallerIdRefused(session_id, exc, how="transfer (Daily's sipCallTransfer)") from None
             raise _refusal(exc, session_id) from None
         except LegNotStopped:  # the person's phone may ring: a retry must not ring a second one
             raise
@@ -157,7 +158,7 @@ class DailyTransfers:
 
     def _shows_caller_id(self, target: TransferTarget) -> bool:
         """Whether the transfer named DAILY_DIALOUT_CALLER_ID: a number called, with the setting set."""
-        return self._caller_id is not None and not target.to.startswith(("sip:", "sips:"))
+        return self._caller_id is not None and not target.is_sip
 
     async def _claim(self, session_id: str, deadline: float | None) -> str:
         claim = secrets.token_hex(8)
@@ -307,7 +308,9 @@ def _unknown(session_id: str, why: str) -> ApiError:
     log.warning("daily dial-in %s: the transfer went unanswered (%s)", session_id, why)
     return ApiError(504, "transfer_outcome_unknown", "Daily answered neither the transfer nor with a refusal: the "
                     "call may have been transferred. It is not sent again, and a new transfer of this call is "
-                    "refused (Daily's dashboard and calltransfer webhooks show where the call went)",
+                    "refused: once Daily's calltransfer webhook comes (DAILY_WEBHOOK_SECRET), the session's "
+                    "timeline has `transferred` with `heard_from: calltransfer`; without it, Daily's dashboard "
+                    "shows where the call went",
                     extra={"outcome": "unknown"})
 
 

@@ -338,16 +338,17 @@ class LegNotStopped(ApiError):
 
 
 class CallerIdRefused(ApiError):
-    """Daily refused a dial-out that named DAILY_DIALOUT_CALLER_ID as its caller id (400): nobody rings. Daily
-    does not document its words for an id that is none of the domain's numbers, so the answer names the caller
-    id as one possible cause and Daily's own words stay in the log, as for any refusal."""
+    """Daily refused a call to the person that named DAILY_DIALOUT_CALLER_ID as its caller id (400): nobody rings.
+    Daily does not document its words for an id that is none of the domain's numbers, so the answer names the
+    caller id as one possible cause and Daily's own words stay in the log, as for any refusal. `how`: the request
+    refused, a warm transfer's dial-out or a cold one's `sipCallTransfer`."""
 
-    def __init__(self, session_id: str, refused: DailyRefused) -> None:
-        log.warning("daily dial-in %s: Daily refused the call to the person with DAILY_DIALOUT_CALLER_ID as its "
-                    "caller id: %s", session_id, refused)
+    def __init__(self, session_id: str, refused: DailyRefused, how: str = "dial-out") -> None:
+        log.warning("daily dial-in %s: Daily refused the %s to the person with DAILY_DIALOUT_CALLER_ID as its "
+                    "caller id: %s", session_id, how, refused)
         said = f"Daily answered {refused.status}" + (f" {refused.kind}" if refused.kind else "")
         super().__init__(502, "carrier_refused", f"Daily refused the call to the person ({said}; the dispatcher's "
                          "log has Daily's message): nobody was called and the caller is still with the bot. The "
                          "call was to show DAILY_DIALOUT_CALLER_ID: if Daily's message names the caller id, it must "
                          "be the `id` of a number the Daily domain bought, as `GET /purchased-phone-numbers` lists "
-                         "it; else the domain's dial-out itself was refused")
+                         f"it; else the {how} itself was refused")
