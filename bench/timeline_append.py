@@ -1,6 +1,6 @@
 """What one timeline append costs the store (dispatcher/store/timelines.py), under and past the 64-event
-bound, with this release's two lists and with the previous release's one list (its script from
-tests/dispatcher/store/test_timelines.py), on a redis-server with one replica attached, appended as
+bound, with this release's two lists and with the previous release's one list trimmed to its newest 64
+(tests/support/previous_timeline.py), on a redis-server with one replica attached, appended as
 the AWS stack's store user.
 
 For each event size (its sealed form ~300 B, ~1.5 KB, just under MAX_EVENT_BYTES) a fresh session
@@ -27,9 +27,9 @@ import redis
 
 from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
 from dispatcher.store.message_seal import MessageSeal
-from dispatcher.store.timelines import HEAD_EVENTS, KEEP_SECONDS, MAX_EVENT_BYTES, MAX_EVENTS, StoreTimelines
-from tests.dispatcher.store.test_timelines import PREVIOUS_APPEND
+from dispatcher.store.timelines import KEEP_SECONDS, MAX_EVENT_BYTES, MAX_EVENTS, StoreTimelines
 from tests.support.ports import free_port
+from tests.support.previous_timeline import PREVIOUS_APPEND
 from tests.support.redis_server import RedisServer, redis_server
 
 SEALED_OVERHEAD = 65  # the record MAC (64 hex) and its dot
@@ -60,7 +60,7 @@ class Figures:
 
 
 class Previous:
-    """The previous release's append: one list, written again past the bound."""
+    """The previous release's append: one list, trimmed to its newest past the bound."""
 
     def __init__(self, store: Store, seal: MessageSeal) -> None:
         self._store, self._seal = store, seal
@@ -70,7 +70,7 @@ class Previous:
         key = self._store.key("timeline", session_id)
         sealed = self._seal.seal_record(key, json.dumps(one, separators=(",", ":")).encode()).decode()
         opens = "1" if one["event"] == "requested" else "0"
-        args: list[str | int] = [sealed, MAX_EVENTS, int(KEEP_SECONDS * 1000), opens, HEAD_EVENTS]
+        args: list[str | int] = [sealed, MAX_EVENTS, int(KEEP_SECONDS * 1000), opens]
         await self._store.call(lambda: self._script(keys=[key], args=args))
 
 

@@ -152,7 +152,8 @@ class MessageSeal:
         return record
 
     def refuse_record(self, kind: str, reason: str) -> None:
-        """A record that opened but is not one a replica acts on (of a kind it never writes, expired)."""
+        """A record that opened but is not one a replica acts on (of a kind it never writes, expired), or one this
+        replica would write and does not (too large for a read to keep)."""
         self._refuse(kind, reason)
 
     @staticmethod

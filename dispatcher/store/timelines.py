@@ -48,13 +48,13 @@ MAX_EVENT_BYTES = 16 * 1024  # sealed; a report's text fields are 512 characters
 MAX_SESSIONS = 10_000  # one process's memory: ~64 events of ~200 bytes each at most, per session
 OPENS = "requested"  # the one event that starts a timeline (a start that reached admission)
 REPEATED = frozenset({"error", "slow_answer"})  # a session's reports a bot may repeat: each a turn's or service's
-MAX_REPEATED = 8  # 8 + 8 + 4 stay well inside a timeline's 64 events
+MAX_REPEATED = 8  # with the others' one each and ended's 4: 24 at most, well inside a timeline's 64 events
 # How many of each of the bot's kinds of event (its reports, botchannel/contract.py) a session's timeline keeps,
 # whichever replicas append them: as many as one replica passes on (dispatcher/channel/report_caps.py), so a bot
 # that dials its channel again at another replica adds nothing. `ended` up to 4: the dispatcher writes its own
-# for a call not answered or never placed (dispatcher/api/call_outcomes.py), an outcome its SIP edge may tell
-# twice (a retried POST), and the bot's, which carries its usage, must still find room after them. Any other
-# kind is the dispatcher's own, not bounded by kind. Each of these is counted as it is kept, past it dropped.
+# for a call not answered or never placed (dispatcher/api/call_outcomes.py, once), and the bot's, which carries
+# its usage, must still find room beside it and beside copies heard at other replicas. Any other kind is the
+# dispatcher's own, not bounded by kind. Each is counted as it is appended, one past its bound dropped.
 KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 for kind in REPORT_EVENTS},
                                "ended": 4, "machine_started": 1}  # the latter: noted at each hello of a cold bot
 
@@ -62,17 +62,15 @@ KIND_BOUNDS: dict[str, int] = {**{kind: MAX_REPEATED if kind in REPEATED else 1 
 # the bot's kinds (`timeline-kinds:<session>`, a hash), one slot (the prefix's hash tag). ARGV: the event
 # (JSON), the most events kept, the time to live (ms), '1' when the event may open the timeline (else it is
 # appended only to one that exists), the head kept (0 < head < most), then, for a kind `KIND_BOUNDS` names,
-# the kind and its bound: one over it is dropped (2); none, or a bound that is no number (a kind not bounded, a
-# previous release's call): no bound. The opening takes events until it holds `head` of them, the newest list
-# the rest, trimmed to its last `most - head`: an append is an RPUSH, an LTRIM of at most one item, a HINCRBY
-# (and its PEXPIRE) for a bounded kind and three PEXPIREs, whatever the events weigh (the store user has no
-# LLEN: an item at `head - 1` says the opening is full).
-# Mixed releases in a rolling deploy: a list the previous release wrote (one key, up to `most` items,
-# more than `head` once past it) is an opening already full, so this script appends to the newest list,
-# and the read gives that list whole, then the newest: up to `2 * most - head` events until it expires, a
-# day after its last. The previous release's script appends to the opening list alone (its events there
-# read before this release's newest ones, kept) and reads only that list: it misses the newest list's
-# events of a session past `head` events, until the deploy is over.
+# the kind and its bound: one over it is dropped (2); none (a kind not bounded): no bound. The opening takes
+# events until it holds `head` of them, the newest list the rest, trimmed to its last `most - head`: an append
+# is an RPUSH, an LTRIM of at most one item, a HINCRBY (and its PEXPIRE) for a bounded kind and three PEXPIREs,
+# whatever the events weigh (the store user has no LLEN: an item at `head - 1` says the opening is full).
+# Mixed releases in a rolling deploy: a list the previous release wrote (one key, its newest `most` items) is an
+# opening already full, so this script appends to the newest list, and the read gives that list whole, then the
+# newest. The previous release's script (RPUSH, then LTRIM to its newest `most`) appends to the opening list
+# alone, read before this release's newest ones, and reads only that list: it misses the newest list's events of
+# a session past `head` events, until the deploy is over.
 _APPEND = """
 local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
 local full = #redis.call('LRANGE', KEYS[1], head - 1, head - 1) > 0
@@ -80,7 +78,7 @@ if not full and ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 the
   return 0
 end
 local bound = tonumber(ARGV[7])
-if KEYS[3] and ARGV[6] and bound then
+if ARGV[6] and bound then
   local count = redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
   redis.call('PEXPIRE', KEYS[3], ARGV[3])  -- at once: a write of the lists refused below leaves no count to outlive it
   if count > bound then
@@ -96,7 +94,7 @@ end
 for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[3]) end
 return 1
 """
-APPENDED, NOT_OPENED, OVER_KIND = 1, 0, 2  # the script's answers
+OVER_KIND = 2  # the script's answer for an event past its kind's bound (1: appended, 0: no timeline open)
 # KEYS: the opening, the newest. ARGV: the most events kept, the most bytes of one. Only LRANGE: what the
 # store user may run (stacks/shared/store_access.py), and at most `most` items of each list however long
 # a store writer grew it: the opening's first (the whole of a list the previous release wrote), the
@@ -201,6 +199,8 @@ class StoreTimelines:
         sealed = self._seal.seal_record(keys[0], json.dumps(dict(event), separators=(",", ":")).encode())
         if len(sealed) > MAX_EVENT_BYTES:  # the read would drop it: not sent
             self._seal.refuse_record("timeline", "oversized")
+            log.warning("session %s: a %s event of %d bytes sealed, past the %d a timeline keeps, is dropped",
+                        shown(session_id), shown(str(event.get("event"))), len(sealed), MAX_EVENT_BYTES)
             return
         opens = "1" if event.get("event") == OPENS else "0"
         args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens, self._head]

@@ -14,35 +14,15 @@ from redis.asyncio import Redis
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.timelines import (
-    _APPEND,
     HEAD_EVENTS,
     KEEP_SECONDS,
-    KIND_BOUNDS,
     MAX_EVENT_BYTES,
     MAX_EVENTS,
     MemoryTimelines,
     StoreTimelines,
 )
+from tests.support.previous_timeline import PREVIOUS_APPEND
 from tests.support.redis_server import RedisServer
-
-# The previous release's append (one list: its head and newest written again past the bound), as a replica
-# still running it during a rolling deploy sends it.
-PREVIOUS_APPEND = """
-if ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
-  return 0
-end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-local most, head = tonumber(ARGV[2]), tonumber(ARGV[5])
-if #redis.call('LRANGE', KEYS[1], most, most) > 0 then
-  local opening = redis.call('LRANGE', KEYS[1], 0, head - 1)
-  local newest = redis.call('LRANGE', KEYS[1], head - most, -1)
-  redis.call('DEL', KEYS[1])
-  redis.call('RPUSH', KEYS[1], unpack(opening))
-  redis.call('RPUSH', KEYS[1], unpack(newest))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
 
 
 async def test_past_the_session_bound_the_oldest_timeline_is_forgotten_and_the_rest_kept() -> None:
@@ -128,7 +108,7 @@ async def previously(store: Store, seal: MessageSeal, session_id: str, event: di
     """An append by a replica of the previous release (its events live a minute)."""
     opening, _ = lists(store, session_id)
     sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
-    args: list[str | int] = [sealed, MAX_EVENTS, 60_000, "1" if event["event"] == "requested" else "0", HEAD_EVENTS]
+    args: list[str | int] = [sealed, MAX_EVENTS, 60_000, "1" if event["event"] == "requested" else "0"]
     await store.call(lambda: store.redis.register_script(PREVIOUS_APPEND)(keys=[opening], args=args))
 
 
@@ -211,35 +191,15 @@ async def test_a_count_made_as_the_lists_write_fails_still_lapses_with_them(
     assert 0 < await admin.pttl(counts) <= int(KEEP_SECONDS * 1000)
 
 
-async def test_an_append_that_names_no_kind_as_the_previous_release_calls_it_is_not_bounded(
-        timelines: StoreTimelines, store: Store, seal: MessageSeal) -> None:
-    """During a rolling deploy: this release's script, called with the previous release's keys and arguments
-    (no counts, no kind), keeps the event; this release's own appends are still bounded."""
-    await timelines.append("s-1", {"event": "requested"})
-    opening, newest = lists(store, "s-1")
-    script = store.redis.register_script(_APPEND)
-
-    async def as_before(event: dict[str, Any]) -> Any:
-        sealed = seal.seal_record(opening, json.dumps(event, separators=(",", ":")).encode()).decode()
-        args: list[str | int] = [sealed, MAX_EVENTS, 60_000, "0", HEAD_EVENTS]
-        return await store.call(lambda: script(keys=[opening, newest], args=args))
-
-    for n in range(10):
-        assert await as_before({"event": "error", "n": n}) == 1
-    for n in range(10, 20):
-        await timelines.append("s-1", {"event": "error", "n": n})
-    assert [e.get("n") for e in await timelines.read("s-1")] == [None, *range(10 + KIND_BOUNDS["error"])]
-
-
 async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_releases_events(
         timelines: StoreTimelines, store: Store, seal: MessageSeal, admin: Redis) -> None:
-    """Its one list (64 events: its opening and its newest) is an opening already full: this release's
-    events go to the newest list, and the read gives the old list whole, then those."""
+    """Its one list (its newest 64 events) is an opening already full: this release's events go to the newest
+    list, and the read gives the old list whole, then those."""
     opening, newest = lists(store, "s-1")
     await previously(store, seal, "s-1", {"event": "requested"})
     for n in range(99):
         await previously(store, seal, "s-1", {"event": "noted", "n": n})
-    written = [None, *range(HEAD_EVENTS - 1), *range(99 - (MAX_EVENTS - HEAD_EVENTS), 99)]
+    written = list(range(99 - MAX_EVENTS, 99))  # the previous release kept its newest 64 alone
     assert await admin.llen(opening) == MAX_EVENTS and not await admin.exists(newest)
     assert [e.get("n") for e in await timelines.read("s-1")] == written
 
@@ -255,7 +215,8 @@ async def test_a_timeline_the_previous_release_wrote_reads_whole_and_takes_this_
 
 async def test_a_previous_release_replica_appending_to_this_releases_timeline_loses_nothing(
         timelines: StoreTimelines, store: Store, seal: MessageSeal) -> None:
-    """Its events go to the opening's list (it knows no other), after the opening: read before the newest."""
+    """Its events go to the opening's list (it knows no other), after the opening: read before the newest. (It
+    trims that list to its newest 64: past 48 of its own appends, the opening's first events go.)"""
     await timelines.append("s-1", {"event": "requested"})
     for n in range(HEAD_EVENTS + 3):
         await timelines.append("s-1", {"event": "noted", "n": n})
