@@ -110,8 +110,7 @@ class SessionEnds:
                      outcome["why"])
             return False  # another replica's sweep completed it first: its report stands
         # A SIP call whose bot's side ended first: its edge's end (and count of its minutes) follows the session's.
-        events = await with_edge_end(self._safe_events, recording.session_id,
-                                     await self._safe_events(recording.session_id), self.closing)
+        events = await with_edge_end(self._safe_events, recording.session_id, self.closing)
         stopped = cut_short_by_stop(events)  # what cut the bot short, said as it was
         why = told(why, stopped)
         pending: dict[str, tuple[bytes, str]] = {}

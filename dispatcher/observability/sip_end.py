@@ -23,9 +23,10 @@ FIELDS = ("by", "how", "status", "reason")
 # bound is one whose edge or whose way here is in trouble, and a session's end does not wait on that.
 EDGE_END_WAIT_SECONDS = 5.0
 EDGE_END_LOOK_SECONDS = 0.25  # how often the timeline is read again meanwhile
-TELEPHONY = "telephony"  # a priced call's line (dispatcher/usage/trunk_line.py, a layer above this one)
-INBOUND_ANSWERS = ("joined", "first_audio")  # the edge answers an inbound call's 200 OK on either
-UNANSWERED_ENDS = ("cancel", "refused")  # an end before any answer (sipedge's `failed` may follow a 200 OK)
+TELEPHONY = "telephony"  # a priced call's line on the timeline (dispatcher/usage/trunk_line.py writes it)
+# Ends the edge tells uncounted only before any answer: a CANCEL, its refusal, PJSIP's own end of a call never
+# answered (after a 200 OK the edge tells `failed` with a count, 0: sipedge/call_flow.py `timed`).
+NEVER_ANSWERED = ("cancel", "refused", "failed")
 Read = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
@@ -46,11 +47,11 @@ def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
     """Whether the edge's counted end is still to come: a call the edge made, by the timeline's events only
     the edge's credential writes (an inbound call's `telephony` line, priced; a call it placed through a
     trunk, its `call_outcome` answered), with no counted end yet, nor an end that says it was never answered
-    (a CANCEL, the edge's refusal: nothing to count). Not the bot's word on whether it was answered: a bot that
-    never says `joined` must not spare its call the edge's count. A call through an edge without a price (or a
-    credential) is not known here as the edge's: its end is not waited for."""
+    (a CANCEL, the edge's refusal, PJSIP's own end: nothing to count). Not the bot's word on whether it was
+    answered: a bot that never says `joined` must not spare its call the edge's count. A call through an edge
+    without a price (or a credential) is not known here as the edge's: its end is not waited for."""
     if counted_end(events) is not None or any(
-            e.get("event") == SIP_ENDED and e.get("how") in UNANSWERED_ENDS for e in events):
+            e.get("event") == SIP_ENDED and e.get("how") in NEVER_ANSWERED for e in events):
         return False
     placed = any(e.get("event") == "call_outcome" and e.get("outcome") == "answered" and isinstance(e.get("trunk"), str)
                  for e in events)
@@ -58,18 +59,13 @@ def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
     return placed or inbound
 
 
-async def with_edge_end(read: Read, session_id: str, events: list[dict[str, Any]],
-                        closing: asyncio.Event | None = None) -> list[dict[str, Any]]:
-    """`events`, read again until the edge's counted end is in them, at most EDGE_END_WAIT_SECONDS (or until
-    `closing` is set: a replica that stops counts what it has); at once where none is awaited."""
+async def with_edge_end(read: Read, session_id: str, closing: asyncio.Event) -> list[dict[str, Any]]:
+    """The session's timeline, read again until the edge's counted end is in it, at most EDGE_END_WAIT_SECONDS
+    (or until `closing` is set: a replica that stops counts what it has); at once where none is awaited."""
+    events = await read(session_id)
     deadline = time.monotonic() + EDGE_END_WAIT_SECONDS
-    while awaits_edge_end(events) and (left := deadline - time.monotonic()) > 0:
-        if closing is None:
-            await asyncio.sleep(min(EDGE_END_LOOK_SECONDS, left))
-        elif closing.is_set():
-            break
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closing.wait(), min(EDGE_END_LOOK_SECONDS, left))
+    while awaits_edge_end(events) and not closing.is_set() and (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), min(EDGE_END_LOOK_SECONDS, left))
         events = await read(session_id)
     return events

@@ -27,6 +27,7 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.artifacts.wanted import Wanted
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
+from dispatcher.observability.sip_end import TELEPHONY
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
 from dispatcher.phone.relay import (
     CARRIER_OVER_RATE,
@@ -43,7 +44,7 @@ from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.timeline import CALLER_HUNG_UP
 from dispatcher.store.coordination import CallHandle, CallMedia, KeySessions, Rate
-from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine
+from dispatcher.usage.trunk_line import TrunkLine
 
 log = logging.getLogger("dispatcher.phone")
 

@@ -27,10 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.observability.sip_end import INBOUND_ANSWERS, counted_end
-from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine, line_of
+from dispatcher.observability.sip_end import TELEPHONY, counted_end
+from dispatcher.usage.trunk_line import TrunkLine, line_of
 
 ENDS = ("caller_hung_up", "ended", "machine_ended")
+INBOUND_ANSWERS = ("joined", "first_audio")  # the edge answers an inbound call's 200 OK on either
 BRIDGED_LEG = "bridged_leg"  # the timeline's event: a bridged transfer's person's leg, `answered` or `ended`
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TELEPHONY = "telephony"  # the timeline's event
 DIRECTIONS = ("inbound", "outbound")
 MAX_USD_PER_MINUTE = 10.0  # far past any carrier's minute: a typo (cents for dollars) is refused
 MAX_INCREMENT_SECONDS = 60  # carriers bill by the second (1), six seconds, or the whole minute (60)

@@ -103,8 +103,7 @@ class UsageCount:
         session_id, ended_at = pending.session_id, pending.ended_at
         await self._timeline.settled()
         # A SIP call whose bot's side ended first: its edge's count of the call's minutes follows its end.
-        events = await with_edge_end(self._timeline.read, session_id, await self._timeline.read(session_id),
-                                     self._closing)
+        events = await with_edge_end(self._timeline.read, session_id, self._closing)
         evaluation = is_eval(events)
         at = ended_at if isinstance(ended_at, int | float) else None
         # A machine's end: its bot's report, when it came meanwhile, is the session's end.

@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from botchannel.recording import wav_header
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
+from dispatcher.observability import sip_end
 from dispatcher.reserve.prices import BotPrice
 from dispatcher.sessions.cost import SessionCosts
 
@@ -23,7 +26,9 @@ LINE = {"trunk": "twilio", "direction": "inbound", "usd_per_minute": 0.6, "incre
 EDGE_END = {"by": "edge", "how": "bye", "reason": "the bot's side ended", "answered_seconds": 90.0}
 
 
-async def test_a_sip_calls_report_waits_for_the_edges_late_end_and_carries_it_and_its_price(tmp_path: Path) -> None:
+async def test_a_sip_calls_report_waits_for_the_edges_late_end_and_carries_it_and_its_price(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 60.0)  # a stalled machine's late end still in time
     events: list[dict[str, Any]] = [
         {"event": "requested", "at": T0}, {"event": "launched", "at": T0 + 1}, {"event": "telephony", "at": T0 + 1,
                                                                                  **LINE},
