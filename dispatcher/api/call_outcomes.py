@@ -49,12 +49,9 @@ async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> No
     timeline is opened here, then ended `not_placed`, in that order, before the answer, so a retry of the
     same Idempotency-Key and the `session.ended` webhook see it."""
     timeline = state.sessions.timeline
-    events = await timeline.read(session_id)
+    events = await open_timeline(state, session_id, **fields)
     if any(e.get("event") == "ended" and e.get("reason") == "not_placed" for e in events):
         return  # told again (a retried POST): its end is noted already
-    if not events:
-        timeline.note(session_id, "requested", **_opening(fields))
-        await timeline.settled()
     timeline.note(session_id, "ended", reason="not_placed", **fields)
     await timeline.settled()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.responses import Response, StreamingResponse
@@ -24,6 +25,7 @@ from dispatcher.phone.edge_secret import HEADER
 from dispatcher.regions.signing import EDGE_VOUCHED
 from dispatcher.sessions.ids import Caller, owned_by, region_tag_of
 
+log = logging.getLogger("dispatcher.regions")
 COUNT = "`answered_seconds` (what a SIP call's minutes are priced at)"
 MAX_ANSWER_BYTES = 64 * 1024  # a call token's answer is under 2 KiB: its session id is read off no more
 READ_SECONDS = 5.0  # its body once its head came: a token's few hundred bytes follow at once
@@ -87,8 +89,11 @@ async def held_elsewhere(state: AppState, edge: str | None, who: Caller, answer:
                 if len(head) > MAX_ANSWER_BYTES:  # no call token's: passed on unread, and recorded at no edge
                     return StreamingResponse(_then(head, chunks), status_code=answer.status_code,
                                              headers=answer.headers)
-    except TimeoutError:  # what came is passed on (the stalled rest is cut: the edge's own bound is as short)
-        return StreamingResponse(_then(head, chunks), status_code=answer.status_code, headers=answer.headers)
+    except TimeoutError:  # its stream is cut by now: a truncated token would pass for an answer
+        log.warning("a spilled SIP start's answer stalled after its head: answered 504, no edge recorded")
+        raise ApiError(504, "region_unanswered", "the region the call's start went to stopped answering "
+                       f"mid-answer (past {READ_SECONDS:g} s): it may have made the session; try again with the same "
+                       "Idempotency-Key, which finds it") from None
     session_id = _session_of(head)
     if session_id is not None and owned_by(session_id, who.owner_key) and runs_elsewhere(state, session_id):
         await state.trunk_calls.took_inbound(session_id, edge)

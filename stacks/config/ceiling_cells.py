@@ -157,7 +157,7 @@ def aci_cells(cells: Sequence[AciCell], bot_cpu_units: int, call_minutes: float)
         show=f"{limit.show}, for each cell's subscription and location") for limit in one.limits]
     locations = ", ".join(sorted({cell.location for cell in cells}))
     return Ceiling("Azure Container Instances", f"{locations}, {spread}", tuple(limits),
-                   tuple(_past_azures_windows(cell) for cell in cells if _past_azures_windows(cell)))
+                   tuple(filter(None, map(_past_azures_windows, cells))))
 
 
 def _past_azures_windows(cell: AciCell) -> str:

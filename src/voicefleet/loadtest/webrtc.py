@@ -387,9 +387,11 @@ class WebRTCClient:
         if not self.mic.drained.is_set():
             if self.ended.is_set():
                 raise CallEnded(f"the call ended (connection {self.pc.connectionState}) before the speech was sent")
-            behind = self.mic.behind()
-            raise SpeechLate(f"the caller's speech was not all sent within {timeout:g} s ({behind:.1f} s behind)",
-                             behind)
+            behind, now = self.mic.behind(), time.monotonic()
+            why = (f"the caller's speech was not all sent within {SLOWEST * timeout:g} s"
+                   if now - began >= SLOWEST * timeout else
+                   f"the connection took none of the caller's speech for {timeout:g} s")
+            raise SpeechLate(f"{why} ({behind:.1f} s behind)", behind)
 
     def _reply_heard(self) -> bool:
         return reply_heard(self.recording.times, self.recording.levels, self.mic.last_speech_at, time.monotonic())

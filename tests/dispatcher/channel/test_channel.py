@@ -252,7 +252,7 @@ async def test_a_bot_that_dials_again_is_not_counted_anew(served):
                       *(encode(Report(event="error", session_id="s-16", t=1.0, detail=f"{n}.{i}")) for i in range(8))):
             await ws.send(frame)
         await ws.close()
-        await link.closed.wait()
+        await asyncio.wait_for(link.closed.wait(), 30)
     assert [r.event for r in seen].count("ended") == 1 and [r.event for r in seen].count("error") == MAX_REPEATED
 
 

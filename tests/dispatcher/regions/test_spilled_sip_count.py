@@ -7,6 +7,7 @@ relay reaches it there), eu called in-process, its poll of us stood in for and i
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -17,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dispatcher.api import edge_holder
 from dispatcher.app import create_app
+from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
 from dispatcher.regions.config import Regions
@@ -228,3 +232,32 @@ async def test_a_region_without_its_edges_list_vouches_for_no_count(monkeypatch:
     finally:
         await eu_app.state.voicefleet.aclose()
         await us_app.state.voicefleet.aclose()
+
+
+async def test_an_answer_too_large_or_stalled_records_no_edge(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other region's answer is read for its session id within bounds: past 64 KiB it is passed on unread, and
+    one that stalls after its head is a 504 naming the way out; neither records an edge here."""
+    eu = pair.eu_app.state.voicefleet
+    who = eu.auth.identify(f"Bearer {API_KEY}")
+    recorded: list[str] = []
+
+    async def took(session_id: str, edge: str) -> None:
+        recorded.append(session_id)
+
+    monkeypatch.setattr(eu.trunk_calls, "took_inbound", took)
+
+    async def huge() -> AsyncIterator[bytes]:
+        yield b'{"sessionId": "' + b"x" * (edge_holder.MAX_ANSWER_BYTES + 1) + b'"}'
+
+    passed = await edge_holder.held_elsewhere(eu, HOLDER, who, StreamingResponse(huge(), status_code=201))
+    assert isinstance(passed, StreamingResponse) and passed.status_code == 201
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b'{"sessionId": '
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(edge_holder, "READ_SECONDS", 0.2)
+    with pytest.raises(ApiError) as stalling:
+        await edge_holder.held_elsewhere(eu, HOLDER, who, StreamingResponse(stalled(), status_code=201))
+    assert stalling.value.status == 504 and "same Idempotency-Key" in stalling.value.message
+    assert recorded == []
