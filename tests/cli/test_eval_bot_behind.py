@@ -260,7 +260,7 @@ def test_a_late_answer_the_way_back_to_the_caller_held_as_well_is_inconclusive_w
 
 
 def test_the_way_back_of_a_late_answer_counts_only_what_its_host_ran_late_before_the_answer_came() -> None:
-    """CI beside other work (load 20-34): a host starved 9 s before its answer and 5 s more as it played; the
+    """A host starved 9 s before its answer and 5 s more as it played; the
     answer's first audio reached the caller 13.7 s behind the bot's clock. What the loop ran late after that
     audio came cannot have made it late: the way back is 13.7 - 9.0 s, not nothing (13.7 - 14.0)."""
     held = call("s1", (2,), [Stall(T0 + 22, 4.5, 4.6), Stall(T0 + 24, 4.5, 4.6), Stall(T0 + 27, 5.0, 5.1)])
