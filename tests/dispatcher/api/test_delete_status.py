@@ -5,6 +5,7 @@ DELETEs reach a session, its timeline notes one `stop_requested`."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import httpx
 
@@ -14,6 +15,7 @@ from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
+from tests.support.redis_server import redis_server
 
 
 class SlowStop(ListedMachines):
@@ -68,3 +70,32 @@ async def test_a_finished_calls_repeated_deletes_note_one_stop_and_keep_its_end_
     assert [e["answered_seconds"] for e in events if e["event"] == SIP_ENDED] == [61.0]
     # One process remembers its own stops: no claim of the table every other first claim shares is taken.
     assert await app.state.voicefleet.replication.coordination.key_holders.held(f"stop_requested:{sid}") is None
+
+
+async def test_deletes_at_two_replicas_of_one_store_note_one_stop(tmp_path: Path) -> None:
+    """The once-mark is the store's: a finished call's session deleted again and again at two replicas sharing a
+    redis-server (as the store user the stacks make) has one `stop_requested`, whichever took the first."""
+    machines = SlowStop([])
+    with redis_server(tmp_path) as store:
+        # One deployment: the replicas share its secret, so its keyless caller's sessions are the same at each.
+        apps = [create_app(Settings(reaper_interval_seconds=0, bot_channel_token="t" * 40), env=store.env,
+                           machines=machines, rooms=None) for _ in range(2)]
+        sid = new_session_id(apps[0].state.voicefleet.auth.identify(None).owner_key, None)
+        machines.machines = [Machine(sid, "m-1", MachineState.ENDED, created_at=0.0)]
+        timeline = apps[0].state.voicefleet.sessions.timeline
+        timeline.note(sid, "requested")
+        await timeline.settled()
+        try:
+            for app in (*apps, *apps, *apps):
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                             base_url="http://127.0.0.1") as api:
+                    answer = await api.delete(f"/sessions/{sid}")
+                    assert answer.status_code == 204, answer.text
+            for app in apps:
+                await app.state.voicefleet.sessions.timeline.settled()
+            events = await apps[1].state.voicefleet.sessions.timeline.read(sid)
+            assert [e["event"] for e in events].count("stop_requested") == 1, events
+            assert len(machines.stops) == 6  # each reached the provider: only the note is once
+        finally:
+            for app in apps:
+                await app.state.voicefleet.aclose()
