@@ -62,8 +62,10 @@ async def _edge(request: Request, session_id: str) -> AppState:
         raise ApiError(401, "unauthorized", "the SIP edge's routes need SIP_EDGE_URL and SIP_EDGE_SECRET set "
                        "(docs/sip.md#edge-credentials)")
     edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
+    if runs_elsewhere(state, session_id):  # a spilled call's record here is for its relayed end alone
+        raise not_found(session_id)
     holder = await state.trunk_calls.edges.reporter(session_id)
-    if holder is None or runs_elsewhere(state, session_id):  # a spilled call's record: for its relayed end alone
+    if holder is None:
         raise not_found(session_id)
     if holder != edge:
         raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge: "
