@@ -5,13 +5,15 @@ webhook and the call's report.json carry it as `sip`.
 
 When the bot's side ends first, the edge learns it only as the call's stream closes: its end (and its
 count of the call's answered seconds, which price the call) comes after the session's `ended`. What is
-made once at that end (the webhook, the report, the usage count) waits for it, at most
-`EDGE_END_WAIT_SECONDS` (`awaits_edge_end`, `with_edge_end`), then goes with the dispatcher's own view."""
+made once at that end (the webhook, the report, the usage count) waits for it until
+`EDGE_END_WAIT_SECONDS` past the session's `ended` (`awaits_edge_end`, `edge_end_deadline`, `with_edge_end`),
+then goes with the dispatcher's own view."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -59,11 +61,23 @@ def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
     return placed or inbound
 
 
+def edge_end_deadline(events: Sequence[dict[str, Any]], now: float) -> float:
+    """When (epoch seconds) the edge's counted end stops being waited for: EDGE_END_WAIT_SECONDS past the
+    session's first `ended`, so what is made long after the end (a sweep of left-over sessions, a webhook
+    looked at late) waits for none; never later than that long past `now` (the replica that wrote `ended` may
+    run its clock ahead), nor counted from before a timeline's end that has no `ended` yet."""
+    ends = [at for e in events if e.get("event") == "ended"
+            and isinstance(at := e.get("at"), int | float) and not isinstance(at, bool) and math.isfinite(at)]
+    return min([*ends, now]) + EDGE_END_WAIT_SECONDS
+
+
 async def with_edge_end(read: Read, session_id: str, closing: asyncio.Event) -> list[dict[str, Any]]:
-    """The session's timeline, read again until the edge's counted end is in it, at most EDGE_END_WAIT_SECONDS
-    (or until `closing` is set: a replica that stops counts what it has); at once where none is awaited."""
+    """The session's timeline, read again until the edge's counted end is in it, at most until
+    `edge_end_deadline` (or until `closing` is set: a replica that stops counts what it has); at once where none
+    is awaited."""
     events = await read(session_id)
-    deadline = time.monotonic() + EDGE_END_WAIT_SECONDS
+    now = time.time()
+    deadline = time.monotonic() + (edge_end_deadline(events, now) - now)
     while awaits_edge_end(events) and not closing.is_set() and (left := deadline - time.monotonic()) > 0:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing.wait(), min(EDGE_END_LOOK_SECONDS, left))

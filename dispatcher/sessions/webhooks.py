@@ -19,7 +19,7 @@ lease ran out: delivery is at least once, across replicas.
 An event in the store lives at most as long as its delivery may take (`keep_seconds`: the events
 queued before it, its attempts and their waits, and a margin): one found waiting past that is
 dropped, and the store's outbox expires when no event was written for that long. A SIP call's
-`session.ended` whose edge has not told its end yet is put back, at most EDGE_END_WAIT_SECONDS (`_put_off`).
+`session.ended` whose edge has not told its end yet is put back until EDGE_END_WAIT_SECONDS past that end (`_put_off`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatcher.observability.log_text import shown
-from dispatcher.observability.sip_end import EDGE_END_WAIT_SECONDS, awaits_edge_end, sip_end_of
+from dispatcher.observability.sip_end import awaits_edge_end, edge_end_deadline, sip_end_of
 from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
@@ -325,12 +325,13 @@ class LifecycleWebhooks:
     async def _put_off(self, box: Outbox, message_id: str, entry: Entry, events: list[dict[str, Any]]) -> bool:
         """A SIP call's `session.ended` whose edge has not told its counted end yet (the bot's side ended first:
         the edge's BYE, and its count, follow the end) is put back in the outbox for the deliverer's next look,
-        until it is told or EDGE_END_WAIT_SECONDS have passed since its first look (kept in the entry, for every
-        replica); then it goes as it is. True when put back."""
+        until it is told or its `edge_end_deadline` has passed (EDGE_END_WAIT_SECONDS past the session's `ended`,
+        fixed at the first look and kept in the entry, for every replica); then it goes as it is. True when put
+        back."""
         now = time.time()
         until = entry.get(EDGE_END_UNTIL)
         if not isinstance(until, int | float) or isinstance(until, bool) or not math.isfinite(until):
-            until = now + EDGE_END_WAIT_SECONDS
+            until = edge_end_deadline(events, now)
         if now >= until or not awaits_edge_end(events):
             return False
         try:

@@ -1,11 +1,12 @@
-"""A SIP call whose bot's side ended first: its report.json, written as the session ends, waits (at most
-EDGE_END_WAIT_SECONDS) for the edge's end, which comes after it, and carries it (`ended.sip`) and the call's
-minutes as the edge counted them (`cost.telephony`)."""
+"""A SIP call whose bot's side ended first: its report.json, written as the session ends, waits (until
+EDGE_END_WAIT_SECONDS past the session's end) for the edge's end, which comes after it, and carries it
+(`ended.sip`) and the call's minutes as the edge counted them (`cost.telephony`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from dispatcher.reserve.prices import BotPrice
 from dispatcher.sessions.cost import SessionCosts
 
 SESSION = "0123456789abcdef01234567"
-T0 = 1_795_000_000.0
 LINE = {"trunk": "twilio", "direction": "inbound", "usd_per_minute": 0.6, "increment_seconds": 1}
 EDGE_END = {"by": "edge", "how": "bye", "reason": "the bot's side ended", "answered_seconds": 90.0}
 
@@ -29,10 +29,11 @@ EDGE_END = {"by": "edge", "how": "bye", "reason": "the bot's side ended", "answe
 async def test_a_sip_calls_report_waits_for_the_edges_late_end_and_carries_it_and_its_price(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 60.0)  # a stalled machine's late end still in time
+    t0 = time.time() - 62  # the wait is counted from the session's `ended`, just now
     events: list[dict[str, Any]] = [
-        {"event": "requested", "at": T0}, {"event": "launched", "at": T0 + 1}, {"event": "telephony", "at": T0 + 1,
+        {"event": "requested", "at": t0}, {"event": "launched", "at": t0 + 1}, {"event": "telephony", "at": t0 + 1,
                                                                                  **LINE},
-        {"event": "joined", "at": T0 + 2}, {"event": "ended", "at": T0 + 62, "reason": "completed"}]
+        {"event": "joined", "at": t0 + 2}, {"event": "ended", "at": t0 + 62, "reason": "completed"}]
 
     async def read(session_id: str) -> list[dict[str, Any]]:
         return list(events)
@@ -43,7 +44,7 @@ async def test_a_sip_calls_report_waits_for_the_edges_late_end_and_carries_it_an
 
     store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
     kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=lambda *_, **__: None, events=read,
-                             region="eu", provider="fly", clock=lambda: T0, cost=cost)
+                             region="eu", provider="fly", clock=lambda: t0, cost=cost)
     await kept.plan_for(SESSION, transport="exotel", release="v1", key_name=None)
     data = wav_header(16000) + b"\1\0" * 16000
     url = (await kept.part_url(SESSION, {"part": 1}))["url"]
@@ -52,7 +53,7 @@ async def test_a_sip_calls_report_waits_for_the_edges_late_end_and_carries_it_an
 
     async def edge_tells_late() -> None:
         await asyncio.sleep(1.0)  # the edge's BYE once the stream closed, then its word to the dispatcher
-        events.append({"event": "sip_ended", "at": T0 + 63, **EDGE_END})
+        events.append({"event": "sip_ended", "at": t0 + 63, **EDGE_END})
 
     telling = asyncio.create_task(edge_tells_late())
     report = await kept.finish(SESSION, "the bot ended the session")

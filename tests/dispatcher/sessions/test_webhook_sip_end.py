@@ -21,7 +21,6 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.observability import sip_end
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.reserve.prices import BotPrice
-from dispatcher.sessions import webhooks
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import MemoryOutbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings, secret_key
@@ -39,11 +38,13 @@ EDGE_END = {"by": "edge", "how": "bye", "reason": "the bot's side ended", "answe
 PRICED_LINE = {"trunk": "twilio", "direction": "inbound", "usd_per_minute": 0.6, "increment_seconds": 1}
 
 
-def call(*, sip: bool) -> list[dict[str, Any]]:
-    """A call's timeline up to its bot's end: a SIP call's has the edge's priced line."""
-    line = [{"event": "telephony", "at": T0 + 1, **PRICED_LINE}] if sip else []
-    return [{"event": "requested", "at": T0}, {"event": "launched", "at": T0 + 1}, *line,
-            {"event": "joined", "at": T0 + 2}, {"event": "ended", "at": T0 + 62, "reason": "completed"}]
+def call(*, sip: bool, ended: float | None = None) -> list[dict[str, Any]]:
+    """A call's timeline up to its bot's end, at `ended` (now unless given): a SIP call's has the edge's priced
+    line."""
+    t0 = (time.time() if ended is None else ended) - 62
+    line = [{"event": "telephony", "at": t0 + 1, **PRICED_LINE}] if sip else []
+    return [{"event": "requested", "at": t0}, {"event": "launched", "at": t0 + 1}, *line,
+            {"event": "joined", "at": t0 + 2}, {"event": "ended", "at": t0 + 62, "reason": "completed"}]
 
 
 def receiving(received: list[tuple[float, dict[str, Any]]]):
@@ -66,7 +67,6 @@ def deliverer(url: str, timelines: dict[str, list[dict[str, Any]]]) -> Lifecycle
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """The edge's end waited for a minute, not 5 s: a machine that stalls for seconds before the end is told must
     not make the wait run out (the wait ends as the end comes; its bound is tested on its own)."""
-    monkeypatch.setattr(webhooks, "EDGE_END_WAIT_SECONDS", 60.0)
     monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 60.0)
 
 
@@ -91,7 +91,7 @@ async def test_a_sip_calls_ended_webhook_waits_for_the_edges_late_end_and_carrie
 
 
 async def test_a_session_that_is_no_sip_call_is_never_put_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhooks, "EDGE_END_WAIT_SECONDS", 600.0)  # a SIP call's end would wait past the test
+    monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 600.0)  # a SIP call's end would wait past the test
     received: list[tuple[float, dict[str, Any]]] = []
     timelines = {"web": call(sip=False), "sip": call(sip=True)}
     async with hook_receiver(receiving(received)) as url:
@@ -108,12 +108,12 @@ async def test_a_session_that_is_no_sip_call_is_never_put_off(monkeypatch: pytes
 async def test_past_its_bound_a_sip_calls_ended_webhook_goes_once_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     """The edge never told its end (its dispatcher link down, or it stopped): the webhook goes after the bound,
     priced on the dispatcher's own view of the call, once, and nothing of it is left in the outbox."""
-    monkeypatch.setattr(webhooks, "EDGE_END_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 1.0)
     received: list[tuple[float, dict[str, Any]]] = []
     timelines = {"sip": call(sip=True)}
     async with hook_receiver(receiving(received)) as url:
         hooks = deliverer(url, timelines)
-        first_look = time.time()
+        first_look = timelines["sip"][-1]["at"]
         hooks.timeline_event("sip", timelines["sip"][-1])
         assert await within(lambda: hooks.delivered == 1, timeout=10)
         await asyncio.sleep(2.5)  # nothing more is tried
@@ -207,3 +207,40 @@ async def test_an_end_told_again_and_again_adds_one_usage_and_leaves_room_for_ev
     usage = await client.get("/usage")
     assert usage.status_code == 200, usage.text
     assert usage.json()["totals"]["sessions"] == 2, usage.json()
+
+
+async def test_an_end_long_past_waits_for_no_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait is counted from the session's `ended`, not from whoever looks: a webhook first looked at a
+    minute after the end (a deliverer that was down), or a sweep of left-over sessions' reports and usage, goes
+    at once with what it has, not a full wait each."""
+    monkeypatch.setattr(sip_end, "EDGE_END_WAIT_SECONDS", 30.0)
+    received: list[tuple[float, dict[str, Any]]] = []
+    timelines = {"sip": call(sip=True, ended=time.time() - 60)}
+    async with hook_receiver(receiving(received)) as url:
+        hooks = deliverer(url, timelines)
+        hooks.timeline_event("sip", timelines["sip"][-1])
+        assert await within(lambda: hooks.delivered == 1, timeout=10)  # not put off for 30 s
+        await hooks.aclose()
+    [(_, ended)] = received
+    assert "sip" not in ended["data"] and ended["data"]["cost"]["telephony"]["seconds"] == 60.0
+    reads: list[str] = []
+
+    async def read(session_id: str) -> list[dict[str, Any]]:
+        reads.append(session_id)
+        return timelines["sip"]
+
+    assert await sip_end.with_edge_end(read, "sip", asyncio.Event()) == timelines["sip"]
+    assert reads == ["sip"]  # read once: nothing left to wait for
+
+
+@pytest.mark.parametrize(("ended", "deadline"), [
+    (1_000.0, 1_005.0),  # the session ended 1,000 s ago: its wait ran out long since
+    (1_998.0, 2_003.0),  # 2 s ago: 3 s left
+    (2_010.0, 2_005.0),  # the replica that wrote it runs its clock 10 s ahead: 5 s from now at most
+    (None, 2_005.0),  # no `ended` (yet): 5 s from now
+])
+def test_the_edges_end_is_waited_for_until_5_s_past_the_sessions_end(ended: float | None, deadline: float) -> None:
+    events: list[dict[str, Any]] = [{"event": "requested", "at": 900.0}]
+    if ended is not None:
+        events += [{"event": "ended", "at": ended}, {"event": "ended", "at": ended + 30}]  # the first end counts
+    assert sip_end.edge_end_deadline(events, 2_000.0) == deadline
