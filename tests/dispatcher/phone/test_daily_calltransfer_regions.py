@@ -19,7 +19,8 @@ from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_calltransfer import DailyCallTransfers
 from dispatcher.phone.daily_hook_relay import DailyHookRelay
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
-from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
+from dispatcher.phone.daily_transfer_record import record_key
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.sessions.ids import new_session_id
@@ -96,4 +97,4 @@ async def test_a_transfer_made_in_eu_is_settled_and_noted_there_though_daily_pos
     assert regions.eu.events[0][2]["heard_from"] == "calltransfer"
     assert regions.us.events == []  # us keeps nothing of eu's session
     assert len(regions.eu_received) == 3  # each relayed once, signed
-    assert (await regions.eu_claims.held(RECORD + SESSION) or "").endswith(" outcome=reconciled")
+    assert (await regions.eu_claims.held(record_key(SESSION)) or "").endswith(" outcome=reconciled")
