@@ -253,9 +253,12 @@ class _Record:
             log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
 
     async def let_go(self) -> None:
-        """Nothing was transferred: the record forgotten, so that a new transfer may be asked."""
+        """Nothing was transferred: the record forgotten, so that a new transfer may be asked. Also when one of
+        Daily's calltransfer webhooks marked it heard meanwhile: Daily's refusal is its last word on the request,
+        and the mark would otherwise refuse every new transfer of the call for as long as a timeline is kept."""
         try:
             await self._claims.let_go(self._key, str(self.record))
+            await self._claims.let_go(self._key, str(self.record.settled(Outcome.HEARD)))
         except StoreUnavailable:
             log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
                         "one is refused until its record expires", self._session_id)
