@@ -9,9 +9,10 @@ dispatcher/store/timelines.py)."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 
 from botchannel.contract import Report
+from dispatcher.machines.recent import Recent
 from dispatcher.observability.log_text import shown
 from dispatcher.store.timelines import MAX_REPEATED, REPEATED  # the timeline keeps as many, across replicas
 
@@ -22,15 +23,13 @@ MAX_SESSIONS = 10_000  # as many as one process's memory keeps timelines of (dis
 
 class ReportCaps:
     def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
-        self._max_sessions = max_sessions
-        self._told: OrderedDict[str | None, defaultdict[str, int]] = OrderedDict()
+        # A session's counts are written back on each report: the sessions heard from least lately forgotten first.
+        self._told: Recent[str | None, defaultdict[str, int]] = Recent(max_sessions)
 
     def tells(self, machine_id: str, report: Report) -> bool:
         """Whether `report` is passed on; past its bound, dropped (said once in the log, not per report)."""
-        counts = self._told.pop(report.session_id, None) or defaultdict(int)
+        counts = self._told.get(report.session_id) or defaultdict(int)
         self._told[report.session_id] = counts  # the newest last: the oldest sessions forgotten first
-        while len(self._told) > self._max_sessions:
-            self._told.popitem(last=False)
         told = counts[report.event]
         counts[report.event] = told + 1
         most = MAX_REPEATED if report.event in REPEATED else 1

@@ -4,6 +4,9 @@ Providers remember a session's machine id (a task ARN, an instance name, a Fly m
 to save the provider a list call: the provider's own records (tags, labels, metadata) stay the
 truth, so a forgotten entry costs one list when it is asked about again, which for a session ended
 long ago is rare. Unbounded, these maps grow with every session a dispatcher ever served.
+
+A process's other per-session memories are bounded by it too: the reports a bot passed on
+(dispatcher/channel/report_caps.py) and the stops it noted (dispatcher/sessions/service.py).
 """
 
 from __future__ import annotations

@@ -29,17 +29,8 @@ from typing import Any, Protocol
 
 from dispatcher.observability.log_text import shown
 from dispatcher.phone.calls import PHONE_CALLER
-from dispatcher.phone.daily_transfers import (
-    ACCEPTED,
-    CARRIER,
-    HEARD,
-    HEARD_FROM,
-    OUTCOME,
-    RECONCILED,
-    RECORD,
-    UNKNOWN_ANSWERED,
-    UNKNOWN_NOTED,
-)
+from dispatcher.phone.daily_transfer_record import Outcome, TransferRecord, record_key
+from dispatcher.phone.daily_transfers import ACCEPTED, CARRIER, HEARD_FROM
 from dispatcher.phone.transfer_target import COLD
 from dispatcher.sessions.ids import Caller, owned_by
 from dispatcher.sessions.timeline import TRANSFER_ANSWERED, TRANSFER_COMPLETED, TRANSFERRED
@@ -132,22 +123,22 @@ class DailyCallTransfers:
     async def _settled(self, event: CallTransferEvent) -> bool:
         """The transfer's record told that Daily took it: an unknown outcome settled to accepted (here, once:
         the store's swap), a request under way told so; False: no record, no transfer of this deployment's."""
-        key = RECORD + event.session_id
+        key = record_key(event.session_id)
         for _ in range(TRIES):
             value = await self._claims.held(key)
             if value is None:
                 return False
-            claim, _, outcome = value.partition(OUTCOME)
-            if outcome in (UNKNOWN_ANSWERED, UNKNOWN_NOTED):
-                settled = RECONCILED
-            elif not outcome and " " not in claim:  # a bare claim: the request under way, or Daily answered it
-                settled = HEARD
-            else:  # settled already (or a warm transfer's leg): kept as long as its timeline
+            record = TransferRecord.parse(value)
+            if record is not None and record.outcome in (Outcome.UNKNOWN_ANSWERED, Outcome.UNKNOWN_NOTED):
+                settled = Outcome.RECONCILED
+            elif record is not None and record.bare:  # the request under way, or Daily answered it
+                settled = Outcome.HEARD
+            else:  # settled already (or a warm transfer's leg, or a later release's): kept as long as its timeline
                 await self._claims.keep(key, value, KEPT_SECONDS)
                 return True
-            if await self._claims.swap(key, value, f"{claim}{OUTCOME}{settled}", KEPT_SECONDS):
-                if settled == RECONCILED:
-                    self._reconciled(event, noted=outcome == UNKNOWN_NOTED)
+            if await self._claims.swap(key, value, str(record.settled(settled)), KEPT_SECONDS):
+                if settled == Outcome.RECONCILED:
+                    self._reconciled(event, noted=record.outcome == Outcome.UNKNOWN_NOTED)
                 return True
         return True  # changed under each try: others act on it
 

@@ -18,7 +18,8 @@ A transfer is claimed once per session in the store before Daily is asked (two a
 one acts), and given back when Daily refused it or nothing was sent. No answer (or a 5xx), or the
 request cancelled once the POST may be on its way, may have been acted on: it is never sent again, the
 claim is kept, and the outcome is unknown (answered so, or noted in the timeline when nobody waits), and
-written into the claim's record, where Daily's calltransfer webhooks settle it (daily_calltransfer.py).
+written into the claim's record (daily_transfer_record.py), where Daily's calltransfer webhooks settle it
+(daily_calltransfer.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.media.daily import DailyError, DailyRefused, DailyRooms
 from dispatcher.phone.calls import PHONE_CALLER, Timeline
+from dispatcher.phone.daily_transfer_record import Outcome, TransferRecord, record_key
 from dispatcher.phone.daily_warm import WARM_SECONDS, CallerIdRefused, DailyWarm, LegNotStopped
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, TransferTarget
@@ -45,7 +47,6 @@ from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 
-RECORD = "daily-transfer:"  # + session id: the transfer under way (or done), at every replica
 CLAIM_SECONDS = 3600.0  # a dial-in call's transfer: one per session, as long as a call may still be in its room
 # The whole fits under the bot's wait for its answer (botchannel/transfer.py), with room left for the relay's
 # look-up before it: one deadline for every read before anything is asked of Daily (the session, the store's
@@ -58,11 +59,6 @@ assert 2 * READ_SECONDS + TRANSFER_SECONDS + SETTLE_SECONDS < TRANSFER_TIMEOUT_S
 CARRIER = "daily"
 OUTCOME_UNKNOWN = "unknown"  # cancelled with the POST maybe at Daily: where the call went, Daily's webhooks say
 ACCEPTED = "accepted"  # Daily took the request; its calltransfer webhooks tell how the person's leg went
-# The record's value once a cold transfer's answer did not say (`<claim> outcome=<state>`): unknown and answered
-# 504 (nothing on the timeline), unknown and noted `transferred` (cancelled), Daily's webhook heard first (Daily
-# took it), or an unknown one that webhook settled. A bare claim: the request under way, or answered by Daily.
-OUTCOME = " outcome="
-UNKNOWN_ANSWERED, UNKNOWN_NOTED, HEARD, RECONCILED = "unknown", "unknown-noted", "heard", "reconciled"
 HEARD_FROM = "calltransfer"  # `heard_from` of a `transferred` that Daily's webhook, not its answer, told
 assert READ_SECONDS + WARM_SECONDS < WARM_TRANSFER_TIMEOUT_SECONDS
 
@@ -120,7 +116,7 @@ class DailyTransfers:
         check_allowed(self._targets, target)
         if not session.machine.state.is_active:
             raise ApiError(409, "call_over", "this session's call has ended")
-        record = _Record(self._claims, session_id, await self._claim(session_id, reads.when()))
+        record = _Record(self._claims, session_id, TransferRecord(await self._claim(session_id, reads.when())))
         sending = False
         try:
             participant = await self._caller_in_room(session_id, reads.when())
@@ -139,7 +135,7 @@ class DailyTransfers:
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
                 return await self._unanswered(session_id, target, record, str(exc))
-            await self._let_go(session_id, record.value)
+            await record.let_go()
             if isinstance(exc, DailyRefused) and exc.status == 400 and self._shows_caller_id(target):
                 raise CallerIdRefused(session_id, exc, how="transfer (Daily's sipCallTransfer)") from None
             raise _refusal(exc, session_id) from None
@@ -147,12 +143,12 @@ class DailyTransfers:
             raise
         except asyncio.CancelledError:
             if not sending:
-                await self._let_go(session_id, record.value)
+                await record.let_go()
             else:  # the POST may have reached Daily: never sent again, and the timeline says so
                 await self._note_unknown(session_id, target, record)
             raise
         except BaseException:
-            await self._let_go(session_id, record.value)
+            await record.let_go()
             raise
         return self._transferred(session_id, target, ACCEPTED)
 
@@ -164,7 +160,7 @@ class DailyTransfers:
         claim = secrets.token_hex(8)
         try:
             async with asyncio.timeout_at(deadline):
-                first = await self._claims.first(RECORD + session_id, claim, CLAIM_SECONDS)
+                first = await self._claims.first(record_key(session_id), claim, CLAIM_SECONDS)
         except TimeoutError:
             raise ApiError(503, "store_unavailable", "the replicas' store did not answer in time: cannot record the "
                            "transfer before Daily is asked; nothing was transferred, try again",
@@ -176,13 +172,6 @@ class DailyTransfers:
         if first != claim:
             raise ApiError(409, "already_transferring", "this call is already being transferred (or was)")
         return claim
-
-    async def _let_go(self, session_id: str, claim: str) -> None:
-        try:
-            await self._claims.let_go(RECORD + session_id, claim)
-        except StoreUnavailable:
-            log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
-                        "one is refused until its record expires", session_id)
 
     async def _caller_in_room(self, session_id: str, deadline: float | None) -> str:
         """The caller's participant id: the room's one participant without a token's user (joined by SIP)."""
@@ -248,27 +237,38 @@ class DailyTransfers:
 
 
 class _Record:
-    """The transfer's record in the replicas' store: its claim, then the person's leg of a warm one."""
+    """The transfer's record in the replicas' store (daily_transfer_record.py), as this request last wrote it."""
 
-    def __init__(self, claims: FirstClaims, session_id: str, value: str) -> None:
-        self._claims, self._key, self.value = claims, RECORD + session_id, value
+    def __init__(self, claims: FirstClaims, session_id: str, record: TransferRecord) -> None:
+        self._claims, self._session_id, self._key, self.record = claims, session_id, record_key(session_id), record
 
     async def note_leg(self, dial: str) -> None:
         """`dial` (the person's leg) written into the record; a store that does not answer only logs it."""
-        noted = f"{self.value} leg={dial}"
+        noted = self.record.with_leg(dial)
         try:
             async with asyncio.timeout(READ_SECONDS):
-                if await self._claims.swap(self._key, self.value, noted, CLAIM_SECONDS):
-                    self.value = noted
+                if await self._claims.swap(self._key, str(self.record), str(noted), CLAIM_SECONDS):
+                    self.record = noted
         except (StoreUnavailable, TimeoutError):
             log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
+
+    async def let_go(self) -> None:
+        """Nothing was transferred: the record forgotten, so that a new transfer may be asked. Also when one of
+        Daily's calltransfer webhooks marked it heard meanwhile: Daily's refusal is its last word on the request,
+        and the mark would otherwise refuse every new transfer of the call for as long as a timeline is kept."""
+        try:
+            await self._claims.let_go(self._key, str(self.record))
+            await self._claims.let_go(self._key, str(self.record.settled(Outcome.HEARD)))
+        except StoreUnavailable:
+            log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
+                        "one is refused until its record expires", self._session_id)
 
     async def heard(self) -> bool:
         """Whether one of Daily's calltransfer webhooks told of the transfer while the request was under way; a
         store that does not answer within SETTLE_SECONDS: False (what the request then notes is its own word)."""
         try:
             async with asyncio.timeout(SETTLE_SECONDS):
-                return await self._claims.held(self._key) == f"{self.value}{OUTCOME}{HEARD}"
+                return await self._held() == self.record.settled(Outcome.HEARD)
         except (StoreUnavailable, TimeoutError):
             return False
 
@@ -276,17 +276,21 @@ class _Record:
         """The outcome, unknown (`noted`: the timeline says so too), written into the record for Daily's
         calltransfer webhooks to settle; True when one of them came first: Daily took the transfer. A store that
         does not answer only logs it (a webhook then finds the bare claim, and settles nothing)."""
-        unknown = f"{self.value}{OUTCOME}{UNKNOWN_NOTED if noted else UNKNOWN_ANSWERED}"
+        unknown = self.record.settled(Outcome.UNKNOWN_NOTED if noted else Outcome.UNKNOWN_ANSWERED)
         try:
             async with asyncio.timeout(SETTLE_SECONDS):
-                if await self._claims.swap(self._key, self.value, unknown, CLAIM_SECONDS):
-                    self.value = unknown
+                if await self._claims.swap(self._key, str(self.record), str(unknown), CLAIM_SECONDS):
+                    self.record = unknown
                     return False
-                return await self._claims.held(self._key) == f"{self.value}{OUTCOME}{HEARD}"
+                return await self._held() == self.record.settled(Outcome.HEARD)
         except (StoreUnavailable, TimeoutError):
             log.warning("daily dial-in %s: the transfer's unknown outcome was not recorded in the store: Daily's "
                         "webhooks cannot settle it", self._key)
             return False
+
+    async def _held(self) -> TransferRecord | None:
+        value = await self._claims.held(self._key)
+        return None if value is None else TransferRecord.parse(value)
 
 
 def _tokenless(entry: dict[str, Any]) -> bool:

@@ -9,7 +9,6 @@ import logging
 import math
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
@@ -31,6 +30,7 @@ from dispatcher.machines.base import (
 )
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.machines.recent import Recent
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
@@ -129,7 +129,7 @@ class SessionService:
         self.ends = MachineEnds(timeline, coordination.spent)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
-        self._stops_noted: OrderedDict[str, None] = OrderedDict()  # whose stop this process noted (`_first_stop`)
+        self._stops_noted: Recent[str, None] = Recent(TIMELINE_SESSIONS)  # whose stop was noted here (`_first_stop`)
         self._machines = machines
         lost = getattr(machines, "lost", None)  # a cloud provider's reconcile of a lost create
         if isinstance(lost, LostCreates):
@@ -653,8 +653,6 @@ class SessionService:
         if session_id in self._stops_noted:
             return False
         self._stops_noted[session_id] = None
-        while len(self._stops_noted) > TIMELINE_SESSIONS:
-            self._stops_noted.popitem(last=False)
         if isinstance(self._coordination, LocalCoordination):
             return True
         try:

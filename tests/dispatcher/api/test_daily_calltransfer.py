@@ -201,3 +201,14 @@ async def test_a_store_that_does_not_answer_is_a_503_and_dailys_retry_acts(diali
     assert heard(dialin.daily, "calltransfer.answered", 503) == 1  # refused first, taken on Daily's retry
     (answered,) = of(await dialin.events(session_id), "transfer_answered")
     assert answered["to"] == DESK
+
+
+async def test_a_transfer_daily_refused_after_its_webhook_came_is_not_kept_claimed(dialin: Dialin) -> None:
+    session_id, _ = await dialin.call()
+    dialin.daily.lose_transfer_answer(404)  # its webhooks delivered first (the record marked heard), then refused
+    refused = await dialin.transfer(session_id, to=DESK, mode="cold")
+    assert (refused.status_code, code(refused)) == (409, "call_over"), refused.text
+    assert heard(dialin.daily, "calltransfer.triggered") == 1
+    again = await dialin.transfer(session_id, to=DESK, mode="cold")  # not refused for a day as already under way
+    assert (again.status_code, code(again)) == (409, "no_live_call"), again.text  # Daily moved the caller out
+    assert len(dialin.posts()) == 1

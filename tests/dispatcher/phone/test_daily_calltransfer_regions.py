@@ -6,6 +6,8 @@ regions' real middleware on a loopback port (tests/support/daily_hooks_app.py); 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,9 +21,12 @@ from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_calltransfer import DailyCallTransfers
 from dispatcher.phone.daily_hook_relay import DailyHookRelay
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
-from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
+from dispatcher.phone.daily_signature import sign, webhook_key
+from dispatcher.phone.daily_transfer_record import record_key
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.regions.signing import RELAYED_BY
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.test_daily_calltransfer_settle import _Timeline
@@ -46,6 +51,7 @@ class TwoRegions:
     us_received: Received
     eu_received: Received
     caller: str
+    urls: dict[str, str]
 
 
 @pytest.fixture
@@ -69,7 +75,8 @@ async def regions(fake_daily: FakeDaily) -> AsyncIterator[TwoRegions]:
     async with AsyncExitStack() as stack:
         for name, app in (("eu", eu_app), ("us", us_app)):
             await stack.enter_async_context(serving(app, ports[name]))
-        yield TwoRegions(fake_daily, rooms, eu_timeline, us_timeline, eu_claims, us_received, eu_received, caller)
+        yield TwoRegions(fake_daily, rooms, eu_timeline, us_timeline, eu_claims, us_received, eu_received, caller,
+                         urls)
         for relay in (eu_relay, us_relay):
             await relay.aclose()
         await rooms.aclose()
@@ -96,4 +103,35 @@ async def test_a_transfer_made_in_eu_is_settled_and_noted_there_though_daily_pos
     assert regions.eu.events[0][2]["heard_from"] == "calltransfer"
     assert regions.us.events == []  # us keeps nothing of eu's session
     assert len(regions.eu_received) == 3  # each relayed once, signed
-    assert (await regions.eu_claims.held(RECORD + SESSION) or "").endswith(" outcome=reconciled")
+    assert (await regions.eu_claims.held(record_key(SESSION)) or "").endswith(" outcome=reconciled")
+
+
+async def test_an_event_relayed_to_a_region_that_does_not_hold_its_session_is_refused_and_not_taken(
+        regions: TwoRegions) -> None:
+    # eu relays to us an event of eu's own session (REGIONS read differently in eu): us must neither note it nor
+    # send it back, and the answer Daily gets is no 2xx, so it sends the event again once REGIONS is fixed.
+    daily = regions.daily
+    daily.lose_transfer_answer(503)
+    daily.pause_webhooks()  # held: delivered by hand below
+    transfers = DailyTransfers(regions.rooms, _Sessions(), regions.eu_claims, parse_transfer_targets("+1415555*"),
+                               regions.eu)
+    with pytest.raises(ApiError):
+        await transfers.transfer(SESSION, TransferTarget(DESK))
+    record = await regions.eu_claims.held(record_key(SESSION))
+    (triggered, _) = daily.events
+    body = json.dumps(triggered).encode()
+    stamp = str(int(time.time()))
+    headers = {"content-type": "application/json", "x-webhook-timestamp": stamp,
+               "x-webhook-signature": sign(webhook_key(SECRET), stamp, body)}
+    eu_relay = DailyHookRelay(_reachable(_regions("eu", regions.urls)))
+    try:
+        with pytest.raises(ApiError) as refused:
+            await eu_relay.send("us", body, headers)
+    finally:
+        await eu_relay.aclose()
+    assert (refused.value.status, refused.value.code) == (502, "region_refused"), refused.value
+    assert "REGIONS must be the same in every region" in refused.value.message  # us's signed 409 `misrouted`
+    assert len([h for h, _ in regions.us_received if RELAYED_BY in h]) == 1  # refused at once, never tried again
+    assert not regions.eu_received  # us relayed nothing back
+    assert regions.us.events == [] and regions.eu.events == []
+    assert await regions.eu_claims.held(record_key(SESSION)) == record  # nothing settled: Daily's retry will

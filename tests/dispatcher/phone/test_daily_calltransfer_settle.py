@@ -10,7 +10,8 @@ from typing import Any
 
 from dispatcher.media.daily import DailyRooms
 from dispatcher.phone.daily_calltransfer import DailyCallTransfers
-from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
+from dispatcher.phone.daily_transfer_record import record_key
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.store.memory import LocalFirstClaims
 from dispatcher.store.timelines import MemoryTimelines
@@ -59,7 +60,7 @@ async def test_a_cancelled_transfer_noted_unknown_is_amended_accepted_never_push
     assert timeline.events[1:] == [("amend", "transferred", {
         "to": "+14155550123", "mode": "cold", "carrier": "daily", "carrier_status": "accepted",
         "heard_from": "calltransfer"})]
-    assert (await claims.held(RECORD + SESSION) or "").endswith(" outcome=reconciled")
+    assert (await claims.held(record_key(SESSION)) or "").endswith(" outcome=reconciled")
 
 
 async def test_an_event_of_a_room_with_no_transfer_of_this_store_is_ignored(rooms: DailyRooms) -> None:

@@ -18,7 +18,8 @@ from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
-from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
+from dispatcher.phone.daily_transfer_record import record_key
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.daily_warm import DailyWarm
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
@@ -132,7 +133,7 @@ async def test_no_answer_stops_the_persons_leg_and_the_caller_is_back_with_the_b
     assert (refused.status, refused.code) == (409, "person_unanswered")
     assert call.daily.dial_outs[ringing]["state"] == "stopped"
     assert await call.daily.eventually(lambda: call.bot.events() == ["ringing", "failed"])
-    assert await call.claims.held(RECORD + SESSION) is None  # nothing transferred: it may be tried again
+    assert await call.claims.held(record_key(SESSION)) is None  # nothing transferred: it may be tried again
 
 
 async def test_a_busy_line_never_joins_and_is_answered_unanswered(call: Call) -> None:
@@ -186,7 +187,7 @@ async def test_a_start_whose_answer_was_lost_is_never_sent_again_and_its_leg_is_
     assert (refused.status, refused.code) == (504, "transfer_outcome_unknown")
     assert [d["state"] for d in call.daily.dial_outs.values()] == ["stopped"]  # found by its user, and stopped
     assert len(call.daily.calls_to("POST", "/dialOut/start")) == 1
-    assert await call.claims.held(RECORD + SESSION) is not None  # kept: a new transfer of this call is refused
+    assert await call.claims.held(record_key(SESSION)) is not None  # kept: a new transfer of this call is refused
 
 
 async def test_a_room_without_dial_out_is_dailys_refusal_and_nothing_rings(call: Call, fake_daily: FakeDaily) -> None:

@@ -18,7 +18,8 @@ from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.phone import daily_transfers
 from dispatcher.phone.calls import PHONE_CALLER
-from dispatcher.phone.daily_transfers import RECORD, DailyTransfers
+from dispatcher.phone.daily_transfer_record import record_key
+from dispatcher.phone.daily_transfers import DailyTransfers
 from dispatcher.phone.transfer_allow import parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.sessions.ids import new_session_id
@@ -104,7 +105,7 @@ async def test_a_transfer_cancelled_while_dailys_post_is_in_flight_keeps_its_cla
     transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
     # Daily has the POST when the request is cancelled
     await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="POST", path_contains="/sipCallTransfer"))
-    assert await claims.held(RECORD + SESSION) is not None  # the transfer may be done: never asked again
+    assert await claims.held(record_key(SESSION)) is not None  # the transfer may be done: never asked again
     with pytest.raises(ApiError) as again:
         await transfers.transfer(SESSION, TransferTarget(DESK))
     assert again.value.code == "already_transferring"
@@ -121,7 +122,7 @@ async def test_a_transfer_cancelled_before_anything_was_sent_gives_its_claim_bac
     timeline = _Timeline()
     transfers = DailyTransfers(rooms, _Sessions(), claims, TARGETS, timeline)
     await cancelled_while_held(fake_daily, transfers, fake_daily.hold(method="GET", path_contains="/presence"))
-    assert await claims.held(RECORD + SESSION) is None
+    assert await claims.held(record_key(SESSION)) is None
     assert timeline.events == []
     answer = await transfers.transfer(SESSION, TransferTarget(DESK))
     assert answer is not None and answer["status"] == "transferred"

@@ -14,7 +14,7 @@ import pytest
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.phone import daily_warm
 from dispatcher.phone.daily_legs import DailyHooks, DialoutLegs, stop_in_room
-from dispatcher.phone.daily_transfers import RECORD
+from dispatcher.phone.daily_transfer_record import record_key
 from dispatcher.phone.daily_warm import DailyWarm
 from dispatcher.store.memory import LocalFirstClaims
 from tests.dispatcher.phone.test_daily_warm import SESSION, WARM, Bot, Call, _dialin_room
@@ -115,7 +115,7 @@ async def test_a_leg_that_could_not_be_stopped_is_not_answered_as_nothing_transf
     refused = await call.refused(task)  # unanswered within the ring: the stop is tried, and fails
     assert call.daily.dial_outs[ringing]["state"] == "ringing"  # Daily still rings the person
     assert (refused.status, refused.code) != (409, "person_unanswered")
-    assert await call.claims.held(RECORD + SESSION) is not None  # a second transfer would ring a second phone
+    assert await call.claims.held(record_key(SESSION)) is not None  # a second transfer would ring a second phone
 
 
 async def test_the_persons_leg_is_recorded_where_another_replica_can_stop_it(call: Call) -> None:
@@ -123,7 +123,7 @@ async def test_the_persons_leg_is_recorded_where_another_replica_can_stop_it(cal
     person = call.daily.answer_dial_out(await call.ringing())
     assert await call.daily.eventually(call.bot.briefed.is_set)  # the riskiest moment: both hear the bot alone
     try:
-        record = await call.claims.held(RECORD + SESSION)
+        record = await call.claims.held(record_key(SESSION))
         assert record is not None and person in str(record)
     finally:
         call.bot.briefing.set()
