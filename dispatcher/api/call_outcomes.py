@@ -15,11 +15,13 @@ ANSWERED = "answered"
 
 async def record_outcome(state: AppState, session_id: str, outcome: str, **fields: Any) -> None:
     """Noted once: the same outcome told again (the SIP edge tries its POST again when no answer came in time, a
-    carrier's callback retried) notes nothing more, so its `ended` takes no room its bot's own `ended` needs (a
-    timeline keeps a few of that kind: dispatcher/store/timelines.py); a session still running is stopped."""
+    carrier's callback retried), at this replica or another, even at once, notes nothing more
+    (dispatcher/sessions/noted_once.py), so its `ended` takes no room its bot's own `ended` needs (a timeline
+    keeps a few of that kind: dispatcher/store/timelines.py); a session still running is stopped."""
     timeline = state.sessions.timeline
     events = await open_timeline(state, session_id, **fields)
-    told = any(e.get("event") == "call_outcome" and e.get("outcome") == outcome for e in events)
+    told = any(e.get("event") == "call_outcome" and e.get("outcome") == outcome for e in events) \
+        or not await state.sessions.noted_once.first(f"call_outcome={outcome}", session_id)
     if not told:
         timeline.note(session_id, "call_outcome", outcome=outcome, **fields)
     if outcome == ANSWERED:

@@ -6,7 +6,7 @@ truth, so a forgotten entry costs one list when it is asked about again, which f
 long ago is rare. Unbounded, these maps grow with every session a dispatcher ever served.
 
 A process's other per-session memories are bounded by it too: the reports a bot passed on
-(dispatcher/channel/report_caps.py) and the stops it noted (dispatcher/sessions/service.py).
+(dispatcher/channel/report_caps.py) and what a timeline notes once (dispatcher/sessions/noted_once.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import functools
 import logging
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
@@ -30,7 +29,6 @@ from dispatcher.machines.base import (
 )
 from dispatcher.machines.cells import PartialListing
 from dispatcher.machines.lost_creates import LostCreates
-from dispatcher.machines.recent import Recent
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
@@ -53,15 +51,13 @@ from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.listing import SessionListing
 from dispatcher.sessions.machine_ends import MachineEnds
+from dispatcher.sessions.noted_once import NotedOnce
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.reported_end import as_reported
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.local import LocalCoordination
 from dispatcher.store.running_sessions import PartlyFound
-from dispatcher.store.timelines import KEEP_SECONDS as TIMELINE_KEEP_SECONDS  # the mark lasts as what it guards
-from dispatcher.store.timelines import MAX_SESSIONS as TIMELINE_SESSIONS
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
@@ -129,7 +125,7 @@ class SessionService:
         self.ends = MachineEnds(timeline, coordination.spent)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
-        self._stops_noted: Recent[str, None] = Recent(TIMELINE_SESSIONS)  # whose stop was noted here (`_first_stop`)
+        self.noted_once = NotedOnce(coordination)  # a stop, a placed call's outcome: noted once, at any replica
         self._machines = machines
         lost = getattr(machines, "lost", None)  # a cloud provider's reconcile of a lost create
         if isinstance(lost, LostCreates):
@@ -644,23 +640,9 @@ class SessionService:
         return await self._call(self._machines.status(session_id))
 
     async def _first_stop(self, session_id: str) -> bool:
-        """Whether this is the session's first stop, at any replica: only that one is noted. A provider's
-        stop answers True for a machine already over, so each DELETE of an ended session would note one
-        more, and enough of them pushed its call's end (`sip_ended`, `ended`) out of its timeline. This process
-        remembers the sessions it noted a stop of (as many as its memory keeps timelines of); with several
-        replicas a once-mark in the store settles the others' too. One process takes no mark in its claims: they
-        are every other first claim's too (an Idempotency-Key's, a SIP edge's record), and would fill up."""
-        if session_id in self._stops_noted:
-            return False
-        self._stops_noted[session_id] = None
-        if isinstance(self._coordination, LocalCoordination):
-            return True
-        try:
-            first = await self._coordination.key_holders.first(
-                f"{STOP_NOTED}:{session_id}", mine := uuid.uuid4().hex, TIMELINE_KEEP_SECONDS)
-        except StoreUnavailable:  # the store, or this process's marks all live (ClaimsFull): noted, as before
-            return True
-        return first == mine
+        """Whether this is the session's first stop, at any replica: only that one is noted
+        (dispatcher/sessions/noted_once.py)."""
+        return await self.noted_once.first(STOP_NOTED, session_id)
 
     async def wait_started(self, session_id: str) -> Machine:
         machine = await self._call(self._machines.status(session_id))

@@ -5,10 +5,14 @@ bot's usage, needs."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from dispatcher.api.call_outcomes import ended_unstarted, record_outcome
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
+from tests.support.redis_server import redis_server
 
 
 async def test_an_outcome_told_four_times_is_noted_once_and_the_bots_end_still_kept() -> None:
@@ -28,3 +32,22 @@ async def test_an_outcome_told_four_times_is_noted_once_and_the_bots_end_still_k
         assert unplaced == [("requested", None), ("ended", "not_placed")], unplaced
     finally:
         await state.aclose()
+
+
+async def test_an_outcome_told_at_once_at_two_replicas_of_one_store_is_noted_once(tmp_path: Path) -> None:
+    """The edge's retry of a call's `busy` reaching one replica while its first try is still at another: both
+    read a timeline without the outcome before either noted it. The store's once-mark lets one note it."""
+    with redis_server(tmp_path) as store:
+        apps = [create_app(Settings(bot_channel_token="t" * 40), env={**store.env, "RESERVE_MAX_IDLE": "0"},
+                           machines=LocalMachines(LocalSettings()), rooms=None) for _ in range(2)]
+        states = [app.state.voicefleet for app in apps]
+        try:
+            for _ in range(3):
+                await asyncio.gather(*(record_outcome(state, "s-busy", "busy", trunk="far") for state in states))
+            for state in states:
+                await state.sessions.timeline.settled()
+            events = [(e["event"], e.get("reason")) for e in await states[1].sessions.timeline.read("s-busy")]
+            assert events.count(("call_outcome", None)) == 1 and events.count(("ended", "busy")) == 1, events
+        finally:
+            for state in states:
+                await state.aclose()
