@@ -23,7 +23,7 @@ from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.edge_secret import HEADER
 from dispatcher.regions.signing import EDGE_VOUCHED
-from dispatcher.sessions.ids import Caller, owned_by, region_tag_of
+from dispatcher.sessions.ids import Caller, owned_by
 
 log = logging.getLogger("dispatcher.regions")
 COUNT = "`answered_seconds` (what a SIP call's minutes are priced at)"
@@ -95,15 +95,9 @@ async def held_elsewhere(state: AppState, edge: str | None, who: Caller, answer:
                        f"mid-answer (past {READ_SECONDS:g} s): it may have made the session; try again with the same "
                        "Idempotency-Key, which finds it") from None
     session_id = _session_of(head)
-    if session_id is not None and owned_by(session_id, who.owner_key) and runs_elsewhere(state, session_id):
+    if session_id is not None and owned_by(session_id, who.owner_key) and state.peers.regions.holding(session_id):
         await state.trunk_calls.took_inbound(session_id, edge)
     return Response(head, status_code=answer.status_code, headers=answer.headers)
-
-
-def runs_elsewhere(state: AppState, session_id: str) -> bool:
-    """Whether `session_id` names another region of this deployment than this one."""
-    regions = state.peers.regions
-    return regions.by_tag.get(region_tag_of(session_id)) not in (None, regions.here)
 
 
 def _session_of(body: bytes) -> str | None:

@@ -23,7 +23,6 @@ from dispatcher.api.call_order import order_call
 from dispatcher.api.call_outcomes import ended_unstarted, record_outcome
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
-from dispatcher.api.edge_holder import runs_elsewhere
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.routers.sip_end import SipEnd
 from dispatcher.api.schemas import ERRORS
@@ -62,7 +61,7 @@ async def _edge(request: Request, session_id: str) -> AppState:
         raise ApiError(401, "unauthorized", "the SIP edge's routes need SIP_EDGE_URL and SIP_EDGE_SECRET set "
                        "(docs/sip.md#edge-credentials)")
     edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
-    if runs_elsewhere(state, session_id):  # a spilled call's record here is for its relayed end alone
+    if state.peers.regions.holding(session_id):  # a spilled call's record here is for its relayed end alone
         raise not_found(session_id)
     holder = await state.trunk_calls.edges.reporter(session_id)
     if holder is None:
