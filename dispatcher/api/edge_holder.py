@@ -32,23 +32,33 @@ READ_SECONDS = 5.0  # its body once its head came: a token's few hundred bytes f
 END_PATH = "/sip_end"
 
 
-async def holding_edge(headers: Mapping[str, str], state: AppState, what: str, session_id: str) -> str:
-    """The SIP edge whose own credential `headers` present, the one holding `session_id`'s call: 403
-    `sip_edge_only` from anyone else (a client learns it cannot set `what`), `sip_edge_unlisted` from an edge
-    SIP_EDGE_URL no longer lists, `sip_edge_not_holding` from another edge than the one the call came in at
-    (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL (an edge that takes calls in only) there
-    is no list, and any edge credential of SIP_EDGE_SECRET's speaks."""
+def presenting_edge(headers: Mapping[str, str], state: AppState, what: str) -> str:
+    """The SIP edge whose own credential `headers` present (in HEADER): 403 `sip_edge_only` from anyone else (a
+    client learns it cannot set `what`), `sip_edge_unlisted` from an edge SIP_EDGE_URL no longer lists. Without
+    SIP_EDGE_URL (an edge that takes calls in only) there is no list, and any edge credential of SIP_EDGE_SECRET's
+    speaks."""
+    if state.sip_edge is None:
+        raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge, and this dispatcher has no "
+                       "SIP_EDGE_SECRET to know it by: set it, and give the edge the credentials derived from it "
+                       "(docs/sip.md#edge-credentials)")
     given = headers.get(HEADER)
-    edge = state.sip_edge.edge_of(given) if state.sip_edge is not None else None
+    edge = state.sip_edge.edge_of(given)
     if edge is None:
-        why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
-               state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
+        why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
         raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
     if state.trunk_calls is not None:
         state.trunk_calls.listed(edge)
-        if await state.trunk_calls.edges.reporter(session_id) != edge:
-            raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
-                           f"(or by none): {what} is taken only from the edge the call came in at")
+    return edge
+
+
+async def holding_edge(headers: Mapping[str, str], state: AppState, what: str, session_id: str) -> str:
+    """The SIP edge whose own credential `headers` present (`presenting_edge`, refused as it refuses), the one
+    holding `session_id`'s call: 403 `sip_edge_not_holding` from another edge than the one the call came in at
+    (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL no call is recorded at an edge."""
+    edge = presenting_edge(headers, state, what)
+    if state.trunk_calls is not None and await state.trunk_calls.edges.reporter(session_id) != edge:
+        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
+                       f"(or by none): {what} is taken only from the edge the call came in at")
     return edge
 
 

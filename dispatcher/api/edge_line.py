@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from dispatcher.api.edge_holder import holding_edge
+from dispatcher.api.edge_holder import holding_edge, presenting_edge
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import StartRequest
 from dispatcher.api.state import AppState
-from dispatcher.errors import ApiError
 from dispatcher.phone.edge_secret import HEADER
 from dispatcher.regions.signing import EDGE_VOUCHED, HEADERS_MARK, NONCE
 from dispatcher.usage.trunk_line import TrunkLine
@@ -29,18 +28,7 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     line = TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)
     if vouched_by_relay(request):  # the region it arrived at checked its own edge's credential
         return line
-    if state.sip_edge is None:
-        raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it, and give the edge the "
-                       "credentials derived from it (docs/sip.md#edge-credentials)")
-    given = request.headers.get(HEADER)
-    edge = state.sip_edge.edge_of(given)
-    if edge is None:
-        why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
-        raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       f"edge ({why}): leave it out of your start")
-    if state.trunk_calls is not None:  # else no list to check (an edge that takes calls in only)
-        state.trunk_calls.listed(edge)
+    presenting_edge(request.headers, state, "`sip_trunk` (a SIP call's trunk and price)")
     return line
 
 
