@@ -28,7 +28,17 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Capacity
-from dispatcher.regions.signing import EDGE_VOUCHED, NONCE, RELAYED_BY, SENDER, SIGNATURE, TIME, VERSION, _mac
+from dispatcher.regions.signing import (
+    EDGE_VOUCHED,
+    NONCE,
+    RELAYED_BY,
+    SENDER,
+    SIGNATURE,
+    TIME,
+    VERSION,
+    RegionSigner,
+    _mac,
+)
 from dispatcher.sessions.ids import region_tag_of
 from dispatcher.store.unavailable import StoreUnavailable
 from tests.dispatcher.conftest import API_KEY
@@ -261,3 +271,50 @@ async def test_an_answer_too_large_or_stalled_records_no_edge(pair: Pair, monkey
         await edge_holder.held_elsewhere(eu, HOLDER, who, StreamingResponse(stalled(), status_code=201))
     assert stalling.value.status == 504 and "same Idempotency-Key" in stalling.value.message
     assert recorded == []
+
+
+def signed_by_eu(pair: Pair, path: str, body: bytes, vouched: bool = True) -> dict[str, str]:
+    """A request as eu's relay signs it (this release's: its nonce covers the headers), eu's word on it or not."""
+    sent = {**KEY, "content-type": "application/json", RELAYED_BY: "eu", **({EDGE_VOUCHED: "1"} if vouched else {})}
+    regions = Regions("eu", MappingProxyType(pair.urls), REGION_SECRET.encode())
+    return {**sent, **RegionSigner(regions).headers("us", "POST", path, body, sent)}
+
+
+@pytest.mark.parametrize(("relayed_by", "counted"), [("eu", 78.214), (None, None), ("ap", None)])
+async def test_us_takes_a_vouched_count_only_from_the_region_that_relayed_the_calls_start(
+        pair: Pair, relayed_by: str | None, counted: float | None) -> None:
+    """A session us made from a start eu relayed is vouched for by eu alone; one us's own edge started (no record)
+    or one another region relayed gets eu's signed word left out: the end lands, its count does not."""
+    us = pair.us_app.state.voicefleet
+    started = await pair.us.post("/start", json=START, headers=edge("http://10.9.9.9:5080", region="us"))
+    assert started.status_code == 201, started.text
+    session_id = started.json()["sessionId"]
+    if relayed_by is not None:
+        await us.relayed_starts.took(session_id, relayed_by)
+    us.sessions.timeline.note(session_id, "requested")
+    await us.sessions.timeline.settled()
+    path = f"/sessions/{session_id}/sip_end"
+    body = httpx.Request("POST", "http://x", json=COUNTED).content
+    told = await pair.us.post(path, content=body, headers=signed_by_eu(pair, path, body))
+    assert told.status_code == 204, told.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [counted]
+
+
+async def test_a_spilled_start_us_cannot_record_goes_on_its_record_owed(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """us's store does not answer while the spilled start is taken: the start is not refused, us owes the record
+    and, once its store answers, eu's word on the call's count is taken."""
+    relayed = pair.us_app.state.voicefleet.relayed_starts
+
+    async def not_answering(*args: object) -> str:
+        raise StoreUnavailable("the store did not answer: TimeoutError")
+
+    monkeypatch.setattr(relayed._records, "first", not_answering)
+    monkeypatch.setattr(relayed._records, "held", not_answering)
+    session_id = await spilled_call(pair)
+    monkeypatch.undo()  # the store answers again
+    assert relayed.owed.owed(session_id) == "eu"
+    told = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
+    assert told.status_code == 204, told.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [78.214]
+    assert await relayed.relayer(session_id) == "eu" and relayed.owed.owed(session_id) is None  # written
