@@ -56,8 +56,10 @@ from dispatcher.observability.metric_lines import MetricLines, MetricLineSetting
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.own_paces import own_rates
+from dispatcher.phone.relayed_starts import RelayedStarts
 from dispatcher.phone.sip_edge_gauges import SipEdgeGauges
 from dispatcher.phone.sip_edge_status import SipEdgeStatus
+from dispatcher.phone.sip_edges import HOLD_MARGIN
 from dispatcher.phone.state import build_phone_state
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
@@ -335,6 +337,9 @@ def build_state(
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
         region_relay=region_relay,
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
+        relayed_starts=RelayedStarts(coordination.key_holders, settings.max_session_seconds
+                                     + phone.settings.transfer_time_limit + HOLD_MARGIN,
+                                     metrics.registry) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         region_paces=paces,
@@ -407,9 +412,11 @@ async def running(state: AppState) -> AsyncIterator[None]:
     # WhatsApp hang-ups Meta never answered, sent again from any replica.
     reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
         if state.whatsapp is not None else None
-    # SIP edge records owed (calls started while the store did not answer), written once it does.
-    owed = state.trunk_calls.edges.owed if state.trunk_calls is not None else None
-    owing = asyncio.create_task(owed.run(), name="sip-edge-records-owed") if owed is not None else None
+    # SIP edge records owed (calls started while the store did not answer), written once it does; and a relayed
+    # call's record of the region that relayed it, likewise.
+    owed = ([(state.trunk_calls.edges.owed, "sip-edge-records-owed")] if state.trunk_calls is not None else []) \
+        + ([(state.relayed_starts.owed, "relayed-start-records-owed")] if state.relayed_starts is not None else [])
+    owing = [asyncio.create_task(records.run(), name=name) for records, name in owed]
     # Every live campaign's rows, claimed and called from every replica (dispatcher/campaigns/worker.py).
     campaigning = asyncio.create_task(CampaignWorker(state, state.campaigns,
                                                      lease_seconds=state.campaign_settings.lease_seconds).run(),
@@ -447,12 +454,11 @@ async def running(state: AppState) -> AsyncIterator[None]:
             reconciling.cancel()
         if sweeping is not None:
             sweeping.cancel()
-        if owing is not None:  # what is still owed is lost with this replica (docs/sip.md#edge-credentials)
-            owing.cancel()
+        for task, (records, _) in zip(owing, owed, strict=True):  # what is still owed is lost with this replica
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await owing
-            if owed is not None:
-                await owed.last_pass(OWED_LAST_PASS_SECONDS)
+                await task
+            await records.last_pass(OWED_LAST_PASS_SECONDS)
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -23,7 +23,7 @@ from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.edge_secret import HEADER
 from dispatcher.regions.signing import EDGE_VOUCHED
-from dispatcher.sessions.ids import Caller, owned_by, region_tag_of
+from dispatcher.sessions.ids import Caller, owned_by
 
 log = logging.getLogger("dispatcher.regions")
 COUNT = "`answered_seconds` (what a SIP call's minutes are priced at)"
@@ -32,23 +32,33 @@ READ_SECONDS = 5.0  # its body once its head came: a token's few hundred bytes f
 END_PATH = "/sip_end"
 
 
-async def holding_edge(headers: Mapping[str, str], state: AppState, what: str, session_id: str) -> str:
-    """The SIP edge whose own credential `headers` present, the one holding `session_id`'s call: 403
-    `sip_edge_only` from anyone else (a client learns it cannot set `what`), `sip_edge_unlisted` from an edge
-    SIP_EDGE_URL no longer lists, `sip_edge_not_holding` from another edge than the one the call came in at
-    (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL (an edge that takes calls in only) there
-    is no list, and any edge credential of SIP_EDGE_SECRET's speaks."""
+def presenting_edge(headers: Mapping[str, str], state: AppState, what: str) -> str:
+    """The SIP edge whose own credential `headers` present (in HEADER): 403 `sip_edge_only` from anyone else (a
+    client learns it cannot set `what`), `sip_edge_unlisted` from an edge SIP_EDGE_URL no longer lists. Without
+    SIP_EDGE_URL (an edge that takes calls in only) there is no list, and any edge credential of SIP_EDGE_SECRET's
+    speaks."""
+    if state.sip_edge is None:
+        raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge, and this dispatcher has no "
+                       "SIP_EDGE_SECRET to know it by: set it, and give the edge the credentials derived from it "
+                       "(docs/sip.md#edge-credentials)")
     given = headers.get(HEADER)
-    edge = state.sip_edge.edge_of(given) if state.sip_edge is not None else None
+    edge = state.sip_edge.edge_of(given)
     if edge is None:
-        why = ("this dispatcher has no SIP_EDGE_SECRET to know it by" if state.sip_edge is None else
-               state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}")
+        why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
         raise ApiError(403, "sip_edge_only", f"{what} is taken only from the SIP edge ({why}): leave it out")
     if state.trunk_calls is not None:
         state.trunk_calls.listed(edge)
-        if await state.trunk_calls.edges.reporter(session_id) != edge:
-            raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
-                           f"(or by none): {what} is taken only from the edge the call came in at")
+    return edge
+
+
+async def holding_edge(headers: Mapping[str, str], state: AppState, what: str, session_id: str) -> str:
+    """The SIP edge whose own credential `headers` present (`presenting_edge`, refused as it refuses), the one
+    holding `session_id`'s call: 403 `sip_edge_not_holding` from another edge than the one the call came in at
+    (dispatcher/phone/sip_edges.py `reporter`). Without SIP_EDGE_URL no call is recorded at an edge."""
+    edge = presenting_edge(headers, state, what)
+    if state.trunk_calls is not None and await state.trunk_calls.edges.reporter(session_id) != edge:
+        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge "
+                       f"(or by none): {what} is taken only from the edge the call came in at")
     return edge
 
 
@@ -95,15 +105,9 @@ async def held_elsewhere(state: AppState, edge: str | None, who: Caller, answer:
                        f"mid-answer (past {READ_SECONDS:g} s): it may have made the session; try again with the same "
                        "Idempotency-Key, which finds it") from None
     session_id = _session_of(head)
-    if session_id is not None and owned_by(session_id, who.owner_key) and runs_elsewhere(state, session_id):
+    if session_id is not None and owned_by(session_id, who.owner_key) and state.peers.regions.holding(session_id):
         await state.trunk_calls.took_inbound(session_id, edge)
     return Response(head, status_code=answer.status_code, headers=answer.headers)
-
-
-def runs_elsewhere(state: AppState, session_id: str) -> bool:
-    """Whether `session_id` names another region of this deployment than this one."""
-    regions = state.peers.regions
-    return regions.by_tag.get(region_tag_of(session_id)) not in (None, regions.here)
 
 
 def _session_of(body: bytes) -> str | None:

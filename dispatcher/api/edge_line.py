@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from dispatcher.api.edge_holder import holding_edge
+from dispatcher.api.edge_holder import holding_edge, presenting_edge
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import StartRequest
 from dispatcher.api.state import AppState
-from dispatcher.errors import ApiError
 from dispatcher.phone.edge_secret import HEADER
 from dispatcher.regions.signing import EDGE_VOUCHED, HEADERS_MARK, NONCE
 from dispatcher.usage.trunk_line import TrunkLine
@@ -29,18 +28,7 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     line = TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)
     if vouched_by_relay(request):  # the region it arrived at checked its own edge's credential
         return line
-    if state.sip_edge is None:
-        raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it, and give the edge the "
-                       "credentials derived from it (docs/sip.md#edge-credentials)")
-    given = request.headers.get(HEADER)
-    edge = state.sip_edge.edge_of(given)
-    if edge is None:
-        why = state.sip_edge.refusal(given) if given else f"the edge presents its credential in {HEADER}"
-        raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
-                       f"edge ({why}): leave it out of your start")
-    if state.trunk_calls is not None:  # else no list to check (an edge that takes calls in only)
-        state.trunk_calls.listed(edge)
+    presenting_edge(request.headers, state, "`sip_trunk` (a SIP call's trunk and price)")
     return line
 
 
@@ -48,18 +36,23 @@ async def edge_vouches(request: Request, state: AppState, what: str, session_id:
     """Whether the SIP edge that holds `session_id`'s call sent `what` with its own credential: True; 403 from
     anyone else as `holding_edge` refuses (dispatcher/api/edge_holder.py), so a client learns it cannot set it.
     Relayed from another region, which forwards no edge credential: True only on that region's signed word that
-    its own edge holding the call sent it (`vouched_by_relay`), else False (the field is left out, never refused,
-    so the edge's other words land)."""
-    if relayed_by(request.scope) is not None:
-        return vouched_by_relay(request)
-    await holding_edge(request.headers, state, what, session_id)
-    return True
+    its own edge holding the call sent it (`vouched_by_relay`), and only when that region is the one recorded as
+    relaying the call's start here (`RelayedStarts`: none for a session started here, or before the record was
+    kept); else False (the field is left out, never refused, so the edge's other words land)."""
+    region = relayed_by(request.scope)
+    if region is None:
+        await holding_edge(request.headers, state, what, session_id)
+        return True
+    if not vouched_by_relay(request) or state.relayed_starts is None:
+        return False
+    return await state.relayed_starts.relayer(session_id) == region
 
 
 def vouched_by_relay(request: Request) -> bool:
     """Whether another region relayed this request with its word that it checked its own SIP edge's credential
     (EDGE_VOUCHED), that word covered by the relay's signature this region checked: its nonce's digest covers
-    the mark (a region of a release before this one's digest covers no mark, and sends none)."""
+    the mark (a region of a release before this one's digest covers no mark, and sends none). On a start, whose
+    session is not yet recorded; on a session's call, `edge_vouches` asks which region relayed its start too."""
     return relayed_by(request.scope) is not None and request.headers.get(EDGE_VOUCHED) == "1" \
         and HEADERS_MARK in request.headers.get(NONCE, "")
 

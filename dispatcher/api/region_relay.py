@@ -25,7 +25,7 @@ from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError, error_response
 from dispatcher.regions.relay import RegionUnreachable
 from dispatcher.regions.signing import RELAYED_BY, RegionVerifier, signed_path
-from dispatcher.sessions.ids import owned_by, region_tag_of
+from dispatcher.sessions.ids import owned_by
 
 SESSION_PATH = re.compile(r"^/sessions/([0-9a-f]{24})(?:/.*)?$")
 EXTRA_SECONDS = 5.0  # past the longest wait a route itself may take before its answer's head
@@ -72,11 +72,7 @@ class RegionRelayMiddleware:
     def _holder(self, scope: Scope) -> str | None:
         """The other region holding the session this request is for, if any."""
         match = SESSION_PATH.match(scope["path"])
-        if match is None:
-            return None
-        regions = self.state.peers.regions
-        region = regions.by_tag.get(region_tag_of(match.group(1)))
-        return region if region is not None and region != regions.here else None
+        return None if match is None else self.state.peers.regions.holding(match.group(1))
 
     async def _relay(self, region: str, scope: Scope, receive: Receive) -> StreamingResponse:
         state = self.state

@@ -30,6 +30,7 @@ from dispatcher.models.admission import ModelServiceAdmission
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.relayed_starts import RelayedStarts
 from dispatcher.phone.sip_edge_status import SipEdgeStatus
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.trunk_calls import TrunkCalls
@@ -85,6 +86,7 @@ class AppState:
     peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
     region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(Regions()))  # requests for their sessions
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
+    relayed_starts: RelayedStarts | None = None  # which region relayed each call's start here (several regions)
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
     region_paces: RegionPaces | None = None  # calls out paced across the regions, each pace at its home (several)

@@ -36,7 +36,6 @@ from dispatcher.phone.daily_legs import DialoutEvent
 from dispatcher.regions.config import parse_regions
 from dispatcher.regions.peers import Peer, Peers, region_client
 from dispatcher.regions.signing import RELAYED_BY, RegionSigner, answer_is_signed
-from dispatcher.sessions.ids import region_tag_of
 from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.phone")
@@ -84,8 +83,7 @@ class DailyHookRelay:
 
     def session_owner(self, session_id: str) -> str | None:
         """The other region holding `session_id` (a calltransfer event's session); None: this region's, or none."""
-        region = self._regions.by_tag.get(region_tag_of(session_id)) if self._regions.several else None
-        return region if region is not None and region != self._regions.here else None
+        return self._regions.holding(session_id)
 
     async def send(self, region: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         """The owner's signed answer to the event Daily posted here (`body`, `headers`); `ApiError` 503 when it

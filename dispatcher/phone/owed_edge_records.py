@@ -8,7 +8,8 @@ always gets (`first_read_back`, first write wins): a session recorded meanwhile 
 and the owed one is logged and forgotten. Until it is written, a report on the session at this replica is taken
 for the edge owed (`settle` writes it first if the store answers now); at another replica it is refused as an
 unrecorded call's is. The list is bounded (MOST): past it the oldest owed is dropped, counted. It lives in this
-replica's memory alone: a replica that stops loses its owed records.
+replica's memory alone: a replica that stops loses its owed records. A relayed call's record of the region that
+relayed its start (dispatcher/phone/relayed_starts.py) is owed the same way, under its own `Kind`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ OUTCOMES = ("written", "other_edge", "expired", "dropped")
 
 
 @dataclass(frozen=True)
+class Kind:
+    """What is owed: its store key for a session, its metrics' name, and its name in the log."""
+
+    key: Callable[[str], str]
+    metric: str
+    what: str
+
+
+SIP_EDGE = Kind(record_key, "voicefleet_sip_edge_records_owed", "SIP edge record")
+
+
+@dataclass(frozen=True)
 class Owed:
     url: str  # the edge the call came in at or was handed to
     value: str  # the record as it would have been written (`<url> <token>`)
@@ -46,19 +59,20 @@ class Owed:
 
 class OwedEdgeRecords:
     def __init__(self, records: FirstClaims, *, registry: CollectorRegistry | None = None, most: int = MOST,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, kind: Kind = SIP_EDGE) -> None:
         self._records = records
+        self._kind = kind
         self._most = most
         self._clock = clock
         self._owed: dict[str, Owed] = {}  # in the order owed: the oldest first
         self._waiting = asyncio.Event()  # set while any is owed
         self._dropped_logged = -math.inf
         registry = registry if registry is not None else CollectorRegistry()
-        self._gauge = Gauge("voicefleet_sip_edge_records_owed", "SIP edge records this replica owes the store: calls "
-                            "started or placed while it did not answer, written once it does.", registry=registry)
-        self._settled = Counter("voicefleet_sip_edge_records_owed_settled", "SIP edge records owed and settled: "
-                                "written, kept as another edge's record, expired unwritten, or dropped past the "
-                                "list's bound.", ["outcome"], registry=registry)
+        self._gauge = Gauge(kind.metric, f"{kind.what}s this replica owes the store: calls started or placed while "
+                            "it did not answer, written once it does.", registry=registry)
+        self._settled = Counter(f"{kind.metric}_settled", f"{kind.what}s owed and settled: written, kept as another "
+                                "record found first, expired unwritten, or dropped past the list's bound.", ["outcome"],
+                                registry=registry)
         for outcome in OUTCOMES:
             self._settled.labels(outcome)
 
@@ -70,9 +84,10 @@ class OwedEdgeRecords:
             self._settled.labels("dropped").inc()
             if self._clock() - self._dropped_logged >= DROPPED_LOG_SECONDS:
                 self._dropped_logged = self._clock()
-                log.warning("SIP edge record of session %s dropped unwritten: %d are owed here at once, as many as "
-                            "are kept (its edge's reports on it are refused; all dropped are counted in "
-                            "voicefleet_sip_edge_records_owed_settled_total{outcome=\"dropped\"})", oldest, self._most)
+                log.warning("%s of session %s dropped unwritten: %d are owed here at once, as many as are kept (its "
+                            "edge's reports on it are refused; all dropped are counted in "
+                            "%s_settled_total{outcome=\"dropped\"})", self._kind.what, oldest, self._most,
+                            self._kind.metric)
         self._owed[session_id] = Owed(url, value, self._clock() + seconds)
         self._changed()
 
@@ -113,7 +128,7 @@ class OwedEdgeRecords:
                 await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - a spread, not a secret
                 delay = min(delay * 2, MOST_DELAY)
             except Exception:  # a fault of this code's: the owed records stay, the task lives on
-                log.exception("SIP edge records owed: writing them failed; trying again in %.0f s", MOST_DELAY)
+                log.exception("%ss owed: writing them failed; trying again in %.0f s", self._kind.what, MOST_DELAY)
                 await asyncio.sleep(MOST_DELAY)
             self._changed()
 
@@ -124,7 +139,7 @@ class OwedEdgeRecords:
         if left <= 0:
             self._done(session_id, owed, "expired")
             return owed.url
-        key = record_key(session_id)
+        key = self._kind.key(session_id)
         written = await (self._records.first(key, owed.value, left) if once
                          else first_read_back(self._records, key, owed.value, left))
         if same_hand_over(written, owed.value):  # an edge of this hand-over that placed nothing: the call is owed's
@@ -136,9 +151,9 @@ class OwedEdgeRecords:
             return owed.url
         holder = edge_of(written)
         if holder != owed.url:
-            log.warning("session %s was recorded at SIP edge %s while its record at %s was owed here: that record "
-                        "is kept, so that edge's reports on it are taken and %s's are not", session_id,
-                        holder[:80], owed.url, owed.url)
+            log.warning("session %s's %s was written naming %s while its record at %s was owed here: that record "
+                        "is kept, so %s's word on it is taken and %s's is not", session_id, self._kind.what,
+                        holder[:80], owed.url, holder[:80], owed.url)
         self._done(session_id, owed, "written" if holder == owed.url else "other_edge")
         return holder
 
@@ -152,9 +167,9 @@ class OwedEdgeRecords:
         except (StoreUnavailable, TimeoutError):
             pass
         if self._owed:
-            log.warning("%d SIP edge records owed are lost with this replica's stop: the store did not take them "
-                        "within %.0f s; their edges' reports on those calls are refused (docs/sip.md#edge-credentials)",
-                        len(self._owed), seconds)
+            log.warning("%d %ss owed are lost with this replica's stop: the store did not take them within %.0f s; "
+                        "their edges' reports on those calls are refused (docs/sip.md#edge-credentials)",
+                        len(self._owed), self._kind.what, seconds)
 
     def _done(self, session_id: str, owed: Owed, outcome: str) -> None:
         if self._owed.get(session_id) is owed:  # not one owed again since (a hand-over's next edge)

@@ -61,6 +61,12 @@ class Regions:
         """Region names by the tag their session ids start with."""
         return {region_tag(name): name for name in self.urls}
 
+    def holding(self, session_id: str) -> str | None:
+        """The other region of this deployment that holds `session_id` (its id's first TAG_CHARS digits name
+        it: dispatcher/sessions/ids.py); None when it is this region's, no region's, or there is one region."""
+        region = self.by_tag.get(session_id[:TAG_CHARS])
+        return region if region is not None and region != self.here else None
+
     def listing(self) -> str:
         """`REGIONS` in one canonical spelling: two regions configured alike list the same text."""
         return ",".join(f"{name}={url}" for name, url in sorted(self.urls.items()))

@@ -203,7 +203,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
     `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py). A start that presents a
     listed SIP edge's credential records that edge as its session's (`took_inbound`), here also for a session
-    another region made of it (`held_elsewhere`); a start refused after it lets that record go."""
+    another region made of it (`held_elsewhere`); one another region relayed here records that region, whose word
+    on its edge is taken for the call (`RelayedStarts`); a start refused after them lets those records go."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
@@ -215,11 +216,16 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     session_id = phone_session_id(who, session_key, state.settings.region)
     if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
         await state.trunk_calls.took_inbound(session_id, edge)
+    relayer = relayed_by(request.scope) if state.relayed_starts is not None else None
+    if relayer is not None and state.relayed_starts is not None:  # its edge's words are vouched by that region alone
+        await state.relayed_starts.took(session_id, relayer)
     try:
         return await _mint_call_token(request, state, payload, who, placed, recording, line, session_key)
     except ApiError:
         if edge is not None and state.trunk_calls is not None:  # a refused start keeps no record
             await state.trunk_calls.refused_inbound(session_id, edge)
+        if relayer is not None and state.relayed_starts is not None:
+            await state.relayed_starts.forget(session_id, relayer)
         raise
 
 

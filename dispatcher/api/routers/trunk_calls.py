@@ -3,7 +3,9 @@
 credential, derived from `SIP_EDGE_SECRET`; never a client's key): the session's status, the outcome, an
 answered call's SIP end (who hung up, its answered seconds), a bridged transfer's person's leg (answered,
 ended), which the session's telephony line prices, and a warm transfer's steps
-(dispatcher/api/warm_briefing.py). The carriers' callbacks: dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
+(dispatcher/api/warm_briefing.py): each checked at the edge holding the call, a spilled inbound call's transfer
+reports relayed to the region holding it (dispatcher/api/edge_reports.py). The carriers' callbacks:
+dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
 
 The call is placed by dispatcher/api/call_order.py (a campaign's rows are placed there too). The edge
 opens its stream, so its bot is claimed and joins before the INVITE goes out; the far end's answer comes
@@ -23,11 +25,10 @@ from dispatcher.api.call_order import order_call
 from dispatcher.api.call_outcomes import ended_unstarted, record_outcome
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
-from dispatcher.api.edge_holder import runs_elsewhere
+from dispatcher.api.edge_reports import relayed_report, reporting_edge
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.routers.sip_end import SipEnd
 from dispatcher.api.schemas import ERRORS
-from dispatcher.api.state import AppState
 from dispatcher.api.warm_briefing import WarmStep, tell_bot, under_way
 from dispatcher.errors import ApiError
 from dispatcher.observability.sip_end import SIP_ENDED
@@ -51,34 +52,12 @@ async def place_call(
     return placed.shown
 
 
-async def _edge(request: Request, session_id: str) -> AppState:
-    """The state, for a request that presents a listed edge's own credential on a session the store recorded
-    at that edge (its outbound call's hand-over, or its inbound call's start): one edge's credential drives no
-    other edge's calls, nor any session no edge holds (a web session, a carrier's call). 404 naming nothing of a
-    session without a record, 403 one recorded at another edge (or at an edge no longer listed), 503 while the
-    store does not answer (the edge retries its reports)."""
-    state = app_state(request)
-    if state.trunk_calls is None:
-        raise ApiError(401, "unauthorized", "the SIP edge's routes need SIP_EDGE_URL and SIP_EDGE_SECRET set "
-                       "(docs/sip.md#edge-credentials)")
-    edge = state.trunk_calls.edge_of(request.headers.get("authorization"))
-    if runs_elsewhere(state, session_id):  # a spilled call's record here is for its relayed end alone
-        raise not_found(session_id)
-    holder = await state.trunk_calls.edges.reporter(session_id)
-    if holder is None:
-        raise not_found(session_id)
-    if holder != edge:
-        raise ApiError(403, "sip_edge_not_holding", f"session {session_id}'s call is held by another SIP edge: "
-                       "only that edge's credential reports on it")
-    return state
-
-
 @router.get("/edge/calls/{session_id}", include_in_schema=False)
 async def call_status(request: Request, session_id: str) -> dict[str, Any]:
     """The session's status for the edge: its INVITE waits for `joined`, said at the call's own turn of the
     trunk's pace (dispatcher/phone/invite_spacing.py): held up to HOLD_SECONDS, else said at a later ask; the
     status after a hold is read again, so a call that ended meanwhile is never dialled."""
-    state = await _edge(request, session_id)
+    state = await reporting_edge(request, session_id)
     session = await state.sessions.get(session_id)
     if session is None:
         raise not_found(session_id)
@@ -104,7 +83,7 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
 @router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
 async def call_outcome(request: Request, session_id: str, outcome: Annotated[CallOutcome, Body()]) -> Response:
     """What the far end answered. Not answered: the session ends, with the outcome as its reason."""
-    state = await _edge(request, session_id)
+    state = await reporting_edge(request, session_id)
     fields = outcome.model_dump(exclude_none=True)
     if outcome.outcome == "not_placed" and await state.sessions.get(session_id) is None:
         await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
@@ -117,17 +96,20 @@ async def call_outcome(request: Request, session_id: str, outcome: Annotated[Cal
 async def outbound_sip_end(request: Request, session_id: str, end: Annotated[SipEnd, Body()]) -> Response:
     """An answered call's SIP end (who hung up, how, its answered seconds on the edge's clock): on the session's
     timeline as an inbound call's (dispatcher/api/routers/sip_end.py), for its webhook, its report and its price."""
-    state = await _edge(request, session_id)
+    state = await reporting_edge(request, session_id)
     state.sessions.timeline.note(session_id, SIP_ENDED, **end.model_dump(exclude_none=True))
     return Response(status_code=204)
 
 
-@router.post("/edge/calls/{session_id}/warm", include_in_schema=False)
-async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep, Body()]) -> dict[str, Any]:
+@router.post("/edge/calls/{session_id}/warm", include_in_schema=False, response_model=None)
+async def warm_step(request: Request, session_id: str,
+                    step: Annotated[WarmStep, Body()]) -> dict[str, Any] | Response:
     """A warm transfer's step (dispatcher/api/warm_briefing.py): the bot told to brief the person, to stop, or
     that the person did not answer; `{"spoken": bool}` once it has said its line (or could not). Only for a
-    warm transfer under way: else 409 `no_warm_transfer`."""
-    state = await _edge(request, session_id)
+    warm transfer under way: else 409 `no_warm_transfer`. An inbound call another region holds: relayed there."""
+    if (relayed := await relayed_report(request, session_id)) is not None:
+        return relayed
+    state = await reporting_edge(request, session_id)
     await under_way(state, session_id, step)
     if await state.sessions.get(session_id) is None:
         raise not_found(session_id)
@@ -137,8 +119,11 @@ async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep,
 @router.post("/edge/calls/{session_id}/bridged", status_code=204, include_in_schema=False)
 async def bridged_leg(request: Request, session_id: str, leg: Annotated[BridgedLeg, Body()]) -> Response:
     """A bridged transfer's person answered, or hung up: on the session's timeline, after its end (the session
-    ended `transferred` at the bridge), so that its cost prices the leg's minutes (usage/telephony_cost.py)."""
-    state = await _edge(request, session_id)
+    ended `transferred` at the bridge), so that its cost prices the leg's minutes (usage/telephony_cost.py). An
+    inbound call another region holds: relayed there, the leg's minutes priced where its session is."""
+    if (relayed := await relayed_report(request, session_id)) is not None:
+        return relayed
+    state = await reporting_edge(request, session_id)
     if not await state.sessions.timeline.read(session_id):
         raise not_found(session_id)
     fields = leg.model_dump(exclude_none=True)

@@ -76,10 +76,17 @@ async def test_a_dispatcher_without_the_edges_secret_refuses_every_price_naming_
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         answer = await api.post("/start", json=PRICED, headers=EDGE)
         plain = await api.post("/start", json={k: v for k, v in PRICED.items() if k != "sip_trunk"})
+        # A call's count is refused alike, by the same check, naming the same way forward.
+        web = await api.post("/start", json={})
+        counted = await api.post(f"/sessions/{web.json()['session_id']}/sip_end", headers=EDGE,
+                                 json={"by": "caller", "how": "bye", "answered_seconds": 42.5})
+        await api.delete(f"/sessions/{web.json()['session_id']}")
     await app.state.voicefleet.aclose()
-    assert answer.status_code == 403, answer.text
-    assert "SIP_EDGE_SECRET" in answer.json()["error"]["message"]
     assert plain.status_code == 201, plain.text  # an unpriced call is as it was
+    for refused in (answer, counted):
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "sip_edge_only"), refused.text
+        assert "no SIP_EDGE_SECRET to know it by: set it" in refused.text
+        assert "docs/sip.md#edge-credentials" in refused.text
 
 
 @pytest.mark.parametrize("asked", [{"trunk": "twilio", "usd_per_minute": -1}, {"trunk": "twilio"},

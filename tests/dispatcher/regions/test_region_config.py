@@ -72,6 +72,16 @@ def test_a_regions_session_ids_name_it_and_stay_24_hex_digits() -> None:
     assert new_session_id(b"owner", "key-1") != keyed  # one region's ids are as before
 
 
+def test_the_other_region_holding_a_session_is_read_off_its_id() -> None:
+    from dispatcher.sessions.ids import new_session_id
+
+    eu = regions(REGION="eu", REGIONS=f"eu={EU},us={US}", REGION_SECRET=SECRET)
+    assert eu.holding(new_session_id(b"owner", None, "us")) == "us"
+    assert eu.holding(new_session_id(b"owner", None, "eu")) is None  # this region's own
+    assert "0000" not in eu.by_tag and eu.holding("0" * 24) is None  # no region's tag
+    assert regions().holding(new_session_id(b"owner", None)) is None  # one region: nothing elsewhere
+
+
 def test_the_accepted_secret_is_checked_like_the_secret_and_kept_out_of_reprs() -> None:
     base = {"REGION": "eu", "REGIONS": f"eu={EU},us={US}", "REGION_SECRET": SECRET}
     other = "o" * 32

@@ -1,9 +1,10 @@
 """A SIP call that spills from the region its edge reached (eu, full) to another (us) keeps the edge's count of
 its minutes: eu records the edge that sent the start as the session's, checks that edge's credential on the
 call's end as it would for a call of its own, and relays the count with its signed word (`EDGE_VOUCHED`), the
-credential itself never crossing. A client (the number's key), another eu edge, or a forged word is refused or
-not believed, at eu and at us. Both regions are dispatcher apps in this process: us on a loopback port (eu's
-relay reaches it there), eu called in-process, its poll of us stood in for and its room taken."""
+credential itself never crossing; so do its transfer's reports (a bridged leg, a warm step). A client (the
+number's key), another eu edge, or a forged word is refused or not believed, at eu and at us. Both regions are
+dispatcher apps in this process: us on a loopback port (eu's relay reaches it there), eu called in-process, its
+poll of us stood in for and its room taken."""
 
 from __future__ import annotations
 
@@ -28,9 +29,20 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Capacity
-from dispatcher.regions.signing import EDGE_VOUCHED, NONCE, RELAYED_BY, SENDER, SIGNATURE, TIME, VERSION, _mac
+from dispatcher.regions.signing import (
+    EDGE_VOUCHED,
+    NONCE,
+    RELAYED_BY,
+    SENDER,
+    SIGNATURE,
+    TIME,
+    VERSION,
+    RegionSigner,
+    _mac,
+)
 from dispatcher.sessions.ids import region_tag_of
 from dispatcher.store.unavailable import StoreUnavailable
+from dispatcher.usage.telephony_cost import BRIDGED_LEG
 from tests.dispatcher.conftest import API_KEY
 from tests.support.dispatcher_server import serving
 from tests.support.ports import free_port
@@ -261,3 +273,106 @@ async def test_an_answer_too_large_or_stalled_records_no_edge(pair: Pair, monkey
         await edge_holder.held_elsewhere(eu, HOLDER, who, StreamingResponse(stalled(), status_code=201))
     assert stalling.value.status == 504 and "same Idempotency-Key" in stalling.value.message
     assert recorded == []
+
+
+def signed_by_eu(pair: Pair, path: str, body: bytes, vouched: bool = True) -> dict[str, str]:
+    """A request as eu's relay signs it (this release's: its nonce covers the headers), eu's word on it or not."""
+    sent = {**KEY, "content-type": "application/json", RELAYED_BY: "eu", **({EDGE_VOUCHED: "1"} if vouched else {})}
+    regions = Regions("eu", MappingProxyType(pair.urls), REGION_SECRET.encode())
+    return {**sent, **RegionSigner(regions).headers("us", "POST", path, body, sent)}
+
+
+@pytest.mark.parametrize(("relayed_by", "counted"), [("eu", 78.214), (None, None), ("ap", None)])
+async def test_us_takes_a_vouched_count_only_from_the_region_that_relayed_the_calls_start(
+        pair: Pair, relayed_by: str | None, counted: float | None) -> None:
+    """A session us made from a start eu relayed is vouched for by eu alone; one us's own edge started (no record)
+    or one another region relayed gets eu's signed word left out: the end lands, its count does not."""
+    us = pair.us_app.state.voicefleet
+    started = await pair.us.post("/start", json=START, headers=edge("http://10.9.9.9:5080", region="us"))
+    assert started.status_code == 201, started.text
+    session_id = started.json()["sessionId"]
+    if relayed_by is not None:
+        await us.relayed_starts.took(session_id, relayed_by)
+    us.sessions.timeline.note(session_id, "requested")
+    await us.sessions.timeline.settled()
+    path = f"/sessions/{session_id}/sip_end"
+    body = httpx.Request("POST", "http://x", json=COUNTED).content
+    told = await pair.us.post(path, content=body, headers=signed_by_eu(pair, path, body))
+    assert told.status_code == 204, told.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [counted]
+
+
+async def test_a_spilled_start_us_cannot_record_goes_on_its_record_owed(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """us's store does not answer while the spilled start is taken: the start is not refused, us owes the record
+    and, once its store answers, eu's word on the call's count is taken."""
+    relayed = pair.us_app.state.voicefleet.relayed_starts
+
+    async def not_answering(*args: object) -> str:
+        raise StoreUnavailable("the store did not answer: TimeoutError")
+
+    monkeypatch.setattr(relayed._records, "first", not_answering)
+    monkeypatch.setattr(relayed._records, "held", not_answering)
+    session_id = await spilled_call(pair)
+    monkeypatch.undo()  # the store answers again
+    assert relayed.owed.owed(session_id) == "eu"
+    told = await pair.eu.post(f"/sessions/{session_id}/sip_end", json=COUNTED, headers=edge(HOLDER))
+    assert told.status_code == 204, told.text
+    assert [e.get("answered_seconds") for e in await ends(pair, session_id)] == [78.214]
+    assert await relayed.relayer(session_id) == "eu" and relayed.owed.owed(session_id) is None  # written
+
+
+def bearer(url: str, region: str = "eu") -> dict[str, str]:
+    """How an edge of `region` presents its credential on the edge routes."""
+    return {"Authorization": f"Bearer {EdgeSecret(EDGE_SECRETS[region]).edge_credential(url)}"}
+
+
+LEG = {"event": "answered", "trunk": "twilio", "direction": "outbound", "usd_per_minute": 0.013}
+
+
+async def legs(pair: Pair, session_id: str) -> list[dict[str, Any]]:
+    await pair.us_app.state.voicefleet.sessions.timeline.settled()
+    events = (await pair.us.get(f"/sessions/{session_id}/timeline", headers=KEY)).json()["events"]
+    return [e for e in events if e["event"] == BRIDGED_LEG]
+
+
+async def test_a_spilled_calls_bridged_leg_reaches_its_region_from_the_edge_holding_it(pair: Pair) -> None:
+    """The person's leg of a bridged transfer (which prices its minutes) and a warm transfer's steps, told by
+    the edge to eu, reach the session at us with eu's word; neither the edge's credential nor any Authorization
+    header crosses."""
+    session_id = await spilled_call(pair)
+    for event in ("answered", "ended"):
+        told = await pair.eu.post(f"/edge/calls/{session_id}/bridged", json={**LEG, "event": event},
+                                  headers=bearer(HOLDER))
+        assert told.status_code == 204, told.text
+    assert [(e["leg"], e.get("usd_per_minute")) for e in await legs(pair, session_id)] == \
+        [("answered", 0.013), ("ended", 0.013)]
+    # A warm step reaches us's route, which finds no warm transfer us asked for: its own refusal, not eu's.
+    step = await pair.eu.post(f"/edge/calls/{session_id}/warm", json={"event": "stop", "transfer": "t1"},
+                              headers=bearer(HOLDER))
+    assert (step.status_code, step.json()["error"]["code"]) == (409, "no_warm_transfer"), step.text
+    relayed = [h for h in pair.heard if h[":path"].startswith("/edge/calls/")]
+    assert len(relayed) == 3 and all(h.get(EDGE_VOUCHED) == "1" and h.get(RELAYED_BY) == "eu" for h in relayed)
+    assert not [h for h in relayed if "authorization" in h or HEADER.lower() in h]
+
+
+async def test_another_edge_or_a_client_cannot_report_a_spilled_calls_leg(pair: Pair) -> None:
+    session_id = await spilled_call(pair)
+    path = f"/edge/calls/{session_id}/bridged"
+    other = await pair.eu.post(path, json=LEG, headers=bearer(OTHER))
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "sip_edge_not_holding"), other.text
+    client = await pair.eu.post(path, json=LEG, headers={**KEY, EDGE_VOUCHED: "1"})
+    assert client.status_code == 401, client.text
+    assert not [h for h in pair.heard if h[":path"].startswith("/edge/calls/")]  # nothing relayed
+    # Straight at us: its own edge routes (no SIP_EDGE_URL there), an unsigned relay, and eu's signed word on a
+    # call us started itself are all refused.
+    forged = await pair.us.post(path, json=LEG, headers={**KEY, EDGE_VOUCHED: "1"})
+    assert forged.status_code == 401, forged.text
+    unsigned = await pair.us.post(path, json=LEG, headers={**KEY, EDGE_VOUCHED: "1", RELAYED_BY: "eu"})
+    assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (401, "region_unauthenticated")
+    started = await pair.us.post("/start", json=START, headers=edge("http://10.9.9.9:5080", region="us"))
+    own = f"/edge/calls/{started.json()['sessionId']}/bridged"
+    body = httpx.Request("POST", "http://x", json=LEG).content
+    unrecorded = await pair.us.post(own, content=body, headers=signed_by_eu(pair, own, body))
+    assert (unrecorded.status_code, unrecorded.json()["error"]["code"]) == (403, "sip_edge_only"), unrecorded.text
+    assert await legs(pair, session_id) == []
