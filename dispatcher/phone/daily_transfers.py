@@ -135,6 +135,8 @@ class DailyTransfers:
         except DailyError as exc:
             if exc.reason == "daily_unavailable" and not exc.nothing_sent:  # the transfer's own: maybe acted on
                 return await self._unanswered(session_id, target, record, str(exc))
+            if sending and await record.heard():  # Daily's signed webhook said it took it: the refusal is a lost
+                return self._transferred(session_id, target, ACCEPTED, heard=True)  # answer's echo, not its word
             await record.let_go()
             if isinstance(exc, DailyRefused) and exc.status == 400 and self._shows_caller_id(target):
                 raise CallerIdRefused(session_id, exc, how="transfer (Daily's sipCallTransfer)") from None
@@ -253,12 +255,11 @@ class _Record:
             log.warning("daily dial-in %s: the person's leg (%s) was not recorded in the store", self._key, dial)
 
     async def let_go(self) -> None:
-        """Nothing was transferred: the record forgotten, so that a new transfer may be asked. Also when one of
-        Daily's calltransfer webhooks marked it heard meanwhile: Daily's refusal is its last word on the request,
-        and the mark would otherwise refuse every new transfer of the call for as long as a timeline is kept."""
+        """Nothing was transferred: the record forgotten, so that a new transfer may be asked. A record one of
+        Daily's calltransfer webhooks marked heard is kept: Daily took that transfer, and its later webhooks
+        (the person's answer, the end) settle against it."""
         try:
             await self._claims.let_go(self._key, str(self.record))
-            await self._claims.let_go(self._key, str(self.record.settled(Outcome.HEARD)))
         except StoreUnavailable:
             log.warning("daily dial-in %s: the store did not forget the transfer that was not made: a new "
                         "one is refused until its record expires", self._session_id)
