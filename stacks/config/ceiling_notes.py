@@ -267,11 +267,12 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
     # No reserve without the channel; over cells (any cloud's) it runs, counted as `reserve_bots` counts it.
     reserve = (reserve or 0) if channel else 0
-    store = store_ceiling_notes.stack_notes(value, number, sessions, minutes, channel=channel)
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
-        return store
+        return []
     note, warnings = said(found, sessions, reserve)
+    # The store's ceiling after it, from the same values (a stack file whose cells the check refuses says neither).
+    store = store_ceiling_notes.stack_notes(value, number, sessions, minutes, channel=channel)
     return [f"note: {note}", *(f"warning: {warning}" for warning in warnings), *store]
 
 
