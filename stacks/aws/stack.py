@@ -241,6 +241,7 @@ class AwsStack(pulumi.ComponentResource):
         return CoordinationStore(f"{self._name}-store", CoordinationStoreArgs(
             name=f"{self._settings.prefix}-kv", vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
             password=password, protect=self._settings.protect, ecpu_per_second=self._cfg.store_ecpu_per_second,
+            data_gb=self._cfg.store_data_gb,
             previous_password=self._settings.secrets.store_previous_password), opts=pulumi.ResourceOptions(parent=self))
 
     def _dispatcher_args(self, image: pulumi.Output[str], repository_arn: pulumi.Output[str], network: Network,

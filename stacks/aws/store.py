@@ -9,8 +9,9 @@ commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stack
 the `default` user every user group must hold is switched off, with a password no client is given
 (a VALKEY user group takes only users that sign in by password or IAM). The user may hold two passwords: the
 stack's and, while a rotation deploys, the one it replaces (docs/pulumi.md). Usage limits bound the
-bill: 1 GB, and ECPUs for every session to be a phone call relayed through the store
-(stacks/config/store_capacity.py).
+bill: its data (`storeDataGb`, 1 GB by default: the plan's store ceiling says what a day of starts
+needs, stacks/config/store_ceiling.py), and ECPUs for every session to be a phone call relayed through
+the store (stacks/config/store_capacity.py).
 
 The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
 dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
@@ -35,7 +36,6 @@ from stacks.shared.store_access import ACCESS, USER
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
 PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
-DATA_LIMIT_GB = 1
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
 # starting with a letter, no two hyphens in a row, not ending with one.
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
@@ -65,6 +65,7 @@ class CoordinationStoreArgs:
     password: pulumi.Input[str]  # secret
     protect: bool
     ecpu_per_second: int  # the usage limit (stacks/config/store_capacity.py)
+    data_gb: int = 1  # the data storage limit (storeDataGb, stacks/config/store_ceiling.py)
     # secret: the password `password` replaces, accepted as well until the rotation's second `up`
     previous_password: pulumi.Input[str] | None = None
 
@@ -111,7 +112,7 @@ class CoordinationStore(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             security_group_ids=[group.id],
             user_group_id=users.user_group_id,
-            cache_usage_limits={"data_storage": {"maximum": DATA_LIMIT_GB, "unit": "GB"},
+            cache_usage_limits={"data_storage": {"maximum": args.data_gb, "unit": "GB"},
                                 "ecpu_per_seconds": [{"maximum": args.ecpu_per_second}]},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

@@ -103,7 +103,7 @@ class AzureStack(pulumi.ComponentResource):
         store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
             cluster_name=naming.redis_name(cfg.subscription_id, settings.prefix), resource_group=group.name,
             location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],
-            sku="Balanced_B1" if prod else "Balanced_B0", high_availability=prod, protect=settings.protect,
+            sku=cfg.store_sku, high_availability=prod, protect=settings.protect,
             tags=tags), opts=child) if cfg.store else None
         # The edge's credentials in the vault are derived for its control URL, on its static private address.
         sip_edge_url = control_url_of(subnet_ranges(cfg.vnet_cidr)["sip"]) if settings.sip_edge is not None else None

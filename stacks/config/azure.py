@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from stacks.config import aci_cells, bot_permissions, limits
+from stacks.config import aci_cells, bot_permissions, limits, store_ceiling_notes
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
 
@@ -97,6 +97,7 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
                                              maximum=limits.KEY_VAULT_SOFT_DELETE_DAYS[1]),
         key_vault_purge_protection=cfg.boolean("azureKeyVaultPurgeProtection"),
         aci_cells=aci_cells.cells_setting(cells),
+        store_sku=store_ceiling_notes.sku(cfg, settings.environment),
     )
 
 

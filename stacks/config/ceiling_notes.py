@@ -2,7 +2,7 @@
 (stacks/config/ceiling.py): a note with the ceiling and what sets it, and a warning for each quota
 `maxConcurrentSessions` (with the reserve's bots, for a cap) goes past, naming the quota, its code, the
 figure, and how to see and raise yours. A warning, never a refusal: the account may hold more than
-the documented default."""
+the documented default. The store's ceiling is said beside it (stacks/config/store_ceiling_notes.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import pulumi
 
 from dispatcher.machines.ecs.cell_settings import ecs_cells as parse_ecs_cells
 from dispatcher.settings import SettingsError
-from stacks.config import aci_cells, ceiling, ceiling_cells, cloud_quotas, cloud_run, ecs_cells, gce_cells
+from stacks.config import (
+    aci_cells,
+    ceiling,
+    ceiling_cells,
+    cloud_quotas,
+    cloud_run,
+    ecs_cells,
+    gce_cells,
+    store_ceiling_notes,
+)
 from stacks.config import cells as stack_cells
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
@@ -128,6 +137,8 @@ def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
     `accountQuotas`, on AWS the account's Fargate vCPU quota as Service Quotas answers the preview, and on
     GCP's Compute Engine the region's CPUS quota as Cloud Quotas does: returned as the read the stack makes
     with its provider, which says the note once answered."""
+    # The store's ceiling beside it: the sessions started a day it holds (stacks/config/store_ceiling_notes.py).
+    store_ceiling_notes.log(settings, cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES))
     found = of_settings(cfg, settings)
     if found is None:
         return None
@@ -260,7 +271,9 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if found is None:
         return []
     note, warnings = said(found, sessions, reserve)
-    return [f"note: {note}", *(f"warning: {warning}" for warning in warnings)]
+    # The store's ceiling after it, from the same values (a stack file whose cells the check refuses says neither).
+    store = store_ceiling_notes.stack_notes(value, number, sessions, minutes, channel=channel)
+    return [f"note: {note}", *(f"warning: {warning}" for warning in warnings), *store]
 
 
 def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],

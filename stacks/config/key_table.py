@@ -25,6 +25,7 @@ from stacks.config import (
     regions,
     sip_edge,
     store,
+    store_ceiling,
     turn,
     whatsapp,
 )
@@ -82,6 +83,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     k8s.AGENT_SANDBOX_KEY: k8s.AGENT_SANDBOX_CHOICES,
     k8s.CHANNEL_TLS_KEY: k8s.CHANNEL_TLS_CHOICES,
     k8s.STORE_KEY: (k8s.EXTERNAL, k8s.IN_CLUSTER),
+    store_ceiling.NODE_TYPE_KEY: store_ceiling.NODE_TYPE_CHOICES,
+    store_ceiling.SKU_KEY: store_ceiling.SKU_CHOICES,
     made_secrets.ROLL_KEY: made_secrets.ROLLS,
     calling_out.VOICEMAIL_KEY: calling_out.VOICEMAIL_OPTIONS,
     calling_out_telnyx.VOICEMAIL_KEY: calling_out_telnyx.VOICEMAIL_OPTIONS,

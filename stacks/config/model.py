@@ -64,6 +64,7 @@ class AwsSettings:
     dispatcher_count: int
     store: bool  # several replicas: they share a coordination store (stacks/aws/store.py)
     store_ecpu_per_second: int  # its ECPU ceiling (stacks/config/store_capacity.py); 0 without a store
+    store_data_gb: int  # its data cap, GB (stacks/config/store_ceiling.py)
     capacity_providers: str
     alb_idle_timeout_seconds: int
     keep_alive_seconds: int
@@ -92,6 +93,7 @@ class GcpSettings:
     dispatcher_min_instances: int
     dispatcher_max_instances: int
     store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
+    store_node_type: str = "SHARED_CORE_NANO"  # its node type (stacks/config/store_ceiling.py)
     alarm_channels: tuple[str, ...] = ()  # Cloud Monitoring notification channels (stacks/config/alarms.py)
     alert_policies: bool = False  # set once the log-based metrics exist (stacks/gcp/observability.py)
     bot_runtime: str = "gce"  # "gce": a VM per session; "cloudrun": a Cloud Run job execution per session
@@ -116,6 +118,7 @@ class AzureSettings:
     key_vault_retention_days: int = 90  # soft delete; fixed when the vault is created
     key_vault_purge_protection: bool = False  # once on, Azure never turns it off
     aci_cells: str = ""  # ACI_CELLS, as the dispatcher reads it ("": the stack's own resource group alone)
+    store_sku: str = "Balanced_B0"  # the store's size (stacks/config/store_ceiling.py)
 
 
 @dataclass(frozen=True)

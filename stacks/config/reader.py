@@ -100,6 +100,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherMemory": 512,
     "dispatcherCount": 1,
     "storeEcpuPerSecond": 0,  # 0 = sized from maxConcurrentSessions (stacks/config/store_capacity.py)
+    "storeDataGb": 1,  # the store's data cap (stacks/config/store_ceiling.py)
     "ecsCapacityProviders": "FARGATE",
     "albIdleTimeoutSeconds": 60,
     "keepAliveSeconds": 65,
@@ -143,6 +144,7 @@ DEFAULTS: dict[str, Any] = {
     "cloudRunCells": [],  # none: the stack's own project alone runs the executions (stacks/config/cloud_run.py)
     "gceCells": [],  # none: the stack's own project alone runs the VMs (stacks/config/gce_cells.py)
     "botMachineType": "e2-small",
+    "storeNodeType": "",  # "" = the environment's (stacks/config/store_ceiling_notes.py)
     "botDiskGb": 10,
     "dispatcherMinInstances": 0,
     "dispatcherMaxInstances": 3,
@@ -153,6 +155,7 @@ DEFAULTS: dict[str, Any] = {
     "azureVnetCidr": "10.60.0.0/16",
     "dispatcherMinReplicas": 1,
     "dispatcherMaxReplicas": 1,
+    "storeSku": "",  # "" = the environment's (stacks/config/store_ceiling_notes.py)
     "azureLogRetentionDays": 30,
     "alarmActionGroupId": "",  # "" = alerts notify nobody
     "azureKeyVaultAllowedIps": [],  # none: Key Vault answers its private endpoint only (stacks/azure/secrets.py)

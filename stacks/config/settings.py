@@ -37,6 +37,7 @@ from stacks.config import (
     phone_transfers,
     plivo_account,
     stack_keys,
+    store_ceiling_notes,
     switches,
     whatsapp,
 )
@@ -343,6 +344,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         dispatcher_count=count,
         store=store,
         store_ecpu_per_second=store_settings.ecpu_per_second(cfg, settings.max_concurrent_sessions) if store else 0,
+        store_data_gb=store_ceiling_notes.data_gb(cfg),
         capacity_providers=providers,
         alb_idle_timeout_seconds=idle,
         keep_alive_seconds=keep_alive,
@@ -434,6 +436,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         dispatcher_min_instances=minimum,
         dispatcher_max_instances=maximum,
         store=store,
+        store_node_type=store_ceiling_notes.node_type(cfg, settings.environment),
         alarm_channels=alarms.notification_channels(cfg, project),
         alert_policies=cfg.boolean("alertPolicies"),
         bot_runtime=bot_runtime,

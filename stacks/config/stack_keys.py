@@ -37,15 +37,16 @@ OTHER_PACKAGES = frozenset({"awsx"})
 # Keys only one cloud's program reads (or two: botCpu), and the providers' namespaces by cloud: set in a
 # stack of another cloud, nothing reads them, and the operator likely meant another stack file.
 CLOUD_KEYS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
-                     "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
-                     "turnInstanceType", "ecsCells", "ecsCellBotTaskRoleArns"), ("aws",)),
+    **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "storeDataGb", "ecsCapacityProviders",
+                     "albIdleTimeoutSeconds", "keepAliveSeconds", "allowedCidrs", "containerInsights",
+                     "secretRecoveryDays", "alarmTopicArn", "turnInstanceType", "ecsCells", "ecsCellBotTaskRoleArns"),
+                    ("aws",)),
     **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "cloudRunCells", "gceCells",
                      "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
-                     "alertPolicies", "turnMachineType"), ("gcp",)),
+                     "alertPolicies", "turnMachineType", "storeNodeType"), ("gcp",)),
     **dict.fromkeys(("dispatcherMinReplicas", "dispatcherMaxReplicas", "alarmActionGroupId", "turnVmSize",
-                     "turnSshPublicKey", "aciCells"), ("azure",)),
+                     "turnSshPublicKey", "aciCells", "storeSku"), ("azure",)),
     **dict.fromkeys(("botCpu", "botMemory"), ("aws", "azure")),
     "accountQuotas": ("aws", "gcp"),
 }

@@ -309,7 +309,7 @@ class GcpStack(pulumi.ComponentResource):
         return CoordinationStore(f"{self._name}-store", CoordinationStoreArgs(
             instance_id=f"{self._settings.prefix}-kv", region=self._cfg.region, project=self._cfg.project,
             network_id=network.network_id, subnetwork_id=network.subnetwork_id, dispatcher_member=member,
-            node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
+            node_type=self._cfg.store_node_type, replicas=1 if prod else 0,
             protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
     def _dispatcher_grants(self, bot: BotTemplate | BotJob, launch: list[pulumi.Resource], secrets: SecretStore,

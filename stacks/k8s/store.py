@@ -31,6 +31,7 @@ import pulumi_kubernetes.core as k8s_core
 import pulumi_kubernetes.networking as k8s_networking
 
 from stacks.config.k8s import STACK_TLS
+from stacks.config.store_ceiling import K8S_MAXMEMORY_MIB, K8S_STORE_MEMORY_MIB
 from stacks.k8s.mesh import probe_sources, tunnel_ports
 from stacks.shared.store_access import ACCESS, USER
 
@@ -42,10 +43,9 @@ VALKEY_UID = 999
 NAME = "voicefleet-store"
 PORT, PORT_NAME = 6379, "valkey"
 DATA_DIR, CONFIG_DIR, CONFIG_FILE = "/data", "/etc/valkey", "valkey.conf"
-CPU, MEMORY_MIB = "500m", 512
-# Half the container's memory: an append-only file's rewrite forks, and the fork's copy-on-write pages
-# count against the same limit.
-MAXMEMORY_MB = MEMORY_MIB // 2
+# Half the container's memory for `maxmemory`: an append-only file's rewrite forks, and the fork's
+# copy-on-write pages count against the same limit. The plan's store ceiling counts the same figures.
+CPU, MEMORY_MIB, MAXMEMORY_MB = "500m", K8S_STORE_MEMORY_MIB, K8S_MAXMEMORY_MIB
 
 
 def password_hash(password: str) -> str:

@@ -52,9 +52,11 @@ def test_the_reserve_runs_over_the_cells_and_past_the_sum_the_warning_names_each
 def test_a_stack_files_cells_count_in_the_plans_note() -> None:
     cells = [{"name": n, "role_arn": f"arn:aws:iam::{d * 12}:role/voicefleet-cell"} for n, d in zip("ab", "12",
                                                                                                    strict=True)]
-    note, *warnings = stack_notes(aws_stack(20, cells))
+    note, *rest = stack_notes(aws_stack(20, cells))
     assert "concurrency ceiling (Fargate, eu-west-1, 2 accounts (ecsCells: a (111111111111); b (222222222222)))" in note
+    warnings = [line for line in rest if line.startswith("warning: ")]
     assert "12 sessions at once" in note and len(warnings) == 1
+    assert rest[-1].startswith("note: store ceiling (ElastiCache")  # the cells share a store
     (alone, *_) = stack_notes(aws_stack(20, []))
     assert "concurrency ceiling (Fargate, eu-west-1): 5 sessions at once" in alone  # (6 - 0.5) ÷ 1, one account
     assert stack_notes(aws_stack(20, [{"name": "a"}])) == []  # a list the dispatcher refuses: the check names it

@@ -142,6 +142,7 @@ def test_a_wrong_gce_cell_list_is_refused_naming_the_key(config: dict[str, str],
 def test_config_check_says_the_cells_ceiling_from_the_stack_file() -> None:
     config = {"voicefleet:cloud": "gcp", "gcp:project": "voicefleet-prod", "gcp:region": "europe-west1",
               "voicefleet:maxConcurrentSessions": "100", "voicefleet:gceCells": THREE_CELLS}
-    [note] = stack_notes(config)
+    [note, store] = stack_notes(config)
     assert note.startswith("note: concurrency ceiling (Compute Engine, 3 projects (gceCells), europe-west1)"), note
+    assert store.startswith("note: store ceiling (Memorystore for Valkey, one SHARED_CORE_NANO node")  # cells share one
     assert stack_notes({**config, "voicefleet:gceCells": '[{"name": "a"}]'}) == []  # the check names the value
