@@ -25,8 +25,10 @@ class NotedOnce:
         self._coordination = coordination
         self._noted: Recent[str, None] = Recent(remember)
 
-    async def first(self, what: str, session_id: str) -> bool:
-        """Whether this is the first time `what` is to be noted for `session_id`, at any replica."""
+    async def first(self, what: str, session_id: str, *, unanswered_notes: bool = True) -> bool:
+        """Whether this is the first time `what` is to be noted for `session_id`, at any replica. A store that
+        does not answer: True (noted, as before the mark), or StoreUnavailable where `unanswered_notes` is False
+        (what a client may say, which a store outage must not let it say again and again)."""
         mark = f"{what}:{session_id}"
         if mark in self._noted:
             return False
@@ -35,6 +37,12 @@ class NotedOnce:
             return True
         try:
             first = await self._coordination.key_holders.first(mark, mine := uuid.uuid4().hex, TIMELINE_KEEP_SECONDS)
-        except StoreUnavailable:  # the store, or this process's marks all live (ClaimsFull): noted, as before
-            return True
+        except StoreUnavailable:  # the store, or this process's marks all live (ClaimsFull)
+            if unanswered_notes:
+                return True
+            self._noted.pop(mark, None)  # nothing noted: its retry is asked again
+            raise
+        except BaseException:  # cancelled, or a fault: nothing noted, so a retry here must not find it marked
+            self._noted.pop(mark, None)
+            raise
         return first == mine

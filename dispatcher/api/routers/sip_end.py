@@ -9,7 +9,6 @@ nor fill the timeline."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -23,8 +22,6 @@ from dispatcher.api.schemas import ERRORS
 from dispatcher.errors import ApiError
 from dispatcher.observability.sip_end import SIP_ENDED
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.memory import ClaimsFull
-from dispatcher.store.timelines import KEEP_SECONDS  # the mark lasts as the timeline it guards
 from dispatcher.store.unavailable import StoreUnavailable
 
 router = APIRouter(responses=ERRORS)
@@ -67,14 +64,11 @@ async def sip_end(request: Request, session_id: str, end: SipEnd,
         # Said without the edge's word, only the first counts (the webhook and the report carry it): kept once, so
         # a client holding the number's key cannot fill the timeline's last events with its own.
         try:
-            first = await state.replication.coordination.key_holders.first(
-                f"{SIP_ENDED}:{owned}", mine := uuid.uuid4().hex, KEEP_SECONDS)
-        except ClaimsFull:
-            first = mine  # this process's marks are all live: the end is kept, as it was before they were
+            first = await state.sessions.noted_once.first(SIP_ENDED, owned, unanswered_notes=False)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store did not answer: nothing was kept, send it "
                            "again", retry_after=1.0) from None
-        if first != mine:
+        if not first:
             return Response(status_code=204)
     state.sessions.timeline.note(owned, SIP_ENDED, **told)
     return Response(status_code=204)
