@@ -22,7 +22,8 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError
 from dispatcher.machines.cells import PartialListing
-from dispatcher.machines.k8s.cells import QUOTA, THROTTLED, K8sCellMachines
+from dispatcher.machines.k8s.cells import QUOTA, REFUSED, THROTTLED, K8sCellMachines
+from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import SettingsError
@@ -148,6 +149,20 @@ async def test_every_cluster_past_its_quota_is_a_503_naming_the_cells(
     assert (creates(fake_k8s), creates(fake_k8s_cell)) == (1, 1) and not fake_k8s.pods and not fake_k8s_cell.pods
 
 
+async def test_a_cluster_refusing_its_cells_token_is_drained_and_the_others_take_its_starts(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, coordination: LocalCoordination) -> None:
+    """Each cell signs in with its own token: cluster a refusing it (here: b's token, 401) is a's alone."""
+    machines = replica(cells_env(fake_k8s, fake_k8s_cell, a_extra={"token_file": fake_k8s_cell.token_file}),
+                       coordination)
+    try:
+        [session] = homed_in(machines, "a")
+        await machines.launch(spec(session))
+        assert f"vf-{session}" in fake_k8s_cell.pods and not fake_k8s.pods and creates(fake_k8s) == 1
+        assert views(machines)["a"].reason == REFUSED
+    finally:
+        await machines.aclose()
+
+
 async def test_an_admission_refusal_drains_no_cluster(
         machines: K8sCellMachines, fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
     """The stack's policy refuses the pod itself, as every cluster's would: no other cell is tried."""
@@ -250,6 +265,17 @@ async def test_k8s_mode_with_cells_builds_them_and_the_config_check_names_a_miss
     assert any("K8S_CELLS needs the shared store: set REDIS_URL" in problem
                for problem in configuration_problems(base)), configuration_problems(base)
     assert not any("K8S_CELLS" in p for p in configuration_problems({**base, "REDIS_URL": "redis://127.0.0.1:1"}))
+
+
+async def test_each_cluster_is_asked_at_start_whether_the_bots_audience_is_its_own(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
+    """Each cell's cluster reviews its own bots' tokens: none of them may take that audience for its own."""
+    env = {**cells_env(fake_k8s, fake_k8s_cell), "BOT_IDENTITY_AUDIENCE": "voicefleet-api"}
+    assert await cluster_problems(env) == []
+    fake_k8s_cell.api_audiences = ("voicefleet-api",)  # cluster b's --api-audiences
+    [problem] = await cluster_problems(env)
+    assert problem.startswith("K8S_CELLS cell b: BOT_IDENTITY_AUDIENCE='voicefleet-api' is one of the API server's")
+    assert fake_k8s_cell.calls_to("POST", "/tokenreviews") and fake_k8s.calls_to("POST", "/tokenreviews")
 
 
 BASE = {"K8S_NAMESPACE": "voicefleet-bots", "BOT_IMAGE": "registry.example/bot:1"}
