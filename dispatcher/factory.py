@@ -143,6 +143,12 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
             from dispatcher.machines.k8s.sandbox import SandboxClaims
 
             return SandboxClaims.from_env(env)
+        if setting_text(env, "K8S_CELLS"):  # several clusters: cold launches spread over them (no reserve)
+            from dispatcher.machines.k8s.cells import K8sCellMachines
+            from dispatcher.machines.k8s.settings import K8sSettings
+
+            return K8sCellMachines(K8sSettings.from_env(env), coordination,
+                                   channel_url=setting_text(env, "BOT_CHANNEL_URL") or None)
 
         if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.k8s.reserve import K8sWarmMachines
@@ -227,7 +233,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "k8s":
         from dispatcher.machines.k8s.settings import K8sSettings
 
-        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env)]
+        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env), lambda: _cells_store(env)]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
@@ -271,10 +277,10 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
 
 
 def _cells_store(env: Mapping[str, str]) -> None:
-    """ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS and ACI_CELLS record each session's cell in the shared store, so
+    """ECS_CELLS, CLOUDRUN_CELLS, GCE_CELLS, ACI_CELLS and K8S_CELLS record each session's cell in the shared store, so
     that a replay at any replica, or after a restart, meets its machine there: without a store a restart
     would launch a second."""
-    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS", "GCE_CELLS", "ACI_CELLS"):
+    for cells in ("ECS_CELLS", "CLOUDRUN_CELLS", "GCE_CELLS", "ACI_CELLS", "K8S_CELLS"):
         if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
             raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
                                 "there, so a replay after a restart meets its machine instead of launching a second)")

@@ -2872,6 +2872,21 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the cluster's CA, trusted for `K8S_API_URL`",
     ),
     Setting(
+        "K8S_CELLS", "k8s", STRING,
+        shown="unset (one cluster: `K8S_API_URL`)",
+        example='`[{"name": "a", "api_url": "https://10.0.0.1", "token_file": "/var/run/cells/a/token", '
+                '"ca_file": "/var/run/cells/a/ca.crt"}]`',
+        meaning=(
+            "the Kubernetes clusters the bots' pods spread over (`K8S_MODE=pods` only), a JSON list of cells: each a "
+            "`name`, its API server's `api_url` (https), the files holding the dispatcher's token for it "
+            "(`token_file`) and its CA (`ca_file`), never a credential itself, and optionally its own `namespace` "
+            "(else `K8S_NAMESPACE`) and `max_pods` (each replica's own cap); at most 50 cells, one per cluster and "
+            "namespace; needs `REDIS_URL`; every session starts cold (no warm reserve over cells); a cluster "
+            "answering 429 or `exceeded quota` has its starts go to the others "
+            "([kubernetes.md](kubernetes.md#several-clusters), [operations.md](operations.md#cells))"
+        ),
+    ),
+    Setting(
         "K8S_BOT_CPU", "k8s", STRING, default="1",
         example="`500m`",
         meaning=(

@@ -19,7 +19,6 @@ from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, own_cluster, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
-from tests.fakes.k8s import TOKEN as K8S_TOKEN
 from tests.fakes.k8s import FakeKubernetes
 from tests.fakes.k8s_sandbox import FakeAgentSandbox
 from tests.fakes.key_vault import FakeKeyVault
@@ -28,7 +27,7 @@ from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
     "fake_aci", "fake_key_vault", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
-    "fake_ecs", "fake_fly", "fake_gce", "fake_k8s", "fake_k8s_sandbox", "fake_modal", "moto_ecs",
+    "fake_ecs", "fake_fly", "fake_gce", "fake_k8s", "fake_k8s_cell", "fake_k8s_sandbox", "fake_modal", "moto_ecs",
 ]
 
 
@@ -143,6 +142,14 @@ def fake_k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubernete
 
 
 @pytest.fixture
+def fake_k8s_cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubernetes]:
+    """A second cluster beside `fake_k8s` (K8S_CELLS), which takes only its own dispatcher token."""
+    fake = FakeKubernetes()
+    fake.token = "k8s-fake-cell-token-fedcba9876543210"  # noqa: S105 - a fake's
+    yield from _serve_k8s(fake, tmp_path_factory)
+
+
+@pytest.fixture
 def fake_k8s_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAgentSandbox]:
     """The API server with agent-sandbox's extensions and their controller (K8S_MODE=agent-sandbox)."""
     yield from _serve_k8s(FakeAgentSandbox(), tmp_path_factory)
@@ -151,5 +158,5 @@ def fake_k8s_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeA
 def _serve_k8s(fake: FakeKubernetes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     fake.token_file = str(tmp_path_factory.mktemp("k8s") / "token")  # K8S_TOKEN_FILE, as a Pod's is mounted
     with open(fake.token_file, "w", encoding="utf-8") as file:
-        file.write(K8S_TOKEN + "\n")
+        file.write(fake.token + "\n")
     yield from _serve(fake)  # K8S_API_URL

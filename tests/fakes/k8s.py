@@ -29,9 +29,10 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   for its `audience`, written to a file whose path its process gets as `BOT_K8S_TOKEN_FILE`, as the
   kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
   it was issued for, naming the pod in `extra` as the API server does; the dispatcher's own token
-  (TOKEN), for the API server's audiences (`api_audiences`), which a review asking none is of. A pod's
-  token past its `exp` (`expirationSeconds` after its create, by `clock`) is not authenticated. A pod whose
-  token was authenticated is in `reviewed_pods` (its bot has said its hello to whoever reviewed it).
+  (`token`: TOKEN unless a test gives a second cluster its own, which alone it then accepts), for the
+  API server's audiences (`api_audiences`), which a review asking none is of. A pod's token past its
+  `exp` (`expirationSeconds` after its create, by `clock`) is not authenticated. A pod whose token was
+  authenticated is in `reviewed_pods` (its bot has said its hello to whoever reviewed it).
 - DELETE takes `DeleteOptions` in the body or the query, validated before anything is deleted
   (tests/fakes/k8s_delete.py: an unknown field 400, an unknown `propagationPolicy` 422, a precondition
   that differs 409) and its `gracePeriodSeconds`: the pod gets a
@@ -227,6 +228,7 @@ class FakeKubernetes(FakeApi):
         super().__init__()
         self.pods: dict[str, dict[str, Any]] = {}
         self.token_file = ""  # where the test wrote the dispatcher's token (K8S_TOKEN_FILE)
+        self.token = TOKEN  # the dispatcher's token this cluster accepts (another cluster's: its own)
         # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount, its `exp`)
         self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str, int]] = {}
         self.clock: Callable[[], float] = time.time  # the API server's: a token's `iat` and `exp` (a test moves it)
@@ -266,7 +268,7 @@ class FakeKubernetes(FakeApi):
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            if request.headers.get("authorization") != f"Bearer {self.token}":
                 return status(401, "Unauthorized", "Unauthorized")
             namespace = request.path_params.get("namespace", NAMESPACE)  # tokenreviews: cluster-scoped
             if namespace != NAMESPACE:
@@ -479,7 +481,7 @@ class FakeKubernetes(FakeApi):
         known = self.pod_tokens.get(str(spec.get("token", "")))
         answer: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
         with self._pods_lock:
-            if spec.get("token") == TOKEN and (common := [a for a in asked if a in self.api_audiences]):
+            if spec.get("token") == self.token and (common := [a for a in asked if a in self.api_audiences]):
                 answer = {"authenticated": True, "audiences": common, "user": {
                     "username": "system:serviceaccount:voicefleet:voicefleet-dispatcher", "uid": "dispatcher",
                     "groups": ["system:serviceaccounts", "system:authenticated"]}}

@@ -80,7 +80,7 @@ class KubeApi:
         self._backoff = Backoff(attempts=5, base=0.3, cap=4.0, deadline=settings.retry_deadline)
         self._reviews = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file,
                                    connections=REVIEW_CONNECTIONS)
-        self._once = Backoff(attempts=1, deadline=settings.timeout)
+        self.once = Backoff(attempts=1, deadline=settings.timeout)  # a call sent once, never retried
         self._token: tuple[float, str] | None = None  # (the file's mtime, its token)
         self.pods_path = f"/api/v1/namespaces/{settings.namespace}/pods"
 
@@ -121,7 +121,7 @@ class KubeApi:
         once, on the reviews' own client (the module says why)."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token, "audiences": [self.settings.token_audience]}}
-        return await self.call("POST", TOKEN_REVIEWS, json=body, client=self._reviews, backoff=self._once)
+        return await self.call("POST", TOKEN_REVIEWS, json=body, client=self._reviews, backoff=self.once)
 
     async def own_audiences(self) -> list[str]:
         """The API server's own audiences, as a TokenReview of the dispatcher's token asking none reports

@@ -121,6 +121,11 @@ class K8sMachines:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.create_session(spec)
+
+    async def create_session(self, spec: LaunchSpec, *, once: bool = False) -> LaunchResult:
+        """The session's pod created (or met: 409). `once` (one cell of several, k8s/cells.py): the create is
+        sent once, unretried, so a 429 is answered at once for another cell to take the launch."""
         name, launch_id = session_pod_name(spec.session_id), secrets.token_hex(8)
         image = spec.image or self.settings.image  # the session's release's, else the deployment's own
         labels = {LABEL_STATE: SESSION, LABEL_SESSION: spec.session_id, LABEL_RELEASE: spec.release}
@@ -129,7 +134,7 @@ class K8sMachines:
         body = pod_body(self.settings, name, image=image, env=self.launch_env(self.session_values(spec), image),
                         labels=labels, annotations=notes,
                         deadline_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
-        response = await self.api.request("POST", json=body, params=STRICT)
+        response = await self.api.request("POST", json=body, params=STRICT, backoff=self.api.once if once else None)
         if response.status_code == 201:
             self.remember(spec.session_id, response.json())
             return LaunchResult(to_machine(response.json()), created=True)

@@ -102,12 +102,16 @@ async def audience_problem(api: KubeApi, audience: str) -> str | None:
 async def cluster_problems(env: Mapping[str, str]) -> list[str]:
     """What the cluster refuses or lacks for the configuration, read once at start."""
     settings = K8sSettings.from_env(env)
-    api = KubeApi(settings)
-    try:
-        problems = [await audience_problem(api, settings.token_audience)]
-        if settings.mode == AGENT_SANDBOX:
-            problems.append(await served_problem(api) or await pool_problem(api, settings.namespace,
-                                                                             settings.warm_pool))
-    finally:
-        await api.aclose()
+    problems: list[str | None] = []
+    # Over K8S_CELLS every cluster reviews its own bots' tokens: none may take their audience for its own.
+    for cell in settings.cells or (None,):
+        api = KubeApi(settings if cell is None else settings.for_cell(cell))
+        try:
+            problem = await audience_problem(api, settings.token_audience)
+            problems.append(problem if cell is None or problem is None else f"K8S_CELLS cell {cell.name}: {problem}")
+            if settings.mode == AGENT_SANDBOX:
+                problems.append(await served_problem(api) or await pool_problem(api, settings.namespace,
+                                                                                 settings.warm_pool))
+        finally:
+            await api.aclose()
     return [p for p in problems if p]

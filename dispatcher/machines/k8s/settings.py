@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
+from dispatcher.machines.k8s.cell_settings import K8sCell, k8s_cells
 from dispatcher.settings import SettingsError, listed_transports, require
 from voicefleet_settings.read import setting_choice, setting_int, setting_text
 
@@ -68,6 +69,13 @@ class K8sSettings:
     # MODEL_SERVICE_URL: the shared model service this dispatcher admits starts against (dispatcher/models/),
     # which every bot it starts is told as the same variable (docs/converged.md, "On Kubernetes").
     model_service_url: str | None = None
+    # K8S_CELLS: the clusters the bots' pods spread over (k8s/cells.py); empty: K8S_API_URL's alone.
+    cells: tuple[K8sCell, ...] = ()
+
+    def for_cell(self, cell: K8sCell) -> K8sSettings:
+        """One cell's settings: its cluster, credentials and namespace; the rest the deployment's."""
+        return replace(self, api_url=cell.api_url, token_file=cell.token_file, ca_file=cell.ca_file,
+                       namespace=cell.namespace, cells=())
 
     @property
     def bot_account(self) -> str:
@@ -80,7 +88,13 @@ class K8sSettings:
         namespace = required["K8S_NAMESPACE"]
         if not _DNS_LABEL.match(namespace):
             raise SettingsError(f"K8S_NAMESPACE={namespace[:70]!r} is not a namespace name (a DNS-1123 label)")
-        api_url = setting_text(env, "K8S_API_URL").rstrip("/") or _in_cluster_url(env)
+        cells = k8s_cells(setting_text(env, "K8S_CELLS"), namespace)
+        if cells and setting_choice(env, "K8S_MODE") == AGENT_SANDBOX:
+            raise SettingsError("K8S_CELLS with K8S_MODE=agent-sandbox: a SandboxWarmPool is one cluster's, so its "
+                                "claims cannot spread over cells; use K8S_MODE=pods over cells, or one cluster per "
+                                "region with agent-sandbox (docs/kubernetes.md, \"Several clusters\")")
+        # Over cells each cell names its own API server: K8S_API_URL (or the Pod's own cluster) is not needed.
+        api_url = setting_text(env, "K8S_API_URL").rstrip("/") or (cells[0].api_url if cells else _in_cluster_url(env))
         if not api_url.startswith("https://") and not _loopback(api_url):
             raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
                                 "over plain http, except to a local fake on 127.0.0.1)")
@@ -137,6 +151,7 @@ class K8sSettings:
             channel_ca_configmap=ca_configmap,
             bot_secret=bot_secret,
             model_service_url=setting_text(env, MODEL_SERVICE_VARIABLE).rstrip("/") or None,
+            cells=cells,
             stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
             **call_timings(env, "K8S"),
         )

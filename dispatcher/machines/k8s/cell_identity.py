@@ -1,0 +1,75 @@
+"""A bot's hello over K8S_CELLS: its token reviewed by the cluster of its session's recorded cell, no other.
+
+A session's pod runs in the cell the store records for it (`home:k8s-cell:<session>`, written before its
+create: dispatcher/machines/cell_launches.py), so its bot's projected token is that cluster's, and only
+that cluster's API server can review it (k8s/identity.py, k8s/session_pods.py): the hello is sent there
+alone. Asking every cluster would hand each one a token of another and let a cluster whose namespace
+an outsider runs pods in admit a look-alike `vf-<session id>` pod. A session with no record, a record
+naming a cell no longer listed, or a store that does not answer: the hello is refused, saying why (the
+bot dials again). The session is read from the hello's machine, the pod's name (`vf-<session id>`),
+which the token must name (k8s/hello_precheck.py). Idle reserve bots do not run over cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.identity import IdentityOnly, MachineIdentity, ProofSeen
+from dispatcher.machines.k8s.pods import IDLE_PREFIX, NAME_PREFIX
+from dispatcher.store.unavailable import StoreUnavailable
+
+Recorded = Callable[[str], Awaitable[str | None]]  # a session id → its recorded cell (StoreUnavailable: no answer)
+
+
+async def cell_of(recorded: Recorded, session_id: str, cells: Mapping[str, object]) -> str:
+    """The session's recorded cell, or raises `LookupError` saying why there is none to ask."""
+    try:
+        cell = await recorded(session_id)
+    except StoreUnavailable:
+        raise LookupError(f"the store did not answer, so session {session_id}'s cell is not known") from None
+    if cell is None:
+        raise LookupError(f"session {session_id} has no recorded cell (no pod was launched for it)")
+    if cell not in cells:
+        raise LookupError(f"session {session_id}'s cell {cell} is no longer in K8S_CELLS")
+    return cell
+
+
+class CellPodIdentity:
+    """`MachineIdentity` over cells: a session's grant checked by its recorded cell's own identity."""
+
+    def __init__(self, recorded: Recorded, identities: Mapping[str, MachineIdentity]) -> None:
+        self._recorded, self._identities = recorded, dict(identities)
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        if grant.kind != "session":
+            return f"{grant.kind} bot {grant.subject}: the warm reserve does not run over K8S_CELLS"
+        try:
+            cell = await cell_of(self._recorded, grant.subject, self._identities)
+        except LookupError as exc:
+            return str(exc)
+        return await self._identities[cell].refusal(grant, hello)
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return None  # a pod's token is the same for every dial until the kubelet refreshes it
+
+    async def aclose(self) -> None:
+        """Nothing of its own: each cell's identity goes through its provider's client."""
+
+
+class CellSessionPods:
+    """`IdentityOnly` over cells: a session pod's hello granted by its recorded cell's own pool only."""
+
+    def __init__(self, recorded: Recorded, pools: Mapping[str, IdentityOnly]) -> None:
+        self._recorded, self._pools = recorded, dict(pools)
+
+    async def grant(self, hello: Hello) -> BotGrant | str:
+        name = str(hello.machine_id or "")
+        if not name.startswith(NAME_PREFIX) or name.startswith(IDLE_PREFIX) or name == NAME_PREFIX:
+            return f"{name[:80]!r} is no session's pod (its hello names its pod, vf-<session id>)"
+        try:
+            cell = await cell_of(self._recorded, name.removeprefix(NAME_PREFIX), self._pools)
+        except LookupError as exc:
+            return str(exc)
+        return await self._pools[cell].grant(hello)
