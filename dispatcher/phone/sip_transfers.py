@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -126,13 +125,15 @@ class SipTransfers:
 
     async def ask(self, session_id: str, body: dict[str, Any], edge: str, within: float | None = None) -> SipHanded:
         """`body` (`edge_ask`'s) sent to `edge` and its answer read, as `transfer` says; `within`: the seconds the
-        whole may take (another region's wait for it), past which the outcome is unknown."""
+        whole may take (another region's wait for it), past which the outcome is unknown. Under one try's wait
+        (`answer_seconds`), it alone cuts a try: the client's own timeout firing with it would swallow its cut,
+        and the retries would run on past it."""
         warm = body.get("mode") == WARM
         try:
             async with asyncio.timeout(within):
                 answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
                                     backoff=WARM_BACKOFF if warm else BACKOFF, final=_draining,
-                                    timeout=min(answer_seconds(warm), within or math.inf))
+                                    timeout=answer_seconds(warm))
         except Transient as exc:
             if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the transfer ({exc}): "

@@ -53,7 +53,8 @@ def backoff_of(warm: bool) -> Backoff:
 
 
 def edge_window(warm: bool) -> float:
-    """How long the call's region may take asking its edge: within this region's wait, less the hops."""
+    """How long the call's region may take asking its edge: within this region's wait, less the hops (under one
+    try's wait, `answer_seconds`, so that it alone ends the region's ask: sip_transfers.py `ask`)."""
     return backoff_of(warm).deadline - HOP_SECONDS
 
 

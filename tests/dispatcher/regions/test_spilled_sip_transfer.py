@@ -6,6 +6,7 @@ checks, a retried request's first outcome) over a stand-in for the SIP side, who
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -21,10 +22,17 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dispatcher.api import spilled_transfer
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
-from dispatcher.phone.sip_transfers import BACKOFF, SIP_EDGE_ACCOUNT, WARM_BACKOFF, WARM_EXTRA_SECONDS
+from dispatcher.phone.sip_transfers import (
+    BACKOFF,
+    SIP_EDGE_ACCOUNT,
+    WARM_BACKOFF,
+    WARM_EXTRA_SECONDS,
+    answer_seconds,
+)
 from dispatcher.phone.spilled_transfers import SPILLED_TRANSFER_PATH, edge_window
 from dispatcher.phone.transfers import BUDGET_SECONDS, LiveCall
 from dispatcher.regions.config import Regions
@@ -57,6 +65,7 @@ class StandInEdge:
     dispatcher: str  # eu's URL, where the edge's reports go
     held: set[str] = field(default_factory=set)
     handed: list[TransferAsked] = field(default_factory=list)
+    hangs: bool = False  # the SIP side never settles: no answer comes
     steps: list[tuple[int, Any]] = field(default_factory=list)
 
     def answered(self, session_id: str) -> object | None:
@@ -67,6 +76,8 @@ class StandInEdge:
 
     async def _handed(self, session_id: str, asked: TransferAsked) -> Handed:
         self.handed.append(asked)
+        if self.hangs:
+            await asyncio.Event().wait()
         if asked.mode == "warm":
             credential = EdgeSecret(EDGE_SECRETS["eu"]).edge_credential(self.url)
             async with httpx.AsyncClient() as client:
@@ -90,8 +101,8 @@ async def edge_serving(edge: StandInEdge, port: int) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await control.close()  # its transfers cancelled first: a hung one's request would hold the cleanup
         await runner.cleanup()
-        await control.close()
 
 
 @dataclass
@@ -249,6 +260,22 @@ async def test_a_region_of_an_older_release_is_409_naming_the_upgrade(pair: Pair
     assert pair.edge.handed == [] and not call.transferring
 
 
+async def test_an_edge_that_never_answers_leaves_the_outcome_unknown_and_the_call_not_sent_again(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """eu's wait for its edge ends (here shortened) with no answer: the edge may have handed the call over, so
+    us keeps it `transferring` and refuses a second transfer, as for its own edge."""
+    monkeypatch.setattr(spilled_transfer, "edge_window", lambda warm: 0.5)
+    pair.edge.hangs = True
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 504, answer.text
+    assert (answer.json()["error"]["code"], answer.json()["error"]["outcome"]) == ("transfer_outcome_unknown",
+                                                                                     "unknown")
+    assert call.transferring and len(pair.edge.handed) == 1
+    again = await transfer(pair, session_id)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_transferring"), again.text
+
+
 def ask(session_id: str, request_id: str = "r1") -> bytes:
     return json.dumps({"session_id": session_id, "to": DESK, "request_id": request_id, "time_limit": 60}).encode()
 
@@ -309,5 +336,7 @@ async def test_a_spilled_calls_warm_transfer_has_its_steps_taken_where_the_sessi
 
 def test_the_call_regions_wait_fits_in_the_asking_regions_and_holds_the_edges_longest_answer() -> None:
     assert edge_window(warm=False) > HAND_OVER_SECONDS and edge_window(warm=True) > WARM_SECONDS
+    # under one try's wait at the edge, so that the window alone ends the call region's ask
+    assert edge_window(warm=False) < answer_seconds(warm=False) and edge_window(warm=True) < answer_seconds(warm=True)
     assert BACKOFF.deadline <= BUDGET_SECONDS
     assert WARM_BACKOFF.deadline <= BUDGET_SECONDS + WARM_EXTRA_SECONDS
