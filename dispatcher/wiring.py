@@ -60,6 +60,7 @@ from dispatcher.phone.relayed_starts import RelayedStarts
 from dispatcher.phone.sip_edge_gauges import SipEdgeGauges
 from dispatcher.phone.sip_edge_status import SipEdgeStatus
 from dispatcher.phone.sip_edges import HOLD_MARGIN
+from dispatcher.phone.spilled_transfers import SpilledTransfers
 from dispatcher.phone.state import build_phone_state
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
@@ -285,6 +286,11 @@ def build_state(
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     trunk_calls = _trunk_calls(env, paces or coordination, coordination, settings.max_session_seconds,
                                phone.settings.transfer_time_limit, metrics.registry)
+    relayed_starts = RelayedStarts(coordination.key_holders, settings.max_session_seconds
+                                   + phone.settings.transfer_time_limit + HOLD_MARGIN,
+                                   metrics.registry) if regions.several else None
+    if relayed_starts is not None:  # a call spilled here from another region's edge is handed over through it
+        phone.transfers.spilled = SpilledTransfers(relayed_starts, peers, coordination.key_holders)
     if paces is not None:  # as a pace's home, its own settings bound what another region asks
         paces.own_rate = own_rates(phone.dialers, trunk_calls)
     # The edges' clients are the calls' (closed with them): the status asks with its own shorter timeout.
@@ -337,9 +343,7 @@ def build_state(
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
         region_relay=region_relay,
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
-        relayed_starts=RelayedStarts(coordination.key_holders, settings.max_session_seconds
-                                     + phone.settings.transfer_time_limit + HOLD_MARGIN,
-                                     metrics.registry) if regions.several else None,
+        relayed_starts=relayed_starts,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         region_paces=paces,

@@ -25,6 +25,7 @@ is not transferred (409 naming the edge's setting). The bot is sent the `start` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -62,6 +63,28 @@ WARM_UNDER_WAY_SECONDS = BACKOFF.deadline + WARM_EXTRA_SECONDS + 10.0  # the edg
 WARM_ASKED = "asked"  # the first claim of a warm transfer's key, by the dispatcher that asks the edge for it
 
 
+def answer_seconds(warm: bool) -> float:
+    """How long one try waits for the edge's answer: its hand-over's longest, a warm one's too."""
+    return REQUEST_SECONDS + (WARM_EXTRA_SECONDS if warm else 0.0)
+
+
+def edge_ask(target: TransferTarget, request_id: str, time_limit: int) -> dict[str, Any]:
+    """What the edge is asked (`POST /calls/{id}/transfer`, sipedge/control.py `TransferAsked`)."""
+    body: dict[str, Any] = {"to": target.to, "request_id": request_id, "time_limit": time_limit}
+    if target.mode == WARM:
+        body.update(mode=WARM, **({"summary": target.summary} if target.summary is not None else {}))
+    return body
+
+
+async def record_warm(records: FirstClaims, session_id: str, request_id: str) -> None:
+    """The warm transfer `request_id` recorded as asked (`warm_key`) where the session runs, before the edge is
+    asked: its steps are taken only then."""
+    try:
+        await records.first(warm_key(session_id, request_id), WARM_ASKED, WARM_UNDER_WAY_SECONDS)
+    except StoreUnavailable:  # the edge's steps are refused: the person is called, the bot says nothing
+        log.warning("phone call %s: the store did not record the warm transfer; the bot will not brief", session_id)
+
+
 def warm_key(session_id: str, request_id: str) -> str:
     """The store's record of a warm transfer under way: claimed `WARM_ASKED` first when asked; a key claimed
     first by anything else (a step naming a transfer nobody asked for) never is."""
@@ -95,24 +118,34 @@ class SipTransfers:
     async def transfer(self, session_id: str, target: TransferTarget, time_limit: int, edge: str) -> SipHanded:
         """The outcome at `edge` (the one holding the call); an `ApiError` saying why the call stays with its
         bot (or that nobody knows)."""
-        body: dict[str, Any] = {"to": target.to, "request_id": uuid.uuid4().hex, "time_limit": time_limit}
-        warm = target.mode == WARM
-        if warm:
-            body.update(mode=WARM, **({"summary": target.summary} if target.summary is not None else {}))
-            await self._record_warm(session_id, body["request_id"])
+        body = edge_ask(target, uuid.uuid4().hex, time_limit)
+        if target.mode == WARM:
+            await record_warm(self._under_way, session_id, body["request_id"])
+        return await self.ask(session_id, body, edge)
+
+    async def ask(self, session_id: str, body: dict[str, Any], edge: str, within: float | None = None) -> SipHanded:
+        """`body` (`edge_ask`'s) sent to `edge` and its answer read, as `transfer` says; `within`: the seconds the
+        whole may take (another region's wait for it), past which the outcome is unknown. Under one try's wait
+        (`answer_seconds`), it alone cuts a try: the client's own timeout firing with it would swallow its cut,
+        and the retries would run on past it."""
+        warm = body.get("mode") == WARM
         try:
-            answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
-                                backoff=WARM_BACKOFF if warm else BACKOFF, final=_draining,
-                                timeout=REQUEST_SECONDS + (WARM_EXTRA_SECONDS if warm else 0.0))
+            async with asyncio.timeout(within):
+                answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
+                                    backoff=WARM_BACKOFF if warm else BACKOFF, final=_draining,
+                                    timeout=answer_seconds(warm))
         except Transient as exc:
             if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the transfer ({exc}): "
                                "nothing was transferred, try again", retry_after=exc.retry_after or 1.0) from None
-            raise _unknown("the SIP edge did not answer the transfer: the call may have been handed over; it is "
-                           "not sent again (the edge's log says where the call went)") from None
+            raise outcome_unknown("the SIP edge did not answer the transfer: the call may have been handed over; "
+                                  "it is not sent again (the edge's log says where the call went)") from None
+        except TimeoutError:  # `within` passed while a try was under way: it may have reached the edge
+            raise outcome_unknown("the SIP edge did not answer the transfer in time: the call may have been handed "
+                                  "over; it is not sent again (the edge's log says where the call went)") from None
         data = json_of(answer)
-        if answer.status_code == 200 and isinstance(data, dict) and data.get("how") in HANDED:
-            return SipHanded(str(data["how"]), str(data.get("to", target.to)), int(data.get("sip_status") or 200))
+        if (handed := handed_of(answer.status_code, data, body["to"])) is not None:
+            return handed
         error = data.get("error") if isinstance(data, dict) else None
         code = str(error.get("code")) if isinstance(error, dict) else ""
         message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
@@ -122,19 +155,20 @@ class SipTransfers:
         if _draining(answer):  # the call's own edge, which alone can bridge it, until its drain ends
             raise ApiError(409, EDGE_DRAINING, f"the call's SIP edge is draining, which no retry changes: {message}")
         if answer.status_code == 409 and code == OUTCOME_UNKNOWN:
-            raise _unknown(message)
+            raise outcome_unknown(message)
         if answer.status_code == 409:
             raise ApiError(409, code or "transfer_refused", message)
         raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
 
-    async def _record_warm(self, session_id: str, request_id: str) -> None:
-        try:
-            await self._under_way.first(warm_key(session_id, request_id), WARM_ASKED, WARM_UNDER_WAY_SECONDS)
-        except StoreUnavailable:  # the edge's steps are refused: the person is called, the bot says nothing
-            log.warning("phone call %s: the store did not record the warm transfer; the bot will not brief", session_id)
-
     async def aclose(self) -> None:
         await self.edges.aclose()
+
+
+def handed_of(status: int, data: Any, to: str) -> SipHanded | None:
+    """The edge's answer `data` (its status `status`) as a hand-over done, else None; `to`: the person asked."""
+    if status == 200 and isinstance(data, dict) and data.get("how") in HANDED:
+        return SipHanded(str(data["how"]), str(data.get("to", to)), int(data.get("sip_status") or 200))
+    return None
 
 
 def _draining(answer: HttpResponse) -> bool:
@@ -165,7 +199,7 @@ def _without_edge_url(message: Message) -> Message:
     return {**message, "text": json.dumps(event, separators=(",", ":"))}
 
 
-def _unknown(message: str) -> ApiError:
+def outcome_unknown(message: str) -> ApiError:
     """Nobody knows where the call went: the call stays `transferring`, so no second transfer follows."""
     return ApiError(504, "transfer_outcome_unknown", message, extra={"outcome": "unknown"})
 

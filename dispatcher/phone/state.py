@@ -67,6 +67,8 @@ class PhoneState:
     handed: HeldPlaces
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
+    # This region's SIP edges' transfers, for another region's call spilled there (api/spilled_transfer.py)
+    sip: SipTransfers | None = None
     twilio_warm: TwilioWarm | None = None  # a Twilio call's warm transfer, for its callbacks' routes
     telnyx_warm: TelnyxWarm | None = None  # a Telnyx call's (telnyx_warm.py)
     plivo_warm: PlivoWarm | None = None  # a Plivo call's (plivo_warm.py)
@@ -200,6 +202,7 @@ def build_phone_state(
         handed=coordination.held_places,
         transfers=transfers,
         handing=handing,
+        sip=sip,
         twilio_warm=twilio_warm,
         telnyx_warm=telnyx_warm,
         plivo_warm=plivo_warm,

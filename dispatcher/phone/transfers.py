@@ -44,6 +44,7 @@ from dispatcher.phone.exotel_transfers import ExotelTransfers
 from dispatcher.phone.placed_turns import PlacedTurns
 from dispatcher.phone.plivo_calls import CALL_UUID as PLIVO_CALL_UUID
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, WARM_EXTRA_SECONDS, SipTransfers
+from dispatcher.phone.spilled_transfers import SpilledTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import TransferTargets, check_allowed
 from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
@@ -71,6 +72,10 @@ NOT_CONFIGURED = {
     "plivo": "set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN (which also verifies the webhooks its calls come in by) so "
              "the dispatcher can transfer Plivo calls",
 }
+
+
+NO_EDGES = ("set SIP_EDGE_URL and SIP_EDGE_SECRET so the dispatcher can ask the SIP edge to hand its calls over "
+            "(docs/sip.md)")
 
 
 class PlacedCalls(Protocol):
@@ -113,6 +118,7 @@ class Transfers:
         self._placed = placed or {}  # by carrier: the calls this dispatcher placed out
         self._turns = turns  # a placed call's transfer or its answering-machine verdict: the first acts
         self._sip = sip
+        self.spilled: SpilledTransfers | None = None  # several regions: the calls spilled here from another's edge
         self.exotel = exotel  # an Exotel call's, through its flow's Connect applet (exotel_transfers.py)
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -259,16 +265,22 @@ class Transfers:
                         "answering-machine verdict is only noted", call.session_id)
 
     async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
-        """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py)."""
-        if self._sip is None:
-            raise ApiError(409, "transfer_not_configured", "set SIP_EDGE_URL and SIP_EDGE_SECRET so the dispatcher "
-                           "can ask the SIP edge to hand its calls over (docs/sip.md)")
+        """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py); a call
+        another region's edge holds, spilled here, through that region (dispatcher/phone/spilled_transfers.py)."""
+        if self._sip is None and self.spilled is None:
+            raise ApiError(409, "transfer_not_configured", NO_EDGES)
         self._check_allowed(target)
         self._check_transferable(call)
         call.transferring = True  # before the store is read: a second transfer asked meanwhile is refused here
         try:
-            edge = await self._sip.holding(call.session_id, call.sip_edge)
-            handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
+            region = await self.spilled.relayer(call.session_id) if self.spilled is not None else None
+            if region is not None and self.spilled is not None:  # its edge is that region's, never one listed here
+                handed = await self.spilled.transfer(call.session_id, target, self._time_limit, region)
+            elif self._sip is None:
+                raise ApiError(409, "transfer_not_configured", NO_EDGES)
+            else:
+                edge = await self._sip.holding(call.session_id, call.sip_edge)
+                handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
         except ApiError as exc:
             if exc.code != "transfer_outcome_unknown":  # unknown: it stays `transferring`, never sent again
                 self._not_transferred(call)
@@ -430,6 +442,8 @@ class Transfers:
                 await rest.aclose()
         if self._sip is not None:
             await self._sip.aclose()
+        if self.spilled is not None:
+            await self.spilled.aclose()
 
 
 class OutcomeUnknown(ApiError):

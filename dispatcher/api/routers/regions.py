@@ -12,6 +12,8 @@
     POST /regions/pace    as a pace bucket's home: the asking region's call's turn (dispatcher/regions/pace_homes.py)
     POST /regions/runtime   runtime settings changed in the asking region: merged (dispatcher/regions/runtime.py)
     GET  /regions/runtime   every runtime settings entry this region holds, read when its digest differs
+    POST /regions/sip-transfers  a call spilled to the asking region from this region's SIP edge, handed
+                          to a person by that edge (dispatcher/api/spilled_transfer.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
@@ -33,10 +35,12 @@ from fastapi.responses import Response
 from botchannel.json_input import parse_json
 from dispatcher.api.call_handoff import room_for_calls, stream_for
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.spilled_transfer import hand_over_here, read_ask
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.phone.daily_hook_relay import DAILY_RELAY
+from dispatcher.phone.spilled_transfers import ASK_BYTES, SPILLED_TRANSFER_PATH
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
@@ -113,11 +117,13 @@ async def capacity(state: AppState) -> Capacity:
                     refill_seconds=figures.refill_seconds, warming=figures.warming)
 
 
-def signed_answer(request: Request, state: AppState, data: object, status_code: int = 200) -> Response:
+def signed_answer(request: Request, state: AppState, data: object, status_code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
     """JSON the asking region can tell came from a region: signed over its request's signature."""
     body = json.dumps(data, separators=(",", ":")).encode()
     mac = answer_signature(state.peers.regions.secret, request.headers.get(SIGNATURE, ""), body)
-    return Response(body, status_code=status_code, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
+    return Response(body, status_code=status_code, media_type="application/json",
+                    headers={**(headers or {}), ANSWER_SIGNATURE: mac})
 
 
 @router.get(STATE_PATH, include_in_schema=False)
@@ -193,3 +199,18 @@ async def webhook_sighting(request: Request) -> Response:
         raise ApiError(503, "store_unavailable", "this region's store does not answer: the webhook's sighting "
                        "cannot be recorded", retry_after=1) from None
     return signed_answer(request, state, {"first": first})
+
+
+@router.post(SPILLED_TRANSFER_PATH, include_in_schema=False)
+async def spilled_transfer(request: Request) -> Response:
+    state = app_state(request)
+    if len(await request.body()) > ASK_BYTES:
+        raise ApiError(413, "payload_too_large", f"a spilled call's transfer is at most {ASK_BYTES} bytes")
+    sender = await signed_by_region(request, state)
+    try:  # signed either way: the asker ends its session on this answer, or keeps its call with its bot
+        answer = await hand_over_here(state, sender, read_ask(await request.body()))
+    except ApiError as refused:
+        headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))} if refused.retry_after else {}
+        error = {"code": refused.code, "message": refused.message, **(refused.extra or {})}
+        return signed_answer(request, state, {"error": error}, refused.status, headers)
+    return signed_answer(request, state, answer)

@@ -1,0 +1,342 @@
+"""A SIP call that spilled from the region its edge reached (eu, full) to another (us) is handed to a person
+through eu: us asks eu's region-only route, signed, and eu asks the edge it recorded for the call, with us's
+request id. Both regions are dispatcher apps served on loopback ports in this process (each reaches the other
+there); eu's edge is sipedge's own control API (sipedge/control.py `Control`: its credential check, its body's
+checks, a retried request's first outcome) over a stand-in for the SIP side, whose hand-overs are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from fastapi import FastAPI
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dispatcher.api import spilled_transfer
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.edge_secret import HEADER, EdgeSecret
+from dispatcher.phone.sip_transfers import (
+    BACKOFF,
+    SIP_EDGE_ACCOUNT,
+    WARM_BACKOFF,
+    WARM_EXTRA_SECONDS,
+    answer_seconds,
+)
+from dispatcher.phone.spilled_transfers import SPILLED_TRANSFER_PATH, edge_window
+from dispatcher.phone.transfers import BUDGET_SECONDS, LiveCall
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Capacity
+from dispatcher.regions.signing import RegionSigner
+from dispatcher.sessions.ids import region_tag_of
+from dispatcher.sessions.timeline import TRANSFERRED
+from sipedge.call_transfer import HAND_OVER_SECONDS, Handed
+from sipedge.control import Control, TransferAsked
+from sipedge.warm_transfer import WARM_SECONDS
+from tests.dispatcher.conftest import API_KEY
+from tests.support.dispatcher_server import serving
+from tests.support.ports import free_port
+
+REGION_SECRET = "spilled-transfer-region-secret-0123456789"
+EDGE_SECRETS = {"eu": "eu-edge-secret-for-spilled-transfers-0123", "us": "us-edge-secret-for-spilled-transfers-0123"}
+US_EDGES = "http://10.0.1.5:5080,http://10.0.1.6:5080"  # us's own edges (nothing listens there)
+DESK = "+14155550123"
+KEY = {"Authorization": f"Bearer {API_KEY}"}
+START = {"transport": "exotel", "body": {"call_id": "1@trunk"},
+         "sip_trunk": {"trunk": "twilio", "usd_per_minute": 0.0085}}
+
+
+@dataclass
+class StandInEdge:
+    """eu's edge behind its real control API: each session in `held` an answered call; a hand-over is noted in
+    `handed`, and a warm one first tells eu the person's step, as the edge does, its answer kept in `steps`."""
+
+    url: str
+    dispatcher: str  # eu's URL, where the edge's reports go
+    held: set[str] = field(default_factory=set)
+    handed: list[TransferAsked] = field(default_factory=list)
+    hangs: bool = False  # the SIP side never settles: no answer comes
+    steps: list[tuple[int, Any]] = field(default_factory=list)
+
+    def answered(self, session_id: str) -> object | None:
+        return object() if session_id in self.held else None
+
+    def hand_over(self, session_id: str, held: object, asked: TransferAsked) -> Coroutine[Any, Any, Handed]:
+        return self._handed(session_id, asked)
+
+    async def _handed(self, session_id: str, asked: TransferAsked) -> Handed:
+        self.handed.append(asked)
+        if self.hangs:
+            await asyncio.Event().wait()
+        if asked.mode == "warm":
+            credential = EdgeSecret(EDGE_SECRETS["eu"]).edge_credential(self.url)
+            async with httpx.AsyncClient() as client:
+                told = await client.post(f"{self.dispatcher}/edge/calls/{session_id}/warm",
+                                         json={"event": "stop", "transfer": asked.request_id},
+                                         headers={"Authorization": f"Bearer {credential}"})
+            self.steps.append((told.status_code, told.json()))
+        return Handed("warm" if asked.mode == "warm" else "referred", f"sip:{asked.to}@trunk", 200)
+
+
+@contextlib.asynccontextmanager
+async def edge_serving(edge: StandInEdge, port: int) -> AsyncIterator[None]:
+    secrets = EdgeSecret(EDGE_SECRETS["eu"])
+    config = SimpleNamespace(dispatcher_url=edge.dispatcher, dispatcher_credential=secrets.edge_credential(edge.url))
+    control = Control(SimpleNamespace(config=config, answered=edge.answered, placing=set()),  # type: ignore[arg-type]
+                      secrets.control_credential(edge.url))
+    control._hand_over = edge.hand_over  # type: ignore[method-assign]
+    runner = web.AppRunner(control.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await control.close()  # its transfers cancelled first: a hung one's request would hold the cleanup
+        await runner.cleanup()
+
+
+@dataclass
+class Front:
+    """What stands before eu's dispatcher: `lose_first` drops the answer to the first spilled transfer (eu did it,
+    us never hears), `missing` answers the route 404 as a release without it; `asked` counts what came."""
+
+    lose_first: bool = False
+    missing: bool = False
+    asked: int = 0
+
+
+class FrontOf:
+    def __init__(self, app: ASGIApp, front: Front) -> None:
+        self.app, self.front = app, front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != SPILLED_TRANSFER_PATH:
+            await self.app(scope, receive, send)
+            return
+        self.front.asked += 1
+        if self.front.missing:
+            await Response(b'{"detail":"Not Found"}', 404)(scope, receive, send)
+            return
+        if self.front.lose_first and self.front.asked == 1:
+
+            async def lost(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, lost)
+            await Response(b"bad gateway", 502)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def region_app(here: str, urls: dict[str, str], **env: str) -> FastAPI:
+    return create_app(env={"REGION": here, "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()),
+                           "REGION_SECRET": REGION_SECRET, "DISPATCHER_API_KEYS": API_KEY, "RESERVE_MAX_IDLE": "0",
+                           "SIP_EDGE_SECRET": EDGE_SECRETS[here], "PHONE_TRANSFER_TARGETS": DESK, **env},
+                      machines=LocalMachines(LocalSettings(bot_command=("true",))), rooms=None)
+
+
+@dataclass
+class Pair:
+    eu: httpx.AsyncClient  # eu's API, in-process (the app us reaches on its port)
+    us: httpx.AsyncClient  # us's API, in-process (the app eu's relay reaches on its port)
+    eu_app: FastAPI
+    us_app: FastAPI
+    urls: dict[str, str]
+    edge: StandInEdge
+    front: Front
+
+
+@pytest.fixture
+async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+    eu_port, us_port, edge_port = free_port(), free_port(), free_port()
+    # ap: a third region of the deployment, which holds none of these sessions (nothing listens there)
+    urls = {"eu": f"http://127.0.0.1:{eu_port}", "us": f"http://127.0.0.1:{us_port}",
+            "ap": f"http://127.0.0.1:{free_port()}"}
+    edge = StandInEdge(f"http://127.0.0.1:{edge_port}", urls["eu"])
+    eu_app = region_app("eu", urls, SIP_EDGE_URL=f"{edge.url},http://10.0.0.6:5080")
+    us_app = region_app("us", urls, SIP_EDGE_URL=US_EDGES)
+    front = Front()
+    eu_app.add_middleware(FrontOf, front=front)
+    eu, us = eu_app.state.voicefleet, us_app.state.voicefleet
+    monkeypatch.setattr(eu.sessions, "room", lambda: 0)  # eu at its cap: every start spills
+    for state, peer in ((eu, "us"), (us, "eu")):  # as each region's poll of the other finds it
+        seen = state.peers.by_name[peer]
+        seen.reachable, seen.round_trip = True, 0.001
+        seen.capacity = Capacity(warm={"websocket": True}, room=5, cold_start_seconds=1.0, refill_seconds=math.inf)
+    try:
+        async with edge_serving(edge, edge_port), serving(eu_app, eu_port), serving(us_app, us_port), \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=eu_app), base_url=urls["eu"]) as eu_api, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=us_app), base_url=urls["us"]) as us_api:
+            yield Pair(eu_api, us_api, eu_app, us_app, urls, edge, front)
+    finally:
+        await eu.aclose()
+        await us.aclose()
+
+
+async def spilled_call(pair: Pair) -> tuple[str, LiveCall]:
+    """An inbound call eu's edge started, spilled to us: its session made there, its stream there stood in for by
+    the call us's replica keeps for its transfers (opened as the edge's stream opens it, naming eu's edge)."""
+    answer = await pair.eu.post("/start", json=START,
+                                headers={**KEY, HEADER: EdgeSecret(EDGE_SECRETS["eu"]).edge_credential(pair.edge.url)})
+    assert answer.status_code == 201, answer.text
+    session_id = str(answer.json()["sessionId"])
+    us = pair.us_app.state.voicefleet
+    assert us.peers.regions.by_tag[region_tag_of(session_id)] == "us"  # minted there: it spilled
+    us.sessions.timeline.note(session_id, "requested")  # as its stream connecting there notes it
+    await us.sessions.timeline.settled()
+    pair.edge.held.add(session_id)
+    start = {"event": "start", "start": {"account_sid": SIP_EDGE_ACCOUNT, "call_sid": "1@trunk", "stream_sid": "s",
+                                         "edge_url": pair.edge.url}}
+    call = us.phone.transfers.opened(session_id, "exotel", None,
+                                     [{"type": "websocket.receive", "text": json.dumps(start)}])
+    return session_id, call
+
+
+async def transfer(pair: Pair, session_id: str, **body: Any) -> httpx.Response:
+    return await pair.us.post(f"/sessions/{session_id}/transfer", json={"to": DESK, **body}, headers=KEY)
+
+
+async def transferred_events(pair: Pair, session_id: str) -> list[dict[str, Any]]:
+    await pair.us_app.state.voicefleet.sessions.timeline.settled()
+    answer = await pair.us.get(f"/sessions/{session_id}/timeline", headers=KEY)
+    assert answer.status_code == 200, answer.text
+    return [e for e in answer.json()["events"] if e["event"] == TRANSFERRED]
+
+
+async def test_a_spilled_calls_transfer_reaches_the_edge_holding_it_through_its_region(pair: Pair) -> None:
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["carrier_status"]) == (TRANSFERRED, "referred")
+    assert [(a.to, a.mode, a.time_limit) for a in pair.edge.handed] == [(DESK, "cold", 3600)]
+    assert pair.us_app.state.voicefleet.phone.transfers.end_reason(call, "ended") == TRANSFERRED
+    assert [e["carrier_status"] for e in await transferred_events(pair, session_id)] == ["referred"]
+
+
+async def test_a_retry_after_a_lost_answer_is_answered_with_the_first_outcome(pair: Pair) -> None:
+    """eu handed the call over but its answer was lost on the way (a proxy's 502): us asks again with the same
+    request id, and the edge answers with the first transfer's outcome, starting none."""
+    pair.front.lose_first = True
+    session_id, _ = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 200, answer.text
+    assert pair.front.asked == 2
+    assert len(pair.edge.handed) == 1, "the retry started a second transfer at the edge"
+    assert len(await transferred_events(pair, session_id)) == 1
+
+
+@pytest.mark.parametrize("down", ["polled", "refused"])
+async def test_a_region_down_is_503_naming_it_and_nothing_is_transferred(pair: Pair, down: str) -> None:
+    session_id, call = await spilled_call(pair)
+    eu = pair.us_app.state.voicefleet.peers.by_name["eu"]
+    if down == "polled":
+        eu.reachable, eu.problem = False, "no answer to its last polls"
+    else:  # its polling has not noticed yet: no connection is made
+        eu.url = f"http://127.0.0.1:{free_port()}"
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "region_unreachable" and "region eu" in error["message"], error
+    assert "nothing was transferred" in error["message"] and answer.headers.get("retry-after")
+    assert pair.edge.handed == [] and not call.transferring and await transferred_events(pair, session_id) == []
+
+
+async def test_a_region_of_an_older_release_is_409_naming_the_upgrade(pair: Pair) -> None:
+    pair.front.missing = True
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "region_outdated"), answer.text
+    assert "upgrade region eu" in answer.json()["error"]["message"]
+    assert pair.edge.handed == [] and not call.transferring
+
+
+async def test_an_edge_that_never_answers_leaves_the_outcome_unknown_and_the_call_not_sent_again(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """eu's wait for its edge ends (here shortened) with no answer: the edge may have handed the call over, so
+    us keeps it `transferring` and refuses a second transfer, as for its own edge."""
+    monkeypatch.setattr(spilled_transfer, "edge_window", lambda warm: 0.5)
+    pair.edge.hangs = True
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 504, answer.text
+    assert (answer.json()["error"]["code"], answer.json()["error"]["outcome"]) == ("transfer_outcome_unknown",
+                                                                                     "unknown")
+    assert call.transferring and len(pair.edge.handed) == 1
+    again = await transfer(pair, session_id)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_transferring"), again.text
+
+
+def ask(session_id: str, request_id: str = "r1") -> bytes:
+    return json.dumps({"session_id": session_id, "to": DESK, "request_id": request_id, "time_limit": 60}).encode()
+
+
+def signed_by(pair: Pair, region: str, body: bytes) -> dict[str, str]:
+    regions = Regions(region, MappingProxyType(pair.urls), REGION_SECRET.encode())
+    return {**RegionSigner(regions).headers("eu", "POST", SPILLED_TRANSFER_PATH, body),
+            "content-type": "application/json"}
+
+
+async def test_the_route_refuses_a_client_and_an_unsigned_or_forged_request(pair: Pair) -> None:
+    session_id, _ = await spilled_call(pair)
+    body = ask(session_id)
+    as_json = {"content-type": "application/json"}
+    client = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers={**KEY, **as_json})
+    assert (client.status_code, client.json()["error"]["code"]) == (401, "region_unauthenticated"), client.text
+    forged = signed_by(pair, "us", body)
+    forged["voicefleet-region-signature"] = "v1=" + "0" * 64
+    refused = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=forged)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "region_unauthenticated"), refused.text
+    changed = await pair.eu.post(SPILLED_TRANSFER_PATH, content=ask(session_id, "r2"),
+                                 headers=signed_by(pair, "us", body))  # signed for another body
+    assert changed.status_code == 401, changed.text
+    assert pair.edge.handed == []
+
+
+async def test_the_route_refuses_a_region_that_does_not_hold_the_session(pair: Pair) -> None:
+    session_id, _ = await spilled_call(pair)
+    body = ask(session_id)
+    other = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed_by(pair, "ap", body))
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "region_not_holding"), other.text
+    # us holds it, but eu recorded no edge for a session its edge never started: no edge is guessed
+    unrecorded = "0" * 24
+    body = ask(region_tag_of(session_id) + unrecorded[len(region_tag_of(session_id)):])
+    none = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed_by(pair, "us", body))
+    assert (none.status_code, none.json()["error"]["code"]) == (409, "sip_edge_unknown"), none.text
+    assert pair.edge.handed == []
+
+
+async def test_a_spilled_calls_warm_transfer_has_its_steps_taken_where_the_session_runs(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """us records the warm transfer before asking eu: the edge's step, told to eu and relayed to us, is taken
+    there (no bot listens, so it is not said: `stopped: false`), and the transfer ends warm."""
+    session_id, _ = await spilled_call(pair)
+    sessions = pair.us_app.state.voicefleet.sessions
+    read = sessions.get
+
+    async def live(asked: str) -> object:  # its bot's machine stood in for: the session is live at us
+        return object() if asked == session_id else await read(asked)
+
+    monkeypatch.setattr(sessions, "get", live)
+    answer = await transfer(pair, session_id, mode="warm", summary="a caller about an invoice")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["carrier_status"] == "warm"
+    assert [(a.mode, a.summary) for a in pair.edge.handed] == [("warm", "a caller about an invoice")]
+    assert pair.edge.steps == [(200, {"stopped": False})], "the edge's warm step was refused where the session runs"
+
+
+def test_the_call_regions_wait_fits_in_the_asking_regions_and_holds_the_edges_longest_answer() -> None:
+    assert edge_window(warm=False) > HAND_OVER_SECONDS and edge_window(warm=True) > WARM_SECONDS
+    # under one try's wait at the edge, so that the window alone ends the call region's ask
+    assert edge_window(warm=False) < answer_seconds(warm=False) and edge_window(warm=True) < answer_seconds(warm=True)
+    assert BACKOFF.deadline <= BUDGET_SECONDS
+    assert WARM_BACKOFF.deadline <= BUDGET_SECONDS + WARM_EXTRA_SECONDS
