@@ -2,7 +2,8 @@
 shapes Pipecat's clients use. docs/architecture.md draws the packages; tests/test_layering.py
 holds them to one direction of imports. Lowest first, each may import only what is below it:
 
-    settings, errors, numbers,  one settings module, the one JSON error shape, bounded number reading
+    settings, errors, numbers,  one settings module, the one JSON error shape, bounded number reading,
+    recent                      and the one bounded map of a process's per-session memories
     observability/              log lines, metrics, one trace per session
     store/                      the optional coordination store of several replicas
     releases/                   the bot's versions and the traffic each takes

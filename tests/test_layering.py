@@ -19,7 +19,7 @@ PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "sipedge",
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
 DISPATCHER_LAYERS: list[tuple[str, ...]] = [
-    ("dispatcher.settings", "dispatcher.errors", "dispatcher.api_error", "dispatcher.numbers",
+    ("dispatcher.settings", "dispatcher.errors", "dispatcher.api_error", "dispatcher.numbers", "dispatcher.recent",
      "dispatcher.observability"),
     ("dispatcher.store",),
     ("dispatcher.releases",),

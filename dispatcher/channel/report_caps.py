@@ -12,8 +12,8 @@ import logging
 from collections import defaultdict
 
 from botchannel.contract import Report
-from dispatcher.machines.recent import Recent
 from dispatcher.observability.log_text import shown
+from dispatcher.recent import Recent
 from dispatcher.store.timelines import MAX_REPEATED, REPEATED  # the timeline keeps as many, across replicas
 
 log = logging.getLogger("dispatcher.channel.bots")

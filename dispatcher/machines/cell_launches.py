@@ -26,7 +26,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.cells import Cells, CellView, PartialListing
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.first_read_back import first_read_back
 from dispatcher.store.unavailable import StoreUnavailable

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_refills import CellRefills
 from dispatcher.machines.cells import Cells
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import FirstClaims
 from dispatcher.store.unavailable import StoreUnavailable

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 
 MISS_SECONDS = 30.0  # a reserve bot re-dials within seconds: it waits this long at most to be looked for again
 MISSES_KEPT = 10_000

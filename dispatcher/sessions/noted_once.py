@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.timelines import KEEP_SECONDS as TIMELINE_KEEP_SECONDS

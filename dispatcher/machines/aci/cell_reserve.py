@@ -27,8 +27,8 @@ from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.cell_reserve import CellReserve
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 

@@ -37,7 +37,7 @@ from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells, CellTurnedAway
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.aci")

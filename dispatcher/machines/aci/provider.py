@@ -43,11 +43,11 @@ from dispatcher.machines.cells import CellTurnedAway
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, create_request, provider_request, retry_after_of
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import CreateLimits
 from voicefleet_settings.read import setting_text
 

@@ -41,8 +41,8 @@ from dispatcher.machines.aci.groups import (
 from dispatcher.machines.aci.provider import AciMachines, turned_away
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import TRANSPORT
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 
 

@@ -28,9 +28,9 @@ from dispatcher.machines.cloudrun.identity import RunningExecution
 from dispatcher.machines.cloudrun.provider import CloudRunMachines
 from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines, bot_claim, claim_records
 from dispatcher.machines.cloudrun.settings import CloudRunSettings
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.recent_misses import RecentMisses
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 

@@ -35,8 +35,8 @@ from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, R
 from dispatcher.machines.cloudrun.identity import RunningExecution
 from dispatcher.machines.cloudrun.provider import MAX_TIMEOUT_SECONDS, CloudRunMachines, CloudRunSettings
 from dispatcher.machines.gce.auth import GceAuth
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Coordination, FirstClaims, SessionValues
 

@@ -34,8 +34,8 @@ from dispatcher.machines.ecs.credentials import AwsCredentials
 from dispatcher.machines.ecs.provider import EcsMachines
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.ecs.settings import EcsSettings
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 

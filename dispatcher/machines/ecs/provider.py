@@ -37,10 +37,10 @@ from dispatcher.machines.ecs.settings import parse_capacity_providers as parse_c
 from dispatcher.machines.ecs.settings import sts_endpoint
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, Transient, gave_up, with_retries
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import CreateLimits
 
 # botocore resolves the credentials (and its DEBUG log would print them being fetched): whatever

@@ -37,9 +37,9 @@ from dispatcher.machines.ecs.provider import (
     quota_code,
     to_machine,
 )
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 

@@ -40,12 +40,12 @@ from dispatcher.machines.fly.creates import app_cells
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.recent import Recent
 from dispatcher.settings import SettingsError, require
 from dispatcher.store.coordination import Coordination
 from voicefleet_settings.read import setting_choice, setting_float, setting_int, setting_text

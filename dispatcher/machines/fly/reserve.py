@@ -40,8 +40,8 @@ from dispatcher.machines.fly.provider import (
     FlySettings,
     to_machine,
 )
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Coordination
 

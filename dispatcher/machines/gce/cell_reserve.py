@@ -23,8 +23,8 @@ from dispatcher.machines.gce.cells import GceCellMachines
 from dispatcher.machines.gce.provider import GceMachines
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.machines.gce.settings import GceSettings
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 

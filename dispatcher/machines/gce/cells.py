@@ -38,8 +38,8 @@ from dispatcher.machines.gce.identity import GceInstanceIdentity
 from dispatcher.machines.gce.labels import label_value
 from dispatcher.machines.gce.provider import GceMachines, GceRefused
 from dispatcher.machines.gce.settings import GceSettings
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
+from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.gce")

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dispatcher.machines.base import MachinesError
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
+from dispatcher.recent import Recent
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)

@@ -39,7 +39,7 @@ from dispatcher.machines.k8s.claims import bound_sandbox, claim_machine, claim_n
 from dispatcher.machines.k8s.pods import APP, LABEL_APP
 from dispatcher.machines.k8s.pool_bots import PoolIdentity
 from dispatcher.machines.k8s.watch import LISTED, ObjectWatch
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 
 log = logging.getLogger("dispatcher.machines.k8s")
 

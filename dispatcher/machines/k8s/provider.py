@@ -59,7 +59,7 @@ from dispatcher.machines.k8s.session_pods import SessionPodIdentity
 from dispatcher.machines.k8s.settings import MODEL_SERVICE_VARIABLE, K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 
 STRICT = {"fieldValidation": "Strict"}  # a field the API server does not know is refused, never dropped
 LIST_PAGE = 500  # pods per list page (`limit`, then `continue`)

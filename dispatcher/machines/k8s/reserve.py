@@ -52,9 +52,9 @@ from dispatcher.machines.k8s.pods import (
     to_machine,
 )
 from dispatcher.machines.k8s.provider import STRICT, K8sMachines
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 
 # When the replica that made an idle pod started (whole seconds): an older deploy's replica keeps filling its

@@ -33,9 +33,9 @@ from dispatcher.machines.modal.calls import ModalCalls, open_client
 from dispatcher.machines.modal.identity import ModalSandboxIdentity
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
 from dispatcher.machines.polling import poll_until_started
-from dispatcher.machines.recent import Recent
 from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import refusal
+from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 

@@ -9,7 +9,7 @@ import pytest
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
-from dispatcher.machines.recent import Recent
+from dispatcher.recent import Recent
 from dispatcher.store.local import LocalCoordination
 from tests.fakes.fly import FakeFly
 

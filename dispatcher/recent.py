@@ -1,4 +1,4 @@
-"""A provider's memory of ids it has seen, bounded: the newest `limit` kept, the oldest forgotten.
+"""A process's memory of ids it has seen, bounded: the newest `limit` kept, the oldest forgotten.
 
 Providers remember a session's machine id (a task ARN, an instance name, a Fly machine and its app)
 to save the provider a list call: the provider's own records (tags, labels, metadata) stay the
