@@ -19,7 +19,8 @@ ACI cells (`aciCells`) are subscriptions, each with its own create budget, group
 defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); a cell that
 states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
 of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
-cells, so its groups and cores are counted as for one subscription.
+cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods ×
+k8sDispatcherReplicas, summed (its quota and nodes unread); a cell without one leaves it unbounded, said so.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from dataclasses import dataclass, replace
 from dispatcher.machines.aci.cell_settings import AciCell
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE
 from dispatcher.machines.ecs.cell_settings import EcsCell
+from dispatcher.machines.k8s.cell_settings import K8sCell
 from stacks.config import ceiling
 from stacks.config.aci_cells import CELLS_KEY as ACI_CELLS_KEY
 from stacks.config.ceiling import ACCOUNT_DEFAULT, READ_CLOUD_QUOTAS, STATED, Ceiling, Limit
 from stacks.config.ecs_cells import CELLS_KEY as ECS_CELLS_KEY
 from stacks.config.gce_cells import CELLS_KEY, CellPlace
+from stacks.config.k8s_cells import CELLS_KEY as K8S_CELLS_KEY
 
 SHOWN_CELLS = 3  # a note names the first few cells' commands, then how many more
 
@@ -205,3 +208,30 @@ def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spr
                    bots=sum(each[rate].bots * len(names) for rate, names in budgets.items()), raise_it=raise_it,
                    origin=STATED if None not in budgets else f"{ACCOUNT_DEFAULT}; {_first(stated, ', ')}: {STATED}",
                    how=f"{how}, added over {spread}: {paced}")
+
+
+def k8s_cells(cells: Sequence[K8sCell], replicas: int, sessions: int) -> Ceiling:
+    """Kubernetes over `cells` (at least one): each cluster holds its cell's `max_pods` × `replicas` (each
+    dispatcher replica counts its own pods there), and all of them together the sum; a cell with no
+    `max_pods` is held by its namespace's ResourceQuota and its nodes, which no preview reads: then nothing is
+    counted, and what `sessions` need of the clusters is said instead."""
+    count = len(cells)
+    spread = f"{count} cluster{'s' if count > 1 else ''} ({K8S_CELLS_KEY}: {_first([c.name for c in cells], ', ')})"
+    if open_ := [cell.name for cell in cells if cell.max_pods is None]:
+        bounded = sum((cell.max_pods or 0) * replicas for cell in cells)
+        return Ceiling("Kubernetes", spread, (), (
+            f"unbounded here: cell(s) {_first(open_, ', ')} set no max_pods, so only their namespace's "
+            f"ResourceQuota and nodes hold them, which the stack does not read (another cluster's); "
+            + (f"the others hold {bounded:,} pods; " if bounded else "")
+            + f"{sessions:,} sessions need about {math.ceil(sessions / count):,} pods in each cluster's quota and "
+            f"nodes (every start is cold over cells); set each cell's max_pods to have it counted",))
+    total = sum((cell.max_pods or 0) * replicas for cell in cells)
+    each = " + ".join(f"{cell.name} {cell.max_pods:,}" for cell in cells[:SHOWN_CELLS]) + (
+        f" + {count - SHOWN_CELLS} more" if count > SHOWN_CELLS else "")
+    pods = Limit("Kubernetes cells' max_pods", "", total, "pods", total, rate=False, origin=STATED, per_bot=1,
+                 how=f"max_pods ({each}) × {replicas} dispatcher replicas (k8sDispatcherReplicas: each replica "
+                     "counts its own pods in a cell)",
+                 show=f"{K8S_CELLS_KEY}, and each cluster's `kubectl -n <namespace> describe resourcequota`",
+                 raise_it=f"a higher max_pods in each cell ({{needed}} pods in all, ÷ {replicas} replicas), within "
+                          f"each cluster's ResourceQuota and nodes, or more clusters in {K8S_CELLS_KEY}")
+    return Ceiling("Kubernetes", spread, (pods,))

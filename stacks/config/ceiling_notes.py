@@ -21,6 +21,7 @@ from stacks.config import (
     cloud_run,
     ecs_cells,
     gce_cells,
+    k8s_cells,
     store_ceiling_notes,
 )
 from stacks.config import cells as stack_cells
@@ -103,6 +104,9 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
+        if k8s.cells:
+            return ceiling_cells.k8s_cells([stacked.cell for stacked in k8s.cells], k8s.dispatcher_replicas,
+                                           settings.max_concurrent_sessions)
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions,
                                   k8s.allocatable_millicores, reserve=reserve_bots(settings),
                                   runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
@@ -124,6 +128,8 @@ def reserve_bots(settings: Settings) -> int:
     the shares together are reserveMaxIdle, counted against the cells' capacity together as in one place."""
     if settings.secrets.bot_channel_token is None:
         return 0
+    if settings.kubernetes is not None and settings.kubernetes.cells:
+        return 0  # no reserve over Kubernetes cells (docs/kubernetes.md, "Several clusters")
     return settings.reserve.max_idle
 
 
@@ -265,8 +271,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel; over cells (any cloud's) it runs, counted as `reserve_bots` counts it.
-    reserve = (reserve or 0) if channel else 0
+    # No reserve without the channel; over cells it runs, counted as `reserve_bots` counts it (not over k8sCells).
+    reserve = (reserve or 0) if channel and stack_cells.none_listed(value(k8s_cells.CELLS_KEY)) else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
         return []
@@ -297,6 +303,10 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         if subscriptions:
             return ceiling_cells.aci_cells(subscriptions, cpu, minutes)
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
+    if cloud == "k8s" and not stack_cells.none_listed(listed := value(k8s_cells.CELLS_KEY)):
+        if (clusters := k8s_cells.from_file(listed, value("k8sBotNamespace"))) is None:
+            return None  # the check names the value
+        return ceiling_cells.k8s_cells(clusters, number("k8sDispatcherReplicas") or 2, sessions)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)
         nodes = millicores(stated)

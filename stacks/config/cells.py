@@ -18,7 +18,7 @@ Cell = TypeVar("Cell")
 Parse = Callable[[str], tuple[Cell, ...]]
 
 
-def _none_listed(text: str | None) -> bool:
+def none_listed(text: str | None) -> bool:
     """Unset, or Pulumi.yaml's own `default: []`."""
     return text is None or not text.strip() or text.strip() == "[]"
 
@@ -27,7 +27,7 @@ def read(cfg: Reader, key: str, parse: Parse[Cell], *, runtime: str, bot_runtime
          otherwise: str) -> tuple[Cell, ...]:
     """The cells `key` lists, for botRuntime `runtime` only (`otherwise`: what another runtime does instead)."""
     raw = cfg.plain(key)
-    if _none_listed(raw):
+    if none_listed(raw):
         return ()
     assert raw is not None
     if bot_runtime != runtime:
@@ -41,7 +41,7 @@ def read(cfg: Reader, key: str, parse: Parse[Cell], *, runtime: str, bot_runtime
 
 def from_file(text: str, parse: Parse[Cell]) -> tuple[Cell, ...] | None:
     """The cells a stack file's value lists (() none); None: a list the dispatcher would refuse (the check names it)."""
-    if _none_listed(text):
+    if none_listed(text):
         return ()
     try:
         return parse(text)

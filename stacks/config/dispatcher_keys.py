@@ -22,6 +22,7 @@ from stacks.config import (
     calling_out_telnyx,
     channel,
     channel_capacity,
+    k8s_cells,
     phone,
     phone_transfers,
     plivo_account,
@@ -256,6 +257,8 @@ ENTRIES: tuple[KeySetting, ...] = (
                value=lambda s: AGENT_SANDBOX if _k8s(s).mode == AGENT_SANDBOX else None),
     KeySetting("k8sRuntimeClass", "K8S_RUNTIME_CLASS", clouds=("k8s",), value=lambda s: _k8s(s).runtime_class or None),
     KeySetting("k8sStoreUrl", store.URL_VARIABLE, SECRET, clouds=("k8s",)),
+    KeySetting("k8sCells", "K8S_CELLS", "the list, as JSON, without each cell's `secret`", clouds=("k8s",),
+               value=lambda s: k8s_cells.cells_setting(_k8s(s).cells) or None),
     # Azure's managed store signs in with the key Azure gives it, not a stack key.
     KeySetting(store.PASSWORD_KEY, store.PASSWORD_VARIABLE, SECRET, clouds=("aws", "k8s")),
     *(KeySetting(key, setting, SECRET) for key, setting in _SECRETS.items()),

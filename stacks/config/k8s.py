@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
-from stacks.config import k8s_model, k8s_registry
+from stacks.config import k8s_cells, k8s_model, k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.ceiling import K8S_ALLOCATABLE_KEY
@@ -119,6 +119,19 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
     ingress_class = cfg.string("k8sIngressClass", pattern=DNS_LABEL)
     registry, dispatcher_image, bot_image = k8s_registry.load(cfg)
+    cells = k8s_cells.cells(cfg, mode=mode, namespace=names["k8sBotNamespace"],
+                            dispatcher_namespace=names["k8sDispatcherNamespace"])
+    if cells and settings.secrets.bot:
+        raise cfg.fail("botSecrets", f"is written into a Secret in this cluster only, and with {k8s_cells.CELLS_KEY} "
+                                     "the bots' pods run in the cells' clusters, each reading its keys from its own "
+                                     "namespace: keep them in a Secret of yours in each cell's namespace, name it in "
+                                     f"{BOT_SECRET_KEY}, and `pulumi config rm --path botSecrets` "
+                                     "(docs/kubernetes.md, \"Several clusters\")")
+    if cells and cfg.raw(K8S_ALLOCATABLE_KEY) is not None:
+        raise cfg.fail(K8S_ALLOCATABLE_KEY, f"is the CPU this cluster's nodes give the bots, but with "
+                                            f"{k8s_cells.CELLS_KEY} the bots run in the cells' clusters: state each "
+                                            "cluster's share as its cell's max_pods instead, and `pulumi config rm "
+                                            f"{K8S_ALLOCATABLE_KEY}`")
     found = KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
@@ -154,6 +167,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         channel_tls=channel_tls(cfg),
         bot_secret=bot_secret,
         model=k8s_model.load(cfg, DNS_LABEL, (names["k8sDispatcherNamespace"], names["k8sBotNamespace"])),
+        cells=cells,
     )
     if settings.turn is not None:
         offered = web_transports(replace(settings, kubernetes=found))

@@ -14,6 +14,7 @@ import pulumi
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.bot_permissions import BotPermissions
+from stacks.config.k8s_cells import StackCell
 from stacks.config.k8s_model import ModelService
 from stacks.config.k8s_registry import K8sRegistry
 from stacks.config.observability import ObservabilitySettings
@@ -171,6 +172,9 @@ class KubernetesSettings:
     # `k8sPodOverheadCpu`, `k8sPodOverheadMemory`: what runtime_class's Pod Overhead adds to each bot pod beside
     # bot_millicores and bot_mebibytes (millicores, MiB), counted in the quota and the ceiling.
     overhead: tuple[int, int] = (0, 0)
+    # `k8sCells`: the clusters the bots' pods spread over (K8S_CELLS), each with the Secret its token and CA are
+    # mounted from (stacks/config/k8s_cells.py); empty: the stack's own cluster alone runs them.
+    cells: tuple[StackCell, ...] = ()
 
     @property
     def pod_millicores(self) -> int:

@@ -170,6 +170,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sIngressClass": "nginx",
     "k8sDispatcherHost": "",
     "k8sTlsSecret": "",  # the Ingress controller's default certificate
+    "k8sCells": [],  # none: the stack's own cluster alone runs the bots (stacks/config/k8s_cells.py)
     "k8sBotSecret": "",  # none: the stack writes the bots' Secret from botSecrets (stacks/k8s/bot_secret.py)
     "k8sDispatcherImage": "",
     "k8sBotImage": "",

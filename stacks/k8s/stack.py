@@ -43,7 +43,7 @@ from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
 from stacks.config.sip_edge import URL_VARIABLE as SIP_EDGE_URL
 from stacks.config.sip_edge import SipEdgeSettings, origination_uri
 from stacks.config.store import URL_VARIABLE
-from stacks.k8s import bot_secret, last_outputs
+from stacks.k8s import bot_secret, cells, last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
@@ -191,8 +191,14 @@ class K8sStack(pulumi.ComponentResource):
         cfg = settings.kubernetes
         refuse_unreachable_relay(settings)
         refuse_unreachable_store(settings)
+        # k8sCells: each cell's token and CA, mounted from its Secret (a clashing path refused here, at preview).
+        cell_volumes, cell_mounts = cells.volumes(cfg.cells)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
+        for note in cells.unmade(cfg.cells, dispatcher_namespace=cfg.dispatcher_namespace, bot_account=BOT_ACCOUNT,
+                                 channel_url=environment.get(CHANNEL_URL_VARIABLE), bot_secret=cfg.bot_secret,
+                                 ca_configmap=environment.get("K8S_BOT_CHANNEL_CA_CONFIGMAP")):
+            pulumi.log.info(f"voicefleet:k8sCells {note}")
         # Built beside this component, not in it: the provider waits on the check below, which compares the
         # bots' template, which names the built image (a child would wait on the provider: a cycle).
         images = built_images(name, settings, pulumi.ResourceOptions())
@@ -360,7 +366,8 @@ class K8sStack(pulumi.ComponentResource):
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
             drain=settings.drain, depends_on=(*access.grants, *access.accounts, *policies.policies, *bots,
                                               *(store.objects if store is not None else ())),
-            volumes=(tls.volume(),) if tls is not None else (), volume_mounts=(tls.mount(),) if tls is not None else (),
+            volumes=(*((tls.volume(),) if tls is not None else ()), *cell_volumes),
+            volume_mounts=(*((tls.mount(),) if tls is not None else ()), *cell_mounts),
             pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",

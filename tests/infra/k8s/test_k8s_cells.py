@@ -1,0 +1,99 @@
+"""A k8s stack with `k8sCells` (stacks/config/k8s_cells.py, stacks/k8s/cells.py), under Pulumi mocks: the list
+read with the dispatcher's own parser and passed on as K8S_CELLS without each cell's Secret; each cell's token
+and CA mounted read-only from its Secret at the paths it names; the dispatcher's RBAC unchanged; and the
+refusals at preview (agent-sandbox mode, a cell without its Secret, a path clash, botSecrets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.k8s.cell_settings import k8s_cells
+from dispatcher.machines.k8s.settings import K8sSettings
+from stacks.config.reader import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner
+from tests.infra.k8s.conftest import container_env, pod_spec
+
+CELLS: list[dict[str, Any]] = [
+    {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/var/run/cells/a/token",
+     "ca_file": "/var/run/cells/a/ca.crt", "secret": "voicefleet-cell-a", "max_pods": 200},
+    {"name": "b", "api_url": "https://10.1.0.1", "token_file": "/var/run/cells/b/token",
+     "ca_file": "/var/run/cells/b-ca/ca.crt", "secret": "voicefleet-cell-b", "namespace": "bots-b"},
+]
+
+
+def cells_run(k8s_stack: StackRunner, cells: list[dict[str, Any]] = CELLS, **more: Any) -> Run:
+    return k8s_stack(k8sCells=json.dumps(cells), **more)
+
+
+def test_the_dispatcher_reads_k8s_cells_as_listed_less_each_secret(k8s_stack: StackRunner) -> None:
+    env = container_env(cells_run(k8s_stack))
+    written = env["K8S_CELLS"]["value"]
+    bare = [{k: v for k, v in cell.items() if k != "secret"} for cell in CELLS]
+    assert "voicefleet-cell" not in written and "secret" not in written
+    assert k8s_cells(written, "voicefleet-bots") == k8s_cells(json.dumps(bare), "voicefleet-bots")
+    # The store the cells need is the stack's (always on, by reference), and the dispatcher starts with it all.
+    assert "secretKeyRef" in env["REDIS_URL"]["valueFrom"]
+    plain = {name: e["value"] for name, e in env.items() if "value" in e}
+    settings = K8sSettings.from_env({**plain, "BOT_IMAGE": "registry.example.com/bot@sha256:" + "b" * 64})
+    assert [(c.name, c.namespace, c.max_pods) for c in settings.cells] == [("a", "voicefleet-bots", 200),
+                                                                           ("b", "bots-b", None)]
+
+
+def test_each_cells_token_and_ca_are_mounted_read_only_from_its_secret(k8s_stack: StackRunner) -> None:
+    run = cells_run(k8s_stack)
+    pod = pod_spec(run)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["cell-a"]["secret"] == {"secretName": "voicefleet-cell-a", "defaultMode": 0o444, "items": [
+        {"key": "token", "path": "token"}, {"key": "ca.crt", "path": "ca.crt"}]}
+    # b's CA is in a directory of its own: a second volume of the same Secret, still no subPath (rotation reaches it).
+    assert volumes["cell-b"]["secret"]["items"] == [{"key": "token", "path": "token"}]
+    assert volumes["cell-b-1"]["secret"] == {"secretName": "voicefleet-cell-b", "defaultMode": 0o444,
+                                             "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert {name: (m["mountPath"], m["readOnly"]) for name, m in mounts.items() if name.startswith("cell-")} == {
+        "cell-a": ("/var/run/cells/a", True), "cell-b": ("/var/run/cells/b", True),
+        "cell-b-1": ("/var/run/cells/b-ca", True)}
+    assert not any("subPath" in m for m in container["volumeMounts"])
+    # The kubelet mounts them: the dispatcher's RBAC is what it is without cells (no Secret read granted).
+    plain = k8s_stack()
+    rules = sorted(json.dumps(unwrap(r.inputs).get("rules"), sort_keys=True)
+                   for r in run.registrations if r.type.endswith(("/v1:Role", "/v1:ClusterRole")))
+    assert rules == sorted(json.dumps(unwrap(r.inputs).get("rules"), sort_keys=True)
+                           for r in plain.registrations if r.type.endswith(("/v1:Role", "/v1:ClusterRole")))
+    assert not any(v["name"].startswith("cell-") for v in pod_spec(plain).get("volumes", []))
+
+
+@pytest.mark.parametrize(("change", "refusal"), [
+    ({"secret": None}, "cell b names no secret: the Secret in voicefleet"),
+    ({"secret": "Not A Name"}, "is not a Secret's name"),
+    ({"ca_file": "/var/run/cells/a/ca.crt"}, "clashes with the mount of cell a's token and ca.crt"),
+    ({"token_file": "/var/run/cells/token", "ca_file": "/var/run/cells/ca.crt"}, "clashes with the mount of cell a"),
+    ({"token_file": "/etc/voicefleet/token", "ca_file": "/etc/voicefleet/ca.crt"},
+     "clashes with the mount of the channel's certificate"),
+    ({"token_file": "/opt/token", "ca_file": "/opt/ca.crt"}, "would hide the image's or the system's files"),
+    ({"token_file": "/var/run/cells/b/x", "ca_file": "/var/run/cells/b/x"}, "token_file and ca_file are one path"),
+    ({"api_url": "http://127.0.0.1:8443"}, "is plain http"),
+    ({"token": "abc"}, "'token' is a credential"),
+    ({"colour": "red"}, "and in a stack secret"),
+])
+def test_a_cell_the_stack_cannot_mount_is_refused_at_preview(k8s_stack: StackRunner, change: dict[str, Any],
+                                                              refusal: str) -> None:
+    second = {k: v for k, v in {**CELLS[1], **change}.items() if v is not None}
+    with pytest.raises(SettingsError, match="k8sCells") as refused:
+        cells_run(k8s_stack, [CELLS[0], second])
+    assert refusal in str(refused.value)
+
+
+def test_cells_are_refused_in_the_agent_sandbox_mode_and_beside_botsecrets(k8s_stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="k8sCells is for k8sMode pods only"):
+        cells_run(k8s_stack, k8sMode="agent-sandbox", k8sDeployer="admin@example.com")
+    with pytest.raises(SettingsError, match="botSecrets is written into a Secret in this cluster only"):
+        cells_run(k8s_stack, secrets={**K8S_STACK_SECRETS,
+                                      "voicefleet:botSecrets": json.dumps({"OPENAI_API_KEY": "SENTINEL-openai"})})
+    with pytest.raises(SettingsError, match="k8sAllocatableCpu is the CPU this cluster's nodes"):
+        cells_run(k8s_stack, k8sAllocatableCpu="64")
