@@ -26,15 +26,19 @@ from dispatcher.regions.signing import EDGE_VOUCHED
 REPORT = "a SIP edge's report on a call"
 
 
-async def reporting_edge(request: Request, session_id: str) -> AppState:
+async def reporting_edge(request: Request, session_id: str, *, crosses_regions: bool = False) -> AppState:
     """The state, for a request that presents a listed edge's own credential on a session the store recorded
     at that edge (its outbound call's hand-over, or its inbound call's start), or that another region relayed
     with its word for its own edge holding the call (`relayed_report`). One edge's credential drives no other
     edge's calls, nor any session no edge holds (a web session, a carrier's call). 404 naming nothing of a
     session without a record (or one another region holds), 403 one recorded at another edge (or at an edge no
-    longer listed), 503 while the store does not answer (the edge retries its reports)."""
+    longer listed), 503 while the store does not answer (the edge retries its reports). Relayed, only a report
+    that `crosses_regions` (a transfer's: `relayed_report`) is taken; the others concern calls placed here."""
     state = app_state(request)
     if relayed_by(request.scope) is not None:
+        if not crosses_regions:
+            raise ApiError(403, "sip_edge_only", f"{REPORT} of this kind is taken only from this region's own edge: "
+                           "only a transfer's reports (a bridged leg, a warm step) are relayed between regions")
         if not await edge_vouches(request, state, REPORT, session_id):
             raise ApiError(403, "sip_edge_only", f"{REPORT} relayed by another region is taken only on the word of "
                            "the region the call's start came in at, that its edge holding the call sent it")

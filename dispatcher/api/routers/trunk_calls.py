@@ -109,7 +109,7 @@ async def warm_step(request: Request, session_id: str,
     warm transfer under way: else 409 `no_warm_transfer`. An inbound call another region holds: relayed there."""
     if (relayed := await relayed_report(request, session_id)) is not None:
         return relayed
-    state = await reporting_edge(request, session_id)
+    state = await reporting_edge(request, session_id, crosses_regions=True)
     await under_way(state, session_id, step)
     if await state.sessions.get(session_id) is None:
         raise not_found(session_id)
@@ -123,7 +123,7 @@ async def bridged_leg(request: Request, session_id: str, leg: Annotated[BridgedL
     inbound call another region holds: relayed there, the leg's minutes priced where its session is."""
     if (relayed := await relayed_report(request, session_id)) is not None:
         return relayed
-    state = await reporting_edge(request, session_id)
+    state = await reporting_edge(request, session_id, crosses_regions=True)
     if not await state.sessions.timeline.read(session_id):
         raise not_found(session_id)
     fields = leg.model_dump(exclude_none=True)

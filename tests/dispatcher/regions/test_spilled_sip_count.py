@@ -376,3 +376,17 @@ async def test_another_edge_or_a_client_cannot_report_a_spilled_calls_leg(pair: 
     unrecorded = await pair.us.post(own, content=body, headers=signed_by_eu(pair, own, body))
     assert (unrecorded.status_code, unrecorded.json()["error"]["code"]) == (403, "sip_edge_only"), unrecorded.text
     assert await legs(pair, session_id) == []
+
+
+async def test_us_takes_no_relayed_report_but_a_transfers_even_on_the_word_of_the_region_that_relayed_the_call(
+        pair: Pair) -> None:
+    """eu relays a spilled call's transfer reports only; a signed word from eu on anything else (a placed call's
+    outcome, which would end the call as `busy`) is refused at us, though eu relayed the call's start."""
+    session_id = await spilled_call(pair)
+    path = f"/edge/calls/{session_id}/outcome"
+    body = httpx.Request("POST", "http://x", json={"outcome": "busy", "trunk": "twilio"}).content
+    told = await pair.us.post(path, content=body, headers=signed_by_eu(pair, path, body))
+    assert (told.status_code, told.json()["error"]["code"]) == (403, "sip_edge_only"), told.text
+    await pair.us_app.state.voicefleet.sessions.timeline.settled()
+    events = (await pair.us.get(f"/sessions/{session_id}/timeline", headers=KEY)).json()["events"]
+    assert not [e for e in events if e["event"] in ("call_outcome", "ended")], events
