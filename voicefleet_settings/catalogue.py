@@ -1486,10 +1486,30 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the secret of `TWILIO_API_KEY_SID`",
     ),
     Setting(
-        "TWILIO_API_URL", "phone", STRING, default="https://api.twilio.com",
+        "TWILIO_REGION", "phone", ENUM, choices=("us1", "ie1", "au1"),
+        shown="unset (US1)",
         meaning=(
-            "where Twilio's REST API is reached for transfers (a regional edge, or a test's fake): `https://`, "
-            "or `http://` to a loopback host only, since each request carries the account's credentials"
+            "the Twilio region the account's calls are in, as Twilio's SDKs name it: every request to Twilio's "
+            "REST API (placing, transferring and reading calls) goes to that region's host, with credentials "
+            "made in it; `ie1` and `au1` need `TWILIO_EDGE` "
+            "([phone.md](phone.md#a-twilio-account-outside-the-us))"
+        ),
+    ),
+    Setting(
+        "TWILIO_EDGE", "phone", ENUM, choices=("dublin", "sydney"),
+        shown="unset",
+        meaning=(
+            "the edge of `TWILIO_REGION`, as Twilio's SDKs name it: `dublin` with `ie1`, `sydney` with `au1` "
+            "(the API is then `api.dublin.ie1.twilio.com`, `api.sydney.au1.twilio.com`)"
+        ),
+    ),
+    Setting(
+        "TWILIO_API_URL", "phone", STRING,
+        shown="unset: `https://api.twilio.com`, or the host of `TWILIO_REGION` and `TWILIO_EDGE`",
+        meaning=(
+            "where Twilio's REST API is reached, in place of the host `TWILIO_REGION` names (a test's fake): "
+            "`https://`, or `http://` to a loopback host only, since each request carries the account's "
+            "credentials"
         ),
     ),
     Setting(

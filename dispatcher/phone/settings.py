@@ -24,11 +24,11 @@ from dispatcher.phone.telnyx_ids import TELNYX_API_URL
 from dispatcher.phone.tokens import derive_key
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.twilio_calls import TwilioCredentials
+from dispatcher.phone.twilio_host import TwilioHost, twilio_host
 from dispatcher.settings import SettingsError, credentialed_url
 from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
-TWILIO_API_URL = "https://api.twilio.com"
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class PhoneSettings:
     twilio_auth_token: str | None = field(default=None, repr=False)
     # The REST credentials a transfer updates calls with (dispatcher/phone/twilio_calls.py): None, no transfers.
     twilio_rest: TwilioCredentials | None = field(default=None, repr=False)
-    twilio_api_url: str = TWILIO_API_URL
+    # TWILIO_REGION and TWILIO_EDGE: the account's region, whose host every Twilio REST call goes to.
+    twilio_host: TwilioHost = TwilioHost()
+    twilio_api_url: str = TwilioHost().url  # TWILIO_API_URL (a test's fake), else the host's
     # PHONE_TRANSFER_TARGETS: where calls may be handed (dispatcher/phone/transfer_allow.py); None, nowhere.
     transfer_targets: TransferTargets | None = None
     transfer_time_limit: int = 3600  # a transferred call's longest, in seconds (`<Dial timeLimit>`)
@@ -106,9 +108,12 @@ class PhoneSettings:
             daily_caller_id = parse_caller_id(setting_text(env, "DAILY_DIALOUT_CALLER_ID"))
         except ValueError as exc:
             raise SettingsError(f"DAILY_DIALOUT_CALLER_ID={exc}") from None
-        twilio_rest = _twilio_rest(env)
-        twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
-                                          "the account's credentials")
+        host = twilio_host(env)
+        twilio_rest = _twilio_rest(env, host)
+        # TWILIO_API_URL, a test's fake, wins: every Twilio REST call goes to this one URL either way.
+        given_api_url = setting_text(env, "TWILIO_API_URL").rstrip("/")
+        twilio_api_url = (credentialed_url("TWILIO_API_URL", given_api_url, "the account's credentials")
+                          if given_api_url else host.url)
         telnyx_api_key = setting_text(env, "TELNYX_TRANSFER_API_KEY") or None
         telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
             "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
@@ -135,6 +140,7 @@ class PhoneSettings:
             public_url=public_url,
             twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
             twilio_rest=twilio_rest,
+            twilio_host=host,
             twilio_api_url=twilio_api_url,
             transfer_targets=transfer_targets,
             transfer_time_limit=setting_int(env, "PHONE_TRANSFER_TIME_LIMIT_SECONDS"),
@@ -162,9 +168,9 @@ class PhoneSettings:
         return self.exotel_max_calls or max(1, carriers_share // 2)
 
 
-def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:
+def _twilio_rest(env: Mapping[str, str], host: TwilioHost) -> TwilioCredentials | None:
     """TWILIO_ACCOUNT_SID with an API key (TWILIO_API_KEY_SID + TWILIO_API_KEY_SECRET), else with
-    TWILIO_AUTH_TOKEN: what a transfer updates calls with. None without the Account SID."""
+    TWILIO_AUTH_TOKEN, made in `host`'s region: what a transfer updates calls with. None without the Account SID."""
     account = setting_text(env, "TWILIO_ACCOUNT_SID")
     key_sid, key_secret = setting_text(env, "TWILIO_API_KEY_SID"), setting_text(env, "TWILIO_API_KEY_SECRET")
     if bool(key_sid) != bool(key_secret):
@@ -176,12 +182,12 @@ def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:
     if not re.fullmatch(r"AC[0-9a-fA-F]{32}", account):
         raise SettingsError("TWILIO_ACCOUNT_SID must be the account's SID: AC and 32 hex digits")
     if key_sid:
-        return TwilioCredentials(account, key_sid, key_secret)
+        return TwilioCredentials(account, key_sid, key_secret, region=host.shown_region)
     token = setting_text(env, "TWILIO_AUTH_TOKEN")
     if not token:
         raise SettingsError("TWILIO_ACCOUNT_SID needs TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and "
                             "TWILIO_API_KEY_SECRET, to update calls")
-    return TwilioCredentials(account, account, token)
+    return TwilioCredentials(account, account, token, region=host.shown_region)
 
 
 def server_only(name: str, url: str) -> str:

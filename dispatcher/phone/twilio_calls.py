@@ -2,14 +2,14 @@
 live call with new TwiML and reads it back; a call placed out (dispatcher/phone/twilio_dial.py) is
 created, and ended or redirected once its answering machine is detected.
 
-    POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls.json             form: To, From, Twiml, …
-    POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   form: Twiml=<Response>…
-    GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json
-    GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls.json?To=…&From=…   (a lost create's call)
+    POST {API}/2010-04-01/Accounts/{AccountSid}/Calls.json             form: To, From, Twiml, …
+    POST {API}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   form: Twiml=<Response>…
+    GET  {API}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json
+    GET  {API}/2010-04-01/Accounts/{AccountSid}/Calls.json?To=…&From=…   (a lost create's call)
 
-HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (a key can be revoked
-alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
-`{"code", "message", "more_info", "status"}` (20404: no such call; 21220: the call is not in progress).
+{API}: the account's region's host (dispatcher/phone/twilio_host.py), or TWILIO_API_URL (a test's fake). HTTP
+Basic: the Account SID and its auth token, or an API key's SID and secret (revocable alone). Twilio answers the
+call's JSON (`status`: `in-progress`, …) or `{"code", "message", "more_info", "status"}` (20404, 21220: call over).
 
 An update or a create is retried on 429 alone, within `Backoff`: the carrier did nothing. A 5xx (a
 gateway's 502 or 504 above all) does not prove the backend did nothing: an update resent after it would
@@ -50,6 +50,8 @@ class TwilioCredentials:
     account_sid: str
     user: str = field(repr=False)  # the Account SID, or an API key's SID (SK…)
     secret: str = field(repr=False)  # its auth token, or the API key's secret
+    # The Twilio region it was made in (`IE1`), the only one it is valid in (dispatcher/phone/twilio_host.py).
+    region: str = "US1"
 
 
 class TwilioRefused(Exception):
@@ -224,6 +226,11 @@ class TwilioCalls(CallsResource):
         if not CALL_SID.fullmatch(call_sid):  # it names a URL path: nothing but a SID goes there
             raise ValueError("not a Twilio call SID")
         return f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls/{call_sid}.json"
+
+    @property
+    def region(self) -> str:
+        """The region the credentials were made in, whose host this resource reaches (`US1`, `IE1`)."""
+        return self._credentials.region
 
     def _auth(self) -> dict[str, str]:
         pair = f"{self._credentials.user}:{self._credentials.secret}".encode()

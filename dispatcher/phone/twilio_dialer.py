@@ -1,6 +1,6 @@
 """The dispatcher's side of a call placed through Twilio (dispatcher/phone/twilio_dial.py says how; the
 shared part: dispatcher/phone/dialer.py). Twilio's refusals of the numbers become the API's 422s here,
-each naming what to change."""
+each naming what to change; a refused credential names the Twilio region it must be made in."""
 
 from __future__ import annotations
 
@@ -37,4 +37,8 @@ class TwilioDialer(Dialer):
         if exc.code in BAD_FROM:
             return ApiError(422, "invalid_from", detail + "; `from` must be one of the account's numbers or a "
                             "verified caller ID")
+        if exc.status in (401, 403):  # a credential of another region reads as any wrong one: say which it must be
+            return ApiError(502, "twilio_refused", detail + f"; check {self.credentials_named}: they must be made in "
+                            f"Twilio's {self._resource.region} region, as each region has its own (TWILIO_REGION "
+                            "names the account's; docs/phone.md, \"A Twilio account outside the US\")")
         return super()._refusal(exc)

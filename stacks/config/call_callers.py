@@ -42,13 +42,19 @@ def dial_settings(cfg: Reader, prefix: str, pace_keys: dict[str, str], keys: dic
     try:
         dial_settings_from_env(found, prefix)
     except DispatcherSettingsError as exc:
-        named = {variable: key for key, variable in {**pace_keys, **keys}.items()}
-        pattern = re.compile(r"\b(" + "|".join(named) + r")\b")
-        message = pattern.sub(lambda match: cfg.key(named[match[1]]), str(exc))
-        raise cfg.fail(named[found_in[1]] if (found_in := pattern.search(str(exc))) else next(iter(named.values())),
-                       f"is refused as the dispatcher would refuse it: {message}") from None
+        raise refused_as_the_dispatcher(cfg, exc, {**pace_keys, **keys}) from None
     check_callers(cfg, keys, found, client_keys)
     return found
+
+
+def refused_as_the_dispatcher(cfg: Reader, exc: DispatcherSettingsError, keys: dict[str, str]) -> Exception:
+    """The dispatcher's refusal of the settings of `keys` (stack key -> variable), each variable it names
+    written as its stack key, against the first key it names."""
+    named = {variable: key for key, variable in keys.items()}
+    pattern = re.compile(r"\b(" + "|".join(named) + r")\b")
+    message = pattern.sub(lambda match: cfg.key(named[match[1]]), str(exc))
+    return cfg.fail(named[found_in[1]] if (found_in := pattern.search(str(exc))) else next(iter(named.values())),
+                    f"is refused as the dispatcher would refuse it: {message}")
 
 
 def rendered(cfg: Reader, keys: dict[str, str]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Calls the dispatcher places through Twilio's Calls API (docs/phone.md, "Calling out"): the account (its
 SID, plain: an identifier, whose credential is the secret twilioAuthToken, or an API key of the account:
 twilioApiKeySid, plain, with the secret twilioApiKeySecret, which the REST calls then use while the token
-still checks Twilio's signed callbacks), its pace and how long a call
+still checks Twilio's signed callbacks), its Twilio region (twilioRegion, twilioEdge), its pace and how long a call
 may wait for it, and the public address Twilio's status and answering-machine callbacks come back to.
 Who may call out, where and as whom are the policy's keys (stacks/config/call_callers.py). Each key left
 unset leaves the dispatcher's own default (no account: no calls placed through Twilio; one call a second,
@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import pulumi
 
 from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES
-from stacks.config.call_callers import TWILIO_KEYS, dial_settings
+from dispatcher.phone.twilio_host import twilio_host
+from dispatcher.settings import SettingsError as DispatcherSettingsError
+from stacks.config.call_callers import TWILIO_KEYS, dial_settings, refused_as_the_dispatcher
 from stacks.config.reader import Reader
 
 # Plain stack config -> the dispatcher's variable.
@@ -36,8 +38,10 @@ API_KEY_KEY = "twilioApiKeySid"  # plain: an identifier, whose credential is twi
 API_KEY_VARIABLE = "TWILIO_API_KEY_SID"
 API_KEY_SECRET_KEY, API_KEY_SECRET_VARIABLE = "twilioApiKeySecret", "TWILIO_API_KEY_SECRET"
 TOKEN_KEY, TOKEN_VARIABLE = "twilioAuthToken", "TWILIO_AUTH_TOKEN"
+# The account's Twilio region and its edge: the host of every request to Twilio (dispatcher/phone/twilio_host.py).
+REGION_KEYS = {"twilioRegion": "TWILIO_REGION", "twilioEdge": "TWILIO_EDGE"}
 KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE,
-        API_KEY_KEY: API_KEY_VARIABLE, VOICEMAIL_KEY: VOICEMAIL_VARIABLE, **POLICY_KEYS}
+        API_KEY_KEY: API_KEY_VARIABLE, VOICEMAIL_KEY: VOICEMAIL_VARIABLE, **REGION_KEYS, **POLICY_KEYS}
 VOICEMAIL_OPTIONS = ("", *VOICEMAIL_CHOICES)  # "": the dispatcher's own (hang_up)
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (dispatcher/phone/settings.py)
 _API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")  # Twilio's API key SIDs: SK and 32 hex digits
@@ -52,6 +56,7 @@ def load(cfg: Reader, secrets_set: Collection[str], client_keys: pulumi.Output[s
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
     if voicemail := cfg.string(VOICEMAIL_KEY, choices=VOICEMAIL_OPTIONS):
         found[VOICEMAIL_VARIABLE] = voicemail
+    found |= _region(cfg)
     account = cfg.plain(ACCOUNT_KEY)
     if (key_sid := cfg.plain(API_KEY_KEY)) is not None:
         found[API_KEY_VARIABLE] = _api_key(cfg, key_sid, account, secrets_set)
@@ -64,6 +69,16 @@ def load(cfg: Reader, secrets_set: Collection[str], client_keys: pulumi.Output[s
         raise cfg.fail("twilioCallers", f"places calls whose status callbacks Twilio signs with the account's auth "
                                         f"token, which the dispatcher checks: set {TOKEN_KEY} too (pulumi config "
                                         f"set --secret {TOKEN_KEY} …)")
+    return found
+
+
+def _region(cfg: Reader) -> dict[str, str]:
+    """twilioRegion and twilioEdge that are set, variable -> value, as the dispatcher takes them together."""
+    found = {variable: value for key, variable in REGION_KEYS.items() if (value := cfg.plain(key)) is not None}
+    try:
+        twilio_host(found)
+    except DispatcherSettingsError as exc:
+        raise refused_as_the_dispatcher(cfg, exc, REGION_KEYS) from None
     return found
 
 

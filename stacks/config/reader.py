@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "phonePublicUrl": "",
     "twilioAccountSid": "",
     "twilioApiKeySid": "",
+    "twilioRegion": "",  # "" = Twilio's default, US1
+    "twilioEdge": "",
     "twilioVoicemail": "",
     "twilioCallsPerSecond": "",
     "twilioCallMaxWaitSeconds": "",

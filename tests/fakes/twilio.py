@@ -12,6 +12,11 @@ only (`Url`, `Method`, `Status`, `FallbackUrl`, `FallbackMethod`, `StatusCallbac
 longer in progress is 400 with error 21220, as Twilio refuses to redirect it; past `max_per_second`
 requests a second, 429 with error 20429. Errors have Twilio's body `{code, message, more_info, status}`.
 
+The fake is one Twilio region's API (`region`: us1, ie1 or au1), whose credentials are its own: one made
+in another region is refused as any wrong one, 401 with error 20003. `host` is where Twilio serves that
+region (https://www.twilio.com/docs/global-infrastructure/api-domain-migration-guide), which a test holds
+the dispatcher's own host to: the fake itself is served on loopback.
+
 `lose_answer(sid)`: the next update of that call is done, and its answer held until the gate it
 returns is set (Twilio took it, its answer was lost on the way).
 
@@ -43,6 +48,11 @@ AUTH_TOKEN = "test-twilio-auth-token"  # noqa: S105 (a test's)
 UPDATE_FIELDS = frozenset({"Url", "Method", "Status", "FallbackUrl", "FallbackMethod", "StatusCallback",
                            "StatusCallbackMethod", "Twiml", "TimeLimit"})
 MAX_TWIML_CHARS = 4000
+# Where Twilio serves each region's REST API, as its docs name them (written here, not the dispatcher's code).
+REGION_HOSTS = {"us1": "api.twilio.com", "ie1": "api.dublin.ie1.twilio.com", "au1": "api.sydney.au1.twilio.com"}
+# What names each region to an SDK (twilio-python's TWILIO_REGION and TWILIO_EDGE); US1 is the default.
+REGION_SETTINGS = {"us1": {}, "ie1": {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "dublin"},
+                   "au1": {"TWILIO_REGION": "au1", "TWILIO_EDGE": "sydney"}}
 LIVE = frozenset({"queued", "ringing", "in-progress"})
 
 
@@ -78,9 +88,11 @@ class FakeTwilio(FakeApi):
         return error(status, code, message)
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
-                 api_key: tuple[str, str] | None = None, max_per_second: float = 10.0) -> None:
+                 api_key: tuple[str, str] | None = None, max_per_second: float = 10.0, region: str = "us1") -> None:
         super().__init__()
         self.account_sid = account_sid
+        self.region, self.host = region, REGION_HOSTS[region]
+        # This region's credentials alone: Twilio's regions each keep their own auth token and API keys.
         self.logins = {(account_sid, auth_token)} | ({api_key} if api_key else set())
         self.calls_by_sid: dict[str, FakeCall] = {}
         self.max_per_second = max_per_second
@@ -109,8 +121,8 @@ class FakeTwilio(FakeApi):
         self._gateway_errors.clear()
 
     def env(self) -> dict[str, str]:
-        """What points the dispatcher's transfers at this fake."""
-        return {"TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_API_URL": self.url}
+        """What points the dispatcher's transfers at this fake, its region named as a team there names it."""
+        return {"TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_API_URL": self.url, **REGION_SETTINGS[self.region]}
 
     def live_call(self, sid: str) -> FakeCall:
         self.calls_by_sid[sid] = call = FakeCall(sid)

@@ -187,3 +187,28 @@ def test_an_api_key_alone_transfers_calls_without_the_account_s_auth_token(stack
                 twilioAccountSid=TWILIO_ACCOUNT, twilioApiKeySid=API_KEY_SID)
     (env,) = dispatcher_envs(run.registrations)
     assert "TWILIO_AUTH_TOKEN" not in env.masked and "TWILIO_API_KEY_SECRET" in env.masked
+
+
+def test_a_stack_names_its_twilio_region_and_the_dispatcher_reaches_that_region_s_host(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**_secrets("aws"), **TWILIO_KEY_SECRETS}, twilioAccountSid=TWILIO_ACCOUNT,
+                twilioApiKeySid=API_KEY_SID, twilioRegion="ie1", twilioEdge="dublin")
+    (env,) = dispatcher_envs(run.registrations)
+    assert (env.plain["TWILIO_REGION"], env.plain["TWILIO_EDGE"]) == ("ie1", "dublin")
+    read = PhoneSettings.from_env({**env.plain, "TWILIO_API_KEY_SECRET": "s", "TWILIO_AUTH_TOKEN": "t"},
+                                  keyless=False, bot_channel_token="b" * 32)
+    assert read.twilio_api_url == "https://api.dublin.ie1.twilio.com"
+    assert read.twilio_rest is not None and read.twilio_rest.region == "IE1"
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    ({"twilioRegion": "ie1"}, r"voicefleet:twilioRegion is refused as the dispatcher would refuse it: "
+                              r"voicefleet:twilioRegion=ie1 needs voicefleet:twilioEdge=dublin"),
+    ({"twilioEdge": "sydney"}, r"voicefleet:twilioEdge is refused .*needs voicefleet:twilioRegion=au1"),
+    ({"twilioRegion": "au1", "twilioEdge": "dublin"},
+     r"voicefleet:twilioRegion=au1 needs voicefleet:twilioEdge=sydney"),
+    ({"twilioRegion": "eu1"}, r"voicefleet:twilioRegion='eu1' is not one of us1, ie1, au1"),
+])
+def test_a_twilio_region_the_dispatcher_would_refuse_fails_the_preview_naming_the_key(
+        stack: StackRunner, overrides: dict[str, str], said: str) -> None:
+    message = error(stack, "aws", secrets=_secrets("aws"), **overrides)
+    assert re.search(said, message), message
