@@ -33,6 +33,7 @@ class Step:
 @dataclass
 class Transfer:
     moments: dict[str, float | None] = field(default_factory=dict)
+    note: str = ""  # what else the bench saw of it, for its line
 
     def took(self, step: Step) -> float | None:
         start, end = self.moments.get(step.start), self.moments.get(step.end)
@@ -51,16 +52,21 @@ def first_sip(datagrams: Iterable[Datagram], start: bytes, *, after: float, to_p
     return None
 
 
-def first_tone(datagrams: Iterable[Datagram], port: int, hz: float, *, after: float) -> float | None:
-    """When the first μ-law RTP packet to `port` that is mostly a `hz` tone, and loud enough to hear, crossed lo
-    at or after `after`."""
+def tone_times(datagrams: Iterable[Datagram], port: int, hz: float, *, after: float) -> list[float]:
+    """When each μ-law RTP packet to `port` that is mostly a `hz` tone, and loud enough to hear, crossed lo at or
+    after `after`."""
+    times = []
     for datagram in datagrams:
         if datagram.destination_port != port or datagram.at < after or len(datagram.payload) <= RTP_HEADER:
             continue
         pcm = np.frombuffer(decode(rtp_payload(datagram.payload), "ulaw"), dtype=np.int16)
         if loudness(pcm) > HEARD_RMS and share_at(pcm, hz) > TONE_SHARE:
-            return datagram.at
-    return None
+            times.append(datagram.at)
+    return times
+
+
+def first_tone(datagrams: Iterable[Datagram], port: int, hz: float, *, after: float) -> float | None:
+    return next(iter(tone_times(datagrams, port, hz, after=after)), None)
 
 
 def summary(values: list[float]) -> str:

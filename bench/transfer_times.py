@@ -14,9 +14,10 @@ caller; `--transfers` of each kind, one call at a time, each on a warm reserve:
 3. warm (bench/transfer_caller_warm.xml): the caller on hold, the person rung, briefed by the bot, bridged.
 
 The callers of 2 and 3 play a steady 400 Hz tone from their answer on: the bridge is the first packet of it
-to reach the person's media port. Every SIP message and RTP packet is read off `lo` with the kernel's stamp;
-the request's send and answer are the bench's `time.time()`, the same realtime clock. Prints each transfer,
-then p50/p95 per step and kind, with the load average before and after; asserts nothing.
+to reach the person's media port (warm: and how many of the briefing's packets they heard before it). Every
+SIP message and RTP packet is read off `lo` with the kernel's stamp; the request's send and answer are the
+bench's `time.time()`, the same realtime clock. Prints each transfer, then p50/p95 per step and kind, with
+the load average before and after; asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.transfer_steps import CALLER_HZ, Step, Transfer, first_sip, first_tone, table
+from bench.transfer_steps import CALLER_HZ, Step, Transfer, first_sip, first_tone, table, tone_times
 from sipedge.call_transfer import MIN_RING_SECONDS
 from tests.phone.conftest import phone_env, wait_for_idle_bot
-from tests.sip.briefing_bot import BRIEFING_HZ
+from tests.sip.briefing_bot import BRIEFING_HZ, LINE_SECONDS
 from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge, write_g711_wav
 from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
@@ -56,7 +57,9 @@ DESK = "+14155550123"
 SUMMARY = "Ana Lopez, order 1042, wants a refund for a broken lamp."
 RETRY = {(404, "not_found"), (409, "no_live_call")}  # the call not answered, or its session not noted, yet
 ANSWERED_SECONDS = 60.0
+PACKET_SECONDS = 0.02  # callee_answers.xml's ptime (PJSIP's default, which its SDP leaves it)
 BRIDGE_SECONDS = 15.0  # for the caller's tone to reach the person after the transfer's answer
+TONE_SECONDS = 60
 
 REFERRED = [
     Step("the request → the REFER at the trunk (the carrier dials the person from here)", "asked", "refer"),
@@ -72,11 +75,13 @@ JOINED = [
     Step("the person's 200 OK → the bridge (the caller's tone at the person)", "ok", "bridge"),
     Step("**the request → the bridge** (the person's 0.5 s ring included; warm: the 1.6 s briefing too)",
          "asked", "bridge"),
-    Step("the bridge → the request's answer", "bridge", "answered"),
+    Step("the request's answer → the bridge (the answer may come first: the audio follows the join by a media "
+         "tick)", "answered", "bridge"),
 ]
 BRIDGED = [Step("the request → the REFER at the trunk", "asked", "refer"),
            Step("the trunk's 603 → the person's INVITE", "refused", "invite"), *RUNG, *JOINED]
-WARM = [*RUNG, Step("the person's 200 OK → the briefing's first audio at the person", "ok", "briefing"), *JOINED]
+WARM = [*RUNG, Step("the person's 200 OK → the briefing's first audio at the person", "ok", "briefing"),
+        Step("the briefing's last packet at the person → the bridge", "briefed", "bridge"), *JOINED]
 
 
 @dataclass(frozen=True)
@@ -165,11 +170,13 @@ async def bridged(api: httpx.AsyncClient, line: Line, *, warm: bool) -> Transfer
                "ack": first_sip(seen, b"ACK ", after=after, to_port=line.person_port),
                "bridge": first_tone(seen, person_media, CALLER_HZ, after=after)}
     if warm:
-        moments["briefing"] = first_tone(seen, person_media, BRIEFING_HZ, after=after)
+        briefing = tone_times(seen, person_media, BRIEFING_HZ, after=after)
+        moments["briefing"], moments["briefed"] = (briefing[0], briefing[-1]) if briefing else (None, None)
+        note = f"the person heard {len(briefing)} packets of the briefing's {LINE_SECONDS / PACKET_SECONDS:.0f}"
     else:
         moments["refer"] = first_sip(seen, b"REFER ", after=after, from_port=sip)
         moments["refused"] = first_sip(seen, b"SIP/2.0 603 ", after=after, to_port=sip)
-    return Transfer(moments)
+    return Transfer(moments, note if warm else "")
 
 
 def shown(moments: dict[str, float | None]) -> str:
@@ -196,7 +203,8 @@ def running_line(root: Path) -> Iterator[Line]:
              'destinations = ["+1*"]')
     for scenario in ("transfer_caller_warm", "transfer_caller_refuses"):
         shutil.copy(HERE / f"{scenario}.xml", root / "edge")
-    tone = (np.sin(2 * np.pi * CALLER_HZ * np.arange(8000) / 8000) * 9000).astype(np.int16)  # 1 s, looped
+    # Longer than a transfer's wait for the bridge: SIPp's loop back to the file's start sends a packet of its header.
+    tone = (np.sin(2 * np.pi * CALLER_HZ * np.arange(TONE_SECONDS * 8000) / 8000) * 9000).astype(np.int16)
     write_g711_wav(root / "edge" / "caller_tone_ulaw.wav", tone.tobytes(), "ulaw")
     with (run_dispatcher(root / "dispatcher", env) as dispatcher,
           run_edge(dispatcher, root / "edge", settings=f"control_port = {control_port}\n{KEY_SETTINGS}",
@@ -237,7 +245,8 @@ async def main() -> int:
                         print(f"{kind} #{number + 1}: failed: {exc}\n{line.edge.log()[-2000:]}", flush=True)
                         continue
                     results[kind].append(measured)
-                    print(f"{kind} #{number + 1}: {shown(measured.moments)} ms", flush=True)
+                    print(f"{kind} #{number + 1}: {shown(measured.moments)} ms"
+                          f"{'; ' if measured.note else ''}{measured.note}", flush=True)
     print(f"\n{started}; load average (1/5/15 min) before {before}, after {load()}; {os.cpu_count()} cores; "
           f"{args.transfers} transfers of each kind, {len(failed)} failed")
     for kind, (steps, _) in KINDS.items():

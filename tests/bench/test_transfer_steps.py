@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from bench.transfer_steps import CALLER_HZ, Step, Transfer, first_sip, first_tone, table
+from bench.transfer_steps import CALLER_HZ, Step, Transfer, first_sip, first_tone, table, tone_times
 from tests.sip.loopback_udp import Datagram
 
 with warnings.catch_warnings():
@@ -37,6 +37,7 @@ def test_the_bridge_is_the_first_loud_packet_of_the_callers_tone_to_the_persons_
             to_media(1.4, rtp(CALLER_HZ)),
             to_media(1.5, rtp(CALLER_HZ))]
     assert first_tone(seen, MEDIA, CALLER_HZ, after=ZERO + 0.5) == ZERO + 1.4
+    assert tone_times(seen, MEDIA, CALLER_HZ, after=ZERO + 0.5) == [ZERO + 1.4, ZERO + 1.5]
     assert first_tone(seen, MEDIA, 1400, after=ZERO + 0.5) == ZERO + 1.1
     assert first_tone(seen[:5], MEDIA, CALLER_HZ, after=ZERO + 0.5) is None
 
