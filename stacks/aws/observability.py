@@ -1,4 +1,4 @@
-"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to seven alarms.
+"""What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, up to eight alarms.
 
 The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=emf`):
 CloudWatch Logs extracts embedded-metric-format lines from the task's `awslogs` stream itself (the
@@ -13,6 +13,7 @@ Alarms (docs/operations.md says what to check when one fires):
   reserve empty           starts that found no idle bot (cold misses) in 3 of 5 minutes; stacks with
                           a reserve only (the bot channel)
   store down              the store unreachable as `/healthz` reports it; stacks with a store only
+  store full              the store's BytesUsedForCache at 75 % of its data maximum (AWS/ElastiCache)
   sip edge not answering  an edge in SIP_EDGE_URL did not answer its status for 3 minutes; stacks with
                           a SIP edge (`sipEdge`) only
   sip edge registration   a trunk's registrar refused the edge's REGISTER (or never answered) for 3
@@ -33,7 +34,13 @@ import pulumi
 import pulumi_aws.cloudwatch as aws_cloudwatch
 
 from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
-from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
+from stacks.config.alarms import (
+    FAILURE_RATE_PERCENT,
+    READY_P95_SECONDS_COLD,
+    READY_P95_SECONDS_WARM,
+    STORE_FULL_PERCENT,
+)
+from stacks.config.store_ceiling import GB
 from stacks.shared.dispatcher_alarm import DISPATCHER_DOWN, dispatcher_down_description
 from stacks.shared.sip_edge_alarms import SIP_EDGE_ALARMS
 
@@ -41,6 +48,9 @@ PROVIDER = "ecs"  # the lines' `Provider` dimension: the machines provider's nam
 PERIOD = 60  # seconds: the lines are written every METRIC_LINES_SECONDS (60)
 ALARM_PERIOD = 300
 BALANCER_NAMESPACE = "AWS/ApplicationELB"
+# ElastiCache publishes a serverless cache's metrics under `clusterId`, the cache's name (not a node-based
+# cluster's CacheClusterId: docs.aws.amazon.com/AmazonElastiCache/latest/dg/serverless-metrics-events-redis.html).
+STORE_NAMESPACE, STORE_DIMENSION = "AWS/ElastiCache", "clusterId"
 DOWN_MINUTES = 3  # the balancer marks a task unhealthy after 3 failed checks 15 s apart; then 3 minutes at 0
 
 _NAMES = frozenset(metric_names())
@@ -66,6 +76,9 @@ class ObservabilityArgs:
     reserve: bool  # the stack keeps a warm reserve (it has the bot channel)
     store: bool  # several replicas share a coordination store
     alarm_topic_arn: str | None = None
+    # The store's serverless cache and its data maximum (storeDataGb): the store-full alarm is made with them.
+    store_cache: str | None = None
+    store_data_gb: int = 1
     sip_edge: bool = False  # the stack runs a SIP edge (`sipEdge`), which the dispatcher asks
     # The dispatcher's target group and balancer (CloudWatch's TargetGroup and LoadBalancer dimensions): the
     # dispatcher-down alarm is made with them.
@@ -207,6 +220,22 @@ def alarm_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
             comparison_operator="LessThanThreshold", threshold=1,
             # No lines at all means no dispatcher (drained, or down: the balancer's health shows that),
             # which says nothing of the store: the alarm goes to INSUFFICIENT_DATA, not ALARM.
+            treat_missing_data="missing")
+    if args.store and args.store_cache is not None:
+        specs["store-full"] = _alarm(
+            args, "store-full",
+            f"The coordination store holds {STORE_FULL_PERCENT:g}% of its data maximum ({args.store_data_gb:,} GB, "
+            "storeDataGb). At the maximum ElastiCache evicts keys that have a TTL, and every record the dispatcher "
+            "keeps has one (leases, cell records, once-marks: the records that stop a double launch). Raise "
+            "storeDataGb (a change with no interruption); the plan's store ceiling says what a day needs "
+            "(docs/operations.md, \"The store's ceiling\").",
+            namespace=STORE_NAMESPACE, metric_name="BytesUsedForCache",
+            dimensions={STORE_DIMENSION: args.store_cache},
+            # GB as store_ceiling counts it (10^9 bytes): were AWS's GB binary, it fires a little early, never late.
+            statistic="Maximum", period=ALARM_PERIOD, evaluation_periods=1, datapoints_to_alarm=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=args.store_data_gb * GB * STORE_FULL_PERCENT / 100,
+            # ElastiCache reports the cache whatever the dispatcher does: no data says nothing of its size.
             treat_missing_data="missing")
     if args.sip_edge:
         for edge_alarm in SIP_EDGE_ALARMS:

@@ -123,6 +123,8 @@ class AwsStack(pulumi.ComponentResource):
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, namespace=settings.metric_namespace, region=cfg.region,
             reserve=self._bot_channel_url is not None, store=store is not None,
+            store_cache=store.cache_name if store is not None else None,
+            store_data_gb=store.data_gb if store is not None else 1,
             alarm_topic_arn=cfg.alarm_topic_arn, sip_edge=sip_edge is not None,
             dispatcher_targets=dispatcher.target_group_dimensions, dispatcher_ready=[dispatcher.service],
             # Drained (before a destroy), no task is meant to answer: the dispatcher-down alarm is silenced.

@@ -83,6 +83,7 @@ class CoordinationStore(pulumi.ComponentResource):
                                  "starting with a letter")
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
+        self.cache_name, self.data_gb = args.name, args.data_gb  # what the store-full alarm watches
         group = aws_ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
                                       tags={"Name": name, "role": "store"}, opts=child)
         self.security_group_id = group.id

@@ -34,6 +34,7 @@ from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.sip_edge import SipEdge, SipEdgeArgs, control_url_of
+from stacks.azure.store import OUTPUT as STORE_SIZE_OUTPUT
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import aci_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
@@ -209,6 +210,8 @@ class AzureStack(pulumi.ComponentResource):
             # The trunk's origination URIs (Twilio Elastic SIP Trunking, Telnyx): where its calls come in, UDP and TLS.
             **edge_outputs(sip_edge.public_ip if sip_edge is not None else None, edge),
             **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
+            # The store's size, read back by the next `up` (stacks/azure/store.py, scale_warning).
+            **({STORE_SIZE_OUTPUT: store.sku} if store is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
             **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,
                                                                          recordings.holds)}

@@ -9,7 +9,9 @@ new Basic/Standard/Premium caches from 1 October 2026, so a new stack could not 
   private DNS zone `privatelink.redis.azure.net` makes the cache's own name resolve there, so TLS
   checks the name the certificate carries.
 - One shard, no clustering (`NoCluster`): the dispatcher's scripts touch several keys at once, which
-  a sharded database would refuse across slots.
+  a sharded database would refuse across slots. Such a database is 25 GB at most (storeSku's choices).
+- Without high availability (not prod) a size change loses all the data: each `up` exports its size
+  (`storeSku`) and the next one warns when it changes it (scale_warning).
 
 What it cannot do that the AWS store does: Azure Managed Redis assigns Entra ID identities only its
 built-in `default` access policy (full access); custom access policies with a command allow-list
@@ -28,10 +30,14 @@ import pulumi
 import pulumi_azure_native.redisenterprise as azure_redisenterprise
 
 from stacks.azure.private_link import PrivateLinkArgs, private_link
+from stacks.config.store_ceiling import SKU_GB, SKU_KEY
+from stacks.shared.releases import own_stack
 
 PORT = 10000  # Azure Managed Redis' database port (the only one)
 PRIVATE_ZONE = "privatelink.redis.azure.net"
 GROUP_ID = "redisEnterprise"
+OUTPUT = SKU_KEY  # the size this `up` made: the next one reads it back
+SCALE_PAGE = "learn.microsoft.com/azure/redis/how-to-scale"
 
 
 @dataclass(frozen=True)
@@ -90,4 +96,33 @@ class CoordinationStore(pulumi.ComponentResource):
         self.url = pulumi.Output.concat("rediss://", cluster.host_name, f":{PORT}")
         # The zone's link too: before it, the network resolves the cache to its disabled public endpoint.
         self.ready: list[pulumi.Resource] = [database, *reachable]
-        self.register_outputs({"url": self.url})
+        self.sku = args.sku
+        warned = {} if args.high_availability else {"scaleWarning": self._warn_of_a_scale(name, args.sku)}
+        self.register_outputs({"url": self.url, **warned})
+
+    def _warn_of_a_scale(self, name: str, sku: str) -> pulumi.Output[str]:
+        """Warns (the preview, the `up` and the plan) when this `up` changes the size the last one made: a
+        preview shows an update in place, but without high availability the scale loses every key."""
+        last = pulumi.StackReference(f"{name}-last-up", stack_name=own_stack(),
+                                     opts=pulumi.ResourceOptions(parent=self)).get_output(OUTPUT)
+
+        def say(value: object) -> str:
+            warning = scale_warning(value, sku)
+            if warning:
+                pulumi.log.warn(warning)
+            return warning
+
+        return last.apply(say)
+
+
+def scale_warning(last: object, now: str) -> str:
+    """What a size change does to a store without high availability; "" when the size stays (or the last `up`,
+    a first one or one of an earlier release, did not say). Azure's how-to-scale: "If high availability mode
+    is disabled, all data is lost and the cache is unavailable during the scaling operation"."""
+    if not isinstance(last, str) or last not in SKU_GB or SKU_GB[last] == SKU_GB.get(now):
+        return ""
+    return (f"{SKU_KEY} {last} -> {now} scales this stack's Azure Managed Redis, which runs without high "
+            f"availability (environment is not prod): Azure loses all the store's data and takes it offline "
+            f"while it scales ({SCALE_PAGE}), though the preview shows it changed in place. Every live session's "
+            f"lease, index entry and timeline goes with it: make the change in a quiet hour with no calls "
+            f"running, or keep `pulumi config set {SKU_KEY} {last}` (docs/operations.md, \"The store's ceiling\")")

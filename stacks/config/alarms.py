@@ -16,6 +16,10 @@ GCP_CHANNELS_KEY = "alarmNotificationChannels"
 FAILURE_RATE_PERCENT = 10.0
 READY_P95_SECONDS_WARM = 10.0
 READY_P95_SECONDS_COLD = 90.0
+# AWS's own advice for a serverless cache's data maximum: an alarm at 75 % of it (docs.aws.amazon.com/
+# AmazonElastiCache/latest/red-ug/Scaling.html, "Setting scaling limits to manage costs"). At the maximum
+# ElastiCache evicts keys with a TTL first, and every record the dispatcher keeps has one.
+STORE_FULL_PERCENT = 75.0
 _TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _CHANNEL = re.compile(r"^projects/(?P<project>[a-z0-9-]+)/notificationChannels/[0-9]+$")
 

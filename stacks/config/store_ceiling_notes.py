@@ -33,13 +33,17 @@ def data_gb(cfg: Reader) -> int:
 
 def node_type(cfg: Reader, environment: str) -> str:
     """Memorystore's node type: `storeNodeType`, or the environment's."""
-    chosen = cfg.string(store_ceiling.NODE_TYPE_KEY, choices=store_ceiling.NODE_TYPE_CHOICES)
+    chosen = cfg.string(store_ceiling.NODE_TYPE_KEY)
+    if chosen and chosen not in NODE_TYPE_GB:
+        raise cfg.fail(store_ceiling.NODE_TYPE_KEY, store_ceiling.refused_node_type(chosen))
     return chosen or _by_environment(NODE_TYPES_BY_ENVIRONMENT, environment)
 
 
 def sku(cfg: Reader, environment: str) -> str:
     """Azure Managed Redis' size: `storeSku`, or the environment's."""
-    chosen = cfg.string(store_ceiling.SKU_KEY, choices=store_ceiling.SKU_CHOICES)
+    chosen = cfg.string(store_ceiling.SKU_KEY)
+    if chosen and chosen not in SKU_GB:
+        raise cfg.fail(store_ceiling.SKU_KEY, store_ceiling.refused_sku(chosen))
     return chosen or _by_environment(SKUS_BY_ENVIRONMENT, environment)
 
 

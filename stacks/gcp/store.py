@@ -10,7 +10,8 @@ holds `roles/memorystore.dbConnectionUser`, bound to the project with no instanc
 grant's comment says why), and the dispatcher signs in with its own short-lived access token
 (`REDIS_AUTH=gcp-iam`); bots have neither the role nor TCP egress other than 443.
 One shard, cluster mode off (one endpoint, plain clients); a replica in another zone when
-`replicas` is 1 (prod), none in dev.
+`replicas` is 1 (prod), none in dev. `noeviction`: a full store refuses writes rather than drop the
+records that stop double launches (MAXMEMORY_POLICY says why).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ CONNECTOR_ROLE = "roles/memorystore.dbConnectionUser"
 INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
 SERVER_CA_MODE = "GOOGLE_MANAGED_PER_INSTANCE_CA"
+# Memorystore for Valkey's default policy is volatile-lru (cloud.google.com/memorystore/docs/valkey/
+# supported-instance-configurations): full, it would evict keys with a TTL, and every record the dispatcher
+# keeps has one: leases, cell records, once-marks, timelines, the records that stop a double launch.
+# `noeviction` refuses the write instead, which the dispatcher answers as a failed start. The provider
+# updates engineConfigs in place (PATCH with an update mask, not immutable: magic-modules
+# mmv1/products/memorystore/Instance.yaml), so an existing instance takes it on its next `up`.
+MAXMEMORY_POLICY = {"maxmemory-policy": "noeviction"}
 
 
 def valid_instance_id(name: str) -> bool:
@@ -81,6 +89,7 @@ class CoordinationStore(pulumi.ComponentResource):
             shard_count=1,
             replica_count=args.replicas,
             node_type=args.node_type,
+            engine_configs=MAXMEMORY_POLICY,
             authorization_mode="IAM_AUTH",
             transit_encryption_mode="SERVER_AUTHENTICATION",
             # The CA `_ca_pem` reads: only this mode fills `managed_server_cas` with the CA that

@@ -11,7 +11,7 @@ from dispatcher.observability.metric_catalogue import DIMENSION, metric_names
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.aws.test_sip_edge import run_with_edge
-from tests.infra.aws.test_store import two_replicas
+from tests.infra.aws.test_store import STORE_SECRETS, two_replicas
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
 
@@ -35,12 +35,12 @@ def test_the_dispatcher_writes_emf_into_the_stacks_namespace(aws: Run) -> None:
 
 
 def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: StackRunner) -> None:
-    run = two_replicas(stack)  # reserve (channel) and store: all four alarms on the lines, and the balancer's
+    run = two_replicas(stack)  # reserve (channel) and store: all four alarms on the lines, the balancer's, the cache's
     found = alarms(run)
     assert sorted(found) == [f"voicefleet-aws-test-{n}" for n in ("dispatcher-down", "reserve-empty",
-                                                                  "start-failure-rate", "store-down",
+                                                                  "start-failure-rate", "store-down", "store-full",
                                                                   "time-to-ready-p95")]
-    for alarm in (a for name, a in found.items() if not name.endswith("-dispatcher-down")):
+    for alarm in (a for name, a in found.items() if not name.endswith(("-dispatcher-down", "-store-full"))):
         assert named_metrics(alarm) and named_metrics(alarm) <= set(metric_names())
         for query in [alarm, *(q["metric"] for q in alarm.get("metricQueries", []) if "metric" in q)]:
             if "metricName" in query:
@@ -57,6 +57,25 @@ def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: Sta
     assert {"Starts", "WarmStarts", "ColdStarts", "TimeToReady", "ActiveSessions", "StartFailures",
             "ReserveIdleBots", "ReserveIdleMachineSeconds", "PhoneFirstAudio", "SessionCostDollars",
             "SessionMachineSeconds", "SessionIdleMachineSeconds"} <= shown | searched
+
+
+def test_a_store_three_quarters_full_alarms_before_elasticache_evicts_the_dispatchers_records(
+        stack: StackRunner) -> None:
+    """At its data maximum ElastiCache Serverless evicts keys with a TTL before it refuses a write, and no
+    policy of the cache's changes that: the alarm at AWS's advised 75 % is the warning before leases go."""
+    secrets = {**SECRETS, **CHANNEL_SECRETS, **STORE_SECRETS}
+    run = stack("aws", secrets=secrets, alarmTopicArn=TOPIC, storeDataGb="3",
+                **{**CHANNEL["aws"], "dispatcherCount": "2"})
+    alarm = alarms(run)["voicefleet-aws-test-store-full"]
+    (cache,) = run.of_type("aws:elasticache/serverlessCache:ServerlessCache")
+    assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+        "AWS/ElastiCache", "BytesUsedForCache", {"clusterId": unwrap(cache.inputs)["name"]})
+    assert (alarm["statistic"], alarm["comparisonOperator"], alarm["threshold"]) == (
+        "Maximum", "GreaterThanOrEqualToThreshold", 2_250_000_000)  # 75 % of 3 GB
+    assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC]
+    assert "storeDataGb" in alarm["alarmDescription"] and "evicts" in alarm["alarmDescription"]
+    outputs = unwrap(run.completed[run.one("voicefleet:aws:AwsStack").urn])
+    assert "voicefleet-aws-test-store-full" in outputs["alarmNames"]
 
 
 def test_a_stack_without_reserve_or_store_gets_only_the_alarms_that_can_fire(aws: Run) -> None:

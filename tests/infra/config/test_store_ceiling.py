@@ -50,7 +50,8 @@ def test_a_day_past_the_store_warns_naming_the_key_its_largest_value_and_what_it
 
 @pytest.mark.parametrize(("cap", "gb", "largest"), [
     (store_ceiling.memorystore("SHARED_CORE_NANO"), 1.12, "at most HIGHMEM_XLARGE (46.4 GB)"),
-    (store_ceiling.managed_redis("Balanced_B0"), 0.5, "at most Balanced_B350 (360 GB)"),
+    (store_ceiling.managed_redis("Balanced_B0"), 0.4, "at most Balanced_B20 (24 GB: larger sizes take only a "
+                                                      "clustered database"),
     (store_ceiling.in_cluster(256), 256 * 2**20 / 1e9, "k8sStore external"),
 ])
 def test_each_clouds_store_counts_its_documented_size_and_names_how_to_raise_it(
@@ -58,6 +59,39 @@ def test_each_clouds_store_counts_its_documented_size_and_names_how_to_raise_it(
     assert cap.data_bytes == round(gb * 1e9)
     _, (warning,) = store_ceiling.said(StoreDay(cap, KEEP_SECONDS, 10_000, 4))
     assert largest in warning
+
+
+def test_aws_warns_that_a_full_store_evicts_the_records_that_stop_double_launches_the_others_that_it_refuses(
+) -> None:
+    """ElastiCache Serverless takes no eviction policy: at its data maximum it evicts keys with a TTL first
+    (AWS's Scaling page), so "refuses writes (noeviction)" was false there; the other stores are noeviction."""
+    def warned(cap: store_ceiling.StoreCap) -> str:
+        _, (warning,) = store_ceiling.said(StoreDay(cap, KEEP_SECONDS, 100_000, 4))
+        return warning
+
+    aws = warned(store_ceiling.elasticache(1))
+    assert "noeviction" not in aws and "refuses writes (" not in aws
+    assert "evicts the keys that have a TTL" in aws and "once-marks" in aws and "<stack>-store-full" in aws
+    assert "refuses writes (maxmemory-policy noeviction), so every start fails" in warned(
+        store_ceiling.memorystore("HIGHMEM_XLARGE"))
+    assert "refuses writes (NoEviction)" in warned(store_ceiling.managed_redis("Balanced_B20"))
+    assert "refuses writes (noeviction)" in warned(store_ceiling.in_cluster(256))
+
+
+def test_azure_counts_what_it_does_not_reserve_and_offers_only_what_a_nocluster_database_takes() -> None:
+    """Azure Managed Redis keeps about 20 % of a size's memory back, and a NoCluster database is 25 GB at most."""
+    assert store_ceiling.managed_redis("Balanced_B1").data_bytes == 800_000_000
+    assert store_ceiling.managed_redis("Balanced_B20").data_bytes == 19_200_000_000
+    assert max(store_ceiling.SKU_GB.values()) == 24 and "Balanced_B50" not in store_ceiling.SKU_CHOICES
+
+
+def test_a_value_out_of_the_choices_is_told_the_sizes_without_the_empty_one_and_the_spelling_it_meant() -> None:
+    refused = store_ceiling.refused_node_type("standard-small")
+    assert refused.startswith("must be one of SHARED_CORE_NANO, STANDARD_SMALL,") and ", ," not in refused
+    assert "gcloud's spelling of STANDARD_SMALL, `pulumi config set storeNodeType STANDARD_SMALL`" in refused
+    assert "spelling" not in store_ceiling.refused_node_type("huge")
+    assert "only for a clustered database" in store_ceiling.refused_sku("Balanced_B50")
+    assert "clustered" not in store_ceiling.refused_sku("Balanced_B2")
 
 
 def test_the_ceiling_counts_the_history_the_dispatcher_keeps_and_the_in_cluster_stores_maxmemory() -> None:

@@ -42,6 +42,15 @@ def test_gcp_store_is_memorystore_valkey_with_iam_auth_and_tls(gcp: list[Registr
     assert policy_inputs["pscConfig"]["subnetworks"] == ["subnet"]
 
 
+def test_gcp_store_refuses_writes_when_full_rather_than_evict_the_records_that_stop_double_launches(
+        gcp: list[Registration]) -> None:
+    """Memorystore for Valkey's default maxmemory-policy is volatile-lru, and every dispatcher record has a TTL:
+    full, the instance would drop leases and once-marks silently. The stack pins noeviction, and nothing else
+    of the engine's configuration."""
+    (instance,) = of_type(gcp, "gcp:memorystore/instance:Instance")
+    assert unwrap(instance.inputs)["engineConfigs"] == {"maxmemory-policy": "noeviction"}
+
+
 def test_gcp_store_connection_role_goes_to_the_dispatcher_only(gcp: list[Registration]) -> None:
     members = [unwrap(m.inputs) for m in of_type(gcp, "gcp:projects/iAMMember:IAMMember")]
     assert [{k: v for k, v in m.items() if k != "condition"} for m in members] == [

@@ -103,3 +103,21 @@ def test_one_replica_has_no_store_and_no_store_ceiling(capsys: pytest.CaptureFix
     assert _checked("aws-dev", capsys) == []
     (note,), _ = _said("aws-dev", {"dispatcherCount": "2"})
     assert _checked("aws-dev", capsys, "dispatcherCount=2") == [f"note: {note}"]
+
+
+def test_a_node_type_in_gclouds_spelling_is_refused_naming_the_one_to_set() -> None:
+    with pytest.raises(SettingsError) as refused:
+        _said("gcp-prod", {"storeNodeType": "standard-small"})
+    message = str(refused.value)
+    assert "voicefleet:storeNodeType must be one of SHARED_CORE_NANO, " in message and "one of ," not in message
+    assert "`pulumi config set storeNodeType STANDARD_SMALL`" in message
+
+
+def test_an_azure_size_a_nocluster_database_cannot_take_is_refused_before_azure_refuses_the_up() -> None:
+    """Azure's Non-clustered policy "applies only to caches sized 25 GB and smaller": a Balanced_B50 store would
+    pass the plan and fail at ARM."""
+    with pytest.raises(SettingsError) as refused:
+        _said("azure-prod", {"storeSku": "Balanced_B50"})
+    message = str(refused.value)
+    assert "voicefleet:storeSku must be one of Balanced_B0, " in message and "Balanced_B20, or unset" in message
+    assert "only for a clustered database, and the stack's is NoCluster" in message
