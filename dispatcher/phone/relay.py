@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -325,13 +325,14 @@ async def relay_call(
     _tell_hang_up(stats, caller_hung_up)  # the caller hung up as the bot attached: a session with a bot
     with tracing.step("phone.relay") as span:
         try:
-            for message in buffer.drain():
-                await bot.send(_outgoing(message))
-                stats.carrier_frames += 1
             if carrier_gone:
+                for message in buffer.drain():
+                    await bot.send(_outgoing(message))
+                    stats.carrier_frames += 1
                 stats.ended_by = carrier_gone[0]
             else:
-                stats.ended_by = await pump_both(heard, bot, stats, rates.not_here(carrier, bot), heard_hang_up)
+                stats.ended_by = await pump_both(heard, bot, stats, rates.not_here(carrier, bot), heard_hang_up,
+                                                 held=buffer.drain())
                 if heard.fell_silent:
                     stats.ended_by = CARRIER_SILENT
         except Exception as exc:  # a socket failed mid-call: the call is over either way
@@ -378,11 +379,13 @@ async def _close_over_rate(socket: MediaSocket, rates: FrameRates, stats: CallSt
 
 async def pump_both(
     carrier: MediaSocket, bot: MediaSocket, stats: CallStats, rates: FrameRates | None = None,
-    hung_up: Callable[[str], None] | None = None,
+    hung_up: Callable[[str], None] | None = None, held: Sequence[Message] = (),
 ) -> str:
     """Frames both ways until one side ends: "carrier" or "bot" (whichever did), CARRIER_OVER_RATE or
     BOT_OVER_RATE (a side past its frame rate; closing it is the caller's), or "error". `hung_up(how)`:
-    the carrier's stop or close, as it is read (before the bot's side has ended: else this is cancelled)."""
+    the carrier's stop or close, as it is read (before the bot's side has ended: else this is cancelled).
+    `held`: the carrier's frames held while the bot started, sent to it first; the bot's audio is relayed
+    meanwhile, so a reply to the held words is not heard late by the time the backlog takes to send."""
     rates = rates or FrameRates()
 
     def over(ended_by: str) -> str:
@@ -390,6 +393,9 @@ async def pump_both(
         return ended_by
 
     async def carrier_to_bot() -> str:
+        for message in held:
+            await bot.send(_outgoing(message))
+            stats.carrier_frames += 1
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
