@@ -4,15 +4,15 @@ that SDK builds it (twilio/base/client_base.py `get_hostname`): `api.{edge}.{reg
 part left out when unset.
 
     neither        api.twilio.com              (US1, Twilio's default)
-    us1            api.us1.twilio.com
+    us1            refused: leave it unset
     ie1, dublin    api.dublin.ie1.twilio.com
     au1, sydney    api.sydney.au1.twilio.com
 
-Stricter than the SDK twice, each refused at start naming the fix. A region outside the US needs its
+Stricter than the SDK three times, each refused at start naming the fix. A region outside the US needs its
 edge: the SDK's host for a region alone (`api.ie1.twilio.com`) is one Twilio stopped serving on 28 April
 2026 (https://www.twilio.com/docs/global-infrastructure/api-domain-migration-guide). An edge needs its
 region (the SDK would put it in US1): Pipecat's TwilioFrameSerializer, which reads these two variables in
-the bots, requires both. Each region takes its own edge alone
+the bots, requires both, so `us1` alone is refused too (unset is US1). Each region takes its own edge alone
 (https://www.twilio.com/docs/twilio-cli/general-usage/regional).
 
 Credentials are the region's own: an auth token or API key made in US1 is refused at IE1's host
@@ -65,6 +65,9 @@ def twilio_host(env: Mapping[str, str]) -> TwilioHost:
                             + (f", not {edge}" if edge else "")
                             + f": Twilio's API for {region.upper()} is api.{edges[0]}.{region}.twilio.com "
                             f"(api.{region}.twilio.com, without the edge, is retired)")
+    if region == DEFAULT_REGION and not edge:
+        raise SettingsError(f"TWILIO_REGION={region} is Twilio's default: leave TWILIO_REGION unset for US1 (the bots' "
+                            "Pipecat hang-up, which reads the same variable, refuses a region without an edge)")
     if region and not edges and edge:
         raise SettingsError(f"TWILIO_EDGE={edge} is {_region_of(edge).upper()}'s: TWILIO_REGION={region} is reached "
                             "without an edge, so leave TWILIO_EDGE unset")

@@ -207,6 +207,7 @@ def test_a_stack_names_its_twilio_region_and_the_dispatcher_reaches_that_region_
     ({"twilioRegion": "au1", "twilioEdge": "dublin"},
      r"voicefleet:twilioRegion=au1 needs voicefleet:twilioEdge=sydney"),
     ({"twilioRegion": "eu1"}, r"voicefleet:twilioRegion='eu1' is not one of us1, ie1, au1"),
+    ({"twilioRegion": "us1"}, r"voicefleet:twilioRegion=us1 is Twilio's default: leave voicefleet:twilioRegion unset"),
 ])
 def test_a_twilio_region_the_dispatcher_would_refuse_fails_the_preview_naming_the_key(
         stack: StackRunner, overrides: dict[str, str], said: str) -> None:
