@@ -4,15 +4,17 @@ The Secret is the team's, in the dispatcher's namespace (stacks/config/k8s_cells
 mounts it, so the dispatcher's RBAC grows by nothing and the stack never reads it. Each directory a
 cell's files are in is one Secret volume of the cell's own, listing the key each file takes (`token`,
 `ca.crt`), never a subPath: the kubelet then swaps a rotated token in, which the dispatcher reads
-again. A path that would clash is refused at preview: a directory two mounts share or nest in, a
-mount over the stack's own (the channel's certificate, the pod's ServiceAccount), or over the image's
-and the system's directories, which it would hide. The stack makes nothing in a cell's cluster:
-`unmade` says, each `up`, what the team makes there.
+again. A path that would clash is refused at preview, compared as the kubelet reads it (`//`, `/./`
+and a trailing `/` folded): a directory two mounts share or nest in, a mount over the stack's own (the
+channel's certificate, the pod's ServiceAccount), or over the image's and the system's directories,
+which it would hide. Volumes are named by position, whatever the cells' names. The stack makes nothing
+in a cell's cluster: `unmade` says, each `up`, what the team makes there.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,27 +33,40 @@ MODE = 0o444  # read-only for the dispatcher's non-root user, which the kubelet 
 
 
 def volumes(cells: Sequence[StackCell]) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
-    """The pod's volumes and the container's mounts for `cells`, refused where a path clashes."""
+    """The pod's volumes and the container's mounts for `cells`, refused where a path clashes. A volume is named
+    by position, `cell-<cell's index>-<directory's index>`: a DNS-1123 label whatever the cell's name, and
+    never two alike (a name cut to 63 characters could be another's)."""
     made: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     taken: dict[str, str] = dict(STACK_MOUNTS)
-    for stacked in cells:
+    for position, stacked in enumerate(cells):
         cell = stacked.cell
         assert cell.ca_file is not None  # stacks/config/k8s_cells.py refuses a cell without
-        if cell.token_file == cell.ca_file:
-            _refuse(f"cell {cell.name}'s token_file and ca_file are one path, {cell.token_file}: the token and the "
+        token_file, ca_file = _normal(cell.name, cell.token_file), _normal(cell.name, cell.ca_file)
+        if token_file == ca_file:
+            _refuse(f"cell {cell.name}'s token_file and ca_file are one path, {token_file}: the token and the "
                     "CA are two files; name two")
         by_directory: dict[str, list[dict[str, str]]] = {}
-        for key, path in ((TOKEN_KEY, cell.token_file), (CA_KEY, cell.ca_file)):
-            directory, name = posixpath.split(posixpath.normpath(path))
+        for key, path in ((TOKEN_KEY, token_file), (CA_KEY, ca_file)):
+            directory, name = posixpath.split(path)
             by_directory.setdefault(directory, []).append({"key": key, "path": name})
         for index, (directory, items) in enumerate(by_directory.items()):
             _claim(taken, directory, f"cell {cell.name}'s {' and '.join(i['path'] for i in items)}")
-            volume = f"cell-{cell.name}" + (f"-{index}" if index else "")
+            volume = f"cell-{position}-{index}"
             made.append({"name": volume, "secret": {"secret_name": stacked.secret, "items": items,
                                                     "default_mode": MODE}})
             mounts.append({"name": volume, "mount_path": directory, "read_only": True})
     return tuple(made), tuple(mounts)
+
+
+def _normal(cell: str, path: str) -> str:
+    """`path` as the kubelet and the dispatcher find it: no repeated '/' (POSIX keeps a leading '//', which
+    would slip past every comparison), no '.' and no trailing '/'. A '..' is refused: it names another
+    directory than it reads as."""
+    if ".." in path.split("/"):
+        _refuse(f"cell {cell}'s path {path} holds '..': name the file's directory itself, like "
+                f"/var/run/cells/{cell}/token")
+    return posixpath.normpath(re.sub("/+", "/", path))
 
 
 def _claim(taken: dict[str, str], directory: str, what: str) -> None:
