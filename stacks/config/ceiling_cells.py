@@ -19,9 +19,8 @@ ACI cells (`aciCells`) are subscriptions, each with its own create budget, group
 defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); a cell that
 states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
 of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
-cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods, counted
-once (every replica counts every replica's pods there), summed (its quota and nodes unread); a cell without one
-leaves it unbounded, said so.
+cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods, once
+(every replica counts every replica's pods), summed (quota and nodes unread); one unset leaves it unbounded.
 """
 
 from __future__ import annotations
