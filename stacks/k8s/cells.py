@@ -8,7 +8,8 @@ again. A path that would clash is refused at preview, compared as the kubelet re
 and a trailing `/` folded): a directory two mounts share or nest in, a mount over the stack's own (the
 channel's certificate, the pod's ServiceAccount), or over the image's and the system's directories,
 which it would hide. Volumes are named by position, whatever the cells' names. The stack makes nothing
-in a cell's cluster: `unmade` says, each `up`, what the team makes there.
+in a cell's cluster: `unmade` says, each `up`, what the team makes there; `removed`, what a cell taken
+out of the list leaves running.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import pulumi
+
 from dispatcher.machines.k8s.settings import SERVICE_ACCOUNT_DIR
 from stacks.config.k8s_cells import CA_KEY, CELLS_KEY, TOKEN_KEY, StackCell
 from stacks.config.reader import NAMESPACE, SettingsError
 from stacks.k8s.channel_tls import MOUNT_DIR as CHANNEL_TLS_DIR
+from stacks.k8s.last_outputs import LastUp
 
 # Mounts the dispatcher's pod has besides the cells' (the channel's, with k8sChannelTls stack: reserved either way).
 STACK_MOUNTS = {CHANNEL_TLS_DIR: "the channel's certificate", SERVICE_ACCOUNT_DIR: "the pod's own ServiceAccount"}
@@ -109,3 +113,27 @@ def unmade(cells: Sequence[StackCell], *, dispatcher_namespace: str, bot_account
                "(a multi-cluster Service or mesh)" if channel_url else "")
             + " (docs/kubernetes.md, \"Several clusters\")")
     return said
+
+
+def warn_removed(last: LastUp, cells: Sequence[StackCell]) -> LastUp:
+    """`last`, once `removed` is warned of (the preview, the `up` and the plan say it)."""
+    if said := removed(last.cell_names, cells):
+        pulumi.log.warn(said)
+    return last
+
+
+def removed(last: Sequence[str], cells: Sequence[StackCell]) -> str:
+    """What removing cells the last `up` listed (`last`, its k8sCellNames) does to their running sessions; ""
+    when none was removed. The dispatcher refuses a session recorded in a cell it no longer lists
+    (`k8s_cell_removed`: never launched again elsewhere) and lists no pod there, so its reaper stops none."""
+    listed = {stacked.cell.name for stacked in cells}
+    if not (gone := [name for name in last if name not in listed]):
+        return ""
+    named = ", ".join(gone)
+    return (f"{NAMESPACE}:{CELLS_KEY} no longer lists cell(s) {named}, which the last `up` gave the dispatcher: from "
+            f"this `up` on, its replicas no longer look up, stop or reap the sessions running there (a look-up or "
+            f"stop is refused `k8s_cell_removed`), and their bot pods run on, unseen, until their own deadline. "
+            f"Drain a cell before removing it: put {named} back in {CELLS_KEY}, lower each one's max_pods to 1 so new "
+            "starts go to the other cells, and remove it once `voicefleet status` shows none of its pods running "
+            "(or `kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none) "
+            "(docs/kubernetes.md, \"Several clusters\")")

@@ -13,9 +13,13 @@ import pytest
 
 from dispatcher.machines.k8s.cell_settings import k8s_cells
 from dispatcher.machines.k8s.settings import K8sSettings
+from stacks.config.k8s_cells import StackCell
 from stacks.config.reader import SettingsError
-from stacks.tools.mocks import Run, unwrap
-from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner
+from stacks.k8s.cells import removed
+from stacks.k8s.last_outputs import LastUp
+from stacks.tools.mocks import Deployed, Run, run_program, unwrap
+from stacks.tools.plan import _diagnostics
+from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner, config_for
 from tests.infra.k8s.conftest import container_env, pod_spec
 
 CELLS: list[dict[str, Any]] = [
@@ -124,3 +128,42 @@ def test_volumes_are_named_by_position_whatever_the_cells_names(k8s_stack: Stack
     (container,) = pod["containers"]
     assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] in names] == [
         "/var/run/cells/a", "/var/run/cells/b", "/var/run/cells/b-ca", "/var/run/cells/b1"]
+
+
+def cells_up(deployed: Deployed, cells: list[dict[str, Any]] | None) -> tuple[dict[str, Any], list[str]]:
+    """The next `up` after `deployed` with `cells` (None: k8sCells unset): its outputs, and what it warns of
+    removed cells."""
+    overrides = {} if cells is None else {"k8sCells": json.dumps(cells)}
+    with _diagnostics() as said:
+        run = run_program(config_for("k8s", overrides, K8S_STACK_SECRETS), list(K8S_STACK_SECRETS),
+                          stack="k8s-test", deployed=deployed)
+    deployed.record(run)
+    return deployed.outputs, [line for line in said if "no longer lists cell" in line]
+
+
+def test_a_cell_removed_between_two_ups_is_warned_of_with_its_running_sessions_and_the_way_out() -> None:
+    deployed = Deployed()
+    first, warned = cells_up(deployed, CELLS)
+    assert warned == []  # a first `up` removes nothing
+    assert first["k8sCellNames"] == ["a", "b"]
+    assert cells_up(deployed, CELLS)[1] == []  # the same cells again: nothing to say
+    _, (warning,) = cells_up(deployed, CELLS[:1])
+    assert "voicefleet:k8sCells no longer lists cell(s) b, which the last `up` gave the dispatcher" in warning
+    assert "no longer look up, stop or reap the sessions running there" in warning
+    assert "`k8s_cell_removed`" in warning and "put b back in k8sCells" in warning
+    assert "lower each one's max_pods to 1" in warning and "voicefleet status" in warning
+    assert cells_up(deployed, CELLS[:1])[1] == []  # said once: the `up` after it lists a alone
+    unset, (warning,) = cells_up(deployed, None)  # every cell removed: the dispatcher is back to one cluster
+    assert "no longer lists cell(s) a," in warning
+    assert "k8sCellNames" not in unset and cells_up(deployed, None)[1] == []
+
+
+def test_an_up_of_an_earlier_release_left_no_cell_names_to_compare_with() -> None:
+    assert removed((), [StackCell(cell, "voicefleet-cell-a") for cell in k8s_cells(json.dumps(
+        [_bare(CELLS[0])]), "voicefleet-bots")]) == ""
+    assert LastUp.of({"k8sCellNames": ["a", 3, ""]}).cell_names == ("a",)
+    assert LastUp.of({"k8sCellNames": "a"}).cell_names == ()
+
+
+def _bare(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "secret"}
