@@ -258,33 +258,39 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: Fargat
     return Ceiling("Fargate", region, tuple(limits))
 
 
-def cell_executions(execution_quota: int, caps: Sequence[int | None], replicas: int = 1) -> list[int]:
+def cell_cap_counted(machines: str, listed: str) -> str:
+    """How a cell's cap (`max_executions`, `max_pods`) holds, as the dispatcher counts it: each replica's
+    count of the cell is its listing of the cell's `listed` (the project's, the namespace's), every replica's
+    `machines` in it, about once a minute (dispatcher/machines/cell_launches.py `list`), so the cap is the
+    deployment's, counted once; between listings a replica adds only its own launches."""
+    return (f"counted once, not per dispatcher replica: each replica counts the cell's {machines} from its "
+            f"listing of the {listed}, every replica's")
+
+
+def cell_executions(execution_quota: int, caps: Sequence[int | None]) -> list[int]:
     """The running executions each project holds: its quota, or its cell's `max_executions` below it
     (`caps`, one a `cloudRunCells` cell, None where it sets none; none listed: the stack's own project).
-    A cell's `max_executions` is each dispatcher replica's own cap: `replicas` (dispatcherMaxInstances,
-    the most the stack runs) of them hold that many each."""
-    return ([execution_quota if cap is None else min(cap * replicas, execution_quota) for cap in caps]
-            or [execution_quota])
+    A cell's `max_executions` counts once, whatever the replicas (`cell_cap_counted`)."""
+    return [execution_quota if cap is None else min(cap, execution_quota) for cap in caps] or [execution_quota]
 
 
 def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "",
-              caps: Sequence[int | None] = (), replicas: int = 1) -> Ceiling:
+              caps: Sequence[int | None] = ()) -> Ceiling:
     """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota, in each project
     (`caps`: each `cloudRunCells` cell's max_executions, its project with its own quota and the
-    dispatcher's own pace of runs; none: the stack's own project; `replicas`: dispatcherMaxInstances, each
-    replica holding a cell's max_executions)."""
+    dispatcher's own pace of runs; none: the stack's own project)."""
     projects = max(len(caps), 1)
     rate = CLOUD_RUN_RUN_RATE.per_second * projects
     launches = _rate_limit(
         "Cloud Run job runs (no published rate; the dispatcher paces them)", "", rate, rate, call_minutes,
         show="cloud.google.com/run/quotas",
         raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
-    held = cell_executions(execution_quota, caps, replicas)
+    held = cell_executions(execution_quota, caps)
     total = sum(held)
     spread = f" × {projects} projects (cloudRunCells)" if projects > 1 else ""
-    if capped := sum(1 for cap in caps if cap is not None and cap * replicas < execution_quota):
-        spread += (f", {capped} of them held to their cell's max_executions × {replicas} dispatcher replica(s) "
-                   f"(dispatcherMaxInstances): {total:,} in all")
+    if capped := sum(1 for cap in caps if cap is not None and cap < execution_quota):
+        spread += (f", {capped} of them held to their cell's max_executions, "
+                   f"{cell_cap_counted('executions', 'project')}: {total:,} in all")
     executions = Limit(
         "Cloud Run running job executions", "", total, "executions", total, rate=False,
         origin=origin or ACCOUNT_DEFAULT, per_bot=1,

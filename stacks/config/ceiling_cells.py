@@ -19,8 +19,8 @@ ACI cells (`aciCells`) are subscriptions, each with its own create budget, group
 defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.md, Cells); a cell that
 states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
 of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
-cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods ×
-k8sDispatcherReplicas, summed (its quota and nodes unread); a cell without one leaves it unbounded, said so.
+cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods, once
+(every replica counts every replica's pods), summed (quota and nodes unread); one unset leaves it unbounded.
 """
 
 from __future__ import annotations
@@ -210,28 +210,27 @@ def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spr
                    how=f"{how}, added over {spread}: {paced}")
 
 
-def k8s_cells(cells: Sequence[K8sCell], replicas: int, sessions: int) -> Ceiling:
-    """Kubernetes over `cells` (at least one): each cluster holds its cell's `max_pods` × `replicas` (each
-    dispatcher replica counts its own pods there), and all of them together the sum; a cell with no
-    `max_pods` is held by its namespace's ResourceQuota and its nodes, which no preview reads: then nothing is
-    counted, and what `sessions` need of the clusters is said instead."""
+def k8s_cells(cells: Sequence[K8sCell], sessions: int) -> Ceiling:
+    """Kubernetes over `cells` (at least one): each cluster holds its cell's `max_pods`, counted once for the
+    deployment (ceiling.cell_cap_counted), and all of them together the sum; a cell with no `max_pods` is held
+    by its namespace's ResourceQuota and its nodes, which no preview reads: then nothing is counted, and what
+    `sessions` need of the clusters is said instead."""
     count = len(cells)
     spread = f"{count} cluster{'s' if count > 1 else ''} ({K8S_CELLS_KEY}: {_first([c.name for c in cells], ', ')})"
     if open_ := [cell.name for cell in cells if cell.max_pods is None]:
-        bounded = sum((cell.max_pods or 0) * replicas for cell in cells)
+        bounded = sum(cell.max_pods or 0 for cell in cells)
         return Ceiling("Kubernetes", spread, (), (
             f"unbounded here: cell(s) {_first(open_, ', ')} set no max_pods, so only their namespace's "
             f"ResourceQuota and nodes hold them, which the stack does not read (another cluster's); "
             + (f"the others hold {bounded:,} pods; " if bounded else "")
             + f"{sessions:,} sessions need about {math.ceil(sessions / count):,} pods in each cluster's quota and "
             f"nodes (every start is cold over cells); set each cell's max_pods to have it counted",))
-    total = sum((cell.max_pods or 0) * replicas for cell in cells)
+    total = sum(cell.max_pods or 0 for cell in cells)
     each = " + ".join(f"{cell.name} {cell.max_pods:,}" for cell in cells[:SHOWN_CELLS]) + (
         f" + {count - SHOWN_CELLS} more" if count > SHOWN_CELLS else "")
     pods = Limit("Kubernetes cells' max_pods", "", total, "pods", total, rate=False, origin=STATED, per_bot=1,
-                 how=f"max_pods ({each}) × {replicas} dispatcher replicas (k8sDispatcherReplicas: each replica "
-                     "counts its own pods in a cell)",
+                 how=f"max_pods ({each}), {ceiling.cell_cap_counted('bot pods', 'namespace')}",
                  show=f"{K8S_CELLS_KEY}, and each cluster's `kubectl -n <namespace> describe resourcequota`",
-                 raise_it=f"a higher max_pods in each cell ({{needed}} pods in all, ÷ {replicas} replicas), within "
-                          f"each cluster's ResourceQuota and nodes, or more clusters in {K8S_CELLS_KEY}")
+                 raise_it=f"a higher max_pods in the cells ({{needed}} pods in all), within each cluster's "
+                          f"ResourceQuota and nodes, or more clusters in {K8S_CELLS_KEY}")
     return Ceiling("Kubernetes", spread, (pods,))

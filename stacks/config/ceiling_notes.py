@@ -97,16 +97,14 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
             quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
             caps = [cell.max_executions for cell in cloud_run.listed(gcp.cloud_run_cells, gcp.region)]
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
-                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps,
-                                     replicas=gcp.dispatcher_max_instances)
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "", caps=caps)
         if gcp.gce_cells:
             return _cells_ceiling(cfg, settings, gcp, {})
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
         if k8s.cells:
-            return ceiling_cells.k8s_cells([stacked.cell for stacked in k8s.cells], k8s.dispatcher_replicas,
-                                           settings.max_concurrent_sessions)
+            return ceiling_cells.k8s_cells([stacked.cell for stacked in k8s.cells], settings.max_concurrent_sessions)
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions,
                                   k8s.allocatable_millicores, reserve=reserve_bots(settings),
                                   runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
@@ -306,7 +304,7 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     if cloud == "k8s" and not stack_cells.none_listed(listed := value(k8s_cells.CELLS_KEY)):
         if (clusters := k8s_cells.from_file(listed, value("k8sBotNamespace"))) is None:
             return None  # the check names the value
-        return ceiling_cells.k8s_cells(clusters, number("k8sDispatcherReplicas") or 2, sessions)
+        return ceiling_cells.k8s_cells(clusters, sessions)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)
         nodes = millicores(stated)
@@ -324,8 +322,7 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
         if (cells := cloud_run.cells_listed(value(cloud_run.CELLS_KEY), region)) is None:
             return None  # the check names the value
         return ceiling.cloud_run(project, region, minutes, quota, caps=[cell.max_executions for cell in cells],
-                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "",
-                                 replicas=number("dispatcherMaxInstances") or 1)
+                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
     machine_type = value("botMachineType") or "e2-small"
     if (places := gce_cells.places_listed(value(gce_cells.CELLS_KEY), value("gcpZone") or f"{region}-a")) is None:
         return None  # the check names the value

@@ -69,23 +69,23 @@ def cold_start_prior(*, direct_vpc_nat: bool) -> float:
 
 
 def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int,
-                    cells: Sequence[CloudRunCell] = (), replicas: int = 1) -> int:
+                    cells: Sequence[CloudRunCell] = ()) -> int:
     """The project's quota of running job executions in the stack's region, checked against what
     the stack may run at once: every session and every idle or warming reserve bot, over the Cloud Run
-    `cells` (each project with that quota, or its cell's `max_executions` below it; a cell's cap is each
-    of the `replicas`' own, dispatcherMaxInstances of them at most). The reserve runs over the cells as
+    `cells` (each project with that quota, or its cell's `max_executions` below it, counted once for the
+    deployment: ceiling.cell_cap_counted). The reserve runs over the cells as
     in one project (cloudrun/cell_reserve.py), each cell's share of reserveMaxIdle among its running
     executions, so the shares together count reserveMaxIdle against the cells' executions together."""
     quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1, maximum=MAX_EXECUTION_QUOTA)
     reserve = reserve_max_idle
-    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells], replicas)
+    held = ceiling.cell_executions(quota, [cell.max_executions for cell in cells])
     if sessions + reserve > sum(held):
         capped = [f"{cell.name} {cell.max_executions}" for cell in cells
-                  if cell.max_executions is not None and cell.max_executions * replicas < quota]
+                  if cell.max_executions is not None and cell.max_executions < quota]
         over = f"{len(cells)} projects ({CELLS_KEY}) × {quota}" if cells else f"{quota} per project and region"
         if capped:
-            over += (f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}) "
-                     f"× {replicas} replica(s) (dispatcherMaxInstances),")
+            over += (f", and the dispatcher at most {sum(held)} with the cells' max_executions ({', '.join(capped)}), "
+                     f"{ceiling.cell_cap_counted('executions', 'project')},")
         asked = f"maxConcurrentSessions={sessions} + reserveMaxIdle={reserve} = {sessions + reserve}"
         where, lowest = (" in every cell's project", " (the lowest granted)") if cells else ("", "")
         raise cfg.fail(EXECUTION_QUOTA_KEY, (

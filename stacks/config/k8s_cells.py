@@ -4,11 +4,12 @@ Each cell is a cluster's namespace with its own API server, ResourceQuota and no
 (dispatcher/machines/k8s/cells.py). The stack reads the list as the dispatcher reads K8S_CELLS (one
 parser, stacks/config/cells.py) with one field of its own, `secret`: the Secret the team keeps in the
 dispatcher's namespace with the dispatcher's `token` for that cluster and the cluster's `ca.crt`, which
-the stack mounts read-only at the cell's token_file and ca_file (stacks/k8s/cell_secrets.py) and never
+the stack mounts read-only at the cell's token_file and ca_file (stacks/k8s/cells.py) and never
 reads: no credential is in the stack's config or state. K8S_CELLS goes on without `secret`. The store
 the dispatcher needs for it is always on (k8sStore); the agent-sandbox mode is refused (its pool is one
-cluster's). The ceiling counts each cluster's `max_pods` (stacks/config/ceiling_cells.py). The stack
-makes nothing in the cells' clusters: each `up` says what each one needs (`unmade`).
+cluster's). The ceiling counts each cluster's `max_pods` once, not per dispatcher replica
+(stacks/config/ceiling_cells.py). The stack makes nothing in the cells' clusters: each `up` says what
+each one needs (`unmade`), and what removing one leaves running (`removed`).
 """
 
 from __future__ import annotations

@@ -425,7 +425,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
                                      "makes its token): without it a session's secrets would sit in its execution")
     if bot_runtime == "cloudrun":
         cloud_run.execution_quota(cfg, sessions=settings.max_concurrent_sessions,
-                                  reserve_max_idle=settings.reserve.max_idle, cells=cells, replicas=maximum)
+                                  reserve_max_idle=settings.reserve.max_idle, cells=cells)
     return GcpSettings(
         project=project,
         region=region,

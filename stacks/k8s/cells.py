@@ -4,22 +4,28 @@ The Secret is the team's, in the dispatcher's namespace (stacks/config/k8s_cells
 mounts it, so the dispatcher's RBAC grows by nothing and the stack never reads it. Each directory a
 cell's files are in is one Secret volume of the cell's own, listing the key each file takes (`token`,
 `ca.crt`), never a subPath: the kubelet then swaps a rotated token in, which the dispatcher reads
-again. A path that would clash is refused at preview: a directory two mounts share or nest in, a
-mount over the stack's own (the channel's certificate, the pod's ServiceAccount), or over the image's
-and the system's directories, which it would hide. The stack makes nothing in a cell's cluster:
-`unmade` says, each `up`, what the team makes there.
+again. A path that would clash is refused at preview, compared as the kubelet reads it (`//`, `/./`
+and a trailing `/` folded): a directory two mounts share or nest in, a mount over the stack's own (the
+channel's certificate, the pod's ServiceAccount), or over the image's and the system's directories,
+which it would hide. Volumes are named by position, whatever the cells' names. The stack makes nothing
+in a cell's cluster: `unmade` says, each `up`, what the team makes there; `removed`, what a cell taken
+out of the list leaves running.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from typing import Any
+
+import pulumi
 
 from dispatcher.machines.k8s.settings import SERVICE_ACCOUNT_DIR
 from stacks.config.k8s_cells import CA_KEY, CELLS_KEY, TOKEN_KEY, StackCell
 from stacks.config.reader import NAMESPACE, SettingsError
 from stacks.k8s.channel_tls import MOUNT_DIR as CHANNEL_TLS_DIR
+from stacks.k8s.last_outputs import LastUp
 
 # Mounts the dispatcher's pod has besides the cells' (the channel's, with k8sChannelTls stack: reserved either way).
 STACK_MOUNTS = {CHANNEL_TLS_DIR: "the channel's certificate", SERVICE_ACCOUNT_DIR: "the pod's own ServiceAccount"}
@@ -31,27 +37,40 @@ MODE = 0o444  # read-only for the dispatcher's non-root user, which the kubelet 
 
 
 def volumes(cells: Sequence[StackCell]) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
-    """The pod's volumes and the container's mounts for `cells`, refused where a path clashes."""
+    """The pod's volumes and the container's mounts for `cells`, refused where a path clashes. A volume is named
+    by position, `cell-<cell's index>-<directory's index>`: a DNS-1123 label whatever the cell's name, and
+    never two alike (a name cut to 63 characters could be another's)."""
     made: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     taken: dict[str, str] = dict(STACK_MOUNTS)
-    for stacked in cells:
+    for position, stacked in enumerate(cells):
         cell = stacked.cell
         assert cell.ca_file is not None  # stacks/config/k8s_cells.py refuses a cell without
-        if cell.token_file == cell.ca_file:
-            _refuse(f"cell {cell.name}'s token_file and ca_file are one path, {cell.token_file}: the token and the "
+        token_file, ca_file = _normal(cell.name, cell.token_file), _normal(cell.name, cell.ca_file)
+        if token_file == ca_file:
+            _refuse(f"cell {cell.name}'s token_file and ca_file are one path, {token_file}: the token and the "
                     "CA are two files; name two")
         by_directory: dict[str, list[dict[str, str]]] = {}
-        for key, path in ((TOKEN_KEY, cell.token_file), (CA_KEY, cell.ca_file)):
-            directory, name = posixpath.split(posixpath.normpath(path))
+        for key, path in ((TOKEN_KEY, token_file), (CA_KEY, ca_file)):
+            directory, name = posixpath.split(path)
             by_directory.setdefault(directory, []).append({"key": key, "path": name})
         for index, (directory, items) in enumerate(by_directory.items()):
             _claim(taken, directory, f"cell {cell.name}'s {' and '.join(i['path'] for i in items)}")
-            volume = f"cell-{cell.name}" + (f"-{index}" if index else "")
+            volume = f"cell-{position}-{index}"
             made.append({"name": volume, "secret": {"secret_name": stacked.secret, "items": items,
                                                     "default_mode": MODE}})
             mounts.append({"name": volume, "mount_path": directory, "read_only": True})
     return tuple(made), tuple(mounts)
+
+
+def _normal(cell: str, path: str) -> str:
+    """`path` as the kubelet and the dispatcher find it: no repeated '/' (POSIX keeps a leading '//', which
+    would slip past every comparison), no '.' and no trailing '/'. A '..' is refused: it names another
+    directory than it reads as."""
+    if ".." in path.split("/"):
+        _refuse(f"cell {cell}'s path {path} holds '..': name the file's directory itself, like "
+                f"/var/run/cells/{cell}/token")
+    return posixpath.normpath(re.sub("/+", "/", path))
 
 
 def _claim(taken: dict[str, str], directory: str, what: str) -> None:
@@ -94,3 +113,27 @@ def unmade(cells: Sequence[StackCell], *, dispatcher_namespace: str, bot_account
                "(a multi-cluster Service or mesh)" if channel_url else "")
             + " (docs/kubernetes.md, \"Several clusters\")")
     return said
+
+
+def warn_removed(last: LastUp, cells: Sequence[StackCell]) -> LastUp:
+    """`last`, once `removed` is warned of (the preview, the `up` and the plan say it)."""
+    if said := removed(last.cell_names, cells):
+        pulumi.log.warn(said)
+    return last
+
+
+def removed(last: Sequence[str], cells: Sequence[StackCell]) -> str:
+    """What removing cells the last `up` listed (`last`, its k8sCellNames) does to their running sessions; ""
+    when none was removed. The dispatcher refuses a session recorded in a cell it no longer lists
+    (`k8s_cell_removed`: never launched again elsewhere) and lists no pod there, so its reaper stops none."""
+    listed = {stacked.cell.name for stacked in cells}
+    if not (gone := [name for name in last if name not in listed]):
+        return ""
+    named = ", ".join(gone)
+    return (f"{NAMESPACE}:{CELLS_KEY} no longer lists cell(s) {named}, which the last `up` gave the dispatcher: from "
+            f"this `up` on, its replicas no longer look up, stop or reap the sessions running there (a look-up or "
+            f"stop is refused `k8s_cell_removed`), and their bot pods run on, unseen, until their own deadline. "
+            f"Drain a cell before removing it: put {named} back in {CELLS_KEY}, lower each one's max_pods to 1 so new "
+            "starts go to the other cells, and remove it once `voicefleet status` shows none of its pods running "
+            "(or `kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none) "
+            "(docs/kubernetes.md, \"Several clusters\")")

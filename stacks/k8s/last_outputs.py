@@ -57,9 +57,10 @@ KEYS_SECRET, KEYS_SLOT, KEYS_KEPT = "botKeysSecret", "botKeysSlot", "botKeysKept
 # the next `up` replaces it, which may have lowered maxSessionSeconds (stacks/k8s/bot_secret_generations.py).
 KEYS_GRACE = "dispatcherDrainSeconds"
 MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
+CELL_NAMES = "k8sCellNames"  # the k8sCells its dispatcher looks sessions up in (stacks/k8s/cells.py `removed`)
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
         BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
-        MODEL_REPLICAS)
+        MODEL_REPLICAS, CELL_NAMES)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -110,6 +111,7 @@ class LastUp:
     keys_grace: int | None = None  # how long its dispatcher's replicas drain, with the rollout's margin
     model_namespace: str | None = None  # the model service's namespace (k8sModelImage only)
     model_replicas: int | None = None  # its replicas then
+    cell_names: tuple[str, ...] = ()  # its k8sCells (none: one cluster, or an `up` of an earlier release)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -124,12 +126,18 @@ class LastUp:
                    channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET), keys_secret=text(KEYS_SECRET),
                    keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
                    keys_grace=seconds(values.get(KEYS_GRACE)),
-                   model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)))
+                   model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)),
+                   cell_names=names(values.get(CELL_NAMES)))
 
 
 def kept(value: object) -> tuple[Kept, ...]:
     found = [Kept.read(item) for item in value] if isinstance(value, list) else []
     return tuple(item for item in found if item is not None)
+
+
+def names(value: object) -> tuple[str, ...]:
+    """A list of names read back; what is not a name (an output edited by hand) is left out."""
+    return tuple(item for item in value if isinstance(item, str) and item) if isinstance(value, list) else ()
 
 
 def seconds(value: object) -> int | None:

@@ -229,7 +229,8 @@ class K8sStack(pulumi.ComponentResource):
             lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         recorded = last_outputs.read(name)
-        last = last_outputs.checked(recorded, cfg, digest)
+        # A cell the last `up` listed and this one does not: its running sessions are warned of (stacks/k8s/cells.py).
+        last = last_outputs.checked(recorded, cfg, digest).apply(lambda found: cells.warn_removed(found, cfg.cells))
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig, settings.secrets_ready).apply(lambda found: str(found[1]))
         # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
         # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
@@ -389,6 +390,8 @@ class K8sStack(pulumi.ComponentResource):
                 last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
                else {}),
             last_outputs.CHANNEL_TLS: cfg.channel_tls,
+            # The cells its dispatcher looks sessions up in: the next `up` warns of one it removes.
+            **({last_outputs.CELL_NAMES: [stacked.cell.name for stacked in cfg.cells]} if cfg.cells else {}),
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),
             # Recording: the lifecycle rules the operator's S3-compatible store needs.

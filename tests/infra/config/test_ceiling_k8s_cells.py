@@ -1,13 +1,26 @@
-"""The ceiling over `k8sCells` (stacks/config/ceiling_cells.py): each cluster's max_pods × the dispatcher's replicas,
-summed; a cell without max_pods leaves it unbounded, said so; and `voicefleet config check --stack` says it."""
+"""The ceiling over `k8sCells` (stacks/config/ceiling_cells.py): each cluster's max_pods, counted once whatever the
+dispatcher's replicas (every replica counts every replica's pods in a cell, as its listing of the namespace finds
+them), summed; a cell without max_pods leaves it unbounded, said so; and `voicefleet config check --stack` says it."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+from dispatcher.machines.base import LaunchSpec, MachinesError
 from dispatcher.machines.k8s.cell_settings import K8sCell
+from dispatcher.machines.k8s.cells import K8sCellMachines
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.store.local import LocalCoordination
 from stacks.config import ceiling_cells
 from stacks.config.ceiling_notes import said, stack_notes
+from tests.fakes.fixtures import fake_k8s, fake_k8s_cell  # noqa: F401 - the fakes' fixtures, used below
+from tests.fakes.k8s import FakeKubernetes
+from tests.support.cells import homed_in
+
+COUNTED_ONCE = "counted once, not per dispatcher replica: each replica counts the cell's bot pods from its listing"
 
 
 def cell(name: str, max_pods: int | None) -> K8sCell:
@@ -15,31 +28,77 @@ def cell(name: str, max_pods: int | None) -> K8sCell:
                    f"/var/run/cells/{name}/ca.crt", "voicefleet-bots", max_pods)
 
 
-def test_each_clusters_max_pods_counts_once_per_replica_and_they_add_up() -> None:
-    found = ceiling_cells.k8s_cells([cell("a", 100), cell("b", 50)], replicas=3, sessions=400)
+def stack_cell(name: str, max_pods: int) -> dict[str, Any]:
+    return {"name": name, "api_url": f"https://10.0.0.{ord(name)}", "token_file": f"/var/run/cells/{name}/token",
+            "ca_file": f"/var/run/cells/{name}/ca.crt", "secret": f"voicefleet-cell-{name}", "max_pods": max_pods}
+
+
+def k8s_stack(sessions: int, cells: list[dict[str, Any]], **more: str) -> dict[str, str]:
+    return {"voicefleet:cloud": "k8s", "voicefleet:maxConcurrentSessions": str(sessions),
+            "voicefleet:k8sCells": json.dumps(cells), **{f"voicefleet:{k}": v for k, v in more.items()}}
+
+
+def test_each_clusters_max_pods_counts_once_and_they_add_up() -> None:
+    found = ceiling_cells.k8s_cells([cell("a", 100), cell("b", 50)], sessions=400)
     (pods,) = found.limits
-    assert (pods.figure, pods.bots, found.sessions(0)) == (450, 450, 450)
-    assert "max_pods (a 100 + b 50) × 3 dispatcher replicas" in pods.how
+    assert (pods.figure, pods.bots, found.sessions(0)) == (150, 150, 150)
+    assert f"max_pods (a 100 + b 50), {COUNTED_ONCE} of the namespace" in pods.how
     note, warnings = said(found, 500, 0)
-    assert "450 sessions at once" in note
+    assert "150 sessions at once" in note
     (warning,) = warnings
-    assert "the stack needs 500 pods" in warning and "÷ 3 replicas" in warning
+    assert "the stack needs 500 pods" in warning and COUNTED_ONCE in warning, warning
+
+
+def test_more_dispatcher_replicas_do_not_raise_the_ceiling_over_the_cells() -> None:
+    cells = [stack_cell("a", 100), stack_cell("b", 50)]
+    for replicas in ("1", "3"):
+        note, warning, *_ = stack_notes(k8s_stack(400, cells, k8sDispatcherReplicas=replicas))
+        assert "concurrency ceiling (Kubernetes, 2 clusters (k8sCells: a, b)): 150 sessions at once" in note, note
+        assert "maxConcurrentSessions=400 is above" in warning and "the stack needs 400 pods" in warning
+
+
+async def test_the_dispatchers_replicas_hold_a_cell_to_its_max_pods_together_as_the_plan_counts_it(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:  # noqa: F811 - the fixtures
+    """Two replicas over two cells of max_pods 1: once each replica has listed the clusters (its reaper's sweep),
+    it counts the other's pods too, so the deployment runs 2 pods, the plan's ceiling, not 2 × 2."""
+    found = ceiling_cells.k8s_cells([cell("a", 1), cell("b", 1)], sessions=4)
+    env = {k: v for k, v in fake_k8s.env.items() if k not in ("K8S_API_URL", "K8S_TOKEN_FILE")}
+    listed = [{"name": name, "api_url": fake.url, "token_file": fake.token_file, "max_pods": 1}
+              for name, fake in (("a", fake_k8s), ("b", fake_k8s_cell))]
+    env |= {"K8S_RETRY_DEADLINE_SECONDS": "2", "K8S_TIMEOUT_SECONDS": "2", "K8S_CELLS": json.dumps(listed)}
+    coordination = LocalCoordination()
+    first, second = (K8sCellMachines(K8sSettings.from_env(env), coordination) for _ in range(2))
+    try:
+        sessions = homed_in(first, "a", 3)
+        await first.launch(_spec(sessions[0]))
+        await second.list()  # its sweep: a holds the first replica's pod
+        await second.launch(_spec(sessions[1]))  # so its start goes to b
+        assert f"vf-{sessions[1]}" in fake_k8s_cell.pods
+        await first.list()
+        with pytest.raises(MachinesError) as refused:  # a third pod would run past both cells' max_pods
+            await first.launch(_spec(sessions[2]))
+        assert refused.value.reason == "k8s_capacity", refused.value
+        assert len(fake_k8s.standing()) + len(fake_k8s_cell.standing()) == found.sessions(0) == 2
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+def _spec(session_id: str) -> LaunchSpec:
+    return LaunchSpec(session_id=session_id, body_digest="d" * 32, max_session_seconds=600, transport="webrtc")
 
 
 def test_a_cell_without_max_pods_leaves_the_ceiling_unbounded_and_says_what_each_cluster_needs() -> None:
-    found = ceiling_cells.k8s_cells([cell("a", 100), cell("b", None), cell("c", None)], replicas=2, sessions=900)
+    found = ceiling_cells.k8s_cells([cell("a", 100), cell("b", None), cell("c", None)], sessions=900)
     assert found.limits == ()
     note, warnings = said(found, 900, 0)
     assert warnings == []
     assert "not counted" in note and "unbounded here: cell(s) b, c set no max_pods" in note
-    assert "the others hold 200 pods" in note and "about 300 pods in each cluster" in note
+    assert "the others hold 100 pods" in note and "about 300 pods in each cluster" in note
 
 
 def test_config_check_counts_the_cells_from_the_stack_file_with_no_reserve_over_them() -> None:
-    cells = [{"name": "a", "api_url": "https://10.0.0.1", "token_file": "/var/run/cells/a/token",
-              "ca_file": "/var/run/cells/a/ca.crt", "secret": "voicefleet-cell-a", "max_pods": 40}]
-    config = {"voicefleet:cloud": "k8s", "voicefleet:maxConcurrentSessions": "100", "voicefleet:reserveMaxIdle": "30",
-              "voicefleet:botChannel": "true", "voicefleet:k8sCells": json.dumps(cells)}
+    config = k8s_stack(100, [stack_cell("a", 40)], reserveMaxIdle="30", botChannel="true")
     note, warning, *_ = stack_notes(config)
-    assert "concurrency ceiling (Kubernetes, 1 cluster (k8sCells: a)): 80 sessions at once" in note
+    assert "concurrency ceiling (Kubernetes, 1 cluster (k8sCells: a)): 40 sessions at once" in note
     assert "maxConcurrentSessions=100 is above" in warning  # no reserveMaxIdle: every start over cells is cold

@@ -47,15 +47,19 @@ def test_each_cells_max_executions_holds_what_runs_there() -> None:
     assert any("max_executions" in warning and "is above" in warning for warning in warnings), warnings
 
 
-def test_a_cells_max_executions_is_each_dispatcher_replicas_own() -> None:
-    """`max_executions` caps each replica's own executions in the cell (dispatcher/machines/cloudrun/cell_settings.py,
-    docs/configuration.md): with up to 4 replicas (dispatcherMaxInstances) a cell capped at 100 runs up to 400, and
-    one capped at 900 runs its project's 1,000 at most."""
-    assert ceiling.cell_executions(1000, [100, 900, None], replicas=4) == [400, 1000, 1000]
+def test_a_cells_max_executions_counts_once_whatever_the_dispatcher_replicas() -> None:
+    """Each replica counts a cell's executions from its listing of the project, every replica's
+    (dispatcher/machines/cell_launches.py `list`), so `max_executions` holds the deployment's there: with up to 4
+    replicas (dispatcherMaxInstances) three cells capped at 100 still run 300, and one capped at 1,200 runs its
+    project's 1,000 at most."""
+    assert ceiling.cell_executions(1000, [100, 1200, None]) == [100, 1000, 1000]
     cells = [{"name": c, "project": f"voicefleet-cell-{c}", "max_executions": 100} for c in "abc"]
-    note, *_ = stack_notes(_cloud_run_stack(500, cells, dispatcherMaxInstances="4"))
-    held = "held to their cell's max_executions × 4 dispatcher replica(s) (dispatcherMaxInstances): 1,200 in all"
-    assert held in note, note
+    for replicas in ("1", "4"):
+        note, *warnings = stack_notes(_cloud_run_stack(500, cells, dispatcherMaxInstances=replicas))
+        held = ("held to their cell's max_executions, counted once, not per dispatcher replica: each replica counts "
+                "the cell's executions from its listing of the project, every replica's: 300 in all")
+        assert held in note and "300 sessions at once" in note, note
+        assert any("is above" in warning and "counted once" in warning for warning in warnings), warnings
 
 
 def test_cloud_run_cells_count_the_reserve_bots_over_them() -> None:

@@ -23,11 +23,13 @@ def _args(config: dict[str, str]) -> list[str]:
 
 def test_sessions_past_the_cells_max_executions_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     config = {"botRuntime": "cloudrun", "maxConcurrentSessions": "500", "reserveMaxIdle": "5",
-              # each replica holds a cell's max_executions: the 5 the channel needs for 500 sessions hold 3 × 5 × 20
-              "dispatcherMaxInstances": "5", "cloudRunCells": _cells(bot_service_account_id=ACCOUNT, max_executions=20)}
+              # the 5 replicas the channel needs for 500 sessions count the cells' 3 × 100 executions together
+              "dispatcherMaxInstances": "5",
+              "cloudRunCells": _cells(bot_service_account_id=ACCOUNT, max_executions=100)}
     assert main(["gcp-prod", *_args(config)]) == 2
     err = capsys.readouterr().err
-    assert "voicefleet:cloudRunExecutionQuota" in err and "max_executions" in err and "300" in err, err
+    assert "voicefleet:cloudRunExecutionQuota" in err and "the dispatcher at most 300" in err, err
+    assert "counted once, not per dispatcher replica" in err, err
 
 
 def test_cloud_run_cells_hold_the_sessions_and_the_reserve_to_the_projects_quotas() -> None:
