@@ -2033,8 +2033,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the AWS accounts launches spread over, a JSON list of cells: each a `name`, the `role_arn` the "
             "dispatcher assumes there (with its `external_id`, if the trust policy asks for one), and optionally "
             "that account's `cluster`, `task_definition`, `task_definition_webrtc`, `task_definitions` (a release's "
-            "task definition → this account's own: a cell without it takes none of that release's sessions), `subnets`, `security_groups` and `max_tasks` (each replica's "
-            "own cap); at most 50 cells, one per account; needs `REDIS_URL`; a throttling cell's launches go to the "
+            "task definition → this account's own: a cell without it takes none of that release's sessions), `subnets`, `security_groups` and `max_tasks` (a soft cap "
+            "on the cell's tasks, every replica's); at most 50 cells, one per account; needs `REDIS_URL`; a throttling cell's launches go to the "
             "others ([operations.md](operations.md#cells))"
         ),
     ),
@@ -2289,7 +2289,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the GCP projects VMs spread over, a JSON list of cells: each a `name` and its `project`, and "
             "optionally that project's own `zone`, `instance_template` (a global template's name there; else "
-            "`GCE_INSTANCE_TEMPLATE`'s, in the cell's project) and `max_instances` (each replica's own cap); at most "
+            "`GCE_INSTANCE_TEMPLATE`'s, in the cell's project) and `max_instances` (a soft cap on the cell's VMs, every replica's); at most "
             "50 cells, one per project and zone; needs `REDIS_URL`; with a bot channel the warm reserve runs over "
             "them too; a project answering `rateLimitExceeded` or a quota has its starts and refills go to the "
             "others ([operations.md](operations.md#cells)); "
@@ -2681,7 +2681,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`subscription_id`, `resource_group` and `location`, and optionally `client_id` (a user-assigned "
             "managed identity of the dispatcher's host to sign in as there; else the dispatcher's own, given a "
             "role on that resource group alone), `subnet_id` (a delegated subnet in that subscription and "
-            "location; needed there when `ACI_SUBNET_ID` is set), `max_groups` (each replica's own cap) and "
+            "location; needed there when `ACI_SUBNET_ID` is set), `max_groups` (a soft cap on the cell's groups, every replica's) and "
             "`create_rate` / `create_burst` (that subscription's own create budget, creates and deletes a second and "
             "how many at once: one Azure raised on request, or less where other work shares it; unset: "
             "`ACI_CREATE_RATE` / `ACI_CREATE_BURST`); at most 50 cells, one per subscription and location, each in "

@@ -5,7 +5,7 @@ project's inserts on its own (its first cell's `gce:<cell>` bucket, dispatcher/m
 both add up over the projects, over which the sessions spread. Each cell's figures are stacks/config/ceiling.py's
 `gce`, for its project and region; its CPU quota counts only where a preview read it (`accountQuotas`), and
 with any cell's unknown what the sessions need of them together is said instead. The warm reserve's VMs are
-counted beside the sessions'; a cell's `max_instances` (each replica's own cap) is not. Cells in two zones
+counted beside the sessions'; a cell's `max_instances` (a soft cap on its VMs) is not. Cells in two zones
 of one project count its API rate and CPUS quota once.
 
 ECS cells (`ecsCells`) are accounts, each with its own Fargate launch bucket (the dispatcher paces each
