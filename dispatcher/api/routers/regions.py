@@ -13,7 +13,8 @@
     POST /regions/runtime   runtime settings changed in the asking region: merged (dispatcher/regions/runtime.py)
     GET  /regions/runtime   every runtime settings entry this region holds, read when its digest differs
     POST /regions/sip-transfers  a call spilled to the asking region from this region's SIP edge, handed
-                          to a person by that edge (dispatcher/api/spilled_transfer.py)
+                          to a person by that edge (dispatcher/api/spilled_transfer.py); its answer is
+                          signed with its status too (dispatcher/regions/answer_status.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
@@ -41,6 +42,7 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.phone.daily_hook_relay import DAILY_RELAY
 from dispatcher.phone.spilled_transfers import ASK_BYTES, SPILLED_TRANSFER_PATH
+from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_signature
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
@@ -118,12 +120,15 @@ async def capacity(state: AppState) -> Capacity:
 
 
 def signed_answer(request: Request, state: AppState, data: object, status_code: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    """JSON the asking region can tell came from a region: signed over its request's signature."""
+                  headers: dict[str, str] | None = None, *, signs_status: bool = False) -> Response:
+    """JSON the asking region can tell came from a region: signed over its request's signature; `signs_status`:
+    signed with its status too, for a route whose asker acts on the status."""
     body = json.dumps(data, separators=(",", ":")).encode()
-    mac = answer_signature(state.peers.regions.secret, request.headers.get(SIGNATURE, ""), body)
-    return Response(body, status_code=status_code, media_type="application/json",
-                    headers={**(headers or {}), ANSWER_SIGNATURE: mac})
+    secret, request_signature = state.peers.regions.secret, request.headers.get(SIGNATURE, "")
+    signed = {ANSWER_SIGNATURE: answer_signature(secret, request_signature, body)}
+    if signs_status:
+        signed[STATUS_SIGNATURE] = status_signature(secret, request_signature, status_code, body)
+    return Response(body, status_code=status_code, media_type="application/json", headers={**(headers or {}), **signed})
 
 
 @router.get(STATE_PATH, include_in_schema=False)
@@ -212,5 +217,5 @@ async def spilled_transfer(request: Request) -> Response:
     except ApiError as refused:
         headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))} if refused.retry_after else {}
         error = {"code": refused.code, "message": refused.message, **(refused.extra or {})}
-        return signed_answer(request, state, {"error": error}, refused.status, headers)
-    return signed_answer(request, state, answer)
+        return signed_answer(request, state, {"error": error}, refused.status, headers, signs_status=True)
+    return signed_answer(request, state, answer, signs_status=True)
