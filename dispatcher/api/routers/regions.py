@@ -13,7 +13,8 @@
     POST /regions/runtime   runtime settings changed in the asking region: merged (dispatcher/regions/runtime.py)
     GET  /regions/runtime   every runtime settings entry this region holds, read when its digest differs
     POST /regions/sip-transfers  a call spilled to the asking region from this region's SIP edge, handed
-                          to a person by that edge (dispatcher/api/spilled_transfer.py)
+                          to a person by that edge (dispatcher/api/spilled_transfer.py); its answer is
+                          signed with its status too (dispatcher/regions/answer_status.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
@@ -35,12 +36,19 @@ from fastapi.responses import Response
 from botchannel.json_input import parse_json
 from dispatcher.api.call_handoff import room_for_calls, stream_for
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.spilled_transfer import hand_over_here, read_ask
+from dispatcher.api.spilled_transfer import checked_ask, hand_over_here, read_ask
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.phone.daily_hook_relay import DAILY_RELAY
-from dispatcher.phone.spilled_transfers import ASK_BYTES, SPILLED_TRANSFER_PATH
+from dispatcher.phone.spilled_refusals import error_of
+from dispatcher.phone.spilled_transfers import (
+    ASK_BYTES,
+    SPILLED_TRANSFER_PATH,
+    SPILLED_TRANSFERS,
+    SPILLED_TRANSFERS_VERSION,
+)
+from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_signature
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
@@ -118,12 +126,15 @@ async def capacity(state: AppState) -> Capacity:
 
 
 def signed_answer(request: Request, state: AppState, data: object, status_code: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    """JSON the asking region can tell came from a region: signed over its request's signature."""
+                  headers: dict[str, str] | None = None, *, signs_status: bool = False) -> Response:
+    """JSON the asking region can tell came from a region: signed over its request's signature; `signs_status`:
+    signed with its status too, for a route whose asker acts on the status."""
     body = json.dumps(data, separators=(",", ":")).encode()
-    mac = answer_signature(state.peers.regions.secret, request.headers.get(SIGNATURE, ""), body)
-    return Response(body, status_code=status_code, media_type="application/json",
-                    headers={**(headers or {}), ANSWER_SIGNATURE: mac})
+    secret, request_signature = state.peers.regions.secret, request.headers.get(SIGNATURE, "")
+    signed = {ANSWER_SIGNATURE: answer_signature(secret, request_signature, body)}
+    if signs_status:
+        signed[STATUS_SIGNATURE] = status_signature(secret, request_signature, status_code, body)
+    return Response(body, status_code=status_code, media_type="application/json", headers={**(headers or {}), **signed})
 
 
 @router.get(STATE_PATH, include_in_schema=False)
@@ -137,6 +148,7 @@ async def region_state(request: Request) -> Response:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
+    answer[SPILLED_TRANSFERS] = SPILLED_TRANSFERS_VERSION  # what a peer's spilled calls' transfers may ask here
     if state.phone.daily_relay is not None:
         answer[DAILY_RELAY] = True  # Daily's dial-out events of other regions' legs are sent on from here
     if state.region_paces is not None:
@@ -207,10 +219,20 @@ async def spilled_transfer(request: Request) -> Response:
     if len(await request.body()) > ASK_BYTES:
         raise ApiError(413, "payload_too_large", f"a spilled call's transfer is at most {ASK_BYTES} bytes")
     sender = await signed_by_region(request, state)
-    try:  # signed either way: the asker ends its session on this answer, or keeps its call with its bot
-        answer = await hand_over_here(state, sender, read_ask(await request.body()))
+    # Signed with its status either way: the asker ends its session on this answer, or keeps its call with its bot.
+    try:
+        asked = read_ask(await request.body())
+        checked = await checked_ask(state, sender, asked)
     except ApiError as refused:
-        headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))} if refused.retry_after else {}
-        error = {"code": refused.code, "message": refused.message, **(refused.extra or {})}
-        return signed_answer(request, state, {"error": error}, refused.status, headers)
-    return signed_answer(request, state, answer)
+        return transfer_refused(request, state, refused, edge_asked=False)
+    try:
+        answer = await hand_over_here(asked, checked)
+    except ApiError as failed:
+        return transfer_refused(request, state, failed, edge_asked=True)
+    return signed_answer(request, state, answer, signs_status=True)
+
+
+def transfer_refused(request: Request, state: AppState, refused: ApiError, edge_asked: bool) -> Response:
+    headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))} if refused.retry_after else {}
+    return signed_answer(request, state, {"error": error_of(refused, edge_asked)}, refused.status, headers,
+                         signs_status=True)

@@ -124,6 +124,25 @@ def test_an_answer_counts_only_signed_for_the_request_it_answers() -> None:
     assert not answer_is_signed((SECRET,), request, {}, body)
 
 
+def test_an_answer_signed_with_its_status_counts_only_with_that_status() -> None:
+    from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_is_signed, status_signature
+    from dispatcher.regions.signing import ANSWER_SIGNATURE, answer_signature
+
+    request = RegionSigner(region("eu")).headers("us", "POST", "/regions/sip-transfers", b"{}")
+    body = b'{"how":"referred"}'
+    signed = {STATUS_SIGNATURE: status_signature(SECRET, request[SIGNATURE], 200, body)}
+    assert status_is_signed((SECRET,), request, 200, signed, body)
+    assert not status_is_signed((SECRET,), request, 409, signed, body)  # a 200 sent on as a refusal
+    assert not status_is_signed((SECRET,), request, 200, signed, b'{"how":"bridged"}')
+    assert not status_is_signed((b"x" * 32,), request, 200, signed, body)
+    other = RegionSigner(region("eu")).headers("us", "POST", "/regions/sip-transfers", b"{}")
+    assert not status_is_signed((SECRET,), other, 200, signed, body)  # an answer to another request
+    # the body's signature alone, as every other route's answer carries, says nothing of the status
+    assert not status_is_signed((SECRET,), request, 200, {STATUS_SIGNATURE: answer_signature(
+        SECRET, request[SIGNATURE], body)}, body)
+    assert not status_is_signed((SECRET,), request, 200, {ANSWER_SIGNATURE: signed[STATUS_SIGNATURE]}, body)
+
+
 async def test_a_request_without_its_nonce_is_refused_and_thirty_seconds_of_skew_are_allowed(clock: Clock) -> None:
     from dispatcher.regions.signing import NONCE
 

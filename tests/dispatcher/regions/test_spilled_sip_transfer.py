@@ -22,9 +22,10 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher.api import spilled_transfer
+from dispatcher.api.routers import regions as region_routes
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone import spilled_window
 from dispatcher.phone.edge_secret import HEADER, EdgeSecret
 from dispatcher.phone.sip_transfers import (
     BACKOFF,
@@ -33,11 +34,13 @@ from dispatcher.phone.sip_transfers import (
     WARM_EXTRA_SECONDS,
     answer_seconds,
 )
-from dispatcher.phone.spilled_transfers import SPILLED_TRANSFER_PATH, edge_window
+from dispatcher.phone.spilled_transfers import SPILLED_TRANSFER_PATH
+from dispatcher.phone.spilled_window import HOP_SECONDS, LEAST_WINDOW_SECONDS, edge_window
 from dispatcher.phone.transfers import BUDGET_SECONDS, LiveCall
+from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_is_signed
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Capacity
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import ANSWER_SIGNATURE, RegionSigner
 from dispatcher.sessions.ids import region_tag_of
 from dispatcher.sessions.timeline import TRANSFERRED
 from sipedge.call_transfer import HAND_OVER_SECONDS, Handed
@@ -107,12 +110,16 @@ async def edge_serving(edge: StandInEdge, port: int) -> AsyncIterator[None]:
 
 @dataclass
 class Front:
-    """What stands before eu's dispatcher: `lose_first` drops the answer to the first spilled transfer (eu did it,
-    us never hears), `missing` answers the route 404 as a release without it; `asked` counts what came."""
+    """What stands before eu's dispatcher on the spilled transfers' route. `lose_first`: the answer to the first ask
+    is lost (eu did it, us hears a proxy's 502). `unsigned`: every ask is answered with this status and body by the
+    front itself, eu never hearing of it, or (`passed`) after eu did it. `status`: eu's own answers are sent with
+    this status, their headers and body kept. `asked`: each ask's body, as it came."""
 
     lose_first: bool = False
-    missing: bool = False
-    asked: int = 0
+    unsigned: tuple[int, bytes] | None = None
+    passed: bool = False
+    status: int | None = None
+    asked: list[bytes] = field(default_factory=list)
 
 
 class FrontOf:
@@ -123,19 +130,38 @@ class FrontOf:
         if scope["type"] != "http" or scope["path"] != SPILLED_TRANSFER_PATH:
             await self.app(scope, receive, send)
             return
-        self.front.asked += 1
-        if self.front.missing:
-            await Response(b'{"detail":"Not Found"}', 404)(scope, receive, send)
-            return
-        if self.front.lose_first and self.front.asked == 1:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), bool(message.get("more_body"))
+        self.front.asked.append(body)
+        given = False
 
-            async def lost(message: Message) -> None:
-                return None
+        async def replayed() -> Message:
+            nonlocal given
+            if given:
+                return await receive()
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-            await self.app(scope, receive, lost)
+        async def lost(message: Message) -> None:
+            return None
+
+        async def restated(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.front.status is not None:
+                message = {**message, "status": self.front.status}
+            await send(message)
+
+        if self.front.unsigned is not None:
+            if self.front.passed:
+                await self.app(scope, replayed, lost)
+            await Response(self.front.unsigned[1], self.front.unsigned[0], media_type="application/json")(
+                scope, receive, send)
+        elif self.front.lose_first and len(self.front.asked) == 1:
+            await self.app(scope, replayed, lost)
             await Response(b"bad gateway", 502)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        else:
+            await self.app(scope, replayed, restated)
 
 
 def region_app(here: str, urls: dict[str, str], **env: str) -> FastAPI:
@@ -177,6 +203,8 @@ async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
         async with edge_serving(edge, edge_port), serving(eu_app, eu_port), serving(us_app, us_port), \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=eu_app), base_url=urls["eu"]) as eu_api, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=us_app), base_url=urls["us"]) as us_api:
+            assert await us.peers.poll(us.peers.by_name["eu"]) == []  # us reads eu's state, as its polling does
+            assert us.peers.by_name["eu"].reachable
             yield Pair(eu_api, us_api, eu_app, us_app, urls, edge, front)
     finally:
         await eu.aclose()
@@ -230,7 +258,7 @@ async def test_a_retry_after_a_lost_answer_is_answered_with_the_first_outcome(pa
     session_id, _ = await spilled_call(pair)
     answer = await transfer(pair, session_id)
     assert answer.status_code == 200, answer.text
-    assert pair.front.asked == 2
+    assert len(pair.front.asked) == 2
     assert len(pair.edge.handed) == 1, "the retry started a second transfer at the edge"
     assert len(await transferred_events(pair, session_id)) == 1
 
@@ -251,20 +279,26 @@ async def test_a_region_down_is_503_naming_it_and_nothing_is_transferred(pair: P
     assert pair.edge.handed == [] and not call.transferring and await transferred_events(pair, session_id) == []
 
 
-async def test_a_region_of_an_older_release_is_409_naming_the_upgrade(pair: Pair) -> None:
-    pair.front.missing = True
+@pytest.mark.parametrize("version", [None, 1])
+async def test_a_region_of_an_older_release_is_409_naming_the_upgrade_and_is_not_asked(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, version: int | None) -> None:
+    """eu's polled state does not say it answers this route as this release asks it (a release before it): us
+    asks nothing of eu, whose answers it could not read."""
+    monkeypatch.setattr(region_routes, "SPILLED_TRANSFERS_VERSION", version)
+    us = pair.us_app.state.voicefleet
+    assert await us.peers.poll(us.peers.by_name["eu"]) == []
     session_id, call = await spilled_call(pair)
     answer = await transfer(pair, session_id)
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "region_outdated"), answer.text
     assert "upgrade region eu" in answer.json()["error"]["message"]
-    assert pair.edge.handed == [] and not call.transferring
+    assert pair.front.asked == [] and pair.edge.handed == [] and not call.transferring
 
 
 async def test_an_edge_that_never_answers_leaves_the_outcome_unknown_and_the_call_not_sent_again(
         pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     """eu's wait for its edge ends (here shortened) with no answer: the edge may have handed the call over, so
     us keeps it `transferring` and refuses a second transfer, as for its own edge."""
-    monkeypatch.setattr(spilled_transfer, "edge_window", lambda warm: 0.5)
+    monkeypatch.setattr(spilled_window, "edge_window", lambda warm: 0.5)
     pair.edge.hangs = True
     session_id, call = await spilled_call(pair)
     answer = await transfer(pair, session_id)
@@ -311,7 +345,8 @@ async def test_the_route_refuses_a_region_that_does_not_hold_the_session(pair: P
     unrecorded = "0" * 24
     body = ask(region_tag_of(session_id) + unrecorded[len(region_tag_of(session_id)):])
     none = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed_by(pair, "us", body))
-    assert (none.status_code, none.json()["error"]["code"]) == (409, "sip_edge_unknown"), none.text
+    assert (none.status_code, none.json()["error"]["code"]) == (409, "spilled_call_unknown"), none.text
+    assert other.json()["error"]["edge_asked"] is False and none.json()["error"]["edge_asked"] is False
     assert pair.edge.handed == []
 
 
@@ -340,3 +375,133 @@ def test_the_call_regions_wait_fits_in_the_asking_regions_and_holds_the_edges_lo
     assert edge_window(warm=False) < answer_seconds(warm=False) and edge_window(warm=True) < answer_seconds(warm=True)
     assert BACKOFF.deadline <= BUDGET_SECONDS
     assert WARM_BACKOFF.deadline <= BUDGET_SECONDS + WARM_EXTRA_SECONDS
+
+
+FORGED_REFUSAL = json.dumps({"error": {"code": "region_not_holding", "message": "refused"}}).encode()
+
+
+@pytest.mark.parametrize(("unsigned", "passed"), [
+    ((502, b"bad gateway"), True),  # every answer lost after eu did it: a proxy's 502 each time
+    ((409, FORGED_REFUSAL), True),  # eu did it; what us hears is a refusal eu did not sign
+    ((404, b'{"detail":"Not Found"}'), False),  # something else answers at eu's URL
+    ((401, b'{"error":{"code":"region_unauthenticated"}}'), False),  # eu took none of it, and cannot say so signed
+], ids=["proxy-502", "forged-409", "404", "401"])
+async def test_an_answer_the_region_did_not_sign_leaves_the_outcome_unknown(
+        pair: Pair, unsigned: tuple[int, bytes], passed: bool) -> None:
+    """A connection was made and what came back is not eu's word: eu may have handed the call over, so us says the
+    outcome is unknown and keeps the call `transferring`, never a refusal that would let a second transfer go."""
+    pair.front.unsigned, pair.front.passed = unsigned, passed
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 504, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), error
+    assert "region eu" in error["message"] and f"HTTP {unsigned[0]}" in error["message"], error
+    assert len(pair.front.asked) > 1, "an unsigned answer was not tried again with the same request id"
+    assert len({json.loads(asked)["request_id"] for asked in pair.front.asked}) == 1
+    assert call.transferring and len(pair.edge.handed) == (1 if passed else 0)
+
+
+@pytest.mark.parametrize(("refused", "status"), [(False, 409), (True, 503)], ids=["handed-as-409", "refused-as-503"])
+async def test_a_changed_status_of_the_regions_signed_answer_is_not_believed(
+        pair: Pair, refused: bool, status: int) -> None:
+    """eu's signed answer sent on with another status, its headers and body kept: its `200 referred` as a refusal
+    (which would let a second transfer go), or its refusal as a `503` to try again. The status signature no
+    longer matches, so us believes neither: the outcome is unknown."""
+    pair.front.status = status
+    session_id, call = await spilled_call(pair)
+    if refused:  # eu's record names an edge it does not list: it refuses, signed, `409 sip_edge_not_here`
+        edges = pair.eu_app.state.voicefleet.phone.sip.edges
+        await edges.forget_inbound(session_id, pair.edge.url)
+        await edges.took_inbound(session_id, "http://10.9.9.9:5080", 60)
+    answer = await transfer(pair, session_id)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (504, "transfer_outcome_unknown"), answer.text
+    assert call.transferring and len(pair.edge.handed) == (0 if refused else 1)
+
+
+async def test_only_the_spilled_transfers_route_signs_its_status(pair: Pair) -> None:
+    session_id, _ = await spilled_call(pair)
+    body = ask(session_id)
+    signed = signed_by(pair, "us", body)
+    answer = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed)
+    assert answer.status_code == 200, answer.text
+    assert status_is_signed((REGION_SECRET.encode(),), signed, 200, answer.headers, answer.content)
+    assert not status_is_signed((REGION_SECRET.encode(),), signed, 409, answer.headers, answer.content)
+    assert ANSWER_SIGNATURE in answer.headers  # as a region of the release before reads it
+    regions = Regions("us", MappingProxyType(pair.urls), REGION_SECRET.encode())
+    state = await pair.eu.get("/regions/state", headers=RegionSigner(regions).headers("eu", "GET", "/regions/state"))
+    assert state.status_code == 200 and ANSWER_SIGNATURE in state.headers and STATUS_SIGNATURE not in state.headers
+    assert state.json()["spilled_transfers"] == 2
+
+
+async def test_each_ask_says_what_is_left_of_the_askers_wait(pair: Pair) -> None:
+    pair.front.lose_first = True  # a retry: the second ask says less is left than the first
+    session_id, _ = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 200, answer.text
+    left = [json.loads(asked)["seconds_left"] for asked in pair.front.asked]
+    assert len(left) == 2 and BACKOFF.deadline >= left[0] > left[1] > LEAST_WINDOW_SECONDS + HOP_SECONDS, left
+
+
+def timed_ask(session_id: str, seconds_left: float) -> bytes:
+    return json.dumps({"session_id": session_id, "to": DESK, "request_id": "r1", "time_limit": 60,
+                       "seconds_left": seconds_left}).encode()
+
+
+async def test_the_call_region_asks_its_edge_within_what_the_asker_has_left(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """eu bounds its own ask of the edge by the asker's `seconds_left` less the hop back, not by its own longest."""
+    session_id, _ = await spilled_call(pair)
+    sip = pair.eu_app.state.voicefleet.phone.sip
+    asked = sip.ask
+    windows: list[float | None] = []
+
+    async def ask_within(session: str, body: dict[str, Any], edge: str, within: float | None = None) -> Any:
+        windows.append(within)
+        return await asked(session, body, edge, within=within)
+
+    monkeypatch.setattr(sip, "ask", ask_within)
+    body = timed_ask(session_id, 9.0)
+    answer = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed_by(pair, "us", body))
+    assert answer.status_code == 200, answer.text
+    assert windows == [pytest.approx(9.0 - HOP_SECONDS)] and 9.0 - HOP_SECONDS < edge_window(warm=False)
+    assert len(pair.edge.handed) == 1
+
+
+async def test_too_small_a_window_is_refused_by_name_before_the_edge_is_asked(pair: Pair) -> None:
+    session_id, _ = await spilled_call(pair)
+    body = timed_ask(session_id, LEAST_WINDOW_SECONDS + HOP_SECONDS - 0.5)
+    signed = signed_by(pair, "us", body)
+    answer = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed)
+    error = answer.json()["error"]
+    assert (answer.status_code, error["code"], error["edge_asked"]) == (409, "transfer_window_too_small", False)
+    assert status_is_signed((REGION_SECRET.encode(),), signed, 409, answer.headers, answer.content)
+    assert pair.edge.handed == []
+
+
+async def test_the_route_refuses_an_edge_that_is_not_its_own_by_name(pair: Pair) -> None:
+    """eu recorded an edge for the call that its SIP_EDGE_URL does not list (the edge left it): never asked."""
+    session_id, _ = await spilled_call(pair)
+    edges = pair.eu_app.state.voicefleet.phone.sip.edges
+    await edges.forget_inbound(session_id, pair.edge.url)
+    await edges.took_inbound(session_id, "http://10.9.9.9:5080", 60)
+    body = ask(session_id)
+    answer = await pair.eu.post(SPILLED_TRANSFER_PATH, content=body, headers=signed_by(pair, "us", body))
+    error = answer.json()["error"]
+    assert (answer.status_code, error["code"], error["edge_asked"]) == (409, "sip_edge_not_here", False), error
+    assert pair.edge.handed == []
+
+
+@pytest.mark.parametrize("record", ["expired", "another edge"])
+async def test_the_call_regions_refusal_reaches_the_client_by_name(pair: Pair, record: str) -> None:
+    session_id, call = await spilled_call(pair)
+    edges = pair.eu_app.state.voicefleet.phone.sip.edges
+    await edges.forget_inbound(session_id, pair.edge.url)
+    if record == "another edge":
+        await edges.took_inbound(session_id, "http://10.9.9.9:5080", 60)
+    answer = await transfer(pair, session_id)
+    error = answer.json()["error"]
+    code = "spilled_call_unknown" if record == "expired" else "sip_edge_not_here"
+    assert (answer.status_code, error["code"], error["region"]) == (409, code, "eu"), answer.text
+    assert "region eu" in error["message"] and "nothing was transferred" in error["message"], error
+    assert "edge_asked" not in error and not call.transferring and pair.edge.handed == []
