@@ -32,6 +32,11 @@ class Playout:
         with self._lock:
             self._audio.clear()
 
+    def seconds(self) -> float:
+        """How long what waits plays for."""
+        with self._lock:
+            return len(self._audio) / (RATE * SAMPLE_BYTES)
+
     def empty(self) -> bool:
         """Whether nothing waits (no lock: a frame added meanwhile is taken next time)."""
         return not self._audio

@@ -2,9 +2,11 @@
 tones, the edge calls the person through the trunk's termination (showing the number the caller
 dialled), and once they answer the bot hears and speaks to them (the caller's port in PJSUA's
 conference bridge joined to the person's leg) and is told, through the dispatcher, to brief them
-(`brief`). Once the bot said its briefing (or BRIEF_WAIT_SECONDS passed) the caller and the person are
-bridged as a cold bridge does (sipedge/call_transfer.py: hung up after `time_limit`) and the bot's stream
-released. The person's leg is priced from their answer to its end, bridged or not.
+(`brief`). Once the bot said its briefing (or BRIEF_WAIT_SECONDS passed) and the briefing's last frames,
+still queued for the person then (the bot's transport sends ahead of real time: sipedge/playout.py), were
+played to them, the caller and the person are bridged as a cold bridge does (sipedge/call_transfer.py: hung
+up after `time_limit`) and the bot's stream released. The person's leg is priced from their answer to its
+end, bridged or not.
 
 The person declines, is busy, does not answer within their ring time, or hangs up during the briefing:
 the hold tones stop, the caller is back with the bot, and the bot is told why (the `failed` step),
@@ -61,6 +63,9 @@ HOLD_PAUSE_MSEC = 900
 Brief = Callable[[dict[str, Any]], Awaitable[bool]]
 _told: set[asyncio.Future[Any]] = set()  # the callers handed back to their bots, kept from the collector
 STOP_WAIT_SECONDS = STOP_STEP_SECONDS + 0.5  # the bot interrupted, the caller on hold meanwhile
+PLAYED_OUT_MARGIN_SECONDS = 0.5  # beyond the briefing's queued seconds: PJSIP's media clock, late on a busy edge
+BRIDGE_SECONDS = 1.0  # of WARM_SECONDS, kept for the bridge: the briefing's playing out stops short of it
+FRAME_SECONDS = 0.02  # how often the queue is looked at: a frame of PJSIP's media clock
 
 
 def warm_number(trunk: Trunk, to: str) -> str:
@@ -86,11 +91,12 @@ async def warm_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
     if account is None:
         raise NotHanded(409, "warm_no_route", f"trunk {held.trunk.name!r} places no calls here")
     ring = min(held.trunk.ring_seconds, PERSON_RING_SECONDS)
+    until = asyncio.get_running_loop().time() + WARM_SECONDS - BRIDGE_SECONDS
     hold = Hold(held.call)
     await on_sip_thread(stack, hold.start)
     log.info("sipedge: session %s: the caller on hold, %s rung for a warm transfer", held.flow.session_id, number)
     try:
-        await _consulted(stack, held, asked, _Consult(number, ring, legs, account, brief, tell), hold)
+        await _consulted(stack, held, asked, _Consult(number, ring, until, legs, account, brief, tell), hold)
     except NotHanded as refused:
         if refused.code == "call_over":  # nobody to say it to: only the tones let go
             stack.submit(hold.back)
@@ -110,6 +116,7 @@ async def warm_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
 class _Consult:
     number: str  # the person's, as the trunk dials it
     ring: float  # how long they may ring
+    until: float  # the loop's time by which the briefing was played to them, to bridge within WARM_SECONDS
     legs: Legs
     account: pj.Account  # the trunk's, that places calls
     brief: Brief
@@ -134,6 +141,7 @@ async def _consulted(stack: SipStack, held: InboundCall, asked: Transfer, how: _
         log.info("sipedge: session %s: the person answered a warm transfer; the bot briefs them", held.flow.session_id)
         summary = {"summary": asked.summary} if asked.summary is not None else {}
         await or_gone(held.flow, _briefed(how.brief({"event": "brief", "to": how.number, **summary}), leg))
+        await or_gone(held.flow, _played_out(held, leg, how.until))
         if leg.gone.is_set():
             raise NotHanded(409, "person_left", "the person hung up during the bot's briefing: the caller is back "
                             "with the bot")
@@ -153,6 +161,22 @@ async def _briefed(said: Awaitable[bool], leg: PersonLeg) -> None:
         gone.cancel()
         if not told.done():
             told.cancel()
+
+
+async def _played_out(held: InboundCall, leg: PersonLeg, until: float) -> None:
+    """Until the briefing's frames still queued for the person were played to them (PJSIP's media clock takes
+    them from its own thread), the person hung up, or the wait is over: what was queued and a margin, never past
+    `until` (the loop's time)."""
+    playout, loop = held.call.playout, asyncio.get_running_loop()
+    queued = playout.seconds()
+    deadline = min(loop.time() + queued + PLAYED_OUT_MARGIN_SECONDS, until)
+    # Polled: the queue is drained on PJSIP's thread, whose every frame an event set from there would cost.
+    while not playout.empty() and not leg.gone.is_set() and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(FRAME_SECONDS)
+    if queued > 0:
+        cut = "" if playout.empty() else " (not all: the person left, or the wait was over)"
+        log.info("sipedge: session %s: the briefing's last %.2f s played to the person before the bridge%s",
+                 held.flow.session_id, queued, cut)
 
 
 async def _back_to_bot(stack: SipStack, hold: Hold, brief: Brief, why: str) -> None:

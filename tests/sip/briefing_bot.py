@@ -2,7 +2,9 @@
 frames as a TTS service sends them) plays each line it is given (a `TTSSpeakFrame`, as the bot host
 queues a warm transfer's line) as a BRIEFING_HZ tone (FAILED_HZ: its line for a person who did not answer) of
 LINE_SECONDS and writes the text down, one line each, to `PHONE_TEST_REPORTS/{session}.said`. It
-names its own line for a transfer the person did not answer (`on_warm_transfer`)."""
+names its own line for a transfer the person did not answer (`on_warm_transfer`). Its transport sends
+OUT_CHUNK_SECONDS chunks (Pipecat's `audio_out_10ms_chunks`), paced from the second one on: its audio is
+that far ahead of real time, so the end of a line still waits at the edge when the bot has said it."""
 
 import math
 import os
@@ -26,6 +28,9 @@ FAILED_HZ = 2000
 LINE_SECONDS = 1.6
 LONG_BRIEFING = "Long briefing: "  # a line beginning so is said for LONG_SECONDS
 LONG_SECONDS = 8.0
+# Pipecat's default is 40 ms; a bot may send larger ones. Each line lasts a whole number of them: a shorter last
+# chunk is paced as a whole one, and the line's end would be less ahead.
+OUT_CHUNK_SECONDS = 0.4
 UNANSWERED_LINE = "Sorry, the desk did not pick up. I am still here."
 
 
@@ -55,7 +60,8 @@ class ToneVoice(FrameProcessor):
 
 
 def params() -> FastAPIWebsocketParams:
-    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True)
+    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True,
+                                  audio_out_10ms_chunks=round(OUT_CHUNK_SECONDS * 100))
 
 
 async def bot(runner_args: Any) -> None:

@@ -1,8 +1,10 @@
 """A warm transfer's checks at the edge, without a call: which people a trunk can call warm, what its control
-API takes, how the person's answer is named; and the bot's line for each step (bot/transfer.py)."""
+API takes, how the person's answer is named, how long the briefing's end is waited for before the bridge; and
+the bot's line for each step (bot/transfer.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,8 +18,10 @@ from botchannel.transfer import SUMMARY_CHARS
 from sipedge.call_transfer import NotHanded
 from sipedge.config import Trunk
 from sipedge.control import TransferAsked
+from sipedge.media_port import FRAME_BYTES
+from sipedge.playout import Playout
 from sipedge.sip_call import SipCall
-from sipedge.warm_transfer import unanswered_code, warm_number
+from sipedge.warm_transfer import _played_out, unanswered_code, warm_number
 
 TRUNK = Trunk("carrier", (), {}, termination_uri="sip:sip.carrier.example.com:5060", destinations=("+1*",))
 
@@ -59,6 +63,36 @@ def test_the_control_api_takes_a_warm_mode_and_a_short_summary_without_control_c
                   {"mode": "warm", "summary": "a\x1b[2Jb"}):
         with pytest.raises(ValidationError):
             TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1", **wrong})
+
+
+def briefing_queued(seconds: float) -> tuple[Any, Any, Playout]:
+    """A caller's call (its Playout holding `seconds` of the bot's briefing) and the person's leg, as
+    `_played_out` reads them: stand-ins for PJSUA's call, which needs a SIP dialog."""
+    playout = Playout()
+    playout.add(bytes(FRAME_BYTES * round(seconds / 0.02)))
+    held = SimpleNamespace(call=SimpleNamespace(playout=playout), flow=SimpleNamespace(session_id="s-1"))
+    return held, SimpleNamespace(gone=asyncio.Event()), playout
+
+
+async def test_the_bridge_waits_until_the_briefings_queued_end_was_played_to_the_person() -> None:
+    held, leg, playout = briefing_queued(3.0)
+    waiting = asyncio.create_task(_played_out(held, leg, asyncio.get_running_loop().time() + 30))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # 3 s of it still queued
+    await asyncio.to_thread(playout.take, FRAME_BYTES * 150)  # PJSIP's media clock took it, on its own thread
+    await asyncio.wait_for(waiting, 5)
+
+
+@pytest.mark.parametrize(("queued", "budget", "gone"), [
+    (0.1, 30.0, False),  # never played (the clock stopped): what was queued and a margin
+    (30.0, 0.2, False),  # within WARM_SECONDS, whatever was queued
+    (30.0, 30.0, True),  # the person hung up: nobody to play it to
+])
+async def test_the_wait_for_the_briefings_end_is_bounded(queued: float, budget: float, gone: bool) -> None:
+    held, leg, _ = briefing_queued(queued)
+    if gone:
+        leg.gone.set()
+    await asyncio.wait_for(_played_out(held, leg, asyncio.get_running_loop().time() + budget), 10)  # not 30 s
 
 
 async def test_the_bots_line_is_the_summary_then_its_handlers_then_the_default() -> None:

@@ -2,10 +2,11 @@
 its "voice" is a BRIEFING_HZ tone, its lines written down), `python -m sipedge` with a trunk that both brings
 calls in and places them (its termination is a second SIPp, the person), and SIPp as the trunk's caller.
 `POST /sessions/{id}/transfer` with `mode: warm`: the caller hears the hold tones while the person rings, the
-person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer,
-or hangs up during the briefing, leaves the caller with the bot, which says so (and the caller never hears
-the briefing); the person's leg is priced from their answer however it ends. The caller stays on the line
-until the test has what it waits for, then is cued (tests/sip/caller_cue.py) to speak or hang up."""
+person hears the bot's briefing to its end before the bridge (though the bot sent it ahead of real time), then
+the caller's voice; a person who does not answer, or hangs up during the briefing, leaves the caller with the
+bot, which says so (and the caller never hears the briefing); the person's leg is priced from their answer
+however it ends. The caller stays on the line until the test has what it waits for, then is cued
+(tests/sip/caller_cue.py) to speak or hang up."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pytest
 
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
-from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LONG_BRIEFING, UNANSWERED_LINE
+from tests.sip.briefing_bot import BRIEFING_HZ, FAILED_HZ, LINE_SECONDS, LONG_BRIEFING, UNANSWERED_LINE
 from tests.sip.caller_cue import CuedCaller
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.edge_keys import KEY_SETTINGS, edge_keys
@@ -136,6 +137,14 @@ def heard(capture: LoopbackUdp, port: int, start: float, end: float) -> np.ndarr
     return np.frombuffer(decode(b"".join(payloads), "ulaw"), dtype=np.int16)
 
 
+def seconds_of(capture: LoopbackUdp, port: int, hz: float, start: float, end: float) -> float:
+    """How long what the edge sent to `port` between two epoch seconds was mostly a `hz` tone, loud enough to hear:
+    its packets' seconds, one by one (μ-law)."""
+    packets = [np.frombuffer(decode(rtp_payload(d.payload), "ulaw"), dtype=np.int16) for d in list(capture.datagrams)
+               if d.destination_port == port and len(d.payload) > RTP_HEADER and start <= d.at <= end]
+    return sum(len(pcm) for pcm in packets if loudness(pcm) > 300 and share_at(pcm, hz) > 0.5) / RATE
+
+
 def loudness(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
@@ -196,6 +205,10 @@ async def held_briefed_bridged(line: Line) -> str:
         assert loudness(briefing) > 300 and share_at(briefing, BRIEFING_HZ) > 0.5, (
             f"{loudness(briefing):.0f} {share_at(briefing, BRIEFING_HZ):.2f}\n{line.edge.log()}")
         assert said(line, session_id) == [SUMMARY]
+        # All of it: its end, still queued at the edge when the bot said it was spoken, was played to them first.
+        whole = seconds_of(to_person, person_media, BRIEFING_HZ, consulting, bridged)
+        assert whole > LINE_SECONDS - 0.1, (
+            f"the person heard {whole:.2f} s of the {LINE_SECONDS:g} s briefing before the bridge\n{line.edge.log()}")
         # Then the caller's voice reached the person.
         speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), RATE))
         similarity = echo_similarity(speech, heard(to_person, person_media, bridged, time.time()), RATE)
