@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
@@ -34,7 +33,7 @@ from dispatcher.phone.spilled_refusals import passed_on, refused_unasked
 from dispatcher.phone.spilled_window import backoff_of, may_ask
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.regions.answer_status import status_is_signed
-from dispatcher.regions.peers import Peer, Peers
+from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import CONNECT_SECONDS
 from dispatcher.regions.signing import RegionSigner
 from dispatcher.store.coordination import FirstClaims
@@ -56,14 +55,9 @@ class SpilledTransfers:
         self._peers = peers
         self._signer = RegionSigner(peers.regions)
         self._records = records
-        self._versions: dict[str, object] = {}  # each peer's SPILLED_TRANSFERS, as its last polled state said
-        peers.answer_listeners.append(self._heard)
         # A connection not made within CONNECT_SECONDS is tried again (nothing was sent), within the same wait.
         self._client = client or HttpClient(timeout=BACKOFF.deadline, connect_timeout=CONNECT_SECONDS,
                                             follow_redirects=False, max_answer_bytes=ANSWER_BYTES)
-
-    async def _heard(self, peer: Peer, answer: Mapping[str, Any]) -> None:
-        self._versions[peer.name] = answer.get(SPILLED_TRANSFERS)
 
     async def relayer(self, session_id: str) -> str | None:
         """The region that relayed `session_id`'s start here (its edge's region); None for a call of this region's
@@ -81,7 +75,7 @@ class SpilledTransfers:
     def _check_release(self, region: str) -> None:
         """409 when `region`, polled and answering, does not answer this route as this release asks it."""
         peer = self._peers.peer(region)
-        version = self._versions.get(region)
+        version = None if peer is None else peer.state.get(SPILLED_TRANSFERS)
         if peer is None or not peer.reachable or (isinstance(version, int) and version >= SPILLED_TRANSFERS_VERSION):
             return  # an unreachable one is refused by `_ask`, naming why
         raise ApiError(409, "region_outdated", f"this call came in at region {region}, whose SIP edge holds it, and "

@@ -122,6 +122,9 @@ class Peer:
     capacity: Capacity | None = None
     answered_at: float | None = None
     problem: str | None = None  # why it is not reachable, or what it contradicts
+    # Its last answered state, set with `reachable`: what it says of itself (a route's version) is read with
+    # it, never after listeners that may await (one in between would see it reachable but unsaid).
+    state: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "reachable": self.reachable,
@@ -209,7 +212,8 @@ class Peers:
             RTT_WEIGHT * elapsed + (1 - RTT_WEIGHT) * peer.round_trip)
         if not peer.reachable:
             log.info("regions: %s answers (round trip %.0f ms)", peer.name, elapsed * 1000)
-        peer.reachable, peer.capacity, peer.answered_at, peer.problem = True, capacity, self._clock(), None
+        peer.reachable, peer.capacity, peer.answered_at, peer.problem, peer.state = (
+            True, capacity, self._clock(), None, data)
         for listener in self.answer_listeners:
             try:
                 await listener(peer, data)

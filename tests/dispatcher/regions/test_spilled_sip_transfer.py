@@ -251,6 +251,33 @@ async def test_a_spilled_calls_transfer_reaches_the_edge_holding_it_through_its_
     assert [e["carrier_status"] for e in await transferred_events(pair, session_id)] == ["referred"]
 
 
+async def test_a_region_upgraded_is_asked_as_soon_as_it_is_polled_so_while_other_readers_still_work(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """eu's version is read with the rest of its polled state: a reader of the same answer that awaits (the
+    store, a release check) leaves no moment in which eu answers as this release does but is taken as older."""
+    us = pair.us_app.state.voicefleet
+    eu = us.peers.by_name["eu"]
+    with monkeypatch.context() as older:
+        older.setattr(region_routes, "SPILLED_TRANSFERS_VERSION", None)  # eu as the release before
+        assert await us.peers.poll(eu) == []
+    reading, go_on = asyncio.Event(), asyncio.Event()  # eu upgraded: the next poll is read slowly
+
+    async def slow_reader(peer: Any, answer: Any) -> None:
+        reading.set()
+        await go_on.wait()
+
+    us.peers.answer_listeners.insert(0, slow_reader)
+    polling = asyncio.create_task(us.peers.poll(eu))
+    try:
+        await asyncio.wait_for(reading.wait(), 10)
+        session_id, _call = await spilled_call(pair)
+        answer = await transfer(pair, session_id)
+        assert answer.status_code == 200, answer.text
+    finally:
+        go_on.set()
+        await polling
+
+
 async def test_a_retry_after_a_lost_answer_is_answered_with_the_first_outcome(pair: Pair) -> None:
     """eu handed the call over but its answer was lost on the way (a proxy's 502): us asks again with the same
     request id, and the edge answers with the first transfer's outcome, starting none."""
