@@ -60,6 +60,7 @@ CARRIER_OVER_RATE, BOT_OVER_RATE = "carrier_frame_rate", "bot_frame_rate"
 # the store gone quiet): neither side hung up, and the session says so.
 BOT_UNREACHABLE, CARRIER_UNREACHABLE = "bot_media_unreachable", "carrier_media_unreachable"
 OVER_RATE = frozenset({CARRIER_OVER_RATE, BOT_OVER_RATE})
+END_GRACE_SECONDS = 1.0  # a side that failed sending waits this long for the other's own end
 
 
 class MediaSocket(Protocol):
@@ -392,24 +393,30 @@ async def pump_both(
         stats.over_rate_at = time.time()
         return ended_by
 
+    async def forward(message: Message) -> str | None:
+        """One frame of the carrier's to the bot; how the carrier's side ended, if this frame ends it."""
+        if message["type"] == "websocket.disconnect":
+            if hop_reason(carrier, message) in LINE_LOST:
+                return CARRIER_UNREACHABLE
+            if hung_up is not None:
+                hung_up(CLOSED)
+            return "carrier"
+        if not rates.carrier.take(frame_size(message)):
+            return over(CARRIER_OVER_RATE)
+        if hung_up is not None and is_stop(message):
+            hung_up(STOP)
+        await bot.send(_outgoing(message))
+        stats.carrier_frames += 1
+        return None
+
     async def carrier_to_bot() -> str:
-        for message in held:
-            await bot.send(_outgoing(message))
-            stats.carrier_frames += 1
+        read_meanwhile = await _send_held(carrier, bot, held, stats) if held else []
+        for message in read_meanwhile:  # the carrier's frames read while the held ones went, in order
+            if (ended := await forward(message)) is not None:
+                return ended
         while True:
-            message = await carrier.receive()
-            if message["type"] == "websocket.disconnect":
-                if hop_reason(carrier, message) in LINE_LOST:
-                    return CARRIER_UNREACHABLE
-                if hung_up is not None:
-                    hung_up(CLOSED)
-                return "carrier"
-            if not rates.carrier.take(frame_size(message)):
-                return over(CARRIER_OVER_RATE)
-            if hung_up is not None and is_stop(message):
-                hung_up(STOP)
-            await bot.send(_outgoing(message))
-            stats.carrier_frames += 1
+            if (ended := await forward(await carrier.receive())) is not None:
+                return ended
 
     async def bot_to_carrier() -> str:
         while True:
@@ -432,7 +439,11 @@ async def pump_both(
     # end, the carrier's first; the other's failure (its peer was gone) is read here, not left to
     # the loop's "exception was never retrieved".
     tasks = [asyncio.create_task(carrier_to_bot()), asyncio.create_task(bot_to_carrier())]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    if all(not task.cancelled() and task.exception() is not None for task in done):
+        # A side failed sending to the other (its socket closed under the frame): that other side's own
+        # reading names how it ended (a caller's hang-up, with its time), when it does at once.
+        await asyncio.wait(tasks, timeout=END_GRACE_SECONDS)
     for task in tasks:
         if not task.done():
             task.cancel()
@@ -440,6 +451,32 @@ async def pump_both(
             await task
     ended = [task.result() for task in tasks if not task.cancelled() and task.exception() is None]
     return ended[0] if ended else "error"
+
+
+async def _send_held(carrier: MediaSocket, bot: MediaSocket, held: Sequence[Message],
+                     stats: CallStats) -> list[Message]:
+    """Sends `held` to the bot while the carrier is still read: the frames read meanwhile, to forward next.
+    A carrier that hangs up stops the sending (its held words reach no one now) and ends the list."""
+    read: list[Message] = []
+
+    async def read_carrier() -> None:
+        while (message := await carrier.receive())["type"] != "websocket.disconnect":
+            read.append(message)
+        read.append(message)
+
+    reading = asyncio.create_task(read_carrier())
+    try:
+        for message in held:
+            if reading.done():
+                break
+            await bot.send(_outgoing(message))
+            stats.carrier_frames += 1
+    finally:
+        if not reading.done():
+            reading.cancel()  # a socket's receive gives up nothing when cancelled (relay_call's early read too)
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+    return read
 
 
 # Pipecat's protobuf frames (its WebSocket clients' serializer) start with their oneof field's tag:

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import Message
 
-from dispatcher.phone.relay import relay_call
+from dispatcher.phone.relay import CallStats, pump_both, relay_call
 from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
 
 HELD = 200  # the caller's frames while the bot started: 4 s of 20 ms frames
@@ -77,3 +77,29 @@ async def test_the_bots_reply_reaches_the_caller_while_the_held_frames_are_still
     assert stats.carrier_frames == len(frames) and stats.bot_frames == 1
     assert carrier.reply_after is not None and carrier.reply_after < len(frames) // 2, (
         "the bot's reply waited for the held frames", carrier.reply_after, len(frames))
+
+
+async def test_a_caller_hanging_up_while_the_held_frames_go_is_the_callers_end_with_its_time() -> None:
+    """The caller hung up as its bot started, and the bot greets at once: the greeting fails on the closed
+    socket, but the call ends as the caller's hang-up (told, with its time), not as a relay error."""
+    held = [media(i) for i in range(HELD)]
+    carrier = Side(DISCONNECT, gone=True)
+    bot = SlowBot()
+    told: list[str] = []
+    assert await pump_both(carrier, bot, CallStats(), hung_up=told.append, held=held) == "carrier"
+    assert told == ["closed"] and len(bot.sent) < HELD  # the rest of the held words reach no one
+
+
+async def test_the_callers_frames_read_while_the_held_ones_go_follow_them_in_order() -> None:
+    held = [media(i) for i in range(HELD)]
+    live = [media(HELD + i) for i in range(20)]
+    carrier = Side(*live)
+    bot = SlowBot()
+    stats = CallStats()
+    pumping = asyncio.create_task(pump_both(carrier, bot, stats, held=held))
+    while len(bot.sent) < HELD + len(live):
+        await asyncio.sleep(0.01)
+    carrier.frames.put_nowait(DISCONNECT)
+    assert await pumping == "carrier"
+    assert [m["text"] for m in bot.sent] == [m["text"] for m in held + live]
+    assert stats.carrier_frames == HELD + len(live)
