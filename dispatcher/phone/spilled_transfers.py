@@ -13,7 +13,9 @@ refusal as this region's own edge's would read, or A's refusal by name (spilled_
 never made, or A's polling found it unreachable: 503 naming A, nothing transferred. Anything else after a
 connection was made (no answer, or one A did not sign) is tried again with the same request id and, past the
 wait, leaves the outcome unknown (504, never sent again). A whose polled state does not say it answers this
-way (SPILLED_TRANSFERS: a release before) is not asked: 409 naming the upgrade. docs/regions.md ("Spill-over").
+way (SPILLED_TRANSFERS: a release before) is not asked: 409 naming the upgrade; nor is one whose replica of
+the release before refused an ask unread (a deploy under way there, `older_refusal`), unless a later try is
+taken. docs/regions.md ("Spill-over").
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.outbound.retry import retry_after_of
 from dispatcher.phone.relayed_starts import RelayedStarts
 from dispatcher.phone.sip_edges import json_of, nothing_sent
 from dispatcher.phone.sip_transfers import BACKOFF, SipHanded, edge_ask, handed_of, outcome_unknown, record_warm
-from dispatcher.phone.spilled_refusals import passed_on, refused_unasked
+from dispatcher.phone.spilled_refusals import EDGE_ASKED, INVALID_ASK, passed_on, refused_unasked
 from dispatcher.phone.spilled_window import backoff_of, may_ask
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.regions.answer_status import status_is_signed
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import CONNECT_SECONDS
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import RegionSigner, answer_is_signed
 from dispatcher.store.coordination import FirstClaims
 
 SPILLED_TRANSFER_PATH = "/regions/sip-transfers"
@@ -78,15 +81,14 @@ class SpilledTransfers:
         version = None if peer is None else peer.state.get(SPILLED_TRANSFERS)
         if peer is None or not peer.reachable or (isinstance(version, int) and version >= SPILLED_TRANSFERS_VERSION):
             return  # an unreachable one is refused by `_ask`, naming why
-        raise ApiError(409, "region_outdated", f"this call came in at region {region}, whose SIP edge holds it, and "
-                       "that region's dispatcher is older than spilled calls' transfers of this release: upgrade "
-                       f"region {region} to this release; nothing was transferred")
+        raise outdated(region)
 
     async def _ask(self, region: str, body: dict[str, Any], warm: bool, to: str) -> SipHanded:
         backoff = backoff_of(warm)
         loop = asyncio.get_running_loop()
         until = loop.time() + backoff.deadline
         reached = False  # whether a try may have reached the region: then nobody knows whether it was handed
+        older = False  # a replica there of the release before refused an ask unread (a deploy under way there)
         why = "its polling finds it unreachable"
         for attempt in range(backoff.attempts):
             peer = self._peers.peer(region)
@@ -112,10 +114,14 @@ class SpilledTransfers:
                                     answer.content):
                     return read_answer(region, answer.status_code, json_of(answer), to, retry_after_of(answer.headers),
                                    reached)
-                # Something answered at its URL without its word (a proxy, a region on another secret, a party
-                # between the regions): the region may have the ask, and a retry with the same request id is safe.
-                reached = True
-                why, retry_after = f"HTTP {answer.status_code} without its signature", retry_after_of(answer.headers)
+                if older_refusal(self._peers.regions.secrets, headers, answer):
+                    older, why = True, "a replica of the release before refused the ask unread"
+                else:
+                    # Something answered at its URL without its word (a proxy, a region on another secret, a party
+                    # between the regions): the region may have the ask, and a retry with the same request id is safe.
+                    reached = True
+                    why = f"HTTP {answer.status_code} without its signature"
+                    retry_after = retry_after_of(answer.headers)
             delay = backoff.delay(attempt, retry_after)
             if attempt + 1 == backoff.attempts or loop.time() + delay >= until:
                 break
@@ -124,11 +130,31 @@ class SpilledTransfers:
             raise outcome_unknown(f"region {region}, whose SIP edge holds this call, gave no signed answer to the "
                                   f"transfer (the last try: {why}): the call may have been handed over; it is not "
                                   "sent again (REGION_SECRET must match)")
+        if older:
+            raise outdated(region)
         raise ApiError(503, "region_unreachable", f"region {region}, whose SIP edge holds this call, did not take "
                        f"the transfer ({why}): nothing was transferred, try again in a moment", retry_after=1.0)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def outdated(region: str) -> ApiError:
+    return ApiError(409, "region_outdated", f"this call came in at region {region}, whose SIP edge holds it, and "
+                    "that region's dispatcher is older than spilled calls' transfers of this release: upgrade "
+                    f"region {region} to this release; nothing was transferred")
+
+
+def older_refusal(secrets_: Sequence[bytes], request_headers: Mapping[str, str], answer: HttpResponse) -> bool:
+    """Whether `answer` is a replica of the release before refusing the ask unread: its body signed, with no
+    status signature, and the refusal it made of the field it does not know (`seconds_left`: 422
+    `invalid_request`), which names no `edge_asked` as this release's refusals all do. Its status counts for
+    nothing here, and its body is signed: a success or this release's refusal cannot be passed off as it."""
+    if not answer_is_signed(secrets_, request_headers, answer.headers, answer.content):
+        return False
+    data = json_of(answer)
+    error = data.get("error") if isinstance(data, dict) else None
+    return isinstance(error, dict) and error.get("code") == INVALID_ASK and EDGE_ASKED not in error
 
 
 def read_answer(region: str, status: int, data: Any, to: str, retry_after: float | None, reached: bool) -> SipHanded:

@@ -40,7 +40,7 @@ from dispatcher.phone.transfers import BUDGET_SECONDS, LiveCall
 from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_is_signed
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Capacity
-from dispatcher.regions.signing import ANSWER_SIGNATURE, RegionSigner
+from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionSigner, answer_signature
 from dispatcher.sessions.ids import region_tag_of
 from dispatcher.sessions.timeline import TRANSFERRED
 from sipedge.call_transfer import HAND_OVER_SECONDS, Handed
@@ -113,12 +113,16 @@ class Front:
     """What stands before eu's dispatcher on the spilled transfers' route. `lose_first`: the answer to the first ask
     is lost (eu did it, us hears a proxy's 502). `unsigned`: every ask is answered with this status and body by the
     front itself, eu never hearing of it, or (`passed`) after eu did it. `status`: eu's own answers are sent with
-    this status, their headers and body kept. `asked`: each ask's body, as it came."""
+    this status, their headers and body kept. `older`: so many asks are answered by a replica of the release before
+    (during a deploy at eu): its refusal of `seconds_left`, body-signed, edge never asked. `bare`: eu's answers lose
+    their status signature on the way. `asked`: each ask's body, as it came."""
 
     lose_first: bool = False
     unsigned: tuple[int, bytes] | None = None
     passed: bool = False
     status: int | None = None
+    older: int = 0
+    bare: bool = False
     asked: list[bytes] = field(default_factory=list)
 
 
@@ -150,9 +154,14 @@ class FrontOf:
         async def restated(message: Message) -> None:
             if message["type"] == "http.response.start" and self.front.status is not None:
                 message = {**message, "status": self.front.status}
+            if message["type"] == "http.response.start" and self.front.bare:
+                message = {**message, "headers": [(k, v) for k, v in message["headers"]
+                                                  if k.decode().lower() != STATUS_SIGNATURE]}
             await send(message)
 
-        if self.front.unsigned is not None:
+        if len(self.front.asked) <= self.front.older:
+            await older_replica_refusal(scope, send)
+        elif self.front.unsigned is not None:
             if self.front.passed:
                 await self.app(scope, replayed, lost)
             await Response(self.front.unsigned[1], self.front.unsigned[0], media_type="application/json")(
@@ -162,6 +171,20 @@ class FrontOf:
             await Response(b"bad gateway", 502)(scope, receive, send)
         else:
             await self.app(scope, replayed, restated)
+
+
+async def older_replica_refusal(scope: Scope, send: Send) -> None:
+    """What eu's dispatcher of the release before answered an ask naming `seconds_left`, which its ask model
+    forbade: 422 `invalid_request`, signed over its body alone."""
+    request_signature = dict(scope["headers"]).get(SIGNATURE.encode(), b"").decode()
+    body = json.dumps({"error": {"code": "invalid_request", "message": "a spilled call's transfer: seconds_left: "
+                                 "Extra inputs are not permitted"}}, separators=(",", ":")).encode()
+    mac = answer_signature(REGION_SECRET.encode(), request_signature, body)
+    await Response(body, 422, media_type="application/json", headers={ANSWER_SIGNATURE: mac})(scope, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def region_app(here: str, urls: dict[str, str], **env: str) -> FastAPI:
@@ -427,6 +450,36 @@ async def test_an_answer_the_region_did_not_sign_leaves_the_outcome_unknown(
     assert len(pair.front.asked) > 1, "an unsigned answer was not tried again with the same request id"
     assert len({json.loads(asked)["request_id"] for asked in pair.front.asked}) == 1
     assert call.transferring and len(pair.edge.handed) == (1 if passed else 0)
+
+
+async def test_a_replica_of_the_release_before_at_eu_is_not_taken_for_a_reached_ask(pair: Pair) -> None:
+    """A deploy under way at eu: us polled a new replica, but its asks land on old ones, which refuse
+    `seconds_left` unread. Nothing was asked of the edge: 409 naming the upgrade, and the call is free again."""
+    pair.front.older = 10
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "region_outdated"), answer.text
+    assert "upgrade region eu" in answer.json()["error"]["message"]
+    assert len(pair.front.asked) > 1 and pair.edge.handed == [] and not call.transferring
+
+
+async def test_an_ask_an_older_replica_refused_is_taken_by_a_new_one_on_the_next_try(pair: Pair) -> None:
+    pair.front.older = 1
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert answer.status_code == 200, answer.text
+    assert len(pair.front.asked) == 2 and [a.to for a in pair.edge.handed] == [DESK]
+
+
+async def test_an_answer_stripped_of_its_status_signature_is_not_passed_off_as_an_older_replicas(
+        pair: Pair) -> None:
+    """Only the older release's own refusal, signed over its body, counts as nothing asked: eu's success with its
+    status signature taken off on the way leaves the outcome unknown, never 'nothing was transferred'."""
+    pair.front.bare = True
+    session_id, call = await spilled_call(pair)
+    answer = await transfer(pair, session_id)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (504, "transfer_outcome_unknown"), answer.text
+    assert call.transferring and len(pair.edge.handed) == 1
 
 
 @pytest.mark.parametrize(("refused", "status"), [(False, 409), (True, 503)], ids=["handed-as-409", "refused-as-503"])
