@@ -1,12 +1,14 @@
 """Bot pods spread over two Kubernetes clusters (K8S_CELLS), against two fake API servers, each with its own
 dispatcher token, pods, quota and TokenReviews: each session's pod is created in its home cluster; a cluster
-full, answering 429 or past its ResourceQuota sends the start to the other (the latter two drained); a retry
-at another replica meets its pod in the cell its record names; a bot's token is reviewed by its own cell's
-cluster only; a cluster that does not answer makes a look-up a 503, never "not found".
+full, answering 429, past its ResourceQuota or never connected to sends the start to the other (the last
+three drained); a retry at another replica meets its pod in the cell its record names; a bot's token is
+reviewed by its own cell's cluster only; a cluster that does not answer makes a look-up a 503, never "not
+found".
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -14,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import certifi
 import pytest
 
 from botchannel.contract import Hello
@@ -22,7 +25,7 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError
 from dispatcher.machines.cells import PartialListing
-from dispatcher.machines.k8s.cells import QUOTA, REFUSED, THROTTLED, K8sCellMachines
+from dispatcher.machines.k8s.cells import QUOTA, REFUSED, THROTTLED, UNREACHABLE, K8sCellMachines
 from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.provider_errors import as_api_error
@@ -30,6 +33,7 @@ from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalClaims, LocalCoordination
 from tests.fakes.k8s import FakeKubernetes
 from tests.support.cells import check_cold_cells, homed_in
+from tests.support import unconnectable
 from tests.support.ports import free_port
 
 LONG_DRAIN = 30.0  # a drained cluster stays so 15-30 s: past anything a test does after it
@@ -124,6 +128,38 @@ async def test_a_cluster_answering_429_is_drained_at_its_first_answer(
     assert views(machines)["a"].reason == THROTTLED and views(machines)["a"].drained_until > time.time()
     await machines.launch(spec(second))  # meanwhile a is not asked again
     assert creates(fake_k8s) == 1 and f"vf-{second}" in fake_k8s_cell.pods
+
+
+@pytest.mark.parametrize("unreachable", ["refused", "tls", "silent"])
+async def test_a_cluster_whose_api_server_cannot_be_connected_to_is_drained_and_its_starts_go_to_the_other(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, coordination: LocalCoordination,
+        unreachable: str) -> None:
+    """Nothing was sent (no connection: refused, a TLS handshake that failed, or none within the client's connect
+    bound, below K8S_TIMEOUT_SECONDS), so no pod can be there: cluster a is drained at once, as after a 429,
+    never retried there nor looked for."""
+    with unconnectable.full_queue() as silent:
+        dead = {"refused": {"api_url": f"http://127.0.0.1:{free_port()}"},  # nothing listens there
+                "tls": {"api_url": fake_k8s.url.replace("http://", "https://"), "ca_file": certifi.where()},
+                "silent": {"api_url": f"http://127.0.0.1:{silent}"}}[unreachable]
+        await _launched_past(dead, fake_k8s, fake_k8s_cell, coordination)
+
+
+async def _launched_past(dead: dict[str, str], fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes,
+                         coordination: LocalCoordination) -> None:
+    env = {**cells_env(fake_k8s, fake_k8s_cell, a_extra=dead), "K8S_TIMEOUT_SECONDS": "20"}
+    machines = replica(env, coordination)
+    machines.lost.look_pauses = (60.0,)  # a look for the pod would outlast the test's timeout
+    try:
+        first, second = homed_in(machines, "a", 2)
+        async with asyncio.timeout(15):  # past the connect bound (3 s), short of the call's own timeout
+            launched = await machines.launch(spec(first))
+        assert launched.created and f"vf-{first}" in fake_k8s_cell.pods and not fake_k8s.pods
+        assert await coordination.key_holders.held(f"k8s-cell:{first}") == "b"
+        assert views(machines)["a"].reason == UNREACHABLE and views(machines)["a"].drained_until > time.time()
+        await machines.launch(spec(second))  # meanwhile a is not asked again
+        assert f"vf-{second}" in fake_k8s_cell.pods and creates(fake_k8s) == 0
+    finally:
+        await machines.aclose()
 
 
 async def test_a_cluster_past_its_resource_quota_is_drained_and_its_starts_go_to_the_other(
