@@ -32,8 +32,8 @@ from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalClaims, LocalCoordination
 from tests.fakes.k8s import FakeKubernetes
-from tests.support.cells import check_cold_cells, homed_in
 from tests.support import unconnectable
+from tests.support.cells import check_cold_cells, homed_in
 from tests.support.ports import free_port
 
 LONG_DRAIN = 30.0  # a drained cluster stays so 15-30 s: past anything a test does after it
@@ -331,7 +331,10 @@ A = {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/cells/a/token",
     (listed({**A, "token": "eyJ..."}), "'token' is a credential, which never goes in the setting"),
     (listed(A, {**A, "api_url": "https://10.0.0.2"}), "names a cell twice: a"),
     (listed(A, {**A, "name": "b"}), "names a cluster and namespace twice: https://10.0.0.1 voicefleet-bots"),
-    (listed({**A, "api_url": "http://10.0.0.1"}), r"api_url 'http://10.0.0.1' must be https://"),
+    (listed({**A, "api_url": "http://10.0.0.1"}), r"api_url='http://10.0.0.1' must be https://"),
+    (listed({**A, "api_url": "https://admin:s3cret@10.0.0.1"}),
+     r"K8S_CELLS\[0\] \(a\): api_url='https://10.0.0.1' holds a user or password .*: a credential never goes"),
+    (listed({**A, "api_url": "https://eyJtoken@10.0.0.1"}), "holds a user or password"),
     (listed({**A, "token_file": "token"}), "token_file must be an absolute path"),
     (listed({k: v for k, v in A.items() if k != "ca_file"}), "ca_file must be an absolute path"),
     (listed({**A, "namespace": "Not_A_Namespace"}), "is not a namespace name"),
@@ -341,6 +344,16 @@ A = {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/cells/a/token",
 def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str) -> None:
     with pytest.raises(SettingsError, match=said):
         K8sSettings.from_env({**BASE, "K8S_CELLS": cells})
+
+
+@pytest.mark.parametrize("variable", ["K8S_CELLS", "K8S_API_URL"])
+def test_an_api_url_holding_a_credential_is_refused_without_showing_it(variable: str) -> None:
+    url = "https://admin:s3cret@10.0.0.1:6443/?token=t0ken"
+    given = {"K8S_CELLS": listed({**A, "api_url": url})} if variable == "K8S_CELLS" else {"K8S_API_URL": url}
+    with pytest.raises(SettingsError, match="holds a user or password") as refused:
+        K8sSettings.from_env({**BASE, **given})
+    assert "https://10.0.0.1:6443/" in str(refused.value)
+    assert not any(secret in str(refused.value) for secret in ("admin", "s3cret", "t0ken")), refused.value
 
 
 def test_cells_are_refused_with_the_agent_sandbox_mode_and_a_cell_takes_the_deployments_namespace() -> None:
