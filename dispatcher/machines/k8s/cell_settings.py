@@ -4,8 +4,11 @@ Each cell names its cluster's API server (`api_url`, https: a bearer token never
 http, except to a local fake on 127.0.0.1; no `user:password@` in it), the file holding the dispatcher's token for it
 (`token_file`) and the file of that cluster's CA (`ca_file`): credentials live in files mounted from
 a Secret, never in the setting itself. It may name its own `namespace` (else K8S_NAMESPACE) and
-`max_pods`, the most pods each dispatcher replica runs there (its own count: a soft cap under the
-namespace's ResourceQuota; unset: the quota alone).
+`max_pods`, the most bot pods the deployment runs there: a soft cap under the namespace's
+ResourceQuota (unset: the quota alone), counted once, not per dispatcher replica. Each replica counts
+the cell from its listing of the namespace's bot pods, every replica's (the reaper's, about once a
+minute: dispatcher/machines/cell_launches.py `list`), plus its own launches since; so between two
+listings the replicas together may pass it by their own launches, which the quota still holds.
 """
 
 from __future__ import annotations
