@@ -233,7 +233,8 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "k8s":
         from dispatcher.machines.k8s.settings import K8sSettings
 
-        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env), lambda: _cells_store(env)]
+        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env), lambda: _cells_store(env),
+                   lambda: _cells_reserve(env)]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
@@ -284,6 +285,32 @@ def _cells_store(env: Mapping[str, str]) -> None:
         if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
             raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
                                 "there, so a replay after a restart meets its machine instead of launching a second)")
+
+
+def _cells_reserve(env: Mapping[str, str]) -> None:
+    """K8S_CELLS runs every session cold (dispatcher/machines/k8s/cells.py): a warm reserve the team set is
+    refused, not left to start nothing in silence. The defaults, and what VOICEFLEET_SIZE derives (a value
+    equal to its size's counts as derived), start cold as they are."""
+    from dispatcher.reserve.policy import ReserveSettings
+    from dispatcher.settings.derived import SIZES
+
+    if not setting_text(env, "K8S_CELLS"):
+        return
+    try:
+        reserve = ReserveSettings.from_env(env, "k8s")
+    except SettingsError:
+        return  # a bad value: the reserve's own check names it
+    sized = SIZES.get(env.get("VOICEFLEET_SIZE", "").strip().lower(), {})
+    wants = {"RESERVE_MIN_IDLE": reserve.min_idle > 0, "RESERVE_MAX_IDLE": reserve.max_idle > 0,
+             "RESERVE_SCHEDULE": any(window.min_idle > 0 for window in reserve.schedule)}
+    asked = [f"{name}={env[name].strip()}" for name, warm in wants.items()
+             if warm and env.get(name, "").strip() not in ("", sized.get(name))]
+    if asked:
+        raise SettingsError(f"K8S_CELLS with {' and '.join(asked)}: the warm reserve does not run over several "
+                            "clusters (every session starts cold), so it would keep no bot ready. Unset the reserve's "
+                            "settings (or set RESERVE_MIN_IDLE=0 and RESERVE_MAX_IDLE=0) to start every session cold, "
+                            "or run one cluster (unset K8S_CELLS) to keep a warm reserve (docs/kubernetes.md, "
+                            "\"Several clusters\")")
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

@@ -2167,8 +2167,9 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the GCP projects executions spread over, a JSON list of cells: each a `name` and its `project`, and "
             "optionally that project's own `region`, `job`, `bot_service_account_id` (its bots' service account, "
-            "which a bot's identity token is checked against) and `max_executions` (each replica's own cap); at "
-            "most 50 cells, one per project and region; needs `REDIS_URL`; the warm reserve runs over them; a project answering "
+            "which a bot's identity token is checked against) and `max_executions` (the deployment's executions "
+            "there, counted once: every replica counts every replica's); at most 50 cells, one per project and "
+            "region; needs `REDIS_URL`; the warm reserve runs over them; a project answering "
             "429 or a quota has its starts go to the others ([operations.md](operations.md#cells))"
         ),
     ),
@@ -2864,7 +2865,8 @@ SETTINGS: tuple[Setting, ...] = (
         shown="in a Pod: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`",
         example="`https://10.0.0.1:443`",
         meaning=(
-            "the API server; https only (a bearer token never goes over http), except a local fake on 127.0.0.1"
+            "the API server; https only (a bearer token never goes over http), except a local fake on 127.0.0.1, "
+            "and with no `user:password@` in it"
         ),
     ),
     Setting(
@@ -2898,11 +2900,13 @@ SETTINGS: tuple[Setting, ...] = (
                 '"ca_file": "/var/run/cells/a/ca.crt"}]`',
         meaning=(
             "the Kubernetes clusters the bots' pods spread over (`K8S_MODE=pods` only), a JSON list of cells: each a "
-            "`name`, its API server's `api_url` (https), the files holding the dispatcher's token for it "
-            "(`token_file`) and its CA (`ca_file`), never a credential itself, and optionally its own `namespace` "
-            "(else `K8S_NAMESPACE`) and `max_pods` (each replica's own cap); at most 50 cells, one per cluster and "
-            "namespace; needs `REDIS_URL`; every session starts cold (no warm reserve over cells); a cluster "
-            "answering 429 or `exceeded quota` has its starts go to the others "
+            "`name`, its API server's `api_url` (https, with no `user:password@`), the files holding the "
+            "dispatcher's token for it (`token_file`) and its CA (`ca_file`), never a credential itself, and "
+            "optionally its own `namespace` (else `K8S_NAMESPACE`) and `max_pods` (the deployment's pods there, "
+            "counted once: every replica counts every replica's); at most 50 cells, one per cluster and namespace; "
+            "needs `REDIS_URL`; every session starts cold (no warm reserve over cells: a reserve set beside it is "
+            "refused at start); a cluster answering 429 or `exceeded quota`, or whose API server cannot be "
+            "connected to, has its starts go to the others "
             "([kubernetes.md](kubernetes.md#several-clusters), [operations.md](operations.md#cells))"
         ),
     ),

@@ -173,14 +173,16 @@ class HttpClient:
         max_line_bytes: int = 4 * 1024 * 1024,
     ) -> AsyncIterator[StreamedAnswer]:
         """An answer read as it arrives, one line at a time (`StreamedAnswer.lines`), within `timeout`
-        for the whole stream; a line past `max_line_bytes`, a reset or the timeout is an `HttpError`."""
+        for the whole stream (its connection within the client's connect bound, as `request`'s); a line
+        past `max_line_bytes`, a reset or the timeout is an `HttpError`."""
         import aiohttp
 
         target = self._base_url + url if url.startswith("/") else url
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
                 async with self._client().request(
-                    method, target, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout),
+                    method, target, params=params, headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout),
                     proxy=self._proxy, allow_redirects=self._follow_redirects,
                 ) as response:
                     tracing.answered(span, response.status)

@@ -3,7 +3,8 @@
 `GET /: HttpError` told an operator neither which service was down nor whether it refused, timed
 out or could not be found. A failure names the target (scheme, host, port and path: never the
 query string or credentials in the URL, which may carry secrets) and its cause in words, with
-aiohttp's exception type for a search.
+aiohttp's exception type for a search. Whether it never connected (`never_connected`) says
+whether anything can have been sent: a caller may then send it elsewhere.
 """
 
 from __future__ import annotations
@@ -31,11 +32,23 @@ def cause(exc: BaseException) -> str:
     return f"{_words(exc)} ({type(exc).__name__})"
 
 
+def never_connected(exc: BaseException) -> bool:
+    """Whether a call provably sent nothing: no connection was made (refused, a name that does not resolve,
+    a TLS handshake refused or failed, none made within the connect timeout). A timeout past the connection,
+    or a reset, may have delivered it. `exc`: aiohttp's exception, or what it was raised as (its cause)."""
+    import aiohttp  # loaded already: the failed call used it
+
+    return any(isinstance(e, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+               for e in (exc, exc.__cause__))
+
+
 def _words(exc: BaseException) -> str:
     # Imported here: a failed call has loaded aiohttp already, and the settings that show a target
     # (dispatcher/models/settings.py, read by `voicefleet config check`) need no HTTP client.
     import aiohttp
 
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # a TimeoutError too, but one that sent nothing
+        return "no connection within the connect timeout"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return "no answer within the timeout"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):

@@ -8,7 +8,9 @@ until it runs out of attempts OR of time, whichever comes first, then re-raises 
 A give-up reads "throttled" (`Transient.throttled`: a 429 made nothing) only when every try was
 throttled: a try that got no answer, or a 5xx, may still have been served (a create: its machine
 made late), so it makes the give-up `<provider>_unavailable` however the last try ended, and the
-launch looks for that machine (dispatcher/machines/lost_creates.py).
+launch looks for that machine (dispatcher/machines/lost_creates.py). A try that never connected
+(outbound/http_failure.py `never_connected`) sent nothing: a give-up with no try that may have been
+served is `nothing_sent`, so nothing is looked for, and a caller may send it elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.http_failure import never_connected
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.ratelimit import RateLimited, TokenBucket
 
@@ -37,10 +40,13 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 class Transient(Exception):
     """A failure that may pass: retry after `retry_after` seconds if the server said so."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 unsent: bool = False):
+        """`unsent`: the try never connected, so nothing of it reached the server."""
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.unsent = unsent
         # Set by `with_retries` on the failure it gives up with: the first earlier try's, when that
         # one may have been served and this last one was not.
         self.served_before: Transient | None = None
@@ -48,13 +54,18 @@ class Transient(Exception):
     @property
     def may_be_served(self) -> bool:
         """Whether the provider may have done this try's call after all: no answer, or a 5xx (the
-        server may fail after doing it). Only a 429 says it did nothing."""
-        return self.status != 429
+        server may fail after doing it). Only a 429, or a try that never connected, says it did nothing."""
+        return self.status != 429 and not self.unsent
 
     @property
     def throttled(self) -> bool:
-        """Every try was throttled (429): nothing the call asked for was done."""
-        return not self.may_be_served and self.served_before is None
+        """Every try was throttled (429) but any that never connected: nothing the call asked for was done."""
+        return self.status == 429 and self.served_before is None
+
+    @property
+    def nothing_sent(self) -> bool:
+        """The last try never connected and no earlier one may have been served: nothing was done."""
+        return self.unsent and self.served_before is None
 
     def account(self) -> str:
         """The give-up in words: the earlier try that may have been served first, then the last."""
@@ -154,7 +165,7 @@ async def send(
         try:
             response = await client.request(method, url, timeout=timeout, **kwargs)
         except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
-            raise Transient(f"{method} {exc.target or path}: {exc}") from exc
+            raise Transient(f"{method} {exc.target or path}: {exc}", unsent=never_connected(exc)) from exc
         if response.status_code in RETRYABLE_STATUSES and not (final is not None and final(response)):
             raise Transient(
                 f"{method} {path}: HTTP {response.status_code}",
@@ -178,7 +189,8 @@ async def provider_request(
     **kwargs: Any,
 ) -> HttpResponse:
     """`send` behind a client-side bucket; giving up becomes a `ProviderError` (`error`) with a stable
-    reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`."""
+    reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`; `nothing_sent` when
+    no try may have been served and the last never connected."""
     try:
         if bucket is not None:
             await bucket.acquire()
@@ -187,7 +199,7 @@ async def provider_request(
         raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
     except Transient as exc:
         raise error(gave_up(provider, exc), f"{provider}: {exc.account()}",
-                    retry_after=exc.retry_after or 1.0) from None
+                    retry_after=exc.retry_after or 1.0, nothing_sent=exc.nothing_sent) from None
 
 
 def gave_up(provider: str, exc: Transient) -> str:

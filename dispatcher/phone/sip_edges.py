@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.http_failure import never_connected
 from dispatcher.phone.edge_record import INBOUND, edge_of, record_key, same_hand_over
 from dispatcher.phone.edge_secret import MAX_NAME_CHARS, EdgeSecret
 from dispatcher.phone.owed_edge_records import OwedEdgeRecords
@@ -93,13 +94,9 @@ def _public(host: str) -> bool:
 
 
 def nothing_sent(exc: BaseException) -> bool:
-    """Whether a failed request provably never reached the edge: no connection was made (refused, no such
-    host, a TLS handshake that failed, or not made within the connect timeout), so nothing was sent. A
-    timeout past the connection, or a reset, may have delivered it."""
-    import aiohttp  # loaded already: the failed request used it
-
-    cause = exc.__cause__ if isinstance(exc, HttpError) else exc
-    return isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+    """Whether a failed request provably never reached the edge: no connection was made, so nothing was
+    sent (outbound/http_failure.py `never_connected`)."""
+    return never_connected(exc)
 
 
 def timed_out(exc: BaseException) -> bool:

@@ -42,12 +42,18 @@ def is_loopback(host: str) -> bool:
 
 def credentialed_url(name: str, url: str, credential: str) -> str:
     """`url` of the setting `name`, to which every request carries `credential`: https, or plain http only
-    to a loopback host (a test's fake on this machine)."""
+    to a loopback host (a test's fake on this machine), and no user or password in it (a credential in a
+    setting is shown wherever the setting is: logs, `voicefleet config`, a pod's spec)."""
     parsed = urlsplit(url)
+    if "@" in parsed.netloc:
+        shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2], query="", fragment="").geturl()
+        raise SettingsError(f"{name}={shown[:80]!r} holds a user or password before its host (user:password@): "
+                            f"a credential never goes in a setting's URL; remove it (each request carries "
+                            f"{credential})")
     if parsed.scheme == "https" and parsed.hostname or parsed.scheme == "http" and is_loopback(parsed.hostname or ""):
         return url
-    raise SettingsError(f"{name}={url[:80]!r} must start with https:// (plain http:// only to a loopback "
-                        f"host such as 127.0.0.1): each request carries {credential}")
+    raise SettingsError(f"{name}={url[:80]!r} must be https:// (plain http:// only to a loopback host such "
+                        f"as 127.0.0.1): each request carries {credential}")
 
 
 def require(env: Mapping[str, str], names: tuple[str, ...], machines: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.http_failure import never_connected
 from dispatcher.outbound.retry import Backoff, Transient, retry_after_of, with_retries
 
 REQUEST_SECONDS = 5.0
@@ -60,9 +61,7 @@ class GraphCalls:
             try:
                 response = await self._client.request("POST", path, timeout=REQUEST_SECONDS, json=body)
             except HttpError as exc:
-                import aiohttp  # loaded already: the failed call used it
-
-                if repeatable or isinstance(exc.__cause__, aiohttp.ClientConnectorError):  # never reached Meta
+                if repeatable or never_connected(exc):  # never reached Meta
                     raise Transient(f"POST {path}: {exc}") from exc
                 raise GraphRefused(0, None, f"{action}: no answer ({exc})", maybe_done=True) from None
             if response.status_code == 429:  # throttled: Meta did nothing

@@ -4,8 +4,10 @@ Each cell names its `project` and may name its own `region` and `job` (what a ce
 deployment's: CLOUDRUN_REGION, CLOUDRUN_JOB, projects a stack made alike), the unique id of its
 bots' service account (`bot_service_account_id`, else CLOUDRUN_BOT_SERVICE_ACCOUNT_ID: a bot's
 identity token is checked against the project its execution runs in) and `max_executions`, the
-most executions each dispatcher replica runs there (its own count: a soft cap under the project's
-quota of 1000 running executions per region; unset: the quota alone).
+most executions the deployment runs there: a soft cap under the project's quota of 1000 running
+executions per region (unset: the quota alone), counted once, not per dispatcher replica, as
+k8s/cell_settings.py's `max_pods` is: each replica's listing of the job's executions holds every
+replica's, and between listings a replica adds only its own launches.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 Signed in with a bearer token read from a file (the Pod's own ServiceAccount token, which the
 kubelet rotates: read again when the file changes), trusting the cluster's CA. Every call has a
-timeout; 429 (the API server's priority and fairness, with Retry-After) and 5xx are retried with
-backoff within the retry deadline. The API server's refusals are its `Status` object
-(`reason`, `message`, `code`), mapped here once: a ResourceQuota's 403 `exceeded quota` is a
-cluster at capacity (retry later, or raise the quota); a 403 an admission check gave (a
-ValidatingAdmissionPolicy, a webhook, Pod Security) is the object refused, named so; any other 401 or
-403 is the dispatcher's credential or RBAC, a configuration error. Log lines and errors name the method and path only.
+timeout, and its connection CONNECT_SECONDS of it (a connection never made sent nothing: over
+K8S_CELLS the launch goes on to another cluster at once, k8s/cells.py); 429 (the API server's
+priority and fairness, with Retry-After) and 5xx are retried with backoff within the retry deadline.
+The API server's refusals are its `Status` object (`reason`, `message`, `code`), mapped here once: a
+ResourceQuota's 403 `exceeded quota` is a cluster at capacity (retry later, or raise the quota); a
+403 an admission check gave (a ValidatingAdmissionPolicy, a webhook, Pod Security) is the object
+refused, named so; any other 401 or 403 is the dispatcher's credential or RBAC, a configuration
+error. Log lines and errors name the method and path only.
 
 A bot's TokenReview is the exception: asked once (never retried, whatever the answer: a hello is one
 review), through a client of its own with REVIEW_CONNECTIONS connections, so hellos, however many,
@@ -31,6 +33,9 @@ PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
 JSON_PATCH = "application/json-patch+json"
 POD_VERBS = "create, get, list, watch, patch and delete pods"
+# An API server answers a TCP connection within a round trip, a cell's in another region too: a silent one
+# is told from a slow answer well before the call's own timeout.
+CONNECT_SECONDS = 3.0
 REVIEW_CONNECTIONS = 8  # TokenReviews in flight at once; more hellos wait for one (each within the timeout)
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
 
@@ -76,10 +81,12 @@ class KubeApi:
 
     def __init__(self, settings: K8sSettings) -> None:
         self.settings = settings
-        self._client = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file)
+        connect = min(CONNECT_SECONDS, settings.timeout)
+        self._client = HttpClient(settings.api_url, timeout=settings.timeout, connect_timeout=connect,
+                                  ca_file=settings.ca_file)
         self._backoff = Backoff(attempts=5, base=0.3, cap=4.0, deadline=settings.retry_deadline)
-        self._reviews = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file,
-                                   connections=REVIEW_CONNECTIONS)
+        self._reviews = HttpClient(settings.api_url, timeout=settings.timeout, connect_timeout=connect,
+                                   ca_file=settings.ca_file, connections=REVIEW_CONNECTIONS)
         self.once = Backoff(attempts=1, deadline=settings.timeout)  # a call sent once, never retried
         self._token: tuple[float, str] | None = None  # (the file's mtime, its token)
         self.pods_path = f"/api/v1/namespaces/{settings.namespace}/pods"

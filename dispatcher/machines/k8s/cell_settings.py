@@ -1,11 +1,14 @@
 """`K8S_CELLS`: the Kubernetes clusters a deployment's bot pods spread over, as a JSON list.
 
 Each cell names its cluster's API server (`api_url`, https: a bearer token never goes over plain
-http, except to a local fake on 127.0.0.1), the file holding the dispatcher's token for it
+http, except to a local fake on 127.0.0.1; no `user:password@` in it), the file holding the dispatcher's token for it
 (`token_file`) and the file of that cluster's CA (`ca_file`): credentials live in files mounted from
 a Secret, never in the setting itself. It may name its own `namespace` (else K8S_NAMESPACE) and
-`max_pods`, the most pods each dispatcher replica runs there (its own count: a soft cap under the
-namespace's ResourceQuota; unset: the quota alone).
+`max_pods`, the most bot pods the deployment runs there: a soft cap under the namespace's
+ResourceQuota (unset: the quota alone), counted once, not per dispatcher replica. Each replica counts
+the cell from its listing of the namespace's bot pods, every replica's (the reaper's, about once a
+minute: dispatcher/machines/cell_launches.py `list`), plus its own launches since; so between two
+listings the replicas together may pass it by their own launches, which the quota still holds.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.machines.cell_list import cell_fields, cell_items, named_once, text_field, whole_number
-from dispatcher.settings import SettingsError
+from dispatcher.settings import SettingsError, credentialed_url
 
 FIELDS = ("name", "api_url", "token_file", "ca_file", "namespace", "max_pods")
 EXAMPLE = ('[{"name": "a", "api_url": "https://10.0.0.1", "token_file": "/var/run/cells/a/token", '
@@ -57,10 +60,8 @@ def _cell(item: Any, index: int, namespace: str) -> K8sCell:
     api_url = (text_field(item, "api_url", where) or "").rstrip("/")
     if not api_url:
         raise SettingsError(f"{where}: api_url is required: the cluster's API server, e.g. \"https://10.0.0.1\"")
-    local = api_url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
-    if not api_url.startswith("https://") and not local:
-        raise SettingsError(f"{where}: api_url {api_url[:100]!r} must be https:// (a bearer token never goes over "
-                            "plain http, except to a local fake on 127.0.0.1)")
+    credentialed_url(f"{where}: api_url", api_url, "the dispatcher's token from token_file")
+    local = not api_url.startswith("https://")  # a local fake on 127.0.0.1, the one plain http allowed
     token_file = _path(item, "token_file", where, "the file holding the dispatcher's token for this cluster")
     ca_file = _path(item, "ca_file", where, "the file of this cluster's CA") if not local or "ca_file" in item \
         else None

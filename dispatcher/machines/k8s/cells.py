@@ -8,11 +8,13 @@ dispatcher/machines/cells.py; the record of a session's cell in the store before
 dispatcher/machines/cell_launches.py. A pod is named for its session, so a retry at any replica meets it
 (409 AlreadyExists) in the cell its record names.
 
-A cluster turns a launch away (drained, the launch going on to the next) only when its own answer to
-the first try refused the create, so nothing can have been made: a 429 (the API server's priority and
-fairness), a ResourceQuota's 403 `exceeded quota`, or its refusal of the cell's own token or RBAC (a
-401 or 403; each cell signs in with its own). An admission policy's 403 refuses the pod itself, the
-same in every cluster: no cell is drained. A first try with no answer or a 5xx may have made the pod:
+A cluster turns a launch away (drained, the launch going on to the next) only when nothing can have
+been made there: its API server could not be connected to at all (refused, a name that does not
+resolve, a TLS handshake that failed, no connection within the connect timeout: nothing was sent), or
+its own answer to the first try refused the create: a 429 (the API server's priority and fairness), a
+ResourceQuota's 403 `exceeded quota`, or its refusal of the cell's own token or RBAC (a 401 or 403;
+each cell signs in with its own). An admission policy's 403 refuses the pod itself, the same in every
+cluster: no cell is drained. A first try sent but unanswered (a timeout, a reset) or a 5xx may have made the pod:
 the create is retried in that cell only (a pod's name makes it safe), and a refusal that follows is
 no proof that nothing was made: it is never sent on to another cell. A bot's identity token is
 reviewed by its session's recorded cell alone (k8s/cell_identity.py). The warm reserve does not run
@@ -42,6 +44,7 @@ CREATE_RATE = Rate(per_second=20.0, burst=40, max_wait=2.0)
 QUOTA = "its namespace's ResourceQuota is exceeded"
 THROTTLED = "its API server answered 429 (throttled)"
 REFUSED = "its token or RBAC was refused (the dispatcher's log says how)"
+UNREACHABLE = "its API server could not be connected to (the dispatcher's log says why)"
 
 
 class K8sCellMachines(CellLaunches[K8sMachines]):
@@ -71,21 +74,24 @@ class K8sCellMachines(CellLaunches[K8sMachines]):
         try:
             return await member.create_session(spec, once=True)
         except MachinesError as exc:
-            if exc.reason != "k8s_unavailable":
+            if exc.reason != "k8s_unavailable" or exc.nothing_sent:
                 if self.drain_reason(exc, cell) is not None:
-                    log.warning("Kubernetes cell %s refused a launch: %s", cell, exc.message)
+                    log.warning("Kubernetes cell %s turned a launch away: %s", cell, exc.message)
                 raise
-        try:  # no answer, or a 5xx: the pod may exist there, so only there is it created (or met)
+        try:  # sent but unanswered, or a 5xx: the pod may exist there, so only there is it created (or met)
             return await member.create_session(spec)
         except MachinesError as exc:
             if self.drain_reason(exc, cell) is None:
                 raise
             raise MachinesError("k8s_unavailable", f"k8s: the create in cell {cell} went unanswered, then was "
-                                f"refused ({exc.reason}): the pod may have been made", retry_after=1.0) from None
+                                f"turned away ({exc.reason}): the pod may have been made", retry_after=1.0) from None
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
-        """Only the cluster's own refusal of a create that made nothing (`run_in`), in the dispatcher's
-        words (they reach callers on `/status` and in a 503's message; the API server's stay in the log)."""
+        """Only a create that made nothing (`run_in`): the cluster's own refusal, or its API server never
+        connected to, in the dispatcher's words (they reach callers on `/status` and in a 503's message;
+        the API server's, and the connection's cause, stay in the log)."""
+        if exc.reason == "k8s_unavailable" and exc.nothing_sent:
+            return UNREACHABLE
         return {"k8s_throttled": THROTTLED, "k8s_capacity": QUOTA, "k8s_unauthorized": REFUSED}.get(exc.reason)
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:

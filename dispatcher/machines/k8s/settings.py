@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.k8s.cell_settings import K8sCell, k8s_cells
-from dispatcher.settings import SettingsError, listed_transports, require
+from dispatcher.settings import SettingsError, credentialed_url, listed_transports, require
 from voicefleet_settings.read import setting_choice, setting_int, setting_text
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
@@ -95,9 +95,7 @@ class K8sSettings:
                                 "region with agent-sandbox (docs/kubernetes.md, \"Several clusters\")")
         # Over cells each cell names its own API server: K8S_API_URL (or the Pod's own cluster) is not needed.
         api_url = setting_text(env, "K8S_API_URL").rstrip("/") or (cells[0].api_url if cells else _in_cluster_url(env))
-        if not api_url.startswith("https://") and not _loopback(api_url):
-            raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
-                                "over plain http, except to a local fake on 127.0.0.1)")
+        credentialed_url("K8S_API_URL", api_url, "the dispatcher's token from K8S_TOKEN_FILE")
         cpu, memory = setting_text(env, "K8S_BOT_CPU"), setting_text(env, "K8S_BOT_MEMORY")
         for name, value in (("K8S_BOT_CPU", cpu), ("K8S_BOT_MEMORY", memory)):
             if not _QUANTITY.match(value):
@@ -166,6 +164,3 @@ def _in_cluster_url(env: Mapping[str, str]) -> str:
     host = f"[{host}]" if ":" in host else host
     return f"https://{host}:{port or '443'}"
 
-
-def _loopback(url: str) -> bool:
-    return url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))

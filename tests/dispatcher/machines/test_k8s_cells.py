@@ -1,12 +1,14 @@
 """Bot pods spread over two Kubernetes clusters (K8S_CELLS), against two fake API servers, each with its own
 dispatcher token, pods, quota and TokenReviews: each session's pod is created in its home cluster; a cluster
-full, answering 429 or past its ResourceQuota sends the start to the other (the latter two drained); a retry
-at another replica meets its pod in the cell its record names; a bot's token is reviewed by its own cell's
-cluster only; a cluster that does not answer makes a look-up a 503, never "not found".
+full, answering 429, past its ResourceQuota or never connected to sends the start to the other (the last
+three drained); a retry at another replica meets its pod in the cell its record names; a bot's token is
+reviewed by its own cell's cluster only; a cluster that does not answer makes a look-up a 503, never "not
+found".
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -14,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import certifi
 import pytest
 
 from botchannel.contract import Hello
@@ -22,13 +25,15 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError
 from dispatcher.machines.cells import PartialListing
-from dispatcher.machines.k8s.cells import QUOTA, REFUSED, THROTTLED, K8sCellMachines
+from dispatcher.machines.k8s.cells import QUOTA, REFUSED, THROTTLED, UNREACHABLE, K8sCellMachines
 from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import SettingsError
+from dispatcher.settings.sources import resolve
 from dispatcher.store.local import LocalClaims, LocalCoordination
 from tests.fakes.k8s import FakeKubernetes
+from tests.support import unconnectable
 from tests.support.cells import check_cold_cells, homed_in
 from tests.support.ports import free_port
 
@@ -124,6 +129,38 @@ async def test_a_cluster_answering_429_is_drained_at_its_first_answer(
     assert views(machines)["a"].reason == THROTTLED and views(machines)["a"].drained_until > time.time()
     await machines.launch(spec(second))  # meanwhile a is not asked again
     assert creates(fake_k8s) == 1 and f"vf-{second}" in fake_k8s_cell.pods
+
+
+@pytest.mark.parametrize("unreachable", ["refused", "tls", "silent"])
+async def test_a_cluster_whose_api_server_cannot_be_connected_to_is_drained_and_its_starts_go_to_the_other(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, coordination: LocalCoordination,
+        unreachable: str) -> None:
+    """Nothing was sent (no connection: refused, a TLS handshake that failed, or none within the client's connect
+    bound, below K8S_TIMEOUT_SECONDS), so no pod can be there: cluster a is drained at once, as after a 429,
+    never retried there nor looked for."""
+    with unconnectable.full_queue() as silent:
+        dead = {"refused": {"api_url": f"http://127.0.0.1:{free_port()}"},  # nothing listens there
+                "tls": {"api_url": fake_k8s.url.replace("http://", "https://"), "ca_file": certifi.where()},
+                "silent": {"api_url": f"http://127.0.0.1:{silent}"}}[unreachable]
+        await _launched_past(dead, fake_k8s, fake_k8s_cell, coordination)
+
+
+async def _launched_past(dead: dict[str, str], fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes,
+                         coordination: LocalCoordination) -> None:
+    env = {**cells_env(fake_k8s, fake_k8s_cell, a_extra=dead), "K8S_TIMEOUT_SECONDS": "20"}
+    machines = replica(env, coordination)
+    machines.lost.look_pauses = (60.0,)  # a look for the pod would outlast the test's timeout
+    try:
+        first, second = homed_in(machines, "a", 2)
+        async with asyncio.timeout(15):  # past the connect bound (3 s), short of the call's own timeout
+            launched = await machines.launch(spec(first))
+        assert launched.created and f"vf-{first}" in fake_k8s_cell.pods and not fake_k8s.pods
+        assert await coordination.key_holders.held(f"k8s-cell:{first}") == "b"
+        assert views(machines)["a"].reason == UNREACHABLE and views(machines)["a"].drained_until > time.time()
+        await machines.launch(spec(second))  # meanwhile a is not asked again
+        assert f"vf-{second}" in fake_k8s_cell.pods and creates(fake_k8s) == 0
+    finally:
+        await machines.aclose()
 
 
 async def test_a_cluster_past_its_resource_quota_is_drained_and_its_starts_go_to_the_other(
@@ -267,6 +304,31 @@ async def test_k8s_mode_with_cells_builds_them_and_the_config_check_names_a_miss
     assert not any("K8S_CELLS" in p for p in configuration_problems({**base, "REDIS_URL": "redis://127.0.0.1:1"}))
 
 
+@pytest.mark.parametrize(("reserve", "refused"), [
+    ({}, None),  # the defaults (RESERVE_MIN_IDLE 1, RESERVE_MAX_IDLE 10): every start cold, as documented
+    ({"VOICEFLEET_SIZE": "medium"}, None),  # what the size derives is a default too
+    ({"RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}, None),
+    ({"RESERVE_MAX_IDLE": "0"}, None),  # the reserve off: the default floor asks for nothing
+    ({"RESERVE_MIN_IDLE": "2"}, "K8S_CELLS with RESERVE_MIN_IDLE=2: the warm reserve does not run over"),
+    ({"RESERVE_MIN_IDLE": "1"}, "RESERVE_MIN_IDLE=1"),  # set, though equal to the default
+    ({"RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "5"}, "K8S_CELLS with RESERVE_MAX_IDLE=5:"),
+    ({"VOICEFLEET_SIZE": "medium", "RESERVE_MIN_IDLE": "3"}, "K8S_CELLS with RESERVE_MIN_IDLE=3:"),
+    ({"RESERVE_SCHEDULE": "09:00-17:00=3"}, "K8S_CELLS with RESERVE_SCHEDULE=09:00-17:00=3:"),
+])
+def test_a_warm_reserve_the_team_set_is_refused_at_start_over_cells(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, reserve: dict[str, str], refused: str | None) -> None:
+    """The reserve does not run over cells: one asked for would start every session cold in silence."""
+    base = {**cells_env(fake_k8s, fake_k8s_cell), "BOT_CHANNEL_TOKEN": "t" * 32, "DAILY_API_KEY": "k",
+            "REDIS_URL": "redis://127.0.0.1:1"}
+    problems = configuration_problems(resolve({**base, **reserve}).env)  # as the dispatcher's start reads them
+    said = [problem for problem in problems if "K8S_CELLS" in problem]
+    if refused is None:
+        assert said == [], said
+    else:
+        assert len(said) == 1 and refused in said[0], problems
+        assert "Unset the reserve's settings (or set RESERVE_MIN_IDLE=0 and RESERVE_MAX_IDLE=0)" in said[0]
+
+
 async def test_each_cluster_is_asked_at_start_whether_the_bots_audience_is_its_own(
         fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
     """Each cell's cluster reviews its own bots' tokens: none of them may take that audience for its own."""
@@ -295,7 +357,10 @@ A = {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/cells/a/token",
     (listed({**A, "token": "eyJ..."}), "'token' is a credential, which never goes in the setting"),
     (listed(A, {**A, "api_url": "https://10.0.0.2"}), "names a cell twice: a"),
     (listed(A, {**A, "name": "b"}), "names a cluster and namespace twice: https://10.0.0.1 voicefleet-bots"),
-    (listed({**A, "api_url": "http://10.0.0.1"}), r"api_url 'http://10.0.0.1' must be https://"),
+    (listed({**A, "api_url": "http://10.0.0.1"}), r"api_url='http://10.0.0.1' must be https://"),
+    (listed({**A, "api_url": "https://admin:s3cret@10.0.0.1"}),
+     r"K8S_CELLS\[0\] \(a\): api_url='https://10.0.0.1' holds a user or password .*: a credential never goes"),
+    (listed({**A, "api_url": "https://eyJtoken@10.0.0.1"}), "holds a user or password"),
     (listed({**A, "token_file": "token"}), "token_file must be an absolute path"),
     (listed({k: v for k, v in A.items() if k != "ca_file"}), "ca_file must be an absolute path"),
     (listed({**A, "namespace": "Not_A_Namespace"}), "is not a namespace name"),
@@ -305,6 +370,16 @@ A = {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/cells/a/token",
 def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str) -> None:
     with pytest.raises(SettingsError, match=said):
         K8sSettings.from_env({**BASE, "K8S_CELLS": cells})
+
+
+@pytest.mark.parametrize("variable", ["K8S_CELLS", "K8S_API_URL"])
+def test_an_api_url_holding_a_credential_is_refused_without_showing_it(variable: str) -> None:
+    url = "https://admin:s3cret@10.0.0.1:6443/?token=t0ken"
+    given = {"K8S_CELLS": listed({**A, "api_url": url})} if variable == "K8S_CELLS" else {"K8S_API_URL": url}
+    with pytest.raises(SettingsError, match="holds a user or password") as refused:
+        K8sSettings.from_env({**BASE, **given})
+    assert "https://10.0.0.1:6443/" in str(refused.value)
+    assert not any(secret in str(refused.value) for secret in ("admin", "s3cret", "t0ken")), refused.value
 
 
 def test_cells_are_refused_with_the_agent_sandbox_mode_and_a_cell_takes_the_deployments_namespace() -> None:

@@ -96,6 +96,32 @@ async def test_a_give_up_is_throttled_only_when_every_try_was(
         await with_retries(Answers(*statuses), Backoff(attempts=len(statuses), base=0.001))
     assert gave_up.value.throttled is throttled and gave_up.value.account() == account
 
+
+UNSENT = "unsent"  # a try that never connected
+
+
+@pytest.mark.parametrize(("tries", "nothing_sent", "throttled"), [
+    ((UNSENT, UNSENT), True, False),
+    ((429, UNSENT), True, False),  # throttled, then never sent: nothing done either way
+    ((UNSENT, 429), False, True),
+    ((None, UNSENT), False, False),  # the first got no answer: it may have been served
+    ((503, UNSENT), False, False),
+])
+async def test_a_give_up_sent_nothing_only_when_no_try_may_have_been_served(
+        tries: tuple[int | str | None, ...], nothing_sent: bool, throttled: bool) -> None:
+    """A try that never connected did nothing, as a 429 did: a give-up of such tries is `nothing_sent`."""
+    left = list(tries)
+
+    async def once() -> str:
+        tried = left.pop(0)
+        if isinstance(tried, str):
+            raise Transient("connection refused", unsent=True)
+        raise Transient("no answer" if tried is None else f"HTTP {tried}", status=tried)
+
+    with pytest.raises(Transient) as gave_up:
+        await with_retries(once, Backoff(attempts=len(tries), base=0.001))
+    assert (gave_up.value.nothing_sent, gave_up.value.throttled) == (nothing_sent, throttled)
+
 async def test_retry_after_is_a_floor_on_the_delay() -> None:
     sleeps: list[float] = []
 
