@@ -5,8 +5,8 @@ and its `location` (ACI's create budget, 100 per 5 minutes and 300 an hour, and 
 subscription and region), and may name `client_id` (a user-assigned managed identity of the dispatcher's host to sign
 in as there: else the dispatcher's own, AZURE_CLIENT_ID, given a role on that resource group alone),
 `subnet_id` (a subnet delegated to ACI in that subscription and location: a cell elsewhere than
-ACI_SUBNET_ID's needs its own), `max_groups`, the most groups each dispatcher replica runs there
-(its own count: a soft cap under the subscription's quotas; unset: the quotas alone), and
+ACI_SUBNET_ID's needs its own), `max_groups`, the most groups the cell runs, every replica's
+(a soft cap read at each listing, under the subscription's quotas; unset: the quotas alone), and
 `create_rate` / `create_burst`, the cell's own create budget (creates and deletes a second, and its
 burst: a subscription whose budget Azure raised, or one other workloads share) where it is not
 ACI_CREATE_RATE / ACI_CREATE_BURST; a cold start's wait (ACI_CREATE_MAX_WAIT) is the deployment's.

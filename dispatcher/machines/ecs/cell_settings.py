@@ -7,8 +7,8 @@ out is the deployment's own (ECS_CLUSTER, ECS_TASK_DEFINITION, …: accounts a s
 `task_definitions` maps each release's task definition (as `RELEASES` names it) to this account's
 own: a task definition belongs to one account, so a release named by an ARN of another account
 needs one here; a cell without it takes none of that release's sessions (passed over, not drained:
-ecs/cells.py), and the dispatcher starts all the same. `max_tasks` caps the tasks each dispatcher replica
-runs there (its own count: a soft cap, unset: the account's own quotas).
+ecs/cells.py), and the dispatcher starts all the same. `max_tasks` caps the cell's tasks, every replica's
+(a soft cap, read at each listing: dispatcher/machines/cells.py; unset: the account's own quotas).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Each cell names its `project` and may name its own `zone` and `instance_template` (what a cell
 leaves out is the deployment's: GCE_ZONE, and GCE_INSTANCE_TEMPLATE's name in the cell's project,
-which a stack made alike), and `max_instances`, the most VMs each dispatcher replica runs there (its
-own count: a soft cap under the project's CPU and instance quotas; unset: the quotas alone).
+which a stack made alike), and `max_instances`, the most VMs the cell runs, every replica's (a
+soft cap read at each listing, under the project's CPU and instance quotas; unset: the quotas alone).
 """
 
 from __future__ import annotations
