@@ -14,6 +14,7 @@ with its status (dispatcher/regions/answer_status.py).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,7 +58,7 @@ class Checked:
     edge: str
     target: TransferTarget
     time_limit: int
-    within: float  # the seconds the edge's answer may take
+    until: float  # time.monotonic() by which the edge's answer must have come
 
 
 def read_ask(body: bytes) -> SpilledAsk:
@@ -69,8 +70,9 @@ def read_ask(body: bytes) -> SpilledAsk:
         raise ApiError(422, INVALID_ASK, f"a spilled call's transfer: {problems[:500]}") from None
 
 
-async def checked_ask(state: AppState, sender: str, asked: SpilledAsk) -> Checked:
-    """What `sender`'s ask is to do here, or the `ApiError` of the check that refused it."""
+async def checked_ask(state: AppState, sender: str, asked: SpilledAsk, arrived: float) -> Checked:
+    """What `sender`'s ask is to do here, or the `ApiError` of the check that refused it. `arrived`: when the ask
+    came (time.monotonic()), from which its window runs."""
     here, session_id = state.peers.regions.here, asked.session_id
     if state.peers.regions.holding(session_id) != sender:
         raise ApiError(403, NOT_HOLDING, f"session {session_id} is not held by region {sender}: only the region "
@@ -92,11 +94,12 @@ async def checked_ask(state: AppState, sender: str, asked: SpilledAsk) -> Checke
         raise ApiError(409, EDGE_NOT_HERE, f"the SIP edge region {here} recorded for this call is no longer in its "
                        "SIP_EDGE_URL")
     time_limit = min(asked.time_limit, state.phone.settings.transfer_time_limit)
-    return Checked(sip, edge, target, time_limit, window_of(asked.seconds_left, target.mode == WARM))
+    return Checked(sip, edge, target, time_limit, arrived + window_of(asked.seconds_left, target.mode == WARM))
 
 
 async def hand_over_here(asked: SpilledAsk, checked: Checked) -> dict[str, Any]:
     """The outcome at this region's edge holding `asked.session_id`'s call, or the edge's `ApiError`."""
     body = edge_ask(checked.target, asked.request_id, checked.time_limit)
-    handed = await checked.sip.ask(asked.session_id, body, checked.edge, within=checked.within)
+    within = max(checked.until - time.monotonic(), 0.001)  # the checks took their share of the window
+    handed = await checked.sip.ask(asked.session_id, body, checked.edge, within=within)
     return {"how": handed.how, "to": handed.to, "sip_status": handed.sip_status}

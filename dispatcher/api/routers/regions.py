@@ -48,7 +48,7 @@ from dispatcher.phone.spilled_transfers import (
     SPILLED_TRANSFERS,
     SPILLED_TRANSFERS_VERSION,
 )
-from dispatcher.regions.answer_status import STATUS_SIGNATURE, status_signature
+from dispatcher.regions.answer_status import RETRY_AFTER, STATUS_SIGNATURE, status_signature
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
@@ -133,7 +133,8 @@ def signed_answer(request: Request, state: AppState, data: object, status_code: 
     secret, request_signature = state.peers.regions.secret, request.headers.get(SIGNATURE, "")
     signed = {ANSWER_SIGNATURE: answer_signature(secret, request_signature, body)}
     if signs_status:
-        signed[STATUS_SIGNATURE] = status_signature(secret, request_signature, status_code, body)
+        retry_after = next((v for k, v in (headers or {}).items() if k.lower() == RETRY_AFTER), "")
+        signed[STATUS_SIGNATURE] = status_signature(secret, request_signature, status_code, body, retry_after)
     return Response(body, status_code=status_code, media_type="application/json", headers={**(headers or {}), **signed})
 
 
@@ -218,11 +219,18 @@ async def spilled_transfer(request: Request) -> Response:
     state = app_state(request)
     if len(await request.body()) > ASK_BYTES:
         raise ApiError(413, "payload_too_large", f"a spilled call's transfer is at most {ASK_BYTES} bytes")
-    sender = await signed_by_region(request, state)
+    arrived = time.monotonic()  # the asker's `seconds_left` runs from here: the checks' store reads count too
+    # Strict: with the store down a captured ask replayed at another replica within the skew would be taken again.
+    try:
+        sender = await signed_by_region(request, state, strict=True)
+    except ApiError as unsure:  # signed, but not known to be the first: refused before the edge is asked
+        if unsure.status != 503:
+            raise
+        return transfer_refused(request, state, unsure, edge_asked=False)
     # Signed with its status either way: the asker ends its session on this answer, or keeps its call with its bot.
     try:
         asked = read_ask(await request.body())
-        checked = await checked_ask(state, sender, asked)
+        checked = await checked_ask(state, sender, asked, arrived)
     except ApiError as refused:
         return transfer_refused(request, state, refused, edge_asked=False)
     try:

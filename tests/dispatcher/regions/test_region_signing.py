@@ -141,6 +141,11 @@ def test_an_answer_signed_with_its_status_counts_only_with_that_status() -> None
     assert not status_is_signed((SECRET,), request, 200, {STATUS_SIGNATURE: answer_signature(
         SECRET, request[SIGNATURE], body)}, body)
     assert not status_is_signed((SECRET,), request, 200, {ANSWER_SIGNATURE: signed[STATUS_SIGNATURE]}, body)
+    # its Retry-After, which the asker passes on to its client, is signed too
+    later = {STATUS_SIGNATURE: status_signature(SECRET, request[SIGNATURE], 503, body, "5"), "retry-after": "5"}
+    assert status_is_signed((SECRET,), request, 503, later, body)
+    assert not status_is_signed((SECRET,), request, 503, {**later, "retry-after": "3600"}, body)
+    assert not status_is_signed((SECRET,), request, 503, {STATUS_SIGNATURE: later[STATUS_SIGNATURE]}, body)
 
 
 async def test_a_request_without_its_nonce_is_refused_and_thirty_seconds_of_skew_are_allowed(clock: Clock) -> None:
