@@ -65,21 +65,31 @@ def volumes(cells: Sequence[StackCell]) -> tuple[tuple[dict[str, Any], ...], tup
 
 def _normal(cell: str, path: str) -> str:
     """`path` as the kubelet and the dispatcher find it: no repeated '/' (POSIX keeps a leading '//', which
-    would slip past every comparison), no '.' and no trailing '/'. A '..' is refused: it names another
-    directory than it reads as."""
+    would slip past every comparison) and no '.'. A '..' is refused: it names another directory than it reads as; and so
+    is a file name starting with '..', which the API refuses in a Secret volume's item."""
     if ".." in path.split("/"):
         _refuse(f"cell {cell}'s path {path} holds '..': name the file's directory itself, like "
                 f"/var/run/cells/{cell}/token")
+    if posixpath.basename(path).startswith(".."):
+        _refuse(f"cell {cell}'s file {path} starts with '..', which a Secret volume's item path may not: name it "
+                "otherwise, like token or ca.crt")
     return posixpath.normpath(re.sub("/+", "/", path))
+
+
+def _same_place(path: str) -> str:
+    """`path` compared as the container finds it: /var/run is a link to /run in the image (Debian's), so a mount
+    under one is a mount under the other."""
+    return "/run" + path[len("/var/run"):] if _within(path, "/var/run") else path
 
 
 def _claim(taken: dict[str, str], directory: str, what: str) -> None:
     """Takes `directory` for `what`, unless it is, holds or lies in another mount, or hides a HIDDEN one."""
-    if any(_within(hidden, directory) for hidden in HIDDEN):
+    if any(_within(hidden, _same_place(directory)) for hidden in HIDDEN):
         _refuse(f"puts {what} in {directory}, which would hide the image's or the system's files there (the "
                 f"mount replaces the whole directory): use a directory of its own, like /var/run/cells/<cell>/")
     for other, whose in taken.items():
-        if _within(directory, other) or _within(other, directory):
+        here, there = _same_place(directory), _same_place(other)
+        if _within(here, there) or _within(there, here):
             _refuse(f"puts {what} in {directory}, which clashes with the mount of {whose} at {other} (one mount "
                     "cannot hold or lie in another): give each cell a directory of its own, like "
                     "/var/run/cells/<cell>/")

@@ -74,7 +74,7 @@ def _cell(item: Any, index: int, namespace: str) -> K8sCell:
 
 def _path(item: Any, key: str, where: str, what: str) -> str:
     path = text_field(item, key, where)
-    if path is None or not path.startswith("/"):
-        raise SettingsError(f"{where}: {key} must be an absolute path: {what}, mounted from a Secret "
+    if path is None or not path.startswith("/") or path.endswith("/"):
+        raise SettingsError(f"{where}: {key} must be an absolute path of a file: {what}, mounted from a Secret "
                             f"(got {str(path)[:60]!r})")
     return path

@@ -90,6 +90,11 @@ def test_each_cells_token_and_ca_are_mounted_read_only_from_its_secret(k8s_stack
     ({"ca_file": "/var/run/cells/./a/ca.crt"}, "in /var/run/cells/a, which clashes with the mount of cell a"),
     ({"token_file": "/var/run/cells/a//token"}, "in /var/run/cells/a, which clashes with the mount of cell a"),
     ({"token_file": "/var/run/cells/b/../a/token"}, "holds '..'"),
+    ({"token_file": "/var/run/cells/b/..token"}, "starts with '..', which a Secret volume's item path may not"),
+    ({"token_file": "/var/run/cells/b/token/"}, "must be an absolute path of a file"),  # the dispatcher opens it so
+    # /var/run is a link to /run in the image: a mount over the ServiceAccount's parent under either name hides it
+    ({"token_file": "/run/secrets/kubernetes.io/token", "ca_file": "/run/secrets/kubernetes.io/ca.crt"},
+     "clashes with the mount of the pod's own ServiceAccount"),
     ({"api_url": "http://127.0.0.1:8443"}, "is plain http"),
     ({"token": "abc"}, "'token' is a credential"),
     ({"colour": "red"}, "and in a stack secret"),
