@@ -308,9 +308,7 @@ async def relay_call(
             tracing.failed(span, "carrier_hung_up")
             await end_session("carrier_hung_up_before_bot")
             return stats
-        reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reading
+        await _stopped(reading)
         try:
             bot = attaching.result()
         except Exception as exc:
@@ -455,28 +453,37 @@ async def pump_both(
 
 async def _send_held(carrier: MediaSocket, bot: MediaSocket, held: Sequence[Message],
                      stats: CallStats) -> list[Message]:
-    """Sends `held` to the bot while the carrier is still read: the frames read meanwhile, to forward next.
-    A carrier that hangs up stops the sending (its held words reach no one now) and ends the list."""
+    """Sends `held` to the bot while the carrier is still read: the frames read meanwhile, to forward next
+    (at most MAX_BUFFERED: then the carrier waits, as it does for a slow bot). A carrier that hangs up stops
+    the sending (its held words reach no one now) and ends the list."""
     read: list[Message] = []
 
+    def hung_up() -> bool:
+        return bool(read) and read[-1]["type"] == "websocket.disconnect"
+
     async def read_carrier() -> None:
-        while (message := await carrier.receive())["type"] != "websocket.disconnect":
-            read.append(message)
-        read.append(message)
+        while len(read) < MAX_BUFFERED and not hung_up():
+            read.append(await carrier.receive())
 
     reading = asyncio.create_task(read_carrier())
     try:
         for message in held:
-            if reading.done():
+            if hung_up():
                 break
             await bot.send(_outgoing(message))
             stats.carrier_frames += 1
     finally:
-        if not reading.done():
-            reading.cancel()  # a socket's receive gives up nothing when cancelled (relay_call's early read too)
-        with contextlib.suppress(asyncio.CancelledError):
-            await reading
+        await _stopped(reading)
     return read
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancels `task` and waits for it, raising what it failed with. A cancel of the caller while it waits goes
+    through: awaiting the task under suppress(CancelledError) would swallow it, and the call would run on."""
+    task.cancel()  # a socket's receive gives up nothing when cancelled
+    await asyncio.wait({task})
+    if not task.cancelled() and (failed := task.exception()) is not None:
+        raise failed
 
 
 # Pipecat's protobuf frames (its WebSocket clients' serializer) start with their oneof field's tag:

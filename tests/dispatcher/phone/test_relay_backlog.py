@@ -6,11 +6,13 @@ late, and the call's recording, which lays it where the bot spoke, would disagre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+import pytest
 from starlette.types import Message
 
-from dispatcher.phone.relay import CallStats, pump_both, relay_call
+from dispatcher.phone.relay import MAX_BUFFERED, CallStats, pump_both, relay_call
 from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
 
 HELD = 200  # the caller's frames while the bot started: 4 s of 20 ms frames
@@ -103,3 +105,41 @@ async def test_the_callers_frames_read_while_the_held_ones_go_follow_them_in_ord
     assert await pumping == "carrier"
     assert [m["text"] for m in bot.sent] == [m["text"] for m in held + live]
     assert stats.carrier_frames == HELD + len(live)
+
+
+class HangingUpBot(Side):
+    """A bot through the store hop (its sends never fail) that hangs up as the last held frame reaches it, a few
+    turns of the loop before the relay is done with the backlog."""
+
+    def __init__(self, turns: int) -> None:
+        super().__init__()
+        self.turns = turns
+
+    async def send(self, message: Message) -> None:
+        await super().send(message)
+        if len(self.sent) == 1:
+            self.frames.put_nowait(DISCONNECT)
+            for _ in range(self.turns):
+                await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_the_call_ends_when_the_bot_hangs_up_as_the_held_frames_finish(turns: int) -> None:
+    """However the bot's end and the backlog's end fall, the relay's cancel of the caller's side goes through:
+    the call ends as the bot's, not when the caller next sends or hangs up."""
+    ended = await asyncio.wait_for(pump_both(Side(), HangingUpBot(turns), CallStats(), held=[media(0)]), timeout=5)
+    assert ended == "bot"
+
+
+async def test_frames_read_while_the_held_ones_go_are_bounded() -> None:
+    """A caller sending fast while its backlog goes out is read no further than the buffer's bound meanwhile."""
+    carrier = Side(*(media(HELD + i) for i in range(3 * MAX_BUFFERED)))
+    bot = SlowBot()
+    pumping = asyncio.create_task(pump_both(carrier, bot, CallStats(), held=[media(i) for i in range(HELD)]))
+    while len(bot.sent) < HELD // 2:
+        await asyncio.sleep(0.01)
+    assert carrier.frames.qsize() >= 3 * MAX_BUFFERED - MAX_BUFFERED  # the rest still waits in the socket
+    carrier.frames.put_nowait(DISCONNECT)
+    pumping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pumping
