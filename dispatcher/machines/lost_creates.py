@@ -9,7 +9,8 @@ backoff, since it may appear late. Seen and active: the create worked, the launc
 and ended: the start is refused and the machine removed. Not seen: the start is refused, and the
 look goes on in the background for a while longer (`WATCH_PAUSES`), removing the machine if it
 appears. A new launch of the session on this replica stops that watch first: it looks for the
-machine itself and adopts what it finds. A new start of the session at another replica (a client's
+machine itself and adopts what it finds, and if it fails in any way (even making nothing), looks
+and watches on for the earlier create's. A new start of the session at another replica (a client's
 retry behind a load balancer) may adopt that machine or make its own, and a keyed retry may be
 answered with it (a replay): the watch asks `retried_since` (the session's timeline, which every
 replica shares) and leaves the machine to that start.
@@ -18,7 +19,6 @@ replica shares) and leaves the machine to that start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -73,11 +73,13 @@ class LostCreates:
 
     async def create(self, session_id: str, create: Callable[[], Awaitable[LaunchResult]]) -> LaunchResult:
         """`create()`, reconciled when its answer was lost (see the module's docstring)."""
-        await self._unwatch(session_id)
+        watched = await self._unwatch(session_id)
         try:
             return await create()
         except MachinesError as exc:
-            if not maybe_made(exc):
+            # An earlier lost create's watch, stopped for this launch, is taken over whatever this one's failure:
+            # a create that made nothing (never sent, refused) says nothing of the earlier one's machine.
+            if not maybe_made(exc) and not watched:
                 raise
             lost = exc
         for pause in self.look_pauses:
@@ -141,11 +143,13 @@ class LostCreates:
                         session_id, exc)
             return True
 
-    async def _unwatch(self, session_id: str) -> None:
-        if (task := self._watches.pop(session_id, None)) is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _unwatch(self, session_id: str) -> bool:
+        """Stops the session's watch; whether it had one."""
+        if (task := self._watches.pop(session_id, None)) is None:
+            return False
+        task.cancel()
+        await asyncio.wait({task})
+        return True
 
     async def aclose(self) -> None:
         for session_id in list(self._watches):

@@ -277,3 +277,39 @@ async def test_a_409_after_a_lost_create_whose_machine_could_not_be_looked_up_is
     finally:
         hold.release()
         await machines.aclose()
+
+
+async def test_a_relaunch_that_made_nothing_still_watches_for_the_earlier_lost_creates_machine() -> None:
+    """The first create's answer was lost; the client's retry finds the API server unreachable a moment (a create
+    never sent: it made nothing). The retry stopped the first one's watch, so it takes it over: the pod the first
+    create makes late is removed, not left running for a start that was refused twice."""
+    from dispatcher.machines.base import LaunchResult, MachineState
+
+    made: dict[str, Machine] = {}
+    stopped: list[str] = []
+
+    async def status(session_id: str) -> Machine | None:
+        return made.get(session_id)
+
+    async def stop(session_id: str) -> bool:
+        stopped.append(session_id)
+        made.pop(session_id, None)
+        return True
+
+    lost = LostCreates(status, stop)
+    lost.look_pauses, lost.watch_pauses = (0.01,), (0.05,) * 20
+
+    async def answer_lost() -> LaunchResult:
+        raise MachinesError("k8s_unavailable", "POST: no answer within the timeout", retry_after=1.0)
+
+    async def never_connected() -> LaunchResult:
+        raise MachinesError("k8s_unavailable", "POST: connection refused", retry_after=1.0, nothing_sent=True)
+
+    with pytest.raises(MachinesError):
+        await lost.create("s1", answer_lost)
+    with pytest.raises(MachinesError):
+        await lost.create("s1", never_connected)
+    made["s1"] = Machine(session_id="s1", machine_id="pod-s1", state=MachineState.STARTING, created_at=0.0,
+                         body_digest="d")  # the first create's pod lands
+    assert await within(lambda: stopped == ["s1"], timeout=10), stopped
+    await lost.aclose()
