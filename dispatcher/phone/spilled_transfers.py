@@ -148,8 +148,10 @@ def outdated(region: str) -> ApiError:
 def older_refusal(secrets_: Sequence[bytes], request_headers: Mapping[str, str], answer: HttpResponse) -> bool:
     """Whether `answer` is a replica of the release before refusing the ask unread: its body signed, with no
     status signature, and the refusal it made of the field it does not know (`seconds_left`: 422
-    `invalid_request`), which names no `edge_asked` as this release's refusals all do. Its status counts for
-    nothing here, and its body is signed: a success or this release's refusal cannot be passed off as it."""
+    `invalid_request`) with no `edge_asked`. This release says `edge_asked: false` in each refusal it makes before
+    asking its edge (an `invalid_request` among them), and after, answers with the edge's outcome or refusal,
+    never `invalid_request`. Its status counts for nothing here, and its body is signed: a success or this
+    release's refusal cannot be passed off as it."""
     if not answer_is_signed(secrets_, request_headers, answer.headers, answer.content):
         return False
     data = json_of(answer)

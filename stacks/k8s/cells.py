@@ -84,12 +84,12 @@ def _same_place(path: str) -> str:
 
 def _claim(taken: dict[str, str], directory: str, what: str) -> None:
     """Takes `directory` for `what`, unless it is, holds or lies in another mount, or hides a HIDDEN one."""
-    if any(_within(hidden, _same_place(directory)) for hidden in HIDDEN):
+    if any(_within(hidden, place) for hidden in HIDDEN for place in {directory, _same_place(directory)}):
         _refuse(f"puts {what} in {directory}, which would hide the image's or the system's files there (the "
                 f"mount replaces the whole directory): use a directory of its own, like /var/run/cells/<cell>/")
     for other, whose in taken.items():
-        here, there = _same_place(directory), _same_place(other)
-        if _within(here, there) or _within(there, here):
+        if any(_within(here, there) or _within(there, here)  # as written, and as the container finds them
+               for here, there in ((directory, other), (_same_place(directory), _same_place(other)))):
             _refuse(f"puts {what} in {directory}, which clashes with the mount of {whose} at {other} (one mount "
                     "cannot hold or lie in another): give each cell a directory of its own, like "
                     "/var/run/cells/<cell>/")

@@ -95,6 +95,7 @@ def test_each_cells_token_and_ca_are_mounted_read_only_from_its_secret(k8s_stack
     # /var/run is a link to /run in the image: a mount over the ServiceAccount's parent under either name hides it
     ({"token_file": "/run/secrets/kubernetes.io/token", "ca_file": "/run/secrets/kubernetes.io/ca.crt"},
      "clashes with the mount of the pod's own ServiceAccount"),
+    ({"token_file": "/var/token", "ca_file": "/var/ca.crt"}, "clashes with the mount of the pod's own ServiceAccount"),
     ({"api_url": "http://127.0.0.1:8443"}, "is plain http"),
     ({"token": "abc"}, "'token' is a credential"),
     ({"colour": "red"}, "and in a stack secret"),
