@@ -300,7 +300,7 @@ def _cells_reserve(env: Mapping[str, str]) -> None:
         reserve = ReserveSettings.from_env(env, "k8s")
     except SettingsError:
         return  # a bad value: the reserve's own check names it
-    sized = SIZES.get(env.get("VOICEFLEET_SIZE", "").strip().lower(), {})
+    sized = SIZES.get(setting_text(env, "VOICEFLEET_SIZE").lower(), {})
     wants = {"RESERVE_MIN_IDLE": reserve.min_idle > 0, "RESERVE_MAX_IDLE": reserve.max_idle > 0,
              "RESERVE_SCHEDULE": any(window.min_idle > 0 for window in reserve.schedule)}
     asked = [f"{name}={env[name].strip()}" for name, warm in wants.items()
