@@ -55,9 +55,12 @@ def _fresh(fake: FakeApi) -> FakeApi:
 @pytest.fixture(scope="session")
 def served_fly() -> Iterator[FakeApi]:
     fly = FakeFly()
-    # One fake for the whole run, its tests back to back, each looking machines up often: Fly's
-    # 1/s list limit is not what these tests are about (tests/dispatcher/machines/test_fly_lists.py).
+    # One fake for the whole run, its tests back to back, each looking machines up often and
+    # retrying held creates: Fly's app-wide 1/s list and create limits are not what these tests are
+    # about (tests/dispatcher/machines/test_fly_lists.py, test_fly_fake_limits.py). Spent by earlier
+    # tests, they would answer a held create's retry 429 at once instead of holding it.
     fly.list_per_second, fly.list_burst = 1000, 1000
+    fly.create_per_second, fly.create_burst = 1000, 1000
     yield from _served(fly)
 
 
