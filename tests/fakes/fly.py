@@ -29,9 +29,10 @@ answers 404 for it, as Fly's does), and its OIDC token names that app. Creates a
 app-wide limit (https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1
 request/s per action, burst 3, scoped to the app for create and list): a token bucket per action
 per app (`create_per_second`/`create_burst`, `list_per_second`/`list_burst`), past which the call
-answers 429 and is not queued; `refused_creates` and `refused_lists` count them, `create_times`
-and `list_times` hold each accepted one's time. A test that measures something else may lift a
-limit (a higher `…_per_second`), and says why where it does.
+answers 429 and is not queued. A call is counted as it arrives, before a test's hold or delay: a
+create Fly admitted and that then hangs lands, whatever came meanwhile. `refused_creates` and
+`refused_lists` count the refused, `create_times` and `list_times` hold each accepted one's time.
+A test that measures something else may lift a limit (a higher `…_per_second`), and says why.
 
 Machine OIDC tokens (https://fly.io/docs/reference/openid-connect/): `machine_socket(id, dir)`
 opens that machine's `/.fly/api` (tests/fakes/machine_socket.py), whose `POST /v1/tokens/oidc`
@@ -246,14 +247,25 @@ class FakeFly(FakeApi):
         self.list_times.append(time.monotonic())
         return True
 
+    def admit(self, request: Request) -> Response | None:
+        """Fly's app-wide create and list limits, counted as the call arrives: a create Fly admitted
+        and that then hangs (a test's hold) is served when it lands, however many came meanwhile.
+        A call the endpoint refuses anyway (no token, no such app) is left to it."""
+        app = request.path_params.get("app")
+        if app not in self.apps or "id" in request.path_params or self._denied(request):
+            return None
+        if request.method == "POST" and not self._create_allowed(app):
+            return _error(429, "rate limit exceeded for create on this app")
+        if request.method == "GET" and not self._list_allowed(app):
+            return _error(429, "rate limit exceeded for list on this app")
+        return None
+
     async def create(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
         app = request.path_params["app"]
         if app not in self.apps:
             return _error(404, f"app {app} not found")
-        if not self._create_allowed(app):
-            return _error(429, "rate limit exceeded for create on this app")
         body = await request.json()
         config = body.get("config") or {}
         if not config.get("image"):
@@ -286,8 +298,6 @@ class FakeFly(FakeApi):
         app = request.path_params["app"]
         if app not in self.apps:
             return _error(404, f"app {app} not found")
-        if not self._list_allowed(app):
-            return _error(429, "rate limit exceeded for list on this app")
         include_deleted = request.query_params.get("include_deleted") == "true"
         wanted = {k[len("metadata.") :]: v for k, v in request.query_params.items() if k.startswith("metadata.")}
         out = []

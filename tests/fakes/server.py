@@ -151,6 +151,12 @@ class FakeApi:
     def close(self) -> None:
         """Whatever the fake opened besides its HTTP server (a machine's socket), closed with it."""
 
+    def admit(self, request: Request) -> Response | None:
+        """The answer a call gets as it arrives, before any hold or delay holds it (an API's rate
+        limit, counted at its door), or None to admit it. A call admitted and then held was counted
+        when it came, so it is served when it lands, never refused then."""
+        return None
+
     def fail(self, status: int, **kwargs: Any) -> Failure:
         failure = Failure(status=status, **kwargs)
         self.knobs.failures.append(failure)
@@ -197,6 +203,9 @@ class FakeApi:
             call = Call(request.method, request.url.path, dict(request.query_params), dict(request.headers), body)
             with self._lock:
                 self.calls.append(call)
+            if (refused := self.admit(request)) is not None:
+                return refused  # nothing held, delayed or served
+            with self._lock:
                 self._in_flight += 1
                 held = self.knobs.take_delay(request.method, request.url.path)
                 hold = self.knobs.take_hold(request.method, request.url.path)
