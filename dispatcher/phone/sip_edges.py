@@ -93,16 +93,10 @@ def _public(host: str) -> bool:
         return False
 
 
-def nothing_sent(exc: BaseException) -> bool:
-    """Whether a failed request provably never reached the edge: no connection was made, so nothing was
-    sent (outbound/http_failure.py `never_connected`)."""
-    return never_connected(exc)
-
-
 def timed_out(exc: BaseException) -> bool:
     """Whether a request that may have reached the edge went unanswered in time."""
     cause = exc.__cause__ if isinstance(exc, HttpError) else exc
-    return isinstance(cause, TimeoutError) and not nothing_sent(exc)
+    return isinstance(cause, TimeoutError) and not never_connected(exc)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.http_failure import never_connected
 from dispatcher.outbound.retry import retry_after_of
 from dispatcher.phone.relayed_starts import RelayedStarts
-from dispatcher.phone.sip_edges import json_of, nothing_sent
+from dispatcher.phone.sip_edges import json_of
 from dispatcher.phone.sip_transfers import BACKOFF, SipHanded, edge_ask, handed_of, outcome_unknown, record_warm
 from dispatcher.phone.spilled_refusals import EDGE_ASKED, INVALID_ASK, passed_on, refused_unasked
 from dispatcher.phone.spilled_window import backoff_of, may_ask
@@ -107,7 +108,7 @@ class SpilledTransfers:
                 answer = await self._client.request("POST", peer.url + SPILLED_TRANSFER_PATH, content=asked,
                                                     headers=headers, timeout=seconds_left)
             except HttpError as exc:
-                reached = reached or not nothing_sent(exc)
+                reached = reached or not never_connected(exc)
                 why = str(exc)
             else:
                 if status_is_signed(self._peers.regions.secrets, headers, answer.status_code, answer.headers,

@@ -37,11 +37,12 @@ from prometheus_client import CollectorRegistry
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpError, HttpResponse
+from dispatcher.outbound.http_failure import never_connected
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.invite_spacing import InviteSpacing
-from dispatcher.phone.sip_edges import HOLD_MARGIN, SipEdges, edge_urls, json_of, nothing_sent
+from dispatcher.phone.sip_edges import HOLD_MARGIN, SipEdges, edge_urls, json_of
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits, FirstClaims
 from dispatcher.usage.trunk_line import TrunkLine, line_of
@@ -275,10 +276,10 @@ class TrunkCalls:
             answer = await client.request(method, path, json=json, timeout=REQUEST_SECONDS)
         except HttpError as exc:
             self.edges.failed(url, exc)
-            if (nothing_sent(exc) or passes_on) and not last:
+            if (never_connected(exc) or passes_on) and not last:
                 raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge could not be reached "
                                               f"({exc}); try again", retry_after=5.0)) from None
-            reached = not nothing_sent(exc)
+            reached = not never_connected(exc)
         else:
             self.edges.answered(url)
             if answer.status_code not in RETRYABLE_STATUSES or _code(answer) in PLACED_NOTHING:
@@ -291,7 +292,7 @@ class TrunkCalls:
             return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json), False
         except Transient as exc:
             retry = exc.retry_after if exc.retry_after is not None else 5.0
-            if reached or not (exc.status is None and nothing_sent(exc.__cause__ or exc)):
+            if reached or not (exc.status is None and never_connected(exc.__cause__ or exc)):
                 # A try may have reached it: it may hold the call.
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not answer the call's request ({exc}); "
                                f"{MAY_HOLD}", retry_after=retry) from None
