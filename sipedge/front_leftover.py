@@ -247,8 +247,13 @@ def end_group(group: int, members: Callable[[], list[int]]) -> None:
     processes while the group is still that front, else none) is asked again before each signal: its id may have
     passed to another group. Raises OSError naming the processes a SIGKILL left and what to do."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
-        if not members():
+        if not (left := members()):
             return
+        if signum == signal.SIGKILL:
+            # Kamailio's main process exits once every child has (it waits up to its own 60 s): on a loaded host
+            # that can outlast the bound. SIGKILL to the whole group leaves no process holding the port.
+            log.warning("sipedge: Kamailio's group %d still runs %g s after SIGTERM (pid %s); sending SIGKILL",
+                        group, END_SECONDS, ",".join(map(str, left)))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signum)
         deadline = time.monotonic() + END_SECONDS
