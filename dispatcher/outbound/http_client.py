@@ -38,15 +38,39 @@ DEFAULT_CONNECTIONS = 100
 class HttpError(Exception):
     """No HTTP answer: connection refused or reset, or the timeout passed. Its message is the cause
     (`connection refused (ClientConnectorError)`), `target` the URL it was sent to, shown safely
-    (dispatcher/outbound/http_failure.py)."""
+    (dispatcher/outbound/http_failure.py); `sent`: a request of the call went out, whatever its last
+    error (http_failure.never_connected)."""
 
-    def __init__(self, message: str, target: str = "") -> None:
+    def __init__(self, message: str, target: str = "", *, sent: bool = False) -> None:
         super().__init__(message)
         self.target = target
+        self.sent = sent
 
 
-def _failed(exc: BaseException, target: str) -> HttpError:
-    return HttpError(http_failure.cause(exc), http_failure.shown_target(target))
+class _Sending:
+    """One call's note of whether any of its requests went out: aiohttp sends a PUT or DELETE again on a
+    new connection after a reused one dropped it, and follows redirects, so a call that ends failing to
+    connect may have delivered an earlier request."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+def _sending_trace() -> aiohttp.TraceConfig:
+    import aiohttp
+
+    async def sent(_session: object, context: Any, _params: object) -> None:
+        context.trace_request_ctx.sent = True
+
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(sent)
+    return config
+
+
+def _failed(exc: BaseException, target: str, sending: _Sending) -> HttpError:
+    return HttpError(http_failure.cause(exc), http_failure.shown_target(target), sent=sending.sent)
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,7 @@ class HttpClient:
                 trust_env=False,
                 raise_for_status=False,
                 auto_decompress=self._max_answer_bytes is None,
+                trace_configs=[_sending_trace()],
             )
         return self._session
 
@@ -138,6 +163,7 @@ class HttpClient:
         # A call's own `timeout` replaces the whole one; the client's connect bound stays.
         per_call = (aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
                     if timeout is not None else None)
+        sending = _Sending()
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
                 session = self._client()
@@ -150,6 +176,7 @@ class HttpClient:
                     timeout=per_call or session.timeout,
                     proxy=self._proxy,
                     allow_redirects=self._follow_redirects,
+                    trace_request_ctx=sending,
                 ) as response:
                     if self._max_answer_bytes is None:
                         content = await response.read()
@@ -159,7 +186,7 @@ class HttpClient:
                     return HttpResponse(response.status, response.headers, content)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 tracing.failed(span, type(exc).__name__)
-                raise _failed(exc, target) from exc
+                raise _failed(exc, target, sending) from exc
 
     @asynccontextmanager
     async def lines(
@@ -178,18 +205,19 @@ class HttpClient:
         import aiohttp
 
         target = self._base_url + url if url.startswith("/") else url
+        sending = _Sending()
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
                 async with self._client().request(
                     method, target, params=params, headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout),
-                    proxy=self._proxy, allow_redirects=self._follow_redirects,
+                    proxy=self._proxy, allow_redirects=self._follow_redirects, trace_request_ctx=sending,
                 ) as response:
                     tracing.answered(span, response.status)
                     yield StreamedAnswer(response, max_line_bytes)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 tracing.failed(span, type(exc).__name__)
-                raise _failed(exc, target) from exc
+                raise _failed(exc, target, sending) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -34,10 +34,14 @@ def cause(exc: BaseException) -> str:
 
 def never_connected(exc: BaseException) -> bool:
     """Whether a call provably sent nothing: no connection was made (refused, a name that does not resolve,
-    a TLS handshake refused or failed, none made within the connect timeout). A timeout past the connection,
-    or a reset, may have delivered it. `exc`: aiohttp's exception, or what it was raised as (its cause)."""
+    a TLS handshake refused or failed, none made within the connect timeout) and no earlier request of the
+    call went out (the client's `sent`: a PUT sent again after a dropped connection, a redirect followed).
+    A timeout past the connection, or a reset, may have delivered it. `exc`: the client's HttpError, or
+    aiohttp's exception it was raised from."""
     import aiohttp  # loaded already: the failed call used it
 
+    if getattr(exc, "sent", False):
+        return False
     return any(isinstance(e, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
                for e in (exc, exc.__cause__))
 
