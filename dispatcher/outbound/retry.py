@@ -96,9 +96,12 @@ async def with_retries(
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    before_retry: Callable[[], Awaitable[bool]] | None = None,
 ) -> T:
     """Run `call` until it returns; retry `Transient` failures within attempts and deadline. The
-    failure given up with carries the first earlier one that may have been served (`served_before`)."""
+    failure given up with carries the first earlier one that may have been served (`served_before`).
+    `before_retry`, awaited before each retry: False gives up with the last failure (a create whose
+    retry finds no token left under the provider's limit)."""
     started = clock()
     attempt = 0
     served: Transient | None = None  # the first try that may have been served
@@ -117,6 +120,8 @@ async def with_retries(
             if clock() - started + delay > backoff.deadline:
                 raise  # sleeping would blow the deadline: give up now, say when to come back
             await sleep(delay)
+            if before_retry is not None and not await before_retry():
+                raise
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -150,9 +155,10 @@ async def send(
     backoff: Backoff,
     timeout: float | None = None,
     final: Callable[[HttpResponse], bool] | None = None,
+    before_retry: Callable[[], Awaitable[bool]] | None = None,
     **kwargs: Any,
 ) -> HttpResponse:
-    """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES`.
+    """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES` (`before_retry`: `with_retries`'s).
 
     Anything else (2xx, 4xx, 408), and a retryable answer `final` picks (one whose body says a retry would meet
     the same), is returned for the caller to interpret. Messages name the
@@ -174,7 +180,7 @@ async def send(
             )
         return response
 
-    return await with_retries(once, backoff)
+    return await with_retries(once, backoff, before_retry=before_retry)
 
 
 async def provider_request(
@@ -186,15 +192,16 @@ async def provider_request(
     backoff: Backoff,
     bucket: TokenBucket | None = None,
     error: type[ProviderError],
+    before_retry: Callable[[], Awaitable[bool]] | None = None,
     **kwargs: Any,
 ) -> HttpResponse:
-    """`send` behind a client-side bucket; giving up becomes a `ProviderError` (`error`) with a stable
-    reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`; `nothing_sent` when
-    no try may have been served and the last never connected."""
+    """`send` behind a client-side bucket (`before_retry`: `with_retries`'s); giving up becomes a
+    `ProviderError` (`error`) with a stable reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`)
+    and a `retry_after`; `nothing_sent` when no try may have been served and the last never connected."""
     try:
         if bucket is not None:
             await bucket.acquire()
-        return await send(client, method, url, backoff=backoff, **kwargs)
+        return await send(client, method, url, backoff=backoff, before_retry=before_retry, **kwargs)
     except RateLimited as exc:
         raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
     except Transient as exc:

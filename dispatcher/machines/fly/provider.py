@@ -24,7 +24,7 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -329,7 +329,8 @@ class FlyMachines:
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         app = await self.cells.cold_turn(spec.session_id)
-        response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
+        response = await self._request("POST", "/machines", app=app, json=self._create_body(spec),
+                                       before_retry=self.create_retry_turn(app))
         if response.status_code in (200, 201):
             self.cells.launched(app)
             machine = self._seen(response.json(), app)
@@ -341,6 +342,18 @@ class FlyMachines:
                                                   self._find(spec.session_id))
             return LaunchResult(existing, created=False)
         raise self._create_failed(response, "create a machine", spec.image, spec.release)
+
+    def create_retry_turn(self, app: str) -> Callable[[], Awaitable[bool]]:
+        """A create's retry is another create at Fly's limit, counted as it arrives whatever became of
+        the first: it takes its token in `app` from the deployment's count as the first did. None due
+        within FLY_CREATE_MAX_WAIT: the create gives up with its last failure."""
+        async def turn() -> bool:
+            try:
+                await self.creates.cold_turn(app)
+            except MachinesError:
+                return False
+            return True
+        return turn
 
     def _remember_launch(self, machine: Machine) -> None:
         self._launched[machine.session_id] = machine

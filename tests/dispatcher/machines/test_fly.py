@@ -365,3 +365,34 @@ def test_a_guest_below_flys_least_memory_is_refused_naming_the_least(kind: str, 
     with pytest.raises(SettingsError, match=f"FLY_GUEST_MEMORY_MB={least} or more"):
         FlySettings.from_env(env)
     assert FlySettings.from_env({**env, "FLY_GUEST_MEMORY_MB": least}).memory_mb == int(least)
+
+
+async def test_a_creates_retry_takes_its_own_token_so_the_deployment_stays_within_flys_limit(
+        fake_fly: FakeFly) -> None:
+    """A create Fly answered 503 may have been counted, and its retry is one more create at Fly's door: it takes
+    the deployment's next token too, so the launches after it are refused here rather than by Fly."""
+    fake_fly.create_per_second = 0.001  # Fly's burst of 3 alone, whatever the machine's load
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="0.001", FLY_CREATE_BURST="3", FLY_CREATE_MAX_WAIT="0")
+    fake_fly.fail(503, times=1, method="POST", path_suffix="/machines")
+    try:
+        await provider.launch(spec())  # two creates: the 503, then its retry
+        await provider.launch(spec())
+        with pytest.raises(Exception) as caught:
+            await provider.launch(spec())
+    finally:
+        await provider.aclose()
+    assert getattr(caught.value, "reason", None) == "fly_rate_limited"
+    assert len(fake_fly.calls_to("POST", "/machines")) == 3 and fake_fly.refused_creates == 0
+
+
+async def test_a_creates_retry_with_no_token_left_gives_up_with_its_own_failure(fake_fly: FakeFly) -> None:
+    fake_fly.create_per_second = 0.001
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="0.001", FLY_CREATE_BURST="1", FLY_CREATE_MAX_WAIT="0")
+    fake_fly.fail(503, times=1, method="POST", path_suffix="/machines")
+    try:
+        with pytest.raises(Exception) as caught:
+            await provider.launch(spec())
+    finally:
+        await provider.aclose()
+    assert getattr(caught.value, "reason", None) == "fly_unavailable"  # the 503 may have made it: looked for
+    assert len(fake_fly.calls_to("POST", "/machines")) == 1
