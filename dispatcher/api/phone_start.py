@@ -29,16 +29,18 @@ def phone_start(
     state: PhoneState, transport: str, body: Mapping[str, Any], base: str | None, who: Caller, region: str = "",
     handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
     recording: Wanted | None = None, session_key: str | None = None, line: TrunkLine | None = None,
+    edge_call: bool = False,
 ) -> tuple[dict[str, Any], CallGrant]:
     """The answer and its token's grant; with no `base`, its `wsUrl` is the stream's path alone (a SIP
     edge's call: the edge opens it at its own dispatcher_url). `handed_from`: (the region the start arrived at, why it
     could not start it warm there): the token is a handed call's, whose place the caller holds. `line`:
-    a SIP call's trunk and price, as the SIP edge said it (dispatcher/usage/trunk_line.py)."""
+    a SIP call's trunk and price, as the SIP edge said it (dispatcher/usage/trunk_line.py); `edge_call`: a call a
+    listed SIP edge started with its own credential, priced or not."""
     carrier = "generic" if transport == "websocket" else transport
     try:
         token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from, release=release,
                                          evaluation=evaluation, recording=recording, session_key=session_key,
-                                         line=line)
+                                         line=line, edge_call=edge_call)
     except ValueError:
         limit = MAX_TOKEN_BODY_BYTES
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None

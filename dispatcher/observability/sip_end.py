@@ -26,6 +26,7 @@ FIELDS = ("by", "how", "status", "reason")
 EDGE_END_WAIT_SECONDS = 5.0
 EDGE_END_LOOK_SECONDS = 0.25  # how often the timeline is read again meanwhile
 TELEPHONY = "telephony"  # a priced call's line on the timeline (dispatcher/usage/trunk_line.py writes it)
+SIP_INBOUND = "sip_inbound"  # an unpriced call a SIP edge started with its own credential (its token's `edge`)
 # Ends the edge tells uncounted only before any answer: a CANCEL, its refusal, PJSIP's own end of a call never
 # answered (after a 200 OK the edge tells `failed` with a count, 0: sipedge/call_flow.py `timed`).
 NEVER_ANSWERED = ("cancel", "refused", "failed")
@@ -47,17 +48,18 @@ def sip_end_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def awaits_edge_end(events: Sequence[dict[str, Any]]) -> bool:
     """Whether the edge's counted end is still to come: a call the edge made, by the timeline's events only
-    the edge's credential writes (an inbound call's `telephony` line, priced; a call it placed through a
-    trunk, its `call_outcome` answered), with no counted end yet, nor an end that says it was never answered
-    (a CANCEL, the edge's refusal, PJSIP's own end: nothing to count). Not the bot's word on whether it was
-    answered: a bot that never says `joined` must not spare its call the edge's count. A call through an edge
-    without a price (or a credential) is not known here as the edge's: its end is not waited for."""
+    the edge's credential writes (an inbound call's `telephony` line, priced, or its `sip_inbound` mark, unpriced;
+    a call it placed through a trunk, its `call_outcome` answered), with no counted end yet, nor an end that says
+    it was never answered (a CANCEL, the edge's refusal, PJSIP's own end: nothing to count). Not the bot's word on
+    whether it was answered: a bot that never says `joined` must not spare its call the edge's count. A call
+    through an edge without a credential is not known here as the edge's: its end is not waited for."""
     if counted_end(events) is not None or any(
             e.get("event") == SIP_ENDED and e.get("how") in NEVER_ANSWERED for e in events):
         return False
     placed = any(e.get("event") == "call_outcome" and e.get("outcome") == "answered" and isinstance(e.get("trunk"), str)
                  for e in events)
-    inbound = any(e.get("event") == TELEPHONY and e.get("direction") == "inbound" for e in events)
+    inbound = any(e.get("event") == TELEPHONY and e.get("direction") == "inbound" or e.get("event") == SIP_INBOUND
+                  for e in events)
     return placed or inbound
 
 

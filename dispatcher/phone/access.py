@@ -57,6 +57,7 @@ class Admitted:
     recording: Wanted | None = None  # from a token: the recording its start asked for
     call: str | None = None  # from a webhook's token: the carrier's id for the call, as it signed it
     line: TrunkLine | None = None  # from a SIP edge's token: the call's trunk and its price
+    edge_call: bool = False  # from a SIP edge's token: its end is the edge's to tell
 
 
 class Refused(Exception):
@@ -123,7 +124,7 @@ def admit_upgrade(
             raise Refused(f"token_{exc.reason}") from None
         return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
                         grant.handed_from, grant.release, grant.evaluation, grant.recording, grant.call,
-                        grant.line)
+                        grant.line, grant.edge_call)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

@@ -27,7 +27,7 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.artifacts.wanted import Wanted
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
-from dispatcher.observability.sip_end import TELEPHONY
+from dispatcher.observability.sip_end import SIP_INBOUND, TELEPHONY
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
 from dispatcher.phone.relay import (
     CARRIER_OVER_RATE,
@@ -143,14 +143,15 @@ class PhoneCalls:
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
         release: str | None = None, evaluation: bool = False, recording: Wanted | None = None,
-        line: TrunkLine | None = None,
+        line: TrunkLine | None = None, edge_call: bool = False,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
         `standing`: admitted by Exotel's standing credential (held to `StandingCap`).
         `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's.
         `release`, `evaluation`, `recording`: its start's pin, eval mark and recording wish, carried in its token;
-        `line`: a SIP call's trunk and price (its token's, as the SIP edge said it), kept on the session's timeline."""
+        `line`: a SIP call's trunk and price (its token's, as the SIP edge said it), kept on the session's timeline;
+        `edge_call`: a call a SIP edge started with its credential, priced or not, noted there as its edge's."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
@@ -182,6 +183,8 @@ class PhoneCalls:
         started = await asyncio.shield(call.starting)
         if line is not None and self._timeline is not None and getattr(started, "created", False):
             self._timeline.note(session_id, TELEPHONY, **line.as_json())  # what its minutes cost (telephony_cost.py)
+        elif edge_call and self._timeline is not None and getattr(started, "created", False):
+            self._timeline.note(session_id, SIP_INBOUND)  # its end is its edge's to tell (sip_end.py)
         call.release = started.machine.release or DEFAULT_RELEASE
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)

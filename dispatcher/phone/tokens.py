@@ -66,6 +66,9 @@ class CallGrant:
     call: str | None = None
     recording: Wanted | None = None  # the start's `recording`: it lowers the session's policy, as a web start's
     line: TrunkLine | None = None  # a SIP call's trunk and its price, as the SIP edge said it (trunk_line.py)
+    # A call a listed SIP edge started with its own credential (priced or not): its end is the edge's to tell
+    # (dispatcher/observability/sip_end.py `awaits_edge_end`).
+    edge_call: bool = False
 
 
 
@@ -91,7 +94,7 @@ class CallTokens:
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
         handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
         recording: Wanted | None = None, session_key: str | None = None, call: str | None = None,
-        line: TrunkLine | None = None,
+        line: TrunkLine | None = None, edge_call: bool = False,
     ) -> tuple[str, CallGrant]:
         """`session_key`: the session's idempotency key (`POST /calls`'s Idempotency-Key); else a fresh one."""
         grant = CallGrant(
@@ -107,6 +110,7 @@ class CallTokens:
             recording=recording,
             call=call,
             line=line,
+            edge_call=edge_call,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
@@ -127,6 +131,8 @@ class CallTokens:
             payload["call"] = call
         if line is not None:
             payload["tel"] = line.as_json()
+        if edge_call:
+            payload["edge"] = True
         if recording is not None:
             payload["rec"] = {name: value for name, value in (("audio", recording.audio),
                                                              ("transcript", recording.transcript)) if value}
@@ -168,6 +174,7 @@ class CallTokens:
             recording=_wanted(payload.get("rec")),
             call=payload["call"] if isinstance(payload.get("call"), str) else None,
             line=line_of(payload.get("tel")),
+            edge_call=payload.get("edge") is True,
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")

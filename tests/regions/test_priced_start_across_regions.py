@@ -49,3 +49,24 @@ def test_a_priced_start_relayed_to_another_region_keeps_its_price_and_a_callers_
             refused = httpx.post(f"{urls[region]}/start", json={**PRICED, "region": "us"}, headers=forged, timeout=10)
             assert refused.status_code == 403, refused.text
             assert refused.json()["error"]["code"] == "sip_edge_only"
+
+
+def test_an_unpriced_start_from_a_listed_edge_relayed_to_another_region_is_still_its_edges_call(
+        tmp_path: Path) -> None:
+    """Its token says so where it is minted (`edge`), so the session's end waits for the edge's word there."""
+    edge_url = "http://10.0.0.5:5080"
+    env = {"eu": {"SIP_EDGE_SECRET": SECRETS["eu"], "SIP_EDGE_URL": edge_url}, "us": {"SIP_EDGE_SECRET": SECRETS["us"]}}
+    unpriced = {key: value for key, value in PRICED.items() if key != "sip_trunk"}
+    with regions(tmp_path, ("eu", "us"), env) as (urls, _):
+        edge = {**AUTH, "X-Voicefleet-Edge-Secret": EdgeSecret(SECRETS["eu"]).edge_credential(edge_url)}
+        for headers, edge_call in ((edge, True), (AUTH, False)):
+            for _ in range(100):  # until eu's polling has found us
+                answer = httpx.post(f"{urls['eu']}/start", json={**unpriced, "region": "us"}, headers=headers,
+                                    timeout=10)
+                if answer.status_code != 503:
+                    break
+                time.sleep(0.1)
+            assert answer.status_code == 201, answer.text
+            payload = _token_payload(answer.json()["token"])
+            assert payload["rgn"] == "us" and "tel" not in payload
+            assert payload.get("edge", False) is edge_call

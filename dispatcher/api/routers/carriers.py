@@ -134,7 +134,8 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
         bot = await state.calls.attach(call, carrier, admitted.session_key, body, owner,
                                        standing=admitted.how == "exotel_basic", handed_from=admitted.handed_from,
                                        release=admitted.release, evaluation=admitted.evaluation,
-                                       recording=admitted.recording, line=admitted.line)
+                                       recording=admitted.recording, line=admitted.line,
+                                       edge_call=admitted.edge_call)
         if call.session_id is not None:
             opened = state.transfers.opened(call.session_id, carrier, admitted.call, handshake,
                                             exotel_opened=admitted.how == "exotel_basic")

@@ -16,7 +16,7 @@ from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.call_order import checked_idempotency_key
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.edge_holder import held_elsewhere
-from dispatcher.api.edge_line import edge_line, start_edge
+from dispatcher.api.edge_line import edge_line, start_edge, vouched_by_relay
 from dispatcher.api.eval_mark import eval_mark
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_session_id, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
@@ -207,12 +207,15 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     on its edge is taken for the call (`RelayedStarts`); a start refused after them lets those records go."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
-    placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
-                           edge_vouched=line is not None)
-    if isinstance(placed, Response):  # another region's session: the edge that sent its start recorded here
-        return await held_elsewhere(state, start_edge(request, state), who, placed)
-    session_key = fresh_session_key()
     edge = start_edge(request, state)
+    # The edge's own credential was checked (its price taken, or it is listed), or the region that relayed the
+    # start checked its own edge's: the call's end is that edge's to tell (dispatcher/observability/sip_end.py).
+    edge_call = line is not None or edge is not None or vouched_by_relay(request)
+    placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
+                           edge_vouched=edge_call)
+    if isinstance(placed, Response):  # another region's session: the edge that sent its start recorded here
+        return await held_elsewhere(state, edge, who, placed)
+    session_key = fresh_session_key()
     session_id = phone_session_id(who, session_key, state.settings.region)
     if edge is not None and state.trunk_calls is not None:  # its reports on the call are that edge's alone
         await state.trunk_calls.took_inbound(session_id, edge)
@@ -220,7 +223,7 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     if relayer is not None and state.relayed_starts is not None:  # its edge's words are vouched by that region alone
         await state.relayed_starts.took(session_id, relayer)
     try:
-        return await _mint_call_token(request, state, payload, who, placed, recording, line, session_key)
+        return await _mint_call_token(request, state, payload, who, placed, recording, line, session_key, edge_call)
     except ApiError:
         if edge is not None and state.trunk_calls is not None:  # a refused start keeps no record
             await state.trunk_calls.refused_inbound(session_id, edge)
@@ -231,7 +234,7 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
 
 async def _mint_call_token(request: Request, state: AppState, payload: StartRequest, who: Caller,
                            placed: tuple[str, str] | None, recording: Wanted | None, line: TrunkLine | None,
-                           session_key: str) -> dict[str, Any]:
+                           session_key: str, edge_call: bool) -> dict[str, Any]:
     """The call's token once its start is taken: a SIP eval's token spent, the release chosen, a place held."""
     mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
     if mark.release is not None:
@@ -239,7 +242,8 @@ async def _mint_call_token(request: Request, state: AppState, payload: StartRequ
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=mark.release,
-                                evaluation=mark.evaluation, recording=recording, line=line, session_key=session_key)
+                                evaluation=mark.evaluation, recording=recording, line=line, session_key=session_key,
+                                edge_call=edge_call)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

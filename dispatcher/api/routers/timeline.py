@@ -21,8 +21,8 @@ async def get_timeline(
     request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]
 ) -> dict[str, Any]:
     """`requested`, `claimed`/`launched`, `machine_started`, `ready`, `joined`, `first_audio`, `error`,
-    `failed`, `telephony` (a SIP call's trunk and price), `sip_ended` (a SIP call's end, as its edge told
-    it), `stop_requested`, `ended`,
+    `failed`, `telephony` (a SIP call's trunk and price), `sip_inbound` (an unpriced call a SIP edge started),
+    `sip_ended` (a SIP call's end, as its edge told it), `stop_requested`, `ended`,
     `machine_ended` (the provider's word on its machine's end), `paced` (a call placed out with several
     regions: `by` whose turn of the pace it took, the home region's or this region's share): each with `at`
     (epoch seconds) and the

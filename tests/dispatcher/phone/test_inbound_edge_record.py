@@ -58,6 +58,20 @@ async def test_an_inbound_start_through_an_edge_is_that_edge_s_call_alone(app: F
     assert by_a.status_code == 204, by_a.text  # its own call's report is taken
 
 
+@pytest.mark.parametrize(("start", "headers", "edge_call"), [
+    (UNPRICED, presenting(A), True), (PRICED, presenting(A), True), (UNPRICED, {}, False),
+], ids=["edge-unpriced", "edge-priced", "client"])
+async def test_a_call_token_says_whether_its_end_is_an_edge_s_to_tell(
+        app: FastAPI, start: dict[str, Any], headers: dict[str, str], edge_call: bool) -> None:
+    """Its session's timeline is marked so (`sip_inbound`, or a priced trunk's `telephony` line): its webhook
+    and report wait for the edge's end (dispatcher/observability/sip_end.py)."""
+    async with client(app) as api:
+        answer = await api.post("/start", json=start, headers=headers)
+    assert answer.status_code == 201, answer.text
+    grant = app.state.voicefleet.phone.tokens.check(answer.json()["token"], "exotel")
+    assert grant.edge_call is edge_call
+
+
 async def test_a_start_without_an_edge_s_credential_is_no_edge_s_to_report_on(app: FastAPI) -> None:
     async with client(app) as api:
         answer = await api.post("/start", json=UNPRICED)  # a client's own call token: no edge presented itself

@@ -179,6 +179,10 @@ ANSWERED_OUT = {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "t
     ([*call(sip=False), {**ANSWERED_OUT, "outcome": "busy"}], False),
     ([*call(sip=False), {"event": "call_outcome", "at": T0 + 3, "outcome": "answered", "carrier": "twilio"}], False),
     (call(sip=False), False),  # no SIP call
+    # An unpriced inbound call its edge started with its credential: marked so, its end awaited as a priced one's.
+    ([*call(sip=False)[:2], {"event": "sip_inbound", "at": T0 + 1}, *call(sip=False)[2:]], True),
+    ([*call(sip=False), {"event": "sip_inbound", "at": T0 + 1}, {"event": "sip_ended", "at": T0 + 63, **EDGE_END}],
+     False),
 ])
 def test_which_sessions_ends_wait_for_the_edges(events: list[dict[str, Any]], awaited: bool) -> None:
     assert sip_end.awaits_edge_end(events) is awaited
