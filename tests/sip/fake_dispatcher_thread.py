@@ -36,3 +36,8 @@ def serving_fake() -> Iterator[FakeDispatcher]:
     finally:
         stop.set()
         thread.join(START_SECONDS)
+
+
+def new_sessions(fake: FakeDispatcher, before: set[str]) -> dict[str, str]:
+    """The fake's sessions started since `before` (its sessions then), each to its status."""
+    return {session: status for session, status in list(fake.sessions.items()) if session not in before}

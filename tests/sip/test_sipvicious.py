@@ -22,8 +22,9 @@ import pytest
 from bench.sip_capacity import FakeDispatcher
 from sipedge.front_config import DIGEST_FAILURES
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
-from tests.sip.fake_dispatcher_thread import serving_fake
-from tests.sip.raw_sip import RawSip, status_of
+from tests.sip.fake_dispatcher_thread import new_sessions, serving_fake
+from tests.sip.held_call import ANSWER_SECONDS, HeldCall
+from tests.sip.raw_sip import status_of
 from tests.sip.sipvicious_bound import SAME_FROM_TAG
 
 pytestmark = pytest.mark.slow  # the edge, real PJSIP and Kamailio processes
@@ -37,7 +38,6 @@ PBX_TRUNK = (f'[[trunk]]\nname = "pbx"\nnumbers = {{ "{PBX_NUMBER}" = "" }}\ninb
 SCANNED = range(14155550180, 14155550220)  # svwar's numbers, both served ones among them
 WRONG_FIRST = 100  # svcrack's wrong guesses before the real password
 SCAN_SECONDS = 60  # each tool's run at most; svcrack's own waits make it the longest (~15 s)
-ANSWER_SECONDS = 30.0
 BIN = Path(sys.executable).parent
 
 
@@ -97,41 +97,13 @@ def assert_alike(report: str, served: tuple[str, ...], cls: str) -> None:
     assert len(numbers) > len(SCANNED) * 3 // 4, report
 
 
-def new_sessions(fake: FakeDispatcher, before: set[str]) -> dict[str, str]:
-    """The fake's sessions started since `before` (its sessions then), each to its status."""
-    return {session: status for session, status in list(fake.sessions.items()) if session not in before}
-
-
-class HeldCall:
-    """A call from the trunk, answered by the edge (the fake's echo behind it) and acknowledged, up until `end`."""
-
-    def __init__(self, edge: EdgeProcess) -> None:
-        self.sip = RawSip(TRUNK, edge.sip_port)
-        dialog = self.sip.invite(NUMBER)
-        answer = self.sip.final_answer(ANSWER_SECONDS)
-        assert answer is not None and status_of(answer) == 200, f"{answer}\n{edge.log()[-3000:]}"
-        self.dialog = dialog.answered(answer)
-        self.sip.in_dialog("ACK", NUMBER, self.dialog, 1)
-
-    def end(self) -> str | None:
-        """Whatever the edge sent meanwhile must be no request (no BYE of its own); then the trunk's BYE, and the
-        edge's answer to it."""
-        meanwhile = self.sip.answers(0.5)
-        assert not [m for m in meanwhile if status_of(m) == 0], meanwhile
-        self.sip.in_dialog("BYE", NUMBER, self.dialog, 2)
-        try:
-            return self.sip.final_answer(ANSWER_SECONDS)
-        finally:
-            self.sip.close()
-
-
 def scans_during_a_call(edge: EdgeProcess, fake: FakeDispatcher, scans: dict[str, tuple[str, ...]],
                         same_from_tag: tuple[str, ...] = ()) -> dict[str, str]:
     """Each of `scans` (a name to its tool and arguments) at once, each from a stranger's address of its own or the
     trunk's (a name ending in "trunk"), while a call set up before them goes on; the call then ends cleanly, and no
     scan started a session. Each scan's output, by name."""
     before = set(fake.sessions)
-    call = HeldCall(edge)
+    call = HeldCall(edge, TRUNK, NUMBER)
     assert len(new_sessions(fake, before)) == 1, fake.sessions
     sources = dict(zip(scans, STRANGERS, strict=False))
     with ThreadPoolExecutor(len(scans)) as pool:
@@ -141,7 +113,8 @@ def scans_during_a_call(edge: EdgeProcess, fake: FakeDispatcher, scans: dict[str
         reports = {name: future.result() for name, future in running.items()}
     assert edge.process.poll() is None, edge.log()[-3000:]
     assert list(new_sessions(fake, before).values()) == ["joined"], fake.sessions  # the call's; none of the scans'
-    bye = call.end()
+    meanwhile, bye = call.end()
+    assert not [message for message in meanwhile if status_of(message) == 0], meanwhile  # no BYE of the edge's
     assert bye is not None and status_of(bye) == 200, f"{bye}\n{edge.log()[-3000:]}"
     deadline = time.monotonic() + ANSWER_SECONDS
     while list(new_sessions(fake, before).values()) != ["ended"] and time.monotonic() < deadline:
