@@ -257,7 +257,9 @@ class Edge:
         return False
 
     async def _end_periods(self) -> None:
-        """The refusals' totals line each PERIOD_SECONDS (sipedge/refusal_log.py), draining included."""
+        """The refusals' totals line each PERIOD_SECONDS (sipedge/refusal_log.py), and PJSIP's entries' count
+        (sipedge/pjsip_log.py), draining included."""
         while True:
             await asyncio.sleep(PERIOD_SECONDS)
             self.refusals.end_period()
+            self.stack.pjsip_log.end_period()

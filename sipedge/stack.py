@@ -21,6 +21,7 @@ import pjsua2 as pj
 
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.listening_media import without_concealment
+from sipedge.pjsip_log import PjsipLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.register_retry import RegisterRetry
 from sipedge.registrations import Registrations
@@ -116,8 +117,12 @@ class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type in
 
 
 class _Log(pj.LogWriter):  # type: ignore[misc]
+    def __init__(self, bounded: PjsipLog) -> None:
+        super().__init__()
+        self._bounded = bounded
+
     def write(self, entry: pj.LogEntry) -> None:
-        log.warning("pjsip: %s", entry.msg.rstrip())
+        self._bounded.write(entry.msg)
 
 
 class SipStack:
@@ -128,6 +133,7 @@ class SipStack:
         self._on_ended = on_ended
         self.on_unplayable: Unplayable = lambda source, uri, why: log.warning(
             "sipedge: INVITE from %s to %r refused 480: %s", source, uri[:120], why)
+        self.pjsip_log = PjsipLog()  # PJSIP's own entries: bounded, its periods ended with the refusals'
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._later: list[tuple[float, int, Callable[[], None]]] = []  # (when, order, work), a heap
         self._order = itertools.count()
@@ -266,7 +272,7 @@ class SipStack:
         config = pj.EpConfig()
         ua_config(config.uaConfig, self.max_calls())
         config.logConfig.level = config.logConfig.consoleLevel = PJSIP_LOG_LEVEL
-        self._writer = _Log()
+        self._writer = _Log(self.pjsip_log)
         config.logConfig.writer = self._writer
         media = config.medConfig
         media.clockRate = media.sndClockRate = 8000
