@@ -292,8 +292,8 @@ class TrunkCalls:
             return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, json=json), False
         except Transient as exc:
             retry = exc.retry_after if exc.retry_after is not None else 5.0
-            if reached or not (exc.status is None and never_connected(exc.__cause__ or exc)):
-                # A try may have reached it: it may hold the call.
+            if reached or not exc.nothing_sent:
+                # A try may have reached it (this last one, or an earlier retry: `served_before`): it may hold the call.
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not answer the call's request ({exc}); "
                                f"{MAY_HOLD}", retry_after=retry) from None
             raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request "
