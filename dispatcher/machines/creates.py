@@ -78,6 +78,11 @@ class Creates:
             return turn
         return CreateTurn(turn.granted, turn.wait, sum(t.spare for t in looks.values()) - int(turn.granted))
 
+    async def refill_retry(self, app: str) -> bool:
+        """Whether a reserve launch's retry in `app` may go now: a spare token taken there as a refill takes
+        one (one always left for a cold start), never waited for; not noted for a launch to follow."""
+        return (await self._limits[app].refill()).granted
+
     def last_refilled(self) -> str | None:
         """The group whose token the latest granted refill took (not yet used by its launch)."""
         return self._refilled[-1] if self._refilled else None

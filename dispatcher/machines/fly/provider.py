@@ -343,11 +343,14 @@ class FlyMachines:
             return LaunchResult(existing, created=False)
         raise self._create_failed(response, "create a machine", spec.image, spec.release)
 
-    def create_retry_turn(self, app: str) -> Callable[[], Awaitable[bool]]:
+    def create_retry_turn(self, app: str, *, refill: bool = False) -> Callable[[], Awaitable[bool]]:
         """A create's retry is another create at Fly's limit, counted as it arrives whatever became of
-        the first: it takes its token in `app` from the deployment's count as the first did. None due
-        within FLY_CREATE_MAX_WAIT: the create gives up with its last failure."""
+        the first: it takes its token in `app` from the deployment's count as the first did (a reserve
+        refill's, `refill`, as a refill does: only a spare one, never the one kept for a cold start). None
+        due within FLY_CREATE_MAX_WAIT (a refill's: none now): the create gives up with its last failure."""
         async def turn() -> bool:
+            if refill:
+                return await self.creates.refill_retry(app)
             try:
                 await self.creates.cold_turn(app)
             except MachinesError:

@@ -117,7 +117,7 @@ class FlyWarmMachines(FlyMachines):
         app = await self.creates.idle_turn()
         body = self._idle_body(bot_id, channel_token, image=image, release=release)
         response = await self._request("POST", "/machines", app=app, json=body,
-                                       before_retry=self.create_retry_turn(app))
+                                       before_retry=self.create_retry_turn(app, refill=True))
         if response.status_code not in (200, 201):
             raise self._create_failed(response, "create a reserve machine", image, release)
         self._idle_ids[bot_id] = self._seen(response.json(), app).machine_id

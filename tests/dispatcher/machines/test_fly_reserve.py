@@ -202,3 +202,22 @@ async def test_a_refill_launches_within_flys_create_limit_and_keeps_a_slot_for_a
     creates = [c for c in fake_fly.calls if c.method == "POST" and c.path.endswith("/machines")]
     assert len(creates) == 2  # the bucket's 3, less the one a caller's cold start may need
     await app.state.voicefleet.aclose()
+
+
+async def test_a_reserve_creates_retry_never_takes_the_token_kept_for_a_cold_start(fake_fly: FakeFly) -> None:
+    """A refill takes a token only while another remains for a cold start; its create's retry (after a 503) is
+    one more create, taken as a refill's: with no spare token it gives up, and the cold launch after it goes."""
+    fake_fly.create_per_second = 0.001
+    env = {**fake_fly.env, "FLY_CREATE_RATE": "0.001", "FLY_CREATE_BURST": "2", "FLY_CREATE_MAX_WAIT": "0"}
+    provider = FlyWarmMachines(FlySettings.from_env(env), LocalCoordination(), channel_url=CHANNEL_URL)
+    fake_fly.fail(503, times=1, method="POST", path_suffix="/machines")
+    try:
+        assert (await provider.creates.refill()).granted  # the spare token: one left for a cold start
+        with pytest.raises(MachinesError) as refill:
+            await provider.launch_idle("b9")
+        launched = await provider.launch(spec())
+    finally:
+        await provider.aclose()
+    assert refill.value.reason == "fly_unavailable"  # the 503 may have made it: looked for
+    assert launched.created
+    assert len(fake_fly.calls_to("POST", "/machines")) == 2 and fake_fly.refused_creates == 0
