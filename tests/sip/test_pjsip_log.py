@@ -49,7 +49,7 @@ def test_a_flood_costs_a_few_lines_and_one_count_a_period(caplog: pytest.LogCapt
     assert logged[-1].startswith("pjsip: ")
 
 
-MEDIA_ERROR = "09:50:34.845          pjsua_media.c  ...RTP socket bind() at 127.0.0.1:29913 error: Address already in use"
+MEDIA_ERROR = "09:50:34.845    pjsua_media.c  ...RTP socket bind() at 127.0.0.1:29913 error: Address already in use"
 
 
 def test_a_flood_of_bad_packets_hides_no_error_of_another_part(caplog: pytest.LogCaptureFixture) -> None:
