@@ -120,8 +120,8 @@ async def with_retries(
             if clock() - started + delay > backoff.deadline:
                 raise  # sleeping would blow the deadline: give up now, say when to come back
             await sleep(delay)
-            if before_retry is not None and not await before_retry():
-                raise
+            if before_retry is not None and (not await before_retry() or clock() - started > backoff.deadline):
+                raise  # no turn for it, or its wait for one took what was left of the deadline
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -61,6 +61,24 @@ async def test_retries_stop_before_sleeping_past_the_deadline() -> None:
     assert clock.sleeps == []  # a 1 s wait would end past the 0.5 s deadline: give up instead
 
 
+async def test_a_retry_whose_turn_came_past_the_deadline_is_not_sent() -> None:
+    """`before_retry` waits for the retry's turn (a create's token): a turn that comes after the deadline sends
+    nothing more, and the last failure is given up with."""
+    clock = Clock()
+    call = Flaky(failures=10, retry_after=0.1)
+    turns: list[float] = []
+
+    async def slow_turn() -> bool:
+        turns.append(clock.now)
+        await clock.sleep(1.0)
+        return True
+
+    with pytest.raises(Transient):
+        await with_retries(call, Backoff(attempts=10, base=0.001, deadline=0.5), sleep=clock.sleep, clock=clock,
+                           before_retry=slow_turn)
+    assert call.calls == 1 and turns == [0.1]
+
+
 async def test_retries_sleep_while_the_deadline_allows_then_give_up() -> None:
     clock = Clock()
     call = Flaky(failures=10, retry_after=0.2)
