@@ -20,9 +20,7 @@ defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.
 states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
 of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
 cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods, once
-(every replica counts every replica's pods), summed (quota and nodes unread); one unset leaves it unbounded.
-Idle reserve pods count against a cell's max_pods as the dispatcher counts them (its room), so the reserve's
-pods are counted beside the sessions'.
+(every replica counts every replica's pods, idle ones too), summed (quota, nodes unread); one unset: unbounded.
 """
 
 from __future__ import annotations
