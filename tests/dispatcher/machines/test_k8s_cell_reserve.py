@@ -389,3 +389,21 @@ async def test_a_listing_while_a_cell_is_unreadable_records_no_bot_its_look_alik
         finally:
             fake_k8s.token = token
             await late.aclose()
+
+
+async def test_an_idle_pods_exit_is_read_from_its_own_cell_alone(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
+    """Why a reserve bot never dialled is its own pod's exit, as its cell's listing read it: a look-alike of that
+    name that failed in another cluster says nothing of it."""
+    async with replica(reserve_env(fake_k8s, fake_k8s_cell)) as (state, _):
+        bot_id = await warm_in_a(state)
+        machines = state.machines
+        assert isinstance(machines, K8sCellWarmMachines)
+        await look_alike_in_b(machines, fake_k8s_cell, bot_id)
+        fake_k8s_cell.set_phase(IDLE_PREFIX + bot_id, "Failed", 3)
+        await machines.idle_machines()
+        assert machines.exit_detail(bot_id) is None  # a's pod still runs: b's failure is not its
+        fake_k8s.set_phase(IDLE_PREFIX + bot_id, "Failed", 2)
+        await machines.idle_machines()
+        assert machines.exit_detail(bot_id) == "exit code 2"
+        assert machines.exit_detail("rsv-unknown") is None
