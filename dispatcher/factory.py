@@ -143,14 +143,22 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
             from dispatcher.machines.k8s.sandbox import SandboxClaims
 
             return SandboxClaims.from_env(env)
-        if setting_text(env, "K8S_CELLS"):  # several clusters: cold launches spread over them (no reserve)
+        channel_url = setting_text(env, "BOT_CHANNEL_URL")
+        if setting_text(env, "K8S_CELLS") and channel_url:  # several clusters: launches and the reserve spread
+            from dispatcher.machines.k8s.cell_reserve import K8sCellWarmMachines
+            from dispatcher.machines.k8s.settings import K8sSettings
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return K8sCellWarmMachines(K8sSettings.from_env(env), coordination, channel_url=channel_url,
+                                       transport=settings.transports[0],
+                                       max_idle_seconds=ReserveSettings.from_env(env, "k8s").max_idle_seconds,
+                                       max_session_seconds=settings.max_session_seconds)
+        if setting_text(env, "K8S_CELLS"):  # no channel: cold launches spread over the clusters
             from dispatcher.machines.k8s.cells import K8sCellMachines
             from dispatcher.machines.k8s.settings import K8sSettings
 
-            return K8sCellMachines(K8sSettings.from_env(env), coordination,
-                                   channel_url=setting_text(env, "BOT_CHANNEL_URL") or None)
-
-        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
+            return K8sCellMachines(K8sSettings.from_env(env), coordination)
+        if channel_url:  # bots can dial in: a reserve is possible
             from dispatcher.machines.k8s.reserve import K8sWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
@@ -233,8 +241,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "k8s":
         from dispatcher.machines.k8s.settings import K8sSettings
 
-        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env), lambda: _cells_store(env),
-                   lambda: _cells_reserve(env)]
+        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env), lambda: _cells_store(env)]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
@@ -285,32 +292,6 @@ def _cells_store(env: Mapping[str, str]) -> None:
         if setting_text(env, cells) and not setting_text(env, "REDIS_URL"):
             raise SettingsError(f"{cells} needs the shared store: set REDIS_URL (each session's cell is recorded "
                                 "there, so a replay after a restart meets its machine instead of launching a second)")
-
-
-def _cells_reserve(env: Mapping[str, str]) -> None:
-    """K8S_CELLS runs every session cold (dispatcher/machines/k8s/cells.py): a warm reserve the team set is
-    refused, not left to start nothing in silence. The defaults, and what VOICEFLEET_SIZE derives (a value
-    equal to its size's counts as derived), start cold as they are."""
-    from dispatcher.reserve.policy import ReserveSettings
-    from dispatcher.settings.derived import SIZES
-
-    if not setting_text(env, "K8S_CELLS"):
-        return
-    try:
-        reserve = ReserveSettings.from_env(env, "k8s")
-    except SettingsError:
-        return  # a bad value: the reserve's own check names it
-    sized = SIZES.get(setting_text(env, "VOICEFLEET_SIZE").lower(), {})
-    wants = {"RESERVE_MIN_IDLE": reserve.min_idle > 0, "RESERVE_MAX_IDLE": reserve.max_idle > 0,
-             "RESERVE_SCHEDULE": any(window.min_idle > 0 for window in reserve.schedule)}
-    asked = [f"{name}={env[name].strip()}" for name, warm in wants.items()
-             if warm and env.get(name, "").strip() not in ("", sized.get(name))]
-    if asked:
-        raise SettingsError(f"K8S_CELLS with {' and '.join(asked)}: the warm reserve does not run over several "
-                            "clusters (every session starts cold), so it would keep no bot ready. Unset the reserve's "
-                            "settings (or set RESERVE_MIN_IDLE=0 and RESERVE_MAX_IDLE=0) to start every session cold, "
-                            "or run one cluster (unset K8S_CELLS) to keep a warm reserve (docs/kubernetes.md, "
-                            "\"Several clusters\")")
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

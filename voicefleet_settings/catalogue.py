@@ -2904,8 +2904,8 @@ SETTINGS: tuple[Setting, ...] = (
             "dispatcher's token for it (`token_file`) and its CA (`ca_file`), never a credential itself, and "
             "optionally its own `namespace` (else `K8S_NAMESPACE`) and `max_pods` (the deployment's pods there, "
             "counted once: every replica counts every replica's); at most 50 cells, one per cluster and namespace; "
-            "needs `REDIS_URL`; every session starts cold (no warm reserve over cells: a reserve set beside it is "
-            "refused at start); a cluster answering 429 or `exceeded quota`, or whose API server cannot be "
+            "needs `REDIS_URL`; with `BOT_CHANNEL_URL` the warm reserve runs over the cells too (idle pods count in "
+            "`max_pods`); a cluster answering 429 or `exceeded quota`, or whose API server cannot be "
             "connected to, has its starts go to the others "
             "([kubernetes.md](kubernetes.md#several-clusters), [operations.md](operations.md#cells))"
         ),

@@ -1,4 +1,4 @@
-"""The warm reserve over cells (ECS_CELLS, GCE_CELLS, ACI_CELLS, CLOUDRUN_CELLS): one implementation for
+"""The warm reserve over cells (ECS_CELLS, GCE_CELLS, ACI_CELLS, CLOUDRUN_CELLS, K8S_CELLS): one implementation for
 every provider that launches over cells, each cell's reserve machines held by that cell's own warm provider.
 
 A refill takes its token from the cells' launch buckets, which cold starts take theirs from too, only

@@ -20,7 +20,7 @@ defaults) and its own pace (`aci:<cell>`), so all three add up (docs/operations.
 states its own budget (`create_rate`: one Azure raised, or one other workloads share) counts that instead
 of the documented one, as the dispatcher paces it; with a bot channel the warm reserve runs over the
 cells, so its groups and cores are counted as for one subscription. `k8sCells`: each cluster's max_pods, once
-(every replica counts every replica's pods), summed (quota and nodes unread); one unset leaves it unbounded.
+(every replica counts every replica's pods, idle ones too), summed (quota, nodes unread); one unset: unbounded.
 """
 
 from __future__ import annotations
@@ -210,21 +210,22 @@ def _aci_launches(cells: Sequence[AciCell], one: Limit, call_minutes: float, spr
                    how=f"{how}, added over {spread}: {paced}")
 
 
-def k8s_cells(cells: Sequence[K8sCell], sessions: int) -> Ceiling:
+def k8s_cells(cells: Sequence[K8sCell], sessions: int, *, reserve: int = 0) -> Ceiling:
     """Kubernetes over `cells` (at least one): each cluster holds its cell's `max_pods`, counted once for the
-    deployment (ceiling.cell_cap_counted), and all of them together the sum; a cell with no `max_pods` is held
-    by its namespace's ResourceQuota and its nodes, which no preview reads: then nothing is counted, and what
-    `sessions` need of the clusters is said instead."""
+    deployment (ceiling.cell_cap_counted), and all of them together the sum, reserve pods among them; a cell
+    with no `max_pods` is held by its namespace's ResourceQuota and its nodes, which no preview reads: then
+    nothing is counted, and what `sessions` and `reserve` reserve pods need of the clusters is said instead."""
     count = len(cells)
     spread = f"{count} cluster{'s' if count > 1 else ''} ({K8S_CELLS_KEY}: {_first([c.name for c in cells], ', ')})"
+    pods_needed = f"{sessions:,} sessions" + (f" and {reserve:,} reserve pods" if reserve else "")
     if open_ := [cell.name for cell in cells if cell.max_pods is None]:
         bounded = sum(cell.max_pods or 0 for cell in cells)
         return Ceiling("Kubernetes", spread, (), (
             f"unbounded here: cell(s) {_first(open_, ', ')} set no max_pods, so only their namespace's "
             f"ResourceQuota and nodes hold them, which the stack does not read (another cluster's); "
             + (f"the others hold {bounded:,} pods; " if bounded else "")
-            + f"{sessions:,} sessions need about {math.ceil(sessions / count):,} pods in each cluster's quota and "
-            f"nodes (every start is cold over cells); set each cell's max_pods to have it counted",))
+            + f"{pods_needed} need about {math.ceil((sessions + reserve) / count):,} pods in each cluster's "
+            f"quota and nodes; set each cell's max_pods to have it counted",))
     total = sum(cell.max_pods or 0 for cell in cells)
     each = " + ".join(f"{cell.name} {cell.max_pods:,}" for cell in cells[:SHOWN_CELLS]) + (
         f" + {count - SHOWN_CELLS} more" if count > SHOWN_CELLS else "")

@@ -104,7 +104,8 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
                            settings.max_concurrent_sessions, reserve=reserve_bots(settings))
     if (k8s := settings.kubernetes) is not None:
         if k8s.cells:
-            return ceiling_cells.k8s_cells([stacked.cell for stacked in k8s.cells], settings.max_concurrent_sessions)
+            return ceiling_cells.k8s_cells([stacked.cell for stacked in k8s.cells], settings.max_concurrent_sessions,
+                                           reserve=reserve_bots(settings))
         return ceiling.kubernetes(k8s.bot_namespace, k8s.bot_millicores, settings.max_concurrent_sessions,
                                   k8s.allocatable_millicores, reserve=reserve_bots(settings),
                                   runtime_class=k8s.runtime_class, overhead_millicores=k8s.overhead[0])
@@ -122,12 +123,10 @@ def _cell_places(gcp: GcpSettings) -> tuple[gce_cells.CellPlace, ...]:
 
 def reserve_bots(settings: Settings) -> int:
     """The reserve's bots at most: none without the bot channel (no warm reserve then). Over cells (ECS,
-    Compute Engine, ACI, Cloud Run) the reserve spreads over them, each cell's share among its own machines:
-    the shares together are reserveMaxIdle, counted against the cells' capacity together as in one place."""
+    Compute Engine, ACI, Cloud Run, Kubernetes) the reserve spreads over them, each cell's share among its own
+    machines: the shares together are reserveMaxIdle, counted against the cells' capacity together as in one place."""
     if settings.secrets.bot_channel_token is None:
         return 0
-    if settings.kubernetes is not None and settings.kubernetes.cells:
-        return 0  # no reserve over Kubernetes cells (docs/kubernetes.md, "Several clusters")
     return settings.reserve.max_idle
 
 
@@ -269,8 +268,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
         return []
     channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
-    # No reserve without the channel; over cells it runs, counted as `reserve_bots` counts it (not over k8sCells).
-    reserve = (reserve or 0) if channel and stack_cells.none_listed(value(k8s_cells.CELLS_KEY)) else 0
+    # No reserve without the channel; over cells it runs, counted as `reserve_bots` counts it.
+    reserve = (reserve or 0) if channel else 0
     found = _of_config(config, value, number, minutes, sessions, reserve)
     if found is None:
         return []
@@ -304,7 +303,7 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     if cloud == "k8s" and not stack_cells.none_listed(listed := value(k8s_cells.CELLS_KEY)):
         if (clusters := k8s_cells.from_file(listed, value("k8sBotNamespace"))) is None:
             return None  # the check names the value
-        return ceiling_cells.k8s_cells(clusters, sessions)
+        return ceiling_cells.k8s_cells(clusters, sessions, reserve=reserve)
     if cloud == "k8s" and (bot := millicores(value("k8sBotCpu") or "1")) is not None:
         stated = value(ceiling.K8S_ALLOCATABLE_KEY)
         nodes = millicores(stated)

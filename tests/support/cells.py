@@ -103,6 +103,39 @@ async def accept(ws: Any) -> str:
     return str(request.params["session_id"])
 
 
+async def claimed_warm_bot(state: Any, port: int, reserve_bots: Any, dial: Any) -> tuple[str, str, Any, Any]:
+    """The reserve's one bot, refilled, dialled in and claimed by a session: its id, cell, session and channel.
+    `reserve_bots()`: bot id → its machine's cell; `dial(bot id, cell)`: the bot's channel, once idle here."""
+    from tests.dispatcher.machines.test_contract import spec
+
+    await state.reserve.refill()
+    [(bot_id, cell)] = reserve_bots().items()
+    ws = await dial(bot_id, cell)
+    accepting = asyncio.create_task(accept(ws))
+    s = spec()
+    assert (await state.reserve.launch(s)).claimed and await accepting == s.session_id
+    return bot_id, cell, s, ws
+
+
+async def check_met_elsewhere_and_claimed_once(state: Any, other: Any, bot_id: str, session_id: str,
+                                               machine_id: str) -> None:
+    """Another replica's provider (`other`, no cache; closed here) meets the claimed session's machine through
+    the store's record of its cell, and the bot is never adopted again."""
+    import pytest
+
+    from dispatcher.machines.base import MachinesError
+    from tests.dispatcher.machines.test_contract import spec
+
+    try:
+        found = await other.status(session_id)
+        assert found is not None and found.machine_id == machine_id
+    finally:
+        await other.aclose()
+    with pytest.raises(MachinesError) as again:
+        await state.machines.adopt(bot_id, spec())
+    assert again.value.reason in ("reserve_bot_gone", "reserve_bot_taken")
+
+
 async def spend(state: Any, cell: str, tokens: int) -> None:
     """Cold launches' tokens taken in `cell` (as starts homed there would)."""
     for _ in range(tokens):

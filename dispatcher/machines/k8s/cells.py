@@ -17,13 +17,14 @@ each cell signs in with its own). An admission policy's 403 refuses the pod itse
 cluster: no cell is drained. A first try sent but unanswered (a timeout, a reset) or a 5xx may have made the pod:
 the create is retried in that cell only (a pod's name makes it safe), and a refusal that follows is
 no proof that nothing was made: it is never sent on to another cell. A bot's identity token is
-reviewed by its session's recorded cell alone (k8s/cell_identity.py). The warm reserve does not run
-over cells: with K8S_CELLS every session starts cold (docs/kubernetes.md, "Several clusters").
+reviewed by its session's recorded cell alone, a reserve bot's by its idle pod's (k8s/cell_identity.py).
+With a bot channel the warm reserve runs over the cells too: k8s/cell_reserve.py.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
@@ -32,12 +33,14 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.cell_launches import CellLaunches
 from dispatcher.machines.cells import DRAIN_BASE_SECONDS, Cells
 from dispatcher.machines.k8s.cell_identity import CellPodIdentity, CellSessionPods
+from dispatcher.machines.k8s.pods import idle_pod_name
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.k8s")
+SESSION_ID = re.compile(r"[0-9a-f]{24}")  # a session id as the dispatcher makes it: its pod is named for it
 # The API server has no published create rate (priority and fairness answers 429 when it is busy): each
 # cell's bucket paces one deployment's creates well under what a cluster's API server takes.
 CREATE_RATE = Rate(per_second=20.0, burst=40, max_wait=2.0)
@@ -58,14 +61,37 @@ class K8sCellMachines(CellLaunches[K8sMachines]):
             raise ValueError("K8sCellMachines needs K8S_CELLS")
         self.settings = settings
         self.bot_image = settings.image
-        members = {cell.name: K8sMachines(settings.for_cell(cell), channel_url=channel_url) for cell in settings.cells}
+        members = {cell.name: self._member(settings.for_cell(cell), cell.name, channel_url) for cell in settings.cells}
         cells = Cells(self.name, coordination, CREATE_RATE, tuple(members), drain_base=drain_base,
                       room={cell.name: cell.max_pods for cell in settings.cells})
         super().__init__(members, cells, coordination, settings.poll_seconds)
-        self.identity = CellPodIdentity(self._recorded_cell, {name: m.identity for name, m in members.items()})
+        self.identity = CellPodIdentity(self._recorded_cell, {name: m.identity for name, m in members.items()},
+                                        bot_cell=self._bot_cell, proved=self._idle_proved)
+
+    def _member(self, settings: K8sSettings, cell: str, channel_url: str | None) -> K8sMachines:
+        """One cell's own provider (k8s/cell_reserve.py: one that holds idle pods too)."""
+        return K8sMachines(settings, channel_url=channel_url)
 
     async def _recorded_cell(self, session_id: str) -> str | None:
         return await self._holders.held(self._holder_key + session_id)
+
+    async def _bot_cell(self, bot_id: str, session_id: str | None) -> str | None:
+        """The cell of a reserve bot's pod. Idle: the one the reserve knows (`_idle_cell`). Claimed (its hello
+        names its session): the session's recorded cell, where the session's pod must be the bot's; a session
+        id not of the dispatcher's form names no pod and is never sent to an API server."""
+        if session_id is None:
+            return await self._idle_cell(bot_id)
+        if SESSION_ID.fullmatch(session_id) is None:
+            return None
+        found = await self.find(session_id)
+        return found[0] if found is not None and found[1].machine_id == idle_pod_name(bot_id) else None
+
+    async def _idle_cell(self, bot_id: str) -> str | None:
+        """The cell of reserve bot `bot_id`'s idle pod: none without a reserve (k8s/cell_reserve.py finds it)."""
+        return None
+
+    def _idle_proved(self, bot_id: str, cell: str) -> None:
+        """Nothing to note without a reserve (k8s/cell_reserve.py fixes the bot's cell)."""
 
     async def run_in(self, cell: str, spec: LaunchSpec, *, turn_away: bool) -> LaunchResult:
         member = self._members[cell]

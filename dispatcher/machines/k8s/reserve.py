@@ -35,6 +35,7 @@ from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Mach
 from dispatcher.machines.bot_environment import TRANSPORT
 from dispatcher.machines.k8s.api import JSON_PATCH
 from dispatcher.machines.k8s.pods import (
+    APP,
     IDLE,
     LABEL_APP,
     LABEL_BOT,
@@ -86,9 +87,11 @@ def claim_patch(bot_id: str, spec: LaunchSpec, bot_secret: str | None = None) ->
 
 class K8sWarmMachines(K8sMachines):
     def __init__(self, *args: Any, transport: str = "daily", max_idle_seconds: float, max_session_seconds: int,
-                 **kw: Any) -> None:
+                 turn_away: bool = False, **kw: Any) -> None:
+        """`turn_away`: one cell of several (k8s/cell_reserve.py): a refused create is answered at once."""
         super().__init__(*args, **kw)
         self.transport = transport  # idle bots serve the deployment's first transport
+        self._turn_away = turn_away
         self._idle_deadline = math.ceil(max_idle_seconds) + max_session_seconds
         self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle pod ended, as last listed
         # A creationTimestamp has whole seconds: one in this replica's first second counts as created since.
@@ -103,6 +106,23 @@ class K8sWarmMachines(K8sMachines):
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
                           release: str = DEFAULT_RELEASE) -> None:
+        await self.run_idle(bot_id, channel_token, image=image, release=release)
+
+    async def run_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                       release: str = DEFAULT_RELEASE) -> None:
+        """The idle pod's create (in a cell of several, its token already taken from the cells' buckets).
+        There (`turn_away`) the first try is sent once, as a cold create's is (k8s/cells.py `run_in`): a
+        429, a quota or an API server never connected to is answered at once, for the cell to be drained;
+        one sent but unanswered, or a 5xx, is retried in this cluster (the pod's name makes it safe)."""
+        try:
+            await self._create_idle(bot_id, channel_token, image=image, release=release, once=self._turn_away)
+        except MachinesError as exc:
+            if not self._turn_away or exc.reason != "k8s_unavailable" or exc.nothing_sent:
+                raise
+            await self._create_idle(bot_id, channel_token, image=image, release=release, once=False)
+
+    async def _create_idle(self, bot_id: str, channel_token: str | None, *, image: str | None, release: str,
+                           once: bool) -> None:
         name = idle_pod_name(bot_id)
         values = {MACHINE_ID_VARIABLE: bot_id, TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment's secret stays here)
@@ -114,9 +134,19 @@ class K8sWarmMachines(K8sMachines):
                         annotations={NOTE_LAUNCH: secrets.token_hex(8), NOTE_BOT_SECRET: self._bot_secret,
                                      NOTE_STARTED: str(self._started)},
                         deadline_seconds=self._idle_deadline)
-        response = await self.api.request("POST", json=body, params=STRICT)
+        response = await self.api.request("POST", json=body, params=STRICT, backoff=self.api.once if once else None)
         if response.status_code not in (201, 409):  # 409: this bot's pod exists (a lost answer, retried)
             raise self.api.failed(response, f"create idle pod {name}")
+
+    async def holds_idle(self, bot_id: str) -> bool:
+        """Whether this namespace holds `bot_id`'s idle pod, unclaimed (a cell of several: k8s/cell_reserve.py
+        asks every cell): named for the bot and labelled idle with its bot id, as its create wrote it. An
+        ended one counts (its bot is refused as ended, in this cell); a claimed one does not (it is a
+        session's: a retirement by bot id must never reach it). Raises when the API server does not answer."""
+        pod = await self.read_pod(idle_pod_name(bot_id))
+        labels = ((pod or {}).get("metadata") or {}).get("labels") or {}
+        return pod is not None and labels.get(LABEL_APP) == APP and labels.get(LABEL_STATE) == IDLE \
+            and labels.get(LABEL_BOT) == bot_id
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = idle_pod_name(bot_id)

@@ -56,3 +56,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server that a module's replicas share (each test its own key prefix)."""
     with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
         yield running
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own: the store its replicas share (a test file may keep its own)."""
+    with redis_server(tmp_path) as running:
+        yield running

@@ -30,7 +30,6 @@ from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import SettingsError
-from dispatcher.settings.sources import resolve
 from dispatcher.store.local import LocalClaims, LocalCoordination
 from tests.fakes.k8s import FakeKubernetes
 from tests.support import unconnectable
@@ -296,37 +295,13 @@ async def test_a_cluster_that_does_not_answer_makes_a_look_up_a_503_never_not_fo
 
 async def test_k8s_mode_with_cells_builds_them_and_the_config_check_names_a_missing_store(
         fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
-    env = {**cells_env(fake_k8s, fake_k8s_cell), "BOT_CHANNEL_TOKEN": "t" * 32}
-    await check_cold_cells("k8s", K8sCellMachines, env)
+    env = {k: v for k, v in cells_env(fake_k8s, fake_k8s_cell).items() if k != "BOT_CHANNEL_URL"}
+    env["BOT_CHANNEL_TOKEN"] = "t" * 32
+    await check_cold_cells("k8s", K8sCellMachines, env)  # no channel URL: every start cold (the reserve's: elsewhere)
     base = {**env, "DAILY_API_KEY": "k"}
     assert any("K8S_CELLS needs the shared store: set REDIS_URL" in problem
                for problem in configuration_problems(base)), configuration_problems(base)
     assert not any("K8S_CELLS" in p for p in configuration_problems({**base, "REDIS_URL": "redis://127.0.0.1:1"}))
-
-
-@pytest.mark.parametrize(("reserve", "refused"), [
-    ({}, None),  # the defaults (RESERVE_MIN_IDLE 1, RESERVE_MAX_IDLE 10): every start cold, as documented
-    ({"VOICEFLEET_SIZE": "medium"}, None),  # what the size derives is a default too
-    ({"RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}, None),
-    ({"RESERVE_MAX_IDLE": "0"}, None),  # the reserve off: the default floor asks for nothing
-    ({"RESERVE_MIN_IDLE": "2"}, "K8S_CELLS with RESERVE_MIN_IDLE=2: the warm reserve does not run over"),
-    ({"RESERVE_MIN_IDLE": "1"}, "RESERVE_MIN_IDLE=1"),  # set, though equal to the default
-    ({"RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "5"}, "K8S_CELLS with RESERVE_MAX_IDLE=5:"),
-    ({"VOICEFLEET_SIZE": "medium", "RESERVE_MIN_IDLE": "3"}, "K8S_CELLS with RESERVE_MIN_IDLE=3:"),
-    ({"RESERVE_SCHEDULE": "09:00-17:00=3"}, "K8S_CELLS with RESERVE_SCHEDULE=09:00-17:00=3:"),
-])
-def test_a_warm_reserve_the_team_set_is_refused_at_start_over_cells(
-        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, reserve: dict[str, str], refused: str | None) -> None:
-    """The reserve does not run over cells: one asked for would start every session cold in silence."""
-    base = {**cells_env(fake_k8s, fake_k8s_cell), "BOT_CHANNEL_TOKEN": "t" * 32, "DAILY_API_KEY": "k",
-            "REDIS_URL": "redis://127.0.0.1:1"}
-    problems = configuration_problems(resolve({**base, **reserve}).env)  # as the dispatcher's start reads them
-    said = [problem for problem in problems if "K8S_CELLS" in problem]
-    if refused is None:
-        assert said == [], said
-    else:
-        assert len(said) == 1 and refused in said[0], problems
-        assert "Unset the reserve's settings (or set RESERVE_MIN_IDLE=0 and RESERVE_MAX_IDLE=0)" in said[0]
 
 
 async def test_each_cluster_is_asked_at_start_whether_the_bots_audience_is_its_own(

@@ -1,6 +1,7 @@
 """The ceiling over `k8sCells` (stacks/config/ceiling_cells.py): each cluster's max_pods, counted once whatever the
 dispatcher's replicas (every replica counts every replica's pods in a cell, as its listing of the namespace finds
-them), summed; a cell without max_pods leaves it unbounded, said so; and `voicefleet config check --stack` says it."""
+them), summed, the reserve's idle pods among them; a cell without max_pods leaves it unbounded, said so; and `voicefleet
+config check --stack` says it."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_each_clusters_max_pods_counts_once_and_they_add_up() -> None:
 def test_more_dispatcher_replicas_do_not_raise_the_ceiling_over_the_cells() -> None:
     cells = [stack_cell("a", 100), stack_cell("b", 50)]
     for replicas in ("1", "3"):
-        note, warning, *_ = stack_notes(k8s_stack(400, cells, k8sDispatcherReplicas=replicas))
+        note, warning, *_ = stack_notes(k8s_stack(400, cells, k8sDispatcherReplicas=replicas, reserveMaxIdle="0"))
         assert "concurrency ceiling (Kubernetes, 2 clusters (k8sCells: a, b)): 150 sessions at once" in note, note
         assert "maxConcurrentSessions=400 is above" in warning and "the stack needs 400 pods" in warning
 
@@ -97,8 +98,19 @@ def test_a_cell_without_max_pods_leaves_the_ceiling_unbounded_and_says_what_each
     assert "the others hold 100 pods" in note and "about 300 pods in each cluster" in note
 
 
-def test_config_check_counts_the_cells_from_the_stack_file_with_no_reserve_over_them() -> None:
+def test_config_check_counts_the_reserve_pods_over_the_cells_against_their_max_pods() -> None:
+    """The reserve runs over the clusters and its idle pods count in each cell's max_pods, as the dispatcher
+    counts them: reserveMaxIdle is taken from the cells' pods together."""
     config = k8s_stack(100, [stack_cell("a", 40)], reserveMaxIdle="30", botChannel="true")
     note, warning, *_ = stack_notes(config)
-    assert "concurrency ceiling (Kubernetes, 1 cluster (k8sCells: a)): 40 sessions at once" in note
-    assert "maxConcurrentSessions=100 is above" in warning  # no reserveMaxIdle: every start over cells is cold
+    assert "concurrency ceiling (Kubernetes, 1 cluster (k8sCells: a)): 10 sessions at once" in note, note
+    assert "= 10 sessions beside reserveMaxIdle=30" in note, note
+    assert "maxConcurrentSessions=100 + reserveMaxIdle=30 = 130 bots is above" in warning, warning
+    off = k8s_stack(100, [stack_cell("a", 40)], reserveMaxIdle="0")  # the reserve off: every pod a session's
+    assert "40 sessions at once" in stack_notes(off)[0]
+
+
+def test_an_unbounded_cell_list_says_what_the_sessions_and_the_reserve_need_of_each_cluster() -> None:
+    found = ceiling_cells.k8s_cells([cell("a", 100), cell("b", None)], sessions=900, reserve=20)
+    note, _ = said(found, 900, 20)
+    assert "900 sessions and 20 reserve pods need about 460 pods in each cluster" in note, note

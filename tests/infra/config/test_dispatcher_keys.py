@@ -135,8 +135,7 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
                                 '[{"name": "b", "role_arn": "arn:aws:iam::111111111111:role/voicefleet-cell"}]'),
     ("gceCells", "GCE_CELLS"): ("gcp-prod", {}, '[{"name": "a", "project": "voicefleet-cell-a"}]',
                                 '[{"name": "b", "project": "voicefleet-cell-b"}]'),
-    # k8s-dev's reserveMaxIdle 2 asks for warm bots, which k8sCells refuses (no reserve over clusters).
-    ("k8sCells", "K8S_CELLS"): ("k8s-dev", {"reserveMaxIdle": "0"},
+    ("k8sCells", "K8S_CELLS"): ("k8s-dev", {},
                                 '[{"name": "a", "api_url": "https://10.0.0.1", "token_file": '
                                 '"/var/run/cells/a/token", "ca_file": "/var/run/cells/a/ca.crt", "secret": "cell-a"}]',
                                 '[{"name": "b", "api_url": "https://10.1.0.1", "token_file": '
