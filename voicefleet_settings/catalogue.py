@@ -1491,7 +1491,8 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the Twilio region the account's calls are in, as Twilio's SDKs name it: every request to Twilio's "
             "REST API (placing, transferring and reading calls) goes to that region's host, with credentials "
-            "made in it; `ie1` and `au1` need `TWILIO_EDGE`; US1 is the default, left unset "
+            "made in it; `ie1` and `au1` need `TWILIO_EDGE`; US1 is the default, left unset. With "
+            "`MACHINES=k8s` every bot pod is given it and `TWILIO_EDGE` too, for Pipecat's hang-up "
             "([phone.md](phone.md#a-twilio-account-outside-the-us))"
         ),
     ),

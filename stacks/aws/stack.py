@@ -33,6 +33,7 @@ from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws.task_definitions import deregister_command
 from stacks.config import ecs_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
+from stacks.config.bot_plain_env import bot_plain_environment
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
@@ -198,7 +199,7 @@ class AwsStack(pulumi.ComponentResource):
             secret_names=sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}),
             protect=settings.protect,
             channel_url=self._bot_channel_url,
-            environment=settings.observability.bot_environment(),
+            environment=bot_plain_environment(settings),
             permissions=settings.bot_permissions.aws_statements,
         )
 

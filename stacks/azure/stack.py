@@ -38,6 +38,7 @@ from stacks.azure.store import OUTPUT as STORE_SIZE_OUTPUT
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import aci_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
+from stacks.config.bot_plain_env import bot_plain_environment
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
@@ -125,6 +126,7 @@ class AzureStack(pulumi.ComponentResource):
                 delete_lock(f"{name}-{what}", scope, self, children)
         self._name, self._settings = name, settings
         turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
+        bot_environment = bot_plain_environment(settings)  # plain: ACI_BOT_SETTINGS, and the policy's variables
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
         # The table's secrets the vault holds, and the managed store's own key (a resource's, no stack key).
         dispatcher_secrets = dispatcher_secret_names(settings, values, *([PASSWORD_VARIABLE] if store else []))
@@ -155,14 +157,14 @@ class AzureStack(pulumi.ComponentResource):
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group_id=group.id,
             subnet_id=network.subnet_ids["bots"],
             images=rolled_releases.apply(lambda found: found.references()),
-            variables=(*settings.observability.bot_environment(), *bot_secret_names),
+            variables=(*bot_environment, *bot_secret_names),
             cells=tuple((cell.name, cell.subscription_id, cell.scope, cell.subnet_id)
                         for cell in aci_cells.listed(cfg.aci_cells) if cell.scope.lower() != own.lower())),
             opts=child)
         target = AciTarget(
             resource_group=group.name, stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id,
             bot_image=images.bot, bot_identity_id=identities.bot.id, registry=registry.login_server,
-            subnet_id=network.subnet_ids["bots"], bot_settings=settings.observability.bot_environment(),
+            subnet_id=network.subnet_ids["bots"], bot_settings=bot_environment,
             bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
             webrtc_image=images.bot_webrtc, releases=releases)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(

@@ -4,8 +4,9 @@ stack, a stop until the team accepts each (`botUnsetVariables`).
 A pipecat-examples bot reads `os.getenv("ENV")` or `os.environ["DEEPGRAM_API_KEY"]`; without a
 `botSecrets` entry the cloud bot fails its first session with a KeyError (or quietly takes another
 branch). What the bot reads comes from bot.py and the modules it imports, parsed (images/env_reads.py); what the stack
-provides is `botSecrets` (and the single bot keys), the observability settings it sets on every bot,
-what voicefleet and the platform set themselves, and the region on AWS. A read with a default in the
+provides is `botSecrets` (and the single bot keys), the plain settings it sets on every bot
+(stacks/config/bot_plain_env.py: the observability settings, the Twilio region), what voicefleet and the platform
+set themselves, and the region on AWS. A read with a default in the
 call (`os.getenv("ENV", "local")`) is never asked for; one the bot checks itself (`os.getenv("ENV") or
 "local"`) goes in `botUnsetVariables`: a list of names, or a map of name -> the reason.
 """
@@ -18,6 +19,7 @@ import pulumi
 
 from dispatcher.machines.bot_variables import credential_cloud, refusal
 from images.env_reads import MAX_SOURCE_BYTES, EnvReads, env_reads
+from stacks.config.bot_plain_env import bot_plain_environment
 from stacks.config.model import Settings
 from stacks.config.reader import Reader
 
@@ -29,8 +31,8 @@ PLATFORM = {"aws": frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})}
 
 def provided(settings: Settings) -> frozenset[str]:
     """Every name the stack's bots find set: the team's secrets, the stack's bot settings, the platform's."""
-    observability = settings.observability
-    return frozenset({*settings.secrets.bot, *observability.bot_environment(), *observability.bot_secret_names(),
+    return frozenset({*settings.secrets.bot, *bot_plain_environment(settings),
+                      *settings.observability.bot_secret_names(),
                       *EVERYWHERE, *PLATFORM.get(settings.cloud, ())})
 
 

@@ -22,6 +22,7 @@ from stacks.config import (
     alarms,
     bot_env_reads,
     bot_permissions,
+    bot_plain_env,
     bot_session_caps,
     calling_out,
     calling_out_telnyx,
@@ -192,6 +193,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     warn_invite_spacing(settings.sip_edge, settings.regions)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
+    bot_plain_env.check_names_apart(cfg, settings)
     bot_env_reads.check(cfg, settings)
     if not channel_settings.enabled(settings):  # said by the program, so the plan and a preview show it
         pulumi.log.warn(channel_settings.cold_starts(

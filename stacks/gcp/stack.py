@@ -21,6 +21,7 @@ from pulumi_gcp.provider import Provider
 from images.component import Images, ImagesArgs
 from stacks.config import cloud_run, gce_cells, rotation_last_up
 from stacks.config.bot import image_args, web_transports
+from stacks.config.bot_plain_env import bot_plain_environment
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
@@ -255,7 +256,7 @@ class GcpStack(pulumi.ComponentResource):
             # Not the channel's deployment secret: each bot gets its own machine credential at launch.
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             channel_url=self._bot_channel_url,
-            environment=settings.observability.bot_environment(),
+            environment=bot_plain_environment(settings),
             roles=settings.bot_permissions.gcp_roles,
             cells=gce_cells.listed(cfg.gce_cells, cfg.zone),
         )
@@ -269,7 +270,7 @@ class GcpStack(pulumi.ComponentResource):
             subnetwork_id=network.subnetwork_id,
             region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
-            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
+            channel_url=self._bot_channel_url, environment=bot_plain_environment(settings),
             roles=settings.bot_permissions.gcp_roles, cells=cloud_run.listed(cfg.cloud_run_cells, cfg.region),
             repository=settings.prefix)
 

@@ -43,7 +43,9 @@ def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
            ENV_TRANSPORT: settings.pool_transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS),
            # the shared model service the dispatcher admits starts against, when the stack runs one
-           **({MODEL_SERVICE_VARIABLE: settings.model_service_url} if settings.model_service_url else {})}
+           **({MODEL_SERVICE_VARIABLE: settings.model_service_url} if settings.model_service_url else {}),
+           # the account's Twilio region, which a bot's hang-up needs (stacks/config/bot_plain_env.py)
+           **settings.twilio_region}
     # No deadline: it counts from the pod's start, and a warm pod waits in the pool until it is claimed
     # (its bot's own cap above, not RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
     # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
@@ -29,6 +29,9 @@ PODS, AGENT_SANDBOX = "pods", "agent-sandbox"  # K8S_MODE: bare pods, or kuberne
 MODES = (PODS, AGENT_SANDBOX)
 DEFAULT_WARM_POOL = "voicefleet-bot"
 MODEL_SERVICE_VARIABLE = "MODEL_SERVICE_URL"  # the dispatcher's and, as it starts them, its bots'
+# The account's Twilio region, the dispatcher's and, as it starts them, its bots': Pipecat's TwilioFrameSerializer
+# hangs a call up at that region's host, which the region's credentials need (dispatcher/phone/twilio_host.py).
+TWILIO_REGION_VARIABLES = ("TWILIO_REGION", "TWILIO_EDGE")
 
 _SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
              "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -69,6 +72,8 @@ class K8sSettings:
     # MODEL_SERVICE_URL: the shared model service this dispatcher admits starts against (dispatcher/models/),
     # which every bot it starts is told as the same variable (docs/converged.md, "On Kubernetes").
     model_service_url: str | None = None
+    # TWILIO_REGION and TWILIO_EDGE, those set: every bot pod gets them, as the stack's other clouds give theirs.
+    twilio_region: Mapping[str, str] = field(default_factory=dict)
     # K8S_CELLS: the clusters the bots' pods spread over (k8s/cells.py); empty: K8S_API_URL's alone.
     cells: tuple[K8sCell, ...] = ()
 
@@ -149,6 +154,7 @@ class K8sSettings:
             channel_ca_configmap=ca_configmap,
             bot_secret=bot_secret,
             model_service_url=setting_text(env, MODEL_SERVICE_VARIABLE).rstrip("/") or None,
+            twilio_region={name: value for name in TWILIO_REGION_VARIABLES if (value := setting_choice(env, name))},
             cells=cells,
             stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
             **call_timings(env, "K8S"),
