@@ -1,23 +1,22 @@
-"""The kamailio.cfg of the edge's front (docs/sip.md#capacity): Kamailio on the edge's SIP port, in
-front of its PJSIP workers on loopback. Before any worker sees a request it drops malformed ones
-(sanity) and floods (pike: per source; pipelimit: all INVITEs), answers a source no trunk allows
-403 itself, then sends an INVITE to the worker with the most free slots (dispatcher's call-load
-algorithm, each worker's `maxload` its capacity), and on to the next only when a worker is dead (408:
-no answer) or refused the call for want of a slot (its refusal marked FULL_HEADER, answered by the
-front's own 503). Any other refusal goes to the trunk as the worker gave it: it was made for the
-dispatcher's sake (its refusal, no bot in time), and another worker would only ask it again. Nor
-does a call move on once a worker rang (180/183): that worker has asked for its session. A call
-that ends before its answer gives its worker's slot back on every path (refusal, CANCEL, a relay
-that failed). The trunk's source travels to the worker in SOURCE_HEADER, the username of an inbound
-credential the front checked in CREDENTIAL_HEADER (a trunk without sources: any address). A worker's own INVITE (an
-outbound call, a person for a transfer) goes to a trunk's termination alone, never elsewhere.
-Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's new INVITE is answered 503 here.
-With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
-which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's token
-for this start in TOKEN_HEADER, without which a worker believes neither; a worker's own INVITE carries
-another, the workers' calls' token, which the front never sends; the supervisor's word of the drain a
-third. Those tokens are the file's only secrets (the folder is private to the edge's user); the rest
-is addresses, ports, limits and the paths of the TLS files."""
+"""The kamailio.cfg of the edge's front (docs/sip.md#capacity): Kamailio on the edge's SIP port, in front of its
+PJSIP workers on loopback. Before any worker sees a request it drops malformed ones (sanity) and floods (pike:
+per source; pipelimit: all INVITEs), answers a source no trunk allows 403 itself, then sends an INVITE to the
+worker with the most free slots (dispatcher's call-load algorithm, each worker's `maxload` its capacity), and on
+to the next only when a worker refused the call for want of a slot (its refusal marked FULL_HEADER, answered by
+the front's own 503) or, once a call, gave no answer (408: dead, or dropping what it cannot parse; only probes
+mark a worker dead). Any other refusal goes to the trunk as the worker gave it: it was made for the dispatcher's
+sake (its refusal, no bot in time), and another worker would only ask it again. Nor does a call move on once a
+worker rang (180/183): that worker has asked for its session. A call that ends before its answer gives its
+worker's slot back on every path (refusal, CANCEL, a relay that failed). The trunk's source travels to the worker
+in SOURCE_HEADER, the username of an inbound credential the front checked in CREDENTIAL_HEADER (a trunk without
+sources: any address). A worker's own INVITE (an outbound call, a person for a transfer) goes to a trunk's
+termination alone, never elsewhere. Once the supervisor says the edge drains (sipedge/front_drain.py), a trunk's
+new INVITE is answered 503 here. With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and
+tells each worker which hop a request came by in TRANSPORT_HEADER, each request to a worker carrying the edge's
+token for this start in TOKEN_HEADER, without which a worker believes neither; a worker's own INVITE carries
+another, the workers' calls' token, which the front never sends; the supervisor's word of the drain a third.
+Those tokens are the file's only secrets (the folder is private to the edge's user); the rest is addresses,
+ports, limits and the paths of the TLS files."""
 
 from __future__ import annotations
 
@@ -610,8 +609,15 @@ failure_route[NEXT_WORKER] {{
     if (t_is_canceled()) {{ $sht(calls=>$ci) = $null; exit; }}  # the CANCEL gave its worker's slot back
     $var(full) = 0;
     if (t_check_status("503") && $T_rpl($hdr({FULL_HEADER})) != $null) {{ $var(full) = 1; }}
-    if ($avp(rang) == $null && ($var(full) == 1 || t_check_status("408"))) {{
-        if (t_check_status("408")) {{ ds_mark_dst("ip"); }}
+    # A worker's silence (tm's own 408, after fr_timer) is no proof it is dead: PJSIP drops an INVITE it cannot
+    # parse without a word, and a worker marked dead for it would be skipped until its probes answered again,
+    # a trunk's (or a spoofer's) few malformed INVITEs refusing every call for seconds. Whether a worker lives is
+    # its answers to the OPTIONS probes alone. The INVITE goes on to one more worker (this one may have died);
+    # a second silence is the request's doing: answered 408, no third worker's slot held for it.
+    $var(silent) = 0;
+    if (t_check_status("408")) {{ $var(silent) = 1; }}
+    if ($avp(rang) == $null && ($var(full) == 1 || ($var(silent) == 1 && $avp(silent) == $null))) {{
+        if ($var(silent) == 1) {{ $avp(silent) = 1; }}
         # ds_next_dst() drops this worker's record before it looks for the next: with none left, the
         # ds_load_unset() below would find no record, and this worker's slot would stay taken for good.
         if ($xavp({DESTINATIONS}[1]=>uri) != $null && ds_next_dst()) {{ route(TO_WORKER); exit; }}

@@ -34,7 +34,7 @@ sip_address = "{host}"
 sip_port = {port}
 rtp_port = 41000
 rtp_port_count = 40
-workers = 2
+workers = {workers}
 worker_sip_port = {worker_port}
 {settings}
 [[trunk]]
@@ -51,6 +51,9 @@ class StandInWorker:
     received: list[str] = field(default_factory=list)
     # What it answers an INVITE: each a status line's code and reason, then header lines; none: it keeps it.
     answers: tuple[str, ...] = ()
+    # An INVITE holding this text is kept unanswered whatever `answers` says, as PJSIP drops a request it cannot
+    # parse without a word (a Contact of "0", a Content-Type without a subtype).
+    drops: str | None = None
     senders: list[str] = field(default_factory=list)  # each received request's source, "host:port"
     replies: list[str] = field(default_factory=list)  # each reply the front sent it (to a request it sent)
 
@@ -71,7 +74,7 @@ class StandInWorker:
             else:
                 self.senders.append(f"{source[0]}:{source[1]}")
                 self.received.append(text)
-                if text.startswith("INVITE "):
+                if text.startswith("INVITE ") and (self.drops is None or self.drops not in text):
                     for answer in self.answers:
                         self.sock.sendto(_answer(text, answer).encode(), source)
                         if answer.startswith("1"):
@@ -122,24 +125,25 @@ def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
         except OSError:
             for sock in sockets:
                 sock.close()
-    raise OSError("no two consecutive free UDP ports on loopback")
+    raise OSError(f"no {count} consecutive free UDP ports on loopback")
 
 
 @contextlib.contextmanager
 def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
-                  env: Mapping[str, str] | None = None, sources: str = f"{TRUNK}/32") -> Iterator[Front]:
+                  env: Mapping[str, str] | None = None, sources: str = f"{TRUNK}/32",
+                  workers: int = 2) -> Iterator[Front]:
     """The front on `folder`'s edge.toml, with `settings` (lines of the edge's own, such as tls_port's) and
     `trunk_settings` (the trunk's) added, its variables read from `env` and passed on as the edge does; the
-    trunk's `sources` a CIDR."""
-    first, sockets = _worker_sockets(2)
+    trunk's `sources` a CIDR; `workers` stand-in workers."""
+    first, sockets = _worker_sockets(workers)
     path = folder / "edge.toml"
     path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
-                                sources=sources, number=NUMBER, settings=settings,
+                                sources=sources, number=NUMBER, settings=settings, workers=workers,
                                 trunk_settings=trunk_settings))
     variables = {"PATH": "/usr/bin:/bin", **(env or {})}
     config = load({**variables, "SIP_EDGE_CONFIG": str(path)})
-    workers = [StandInWorker(sock) for sock in sockets]
-    for worker in workers:
+    stand_ins = [StandInWorker(sock) for sock in sockets]
+    for worker in stand_ins:
         threading.Thread(target=worker.serve, daemon=True).start()
     token, call_token, drain_token = new_token(), new_token(), new_token()
     files = write_front(config, folder, 3, token, call_token=call_token, drain_token=drain_token)
@@ -152,7 +156,7 @@ def running_front(folder: Path, settings: str = "", trunk_settings: str = "",
         while not _answers_options(config.sip_address, config.sip_port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("Kamailio did not start:\n" + log_path.read_text(errors="replace"))
-        yield Front(config, workers, log_path, token, call_token, drain_token)
+        yield Front(config, stand_ins, log_path, token, call_token, drain_token)
     finally:
         terminate(process)
         for sock in sockets:

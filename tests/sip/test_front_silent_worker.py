@@ -1,0 +1,80 @@
+"""A worker's silence is no proof it is dead: PJSIP drops an INVITE it cannot parse without a word (a Contact of
+"0", a Content-Type without a subtype), which Kamailio's own checks let through. The front, after its wait for
+the worker's first answer (tm's fr_timer, 3 s), tries one more worker, then answers the trunk's INVITE 408; it
+never marks the workers dead for it, so a burst of such INVITEs from a trunk's address (anyone's, over UDP) leaves
+the next valid call taken at once, where every worker it reached used to be skipped until its probes answered
+again (seconds of 503 to every trunk). Whether a worker lives is its answers to the front's OPTIONS alone."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sipedge.supervisor import KAMAILIO
+from tests.sip.kamailio_front import NUMBER, TRUNK, Front, Peer, running_front
+from tests.sip.raw_sip import GOOD_SDP
+
+pytestmark = [pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
+                                 reason="Kamailio is not installed (.ci/run installs it)"),
+              pytest.mark.slow]  # waits out the front's wait for a worker's answer, twice
+
+UNPARSABLE = "Contact: 0"  # the fuzzed corpus' INVITE that PJSIP drops unanswered (tests/sip/fuzzed_sip.py)
+BURST = 4  # fewer than the two workers' 6 slots: a slot held for the burst would still leave the valid call one
+REFUSAL = "486 Busy Here\r\nRetry-After: 17"  # any answer of the worker's, relayed as it gave it
+SILENCE_SECONDS = 30.0  # two workers' 3 s each, on a loaded machine
+
+
+@pytest.fixture(params=[2, 3], ids=["two workers", "three workers"])
+def front(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    with running_front(tmp_path_factory.mktemp("front"), workers=request.param) as running:
+        for worker in running.workers:
+            worker.answers, worker.drops = (REFUSAL,), UNPARSABLE
+        yield running
+
+
+def invite(trunk: Peer, front: Front, *extra: str) -> str:
+    call_id = secrets.token_hex(6)
+    trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+               extra=(*extra, "Content-Type: application/sdp"), body=GOOD_SDP)
+    return call_id
+
+
+def final_answers(trunk: Peer, call_ids: set[str], seconds: float) -> dict[str, str]:
+    """Each call's final answer (its status line) as it comes, within `seconds`, each acknowledged."""
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + seconds
+    while set(found) != call_ids and time.monotonic() < deadline:
+        for message in trunk.messages(0.2):
+            status = message.split("\r\n", 1)[0]
+            call_id = next((c for c in call_ids if f"Call-ID: {c}\r\n" in message), None)
+            if call_id is not None and status.startswith("SIP/2.0 ") and not status.startswith("SIP/2.0 1"):
+                found.setdefault(call_id, status)
+                trunk.send("ACK", f"sip:{NUMBER}@{trunk.front.config.sip_address}", call_id=call_id,
+                           to_tag="worker")
+    return found
+
+
+def reached(front: Front, call_id: str) -> int:
+    return sum(any(f"Call-ID: {call_id}\r\n" in text for text in worker.received) for worker in front.workers)
+
+
+def test_a_burst_of_invites_the_workers_drop_leaves_the_next_call_taken_at_once(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    try:
+        dropped = {invite(trunk, front, UNPARSABLE) for _ in range(BURST)}
+        answers = final_answers(trunk, dropped, SILENCE_SECONDS)
+        log = front.log_path.read_text(errors="replace")[-3000:]
+        assert set(answers.values()) == {"SIP/2.0 408 Request Timeout"} and set(answers) == dropped, log
+        # Each tried on one worker more, not on every one: a malformed INVITE holds a slot for two waits at most.
+        assert all(reached(front, call_id) == 2 for call_id in dropped), [w.received for w in front.workers]
+        # The next call, right after: a worker takes it (its answer relayed), not the front's "no worker" 503.
+        valid = invite(trunk, front)
+        answer = final_answers(trunk, {valid}, 5.0)
+    finally:
+        trunk.close()
+    assert answer == {valid: "SIP/2.0 486 Busy Here"}, front.log_path.read_text(errors="replace")[-3000:]
+    assert reached(front, valid) == 1
