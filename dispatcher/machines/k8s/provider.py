@@ -204,15 +204,21 @@ class K8sMachines:
         watch = ObjectWatch(self.api, self.api.pods_path, name, _started(name), pause=self.settings.poll_seconds)
         return await watch.until(since or None, deadline)
 
-    async def delete_pod(self, name: str, grace_seconds: int | None = None) -> None:
+    async def delete_pod(self, name: str, grace_seconds: int | None = None, *,
+                         preconditions: Mapping[str, str] | None = None) -> bool:
         """Delete with the grace period (SIGTERM, then SIGKILL past it; K8S_STOP_GRACE_SECONDS unless
-        given); one already gone is no error."""
+        given); one already gone is no error. `preconditions` (`uid`, `resourceVersion`): the pod is deleted
+        only as it was read; False when it changed since (the API server's 409 Conflict), nothing deleted."""
         grace = self.settings.stop_grace_seconds if grace_seconds is None else grace_seconds
-        response = await self.api.request("DELETE", f"/{name}",
-                                          json={"kind": "DeleteOptions", "apiVersion": "v1",
-                                                "gracePeriodSeconds": grace})
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace}
+        if preconditions:
+            options["preconditions"] = dict(preconditions)
+        response = await self.api.request("DELETE", f"/{name}", json=options)
+        if preconditions and response.status_code == 409:
+            return False
         if response.status_code not in (200, 202, 404):
             raise self.api.failed(response, f"delete pod {name}")
+        return True
 
     async def stop(self, session_id: str) -> bool:
         """A running pod is deleted with its grace period; an ended one at once (grace 0): a bare pod has

@@ -61,6 +61,9 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 # When the replica that made an idle pod started (whole seconds): an older deploy's replica keeps filling its
 # reserve after a newer one starts, so when a pod was made does not tell whose deploy is the newer.
 NOTE_STARTED = "voicefleet.io/maker-started"
+# Reads of an idle pod a retirement makes, each followed by a delete with the pod as read for its precondition:
+# a kubelet's status write between the two is a 409 too, and an idle pod's status seldom changes.
+RETIRE_READS = 4
 
 
 def pointer(key: str) -> str:
@@ -94,6 +97,7 @@ class K8sWarmMachines(K8sMachines):
         self._turn_away = turn_away
         self._idle_deadline = math.ceil(max_idle_seconds) + max_session_seconds
         self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle pod ended, as last listed
+        self._adopted: Recent[str, str] = Recent(1000)  # bot id → the session this replica's claim re-tagged it for
         # A creationTimestamp has whole seconds: one in this replica's first second counts as created since.
         self._started = math.floor(time.time())
 
@@ -161,6 +165,7 @@ class K8sWarmMachines(K8sMachines):
             raise self.api.failed(response, f"claim idle pod {name}")
         else:
             pod = response.json()
+        self._adopted[bot_id] = spec.session_id  # re-tagged here: a failure from here on retires it (`retire`)
         machine = to_machine(pod)
         if not machine.state.is_active:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} has ended")
@@ -187,7 +192,33 @@ class K8sWarmMachines(K8sMachines):
         raise self.api.failed(response, f"claim idle pod {name}")
 
     async def retire(self, bot_id: str) -> None:
-        await self.delete_pod(idle_pod_name(bot_id))  # gone already: a no-op
+        """Deletes the bot's pod only while it is still idle for this bot, or carries the session this
+        replica's own claim gave it (a claim that failed after its re-tag): a retirement decided on an
+        older listing, or at a replica that knew the bot, never reaches a session another replica claimed
+        it for. The delete's preconditions are the pod as read (its uid and resourceVersion), so a claim
+        between the read and the delete makes it a 409, and the pod is read again. Gone: a no-op."""
+        name = idle_pod_name(bot_id)
+        for _ in range(RETIRE_READS):
+            pod = await self.read_pod(name)
+            metadata = (pod or {}).get("metadata") or {}
+            if pod is None or metadata.get("deletionTimestamp") or not self._retirable(bot_id, metadata):
+                return
+            read = {key: str(metadata[key]) for key in ("uid", "resourceVersion") if metadata.get(key)}
+            if await self.delete_pod(name, preconditions=read):
+                self._adopted.pop(bot_id, None)
+                return
+        raise MachinesError("k8s_conflict", f"idle pod {name} changed under each of {RETIRE_READS} deletes: "
+                                            "left to the sweep", retry_after=1.0)
+
+    def _retirable(self, bot_id: str, metadata: dict[str, Any]) -> bool:
+        """Idle for this bot, or claimed here for the session its labels name (`retire` says why)."""
+        labels = metadata.get("labels") or {}
+        if labels.get(LABEL_APP) != APP or labels.get(LABEL_BOT) != bot_id:
+            return False
+        if labels.get(LABEL_STATE) == IDLE:
+            return True
+        claimed = self._adopted.get(bot_id)
+        return labels.get(LABEL_STATE) == SESSION and claimed is not None and labels.get(LABEL_SESSION) == claimed
 
     async def idle_machines(self) -> list[IdleMachine]:
         """Idle pods, ended ones too: the sweep deletes those (from a dispatcher that died, no one else would)."""

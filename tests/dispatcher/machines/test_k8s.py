@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -601,3 +602,66 @@ async def test_a_review_authenticated_for_another_audience_admits_nothing(
     k8s.session_tokens._review = for_another_audience  # type: ignore[assignment]
     refused = await channels.identity_only.grant(Hello(machine_id=pod, identity=fake_k8s.token_of(pod)))
     assert isinstance(refused, str) and "is not for" in refused
+
+
+async def test_a_retirement_after_another_replica_claimed_the_pod_leaves_the_session_running(
+        fake_k8s: FakeKubernetes) -> None:
+    """The replica that made (or listed) an idle pod retires it by its bot id, on a view older than another
+    replica's claim: the pod is a session's now, and stays."""
+    maker, claimer = warm(fake_k8s), warm(fake_k8s)
+    try:
+        await maker.launch_idle("rsv-taken", "c")
+        fake_k8s.set_phase("vf-idle-rsv-taken", "Running")
+        claimed = spec()
+        await claimer.adopt("rsv-taken", claimed)
+        await maker.retire("rsv-taken")  # the sweep's or the planner's, decided before the claim
+        labels = fake_k8s.pods["vf-idle-rsv-taken"]["metadata"]["labels"]
+        assert labels["voicefleet.io/session"] == claimed.session_id, "the claimed session's pod was deleted"
+        assert not fake_k8s.calls_to("DELETE", "/pods/")
+    finally:
+        await maker.aclose()
+        await claimer.aclose()
+
+
+async def test_a_claim_between_a_retirements_read_and_its_delete_keeps_the_pod(fake_k8s: FakeKubernetes) -> None:
+    """The retirement reads the pod idle; another replica claims it before the delete is sent: the delete's
+    preconditions (the pod as read) refuse it, and the pod read again is a session's."""
+    maker, claimer = warm(fake_k8s), warm(fake_k8s)
+    claimed, reads = spec(), []
+    read = maker.read_pod
+
+    async def read_then_claimed(name: str) -> dict[str, Any] | None:
+        pod = await read(name)
+        reads.append(name)
+        if len(reads) == 1:  # the claim lands after the retirement's first read
+            await claimer.adopt("rsv-between", claimed)
+        return pod
+
+    try:
+        await maker.launch_idle("rsv-between", "c")
+        fake_k8s.set_phase("vf-idle-rsv-between", "Running")
+        maker.read_pod = read_then_claimed  # type: ignore[method-assign]
+        await maker.retire("rsv-between")
+        assert fake_k8s.pods["vf-idle-rsv-between"]["metadata"]["labels"]["voicefleet.io/session"] == \
+            claimed.session_id, "the claimed session's pod was deleted"
+        [refused] = fake_k8s.calls_to("DELETE", "/pods/")
+        assert refused.json()["preconditions"]["uid"] == fake_k8s.pods["vf-idle-rsv-between"]["metadata"]["uid"]
+    finally:
+        await maker.aclose()
+        await claimer.aclose()
+
+
+async def test_a_claim_that_failed_after_its_re_tag_still_retires_the_pod_it_claimed(fake_k8s: FakeKubernetes) -> None:
+    """At the replica whose claim re-tagged the pod, a failure after it (over cells: the session was launched
+    in another cluster first) retires the pod: it carries the session this replica gave it, and no other."""
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-own", "c")
+        fake_k8s.set_phase("vf-idle-rsv-own", "Running")
+        for _ in range(3):  # kubelet status writes: each a new resourceVersion, none a claim
+            fake_k8s.set_phase("vf-idle-rsv-own", "Running")
+        await machines.adopt("rsv-own", spec())
+        await machines.retire("rsv-own")
+    finally:
+        await machines.aclose()
+    assert "vf-idle-rsv-own" not in fake_k8s.standing()

@@ -407,3 +407,23 @@ async def test_an_idle_pods_exit_is_read_from_its_own_cell_alone(
         await machines.idle_machines()
         assert machines.exit_detail(bot_id) == "exit code 2"
         assert machines.exit_detail("rsv-unknown") is None
+
+
+async def test_a_replica_that_made_a_bot_retiring_it_after_another_replica_claimed_it_leaves_the_session(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
+    """The replica that refilled a bot knows its cell, so its retirement (the sweep's, on an older listing) goes
+    straight to that cluster: there the pod, claimed since by another replica's session, is not deleted."""
+    env = reserve_env(fake_k8s, fake_k8s_cell)
+    async with replica(env) as (state, _):
+        bot_id = await warm_in_a(state)
+        fake_k8s.set_phase(IDLE_PREFIX + bot_id, "Running")
+        other = other_replica(env, coordination_of(state))
+        try:
+            claimed = spec()
+            await other.adopt(bot_id, claimed)
+            await state.machines.retire(bot_id)
+        finally:
+            await other.aclose()
+        pod = fake_k8s.standing().get(IDLE_PREFIX + bot_id)
+        assert pod is not None, "the claimed session's pod was deleted"
+        assert pod["metadata"]["labels"]["voicefleet.io/session"] == claimed.session_id
