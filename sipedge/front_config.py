@@ -52,6 +52,9 @@ RETRY_AFTER_SECONDS = 5
 # duplicate tags, and (2048) digest credentials: a malformed Authorization or Proxy-Authorization is answered 400 by
 # the module, logging nothing, before anything parses it again (the auth module would log an error for each one).
 SANITY_CHECKS = 17895 | 2048
+# The URIs its parse check (1024) parses: Request-URI, From, To and (8) Contact. PJSIP drops an INVITE whose Contact
+# is no URI ("Contact: 0") without a word, which would hold a worker's slot for the front's two waits: answered 400.
+SANITY_URI_CHECKS = 1 | 2 | 4 | 8
 # A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
 # responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
 DIGEST_REALM = "voicefleet"
@@ -407,7 +410,7 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         {refused("483", "too many hops")} sl_send_reply("483", "Too Many Hops"); exit;
     }}
-    if (!sanity_check("{SANITY_CHECKS}", "7")) {{
+    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URI_CHECKS}")) {{
         {refused("sanity", "malformed, answered by the sanity checks")} exit;
     }}
 {drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
