@@ -64,7 +64,8 @@ NONCE_SECONDS = 300  # how long a nonce is good for (the auth module's nonce_exp
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
 SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
-# How often a worker is sent OPTIONS: one that misses two answers is skipped until it answers again.
+# How often a worker is sent OPTIONS: one that leaves one unanswered (tm's fr_timer, 3 s) is skipped until it has
+# answered two (ds_probing_threshold, ds_inactive_threshold): a worker that dies is skipped within 5 s.
 PROBE_SECONDS = 2
 # A request's text in the config's own log lines, percent-encoded: a folded header's CR/LF would otherwise
 # write lines of the sender's into Kamailio's log (sipedge/front_refusals.py).
