@@ -52,6 +52,9 @@ RETRY_AFTER_SECONDS = 5
 # duplicate tags, and (2048) digest credentials: a malformed Authorization or Proxy-Authorization is answered 400 by
 # the module, logging nothing, before anything parses it again (the auth module would log an error for each one).
 SANITY_CHECKS = 17895 | 2048
+# The URIs its parse check (1024) parses: Request-URI, From, To and (8) Contact. PJSIP drops an INVITE whose Contact
+# is no URI ("Contact: 0") without a word, which would hold a worker's slot for the front's two waits: answered 400.
+SANITY_URI_CHECKS = 1 | 2 | 4 | 8
 # A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
 # responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
 DIGEST_REALM = "voicefleet"
@@ -61,7 +64,8 @@ NONCE_SECONDS = 300  # how long a nonce is good for (the auth module's nonce_exp
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
 SLOT_MARGIN_SECONDS = 30
 DESTINATIONS = "_dsdst_"  # the dispatcher module's list of the workers a call may still try (its xavp_dst)
-# How often a worker is sent OPTIONS: one that misses two answers is skipped until it answers again.
+# How often a worker is sent OPTIONS: one that leaves one unanswered (tm's fr_timer, 3 s) is skipped until it has
+# answered two (ds_probing_threshold, ds_inactive_threshold): a worker that dies is skipped within 5 s.
 PROBE_SECONDS = 2
 # A request's text in the config's own log lines, percent-encoded: a folded header's CR/LF would otherwise
 # write lines of the sender's into Kamailio's log (sipedge/front_refusals.py).
@@ -407,7 +411,7 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         {refused("483", "too many hops")} sl_send_reply("483", "Too Many Hops"); exit;
     }}
-    if (!sanity_check("{SANITY_CHECKS}", "7")) {{
+    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URI_CHECKS}")) {{
         {refused("sanity", "malformed, answered by the sanity checks")} exit;
     }}
 {drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}

@@ -52,7 +52,7 @@ class StandInWorker:
     # What it answers an INVITE: each a status line's code and reason, then header lines; none: it keeps it.
     answers: tuple[str, ...] = ()
     # An INVITE holding this text is kept unanswered whatever `answers` says, as PJSIP drops a request it cannot
-    # parse without a word (a Contact of "0", a Content-Type without a subtype).
+    # parse without a word (a Content-Type without a subtype).
     drops: str | None = None
     senders: list[str] = field(default_factory=list)  # each received request's source, "host:port"
     replies: list[str] = field(default_factory=list)  # each reply the front sent it (to a request it sent)

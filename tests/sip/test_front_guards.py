@@ -115,6 +115,21 @@ def test_a_request_carrying_a_source_line_in_its_body_is_refused_whatever_its_li
         stranger.close()
 
 
+def test_an_invite_whose_contact_is_no_uri_is_refused_by_the_front_not_left_to_a_worker(front: Front) -> None:
+    # PJSIP drops such an INVITE without a word: relayed, it would hold a worker's slot for the front's two waits
+    # (a trunk's spoofed address sending a few a second would keep every slot taken).
+    trunk = Peer(TRUNK, front)
+    try:
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Contact: 0", "Content-Type: application/sdp"), body=GOOD_SDP)
+        finals = [answer for answer in trunk.answers() if not answer.startswith("SIP/2.0 1")]
+        assert [answer.split(" ", 2)[1] for answer in finals] == ["400"], finals
+        assert not any(call_id in text for text in front.at_workers())
+    finally:
+        trunk.close()
+
+
 def test_a_flood_from_a_trunks_address_is_answered_503_and_never_locks_the_trunk_out(front: Front) -> None:
     flood, trunk = Peer(TRUNK, front), Peer(TRUNK, front)
     try:
