@@ -55,6 +55,10 @@ SANITY_CHECKS = 17895 | 2048
 # The URIs its parse check (1024) parses: Request-URI, From, To and (8) Contact. PJSIP drops an INVITE whose Contact
 # is no URI ("Contact: 0") without a word, which would hold a worker's slot for the front's two waits: answered 400.
 SANITY_URI_CHECKS = 1 | 2 | 4 | 8
+# A type and a subtype (RFC 3261 25.1's m-type "/" m-subtype, then parameters): "application" alone, which PJSIP
+# drops unanswered, is refused 400 by the front.
+CONTENT_TYPE_PATTERN = r"^[[:space:]]*[-!#%&'*+.^_|~[:alnum:]]+/[-!#%&'*+.^_|~[:alnum:]]+"
+MOST_REQUEST_URI_CHARS = 512  # a number's URI and its parameters fit many times over; PJSIP drops a 5,000-digit one
 # A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
 # responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
 DIGEST_REALM = "voicefleet"
@@ -414,6 +418,14 @@ request_route {{
     if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URI_CHECKS}")) {{
         {refused("sanity", "malformed, answered by the sanity checks")} exit;
     }}
+    # What the sanity checks let through and PJSIP drops without a word, each held a worker's slot for the front's
+    # two waits: a Content-Type with no subtype, a Request-URI past any number's (RFC 3261's 414).
+    if (is_present_hf("Content-Type") && !($hdr(Content-Type) =~ "{CONTENT_TYPE_PATTERN}")) {{
+        {refused("400", "a content type that is no type/subtype")} sl_send_reply("400", "Bad Content-Type"); exit;
+    }}
+    if ($(ru{{s.len}}) > {MOST_REQUEST_URI_CHARS}) {{
+        {refused("414", "a request uri too long")} sl_send_reply("414", "Request-URI Too Long"); exit;
+    }}
 {drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
@@ -618,8 +630,8 @@ failure_route[NEXT_WORKER] {{
     # a trunk's (or a spoofer's) few malformed INVITEs refusing every call for seconds. Whether a worker lives is
     # its answers to the OPTIONS probes alone. The INVITE goes on to one more worker (this one may have died);
     # a second silence is the request's doing: answered 408, no third worker's slot held for it.
-    $var(silent) = 0;
-    if (t_check_status("408")) {{ $var(silent) = 1; }}
+    $var(silent) = 0;  # no answer at all, not even 100: a worker's own 408 is its answer, relayed as any other
+    if (t_branch_timeout() && !t_branch_replied()) {{ $var(silent) = 1; }}
     if ($avp(rang) == $null && ($var(full) == 1 || ($var(silent) == 1 && $avp(silent) == $null))) {{
         if ($var(silent) == 1) {{ $avp(silent) = 1; }}
         # ds_next_dst() drops this worker's record before it looks for the next: with none left, the

@@ -130,6 +130,36 @@ def test_an_invite_whose_contact_is_no_uri_is_refused_by_the_front_not_left_to_a
         trunk.close()
 
 
+@pytest.mark.parametrize(("extra", "uri_user", "status"), [
+    (("Content-Type: application",), NUMBER, "400"),  # no subtype
+    (("Content-Type: application/sdp",), NUMBER + "1" * 600, "414"),  # a Request-URI past any number's
+], ids=["content-type-without-subtype", "request-uri-too-long"])
+def test_an_invite_pjsip_would_drop_unanswered_is_refused_by_the_front(
+        front: Front, extra: tuple[str, ...], uri_user: str, status: str) -> None:
+    """Each held a worker's slot for the front's two waits, unanswered."""
+    trunk = Peer(TRUNK, front)
+    try:
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{uri_user}@{front.config.sip_address}", call_id=call_id, extra=extra,
+                   body=GOOD_SDP)
+        finals = [answer for answer in trunk.answers() if not answer.startswith("SIP/2.0 1")]
+        assert [answer.split(" ", 2)[1] for answer in finals] == [status], finals
+        assert not any(call_id in text for text in front.at_workers())
+    finally:
+        trunk.close()
+
+
+def test_a_content_type_with_parameters_still_reaches_a_worker(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    try:
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp;charset=UTF-8",), body=GOOD_SDP)
+        assert wait_for(lambda: any(call_id in text for text in front.at_workers()), 10.0)
+    finally:
+        trunk.close()
+
+
 def test_a_flood_from_a_trunks_address_is_answered_503_and_never_locks_the_trunk_out(front: Front) -> None:
     flood, trunk = Peer(TRUNK, front), Peer(TRUNK, front)
     try:

@@ -1,5 +1,5 @@
-"""A worker's silence is no proof it is dead: PJSIP drops an INVITE it cannot parse without a word (a Content-Type
-without a subtype), which Kamailio's own checks let through. The front, after its wait for
+"""A worker's silence is no proof it is dead: PJSIP drops an INVITE it cannot parse without a word (a 1.7 KB Accept,
+a Proxy-Authorization with control bytes), which Kamailio's own checks let through. The front, after its wait for
 the worker's first answer (tm's fr_timer, 3 s), tries one more worker, then answers the trunk's INVITE 408; it
 never marks the workers dead for it, so a burst of such INVITEs from a trunk's address (anyone's, over UDP) leaves
 the next valid call taken at once, where every worker it reached used to be skipped until its probes answered
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
                                  reason="Kamailio is not installed (.ci/run installs it)"),
               pytest.mark.slow]  # waits out the front's wait for a worker's answer, twice
 
-UNPARSABLE = "Content-Type: application\r\n"  # no subtype: an INVITE that PJSIP drops unanswered
+UNPARSABLE = "Accept: " + ", ".join(["application/sdp"] * 100) + "\r\n"  # the corpus' that PJSIP left unanswered
 BURST = 4  # fewer than the two workers' 6 slots: a slot held for the burst would still leave the valid call one
 REFUSAL = "486 Busy Here\r\nRetry-After: 17"  # any answer of the worker's, relayed as it gave it
 SILENCE_SECONDS = 30.0  # two workers' 3 s each, on a loaded machine
@@ -78,3 +78,20 @@ def test_a_burst_of_invites_the_workers_drop_leaves_the_next_call_taken_at_once(
         trunk.close()
     assert answer == {valid: "SIP/2.0 486 Busy Here"}, front.log_path.read_text(errors="replace")[-3000:]
     assert reached(front, valid) == 1
+
+
+def test_a_workers_own_408_is_its_answer_relayed_not_taken_for_silence(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Only no answer at all (not even 100 Trying) sends the INVITE on: a worker that answers 408 itself has
+    answered, and the trunk hears it as it hears any other refusal."""
+    with running_front(tmp_path_factory.mktemp("front"), workers=2) as front:
+        for worker in front.workers:
+            worker.answers = ("408 Request Timeout",)
+        trunk = Peer(TRUNK, front)
+        try:
+            call_id = invite(trunk, front)
+            answer = final_answers(trunk, {call_id}, 10.0)
+        finally:
+            trunk.close()
+        assert answer == {call_id: "SIP/2.0 408 Request Timeout"}, front.log_path.read_text(errors="replace")[-3000:]
+        assert reached(front, call_id) == 1
