@@ -123,3 +123,9 @@ def test_a_bot_secret_of_the_name_is_the_bots_own_while_the_stack_sets_no_region
 def test_the_bots_reads_of_the_region_count_as_provided_once_the_stack_sets_it(stack_settings: Any) -> None:
     assert not set(SET) & provided(stack_settings("aws"))
     assert set(SET) <= provided(stack_settings("aws", **REGION))
+
+
+def test_the_bots_get_the_region_spelt_as_the_dispatcher_reads_it(stack: StackRunner) -> None:
+    """A key spelt `IE1`/`Dublin` gives the bots what the dispatcher reads (setting_choice: `ie1`, `dublin`), as
+    the k8s dispatcher tells its pods: a respelt key is no change to the bots."""
+    assert twilio(ecs_bot_env(stack("aws", twilioRegion="IE1", twilioEdge="Dublin"))) == SET
