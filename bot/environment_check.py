@@ -64,8 +64,8 @@ def refusal(environ: Mapping[str, str], *, isolated: bool, allowed: object = Non
     if found:
         return (f"bot: refusing to start: {', '.join(found)} set, which would run code that is not the bot's "
                 "(a task's environment is whoever ran it; unset them)")
-    if off_host := [name for name in TWILIO_HOST_PARTS
-                    if environ.get(name) and not _HOST_LABEL.fullmatch(environ[name])]:
+    if off_host := [part for part in TWILIO_HOST_PARTS
+                    if environ.get(part) and not _HOST_LABEL.fullmatch(environ[part])]:
         return (f"bot: refusing to start: {', '.join(off_host)} is not one DNS label (ie1, dublin), so Twilio's "
                 "host built from it would not be Twilio's: set the stack's twilioRegion and twilioEdge, not the run's")
     if allowed is None:
