@@ -14,12 +14,17 @@ the image's own (IMAGE_VARIABLES), the channel contract's and the platform's (a 
 such a job's bot takes everything from its env. (The dynamic loader reads LD_* before Python
 starts: refusing stops the bot; docs/security.md.)
 
+TWILIO_REGION and TWILIO_EDGE (a stack's twilioRegion, twilioEdge) name the host Pipecat's hang-up sends the
+account's credential to, `api.{edge}.{region}.twilio.com`: an isolated host refuses either unless it is one
+DNS label, so no value (`evil.example/#`) moves that host off twilio.com.
+
 Only when isolated: a developer's `python -m bot` and MACHINES=local's bots (not isolated) put
 the repository on PYTHONPATH on purpose.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from botchannel import contract
@@ -44,6 +49,9 @@ CONTRACT_VARIABLES = (
 # What the container runtime and the platforms set (Cloud Run's CLOUD_RUN_JOB, _EXECUTION, _TASK_*).
 PLATFORM_VARIABLES = ("HOME", "HOSTNAME", "TERM", "PORT", "PWD", "SHLVL")
 PLATFORM_PREFIXES = ("CLOUD_RUN_", "K_", "LC_")
+# Parts of the Twilio API's host name (pipecat/serializers/twilio.py `_build_call_resource_url`).
+TWILIO_HOST_PARTS = ("TWILIO_REGION", "TWILIO_EDGE")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def refusal(environ: Mapping[str, str], *, isolated: bool, allowed: object = None,
@@ -56,6 +64,10 @@ def refusal(environ: Mapping[str, str], *, isolated: bool, allowed: object = Non
     if found:
         return (f"bot: refusing to start: {', '.join(found)} set, which would run code that is not the bot's "
                 "(a task's environment is whoever ran it; unset them)")
+    if off_host := [part for part in TWILIO_HOST_PARTS
+                    if environ.get(part) and not _HOST_LABEL.fullmatch(environ[part])]:
+        return (f"bot: refusing to start: {', '.join(off_host)} is not one DNS label (ie1, dublin), so Twilio's "
+                "host built from it would not be Twilio's: set the stack's twilioRegion and twilioEdge, not the run's")
     if allowed is None:
         return None
     names = {*IMAGE_VARIABLES, *CONTRACT_VARIABLES, *PLATFORM_VARIABLES,

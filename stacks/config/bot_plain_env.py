@@ -17,14 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dispatcher.phone.twilio_host import twilio_host
 from stacks.config.calling_out import REGION_KEYS
 from stacks.config.model import Settings
 from stacks.config.reader import Reader
 
 
 def twilio_region(phone: Mapping[str, str]) -> dict[str, str]:
-    """TWILIO_REGION and TWILIO_EDGE among the stack's plain phone settings, those set."""
-    return {variable: phone[variable] for variable in REGION_KEYS.values() if variable in phone}
+    """TWILIO_REGION and TWILIO_EDGE among the stack's plain phone settings, those set, spelt as the dispatcher
+    reads them (`IE1 ` -> `ie1`): Pipecat puts the bot's value in the host name as it is, and a respelt key
+    leaves the bots' templates and task definitions as they were."""
+    host = twilio_host(phone)  # checked when the keys were read (calling_out.py): refuses nothing here
+    spelt = {"TWILIO_REGION": host.region, "TWILIO_EDGE": host.edge}
+    return {variable: spelt[variable] for variable in REGION_KEYS.values() if variable in phone}
 
 
 def bot_plain_environment(settings: Settings) -> dict[str, str]:

@@ -93,8 +93,8 @@ PLATFORM_ENV = {"CLOUD_RUN_JOB": "vf-bot", "CLOUD_RUN_EXECUTION": "vf-bot-abc12"
                 "HOME": "/home/bot"}
 
 
-def job_allowed() -> str:
-    command = bot_job.job_command(TEMPLATE_ENV)
+def job_allowed(template_env: dict[str, str] = TEMPLATE_ENV) -> str:
+    command = bot_job.job_command(template_env)
     option = command[command.index("-X") + 1]
     name, _, names = option.partition("=")
     assert name == ALLOWED_OPTION
@@ -138,3 +138,22 @@ def test_the_jobs_isolated_host_refuses_an_added_variable_and_any_argument(image
         assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
         assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
         assert "refusing to start" in result.stderr and "-----BEGIN" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["TWILIO_REGION", "TWILIO_EDGE"])
+@pytest.mark.parametrize("value", ["evil.example/#", "evil.example", "ie1 ", "ie1@evil.example"])
+def test_a_twilio_host_part_that_is_not_one_label_is_refused_on_every_isolated_host(name: str, value: str) -> None:
+    """Pipecat's hang-up sends the account's credential to api.{edge}.{region}.twilio.com: a run's override (or
+    any task's environment) naming another host is refused, on Cloud Run where the job allows the name too."""
+    region = {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "dublin"}
+    for allowed in (job_allowed({**TEMPLATE_ENV, **region}), None):
+        why = refusal({**TEMPLATE_ENV, **region, name: value}, isolated=True, allowed=allowed)
+        assert why is not None and f"refusing to start: {name} is not one DNS label" in why
+    assert refusal({**TEMPLATE_ENV, **region, name: value}, isolated=False) is None  # a developer's own run
+
+
+@pytest.mark.parametrize("region", [{"TWILIO_REGION": "ie1", "TWILIO_EDGE": "dublin"},
+                                    {"TWILIO_REGION": "AU1", "TWILIO_EDGE": "sydney"}, {}])
+def test_twilios_own_region_and_edge_pass(region: dict[str, str]) -> None:
+    env = {**TEMPLATE_ENV, **region}
+    assert refusal(env, isolated=True) is None and refusal(env, isolated=True, allowed=job_allowed(env)) is None

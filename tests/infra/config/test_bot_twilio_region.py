@@ -123,3 +123,24 @@ def test_a_bot_secret_of_the_name_is_the_bots_own_while_the_stack_sets_no_region
 def test_the_bots_reads_of_the_region_count_as_provided_once_the_stack_sets_it(stack_settings: Any) -> None:
     assert not set(SET) & provided(stack_settings("aws"))
     assert set(SET) <= provided(stack_settings("aws", **REGION))
+
+
+def test_the_bots_get_the_region_spelt_as_the_dispatcher_reads_it(stack: StackRunner) -> None:
+    """A key spelt `IE1`/`Dublin` gives the bots what the dispatcher reads (setting_choice: `ie1`, `dublin`), as
+    the k8s dispatcher tells its pods: a respelt key is no change to the bots."""
+    assert twilio(ecs_bot_env(stack("aws", twilioRegion="IE1", twilioEdge="Dublin"))) == SET
+
+
+def test_beside_the_stacks_auth_token_a_bot_hangs_up_with_an_api_key_of_pipecats_names(
+        stack: StackRunner, stack_settings: Any) -> None:
+    """What docs/phone.md tells a stack outside US1 that takes Twilio's webhooks (twilioAuthToken): the bots'
+    TWILIO_AUTH_TOKEN is refused beside it (one secret store, one value per name), so they take an API key
+    under the names Pipecat's runner reads, TWILIO_API_KEY and TWILIO_API_SECRET, with the account's SID."""
+    token = {"voicefleet:twilioAuthToken": "SENTINEL-phone-0123456789abcdef0123456789abcdef"}
+    bot_key = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_KEY": "SK" + "0" * 32, "TWILIO_API_SECRET": "s"}
+    read: Settings = stack_settings("aws", secrets={**SECRETS, **token,
+                                                    "voicefleet:botSecrets": json.dumps(bot_key)}, **REGION)
+    assert {*bot_key, *SET} <= provided(read)
+    with_token = json.dumps({**bot_key, "TWILIO_AUTH_TOKEN": "SENTINEL-bot-token"})
+    refused = error(stack, "aws", secrets={**SECRETS, **token, "voicefleet:botSecrets": with_token}, **REGION)
+    assert "botSecrets sets TWILIO_AUTH_TOKEN, which voicefleet:twilioAuthToken sets too" in refused
