@@ -42,6 +42,9 @@ HOST = frozenset({
     "VOICEFLEET_TRACE", "LOG_FORMAT",
     "BOT_CHANNEL_CA_FILE",  # a wss:// channel's CA (BOT_CHANNEL_TLS_*): public, the dispatcher's own certificate's
     "RECORDING_ANNOUNCEMENT", "RECORDING_REDACT",  # the bot host plays and redacts: docs/recording.md
+    # The Twilio account's region and edge, the dispatcher's own too: Pipecat's runner hangs up there, and the bot
+    # host checks each is one DNS label (bot/environment_check.py), as a stack's bots get them (docs/phone.md).
+    "TWILIO_REGION", "TWILIO_EDGE",
 })  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
