@@ -271,6 +271,7 @@ class Control:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.edge.placing.discard(task)
+        self.edge.collect_ended_call()
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sipedge: an outbound call failed: %r", error)
 

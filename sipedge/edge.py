@@ -184,6 +184,17 @@ class Edge:
         self._held.add(held)
         wrapped.add_done_callback(self._flows.discard)
         wrapped.add_done_callback(lambda _: self._held.discard(held))
+        wrapped.add_done_callback(lambda _: self.collect_ended_call())
+
+    def collect_ended_call(self) -> None:
+        """A call's flow has ended: its objects that refer to each other (the flow and its keep-alive timer,
+        the stream's websockets protocol and its parser, with its zlib state) are collected once the loop turns.
+        Left to the collector's own counts they stayed: a worker makes few lasting objects, so its young
+        collections came tens of seconds apart and its older generations' not within a soak's minutes, while a
+        call's objects, promoted past the young ones during its 60 s, waited there. Each call left about 80 KB
+        behind, 3.5 MB a minute at 49 calls. A collection here walks only what was made since the freeze
+        (`run`), a few thousand objects."""
+        self._loop.call_soon(gc.collect)
 
     def in_flight(self) -> int:
         """What a drain waits for: the calls up in either direction, and the inbound flows still telling the
