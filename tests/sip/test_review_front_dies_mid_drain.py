@@ -58,7 +58,8 @@ async def test_a_front_that_exits_mid_drain_is_started_again_and_still_refuses_n
     first, sockets = _worker_sockets(2)  # the workers' ports held, so nothing else takes them meanwhile
     path = tmp_path / "edge.toml"
     port = free_port(socket.SOCK_DGRAM)
-    path.write_text(EDGE.format(host="127.0.0.1", port=port, worker_port=first, sources=f"{TRUNK}/32", number=NUMBER,
+    path.write_text(EDGE.format(workers=2, host="127.0.0.1", port=port, worker_port=first, sources=f"{TRUNK}/32",
+                                number=NUMBER,
                                 settings="", trunk_settings=""))
     edge = Supervisor(load({"PATH": "/usr/bin:/bin", "SIP_EDGE_CONFIG": str(path)}))
     front = edge._children()[-1]  # Kamailio, as the supervisor starts it

@@ -45,7 +45,7 @@ def _json_front(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     for sock in sockets:
         threading.Thread(target=StandInWorker(sock).serve, daemon=True).start()
     port = free_port(socket.SOCK_DGRAM)
-    (folder / "edge.toml").write_text(EDGE.format(host=FRONT_HOST, port=port, worker_port=first, trunk=TRUNK,
+    (folder / "edge.toml").write_text(EDGE.format(workers=2, host=FRONT_HOST, port=port, worker_port=first, trunk=TRUNK,
                                                   sources=f"{TRUNK}/32", number=NUMBER, settings="", trunk_settings=""))
     config = load({"SIP_EDGE_CONFIG": str(folder / "edge.toml")})
     files = write_front(config, folder, 3, new_token(), mark=new_mark())

@@ -43,7 +43,8 @@ async def test_with_no_drain_the_front_apart_stays_up_while_its_workers_still_ho
     first, sockets = _worker_sockets(2)  # the workers' ports, held as the workers' part holds them while it stops
     port = free_port(socket.SOCK_DGRAM)
     path = tmp_path / "edge.toml"
-    path.write_text(EDGE.format(host="127.0.0.1", port=port, worker_port=first, sources=f"{TRUNK}/32", number=NUMBER,
+    path.write_text(EDGE.format(workers=2, host="127.0.0.1", port=port, worker_port=first, sources=f"{TRUNK}/32",
+                                number=NUMBER,
                                 settings="drain_seconds = 0", trunk_settings=""))
     config = load({"PATH": "/usr/bin:/bin", "SIP_EDGE_CONFIG": str(path)}, other_secrets=False)
     front = Supervisor(config, Part.FRONT, Tokens.new())
