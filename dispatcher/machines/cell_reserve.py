@@ -85,6 +85,14 @@ class CellReserve:
         run the release's image (cell_refills.py; None: every cell)."""
         self.creates = CellRefills(self.cells, able)
 
+    async def _idle_cell(self, bot_id: str) -> str | None:
+        """The cells' hook (their idle bots' identity review): the cell this reserve knows or finds the bot in."""
+        return await self._cell_of_bot(bot_id)
+
+    def _idle_proved(self, bot_id: str, cell: str) -> None:
+        """The cells' hook: a bot's identity proved it in `cell` (`_bot_proved`)."""
+        self._bot_proved(bot_id, cell)
+
     def _bot_proved(self, bot_id: str, cell: str) -> None:
         """A reserve bot's identity proved its machine in `cell`: its claim, wherever it dialled, goes
         there at once, whatever a listing finds under its id later."""

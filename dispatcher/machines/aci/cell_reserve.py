@@ -49,12 +49,6 @@ class AciCellWarmMachines(CellReserve, AciCellMachines):
         self._warm[cell] = member
         return member
 
-    async def _idle_cell(self, bot_id: str) -> str | None:
-        return await self._cell_of_bot(bot_id)
-
-    def _idle_proved(self, bot_id: str, cell: str) -> None:
-        self._bot_proved(bot_id, cell)
-
     @property
     def create_rate(self) -> Rate:
         """The slowest cell's budget, for the fleet planner's count of what it can create (dispatcher/reserve/

@@ -119,9 +119,6 @@ class CloudRunCellWarmMachines(CellReserve, CloudRunCellMachines):
         assert isinstance(member, CloudRunWarmMachines)  # `_member` makes every cell's
         return member
 
-    def _idle_proved(self, bot_id: str, cell: str) -> None:
-        self._bot_proved(bot_id, cell)
-
     @property
     def create_rate(self) -> Rate:
         return self.settings.run_rate

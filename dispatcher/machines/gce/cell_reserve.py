@@ -48,9 +48,6 @@ class GceCellWarmMachines(CellReserve, GceCellMachines):
         self._warm[cell] = member
         return member
 
-    async def _idle_cell(self, bot_id: str) -> str | None:
-        return await self._cell_of_bot(bot_id)
-
     def _vm_proved(self, grant: BotGrant, session_id: str | None, where: tuple[str, str]) -> None:
         """An idle reserve bot's token proved its VM in `where`'s cell (one cell per project and zone): its
         claim, wherever it dialled, goes there. A claimed bot dialling again (its hello names its session)

@@ -51,12 +51,6 @@ class K8sCellWarmMachines(CellReserve, K8sCellMachines):
         self._warm[cell] = member
         return member
 
-    async def _idle_cell(self, bot_id: str) -> str | None:
-        return await self._cell_of_bot(bot_id)
-
-    def _idle_proved(self, bot_id: str, cell: str) -> None:
-        self._bot_proved(bot_id, cell)
-
     def exit_detail(self, bot_id: str) -> str | None:
         """Why the bot's idle pod ended, as its own cell's last listing read it (only a cell the bot is
         known in: another cluster's pod of that name says nothing of it)."""
