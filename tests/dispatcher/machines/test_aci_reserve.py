@@ -235,6 +235,37 @@ async def test_another_deployment_whose_prefix_extends_this_ones_is_not_this_one
         await theirs.aclose()
 
 
+async def test_a_retirement_after_another_replica_claimed_the_group_leaves_the_session_running(
+        fake_aci: FakeArmAci) -> None:
+    """The replica that made (or listed) a reserve group retires it by its bot id, on a view older than
+    another replica's claim: the group is a session's now, and stays."""
+    maker, claimer = replica(fake_aci), replica(fake_aci)
+    try:
+        await maker.launch_idle("rsv-taken")
+        fake_aci.set_state("vf-idle-rsv-taken", "Running")
+        claimed = spec()
+        await claimer.adopt("rsv-taken", claimed)
+        await maker.retire("rsv-taken")  # the sweep's or the planner's, decided before the claim
+    finally:
+        await maker.aclose()
+        await claimer.aclose()
+    group = fake_aci.standing().get("vf-idle-rsv-taken")
+    assert group is not None, "the claimed session's group was deleted"
+    assert group["tags"]["voicefleet-session"] == claimed.session_id
+    assert not fake_aci.calls_to("DELETE", "/containerGroups/vf-idle-rsv-taken")
+
+
+async def test_a_claim_that_failed_after_its_re_tag_still_retires_the_group_it_claimed(
+        aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    """At the replica whose claim re-tagged the group, a failure after it (over cells: the session was
+    launched in another subscription first) retires the group: it carries the session this replica gave it."""
+    await aci.launch_idle("rsv-own")
+    fake_aci.set_state("vf-idle-rsv-own", "Running")
+    await aci.adopt("rsv-own", spec())
+    await aci.retire("rsv-own")
+    assert "vf-idle-rsv-own" not in fake_aci.standing()
+
+
 @pytest.fixture
 async def shared(store: RedisServer) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
     """Two replicas' coordination on one store (a real redis-server): the bot's holder's, the sweeper's."""
