@@ -46,7 +46,7 @@ from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.releases import ReserveReleases
-from dispatcher.reserve.retirement import Retirements
+from dispatcher.reserve.retirement import Retirements, taken_for_retirement
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
@@ -439,7 +439,8 @@ class Reserve:
     async def sweep(self) -> int:
         """The reaper's part for reserve machines: any idle machine at the provider (this replica's
         or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
-        channel is alive or gone. Returns how many were stopped. A draining replica sweeps nothing: it
+        channel is alive or gone, unless a session claimed it since it was listed (its claim record:
+        retirement.py). Returns how many were stopped. A draining replica sweeps nothing: it
         may run the last configuration for as long as its calls last, and would take the new replicas'
         bots (another image, another K8S_BOT_SECRET) for stale ones; the replicas that stay sweep."""
         if self._draining:
@@ -450,6 +451,12 @@ class Reserve:
             # its keys) is not believed for a bot whose channel here serves a session.
             if machine.created_at < self._sweep_horizon(machine) and not self._channels.serving(machine.bot_id):
                 link = self._channels.take_idle(_machine(machine.bot_id))
+                # Not held here: a replica holding it may have claimed it since the listing, or be
+                # claiming it now. The bot's claim record decides, first wins.
+                if link is None and not await taken_for_retirement(self._claims, machine.bot_id):
+                    log.info("reserve bot %s listed idle was claimed by a session meanwhile: not retired",
+                             shown(machine.bot_id))
+                    continue
                 self.idle_records.forget(machine.bot_id)
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
                 await self._retirements.retire(machine.bot_id, reason, link)

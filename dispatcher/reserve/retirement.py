@@ -2,6 +2,13 @@
 
 A retired bot keeps no channel open here (its link is disconnected first); a provider that fails
 to stop the machine leaves it to the sweep and the reaper, never to an exception in the caller.
+
+A machine whose bot this replica does not hold (the sweep's, from a listing; a launch that never
+said hello here) may be claimed at another replica while it is retired, and most providers cannot
+make a delete conditional on the machine still being idle. The bot's claim record is the one step
+both take: a claim records `claim:<bot id>` before it asks the bot (store/claims.py), so the
+retirement records it first too (`taken_for_retirement`), first wins. Taken, every later claim of
+the bot fails and moves on to another bot; taken by a session, the retirement leaves its machine.
 """
 
 from __future__ import annotations
@@ -14,8 +21,20 @@ from dispatcher.channel.bots import BotLink
 from dispatcher.machines.base import WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
+
+# What a retirement writes in the bot's claim record: no session id has a space, so no claim of the
+# bot for a session (nor a claimed bot's hello, admitted for the session its record names) matches it.
+RETIRING = "retired by the reserve"
+
+
+async def taken_for_retirement(claims: Claims, bot_id: str) -> bool:
+    """Takes the bot's claim record for its retirement: True when it is the retirement's now (or was
+    already: a retirement tried again), False when a session's claim took it first (its machine is
+    that session's). With the store not answering, True: each replica goes by what it sees itself."""
+    return await claims.claim(bot_id, RETIRING)
 
 
 class Retirements:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 
 from dispatcher.machines.base import LosesCells, WarmMachines
-from dispatcher.reserve.retirement import Retirements
+from dispatcher.reserve.retirement import RETIRING, Retirements, taken_for_retirement
 from dispatcher.store.coordination import Claims, PoolBot
 
 WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
@@ -88,7 +88,8 @@ class Warming:
         # off it (so every look-up below reads it afresh, never indexes it: an index raised
         # KeyError), and a bot may say hello at another replica and be claimed there while the
         # provider lists its machines (then it is no idle machine: it serves a session). So those
-        # about to be retired are asked about again, and about their claim, before they are.
+        # about to be retired are asked about again, and their claim record is taken for the
+        # retirement first (retirement.py): a session's claim made before keeps its machine, one after fails.
         dead = [b for b in sorted(late)
                 if (launched := self._launched.get(b)) is not None and (b not in running or now - launched > deadline)]
         if not dead:
@@ -97,10 +98,11 @@ class Warming:
         for bot_id in dead:
             if bot_id not in self._launched:
                 continue  # it said hello meanwhile: idle now, not dead
-            if bot_id not in running and await self._claims.claimed_for(bot_id) is not None:
+            if not await taken_for_retirement(self._claims, bot_id):
                 self._launched.pop(bot_id, None)  # claimed at another replica: its session's machine now
                 continue
-            if self._launched.pop(bot_id, None) is None:
+            if self._launched.pop(bot_id, None) is None:  # its hello here came during that write
+                await self._claims.unclaim(bot_id, RETIRING)  # idle here, for a session to claim
                 continue
             if isinstance(self._machines, LosesCells) and self._machines.in_lost_cell(bot_id):
                 # Its cell did not answer: replaced elsewhere, no failure of its image. Still stopped (in

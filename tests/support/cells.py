@@ -147,6 +147,17 @@ def coordination_of(state: Any) -> Any:
     return state.reserve._coordination
 
 
+async def retire_after_anothers_claim(maker: Any, other: Any, bot_id: str, claimed: Any) -> None:
+    """`other` (another replica's provider over the cells, closed after) claims reserve bot `bot_id` for the
+    session `claimed`; then `maker`, the replica that refilled the bot and so knows its cell, retires it: the
+    sweep's or the planner's retirement, decided on a view older than that claim."""
+    try:
+        await other.adopt(bot_id, claimed)
+        await maker.retire(bot_id)
+    finally:
+        await other.aclose()
+
+
 async def check_refills_go_where_tokens_are_left(state: Any, reserve_cells: Any, made_in_a: Any) -> None:
     """A reserve of two over cells `a` and `b` (a burst of 3 each), a's tokens all taken by its cold starts:
     the refills take b's own tokens, as many as it can spare beside one for its cold starts, and nothing

@@ -14,6 +14,10 @@ the bot accepts one assignment ever, so only one claim of a bot gets this far. T
 name, so a replica that did not claim it finds the session by its tag in one list of the resource
 group's groups (`_find_claimed`), then goes by name. Creates and deletes of reserve groups draw on
 ACI's create budget as a session's do; a group is claimed once and deleted after its session.
+A retirement deletes a group only while it reads idle for its bot (or claimed here, by a claim that
+failed after its re-tag). ARM has no conditional DELETE (a container group has no ETag, its DELETE
+no `If-Match`), so the exclusive step is the bot's claim record in the store: a claim takes it before
+it asks the bot, a retirement of a bot not held here before it reads (dispatcher/reserve/retirement.py).
 A reserve group runs its release's image (`launch_idle`'s `image`, the deployment's own without
 one), tagged `voicefleet-release`, which its claim keeps with the rest of its tags.
 """
@@ -54,6 +58,7 @@ class AciWarmMachines(AciMachines):
         self.transport = transport
         self.bot_image = self.settings.image_for(transport)
         self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle group ended, as last listed
+        self._adopted: Recent[str, str] = Recent(1000)  # bot id → the session this replica's claim re-tags it for
 
     @property
     def create_rate(self) -> Rate:
@@ -111,6 +116,7 @@ class AciWarmMachines(AciMachines):
             TAG_CLAIMED: str(int(time.time())),  # the session's start, for the reaper
             **({TAG_TRANSPORT: spec.transport} if spec.transport else {}),
         }
+        self._adopted[bot_id] = spec.session_id  # before the PATCH: one whose answer is lost may have landed
         response = await self._request("PATCH", f"/{name}", json={"tags": tags})
         if response.status_code == 404:
             raise MachinesError("reserve_bot_gone", f"reserve container group {name} is gone")
@@ -120,7 +126,28 @@ class AciWarmMachines(AciMachines):
         return LaunchResult(to_machine(response.json()), created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:
-        await self._delete(idle_name(self.settings, bot_id))  # gone already: a no-op
+        """Deletes the bot's group only while it is idle for this bot, or carries the session this
+        replica's own claim gave it (a claim that failed after its re-tag): a retirement decided on an
+        older listing never reaches a session another replica claimed it for. Gone or Deleting: a
+        no-op. ARM offers no delete conditional on the group as read (no ETag): a claim between this
+        read and the delete is kept out by the bot's claim record, which a retirement at a replica
+        not holding the bot takes first (dispatcher/reserve/retirement.py)."""
+        name = idle_name(self.settings, bot_id)
+        group = await self._get(name)
+        if group is None or deleting(group) or not self._retirable(bot_id, group):
+            return
+        await self._delete(name)
+        self._adopted.pop(bot_id, None)
+
+    def _retirable(self, bot_id: str, group: dict[str, Any]) -> bool:
+        """This deployment's, and idle for this bot or claimed here for the session its tags name."""
+        tags = group.get("tags") or {}
+        if not ours(self.settings, group):
+            return False
+        if tags.get(TAG_IDLE) == bot_id and TAG_SESSION not in tags:
+            return True
+        claimed = self._adopted.get(bot_id)
+        return claimed is not None and tags.get(TAG_SESSION) == claimed
 
     async def idle_machines(self) -> list[IdleMachine]:
         """Idle groups, ended ones too: a Terminated group keeps its quota slot until deleted, and

@@ -31,7 +31,14 @@ from dispatcher.machines.base import LaunchSpec, MachinesError, WarmMachines
 from tests.dispatcher.machines.test_aci_cells import OTHER, calls_in, cells_env
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.arm_aci import CLIENT_ID, SUBSCRIPTION, FakeArmAci
-from tests.support.cells import accept, check_cold_cells, coordination_of, reserve_replica, spend
+from tests.support.cells import (
+    accept,
+    check_cold_cells,
+    coordination_of,
+    reserve_replica,
+    retire_after_anothers_claim,
+    spend,
+)
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "z" * 40
@@ -340,3 +347,20 @@ async def test_a_listing_while_a_cell_is_unreadable_records_no_bot_its_look_alik
             assert refused is not None, "the bot was admitted against cell b's look-alike of its group"
         finally:
             await late.aclose()
+
+
+async def test_a_replica_that_made_a_bot_retiring_it_after_another_replica_claimed_it_leaves_the_session(
+        fake_aci: FakeArmAci, cell_b: FakeArmAci) -> None:
+    """The replica that refilled a bot knows its cell, so its retirement (the sweep's, on an older listing)
+    goes straight to that subscription: there the group, claimed since by another replica's session, stays."""
+    env = reserve_env(fake_aci)
+    async with replica(env) as (state, _):
+        assert state.reserve is not None
+        await state.reserve.refill()
+        [(bot_id, cell)] = idle_groups(fake_aci, cell_b).items()
+        arm = subscriptions(fake_aci, cell_b)[cell]
+        arm.set_state(IDLE_PREFIX + bot_id, "Running")
+        await retire_after_anothers_claim(state.machines, other_replica(env, state), bot_id, claimed := spec())
+        group = arm.standing().get(IDLE_PREFIX + bot_id)
+        assert group is not None, "the claimed session's group was deleted"
+        assert group["tags"]["voicefleet-session"] == claimed.session_id

@@ -1,5 +1,6 @@
 """Azure Container Instances with a warm reserve: idle groups tagged idle, re-tagged with the session on
-claim by ARM's tags-only PATCH, so any replica's stateless look-up finds a claimed group."""
+claim by ARM's tags-only PATCH, so any replica's stateless look-up finds a claimed group; a retirement
+never deletes a group a session claimed, whichever replica listed it idle and whenever the claim landed."""
 
 from __future__ import annotations
 
@@ -9,16 +10,26 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import Unverified
 from dispatcher.factory import build_machines
 from dispatcher.machines.aci.groups import group_body
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import MachinesError
+from dispatcher.observability.metrics import Metrics
+from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.prices import hot_dollars_per_month
+from dispatcher.reserve.reserve import Reserve
 from dispatcher.settings import Settings
+from dispatcher.store.client import StoreSettings
 from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
 from stacks.azure.launch_policy import launch_rule
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.arm_aci import FakeArmAci
+from tests.support.redis_server import RedisServer
 from tests.support.reserve_bot import claimed_once, seen_by_another_replica
 
 CHANNEL = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
@@ -222,3 +233,111 @@ async def test_another_deployment_whose_prefix_extends_this_ones_is_not_this_one
     finally:
         await mine.aclose()
         await theirs.aclose()
+
+
+async def test_a_retirement_after_another_replica_claimed_the_group_leaves_the_session_running(
+        fake_aci: FakeArmAci) -> None:
+    """The replica that made (or listed) a reserve group retires it by its bot id, on a view older than
+    another replica's claim: the group is a session's now, and stays."""
+    maker, claimer = replica(fake_aci), replica(fake_aci)
+    try:
+        await maker.launch_idle("rsv-taken")
+        fake_aci.set_state("vf-idle-rsv-taken", "Running")
+        claimed = spec()
+        await claimer.adopt("rsv-taken", claimed)
+        await maker.retire("rsv-taken")  # the sweep's or the planner's, decided before the claim
+    finally:
+        await maker.aclose()
+        await claimer.aclose()
+    group = fake_aci.standing().get("vf-idle-rsv-taken")
+    assert group is not None, "the claimed session's group was deleted"
+    assert group["tags"]["voicefleet-session"] == claimed.session_id
+    assert not fake_aci.calls_to("DELETE", "/containerGroups/vf-idle-rsv-taken")
+
+
+async def test_a_claim_that_failed_after_its_re_tag_still_retires_the_group_it_claimed(
+        aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    """At the replica whose claim re-tagged the group, a failure after it (over cells: the session was
+    launched in another subscription first) retires the group: it carries the session this replica gave it."""
+    await aci.launch_idle("rsv-own")
+    fake_aci.set_state("vf-idle-rsv-own", "Running")
+    await aci.adopt("rsv-own", spec())
+    await aci.retire("rsv-own")
+    assert "vf-idle-rsv-own" not in fake_aci.standing()
+
+
+@pytest.fixture
+async def shared(store: RedisServer) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
+    """Two replicas' coordination on one store (a real redis-server): the bot's holder's, the sweeper's."""
+    pair = [RedisCoordination(StoreSettings(url=store.url, password=store.password, replica_id=f"r-{name}",
+                                            message_secret=store.message_secret, timeout_seconds=5.0))
+            for name in ("holder", "sweeper")]
+    yield pair[0], pair[1]
+    for coordination in pair:
+        await coordination.aclose()
+
+
+def sweeping(fake: FakeArmAci, coordination: RedisCoordination) -> tuple[Reserve, AciWarmMachines]:
+    """A replica whose reserve sweeps reserve groups idle past 900 s, holding none of their bots' channels."""
+    machines = replica(fake)
+    channels = BotChannels(BotCredentials("t" * 40), claims=coordination.claims, identity=Unverified("test"))
+    reserve = Reserve(ReserveSettings.from_env({"RESERVE_MAX_IDLE_SECONDS": "900"}, "aci"), machines, channels,
+                      ReserveMetrics(Metrics("aci").registry, "aci"), coordination=coordination)
+    return reserve, machines
+
+
+async def old_idle_group(fake: FakeArmAci, holder: AciWarmMachines, bot_id: str) -> None:
+    await holder.launch_idle(bot_id)
+    fake.set_state(f"vf-idle-{bot_id}", "Running")
+    fake.groups[f"vf-idle-{bot_id}"]["tags"]["voicefleet-created"] = "1000"  # idle past its age
+
+
+async def test_a_claim_landing_between_the_sweeps_listing_and_its_delete_never_loses_its_group(
+        fake_aci: FakeArmAci, shared: tuple[RedisCoordination, RedisCoordination]) -> None:
+    """Another replica's sweep lists a reserve group idle past its age; just before its delete is sent,
+    the replica holding the bot's channel claims it for a session, as a warm claim does (the bot's claim
+    record, then the re-tag). ARM deletes unconditionally, so the sweep took the bot's claim record first:
+    the claim is refused before its bot is asked (that session starts on another bot, or cold), and the
+    group deleted serves no session."""
+    holder_store, sweeper_store = shared
+    holder = replica(fake_aci)
+    reserve, sweeper = sweeping(fake_aci, sweeper_store)
+    session, adopted = spec(), []
+    delete = sweeper._delete
+
+    async def claimed_just_before(name: str) -> bool:
+        if await holder_store.claims.claim("rsv-old", session.session_id):
+            adopted.append(await holder.adopt("rsv-old", session))
+        return await delete(name)
+
+    sweeper._delete = claimed_just_before  # type: ignore[method-assign]
+    try:
+        await old_idle_group(fake_aci, holder, "rsv-old")
+        assert await reserve.sweep() == 1
+    finally:
+        await reserve.aclose()
+        await sweeper.aclose()
+        await holder.aclose()
+    assert adopted == [], "a session was given the group the sweep then deleted"
+    assert "vf-idle-rsv-old" not in fake_aci.standing()
+
+
+async def test_a_bot_claimed_before_the_sweep_keeps_its_group_while_its_re_tag_is_on_the_way(
+        fake_aci: FakeArmAci, shared: tuple[RedisCoordination, RedisCoordination]) -> None:
+    """The holder's claim recorded the bot and is asking it when another replica's sweep lists its group,
+    still tagged idle, past its age: the sweep leaves it, and the re-tag that follows makes it the session's."""
+    holder_store, sweeper_store = shared
+    holder = replica(fake_aci)
+    reserve, sweeper = sweeping(fake_aci, sweeper_store)
+    session = spec()
+    try:
+        await old_idle_group(fake_aci, holder, "rsv-asked")
+        assert await holder_store.claims.claim("rsv-asked", session.session_id)  # the bot is being assigned
+        assert await reserve.sweep() == 0
+        adopted = await holder.adopt("rsv-asked", session)
+    finally:
+        await reserve.aclose()
+        await sweeper.aclose()
+        await holder.aclose()
+    assert adopted.machine.session_id == session.session_id
+    assert fake_aci.standing()["vf-idle-rsv-asked"]["tags"]["voicefleet-session"] == session.session_id

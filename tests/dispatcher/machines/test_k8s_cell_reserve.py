@@ -52,6 +52,7 @@ from tests.support.cells import (
     claimed_warm_bot,
     coordination_of,
     reserve_replica,
+    retire_after_anothers_claim,
     spend,
 )
 from tests.support.ports import free_port
@@ -417,13 +418,8 @@ async def test_a_replica_that_made_a_bot_retiring_it_after_another_replica_claim
     async with replica(env) as (state, _):
         bot_id = await warm_in_a(state)
         fake_k8s.set_phase(IDLE_PREFIX + bot_id, "Running")
-        other = other_replica(env, coordination_of(state))
-        try:
-            claimed = spec()
-            await other.adopt(bot_id, claimed)
-            await state.machines.retire(bot_id)
-        finally:
-            await other.aclose()
+        await retire_after_anothers_claim(state.machines, other_replica(env, coordination_of(state)), bot_id,
+                                          claimed := spec())
         pod = fake_k8s.standing().get(IDLE_PREFIX + bot_id)
         assert pod is not None, "the claimed session's pod was deleted"
         assert pod["metadata"]["labels"]["voicefleet.io/session"] == claimed.session_id

@@ -280,3 +280,30 @@ async def test_a_late_bot_costs_one_provider_list_every_ten_seconds_not_one_a_ti
     clock[0] += 5.0  # ten seconds after the last list
     await launcher.refill()
     assert machines.lists == 2 and bot_id in machines.retired
+
+
+async def test_a_late_bot_still_listed_idle_but_claimed_at_another_replica_is_not_retired(stores) -> None:
+    """Past its deadline, the bot said hello at another replica and a start there recorded its claim, and
+    is asking it: its machine, not yet re-tagged, still lists idle. The launcher's retirement takes the
+    bot's claim record first, and leaves it: it is that session's machine."""
+    here, there = stores
+    machines, clock = Machines(), [1000.0]
+    launcher, bot_id = await late_warming_bot(here, machines, clock)
+    assert await BotClaims(there).claim(bot_id, "session-there")
+    await launcher.refill()
+    assert bot_id not in machines.retired
+    assert not launcher.failed_bots.in_a_row
+
+
+async def test_the_sweep_leaves_a_bot_a_session_claimed_since_its_listing_and_takes_the_others(stores) -> None:
+    """The sweep lists the provider's idle machines; a bot held at another replica may be claimed there
+    since (its machine not yet re-tagged). Its claim record decides: a session's keeps the machine, and
+    a machine the sweep retires can be claimed by no session after."""
+    here, there = stores
+    machines, clock = Machines(), [1000.0]
+    machines.launched += ["rsv-claimed", "rsv-idle"]  # another replica's bots, idle past their age
+    assert await BotClaims(there).claim("rsv-claimed", "session-there")
+    sweeper = reserve(here, machines, clock)
+    assert await sweeper.sweep() == 1
+    assert machines.retired == ["rsv-idle"]
+    assert not await BotClaims(there).claim("rsv-idle", "session-late")
