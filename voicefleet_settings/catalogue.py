@@ -871,7 +871,8 @@ SETTINGS: tuple[Setting, ...] = (
             "carry `session_id`, `trace_id`, `machine_id`), and local bots inherit it. A local bot's stderr "
             "reaches the dispatcher's log line by line as `dispatcher.bot` records with its session and at the "
             "bot's own level (a traceback's lines at its error's), in either format; in JSON, a bot's line gives "
-            "its `message`, `machine_id` and `exception` to the dispatcher's line rather than nesting in it"
+            "its `message`, `machine_id` and `exception` to the dispatcher's line rather than nesting in it. With "
+            "`MACHINES=k8s` and `json`, every bot pod is given `LOG_FORMAT=json` too"
         ),
     ),
     Setting(
@@ -1096,7 +1097,9 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset (no traces)",
         meaning=(
             "the collector's address: with `http/protobuf` its HTTP port, e.g. `http://localhost:4318` (spans go "
-            "to `<it>/v1/traces`); with `grpc` its gRPC port, e.g. `http://localhost:4317` (`http://`: no TLS)"
+            "to `<it>/v1/traces`); with `grpc` its gRPC port, e.g. `http://localhost:4317` (`http://`: no TLS). "
+            "With `MACHINES=k8s` every bot pod is given it and `OTEL_EXPORTER_OTLP_PROTOCOL` when set (the headers "
+            "are the bots' Secret's to hold: [kubernetes.md](kubernetes.md#the-bots-logs-and-traces))"
         ),
     ),
     Setting(
@@ -3002,7 +3005,8 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "a Secret in `K8S_NAMESPACE` whose keys every bot pod takes as environment variables (`envFrom`), "
             "read by the kubelet, never by the dispatcher; the Kubernetes stack writes it from `botSecrets` or "
-            "names `k8sBotSecret` ([kubernetes.md](kubernetes.md#its-keys)). Unset: bots get no keys"
+            "names `k8sBotSecret` ([kubernetes.md](kubernetes.md#its-keys)), with the trace collector's headers "
+            "(`OTEL_EXPORTER_OTLP_HEADERS`) among them. Unset: bots get no keys"
         ),
     ),
     Setting(

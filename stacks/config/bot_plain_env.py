@@ -9,8 +9,9 @@ and the Cloud Run job; stacks/azure/stack.py: ACI_BOT_SETTINGS and the launch po
   credentials are refused at US1's. Unset, nothing is added, so a stack without them keeps its bots as
   they were.
 
-On k8s the dispatcher makes the bots' pods and tells each the Twilio region it has itself
-(dispatcher/machines/k8s/settings.py), as it tells them the model service.
+On k8s the dispatcher makes the bots' pods and tells each the Twilio region, the log format and the trace
+collector it has itself (dispatcher/machines/k8s/settings.py `told_bots`), as it tells them the model service;
+the collector's headers are a key of the bots' Secret there (stacks/k8s/bot_secret.py).
 """
 
 from __future__ import annotations

@@ -127,6 +127,14 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
                                      "namespace: keep them in a Secret of yours in each cell's namespace, name it in "
                                      f"{BOT_SECRET_KEY}, and `pulumi config rm --path botSecrets` "
                                      "(docs/kubernetes.md, \"Several clusters\")")
+    if cells and settings.observability.otlp_headers and bot_secret is None:
+        raise cfg.fail("otelExporterOtlpHeaders", f"reaches the bots as a key of their Secret, which the stack writes "
+                                                  f"in this cluster only, and with {k8s_cells.CELLS_KEY} the bots' "
+                                                  "pods run in the cells' clusters, each reading its keys from its "
+                                                  "own namespace: put OTEL_EXPORTER_OTLP_HEADERS (the same headers) "
+                                                  "in a Secret of yours in each cell's namespace and name it in "
+                                                  f"{BOT_SECRET_KEY} (docs/kubernetes.md, \"The bots' logs and "
+                                                  "traces\")")
     if cells and cfg.raw(K8S_ALLOCATABLE_KEY) is not None:
         raise cfg.fail(K8S_ALLOCATABLE_KEY, f"is the CPU this cluster's nodes give the bots, but with "
                                             f"{k8s_cells.CELLS_KEY} the bots run in the cells' clusters: state each "

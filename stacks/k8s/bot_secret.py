@@ -1,8 +1,9 @@
 """The bots' keys on k8s: one Secret in the bots' namespace, which every bot pod takes by reference.
 
-From `botSecrets` the stack writes it (`type: Opaque`, `stringData` of Pulumi secrets, so the values are
-encrypted in the state and shown as `[secret]` in a preview); with `k8sBotSecret` the team keeps its own
-and the stack only names it. Either way the dispatcher gets the name alone (K8S_BOT_SECRET) and builds
+From `botSecrets`, and the collector's headers (otelExporterOtlpHeaders: OTEL_EXPORTER_OTLP_HEADERS), the stack
+writes it (`type: Opaque`, `stringData` of Pulumi secrets, so the values are encrypted in the state and shown as
+`[secret]` in a preview); with `k8sBotSecret` the team keeps its own, holding the headers too, and the stack
+only names it. Either way the dispatcher gets the name alone (K8S_BOT_SECRET) and builds
 each bot pod with `envFrom` naming it (dispatcher/machines/k8s/pods.py), as the pool's SandboxTemplate
 does: the kubelet reads the Secret when the container starts, and the dispatcher's Role keeps no verb on
 Secrets (stacks/k8s/access.py).
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes.core as k8s_core
 
+from stacks.config.bot_env import OTLP_HEADERS
 from stacks.config.model import Settings
 
 VARIABLE = "K8S_BOT_SECRET"  # the dispatcher's setting: the Secret's name (dispatcher/machines/k8s/settings.py)
@@ -40,6 +42,26 @@ def keys_digest(key: str, values: Mapping[str, str]) -> str:
     return hmac.new(key.encode(), document, hashlib.sha256).hexdigest()[:DIGEST_CHARACTERS]
 
 
+def bot_keys(settings: Settings) -> dict[str, pulumi.Output[str]]:
+    """What the stack's Secret holds: `botSecrets` (and the single bot keys), and with otelExporterOtlpHeaders the
+    collector's headers (OTEL_EXPORTER_OTLP_HEADERS), which the other clouds give their bots as a secret too."""
+    traced = {name: settings.secrets.observability[name] for name in settings.observability.bot_secret_names()}
+    return {**settings.secrets.bot, **traced}
+
+
+def team_secret_note(settings: Settings) -> str | None:
+    """With `k8sBotSecret` and otelExporterOtlpHeaders: the headers the bots need are the team's Secret's to hold
+    (the stack never reads nor writes it, so it cannot check), said at each preview; None otherwise."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    if cfg.bot_secret is None or not settings.observability.otlp_headers:
+        return None
+    return (f"voicefleet:otelExporterOtlpHeaders reaches the dispatcher only: the bots take {OTLP_HEADERS} from "
+            f"your Secret {cfg.bot_secret} (k8sBotSecret), which the stack never reads or writes. Give it that key, "
+            "the same headers, in each namespace its bots run in, or their spans reach the collector without them "
+            "(docs/kubernetes.md, \"The bots' logs and traces\")")
+
+
 def secret_name(settings: Settings) -> pulumi.Output[str] | None:
     """The Secret every bot pod names: the team's (`k8sBotSecret`), the stack's from `botSecrets`, or None.
     Plain: the name carries no value, and the pods' templates (whose digest the provider waits on) hold it."""
@@ -47,7 +69,7 @@ def secret_name(settings: Settings) -> pulumi.Output[str] | None:
     assert cfg is not None
     if cfg.bot_secret is not None:
         return pulumi.Output.from_input(cfg.bot_secret)
-    values = settings.secrets.bot
+    values = bot_keys(settings)
     if not values:
         return None
     key = settings.secrets.store_message_secret

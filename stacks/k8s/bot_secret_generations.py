@@ -24,7 +24,7 @@ from pulumi.output import contains_unknowns
 from stacks.config.model import Settings
 from stacks.config.reader import SettingsError
 from stacks.config.refused import reported_once
-from stacks.k8s.bot_secret import DIGEST_CHARACTERS, BotSecret
+from stacks.k8s.bot_secret import DIGEST_CHARACTERS, BotSecret, bot_keys
 from stacks.k8s.dispatcher import rollout_seconds
 from stacks.k8s.last_outputs import Kept, LastUp
 from stacks.shared.release_builds import up_time
@@ -172,7 +172,7 @@ class Generations:
                     for kept in place.kept]
             if place.current is not None:
                 assert written is not None
-                made.append(BotSecret(slot_name(name, place.current), written, namespace, settings.secrets.bot,
+                made.append(BotSecret(slot_name(name, place.current), written, namespace, bot_keys(settings),
                                       labels, opts))
             if not made:
                 return pulumi.Output.from_input(place)

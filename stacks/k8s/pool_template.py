@@ -20,7 +20,7 @@ from typing import Any
 from bot.config import ENV_MAX_IDLE, ENV_TRANSPORT
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.machines.k8s.pods import pod_body
-from dispatcher.machines.k8s.settings import MODEL_SERVICE_VARIABLE, K8sSettings
+from dispatcher.machines.k8s.settings import K8sSettings
 
 # A pool bot waits until a claim adopts it; its own idle cap (an hour for a reserve bot, which the
 # dispatcher retires sooner) would empty every warm slot hourly, and a dead Sandbox may be adopted as the
@@ -42,10 +42,9 @@ def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
            ENV_TRANSPORT: settings.pool_transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS),
-           # the shared model service the dispatcher admits starts against, when the stack runs one
-           **({MODEL_SERVICE_VARIABLE: settings.model_service_url} if settings.model_service_url else {}),
-           # the account's Twilio region, which a bot's hang-up needs (stacks/config/bot_plain_env.py)
-           **settings.twilio_region}
+           # as the dispatcher tells the pods it makes: the shared model service, when the stack runs one, the
+           # account's Twilio region, JSON logs and the trace collector (stacks/config/bot_plain_env.py)
+           **settings.told_bots}
     # No deadline: it counts from the pod's start, and a warm pod waits in the pool until it is claimed
     # (its bot's own cap above, not RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
     # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.

@@ -199,6 +199,8 @@ class K8sStack(pulumi.ComponentResource):
                                  channel_url=environment.get(CHANNEL_URL_VARIABLE), bot_secret=cfg.bot_secret,
                                  ca_configmap=environment.get("K8S_BOT_CHANNEL_CA_CONFIGMAP")):
             pulumi.log.info(f"voicefleet:k8sCells {note}")
+        if (headers := bot_secret.team_secret_note(settings)) is not None:
+            pulumi.log.info(headers)
         # Built beside this component, not in it: the provider waits on the check below, which compares the
         # bots' template, which names the built image (a child would wait on the provider: a cycle).
         images = built_images(name, settings, pulumi.ResourceOptions())

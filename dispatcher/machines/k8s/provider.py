@@ -56,7 +56,7 @@ from dispatcher.machines.k8s.pods import (
     to_machine,
 )
 from dispatcher.machines.k8s.session_pods import SessionPodIdentity
-from dispatcher.machines.k8s.settings import MODEL_SERVICE_VARIABLE, K8sSettings
+from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.lost_creates import LostCreates, found_after_conflict
 from dispatcher.recent import Recent
@@ -94,14 +94,13 @@ class K8sMachines:
         return cls(K8sSettings.from_env(env), channel_url=env.get(CHANNEL_URL_VARIABLE, "").strip() or None, **kw)
 
     def launch_env(self, values: Mapping[str, str], image: str) -> dict[str, str]:
-        """A pod's env: the channel's URL, the image, the model service and the Twilio region the
-        dispatcher has, `values`; with a channel, the bot proves its pod with the pod's projected token
-        (k8s/identity.py, k8s/session_pods.py)."""
+        """A pod's env: the channel's URL, the image, what the dispatcher tells every bot of its own settings
+        (the model service, the Twilio region, JSON logs and the trace collector: K8sSettings.told_bots),
+        `values`; with a channel, the bot proves its pod with the pod's projected token (k8s/identity.py,
+        k8s/session_pods.py)."""
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
         identity = {IDENTITY_VARIABLE: "k8s"} if self._channel_on or CHANNEL_TOKEN_VARIABLE in values else {}
-        model = self.settings.model_service_url
-        models = {MODEL_SERVICE_VARIABLE: model} if model else {}  # the service this dispatcher admits against
-        return {**channel, IMAGE_VARIABLE: image, **identity, **models, **self.settings.twilio_region, **values}
+        return {**channel, IMAGE_VARIABLE: image, **identity, **self.settings.told_bots, **values}
 
     def remember(self, session_id: str, pod: Mapping[str, Any]) -> None:
         """A starting pod as this replica's create or claim answered it: a wait watches from its

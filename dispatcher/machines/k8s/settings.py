@@ -32,6 +32,11 @@ MODEL_SERVICE_VARIABLE = "MODEL_SERVICE_URL"  # the dispatcher's and, as it star
 # The account's Twilio region, the dispatcher's and, as it starts them, its bots': Pipecat's TwilioFrameSerializer
 # hangs a call up at that region's host, which the region's credentials need (dispatcher/phone/twilio_host.py).
 TWILIO_REGION_VARIABLES = ("TWILIO_REGION", "TWILIO_EDGE")
+# The dispatcher's log format and trace collector, passed on to every bot as the stacks' other clouds set theirs
+# (stacks/config/observability.py): JSON lines, and spans to the same collector in the same protocol. The
+# collector's headers are a key, never a plain value: a bot takes them from K8S_BOT_SECRET.
+LOG_FORMAT_VARIABLE, JSON_LOGS = "LOG_FORMAT", "json"
+TRACE_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 _SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
              "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -74,6 +79,8 @@ class K8sSettings:
     model_service_url: str | None = None
     # TWILIO_REGION and TWILIO_EDGE, those set: every bot pod gets them, as the stack's other clouds give theirs.
     twilio_region: Mapping[str, str] = field(default_factory=dict)
+    # LOG_FORMAT=json when the dispatcher logs JSON, and its OTLP endpoint and protocol, those set: every bot pod's.
+    observability: Mapping[str, str] = field(default_factory=dict)
     # K8S_CELLS: the clusters the bots' pods spread over (k8s/cells.py); empty: K8S_API_URL's alone.
     cells: tuple[K8sCell, ...] = ()
 
@@ -81,6 +88,13 @@ class K8sSettings:
         """One cell's settings: its cluster, credentials and namespace; the rest the deployment's."""
         return replace(self, api_url=cell.api_url, token_file=cell.token_file, ca_file=cell.ca_file,
                        namespace=cell.namespace, cells=())
+
+    @property
+    def told_bots(self) -> dict[str, str]:
+        """What every bot pod is told of the dispatcher's own settings: the model service, the Twilio region,
+        the log format and the trace collector (a session's pod, an idle one, an agent-sandbox template's)."""
+        models = {MODEL_SERVICE_VARIABLE: self.model_service_url} if self.model_service_url else {}
+        return {**models, **self.twilio_region, **self.observability}
 
     @property
     def bot_account(self) -> str:
@@ -155,10 +169,18 @@ class K8sSettings:
             bot_secret=bot_secret,
             model_service_url=setting_text(env, MODEL_SERVICE_VARIABLE).rstrip("/") or None,
             twilio_region={name: value for name in TWILIO_REGION_VARIABLES if (value := setting_choice(env, name))},
+            observability=_observability(env),
             cells=cells,
             stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
             **call_timings(env, "K8S"),
         )
+
+
+def _observability(env: Mapping[str, str]) -> dict[str, str]:
+    """LOG_FORMAT=json if the dispatcher logs JSON (a bot's default is text: nothing to say otherwise), and the
+    trace variables the environment sets (an unset protocol is the bot's default too)."""
+    logs = {LOG_FORMAT_VARIABLE: JSON_LOGS} if setting_choice(env, LOG_FORMAT_VARIABLE) == JSON_LOGS else {}
+    return {**logs, **{name: value for name in TRACE_VARIABLES if (value := env.get(name, "").strip())}}
 
 
 def _in_cluster_url(env: Mapping[str, str]) -> str:

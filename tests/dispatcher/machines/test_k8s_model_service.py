@@ -17,29 +17,35 @@ def container_env(fake: FakeKubernetes) -> dict[str, str]:
     return {entry["name"]: entry["value"] for entry in container["env"]}
 
 
-async def test_a_session_pod_is_told_the_model_service(fake_k8s: FakeKubernetes) -> None:
-    machines = K8sMachines.from_env(env(fake_k8s, MODEL_SERVICE_URL=URL + "/"))
+async def session_pod_env(fake: FakeKubernetes, **given: str) -> dict[str, str]:
+    """The env of the session's pod a dispatcher of `given` settings creates for one launch."""
+    machines = K8sMachines.from_env(env(fake, **given))
     try:
         await machines.launch(spec())
     finally:
         await machines.aclose()
-    assert container_env(fake_k8s)["MODEL_SERVICE_URL"] == URL  # the base URL, as the dispatcher reads it
+    return container_env(fake)
 
 
-async def test_a_reserve_pod_is_told_it_too(fake_k8s: FakeKubernetes) -> None:
-    machines = K8sWarmMachines.from_env(env(fake_k8s, MODEL_SERVICE_URL=URL), transport="webrtc",
-                                        max_idle_seconds=900, max_session_seconds=600)
+async def reserve_pod_env(fake: FakeKubernetes, **given: str) -> dict[str, str]:
+    """The env of the idle pod a dispatcher of `given` settings creates for its reserve."""
+    machines = K8sWarmMachines.from_env(env(fake, **given), transport="webrtc", max_idle_seconds=900,
+                                        max_session_seconds=600)
     try:
         await machines.launch_idle("b1", "t" * 40)
     finally:
         await machines.aclose()
-    assert container_env(fake_k8s)["MODEL_SERVICE_URL"] == URL
+    return container_env(fake)
+
+
+async def test_a_session_pod_is_told_the_model_service(fake_k8s: FakeKubernetes) -> None:
+    # the base URL, as the dispatcher reads it
+    assert (await session_pod_env(fake_k8s, MODEL_SERVICE_URL=URL + "/"))["MODEL_SERVICE_URL"] == URL
+
+
+async def test_a_reserve_pod_is_told_it_too(fake_k8s: FakeKubernetes) -> None:
+    assert (await reserve_pod_env(fake_k8s, MODEL_SERVICE_URL=URL))["MODEL_SERVICE_URL"] == URL
 
 
 async def test_without_one_no_bot_is_told_any(fake_k8s: FakeKubernetes) -> None:
-    machines = K8sMachines.from_env(env(fake_k8s))
-    try:
-        await machines.launch(spec())
-    finally:
-        await machines.aclose()
-    assert "MODEL_SERVICE_URL" not in container_env(fake_k8s)
+    assert "MODEL_SERVICE_URL" not in await session_pod_env(fake_k8s)
