@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.cells import Cells, CellView, PartialListing
+from dispatcher.machines.cells import Cells, CellView, PartialListing, holding
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.recent import Recent
@@ -215,9 +215,10 @@ class CellLaunches(Generic[M]):
         return stopped
 
     async def list(self) -> list[Machine]:
-        """Every cell's machines; a cell that does not answer is logged, shown on `/status` and left
-        out (its running count the last one read; the listing a `PartialListing`), so one cell's
-        outage stops nobody else's starts or reaping. Raises only when no cell answered."""
+        """Every cell's machines, each cell's running count what its listing says holds its room (a
+        `RoomListing`'s count, else its active machines); a cell that does not answer is logged, shown on
+        `/status` and left out (its running count the last one read; the listing a `PartialListing`), so
+        one cell's outage stops nobody else's starts or reaping. Raises only when no cell answered."""
         found = await asyncio.gather(*(member.list() for member in self._members.values()), return_exceptions=True)
         machines: list[Machine] = []
         for cell, answer in zip(self._members, found, strict=True):
@@ -227,7 +228,7 @@ class CellLaunches(Generic[M]):
                 log.warning("%s cell %s could not be listed: %s", self.label, cell, answer)
                 self.cells.unreadable(cell, f"its {self.thing}s could not be listed ({answer.reason})")
                 continue
-            self.cells.counted(cell, sum(m.state.is_active for m in answer))
+            self.cells.counted(cell, holding(answer, sum(m.state.is_active for m in answer)))
             machines += answer
         missing = tuple(cell for cell, answer in zip(self._members, found, strict=True)
                         if isinstance(answer, BaseException))

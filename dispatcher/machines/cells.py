@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dispatcher.machines.base import Machine, MachinesError
 from dispatcher.machines.creates import Creates
@@ -34,6 +34,7 @@ DRAIN_BASE_SECONDS = 2.0  # the first backoff of a cell that throttles
 DRAIN_CAP_SECONDS = 120.0  # never set aside longer: a quota raised meanwhile is seen within two minutes
 LAUNCH_WINDOW_SECONDS = 10.0  # launches a second are counted over this window
 CELLS_NAMED = 8  # an answer names at most this many cells (the rest counted): its message stays short
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,20 @@ class PartialListing(list[Machine]):
     def __init__(self, machines: list[Machine], missing: tuple[str, ...]) -> None:
         super().__init__(machines)
         self.missing = missing
+
+
+class RoomListing(list[T]):
+    """A cell's listing that counts what holds the cell's room (`holding`) where that is not simply what it
+    lists as running: a pod being deleted holds its namespace's quota until it is gone (k8s/pods.py)."""
+
+    def __init__(self, items: list[T], holding: int) -> None:
+        super().__init__(items)
+        self.holding = holding
+
+
+def holding(listing: list[Any], otherwise: int) -> int:
+    """What of a cell's listing holds its room: the listing's own count, else `otherwise`."""
+    return listing.holding if isinstance(listing, RoomListing) else otherwise
 
 
 class CellTurnedAway(MachinesError):

@@ -8,7 +8,8 @@ a Secret, never in the setting itself. It may name its own `namespace` (else K8S
 ResourceQuota (unset: the quota alone), counted once, not per dispatcher replica. Each replica counts
 the cell from its listing of the namespace's bot pods, every replica's (the reaper's, about once a
 minute: dispatcher/machines/cell_launches.py `list`), plus its own launches since; so between two
-listings the replicas together may pass it by their own launches, which the quota still holds.
+listings the replicas together may pass it by their own launches, which the quota still holds. A pod
+being deleted counts until it is gone, as the quota charges it.
 """
 
 from __future__ import annotations
