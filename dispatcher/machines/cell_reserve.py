@@ -17,13 +17,15 @@ records nothing: the cold start that follows may go to any open cell. A cell tha
 listing keeps its last counts and is shown `unreadable`, and takes only its own warm bots with it
 (`in_lost_cell`). A retirement counts its machine out of the cell only when it took it out (a member
 that can tell: `_retire_in`); one that found it claimed meanwhile, or gone, leaves the count to the
-next listing.
+next listing. A closed cell's (room 0) reserve machines are listed as made at the epoch, so the
+reserve's sweep retires them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -205,8 +207,8 @@ class CellReserve:
 
     async def idle_machines(self) -> builtins.list[IdleMachine]:
         """Every answering cell's reserve machines, each cell's counted (what holds its room: a `RoomListing`'s
-        count, else all it lists); one that does not answer is logged, shown `unreadable` and left out. Raises
-        only when no cell answered."""
+        count, else all it lists); one that does not answer is logged, shown `unreadable` and left out. A
+        closed cell's are listed as made at the epoch: the sweep retires them. Raises only when no cell answered."""
         found = await asyncio.gather(*(member.idle_machines() for member in self._warm.values()),
                                      return_exceptions=True)
         idle: builtins.list[IdleMachine] = []
@@ -223,7 +225,7 @@ class CellReserve:
             self.cells.idle_counted(cell, holding(answer, len(answer)))
             for machine in answer:
                 holders.setdefault(machine.bot_id, []).append(cell)
-            idle += answer
+            idle += [dataclasses.replace(m, created_at=0.0) for m in answer] if self.cells.closed(cell) else answer
         if failures and len(failures) == len(self._warm):
             raise failures[0]
         self._note_listed(holders, whole=not failures)

@@ -16,7 +16,8 @@ it claims, nor the hello chooses the cluster. A pod admitted there proves the bo
 listing never moves it to another cluster's look-alike. A claimed bot that dials again names its session:
 its pod is found as that session's, in the cell the store records for it (k8s/cells.py `_bot_cell`), and
 is not noted as the reserve's again, so a retirement by its bot id cannot delete the session's pod. A
-retirement counts the pod out of its cell only when it deleted it.
+retirement counts the pod out of its cell only when it deleted it; a cell closed by `max_pods: 0` has its
+idle pods retired by the sweep, and their bots' hellos refused meanwhile (k8s/cell_identity.py).
 """
 
 from __future__ import annotations

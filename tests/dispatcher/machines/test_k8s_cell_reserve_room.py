@@ -1,7 +1,8 @@
 """The warm reserve's place in a Kubernetes cell's room (K8S_CELLS), against two fake API servers: a retirement
 counts its idle pod out of the cell only when it deleted it (one claimed meanwhile by another replica still
-holds the room, one gone was counted out by the listing that missed it); and an idle pod being deleted
-holds the room until it is gone.
+holds the room, one gone was counted out by the listing that missed it); an idle pod being deleted holds
+the room until it is gone; and a cell closed by `max_pods: 0` takes no refill, its idle pods are retired by
+the sweep and their bots' hellos refused meanwhile.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.machines.test_k8s_cell_reserve import (
     IDLE_PREFIX,
+    grant,
+    hello,
+    idle_pods,
     other_replica,
+    replica,
     reserve_env,
+    views,
 )
 from tests.dispatcher.machines.test_k8s_cell_room import saying_goodbye_slowly, slow_goodbyes
 from tests.fakes.k8s import FakeKubernetes
@@ -81,3 +87,25 @@ async def test_an_idle_pod_being_deleted_holds_its_cells_room_until_it_is_gone(
     finally:
         await here.aclose()
         await there.aclose()
+
+
+async def test_a_closed_cell_takes_no_refill_and_its_idle_pods_are_retired_and_refused(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
+    opened_env = reserve_env(fake_k8s, fake_k8s_cell)
+    async with replica(reserve_env(fake_k8s, fake_k8s_cell, idle=2, a_extra={"max_pods": 0})) as (state, _):
+        machines = state.machines
+        assert isinstance(machines, K8sCellWarmMachines) and state.reserve is not None
+        before = other_replica(opened_env, LocalCoordination())  # a replica of the settings before: a was open
+        try:
+            await idle_in(before, fake_k8s, "a", "rsv-closed")
+        finally:
+            await before.aclose()
+        refused = await machines.identity.refusal(grant("rsv-closed"), hello(fake_k8s, "rsv-closed"))
+        assert refused is not None and "cell a is closed (max_pods 0)" in refused, refused
+        await state.reserve.refill()
+        pods = idle_pods(fake_k8s, fake_k8s_cell)
+        assert pods.pop("rsv-closed") == "a" and pods and set(pods.values()) == {"b"}
+        assert len(fake_k8s.calls_to("POST", "/pods")) == 1  # the closed cell's one pod, made before: no refill
+        assert await state.reserve.sweep() == 1  # listed as made at the epoch: retired at once
+        assert IDLE_PREFIX + "rsv-closed" not in fake_k8s.standing()
+        assert views(state)["a"].running == 0 and views(state)["a"].room == 0
