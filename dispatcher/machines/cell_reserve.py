@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_refills import CellRefills
 from dispatcher.machines.cells import Cells, holding
+from dispatcher.outbound.retry import EXHAUSTED
 from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import FirstClaims
@@ -219,7 +220,8 @@ class CellReserve:
                 if not isinstance(answer, MachinesError):
                     raise answer
                 log.warning("%s cell %s: its reserve %ss could not be listed: %s", self.label, cell, self.thing, answer)
-                self.cells.unreadable(cell, f"its reserve {self.thing}s could not be listed ({answer.reason})")
+                if answer.reason != EXHAUSTED:  # the dispatcher's own limit says nothing of the cell
+                    self.cells.unreadable(cell, f"its reserve {self.thing}s could not be listed ({answer.reason})")
                 failures.append(answer)
                 continue
             self.cells.idle_counted(cell, holding(answer, len(answer)))
