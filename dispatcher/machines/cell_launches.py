@@ -11,7 +11,8 @@ its machine may land later, and is looked for there). A session's machine is loo
 for in the cell its record names, and only there (a cell that does not answer then makes the look a
 503, never a "not found" that would launch it twice); without a record, in the cell this replica
 launched it in and its home cell. One cell that does not answer its reads is skipped by the
-listing (shown `unreadable` on `/status`), so the others' starts, counts and reaping go on.
+listing (shown `unreadable` on `/status`), so the others' starts, counts and reaping go on; one the
+dispatcher could not ask for want of its own descriptors (`dispatcher_exhausted`) is not taken for lost.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.cells import Cells, CellView, PartialListing
+from dispatcher.machines.cells import Cells, CellView, PartialListing, holding
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.outbound.retry import EXHAUSTED
 from dispatcher.recent import Recent
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.first_read_back import first_read_back
@@ -189,6 +191,8 @@ class CellLaunches(Generic[M]):
             try:
                 machine = await member.status(session_id)
             except MachinesError as exc:
+                if exc.reason == EXHAUSTED:  # the dispatcher's own limit: the cell was never asked
+                    raise
                 if cell == recorded:
                     raise self.unknown(session_id, f"{self.label} cell {cell}", exc) from None
                 log.warning("%s cell %s did not answer a look for session %s: %s", self.label, cell, session_id, exc)
@@ -215,9 +219,10 @@ class CellLaunches(Generic[M]):
         return stopped
 
     async def list(self) -> list[Machine]:
-        """Every cell's machines; a cell that does not answer is logged, shown on `/status` and left
-        out (its running count the last one read; the listing a `PartialListing`), so one cell's
-        outage stops nobody else's starts or reaping. Raises only when no cell answered."""
+        """Every cell's machines, each cell's running count what its listing says holds its room (a
+        `RoomListing`'s count, else its active machines); a cell that does not answer is logged, shown on
+        `/status` and left out (its running count the last one read; the listing a `PartialListing`), so
+        one cell's outage stops nobody else's starts or reaping. Raises only when no cell answered."""
         found = await asyncio.gather(*(member.list() for member in self._members.values()), return_exceptions=True)
         machines: list[Machine] = []
         for cell, answer in zip(self._members, found, strict=True):
@@ -225,9 +230,10 @@ class CellLaunches(Generic[M]):
                 if not isinstance(answer, MachinesError):
                     raise answer
                 log.warning("%s cell %s could not be listed: %s", self.label, cell, answer)
-                self.cells.unreadable(cell, f"its {self.thing}s could not be listed ({answer.reason})")
+                if answer.reason != EXHAUSTED:  # the dispatcher's own limit says nothing of the cell
+                    self.cells.unreadable(cell, f"its {self.thing}s could not be listed ({answer.reason})")
                 continue
-            self.cells.counted(cell, sum(m.state.is_active for m in answer))
+            self.cells.counted(cell, holding(answer, sum(m.state.is_active for m in answer)))
             machines += answer
         missing = tuple(cell for cell, answer in zip(self._members, found, strict=True)
                         if isinstance(answer, BaseException))

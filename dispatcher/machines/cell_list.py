@@ -52,11 +52,11 @@ def named_once(setting: str, listed: Mapping[str, Sequence[str]], each: str, why
                                 f"with its own name: {why})")
 
 
-def whole_number(item: Mapping[str, Any], key: str, where: str, hint: str = "") -> int | None:
-    """A field that, when set, must be a whole number of at least 1; `hint`: what it is, said after a refusal."""
+def whole_number(item: Mapping[str, Any], key: str, where: str, hint: str = "", least: int = 1) -> int | None:
+    """A field that, when set, must be a whole number of at least `least`; `hint`: what it is, said after a refusal."""
     value = item.get(key)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise SettingsError(f"{where}: {key} must be a whole number of at least 1{hint}")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+        raise SettingsError(f"{where}: {key} must be a whole number of at least {least}{hint}")
     return value
 
 

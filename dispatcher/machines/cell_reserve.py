@@ -15,20 +15,25 @@ its cell, once (a second claim finds it gone or taken), then records the session
 recorded in another cell is refused before the re-tag (its machine is there), and a claim that fails
 records nothing: the cold start that follows may go to any open cell. A cell that does not answer its
 listing keeps its last counts and is shown `unreadable`, and takes only its own warm bots with it
-(`in_lost_cell`).
+(`in_lost_cell`). A retirement counts its machine out of the cell only when it took it out (a member
+that can tell: `_retire_in`); one that found it claimed meanwhile, or gone, leaves the count to the
+next listing. A closed cell's (room 0) reserve machines are listed as made at the epoch, so the
+reserve's sweep retires them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.cell_refills import CellRefills
-from dispatcher.machines.cells import Cells
+from dispatcher.machines.cells import Cells, holding
+from dispatcher.outbound.retry import EXHAUSTED
 from dispatcher.recent import Recent
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import FirstClaims
@@ -188,13 +193,23 @@ class CellReserve:
         cell = await self._cell_of_bot(bot_id)
         if cell is None:
             return
-        await self._warm[cell].retire(bot_id)
+        counted_out = await self._retire_in(cell, bot_id)
         self._forget(bot_id)
-        self.cells.idle_gone(cell)
+        if counted_out:
+            self.cells.idle_gone(cell)
+
+    async def _retire_in(self, cell: str, bot_id: str) -> bool:
+        """The member's retirement; whether it took the machine out of the cell's room (a provider that cannot
+        tell: True). False: it found it claimed by a session (it still holds the room) or gone already (a
+        listing counted it out, or will), so the count is left as the listings and this replica's own
+        changes make it."""
+        await self._warm[cell].retire(bot_id)
+        return True
 
     async def idle_machines(self) -> builtins.list[IdleMachine]:
-        """Every answering cell's reserve machines, each cell's counted; one that does not answer is
-        logged, shown `unreadable` and left out. Raises only when no cell answered."""
+        """Every answering cell's reserve machines, each cell's counted (what holds its room: a `RoomListing`'s
+        count, else all it lists); one that does not answer is logged, shown `unreadable` and left out. A
+        closed cell's are listed as made at the epoch: the sweep retires them. Raises only when no cell answered."""
         found = await asyncio.gather(*(member.idle_machines() for member in self._warm.values()),
                                      return_exceptions=True)
         idle: builtins.list[IdleMachine] = []
@@ -205,13 +220,14 @@ class CellReserve:
                 if not isinstance(answer, MachinesError):
                     raise answer
                 log.warning("%s cell %s: its reserve %ss could not be listed: %s", self.label, cell, self.thing, answer)
-                self.cells.unreadable(cell, f"its reserve {self.thing}s could not be listed ({answer.reason})")
+                if answer.reason != EXHAUSTED:  # the dispatcher's own limit says nothing of the cell
+                    self.cells.unreadable(cell, f"its reserve {self.thing}s could not be listed ({answer.reason})")
                 failures.append(answer)
                 continue
-            self.cells.idle_counted(cell, len(answer))
+            self.cells.idle_counted(cell, holding(answer, len(answer)))
             for machine in answer:
                 holders.setdefault(machine.bot_id, []).append(cell)
-            idle += answer
+            idle += [dataclasses.replace(m, created_at=0.0) for m in answer] if self.cells.closed(cell) else answer
         if failures and len(failures) == len(self._warm):
             raise failures[0]
         self._note_listed(holders, whole=not failures)

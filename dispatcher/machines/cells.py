@@ -2,7 +2,7 @@
 
 A cell has a name, its own launch bucket (dispatcher/machines/creates.py: `<provider>:<cell>`,
 counted once for the deployment in the store), its running count, an optional room (the most
-machines it may run) and a drain. A cold session's home cell is the one its id hashes to (the
+machines it may run; 0: closed, to be drained) and a drain. A cold session's home cell is the one its id hashes to (the
 same at every replica and retry, so a retry meets its machine again). When a cell's provider
 answers throttling or quota errors the provider drains it: set aside for a bounded, exponential,
 jittered backoff (this replica's view), its starts going to the next open cell in the session's
@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dispatcher.machines.base import Machine, MachinesError
 from dispatcher.machines.creates import Creates
@@ -34,6 +34,7 @@ DRAIN_BASE_SECONDS = 2.0  # the first backoff of a cell that throttles
 DRAIN_CAP_SECONDS = 120.0  # never set aside longer: a quota raised meanwhile is seen within two minutes
 LAUNCH_WINDOW_SECONDS = 10.0  # launches a second are counted over this window
 CELLS_NAMED = 8  # an answer names at most this many cells (the rest counted): its message stays short
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class Cells:
     def drained(self, name: str) -> bool:
         return self._drains[name].until > self._clock()
 
+    def closed(self, name: str) -> bool:
+        """The cell's room is 0: no new machine goes there (its running ones end as they would)."""
+        return self._room.get(name) == 0
+
     def has_room(self, name: str) -> bool:
         room = self._room.get(name)
         return room is None or self.running(name) < room
@@ -134,8 +139,7 @@ class Cells:
         roomy = [name for name in open_cells if self.has_room(name)]
         if not roomy:
             raise MachinesError(f"{self.provider}_capacity", f"{self.provider}: every open cell is full "
-                                f"({', '.join(f'{n} {self.running(n)}/{self._room[n]}' for n in open_cells)})",
-                                retry_after=10.0)
+                                f"({', '.join(self._fullness(n) for n in open_cells)})", retry_after=10.0)
         soonest = None
         for name in roomy:
             turn = await self.creates.cold_in(name, self.rate.max_wait)
@@ -148,6 +152,9 @@ class Cells:
         raise MachinesError(f"{self.provider}_rate_limited",
                             f"{self.provider}: the create limit is spent for {wait:.1f}s in every open cell "
                             f"(more than {self.rate.max_wait:g}s)", retry_after=max(wait, 0.1))
+
+    def _fullness(self, name: str) -> str:
+        return f"{name} closed" if self.closed(name) else f"{name} {self.running(name)}/{self._room[name]}"
 
     def _all_drained(self, names: list[str]) -> MachinesError:
         now = self._clock()
@@ -242,6 +249,20 @@ class PartialListing(list[Machine]):
     def __init__(self, machines: list[Machine], missing: tuple[str, ...]) -> None:
         super().__init__(machines)
         self.missing = missing
+
+
+class RoomListing(list[T]):
+    """A cell's listing that counts what holds the cell's room (`holding`) where that is not simply what it
+    lists as running: a pod being deleted holds its namespace's quota until it is gone (k8s/pods.py)."""
+
+    def __init__(self, items: list[T], holding: int) -> None:
+        super().__init__(items)
+        self.holding = holding
+
+
+def holding(listing: list[Any], otherwise: int) -> int:
+    """What of a cell's listing holds its room: the listing's own count, else `otherwise`."""
+    return listing.holding if isinstance(listing, RoomListing) else otherwise
 
 
 class CellTurnedAway(MachinesError):

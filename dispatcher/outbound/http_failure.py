@@ -4,12 +4,14 @@
 out or could not be found. A failure names the target (scheme, host, port and path: never the
 query string or credentials in the URL, which may carry secrets) and its cause in words, with
 aiohttp's exception type for a search. Whether it never connected (`never_connected`) says
-whether anything can have been sent: a caller may then send it elsewhere.
+whether anything can have been sent: a caller may then send it elsewhere. Whether the dispatcher's own
+descriptors or memory ran out (`exhausted`) says the far side was never asked: nothing is known of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 from urllib.parse import urlsplit
 
@@ -44,6 +46,21 @@ def never_connected(exc: BaseException) -> bool:
         return False
     return any(isinstance(e, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
                for e in (exc, exc.__cause__))
+
+
+# The dispatcher's own resources, spent: a socket (or a file) it could not open says nothing of the far side.
+_EXHAUSTED = {errno.EMFILE: "too many open files", errno.ENFILE: "the system's file table is full",
+              errno.ENOBUFS: "no socket buffer space", errno.ENOMEM: "out of memory"}
+
+
+def exhausted(exc: BaseException) -> str | None:
+    """Why the dispatcher itself could not make the call (EMFILE, ENFILE, ENOBUFS, ENOMEM: its descriptors or
+    memory spent, before anything left it), in words; None for any other failure. `exc`: an OSError, the
+    client's HttpError or aiohttp's exception it was raised from (a ClientConnectorError carries its errno)."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, OSError) and error.errno in _EXHAUSTED:
+            return _EXHAUSTED[error.errno]
+    return None
 
 
 def _words(exc: BaseException) -> str:

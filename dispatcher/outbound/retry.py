@@ -10,7 +10,11 @@ throttled: a try that got no answer, or a 5xx, may still have been served (a cre
 made late), so it makes the give-up `<provider>_unavailable` however the last try ended, and the
 launch looks for that machine (dispatcher/machines/lost_creates.py). A try that never connected
 (outbound/http_failure.py `never_connected`) sent nothing: a give-up with no try that may have been
-served is `nothing_sent`, so nothing is looked for, and a caller may send it elsewhere.
+served is `nothing_sent`, so nothing is looked for, and a caller may send it elsewhere. A call whose
+last try the dispatcher could not make for want of its own descriptors or memory (http_failure.py
+`exhausted`), and no try of which may have been served, gives up as `dispatcher_exhausted`, never the
+provider's: the provider was not asked, so nothing may be concluded of it (a cell drained, a cluster
+taken for lost), and its caller is told why (a 503).
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
-from dispatcher.outbound.http_failure import never_connected
+from dispatcher.outbound.http_failure import exhausted, never_connected
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.ratelimit import RateLimited, TokenBucket
 
 T = TypeVar("T")
+E = TypeVar("E", bound=ProviderError)
+EXHAUSTED = "dispatcher_exhausted"  # a call the dispatcher could not make: its descriptors or memory spent
 
 # Statuses worth another try: throttled, or the server (or a proxy in front of it) failed.
 # 408 is Fly's "/wait timed out" and is handled by the caller, not retried here.
@@ -41,12 +47,14 @@ class Transient(Exception):
     """A failure that may pass: retry after `retry_after` seconds if the server said so."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
-                 unsent: bool = False):
-        """`unsent`: the try never connected, so nothing of it reached the server."""
+                 unsent: bool = False, exhausted: str | None = None):
+        """`unsent`: the try never connected, so nothing of it reached the server; `exhausted`: why the
+        dispatcher could not make it at all (its own descriptors or memory spent: it is unsent too)."""
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
-        self.unsent = unsent
+        self.unsent = unsent or exhausted is not None
+        self.exhausted = exhausted
         # Set by `with_retries` on the failure it gives up with: the first earlier try's, when that
         # one may have been served and this last one was not.
         self.served_before: Transient | None = None
@@ -171,7 +179,8 @@ async def send(
         try:
             response = await client.request(method, url, timeout=timeout, **kwargs)
         except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
-            raise Transient(f"{method} {exc.target or path}: {exc}", unsent=never_connected(exc)) from exc
+            raise Transient(f"{method} {exc.target or path}: {exc}", unsent=never_connected(exc),
+                            exhausted=exhausted(exc)) from exc
         if response.status_code in RETRYABLE_STATUSES and not (final is not None and final(response)):
             raise Transient(
                 f"{method} {path}: HTTP {response.status_code}",
@@ -205,8 +214,19 @@ async def provider_request(
     except RateLimited as exc:
         raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
     except Transient as exc:
+        if exc.exhausted is not None and exc.nothing_sent:  # an earlier try that may have been served: not this
+            raise exhausted_error(error, provider, exc.exhausted, f"{provider}: {exc.account()}") from None
         raise error(gave_up(provider, exc), f"{provider}: {exc.account()}",
                     retry_after=exc.retry_after or 1.0, nothing_sent=exc.nothing_sent) from None
+
+
+def exhausted_error(error: type[E], provider: str, why: str, message: str) -> E:
+    """The dispatcher could not call `provider` for want of its own resources (`why`): a 503 that says so, the
+    provider never asked (`nothing_sent`: a launch sends it nowhere else, and no cell is drained for it)."""
+    failed = error(EXHAUSTED, f"{message} (the dispatcher's own limit: {why})", retry_after=2.0, nothing_sent=True)
+    failed.public_message = (f"the dispatcher could not reach {provider} ({why}: its own limit, not "
+                             f"{provider}'s); retry in a moment")
+    return failed
 
 
 def gave_up(provider: str, exc: Transient) -> str:

@@ -142,8 +142,9 @@ def removed(last: Sequence[str], cells: Sequence[StackCell]) -> str:
     named = ", ".join(gone)
     return (f"{NAMESPACE}:{CELLS_KEY} no longer lists cell(s) {named}, which the last `up` gave the dispatcher: from "
             f"this `up` on, its replicas no longer look up, stop or reap the sessions running there (a look-up or "
-            f"stop is refused `k8s_cell_removed`), and their bot pods run on, unseen, until their own deadline. "
-            f"Drain a cell before removing it: put {named} back in {CELLS_KEY}, lower each one's max_pods to 1 so new "
-            "starts go to the other cells, and remove it once `voicefleet status` shows none of its pods running "
-            "(or `kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none) "
+            f"stop is refused `k8s_cell_removed`), and their bot pods, the warm reserve's idle ones too, run on, "
+            f"unseen, until their own deadline. Drain a cell before removing it: put {named} back in {CELLS_KEY}, "
+            "set each one's max_pods to 0 (closed: new starts and the reserve go to the other cells, and its idle "
+            "pods are retired), and remove it once `voicefleet status` shows none of its pods running (or "
+            "`kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none) "
             "(docs/kubernetes.md, \"Several clusters\")")

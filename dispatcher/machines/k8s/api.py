@@ -9,7 +9,9 @@ The API server's refusals are its `Status` object (`reason`, `message`, `code`),
 ResourceQuota's 403 `exceeded quota` is a cluster at capacity (retry later, or raise the quota); a
 403 an admission check gave (a ValidatingAdmissionPolicy, a webhook, Pod Security) is the object
 refused, named so; any other 401 or 403 is the dispatcher's credential or RBAC, a configuration
-error. Log lines and errors name the method and path only.
+error; a token file the dispatcher cannot open for want of descriptors is its own limit
+(`dispatcher_exhausted`, as a connection it cannot open: outbound/retry.py). Log lines and errors name
+the method and path only.
 
 A bot's TokenReview is the exception: asked once (never retried, whatever the answer: a hello is one
 review), through a client of its own with REVIEW_CONNECTIONS connections, so hellos, however many,
@@ -26,8 +28,9 @@ from typing import Any
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.http_client import HttpClient, HttpResponse, StreamedAnswer
+from dispatcher.outbound.http_failure import exhausted
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.outbound.retry import Backoff, exhausted_error, provider_request
 
 PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
@@ -99,6 +102,9 @@ class KubeApi:
                 with open(path, encoding="utf-8") as file:
                     self._token = (mtime, file.read().strip())
         except OSError as exc:
+            if (why := exhausted(exc)) is not None:  # the file is fine: the dispatcher could not open it
+                raise exhausted_error(MachinesError, PROVIDER, why, f"{PROVIDER}: K8S_TOKEN_FILE {path} cannot be "
+                                                                    "opened") from None
             raise MachinesError(f"{PROVIDER}_unauthorized", f"K8S_TOKEN_FILE {path} cannot be read "
                                 f"({type(exc).__name__}): mount the dispatcher's ServiceAccount token there") from None
         return self._token[1]

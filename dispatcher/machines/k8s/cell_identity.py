@@ -12,7 +12,8 @@ which the token must name (k8s/hello_precheck.py).
 An idle reserve bot's token is reviewed by the one cell its pod is in, never one the token or its hello
 names: the cell it was created in here, else the one cluster whose pod of its name is labelled idle with
 its bot id (`bot_cell`, k8s/cell_reserve.py; two such cells: refused). Admitted, that proves its cell
-(`proved`). A claimed reserve bot dialling again names its session: its pod is looked for as that
+(`proved`), unless that cell is closed (`max_pods: 0`): no session may claim it there, and the sweep
+retires its pod. A claimed reserve bot dialling again names its session: its pod is looked for as that
 session's, in the session's recorded cell, and must be the bot's (k8s/cells.py `_bot_cell`).
 """
 
@@ -51,9 +52,10 @@ class CellPodIdentity:
     """`MachineIdentity` over cells: a session's grant checked by its recorded cell's own identity."""
 
     def __init__(self, recorded: Recorded, identities: Mapping[str, MachineIdentity], *, bot_cell: BotCell,
-                 proved: Proved) -> None:
+                 proved: Proved, closed: Callable[[str], bool] = lambda cell: False) -> None:
+        """`closed`: whether a cell takes no new session (`max_pods: 0`), so its idle bots are refused."""
         self._recorded, self._identities = recorded, dict(identities)
-        self._bot_cell, self._proved = bot_cell, proved
+        self._bot_cell, self._proved, self._closed = bot_cell, proved, closed
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if grant.kind == "idle":
@@ -77,6 +79,8 @@ class CellPodIdentity:
             if hello.session_id is not None:
                 return f"session {hello.session_id[:80]!r} has no pod {pod} in its recorded cell"
             return f"no Kubernetes cell alone holds an idle pod {pod} of bot {grant.subject}"
+        if hello.session_id is None and self._closed(cell):
+            return f"idle pod {pod}'s cell {cell} is closed (max_pods 0): it takes no session, and is being retired"
         refused = await self._identities[cell].refusal(grant, hello)
         if refused is None and hello.session_id is None:  # a claimed bot's re-dial is the session's now
             self._proved(grant.subject, cell)

@@ -15,7 +15,9 @@ its bot id (every cell is asked; two such cells: refused in both). Neither the t
 it claims, nor the hello chooses the cluster. A pod admitted there proves the bot's cell: a later
 listing never moves it to another cluster's look-alike. A claimed bot that dials again names its session:
 its pod is found as that session's, in the cell the store records for it (k8s/cells.py `_bot_cell`), and
-is not noted as the reserve's again, so a retirement by its bot id cannot delete the session's pod.
+is not noted as the reserve's again, so a retirement by its bot id cannot delete the session's pod. A
+retirement counts the pod out of its cell only when it deleted it; a cell closed by `max_pods: 0` has its
+idle pods retired by the sweep, and their bots' hellos refused meanwhile (k8s/cell_identity.py).
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ class K8sCellWarmMachines(CellReserve, K8sCellMachines):
                                  max_idle_seconds=max_idle_seconds, max_session_seconds=max_session_seconds)
         self._warm[cell] = member
         return member
+
+    async def _retire_in(self, cell: str, bot_id: str) -> bool:
+        """Counted out of the cell only when this call deleted the idle pod (k8s/reserve.py `delete_idle`)."""
+        member = self._warm[cell]
+        if isinstance(member, K8sWarmMachines):
+            return await member.delete_idle(bot_id)
+        return await super()._retire_in(cell, bot_id)
 
     def exit_detail(self, bot_id: str) -> str | None:
         """Why the bot's idle pod ended, as its own cell's last listing read it (only a cell the bot is

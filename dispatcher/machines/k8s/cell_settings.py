@@ -8,7 +8,10 @@ a Secret, never in the setting itself. It may name its own `namespace` (else K8S
 ResourceQuota (unset: the quota alone), counted once, not per dispatcher replica. Each replica counts
 the cell from its listing of the namespace's bot pods, every replica's (the reaper's, about once a
 minute: dispatcher/machines/cell_launches.py `list`), plus its own launches since; so between two
-listings the replicas together may pass it by their own launches, which the quota still holds.
+listings the replicas together may pass it by their own launches, which the quota still holds. A pod
+being deleted counts until it is gone, as the quota charges it. `max_pods: 0` closes the cell (to drain
+it before maintenance or its removal): no new session or reserve pod goes there, its sessions end as
+they would, and the reserve retires its idle pods (dispatcher/machines/cell_reserve.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ EXAMPLE = ('[{"name": "a", "api_url": "https://10.0.0.1", "token_file": "/var/ru
            '"ca_file": "/var/run/cells/a/ca.crt"}]')
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label
 _SECRETS = ("token", "bearer_token", "client_key", "password")  # what a credential in the setting would be called
+CLOSED = " (0 closes the cell: no new session or reserve pod goes there; unset: only its ResourceQuota bounds it)"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _cell(item: Any, index: int, namespace: str) -> K8sCell:
     if own is not None and not _NAMESPACE.fullmatch(own):
         raise SettingsError(f"{where}: namespace {own[:70]!r} is not a namespace name (a DNS-1123 label)")
     return K8sCell(name=name, api_url=api_url, token_file=token_file, ca_file=ca_file, namespace=own or namespace,
-                   max_pods=whole_number(item, "max_pods", where))
+                   max_pods=whole_number(item, "max_pods", where, CLOSED, least=0))
 
 
 def _path(item: Any, key: str, where: str, what: str) -> str:

@@ -66,7 +66,7 @@ class K8sCellMachines(CellLaunches[K8sMachines]):
                       room={cell.name: cell.max_pods for cell in settings.cells})
         super().__init__(members, cells, coordination, settings.poll_seconds)
         self.identity = CellPodIdentity(self._recorded_cell, {name: m.identity for name, m in members.items()},
-                                        bot_cell=self._bot_cell, proved=self._idle_proved)
+                                        bot_cell=self._bot_cell, proved=self._idle_proved, closed=cells.closed)
 
     def _member(self, settings: K8sSettings, cell: str, channel_url: str | None) -> K8sMachines:
         """One cell's own provider (k8s/cell_reserve.py: one that holds idle pods too)."""

@@ -150,6 +150,17 @@ def pod_state(pod: Mapping[str, Any]) -> tuple[MachineState, str | None]:
     return MachineState.STARTING, f"unknown pod phase {phase}"  # `Unknown`: the node is not answering
 
 
+def charged(pod: Mapping[str, Any], now: float) -> bool:
+    """Whether the namespace's ResourceQuota charges the pod: one not Succeeded or Failed, a pod being deleted
+    too until its grace period has passed its deletion time (the quota's own rule, `QuotaV1Pod` in
+    kubernetes/kubernetes pkg/quota/v1/evaluator/core/pods.go), though it is listed as ended."""
+    if str((pod.get("status") or {}).get("phase", "Pending")) in ("Succeeded", "Failed"):
+        return False
+    metadata = pod.get("metadata") or {}
+    deleted, grace = metadata.get("deletionTimestamp"), metadata.get("deletionGracePeriodSeconds")
+    return not (deleted and isinstance(grace, int) and now > epoch_of(deleted) + grace)
+
+
 def to_machine(pod: Mapping[str, Any]) -> Machine:
     metadata = pod.get("metadata") or {}
     labels, notes = metadata.get("labels") or {}, metadata.get("annotations") or {}

@@ -38,6 +38,7 @@ from dispatcher.machines.bot_environment import (
     bot_environment,
     session_transport,
 )
+from dispatcher.machines.cells import RoomListing
 from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
 from dispatcher.machines.k8s.identity import PodIdentity
@@ -50,6 +51,7 @@ from dispatcher.machines.k8s.pods import (
     NOTE_LAUNCH,
     NOTE_TRANSPORT,
     SESSION,
+    charged,
     made_by,
     pod_body,
     session_pod_name,
@@ -250,7 +252,10 @@ class K8sMachines:
         return pods
 
     async def list(self) -> list[Machine]:
-        return [to_machine(p) for p in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_SESSION}")]
+        """The sessions' pods, and how many of them the namespace's quota charges (over K8S_CELLS, the cell's
+        room): a pod being deleted is listed as ended, but holds its place until it is gone."""
+        pods, now = await self.list_pods(f"{LABEL_APP}=bot,{LABEL_SESSION}"), time.time()
+        return RoomListing([to_machine(p) for p in pods], sum(charged(p, now) for p in pods))
 
     async def aclose(self) -> None:
         await self.lost.aclose()

@@ -33,6 +33,7 @@ from typing import Any
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import TRANSPORT
+from dispatcher.machines.cells import RoomListing
 from dispatcher.machines.k8s.api import JSON_PATCH
 from dispatcher.machines.k8s.pods import (
     APP,
@@ -48,6 +49,7 @@ from dispatcher.machines.k8s.pods import (
     NOTE_LAUNCH,
     NOTE_TRANSPORT,
     SESSION,
+    charged,
     idle_pod_name,
     pod_body,
     to_machine,
@@ -192,21 +194,26 @@ class K8sWarmMachines(K8sMachines):
         raise self.api.failed(response, f"claim idle pod {name}")
 
     async def retire(self, bot_id: str) -> None:
+        """`delete_idle`, whether it deleted the pod or found nothing to delete."""
+        await self.delete_idle(bot_id)
+
+    async def delete_idle(self, bot_id: str) -> bool:
         """Deletes the bot's pod only while it is still idle for this bot, or carries the session this
         replica's own claim gave it (a claim that failed after its re-tag): a retirement decided on an
         older listing, or at a replica that knew the bot, never reaches a session another replica claimed
         it for. The delete's preconditions are the pod as read (its uid and resourceVersion), so a claim
-        between the read and the delete makes it a 409, and the pod is read again. Gone: a no-op."""
+        between the read and the delete makes it a 409, and the pod is read again. Whether this call
+        deleted it: gone, being deleted already, or claimed for another session is False (a no-op)."""
         name = idle_pod_name(bot_id)
         for _ in range(RETIRE_READS):
             pod = await self.read_pod(name)
             metadata = (pod or {}).get("metadata") or {}
             if pod is None or metadata.get("deletionTimestamp") or not self._retirable(bot_id, metadata):
-                return
+                return False
             read = {key: str(metadata[key]) for key in ("uid", "resourceVersion") if metadata.get(key)}
             if await self.delete_pod(name, preconditions=read):
                 self._adopted.pop(bot_id, None)
-                return
+                return True
         raise MachinesError("k8s_conflict", f"idle pod {name} changed under each of {RETIRE_READS} deletes: "
                                             "left to the sweep", retry_after=1.0)
 
@@ -221,9 +228,12 @@ class K8sWarmMachines(K8sMachines):
         return labels.get(LABEL_STATE) == SESSION and claimed is not None and labels.get(LABEL_SESSION) == claimed
 
     async def idle_machines(self) -> list[IdleMachine]:
-        """Idle pods, ended ones too: the sweep deletes those (from a dispatcher that died, no one else would)."""
+        """Idle pods, ended ones too: the sweep deletes those (from a dispatcher that died, no one else would).
+        Counted (over K8S_CELLS, in the cell's room) as the namespace's quota charges them: an ended one not; one
+        being deleted, or another deploy's, though left out of the list, until it is gone."""
         idle: list[IdleMachine] = []
-        for pod in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_STATE}={IDLE}"):
+        pods, now = await self.list_pods(f"{LABEL_APP}=bot,{LABEL_STATE}={IDLE}"), time.time()
+        for pod in pods:
             metadata = pod.get("metadata") or {}
             bot_id = (metadata.get("labels") or {}).get(LABEL_BOT)
             if not bot_id or metadata.get("deletionTimestamp"):
@@ -236,7 +246,7 @@ class K8sWarmMachines(K8sMachines):
             # Started with keys since rotated out (another K8S_BOT_SECRET): listed as created at the epoch,
             # so the sweep retires it at once, as a bot of an old image is; a claim refuses it meanwhile.
             idle.append(IdleMachine(bot_id, 0.0 if self._stale(pod) else machine.created_at))
-        return idle
+        return RoomListing(idle, sum(charged(pod, now) for pod in pods))
 
     def _of_newer_deploy(self, pod: dict[str, Any], created_at: float) -> bool:
         """Of other keys (not unmarked: those predate the mark), made by a replica started since this one (a pod

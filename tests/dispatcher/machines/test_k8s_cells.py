@@ -339,7 +339,7 @@ A = {"name": "a", "api_url": "https://10.0.0.1", "token_file": "/cells/a/token",
     (listed({**A, "token_file": "token"}), "token_file must be an absolute path"),
     (listed({k: v for k, v in A.items() if k != "ca_file"}), "ca_file must be an absolute path"),
     (listed({**A, "namespace": "Not_A_Namespace"}), "is not a namespace name"),
-    (listed({**A, "max_pods": 0}), "max_pods must be a whole number of at least 1"),
+    (listed({**A, "max_pods": 1.5}), "max_pods must be a whole number of at least 0"),
     (listed(*({**A, "name": f"c{i}", "api_url": f"https://10.0.0.{i}"} for i in range(51))), "at most 50"),
 ])
 def test_a_wrong_cell_list_is_refused_with_the_way_forward(cells: str, said: str) -> None:

@@ -5,7 +5,7 @@ connect bound, for a streamed answer too), and a server that takes the connectio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,21 +24,6 @@ ONCE = Backoff(attempts=2, base=0.001, deadline=5.0)
 def full_queue() -> Iterator[int]:
     with unconnectable.full_queue() as port:
         yield port
-
-
-@pytest.fixture
-async def silent() -> AsyncIterator[int]:
-    """A server that takes each connection and the request, then never answers."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(take, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
 
 
 async def failure(client: HttpClient, *, streamed: bool = False) -> HttpError:

@@ -1,0 +1,45 @@
+"""A failure on the dispatcher's own side over K8S_CELLS: its open-files limit spent (EMFILE), it can open no
+socket to any cluster, nor a cell's token file. That says nothing of the cells: none is drained or shown
+`unreadable`, and the start is a 503 `dispatcher_exhausted` that says why, instead of every cell drained in
+turn (which would keep them set aside for their backoffs after the dispatcher recovered).
+
+The limit is spent for real, in this process, for the calls under test (tests/support/descriptors.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.machines.base import MachinesError
+from dispatcher.outbound.provider_errors import as_api_error
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_k8s_cells import cells_env, creates, replica, spec, views
+from tests.fakes.k8s import FakeKubernetes
+from tests.support.cells import homed_in
+from tests.support.descriptors import out_of_descriptors
+
+
+@pytest.mark.parametrize("opening", ["socket", "token file"])
+async def test_a_dispatcher_out_of_descriptors_drains_no_cell_and_says_why(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes, opening: str) -> None:
+    machines = replica(cells_env(fake_k8s, fake_k8s_cell), LocalCoordination())
+    try:
+        if opening == "socket":  # each cell's token read already: the socket is the first thing opened
+            for member in machines._members.values():
+                member.api._bearer()
+        [session] = homed_in(machines, "a")
+        with out_of_descriptors():
+            with pytest.raises(MachinesError) as refused:
+                await machines.launch(spec(session))
+            with pytest.raises(MachinesError) as unlisted:
+                await machines.list()
+        answer = as_api_error(refused.value)
+        assert (answer.status, answer.code) == (503, "dispatcher_exhausted"), answer
+        assert "too many open files" in answer.message and "its own limit" in answer.message, answer.message
+        assert unlisted.value.reason == "dispatcher_exhausted"
+        assert all(view.drained_until is None and view.unreadable is None for view in views(machines).values())
+        assert creates(fake_k8s) == creates(fake_k8s_cell) == 0
+        launched = await machines.launch(spec(session))  # descriptors back: the start goes on, in its home cell
+        assert launched.created and f"vf-{session}" in fake_k8s.pods
+    finally:
+        await machines.aclose()
