@@ -1098,8 +1098,10 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the collector's address: with `http/protobuf` its HTTP port, e.g. `http://localhost:4318` (spans go "
             "to `<it>/v1/traces`); with `grpc` its gRPC port, e.g. `http://localhost:4317` (`http://`: no TLS). "
-            "With `MACHINES=k8s` every bot pod is given it and `OTEL_EXPORTER_OTLP_PROTOCOL` when set (the headers "
-            "are the bots' Secret's to hold: [kubernetes.md](kubernetes.md#the-bots-logs-and-traces))"
+            "With `MACHINES=k8s` every bot pod is given it, and the traces' own endpoint and the protocols, those "
+            "set; one with a user or password in it (`https://user:password@…`) is refused there, since pod specs "
+            "show it (the headers are the bots' Secret's to hold: "
+            "[kubernetes.md](kubernetes.md#the-bots-logs-and-traces))"
         ),
     ),
     Setting(

@@ -453,7 +453,10 @@ class Reserve:
                 link = self._channels.take_idle(_machine(machine.bot_id))
                 # Not held here: a replica holding it may have claimed it since the listing, or be
                 # claiming it now. The bot's claim record decides, first wins.
-                if link is None and not await taken_for_retirement(self._claims, machine.bot_id):
+                taken = True if link is not None else await taken_for_retirement(self._claims, machine.bot_id)
+                if taken is None:
+                    break  # the store does not answer: the next sweep, once it does
+                if not taken:
                     log.info("reserve bot %s listed idle was claimed by a session meanwhile: not retired",
                              shown(machine.bot_id))
                     continue

@@ -9,6 +9,8 @@ make a delete conditional on the machine still being idle. The bot's claim recor
 both take: a claim records `claim:<bot id>` before it asks the bot (store/claims.py), so the
 retirement records it first too (`taken_for_retirement`), first wins. Taken, every later claim of
 the bot fails and moves on to another bot; taken by a session, the retirement leaves its machine.
+With the store not answering, the replica holding the bot grants its own claims, so such a retirement
+waits for the store (an idle machine kept a while longer, never a call's machine stopped).
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ from dispatcher.channel.bots import BotLink
 from dispatcher.machines.base import WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.store.coordination import RETIRING as RETIRING
 from dispatcher.store.coordination import Claims
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
-# What a retirement writes in the bot's claim record: no session id has a space, so no claim of the
-# bot for a session (nor a claimed bot's hello, admitted for the session its record names) matches it.
-RETIRING = "retired by the reserve"
 
-
-async def taken_for_retirement(claims: Claims, bot_id: str) -> bool:
+async def taken_for_retirement(claims: Claims, bot_id: str) -> bool | None:
     """Takes the bot's claim record for its retirement: True when it is the retirement's now (or was
     already: a retirement tried again), False when a session's claim took it first (its machine is
-    that session's). With the store not answering, True: each replica goes by what it sees itself."""
-    return await claims.claim(bot_id, RETIRING)
+    that session's), None when the store does not answer (not retired now: asked again next time)."""
+    try:
+        return await claims.retiring(bot_id)
+    except StoreUnavailable:
+        log.info("reserve bot %s is held at another replica, and the store does not answer: retired once it "
+                 "does", bot_id)
+        return None
 
 
 class Retirements:

@@ -98,7 +98,10 @@ class Warming:
         for bot_id in dead:
             if bot_id not in self._launched:
                 continue  # it said hello meanwhile: idle now, not dead
-            if not await taken_for_retirement(self._claims, bot_id):
+            taken = await taken_for_retirement(self._claims, bot_id)
+            if taken is None:
+                return  # the store does not answer: still warming here, judged again at a later tick
+            if not taken:
                 self._launched.pop(bot_id, None)  # claimed at another replica: its session's machine now
                 continue
             if self._launched.pop(bot_id, None) is None:  # its hello here came during that write

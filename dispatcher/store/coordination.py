@@ -8,12 +8,13 @@ Valkey/Redis store (`REDIS_URL`). The app chooses one at start-up (dispatcher/fa
 every consumer takes this contract: there is one code path, never a `None` for "no store".
 
 When the store does not answer, the Redis implementation answers as one process would
-(dispatcher/store/forgiving.py: one policy, in one place). Three calls are not forgiven, because
+(dispatcher/store/forgiving.py: one policy, in one place). Four calls are not forgiven, because
 one process's answer would be wrong for several: the keyed start's lease (`StartLease.held`: two
 replicas could both launch), finding another replica's bot or call (`ask_owner`, `ask_call`), and a carrier webhook's
 sighting (`webhooks`: a security check; with the store down, the webhook seen at another replica
-would be new here, and mint one more call token). They raise `StoreUnavailable`, and their callers
-say what that means to their own clients.
+would be new here, and mint one more call token); nor is a retirement's claim record (`Claims.retiring`:
+a sweep would stop a machine the replica holding its bot claims for a session meanwhile). They raise
+`StoreUnavailable`, and their callers say what that means to their own clients.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class Claims(Protocol):
 
     async def claimed_for(self, bot_id: str) -> str | None:
         """The session a claim at another replica bound the bot to, if any."""
+        ...
+
+    async def retiring(self, bot_id: str) -> bool:
+        """Takes the bot's claim record for its retirement (RETIRING): True when it is the retirement's now
+        (or was already), False when a session's claim took it first. Not forgiven: StoreUnavailable when the
+        store does not answer, since a claim at the replica holding the bot is then granted by itself."""
         ...
 
     async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
@@ -99,6 +106,9 @@ class Claims(Protocol):
         ...
 
 
+# What a retirement writes in a bot's claim record: no session id has a space, so no claim of the bot for a
+# session (nor a claimed bot's hello, admitted for the session its record names) matches it.
+RETIRING = "retired by the reserve"
 LinkAdmission = Literal["first", "resumed", "refused", "elsewhere"]
 PoolState = Literal["warming", "idle", "frozen", "resuming"]
 

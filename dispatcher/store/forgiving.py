@@ -24,6 +24,7 @@ from dispatcher.observability.log_text import shown
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (
+    RETIRING,
     Claims,
     CreateLimit,
     CreateTurn,
@@ -84,6 +85,11 @@ class ForgivingClaims:
     async def claimed_for(self, bot_id: str) -> str | None:
         return await forgiving(lambda: self._claims.claimed_for(bot_id), lambda: self._alone.claimed_for(bot_id),
                                f"claim record of bot {shown(bot_id)}")
+
+    async def retiring(self, bot_id: str) -> bool:
+        # Not forgiven (raises StoreUnavailable): the replica holding the bot grants its own claims meanwhile, so
+        # one process's yes here would stop a machine that replica gave a session; the retirement waits instead.
+        return await self._claims.claim(bot_id, RETIRING)
 
     async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
         return await forgiving(lambda: self._claims.admit_once(bot_id, expires),

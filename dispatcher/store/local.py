@@ -84,6 +84,9 @@ class LocalClaims:
     async def claimed_for(self, bot_id: str) -> str | None:
         return None  # a claim here binds the bot in the channel's own records (dispatcher/channel/admission.py)
 
+    async def retiring(self, bot_id: str) -> bool:
+        return True  # one process: a bot it claims is off its pool (and serving) before a retirement looks
+
     async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
         return True  # the channel remembers the hellos it admitted itself
 

@@ -37,6 +37,13 @@ DASHBOARD_ENABLED = "DASHBOARD_ENABLED"
 PROFILE = "VOICEFLEET_PROFILE"
 # A URL the bots' environment carries through a GCE metadata list (`KEY=value,…`): no separator in it.
 _URL = re.compile(r"^https?://[^\s,]+$")
+# Where a credential goes instead of a URL's user and password.
+_CREDENTIAL_INSTEAD = {
+    "otelExporterOtlpEndpoint": "send it as a header: pulumi config set --secret otelExporterOtlpHeaders "
+                                "'Authorization=Basic%20<base64 of user:password>'",
+    "webhookUrl": "let the receiver check each payload's signature, made with webhookSecret "
+                  "(docs/http-api.md, \"Lifecycle webhooks: what your receiver gets\")",
+}
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,14 @@ def _url(cfg: Reader, key: str) -> str | None:
         raise cfg.fail(key, f"must be an http(s) URL without spaces or commas (got {value!r})")
     try:
         parsed = urlsplit(value)
-        port = parsed.port
+        credential = "@" in parsed.netloc
+        port = None if credential else parsed.port
     except ValueError:
         raise cfg.fail(key, f"must be an https URL with a valid port (got {value!r})") from None
+    if credential:  # not shown: the stack file, the dispatcher's and (the endpoint) every bot's env hold it plain
+        raise cfg.fail(key, "holds a user or password before its host (user:password@), which the stack's config "
+                            "and the dispatcher's (and, for the collector, every bot's) environment would show in "
+                            "plain: remove it and " + _CREDENTIAL_INSTEAD[key])
     if parsed.scheme != "https" or port not in (None, 443):
         # The stacks' own egress rules: bots (stacks/aws/network.py, stacks/gcp/network.py) and the
         # AWS dispatcher (stacks/aws/balancer.py) may reach TCP 443 only, so a collector on :4318 or a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
@@ -33,10 +34,12 @@ MODEL_SERVICE_VARIABLE = "MODEL_SERVICE_URL"  # the dispatcher's and, as it star
 # hangs a call up at that region's host, which the region's credentials need (dispatcher/phone/twilio_host.py).
 TWILIO_REGION_VARIABLES = ("TWILIO_REGION", "TWILIO_EDGE")
 # The dispatcher's log format and trace collector, passed on to every bot as the stacks' other clouds set theirs
-# (stacks/config/observability.py): JSON lines, and spans to the same collector in the same protocol. The
-# collector's headers are a key, never a plain value: a bot takes them from K8S_BOT_SECRET.
+# (stacks/config/observability.py): JSON lines, and spans to the same collector in the same protocol (the traces'
+# own variables too: each wins over the general one, in the bot as in the dispatcher). The collector's headers are
+# a key, never a plain value: a bot takes them from K8S_BOT_SECRET.
 LOG_FORMAT_VARIABLE, JSON_LOGS = "LOG_FORMAT", "json"
-TRACE_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
+TRACE_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+TRACE_VARIABLES = (*TRACE_ENDPOINTS, "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 
 _SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
              "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -178,9 +181,19 @@ class K8sSettings:
 
 def _observability(env: Mapping[str, str]) -> dict[str, str]:
     """LOG_FORMAT=json if the dispatcher logs JSON (a bot's default is text: nothing to say otherwise), and the
-    trace variables the environment sets (an unset protocol is the bot's default too)."""
+    trace variables the environment sets (an unset protocol is the bot's default too). An endpoint with a user or
+    password in it is refused: every bot pod's spec, readable by whoever may `get` pods, would show it."""
     logs = {LOG_FORMAT_VARIABLE: JSON_LOGS} if setting_choice(env, LOG_FORMAT_VARIABLE) == JSON_LOGS else {}
-    return {**logs, **{name: value for name in TRACE_VARIABLES if (value := env.get(name, "").strip())}}
+    traces = {name: value for name in TRACE_VARIABLES if (value := env.get(name, "").strip())}
+    for name in TRACE_ENDPOINTS:
+        netloc = urlsplit(traces.get(name, "")).netloc
+        if "@" in netloc:
+            raise SettingsError(f"{name} holds a user or password before its host (…@{netloc.rpartition('@')[2]}), "
+                                "which MACHINES=k8s would write in plain into every bot pod's spec: remove it and "
+                                "send the credential as a header, in OTEL_EXPORTER_OTLP_HEADERS (e.g. "
+                                "`Authorization=Basic%20<base64 of user:password>`), which bots take from the "
+                                "K8S_BOT_SECRET Secret (docs/kubernetes.md, \"The bots' logs and traces\")")
+    return {**logs, **traces}
 
 
 def _in_cluster_url(env: Mapping[str, str]) -> str:

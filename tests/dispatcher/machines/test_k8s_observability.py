@@ -21,7 +21,11 @@ from tests.support.cells import homed_in
 
 ENDPOINT = "https://otlp.example.com"
 TRACED = {"LOG_FORMAT": "json", "OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT}
-NAMES = ("LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
+NAMES = ("LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+# The traces' own variables, which win over the general ones in the dispatcher: its bots' spans go where its go.
+TRACES_OWN = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example.com/v1/traces",
+              "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}
 HEADERS = "api-key=SENTINEL-otlp-headers-5c1d"
 
 
@@ -32,6 +36,7 @@ def told(pod_env: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize(("given", "expected"), [
     (TRACED, TRACED),
     ({**TRACED, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, {**TRACED, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}),
+    ({**TRACED, **TRACES_OWN}, {**TRACED, **TRACES_OWN}),
     # A dispatcher logging text tells nothing: a bot's default is text, and its pods stay as they were.
     ({"LOG_FORMAT": "text"}, {}),
     ({}, {}),
@@ -66,3 +71,13 @@ def test_a_log_format_the_dispatcher_cannot_read_is_refused_naming_it(fake_k8s: 
     with pytest.raises(SettingsError, match="LOG_FORMAT='jsonl' is not one of text, json"):
         K8sSettings.from_env(env(fake_k8s, LOG_FORMAT="jsonl"))
 
+
+
+@pytest.mark.parametrize("name", ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+def test_an_endpoint_with_a_password_in_it_is_refused_naming_the_headers_instead(fake_k8s: FakeKubernetes,
+                                                                                 name: str) -> None:
+    """Every bot pod's spec would hold it in plain, for whoever may `get` pods to read."""
+    with pytest.raises(SettingsError, match="OTEL_EXPORTER_OTLP_HEADERS") as refused:
+        K8sSettings.from_env(env(fake_k8s, **{name: "https://user:SENTINEL-otlp-password@otlp.example.com:443"}))
+    assert name in str(refused.value) and "otlp.example.com:443" in str(refused.value)
+    assert "SENTINEL" not in str(refused.value)

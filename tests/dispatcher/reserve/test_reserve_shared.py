@@ -26,6 +26,7 @@ from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
 from dispatcher.store.coordination import PoolBot, ReplicaPool
 from dispatcher.store.redis_coordination import RedisCoordination
+from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer, redis_server
 
 
@@ -99,6 +100,15 @@ def reserve(store: Store, machines: Machines, clock: list[float], channels: BotC
                                        identity=Unverified("test"))
     return Reserve(settings, machines, channels, ReserveMetrics(Metrics("paper").registry, "paper"),
                    clock=lambda: clock[0], coordination=coordination)
+
+
+@pytest.fixture
+async def cut_off(server: RedisServer) -> AsyncIterator[Store]:
+    """A replica's store that does not answer: nothing listens at its address."""
+    store = Store(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-cut-off", timeout_seconds=1.0,
+                                message_secret=server.message_secret))
+    yield store
+    await store.aclose()
 
 
 async def late_warming_bot(here: Store, machines: Machines, clock: list[float],
@@ -307,3 +317,26 @@ async def test_the_sweep_leaves_a_bot_a_session_claimed_since_its_listing_and_ta
     assert await sweeper.sweep() == 1
     assert machines.retired == ["rsv-idle"]
     assert not await BotClaims(there).claim("rsv-idle", "session-late")
+
+
+async def test_with_the_store_not_answering_the_sweep_retires_no_bot_held_at_another_replica(cut_off) -> None:
+    """The replica holding the bot grants its own claims while the store does not answer (one process's
+    answer), so a retirement taken by itself here could stop the machine a session there has just claimed:
+    the sweep leaves the bots it does not hold to a sweep once the store answers."""
+    machines, clock = Machines(), [1000.0]
+    machines.launched += ["rsv-elsewhere"]  # another replica's bot, idle past its age
+    assert await reserve(cut_off, machines, clock).sweep() == 0
+    assert machines.retired == []
+    # Meanwhile the replica holding it may take it for a session by itself:
+    assert await RedisCoordination(cut_off.settings).claims.claim("rsv-elsewhere", "session-there")
+
+
+async def test_with_the_store_not_answering_a_late_bot_is_judged_again_not_retired_nor_counted_failed(
+        cut_off) -> None:
+    """A launcher's late bot may have said hello at another replica and be claimed there by that replica alone:
+    it stays warming here until the store answers, neither stopped nor counted as a failure of its image."""
+    machines, clock = Machines(), [1000.0]
+    launcher, bot_id = await late_warming_bot(cut_off, machines, clock)
+    await launcher.refill()
+    assert bot_id not in machines.retired
+    assert not launcher.failed_bots.in_a_row

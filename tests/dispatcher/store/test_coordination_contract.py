@@ -1,7 +1,7 @@
 """The coordination contract (dispatcher/store/coordination.py), the same tests for each of its
 implementations: one process, several replicas on a real redis-server, and those replicas with
 their store gone, which must answer as one process does (dispatcher/store/forgiving.py), except
-for the three calls that are never forgiven."""
+for the four calls that are never forgiven."""
 
 from __future__ import annotations
 
@@ -85,6 +85,12 @@ async def test_a_bot_no_session_took_is_not_among_the_claimed(coordination) -> N
     await coordination.claims.claim("taken", "s-1")
     assert "never-claimed" not in await coordination.claims.claimed_among(["never-claimed", "taken"])
     assert await coordination.claims.claimed_among([]) == set()
+
+
+async def test_a_bot_is_taken_for_its_retirement_and_taken_again_by_a_retirement_tried_again(answering) -> None:
+    """Whoever took it first, a session or a retirement, holds it: tests/dispatcher/reserve/test_reserve_shared.py."""
+    assert await answering.claims.retiring("bot-1")
+    assert await answering.claims.retiring("bot-1")
 
 
 async def test_owner_records_are_written_without_failing_the_caller(coordination) -> None:
@@ -366,6 +372,8 @@ async def test_with_the_store_down_the_start_lease_the_owner_and_call_lookups_an
             await down.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
         with pytest.raises(StoreUnavailable):  # nor can it give a webhook's claim back
             await down.webhooks.release("webhook:twilio:CA1")
+        with pytest.raises(StoreUnavailable):  # the replica holding the bot grants its own claims meanwhile
+            await down.claims.retiring("bot-1")
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()

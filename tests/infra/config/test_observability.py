@@ -100,6 +100,11 @@ def test_an_https_endpoint_on_443_is_accepted(stack: StackRunner, url: str) -> N
     ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {"webhookUrl": "https://hooks.example.com:8443/x"},
      "webhookUrl must be https on port 443"),
     ({}, {"otelExporterOtlpEndpoint": "https://otlp.example.com:99999"}, "with a valid port"),
+    # A credential in the URL would be plain in the stack file and every environment that gets it.
+    ({}, {"otelExporterOtlpEndpoint": "https://user:pw@otlp.example.com"},
+     "otelExporterOtlpEndpoint holds a user or password before its host (user:password@)"),
+    ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {"webhookUrl": "https://user:pw@hooks.example.com:99999/x"},
+     "webhookUrl holds a user or password before its host"),
     ({}, {"otelExporterOtlpEndpoint": "https://a.example.com,https://b.example.com"}, "otelExporterOtlpEndpoint must"),
     ({"voicefleet:otelExporterOtlpHeaders": HEADERS}, {},
      "otelExporterOtlpHeaders is set with otelExporterOtlpEndpoint"),
@@ -111,6 +116,12 @@ def test_an_https_endpoint_on_443_is_accepted(stack: StackRunner, url: str) -> N
 def test_bad_observability_settings_are_refused_naming_the_key(stack: StackRunner, secrets, config, message) -> None:
     with pytest.raises(Exception, match=re.escape(message)):
         stack("aws", secrets={**SECRETS, **secrets}, **config)
+
+
+def test_a_url_with_a_password_is_refused_without_showing_it(stack: StackRunner) -> None:
+    with pytest.raises(Exception, match="otelExporterOtlpHeaders") as refused:
+        stack("aws", otelExporterOtlpEndpoint="https://user:SENTINEL-otlp-password@otlp.example.com:99999")
+    assert "SENTINEL" not in str(refused.value)
 
 
 def test_settings_without_a_collector_or_webhooks_ask_for_no_secret() -> None:
