@@ -55,8 +55,10 @@ _EXHAUSTED = {errno.EMFILE: "too many open files", errno.ENFILE: "the system's f
 
 def exhausted(exc: BaseException) -> str | None:
     """Why the dispatcher itself could not make the call (EMFILE, ENFILE, ENOBUFS, ENOMEM: its descriptors or
-    memory spent, before anything left it), in words; None for any other failure. `exc`: an OSError, the
-    client's HttpError or aiohttp's exception it was raised from (a ClientConnectorError carries its errno)."""
+    memory spent), in words; None for any other failure. `exc`: an OSError, the client's HttpError or aiohttp's
+    exception it was raised from (a ClientConnectorError carries its errno). It says nothing of what went out
+    before: a read that failed so, or a redirect that could not connect, may have been served
+    (`never_connected` says whether anything was sent)."""
     for error in (exc, exc.__cause__):
         if isinstance(error, OSError) and error.errno in _EXHAUSTED:
             return _EXHAUSTED[error.errno]

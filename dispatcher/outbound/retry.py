@@ -12,9 +12,9 @@ launch looks for that machine (dispatcher/machines/lost_creates.py). A try that 
 (outbound/http_failure.py `never_connected`) sent nothing: a give-up with no try that may have been
 served is `nothing_sent`, so nothing is looked for, and a caller may send it elsewhere. A call whose
 last try the dispatcher could not make for want of its own descriptors or memory (http_failure.py
-`exhausted`), and no try of which may have been served, gives up as `dispatcher_exhausted`, never the
-provider's: the provider was not asked, so nothing may be concluded of it (a cell drained, a cluster
-taken for lost), and its caller is told why (a 503).
+`exhausted`: a connection it could not open, nothing of the call sent), and no try of which may have
+been served, gives up as `dispatcher_exhausted`, never the provider's: the provider was not asked, so
+nothing may be concluded of it (a cell drained, a cluster taken for lost), and its caller is told why.
 """
 
 from __future__ import annotations
@@ -179,8 +179,11 @@ async def send(
         try:
             response = await client.request(method, url, timeout=timeout, **kwargs)
         except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
-            raise Transient(f"{method} {exc.target or path}: {exc}", unsent=never_connected(exc),
-                            exhausted=exhausted(exc)) from exc
+            unsent = never_connected(exc)
+            # The dispatcher's own limit clears the far side only for a try of which nothing went out: a read
+            # that failed for want of memory, or a redirect or re-send that could not connect, may have been served.
+            raise Transient(f"{method} {exc.target or path}: {exc}", unsent=unsent,
+                            exhausted=exhausted(exc) if unsent else None) from exc
         if response.status_code in RETRYABLE_STATUSES and not (final is not None and final(response)):
             raise Transient(
                 f"{method} {path}: HTTP {response.status_code}",

@@ -15,8 +15,9 @@ its own answer to the first try refused the create: a 429 (the API server's prio
 ResourceQuota's 403 `exceeded quota`, or its refusal of the cell's own token or RBAC (a 401 or 403;
 each cell signs in with its own). An admission policy's 403 refuses the pod itself, the same in every
 cluster: no cell is drained. A first try sent but unanswered (a timeout, a reset) or a 5xx may have made the pod:
-the create is retried in that cell only (a pod's name makes it safe), and a refusal that follows is
-no proof that nothing was made: it is never sent on to another cell. A bot's identity token is
+the create is retried in that cell only (a pod's name makes it safe), and a refusal that follows, or a
+retry the dispatcher cannot send for want of its own descriptors, is no proof that nothing was made: the
+pod is looked for there, and the start never sent on to another cell. A bot's identity token is
 reviewed by its session's recorded cell alone, a reserve bot's by its idle pod's (k8s/cell_identity.py).
 With a bot channel the warm reserve runs over the cells too: k8s/cell_reserve.py.
 """
@@ -37,6 +38,7 @@ from dispatcher.machines.k8s.pods import idle_pod_name
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.outbound.retry import EXHAUSTED
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.k8s")
@@ -107,10 +109,12 @@ class K8sCellMachines(CellLaunches[K8sMachines]):
         try:  # sent but unanswered, or a 5xx: the pod may exist there, so only there is it created (or met)
             return await member.create_session(spec)
         except MachinesError as exc:
-            if self.drain_reason(exc, cell) is None:
+            # A refusal, or a retry the dispatcher could not send (its own descriptors spent), proves nothing of
+            # the first try: its pod is looked for (machines/lost_creates.py), never taken for not made.
+            if self.drain_reason(exc, cell) is None and exc.reason != EXHAUSTED:
                 raise
-            raise MachinesError("k8s_unavailable", f"k8s: the create in cell {cell} went unanswered, then was "
-                                f"turned away ({exc.reason}): the pod may have been made", retry_after=1.0) from None
+            raise MachinesError("k8s_unavailable", f"k8s: the create in cell {cell} went unanswered, then its retry "
+                                f"failed ({exc.reason}): the pod may have been made", retry_after=1.0) from None
 
     def drain_reason(self, exc: MachinesError, cell: str) -> str | None:
         """Only a create that made nothing (`run_in`): the cluster's own refusal, or its API server never

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.machines.base import MachinesError
+from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_k8s_cells import cells_env, creates, replica, spec, views
@@ -41,5 +41,34 @@ async def test_a_dispatcher_out_of_descriptors_drains_no_cell_and_says_why(
         assert creates(fake_k8s) == creates(fake_k8s_cell) == 0
         launched = await machines.launch(spec(session))  # descriptors back: the start goes on, in its home cell
         assert launched.created and f"vf-{session}" in fake_k8s.pods
+    finally:
+        await machines.aclose()
+
+
+async def test_a_create_unanswered_whose_retry_cannot_be_sent_is_looked_for_and_its_pod_adopted(
+        fake_k8s: FakeKubernetes, fake_k8s_cell: FakeKubernetes) -> None:
+    """The first create reached the cluster and its pod was made, its answer lost; the retry finds the descriptors
+    spent. That retry sent nothing, but the first may have made the pod: it is looked for and adopted, not left
+    running for a start answered `dispatcher_exhausted`."""
+    machines = replica({**cells_env(fake_k8s, fake_k8s_cell), "K8S_TIMEOUT_SECONDS": "1"}, LocalCoordination())
+    machines.lost.look_pauses, machines.lost.watch_pauses = (0.05, 0.5), ()
+    try:
+        [session] = homed_in(machines, "a")
+        lost = fake_k8s.hold(method="POST", path_suffix="/pods")  # served once the client gave up on its answer
+        member = machines._members["a"]
+        first_try = member.create_session
+
+        async def retried_without_descriptors(launch: LaunchSpec, *, once: bool = False) -> LaunchResult:
+            if once:
+                return await first_try(launch, once=True)
+            lost.release()
+            assert await fake_k8s.eventually(lambda: f"vf-{session}" in fake_k8s.pods)
+            with out_of_descriptors():
+                return await first_try(launch)
+
+        member.create_session = retried_without_descriptors  # type: ignore[method-assign]
+        launched = await machines.launch(spec(session))
+        assert launched.machine.machine_id == f"vf-{session}" and creates(fake_k8s) == 1
+        assert creates(fake_k8s_cell) == 0 and views(machines)["a"].drained_until is None
     finally:
         await machines.aclose()
