@@ -146,5 +146,8 @@ def removed(last: Sequence[str], cells: Sequence[StackCell]) -> str:
             f"unseen, until their own deadline. Drain a cell before removing it: put {named} back in {CELLS_KEY}, "
             "set each one's max_pods to 0 (closed: new starts and the reserve go to the other cells, and its idle "
             "pods are retired), and remove it once `voicefleet status` shows none of its pods running (or "
-            "`kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none) "
-            "(docs/kubernetes.md, \"Several clusters\")")
+            "`kubectl get pods -l voicefleet.io/app=bot` in its cluster's namespace lists none). Already removed "
+            "undrained: in its cluster, `kubectl -n <its namespace> delete pods -l "
+            "voicefleet.io/app=bot,voicefleet.io/state=idle` now, and `kubectl -n <its namespace> delete pods -l "
+            "voicefleet.io/app=bot --field-selector=status.phase!=Running,status.phase!=Pending` for its sessions' "
+            "pods once ended (docs/kubernetes.md, \"Several clusters\")")

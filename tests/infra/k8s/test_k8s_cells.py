@@ -158,6 +158,9 @@ def test_a_cell_removed_between_two_ups_is_warned_of_with_its_running_sessions_a
     assert "no longer look up, stop or reap the sessions running there" in warning
     assert "`k8s_cell_removed`" in warning and "put b back in k8sCells" in warning
     assert "set each one's max_pods to 0 (closed" in warning and "voicefleet status" in warning
+    # removed already: the docs' clean-up, idle pods at once, a session's only once ended
+    assert "delete pods -l voicefleet.io/app=bot,voicefleet.io/state=idle" in warning
+    assert "--field-selector=status.phase!=Running,status.phase!=Pending" in warning
     assert cells_up(deployed, CELLS[:1])[1] == []  # said once: the `up` after it lists a alone
     unset, (warning,) = cells_up(deployed, None)  # every cell removed: the dispatcher is back to one cluster
     assert "no longer lists cell(s) a," in warning
