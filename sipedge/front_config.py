@@ -1,7 +1,8 @@
 """The kamailio.cfg of the edge's front (docs/sip.md#capacity): Kamailio on the edge's SIP port, in front of its
 PJSIP workers on loopback. Before any worker sees a request it drops malformed ones (sanity) and floods (pike:
 per source; pipelimit: all INVITEs), refuses what PJSIP would drop without a word (sipedge/front_unparsable.py),
-answers a source no trunk allows 403 itself, then sends an INVITE to the
+answers a source no trunk allows 403 itself, and a trunk whose share of INVITEs waits for a worker's first answer
+503 (sipedge/front_unanswered.py, which also bounds that wait), then sends an INVITE to the
 worker with the most free slots (dispatcher's call-load algorithm, each worker's `maxload` its capacity), and on
 to the next only when a worker refused the call for want of a slot (its refusal marked FULL_HEADER, answered by
 the front's own 503) or, once a call, gave no answer (408: dead, or dropping what it cannot parse; only probes
@@ -30,6 +31,7 @@ from sipedge.front_drain import drain_from_start, drain_params, drain_route, dra
 from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
+from sipedge.front_unanswered import answered, over_share, trunk_lines, unanswered_params, waiting
 from sipedge.front_unparsable import oversize_reply, oversize_route, unparsable_route
 from sipedge.worker_place import (
     CREDENTIAL_HEADER,
@@ -103,7 +105,7 @@ def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls
     cfg = folder / "kamailio.cfg"
     cfg.touch(mode=0o600)
     cfg.write_text(render(config, workers, token, tls or config.tls, mark=mark, call_token=call_token,
-                          drain_token=drain_token, draining=draining))
+                          drain_token=drain_token, draining=draining, capacity=capacity))
     return FrontFiles(cfg, workers)
 
 
@@ -146,10 +148,11 @@ def _from_anywhere(config: EdgeConfig) -> str:
 """
 
 
-def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
+def _trunk_limits(config: EdgeConfig, retry: str, mark: str, capacity: int) -> str:
     blocks = []
     for index, trunk in enumerate(t for t in config.trunks if t.sources):
         blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+        {trunk_lines(index, trunk, config, capacity)}
         if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
             {line("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s", mark)}
             {retry} sl_send_reply("503", "Service Unavailable"); exit;
@@ -344,9 +347,12 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
 
 
 def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None,
-           call_token: str | None = None, drain_token: str | None = None, draining: bool = False) -> str:
+           call_token: str | None = None, drain_token: str | None = None, draining: bool = False,
+           capacity: int | None = None) -> str:
     """The kamailio.cfg; its refusal lines carry `mark`, a worker's INVITE `call_token`, the supervisor's word of
-    the drain `drain_token` (none: new ones, which nobody knows)."""
+    the drain `drain_token` (none: new ones, which nobody knows); each worker holds `capacity` calls (unset: an
+    edge worker's)."""
+    capacity = capacity or worker_capacity()
     mark = mark or new_mark()
     call_token, drain_token = call_token or new_token(), drain_token or new_token()
     digest = any(trunk.inbound_digest is not None for trunk in config.trunks)
@@ -394,6 +400,7 @@ modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
 modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: PEER_KEYS
+{unanswered_params()}  # INVITEs waiting for a worker's first answer (sipedge/front_unanswered.py)
 # The supervisor's word that the edge drains: its own request, with its token (front_drain.py).
 {drain_params()}
 modparam("dispatcher", "list_file", "{workers}")
@@ -456,7 +463,7 @@ request_route {{
         {refused("503", f"over {INVITES_PER_SECOND} invites a second")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-    record_route();
+{over_share(refused("503", "its trunk's share of invites waits for a worker's first answer"), retry)}    record_route();
     if (!ds_select_dst("{WORKER_SET}", "10")) {{
         {refused("503", "no worker has a free slot")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
@@ -467,7 +474,8 @@ request_route {{
 route[LIMIT_SOURCE] {{
     # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
     # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
-{_trunk_limits(config, retry, mark)}
+    $var(trunk) = "";  # a trunk's source sets its name (sipedge/front_unanswered.py); a $var outlives its request
+{_trunk_limits(config, retry, mark, capacity)}
     # A flooding source: dropped, unanswered, until it calms down; counted once, when pike first finds it
     # (-2; then -1 for each request dropped), so a flood writes a line per source, not per packet.
     pike_check_req();
@@ -477,11 +485,12 @@ route[LIMIT_SOURCE] {{
 }}
 
 {_digest_route(config, mark) if digest else ""}route[TO_WORKER] {{
-    $sht(calls=>$ci) = $du;
+{waiting()}    $sht(calls=>$ci) = $du;
     t_on_reply("WORKER_REPLY");
     t_on_failure("NEXT_WORKER");
     if (!t_relay()) {{
         # No branch went out (tm's forking limit, a socket): nothing will unset the worker's slot later.
+        {answered()}
         ds_load_unset();
         $sht(calls=>$ci) = $null;
         {oversize_reply(refused)}
@@ -609,19 +618,22 @@ route[NEXT_HOP] {{
 }}
 
 onreply_route[WORKER_REPLY] {{
+    {answered()}  # the worker's first answer (PJSUA's 100 Trying): the INVITE no longer waits
     if (status =~ "^2[0-9][0-9]$") {{ ds_load_update(); }}
     if (status =~ "^18[03]$") {{ $avp(rang) = 1; }}  # the worker admitted the call: its session is asked for
 }}
 
 failure_route[NEXT_WORKER] {{
+    {answered()}  # this worker's wait is over; TO_WORKER counts the INVITE again for the next one
     if (t_is_canceled()) {{ $sht(calls=>$ci) = $null; exit; }}  # the CANCEL gave its worker's slot back
     $var(full) = 0;
     if (t_check_status("503") && $T_rpl($hdr({FULL_HEADER})) != $null) {{ $var(full) = 1; }}
-    # A worker's silence (tm's own 408, after fr_timer) is no proof it is dead: PJSIP drops an INVITE it cannot
-    # parse without a word, and a worker marked dead for it would be skipped until its probes answered again,
-    # a trunk's (or a spoofer's) few malformed INVITEs refusing every call for seconds. Whether a worker lives is
-    # its answers to the OPTIONS probes alone. The INVITE goes on to one more worker (this one may have died);
-    # a second silence is the request's doing: answered 408, no third worker's slot held for it.
+    # A worker's silence (tm's own 408, after the wait for its first answer: front_unanswered.py) is no proof it is
+    # dead: PJSIP drops an INVITE it cannot parse without a word, and a worker marked dead for it would be skipped
+    # until its probes answered again, a trunk's (or a spoofer's) few malformed INVITEs refusing every call for
+    # seconds. Whether a worker lives is its answers to the OPTIONS probes alone. The INVITE goes on to one more
+    # worker (this one may have died); a second silence is the request's doing: answered 408, no third worker's
+    # slot held for it.
     $var(silent) = 0;  # no answer at all, not even 100: a worker's own 408 is its answer, relayed as any other
     if (t_branch_timeout() && !t_branch_replied()) {{ $var(silent) = 1; }}
     if ($avp(rang) == $null && ($var(full) == 1 || ($var(silent) == 1 && $avp(silent) == $null))) {{
