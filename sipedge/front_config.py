@@ -152,7 +152,7 @@ def _trunk_limits(config: EdgeConfig, retry: str, mark: str, capacity: int) -> s
     blocks = []
     for index, trunk in enumerate(t for t in config.trunks if t.sources):
         blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
-        {trunk_lines(index, trunk, config, capacity)}
+        {trunk_lines(index, trunk.unanswered_invites, config.workers * capacity)}
         if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
             {line("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s", mark)}
             {retry} sl_send_reply("503", "Service Unavailable"); exit;

@@ -14,11 +14,6 @@ front stops waiting for it; the table's expiry is a backstop only."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # sipedge/config.py reads MAX_UNANSWERED_INVITES here, and a stack's keys too: no import back
-    from sipedge.config import EdgeConfig, Trunk
-
 MAX_UNANSWERED_INVITES = 64 * 3  # every slot of the most workers an edge runs (sipedge/config.py MAX_WORKERS)
 # How long the front waits for a worker's first answer to an INVITE. PJSUA's 100 came within 1 ms on an idle host,
 # and on 2 cores beside 20 busy processes (a load of 25) within 51 ms for 9 in 10 and 93 ms at most: 1 s is ten
@@ -30,23 +25,19 @@ BACKSTOP_SECONDS = 60  # an entry no path removed (none should be left) is gone 
 TRANSACTION = "$T(id_index_n):$T(id_label_n)"  # the INVITE's transaction, made now if not yet
 
 
-def default_share(config: EdgeConfig, capacity: int) -> int:
-    """A trunk's INVITEs that may wait for a worker's first answer at once, unless it sets its own: half the edge's
-    slots, rounded up."""
-    return max(1, -(-config.workers * capacity // 2))
-
-
-def share(trunk: Trunk, config: EdgeConfig, capacity: int) -> int:
-    return trunk.unanswered_invites if trunk.unanswered_invites is not None else default_share(config, capacity)
+def share(setting: int | None, slots: int) -> int:
+    """A trunk's INVITEs that may wait for a worker's first answer at once: its `unanswered_invites` setting, else
+    half the edge's `slots`, rounded up."""
+    return setting if setting is not None else max(1, -(-slots // 2))
 
 
 def unanswered_params() -> str:
     return f'modparam("htable", "htable", "{UNANSWERED_TABLE}=>size=8;autoexpire={BACKSTOP_SECONDS};")'
 
 
-def trunk_lines(index: int, trunk: Trunk, config: EdgeConfig, capacity: int) -> str:
+def trunk_lines(index: int, setting: int | None, slots: int) -> str:
     """A trunk's block of LIMIT_SOURCE: the request's trunk and its share, for the INVITE's check below."""
-    return f'$var(trunk) = "trunk{index}"; $var(share) = {share(trunk, config, capacity)};'
+    return f'$var(trunk) = "trunk{index}"; $var(share) = {share(setting, slots)};'
 
 
 def over_share(refused: str, retry: str) -> str:
