@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from sipedge.drain import DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS
+from sipedge.front_unanswered import MAX_UNANSWERED_INVITES
 from sipedge.inbound_password import short_inbound_password
 from sipedge.stream_address import origin
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
@@ -105,6 +106,9 @@ class TrunkFile(_Strict):
     # password from the variable named here ($env): neither this file nor kamailio.cfg holds it.
     inbound_digest_username: str | None = Field(default=None, pattern=DIGEST_USERNAME)
     inbound_digest_password_env: str | None = Field(default=None, pattern=VARIABLE_NAME)
+    # With Kamailio's front: how many of its INVITEs may wait for a worker's first answer at once, past which its
+    # INVITEs are answered 503 (sipedge/front_unanswered.py). Unset: half the edge's slots, rounded up.
+    unanswered_invites: int | None = Field(default=None, ge=1, le=MAX_UNANSWERED_INVITES)
 
     @field_validator("usd_per_minute")
     @classmethod
@@ -242,6 +246,8 @@ class Trunk:
     price: TrunkPrice | None = None  # its minutes' price; None: not priced
     registrar_retry_seconds: int = 30  # how soon a failed or refused registration is tried again
     inbound_digest: InboundDigest | None = None  # the credential its own requests must carry; None: its sources do
+    # Its INVITEs that may wait for a worker's first answer at once (sipedge/front_unanswered.py); None: the default.
+    unanswered_invites: int | None = None
 
 
 @dataclass(frozen=True)
@@ -643,7 +649,8 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str], inbound_passwords: bool = T
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
                  trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp,
                  _price(trunk), registrar_retry_seconds=trunk.registrar_retry_seconds,
-                 inbound_digest=_inbound_digest(trunk, env, inbound_passwords))
+                 inbound_digest=_inbound_digest(trunk, env, inbound_passwords),
+                 unanswered_invites=trunk.unanswered_invites)
 
 
 def _inbound_digest(trunk: TrunkFile, env: Mapping[str, str], password: bool = True) -> InboundDigest | None:

@@ -1,6 +1,8 @@
 """The kamailio.cfg of the edge's front (docs/sip.md#capacity): Kamailio on the edge's SIP port, in front of its
 PJSIP workers on loopback. Before any worker sees a request it drops malformed ones (sanity) and floods (pike:
-per source; pipelimit: all INVITEs), answers a source no trunk allows 403 itself, then sends an INVITE to the
+per source; pipelimit: all INVITEs), refuses what PJSIP would drop without a word (sipedge/front_unparsable.py),
+answers a source no trunk allows 403 itself, and a trunk whose share of INVITEs waits for a worker's first answer
+503 (sipedge/front_unanswered.py, which also bounds that wait), then sends an INVITE to the
 worker with the most free slots (dispatcher's call-load algorithm, each worker's `maxload` its capacity), and on
 to the next only when a worker refused the call for want of a slot (its refusal marked FULL_HEADER, answered by
 the front's own 503) or, once a call, gave no answer (408: dead, or dropping what it cannot parse; only probes
@@ -29,6 +31,8 @@ from sipedge.front_drain import drain_from_start, drain_params, drain_route, dra
 from sipedge.front_refusals import line, new_mark
 from sipedge.front_tls import MODULES as TLS_MODULES
 from sipedge.front_tls import keep_for_the_call, tls_globals, tls_params
+from sipedge.front_unanswered import answered, over_share, trunk_lines, unanswered_params, waiting
+from sipedge.front_unparsable import oversize_reply, oversize_route, unparsable_route
 from sipedge.worker_place import (
     CREDENTIAL_HEADER,
     FULL_HEADER,
@@ -55,10 +59,6 @@ SANITY_CHECKS = 17895 | 2048
 # The URIs its parse check (1024) parses: Request-URI, From, To and (8) Contact. PJSIP drops an INVITE whose Contact
 # is no URI ("Contact: 0") without a word, which would hold a worker's slot for the front's two waits: answered 400.
 SANITY_URI_CHECKS = 1 | 2 | 4 | 8
-# A type and a subtype (RFC 3261 25.1's m-type "/" m-subtype, then parameters): "application" alone, which PJSIP
-# drops unanswered, is refused 400 by the front.
-CONTENT_TYPE_PATTERN = r"^[[:space:]]*[-!#%&'*+.^_|~[:alnum:]]+/[-!#%&'*+.^_|~[:alnum:]]+"
-MOST_REQUEST_URI_CHARS = 512  # a number's URI and its parameters fit many times over; PJSIP drops a 5,000-digit one
 # A trunk with an inbound credential (docs/sip.md#inbound-digest): the realm its challenges name, and how many wrong
 # responses one source may give in DIGEST_FAILURE_SECONDS before its requests are refused unchecked until it stops.
 DIGEST_REALM = "voicefleet"
@@ -105,7 +105,7 @@ def write_front(config: EdgeConfig, folder: Path, capacity: int, token: str, tls
     cfg = folder / "kamailio.cfg"
     cfg.touch(mode=0o600)
     cfg.write_text(render(config, workers, token, tls or config.tls, mark=mark, call_token=call_token,
-                          drain_token=drain_token, draining=draining))
+                          drain_token=drain_token, draining=draining, capacity=capacity))
     return FrontFiles(cfg, workers)
 
 
@@ -148,10 +148,11 @@ def _from_anywhere(config: EdgeConfig) -> str:
 """
 
 
-def _trunk_limits(config: EdgeConfig, retry: str, mark: str) -> str:
+def _trunk_limits(config: EdgeConfig, retry: str, mark: str, capacity: int) -> str:
     blocks = []
     for index, trunk in enumerate(t for t in config.trunks if t.sources):
         blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+        {trunk_lines(index, trunk.unanswered_invites, config.workers * capacity)}
         if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
             {line("503", f"trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s", mark)}
             {retry} sl_send_reply("503", "Service Unavailable"); exit;
@@ -346,9 +347,12 @@ def _hops(config: EdgeConfig) -> tuple[str, str]:
 
 
 def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None, *, mark: str | None = None,
-           call_token: str | None = None, drain_token: str | None = None, draining: bool = False) -> str:
+           call_token: str | None = None, drain_token: str | None = None, draining: bool = False,
+           capacity: int | None = None) -> str:
     """The kamailio.cfg; its refusal lines carry `mark`, a worker's INVITE `call_token`, the supervisor's word of
-    the drain `drain_token` (none: new ones, which nobody knows)."""
+    the drain `drain_token` (none: new ones, which nobody knows); each worker holds `capacity` calls (unset: an
+    edge worker's)."""
+    capacity = capacity or worker_capacity()
     mark = mark or new_mark()
     call_token, drain_token = call_token or new_token(), drain_token or new_token()
     digest = any(trunk.inbound_digest is not None for trunk in config.trunks)
@@ -366,6 +370,7 @@ def render(config: EdgeConfig, workers: Path, token: str, tls: Tls | None = None
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     admitted = '    if ($var(invite) != "") { $sht(invites=>$ci) = $var(invite); }  # route[ONE_INVITE]\n'
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
+    unparsable = unparsable_route(refused)  # what PJSIP would drop without a word
     ring_limit = int(config.answer_seconds) + 10  # seconds a worker may ring before the front gives up on it
     return f"""#!KAMAILIO
 # Generated by sipedge (sipedge/front_config.py) for this run; not edited by hand.
@@ -395,6 +400,7 @@ modparam("pike", "remove_latency", {PIKE_BLOCK_SECONDS})
 modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "calls=>size=12;autoexpire={CALL_SECONDS};")
 modparam("htable", "htable", "peers=>size=12;autoexpire={CALL_SECONDS};")  # a worker's own call: PEER_KEYS
+{unanswered_params()}  # INVITEs waiting for a worker's first answer (sipedge/front_unanswered.py)
 # The supervisor's word that the edge drains: its own request, with its token (front_drain.py).
 {drain_params()}
 modparam("dispatcher", "list_file", "{workers}")
@@ -418,15 +424,7 @@ request_route {{
     if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URI_CHECKS}")) {{
         {refused("sanity", "malformed, answered by the sanity checks")} exit;
     }}
-    # What the sanity checks let through and PJSIP drops without a word, each held a worker's slot for the front's
-    # two waits: a Content-Type with no subtype, a Request-URI past any number's (RFC 3261's 414).
-    if (is_present_hf("Content-Type") && !($hdr(Content-Type) =~ "{CONTENT_TYPE_PATTERN}")) {{
-        {refused("400", "a content type that is no type/subtype")} sl_send_reply("400", "Bad Content-Type"); exit;
-    }}
-    if ($(ru{{s.len}}) > {MOST_REQUEST_URI_CHARS}) {{
-        {refused("414", "a request uri too long")} sl_send_reply("414", "Request-URI Too Long"); exit;
-    }}
-{drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
+{unparsable}{drain_route(config, drain_token)}    if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
     remove_hf("{TRANSPORT_HEADER}");
@@ -465,7 +463,7 @@ request_route {{
         {refused("503", f"over {INVITES_PER_SECOND} invites a second")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
-    record_route();
+{over_share(refused("503", "its trunk's share of invites waits for a worker's first answer"), retry)}    record_route();
     if (!ds_select_dst("{WORKER_SET}", "10")) {{
         {refused("503", "no worker has a free slot")}
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
@@ -476,7 +474,8 @@ request_route {{
 route[LIMIT_SOURCE] {{
     # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
     # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
-{_trunk_limits(config, retry, mark)}
+    $var(trunk) = "";  # a trunk's source sets its name (sipedge/front_unanswered.py); a $var outlives its request
+{_trunk_limits(config, retry, mark, capacity)}
     # A flooding source: dropped, unanswered, until it calms down; counted once, when pike first finds it
     # (-2; then -1 for each request dropped), so a flood writes a line per source, not per packet.
     pike_check_req();
@@ -486,17 +485,19 @@ route[LIMIT_SOURCE] {{
 }}
 
 {_digest_route(config, mark) if digest else ""}route[TO_WORKER] {{
-    $sht(calls=>$ci) = $du;
+{waiting()}    $sht(calls=>$ci) = $du;
     t_on_reply("WORKER_REPLY");
     t_on_failure("NEXT_WORKER");
     if (!t_relay()) {{
         # No branch went out (tm's forking limit, a socket): nothing will unset the worker's slot later.
+        {answered()}
         ds_load_unset();
         $sht(calls=>$ci) = $null;
-        sl_reply_error();
+        {oversize_reply(refused)}
     }}
 }}
 
+{oversize_route(config.worker_sip_port, config.workers)}
 route[IN_DIALOG] {{
     # A trunk's request within a call goes to the call's worker and nowhere else: by the Route the
     # front recorded when it leads to a worker, else (a caller that ignores Record-Route) by its
@@ -617,19 +618,22 @@ route[NEXT_HOP] {{
 }}
 
 onreply_route[WORKER_REPLY] {{
+    {answered()}  # the worker's first answer (PJSUA's 100 Trying): the INVITE no longer waits
     if (status =~ "^2[0-9][0-9]$") {{ ds_load_update(); }}
     if (status =~ "^18[03]$") {{ $avp(rang) = 1; }}  # the worker admitted the call: its session is asked for
 }}
 
 failure_route[NEXT_WORKER] {{
+    {answered()}  # this worker's wait is over; TO_WORKER counts the INVITE again for the next one
     if (t_is_canceled()) {{ $sht(calls=>$ci) = $null; exit; }}  # the CANCEL gave its worker's slot back
     $var(full) = 0;
     if (t_check_status("503") && $T_rpl($hdr({FULL_HEADER})) != $null) {{ $var(full) = 1; }}
-    # A worker's silence (tm's own 408, after fr_timer) is no proof it is dead: PJSIP drops an INVITE it cannot
-    # parse without a word, and a worker marked dead for it would be skipped until its probes answered again,
-    # a trunk's (or a spoofer's) few malformed INVITEs refusing every call for seconds. Whether a worker lives is
-    # its answers to the OPTIONS probes alone. The INVITE goes on to one more worker (this one may have died);
-    # a second silence is the request's doing: answered 408, no third worker's slot held for it.
+    # A worker's silence (tm's own 408, after the wait for its first answer: front_unanswered.py) is no proof it is
+    # dead: PJSIP drops an INVITE it cannot parse without a word, and a worker marked dead for it would be skipped
+    # until its probes answered again, a trunk's (or a spoofer's) few malformed INVITEs refusing every call for
+    # seconds. Whether a worker lives is its answers to the OPTIONS probes alone. The INVITE goes on to one more
+    # worker (this one may have died); a second silence is the request's doing: answered 408, no third worker's
+    # slot held for it.
     $var(silent) = 0;  # no answer at all, not even 100: a worker's own 408 is its answer, relayed as any other
     if (t_branch_timeout() && !t_branch_replied()) {{ $var(silent) = 1; }}
     if ($avp(rang) == $null && ($var(full) == 1 || ($var(silent) == 1 && $avp(silent) == $null))) {{

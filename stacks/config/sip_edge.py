@@ -600,6 +600,7 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str |
             "caller_ids": _list(trunk.caller_ids), "usd_per_minute": _price(trunk.usd_per_minute),
             "billing_increment_seconds": trunk.billing_increment_seconds,
             "registrar_retry_seconds": trunk.registrar_retry_seconds,
+            "unanswered_invites": trunk.unanswered_invites,
             "inbound_digest_username": trunk.inbound_digest_username,
             "srtp": trunk.srtp if trunk.srtp != "off" else None,
             "inbound_digest_password_env": (inbound_digest_variable(trunk.name)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sipedge.drain import MAX_DRAIN_SECONDS
+from sipedge.front_unanswered import MAX_UNANSWERED_INVITES
 
 TRUNK_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
 INSTANCE_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
@@ -44,6 +45,8 @@ class TrunkKey(_Key):
     # The credential the trunk's own INVITEs must carry (docs/sip.md#inbound-digest); its password is a secret of
     # sipEdgeInboundDigestPasswords, by trunk name.
     inbound_digest_username: str | None = Field(default=None, alias="inboundDigestUsername")
+    # Its INVITEs that may wait for a worker's first answer at once (the edge's unanswered_invites).
+    unanswered_invites: int | None = Field(default=None, alias="unansweredInvites", ge=1, le=MAX_UNANSWERED_INVITES)
     termination_uri: str | None = Field(default=None, alias="terminationUri")
     cps: float | None = None
     ring_seconds: float | None = Field(default=None, alias="ringSeconds")

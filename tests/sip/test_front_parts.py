@@ -179,6 +179,28 @@ def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> N
         f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]
 
 
+OTHER_TRUNK = '\n[[trunk]]\nname = "other"\nsources = ["198.51.100.0/24"]\nnumbers = { "+14155550198" = "" }\n'
+
+
+@pytest.mark.parametrize(("workers", "setting", "shares"), [
+    (3, "", (5, 5)),  # 9 slots: half, rounded up, each
+    (2, "unanswered_invites = 1", (1, 3)),  # the first trunk's own; the other's the default
+    (1, "unanswered_invites = 3\ninbound_digest_username = \"pbx\"\ninbound_digest_password_env = \"PBX_PASSWORD\"",
+     (3, 2)),  # one worker behind the front (a trunk's inbound credential): 3 slots
+])
+def test_each_trunks_share_of_invites_waiting_for_a_workers_answer_is_its_own_or_half_the_slots(
+        tmp_path: Path, workers: int, setting: str, shares: tuple[int, int]) -> None:
+    config = edge(tmp_path, f"workers = {workers}", setting + OTHER_TRUNK)
+    text = write_front(config, tmp_path, 3, TOKEN).config.read_text()
+    assert [f'$var(trunk) = "trunk{index}"; $var(share) = {share};' in text
+            for index, share in enumerate(shares)] == [True, True], text
+
+
+def test_a_share_of_no_invite_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unanswered_invites"):
+        edge(tmp_path, "workers = 2", "unanswered_invites = 0")
+
+
 def test_behind_a_cloud_address_kamailio_binds_the_private_one_and_names_the_public_one(tmp_path: Path) -> None:
     config = dataclasses.replace(edge(tmp_path, 'workers = 3\npublic_address = "203.0.113.7"'),
                                  sip_address="127.0.0.1")

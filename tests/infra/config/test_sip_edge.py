@@ -28,7 +28,7 @@ FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSecon
      "usdPerMinute": {"inbound": 0.0085, "outbound": 0.013}, "billingIncrementSeconds": 6},
     {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"],
      "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com", "registrarRetrySeconds": 60,
-     "digestUsername": "edge", "usdPerMinute": 0.002}]}
+     "digestUsername": "edge", "usdPerMinute": 0.002, "unansweredInvites": 2}]}
 
 EDGE_VARIABLES = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_API_KEY_OPS", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_DIGEST_PBX",
                   "SIP_EDGE_SECRET")  # what FULL's file names
@@ -58,6 +58,7 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert (pbx.registrar, pbx.digest_username, pbx.api_keys) == ("sip:pbx.example.com", "edge", {"200": "ops-key"})
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
     assert (pbx.registrar_retry_seconds, twilio.registrar_retry_seconds) == (60, 30)  # twilio's: the edge's own
+    assert (pbx.unanswered_invites, twilio.unanswered_invites) == (2, None)  # twilio's: the front's default share
     assert twilio.price == TrunkPrice(0.0085, 0.013, 6) and pbx.price == TrunkPrice(0.002, 0.002, 60)
 
 
