@@ -629,7 +629,8 @@ failure_route[NEXT_WORKER] {{
     $var(full) = 0;
     if (t_check_status("503") && $T_rpl($hdr({FULL_HEADER})) != $null) {{ $var(full) = 1; }}
     # A worker's silence (tm's own 408, after the wait for its first answer: front_unanswered.py) is no proof it is
-    # dead: PJSIP drops an INVITE it cannot parse without a word, and a worker marked dead for it would be skipped
+    # dead: PJSIP drops an INVITE it cannot parse without a word (the worker answers it: unparsed_reply.py, unless
+    # stalled), and a worker marked dead for it would be skipped
     # until its probes answered again, a trunk's (or a spoofer's) few malformed INVITEs refusing every call for
     # seconds. Whether a worker lives is its answers to the OPTIONS probes alone. The INVITE goes on to one more
     # worker (this one may have died); a second silence is the request's doing: answered 408, no third worker's

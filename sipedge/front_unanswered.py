@@ -1,6 +1,7 @@
 """What a worker's silence may cost (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall): an INVITE the front
-relays holds that worker's slot until the worker answers it, and PJSIP drops what it cannot parse without a word, so
-anyone who sends INVITEs from a trunk's address (over UDP, anyone can) could hold slots with them. Two bounds:
+relays holds that worker's slot until the worker answers it. A worker answers what its PJSIP cannot parse (which PJSIP
+drops without a word: sipedge/unparsed_reply.py), but one stalled sends nothing, and anyone who sends INVITEs from a
+trunk's address (over UDP, anyone can) would then hold slots with them. Two bounds:
 - the front waits FIRST_ANSWER_MS for a worker's first answer (tm's fr_timer, for the front's INVITEs to workers
   alone: t_set_fr), then tries one more worker, then answers 408. PJSUA sends its `100 Trying` as it takes the
   INVITE, before the edge's own code runs (pjsua_call.c, pjsua_call_on_incoming), so the wait covers the worker's

@@ -11,7 +11,9 @@ answer. The rules follow PJSIP's causes (tests/sip/test_pjsip_silent_drops.py sh
 - a list header (Accept, Allow, Supported, Require, Unsupported) of more than PJSIP_GENERIC_ARRAY_MAX_COUNT values
   (PJSIP parses them into a fixed array and fails at the 33rd; Require and Supported add each line's values to one
   array) or with an empty value (`a,,b`, a trailing comma): 400;
-- a Content-Type without a subtype, and a Request-URI past any number's (414)."""
+- a Content-Type without a subtype, and a Request-URI past any number's (414).
+PJSIP parses some thirty headers, each with causes of its own that no such list names in full: for any other, the
+worker answers 400 itself (sipedge/unparsed_reply.py), a little later than the front would."""
 
 from __future__ import annotations
 
