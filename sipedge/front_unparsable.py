@@ -94,12 +94,17 @@ def oversize_route(first_worker_port: int, workers: int) -> str:
 """
 
 
-def oversize_reply(refused: Refusal) -> str:
-    """The lines that answer a relay the onsend_route stopped 513 (in a request or a failure route alike); any other
-    relay that failed gets Kamailio's own error."""
-    return f"""if (isflagset({OVERSIZE_FLAG})) {{
+def oversize_answer(refused: Refusal) -> str:
+    """The lines that answer a relay the onsend_route stopped 513 (in a request or a failure route alike; never an
+    ACK, which no answer follows), before tm's own error for a relay that failed (477, which names tm)."""
+    return f"""if (isflagset({OVERSIZE_FLAG}) && !is_method("ACK")) {{
             {refused("513", f"over pjsip's {MOST_PACKET_BYTES} bytes once relayed")}
             send_reply("513", "Message Too Large");
-        }} else {{
+        }}"""
+
+
+def oversize_reply(refused: Refusal) -> str:
+    """oversize_answer's lines; any other relay that failed gets Kamailio's own error."""
+    return f"""{oversize_answer(refused)} else {{
             sl_reply_error();
         }}"""
