@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from sipedge.drain import DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS
-from sipedge.front_unanswered import MAX_UNANSWERED_INVITES
+from sipedge.front_unanswered import MAX_UNANSWERED_INVITES, unreached_setting
 from sipedge.inbound_password import short_inbound_password
 from sipedge.stream_address import origin
 from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
@@ -332,6 +332,8 @@ def load(env: Mapping[str, str], *, inbound_passwords: bool = True, other_secret
                         drain_seconds=parsed.drain_seconds)
     check_workers(path, config)
     _check_inbound_digest(path, config)
+    if (unreached := unreached_setting([(t.name, t.sources, t.unanswered_invites) for t in trunks])) is not None:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: {unreached}")
     return config
 
 

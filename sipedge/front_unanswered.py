@@ -1,6 +1,7 @@
 """What a worker's silence may cost (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall): an INVITE the front
-relays holds that worker's slot until the worker answers it, and PJSIP drops what it cannot parse without a word, so
-anyone who sends INVITEs from a trunk's address (over UDP, anyone can) could hold slots with them. Two bounds:
+relays holds that worker's slot until the worker answers it. A worker answers what its PJSIP cannot parse (which PJSIP
+drops without a word: sipedge/unparsed_reply.py), but one stalled sends nothing, and anyone who sends INVITEs from a
+trunk's address (over UDP, anyone can) would then hold slots with them. Two bounds:
 - the front waits FIRST_ANSWER_MS for a worker's first answer (tm's fr_timer, for the front's INVITEs to workers
   alone: t_set_fr), then tries one more worker, then answers 408. PJSUA sends its `100 Trying` as it takes the
   INVITE, before the edge's own code runs (pjsua_call.c, pjsua_call_on_incoming), so the wait covers the worker's
@@ -13,6 +14,11 @@ the config (`trunkN`), set as the INVITE goes to a worker and removed at that wo
 front stops waiting for it; the table's expiry is a backstop only."""
 
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_UNANSWERED_INVITES = 64 * 3  # every slot of the most workers an edge runs (sipedge/config.py MAX_WORKERS)
 # How long the front waits for a worker's first answer to an INVITE. PJSUA's 100 came within 1 ms on an idle host,
@@ -29,6 +35,29 @@ def share(setting: int | None, slots: int) -> int:
     """A trunk's INVITEs that may wait for a worker's first answer at once: its `unanswered_invites` setting, else
     half the edge's `slots`, rounded up."""
     return setting if setting is not None else max(1, -(-slots // 2))
+
+
+def unreached_setting(trunks: Sequence[tuple[str, Sequence[Network], int | None]]) -> str | None:
+    """Why a trunk's `unanswered_invites` (each trunk: its name, sources and setting, in the file's order) would not
+    bound its INVITEs, or None. The front knows a trunk by its source alone, the first trunk listed whose sources hold
+    it (front_config._trunk_limits): an INVITE from a source an earlier trunk's overlaps counts against that one's
+    share; a trunk without sources (its credential alone) has none."""
+    for index, (name, sources, setting) in enumerate(trunks):
+        if setting is None:
+            continue
+        if not sources:
+            return (f"trunk {name!r} sets unanswered_invites without sources: the front shares out INVITEs by their "
+                    "source, and a trunk of a credential alone has no share (a spoofer cannot answer its challenge); "
+                    "leave it unset")
+        for earlier, earlier_sources, _ in trunks[:index]:
+            shared = next(((a, b) for a in sources for b in earlier_sources
+                           if a.version == b.version and a.overlaps(b)), None)
+            if shared is not None:
+                return (f"trunk {name!r} sets unanswered_invites, but its source {shared[0]} overlaps trunk "
+                        f"{earlier!r}'s {shared[1]}, listed before it: the front counts INVITEs from there against "
+                        f"{earlier!r}'s share (it knows a trunk by its source alone); set it on {earlier!r}, or give "
+                        f"{name!r} sources of its own")
+    return None
 
 
 def unanswered_params() -> str:

@@ -11,7 +11,9 @@ answer. The rules follow PJSIP's causes (tests/sip/test_pjsip_silent_drops.py sh
 - a list header (Accept, Allow, Supported, Require, Unsupported) of more than PJSIP_GENERIC_ARRAY_MAX_COUNT values
   (PJSIP parses them into a fixed array and fails at the 33rd; Require and Supported add each line's values to one
   array) or with an empty value (`a,,b`, a trailing comma): 400;
-- a Content-Type without a subtype, and a Request-URI past any number's (414)."""
+- a Content-Type without a subtype, and a Request-URI past any number's (414).
+PJSIP parses some thirty headers, each with causes of its own that no such list names in full: for any other, the
+worker answers 400 itself (sipedge/unparsed_reply.py), a little later than the front would."""
 
 from __future__ import annotations
 
@@ -92,12 +94,17 @@ def oversize_route(first_worker_port: int, workers: int) -> str:
 """
 
 
-def oversize_reply(refused: Refusal) -> str:
-    """The lines that answer a relay the onsend_route stopped 513 (in a request or a failure route alike); any other
-    relay that failed gets Kamailio's own error."""
-    return f"""if (isflagset({OVERSIZE_FLAG})) {{
+def oversize_answer(refused: Refusal) -> str:
+    """The lines that answer a relay the onsend_route stopped 513 (in a request or a failure route alike; never an
+    ACK, which no answer follows), before tm's own error for a relay that failed (477, which names tm)."""
+    return f"""if (isflagset({OVERSIZE_FLAG}) && !is_method("ACK")) {{
             {refused("513", f"over pjsip's {MOST_PACKET_BYTES} bytes once relayed")}
             send_reply("513", "Message Too Large");
-        }} else {{
+        }}"""
+
+
+def oversize_reply(refused: Refusal) -> str:
+    """oversize_answer's lines; any other relay that failed gets Kamailio's own error."""
+    return f"""{oversize_answer(refused)} else {{
             sl_reply_error();
         }}"""

@@ -32,6 +32,7 @@ from sipedge.sip_call import SipCall
 from sipedge.sip_end import EDGE_STOPPED, edge_hung_up
 from sipedge.sip_wake import POLL_MS, SipWake
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
+from sipedge.unparsed_reply import DroppedAnswers
 from sipedge.worker_place import (
     HEAD_END,
     Place,
@@ -148,6 +149,7 @@ class SipStack:
         self.registrations = Registrations()  # each registering trunk's, as its registrar last answered
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
         self._wake = SipWake(self.place.sip_host, self.place.sip_port)  # PJSIP's poll waits up to POLL_MS
+        self._dropped: DroppedAnswers | None = None  # behind the front: what PJSIP drops unparsed is answered
 
     def start(self) -> None:
         self._thread.start()
@@ -251,6 +253,8 @@ class SipStack:
             self._accounts.clear()
             endpoint.libDestroy()
             self._wake.close()
+            if self._dropped is not None:
+                self._dropped.close()
 
     def _prove_wake(self, endpoint: pj.Endpoint) -> None:
         """That a wake-up ends PJSIP's poll, which a host firewall's filter by source on the SIP port prevents,
@@ -280,6 +284,8 @@ class SipStack:
         media.ecTailLen = 0  # the bot's audio is not played in a room: nothing to cancel
         media.noVad = True
         endpoint.libInit(config)
+        if self.place.front is not None:  # the front waits for a worker's first answer, which PJSIP would never send
+            self._dropped = DroppedAnswers(self.place.front.address)
         endpoint.audDevManager().setNullDev()
         transport = pj.TransportConfig()
         transport.boundAddress = self.place.sip_host

@@ -88,6 +88,24 @@ def test_a_trunks_in_dialog_request_still_reaches_the_calls_worker(front: Front)
         trunk.close()
 
 
+@pytest.mark.parametrize("method", ["INVITE", "INFO"])
+def test_a_trunks_in_dialog_request_past_pjsips_packet_once_relayed_is_answered_513(front: Front, method: str) -> None:
+    """Under 4000 bytes as received, past them with the front's own lines: never sent to the worker (which would cut
+    it), and answered, as an INVITE outside a call is, rather than left for the trunk to time out."""
+    trunk = Peer(TRUNK, front)
+    worker = front.config.worker_sip_port + 1
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    call_id = secrets.token_hex(6)
+    try:
+        trunk.send(method, f"sip:edge@127.0.0.1:{worker}", call_id=call_id, to_tag="t1",
+                   extra=(f"Route: <sip:{front_uri};lr>", SDP_TYPE, "Subject: " + "a" * 3350), body=GOOD_SDP)
+        finals = [answer for answer in trunk.answers() if not answer.startswith("SIP/2.0 1")]
+        assert finals and {answer.split(" ", 2)[1] for answer in finals} == {"513"}, finals
+        assert not any(call_id in text for text in front.at_workers())
+    finally:
+        trunk.close()
+
+
 def test_a_workers_request_goes_only_to_a_trunk_of_a_call_the_front_knows(
         front: Front, far_host: tuple[socket.socket, list[str]]) -> None:
     sock, got = far_host

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -199,6 +200,26 @@ def test_each_trunks_share_of_invites_waiting_for_a_workers_answer_is_its_own_or
 def test_a_share_of_no_invite_is_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unanswered_invites"):
         edge(tmp_path, "workers = 2", "unanswered_invites = 0")
+
+
+SHARING_TRUNK = '\n[[trunk]]\nname = "sharing"\nsources = ["192.0.2.7/32"]\nnumbers = { "+14155550198" = "" }\n'
+CREDENTIAL_TRUNK = ('\n[[trunk]]\nname = "pbx"\nnumbers = { "+14155550198" = "" }\ninbound_digest_username = "pbx"\n'
+                    'inbound_digest_password_env = "PBX_PASSWORD"\n')
+
+
+@pytest.mark.parametrize(("trunks", "expected"), [
+    # The front knows the second trunk's INVITEs as the first's, which is listed before it: its setting bounds none.
+    (SHARING_TRUNK + "unanswered_invites = 1\n", "trunk 'sharing' sets unanswered_invites, but its source "
+     "192.0.2.7/32 overlaps trunk 'carrier''s 192.0.2.0/24, listed before it"),
+    (CREDENTIAL_TRUNK + "unanswered_invites = 1\n", "trunk 'pbx' sets unanswered_invites without sources"),
+])
+def test_a_share_that_would_bound_none_of_its_trunks_invites_is_refused_naming_why(
+        tmp_path: Path, trunks: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        edge(tmp_path, "workers = 2", trunks)
+    # Unset there, or set on the trunk the front counts them against: taken, the second trunk's INVITEs sharing it.
+    config = edge(tmp_path, "workers = 2", "unanswered_invites = 2\n" + trunks.replace("unanswered_invites = 1\n", ""))
+    assert [t.unanswered_invites for t in config.trunks] == [2, None]
 
 
 def test_behind_a_cloud_address_kamailio_binds_the_private_one_and_names_the_public_one(tmp_path: Path) -> None:

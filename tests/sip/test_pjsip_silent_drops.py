@@ -3,7 +3,8 @@
 header fails its parser: a list header past its 32 values (Require's lines counted together), a Proxy-Authorization
 with a control byte (the fuzzed corpus' two). Relayed, each held a worker's slot until the front gave up waiting;
 sent from a trunk's address (anyone's, over UDP) a few a second, they kept every slot taken. The front now answers
-them 400 at once: the trunk's real call meanwhile is answered."""
+them 400 at once: the trunk's real call meanwhile is answered. What PJSIP drops for causes the front's rules do not
+name (a Session-Expires that is no number, a port past 65535...) the worker answers 400 itself behind the front."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bench.sip_capacity import FakeDispatcher
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.fake_dispatcher_thread import serving_fake
 from tests.sip.held_call import HeldCall
-from tests.sip.raw_sip import RawSip, status_of
+from tests.sip.raw_sip import Dialog, RawSip, status_of
 
 pytestmark = pytest.mark.slow  # the edge, real PJSIP and Kamailio processes
 
@@ -45,6 +46,16 @@ DROPPED_AND_PARSED = {
     "nul": ("Subject: a\x00b\r\n", "Subject: a\x01b\r\n"),  # PJSIP takes SOH in a header it does not parse
     "bare-cr": ("Subject: a\rb\r\n", "Subject: a\tb\r\n"),
 }
+# What PJSIP drops as well and the front's rules do not name (PJSIP parses some thirty headers, each with causes of its
+# own): behind the front, the worker answers it 400 itself (sipedge/unparsed_reply.py). Each with its parsed twin.
+UNNAMED_AND_PARSED = {
+    "session-expires": ("Session-Expires: soon\r\n", "Session-Expires: 1800\r\n"),
+    "event": ("Event: ;id=1\r\n", "Event: refer;id=1\r\n"),
+    "record-route-port": ("Record-Route: <sip:127.0.0.9:99999;lr>\r\n", "Record-Route: <sip:127.0.0.9:5060;lr>\r\n"),
+    "via-ttl": ("Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKx;ttl=999\r\n",
+                "Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKx;ttl=9\r\n"),
+    "www-authenticate": ("WWW-Authenticate: garbage\r\n", 'WWW-Authenticate: Digest realm="x", nonce="y"\r\n'),
+}
 PACKET_BYTES = 4000  # PJSIP's buffer for a datagram
 BURST_RATE, BURST_SECONDS = 20.0, 4.0  # each INVITE relayed would have held a slot 2 s: 40 held, for 6 slots
 # The trunk's call: half-way through the first relayed INVITEs' two waits of a second, when (were they relayed) the
@@ -70,10 +81,11 @@ def fronted(fake: FakeDispatcher, tmp_path_factory: pytest.TempPathFactory) -> I
         yield running
 
 
-@pytest.mark.parametrize("kind", DROPPED_AND_PARSED)
+@pytest.mark.parametrize("kind", [*DROPPED_AND_PARSED, *UNNAMED_AND_PARSED])
 def test_pjsip_drops_each_without_a_word_and_answers_its_twin(lone_worker: EdgeProcess, kind: str) -> None:
-    """PJSIP alone (one worker, no front): the limits the front's rules follow are PJSIP's own."""
-    dropped, parsed = DROPPED_AND_PARSED[kind]
+    """PJSIP alone (one worker, no front): the limits the front's rules follow are PJSIP's own, and so are the
+    causes they do not name."""
+    dropped, parsed = {**DROPPED_AND_PARSED, **UNNAMED_AND_PARSED}[kind]
     sip = RawSip(TRUNK, lone_worker.sip_port)
     try:
         sip.invite(UNSERVED, extra=dropped)
@@ -83,6 +95,25 @@ def test_pjsip_drops_each_without_a_word_and_answers_its_twin(lone_worker: EdgeP
     finally:
         sip.close()
     assert answer is not None and status_of(answer) in (404, 420), f"{answer}\n{lone_worker.log()[-3000:]}"
+
+
+@pytest.mark.parametrize("kind", UNNAMED_AND_PARSED)
+def test_behind_the_front_the_worker_answers_400_what_its_pjsip_drops(fronted: EdgeProcess, kind: str) -> None:
+    """Not the front's 408 once it gave up waiting on two workers: the worker's own 400, relayed at once."""
+    dropped, parsed = UNNAMED_AND_PARSED[kind]
+    sip = RawSip(TRUNK, fronted.sip_port)
+    try:
+        refused = final_answer(sip, sip.invite(UNSERVED, extra=dropped))
+        answer = final_answer(sip, sip.invite(UNSERVED, extra=parsed))
+    finally:
+        sip.close()
+    assert refused is not None and refused.startswith("SIP/2.0 400 Bad Request\r\n"), f"{refused}"
+    assert answer is not None and status_of(answer) in (404, 420), f"{answer}\n{fronted.log()[-3000:]}"
+
+
+def final_answer(sip: RawSip, dialog: Dialog) -> str | None:
+    """The final answer to `dialog`'s INVITE: the front sends its answer to the one before again, unacknowledged."""
+    return sip.first_answer(10.0, lambda message: status_of(message) >= 200 and f"{dialog.call_id}\r\n" in message)
 
 
 def test_pjsip_cuts_a_datagram_at_4000_bytes(lone_worker: EdgeProcess) -> None:
