@@ -39,8 +39,7 @@ MOST_REQUEST_URI_CHARS = 512  # a number's URI and its parameters fit many times
 def unparsable_route(refused: Refusal) -> str:
     """The request route's lines refusing what PJSIP would drop; `refused(answer, why)` writes a refusal's line."""
     lists = "".join(_list_check(name, summed, refused) for name, summed in LIST_HEADERS.items())
-    return f"""    # What the sanity checks let through and PJSIP drops without a word (sipedge/front_unparsable.py).
-    # Past its packet's size first: the checks below then read a head of 4000 bytes at most.
+    checks = f"""    # Past its packet's size first: the checks below then read a head of 4000 bytes at most.
     if ($ml > {MOST_PACKET_BYTES}) {{
         {refused("513", f"over pjsip's {MOST_PACKET_BYTES} bytes")} sl_send_reply("513", "Message Too Large"); exit;
     }}
@@ -55,6 +54,11 @@ def unparsable_route(refused: Refusal) -> str:
         {refused("414", "a request uri too long")} sl_send_reply("414", "Request-URI Too Long"); exit;
     }}
 """
+    # Not a keep-alive: the front answers an OPTIONS itself, no PJSIP reads it, and a 400 would tell a carrier
+    # the edge is down.
+    return ("    # What the sanity checks let through and PJSIP drops without a word (sipedge/front_unparsable.py).\n"
+            '    if (!is_method("OPTIONS") || has_totag()) {\n'
+            + "".join(f"    {line}" if line else line for line in checks.splitlines(keepends=True)) + "    }\n")
 
 
 def _list_check(name: str, summed: bool, refused: Refusal) -> str:

@@ -349,3 +349,15 @@ def test_a_workers_own_call_goes_to_a_trunks_termination_and_nowhere_else(
     assert relayed.startswith(f"INVITE sip:+14155550100@{TERMINATION_HOST}:{port} ") and called in relayed
     assert f"Record-Route: <sip:{front.config.sip_address}:{front.config.sip_port};lr" in relayed, relayed
     assert got == []
+
+
+def test_a_trunks_keep_alive_is_answered_200_whatever_pjsip_would_make_of_it(front: Front) -> None:
+    """The front answers an OPTIONS itself and no worker's PJSIP reads it: what PJSIP would drop (an empty list value,
+    33 values) gets the keep-alive's 200, never a 400 that a carrier reads as the edge being down."""
+    trunk = Peer(TRUNK, front)
+    try:
+        for extra in (("Allow: INVITE, ACK, BYE,",), ("Supported: " + ", ".join(f"x{n}" for n in range(33)),)):
+            trunk.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6), extra=extra)
+            assert trunk.answers(1.0) == ["SIP/2.0 200 OK"], extra
+    finally:
+        trunk.close()
