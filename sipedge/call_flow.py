@@ -174,7 +174,7 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         elif told is None:  # the caller's BYE came while the stream closed: its end is the call's
             await _tell(link, api_key, token.session_id, flow.timed(flow.sip_end))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
-                 "caller" if flow.caller_gone.is_set() else "transfer" if flow.handed else "bot's side")
+                 _ended_by(flow))
 
 
 async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token: CallToken,
@@ -272,6 +272,14 @@ async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:
         if isinstance(result, ClientConnection):
             await result.close()
     return None
+
+
+def _ended_by(flow: CallFlow) -> str:
+    if not flow.caller_gone.is_set():
+        return "transfer" if flow.handed else "bot's side"
+    end = flow.sip_end
+    # PJSIP's own end, or the edge's for want of an ACK (sipedge/ack_wait.py): no caller hung up.
+    return f"edge ({end.reason or end.status})" if end is not None and end.by == "edge" else "caller"
 
 
 def _refused(refusal: SipRefusal) -> SipEnd:

@@ -12,8 +12,10 @@ import concurrent.futures
 import gc
 import logging
 import signal
+import time
 from collections.abc import Callable
 
+from sipedge.ack_wait import ACK_WAIT_SECONDS, end_unacknowledged
 from sipedge.admission import Refused, admit, dialog_peer, source_host
 from sipedge.call_data import call_body, eval_token
 from sipedge.call_flow import CallFlow, run_call
@@ -112,13 +114,23 @@ class Edge:
             if status >= 300:
                 self.stack.after_hold(call, lambda: call.respond(status, retry_after))
             else:
-                self.stack.submit(lambda: call.respond(status, retry_after, flow.session_id))
+                self.stack.submit(lambda: self._answer(call, flow.session_id))
 
         line = trunk.price.line(trunk.name, "inbound") if trunk.price is not None else None
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
                      self.config.answer_seconds, decision.release, line, eval_token(message)), self._loop)
         self._loop.call_soon_threadsafe(self._track, future, InboundCall(call, flow, trunk, decision.number))
+
+    def _answer(self, call: SipCall, session_id: str | None) -> None:
+        """On the SIP thread: the call's 200 OK, and the wait for its ACK (sipedge/ack_wait.py). The wait's end
+        runs after a round of PJSIP's events, so an ACK that came in while the thread was busy is taken first."""
+        call.respond(200, None, session_id)
+        self.stack.submit_at(time.monotonic() + ACK_WAIT_SECONDS, lambda: self._unacknowledged(call))
+
+    def _unacknowledged(self, call: SipCall) -> None:
+        if end_unacknowledged(call):
+            self.refusals.unacknowledged(call.admitted_from or "", ACK_WAIT_SECONDS)
 
     def answered(self, session_id: str) -> InboundCall | None:
         """The answered call of `session_id` whose bot still has it (on the event loop), or None."""

@@ -9,8 +9,9 @@
                           (PJSIP's own 408 when none answered), `failed` with PJSUA's `status` (its pj_status_t)
                           and `reason` (no REGISTER sent; the reason ends with what comes next: the edge asking
                           again, or the registrar to fix in its file), `unregistered` (stopping)
-    refused_last_minute   INVITEs refused and strangers' requests ignored over the last 60 s (with workers, Kamailio's
-                          own refusals too: sipedge/front_refusals.py)
+    refused_last_minute   INVITEs refused, strangers' requests ignored and answered calls never acknowledged
+                          (sipedge/ack_wait.py) over the last 60 s (with workers, Kamailio's own refusals too:
+                          sipedge/front_refusals.py)
     draining              it is stopping once its calls in flight end, refusing new ones (sipedge/drain.py); with
                           workers, the edge's front or any worker is
     workers               with several workers only: `total`, and `answering` the front's question

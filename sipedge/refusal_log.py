@@ -1,8 +1,9 @@
-"""Refused INVITEs, in-dialog requests ignored as a stranger's, and the requests Kamailio's front refused itself
-(sipedge/front_refusals.py), in the edge's log, bounded: the
-first of each source and answer in a period is logged in full, the rest only counted, and each period
-ends with one line of totals. A scanner's thousands of INVITEs cost a few lines, not one each. The last
-minute's count (the edge's `GET /status`) is kept in one counter a second, so reading it never waits on them."""
+"""Refused INVITEs, in-dialog requests ignored as a stranger's, answered calls never acknowledged
+(sipedge/ack_wait.py) and the requests Kamailio's front refused itself (sipedge/front_refusals.py), in the
+edge's log, bounded: the first of each source and answer in a period is logged in full, the rest only
+counted, and each period ends with one line of totals. A scanner's thousands of INVITEs cost a few lines,
+not one each. The last minute's count (the edge's `GET /status`) is kept in one counter a second, so
+reading it never waits on them."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ class RefusalLog:
         if self._first(host, f"{method} ignored"):
             log.warning("sipedge: %s from %s ignored: %s (more from it this period are only counted)",
                         method, host, reason)
+
+    def unacknowledged(self, host: str, seconds: float) -> None:
+        """A call from `host` answered and ended for want of its ACK (sipedge/ack_wait.py), as a refusal."""
+        if self._first(host, "no ACK"):
+            log.warning("sipedge: a call from %s was answered and never acknowledged (no ACK within %g s): ended, its "
+                        "bot stopped; an INVITE spoofed with a trunk's address, or a trunk that lost every ACK (more "
+                        "from it this period are only counted)", host, seconds)
 
     def front_refused(self, host: str, answer: int | str, why: str) -> None:
         """A request Kamailio, in front of the workers, answered (or dropped) itself (sipedge/front_refusals.py)."""

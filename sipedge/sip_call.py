@@ -13,6 +13,7 @@ import pjsua2 as pj
 
 from sipedge.listening_media import tune_jitter_buffer
 from sipedge.media_port import MediaPort, audio_format
+from sipedge.pjsip_session import dialog_of
 from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
 from sipedge.rx_transport import came_over_tls
@@ -54,6 +55,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.for_person = False
         self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
         self.credential: str | None = None  # the inbound digest username the front checked on its INVITE, if any
+        self.dialog: int | None = None  # PJSIP's dialog of an inbound call, ended by it if unacknowledged (ack_wait.py)
         # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
         # matches dialogs by their identifiers alone, which the bot and the log both know.
         self.from_trunk: Callable[[str], bool] = lambda source: False
@@ -215,6 +217,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # can refuse it, and the sender's ACK would move the media. From a stranger, the call ends now
         # (anyone with the dialog's ids can end it with a BYE anyway; nobody may take it over).
         state = prm.e.body.tsxState
+        if self.dialog is None and prm.e.type == pj.PJSIP_EVENT_TSX_STATE:  # the INVITE's 180, at the latest its 200
+            self.dialog = dialog_of(state.tsx)
         if prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.type == pj.PJSIP_EVENT_RX_MSG:
             self._stranger_notify = self._notify_from_stranger(state)
         if (prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.tsx.role == pj.PJSIP_ROLE_UAC

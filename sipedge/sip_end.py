@@ -20,7 +20,8 @@ _REASON = re.compile(r"^Reason[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTI
 @dataclass(frozen=True)
 class SipEnd:
     by: str  # "caller" or "edge"
-    # "bye", "cancel", "refused" (the edge's final answer before the answer), "failed" (PJSIP's own end),
+    # "bye", "cancel", "refused" (the edge's final answer before the answer), "failed" (PJSIP's own end, or the
+    # edge's of a 200 OK no ACK confirmed: sipedge/ack_wait.py),
     # "referred" (handed to a person by REFER), "bridged" (to a person the edge called: sipedge/call_transfer.py)
     how: str
     status: int | None = None
