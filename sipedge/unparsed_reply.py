@@ -35,10 +35,10 @@ _ON_DROPPED = ctypes.CFUNCTYPE(None, ctypes.POINTER(_Dropped))
 
 
 def bad_request(packet: bytes) -> bytes | None:
-    """The 400 answering `packet`, a request PJSIP could not parse; None for a response, an ACK (never answered) or a
-    request without the lines an answer copies."""
-    lines = _unfolded(_HEAD_END.split(packet, maxsplit=1)[0])
-    if not lines or lines[0].startswith(b"SIP/") or lines[0].split(b" ", 1)[0] == b"ACK":
+    """The 400 answering `packet`, a request PJSIP could not parse; None for a response, an ACK (never answered), a
+    request without the lines an answer copies, or one shorter than its answer."""
+    lines = _unfolded(_HEAD_END.split(packet.lstrip(), maxsplit=1)[0])
+    if not _answerable(lines[0]):
         return None
     vias: list[bytes] = []
     copied: dict[bytes, bytes] = {}
@@ -56,8 +56,21 @@ def bad_request(packet: bytes) -> bytes | None:
         return None
     if _TAG.search(copied[b"to"]) is None:
         copied[b"to"] += b";tag=" + secrets.token_hex(8).encode()
-    return b"\r\n".join([ANSWER, *vias, *(_NAMES[key] + b": " + copied[key] for key in _COPIED),
-                         b"Content-Length: 0", b"", b""])
+    reply = b"\r\n".join([ANSWER, *vias, *(_NAMES[key] + b": " + copied[key] for key in _COPIED),
+                          b"Content-Length: 0", b"", b""])
+    # The front relays the 400 to the request's source, which a spoofer names: never more bytes than it sent (a
+    # request of compact names and bare line feeds would double), so the edge amplifies nothing. A real request
+    # (its request line, Max-Forwards, the header PJSIP failed on, the front's own headers, often a body) is larger.
+    return reply if len(reply) <= len(packet) else None
+
+
+def _answerable(start: bytes) -> bool:
+    """Whether a message of this first line is a request other than an ACK, as PJSIP reads it (sip_parser.c: "SIP"
+    in any case, then "/" or white space, is a response; any white space ends a method) and so might Kamailio."""
+    if start[:3].upper() == b"SIP" and start[3:4] in (b"/", b" ", b"\t"):
+        return False
+    method = start.split(None, 1)[:1]
+    return bool(method) and method[0].upper() != b"ACK"
 
 
 def _unfolded(head: bytes) -> list[bytes]:

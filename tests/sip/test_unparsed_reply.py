@@ -41,3 +41,24 @@ def test_no_answer_to_an_ack_a_response_or_a_request_without_a_cseq() -> None:
     assert bad_request(HEAD.replace(b"INVITE sip:", b"ACK sip:", 1) + b"\r\n") is None
     assert bad_request(b"SIP/2.0 200 OK\r\n" + HEAD.split(b"\r\n", 1)[1] + b"\r\n") is None
     assert bad_request(HEAD.replace(b"CSeq: 7 INVITE\r\n", b"") + b"\r\n") is None
+
+
+def test_no_answer_to_what_pjsip_reads_as_a_response_or_an_ack_whatever_its_case_or_spacing() -> None:
+    """PJSIP takes "sip/2.0" or "SIP /2.0" for a response, and a method in any case after any white space: each is
+    dropped like any message it cannot parse, and none is a request to answer."""
+    rest = HEAD.split(b"\r\n", 1)[1] + b"\r\n"
+    for start in (b"sip/2.0 200 OK", b"SIP /2.0 200 OK", b"Sip\t/2.0 180 Ringing", b" SIP/2.0 200 OK",
+                  b"ACK\tsip:+14155550000@127.0.0.1 SIP/2.0", b"ack sip:+14155550000@127.0.0.1 SIP/2.0",
+                  b"\r\n ACK sip:+14155550000@127.0.0.1 SIP/2.0"):
+        assert bad_request(start + b"\r\n" + rest) is None, start
+
+
+def test_the_answer_is_never_larger_than_the_request_a_spoofer_sent() -> None:
+    """Compact names and bare line feeds would have the 400 twice the request's size, relayed by the front to the
+    request's source: a spoofer's victim. Such a request is not answered; a real one is."""
+    tiny = (b"X s SIP/2.0\nv:SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKfront\n" + b"v:a\n" * 200
+            + b"f:a\nt:b\ni:c\nCSeq:1 X\n\n")
+    assert bad_request(tiny) is None
+    real = HEAD + b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    reply = bad_request(real)
+    assert reply is not None and len(reply) <= len(real)
