@@ -130,6 +130,7 @@ class Tier:
                 self.arm = arm
         self.urls = [f"http://127.0.0.1:{port}/start" for port in self.ports]
         self.started = self.copied = 0
+        self.copy_rates: list[float] = []  # copies a second, each time the fill copied
 
     def burst(self, starts: int, concurrency: int) -> Chunk:
         assert self.arm is not None
@@ -181,7 +182,9 @@ class Tier:
         asyncio.run(copy_sessions(self.store, self.fakes.url, self.newest(), count, time.time()))
         self.started += count
         self.copied += count
-        print(f"copied {count} sessions in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        took = time.monotonic() - began
+        self.copy_rates.append(count / took)
+        print(f"copied {count} sessions in {took:.0f} s ({count / took:.0f} a second)", file=sys.stderr, flush=True)
 
     def checkpoint(self, rounds: int) -> Checkpoint:
         assert self.arm is not None
@@ -319,7 +322,8 @@ def main() -> None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "chunks": [asdict(c) for c in chunks],
                                          "checkpoints": [asdict(m) for m in marks],
-                                         "steps": [asdict(s) for s in steps], "measured": asdict(result),
+                                         "steps": [asdict(s) for s in steps], "copy_rates": tier.copy_rates,
+                                         "measured": asdict(result),
                                          "needs": asdict(needs(result, starts_per_second=args.peak_rate,
                                                                live_sessions=args.live,
                                                                hours_at_peak=args.hours_at_peak))}, indent=1))
