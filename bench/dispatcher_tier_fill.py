@@ -15,6 +15,8 @@ them in one pipeline, in order (dispatcher/store/together.py, the start's own ba
 places, one script each, go at once over the pool; the machines in one call to the fakes'
 `POST /_fly/machines`, which runs Fly's create for each. Not copied (`NOT_COPIED`): the start's
 short-lived records, gone within minutes: the store's bytes per session are taken from real starts.
+A copy's id is random, without the owner tag a real id carries (made with the replicas' secret): a
+key's read of a copy by id is a 404 answered before anything is read, so views are timed on real ones.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class Fleet:
         self.latency = latency
         self.calls: Counter[str] = Counter()
         self.connections = 0
+        self.fly_whole_lists = 0  # Fly lists of every machine (no metadata filter): a reconcile's, a status count's
         self.rooms: set[str] = set()
         # The app's first machine: the Fly example reads its image from the app's machine list.
         runner = {"id": "runner", "name": "runner", "state": "started", "events": [],
@@ -95,6 +96,7 @@ class Fleet:
         if machine_id is None:  # list: the whole app, optionally filtered by one metadata key
             wanted = {k[9:]: v for k, v in query.items() if k.startswith("metadata.")}
             pair = next(iter(wanted.items()), None)
+            self.fly_whole_lists += pair is None
             listed = (self.fly[i] for i in self.fly_by_metadata.get(pair, [])) if pair else self.fly.values()
             return 200, [self._booted(m) for m in listed
                          if all((m["config"].get("metadata") or {}).get(k) == v for k, v in wanted.items())]
@@ -279,7 +281,8 @@ async def serve(port: int, latency: float) -> None:
         if url.path == "/_fly/machines" and method == "POST":
             return fleet.fly_create_many(json.loads(body) if body else None)
         if url.path == "/_stats":
-            return 200, {"calls": dict(fleet.calls), "connections": fleet.connections, "cpu": time.process_time()}
+            return 200, {"calls": dict(fleet.calls), "connections": fleet.connections, "cpu": time.process_time(),
+                         "fly_whole_lists": fleet.fly_whole_lists}
         if url.path == "/_reset" and method == "POST":
             query = dict(parse_qsl(url.query))
             fleet.reset(float(query.get("latency", latency)))

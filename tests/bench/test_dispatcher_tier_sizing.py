@@ -78,8 +78,9 @@ def test_the_fast_fakes_list_by_metadata_and_refuse_a_taken_name_as_fly_does() -
     assert status == 200 and isinstance(listed, list)
     assert [m["name"] for m in listed] == ["vf-1"]
     assert _fly(fleet, "GET", "/v1/apps/a/machines", {"metadata.voicefleet_session": "s9"}) == (200, [])
+    assert fleet.fly_whole_lists == 0  # looked up by session: not a list of every machine
     status, _ = _fly(fleet, "GET", "/v1/apps/a/machines", {})
-    assert status == 200
+    assert status == 200 and fleet.fly_whole_lists == 1
     status, refused = _fly(fleet, "POST", "/v1/apps/a/machines", {}, {"name": "vf-2", "config": {}})
     assert status == 409 and re.search("already_exists", str(refused))
 
