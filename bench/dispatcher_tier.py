@@ -6,7 +6,8 @@ string, tests/support/redis_server.py; `maxmemory-policy noeviction` as the in-c
 `--replicas` `python -m dispatcher` sharing it with every start-path feature on (bench.dispatch_burst's
 features arm: admin keys, a runtime key with its capacity share and four budgets as the caller,
 recording and transcripts kept, a bot channel token; the session cap on, set above the run), and
-the fast fakes of Fly and Daily (bench/fast_fakes.py, `--latency` per call). Every start carries
+the fast fakes of Fly and Daily (bench/fast_fakes.py, `--latency` per call); the warm reserve off,
+since no bot dials in (its bots would all be judged dead). Every start carries
 a fresh `Idempotency-Key`, as the SIP edge's do. The replicas share CPU 0; the store, the fakes
 and the load generator CPU 1: starts/s is one core of replicas, CPU figures are per start.
 
@@ -68,6 +69,7 @@ class Chunk:
     store_costliest: dict[str, float]  # the store's µs per start by command, the five costliest
     fakes_busy: float  # the providers' fakes: CPU seconds per wall second
     provider_calls: dict[str, int]  # by route, over the chunk
+    whole_lists: int  # of them Fly lists of every machine (the reconcile's, each replica's status sample)
     errors: int
     load_average: float
 
@@ -95,7 +97,8 @@ def stop(process: subprocess.Popen[str]) -> None:
 class Tier:
     """The store, the replicas and the caller's key, started; `burst` runs one chunk of starts."""
 
-    def __init__(self, stack: ExitStack, workdir: Path, fakes: FakesProcess, replicas: int, budgets: bool) -> None:
+    def __init__(self, stack: ExitStack, workdir: Path, fakes: FakesProcess, replicas: int, budgets: bool,
+                 fly_timeout: float | None = None) -> None:
         self.fakes = fakes
         self.store = RedisServer(workdir)
         self.store.extra_args = ["--maxmemory-policy", "noeviction"]
@@ -112,7 +115,12 @@ class Tier:
             arm.env |= self.store.env | {"REPLICA_ID": f"r-{n}", "LOG_FORMAT": "json",
                                          # A keyed start looks its session up at Fly first (a replay?):
                                          # Fly's list limit per app is the cells' subject, not this one.
-                                         "FLY_LIST_RATE": UNLIMITED, "FLY_LIST_BURST": UNLIMITED}
+                                         "FLY_LIST_RATE": UNLIMITED, "FLY_LIST_BURST": UNLIMITED,
+                                         # No bot dials in here: a reserve's bots would never say hello, and
+                                         # judging them dead lists the whole app (the peak's own bots do).
+                                         "RESERVE_MAX_IDLE": "0"}
+            if fly_timeout is not None:  # a list of every machine takes longer than Fly's other calls
+                arm.env["FLY_TIMEOUT_SECONDS"] = str(fly_timeout)
             env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **arm.env,
                    "PYTHONPATH": str(Path.cwd())}
             log = stack.enter_context(open(workdir / f"replica-{n}.log", "w+"))
@@ -130,6 +138,7 @@ class Tier:
                 self.arm = arm
         self.urls = [f"http://127.0.0.1:{port}/start" for port in self.ports]
         self.started = self.copied = 0
+        self.copy_rates: list[float] = []  # copies a second, each time the fill copied
 
     def burst(self, starts: int, concurrency: int) -> Chunk:
         assert self.arm is not None
@@ -163,7 +172,8 @@ class Tier:
                      store_ops_per_second=commands / wall, ops_sampled_median=sampler.median,
                      ops_sampled_highest=sampler.highest, fakes_busy=(fakes_after["cpu"] - fakes_before["cpu"]) / wall,
                      store_costliest={name: n / per for name, n in sorted(usec.items(), key=lambda i: -i[1])[:5]},
-                     provider_calls={route: n for route, n in calls.items() if n}, errors=starts - ok,
+                     provider_calls={route: n for route, n in calls.items() if n},
+                     whole_lists=fakes_after["fly_whole_lists"] - fakes_before["fly_whole_lists"], errors=starts - ok,
                      load_average=os.getloadavg()[0])
 
     def newest(self) -> str:
@@ -181,7 +191,9 @@ class Tier:
         asyncio.run(copy_sessions(self.store, self.fakes.url, self.newest(), count, time.time()))
         self.started += count
         self.copied += count
-        print(f"copied {count} sessions in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        took = time.monotonic() - began
+        self.copy_rates.append(count / took)
+        print(f"copied {count} sessions in {took:.0f} s ({count / took:.0f} a second)", file=sys.stderr, flush=True)
 
     def checkpoint(self, rounds: int) -> Checkpoint:
         assert self.arm is not None
@@ -219,7 +231,8 @@ def fill(tier: Tier, args: argparse.Namespace, checkpoints: list[int]) -> tuple[
             chunks.append(chunk)
             print(f"{chunk.sessions:7d} live: {chunk.rate:6.1f}/s p50 {chunk.p50_ms:5.0f} ms p95 {chunk.p95_ms:5.0f} "
                   f"ms, replicas {chunk.replica_busy:.2f} busy, store {chunk.store_busy:.2f} busy, "
-                  f"fakes {chunk.fakes_busy:.2f} busy {chunk.provider_calls}, store µs/start "
+                  f"fakes {chunk.fakes_busy:.2f} busy {chunk.provider_calls} ({chunk.whole_lists} of every "
+                  f"machine), store µs/start "
                   f"{ {k: round(v) for k, v in chunk.store_costliest.items()} }, "
                   f"{chunk.store_ops_per_second:6.0f} ops/s, load {chunk.load_average:.1f}, errors {chunk.errors}",
                   file=sys.stderr, flush=True)
@@ -252,28 +265,30 @@ def report(chunks: list[Chunk], marks: list[Checkpoint], steps: list[Chunk], res
            args: argparse.Namespace) -> None:
     budgets = "on" if args.budgets else "off"
     print(f"\n{args.replicas} replica(s) on one core, the key's budgets {budgets}; Fly and Daily fakes at "
-          f"{args.latency * 1000:g} ms a call; "
+          f"{args.latency * 1000:g} ms a call; FLY_TIMEOUT_SECONDS {args.fly_timeout or 'the default'}; "
           f"nproc {os.cpu_count()}; concurrency {args.concurrency}")
     print(f"{'live':>7} {'starts/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'replica ms/start':>16} {'store ms/start':>14} "
-          f"{'ops/start':>9} {'ops/s':>7} {'inst. ops/s med/max':>19} {'load':>5}")
+          f"{'ops/start':>9} {'ops/s':>7} {'inst. ops/s med/max':>19} {'lists of all':>12} {'errors':>6} {'load':>5}")
     for c in chunks:
         print(f"{c.sessions:7d} {c.rate:8.1f} {c.p50_ms:7.0f} {c.p95_ms:7.0f} {c.replica_cpu_ms:16.2f} "
               f"{c.store_cpu_ms:14.3f} {c.store_ops_per_start:9.1f} {c.store_ops_per_second:7.0f} "
-              f"{c.ops_sampled_median:9.0f}/{c.ops_sampled_highest:<9d} {c.load_average:5.1f}")
+              f"{c.ops_sampled_median:9.0f}/{c.ops_sampled_highest:<9d} {c.whole_lists:12d} {c.errors:6d} "
+              f"{c.load_average:5.1f}")
     for m in marks:
         print(f"\nat {m.sessions} live sessions ({m.copied} of them copies): store used_memory "
               f"{m.used_memory / 1e6:.1f} MB (rss "
               f"{m.used_memory_rss / 1e6:.1f} MB, {m.keys} keys); replica RSS "
               f"{', '.join(f'{r / 1e6:.0f} MB' for r in m.replica_rss)}")
         for v in m.views:
-            print(f"  {v.label:32} {v.shown:4d} shown  p50 {v.p50_ms:7.1f} ms  p95 {v.p95_ms:7.1f} ms")
+            failed = f"  {v.errors} failed ({v.error})" if v.errors else ""
+            print(f"  {v.label:32} {v.shown:4d} shown  p50 {v.p50_ms:7.1f} ms  p95 {v.p95_ms:7.1f} ms{failed}")
     if steps:
         print(f"\nthe knee: {args.step_starts} starts at each concurrency, at {marks[-1].sessions}+ live sessions")
         print(f"{'concurrency':>11} {'starts/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'replicas busy':>13} "
-              f"{'store busy':>10} {'inst. ops/s max':>15} {'errors':>6}")
+              f"{'store busy':>10} {'inst. ops/s max':>15} {'lists of all':>12} {'errors':>6}")
         for s in steps:
             print(f"{s.concurrency:11d} {s.rate:8.1f} {s.p50_ms:7.0f} {s.p95_ms:7.0f} {s.replica_busy:13.2f} "
-                  f"{s.store_busy:10.2f} {s.ops_sampled_highest:15d} {s.errors:6d}")
+                  f"{s.store_busy:10.2f} {s.ops_sampled_highest:15d} {s.whole_lists:12d} {s.errors:6d}")
     peak = needs(result, starts_per_second=args.peak_rate, live_sessions=args.live, hours_at_peak=args.hours_at_peak)
     print(f"\nmeasured: {result}")
     print(f"the peak ({args.peak_rate:g} starts/s, {args.live:,} live, {args.hours_at_peak:g} h at the peak): {peak}")
@@ -298,6 +313,8 @@ def main() -> None:
     parser.add_argument("--peak-rate", type=float, default=420.0)
     parser.add_argument("--live", type=int, default=100_000)
     parser.add_argument("--hours-at-peak", type=float, default=1.0, help="hours of the peak's rate the store keeps")
+    parser.add_argument("--fly-timeout", type=float, help="the replicas' FLY_TIMEOUT_SECONDS (default: the "
+                        "dispatcher's), which bounds the provider's list of every machine too")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     args = parser.parse_args()
     args.real_starts = args.sessions if args.real_starts is None else args.real_starts
@@ -308,7 +325,7 @@ def main() -> None:
     checkpoints = sorted({min(int(c), args.sessions) for c in args.checkpoints.split(",")} | {args.sessions})
     with (ExitStack() as stack, tempfile.TemporaryDirectory() as workdir,
           FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes):
-        tier = Tier(stack, Path(workdir), fakes, args.replicas, args.budgets)
+        tier = Tier(stack, Path(workdir), fakes, args.replicas, args.budgets, args.fly_timeout)
         tier.burst(20 * args.replicas, args.replicas)  # pools, imports, the scripts loaded
         empty = tier.checkpoint(rounds=1)
         chunks, marks = fill(tier, args, checkpoints)
@@ -319,7 +336,8 @@ def main() -> None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "chunks": [asdict(c) for c in chunks],
                                          "checkpoints": [asdict(m) for m in marks],
-                                         "steps": [asdict(s) for s in steps], "measured": asdict(result),
+                                         "steps": [asdict(s) for s in steps], "copy_rates": tier.copy_rates,
+                                         "measured": asdict(result),
                                          "needs": asdict(needs(result, starts_per_second=args.peak_rate,
                                                                live_sessions=args.live,
                                                                hours_at_peak=args.hours_at_peak))}, indent=1))

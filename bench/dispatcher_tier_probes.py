@@ -66,20 +66,33 @@ class OpsSampler:
 @dataclass(frozen=True)
 class ViewTime:
     label: str
-    shown: int  # sessions in the answer (1 for a one-session view)
-    p50_ms: float
+    shown: int  # sessions in the last good answer (1 for a one-session view)
+    p50_ms: float  # of every round, failed ones included
     p95_ms: float
+    errors: int = 0  # rounds answered with an error, or not within the client's timeout
+    error: str = ""  # the last one's status and code, or the exception's name
 
 
 def time_view(client: httpx.Client, url: str, key: str, rounds: int, label: str) -> ViewTime:
+    """The view's time over `rounds` reads; a read that fails is timed and counted, never raised:
+    a view that breaks at some size is a figure of that size."""
     took: list[float] = []
-    shown = 0
+    shown = errors = 0
+    error = ""
     for _ in range(rounds):
         began = time.perf_counter()
-        answer = client.get(url, headers={"Authorization": f"Bearer {key}"})
+        try:
+            answer = client.get(url, headers={"Authorization": f"Bearer {key}"})
+        except httpx.HTTPError as exc:
+            took.append((time.perf_counter() - began) * 1000)
+            errors, error = errors + 1, type(exc).__name__
+            continue
         took.append((time.perf_counter() - began) * 1000)
-        answer.raise_for_status()
+        if answer.is_error:
+            errors, error = errors + 1, f"{answer.status_code} {answer.text[:120]}"
+            continue
         body = answer.json()
         shown = len(body["sessions"]) if isinstance(body, dict) and "sessions" in body else 1
     took.sort()
-    return ViewTime(label, shown, statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.95))])
+    return ViewTime(label, shown, statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.95))],
+                    errors, error)

@@ -5,9 +5,10 @@ call, so under a burst they, not the dispatcher, would be the bottleneck. These 
 calls (the parts a start uses, in the shapes the providers parse) from one raw asyncio protocol:
 HTTP/1.1 keep-alive, latency injected with `call_later`, no framework. They count calls per
 route, TCP connections and their own CPU, which `GET /_stats` reports; `POST /_reset?latency=`
-clears them between arms. ECS calls are refused unless signed as AWS requires (SigV4, checked
-with botocore's signer: tests/fakes/sigv4_check.py). Run: `python -m bench.fast_fakes --port 0`
-(prints `port N`).
+clears them between arms; `POST /_fly/machines` makes Fly machines from a list of create bodies at
+once, uncounted and without the latency (a fill's, bench/dispatcher_tier_fill.py). ECS calls are
+refused unless signed as AWS requires (SigV4, checked with botocore's signer:
+tests/fakes/sigv4_check.py). Run: `python -m bench.fast_fakes --port 0` (prints `port N`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Fleet:
         self.latency = latency
         self.calls: Counter[str] = Counter()
         self.connections = 0
+        self.fly_whole_lists = 0  # Fly lists of every machine (no metadata filter): a reconcile's, a status count's
         self.rooms: set[str] = set()
         # The app's first machine: the Fly example reads its image from the app's machine list.
         runner = {"id": "runner", "name": "runner", "state": "started", "events": [],
@@ -90,20 +92,11 @@ class Fleet:
     def fly_call(self, method: str, match: re.Match[str], query: dict[str, str], body: Any) -> Reply:
         machine_id, action = match.group(1), match.group(2)
         if machine_id is None and method == "POST":
-            config = (body or {}).get("config") or {}
-            name = (body or {}).get("name") or f"gen-{next(self._ids)}"
-            if name in self.fly_names:
-                return 409, {"error": f"already_exists: {name}"}
-            mid = f"m{next(self._ids):012x}"
-            self.fly[mid] = {"id": mid, "name": name, "state": "created", "config": config, "events": [],
-                             "created_at": "2026-11-22T09:00:00Z"}
-            self.fly_names.add(name)
-            for pair in (config.get("metadata") or {}).items():
-                self.fly_by_metadata.setdefault((pair[0], str(pair[1])), []).append(mid)
-            return 200, self.fly[mid]
+            return self.fly_create(body)
         if machine_id is None:  # list: the whole app, optionally filtered by one metadata key
             wanted = {k[9:]: v for k, v in query.items() if k.startswith("metadata.")}
             pair = next(iter(wanted.items()), None)
+            self.fly_whole_lists += pair is None
             listed = (self.fly[i] for i in self.fly_by_metadata.get(pair, [])) if pair else self.fly.values()
             return 200, [self._booted(m) for m in listed
                          if all((m["config"].get("metadata") or {}).get(k) == v for k, v in wanted.items())]
@@ -117,6 +110,33 @@ class Fleet:
             machine["state"] = "destroyed"
             return 200, {"ok": True}
         return 200, self._booted(machine)
+
+    def fly_create(self, body: Any) -> Reply:
+        """Fly's `POST /v1/apps/<app>/machines`: a machine named and configured as asked."""
+        config = (body or {}).get("config") or {}
+        name = (body or {}).get("name") or f"gen-{next(self._ids)}"
+        if name in self.fly_names:
+            return 409, {"error": f"already_exists: {name}"}
+        mid = f"m{next(self._ids):012x}"
+        self.fly[mid] = {"id": mid, "name": name, "state": "created", "config": config, "events": [],
+                         "created_at": "2026-11-22T09:00:00Z"}
+        self.fly_names.add(name)
+        for pair in (config.get("metadata") or {}).items():
+            self.fly_by_metadata.setdefault((pair[0], str(pair[1])), []).append(mid)
+        return 200, self.fly[mid]
+
+    def fly_create_many(self, bodies: Any) -> Reply:
+        """Fly's create for each body of a list, at once and uncounted (a benchmark's fill, not the
+        dispatcher's calls): 200 with the machines' ids, else the first refusal's answer."""
+        if not isinstance(bodies, list):
+            return 400, {"error": "a JSON list of create bodies is expected"}
+        made = []
+        for body in bodies:
+            status, machine = self.fly_create(body)
+            if status != 200:
+                return status, machine
+            made.append(machine["id"])
+        return 200, {"ids": made}
 
     @staticmethod
     def _booted(machine: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +225,7 @@ def _route(m: re.Match[str]) -> str:
 class HttpProtocol(asyncio.Protocol):
     """HTTP/1.1 with keep-alive and Content-Length bodies (what every client here sends)."""
 
-    def __init__(self, fleet: Fleet, control: Callable[[str, str], Reply | None]) -> None:
+    def __init__(self, fleet: Fleet, control: Callable[[str, str, bytes], Reply | None]) -> None:
         self.fleet, self.control = fleet, control
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
@@ -232,7 +252,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
             body = self.buffer[head_end + 4 : head_end + 4 + length]
             self.buffer = self.buffer[head_end + 4 + length :]
-            reply = self.control(method, target)
+            reply = self.control(method, target, body)
             if reply is not None:
                 self.respond(*reply)
                 continue
@@ -256,10 +276,13 @@ class HttpProtocol(asyncio.Protocol):
 async def serve(port: int, latency: float) -> None:
     fleet = Fleet(latency)
 
-    def control(method: str, target: str) -> Reply | None:
+    def control(method: str, target: str, body: bytes) -> Reply | None:
         url = urlsplit(target)
+        if url.path == "/_fly/machines" and method == "POST":
+            return fleet.fly_create_many(json.loads(body) if body else None)
         if url.path == "/_stats":
-            return 200, {"calls": dict(fleet.calls), "connections": fleet.connections, "cpu": time.process_time()}
+            return 200, {"calls": dict(fleet.calls), "connections": fleet.connections, "cpu": time.process_time(),
+                         "fly_whole_lists": fleet.fly_whole_lists}
         if url.path == "/_reset" and method == "POST":
             query = dict(parse_qsl(url.query))
             fleet.reset(float(query.get("latency", latency)))

@@ -78,7 +78,22 @@ def test_the_fast_fakes_list_by_metadata_and_refuse_a_taken_name_as_fly_does() -
     assert status == 200 and isinstance(listed, list)
     assert [m["name"] for m in listed] == ["vf-1"]
     assert _fly(fleet, "GET", "/v1/apps/a/machines", {"metadata.voicefleet_session": "s9"}) == (200, [])
+    assert fleet.fly_whole_lists == 0  # looked up by session: not a list of every machine
     status, _ = _fly(fleet, "GET", "/v1/apps/a/machines", {})
-    assert status == 200
+    assert status == 200 and fleet.fly_whole_lists == 1
     status, refused = _fly(fleet, "POST", "/v1/apps/a/machines", {}, {"name": "vf-2", "config": {}})
     assert status == 409 and re.search("already_exists", str(refused))
+
+
+def test_the_fast_fakes_make_many_machines_at_once_as_each_create_would() -> None:
+    fleet = Fleet(latency=0)
+    bodies = [{"name": f"vf-{n}", "config": {"metadata": {"voicefleet_session": f"s{n}"}}} for n in range(3)]
+    status, made = fleet.fly_create_many(bodies)
+    assert status == 200 and isinstance(made, dict) and len(made["ids"]) == 3
+    status, listed = _fly(fleet, "GET", "/v1/apps/a/machines", {"metadata.voicefleet_session": "s2"})
+    assert status == 200 and isinstance(listed, list)
+    assert [(m["id"], m["name"], m["state"]) for m in listed] == [(made["ids"][2], "vf-2", "started")]
+    status, refused = fleet.fly_create_many([{"name": "vf-3", "config": {}}, {"name": "vf-1", "config": {}}])
+    assert status == 409 and re.search("already_exists: vf-1", str(refused))
+    assert fleet.fly_create_many({"name": "vf-9"})[0] == 400  # one body, not a list
+    assert not fleet.calls  # a fill's machines are not the dispatcher's calls
