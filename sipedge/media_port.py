@@ -10,6 +10,7 @@ import pjsua2 as pj
 
 from sipedge import frame_trace
 from sipedge.byte_vector import FrameBuffer, vector_bytes
+from sipedge.clock_thread import keep_thread_state
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -44,12 +45,14 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
             self.this = None
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
+        keep_thread_state()
         if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
             pcm = vector_bytes(frame.buf)
             frame_trace.heard(pcm)
             self._heard(pcm)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        keep_thread_state()
         # PJSUA2 has set the frame's size to what the bridge asks for (a frame of this port's format) and
         # copies min(size, the buffer's) back: the size needs no SWIG call here.
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
