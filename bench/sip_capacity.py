@@ -42,10 +42,12 @@ CLOSE_SECONDS = 20.0  # a call's stream closes within this of its BYE, or it cou
 
 
 class FakeDispatcher:
-    """The dispatcher's side of a SIP call, with an echo where the bot would be."""
+    """The dispatcher's side of a SIP call, with an echo where the bot would be. Its streams refuse
+    permessage-deflate as the dispatcher's do (dispatcher/serving/server.py); `deflate`: they take it."""
 
-    def __init__(self) -> None:
+    def __init__(self, deflate: bool = False) -> None:
         self.port = free_port()
+        self._deflate = deflate
         self.open_streams = 0
         self.most_streams = 0
         self.streams = 0
@@ -82,7 +84,7 @@ class FakeDispatcher:
 
     async def _stream(self, request: web.Request) -> web.WebSocketResponse:
         session = self._tokens.pop(request.match_info["token"], None)
-        socket = web.WebSocketResponse()
+        socket = web.WebSocketResponse(compress=self._deflate)
         await socket.prepare(request)
         if session is None:
             await socket.close()

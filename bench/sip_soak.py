@@ -71,10 +71,10 @@ DRAIN_SECONDS = 120.0  # after SIPp's end, every session has ended within this
 EDGE_READY_SECONDS = 600.0
 
 
-async def serve_fake() -> None:
+async def serve_fake(deflate: bool = False) -> None:
     """bench/sip_capacity.py's fake dispatcher, in a process of its own (so the bench's own work never
     delays its streams): prints its port, serves until SIGTERM, then prints its sessions' last status."""
-    async with FakeDispatcher() as fake:
+    async with FakeDispatcher(deflate) as fake:
         print(fake.port, flush=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -83,12 +83,13 @@ async def serve_fake() -> None:
 
 
 @contextmanager
-def fake_dispatcher(folder: Path) -> Iterator[DispatcherProcess]:
+def fake_dispatcher(folder: Path, deflate: bool = False) -> Iterator[DispatcherProcess]:
     """`python -m bench.sip_soak --serve-fake` once it listens; its last line, after SIGTERM, is its
-    sessions' last status counted."""
+    sessions' last status counted. `deflate`: its streams take permessage-deflate (a real dispatcher's refuse it)."""
     log_path = folder / "fake.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.sip_soak", "--serve-fake"], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "bench.sip_soak", "--serve-fake",
+                                    *(["--fake-deflate"] if deflate else [])], cwd=ROOT,
                                    stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     port = process.stdout.readline().decode().strip()
@@ -339,10 +340,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="a folder for the run's files (the edge's, SIPp's and the "
                         "dispatcher's logs), kept after it; by default they go with a temporary folder")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)  # the fake's own process
+    parser.add_argument("--fake-deflate", action="store_true", help=argparse.SUPPRESS)  # bench/sip_edge_cpu.py's A/B
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    asyncio.run(serve_fake() if args.serve_fake
+    asyncio.run(serve_fake(args.fake_deflate) if args.serve_fake
                 else soak(args.minutes, args.calls, args.workers, args.fake_dispatcher, args.keep))
 
 

@@ -60,23 +60,26 @@ def fill_frame(frame: pj.MediaFrame, data: bytes) -> None:
 
 class FrameBuffer:
     """A port's outgoing frames, `size` bytes each, kept in one ByteVector whose storage never moves: a frame
-    is copied into it (one memmove) and handed to PJSUA2's frame in one assignment, which C++ copies, where
-    fill_frame takes four SWIG calls (the frame's vector, its resize, its size, its storage). Silence is a
-    vector of zeros made once. Where the layout is not the one known, or a frame is not `size`, fill_frame."""
+    is copied into it (through a memoryview of that storage: ctypes.memmove would let go of the GIL, which the
+    event loop may then take for milliseconds) and handed to PJSUA2's frame in one assignment, which C++
+    copies, where fill_frame takes four SWIG calls (the frame's vector, its resize, its size, its storage).
+    Silence is a vector of zeros made once. Where the layout is not the one known, or a frame is not `size`,
+    fill_frame."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._vector = pj.ByteVector(bytes(size))
         self._silence = pj.ByteVector(bytes(size))
         storage = _storage(self._vector) if _LAYOUT_KNOWN else None
-        self._address = storage[0] if storage is not None and storage[1] == size else None
+        self._storage = (memoryview((ctypes.c_ubyte * size).from_address(storage[0])).cast("B")
+                         if storage is not None and storage[1] == size else None)
 
     def fill(self, frame: pj.MediaFrame, data: bytes) -> None:
         """`frame`'s buffer holding `data`; on one thread only (PJSIP's media clock, for one port)."""
-        if self._address is None or len(data) != self.size:
+        if self._storage is None or len(data) != self.size:
             fill_frame(frame, data)
             return
-        ctypes.memmove(self._address, data, self.size)
+        self._storage[:] = data
         frame.buf = self._vector
 
     def silence(self, frame: pj.MediaFrame) -> None:

@@ -78,7 +78,9 @@ class DispatcherLink:
 
     async def open_stream(self, token: CallToken) -> ClientConnection | SipRefusal:
         try:
-            return await websockets.connect(token.url, open_timeout=REQUEST_SECONDS, proxy=None)
+            # No permessage-deflate, whoever answers: base64 audio hardly deflates, and a dispatcher (or
+            # anything in its place) that took the offer would have the edge deflate and inflate every frame.
+            return await websockets.connect(token.url, open_timeout=REQUEST_SECONDS, proxy=None, compression=None)
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             return unavailable(f"the call's stream could not be opened ({type(exc).__name__})")
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge import frame_trace
-from sipedge.byte_vector import FrameBuffer, vector_bytes
+from sipedge.byte_vector import FrameBuffer
+from sipedge.clock_thread import keep_thread_state
+from sipedge.media_frame import audio_in, mark_audio
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -44,15 +46,16 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
             self.this = None
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
-        if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
-            pcm = vector_bytes(frame.buf)
+        keep_thread_state()
+        if pcm := audio_in(frame):
             frame_trace.heard(pcm)
             self._heard(pcm)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        keep_thread_state()
         # PJSUA2 has set the frame's size to what the bridge asks for (a frame of this port's format) and
         # copies min(size, the buffer's) back: the size needs no SWIG call here.
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        mark_audio(frame)
         if self._playout.empty():
             self._frames.silence(frame)
         else:
