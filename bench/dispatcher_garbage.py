@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from dispatcher.phone.edge_secret import EdgeSecret
@@ -114,7 +115,7 @@ async def sip_session(link: DispatcherLink, extensions: Counter[str]) -> None:
     token = await link.call_token(None, {})
     assert isinstance(token, CallToken), token
     stream = await link.open_stream(token)
-    assert not isinstance(stream, Exception) and hasattr(stream, "protocol"), stream
+    assert isinstance(stream, ClientConnection), stream
     call = CarrierCall("exotel", token.url, ws=stream)
     await _a_second_of_audio(call, extensions)
     assert await link.tell_end(None, token.session_id, SipEnd("caller", "bye", answered_seconds=1.0))
@@ -164,8 +165,11 @@ async def edge_status() -> AsyncIterator[str]:
     """The edge's control API as far as the dispatcher asks it (`GET /status`, for its /metrics): answered, so
     that no edge that is not there makes the dispatcher's collector work (each refused connection leaves an
     error's frames in a cycle, per /metrics read, not per session)."""
+    async def status(_: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
+
     app = web.Application()
-    app.router.add_get("/status", lambda _: web.json_response({"ready": True}))
+    app.router.add_get("/status", status)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -224,7 +228,7 @@ async def _run_kind(kind: str, args: argparse.Namespace, logs: Path, edge_url: s
         b = probe.ask("snapshot")
         found = probe.ask("garbage")
         c = probe.ask("snapshot")
-        grown = probe.ask("trace_diff") if args.traced else {"total": 0, "grown": []}
+        grown: dict[str, Any] = probe.ask("trace_diff") if args.traced else {"total": 0, "grown": []}
         described = {name: probe.ask(f"describe {name}")["described"] for name in args.describe.split(",")
                      if c["types"].get(name, 0) > a["types"].get(name, 0)}
     report(kind, args.sessions, a, b, found, c, baseline_ms, extensions)

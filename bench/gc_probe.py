@@ -117,7 +117,8 @@ def garbage() -> dict[str, Any]:
 def _what(obj: Any) -> str:
     """A line on one object: a timer's callback and when it is due, a task's or a coroutine's function."""
     if isinstance(obj, asyncio.TimerHandle):
-        callback = getattr(obj._callback, "__qualname__", repr(obj._callback))  # noqa: SLF001
+        held = getattr(obj, "_callback", None)  # asyncio's own attribute: a handle says no more of itself
+        callback = getattr(held, "__qualname__", repr(held))
         due = f"{callback}, due in {obj.when() - time.monotonic():,.0f} s"
         return due + (" (cancelled)" if obj.cancelled() else "")
     if isinstance(obj, asyncio.Task):

@@ -36,7 +36,7 @@ async def test_a_closed_websockets_http_protocol_is_freed_without_a_collection()
     made: list[int] = []
 
     class Watched(config.http):  # type: ignore[misc,name-defined]
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             opened.add(self)
             made.append(id(self))
             super().connection_made(transport)
