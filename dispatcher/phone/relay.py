@@ -443,10 +443,11 @@ async def pump_both(
         # reading names how it ended (a caller's hang-up, with its time), when it does at once.
         await asyncio.wait(tasks, timeout=END_GRACE_SECONDS)
     for task in tasks:
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        task.cancel()  # a side that has ended stays as it ended
+    # Waited for, not awaited: awaiting a failed side would add this frame, which holds `tasks`, to its
+    # failure's traceback, a cycle from the task to itself that kept the whole call (both sockets, their
+    # buffers) until Python's collector's next full collection, hours apart in a dispatcher.
+    await asyncio.wait(tasks)
     ended = [task.result() for task in tasks if not task.cancelled() and task.exception() is None]
     return ended[0] if ended else "error"
 
@@ -483,7 +484,10 @@ async def _stopped(task: asyncio.Task[None]) -> None:
     task.cancel()  # a socket's receive gives up nothing when cancelled
     await asyncio.wait({task})
     if not task.cancelled() and (failed := task.exception()) is not None:
-        raise failed
+        try:
+            raise failed
+        finally:  # this frame goes into the failure's traceback: holding the task, it would make a cycle
+            del task, failed
 
 
 # Pipecat's protobuf frames (its WebSocket clients' serializer) start with their oneof field's tag:

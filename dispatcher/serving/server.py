@@ -244,6 +244,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._abort()
             return
         super().handle_websocket_upgrade()
+        if self.transport.get_protocol() is not self:
+            self._forget_upgraded()
+
+    def _forget_upgraded(self) -> None:
+        """The connection is a WebSocket's now: its loss reaches that protocol, never this one's
+        connection_lost, so what that undoes is undone here. Left, the tier held this protocol, its
+        transport and parser for good (8 KB for each WebSocket ever accepted: each call's stream, its
+        bot's media socket and channel); out of it, they referred to each other (the parser's callbacks,
+        `_admit`), so that only a full collection, hours apart in a dispatcher, freed them."""
+        self._track()
+        self._unstall()
+        self.app = self._app
+        self.parser = None  # type: ignore[assignment]
 
     def _refuse_request(self) -> None:
         if self.transport.is_closing():
