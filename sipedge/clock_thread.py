@@ -7,20 +7,28 @@ fifth of the clock thread's CPU in `perf record`. The first callback on a clock 
 on its state (PyGILState_Ensure, never released), so the state outlives each callback and is reused.
 
 PJSUA closes its sound device after an idle second, ending the clock thread, and opens a new one for the
-next call; a state held so would outlive its thread. So the state of the thread held before is freed once
-a new one is held, if that thread is gone (PJSUA joins the old clock thread before it starts a new one):
-one state at most is left over, never one a call. A thread of Python's own keeps its state anyway, and is
-left alone."""
+next call; a state held so would outlive its thread. So each new clock thread frees the held states of
+threads that are gone (/proc/self/task lists them no more); one whose thread is still there (ending as
+PJSUA joins it, or a second thread calling) stays listed for a later one: a state is left over while its
+thread lasts, never one a call. A thread of Python's own keeps its state anyway, and is left alone.
+
+On CPython 3.11 only: from 3.12 on, deleting another thread's state unbinds the calling thread's own from
+PyGILState, and that callback's PyGILState_Release then aborts the process; there each callback's state is
+made and destroyed as SWIG does. A forked child forgets the states listed: CPython freed them in it."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from typing import Any
 
+HOLDS = sys.version_info[:2] == (3, 11)
+TASKS = "/proc/self/task"
 _held = threading.local()  # a thread state's own: gone with a state made for one callback, kept with a held one
-_held_before: list[tuple[int, int]] = []  # the state held last, and its thread's native id
+_held_before: list[tuple[int, int]] = []  # the states held and not yet freed, each with its thread's native id
+_freeing = threading.Lock()  # a look at /proc lets go of the GIL: one thread at a time frees, each state once
 
 
 def _api(name: str, result: Any, *arguments: Any) -> Any:
@@ -37,15 +45,27 @@ _delete = _api("PyThreadState_Delete", None, ctypes.c_void_p)
 
 def keep_thread_state() -> None:
     """Called first in each callback PJSIP's threads make into Python: this thread's state is held from now."""
-    if getattr(_held, "kept", False):
+    if not HOLDS or getattr(_held, "kept", False):
         return
     _held.kept = True
     if threading.get_ident() in {thread.ident for thread in threading.enumerate()}:
         return  # a thread Python started (a test's, the SIP thread's) keeps its state until it ends
     _ensure()
-    held = (int(_current()), threading.get_native_id())
-    for state, native_id in _held_before:
-        if not os.path.exists(f"/proc/self/task/{native_id}"):  # gone: its state can no longer be used
-            _clear(state)
-            _delete(state)
-    _held_before[:] = [held]
+    native_id = threading.get_native_id()
+    with _freeing:
+        if os.path.isdir(f"{TASKS}/{native_id}"):  # else /proc cannot tell which threads are gone: none freed
+            for state, thread in list(_held_before):
+                if not os.path.exists(f"{TASKS}/{thread}"):  # gone: its state can no longer be used
+                    _held_before.remove((state, thread))
+                    _clear(state)
+                    _delete(state)
+        _held_before.append((int(_current()), native_id))
+
+
+def _forget_in_child() -> None:
+    global _freeing
+    _freeing = threading.Lock()  # another thread may have held it at the fork
+    _held_before.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -23,6 +23,8 @@ class _Layout(ctypes.Structure):
 
 
 def _layout(frame: pj.MediaFrame) -> _Layout:
+    if not isinstance(frame, pj.MediaFrame):  # another object's memory would be read, and written, as a frame's
+        raise TypeError(f"a pjsua2.MediaFrame is read here, not a {type(frame).__name__}")
     return _Layout.from_address(int(frame.this))
 
 

@@ -10,7 +10,6 @@ process of its own: PJSUA's library is one per process."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from sipedge import stack as sip_stack
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
+from tests.sip.foreign_thread import thread_states
 
 PORT_SECONDS = 1.0
 IDLE_SECONDS = 2.0  # past PJSUA's sound device auto-close (1 s), which ends its clock thread
@@ -49,18 +49,6 @@ class CountedPort(MediaPort):
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         _note()
         super().onFrameRequested(frame)
-
-
-def thread_states() -> int:
-    """The interpreter's thread states, a dead thread's held one included."""
-    api = ctypes.pythonapi
-    api.PyInterpreterState_Get.restype = api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
-    api.PyInterpreterState_ThreadHead.argtypes = (ctypes.c_void_p,)
-    api.PyThreadState_Next.restype, api.PyThreadState_Next.argtypes = ctypes.c_void_p, (ctypes.c_void_p,)
-    count, state = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
-    while state:
-        count, state = count + 1, api.PyThreadState_Next(state)
-    return count
 
 
 def on_sip_thread(stack: sip_stack.SipStack, work: Callable[[], object]) -> None:
@@ -100,7 +88,7 @@ def main(port: int, rtp_port: int) -> None:
         on_sip_thread(stack, lambda: plug(f"probe{len(ports)}", ports))
         time.sleep(PORT_SECONDS)
         on_sip_thread(stack, ports[-1].release)
-        states.append(thread_states())
+        states.append(len(thread_states()))
         if round_ == 0:
             time.sleep(IDLE_SECONDS)
     print(json.dumps({**counts, "clock_threads": len(clock_threads), "thread_states": states}), flush=True)

@@ -53,6 +53,16 @@ def test_the_frame_is_marked_audio(monkeypatch: pytest.MonkeyPatch, layout_known
     assert frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO
 
 
+def test_an_object_other_than_a_frame_is_refused_not_read_as_one() -> None:
+    """A ByteVector is 24 bytes where a frame's fields run to 36: read past it, its begin pointer written."""
+    vector = pj.ByteVector(b"\x07" * 8)
+    with pytest.raises(TypeError, match="MediaFrame"):
+        audio_in(vector)
+    with pytest.raises(TypeError, match="MediaFrame"):
+        mark_audio(vector)
+    assert bytes(vector) == b"\x07" * 8
+
+
 def test_the_port_reads_and_answers_frames_without_swigs_accessors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the bot's frame is handed to PJSUA2 through SWIG (one assignment, which C++ copies)."""
     playout = Playout()
