@@ -74,9 +74,10 @@ def _captured(front: Front, trunk: Peer) -> tuple[str, str]:
 
 
 def _relays(front: Front, call_id: str) -> int:
-    """How many INVITE transactions of `call_id` the front relayed to the workers (its own retransmissions to a
-    worker that does not answer share their transaction's branch, the top Via's)."""
-    return len({re.findall(r"branch=([^;\r]+)", text)[0] for text in front.at_workers()
+    """How many INVITE transactions of `call_id` the front relayed to the workers: its branch ids are the
+    transaction's and a branch index after the last dot (`z9hG4bK<hash>.<md5>.<index>`); its retransmissions to a
+    worker share their branch, and one more worker tried after a silence is the same transaction's next index."""
+    return len({re.findall(r"branch=([^;\r]+)", text)[0].rsplit(".", 1)[0] for text in front.at_workers()
                 if text.startswith("INVITE ") and call_id in text})
 
 
@@ -155,9 +156,17 @@ def test_the_callers_own_retransmission_is_not_refused(tmp_path: Path) -> None:
             trunk.send("INVITE", uri, call_id=call_id, cseq=2, extra=extra, body=GOOD_SDP, same_branch=True)
             answers += [m.split("\r\n", 1)[0] for m in trunk.messages(1.0)]
             assert answers and set(answers) == {"SIP/2.0 100 Trying"}, answers
-            assert _relays(front, call_id) == 1, front.at_workers()
+            assert _relays(front, call_id) == 1, _relayed_where(front, call_id)
         finally:
             trunk.close()
+
+
+def _relayed_where(front: Front, call_id: str) -> list[tuple[int, str, str]]:
+    """Each INVITE of `call_id` a worker got: the worker's index, its top Via's branch and its Via lines' count (a
+    second branch at one worker: two transactions; at another: a failover after the first worker's silence)."""
+    return [(index, re.findall(r"branch=([^;\r]+)", text)[0], str(text.count("\nVia:")))
+            for index, worker in enumerate(front.workers) for text in worker.received
+            if text.startswith("INVITE ") and call_id in text]
 
 
 @needs_kamailio
