@@ -630,13 +630,9 @@ failure_route[NEXT_WORKER] {{
     if (t_is_canceled()) {{ $sht(calls=>$ci) = $null; exit; }}  # the CANCEL gave its worker's slot back
     $var(full) = 0;
     if (t_check_status("503") && $T_rpl($hdr({FULL_HEADER})) != $null) {{ $var(full) = 1; }}
-    # A worker's silence (tm's own 408, after the wait for its first answer: front_unanswered.py) is no proof it is
-    # dead: PJSIP drops an INVITE it cannot parse without a word (the worker answers it: unparsed_reply.py, unless
-    # stalled), and a worker marked dead for it would be skipped
-    # until its probes answered again, a trunk's (or a spoofer's) few malformed INVITEs refusing every call for
-    # seconds. Whether a worker lives is its answers to the OPTIONS probes alone. The INVITE goes on to one more
-    # worker (this one may have died); a second silence is the request's doing: answered 408, no third worker's
-    # slot held for it.
+    # A worker's silence (tm's 408 after front_unanswered.py's wait) is no proof it is dead: only the OPTIONS probes
+    # mark a worker down, so a spoofer's malformed INVITEs cannot. One more worker is tried; a second silence is the
+    # request's doing: 408 (docs/sip.md, "the front").
     $var(silent) = 0;  # no answer at all, not even 100: a worker's own 408 is its answer, relayed as any other
     if (t_branch_timeout() && !t_branch_replied()) {{ $var(silent) = 1; }}
     if ($avp(rang) == $null && ($var(full) == 1 || ($var(silent) == 1 && $avp(silent) == $null))) {{
