@@ -9,7 +9,7 @@ trunk's address (over UDP, anyone can) would then hold slots with them. Two boun
 - each trunk's INVITEs waiting for a worker's first answer at once are capped (its `unanswered_invites`, by default
   half the edge's slots, rounded up): past that its INVITEs are answered 503 with Retry-After, so a spoofer of one
   trunk's address holds at most that share of the slots, never another trunk's.
-The INVITEs waiting are kept in an htable by transaction (UNANSWERED_TABLE), each valued with its trunk's name in
+The INVITEs waiting are kept in an htable by transaction (UNANSWERED_TABLE, keyed by Call-ID and CSeq), each valued with its trunk's name in
 the config (`trunkN`), set as the INVITE goes to a worker and removed at that worker's first answer or once the
 front stops waiting for it; the table's expiry is a backstop only."""
 
@@ -28,7 +28,10 @@ MAX_UNANSWERED_INVITES = 64 * 3  # every slot of the most workers an edge runs (
 FIRST_ANSWER_MS = 1000
 UNANSWERED_TABLE = "unanswered"
 BACKSTOP_SECONDS = 60  # an entry no path removed (none should be left) is gone within this and the timer's 20 s
-TRANSACTION = "$T(id_index_n):$T(id_label_n)"  # the INVITE's transaction, made now if not yet
+# The INVITE's transaction by its Call-ID and CSeq, not tm's id: `$T(id_index_n)` made the transaction in the script,
+# and a copy of the INVITE handled at once by a second Kamailio process then relayed the first one's transaction
+# again (a second branch, or a 500 that ended the trunk's call); t_relay() makes it atomically, absorbing the copy.
+TRANSACTION = "$ci:$cs"
 
 
 def share(setting: int | None, slots: int) -> int:
@@ -92,4 +95,4 @@ def waiting() -> str:
 
 def answered() -> str:
     """The line that ends an INVITE's wait: at its worker's first answer, or once the front stops waiting."""
-    return f"$sht({UNANSWERED_TABLE}=>$T(id_index):$T(id_label)) = $null;"
+    return f"$sht({UNANSWERED_TABLE}=>{TRANSACTION}) = $null;"
