@@ -9,9 +9,9 @@ trunk's address (over UDP, anyone can) would then hold slots with them. Two boun
 - each trunk's INVITEs waiting for a worker's first answer at once are capped (its `unanswered_invites`, by default
   half the edge's slots, rounded up): past that its INVITEs are answered 503 with Retry-After, so a spoofer of one
   trunk's address holds at most that share of the slots, never another trunk's.
-The INVITEs waiting are kept in an htable by transaction (UNANSWERED_TABLE, keyed by Call-ID and CSeq), each valued with its trunk's name in
-the config (`trunkN`), set as the INVITE goes to a worker and removed at that worker's first answer or once the
-front stops waiting for it; the table's expiry is a backstop only."""
+The INVITEs waiting are kept in an htable by transaction (UNANSWERED_TABLE, keyed by Call-ID and CSeq), each
+valued with its trunk's name in the config (`trunkN`), set as the INVITE goes to a worker and removed at that
+worker's first answer or once the front stops waiting for it; the table's expiry is a backstop only."""
 
 from __future__ import annotations
 
