@@ -45,6 +45,7 @@ from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import OneUse
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
 from dispatcher.machines.base import Machines, ReportsEnds, SettlesAtStart
+from dispatcher.machines.chore_turn import ChoreTurn
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
@@ -109,6 +110,7 @@ from dispatcher.store.coordination import Coordination
 from dispatcher.store.handed_over_ends import handed_over_ends
 from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
+from dispatcher.store.sessions_census import StoreCensus
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
@@ -336,6 +338,7 @@ def build_state(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
             ended=sessions.ends.observed,
+            turn=ChoreTurn(coordination.spent, machines, "reaper"),
         ),
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),
@@ -357,7 +360,8 @@ def build_state(
         region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price,
-                          evals=sessions.listing.active_evals, live=_live_sessions(coordination)),
+                          evals=sessions.listing.active_evals, live=_live_sessions(coordination),
+                          census=_sessions_census(coordination)),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
         runtime=runtime,
@@ -516,6 +520,12 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
     """Where each replica publishes its own running sessions: the store, with several replicas."""
     store = getattr(coordination, "store", None)
     return StoreLiveSessions(store) if isinstance(store, Store) else None
+
+
+def _sessions_census(coordination: Coordination) -> StoreCensus | None:
+    """Where the replicas keep the provider's last count of the sessions for each other (`GET /status`)."""
+    store = getattr(coordination, "store", None)
+    return StoreCensus(store) if isinstance(store, Store) else None
 
 
 def _trunk_calls(env: Mapping[str, str], paces: Coordination | RegionPaces, coordination: Coordination,

@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.shared_tls_context import share_default_verify_context
 
-pytest_plugins = ["tests.support.longest_first"]
+pytest_plugins = ["tests.support.longest_first", "tests.support.store_replicas"]
 
 share_default_verify_context()  # a poll with httpx.get loaded the CA bundle each time (its docstring)
 

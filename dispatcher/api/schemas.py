@@ -402,6 +402,8 @@ class StatusReplica(BaseModel):
 
 class StatusOut(BaseModel):
     at: float = Field(description="When it was counted (epoch seconds); answers are reused for 2 s.")
+    counted_at: float = Field(description="When the provider's list of every machine behind `sessions` and `cost` "
+                                          "was asked for (epoch seconds): any replica's, reused while fresh.")
     region: str = Field(description="`default` without REGION.")
     replica: str = Field(description="The replica that answered.")
     provider: str

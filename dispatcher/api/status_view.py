@@ -4,7 +4,10 @@ recent starts and refusals, cost per hour, replicas and regions.
 Sessions come from the provider's list and the reserve from the store's pool: this region's, whichever
 replica answers. Starts, refusals and the history are this replica's (dispatcher/observability/activity.py).
 Each answer is built at most once per FRESH_SECONDS per replica, by one request at a time: any number
-of open pages cost one provider list and one store read every FRESH_SECONDS."""
+of open pages cost one store read every FRESH_SECONDS. The sessions come from a list of every machine
+the provider holds, taken once for the deployment, not per replica (dispatcher/store/sessions_census.py),
+and not again while the last is fresh: FRESH_SECONDS, or ten times what the last list took (a list of
+100,000 machines takes seconds of a replica's event loop); a chart's sample takes one up to SAMPLE_SECONDS old."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
 from dispatcher.store.live_sessions import PUBLISH_SECONDS, StoreLiveSessions
+from dispatcher.store.sessions_census import Census, StoreCensus
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.api.status")
@@ -38,15 +42,21 @@ SAMPLE_SECONDS = 2 * SLOT_SECONDS  # the charts' sessions and idle bots: two sam
 RUNNING_TIERS = ("idle", "warming", "resuming")  # reserve bots whose machine runs (and costs compute)
 RETIRING = "(retiring)"  # a reserve bot of an image no release with traffic has
 ONE_REGION = "default"  # the region's name without REGION (one region)
+LIST_COST_SHARE = 10  # a list is not taken again within this many times what the last one took
 
 
 class StatusView:
     def __init__(self, *, machines: Machines, reserve: Reserve | None, coordination: Coordination, peers: Peers,
                  activity: Activity, region: str, price: BotPrice | None,
                  evals: Callable[[], Awaitable[set[str]]] | None = None,
-                 clock: Callable[[], float] = time.monotonic, live: StoreLiveSessions | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, live: StoreLiveSessions | None = None,
+                 census: StoreCensus | None = None, wall: Callable[[], float] = time.time) -> None:
         self._machines = machines
         self.running = RunningEverywhere(machines, live)  # the deployment's sessions (local bots: every replica's)
+        # The last count of the sessions, this replica's and (a cloud provider's whole list) the store's.
+        self._census: tuple[float, Census] | None = None  # (when on `clock`, what)
+        self._shared_census = None if self.running.publishes else census
+        self._wall = wall
         self._evals = evals  # the evals' active sessions (the listing's): counted apart from callers' sessions
         self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
@@ -65,7 +75,8 @@ class StatusView:
         counted = await self._counted()
         return {**counted, "starts": self.activity.windows()}
 
-    async def _counted(self) -> dict[str, Any]:
+    async def _counted(self, census_within: float | None = None) -> dict[str, Any]:
+        """`census_within`: the oldest count of the sessions taken (None: as fresh as a list's cost allows)."""
         if (fresh := self._fresh()) is not None:
             return fresh
         async with self._lock:
@@ -73,7 +84,7 @@ class StatusView:
                 return fresh
             try:
                 async with asyncio.timeout(BUILD_SECONDS):
-                    body = await self._build()
+                    body = await self._build(census_within)
             except TimeoutError:
                 raise ApiError(503, "status_unavailable", f"the provider's list of machines took over "
                                f"{BUILD_SECONDS:g} s; try again shortly (GET /healthz says whether the "
@@ -97,7 +108,7 @@ class StatusView:
             if self._clock() >= due:
                 due = self._clock() + SAMPLE_SECONDS
                 try:
-                    await self._counted()
+                    await self._counted(census_within=SAMPLE_SECONDS)
                 except Exception as exc:  # the provider or the store: the next sample tries again
                     log.info("status sample skipped: %s", exc)
             await asyncio.sleep(PUBLISH_SECONDS if self.running.publishes else SAMPLE_SECONDS)
@@ -107,22 +118,10 @@ class StatusView:
             return self._last[1]
         return None
 
-    async def _build(self) -> dict[str, Any]:
-        try:
-            machines, whole = await self.running.running()
-        except ProviderError as exc:
-            raise as_api_error(exc) from exc
+    async def _build(self, census_within: float | None) -> dict[str, Any]:
+        census = await self._sessions(census_within)
+        sessions, whole = census.sessions, census.whole
         views, uncounted = await self._pool()
-        evals = await self._eval_ids()
-        callers = [m for m in machines if m.session_id not in evals]
-        sessions = {
-            "running": len(callers),
-            "by_status": _counted(m.state.value for m in callers),
-            "by_release": _counted(m.release or DEFAULT_RELEASE for m in callers),
-            "by_region": {self._region: len(callers)},
-            "evals": {"running": len(machines) - len(callers),
-                      "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines if m.session_id in evals)},
-        }
         reserve = self._reserve_of(views)
         # Local bots are each replica's own processes: every replica's lists, or this one's alone when the
         # store did not give the others' (docs/replicas.md, "Limits").
@@ -135,13 +134,14 @@ class StatusView:
         reserve["by_region"] = {r["name"]: r["reserve"] for r in regions if r["reserve"] is not None}
         return {
             "at": round(time.time(), 3),
+            "counted_at": round(census.at, 3),
             "region": self._region,
             "replica": self._coordination.replica_id,
             "provider": self._machines.name,
             "scope": scope,
             "sessions": sessions,
             "reserve": reserve,
-            "cost": self._cost(len(machines), reserve["by_state"]),
+            "cost": self._cost(census.machines, reserve["by_state"]),
             "replicas": [{"id": v.replica_id, "sessions": v.sessions, "reserve": len(v.bots)}
                          for v in sorted(views, key=lambda v: v.replica_id)],
             "replicas_not_answering": self._roll.missing([v.replica_id for v in views], await self._live(),
@@ -149,6 +149,52 @@ class StatusView:
             "regions": regions,
             **({"cells": cells} if (cells := cells_status(self._machines)) is not None else {}),
         }
+
+    async def _sessions(self, within: float | None) -> Census:
+        """The sessions as the last list counted them where it is fresh enough (this replica's, else the
+        one another replica kept in the store), else as a new list counts them (kept for the others)."""
+        if self._census is not None and self._fresh_enough(self._census[1], self._clock() - self._census[0], within):
+            return self._census[1]
+        kept = await self._kept_census()
+        if kept is not None and self._fresh_enough(kept, kept.age(self._wall()), within):
+            self._census = (self._clock() - kept.age(self._wall()), kept)
+            return kept
+        began, at = self._clock(), self._wall()
+        try:
+            machines, whole = await self.running.running()
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
+        took = self._clock() - began
+        evals = await self._eval_ids()
+        callers = [m for m in machines if m.session_id not in evals]
+        sessions = {
+            "running": len(callers),
+            "by_status": _counted(m.state.value for m in callers),
+            "by_release": _counted(m.release or DEFAULT_RELEASE for m in callers),
+            "by_region": {self._region: len(callers)},
+            "evals": {"running": len(machines) - len(callers),
+                      "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines if m.session_id in evals)},
+        }
+        census = Census(at=at, took=took, sessions=sessions, machines=len(machines), whole=whole)
+        self._census = (began, census)
+        if self._shared_census is not None and whole:
+            try:
+                await self._shared_census.write(census)
+            except StoreUnavailable as exc:  # the others list for themselves meanwhile
+                log.info("status: the sessions' count not kept for the other replicas (%s)", exc)
+        return census
+
+    @staticmethod
+    def _fresh_enough(census: Census, age: float, within: float | None) -> bool:
+        return age < (within if within is not None else max(FRESH_SECONDS, LIST_COST_SHARE * census.took))
+
+    async def _kept_census(self) -> Census | None:
+        if self._shared_census is None:
+            return None
+        try:
+            return await self._shared_census.read()
+        except StoreUnavailable:
+            return None
 
     async def _live(self) -> dict[str, str]:
         """The replicas whose heartbeat's lease runs, with their state (none with one process, or

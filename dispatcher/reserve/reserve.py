@@ -31,6 +31,7 @@ from typing import Any
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.machines.chore_turn import ChoreTurn
 from dispatcher.observability.log_text import shown
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBotsByImage
@@ -80,6 +81,7 @@ class Reserve:
         self.settings = settings
         self._coordination = coordination
         self._claims = coordination.claims
+        self._sweep_turn = ChoreTurn(coordination.spent, machines, "reserve-sweep")  # one replica a period
         self._draining = False
         self._machines = machines
         self._channels = channels
@@ -296,14 +298,16 @@ class Reserve:
 
     async def run(self) -> None:
         """Sizes the reserve every tick and after every claim, hello and drop; sweeps old idle
-        machines at the provider every SWEEP_SECONDS."""
+        machines at the provider every SWEEP_SECONDS, one replica of the deployment a period (the
+        sweep lists every idle machine: dispatcher/machines/chore_turn.py)."""
         last_sweep = self._clock()
         while True:
             try:
                 await self.refill()
                 if self._clock() - last_sweep >= SWEEP_SECONDS:
                     last_sweep = self._clock()
-                    await self.sweep()
+                    if not self._draining and await self._sweep_turn.mine(SWEEP_SECONDS):
+                        await self.sweep()
             except Exception:
                 log.exception("reserve refill failed; retrying at the next tick")
             with contextlib.suppress(TimeoutError):

@@ -5,7 +5,9 @@ Every sweep lists this deployment's machines through the machines protocol and
   hung, or whose dispatcher died before it could stop it), and ends its room;
 - removes every machine whose session has ended but which the provider still holds (a powered-off
   Compute Engine VM keeps its disk) and ends its room (a room must not outlive its bot).
-Several replicas may sweep at once: stop and delete are idempotent, and each replica's interval is
+One replica of the deployment sweeps each interval, the first to ask for the turn in it
+(dispatcher/machines/chore_turn.py): each sweep lists every machine. Several may still sweep at once
+(a store that does not answer): stop and delete are idempotent, and each replica's interval is
 jittered so they do not hit the provider in lockstep.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from dispatcher.machines.base import Machine, Machines
 from dispatcher.machines.cells import PartialListing
+from dispatcher.machines.chore_turn import ChoreTurn
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 
@@ -50,6 +53,7 @@ class Reaper:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ended: Callable[[Machine], None] | None = None,
+        turn: ChoreTurn | None = None,
     ) -> None:
         self._machines = machines
         self._rooms = rooms
@@ -60,6 +64,7 @@ class Reaper:
         self._sleep = sleep  # a seam: tests see the waits between sweeps without waiting them
         self._cleaned: OrderedDict[str, None] = OrderedDict()
         self._ended = ended  # each ended machine listed, told (dispatcher/sessions/machine_ends.py)
+        self._turn = turn  # None: this replica sweeps every interval
 
     async def sweep(self) -> Counter[str]:
         """One pass. Returns what it did, by reason; a failing call is logged and counted, never raised."""
@@ -148,7 +153,8 @@ class Reaper:
             spread = 1 + random.uniform(-self._settings.jitter, self._settings.jitter)  # noqa: S311 (not crypto)
             await self._sleep(self._settings.interval_seconds * spread)
             try:
-                await self.sweep()
+                if self._turn is None or await self._turn.mine(self._settings.interval_seconds):
+                    await self.sweep()
             except Exception:
                 # `sweep` handles provider failures itself; this is a bug. Keep sweeping, but say so.
                 log.exception("reaper: sweep failed")

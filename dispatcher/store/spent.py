@@ -27,8 +27,8 @@ class SpentOnce:
         """True the first time any replica presents `what` within `seconds` (raises
         `StoreUnavailable` when the store does not answer: the caller decides what that means)."""
         key = self._store.key("spent", what)
-        ttl = max(1, math.ceil(seconds))
-        return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=ttl)))
+        ttl = max(1, math.ceil(seconds * 1000))  # milliseconds: a turn held under its period stays under it
+        return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, px=ttl)))
 
     async def release(self, what: str) -> None:
         """Forgets `what`'s use at every replica (a DEL: the store's user has it already)."""

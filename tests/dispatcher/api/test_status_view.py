@@ -4,9 +4,6 @@ priced by tier, and counted once per FRESH_SECONDS however often it is asked."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from dispatcher.api.status_view import FRESH_SECONDS, RETIRING, StatusView
@@ -22,33 +19,16 @@ from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
+from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import PoolBot, ReplicaPool
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.fakes.fly import FakeFly
 from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer, redis_server
 
 HOT_DOLLARS_PER_MONTH = 73.0  # $0.10 an hour
 REGIONS = {"REGION": "eu", "REGIONS": "eu=https://eu.example.com,us=https://us.example.com,ap=https://ap.example.com",
            "REGION_SECRET": "s" * 40}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
-        yield running
-
-
-@pytest.fixture
-async def replicas(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[list[RedisCoordination]]:
-    prefix = f"{DEFAULT_PREFIX}{request.node.name[:20]}:"
-    stores = [Store(StoreSettings(url=server.url, password=server.password, replica_id=f"r-{n}", prefix=prefix,
-                                  timeout_seconds=5.0, message_secret=server.message_secret)) for n in (1, 2)]
-    yield [RedisCoordination(store.settings) for store in stores]
-    for store in stores:
-        await store.aclose()
 
 
 class Clock:
@@ -59,8 +39,8 @@ class Clock:
 
 
 async def test_the_regions_reserve_is_counted_by_state_release_replica_and_region_and_priced_by_tier(
-        fake_fly: FakeFly, replicas: list[RedisCoordination]) -> None:
-    here, there = replicas
+        fake_fly: FakeFly, replica_pair: list[RedisCoordination]) -> None:
+    here, there = replica_pair
     machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(),
                                  channel_url="ws://10.0.0.2/bots/channel")
     reserve = Reserve(ReserveSettings(min_idle=1, max_idle=10), machines,

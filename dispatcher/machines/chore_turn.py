@@ -1,0 +1,41 @@
+"""One replica a period does a chore that lists every machine the provider holds for the deployment.
+
+The reaper and the warm reserve's sweep each list the whole fleet (at 100,000 machines one list is tens
+of megabytes, parsed on the event loop): done at every replica, their cost grew with the replicas while
+their work (stop what is overdue or left over, idempotently) is the deployment's. A turn is the store's
+first use of the chore's name within its period: the first replica to ask in a period does it, the
+others skip that period. A store that does not answer gives the turn to whoever asks (the chore is
+idempotent; each replica doing it is what every replica did before). Local bots are each replica's own
+processes, listed by their replica alone: every replica keeps its own chores (docs/replicas.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dispatcher.machines.base import Machines, WarmMachines
+from dispatcher.machines.local.provider import LocalMachines
+from dispatcher.store.coordination import OneTimeUse
+
+log = logging.getLogger("dispatcher.machines.chore_turn")
+
+# The turn is held well under the period (the reaper waits 0.8–1.2 of it): the next period's first asker
+# is never refused by the last one's record, the store keeping whole seconds.
+HELD_SHARE = 0.7
+
+
+class ChoreTurn:
+    def __init__(self, once: OneTimeUse | None, machines: Machines | WarmMachines, chore: str) -> None:
+        # None: one process, or a provider whose list is this replica's own: always this replica's turn.
+        self._once = None if isinstance(machines, LocalMachines) else once
+        self._chore = chore
+
+    async def mine(self, period_seconds: float) -> bool:
+        """True when this replica does the chore this period (the first to ask in it)."""
+        if self._once is None:
+            return True
+        try:
+            return await self._once.first_use(f"chore:{self._chore}", max(1.0, period_seconds * HELD_SHARE))
+        except Exception as exc:  # the store: an idempotent chore done twice costs a list, skipped costs more
+            log.info("%s: the deployment's turn could not be read (%s); done here", self._chore, exc)
+            return True

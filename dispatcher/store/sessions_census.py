@@ -1,0 +1,65 @@
+"""The deployment's running sessions as the provider's last list of every machine counted them, kept
+for every replica's `GET /status` and charts (dispatcher/api/status_view.py).
+
+A cloud provider's list is the deployment's whole fleet (at 100,000 machines, tens of megabytes parsed
+on the event loop): each replica taking its own every few seconds multiplied that cost by the replicas
+for the same answer. The replica that lists writes the counts here, with when it listed and how long
+the list took; the others answer from it while it is fresh. One short JSON value under one key, with
+a lease: the commands are ones the stack's store user already holds (SET, GET).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dispatcher.store.client import Store
+
+log = logging.getLogger("dispatcher.store.sessions_census")
+
+KEPT_SECONDS = 120.0  # older than any freshness asked of it: gone rather than read stale
+MAX_BYTES = 1_000_000  # counts by status and release: a value this long is not ours
+
+
+@dataclass(frozen=True)
+class Census:
+    at: float  # epoch seconds the list was asked for
+    took: float  # seconds the list took (how dear another one would be)
+    sessions: dict[str, Any]  # GET /status's `sessions`
+    machines: int  # every active machine counted (callers' and evals'): what runs and costs
+    whole: bool  # the deployment's (True) or this replica's alone
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.at)
+
+
+class StoreCensus:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._key = store.key("sessions-census")
+
+    async def write(self, census: Census) -> None:
+        """Raises `StoreUnavailable`."""
+        value = json.dumps(asdict(census), separators=(",", ":"))
+        await self._store.call(lambda: self._store.redis.set(self._key, value, px=int(KEPT_SECONDS * 1000)))
+
+    async def read(self) -> Census | None:
+        """The last census any replica wrote, or None (none kept, or a value that is not one).
+        Raises `StoreUnavailable`."""
+        value = await self._store.call(lambda: self._store.redis.get(self._key))
+        return _census(value)
+
+
+def _census(value: Any) -> Census | None:
+    if value is None or len(value) > MAX_BYTES:
+        return None
+    try:
+        raw = json.loads(value)
+        census = Census(at=float(raw["at"]), took=float(raw["took"]), sessions=dict(raw["sessions"]),
+                        machines=int(raw["machines"]), whole=bool(raw["whole"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        log.info("the sessions' census kept in the store is not one (%s): counted again", type(exc).__name__)
+        return None
+    return census

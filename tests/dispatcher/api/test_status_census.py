@@ -1,0 +1,84 @@
+"""GET /status's sessions come from one list of every machine for the deployment, on a real store with
+the stack's user rules: a replica answers from the list another took while it is fresh, and a list
+that took long is not taken again for ten times as long."""
+
+from __future__ import annotations
+
+from dispatcher.api.status_view import FRESH_SECONDS, LIST_COST_SHARE, StatusView
+from dispatcher.machines.base import Machine, MachineState
+from dispatcher.observability.activity import Activity
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Peers
+from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.sessions_census import StoreCensus
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CloudFleet:
+    """A cloud provider's list of every machine (the same for every replica), counted; each list takes
+    `took` seconds of the clock."""
+
+    name = "fly"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.lists = 0
+        self.took = 0.01
+        self.machines = [Machine("s-1", "m-1", MachineState.STARTED, 0.0, release="stable"),
+                         Machine("s-2", "m-2", MachineState.STARTING, 0.0, release="canary")]
+
+    async def list(self) -> list[Machine]:
+        self.lists += 1
+        self.clock.now += self.took
+        return list(self.machines)
+
+
+
+
+def views(replica_pair: list[RedisCoordination], fleet: CloudFleet, clock: Clock) -> list[StatusView]:
+    return [StatusView(machines=fleet, reserve=None, coordination=r, peers=Peers(Regions()),  # type: ignore[arg-type]
+                       activity=Activity(), region="", price=None, clock=clock, wall=clock,
+                       census=StoreCensus(r.store)) for r in replica_pair]
+
+
+async def test_a_replica_answers_from_the_list_another_took_while_it_is_fresh(
+        replica_pair: list[RedisCoordination]) -> None:
+    clock = Clock()
+    fleet = CloudFleet(clock)
+    here, there = views(replica_pair, fleet, clock)
+    first = await here.snapshot()
+    assert fleet.lists == 1 and first["sessions"]["running"] == 2
+    assert first["sessions"]["by_release"] == {"canary": 1, "stable": 1}
+
+    fleet.machines.pop()  # one session ends; the other replica answers from the same list meanwhile
+    clock.now += FRESH_SECONDS / 2
+    assert (await there.snapshot())["sessions"] == first["sessions"]
+    assert (await there.snapshot())["counted_at"] == first["counted_at"]
+    assert fleet.lists == 1
+
+    clock.now += FRESH_SECONDS
+    assert (await there.snapshot())["sessions"]["running"] == 1
+    assert (await here.snapshot())["sessions"]["running"] == 1  # the list the other replica took
+    assert fleet.lists == 2
+
+
+async def test_a_list_that_took_long_is_not_taken_again_for_ten_times_as_long(
+        replica_pair: list[RedisCoordination]) -> None:
+    clock = Clock()
+    fleet = CloudFleet(clock)
+    fleet.took = 3.0  # 100,000 machines: seconds of a replica's event loop
+    here, there = views(replica_pair, fleet, clock)
+    await here.snapshot()
+    clock.now += LIST_COST_SHARE * fleet.took - fleet.took - 1.0  # counted from when the list was asked for
+    await there.snapshot()
+    await here.snapshot()
+    assert fleet.lists == 1
+    clock.now += 2.0
+    await there.snapshot()
+    assert fleet.lists == 2

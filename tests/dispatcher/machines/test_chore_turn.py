@@ -1,0 +1,100 @@
+"""A chore that lists every machine (the reaper's sweep, the warm reserve's) is done by one replica of
+the deployment a period, on a real store with the stack's user rules: not once per replica."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dispatcher.machines.base import Machine
+from dispatcher.machines.chore_turn import HELD_SHARE, ChoreTurn
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.observability.metrics import Metrics
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.store.client import StoreSettings
+from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.spent import SpentOnce
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+
+PERIOD = 60.0
+
+
+class CloudMachines:
+    """A cloud provider's list of the deployment's machines, as the reaper reads it: counted."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    async def list(self) -> list[Machine]:
+        self.lists += 1
+        return []
+
+
+
+
+async def test_the_first_replica_to_ask_in_a_period_has_the_turn_and_holds_it_under_the_period(
+        replica_pair: list[RedisCoordination], store_server: RedisServer) -> None:
+    a, b = replica_pair
+    machines = CloudMachines()
+    reaper_a, reaper_b = (ChoreTurn(r.spent, machines, "reaper") for r in replica_pair)  # type: ignore[arg-type]
+    assert await reaper_a.mine(PERIOD) is True
+    assert await reaper_b.mine(PERIOD) is False
+    assert await reaper_a.mine(PERIOD) is False  # once a period, whoever asks
+    # Another chore's turn is its own.
+    assert await ChoreTurn(b.spent, machines, "reserve-sweep").mine(PERIOD) is True  # type: ignore[arg-type]
+    with store_server.admin() as admin:
+        held_ms = admin.pttl(a.store.key("spent", "chore:reaper"))
+    assert 0 < held_ms <= HELD_SHARE * PERIOD * 1000  # the next period's first asker is not refused by it
+
+
+async def test_local_bots_are_each_replicas_own_and_every_replica_keeps_its_chores(
+        replica_pair: list[RedisCoordination]) -> None:
+    local = LocalMachines(LocalSettings(bot_command=["true"]))
+    try:
+        turns = [ChoreTurn(r.spent, local, "reaper") for r in replica_pair]
+        assert [await turn.mine(PERIOD) for turn in turns] == [True, True]
+    finally:
+        await local.aclose()
+
+
+async def test_a_store_that_does_not_answer_leaves_the_chore_to_the_replica_that_asks() -> None:
+    down = RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-1",
+                                           timeout_seconds=0.5, message_secret="m" * 40))
+    try:
+        turn = ChoreTurn(down.spent, CloudMachines(), "reaper")  # type: ignore[arg-type]
+        assert await turn.mine(PERIOD) is True
+        assert await turn.mine(PERIOD) is False  # still once a period at this replica
+    finally:
+        await down.aclose()
+
+
+async def test_replica_pair_reapers_list_the_fleet_once_a_period_not_once_each(
+        replica_pair: list[RedisCoordination], store_server: RedisServer) -> None:
+    machines = CloudMachines()
+    ticks = [asyncio.Queue[None](), asyncio.Queue[None]()]
+
+    def reaper(n: int) -> Reaper:
+        async def wait_for_tick(_seconds: float) -> None:
+            await ticks[n].get()
+        return Reaper(machines, None, Metrics("fly"), max_session_seconds=3600,  # type: ignore[arg-type]
+                      settings=ReaperSettings(interval_seconds=PERIOD, jitter=0.0), sleep=wait_for_tick,
+                      # The store's part of the replicas' turn: a period's end is its record gone.
+                      turn=ChoreTurn(SpentOnce(replica_pair[n].store), machines, "reaper"))  # type: ignore[arg-type]
+
+    running = [asyncio.create_task(reaper(n).run()) for n in (0, 1)]
+    try:
+        for period in (1, 2):
+            for queue in ticks:
+                queue.put_nowait(None)  # both replicas' intervals end
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+                if all(queue.empty() for queue in ticks) and machines.lists >= period:
+                    break
+            await asyncio.sleep(0.2)  # the other replica's ask, answered by the store
+            assert machines.lists == period
+            with store_server.admin() as admin:  # the period's turn runs out
+                admin.delete(replica_pair[0].store.key("spent", "chore:reaper"))
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
