@@ -111,6 +111,7 @@ from dispatcher.store.handed_over_ends import handed_over_ends
 from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
 from dispatcher.store.sessions_census import StoreCensus
+from dispatcher.store.turns import deployment_turns
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
@@ -338,7 +339,7 @@ def build_state(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
             ended=sessions.ends.observed,
-            turn=ChoreTurn(coordination.spent, machines, "reaper"),
+            turn=ChoreTurn(deployment_turns(coordination), machines, "reaper"),
         ),
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),

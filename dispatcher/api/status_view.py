@@ -7,19 +7,24 @@ Each answer is built at most once per FRESH_SECONDS per replica, by one request 
 of open pages cost one store read every FRESH_SECONDS. The sessions come from a list of every machine
 the provider holds, taken once for the deployment, not per replica (dispatcher/store/sessions_census.py),
 and not again while the last is fresh: FRESH_SECONDS, or ten times what the last list took (a list of
-100,000 machines takes seconds of a replica's event loop); a chart's sample takes one up to SAMPLE_SECONDS old."""
+100,000 machines takes seconds of a replica's event loop); a chart's sample takes one up to SAMPLE_SECONDS
+old, or ten times what its list took."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from dispatcher.api.replica_roll import ReplicaRoll
 from dispatcher.api.running_everywhere import RunningEverywhere
+from dispatcher.api.schemas import StatusSessions
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import FrozenMachines, Machines
 from dispatcher.machines.cells import cells_status
@@ -31,7 +36,8 @@ from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
 from dispatcher.store.live_sessions import PUBLISH_SECONDS, StoreLiveSessions
-from dispatcher.store.sessions_census import Census, StoreCensus
+from dispatcher.store.sessions_census import KEPT_SECONDS, Census, StoreCensus
+from dispatcher.store.turns import deployment_turns
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.api.status")
@@ -43,6 +49,7 @@ RUNNING_TIERS = ("idle", "warming", "resuming")  # reserve bots whose machine ru
 RETIRING = "(retiring)"  # a reserve bot of an image no release with traffic has
 ONE_REGION = "default"  # the region's name without REGION (one region)
 LIST_COST_SHARE = 10  # a list is not taken again within this many times what the last one took
+LISTING = "status-census-listing"  # a replica taking the list of every machine for the deployment now
 
 
 class StatusView:
@@ -61,6 +68,7 @@ class StatusView:
         self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
         self._coordination = coordination
+        self._turns = deployment_turns(coordination)  # who lists every machine now
         self._peers = peers
         self.activity = activity
         self._region = region or ONE_REGION
@@ -76,7 +84,8 @@ class StatusView:
         return {**counted, "starts": self.activity.windows()}
 
     async def _counted(self, census_within: float | None = None) -> dict[str, Any]:
-        """`census_within`: the oldest count of the sessions taken (None: as fresh as a list's cost allows)."""
+        """`census_within`: the oldest count of the sessions taken (None: FRESH_SECONDS), or ten times what
+        its list took where that is longer."""
         if (fresh := self._fresh()) is not None:
             return fresh
         async with self._lock:
@@ -152,13 +161,24 @@ class StatusView:
 
     async def _sessions(self, within: float | None) -> Census:
         """The sessions as the last list counted them where it is fresh enough (this replica's, else the
-        one another replica kept in the store), else as a new list counts them (kept for the others)."""
+        one another replica kept in the store), else as a new list counts them (kept for the others).
+        While another replica lists, its last census stands, up to KEPT_SECONDS old."""
         if self._census is not None and self._fresh_enough(self._census[1], self._clock() - self._census[0], within):
             return self._census[1]
         kept = await self._kept_census()
         if kept is not None and self._fresh_enough(kept, kept.age(self._wall()), within):
             self._census = (self._clock() - kept.age(self._wall()), kept)
             return kept
+        if kept is None or kept.age(self._wall()) >= KEPT_SECONDS:
+            return await self._listed()
+        if not await self._list_turn():
+            return kept
+        try:
+            return await self._listed()
+        finally:
+            await self._list_done()
+
+    async def _listed(self) -> Census:
         began, at = self._clock(), self._wall()
         try:
             machines, whole = await self.running.running()
@@ -184,17 +204,35 @@ class StatusView:
                 log.info("status: the sessions' count not kept for the other replicas (%s)", exc)
         return census
 
+    async def _list_turn(self) -> bool:
+        """True unless another replica is listing now (its census comes within BUILD_SECONDS)."""
+        try:
+            return await self._turns.take(LISTING, BUILD_SECONDS)
+        except Exception:  # the store: list here
+            return True
+
+    async def _list_done(self) -> None:
+        with contextlib.suppress(Exception):  # the store: the mark runs out within BUILD_SECONDS
+            await self._turns.give_back(LISTING)
+
     @staticmethod
     def _fresh_enough(census: Census, age: float, within: float | None) -> bool:
-        return age < (within if within is not None else max(FRESH_SECONDS, LIST_COST_SHARE * census.took))
+        return age < min(max(within or FRESH_SECONDS, LIST_COST_SHARE * census.took), KEPT_SECONDS)
 
     async def _kept_census(self) -> Census | None:
+        """Another replica's census, if its shape is what GET /status answers (a release mid-roll may differ)."""
         if self._shared_census is None:
             return None
         try:
-            return await self._shared_census.read()
+            kept = await self._shared_census.read(self._wall())
         except StoreUnavailable:
             return None
+        if kept is not None:
+            try:
+                StatusSessions.model_validate(kept.sessions)
+            except ValidationError:
+                return None
+        return kept
 
     async def _live(self) -> dict[str, str]:
         """The replicas whose heartbeat's lease runs, with their state (none with one process, or

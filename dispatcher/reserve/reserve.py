@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, replace
@@ -53,11 +54,15 @@ from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
+from dispatcher.store.turns import deployment_turns
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 TICK_SECONDS = 1.0
 SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
+# With the reserve off and the last sweep finding no idle machine, nothing makes new ones: the sweep
+# (a list of every machine, the whole fleet at 100,000 calls) waits this long for a replica's leftovers.
+SWEEP_OFF_SECONDS = 300.0
 # A reserve bot's credential outlives its longest life: its idle wait, then one session.
 CREDENTIAL_SLACK_SECONDS = WARMING_GRACE_SECONDS * 5
 
@@ -81,7 +86,9 @@ class Reserve:
         self.settings = settings
         self._coordination = coordination
         self._claims = coordination.claims
-        self._sweep_turn = ChoreTurn(coordination.spent, machines, "reserve-sweep")  # one replica a period
+        self._sweep_turn = ChoreTurn(deployment_turns(coordination), machines, "reserve-sweep")  # one replica a period
+        self._idle_listed = True  # what the last sweep listed (none yet: as if some, swept soon)
+        self._swept_whole = False  # the last sweep listed and the store answered throughout
         self._draining = False
         self._machines = machines
         self._channels = channels
@@ -300,14 +307,16 @@ class Reserve:
         """Sizes the reserve every tick and after every claim, hello and drop; sweeps old idle
         machines at the provider every SWEEP_SECONDS, one replica of the deployment a period (the
         sweep lists every idle machine: dispatcher/machines/chore_turn.py)."""
-        last_sweep = self._clock()
+        last_sweep, spread = self._clock(), 1.0
         while True:
             try:
                 await self.refill()
-                if self._clock() - last_sweep >= SWEEP_SECONDS:
-                    last_sweep = self._clock()
-                    if not self._draining and await self._sweep_turn.mine(SWEEP_SECONDS):
-                        await self.sweep()
+                period = self._sweep_period()
+                # Jittered as the reaper's: replicas take the deployment's turn by turns, not the same one.
+                if self._clock() - last_sweep >= period * spread:
+                    last_sweep, spread = self._clock(), random.uniform(0.8, 1.2)  # noqa: S311 (not crypto)
+                    if not self._draining and await self._sweep_turn.mine(period):
+                        await self._swept_by_turn()
             except Exception:
                 log.exception("reserve refill failed; retrying at the next tick")
             with contextlib.suppress(TimeoutError):
@@ -450,7 +459,10 @@ class Reserve:
         if self._draining:
             return 0
         stopped = 0
-        for machine in await self._machines.idle_machines():
+        self._swept_whole = False
+        listed = await self._machines.idle_machines()
+        self._idle_listed = bool(listed)
+        for machine in listed:
             # A provider that lists a claimed machine as idle (its claim lived in a store that lost
             # its keys) is not believed for a bot whose channel here serves a session.
             if machine.created_at < self._sweep_horizon(machine) and not self._channels.serving(machine.bot_id):
@@ -459,7 +471,7 @@ class Reserve:
                 # claiming it now. The bot's claim record decides, first wins.
                 taken = True if link is not None else await taken_for_retirement(self._claims, machine.bot_id)
                 if taken is None:
-                    break  # the store does not answer: the next sweep, once it does
+                    return stopped  # the store does not answer: the next sweep, once it does
                 if not taken:
                     log.info("reserve bot %s listed idle was claimed by a session meanwhile: not retired",
                              shown(machine.bot_id))
@@ -468,7 +480,22 @@ class Reserve:
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
                 await self._retirements.retire(machine.bot_id, reason, link)
                 stopped += 1
+        self._swept_whole = True
         return stopped
+
+    async def _swept_by_turn(self) -> None:
+        """The deployment's sweep this period; its turn given back unless it saw the whole fleet."""
+        whole = False
+        try:
+            await self.sweep()
+            whole = self._swept_whole
+        finally:
+            if not whole:
+                await self._sweep_turn.give_back()
+
+    def _sweep_period(self) -> float:
+        """SWEEP_SECONDS; SWEEP_OFF_SECONDS while the reserve is off and the last sweep listed no idle machine."""
+        return SWEEP_SECONDS if self.settings.enabled or self._idle_listed else SWEEP_OFF_SECONDS
 
     def _sweep_horizon(self, machine: IdleMachine) -> float:
         """Created before this, an idle machine is stopped: a hot one past its idle age, a frozen one

@@ -99,6 +99,7 @@ class Reaper:
         if isinstance(machines, PartialListing):  # a room's machine may run in a cell that did not answer
             log.warning("reaper: cells %s not listed: no room is ended as an orphan this sweep",
                         ", ".join(machines.missing))
+            done["cells_missing"] += 1
         elif self._rooms is not None:
             active = {m.session_id for m in machines if m.state.is_active}
             await self._end_orphan_rooms(active, now, done)
@@ -154,7 +155,9 @@ class Reaper:
             await self._sleep(self._settings.interval_seconds * spread)
             try:
                 if self._turn is None or await self._turn.mine(self._settings.interval_seconds):
-                    await self.sweep()
+                    done = await self.sweep()
+                    if self._turn is not None and ({"list_failed", "cells_missing"} & done.keys()):
+                        await self._turn.give_back()  # another replica sweeps this period
             except Exception:
                 # `sweep` handles provider failures itself; this is a bug. Keep sweeping, but say so.
                 log.exception("reaper: sweep failed")

@@ -21,6 +21,8 @@ log = logging.getLogger("dispatcher.store.sessions_census")
 
 KEPT_SECONDS = 120.0  # older than any freshness asked of it: gone rather than read stale
 MAX_BYTES = 1_000_000  # counts by status and release: a value this long is not ours
+LONGEST_LIST_SECONDS = 15.0  # a list's time is read no longer than GET /status waits for one
+AHEAD_SECONDS = 5.0  # a census dated further ahead of this replica's clock is not believed
 
 
 @dataclass(frozen=True)
@@ -38,28 +40,28 @@ class Census:
 class StoreCensus:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._key = store.key("sessions-census")
+        self._key = store.key("sessions-census", "1")  # the value's shape, versioned
 
     async def write(self, census: Census) -> None:
         """Raises `StoreUnavailable`."""
         value = json.dumps(asdict(census), separators=(",", ":"))
         await self._store.call(lambda: self._store.redis.set(self._key, value, px=int(KEPT_SECONDS * 1000)))
 
-    async def read(self) -> Census | None:
-        """The last census any replica wrote, or None (none kept, or a value that is not one).
-        Raises `StoreUnavailable`."""
+    async def read(self, now: float) -> Census | None:
+        """The last census any replica wrote, or None (none kept, or a value that is not one: dated past
+        `now`, epoch seconds, by more than AHEAD_SECONDS). Raises `StoreUnavailable`."""
         value = await self._store.call(lambda: self._store.redis.get(self._key))
-        return _census(value)
+        return _census(value, now)
 
 
-def _census(value: Any) -> Census | None:
+def _census(value: Any, now: float) -> Census | None:
     if value is None or len(value) > MAX_BYTES:
         return None
     try:
         raw = json.loads(value)
-        census = Census(at=float(raw["at"]), took=float(raw["took"]), sessions=dict(raw["sessions"]),
-                        machines=int(raw["machines"]), whole=bool(raw["whole"]))
+        census = Census(at=float(raw["at"]), took=min(max(0.0, float(raw["took"])), LONGEST_LIST_SECONDS),
+                        sessions=dict(raw["sessions"]), machines=int(raw["machines"]), whole=bool(raw["whole"]))
     except (ValueError, TypeError, KeyError) as exc:
         log.info("the sessions' census kept in the store is not one (%s): counted again", type(exc).__name__)
         return None
-    return census
+    return census if census.at <= now + AHEAD_SECONDS else None

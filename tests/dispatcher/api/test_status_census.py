@@ -4,13 +4,14 @@ that took long is not taken again for ten times as long."""
 
 from __future__ import annotations
 
-from dispatcher.api.status_view import FRESH_SECONDS, LIST_COST_SHARE, StatusView
+from dispatcher.api.status_view import FRESH_SECONDS, LIST_COST_SHARE, LISTING, StatusView
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.observability.activity import Activity
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.sessions_census import StoreCensus
+from dispatcher.store.sessions_census import Census, StoreCensus
+from dispatcher.store.turns import deployment_turns
 
 
 class Clock:
@@ -81,4 +82,36 @@ async def test_a_list_that_took_long_is_not_taken_again_for_ten_times_as_long(
     assert fleet.lists == 1
     clock.now += 2.0
     await there.snapshot()
+    assert fleet.lists == 2
+
+
+async def test_while_another_replica_lists_its_last_count_stands(replica_pair: list[RedisCoordination]) -> None:
+    clock = Clock()
+    fleet = CloudFleet(clock)
+    here, there = views(replica_pair, fleet, clock)
+    first = await here.snapshot()
+    clock.now += 30.0  # stale for GET /status, still kept
+    turns = deployment_turns(replica_pair[0])
+    assert await turns.take(LISTING, 15.0)  # the first replica lists now
+    assert (await there.snapshot())["counted_at"] == first["counted_at"]
+    assert fleet.lists == 1
+    await turns.give_back(LISTING)
+    clock.now += FRESH_SECONDS
+    await there.snapshot()
+    assert fleet.lists == 2
+
+
+async def test_a_count_of_another_shape_or_dated_ahead_is_not_believed(replica_pair: list[RedisCoordination]) -> None:
+    clock = Clock()
+    fleet = CloudFleet(clock)
+    here, there = views(replica_pair, fleet, clock)
+    census = StoreCensus(replica_pair[0].store)
+    await census.write(Census(at=clock.now, took=0.01, sessions={"running": "many"}, machines=1, whole=True))
+    assert (await here.snapshot())["sessions"]["running"] == 2  # listed: the kept one is not GET /status's shape
+    assert fleet.lists == 1
+    await census.write(Census(at=clock.now + 3600, took=0.01, sessions={"running": 7, "by_status": {},
+                              "by_release": {}, "by_region": {"default": 7},
+                              "evals": {"running": 0, "by_release": {}}}, machines=7, whole=True))
+    clock.now += FRESH_SECONDS
+    assert (await there.snapshot())["sessions"]["running"] == 2  # an hour ahead: listed again
     assert fleet.lists == 2
