@@ -13,7 +13,8 @@ one process's answer would be wrong for several: the keyed start's lease (`Start
 replicas could both launch), finding another replica's bot or call (`ask_owner`, `ask_call`), and a carrier webhook's
 sighting (`webhooks`: a security check; with the store down, the webhook seen at another replica
 would be new here, and mint one more call token); nor is a retirement's claim record (`Claims.retiring`:
-a sweep would stop a machine the replica holding its bot claims for a session meanwhile). They raise
+a sweep would stop a machine the replica holding its bot claims for a session meanwhile), nor the read of a
+session's owner (`OwnerRecords.holder`: a sweep would take a live session's bot for a stranded one). They raise
 `StoreUnavailable`, and their callers say what that means to their own clients.
 """
 
@@ -207,6 +208,12 @@ class OwnerRecords(Protocol):
         ...
 
     async def release(self, session_id: str) -> None: ...
+
+    async def holder(self, session_id: str) -> str | None:
+        """The replica holding the session's bot now, if any (one process: itself). Not forgiven:
+        StoreUnavailable when the store does not answer, since the reserve's sweep takes "none" for a
+        session whose bot is gone and stops its machine."""
+        ...
 
 
 class Launches(Protocol):

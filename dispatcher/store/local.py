@@ -146,6 +146,9 @@ class LocalOwners:
     async def release(self, session_id: str) -> None:
         pass
 
+    async def holder(self, session_id: str) -> str | None:
+        return LOCAL_REPLICA  # one process holds every session's bot on its own channel
+
 
 class LocalCall:
     """A call whose bot's media socket can only reach this process: nobody else ever answers."""

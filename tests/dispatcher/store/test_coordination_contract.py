@@ -99,6 +99,16 @@ async def test_owner_records_are_written_without_failing_the_caller(coordination
     await coordination.owners.release("s-1")
 
 
+async def test_a_sessions_owner_is_read_back_until_it_lets_go(answering) -> None:
+    """One process holds every session's bot itself; with a store, the replica that wrote the record."""
+    alone = isinstance(answering, LocalCoordination)
+    assert await answering.owners.holder("s-1") == ("local" if alone else None)
+    await answering.owners.claim("s-1")
+    assert await answering.owners.holder("s-1") == ("local" if alone else "r-a")
+    await answering.owners.release("s-1")
+    assert await answering.owners.holder("s-1") == ("local" if alone else None)
+
+
 async def test_launches_stay_under_the_cap_and_a_failed_one_frees_its_place(coordination) -> None:
     launches = coordination.launches(keep_seconds=60.0)
 
@@ -374,6 +384,8 @@ async def test_with_the_store_down_the_start_lease_the_owner_and_call_lookups_an
             await down.webhooks.release("webhook:twilio:CA1")
         with pytest.raises(StoreUnavailable):  # the replica holding the bot grants its own claims meanwhile
             await down.claims.retiring("bot-1")
+        with pytest.raises(StoreUnavailable):  # "nobody" would let the reserve's sweep stop a live session's bot
+            await down.owners.holder("s-1")
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()
