@@ -49,7 +49,7 @@ from dispatcher.reserve.releases import ReserveReleases
 from dispatcher.reserve.retirement import Retirements, taken_for_retirement
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
-from dispatcher.reserve.stranded import ClaimState, claim_state
+from dispatcher.reserve.stranded import ClaimState, claim_state, taken_from_stranded
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
@@ -461,11 +461,19 @@ class Reserve:
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
                 if not taken:
                     # A session's claim, or one that never landed (stranded.py): its session over or gone.
-                    state, session_id = await claim_state(self._coordination, machine.bot_id, self._wall())
-                    if state is ClaimState.UNKNOWN:
+                    state, session_id = await claim_state(self._coordination, machine.bot_id)
+                    if state is ClaimState.UNKNOWN or session_id is None:
                         break
                     if not state.stranded:
-                        log.info("reserve bot %s listed idle was claimed by a session meanwhile: not retired",
+                        log.info("reserve bot %s listed idle was claimed by session %s (%s): not retired",
+                                 shown(machine.bot_id), shown(session_id), state.value)
+                        continue
+                    # Judged on what the store said a moment ago: retired only if the claim is still that one.
+                    taken = await taken_from_stranded(self._coordination, machine.bot_id, session_id)
+                    if taken is None:
+                        break
+                    if not taken:
+                        log.info("reserve bot %s: its claim changed while it was judged: not retired",
                                  shown(machine.bot_id))
                         continue
                     log.info("reserve bot %s listed idle holds a claim of session %s that never landed (%s)",
