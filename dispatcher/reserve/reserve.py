@@ -461,7 +461,8 @@ class Reserve:
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
                 if not taken:
                     # A session's claim, or one that never landed (stranded.py): its session over or gone.
-                    state, session_id = await claim_state(self._coordination, machine.bot_id)
+                    state, session_id = await claim_state(self._coordination, machine.bot_id,
+                                                         self._max_session_seconds)
                     if state is ClaimState.UNKNOWN or session_id is None:
                         break
                     if not state.stranded:

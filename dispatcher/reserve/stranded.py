@@ -8,8 +8,9 @@ credential runs out, up to a day; on ACI a Terminated group holds its quota slot
 sweep judges it against the claim itself, timed on the store's clock (store/stranded_claims.py): OVER
 when the session ended after the claim (an end naming no machine, told `CLOCK_SLACK_SECONDS` past it,
 or this bot's own end; another machine's end is an earlier try's), ABANDONED when the claim is older
-than any claim still landing and nothing says the bot serves the session: no report from it, no replica
-holding the session's bot or this bot's channel. Since a bot whose replica died re-dials for up to
+than any claim still landing plus the sessions' cap (a bot that lost its channel for good serves on
+alone until then) and nothing says the bot serves the session: no report from it, no replica holding
+the session's bot or this bot's channel. Since a bot whose replica died re-dials for up to
 `BOT_REDIAL_SECONDS` and its owner record outlives that replica one lease, ABANDONED retires only once
 held that much longer (at any replica's sweeps); alive in between, it counts afresh. Anything else
 keeps the machine: a claim not timed (a previous release's), a session with no timeline, a store that
@@ -29,6 +30,7 @@ from dispatcher.store.unavailable import StoreUnavailable
 
 # A claim lands within its start: a 2 s assign, a thaw's 5 s and a returned bot's 15 s wait, the provider's
 # re-tag (its request timeouts). A start is timed for at most START_RECORD_SECONDS: one older is long over.
+# A bot that took the session then serves at most the sessions' cap (it ends itself), with or without a channel.
 LANDS_WITHIN_SECONDS = START_RECORD_SECONDS
 # An event's time is its writer's clock (a replica's, a bot's), the claim's the store's: an end this close
 # to the claim may be an earlier try's, and is not taken for this claim's.
@@ -52,9 +54,10 @@ class ClaimState(enum.Enum):
         return self in (ClaimState.OVER, ClaimState.ABANDONED)
 
 
-async def claim_state(coordination: Coordination, bot_id: str) -> tuple[ClaimState, str | None]:
+async def claim_state(coordination: Coordination, bot_id: str,
+                      longest_session_seconds: float) -> tuple[ClaimState, str | None]:
     """Whether the claim record of `bot_id` (taken by a session, `Claims.retiring` said) is stranded,
-    with the session it names."""
+    with the session it names; `longest_session_seconds`: the sessions' cap (MAX_SESSION_SECONDS)."""
     stranded = coordination.stranded_claims
     session_id = None
     try:
@@ -62,7 +65,7 @@ async def claim_state(coordination: Coordination, bot_id: str) -> tuple[ClaimSta
         if record is None:  # given back meanwhile: the next sweep takes it
             return ClaimState.UNKNOWN, None
         session_id = record.session_id
-        state = await _state(coordination, bot_id, record)
+        state = await _state(coordination, bot_id, record, LANDS_WITHIN_SECONDS + longest_session_seconds)
         if state is ClaimState.ABANDONED:
             waited = stranded.owner_lease_seconds + BOT_REDIAL_SECONDS
             if await stranded.abandoned_for(bot_id, session_id) <= waited:
@@ -84,25 +87,26 @@ async def taken_from_stranded(coordination: Coordination, bot_id: str, session_i
         return None
 
 
-async def _state(coordination: Coordination, bot_id: str, record: ClaimRecord) -> ClaimState:
+async def _state(coordination: Coordination, bot_id: str, record: ClaimRecord, abandoned_after: float) -> ClaimState:
     if record.claimed_at is None:
         return ClaimState.LIVE  # a claim not timed: its record runs out
-    state = _judged(await coordination.timelines.read_shared(record.session_id), bot_id, record.claimed_at,
-                    record.now)
+    events = await coordination.timelines.read_shared(record.session_id)
+    state = _judged(events, bot_id, record.claimed_at, record.now - record.claimed_at >= abandoned_after)
     if state is not ClaimState.LIVE and (await coordination.owners.holder(record.session_id) is not None
                                          or await coordination.stranded_claims.link_held(bot_id)):
         return ClaimState.LIVE  # its bot is on a replica's channel: maybe this one
     return state
 
 
-def _judged(events: list[dict[str, Any]], bot_id: str, claimed_at: float, now: float) -> ClaimState:
-    """The claim's state by its session's timeline alone (read in any order: its writers' clocks differ)."""
+def _judged(events: list[dict[str, Any]], bot_id: str, claimed_at: float, long_past: bool) -> ClaimState:
+    """The claim's state by its session's timeline alone (read in any order: its writers' clocks differ);
+    `long_past`: any call its bot took would have ended by now."""
     if not events:
         return ClaimState.LIVE  # nothing says what became of the session, nor of this bot
     if any(_ends_claim(event, bot_id, claimed_at) for event in events):
         return ClaimState.OVER
-    if now - claimed_at < LANDS_WITHIN_SECONDS:
-        return ClaimState.LIVE  # it may still be landing
+    if not long_past:
+        return ClaimState.LIVE  # it may still be landing, or its bot serve the call with no channel left
     if any(event.get("machine_id") == bot_id for event in events):
         return ClaimState.LIVE  # this bot reported for it: it may serve the session still
     return ClaimState.ABANDONED

@@ -33,7 +33,8 @@ from tests.support.redis_server import RedisServer
 __all__ = ["cut_off", "server", "stores"]  # the shared module's fixtures: a redis-server, replicas' stores
 
 BOT, SESSION = "rsv-stranded", "session-there"
-LONG_AGO = LANDS_WITHIN_SECONDS + 100.0  # seconds before now: past any claim still landing
+MAX_SESSION = 1800  # the sessions' cap (MAX_SESSION_SECONDS' default)
+LONG_AGO = LANDS_WITHIN_SECONDS + MAX_SESSION + 100.0  # seconds before now: past any claim and call it began
 LEASE = 15.0  # the sweeping replica's owner lease (REDIS_LEASE_SECONDS' default)
 HELD_LONG_ENOUGH = LEASE + BOT_REDIAL_SECONDS + 10.0  # a first abandoned verdict this long ago is confirmed
 
@@ -50,7 +51,7 @@ class Sweeper:
         coordination = coordination or RedisCoordination(store.settings)
         channels = BotChannels(BotCredentials("t" * 40), claims=coordination.claims, identity=Unverified("test"))
         self.reserve = Reserve(settings, self.machines, channels, ReserveMetrics(self.metrics.registry, "paper"),
-                               clock=lambda: 1000.0, coordination=coordination)
+                               clock=lambda: 1000.0, coordination=coordination, max_session_seconds=MAX_SESSION)
 
     def stranded(self) -> float:
         value = self.metrics.registry.get_sample_value("voicefleet_reserve_retired_total",
@@ -179,6 +180,16 @@ async def test_an_abandoned_claim_is_retired_only_once_found_so_past_an_owner_le
     await kept(stores[0])
     await first_found_abandoned_ago(stores[1], HELD_LONG_ENOUGH)
     await retired(stores[0])
+
+
+async def test_a_claim_younger_than_the_sessions_cap_keeps_its_machine_however_long_found_abandoned(
+        stores: tuple[Store, Store], there: RedisCoordination) -> None:
+    """Its bot took the call, lost its channel for good (its re-dials all failed), and serves on alone:
+    nothing in the store says so, but the call ends by the sessions' cap at the latest."""
+    await claimed_ago(stores[1], LANDS_WITHIN_SECONDS + MAX_SESSION / 2)
+    await timeline(there, ("requested", LANDS_WITHIN_SECONDS + MAX_SESSION / 2 + 1.0, {}))
+    await first_found_abandoned_ago(stores[1], HELD_LONG_ENOUGH)
+    await kept(stores[0])
 
 
 async def test_a_claim_found_alive_in_between_counts_its_abandoned_time_afresh(
