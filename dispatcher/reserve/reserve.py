@@ -51,6 +51,7 @@ from dispatcher.reserve.releases import ReserveReleases
 from dispatcher.reserve.retirement import Retirements, taken_for_retirement
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
+from dispatcher.reserve.stranded import ClaimState, claim_state, taken_from_stranded
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
@@ -453,9 +454,10 @@ class Reserve:
         """The reaper's part for reserve machines: any idle machine at the provider (this replica's
         or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
         channel is alive or gone, unless a session claimed it since it was listed (its claim record:
-        retirement.py). Returns how many were stopped. A draining replica sweeps nothing: it
-        may run the last configuration for as long as its calls last, and would take the new replicas'
-        bots (another image, another K8S_BOT_SECRET) for stale ones; the replicas that stay sweep."""
+        retirement.py) and that claim may still be its (one that never landed: stranded.py). Returns
+        how many were stopped. A draining replica sweeps nothing: it may run the last configuration
+        for as long as its calls last, and would take the new replicas' bots (another image, another
+        K8S_BOT_SECRET) for stale ones; the replicas that stay sweep."""
         if self._draining:
             return 0
         stopped = 0
@@ -472,12 +474,29 @@ class Reserve:
                 taken = True if link is not None else await taken_for_retirement(self._claims, machine.bot_id)
                 if taken is None:
                     return stopped  # the store does not answer: the next sweep, once it does
-                if not taken:
-                    log.info("reserve bot %s listed idle was claimed by a session meanwhile: not retired",
-                             shown(machine.bot_id))
-                    continue
-                self.idle_records.forget(machine.bot_id)
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
+                if not taken:
+                    # A session's claim, or one that never landed (stranded.py): its session over or gone.
+                    state, session_id = await claim_state(self._coordination, machine.bot_id,
+                                                         self._max_session_seconds)
+                    if state is ClaimState.UNKNOWN or session_id is None:
+                        return stopped  # the store does not answer: the next sweep, once it does
+                    if not state.stranded:
+                        log.info("reserve bot %s listed idle was claimed by session %s (%s): not retired",
+                                 shown(machine.bot_id), shown(session_id), state.value)
+                        continue
+                    # Judged on what the store said a moment ago: retired only if the claim is still that one.
+                    taken = await taken_from_stranded(self._coordination, machine.bot_id, session_id)
+                    if taken is None:
+                        return stopped
+                    if not taken:
+                        log.info("reserve bot %s: its claim changed while it was judged: not retired",
+                                 shown(machine.bot_id))
+                        continue
+                    log.info("reserve bot %s listed idle holds a claim of session %s that never landed (%s)",
+                             shown(machine.bot_id), shown(session_id), state.value)
+                    reason = "claim_stranded"
+                self.idle_records.forget(machine.bot_id)
                 await self._retirements.retire(machine.bot_id, reason, link)
                 stopped += 1
         self._swept_whole = True

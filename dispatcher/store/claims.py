@@ -36,6 +36,18 @@ from dispatcher.store.leases import Leases, milliseconds
 CLAIM_SECONDS = 24 * 3600  # longer than any session; a claimed bot never becomes idle again
 HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
 FIRST_KEY_SECONDS = 90  # a resume key not yet kept: past the minute a dropped bot dials again
+# KEYS: claim:<bot>, claimed-at:<bot>. ARGV: the session, the record's life (s). Taken, or already this
+# session's (a claim tried again): when, on the store's clock, is written in the same step (`<ms> <session>`),
+# for the reserve's sweep of claims that never landed (store/stranded_claims.py).
+_CLAIM = """
+local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if not taken and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. ' ' .. ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 _TAKE = """
 local value = redis.call('GET', KEYS[1])
 if value then redis.call('DEL', KEYS[1]) end
@@ -80,6 +92,7 @@ class BotClaims:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._leases = Leases(store)  # compare-and-delete, read
+        self._claim = store.redis.register_script(_CLAIM)
         self._take = store.redis.register_script(_TAKE)  # GET and DEL in one step (no GETDEL in the ACL)
         self._admit = store.redis.register_script(_ADMIT)
         self._keep = store.redis.register_script(_KEEP)
@@ -87,15 +100,9 @@ class BotClaims:
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         """True if this call claimed the bot for `session_id` (or had already); the record lasts
         until `until` (Unix seconds: when the bot's credential expires), never past CLAIM_SECONDS."""
-        key = self._store.key("claim", bot_id)
+        keys = [self._store.key("claim", bot_id), self._store.key("claimed-at", bot_id)]
         seconds = CLAIM_SECONDS if until is None else _remaining(until, CLAIM_SECONDS)
-
-        async def take() -> bool:
-            if await self._store.redis.set(key, session_id, nx=True, ex=seconds):
-                return True
-            return bool(await self._store.redis.get(key) == session_id)  # our own, retried
-
-        return await self._store.call(take)
+        return bool(await self._store.call(lambda: self._claim(keys=keys, args=[session_id, seconds])))
 
     async def claimed_for(self, bot_id: str) -> str | None:
         """The session that claimed `bot_id`, if any."""
@@ -145,6 +152,10 @@ class BotClaims:
     async def greeted(self, bot_ids: list[str]) -> set[str]:
         """Those of `bot_ids` that said hello at some replica."""
         return await self._recorded("hello", bot_ids)
+
+    async def links_held(self, machine_ids: list[str]) -> set[str]:
+        """Those of `machine_ids` whose channel a replica holds now (`link:`, renewed while connected)."""
+        return await self._recorded("link", machine_ids)
 
     async def claimed_among(self, bot_ids: list[str]) -> set[str]:
         """Those of `bot_ids` a session has claimed."""

@@ -13,7 +13,9 @@ one process's answer would be wrong for several: the keyed start's lease (`Start
 replicas could both launch), finding another replica's bot or call (`ask_owner`, `ask_call`), and a carrier webhook's
 sighting (`webhooks`: a security check; with the store down, the webhook seen at another replica
 would be new here, and mint one more call token); nor is a retirement's claim record (`Claims.retiring`:
-a sweep would stop a machine the replica holding its bot claims for a session meanwhile). They raise
+a sweep would stop a machine the replica holding its bot claims for a session meanwhile), nor the read of a
+session's owner (`OwnerRecords.holder`) or anything of `StrandedClaims`: a sweep would take a live session's bot
+for a stranded one. They raise
 `StoreUnavailable`, and their callers say what that means to their own clients.
 """
 
@@ -103,6 +105,44 @@ class Claims(Protocol):
 
     async def let_go_link(self, machine_id: str) -> None:
         """This replica no longer holds `machine_id`'s channel: a re-dial may reach any replica."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """A bot's claim record as the reserve's sweep reads it, times in epoch seconds on the store's clock."""
+
+    session_id: str
+    claimed_at: float | None  # when it was taken; None: not known (a claim a previous release wrote)
+    now: float  # the store's clock as it was read
+
+
+class StrandedClaims(Protocol):
+    """What the reserve's sweep reads and writes about a claim that may never have landed
+    (dispatcher/store/stranded_claims.py). Not forgiven: StoreUnavailable when the store does not answer,
+    since a guess here stops a machine that may serve a call."""
+
+    owner_lease_seconds: float  # how long a session's owner record outlives a replica that died holding its bot
+
+    async def record(self, bot_id: str) -> ClaimRecord | None:
+        """The bot's claim record, None when it has none."""
+        ...
+
+    async def link_held(self, machine_id: str) -> bool:
+        """True while a replica holds a channel of the bot (its hold, renewed while the bot is connected)."""
+        ...
+
+    async def abandoned_for(self, bot_id: str, session_id: str) -> float:
+        """Seconds since a sweep first found the bot's claim for `session_id` abandoned (0: now, the first)."""
+        ...
+
+    async def not_abandoned(self, bot_id: str) -> None:
+        """A sweep found the bot's claim alive: the next abandoned verdict counts from scratch."""
+        ...
+
+    async def retire(self, bot_id: str, session_id: str) -> bool:
+        """Takes the bot's claim record for its retirement (RETIRING, its expiry kept) if it still names
+        `session_id`; False when it no longer does (given back, maybe claimed by another session since)."""
         ...
 
 
@@ -207,6 +247,12 @@ class OwnerRecords(Protocol):
         ...
 
     async def release(self, session_id: str) -> None: ...
+
+    async def holder(self, session_id: str) -> str | None:
+        """The replica holding the session's bot now, if any (one process: itself). Not forgiven:
+        StoreUnavailable when the store does not answer, since the reserve's sweep takes "none" for a
+        session whose bot is gone and stops its machine."""
+        ...
 
 
 class Launches(Protocol):
@@ -599,6 +645,7 @@ class Coordination(Protocol):
     starts: StartLease
     owners: OwnerRecords
     claims: Claims
+    stranded_claims: StrandedClaims  # the sweep's look at a claim that never landed (not forgiven)
     spent: OneTimeUse  # a phone call's one-time token
     webhooks: ReleasableOnce  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)

@@ -149,6 +149,9 @@ class ForgivingOwners:
         await forgiving(lambda: self._owners.release(session_id), lambda: self._alone.release(session_id),
                         f"session {session_id}'s owner release")
 
+    async def holder(self, session_id: str) -> str | None:
+        return await self._owners.owner_of(session_id)  # not forgiven (raises StoreUnavailable): coordination.py
+
 
 class ForgivingRate:
     def __init__(self, shared: Rate, alone: Rate) -> None:

@@ -33,6 +33,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# The lease handed over as it is: its expiry stays (KEEPTTL), whatever the new holder.
+_HAND_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -49,6 +57,7 @@ class Leases:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._swap = redis.register_script(_SWAP)
+        self._hand_over = redis.register_script(_HAND_OVER)
 
     async def take(self, key: str, holder: str, seconds: float) -> str:
         """Takes the lease if it is free; returns its holder (`holder` when taken or already held)."""
@@ -69,6 +78,11 @@ class Leases:
         """Hands the lease from `holder` to `new` (a holder's record of what it went on to do)."""
         args: list[str | int] = [holder, new, milliseconds(seconds)]
         return bool(await self._store.call(lambda: self._swap(keys=[key], args=args)))
+
+    async def hand_over(self, key: str, holder: str, new: str) -> bool:
+        """Hands the lease from `holder` to `new` in one step, its expiry kept; False when `holder` no longer
+        holds it (the compare is the point: what the caller read may have changed since)."""
+        return bool(await self._store.call(lambda: self._hand_over(keys=[key], args=[holder, new])))
 
     async def holder(self, key: str) -> str | None:
         value = await self._store.call(lambda: self._store.redis.get(key))

@@ -23,6 +23,7 @@ from dispatcher.store.coordination import (
     AuditTrail,
     CallHandle,
     CallMedia,
+    ClaimRecord,
     Claims,
     CreateLimit,
     CredentialCounts,
@@ -42,6 +43,7 @@ from dispatcher.store.coordination import (
     SessionIndex,
     SessionValues,
     StartLease,
+    StrandedClaims,
     Timelines,
     WeightedRate,
 )
@@ -130,6 +132,28 @@ class LocalClaims:
         pass
 
 
+class LocalStrandedClaims:
+    """One process keeps no claim record (a claim binds the bot in the channel's own records): nothing is
+    ever found stranded, and a retirement never takes a session's claim."""
+
+    owner_lease_seconds = 0.0
+
+    async def record(self, bot_id: str) -> ClaimRecord | None:
+        return None
+
+    async def link_held(self, machine_id: str) -> bool:
+        return True
+
+    async def abandoned_for(self, bot_id: str, session_id: str) -> float:
+        return 0.0
+
+    async def not_abandoned(self, bot_id: str) -> None:
+        pass
+
+    async def retire(self, bot_id: str, session_id: str) -> bool:
+        return False
+
+
 class LocalStartLease:
     @contextlib.asynccontextmanager
     async def held(self, session_id: str, wait_seconds: float) -> AsyncIterator[None]:
@@ -145,6 +169,9 @@ class LocalOwners:
 
     async def release(self, session_id: str) -> None:
         pass
+
+    async def holder(self, session_id: str) -> str | None:
+        return LOCAL_REPLICA  # one process holds every session's bot on its own channel
 
 
 class LocalCall:
@@ -188,6 +215,7 @@ class LocalCoordination:
         self.starts: StartLease = LocalStartLease()
         self.owners: OwnerRecords = LocalOwners()
         self.claims: Claims = LocalClaims()
+        self.stranded_claims: StrandedClaims = LocalStrandedClaims()
         self.spent: OneTimeUse = LocalOnce()
         self.webhooks: ReleasableOnce = LocalOnce()
         self.identity_proofs: OneTimeUse = LocalOnce()

@@ -47,6 +47,7 @@ from dispatcher.store.coordination import (
     SessionIndex,
     SessionValues,
     StartLease,
+    StrandedClaims,
     Timelines,
     WeightedRate,
 )
@@ -89,6 +90,7 @@ from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionIndex, StoreSessionIndex
 from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
+from dispatcher.store.stranded_claims import StoreStrandedClaims
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
 from dispatcher.store.weighted_rates import ForgivingWeightedRate, LocalWeightedRate, SharedWeightedRate
 from dispatcher.store.whatsapp_book import (
@@ -110,7 +112,9 @@ class RedisCoordination:
         self.owner_records = Owners(self.store, leases)
         self.owners: OwnerRecords = ForgivingOwners(self.owner_records, LocalOwners())
         self.replicas = Replicas(self.store)
-        self.claims: Claims = ForgivingClaims(BotClaims(self.store), LocalClaims())
+        bot_claims = BotClaims(self.store)
+        self.claims: Claims = ForgivingClaims(bot_claims, LocalClaims())
+        self.stranded_claims: StrandedClaims = StoreStrandedClaims(self.store, leases, bot_claims)  # not forgiven
         self.spent: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
         # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
         # let one captured webhook mint a call token at each replica while the store is down.

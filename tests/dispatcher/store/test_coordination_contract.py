@@ -99,6 +99,66 @@ async def test_owner_records_are_written_without_failing_the_caller(coordination
     await coordination.owners.release("s-1")
 
 
+async def test_a_sessions_owner_is_read_back_until_it_lets_go(answering) -> None:
+    """One process holds every session's bot itself; with a store, the replica that wrote the record."""
+    alone = isinstance(answering, LocalCoordination)
+    assert await answering.owners.holder("s-1") == ("local" if alone else None)
+    await answering.owners.claim("s-1")
+    assert await answering.owners.holder("s-1") == ("local" if alone else "r-a")
+    await answering.owners.release("s-1")
+    assert await answering.owners.holder("s-1") == ("local" if alone else None)
+
+
+async def test_a_claim_is_read_back_with_when_it_was_taken_on_the_stores_clock(answering) -> None:
+    """One process keeps no claim record: nothing is ever judged stranded, nor retired from a session."""
+    stranded = answering.stranded_claims
+    assert await stranded.record("bot-1") is None
+    assert await answering.claims.claim("bot-1", "s-1")
+    record = await stranded.record("bot-1")
+    if isinstance(answering, LocalCoordination):
+        assert record is None
+        assert not await stranded.retire("bot-1", "s-1")
+        return
+    assert record is not None and record.session_id == "s-1" and record.claimed_at is not None
+    assert 0 <= record.now - record.claimed_at < 60  # a bound on a slow machine, not a timing
+    assert abs(record.now - time.time()) < 60
+
+
+async def test_a_stranded_claim_is_retired_only_from_the_session_it_names(answering) -> None:
+    if isinstance(answering, LocalCoordination):
+        return  # no claim records: the test above
+    stranded = answering.stranded_claims
+    assert await answering.claims.claim("bot-1", "s-1")
+    await answering.claims.unclaim("bot-1", "s-1")
+    assert await answering.claims.claim("bot-1", "s-2")
+    assert not await stranded.retire("bot-1", "s-1")
+    assert await answering.claims.claimed_for("bot-1") == "s-2"
+    assert await stranded.retire("bot-1", "s-2")
+    assert not await answering.claims.claim("bot-1", "s-2")  # the retirement's now
+
+
+async def test_an_abandoned_verdict_counts_from_the_first_for_its_session_until_found_alive(answering) -> None:
+    stranded = answering.stranded_claims
+    assert await stranded.abandoned_for("bot-1", "s-1") == 0.0
+    await asyncio.sleep(0.05)
+    if isinstance(answering, LocalCoordination):
+        assert await stranded.abandoned_for("bot-1", "s-1") == 0.0  # one process judges nothing stranded
+        return
+    assert await stranded.abandoned_for("bot-1", "s-1") >= 0.04  # the first verdict's time, kept
+    assert await stranded.abandoned_for("bot-1", "s-2") == 0.0  # another session's claim: counted afresh
+    await stranded.not_abandoned("bot-1")
+    assert await stranded.abandoned_for("bot-1", "s-2") == 0.0
+
+
+async def test_a_bots_channel_held_at_a_replica_is_seen_by_the_sweep(answering) -> None:
+    if isinstance(answering, LocalCoordination):
+        assert await answering.stranded_claims.link_held("bot-1")  # never judged: kept
+        return
+    assert not await answering.stranded_claims.link_held("bot-1")
+    assert await answering.claims.admit_link("bot-1", None, "digest", 20.0, 60.0) == "first"
+    assert await answering.stranded_claims.link_held("bot-1")
+
+
 async def test_launches_stay_under_the_cap_and_a_failed_one_frees_its_place(coordination) -> None:
     launches = coordination.launches(keep_seconds=60.0)
 
@@ -374,6 +434,16 @@ async def test_with_the_store_down_the_start_lease_the_owner_and_call_lookups_an
             await down.webhooks.release("webhook:twilio:CA1")
         with pytest.raises(StoreUnavailable):  # the replica holding the bot grants its own claims meanwhile
             await down.claims.retiring("bot-1")
+        with pytest.raises(StoreUnavailable):  # "nobody" would let the reserve's sweep stop a live session's bot
+            await down.owners.holder("s-1")
+        with pytest.raises(StoreUnavailable):  # nor may the sweep take a claim for stranded on a guess
+            await down.stranded_claims.record("bot-1")
+        with pytest.raises(StoreUnavailable):
+            await down.stranded_claims.link_held("bot-1")
+        with pytest.raises(StoreUnavailable):
+            await down.stranded_claims.abandoned_for("bot-1", "s-1")
+        with pytest.raises(StoreUnavailable):
+            await down.stranded_claims.retire("bot-1", "s-1")
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()
