@@ -479,6 +479,8 @@ class Reserve:
                     # A session's claim, or one that never landed (stranded.py): its session over or gone.
                     state, session_id = await claim_state(self._coordination, machine.bot_id,
                                                          self._max_session_seconds)
+                    if state is ClaimState.GONE:
+                        continue  # its record gone meanwhile (given back, run out): the next sweep sees it anew
                     if state is ClaimState.UNKNOWN or session_id is None:
                         return stopped  # the store does not answer: the next sweep, once it does
                     if not state.stranded:

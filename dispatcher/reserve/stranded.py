@@ -48,6 +48,7 @@ class ClaimState(enum.Enum):
     ABANDONED = "start abandoned"  # the claim is long past and nothing has held the session's bot since
     SUSPECTED = "start abandoned, to be confirmed"  # as ABANDONED, not yet for long enough: it stays
     UNKNOWN = "store not answering"  # asked again at the next sweep
+    GONE = "claim record gone"  # given back or run out since it was read: the next sweep sees the bot anew
 
     @property
     def stranded(self) -> bool:
@@ -63,7 +64,7 @@ async def claim_state(coordination: Coordination, bot_id: str,
     try:
         record = await stranded.record(bot_id)
         if record is None:  # given back meanwhile: the next sweep takes it
-            return ClaimState.UNKNOWN, None
+            return ClaimState.GONE, None
         session_id = record.session_id
         state = await _state(coordination, bot_id, record, LANDS_WITHIN_SECONDS + longest_session_seconds)
         if state is ClaimState.ABANDONED:

@@ -352,3 +352,21 @@ async def test_a_session_the_store_says_nothing_about_now_keeps_the_machine_unti
         await down.aclose()
     assert sweeper.machines.retired == []
     assert await Sweeper(stores[0]).reserve.sweep() == 1  # the store answering again
+
+
+async def test_a_claim_record_gone_while_it_was_judged_skips_only_its_machine(
+        stores: tuple[Store, Store], there: RedisCoordination) -> None:
+    """The record was given back (or ran out) between the sweep's two reads: that bot waits for the next
+    sweep, and the sweep goes on with the machines listed after it."""
+    sweeper = Sweeper(stores[0])
+    sweeper.machines.launched.append("rsv-unclaimed")  # idle past its age, claimed by nobody
+
+    async def gone(_bot_id: str) -> None:
+        return None
+
+    sweeper.reserve._coordination.stranded_claims.record = gone  # type: ignore[method-assign]
+    try:
+        assert await sweeper.reserve.sweep() == 1
+        assert sweeper.machines.retired == ["rsv-unclaimed"]
+    finally:
+        await sweeper.reserve.aclose()
