@@ -10,7 +10,7 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
   own entrypoint: no command, arguments, working directory, hook or probe, no ConfigMap in its environment
   and no Secret but the bots' keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom`
-  (stacks/k8s/bot_secret.py); no init or ephemeral container;
+  (bot_secret.py), no `OTEL_*` env but the stack's collector (bot_trace_env.py); no init or ephemeral container;
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE, NOTE_CLAIMED
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
+from stacks.k8s.bot_trace_env import admitted, described, told_traces, trace_env
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.k8s.web_identity import (
@@ -66,6 +67,8 @@ class BotPod:
     web_identity: WebIdentityVolume | None = None  # the volume a cloud's webhook adds (botPermissions' IRSA)
     namespace: str = ""  # the bots' (named in the way out of a refusal)
     secrets: tuple[str, ...] = ()  # the Secrets of the bots' keys a pod may take by `envFrom` (K8S_BOT_SECRET)
+    # The `OTEL_*` variables the dispatcher tells its pods (the trace collector), each with the values a pod may carry
+    traces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def variables() -> list[dict[str, str]]:
@@ -114,6 +117,7 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "or probe) and reads no ConfigMap into its environment, and no Secret but "
          + (f"the bots' keys' ({', '.join(pod.secrets)}, by envFrom)" if pod.secrets else "none (the stack has no "
             "botSecrets or k8sBotSecret)")),
+        (f"{spec}.containers.all(c, {trace_env(pod.traces)})", described(pod.traces)),
         (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
          f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
@@ -187,13 +191,14 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
             account_annotations: Mapping[str, str] | None = None, last_role: str | None = None,
-            earlier_secrets: Sequence[str] = ()) -> BotPod:
+            earlier_secrets: Sequence[str] = (), last_traces: Mapping[str, str] | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
     while the account still carries it (Access updates the account after this policy); a replica not yet rolled
     still names an earlier `up`'s Secret of the bots' keys (`earlier_secrets`: the last `up`'s, and those the stack
-    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py)."""
+    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py), and its trace collector the last
+    `up`'s (`last_traces`, stacks/k8s/bot_trace_env.py)."""
     account_annotations = account_annotations or {}
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
@@ -204,4 +209,5 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
                   namespace=settings.namespace,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
                   secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, *earlier_secrets) if name)),
-                  web_identity=web_identity_volume(account_annotations))
+                  web_identity=web_identity_volume(account_annotations),
+                  traces=admitted(told_traces(environment), last_traces or {}))

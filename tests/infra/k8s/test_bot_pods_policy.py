@@ -66,10 +66,11 @@ def dispatchers_pods(run: Run, image: str = IMAGE) -> list[dict[str, Any]]:
     settings = dispatcher_settings(env)
     # The deadlines the dispatcher gives: dispatcher/machines/k8s/provider.py launch, reserve.py's idle bots.
     max_session = int(env["MAX_SESSION_SECONDS"])
-    session = pod_body(settings, "vf-s1", image=image, env={"BOT_SESSION_ID": "s1"},
+    # What every pod is told of the dispatcher's own settings (k8s/provider.py launch_env): JSON logs, the collector.
+    session = pod_body(settings, "vf-s1", image=image, env={**settings.told_bots, "BOT_SESSION_ID": "s1"},
                        labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
                        deadline_seconds=max_session + DEADLINE_SLACK_SECONDS)
-    idle = pod_body(settings, "vf-idle-b1", image=image, env={"BOT_ID": "b1"},
+    idle = pod_body(settings, "vf-idle-b1", image=image, env={**settings.told_bots, "BOT_ID": "b1"},
                     labels={LABEL_STATE: IDLE, LABEL_BOT: "b1"}, annotations={NOTE_LAUNCH: "l2"},
                     deadline_seconds=math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"])) + max_session)
     return [stored(session), stored(idle)]
