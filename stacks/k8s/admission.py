@@ -13,7 +13,8 @@ agent-sandbox: only the controller creates pods, or creates, changes or deletes 
 and the namespace's deletion change and delete them too); only the deployer (`k8sDeployer`) creates
 SandboxTemplates and SandboxWarmPools or changes their `spec` (their `scale` matches no rule: the
 dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA keep working; deletes are RBAC's); only the
-dispatcher creates SandboxClaims, and only it, the controller or the collector changes their `spec`.
+dispatcher creates SandboxClaims, and only it, the controller or the collector changes their `spec`; a
+claim sets no `env` (the template's is the bot's: its trace collector among it).
 
 pods: only the dispatcher creates pods, each what its `pod_body` builds (stacks/k8s/bot_pods_policy.py),
 and only it changes their `voicefleet.io/` marks (a claim).
@@ -35,7 +36,7 @@ from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, PODS
 from stacks.k8s import bot_pods_policy
 from stacks.k8s.bot_pods_policy import BotPod
-from stacks.k8s.cel import account, quoted, same_marks
+from stacks.k8s.cel import account, empty, quoted, same_marks
 from stacks.k8s.namespaces import NAME_LABEL
 
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]
@@ -182,6 +183,13 @@ def sandbox_validations(args: AdmissionArgs) -> list[dict[str, Any]]:
             "(object.spec == oldObject.spec || variables.controller || variables.collector))"),
          "message": "only the dispatcher creates SandboxClaims, and only it, the controller or the collector "
                     "changes their spec"},
+        # A claim's env reaches its pod over the template's (its trace endpoint among it, which would carry the
+        # bots' Secret's collector headers elsewhere). The controller refuses it while the template leaves
+        # envVarsInjectionPolicy at Disallowed, as the stack's does; held here too, whatever the controller.
+        {"expression": ("request.resource.resource != 'sandboxclaims' || !has(object.spec) || "
+                        "(request.operation == 'UPDATE' && object.spec == oldObject.spec) || "
+                        f"{empty('object.spec.env')}"),
+         "message": "a SandboxClaim sets no env: a bot's environment is its SandboxTemplate's"},
     ]
 
 

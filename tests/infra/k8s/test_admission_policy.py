@@ -107,6 +107,25 @@ def test_the_dispatcher_creates_and_deletes_claims_and_nobody_else_creates_one(p
                                 old={"spec": {}})) is None
 
 
+def test_a_claim_sets_no_env_the_bots_is_its_templates(policy: dict[str, Any]) -> None:
+    """A claim's env would reach its pod (the trace endpoint among it, pointing the bots' Secret's collector
+    headers elsewhere): refused from the dispatcher too, whatever the controller's envVarsInjectionPolicy."""
+    pointed = {"spec": {"warmPoolRef": {"name": "voicefleet-bot"}, "env": [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "https://collector.attacker.example"}]}}
+    for old in (None, {"spec": {"warmPoolRef": {"name": "voicefleet-bot"}}}):
+        call = Call(DISPATCHER, "UPDATE" if old else "CREATE", POOL_GROUP, "sandboxclaims", obj=pointed, old=old)
+        assert refusal(policy, call) == "a SandboxClaim sets no env: a bot's environment is its SandboxTemplate's"
+    # One made before the policy with env is not stopped from being un-owned or labelled.
+    assert refusal(policy, Call(COLLECTOR, "UPDATE", POOL_GROUP, "sandboxclaims", obj=pointed, old=pointed)) is None
+
+
+def test_the_stacks_template_leaves_claims_env_disallowed(k8s_stack: K8sRunner) -> None:
+    """agent-sandbox's envVarsInjectionPolicy defaults to Disallowed: the controller refuses a claim's env."""
+    run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer=DEPLOYER)
+    templates = run.of_type("kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate")
+    assert templates and all("envVarsInjectionPolicy" not in unwrap(t.inputs)["spec"] for t in templates)
+
+
 def test_only_the_controller_makes_sandboxes_and_pods(policy: dict[str, Any]) -> None:
     for resource, group in (("sandboxes", SANDBOX_GROUP), ("pods", "")):
         assert refusal(policy, Call(CONTROLLER, "CREATE", group, resource, obj=POD)) is None
