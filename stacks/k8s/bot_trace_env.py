@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dispatcher.machines.k8s.pods import unexpanded
 from stacks.k8s.cel import literal, quoted, writable
 from stacks.k8s.pool_template import dispatcher_settings
 
@@ -39,10 +40,12 @@ def admitted(current: Mapping[str, str], last: Mapping[str, str]) -> dict[str, t
 
 
 def trace_env(values: Mapping[str, tuple[str, ...]]) -> str:
-    """CEL on a container `c`: every `OTEL_*` entry of its env is a name of `values`, by a plain value it lists."""
+    """CEL on a container `c`: every `OTEL_*` entry of its env is a name of `values`, by a plain value it lists
+    (as `pod_body` writes it: `$` doubled, dispatcher/machines/k8s/pods.py `unexpanded`)."""
     otel = f"!e.name.startsWith({literal(OTEL)})"
     if values:
-        table = "{" + ", ".join(f"{literal(name)}: {quoted(listed)}" for name, listed in values.items()) + "}"
+        table = "{" + ", ".join(f"{literal(name)}: {quoted(unexpanded(value) for value in listed)}"
+                                for name, listed in values.items()) + "}"
         otel += (f" || (e.name in {table} && has(e.value) && !has(e.valueFrom) && "
                  f"e.value in {table}[e.name])")
     return f"(!has(c.env) || c.env.all(e, {otel}))"
