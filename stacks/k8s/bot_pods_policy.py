@@ -7,12 +7,12 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - only the dispatcher creates pods, and a pod's update leaves its `spec` (the dispatcher's claim changes
   labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
 - it runs as the bots' ServiceAccount with no API token mounted;
-- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
-  own entrypoint: no command, arguments, working directory, hook or probe, no ConfigMap in its environment
-  and no Secret but the bots' keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom`
-  (bot_secret.py), no `OTEL_*` env but the stack's collector (bot_trace_env.py); no init or ephemeral container;
-- `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
-  last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
+- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's own entrypoint:
+  no command, arguments, working directory, hook or probe, no ConfigMap in its environment and no Secret but the bots'
+  keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom` (bot_secret.py), no `OTEL_*` env but the
+  stack's collector (bot_trace_env.py), no `$(NAME)` the kubelet expands (EXPANDED); no init or ephemeral container;
+- `restartPolicy: Never`, a deadline within the dispatcher's longest (this `up`'s or the last one's), the
+  labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
   ConfigMap when the stack made one), and with an EKS role the volume EKS's webhook adds (web_identity.py);
 - it names no node, affinity, host namespace or system priority class; its runtime class is `k8sRuntimeClass`.
@@ -52,6 +52,10 @@ DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unrea
 # system-cluster-critical) sit above it and preempt any other pod from a node.
 HIGHEST_USER_PRIORITY = 1_000_000_000
 CREATE = "variables.bot_create"
+# A value the kubelet expands (kubernetes/kubernetes third_party/forked/golang/expansion): it reads `$` two by two
+# from the left (`$$` is `$`), so a reference is a `$(` after an odd run of `$`, with a `)` after it. Classes,
+# not `\$`: CEL's quotes here hold no backslash (stacks/k8s/cel.py).
+EXPANDED = "(^|[^$])([$][$])*[$][(][^)]*[)]"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "or probe) and reads no ConfigMap into its environment, and no Secret but "
          + (f"the bots' keys' ({', '.join(pod.secrets)}, by envFrom)" if pod.secrets else "none (the stack has no "
             "botSecrets or k8sBotSecret)")),
+        (f"{spec}.containers.all(c, (!has(c.env) || c.env.all(e, !has(e.value) || "
+         f"!e.value.matches({literal(EXPANDED)}))))",
+         "a bot pod's plain env values read no other variable: a `$(` is written `$$(` (the kubelet replaces "
+         "$(NAME) with NAME's value, the bots' keys' among them, and $$ with $), as the dispatcher writes them"),
         (f"{spec}.containers.all(c, {trace_env(pod.traces)})", described(pod.traces)),
         (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kubernetes_validate
@@ -60,17 +60,19 @@ def stored(body: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def dispatchers_pods(run: Run, image: str = IMAGE) -> list[dict[str, Any]]:
-    """A session's pod and an idle bot's, as the dispatcher of this stack builds them."""
+def dispatchers_pods(run: Run, image: str = IMAGE, values: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """A session's pod and an idle bot's, as the dispatcher of this stack builds them; `values`: a session's own
+    (without a bot channel, its body and keys travel in its pod's env), given to both."""
+    values = values or {}
     env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
     settings = dispatcher_settings(env)
     # The deadlines the dispatcher gives: dispatcher/machines/k8s/provider.py launch, reserve.py's idle bots.
     max_session = int(env["MAX_SESSION_SECONDS"])
     # What every pod is told of the dispatcher's own settings (k8s/provider.py launch_env): JSON logs, the collector.
-    session = pod_body(settings, "vf-s1", image=image, env={**settings.told_bots, "BOT_SESSION_ID": "s1"},
+    session = pod_body(settings, "vf-s1", image=image, env={**settings.told_bots, "BOT_SESSION_ID": "s1", **values},
                        labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
                        deadline_seconds=max_session + DEADLINE_SLACK_SECONDS)
-    idle = pod_body(settings, "vf-idle-b1", image=image, env={**settings.told_bots, "BOT_ID": "b1"},
+    idle = pod_body(settings, "vf-idle-b1", image=image, env={**settings.told_bots, "BOT_ID": "b1", **values},
                     labels={LABEL_STATE: IDLE, LABEL_BOT: "b1"}, annotations={NOTE_LAUNCH: "l2"},
                     deadline_seconds=math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"])) + max_session)
     return [stored(session), stored(idle)]
