@@ -7,12 +7,14 @@ dispatcher token could send them to a host of its own in any value a bot dials. 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
 
+from stacks.tools.mocks import Run
 from tests.fakes.kubelet_expansion import expand
 from tests.infra.k8s.admission_cel import refusal
 from tests.infra.k8s.test_agent_sandbox import body
@@ -44,11 +46,25 @@ def test_a_value_that_reads_the_bots_keys_is_refused() -> None:
         assert EXPANSION in str(refusal(policy_of(run), created(DISPATCHER, pod)))
 
 
+def expansion_rule(run: Run) -> Callable[[dict[str, Any]], object]:
+    """The policy's expansion check alone, on a pod."""
+    (rule,) = [v["expression"] for v in policy_of(run)["validations"] if EXPANSION in v.get("message", "")]
+    env = celpy.Environment()
+    program = env.program(env.compile(rule))
+    return lambda pod: program.evaluate({"object": json_to_cel(pod), "variables": json_to_cel({"bot_create": True})})
+
+
 def test_the_dispatchers_pods_are_admitted_whatever_their_values_hold() -> None:
+    """A session's values reach its pod's env only without a bot channel (VOICEFLEET_BODY: the stack always has one,
+    and its policy refuses them by name, bot_env_allow.py); written by `pod_body`, none reads another variable."""
     run = up()
-    values = {f"VALUE_{index}": text for index, text in enumerate(TEXTS)}
-    for pod in dispatchers_pods(run, values=values):
-        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+    body = {f"value_{index}": text for index, text in enumerate(TEXTS)}
+    expanding = expansion_rule(run)
+    for pod in dispatchers_pods(run, body=body, channel=False):
+        assert expanding(pod) == celpy.celtypes.BoolType(True)
+    (session, _) = dispatchers_pods(run, body=body, channel=False)
+    (entry,) = [e for e in container(session)["env"] if e["name"] == "VOICEFLEET_BODY"]
+    assert json.loads(expand(entry["value"], Everything())) == body
 
 
 def test_a_trace_collector_with_a_dollar_is_admitted_as_the_dispatcher_writes_it() -> None:
