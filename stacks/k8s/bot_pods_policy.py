@@ -9,8 +9,8 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - it runs as the bots' ServiceAccount with no API token mounted;
 - every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's own entrypoint:
   no command, arguments, working directory, hook or probe, no ConfigMap in its environment and no Secret but the bots'
-  keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom` (bot_secret.py), no `OTEL_*` env but the
-  stack's collector (bot_trace_env.py), no `$(NAME)` the kubelet expands (EXPANDED); no init or ephemeral container;
+  keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom` (bot_secret.py), and no env but what the
+  dispatcher writes (bot_env_allow.py, bot_trace_env.py) with no `$(NAME)` (EXPANDED); no init or ephemeral container;
 - `restartPolicy: Never`, a deadline within the dispatcher's longest (this `up`'s or the last one's), the
   labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
@@ -33,8 +33,10 @@ from typing import Any
 from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE, NOTE_CLAIMED
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
+from stacks.k8s import bot_env_allow
+from stacks.k8s.bot_env_allow import allowed_env, pinned, session_names, told_pins
 from stacks.k8s.bot_trace_env import admitted, described, told_traces, trace_env
-from stacks.k8s.cel import empty, literal, off, quoted
+from stacks.k8s.cel import empty, literal, off, quoted, writable
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.k8s.web_identity import (
     LONGEST_TOKEN_SECONDS,
@@ -73,6 +75,9 @@ class BotPod:
     secrets: tuple[str, ...] = ()  # the Secrets of the bots' keys a pod may take by `envFrom` (K8S_BOT_SECRET)
     # The `OTEL_*` variables the dispatcher tells its pods (the trace collector), each with the values a pod may carry
     traces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Every other name the dispatcher (or EKS's webhook) sets from the stack's settings, with the values a pod may carry
+    pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sessions: tuple[str, ...] = bot_env_allow.OPEN  # the names of a session's or an idle bot's own values
 
 
 def variables() -> list[dict[str, str]]:
@@ -145,6 +150,9 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
         (placement(pod),
          "a bot pod names no node, affinity, host namespace or system priority class, and no runtime class, node "
          "selector or toleration but k8sRuntimeClass's and the cluster's defaults"),
+        # Last: its message lists what it admits, and a pod another check refuses says why in that one's words.
+        (f"{spec}.containers.all(c, {allowed_env(pod.sessions, pod.pins, pod.web_identity is not None)})",
+         bot_env_allow.described(pod.sessions, pod.pins)),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
 
@@ -199,15 +207,18 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
             account_annotations: Mapping[str, str] | None = None, last_role: str | None = None,
-            earlier_secrets: Sequence[str] = (), last_traces: Mapping[str, str] | None = None) -> BotPod:
+            earlier_secrets: Sequence[str] = (), last_traces: Mapping[str, str] | None = None,
+            last_pins: Mapping[str, str] | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
     while the account still carries it (Access updates the account after this policy); a replica not yet rolled
     still names an earlier `up`'s Secret of the bots' keys (`earlier_secrets`: the last `up`'s, and those the stack
-    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py), and its trace collector the last
-    `up`'s (`last_traces`, stacks/k8s/bot_trace_env.py)."""
+    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py), its trace collector the last
+    `up`'s (`last_traces`, stacks/k8s/bot_trace_env.py) and its other told values (`last_pins`, bot_env_allow.py)."""
     account_annotations = account_annotations or {}
+    roles = tuple(dict.fromkeys(role for role in (account_annotations.get(ROLE_ANNOTATION), last_role)
+                                if role and writable(role)))
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
     settings = dispatcher_settings(environment)
@@ -218,4 +229,6 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
                   secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, *earlier_secrets) if name)),
                   web_identity=web_identity_volume(account_annotations),
-                  traces=admitted(told_traces(environment), last_traces or {}))
+                  traces=admitted(told_traces(environment), last_traces or {}),
+                  sessions=session_names(environment),
+                  pins=pinned(told_pins(environment), last_pins or {}, roles, web_identity_volume(account_annotations)))

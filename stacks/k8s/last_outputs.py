@@ -59,9 +59,10 @@ KEYS_GRACE = "dispatcherDrainSeconds"
 MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
 CELL_NAMES = "k8sCellNames"  # the k8sCells its dispatcher looks sessions up in (stacks/k8s/cells.py `removed`)
 BOT_TRACES = "botTraceEnvironment"  # pods: the OTEL_* variables its dispatcher tells its pods (bot_trace_env.py)
+BOT_PINS = "botPinnedEnvironment"  # pods: the other values the stack derives for its pods (bot_env_allow.py)
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
         BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
-        MODEL_REPLICAS, CELL_NAMES, BOT_TRACES)
+        MODEL_REPLICAS, CELL_NAMES, BOT_TRACES, BOT_PINS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -114,6 +115,7 @@ class LastUp:
     model_replicas: int | None = None  # its replicas then
     cell_names: tuple[str, ...] = ()  # its k8sCells (none: one cluster, or an `up` of an earlier release)
     traces: Mapping[str, str] = field(default_factory=dict)  # the OTEL_* variables its pods are told (pods mode)
+    pins: Mapping[str, str] = field(default_factory=dict)  # the channel's URL and the other values they are told
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -129,7 +131,8 @@ class LastUp:
                    keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
                    keys_grace=seconds(values.get(KEYS_GRACE)),
                    model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)),
-                   cell_names=names(values.get(CELL_NAMES)), traces=texts(values.get(BOT_TRACES)))
+                   cell_names=names(values.get(CELL_NAMES)), traces=texts(values.get(BOT_TRACES)),
+                   pins=texts(values.get(BOT_PINS)))
 
 
 def kept(value: object) -> tuple[Kept, ...]:

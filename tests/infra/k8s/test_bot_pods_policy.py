@@ -173,13 +173,13 @@ def test_a_clusters_default_priority_class_is_admitted() -> None:
         assert refusal(policy, created(DISPATCHER, pod)) is None
 
 
-def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
-    """A mutating webhook that adds the pod's own facts (the node's address, as a monitoring agent's does)
-    reads no Secret: admitted."""
+def test_a_webhooks_own_variable_is_refused_with_the_way_out() -> None:
+    """A mutating webhook that adds a variable the dispatcher does not write (the node's address, as a monitoring
+    agent's does) could as well add a proxy: refused, naming the way out."""
     run = up()
     for pod in dispatchers_pods(run):
         container(pod)["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
-        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+        assert "must leave the bots' namespace out" in str(refusal(policy_of(run), created(DISPATCHER, pod)))
 
 
 ROLE = "arn:aws:iam::123456789012:role/voice-bot"
