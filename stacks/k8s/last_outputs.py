@@ -60,9 +60,10 @@ MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelI
 CELL_NAMES = "k8sCellNames"  # the k8sCells its dispatcher looks sessions up in (stacks/k8s/cells.py `removed`)
 BOT_TRACES = "botTraceEnvironment"  # pods: the OTEL_* variables its dispatcher tells its pods (bot_trace_env.py)
 BOT_PINS = "botPinnedEnvironment"  # pods: the other values the stack derives for its pods (bot_env_allow.py)
+BOT_RESOURCES = "botResources"  # pods: its pods' cpu and memory, K8S_BOT_CPU and K8S_BOT_MEMORY (bot_pod_fields.py)
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
         BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
-        MODEL_REPLICAS, CELL_NAMES, BOT_TRACES, BOT_PINS)
+        MODEL_REPLICAS, CELL_NAMES, BOT_TRACES, BOT_PINS, BOT_RESOURCES)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -116,6 +117,7 @@ class LastUp:
     cell_names: tuple[str, ...] = ()  # its k8sCells (none: one cluster, or an `up` of an earlier release)
     traces: Mapping[str, str] = field(default_factory=dict)  # the OTEL_* variables its pods are told (pods mode)
     pins: Mapping[str, str] = field(default_factory=dict)  # the channel's URL and the other values they are told
+    resources: Mapping[str, str] = field(default_factory=dict)  # its pods' cpu and memory (pods mode)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -132,7 +134,7 @@ class LastUp:
                    keys_grace=seconds(values.get(KEYS_GRACE)),
                    model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)),
                    cell_names=names(values.get(CELL_NAMES)), traces=texts(values.get(BOT_TRACES)),
-                   pins=texts(values.get(BOT_PINS)))
+                   pins=texts(values.get(BOT_PINS)), resources=texts(values.get(BOT_RESOURCES)))
 
 
 def kept(value: object) -> tuple[Kept, ...]:

@@ -58,6 +58,9 @@ def stored(body: dict[str, Any]) -> dict[str, Any]:
     for container in spec["containers"]:
         container |= {"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log",
                       "terminationMessagePolicy": "File"}
+    for volume in spec.get("volumes", []):
+        if "projected" in volume:
+            volume["projected"].setdefault("defaultMode", 420)
     return pod
 
 
