@@ -31,7 +31,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
-from dispatcher.machines.k8s.claims import GROUP_VERSION, NOTE_SESSION
+from dispatcher.machines.k8s.claims import FINISHED_KEEP_SECONDS, GROUP_VERSION, NOTE_SESSION
 from dispatcher.machines.k8s.pods import LABEL_SESSION
 from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, PODS
@@ -197,10 +197,12 @@ def sandbox_validations(args: AdmissionArgs) -> list[dict[str, Any]]:
 
 
 # What a claim's spec holds (dispatcher/machines/k8s/claims.py `claim_body`).
-CLAIM_SPEC = (f"a SandboxClaim's spec is what the dispatcher sends: its warm pool (warmPoolRef), its lifecycle, and "
-              f"one annotation on its pod, {NOTE_SESSION}, its session's id: no env (a bot's environment is its "
-              "SandboxTemplate's), volume claim, template of its own, pod label or other annotation (a mutating "
-              "webhook may act on one)")
+SHUTDOWN_POLICY = "DeleteForeground"  # the claim, its Sandbox and its pod go at its end
+CLAIM_SPEC = (f"a SandboxClaim's spec is what the dispatcher sends: its warm pool (warmPoolRef), its lifecycle "
+              f"(a shutdownTime, shutdownPolicy {SHUTDOWN_POLICY}, ttlSecondsAfterFinished at most "
+              f"{FINISHED_KEEP_SECONDS}), and one annotation on its pod, {NOTE_SESSION}, its session's id: no env "
+              "(a bot's environment is its SandboxTemplate's), volume claim, template of its own, pod label or other "
+              "annotation (a mutating webhook may act on one)")
 # The fields of the CRD's served versions (v1beta1, v1alpha1) that `claim_body` never sends.
 UNSENT = ("env", "volumeClaimTemplates", "sandboxTemplateRef", "warmpool")
 
@@ -209,7 +211,13 @@ def claim_spec(claim: str) -> str:
     """CEL: the claim's spec holds only what `claim_body` sends."""
     spec, pod = f"{claim}.spec", f"{claim}.spec.additionalPodMetadata"
     session = f"{claim}.metadata.labels[{literal(LABEL_SESSION)}]"
-    return ("(" + " && ".join(f"!has({spec}.{name})" for name in UNSENT) + f" && (!has({pod}) || "
+    # Its end: a shutdownTime (the policy has no clock to bound it by: the dispatcher's reaper ends a claim past
+    # its session's cap), deleted with its Sandbox and pod, and kept at most as long once finished.
+    life = f"{spec}.lifecycle"
+    ends = (f"has({life}) && has({life}.shutdownTime) && has({life}.shutdownPolicy) && "
+            f"{life}.shutdownPolicy == {literal(SHUTDOWN_POLICY)} && has({life}.ttlSecondsAfterFinished) && "
+            f"{life}.ttlSecondsAfterFinished <= {FINISHED_KEEP_SECONDS}")
+    return ("(" + " && ".join(f"!has({spec}.{name})" for name in UNSENT) + f" && {ends} && (!has({pod}) || "
             f"(!has({pod}.labels) && (!has({pod}.annotations) || {pod}.annotations.all(k, k == "
             f"{literal(NOTE_SESSION)} && has({claim}.metadata.labels) && {literal(LABEL_SESSION)} in "
             f"{claim}.metadata.labels && {pod}.annotations[k] == {session})))))")

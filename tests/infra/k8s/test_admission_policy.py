@@ -95,7 +95,7 @@ def test_the_pools_scale_is_anyones_with_the_verb(policy: dict[str, Any], user: 
 
 
 def test_the_dispatcher_creates_and_deletes_claims_and_nobody_else_creates_one(policy: dict[str, Any]) -> None:
-    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})) is None
+    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj=dispatchers_claim())) is None
     assert refusal(policy, Call(DISPATCHER, "DELETE", POOL_GROUP, "sandboxclaims", obj=None)) is None
     assert "only the dispatcher creates SandboxClaims" in str(
         refusal(policy, Call(SOMEONE, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})))
@@ -139,6 +139,13 @@ CLAIM_CHANGES: dict[str, Callable[[dict[str, Any]], object]] = {
     "a volume claim": lambda spec: spec.update(volumeClaimTemplates=[{"metadata": {"name": "v"}}]),
     "a template of its own (v1alpha1)": lambda spec: spec.update(sandboxTemplateRef={"name": "evil"}),
     "a pool named the v1alpha1 way": lambda spec: spec.update(warmpool="evil"),
+    # Its end: a claim with none, or one that leaves its Sandbox and pod running, holds a bot past its session.
+    "no lifecycle": lambda spec: spec.pop("lifecycle"),
+    "no shutdown time": lambda spec: spec["lifecycle"].pop("shutdownTime"),
+    "its sandbox kept at its end": lambda spec: spec["lifecycle"].update(shutdownPolicy="Retain"),
+    "no shutdown policy": lambda spec: spec["lifecycle"].pop("shutdownPolicy"),
+    "kept a year once finished": lambda spec: spec["lifecycle"].update(ttlSecondsAfterFinished=31536000),
+    "kept for ever once finished": lambda spec: spec["lifecycle"].pop("ttlSecondsAfterFinished"),
 }
 
 
