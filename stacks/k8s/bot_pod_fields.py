@@ -1,6 +1,7 @@
 """The rest of a bot pod's spec at admission (`pods` mode): held to what `pod_body` writes, or the API server's default.
 
-Each field here would let a leaked dispatcher token reach what the bot holds, or where it sends it:
+Each field here would let a leaked dispatcher token reach what the bot holds, or where it sends it (and it runs
+one container, named as the dispatcher reads its state by):
 
 - its mounts: the identity volume at its directory, read-only, with no `subPath` or `subPathExpr` (the kubelet
   expands `$(NAME)` in `subPathExpr` from the whole env, the bots' keys among them, and writes the text in the
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dispatcher.machines.k8s.pods import IDENTITY_DIR, IDENTITY_VOLUME
+from dispatcher.machines.k8s.pods import CONTAINER, IDENTITY_DIR, IDENTITY_VOLUME
 from stacks.k8s.bot_env_allow import EKS_TOKEN_DIR
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
@@ -87,6 +88,9 @@ def checks(web_identity: WebIdentityVolume | None, cpu: Sequence[str], memory: S
     """Each check's CEL on `object` with its message."""
     spec = "object.spec"
     return [
+        # A twin would run a second bot on the same keys, outside what the dispatcher counts and reads the state of.
+        (f"size({spec}.containers) == 1 && {spec}.containers[0].name == {literal(CONTAINER)}",
+         f"a bot pod runs one container, {CONTAINER}, as the dispatcher makes it"),
         (f"{spec}.containers.all(c, {mounts(web_identity)})",
          f"a bot pod's container mounts only its identity volume {IDENTITY_VOLUME} at {IDENTITY_DIR}, read-only, "
          "whole (no subPath or subPathExpr: the kubelet expands subPathExpr from the env, the bots' keys among it)"

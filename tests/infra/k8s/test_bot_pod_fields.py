@@ -64,6 +64,9 @@ def ca_source(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
+    "a twin of the bot's container": (lambda pod: spec_of(pod)["containers"].append(
+        {**container(pod), "name": "twin"}), "a bot pod runs one container"),
+    "the bot's container renamed": (lambda pod: container(pod).update(name="other"), "a bot pod runs one container"),
     "a subPathExpr reading the keys": (the_keys_in_a_sub_path, MOUNTS),
     "a subPath": (lambda pod: mount(pod).update(subPath="token"), MOUNTS),
     "the identity mounted writable": (lambda pod: mount(pod).update(readOnly=False), MOUNTS),
