@@ -72,6 +72,11 @@ def dispatchers_pods(run: Run, image: str = IMAGE, body: Mapping[str, Any] | Non
     env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
     if not channel:
         env.pop(CHANNEL_URL_VARIABLE)
+    return pods_of(env, image, body)
+
+
+def pods_of(env: Mapping[str, str], image: str = IMAGE, body: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A session's pod and an idle bot's, as a dispatcher with this environment creates them."""
     spec = LaunchSpec(session_id="s1", body_digest="d1", max_session_seconds=int(env["MAX_SESSION_SECONDS"]),
                       body=body or {"greeting": "hello"}, room_url="https://example.daily.co/r1", bot_token="t1",
                       ice_config={"iceServers": [{"urls": "stun:stun.example.com"}]}, image=image)
