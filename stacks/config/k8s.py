@@ -117,6 +117,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     controller = _service_account(cfg, "k8sSandboxController")
     agent_sandbox = _agent_sandbox(cfg, mode, controller)
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
+    _pinned_endpoint(cfg, settings, mode)
     ingress_class = cfg.string("k8sIngressClass", pattern=DNS_LABEL)
     registry, dispatcher_image, bot_image = k8s_registry.load(cfg)
     cells = k8s_cells.cells(cfg, mode=mode, namespace=names["k8sBotNamespace"],
@@ -267,6 +268,17 @@ def _deployer(cfg: Reader, settings: Settings) -> str:
         raise cfg.fail("k8sDeployer", f"must be a user name of printable characters with no space, quote or "
                                       f"backslash, as `kubectl auth whoami` prints it (got {deployer!r})")
     return deployer
+
+
+def _pinned_endpoint(cfg: Reader, settings: Settings, mode: str) -> None:
+    """pods mode: the collector's URL goes into the bots' admission policy's CEL as a quoted string
+    (stacks/k8s/bot_trace_env.py), which holds no quote or backslash; percent-encoded, the URL is the same."""
+    endpoint = settings.observability.otlp_endpoint
+    if mode == AGENT_SANDBOX or endpoint is None or not ({"'", "\\"} & set(endpoint)):
+        return
+    raise cfg.fail("otelExporterOtlpEndpoint", f"holds a quote or backslash, which the bots' admission policy (k8sMode "
+                                               f"pods) cannot pin the bots' collector to (got {endpoint!r}): write "
+                                               "them percent-encoded, %27 and %5C")
 
 
 def _public_ranges(cfg: Reader, key: str) -> tuple[str, ...]:

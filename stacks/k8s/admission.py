@@ -13,7 +13,8 @@ agent-sandbox: only the controller creates pods, or creates, changes or deletes 
 and the namespace's deletion change and delete them too); only the deployer (`k8sDeployer`) creates
 SandboxTemplates and SandboxWarmPools or changes their `spec` (their `scale` matches no rule: the
 dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA keep working; deletes are RBAC's); only the
-dispatcher creates SandboxClaims, and only it, the controller or the collector changes their `spec`.
+dispatcher creates SandboxClaims, and only it, the controller or the collector changes their `spec`, which
+holds only what `claim_body` sends: no `env`, no pod label and one pod annotation (the session's id).
 
 pods: only the dispatcher creates pods, each what its `pod_body` builds (stacks/k8s/bot_pods_policy.py),
 and only it changes their `voicefleet.io/` marks (a claim).
@@ -30,12 +31,13 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes.admissionregistration as k8s_admissionregistration
 
-from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.claims import FINISHED_KEEP_SECONDS, GROUP_VERSION, NOTE_SESSION
+from dispatcher.machines.k8s.pods import LABEL_SESSION
 from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, PODS
 from stacks.k8s import bot_pods_policy
 from stacks.k8s.bot_pods_policy import BotPod
-from stacks.k8s.cel import account, quoted, same_marks
+from stacks.k8s.cel import account, literal, quoted, same_marks
 from stacks.k8s.namespaces import NAME_LABEL
 
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]
@@ -182,7 +184,43 @@ def sandbox_validations(args: AdmissionArgs) -> list[dict[str, Any]]:
             "(object.spec == oldObject.spec || variables.controller || variables.collector))"),
          "message": "only the dispatcher creates SandboxClaims, and only it, the controller or the collector "
                     "changes their spec"},
+        # A claim's spec reaches its pod: its env over the template's (the trace endpoint among it, which would
+        # carry the bots' Secret's collector headers elsewhere; the controller refuses it only while the template
+        # leaves envVarsInjectionPolicy at Disallowed), and its pod metadata, which a mutating webhook may act on
+        # (the OpenTelemetry Operator's inject annotation names any namespace's Instrumentation). So it holds what
+        # claims.py `claim_body` sends, each field of the CRD's served versions named (CEL cannot list an object's).
+        {"expression": ("request.resource.resource != 'sandboxclaims' || !has(object.spec) || "
+                        "(request.operation == 'UPDATE' && (object.spec == oldObject.spec || variables.controller || "
+                        f"variables.collector)) || {claim_spec('object')}"),
+         "message": CLAIM_SPEC},
     ]
+
+
+# What a claim's spec holds (dispatcher/machines/k8s/claims.py `claim_body`).
+SHUTDOWN_POLICY = "DeleteForeground"  # the claim, its Sandbox and its pod go at its end
+CLAIM_SPEC = (f"a SandboxClaim's spec is what the dispatcher sends: its warm pool (warmPoolRef), its lifecycle "
+              f"(a shutdownTime, shutdownPolicy {SHUTDOWN_POLICY}, ttlSecondsAfterFinished at most "
+              f"{FINISHED_KEEP_SECONDS}), and one annotation on its pod, {NOTE_SESSION}, its session's id: no env "
+              "(a bot's environment is its SandboxTemplate's), volume claim, template of its own, pod label or other "
+              "annotation (a mutating webhook may act on one)")
+# The fields of the CRD's served versions (v1beta1, v1alpha1) that `claim_body` never sends.
+UNSENT = ("env", "volumeClaimTemplates", "sandboxTemplateRef", "warmpool")
+
+
+def claim_spec(claim: str) -> str:
+    """CEL: the claim's spec holds only what `claim_body` sends."""
+    spec, pod = f"{claim}.spec", f"{claim}.spec.additionalPodMetadata"
+    session = f"{claim}.metadata.labels[{literal(LABEL_SESSION)}]"
+    # Its end: a shutdownTime (the policy has no clock to bound it by: the dispatcher's reaper ends a claim past
+    # its session's cap), deleted with its Sandbox and pod, and kept at most as long once finished.
+    life = f"{spec}.lifecycle"
+    ends = (f"has({life}) && has({life}.shutdownTime) && has({life}.shutdownPolicy) && "
+            f"{life}.shutdownPolicy == {literal(SHUTDOWN_POLICY)} && has({life}.ttlSecondsAfterFinished) && "
+            f"{life}.ttlSecondsAfterFinished <= {FINISHED_KEEP_SECONDS}")
+    return ("(" + " && ".join(f"!has({spec}.{name})" for name in UNSENT) + f" && {ends} && (!has({pod}) || "
+            f"(!has({pod}.labels) && (!has({pod}.annotations) || {pod}.annotations.all(k, k == "
+            f"{literal(NOTE_SESSION)} && has({claim}.metadata.labels) && {literal(LABEL_SESSION)} in "
+            f"{claim}.metadata.labels && {pod}.annotations[k] == {session})))))")
 
 
 class BotAdmission(pulumi.ComponentResource):

@@ -7,14 +7,14 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - only the dispatcher creates pods, and a pod's update leaves its `spec` (the dispatcher's claim changes
   labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
 - it runs as the bots' ServiceAccount with no API token mounted;
-- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
-  own entrypoint: no command, arguments, working directory, hook or probe, no ConfigMap in its environment
-  and no Secret but the bots' keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom`
-  (stacks/k8s/bot_secret.py); no init or ephemeral container;
-- `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
-  last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
-- its only volumes are projected identity tokens for the channel's audience (and the channel's CA
-  ConfigMap when the stack made one), and with an EKS role the volume EKS's webhook adds (web_identity.py);
+- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's own entrypoint:
+  no command, arguments, working directory, hook or probe, no ConfigMap in its environment and no Secret but the bots'
+  keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom` (bot_secret.py), and no env but what the
+  dispatcher writes (bot_env_allow.py, bot_trace_env.py) with no `$(NAME)` (EXPANDED); no init or ephemeral container;
+- `restartPolicy: Never`, a deadline within the dispatcher's longest (this `up`'s or the last one's), the
+  labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
+- its only volumes are `pod_body`'s identity token and CA, and EKS's with a role (web_identity.py); its mounts,
+  name resolution, termination message, scheduler and resources are `pod_body`'s too (bot_pod_fields.py);
 - it names no node, affinity, host namespace or system priority class; its runtime class is `k8sRuntimeClass`.
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
@@ -27,13 +27,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE, NOTE_CLAIMED
+from dispatcher.machines.k8s.pods import (
+    APP,
+    CHANNEL_CA_KEY,
+    CHANNEL_CA_PATH,
+    IDENTITY_TOKEN_SECONDS,
+    IDENTITY_VOLUME,
+    IDLE,
+    LABEL_APP,
+    LABEL_SESSION,
+    LABEL_STATE,
+    NOTE_CLAIMED,
+)
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.k8s.cel import empty, literal, off, quoted
+from stacks.k8s import bot_env_allow, bot_pod_fields
+from stacks.k8s.bot_env_allow import allowed_env, pinned, session_names, told_pins
+from stacks.k8s.bot_pod_fields import admitted_quantities
+from stacks.k8s.bot_trace_env import admitted, described, told_traces, trace_env
+from stacks.k8s.cel import empty, literal, off, quoted, writable
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.k8s.web_identity import (
     LONGEST_TOKEN_SECONDS,
@@ -51,6 +66,10 @@ DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unrea
 # system-cluster-critical) sit above it and preempt any other pod from a node.
 HIGHEST_USER_PRIORITY = 1_000_000_000
 CREATE = "variables.bot_create"
+# A value the kubelet expands (kubernetes/kubernetes third_party/forked/golang/expansion): it reads `$` two by two
+# from the left (`$$` is `$`), so a reference is a `$(` after an odd run of `$`, with a `)` after it. Classes,
+# not `\$`: CEL's quotes here hold no backslash (stacks/k8s/cel.py).
+EXPANDED = "(^|[^$])([$][$])*[$][(][^)]*[)]"
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,14 @@ class BotPod:
     web_identity: WebIdentityVolume | None = None  # the volume a cloud's webhook adds (botPermissions' IRSA)
     namespace: str = ""  # the bots' (named in the way out of a refusal)
     secrets: tuple[str, ...] = ()  # the Secrets of the bots' keys a pod may take by `envFrom` (K8S_BOT_SECRET)
+    # The `OTEL_*` variables the dispatcher tells its pods (the trace collector), each with the values a pod may carry
+    traces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Every other name the dispatcher (or EKS's webhook) sets from the stack's settings, with the values a pod may carry
+    pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sessions: tuple[str, ...] = bot_env_allow.OPEN  # the names of a session's or an idle bot's own values
+    # K8S_BOT_CPU and K8S_BOT_MEMORY (this `up`'s and the last one's), as written and as the API server stores them
+    cpu: tuple[str, ...] = ("1",)
+    memory: tuple[str, ...] = ("1Gi",)
 
 
 def variables() -> list[dict[str, str]]:
@@ -114,6 +141,11 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "or probe) and reads no ConfigMap into its environment, and no Secret but "
          + (f"the bots' keys' ({', '.join(pod.secrets)}, by envFrom)" if pod.secrets else "none (the stack has no "
             "botSecrets or k8sBotSecret)")),
+        (f"{spec}.containers.all(c, (!has(c.env) || c.env.all(e, !has(e.value) || "
+         f"!e.value.matches({literal(EXPANDED)}))))",
+         "a bot pod's plain env values read no other variable: a `$(` is written `$$(` (the kubelet replaces "
+         "$(NAME) with NAME's value, the bots' keys' among them, and $$ with $), as the dispatcher writes them"),
+        (f"{spec}.containers.all(c, {trace_env(pod.traces)})", described(pod.traces)),
         (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
          f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
@@ -123,16 +155,20 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"!(has(object.metadata.annotations) && {literal(NOTE_CLAIMED)} in object.metadata.annotations)",
          f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
          f"{LABEL_STATE}: {IDLE}), no scheduling gate, and no {NOTE_CLAIMED} before its claim"),
-        (f"!has({spec}.volumes) || {spec}.volumes.all(v, (has(v.projected) && v.projected.sources.all(s, "
-         f"(has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
-         f"s.serviceAccountToken.audience == {literal(pod.audience)}){ca_source(pod.ca_configmap)}))"
-         f"{web_identity_source(pod.web_identity)})",
+        (f"!has({spec}.volumes) || {spec}.volumes.all(v, (v.name == {literal(IDENTITY_VOLUME)} && "
+         f"has(v.projected) && v.projected.sources.all(s, {identity_source(pod.audience)}"
+         f"{ca_source(pod.ca_configmap)})){web_identity_source(pod.web_identity)})",
          f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"
+         f" ({IDENTITY_VOLUME}: path token, at most {IDENTITY_TOKEN_SECONDS} s)"
          + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")
          + (f", and {pod.web_identity.described}" if pod.web_identity else "")),
+        *bot_pod_fields.checks(pod.web_identity, pod.cpu, pod.memory),
         (placement(pod),
          "a bot pod names no node, affinity, host namespace or system priority class, and no runtime class, node "
          "selector or toleration but k8sRuntimeClass's and the cluster's defaults"),
+        # Last: its message lists what it admits, and a pod another check refuses says why in that one's words.
+        (f"{spec}.containers.all(c, {allowed_env(pod.sessions, pod.pins, pod.web_identity is not None)})",
+         bot_env_allow.described(pod.sessions, pod.pins)),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
 
@@ -145,11 +181,22 @@ def env_from(secrets: tuple[str, ...]) -> str:
             f"f.secretRef.name in {quoted(secrets)}))")
 
 
+def identity_source(audience: str) -> str:
+    """CEL: a projected source `s` that is the bot's identity token as `pod_body` writes it."""
+    token = "s.serviceAccountToken"  # noqa: S105 - a field's name
+    return (f"(has({token}) && has({token}.audience) && {token}.audience == {literal(audience)} && has({token}.path) "
+            f"&& {token}.path == 'token' && has({token}.expirationSeconds) && "
+            f"{token}.expirationSeconds <= {IDENTITY_TOKEN_SECONDS})")
+
+
 def ca_source(configmap: str | None) -> str:
-    """CEL: ` || ` a projected source that is the channel's CA ConfigMap alone, or nothing without one."""
+    """CEL: ` || ` a projected source that is the channel's CA ConfigMap alone, its one key at its one path, or
+    nothing without one."""
     if configmap is None:
         return ""
-    return (f" || (has(s.configMap) && !has(s.serviceAccountToken) && s.configMap.name == {literal(configmap)})")
+    return (f" || (has(s.configMap) && !has(s.serviceAccountToken) && s.configMap.name == {literal(configmap)} && "
+            f"has(s.configMap.items) && s.configMap.items.all(i, i.key == {literal(CHANNEL_CA_KEY)} && "
+            f"i.path == {literal(CHANNEL_CA_PATH)} && !has(i.mode)))")
 
 
 def web_identity_source(volume: WebIdentityVolume | None) -> str:
@@ -187,21 +234,32 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
             account_annotations: Mapping[str, str] | None = None, last_role: str | None = None,
-            earlier_secrets: Sequence[str] = ()) -> BotPod:
+            earlier_secrets: Sequence[str] = (), last_traces: Mapping[str, str] | None = None,
+            last_pins: Mapping[str, str] | None = None, last_resources: Mapping[str, str] | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
     while the account still carries it (Access updates the account after this policy); a replica not yet rolled
     still names an earlier `up`'s Secret of the bots' keys (`earlier_secrets`: the last `up`'s, and those the stack
-    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py)."""
+    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py), its trace collector the last
+    `up`'s (`last_traces`, stacks/k8s/bot_trace_env.py), its other told values (`last_pins`, bot_env_allow.py) and
+    its pods' cpu and memory (`last_resources`)."""
     account_annotations = account_annotations or {}
+    roles = tuple(dict.fromkeys(role for role in (account_annotations.get(ROLE_ANNOTATION), last_role)
+                                if role and writable(role)))
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
     settings = dispatcher_settings(environment)
+    last_resources = last_resources or {}
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
                   namespace=settings.namespace,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
                   secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, *earlier_secrets) if name)),
-                  web_identity=web_identity_volume(account_annotations))
+                  web_identity=web_identity_volume(account_annotations),
+                  traces=admitted(told_traces(environment), last_traces or {}),
+                  sessions=session_names(environment),
+                  cpu=admitted_quantities(settings.cpu, last_resources.get("cpu")),
+                  memory=admitted_quantities(settings.memory, last_resources.get("memory")),
+                  pins=pinned(told_pins(environment), last_pins or {}, roles, web_identity_volume(account_annotations)))

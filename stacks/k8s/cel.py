@@ -16,8 +16,13 @@ def account(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
+def writable(value: str) -> bool:
+    """Whether `literal` can write the value: no quote or backslash, which would end or escape the string."""
+    return "'" not in value and "\\" not in value
+
+
 def literal(value: str) -> str:
-    if "'" in value or "\\" in value:
+    if not writable(value):
         raise ValueError(f"{value!r} cannot be written into the admission policy's CEL")
     return f"'{value}'"
 

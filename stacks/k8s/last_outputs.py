@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,9 +58,12 @@ KEYS_SECRET, KEYS_SLOT, KEYS_KEPT = "botKeysSecret", "botKeysSlot", "botKeysKept
 KEYS_GRACE = "dispatcherDrainSeconds"
 MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
 CELL_NAMES = "k8sCellNames"  # the k8sCells its dispatcher looks sessions up in (stacks/k8s/cells.py `removed`)
+BOT_TRACES = "botTraceEnvironment"  # pods: the OTEL_* variables its dispatcher tells its pods (bot_trace_env.py)
+BOT_PINS = "botPinnedEnvironment"  # pods: the other values the stack derives for its pods (bot_env_allow.py)
+BOT_RESOURCES = "botResources"  # pods: its pods' cpu and memory, K8S_BOT_CPU and K8S_BOT_MEMORY (bot_pod_fields.py)
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
         BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
-        MODEL_REPLICAS, CELL_NAMES)
+        MODEL_REPLICAS, CELL_NAMES, BOT_TRACES, BOT_PINS, BOT_RESOURCES)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -112,6 +115,9 @@ class LastUp:
     model_namespace: str | None = None  # the model service's namespace (k8sModelImage only)
     model_replicas: int | None = None  # its replicas then
     cell_names: tuple[str, ...] = ()  # its k8sCells (none: one cluster, or an `up` of an earlier release)
+    traces: Mapping[str, str] = field(default_factory=dict)  # the OTEL_* variables its pods are told (pods mode)
+    pins: Mapping[str, str] = field(default_factory=dict)  # the channel's URL and the other values they are told
+    resources: Mapping[str, str] = field(default_factory=dict)  # its pods' cpu and memory (pods mode)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -127,7 +133,8 @@ class LastUp:
                    keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
                    keys_grace=seconds(values.get(KEYS_GRACE)),
                    model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)),
-                   cell_names=names(values.get(CELL_NAMES)))
+                   cell_names=names(values.get(CELL_NAMES)), traces=texts(values.get(BOT_TRACES)),
+                   pins=texts(values.get(BOT_PINS)), resources=texts(values.get(BOT_RESOURCES)))
 
 
 def kept(value: object) -> tuple[Kept, ...]:
@@ -138,6 +145,13 @@ def kept(value: object) -> tuple[Kept, ...]:
 def names(value: object) -> tuple[str, ...]:
     """A list of names read back; what is not a name (an output edited by hand) is left out."""
     return tuple(item for item in value if isinstance(item, str) and item) if isinstance(value, list) else ()
+
+
+def texts(value: object) -> dict[str, str]:
+    """A map of names to values read back; an entry that is not text (an output edited by hand) is left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {key: item for key, item in value.items() if isinstance(key, str) and isinstance(item, str)}
 
 
 def seconds(value: object) -> int | None:

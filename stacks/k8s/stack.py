@@ -48,9 +48,12 @@ from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArg
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
+from stacks.k8s.bot_env_allow import told_pins
+from stacks.k8s.bot_pod_fields import told_resources
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
 from stacks.k8s.bot_secret_generations import Generations
 from stacks.k8s.bot_secret_keys import BotSecretKeys
+from stacks.k8s.bot_trace_env import told_traces
 from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
@@ -267,7 +270,8 @@ class K8sStack(pulumi.ComponentResource):
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
                                       found[0].bot_lifetime, settings.bot_permissions.k8s_annotations,
                                       found[0].bot_role, (found[0].bot_secret or "",
-                                                          *(kept.name for kept in found[2].kept))))),
+                                                          *(kept.name for kept in found[2].kept)),
+                                      found[0].traces, found[0].pins, found[0].resources))),
             opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
@@ -410,6 +414,10 @@ class K8sStack(pulumi.ComponentResource):
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment),
+                # the trace collector its pods are told, which the next `up`'s policy still admits while it rolls
+                last_outputs.BOT_TRACES: launching.apply(told_traces),
+                last_outputs.BOT_PINS: launching.apply(told_pins),  # its channel, model service, Twilio region, logs
+                last_outputs.BOT_RESOURCES: launching.apply(told_resources),
                 **({last_outputs.BOT_ROLE: role} if (role := settings.bot_permissions.k8s_annotations.get(
                     ROLE_ANNOTATION)) else {}),
                 **({last_outputs.BOT_SECRET: keys_name} if keys_name is not None else {})}),

@@ -78,6 +78,7 @@ from tests.fakes.k8s_delete import precondition_refusal, read_options
 from tests.fakes.k8s_pod_spec import pod_spec_problems
 from tests.fakes.k8s_schema import KUBE_VERSION
 from tests.fakes.k8s_watch import METADATA_FIELDS, POD_FIELDS, WatchHistory, fields_match, parse_fields
+from tests.fakes.kubelet_expansion import expand
 from tests.fakes.server import FakeApi, Handler
 
 POLICY = "voicefleet-bots-made-by-the-dispatcher"  # the stack's admission policy (stacks/k8s/admission.py)
@@ -211,12 +212,15 @@ def parse_selector(raw: str) -> list[Requirement]:
 
 def container_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
     """A container's environment as the kubelet makes it: each `envFrom` source's keys in order (a later
-    source wins), then `env`, whose names win over any of them (kubelet_pods.go makeEnvironmentVariables)."""
+    source wins), then `env`, whose names win over any of them, each value's `$(NAME)` expanded from the
+    variables before it (kubelet_pods.go makeEnvironmentVariables; tests/fakes/kubelet_expansion.py)."""
     found: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         if ref := source.get("secretRef"):
             found |= {source.get("prefix", "") + key: value for key, value in secrets.get(ref["name"], {}).items()}
-    return found | {e["name"]: e.get("value", "") for e in container.get("env") or []}
+    for entry in container.get("env") or []:
+        found[entry["name"]] = expand(entry.get("value", ""), found)
+    return found
 
 
 class FakeKubernetes(FakeApi):

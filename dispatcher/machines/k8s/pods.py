@@ -7,7 +7,9 @@ and a session's pod must never be replaced. `restartPolicy: Never` (a session ru
 ServiceAccount token of the API server's audience mounted, only one projected token of voicefleet's
 audience at IDENTITY_TOKEN_PATH (docs/kubernetes.md, "Identity"), and beside it, with
 K8S_BOT_CHANNEL_CA_CONFIGMAP, the CA a wss:// channel is checked against (BOT_CHANNEL_CA_FILE). With
-K8S_BOT_SECRET, the bots' keys by reference (`envFrom`), never a value in the pod's spec.
+K8S_BOT_SECRET, the bots' keys by reference (`envFrom`), never a value in the pod's spec. Every plain env
+value is written with its `$` doubled (`unexpanded`): the kubelet reads `$(NAME)` in one as another
+variable's value (the Secret's keys among them) and `$$` as `$`, so the bot gets the text as it was given.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def idle_pod_name(bot_id: str) -> str:
     return IDLE_PREFIX + bot_id
 
 
+def unexpanded(value: str) -> str:
+    """`value` as a container's plain env value that the kubelet gives the container unchanged: it replaces
+    `$(NAME)` with NAME's value and `$$` with `$` (kubernetes/kubernetes third_party/forked/golang/expansion),
+    so with every `$` doubled a session's `$(…)` stays text and reads none of the bots' keys."""
+    return value.replace("$", "$$")
+
+
 def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, str], labels: Mapping[str, str],
              annotations: Mapping[str, str], deadline_seconds: int | None) -> dict[str, Any]:
     """A bot's pod; `deadline_seconds` None: no `activeDeadlineSeconds` (an agent-sandbox template's pod,
@@ -72,7 +81,7 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
         "containers": [{
             "name": CONTAINER,
             "image": image,
-            "env": [{"name": k, "value": v} for k, v in env.items()],
+            "env": [{"name": k, "value": unexpanded(v)} for k, v in env.items()],
             # The bots' keys, read by the kubelet when the container starts. A name in `env` wins over the
             # same name here (the kubelet applies `envFrom` first), so no key can replace a launch value.
             **({"envFrom": [{"secretRef": {"name": settings.bot_secret}}]} if settings.bot_secret else {}),

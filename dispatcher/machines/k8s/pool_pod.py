@@ -8,7 +8,8 @@ more of it than its image (the template is as writable as the pods it makes):
   entrypoint and arguments (no `command`, no `args`): `python -I -m bot`, which ignores PYTHON*
   variables and refuses the loader's LD_* ones (bot/environment_check.py);
 - every container's `BOT_CHANNEL_URL` is this dispatcher's channel, set in the spec (a `value`, not
-  a reference): a bot sent elsewhere would hand its pod's token to whoever listens there.
+  a reference) as `pod_body` writes it (`$` doubled, so the kubelet's `$(NAME)` expansion gives the bot
+  that text): a bot sent elsewhere would hand its pod's token to whoever listens there.
 
 That is all it checks. It does not make the pod run the bot and nothing else: a `lifecycle` hook or an
 `exec` probe runs any command in BOT_IMAGE beside the pod's token, a volume mounted over the bot's
@@ -24,6 +25,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.machines.k8s.pods import unexpanded
 
 
 def _containers(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -52,7 +54,7 @@ def pool_pod_problem(name: str, pod: Mapping[str, Any], *, images: Collection[st
         return f"pod {name} overrides its image's command or arguments: a pool bot runs BOT_IMAGE's own entrypoint"
     if channel_url is not None:
         for container in containers:
-            if (dials := _literal_env(container, CHANNEL_URL_VARIABLE)) != channel_url:
+            if (dials := _literal_env(container, CHANNEL_URL_VARIABLE)) != unexpanded(channel_url):
                 return (f"pod {name}'s container {container.get('name')} dials {str(dials)[:200]}, not this "
                         f"dispatcher's channel ({CHANNEL_URL_VARIABLE})")
     return None

@@ -7,11 +7,13 @@ everyone else's writes to what the pool bots' trust rests on are refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import celpy
 import pytest
 
+from dispatcher.machines.k8s.claims import claim_body
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.k8s.admission_cel import Call, evaluate, refusal
 from tests.infra.k8s.conftest import K8sRunner
@@ -93,7 +95,7 @@ def test_the_pools_scale_is_anyones_with_the_verb(policy: dict[str, Any], user: 
 
 
 def test_the_dispatcher_creates_and_deletes_claims_and_nobody_else_creates_one(policy: dict[str, Any]) -> None:
-    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})) is None
+    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj=dispatchers_claim())) is None
     assert refusal(policy, Call(DISPATCHER, "DELETE", POOL_GROUP, "sandboxclaims", obj=None)) is None
     assert "only the dispatcher creates SandboxClaims" in str(
         refusal(policy, Call(SOMEONE, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})))
@@ -105,6 +107,64 @@ def test_the_dispatcher_creates_and_deletes_claims_and_nobody_else_creates_one(p
     assert refusal(policy, labelled) is None  # its spec as it was
     assert refusal(policy, Call(CONTROLLER, "UPDATE", POOL_GROUP, "sandboxclaims", obj={"spec": {"a": 1}},
                                 old={"spec": {}})) is None
+
+
+CLAIM_SPEC = "a SandboxClaim's spec is what the dispatcher sends"
+
+
+def dispatchers_claim() -> dict[str, Any]:
+    return claim_body("vf-s1", pool="voicefleet-bot", session_id="s1", release="default",
+                      notes={"voicefleet.io/launch": "l1"}, shutdown_after_seconds=1860)
+
+
+def test_a_claim_sets_no_env_the_bots_is_its_templates(policy: dict[str, Any]) -> None:
+    """A claim's env would reach its pod (the trace endpoint among it, pointing the bots' Secret's collector
+    headers elsewhere): refused from the dispatcher too, whatever the controller's envVarsInjectionPolicy."""
+    pointed = {"spec": {"warmPoolRef": {"name": "voicefleet-bot"}, "env": [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "https://collector.attacker.example"}]}}
+    for old in (None, {"spec": {"warmPoolRef": {"name": "voicefleet-bot"}}}):
+        call = Call(DISPATCHER, "UPDATE" if old else "CREATE", POOL_GROUP, "sandboxclaims", obj=pointed, old=old)
+        assert CLAIM_SPEC in str(refusal(policy, call))
+    # One made before the policy with env is not stopped from being un-owned or labelled.
+    assert refusal(policy, Call(COLLECTOR, "UPDATE", POOL_GROUP, "sandboxclaims", obj=pointed, old=pointed)) is None
+
+
+CLAIM_CHANGES: dict[str, Callable[[dict[str, Any]], object]] = {
+    # The OpenTelemetry Operator injects another namespace's Instrumentation (its endpoint, its env) into the pod.
+    "a webhook's annotation on its pod": lambda spec: spec["additionalPodMetadata"]["annotations"].update(
+        {"instrumentation.opentelemetry.io/inject-python": "elsewhere/evil"}),
+    "another session's id on its pod": lambda spec: spec["additionalPodMetadata"]["annotations"].update(
+        {"voicefleet.io/session": "s2"}),
+    "a label on its pod": lambda spec: spec["additionalPodMetadata"].update(labels={"sandbox.users.io/x": "y"}),
+    "a volume claim": lambda spec: spec.update(volumeClaimTemplates=[{"metadata": {"name": "v"}}]),
+    "a template of its own (v1alpha1)": lambda spec: spec.update(sandboxTemplateRef={"name": "evil"}),
+    "a pool named the v1alpha1 way": lambda spec: spec.update(warmpool="evil"),
+    # Its end: a claim with none, or one that leaves its Sandbox and pod running, holds a bot past its session.
+    "no lifecycle": lambda spec: spec.pop("lifecycle"),
+    "no shutdown time": lambda spec: spec["lifecycle"].pop("shutdownTime"),
+    "its sandbox kept at its end": lambda spec: spec["lifecycle"].update(shutdownPolicy="Retain"),
+    "no shutdown policy": lambda spec: spec["lifecycle"].pop("shutdownPolicy"),
+    "kept a year once finished": lambda spec: spec["lifecycle"].update(ttlSecondsAfterFinished=31536000),
+    "kept for ever once finished": lambda spec: spec["lifecycle"].pop("ttlSecondsAfterFinished"),
+}
+
+
+def test_the_dispatchers_own_claim_is_admitted(policy: dict[str, Any]) -> None:
+    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj=dispatchers_claim())) is None
+
+
+@pytest.mark.parametrize("change", list(CLAIM_CHANGES))
+def test_a_claim_holds_only_what_the_dispatcher_sends(policy: dict[str, Any], change: str) -> None:
+    claim = dispatchers_claim()
+    CLAIM_CHANGES[change](claim["spec"])
+    assert CLAIM_SPEC in str(refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj=claim)))
+
+
+def test_the_stacks_template_leaves_claims_env_disallowed(k8s_stack: K8sRunner) -> None:
+    """agent-sandbox's envVarsInjectionPolicy defaults to Disallowed: the controller refuses a claim's env."""
+    run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer=DEPLOYER)
+    templates = run.of_type("kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate")
+    assert templates and all("envVarsInjectionPolicy" not in unwrap(t.inputs)["spec"] for t in templates)
 
 
 def test_only_the_controller_makes_sandboxes_and_pods(policy: dict[str, Any]) -> None:

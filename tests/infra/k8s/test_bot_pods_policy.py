@@ -10,15 +10,15 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
-from dispatcher.machines.k8s.pods import IDLE, LABEL_BOT, LABEL_STATE, NOTE_LAUNCH, pod_body
-from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
-from stacks.k8s.pool_template import dispatcher_settings
+from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.k8s.pods import LABEL_STATE
 from stacks.tools.mocks import Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.infra import program_cache
@@ -26,6 +26,7 @@ from tests.infra.conftest import K8S_STACK_SECRETS, config_for
 from tests.infra.helpers import component_outputs
 from tests.infra.k8s.admission_cel import Call, refusal
 from tests.infra.k8s.conftest import container_env
+from tests.infra.k8s.made_pods import made_pods
 from tests.infra.k8s.test_agent_sandbox import body
 
 DISPATCHER = "system:serviceaccount:voicefleet:voicefleet-dispatcher"
@@ -57,22 +58,30 @@ def stored(body: dict[str, Any]) -> dict[str, Any]:
     for container in spec["containers"]:
         container |= {"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log",
                       "terminationMessagePolicy": "File"}
+    for volume in spec.get("volumes", []):
+        if "projected" in volume:
+            volume["projected"].setdefault("defaultMode", 420)
     return pod
 
 
-def dispatchers_pods(run: Run, image: str = IMAGE) -> list[dict[str, Any]]:
-    """A session's pod and an idle bot's, as the dispatcher of this stack builds them."""
+def dispatchers_pods(run: Run, image: str = IMAGE, body: Mapping[str, Any] | None = None, *,
+                     channel: bool = True) -> list[dict[str, Any]]:
+    """A session's pod and an idle bot's, as the dispatcher of this stack creates them (tests/infra/k8s/made_pods.py).
+    `channel` False: as one with no bot channel would (the stack always gives one), whose session's pod holds the
+    caller's `body`, its room and token."""
     env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
-    settings = dispatcher_settings(env)
-    # The deadlines the dispatcher gives: dispatcher/machines/k8s/provider.py launch, reserve.py's idle bots.
-    max_session = int(env["MAX_SESSION_SECONDS"])
-    session = pod_body(settings, "vf-s1", image=image, env={"BOT_SESSION_ID": "s1"},
-                       labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
-                       deadline_seconds=max_session + DEADLINE_SLACK_SECONDS)
-    idle = pod_body(settings, "vf-idle-b1", image=image, env={"BOT_ID": "b1"},
-                    labels={LABEL_STATE: IDLE, LABEL_BOT: "b1"}, annotations={NOTE_LAUNCH: "l2"},
-                    deadline_seconds=math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"])) + max_session)
-    return [stored(session), stored(idle)]
+    if not channel:
+        env.pop(CHANNEL_URL_VARIABLE)
+    return pods_of(env, image, body)
+
+
+def pods_of(env: Mapping[str, str], image: str = IMAGE, body: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A session's pod and an idle bot's, as a dispatcher with this environment creates them."""
+    spec = LaunchSpec(session_id="s1", body_digest="d1", max_session_seconds=int(env["MAX_SESSION_SECONDS"]),
+                      body=body or {"greeting": "hello"}, room_url="https://example.daily.co/r1", bot_token="t1",
+                      ice_config={"iceServers": [{"urls": "stun:stun.example.com"}]}, image=image)
+    pods = made_pods(env, image, spec, idle_seconds=float(env["RESERVE_MAX_IDLE_SECONDS"]))
+    return [stored(pod) for pod in pods]
 
 
 def created(user: str, pod: dict[str, Any]) -> Call:
@@ -172,13 +181,13 @@ def test_a_clusters_default_priority_class_is_admitted() -> None:
         assert refusal(policy, created(DISPATCHER, pod)) is None
 
 
-def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
-    """A mutating webhook that adds the pod's own facts (the node's address, as a monitoring agent's does)
-    reads no Secret: admitted."""
+def test_a_webhooks_own_variable_is_refused_with_the_way_out() -> None:
+    """A mutating webhook that adds a variable the dispatcher does not write (the node's address, as a monitoring
+    agent's does) could as well add a proxy: refused, naming the way out."""
     run = up()
     for pod in dispatchers_pods(run):
         container(pod)["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
-        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+        assert "must leave the bots' namespace out" in str(refusal(policy_of(run), created(DISPATCHER, pod)))
 
 
 ROLE = "arn:aws:iam::123456789012:role/voice-bot"

@@ -10,8 +10,6 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
-from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Registration, Run, is_secret, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.fakes.k8s_sandbox import crd_schemas, schema_problems
@@ -19,7 +17,7 @@ from tests.infra.helpers import component_outputs
 from tests.infra.k8s.admission_cel import refusal
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env
 from tests.infra.k8s.test_agent_sandbox import DEPLOYER, POOL, TEMPLATE, body, dispatcher_env, pod_template
-from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, IMAGE, created, policy_of, stored
+from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, created, pods_of, policy_of, stored
 from tests.infra.k8s.test_stack import masked
 
 KEYS = {"CARTESIA_API_KEY": "SENTINEL-cartesia-key-61f0", "DEEPGRAM_API_KEY": "SENTINEL-deepgram-key-93aa"}
@@ -82,9 +80,7 @@ def test_the_dispatcher_names_the_secret_and_its_pods_take_it_by_reference(k8s_s
     env = container_env(run)
     assert env["K8S_BOT_SECRET"] == {"name": "K8S_BOT_SECRET", "value": secret_name(run)}
     plain = {name: entry["value"] for name, entry in env.items() if "value" in entry}
-    settings = dispatcher_settings(plain)
-    pod = pod_body(settings, "vf-s1", image=IMAGE, env={"BOT_SESSION_ID": "s1", "CARTESIA_API_KEY": "launch"},
-                   labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"}, deadline_seconds=960)
+    pod = pods_of(plain, body={"CARTESIA_API_KEY": "launch"})[0]  # as the dispatcher creates a session's pod
     (container,) = pod["spec"]["containers"]
     assert container["envFrom"] == [{"secretRef": {"name": secret_name(run)}}]
     # The values never enter the pod's spec: the kubelet reads the Secret when the container starts.
@@ -156,9 +152,7 @@ def test_the_pods_mode_admits_the_last_ups_secret_while_replicas_roll(k8s_stack:
     previous = {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet", "botSecret": last}
     run = k8s_stack(secrets=with_keys(), previous=previous)
     env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
-    pod = stored(pod_body(dispatcher_settings({**env, "K8S_BOT_SECRET": last}), "vf-s1", image=IMAGE,
-                          env={"BOT_SESSION_ID": "s1"}, labels={"voicefleet.io/session": "s1"},
-                          annotations={NOTE_LAUNCH: "l1"}, deadline_seconds=960))
+    pod = pods_of({**env, "K8S_BOT_SECRET": last})[0]
     assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
     assert refusal(policy_of(k8s_stack(secrets=with_keys())), created(DISPATCHER, pod)) is not None
     assert component_outputs(run, "k8s")["botSecret"] == secret_name(run)  # what the next `up` reads back

@@ -18,11 +18,9 @@ import pytest
 from pulumi.output import contains_unknowns
 from pulumi.runtime import rpc
 
-from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
 from stacks.config.reader import DEFAULTS, SettingsError
 from stacks.k8s.bot_secret_generations import Now, Placement, keep_seconds, placement
 from stacks.k8s.last_outputs import Kept
-from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Deployed, RecordingMocks, Registration, Run, run_program, unwrap
 from tests.infra.conftest import config_for
 from tests.infra.helpers import with_state
@@ -30,7 +28,7 @@ from tests.infra.k8s.admission_cel import refusal
 from tests.infra.k8s.conftest import ALL_SECRETS
 from tests.infra.k8s.secret_steps import SecretState, Steps
 from tests.infra.k8s.test_agent_sandbox import DEPLOYER, TEMPLATE, body, dispatcher_env
-from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, IMAGE, POLICY, created, policy_of, stored
+from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, POLICY, created, pods_of, policy_of
 
 KEYS = {"CARTESIA_API_KEY": "SENTINEL-cartesia-key-61f0", "DEEPGRAM_API_KEY": "SENTINEL-deepgram-key-93aa"}
 ROTATED = {**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-rotated"}
@@ -78,10 +76,7 @@ def named(run: Run) -> str:
 
 def pod_naming(run: Run, secret: str) -> dict[str, Any]:
     """A bot pod as this run's dispatcher builds it, naming `secret` (as a replica of an earlier `up` does)."""
-    env = {**dispatcher_env(run), "K8S_BOT_SECRET": secret}
-    return stored(pod_body(dispatcher_settings(env), "vf-s1", image=IMAGE, env={"BOT_SESSION_ID": "s1"},
-                           labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
-                           deadline_seconds=960))
+    return pods_of({**dispatcher_env(run), "K8S_BOT_SECRET": secret})[0]
 
 
 def admitted(run: Run, secret: str) -> bool:

@@ -31,7 +31,8 @@ def test_a_second_up_with_the_same_inputs_registers_the_same_resources_unchanged
 
 
 @pytest.mark.parametrize(("change", "touched"), [
-    ({"k8sBotMemory": "2Gi"}, ["Deployment", "ResourceQuota"]),  # the provider's K8S_BOT_MEMORY and the cap
+    # The provider's K8S_BOT_MEMORY, the cap, and the memory the bots' policy admits.
+    ({"k8sBotMemory": "2Gi"}, ["Deployment", "ResourceQuota", "ValidatingAdmissionPolicy"]),
     ({"maxConcurrentSessions": "20"}, ["Deployment", "ResourceQuota"]),
     ({"k8sIngressClass": "traefik"}, ["Ingress"]),
     ({"k8sIngressNamespace": "traefik"}, ["NetworkPolicy"]),
