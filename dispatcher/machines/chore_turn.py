@@ -7,8 +7,8 @@ first use of the chore's name within its period: the first replica to ask in a p
 others skip that period. A chore that failed or saw only part of the fleet gives its turn back, so the
 next replica to ask does it (one failing replica never holds every period). A store that does not answer
 gives the turn to whoever asks (the chore is idempotent; each replica doing it is what every replica did
-before). Local bots are each replica's own
-processes, listed by their replica alone: every replica keeps its own chores (docs/replicas.md).
+before). Local bots are each replica's own processes, listed by their replica alone: every replica keeps
+its own chores (docs/replicas.md).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dispatcher.store.turns import Turns
 
 log = logging.getLogger("dispatcher.machines.chore_turn")
 
-# The turn is held well under the period (the reaper waits 0.8–1.2 of it): the next period's first asker
-# is never refused by the last one's record, the store keeping whole seconds.
+# The turn is held well under the period (the reaper and the reserve wait 0.8–1.2 of it): the next
+# period's first asker is never refused by the last one's record.
 HELD_SHARE = 0.7
 
 
