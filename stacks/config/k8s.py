@@ -55,7 +55,8 @@ _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z
 # CPU as whole or decimal cores or millicores, memory in Mi or Gi. CPU stays under a million cores (no
 # cluster comes near), so no figure overflows the ceiling's float arithmetic.
 _CPU = re.compile(r"^(?:(\d{1,9})m|(\d{1,6}(?:\.\d{1,3})?))$")
-_MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
+_MEMORY = re.compile(r"^(\d{1,19})(Mi|Gi)$")  # 19 digits at most: none too long for int()
+_LARGEST_MEBIBYTES = (2 ** 63 - 1) // 2 ** 20  # a quantity's largest int64 of bytes, in whole Mi
 # Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
 # resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
 _CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
@@ -356,9 +357,13 @@ def _millicores(cfg: Reader, key: str, value: str) -> int:
 
 def _mebibytes(cfg: Reader, key: str, value: str, what: str = "memory") -> int:
     found = _MEMORY.match(value)
-    if found is None or int(found[1]) <= 0:
-        raise cfg.fail(key, f"must be {what} in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
-    return int(found[1]) * (1024 if found[2] == "Gi" else 1)
+    mebibytes = int(found[1]) * (1024 if found[2] == "Gi" else 1) if found else 0
+    # Past 2^63-1 bytes the API server holds a quantity in another form than the one the policy admits.
+    if mebibytes <= 0 or mebibytes > _LARGEST_MEBIBYTES:
+        shown = value if len(value) <= 40 else f"{value[:20]}… ({len(value)} characters)"
+        raise cfg.fail(key, f"must be {what} in Mi or Gi, like 512Mi or 2Gi, below 8Ei (at most "
+                            f"{_LARGEST_MEBIBYTES}Mi; got {shown!r})")
+    return mebibytes
 
 
 def channel_tls(cfg: Reader) -> str:

@@ -10,10 +10,11 @@ one container, named as the dispatcher reads its state by):
   in the env (the model service's `http://…svc`, the channel's `ws://` under a mesh) resolve as the cluster's;
 - its termination message: the kubelet's default file, never the last log lines (`FallbackToLogsOnError` puts
   them in the pod's status), and no path over a file of the image;
-- the default scheduler, no resource claim or topology spread, `enableServiceLinks: false`, and each
-  container's `resources` the stack's K8S_BOT_CPU and K8S_BOT_MEMORY as requests and limits (this `up`'s or
-  the last one's, each as written or as the API server stores it: quantity.py); `ephemeral-storage`, which a
-  LimitRange may add, is left to it.
+- the default scheduler, no resource claim or topology spread, `enableServiceLinks: false`, no pod-level
+  `resources`, and each container's the stack's K8S_BOT_CPU and K8S_BOT_MEMORY as requests and limits (this
+  `up`'s or the last one's, each as written or as the API server stores it: quantity.py); `ephemeral-storage`,
+  which a LimitRange may add, absent or the same request and limit, below EPHEMERAL_BOUND;
+- a `terminationGracePeriodSeconds` of at most K8S_STOP_GRACE_SECONDS (this `up`'s or the last one's).
 
 With a runtime class its RuntimeClass's admission adds its own node selector to a pod, which the policy cannot
 read: that one is not held (stacks/k8s/bot_pods_policy.py `placement`).
@@ -21,33 +22,55 @@ read: that one is not held (stacks/k8s/bot_pods_policy.py `placement`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from dispatcher.machines.k8s.pods import CONTAINER, IDENTITY_DIR, IDENTITY_VOLUME
 from stacks.k8s.bot_env_allow import EKS_TOKEN_DIR
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
-from stacks.k8s.quantity import WRITTEN, canonical
+from stacks.k8s.quantity import WRITTEN, Unconvertible, canonical
 from stacks.k8s.web_identity import WebIdentityVolume
 
 # The API server's defaults for what `pod_body` leaves out (k8s.io/kubernetes pkg/apis/core/v1/defaults.go).
 TERMINATION_PATH, TERMINATION_POLICY = "/dev/termination-log", "File"
 SCHEDULER, DNS_POLICY = "default-scheduler", "ClusterFirst"
 LEFT_TO_LIMIT_RANGES = "ephemeral-storage"
+# The `ephemeral-storage` a LimitRange may give a bot, as the API server stores it (quantity.py): at most three
+# digits of G or Gi, six of M or Mi, nine of k or Ki, twelve bytes, so always below 1Ti. A value in the
+# exponent form (1e9) or in fractions of a byte (m) is refused.
+EPHEMERAL_BOUND = "below 1Ti (at most 3 digits of G or Gi, 6 of M or Mi, 9 of k or Ki, or 12 bytes)"
+EPHEMERAL = "^([0-9]{1,3}(G|Gi)|[0-9]{1,6}(M|Mi)|[0-9]{1,9}(k|Ki)|[0-9]{1,12})$"
+STOP_GRACE = "stopGraceSeconds"  # the key of told_resources' K8S_STOP_GRACE_SECONDS
+GRACE = re.compile(r"^[0-9]{1,9}$")
 
 
 def told_resources(environment: Mapping[str, str]) -> dict[str, str]:
     """The cpu and memory the dispatcher whose env is `environment` gives every pod it makes (read back by the next
     `up`, whose policy still admits them while its replicas roll)."""
     settings = dispatcher_settings(environment)
-    return {"cpu": settings.cpu, "memory": settings.memory}
+    return {"cpu": settings.cpu, "memory": settings.memory, STOP_GRACE: str(settings.stop_grace_seconds)}
+
+
+def stop_grace(environment: Mapping[str, str], last: Mapping[str, str]) -> int:
+    """The longest `terminationGracePeriodSeconds` the dispatcher gives its pods: this `up`'s and the last one's
+    (`last`: told_resources read back; one edited by hand is left out)."""
+    told = last.get(STOP_GRACE, "")
+    return max(dispatcher_settings(environment).stop_grace_seconds, int(told) if GRACE.match(told) else 0)
 
 
 def admitted_quantities(*written: str | None) -> tuple[str, ...]:
     """Each quantity as written and as the API server stores it; one read back that is none (an output edited by
     hand) is left out."""
     return tuple(dict.fromkeys(form for value in written if value and WRITTEN.match(value)
-                               for form in (value, canonical(value))))
+                               for form in _forms(value)))
+
+
+def _forms(value: str) -> tuple[str, ...]:
+    try:
+        return value, canonical(value)
+    except Unconvertible:  # above what the stack's config lets through: read back edited
+        return ()
 
 
 def mounted(volume: str, path: str) -> str:
@@ -67,13 +90,19 @@ def mounts(web_identity: WebIdentityVolume | None) -> str:
 
 
 def resources(cpu: Sequence[str], memory: Sequence[str]) -> str:
-    """CEL on a container `c`: requests and limits the stack's cpu and memory, no claim."""
+    """CEL on a container `c`: requests and limits the stack's cpu and memory, no claim, and a LimitRange's
+    ephemeral-storage (the same request and limit) below the bound or none."""
     parts = []
     for kind in ("requests", "limits"):
         held = f"c.resources.{kind}"
         parts.append(f"has({held}) && {held}.all(k, k in ['cpu', 'memory', {literal(LEFT_TO_LIMIT_RANGES)}]) && "
                      f"'cpu' in {held} && {held}['cpu'] in {quoted(cpu)} && "
                      f"'memory' in {held} && {held}['memory'] in {quoted(memory)}")
+    storage = literal(LEFT_TO_LIMIT_RANGES)
+    requested, limited = f"c.resources.requests[{storage}]", f"c.resources.limits[{storage}]"
+    parts.append(f"(!({storage} in c.resources.requests) && !({storage} in c.resources.limits) || "
+                 f"{storage} in c.resources.requests && {storage} in c.resources.limits && "
+                 f"{requested} == {limited} && {limited}.matches({literal(EPHEMERAL)}))")
     return f"(has(c.resources) && {empty('c.resources.claims')} && {' && '.join(parts)})"
 
 
@@ -83,7 +112,7 @@ def termination() -> str:
             f"(!has(c.terminationMessagePolicy) || c.terminationMessagePolicy == {literal(TERMINATION_POLICY)})")
 
 
-def checks(web_identity: WebIdentityVolume | None, cpu: Sequence[str], memory: Sequence[str],
+def checks(web_identity: WebIdentityVolume | None, cpu: Sequence[str], memory: Sequence[str], grace: int,
            ) -> list[tuple[str, str]]:
     """Each check's CEL on `object` with its message."""
     spec = "object.spec"
@@ -99,14 +128,18 @@ def checks(web_identity: WebIdentityVolume | None, cpu: Sequence[str], memory: S
          f"(!has({spec}.dnsPolicy) || {spec}.dnsPolicy == {literal(DNS_POLICY)})",
          "a bot pod resolves names as the cluster does: no hostAliases or dnsConfig, and dnsPolicy "
          f"{DNS_POLICY} (the endpoints the stack gives it are the cluster's)"),
+        (f"!has({spec}.terminationGracePeriodSeconds) || {spec}.terminationGracePeriodSeconds <= {grace}",
+         f"a bot pod's terminationGracePeriodSeconds is at most {grace}, the dispatcher's K8S_STOP_GRACE_SECONDS"),
         (f"{spec}.containers.all(c, {termination()})",
          f"a bot pod's container keeps the default termination message ({TERMINATION_POLICY} at {TERMINATION_PATH}): "
          "no log lines in the pod's status"),
         (f"(!has({spec}.schedulerName) || {spec}.schedulerName == {literal(SCHEDULER)}) && "
          f"{empty(f'{spec}.resourceClaims')} && {empty(f'{spec}.topologySpreadConstraints')} && "
+         f"!has({spec}.resources) && "
          f"has({spec}.enableServiceLinks) && {off(f'{spec}.enableServiceLinks')} && "
          f"{spec}.containers.all(c, {resources(cpu, memory)})",
          f"a bot pod is scheduled by the {SCHEDULER} with no resource claim or topology spread, takes no service "
-         "links (enableServiceLinks: false), and requests and limits the stack's k8sBotCpu and k8sBotMemory (cpu: "
-         f"{' or '.join(cpu)}; memory: {' or '.join(memory)})"),
+         "links (enableServiceLinks: false), no pod-level resources, and requests and limits the stack's k8sBotCpu "
+         f"and k8sBotMemory (cpu: {' or '.join(cpu)}; memory: {' or '.join(memory)}) and no ephemeral-storage but "
+         f"the same request and limit {EPHEMERAL_BOUND}"),
     ]

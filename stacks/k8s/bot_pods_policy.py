@@ -14,10 +14,10 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - `restartPolicy: Never`, a deadline within the dispatcher's longest (this `up`'s or the last one's), the
   labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are `pod_body`'s identity token and CA, and EKS's with a role (web_identity.py); its mounts,
-  name resolution, termination message, scheduler and resources are `pod_body`'s too (bot_pod_fields.py);
+  names, termination, scheduler, resources and grace (bot_pod_fields.py) and security context are `pod_body`'s;
 - it names no node, affinity, host namespace or system priority class; its runtime class is `k8sRuntimeClass`.
   Without a runtime class, no node selector and no toleration but the two the API server's
-  DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
+  DefaultTolerationSeconds adds to every pod, with their seconds; a RuntimeClass's admission adds its own selector and
   tolerations to a pod, which the policy cannot read, so with one those two are not held.
 
 Each check reads the pod as stored at validation time (docs/kubernetes.md, "What the dispatcher's pods may be").
@@ -44,9 +44,9 @@ from dispatcher.machines.k8s.pods import (
 )
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.k8s import bot_env_allow, bot_pod_fields
+from stacks.k8s import bot_env_allow, bot_pod_fields, bot_pod_security
 from stacks.k8s.bot_env_allow import allowed_env, pinned, session_names, told_pins
-from stacks.k8s.bot_pod_fields import admitted_quantities
+from stacks.k8s.bot_pod_fields import admitted_quantities, stop_grace
 from stacks.k8s.bot_trace_env import admitted, described, told_traces, trace_env
 from stacks.k8s.cel import empty, literal, off, quoted, writable
 from stacks.k8s.pool_template import dispatcher_settings
@@ -93,6 +93,7 @@ class BotPod:
     # K8S_BOT_CPU and K8S_BOT_MEMORY (this `up`'s and the last one's), as written and as the API server stores them
     cpu: tuple[str, ...] = ("1",)
     memory: tuple[str, ...] = ("1Gi",)
+    grace: int = 30  # the longest `terminationGracePeriodSeconds` its pods carry (K8S_STOP_GRACE_SECONDS)
 
 
 def variables() -> list[dict[str, str]]:
@@ -110,7 +111,9 @@ def placement(pod: BotPod) -> str:
     if pod.runtime_class is None:
         held += [f"!has({spec}.runtimeClassName)", empty(f"{spec}.nodeSelector"),
                  f"(!has({spec}.tolerations) || {spec}.tolerations.all(t, has(t.key) && "
-                 f"t.key in {quoted(DEFAULT_TOLERATIONS)} && has(t.effect) && t.effect == 'NoExecute'))"]
+                 f"t.key in {quoted(DEFAULT_TOLERATIONS)} && has(t.effect) && t.effect == 'NoExecute' && "
+                 # Without its seconds a toleration of an unreachable node keeps the pod bound to it for ever.
+                 "has(t.tolerationSeconds)))"]
     else:
         held.append(f"has({spec}.runtimeClassName) && {spec}.runtimeClassName == {literal(pod.runtime_class)}")
     return " && ".join(held)
@@ -162,7 +165,8 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f" ({IDENTITY_VOLUME}: path token, at most {IDENTITY_TOKEN_SECONDS} s)"
          + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")
          + (f", and {pod.web_identity.described}" if pod.web_identity else "")),
-        *bot_pod_fields.checks(pod.web_identity, pod.cpu, pod.memory),
+        *bot_pod_fields.checks(pod.web_identity, pod.cpu, pod.memory, pod.grace),
+        *bot_pod_security.checks(),
         (placement(pod),
          "a bot pod names no node, affinity, host namespace or system priority class, and no runtime class, node "
          "selector or toleration but k8sRuntimeClass's and the cluster's defaults"),
@@ -243,7 +247,7 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
     still names an earlier `up`'s Secret of the bots' keys (`earlier_secrets`: the last `up`'s, and those the stack
     keeps while their replicas drain, stacks/k8s/bot_secret_generations.py), its trace collector the last
     `up`'s (`last_traces`, stacks/k8s/bot_trace_env.py), its other told values (`last_pins`, bot_env_allow.py) and
-    its pods' cpu and memory (`last_resources`)."""
+    its pods' cpu, memory and stop grace (`last_resources`)."""
     account_annotations = account_annotations or {}
     roles = tuple(dict.fromkeys(role for role in (account_annotations.get(ROLE_ANNOTATION), last_role)
                                 if role and writable(role)))
@@ -262,4 +266,5 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
                   sessions=session_names(environment),
                   cpu=admitted_quantities(settings.cpu, last_resources.get("cpu")),
                   memory=admitted_quantities(settings.memory, last_resources.get("memory")),
+                  grace=stop_grace(environment, last_resources),
                   pins=pinned(told_pins(environment), last_pins or {}, roles, web_identity_volume(account_annotations)))

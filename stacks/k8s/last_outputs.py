@@ -60,7 +60,7 @@ MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelI
 CELL_NAMES = "k8sCellNames"  # the k8sCells its dispatcher looks sessions up in (stacks/k8s/cells.py `removed`)
 BOT_TRACES = "botTraceEnvironment"  # pods: the OTEL_* variables its dispatcher tells its pods (bot_trace_env.py)
 BOT_PINS = "botPinnedEnvironment"  # pods: the other values the stack derives for its pods (bot_env_allow.py)
-BOT_RESOURCES = "botResources"  # pods: its pods' cpu and memory, K8S_BOT_CPU and K8S_BOT_MEMORY (bot_pod_fields.py)
+BOT_RESOURCES = "botResources"  # pods: K8S_BOT_CPU, K8S_BOT_MEMORY, K8S_STOP_GRACE_SECONDS (bot_pod_fields.py)
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
         BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
         MODEL_REPLICAS, CELL_NAMES, BOT_TRACES, BOT_PINS, BOT_RESOURCES)

@@ -43,7 +43,9 @@ def test_images_must_be_named_by_digest(stack: StackRunner, key: str) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("k8sBotCpu", "lots"), ("k8sBotCpu", "0"), ("k8sBotMemory", "1G"),
-                                            ("k8sDispatcherCpu", "1.5Gi")])
+                                            ("k8sDispatcherCpu", "1.5Gi"), ("k8sBotMemory", "99999999999999999999Gi"),
+                                            ("k8sBotMemory", "8796093022208Mi"), ("k8sBotMemory", "8Ei"),
+                                            ("k8sBotMemory", "9" * 5000 + "Mi")])
 def test_sizes_must_be_quantities_the_stack_can_count(stack: StackRunner, key: str, value: str) -> None:
     assert f"voicefleet:{key} must be" in error(stack, **{key: value})
 

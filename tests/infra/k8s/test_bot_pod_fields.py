@@ -1,7 +1,8 @@
 """In the `pods` mode the admission policy holds the rest of a bot pod's spec to what `pod_body` writes
-(stacks/k8s/bot_pod_fields.py): its mounts, its name resolution, its termination message, its scheduler and
-its resources. Judged by the policy's own CEL on the pods the dispatcher of that `up` creates
-(tests/infra/k8s/made_pods.py), each mutated one field at a time."""
+(stacks/k8s/bot_pod_fields.py): its mounts, its name resolution, its termination message, its scheduler, its
+resources and its grace, and its security context (stacks/k8s/bot_pod_security.py). Judged by the policy's own
+CEL on the pods the dispatcher of that `up` creates (tests/infra/k8s/made_pods.py), each mutated one field at a
+time."""
 
 from __future__ import annotations
 
@@ -39,6 +40,24 @@ RESOLVES = "a bot pod resolves names as the cluster does"
 TERMINATION = "a bot pod's container keeps the default termination message"
 SCHEDULED = "a bot pod is scheduled by the default-scheduler"
 VOLUMES = "a bot pod's only volumes are projected identity tokens"
+GRACE = "a bot pod's terminationGracePeriodSeconds is at most"
+SECCOMP = "a bot pod runs under the RuntimeDefault seccomp profile"
+ROOT = "a bot pod sets no sysctls and runs in no root group or user"
+LINUX = "a bot pod runs on Linux"
+PLACED = "a bot pod names no node, affinity"
+
+
+def context(pod: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = spec_of(pod)["securityContext"]
+    return found
+
+
+def ephemeral(requests: str, limits: str | None) -> Callable[[dict[str, Any]], object]:
+    def change(pod: dict[str, Any]) -> None:
+        container(pod)["resources"]["requests"]["ephemeral-storage"] = requests
+        if limits is not None:
+            container(pod)["resources"]["limits"]["ephemeral-storage"] = limits
+    return change
 
 
 def mount(pod: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +124,32 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "a smaller request": (lambda pod: container(pod)["resources"]["requests"].update(memory="1Mi"), SCHEDULED),
     "no limits": (lambda pod: container(pod)["resources"].pop("limits"), SCHEDULED),
     "a GPU": (lambda pod: container(pod)["resources"]["limits"].update({"nvidia.com/gpu": "1"}), SCHEDULED),
+    # Pod-level resources (PodLevelResources) are read before the container's: any request would pass.
+    "pod-level resources": (lambda pod: spec_of(pod).update(resources={
+        "requests": {"cpu": "64", "memory": "256Gi"}, "limits": {"cpu": "64", "memory": "256Gi"}}), SCHEDULED),
+    "a petabyte of ephemeral storage": (ephemeral("1Pi", "1Pi"), SCHEDULED),
+    "a terabyte of ephemeral storage": (ephemeral("1000Gi", "1000Gi"), SCHEDULED),
+    "ephemeral storage in the exponent form": (ephemeral("1e9", "1e9"), SCHEDULED),
+    "an ephemeral storage request alone": (ephemeral("2Gi", None), SCHEDULED),
+    "an ephemeral storage limit above its request": (ephemeral("2Gi", "900Gi"), SCHEDULED),
+    "a grace of years": (lambda pod: spec_of(pod).update(terminationGracePeriodSeconds=10 ** 9), GRACE),
+    "a grace past the dispatcher's": (lambda pod: spec_of(pod).update(terminationGracePeriodSeconds=31), GRACE),
+    "a node's seccomp profile": (lambda pod: container(pod)["securityContext"].update(
+        seccompProfile={"type": "Localhost", "localhostProfile": "profiles/permissive.json"}), SECCOMP),
+    "a node's seccomp profile for the pod": (lambda pod: context(pod).update(
+        seccompProfile={"type": "Localhost", "localhostProfile": "profiles/permissive.json"}), SECCOMP),
+    "no seccomp profile": (lambda pod: spec_of(pod).pop("securityContext"), SECCOMP),
+    "a sysctl": (lambda pod: context(pod).update(
+        sysctls=[{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]), ROOT),
+    "root's group": (lambda pod: context(pod).update(runAsGroup=0), ROOT),
+    "root's group for the container": (lambda pod: container(pod)["securityContext"].update(runAsGroup=0), ROOT),
+    "root's group for the volumes": (lambda pod: context(pod).update(fsGroup=0), ROOT),
+    "root's group beside": (lambda pod: context(pod).update(supplementalGroups=[1000, 0]), ROOT),
+    "root's user": (lambda pod: container(pod)["securityContext"].update(runAsUser=0), ROOT),
+    "a Windows pod": (lambda pod: spec_of(pod).update(os={"name": "windows"}), LINUX),
+    # DefaultTolerationSeconds adds its tolerations with their seconds; without them a pod stays on a lost node.
+    "an unreachable node tolerated for ever": (lambda pod: spec_of(pod).update(tolerations=[
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]), PLACED),
 }
 
 
@@ -161,12 +206,24 @@ def test_quantities_are_admitted_as_the_api_server_stores_them() -> None:
         assert SCHEDULED in str(refusal(policy_of(run), created(DISPATCHER, pod)))
 
 
-def test_a_limit_ranges_ephemeral_storage_is_left_to_it() -> None:
+@pytest.mark.parametrize("storage", ["2Gi", "999Gi", "500M", "999999Mi", "1073741824"])
+def test_a_limit_ranges_ephemeral_storage_is_admitted_below_the_bound(storage: str) -> None:
+    """A LimitRange's default gives the same request and limit (the API server copies a lone limit)."""
     run = up()
     for pod in dispatchers_pods(run):
-        for kind in ("requests", "limits"):
-            container(pod)["resources"][kind]["ephemeral-storage"] = "2Gi"
+        ephemeral(storage, storage)(pod)
         assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+
+
+def test_the_last_ups_stop_grace_is_admitted_while_replicas_roll() -> None:
+    last = {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet"}
+    (session, _) = dispatchers_pods(up())
+    session["spec"]["terminationGracePeriodSeconds"] = 60
+    moved = up({**last, "botResources": {"cpu": "1", "memory": "1Gi", "stopGraceSeconds": "60"}})
+    assert refusal(policy_of(moved), created(DISPATCHER, session)) is None
+    for edited in ("60' || true || '", "-1", "²"):
+        kept = up({**last, "botResources": {"cpu": "1", "memory": "1Gi", "stopGraceSeconds": edited}})
+        assert GRACE in str(refusal(policy_of(kept), created(DISPATCHER, session)))
 
 
 def test_the_last_ups_resources_are_admitted_while_replicas_roll() -> None:
@@ -175,7 +232,7 @@ def test_the_last_ups_resources_are_admitted_while_replicas_roll() -> None:
     last = {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet"}
     first = up(k8sBotCpu="2", k8sBotMemory="4Gi")
     told = component_outputs(first, "k8s")["botResources"]
-    assert told == {"cpu": "2", "memory": "4Gi"}
+    assert told == {"cpu": "2", "memory": "4Gi", "stopGraceSeconds": "30"}
     (session, _) = dispatchers_pods(first)
     moved = up({**last, "botResources": told})
     assert refusal(policy_of(moved), created(DISPATCHER, session)) is None
