@@ -103,7 +103,7 @@ def _policy_spec(args: AdmissionArgs, pod: BotPod | None) -> dict[str, Any]:
         assert pod is not None
         maker = {"name": "dispatcher", "expression": f"variables.user == '{account(*args.dispatcher)}'"}
         rules = [rule([""], ["CREATE", "UPDATE"], ["pods"], "v1")]
-        own_variables = [*bot_pods_policy.variables()]
+        own_variables = [*bot_pods_policy.variables(pod)]
         own = [pods_validation("variables.dispatcher", "the dispatcher",
                                f"the dispatcher: {account(*args.dispatcher)}"),
                *bot_pods_policy.validations(pod)]

@@ -77,9 +77,17 @@ def pinned(current: Mapping[str, str], last: Mapping[str, str], roles: Sequence[
             "AWS_WEB_IDENTITY_TOKEN_FILE": (f"{EKS_TOKEN_DIR}/{web_identity.path}",)}
 
 
-def allowed_env(sessions: Sequence[str], pins: Mapping[str, tuple[str, ...]], regions: bool) -> str:
+PINNED_VARIABLE = "pinnedEnv"  # the policy's variable holding `pinned_table`: the checks stay short to read
+
+
+def pinned_table(pins: Mapping[str, tuple[str, ...]]) -> str:
+    """CEL: each pinned name with the values a pod may carry (the policy's `variables.pinnedEnv`)."""
+    return "{" + ", ".join(f"{literal(name)}: {quoted(values)}" for name, values in pins.items()) + "}"
+
+
+def allowed_env(sessions: Sequence[str], regions: bool) -> str:
     """CEL on a container `c`: every env entry a plain one-line value, of a name the dispatcher writes."""
-    table = "{" + ", ".join(f"{literal(name)}: {quoted(values)}" for name, values in pins.items()) + "}"
+    table = f"variables.{PINNED_VARIABLE}"
     named = [f"e.name in {quoted(sessions)}", f"e.name.startsWith({literal(OTEL)})",
              f"(e.name == {literal(IMAGE_VARIABLE)} && has(e.value) && e.value == c.image)",
              f"(e.name in {table} && has(e.value) && e.value in {table}[e.name])"]

@@ -96,9 +96,10 @@ class BotPod:
     grace: int = 30  # the longest `terminationGracePeriodSeconds` its pods carry (K8S_STOP_GRACE_SECONDS)
 
 
-def variables() -> list[dict[str, str]]:
+def variables(pod: BotPod) -> list[dict[str, str]]:
     return [{"name": "bot_create", "expression": (
-        "request.resource.resource == 'pods' && request.subResource == '' && request.operation == 'CREATE'")}]
+        "request.resource.resource == 'pods' && request.subResource == '' && request.operation == 'CREATE'")},
+            {"name": bot_env_allow.PINNED_VARIABLE, "expression": bot_env_allow.pinned_table(pod.pins)}]
 
 
 def placement(pod: BotPod) -> str:
@@ -171,7 +172,7 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "a bot pod names no node, affinity, host namespace or system priority class, and no runtime class, node "
          "selector or toleration but k8sRuntimeClass's and the cluster's defaults"),
         # Last: its message lists what it admits, and a pod another check refuses says why in that one's words.
-        (f"{spec}.containers.all(c, {allowed_env(pod.sessions, pod.pins, pod.web_identity is not None)})",
+        (f"{spec}.containers.all(c, {allowed_env(pod.sessions, pod.web_identity is not None)})",
          bot_env_allow.described(pod.sessions, pod.pins)),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]

@@ -58,7 +58,7 @@ SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
 PLAN_REVISION = "plan"
 # The plan stands in for a stack header's documented `pulumi config set` lines with fixed, fake values.
 # Longer single-line values with `&&` clauses print a clause a line.
-LONG_LINE, CLAUSE = 120, " && "
+LONG_LINE, CLAUSE, ALTERNATIVE = 120, " && ", " || "
 PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder",
                 "dispatcherDomain": "voicefleet.example.com"}
 
@@ -190,9 +190,18 @@ def _scalar(value: Any, pad: str = "") -> str:
             # A long condition (an admission policy's CEL) a clause a line, folded as YAML's `>` folds: a change
             # to one clause is then a one-line diff. The value is the lines joined by spaces.
             first, *rest = value.split(CLAUSE)
-            return ">\n" + "\n".join(inner + line for line in (first, *(f"&& {clause}" for clause in rest)))
+            lines = [part for n, clause in enumerate((first, *rest)) for part in _alternatives(clause, "&& " if n else "")]
+            return ">\n" + "\n".join(inner + line for line in lines)
         return value
     return json.dumps(value)
+
+
+def _alternatives(clause: str, lead: str) -> list[str]:
+    """A clause still too long for a line, an alternative (`||`) a line."""
+    if len(clause) <= LONG_LINE or ALTERNATIVE not in clause:
+        return [lead + clause]
+    first, *rest = clause.split(ALTERNATIVE)
+    return [lead + first, *(f"|| {alternative}" for alternative in rest)]
 
 
 def _named(urn: str) -> str:
