@@ -110,8 +110,6 @@ from dispatcher.store.coordination import Coordination
 from dispatcher.store.handed_over_ends import handed_over_ends
 from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
-from dispatcher.store.sessions_census import StoreCensus
-from dispatcher.store.turns import deployment_turns
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
@@ -339,7 +337,7 @@ def build_state(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
             ended=sessions.ends.observed,
-            turn=ChoreTurn(deployment_turns(coordination), machines, "reaper"),
+            turn=ChoreTurn(coordination.turns, machines, "reaper"),
         ),
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),
@@ -361,8 +359,7 @@ def build_state(
         region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price,
-                          evals=sessions.listing.active_evals, live=_live_sessions(coordination),
-                          census=_sessions_census(coordination)),
+                          evals=sessions.listing.active_evals, live=_live_sessions(coordination)),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
         runtime=runtime,
@@ -521,12 +518,6 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
     """Where each replica publishes its own running sessions: the store, with several replicas."""
     store = getattr(coordination, "store", None)
     return StoreLiveSessions(store) if isinstance(store, Store) else None
-
-
-def _sessions_census(coordination: Coordination) -> StoreCensus | None:
-    """Where the replicas keep the provider's last count of the sessions for each other (`GET /status`)."""
-    store = getattr(coordination, "store", None)
-    return StoreCensus(store) if isinstance(store, Store) else None
 
 
 def _trunk_calls(env: Mapping[str, str], paces: Coordination | RegionPaces, coordination: Coordination,

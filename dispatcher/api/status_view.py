@@ -36,8 +36,7 @@ from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
 from dispatcher.store.live_sessions import PUBLISH_SECONDS, StoreLiveSessions
-from dispatcher.store.sessions_census import KEPT_SECONDS, Census, StoreCensus
-from dispatcher.store.turns import deployment_turns
+from dispatcher.store.sessions_census import KEPT_SECONDS, Census
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.api.status")
@@ -57,18 +56,19 @@ class StatusView:
                  activity: Activity, region: str, price: BotPrice | None,
                  evals: Callable[[], Awaitable[set[str]]] | None = None,
                  clock: Callable[[], float] = time.monotonic, live: StoreLiveSessions | None = None,
-                 census: StoreCensus | None = None, wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time) -> None:
         self._machines = machines
         self.running = RunningEverywhere(machines, live)  # the deployment's sessions (local bots: every replica's)
         # The last count of the sessions, this replica's and (a cloud provider's whole list) the store's.
         self._census: tuple[float, Census] | None = None  # (when on `clock`, what)
-        self._shared_census = None if self.running.publishes else census
+        # Local bots with several replicas: each replica's own list, never one replica's for all.
+        self._shares_census = not self.running.publishes
         self._wall = wall
         self._evals = evals  # the evals' active sessions (the listing's): counted apart from callers' sessions
         self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
         self._coordination = coordination
-        self._turns = deployment_turns(coordination)  # who lists every machine now
+        self._turns = coordination.turns  # who lists every machine now
         self._peers = peers
         self.activity = activity
         self._region = region or ONE_REGION
@@ -197,9 +197,9 @@ class StatusView:
         }
         census = Census(at=at, took=took, sessions=sessions, machines=len(machines), whole=whole)
         self._census = (began, census)
-        if self._shared_census is not None and whole:
+        if self._shares_census and whole:
             try:
-                await self._shared_census.write(census)
+                await self._coordination.sessions_census.write(census)
             except StoreUnavailable as exc:  # the others list for themselves meanwhile
                 log.info("status: the sessions' count not kept for the other replicas (%s)", exc)
         return census
@@ -221,10 +221,10 @@ class StatusView:
 
     async def _kept_census(self) -> Census | None:
         """Another replica's census, if its shape is what GET /status answers (a release mid-roll may differ)."""
-        if self._shared_census is None:
+        if not self._shares_census:
             return None
         try:
-            kept = await self._shared_census.read(self._wall())
+            kept = await self._coordination.sessions_census.read(self._wall())
         except StoreUnavailable:
             return None
         if kept is not None:

@@ -17,7 +17,7 @@ import logging
 
 from dispatcher.machines.base import Machines, WarmMachines
 from dispatcher.machines.local.provider import LocalMachines
-from dispatcher.store.turns import Turns
+from dispatcher.store.coordination import Turns
 
 log = logging.getLogger("dispatcher.machines.chore_turn")
 

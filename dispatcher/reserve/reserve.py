@@ -55,7 +55,6 @@ from dispatcher.reserve.stranded import ClaimState, claim_state, taken_from_stra
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
-from dispatcher.store.turns import deployment_turns
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -87,7 +86,7 @@ class Reserve:
         self.settings = settings
         self._coordination = coordination
         self._claims = coordination.claims
-        self._sweep_turn = ChoreTurn(deployment_turns(coordination), machines, "reserve-sweep")  # one replica a period
+        self._sweep_turn = ChoreTurn(coordination.turns, machines, "reserve-sweep")  # one replica a period
         self._idle_listed = True  # what the last sweep listed (none yet: as if some, swept soon)
         self._swept_whole = False  # the last sweep listed and the store answered throughout
         self._draining = False

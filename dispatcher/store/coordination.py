@@ -28,6 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from dispatcher.store.sessions_census import Census
 from dispatcher.store.share_ask import KeySessions as KeySessions
 from dispatcher.store.share_ask import ShareAsk
 
@@ -400,6 +401,28 @@ class CredentialCounts(Protocol):
     async def give_back(self, caller: str, handle: str) -> None: ...
 
 
+class Turns(Protocol):
+    """The first replica to ask for `what` within `seconds` has it, until it runs out or is given back."""
+
+    async def take(self, what: str, seconds: float) -> bool: ...
+
+    async def give_back(self, what: str) -> None:
+        """Raises `StoreUnavailable` (the turn then runs out with its seconds)."""
+        ...
+
+
+class SessionsCensus(Protocol):
+    """The provider's last count of the sessions, kept for every replica (dispatcher/store/sessions_census.py)."""
+
+    async def write(self, census: Census) -> None:
+        """Raises `StoreUnavailable`."""
+        ...
+
+    async def read(self, now: float) -> Census | None:
+        """Raises `StoreUnavailable`."""
+        ...
+
+
 class OneTimeUse(Protocol):
     async def first_use(self, what: str, seconds: float) -> bool:
         """True the first time `what` is presented within `seconds`."""
@@ -647,6 +670,8 @@ class Coordination(Protocol):
     claims: Claims
     stranded_claims: StrandedClaims  # the sweep's look at a claim that never landed (not forgiven)
     spent: OneTimeUse  # a phone call's one-time token
+    turns: Turns  # a turn for the deployment: one replica a period lists every machine (dispatcher/store/turns.py)
+    sessions_census: SessionsCensus  # the provider's last count of the sessions, for GET /status
     webhooks: ReleasableOnce  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
     # Which region holds an Idempotency-Key this region is home to; a placed call's turn, SID, verdict (not forgiven).

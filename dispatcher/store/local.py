@@ -41,10 +41,12 @@ from dispatcher.store.coordination import (
     ReservePool,
     RuntimeBook,
     SessionIndex,
+    SessionsCensus,
     SessionValues,
     StartLease,
     StrandedClaims,
     Timelines,
+    Turns,
     WeightedRate,
 )
 from dispatcher.store.held_places import HeldPlaceRecords
@@ -65,7 +67,9 @@ from dispatcher.store.release_samples import MemoryReleaseSamples
 from dispatcher.store.runtime_book import MemoryRuntimeBook
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
+from dispatcher.store.sessions_census import LocalCensus
 from dispatcher.store.timelines import MemoryTimelines
+from dispatcher.store.turns import LocalTurns
 from dispatcher.store.weighted_rates import LocalWeightedRate
 from dispatcher.store.whatsapp_book import MemoryWhatsAppBook, WhatsAppBook
 
@@ -217,6 +221,8 @@ class LocalCoordination:
         self.claims: Claims = LocalClaims()
         self.stranded_claims: StrandedClaims = LocalStrandedClaims()
         self.spent: OneTimeUse = LocalOnce()
+        self.turns: Turns = LocalTurns()
+        self.sessions_census: SessionsCensus = LocalCensus()
         self.webhooks: ReleasableOnce = LocalOnce()
         self.identity_proofs: OneTimeUse = LocalOnce()
         self.key_holders: FirstClaims = LocalFirstClaims()

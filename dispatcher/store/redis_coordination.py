@@ -45,10 +45,12 @@ from dispatcher.store.coordination import (
     ReservePool,
     RuntimeBook,
     SessionIndex,
+    SessionsCensus,
     SessionValues,
     StartLease,
     StrandedClaims,
     Timelines,
+    Turns,
     WeightedRate,
 )
 from dispatcher.store.credential_counts import SharedCredentialCounts
@@ -88,10 +90,12 @@ from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.runtime_book import StoreRuntimeBook
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionIndex, StoreSessionIndex
+from dispatcher.store.sessions_census import StoreCensus
 from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
 from dispatcher.store.stranded_claims import StoreStrandedClaims
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
+from dispatcher.store.turns import StoreTurns
 from dispatcher.store.weighted_rates import ForgivingWeightedRate, LocalWeightedRate, SharedWeightedRate
 from dispatcher.store.whatsapp_book import (
     ForgivingWhatsAppBook,
@@ -116,6 +120,8 @@ class RedisCoordination:
         self.claims: Claims = ForgivingClaims(bot_claims, LocalClaims())
         self.stranded_claims: StrandedClaims = StoreStrandedClaims(self.store, leases, bot_claims)  # not forgiven
         self.spent: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
+        self.turns: Turns = StoreTurns(self.store)
+        self.sessions_census: SessionsCensus = StoreCensus(self.store)
         # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
         # let one captured webhook mint a call token at each replica while the store is down.
         # Kept in this replica's memory too: a record deleted from the store re-opens nothing here.

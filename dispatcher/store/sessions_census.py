@@ -37,6 +37,20 @@ class Census:
         return max(0.0, now - self.at)
 
 
+class LocalCensus:
+    """One process: its own last census."""
+
+    def __init__(self) -> None:
+        self._kept: Census | None = None
+
+    async def write(self, census: Census) -> None:
+        self._kept = census
+
+    async def read(self, now: float) -> Census | None:
+        kept = self._kept
+        return kept if kept is not None and kept.at <= now + AHEAD_SECONDS and kept.age(now) < KEPT_SECONDS else None
+
+
 class StoreCensus:
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -10,8 +10,7 @@ from dispatcher.observability.activity import Activity
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.sessions_census import Census, StoreCensus
-from dispatcher.store.turns import deployment_turns
+from dispatcher.store.sessions_census import Census
 
 
 class Clock:
@@ -44,8 +43,7 @@ class CloudFleet:
 
 def views(replica_pair: list[RedisCoordination], fleet: CloudFleet, clock: Clock) -> list[StatusView]:
     return [StatusView(machines=fleet, reserve=None, coordination=r, peers=Peers(Regions()),  # type: ignore[arg-type]
-                       activity=Activity(), region="", price=None, clock=clock, wall=clock,
-                       census=StoreCensus(r.store)) for r in replica_pair]
+                       activity=Activity(), region="", price=None, clock=clock, wall=clock) for r in replica_pair]
 
 
 async def test_a_replica_answers_from_the_list_another_took_while_it_is_fresh(
@@ -91,7 +89,7 @@ async def test_while_another_replica_lists_its_last_count_stands(replica_pair: l
     here, there = views(replica_pair, fleet, clock)
     first = await here.snapshot()
     clock.now += 30.0  # stale for GET /status, still kept
-    turns = deployment_turns(replica_pair[0])
+    turns = replica_pair[0].turns
     assert await turns.take(LISTING, 15.0)  # the first replica lists now
     assert (await there.snapshot())["counted_at"] == first["counted_at"]
     assert fleet.lists == 1
@@ -105,7 +103,7 @@ async def test_a_count_of_another_shape_or_dated_ahead_is_not_believed(replica_p
     clock = Clock()
     fleet = CloudFleet(clock)
     here, there = views(replica_pair, fleet, clock)
-    census = StoreCensus(replica_pair[0].store)
+    census = replica_pair[0].sessions_census
     await census.write(Census(at=clock.now, took=0.01, sessions={"running": "many"}, machines=1, whole=True))
     assert (await here.snapshot())["sessions"]["running"] == 2  # listed: the kept one is not GET /status's shape
     assert fleet.lists == 1

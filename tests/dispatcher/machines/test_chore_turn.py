@@ -12,7 +12,6 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.store.client import StoreSettings
 from dispatcher.store.redis_coordination import RedisCoordination
-from dispatcher.store.turns import deployment_turns
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 
@@ -36,12 +35,12 @@ async def test_the_first_replica_to_ask_in_a_period_has_the_turn_and_holds_it_un
         replica_pair: list[RedisCoordination], store_server: RedisServer) -> None:
     a, b = replica_pair
     machines = CloudMachines()
-    reaper_a, reaper_b = (ChoreTurn(deployment_turns(r), machines, "reaper") for r in replica_pair)  # type: ignore[arg-type]
+    reaper_a, reaper_b = (ChoreTurn(r.turns, machines, "reaper") for r in replica_pair)  # type: ignore[arg-type]
     assert await reaper_a.mine(PERIOD) is True
     assert await reaper_b.mine(PERIOD) is False
     assert await reaper_a.mine(PERIOD) is False  # once a period, whoever asks
     # Another chore's turn is its own.
-    assert await ChoreTurn(deployment_turns(b), machines, "reserve-sweep").mine(PERIOD) is True  # type: ignore[arg-type]
+    assert await ChoreTurn(b.turns, machines, "reserve-sweep").mine(PERIOD) is True  # type: ignore[arg-type]
     with store_server.admin() as admin:
         held_ms = admin.pttl(a.store.key("spent", "turn:chore:reaper"))
     assert 0 < held_ms <= HELD_SHARE * PERIOD * 1000  # the next period's first asker is not refused by it
@@ -51,7 +50,7 @@ async def test_local_bots_are_each_replicas_own_and_every_replica_keeps_its_chor
         replica_pair: list[RedisCoordination]) -> None:
     local = LocalMachines(LocalSettings(bot_command=["true"]))
     try:
-        turns = [ChoreTurn(deployment_turns(r), local, "reaper") for r in replica_pair]
+        turns = [ChoreTurn(r.turns, local, "reaper") for r in replica_pair]
         assert [await turn.mine(PERIOD) for turn in turns] == [True, True]
     finally:
         await local.aclose()
@@ -61,7 +60,7 @@ async def test_a_store_that_does_not_answer_leaves_the_chore_to_the_replica_that
     down = RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-1",
                                            timeout_seconds=0.5, message_secret="m" * 40))
     try:
-        turn = ChoreTurn(deployment_turns(down), CloudMachines(), "reaper")  # type: ignore[arg-type]
+        turn = ChoreTurn(down.turns, CloudMachines(), "reaper")  # type: ignore[arg-type]
         assert await turn.mine(PERIOD) is True
         assert await turn.mine(PERIOD) is False  # still once a period at this replica
     finally:
@@ -78,7 +77,7 @@ async def test_replica_pair_reapers_list_the_fleet_once_a_period_not_once_each(
             await ticks[n].get()
         return Reaper(machines, None, Metrics("fly"), max_session_seconds=3600,  # type: ignore[arg-type]
                       settings=ReaperSettings(interval_seconds=PERIOD, jitter=0.0), sleep=wait_for_tick,
-                      turn=ChoreTurn(deployment_turns(replica_pair[n]), machines, "reaper"))  # type: ignore[arg-type]
+                      turn=ChoreTurn(replica_pair[n].turns, machines, "reaper"))  # type: ignore[arg-type]
 
     running = [asyncio.create_task(reaper(n).run()) for n in (0, 1)]
     try:
@@ -115,7 +114,7 @@ async def test_a_replica_whose_sweep_fails_gives_the_turn_back_and_another_sweep
             await ticks[n].get()
         return Reaper(machines, None, Metrics("fly"), max_session_seconds=3600,  # type: ignore[arg-type]
                       settings=ReaperSettings(interval_seconds=PERIOD, jitter=0.0), sleep=wait_for_tick,
-                      turn=ChoreTurn(deployment_turns(replica_pair[n]), machines, "reaper"))  # type: ignore[arg-type]
+                      turn=ChoreTurn(replica_pair[n].turns, machines, "reaper"))  # type: ignore[arg-type]
 
     running = [asyncio.create_task(reaper(0, failing).run()), asyncio.create_task(reaper(1, answering).run())]
     try:
