@@ -190,7 +190,8 @@ def _scalar(value: Any, pad: str = "") -> str:
             # A long condition (an admission policy's CEL) a clause a line, folded as YAML's `>` folds: a change
             # to one clause is then a one-line diff. The value is the lines joined by spaces.
             first, *rest = value.split(CLAUSE)
-            lines = [part for n, clause in enumerate((first, *rest)) for part in _alternatives(clause, "&& " if n else "")]
+            lines = [part for n, clause in enumerate((first, *rest))
+                     for part in _alternatives(clause, "&& " if n else "")]
             return ">\n" + "\n".join(inner + line for line in lines)
         return value
     return json.dumps(value)
