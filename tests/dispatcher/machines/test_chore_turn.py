@@ -67,35 +67,49 @@ async def test_a_store_that_does_not_answer_leaves_the_chore_to_the_replica_that
         await down.aclose()
 
 
-async def test_replica_pair_reapers_list_the_fleet_once_a_period_not_once_each(
-        replica_pair: list[RedisCoordination], store_server: RedisServer) -> None:
-    machines = CloudMachines()
-    ticks = [asyncio.Queue[None](), asyncio.Queue[None]()]
+class Paced:
+    """Reapers whose waits between sweeps end when the test says: each period runs to its end (the sweep, or
+    the turn refused, and any turn given back) before the test looks, however busy the machine."""
 
-    def reaper(n: int) -> Reaper:
+    def __init__(self, replicas: list[RedisCoordination], machines: list[CloudMachines]) -> None:
+        self.ticks = [asyncio.Queue[None]() for _ in machines]
+        self.waiting = [asyncio.Queue[None]() for _ in machines]
+        self.tasks = [asyncio.create_task(self._reaper(n, replicas[n], m).run()) for n, m in enumerate(machines)]
+
+    def _reaper(self, n: int, replica: RedisCoordination, machines: CloudMachines) -> Reaper:
         async def wait_for_tick(_seconds: float) -> None:
-            await ticks[n].get()
+            self.waiting[n].put_nowait(None)
+            await self.ticks[n].get()
         return Reaper(machines, None, Metrics("fly"), max_session_seconds=3600,  # type: ignore[arg-type]
                       settings=ReaperSettings(interval_seconds=PERIOD, jitter=0.0), sleep=wait_for_tick,
-                      turn=ChoreTurn(replica_pair[n].turns, machines, "reaper"))  # type: ignore[arg-type]
+                      turn=ChoreTurn(replica.turns, machines, "reaper"))  # type: ignore[arg-type]
 
-    running = [asyncio.create_task(reaper(n).run()) for n in (0, 1)]
+    async def period(self, n: int) -> None:
+        """Replica `n`'s interval ends; back once it waits for the next."""
+        await asyncio.wait_for(self.waiting[n].get(), 30.0)  # waiting (its first wait, or its last period's)
+        self.ticks[n].put_nowait(None)
+        await asyncio.wait_for(self.waiting[n].get(), 30.0)
+        self.waiting[n].put_nowait(None)  # still waiting: the next period finds it so
+
+    async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def test_two_replicas_reapers_list_the_fleet_once_a_period_not_once_each(
+        replica_pair: list[RedisCoordination], store_server: RedisServer) -> None:
+    machines = CloudMachines()
+    paced = Paced(replica_pair, [machines, machines])
     try:
         for period in (1, 2):
-            for queue in ticks:
-                queue.put_nowait(None)  # both replicas' intervals end
-            for _ in range(50):
-                await asyncio.sleep(0.02)
-                if all(queue.empty() for queue in ticks) and machines.lists >= period:
-                    break
-            await asyncio.sleep(0.2)  # the other replica's ask, answered by the store
+            await paced.period(0)
+            await paced.period(1)  # within the same period: the first replica's turn holds
             assert machines.lists == period
             with store_server.admin() as admin:  # the period's turn runs out
                 admin.delete(replica_pair[0].store.key("spent", "turn:chore:reaper"))
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await paced.aclose()
 
 
 class FailingMachines(CloudMachines):
@@ -107,30 +121,10 @@ class FailingMachines(CloudMachines):
 async def test_a_replica_whose_sweep_fails_gives_the_turn_back_and_another_sweeps_that_period(
         replica_pair: list[RedisCoordination]) -> None:
     failing, answering = FailingMachines(), CloudMachines()
-    ticks = [asyncio.Queue[None](), asyncio.Queue[None]()]
-
-    def reaper(n: int, machines: CloudMachines) -> Reaper:
-        async def wait_for_tick(_seconds: float) -> None:
-            await ticks[n].get()
-        return Reaper(machines, None, Metrics("fly"), max_session_seconds=3600,  # type: ignore[arg-type]
-                      settings=ReaperSettings(interval_seconds=PERIOD, jitter=0.0), sleep=wait_for_tick,
-                      turn=ChoreTurn(replica_pair[n].turns, machines, "reaper"))  # type: ignore[arg-type]
-
-    running = [asyncio.create_task(reaper(0, failing).run()), asyncio.create_task(reaper(1, answering).run())]
+    paced = Paced(replica_pair, [failing, answering])
     try:
-        ticks[0].put_nowait(None)  # the failing replica asks first and has the turn
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if failing.lists:
-                break
-        await asyncio.sleep(0.2)  # its turn given back
-        ticks[1].put_nowait(None)  # the other replica, within the same period
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if answering.lists:
-                break
+        await paced.period(0)  # the failing replica asks first, has the turn and gives it back
+        await paced.period(1)  # the other replica, within the same period
         assert (failing.lists, answering.lists) == (1, 1)
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await paced.aclose()
