@@ -41,16 +41,21 @@ class CloudFleet:
 
 
 
-def views(replica_pair: list[RedisCoordination], fleet: CloudFleet, clock: Clock) -> list[StatusView]:
-    return [StatusView(machines=fleet, reserve=None, coordination=r, peers=Peers(Regions()),  # type: ignore[arg-type]
-                       activity=Activity(), region="", price=None, clock=clock, wall=clock) for r in replica_pair]
+def views(replica_pair: list[RedisCoordination],
+          took: float = 0.01) -> tuple[Clock, CloudFleet, StatusView, StatusView]:
+    """Two replicas' status over one fleet whose list takes `took` seconds of a shared clock."""
+    clock = Clock()
+    fleet = CloudFleet(clock)
+    fleet.took = took
+    here, there = (StatusView(machines=fleet, reserve=None, coordination=r,  # type: ignore[arg-type]
+                              peers=Peers(Regions()), activity=Activity(), region="", price=None, clock=clock,
+                              wall=clock) for r in replica_pair)
+    return clock, fleet, here, there
 
 
 async def test_a_replica_answers_from_the_list_another_took_while_it_is_fresh(
         replica_pair: list[RedisCoordination]) -> None:
-    clock = Clock()
-    fleet = CloudFleet(clock)
-    here, there = views(replica_pair, fleet, clock)
+    clock, fleet, here, there = views(replica_pair)
     first = await here.snapshot()
     assert fleet.lists == 1 and first["sessions"]["running"] == 2
     assert first["sessions"]["by_release"] == {"canary": 1, "stable": 1}
@@ -69,10 +74,7 @@ async def test_a_replica_answers_from_the_list_another_took_while_it_is_fresh(
 
 async def test_a_list_that_took_long_is_not_taken_again_for_ten_times_as_long(
         replica_pair: list[RedisCoordination]) -> None:
-    clock = Clock()
-    fleet = CloudFleet(clock)
-    fleet.took = 3.0  # 100,000 machines: seconds of a replica's event loop
-    here, there = views(replica_pair, fleet, clock)
+    clock, fleet, here, there = views(replica_pair, took=3.0)  # 100,000 machines: seconds of an event loop
     await here.snapshot()
     clock.now += LIST_COST_SHARE * fleet.took - fleet.took - 1.0  # counted from when the list was asked for
     await there.snapshot()
@@ -84,9 +86,7 @@ async def test_a_list_that_took_long_is_not_taken_again_for_ten_times_as_long(
 
 
 async def test_while_another_replica_lists_its_last_count_stands(replica_pair: list[RedisCoordination]) -> None:
-    clock = Clock()
-    fleet = CloudFleet(clock)
-    here, there = views(replica_pair, fleet, clock)
+    clock, fleet, here, there = views(replica_pair)
     first = await here.snapshot()
     clock.now += 30.0  # stale for GET /status, still kept
     turns = replica_pair[0].turns
@@ -100,9 +100,7 @@ async def test_while_another_replica_lists_its_last_count_stands(replica_pair: l
 
 
 async def test_a_count_of_another_shape_or_dated_ahead_is_not_believed(replica_pair: list[RedisCoordination]) -> None:
-    clock = Clock()
-    fleet = CloudFleet(clock)
-    here, there = views(replica_pair, fleet, clock)
+    clock, fleet, here, there = views(replica_pair)
     census = replica_pair[0].sessions_census
     await census.write(Census(at=clock.now, took=0.01, sessions={"running": "many"}, machines=1, whole=True))
     assert (await here.snapshot())["sessions"]["running"] == 2  # listed: the kept one is not GET /status's shape
