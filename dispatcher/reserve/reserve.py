@@ -88,7 +88,6 @@ class Reserve:
         self._claims = coordination.claims
         self._sweep_turn = ChoreTurn(coordination.turns, machines, "reserve-sweep")  # one replica a period
         self._idle_listed = True  # what the last sweep listed (none yet: as if some, swept soon)
-        self._swept_whole = False  # the last sweep listed and the store answered throughout
         self._draining = False
         self._machines = machines
         self._channels = channels
@@ -457,10 +456,13 @@ class Reserve:
         how many were stopped. A draining replica sweeps nothing: it may run the last configuration
         for as long as its calls last, and would take the new replicas' bots (another image, another
         K8S_BOT_SECRET) for stale ones; the replicas that stay sweep."""
+        return (await self._swept())[0]
+
+    async def _swept(self) -> tuple[int, bool]:
+        """`sweep`'s stops, and whether it went through every listed machine (False: the store stopped answering)."""
         if self._draining:
-            return 0
+            return 0, True
         stopped = 0
-        self._swept_whole = False
         listed = await self._machines.idle_machines()
         self._idle_listed = bool(listed)
         for machine in listed:
@@ -472,43 +474,48 @@ class Reserve:
                 # claiming it now. The bot's claim record decides, first wins.
                 taken = True if link is not None else await taken_for_retirement(self._claims, machine.bot_id)
                 if taken is None:
-                    return stopped  # the store does not answer: the next sweep, once it does
+                    return stopped, False  # the store does not answer: the next sweep, once it does
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
                 if not taken:
-                    # A session's claim, or one that never landed (stranded.py): its session over or gone.
-                    state, session_id = await claim_state(self._coordination, machine.bot_id,
-                                                         self._max_session_seconds)
-                    if state is ClaimState.GONE:
-                        continue  # its record gone meanwhile (given back, run out): the next sweep sees it anew
-                    if state is ClaimState.UNKNOWN or session_id is None:
-                        return stopped  # the store does not answer: the next sweep, once it does
-                    if not state.stranded:
-                        log.info("reserve bot %s listed idle was claimed by session %s (%s): not retired",
-                                 shown(machine.bot_id), shown(session_id), state.value)
+                    stranded = await self._stranded(machine.bot_id)
+                    if stranded is None:
+                        return stopped, False
+                    if not stranded:
                         continue
-                    # Judged on what the store said a moment ago: retired only if the claim is still that one.
-                    taken = await taken_from_stranded(self._coordination, machine.bot_id, session_id)
-                    if taken is None:
-                        return stopped
-                    if not taken:
-                        log.info("reserve bot %s: its claim changed while it was judged: not retired",
-                                 shown(machine.bot_id))
-                        continue
-                    log.info("reserve bot %s listed idle holds a claim of session %s that never landed (%s)",
-                             shown(machine.bot_id), shown(session_id), state.value)
                     reason = "claim_stranded"
                 self.idle_records.forget(machine.bot_id)
                 await self._retirements.retire(machine.bot_id, reason, link)
                 stopped += 1
-        self._swept_whole = True
-        return stopped
+        return stopped, True
+
+    async def _stranded(self, bot_id: str) -> bool | None:
+        """Whether a bot a session claimed holds a claim that never landed (stranded.py), now taken for its
+        retirement; None when the store does not answer (the next sweep)."""
+        state, session_id = await claim_state(self._coordination, bot_id, self._max_session_seconds)
+        if state is ClaimState.GONE:
+            return False  # its record gone meanwhile (given back, run out): the next sweep sees it anew
+        if state is ClaimState.UNKNOWN or session_id is None:
+            return None
+        if not state.stranded:
+            log.info("reserve bot %s listed idle was claimed by session %s (%s): not retired",
+                     shown(bot_id), shown(session_id), state.value)
+            return False
+        # Judged on what the store said a moment ago: retired only if the claim is still that one.
+        taken = await taken_from_stranded(self._coordination, bot_id, session_id)
+        if taken is None:
+            return None
+        if not taken:
+            log.info("reserve bot %s: its claim changed while it was judged: not retired", shown(bot_id))
+            return False
+        log.info("reserve bot %s listed idle holds a claim of session %s that never landed (%s)",
+                 shown(bot_id), shown(session_id), state.value)
+        return True
 
     async def _swept_by_turn(self) -> None:
-        """The deployment's sweep this period; its turn given back unless it saw the whole fleet."""
+        """The deployment's sweep this period; its turn given back unless it went through."""
         whole = False
         try:
-            await self.sweep()
-            whole = self._swept_whole
+            whole = (await self._swept())[1]
         finally:
             if not whole:
                 await self._sweep_turn.give_back()
