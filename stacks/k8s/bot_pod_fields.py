@@ -100,9 +100,9 @@ def resources(cpu: Sequence[str], memory: Sequence[str]) -> str:
                      f"'memory' in {held} && {held}['memory'] in {quoted(memory)}")
     storage = literal(LEFT_TO_LIMIT_RANGES)
     requested, limited = f"c.resources.requests[{storage}]", f"c.resources.limits[{storage}]"
-    parts.append(f"(!({storage} in c.resources.requests) && !({storage} in c.resources.limits) || "
-                 f"{storage} in c.resources.requests && {storage} in c.resources.limits && "
-                 f"{requested} == {limited} && {limited}.matches({literal(EPHEMERAL)}))")
+    # A LimitRange may give a request, a limit or both (each bounded), never equal ones only.
+    parts.append(f"(!({storage} in c.resources.requests) || {requested}.matches({literal(EPHEMERAL)})) && "
+                 f"(!({storage} in c.resources.limits) || {limited}.matches({literal(EPHEMERAL)}))")
     return f"(has(c.resources) && {empty('c.resources.claims')} && {' && '.join(parts)})"
 
 

@@ -14,9 +14,12 @@ capabilities and host access; it still admits what the policy holds here:
 
 from __future__ import annotations
 
-from stacks.k8s.cel import empty
+from stacks.k8s.cel import empty, literal
 
 RUNTIME_DEFAULT = "RuntimeDefault"
+
+
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"  # the profile's older form
 
 
 def not_root(context: str) -> str:
@@ -41,4 +44,15 @@ def checks() -> list[tuple[str, str]]:
          "runAsUser never 0)"),
         (f"!has({spec}.os) || {spec}.os.name == 'linux'",
          "a bot pod runs on Linux (spec.os absent or linux)"),
+        (f"{confined(pod)} && {spec}.containers.all(c, !has(c.securityContext) || {confined('c.securityContext')}) "
+         f"&& (!has(object.metadata.annotations) || "
+         f"!object.metadata.annotations.exists(k, k.startsWith({literal(APPARMOR_ANNOTATION)})))",
+         f"a bot pod runs under the {RUNTIME_DEFAULT} AppArmor profile and no SELinux options of its own, as the "
+         "dispatcher writes it (no Localhost profile, no seLinuxOptions, no AppArmor annotation)"),
     ]
+
+
+def confined(context: str) -> str:
+    """CEL: the security context `context` (set) names no AppArmor profile but the runtime's, no SELinux options."""
+    return (f"(!has({context}.appArmorProfile) || {context}.appArmorProfile.type == '{RUNTIME_DEFAULT}') && "
+            f"!has({context}.seLinuxOptions)")

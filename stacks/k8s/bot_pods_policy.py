@@ -102,6 +102,9 @@ def variables(pod: BotPod) -> list[dict[str, str]]:
             {"name": bot_env_allow.PINNED_VARIABLE, "expression": bot_env_allow.pinned_table(pod.pins)}]
 
 
+DEFAULT_TOLERATION_SECONDS = 300  # the API server's DefaultTolerationSeconds: what the dispatcher's pods get
+
+
 def placement(pod: BotPod) -> str:
     spec = "object.spec"
     # The Priority admission sets a pod's class and value before validation (the cluster's globalDefault for a
@@ -114,7 +117,7 @@ def placement(pod: BotPod) -> str:
                  f"(!has({spec}.tolerations) || {spec}.tolerations.all(t, has(t.key) && "
                  f"t.key in {quoted(DEFAULT_TOLERATIONS)} && has(t.effect) && t.effect == 'NoExecute' && "
                  # Without its seconds a toleration of an unreachable node keeps the pod bound to it for ever.
-                 "has(t.tolerationSeconds)))"]
+                 f"has(t.tolerationSeconds) && t.tolerationSeconds <= {DEFAULT_TOLERATION_SECONDS}))"]
     else:
         held.append(f"has({spec}.runtimeClassName) && {spec}.runtimeClassName == {literal(pod.runtime_class)}")
     return " && ".join(held)

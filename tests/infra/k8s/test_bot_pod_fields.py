@@ -44,6 +44,7 @@ GRACE = "a bot pod's terminationGracePeriodSeconds is at most"
 SECCOMP = "a bot pod runs under the RuntimeDefault seccomp profile"
 ROOT = "a bot pod sets no sysctls and runs in no root group or user"
 LINUX = "a bot pod runs on Linux"
+CONFINED = "a bot pod runs under the RuntimeDefault AppArmor profile and no SELinux options"
 PLACED = "a bot pod names no node, affinity"
 
 
@@ -130,8 +131,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "a petabyte of ephemeral storage": (ephemeral("1Pi", "1Pi"), SCHEDULED),
     "a terabyte of ephemeral storage": (ephemeral("1000Gi", "1000Gi"), SCHEDULED),
     "ephemeral storage in the exponent form": (ephemeral("1e9", "1e9"), SCHEDULED),
-    "an ephemeral storage request alone": (ephemeral("2Gi", None), SCHEDULED),
-    "an ephemeral storage limit above its request": (ephemeral("2Gi", "900Gi"), SCHEDULED),
+    "an ephemeral storage limit past the bound": (ephemeral("2Gi", "900Ti"), SCHEDULED),
     "a grace of years": (lambda pod: spec_of(pod).update(terminationGracePeriodSeconds=10 ** 9), GRACE),
     "a grace past the dispatcher's": (lambda pod: spec_of(pod).update(terminationGracePeriodSeconds=31), GRACE),
     "a node's seccomp profile": (lambda pod: container(pod)["securityContext"].update(
@@ -150,6 +150,17 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     # DefaultTolerationSeconds adds its tolerations with their seconds; without them a pod stays on a lost node.
     "an unreachable node tolerated for ever": (lambda pod: spec_of(pod).update(tolerations=[
         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]), PLACED),
+    "an unreachable node tolerated for ages": (lambda pod: spec_of(pod).update(tolerations=[
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 2**62}]), PLACED),
+    "a node's AppArmor profile": (lambda pod: context(pod).update(
+        appArmorProfile={"type": "Localhost", "localhostProfile": "loose"}), CONFINED),
+    "a node's AppArmor profile for the container": (lambda pod: container(pod)["securityContext"].update(
+        appArmorProfile={"type": "Localhost", "localhostProfile": "loose"}), CONFINED),
+    "an AppArmor annotation": (lambda pod: pod["metadata"].setdefault("annotations", {}).update(
+        {"container.apparmor.security.beta.kubernetes.io/bot": "localhost/loose"}), CONFINED),
+    "another pod's SELinux categories": (lambda pod: context(pod).update(
+        seLinuxOptions={"type": "container_t", "level": "s0:c123,c456"}), CONFINED),
 }
 
 
@@ -208,11 +219,13 @@ def test_quantities_are_admitted_as_the_api_server_stores_them() -> None:
 
 @pytest.mark.parametrize("storage", ["2Gi", "999Gi", "500M", "999999Mi", "1073741824"])
 def test_a_limit_ranges_ephemeral_storage_is_admitted_below_the_bound(storage: str) -> None:
-    """A LimitRange's default gives the same request and limit (the API server copies a lone limit)."""
+    """A LimitRange gives the same request and limit (the API server copies a lone limit), a request alone
+    (its `defaultRequest`), or a request under a larger limit (`defaultRequest` and `default`)."""
     run = up()
-    for pod in dispatchers_pods(run):
-        ephemeral(storage, storage)(pod)
-        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+    for given in (ephemeral(storage, storage), ephemeral(storage, None), ephemeral("1Gi", storage)):
+        for pod in dispatchers_pods(run):
+            given(pod)
+            assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
 
 
 def test_the_last_ups_stop_grace_is_admitted_while_replicas_roll() -> None:
